@@ -1,0 +1,1 @@
+"""Data: schema, channels, statistics, climatology, the embedded world, observations."""

@@ -1,0 +1,406 @@
+"""Canonical names, dimensions and validation of xfuxi data (DESIGN.md §2).
+
+Everything that enters xfuxi passes through :func:`validate`, which returns a canonical
+*copy* (the input is never modified) or raises an error that names what is wrong.
+The conventions follow WeatherBench2 and ERA5:
+
+* variables carry WeatherBench2's long names (``geopotential``, ``temperature``, ...)
+  in SI units;
+* dimensions are ``time``, ``level`` (hPa), ``latitude`` (ascending, −90..90) and
+  ``longitude`` (ascending, 0..360); forecasts add ``prediction_timedelta`` (the lead,
+  ``timedelta64``) with ``time`` the initial time; ensembles add ``number``;
+* dimensions are ordered ``time, prediction_timedelta, number, level, latitude,
+  longitude`` (any other dimension goes first).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "CANONICAL_DIMS",
+    "ERA5_PRESSURE_LEVELS",
+    "ERA5_SHORT_NAMES",
+    "VARIABLES",
+    "SchemaError",
+    "from_era5",
+    "from_weatherbench2",
+    "validate",
+]
+
+
+class SchemaError(ValueError):
+    """Raised when data cannot be brought into xfuxi's canonical layout."""
+
+
+#: canonical dimension order; dims not listed here are put first, in their given order
+CANONICAL_DIMS: tuple[str, ...] = (
+    "time",
+    "prediction_timedelta",
+    "number",
+    "level",
+    "latitude",
+    "longitude",
+)
+
+#: long name -> (units, description); units as WeatherBench2 / ERA5 give them
+VARIABLES: dict[str, tuple[str, str]] = {
+    "geopotential": ("m**2 s**-2", "geopotential on pressure levels"),
+    "temperature": ("K", "air temperature"),
+    "u_component_of_wind": ("m s**-1", "eastward wind"),
+    "v_component_of_wind": ("m s**-1", "northward wind"),
+    "vertical_velocity": ("Pa s**-1", "pressure vertical velocity"),
+    "specific_humidity": ("kg kg**-1", "specific humidity"),
+    "relative_humidity": ("%", "relative humidity"),
+    "surface_pressure": ("Pa", "surface pressure"),
+    "mean_sea_level_pressure": ("Pa", "mean sea-level pressure"),
+    "2m_temperature": ("K", "2-metre temperature"),
+    "10m_u_component_of_wind": ("m s**-1", "10-metre eastward wind"),
+    "10m_v_component_of_wind": ("m s**-1", "10-metre northward wind"),
+    "total_precipitation_6hr": ("m", "6-hour accumulated precipitation"),
+    "passive_tracer": ("1", "passive tracer mixing ratio (Held–Suarez world; not humidity)"),
+}
+
+#: ERA5 (CDS) short names -> WeatherBench2 long names
+ERA5_SHORT_NAMES: dict[str, str] = {
+    "z": "geopotential",
+    "t": "temperature",
+    "u": "u_component_of_wind",
+    "v": "v_component_of_wind",
+    "w": "vertical_velocity",
+    "q": "specific_humidity",
+    "r": "relative_humidity",
+    "sp": "surface_pressure",
+    "msl": "mean_sea_level_pressure",
+    "t2m": "2m_temperature",
+    "u10": "10m_u_component_of_wind",
+    "v10": "10m_v_component_of_wind",
+    "tp": "total_precipitation_6hr",
+}
+
+#: the 37 ERA5 pressure levels (hPa); WeatherBench2's 13 levels are a subset
+ERA5_PRESSURE_LEVELS: tuple[int, ...] = (
+    1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, 125, 150, 175, 200, 225, 250, 300, 350, 400,
+    450, 500, 550, 600, 650, 700, 750, 775, 800, 825, 850, 875, 900, 925, 950, 975, 1000,
+)  # fmt: skip
+
+_DIM_ALIASES = {
+    "lat": "latitude",
+    "lon": "longitude",
+    "valid_time": "time",
+    "pressure_level": "level",
+    "isobaricInhPa": "level",
+    "plev": "level",
+    "lead_time": "prediction_timedelta",
+    "step": "prediction_timedelta",
+    "member": "number",
+    "realization": "number",
+}
+
+# spellings of the same unit that appear in the wild
+_UNIT_SPELLINGS = {
+    "m**2 s**-2": {"m**2 s**-2", "m2 s-2", "m^2 s^-2", "m^2/s^2", "m2/s2", "m**2/s**2"},
+    "m s**-1": {"m s**-1", "m s-1", "m/s", "m s^-1"},
+    "Pa s**-1": {"Pa s**-1", "Pa s-1", "Pa/s"},
+    "kg kg**-1": {"kg kg**-1", "kg kg-1", "kg/kg", "1"},
+    "K": {"K", "kelvin"},
+    "Pa": {"Pa", "pascal"},
+    "%": {"%", "percent"},
+    "m": {"m", "metre", "meter"},
+    "1": {"1", "", "dimensionless"},
+}
+
+
+def _same_unit(expected: str, given: str) -> bool:
+    return given.strip() in _UNIT_SPELLINGS.get(expected, {expected})
+
+
+def _rename_aliases(ds: xr.Dataset) -> xr.Dataset:
+    names = {**{k: v for k, v in _DIM_ALIASES.items() if k in ds.variables or k in ds.dims}}
+    # "number" and "step" are scalar coordinates in CDS files; only rename real dimensions
+    for alias in ("step", "member", "realization"):
+        if alias in names and alias not in ds.dims:
+            names.pop(alias)
+    for src, dst in list(names.items()):
+        if dst in ds.variables or dst in ds.dims:
+            raise SchemaError(
+                f"data has both {src!r} and {dst!r}; cannot rename {src!r} to the canonical {dst!r}"
+            )
+    return ds.rename(names) if names else ds
+
+
+def _check_monotonic(name: str, values: np.ndarray) -> int:
+    """Return +1 for strictly increasing, -1 for strictly decreasing, else raise."""
+    if values.size < 2:
+        return 1
+    d = np.diff(values.astype("float64") if values.dtype.kind in "iuf" else values)
+    if np.all(d > 0):
+        return 1
+    if np.all(d < 0):
+        return -1
+    if values.dtype.kind in "iuf" and np.any(d == 0):
+        raise SchemaError(f"coordinate {name!r} has duplicated values")
+    raise SchemaError(
+        f"coordinate {name!r} is not monotonic; expected strictly increasing or decreasing values"
+    )
+
+
+def _fix_latitude(ds: xr.Dataset) -> xr.Dataset:
+    lat = np.asarray(ds["latitude"].values)
+    if lat.ndim != 1:
+        raise SchemaError("coordinate 'latitude' must be one-dimensional")
+    if np.any(~np.isfinite(lat)) or lat.min() < -90 or lat.max() > 90:
+        raise SchemaError(
+            f"coordinate 'latitude' must lie within [-90, 90]; got {lat.min()}..{lat.max()}"
+        )
+    if _check_monotonic("latitude", lat) < 0:
+        ds = ds.isel(latitude=slice(None, None, -1))
+    return ds
+
+
+def _fix_longitude(ds: xr.Dataset) -> xr.Dataset:
+    lon = np.asarray(ds["longitude"].values, dtype="float64")
+    if lon.ndim != 1:
+        raise SchemaError("coordinate 'longitude' must be one-dimensional")
+    if np.any(~np.isfinite(lon)):
+        raise SchemaError("coordinate 'longitude' has non-finite values")
+    if lon.min() < -180 or lon.max() > 360:
+        raise SchemaError(
+            f"coordinate 'longitude' must lie within [-180, 360]; got {lon.min()}..{lon.max()}"
+        )
+    wrapped = np.mod(lon, 360.0)
+    if np.unique(wrapped).size != wrapped.size:
+        raise SchemaError("coordinate 'longitude' has duplicated values (after wrapping to 0..360)")
+    if not np.array_equal(wrapped, lon):
+        ds = ds.assign_coords(
+            longitude=xr.Variable("longitude", wrapped, ds["longitude"].attrs.copy())
+        )
+    if wrapped.size > 1 and not np.all(np.diff(ds["longitude"].values) > 0):
+        ds = ds.sortby("longitude")
+    return ds
+
+
+def _fix_level(ds: xr.Dataset, levels: Sequence[float] | None) -> xr.Dataset:
+    lev = np.asarray(ds["level"].values, dtype="float64")
+    if lev.ndim != 1:
+        raise SchemaError("coordinate 'level' must be one-dimensional")
+    units = str(ds["level"].attrs.get("units", "hPa"))
+    if units in ("Pa", "pascal"):
+        raise SchemaError(
+            "coordinate 'level' is in Pa; xfuxi expects pressure levels in hPa "
+            "(divide by 100 and set units='hPa')"
+        )
+    if units not in ("hPa", "millibars", "mbar", "hectopascal", "hectopascals"):
+        raise SchemaError(f"coordinate 'level' has units {units!r}; expected 'hPa'")
+    allowed = np.asarray(ERA5_PRESSURE_LEVELS if levels is None else levels, dtype="float64")
+    unknown = [float(v) for v in lev if not np.any(np.isclose(v, allowed))]
+    if unknown:
+        raise SchemaError(
+            f"unknown pressure level(s) {unknown} hPa; expected levels among {allowed.tolist()}"
+        )
+    if lev.size > 1:
+        if _check_monotonic("level", lev) < 0:
+            ds = ds.sortby("level")
+    ds = ds.assign_coords(level=ds["level"].assign_attrs(units="hPa", long_name="pressure level"))
+    return ds
+
+
+def _fix_time(ds: xr.Dataset, dim: str) -> xr.Dataset:
+    values = ds[dim].values
+    if ds[dim].ndim != 1:
+        raise SchemaError(f"coordinate {dim!r} must be one-dimensional")
+    if dim == "time" and values.dtype.kind != "M":
+        raise SchemaError(f"coordinate 'time' must be datetime64; got dtype {values.dtype}")
+    if dim == "prediction_timedelta" and values.dtype.kind != "m":
+        raise SchemaError(
+            f"coordinate 'prediction_timedelta' must be timedelta64; got dtype {values.dtype}"
+        )
+    if values.size != np.unique(values).size:
+        dup = values[np.nonzero(np.diff(np.sort(values)) == np.timedelta64(0))[0]]
+        raise SchemaError(f"coordinate {dim!r} has duplicated values: {dup[:5].tolist()}")
+    if values.size > 1 and not np.all(np.diff(values) > np.timedelta64(0)):
+        ds = ds.sortby(dim)
+    return ds
+
+
+def canonical_order(dims: Iterable[str]) -> tuple[str, ...]:
+    """Order ``dims`` canonically: unknown dims first, then :data:`CANONICAL_DIMS`."""
+    dims = tuple(dims)
+    return tuple(d for d in dims if d not in CANONICAL_DIMS) + tuple(
+        d for d in CANONICAL_DIMS if d in dims
+    )
+
+
+def validate(
+    ds: xr.Dataset | xr.DataArray,
+    *,
+    variables: Sequence[str] | None = None,
+    levels: Sequence[float] | None = None,
+    allow_nan: bool = True,
+    require_time: bool = False,
+) -> xr.Dataset | xr.DataArray:
+    """Return a canonical copy of ``ds`` or raise :class:`SchemaError` naming the problem.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+        Gridded data on pressure levels and/or single levels.
+    variables : sequence of str, optional
+        Variables that must be present (long names; ERA5 short names are renamed first).
+    levels : sequence of float, optional
+        Allowed pressure levels in hPa; by default the 37 ERA5 levels.
+    allow_nan : bool, default True
+        If False, any NaN in a data variable is an error (model inputs must be complete).
+    require_time : bool, default False
+        If True, a ``time`` dimension must be present.
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        A new object: aliases renamed (``lat``, ``valid_time``, ``pressure_level``,
+        ``member``, ERA5 short names, ...), latitude ascending, longitude wrapped to 0..360
+        and ascending, levels and times ascending, dimensions in canonical order.
+
+    Raises
+    ------
+    SchemaError
+        Missing variable or dimension, non-monotonic or duplicated coordinate, unknown
+        level, NaN where not allowed, wrong units, wrong time dtype.
+
+    Notes
+    -----
+    Canonical fixes (sorting, wrapping longitudes, renaming) are applied to a copy; nothing
+    is dropped or interpolated. See DESIGN.md §2.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"),
+    ...                   coords={"lat": [10.0, -10.0], "lon": [-90.0, 0.0, 90.0]},
+    ...                   name="temperature")
+    >>> out = validate(da.to_dataset())
+    >>> out.latitude.values.tolist(), out.longitude.values.tolist()
+    ([-10.0, 10.0], [0.0, 90.0, 270.0])
+    """
+    if isinstance(ds, xr.DataArray):
+        name = ds.name if ds.name is not None else "__xfuxi_unnamed__"
+        out = validate(
+            ds.to_dataset(name=name),
+            variables=None,
+            levels=levels,
+            allow_nan=allow_nan,
+            require_time=require_time,
+        )
+        da = out[name]
+        return da.rename(None) if ds.name is None else da
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")
+
+    out = ds.copy(deep=False)
+    out.attrs = dict(ds.attrs)
+    out = _rename_aliases(out)
+    short = {k: v for k, v in ERA5_SHORT_NAMES.items() if k in out.data_vars}
+    for src, dst in short.items():
+        if dst in out.data_vars:
+            raise SchemaError(f"data has both {src!r} and {dst!r}")
+    if short:
+        out = out.rename(short)
+
+    for dim in ("latitude", "longitude"):
+        if dim not in out.dims:
+            raise SchemaError(
+                f"missing dimension {dim!r}; got dims {sorted(map(str, out.dims))}"
+            )
+    if require_time and "time" not in out.dims:
+        raise SchemaError(f"missing dimension 'time'; got dims {sorted(map(str, out.dims))}")
+    if variables is not None:
+        missing = [v for v in variables if v not in out.data_vars]
+        if missing:
+            raise SchemaError(
+                f"missing variable(s) {missing}; the data has {sorted(map(str, out.data_vars))}"
+            )
+
+    out = _fix_latitude(out)
+    out = _fix_longitude(out)
+    if "level" in out.dims:
+        out = _fix_level(out, levels)
+    for dim in ("time", "prediction_timedelta"):
+        if dim in out.dims:
+            out = _fix_time(out, dim)
+
+    for name, var in out.data_vars.items():
+        expected = VARIABLES.get(str(name))
+        given = var.attrs.get("units")
+        if expected is not None and given is not None and not _same_unit(expected[0], given):
+            raise SchemaError(
+                f"variable {name!r} has units {given!r}; expected {expected[0]!r}"
+            )
+        if not allow_nan and var.dtype.kind == "f":
+            n_nan = int(np.isnan(var.values).sum())
+            if n_nan:
+                raise SchemaError(
+                    f"variable {name!r} has {n_nan} NaN value(s); model inputs must be complete"
+                )
+
+    return out.transpose(*canonical_order(out.dims))
+
+
+def _open(obj: Any, engine: str | None) -> xr.Dataset:
+    if isinstance(obj, xr.Dataset):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        return xr.open_dataset(obj, engine=engine)
+    if isinstance(obj, (list, tuple)):
+        return xr.open_mfdataset(list(obj), engine=engine, combine="by_coords")
+    raise TypeError(f"expected a path, a list of paths or an xarray.Dataset, got {type(obj)}")
+
+
+def from_era5(obj: Any, **validate_kwargs: Any) -> xr.Dataset:
+    """Read ERA5 as the Copernicus CDS delivers it (netCDF) into the canonical layout.
+
+    Parameters
+    ----------
+    obj : path, list of paths or xarray.Dataset
+        CDS netCDF: dims ``valid_time``, ``pressure_level``, ``latitude`` (90 → −90),
+        ``longitude``; short names ``z``, ``t``, ``u``, ``v``, ``q``, ``r``, ``sp``,
+        ``msl``, ``t2m``, ``u10``, ``v10``; scalar coordinates ``number`` and ``expver``.
+    **validate_kwargs
+        Passed to :func:`validate`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Canonical copy (long names, ``time``, ``level``, latitude ascending).
+    """
+    ds = _open(obj, engine=None)
+    drop = [c for c in ("expver", "number") if c in ds.coords and c not in ds.dims]
+    ds = ds.drop_vars(drop)
+    return validate(ds, **validate_kwargs)
+
+
+def from_weatherbench2(obj: Any, **validate_kwargs: Any) -> xr.Dataset:
+    """Read a WeatherBench2 zarr store (analysis or forecast) into the canonical layout.
+
+    Parameters
+    ----------
+    obj : path or xarray.Dataset
+        A zarr store with long variable names and dims ``time``, ``level``, ``latitude``,
+        ``longitude`` (forecasts add ``prediction_timedelta``).
+    **validate_kwargs
+        Passed to :func:`validate`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Canonical copy, lazily loaded (dask) when read from a path.
+    """
+    if isinstance(obj, (str, os.PathLike)):
+        ds = xr.open_zarr(obj, chunks=None)
+    else:
+        ds = _open(obj, engine="zarr")
+    return validate(ds, **validate_kwargs)

@@ -1,0 +1,246 @@
+"""The call contract every forecast model in xfuxi follows, and the wrapper that enforces it.
+
+A *forecast model* is a :class:`ForecastModel`: a ``torch.nn.Module`` whose ``forward``
+takes a batch of two consecutive states in **physical units** and returns the next state::
+
+    x : Tensor (B, 2, C, H, W)   states at (t - Δ, t), channels in ``model.channels`` order,
+                                 latitude ascending (H), longitude 0..360 ascending (W)
+    y = model(x) : Tensor (B, C, H, W)   state at t + Δ (Δ = ``model.timestep``, 6 h)
+
+It is differentiable end to end. It knows its channel list, grid and normalization
+statistics, so xarray data can be checked against it before any tensor is built.
+Forecast, ensembles and 4DVar use nothing else. Any ``torch.nn.Module`` that maps
+normalised (or physical) inputs to outputs can be wrapped with :func:`wrap_model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..data.channels import Channel, channel_name
+from ..data.schema import SchemaError
+
+__all__ = ["ForecastModel", "NormStats", "wrap_model"]
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-channel normalization statistics (1-D arrays of length C).
+
+    ``mean`` and ``std`` of each channel, and ``diff_std``, the std of its 6-hour
+    differences (the scale of residual targets).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    diff_std: np.ndarray
+
+    @classmethod
+    def identity(cls, n_channels: int) -> NormStats:
+        one = np.ones(n_channels)
+        return cls(np.zeros(n_channels), one, one.copy())
+
+    @classmethod
+    def from_dataset(cls, stats: xr.Dataset, channels: Sequence[Channel]) -> NormStats:
+        """Pick per-channel values from a statistics Dataset.
+
+        ``stats`` has one data variable per model variable with a ``statistic`` dimension
+        holding ``"mean"``, ``"std"`` and ``"diff_std"`` (and ``level`` where the variable
+        has levels), as :func:`xfuxi.data.stats.normalization_stats` returns.
+        """
+        out = {k: np.empty(len(channels)) for k in ("mean", "std", "diff_std")}
+        for i, (var, level) in enumerate(channels):
+            if var not in stats.data_vars:
+                raise SchemaError(f"normalization statistics lack variable {var!r}")
+            da = stats[var]
+            if level is not None:
+                da = da.sel(level=level)
+            for k in out:
+                out[k][i] = float(da.sel(statistic=k))
+        for k, v in out.items():
+            if k != "mean" and not np.all(v > 0):
+                bad = [channel_name(channels[i]) for i in np.nonzero(~(v > 0))[0]]
+                raise SchemaError(f"statistic {k!r} must be positive; not so for {bad}")
+        return cls(**out)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {k: np.asarray(getattr(self, k), dtype=float).tolist() for k in self.__slots__}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NormStats:
+        return cls(*(np.asarray(d[k], dtype=float) for k in ("mean", "std", "diff_std")))
+
+    __slots__ = ("mean", "std", "diff_std")
+
+
+class ForecastModel(torch.nn.Module):
+    """Wrap a network on normalised tensors into a physical-unit 6-hour step model.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Maps normalised input ``(B, 2, C, H, W)`` to an output ``(B, C, H, W)``.
+    channels : sequence of (variable, level)
+        Channel order of the tensors.
+    latitude, longitude : array-like
+        The grid (latitude ascending, longitude 0..360 ascending).
+    stats : NormStats, optional
+        Normalization statistics; identity if omitted.
+    residual : bool, default True
+        If True, the network predicts the 6-hour tendency in units of ``diff_std``
+        (``y = x_t + net(...) * diff_std``); else the normalised next state
+        (``y = net(...) * std + mean``).
+    timestep_hours : float, default 6
+    name : str
+        Name recorded in the provenance of forecasts.
+    config : dict, optional
+        JSON-serialisable construction config (saved with checkpoints).
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        *,
+        channels: Sequence[Channel],
+        latitude: Any,
+        longitude: Any,
+        stats: NormStats | None = None,
+        residual: bool = True,
+        timestep_hours: float = 6.0,
+        name: str = "model",
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.channels: tuple[Channel, ...] = tuple(
+            (str(v), None if lv is None else float(lv)) for v, lv in channels
+        )
+        self.latitude = np.asarray(latitude, dtype="float64")
+        self.longitude = np.asarray(longitude, dtype="float64")
+        self.residual = bool(residual)
+        self.timestep_hours = float(timestep_hours)
+        self.name = name
+        self.config = dict(config or {})
+        stats = stats if stats is not None else NormStats.identity(len(self.channels))
+        self.stats = stats
+        for key in ("mean", "std", "diff_std"):
+            arr = np.asarray(getattr(stats, key), dtype="float32")
+            if arr.shape != (len(self.channels),):
+                raise ValueError(
+                    f"stats.{key} has shape {arr.shape}; expected ({len(self.channels)},)"
+                )
+            self.register_buffer(f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return (self.latitude.size, self.longitude.size)
+
+    @property
+    def timestep(self) -> np.timedelta64:
+        return np.timedelta64(int(round(self.timestep_hours * 3600)), "s")
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Physical → normalised; ``x`` has the channel axis third from the end."""
+        return (x - self._mean) / self._std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self._std + self._mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5 or x.shape[1] != 2 or x.shape[2] != self.n_channels:
+            raise ValueError(
+                f"expected input (B, 2, {self.n_channels}, H, W); got {tuple(x.shape)}"
+            )
+        if tuple(x.shape[-2:]) != self.grid_shape:
+            raise ValueError(f"expected grid {self.grid_shape}; got {tuple(x.shape[-2:])}")
+        out = self.net(self.normalize(x))
+        if self.residual:
+            return x[:, 1] + out * self._diff_std
+        return self.denormalize(out)
+
+    def check_dataset(self, ds: xr.Dataset) -> None:
+        """Raise a clear error if ``ds`` (canonical) does not match the model's channels or grid."""
+        missing = [channel_name(c) for c in self.channels if c[0] not in ds.data_vars]
+        if missing:
+            raise SchemaError(f"data lacks channel(s) {missing} that model {self.name!r} needs")
+        for var, level in self.channels:
+            if level is not None:
+                if "level" not in ds[var].dims or not np.any(np.isclose(ds["level"], level)):
+                    raise SchemaError(
+                        f"data lacks level {level:g} hPa of {var!r} that model {self.name!r} needs"
+                    )
+        for dim, ref in (("latitude", self.latitude), ("longitude", self.longitude)):
+            got = np.asarray(ds[dim].values, dtype="float64")
+            if got.shape != ref.shape or not np.allclose(got, ref, atol=1e-4):
+                raise SchemaError(
+                    f"data grid {dim} ({got.size} points, {got[:1]}..{got[-1:]}) does not match "
+                    f"model {self.name!r} ({ref.size} points, {ref[:1]}..{ref[-1:]})"
+                )
+
+    def extra_repr(self) -> str:
+        return (
+            f"name={self.name!r}, channels={self.n_channels}, grid={self.grid_shape}, "
+            f"timestep={self.timestep_hours:g}h, residual={self.residual}"
+        )
+
+
+def wrap_model(
+    module: torch.nn.Module,
+    *,
+    channels: Sequence[Channel],
+    latitude: Any,
+    longitude: Any,
+    stats: NormStats | None = None,
+    residual: bool = False,
+    name: str | None = None,
+) -> ForecastModel:
+    """Bring your own model: wrap any ``torch.nn.Module`` into the xfuxi call contract.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Maps ``(B, 2, C, H, W)`` to ``(B, C, H, W)``: normalised by ``stats`` if given
+        (identity otherwise, i.e. physical units in and out).
+    channels, latitude, longitude, stats, residual
+        As for :class:`ForecastModel`.
+
+    Returns
+    -------
+    ForecastModel
+        Usable by :func:`xfuxi.forecast`, ensembles and 4DVar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Persist(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return x[:, 1]
+    >>> m = wrap_model(Persist(), channels=[("temperature", 500.0)],
+    ...                latitude=[-45.0, 45.0], longitude=[0.0, 90.0, 180.0, 270.0])
+    >>> x = torch.randn(3, 2, 1, 2, 4)
+    >>> bool(torch.equal(m(x), x[:, 1]))
+    True
+    """
+    if isinstance(module, ForecastModel):
+        return module
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    return ForecastModel(
+        module,
+        channels=channels,
+        latitude=latitude,
+        longitude=longitude,
+        stats=stats,
+        residual=residual,
+        name=name or type(module).__name__,
+    )

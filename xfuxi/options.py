@@ -1,0 +1,68 @@
+"""Global options for xfuxi, in the manner of ``xarray.set_options``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["OPTIONS", "get_options", "set_options"]
+
+OPTIONS: dict[str, Any] = {
+    # names of the ensemble dimension accepted on input; the first is the canonical output name
+    "ensemble_dims": ("number", "member", "realization"),
+    # torch device and dtype used when a call does not say ("cpu", "cuda", "cuda:1", ...)
+    "device": "cpu",
+    "dtype": "float32",
+    # show tqdm progress bars for long work (training, ensembles, minimisation, generation)
+    "progress": True,
+    # cache directory for generated worlds (None: $XFUXI_CACHE or ~/.cache/xfuxi)
+    "cache_dir": None,
+}
+
+_VALIDATORS = {
+    "ensemble_dims": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v) and v,
+    "device": lambda v: isinstance(v, str),
+    "dtype": lambda v: v in ("float32", "float64", "bfloat16", "float16"),
+    "progress": lambda v: isinstance(v, bool),
+    "cache_dir": lambda v: v is None or isinstance(v, str),
+}
+
+
+def get_options() -> dict[str, Any]:
+    """Return a copy of the current global options."""
+    return dict(OPTIONS)
+
+
+class set_options:  # noqa: N801 - named like xarray.set_options
+    """Set global options, for the whole session or inside a ``with`` block.
+
+    Parameters
+    ----------
+    **kwargs
+        ``ensemble_dims`` (tuple of str), ``device`` (str), ``dtype`` (str),
+        ``progress`` (bool), ``cache_dir`` (str or None).
+
+    Examples
+    --------
+    >>> import xfuxi
+    >>> with xfuxi.set_options(progress=False):
+    ...     xfuxi.get_options()["progress"]
+    False
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.old: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key not in OPTIONS:
+                raise ValueError(
+                    f"{key!r} is not a valid xfuxi option; valid options are {sorted(OPTIONS)}"
+                )
+            if not _VALIDATORS[key](value):
+                raise ValueError(f"invalid value {value!r} for xfuxi option {key!r}")
+            self.old[key] = OPTIONS[key]
+        OPTIONS.update(kwargs)
+
+    def __enter__(self) -> set_options:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        OPTIONS.update(self.old)
