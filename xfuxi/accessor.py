@@ -21,6 +21,46 @@ __all__ = ["ACCESSOR_METHODS", "FuxiDataArrayAccessor", "FuxiDatasetAccessor"]
 #: where "applies to" is "both", "dataset" or "dataarray". Add one line per public function.
 ACCESSOR_METHODS: dict[str, tuple[str, str]] = {
     "validate": ("data.schema:validate", "both"),
+    # assimilation: FuXi-En4DVar (issue 5)
+    "assimilate_4dvar": ("assimilation.en4dvar:assimilate_4dvar", "dataset"),
+    "single_observation": ("assimilation.observations:single_observation", "dataset"),
+    "random_observations": ("assimilation.observations:random_observations", "dataset"),
+    "radiosonde_observations": ("assimilation.observations:radiosonde_observations", "dataset"),
+    "region_observations": ("assimilation.observations:region_observations", "dataset"),
+    "perlin_ensemble": ("assimilation.perlin:perlin_ensemble", "dataset"),
+    # data: statistics, climatology, baselines (issue 2)
+    "normalization_stats": ("data.stats:normalization_stats", "both"),
+    "climatology": ("data.stats:climatology", "both"),
+    "persistence_forecast": ("baselines:persistence_forecast", "both"),
+    # FuXi forecast (issue 3)
+    "forecast": ("forecast:forecast", "dataset"),
+    "forecast_iter": ("forecast:forecast_iter", "dataset"),
+    # verification (issue 4)
+    "rmse": ("verify.deterministic:rmse", "both"),
+    "mse": ("verify.deterministic:mse", "both"),
+    "mae": ("verify.deterministic:mae", "both"),
+    "bias": ("verify.deterministic:bias", "both"),
+    "acc": ("verify.deterministic:acc", "both"),
+    "align_valid_time": ("verify.weights:align_valid_time", "both"),
+    "crps": ("verify.probabilistic:crps", "both"),
+    "spread": ("verify.probabilistic:spread", "both"),
+    "ensemble_mean_rmse": ("verify.probabilistic:ensemble_mean_rmse", "both"),
+    "spread_skill_ratio": ("verify.probabilistic:spread_skill_ratio", "both"),
+    "brier_score": ("verify.probabilistic:brier_score", "both"),
+    "rank_histogram": ("verify.probabilistic:rank_histogram", "both"),
+    "innovations": ("verify.observation_space:innovations", "dataset"),
+    "innovation_statistics": ("verify.observation_space:innovation_statistics", "dataset"),
+    "geostrophic_wind": ("verify.balance:geostrophic_wind", "dataset"),
+    "ageostrophic_wind": ("verify.balance:ageostrophic_wind", "dataset"),
+    "balance_summary": ("verify.balance:balance_summary", "dataset"),
+    "plot_map": ("plot:plot_map", "both"),
+    "plot_increment": ("plot:plot_increment", "both"),
+    "plot_scores": ("plot:plot_scores", "both"),
+    "plot_spread_skill": ("plot:plot_spread_skill", "both"),
+    "plot_rank_histogram": ("plot:plot_rank_histogram", "both"),
+    "plot_convergence": ("plot:plot_convergence", "both"),
+    "ensemble": ("forecast:ensemble", "dataset"),
+    "ensemble_iter": ("forecast:ensemble_iter", "dataset"),
 }
 
 

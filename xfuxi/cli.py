@@ -6,6 +6,7 @@ Each subcommand is a small function that parses its arguments and calls the publ
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -46,6 +47,332 @@ def arg(*args, **kwargs):
 # ---------------------------------------------------------------------------------------------
 # subcommands (each group owned by its subsystem)
 # ---------------------------------------------------------------------------------------------
+
+
+# --- FuXi forecast (issue 3): xfuxi train, xfuxi forecast ---
+
+
+def _open_data(path: str):
+    import xarray as xr
+
+    if path.endswith(".zarr") or path.rstrip("/").endswith(".zarr"):
+        return xr.open_zarr(path)
+    return xr.open_dataset(path)
+
+
+def _world_split(split: str, days: int | None):
+    from .datasets import held_suarez_split
+
+    return held_suarez_split(split, days=days)
+
+
+@arg("--train", default="world", help="training data: a zarr/netCDF path, or 'world' (default)")
+@arg("--validation", default="world", help="validation data: path, 'world' or 'none'")
+@arg("--train-days", type=int, default=None, help="days of the world's train split to use")
+@arg("--validation-days", type=int, default=30, help="days of the world's validation split")
+@arg("--from-model", default=None, help="fine-tune this model (shipped name or checkpoint)")
+@arg("--preset", default="small", help="architecture preset of a new model (default small)")
+@arg("--set", action="append", default=[], metavar="KEY=VALUE",
+     help="override a preset argument (e.g. embed_dim=128); repeatable")  # fmt: skip
+@arg("--name", default="fuxi", help="model name recorded in forecasts")
+@arg("--steps", type=int, default=1000, help="optimizer steps")
+@arg("--batch-size", type=int, default=16, help="global batch size")
+@arg("--lr", type=float, default=1e-3, help="peak learning rate")
+@arg("--weight-decay", type=float, default=0.01)
+@arg("--warmup-steps", type=int, default=100)
+@arg("--rollout-steps", type=int, default=1, help="autoregressive steps per sample")
+@arg("--grad-checkpointing", action="store_true", help="recompute transformer blocks")
+@arg("--val-every", type=int, default=200)
+@arg("--log-every", type=int, default=50, help="steps between logged losses")
+@arg("--checkpoint-every", type=int, default=200)
+@arg("--seed", type=int, default=0)
+@arg("--device", default=None, help="torch device (default: the 'device' option)")
+@arg("--out", required=True, help="checkpoint directory (resumed if it holds a matching run)")
+@arg("--no-resume", action="store_true", help="start afresh even if --out holds a run")
+@command("train", "train or fine-tune a FuXi forecast model (runs under torchrun too)")
+def _cmd_train(args) -> int:
+    import json
+
+    from .training.forecast import train_forecast
+
+    def load(spec: str, split: str, days: int | None):
+        if spec == "none":
+            return None
+        return _world_split(split, days) if spec == "world" else _open_data(spec)
+
+    train = load(args.train, "train", args.train_days)
+    validation = load(args.validation, "validation", args.validation_days)
+    preset = args.preset
+    if args.set:
+        from .models.fuxi import PRESETS
+
+        if preset not in PRESETS:
+            raise SystemExit(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
+        preset = dict(PRESETS[preset])
+        for item in args.set:
+            key, _, value = item.partition("=")
+            if key not in preset:
+                raise SystemExit(f"--set {item}: {key!r} is not an argument of the preset")
+            preset[key] = json.loads(value)
+    model = train_forecast(
+        train,
+        validation=validation,
+        model=args.from_model,
+        preset=preset,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        rollout_steps=args.rollout_steps,
+        grad_checkpointing=args.grad_checkpointing,
+        val_every=args.val_every,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_dir=args.out,
+        resume=not args.no_resume,
+        seed=args.seed,
+        name=args.name,
+        device=args.device,
+    )
+    for entry in model.config["metadata"]["history"][-3:]:
+        print(json.dumps(entry))
+    print(f"model saved in {args.out}")
+    return 0
+
+
+@arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
+@arg("--model", default="fuxi-hs-t21", help="shipped model name or checkpoint directory")
+@arg("--steps", type=int, required=True, help="number of 6-hour steps")
+@arg("--batch-size", type=int, default=None)
+@arg("--device", default=None)
+@arg("--output", required=True, help="output zarr store (WeatherBench2 forecast layout)")
+@command("forecast", "run a deterministic FuXi forecast from a file of initial states")
+def _cmd_forecast(args) -> int:
+    import os
+    import shutil
+    import tempfile
+
+    from .forecast import forecast
+    from .models.checkpoint import load_model
+
+    model = load_model(args.model, device=args.device)
+    fc = forecast(_open_data(args.data), model=model, steps=args.steps, batch_size=args.batch_size)
+    parent = os.path.dirname(os.path.abspath(args.output))
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".xfuxi-forecast-")
+    try:
+        fc.to_zarr(os.path.join(tmp, "store.zarr"), mode="w")
+        if os.path.exists(args.output):
+            shutil.rmtree(args.output)
+        os.replace(os.path.join(tmp, "store.zarr"), args.output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"wrote {dict(fc.sizes)} to {args.output}")
+    return 0
+
+
+# --- FuXi-ENS (issue 6): xfuxi train-ens, xfuxi ensemble ---
+
+
+@arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
+@arg("--train-days", type=int, default=None, help="days of the world's train split to use")
+@arg("--validation-days", type=int, default=60, help="days of the world's validation split")
+@arg("--iterations", type=int, default=1000, help="optimizer steps (default 1000)")
+@arg("--minutes", type=float, default=None, help="stop training after this wall time")
+@arg("--members", type=int, default=4, help="members per sequence in the fair CRPS")
+@arg("--rollout", type=int, default=1, help="steps per training sequence")
+@arg("--batch-size", type=int, default=2)
+@arg("--lr", type=float, default=2e-3)
+@arg("--kl-weight", type=float, default=1e-3, help="lambda of the KL term")
+@arg("--sample", choices=["posterior", "prior"], default="posterior")
+@arg("--hidden", type=int, default=32)
+@arg("--latent", type=int, default=8)
+@arg("--calibrate", default="0.5,0.7,1,1.4,2",
+     help="inflation candidates tuned on validation data and baked in ('' to skip)")  # fmt: skip
+@arg("--calibrate-steps", type=int, default=20, help="forecast steps used to calibrate")
+@arg("--seed", type=int, default=0)
+@arg("--device", default=None)
+@arg("--name", default="fuxi-ens-hs-t21", help="name of the module")
+@arg("--out", required=True, help="output directory of the perturbation module")
+@command("train-ens", "train the FuXi-ENS perturbation module for a deterministic model")
+def _cmd_train_ens(args) -> int:
+    import json
+    import math
+    import tempfile
+
+    import torch
+
+    from .models.checkpoint import load_model
+    from .models.ens import PerturbationVAE, save_perturbation
+    from .training.ens import train_perturbation, tune_amplitude, verifiable_init_times
+
+    torch.manual_seed(args.seed)
+    model = load_model(args.model, device=args.device)
+    train = _world_split("train", args.train_days)
+    validation = _world_split("validation", args.validation_days)
+    vae = PerturbationVAE(
+        model.channels, model.grid_shape, stats=model.stats, hidden=args.hidden,
+        latent=args.latent, name=args.name,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as ckpt:
+        vae, history = train_perturbation(
+            model, train, perturbation=vae, validation=validation, members=args.members,
+            rollout=args.rollout, kl_weight=args.kl_weight, sample=args.sample,
+            iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
+            max_minutes=args.minutes, seed=args.seed, checkpoint_dir=ckpt, device=args.device,
+        )  # fmt: skip
+    meta = {
+        "base_model": model.name,
+        "base_model_sha256": model.config.get("sha256"),
+        "iterations": history["iteration"][-1] if history["iteration"] else 0,
+        "members": args.members, "rollout": args.rollout, "kl_weight": args.kl_weight,
+        "sample": args.sample, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "val_crps": list(zip(history["val_iteration"], history["val_crps"])),
+    }  # fmt: skip
+    cands = [float(x) for x in args.calibrate.split(",") if x.strip()]
+    if cands:
+        times = verifiable_init_times(validation, model=model, steps=args.calibrate_steps)
+        times = times[:: max(1, len(times) // 4)][:4]
+        best, score = tune_amplitude(
+            validation, model=model, method="vae", perturbation=vae, amplitudes=cands, n=8,
+            steps=args.calibrate_steps, init_times=times, seed=args.seed + 1,
+        )  # fmt: skip
+        with torch.no_grad():
+            vae.log_scale.add_(math.log(best))
+        meta["inflation"] = best
+        meta["inflation_scores"] = dict(zip(map(str, cands), score.values.tolist()))
+        print(f"inflation {best:g} baked in; mean normalised CRPS by candidate: "
+              f"{meta['inflation_scores']}")  # fmt: skip
+    save_perturbation(vae, args.out, metadata=meta)
+    print(json.dumps({k: meta[k] for k in ("iterations", "val_crps")})[:2000])
+    print(f"perturbation module saved in {args.out}")
+    return 0
+
+
+@arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
+@arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
+@arg("--method", choices=["vae", "perlin", "gaussian"], default="vae")
+@arg("--perturbation", default=None, help="perturbation module (default: the shipped one)")
+@arg("-n", "--members", type=int, default=48)
+@arg("--steps", type=int, required=True, help="number of 6-hour steps")
+@arg("--seed", type=int, default=0)
+@arg("--amplitude", type=float, default=None)
+@arg("--chunk-size", type=int, default=None)
+@arg("--device", default=None)
+@arg("--output", required=True, help="output zarr store (WeatherBench2 layout plus 'number')")
+@command("ensemble", "run an ensemble forecast (FuXi-ENS, Perlin or Gaussian perturbations)")
+def _cmd_ensemble(args) -> int:
+    import os
+    import shutil
+    import tempfile
+
+    from .forecast import ensemble
+    from .models.checkpoint import load_model
+
+    fc = ensemble(
+        _open_data(args.data), model=load_model(args.model, device=args.device),
+        n=args.members, steps=args.steps, method=args.method, perturbation=args.perturbation,
+        seed=args.seed, amplitude=args.amplitude, chunk_size=args.chunk_size, device=args.device,
+    )  # fmt: skip
+    parent = os.path.dirname(os.path.abspath(args.output))
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".xfuxi-ensemble-")
+    try:
+        fc.to_zarr(os.path.join(tmp, "store.zarr"), mode="w")
+        if os.path.exists(args.output):
+            shutil.rmtree(args.output)
+        os.replace(os.path.join(tmp, "store.zarr"), args.output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"wrote {dict(fc.sizes)} to {args.output}")
+    return 0
+
+
+# --- the Held-Suarez world (issue 2): xfuxi world ---
+
+
+@arg("--split", choices=["train", "validation", "test"], default=None,
+     help="a documented split (fixed seed and start date); overrides --seed/--start")
+@arg("--days", type=int, default=None, help="days of output (default 365, or the split's)")
+@arg("--start", default="2000-01-01", help="date of the first output (default 2000-01-01)")
+@arg("--seed", type=int, default=0, help="seed of the initial perturbation (default 0)")
+@arg("--resolution", choices=["T21", "T42"], default="T21")
+@arg("--levels", default="250,500,700,850", help="pressure levels in hPa, comma-separated")
+@arg("--spinup-days", type=int, default=100, help="spin-up days before output (default 100)")
+@arg("--n-sigma-levels", type=int, default=8, help="model sigma levels (default 8)")
+@arg("--output-hours", type=int, default=6, help="output interval in hours (default 6)")
+@arg("--cache-dir", default=None, help="cache directory (default $XFUXI_CACHE or ~/.cache/xfuxi)")
+@arg("--output", default=None, help="also write a copy here (.zarr or .nc)")
+@command("world", "generate (or read from the cache) a Held-Suarez world on pressure levels")
+def _cmd_world(args) -> int:
+    import os
+    import shutil
+    import tempfile
+
+    from .data.world import held_suarez, held_suarez_split, world_cache_path, world_config
+
+    try:
+        levels = tuple(float(x) for x in args.levels.split(",") if x.strip())
+    except ValueError:
+        print(f"xfuxi world: --levels must be comma-separated numbers; got {args.levels!r}")
+        return 2
+    kw = dict(
+        resolution=args.resolution,
+        levels=levels,
+        spinup_days=args.spinup_days,
+        n_sigma_levels=args.n_sigma_levels,
+        output_hours=args.output_hours,
+        cache_dir=args.cache_dir,
+    )
+    if args.split is not None:
+        ds = held_suarez_split(args.split, days=args.days, **kw)
+    else:
+        days = 365 if args.days is None else args.days
+        ds = held_suarez(days=days, start=args.start, seed=args.seed, **kw)
+    config = json.loads(ds.attrs["config"])
+    cfg = {k: v for k, v in config.items() if k in world_config.__kwdefaults__}
+    print(f"Held-Suarez world {dict(ds.sizes)}, {ds.time.values[0]} .. {ds.time.values[-1]}")
+    print(f"cache: {world_cache_path(world_config(**cfg), args.cache_dir)}")
+    if args.output:
+        out = os.path.abspath(args.output)
+        parent = os.path.dirname(out)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=".xfuxi-world-")
+        try:
+            path = os.path.join(tmp, os.path.basename(out))
+            if out.endswith(".nc"):
+                ds.to_netcdf(path)
+            else:
+                ds.to_zarr(path, mode="w")
+            if os.path.isdir(out):
+                shutil.rmtree(out)
+            os.replace(path, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"wrote {out}")
+    return 0
+
+
+@arg("--output", default="demo_output", help="folder for figures and tables")
+@arg("--test-days", type=int, default=60, help="length of the test period (days)")
+@arg("--lead-days", type=int, default=10, help="forecast length (days)")
+@arg("--n-init", type=int, default=20, help="number of initial times scored")
+@command("demo", "run the whole FuXi loop on the embedded Held–Suarez world")
+def _demo(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .demo import run_demo
+
+    result = run_demo(
+        args.output, test_days=args.test_days, lead_days=args.lead_days, n_init=args.n_init
+    )
+    with pd.option_context("display.width", 160, "display.max_columns", 20,
+                           "display.precision", 3):  # fmt: skip
+        for name, table in result.tables.items():
+            print(f"\n== {name} ==")
+            step = max(1, len(table) // 12)
+            print(table.iloc[::step].to_string())
+    for name, path in result.figures.items():
+        print(f"figure {name}: {path}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

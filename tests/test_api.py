@@ -1,0 +1,67 @@
+"""The public surface: lazy API, accessor delegation, options, import cost."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xfuxi
+from xfuxi.accessor import ACCESSOR_METHODS, FuxiDataArrayAccessor, FuxiDatasetAccessor, _resolve
+
+
+def test_import_does_not_import_torch():
+    code = (
+        "import sys, xfuxi, xfuxi.verify\n"
+        "import xarray as xr, numpy as np\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", sorted(ACCESSOR_METHODS))
+def test_accessor_repeats_signature_and_summary(name):
+    target, applies = ACCESSOR_METHODS[name]
+    func = _resolve(target)
+    expected = list(inspect.signature(func).parameters.values())[1:]
+    owners = {"both": [FuxiDatasetAccessor, FuxiDataArrayAccessor],
+              "dataset": [FuxiDatasetAccessor], "dataarray": [FuxiDataArrayAccessor]}[applies]  # fmt: skip
+    obj = {FuxiDatasetAccessor: xr.Dataset(), FuxiDataArrayAccessor: xr.DataArray(np.zeros(1))}
+    for owner in owners:
+        method = getattr(obj[owner].fuxi, name)
+        assert list(inspect.signature(method).parameters.values()) == expected
+        assert inspect.getdoc(method).splitlines()[0] == inspect.getdoc(func).splitlines()[0]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in xfuxi._LAZY))
+def test_lazy_names_resolve(name):
+    assert getattr(xfuxi, name) is not None
+
+
+def test_unknown_attribute():
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        xfuxi.nope  # noqa: B018
+
+
+def test_accessor_delegates_without_mutating():
+    ds = xr.Dataset({"temperature": (("lat", "lon"), np.arange(6.0).reshape(2, 3))},
+                    coords={"lat": [10.0, -10.0], "lon": [0.0, 120.0, 240.0]})  # fmt: skip
+    before = ds.copy(deep=True)
+    out = ds.fuxi.validate()
+    xr.testing.assert_identical(out, xfuxi.validate(ds))
+    xr.testing.assert_identical(ds, before)
+
+
+def test_options_validate_and_restore():
+    with pytest.raises(ValueError, match="not a valid xfuxi option"):
+        xfuxi.set_options(colour="red")
+    with pytest.raises(ValueError, match="invalid value"):
+        xfuxi.set_options(progress="yes")
+    old = xfuxi.get_options()["device"]
+    with xfuxi.set_options(device="cuda"):
+        assert xfuxi.get_options()["device"] == "cuda"
+    assert xfuxi.get_options()["device"] == old

@@ -1,0 +1,152 @@
+"""Balance diagnostics against MetPy and constructed flows."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from xfuxi.verify.balance import EARTH_RADIUS, ageostrophic_wind, balance_summary, geostrophic_wind
+
+LAT = np.linspace(-84.0, 84.0, 29)
+LON = np.arange(0.0, 360.0, 6.0)
+
+
+def height_field(seed=0, levels=(500.0, 850.0)):
+    rng = np.random.default_rng(seed)
+    la, lo = np.meshgrid(np.deg2rad(LAT), np.deg2rad(LON), indexing="ij")
+    fields = []
+    for k, _ in enumerate(levels):
+        a, b = rng.uniform(500, 1500, size=2)
+        fields.append(5e4 - 1e4 * k + 3000 * np.cos(2 * la)
+                      + a * np.sin(3 * lo + b) * np.cos(la) ** 2 * np.sin(la))  # fmt: skip
+    z = xr.DataArray(
+        np.stack(fields),
+        dims=("level", "latitude", "longitude"),
+        coords={"level": list(levels), "latitude": LAT, "longitude": LON},
+        attrs={"units": "m**2 s**-2"},
+    )
+    return xr.Dataset({"geopotential": z})
+
+
+def test_geostrophic_wind_matches_metpy_on_sphere():
+    mpcalc = pytest.importorskip("metpy.calc")
+    ds = height_field()
+    ours = geostrophic_wind(ds)
+    for k, lev in enumerate(ds.level.values):
+        z = ds["geopotential"].sel(level=lev, drop=True)
+        crs = {"grid_mapping_name": "latitude_longitude", "earth_radius": EARTH_RADIUS}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # MetPy divides by f = 0
+            ug, vg = mpcalc.geostrophic_wind(z.metpy.assign_crs(crs).metpy.quantify())
+        # MetPy differences one-sidedly at the first and last longitude (not periodic)
+        inner = {"longitude": slice(1, -1)}
+        mask = np.abs(LAT) >= 10
+        for ours_c, ref in (("u", ug), ("v", vg)):
+            got = ours[f"{ours_c}_component_of_geostrophic_wind"].isel(level=k).isel(inner)
+            ref = ref.metpy.dequantify().isel(inner)
+            np.testing.assert_allclose(got.values[mask], ref.values[mask], rtol=1e-8, atol=1e-8)
+    speed = np.hypot(
+        ours["u_component_of_geostrophic_wind"], ours["v_component_of_geostrophic_wind"]
+    )
+    xr.testing.assert_allclose(ours["geostrophic_wind_speed"], speed)
+
+
+def test_equator_band_is_masked():
+    g = geostrophic_wind(height_field(), equator_band=15.0)
+    band = np.abs(g.latitude) < 15.0
+    assert g["geostrophic_wind_speed"].sel(latitude=band).isnull().all()
+    assert g["geostrophic_wind_speed"].sel(latitude=~band).notnull().all()
+    assert g["geostrophic_wind_speed"].attrs["units"] == "m s**-1"
+
+
+def test_bad_inputs():
+    ds = height_field()
+    with pytest.raises(ValueError, match="lacks variable"):
+        geostrophic_wind(ds.rename(geopotential="z"))
+    bad = ds.copy()
+    bad["geopotential"].attrs["units"] = "m"
+    with pytest.raises(ValueError, match="units 'm'"):
+        geostrophic_wind(bad)
+    with pytest.raises(ValueError, match="cover the globe"):
+        geostrophic_wind(ds.isel(longitude=slice(0, 30)))
+    with pytest.raises(ValueError, match="u_component_of_wind"):
+        ageostrophic_wind(ds)
+    with pytest.raises(ValueError, match="equator_band"):
+        geostrophic_wind(ds, equator_band=-1)
+
+
+def _with_wind(ds, noise=0.0, seed=1):
+    g = geostrophic_wind(ds, equator_band=0.5)
+    rng = np.random.default_rng(seed)
+    out = ds.copy()
+    shape = g["u_component_of_geostrophic_wind"].shape
+    out["u_component_of_wind"] = g["u_component_of_geostrophic_wind"].fillna(
+        0
+    ) + noise * rng.normal(size=shape)
+    out["v_component_of_wind"] = g["v_component_of_geostrophic_wind"].fillna(
+        0
+    ) + noise * rng.normal(size=shape)
+    return out
+
+
+def test_balanced_flow_summary():
+    ds = _with_wind(height_field())
+    s = balance_summary(ds)
+    assert s.sizes == {"band": 3, "level": 2}
+    np.testing.assert_allclose(s["correlation"].values, 1.0, rtol=1e-12)
+    np.testing.assert_allclose(s["ageostrophic_ratio"].values, 0.0, atol=1e-12)
+    a = ageostrophic_wind(ds)
+    assert float(a["ageostrophic_wind_speed"].max()) < 1e-9
+
+
+def test_noisy_flow_summary_against_hand_computation():
+    ds = _with_wind(height_field(), noise=3.0)
+    band = (20.0, 90.0)
+    s = balance_summary(ds, bands={"nh": band}).sel(band="nh", level=500.0)
+    g = geostrophic_wind(ds).sel(level=500.0)
+    sel = {"latitude": slice(band[0], band[1])}
+    u, v = (
+        ds["u_component_of_wind"].sel(level=500.0).sel(sel),
+        ds["v_component_of_wind"].sel(level=500.0).sel(sel),
+    )
+    ug, vg = (
+        g["u_component_of_geostrophic_wind"].sel(sel),
+        g["v_component_of_geostrophic_wind"].sel(sel),
+    )
+    lat = u.latitude.values
+    full = np.concatenate([[-90.0], (LAT[1:] + LAT[:-1]) / 2, [90.0]])
+    area = np.diff(np.sin(np.deg2rad(full)))
+    w = (area / area.mean())[np.isin(LAT, lat)][:, None] * np.ones(LON.size)
+    x = np.concatenate([u.values.ravel(), v.values.ravel()])
+    y = np.concatenate([ug.values.ravel(), vg.values.ravel()])
+    ww = np.concatenate([w.ravel(), w.ravel()])
+    xm, ym = np.average(x, weights=ww), np.average(y, weights=ww)
+    corr = np.average((x - xm) * (y - ym), weights=ww) / np.sqrt(
+        np.average((x - xm) ** 2, weights=ww) * np.average((y - ym) ** 2, weights=ww)
+    )
+    ratio = np.sqrt(np.average((x - y) ** 2, weights=ww) / np.average(x**2, weights=ww))
+    assert float(s["correlation"]) == pytest.approx(corr, rel=1e-10)
+    assert float(s["ageostrophic_ratio"]) == pytest.approx(ratio, rel=1e-10)
+    assert 0.0 < ratio < 1.0
+
+
+def test_increment_summary_equals_summary_of_difference():
+    a = _with_wind(height_field(0), noise=1.0, seed=2)
+    b = _with_wind(height_field(3), noise=1.0, seed=4)
+    inc = balance_summary(a, b)
+    diff = a - b
+    diff["geopotential"].attrs["units"] = "m**2 s**-2"
+    xr.testing.assert_allclose(inc.drop_attrs(), balance_summary(diff).drop_attrs())
+    assert inc.attrs["of"] == "increment"
+    with pytest.raises(ValueError, match="contains no grid latitude"):
+        balance_summary(a, bands={"gap": (1.0, 2.0)})
+
+
+def test_accessor_and_no_mutation():
+    ds = _with_wind(height_field(), noise=1.0)
+    before = ds.copy(deep=True)
+    xr.testing.assert_identical(ds.fuxi.balance_summary(), balance_summary(ds))
+    xr.testing.assert_identical(ds, before)

@@ -1,0 +1,51 @@
+"""Channels: (variable, level) stacking round-trips and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from xfuxi.data.channels import channel_name, channels_of, parse_channel_name, stack, unstack
+from xfuxi.data.schema import SchemaError
+
+
+@pytest.fixture
+def ds():
+    rng = np.random.default_rng(0)
+    return xr.Dataset(
+        {
+            "temperature": (("time", "level", "latitude", "longitude"), rng.normal(size=(2, 3, 4, 8))),
+            "surface_pressure": (("time", "latitude", "longitude"), rng.normal(size=(2, 4, 8))),
+        },
+        coords={"time": np.arange(2), "level": [250.0, 500.0, 850.0],
+                "latitude": np.linspace(-60, 60, 4), "longitude": np.arange(0, 360, 45.0)},
+    )  # fmt: skip
+
+
+def test_round_trip_keeps_order_and_values(ds):
+    chans = channels_of(ds)
+    assert chans == [("temperature", 250.0), ("temperature", 500.0), ("temperature", 850.0),
+                     ("surface_pressure", None)]  # fmt: skip
+    arr = stack(ds, chans)
+    assert arr.dims == ("time", "channel", "latitude", "longitude")
+    np.testing.assert_array_equal(arr.isel(channel=1).values, ds.temperature.sel(level=500).values)
+    back = unstack(arr, chans)
+    xr.testing.assert_equal(back, ds.drop_vars([]))
+
+
+def test_channel_subset_and_order(ds):
+    chans = [("surface_pressure", None), ("temperature", 850.0)]
+    arr = stack(ds, chans)
+    np.testing.assert_array_equal(arr.isel(channel=0).values, ds.surface_pressure.values)
+    assert list(arr.channel.values) == ["surface_pressure", "temperature@850"]
+
+
+def test_missing_level_is_named(ds):
+    with pytest.raises(SchemaError, match="level 700.0 hPa of 'temperature' is missing"):
+        stack(ds, [("temperature", 700.0)])
+
+
+def test_names_round_trip():
+    for c in [("geopotential", 500.0), ("surface_pressure", None), ("u_component_of_wind", 1.0)]:
+        assert parse_channel_name(channel_name(c)) == c

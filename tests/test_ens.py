@@ -1,0 +1,382 @@
+"""FuXi-ENS internals: the perturbation VAE, its checkpoints, and its training loss / loop."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xfuxi.models.base import ForecastModel, NormStats
+from xfuxi.models.checkpoint import ChecksumError
+from xfuxi.models.ens import (
+    PerturbationVAE,
+    ensemble_rollout,
+    load_perturbation,
+    member_generators,
+    save_perturbation,
+)
+from xfuxi.training.ens import (
+    ensemble_loss,
+    fair_crps,
+    gaussian_kl,
+    train_perturbation,
+    tune_amplitude,
+)
+
+LAT = np.linspace(-78.75, 78.75, 8)
+LON = np.arange(16) * 22.5
+CHANNELS = [("temperature", 500.0), ("passive_tracer", None)]
+STD = np.array([5.0, 0.1])
+MEAN = np.array([250.0, 0.5])
+
+
+def _crps_brute(ens: np.ndarray, y: np.ndarray, fair: bool) -> np.ndarray:
+    """O(M²) reference: mean |x_i − y| − Σ_{i,j} |x_i − x_j| / (2 M (M−1) or 2 M²)."""
+    m = ens.shape[0]
+    skill = np.mean(np.abs(ens - y), axis=0)
+    pairs = sum(np.abs(ens[i] - ens[j]) for i, j in itertools.product(range(m), range(m)))
+    if m == 1:
+        return skill
+    return skill - pairs / (2 * m * (m - 1) if fair else 2 * m * m)
+
+
+# ---------------------------------------------------------------------------------- fair CRPS
+@pytest.mark.parametrize("fair", [True, False])
+@pytest.mark.parametrize("m", [1, 2, 5])
+def test_fair_crps_matches_brute_force(m, fair):
+    rng = np.random.default_rng(m)
+    ens, y = rng.normal(size=(m, 3, 4)), rng.normal(size=(3, 4))
+    got = fair_crps(torch.from_numpy(ens), torch.from_numpy(y), fair=fair).numpy()
+    np.testing.assert_allclose(got, _crps_brute(ens, y, fair), rtol=1e-12, atol=1e-12)
+
+
+def test_standard_crps_matches_properscoring():
+    properscoring = pytest.importorskip("properscoring")
+    rng = np.random.default_rng(3)
+    ens, y = rng.normal(size=(7, 20)), rng.normal(size=20)
+    got = fair_crps(torch.from_numpy(ens), torch.from_numpy(y), fair=False).numpy()
+    np.testing.assert_allclose(got, properscoring.crps_ensemble(y, ens.T), rtol=1e-10)
+
+
+def test_one_member_crps_is_absolute_error():
+    x, y = torch.tensor([[1.5, -2.0]]), torch.tensor([1.0, 1.0])
+    torch.testing.assert_close(fair_crps(x, y), torch.tensor([0.5, 3.0]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-100, 100), min_size=2, max_size=8), st.floats(-100, 100))
+def test_fair_crps_property_matches_brute_force(members, y):
+    ens = np.asarray(members)[:, None]
+    got = fair_crps(torch.from_numpy(ens), torch.tensor([y], dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(got, _crps_brute(ens, np.array([y]), True), atol=1e-9)
+
+
+def test_fair_crps_gradients_are_correct():
+    torch.manual_seed(0)
+    ens = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda e, t: fair_crps(e, t), (ens, y))
+    # analytic gradient: d/dx_i = sign(x_i − y)/M − Σ_j sign(x_i − x_j)/(M (M−1))
+    e = ens.detach().clone().requires_grad_(True)
+    fair_crps(e, y.detach()).sum().backward()
+    m = e.shape[0]
+    x = e.detach()
+    expect = torch.sign(x - y.detach()) / m - torch.sign(x[:, None] - x[None]).sum(1) / (
+        m * (m - 1)
+    )
+    torch.testing.assert_close(e.grad, expect)
+
+
+# ---------------------------------------------------------------------------------- KL term
+def test_gaussian_kl_matches_torch_distributions():
+    torch.manual_seed(1)
+    mq, lq, mp, lp = (torch.randn(5, 3, dtype=torch.float64) for _ in range(4))
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mq, lq.exp()), torch.distributions.Normal(mp, lp.exp())
+    )
+    torch.testing.assert_close(gaussian_kl(mq, lq, mp, lp), ref)
+
+
+def test_gaussian_kl_gradients_are_correct():
+    torch.manual_seed(2)
+    args = tuple(torch.randn(6, dtype=torch.float64, requires_grad=True) for _ in range(4))
+    assert torch.autograd.gradcheck(gaussian_kl, args)
+    # KL is zero and stationary at q = p
+    mu = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    ls = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    kl = gaussian_kl(
+        mu, ls, torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    )
+    kl.sum().backward()
+    assert float(kl.detach().sum()) == 0.0
+    assert torch.all(mu.grad == 0) and torch.all(ls.grad == 0)
+
+
+# ---------------------------------------------------------------------------------- the VAE
+def _stats() -> NormStats:
+    return NormStats(MEAN.copy(), STD.copy(), STD / 4)
+
+
+def _vae(seed: int = 0, **kw) -> PerturbationVAE:
+    torch.manual_seed(seed)
+    kw = {"hidden": 6, "latent": 2, **kw}
+    return PerturbationVAE(CHANNELS, (LAT.size, LON.size), stats=_stats(), **kw)
+
+
+def _pair(b: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, 2, len(CHANNELS), LAT.size, LON.size, generator=g)
+    return x * torch.tensor(STD, dtype=torch.float32).view(1, 1, -1, 1, 1) + torch.tensor(
+        MEAN, dtype=torch.float32
+    ).view(1, 1, -1, 1, 1)
+
+
+def test_vae_shapes_units_and_flow_dependence():
+    vae = _vae()
+    x = _pair()
+    assert vae.latent_shape == (2, 2, 4)
+    eps = torch.zeros(3, *vae.latent_shape)
+    with torch.no_grad():
+        d = vae.perturb(x, eps)
+    assert d.shape == (3, 2, 8, 16)
+    # physical units: the tracer perturbation is std-scaled (std 0.1 vs 5)
+    ratio = float(d[:, 0].std() / d[:, 1].std())
+    assert 5 < ratio < 500
+    # flow-dependent: same noise, different states -> different perturbations
+    with torch.no_grad():
+        d2 = vae.perturb(_pair(seed=1), eps)
+        d3 = vae.perturb(x, torch.randn(3, *vae.latent_shape))
+    assert not torch.allclose(d, d2)
+    assert not torch.allclose(d, d3)  # noise matters
+
+
+def test_vae_rejects_bad_shapes():
+    vae = _vae()
+    with pytest.raises(ValueError, match="expected input pair"):
+        vae.perturb(torch.zeros(3, 2, 2, 4, 16), torch.zeros(3, 2, 2, 4))
+    with pytest.raises(ValueError, match="expected noise"):
+        vae.perturb(_pair(), torch.zeros(3, 2, 3, 3))
+    with pytest.raises(ValueError, match="latent"):
+        PerturbationVAE(CHANNELS, (8, 16), latent=0)
+    with pytest.raises(ValueError, match=r"stats\.mean"):
+        PerturbationVAE(CHANNELS, (8, 16), stats=NormStats.identity(3))
+
+
+def test_vae_is_periodic_in_longitude():
+    vae = _vae().eval()
+    x = _pair(1)
+    eps = torch.randn(1, *vae.latent_shape)
+    shift = 4  # 16 longitudes / 4 coarse cells -> one coarse cell
+    a = vae.perturb(torch.roll(x, shift, dims=-1), torch.roll(eps, 1, dims=-1))
+    b = torch.roll(vae.perturb(x, eps), shift, dims=-1)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    vae = _vae(init_scale=0.3)
+    with torch.no_grad():
+        vae.log_scale.add_(0.1)
+    out = save_perturbation(vae, tmp_path / "ck", metadata={"note": "x"})
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "weights.safetensors"]
+    back = load_perturbation(tmp_path / "ck")
+    x, eps = _pair(), torch.randn(3, *vae.latent_shape)
+    torch.testing.assert_close(back.perturb(x, eps), vae.eval().perturb(x, eps))
+    assert back.channels == vae.channels and back.metadata == {"note": "x"}
+    np.testing.assert_allclose(back.stats.std, STD)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no perturbation module"):
+        load_perturbation(tmp_path / "nothing-here")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="not a perturbation checkpoint"):
+        load_perturbation(tmp_path / "bad")
+    save_perturbation(_vae(), tmp_path / "ok")
+    weights = tmp_path / "ok" / "weights.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 0xFF
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(ChecksumError, match="sha256"):
+        load_perturbation(tmp_path / "ok")
+
+
+def test_shipped_perturbation_loads_if_present():
+    from xfuxi.models.ens import _PRETRAINED_DIR
+
+    if not (_PRETRAINED_DIR / "fuxi-ens-hs-t21" / "config.json").is_file():
+        pytest.skip("shipped perturbation module not built yet")
+    vae = load_perturbation("fuxi-ens-hs-t21")
+    x = torch.randn(2, 2, vae.n_channels, *vae.grid_shape) * torch.as_tensor(
+        vae.stats.std, dtype=torch.float32
+    ).view(1, 1, -1, 1, 1)
+    d = vae.perturb(x, torch.randn(2, *vae.latent_shape))
+    assert torch.isfinite(d).all()
+
+
+# ------------------------------------------------------------------------- generators, rollout
+def test_member_generators_are_keyed_not_positional():
+    a = member_generators(5, [(0, 0), (0, 1), (6, 0)])
+    b = member_generators(5, [(0, 1)])
+    draws = [torch.randn(4, generator=g) for g in a]
+    assert torch.equal(draws[1], torch.randn(4, generator=b[0]))
+    assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+    c = member_generators(6, [(0, 1)])
+    assert not torch.equal(draws[1], torch.randn(4, generator=c[0]))
+    with pytest.raises(ValueError, match="seed"):
+        member_generators(-1, [(0, 0)])
+
+
+class _Persist(torch.nn.Module):
+    def forward(self, x):
+        return x[:, 1]
+
+
+def _model() -> ForecastModel:
+    return ForecastModel(
+        _Persist(), channels=CHANNELS, latitude=LAT, longitude=LON, stats=_stats(),
+        residual=False, name="persist",
+    )  # fmt: skip
+
+
+def test_rollout_perturbs_initial_state_and_every_step():
+    model, vae = _model(), _vae().eval()
+    x = _pair(2)
+    gens = member_generators(0, [(0, 0), (0, 1)])
+    with torch.no_grad():
+        outs = list(ensemble_rollout(model, x, steps=3, generators=gens, perturbation=vae))
+        # reference by hand with the same noise stream
+        gens = member_generators(0, [(0, 0), (0, 1)])
+        state = x.clone()
+        for k in range(3):
+            eps = torch.stack([torch.randn(vae.latent_shape, generator=g) for g in gens])
+            curr = state[:, 1] + vae.perturb(state, eps)
+            torch.testing.assert_close(outs[k], curr)  # persistence: output = perturbed state
+            state = torch.stack([curr, curr], dim=1)
+    assert not torch.allclose(outs[0], x[:, 1])  # the initial state is perturbed
+    assert not torch.allclose(outs[1], outs[0])  # and every step again
+    with pytest.raises(ValueError, match="one generator per row"):
+        next(ensemble_rollout(model, x, steps=1, generators=gens[:1], perturbation=vae))
+
+
+# ---------------------------------------------------------------------------------- training
+def test_ensemble_loss_gradients_reach_vae_only_and_match_finite_differences():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(1, 2), torch.nn.Conv2d(4, 2, 3, padding=1)).double()
+    model = ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=_stats(),
+                          residual=True).double()  # fmt: skip
+    for p in model.parameters():
+        p.requires_grad_(False)
+    vae = _vae(hidden=3).double()
+    seq = torch.cat([_pair(2, 0), _pair(2, 1)[:, :1]], dim=1).double()  # (2, 3, C, H, W)
+    w = torch.ones(LAT.size, dtype=torch.float64)
+
+    def loss_at(scale: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            vae.log_scale.copy_(scale)
+        g = torch.Generator().manual_seed(3)
+        loss, _ = ensemble_loss(vae, model, seq, members=3, kl_weight=0.5, weights=w, generator=g)
+        return loss
+
+    base = vae.log_scale.detach().clone()
+    vae.zero_grad()
+    loss_at(base).backward()
+    assert all(p.grad is None for p in model.parameters())
+    grads = [p.grad for p in vae.parameters()]
+    assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads)
+    analytic = vae.log_scale.grad.clone()
+    h = 1e-6
+    for c in range(len(CHANNELS)):
+        up, dn = base.clone(), base.clone()
+        up[0, c] += h
+        dn[0, c] -= h
+        fd = (loss_at(up) - loss_at(dn)) / (2 * h)
+        torch.testing.assert_close(analytic[0, c, 0, 0], fd.detach(), rtol=1e-4, atol=1e-8)
+
+
+def test_ensemble_loss_parts_and_checks():
+    vae, model = _vae(), _model()
+    seq = torch.cat([_pair(2, 0), _pair(2, 1)], dim=1)  # K = 2 rollout steps
+    w = torch.ones(LAT.size)
+    loss, parts = ensemble_loss(vae, model, seq, members=2, kl_weight=2.0, weights=w)
+    assert float(loss.detach()) == pytest.approx(parts["crps"] + 2.0 * parts["kl"], rel=1e-5)
+    assert parts["kl"] >= 0 and parts["crps"] > 0
+    with pytest.raises(ValueError, match="members"):
+        ensemble_loss(vae, model, seq, members=1, kl_weight=1.0, weights=w)
+    with pytest.raises(ValueError, match="sample"):
+        ensemble_loss(vae, model, seq, members=2, kl_weight=1.0, weights=w, sample="x")
+
+
+def _random_walk(n_time: int, sigma: float, seed: int) -> xr.Dataset:
+    """States x_{t+1} = x_t + sigma·std·ε: persistence is right on average, off by sigma."""
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(size=(n_time, len(CHANNELS), LAT.size, LON.size)) * sigma
+    x = np.cumsum(steps, axis=0) * STD[None, :, None, None] + MEAN[None, :, None, None]
+    return xr.Dataset(
+        {
+            "temperature": (("time", "level", "latitude", "longitude"), x[:, :1]),
+            "passive_tracer": (("time", "latitude", "longitude"), x[:, 1]),
+        },
+        coords={
+            "time": pd.date_range("2002-01-01", periods=n_time, freq="6h"),
+            "level": [500],
+            "latitude": LAT,
+            "longitude": LON,
+        },
+    )
+
+
+def test_training_learns_spread_keeps_model_frozen_and_checkpoints(tmp_path):
+    # persistence on a random walk of step 0.3 std: the best ensemble perturbs each state by
+    # ~0.3 std; the module starts at 0.01 std, so training must raise the perturbation scale
+    model = _model()
+    model.net.register_parameter("dummy", torch.nn.Parameter(torch.ones(1)))
+    data = _random_walk(60, 0.3, 0)
+    vae = _vae(init_scale=0.01)
+    torch.manual_seed(0)
+    vae, hist = train_perturbation(
+        model, data, perturbation=vae, validation=_random_walk(20, 0.3, 1), members=4,
+        kl_weight=1e-3, iterations=40, batch_size=4, lr=1e-2, checkpoint_dir=tmp_path,
+        checkpoint_every=20, validate_every=20, progress=False,
+    )  # fmt: skip
+    assert len(hist["loss"]) == 40 and hist["val_iteration"] == [0, 20, 40]
+    assert hist["val_crps"][-1] < 0.8 * hist["val_crps"][0], hist["val_crps"]
+    assert float(model.net.dummy.detach()) == 1.0 and model.net.dummy.requires_grad
+    assert not vae.training
+    assert (tmp_path / "latest" / "config.json").is_file()
+    meta = json.loads((tmp_path / "latest" / "config.json").read_text())["metadata"]
+    assert meta["iteration"] == 40 and meta["base_model"] == "persist"
+    # resume continues counting from the checkpoint
+    _, hist2 = train_perturbation(
+        model, data, perturbation=_vae(), members=2, iterations=42, checkpoint_dir=tmp_path,
+        resume=True, progress=False,
+    )  # fmt: skip
+    assert hist2["iteration"][-1] == 42 and len(hist2["loss"]) == 42
+
+
+def test_training_rejects_data_without_consecutive_times():
+    data = _random_walk(6, 0.3, 0).isel(time=[0, 2, 4])
+    with pytest.raises(Exception, match="consecutive"):
+        train_perturbation(_model(), data, iterations=1, progress=False)
+
+
+def test_tune_amplitude_finds_the_random_walk_step():
+    # persistence on a random walk of step 0.3 std: Gaussian initial noise of 0.3 std makes
+    # the lead-1 ensemble exactly the truth's distribution, so it has the lowest CRPS
+    data = _random_walk(8, 0.3, 2)
+    best, score = tune_amplitude(
+        data, model=_model(), method="gaussian", amplitudes=[0.03, 0.3, 1.5], n=8, steps=1,
+        progress=False,
+    )  # fmt: skip
+    assert best == 0.3
+    assert score.dims == ("amplitude",) and score.sizes["amplitude"] == 3
+    assert score.sel(amplitude=0.3) < score.sel(amplitude=0.03)
+    with pytest.raises(ValueError, match="at least one"):
+        tune_amplitude(data, model=_model(), method="gaussian", amplitudes=[])

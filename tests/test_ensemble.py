@@ -1,0 +1,311 @@
+"""Ensemble forecasts from xarray: xfuxi.ensemble / ensemble_iter / ds.fuxi.ensemble."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+import xfuxi
+from xfuxi.data.schema import SchemaError
+from xfuxi.forecast import ensemble, ensemble_iter
+from xfuxi.models.base import ForecastModel, NormStats
+from xfuxi.models.ens import PerturbationVAE, save_perturbation
+
+LAT = np.linspace(-78.75, 78.75, 8)
+LON = np.arange(16) * 22.5
+CHANNELS = [("temperature", 500.0), ("temperature", 850.0), ("passive_tracer", None)]
+STD = np.array([5.0, 8.0, 0.1])
+MEAN = np.array([250.0, 270.0, 0.5])
+
+
+class _Persist(torch.nn.Module):
+    def forward(self, x):
+        return x[:, 1]
+
+
+class _Amplify(torch.nn.Module):
+    """Persistence of the normalised anomaly times a growth factor (errors grow)."""
+
+    def __init__(self, factor: float = 1.2) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x[:, 1] * self.factor
+
+
+class _TinyNet(torch.nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(2 * c, c, 3, padding=1)
+
+    def forward(self, x):
+        return 0.1 * torch.tanh(self.conv(x.flatten(1, 2)))
+
+
+def _model(net: torch.nn.Module | None = None, residual: bool = True) -> ForecastModel:
+    stats = NormStats(MEAN.copy(), STD.copy(), STD / 4)
+    return ForecastModel(
+        net if net is not None else _TinyNet(len(CHANNELS)),
+        channels=CHANNELS,
+        latitude=LAT,
+        longitude=LON,
+        stats=stats,
+        residual=residual,
+        name="tiny",
+    )
+
+
+def _dataset(n_time: int = 4, seed: int = 0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    shape = (n_time, LAT.size, LON.size)
+    t = (
+        rng.normal(size=(n_time, 2, LAT.size, LON.size)) * STD[:2, None, None]
+        + MEAN[:2, None, None]
+    )
+    q = rng.normal(size=shape) * STD[2] + MEAN[2]
+    return xr.Dataset(
+        {
+            "temperature": (("time", "level", "latitude", "longitude"), t),
+            "passive_tracer": (("time", "latitude", "longitude"), q),
+        },
+        coords={
+            "time": pd.date_range("2001-03-01", periods=n_time, freq="6h"),
+            "level": [500, 850],
+            "latitude": LAT,
+            "longitude": LON,
+        },
+    )
+
+
+def _vae(model: ForecastModel, seed: int = 1) -> PerturbationVAE:
+    torch.manual_seed(seed)
+    return PerturbationVAE(
+        model.channels, model.grid_shape, stats=model.stats, hidden=6, latent=2, init_scale=0.2
+    )
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = _model()
+    return model, _vae(model), _dataset()
+
+
+def _run(ds, model, vae, **kw):
+    kw.setdefault("n", 5)
+    kw.setdefault("steps", 3)
+    kw.setdefault("progress", False)
+    return ensemble(ds, model=model, perturbation=vae, **kw)
+
+
+def test_layout_and_provenance(setup):
+    model, vae, ds = setup
+    fc = _run(ds, model, vae, seed=3)
+    assert fc.temperature.dims == (
+        "time", "prediction_timedelta", "number", "level", "latitude", "longitude"
+    )  # fmt: skip
+    assert fc.passive_tracer.dims == (
+        "time", "prediction_timedelta", "number", "latitude", "longitude"
+    )  # fmt: skip
+    assert fc.sizes["time"] == 3  # every time whose predecessor is present
+    np.testing.assert_array_equal(fc.number, np.arange(5))
+    np.testing.assert_array_equal(
+        fc.prediction_timedelta.values, np.array([6, 12, 18], dtype="timedelta64[h]")
+    )
+    np.testing.assert_array_equal(fc.time.values, ds.time.values[1:])
+    assert fc.attrs["ensemble_method"] == "vae" and fc.attrs["ensemble_size"] == 5
+    assert fc.attrs["seed"] == 3 and fc.attrs["model"] == "tiny"
+    assert fc.attrs["perturbation_model"] == vae.name
+    assert np.isfinite(fc.temperature).all()
+
+
+def test_same_seed_identical_different_seed_differs(setup):
+    model, vae, ds = setup
+    a = _run(ds, model, vae, seed=7)
+    b = _run(ds, model, vae, seed=7)
+    c = _run(ds, model, vae, seed=8)
+    xr.testing.assert_equal(a, b)
+    assert {k: v for k, v in a.attrs.items() if k != "created"} == {
+        k: v for k, v in b.attrs.items() if k != "created"
+    }
+    assert not np.allclose(a.temperature, c.temperature)
+    # members differ from each other
+    assert float(a.temperature.std("number").min()) > 0
+
+
+@pytest.mark.parametrize("method", ["vae", "gaussian"])
+def test_chunk_size_does_not_change_results(setup, method):
+    model, vae, ds = setup
+    pert = vae if method == "vae" else None
+    ref = ensemble(ds, model=model, n=5, steps=3, method=method, perturbation=pert,
+                   chunk_size=None, progress=False)  # fmt: skip
+    for chunk in (1, 4, 7, 1000):
+        got = ensemble(ds, model=model, n=5, steps=3, method=method, perturbation=pert,
+                       chunk_size=chunk, progress=False)  # fmt: skip
+        xr.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-5)
+
+
+def test_members_do_not_depend_on_other_initial_times_or_n(setup):
+    model, vae, ds = setup
+    full = _run(ds, model, vae, n=5)
+    t = ds.time.values[2]
+    alone = _run(ds, model, vae, n=3, init_times=[t])
+    xr.testing.assert_allclose(
+        alone.drop_attrs(), full.sel(time=[t]).isel(number=slice(0, 3)).drop_attrs(), atol=1e-5
+    )
+
+
+def test_iter_matches_ensemble(setup):
+    model, vae, ds = setup
+    full = _run(ds, model, vae, seed=2)
+    parts = list(
+        ensemble_iter(ds, model=model, perturbation=vae, n=5, steps=3, seed=2, progress=False)
+    )
+    assert len(parts) == 3 and all(p.sizes["prediction_timedelta"] == 1 for p in parts)
+    xr.testing.assert_equal(xr.concat(parts, "prediction_timedelta"), full)
+
+
+def test_accessor_equals_function(setup):
+    model, vae, ds = setup
+    a = ds.fuxi.ensemble(model=model, perturbation=vae, n=3, steps=2, progress=False)
+    b = xfuxi.ensemble(ds, model=model, perturbation=vae, n=3, steps=2, progress=False)
+    xr.testing.assert_equal(a, b)
+    assert a.attrs.keys() == b.attrs.keys()
+
+
+def test_input_not_mutated_and_model_mode_restored(setup):
+    model, vae, ds = setup
+    before = ds.copy(deep=True)
+    vae.train()
+    _run(ds, model, vae)
+    xr.testing.assert_identical(ds, before)
+    assert vae.training  # restored
+    vae.eval()
+
+
+def test_vae_spread_grows_with_lead_time():
+    # persistence + a fresh learned perturbation every step: member spread grows with lead
+    model = _identity_model()
+    fc = ensemble(_dataset(3), model=model, perturbation=_vae(model), n=16, steps=6,
+                  progress=False)  # fmt: skip
+    spread = fc.temperature.std("number").mean(["time", "level", "latitude", "longitude"])
+    assert np.all(np.diff(spread.values) > 0), spread.values
+
+
+def _identity_model() -> ForecastModel:
+    """Physical-unit persistence: y = x_t (normalised net output x_t, denormalised)."""
+    return ForecastModel(
+        _Persist(),
+        channels=CHANNELS,
+        latitude=LAT,
+        longitude=LON,
+        stats=NormStats(MEAN.copy(), STD.copy(), STD / 4),
+        residual=False,
+        name="persist",
+    )
+
+
+def test_initial_perturbation_methods_spread_grows_with_amplifying_model():
+    model = _model(_Amplify(1.3), residual=False)
+    ds = _dataset(3)
+    fc = ensemble(ds, model=model, n=12, steps=4, method="gaussian", amplitude=0.05,
+                  progress=False)  # fmt: skip
+    spread = fc.temperature.std("number").mean(["time", "level", "latitude", "longitude"])
+    assert np.all(np.diff(spread.values) > 0)
+    assert fc.attrs["perturbation_model"] == "none"
+
+
+def test_gaussian_amplitude_is_fraction_of_std():
+    # persistence: the lead-1 member minus the truth is the initial noise itself
+    model = _identity_model()
+    ds = _dataset(2)
+    fc = ensemble(ds, model=model, n=64, steps=1, method="gaussian", amplitude=0.1,
+                  progress=False)  # fmt: skip
+    noise = fc.temperature.isel(prediction_timedelta=0, time=0) - ds.temperature.isel(time=1)
+    got = noise.std(["number", "latitude", "longitude"]).values
+    np.testing.assert_allclose(got, 0.1 * STD[:2], rtol=0.05)
+    noise_q = fc.passive_tracer.isel(prediction_timedelta=0, time=0) - ds.passive_tracer.isel(
+        time=1
+    )
+    np.testing.assert_allclose(float(noise_q.std()), 0.1 * STD[2], rtol=0.05)
+    assert abs(float(noise.mean())) < 0.1 * STD[0] * 0.05
+
+
+def test_perlin_method():
+    pytest.importorskip("xfuxi.assimilation.perlin")
+    model = _identity_model()
+    ds = _dataset(2)
+    a = ensemble(ds, model=model, n=4, steps=2, method="perlin", amplitude=0.1, seed=1,
+                 progress=False)  # fmt: skip
+    b = ensemble(ds, model=model, n=4, steps=2, method="perlin", amplitude=0.1, seed=1,
+                 chunk_size=1, progress=False)  # fmt: skip
+    xr.testing.assert_allclose(a, b)
+    noise = a.temperature.isel(prediction_timedelta=0, time=0) - ds.temperature.isel(time=1)
+    assert float(noise.std()) > 0
+    # persistence keeps the initial noise unchanged
+    np.testing.assert_allclose(
+        a.temperature.isel(prediction_timedelta=1).values,
+        a.temperature.isel(prediction_timedelta=0).values,
+    )
+
+
+def test_perturbation_loaded_from_directory(setup, tmp_path):
+    model, vae, ds = setup
+    save_perturbation(vae, tmp_path / "p")
+    a = _run(ds, model, vae, seed=4)
+    b = _run(ds, model, str(tmp_path / "p"), seed=4)
+    xr.testing.assert_allclose(a.drop_attrs(), b.drop_attrs())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "lorenz"}, "method must be one of"),
+        ({"n": 0}, "n must be an integer >= 1"),
+        ({"steps": 1.5}, "steps must be an integer"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"chunk_size": 0}, "chunk_size"),
+        ({"amplitude": -1.0}, "amplitude"),
+        ({"method": "gaussian", "perturbation": "x"}, "only used by method='vae'"),
+        ({"method": "gaussian", "noise_kwargs": {"octaves": 2}}, "noise_kwargs"),
+    ],
+)
+def test_bad_arguments(setup, kwargs, match):
+    model, vae, ds = setup
+    kw = {"n": 2, "steps": 1, "perturbation": vae, "progress": False, **kwargs}
+    if kw.get("method", "vae") != "vae" and "perturbation" not in kwargs:
+        kw.pop("perturbation")
+    with pytest.raises(ValueError, match=match):
+        ensemble(ds, model=model, **kw)
+
+
+def test_perturbation_for_other_channels_is_rejected(setup):
+    model, _, ds = setup
+    other = PerturbationVAE([("temperature", 500.0)], model.grid_shape, hidden=4, latent=2)
+    with pytest.raises(ValueError, match="built for channels"):
+        ensemble(ds, model=model, perturbation=other, n=2, steps=1, progress=False)
+    other = PerturbationVAE(model.channels, (4, 8), hidden=4, latent=2)
+    with pytest.raises(ValueError, match="built for grid"):
+        ensemble(ds, model=model, perturbation=other, n=2, steps=1, progress=False)
+
+
+def test_missing_predecessor_and_nan_are_reported(setup):
+    model, vae, ds = setup
+    with pytest.raises(SchemaError, match="needs data at"):
+        _run(ds, model, vae, init_times=[ds.time.values[0]])
+    bad = ds.copy(deep=True)
+    bad["temperature"][0, 0, 0, 0] = np.nan
+    with pytest.raises(SchemaError, match="NaN"):
+        _run(bad, model, vae)
+
+
+def test_model_not_a_forecast_model(setup):
+    model, vae, ds = setup
+    with pytest.raises(TypeError, match="ForecastModel"):
+        ensemble(ds, model=torch.nn.Identity(), perturbation=vae, n=2, steps=1)
+    with pytest.raises(TypeError, match="PerturbationVAE"):
+        ensemble(ds, model=model, perturbation=torch.nn.Identity(), n=2, steps=1)

@@ -1,0 +1,171 @@
+"""Plots render offline to PNG; the map and the score plot match baseline images.
+
+Regenerate baselines (after an intended change) with
+``XFUXI_GENERATE_BASELINE=1 python -m pytest tests/test_plot.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+mpl = pytest.importorskip("matplotlib")
+mpl.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.testing.compare import compare_images  # noqa: E402
+
+import xfuxi  # noqa: E402
+from xfuxi import plot as xplot  # noqa: E402
+
+BASELINE = Path(__file__).parent / "baseline"
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "figure.dpi": 60,
+    "savefig.dpi": 60,
+    "text.hinting": "none",
+    "axes.unicode_minus": False,
+    "path.simplify": False,
+}
+LAT = np.linspace(-87.5, 87.5, 16)
+LON = np.arange(0.0, 360.0, 11.25)
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_styled(monkeypatch, tmp_path):
+    cartopy = pytest.importorskip("cartopy")
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted during a plot test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    # empty cartopy caches, so only the shipped coastlines can be found
+    monkeypatch.setitem(cartopy.config, "data_dir", str(tmp_path / "cartopy"))
+    monkeypatch.setitem(cartopy.config, "pre_existing_data_dir", "")
+    with mpl.rc_context(STYLE):
+        yield
+    plt.close("all")
+
+
+def field(seed=0, source="synthetic"):
+    la, lo = np.meshgrid(np.deg2rad(LAT), np.deg2rad(LON), indexing="ij")
+    z = 5e4 + 2000 * np.cos(2 * la) + 600 * np.sin(3 * lo + seed) * np.cos(la) ** 2
+    return xr.Dataset(
+        {
+            "geopotential": (("latitude", "longitude"), z, {"units": "m**2 s**-2"}),
+            "temperature": (("latitude", "longitude"), 250 + 30 * np.cos(la) ** 2, {"units": "K"}),
+            "u_component_of_wind": (("latitude", "longitude"), 20 * np.cos(la) ** 2),
+            "v_component_of_wind": (("latitude", "longitude"), 5 * np.sin(3 * lo) * np.cos(la)),
+        },
+        coords={"latitude": LAT, "longitude": LON},
+        attrs={"source": source},
+    )
+
+
+def check_image(fig, name, tmp_path, tol=2.0):
+    actual = tmp_path / name
+    fig.savefig(actual)
+    expected = BASELINE / name
+    if os.environ.get("XFUXI_GENERATE_BASELINE") == "1":
+        fig.savefig(expected)
+        pytest.skip(f"baseline {name} written")
+    assert expected.exists(), f"baseline image {expected} missing"
+    err = compare_images(str(expected), str(actual), tol=tol)
+    assert err is None, err
+
+
+def test_map_against_baseline(tmp_path):
+    ds = field()
+    obs = xr.Dataset(coords={"latitude": ("obs", [40.0, -10.0, 60.0]),
+                             "longitude": ("obs", [10.0, 200.0, 300.0])})  # fmt: skip
+    ax = ds.fuxi.plot_map(variable="temperature", contour="geopotential", wind=True, wind_stride=3,
+                          observations=obs, title="temperature")  # fmt: skip
+    import cartopy.mpl.geoaxes as geoaxes
+
+    assert isinstance(ax, geoaxes.GeoAxes)
+    check_image(ax.figure, "map.png", tmp_path)
+    # the coastlines were read from the shipped files
+    import cartopy
+
+    assert Path(cartopy.config["pre_existing_data_dir"]) == xplot.NATURAL_EARTH_DIR
+
+
+def test_scores_against_baseline(tmp_path):
+    lead = pd.to_timedelta(np.arange(1, 11) * 12, "h")
+    base = xr.DataArray(
+        np.sqrt(np.arange(1, 11.0)) * 50,
+        dims="prediction_timedelta",
+        coords={"prediction_timedelta": lead},
+        attrs={"metric": "rmse", "units": "m**2 s**-2"},
+    )
+    scores = xr.concat([base, base * 1.3, base * 0.8 + 20], dim="system")
+    scores = scores.assign_coords(system=["FuXi", "persistence", "FuXi-En4DVar"])
+    ax = scores.fuxi.plot_scores(title="Z500 RMSE")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "FuXi",
+        "persistence",
+        "FuXi-En4DVar",
+    ]
+    assert ax.get_xlabel() == "lead time (days)"
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), base.values * 1.3)
+    check_image(ax.figure, "scores.png", tmp_path)
+
+
+def test_held_suarez_world_uses_plain_axes(tmp_path):
+    ds = field(source="dinosaur dry primitive equations with Held-Suarez (1994) forcing")
+    ax = ds.fuxi.plot_map(variable="temperature")
+    assert type(ax).__name__ == "Axes" and ax.get_xlabel() == "longitude (°E)"
+    # the closed seam covers the whole globe
+    assert [float(x) for x in ax.get_xlim()] == [0.0, 360.0]
+    ax.figure.savefig(tmp_path / "hs.png")
+    ax2 = ds.fuxi.plot_map(variable="temperature", projection="plain")
+    assert type(ax2).__name__ == "Axes"
+
+
+def test_every_plot_renders(tmp_path):
+    rng = np.random.default_rng(0)
+    bg = field(0)
+    an = bg.copy()
+    an["temperature"] = bg["temperature"] + rng.normal(size=bg["temperature"].shape)
+    ax = xfuxi.plot_increment(an, bg, variable="temperature")
+    lo, hi = ax.collections[0].get_clim()
+    assert lo == -hi and hi == pytest.approx(float(np.abs(an - bg)["temperature"].max()))
+    lead = pd.to_timedelta([6, 12, 24], "h")
+    fc = xr.DataArray(rng.normal(size=(3, 8, 2, 40)), name="temperature", attrs={"units": "K"},
+                      dims=("prediction_timedelta", "number", "time", "x"),
+                      coords={"prediction_timedelta": lead})  # fmt: skip
+    truth = xr.DataArray(rng.normal(size=(3, 2, 40)), dims=("prediction_timedelta", "time", "x"),
+                         coords={"prediction_timedelta": lead})  # fmt: skip
+    ax2 = fc.fuxi.plot_spread_skill(truth)
+    np.testing.assert_allclose(
+        ax2.lines[1].get_ydata(), xfuxi.spread(fc, dim=["time", "x"], weights=None).values
+    )
+    ax3 = fc.fuxi.plot_rank_histogram(truth)
+    assert len(ax3.patches) == 9
+    assert sum(p.get_height() for p in ax3.patches) == pytest.approx(1.0)
+    diag = xr.Dataset({"cost": ("iteration", [100.0, 20.0, 5.0, 4.9])})
+    ax4 = diag.fuxi.plot_convergence(normalize=True)
+    np.testing.assert_allclose(ax4.lines[0].get_ydata(), [1.0, 0.2, 0.05, 0.049])
+    for i, a in enumerate([ax, ax2, ax3, ax4]):
+        path = tmp_path / f"plot{i}.png"
+        a.figure.savefig(path)
+        assert path.stat().st_size > 1000
+
+
+def test_bad_plot_input():
+    ds = field()
+    with pytest.raises(ValueError, match="pass variable="):
+        xfuxi.plot_map(ds)
+    three = ds.expand_dims(level=[500, 850])
+    with pytest.raises(ValueError, match=r"still has dims \['level'\]"):
+        xfuxi.plot_map(three, variable="temperature")
+    with pytest.raises(ValueError, match="values <= 0"):
+        xfuxi.plot_convergence([1.0, 0.0])
+    with pytest.raises(ValueError, match="expected 1-D along"):
+        xfuxi.plot_scores(ds["temperature"])

@@ -1,0 +1,239 @@
+"""Tests of xfuxi.data.stats: normalization statistics, climatology, save/load."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import xfuxi
+from xfuxi.data.stats import (
+    climatology,
+    climatology_for,
+    load_stats,
+    normalization_stats,
+    save_stats,
+)
+
+LAT = np.array([-60.0, -20.0, 20.0, 60.0])
+LON = np.array([0.0, 90.0, 180.0, 270.0, 315.0])
+LEVELS = [500, 850]
+
+
+def make_ds(n_time=12, freq="6h", start="2000-01-01", seed=0):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range(start, periods=n_time, freq=freq)
+    shape3 = (n_time, len(LEVELS), LAT.size, LON.size)
+    coords = {"time": t, "level": LEVELS, "latitude": LAT, "longitude": LON}
+    ds = xr.Dataset(
+        {
+            "temperature": (
+                ("time", "level", "latitude", "longitude"),
+                250 + 10 * rng.standard_normal(shape3),
+                {"units": "K"},
+            ),
+            "surface_pressure": (
+                ("time", "latitude", "longitude"),
+                1e5 + 500 * rng.standard_normal((n_time, LAT.size, LON.size)),
+                {"units": "Pa"},
+            ),
+        },
+        coords=coords,
+    )
+    ds["level"].attrs["units"] = "hPa"
+    return ds
+
+
+def _weights_reference(lat):
+    """Cell areas between midpoints and the poles (independent of xfuxi.verify)."""
+    edges = np.concatenate([[-90.0], (lat[1:] + lat[:-1]) / 2, [90.0]])
+    w = np.sin(np.deg2rad(edges[1:])) - np.sin(np.deg2rad(edges[:-1]))
+    return w / w.mean()
+
+
+# --- normalization_stats ----------------------------------------------------------------------
+
+
+def test_normalization_stats_against_numpy():
+    ds = make_ds()
+    s = normalization_stats(ds)
+    assert s.temperature.dims == ("statistic", "level")
+    assert s.surface_pressure.dims == ("statistic",)
+    assert s.statistic.values.tolist() == ["mean", "std", "diff_std"]
+    t = ds.temperature.values
+    for i, lev in enumerate(LEVELS):
+        x = t[:, i]
+        np.testing.assert_allclose(s.temperature.sel(level=lev, statistic="mean"), x.mean())
+        np.testing.assert_allclose(s.temperature.sel(level=lev, statistic="std"), x.std())
+        np.testing.assert_allclose(
+            s.temperature.sel(level=lev, statistic="diff_std"), np.diff(x, axis=0).std()
+        )
+    p = ds.surface_pressure.values
+    np.testing.assert_allclose(
+        s.surface_pressure.values, [p.mean(), p.std(), np.diff(p, axis=0).std()]
+    )
+    assert s.temperature.attrs["units"] == "K"
+    assert s.attrs["n_times"] == 12 and s.attrs["weighted"] == "none"
+
+
+def test_normalization_stats_weighted():
+    ds = make_ds()
+    s = normalization_stats(ds, weighted=True)
+    w = _weights_reference(LAT)[None, :, None]
+    x = ds.surface_pressure.values
+    ww = np.broadcast_to(w, x.shape)
+    mean = np.average(x, weights=ww)
+    std = np.sqrt(np.average((x - mean) ** 2, weights=ww))
+    d = np.diff(x, axis=0)
+    wd = np.broadcast_to(w, d.shape)
+    dstd = np.sqrt(np.average((d - np.average(d, weights=wd)) ** 2, weights=wd))
+    np.testing.assert_allclose(s.surface_pressure.values, [mean, std, dstd], rtol=1e-10)
+
+
+def test_normalization_stats_is_read_by_normstats():
+    pytest.importorskip("torch")
+    from xfuxi.models.base import NormStats
+
+    ds = make_ds()
+    s = normalization_stats(ds)
+    ns = NormStats.from_dataset(s, [("temperature", 850), ("surface_pressure", None)])
+    np.testing.assert_allclose(ns.mean[0], ds.temperature.sel(level=850).values.mean())
+    np.testing.assert_allclose(ns.std[1], ds.surface_pressure.values.std())
+
+
+def test_normalization_stats_dask_twin_and_no_mutation():
+    ds = make_ds()
+    before = ds.copy(deep=True)
+    eager = normalization_stats(ds)
+    lazy = normalization_stats(ds.chunk({"time": 5}))
+    xr.testing.assert_allclose(eager, lazy)
+    xr.testing.assert_identical(ds, before)
+
+
+def test_normalization_stats_accepts_latitude_descending_and_dataarray():
+    ds = make_ds()
+    flipped = ds.isel(latitude=slice(None, None, -1))
+    xr.testing.assert_allclose(normalization_stats(flipped), normalization_stats(ds))
+    da = normalization_stats(ds.temperature)
+    xr.testing.assert_allclose(da.temperature, normalization_stats(ds).temperature)
+    with pytest.raises(ValueError, match="needs a name"):
+        normalization_stats(ds.temperature.rename(None))
+
+
+def test_normalization_stats_errors():
+    ds = make_ds()
+    with pytest.raises(ValueError, match="consecutive and evenly spaced"):
+        normalization_stats(ds.isel(time=[0, 1, 3, 4]))
+    with pytest.raises(ValueError, match="consecutive and evenly spaced"):
+        normalization_stats(make_ds(freq="12h"))
+    assert normalization_stats(make_ds(freq="12h"), step="12h").temperature.notnull().all()
+    with pytest.raises(ValueError, match="at least two times"):
+        normalization_stats(ds.isel(time=[0]))
+    with pytest.raises(ValueError, match="dimension 'valid'"):
+        normalization_stats(ds, dim="valid")
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    a=st.floats(-100, 100).filter(lambda v: abs(v) > 1e-3),
+    b=st.floats(-1e3, 1e3),
+)
+def test_normalization_stats_affine_property(a, b):
+    ds = make_ds(n_time=5)
+    s = normalization_stats(ds)
+    s2 = normalization_stats(ds * a + b)
+    np.testing.assert_allclose(
+        s2.temperature.sel(statistic="mean"), a * s.temperature.sel(statistic="mean") + b, rtol=1e-9
+    )
+    for k in ("std", "diff_std"):
+        np.testing.assert_allclose(
+            s2.temperature.sel(statistic=k), abs(a) * s.temperature.sel(statistic=k), rtol=1e-9
+        )
+
+
+# --- climatology -------------------------------------------------------------------------------
+
+
+def test_climatology_by_hour_against_pandas():
+    ds = make_ds(n_time=40)
+    clim = climatology(ds)
+    assert clim.temperature.dims == ("hour", "level", "latitude", "longitude")
+    assert clim.hour.values.tolist() == [0, 6, 12, 18]
+    df = ds.surface_pressure.isel(latitude=1, longitude=2).to_series()
+    ref = df.groupby(df.index.hour).mean()
+    np.testing.assert_allclose(clim.surface_pressure.isel(latitude=1, longitude=2), ref.values)
+    assert clim.temperature.attrs["units"] == "K"
+
+
+def test_climatology_seasonal_auto_and_held_suarez_world():
+    ds = make_ds(n_time=2 * 366 * 2, freq="12h", start="2001-01-01")  # two years, 12-hourly
+    clim = climatology(ds)
+    assert clim.temperature.dims[:2] == ("dayofyear", "hour")
+    assert clim.hour.values.tolist() == [0, 12]
+    assert clim.dayofyear.values[0] == 1 and clim.dayofyear.values[-1] >= 365
+    df = ds.surface_pressure.isel(latitude=0, longitude=0).to_series()
+    ref = df.groupby([df.index.day_of_year, df.index.hour]).mean()
+    np.testing.assert_allclose(
+        clim.surface_pressure.isel(latitude=0, longitude=0).sel(dayofyear=40, hour=12),
+        ref.loc[(40, 12)],
+    )
+    # the Held–Suarez world declares no seasonal cycle: hour only
+    hs = climatology(ds.assign_attrs(seasonal_cycle="none"))
+    assert "dayofyear" not in hs.dims
+    assert "dayofyear" not in climatology(ds, seasonal=False).dims
+    with pytest.raises(ValueError, match="at least a year"):
+        climatology(make_ds(n_time=8), seasonal=True)
+
+
+def test_climatology_dataarray_and_no_mutation():
+    ds = make_ds(n_time=16)
+    before = ds.copy(deep=True)
+    da = climatology(ds.temperature)
+    assert isinstance(da, xr.DataArray) and da.name == "temperature"
+    xr.testing.assert_allclose(da, climatology(ds).temperature)
+    xr.testing.assert_identical(ds, before)
+
+
+def test_climatology_for_matches_hour_and_errors():
+    ds = make_ds(n_time=16)
+    clim = climatology(ds)
+    times = pd.to_datetime(["2005-03-01T18", "2005-03-02T00"])
+    out = climatology_for(clim, times)
+    assert out.temperature.dims == ("time", "level", "latitude", "longitude")
+    xr.testing.assert_equal(
+        out.temperature.isel(time=0, drop=True), clim.temperature.sel(hour=18, drop=True)
+    )
+    with pytest.raises(ValueError, match="lacks hour"):
+        climatology_for(clim, ["2005-03-01T03"])
+    with pytest.raises(ValueError, match="must have dimension 'hour'"):
+        climatology_for(ds.temperature.isel(time=0), ["2005-03-01T00"])
+
+
+# --- save / load -------------------------------------------------------------------------------
+
+
+def test_save_load_roundtrip_and_atomic(tmp_path):
+    ds = make_ds()
+    s = normalization_stats(ds)
+    path = save_stats(s, tmp_path / "stats.nc")
+    xr.testing.assert_identical(load_stats(path), s)
+    clim = climatology(ds)
+    save_stats(clim, tmp_path / "stats.nc")  # replaces
+    xr.testing.assert_identical(load_stats(tmp_path / "stats.nc"), clim)
+    assert os.listdir(tmp_path) == ["stats.nc"]  # no temp file left
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save_stats(s, tmp_path / "missing" / "s.nc")
+    with pytest.raises(FileNotFoundError, match="no statistics file"):
+        load_stats(tmp_path / "nope.nc")
+
+
+def test_public_api_and_accessor():
+    ds = make_ds()
+    xr.testing.assert_identical(ds.fuxi.normalization_stats(), xfuxi.normalization_stats(ds))
+    xr.testing.assert_identical(ds.fuxi.climatology(), xfuxi.climatology(ds))
+    assert "weighted" in str(__import__("inspect").signature(ds.fuxi.normalization_stats))

@@ -1,0 +1,159 @@
+"""Tests of FuXi forecast training (xfuxi.training.forecast)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from xfuxi.data.schema import SchemaError
+from xfuxi.models.base import NormStats
+from xfuxi.models.checkpoint import load_model
+from xfuxi.training.forecast import _loss, _lr_factor, _sample_starts, train_forecast
+from xfuxi.verify.weights import area_weights
+
+LAT = np.linspace(-78.75, 78.75, 8)
+LON = np.arange(16) * 22.5
+
+
+def _world(n_times: int = 24, seed: int = 0) -> xr.Dataset:
+    """A wave travelling east by one grid point per 6 h, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_times)[:, None, None, None]
+    lat = np.deg2rad(LAT)[None, None, :, None]
+    k = np.arange(16)[None, None, None, :]
+    lev = np.array([0.0, 1.0])[None, :, None, None]
+    temp = 260 + 8 * np.cos(lat) * np.sin(2 * np.pi * (k - t) / 16 + lev)
+    temp = temp + 0.1 * rng.standard_normal(temp.shape)
+    return xr.Dataset(
+        {"temperature": (("time", "level", "latitude", "longitude"), temp.astype("float32"))},
+        coords={"time": pd.date_range("2000-01-01", periods=n_times, freq="6h"),
+                "level": [500, 850], "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+
+
+def _stats() -> NormStats:
+    return NormStats(np.array([260.0, 260.0]), np.array([5.0, 5.0]), np.array([2.0, 2.0]))
+
+
+KW = dict(preset="tiny", stats=_stats(), batch_size=4, warmup_steps=2, progress=False)
+
+
+def test_loss_is_area_weighted_l1_of_normalised_fields():
+    ds = _world(6)
+    model = train_forecast(ds, steps=1, **KW)
+    rng = np.random.default_rng(0)
+    pred = rng.standard_normal((3, 2, 8, 16))
+    truth = rng.standard_normal((3, 2, 8, 16))
+    w = np.asarray(area_weights(LAT)).reshape(1, 1, -1, 1)
+    expect = np.mean(w * np.abs(pred - truth) / 5.0)
+    got = _loss(model, torch.tensor(pred, dtype=torch.float32),
+                torch.tensor(truth, dtype=torch.float32),
+                torch.tensor(w, dtype=torch.float32))  # fmt: skip
+    assert float(got) == pytest.approx(expect, rel=1e-5)
+
+
+def test_lr_schedule_warmup_and_cosine():
+    lrs = [_lr_factor(s, 100, 10, 0.01) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.01 + 0.99 * 0.5)
+    assert np.all(np.diff(lrs[10:]) <= 0) and lrs[-1] > 0.01
+
+
+def test_sample_starts_skip_gaps():
+    times = pd.date_range("2000-01-01", periods=8, freq="6h").delete(4).values
+    starts = _sample_starts(times, np.timedelta64(6, "h"), 1)
+    # (i-1, i, i+1) consecutive: i in 1, 2 before the gap; 5 after it
+    np.testing.assert_array_equal(starts, [1, 2, 5])
+    assert _sample_starts(times, np.timedelta64(6, "h"), 2).tolist() == [1]
+
+
+def test_training_learns_the_travelling_wave():
+    ds = _world(40)
+    history = []
+    model = train_forecast(ds, validation=_world(12, seed=1), steps=60, lr=3e-3, log_every=10,
+                           val_every=60, callback=lambda s, d: history.append(d["loss"]),
+                           **KW)  # fmt: skip
+    hist = model.config["metadata"]["history"]
+    assert [h["step"] for h in hist] == [10, 20, 30, 40, 50, 60]
+    assert "val_loss" in hist[-1]
+    assert np.mean(history[-10:]) < 0.5 * np.mean(history[:5])
+    assert not model.training and model.name == "fuxi"
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path):
+    ds = _world(20)
+    kw = dict(KW, steps=6, checkpoint_every=3, rollout_steps=2, seed=3)
+    full = train_forecast(ds, checkpoint_dir=tmp_path / "a", **kw)
+
+    def crash(step, _):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_forecast(ds, checkpoint_dir=tmp_path / "b", callback=crash, **kw)
+    assert (tmp_path / "b" / "trainer.json").is_file()
+    resumed = train_forecast(ds, checkpoint_dir=tmp_path / "b", **kw)
+    for (name, p), q in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert full.config["metadata"]["history"] == resumed.config["metadata"]["history"]
+    # the checkpoint directory is a loadable model
+    loaded = load_model(tmp_path / "b")
+    x = torch.randn(1, 2, 2, 8, 16) + 260
+    with torch.no_grad():
+        assert torch.equal(loaded(x), resumed(x))
+    with pytest.raises(ValueError, match="other settings"):
+        train_forecast(ds, checkpoint_dir=tmp_path / "b", **dict(kw, steps=7))
+
+
+def test_fine_tune_from_model_keeps_caller_model():
+    ds = _world(20)
+    base = train_forecast(ds, steps=2, **KW)
+    before = [p.clone() for p in base.parameters()]
+    tuned = train_forecast(ds, model=base, steps=2, rollout_steps=3, batch_size=2,
+                           grad_checkpointing=True, progress=False)  # fmt: skip
+    assert all(torch.equal(a, b) for a, b in zip(before, base.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(before, tuned.parameters()))
+    assert tuned.channels == base.channels
+
+
+def test_bad_settings_and_data():
+    ds = _world(8)
+    with pytest.raises(ValueError, match="steps"):
+        train_forecast(ds, steps=0, **KW)
+    with pytest.raises(SchemaError, match="need at least batch_size"):
+        train_forecast(ds.isel(time=slice(0, 4)), steps=1, **KW)
+    bad = ds.copy(deep=True)
+    bad["temperature"][1, 0, 0, 0] = np.nan
+    with pytest.raises(SchemaError, match="NaN"):
+        train_forecast(bad, steps=1, **KW)
+
+
+def test_torchrun_ddp_two_processes_matches_single_process(tmp_path):
+    """`xfuxi train` under torchrun (gloo, 2 CPU processes) = one process with the same batch."""
+    ds = _world(20)
+    path = tmp_path / "train.nc"
+    ds.to_netcdf(path)
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "xfuxi.cli", "--no-progress", "train", "--train", str(path), "--validation",
+        "none", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--warmup-steps", "1",
+        "--checkpoint-every", "3", "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ddp = load_model(out)
+    single = train_forecast(ds, preset="tiny", steps=3, batch_size=4, warmup_steps=1,
+                            progress=False)  # fmt: skip
+    for (name, p), q in zip(single.net.state_dict().items(), ddp.net.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    assert ddp.config["metadata"]["training"]["world_size"] == 2

@@ -1,0 +1,245 @@
+"""Deterministic scores against hand computation, xskillscore and invariants."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import xskillscore as xs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import xfuxi
+from xfuxi.verify import acc, align_valid_time, area_weights, bias, mae, mse, rmse
+
+LAT = np.array([-67.5, -22.5, 22.5, 67.5])
+LON = np.arange(0.0, 360.0, 60.0)
+
+
+def _raise_scheduler(dsk, keys, **kwargs):
+    raise RuntimeError("a dask array was computed before .compute()")
+
+
+def grid(seed=0, nt=3, levels=(500, 850), var="temperature", scale=1.0):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2020-01-01", periods=nt, freq="6h")
+    data = rng.normal(size=(nt, len(levels), LAT.size, LON.size)) * scale
+    return xr.Dataset(
+        {var: (("time", "level", "latitude", "longitude"), data, {"units": "K"})},
+        coords={"time": t, "level": list(levels), "latitude": LAT, "longitude": LON},
+        attrs={"source": "test"},
+    )
+
+
+def test_area_weights_hand_computed_wb2():
+    # bounds -90, -45, 0, 45, 90: areas 1 - sin45, sin45, sin45, 1 - sin45, normalised to mean 1
+    s = np.sin(np.deg2rad(45.0))
+    expected = np.array([1 - s, s, s, 1 - s]) / 0.5
+    np.testing.assert_allclose(area_weights(LAT).values, expected, rtol=1e-12)
+    np.testing.assert_allclose(area_weights(LAT[::-1]).values, expected[::-1], rtol=1e-12)
+    gauss = np.polynomial.legendre.leggauss(32)
+    lat = np.rad2deg(np.arcsin(gauss[0]))
+    w = area_weights(lat).values
+    assert w.mean() == pytest.approx(1.0)
+    # on a Gaussian grid the midpoint-cell areas are close to the Gaussian weights
+    np.testing.assert_allclose(w[1:-1], (gauss[1] / gauss[1].mean())[1:-1], rtol=0.01)
+
+
+@pytest.mark.parametrize("bad", [[0.0, 0.0, 1.0], [10.0, 100.0], [[1.0, 2.0]]])
+def test_area_weights_bad(bad):
+    with pytest.raises(ValueError, match="latitude"):
+        area_weights(bad)
+
+
+def test_rmse_matches_xskillscore_and_keeps_dims():
+    fc, tr = grid(0), grid(1)
+    w = area_weights(fc["latitude"])
+    got = rmse(fc, tr, dim=["latitude", "longitude"])
+    ref = xs.rmse(fc, tr, dim=["latitude", "longitude"], weights=w.broadcast_like(fc["longitude"]))
+    xr.testing.assert_allclose(got, ref)
+    assert set(got["temperature"].dims) == {"time", "level"}
+    assert got.attrs["metric"] == "rmse"
+    ref_mae = xs.mae(
+        fc, tr, dim=["latitude", "longitude"], weights=w.broadcast_like(fc["longitude"])
+    )
+    xr.testing.assert_allclose(mae(fc, tr, dim=["latitude", "longitude"]), ref_mae)
+    unweighted = rmse(fc, tr, dim=["latitude", "longitude"], weights=None)
+    xr.testing.assert_allclose(unweighted, xs.rmse(fc, tr, dim=["latitude", "longitude"]))
+
+
+def test_rmse_time_ordering_is_wb2():
+    fc, tr = grid(0), grid(1)
+    se = ((fc - tr) ** 2)["temperature"].values  # time, level, lat, lon
+    w = area_weights(LAT).values[None, None, :, None]
+    spatial = (se * w).sum((2, 3)) / (w.sum() * LON.size)  # per time and level
+    expected = np.sqrt(spatial.mean(0))
+    got = rmse(fc, tr, dim=["time", "latitude", "longitude"])["temperature"]
+    np.testing.assert_allclose(got.values, expected, rtol=1e-12)
+    assert not np.allclose(got.values, np.sqrt(spatial).mean(0))
+    np.testing.assert_allclose(
+        mse(fc, tr, dim=["time", "latitude", "longitude"])["temperature"].values, expected**2
+    )
+
+
+def test_bias_sign_and_value():
+    fc = grid(0)
+    out = bias(fc + 2.5, fc, dim=None)
+    assert float(out["temperature"]) == pytest.approx(2.5)
+
+
+def test_forecast_aligned_by_valid_time():
+    truth = grid(1, nt=6)
+    leads = pd.to_timedelta([0, 6, 12], "h")
+    init = truth["time"].values[:3]
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(3, 3, 2, LAT.size, LON.size))
+    fc = xr.Dataset(
+        {"temperature": (("time", "prediction_timedelta", "level", "latitude", "longitude"), data)},
+        coords={"time": init, "prediction_timedelta": leads, "level": [500, 850],
+                "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    got = fc.fuxi.rmse(truth, dim=["time", "latitude", "longitude"])["temperature"]
+    assert set(got.dims) == {"prediction_timedelta", "level"}
+    for j, lead in enumerate(leads):
+        per_time = []
+        for i, t0 in enumerate(init):
+            f = fc["temperature"].isel(time=i, prediction_timedelta=j)
+            t = truth["temperature"].sel(time=t0 + lead)
+            per_time.append(
+                ((f - t) ** 2).weighted(area_weights(LAT)).mean(["latitude", "longitude"])
+            )
+        expected = np.sqrt(xr.concat(per_time, "time").mean("time"))
+        np.testing.assert_allclose(got.isel(prediction_timedelta=j).values, expected.values)
+    aligned = align_valid_time(fc, truth)
+    assert "valid_time" in aligned.coords
+    # ACC by lead: climatology taken at each valid time
+    clim = xr.Dataset(
+        {"temperature": (("hour", "level", "latitude", "longitude"),
+                         np.random.default_rng(4).normal(size=(4, 2, LAT.size, LON.size)))},
+        coords={"hour": [0, 6, 12, 18], "level": [500, 850], "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    got_acc = fc.fuxi.acc(truth, clim, dim=["latitude", "longitude"])["temperature"]
+    i, j = 1, 2
+    vt = pd.Timestamp(init[i] + leads[j])
+    c = clim["temperature"].sel(hour=vt.hour)
+    f = fc["temperature"].isel(time=i, prediction_timedelta=j) - c
+    a = truth["temperature"].sel(time=vt) - c
+    w = area_weights(LAT)
+    num = (f * a).weighted(w).mean(["latitude", "longitude"])
+    den = np.sqrt((f * f).weighted(w).mean(["latitude", "longitude"])
+                  * (a * a).weighted(w).mean(["latitude", "longitude"]))  # fmt: skip
+    np.testing.assert_allclose(got_acc.isel(time=i, prediction_timedelta=j).values,
+                               (num / den).values)  # fmt: skip
+    with pytest.raises(ValueError, match="lacks 1 valid time"):
+        fc.fuxi.rmse(truth.isel(time=slice(0, 4)))
+
+
+def test_mismatched_coordinates_raise():
+    fc, tr = grid(0), grid(1)
+    with pytest.raises(ValueError, match="coordinate 'latitude' differs"):
+        rmse(fc, tr.assign_coords(latitude=tr.latitude + 1))
+    with pytest.raises(ValueError, match="coordinate 'level' differs"):
+        rmse(fc, tr.sel(level=[500]))
+    with pytest.raises(ValueError, match="lacks variable"):
+        rmse(fc, tr.rename(temperature="geopotential"))
+    with pytest.raises(ValueError, match="not a dimension"):
+        rmse(fc, tr, dim="height")
+    with pytest.raises(TypeError, match="both be Datasets"):
+        rmse(fc, tr["temperature"])
+
+
+def test_nan_handling():
+    fc, tr = grid(0), grid(1)
+    fcn = fc.copy(deep=True)
+    fcn["temperature"][0, 0, 0, 0] = np.nan
+    assert np.isnan(rmse(fcn, tr)["temperature"])
+    got = rmse(fcn, tr, dim=["latitude", "longitude"], skipna=True)["temperature"]
+    assert np.isfinite(got).all()
+    # skipna drops the NaN point and its weight
+    e = ((fcn - tr) ** 2)["temperature"].isel(time=0, level=0).values
+    w = np.broadcast_to(area_weights(LAT).values[:, None], e.shape)
+    ok = np.isfinite(e)
+    assert float(got[0, 0]) == pytest.approx(np.sqrt((e[ok] * w[ok]).sum() / w[ok].sum()))
+    assert fc["temperature"].notnull().all()  # input untouched
+
+
+def test_inputs_not_mutated_and_keep_attrs():
+    fc, tr = grid(0), grid(1)
+    before = fc.copy(deep=True)
+    out = rmse(fc, tr, dim=["latitude", "longitude"], keep_attrs=True)
+    xr.testing.assert_identical(fc, before)
+    assert out["temperature"].attrs["units"] == "K"
+    assert out.attrs["source"] == "test" and out.attrs["metric"] == "rmse"
+    assert rmse(fc, tr).attrs == {"metric": "rmse", "perfect_value": 0.0, "higher_is_better": 0}
+    assert acc(fc, tr, tr.mean("time")).attrs["perfect_value"] == 1.0
+
+
+def test_dask_equals_numpy_and_stays_lazy():
+    fc, tr = grid(0, nt=4), grid(1, nt=4)
+    fcd, trd = fc.chunk({"time": 2}), tr.chunk({"time": 2})
+    clim = grid(5, nt=1).isel(time=0, drop=True)
+    with dask.config.set(scheduler=_raise_scheduler):
+        lazy = rmse(fcd, trd, dim=["time", "latitude", "longitude"])
+        lazy_acc = acc(fcd, trd, clim, dim=["latitude", "longitude"])
+    assert isinstance(lazy["temperature"].data, da.Array)
+    assert isinstance(lazy_acc["temperature"].data, da.Array)
+    xr.testing.assert_allclose(lazy.compute(), rmse(fc, tr, dim=["time", "latitude", "longitude"]))
+    xr.testing.assert_allclose(lazy_acc.compute(), acc(fc, tr, clim, dim=["latitude", "longitude"]))
+
+
+def test_acc_against_numpy_with_dayofyear_hour_climatology():
+    fc, tr = grid(0, nt=4), grid(1, nt=4)
+    rng = np.random.default_rng(9)
+    clim = xr.Dataset(
+        {"temperature": (("dayofyear", "hour", "level", "latitude", "longitude"),
+                         rng.normal(size=(366, 4, 2, LAT.size, LON.size)))},
+        coords={"dayofyear": np.arange(1, 367), "hour": [0, 6, 12, 18], "level": [500, 850],
+                "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    got = acc(fc, tr, clim, dim=["latitude", "longitude"])["temperature"]
+    w = area_weights(LAT).values[:, None]
+    for i, t in enumerate(pd.DatetimeIndex(fc.time.values)):
+        c = clim["temperature"].sel(dayofyear=t.day_of_year, hour=t.hour).values
+        for k in range(2):
+            f = fc["temperature"].values[i, k] - c[k]
+            a = tr["temperature"].values[i, k] - c[k]
+            expected = (w * f * a).sum() / np.sqrt((w * f * f).sum() * (w * a * a).sum())
+            assert float(got[i, k]) == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(ValueError, match="climatology lacks hour"):
+        acc(fc, tr, clim.sel(hour=[0, 6]))
+    # a climatology already on the valid times is used as is
+    aligned = xfuxi.verify.select_climatology(clim, fc["time"])
+    xr.testing.assert_allclose(
+        acc(fc, tr, aligned, dim=["latitude", "longitude"])["temperature"], got
+    )
+
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, width=64)
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.float64, (3, 4, 6), elements=finite))
+def test_perfect_forecast_properties(values):
+    da_ = xr.DataArray(values, dims=("time", "latitude", "longitude"),
+                       coords={"time": pd.date_range("2020", periods=3, freq="6h"),
+                               "latitude": LAT, "longitude": LON})  # fmt: skip
+    assert float(rmse(da_, da_)) == 0.0
+    clim = da_.mean("time") + 1.0  # anomalies never vanish identically
+    r = acc(da_, da_, clim, dim=["latitude", "longitude"])
+    np.testing.assert_allclose(r.values, 1.0, rtol=1e-9)
+
+
+def test_acc_with_climatology_from_data_stats():
+    stats = pytest.importorskip("xfuxi.data.stats")
+    history = grid(7, nt=40)
+    clim = stats.climatology(history, seasonal=False)
+    fc, tr = grid(0, nt=4), grid(1, nt=4)
+    got = acc(fc, tr, clim, dim=["latitude", "longitude"])
+    hours = pd.DatetimeIndex(fc.time.values).hour
+    c = clim["temperature"].sel(hour=xr.DataArray(hours, dims="time")).drop_vars("hour")
+    c = c.assign_coords(time=fc.time)
+    xr.testing.assert_allclose(got, acc(fc, tr, c.to_dataset(), dim=["latitude", "longitude"]))

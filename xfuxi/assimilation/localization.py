@@ -1,0 +1,280 @@
+"""Localization of the ensemble covariance, in the control variable (DESIGN.md §4).
+
+With localization the En4DVar control is one field per member, ``α_i``, and the increment
+is ``δx = Σ_i X_b,i ∘ (L α_i)``, so that the implied background covariance is
+``(X_b X_bᵀ) ∘ C`` with ``C = L Lᵀ`` a correlation matrix. Here ``C`` is a horizontal
+correlation — Gaspari–Cohn (compact support) or Gaussian in distance — on the sphere
+(chord distance between grid points, which keeps both functions positive definite) or on a
+1-D periodic index grid (Lorenz-96), optionally times a channel correlation: vertical
+(Gaspari–Cohn in ln p) and cross-variable (a constant factor between different variables).
+
+``L`` is a truncated eigenbasis: ``C ≈ E_r Λ_r E_rᵀ`` keeping the leading eigenpairs that
+explain a fraction ``variance`` of the trace, ``L = E_r Λ_r^{1/2}`` with rows rescaled so
+that ``diag(L Lᵀ) = 1`` (a correlation again). The control per member then has ``r``
+(times ``r_c`` with channel localization) entries instead of one per grid point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "Localization",
+    "channel_correlation",
+    "correlation_function",
+    "index_correlation",
+    "localization",
+    "sphere_correlation",
+    "sqrt_factor",
+]
+
+#: mean Earth radius (km)
+EARTH_RADIUS_KM = 6371.0
+
+
+def correlation_function(distance: Any, *, length_scale: float, kind: str) -> np.ndarray:
+    """Correlation as a function of distance.
+
+    ``kind="gaspari_cohn"``: the compactly supported fifth-order piecewise rational
+    function of Gaspari & Cohn (1999, eq. 4.10) with half-width ``length_scale`` (zero
+    beyond twice it). ``kind="gaussian"``: ``exp(−d² / (2 length_scale²))``.
+
+    Examples
+    --------
+    >>> correlation_function([0.0, 1.0, 2.0], length_scale=1.0, kind="gaspari_cohn").round(4)
+    array([1.    , 0.2083, 0.    ])
+    """
+    if not length_scale > 0:
+        raise ValueError(f"length_scale must be positive, got {length_scale}")
+    r = np.abs(np.asarray(distance, dtype="float64")) / float(length_scale)
+    if kind == "gaussian":
+        return np.exp(-0.5 * r**2)
+    if kind != "gaspari_cohn":
+        raise ValueError(f"kind must be 'gaspari_cohn' or 'gaussian', got {kind!r}")
+    out = np.zeros_like(r)
+    a = r <= 1
+    b = (r > 1) & (r < 2)
+    ra = r[a]
+    out[a] = -0.25 * ra**5 + 0.5 * ra**4 + 0.625 * ra**3 - 5.0 / 3.0 * ra**2 + 1.0
+    rb = r[b]
+    out[b] = (
+        rb**5 / 12.0 - 0.5 * rb**4 + 0.625 * rb**3 + 5.0 / 3.0 * rb**2 - 5.0 * rb + 4.0
+    ) - 2.0 / (3.0 * rb)
+    return out
+
+
+def sphere_correlation(
+    latitude: Any, longitude: Any, *, length_scale: float, kind: str = "gaspari_cohn"
+) -> np.ndarray:
+    """Correlation between all points of a latitude–longitude grid (chord distance, km).
+
+    Returns an ``(H*W, H*W)`` matrix, points in row-major (latitude, longitude) order.
+
+    Examples
+    --------
+    >>> c = sphere_correlation([-30.0, 30.0], [0.0, 120.0, 240.0], length_scale=3000.0)
+    >>> c.shape, bool(np.allclose(np.diag(c), 1.0))
+    ((6, 6), True)
+    """
+    lat = np.radians(np.asarray(latitude, dtype="float64"))
+    lon = np.radians(np.asarray(longitude, dtype="float64"))
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    xyz = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1).reshape(
+        -1, 3
+    )
+    d = np.linalg.norm(xyz[:, None, :] - xyz[None, :, :], axis=-1) * EARTH_RADIUS_KM
+    return correlation_function(d, length_scale=length_scale, kind=kind)
+
+
+def index_correlation(
+    n: int, *, length_scale: float, kind: str = "gaspari_cohn", periodic: bool = True
+) -> np.ndarray:
+    """Correlation on a 1-D grid by index distance (periodic by default, as Lorenz-96).
+
+    Examples
+    --------
+    >>> c = index_correlation(8, length_scale=2.0)
+    >>> float(c[0, 7]) == float(c[0, 1])
+    True
+    """
+    i = np.arange(int(n))
+    d = np.abs(i[:, None] - i[None, :]).astype("float64")
+    if periodic:
+        d = np.minimum(d, n - d)
+    return correlation_function(d, length_scale=length_scale, kind=kind)
+
+
+def channel_correlation(
+    channels: Sequence[tuple[str, float | None]],
+    *,
+    vertical_length_scale: float | None = None,
+    cross_variable: float = 1.0,
+    surface_level: float = 1000.0,
+) -> np.ndarray:
+    """Correlation between model channels: vertical (ln p) times cross-variable.
+
+    Parameters
+    ----------
+    channels : sequence of (variable, level)
+    vertical_length_scale : float, optional
+        Gaspari–Cohn half-width in units of ln p (e.g. 1.0 ≈ a scale height); None: no
+        vertical localization.
+    cross_variable : float, default 1
+        Correlation factor between two different variables (1: none).
+    surface_level : float, default 1000
+        Pressure (hPa) given to single-level variables.
+
+    Examples
+    --------
+    >>> c = channel_correlation([("t", 500.0), ("t", 850.0), ("u", 500.0)], cross_variable=0.5)
+    >>> c.tolist()
+    [[1.0, 1.0, 0.5], [1.0, 1.0, 0.5], [0.5, 0.5, 1.0]]
+    """
+    if not 0.0 <= cross_variable <= 1.0:
+        raise ValueError(f"cross_variable must be in [0, 1], got {cross_variable}")
+    names = np.array([str(v) for v, _ in channels])
+    p = np.array([surface_level if lv is None else float(lv) for _, lv in channels])
+    same = names[:, None] == names[None, :]
+    c = np.where(same, 1.0, float(cross_variable))
+    if vertical_length_scale is not None:
+        lnp = np.log(p)
+        c = c * correlation_function(
+            lnp[:, None] - lnp[None, :], length_scale=vertical_length_scale, kind="gaspari_cohn"
+        )
+    return c
+
+
+def sqrt_factor(correlation: Any, *, variance: float = 0.99, rank: int | None = None) -> np.ndarray:
+    """Truncated square root ``L`` (n, r) with ``L Lᵀ ≈ C`` and ``diag(L Lᵀ) = 1``.
+
+    Keeps the leading eigenpairs explaining ``variance`` of the trace (or exactly ``rank``).
+
+    Examples
+    --------
+    >>> c = index_correlation(40, length_scale=4.0)
+    >>> L = sqrt_factor(c, variance=0.999)
+    >>> bool(np.allclose(np.diag(L @ L.T), 1.0)), L.shape[1] < 40
+    (True, True)
+    """
+    c = np.asarray(correlation, dtype="float64")
+    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+        raise ValueError(f"correlation must be square, got shape {c.shape}")
+    lam, vec = np.linalg.eigh(c)
+    order = np.argsort(lam)[::-1]
+    lam, vec = np.clip(lam[order], 0.0, None), vec[:, order]
+    if rank is None:
+        if not 0 < variance <= 1:
+            raise ValueError(f"variance must be in (0, 1], got {variance}")
+        frac = np.cumsum(lam) / lam.sum()
+        rank = int(np.searchsorted(frac, variance - 1e-12) + 1)
+    rank = max(1, min(int(rank), lam.size))
+    sq = vec[:, :rank] * np.sqrt(lam[:rank])
+    norm = np.linalg.norm(sq, axis=1, keepdims=True)
+    return sq / np.where(norm > 0, norm, 1.0)
+
+
+@dataclass(frozen=True)
+class Localization:
+    """Square-root factors of a localization correlation ``C = (L_c L_cᵀ) ⊗ (L_h L_hᵀ)``.
+
+    Attributes
+    ----------
+    spatial : numpy.ndarray (P, r_h)
+        Horizontal factor, P = H·W points in row-major (latitude, longitude) order.
+    channel : numpy.ndarray (C, r_c) or None
+        Channel (vertical / cross-variable) factor; None: the same horizontal localization
+        for all channels.
+    description : str
+        What was built (recorded in the diagnostics).
+    """
+
+    spatial: np.ndarray
+    channel: np.ndarray | None = None
+    description: str = ""
+
+    @property
+    def control_shape(self) -> tuple[int, ...]:
+        """Shape of one member's control ``α_i``."""
+        if self.channel is None:
+            return (self.spatial.shape[1],)
+        return (self.channel.shape[1], self.spatial.shape[1])
+
+    def correlation(self) -> np.ndarray:
+        """The full (C·P or P) correlation matrix (small problems and tests only)."""
+        ch = self.spatial @ self.spatial.T
+        if self.channel is None:
+            return ch
+        return np.kron(self.channel @ self.channel.T, ch)
+
+
+def localization(
+    latitude: Any = None,
+    longitude: Any = None,
+    *,
+    length_scale: float,
+    kind: str = "gaspari_cohn",
+    channels: Sequence[tuple[str, float | None]] | None = None,
+    vertical_length_scale: float | None = None,
+    cross_variable: float = 1.0,
+    variance: float = 0.99,
+    n_points: int | None = None,
+) -> Localization:
+    """Build a :class:`Localization` for a latitude–longitude grid or a 1-D index grid.
+
+    Parameters
+    ----------
+    latitude, longitude : array-like, optional
+        Grid on the sphere; ``length_scale`` is then in km.
+    length_scale : float
+        Gaspari–Cohn half-width (support ``2 × length_scale``) or Gaussian std; km on the
+        sphere, grid points on an index grid.
+    kind : {"gaspari_cohn", "gaussian"}
+    channels : sequence of (variable, level), optional
+        Needed for vertical or cross-variable localization.
+    vertical_length_scale : float, optional
+        Gaspari–Cohn half-width in ln p.
+    cross_variable : float, default 1
+        Correlation between different variables.
+    variance : float, default 0.99
+        Fraction of the correlation's trace kept by the truncated eigenbasis.
+    n_points : int, optional
+        Instead of a sphere grid: a periodic 1-D grid of this many points (Lorenz-96).
+
+    Returns
+    -------
+    Localization
+
+    Examples
+    --------
+    >>> loc = localization(n_points=40, length_scale=4.0)
+    >>> loc.spatial.shape[0], loc.channel is None
+    (40, True)
+    >>> loc2 = localization([-30.0, 30.0], [0.0, 90.0, 180.0, 270.0], length_scale=2000.0)
+    >>> loc2.spatial.shape[0]
+    8
+    """
+    if n_points is not None:
+        corr = index_correlation(int(n_points), length_scale=length_scale, kind=kind)
+        what = f"{kind} on index distance, length scale {length_scale:g} points"
+    else:
+        if latitude is None or longitude is None:
+            raise ValueError("give latitude and longitude, or n_points for a 1-D grid")
+        corr = sphere_correlation(latitude, longitude, length_scale=length_scale, kind=kind)
+        what = f"{kind} on the sphere, length scale {length_scale:g} km"
+    spatial = sqrt_factor(corr, variance=variance)
+    channel = None
+    if vertical_length_scale is not None or cross_variable != 1.0:
+        if channels is None:
+            raise ValueError("vertical or cross-variable localization needs channels")
+        cc = channel_correlation(
+            channels, vertical_length_scale=vertical_length_scale, cross_variable=cross_variable
+        )
+        channel = sqrt_factor(cc, variance=variance)
+        what += f"; vertical {vertical_length_scale}, cross-variable {cross_variable:g}"
+    what += f"; rank {spatial.shape[1]}" + ("" if channel is None else f"x{channel.shape[1]}")
+    return Localization(spatial=spatial, channel=channel, description=what)

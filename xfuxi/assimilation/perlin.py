@@ -1,0 +1,404 @@
+"""Perlin (multi-octave gradient) noise on model grids, periodic in longitude.
+
+FuXi-En4DVar builds its background ensemble by adding Perlin noise to the background
+6 h before the analysis time and running every member one model step (DESIGN.md §4).
+The noise is also a stand-alone ensemble perturbation method (:func:`perlin_ensemble`).
+
+The noise of one octave is classic gradient noise (Perlin 1985; "improved" fade curve of
+Perlin 2002): random unit gradients on a lattice whose spacing is the octave's wavelength
+in grid points; inside each lattice cell the dot products of the gradients with the offsets
+to the cell's corners are blended with the fade ``6t⁵ − 15t⁴ + 10t³``. A periodic axis gets
+an integer number of lattice cells whose last corner wraps onto the first, so the field is
+exactly periodic. Every field gets a random sub-cell offset, so that grid points are not
+pinned to the lattice nodes (where gradient noise vanishes). Octave ``o`` has wavelength
+``wavelength / 2**o`` and weight ``persistence**o``; an octave whose wavelength is at most
+one grid point is white (independent standard normal) noise. The sum is scaled to unit
+standard deviation over all returned values.
+
+This module imports torch at top level; :mod:`xfuxi` reaches it lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+__all__ = ["perlin_ensemble", "perlin_noise", "perlin_perturbations"]
+
+log = logging.getLogger(__name__)
+
+
+def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
+    if generator is not None and seed is not None:
+        raise ValueError("give either seed or generator, not both")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        return generator
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
+
+
+def _fade(t: torch.Tensor) -> torch.Tensor:
+    return t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+
+
+def _axis_lattice(
+    size: int, wavelength: float, periodic: bool, offset: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Lattice indices of the two corners and the fraction along one axis.
+
+    ``offset`` has shape (n,) (sub-cell shift in lattice units). Returns ``i0, i1`` (n, size)
+    long, ``frac`` (n, size) and the number of lattice nodes along the axis.
+    """
+    if periodic:
+        cells = max(1, int(round(size / wavelength)))
+        spacing = size / cells
+        nodes = cells
+    else:
+        spacing = wavelength
+        cells = int(math.floor((size - 1) / spacing + 1.0)) + 1
+        nodes = cells + 1
+    pos = torch.arange(size, dtype=torch.float64) / spacing
+    pos = pos[None, :] + offset[:, None]
+    i0 = torch.floor(pos)
+    frac = pos - i0
+    i0 = i0.long()
+    i1 = i0 + 1
+    if periodic:
+        i0 = i0 % nodes
+        i1 = i1 % nodes
+    return i0, i1, frac, nodes
+
+
+def _octave_1d(n: int, size: int, wavelength: float, periodic: bool, g: torch.Generator):
+    offset = torch.rand(n, generator=g, dtype=torch.float64)
+    i0, i1, f, nodes = _axis_lattice(size, wavelength, periodic, offset)
+    grads = torch.rand(n, nodes, generator=g, dtype=torch.float64) * 2.0 - 1.0
+    g0 = torch.gather(grads, 1, i0)
+    g1 = torch.gather(grads, 1, i1)
+    s = _fade(f)
+    return (1 - s) * g0 * f + s * g1 * (f - 1.0)
+
+
+def _octave_2d(
+    n: int, shape: tuple[int, int], wavelength: float, periodic: tuple[bool, bool], g
+) -> torch.Tensor:
+    h, w = shape
+    oy = torch.rand(n, generator=g, dtype=torch.float64)
+    ox = torch.rand(n, generator=g, dtype=torch.float64)
+    y0, y1, fy, ny = _axis_lattice(h, wavelength, periodic[0], oy)
+    x0, x1, fx, nx = _axis_lattice(w, wavelength, periodic[1], ox)
+    angle = torch.rand(n, ny, nx, generator=g, dtype=torch.float64) * (2 * math.pi)
+    gy, gx = torch.sin(angle), torch.cos(angle)
+    rows = torch.arange(n)[:, None, None]
+
+    def corner(iy: torch.Tensor, ix: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor):
+        sel_y = iy[:, :, None].expand(n, h, w)
+        sel_x = ix[:, None, :].expand(n, h, w)
+        return gy[rows, sel_y, sel_x] * dy + gx[rows, sel_y, sel_x] * dx
+
+    dy0 = fy[:, :, None].expand(n, h, w)
+    dx0 = fx[:, None, :].expand(n, h, w)
+    n00 = corner(y0, x0, dy0, dx0)
+    n01 = corner(y0, x1, dy0, dx0 - 1)
+    n10 = corner(y1, x0, dy0 - 1, dx0)
+    n11 = corner(y1, x1, dy0 - 1, dx0 - 1)
+    sy, sx = _fade(dy0), _fade(dx0)
+    top = n00 + sx * (n01 - n00)
+    bottom = n10 + sx * (n11 - n10)
+    return top + sy * (bottom - top)
+
+
+def perlin_noise(
+    n: int,
+    shape: Sequence[int],
+    *,
+    wavelength: float,
+    octaves: int = 3,
+    persistence: float = 0.5,
+    periodic: bool | Sequence[bool] | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    device: Any = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Draw ``n`` independent fields of multi-octave Perlin noise with unit standard deviation.
+
+    Parameters
+    ----------
+    n : int
+        Number of fields.
+    shape : tuple of int
+        ``(H, W)`` (latitude, longitude; periodic in W by default) or ``(K,)`` (a 1-D
+        grid, periodic by default).
+    wavelength : float
+        Lattice spacing of the coarsest octave in grid points. ``wavelength <= 1`` gives
+        white noise.
+    octaves : int, default 3
+        Number of octaves; octave ``o`` has wavelength ``wavelength / 2**o``.
+    persistence : float, default 0.5
+        Amplitude ratio of successive octaves.
+    periodic : bool or sequence of bool, optional
+        Periodicity per axis; default ``(False, True)`` for 2-D, ``(True,)`` for 1-D.
+    seed : int, optional
+        Seed of a fresh generator (reproducible draws).
+    generator : torch.Generator, optional
+        Generator to draw from (instead of ``seed``).
+    device, dtype
+        Of the returned tensor.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, *shape)
+        Noise scaled to unit standard deviation over all its values.
+
+    Raises
+    ------
+    ValueError
+        Non-positive ``n`` / ``octaves`` / ``wavelength``, a shape of neither 1 nor 2
+        dimensions, or both ``seed`` and ``generator``.
+
+    Notes
+    -----
+    Gradient noise (Perlin 1985) with the quintic fade curve (Perlin 2002), summed over
+    octaves (fractal Brownian motion); periodic axes hold an integer number of lattice cells.
+
+    References
+    ----------
+    Perlin, K. (2002). Improving noise. ACM Trans. Graphics 21, 681–682.
+
+    Examples
+    --------
+    >>> z = perlin_noise(4, (8, 16), wavelength=8, seed=0)
+    >>> tuple(z.shape), round(float(z.std()), 3)
+    ((4, 8, 16), 1.0)
+    >>> z1 = perlin_noise(2, (40,), wavelength=1, seed=1)  # white noise
+    >>> tuple(z1.shape)
+    (2, 40)
+    """
+    n = int(n)
+    shape = tuple(int(s) for s in shape)
+    if n < 1:
+        raise ValueError(f"n must be a positive number of fields, got {n}")
+    if len(shape) not in (1, 2) or any(s < 1 for s in shape):
+        raise ValueError(f"shape must be (H, W) or (K,) with positive sizes, got {shape}")
+    if not (wavelength > 0 and math.isfinite(wavelength)):
+        raise ValueError(f"wavelength must be a positive number of grid points, got {wavelength}")
+    if int(octaves) < 1:
+        raise ValueError(f"octaves must be >= 1, got {octaves}")
+    if periodic is None:
+        per = (False, True) if len(shape) == 2 else (True,)
+    elif isinstance(periodic, bool):
+        per = (periodic,) * len(shape)
+    else:
+        per = tuple(bool(p) for p in periodic)
+        if len(per) != len(shape):
+            raise ValueError(f"periodic has {len(per)} entries for a {len(shape)}-D shape")
+    g = _generator(seed, generator)
+    total = torch.zeros((n, *shape), dtype=torch.float64)
+    for o in range(int(octaves)):
+        lam = float(wavelength) / 2**o
+        weight = float(persistence) ** o
+        if lam <= 1.0:
+            field = torch.randn((n, *shape), generator=g, dtype=torch.float64)
+        elif len(shape) == 1:
+            field = _octave_1d(n, shape[0], lam, per[0], g)
+        else:
+            field = _octave_2d(n, shape, lam, per, g)  # type: ignore[arg-type]
+        field = field / field.std().clamp_min(1e-12)
+        total += weight * field
+    total = total / total.std().clamp_min(1e-12) if total.numel() > 1 else total
+    return total.to(device=device, dtype=dtype)
+
+
+def perlin_perturbations(
+    n: int,
+    *,
+    std: Any,
+    shape: Sequence[int],
+    amplitude: float | Any = 0.05,
+    wavelength: float = 8.0,
+    octaves: int = 3,
+    persistence: float = 0.5,
+    periodic: bool | Sequence[bool] | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    device: Any = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Perlin perturbations of ``C`` channels: ``amplitude × std[c] × noise``.
+
+    Parameters
+    ----------
+    n : int
+        Number of perturbations (members).
+    std : array-like, shape (C,)
+        Physical (climatological) standard deviation of each channel.
+    shape : tuple of int
+        Spatial shape, ``(H, W)`` or ``(K,)``.
+    amplitude : float or array-like (C,), default 0.05
+        Perturbation std as a fraction of ``std`` per channel (variable and level).
+    wavelength, octaves, persistence, periodic
+        As for :func:`perlin_noise`; every channel gets its own independent noise.
+    seed, generator, device, dtype
+        As for :func:`perlin_noise`.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, C, *shape)
+
+    Raises
+    ------
+    ValueError
+        ``std`` not 1-D, or non-finite / negative ``std`` or ``amplitude``, or an
+        ``amplitude`` array whose length is not C.
+
+    Notes
+    -----
+    The FuXi-En4DVar background ensemble (DESIGN.md §4) perturbs the background with this
+    noise before running each member one model step.
+
+    Examples
+    --------
+    >>> p = perlin_perturbations(3, std=[1.0, 10.0], shape=(8, 16), amplitude=0.1, seed=0)
+    >>> tuple(p.shape)
+    (3, 2, 8, 16)
+    >>> round(float((p / torch.tensor([1.0, 10.0]).view(1, 2, 1, 1)).std()), 3)
+    0.1
+    """
+    std_arr = np.asarray(std, dtype="float64")
+    if std_arr.ndim != 1:
+        raise ValueError(f"std must be 1-D (one value per channel), got shape {std_arr.shape}")
+    if not np.all(np.isfinite(std_arr)) or np.any(std_arr < 0):
+        raise ValueError(f"std must be finite and non-negative, got {std_arr.tolist()}")
+    c = std_arr.size
+    amp = np.asarray(amplitude, dtype="float64")
+    if amp.ndim == 1 and amp.size != c:
+        raise ValueError(f"amplitude has {amp.size} values for {c} channels")
+    if amp.ndim > 1 or not np.all(np.isfinite(amp)) or np.any(amp < 0):
+        raise ValueError(f"amplitude must be a non-negative float or (C,) array, got {amplitude}")
+    noise = perlin_noise(
+        int(n) * c,
+        shape,
+        wavelength=wavelength,
+        octaves=octaves,
+        persistence=persistence,
+        periodic=periodic,
+        seed=seed,
+        generator=generator,
+        dtype=torch.float64,
+    ).reshape(int(n), c, *tuple(int(s) for s in shape))
+    scale = torch.as_tensor(np.broadcast_to(amp * std_arr, (c,)).copy(), dtype=torch.float64)
+    out = noise * scale.view(1, c, *([1] * len(tuple(shape))))
+    return out.to(device=device, dtype=dtype)
+
+
+def perlin_ensemble(
+    ds: xr.Dataset,
+    *,
+    n_members: int,
+    amplitude: float = 0.05,
+    wavelength: float = 8.0,
+    octaves: int = 3,
+    persistence: float = 0.5,
+    std: xr.Dataset | None = None,
+    seed: int | None = None,
+) -> xr.Dataset:
+    """Perturb a state with Perlin noise: an ensemble with dim ``number``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Canonical data with ``latitude`` and ``longitude`` dims (and optionally ``level``,
+        ``time``). Every time gets the same perturbation per member (a perturbation of the
+        state, consistent across the input pair of a model).
+    n_members : int
+        Number of members.
+    amplitude : float, default 0.05
+        Perturbation std as a fraction of each variable's (and level's) std.
+    wavelength, octaves, persistence
+        As for :func:`perlin_noise` (grid points of the coarsest octave).
+    std : xarray.Dataset, optional
+        Climatological std per variable (and level). Default: the std of ``ds`` over all
+        dims but ``level``.
+    seed : int, optional
+        Seed for reproducible draws.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` plus noise, with a leading ``number`` dim of size ``n_members``.
+
+    Raises
+    ------
+    ValueError
+        If ``ds`` lacks latitude/longitude, or a std is missing, non-finite or negative.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"temperature": (("latitude", "longitude"), np.zeros((4, 8)))},
+    ...                 coords={"latitude": np.linspace(-60, 60, 4),
+    ...                         "longitude": np.arange(8) * 45.0})
+    >>> ens = perlin_ensemble(ds, n_members=5, std=xr.Dataset({"temperature": 2.0}), seed=0)
+    >>> ens["temperature"].dims
+    ('number', 'latitude', 'longitude')
+    """
+    from ..data.channels import channels_of, stack, unstack
+
+    for dim in ("latitude", "longitude"):
+        if dim not in ds.dims:
+            raise ValueError(f"dataset lacks dim {dim!r} needed for Perlin noise")
+    chans = channels_of(ds)
+    std_ds = std if std is not None else ds.std([d for d in ds.dims if d != "level"])
+    stds = []
+    for var, level in chans:
+        if var not in std_ds:
+            raise ValueError(f"std lacks variable {var!r}")
+        s = std_ds[var]
+        if level is not None and "level" in s.dims:
+            s = s.sel(level=level)
+        stds.append(float(s))
+    shape = (ds.sizes["latitude"], ds.sizes["longitude"])
+    pert = perlin_perturbations(
+        n_members,
+        std=np.asarray(stds),
+        shape=shape,
+        amplitude=amplitude,
+        wavelength=wavelength,
+        octaves=octaves,
+        persistence=persistence,
+        seed=seed,
+        dtype=torch.float64,
+    ).numpy()
+    names = stack(ds, chans)
+    da = xr.DataArray(
+        pert,
+        dims=("number", "channel", "latitude", "longitude"),
+        coords={
+            "number": np.arange(n_members),
+            "channel": names["channel"].values,
+            "latitude": ds["latitude"].values,
+            "longitude": ds["longitude"].values,
+        },
+    )
+    noise = unstack(da, chans)
+    out = ds + noise.astype(ds[list(ds.data_vars)[0]].dtype)
+    out.attrs = dict(ds.attrs)
+    out.attrs.update(
+        perturbation="perlin", perlin_amplitude=amplitude, perlin_wavelength=wavelength
+    )
+    from ..data.schema import canonical_order
+
+    return out.transpose(*canonical_order(out.dims))

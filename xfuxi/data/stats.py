@@ -1,0 +1,399 @@
+"""Normalization statistics and climatologies of canonical data (DESIGN.md §2, §4).
+
+:func:`normalization_stats` gives, per variable and level, the mean and standard deviation
+and the standard deviation of 6-hour differences — the format that
+:meth:`xfuxi.models.base.NormStats.from_dataset` reads and every checkpoint stores.
+:func:`climatology` gives the mean by hour of day (and by day of year where the data has a
+seasonal cycle), :func:`climatology_for` looks it up for given valid times (as ACC and the
+climatology baseline need). :func:`save_stats` and :func:`load_stats` write and read either
+as netCDF, atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .schema import SchemaError, validate
+
+__all__ = [
+    "STATISTICS",
+    "climatology",
+    "climatology_for",
+    "load_stats",
+    "normalization_stats",
+    "save_stats",
+]
+
+log = logging.getLogger(__name__)
+
+#: the entries of the ``statistic`` dimension, in order
+STATISTICS: tuple[str, ...] = ("mean", "std", "diff_std")
+
+_SPATIAL = ("latitude", "longitude")
+#: the first and last times of a year of data (e.g. 6-hourly) are 364.75 days apart
+_YEAR_SPAN = np.timedelta64(364, "D")
+
+
+def _as_dataset(obj: xr.Dataset | xr.DataArray, what: str) -> xr.Dataset:
+    if isinstance(obj, xr.DataArray):
+        if obj.name is None:
+            raise ValueError(f"{what}: a DataArray needs a name (the variable it holds)")
+        return obj.to_dataset()
+    if not isinstance(obj, xr.Dataset):
+        raise TypeError(f"{what}: expected an xarray.Dataset or DataArray, got {type(obj)}")
+    return obj
+
+
+def _check_step(times: np.ndarray, step: np.timedelta64, dim: str) -> None:
+    if times.dtype.kind != "M":
+        raise SchemaError(f"coordinate {dim!r} must be datetime64; got dtype {times.dtype}")
+    if times.size < 2:
+        raise ValueError(f"need at least two times along {dim!r} for diff_std; got {times.size}")
+    d = np.diff(times)
+    bad = np.nonzero(d != step)[0]
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"times along {dim!r} must be consecutive and evenly spaced by "
+            f"{pd.Timedelta(step)} for diff_std; {times[i]} is followed by {times[i + 1]}"
+        )
+
+
+def normalization_stats(
+    ds: xr.Dataset | xr.DataArray,
+    *,
+    dim: str = "time",
+    step: str | np.timedelta64 | pd.Timedelta = "6h",
+    weighted: bool = False,
+) -> xr.Dataset:
+    """Mean, standard deviation and 6-hour-difference standard deviation by variable and level.
+
+    Parameters
+    ----------
+    ds : Dataset or DataArray
+        Canonical data (see :func:`xfuxi.validate`) with a ``dim`` time dimension; a
+        DataArray must be named.
+    dim : str, default "time"
+        The time dimension; ``diff_std`` is taken along it.
+    step : timedelta-like, default "6h"
+        The spacing that consecutive times must have for ``diff_std``.
+    weighted : bool, default False
+        Weight the spatial means by cell area (:func:`xfuxi.verify.weights.area_weights`).
+
+    Returns
+    -------
+    xarray.Dataset
+        One data variable per input variable, with dimension
+        ``statistic = ["mean", "std", "diff_std"]`` and ``level`` where the variable has
+        levels (float64). Variable attrs keep ``units``; dataset attrs say how it was made.
+
+    Raises
+    ------
+    ValueError
+        If ``dim`` is missing, times are not evenly spaced by ``step``, or there are fewer
+        than two times.
+    SchemaError
+        If the data is not canonical (see :func:`xfuxi.validate`).
+
+    Notes
+    -----
+    All dimensions but ``level`` are reduced (time, latitude, longitude and any others such
+    as ``number``). ``std`` is the population standard deviation (ddof = 0), as in
+    WeatherBench2 / GraphCast normalization; ``diff_std`` is the standard deviation of
+    ``x(t + step) − x(t)`` over the same dims, the scale of residual targets of a 6-hour
+    step model (DESIGN.md §2). With ``weighted=True`` means are area-weighted
+    (DESIGN.md §4 area weights) and ``std = sqrt(weighted mean of squared deviations)``.
+    NaN propagates (no values are skipped).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> t = pd.date_range("2000-01-01", periods=3, freq="6h")
+    >>> da = xr.DataArray(np.arange(6.0).reshape(3, 1, 2), name="temperature",
+    ...                   dims=("time", "latitude", "longitude"),
+    ...                   coords={"time": t, "latitude": [0.0], "longitude": [0.0, 180.0]})
+    >>> s = normalization_stats(da)
+    >>> s.temperature.values.round(4).tolist()
+    [2.5, 1.7078, 0.0]
+    """
+    ds = validate(_as_dataset(ds, "normalization_stats"))
+    if dim not in ds.dims:
+        raise ValueError(f"dimension {dim!r} not found; the data has dims {list(ds.dims)}")
+    if not ds.data_vars:
+        raise ValueError("normalization_stats: the dataset has no data variables")
+    step64 = pd.Timedelta(step).to_timedelta64()
+    _check_step(np.asarray(ds[dim].values), step64, dim)
+    weights = None
+    if weighted:
+        from ..verify.weights import area_weights
+
+        weights = area_weights(ds["latitude"])
+    diff = ds.diff(dim)
+    out = {}
+    for name, var in ds.data_vars.items():
+        if var.dtype.kind not in "fiu":
+            raise ValueError(f"variable {name!r} is not numeric (dtype {var.dtype})")
+        reduce = [d for d in var.dims if d != "level"]
+        if dim not in reduce:
+            raise ValueError(f"variable {name!r} lacks the time dimension {dim!r}")
+        x = var.astype("float64")
+        dx = diff[name].astype("float64")
+        if weights is None:
+            mean = x.mean(reduce, skipna=False)
+            std = x.std(reduce, skipna=False)
+            dstd = dx.std(reduce, skipna=False)
+        else:
+            mean = x.weighted(weights).mean(reduce, skipna=False)
+            std = np.sqrt(((x - mean) ** 2).weighted(weights).mean(reduce, skipna=False))
+            dmean = dx.weighted(weights).mean(reduce, skipna=False)
+            dstd = np.sqrt(((dx - dmean) ** 2).weighted(weights).mean(reduce, skipna=False))
+        stat = xr.concat([mean, std, dstd], dim="statistic", coords="minimal", compat="override")
+        stat = stat.assign_coords(statistic=list(STATISTICS))
+        stat.attrs = {k: v for k, v in var.attrs.items() if k in ("units", "long_name")}
+        out[name] = stat
+    times = ds[dim].values
+    res = xr.Dataset(out)
+    res = res.drop_vars([c for c in res.coords if c not in ("statistic", "level")])
+    res.attrs = {
+        "description": "normalization statistics: mean, std and std of differences",
+        "reduced_over": f"all dims but level ({dim}, latitude, longitude, ...)",
+        "diff_step": str(pd.Timedelta(step64)),
+        "weighted": "area" if weighted else "none",
+        "n_times": int(times.size),
+        "time_start": str(times[0]),
+        "time_end": str(times[-1]),
+    }
+    return res.compute()
+
+
+def _has_seasonal_cycle(ds: xr.Dataset, dim: str) -> bool:
+    if str(ds.attrs.get("seasonal_cycle", "")).lower() == "none":
+        return False
+    t = ds[dim].values
+    return bool(t.size > 1 and (t[-1] - t[0]) >= _YEAR_SPAN)
+
+
+def climatology(
+    ds: xr.Dataset | xr.DataArray,
+    *,
+    seasonal: bool | None = None,
+    dim: str = "time",
+) -> xr.Dataset | xr.DataArray:
+    """Climatological mean by hour of day and, where there is a seasonal cycle, day of year.
+
+    Parameters
+    ----------
+    ds : Dataset or DataArray
+        Canonical data with a datetime ``dim``.
+    seasonal : bool, optional
+        Group by day of year as well. By default True when the data covers a year (first and
+        last times at least 364 days apart) and does not declare
+        ``attrs["seasonal_cycle"] == "none"`` (the Held–Suarez world declares it: its climate
+        has no seasons).
+    dim : str, default "time"
+        Time dimension.
+
+    Returns
+    -------
+    Dataset or DataArray
+        Same type as ``ds``; ``dim`` replaced by ``hour`` (and ``dayofyear`` first, where
+        seasonal), holding the mean over all times in each group; attrs say how it was made.
+
+    Raises
+    ------
+    ValueError
+        If ``dim`` is missing or not datetime64, or ``seasonal=True`` for data shorter than
+        a year.
+
+    Notes
+    -----
+    WeatherBench2's convention: ``hour = time.dt.hour``, ``dayofyear = time.dt.dayofyear``
+    (1..366), the plain mean of all samples in a group (no smoothing across days). This is
+    the climatology that ACC anomalies are taken against (DESIGN.md §4); look values up for
+    given times with :func:`climatology_for`.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> t = pd.date_range("2000-01-01", periods=8, freq="6h")
+    >>> da = xr.DataArray(np.arange(8.0), dims="time", coords={"time": t}, name="x")
+    >>> climatology(da).values.tolist()
+    [2.0, 3.0, 4.0, 5.0]
+    """
+    is_da = isinstance(ds, xr.DataArray)
+    data = _as_dataset(ds, "climatology") if not is_da else ds.to_dataset(name="__clim__")
+    if dim not in data.dims:
+        raise ValueError(f"dimension {dim!r} not found; the data has dims {list(data.dims)}")
+    if data[dim].dtype.kind != "M":
+        raise ValueError(f"coordinate {dim!r} must be datetime64; got {data[dim].dtype}")
+    auto = _has_seasonal_cycle(data, dim)
+    if seasonal is None:
+        seasonal = auto
+    elif seasonal and data[dim].size and (data[dim].values[-1] - data[dim].values[0] < _YEAR_SPAN):
+        raise ValueError("seasonal=True needs data spanning at least a year")
+    t = data[dim]
+    hour = t.dt.hour
+    if seasonal:
+        key = (t.dt.dayofyear * 100 + hour).rename("__key__")
+        g = data.groupby(key).mean(dim, skipna=False)
+        k = g["__key__"].values
+        mindex = pd.MultiIndex.from_arrays([k // 100, k % 100], names=["dayofyear", "hour"])
+        g = g.assign_coords(xr.Coordinates.from_pandas_multiindex(mindex, "__key__"))
+        out = g.unstack("__key__")
+        # groups with no sample come out as NaN after unstacking; they are real gaps
+        order = ("dayofyear", "hour")
+    else:
+        out = data.groupby(hour.rename("hour")).mean(dim, skipna=False)
+        order = ("hour",)
+    out = out.transpose(*order, ...)
+    out = out.assign_coords({d: out[d].astype("int64") for d in order})
+    out.attrs = {
+        **{k: v for k, v in data.attrs.items() if k in ("title", "source")},
+        "description": "climatological mean by " + " and ".join(order),
+        "climatology_period": f"{t.values[0]} to {t.values[-1]}",
+        "n_times": int(t.size),
+    }
+    for name in out.data_vars:
+        out[name].attrs = dict(data[name].attrs)
+    if is_da:
+        res = out["__clim__"].rename(ds.name)
+        res.attrs = {**ds.attrs, **out.attrs}
+        return res
+    return out
+
+
+def climatology_for(
+    clim: xr.Dataset | xr.DataArray,
+    valid_times: xr.DataArray | Sequence[Any] | np.ndarray | pd.DatetimeIndex,
+) -> xr.Dataset | xr.DataArray:
+    """Look a climatology up for given valid times (matching hour and day of year).
+
+    Parameters
+    ----------
+    clim : Dataset or DataArray
+        As returned by :func:`climatology` (dims ``hour`` and optionally ``dayofyear``).
+    valid_times : DataArray or array_like of datetimes
+        Times of any shape as a DataArray (e.g. a forecast's valid times on
+        ``(time, prediction_timedelta)``), or a 1-D sequence, which becomes dimension
+        ``time``.
+
+    Returns
+    -------
+    Dataset or DataArray
+        The climatology on the dims of ``valid_times`` (``hour`` / ``dayofyear`` dropped).
+
+    Raises
+    ------
+    ValueError
+        If ``clim`` has neither ``hour`` nor ``dayofyear``, or lacks a needed value.
+
+    Notes
+    -----
+    Delegates the matching to :func:`xfuxi.verify.deterministic.select_climatology`
+    (WeatherBench2 convention, as ACC uses it).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> clim = xr.DataArray([1.0, 2.0, 3.0, 4.0], dims="hour", coords={"hour": [0, 6, 12, 18]})
+    >>> climatology_for(clim, ["2001-05-01T18", "2001-05-02T06"]).values.tolist()
+    [4.0, 2.0]
+    """
+    from ..verify.deterministic import select_climatology
+
+    if "hour" not in clim.dims and "dayofyear" not in clim.dims:
+        raise ValueError(
+            f"clim must have dimension 'hour' (and optionally 'dayofyear'); got {list(clim.dims)}"
+        )
+    if isinstance(valid_times, xr.DataArray):
+        times = valid_times
+    else:
+        values = pd.to_datetime(np.asarray(valid_times).ravel()).values
+        times = xr.DataArray(values, dims="time", coords={"time": values})
+    if times.dtype.kind != "M":
+        raise ValueError(f"valid_times must be datetime64; got dtype {times.dtype}")
+    return select_climatology(clim, times)
+
+
+def save_stats(stats: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
+    """Write statistics or a climatology to a netCDF file, atomically.
+
+    Parameters
+    ----------
+    stats : Dataset or DataArray
+        E.g. from :func:`normalization_stats` or :func:`climatology` (a DataArray must be
+        named).
+    path : path
+        Target file; its directory must exist. An existing file is replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Notes
+    -----
+    Written to a temporary file in the same directory, then moved into place with
+    :func:`os.replace`, so readers never see a partial file.
+
+    Examples
+    --------
+    >>> import os, tempfile, xarray as xr
+    >>> s = xr.Dataset({"temperature": ("statistic", [280.0, 10.0, 1.0])},
+    ...                coords={"statistic": ["mean", "std", "diff_std"]})
+    >>> p = save_stats(s, os.path.join(tempfile.mkdtemp(), "stats.nc"))
+    >>> load_stats(p).identical(s)
+    True
+    """
+    ds = _as_dataset(stats, "save_stats")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"directory {str(path.parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_stats(path: str | os.PathLike) -> xr.Dataset:
+    """Read statistics or a climatology written by :func:`save_stats` (fully into memory).
+
+    Parameters
+    ----------
+    path : path
+        netCDF file.
+
+    Returns
+    -------
+    xarray.Dataset
+        The loaded dataset (the file is closed).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+
+    Examples
+    --------
+    See :func:`save_stats`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no statistics file at {str(path)!r}")
+    with xr.open_dataset(path) as ds:
+        return ds.load()

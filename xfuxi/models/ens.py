@@ -1,0 +1,526 @@
+"""FuXi-ENS: a learned (VAE) perturbation module and the ensemble rollout built on it.
+
+FuXi-ENS (Zhong et al., 2024, arXiv:2405.05925) learns its perturbations instead of adding
+random noise. A :class:`PerturbationVAE` sits in front of *any* :class:`ForecastModel`:
+
+* a small convolutional **encoder** turns the normalised input pair ``(t − Δ, t)`` into
+  latent features on a coarse grid (``downsample`` times coarser than the model grid);
+* the **prior** network maps those features to a diagonal Gaussian ``(μ, log σ)`` over a
+  latent perturbation ``z`` (``latent`` channels on the coarse grid), so the distribution
+  of perturbations depends on the flow;
+* the **posterior** network (training only) also sees the next state ``t + Δ``;
+* the **decoder** maps a sample ``z`` (with the features and the current state) to a
+  perturbation field in normalised units, which is added to the current state before each
+  model step, the initial step included.
+
+A sample therefore perturbs the initial condition and every forecast step (initial-condition
+and model-tendency errors, DESIGN.md §4). The noise ``ε`` that makes a member is drawn
+outside this module (``z = μ + σ ε``), so the caller controls reproducibility: the
+ensemble functions of :mod:`xfuxi.forecast` give each member its own generator, so that
+chunking cannot change results.
+
+Checkpoints are a directory with ``config.json`` (construction config, channels and
+normalization statistics) and ``weights.safetensors`` (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from ..data.channels import Channel, channel_name
+from .base import ForecastModel, NormStats
+from .checkpoint import ChecksumError, _sha256, _write_atomic
+
+__all__ = [
+    "PERTURBATION_FORMAT",
+    "PerturbationVAE",
+    "ensemble_rollout",
+    "load_perturbation",
+    "member_generators",
+    "save_perturbation",
+    "shipped_perturbations",
+]
+
+log = logging.getLogger(__name__)
+
+#: format tag written into every perturbation checkpoint's config.json
+PERTURBATION_FORMAT = "xfuxi-perturbation-vae/1"
+
+#: where shipped perturbation modules live (one directory per name)
+_PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "_data" / "models"
+
+_LOG_SIGMA_RANGE = (-8.0, 4.0)
+
+
+class _PeriodicConv(nn.Module):
+    """3×3 (or k×k) convolution, periodic in longitude and edge-replicated in latitude."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3) -> None:
+        super().__init__()
+        self.pad = kernel // 2
+        self.conv = nn.Conv2d(cin, cout, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.pad
+        if p:
+            x = F.pad(x, (p, p, 0, 0), mode="circular")
+            x = F.pad(x, (0, 0, p, p), mode="replicate")
+        return self.conv(x)
+
+
+def _periodic_upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear upsampling to ``size`` that wraps around in longitude (last axis)."""
+    h, w = size
+    cw = x.shape[-1]
+    if cw == 1:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    pad = -(-w // cw)  # fine cells per coarse cell, rounded up
+    wide = F.pad(x, (1, 1, 0, 0), mode="circular")
+    up = F.interpolate(wide, size=(h, w + 2 * pad), mode="bilinear", align_corners=False)
+    return up[..., pad : pad + w]
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(_PeriodicConv(cin, cout), nn.GELU(), _PeriodicConv(cout, cout), nn.GELU())
+
+
+class PerturbationVAE(nn.Module):
+    """The FuXi-ENS perturbation module: a conditional VAE over flow-dependent perturbations.
+
+    Parameters
+    ----------
+    channels : sequence of (variable, level)
+        The channels of the forecast model it perturbs (same order).
+    grid_shape : (int, int)
+        ``(H, W)`` of the model grid (latitude, longitude).
+    stats : NormStats, optional
+        Normalization statistics (physical ↔ normalised); identity if omitted. Take them
+        from the forecast model: ``stats=model.stats``.
+    hidden : int, default 32
+        Width of the convolutional layers.
+    latent : int, default 8
+        Latent channels per coarse grid point.
+    downsample : int, default 4
+        Coarsening factor of the latent grid in each direction.
+    init_scale : float, default 0.05
+        Initial per-channel scale of the decoded perturbation, in units of the channel's
+        std (the scales are learned).
+    name : str, default "perturbation"
+        Name recorded in forecast provenance.
+
+    Notes
+    -----
+    ``perturb(x, eps)`` returns ``δ`` in physical units for a physical input pair ``x``
+    of shape ``(B, 2, C, H, W)`` and standard-normal noise ``eps`` of shape
+    ``(B, *latent_shape)``: ``z = μ_prior + σ_prior ε``, ``δ = decode(z) · std``. During
+    training, :meth:`posterior` gives ``(μ, log σ)`` from the pair and the next state and
+    :func:`xfuxi.training.ens.gaussian_kl` compares it with the prior (FuXi-ENS, DESIGN.md
+    §4).
+
+    Examples
+    --------
+    >>> import torch
+    >>> vae = PerturbationVAE([("temperature", 500.0), ("geopotential", 500.0)], (8, 16),
+    ...                       hidden=4, latent=2)
+    >>> vae.latent_shape
+    (2, 2, 4)
+    >>> x = torch.randn(3, 2, 2, 8, 16)
+    >>> vae.perturb(x, torch.randn(3, *vae.latent_shape)).shape
+    torch.Size([3, 2, 8, 16])
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[Channel],
+        grid_shape: tuple[int, int],
+        *,
+        stats: NormStats | None = None,
+        hidden: int = 32,
+        latent: int = 8,
+        downsample: int = 4,
+        init_scale: float = 0.05,
+        name: str = "perturbation",
+    ) -> None:
+        super().__init__()
+        self.channels: tuple[Channel, ...] = tuple(
+            (str(v), None if lv is None else float(lv)) for v, lv in channels
+        )
+        c = len(self.channels)
+        if c == 0:
+            raise ValueError("PerturbationVAE needs at least one channel")
+        h, w = (int(s) for s in grid_shape)
+        if h < 1 or w < 1:
+            raise ValueError(f"grid_shape must be positive; got {grid_shape}")
+        for label, value in (("hidden", hidden), ("latent", latent), ("downsample", downsample)):
+            if int(value) < 1:
+                raise ValueError(f"{label} must be a positive integer; got {value}")
+        if not init_scale > 0:
+            raise ValueError(f"init_scale must be positive; got {init_scale}")
+        self.grid_shape = (h, w)
+        self.coarse_shape = (max(1, h // downsample), max(1, w // downsample))
+        self.name = name
+        self.config: dict[str, Any] = {
+            "hidden": int(hidden),
+            "latent": int(latent),
+            "downsample": int(downsample),
+            "init_scale": float(init_scale),
+        }
+        self.stats = stats if stats is not None else NormStats.identity(c)
+        for key in ("mean", "std"):
+            arr = np.asarray(getattr(self.stats, key), dtype="float32")
+            if arr.shape != (c,):
+                raise ValueError(f"stats.{key} has shape {arr.shape}; expected ({c},)")
+            self.register_buffer(
+                f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False
+            )
+        f, z = int(hidden), int(latent)
+        self.encoder_fine = _block(2 * c, f)
+        self.encoder_coarse = _block(f, f)
+        self.prior_head = nn.Sequential(_PeriodicConv(f, f), nn.GELU(), _PeriodicConv(f, 2 * z, 1))
+        self.posterior_fine = _block(2 * c, f)
+        self.posterior_head = nn.Sequential(
+            _PeriodicConv(2 * f, f), nn.GELU(), _PeriodicConv(f, 2 * z, 1)
+        )
+        self.decoder_coarse = _block(z + f, f)
+        self.decoder_skip = _PeriodicConv(c, f)
+        self.decoder_out = nn.Sequential(_PeriodicConv(2 * f, f), nn.GELU(), _PeriodicConv(f, c, 1))
+        self.log_scale = nn.Parameter(torch.full((1, c, 1, 1), float(np.log(init_scale))))
+
+    # -- shapes and units ---------------------------------------------------------------------
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """Shape of one member's latent noise ``(latent, h, w)``."""
+        return (self.config["latent"], *self.coarse_shape)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Physical → normalised (channel axis third from the end)."""
+        return (x - self._mean) / self._std
+
+    def check_model(self, model: ForecastModel) -> None:
+        """Raise ``ValueError`` unless ``model`` has the same channels and grid."""
+        if tuple(model.channels) != self.channels:
+            mine = [channel_name(c) for c in self.channels]
+            theirs = [channel_name(c) for c in model.channels]
+            raise ValueError(
+                f"perturbation module {self.name!r} was built for channels {mine}; "
+                f"model {model.name!r} has {theirs}"
+            )
+        if tuple(model.grid_shape) != self.grid_shape:
+            raise ValueError(
+                f"perturbation module {self.name!r} was built for grid {self.grid_shape}; "
+                f"model {model.name!r} has {model.grid_shape}"
+            )
+
+    # -- networks -----------------------------------------------------------------------------
+    def _check_pair(self, x: torch.Tensor) -> None:
+        c, (h, w) = self.n_channels, self.grid_shape
+        if x.ndim != 5 or x.shape[1] != 2 or tuple(x.shape[2:]) != (c, h, w):
+            raise ValueError(f"expected input pair (B, 2, {c}, {h}, {w}); got {tuple(x.shape)}")
+
+    def features(self, xn: torch.Tensor) -> torch.Tensor:
+        """Latent features ``(B, hidden, h, w)`` of a normalised input pair ``(B, 2, C, H, W)``."""
+        fine = self.encoder_fine(xn.flatten(1, 2))
+        return self.encoder_coarse(F.adaptive_avg_pool2d(fine, self.coarse_shape))
+
+    @staticmethod
+    def _split(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, log_sigma = out.chunk(2, dim=1)
+        return mu, log_sigma.clamp(*_LOG_SIGMA_RANGE)
+
+    def prior(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prior ``(μ, log σ)`` over the latent perturbation, from the current features."""
+        return self._split(self.prior_head(feats))
+
+    def posterior(
+        self, feats: torch.Tensor, curr_n: torch.Tensor, next_n: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior ``(μ, log σ)`` from the features, the current and the next normalised state."""
+        fine = self.posterior_fine(torch.cat([next_n, next_n - curr_n], dim=1))
+        coarse = F.adaptive_avg_pool2d(fine, self.coarse_shape)
+        return self._split(self.posterior_head(torch.cat([feats, coarse], dim=1)))
+
+    def decode(self, z: torch.Tensor, feats: torch.Tensor, curr_n: torch.Tensor) -> torch.Tensor:
+        """Perturbation ``(B, C, H, W)`` in normalised units from a latent sample ``z``."""
+        coarse = self.decoder_coarse(torch.cat([z, feats], dim=1))
+        up = _periodic_upsample(coarse, self.grid_shape)
+        out = self.decoder_out(torch.cat([up, self.decoder_skip(curr_n)], dim=1))
+        return out * self.log_scale.exp()
+
+    def perturb(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Perturbation in physical units for input pair ``x`` and standard-normal ``eps``.
+
+        Parameters
+        ----------
+        x : Tensor (B, 2, C, H, W)
+            Physical input pair ``(t − Δ, t)``.
+        eps : Tensor (B, latent, h, w)
+            Standard-normal noise (one draw per member); ``z = μ + σ ε`` under the prior.
+
+        Returns
+        -------
+        Tensor (B, C, H, W)
+            The perturbation to add to the state at ``t``.
+        """
+        self._check_pair(x)
+        if tuple(eps.shape) != (x.shape[0], *self.latent_shape):
+            raise ValueError(
+                f"expected noise ({x.shape[0]}, {', '.join(map(str, self.latent_shape))}); "
+                f"got {tuple(eps.shape)}"
+            )
+        xn = self.normalize(x)
+        feats = self.features(xn)
+        mu, log_sigma = self.prior(feats)
+        z = mu + log_sigma.exp() * eps
+        return self.decode(z, feats, xn[:, 1]) * self._std
+
+    forward = perturb
+
+    def extra_repr(self) -> str:
+        return (
+            f"name={self.name!r}, channels={self.n_channels}, grid={self.grid_shape}, "
+            f"latent={self.latent_shape}"
+        )
+
+
+# -----------------------------------------------------------------------------------------------
+# checkpoints
+# -----------------------------------------------------------------------------------------------
+
+
+def save_perturbation(
+    vae: PerturbationVAE, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Save a perturbation module as ``config.json`` + ``weights.safetensors`` (no pickle).
+
+    Parameters
+    ----------
+    vae : PerturbationVAE
+    path : path-like
+        Directory (created if needed); both files are written atomically.
+    metadata : dict, optional
+        JSON-serialisable extra information (training settings, base model, scores).
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+    """
+    from safetensors.torch import save as st_save
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "format": PERTURBATION_FORMAT,
+        "name": vae.name,
+        "channels": [channel_name(c) for c in vae.channels],
+        "grid_shape": list(vae.grid_shape),
+        "stats": vae.stats.to_dict(),
+        **vae.config,
+        "metadata": dict(metadata or {}),
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}
+    _write_atomic(out / "weights.safetensors", st_save(tensors))
+    config["weights_sha256"] = _sha256(out / "weights.safetensors")
+    _write_atomic(out / "config.json", json.dumps(config, indent=2).encode())
+    return out
+
+
+def load_perturbation(
+    name_or_path: str | os.PathLike[str], *, device: str | torch.device | None = None
+) -> PerturbationVAE:
+    """Load a perturbation module by shipped name (``"fuxi-ens-hs-t21"``) or directory.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A directory written by :func:`save_perturbation`, or the name of a shipped module
+        under ``xfuxi/_data/models/``.
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    PerturbationVAE
+        In eval mode.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither a directory nor a shipped name.
+    ValueError
+        Not a perturbation checkpoint.
+    ChecksumError
+        The weights file does not match the sha256 recorded in ``config.json``.
+    """
+    from safetensors.torch import load_file
+
+    from ..data.channels import parse_channel_name
+
+    path = Path(name_or_path)
+    if not (path / "config.json").is_file():
+        shipped = _PRETRAINED_DIR / str(name_or_path)
+        if not (shipped / "config.json").is_file():
+            names = shipped_perturbations()
+            raise FileNotFoundError(
+                f"no perturbation module {str(name_or_path)!r}: not a checkpoint directory and "
+                f"not a shipped name (shipped: {names})"
+            )
+        path = shipped
+    config = json.loads((path / "config.json").read_text())
+    if config.get("format") != PERTURBATION_FORMAT:
+        raise ValueError(
+            f"{path} is not a perturbation checkpoint (format {config.get('format')!r}, "
+            f"expected {PERTURBATION_FORMAT!r})"
+        )
+    expected = config.get("weights_sha256")
+    if expected is not None and _sha256(path / "weights.safetensors") != expected:
+        raise ChecksumError(
+            f"{path / 'weights.safetensors'} does not match the sha256 recorded in its "
+            "config.json; the file is corrupt or was modified"
+        )
+    vae = PerturbationVAE(
+        [parse_channel_name(c) for c in config["channels"]],
+        tuple(config["grid_shape"]),
+        stats=NormStats.from_dict(config["stats"]),
+        hidden=config["hidden"],
+        latent=config["latent"],
+        downsample=config["downsample"],
+        init_scale=config["init_scale"],
+        name=config.get("name", path.name),
+    )
+    vae.load_state_dict(load_file(str(path / "weights.safetensors")))
+    vae.metadata = config.get("metadata", {})  # type: ignore[attr-defined]
+    return vae.to(device or "cpu").eval()
+
+
+def shipped_perturbations() -> list[str]:
+    """Names of the perturbation modules shipped under ``xfuxi/_data/models/``.
+
+    Examples
+    --------
+    >>> isinstance(shipped_perturbations(), list)
+    True
+    """
+    if not _PRETRAINED_DIR.is_dir():
+        return []
+    names = []
+    for cfg in sorted(_PRETRAINED_DIR.glob("*/config.json")):
+        try:
+            fmt = json.loads(cfg.read_text()).get("format")
+        except (OSError, ValueError):
+            continue
+        if fmt == PERTURBATION_FORMAT:
+            names.append(cfg.parent.name)
+    return names
+
+
+# -----------------------------------------------------------------------------------------------
+# ensemble rollout (tensors)
+# -----------------------------------------------------------------------------------------------
+
+
+def member_generators(seed: int, keys: Sequence[Sequence[int]]) -> list[torch.Generator]:
+    """One independent CPU generator per ensemble row, seeded from ``(seed, *key)``.
+
+    Each row (e.g. ``key = (initial time in seconds, member index)``) gets its own stream,
+    derived with :class:`numpy.random.SeedSequence`, so a member's noise does not depend on
+    which other members share its batch: chunking cannot change results.
+
+    Examples
+    --------
+    >>> g1, g2 = member_generators(0, [(0, 1), (0, 2)])
+    >>> a = torch.randn(3, generator=g1)
+    >>> b = torch.randn(3, generator=member_generators(0, [(0, 1)])[0])
+    >>> bool(torch.equal(a, b)), bool(torch.equal(a, torch.randn(3, generator=g2)))
+    (True, False)
+    """
+    if int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed}")
+    gens = []
+    for key in keys:
+        ints = [int(seed), *(int(k) + (1 << 63) for k in key)]
+        state = np.random.SeedSequence(ints).generate_state(1, dtype=np.uint64)[0]
+        gens.append(torch.Generator().manual_seed(int(state) >> 1))
+    return gens
+
+
+def _draw(
+    gens: Sequence[torch.Generator], shape: Sequence[int], like: torch.Tensor
+) -> torch.Tensor:
+    """Stack one standard-normal draw of ``shape`` per generator (drawn on CPU, float32)."""
+    out = torch.stack([torch.randn(tuple(shape), generator=g) for g in gens])
+    return out.to(device=like.device, dtype=like.dtype)
+
+
+#: initial-state noise: (generators, (C, H, W), like) -> (B, C, H, W) in physical units
+InitialNoise = Callable[
+    [Sequence[torch.Generator], tuple[int, int, int], torch.Tensor], torch.Tensor
+]
+
+
+def ensemble_rollout(
+    model: ForecastModel,
+    x: torch.Tensor,
+    *,
+    steps: int,
+    generators: Sequence[torch.Generator],
+    perturbation: PerturbationVAE | None = None,
+    initial_noise: InitialNoise | None = None,
+    amplitude: float = 1.0,
+) -> Iterator[torch.Tensor]:
+    """Roll an ensemble forward, yielding the state at each lead ``(B, C, H, W)``.
+
+    Parameters
+    ----------
+    model : ForecastModel
+    x : Tensor (B, 2, C, H, W)
+        Physical input pairs, one row per (initial time, member).
+    steps : int
+        Number of 6-hour steps.
+    generators : sequence of torch.Generator
+        One per row (see :func:`member_generators`); all noise of a row comes from it.
+    perturbation : PerturbationVAE, optional
+        FuXi-ENS: before each step ``k`` (the initial one included) the current state is
+        perturbed by ``amplitude · vae.perturb(pair, ε_k)``; the perturbed state is kept as
+        the earlier input of the next step.
+    initial_noise : callable, optional
+        Initial-state methods (Perlin, Gaussian): ``initial_noise(generators, (C, H, W), x)``
+        gives ``δ`` (B, C, H, W), added to both input states once; then the deterministic
+        model runs unperturbed.
+    amplitude : float, default 1
+        Multiplies the VAE perturbation (inflation; 1 = as trained).
+
+    Yields
+    ------
+    Tensor (B, C, H, W)
+        Forecast at lead ``k Δ``, ``k = 1..steps`` (the model output, before the next
+        perturbation).
+    """
+    if len(generators) != x.shape[0]:
+        raise ValueError(f"need one generator per row: {len(generators)} for {x.shape[0]} rows")
+    if perturbation is not None and initial_noise is not None:
+        raise ValueError("give either perturbation (VAE) or initial_noise, not both")
+    if initial_noise is not None:
+        delta = initial_noise(generators, tuple(x.shape[2:]), x)  # type: ignore[arg-type]
+        x = x + delta[:, None]
+    for _ in range(int(steps)):
+        if perturbation is not None:
+            eps = _draw(generators, perturbation.latent_shape, x)
+            curr = x[:, 1] + amplitude * perturbation.perturb(x, eps)
+            x = torch.stack([x[:, 0], curr], dim=1)
+        y = model(x)
+        yield y
+        x = torch.stack([x[:, 1], y], dim=1)

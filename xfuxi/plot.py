@@ -1,0 +1,735 @@
+"""Plots for forecasts, analyses and scores (matplotlib; cartopy for maps of the Earth).
+
+Every function returns the matplotlib ``Axes`` it drew on (a cartopy ``GeoAxes`` for maps
+with a projection) and accepts ``ax=`` to draw into an existing one. matplotlib and
+cartopy are imported on first use. Maps of the Held–Suarez world (no land) use plain
+latitude/longitude axes; other data get a cartopy map with Natural Earth 110 m coastlines
+shipped with xfuxi (public domain), so no network is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "plot_convergence",
+    "plot_increment",
+    "plot_map",
+    "plot_rank_histogram",
+    "plot_scores",
+    "plot_spread_skill",
+]
+
+#: folder laid out as cartopy's data dir, holding the Natural Earth 110 m coastlines
+NATURAL_EARTH_DIR = Path(__file__).parent / "_data" / "naturalearth"
+_COASTLINE = Path("shapefiles", "natural_earth", "physical", "ne_110m_coastline.shp")
+_FIGSIZE = (6.0, 3.2)
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _use_shipped_coastlines() -> None:
+    """Point cartopy at the shipped Natural Earth files unless it already has them."""
+    import cartopy
+
+    current = cartopy.config.get("pre_existing_data_dir")
+    if current and (Path(current) / _COASTLINE).exists():
+        return
+    if not (NATURAL_EARTH_DIR / _COASTLINE).exists():  # pragma: no cover - broken install
+        raise FileNotFoundError(f"shipped coastlines missing: {NATURAL_EARTH_DIR / _COASTLINE}")
+    cartopy.config["pre_existing_data_dir"] = str(NATURAL_EARTH_DIR)
+
+
+def _is_held_suarez(obj: xr.Dataset | xr.DataArray) -> bool:
+    text = " ".join(str(obj.attrs.get(k, "")) for k in ("source", "title")).lower()
+    text = text.replace("–", "-").replace("_", "-").replace(" ", "-")
+    return "held-suarez" in text
+
+
+def _select_2d(
+    data: xr.Dataset | xr.DataArray,
+    variable: str | None,
+    selection: Mapping[Hashable, Any],
+) -> xr.DataArray:
+    if isinstance(data, xr.Dataset):
+        if variable is None:
+            if len(data.data_vars) != 1:
+                raise ValueError(
+                    f"the Dataset has variables {list(data.data_vars)}; pass variable= to choose"
+                )
+            variable = str(next(iter(data.data_vars)))
+        if variable not in data.data_vars:
+            raise ValueError(f"variable {variable!r} not in the Dataset ({list(data.data_vars)})")
+        da = data[variable]
+    else:
+        da = data
+    sel = {k: v for k, v in selection.items() if v is not None}
+    for k in sel:
+        if k not in da.dims:
+            raise ValueError(f"cannot select {k!r}: not a dimension of {da.name!r} ({da.dims})")
+    if sel:
+        da = da.sel(sel)
+    for d in ("latitude", "longitude"):
+        if d not in da.dims:
+            raise ValueError(f"{da.name!r} has no {d!r} dimension to map")
+    extra = [d for d in da.dims if d not in ("latitude", "longitude")]
+    extra = [d for d in extra if da.sizes[d] > 1]
+    if extra:
+        raise ValueError(
+            f"{da.name!r} still has dims {extra} after selection; choose one value of each "
+            "(level=, time=, or sel={...})"
+        )
+    return da.squeeze(drop=True).transpose("latitude", "longitude")
+
+
+def _new_axes(ax, projection):
+    plt = _plt()
+    if ax is not None:
+        return ax
+    fig = plt.figure(figsize=_FIGSIZE)
+    if projection is None:
+        return fig.add_subplot(1, 1, 1)
+    return fig.add_subplot(1, 1, 1, projection=projection)
+
+
+def _map(
+    field: xr.DataArray,
+    source: xr.Dataset | xr.DataArray,
+    *,
+    ax,
+    projection,
+    cmap,
+    vmin,
+    vmax,
+    colorbar,
+    coastlines,
+    title,
+    contour,
+    wind,
+    wind_stride,
+    observations,
+):
+    plateau = projection is None and _is_held_suarez(source)
+    if projection is None and not plateau:
+        import cartopy.crs as ccrs
+
+        projection = ccrs.PlateCarree(central_longitude=180.0)
+    if projection == "plain":
+        projection = None
+    transform = {}
+    if projection is not None:
+        import cartopy.crs as ccrs
+
+        transform = {"transform": ccrs.PlateCarree()}
+    ax = _new_axes(ax, projection)
+    lon = field["longitude"].values
+    lat = field["latitude"].values
+    # close the periodic seam so the map covers 0..360
+    if lon.size > 1 and np.isclose((lon[-1] + (lon[1] - lon[0])) % 360.0, lon[0] % 360.0):
+        lon_c = np.append(lon, lon[0] + 360.0)
+        values = np.concatenate([field.values, field.values[:, :1]], axis=1)
+    else:
+        lon_c, values = lon, field.values
+    mesh = ax.pcolormesh(lon_c, lat, values, cmap=cmap, vmin=vmin, vmax=vmax,
+                         shading="nearest", **transform)  # fmt: skip
+    if contour is not None:
+        cvals = contour.values
+        if cvals.shape != field.shape:
+            raise ValueError(f"contour field has shape {cvals.shape}; expected {field.shape}")
+        if lon_c.size != lon.size:
+            cvals = np.concatenate([cvals, cvals[:, :1]], axis=1)
+        cs = ax.contour(lon_c, lat, cvals, colors="k", linewidths=0.6, **transform)
+        ax.clabel(cs, fontsize=6, fmt="%g")
+    if wind is not None:
+        u, v = wind
+        s = slice(None, None, wind_stride)
+        ax.quiver(lon[s], lat[s], u.values[s, s], v.values[s, s], scale=None, width=0.003,
+                  **transform)  # fmt: skip
+    if observations is not None:
+        for c in ("latitude", "longitude"):
+            if c not in observations.coords:
+                raise ValueError(f"observations need a {c!r} coordinate to be plotted")
+        ax.scatter(np.asarray(observations["longitude"]).ravel(),
+                   np.asarray(observations["latitude"]).ravel(), s=6, marker="o",
+                   facecolors="none", edgecolors="m", linewidths=0.6, label="observations",
+                   **transform)  # fmt: skip
+    if projection is not None:
+        if coastlines:
+            _use_shipped_coastlines()
+            ax.coastlines(resolution="110m", linewidth=0.5)
+        ax.set_global()
+    else:
+        ax.set_xlim(0.0, 360.0)
+        ax.set_ylim(-90.0, 90.0)
+        ax.set_xlabel("longitude (°E)")
+        ax.set_ylabel("latitude (°N)")
+        ax.set_aspect("equal")
+    if colorbar:
+        units = field.attrs.get("units", "")
+        label = f"{field.name or ''} ({units})" if units else str(field.name or "")
+        ax.figure.colorbar(mesh, ax=ax, shrink=0.8, label=label)
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def _wind_pair(data, wind, selection):
+    if wind is None or wind is False:
+        return None
+    names = ("u_component_of_wind", "v_component_of_wind") if wind is True else tuple(wind)
+    if not isinstance(data, xr.Dataset):
+        raise ValueError("wind vectors need a Dataset holding the wind components")
+    return tuple(_select_2d(data, n, selection) for n in names)
+
+
+def _contour_field(data, contour, selection):
+    if contour is None:
+        return None
+    if isinstance(contour, xr.DataArray):
+        return _select_2d(contour, None, selection)
+    if not isinstance(data, xr.Dataset):
+        raise ValueError("contour= by name needs a Dataset; pass a DataArray instead")
+    return _select_2d(data, contour, selection)
+
+
+def plot_map(
+    data: xr.Dataset | xr.DataArray,
+    /,
+    *,
+    variable: str | None = None,
+    level: float | None = None,
+    time: Any = None,
+    sel: Mapping[Hashable, Any] | None = None,
+    contour: str | xr.DataArray | None = None,
+    wind: bool | Sequence[str] | None = None,
+    wind_stride: int = 2,
+    observations: xr.Dataset | xr.DataArray | None = None,
+    projection: Any = None,
+    coastlines: bool = True,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: bool = True,
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Map one field, with optional contours, wind vectors and observation locations.
+
+    Parameters
+    ----------
+    data : Dataset or DataArray
+        Data on ``latitude``/``longitude``.
+    variable : str, optional
+        Variable to shade (required for a Dataset with several variables).
+    level, time : optional
+        Values of ``level`` and ``time`` to select; ``sel`` selects any other dims.
+    sel : mapping, optional
+        Further selections, e.g. ``{"prediction_timedelta": np.timedelta64(24, "h")}``.
+    contour : str or DataArray, optional
+        Field drawn as black contours (a variable name of ``data`` or a DataArray).
+    wind : bool or (str, str), optional
+        Draw wind vectors: ``True`` for ``u_component_of_wind``/``v_component_of_wind``,
+        or a pair of variable names.
+    wind_stride : int, default 2
+        Draw every n-th vector in each direction.
+    observations : Dataset or DataArray, optional
+        Anything with ``latitude`` and ``longitude`` coordinates; drawn as open circles.
+    projection : cartopy CRS or "plain", optional
+        Map projection. Default: plain latitude/longitude axes for the Held–Suarez world
+        (attrs ``source``/``title`` mention Held–Suarez), else cartopy ``PlateCarree``.
+    coastlines : bool, default True
+        Draw the shipped Natural Earth 110 m coastlines on cartopy maps.
+    cmap, vmin, vmax : optional
+        Colour map and limits.
+    colorbar : bool, default True
+        Add a colour bar labelled with the name and units.
+    title : str, optional
+        Axes title.
+    ax : matplotlib Axes, optional
+        Axes to draw into (a GeoAxes when a projection is used).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on (cartopy ``GeoAxes`` for projected maps).
+
+    Raises
+    ------
+    ValueError
+        If the field is not 2-D after selection, a variable or dimension is missing, or a
+        contour field does not match the shaded one.
+
+    Notes
+    -----
+    The periodic longitude seam is closed so that the map covers 0–360°. Coastlines come
+    from ``xfuxi/_data/naturalearth`` (cartopy's ``pre_existing_data_dir`` is pointed there
+    when it does not already hold them), so no download is attempted.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> da = xr.DataArray(np.zeros((3, 4)), dims=("latitude", "longitude"), name="t",
+    ...                   coords={"latitude": [-45.0, 0.0, 45.0], "longitude": [0, 90, 180, 270]},
+    ...                   attrs={"source": "Held-Suarez world"})
+    >>> ax = plot_map(da)
+    >>> [float(x) for x in ax.get_xlim()]
+    [0.0, 360.0]
+    """
+    selection = {"level": level, "time": time, **dict(sel or {})}
+    field = _select_2d(data, variable, selection)
+    cfield = _contour_field(data, contour, selection)
+    wpair = _wind_pair(data, wind, selection)
+    if wind_stride < 1:
+        raise ValueError(f"wind_stride must be >= 1; got {wind_stride}")
+    return _map(field, data, ax=ax, projection=projection, cmap=cmap, vmin=vmin, vmax=vmax,
+                colorbar=colorbar, coastlines=coastlines, title=title, contour=cfield,
+                wind=wpair, wind_stride=wind_stride, observations=observations)  # fmt: skip
+
+
+def plot_increment(
+    analysis: xr.Dataset | xr.DataArray,
+    /,
+    background: xr.Dataset | xr.DataArray,
+    *,
+    variable: str | None = None,
+    level: float | None = None,
+    time: Any = None,
+    sel: Mapping[Hashable, Any] | None = None,
+    observations: xr.Dataset | xr.DataArray | None = None,
+    projection: Any = None,
+    coastlines: bool = True,
+    cmap: str = "RdBu_r",
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Map an analysis increment (analysis − background) with a symmetric diverging scale.
+
+    Parameters
+    ----------
+    analysis, background : Dataset or DataArray
+        Analysis and background on the same grid.
+    variable : str, optional
+        Variable to map (required for a Dataset with several variables).
+    level, time, sel : optional
+        Selections as in :func:`plot_map`.
+    observations : Dataset or DataArray, optional
+        Observation locations to overlay.
+    projection, coastlines, cmap, title, ax
+        As in :func:`plot_map`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
+
+    Raises
+    ------
+    ValueError
+        As :func:`plot_map`, or if the grids of analysis and background differ.
+
+    Notes
+    -----
+    Colour limits are ±max|increment| so that zero is white.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> bg = xr.DataArray(np.zeros((3, 4)), dims=("latitude", "longitude"), name="t",
+    ...                   coords={"latitude": [-45.0, 0.0, 45.0], "longitude": [0, 90, 180, 270]},
+    ...                   attrs={"source": "held_suarez"})
+    >>> ax = plot_increment(bg + 1.0, bg)
+    >>> ax.collections[0].get_clim()
+    (-1.0, 1.0)
+    """
+    from .verify.weights import _prepare_pair
+
+    a, b = _prepare_pair(analysis, background)
+    inc = a - b
+    inc.attrs = dict(analysis.attrs)
+    if isinstance(inc, xr.Dataset):
+        for v in inc.data_vars:
+            inc[v].attrs = dict(analysis[v].attrs)
+    selection = {"level": level, "time": time, **dict(sel or {})}
+    field = _select_2d(inc, variable, selection)
+    field.name = f"{field.name or 'field'} increment"
+    lim = float(np.nanmax(np.abs(field.values))) or 1.0
+    return _map(field, analysis, ax=ax, projection=projection, cmap=cmap, vmin=-lim, vmax=lim,
+                colorbar=True, coastlines=coastlines, title=title, contour=None, wind=None,
+                wind_stride=1, observations=observations)  # fmt: skip
+
+
+def _lead_axis(values: np.ndarray) -> tuple[np.ndarray, str]:
+    if np.issubdtype(values.dtype, np.timedelta64):
+        hours = values / np.timedelta64(1, "h")
+        if hours.size and np.nanmax(hours) >= 72:
+            return hours / 24.0, "lead time (days)"
+        return hours, "lead time (hours)"
+    return values, ""
+
+
+def plot_scores(
+    scores: xr.DataArray | xr.Dataset | Mapping[str, xr.DataArray],
+    /,
+    *,
+    variable: str | None = None,
+    dim: str = "prediction_timedelta",
+    system_dim: str = "system",
+    label: str | None = None,
+    ylabel: str | None = None,
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Plot a score against lead time for one or several systems on one axes.
+
+    Parameters
+    ----------
+    scores : DataArray, Dataset or mapping of name to DataArray
+        1-D scores along ``dim``; a DataArray may have a ``system_dim`` with one line per
+        system; a mapping gives one line per entry.
+    variable : str, optional
+        Variable of a Dataset to plot.
+    dim : str, default "prediction_timedelta"
+        The lead dimension (timedelta leads are shown in hours, or days from 3 days on).
+    system_dim : str, default "system"
+        Dimension that separates systems in a single DataArray.
+    label : str, optional
+        Legend label for a single line (default: the ``system``/name).
+    ylabel, title : str, optional
+        Axis label (default: the ``metric`` attribute and units) and title.
+    ax : matplotlib Axes, optional
+        Axes to draw into.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on, with a legend when there are several lines.
+
+    Raises
+    ------
+    ValueError
+        If a series is not 1-D along ``dim`` or lines have different lead dims.
+
+    Notes
+    -----
+    Draws what it is given; compute the scores first, e.g.
+    ``fc.fuxi.rmse(truth, dim=["time", "latitude", "longitude"])``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> lead = pd.to_timedelta([6, 12, 18], "h")
+    >>> a = xr.DataArray([1.0, 2.0, 3.0], dims="prediction_timedelta",
+    ...                  coords={"prediction_timedelta": lead})
+    >>> ax = plot_scores({"FuXi": a, "persistence": a * 2})
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['FuXi', 'persistence']
+    """
+    if isinstance(scores, xr.Dataset):
+        if variable is None:
+            if len(scores.data_vars) != 1:
+                raise ValueError(f"pass variable= to choose among {list(scores.data_vars)}")
+            variable = str(next(iter(scores.data_vars)))
+        scores = scores[variable]
+    if isinstance(scores, xr.DataArray):
+        if system_dim in scores.dims:
+            series = {str(s): scores.sel({system_dim: s}) for s in scores[system_dim].values}
+        else:
+            series = {label or str(scores.attrs.get("system", scores.name or "")): scores}
+    elif isinstance(scores, Mapping):
+        series = dict(scores)
+    else:
+        raise TypeError(f"scores must be a DataArray, Dataset or mapping; got {type(scores)}")
+    ax = _new_axes(ax, None)
+    xlabel = dim
+    first = None
+    for name, s in series.items():
+        s = s.squeeze(drop=True) if s.ndim > 1 else s
+        if s.dims != (dim,):
+            raise ValueError(f"score {name!r} has dims {s.dims}; expected 1-D along {dim!r}")
+        x, xl = _lead_axis(s[dim].values) if dim in s.coords else (np.arange(s.size), "")
+        xlabel = xl or dim
+        ax.plot(x, s.values, marker="o", markersize=3, label=name)
+        first = first if first is not None else s
+    if first is not None:
+        metric = str(first.attrs.get("metric", ""))
+        units = first.attrs.get("units")
+        ax.set_ylabel(ylabel or (f"{metric} ({units})" if units else metric))
+    ax.set_xlabel(xlabel)
+    ax.grid(True, alpha=0.3)
+    if len(series) > 1 or label:
+        ax.legend()
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_spread_skill(
+    forecast: xr.Dataset | xr.DataArray,
+    /,
+    truth: xr.Dataset | xr.DataArray,
+    *,
+    variable: str | None = None,
+    dim: str = "prediction_timedelta",
+    member_dim: str | None = None,
+    correction: bool = False,
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Plot ensemble spread and ensemble-mean RMSE against lead time, with their ratio.
+
+    Parameters
+    ----------
+    forecast : Dataset or DataArray
+        Ensemble forecast with a lead dimension ``dim``.
+    truth : Dataset or DataArray
+        Verifying truth (matched by valid time as in :func:`~xfuxi.rmse`).
+    variable : str, optional
+        Variable of a Dataset to plot.
+    dim : str, default "prediction_timedelta"
+        The dimension kept (x axis); all others are reduced.
+    member_dim : str, optional
+        Ensemble dimension.
+    correction : bool, default False
+        Scale the spread by ``√((M+1)/M)`` (see :func:`~xfuxi.spread_skill_ratio`).
+    title : str, optional
+        Axes title.
+    ax : matplotlib Axes, optional
+        Axes to draw into.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes with spread and RMSE; the ratio is on a twin axis (``ax.right_ax``).
+
+    Raises
+    ------
+    ValueError
+        As :func:`~xfuxi.spread_skill_ratio`, or if ``dim`` is missing.
+
+    Notes
+    -----
+    Spread and RMSE as in DESIGN.md §4 (:func:`~xfuxi.spread`,
+    :func:`~xfuxi.ensemble_mean_rmse`), reduced over every dim except ``dim``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> rng = np.random.default_rng(0)
+    >>> fc = xr.DataArray(rng.normal(size=(3, 4, 5)), dims=("prediction_timedelta", "number", "x"))
+    >>> ax = plot_spread_skill(fc, xr.DataArray(rng.normal(size=(3, 5)),
+    ...                                         dims=("prediction_timedelta", "x")))
+    >>> len(ax.lines), len(ax.right_ax.lines)
+    (2, 2)
+    """
+    from .verify.probabilistic import ensemble_mean_rmse, spread
+    from .verify.weights import _ensemble_dim
+
+    if isinstance(forecast, xr.Dataset):
+        if variable is None:
+            if len(forecast.data_vars) != 1:
+                raise ValueError(f"pass variable= to choose among {list(forecast.data_vars)}")
+            variable = str(next(iter(forecast.data_vars)))
+        forecast, truth = forecast[variable], truth[variable]
+    if dim not in forecast.dims:
+        raise ValueError(f"forecast has no {dim!r} dimension to plot against")
+    mdim = _ensemble_dim(forecast, member_dim)
+    m = forecast.sizes[mdim]
+    reduce = [d for d in forecast.dims if d not in (dim, mdim)]
+    s = spread(forecast, dim=reduce, member_dim=mdim)
+    if correction:
+        s = s * np.sqrt((m + 1.0) / m)
+    e = ensemble_mean_rmse(forecast, truth, dim=reduce, member_dim=mdim)
+    ax = _new_axes(ax, None)
+    x, xl = _lead_axis(s[dim].values) if dim in s.coords else (np.arange(s.sizes[dim]), dim)
+    ax.plot(x, e.values, marker="o", markersize=3, label="ensemble-mean RMSE")
+    ax.plot(
+        x,
+        s.values,
+        marker="s",
+        markersize=3,
+        label="spread" + (" (corrected)" if correction else ""),
+    )
+    units = forecast.attrs.get("units")
+    ax.set_ylabel(f"{forecast.name or ''} ({units})" if units else str(forecast.name or ""))
+    ax.set_xlabel(xl or dim)
+    ax.grid(True, alpha=0.3)
+    right = ax.twinx()
+    right.plot(x, (s / e).values, color="k", linestyle="--", linewidth=1, label="ratio")
+    right.axhline(1.0, color="0.5", linewidth=0.8, linestyle=":")
+    right.set_ylabel("spread / RMSE")
+    ax.right_ax = right
+    lines = ax.get_lines() + right.get_lines()[:1]
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7)
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_rank_histogram(
+    forecast: xr.Dataset | xr.DataArray,
+    /,
+    truth: xr.Dataset | xr.DataArray,
+    *,
+    variable: str | None = None,
+    member_dim: str | None = None,
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Plot the rank histogram (relative frequency of the truth's rank among members).
+
+    Parameters
+    ----------
+    forecast : Dataset or DataArray
+        Ensemble forecast with M members.
+    truth : Dataset or DataArray
+        Verifying truth.
+    variable : str, optional
+        Variable of a Dataset to plot.
+    member_dim : str, optional
+        Ensemble dimension.
+    title : str, optional
+        Axes title.
+    ax : matplotlib Axes, optional
+        Axes to draw into.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Bars for ranks 0..M and a dashed line at the flat value 1/(M+1).
+
+    Raises
+    ------
+    ValueError
+        As :func:`~xfuxi.rank_histogram`.
+
+    Notes
+    -----
+    Counts from :func:`~xfuxi.rank_histogram` over all points, normalised to frequencies;
+    a flat histogram means a statistically consistent ensemble (Hamill 2001).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> rng = np.random.default_rng(0)
+    >>> fc = xr.DataArray(rng.normal(size=(100, 4)), dims=("x", "number"))
+    >>> ax = plot_rank_histogram(fc, xr.DataArray(rng.normal(size=100), dims="x"))
+    >>> len(ax.patches)
+    5
+    """
+    from .verify.probabilistic import rank_histogram
+
+    if isinstance(forecast, xr.Dataset):
+        if variable is None:
+            if len(forecast.data_vars) != 1:
+                raise ValueError(f"pass variable= to choose among {list(forecast.data_vars)}")
+            variable = str(next(iter(forecast.data_vars)))
+        forecast, truth = forecast[variable], truth[variable]
+    h = rank_histogram(forecast, truth, member_dim=member_dim)
+    freq = h / h.sum()
+    ax = _new_axes(ax, None)
+    ax.bar(h["rank"].values, freq.values, width=0.9, color="C0")
+    ax.axhline(1.0 / h.sizes["rank"], color="k", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("rank of the truth among members")
+    ax.set_ylabel("relative frequency")
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_convergence(
+    costs: xr.Dataset | xr.DataArray | Sequence[float] | Mapping[str, Any],
+    /,
+    *,
+    variable: str | None = None,
+    dim: str = "iteration",
+    normalize: bool = False,
+    log: bool = True,
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Plot cost-function convergence (e.g. the En4DVar cost J per L-BFGS iteration).
+
+    Parameters
+    ----------
+    costs : DataArray, Dataset, sequence or mapping of name to those
+        Cost values along ``dim`` (iteration 0 = start). A Dataset plots ``variable``, or
+        its ``cost`` variable (as in En4DVar diagnostics), or every 1-D variable along
+        ``dim``. A mapping gives one line per entry.
+    variable : str, optional
+        Variable of a Dataset to plot.
+    dim : str, default "iteration"
+        Iteration dimension.
+    normalize : bool, default False
+        Divide each curve by its first value.
+    log : bool, default True
+        Logarithmic y axis (needs positive values).
+    title : str, optional
+        Axes title.
+    ax : matplotlib Axes, optional
+        Axes to draw into.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
+
+    Raises
+    ------
+    ValueError
+        If a curve is not 1-D, is empty, or has non-positive values on a log axis.
+
+    Notes
+    -----
+    For En4DVar the cost is ``J(w) = ½wᵀw + ½ Σ_k ‖y_k − H_k(M_k(x))‖²_R`` (DESIGN.md §4).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> ax = plot_convergence({"J": [10.0, 4.0, 2.0, 1.9]})
+    >>> ax.get_yscale()
+    'log'
+    """
+    if isinstance(costs, xr.Dataset):
+        if variable is not None:
+            curves = {variable: costs[variable]}
+        elif "cost" in costs.data_vars:
+            curves = {"cost": costs["cost"]}
+        else:
+            curves = {str(k): v for k, v in costs.data_vars.items() if v.dims == (dim,)}
+    elif isinstance(costs, Mapping):
+        curves = dict(costs)
+    else:
+        name = getattr(costs, "name", None) or "cost"
+        curves = {str(name): costs}
+    if not curves:
+        raise ValueError(f"no 1-D cost curve along {dim!r} to plot")
+    ax = _new_axes(ax, None)
+    for name, c in curves.items():
+        values = np.asarray(c, dtype="float64")
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(f"cost curve {name!r} must be non-empty and 1-D; got {values.shape}")
+        if normalize:
+            values = values / values[0]
+        if log and np.any(values <= 0):
+            raise ValueError(f"cost curve {name!r} has values <= 0; use log=False")
+        ax.plot(np.arange(values.size), values, marker="o", markersize=3, label=name)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel(dim)
+    ax.set_ylabel("cost / initial cost" if normalize else "cost")
+    ax.grid(True, alpha=0.3, which="both")
+    if len(curves) > 1:
+        ax.legend()
+    if title is not None:
+        ax.set_title(title)
+    return ax

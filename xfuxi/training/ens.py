@@ -1,0 +1,554 @@
+"""Training the FuXi-ENS perturbation module: fair CRPS over sampled members + λ·KL.
+
+The deterministic forecast model is frozen (fine-tuning *from* it: its weights do not
+change, gradients flow *through* it); only the :class:`~xfuxi.models.ens.PerturbationVAE`
+learns. For each training sequence ``x_{t−Δ}, x_t, x_{t+Δ}, …`` and each of ``members``
+samples, every rollout step ``k``
+
+1. encodes the current pair, gets the prior ``p(z | x)`` and the posterior
+   ``q(z | x, x_{k+1})``,
+2. samples ``z`` (from the posterior, as FuXi-ENS trains, or from the prior),
+3. perturbs the current state by the decoded ``δ`` and steps the model.
+
+The loss is the fair CRPS of the members against the truth on normalised, area-weighted
+fields, plus ``kl_weight`` times the KL divergence ``KL(q ‖ p)`` (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..data.channels import stack
+from ..data.schema import SchemaError, validate
+from ..models.base import ForecastModel
+from ..models.ens import PerturbationVAE, load_perturbation, save_perturbation
+from ..verify.weights import area_weights
+
+__all__ = [
+    "ensemble_loss",
+    "fair_crps",
+    "gaussian_kl",
+    "train_perturbation",
+    "tune_amplitude",
+    "verifiable_init_times",
+]
+
+log = logging.getLogger(__name__)
+
+
+def fair_crps(ensemble: torch.Tensor, target: torch.Tensor, *, fair: bool = True) -> torch.Tensor:
+    """Differentiable CRPS of an ensemble, pointwise: ``E|X − y| − ½ E|X − X′|``.
+
+    Parameters
+    ----------
+    ensemble : Tensor (M, ...)
+        Members along the first axis.
+    target : Tensor (...)
+        Verifying values (broadcast against one member).
+    fair : bool, default True
+        Unbiased ("fair") spread term ``Σ_{i≠j}|x_i − x_j| / (2 M (M − 1))``; else the
+        standard ``/ (2 M²)``.
+
+    Returns
+    -------
+    Tensor (...)
+        CRPS at each point.
+
+    Notes
+    -----
+    DESIGN.md §4 (WeatherBench2 / Ferro 2014). The pairwise sum is computed in
+    ``O(M log M)`` from the sorted members, ``Σ_{i,j}|x_i − x_j| = 2 Σ_i (2i − M − 1)
+    x_(i)``; torch's sort is differentiable. One member gives the absolute error (the fair
+    spread term is then taken as 0).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[0.0], [1.0]])
+    >>> y = torch.tensor([0.0])
+    >>> fair_crps(x, y)  # 0.5 - 1 / (2 * 2 * 1)
+    tensor([0.])
+    >>> fair_crps(x, y, fair=False)  # 0.5 - 2 / (2 * 4)
+    tensor([0.2500])
+    """
+    m = ensemble.shape[0]
+    if m < 1:
+        raise ValueError("ensemble needs at least one member (axis 0)")
+    skill = (ensemble - target.unsqueeze(0)).abs().mean(0)
+    if m == 1:
+        return skill
+    xs = ensemble.sort(dim=0).values
+    rank = torch.arange(1, m + 1, dtype=xs.dtype, device=xs.device)
+    coef = (2 * rank - m - 1).view(-1, *([1] * (xs.ndim - 1)))
+    pair_sum = 2 * (coef * xs).sum(0)  # Σ_{i,j} |x_i − x_j|
+    denom = 2 * m * (m - 1) if fair else 2 * m * m
+    return skill - pair_sum / denom
+
+
+def gaussian_kl(
+    mu_q: torch.Tensor,
+    log_sigma_q: torch.Tensor,
+    mu_p: torch.Tensor,
+    log_sigma_p: torch.Tensor,
+) -> torch.Tensor:
+    """Elementwise ``KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²))`` of diagonal Gaussians.
+
+    Notes
+    -----
+    ``log σ_p − log σ_q + (σ_q² + (μ_q − μ_p)²) / (2 σ_p²) − ½`` (Kingma & Welling 2014).
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.zeros(2)
+    >>> gaussian_kl(z, z, z, z)
+    tensor([0., 0.])
+    >>> round(float(gaussian_kl(torch.tensor(1.0), z[0], z[0], z[0])), 6)
+    0.5
+    """
+    var_ratio = torch.exp(2 * (log_sigma_q - log_sigma_p))
+    mean_term = (mu_q - mu_p) ** 2 * torch.exp(-2 * log_sigma_p)
+    return log_sigma_p - log_sigma_q + 0.5 * (var_ratio + mean_term) - 0.5
+
+
+def ensemble_loss(
+    vae: PerturbationVAE,
+    model: ForecastModel,
+    seq: torch.Tensor,
+    *,
+    members: int,
+    kl_weight: float,
+    weights: torch.Tensor,
+    generator: torch.Generator | None = None,
+    sample: str = "posterior",
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """FuXi-ENS training loss on a batch of sequences.
+
+    Parameters
+    ----------
+    vae : PerturbationVAE
+    model : ForecastModel
+        Deterministic model (its parameters may be frozen; gradients flow through it).
+    seq : Tensor (B, 2 + K, C, H, W)
+        Physical states at ``t − Δ, t, t + Δ, …, t + KΔ`` (``K`` rollout steps).
+    members : int
+        Members ``M ≥ 2`` sampled per sequence.
+    kl_weight : float
+        λ.
+    weights : Tensor (H,)
+        Latitude area weights (mean 1).
+    generator : torch.Generator, optional
+        Source of the latent noise.
+    sample : {"posterior", "prior"}
+        Which distribution the members' latents come from during training (FuXi-ENS:
+        the posterior; the KL term ties it to the prior used at inference).
+
+    Returns
+    -------
+    loss : Tensor (scalar)
+        Mean over steps of (area-weighted fair CRPS averaged over channels and batch
+        + λ · KL averaged over latent elements and members).
+    parts : dict
+        ``{"crps": …, "kl": …}`` as floats.
+    """
+    if members < 2:
+        raise ValueError(f"members must be >= 2 for the fair CRPS; got {members}")
+    if sample not in ("posterior", "prior"):
+        raise ValueError(f"sample must be 'posterior' or 'prior'; got {sample!r}")
+    if seq.ndim != 5 or seq.shape[1] < 3:
+        raise ValueError(f"seq must be (B, 2 + K, C, H, W) with K >= 1; got {tuple(seq.shape)}")
+    b, steps = seq.shape[0], seq.shape[1] - 2
+    x = seq[:, :2].repeat_interleave(members, dim=0)  # rows (batch, member)
+    w = (weights / weights.mean()).view(1, -1, 1).to(seq)
+    crps_total = seq.new_zeros(())
+    kl_total = seq.new_zeros(())
+    for k in range(steps):
+        truth = seq[:, 2 + k]
+        xn = vae.normalize(x)
+        feats = vae.features(xn)
+        mu_p, ls_p = vae.prior(feats)
+        truth_n = vae.normalize(truth).repeat_interleave(members, dim=0)
+        mu_q, ls_q = vae.posterior(feats, xn[:, 1], truth_n)
+        mu, ls = (mu_q, ls_q) if sample == "posterior" else (mu_p, ls_p)
+        eps = torch.randn(mu.shape, generator=generator).to(mu)
+        z = mu + ls.exp() * eps
+        delta = vae.decode(z, feats, xn[:, 1]) * vae._std
+        curr = x[:, 1] + delta
+        x = torch.stack([x[:, 0], curr], dim=1)
+        y = model(x)
+        pred_n = vae.normalize(y).view(b, members, *y.shape[1:]).transpose(0, 1)
+        crps = fair_crps(pred_n, vae.normalize(truth))  # (B, C, H, W)
+        crps_total = crps_total + (crps * w).mean()
+        kl_total = kl_total + gaussian_kl(mu_q, ls_q, mu_p, ls_p).mean()
+        x = torch.stack([curr, y], dim=1)
+    crps_mean, kl_mean = crps_total / steps, kl_total / steps
+    loss = crps_mean + kl_weight * kl_mean
+    return loss, {"crps": float(crps_mean.detach()), "kl": float(kl_mean.detach())}
+
+
+def _sequences(ds: xr.Dataset, model: ForecastModel, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``ds`` to (T, C, H, W) and list start indices of regular runs of ``length``."""
+    ds = validate(ds, require_time=True)
+    model.check_dataset(ds)
+    arr = stack(ds, model.channels).transpose("time", "channel", "latitude", "longitude")
+    data = np.asarray(arr.values, dtype="float32")
+    if not np.all(np.isfinite(data)):
+        raise SchemaError("training data contain NaN or infinite values")
+    t = ds["time"].values.astype("datetime64[ns]")
+    dt = np.timedelta64(model.timestep, "ns")
+    ok = np.zeros(t.size, dtype=bool)
+    if t.size >= length:
+        span = t[length - 1 :] - t[: t.size - length + 1]
+        regular = np.diff(t) == dt
+        run = np.convolve(regular.astype(int), np.ones(length - 1, dtype=int), mode="valid")
+        ok[: t.size - length + 1] = (run == length - 1) & (span == dt * (length - 1))
+    starts = np.nonzero(ok)[0]
+    if starts.size == 0:
+        raise SchemaError(
+            f"training data hold no run of {length} consecutive {model.timestep_hours:g}-hour "
+            f"times (got {t.size} times)"
+        )
+    return data, starts
+
+
+def train_perturbation(
+    model: ForecastModel,
+    data: xr.Dataset,
+    *,
+    perturbation: PerturbationVAE | None = None,
+    validation: xr.Dataset | None = None,
+    members: int = 4,
+    rollout: int = 1,
+    kl_weight: float = 1e-3,
+    sample: str = "posterior",
+    iterations: int = 500,
+    batch_size: int = 4,
+    lr: float = 1e-3,
+    max_minutes: float | None = None,
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+    validate_every: int = 50,
+    device: Any = None,
+    progress: bool | None = None,
+    vae_kwargs: dict[str, Any] | None = None,
+) -> tuple[PerturbationVAE, dict[str, list[float]]]:
+    """Train (fine-tune) a FuXi-ENS perturbation module for a frozen deterministic model.
+
+    Parameters
+    ----------
+    model : ForecastModel
+        Deterministic model; its weights stay frozen (not modified).
+    data : xarray.Dataset
+        Training states (analysis layout, regular 6-hourly ``time``).
+    perturbation : PerturbationVAE, optional
+        Starting module (default: a new one built for ``model``'s channels, grid and stats
+        with ``vae_kwargs``). It is trained in place and returned.
+    validation : xarray.Dataset, optional
+        Held-back states; the fair CRPS of prior-sampled members (as at inference) on a
+        fixed set of its sequences is logged every ``validate_every`` iterations.
+    members : int, default 4
+        Members ``M ≥ 2`` per sequence in the fair CRPS.
+    rollout : int, default 1
+        Steps per training sequence (multi-step fine-tuning if > 1).
+    kl_weight : float, default 1e-3
+        λ in ``loss = CRPS + λ KL``.
+    sample : {"posterior", "prior"}, default "posterior"
+        Where training members' latents come from (see :func:`ensemble_loss`).
+    iterations, batch_size, lr : int, int, float
+        Adam steps, sequences per step, learning rate (cosine-decayed).
+    max_minutes : float, optional
+        Stop early after this wall time.
+    seed : int
+        Seeds sampling of batches and latents.
+    checkpoint_dir : path-like, optional
+        Where ``latest/`` (every ``checkpoint_every`` iterations and at the end) and
+        ``history.json`` are written (atomically).
+    resume : bool, default False
+        Start from ``checkpoint_dir/latest`` if it exists.
+    validate_every : int
+    device : str or torch.device, optional
+    progress : bool, optional
+        tqdm bar (default: the ``progress`` option).
+    vae_kwargs : dict, optional
+        Arguments of :class:`PerturbationVAE` for a new module.
+
+    Returns
+    -------
+    vae : PerturbationVAE
+        In eval mode.
+    history : dict
+        Lists ``iteration``, ``loss``, ``crps``, ``kl`` (per iteration) and
+        ``val_iteration``, ``val_crps``.
+
+    Notes
+    -----
+    FuXi-ENS (Zhong et al. 2024): loss = fair CRPS over sampled members on normalised,
+    area-weighted fields + λ·KL(posterior ‖ prior); DESIGN.md §4.
+    """
+    from tqdm.auto import tqdm
+
+    from ..options import get_options
+
+    if members < 2:
+        raise ValueError(f"members must be >= 2; got {members}")
+    if rollout < 1 or iterations < 0 or batch_size < 1:
+        raise ValueError("rollout and batch_size must be >= 1 and iterations >= 0")
+    dev = torch.device(device if device is not None else get_options()["device"])
+    data_arr, starts = _sequences(data, model, rollout + 2)
+    length = rollout + 2
+    if perturbation is None:
+        perturbation = PerturbationVAE(
+            model.channels,
+            model.grid_shape,
+            stats=model.stats,
+            name="fuxi-ens",
+            **(vae_kwargs or {}),
+        )
+    vae = perturbation
+    vae.check_model(model)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    start_iter = 0
+    history: dict[str, list[float]] = {
+        k: [] for k in ("iteration", "loss", "crps", "kl", "val_iteration", "val_crps")
+    }
+    if resume and ckpt is not None and (ckpt / "latest" / "config.json").is_file():
+        state = load_perturbation(ckpt / "latest")
+        vae.load_state_dict(state.state_dict())
+        start_iter = int(state.metadata.get("iteration", 0))  # type: ignore[attr-defined]
+        if (ckpt / "history.json").is_file():
+            history = json.loads((ckpt / "history.json").read_text())
+        log.info("resumed from %s at iteration %d", ckpt / "latest", start_iter)
+
+    model_mode = model.training
+    req = [p.requires_grad for p in model.parameters()]
+    model.to(dev).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    vae.to(dev).train()
+    weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32, device=dev)
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda i: 0.5 * (1 + math.cos(math.pi * min(1.0, (start_iter + i) / max(1, iterations)))),
+    )
+    rng = np.random.default_rng([seed, start_iter])
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + start_iter)
+
+    val = None
+    if validation is not None:
+        v_arr, v_starts = _sequences(validation, model, length)
+        pick = np.random.default_rng(seed + 1).choice(
+            v_starts, size=min(16, v_starts.size), replace=False
+        )
+        val = torch.from_numpy(np.stack([v_arr[s : s + length] for s in np.sort(pick)])).to(dev)
+
+    def _validate(it: int) -> None:
+        if val is None:
+            return
+        vae.eval()
+        g = torch.Generator().manual_seed(12345)
+        with torch.no_grad():
+            tot = 0.0
+            for i in range(0, val.shape[0], batch_size):
+                _, parts = ensemble_loss(
+                    vae, model, val[i : i + batch_size], members=members, kl_weight=0.0,
+                    weights=weights, generator=g, sample="prior",
+                )  # fmt: skip
+                tot += parts["crps"] * val[i : i + batch_size].shape[0]
+        vae.train()
+        history["val_iteration"].append(it)
+        history["val_crps"].append(tot / val.shape[0])
+        log.info("iteration %d: validation fair CRPS (prior) %.5f", it, tot / val.shape[0])
+
+    def _save(it: int) -> None:
+        if ckpt is None:
+            return
+        ckpt.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "iteration": it,
+            "base_model": model.name,
+            "members": members,
+            "rollout": rollout,
+            "kl_weight": kl_weight,
+            "sample": sample,
+            "lr": lr,
+            "batch_size": batch_size,
+            "seed": seed,
+        }
+        save_perturbation(vae, ckpt / "latest", metadata=meta)
+        tmp = ckpt / ".history.json.tmp"
+        tmp.write_text(json.dumps(history))
+        tmp.replace(ckpt / "history.json")
+
+    show = get_options()["progress"] if progress is None else bool(progress)
+    bar = tqdm(total=iterations, initial=start_iter, desc="train FuXi-ENS", disable=not show)
+    t_start = time.monotonic()
+    it = start_iter
+    try:
+        if start_iter == 0:
+            _validate(0)
+        while it < iterations:
+            idx = rng.choice(starts, size=batch_size, replace=starts.size < batch_size)
+            seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)
+            loss, parts = ensemble_loss(
+                vae, model, seq, members=members, kl_weight=kl_weight, weights=weights,
+                generator=gen, sample=sample,
+            )  # fmt: skip
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at iteration {it}: {parts}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            it += 1
+            for key, val_ in (("iteration", it), ("loss", float(loss.detach())), *parts.items()):
+                history[key].append(val_)
+            bar.update(1)
+            bar.set_postfix(crps=f"{parts['crps']:.4f}", kl=f"{parts['kl']:.3f}")
+            if it % validate_every == 0:
+                _validate(it)
+            if it % checkpoint_every == 0:
+                _save(it)
+            if max_minutes is not None and time.monotonic() - t_start > 60 * max_minutes:
+                log.info("stopping after %.1f min at iteration %d", max_minutes, it)
+                break
+        if not history["val_iteration"] or history["val_iteration"][-1] != it:
+            _validate(it)
+        _save(it)
+    finally:
+        bar.close()
+        model.train(model_mode)
+        for p, r in zip(model.parameters(), req):
+            p.requires_grad_(r)
+    return vae.eval(), history
+
+
+def verifiable_init_times(
+    ds: xr.Dataset, *, model: ForecastModel, steps: int, every: int = 1
+) -> np.ndarray:
+    """Initial times ``t`` of ``ds`` with ``t − Δ`` and all of ``t + Δ … t + steps·Δ`` in ``ds``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Data with a ``time`` dim.
+    model : ForecastModel
+        Gives the time step ``Δ``.
+    steps : int
+        Forecast length in steps.
+    every : int, default 1
+        Keep every ``every``-th candidate (spacing initial times apart).
+
+    Returns
+    -------
+    numpy.ndarray of datetime64[ns]
+
+    Raises
+    ------
+    SchemaError
+        No such time.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr, xfuxi
+    >>> m = xfuxi.wrap_model(__import__("torch").nn.Identity(), channels=[("temperature", None)],
+    ...                      latitude=[0.0], longitude=[0.0])
+    >>> ds = xr.Dataset(coords={"time": pd.date_range("2000-01-01", periods=5, freq="6h")})
+    >>> [str(t)[11:16] for t in verifiable_init_times(ds, model=m, steps=2)]
+    ['06:00', '12:00']
+    """
+    times = ds["time"].values.astype("datetime64[ns]")
+    have = set(times.tolist())
+    dt = np.timedelta64(model.timestep, "ns")
+    ok = [
+        t for t in times if all((t + k * dt).item() in have for k in range(-1, int(steps) + 1) if k)
+    ]
+    if not ok:
+        raise SchemaError(
+            f"no initial time in the data has its predecessor and {steps} verifying steps"
+        )
+    return np.asarray(ok[:: max(1, int(every))], dtype="datetime64[ns]")
+
+
+def tune_amplitude(
+    ds: xr.Dataset,
+    *,
+    model: ForecastModel,
+    method: str,
+    amplitudes: Sequence[float],
+    perturbation: PerturbationVAE | None = None,
+    n: int = 8,
+    steps: int = 20,
+    init_times: Sequence[Any] | None = None,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+) -> tuple[float, xr.DataArray]:
+    """Pick the ensemble amplitude with the lowest mean fair CRPS on held-back data.
+
+    For the Perlin / Gaussian baselines the amplitude is the initial noise std as a fraction
+    of each channel's std; for FuXi-ENS (``method="vae"``) it is the inflation of the learned
+    perturbations (use it to calibrate a module, then bake it in with
+    ``vae.log_scale += log(best)``).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Held-back states holding the initial pairs and the verifying states.
+    model, method, perturbation, n, steps, init_times, seed, chunk_size, progress
+        As for :func:`xfuxi.ensemble`.
+    amplitudes : sequence of float
+        Candidates.
+
+    Returns
+    -------
+    best : float
+    score : xarray.DataArray
+        Mean fair CRPS (area-weighted, over initial times and grid, each channel divided by
+        its std, then averaged over channels and leads) by ``amplitude``.
+
+    Notes
+    -----
+    Fair CRPS as :func:`xfuxi.verify.crps` defines it (DESIGN.md §4).
+    """
+    from ..forecast import ensemble
+    from ..verify import crps
+
+    if len(amplitudes) == 0:
+        raise ValueError("amplitudes must name at least one candidate")
+    truth = validate(ds, require_time=True)
+    if init_times is None:
+        init_times = verifiable_init_times(truth, model=model, steps=steps)
+    std = np.asarray(model.stats.std, dtype=float)
+    scores = []
+    for amp in amplitudes:
+        fc = ensemble(
+            ds, model=model, n=n, steps=steps, method=method, perturbation=perturbation,
+            amplitude=float(amp), init_times=init_times, seed=seed, chunk_size=chunk_size,
+            progress=progress,
+        )  # fmt: skip
+        c = crps(fc, truth, dim=["time", "latitude", "longitude"])
+        per_channel = [
+            float((c[var] if lev is None else c[var].sel(level=lev)).mean()) / sd
+            for (var, lev), sd in zip(model.channels, std)
+        ]
+        scores.append(float(np.mean(per_channel)))
+        log.info("%s amplitude %g: mean normalised fair CRPS %.5f", method, amp, scores[-1])
+    score = xr.DataArray(
+        scores, dims="amplitude", coords={"amplitude": np.asarray(amplitudes, dtype=float)},
+        name="crps", attrs={"method": method, "n": n, "steps": steps},
+    )  # fmt: skip
+    return float(score["amplitude"][int(np.argmin(scores))]), score

@@ -1,0 +1,251 @@
+"""Observation-space statistics for assimilation: O−B and O−A innovations.
+
+Observations come in one of two layouts:
+
+* **gridded**: a Dataset on the state's grid (same dims and coordinates), NaN where nothing
+  is observed — the layout of FuXi-En4DVar's masked observations;
+* **point**: a Dataset with one observation dimension (``obs`` by default) whose
+  coordinates ``latitude`` and ``longitude`` (and optionally ``level``, ``time``) give each
+  observation's position; the state is interpolated bilinearly to those positions
+  (longitude periodic), and selected exactly at ``level`` and ``time``. Each data variable
+  is compared with the state variable of that name;
+* **assimilation layout** (:mod:`xfuxi.assimilation.observations`): point observations with
+  one data variable ``value`` and a ``variable`` coordinate naming each observation's
+  variable (``level`` NaN for single-level variables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["innovation_statistics", "innovations"]
+
+STATISTICS = ("mean", "std", "rms", "count")
+
+
+def _is_long(observations: xr.Dataset, obs_dim: str) -> bool:
+    return (
+        obs_dim in observations.dims
+        and "value" in observations.data_vars
+        and "variable" in observations.coords
+    )
+
+
+def _long_innovations(observations: xr.Dataset, state: xr.Dataset, obs_dim: str) -> xr.Dataset:
+    names = observations["variable"].values.astype(str)
+    missing = sorted(set(names) - set(map(str, state.data_vars)))
+    if missing:
+        raise ValueError(f"state lacks observed variable(s) {missing}")
+    d = np.full(observations.sizes[obs_dim], np.nan)
+    for name in np.unique(names):
+        idx = np.flatnonzero(names == name)
+        sub = observations.isel({obs_dim: idx})
+        coords = {c: sub[c] for c in ("latitude", "longitude", "level", "time") if c in sub.coords}
+        if "level" in coords and np.all(np.isnan(coords["level"].values.astype("float64"))):
+            coords.pop("level")
+        wide = xr.Dataset({name: sub["value"].drop_vars(list(sub.coords))}).assign_coords(
+            {k: (obs_dim, v.values) for k, v in coords.items()}
+        )
+        hx = _interp_to_points(state[name], wide, obs_dim)
+        d[idx] = (wide[name] - hx).values
+    out = xr.Dataset({"innovation": (obs_dim, d)}, coords=observations.coords)
+    out.attrs = {"statistic": "innovation"}
+    return out
+
+
+def _check_names(observations: xr.Dataset, state: xr.Dataset) -> None:
+    if not isinstance(observations, xr.Dataset) or not isinstance(state, xr.Dataset):
+        raise TypeError("observations and state must both be xarray Datasets")
+    missing = [v for v in observations.data_vars if v not in state.data_vars]
+    if missing:
+        raise ValueError(f"state lacks observed variable(s) {missing}")
+    if not observations.data_vars:
+        raise ValueError("observations have no data variables")
+
+
+def _interp_to_points(field: xr.DataArray, obs: xr.Dataset, obs_dim: str) -> xr.DataArray:
+    """Bilinear interpolation of ``field`` to the observation positions (lon periodic)."""
+    for c in ("latitude", "longitude"):
+        if c not in obs.coords or obs[c].dims != (obs_dim,):
+            raise ValueError(f"point observations need a coordinate {c!r} on dim {obs_dim!r}")
+        if c not in field.dims:
+            raise ValueError(f"state variable {field.name!r} has no {c!r} dimension")
+    sel: dict[str, xr.DataArray] = {}
+    for c in ("level", "time"):
+        if c in obs.coords and c in field.dims:
+            want = obs[c]
+            missing = np.setdiff1d(np.unique(want.values), field[c].values)
+            if missing.size:
+                raise ValueError(
+                    f"observations at {c} {missing.tolist()[:5]} are not in the state's {c!r}"
+                )
+            sel[c] = xr.DataArray(want.values, dims=obs_dim)
+    if sel:
+        field = field.sel(sel).drop_vars(list(sel), errors="ignore")
+    lon = field["longitude"].values
+    # periodic padding so that points between the last longitude and 360 interpolate
+    pad = field.isel(longitude=[-1, 0]).assign_coords(longitude=[lon[-1] - 360.0, lon[0] + 360.0])
+    field = xr.concat([pad.isel(longitude=[0]), field, pad.isel(longitude=[1])], "longitude")
+    lat = field["latitude"].values
+    olat = np.clip(obs["latitude"].values.astype("float64"), lat.min(), lat.max())
+    olon = np.mod(obs["longitude"].values.astype("float64"), 360.0)
+    out = field.interp(
+        latitude=xr.DataArray(olat, dims=obs_dim),
+        longitude=xr.DataArray(olon, dims=obs_dim),
+        method="linear",
+    )
+    return out.drop_vars(["latitude", "longitude"], errors="ignore")
+
+
+def innovations(
+    observations: xr.Dataset,
+    state: xr.Dataset,
+    /,
+    *,
+    obs_dim: str = "obs",
+) -> xr.Dataset:
+    """Observation minus state (O−B for a background, O−A for an analysis).
+
+    Parameters
+    ----------
+    observations : Dataset
+        Gridded observations (NaN where unobserved) on the state's grid, or point
+        observations along ``obs_dim`` with ``latitude``/``longitude`` (and optionally
+        ``level``/``time``) coordinates on that dim.
+    state : Dataset
+        Gridded background or analysis with the observed variables.
+    obs_dim : str, default "obs"
+        Name of the observation dimension of point observations.
+
+    Returns
+    -------
+    Dataset
+        ``y − H(x)`` in the layout of ``observations`` (NaN where there is no observation);
+        for the assimilation layout, one variable ``innovation`` on ``obs_dim``.
+
+    Raises
+    ------
+    ValueError
+        If a variable is missing from the state, grids differ (gridded layout), or an
+        observation's level or time is not in the state.
+
+    Notes
+    -----
+    ``H`` is the identity on the grid (gridded layout) or bilinear interpolation in latitude
+    and longitude (point layout; longitude periodic, latitudes beyond the outermost grid row
+    take that row's value). Inputs are not modified.
+
+    Examples
+    --------
+    >>> state = xr.Dataset({"temperature": (("latitude", "longitude"), np.zeros((2, 2)))},
+    ...                    coords={"latitude": [0.0, 10.0], "longitude": [0.0, 180.0]})
+    >>> obs = xr.Dataset({"temperature": ("obs", [1.5])},
+    ...                  coords={"latitude": ("obs", [5.0]), "longitude": ("obs", [90.0])})
+    >>> innovations(obs, state)["temperature"].values.tolist()
+    [1.5]
+    """
+    if not isinstance(observations, xr.Dataset) or not isinstance(state, xr.Dataset):
+        raise TypeError("observations and state must both be xarray Datasets")
+    if _is_long(observations, obs_dim):
+        return _long_innovations(observations, state, obs_dim)
+    _check_names(observations, state)
+    if obs_dim in observations.dims:
+        out = {}
+        for v in observations.data_vars:
+            hx = _interp_to_points(state[v], observations, obs_dim)
+            out[v] = observations[v] - hx
+        return xr.Dataset(out, attrs={"statistic": "innovation"})
+    from .weights import _prepare_pair
+
+    obs, st = _prepare_pair(observations, state[list(observations.data_vars)])
+    out = obs - st
+    out.attrs = {"statistic": "innovation"}
+    return out
+
+
+def innovation_statistics(
+    observations: xr.Dataset,
+    state: xr.Dataset,
+    /,
+    *,
+    obs_dim: str = "obs",
+    by: Sequence[Hashable] = ("level",),
+    label: str = "omb",
+) -> xr.Dataset:
+    """Mean, standard deviation, RMS and count of the innovations, per variable and level.
+
+    Parameters
+    ----------
+    observations : Dataset
+        Observations (gridded with NaN gaps, or point observations along ``obs_dim``).
+    state : Dataset
+        Background (for O−B) or analysis (for O−A).
+    obs_dim : str, default "obs"
+        Observation dimension of point observations.
+    by : sequence of str, default ("level",)
+        Dimensions or obs coordinates to keep (statistics are taken per value of each);
+        names that the data do not have are ignored.
+    label : str, default "omb"
+        What the statistics describe (``"omb"`` or ``"oma"``), stored in ``attrs["kind"]``.
+
+    Returns
+    -------
+    Dataset
+        For each observed variable, values on a new dimension ``statistic`` =
+        ``mean, std, rms, count`` (and on each of ``by`` present; single-level variables of
+        the assimilation layout have no ``level``).
+
+    Raises
+    ------
+    ValueError
+        As :func:`innovations`.
+
+    Notes
+    -----
+    Over the ``n`` non-missing innovations ``d``: mean ``Σd/n``, std ``√(Σ(d − mean)²/n)``
+    (population form, so that ``rms² = mean² + std²``), RMS ``√(Σd²/n)`` and ``n``. Not
+    area-weighted: every observation counts once, as in operational O−B monitoring.
+
+    Examples
+    --------
+    >>> state = xr.Dataset({"temperature": ("x", np.zeros(3))})
+    >>> obs = xr.Dataset({"temperature": ("x", [1.0, np.nan, 3.0])})
+    >>> innovation_statistics(obs, state)["temperature"].values.tolist()
+    [2.0, 1.0, 2.23606797749979, 2.0]
+    """
+    d = innovations(observations, state, obs_dim=obs_dim)
+    if _is_long(observations, obs_dim):
+        names = d["variable"].values.astype(str)
+        series = {}
+        for name in np.unique(names):
+            x = d["innovation"].isel({obs_dim: np.flatnonzero(names == name)})
+            if "level" in x.coords and np.all(np.isnan(x["level"].values.astype("float64"))):
+                x = x.drop_vars("level")
+            series[name] = x
+    else:
+        series = {v: d[v] for v in d.data_vars}
+    out = {}
+    for v, x in series.items():
+        keep = [b for b in by if b in x.dims]
+        coord_keys = [b for b in by if b not in x.dims and b in x.coords and x[b].dims]
+        if coord_keys:
+            key = coord_keys[0]
+            stats = x.groupby(key).map(lambda g, k=key: _stats(g, [dd for dd in g.dims]))
+        else:
+            stats = _stats(x, [dd for dd in x.dims if dd not in keep])
+        out[v] = stats
+    res = xr.Dataset(out)
+    res = res.assign_coords(statistic=list(STATISTICS))
+    res.attrs = {"kind": label}
+    return res
+
+
+def _stats(x: xr.DataArray, dims: list[Hashable]) -> xr.DataArray:
+    n = x.notnull().sum(dims)
+    mean = x.mean(dims, skipna=True)
+    std = x.std(dims, skipna=True, ddof=0)
+    rms = np.sqrt((x**2).mean(dims, skipna=True))
+    return xr.concat([mean, std, rms, n.astype("float64")], dim="statistic")
