@@ -355,6 +355,8 @@ def _cmd_world(args) -> int:
 @arg("--test-days", type=int, default=60, help="length of the test period (days)")
 @arg("--lead-days", type=int, default=10, help="forecast length (days)")
 @arg("--n-init", type=int, default=20, help="number of initial times scored")
+@arg("--model", default="fuxi-hs-t21", help="pretrained model name or checkpoint directory")
+@arg("--members", type=int, default=48, help="FuXi-ENS ensemble size")
 @command("demo", "run the whole FuXi loop on the embedded Held–Suarez world")
 def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
@@ -362,14 +364,28 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     result = run_demo(
-        args.output, test_days=args.test_days, lead_days=args.lead_days, n_init=args.n_init
+        args.output,
+        test_days=args.test_days,
+        lead_days=args.lead_days,
+        n_init=args.n_init,
+        model=args.model,
+        n_members=args.members,
     )
     with pd.option_context("display.width", 160, "display.max_columns", 20,
                            "display.precision", 3):  # fmt: skip
         for name, table in result.tables.items():
-            print(f"\n== {name} ==")
-            step = max(1, len(table) // 12)
-            print(table.iloc[::step].to_string())
+            if table.index.name == "lead_h":
+                # columns "system:channel": one block per channel, systems side by side
+                step = max(1, len(table) // 12)
+                channels = dict.fromkeys(str(c).split(":", 1)[1] for c in table.columns)
+                for channel in channels:
+                    block = table[[c for c in table.columns if str(c).endswith(":" + channel)]]
+                    block = block.rename(columns=lambda c: str(c).split(":", 1)[0])
+                    print(f"\n== {name}: {channel} ==")
+                    print(block.iloc[::step].to_string())
+            else:
+                print(f"\n== {name} ==")
+                print(table.to_string())
     for name, path in result.figures.items():
         print(f"figure {name}: {path}")
     return 0

@@ -115,12 +115,136 @@ def stage_baselines(result: DemoResult, *, test_days: int, lead_days: int, n_ini
             "systems": systems, "rmse": rmse, "acc": acc}  # fmt: skip
 
 
+def _plot_headline_scores(scores: dict[str, xr.Dataset], ylabel: str, title: str) -> Any:
+    """2 × 2 panels (one per headline channel) of a score against lead time, one line a system."""
+    import matplotlib.pyplot as plt
+
+    import xfuxi
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+    for ax, (var, level) in zip(axes.ravel(), HEADLINE):
+        series = {k: v[var].sel(level=level) for k, v in scores.items()}
+        xfuxi.plot_scores(series, ylabel=ylabel, title=f"{var} {level:g} hPa", ax=ax)
+    fig.suptitle(title)
+    return fig
+
+
+def stage_forecast(result: DemoResult, base: dict, *, model_name: str) -> dict:
+    """Load the pretrained FuXi model, forecast from every initial time, score, plot."""
+    import xfuxi
+
+    model = xfuxi.load_model(model_name)
+    truth, clim, init_times = base["truth"], base["clim"], base["init_times"]
+    steps = len(base["leads"]) - 1
+    fc = xfuxi.forecast(truth, model=model, steps=steps, init_times=init_times)
+    dims = ["time", "latitude", "longitude"]
+    # the baselines are scored from lead 0; the model's first lead is one step
+    rmse = {"fuxi": xfuxi.rmse(fc, truth, dim=dims)}
+    acc = {"fuxi": xfuxi.acc(fc, truth, clim, dim=dims)}
+    rmse.update({k: v.isel(prediction_timedelta=slice(1, None)) for k, v in base["rmse"].items()})
+    acc["persistence"] = base["acc"]["persistence"].isel(prediction_timedelta=slice(1, None))
+    result.tables["forecast_rmse"] = pd.concat([_headline(v, k) for k, v in rmse.items()], axis=1)
+    result.tables["forecast_acc"] = pd.concat([_headline(v, k) for k, v in acc.items()], axis=1)
+    fig = _plot_headline_scores(
+        rmse, "RMSE", f"{model_name} vs baselines on the test period ({len(init_times)} starts)"
+    )
+    result.figures["forecast_rmse"] = _save_figure(fig, result.output_dir / "forecast_rmse.png")
+    fig = _plot_headline_scores(acc, "ACC", f"{model_name}: anomaly correlation")
+    result.figures["forecast_acc"] = _save_figure(fig, result.output_dir / "forecast_acc.png")
+    return {"model": model, "forecast": fc}
+
+
+def stage_ensemble(
+    result: DemoResult, base: dict, model: Any, *, n_members: int, n_init: int
+) -> dict:
+    """A FuXi-ENS ensemble from a few initial times: fair CRPS and spread–skill by lead."""
+    import xfuxi
+
+    truth = base["truth"]
+    init_times = base["init_times"][:: max(1, len(base["init_times"]) // n_init)][:n_init]
+    steps = len(base["leads"]) - 1
+    ens = xfuxi.ensemble(truth, model=model, n=n_members, steps=steps, init_times=init_times,
+                         method="vae", seed=0)  # fmt: skip
+    dims = ["time", "latitude", "longitude"]
+    crps = xfuxi.crps(ens, truth, dim=dims)
+    ssr = xfuxi.spread_skill_ratio(ens, truth, dim=dims)
+    result.tables["ensemble_crps"] = _headline(crps, "crps")
+    result.tables["ensemble_spread_skill"] = _headline(ssr, "ssr")
+    title = f"FuXi-ENS, {n_members} members, {len(init_times)} starts"
+    fig = _plot_headline_scores({"fuxi-ens crps": crps}, "fair CRPS", title)
+    result.figures["ensemble_crps"] = _save_figure(fig, result.output_dir / "ensemble_crps.png")
+    return {"ensemble": ens}
+
+
+def stage_assimilation(
+    result: DemoResult, base: dict, model: Any, *, n_sites: int, n_members: int
+) -> dict:
+    """One FuXi-En4DVar analysis with synthetic radiosondes (both window slots)."""
+    import xfuxi
+
+    truth = base["truth"]
+    step = np.timedelta64(6, "h")
+    t0 = base["init_times"][len(base["init_times"]) // 2]
+    # background: a 1.5-day FuXi forecast from the truth, valid at t0 - 12 h, t0 - 6 h, t0
+    start = t0 - 6 * step
+    bg_fc = xfuxi.forecast(truth, model=model, steps=6, init_times=[start])
+    background = (
+        bg_fc.isel(time=0, drop=True)
+        .isel(prediction_timedelta=slice(4, 7))
+        .assign_coords(time=("prediction_timedelta", [t0 - 2 * step, t0 - step, t0]))
+        .swap_dims(prediction_timedelta="time")
+        .drop_vars("prediction_timedelta")
+    )
+    errors = {"geopotential": 30.0, "temperature": 0.5, "u_component_of_wind": 1.0,
+              "v_component_of_wind": 1.0, "passive_tracer": 0.01}  # fmt: skip
+    obs = xfuxi.radiosonde_observations(
+        truth.sel(time=[t0, t0 + step]), error=errors, n_sites=n_sites,
+        variables=list(errors), seed=0,
+    )  # fmt: skip
+    res = xfuxi.assimilate_4dvar(background, obs, model=model, n_members=n_members)
+    diag = res.diagnostics
+    bg0 = background.sel(time=[t0])
+    dims = ["time", "latitude", "longitude"]
+    rmse_b = xfuxi.rmse(bg0, truth.sel(time=[t0]), dim=dims)
+    rmse_a = xfuxi.rmse(res.analysis, truth.sel(time=[t0]), dim=dims)
+    rows = []
+    for var in rmse_b.data_vars:
+        for level in rmse_b["level"].values if "level" in rmse_b[var].dims else [np.nan]:
+            sel = {} if np.isnan(level) else {"level": level}
+            b = float(rmse_b[var].sel(sel))
+            a = float(rmse_a[var].sel(sel))
+            rows.append({"variable": var, "level": level, "rmse_background": b,
+                         "rmse_analysis": a, "gain_%": 100 * (1 - a / b)})  # fmt: skip
+    result.tables["en4dvar_rmse"] = pd.DataFrame(rows).set_index(["variable", "level"])
+    result.tables["en4dvar_innovations"] = _innovation_table(diag)
+    ax = xfuxi.plot_increment(
+        res.analysis, bg0, variable="geopotential", level=500.0,
+        observations=obs, title=f"En4DVar increment, Z500, {str(t0)[:16]}",
+    )  # fmt: skip
+    result.figures["increment"] = _save_figure(ax.figure, result.output_dir / "increment_z500.png")
+    ax = xfuxi.plot_convergence(diag)
+    result.figures["convergence"] = _save_figure(ax.figure, result.output_dir / "convergence.png")
+    return {"result": res, "observations": obs}
+
+
+def _innovation_table(diag: xr.Dataset) -> pd.DataFrame:
+    """OMB and OMA RMS per variable and level from the En4DVar diagnostics."""
+    keys = [k for k in diag.data_vars if str(k).startswith(("omb_", "oma_"))]
+    frame = diag[keys].to_dataframe()
+    return frame[[c for c in frame.columns if c.endswith(("rms", "count"))]]
+
+
 def run_demo(
     output_dir: str | os.PathLike = "demo_output",
     *,
     test_days: int = 60,
     lead_days: int = 10,
     n_init: int = 20,
+    model: str = "fuxi-hs-t21",
+    n_members: int = 48,
+    n_init_ensemble: int = 4,
+    n_sites: int = 60,
+    n_members_4dvar: int = 200,
 ) -> DemoResult:
     """Run the whole loop on the embedded world and write tables and figures.
 
@@ -134,6 +258,16 @@ def run_demo(
         Forecast length in days.
     n_init : int, default 20
         Number of initial times scored.
+    model : str, default "fuxi-hs-t21"
+        Pretrained model name (or checkpoint directory).
+    n_members : int, default 48
+        FuXi-ENS ensemble size.
+    n_init_ensemble : int, default 4
+        Initial times of the ensemble forecast.
+    n_sites : int, default 60
+        Radiosonde sites for the En4DVar analysis.
+    n_members_4dvar : int, default 200
+        Ensemble size of the En4DVar background error.
 
     Returns
     -------
@@ -144,7 +278,13 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(output_dir=out)
     log.info("stage 1: world, climatology, baselines")
-    stage_baselines(result, test_days=test_days, lead_days=lead_days, n_init=n_init)
+    base = stage_baselines(result, test_days=test_days, lead_days=lead_days, n_init=n_init)
+    log.info("stage 2: FuXi forecasts")
+    fc = stage_forecast(result, base, model_name=model)
+    log.info("stage 3: FuXi-ENS ensemble")
+    stage_ensemble(result, base, fc["model"], n_members=n_members, n_init=n_init_ensemble)
+    log.info("stage 4: FuXi-En4DVar analysis")
+    stage_assimilation(result, base, fc["model"], n_sites=n_sites, n_members=n_members_4dvar)
     for name, df in result.tables.items():
         _save_table(df, out / f"{name}.csv")
     return result

@@ -622,11 +622,29 @@ class En4DVarResult(NamedTuple):
     diagnostics: xr.Dataset
 
 
-def _resolve_localization(localization: Any, model: Any) -> Localization | None:
-    from .localization import localization as build
+_LOC_CACHE: dict[Any, Localization] = {}
 
+
+def _resolve_localization(localization: Any, model: Any) -> Localization | None:
+    """Build (or reuse: the eigendecomposition is cached per grid and settings) a Localization."""
     if localization is None or isinstance(localization, Localization):
         return localization
+    key = (
+        repr(sorted(localization.items())) if isinstance(localization, dict) else localization,
+        np.asarray(model.latitude).tobytes(),
+        np.asarray(model.longitude).tobytes(),
+        tuple(model.channels),
+    )
+    if key not in _LOC_CACHE:
+        if len(_LOC_CACHE) > 8:
+            _LOC_CACHE.clear()
+        _LOC_CACHE[key] = _build_localization(localization, model)
+    return _LOC_CACHE[key]
+
+
+def _build_localization(localization: Any, model: Any) -> Localization:
+    from .localization import localization as build
+
     if isinstance(localization, (int, float)):
         return build(model.latitude, model.longitude, length_scale=float(localization))
     if isinstance(localization, dict):

@@ -30,6 +30,7 @@ __all__ = [
     "index_correlation",
     "localization",
     "sphere_correlation",
+    "sphere_sqrt_factor",
     "sqrt_factor",
 ]
 
@@ -178,6 +179,86 @@ def sqrt_factor(correlation: Any, *, variance: float = 0.99, rank: int | None = 
     return sq / np.where(norm > 0, norm, 1.0)
 
 
+def _chord_km(lat_a: np.ndarray, lat_b: np.ndarray, dlon: np.ndarray) -> np.ndarray:
+    """Chord distance (km) between points at latitudes a, b (radians) and longitude gap dlon."""
+    c = np.sin(lat_a) * np.sin(lat_b) + np.cos(lat_a) * np.cos(lat_b) * np.cos(dlon)
+    return EARTH_RADIUS_KM * np.sqrt(np.clip(2.0 - 2.0 * c, 0.0, None))
+
+
+def _is_full_circle(longitude: np.ndarray) -> bool:
+    lon = np.asarray(longitude, dtype="float64")
+    if lon.size < 2:
+        return False
+    d = np.diff(lon)
+    return bool(np.allclose(d, d[0]) and np.isclose(d[0] * lon.size, 360.0))
+
+
+def sphere_sqrt_factor(
+    latitude: Any,
+    longitude: Any,
+    *,
+    length_scale: float,
+    kind: str = "gaspari_cohn",
+    variance: float = 0.99,
+) -> np.ndarray:
+    """Truncated square root of :func:`sphere_correlation` by zonal Fourier decomposition.
+
+    On a grid of equally spaced longitudes covering the circle the correlation is
+    block-circulant in longitude, so it is diagonalised by zonal Fourier modes times the
+    eigenvectors of one ``H × H`` matrix per zonal wavenumber — ``W`` small problems instead
+    of one ``(H·W)²`` eigendecomposition. Other grids fall back to :func:`sqrt_factor`.
+    Rows are normalised so that ``diag(L Lᵀ) = 1``.
+
+    Examples
+    --------
+    >>> lat, lon = np.linspace(-60, 60, 5), np.arange(8) * 45.0
+    >>> L = sphere_sqrt_factor(lat, lon, length_scale=3000.0, variance=1.0)
+    >>> c = sphere_correlation(lat, lon, length_scale=3000.0)
+    >>> bool(np.allclose(L @ L.T, c, atol=1e-8))
+    True
+    """
+    lat = np.asarray(latitude, dtype="float64")
+    lon = np.asarray(longitude, dtype="float64")
+    if not _is_full_circle(lon):
+        return sqrt_factor(
+            sphere_correlation(lat, lon, length_scale=length_scale, kind=kind), variance=variance
+        )
+    h, w = lat.size, lon.size
+    phi = np.radians(lat)
+    dlon = 2 * np.pi * np.arange(w) / w
+    dist = _chord_km(phi[:, None, None], phi[None, :, None], dlon[None, None, :])
+    cij = correlation_function(dist, length_scale=length_scale, kind=kind)  # (H, H, W)
+    spec = np.fft.rfft(cij, axis=-1).real  # symmetric in d: real spectrum, (H, H, W//2+1)
+    l_idx = np.arange(w)
+    vals, cols = [], []
+    for k in range(spec.shape[-1]):
+        lam, vec = np.linalg.eigh(0.5 * (spec[:, :, k] + spec[:, :, k].T))
+        lam = np.clip(lam, 0.0, None)
+        if k == 0 or (w % 2 == 0 and k == w // 2):
+            modes = [np.cos(2 * np.pi * k * l_idx / w) / np.sqrt(w)]
+        else:
+            modes = [
+                np.sqrt(2.0 / w) * np.cos(2 * np.pi * k * l_idx / w),
+                np.sqrt(2.0 / w) * np.sin(2 * np.pi * k * l_idx / w),
+            ]
+        for j in range(h):
+            for mode in modes:
+                vals.append(lam[j])
+                cols.append((vec[:, j], mode))
+    vals_arr = np.asarray(vals)
+    order = np.argsort(vals_arr)[::-1]
+    frac = np.cumsum(vals_arr[order]) / vals_arr.sum()
+    if not 0 < variance <= 1:
+        raise ValueError(f"variance must be in (0, 1], got {variance}")
+    rank = int(min(np.searchsorted(frac, variance - 1e-12) + 1, order.size))
+    out = np.empty((h * w, rank))
+    for r, i in enumerate(order[:rank]):
+        v, mode = cols[i]
+        out[:, r] = np.sqrt(vals_arr[i]) * np.outer(v, mode).ravel()
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norm > 0, norm, 1.0)
+
+
 @dataclass(frozen=True)
 class Localization:
     """Square-root factors of a localization correlation ``C = (L_c L_cᵀ) ⊗ (L_h L_hᵀ)``.
@@ -264,9 +345,12 @@ def localization(
     else:
         if latitude is None or longitude is None:
             raise ValueError("give latitude and longitude, or n_points for a 1-D grid")
-        corr = sphere_correlation(latitude, longitude, length_scale=length_scale, kind=kind)
+        spatial = sphere_sqrt_factor(
+            latitude, longitude, length_scale=length_scale, kind=kind, variance=variance
+        )
         what = f"{kind} on the sphere, length scale {length_scale:g} km"
-    spatial = sqrt_factor(corr, variance=variance)
+    if n_points is not None:
+        spatial = sqrt_factor(corr, variance=variance)
     channel = None
     if vertical_length_scale is not None or cross_variable != 1.0:
         if channels is None:

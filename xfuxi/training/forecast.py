@@ -312,8 +312,9 @@ def train_forecast(
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
     # ---- the model ----------------------------------------------------------------------
+    train = validate(train, require_time=True).load()  # read once (a copy; input untouched)
     if model is None:
-        canonical = validate(train, require_time=True)
+        canonical = train
         channels = channels_of(canonical, variables)
         if stats is None:
             from ..data.stats import normalization_stats
@@ -348,7 +349,7 @@ def train_forecast(
         fm = _copy_model(fm).float().cpu()  # never modify the caller's model
         fm.name = name if name != "fuxi" else fm.name
         channels = list(fm.channels)
-    fm.check_dataset(validate(train, require_time=True))
+    fm.check_dataset(train)
     if hasattr(fm.net, "grad_checkpointing"):
         fm.net.grad_checkpointing = bool(grad_checkpointing)
     fm.to(dev)
@@ -361,6 +362,9 @@ def train_forecast(
             f"6-hourly states; need at least batch_size={batch_size}"
         )
     data = torch.from_numpy(data_np).to(dev)
+    del train
+    log.info("training data: %d samples, %d channels, grid %s", starts.size, data.shape[1],
+             tuple(data.shape[-2:]))  # fmt: skip
     w = torch.as_tensor(
         np.asarray(area_weights(train_c["latitude"].values), dtype="float32"), device=dev
     ).view(1, 1, -1, 1)
