@@ -10,6 +10,7 @@ and peak memory (max RSS of the process).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -58,10 +59,13 @@ def main() -> None:
     loc = _resolve_localization(a.localization, model)
     t_loc = time.perf_counter() - tic
     tic = time.perf_counter()
+    cpu0 = time.process_time()
     res = xfuxi.assimilate_4dvar(
         bg, obs, model=model, n_members=a.members, localization=loc, progress=False
     )
     total = time.perf_counter() - tic
+    cpu = time.process_time() - cpu0
+    load = os.getloadavg()[0]
     d = res.diagnostics
     iters = int(d.attrs["iterations"])
     # cost vs gradient timing on the same problem
@@ -115,6 +119,8 @@ def main() -> None:
         ("member generation", f"{d.attrs['member_time_s']:.2f} s"),
         ("minimisation", f"{d.attrs['minimisation_time_s']:.2f} s"),
         ("full analysis (assimilate_4dvar wall time)", f"{total:.2f} s"),
+        ("full analysis, CPU time of this process", f"{cpu:.2f} s"),
+        ("machine load average (1 min) at the end", f"{load:.1f} on {os.cpu_count()} cores"),
         ("iterations / cost evaluations", f"{iters} / {d.attrs['n_evaluations']}"),
         ("time per iteration", f"{d.attrs['minimisation_time_s'] / max(iters, 1):.3f} s"),
         ("one cost evaluation (2-step window)", f"{c * 1e3:.1f} ms"),

@@ -21,9 +21,17 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--model", default="fuxi-hs-t21", help="shipped name or checkpoint dir")
     p.add_argument("--days", type=int, default=20, help="days of the test split to load")
     p.add_argument("--t0-index", type=int, default=40, help="index of t0 in the test split")
-    p.add_argument("--lead", type=int, default=8, help="background = forecast of LEAD steps")
+    p.add_argument("--lead", type=int, default=4, help="background = forecast of LEAD steps")
     p.add_argument("--members", type=int, default=200)
     p.add_argument("--localization", type=float, default=2000.0, help="GC half-width, km")
+    p.add_argument(
+        "--amplitude",
+        type=float,
+        default=0.15,
+        help="Perlin perturbation std as a fraction of the climatological std",
+    )
+    p.add_argument("--wavelength", type=float, default=8.0, help="Perlin wavelength, points")
+    p.add_argument("--max-iter", type=int, default=50, help="L-BFGS iteration cap")
     p.add_argument("--outdir", default="examples/figures")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -57,6 +65,9 @@ def run(bg, obs, model, args, **kw):
         n_members=args.members,
         localization=args.localization,
         seed=args.seed,
+        amplitude=args.amplitude,
+        wavelength=args.wavelength,
+        max_iter=args.max_iter,
         progress=False,
         **kw,
     )

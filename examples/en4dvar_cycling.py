@@ -74,6 +74,9 @@ def main() -> None:
         n_members=args.members,
         localization=args.localization,
         seed=args.seed,
+        amplitude=args.amplitude,
+        wavelength=args.wavelength,
+        max_iter=args.max_iter,
     )
     print(
         f"cycling: {args.cycles} cycles from {str(t0)[:16]}, {args.sites} sondes, "

@@ -90,6 +90,8 @@ def main() -> None:
         (axes[0], inc0, "increment at t0"),
         (axes[1], inc1, "analysis - background trajectory at t0+6h"),
     ):
+        shifted = ((f["longitude"] - lon + 180.0) % 360.0) - 180.0 + lon  # centre on the obs
+        f = f.assign_coords(longitude=shifted).sortby("longitude")
         f.plot.contourf(ax=ax, levels=21, cmap="RdBu_r", center=0.0)
         ax.plot([lon], [lat], "k*", ms=12)
         ax.set_xlim(lon - 60, lon + 60)

@@ -79,16 +79,20 @@ def main() -> None:
         )
         assert bool(inside.any())
         score_b = xfuxi.rmse(
-            bgt.sel(**sel), tr.sel(**sel)[list(bgt.data_vars)], dim=["latitude", "longitude"]
+            bgt.sel(**sel),
+            tr.sel(**sel)[list(bgt.data_vars)],
+            dim=["time", "latitude", "longitude"],
         )
         score_a = xfuxi.rmse(
             res.analysis.sel(**sel),
             tr.sel(**sel)[list(bgt.data_vars)],
-            dim=["latitude", "longitude"],
+            dim=["time", "latitude", "longitude"],
         )
     else:
-        score_b = xfuxi.rmse(bgt, tr[list(bgt.data_vars)], dim=["latitude", "longitude"])
-        score_a = xfuxi.rmse(res.analysis, tr[list(bgt.data_vars)], dim=["latitude", "longitude"])
+        score_b = xfuxi.rmse(bgt, tr[list(bgt.data_vars)], dim=["time", "latitude", "longitude"])
+        score_a = xfuxi.rmse(
+            res.analysis, tr[list(bgt.data_vars)], dim=["time", "latitude", "longitude"]
+        )
     # O-B and O-A with verify's innovation statistics (slot-0 observations vs the state at
     # t0) and, for both slots, the minimisation's own departures from the diagnostics
     obs0 = obs.isel(obs=np.flatnonzero(obs["time"].values == np.datetime64(times[0])))

@@ -3,7 +3,7 @@
 # preset "small", ~1.2 M parameters) on the train split of the embedded Held–Suarez world
 # (T21, 4 × 365 days), validated on 30 days of the validation split:
 #   stage 1: one-step training (area-weighted L1, AdamW, warm-up + cosine decay);
-#   stage 2: autoregressive fine-tuning over 3 steps (backpropagating through the rollout).
+#   stage 2: autoregressive fine-tuning over 4 steps (backpropagating through the rollout).
 # Then the stage-2 weights are copied into xfuxi/_data/models/fuxi-hs-t21 and the registry's
 # sha256 updated. Interrupted stages resume from their checkpoint directory when rerun.
 # Usage: bash scripts/train_pretrained.sh [RUN_DIR]
@@ -13,14 +13,14 @@ cd "$(dirname "$0")/.."
 RUN=${1:-runs/fuxi-hs-t21}
 PY=${PYTHON:-.venv/bin/python}
 STEPS1=${STEPS1:-2500}
-STEPS2=${STEPS2:-100}
+STEPS2=${STEPS2:-300}
 
 $PY -m xfuxi.cli --no-progress train --preset small --name fuxi-hs-t21 \
   --steps "$STEPS1" --batch-size 16 --lr 2e-3 --warmup-steps 100 --weight-decay 0.01 \
   --val-every 250 --log-every 10 --checkpoint-every 50 --seed 0 --out "$RUN/stage1"
 
 $PY -m xfuxi.cli --no-progress train --from-model "$RUN/stage1" --name fuxi-hs-t21 \
-  --rollout-steps 3 --steps "$STEPS2" --batch-size 8 --lr 2e-4 --warmup-steps 10 \
+  --rollout-steps 4 --steps "$STEPS2" --batch-size 8 --lr 3e-4 --warmup-steps 20 \
   --val-every 50 --log-every 10 --checkpoint-every 10 --seed 1 --out "$RUN/stage2"
 
 $PY - "$RUN/stage2" <<'PYEOF'

@@ -309,3 +309,51 @@ def test_model_not_a_forecast_model(setup):
         ensemble(ds, model=torch.nn.Identity(), perturbation=vae, n=2, steps=1)
     with pytest.raises(TypeError, match="PerturbationVAE"):
         ensemble(ds, model=model, perturbation=torch.nn.Identity(), n=2, steps=1)
+
+
+# ---------------------------------------------------------------------------------- CLI
+def _tiny_fuxi_checkpoint(tmp_path):
+    from xfuxi.models.checkpoint import save_model
+    from xfuxi.models.fuxi import build_fuxi
+
+    torch.manual_seed(0)
+    net = build_fuxi("tiny", in_channels=len(CHANNELS), grid=(LAT.size, LON.size))
+    stats = NormStats(MEAN.copy(), STD.copy(), STD / 4)
+    model = ForecastModel(
+        net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats, name="tiny-fuxi"
+    )
+    return save_model(model, tmp_path / "model"), model
+
+
+def test_cli_ensemble_writes_store(tmp_path):
+    from xfuxi.cli import main
+
+    model_dir, model = _tiny_fuxi_checkpoint(tmp_path)
+    save_perturbation(_vae(model), tmp_path / "vae")
+    _dataset(3).to_netcdf(tmp_path / "init.nc")
+    out = tmp_path / "ens.zarr"
+    rc = main(["--no-progress", "ensemble", str(tmp_path / "init.nc"), "--model", str(model_dir),
+               "--perturbation", str(tmp_path / "vae"), "-n", "3", "--steps", "2",
+               "--output", str(out)])  # fmt: skip
+    assert rc == 0
+    got = xr.open_zarr(out)
+    assert got.sizes["number"] == 3 and got.sizes["prediction_timedelta"] == 2
+    assert got.attrs["ensemble_method"] == "vae"
+    assert not any(p.name.startswith(".xfuxi-ensemble-") for p in tmp_path.iterdir())
+
+
+def test_cli_train_ens_trains_calibrates_and_saves(tmp_path, monkeypatch, capsys):
+    import xfuxi.cli as cli
+    from xfuxi.models.ens import load_perturbation
+
+    model_dir, _ = _tiny_fuxi_checkpoint(tmp_path)
+    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    rc = cli.main(["--no-progress", "train-ens", "--model", str(model_dir), "--iterations", "3",
+                   "--hidden", "4", "--latent", "2", "--calibrate", "0.5,1", "--calibrate-steps",
+                   "2", "--out", str(tmp_path / "vae"), "--name", "tiny-ens"])  # fmt: skip
+    assert rc == 0
+    vae = load_perturbation(tmp_path / "vae")
+    assert vae.name == "tiny-ens"
+    assert vae.metadata["iterations"] == 3 and vae.metadata["inflation"] in (0.5, 1.0)
+    assert vae.metadata["base_model"] == "tiny-fuxi"
+    assert "inflation" in capsys.readouterr().out

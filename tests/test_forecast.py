@@ -206,3 +206,19 @@ def test_pretrained_model_by_name_runs_and_stays_finite():
     fc = forecast(ds, model="fuxi-hs-t21", steps=4, progress=False)
     assert fc.attrs["checkpoint_sha256"] == model.config["sha256"]
     assert all(bool(np.isfinite(fc[v]).all()) for v in fc.data_vars)
+
+
+def test_cli_forecast_writes_a_zarr_store(tmp_path):
+    from xfuxi.cli import main
+    from xfuxi.models.checkpoint import save_model
+
+    ckpt = save_model(_fuxi(), tmp_path / "model")
+    ds = _data(3)
+    ds.to_netcdf(tmp_path / "init.nc")
+    out = tmp_path / "fc.zarr"
+    args = ["--no-progress", "forecast", str(tmp_path / "init.nc"), "--model", str(ckpt)]
+    assert main([*args, "--steps", "2", "--output", str(out)]) == 0
+    got = xr.open_zarr(out)
+    ref = forecast(ds, model=ckpt, steps=2, progress=False)
+    xr.testing.assert_allclose(got.load().drop_attrs(), ref.drop_attrs())
+    assert got.attrs["checkpoint_sha256"] == ref.attrs["checkpoint_sha256"] != "none"

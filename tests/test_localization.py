@@ -97,3 +97,23 @@ def test_localization_object():
     np.testing.assert_allclose(np.diag(full), 1.0)
     with pytest.raises(ValueError, match="channels"):
         localization([0.0], [0.0, 180.0], length_scale=100.0, cross_variable=0.5)
+
+
+def test_zonal_fourier_sqrt_matches_dense_eigendecomposition():
+    from xfuxi.assimilation.localization import sphere_sqrt_factor
+
+    lat = np.linspace(-80, 80, 7)
+    lon = np.arange(12) * 30.0
+    c = sphere_correlation(lat, lon, length_scale=2500.0)
+    fast = sphere_sqrt_factor(lat, lon, length_scale=2500.0, variance=1.0)
+    np.testing.assert_allclose(fast @ fast.T, c, atol=1e-10)
+    # truncation keeps the same number of modes as the dense eigendecomposition
+    dense = sqrt_factor(c, variance=0.95)
+    trunc = sphere_sqrt_factor(lat, lon, length_scale=2500.0, variance=0.95)
+    assert trunc.shape == dense.shape
+    np.testing.assert_allclose(trunc @ trunc.T, dense @ dense.T, atol=1e-8)
+    # a grid that is not a full circle falls back to the dense path
+    part = sphere_sqrt_factor(lat, lon[:5], length_scale=2500.0, variance=1.0)
+    np.testing.assert_allclose(
+        part @ part.T, sphere_correlation(lat, lon[:5], length_scale=2500.0), atol=1e-10
+    )

@@ -46,8 +46,9 @@ def test_round_trip_same_outputs_and_differentiable(original, tmp_path):
 
 
 def test_imported_model_forecasts_like_the_original(original, tmp_path):
-    model = import_onnx(export_onnx(original, tmp_path / "m.onnx"), channels=CHANNELS,
-                        latitude=LAT, longitude=LON, stats=original.stats, residual=True)  # fmt: skip
+    path = export_onnx(original, tmp_path / "m.onnx")
+    model = import_onnx(path, channels=CHANNELS, latitude=LAT, longitude=LON,
+                        stats=original.stats, residual=True)  # fmt: skip
     rng = np.random.default_rng(0)
     ds = xr.Dataset(
         {"temperature": (("time", "level", "latitude", "longitude"),

@@ -140,3 +140,52 @@ def test_perlin_ensemble_dataset_does_not_mutate():
         d["temperature"].std(["number", "latitude", "longitude"]), [0.4, 0.8], rtol=0.05
     )
     assert float(d["surface_pressure"].std()) == pytest.approx(100.0, rel=0.05)
+
+
+def test_balanced_perturbations_are_geostrophic_and_hydrostatic():
+    import xfuxi
+    from xfuxi.assimilation.perlin import balanced_perturbations
+
+    lat = np.linspace(-84.0, 84.0, 29)
+    lon = np.arange(48) * 7.5
+    levels = [300.0, 500.0, 850.0]
+    ch = (
+        [("geopotential", lv) for lv in levels]
+        + [("u_component_of_wind", lv) for lv in levels]
+        + [("v_component_of_wind", lv) for lv in levels]
+        + [("temperature", 500.0), ("passive_tracer", 500.0)]
+    )
+    std = np.array([900.0, 600.0, 400.0] + [10.0] * 6 + [3.0, 0.1])
+    p = balanced_perturbations(
+        3,
+        channels=ch,
+        latitude=lat,
+        longitude=lon,
+        std=std,
+        amplitude=0.1,
+        seed=0,
+        dtype=torch.float64,
+    ).numpy()
+    z = xr.DataArray(
+        p[:, :3],
+        dims=("number", "level", "latitude", "longitude"),
+        coords={"level": levels, "latitude": lat, "longitude": lon},
+        attrs={"units": "m**2 s**-2"},
+    )
+    geo = xfuxi.geostrophic_wind(xr.Dataset({"geopotential": z}), equator_band=20.0)
+    ug = geo["u_component_of_geostrophic_wind"].values
+    vg = geo["v_component_of_geostrophic_wind"].values
+    ok = np.isfinite(ug)
+    a = np.concatenate([p[:, 3:6][ok], p[:, 6:9][ok]])
+    b = np.concatenate([ug[ok], vg[ok]])
+    assert np.corrcoef(a, b)[0, 1] > 0.97  # an independent geostrophic-wind code agrees
+    # hydrostatic: T' = -(1/R) dPhi'/dln p (centred difference at 500 hPa)
+    dphi = (p[:, 2] - p[:, 0]) / (np.log(850.0) - np.log(300.0))
+    np.testing.assert_allclose(p[:, 9], -dphi / 287.04, rtol=1e-10)
+    # the tracer is independent noise of the requested amplitude
+    assert p[:, 10].std() == pytest.approx(0.01, rel=0.1)
+    assert abs(np.corrcoef(p[:, 10].ravel(), p[:, 1].ravel())[0, 1]) < 0.1
+    with pytest.raises(ValueError, match="geopotential"):
+        balanced_perturbations(
+            1, channels=[("temperature", 500.0)], latitude=lat, longitude=lon, std=[1.0]
+        )

@@ -11,6 +11,7 @@ import importlib
 from typing import Any
 
 from . import accessor as _accessor  # noqa: F401  (registers ds.fuxi / da.fuxi)
+from .forecast import forecast as forecast  # the function (the submodule has the same name)
 from .options import get_options, set_options
 
 __version__ = "0.1.0"

@@ -291,7 +291,7 @@ def _cmd_ensemble(args) -> int:
 
 
 @arg("--split", choices=["train", "validation", "test"], default=None,
-     help="a documented split (fixed seed and start date); overrides --seed/--start")
+     help="a documented split (fixed seed and start date); overrides --seed/--start")  # fmt: skip
 @arg("--days", type=int, default=None, help="days of output (default 365, or the split's)")
 @arg("--start", default="2000-01-01", help="date of the first output (default 2000-01-01)")
 @arg("--seed", type=int, default=0, help="seed of the initial perturbation (default 0)")
@@ -308,7 +308,13 @@ def _cmd_world(args) -> int:
     import shutil
     import tempfile
 
-    from .data.world import held_suarez, held_suarez_split, world_cache_path, world_config
+    from .data.world import (
+        SPLITS,
+        held_suarez,
+        held_suarez_split,
+        world_cache_path,
+        world_config,
+    )
 
     try:
         levels = tuple(float(x) for x in args.levels.split(",") if x.strip())
@@ -331,20 +337,24 @@ def _cmd_world(args) -> int:
     config = json.loads(ds.attrs["config"])
     cfg = {k: v for k, v in config.items() if k in world_config.__kwdefaults__}
     print(f"Held-Suarez world {dict(ds.sizes)}, {ds.time.values[0]} .. {ds.time.values[-1]}")
-    print(f"cache: {world_cache_path(world_config(**cfg), args.cache_dir)}")
+    path = world_cache_path(world_config(**cfg), args.cache_dir)
+    if not path.exists() and args.split is not None:  # sliced from the cached full split
+        full = world_config(**{**cfg, "days": SPLITS[args.split]["days"]})
+        path = world_cache_path(full, args.cache_dir)
+    print(f"cache: {path}")
     if args.output:
         out = os.path.abspath(args.output)
         parent = os.path.dirname(out)
         tmp = tempfile.mkdtemp(dir=parent, prefix=".xfuxi-world-")
         try:
-            path = os.path.join(tmp, os.path.basename(out))
+            written = os.path.join(tmp, os.path.basename(out))
             if out.endswith(".nc"):
-                ds.to_netcdf(path)
+                ds.to_netcdf(written)
             else:
-                ds.to_zarr(path, mode="w")
+                ds.to_zarr(written, mode="w")
             if os.path.isdir(out):
                 shutil.rmtree(out)
-            os.replace(path, out)
+            os.replace(written, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         print(f"wrote {out}")

@@ -413,8 +413,10 @@ def forecast(
     ...                         "level": [500], "latitude": [-45.0, 45.0],
     ...                         "longitude": [0.0, 90.0, 180.0, 270.0]})
     >>> fc = forecast(ds, model=model, steps=4, progress=False)
-    >>> dict(fc.sizes)
-    {'time': 2, 'prediction_timedelta': 4, 'level': 1, 'latitude': 2, 'longitude': 4}
+    >>> fc.temperature.dims
+    ('time', 'prediction_timedelta', 'level', 'latitude', 'longitude')
+    >>> fc.temperature.shape
+    (2, 4, 1, 2, 4)
     >>> fc.prediction_timedelta.values.astype("timedelta64[h]")[[0, -1]]
     array([ 6, 24], dtype='timedelta64[h]')
     """

@@ -98,6 +98,7 @@ def ensemble_members(
     octaves: int = 3,
     persistence: float = 0.5,
     chunk: int = 25,
+    balance: str | None = None,
     generator: torch.Generator | None = None,
     dtype: torch.dtype | None = None,
     progress: bool | None = None,
@@ -117,6 +118,11 @@ def ensemble_members(
         As for :func:`xfuxi.assimilation.perlin.perlin_perturbations`.
     chunk : int, default 25
         Members per model call (bounds memory).
+    balance : {None, "geostrophic", "auto"}
+        None: independent Perlin noise per channel. ``"geostrophic"``: multivariate
+        balanced perturbations (:func:`~xfuxi.assimilation.perlin.balanced_perturbations`;
+        needs ``model.channels`` with geopotential). ``"auto"``: geostrophic when the model
+        has geopotential and both wind components, else None.
     generator : torch.Generator, optional
     dtype : torch.dtype, optional
         Model dtype (default: the model's).
@@ -151,17 +157,35 @@ def ensemble_members(
     shape = (h, w)
     out = torch.empty((n_members, c, h, w), dtype=torch.float64)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-    pert = perlin_perturbations(
-        n_members,
-        std=np.asarray(std, dtype="float64"),
-        shape=shape,
-        amplitude=amplitude,
-        wavelength=wavelength,
-        octaves=octaves,
-        persistence=persistence,
-        generator=g,
-        dtype=torch.float64,
-    )
+    balance = _resolve_balance(balance, model)
+    if balance == "geostrophic":
+        from .perlin import balanced_perturbations
+
+        pert = balanced_perturbations(
+            n_members,
+            channels=model.channels,
+            latitude=model.latitude,
+            longitude=model.longitude,
+            std=np.asarray(std, dtype="float64"),
+            amplitude=float(np.mean(amplitude)),
+            wavelength=wavelength,
+            octaves=octaves,
+            persistence=persistence,
+            generator=g,
+            dtype=torch.float64,
+        )
+    else:
+        pert = perlin_perturbations(
+            n_members,
+            std=np.asarray(std, dtype="float64"),
+            shape=shape,
+            amplitude=amplitude,
+            wavelength=wavelength,
+            octaves=octaves,
+            persistence=persistence,
+            generator=g,
+            dtype=torch.float64,
+        )
     bar = tqdm(total=n_members, desc="ensemble members", disable=not _progress_enabled(progress))
     with torch.no_grad():
         for i in range(0, n_members, chunk):
@@ -171,6 +195,16 @@ def ensemble_members(
             bar.update(p.shape[0])
     bar.close()
     return out
+
+
+def _resolve_balance(balance: str | None, model: Any) -> str | None:
+    if balance not in (None, "auto", "geostrophic"):
+        raise ValueError(f"balance must be None, 'auto' or 'geostrophic', got {balance!r}")
+    if balance != "auto":
+        return balance
+    names = {v for v, _ in getattr(model, "channels", ())}
+    need = {"geopotential", "u_component_of_wind", "v_component_of_wind"}
+    return "geostrophic" if need <= names else None
 
 
 class En4DVarProblem:
@@ -460,6 +494,7 @@ def en4dvar_analysis(
     persistence: float = 0.5,
     localization: Localization | None = None,
     members: torch.Tensor | None = None,
+    balance: str | None = "auto",
     qc_threshold: float | None = 5.0,
     max_iter: int = 50,
     gtol: float = 1e-3,
@@ -488,6 +523,8 @@ def en4dvar_analysis(
         None: control ``w`` of size N.
     members : Tensor (N, C, H, W), optional
         Ready-made members at t0 (skips member generation).
+    balance : {"auto", "geostrophic", None}, default "auto"
+        Perturbation structure, as for :func:`ensemble_members`.
     qc_threshold : float or None, default 5
         Background check factor ``k``; None disables it.
     max_iter, gtol, optimizer
@@ -536,6 +573,7 @@ def en4dvar_analysis(
             octaves=octaves,
             persistence=persistence,
             chunk=member_chunk,
+            balance=balance,
             generator=generator,
             dtype=dtype,
             progress=progress,
@@ -673,6 +711,7 @@ def assimilate_4dvar(
     wavelength: float = 8.0,
     octaves: int = 3,
     perturbation_std: Any = None,
+    balance: str | None = "auto",
     qc_threshold: float | None = 5.0,
     strict: bool = False,
     max_iter: int = 50,
@@ -691,8 +730,9 @@ def assimilate_4dvar(
         (e.g. the previous analysis and its forecast); the model's channels and grid.
     observations : xarray.Dataset
         Observation Dataset (dim ``obs``; see :mod:`xfuxi.assimilation.observations`).
-    model : ForecastModel
-        Any differentiable model following the xfuxi model contract.
+    model : ForecastModel, str or path
+        Any differentiable model following the xfuxi model contract, or a shipped name /
+        checkpoint directory for :func:`xfuxi.load_model`.
     n_members : int, default 200
         Ensemble size for the background error.
     localization : float, dict, Localization or None, default 2000.0
@@ -711,6 +751,10 @@ def assimilate_4dvar(
         Perlin settings (grid points of the coarsest octave).
     perturbation_std : xarray.Dataset or array (C,), optional
         Climatological std per variable and level; default the model's normalization std.
+    balance : {"auto", "geostrophic", None}, default "auto"
+        Perturbations in geostrophic/hydrostatic balance (``"auto"``: when the model has
+        geopotential and winds) or independent per channel (None); see
+        :func:`ensemble_members`.
     qc_threshold : float or None, default 5
         Background check: reject observations with ``|y − H x_b| > k √(σo² + σb²)``.
     strict : bool, default False
@@ -769,6 +813,10 @@ def assimilate_4dvar(
     from .observations import screen_observations
 
     t_wall = _time.perf_counter()
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        from ..models.checkpoint import load_model
+
+        model = load_model(model)
     if n_slots < 1:
         raise ValueError(f"n_slots must be >= 1, got {n_slots}")
     if not isinstance(background, xr.Dataset) or "time" not in background.dims:
@@ -843,6 +891,7 @@ def assimilate_4dvar(
         wavelength=wavelength,
         octaves=octaves,
         localization=loc,
+        balance=balance,
         qc_threshold=qc_threshold,
         max_iter=max_iter,
         gtol=gtol,
@@ -858,6 +907,8 @@ def assimilate_4dvar(
         "method": "FuXi-En4DVar",
         "n_members": int(n_members),
         "localization": "none" if loc is None else loc.description,
+        "perturbations": str(_resolve_balance(balance, model) or "independent")
+        + f" Perlin, amplitude {amplitude}, wavelength {wavelength:g}",
     }
     traj = forecast_dataset(
         res.trajectory[None],

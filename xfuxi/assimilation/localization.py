@@ -341,6 +341,7 @@ def localization(
     """
     if n_points is not None:
         corr = index_correlation(int(n_points), length_scale=length_scale, kind=kind)
+        spatial = sqrt_factor(corr, variance=variance)
         what = f"{kind} on index distance, length scale {length_scale:g} points"
     else:
         if latitude is None or longitude is None:
@@ -349,8 +350,6 @@ def localization(
             latitude, longitude, length_scale=length_scale, kind=kind, variance=variance
         )
         what = f"{kind} on the sphere, length scale {length_scale:g} km"
-    if n_points is not None:
-        spatial = sqrt_factor(corr, variance=variance)
     channel = None
     if vertical_length_scale is not None or cross_variable != 1.0:
         if channels is None:

@@ -195,6 +195,23 @@ class PerturbationVAE(nn.Module):
         self.decoder_skip = _PeriodicConv(c, f)
         self.decoder_out = nn.Sequential(_PeriodicConv(2 * f, f), nn.GELU(), _PeriodicConv(f, c, 1))
         self.log_scale = nn.Parameter(torch.full((1, c, 1, 1), float(np.log(init_scale))))
+        self._unit_init()
+
+    @torch.no_grad()
+    def _unit_init(self) -> None:
+        """Rescale the last decoder layer so that, on standard-normal normalised states, the
+        decoded field has unit std before ``exp(log_scale)``: ``init_scale`` then is the
+        initial perturbation std in units of each channel's std."""
+        g = torch.Generator().manual_seed(0)
+        xn = torch.randn(4, 2, self.n_channels, *self.grid_shape, generator=g)
+        feats = self.features(xn)
+        mu, log_sigma = self.prior(feats)
+        z = mu + log_sigma.exp() * torch.randn(mu.shape, generator=g)
+        raw = self.decode(z, feats, xn[:, 1]) / self.log_scale.exp()
+        std = raw.std(dim=(0, 2, 3)).clamp_min(1e-6)
+        last = self.decoder_out[-1].conv
+        last.weight.div_(std.view(-1, 1, 1, 1))
+        last.bias.div_(std)
 
     # -- shapes and units ---------------------------------------------------------------------
     @property

@@ -85,7 +85,9 @@ def export_onnx(
     batch_size : int, default 1
         Batch size of the traced example (the batch axis is exported as dynamic).
     opset : int, default 16
-        ONNX opset.
+        ONNX opset. 16 writes layer norms as elementary operators, which onnx2torch
+        converts for any batch size (its converter of opset 17's LayerNormalization needs
+        static shapes).
 
     Returns
     -------

@@ -240,6 +240,7 @@ def train_perturbation(
     checkpoint_every: int = 100,
     resume: bool = False,
     validate_every: int = 50,
+    log_every: int = 10,
     device: Any = None,
     progress: bool | None = None,
     vae_kwargs: dict[str, Any] | None = None,
@@ -277,7 +278,8 @@ def train_perturbation(
         ``history.json`` are written (atomically).
     resume : bool, default False
         Start from ``checkpoint_dir/latest`` if it exists.
-    validate_every : int
+    validate_every, log_every : int
+        Iterations between validations / between log lines (``logging`` INFO).
     device : str or torch.device, optional
     progress : bool, optional
         tqdm bar (default: the ``progress`` option).
@@ -305,6 +307,8 @@ def train_perturbation(
         raise ValueError(f"members must be >= 2; got {members}")
     if rollout < 1 or iterations < 0 or batch_size < 1:
         raise ValueError("rollout and batch_size must be >= 1 and iterations >= 0")
+    if min(validate_every, log_every, checkpoint_every) < 1:
+        raise ValueError("validate_every, log_every and checkpoint_every must be >= 1")
     dev = torch.device(device if device is not None else get_options()["device"])
     data_arr, starts = _sequences(data, model, rollout + 2)
     length = rollout + 2
@@ -418,6 +422,13 @@ def train_perturbation(
                 history[key].append(val_)
             bar.update(1)
             bar.set_postfix(crps=f"{parts['crps']:.4f}", kl=f"{parts['kl']:.3f}")
+            if it % log_every == 0:
+                log.info(
+                    "iteration %d: fair CRPS %.5f, KL %.4f (means of the last %d), %.1f s/it",
+                    it, float(np.mean(history["crps"][-log_every:])),
+                    float(np.mean(history["kl"][-log_every:])), log_every,
+                    (time.monotonic() - t_start) / max(1, it - start_iter),
+                )  # fmt: skip
             if it % validate_every == 0:
                 _validate(it)
             if it % checkpoint_every == 0:
