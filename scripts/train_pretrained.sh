@@ -3,17 +3,19 @@
 # preset "small", ~1.2 M parameters) on the train split of the embedded Held–Suarez world
 # (T21, 4 × 365 days), validated on 30 days of the validation split:
 #   stage 1: one-step training (area-weighted L1, AdamW, warm-up + cosine decay);
-#   stage 2: autoregressive fine-tuning over 4 steps (backpropagating through the rollout).
-# Then the stage-2 weights are copied into xfuxi/_data/models/fuxi-hs-t21 and the registry's
+#   stage 2: autoregressive fine-tuning over 4 steps (backpropagating through the rollout);
+#   stage 3: the same over 8 steps (2 days).
+# Then the stage-3 weights are copied into xfuxi/_data/models/fuxi-hs-t21 and the registry's
 # sha256 updated. Interrupted stages resume from their checkpoint directory when rerun.
 # Usage: bash scripts/train_pretrained.sh [RUN_DIR]
-# (the shipped model: OMP_NUM_THREADS=1 on a 2-core machine shared with other jobs, ~40 min)
+# (the shipped model: OMP_NUM_THREADS=1 on a 2-core machine shared with other jobs, ~35 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/fuxi-hs-t21}
 PY=${PYTHON:-.venv/bin/python}
 STEPS1=${STEPS1:-2500}
-STEPS2=${STEPS2:-300}
+STEPS2=${STEPS2:-150}
+STEPS3=${STEPS3:-100}
 
 $PY -m xfuxi.cli --no-progress train --preset small --name fuxi-hs-t21 \
   --steps "$STEPS1" --batch-size 16 --lr 2e-3 --warmup-steps 100 --weight-decay 0.01 \
@@ -23,7 +25,11 @@ $PY -m xfuxi.cli --no-progress train --from-model "$RUN/stage1" --name fuxi-hs-t
   --rollout-steps 4 --steps "$STEPS2" --batch-size 8 --lr 3e-4 --warmup-steps 20 \
   --val-every 50 --log-every 10 --checkpoint-every 10 --seed 1 --out "$RUN/stage2"
 
-$PY - "$RUN/stage2" <<'PYEOF'
+$PY -m xfuxi.cli --no-progress train --from-model "$RUN/stage2" --name fuxi-hs-t21 \
+  --rollout-steps 8 --steps "$STEPS3" --batch-size 8 --lr 1e-4 --warmup-steps 10 \
+  --val-every 50 --log-every 10 --checkpoint-every 10 --seed 2 --out "$RUN/stage3"
+
+$PY - "$RUN/stage3" <<'PYEOF'
 import sys
 from xfuxi.models.checkpoint import register_pretrained
 entry = register_pretrained(

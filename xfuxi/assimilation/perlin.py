@@ -420,14 +420,17 @@ def balanced_perturbations(
     octaves: int = 3,
     persistence: float = 0.5,
     equator_band: float = 15.0,
+    vertical_correlation: float = 0.5,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Perlin perturbations in geostrophic and hydrostatic balance (multivariate).
 
-    One Perlin field per member, shared by all levels (an equivalent-barotropic pattern),
-    scaled by ``amplitude × std`` of geopotential at each level, gives ``Φ′``; the winds are
+    Per member, ``Φ′`` at each geopotential level is ``amplitude × std`` of that level times
+    ``ρ N₀ + √(1 − ρ²) N_l`` — a Perlin field ``N₀`` shared by all levels (an
+    equivalent-barotropic part) plus one of each level's own, ``ρ`` the
+    ``vertical_correlation`` — so the ensemble can correct levels separately; the winds are
     its geostrophic wind ``u′ = −(1/f) ∂Φ′/∂y``, ``v′ = (1/f) ∂Φ′/∂x`` (``|f|`` held at its
     value at ``equator_band`` degrees nearer the equator, and the winds tapered linearly to
     zero at the equator), temperature the hydrostatic ``T′ = −(1/R) ∂Φ′/∂ln p``, surface
@@ -447,6 +450,9 @@ def balanced_perturbations(
     amplitude, wavelength, octaves, persistence
         As for :func:`perlin_perturbations` (``amplitude`` a float).
     equator_band : float, default 15
+    vertical_correlation : float, default 0.5
+        Correlation ``ρ`` of the geopotential perturbation between levels (1: one pattern
+        for all levels).
     generator, seed, dtype
         As for :func:`perlin_noise`.
 
@@ -495,8 +501,22 @@ def balanced_perturbations(
         generator=g,
         dtype=torch.float64,
     ).numpy()
+    if not 0.0 <= vertical_correlation <= 1.0:
+        raise ValueError(f"vertical_correlation must be in [0, 1], got {vertical_correlation}")
+    rho = float(vertical_correlation)
     z_std = {lv: std_arr[chans.index(("geopotential", lv))] for lv in z_levels}
-    phi = {lv: float(amplitude) * z_std[lv] * base for lv in z_levels}  # (n, H, W) each
+    phi = {}
+    for lv in z_levels:  # (n, H, W) each
+        own = perlin_noise(
+            n,
+            (h, w),
+            wavelength=wavelength,
+            octaves=octaves,
+            persistence=persistence,
+            generator=g,
+            dtype=torch.float64,
+        ).numpy()
+        phi[lv] = float(amplitude) * z_std[lv] * (rho * base + np.sqrt(1 - rho**2) * own)
     rad = np.radians(lat)
     f_min = 2 * _OMEGA * np.sin(np.radians(equator_band))
     f = 2 * _OMEGA * np.sin(rad)
