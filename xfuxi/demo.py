@@ -65,6 +65,7 @@ def _save_figure(fig: Any, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -77,6 +78,7 @@ def _save_table(df: pd.DataFrame, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
     os.close(fd)
     df.to_csv(tmp)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -190,7 +192,7 @@ def stage_assimilation(
     bg_fc = xfuxi.forecast(truth, model=model, steps=6, init_times=[start])
     background = (
         bg_fc.isel(time=0, drop=True)
-        .isel(prediction_timedelta=slice(4, 7))
+        .sel(prediction_timedelta=[4 * step, 5 * step, 6 * step])
         .assign_coords(time=("prediction_timedelta", [t0 - 2 * step, t0 - step, t0]))
         .swap_dims(prediction_timedelta="time")
         .drop_vars("prediction_timedelta")
@@ -242,7 +244,7 @@ def run_demo(
     n_init: int = 20,
     model: str = "fuxi-hs-t21",
     n_members: int = 48,
-    n_init_ensemble: int = 4,
+    n_init_ensemble: int = 2,
     n_sites: int = 60,
     n_members_4dvar: int = 200,
 ) -> DemoResult:
@@ -262,7 +264,7 @@ def run_demo(
         Pretrained model name (or checkpoint directory).
     n_members : int, default 48
         FuXi-ENS ensemble size.
-    n_init_ensemble : int, default 4
+    n_init_ensemble : int, default 2
         Initial times of the ensemble forecast.
     n_sites : int, default 60
         Radiosonde sites for the En4DVar analysis.
