@@ -28,8 +28,11 @@ def test_accessor_repeats_signature_and_summary(name):
     target, applies = ACCESSOR_METHODS[name]
     func = _resolve(target)
     expected = list(inspect.signature(func).parameters.values())[1:]
-    owners = {"both": [FuxiDatasetAccessor, FuxiDataArrayAccessor],
-              "dataset": [FuxiDatasetAccessor], "dataarray": [FuxiDataArrayAccessor]}[applies]  # fmt: skip
+    owners = {
+        "both": [FuxiDatasetAccessor, FuxiDataArrayAccessor],
+        "dataset": [FuxiDatasetAccessor],
+        "dataarray": [FuxiDataArrayAccessor],
+    }[applies]
     obj = {FuxiDatasetAccessor: xr.Dataset(), FuxiDataArrayAccessor: xr.DataArray(np.zeros(1))}
     for owner in owners:
         method = getattr(obj[owner].fuxi, name)

@@ -15,7 +15,10 @@ def ds():
     rng = np.random.default_rng(0)
     return xr.Dataset(
         {
-            "temperature": (("time", "level", "latitude", "longitude"), rng.normal(size=(2, 3, 4, 8))),
+            "temperature": (
+                ("time", "level", "latitude", "longitude"),
+                rng.normal(size=(2, 3, 4, 8)),
+            ),
             "surface_pressure": (("time", "latitude", "longitude"), rng.normal(size=(2, 4, 8))),
         },
         coords={"time": np.arange(2), "level": [250.0, 500.0, 850.0],

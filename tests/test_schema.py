@@ -29,14 +29,19 @@ def _era5_cds(n_time=3, descending_lat=True) -> xr.Dataset:
     pl = {"z": "m**2 s**-2", "t": "K", "u": "m s**-1", "v": "m s**-1", "q": "kg kg**-1", "r": "%"}
     sl = {"sp": "Pa", "msl": "Pa", "t2m": "K", "u10": "m s**-1", "v10": "m s**-1"}
     data = {
-        k: (("valid_time", "pressure_level", "latitude", "longitude"), rng.normal(size=shape3),
-            {"units": u, "GRIB_paramId": 1})
+        k: (
+            ("valid_time", "pressure_level", "latitude", "longitude"),
+            rng.normal(size=shape3),
+            {"units": u, "GRIB_paramId": 1},
+        )
         for k, u in pl.items()
     }
-    data.update({
-        k: (("valid_time", "latitude", "longitude"), rng.normal(size=shape2), {"units": u})
-        for k, u in sl.items()
-    })
+    data.update(
+        {
+            k: (("valid_time", "latitude", "longitude"), rng.normal(size=shape2), {"units": u})
+            for k, u in sl.items()
+        }
+    )
     return xr.Dataset(
         data,
         coords={
@@ -47,7 +52,7 @@ def _era5_cds(n_time=3, descending_lat=True) -> xr.Dataset:
             "number": 0,
             "expver": ("valid_time", np.array(["0001"] * n_time)),
         },
-        attrs={"Conventions": "CF-1.7", "institution": "European Centre for Medium-Range Weather Forecasts"},
+        attrs={"Conventions": "CF-1.7", "institution": "ECMWF"},
     )  # fmt: skip
 
 
@@ -117,7 +122,9 @@ def test_input_is_never_modified():
 
 
 def test_canonical_dim_order():
-    raw = _wb2(forecast=True).transpose("longitude", "latitude", "level", "prediction_timedelta", "time")
+    raw = _wb2(forecast=True).transpose(
+        "longitude", "latitude", "level", "prediction_timedelta", "time"
+    )
     out = validate(raw)
     assert out["temperature"].dims == tuple(d for d in CANONICAL_DIMS if d != "number")
 
@@ -148,7 +155,8 @@ def test_longitude_minus180_is_wrapped_and_sorted():
     np.testing.assert_array_equal(out.longitude.values, [0.0, 90.0, 180.0, 270.0])
     # the value at -90 must now sit at 270
     np.testing.assert_array_equal(
-        out["temperature"].sel(longitude=270.0).values, ds["temperature"].sel(longitude=-90.0).values
+        out["temperature"].sel(longitude=270.0).values,
+        ds["temperature"].sel(longitude=-90.0).values,
     )
 
 

@@ -221,7 +221,8 @@ def stage_assimilation(
     result.tables["en4dvar_innovations"] = _innovation_table(diag)
     ax = xfuxi.plot_increment(
         res.analysis, bg0, variable="geopotential", level=500.0,
-        observations=obs, title=f"En4DVar increment, Z500, {str(t0)[:16]}",
+        observations=obs, coastlines=False,  # the Held–Suarez world has no land
+        title=f"En4DVar increment, Z500, {str(t0)[:16]}",
     )  # fmt: skip
     result.figures["increment"] = _save_figure(ax.figure, result.output_dir / "increment_z500.png")
     ax = xfuxi.plot_convergence(diag)

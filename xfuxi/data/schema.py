@@ -313,9 +313,7 @@ def validate(
 
     for dim in ("latitude", "longitude"):
         if dim not in out.dims:
-            raise SchemaError(
-                f"missing dimension {dim!r}; got dims {sorted(map(str, out.dims))}"
-            )
+            raise SchemaError(f"missing dimension {dim!r}; got dims {sorted(map(str, out.dims))}")
     if require_time and "time" not in out.dims:
         raise SchemaError(f"missing dimension 'time'; got dims {sorted(map(str, out.dims))}")
     if variables is not None:
@@ -337,9 +335,7 @@ def validate(
         expected = VARIABLES.get(str(name))
         given = var.attrs.get("units")
         if expected is not None and given is not None and not _same_unit(expected[0], given):
-            raise SchemaError(
-                f"variable {name!r} has units {given!r}; expected {expected[0]!r}"
-            )
+            raise SchemaError(f"variable {name!r} has units {given!r}; expected {expected[0]!r}")
         if not allow_nan and var.dtype.kind == "f":
             n_nan = int(np.isnan(var.values).sum())
             if n_nan:

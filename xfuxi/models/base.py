@@ -135,7 +135,9 @@ class ForecastModel(torch.nn.Module):
                 raise ValueError(
                     f"stats.{key} has shape {arr.shape}; expected ({len(self.channels)},)"
                 )
-            self.register_buffer(f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False)
+            self.register_buffer(
+                f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False
+            )
 
     @property
     def n_channels(self) -> int:
