@@ -23,7 +23,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--t0-index", type=int, default=40, help="index of t0 in the test split")
     p.add_argument("--lead", type=int, default=4, help="background = forecast of LEAD steps")
     p.add_argument("--members", type=int, default=200)
-    p.add_argument("--localization", type=float, default=2000.0, help="GC half-width, km")
+    p.add_argument("--localization", type=float, default=1500.0, help="GC half-width, km")
     p.add_argument(
         "--amplitude",
         type=float,
@@ -32,6 +32,22 @@ def parser(doc: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--wavelength", type=float, default=8.0, help="Perlin wavelength, points")
     p.add_argument("--max-iter", type=int, default=50, help="L-BFGS iteration cap")
+    p.add_argument(
+        "--increment-previous",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="roll the model from (background(t0-6h) + increment, analysis) instead of "
+        "(background(t0-6h), analysis)",
+    )
+    p.add_argument(
+        "--spread",
+        choices=["calibrated", "innovations", "ensemble"],
+        default="calibrated",
+        help="B variances: 'calibrated' rescales each channel of the ensemble to the "
+        "background-error std measured on the validation split (xfuxi.background_error_std); "
+        "'innovations' estimates it from each analysis' own innovations (adaptive); "
+        "'ensemble' keeps the Perlin ensemble's own spread",
+    )
     p.add_argument("--outdir", default="examples/figures")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -44,8 +60,24 @@ def setup(args: argparse.Namespace):
     truth = xfuxi.held_suarez_split("test", days=args.days).load()
     t0 = truth["time"].values[args.t0_index]
     bg = world_background(truth, model=model, time=t0, lead_steps=args.lead)
+    args.spread_std = calibrated_spread(args, model, lead_steps=args.lead)
     Path(args.outdir).mkdir(parents=True, exist_ok=True)
     return model, truth, t0, bg
+
+
+def calibrated_spread(args: argparse.Namespace, model, *, lead_steps: int):
+    """``spread=`` for ``--spread``: the background-error std for ``calibrated``,
+    ``"innovations"`` (adaptive) or None (``ensemble``).
+
+    Measured on the *validation* split (an independent run), never on the test data that
+    is assimilated: forecast-minus-truth RMS at the background's lead.
+    """
+    if args.spread == "innovations":
+        return "innovations"
+    if args.spread != "calibrated":
+        return None
+    val = xfuxi.held_suarez_split("validation", days=60)
+    return xfuxi.background_error_std(val, model=model, lead_steps=lead_steps, n_samples=32)
 
 
 def obs_errors(model, fraction: float = 0.1) -> dict[str, float]:
@@ -68,6 +100,8 @@ def run(bg, obs, model, args, **kw):
         amplitude=args.amplitude,
         wavelength=args.wavelength,
         max_iter=args.max_iter,
+        spread=getattr(args, "spread_std", None),
+        increment_previous=args.increment_previous,
         progress=False,
         **kw,
     )

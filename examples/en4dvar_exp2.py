@@ -80,6 +80,13 @@ def main() -> None:
         f"increment at t0 is {'UPSTREAM' if up else 'NOT upstream'} of the observation; "
         f"max |increment| t0 {float(abs(inc0).max()):.3g}, t0+6h {float(abs(inc1).max()):.3g}"
     )
+    # the model's own transport: a tracer anomaly (1000 km disc, at both input times) put at
+    # the t0 increment centroid, one model step, centroid of the response
+    moved = model_transport_km(model, bg, t0, args.level, c0, radius_km=1000.0)
+    print(
+        f"{'model moves a tracer anomaly (6 h)':34s} {moved[0]:8.0f} {moved[1]:8.0f}"
+        "   <- the forecast model's own tangent-linear transport"
+    )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,6 +107,29 @@ def main() -> None:
     out = f"{args.outdir}/en4dvar_exp2.png"
     fig.savefig(out, dpi=100, bbox_inches="tight")
     print(f"figure: {out}")
+
+
+def model_transport_km(model, bg, t0, level, centre, *, radius_km):
+    """Displacement (east, north) in km of a tracer anomaly after one model step."""
+    import torch
+    import xarray as xr
+
+    from xfuxi.experiments.world import _stack_times
+
+    step = pd.Timedelta(model.timestep)
+    pair = _stack_times(bg, model, [pd.Timestamp(t0) - step, pd.Timestamp(t0)])
+    ci = list(model.channels).index(("passive_tracer", float(level)))
+    disc = local_box(bg, centre[0], centre[1], radius_km).transpose("latitude", "longitude")
+    blob = np.where(disc.values, 1.0, 0.0)
+    pert = pair.copy()
+    pert[:, ci] += 0.01 * blob
+    with torch.no_grad():
+        y = model(torch.as_tensor(np.stack([pair, pert]), dtype=torch.float32)).double().numpy()
+    coords = {"latitude": bg["latitude"].values, "longitude": bg["longitude"].values}
+    resp = xr.DataArray(y[1, ci] - y[0, ci], dims=("latitude", "longitude"), coords=coords)
+    start = xr.DataArray(blob, dims=("latitude", "longitude"), coords=coords)
+    mask = local_box(bg, centre[0], centre[1], 3000.0)
+    return displacement_km(centroid(start, mask), centroid(resp, mask))
 
 
 if __name__ == "__main__":

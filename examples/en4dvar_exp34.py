@@ -5,7 +5,10 @@ both slots. EXP_4: radiosonde-like columns at random sites, every level and vari
 slots. Prints, per variable and level, O−B and O−A RMS (xfuxi.innovation_statistics) and the
 RMSE against the truth of background and analysis (area-weighted; for EXP_3 inside the box).
 
-    python examples/en4dvar_exp34.py --exp 4 [--sites 100] [--model fuxi-hs-t21]
+    python examples/en4dvar_exp34.py --exp 4 [--sites 300] [--model fuxi-hs-t21]
+
+300 sites on the T21 sphere are one per ~1.7 million km² (about 1300 km apart): sparser than
+the real radiosonde network over land, about one site for every seven grid columns.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from xfuxi.assimilation.observations import radiosonde_observations, region_obse
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--exp", type=int, choices=[3, 4], default=4)
-    p.add_argument("--sites", type=int, default=100)
+    p.add_argument("--sites", type=int, default=300)
     p.add_argument(
         "--box",
         type=float,

@@ -388,3 +388,24 @@ def test_cycling_on_gridded_twin_beats_free_run():
     assert float(out["analysis"].isel(time=-1).mean()) < float(
         out["background"].isel(time=-1).mean()
     )
+
+
+def test_increment_previous_shifts_the_earlier_input():
+    model = _model(LinearNet())
+    prev, xb, members = _states(n=6)
+    anoms = _anoms(members)
+    slot = _slot(1, [25.0], [45.0], [0.0], 0.5)
+    plain = En4DVarProblem(model, prev, xb, anoms, [slot], dtype=F64)
+    shifted = En4DVarProblem(model, prev, xb, anoms, [slot], dtype=F64, increment_previous=True)
+    inc = 0.3 * torch.ones_like(xb)
+    with torch.no_grad():
+        a = plain.trajectory(xb + inc)[1]
+        b = shifted.trajectory(xb + inc)[1]
+        expect_a = model(torch.stack([prev, xb + inc])[None])[0]
+        expect_b = model(torch.stack([prev + inc, xb + inc])[None])[0]
+        # at the background itself both agree
+        same = shifted.trajectory(xb)[1], plain.trajectory(xb)[1]
+    torch.testing.assert_close(a, expect_a)
+    torch.testing.assert_close(b, expect_b)
+    torch.testing.assert_close(*same)
+    assert not torch.allclose(a, b)

@@ -142,7 +142,7 @@ def test_vae_shapes_units_and_flow_dependence():
     vae = _vae()
     x = _pair()
     assert vae.latent_shape == (2, 2, 4)
-    eps = torch.zeros(3, *vae.latent_shape)
+    eps = torch.randn(3, *vae.latent_shape, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         d = vae.perturb(x, eps)
     assert d.shape == (3, 2, 8, 16)
@@ -155,6 +155,19 @@ def test_vae_shapes_units_and_flow_dependence():
         d3 = vae.perturb(x, torch.randn(3, *vae.latent_shape))
     assert not torch.allclose(d, d2)
     assert not torch.allclose(d, d3)  # noise matters
+
+
+def test_centered_perturbation_is_odd_in_the_noise():
+    x = _pair()
+    eps = torch.randn(3, 2, 2, 4, generator=torch.Generator().manual_seed(1))
+    centered, direct = _vae(centered=True), _vae(centered=False)
+    with torch.no_grad():
+        d_pos, d_neg = centered.perturb(x, eps), centered.perturb(x, -eps)
+        assert torch.allclose(d_pos, -d_neg, atol=1e-5 * float(d_pos.abs().max()))
+        assert float(centered.perturb(x, torch.zeros_like(eps)).abs().max()) == 0.0
+        # decoding z directly keeps the prior mean: not odd
+        e_pos, e_neg = direct.perturb(x, eps), direct.perturb(x, -eps)
+    assert not torch.allclose(e_pos, -e_neg, atol=1e-3 * float(e_pos.abs().max()))
 
 
 def test_vae_rejects_bad_shapes():

@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "wrap_model": "models.base:wrap_model",
     # assimilation: FuXi-En4DVar (issue 5)
     "assimilate_4dvar": "assimilation.en4dvar:assimilate_4dvar",
+    "background_error_std": "assimilation.calibration:background_error_std",
     "make_observations": "assimilation.observations:make_observations",
     "single_observation": "assimilation.observations:single_observation",
     "random_observations": "assimilation.observations:random_observations",

@@ -23,6 +23,7 @@ ACCESSOR_METHODS: dict[str, tuple[str, str]] = {
     "validate": ("data.schema:validate", "both"),
     # assimilation: FuXi-En4DVar (issue 5)
     "assimilate_4dvar": ("assimilation.en4dvar:assimilate_4dvar", "dataset"),
+    "background_error_std": ("assimilation.calibration:background_error_std", "dataset"),
     "single_observation": ("assimilation.observations:single_observation", "dataset"),
     "random_observations": ("assimilation.observations:random_observations", "dataset"),
     "radiosonde_observations": ("assimilation.observations:radiosonde_observations", "dataset"),

@@ -184,12 +184,16 @@ def _cmd_forecast(args) -> int:
 @arg("--batch-size", type=int, default=2)
 @arg("--lr", type=float, default=2e-3)
 @arg("--kl-weight", type=float, default=1e-3, help="lambda of the KL term")
-@arg("--sample", choices=["posterior", "prior"], default="posterior")
+@arg("--sample", choices=["posterior", "prior"], default="prior",
+     help="latents of the training members: from the prior (as at inference; default) or "
+          "the posterior (FuXi-ENS)")  # fmt: skip
 @arg("--hidden", type=int, default=32)
 @arg("--latent", type=int, default=8)
+@arg("--centered", action=argparse.BooleanOptionalAction, default=True,
+     help="antithetic, zero-mean perturbations (--no-centered decodes z directly)")  # fmt: skip
 @arg("--calibrate", default="0.5,0.7,1,1.4,2",
      help="inflation candidates tuned on validation data and baked in ('' to skip)")  # fmt: skip
-@arg("--calibrate-steps", type=int, default=20, help="forecast steps used to calibrate")
+@arg("--calibrate-steps", type=int, default=40, help="forecast steps used to calibrate")
 @arg("--seed", type=int, default=0)
 @arg("--device", default=None)
 @arg("--name", default="fuxi-ens-hs-t21", help="name of the module")
@@ -212,7 +216,7 @@ def _cmd_train_ens(args) -> int:
     validation = _world_split("validation", args.validation_days)
     vae = PerturbationVAE(
         model.channels, model.grid_shape, stats=model.stats, hidden=args.hidden,
-        latent=args.latent, name=args.name,
+        latent=args.latent, centered=args.centered, name=args.name,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as ckpt:
         vae, history = train_perturbation(
@@ -284,6 +288,75 @@ def _cmd_ensemble(args) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {dict(fc.sizes)} to {args.output}")
+    return 0
+
+
+# --- FuXi-En4DVar (issue 5): xfuxi assimilate ---
+
+
+@arg("background", help="zarr/netCDF background with times t0 - 12 h, t0 - 6 h and t0")
+@arg("observations", help="zarr/netCDF observation Dataset (dim 'obs'; xfuxi.make_observations)")
+@arg("--model", default="fuxi-hs-t21", help="shipped model name or checkpoint directory")
+@arg("--time", default=None, help="analysis time t0 (default: the background's last time)")
+@arg("-n", "--members", type=int, default=200, help="ensemble members for B (default 200)")
+@arg("--localization", default="2000",
+     help="Gaspari-Cohn half-width in km, or 'none' (default 2000)")  # fmt: skip
+@arg("--slots", type=int, default=2, help="6-hourly observation slots from t0 (default 2)")
+@arg("--amplitude", type=float, default=0.05,
+     help="Perlin perturbation std as a fraction of the climatological std")  # fmt: skip
+@arg("--wavelength", type=float, default=8.0, help="Perlin wavelength in grid points")
+@arg("--spread", default=None,
+     help="netCDF/zarr of background-error std per variable and level "
+          "(xfuxi.background_error_std): B variances are rescaled to it")  # fmt: skip
+@arg("--max-iter", type=int, default=50)
+@arg("--seed", type=int, default=0)
+@arg("--strict", action="store_true", help="raise on bad observations instead of rejecting them")
+@arg("--output", required=True,
+     help="output directory: analysis.nc, increment.nc, trajectory.nc, diagnostics.nc")  # fmt: skip
+@command("assimilate", "one FuXi-En4DVar analysis from a background and observations")
+def _cmd_assimilate(args) -> int:
+    import os
+    import shutil
+    import tempfile
+
+    from .assimilation.en4dvar import assimilate_4dvar
+    from .models.checkpoint import load_model
+
+    loc_arg = args.localization.strip().lower()
+    if loc_arg in ("none", "off", "0"):
+        localization = None
+    else:
+        try:
+            localization = float(loc_arg)
+        except ValueError:
+            print(f"xfuxi assimilate: --localization must be a number of km or 'none'; "
+                  f"got {args.localization!r}")  # fmt: skip
+            return 2
+    spread = _open_data(args.spread).load() if args.spread else None
+    res = assimilate_4dvar(
+        _open_data(args.background), _open_data(args.observations).load(),
+        model=load_model(args.model), n_members=args.members, localization=localization,
+        n_slots=args.slots, time=args.time, amplitude=args.amplitude,
+        wavelength=args.wavelength, spread=spread, max_iter=args.max_iter, seed=args.seed,
+        strict=args.strict,
+    )  # fmt: skip
+    out = os.path.abspath(args.output)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(out), prefix=".xfuxi-assimilate-")
+    try:
+        for name in ("analysis", "increment", "trajectory", "diagnostics"):
+            getattr(res, name).to_netcdf(os.path.join(tmp, f"{name}.nc"))
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    d = res.diagnostics
+    print(
+        f"{d.attrs['iterations']} iterations, J {float(d['cost'][0]):.4g} -> "
+        f"{float(d['cost'][-1]):.4g}; observations used {d.attrs['n_observations_used']}; "
+        f"rejected {dict(zip(d['reason'].values.tolist(), d['n_rejected'].values.tolist()))}"
+    )
+    print(f"wrote analysis, increment, trajectory and diagnostics to {out}")  # fmt: skip
     return 0
 
 

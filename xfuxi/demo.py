@@ -114,7 +114,7 @@ def stage_baselines(result: DemoResult, *, test_days: int, lead_days: int, n_ini
     )  # fmt: skip
     result.figures["map"] = _save_figure(ax.figure, result.output_dir / "map_z500.png")
     return {"truth": truth, "clim": clim, "init_times": init_times, "leads": leads,
-            "systems": systems, "rmse": rmse, "acc": acc}  # fmt: skip
+            "systems": systems, "rmse": rmse, "acc": acc, "reference": reference}  # fmt: skip
 
 
 def _plot_headline_scores(scores: dict[str, xr.Dataset], ylabel: str, title: str) -> Any:
@@ -203,7 +203,17 @@ def stage_assimilation(
         truth.sel(time=[t0, t0 + step]), error=errors, n_sites=n_sites,
         variables=list(errors), seed=0,
     )  # fmt: skip
-    res = xfuxi.assimilate_4dvar(background, obs, model=model, n_members=n_members)
+    # B variances from forecast-minus-truth statistics of the validation run (an independent
+    # period) at the background's lead; the ensemble gives the correlations
+    reference = base.get("reference")
+    if reference is None:
+        reference = xfuxi.held_suarez_split("validation")
+    spread = xfuxi.background_error_std(
+        reference.isel(time=slice(0, 120)), model=model, lead_steps=6, n_samples=24
+    )
+    res = xfuxi.assimilate_4dvar(
+        background, obs, model=model, n_members=n_members, localization=1500.0, spread=spread
+    )
     diag = res.diagnostics
     bg0 = background.sel(time=[t0])
     dims = ["time", "latitude", "longitude"]
@@ -246,7 +256,7 @@ def run_demo(
     model: str = "fuxi-hs-t21",
     n_members: int = 48,
     n_init_ensemble: int = 2,
-    n_sites: int = 60,
+    n_sites: int = 200,
     n_members_4dvar: int = 200,
 ) -> DemoResult:
     """Run the whole loop on the embedded world and write tables and figures.
@@ -267,7 +277,7 @@ def run_demo(
         FuXi-ENS ensemble size.
     n_init_ensemble : int, default 2
         Initial times of the ensemble forecast.
-    n_sites : int, default 60
+    n_sites : int, default 200
         Radiosonde sites for the En4DVar analysis.
     n_members_4dvar : int, default 200
         Ensemble size of the En4DVar background error.

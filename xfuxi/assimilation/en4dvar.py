@@ -223,6 +223,10 @@ class En4DVarProblem:
     localization : Localization, optional
     dtype : torch.dtype, optional
         Dtype in which the model runs (the cost is accumulated in float64).
+    increment_previous : bool, default False
+        Also add the increment to the earlier input ``previous`` when rolling the model from
+        an analysis state (the increment changes the state, not its 6-hour tendency).
+        False: the earlier input is the background (DESIGN.md §4).
     """
 
     def __init__(
@@ -235,8 +239,10 @@ class En4DVarProblem:
         *,
         localization: Localization | None = None,
         dtype: torch.dtype | None = None,
+        increment_previous: bool = False,
     ) -> None:
         self.model = model
+        self.increment_previous = bool(increment_previous)
         self.mdtype = _model_dtype(model, dtype)
         self.device = _model_device(model)
         self.previous = previous.double()
@@ -294,6 +300,8 @@ class En4DVarProblem:
         n_steps = self.n_steps if n_steps is None else n_steps
         states = [x0]
         prev, cur = self.previous, x0
+        if self.increment_previous:
+            prev = self.previous + (x0 - self.background)
         for _ in range(n_steps):
             x = torch.stack([prev, cur])[None].to(device=self.device, dtype=self.mdtype)
             nxt = self.model(x)[0].to(device="cpu", dtype=torch.float64)
@@ -494,6 +502,9 @@ def en4dvar_analysis(
     persistence: float = 0.5,
     localization: Localization | None = None,
     members: torch.Tensor | None = None,
+    spread: Any = None,
+    spread_groups: Sequence[Sequence[int]] | None = None,
+    increment_previous: bool = False,
     balance: str | None = "auto",
     qc_threshold: float | None = 5.0,
     max_iter: int = 50,
@@ -523,6 +534,17 @@ def en4dvar_analysis(
         None: control ``w`` of size N.
     members : Tensor (N, C, H, W), optional
         Ready-made members at t0 (skips member generation).
+    spread : array-like (C,), optional
+        Target spread per channel (NaN: keep the ensemble's): each channel's anomalies are
+        rescaled so that their ensemble std, averaged (as a variance) over grid points,
+        equals it — B variance
+        calibration that keeps the ensemble's correlations (see
+        :func:`xfuxi.assimilation.calibration.background_error_std`).
+    spread_groups : sequence of sequences of int, optional
+        Channel indices rescaled by one common factor (their summed variance matched), e.g.
+        the two wind components of a level, so that wind increments keep their direction.
+    increment_previous : bool, default False
+        As for :class:`En4DVarProblem`.
     balance : {"auto", "geostrophic", None}, default "auto"
         Perturbation structure, as for :func:`ensemble_members`.
     qc_threshold : float or None, default 5
@@ -581,6 +603,25 @@ def en4dvar_analysis(
     members = members.double()
     n = members.shape[0]
     anomalies = (members - members.mean(0, keepdim=True)) / math.sqrt(n - 1)
+    if spread is not None:
+        target = torch.as_tensor(np.asarray(spread, dtype="float64")).to(anomalies)
+        if target.shape != (anomalies.shape[1],):
+            raise ValueError(
+                f"spread must have one value per channel ({anomalies.shape[1]}); "
+                f"got shape {tuple(target.shape)}"
+            )
+        var = anomalies.pow(2).sum(0).mean(dim=(-2, -1))
+        if not bool((var > 0).all()):
+            raise ValueError("the ensemble has zero spread in some channel; cannot rescale it")
+        # NaN in spread: that channel keeps the ensemble's own spread
+        factor = torch.where(torch.isnan(target), 1.0, (target.pow(2) / var).sqrt())
+        for group in spread_groups or ():
+            # one factor for the group (e.g. u and v of a level): the increments' directions
+            # are kept, only their magnitude is calibrated
+            g = list(group)
+            if bool(torch.isfinite(target[g]).all()):
+                factor[g] = (target[g].pow(2).sum() / var[g].sum()).sqrt()
+        anomalies = anomalies * factor.view(1, -1, 1, 1)
     t_members = _time.perf_counter()
     # background trajectory, background check
     full = En4DVarProblem(
@@ -591,6 +632,7 @@ def en4dvar_analysis(
         slots,
         localization=localization,
         dtype=dtype,
+        increment_previous=increment_previous,
     )
     with torch.no_grad():
         bg_traj = full.trajectory(background[2])
@@ -610,6 +652,7 @@ def en4dvar_analysis(
         kept_slots,
         localization=localization,
         dtype=dtype,
+        increment_previous=increment_previous,
     )
     control, hist = minimize_cost(
         problem, max_iter=max_iter, gtol=gtol, optimizer=optimizer, progress=progress
@@ -711,6 +754,8 @@ def assimilate_4dvar(
     wavelength: float = 8.0,
     octaves: int = 3,
     perturbation_std: Any = None,
+    spread: Any = None,
+    increment_previous: bool = False,
     balance: str | None = "auto",
     qc_threshold: float | None = 5.0,
     strict: bool = False,
@@ -751,6 +796,17 @@ def assimilate_4dvar(
         Perlin settings (grid points of the coarsest octave).
     perturbation_std : xarray.Dataset or array (C,), optional
         Climatological std per variable and level; default the model's normalization std.
+    spread : xarray.Dataset, array (C,) or "innovations", optional
+        Background-error std per variable and level (e.g. from
+        :func:`xfuxi.assimilation.calibration.background_error_std`): the one-step ensemble
+        anomalies of each channel are rescaled to it (B variances calibrated, the
+        flow-dependent correlations kept). ``"innovations"`` estimates it from this
+        analysis' own t0 innovations (:func:`~xfuxi.assimilation.calibration.innovation_spread`;
+        adaptive, for cycling). Default: the ensemble's own spread.
+    increment_previous : bool, default False
+        Roll the model from the pair (background at t0 − 6 h + increment, analysis) instead
+        of (background at t0 − 6 h, analysis): for models that read a tendency from their
+        two inputs, an increment at t0 alone looks like a tendency and is extrapolated.
     balance : {"auto", "geostrophic", None}, default "auto"
         Perturbations in geostrophic/hydrostatic balance (``"auto"``: when the model has
         geopotential and winds) or independent per channel (None); see
@@ -810,6 +866,7 @@ def assimilate_4dvar(
     from ..data.channels import stack, unstack
     from ..data.schema import SchemaError, canonical_order
     from ..forecast import forecast_dataset
+    from .calibration import channel_values, innovation_spread, wind_pairs
     from .observations import screen_observations
 
     t_wall = _time.perf_counter()
@@ -839,19 +896,19 @@ def assimilate_4dvar(
     if not torch.isfinite(bg).all():
         raise SchemaError("background contains NaN or infinite values")
     # perturbation std
-    if perturbation_std is None:
-        pstd = np.asarray(model.stats.std, dtype="float64")
-    elif isinstance(perturbation_std, xr.Dataset):
-        pstd = np.array(
-            [
-                float(perturbation_std[v] if lv is None else perturbation_std[v].sel(level=lv))
-                for v, lv in model.channels
-            ]
-        )
-    else:
-        pstd = np.broadcast_to(
-            np.asarray(perturbation_std, dtype="float64"), (len(model.channels),)
-        )
+    pstd = channel_values(
+        model.stats.std if perturbation_std is None else perturbation_std,
+        model.channels,
+        name="perturbation_std",
+    )
+    adaptive = isinstance(spread, str)
+    if adaptive and spread != "innovations":
+        raise ValueError(f"spread must be a Dataset, an array or 'innovations'; got {spread!r}")
+    target_spread = (
+        None
+        if spread is None or adaptive
+        else channel_values(spread, model.channels, name="spread")
+    )
     slot_times = np.array([t0 + k * step for k in range(n_slots)], dtype="M8[ns]")
     used, op, reason, counts = screen_observations(
         observations,
@@ -879,6 +936,8 @@ def assimilate_4dvar(
         )
     if not slots:
         raise ValueError(f"no usable observation in the window; rejected: {counts}")
+    if adaptive:
+        target_spread = innovation_spread(used, op, bg[2], model.channels)
     loc = _resolve_localization(localization, model)
     gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     res = en4dvar_analysis(
@@ -891,6 +950,9 @@ def assimilate_4dvar(
         wavelength=wavelength,
         octaves=octaves,
         localization=loc,
+        spread=target_spread,
+        spread_groups=wind_pairs(model.channels),
+        increment_previous=increment_previous,
         balance=balance,
         qc_threshold=qc_threshold,
         max_iter=max_iter,

@@ -176,6 +176,10 @@ def cycle_4dvar(
         nxt = nxt.drop_vars("prediction_timedelta").expand_dims(time=[t + step])
         an = res.analysis
         prev = bg.sel(time=[t - step])
+        if assimilate_kwargs.get("increment_previous", False):
+            # the next members and trajectory start from (t - 6 h + increment, analysis)
+            inc = res.increment.assign_coords(time=[t - step])
+            prev = prev + inc[list(prev.data_vars)]
         bg = xr.concat([prev, an, nxt], dim="time", coords="minimal", compat="override")
         bg = bg[list(an.data_vars)]
         a = float(row["analysis"].mean())

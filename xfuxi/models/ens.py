@@ -115,6 +115,11 @@ class PerturbationVAE(nn.Module):
     init_scale : float, default 0.05
         Initial per-channel scale of the decoded perturbation, in units of the channel's
         std (the scales are learned).
+    centered : bool, default True
+        Decode antithetically, ``δ = ½ [decode(μ + σε) − decode(μ − σε)]``: ``δ`` is odd in
+        ``ε``, so its mean over the latent distribution is exactly zero and the perturbation
+        carries uncertainty only, never a systematic correction that would accumulate over
+        a long rollout (a drift). ``False`` decodes ``z = μ + σε`` directly.
     name : str, default "perturbation"
         Name recorded in forecast provenance.
 
@@ -122,7 +127,8 @@ class PerturbationVAE(nn.Module):
     -----
     ``perturb(x, eps)`` returns ``δ`` in physical units for a physical input pair ``x``
     of shape ``(B, 2, C, H, W)`` and standard-normal noise ``eps`` of shape
-    ``(B, *latent_shape)``: ``z = μ_prior + σ_prior ε``, ``δ = decode(z) · std``. During
+    ``(B, *latent_shape)``: ``z = μ_prior + σ_prior ε``, ``δ = decode(z) · std`` (antithetic when
+    ``centered``). During
     training, :meth:`posterior` gives ``(μ, log σ)`` from the pair and the next state and
     :func:`xfuxi.training.ens.gaussian_kl` compares it with the prior (FuXi-ENS, DESIGN.md
     §4).
@@ -149,6 +155,7 @@ class PerturbationVAE(nn.Module):
         latent: int = 8,
         downsample: int = 4,
         init_scale: float = 0.05,
+        centered: bool = True,
         name: str = "perturbation",
     ) -> None:
         super().__init__()
@@ -174,6 +181,7 @@ class PerturbationVAE(nn.Module):
             "latent": int(latent),
             "downsample": int(downsample),
             "init_scale": float(init_scale),
+            "centered": bool(centered),
         }
         self.stats = stats if stats is not None else NormStats.identity(c)
         for key in ("mean", "std"):
@@ -206,8 +214,8 @@ class PerturbationVAE(nn.Module):
         xn = torch.randn(4, 2, self.n_channels, *self.grid_shape, generator=g)
         feats = self.features(xn)
         mu, log_sigma = self.prior(feats)
-        z = mu + log_sigma.exp() * torch.randn(mu.shape, generator=g)
-        raw = self.decode(z, feats, xn[:, 1]) / self.log_scale.exp()
+        eps = torch.randn(mu.shape, generator=g)
+        raw = self.sample(mu, log_sigma, eps, feats, xn[:, 1]) / self.log_scale.exp()
         std = raw.std(dim=(0, 2, 3)).clamp_min(1e-6)
         last = self.decoder_out[-1].conv
         last.weight.div_(std.view(-1, 1, 1, 1))
@@ -277,6 +285,27 @@ class PerturbationVAE(nn.Module):
         out = self.decoder_out(torch.cat([up, self.decoder_skip(curr_n)], dim=1))
         return out * self.log_scale.exp()
 
+    def sample(
+        self,
+        mu: torch.Tensor,
+        log_sigma: torch.Tensor,
+        eps: torch.Tensor,
+        feats: torch.Tensor,
+        curr_n: torch.Tensor,
+    ) -> torch.Tensor:
+        """Normalised perturbation ``(B, C, H, W)`` for latent ``(μ, log σ)`` and noise ``ε``.
+
+        ``decode(μ + σε)``, or with ``centered`` the antithetic
+        ``½ [decode(μ + σε) − decode(μ − σε)]`` (zero mean over ``ε``).
+        """
+        sigma = log_sigma.exp()
+        if not self.config["centered"]:
+            return self.decode(mu + sigma * eps, feats, curr_n)
+        b = mu.shape[0]
+        z = torch.cat([mu + sigma * eps, mu - sigma * eps])
+        out = self.decode(z, torch.cat([feats, feats]), torch.cat([curr_n, curr_n]))
+        return 0.5 * (out[:b] - out[b:])
+
     def perturb(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Perturbation in physical units for input pair ``x`` and standard-normal ``eps``.
 
@@ -301,8 +330,7 @@ class PerturbationVAE(nn.Module):
         xn = self.normalize(x)
         feats = self.features(xn)
         mu, log_sigma = self.prior(feats)
-        z = mu + log_sigma.exp() * eps
-        return self.decode(z, feats, xn[:, 1]) * self._std
+        return self.sample(mu, log_sigma, eps, feats, xn[:, 1]) * self._std
 
     forward = perturb
 
@@ -416,6 +444,8 @@ def load_perturbation(
         latent=config["latent"],
         downsample=config["downsample"],
         init_scale=config["init_scale"],
+        # modules saved before the option existed decoded directly
+        centered=config.get("centered", False),
         name=config.get("name", path.name),
     )
     vae.load_state_dict(load_file(str(path / "weights.safetensors")))

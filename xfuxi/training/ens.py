@@ -150,8 +150,10 @@ def ensemble_loss(
     generator : torch.Generator, optional
         Source of the latent noise.
     sample : {"posterior", "prior"}
-        Which distribution the members' latents come from during training (FuXi-ENS:
-        the posterior; the KL term ties it to the prior used at inference).
+        Which distribution the members' latents come from during training. FuXi-ENS
+        samples the posterior and relies on the KL term to tie it to the prior used at
+        inference; ``"prior"`` scores exactly the ensemble that inference makes (the KL
+        term then only trains the posterior and regularises the prior).
 
     Returns
     -------
@@ -181,8 +183,7 @@ def ensemble_loss(
         mu_q, ls_q = vae.posterior(feats, xn[:, 1], truth_n)
         mu, ls = (mu_q, ls_q) if sample == "posterior" else (mu_p, ls_p)
         eps = torch.randn(mu.shape, generator=generator).to(mu)
-        z = mu + ls.exp() * eps
-        delta = vae.decode(z, feats, xn[:, 1]) * vae._std
+        delta = vae.sample(mu, ls, eps, feats, xn[:, 1]) * vae._std
         curr = x[:, 1] + delta
         x = torch.stack([x[:, 0], curr], dim=1)
         y = model(x)
@@ -230,7 +231,7 @@ def train_perturbation(
     members: int = 4,
     rollout: int = 1,
     kl_weight: float = 1e-3,
-    sample: str = "posterior",
+    sample: str = "prior",
     iterations: int = 500,
     batch_size: int = 4,
     lr: float = 1e-3,
@@ -265,8 +266,9 @@ def train_perturbation(
         Steps per training sequence (multi-step fine-tuning if > 1).
     kl_weight : float, default 1e-3
         λ in ``loss = CRPS + λ KL``.
-    sample : {"posterior", "prior"}, default "posterior"
-        Where training members' latents come from (see :func:`ensemble_loss`).
+    sample : {"posterior", "prior"}, default "prior"
+        Where training members' latents come from (see :func:`ensemble_loss`). The shipped
+        module was trained with ``"prior"`` (see ``scripts/train_ens_pretrained.sh``).
     iterations, batch_size, lr : int, int, float
         Adam steps, sequences per step, learning rate (cosine-decayed).
     max_minutes : float, optional

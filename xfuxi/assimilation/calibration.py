@@ -1,0 +1,250 @@
+"""Background-error statistics for the ensemble B: how large the background errors are.
+
+A Perlin ensemble run one step gives flow-dependent *correlations*, but its spread per
+channel is whatever the perturbation amplitude and the model's one step make of it (with
+balanced perturbations the winds and temperature get the spread the balance relations give
+them). The variances of B should instead be those of the background error. The standard
+way to know them in an operational system is from forecast-minus-analysis statistics over
+a past period: :func:`background_error_std` computes them for a model and a dataset of
+states (analyses or, in a twin experiment, the truth run of an *independent* period), and
+:func:`xfuxi.assimilate_4dvar` rescales each channel of the ensemble anomalies to them with
+``spread=`` (variance calibration that keeps the ensemble's correlations).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["background_error_std", "channel_values", "innovation_spread", "wind_pairs"]
+
+
+def channel_values(value: Any, channels: Any, *, name: str) -> np.ndarray:
+    """One positive finite float per channel from a Dataset (per variable and level) or array.
+
+    Parameters
+    ----------
+    value : xarray.Dataset, scalar or array-like
+        A Dataset with one variable per model variable (``level`` dim where the variable
+        has levels), or something that broadcasts to ``(C,)``.
+    channels : sequence of (variable, level)
+    name : str
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray (C,) float64
+
+    Raises
+    ------
+    ValueError
+        A channel is missing, or a value is not positive and finite.
+
+    Examples
+    --------
+    >>> ch = [("z", 500.0), ("z", 850.0), ("sp", None)]
+    >>> ds = xr.Dataset({"z": ("level", [2.0, 3.0]), "sp": 4.0}, coords={"level": [500.0, 850.0]})
+    >>> channel_values(ds, ch, name="spread").tolist()
+    [2.0, 3.0, 4.0]
+    >>> channel_values(1.5, ch, name="spread").tolist()
+    [1.5, 1.5, 1.5]
+    """
+    chans = [(str(v), None if lv is None else float(lv)) for v, lv in channels]
+    if isinstance(value, xr.Dataset):
+        out = []
+        for v, lv in chans:
+            if v not in value:
+                raise ValueError(f"{name} has no variable {v!r}")
+            da = value[v]
+            if lv is not None and "level" in da.dims:
+                if lv not in da["level"].values:
+                    raise ValueError(f"{name}[{v!r}] has no level {lv:g}")
+                da = da.sel(level=lv)
+            if da.size != 1:
+                raise ValueError(f"{name}[{v!r}] must hold one value per level; got {da.sizes}")
+            out.append(float(da.values))
+        arr = np.asarray(out, dtype="float64")
+    else:
+        try:
+            arr = np.broadcast_to(np.asarray(value, dtype="float64"), (len(chans),)).copy()
+        except ValueError:
+            raise ValueError(
+                f"{name} must be a Dataset or broadcast to ({len(chans)},) channels; "
+                f"got shape {np.shape(value)}"
+            ) from None
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        names = [f"{v}@{lv:g}" if lv is not None else v for (v, lv), b in zip(chans, bad) if b]
+        raise ValueError(f"{name} must be positive and finite; bad for {names}")
+    return arr
+
+
+_WIND_PAIRS = (
+    ("u_component_of_wind", "v_component_of_wind"),
+    ("10m_u_component_of_wind", "10m_v_component_of_wind"),
+)
+
+
+def wind_pairs(channels: Any) -> list[tuple[int, int]]:
+    """Index pairs ``(u, v)`` of the wind components given on the same level.
+
+    Examples
+    --------
+    >>> wind_pairs([("u_component_of_wind", 500.0), ("geopotential", 500.0),
+    ...             ("v_component_of_wind", 500.0), ("v_component_of_wind", 850.0)])
+    [(0, 2)]
+    """
+    index = {(str(v), None if lv is None else float(lv)): i for i, (v, lv) in enumerate(channels)}
+    pairs = []
+    for (v, lv), i in index.items():
+        for u_name, v_name in _WIND_PAIRS:
+            if v == u_name and (v_name, lv) in index:
+                pairs.append((i, index[(v_name, lv)]))
+    return pairs
+
+
+def background_error_std(
+    data: xr.Dataset,
+    *,
+    model: Any,
+    lead_steps: int = 4,
+    n_samples: int = 32,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Std of the background error per variable and level, from forecast-minus-state statistics.
+
+    For ``n_samples`` start times drawn from ``data`` (reproducibly), the model is run
+    ``lead_steps`` 6-hour steps from the states at ``t − Δ`` and ``t`` and compared with the
+    state it is valid at; the result is the root-mean-square difference over samples and grid
+    points (plain grid mean, as the ``spread=`` rescaling of
+    :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar` measures it).
+
+    Parameters
+    ----------
+    data : xarray.Dataset
+        Canonical states with a regular ``time`` axis at the model's step (analyses, or a
+        truth run of a period *independent* of the one being assimilated).
+    model : ForecastModel or str
+        Deterministic model (or shipped name / checkpoint directory).
+    lead_steps : int, default 4
+        Lead of the backgrounds the statistics are for (4 steps = 24 h).
+    n_samples : int, default 32
+        Start times (at most the number available).
+    seed : int, default 0
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per model variable (with ``level`` where it has levels), units of the
+        variable; attrs record ``lead_steps`` and ``n_samples``. Pass it as ``spread=``.
+
+    Raises
+    ------
+    ValueError
+        Too few times, irregular time axis, or non-positive arguments.
+    """
+    import torch
+
+    from ..data.channels import stack, unstack
+    from ..experiments.world import rollout
+
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        from ..models.checkpoint import load_model
+
+        model = load_model(model)
+    if int(lead_steps) < 1 or int(n_samples) < 1:
+        raise ValueError(f"lead_steps and n_samples must be >= 1; got {lead_steps}, {n_samples}")
+    model.check_dataset(data)
+    step = pd.Timedelta(model.timestep)
+    times = pd.DatetimeIndex(data["time"].values)
+    if times.size < lead_steps + 2:
+        raise ValueError(
+            f"data has {times.size} times; need at least lead_steps + 2 = {lead_steps + 2}"
+        )
+    if not (np.diff(times.values) == np.timedelta64(step)).all():
+        raise ValueError(f"data's time axis must be regular at the model step {step}")
+    starts = np.arange(1, times.size - lead_steps)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(starts, size=min(int(n_samples), starts.size), replace=False))
+    arr = np.asarray(
+        stack(data, model.channels).transpose("time", "channel", "latitude", "longitude").values,
+        dtype="float64",
+    )
+    sq = np.zeros(arr.shape[1])
+    with torch.no_grad():
+        for i in pick:
+            fc = rollout(model, arr[i - 1 : i + 1], int(lead_steps))[-1]
+            sq += ((fc - arr[i + lead_steps]) ** 2).mean(axis=(-2, -1))
+    std = np.sqrt(sq / pick.size)
+    da = xr.DataArray(std, dims="channel")
+    out = unstack(da, model.channels)
+    for v in out.data_vars:
+        if v in data:
+            out[v].attrs = {k: data[v].attrs[k] for k in ("units",) if k in data[v].attrs}
+    out.attrs = {
+        "description": "background-error std (RMS forecast minus verifying state)",
+        "lead_steps": int(lead_steps),
+        "n_samples": int(pick.size),
+        "model": str(getattr(model, "name", type(model).__name__)),
+    }
+    return out
+
+
+def innovation_spread(
+    used: xr.Dataset,
+    operator: Any,
+    background: Any,
+    channels: Any,
+    *,
+    min_count: int = 10,
+    floor: float = 0.1,
+) -> np.ndarray:
+    """Background-error std per channel from the innovations of the first slot (adaptive B).
+
+    For the observations of slot 0 whose variable and level are a model channel,
+    ``σb² = ⟨(y − H x_b)²⟩ − ⟨σo²⟩`` (innovation variance minus observation-error variance,
+    the consistency relation ``E[d dᵀ] = H B Hᵀ + R``), floored at ``floor × ⟨σo²⟩``.
+    Channels with fewer than ``min_count`` such observations get NaN (they keep the
+    ensemble's own spread). This lets B follow the real background error while cycling,
+    where it is not known in advance: a fixed B that is too small makes the analysis ignore
+    the observations and the cycle drift away from the truth.
+
+    Parameters
+    ----------
+    used : xarray.Dataset
+        Screened observations with ``slot``, ``variable``, ``level``, ``value``, ``error``
+        (as :func:`~xfuxi.assimilation.observations.screen_observations` returns them).
+    operator : ObservationOperator
+        Operator for all of ``used``.
+    background : Tensor (C, H, W)
+        Background at t0.
+    channels : sequence of (variable, level)
+    min_count : int, default 10
+    floor : float, default 0.1
+
+    Returns
+    -------
+    numpy.ndarray (C,)
+        Std per channel, NaN where not estimated.
+    """
+    import torch
+
+    with torch.no_grad():
+        hx = operator(background).detach().cpu().numpy().astype("float64")
+    slot = np.asarray(used["slot"].values)
+    d = np.asarray(used["value"].values, dtype="float64") - hx
+    err2 = np.asarray(used["error"].values, dtype="float64") ** 2
+    var = np.asarray(used["variable"].values).astype(str)
+    lev = np.asarray(used["level"].values, dtype="float64")
+    out = np.full(len(channels), np.nan)
+    for c, (v, lv) in enumerate(channels):
+        sel = (slot == 0) & (var == str(v))
+        sel &= np.isnan(lev) if lv is None else np.isclose(lev, float(lv))
+        if sel.sum() < min_count:
+            continue
+        mean_err2 = float(err2[sel].mean())
+        out[c] = np.sqrt(max(float((d[sel] ** 2).mean()) - mean_err2, floor * mean_err2))
+    return out
