@@ -11,14 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/fuxi-ens-hs-t21}
 PY=${PYTHON:-.venv/bin/python}
-ROLLOUT=${ROLLOUT:-4}
-MINUTES=${MINUTES:-30}
+ROLLOUT=${ROLLOUT:-8}
+MINUTES=${MINUTES:-25}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 $PY -m xfuxi.cli --no-progress train-ens --model fuxi-hs-t21 --name fuxi-ens-hs-t21 \
   --sample prior --centered --rollout "$ROLLOUT" --members 4 --batch-size 2 --lr 2e-3 \
   --kl-weight 1e-3 --hidden 24 --latent 8 --iterations 100000 --minutes "$MINUTES" \
-  --calibrate 0.7,1,1.4,2 --calibrate-steps 40 --seed 0 --out "$OUT"
+  --calibrate 0.7,1,1.4 --calibrate-steps 40 --seed 0 --out "$OUT"
 
 DEST=xfuxi/_data/models/fuxi-ens-hs-t21
 mkdir -p "$DEST"
