@@ -3,7 +3,8 @@
 # shipped forecast model "fuxi-hs-t21" (frozen), on the train split of the embedded world:
 # fair CRPS over 4 members sampled from the prior + 1e-3 KL(posterior || prior), rollouts of
 # ROLLOUT steps, centred (antithetic) perturbations, then an inflation factor tuned on the
-# validation split over 40 steps (10 days) and baked in. Finally the module is copied into
+# validation split over 40 steps (10 days) and baked in, then one factor per variable the
+# same way. Finally the module is copied into
 # xfuxi/_data/models/fuxi-ens-hs-t21 (config.json records the weights' sha256).
 # Usage: bash scripts/train_ens_pretrained.sh [OUT_DIR]
 # (the shipped module: OMP_NUM_THREADS=1, one core of a 2-core machine, MINUTES of training)
@@ -18,7 +19,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 $PY -m xfuxi.cli --no-progress train-ens --model fuxi-hs-t21 --name fuxi-ens-hs-t21 \
   --sample prior --centered --rollout "$ROLLOUT" --members 4 --batch-size 2 --lr 2e-3 \
   --kl-weight 1e-3 --hidden 24 --latent 8 --iterations 100000 --minutes "$MINUTES" \
-  --calibrate 0.7,1,1.4 --calibrate-steps 40 --seed 0 --out "$OUT"
+  --calibrate 0.7,1,1.4 --calibrate-variables 0.7,1.4 --calibrate-steps 40 --seed 0 \
+  --out "$OUT"
 
 DEST=xfuxi/_data/models/fuxi-ens-hs-t21
 mkdir -p "$DEST"

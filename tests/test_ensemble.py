@@ -357,3 +357,30 @@ def test_cli_train_ens_trains_calibrates_and_saves(tmp_path, monkeypatch, capsys
     assert vae.metadata["iterations"] == 3 and vae.metadata["inflation"] in (0.5, 1.0)
     assert vae.metadata["base_model"] == "tiny-fuxi"
     assert "inflation" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- per-variable inflation
+def test_tune_variable_inflation_prefers_no_noise_for_a_perfect_model():
+    from xfuxi.training.ens import apply_variable_inflation, tune_variable_inflation
+
+    model = _model(_Persist(), residual=False)
+    static = _dataset(1).isel(time=[0] * 6)  # truth never changes: persistence is perfect
+    static = static.assign_coords(time=pd.date_range("2001-03-01", periods=6, freq="6h"))
+    vae = _vae(model)
+    before = vae.log_scale.detach().clone()
+    best, score = tune_variable_inflation(
+        static, model=model, perturbation=vae, factors=[0.5, 2.0], n=4, steps=2, seed=0,
+        progress=False,
+    )  # fmt: skip
+    torch.testing.assert_close(vae.log_scale, before)  # the module is not modified
+    # any perturbation only hurts: each variable keeps the smallest candidate
+    assert best == {"temperature": 0.5, "passive_tracer": 0.5}
+    assert score.dims == ("variable", "factor") and list(score["factor"].values) == [0.5, 1, 2]
+    assert (score.diff("factor") > 0).all()
+    apply_variable_inflation(vae, {"passive_tracer": 2.0})
+    delta = (vae.log_scale - before).flatten().tolist()
+    assert delta[:2] == [0.0, 0.0] and abs(delta[2] - np.log(2.0)) < 1e-6
+    with pytest.raises(ValueError, match="unknown variables"):
+        apply_variable_inflation(vae, {"humidity": 2.0})
+    with pytest.raises(ValueError, match="positive"):
+        tune_variable_inflation(static, model=model, perturbation=vae, factors=[0.0])

@@ -193,6 +193,8 @@ def _cmd_forecast(args) -> int:
      help="antithetic, zero-mean perturbations (--no-centered decodes z directly)")  # fmt: skip
 @arg("--calibrate", default="0.5,0.7,1,1.4,2",
      help="inflation candidates tuned on validation data and baked in ('' to skip)")  # fmt: skip
+@arg("--calibrate-variables", default="0.7,1.4",
+     help="per-variable inflation candidates tuned after the global one ('' to skip)")  # fmt: skip
 @arg("--calibrate-steps", type=int, default=40, help="forecast steps used to calibrate")
 @arg("--seed", type=int, default=0)
 @arg("--device", default=None)
@@ -208,7 +210,13 @@ def _cmd_train_ens(args) -> int:
 
     from .models.checkpoint import load_model
     from .models.ens import PerturbationVAE, save_perturbation
-    from .training.ens import train_perturbation, tune_amplitude, verifiable_init_times
+    from .training.ens import (
+        apply_variable_inflation,
+        train_perturbation,
+        tune_amplitude,
+        tune_variable_inflation,
+        verifiable_init_times,
+    )
 
     torch.manual_seed(args.seed)
     model = load_model(args.model, device=args.device)
@@ -247,6 +255,21 @@ def _cmd_train_ens(args) -> int:
         meta["inflation_scores"] = dict(zip(map(str, cands), score.values.tolist()))
         print(f"inflation {best:g} baked in; mean normalised CRPS by candidate: "
               f"{meta['inflation_scores']}")  # fmt: skip
+    var_cands = [float(x) for x in args.calibrate_variables.split(",") if x.strip()]
+    if var_cands:
+        times = verifiable_init_times(validation, model=model, steps=args.calibrate_steps)
+        times = times[:: max(1, len(times) // 4)][:4]
+        best_var, vscore = tune_variable_inflation(
+            validation, model=model, perturbation=vae, factors=var_cands, n=8,
+            steps=args.calibrate_steps, init_times=times, seed=args.seed + 1,
+        )  # fmt: skip
+        apply_variable_inflation(vae, best_var)
+        meta["variable_inflation"] = best_var
+        meta["variable_inflation_scores"] = {
+            str(v): dict(zip(map(str, vscore["factor"].values.tolist()), row.tolist()))
+            for v, row in zip(vscore["variable"].values, vscore.values)
+        }  # fmt: skip
+        print(f"per-variable inflation baked in: {best_var}")
     save_perturbation(vae, args.out, metadata=meta)
     print(json.dumps({k: meta[k] for k in ("iterations", "val_crps")})[:2000])
     print(f"perturbation module saved in {args.out}")
