@@ -384,3 +384,35 @@ def test_tune_variable_inflation_prefers_no_noise_for_a_perfect_model():
         apply_variable_inflation(vae, {"humidity": 2.0})
     with pytest.raises(ValueError, match="positive"):
         tune_variable_inflation(static, model=model, perturbation=vae, factors=[0.0])
+
+
+def test_tune_variable_inflation_tunes_the_wind_components_together():
+    from xfuxi.training.ens import tune_variable_inflation
+
+    chans = [("u_component_of_wind", 500.0), ("v_component_of_wind", 500.0),
+             ("temperature", 500.0)]  # fmt: skip
+    std = np.array([10.0, 8.0, 5.0])
+    model = ForecastModel(
+        _Persist(), channels=chans, latitude=LAT, longitude=LON,
+        stats=NormStats(np.zeros(3), std, std / 4), residual=False, name="persist",
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    one = {
+        v: (("time", "level", "latitude", "longitude"),
+            np.repeat(rng.normal(size=(1, 1, LAT.size, LON.size)) * s, 5, axis=0))
+        for (v, _), s in zip(chans, std)
+    }  # fmt: skip
+    static = xr.Dataset(
+        one,
+        coords={"time": pd.date_range("2001-03-01", periods=5, freq="6h"), "level": [500.0],
+                "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    vae = PerturbationVAE(chans, model.grid_shape, stats=model.stats, hidden=4, latent=2)
+    best, score = tune_variable_inflation(
+        static, model=model, perturbation=vae, factors=[0.5], n=3, steps=2, progress=False
+    )
+    assert list(score["variable"].values) == [
+        "u_component_of_wind + v_component_of_wind", "temperature"
+    ]  # fmt: skip
+    assert best == {"u_component_of_wind": 0.5, "v_component_of_wind": 0.5, "temperature": 0.5}

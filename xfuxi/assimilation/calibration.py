@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..data.channels import WIND_COMPONENTS
+
 __all__ = ["background_error_std", "channel_values", "innovation_spread", "wind_pairs"]
 
 
@@ -82,12 +84,6 @@ def channel_values(value: Any, channels: Any, *, name: str) -> np.ndarray:
     return arr
 
 
-_WIND_PAIRS = (
-    ("u_component_of_wind", "v_component_of_wind"),
-    ("10m_u_component_of_wind", "10m_v_component_of_wind"),
-)
-
-
 def wind_pairs(channels: Any) -> list[tuple[int, int]]:
     """Index pairs ``(u, v)`` of the wind components given on the same level.
 
@@ -100,7 +96,7 @@ def wind_pairs(channels: Any) -> list[tuple[int, int]]:
     index = {(str(v), None if lv is None else float(lv)): i for i, (v, lv) in enumerate(channels)}
     pairs = []
     for (v, lv), i in index.items():
-        for u_name, v_name in _WIND_PAIRS:
+        for u_name, v_name in WIND_COMPONENTS:
             if v == u_name and (v_name, lv) in index:
                 pairs.append((i, index[(v_name, lv)]))
     return pairs

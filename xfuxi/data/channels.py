@@ -14,9 +14,23 @@ import xarray as xr
 
 from .schema import SchemaError
 
-__all__ = ["Channel", "channel_name", "channels_of", "parse_channel_name", "stack", "unstack"]
+__all__ = [
+    "WIND_COMPONENTS",
+    "Channel",
+    "channel_name",
+    "channels_of",
+    "parse_channel_name",
+    "stack",
+    "unstack",
+]
 
 Channel = tuple[str, "float | None"]
+
+#: (u, v) variable names of the horizontal wind components, by level kind
+WIND_COMPONENTS = (
+    ("u_component_of_wind", "v_component_of_wind"),
+    ("10m_u_component_of_wind", "10m_v_component_of_wind"),
+)
 
 
 def channel_name(channel: Channel) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..data.channels import stack
+from ..data.channels import WIND_COMPONENTS, stack
 from ..data.schema import SchemaError, validate
 from ..models.base import ForecastModel
 from ..models.ens import PerturbationVAE, load_perturbation, save_perturbation
@@ -569,12 +569,6 @@ def tune_amplitude(
     return float(score["amplitude"][int(np.argmin(scores))]), score
 
 
-_WIND_COMPONENTS = (
-    ("u_component_of_wind", "v_component_of_wind"),
-    ("10m_u_component_of_wind", "10m_v_component_of_wind"),
-)
-
-
 def tune_variable_inflation(
     ds: xr.Dataset,
     *,
@@ -633,7 +627,7 @@ def tune_variable_inflation(
     for v in present:
         if any(v in g for g in groups):
             continue
-        pair = next((p for p in _WIND_COMPONENTS if v in p and all(x in present for x in p)), None)
+        pair = next((p for p in WIND_COMPONENTS if v in p and all(x in present for x in p)), None)
         groups.append(pair if pair is not None else (v,))
     variables = [" + ".join(g) for g in groups]
 
