@@ -161,13 +161,19 @@ def test_spread_groups_share_one_factor():
         _analysis(spread=np.array([1.0, 2.0]))
 
 
-def test_assimilate_4dvar_accepts_spread_dataset():
+def _l96_background():
+    """An 8-variable Lorenz-96 model and a background at three 6-hourly times."""
     m = lorenz96_model(n_variables=8)
     t = pd.date_range("2000-01-01", periods=3, freq="6h")
     bg = xr.Dataset(
         {"x": (("time", "latitude", "longitude"), 8.0 + np.sin(np.arange(24.0)).reshape(3, 1, 8))},
         coords={"time": t, "latitude": [0.0], "longitude": m.longitude},
     )
+    return m, t, bg
+
+
+def test_assimilate_4dvar_accepts_spread_dataset():
+    m, t, bg = _l96_background()
     obs = xfuxi.make_observations(
         [9.0], error=0.5, time=t[-1], latitude=0.0, longitude=m.longitude[2], variable="x"
     )
@@ -257,16 +263,11 @@ def test_innovation_spread_recovers_background_error():
 
 
 def test_assimilate_4dvar_adaptive_spread_option():
-    m = lorenz96_model(n_variables=8)
-    t = pd.date_range("2000-01-01", periods=3, freq="6h")
-    bg = xr.Dataset(
-        {"x": (("time", "latitude", "longitude"), 8.0 + np.sin(np.arange(24.0)).reshape(3, 1, 8))},
-        coords={"time": t, "latitude": [0.0], "longitude": m.longitude},
-    )
+    m, t, bg = _l96_background()
     lons = np.tile(m.longitude, 2)
     truth_minus_bg = np.random.default_rng(1).normal(0, 3.0, lons.size)
     obs = xfuxi.make_observations(
-        bg["x"].isel(time=-1, latitude=0).values.repeat(1).tolist() * 2 + truth_minus_bg,
+        np.tile(bg["x"].isel(time=-1, latitude=0).values, 2) + truth_minus_bg,
         error=0.5, time=t[-1], latitude=0.0, longitude=lons, variable="x",
     )  # fmt: skip
     kw = dict(model=m, n_members=10, localization=None, amplitude=0.01, wavelength=1,

@@ -241,10 +241,11 @@ def _cmd_train_ens(args) -> int:
         "sample": args.sample, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "val_crps": list(zip(history["val_iteration"], history["val_crps"])),
     }  # fmt: skip
+    # both calibrations score 8 members from 4 validation starts over --calibrate-steps
+    times = verifiable_init_times(validation, model=model, steps=args.calibrate_steps)
+    times = times[:: max(1, len(times) // 4)][:4]
     cands = [float(x) for x in args.calibrate.split(",") if x.strip()]
     if cands:
-        times = verifiable_init_times(validation, model=model, steps=args.calibrate_steps)
-        times = times[:: max(1, len(times) // 4)][:4]
         best, score = tune_amplitude(
             validation, model=model, method="vae", perturbation=vae, amplitudes=cands, n=8,
             steps=args.calibrate_steps, init_times=times, seed=args.seed + 1,
@@ -257,8 +258,6 @@ def _cmd_train_ens(args) -> int:
               f"{meta['inflation_scores']}")  # fmt: skip
     var_cands = [float(x) for x in args.calibrate_variables.split(",") if x.strip()]
     if var_cands:
-        times = verifiable_init_times(validation, model=model, steps=args.calibrate_steps)
-        times = times[:: max(1, len(times) // 4)][:4]
         best_var, vscore = tune_variable_inflation(
             validation, model=model, perturbation=vae, factors=var_cands, n=8,
             steps=args.calibrate_steps, init_times=times, seed=args.seed + 1,

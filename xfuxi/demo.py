@@ -205,11 +205,8 @@ def stage_assimilation(
     )  # fmt: skip
     # B variances from forecast-minus-truth statistics of the validation run (an independent
     # period) at the background's lead; the ensemble gives the correlations
-    reference = base.get("reference")
-    if reference is None:
-        reference = xfuxi.held_suarez_split("validation")
     spread = xfuxi.background_error_std(
-        reference.isel(time=slice(0, 120)), model=model, lead_steps=6, n_samples=24
+        base["reference"].isel(time=slice(0, 120)), model=model, lead_steps=6, n_samples=24
     )
     res = xfuxi.assimilate_4dvar(
         background, obs, model=model, n_members=n_members, localization=1500.0, spread=spread

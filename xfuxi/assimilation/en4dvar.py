@@ -537,8 +537,7 @@ def en4dvar_analysis(
     spread : array-like (C,), optional
         Target spread per channel (NaN: keep the ensemble's): each channel's anomalies are
         rescaled so that their ensemble std, averaged (as a variance) over grid points,
-        equals it — B variance
-        calibration that keeps the ensemble's correlations (see
+        equals it — B variance calibration that keeps the ensemble's correlations (see
         :func:`xfuxi.assimilation.calibration.background_error_std`).
     spread_groups : sequence of sequences of int, optional
         Channel indices rescaled by one common factor (their summed variance matched), e.g.

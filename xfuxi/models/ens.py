@@ -127,11 +127,11 @@ class PerturbationVAE(nn.Module):
     -----
     ``perturb(x, eps)`` returns ``δ`` in physical units for a physical input pair ``x``
     of shape ``(B, 2, C, H, W)`` and standard-normal noise ``eps`` of shape
-    ``(B, *latent_shape)``: ``z = μ_prior + σ_prior ε``, ``δ = decode(z) · std`` (antithetic when
-    ``centered``). During
-    training, :meth:`posterior` gives ``(μ, log σ)`` from the pair and the next state and
-    :func:`xfuxi.training.ens.gaussian_kl` compares it with the prior (FuXi-ENS, DESIGN.md
-    §4).
+    ``(B, *latent_shape)``: ``z = μ_prior + σ_prior ε``, ``δ = decode(z) · std`` (antithetic
+    when ``centered``, see :meth:`sample`). During training, :meth:`posterior` gives
+    ``(μ, log σ)`` from the pair and the next state and
+    :func:`xfuxi.training.ens.gaussian_kl` compares it with the prior (FuXi-ENS,
+    DESIGN.md §4).
 
     Examples
     --------
