@@ -4,11 +4,15 @@
 # (T21, 4 × 365 days), validated on 30 days of the validation split:
 #   stage 1: one-step training (area-weighted L1, AdamW, warm-up + cosine decay);
 #   stage 2: autoregressive fine-tuning over 4 steps (backpropagating through the rollout);
-#   stage 3: the same over 8 steps (2 days).
-# Then the stage-3 weights are copied into xfuxi/_data/models/fuxi-hs-t21 and the registry's
-# sha256 updated. Interrupted stages resume from their checkpoint directory when rerun.
+#   stage 3: the same over 8 steps (2 days) -> "fuxi-hs-t21" (FuXi-Short);
+#   stage 4: FuXi-Medium, "fuxi-hs-t21-medium": stage 3 fine-tuned over 8 steps starting from
+#            its own 5-day forecasts (--lead-model/--lead-steps 20), as FuXi trains its
+#            later cascade stages.
+# Then both are copied into xfuxi/_data/models/ with their sha256 in the registry, and the
+# cascade "fuxi-hs-t21-cascade" (Short to day 5, Medium after) is registered. Interrupted stages resume from their checkpoint directory when rerun.
 # Usage: bash scripts/train_pretrained.sh [RUN_DIR]
-# (the shipped model: OMP_NUM_THREADS=1 on a 2-core machine shared with other jobs, ~35 min)
+# (the shipped models: OMP_NUM_THREADS=1 on a 2-core machine shared with other jobs, ~35 min
+# for stages 1-3 and ~20 min for stage 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/fuxi-hs-t21}
@@ -16,6 +20,7 @@ PY=${PYTHON:-.venv/bin/python}
 STEPS1=${STEPS1:-2500}
 STEPS2=${STEPS2:-150}
 STEPS3=${STEPS3:-100}
+STEPS4=${STEPS4:-400}
 
 $PY -m xfuxi.cli --no-progress train --preset small --name fuxi-hs-t21 \
   --steps "$STEPS1" --batch-size 16 --lr 2e-3 --warmup-steps 100 --weight-decay 0.01 \
@@ -29,14 +34,34 @@ $PY -m xfuxi.cli --no-progress train --from-model "$RUN/stage2" --name fuxi-hs-t
   --rollout-steps 8 --steps "$STEPS3" --batch-size 8 --lr 1e-4 --warmup-steps 10 \
   --val-every 50 --log-every 10 --checkpoint-every 10 --seed 2 --out "$RUN/stage3"
 
-$PY - "$RUN/stage3" <<'PYEOF'
+$PY -m xfuxi.cli --no-progress train --from-model "$RUN/stage3" --name fuxi-hs-t21-medium \
+  --lead-model "$RUN/stage3" --lead-steps 20 --rollout-steps 8 --steps "$STEPS4" \
+  --batch-size 8 --lr 2e-4 --warmup-steps 20 --val-every 100 --log-every 10 \
+  --checkpoint-every 10 --seed 3 --out "$RUN/stage4"
+
+$PY - "$RUN/stage3" "$RUN/stage4" <<'PYEOF'
 import sys
-from xfuxi.models.checkpoint import register_pretrained
+from xfuxi.models.checkpoint import register_cascade, register_pretrained
 entry = register_pretrained(
     "fuxi-hs-t21",
     source=sys.argv[1],
     description="FuXi U-Transformer (preset small) trained on the Held-Suarez T21 world "
     "(scripts/train_pretrained.sh)",
+)
+print(entry)
+entry = register_pretrained(
+    "fuxi-hs-t21-medium",
+    source=sys.argv[2],
+    description="FuXi-Medium: fuxi-hs-t21 fine-tuned over 8 steps from its own 5-day "
+    "forecasts (scripts/train_pretrained.sh stage 4)",
+)
+print(entry)
+entry = register_cascade(
+    "fuxi-hs-t21-cascade",
+    ["fuxi-hs-t21", "fuxi-hs-t21-medium"],
+    [20],
+    description="FuXi cascade on the Held-Suarez T21 world: fuxi-hs-t21 to day 5, "
+    "fuxi-hs-t21-medium after",
 )
 print(entry)
 PYEOF

@@ -416,3 +416,88 @@ def test_tune_variable_inflation_tunes_the_wind_components_together():
         "u_component_of_wind + v_component_of_wind", "temperature"
     ]  # fmt: skip
     assert best == {"u_component_of_wind": 0.5, "v_component_of_wind": 0.5, "temperature": 0.5}
+
+
+# ------------------------------------------------- initial gain and spread-growth calibration
+def test_initial_gain_multiplies_only_the_initial_perturbation(tmp_path):
+    from xfuxi.models.ens import ensemble_rollout, load_perturbation, member_generators
+
+    model = _model(_Persist(), residual=False)
+    plain = _vae(model).eval()
+    gained = _vae(model).eval()
+    gained.set_initial_gain([3.0, 1.0, 0.5])
+    x = torch.as_tensor(
+        np.stack([_dataset(2).isel(time=i).pipe(_stack) for i in (0, 1)], axis=0)[None]
+    ).float()
+
+    def run(vae):
+        gens = member_generators(0, [(0, 0)])
+        with torch.no_grad():
+            return list(ensemble_rollout(model, x, steps=2, generators=gens, perturbation=vae))
+
+    (a0, a1), (b0, b1) = run(plain), run(gained)
+    d_plain, d_gain = a0 - x[:, 1], b0 - x[:, 1]
+    for c, g in enumerate([3.0, 1.0, 0.5]):
+        torch.testing.assert_close(d_gain[:, c], g * d_plain[:, c], rtol=1e-3, atol=1e-4)
+    # later perturbations are not multiplied (they depend on the state, so compare sizes)
+    step_plain, step_gain = (a1 - a0).std(), (b1 - b0).std()
+    assert 0.5 < float(step_gain / step_plain) < 2.0
+    save_perturbation(gained, tmp_path / "g")
+    assert load_perturbation(tmp_path / "g").config["initial_gain"] == [3.0, 1.0, 0.5]
+    with pytest.raises(ValueError, match="positive"):
+        gained.set_initial_gain([1.0, 0.0, 1.0])
+
+
+def _stack(ds: xr.Dataset) -> np.ndarray:
+    from xfuxi.data.channels import stack
+
+    return np.asarray(stack(ds, CHANNELS).transpose("channel", "latitude", "longitude").values)
+
+
+def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
+    from xfuxi.training.ens import apply_spread_growth, tune_spread_growth
+
+    # persistence on a random walk of step σ: a consistent ensemble perturbs the initial state
+    # and every step by σ. The module's own perturbation is about half of that (measured),
+    # so of gains {1, 4} × factors {1, 2} only (1, 2) keeps the SSR in 0.8–1.2.
+    model = _model(_Persist(), residual=False)
+    vae = _vae(model).eval()
+    rng = np.random.default_rng(0)
+    probe = _dataset(2)
+    x = torch.as_tensor(np.stack([_stack(probe.isel(time=i)) for i in (0, 1)])[None]).float()
+    with torch.no_grad():
+        eps = torch.randn(64, *vae.latent_shape, generator=torch.Generator().manual_seed(0))
+        d = vae.perturb(x.expand(64, -1, -1, -1, -1), eps)
+    sigma = 2 * d.std(dim=(0, 2, 3)).numpy()  # physical units, per channel
+    n_time = 40
+    walk = np.cumsum(rng.normal(size=(n_time, 3, LAT.size, LON.size)), axis=0)
+    walk = walk * sigma[None, :, None, None] + _stack(probe.isel(time=0))[None]
+    ds = xr.Dataset(
+        {
+            "temperature": (("time", "level", "latitude", "longitude"), walk[:, :2]),
+            "passive_tracer": (("time", "latitude", "longitude"), walk[:, 2]),
+        },
+        coords={"time": pd.date_range("2001-03-01", periods=n_time, freq="6h"),
+                "level": [500, 850], "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    before = (vae.log_scale.detach().clone(), list(vae.config["initial_gain"]))
+    best, scores = tune_spread_growth(
+        ds, model=model, perturbation=vae, initial_gains=[4.0], step_factors=[2.0], n=16,
+        steps=4, after_hours=6, progress=False,
+    )  # fmt: skip
+    torch.testing.assert_close(vae.log_scale, before[0])  # the module is left as it was
+    assert vae.config["initial_gain"] == before[1]
+    assert list(scores["channel"].values) == ["temperature@500", "temperature@850",
+                                              "passive_tracer"]  # fmt: skip
+    assert scores["ssr_min"].dims == ("channel", "initial_gain", "step_factor")
+    assert best == {ch: (1.0, 2.0) for ch in CHANNELS}, scores.to_dataframe()
+    ok = scores.sel(initial_gain=1.0, step_factor=2.0)
+    assert (ok["ssr_min"] > 0.8).all() and (ok["ssr_max"] < 1.2).all()
+    assert (scores.sel(initial_gain=1.0, step_factor=1.0)["ssr_max"] < 0.8).all()
+    apply_spread_growth(vae, best)
+    torch.testing.assert_close(vae.log_scale, before[0] + np.log(2.0))
+    with pytest.raises(ValueError, match="unknown channels"):
+        apply_spread_growth(vae, {("humidity", 500.0): (1.0, 1.0)})
+    with pytest.raises(ValueError, match="band"):
+        tune_spread_growth(ds, model=model, perturbation=vae, initial_gains=[1.0],
+                           step_factors=[1.0], band=(1.1, 1.2))  # fmt: skip

@@ -222,3 +222,60 @@ def test_cli_forecast_writes_a_zarr_store(tmp_path):
     ref = forecast(ds, model=ckpt, steps=2, progress=False)
     xr.testing.assert_allclose(got.load().drop_attrs(), ref.drop_attrs())
     assert got.attrs["checkpoint_sha256"] == ref.attrs["checkpoint_sha256"] != "none"
+
+
+class AddConst(torch.nn.Module):
+    def __init__(self, c: float) -> None:
+        super().__init__()
+        self.c = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 1] + self.c
+
+
+def test_cascade_uses_each_stage_over_its_steps():
+    from xfuxi.models.cascade import Cascade
+
+    grid = dict(channels=CHANNELS, latitude=LAT, longitude=LON)
+    short = wrap_model(AddConst(1.0), name="short", **grid)
+    medium = wrap_model(AddConst(10.0), name="medium", **grid)
+    long = wrap_model(AddConst(100.0), name="long", **grid)
+    cascade = xfuxi.Cascade([short, medium, long], switch_steps=[2, 3])
+    assert [cascade.stage_index(k) for k in range(1, 6)] == [0, 0, 1, 2, 2]
+    ds = _data(3)
+    fc = forecast(ds, model=cascade, steps=5, batch_size=1, progress=False)
+    x = ds.temperature.isel(time=-1).values
+    for k, add in enumerate([1, 2, 12, 112, 212]):
+        np.testing.assert_allclose(
+            fc.temperature.isel(time=-1, prediction_timedelta=k).values, x + add, rtol=1e-6
+        )
+    assert fc.attrs["model"] == "short+medium+long"
+    assert fc.attrs["cascade_stages"] == "short,medium,long"
+    assert fc.attrs["cascade_switch_steps"] == "2,3"
+    items = list(forecast_iter(ds, model=cascade, steps=5, progress=False))
+    xr.testing.assert_allclose(xr.concat(items, "prediction_timedelta"), fc)
+    # a cascade is not a one-step model: ensembles and 4DVar refuse it by name
+    with pytest.raises(TypeError, match="stages\\[0\\]"):
+        xfuxi.ensemble(ds, model=cascade, n=2, steps=1, method="gaussian", progress=False)
+    with pytest.raises(ValueError, match="switch step"):
+        Cascade([short, medium], switch_steps=[])
+    with pytest.raises(ValueError, match="increase strictly"):
+        Cascade([short, medium, long], switch_steps=[3, 3])
+    other = wrap_model(AddConst(1.0), channels=CHANNELS[:2], latitude=LAT, longitude=LON)
+    with pytest.raises(SchemaError, match="different channels"):
+        Cascade([short, other], switch_steps=[1])
+    with pytest.raises(TypeError, match="stage 1"):
+        Cascade([short, AddConst(1.0)], switch_steps=[1])
+
+
+def test_shipped_cascade_loads_by_name_and_its_first_stage_is_the_short_model():
+    cascade = xfuxi.load_model("fuxi-hs-t21-cascade")
+    assert isinstance(cascade, xfuxi.Cascade)
+    assert [m.name for m in cascade.stages] == ["fuxi-hs-t21", "fuxi-hs-t21-medium"]
+    assert cascade.switch_steps == (20,)
+    short = xfuxi.load_model("fuxi-hs-t21")
+    for a, b in zip(cascade.stages[0].parameters(), short.parameters()):
+        assert torch.equal(a, b)
+    assert not all(
+        torch.equal(a, b) for a, b in zip(cascade.stages[1].parameters(), short.parameters())
+    )

@@ -157,3 +157,57 @@ def test_torchrun_ddp_two_processes_matches_single_process(tmp_path):
     for (name, p), q in zip(single.net.state_dict().items(), ddp.net.state_dict().values()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
     assert ddp.config["metadata"]["training"]["world_size"] == 2
+
+
+def test_cascade_stage_samples_start_from_the_lead_models_forecast():
+    """FuXi's cascade: a later stage trains on the earlier stage's forecasts, not on truth."""
+    from xfuxi.models.base import wrap_model
+    from xfuxi.training.forecast import _rollout_loss, _start_states
+
+    class AddOne(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 1] + 1.0
+
+    lead = wrap_model(AddOne(), channels=[("temperature", 500.0)], latitude=LAT, longitude=LON)
+    data = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1).expand(10, 1, 8, 16)
+    idx = torch.tensor([1, 4])
+    prev, curr, at = _start_states(data, idx, lead, 3)
+    # three steps of +1 from the true state at idx: (idx + 2, idx + 3), valid at idx + 3
+    assert torch.equal(curr[:, 0, 0, 0], idx.float() + 3)
+    assert torch.equal(prev[:, 0, 0, 0], idx.float() + 2)
+    assert at.tolist() == [4, 7]
+    assert _start_states(data, idx, None, 0)[2].tolist() == [1, 4]
+    # a perfect stage after the lead model: loss 0 only if the targets are after the lead steps
+    w = torch.ones(1, 1, 8, 1)
+    assert float(_rollout_loss(lead, lead, data, np.array([1, 4]), 2, w, lead, 3)) == 0.0
+    assert float(_rollout_loss(lead, lead, data, np.array([1, 4]), 2, w)) == 0.0
+
+    # a lead model that adds 2 per step leaves the stage 3 off its targets after 3 steps
+    class AddTwo(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 1] + 2.0
+
+    fast = wrap_model(AddTwo(), channels=[("temperature", 500.0)], latitude=LAT, longitude=LON)
+    got = _rollout_loss(lead, lead, data, np.array([1, 4]), 2, w, fast, 3)
+    assert float(got) == pytest.approx(3.0)
+
+
+def test_fine_tune_on_lead_model_forecasts_and_resume_signature(tmp_path):
+    ds = _world(30)
+    base = train_forecast(ds, steps=2, **KW)
+    kw = dict(KW, steps=3, rollout_steps=2, lead_steps=4, checkpoint_every=3)
+    kw.pop("stats")
+    tuned = train_forecast(ds, model=base, checkpoint_dir=tmp_path / "m", **kw)
+    assert not all(torch.equal(a, b) for a, b in zip(base.parameters(), tuned.parameters()))
+    training = tuned.config["metadata"]["training"]
+    assert training["lead_steps"] == 4 and len(training["lead_model"]) == 64
+    # the same run with another lead model is not resumed from this checkpoint
+    other = train_forecast(ds, steps=2, **dict(KW, seed=5))
+    with pytest.raises(ValueError, match="other settings"):
+        train_forecast(ds, model=base, lead_model=other, checkpoint_dir=tmp_path / "m", **kw)
+    with pytest.raises(ValueError, match="lead_steps is 0"):
+        train_forecast(ds, model=base, lead_model=other, steps=1, **dict(KW, stats=None))
+    with pytest.raises(ValueError, match="needs a model to start from"):
+        train_forecast(ds, lead_steps=2, steps=1, **KW)
+    with pytest.raises(SchemaError, match="samples of 33 consecutive"):
+        train_forecast(ds, model=base, lead_steps=30, steps=1, **dict(KW, stats=None))

@@ -55,6 +55,7 @@ _LAZY: dict[str, str] = {
     "forecast": "forecast:forecast",
     "forecast_iter": "forecast:forecast_iter",
     "load_model": "models.checkpoint:load_model",
+    "Cascade": "models.cascade:Cascade",
     "save_model": "models.checkpoint:save_model",
     "pretrained_models": "models.checkpoint:pretrained_models",
     "train_forecast": "training.forecast:train_forecast",

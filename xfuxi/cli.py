@@ -81,6 +81,17 @@ def _world_split(split: str, days: int | None):
 @arg("--weight-decay", type=float, default=0.01)
 @arg("--warmup-steps", type=int, default=100)
 @arg("--rollout-steps", type=int, default=1, help="autoregressive steps per sample")
+@arg(
+    "--lead-steps",
+    type=int,
+    default=0,
+    help="start each sample from the lead model's forecast this many steps on (cascade)",
+)
+@arg(
+    "--lead-model",
+    default=None,
+    help="frozen model that makes those forecasts (default: the --from-model)",
+)
 @arg("--grad-checkpointing", action="store_true", help="recompute transformer blocks")
 @arg("--val-every", type=int, default=200)
 @arg("--log-every", type=int, default=50, help="steps between logged losses")
@@ -125,6 +136,8 @@ def _cmd_train(args) -> int:
         weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps,
         rollout_steps=args.rollout_steps,
+        lead_model=args.lead_model,
+        lead_steps=args.lead_steps,
         grad_checkpointing=args.grad_checkpointing,
         val_every=args.val_every,
         log_every=args.log_every,
@@ -272,6 +285,54 @@ def _cmd_train_ens(args) -> int:
     save_perturbation(vae, args.out, metadata=meta)
     print(json.dumps({k: meta[k] for k in ("iterations", "val_crps")})[:2000])
     print(f"perturbation module saved in {args.out}")
+    return 0
+
+
+@arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
+@arg("--perturbation", default="fuxi-ens-hs-t21", help="module to calibrate (name or directory)")
+@arg("--gains", default="1,1.6,2.5,4,6", help="initial-perturbation gain candidates")
+@arg("--factors", default="0.5,0.6,0.7,0.85,1", help="step-perturbation factor candidates")
+@arg("--band", default="0.8,1.2", help="spread-skill band held after day 1")
+@arg("-n", "--members", type=int, default=16)
+@arg("--steps", type=int, default=40, help="forecast steps scored (default 10 days)")
+@arg("--inits", type=int, default=4, help="validation initial times")
+@arg("--validation-days", type=int, default=60, help="days of the world's validation split")
+@arg("--seed", type=int, default=1)
+@arg("--out", required=True, help="output directory of the calibrated module")
+@command("calibrate-ens", "calibrate a FuXi-ENS module's initial and per-step perturbations")
+def _cmd_calibrate_ens(args) -> int:
+    import json
+
+    from .models.checkpoint import load_model
+    from .models.ens import load_perturbation, save_perturbation
+    from .training.ens import apply_spread_growth, tune_spread_growth, verifiable_init_times
+
+    model = load_model(args.model)
+    vae = load_perturbation(args.perturbation)
+    validation = _world_split("validation", args.validation_days)
+    times = verifiable_init_times(validation, model=model, steps=args.steps)
+    times = times[:: max(1, len(times) // args.inits)][: args.inits]
+    band = tuple(float(x) for x in args.band.split(","))
+    best, scores = tune_spread_growth(
+        validation, model=model, perturbation=vae,
+        initial_gains=[float(x) for x in args.gains.split(",")],
+        step_factors=[float(x) for x in args.factors.split(",")], n=args.members,
+        steps=args.steps, init_times=times, band=band, seed=args.seed,
+    )  # fmt: skip
+    apply_spread_growth(vae, best)
+    from .data.channels import channel_name
+
+    chosen = {channel_name(ch): list(p) for ch, p in best.items()}
+    meta = dict(getattr(vae, "metadata", {}))
+    meta["spread_growth"] = {
+        "chosen": chosen, "band": list(band), "members": args.members, "steps": args.steps,
+        "init_times": [str(t)[:16] for t in times],
+        "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
+    }  # fmt: skip
+    save_perturbation(vae, args.out, metadata=meta)
+    print(scores.to_dataframe().round(3).to_string())
+    print("chosen (initial gain, step factor): " + json.dumps(chosen))
+    print(f"calibrated module saved in {args.out}")
     return 0
 
 

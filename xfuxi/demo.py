@@ -132,8 +132,13 @@ def _plot_headline_scores(scores: dict[str, xr.Dataset], ylabel: str, title: str
 
 
 def stage_forecast(result: DemoResult, base: dict, *, model_name: str) -> dict:
-    """Load the pretrained FuXi model, forecast from every initial time, score, plot."""
+    """Load the pretrained FuXi model, forecast from every initial time, score, plot.
+
+    Returns the loaded model, the forecast, and ``"step_model"``: the single one-step model
+    the ensemble and 4DVar stages run (a cascade's first stage, FuXi-Short).
+    """
     import xfuxi
+    from xfuxi.models.cascade import Cascade
 
     model = xfuxi.load_model(model_name)
     truth, clim, init_times = base["truth"], base["clim"], base["init_times"]
@@ -153,7 +158,8 @@ def stage_forecast(result: DemoResult, base: dict, *, model_name: str) -> dict:
     result.figures["forecast_rmse"] = _save_figure(fig, result.output_dir / "forecast_rmse.png")
     fig = _plot_headline_scores(acc, "ACC", f"{model_name}: anomaly correlation")
     result.figures["forecast_acc"] = _save_figure(fig, result.output_dir / "forecast_acc.png")
-    return {"model": model, "forecast": fc}
+    step_model = model.stages[0] if isinstance(model, Cascade) else model
+    return {"model": model, "step_model": step_model, "forecast": fc}
 
 
 def stage_ensemble(
@@ -292,9 +298,9 @@ def run_demo(
     log.info("stage 2: FuXi forecasts")
     fc = stage_forecast(result, base, model_name=model)
     log.info("stage 3: FuXi-ENS ensemble")
-    stage_ensemble(result, base, fc["model"], n_members=n_members, n_init=n_init_ensemble)
+    stage_ensemble(result, base, fc["step_model"], n_members=n_members, n_init=n_init_ensemble)
     log.info("stage 4: FuXi-En4DVar analysis")
-    stage_assimilation(result, base, fc["model"], n_sites=n_sites, n_members=n_members_4dvar)
+    stage_assimilation(result, base, fc["step_model"], n_sites=n_sites, n_members=n_members_4dvar)
     for name, df in result.tables.items():
         _save_table(df, out / f"{name}.csv")
     return result

@@ -151,17 +151,20 @@ def forecast_dataset(
 __all__ += ["forecast", "forecast_iter"]  # noqa: PLE0605
 
 
-def _resolve_model(model: Any) -> ForecastModel:
-    """A ForecastModel, or a shipped name / checkpoint directory loaded with load_model."""
+def _resolve_model(model: Any, *, allow_cascade: bool = False) -> Any:
+    """A ForecastModel (or, where allowed, a Cascade), or a name / directory to load."""
     import os
 
     from .models.base import ForecastModel
+    from .models.cascade import Cascade, reject_cascade
 
     if isinstance(model, (str, os.PathLike)):
         from .models.checkpoint import load_model
 
-        return load_model(model)
-    if not isinstance(model, ForecastModel):
+        model = load_model(model)
+    if not allow_cascade:
+        reject_cascade(model)
+    if not isinstance(model, (ForecastModel, Cascade)):
         raise TypeError(
             f"model must be a ForecastModel (see xfuxi.load_model and xfuxi.wrap_model) or the "
             f"name / directory of a checkpoint; got {type(model).__name__}"
@@ -222,7 +225,9 @@ def _rollout_arrays(
     """Check arguments; return (model, initial times, leads, generator of (k, states))."""
     import torch
 
-    model = _resolve_model(model)
+    from .models.cascade import Cascade
+
+    model = _resolve_model(model, allow_cascade=True)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     if batch_size is not None and (
@@ -232,15 +237,17 @@ def _rollout_arrays(
         raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
     x, t0 = initial_conditions(ds, model, init_times=init_times)
     leads = model.timestep * np.arange(1, int(steps) + 1)
-    run = _model_on(model, device, dtype)
-    param = next(iter(run.parameters()), None)
+    stages = model.stages if isinstance(model, Cascade) else (model,)
+    runs = [_model_on(m, device, dtype) for m in stages]
+    param = next(iter(runs[0].parameters()), None)
     dev = param.device if param is not None else torch.device(device or "cpu")
     dt = param.dtype if param is not None else torch.float32
     size = x.shape[0] if batch_size is None else int(batch_size)
 
     def states():
-        was_training = run.training
-        run.eval()
+        was_training = [r.training for r in runs]
+        for r in runs:
+            r.eval()
         bar = _tqdm_bar(int(steps), progress, f"forecast {model.name}")
         try:
             with torch.inference_mode():
@@ -249,6 +256,7 @@ def _rollout_arrays(
                     for i in range(0, x.shape[0], size)
                 ]
                 for k in range(int(steps)):
+                    run = runs[model.stage_index(k + 1)] if len(runs) > 1 else runs[0]
                     outs = []
                     for j, pair in enumerate(pairs):
                         y = run(pair)
@@ -258,7 +266,8 @@ def _rollout_arrays(
                     yield k, np.concatenate(outs)
         finally:
             bar.close()
-            run.train(was_training)
+            for r, mode in zip(runs, was_training):
+                r.train(mode)
 
     return model, t0, leads, states()
 
@@ -268,7 +277,7 @@ def _forecast_attrs(model: ForecastModel, steps: int) -> dict[str, Any]:
 
     from . import __version__
 
-    return {
+    attrs = {
         "source": "xfuxi.forecast",
         "model": model.name,
         "checkpoint_sha256": str(model.config.get("sha256", "none")),
@@ -277,6 +286,11 @@ def _forecast_attrs(model: ForecastModel, steps: int) -> dict[str, Any]:
         "xfuxi_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    cascade = model.config.get("cascade")
+    if cascade:  # a Cascade: which stage made which steps
+        attrs["cascade_stages"] = ",".join(cascade["stages"])
+        attrs["cascade_switch_steps"] = ",".join(str(s) for s in cascade["switch_steps"])
+    return attrs
 
 
 def _tqdm_bar(total: int, progress: bool | None, desc: str):

@@ -151,6 +151,9 @@ def background_error_std(
         from ..models.checkpoint import load_model
 
         model = load_model(model)
+    from ..models.cascade import reject_cascade
+
+    reject_cascade(model)
     if int(lead_steps) < 1 or int(n_samples) < 1:
         raise ValueError(f"lead_steps and n_samples must be >= 1; got {lead_steps}, {n_samples}")
     model.check_dataset(data)

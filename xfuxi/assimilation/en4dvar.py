@@ -873,6 +873,9 @@ def assimilate_4dvar(
         from ..models.checkpoint import load_model
 
         model = load_model(model)
+    from ..models.cascade import reject_cascade
+
+    reject_cascade(model)
     if n_slots < 1:
         raise ValueError(f"n_slots must be >= 1, got {n_slots}")
     if not isinstance(background, xr.Dataset) or "time" not in background.dims:

@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,11 +31,15 @@ from ..data.channels import channel_name, parse_channel_name
 from .base import ForecastModel, NormStats
 from .fuxi import FuXiNet
 
+if TYPE_CHECKING:
+    from .cascade import Cascade
+
 __all__ = [
     "MODEL_FORMAT",
     "PRETRAINED_DIR",
     "load_model",
     "pretrained_models",
+    "register_cascade",
     "register_pretrained",
     "save_model",
 ]
@@ -241,6 +245,30 @@ def register_pretrained(
     return entry
 
 
+def register_cascade(
+    name: str, stages: list[str], switch_steps: list[int], *, description: str = ""
+) -> dict[str, Any]:
+    """Record a shipped cascade (FuXi's Short → Medium → … stages) in the registry.
+
+    ``stages`` are names of shipped models (each checked by its own sha256 when loaded);
+    ``switch_steps`` as for :class:`~xfuxi.models.cascade.Cascade`. The registry is written
+    atomically. ``load_model(name)`` then returns the :class:`Cascade`.
+    """
+    registry = _read_registry()
+    for stage in stages:
+        if stage not in registry or "cascade" in registry[stage]:
+            raise ValueError(f"cascade stage {stage!r} is not a shipped single model")
+    if len(switch_steps) != len(stages) - 1:
+        raise ValueError(f"{len(stages)} stages need {len(stages) - 1} switch step(s)")
+    entry = {
+        "cascade": {"stages": list(stages), "switch_steps": [int(s) for s in switch_steps]},
+        "description": description or registry.get(name, {}).get("description", ""),
+    }
+    registry[name] = entry
+    _write_atomic(PRETRAINED_DIR / _REGISTRY, (json.dumps(registry, indent=2) + "\n").encode())
+    return entry
+
+
 def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, str | None]:
     """Return (directory, sha256 of the weights if it is a registered name)."""
     registry = _read_registry()
@@ -272,7 +300,7 @@ def load_model(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
-) -> ForecastModel:
+) -> ForecastModel | Cascade:
     """Load a forecast model by shipped name (``"fuxi-hs-t21"``) or checkpoint directory.
 
     Build it once and use it for many forecasts (like a regridder).
@@ -289,9 +317,11 @@ def load_model(
 
     Returns
     -------
-    ForecastModel
+    ForecastModel or Cascade
         In eval mode; ``model.config`` holds the checkpoint config plus ``"sha256"`` of the
-        weights file and ``"source"`` (the directory).
+        weights file and ``"source"`` (the directory). A shipped cascade's name
+        (``"fuxi-hs-t21-cascade"``, see :func:`register_cascade`) gives a
+        :class:`~xfuxi.models.cascade.Cascade` of its stages, each loaded and checked.
 
     Raises
     ------
@@ -318,6 +348,13 @@ def load_model(
 
     from ..options import get_options
 
+    entry = _read_registry().get(name_or_path) if isinstance(name_or_path, str) else None
+    if entry is not None and "cascade" in entry:
+        from .cascade import Cascade
+
+        spec = entry["cascade"]
+        stages = [load_model(s, device=device, dtype=dtype) for s in spec["stages"]]
+        return Cascade(stages, spec["switch_steps"], name=name_or_path)
     directory, sha = _resolve(name_or_path)
     config = json.loads((directory / _CONFIG).read_text())
     if config.get("format") != MODEL_FORMAT:

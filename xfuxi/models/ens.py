@@ -120,6 +120,10 @@ class PerturbationVAE(nn.Module):
         ``ε``, so its mean over the latent distribution is exactly zero and the perturbation
         carries uncertainty only, never a systematic correction that would accumulate over
         a long rollout (a drift). ``False`` decodes ``z = μ + σε`` directly.
+    initial_gain : sequence of float, optional
+        Per-channel factor on the perturbation of the *initial* state only (the first of the
+        rollout's perturbations; default 1): initial-condition and model-tendency
+        uncertainty calibrated apart (see :func:`xfuxi.training.ens.tune_spread_growth`).
     name : str, default "perturbation"
         Name recorded in forecast provenance.
 
@@ -156,6 +160,7 @@ class PerturbationVAE(nn.Module):
         downsample: int = 4,
         init_scale: float = 0.05,
         centered: bool = True,
+        initial_gain: Sequence[float] | None = None,
         name: str = "perturbation",
     ) -> None:
         super().__init__()
@@ -176,12 +181,16 @@ class PerturbationVAE(nn.Module):
         self.grid_shape = (h, w)
         self.coarse_shape = (max(1, h // downsample), max(1, w // downsample))
         self.name = name
+        gain = np.ones(c) if initial_gain is None else np.asarray(initial_gain, dtype=float)
+        if gain.shape != (c,) or not np.all(gain > 0):
+            raise ValueError(f"initial_gain must be {c} positive numbers; got {initial_gain}")
         self.config: dict[str, Any] = {
             "hidden": int(hidden),
             "latent": int(latent),
             "downsample": int(downsample),
             "init_scale": float(init_scale),
             "centered": bool(centered),
+            "initial_gain": gain.tolist(),
         }
         self.stats = stats if stats is not None else NormStats.identity(c)
         for key in ("mean", "std"):
@@ -191,6 +200,11 @@ class PerturbationVAE(nn.Module):
             self.register_buffer(
                 f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False
             )
+        self.register_buffer(
+            "_initial_gain",
+            torch.tensor(gain, dtype=torch.float32).view(1, -1, 1, 1),
+            persistent=False,
+        )
         f, z = int(hidden), int(latent)
         self.encoder_fine = _block(2 * c, f)
         self.encoder_coarse = _block(f, f)
@@ -306,7 +320,17 @@ class PerturbationVAE(nn.Module):
         out = self.decode(z, torch.cat([feats, feats]), torch.cat([curr_n, curr_n]))
         return 0.5 * (out[:b] - out[b:])
 
-    def perturb(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def set_initial_gain(self, gain: Sequence[float]) -> None:
+        """Replace the per-channel factors on the initial perturbation (in place)."""
+        g = np.asarray(gain, dtype=float)
+        if g.shape != (self.n_channels,) or not np.all(g > 0):
+            raise ValueError(f"initial_gain must be {self.n_channels} positive numbers; got {gain}")
+        self.config["initial_gain"] = g.tolist()
+        self._initial_gain.copy_(
+            torch.as_tensor(g, dtype=self._initial_gain.dtype).view(1, -1, 1, 1)
+        )
+
+    def perturb(self, x: torch.Tensor, eps: torch.Tensor, *, initial: bool = False) -> torch.Tensor:
         """Perturbation in physical units for input pair ``x`` and standard-normal ``eps``.
 
         Parameters
@@ -315,6 +339,8 @@ class PerturbationVAE(nn.Module):
             Physical input pair ``(t − Δ, t)``.
         eps : Tensor (B, latent, h, w)
             Standard-normal noise (one draw per member); ``z = μ + σ ε`` under the prior.
+        initial : bool, default False
+            The perturbation of the initial state: multiplied by ``initial_gain``.
 
         Returns
         -------
@@ -330,7 +356,8 @@ class PerturbationVAE(nn.Module):
         xn = self.normalize(x)
         feats = self.features(xn)
         mu, log_sigma = self.prior(feats)
-        return self.sample(mu, log_sigma, eps, feats, xn[:, 1]) * self._std
+        out = self.sample(mu, log_sigma, eps, feats, xn[:, 1]) * self._std
+        return out * self._initial_gain if initial else out
 
     forward = perturb
 
@@ -446,6 +473,7 @@ def load_perturbation(
         init_scale=config["init_scale"],
         # modules saved before the option existed decoded directly
         centered=config.get("centered", False),
+        initial_gain=config.get("initial_gain"),
         name=config.get("name", path.name),
     )
     vae.load_state_dict(load_file(str(path / "weights.safetensors")))
@@ -541,8 +569,8 @@ def ensemble_rollout(
         One per row (see :func:`member_generators`); all noise of a row comes from it.
     perturbation : PerturbationVAE, optional
         FuXi-ENS: before each step ``k`` (the initial one included) the current state is
-        perturbed by ``amplitude · vae.perturb(pair, ε_k)``; the perturbed state is kept as
-        the earlier input of the next step.
+        perturbed by ``amplitude · vae.perturb(pair, ε_k)`` (at ``k = 0`` with the module's
+        ``initial_gain``); the perturbed state is kept as the earlier input of the next step.
     initial_noise : callable, optional
         Initial-state methods (Perlin, Gaussian): ``initial_noise(generators, (C, H, W), x)``
         gives ``δ`` (B, C, H, W), added to both input states once; then the deterministic
@@ -563,10 +591,10 @@ def ensemble_rollout(
     if initial_noise is not None:
         delta = initial_noise(generators, tuple(x.shape[2:]), x)  # type: ignore[arg-type]
         x = x + delta[:, None]
-    for _ in range(int(steps)):
+    for k in range(int(steps)):
         if perturbation is not None:
             eps = _draw(generators, perturbation.latent_shape, x)
-            curr = x[:, 1] + amplitude * perturbation.perturb(x, eps)
+            curr = x[:, 1] + amplitude * perturbation.perturb(x, eps, initial=k == 0)
             x = torch.stack([x[:, 0], curr], dim=1)
         y = model(x)
         yield y

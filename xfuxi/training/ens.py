@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..data.channels import WIND_COMPONENTS, stack
+from ..data.channels import WIND_COMPONENTS, Channel, channel_name, stack
 from ..data.schema import SchemaError, validate
 from ..models.base import ForecastModel
 from ..models.ens import PerturbationVAE, load_perturbation, save_perturbation
@@ -39,8 +39,11 @@ __all__ = [
     "fair_crps",
     "gaussian_kl",
     "train_perturbation",
+    "apply_spread_growth",
     "apply_variable_inflation",
     "tune_amplitude",
+    "select_spread_growth",
+    "tune_spread_growth",
     "tune_variable_inflation",
     "verifiable_init_times",
 ]
@@ -621,14 +624,8 @@ def tune_variable_inflation(
     if init_times is None:
         init_times = verifiable_init_times(truth, model=model, steps=steps)
     std = np.asarray(model.stats.std, dtype=float)
-    present = list(dict.fromkeys(v for v, _ in model.channels))
     # the two wind components share one factor (an inflation must not turn the wind)
-    groups: list[tuple[str, ...]] = []
-    for v in present:
-        if any(v in g for g in groups):
-            continue
-        pair = next((p for p in WIND_COMPONENTS if v in p and all(x in present for x in p)), None)
-        groups.append(pair if pair is not None else (v,))
+    groups = _variable_groups(model.channels)
     variables = [" + ".join(g) for g in groups]
 
     def score_of(vae: PerturbationVAE) -> dict[str, float]:
@@ -668,6 +665,217 @@ def tune_variable_inflation(
         for v in group
     }
     return best, score
+
+
+def _channel_groups(channels: Sequence[Channel]) -> list[tuple[Channel, ...]]:
+    """Channels one by one, except that u and v of the same level form one group."""
+    chans = [tuple(c) for c in channels]
+    groups: list[tuple[Channel, ...]] = []
+    for var, lev in chans:
+        if any((var, lev) in g for g in groups):
+            continue
+        pair = next((p for p in WIND_COMPONENTS if var in p), None)
+        if pair is not None and all((x, lev) in chans for x in pair):
+            groups.append(tuple((x, lev) for x in pair))
+        else:
+            groups.append(((var, lev),))
+    return groups
+
+
+def _variable_groups(channels: Sequence[tuple[str, Any]]) -> list[tuple[str, ...]]:
+    """Variables of a channel list, the wind components paired (they share one factor)."""
+    present = list(dict.fromkeys(v for v, _ in channels))
+    groups: list[tuple[str, ...]] = []
+    for v in present:
+        if any(v in g for g in groups):
+            continue
+        pair = next((p for p in WIND_COMPONENTS if v in p and all(x in present for x in p)), None)
+        groups.append(pair if pair is not None else (v,))
+    return groups
+
+
+def tune_spread_growth(
+    ds: xr.Dataset,
+    *,
+    model: ForecastModel,
+    perturbation: PerturbationVAE,
+    initial_gains: Sequence[float],
+    step_factors: Sequence[float],
+    n: int = 16,
+    steps: int = 40,
+    init_times: Sequence[Any] | None = None,
+    band: tuple[float, float] = (0.8, 1.2),
+    after_hours: float = 24.0,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> tuple[dict[Channel, tuple[float, float]], xr.Dataset]:
+    """Calibrate initial-condition and model-tendency perturbations apart, per channel.
+
+    A module whose spread–skill ratio rises with lead (too little spread early, too much
+    late) has its initial perturbations too small relative to its per-step ones. For every
+    pair (``g`` in ``initial_gains``, ``f`` in ``step_factors``) the module's initial
+    perturbation is multiplied by ``g·f`` and every later one by ``f`` (all channels at
+    once), an ensemble is run on held-back data and scored per channel (variable and
+    level; u and v of a level together): fair CRPS (normalised by the channel's std, mean
+    over leads) and the spread–skill ratio (finite-ensemble corrected) at each lead after
+    ``after_hours``. Each channel keeps, of the pairs whose ratios all lie in ``band``, the
+    one with the lowest CRPS; if no pair does, the one whose ratios fall least far outside
+    the band (in log ratio). Bake the result in with
+    :func:`apply_spread_growth`.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Held-back states (e.g. the validation split).
+    model : ForecastModel
+    perturbation : PerturbationVAE
+        Left as it was (candidates are tried and undone).
+    initial_gains, step_factors : sequence of float
+        Candidates (1 is always included in each).
+    n, steps, init_times, seed, progress
+        As for :func:`tune_amplitude`.
+    band : (float, float), default (0.8, 1.2)
+    after_hours : float, default 24
+        Leads at or before this are not held to the band (the first day's ratio reflects
+        the initial perturbation alone).
+
+    Returns
+    -------
+    best : dict
+        Channel ``(variable, level)`` → ``(initial gain, step factor)``; u and v of a level
+        share one pair (so a wind perturbation keeps its direction).
+    scores : xarray.Dataset
+        ``crps``, ``ssr_min`` and ``ssr_max`` (over leads after ``after_hours``) by
+        ``channel`` (``"variable@level"``; the wind as ``"wind@level"``), ``initial_gain``
+        and ``step_factor``.
+    """
+    from ..forecast import ensemble
+    from ..verify import crps, spread_skill_ratio
+
+    gains = sorted({float(g) for g in initial_gains} | {1.0})
+    facs = sorted({float(f) for f in step_factors} | {1.0})
+    if any(not x > 0 for x in gains + facs):
+        raise ValueError(f"gains and factors must be positive; got {gains}, {facs}")
+    lo, hi = (float(b) for b in band)
+    if not 0 < lo < 1 < hi:
+        raise ValueError(f"band must satisfy 0 < low < 1 < high; got {band}")
+    truth = validate(ds, require_time=True)
+    if init_times is None:
+        init_times = verifiable_init_times(truth, model=model, steps=steps)
+    std = np.asarray(model.stats.std, dtype=float)
+    groups = _channel_groups(model.channels)
+    names = [channel_name(("wind", g[0][1])) if len(g) > 1 else channel_name(g[0]) for g in groups]
+    crps_t = np.full((len(groups), len(gains), len(facs)), np.nan)
+    low_t = np.full_like(crps_t, np.nan)  # lowest SSR over levels and late leads
+    high_t = np.full_like(crps_t, np.nan)  # highest
+    saved_scale = perturbation.log_scale.detach().clone()
+    saved_gain = list(perturbation.config["initial_gain"])
+    try:
+        for i, g in enumerate(gains):
+            for j, f in enumerate(facs):
+                with torch.no_grad():
+                    perturbation.log_scale.copy_(saved_scale + math.log(f))
+                perturbation.set_initial_gain([x * g for x in saved_gain])
+                fc = ensemble(
+                    ds, model=model, n=n, steps=steps, method="vae", perturbation=perturbation,
+                    init_times=init_times, seed=seed, progress=progress,
+                )  # fmt: skip
+                dims = ["time", "latitude", "longitude"]
+                c = crps(fc, truth, dim=dims)
+                ssr = spread_skill_ratio(fc, truth, dim=dims, correction=True)
+                late = fc["prediction_timedelta"] > np.timedelta64(int(after_hours * 3600), "s")
+                per: dict[Channel, tuple[float, np.ndarray]] = {}
+                for (var, lev), sd in zip(model.channels, std):
+                    cv = c[var] if lev is None else c[var].sel(level=lev)
+                    sv = ssr[var] if lev is None else ssr[var].sel(level=lev)
+                    sv = np.asarray(sv.sel(prediction_timedelta=late).values, dtype=float)
+                    per[(var, lev)] = (float(cv.mean()) / sd, sv.ravel())
+                for k, grp in enumerate(groups):
+                    crps_t[k, i, j] = np.mean([per[ch][0] for ch in grp])
+                    low_t[k, i, j] = min(per[ch][1].min() for ch in grp)
+                    high_t[k, i, j] = max(per[ch][1].max() for ch in grp)
+                log.info(
+                    "initial gain %g, step factor %g: SSR range %s", g, f,
+                    {n_: (round(float(low_t[k, i, j]), 2), round(float(high_t[k, i, j]), 2))
+                     for k, n_ in enumerate(names)},
+                )  # fmt: skip
+    finally:
+        with torch.no_grad():
+            perturbation.log_scale.copy_(saved_scale)
+        perturbation.set_initial_gain(saved_gain)
+    coords = {"channel": names, "initial_gain": gains, "step_factor": facs}
+    dims3 = ("channel", "initial_gain", "step_factor")
+    scores = xr.Dataset(
+        {"crps": (dims3, crps_t), "ssr_min": (dims3, low_t), "ssr_max": (dims3, high_t)},
+        coords=coords, attrs={"n": n, "steps": steps, "band": list(band)},
+    )  # fmt: skip
+    named = dict(zip(names, groups))
+    return {ch: p for name, p in select_spread_growth(scores, band).items()
+            for ch in named[name]}, scores  # fmt: skip
+
+
+def select_spread_growth(
+    scores: xr.Dataset, band: tuple[float, float] = (0.8, 1.2)
+) -> dict[str, tuple[float, float]]:
+    """The ``(initial gain, step factor)`` of each channel from :func:`tune_spread_growth`'s scores.
+
+    Of the pairs whose spread–skill ratios all lie in ``band``, the one with the lowest
+    CRPS; if none does, the one whose ratios fall least far outside it (in log ratio).
+    Pairs not evaluated (NaN, e.g. after merging the scores of two grids with
+    ``xr.merge``) are skipped.
+
+    Returns
+    -------
+    dict
+        Channel label (as in ``scores["channel"]``) → ``(initial gain, step factor)``.
+    """
+    lo, hi = (float(b) for b in band)
+    low = scores["ssr_min"].transpose("channel", "initial_gain", "step_factor").values
+    high = scores["ssr_max"].transpose("channel", "initial_gain", "step_factor").values
+    crps_v = scores["crps"].transpose("channel", "initial_gain", "step_factor").values
+    miss = np.maximum(np.log(lo) - np.log(low), np.log(high) - np.log(hi)).clip(min=0)
+    miss = np.where(np.isnan(miss), np.inf, miss)
+    gains = scores["initial_gain"].values
+    facs = scores["step_factor"].values
+    best: dict[str, tuple[float, float]] = {}
+    for k, name in enumerate(scores["channel"].values):
+        inside = miss[k] == 0
+        flat = np.where(inside, crps_v[k], np.inf) if inside.any() else miss[k]
+        i, j = np.unravel_index(int(np.argmin(flat)), flat.shape)
+        best[str(name)] = (float(gains[i]), float(facs[j]))
+    return best
+
+
+def apply_spread_growth(
+    vae: PerturbationVAE, pairs: dict[Channel, tuple[float, float]]
+) -> PerturbationVAE:
+    """Bake per-channel ``(initial gain, step factor)`` pairs into a module, in place.
+
+    Every perturbation of a named channel ``(variable, level)`` is multiplied by the step
+    factor and the initial one, in addition, by the gain (see :func:`tune_spread_growth`).
+
+    Examples
+    --------
+    >>> vae = PerturbationVAE([("temperature", 500.0), ("geopotential", 500.0)], (8, 16),
+    ...                       hidden=4, latent=2)
+    >>> _ = apply_spread_growth(vae, {("temperature", 500.0): (2.0, 0.5)})
+    >>> vae.config["initial_gain"]
+    [2.0, 1.0]
+    """
+    index = {ch: i for i, ch in enumerate(vae.channels)}
+    key = {(v, None if lev is None else float(lev)): p for (v, lev), p in pairs.items()}
+    unknown = sorted(channel_name(ch) for ch in key if ch not in index)
+    if unknown:
+        raise ValueError(f"unknown channels {unknown}; the module has {len(index)} channels")
+    gain = list(vae.config["initial_gain"])
+    with torch.no_grad():
+        for ch, (g, f) in key.items():
+            if not (g > 0 and f > 0):
+                raise ValueError(f"gain and factor for {channel_name(ch)} must be positive")
+            vae.log_scale[0, index[ch]] += math.log(f)
+            gain[index[ch]] *= float(g)
+    vae.set_initial_gain(gain)
+    return vae
 
 
 def apply_variable_inflation(vae: PerturbationVAE, factors: dict[str, float]) -> PerturbationVAE:

@@ -80,6 +80,24 @@ def _loss(model: ForecastModel, pred: torch.Tensor, truth: torch.Tensor, w: torc
     return (diff.abs() * w).mean()
 
 
+def _start_states(
+    data: torch.Tensor, idx: torch.Tensor, lead: ForecastModel | None, lead_steps: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Input pair of each sample and the index of its second state.
+
+    Without a lead model: the true states at ``idx - 1`` and ``idx``. With one: its forecast
+    from them, ``lead_steps`` steps on (no gradient; FuXi's cascade trains each stage on the
+    previous stage's forecasts), valid at ``idx + lead_steps``.
+    """
+    prev, curr = data[idx - 1], data[idx]
+    if lead is None or lead_steps == 0:
+        return prev, curr, idx
+    with torch.no_grad():
+        for _ in range(lead_steps):
+            prev, curr = curr, lead(torch.stack([prev, curr], dim=1))
+    return prev, curr, idx + lead_steps
+
+
 def _rollout_loss(
     model: torch.nn.Module,
     base: ForecastModel,
@@ -87,9 +105,10 @@ def _rollout_loss(
     starts: np.ndarray,
     k: int,
     w: torch.Tensor,
+    lead: ForecastModel | None = None,
+    lead_steps: int = 0,
 ) -> torch.Tensor:
-    idx = torch.from_numpy(starts)
-    prev, curr = data[idx - 1], data[idx]
+    prev, curr, idx = _start_states(data, torch.from_numpy(starts), lead, lead_steps)
     total = 0.0
     for s in range(k):
         pred = model(torch.stack([prev, curr], dim=1))
@@ -146,6 +165,41 @@ def _load_state(
     return state
 
 
+def _lead_model(
+    spec: Any, lead_steps: int, fm: ForecastModel, initial: Any
+) -> tuple[ForecastModel | None, str | None]:
+    """The frozen model that starts cascade samples, and an identifier for resuming."""
+    import hashlib
+
+    from ..forecast import _copy_model
+
+    if lead_steps == 0:
+        if spec is not None:
+            raise ValueError("lead_model is given but lead_steps is 0; set lead_steps >= 1")
+        return None, None
+    if spec is None:
+        if initial is None:
+            raise ValueError("lead_steps > 0 needs a model to start from: pass lead_model or model")
+        lead = _copy_model(fm)  # fm is still the starting model here
+    elif isinstance(spec, ForecastModel):
+        lead = _copy_model(spec)
+    else:
+        lead = load_model(spec, device="cpu", dtype="float32")
+    lead = lead.float().cpu().eval().requires_grad_(False)
+    if lead.channels != fm.channels or lead.grid_shape != fm.grid_shape:
+        raise SchemaError(
+            f"lead_model {lead.name!r} has other channels or grid than the trained model "
+            f"{fm.name!r}"
+        )
+    if not np.allclose(lead.latitude, fm.latitude) or lead.timestep != fm.timestep:
+        raise SchemaError(f"lead_model {lead.name!r} has another grid or time step")
+    digest = hashlib.sha256()
+    for key, value in sorted(lead.net.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().numpy().tobytes())
+    return lead, digest.hexdigest()
+
+
 def _dist_info() -> tuple[int, int]:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch.distributed as dist
@@ -172,6 +226,8 @@ def train_forecast(
     warmup_steps: int = 100,
     min_lr_ratio: float = 0.01,
     rollout_steps: int = 1,
+    lead_model: ForecastModel | str | os.PathLike[str] | None = None,
+    lead_steps: int = 0,
     grad_clip: float | None = 1.0,
     grad_checkpointing: bool = False,
     val_every: int = 200,
@@ -217,6 +273,15 @@ def train_forecast(
     rollout_steps : int, default 1
         Autoregressive steps per sample; the loss is averaged over them and backpropagated
         through the whole rollout.
+    lead_model : ForecastModel, str or path, optional
+        With ``lead_steps > 0``: the frozen model whose forecasts start each sample (FuXi's
+        cascade: FuXi-Medium is fine-tuned from FuXi-Short on Short's 5-day forecasts).
+        Default: a frozen copy of ``model`` as it was before this run. Must have the same
+        channels, grid and time step as the trained model.
+    lead_steps : int, default 0
+        Steps of ``lead_model`` run (without gradient) from the true pair before the trained
+        model's rollout; the targets are the true states after them. ``0``: samples start
+        from true states.
     grad_clip : float or None, default 1.0
         Clip the gradient norm.
     grad_checkpointing : bool, default False
@@ -289,6 +354,7 @@ def train_forecast(
         ("steps", steps, 1),
         ("batch_size", batch_size, 1),
         ("rollout_steps", rollout_steps, 1),
+        ("lead_steps", lead_steps, 0),
         ("warmup_steps", warmup_steps, 0),
         ("val_every", val_every, 1),
         ("val_samples", val_samples, 1),
@@ -350,15 +416,19 @@ def train_forecast(
         fm.name = name if name != "fuxi" else fm.name
         channels = list(fm.channels)
     fm.check_dataset(train)
+    lead, lead_sha = _lead_model(lead_model, lead_steps, fm, model)
     if hasattr(fm.net, "grad_checkpointing"):
         fm.net.grad_checkpointing = bool(grad_checkpointing)
     fm.to(dev)
+    if lead is not None:
+        lead.to(dev)
+    horizon = rollout_steps + lead_steps
 
     data_np, train_c = _to_array(train, fm.channels, "training")
-    starts = _sample_starts(train_c["time"].values, fm.timestep, rollout_steps)
+    starts = _sample_starts(train_c["time"].values, fm.timestep, horizon)
     if starts.size < batch_size:
         raise SchemaError(
-            f"training data give {starts.size} samples of {rollout_steps + 2} consecutive "
+            f"training data give {starts.size} samples of {horizon + 2} consecutive "
             f"6-hourly states; need at least batch_size={batch_size}"
         )
     data = torch.from_numpy(data_np).to(dev)
@@ -372,7 +442,7 @@ def train_forecast(
     if validation is not None:
         fm.check_dataset(validate(validation, require_time=True))
         v_np, val_c = _to_array(validation, fm.channels, "validation")
-        vs = _sample_starts(val_c["time"].values, fm.timestep, rollout_steps)
+        vs = _sample_starts(val_c["time"].values, fm.timestep, horizon)
         if vs.size == 0:
             raise SchemaError("validation data hold no sample of consecutive 6-hourly states")
         pick = np.unique(np.linspace(0, vs.size - 1, min(val_samples, vs.size)).astype(int))
@@ -389,6 +459,8 @@ def train_forecast(
         "samples": int(starts.size), "world_size": int(world),
         "grad_clip": None if grad_clip is None else float(grad_clip),
     }  # fmt: skip
+    if lead is not None:
+        signature.update(lead_steps=int(lead_steps), lead_model=lead_sha)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     history: list[dict[str, Any]] = []
     running: list[float] = []  # training losses since the last logged entry
@@ -421,9 +493,8 @@ def train_forecast(
         with torch.no_grad():
             for i in range(0, val_starts.size, batch_size):
                 sl = val_starts[i : i + batch_size]
-                losses.append(
-                    float(_rollout_loss(fm, fm, val_data, sl, rollout_steps, w)) * sl.size
-                )
+                loss = _rollout_loss(fm, fm, val_data, sl, rollout_steps, w, lead, lead_steps)
+                losses.append(float(loss) * sl.size)
         fm.train()
         return sum(losses) / val_starts.size
 
@@ -434,7 +505,7 @@ def train_forecast(
         factor = _lr_factor(step, steps, warmup_steps, min_lr_ratio)
         for g in opt.param_groups:
             g["lr"] = lr * factor
-        loss = _rollout_loss(net, fm, data, batch_of(step), rollout_steps, w)
+        loss = _rollout_loss(net, fm, data, batch_of(step), rollout_steps, w, lead, lead_steps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:

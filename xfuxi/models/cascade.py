@@ -1,0 +1,170 @@
+"""FuXi's cascade: several forecast models, each used over its own range of lead times.
+
+FuXi (Chen et al. 2023) is not one network but three: FuXi-Short (0–5 days), FuXi-Medium
+(5–10 days) and FuXi-Long (10–15 days). Each later stage is the earlier one fine-tuned, by
+autoregressive training, on the earlier stage's own forecasts at the switch lead (see
+``lead_model`` / ``lead_steps`` of :func:`xfuxi.training.train_forecast`), which reduces the
+accumulation of error over long rollouts. A :class:`Cascade` is accepted by
+:func:`xfuxi.forecast` and :func:`xfuxi.forecast_iter` wherever a model is; ensembles and
+4DVar need a single one-step model (e.g. ``cascade.stages[0]``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..data.schema import SchemaError
+from .base import ForecastModel
+
+__all__ = ["Cascade", "reject_cascade"]
+
+
+class Cascade:
+    """Forecast models applied one after another over consecutive ranges of steps.
+
+    Parameters
+    ----------
+    stages : sequence of ForecastModel or str or path
+        The models in order of lead time (shipped names or checkpoint directories are loaded
+        with :func:`xfuxi.load_model`). All must have the same channels, grid and time step.
+    switch_steps : sequence of int
+        ``len(stages) - 1`` strictly increasing step counts: stage ``i + 1`` makes the
+        forecast steps after ``switch_steps[i]`` (FuXi: 20 and 40 six-hour steps, i.e. 5 and
+        10 days). Its two input times are the previous stage's last two forecasts.
+    name : str, optional
+        Recorded in forecasts; default the stage names joined by ``"+"``.
+
+    Examples
+    --------
+    >>> import torch, xfuxi
+    >>> class Add(torch.nn.Module):
+    ...     def __init__(self, c):
+    ...         super().__init__()
+    ...         self.c = c
+    ...     def forward(self, x):
+    ...         return x[:, 1] + self.c
+    >>> grid = dict(channels=[("temperature", 500.0)], latitude=[-45.0, 45.0],
+    ...             longitude=[0.0, 90.0, 180.0, 270.0])
+    >>> c = Cascade([xfuxi.wrap_model(Add(1.0), **grid), xfuxi.wrap_model(Add(10.0), **grid)],
+    ...             switch_steps=[2])
+    >>> [c.stage_index(k) for k in range(1, 5)]
+    [0, 0, 1, 1]
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[ForecastModel | str | os.PathLike[str]],
+        switch_steps: Sequence[int],
+        *,
+        name: str | None = None,
+    ) -> None:
+        from .checkpoint import load_model
+
+        stages = list(stages)
+        if len(stages) < 2:
+            raise ValueError(f"a cascade needs at least 2 stages; got {len(stages)}")
+        models = []
+        for i, m in enumerate(stages):
+            if isinstance(m, (str, os.PathLike)):
+                m = load_model(m)
+            if not isinstance(m, ForecastModel):
+                raise TypeError(
+                    f"cascade stage {i} must be a ForecastModel or a checkpoint name; "
+                    f"got {type(m).__name__}"
+                )
+            models.append(m)
+        switch = list(switch_steps)
+        if len(switch) != len(models) - 1:
+            raise ValueError(
+                f"{len(models)} stages need {len(models) - 1} switch step(s); got {switch}"
+            )
+        for s in switch:
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+                raise ValueError(f"switch_steps must be integers >= 1; got {switch}")
+        if any(b <= a for a, b in zip(switch, switch[1:])):
+            raise ValueError(f"switch_steps must increase strictly; got {switch}")
+        first = models[0]
+        for m in models[1:]:
+            if m.channels != first.channels:
+                raise SchemaError(
+                    f"cascade stages {first.name!r} and {m.name!r} have different channels"
+                )
+            if (
+                m.grid_shape != first.grid_shape
+                or not np.allclose(m.latitude, first.latitude)
+                or not np.allclose(m.longitude, first.longitude)
+            ):
+                raise SchemaError(
+                    f"cascade stages {first.name!r} and {m.name!r} are on different grids"
+                )
+            if m.timestep != first.timestep:
+                raise SchemaError(
+                    f"cascade stages {first.name!r} and {m.name!r} have different time steps"
+                )
+        self.stages: tuple[ForecastModel, ...] = tuple(models)
+        self.switch_steps: tuple[int, ...] = tuple(int(s) for s in switch)
+        self.name = name or "+".join(m.name for m in models)
+
+    # --- what forecast() reads from a model ---
+    @property
+    def channels(self):
+        return self.stages[0].channels
+
+    @property
+    def latitude(self) -> np.ndarray:
+        return self.stages[0].latitude
+
+    @property
+    def longitude(self) -> np.ndarray:
+        return self.stages[0].longitude
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return self.stages[0].grid_shape
+
+    @property
+    def timestep(self) -> np.timedelta64:
+        return self.stages[0].timestep
+
+    @property
+    def timestep_hours(self) -> float:
+        return self.stages[0].timestep_hours
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "sha256": "+".join(str(m.config.get("sha256", "none")) for m in self.stages),
+            "cascade": {
+                "stages": [m.name for m in self.stages],
+                "switch_steps": list(self.switch_steps),
+            },
+        }
+
+    def check_dataset(self, ds) -> None:
+        self.stages[0].check_dataset(ds)
+
+    def stage_index(self, step: int) -> int:
+        """Index of the stage that makes forecast step ``step`` (1 = the first 6 h)."""
+        if step < 1:
+            raise ValueError(f"step must be >= 1; got {step}")
+        return int(np.searchsorted(self.switch_steps, step, side="left"))
+
+    def __repr__(self) -> str:
+        parts = ", ".join(
+            f"{m.name!r} to step {s}" for m, s in zip(self.stages, (*self.switch_steps, "end"))
+        )
+        return f"Cascade({parts})"
+
+
+def reject_cascade(model: Any) -> None:
+    """Raise a clear TypeError where a single one-step model is needed and got a Cascade."""
+    if isinstance(model, Cascade):
+        raise TypeError(
+            f"a Cascade ({model.name!r}) makes deterministic forecasts only; ensembles and "
+            f"4DVar need one single-step model, e.g. its first stage cascade.stages[0] "
+            f"({model.stages[0].name!r})"
+        )
