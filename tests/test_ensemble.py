@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -501,3 +503,32 @@ def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
     with pytest.raises(ValueError, match="band"):
         tune_spread_growth(ds, model=model, perturbation=vae, initial_gains=[1.0],
                            step_factors=[1.0], band=(1.1, 1.2))  # fmt: skip
+
+
+def test_float64_model_runs_a_converted_copy_of_the_perturbation(setup):
+    """A model in another dtype gets a converted copy of the module (which stays unchanged)."""
+    model, vae, ds = setup
+    model64 = copy.deepcopy(model).double()  # deep copies (NormStats too) must work
+    assert model64.stats is not model.stats
+    np.testing.assert_array_equal(model64.stats.std, model.stats.std)
+    fc64 = _run(ds, model64, vae, seed=3)
+    fc32 = _run(ds, model, vae, seed=3)
+    assert next(iter(vae.parameters())).dtype == torch.float32
+    np.testing.assert_allclose(fc64.temperature, fc32.temperature, rtol=1e-4)
+
+
+def test_centered_sample_equals_the_antithetic_decodes(setup):
+    """sample() shares the skip branch of both signs; it must equal ½[decode(z+) − decode(z−)]."""
+    model, vae, _ = setup
+    v = copy.deepcopy(vae).double()
+    g = torch.Generator().manual_seed(0)
+    xn = torch.randn(3, 2, v.n_channels, *v.grid_shape, generator=g, dtype=torch.float64)
+    feats = v.features(xn)
+    mu, log_sigma = v.prior(feats)
+    eps = torch.randn(mu.shape, generator=g, dtype=torch.float64)
+    sig = log_sigma.exp()
+    plus = v.decode(mu + sig * eps, feats, xn[:, 1])
+    minus = v.decode(mu - sig * eps, feats, xn[:, 1])
+    got = v.sample(mu, log_sigma, eps, feats, xn[:, 1])
+    assert got.abs().max() > 0
+    torch.testing.assert_close(got, 0.5 * (plus - minus), rtol=1e-10, atol=1e-12)

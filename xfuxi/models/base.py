@@ -29,7 +29,7 @@ from ..data.schema import SchemaError
 __all__ = ["ForecastModel", "NormStats", "wrap_model"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NormStats:
     """Per-channel normalization statistics (1-D arrays of length C).
 
@@ -75,8 +75,6 @@ class NormStats:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NormStats:
         return cls(*(np.asarray(d[k], dtype=float) for k in ("mean", "std", "diff_std")))
-
-    __slots__ = ("mean", "std", "diff_std")
 
 
 class ForecastModel(torch.nn.Module):

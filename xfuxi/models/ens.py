@@ -317,7 +317,23 @@ class PerturbationVAE(nn.Module):
             return self.decode(mu + sigma * eps, feats, curr_n)
         b = mu.shape[0]
         z = torch.cat([mu + sigma * eps, mu - sigma * eps])
-        out = self.decode(z, torch.cat([feats, feats]), torch.cat([curr_n, curr_n]))
+        coarse = self.decoder_coarse(torch.cat([z, torch.cat([feats, feats])], dim=1))
+        up = _periodic_upsample(coarse, self.grid_shape)
+        # decoder_out's first convolution is linear in its concatenated input: the skip half,
+        # the same for both signs, is computed once (exactly decode(z±) otherwise)
+        first = self.decoder_out[0]
+        f = up.shape[1]
+        w = first.conv.weight
+        pad = first.pad
+        pad_up = F.pad(F.pad(up, (pad, pad, 0, 0), mode="circular"), (0, 0, pad, pad), "replicate")
+        skip = self.decoder_skip(curr_n)
+        pad_sk = F.pad(
+            F.pad(skip, (pad, pad, 0, 0), mode="circular"), (0, 0, pad, pad), "replicate"
+        )
+        hidden = F.conv2d(pad_up, w[:, :f]) + F.conv2d(pad_sk, w[:, f:], first.conv.bias).repeat(
+            2, 1, 1, 1
+        )
+        out = self.decoder_out[2](self.decoder_out[1](hidden)) * self.log_scale.exp()
         return 0.5 * (out[:b] - out[b:])
 
     def set_initial_gain(self, gain: Sequence[float]) -> None:
