@@ -532,3 +532,29 @@ def test_centered_sample_equals_the_antithetic_decodes(setup):
     got = v.sample(mu, log_sigma, eps, feats, xn[:, 1])
     assert got.abs().max() > 0
     torch.testing.assert_close(got, 0.5 * (plus - minus), rtol=1e-10, atol=1e-12)
+
+
+def test_cli_calibrate_ens_saves_the_chosen_pairs(tmp_path, monkeypatch, capsys):
+    import xfuxi.cli as cli
+    from xfuxi.models.ens import load_perturbation
+
+    model_dir, model = _tiny_fuxi_checkpoint(tmp_path)
+    save_perturbation(_vae(model), tmp_path / "vae")
+    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    args = ["--no-progress", "calibrate-ens", "--model", str(model_dir), "--perturbation",
+            str(tmp_path / "vae"), "--gains", "2", "--factors", "0.5", "-n", "3", "--steps", "5",
+            "--inits", "2", "--out", str(tmp_path / "cal")]  # fmt: skip
+    assert cli.main(args) == 0
+    cal = load_perturbation(tmp_path / "cal")
+    chosen = cal.metadata["spread_growth"]["chosen"]
+    assert set(chosen) == {"temperature@500", "temperature@850", "passive_tracer"}
+    for i, ch in enumerate(["temperature@500", "temperature@850", "passive_tracer"]):
+        gain, factor = chosen[ch]
+        assert gain in (1.0, 2.0) and factor in (0.5, 1.0)
+        assert cal.config["initial_gain"][i] == gain
+    assert len(cal.metadata["spread_growth"]["init_times"]) == 2
+    assert "chosen (initial gain, step factor)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="initial times must be >= 1"):
+        cli.main(args[:-4] + ["--inits", "0", "--out", str(tmp_path / "cal0")])
+    with pytest.raises(ValueError, match="no lead after"):
+        cli.main(args[:-6] + ["--steps", "4", "--inits", "2", "--out", str(tmp_path / "c4")])

@@ -66,6 +66,16 @@ def _world_split(split: str, days: int | None):
     return held_suarez_split(split, days=days)
 
 
+def _spaced_init_times(data, model, steps: int, count: int):
+    """``count`` initial times spread over ``data`` that can be verified ``steps`` steps on."""
+    from .training.ens import verifiable_init_times
+
+    if count < 1:
+        raise ValueError(f"the number of initial times must be >= 1; got {count}")
+    times = verifiable_init_times(data, model=model, steps=steps)
+    return times[:: max(1, len(times) // count)][:count]
+
+
 @arg("--train", default="world", help="training data: a zarr/netCDF path, or 'world' (default)")
 @arg("--validation", default="world", help="validation data: path, 'world' or 'none'")
 @arg("--train-days", type=int, default=None, help="days of the world's train split to use")
@@ -228,7 +238,6 @@ def _cmd_train_ens(args) -> int:
         train_perturbation,
         tune_amplitude,
         tune_variable_inflation,
-        verifiable_init_times,
     )
 
     torch.manual_seed(args.seed)
@@ -255,8 +264,7 @@ def _cmd_train_ens(args) -> int:
         "val_crps": list(zip(history["val_iteration"], history["val_crps"])),
     }  # fmt: skip
     # both calibrations score 8 members from 4 validation starts over --calibrate-steps
-    times = verifiable_init_times(validation, model=model, steps=args.calibrate_steps)
-    times = times[:: max(1, len(times) // 4)][:4]
+    times = _spaced_init_times(validation, model, args.calibrate_steps, 4)
     cands = [float(x) for x in args.calibrate.split(",") if x.strip()]
     if cands:
         best, score = tune_amplitude(
@@ -303,15 +311,15 @@ def _cmd_train_ens(args) -> int:
 def _cmd_calibrate_ens(args) -> int:
     import json
 
+    from .data.channels import channel_name
     from .models.checkpoint import load_model
     from .models.ens import load_perturbation, save_perturbation
-    from .training.ens import apply_spread_growth, tune_spread_growth, verifiable_init_times
+    from .training.ens import apply_spread_growth, tune_spread_growth
 
     model = load_model(args.model)
     vae = load_perturbation(args.perturbation)
     validation = _world_split("validation", args.validation_days)
-    times = verifiable_init_times(validation, model=model, steps=args.steps)
-    times = times[:: max(1, len(times) // args.inits)][: args.inits]
+    times = _spaced_init_times(validation, model, args.steps, args.inits)
     band = tuple(float(x) for x in args.band.split(","))
     best, scores = tune_spread_growth(
         validation, model=model, perturbation=vae,
@@ -320,8 +328,6 @@ def _cmd_calibrate_ens(args) -> int:
         steps=args.steps, init_times=times, band=band, seed=args.seed,
     )  # fmt: skip
     apply_spread_growth(vae, best)
-    from .data.channels import channel_name
-
     chosen = {channel_name(ch): list(p) for ch, p in best.items()}
     meta = dict(getattr(vae, "metadata", {}))
     meta["spread_growth"] = {

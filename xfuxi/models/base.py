@@ -168,6 +168,22 @@ class ForecastModel(torch.nn.Module):
             return x[:, 1] + out * self._diff_std
         return self.denormalize(out)
 
+    def check_same_layout(self, other: ForecastModel, what: str) -> None:
+        """Raise SchemaError unless ``other`` has this model's channels, grid and time step.
+
+        ``what`` names the pair in the message (e.g. ``"cascade stages 'a' and 'b'"``).
+        """
+        if tuple(other.channels) != tuple(self.channels):
+            raise SchemaError(f"{what} have different channels")
+        if (
+            other.grid_shape != self.grid_shape
+            or not np.allclose(other.latitude, self.latitude)
+            or not np.allclose(other.longitude, self.longitude)
+        ):
+            raise SchemaError(f"{what} are on different grids")
+        if other.timestep != self.timestep:
+            raise SchemaError(f"{what} have different time steps")
+
     def check_dataset(self, ds: xr.Dataset) -> None:
         """Raise a clear error if ``ds`` (canonical) does not match the model's channels or grid."""
         missing = [channel_name(c) for c in self.channels if c[0] not in ds.data_vars]

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from ..data.schema import SchemaError
 from .base import ForecastModel
 
 __all__ = ["Cascade", "reject_cascade"]
@@ -89,22 +88,7 @@ class Cascade:
             raise ValueError(f"switch_steps must increase strictly; got {switch}")
         first = models[0]
         for m in models[1:]:
-            if m.channels != first.channels:
-                raise SchemaError(
-                    f"cascade stages {first.name!r} and {m.name!r} have different channels"
-                )
-            if (
-                m.grid_shape != first.grid_shape
-                or not np.allclose(m.latitude, first.latitude)
-                or not np.allclose(m.longitude, first.longitude)
-            ):
-                raise SchemaError(
-                    f"cascade stages {first.name!r} and {m.name!r} are on different grids"
-                )
-            if m.timestep != first.timestep:
-                raise SchemaError(
-                    f"cascade stages {first.name!r} and {m.name!r} have different time steps"
-                )
+            first.check_same_layout(m, f"cascade stages {first.name!r} and {m.name!r}")
         self.stages: tuple[ForecastModel, ...] = tuple(models)
         self.switch_steps: tuple[int, ...] = tuple(int(s) for s in switch)
         self.name = name or "+".join(m.name for m in models)

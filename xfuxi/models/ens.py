@@ -71,11 +71,14 @@ class _PeriodicConv(nn.Module):
         self.conv = nn.Conv2d(cin, cout, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.pad
-        if p:
-            x = F.pad(x, (p, p, 0, 0), mode="circular")
-            x = F.pad(x, (0, 0, p, p), mode="replicate")
-        return self.conv(x)
+        return self.conv(_periodic_pad(x, self.pad))
+
+
+def _periodic_pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Pad ``p`` cells: periodic in longitude (last axis), edge-replicated in latitude."""
+    if not p:
+        return x
+    return F.pad(F.pad(x, (p, p, 0, 0), mode="circular"), (0, 0, p, p), mode="replicate")
 
 
 def _periodic_upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -88,6 +91,14 @@ def _periodic_upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     wide = F.pad(x, (1, 1, 0, 0), mode="circular")
     up = F.interpolate(wide, size=(h, w + 2 * pad), mode="bilinear", align_corners=False)
     return up[..., pad : pad + w]
+
+
+def _initial_gain(gain: Sequence[float], n_channels: int) -> np.ndarray:
+    """``gain`` as a float array, checked: one positive factor per channel."""
+    g = np.asarray(gain, dtype=float)
+    if g.shape != (n_channels,) or not np.all(g > 0):
+        raise ValueError(f"initial_gain must be {n_channels} positive numbers; got {gain}")
+    return g
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -181,9 +192,7 @@ class PerturbationVAE(nn.Module):
         self.grid_shape = (h, w)
         self.coarse_shape = (max(1, h // downsample), max(1, w // downsample))
         self.name = name
-        gain = np.ones(c) if initial_gain is None else np.asarray(initial_gain, dtype=float)
-        if gain.shape != (c,) or not np.all(gain > 0):
-            raise ValueError(f"initial_gain must be {c} positive numbers; got {initial_gain}")
+        gain = _initial_gain(np.ones(c) if initial_gain is None else initial_gain, c)
         self.config: dict[str, Any] = {
             "hidden": int(hidden),
             "latent": int(latent),
@@ -322,25 +331,17 @@ class PerturbationVAE(nn.Module):
         # decoder_out's first convolution is linear in its concatenated input: the skip half,
         # the same for both signs, is computed once (exactly decode(z±) otherwise)
         first = self.decoder_out[0]
-        f = up.shape[1]
-        w = first.conv.weight
-        pad = first.pad
-        pad_up = F.pad(F.pad(up, (pad, pad, 0, 0), mode="circular"), (0, 0, pad, pad), "replicate")
-        skip = self.decoder_skip(curr_n)
-        pad_sk = F.pad(
-            F.pad(skip, (pad, pad, 0, 0), mode="circular"), (0, 0, pad, pad), "replicate"
-        )
-        hidden = F.conv2d(pad_up, w[:, :f]) + F.conv2d(pad_sk, w[:, f:], first.conv.bias).repeat(
-            2, 1, 1, 1
-        )
+        w, f = first.conv.weight, up.shape[1]
+        skip = _periodic_pad(self.decoder_skip(curr_n), first.pad)
+        hidden = F.conv2d(_periodic_pad(up, first.pad), w[:, :f]) + F.conv2d(
+            skip, w[:, f:], first.conv.bias
+        ).repeat(2, 1, 1, 1)
         out = self.decoder_out[2](self.decoder_out[1](hidden)) * self.log_scale.exp()
         return 0.5 * (out[:b] - out[b:])
 
     def set_initial_gain(self, gain: Sequence[float]) -> None:
         """Replace the per-channel factors on the initial perturbation (in place)."""
-        g = np.asarray(gain, dtype=float)
-        if g.shape != (self.n_channels,) or not np.all(g > 0):
-            raise ValueError(f"initial_gain must be {self.n_channels} positive numbers; got {gain}")
+        g = _initial_gain(gain, self.n_channels)
         self.config["initial_gain"] = g.tolist()
         self._initial_gain.copy_(
             torch.as_tensor(g, dtype=self._initial_gain.dtype).view(1, -1, 1, 1)

@@ -759,6 +759,11 @@ def tune_spread_growth(
     lo, hi = (float(b) for b in band)
     if not 0 < lo < 1 < hi:
         raise ValueError(f"band must satisfy 0 < low < 1 < high; got {band}")
+    if int(steps) * model.timestep <= np.timedelta64(int(after_hours * 3600), "s"):
+        raise ValueError(
+            f"no lead after after_hours={after_hours:g} h to score in {steps} steps of "
+            f"{model.timestep_hours:g} h; raise steps or lower after_hours"
+        )
     truth = validate(ds, require_time=True)
     if init_times is None:
         init_times = verifiable_init_times(truth, model=model, steps=steps)

@@ -186,13 +186,7 @@ def _lead_model(
     else:
         lead = load_model(spec, device="cpu", dtype="float32")
     lead = lead.float().cpu().eval().requires_grad_(False)
-    if lead.channels != fm.channels or lead.grid_shape != fm.grid_shape:
-        raise SchemaError(
-            f"lead_model {lead.name!r} has other channels or grid than the trained model "
-            f"{fm.name!r}"
-        )
-    if not np.allclose(lead.latitude, fm.latitude) or lead.timestep != fm.timestep:
-        raise SchemaError(f"lead_model {lead.name!r} has another grid or time step")
+    fm.check_same_layout(lead, f"lead_model {lead.name!r} and the trained model {fm.name!r}")
     digest = hashlib.sha256()
     for key, value in sorted(lead.net.state_dict().items()):
         digest.update(key.encode())
