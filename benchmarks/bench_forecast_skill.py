@@ -76,7 +76,8 @@ def main() -> None:
     pers = persistence_forecast(test, leads=leads, init_times=inits)
     climf = climatology_forecast(clim, init_times=inits, leads=leads)
     print(
-        f"model {model.name} (sha256 {model.config.get('sha256', 'none')[:12]}), "
+        f"model {model.name} (sha256 "
+        f"{'+'.join(h[:12] for h in str(model.config.get('sha256', 'none')).split('+'))}), "
         f"{len(inits)} initial times {inits[0]:%Y-%m-%d}..{inits[-1]:%Y-%m-%d} (test split), "
         f"{steps} steps in {elapsed:.1f} s"
     )

@@ -80,13 +80,17 @@ def main() -> None:
         f"increment at t0 is {'UPSTREAM' if up else 'NOT upstream'} of the observation; "
         f"max |increment| t0 {float(abs(inc0).max()):.3g}, t0+6h {float(abs(inc1).max()):.3g}"
     )
-    # the model's own transport: a tracer anomaly (1000 km disc, at both input times) put at
-    # the t0 increment centroid, one model step, centroid of the response
-    moved = model_transport_km(model, bg, t0, args.level, c0, radius_km=1000.0)
-    print(
-        f"{'model moves a tracer anomaly (6 h)':34s} {moved[0]:8.0f} {moved[1]:8.0f}"
-        "   <- the forecast model's own tangent-linear transport"
-    )
+    # the model's own transport: a tracer anomaly (1000 km disc) put at the t0 increment
+    # centroid, at both input times or at t0 only, one model step: centroid and amplitude of
+    # the response (a transporting model moves it by about the wind x 6 h at gain ~1; a model
+    # that extrapolates the tracer in time, x(t+6h) ~ 2x(t) - x(t-6h), leaves it in place
+    # with gain 1 when both inputs carry it, and 2 when only t0 does)
+    for both, label in ((True, "both input times"), (False, "t0 only")):
+        moved, gain = model_transport_km(model, bg, t0, args.level, c0, radius_km=1000.0,
+                                         both=both)  # fmt: skip
+        row = f"{'model, anomaly at ' + label:34s} {moved[0]:8.0f} {moved[1]:8.0f}"
+        print(f"{row}   gain {gain:.2f}")
+    print("(the last two rows: the forecast model's own transport of a tracer anomaly in 6 h)")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,8 +113,9 @@ def main() -> None:
     print(f"figure: {out}")
 
 
-def model_transport_km(model, bg, t0, level, centre, *, radius_km):
-    """Displacement (east, north) in km of a tracer anomaly after one model step."""
+def model_transport_km(model, bg, t0, level, centre, *, radius_km, both=True):
+    """Displacement (east, north) in km of a tracer anomaly after one model step, and the
+    response's peak over the anomaly's (``both``: the anomaly at both input times)."""
     import torch
     import xarray as xr
 
@@ -122,14 +127,18 @@ def model_transport_km(model, bg, t0, level, centre, *, radius_km):
     disc = local_box(bg, centre[0], centre[1], radius_km).transpose("latitude", "longitude")
     blob = np.where(disc.values, 1.0, 0.0)
     pert = pair.copy()
-    pert[:, ci] += 0.01 * blob
+    if both:
+        pert[:, ci] += 0.01 * blob
+    else:
+        pert[1, ci] += 0.01 * blob
     with torch.no_grad():
         y = model(torch.as_tensor(np.stack([pair, pert]), dtype=torch.float32)).double().numpy()
     coords = {"latitude": bg["latitude"].values, "longitude": bg["longitude"].values}
     resp = xr.DataArray(y[1, ci] - y[0, ci], dims=("latitude", "longitude"), coords=coords)
     start = xr.DataArray(blob, dims=("latitude", "longitude"), coords=coords)
     mask = local_box(bg, centre[0], centre[1], 3000.0)
-    return displacement_km(centroid(start, mask), centroid(resp, mask))
+    gain = float(resp.max()) / 0.01
+    return displacement_km(centroid(start, mask), centroid(resp, mask)), gain
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 #   stage 3: the same over 8 steps (2 days) -> "fuxi-hs-t21" (FuXi-Short);
 #   stage 4: FuXi-Medium, "fuxi-hs-t21-medium": stage 3 fine-tuned over 8 steps starting from
 #            its own 5-day forecasts (--lead-model/--lead-steps 20), as FuXi trains its
-#            later cascade stages.
+#            later cascade stages, with the adjusted MSE (--loss amse, Subich et al. 2025)
+#            in place of L1, which smooths the eddies away at these leads.
 # Then both are copied into xfuxi/_data/models/ with their sha256 in the registry, and the
 # cascade "fuxi-hs-t21-cascade" (Short to day 5, Medium after) is registered. Interrupted stages resume from their checkpoint directory when rerun.
 # Usage: bash scripts/train_pretrained.sh [RUN_DIR]
@@ -35,7 +36,7 @@ $PY -m xfuxi.cli --no-progress train --from-model "$RUN/stage2" --name fuxi-hs-t
   --val-every 50 --log-every 10 --checkpoint-every 10 --seed 2 --out "$RUN/stage3"
 
 $PY -m xfuxi.cli --no-progress train --from-model "$RUN/stage3" --name fuxi-hs-t21-medium \
-  --lead-model "$RUN/stage3" --lead-steps 20 --rollout-steps 8 --steps "$STEPS4" \
+  --lead-model "$RUN/stage3" --lead-steps 20 --rollout-steps 8 --steps "$STEPS4" --loss amse \
   --batch-size 8 --lr 2e-4 --warmup-steps 20 --val-every 100 --log-every 10 \
   --checkpoint-every 10 --seed 3 --out "$RUN/stage4"
 
@@ -53,7 +54,7 @@ entry = register_pretrained(
     "fuxi-hs-t21-medium",
     source=sys.argv[2],
     description="FuXi-Medium: fuxi-hs-t21 fine-tuned over 8 steps from its own 5-day "
-    "forecasts (scripts/train_pretrained.sh stage 4)",
+    "forecasts with the adjusted-MSE loss (scripts/train_pretrained.sh stage 4)",
 )
 print(entry)
 entry = register_cascade(

@@ -492,6 +492,8 @@ def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
     assert list(scores["channel"].values) == ["temperature@500", "temperature@850",
                                               "passive_tracer"]  # fmt: skip
     assert scores["ssr_min"].dims == ("channel", "initial_gain", "step_factor")
+    assert scores["crps_by_lead"].sizes["prediction_timedelta"] == 4
+    xr.testing.assert_allclose(scores["crps"], scores["crps_by_lead"].mean("prediction_timedelta"))
     assert best == {ch: (1.0, 2.0) for ch in CHANNELS}, scores.to_dataframe()
     ok = scores.sel(initial_gain=1.0, step_factor=2.0)
     assert (ok["ssr_min"] > 0.8).all() and (ok["ssr_max"] < 1.2).all()
@@ -503,6 +505,35 @@ def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
     with pytest.raises(ValueError, match="band"):
         tune_spread_growth(ds, model=model, perturbation=vae, initial_gains=[1.0],
                            step_factors=[1.0], band=(1.1, 1.2))  # fmt: skip
+
+
+def test_select_spread_growth_weighs_every_lead_alike():
+    from xfuxi.training.ens import select_spread_growth
+
+    # two leads: the first with a small CRPS (early), the second with a large one (late).
+    # Pair (2, 1) halves the early CRPS and costs 10% late; pair (1, 1) is the reference.
+    crps = np.array([[[[1.0, 10.0]], [[0.5, 11.0]]]])  # channel, gain, factor, lead
+    scores = xr.Dataset(
+        {"crps_by_lead": (("channel", "initial_gain", "step_factor", "prediction_timedelta"),
+                          crps),
+         "crps": (("channel", "initial_gain", "step_factor"), crps.mean(-1)),
+         "ssr_min": (("channel", "initial_gain", "step_factor"), np.full((1, 2, 1), 0.9)),
+         "ssr_max": (("channel", "initial_gain", "step_factor"), np.full((1, 2, 1), 1.1))},
+        coords={"channel": ["t"], "initial_gain": [1.0, 2.0], "step_factor": [1.0],
+                "prediction_timedelta": np.array([6, 12], "timedelta64[h]")},
+    )  # fmt: skip
+    # mean CRPS (5.5 vs 5.75) keeps (1, 1); every lead alike: log(0.5) + log(1.1) < 0
+    assert select_spread_growth(scores, weighting="none") == {"t": (1.0, 1.0)}
+    assert select_spread_growth(scores, weighting="lead") == {"t": (2.0, 1.0)}
+    # the band still comes first
+    out = scores.assign(ssr_max=scores["ssr_max"].where(scores["initial_gain"] == 1.0, 1.5))
+    assert select_spread_growth(out) == {"t": (1.0, 1.0)}
+    with pytest.raises(ValueError, match="needs the pair"):
+        select_spread_growth(scores.sel(initial_gain=[2.0]))
+    with pytest.raises(ValueError, match="crps_by_lead"):
+        select_spread_growth(scores.drop_vars("crps_by_lead"))
+    with pytest.raises(ValueError, match="weighting must be"):
+        select_spread_growth(scores, weighting="late")
 
 
 def test_float64_model_runs_a_converted_copy_of_the_perturbation(setup):

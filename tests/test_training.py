@@ -15,7 +15,13 @@ import xarray as xr
 from xfuxi.data.schema import SchemaError
 from xfuxi.models.base import NormStats
 from xfuxi.models.checkpoint import load_model
-from xfuxi.training.forecast import _loss, _lr_factor, _sample_starts, train_forecast
+from xfuxi.training.forecast import (
+    _loss,
+    _lr_factor,
+    _sample_starts,
+    amse_loss,
+    train_forecast,
+)
 from xfuxi.verify.weights import area_weights
 
 LAT = np.linspace(-78.75, 78.75, 8)
@@ -57,6 +63,46 @@ def test_loss_is_area_weighted_l1_of_normalised_fields():
                 torch.tensor(truth, dtype=torch.float32),
                 torch.tensor(w, dtype=torch.float32))  # fmt: skip
     assert float(got) == pytest.approx(expect, rel=1e-5)
+
+
+def test_amse_is_mse_with_right_phases_and_does_not_reward_damping():
+    rng = np.random.default_rng(1)
+    w = torch.as_tensor(np.asarray(area_weights(LAT))).reshape(1, 1, -1, 1)
+    truth = torch.as_tensor(rng.standard_normal((2, 3, 8, 16)))
+    mse = lambda a, b: float(((a - b) ** 2 * w).mean())  # noqa: E731
+    # every mode in phase (a damped or amplified copy): AMSE equals the weighted MSE
+    for scale in (0.5, 1.7):
+        assert float(amse_loss(scale * truth, truth, w)) == pytest.approx(
+            mse(scale * truth, truth), rel=1e-9
+        )
+    # a forecast without the modes has no phase: it pays the amplitude and decorrelation
+    assert float(amse_loss(0 * truth, truth, w)) == pytest.approx(3 * mse(0, truth), rel=1e-6)
+    other = torch.as_tensor(rng.standard_normal((2, 3, 8, 16)))
+    assert float(amse_loss(other, truth, w)) > mse(other, truth)  # AMSE >= MSE
+    # a wave forecast a quarter wavelength off: MSE prefers no wave at all, AMSE the wave
+    lon = torch.arange(16, dtype=torch.float64) * 2 * np.pi / 16
+    wave = torch.cos(3 * lon).expand(1, 1, 8, 16)
+    shifted = torch.cos(3 * lon + np.pi / 2).expand(1, 1, 8, 16)
+    assert mse(0 * wave, wave) < mse(shifted, wave)
+    assert float(amse_loss(shifted, wave, w)) < float(amse_loss(0 * wave, wave, w))
+    # random phases: the expected AMSE is lowest at the true amplitude, not at zero
+    phases = torch.as_tensor(rng.uniform(0, 2 * np.pi, (400, 1, 1, 1)))
+    target = torch.cos(3 * lon + 0 * phases).expand(400, 1, 8, 16)
+    losses = {s: float(amse_loss(s * torch.cos(3 * lon + phases), target, w)) for s in
+              (0.0, 0.5, 1.0, 1.5)}  # fmt: skip
+    assert min(losses, key=losses.get) == 1.0
+    # finite gradients also where a forecast mode is exactly zero
+    x = torch.zeros_like(truth, requires_grad=True)
+    amse_loss(x, truth, w).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_training_with_amse_loss():
+    ds = _world(20)
+    model = train_forecast(ds, steps=3, loss="amse", **KW)
+    assert model.config["metadata"]["training"]["loss"] == "amse"
+    with pytest.raises(ValueError, match="loss must be one of"):
+        train_forecast(ds, steps=1, loss="mse", **KW)
 
 
 def test_lr_schedule_warmup_and_cosine():

@@ -102,6 +102,12 @@ def _spaced_init_times(data, model, steps: int, count: int):
     default=None,
     help="frozen model that makes those forecasts (default: the --from-model)",
 )
+@arg(
+    "--loss",
+    choices=("l1", "amse"),
+    default="l1",
+    help="l1: FuXi's; amse: adjusted MSE that keeps eddy amplitude (Subich et al. 2025)",
+)
 @arg("--grad-checkpointing", action="store_true", help="recompute transformer blocks")
 @arg("--val-every", type=int, default=200)
 @arg("--log-every", type=int, default=50, help="steps between logged losses")
@@ -148,6 +154,7 @@ def _cmd_train(args) -> int:
         rollout_steps=args.rollout_steps,
         lead_model=args.lead_model,
         lead_steps=args.lead_steps,
+        loss=args.loss,
         grad_checkpointing=args.grad_checkpointing,
         val_every=args.val_every,
         log_every=args.log_every,
@@ -301,6 +308,13 @@ def _cmd_train_ens(args) -> int:
 @arg("--gains", default="1,1.6,2.5,4,6", help="initial-perturbation gain candidates")
 @arg("--factors", default="0.5,0.6,0.7,0.85,1", help="step-perturbation factor candidates")
 @arg("--band", default="0.8,1.2", help="spread-skill band held after day 1")
+@arg(
+    "--weighting",
+    choices=("lead", "none"),
+    default="lead",
+    help="lead: every lead's CRPS counts alike (relative to the uncalibrated module); "
+    "none: the mean CRPS over leads",
+)
 @arg("-n", "--members", type=int, default=16)
 @arg("--steps", type=int, default=40, help="forecast steps scored (default 10 days)")
 @arg("--inits", type=int, default=4, help="validation initial times")
@@ -325,18 +339,19 @@ def _cmd_calibrate_ens(args) -> int:
         validation, model=model, perturbation=vae,
         initial_gains=[float(x) for x in args.gains.split(",")],
         step_factors=[float(x) for x in args.factors.split(",")], n=args.members,
-        steps=args.steps, init_times=times, band=band, seed=args.seed,
+        steps=args.steps, init_times=times, band=band, weighting=args.weighting, seed=args.seed,
     )  # fmt: skip
     apply_spread_growth(vae, best)
+    table = scores.drop_vars(["crps_by_lead", "prediction_timedelta"])
     chosen = {channel_name(ch): list(p) for ch, p in best.items()}
     meta = dict(getattr(vae, "metadata", {}))
     meta["spread_growth"] = {
         "chosen": chosen, "band": list(band), "members": args.members, "steps": args.steps,
-        "init_times": [str(t)[:16] for t in times],
-        "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
+        "weighting": args.weighting, "init_times": [str(t)[:16] for t in times],
+        "scores": table.to_dataframe().reset_index().to_dict(orient="list"),
     }  # fmt: skip
     save_perturbation(vae, args.out, metadata=meta)
-    print(scores.to_dataframe().round(3).to_string())
+    print(table.to_dataframe().round(3).to_string())
     print("chosen (initial gain, step factor): " + json.dumps(chosen))
     print(f"calibrated module saved in {args.out}")
     return 0
@@ -527,7 +542,11 @@ def _cmd_world(args) -> int:
 @arg("--test-days", type=int, default=60, help="length of the test period (days)")
 @arg("--lead-days", type=int, default=10, help="forecast length (days)")
 @arg("--n-init", type=int, default=20, help="number of initial times scored")
-@arg("--model", default="fuxi-hs-t21", help="pretrained model name or checkpoint directory")
+@arg(
+    "--model",
+    default="fuxi-hs-t21-cascade",
+    help="pretrained model or cascade name, or checkpoint directory",
+)
 @arg("--members", type=int, default=48, help="FuXi-ENS ensemble size")
 @command("demo", "run the whole FuXi loop on the embedded Held–Suarez world")
 def _demo(args: argparse.Namespace) -> int:

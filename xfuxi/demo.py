@@ -256,7 +256,7 @@ def run_demo(
     test_days: int = 60,
     lead_days: int = 10,
     n_init: int = 20,
-    model: str = "fuxi-hs-t21",
+    model: str = "fuxi-hs-t21-cascade",
     n_members: int = 48,
     n_init_ensemble: int = 2,
     n_sites: int = 200,
@@ -274,8 +274,9 @@ def run_demo(
         Forecast length in days.
     n_init : int, default 20
         Number of initial times scored.
-    model : str, default "fuxi-hs-t21"
-        Pretrained model name (or checkpoint directory).
+    model : str, default "fuxi-hs-t21-cascade"
+        Pretrained model or cascade name (or checkpoint directory). The ensemble and 4DVar
+        stages run a cascade's first stage.
     n_members : int, default 48
         FuXi-ENS ensemble size.
     n_init_ensemble : int, default 2

@@ -706,6 +706,7 @@ def tune_spread_growth(
     init_times: Sequence[Any] | None = None,
     band: tuple[float, float] = (0.8, 1.2),
     after_hours: float = 24.0,
+    weighting: str = "lead",
     seed: int = 0,
     progress: bool | None = None,
 ) -> tuple[dict[Channel, tuple[float, float]], xr.Dataset]:
@@ -717,10 +718,10 @@ def tune_spread_growth(
     perturbation is multiplied by ``g·f`` and every later one by ``f`` (all channels at
     once), an ensemble is run on held-back data and scored per channel (variable and
     level; u and v of a level together): fair CRPS (normalised by the channel's std, mean
-    over leads) and the spread–skill ratio (finite-ensemble corrected) at each lead after
-    ``after_hours``. Each channel keeps, of the pairs whose ratios all lie in ``band``, the
-    one with the lowest CRPS; if no pair does, the one whose ratios fall least far outside
-    the band (in log ratio). Bake the result in with
+    over leads, and by lead) and the spread–skill ratio (finite-ensemble corrected) at each
+    lead after ``after_hours``. Each channel keeps, of the pairs whose ratios all lie in
+    ``band``, the one with the best CRPS score (see ``weighting``); if no pair does, the one
+    whose ratios fall least far outside the band (in log ratio). Bake the result in with
     :func:`apply_spread_growth`.
 
     Parameters
@@ -738,6 +739,11 @@ def tune_spread_growth(
     after_hours : float, default 24
         Leads at or before this are not held to the band (the first day's ratio reflects
         the initial perturbation alone).
+    weighting : {"lead", "none"}, default "lead"
+        How the CRPS of the leads is combined (:func:`select_spread_growth`): ``"lead"``,
+        the mean over leads of the log of the CRPS relative to the uncalibrated pair (1, 1)
+        at that lead, so that every lead counts alike; ``"none"``, the mean CRPS over leads,
+        which the late leads (the largest errors) dominate.
 
     Returns
     -------
@@ -745,9 +751,10 @@ def tune_spread_growth(
         Channel ``(variable, level)`` → ``(initial gain, step factor)``; u and v of a level
         share one pair (so a wind perturbation keeps its direction).
     scores : xarray.Dataset
-        ``crps``, ``ssr_min`` and ``ssr_max`` (over leads after ``after_hours``) by
-        ``channel`` (``"variable@level"``; the wind as ``"wind@level"``), ``initial_gain``
-        and ``step_factor``.
+        ``crps`` (mean over leads), ``ssr_min`` and ``ssr_max`` (over leads after
+        ``after_hours``) by ``channel`` (``"variable@level"``; the wind as
+        ``"wind@level"``), ``initial_gain`` and ``step_factor``, and ``crps_by_lead`` with
+        ``prediction_timedelta`` too. CRPS is normalised by the channel's std.
     """
     from ..forecast import ensemble
     from ..verify import crps, spread_skill_ratio
@@ -759,6 +766,8 @@ def tune_spread_growth(
     lo, hi = (float(b) for b in band)
     if not 0 < lo < 1 < hi:
         raise ValueError(f"band must satisfy 0 < low < 1 < high; got {band}")
+    if weighting not in _WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {_WEIGHTINGS}; got {weighting!r}")
     if int(steps) * model.timestep <= np.timedelta64(int(after_hours * 3600), "s"):
         raise ValueError(
             f"no lead after after_hours={after_hours:g} h to score in {steps} steps of "
@@ -771,6 +780,7 @@ def tune_spread_growth(
     groups = _channel_groups(model.channels)
     names = [channel_name(("wind", g[0][1])) if len(g) > 1 else channel_name(g[0]) for g in groups]
     crps_t = np.full((len(groups), len(gains), len(facs)), np.nan)
+    by_lead = np.full((*crps_t.shape, int(steps)), np.nan)
     low_t = np.full_like(crps_t, np.nan)  # lowest SSR over levels and late leads
     high_t = np.full_like(crps_t, np.nan)  # highest
     saved_scale = perturbation.log_scale.detach().clone()
@@ -789,14 +799,16 @@ def tune_spread_growth(
                 c = crps(fc, truth, dim=dims)
                 ssr = spread_skill_ratio(fc, truth, dim=dims, correction=True)
                 late = fc["prediction_timedelta"] > np.timedelta64(int(after_hours * 3600), "s")
-                per: dict[Channel, tuple[float, np.ndarray]] = {}
+                per: dict[Channel, tuple[np.ndarray, np.ndarray]] = {}
                 for (var, lev), sd in zip(model.channels, std):
                     cv = c[var] if lev is None else c[var].sel(level=lev)
                     sv = ssr[var] if lev is None else ssr[var].sel(level=lev)
                     sv = np.asarray(sv.sel(prediction_timedelta=late).values, dtype=float)
-                    per[(var, lev)] = (float(cv.mean()) / sd, sv.ravel())
+                    cv = cv.transpose("prediction_timedelta", ...).values.reshape(int(steps))
+                    per[(var, lev)] = (np.asarray(cv, dtype=float) / sd, sv.ravel())
                 for k, grp in enumerate(groups):
-                    crps_t[k, i, j] = np.mean([per[ch][0] for ch in grp])
+                    by_lead[k, i, j] = np.mean([per[ch][0] for ch in grp], axis=0)
+                    crps_t[k, i, j] = by_lead[k, i, j].mean()
                     low_t[k, i, j] = min(per[ch][1].min() for ch in grp)
                     high_t[k, i, j] = max(per[ch][1].max() for ch in grp)
                 log.info(
@@ -810,34 +822,61 @@ def tune_spread_growth(
         perturbation.set_initial_gain(saved_gain)
     coords = {"channel": names, "initial_gain": gains, "step_factor": facs}
     dims3 = ("channel", "initial_gain", "step_factor")
+    leads = np.arange(1, int(steps) + 1) * model.timestep
     scores = xr.Dataset(
-        {"crps": (dims3, crps_t), "ssr_min": (dims3, low_t), "ssr_max": (dims3, high_t)},
-        coords=coords, attrs={"n": n, "steps": steps, "band": list(band)},
+        {"crps": (dims3, crps_t), "ssr_min": (dims3, low_t), "ssr_max": (dims3, high_t),
+         "crps_by_lead": ((*dims3, "prediction_timedelta"), by_lead)},
+        coords={**coords, "prediction_timedelta": leads},
+        attrs={"n": n, "steps": steps, "band": list(band)},
     )  # fmt: skip
     named = dict(zip(names, groups))
-    return {ch: p for name, p in select_spread_growth(scores, band).items()
+    return {ch: p for name, p in select_spread_growth(scores, band, weighting).items()
             for ch in named[name]}, scores  # fmt: skip
 
 
+_WEIGHTINGS = ("lead", "none")
+
+
 def select_spread_growth(
-    scores: xr.Dataset, band: tuple[float, float] = (0.8, 1.2)
+    scores: xr.Dataset, band: tuple[float, float] = (0.8, 1.2), weighting: str = "lead"
 ) -> dict[str, tuple[float, float]]:
     """The ``(initial gain, step factor)`` of each channel from :func:`tune_spread_growth`'s scores.
 
-    Of the pairs whose spread–skill ratios all lie in ``band``, the one with the lowest
-    CRPS; if none does, the one whose ratios fall least far outside it (in log ratio).
+    Of the pairs whose spread–skill ratios all lie in ``band``, the one with the best CRPS
+    score; if none does, the one whose ratios fall least far outside it (in log ratio).
     Pairs not evaluated (NaN, e.g. after merging the scores of two grids with
     ``xr.merge``) are skipped.
+
+    The CRPS score: with ``weighting="lead"`` (needs ``crps_by_lead`` and the pair (1, 1)),
+    the mean over leads of ``log(CRPS / CRPS of the pair (1, 1))``, every lead counting
+    alike; with ``"none"``, the mean CRPS over leads.
 
     Returns
     -------
     dict
         Channel label (as in ``scores["channel"]``) → ``(initial gain, step factor)``.
     """
+    if weighting not in _WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {_WEIGHTINGS}; got {weighting!r}")
     lo, hi = (float(b) for b in band)
     low = scores["ssr_min"].transpose("channel", "initial_gain", "step_factor").values
     high = scores["ssr_max"].transpose("channel", "initial_gain", "step_factor").values
-    crps_v = scores["crps"].transpose("channel", "initial_gain", "step_factor").values
+    if weighting == "none":
+        crps_v = scores["crps"].transpose("channel", "initial_gain", "step_factor").values
+    else:
+        if "crps_by_lead" not in scores:
+            raise ValueError('weighting="lead" needs the scores\' crps_by_lead')
+        by_lead = scores["crps_by_lead"]
+        try:
+            ref = by_lead.sel(initial_gain=1.0, step_factor=1.0)
+        except KeyError:
+            raise ValueError('weighting="lead" needs the pair (1, 1) in the scores') from None
+        crps_v = (
+            np.log(by_lead / ref)
+            .mean("prediction_timedelta", skipna=False)
+            .transpose("channel", "initial_gain", "step_factor")
+            .values
+        )
     miss = np.maximum(np.log(lo) - np.log(low), np.log(high) - np.log(hi)).clip(min=0)
     miss = np.where(np.isnan(miss), np.inf, miss)
     gains = scores["initial_gain"].values
@@ -845,7 +884,8 @@ def select_spread_growth(
     best: dict[str, tuple[float, float]] = {}
     for k, name in enumerate(scores["channel"].values):
         inside = miss[k] == 0
-        flat = np.where(inside, crps_v[k], np.inf) if inside.any() else miss[k]
+        score = np.where(np.isnan(crps_v[k]), np.inf, crps_v[k])
+        flat = np.where(inside, score, np.inf) if inside.any() else miss[k]
         i, j = np.unravel_index(int(np.argmin(flat)), flat.shape)
         best[str(name)] = (float(gains[i]), float(facs[j]))
     return best

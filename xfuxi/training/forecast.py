@@ -38,7 +38,7 @@ from ..models.base import ForecastModel, NormStats
 from ..models.checkpoint import _write_atomic, load_model, save_model
 from ..models.fuxi import build_fuxi
 
-__all__ = ["train_forecast"]
+__all__ = ["amse_loss", "train_forecast"]
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,80 @@ def _lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
 
 
-def _loss(model: ForecastModel, pred: torch.Tensor, truth: torch.Tensor, w: torch.Tensor):
-    """Latitude-weighted L1 of the normalised fields (weights of mean 1 over latitude)."""
+LOSSES = ("l1", "amse")
+
+
+def _loss(
+    model: ForecastModel,
+    pred: torch.Tensor,
+    truth: torch.Tensor,
+    w: torch.Tensor,
+    kind: str = "l1",
+) -> torch.Tensor:
+    """Latitude-weighted loss of the normalised fields (weights of mean 1 over latitude)."""
+    if kind == "amse":
+        return amse_loss(pred / model._std, truth / model._std, w)
     diff = (pred - truth) / model._std
     return (diff.abs() * w).mean()
+
+
+def amse_loss(
+    pred: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor, eps: float = 1e-12
+) -> torch.Tensor:
+    """Adjusted MSE (Subich et al. 2025) over octave bands of zonal wavenumber.
+
+    Over a group of spectral coefficients with power ``P_f``, ``P_y`` and cross power ``X``,
+    MSE splits into an amplitude and a decorrelation term,
+    ``(√P_f − √P_y)² + 2√(P_f P_y)(1 − ρ)`` with the coherence ``ρ = X / √(P_f P_y)``;
+    where the phases are not predictable (``ρ`` near 0), MSE is lowest for a forecast that
+    damps the coefficients: the "double penalty" that blurs long forecasts toward
+    climatology. AMSE weighs the decorrelation term with ``max(P_f, P_y)`` instead, so that
+    damping no longer pays. Subich et al. group the coefficients by spherical-harmonic
+    degree; here (any latitude–longitude grid, no spherical transform) the groups are
+    octaves of zonal wavenumber (``m`` = 0, 1, 2–3, 4–7, ...; ``rfft`` along longitude,
+    the last axis) over all latitude rows, which are weighted by the area ``weights``
+    (broadcast to ``(..., lat, 1)``, mean 1), per sample and channel. A group must hold
+    many coefficients: the chance fluctuations of a small group's power make ``max``
+    reward damping again. Measured on the T21 world, 8-step fine-tuning from 5-day
+    forecasts kept 49% of the 250 hPa meridional wind's spatial std 2 days on with one
+    coefficient per group, 71% with a group per wavenumber over all rows. Powers are scaled
+    like Parseval's sum, so AMSE equals the area-weighted MSE for a forecast with the right
+    phases, and is never below it. The result is summed over the groups and averaged over
+    the leading axes (samples, channels).
+
+    Subich, Husain, Separovic & Yang (2025), "Fixing the double penalty in data-driven
+    weather forecasting through a modified spherical harmonic loss function", ICML.
+    """
+    n_lat, n_lon = pred.shape[-2], pred.shape[-1]
+    fa = torch.fft.rfft(pred, dim=-1)
+    fb = torch.fft.rfft(truth, dim=-1)
+    # Parseval weights of a real FFT: the mean and (even n) Nyquist modes once, others twice
+    c = torch.full((fa.shape[-1],), 2.0, dtype=pred.dtype, device=pred.device)
+    c[0] = 1.0
+    if n_lon % 2 == 0:
+        c[-1] = 1.0
+    scale = weights * c / (n_lat * n_lon**2)  # (..., lat, m)
+
+    def power(x: torch.Tensor) -> torch.Tensor:  # sum over latitude rows -> (..., m)
+        return (x * scale).sum(-2)
+
+    # octave of each zonal wavenumber: 0 | 1 | 2-3 | 4-7 | ...
+    m = torch.arange(fa.shape[-1], device=pred.device)
+    octave = torch.where(m > 0, torch.floor(torch.log2(m.clamp(min=1).double())).long() + 1, 0)
+    n_groups = int(octave.max()) + 1
+
+    def grouped(x: torch.Tensor) -> torch.Tensor:  # (..., m) -> (..., groups)
+        out = x.new_zeros((*x.shape[:-1], n_groups))
+        return out.index_add(-1, octave, x)
+
+    pa = grouped(power(fa.real**2 + fa.imag**2))
+    pb = grouped(power(fb.real**2 + fb.imag**2))
+    cross = grouped(power(fa.real * fb.real + fa.imag * fb.imag))
+    root = torch.sqrt(pa * pb + eps**2)
+    term = (torch.sqrt(pa + eps**2) - torch.sqrt(pb + eps**2)) ** 2 + 2.0 * torch.maximum(
+        pa, pb
+    ) * (1.0 - cross / root)
+    return term.sum(-1).mean()
 
 
 def _start_states(
@@ -107,12 +177,13 @@ def _rollout_loss(
     w: torch.Tensor,
     lead: ForecastModel | None = None,
     lead_steps: int = 0,
+    loss: str = "l1",
 ) -> torch.Tensor:
     prev, curr, idx = _start_states(data, torch.from_numpy(starts), lead, lead_steps)
     total = 0.0
     for s in range(k):
         pred = model(torch.stack([prev, curr], dim=1))
-        total = total + _loss(base, pred, data[idx + 1 + s], w)
+        total = total + _loss(base, pred, data[idx + 1 + s], w, loss)
         prev, curr = curr, pred
     return total / k
 
@@ -222,6 +293,7 @@ def train_forecast(
     rollout_steps: int = 1,
     lead_model: ForecastModel | str | os.PathLike[str] | None = None,
     lead_steps: int = 0,
+    loss: str = "l1",
     grad_clip: float | None = 1.0,
     grad_checkpointing: bool = False,
     val_every: int = 200,
@@ -276,6 +348,11 @@ def train_forecast(
         Steps of ``lead_model`` run (without gradient) from the true pair before the trained
         model's rollout; the targets are the true states after them. ``0``: samples start
         from true states.
+    loss : {"l1", "amse"}, default "l1"
+        ``"l1"``: FuXi's latitude-weighted L1. ``"amse"``: the adjusted MSE of Subich et
+        al. (2025) (:func:`amse_loss`), which does not reward damping the modes whose phase
+        is lost, so that fine-tuning on long leads keeps the forecast's eddy amplitude
+        (FuXi's L1-trained later stages blur toward climatology instead).
     grad_clip : float or None, default 1.0
         Clip the gradient norm.
     grad_checkpointing : bool, default False
@@ -358,6 +435,8 @@ def train_forecast(
     ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}; got {value!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}; got {loss!r}")
     if not (lr > 0 and 0 <= min_lr_ratio <= 1 and weight_decay >= 0):
         raise ValueError(
             f"need lr > 0, 0 <= min_lr_ratio <= 1, weight_decay >= 0; "
@@ -455,6 +534,8 @@ def train_forecast(
     }  # fmt: skip
     if lead is not None:
         signature.update(lead_steps=int(lead_steps), lead_model=lead_sha)
+    if loss != "l1":  # absent for L1 so that older checkpoints still resume
+        signature["loss"] = loss
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     history: list[dict[str, Any]] = []
     running: list[float] = []  # training losses since the last logged entry
@@ -487,8 +568,10 @@ def train_forecast(
         with torch.no_grad():
             for i in range(0, val_starts.size, batch_size):
                 sl = val_starts[i : i + batch_size]
-                loss = _rollout_loss(fm, fm, val_data, sl, rollout_steps, w, lead, lead_steps)
-                losses.append(float(loss) * sl.size)
+                value = _rollout_loss(
+                    fm, fm, val_data, sl, rollout_steps, w, lead, lead_steps, loss
+                )
+                losses.append(float(value) * sl.size)
         fm.train()
         return sum(losses) / val_starts.size
 
@@ -499,13 +582,15 @@ def train_forecast(
         factor = _lr_factor(step, steps, warmup_steps, min_lr_ratio)
         for g in opt.param_groups:
             g["lr"] = lr * factor
-        loss = _rollout_loss(net, fm, data, batch_of(step), rollout_steps, w, lead, lead_steps)
+        objective = _rollout_loss(
+            net, fm, data, batch_of(step), rollout_steps, w, lead, lead_steps, loss
+        )
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(fm.net.parameters(), grad_clip)
         opt.step()
-        value = float(loss.detach())
+        value = float(objective.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"training loss became {value} at step {step + 1}")
         running.append(value)
