@@ -11,6 +11,7 @@ figure.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 from _en4dvar_common import calibrated_spread, obs_errors, parser
@@ -132,6 +133,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    Path(args.outdir).mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
     for ax, name, (v, lv) in zip(axes, names, CHANNELS):
         for k in ("analysis", "background", "free"):
