@@ -393,3 +393,26 @@ def test_tune_amplitude_finds_the_random_walk_step():
     assert score.sel(amplitude=0.3) < score.sel(amplitude=0.03)
     with pytest.raises(ValueError, match="at least one"):
         tune_amplitude(data, model=_model(), method="gaussian", amplitudes=[])
+
+
+@pytest.mark.parametrize(
+    "coarse, fine", [((8, 16), (32, 64)), ((3, 5), (7, 13)), ((1, 4), (2, 9)), ((4, 1), (8, 3))]
+)
+def test_separable_upsampling_equals_the_wrapped_interpolation(coarse, fine):
+    """The matrix form of the VAE's periodic bilinear upsampling is the interpolation itself."""
+    from xfuxi.models.ens import _interpolate_periodic, _periodic_upsample
+
+    x = torch.randn(3, 2, *coarse, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ref = _interpolate_periodic(x, fine)
+    got = _periodic_upsample(x, fine)
+    assert got.shape == (3, 2, *fine)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    # periodic in longitude: a field rolled by one coarse cell comes out rolled too
+    if coarse[1] > 1 and fine[1] % coarse[1] == 0:
+        k = fine[1] // coarse[1]
+        torch.testing.assert_close(
+            _periodic_upsample(torch.roll(x, 1, -1), fine), torch.roll(got, k, -1)
+        )
+    xf = x.float().requires_grad_(True)  # float32 and differentiable
+    _periodic_upsample(xf, fine).sum().backward()
+    assert xf.grad is not None and torch.isfinite(xf.grad).all()

@@ -25,6 +25,7 @@ normalization statistics) and ``weights.safetensors`` (no pickle).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -82,7 +83,18 @@ def _periodic_pad(x: torch.Tensor, p: int) -> torch.Tensor:
 
 
 def _periodic_upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear upsampling to ``size`` that wraps around in longitude (last axis)."""
+    """Bilinear upsampling to ``size`` that wraps around in longitude (last axis).
+
+    Bilinear interpolation is separable: ``A @ x @ Bᵀ`` with the latitude matrix ``A`` and
+    the periodic longitude matrix ``B`` (:func:`_upsample_matrices`), which is the same
+    as interpolating (to rounding) and about 20x faster on CPU than interpolating a
+    wrapped copy and cropping it."""
+    a, b = _upsample_matrices(x.shape[-2], x.shape[-1], int(size[0]), int(size[1]))
+    return a.to(x) @ x @ b.to(x).T
+
+
+def _interpolate_periodic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Reference bilinear upsampling, periodic in longitude: interpolate a wrapped copy."""
     h, w = size
     cw = x.shape[-1]
     if cw == 1:
@@ -91,6 +103,20 @@ def _periodic_upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     wide = F.pad(x, (1, 1, 0, 0), mode="circular")
     up = F.interpolate(wide, size=(h, w + 2 * pad), mode="bilinear", align_corners=False)
     return up[..., pad : pad + w]
+
+
+@functools.lru_cache(maxsize=32)
+def _upsample_matrices(
+    h: int, w: int, fine_h: int, fine_w: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A, B)``, ``(fine_h, h)`` and ``(fine_w, w)`` in float64, with
+    ``_interpolate_periodic(x) = A @ x @ Bᵀ``: its responses to unit inputs."""
+    size = (fine_h, fine_w)
+    rows = torch.eye(h, dtype=torch.float64).view(1, h, h, 1).expand(1, h, h, w).contiguous()
+    cols = torch.eye(w, dtype=torch.float64).view(1, w, 1, w).expand(1, w, h, w).contiguous()
+    a = _interpolate_periodic(rows, size)[0, :, :, 0].T.contiguous()
+    b = _interpolate_periodic(cols, size)[0, :, 0, :].T.contiguous()
+    return a, b
 
 
 def _initial_gain(gain: Sequence[float], n_channels: int) -> np.ndarray:
