@@ -126,18 +126,19 @@ def model_transport_km(model, bg, t0, level, centre, *, radius_km, both=True):
     ci = list(model.channels).index(("passive_tracer", float(level)))
     disc = local_box(bg, centre[0], centre[1], radius_km).transpose("latitude", "longitude")
     blob = np.where(disc.values, 1.0, 0.0)
+    amp = 0.01  # small: the response is the model's tangent-linear one
     pert = pair.copy()
     if both:
-        pert[:, ci] += 0.01 * blob
+        pert[:, ci] += amp * blob
     else:
-        pert[1, ci] += 0.01 * blob
+        pert[1, ci] += amp * blob
     with torch.no_grad():
         y = model(torch.as_tensor(np.stack([pair, pert]), dtype=torch.float32)).double().numpy()
     coords = {"latitude": bg["latitude"].values, "longitude": bg["longitude"].values}
     resp = xr.DataArray(y[1, ci] - y[0, ci], dims=("latitude", "longitude"), coords=coords)
     start = xr.DataArray(blob, dims=("latitude", "longitude"), coords=coords)
     mask = local_box(bg, centre[0], centre[1], 3000.0)
-    gain = float(resp.max()) / 0.01
+    gain = float(resp.max()) / amp
     return displacement_km(centroid(start, mask), centroid(resp, mask)), gain
 
 

@@ -27,8 +27,8 @@ $PY -m xfuxi.cli --no-progress train-ens --model fuxi-hs-t21 --name fuxi-ens-hs-
   --out "$OUT"
 
 $PY -m xfuxi.cli --no-progress calibrate-ens --model fuxi-hs-t21 --perturbation "$OUT" \
-  --gains 1,1.6,2.5,4,6,9 --factors 0.4,0.5,0.6,0.7,0.85,1 -n 16 --steps 40 --inits 4 --weighting lead \
-  --out "$OUT-calibrated"
+  --gains 1,1.6,2.5,4,6,9 --factors 0.4,0.5,0.6,0.7,0.85,1 -n 16 --steps 40 --inits 4 \
+  --weighting lead --out "$OUT-calibrated"
 
 DEST=xfuxi/_data/models/fuxi-ens-hs-t21
 mkdir -p "$DEST"

