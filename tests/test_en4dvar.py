@@ -342,7 +342,10 @@ def test_assimilate_4dvar_bad_background():
         )
 
 
-def test_cycling_on_gridded_twin_beats_free_run():
+@pytest.mark.parametrize("n_slots", [1, 2])
+def test_cycling_on_gridded_twin_beats_free_run(n_slots):
+    # with one slot the analysis trajectory holds t0 only; the next background is then a
+    # separate forecast from the analysis
     from xfuxi.assimilation.observations import region_observations
     from xfuxi.experiments.world import _to_dataset, cycle_4dvar, rollout
 
@@ -380,6 +383,7 @@ def test_cycling_on_gridded_twin_beats_free_run():
         perturbation_std=[1.0, 1.0],
         amplitude=0.3,
         wavelength=1,
+        n_slots=n_slots,
         progress=False,
     )
     assert out.sizes["time"] == 4

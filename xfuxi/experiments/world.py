@@ -172,14 +172,20 @@ def cycle_4dvar(
             }
         )
         rows.append(row)
-        nxt = res.trajectory.isel(time=0).sel(prediction_timedelta=step)
-        nxt = nxt.drop_vars("prediction_timedelta").expand_dims(time=[t + step])
         an = res.analysis
         prev = bg.sel(time=[t - step])
         if assimilate_kwargs.get("increment_previous", False):
             # the next members and trajectory start from (t - 6 h + increment, analysis)
             inc = res.increment.assign_coords(time=[t - step])
             prev = prev + inc[list(prev.data_vars)]
+        if n_slots > 1:  # the analysis trajectory already holds the 6-hour forecast
+            nxt = res.trajectory.isel(time=0).sel(prediction_timedelta=step)
+            nxt = nxt.drop_vars("prediction_timedelta").expand_dims(time=[t + step])
+        else:
+            pair = np.concatenate(
+                [_stack_times(prev, model, [t - step]), _stack_times(an, model, [t])]
+            )
+            nxt = _to_dataset(rollout(model, pair, 1), model, [t + step], truth)
         bg = xr.concat([prev, an, nxt], dim="time", coords="minimal", compat="override")
         bg = bg[list(an.data_vars)]
         a = float(row["analysis"].mean())
