@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -393,6 +394,27 @@ def test_tune_amplitude_finds_the_random_walk_step():
     assert score.sel(amplitude=0.3) < score.sel(amplitude=0.03)
     with pytest.raises(ValueError, match="at least one"):
         tune_amplitude(data, model=_model(), method="gaussian", amplitudes=[])
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_periodic_pad_is_circular_in_longitude_and_replicated_in_latitude(p, channels_last):
+    from xfuxi.models.ens import _periodic_pad
+
+    x = torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(1))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    got = _periodic_pad(x, p)
+    ref = F.pad(F.pad(x, (p, p, 0, 0), mode="circular"), (0, 0, p, p), mode="replicate")
+    assert torch.equal(got, ref)
+    assert got.is_contiguous(memory_format=torch.channels_last)  # the convolutions' layout
+    assert torch.equal(got[..., p : p + 5, 0], x[..., -p])  # west edge from the east end
+    assert torch.equal(got[..., 0, p:-p], x[..., 0, :])  # north edge row repeated
+    assert _periodic_pad(x, 0) is x
+    xg = x.clone().requires_grad_(True)
+    _periodic_pad(xg, p).sum().backward()
+    # every cell counts once, plus once per copy it made
+    assert float(xg.grad.sum()) == pytest.approx(got.numel())
 
 
 @pytest.mark.parametrize(
