@@ -125,6 +125,16 @@ def main() -> None:
         print(f"{d // 4:4d} " + " ".join(f"{c:>20s}" for c in cells))
     print("(per day: analysis / free-run RMSE)")
     print(
+        "\nincrement vs minus the background error, area-weighted correlation (per day): "
+        + ", ".join(f"{n}" for n in names[:3])
+    )
+    for d in range(0, args.cycles, 4):
+        cells = [
+            float(col("increment_correlation", v, lv).isel(time=slice(d, d + 4)).mean())
+            for v, lv in CHANNELS[:3]
+        ]
+        print(f"{d // 4:4d} " + " ".join(f"{c:20.2f}" for c in cells))
+    print(
         f"mean iterations {float(out['iterations'].mean()):.1f}, mean wall time per cycle "
         f"{float(out['wall_time_s'].mean()):.1f} s"
     )

@@ -387,6 +387,10 @@ def test_cycling_on_gridded_twin_beats_free_run(n_slots):
         progress=False,
     )
     assert out.sizes["time"] == 4
+    corr = out["increment_correlation"]
+    assert bool(((corr >= -1) & (corr <= 1)).all())
+    # the first increment points toward the truth: it correlates with minus the error
+    assert float(corr.isel(time=0).mean()) > 0.8
     a, f = float(out["analysis"].mean()), float(out["free"].mean())
     assert a < 0.5 * f
     assert float(out["analysis"].isel(time=-1).mean()) < float(

@@ -101,6 +101,20 @@ def _scores(state: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     return rmse(state, truth[list(state.data_vars)], dim=["latitude", "longitude"])
 
 
+def _increment_correlation(increment: xr.Dataset, error: xr.Dataset) -> xr.Dataset:
+    """Area-weighted correlation (uncentred) of the increment with minus the background error.
+
+    1: the increment points exactly where the truth is; 0: unrelated to the error."""
+    from ..verify.weights import area_weights
+
+    w = area_weights(increment["latitude"])
+    dims = ["latitude", "longitude"]
+    err = -error[list(increment.data_vars)]
+    num = (w * increment * err).sum(dims)
+    den = np.sqrt((w * increment**2).sum(dims) * (w * err**2).sum(dims))
+    return num / den.where(den > 0)
+
+
 def cycle_4dvar(
     truth: xr.Dataset,
     *,
@@ -136,8 +150,10 @@ def cycle_4dvar(
     -------
     xarray.Dataset
         RMSE against truth (area-weighted over the globe) of ``analysis``, ``background`` and
-        ``free`` for each variable (and level) per cycle (dim ``time``), and per-cycle
-        iterations and wall time.
+        ``free`` for each variable (and level) per cycle (dim ``time``);
+        ``increment_correlation``, the area-weighted (uncentred) correlation of the increment
+        with minus the background error (1: the increment points straight at the truth; 0:
+        unrelated to the error); and per-cycle iterations and wall time.
     """
     from tqdm.auto import tqdm
 
@@ -166,6 +182,9 @@ def cycle_4dvar(
                 "analysis": _scores(res.analysis, truth_t).to_array("variable"),
                 "background": _scores(bg.sel(time=[t]), truth_t).to_array("variable"),
                 "free": _scores(free.sel(time=[t]), truth_t).to_array("variable"),
+                "increment_correlation": _increment_correlation(
+                    res.increment, bg.sel(time=[t]) - truth_t[list(bg.data_vars)]
+                ).to_array("variable"),
                 "iterations": ("time", [res.diagnostics.attrs["iterations"]]),
                 "wall_time_s": ("time", [_time.perf_counter() - tic]),
                 "n_obs_used": ("time", [res.diagnostics.attrs["n_observations_used"]]),
