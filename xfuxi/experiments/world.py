@@ -101,20 +101,6 @@ def _scores(state: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     return rmse(state, truth[list(state.data_vars)], dim=["latitude", "longitude"])
 
 
-def _increment_correlation(increment: xr.Dataset, error: xr.Dataset) -> xr.Dataset:
-    """Area-weighted correlation (uncentred) of the increment with minus the background error.
-
-    1: the increment points exactly where the truth is; 0: unrelated to the error."""
-    from ..verify.weights import area_weights
-
-    w = area_weights(increment["latitude"])
-    dims = ["latitude", "longitude"]
-    err = -error[list(increment.data_vars)]
-    num = (w * increment * err).sum(dims)
-    den = np.sqrt((w * increment**2).sum(dims) * (w * err**2).sum(dims))
-    return num / den.where(den > 0)
-
-
 def cycle_4dvar(
     truth: xr.Dataset,
     *,
@@ -158,6 +144,7 @@ def cycle_4dvar(
     from tqdm.auto import tqdm
 
     from ..assimilation.en4dvar import _progress_enabled, assimilate_4dvar
+    from ..verify.deterministic import acc
 
     step = pd.Timedelta(model.timestep)
     n_slots = int(assimilate_kwargs.get("n_slots", 2))
@@ -182,8 +169,13 @@ def cycle_4dvar(
                 "analysis": _scores(res.analysis, truth_t).to_array("variable"),
                 "background": _scores(bg.sel(time=[t]), truth_t).to_array("variable"),
                 "free": _scores(free.sel(time=[t]), truth_t).to_array("variable"),
-                "increment_correlation": _increment_correlation(
-                    res.increment, bg.sel(time=[t]) - truth_t[list(bg.data_vars)]
+                # ACC with the background as reference: the increment against minus the
+                # background error
+                "increment_correlation": acc(
+                    res.analysis,
+                    truth_t[list(res.analysis.data_vars)],
+                    bg.sel(time=[t]),
+                    dim=["latitude", "longitude"],
                 ).to_array("variable"),
                 "iterations": ("time", [res.diagnostics.attrs["iterations"]]),
                 "wall_time_s": ("time", [_time.perf_counter() - tic]),
