@@ -412,9 +412,14 @@ def test_periodic_pad_is_circular_in_longitude_and_replicated_in_latitude(p, cha
     assert torch.equal(got[..., 0, p:-p], x[..., 0, :])  # north edge row repeated
     assert _periodic_pad(x, 0) is x
     xg = x.clone().requires_grad_(True)
-    _periodic_pad(xg, p).sum().backward()
-    # every cell counts once, plus once per copy it made
-    assert float(xg.grad.sum()) == pytest.approx(got.numel())
+    upstream = torch.randn(got.shape, generator=torch.Generator().manual_seed(2))
+    (_periodic_pad(xg, p) * upstream).sum().backward()
+    xr_ = x.clone().requires_grad_(True)
+    ref = F.pad(F.pad(xr_, (p, p, 0, 0), mode="circular"), (0, 0, p, p), mode="replicate")
+    (ref * upstream).sum().backward()
+    torch.testing.assert_close(xg.grad, xr_.grad)  # the corners' gradients included
+    with pytest.raises(ValueError, match="longitudes"):
+        _periodic_pad(x, 8)
 
 
 @pytest.mark.parametrize(
@@ -438,3 +443,24 @@ def test_separable_upsampling_equals_the_wrapped_interpolation(coarse, fine):
     xf = x.float().requires_grad_(True)  # float32 and differentiable
     _periodic_upsample(xf, fine).sum().backward()
     assert xf.grad is not None and torch.isfinite(xf.grad).all()
+    # the padded form is the padded upsampling, channels-last, gradients included
+    from xfuxi.models.ens import _periodic_pad
+
+    for p in (1, 2):
+        if p > fine[1]:
+            continue
+        padded = _periodic_upsample(x, fine, pad=p)
+        torch.testing.assert_close(padded, _periodic_pad(ref, p), rtol=1e-12, atol=1e-12)
+        assert padded.is_contiguous(memory_format=torch.channels_last)
+        up = torch.randn(padded.shape, dtype=torch.float64)
+        grads = []
+        for fused in (True, False):
+            v = x.clone().requires_grad_(True)
+            y = (
+                _periodic_upsample(v, fine, pad=p)
+                if fused
+                else _periodic_pad(_periodic_upsample(v, fine), p)
+            )
+            (y * up).sum().backward()
+            grads.append(v.grad)
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)

@@ -157,3 +157,27 @@ def test_small_preset_size_and_config():
                                               if k != "in_channels"}})  # fmt: skip
     assert count_parameters(rebuilt) == n
     assert set(PRESETS) >= {"paper", "small", "tiny"}
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_periodic_conv_equals_the_explicitly_padded_convolution(stride):
+    """PeriodicConv2d's fast path (latitude zeros left to the convolution) is the padded one."""
+    import torch.nn.functional as F  # noqa: N812
+
+    from xfuxi.models.fuxi import PeriodicConv2d
+
+    gen = torch.Generator().manual_seed(0)
+    conv = PeriodicConv2d(3, 4, 3, stride=stride)
+    x = torch.randn(2, 3, 6, 8, generator=gen, requires_grad=True)
+    ref_x = x.detach().clone().requires_grad_(True)
+    got = conv(x)
+    padded = F.pad(F.pad(ref_x, (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1))
+    ref = F.conv2d(padded, conv.weight, conv.bias, stride)
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
+    up = torch.randn(got.shape, generator=gen)
+    (got * up).sum().backward()
+    (ref * up).sum().backward()
+    torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-6, atol=1e-6)
+    # periodic in longitude: a shift of the input by the stride shifts the output by one
+    shifted = conv(torch.roll(x.detach(), stride, -1))
+    torch.testing.assert_close(shifted, torch.roll(got.detach(), 1, -1), rtol=1e-6, atol=1e-6)

@@ -78,27 +78,58 @@ class _PeriodicConv(nn.Module):
 def _periodic_pad(x: torch.Tensor, p: int) -> torch.Tensor:
     """Pad ``p`` cells of ``(B, C, H, W)``: periodic in longitude, edge-replicated in latitude.
 
-    The copy is made in NHWC (``cat`` along H and W of the permuted tensor), so the result
-    is channels-last, the layout of the module's convolutions: oneDNN then needs no reorder
-    of the padded input (48 members of 24 channels, one thread: pad plus convolution 24 ms
-    instead of 48 ms with ``F.pad``, whose result is NCHW). The values are the same."""
+    The result is written once into a channels-last buffer (the interior, the wrapped
+    longitude columns, then the replicated latitude rows), the layout of the module's
+    convolutions, so oneDNN needs no reorder of the padded input. On a channels-last input
+    of 48 members × 24 channels this takes 0.8 ms against 2.7 ms for ``F.pad`` (whose
+    result is NCHW) and 1.2 ms for ``cat`` of permuted copies (two threads). The values
+    are those of ``F.pad`` (circular, then replicate)."""
     if not p:
         return x
-    y = x.permute(0, 2, 3, 1)
-    y = torch.cat([y[:, :, -p:], y, y[:, :, :p]], dim=2)
-    y = torch.cat([y[:, :1].expand(-1, p, -1, -1), y, y[:, -1:].expand(-1, p, -1, -1)], dim=1)
-    return y.permute(0, 3, 1, 2)
+    b, c, h, w = x.shape
+    if p > w:
+        raise ValueError(f"periodic pad of {p} needs at least {p} longitudes; got {w}")
+    out = torch.empty(
+        (b, c, h + 2 * p, w + 2 * p), dtype=x.dtype, device=x.device,
+        memory_format=torch.channels_last,
+    )  # fmt: skip
+    mid = out[:, :, p : h + p]
+    mid[..., p : w + p].copy_(x)
+    mid[..., :p].copy_(x[..., w - p :])
+    mid[..., w + p :].copy_(x[..., :p])
+    out[:, :, :p].copy_(mid[:, :, :1].expand(-1, -1, p, -1))
+    out[:, :, h + p :].copy_(mid[:, :, h - 1 :].expand(-1, -1, p, -1))
+    return out
 
 
-def _periodic_upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _periodic_upsample(x: torch.Tensor, size: tuple[int, int], pad: int = 0) -> torch.Tensor:
     """Bilinear upsampling to ``size`` that wraps around in longitude (last axis).
 
     Bilinear interpolation is separable: ``A @ x @ Bᵀ`` with the latitude matrix ``A`` and
     the periodic longitude matrix ``B`` (:func:`_upsample_matrices`), which is the same
     as interpolating (to rounding) and about 20x faster on CPU than interpolating a
-    wrapped copy and cropping it."""
-    a, b = _upsample_matrices(x.shape[-2], x.shape[-1], int(size[0]), int(size[1]))
-    return a.to(x) @ x @ b.to(x).T
+    wrapped copy and cropping it.
+
+    With ``pad > 0`` the result is also padded as by :func:`_periodic_pad` (the pad only
+    repeats rows of ``A`` and ``B``, so it is folded into them) and comes out channels-last,
+    computed as ``A_p @ (x @ B_pᵀ)`` with the channels innermost: no separate pad, and no
+    NCHW → NHWC copy of the fine field before the next convolution (at 96 × 24 channels
+    on the T21 grid that copy alone took 9 ms)."""
+    h, w = x.shape[-2:]
+    fine_h, fine_w = int(size[0]), int(size[1])
+    if not pad:
+        a, b = _upsample_matrices(h, w, fine_h, fine_w)
+        return a.to(x) @ x @ b.to(x).T
+    if pad > fine_w:
+        raise ValueError(f"periodic pad of {pad} needs at least {pad} longitudes; got {fine_w}")
+    a, b = _upsample_matrices(h, w, fine_h, fine_w)
+    rows = torch.arange(-pad, fine_h + pad).clamp(0, fine_h - 1)  # replicated at the poles
+    cols = torch.arange(-pad, fine_w + pad) % fine_w  # wrapped in longitude
+    a, b = a[rows].to(x), b[cols].to(x)
+    n, c = x.shape[:2]
+    t = (x @ b.T).permute(0, 2, 3, 1).reshape(n, h, -1)  # (n, h, W' c): channels innermost
+    out = (a @ t).view(n, a.shape[0], b.shape[0], c)
+    return out.permute(0, 3, 1, 2)
 
 
 def _interpolate_periodic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -374,17 +405,18 @@ class PerturbationVAE(nn.Module):
         b = mu.shape[0]
         z = torch.cat([mu + sigma * eps, mu - sigma * eps])
         coarse = self.decoder_coarse(torch.cat([z, torch.cat([feats, feats])], dim=1))
-        up = _periodic_upsample(coarse, self.grid_shape)
         # decoder_out's first convolution is linear in its concatenated input: the skip half,
         # the same for both signs, is computed once (exactly decode(z±) otherwise)
         first = self.decoder_out[0]
+        up = _periodic_upsample(coarse, self.grid_shape, pad=first.pad)
         w, f = first.conv.weight, up.shape[1]
         skip = _periodic_pad(self.decoder_skip(curr_n), first.pad)
-        hidden = F.conv2d(_periodic_pad(up, first.pad), w[:, :f]) + F.conv2d(
-            skip, w[:, f:], first.conv.bias
-        ).repeat(2, 1, 1, 1)
-        out = self.decoder_out[2](self.decoder_out[1](hidden)) * self.log_scale.exp()
-        return 0.5 * (out[:b] - out[b:])
+        hidden = F.conv2d(up, w[:, :f])
+        # added in place, broadcast over the two signs (a convolution's backward does not
+        # need its output, so autograd allows it)
+        hidden.unflatten(0, (2, b)).add_(F.conv2d(skip, w[:, f:], first.conv.bias))
+        out = self.decoder_out[2](self.decoder_out[1](hidden))
+        return (0.5 * self.log_scale.exp()) * (out[:b] - out[b:])
 
     def set_initial_gain(self, gain: Sequence[float]) -> None:
         """Replace the per-channel factors on the initial perturbation (in place)."""
