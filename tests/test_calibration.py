@@ -11,7 +11,12 @@ import torch
 import xarray as xr
 
 import xfuxi
-from xfuxi.assimilation.calibration import background_error_std, channel_values, wind_pairs
+from xfuxi.assimilation.calibration import (
+    background_error_std,
+    channel_values,
+    forecast_error_samples,
+    wind_pairs,
+)
 from xfuxi.assimilation.en4dvar import ObsSlot, en4dvar_analysis
 from xfuxi.assimilation.operators import build_operator
 from xfuxi.models.base import ForecastModel
@@ -86,6 +91,80 @@ def test_background_error_std_rejects_bad_input():
     irregular = _states().isel(time=[0, 1, 2, 4, 5, 6, 7])
     with pytest.raises(ValueError, match="regular"):
         background_error_std(irregular, model=model, lead_steps=2)
+
+
+def test_forecast_error_samples_are_the_forecast_minus_state_differences():
+    model = _model()
+    ds = _states()
+    before = ds.copy(deep=True)
+    out = forecast_error_samples(ds, model=model, lead_steps=2, n_samples=5, seed=3)
+    xr.testing.assert_identical(ds, before)
+    assert out.sizes["sample"] == 5 and out.attrs["lead_steps"] == 2
+    assert out["temperature"].dims == ("sample", "level", "latitude", "longitude")
+    arr = np.stack([ds[v].values[:, 0] for v, _ in CHANNELS], axis=1)  # (T, C, H, W)
+    times = pd.DatetimeIndex(ds["time"].values)
+    for k, start in enumerate(pd.DatetimeIndex(out["start_time"].values)):
+        i = times.get_loc(start)
+        a, b = arr[i - 1], arr[i]
+        for _ in range(2):
+            a, b = b, 0.9 * np.roll(b, 1, axis=-1) + 0.1 * a
+        for c, (v, _) in enumerate(CHANNELS):
+            np.testing.assert_allclose(
+                out[v].isel(sample=k, level=0).values,
+                b[c] - arr[i + 2, c],
+                rtol=0,
+                atol=1e-5 * np.abs(arr).max(),  # the model runs in float32
+            )
+    # the same forecasts as background_error_std: their RMS is its std
+    std = background_error_std(ds, model=model, lead_steps=2, n_samples=5, seed=3)
+    for v, _ in CHANNELS:
+        rms = float(np.sqrt((out[v].values.astype("float64") ** 2).mean()))
+        assert rms == pytest.approx(float(std[v].sel(level=500.0)), rel=1e-5)
+    with pytest.raises(ValueError, match="n_samples"):
+        forecast_error_samples(ds, model=model, n_samples=0)
+
+
+def test_hybrid_b_single_observation_gives_the_hybrid_covariance_column():
+    """x_a − x_b = B h d / (hᵀ B h + σo²) with B = (1 − β) B_ens + β B_static."""
+    model = _model()
+    g = torch.Generator().manual_seed(0)
+    c, h, w = len(CHANNELS), LAT.size, LON.size
+    xb = torch.randn(c, h, w, generator=g, dtype=F64)
+    members = xb + 0.5 * torch.randn(6, c, h, w, generator=g, dtype=F64)
+    static = torch.randn(9, c, h, w, generator=g, dtype=F64)
+    op, _ = build_operator(
+        CHANNELS, LAT, LON, obs_variable=["temperature"], obs_latitude=[20.0],
+        obs_longitude=[100.0], obs_level=[500.0],
+    )  # fmt: skip
+    innovation, err = 0.7, 0.3
+    value = op(xb) + innovation
+    hvec = op.matrix()[0]
+
+    def anoms(x):
+        x = x.reshape(x.shape[0], -1).numpy()
+        return (x - x.mean(0)).T / np.sqrt(x.shape[0] - 1)
+
+    xe, xs = anoms(members), anoms(static)
+    for beta in (0.3, 1.0):
+        bmat = beta * xs @ xs.T + (1 - beta) * xe @ xe.T
+        expected = bmat @ hvec * innovation / (hvec @ bmat @ hvec + err**2)
+        res = en4dvar_analysis(
+            model, torch.stack([xb, xb, xb]), [ObsSlot(0, op, value, torch.tensor([err]))],
+            members=members, perturbation_std=[1.0] * c, static=static, hybrid_weight=beta,
+            qc_threshold=None, gtol=1e-10, max_iter=300, dtype=F64, progress=False,
+        )  # fmt: skip
+        np.testing.assert_allclose(res.increment.numpy().ravel(), expected, atol=1e-8)
+        assert res.control.numel() == (9 if beta == 1.0 else 15)
+    slot = [ObsSlot(0, op, value, torch.tensor([err]))]
+    kw = dict(members=members, perturbation_std=[1.0] * c, progress=False)
+    with pytest.raises(ValueError, match="hybrid_weight"):
+        en4dvar_analysis(model, torch.stack([xb] * 3), slot, static=static, hybrid_weight=0, **kw)
+    with pytest.raises(ValueError, match="static samples must be"):
+        en4dvar_analysis(model, torch.stack([xb] * 3), slot, static=static[:, :2], **kw)
+    with pytest.raises(ValueError, match="NaN"):
+        en4dvar_analysis(
+            model, torch.stack([xb] * 3), slot, static=static * float("nan"), **kw
+        )
 
 
 def test_channel_values_errors():

@@ -342,6 +342,45 @@ def test_assimilate_4dvar_bad_background():
         )
 
 
+def test_assimilate_4dvar_hybrid_static_b():
+    from xfuxi.data.schema import SchemaError
+
+    model = _model(TinyNonlinear())
+    bg = _background_ds()
+    t0 = bg["time"].values[-1]
+    tb = float(bg["temperature"].sel(time=t0).interp(latitude=10.0, longitude=45.0)[0])
+    obs = make_observations(
+        [tb + 1.0], error=0.5, time=t0, latitude=10.0, longitude=45.0, variable="temperature",
+        level=500.0,
+    )  # fmt: skip
+    rng = np.random.default_rng(1)
+    static_b = xr.Dataset(
+        {v: (("sample", "level", "latitude", "longitude"), s * rng.normal(size=(12, 1, H, W)))
+         for v, s in (("temperature", 1.0), ("geopotential", 30.0))},
+        coords={"level": [500.0], "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    before = static_b.copy(deep=True)
+    kw = dict(model=model, n_members=8, localization=None, perturbation_std=[2.0, 100.0],
+              amplitude=0.5, wavelength=1, progress=False, seed=3, qc_threshold=None)  # fmt: skip
+    ens = assimilate_4dvar(bg, obs, **kw)
+    hyb = assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=0.5, **kw)
+    static = assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=1.0, **kw)
+    xr.testing.assert_identical(static_b, before)
+    assert hyb.diagnostics.attrs["background_error"].startswith("hybrid: 0.5 ensemble")
+    assert ens.diagnostics.attrs["background_error"] == "ensemble"
+    for res in (ens, hyb, static):
+        assert float(np.abs(res.diagnostics["oma"]).max()) < 1.0  # drawn to the observation
+    # the hybrid increment is neither the ensemble's nor the static one
+    t = [r.increment["temperature"].values for r in (ens, hyb, static)]
+    assert not np.allclose(t[1], t[0]) and not np.allclose(t[1], t[2])
+    with pytest.raises(SchemaError, match="'sample' dim"):
+        assimilate_4dvar(bg, obs, static_b=static_b.rename(sample="member"), **kw)
+    with pytest.raises(SchemaError, match="grid"):
+        assimilate_4dvar(bg, obs, static_b=static_b.isel(longitude=[0, 1, 2]), **kw)
+    with pytest.raises(ValueError, match="hybrid_weight"):
+        assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=1.5, **kw)
+
+
 @pytest.mark.parametrize("n_slots", [1, 2])
 def test_cycling_on_gridded_twin_beats_free_run(n_slots):
     # with one slot the analysis trajectory holds t0 only; the next background is then a

@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = {
     # assimilation: FuXi-En4DVar (issue 5)
     "assimilate_4dvar": "assimilation.en4dvar:assimilate_4dvar",
     "background_error_std": "assimilation.calibration:background_error_std",
+    "forecast_error_samples": "assimilation.calibration:forecast_error_samples",
     "make_observations": "assimilation.observations:make_observations",
     "single_observation": "assimilation.observations:single_observation",
     "random_observations": "assimilation.observations:random_observations",

@@ -13,6 +13,7 @@ states (analyses or, in a twin experiment, the truth run of an *independent* per
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,13 @@ import xarray as xr
 
 from ..data.channels import WIND_COMPONENTS
 
-__all__ = ["background_error_std", "channel_values", "innovation_spread", "wind_pairs"]
+__all__ = [
+    "background_error_std",
+    "channel_values",
+    "forecast_error_samples",
+    "innovation_spread",
+    "wind_pairs",
+]
 
 
 def channel_values(value: Any, channels: Any, *, name: str) -> np.ndarray:
@@ -102,6 +109,50 @@ def wind_pairs(channels: Any) -> list[tuple[int, int]]:
     return pairs
 
 
+def _forecast_errors(
+    data: xr.Dataset, model: Any, lead_steps: int, n_samples: int, seed: int
+) -> tuple[Any, pd.DatetimeIndex, Iterator[np.ndarray]]:
+    """``(model, start times, generator of forecast-minus-state arrays (C, H, W))``."""
+    import torch
+
+    from ..data.channels import stack
+    from ..experiments.world import rollout
+
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        from ..models.checkpoint import load_model
+
+        model = load_model(model)
+    from ..models.cascade import reject_cascade
+
+    reject_cascade(model)
+    if int(lead_steps) < 1 or int(n_samples) < 1:
+        raise ValueError(f"lead_steps and n_samples must be >= 1; got {lead_steps}, {n_samples}")
+    model.check_dataset(data)
+    step = pd.Timedelta(model.timestep)
+    times = pd.DatetimeIndex(data["time"].values)
+    if times.size < lead_steps + 2:
+        raise ValueError(
+            f"data has {times.size} times; need at least lead_steps + 2 = {lead_steps + 2}"
+        )
+    if not (np.diff(times.values) == np.timedelta64(step)).all():
+        raise ValueError(f"data's time axis must be regular at the model step {step}")
+    starts = np.arange(1, times.size - lead_steps)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(starts, size=min(int(n_samples), starts.size), replace=False))
+    arr = np.asarray(
+        stack(data, model.channels).transpose("time", "channel", "latitude", "longitude").values,
+        dtype="float64",
+    )
+
+    def errors() -> Iterator[np.ndarray]:
+        with torch.no_grad():
+            for i in pick:
+                fc = rollout(model, arr[i - 1 : i + 1], int(lead_steps))[-1]
+                yield fc - arr[i + lead_steps]
+
+    return model, times[pick], errors()
+
+
 def background_error_std(
     data: xr.Dataset,
     *,
@@ -142,42 +193,11 @@ def background_error_std(
     ValueError
         Too few times, irregular time axis, or non-positive arguments.
     """
-    import torch
+    from ..data.channels import unstack
 
-    from ..data.channels import stack, unstack
-    from ..experiments.world import rollout
-
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        from ..models.checkpoint import load_model
-
-        model = load_model(model)
-    from ..models.cascade import reject_cascade
-
-    reject_cascade(model)
-    if int(lead_steps) < 1 or int(n_samples) < 1:
-        raise ValueError(f"lead_steps and n_samples must be >= 1; got {lead_steps}, {n_samples}")
-    model.check_dataset(data)
-    step = pd.Timedelta(model.timestep)
-    times = pd.DatetimeIndex(data["time"].values)
-    if times.size < lead_steps + 2:
-        raise ValueError(
-            f"data has {times.size} times; need at least lead_steps + 2 = {lead_steps + 2}"
-        )
-    if not (np.diff(times.values) == np.timedelta64(step)).all():
-        raise ValueError(f"data's time axis must be regular at the model step {step}")
-    starts = np.arange(1, times.size - lead_steps)
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(starts, size=min(int(n_samples), starts.size), replace=False))
-    arr = np.asarray(
-        stack(data, model.channels).transpose("time", "channel", "latitude", "longitude").values,
-        dtype="float64",
-    )
-    sq = np.zeros(arr.shape[1])
-    with torch.no_grad():
-        for i in pick:
-            fc = rollout(model, arr[i - 1 : i + 1], int(lead_steps))[-1]
-            sq += ((fc - arr[i + lead_steps]) ** 2).mean(axis=(-2, -1))
-    std = np.sqrt(sq / pick.size)
+    model, picked, errors = _forecast_errors(data, model, lead_steps, n_samples, seed)
+    sq = sum((e**2).mean(axis=(-2, -1)) for e in errors)
+    std = np.sqrt(sq / picked.size)
     da = xr.DataArray(std, dims="channel")
     out = unstack(da, model.channels)
     for v in out.data_vars:
@@ -186,7 +206,80 @@ def background_error_std(
     out.attrs = {
         "description": "background-error std (RMS forecast minus verifying state)",
         "lead_steps": int(lead_steps),
-        "n_samples": int(pick.size),
+        "n_samples": int(picked.size),
+        "model": str(getattr(model, "name", type(model).__name__)),
+    }
+    return out
+
+
+def forecast_error_samples(
+    data: xr.Dataset,
+    *,
+    model: Any,
+    lead_steps: int = 1,
+    n_samples: int = 100,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Samples of the forecast error (forecast minus verifying state): a static B for hybrids.
+
+    The same forecasts as :func:`background_error_std`, kept one by one instead of reduced
+    to a std: for ``n_samples`` start times drawn from ``data`` (reproducibly), the model is
+    run ``lead_steps`` steps from the states at ``t − Δ`` and ``t``, and the difference from
+    the state it is valid at is one sample. Their covariance is a climatological
+    background-error covariance with the structures of the model's own short-range errors
+    (large-scale, systematic ones included) that a Perlin ensemble of the day does not
+    span. Pass it to :func:`xfuxi.assimilate_4dvar` as ``static_b=`` (hybrid B).
+
+    In a real system ``data`` are past analyses (forecast-minus-analysis statistics); in a
+    twin experiment, the truth run of a period *independent* of the one assimilated.
+
+    Parameters
+    ----------
+    data : xarray.Dataset
+        Canonical states with a regular ``time`` axis at the model's step.
+    model : ForecastModel or str
+    lead_steps : int, default 1
+        Forecast length (1 step = 6 h: the background of a 6-hourly cycle).
+    n_samples : int, default 100
+        Start times (at most the number available).
+    seed : int, default 0
+
+    Returns
+    -------
+    xarray.Dataset
+        The model's variables with dims ``sample`` (coordinate ``start_time``), ``level``
+        where the variable has levels, ``latitude``, ``longitude``; float32; attrs record
+        ``lead_steps`` and ``n_samples``.
+
+    Raises
+    ------
+    ValueError
+        Too few times, irregular time axis, or non-positive arguments.
+    """
+    from ..data.channels import unstack
+    from ..data.schema import canonical_order
+
+    model, picked, errors = _forecast_errors(data, model, lead_steps, n_samples, seed)
+    samples = np.stack([e.astype("float32") for e in errors])
+    da = xr.DataArray(
+        samples,
+        dims=("sample", "channel", "latitude", "longitude"),
+        coords={
+            "sample": np.arange(samples.shape[0]),
+            "start_time": ("sample", picked.values),
+            "latitude": model.latitude,
+            "longitude": model.longitude,
+        },
+    )
+    out = unstack(da, model.channels)
+    out = out.transpose(*canonical_order(out.dims))
+    for v in out.data_vars:
+        if v in data:
+            out[v].attrs = {k: data[v].attrs[k] for k in ("units",) if k in data[v].attrs}
+    out.attrs = {
+        "description": "forecast-error samples (forecast minus verifying state)",
+        "lead_steps": int(lead_steps),
+        "n_samples": int(samples.shape[0]),
         "model": str(getattr(model, "name", type(model).__name__)),
     }
     return out

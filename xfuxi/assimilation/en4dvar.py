@@ -489,6 +489,35 @@ def _qc(
     return ((slot.value - hx).abs() > bound).numpy()
 
 
+def _ensemble_anomalies(
+    members: torch.Tensor, spread: Any, spread_groups: Sequence[Sequence[int]] | None
+) -> torch.Tensor:
+    """``X_b = (members − mean) / √(N − 1)``, each channel rescaled to ``spread`` if given."""
+    members = members.double()
+    n = members.shape[0]
+    anomalies = (members - members.mean(0, keepdim=True)) / math.sqrt(n - 1)
+    if spread is not None:
+        target = torch.as_tensor(np.asarray(spread, dtype="float64")).to(anomalies)
+        if target.shape != (anomalies.shape[1],):
+            raise ValueError(
+                f"spread must have one value per channel ({anomalies.shape[1]}); "
+                f"got shape {tuple(target.shape)}"
+            )
+        var = anomalies.pow(2).sum(0).mean(dim=(-2, -1))
+        if not bool((var > 0).all()):
+            raise ValueError("the ensemble has zero spread in some channel; cannot rescale it")
+        # NaN in spread: that channel keeps the ensemble's own spread
+        factor = torch.where(torch.isnan(target), 1.0, (target.pow(2) / var).sqrt())
+        for group in spread_groups or ():
+            # one factor for the group (e.g. u and v of a level): the increments' directions
+            # are kept, only their magnitude is calibrated
+            g = list(group)
+            if bool(torch.isfinite(target[g]).all()):
+                factor[g] = (target[g].pow(2).sum() / var[g].sum()).sqrt()
+        anomalies = anomalies * factor.view(1, -1, 1, 1)
+    return anomalies
+
+
 def en4dvar_analysis(
     model: torch.nn.Module,
     background: torch.Tensor,
@@ -504,6 +533,8 @@ def en4dvar_analysis(
     members: torch.Tensor | None = None,
     spread: Any = None,
     spread_groups: Sequence[Sequence[int]] | None = None,
+    static: torch.Tensor | None = None,
+    hybrid_weight: float = 0.5,
     increment_previous: bool = False,
     balance: str | None = "auto",
     qc_threshold: float | None = 5.0,
@@ -542,6 +573,14 @@ def en4dvar_analysis(
     spread_groups : sequence of sequences of int, optional
         Channel indices rescaled by one common factor (their summed variance matched), e.g.
         the two wind components of a level, so that wind increments keep their direction.
+    static : Tensor (K, C, H, W), optional
+        Samples of a static (climatological) background error, e.g. forecast-error samples
+        (:func:`xfuxi.assimilation.calibration.forecast_error_samples`): hybrid B,
+        ``B = (1 − β) B_ens + β B_static`` with ``B_static`` their sample covariance. Their
+        anomalies join the ensemble's as ``K`` more columns (localized alike).
+    hybrid_weight : float, default 0.5
+        ``β`` in (0, 1]; used only with ``static``. ``β = 1``: static B alone (no ensemble
+        is generated).
     increment_previous : bool, default False
         As for :class:`En4DVarProblem`.
     balance : {"auto", "geostrophic", None}, default "auto"
@@ -580,9 +619,22 @@ def en4dvar_analysis(
         raise ValueError(
             f"background must be (3, C, H, W) at t0-2Δ, t0-Δ, t0; got {tuple(background.shape)}"
         )
+    if static is not None:
+        if not 0.0 < float(hybrid_weight) <= 1.0:
+            raise ValueError(f"hybrid_weight must be in (0, 1]; got {hybrid_weight}")
+        if static.ndim != 4 or tuple(static.shape[1:]) != tuple(background.shape[1:]):
+            raise ValueError(
+                f"static samples must be (K, {', '.join(map(str, background.shape[1:]))}); "
+                f"got {tuple(static.shape)}"
+            )
+        if static.shape[0] < 2:
+            raise ValueError(f"need at least 2 static samples; got {static.shape[0]}")
+        if not bool(torch.isfinite(static).all()):
+            raise ValueError("static samples contain NaN or infinite values")
     t_start = _time.perf_counter()
     background = background.double()
-    if members is None:
+    static_only = static is not None and float(hybrid_weight) == 1.0
+    if members is None and not static_only:
         members = ensemble_members(
             model,
             background[0],
@@ -599,28 +651,15 @@ def en4dvar_analysis(
             dtype=dtype,
             progress=progress,
         )
-    members = members.double()
-    n = members.shape[0]
-    anomalies = (members - members.mean(0, keepdim=True)) / math.sqrt(n - 1)
-    if spread is not None:
-        target = torch.as_tensor(np.asarray(spread, dtype="float64")).to(anomalies)
-        if target.shape != (anomalies.shape[1],):
-            raise ValueError(
-                f"spread must have one value per channel ({anomalies.shape[1]}); "
-                f"got shape {tuple(target.shape)}"
-            )
-        var = anomalies.pow(2).sum(0).mean(dim=(-2, -1))
-        if not bool((var > 0).all()):
-            raise ValueError("the ensemble has zero spread in some channel; cannot rescale it")
-        # NaN in spread: that channel keeps the ensemble's own spread
-        factor = torch.where(torch.isnan(target), 1.0, (target.pow(2) / var).sqrt())
-        for group in spread_groups or ():
-            # one factor for the group (e.g. u and v of a level): the increments' directions
-            # are kept, only their magnitude is calibrated
-            g = list(group)
-            if bool(torch.isfinite(target[g]).all()):
-                factor[g] = (target[g].pow(2).sum() / var[g].sum()).sqrt()
-        anomalies = anomalies * factor.view(1, -1, 1, 1)
+    anomalies = None
+    if members is not None and not static_only:
+        anomalies = _ensemble_anomalies(members, spread, spread_groups)
+    if static is not None:
+        beta = float(hybrid_weight)
+        xs = static.double()
+        xs = (xs - xs.mean(0, keepdim=True)) * math.sqrt(beta / (xs.shape[0] - 1))
+        anomalies = xs if anomalies is None else torch.cat([anomalies * math.sqrt(1 - beta), xs])
+    assert anomalies is not None
     t_members = _time.perf_counter()
     # background trajectory, background check
     full = En4DVarProblem(
@@ -705,6 +744,21 @@ class En4DVarResult(NamedTuple):
 _LOC_CACHE: dict[Any, Localization] = {}
 
 
+def _static_samples(static_b: Any, model: Any) -> torch.Tensor:
+    """``static_b`` (Dataset with a ``sample`` dim) as a float64 tensor (K, C, H, W)."""
+    from ..data.channels import stack
+    from ..data.schema import SchemaError
+
+    if not isinstance(static_b, xr.Dataset) or "sample" not in static_b.dims:
+        raise SchemaError("static_b must be a Dataset with a 'sample' dim")
+    extra = sorted(set(static_b.dims) - {"sample", "level", "latitude", "longitude"})
+    if extra:
+        raise SchemaError(f"static_b has unexpected dims {extra}")
+    model.check_dataset(static_b)
+    arr = stack(static_b, model.channels).transpose("sample", "channel", "latitude", "longitude")
+    return torch.as_tensor(np.asarray(arr.values, dtype="float64"))
+
+
 def _resolve_localization(localization: Any, model: Any) -> Localization | None:
     """Build (or reuse: the eigendecomposition is cached per grid and settings) a Localization."""
     if localization is None or isinstance(localization, Localization):
@@ -754,6 +808,8 @@ def assimilate_4dvar(
     octaves: int = 3,
     perturbation_std: Any = None,
     spread: Any = None,
+    static_b: xr.Dataset | None = None,
+    hybrid_weight: float = 0.5,
     increment_previous: bool = False,
     balance: str | None = "auto",
     qc_threshold: float | None = 5.0,
@@ -802,6 +858,16 @@ def assimilate_4dvar(
         flow-dependent correlations kept). ``"innovations"`` estimates it from this
         analysis' own t0 innovations (:func:`~xfuxi.assimilation.calibration.innovation_spread`;
         adaptive, for cycling). Default: the ensemble's own spread.
+    static_b : xarray.Dataset, optional
+        Samples of a static background error with a ``sample`` dim (canonical layout
+        otherwise, the model's channels and grid), e.g. from
+        :func:`xfuxi.assimilation.calibration.forecast_error_samples`: hybrid En4DVar with
+        ``B = (1 − β) B_ens + β B_static``, the static part spanning the climatological
+        error structures (large scales, systematic model errors) that fresh Perlin
+        perturbations do not, which is what keeps a cycle from drifting. ``spread``
+        rescales the ensemble part only.
+    hybrid_weight : float, default 0.5
+        ``β`` in (0, 1]; ``β = 1`` uses the static B alone.
     increment_previous : bool, default False
         Roll the model from the pair (background at t0 − 6 h + increment, analysis) instead
         of (background at t0 − 6 h, analysis): for models that read a tendency from their
@@ -940,6 +1006,7 @@ def assimilate_4dvar(
         raise ValueError(f"no usable observation in the window; rejected: {counts}")
     if adaptive:
         target_spread = innovation_spread(used, op, bg[2], model.channels)
+    static = None if static_b is None else _static_samples(static_b, model)
     loc = _resolve_localization(localization, model)
     gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     res = en4dvar_analysis(
@@ -954,6 +1021,8 @@ def assimilate_4dvar(
         localization=loc,
         spread=target_spread,
         spread_groups=wind_pairs(model.channels),
+        static=static,
+        hybrid_weight=hybrid_weight,
         increment_previous=increment_previous,
         balance=balance,
         qc_threshold=qc_threshold,
@@ -973,6 +1042,10 @@ def assimilate_4dvar(
         "localization": "none" if loc is None else loc.description,
         "perturbations": str(_resolve_balance(balance, model) or "independent")
         + f" Perlin, amplitude {amplitude}, wavelength {wavelength:g}",
+        "background_error": "ensemble"
+        if static is None
+        else f"hybrid: {1 - hybrid_weight:g} ensemble + {hybrid_weight:g} static "
+        f"({static.shape[0]} samples)",
     }
     traj = forecast_dataset(
         res.trajectory[None],

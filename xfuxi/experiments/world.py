@@ -130,7 +130,9 @@ def cycle_4dvar(
         continues that forecast without assimilation.
     progress : bool, optional
     **assimilate_kwargs
-        Passed to :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar`.
+        Passed to :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar`. Cycle ``c`` uses
+        ``seed + c`` (default seed 0), so that every cycle draws fresh perturbations
+        (``seed=None`` is passed on as it is: every analysis then draws the same ones).
 
     Returns
     -------
@@ -162,7 +164,12 @@ def cycle_4dvar(
         t = t0 + c * step
         tic = _time.perf_counter()
         obs = observe(truth, [t + k * step for k in range(n_slots)])
-        res = assimilate_4dvar(bg, obs, model=model, progress=False, **assimilate_kwargs)
+        kwargs = dict(assimilate_kwargs)
+        if kwargs.get("seed", 0) is not None:
+            # fresh perturbations each cycle: the same seed would draw the same Perlin
+            # fields every time, and B would span the same structures cycle after cycle
+            kwargs["seed"] = int(kwargs.get("seed", 0)) + c
+        res = assimilate_4dvar(bg, obs, model=model, progress=False, **kwargs)
         truth_t = truth.sel(time=[t])
         row = xr.Dataset(
             {
