@@ -162,9 +162,7 @@ def test_hybrid_b_single_observation_gives_the_hybrid_covariance_column():
     with pytest.raises(ValueError, match="static samples must be"):
         en4dvar_analysis(model, torch.stack([xb] * 3), slot, static=static[:, :2], **kw)
     with pytest.raises(ValueError, match="NaN"):
-        en4dvar_analysis(
-            model, torch.stack([xb] * 3), slot, static=static * float("nan"), **kw
-        )
+        en4dvar_analysis(model, torch.stack([xb] * 3), slot, static=static * float("nan"), **kw)
 
 
 def test_channel_values_errors():

@@ -381,6 +381,69 @@ def test_assimilate_4dvar_hybrid_static_b():
         assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=1.5, **kw)
 
 
+def test_ensemble_members_with_given_perturbations():
+    from xfuxi.assimilation.en4dvar import ensemble_members, perlin_state_perturbations
+
+    model = _model(TinyNonlinear())
+    prev, xb, _ = _states()
+    gen = torch.Generator().manual_seed(4)
+    pert = perlin_state_perturbations(
+        model, 5, std=[1.0, 2.0], amplitude=0.3, wavelength=2, balance=None, generator=gen
+    )
+    assert pert.shape == (5, C, H, W) and pert.dtype == F64
+    # Perlin members are those perturbations run one step (same generator state)
+    perlin = ensemble_members(model, prev, xb, n_members=5, std=[1.0, 2.0], amplitude=0.3,
+                              wavelength=2, generator=torch.Generator().manual_seed(4),
+                              dtype=F64, progress=False)  # fmt: skip
+    given = ensemble_members(model, prev, xb, n_members=5, std=[1.0, 2.0], perturbations=pert,
+                             dtype=F64, progress=False)  # fmt: skip
+    torch.testing.assert_close(given, perlin)
+    with torch.no_grad():
+        direct = model(torch.stack([prev + pert, xb + pert], dim=1))
+    torch.testing.assert_close(given, direct)
+    with pytest.raises(ValueError, match="perturbations must be"):
+        ensemble_members(model, prev, xb, n_members=4, std=[1.0, 2.0], perturbations=pert,
+                         progress=False)  # fmt: skip
+
+
+def test_assimilate_4dvar_with_a_given_ensemble():
+    """B from given members (WB2 ``number`` dim): the single-observation increment is its column."""
+    from xfuxi.data.schema import SchemaError
+
+    model = _model(TinyNonlinear())
+    bg = _background_ds()
+    t0 = bg["time"].values[-1]
+    rng = np.random.default_rng(2)
+    members = xr.Dataset(
+        {v: (("number", "level", "latitude", "longitude"),
+             bg[v].sel(time=t0).values[None] + s * rng.normal(size=(7, 1, H, W)))
+         for v, s in (("temperature", 1.0), ("geopotential", 30.0))},
+        coords={"number": np.arange(7), "level": [500.0], "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    tb = float(bg["temperature"].sel(time=t0, level=500.0).sel(latitude=0.0, longitude=90.0))
+    innovation, err = 0.8, 0.5
+    obs = make_observations([tb + innovation], error=err, time=t0, latitude=0.0, longitude=90.0,
+                            variable="temperature", level=500.0)  # fmt: skip
+    kw = dict(model=model, localization=None, progress=False, qc_threshold=None, gtol=1e-10,
+              max_iter=300)  # fmt: skip
+    res = assimilate_4dvar(bg, obs, members=members.expand_dims(time=[t0]), **kw)
+    x = np.stack([members[v].values[:, 0] for v, _ in CHANNELS], axis=1).reshape(7, -1)
+    xa = (x - x.mean(0)).T / np.sqrt(6)
+    bmat = xa @ xa.T
+    k = CHANNELS.index(("temperature", 500.0)) * H * W + 1 * W + 1  # the point (0°, 90°E)
+    expected = bmat[:, k] * innovation / (bmat[k, k] + err**2)
+    got = np.stack([res.increment[v].values[0, 0] for v, _ in CHANNELS]).ravel()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert res.diagnostics.attrs["perturbations"] == "given ensemble"
+    assert res.diagnostics.attrs["n_members"] == 7
+    with pytest.raises(SchemaError, match="'number' dim"):
+        assimilate_4dvar(bg, obs, members=members.rename(number="member"), **kw)
+    with pytest.raises(SchemaError, match="one time"):
+        assimilate_4dvar(bg, obs, members=members.expand_dims(time=bg["time"].values), **kw)
+    with pytest.raises(ValueError, match="at least 2"):
+        assimilate_4dvar(bg, obs, members=members.isel(number=[0]), **kw)
+
+
 @pytest.mark.parametrize("n_slots", [1, 2])
 def test_cycling_on_gridded_twin_beats_free_run(n_slots):
     # with one slot the analysis trajectory holds t0 only; the next background is then a

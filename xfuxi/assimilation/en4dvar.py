@@ -86,6 +86,61 @@ class ObsSlot:
     error: torch.Tensor
 
 
+def perlin_state_perturbations(
+    model: Any,
+    n_members: int,
+    *,
+    std: Any,
+    amplitude: Any = 0.05,
+    wavelength: float = 8.0,
+    octaves: int = 3,
+    persistence: float = 0.5,
+    balance: str | None = None,
+    generator: torch.Generator | None = None,
+    shape: tuple[int, int, int] | None = None,
+) -> torch.Tensor:
+    """The Perlin perturbations :func:`ensemble_members` adds, ``(N, C, H, W)`` float64.
+
+    Independent per channel, or geostrophically balanced (``balance``); see
+    :func:`ensemble_members` for the arguments. ``shape`` is ``(C, H, W)`` (default: the
+    model's channels and grid).
+    """
+    c, h, w = shape if shape is not None else (len(model.channels), *model.grid_shape)
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    balance = _resolve_balance(balance, model)
+    if balance == "geostrophic":
+        from .perlin import balanced_perturbations
+
+        return balanced_perturbations(
+            n_members,
+            channels=model.channels,
+            latitude=model.latitude,
+            longitude=model.longitude,
+            std=np.asarray(std, dtype="float64"),
+            amplitude=float(np.mean(amplitude)),
+            wavelength=wavelength,
+            octaves=octaves,
+            persistence=persistence,
+            generator=g,
+            dtype=torch.float64,
+        )
+    from .perlin import perlin_perturbations
+
+    out = perlin_perturbations(
+        n_members,
+        std=np.asarray(std, dtype="float64"),
+        shape=(h, w),
+        amplitude=amplitude,
+        wavelength=wavelength,
+        octaves=octaves,
+        persistence=persistence,
+        generator=g,
+        dtype=torch.float64,
+    )
+    assert out.shape[1] == c
+    return out
+
+
 def ensemble_members(
     model: torch.nn.Module,
     before: torch.Tensor,
@@ -102,6 +157,7 @@ def ensemble_members(
     generator: torch.Generator | None = None,
     dtype: torch.dtype | None = None,
     progress: bool | None = None,
+    perturbations: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Perlin-perturbed members of the background run one model step (batched in chunks).
 
@@ -127,6 +183,9 @@ def ensemble_members(
     dtype : torch.dtype, optional
         Model dtype (default: the model's).
     progress : bool, optional
+    perturbations : Tensor (N, C, H, W), optional
+        Ready-made perturbations (e.g. cycled ones) instead of Perlin noise; the Perlin
+        settings are then unused.
 
     Returns
     -------
@@ -145,8 +204,6 @@ def ensemble_members(
     """
     from tqdm.auto import tqdm
 
-    from .perlin import perlin_perturbations
-
     if n_members < 2:
         raise ValueError(f"n_members must be at least 2, got {n_members}")
     if chunk < 1:
@@ -154,38 +211,19 @@ def ensemble_members(
     mdtype = _model_dtype(model, dtype)
     device = _model_device(model)
     c, h, w = start.shape
-    shape = (h, w)
     out = torch.empty((n_members, c, h, w), dtype=torch.float64)
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
-    balance = _resolve_balance(balance, model)
-    if balance == "geostrophic":
-        from .perlin import balanced_perturbations
-
-        pert = balanced_perturbations(
-            n_members,
-            channels=model.channels,
-            latitude=model.latitude,
-            longitude=model.longitude,
-            std=np.asarray(std, dtype="float64"),
-            amplitude=float(np.mean(amplitude)),
-            wavelength=wavelength,
-            octaves=octaves,
-            persistence=persistence,
-            generator=g,
-            dtype=torch.float64,
-        )
+    if perturbations is None:
+        pert = perlin_state_perturbations(
+            model, n_members, std=std, amplitude=amplitude, wavelength=wavelength,
+            octaves=octaves, persistence=persistence, balance=balance, generator=generator,
+            shape=(c, h, w),
+        )  # fmt: skip
     else:
-        pert = perlin_perturbations(
-            n_members,
-            std=np.asarray(std, dtype="float64"),
-            shape=shape,
-            amplitude=amplitude,
-            wavelength=wavelength,
-            octaves=octaves,
-            persistence=persistence,
-            generator=g,
-            dtype=torch.float64,
-        )
+        pert = perturbations.double()
+        if tuple(pert.shape) != (n_members, c, h, w):
+            raise ValueError(
+                f"perturbations must be ({n_members}, {c}, {h}, {w}); got {tuple(pert.shape)}"
+            )
     bar = tqdm(total=n_members, desc="ensemble members", disable=not _progress_enabled(progress))
     with torch.no_grad():
         for i in range(0, n_members, chunk):
@@ -744,19 +782,30 @@ class En4DVarResult(NamedTuple):
 _LOC_CACHE: dict[Any, Localization] = {}
 
 
-def _static_samples(static_b: Any, model: Any) -> torch.Tensor:
-    """``static_b`` (Dataset with a ``sample`` dim) as a float64 tensor (K, C, H, W)."""
+def _static_samples(ds: Any, model: Any, *, dim: str) -> torch.Tensor:
+    """A Dataset of states with dim ``dim`` as a float64 tensor (K, C, H, W), checked."""
     from ..data.channels import stack
     from ..data.schema import SchemaError
 
-    if not isinstance(static_b, xr.Dataset) or "sample" not in static_b.dims:
-        raise SchemaError("static_b must be a Dataset with a 'sample' dim")
-    extra = sorted(set(static_b.dims) - {"sample", "level", "latitude", "longitude"})
+    name = "static_b" if dim == "sample" else "members"
+    if not isinstance(ds, xr.Dataset) or dim not in ds.dims:
+        raise SchemaError(f"{name} must be a Dataset with a {dim!r} dim")
+    for d in ("time", "prediction_timedelta"):
+        if d in ds.dims:
+            if ds.sizes[d] != 1:
+                raise SchemaError(f"{name} must be valid at one time; its {d!r} has {ds.sizes[d]}")
+            ds = ds.isel({d: 0})
+    extra = sorted(set(ds.dims) - {dim, "level", "latitude", "longitude"})
     if extra:
-        raise SchemaError(f"static_b has unexpected dims {extra}")
-    model.check_dataset(static_b)
-    arr = stack(static_b, model.channels).transpose("sample", "channel", "latitude", "longitude")
-    return torch.as_tensor(np.asarray(arr.values, dtype="float64"))
+        raise SchemaError(f"{name} has unexpected dims {extra}")
+    if ds.sizes[dim] < 2:
+        raise ValueError(f"{name} needs at least 2 along {dim!r}; got {ds.sizes[dim]}")
+    model.check_dataset(ds)
+    arr = stack(ds, model.channels).transpose(dim, "channel", "latitude", "longitude")
+    out = torch.as_tensor(np.asarray(arr.values, dtype="float64"))
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return out
 
 
 def _resolve_localization(localization: Any, model: Any) -> Localization | None:
@@ -810,6 +859,7 @@ def assimilate_4dvar(
     spread: Any = None,
     static_b: xr.Dataset | None = None,
     hybrid_weight: float = 0.5,
+    members: xr.Dataset | None = None,
     increment_previous: bool = False,
     balance: str | None = "auto",
     qc_threshold: float | None = 5.0,
@@ -868,6 +918,11 @@ def assimilate_4dvar(
         rescales the ensemble part only.
     hybrid_weight : float, default 0.5
         ``β`` in (0, 1]; ``β = 1`` uses the static B alone.
+    members : xarray.Dataset, optional
+        A ready-made ensemble valid at t0 with a ``number`` dim (the WeatherBench2 layout
+        of :func:`xfuxi.ensemble`'s output, a ``time`` or ``prediction_timedelta`` of
+        length one allowed), e.g. a FuXi-ENS forecast or cycled members: B comes from it
+        instead of Perlin members (``n_members`` and the Perlin settings are then unused).
     increment_previous : bool, default False
         Roll the model from the pair (background at t0 − 6 h + increment, analysis) instead
         of (background at t0 − 6 h, analysis): for models that read a tendency from their
@@ -1006,7 +1061,8 @@ def assimilate_4dvar(
         raise ValueError(f"no usable observation in the window; rejected: {counts}")
     if adaptive:
         target_spread = innovation_spread(used, op, bg[2], model.channels)
-    static = None if static_b is None else _static_samples(static_b, model)
+    static = None if static_b is None else _static_samples(static_b, model, dim="sample")
+    given = None if members is None else _static_samples(members, model, dim="number")
     loc = _resolve_localization(localization, model)
     gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     res = en4dvar_analysis(
@@ -1019,6 +1075,7 @@ def assimilate_4dvar(
         wavelength=wavelength,
         octaves=octaves,
         localization=loc,
+        members=given,
         spread=target_spread,
         spread_groups=wind_pairs(model.channels),
         static=static,
@@ -1038,10 +1095,12 @@ def assimilate_4dvar(
     attrs = {
         "model": getattr(model, "name", type(model).__name__),
         "method": "FuXi-En4DVar",
-        "n_members": int(n_members),
+        "n_members": int(n_members if given is None else given.shape[0]),
         "localization": "none" if loc is None else loc.description,
         "perturbations": str(_resolve_balance(balance, model) or "independent")
-        + f" Perlin, amplitude {amplitude}, wavelength {wavelength:g}",
+        + f" Perlin, amplitude {amplitude}, wavelength {wavelength:g}"
+        if given is None
+        else "given ensemble",
         "background_error": "ensemble"
         if static is None
         else f"hybrid: {1 - hybrid_weight:g} ensemble + {hybrid_weight:g} static "
