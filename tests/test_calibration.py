@@ -297,6 +297,13 @@ def test_cli_assimilate_writes_outputs(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "observations used 1" in text and "'nan_value': 1" in text
     assert not any(p.name.startswith(".xfuxi-assimilate-") for p in tmp_path.iterdir())
+    # hybrid B from a file of forecast-error samples
+    samples = forecast_error_samples(_dataset(8, seed=4), model=model, lead_steps=1, n_samples=4)
+    samples.to_netcdf(tmp_path / "static.nc")
+    assert main([*args[:-1], str(tmp_path / "hyb"), "--static-b", str(tmp_path / "static.nc"),
+                 "--hybrid-weight", "0.7"]) == 0  # fmt: skip
+    diag = xr.open_dataset(tmp_path / "hyb" / "diagnostics.nc")
+    assert diag.attrs["background_error"].startswith("hybrid: 0.3 ensemble + 0.7 static")
     # bad arguments are reported, not guessed
     assert main([*args[:-1], str(tmp_path / "an2"), "--localization", "wide"]) == 2
     with pytest.raises(Exception, match="strict"):

@@ -412,6 +412,11 @@ def _cmd_ensemble(args) -> int:
 @arg("--spread", default=None,
      help="netCDF/zarr of background-error std per variable and level "
           "(xfuxi.background_error_std): B variances are rescaled to it")  # fmt: skip
+@arg("--static-b", default=None,
+     help="netCDF/zarr of static background-error samples (dim 'sample'; "
+          "xfuxi.forecast_error_samples): hybrid B")  # fmt: skip
+@arg("--hybrid-weight", type=float, default=0.5,
+     help="weight of the static B with --static-b (default 0.5)")  # fmt: skip
 @arg("--max-iter", type=int, default=50)
 @arg("--seed", type=int, default=0)
 @arg("--strict", action="store_true", help="raise on bad observations instead of rejecting them")
@@ -437,11 +442,13 @@ def _cmd_assimilate(args) -> int:
                   f"got {args.localization!r}")  # fmt: skip
             return 2
     spread = _open_data(args.spread).load() if args.spread else None
+    static_b = _open_data(args.static_b).load() if args.static_b else None
     res = assimilate_4dvar(
         _open_data(args.background), _open_data(args.observations).load(),
         model=load_model(args.model), n_members=args.members, localization=localization,
         n_slots=args.slots, time=args.time, amplitude=args.amplitude,
-        wavelength=args.wavelength, spread=spread, max_iter=args.max_iter, seed=args.seed,
+        wavelength=args.wavelength, spread=spread, static_b=static_b,
+        hybrid_weight=args.hybrid_weight, max_iter=args.max_iter, seed=args.seed,
         strict=args.strict,
     )  # fmt: skip
     out = os.path.abspath(args.output)
