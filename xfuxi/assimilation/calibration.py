@@ -153,6 +153,22 @@ def _forecast_errors(
     return model, times[pick], errors()
 
 
+def _finish(
+    out: xr.Dataset, data: xr.Dataset, model: Any, description: str, lead_steps: int, n: int
+) -> xr.Dataset:
+    """Units from ``data`` and the provenance attrs of the forecast-error statistics."""
+    for v in out.data_vars:
+        if v in data:
+            out[v].attrs = {k: data[v].attrs[k] for k in ("units",) if k in data[v].attrs}
+    out.attrs = {
+        "description": description,
+        "lead_steps": int(lead_steps),
+        "n_samples": int(n),
+        "model": str(getattr(model, "name", type(model).__name__)),
+    }
+    return out
+
+
 def background_error_std(
     data: xr.Dataset,
     *,
@@ -200,16 +216,8 @@ def background_error_std(
     std = np.sqrt(sq / picked.size)
     da = xr.DataArray(std, dims="channel")
     out = unstack(da, model.channels)
-    for v in out.data_vars:
-        if v in data:
-            out[v].attrs = {k: data[v].attrs[k] for k in ("units",) if k in data[v].attrs}
-    out.attrs = {
-        "description": "background-error std (RMS forecast minus verifying state)",
-        "lead_steps": int(lead_steps),
-        "n_samples": int(picked.size),
-        "model": str(getattr(model, "name", type(model).__name__)),
-    }
-    return out
+    return _finish(out, data, model, "background-error std (RMS forecast minus verifying state)",
+                   lead_steps, picked.size)  # fmt: skip
 
 
 def forecast_error_samples(
@@ -273,16 +281,8 @@ def forecast_error_samples(
     )
     out = unstack(da, model.channels)
     out = out.transpose(*canonical_order(out.dims))
-    for v in out.data_vars:
-        if v in data:
-            out[v].attrs = {k: data[v].attrs[k] for k in ("units",) if k in data[v].attrs}
-    out.attrs = {
-        "description": "forecast-error samples (forecast minus verifying state)",
-        "lead_steps": int(lead_steps),
-        "n_samples": int(samples.shape[0]),
-        "model": str(getattr(model, "name", type(model).__name__)),
-    }
-    return out
+    return _finish(out, data, model, "forecast-error samples (forecast minus verifying state)",
+                   lead_steps, samples.shape[0])  # fmt: skip
 
 
 def innovation_spread(
