@@ -6,7 +6,7 @@ area-weighted RMSE against truth per day for a few channels, the time means, and
 figure.
 
     python examples/en4dvar_cycling.py [--cycles 44] [--members 100] [--sites 300]
-    python examples/en4dvar_cycling.py --hybrid-weight 0.5    # hybrid B (static part 0.5)
+    python examples/en4dvar_cycling.py --hybrid-weight 0.25   # hybrid B (a quarter static)
 """
 
 from __future__ import annotations

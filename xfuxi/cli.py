@@ -415,8 +415,8 @@ def _cmd_ensemble(args) -> int:
 @arg("--static-b", default=None,
      help="netCDF/zarr of static background-error samples (dim 'sample'; "
           "xfuxi.forecast_error_samples): hybrid B")  # fmt: skip
-@arg("--hybrid-weight", type=float, default=0.5,
-     help="weight of the static B with --static-b (default 0.5)")  # fmt: skip
+@arg("--hybrid-weight", type=float, default=0.25,
+     help="weight of the static B with --static-b (default 0.25)")  # fmt: skip
 @arg("--max-iter", type=int, default=50)
 @arg("--seed", type=int, default=0)
 @arg("--strict", action="store_true", help="raise on bad observations instead of rejecting them")

@@ -572,7 +572,7 @@ def en4dvar_analysis(
     spread: Any = None,
     spread_groups: Sequence[Sequence[int]] | None = None,
     static: torch.Tensor | None = None,
-    hybrid_weight: float = 0.5,
+    hybrid_weight: float = 0.25,
     increment_previous: bool = False,
     balance: str | None = "auto",
     qc_threshold: float | None = 5.0,
@@ -616,7 +616,7 @@ def en4dvar_analysis(
         (:func:`xfuxi.assimilation.calibration.forecast_error_samples`): hybrid B,
         ``B = (1 − β) B_ens + β B_static`` with ``B_static`` their sample covariance. Their
         anomalies join the ensemble's as ``K`` more columns (localized alike).
-    hybrid_weight : float, default 0.5
+    hybrid_weight : float, default 0.25
         ``β`` in (0, 1]; used only with ``static``. ``β = 1``: static B alone (no ensemble
         is generated).
     increment_previous : bool, default False
@@ -858,7 +858,7 @@ def assimilate_4dvar(
     perturbation_std: Any = None,
     spread: Any = None,
     static_b: xr.Dataset | None = None,
-    hybrid_weight: float = 0.5,
+    hybrid_weight: float = 0.25,
     members: xr.Dataset | None = None,
     increment_previous: bool = False,
     balance: str | None = "auto",
@@ -914,10 +914,12 @@ def assimilate_4dvar(
         :func:`xfuxi.assimilation.calibration.forecast_error_samples`: hybrid En4DVar with
         ``B = (1 − β) B_ens + β B_static``, the static part spanning the climatological
         error structures (large scales, systematic model errors) that fresh Perlin
-        perturbations do not, which is what keeps a cycle from drifting. ``spread``
-        rescales the ensemble part only.
-    hybrid_weight : float, default 0.5
-        ``β`` in (0, 1]; ``β = 1`` uses the static B alone.
+        perturbations do not (in 10 days of cycling on the embedded world it lowered the
+        analysis error of every channel checked; see the README). ``spread`` rescales the
+        ensemble part only.
+    hybrid_weight : float, default 0.25
+        ``β`` in (0, 1]; ``β = 1`` uses the static B alone. 0.25 did better than 0.5 in
+        that cycling.
     members : xarray.Dataset, optional
         A ready-made ensemble valid at t0 with a ``number`` dim (the WeatherBench2 layout
         of :func:`xfuxi.ensemble`'s output, a ``time`` or ``prediction_timedelta`` of
