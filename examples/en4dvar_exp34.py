@@ -137,7 +137,7 @@ def main() -> None:
         f"\nOmA < OmB for {n_oma}/{n_tot} variable-levels; analysis RMSE at least 20% below "
         f"background for {n_red}/{n_tot}"
     )
-    print("rejected:", {r: int(n) for r, n in zip(d["reason"].values, d["n_rejected"].values)})
+    print("rejected:", {str(r): int(n) for r, n in zip(d["reason"].values, d["n_rejected"].values)})
 
 
 if __name__ == "__main__":
