@@ -589,3 +589,26 @@ def test_cli_calibrate_ens_saves_the_chosen_pairs(tmp_path, monkeypatch, capsys)
         cli.main(args[:-4] + ["--inits", "0", "--out", str(tmp_path / "cal0")])
     with pytest.raises(ValueError, match="no lead after"):
         cli.main(args[:-6] + ["--steps", "4", "--inits", "2", "--out", str(tmp_path / "c4")])
+
+
+def test_cli_calibrate_ens_early_saves_the_chosen_gain(tmp_path, monkeypatch, capsys):
+    import xfuxi.cli as cli
+    from xfuxi.models.ens import load_perturbation
+
+    model_dir, model = _tiny_fuxi_checkpoint(tmp_path)
+    save_perturbation(_vae(model), tmp_path / "vae")
+    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    args = ["--no-progress", "calibrate-ens-early", "--model", str(model_dir), "--perturbation",
+            str(tmp_path / "vae"), "--channels", "temperature@850", "--gains", "3",
+            "--early-steps", "2", "-n", "3", "--steps", "5", "--inits", "2",
+            "--out", str(tmp_path / "cal")]  # fmt: skip
+    assert cli.main(args) == 0
+    cal = load_perturbation(tmp_path / "cal")
+    meta = cal.metadata["early_gain"]
+    gain, k = meta["chosen"]
+    assert (gain, k) in ((1.0, 0), (3.0, 2)) and meta["channels"] == ["temperature@850"]
+    i = cal.channels.index(("temperature", 850.0))
+    assert cal.config["early_steps"] == k
+    assert cal.config["early_gain"][i] == (gain if k else 1.0)
+    assert sum(cal.config["early_gain"]) == len(cal.channels) - 1 + cal.config["early_gain"][i]
+    assert "chosen:" in capsys.readouterr().out

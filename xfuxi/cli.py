@@ -357,6 +357,57 @@ def _cmd_calibrate_ens(args) -> int:
     return 0
 
 
+@arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
+@arg("--perturbation", default="fuxi-ens-hs-t21", help="module to calibrate (name or directory)")
+@arg("--channels", default="temperature@850", help="channels to tune, comma-separated")
+@arg("--gains", default="2,3,4", help="early-step gain candidates")
+@arg("--early-steps", default="8,12", help="candidates for the number of early steps")
+@arg("--band", default="0.8,1.2", help="spread-skill band held after day 1")
+@arg("-n", "--members", type=int, default=16)
+@arg("--steps", type=int, default=40, help="forecast steps scored (default 10 days)")
+@arg("--inits", type=int, default=4, help="validation initial times")
+@arg("--validation-days", type=int, default=60, help="days of the world's validation split")
+@arg("--seed", type=int, default=1)
+@arg("--out", required=True, help="output directory of the calibrated module")
+@command("calibrate-ens-early", "tune a FuXi-ENS module's gain on its first steps' perturbations")
+def _cmd_calibrate_ens_early(args) -> int:
+    from .data.channels import channel_name, parse_channel_name
+    from .models.checkpoint import load_model
+    from .models.ens import load_perturbation, save_perturbation
+    from .training.ens import tune_early_gain
+
+    model = load_model(args.model)
+    vae = load_perturbation(args.perturbation)
+    validation = _world_split("validation", args.validation_days)
+    times = _spaced_init_times(validation, model, args.steps, args.inits)
+    chans = [parse_channel_name(c.strip()) for c in args.channels.split(",")]
+    (gain, k), scores = tune_early_gain(
+        validation, model=model, perturbation=vae, channels=chans,
+        gains=[float(x) for x in args.gains.split(",")],
+        steps_options=[int(x) for x in args.early_steps.split(",")], n=args.members,
+        steps=args.steps, init_times=times, band=tuple(float(x) for x in args.band.split(",")),
+        seed=args.seed,
+    )  # fmt: skip
+    if k:
+        early = list(vae.config["early_gain"])
+        for ch in chans:
+            i = vae.channels.index(ch)
+            early[i] *= gain
+        vae.set_early_gain(early, k)
+    meta = dict(getattr(vae, "metadata", {}))
+    meta["early_gain"] = {
+        "channels": [channel_name(c) for c in chans], "chosen": [gain, k],
+        "members": args.members, "steps": args.steps,
+        "init_times": [str(t)[:16] for t in times],
+        "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
+    }  # fmt: skip
+    save_perturbation(vae, args.out, metadata=meta)
+    print(scores.to_dataframe().round(4).to_string())
+    print(f"chosen: gain {gain:g} on steps 1-{k}" if k else "chosen: no early gain")
+    print(f"calibrated module saved in {args.out}")
+    return 0
+
+
 @arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
 @arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
 @arg("--method", choices=["vae", "perlin", "gaussian"], default="vae")

@@ -200,6 +200,12 @@ class PerturbationVAE(nn.Module):
         Per-channel factor on the perturbation of the *initial* state only (the first of the
         rollout's perturbations; default 1): initial-condition and model-tendency
         uncertainty calibrated apart (see :func:`xfuxi.training.ens.tune_spread_growth`).
+    early_gain : sequence of float, optional
+        Per-channel factor on the perturbations of steps ``1 … early_steps`` (default 1): more
+        model-tendency uncertainty in the first days, where a forecast model less active
+        than the truth leaves the ensemble short of spread.
+    early_steps : int, default 0
+        How many steps after the initial one ``early_gain`` applies to.
     name : str, default "perturbation"
         Name recorded in forecast provenance.
 
@@ -237,6 +243,8 @@ class PerturbationVAE(nn.Module):
         init_scale: float = 0.05,
         centered: bool = True,
         initial_gain: Sequence[float] | None = None,
+        early_gain: Sequence[float] | None = None,
+        early_steps: int = 0,
         name: str = "perturbation",
     ) -> None:
         super().__init__()
@@ -258,6 +266,9 @@ class PerturbationVAE(nn.Module):
         self.coarse_shape = (max(1, h // downsample), max(1, w // downsample))
         self.name = name
         gain = _initial_gain(np.ones(c) if initial_gain is None else initial_gain, c)
+        early = _initial_gain(np.ones(c) if early_gain is None else early_gain, c)
+        if int(early_steps) < 0:
+            raise ValueError(f"early_steps must be >= 0; got {early_steps}")
         self.config: dict[str, Any] = {
             "hidden": int(hidden),
             "latent": int(latent),
@@ -265,6 +276,8 @@ class PerturbationVAE(nn.Module):
             "init_scale": float(init_scale),
             "centered": bool(centered),
             "initial_gain": gain.tolist(),
+            "early_gain": early.tolist(),
+            "early_steps": int(early_steps),
         }
         self.stats = stats if stats is not None else NormStats.identity(c)
         for key in ("mean", "std"):
@@ -274,11 +287,10 @@ class PerturbationVAE(nn.Module):
             self.register_buffer(
                 f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False
             )
-        self.register_buffer(
-            "_initial_gain",
-            torch.tensor(gain, dtype=torch.float32).view(1, -1, 1, 1),
-            persistent=False,
-        )
+        for key, value in (("_initial_gain", gain), ("_early_gain", early)):
+            self.register_buffer(
+                key, torch.tensor(value, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+            )
         f, z = int(hidden), int(latent)
         self.encoder_fine = _block(2 * c, f)
         self.encoder_coarse = _block(f, f)
@@ -426,7 +438,18 @@ class PerturbationVAE(nn.Module):
             torch.as_tensor(g, dtype=self._initial_gain.dtype).view(1, -1, 1, 1)
         )
 
-    def perturb(self, x: torch.Tensor, eps: torch.Tensor, *, initial: bool = False) -> torch.Tensor:
+    def set_early_gain(self, gain: Sequence[float], steps: int) -> None:
+        """Replace the per-channel factors on the perturbations of steps ``1 … steps``."""
+        g = _initial_gain(gain, self.n_channels)
+        if int(steps) < 0:
+            raise ValueError(f"early_steps must be >= 0; got {steps}")
+        self.config["early_gain"] = g.tolist()
+        self.config["early_steps"] = int(steps)
+        self._early_gain.copy_(torch.as_tensor(g, dtype=self._early_gain.dtype).view(1, -1, 1, 1))
+
+    def perturb(
+        self, x: torch.Tensor, eps: torch.Tensor, *, initial: bool = False, step: int | None = None
+    ) -> torch.Tensor:
         """Perturbation in physical units for input pair ``x`` and standard-normal ``eps``.
 
         Parameters
@@ -437,6 +460,9 @@ class PerturbationVAE(nn.Module):
             Standard-normal noise (one draw per member); ``z = μ + σ ε`` under the prior.
         initial : bool, default False
             The perturbation of the initial state: multiplied by ``initial_gain``.
+        step : int, optional
+            The rollout step the perturbation is for (0: the initial state, as
+            ``initial=True``; ``1 … early_steps``: multiplied by ``early_gain``).
 
         Returns
         -------
@@ -453,7 +479,11 @@ class PerturbationVAE(nn.Module):
         feats = self.features(xn)
         mu, log_sigma = self.prior(feats)
         out = self.sample(mu, log_sigma, eps, feats, xn[:, 1]) * self._std
-        return out * self._initial_gain if initial else out
+        if initial or step == 0:
+            return out * self._initial_gain
+        if step is not None and 1 <= step <= self.config["early_steps"]:
+            return out * self._early_gain
+        return out
 
     forward = perturb
 
@@ -570,6 +600,8 @@ def load_perturbation(
         # modules saved before the option existed decoded directly
         centered=config.get("centered", False),
         initial_gain=config.get("initial_gain"),
+        early_gain=config.get("early_gain"),
+        early_steps=config.get("early_steps", 0),
         name=config.get("name", path.name),
     )
     vae.load_state_dict(load_file(str(path / "weights.safetensors")))
@@ -665,8 +697,9 @@ def ensemble_rollout(
         One per row (see :func:`member_generators`); all noise of a row comes from it.
     perturbation : PerturbationVAE, optional
         FuXi-ENS: before each step ``k`` (the initial one included) the current state is
-        perturbed by ``amplitude · vae.perturb(pair, ε_k)`` (at ``k = 0`` with the module's
-        ``initial_gain``); the perturbed state is kept as the earlier input of the next step.
+        perturbed by ``amplitude · vae.perturb(pair, ε_k, step=k)`` (at ``k = 0`` with the
+        module's ``initial_gain``, at ``1 … early_steps`` with its ``early_gain``); the
+        perturbed state is kept as the earlier input of the next step.
     initial_noise : callable, optional
         Initial-state methods (Perlin, Gaussian): ``initial_noise(generators, (C, H, W), x)``
         gives ``δ`` (B, C, H, W), added to both input states once; then the deterministic
@@ -690,7 +723,7 @@ def ensemble_rollout(
     for k in range(int(steps)):
         if perturbation is not None:
             eps = _draw(generators, perturbation.latent_shape, x)
-            curr = x[:, 1] + amplitude * perturbation.perturb(x, eps, initial=k == 0)
+            curr = x[:, 1] + amplitude * perturbation.perturb(x, eps, step=k)
             x = torch.stack([x[:, 0], curr], dim=1)
         y = model(x)
         yield y
