@@ -440,6 +440,13 @@ def test_assimilate_4dvar_with_a_given_ensemble():
         assimilate_4dvar(bg, obs, members=members.rename(number="member"), **kw)
     with pytest.raises(SchemaError, match="one time"):
         assimilate_4dvar(bg, obs, members=members.expand_dims(time=bg["time"].values), **kw)
+    earlier = bg["time"].values[-2]
+    with pytest.raises(SchemaError, match="not at the analysis time"):
+        assimilate_4dvar(bg, obs, members=members.expand_dims(time=[earlier]), **kw)
+    # a forecast layout: initial time + lead = t0 is accepted
+    fc = members.expand_dims(time=[earlier], prediction_timedelta=[np.timedelta64(6, "h")])
+    xr.testing.assert_allclose(assimilate_4dvar(bg, obs, members=fc, **kw).increment,
+                               res.increment)  # fmt: skip
     with pytest.raises(ValueError, match="at least 2"):
         assimilate_4dvar(bg, obs, members=members.isel(number=[0]), **kw)
 

@@ -434,6 +434,10 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
     with pytest.raises(ValueError, match="unknown"):
         tune_early_gain(data, model=_model(), perturbation=vae, channels=[("u", 1.0)],
                         gains=[2.0], steps_options=[1], progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="no lead after"):
+        tune_early_gain(data, model=_model(), perturbation=vae,
+                        channels=[("temperature", 500.0)], gains=[2.0], steps_options=[1],
+                        steps=4, progress=False)  # fmt: skip
 
 
 @pytest.mark.parametrize("p", [1, 2])

@@ -303,11 +303,41 @@ def _cmd_train_ens(args) -> int:
     return 0
 
 
-@arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
-@arg("--perturbation", default="fuxi-ens-hs-t21", help="module to calibrate (name or directory)")
+def _ens_calibration_args(run):
+    """The options every FuXi-ENS calibration command shares (stack under its own)."""
+    for a, kw in reversed([
+        (("--model",), dict(default="fuxi-hs-t21",
+                            help="deterministic model (shipped name or checkpoint)")),
+        (("--perturbation",), dict(default="fuxi-ens-hs-t21",
+                                   help="module to calibrate (name or directory)")),
+        (("--band",), dict(default="0.8,1.2", help="spread-skill band held after day 1")),
+        (("-n", "--members"), dict(type=int, default=16)),
+        (("--steps",), dict(type=int, default=40, help="forecast steps scored (default 10 days)")),
+        (("--inits",), dict(type=int, default=4, help="validation initial times")),
+        (("--validation-days",), dict(type=int, default=60,
+                                      help="days of the world's validation split")),
+        (("--seed",), dict(type=int, default=1)),
+        (("--out",), dict(required=True, help="output directory of the calibrated module")),
+    ]):  # fmt: skip
+        run = arg(*a, **kw)(run)
+    return run
+
+
+def _ens_calibration_setup(args):
+    """``(model, module, validation split, initial times, band)`` of a calibration command."""
+    from .models.checkpoint import load_model
+    from .models.ens import load_perturbation
+
+    model = load_model(args.model)
+    vae = load_perturbation(args.perturbation)
+    validation = _world_split("validation", args.validation_days)
+    times = _spaced_init_times(validation, model, args.steps, args.inits)
+    band = tuple(float(x) for x in args.band.split(","))
+    return model, vae, validation, times, band
+
+
 @arg("--gains", default="1,1.6,2.5,4,6", help="initial-perturbation gain candidates")
 @arg("--factors", default="0.5,0.6,0.7,0.85,1", help="step-perturbation factor candidates")
-@arg("--band", default="0.8,1.2", help="spread-skill band held after day 1")
 @arg(
     "--weighting",
     choices=("lead", "none"),
@@ -315,26 +345,16 @@ def _cmd_train_ens(args) -> int:
     help="lead: every lead's CRPS counts alike (relative to the uncalibrated module); "
     "none: the mean CRPS over leads",
 )
-@arg("-n", "--members", type=int, default=16)
-@arg("--steps", type=int, default=40, help="forecast steps scored (default 10 days)")
-@arg("--inits", type=int, default=4, help="validation initial times")
-@arg("--validation-days", type=int, default=60, help="days of the world's validation split")
-@arg("--seed", type=int, default=1)
-@arg("--out", required=True, help="output directory of the calibrated module")
+@_ens_calibration_args
 @command("calibrate-ens", "calibrate a FuXi-ENS module's initial and per-step perturbations")
 def _cmd_calibrate_ens(args) -> int:
     import json
 
     from .data.channels import channel_name
-    from .models.checkpoint import load_model
-    from .models.ens import load_perturbation, save_perturbation
+    from .models.ens import save_perturbation
     from .training.ens import apply_spread_growth, tune_spread_growth
 
-    model = load_model(args.model)
-    vae = load_perturbation(args.perturbation)
-    validation = _world_split("validation", args.validation_days)
-    times = _spaced_init_times(validation, model, args.steps, args.inits)
-    band = tuple(float(x) for x in args.band.split(","))
+    model, vae, validation, times, band = _ens_calibration_setup(args)
     best, scores = tune_spread_growth(
         validation, model=model, perturbation=vae,
         initial_gains=[float(x) for x in args.gains.split(",")],
@@ -357,43 +377,25 @@ def _cmd_calibrate_ens(args) -> int:
     return 0
 
 
-@arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
-@arg("--perturbation", default="fuxi-ens-hs-t21", help="module to calibrate (name or directory)")
 @arg("--channels", default="temperature@850", help="channels to tune, comma-separated")
 @arg("--gains", default="2,3,4", help="early-step gain candidates")
 @arg("--early-steps", default="8,12", help="candidates for the number of early steps")
-@arg("--band", default="0.8,1.2", help="spread-skill band held after day 1")
-@arg("-n", "--members", type=int, default=16)
-@arg("--steps", type=int, default=40, help="forecast steps scored (default 10 days)")
-@arg("--inits", type=int, default=4, help="validation initial times")
-@arg("--validation-days", type=int, default=60, help="days of the world's validation split")
-@arg("--seed", type=int, default=1)
-@arg("--out", required=True, help="output directory of the calibrated module")
+@_ens_calibration_args
 @command("calibrate-ens-early", "tune a FuXi-ENS module's gain on its first steps' perturbations")
 def _cmd_calibrate_ens_early(args) -> int:
     from .data.channels import channel_name, parse_channel_name
-    from .models.checkpoint import load_model
-    from .models.ens import load_perturbation, save_perturbation
-    from .training.ens import tune_early_gain
+    from .models.ens import save_perturbation
+    from .training.ens import apply_early_gain, tune_early_gain
 
-    model = load_model(args.model)
-    vae = load_perturbation(args.perturbation)
-    validation = _world_split("validation", args.validation_days)
-    times = _spaced_init_times(validation, model, args.steps, args.inits)
+    model, vae, validation, times, band = _ens_calibration_setup(args)
     chans = [parse_channel_name(c.strip()) for c in args.channels.split(",")]
     (gain, k), scores = tune_early_gain(
         validation, model=model, perturbation=vae, channels=chans,
         gains=[float(x) for x in args.gains.split(",")],
         steps_options=[int(x) for x in args.early_steps.split(",")], n=args.members,
-        steps=args.steps, init_times=times, band=tuple(float(x) for x in args.band.split(",")),
-        seed=args.seed,
+        steps=args.steps, init_times=times, band=band, seed=args.seed,
     )  # fmt: skip
-    if k:
-        early = list(vae.config["early_gain"])
-        for ch in chans:
-            i = vae.channels.index(ch)
-            early[i] *= gain
-        vae.set_early_gain(early, k)
+    apply_early_gain(vae, chans, gain, k)
     meta = dict(getattr(vae, "metadata", {}))
     meta["early_gain"] = {
         "channels": [channel_name(c) for c in chans], "chosen": [gain, k],

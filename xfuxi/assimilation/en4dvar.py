@@ -97,15 +97,14 @@ def perlin_state_perturbations(
     persistence: float = 0.5,
     balance: str | None = None,
     generator: torch.Generator | None = None,
-    shape: tuple[int, int, int] | None = None,
+    grid: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """The Perlin perturbations :func:`ensemble_members` adds, ``(N, C, H, W)`` float64.
 
-    Independent per channel, or geostrophically balanced (``balance``); see
-    :func:`ensemble_members` for the arguments. ``shape`` is ``(C, H, W)`` (default: the
-    model's channels and grid).
+    Independent per channel (``C = len(std)``), or geostrophically balanced (``balance``);
+    see :func:`ensemble_members` for the arguments. ``grid`` is ``(H, W)`` (default: the
+    model's grid).
     """
-    c, h, w = shape if shape is not None else (len(model.channels), *model.grid_shape)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     balance = _resolve_balance(balance, model)
     if balance == "geostrophic":
@@ -126,10 +125,10 @@ def perlin_state_perturbations(
         )
     from .perlin import perlin_perturbations
 
-    out = perlin_perturbations(
+    return perlin_perturbations(
         n_members,
         std=np.asarray(std, dtype="float64"),
-        shape=(h, w),
+        shape=tuple(grid) if grid is not None else tuple(model.grid_shape),
         amplitude=amplitude,
         wavelength=wavelength,
         octaves=octaves,
@@ -137,8 +136,6 @@ def perlin_state_perturbations(
         generator=g,
         dtype=torch.float64,
     )
-    assert out.shape[1] == c
-    return out
 
 
 def ensemble_members(
@@ -216,7 +213,7 @@ def ensemble_members(
         pert = perlin_state_perturbations(
             model, n_members, std=std, amplitude=amplitude, wavelength=wavelength,
             octaves=octaves, persistence=persistence, balance=balance, generator=generator,
-            shape=(c, h, w),
+            grid=(h, w),
         )  # fmt: skip
     else:
         pert = perturbations.double()
@@ -782,19 +779,29 @@ class En4DVarResult(NamedTuple):
 _LOC_CACHE: dict[Any, Localization] = {}
 
 
-def _static_samples(ds: Any, model: Any, *, dim: str) -> torch.Tensor:
-    """A Dataset of states with dim ``dim`` as a float64 tensor (K, C, H, W), checked."""
+def _states_tensor(
+    ds: Any, model: Any, *, dim: str, name: str, valid_at: Any = None
+) -> torch.Tensor:
+    """A Dataset of states along ``dim`` as a float64 tensor (K, C, H, W), checked.
+
+    With ``valid_at``, a ``time`` (initial time, plus ``prediction_timedelta`` if present)
+    of length one must give that valid time."""
     from ..data.channels import stack
     from ..data.schema import SchemaError
 
-    name = "static_b" if dim == "sample" else "members"
     if not isinstance(ds, xr.Dataset) or dim not in ds.dims:
         raise SchemaError(f"{name} must be a Dataset with a {dim!r} dim")
+    when: dict[str, Any] = {}
     for d in ("time", "prediction_timedelta"):
         if d in ds.dims:
             if ds.sizes[d] != 1:
                 raise SchemaError(f"{name} must be valid at one time; its {d!r} has {ds.sizes[d]}")
+            when[d] = ds[d].values[0]
             ds = ds.isel({d: 0})
+    if valid_at is not None and "time" in when:
+        valid = pd.Timestamp(when["time"]) + pd.Timedelta(when.get("prediction_timedelta", 0))
+        if valid != pd.Timestamp(valid_at):
+            raise SchemaError(f"{name} is valid at {valid}, not at the analysis time {valid_at}")
     extra = sorted(set(ds.dims) - {dim, "level", "latitude", "longitude"})
     if extra:
         raise SchemaError(f"{name} has unexpected dims {extra}")
@@ -1063,8 +1070,14 @@ def assimilate_4dvar(
         raise ValueError(f"no usable observation in the window; rejected: {counts}")
     if adaptive:
         target_spread = innovation_spread(used, op, bg[2], model.channels)
-    static = None if static_b is None else _static_samples(static_b, model, dim="sample")
-    given = None if members is None else _static_samples(members, model, dim="number")
+    static = (
+        None if static_b is None else _states_tensor(static_b, model, dim="sample", name="static_b")
+    )
+    given = (
+        None
+        if members is None
+        else _states_tensor(members, model, dim="number", name="members", valid_at=t0)
+    )
     loc = _resolve_localization(localization, model)
     gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     res = en4dvar_analysis(

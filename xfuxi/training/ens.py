@@ -39,6 +39,7 @@ __all__ = [
     "fair_crps",
     "gaussian_kl",
     "train_perturbation",
+    "apply_early_gain",
     "apply_spread_growth",
     "apply_variable_inflation",
     "tune_amplitude",
@@ -695,6 +696,42 @@ def _variable_groups(channels: Sequence[tuple[str, Any]]) -> list[tuple[str, ...
     return groups
 
 
+def _check_band_and_leads(
+    band: tuple[float, float], model: ForecastModel, steps: int, after_hours: float
+) -> tuple[float, float]:
+    """``band`` as floats, checked, and at least one lead after ``after_hours``."""
+    lo, hi = (float(b) for b in band)
+    if not 0 < lo < 1 < hi:
+        raise ValueError(f"band must satisfy 0 < low < 1 < high; got {band}")
+    if int(steps) * model.timestep <= np.timedelta64(int(after_hours * 3600), "s"):
+        raise ValueError(
+            f"no lead after after_hours={after_hours:g} h to score in {steps} steps of "
+            f"{model.timestep_hours:g} h; raise steps or lower after_hours"
+        )
+    return lo, hi
+
+
+def _channel_scores(
+    fc: xr.Dataset, truth: xr.Dataset, channels: Sequence[Channel], after_hours: float
+) -> dict[Channel, tuple[np.ndarray, np.ndarray]]:
+    """Per channel: fair CRPS by lead, and the spread–skill ratio (finite-ensemble corrected)
+    at the leads after ``after_hours``, both over time and the globe."""
+    from ..verify import crps, spread_skill_ratio
+
+    dims = ["time", "latitude", "longitude"]
+    c = crps(fc, truth, dim=dims)
+    ssr = spread_skill_ratio(fc, truth, dim=dims, correction=True)
+    late = fc["prediction_timedelta"] > np.timedelta64(int(after_hours * 3600), "s")
+    out = {}
+    for var, lev in channels:
+        cv = c[var] if lev is None else c[var].sel(level=lev)
+        sv = ssr[var] if lev is None else ssr[var].sel(level=lev)
+        sv = np.asarray(sv.sel(prediction_timedelta=late).values, dtype=float).ravel()
+        cv = np.asarray(cv.transpose("prediction_timedelta", ...).values, dtype=float).ravel()
+        out[(var, lev)] = (cv, sv)
+    return out
+
+
 def tune_spread_growth(
     ds: xr.Dataset,
     *,
@@ -758,22 +795,14 @@ def tune_spread_growth(
         ``prediction_timedelta`` too. CRPS is normalised by the channel's std.
     """
     from ..forecast import ensemble
-    from ..verify import crps, spread_skill_ratio
 
     gains = sorted({float(g) for g in initial_gains} | {1.0})
     facs = sorted({float(f) for f in step_factors} | {1.0})
     if any(not x > 0 for x in gains + facs):
         raise ValueError(f"gains and factors must be positive; got {gains}, {facs}")
-    lo, hi = (float(b) for b in band)
-    if not 0 < lo < 1 < hi:
-        raise ValueError(f"band must satisfy 0 < low < 1 < high; got {band}")
     if weighting not in _WEIGHTINGS:
         raise ValueError(f"weighting must be one of {_WEIGHTINGS}; got {weighting!r}")
-    if int(steps) * model.timestep <= np.timedelta64(int(after_hours * 3600), "s"):
-        raise ValueError(
-            f"no lead after after_hours={after_hours:g} h to score in {steps} steps of "
-            f"{model.timestep_hours:g} h; raise steps or lower after_hours"
-        )
+    _check_band_and_leads(band, model, steps, after_hours)
     truth = validate(ds, require_time=True)
     if init_times is None:
         init_times = verifiable_init_times(truth, model=model, steps=steps)
@@ -796,17 +825,12 @@ def tune_spread_growth(
                     ds, model=model, n=n, steps=steps, method="vae", perturbation=perturbation,
                     init_times=init_times, seed=seed, progress=progress,
                 )  # fmt: skip
-                dims = ["time", "latitude", "longitude"]
-                c = crps(fc, truth, dim=dims)
-                ssr = spread_skill_ratio(fc, truth, dim=dims, correction=True)
-                late = fc["prediction_timedelta"] > np.timedelta64(int(after_hours * 3600), "s")
-                per: dict[Channel, tuple[np.ndarray, np.ndarray]] = {}
-                for (var, lev), sd in zip(model.channels, std):
-                    cv = c[var] if lev is None else c[var].sel(level=lev)
-                    sv = ssr[var] if lev is None else ssr[var].sel(level=lev)
-                    sv = np.asarray(sv.sel(prediction_timedelta=late).values, dtype=float)
-                    cv = cv.transpose("prediction_timedelta", ...).values.reshape(int(steps))
-                    per[(var, lev)] = (np.asarray(cv, dtype=float) / sd, sv.ravel())
+                per = {
+                    ch: (cv / sd, sv)
+                    for (ch, (cv, sv)), sd in zip(
+                        _channel_scores(fc, truth, model.channels, after_hours).items(), std
+                    )
+                }
                 for k, grp in enumerate(groups):
                     by_lead[k, i, j] = np.mean([per[ch][0] for ch in grp], axis=0)
                     crps_t[k, i, j] = by_lead[k, i, j].mean()
@@ -892,6 +916,16 @@ def select_spread_growth(
     return best
 
 
+def _channel_indices(vae: PerturbationVAE, channels: Sequence[Channel]) -> list[int]:
+    """Indices of ``channels`` in the module; ``ValueError`` naming any it lacks."""
+    index = {ch: i for i, ch in enumerate(vae.channels)}
+    key = [(str(v), None if lv is None else float(lv)) for v, lv in channels]
+    unknown = sorted(channel_name(ch) for ch in key if ch not in index)
+    if unknown:
+        raise ValueError(f"unknown channels {unknown}; the module has {len(index)} channels")
+    return [index[ch] for ch in key]
+
+
 def apply_spread_growth(
     vae: PerturbationVAE, pairs: dict[Channel, tuple[float, float]]
 ) -> PerturbationVAE:
@@ -908,18 +942,14 @@ def apply_spread_growth(
     >>> vae.config["initial_gain"]
     [2.0, 1.0]
     """
-    index = {ch: i for i, ch in enumerate(vae.channels)}
-    key = {(v, None if lev is None else float(lev)): p for (v, lev), p in pairs.items()}
-    unknown = sorted(channel_name(ch) for ch in key if ch not in index)
-    if unknown:
-        raise ValueError(f"unknown channels {unknown}; the module has {len(index)} channels")
+    rows = _channel_indices(vae, list(pairs))
     gain = list(vae.config["initial_gain"])
     with torch.no_grad():
-        for ch, (g, f) in key.items():
+        for i, (ch, (g, f)) in zip(rows, pairs.items()):
             if not (g > 0 and f > 0):
                 raise ValueError(f"gain and factor for {channel_name(ch)} must be positive")
-            vae.log_scale[0, index[ch]] += math.log(f)
-            gain[index[ch]] *= float(g)
+            vae.log_scale[0, i] += math.log(f)
+            gain[i] *= float(g)
     vae.set_initial_gain(gain)
     return vae
 
@@ -958,48 +988,31 @@ def tune_early_gain(
         ``in_band`` and ``crps_score`` by ``candidate`` (with ``gain`` and ``early_steps``).
     """
     from ..forecast import ensemble
-    from ..verify import crps, spread_skill_ratio
 
     chans = [(str(v), None if lv is None else float(lv)) for v, lv in channels]
-    index = {c: i for i, c in enumerate(perturbation.channels)}
-    missing = [channel_name(c) for c in chans if c not in index]
-    if missing or not chans:
-        raise ValueError(f"channels must be channels of the module; unknown: {missing or chans}")
+    if not chans:
+        raise ValueError("channels must name at least one channel of the module")
+    _channel_indices(perturbation, chans)
     cands = [(1.0, 0)] + [(float(g), int(k)) for g in gains for k in steps_options]
     if any(not g > 0 or k < 0 for g, k in cands):
         raise ValueError(f"gains must be positive and steps >= 0; got {gains}, {steps_options}")
+    lo, hi = _check_band_and_leads(band, model, steps, after_hours)
     truth = validate(ds, require_time=True)
     if init_times is None:
         init_times = verifiable_init_times(truth, model=model, steps=steps)
-    lo, hi = (float(b) for b in band)
     saved = (list(perturbation.config["early_gain"]), perturbation.config["early_steps"])
     in_band, by_lead = [], []
     try:
         for g, k in cands:
-            gain = list(saved[0])
-            for c in chans:
-                gain[index[c]] = saved[0][index[c]] * g
-            perturbation.set_early_gain(gain, k if k else saved[1])
+            apply_early_gain(perturbation, chans, g, k)
             fc = ensemble(ds, model=model, n=n, steps=steps, method="vae",
                           perturbation=perturbation, init_times=init_times, seed=seed,
                           progress=progress)  # fmt: skip
-            dims = ["time", "latitude", "longitude"]
-            c_all, s_all = (
-                crps(fc, truth, dim=dims),
-                spread_skill_ratio(fc, truth, dim=dims, correction=True),
-            )
-            late = fc["prediction_timedelta"] > np.timedelta64(int(after_hours * 3600), "s")
-            ok, cr = [], []
-            for var, lev in chans:
-                cv, sv = c_all[var], s_all[var]
-                if lev is not None:
-                    cv, sv = cv.sel(level=lev), sv.sel(level=lev)
-                sv = np.asarray(sv.sel(prediction_timedelta=late).values, dtype=float).ravel()
-                ok.append((sv >= lo) & (sv <= hi))
-                cr.append(np.asarray(cv.values, dtype=float).ravel())
-            in_band.append(float(np.mean(ok)))
-            by_lead.append(np.mean(cr, axis=0))
+            per = _channel_scores(fc, truth, chans, after_hours)
+            in_band.append(float(np.mean([(sv >= lo) & (sv <= hi) for _, sv in per.values()])))
+            by_lead.append(np.mean([cv for cv, _ in per.values()], axis=0))
             log.info("early gain %g for %d steps: SSR in band %.2f", g, k, in_band[-1])
+            perturbation.set_early_gain(*saved)
     finally:
         perturbation.set_early_gain(*saved)
     score = [float(np.mean(np.log(b / by_lead[0]))) for b in by_lead]
@@ -1011,6 +1024,34 @@ def tune_early_gain(
         attrs={"channels": [channel_name(c) for c in chans], "n": n, "steps": steps},
     )  # fmt: skip
     return cands[best], scores
+
+
+def apply_early_gain(
+    vae: PerturbationVAE, channels: Sequence[Channel], gain: float, steps: int
+) -> PerturbationVAE:
+    """Multiply the early-step factor of ``channels`` by ``gain`` on steps ``1 … steps``, in place.
+
+    ``steps = 0`` leaves the module as it is (see :meth:`PerturbationVAE.set_early_gain`;
+    :func:`tune_early_gain` chooses the pair).
+
+    Examples
+    --------
+    >>> vae = PerturbationVAE([("temperature", 500.0), ("geopotential", 500.0)], (8, 16),
+    ...                       hidden=4, latent=2)
+    >>> _ = apply_early_gain(vae, [("temperature", 500.0)], 3.0, 12)
+    >>> vae.config["early_gain"], vae.config["early_steps"]
+    ([3.0, 1.0], 12)
+    """
+    rows = _channel_indices(vae, channels)
+    if not gain > 0 or int(steps) < 0:
+        raise ValueError(f"gain must be positive and steps >= 0; got {gain}, {steps}")
+    if int(steps) == 0:
+        return vae
+    early = list(vae.config["early_gain"])
+    for i in rows:
+        early[i] *= float(gain)
+    vae.set_early_gain(early, int(steps))
+    return vae
 
 
 def apply_variable_inflation(vae: PerturbationVAE, factors: dict[str, float]) -> PerturbationVAE:
