@@ -10,9 +10,11 @@ on initial times spread over the world's *test* split:
 * whether the FuXi-ENS SSR lies within 0.8–1.2 after day 1;
 * rank histograms at 1, 5 and 10 days saved as figures.
 
-The Perlin baseline's amplitude is tuned for its best CRPS on the *validation* split (same
-n is too costly for the search; ``--tune-n`` members), then run with the same n on the test
-initial times. Usage::
+Both ensembles run the FuXi cascade by default (``--model fuxi-hs-t21-cascade``: FuXi-Short
+to day 5, FuXi-Medium after), as FuXi forecasts do; ``--model fuxi-hs-t21`` runs the short
+model alone for all 10 days. The Perlin baseline's amplitude is tuned for its best CRPS on
+the *validation* split (same n is too costly for the search; ``--tune-n`` members), then run
+with the same n on the test initial times. Usage::
 
     python benchmarks/bench_ensemble_skill.py                      # full run (2 CPUs: ~10 min)
     python benchmarks/bench_ensemble_skill.py --n 8 --steps 8 --inits 2   # quick look
@@ -100,7 +102,7 @@ def _rank_figure(fcs, truth, leads_h, path):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="fuxi-hs-t21")
+    p.add_argument("--model", default="fuxi-hs-t21-cascade")
     p.add_argument("--perturbation", default="fuxi-ens-hs-t21")
     p.add_argument("--n", type=int, default=48)
     p.add_argument("--steps", type=int, default=40)

@@ -11,7 +11,12 @@
 # CRPS relative to the uncalibrated module); then a gain on the first steps' perturbations of
 # t850 (`xfuxi calibrate-ens-early`: the model is less active than the truth at 1-3 days, and
 # the ensemble short of spread there), chosen the same way for the most leads with the
-# spread-skill ratio in band, then the best CRPS. Finally the module is copied into
+# spread-skill ratio in band, then the best CRPS. Then the gain on the perturbations before
+# the steps of the FuXi cascade's medium stage (`xfuxi calibrate-ens-stage`: FuXi-Medium damps
+# eddies more than FuXi-Short, which the module was trained with, and the ensemble lost spread
+# after day 5), first for all channels, then for the tracer channels on top, chosen the same
+# way over the leads the medium stage makes; then an early gain for u250, on the cascade.
+# Finally the module is copied into
 # xfuxi/_data/models/fuxi-ens-hs-t21 (config.json records the weights' sha256).
 # Usage: bash scripts/train_ens_pretrained.sh [OUT_DIR]
 # (the shipped module: OMP_NUM_THREADS=1, one core of a 2-core machine, MINUTES of training)
@@ -35,7 +40,23 @@ $PY -m xfuxi.cli --no-progress calibrate-ens --model fuxi-hs-t21 --perturbation 
 
 $PY -m xfuxi.cli --no-progress calibrate-ens-early --model fuxi-hs-t21 \
   --perturbation "$OUT-spread" --channels temperature@850 --gains 2,3,4 --early-steps 8,12 \
-  -n 16 --steps 40 --inits 4 --out "$OUT-calibrated"
+  -n 16 --steps 40 --inits 4 --out "$OUT-early"
+
+$PY -m xfuxi.cli --no-progress calibrate-ens-stage --model fuxi-hs-t21-cascade \
+  --perturbation "$OUT-early" --gains 1.4,1.8,2.2,2.6 -n 16 --steps 40 --inits 4 \
+  --out "$OUT-stage"
+
+$PY -m xfuxi.cli --no-progress calibrate-ens-stage --model fuxi-hs-t21-cascade \
+  --perturbation "$OUT-stage" \
+  --channels passive_tracer@250,passive_tracer@500,passive_tracer@700,passive_tracer@850 \
+  --gains 0.6,0.7,0.8,0.9 -n 16 --steps 40 --inits 4 --out "$OUT-tracer"
+
+# u250 on the same early steps (they are shared by all channels; the t850 step chose 12),
+# scored on the headline channels of bench_ensemble_skill.py
+$PY -m xfuxi.cli --no-progress calibrate-ens-early --model fuxi-hs-t21-cascade \
+  --perturbation "$OUT-tracer" --channels u_component_of_wind@250 --gains 1.25,1.5,2 \
+  --score-channels geopotential@500,temperature@850,u_component_of_wind@250,v_component_of_wind@250,passive_tracer@500 \
+  --early-steps 12 -n 16 --steps 40 --inits 4 --out "$OUT-calibrated"
 
 DEST=xfuxi/_data/models/fuxi-ens-hs-t21
 mkdir -p "$DEST"

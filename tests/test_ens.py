@@ -30,6 +30,7 @@ from xfuxi.training.ens import (
     train_perturbation,
     tune_amplitude,
     tune_early_gain,
+    tune_model_gain,
 )
 
 LAT = np.linspace(-78.75, 78.75, 8)
@@ -234,6 +235,11 @@ def test_shipped_perturbation_loads_if_present():
     ).view(1, 1, -1, 1, 1)
     d = vae.perturb(x, torch.randn(2, *vae.latent_shape))
     assert torch.isfinite(d).all()
+    # its stage gains name stages of the shipped cascade (a renamed stage would lose them)
+    import xfuxi
+
+    stages = {m.name for m in xfuxi.load_model("fuxi-hs-t21-cascade").stages}
+    assert vae.config["model_gain"] and set(vae.config["model_gain"]) <= stages
 
 
 # ------------------------------------------------------------------------- generators, rollout
@@ -254,11 +260,17 @@ class _Persist(torch.nn.Module):
         return x[:, 1]
 
 
-def _model() -> ForecastModel:
+def _model(name: str = "persist") -> ForecastModel:
     return ForecastModel(
         _Persist(), channels=CHANNELS, latitude=LAT, longitude=LON, stats=_stats(),
-        residual=False, name="persist",
+        residual=False, name=name,
     )  # fmt: skip
+
+
+def _cascade(switch: int = 2):
+    from xfuxi.models.cascade import Cascade
+
+    return Cascade([_model("short"), _model("medium")], switch_steps=[switch])
 
 
 def test_rollout_perturbs_initial_state_and_every_step():
@@ -410,6 +422,13 @@ def test_early_gain_scales_the_first_steps_only(tmp_path):
     assert back.config["early_gain"] == [3.0, 1.0] and back.config["early_steps"] == 2
     with torch.no_grad():
         torch.testing.assert_close(back.perturb(x, eps, step=1), plain * scale)
+    # the early steps are shared: another channel's gain over other steps is refused
+    from xfuxi.training.ens import apply_early_gain
+
+    with pytest.raises(ValueError, match="shared by all channels"):
+        apply_early_gain(vae, [("passive_tracer", None)], 2.0, 4)
+    apply_early_gain(vae, [("passive_tracer", None)], 2.0, 2)
+    assert vae.config["early_gain"] == [3.0, 2.0] and vae.config["early_steps"] == 2
     with pytest.raises(ValueError, match="early_steps"):
         vae.set_early_gain([1.0, 1.0], -1)
     with pytest.raises(ValueError, match="positive"):
@@ -431,6 +450,14 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
     assert scores.sizes["candidate"] == 3 and float(scores["in_band"][0]) == 0.0
     assert float(scores["in_band"][1]) == 1.0
     assert vae.config == before  # the module is left as it was
+    # scored on the other channel only, which keeps far too little spread whatever the gain
+    _, scores = tune_early_gain(
+        data, model=_model(), perturbation=vae, channels=[("temperature", 500.0)],
+        score_channels=[("passive_tracer", None)], gains=[10.0], steps_options=[4], n=16,
+        steps=4, band=(0.5, 2.0), after_hours=6, progress=False,
+    )  # fmt: skip
+    assert scores.attrs["score_channels"] == ["passive_tracer"]
+    np.testing.assert_array_equal(scores["in_band"], [0.0, 0.0])
     with pytest.raises(ValueError, match="unknown"):
         tune_early_gain(data, model=_model(), perturbation=vae, channels=[("u", 1.0)],
                         gains=[2.0], steps_options=[1], progress=False)  # fmt: skip
@@ -438,6 +465,60 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
         tune_early_gain(data, model=_model(), perturbation=vae,
                         channels=[("temperature", 500.0)], gains=[2.0], steps_options=[1],
                         steps=4, progress=False)  # fmt: skip
+
+
+def test_model_gain_scales_the_perturbations_before_that_models_steps(tmp_path):
+    vae = _vae().eval()
+    x, eps = _pair(), torch.randn(3, *vae.latent_shape)
+    scale = torch.tensor([2.0, 1.0]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        plain = vae.perturb(x, eps)
+        vae.set_model_gain("medium", [2.0, 1.0])
+        vae.set_early_gain([3.0, 3.0], 1)
+        torch.testing.assert_close(vae.perturb(x, eps, model="short"), plain)
+        torch.testing.assert_close(vae.perturb(x, eps, step=5, model="medium"), plain * scale)
+        # on top of the early gain
+        torch.testing.assert_close(vae.perturb(x, eps, step=1, model="medium"), plain * 3 * scale)
+        vae.set_early_gain([1.0, 1.0], 0)
+        # a rollout through a cascade: the first two steps by "short", the third by "medium"
+        gens = member_generators(0, [(0, 0), (0, 1), (0, 2)])
+        outs = list(ensemble_rollout(_cascade(2), x, steps=3, generators=gens, perturbation=vae))
+        gens = member_generators(0, [(0, 0), (0, 1), (0, 2)])
+        state = x.clone()
+        for k, factor in enumerate((1.0, 1.0, scale)):
+            e = torch.stack([torch.randn(vae.latent_shape, generator=g) for g in gens])
+            curr = state[:, 1] + vae.perturb(state, e) * factor
+            torch.testing.assert_close(outs[k], curr)
+            state = torch.stack([curr, curr], dim=1)
+    back = load_perturbation(save_perturbation(vae, tmp_path / "ck"))
+    assert back.config["model_gain"] == {"medium": [2.0, 1.0]}
+    vae.set_model_gain("medium", None)
+    assert vae.config["model_gain"] == {}
+    with pytest.raises(ValueError, match="positive"):
+        vae.set_model_gain("medium", [1.0])
+
+
+def test_tune_model_gain_finds_the_gain_that_matches_the_random_walk():
+    # persistence on a random walk of step 0.3 std, perturbations of 0.03 std: far too little
+    # spread; a gain of 10 on the second stage's steps matches the walk there, 100 overshoots
+    data = _random_walk(40, 0.3, 3)
+    vae = _vae(init_scale=0.03).eval()
+    best, scores = tune_model_gain(
+        data, model=_cascade(2), perturbation=vae, stage=1, gains=[10.0, 100.0], n=16,
+        steps=4, band=(0.5, 2.0), progress=False,
+    )  # fmt: skip
+    assert best == 10.0
+    assert list(scores["gain"].values) == [1.0, 10.0, 100.0]
+    assert float(scores["in_band"].sel(gain=1.0)) == 0.0
+    assert float(scores["in_band"].sel(gain=10.0)) == 1.0
+    assert float(scores["crps_score"].sel(gain=10.0)) < 0
+    assert vae.config["model_gain"] == {}  # the module is left as it was
+    with pytest.raises(TypeError, match="Cascade"):
+        tune_model_gain(data, model=_model(), perturbation=vae, stage=1, gains=[2.0])
+    with pytest.raises(ValueError, match="later stage"):
+        tune_model_gain(data, model=_cascade(2), perturbation=vae, stage=0, gains=[2.0])
+    with pytest.raises(ValueError, match="never reach"):
+        tune_model_gain(data, model=_cascade(2), perturbation=vae, stage=1, gains=[2.0], steps=2)
 
 
 @pytest.mark.parametrize("p", [1, 2])

@@ -604,7 +604,7 @@ def test_cli_calibrate_ens_early_saves_the_chosen_gain(tmp_path, monkeypatch, ca
             "--out", str(tmp_path / "cal")]  # fmt: skip
     assert cli.main(args) == 0
     cal = load_perturbation(tmp_path / "cal")
-    meta = cal.metadata["early_gain"]
+    (meta,) = cal.metadata["early_gain"]  # one record per call
     gain, k = meta["chosen"]
     assert (gain, k) in ((1.0, 0), (3.0, 2)) and meta["channels"] == ["temperature@850"]
     i = cal.channels.index(("temperature", 850.0))
@@ -612,3 +612,35 @@ def test_cli_calibrate_ens_early_saves_the_chosen_gain(tmp_path, monkeypatch, ca
     assert cal.config["early_gain"][i] == (gain if k else 1.0)
     assert sum(cal.config["early_gain"]) == len(cal.channels) - 1 + cal.config["early_gain"][i]
     assert "chosen:" in capsys.readouterr().out
+
+
+def test_cli_calibrate_ens_stage_saves_the_chosen_model_gain(tmp_path, monkeypatch, capsys):
+    import xfuxi.cli as cli
+    import xfuxi.models.checkpoint as checkpoint
+    from xfuxi.models.cascade import Cascade
+    from xfuxi.models.ens import load_perturbation
+
+    model_dir, model = _tiny_fuxi_checkpoint(tmp_path)
+    medium = copy.deepcopy(model)
+    medium.name = "tiny-medium"
+    real_load = checkpoint.load_model
+    monkeypatch.setattr(
+        checkpoint, "load_model",
+        lambda name, **kw: Cascade([model, medium], [2], name="tiny-cascade")
+        if name == "tiny-cascade" else real_load(name, **kw),
+    )  # fmt: skip
+    save_perturbation(_vae(model), tmp_path / "vae")
+    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    args = ["--no-progress", "calibrate-ens-stage", "--model", "tiny-cascade", "--perturbation",
+            str(tmp_path / "vae"), "--channels", "temperature@850", "--gains", "1.5",
+            "-n", "3", "--steps", "5", "--inits", "2", "--out", str(tmp_path / "cal")]  # fmt: skip
+    assert cli.main(args) == 0
+    cal = load_perturbation(tmp_path / "cal")
+    (meta,) = cal.metadata["model_gain"]["tiny-medium"]  # one record per call
+    assert meta["chosen"] in (1.0, 1.5) and meta["channels"] == ["temperature@850"]
+    i = cal.channels.index(("temperature", 850.0))
+    gains = cal.config["model_gain"]["tiny-medium"]
+    assert gains[i] == meta["chosen"] and sum(gains) == len(gains) - 1 + gains[i]
+    assert "chosen: gain" in capsys.readouterr().out
+    with pytest.raises(TypeError, match="Cascade"):
+        cli.main(args[:3] + [str(model_dir)] + args[4:-1] + [str(tmp_path / "c1")])

@@ -254,9 +254,24 @@ def test_cascade_uses_each_stage_over_its_steps():
     assert fc.attrs["cascade_switch_steps"] == "2,3"
     items = list(forecast_iter(ds, model=cascade, steps=5, progress=False))
     xr.testing.assert_allclose(xr.concat(items, "prediction_timedelta"), fc)
-    # a cascade is not a one-step model: ensembles and 4DVar refuse it by name
+    # ensembles run through the cascade too: each member's perturbed state, then the stages
+    ens = xfuxi.ensemble(
+        ds, model=cascade, n=3, steps=5, method="gaussian", amplitude=0.1, seed=4,
+        chunk_size=2, progress=False,
+    )  # fmt: skip
+    single = xfuxi.ensemble(
+        ds, model=short, n=3, steps=1, method="gaussian", amplitude=0.1, seed=4, progress=False
+    )  # same seed and method: the same initial perturbations, first step by the short stage
+    start = single.temperature.isel(prediction_timedelta=0) - 1.0  # perturbed state at t0
+    for k, add in enumerate([1, 2, 12, 112, 212]):
+        np.testing.assert_allclose(
+            ens.temperature.isel(prediction_timedelta=k).values, (start + add).values, rtol=1e-6
+        )
+    assert ens.attrs["cascade_stages"] == "short,medium,long"
+    assert float(ens.temperature.isel(prediction_timedelta=0).std("number").max()) > 0
+    # 4DVar needs one one-step model and refuses a cascade by name
     with pytest.raises(TypeError, match="stages\\[0\\]"):
-        xfuxi.ensemble(ds, model=cascade, n=2, steps=1, method="gaussian", progress=False)
+        xfuxi.forecast_error_samples(ds, model=cascade, lead_steps=1, n_samples=1)
     with pytest.raises(ValueError, match="switch step"):
         Cascade([short, medium], switch_steps=[])
     with pytest.raises(ValueError, match="increase strictly"):

@@ -378,6 +378,11 @@ def _cmd_calibrate_ens(args) -> int:
 
 
 @arg("--channels", default="temperature@850", help="channels to tune, comma-separated")
+@arg(
+    "--score-channels",
+    default=None,
+    help="channels scored, comma-separated, or 'all' (default: the tuned channels)",
+)
 @arg("--gains", default="2,3,4", help="early-step gain candidates")
 @arg("--early-steps", default="8,12", help="candidates for the number of early steps")
 @_ens_calibration_args
@@ -389,20 +394,27 @@ def _cmd_calibrate_ens_early(args) -> int:
 
     model, vae, validation, times, band = _ens_calibration_setup(args)
     chans = [parse_channel_name(c.strip()) for c in args.channels.split(",")]
+    scored = (
+        None if args.score_channels is None
+        else list(vae.channels) if args.score_channels.strip() == "all"
+        else [parse_channel_name(c.strip()) for c in args.score_channels.split(",")]
+    )  # fmt: skip
     (gain, k), scores = tune_early_gain(
-        validation, model=model, perturbation=vae, channels=chans,
+        validation, model=model, perturbation=vae, channels=chans, score_channels=scored,
         gains=[float(x) for x in args.gains.split(",")],
         steps_options=[int(x) for x in args.early_steps.split(",")], n=args.members,
         steps=args.steps, init_times=times, band=band, seed=args.seed,
     )  # fmt: skip
     apply_early_gain(vae, chans, gain, k)
     meta = dict(getattr(vae, "metadata", {}))
-    meta["early_gain"] = {
+    earlier = meta.get("early_gain", [])  # one record per call, in order
+    meta["early_gain"] = [*([earlier] if isinstance(earlier, dict) else earlier), {
         "channels": [channel_name(c) for c in chans], "chosen": [gain, k],
+        "score_channels": scores.attrs["score_channels"], "model": model.name,
         "members": args.members, "steps": args.steps,
         "init_times": [str(t)[:16] for t in times],
         "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
-    }  # fmt: skip
+    }]  # fmt: skip
     save_perturbation(vae, args.out, metadata=meta)
     print(scores.to_dataframe().round(4).to_string())
     print(f"chosen: gain {gain:g} on steps 1-{k}" if k else "chosen: no early gain")
@@ -410,8 +422,53 @@ def _cmd_calibrate_ens_early(args) -> int:
     return 0
 
 
+@arg("--channels", default=None, help="channels to tune, comma-separated (default all)")
+@arg("--gains", default="1.4,1.8,2.2,2.6", help="gain candidates")
+@arg("--stage", type=int, default=1, help="index of the cascade stage (1 = the second)")
+@_ens_calibration_args
+@command(
+    "calibrate-ens-stage",
+    "tune a FuXi-ENS module's gain before the steps of a cascade's later stage",
+)
+def _cmd_calibrate_ens_stage(args) -> int:
+    from .data.channels import channel_name, parse_channel_name
+    from .models.ens import save_perturbation
+    from .training.ens import apply_model_gain, tune_model_gain
+
+    model, vae, validation, times, band = _ens_calibration_setup(args)
+    chans = None if args.channels is None else [
+        parse_channel_name(c.strip()) for c in args.channels.split(",")
+    ]  # fmt: skip
+    gain, scores = tune_model_gain(
+        validation, model=model, perturbation=vae, stage=args.stage,
+        gains=[float(x) for x in args.gains.split(",")], channels=chans, n=args.members,
+        steps=args.steps, init_times=times, band=band, seed=args.seed,
+    )  # fmt: skip
+    name = model.stages[args.stage].name
+    apply_model_gain(vae, name, gain, chans)
+    meta = dict(getattr(vae, "metadata", {}))
+    records = dict(meta.get("model_gain", {}))  # per stage name, one record per call
+    records[name] = [*records.get(name, []), {
+        "channels": "all" if chans is None else [channel_name(c) for c in chans],
+        "chosen": gain, "cascade": model.name, "members": args.members, "steps": args.steps,
+        "init_times": [str(t)[:16] for t in times],
+        "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
+    }]  # fmt: skip
+    meta["model_gain"] = records
+    save_perturbation(vae, args.out, metadata=meta)
+    print(scores.to_dataframe().round(4).to_string())
+    print(f"chosen: gain {gain:g} before the steps of {name}")
+    print(f"calibrated module saved in {args.out}")
+    return 0
+
+
 @arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
-@arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
+@arg(
+    "--model",
+    default="fuxi-hs-t21-cascade",
+    help="deterministic model or cascade (shipped name or checkpoint; default the FuXi "
+    "cascade, whose later stage the shipped perturbation module is calibrated for)",
+)
 @arg("--method", choices=["vae", "perlin", "gaussian"], default="vae")
 @arg("--perturbation", default=None, help="perturbation module (default: the shipped one)")
 @arg("-n", "--members", type=int, default=48)

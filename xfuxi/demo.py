@@ -134,8 +134,9 @@ def _plot_headline_scores(scores: dict[str, xr.Dataset], ylabel: str, title: str
 def stage_forecast(result: DemoResult, base: dict, *, model_name: str) -> dict:
     """Load the pretrained FuXi model, forecast from every initial time, score, plot.
 
-    Returns the loaded model, the forecast, and ``"step_model"``: the single one-step model
-    the ensemble and 4DVar stages run (a cascade's first stage, FuXi-Short).
+    Returns the loaded model (the ensemble stage runs it too), the forecast, and
+    ``"step_model"``: the single one-step model 4DVar runs (a cascade's first stage,
+    FuXi-Short).
     """
     import xfuxi
     from xfuxi.models.cascade import Cascade
@@ -299,7 +300,7 @@ def run_demo(
     log.info("stage 2: FuXi forecasts")
     fc = stage_forecast(result, base, model_name=model)
     log.info("stage 3: FuXi-ENS ensemble")
-    stage_ensemble(result, base, fc["step_model"], n_members=n_members, n_init=n_init_ensemble)
+    stage_ensemble(result, base, fc["model"], n_members=n_members, n_init=n_init_ensemble)
     log.info("stage 4: FuXi-En4DVar analysis")
     stage_assimilation(result, base, fc["step_model"], n_sites=n_sites, n_members=n_members_4dvar)
     for name, df in result.tables.items():

@@ -482,6 +482,7 @@ def _ensemble_setup(
 
     import torch
 
+    from .models.cascade import Cascade
     from .models.ens import PerturbationVAE, load_perturbation
 
     if method not in _ENSEMBLE_METHODS:
@@ -500,7 +501,7 @@ def _ensemble_setup(
         raise ValueError(f"amplitude must be a finite number >= 0; got {amplitude!r}")
     if method != "perlin" and noise_kwargs:
         raise ValueError(f"noise_kwargs only apply to method='perlin'; got {sorted(noise_kwargs)}")
-    model = _resolve_model(model)
+    model = _resolve_model(model, allow_cascade=True)
     vae = None
     if method == "vae":
         vae = perturbation if perturbation is not None else _DEFAULT_PERTURBATION
@@ -515,8 +516,15 @@ def _ensemble_setup(
     elif perturbation is not None:
         raise ValueError(f"perturbation is only used by method='vae' (got method={method!r})")
     x, t0 = initial_conditions(ds, model, init_times=init_times)
-    run = _model_on(model, device, None)
-    param = next(iter(run.parameters()), None)
+    if isinstance(model, Cascade):  # each stage on the device; the stages' switch steps kept
+        run = Cascade(
+            [_model_on(m, device, None) for m in model.stages], model.switch_steps,
+            name=model.name,
+        )  # fmt: skip
+        param = next(iter(run.stages[0].parameters()), None)
+    else:
+        run = _model_on(model, device, None)
+        param = next(iter(run.parameters()), None)
     dev = param.device if param is not None else torch.device(device or "cpu")
     dtype = param.dtype if param is not None else torch.float32
     if vae is not None:
@@ -591,7 +599,7 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, method: str, seed: int, prog
     keys = [(int(t_sec[i]), m) for i in range(n_t) for m in range(n)]
     rows = np.repeat(np.arange(n_t), n)
     noise = None if method == "vae" else _initial_noise(method, model, setup["amplitude"], kwargs)
-    modules = [m for m in (model, vae) if m is not None]
+    modules = [*getattr(model, "stages", (model,)), *([vae] if vae is not None else [])]
     modes = [m.training for m in modules]
     for m in modules:
         m.eval()
@@ -723,8 +731,13 @@ def ensemble(
     ----------
     ds : xarray.Dataset
         Analysis-layout data holding, for each initial time ``t``, also ``t − 6 h``.
-    model : ForecastModel or str
-        The deterministic forecast model (or a name for :func:`xfuxi.load_model`).
+    model : ForecastModel or Cascade or str
+        The deterministic forecast model (or a name for :func:`xfuxi.load_model`). With a
+        :class:`~xfuxi.models.cascade.Cascade` (e.g. ``"fuxi-hs-t21-cascade"``) each stage
+        makes its own range of steps, as in :func:`forecast`; the members' noise is drawn as
+        with a single model, and a VAE module's ``model_gain`` scales its perturbations
+        before the steps of the stage it names (the shipped module has one for
+        ``"fuxi-hs-t21-medium"``).
     n : int
         Ensemble size (members per initial time).
     steps : int

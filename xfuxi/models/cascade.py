@@ -5,8 +5,9 @@ FuXi (Chen et al. 2023) is not one network but three: FuXi-Short (0–5 days), F
 autoregressive training, on the earlier stage's own forecasts at the switch lead (see
 ``lead_model`` / ``lead_steps`` of :func:`xfuxi.training.train_forecast`), which reduces the
 accumulation of error over long rollouts. A :class:`Cascade` is accepted by
-:func:`xfuxi.forecast` and :func:`xfuxi.forecast_iter` wherever a model is; ensembles and
-4DVar need a single one-step model (e.g. ``cascade.stages[0]``).
+:func:`xfuxi.forecast`, :func:`xfuxi.forecast_iter`, :func:`xfuxi.ensemble` and
+:func:`xfuxi.ensemble_iter` wherever a model is; 4DVar and the B calibration need a single
+one-step model (e.g. ``cascade.stages[0]``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,11 @@ class Cascade:
         return self.stages[0].timestep_hours
 
     @property
+    def stats(self):
+        """The first stage's normalization statistics (the scale of ensemble perturbations)."""
+        return self.stages[0].stats
+
+    @property
     def config(self) -> dict[str, Any]:
         return {
             "sha256": "+".join(str(m.config.get("sha256", "none")) for m in self.stages),
@@ -148,7 +154,7 @@ def reject_cascade(model: Any) -> None:
     """Raise a clear TypeError where a single one-step model is needed and got a Cascade."""
     if isinstance(model, Cascade):
         raise TypeError(
-            f"a Cascade ({model.name!r}) makes deterministic forecasts only; ensembles and "
-            f"4DVar need one single-step model, e.g. its first stage cascade.stages[0] "
+            f"a Cascade ({model.name!r}) runs forecasts and ensembles only; 4DVar and its B "
+            f"need one single-step model, e.g. its first stage cascade.stages[0] "
             f"({model.stages[0].name!r})"
         )

@@ -158,11 +158,13 @@ def _upsample_matrices(
     return a, b
 
 
-def _initial_gain(gain: Sequence[float], n_channels: int) -> np.ndarray:
+def _initial_gain(
+    gain: Sequence[float], n_channels: int, label: str = "initial_gain"
+) -> np.ndarray:
     """``gain`` as a float array, checked: one positive factor per channel."""
     g = np.asarray(gain, dtype=float)
     if g.shape != (n_channels,) or not np.all(g > 0):
-        raise ValueError(f"initial_gain must be {n_channels} positive numbers; got {gain}")
+        raise ValueError(f"{label} must be {n_channels} positive numbers; got {gain}")
     return g
 
 
@@ -206,6 +208,11 @@ class PerturbationVAE(nn.Module):
         than the truth leaves the ensemble short of spread.
     early_steps : int, default 0
         How many steps after the initial one ``early_gain`` applies to.
+    model_gain : dict of str to sequence of float, optional
+        Per forecast-model name, per-channel factors on the perturbations before the steps
+        that model makes (on top of the other gains). A cascade's later stage damps eddies
+        more than the stage the module was trained with; its perturbations need scaling
+        (see :func:`xfuxi.training.ens.tune_model_gain`).
     name : str, default "perturbation"
         Name recorded in forecast provenance.
 
@@ -245,6 +252,7 @@ class PerturbationVAE(nn.Module):
         initial_gain: Sequence[float] | None = None,
         early_gain: Sequence[float] | None = None,
         early_steps: int = 0,
+        model_gain: dict[str, Sequence[float]] | None = None,
         name: str = "perturbation",
     ) -> None:
         super().__init__()
@@ -266,7 +274,7 @@ class PerturbationVAE(nn.Module):
         self.coarse_shape = (max(1, h // downsample), max(1, w // downsample))
         self.name = name
         gain = _initial_gain(np.ones(c) if initial_gain is None else initial_gain, c)
-        early = _initial_gain(np.ones(c) if early_gain is None else early_gain, c)
+        early = _initial_gain(np.ones(c) if early_gain is None else early_gain, c, "early_gain")
         if int(early_steps) < 0:
             raise ValueError(f"early_steps must be >= 0; got {early_steps}")
         self.config: dict[str, Any] = {
@@ -278,6 +286,10 @@ class PerturbationVAE(nn.Module):
             "initial_gain": gain.tolist(),
             "early_gain": early.tolist(),
             "early_steps": int(early_steps),
+            "model_gain": {
+                str(k): _initial_gain(v, c, f"model_gain[{k!r}]").tolist()
+                for k, v in (model_gain or {}).items()
+            },
         }
         self.stats = stats if stats is not None else NormStats.identity(c)
         for key in ("mean", "std"):
@@ -440,15 +452,30 @@ class PerturbationVAE(nn.Module):
 
     def set_early_gain(self, gain: Sequence[float], steps: int) -> None:
         """Replace the per-channel factors on the perturbations of steps ``1 … steps``."""
-        g = _initial_gain(gain, self.n_channels)
+        g = _initial_gain(gain, self.n_channels, "early_gain")
         if int(steps) < 0:
             raise ValueError(f"early_steps must be >= 0; got {steps}")
         self.config["early_gain"] = g.tolist()
         self.config["early_steps"] = int(steps)
         self._early_gain.copy_(torch.as_tensor(g, dtype=self._early_gain.dtype).view(1, -1, 1, 1))
 
+    def set_model_gain(self, model: str, gain: Sequence[float] | None) -> None:
+        """Set (``None``: remove) the per-channel factors before the steps ``model`` makes."""
+        if gain is None:
+            self.config["model_gain"].pop(str(model), None)
+        else:
+            self.config["model_gain"][str(model)] = _initial_gain(
+                gain, self.n_channels, f"model_gain[{str(model)!r}]"
+            ).tolist()
+
     def perturb(
-        self, x: torch.Tensor, eps: torch.Tensor, *, initial: bool = False, step: int | None = None
+        self,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        *,
+        initial: bool = False,
+        step: int | None = None,
+        model: str | None = None,
     ) -> torch.Tensor:
         """Perturbation in physical units for input pair ``x`` and standard-normal ``eps``.
 
@@ -463,6 +490,9 @@ class PerturbationVAE(nn.Module):
         step : int, optional
             The rollout step the perturbation is for (0: the initial state, as
             ``initial=True``; ``1 … early_steps``: multiplied by ``early_gain``).
+        model : str, optional
+            Name of the forecast model that makes the next step: multiplied by its
+            ``model_gain``, if the module has one for it.
 
         Returns
         -------
@@ -480,9 +510,14 @@ class PerturbationVAE(nn.Module):
         mu, log_sigma = self.prior(feats)
         out = self.sample(mu, log_sigma, eps, feats, xn[:, 1]) * self._std
         if initial or step == 0:
-            return out * self._initial_gain
-        if step is not None and 1 <= step <= self.config["early_steps"]:
-            return out * self._early_gain
+            out = out * self._initial_gain
+        elif step is not None and 1 <= step <= self.config["early_steps"]:
+            out = out * self._early_gain
+        per_model = self.config["model_gain"].get(model) if model is not None else None
+        if per_model is not None:
+            out = out * torch.as_tensor(per_model, dtype=out.dtype, device=out.device).view(
+                1, -1, 1, 1
+            )
         return out
 
     forward = perturb
@@ -602,6 +637,7 @@ def load_perturbation(
         initial_gain=config.get("initial_gain"),
         early_gain=config.get("early_gain"),
         early_steps=config.get("early_steps", 0),
+        model_gain=config.get("model_gain"),
         name=config.get("name", path.name),
     )
     vae.load_state_dict(load_file(str(path / "weights.safetensors")))
@@ -675,7 +711,7 @@ InitialNoise = Callable[
 
 
 def ensemble_rollout(
-    model: ForecastModel,
+    model: ForecastModel | Any,
     x: torch.Tensor,
     *,
     steps: int,
@@ -688,7 +724,9 @@ def ensemble_rollout(
 
     Parameters
     ----------
-    model : ForecastModel
+    model : ForecastModel or Cascade
+        With a :class:`~xfuxi.models.cascade.Cascade`, step ``k`` (1-based) is made by
+        ``model.stages[model.stage_index(k)]``; the perturbations are the same either way.
     x : Tensor (B, 2, C, H, W)
         Physical input pairs, one row per (initial time, member).
     steps : int
@@ -697,9 +735,10 @@ def ensemble_rollout(
         One per row (see :func:`member_generators`); all noise of a row comes from it.
     perturbation : PerturbationVAE, optional
         FuXi-ENS: before each step ``k`` (the initial one included) the current state is
-        perturbed by ``amplitude · vae.perturb(pair, ε_k, step=k)`` (at ``k = 0`` with the
-        module's ``initial_gain``, at ``1 … early_steps`` with its ``early_gain``); the
-        perturbed state is kept as the earlier input of the next step.
+        perturbed by ``amplitude · vae.perturb(pair, ε_k, step=k, model=name)`` (at ``k = 0``
+        with the module's ``initial_gain``, at ``1 … early_steps`` with its ``early_gain``,
+        and with its ``model_gain`` of the model making the step); the perturbed state is
+        kept as the earlier input of the next step.
     initial_noise : callable, optional
         Initial-state methods (Perlin, Gaussian): ``initial_noise(generators, (C, H, W), x)``
         gives ``δ`` (B, C, H, W), added to both input states once; then the deterministic
@@ -717,14 +756,16 @@ def ensemble_rollout(
         raise ValueError(f"need one generator per row: {len(generators)} for {x.shape[0]} rows")
     if perturbation is not None and initial_noise is not None:
         raise ValueError("give either perturbation (VAE) or initial_noise, not both")
+    stages = getattr(model, "stages", None)
     if initial_noise is not None:
         delta = initial_noise(generators, tuple(x.shape[2:]), x)  # type: ignore[arg-type]
         x = x + delta[:, None]
     for k in range(int(steps)):
+        run = model if stages is None else stages[model.stage_index(k + 1)]
         if perturbation is not None:
             eps = _draw(generators, perturbation.latent_shape, x)
-            curr = x[:, 1] + amplitude * perturbation.perturb(x, eps, step=k)
-            x = torch.stack([x[:, 0], curr], dim=1)
-        y = model(x)
+            delta = perturbation.perturb(x, eps, step=k, model=getattr(run, "name", None))
+            x = torch.stack([x[:, 0], x[:, 1] + amplitude * delta], dim=1)
+        y = run(x)
         yield y
         x = torch.stack([x[:, 1], y], dim=1)

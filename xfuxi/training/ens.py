@@ -40,10 +40,12 @@ __all__ = [
     "gaussian_kl",
     "train_perturbation",
     "apply_early_gain",
+    "apply_model_gain",
     "apply_spread_growth",
     "apply_variable_inflation",
     "tune_amplitude",
     "tune_early_gain",
+    "tune_model_gain",
     "select_spread_growth",
     "tune_spread_growth",
     "tune_variable_inflation",
@@ -967,6 +969,7 @@ def tune_early_gain(
     init_times: Sequence[Any] | None = None,
     band: tuple[float, float] = (0.8, 1.2),
     after_hours: float = 24.0,
+    score_channels: Sequence[Channel] | None = None,
     seed: int = 0,
     progress: bool | None = None,
 ) -> tuple[tuple[float, int], xr.Dataset]:
@@ -975,7 +978,8 @@ def tune_early_gain(
     For every gain ``g`` in ``gains`` and ``K`` in ``steps_options`` (and the module as it
     is, ``(1, 0)``), the perturbations of steps ``1 … K`` of ``channels`` are multiplied by
     ``g`` (:meth:`PerturbationVAE.set_early_gain`), an ensemble is run on held-back data and
-    those channels are scored: the fraction of leads after ``after_hours`` whose
+    ``score_channels`` (default ``channels``; perturbing the winds also spreads the heights,
+    so score those too) are scored: the fraction of leads after ``after_hours`` whose
     spread–skill ratio (finite-ensemble corrected) lies in ``band``, and the mean over leads
     of the log of the fair CRPS relative to the module as it is. The choice has the most
     leads in band, then the best CRPS score. The module is left as it was.
@@ -993,6 +997,10 @@ def tune_early_gain(
     if not chans:
         raise ValueError("channels must name at least one channel of the module")
     _channel_indices(perturbation, chans)
+    scored = chans if score_channels is None else [
+        (str(v), None if lv is None else float(lv)) for v, lv in score_channels
+    ]  # fmt: skip
+    _channel_indices(perturbation, scored)
     cands = [(1.0, 0)] + [(float(g), int(k)) for g in gains for k in steps_options]
     if any(not g > 0 or k < 0 for g, k in cands):
         raise ValueError(f"gains must be positive and steps >= 0; got {gains}, {steps_options}")
@@ -1008,7 +1016,7 @@ def tune_early_gain(
             fc = ensemble(ds, model=model, n=n, steps=steps, method="vae",
                           perturbation=perturbation, init_times=init_times, seed=seed,
                           progress=progress)  # fmt: skip
-            per = _channel_scores(fc, truth, chans, after_hours)
+            per = _channel_scores(fc, truth, scored, after_hours)
             in_band.append(float(np.mean([(sv >= lo) & (sv <= hi) for _, sv in per.values()])))
             by_lead.append(np.mean([cv for cv, _ in per.values()], axis=0))
             log.info("early gain %g for %d steps: SSR in band %.2f", g, k, in_band[-1])
@@ -1021,9 +1029,122 @@ def tune_early_gain(
         {"in_band": ("candidate", in_band), "crps_score": ("candidate", score)},
         coords={"gain": ("candidate", [g for g, _ in cands]),
                 "early_steps": ("candidate", [k for _, k in cands])},
-        attrs={"channels": [channel_name(c) for c in chans], "n": n, "steps": steps},
+        attrs={"channels": [channel_name(c) for c in chans],
+               "score_channels": [channel_name(c) for c in scored], "n": n, "steps": steps},
     )  # fmt: skip
     return cands[best], scores
+
+
+def tune_model_gain(
+    ds: xr.Dataset,
+    *,
+    model: Any,
+    perturbation: PerturbationVAE,
+    stage: int,
+    gains: Sequence[float],
+    channels: Sequence[Channel] | None = None,
+    n: int = 16,
+    steps: int = 40,
+    init_times: Sequence[Any] | None = None,
+    band: tuple[float, float] = (0.8, 1.2),
+    seed: int = 0,
+    progress: bool | None = None,
+) -> tuple[float, xr.Dataset]:
+    """Choose the perturbation gain of one later stage of a cascade (its ``model_gain``).
+
+    A cascade's later stage (FuXi-Medium) is fine-tuned on long rollouts and damps eddies
+    more than the stage the module was trained with, so the ensemble loses spread after
+    the switch. For every gain ``g`` in ``gains`` (and the module as it is, ``1``), the
+    perturbations before the steps that ``model.stages[stage]`` makes are multiplied by
+    ``g`` for ``channels`` (default all), an ensemble is run on held-back data and those
+    channels are scored over the leads that stage makes: the fraction of leads whose
+    spread–skill ratio (finite-ensemble corrected) lies in ``band``, then the mean log fair
+    CRPS relative to the module as it is. The choice has the most leads in band, then the
+    best CRPS. The module is left as it was (apply the choice with
+    :func:`apply_model_gain`).
+
+    Returns
+    -------
+    gain : float
+        ``1.0`` when nothing did better.
+    scores : xarray.Dataset
+        ``in_band`` and ``crps_score`` by ``gain``.
+    """
+    from ..forecast import ensemble
+    from ..models.cascade import Cascade
+
+    if not isinstance(model, Cascade):
+        raise TypeError(f"model must be a Cascade; got {type(model).__name__}")
+    if isinstance(stage, bool) or not 1 <= int(stage) < len(model.stages):
+        raise ValueError(f"stage must be a later stage, 1 .. {len(model.stages) - 1}; got {stage}")
+    stage = int(stage)
+    first = model.switch_steps[stage - 1]  # the stage makes steps first+1 ..
+    if int(steps) <= first:
+        raise ValueError(f"steps={steps} never reach stage {stage} (it starts after step {first})")
+    chans = list(perturbation.channels) if channels is None else [
+        (str(v), None if lv is None else float(lv)) for v, lv in channels
+    ]  # fmt: skip
+    rows = _channel_indices(perturbation, chans)
+    cands = [1.0] + [float(g) for g in gains]
+    if any(not g > 0 for g in cands):
+        raise ValueError(f"gains must be positive; got {gains}")
+    lo, hi = _check_band_and_leads(band, model, steps, first * model.timestep_hours)
+    last = model.switch_steps[stage] if stage < len(model.switch_steps) else int(steps)
+    truth = validate(ds, require_time=True)
+    if init_times is None:
+        init_times = verifiable_init_times(truth, model=model, steps=steps)
+    name = model.stages[stage].name
+    saved = perturbation.config["model_gain"].get(name)
+    base = np.ones(perturbation.n_channels) if saved is None else np.asarray(saved, dtype=float)
+    in_band, by_lead = [], []
+    try:
+        for g in cands:
+            gain = base.copy()
+            gain[rows] *= g
+            perturbation.set_model_gain(name, gain)
+            fc = ensemble(ds, model=model, n=n, steps=min(int(steps), last), method="vae",
+                          perturbation=perturbation, init_times=init_times, seed=seed,
+                          progress=progress)  # fmt: skip
+            per = _channel_scores(fc, truth, chans, first * model.timestep_hours)
+            in_band.append(float(np.mean([(sv >= lo) & (sv <= hi) for _, sv in per.values()])))
+            by_lead.append(np.mean([cv[first:] for cv, _ in per.values()], axis=0))
+            log.info("stage %d (%s) gain %g: SSR in band %.2f", stage, name, g, in_band[-1])
+    finally:
+        perturbation.set_model_gain(name, saved)
+    score = [float(np.mean(np.log(b / by_lead[0]))) for b in by_lead]
+    best = min(range(len(cands)), key=lambda i: (-round(in_band[i], 9), score[i]))
+    scores = xr.Dataset(
+        {"in_band": ("gain", in_band), "crps_score": ("gain", score)},
+        coords={"gain": cands},
+        attrs={"channels": [channel_name(c) for c in chans], "stage": name, "n": n,
+               "steps": steps},
+    )  # fmt: skip
+    return cands[best], scores
+
+
+def apply_model_gain(
+    vae: PerturbationVAE, model: str, gain: float, channels: Sequence[Channel] | None = None
+) -> PerturbationVAE:
+    """Multiply the factor on the perturbations before ``model``'s steps by ``gain``, in place.
+
+    ``channels`` default to all of the module's (see :func:`tune_model_gain`).
+
+    Examples
+    --------
+    >>> vae = PerturbationVAE([("temperature", 500.0), ("geopotential", 500.0)], (8, 16),
+    ...                       hidden=4, latent=2)
+    >>> _ = apply_model_gain(vae, "fuxi-medium", 1.5, [("temperature", 500.0)])
+    >>> vae.config["model_gain"]
+    {'fuxi-medium': [1.5, 1.0]}
+    """
+    rows = _channel_indices(vae, list(vae.channels) if channels is None else channels)
+    if not gain > 0:
+        raise ValueError(f"gain must be positive; got {gain}")
+    current = vae.config["model_gain"].get(str(model))
+    g = np.ones(vae.n_channels) if current is None else np.asarray(current, dtype=float)
+    g[rows] *= float(gain)
+    vae.set_model_gain(str(model), g)
+    return vae
 
 
 def apply_early_gain(
@@ -1047,6 +1168,18 @@ def apply_early_gain(
         raise ValueError(f"gain must be positive and steps >= 0; got {gain}, {steps}")
     if int(steps) == 0:
         return vae
+    others = [
+        channel_name(ch)
+        for i, (ch, g) in enumerate(zip(vae.channels, vae.config["early_gain"]))
+        if i not in rows and g != 1.0
+    ]
+    current = vae.config["early_steps"]
+    if others and current and int(steps) != current:
+        raise ValueError(
+            f"the early steps are shared by all channels: the module has an early gain on "
+            f"{others} over steps 1-{current}; tune {sorted(channel_name(c) for c in channels)} "
+            f"over {current} steps too, not {int(steps)}"
+        )
     early = list(vae.config["early_gain"])
     for i in rows:
         early[i] *= float(gain)
