@@ -15,7 +15,8 @@
 # the steps of the FuXi cascade's medium stage (`xfuxi calibrate-ens-stage`: FuXi-Medium damps
 # eddies more than FuXi-Short, which the module was trained with, and the ensemble lost spread
 # after day 5), first for all channels, then for the tracer channels on top, chosen the same
-# way over the leads the medium stage makes; then an early gain for u250, on the cascade.
+# way over the leads the medium stage makes; then early gains for u250 and for geopotential,
+# on the cascade, scored on the headline channels.
 # Finally the module is copied into
 # xfuxi/_data/models/fuxi-ens-hs-t21 (config.json records the weights' sha256).
 # Usage: bash scripts/train_ens_pretrained.sh [OUT_DIR]
@@ -56,7 +57,14 @@ $PY -m xfuxi.cli --no-progress calibrate-ens-stage --model fuxi-hs-t21-cascade \
 $PY -m xfuxi.cli --no-progress calibrate-ens-early --model fuxi-hs-t21-cascade \
   --perturbation "$OUT-tracer" --channels u_component_of_wind@250 --gains 1.25,1.5,2 \
   --score-channels geopotential@500,temperature@850,u_component_of_wind@250,v_component_of_wind@250,passive_tracer@500 \
-  --early-steps 12 -n 16 --steps 40 --inits 4 --out "$OUT-calibrated"
+  --early-steps 12 -n 16 --steps 40 --inits 4 --out "$OUT-wind"
+
+# geopotential on the same early steps: the heights spread too fast in the first two days
+$PY -m xfuxi.cli --no-progress calibrate-ens-early --model fuxi-hs-t21-cascade \
+  --perturbation "$OUT-wind" \
+  --channels geopotential@250,geopotential@500,geopotential@700,geopotential@850 \
+  --score-channels geopotential@500,temperature@850,u_component_of_wind@250,v_component_of_wind@250,passive_tracer@500 \
+  --gains 0.4,0.55,0.7,0.85 --early-steps 12 -n 16 --steps 40 --inits 4 --out "$OUT-calibrated"
 
 DEST=xfuxi/_data/models/fuxi-ens-hs-t21
 mkdir -p "$DEST"
