@@ -726,7 +726,8 @@ def ensemble_rollout(
     ----------
     model : ForecastModel or Cascade
         With a :class:`~xfuxi.models.cascade.Cascade`, step ``k`` (1-based) is made by
-        ``model.stages[model.stage_index(k)]``; the perturbations are the same either way.
+        ``model.stages[model.stage_index(k)]``, and the perturbation before it takes the
+        module's ``model_gain`` for that stage's name, if any.
     x : Tensor (B, 2, C, H, W)
         Physical input pairs, one row per (initial time, member).
     steps : int
