@@ -7,6 +7,7 @@ figure.
 
     python examples/en4dvar_cycling.py [--cycles 44] [--members 100] [--sites 300]
     python examples/en4dvar_cycling.py --hybrid-weight 0.25   # hybrid B (a quarter static)
+    python examples/en4dvar_cycling.py --cross-variable 1     # full cross-variable covariances
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ def main() -> None:
         "split (xfuxi.forecast_error_samples); 0 = ensemble B only",
     )
     p.add_argument("--static-lead", type=int, default=4, help="lead (steps) of those samples")
+    p.add_argument(
+        "--cross-variable",
+        type=float,
+        default=0.5,
+        help="cross-variable localization factor in [0, 1] (1: the ensemble's full "
+        "correlations between variables); 0.5 lowered every channel's cycled error",
+    )
     p.add_argument("--static-samples", type=int, default=100, help="number of those samples")
     # B variances: the 12-hour forecast error of the validation run (--spread-lead 2); the
     # adaptive "--spread innovations" and 24-hour statistics did worse here (see the note)
@@ -101,7 +109,10 @@ def main() -> None:
         observe=observe,
         lead_steps=args.lead,
         n_members=args.members,
-        localization=args.localization,
+        localization=(
+            args.localization if args.cross_variable == 1.0
+            else {"length_scale": args.localization, "cross_variable": args.cross_variable}
+        ),  # fmt: skip
         seed=args.seed,
         amplitude=args.amplitude,
         wavelength=args.wavelength,
@@ -115,7 +126,7 @@ def main() -> None:
         f"{args.static_samples} {6 * args.static_lead} h forecast errors)"
         if hybrid
         else "ensemble B"
-    )
+    ) + ("" if args.cross_variable == 1.0 else f", cross-variable {args.cross_variable:g}")
     print(
         f"cycling: {args.cycles} cycles from {str(t0)[:16]}, {args.sites} sondes, "
         f"{args.members} members, {kind}, first background = {6 * args.lead} h forecast, "
@@ -178,6 +189,8 @@ def main() -> None:
         ax.set_title(name)
         ax.legend()
     stem = "en4dvar_cycling_hybrid" if hybrid else "en4dvar_cycling"
+    if args.cross_variable != 0.5:
+        stem += f"_cross{args.cross_variable:g}"
     fig.savefig(f"{args.outdir}/{stem}.png", dpi=100, bbox_inches="tight")
     out.to_netcdf(f"{args.outdir}/{stem}.nc")
     print(f"figure: {args.outdir}/{stem}.png")
