@@ -109,10 +109,7 @@ def main() -> None:
         observe=observe,
         lead_steps=args.lead,
         n_members=args.members,
-        localization=(
-            args.localization if args.cross_variable == 1.0
-            else {"length_scale": args.localization, "cross_variable": args.cross_variable}
-        ),  # fmt: skip
+        localization={"length_scale": args.localization, "cross_variable": args.cross_variable},
         seed=args.seed,
         amplitude=args.amplitude,
         wavelength=args.wavelength,
@@ -185,11 +182,14 @@ def main() -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
     for ax, name, (v, lv) in zip(axes, names, CHANNELS):
         for k in ("analysis", "background", "free"):
-            col(k, v, lv).plot(ax=ax, label=k)
+            x = col(k, v, lv)  # plotted by hand: xarray refuses a single cycle
+            ax.plot(x["time"].values, x.values, marker=".", label=k)
         ax.set_title(name)
+        ax.set_ylabel("RMSE")
+        ax.tick_params(axis="x", labelrotation=30)
         ax.legend()
     stem = "en4dvar_cycling_hybrid" if hybrid else "en4dvar_cycling"
-    if args.cross_variable != 0.5:
+    if args.cross_variable != p.get_default("cross_variable"):
         stem += f"_cross{args.cross_variable:g}"
     fig.savefig(f"{args.outdir}/{stem}.png", dpi=100, bbox_inches="tight")
     out.to_netcdf(f"{args.outdir}/{stem}.nc")

@@ -6,6 +6,7 @@ Each subcommand is a small function that parses its arguments and calls the publ
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -303,10 +304,15 @@ def _cmd_train_ens(args) -> int:
     return 0
 
 
-def _ens_calibration_args(run):
-    """The options every FuXi-ENS calibration command shares (stack under its own)."""
+def _ens_calibration_args(model: str = "fuxi-hs-t21"):
+    """The options every FuXi-ENS calibration command shares (stack under its own);
+    ``model`` is the default of ``--model``."""
+    return functools.partial(_add_ens_calibration_args, model=model)
+
+
+def _add_ens_calibration_args(run, *, model: str):
     for a, kw in reversed([
-        (("--model",), dict(default="fuxi-hs-t21",
+        (("--model",), dict(default=model,
                             help="deterministic model (shipped name or checkpoint)")),
         (("--perturbation",), dict(default="fuxi-ens-hs-t21",
                                    help="module to calibrate (name or directory)")),
@@ -321,6 +327,13 @@ def _ens_calibration_args(run):
     ]):  # fmt: skip
         run = arg(*a, **kw)(run)
     return run
+
+
+def _channel_list(text: str) -> list:
+    """Comma-separated channel names (``temperature@850``, ``surface_pressure``) as pairs."""
+    from .data.channels import parse_channel_name
+
+    return [parse_channel_name(c.strip()) for c in text.split(",")]
 
 
 def _ens_calibration_setup(args):
@@ -345,7 +358,7 @@ def _ens_calibration_setup(args):
     help="lead: every lead's CRPS counts alike (relative to the uncalibrated module); "
     "none: the mean CRPS over leads",
 )
-@_ens_calibration_args
+@_ens_calibration_args()
 @command("calibrate-ens", "calibrate a FuXi-ENS module's initial and per-step perturbations")
 def _cmd_calibrate_ens(args) -> int:
     import json
@@ -385,19 +398,19 @@ def _cmd_calibrate_ens(args) -> int:
 )
 @arg("--gains", default="2,3,4", help="early-step gain candidates")
 @arg("--early-steps", default="8,12", help="candidates for the number of early steps")
-@_ens_calibration_args
+@_ens_calibration_args()
 @command("calibrate-ens-early", "tune a FuXi-ENS module's gain on its first steps' perturbations")
 def _cmd_calibrate_ens_early(args) -> int:
-    from .data.channels import channel_name, parse_channel_name
+    from .data.channels import channel_name
     from .models.ens import save_perturbation
     from .training.ens import apply_early_gain, tune_early_gain
 
     model, vae, validation, times, band = _ens_calibration_setup(args)
-    chans = [parse_channel_name(c.strip()) for c in args.channels.split(",")]
+    chans = _channel_list(args.channels)
     scored = (
         None if args.score_channels is None
         else list(vae.channels) if args.score_channels.strip() == "all"
-        else [parse_channel_name(c.strip()) for c in args.score_channels.split(",")]
+        else _channel_list(args.score_channels)
     )  # fmt: skip
     (gain, k), scores = tune_early_gain(
         validation, model=model, perturbation=vae, channels=chans, score_channels=scored,
@@ -425,20 +438,18 @@ def _cmd_calibrate_ens_early(args) -> int:
 @arg("--channels", default=None, help="channels to tune, comma-separated (default all)")
 @arg("--gains", default="1.4,1.8,2.2,2.6", help="gain candidates")
 @arg("--stage", type=int, default=1, help="index of the cascade stage (1 = the second)")
-@_ens_calibration_args
+@_ens_calibration_args("fuxi-hs-t21-cascade")
 @command(
     "calibrate-ens-stage",
     "tune a FuXi-ENS module's gain before the steps of a cascade's later stage",
 )
 def _cmd_calibrate_ens_stage(args) -> int:
-    from .data.channels import channel_name, parse_channel_name
+    from .data.channels import channel_name
     from .models.ens import save_perturbation
     from .training.ens import apply_model_gain, tune_model_gain
 
     model, vae, validation, times, band = _ens_calibration_setup(args)
-    chans = None if args.channels is None else [
-        parse_channel_name(c.strip()) for c in args.channels.split(",")
-    ]  # fmt: skip
+    chans = None if args.channels is None else _channel_list(args.channels)
     gain, scores = tune_model_gain(
         validation, model=model, perturbation=vae, stage=args.stage,
         gains=[float(x) for x in args.gains.split(",")], channels=chans, n=args.members,

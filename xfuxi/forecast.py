@@ -177,12 +177,22 @@ def _resolve_model(model: Any, *, allow_cascade: bool = False) -> Any:
     return model
 
 
-def _model_on(model: ForecastModel, device: Any, dtype: Any) -> ForecastModel:
-    """The model on ``device`` / ``dtype``: itself if it is there already, else a copy."""
+def _model_on(model: Any, device: Any, dtype: Any) -> Any:
+    """The model on ``device`` / ``dtype``: itself if it is there already, else a copy.
+
+    A Cascade gives a Cascade of its stages, each put there (switch steps and name kept).
+    """
     import torch
 
+    from .models.cascade import Cascade
     from .models.checkpoint import _as_dtype
     from .options import get_options
+
+    if isinstance(model, Cascade):
+        stages = [_model_on(m, device, dtype) for m in model.stages]
+        if all(a is b for a, b in zip(stages, model.stages)):
+            return model
+        return Cascade(stages, model.switch_steps, name=model.name)
 
     param = next(iter(model.parameters()), None)
     cur_dev = param.device if param is not None else torch.device("cpu")
@@ -230,8 +240,6 @@ def _rollout_arrays(
     """Check arguments; return (model, initial times, leads, generator of (k, states))."""
     import torch
 
-    from .models.cascade import Cascade
-
     model = _resolve_model(model, allow_cascade=True)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
@@ -242,8 +250,8 @@ def _rollout_arrays(
         raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
     x, t0 = initial_conditions(ds, model, init_times=init_times)
     leads = model.timestep * np.arange(1, int(steps) + 1)
-    stages = model.stages if isinstance(model, Cascade) else (model,)
-    runs = [_model_on(m, device, dtype) for m in stages]
+    run = _model_on(model, device, dtype)
+    runs = list(getattr(run, "stages", (run,)))
     param = next(iter(runs[0].parameters()), None)
     dev = param.device if param is not None else torch.device(device or "cpu")
     dt = param.dtype if param is not None else torch.float32
@@ -482,7 +490,6 @@ def _ensemble_setup(
 
     import torch
 
-    from .models.cascade import Cascade
     from .models.ens import PerturbationVAE, load_perturbation
 
     if method not in _ENSEMBLE_METHODS:
@@ -516,15 +523,8 @@ def _ensemble_setup(
     elif perturbation is not None:
         raise ValueError(f"perturbation is only used by method='vae' (got method={method!r})")
     x, t0 = initial_conditions(ds, model, init_times=init_times)
-    if isinstance(model, Cascade):  # each stage on the device; the stages' switch steps kept
-        run = Cascade(
-            [_model_on(m, device, None) for m in model.stages], model.switch_steps,
-            name=model.name,
-        )  # fmt: skip
-        param = next(iter(run.stages[0].parameters()), None)
-    else:
-        run = _model_on(model, device, None)
-        param = next(iter(run.parameters()), None)
+    run = _model_on(model, device, None)
+    param = next(iter(getattr(run, "stages", (run,))[0].parameters()), None)
     dev = param.device if param is not None else torch.device(device or "cpu")
     dtype = param.dtype if param is not None else torch.float32
     if vae is not None:

@@ -734,6 +734,28 @@ def _channel_scores(
     return out
 
 
+def _band_fraction_and_crps(
+    per: dict[Channel, tuple[np.ndarray, np.ndarray]], lo: float, hi: float, first: int = 0
+) -> tuple[float, np.ndarray]:
+    """Of :func:`_channel_scores`: the fraction of scored leads with the SSR in ``[lo, hi]``
+    and the channels' mean CRPS by lead from lead index ``first`` on."""
+    in_band = float(np.mean([(sv >= lo) & (sv <= hi) for _, sv in per.values()]))
+    return in_band, np.mean([cv[first:] for cv, _ in per.values()], axis=0)
+
+
+def _best_candidate(in_band: list[float], by_lead: list[np.ndarray]) -> tuple[int, list[float]]:
+    """Index of the candidate with the most leads in band, then the lowest mean log CRPS
+    relative to candidate 0 (the module as it is); and those CRPS scores."""
+    score = [float(np.mean(np.log(b / by_lead[0]))) for b in by_lead]
+    best = min(range(len(score)), key=lambda i: (-round(in_band[i], 9), score[i]))
+    return best, score
+
+
+def _channel_keys(channels: Sequence[Channel]) -> list[Channel]:
+    """``(variable, level)`` pairs with the level as float (or None), as modules key them."""
+    return [(str(v), None if lv is None else float(lv)) for v, lv in channels]
+
+
 def tune_spread_growth(
     ds: xr.Dataset,
     *,
@@ -921,7 +943,7 @@ def select_spread_growth(
 def _channel_indices(vae: PerturbationVAE, channels: Sequence[Channel]) -> list[int]:
     """Indices of ``channels`` in the module; ``ValueError`` naming any it lacks."""
     index = {ch: i for i, ch in enumerate(vae.channels)}
-    key = [(str(v), None if lv is None else float(lv)) for v, lv in channels]
+    key = _channel_keys(channels)
     unknown = sorted(channel_name(ch) for ch in key if ch not in index)
     if unknown:
         raise ValueError(f"unknown channels {unknown}; the module has {len(index)} channels")
@@ -993,13 +1015,11 @@ def tune_early_gain(
     """
     from ..forecast import ensemble
 
-    chans = [(str(v), None if lv is None else float(lv)) for v, lv in channels]
+    chans = _channel_keys(channels)
     if not chans:
         raise ValueError("channels must name at least one channel of the module")
     _channel_indices(perturbation, chans)
-    scored = chans if score_channels is None else [
-        (str(v), None if lv is None else float(lv)) for v, lv in score_channels
-    ]  # fmt: skip
+    scored = chans if score_channels is None else _channel_keys(score_channels)
     _channel_indices(perturbation, scored)
     cands = [(1.0, 0)] + [(float(g), int(k)) for g in gains for k in steps_options]
     if any(not g > 0 or k < 0 for g, k in cands):
@@ -1016,15 +1036,16 @@ def tune_early_gain(
             fc = ensemble(ds, model=model, n=n, steps=steps, method="vae",
                           perturbation=perturbation, init_times=init_times, seed=seed,
                           progress=progress)  # fmt: skip
-            per = _channel_scores(fc, truth, scored, after_hours)
-            in_band.append(float(np.mean([(sv >= lo) & (sv <= hi) for _, sv in per.values()])))
-            by_lead.append(np.mean([cv for cv, _ in per.values()], axis=0))
+            band_k, crps_k = _band_fraction_and_crps(
+                _channel_scores(fc, truth, scored, after_hours), lo, hi
+            )
+            in_band.append(band_k)
+            by_lead.append(crps_k)
             log.info("early gain %g for %d steps: SSR in band %.2f", g, k, in_band[-1])
             perturbation.set_early_gain(*saved)
     finally:
         perturbation.set_early_gain(*saved)
-    score = [float(np.mean(np.log(b / by_lead[0]))) for b in by_lead]
-    best = min(range(len(cands)), key=lambda i: (-round(in_band[i], 9), score[i]))
+    best, score = _best_candidate(in_band, by_lead)
     scores = xr.Dataset(
         {"in_band": ("candidate", in_band), "crps_score": ("candidate", score)},
         coords={"gain": ("candidate", [g for g, _ in cands]),
@@ -1081,9 +1102,7 @@ def tune_model_gain(
     first = model.switch_steps[stage - 1]  # the stage makes steps first+1 ..
     if int(steps) <= first:
         raise ValueError(f"steps={steps} never reach stage {stage} (it starts after step {first})")
-    chans = list(perturbation.channels) if channels is None else [
-        (str(v), None if lv is None else float(lv)) for v, lv in channels
-    ]  # fmt: skip
+    chans = list(perturbation.channels) if channels is None else _channel_keys(channels)
     rows = _channel_indices(perturbation, chans)
     cands = [1.0] + [float(g) for g in gains]
     if any(not g > 0 for g in cands):
@@ -1105,14 +1124,15 @@ def tune_model_gain(
             fc = ensemble(ds, model=model, n=n, steps=min(int(steps), last), method="vae",
                           perturbation=perturbation, init_times=init_times, seed=seed,
                           progress=progress)  # fmt: skip
-            per = _channel_scores(fc, truth, chans, first * model.timestep_hours)
-            in_band.append(float(np.mean([(sv >= lo) & (sv <= hi) for _, sv in per.values()])))
-            by_lead.append(np.mean([cv[first:] for cv, _ in per.values()], axis=0))
+            band_g, crps_g = _band_fraction_and_crps(
+                _channel_scores(fc, truth, chans, first * model.timestep_hours), lo, hi, first
+            )
+            in_band.append(band_g)
+            by_lead.append(crps_g)
             log.info("stage %d (%s) gain %g: SSR in band %.2f", stage, name, g, in_band[-1])
     finally:
         perturbation.set_model_gain(name, saved)
-    score = [float(np.mean(np.log(b / by_lead[0]))) for b in by_lead]
-    best = min(range(len(cands)), key=lambda i: (-round(in_band[i], 9), score[i]))
+    best, score = _best_candidate(in_band, by_lead)
     scores = xr.Dataset(
         {"in_band": ("gain", in_band), "crps_score": ("gain", score)},
         coords={"gain": cands},
