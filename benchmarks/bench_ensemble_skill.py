@@ -128,7 +128,9 @@ def main() -> None:
     # the tuning is cached in OUT/perlin_tuning.json for the same settings (--tune-only
     # runs just this part, e.g. while the perturbation module trains)
     amps = [float(a) for a in args.perlin_amplitudes.split(",")]
-    key = {"model": args.model, "amplitudes": amps, "n": args.tune_n, "steps": args.steps,
+    # the weights' checksum too: a retrained model with the same name must be tuned again
+    key = {"model": args.model, "sha256": str(model.config.get("sha256", "")),
+           "amplitudes": amps, "n": args.tune_n, "steps": args.steps,
            "inits": args.tune_inits, "validation_days": args.validation_days,
            "seed": args.seed}  # fmt: skip
     cache = out / "perlin_tuning.json"

@@ -3,15 +3,23 @@
 With the observation at the end of the window, the increment at t0 must sit *upstream* of
 the observation, and the analysis trajectory must carry it to the observation along the
 background flow. Prints the centroid of the increment at t0 and of the trajectory
-difference at t0 + 6 h, their displacement against background wind × 6 h, and saves a map.
+difference at t0 + 6 h, their displacement against background wind × 6 h and against the
+world's own transport of the same increment (the Held–Suarez world re-run to t0 with the
+increment added as a tracer: :func:`xfuxi.data.tracer_anomalies.world_tracer_transport`),
+and saves a map.
 
-    python examples/en4dvar_exp2.py [--model fuxi-hs-t21] [--members 200]
+    python examples/en4dvar_exp2.py [--model fuxi-hs-t21-da] [--members 200]
+
+The default model is ``fuxi-hs-t21-da``, FuXi-Short fine-tuned to carry tracer anomalies
+with the wind (``--model fuxi-hs-t21`` for the forecast model, which extrapolates the tracer
+in time and amplifies the increment in place).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from _en4dvar_common import centroid, displacement_km, local_box, obs_errors, parser, run, setup
 
 from xfuxi.assimilation.observations import single_observation
@@ -19,6 +27,7 @@ from xfuxi.assimilation.observations import single_observation
 
 def main() -> None:
     p = parser(__doc__)
+    p.set_defaults(model="fuxi-hs-t21-da")
     p.add_argument("--level", type=float, default=500.0)
     p.add_argument("--innovation", type=float, default=3.0, help="in units of obs error")
     args = p.parse_args()
@@ -67,30 +76,56 @@ def main() -> None:
     exp_e, exp_n = u * 6 * 3.6, v * 6 * 3.6  # km in 6 h
     d01 = displacement_km(c0, c1)
     d0o = displacement_km(c0, (lat, lon))
+    # the truth: the world itself carries the tracer increment for 6 h (the world's own
+    # state at t0, not the background's, so its winds are the true ones)
+    from xfuxi.data.tracer_anomalies import world_tracer_transport
+
+    inc0_all = res.increment["passive_tracer"].isel(time=0)
+    world = world_tracer_transport(inc0_all, split="test", time=t0)["passive_tracer_anomaly"]
+    # (measured from the world's own t0 field: the increment after its round trip through
+    # the world's sigma levels)
+    w0 = world.isel(prediction_timedelta=0).sel(level=args.level)
+    w1 = world.isel(prediction_timedelta=1).sel(level=args.level)
+    cw = centroid(w1, mask)
+    dw = displacement_km(centroid(w0, mask), cw)
+    corr = float(np.corrcoef(inc1.values.ravel(), w1.values.ravel())[0, 1])
     print(f"\n{'':34s} {'lat':>7s} {'lon':>7s}")
     print(f"{'observation (t0+6h)':34s} {lat:7.2f} {lon:7.2f}")
     print(f"{'increment centroid at t0':34s} {c0[0]:7.2f} {c0[1]:7.2f}")
     print(f"{'trajectory increment at t0+6h':34s} {c1[0]:7.2f} {c1[1]:7.2f}")
+    print(f"{'world carries it to (t0+6h)':34s} {cw[0]:7.2f} {cw[1]:7.2f}")
     print(f"\n{'displacement (km)':34s} {'east':>8s} {'north':>8s}")
     print(f"{'increment t0 -> observation':34s} {d0o[0]:8.0f} {d0o[1]:8.0f}")
     print(f"{'increment t0 -> t0+6h':34s} {d01[0]:8.0f} {d01[1]:8.0f}")
+    print(f"{'world: increment t0 -> t0+6h':34s} {dw[0]:8.0f} {dw[1]:8.0f}")
     print(f"{'background wind x 6 h':34s} {exp_e:8.0f} {exp_n:8.0f}")
     up = (d0o[0] * exp_e + d0o[1] * exp_n) > 0
     print(
         f"increment at t0 is {'UPSTREAM' if up else 'NOT upstream'} of the observation; "
         f"max |increment| t0 {float(abs(inc0).max()):.3g}, t0+6h {float(abs(inc1).max()):.3g}"
+        f" (world: {float(abs(w0).max()):.3g} -> {float(abs(w1).max()):.3g}); pattern "
+        f"correlation of the trajectory's increment at t0+6h with the world's: {corr:.2f}"
     )
-    # the model's own transport: a tracer anomaly (1000 km disc) put at the t0 increment
-    # centroid, at both input times or at t0 only, one model step: centroid and amplitude of
-    # the response (a transporting model moves it by about the wind x 6 h at gain ~1; a model
-    # that extrapolates the tracer in time, x(t+6h) ~ 2x(t) - x(t-6h), leaves it in place
-    # with gain 1 when both inputs carry it, and 2 when only t0 does)
-    for both, label in ((True, "both input times"), (False, "t0 only")):
-        moved, gain = model_transport_km(model, bg, t0, args.level, c0, radius_km=1000.0,
-                                         both=both)  # fmt: skip
-        row = f"{'model, anomaly at ' + label:34s} {moved[0]:8.0f} {moved[1]:8.0f}"
+    # the model's own transport of a probe: a Gaussian tracer anomaly (e-folding 700 km) at
+    # the t0 increment centroid on this level, at t0 only (as an increment) or at both input
+    # times, one model step; against the world's transport of the same probe. A model that
+    # extrapolates the tracer in time, x(t+6h) ~ 2x(t) - x(t-6h), amplifies a t0-only
+    # anomaly in place (gain ~2) and leaves one at both times where it is.
+    probe = gaussian_probe(bg, c0, 700.0)
+    lev = inc0_all["level"].values
+    probe3 = xr.concat([probe * float(lv == args.level) for lv in lev], dim="level")
+    probe3 = probe3.assign_coords(level=lev).transpose("level", "latitude", "longitude")
+    wp = world_tracer_transport(0.01 * probe3, split="test", time=t0)["passive_tracer_anomaly"]
+    wp0 = wp.isel(prediction_timedelta=0).sel(level=args.level)
+    wp1 = wp.isel(prediction_timedelta=1).sel(level=args.level)
+    moved_w = displacement_km(centroid(wp0, mask), centroid(wp1, mask))
+    print(f"\n{'probe: 700 km Gaussian, 6 hours':34s} {'east':>8s} {'north':>8s}")
+    print(f"{'world':34s} {moved_w[0]:8.0f} {moved_w[1]:8.0f}   gain "
+          f"{float(wp1.max()) / float(wp0.max()):.2f}")  # fmt: skip
+    for both, label in ((False, "at t0 only"), (True, "at both input times")):
+        moved, gain = model_transport_km(model, bg, t0, args.level, probe, mask, both=both)
+        row = f"{'model, ' + label:34s} {moved[0]:8.0f} {moved[1]:8.0f}"
         print(f"{row}   gain {gain:.2f}")
-    print("(the last two rows: the forecast model's own transport of a tracer anomaly in 6 h)")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,19 +148,26 @@ def main() -> None:
     print(f"figure: {out}")
 
 
-def model_transport_km(model, bg, t0, level, centre, *, radius_km, both=True):
-    """Displacement (east, north) in km of a tracer anomaly after one model step, and the
-    response's peak over the anomaly's (``both``: the anomaly at both input times)."""
+def gaussian_probe(ds, centre, efold_km):
+    """A Gaussian bump of peak 1 and e-folding ``efold_km`` at ``centre`` (lat, lon)."""
+    la, lo = np.radians(ds["latitude"]), np.radians(ds["longitude"])
+    lat0, lon0 = np.radians(centre[0]), np.radians(centre[1])
+    c = np.sin(la) * np.sin(lat0) + np.cos(la) * np.cos(lat0) * np.cos(lo - lon0)
+    dist = 6371.0 * np.arccos(np.clip(c, -1, 1))
+    return np.exp(-0.5 * (dist / efold_km) ** 2).transpose("latitude", "longitude")
+
+
+def model_transport_km(model, bg, t0, level, probe, mask, *, both=True):
+    """Displacement (east, north) in km of a tracer anomaly ``probe`` after one model step,
+    and the response's peak over the anomaly's (``both``: at both input times)."""
     import torch
-    import xarray as xr
 
     from xfuxi.experiments.world import _stack_times
 
     step = pd.Timedelta(model.timestep)
     pair = _stack_times(bg, model, [pd.Timestamp(t0) - step, pd.Timestamp(t0)])
     ci = list(model.channels).index(("passive_tracer", float(level)))
-    disc = local_box(bg, centre[0], centre[1], radius_km).transpose("latitude", "longitude")
-    blob = np.where(disc.values, 1.0, 0.0)
+    blob = probe.values
     amp = 0.01  # small: the response is the model's tangent-linear one
     pert = pair.copy()
     if both:
@@ -137,7 +179,6 @@ def model_transport_km(model, bg, t0, level, centre, *, radius_km, both=True):
     coords = {"latitude": bg["latitude"].values, "longitude": bg["longitude"].values}
     resp = xr.DataArray(y[1, ci] - y[0, ci], dims=("latitude", "longitude"), coords=coords)
     start = xr.DataArray(blob, dims=("latitude", "longitude"), coords=coords)
-    mask = local_box(bg, centre[0], centre[1], 3000.0)
     gain = float(resp.max()) / amp
     return displacement_km(centroid(start, mask), centroid(resp, mask)), gain
 

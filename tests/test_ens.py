@@ -515,8 +515,19 @@ def test_tune_model_gain_finds_the_gain_that_matches_the_random_walk():
     assert vae.config["model_gain"] == {}  # the module is left as it was
     with pytest.raises(TypeError, match="Cascade"):
         tune_model_gain(data, model=_model(), perturbation=vae, stage=1, gains=[2.0])
-    with pytest.raises(ValueError, match="later stage"):
+    with pytest.raises(ValueError, match="stage must be one of"):
+        tune_model_gain(data, model=_cascade(2), perturbation=vae, stage=2, gains=[2.0])
+    with pytest.raises(ValueError, match="no lead after 24 h"):
         tune_model_gain(data, model=_cascade(2), perturbation=vae, stage=0, gains=[2.0])
+    # the first stage too (a stage retrained after the module): its steps 1..6, band after
+    # day 1 (30 and 36 h)
+    best0, scores0 = tune_model_gain(
+        data, model=_cascade(6), perturbation=vae, stage=0, gains=[10.0, 100.0], n=16,
+        steps=8, band=(0.5, 2.0), progress=False,
+    )  # fmt: skip
+    assert best0 == 10.0 and scores0.attrs["stage"] == "short"
+    assert float(scores0["in_band"].sel(gain=1.0)) == 0.0
+    assert vae.config["model_gain"] == {}
     with pytest.raises(ValueError, match="never reach"):
         tune_model_gain(data, model=_cascade(2), perturbation=vae, stage=1, gains=[2.0], steps=2)
 

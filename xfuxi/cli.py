@@ -109,6 +109,16 @@ def _spaced_init_times(data, model, steps: int, count: int):
     default="l1",
     help="l1: FuXi's; amse: adjusted MSE that keeps eddy amplitude (Subich et al. 2025)",
 )
+@arg(
+    "--tracer-anomalies",
+    type=int,
+    default=0,
+    metavar="DAYS",
+    help="add one-step samples of tracer anomalies carried by the world's flow, from a run "
+    "of this many days (xfuxi.data.tracer_anomalies; 0: none)",
+)
+@arg("--anomaly-batch-size", type=int, default=8, help="tracer-anomaly samples per step")
+@arg("--anomaly-weight", type=float, default=1.0, help="weight of their loss")
 @arg("--grad-checkpointing", action="store_true", help="recompute transformer blocks")
 @arg("--val-every", type=int, default=200)
 @arg("--log-every", type=int, default=50, help="steps between logged losses")
@@ -142,6 +152,13 @@ def _cmd_train(args) -> int:
             if key not in preset:
                 raise SystemExit(f"--set {item}: {key!r} is not an argument of the preset")
             preset[key] = json.loads(value)
+    anomalies = None
+    if args.tracer_anomalies < 0:
+        raise SystemExit(f"--tracer-anomalies must be >= 0; got {args.tracer_anomalies}")
+    if args.tracer_anomalies:
+        from .data.tracer_anomalies import held_suarez_tracer_anomalies
+
+        anomalies = held_suarez_tracer_anomalies(days=args.tracer_anomalies)
     model = train_forecast(
         train,
         validation=validation,
@@ -156,6 +173,9 @@ def _cmd_train(args) -> int:
         lead_model=args.lead_model,
         lead_steps=args.lead_steps,
         loss=args.loss,
+        tracer_anomalies=anomalies,
+        anomaly_batch_size=args.anomaly_batch_size,
+        anomaly_weight=args.anomaly_weight,
         grad_checkpointing=args.grad_checkpointing,
         val_every=args.val_every,
         log_every=args.log_every,
@@ -437,7 +457,7 @@ def _cmd_calibrate_ens_early(args) -> int:
 
 @arg("--channels", default=None, help="channels to tune, comma-separated (default all)")
 @arg("--gains", default="1.4,1.8,2.2,2.6", help="gain candidates")
-@arg("--stage", type=int, default=1, help="index of the cascade stage (1 = the second)")
+@arg("--stage", type=int, default=1, help="cascade stage: 0 = the first, 1 = the second")
 @_ens_calibration_args("fuxi-hs-t21-cascade")
 @command(
     "calibrate-ens-stage",

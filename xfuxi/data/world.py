@@ -343,7 +343,12 @@ class _Model:
                 )
 
         class _TracerRelaxation(time_integration.ExplicitODE):
-            """Source/sink: relax the tracer toward ``q_eq`` with timescale ``tau``."""
+            """Source/sink: relax the tracer toward ``q_eq`` with timescale ``tau``.
+
+            Other tracers (the anomalies of :mod:`xfuxi.data.tracer_anomalies`) relax toward
+            0 on the same timescale, so that ``passive_tracer + anomaly`` obeys the tracer's
+            own equation exactly (it is linear in the tracer).
+            """
 
             def explicit_terms(self, s):  # noqa: ANN001, ANN202
                 z = jnp.zeros_like
@@ -352,7 +357,10 @@ class _Model:
                     divergence=z(s.divergence),
                     temperature_variation=z(s.temperature_variation),
                     log_surface_pressure=z(s.log_surface_pressure),
-                    tracers={"passive_tracer": -(s.tracers["passive_tracer"] - q_eq_modal) / tau},
+                    tracers={
+                        k: -(q - q_eq_modal) / tau if k == "passive_tracer" else -q / tau
+                        for k, q in s.tracers.items()
+                    },
                 )
 
         equation = time_integration.compose_equations(
@@ -396,6 +404,9 @@ class _Model:
                 "v_component_of_wind": v * v_scale,
                 "passive_tracer": tracer,
             }
+            for k, q in s.tracers.items():  # further tracers: the anomalies, if any
+                if k != "passive_tracer":
+                    fields[k] = grid.to_nodal(q)
             on_p = vertical_interpolation.interp_sigma_to_pressure(fields, pressure, sigma, ps)
             # (level, lon, lat) -> (level, lat, lon)
             out = {k: jnp.swapaxes(x, -1, -2).astype(jnp.float32) for k, x in on_p.items()}

@@ -1071,18 +1071,19 @@ def tune_model_gain(
     seed: int = 0,
     progress: bool | None = None,
 ) -> tuple[float, xr.Dataset]:
-    """Choose the perturbation gain of one later stage of a cascade (its ``model_gain``).
+    """Choose the perturbation gain of one stage of a cascade (its ``model_gain``).
 
     A cascade's later stage (FuXi-Medium) is fine-tuned on long rollouts and damps eddies
     more than the stage the module was trained with, so the ensemble loses spread after
-    the switch. For every gain ``g`` in ``gains`` (and the module as it is, ``1``), the
-    perturbations before the steps that ``model.stages[stage]`` makes are multiplied by
-    ``g`` for ``channels`` (default all), an ensemble is run on held-back data and those
-    channels are scored over the leads that stage makes: the fraction of leads whose
-    spread–skill ratio (finite-ensemble corrected) lies in ``band``, then the mean log fair
-    CRPS relative to the module as it is. The choice has the most leads in band, then the
-    best CRPS. The module is left as it was (apply the choice with
-    :func:`apply_model_gain`).
+    the switch; and a stage retrained after the module (``stage=0`` too) may grow some
+    channels' spread differently. For every gain ``g`` in ``gains`` (and the module as it
+    is, ``1``), the perturbations before the steps that ``model.stages[stage]`` makes are
+    multiplied by ``g`` for ``channels`` (default all), an ensemble is run on held-back
+    data and those channels are scored over the leads that stage makes (the first stage's
+    after day 1): the fraction of leads whose spread–skill ratio (finite-ensemble
+    corrected) lies in ``band``, then the mean log fair CRPS relative to the module as it
+    is. The choice has the most leads in band, then the best CRPS. The module is left as
+    it was (apply the choice with :func:`apply_model_gain`).
 
     Returns
     -------
@@ -1096,10 +1097,12 @@ def tune_model_gain(
 
     if not isinstance(model, Cascade):
         raise TypeError(f"model must be a Cascade; got {type(model).__name__}")
-    if isinstance(stage, bool) or not 1 <= int(stage) < len(model.stages):
-        raise ValueError(f"stage must be a later stage, 1 .. {len(model.stages) - 1}; got {stage}")
+    if isinstance(stage, bool) or not 0 <= int(stage) < len(model.stages):
+        raise ValueError(f"stage must be one of 0 .. {len(model.stages) - 1}; got {stage}")
     stage = int(stage)
-    first = model.switch_steps[stage - 1]  # the stage makes steps first+1 ..
+    first = model.switch_steps[stage - 1] if stage else 0  # the stage makes steps first+1 ..
+    # the band is held over a later stage's leads, or after day 1 for the first stage
+    after = first * model.timestep_hours if stage else 24.0
     if int(steps) <= first:
         raise ValueError(f"steps={steps} never reach stage {stage} (it starts after step {first})")
     chans = list(perturbation.channels) if channels is None else _channel_keys(channels)
@@ -1107,8 +1110,12 @@ def tune_model_gain(
     cands = [1.0] + [float(g) for g in gains]
     if any(not g > 0 for g in cands):
         raise ValueError(f"gains must be positive; got {gains}")
-    lo, hi = _check_band_and_leads(band, model, steps, first * model.timestep_hours)
+    lo, hi = _check_band_and_leads(band, model, steps, after)
     last = model.switch_steps[stage] if stage < len(model.switch_steps) else int(steps)
+    if min(int(steps), last) * model.timestep_hours <= after:
+        raise ValueError(
+            f"stage {stage} makes no lead after {after:g} h to score the spread-skill band"
+        )
     truth = validate(ds, require_time=True)
     if init_times is None:
         init_times = verifiable_init_times(truth, model=model, steps=steps)
@@ -1125,7 +1132,7 @@ def tune_model_gain(
                           perturbation=perturbation, init_times=init_times, seed=seed,
                           progress=progress)  # fmt: skip
             band_g, crps_g = _band_fraction_and_crps(
-                _channel_scores(fc, truth, chans, first * model.timestep_hours), lo, hi, first
+                _channel_scores(fc, truth, chans, after), lo, hi, first
             )
             in_band.append(band_g)
             by_lead.append(crps_g)

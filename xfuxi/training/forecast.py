@@ -188,6 +188,108 @@ def _rollout_loss(
     return total / k
 
 
+class _AnomalySamples:
+    """One-step samples of tracer anomalies (``tracer_anomalies`` of :func:`train_forecast`)."""
+
+    def __init__(self, ds: xr.Dataset, fm: ForecastModel, dev: torch.device) -> None:
+        from ..data.tracer_anomalies import anomaly_samples
+
+        if "passive_tracer_anomaly" not in ds:
+            raise SchemaError(
+                "tracer_anomalies must hold 'passive_tracer_anomaly' (from "
+                "xfuxi.data.tracer_anomalies.held_suarez_tracer_anomalies)"
+            )
+        anomaly = ds["passive_tracer_anomaly"]
+        base, base_c = _to_array(ds.drop_vars("passive_tracer_anomaly"), fm.channels,
+                                 "tracer_anomalies")  # fmt: skip
+        fm.check_dataset(base_c)
+        self.tracer_idx, tracer_levels = [], []
+        for i, c in enumerate(fm.channels):
+            if c[0] == "passive_tracer":
+                self.tracer_idx.append(i)
+                tracer_levels.append(c[1])
+        if not self.tracer_idx:
+            raise SchemaError("tracer_anomalies given, but the model has no passive_tracer")
+        missing = [lv for lv in tracer_levels if lv not in anomaly["level"].values]
+        if missing:
+            raise SchemaError(f"tracer_anomalies lack the model's tracer levels {missing}")
+        values = (
+            anomaly.sel(level=tracer_levels)
+            .transpose("window", "member", "offset", "level", "latitude", "longitude")
+            .values.astype("float32")
+        )
+        if not np.all(np.isfinite(values)):
+            raise SchemaError("tracer_anomalies contain NaN or infinite values")
+        both = anomaly_samples(ds, "both")
+        t0 = anomaly_samples(ds, "t0")
+        self.times = np.concatenate([both[0], t0[0]])
+        self.windows = np.concatenate([both[1], t0[1]])
+        self.offsets = np.concatenate([both[2], t0[2]])
+        if self.times.size == 0:
+            raise SchemaError("tracer_anomalies hold no complete sample")
+        self.members = values.shape[1]
+        self.base = torch.from_numpy(base).to(dev)
+        self.anomaly = torch.from_numpy(values).to(dev)
+        self.signature = {
+            "samples": int(len(self.times)),
+            "members": int(self.members),
+            "config": ds.attrs.get("config", ""),
+        }
+
+    def objective(
+        self,
+        net: torch.nn.Module,
+        fm: ForecastModel,
+        w: torch.Tensor,
+        seed: int,
+        step: int,
+        size: int,
+        rank: int = 0,
+    ) -> torch.Tensor:
+        """Normalised squared error of the model's response to the anomalies.
+
+        The response is ``model(state + anomaly) − model(state)`` on the tracer channels; its
+        error against the world's anomaly 6
+        hours on is summed with the latitude weights over each sample, divided by the
+        anomaly's own sum of squares, and averaged over the samples: 0 is perfect, and a
+        model that keeps the anomaly unchanged scores about the persistence error. Only the
+        response is trained here; the states themselves are the main objective's.
+        """
+        clean, anomaly = self.batch(seed, step, size, rank)
+        idx = torch.as_tensor(self.tracer_idx, device=clean.device)
+        pert = clean[:, :2].clone()
+        pert[:, :, idx] += anomaly[:, :2]
+        # both forecasts in one batch, both with gradient: the loss must not move the
+        # unperturbed forecast, only the difference
+        out = net(torch.cat([clean[:, :2], pert]))[:, idx]
+        std = fm._std[:, idx]
+        resp = (out[size:] - out[:size]) / std
+        target = anomaly[:, 2] / std
+        num = ((resp - target) ** 2 * w).sum((1, 2, 3))
+        den = (target**2 * w).sum((1, 2, 3)).clamp_min(1e-12)
+        return (num / den).mean()
+
+    def batch(
+        self, seed: int, step: int, size: int, rank: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's samples: states ``(size, 3, C, H, W)`` (two inputs and the target's
+        time) and their anomalies ``(size, 3, L, H, W)`` on the tracer channels (zero where
+        a state carries none)."""
+        rng = np.random.default_rng([seed, step, 7919, rank])
+        rows = rng.integers(0, len(self.times), size)
+        members = rng.integers(0, self.members, size)
+        clean = self.base[torch.from_numpy(self.times[rows])]
+        anomaly = torch.zeros(
+            (size, 3, len(self.tracer_idx), *clean.shape[-2:]), dtype=clean.dtype,
+            device=clean.device,
+        )  # fmt: skip
+        for j in range(3):
+            off = self.offsets[rows, j]
+            for b in np.flatnonzero(off >= 0):
+                anomaly[b, j] = self.anomaly[self.windows[rows[b]], members[b], off[b]]
+        return clean, anomaly
+
+
 def _save_state(
     directory: Path, model: ForecastModel, opt: torch.optim.Optimizer, state: dict[str, Any]
 ) -> None:
@@ -294,6 +396,9 @@ def train_forecast(
     lead_model: ForecastModel | str | os.PathLike[str] | None = None,
     lead_steps: int = 0,
     loss: str = "l1",
+    tracer_anomalies: xr.Dataset | None = None,
+    anomaly_batch_size: int = 8,
+    anomaly_weight: float = 1.0,
     grad_clip: float | None = 1.0,
     grad_checkpointing: bool = False,
     val_every: int = 200,
@@ -353,6 +458,18 @@ def train_forecast(
         al. (2025) (:func:`amse_loss`), which does not reward damping the modes whose phase
         is lost, so that fine-tuning on long leads keeps the forecast's eddy amplitude
         (FuXi's L1-trained later stages blur toward climatology instead).
+    tracer_anomalies : xarray.Dataset, optional
+        Passive-tracer anomalies carried by the world's flow
+        (:func:`xfuxi.data.tracer_anomalies.held_suarez_tracer_anomalies`). Each step then
+        adds the error of the model's response to ``anomaly_batch_size`` of these anomalies
+        (about half at both input times, half at the second only, as a 4DVar increment),
+        weighted by ``anomaly_weight``, to the objective (``_AnomalySamples.objective``: the
+        squared error of ``model(state + anomaly) − model(state)`` against the world's
+        anomaly 6 hours on, relative to the anomaly's size). It teaches the model to carry a
+        tracer anomaly along the wind rather than extrapolate the tracer in time; it is
+        logged as ``anomaly_loss``.
+    anomaly_batch_size : int, default 8
+    anomaly_weight : float, default 1.0
     grad_clip : float or None, default 1.0
         Clip the gradient norm.
     grad_checkpointing : bool, default False
@@ -432,11 +549,14 @@ def train_forecast(
         ("log_every", log_every, 1),
         ("checkpoint_every", checkpoint_every, 1),
         ("seed", seed, 0),
+        ("anomaly_batch_size", anomaly_batch_size, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}; got {value!r}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}; got {loss!r}")
+    if not (isinstance(anomaly_weight, (int, float)) and anomaly_weight >= 0):
+        raise ValueError(f"anomaly_weight must be a number >= 0; got {anomaly_weight!r}")
     if not (lr > 0 and 0 <= min_lr_ratio <= 1 and weight_decay >= 0):
         raise ValueError(
             f"need lr > 0, 0 <= min_lr_ratio <= 1, weight_decay >= 0; "
@@ -522,6 +642,10 @@ def train_forecast(
         val_starts = vs[pick]
         val_data = torch.from_numpy(v_np).to(dev)
 
+    anom = None
+    if tracer_anomalies is not None:
+        anom = _AnomalySamples(tracer_anomalies, fm, dev)
+
     # ---- optimizer, state ---------------------------------------------------------------
     opt = torch.optim.AdamW(fm.net.parameters(), lr=lr, weight_decay=weight_decay)
     signature = {
@@ -536,9 +660,16 @@ def train_forecast(
         signature.update(lead_steps=int(lead_steps), lead_model=lead_sha)
     if loss != "l1":  # absent for L1 so that older checkpoints still resume
         signature["loss"] = loss
+    if anom is not None:
+        signature.update(
+            tracer_anomalies=anom.signature,
+            anomaly_batch_size=int(anomaly_batch_size),
+            anomaly_weight=float(anomaly_weight),
+        )
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     history: list[dict[str, Any]] = []
     running: list[float] = []  # training losses since the last logged entry
+    running_anom: list[float] = []  # their anomaly part
     start_step = 0
     if ckpt is not None and resume:
         state = _load_state(ckpt, fm, opt, signature)
@@ -585,6 +716,10 @@ def train_forecast(
         objective = _rollout_loss(
             net, fm, data, batch_of(step), rollout_steps, w, lead, lead_steps, loss
         )
+        if anom is not None:
+            part = anom.objective(net, fm, w, seed, step, anomaly_batch_size // world, rank)
+            running_anom.append(float(part.detach()))
+            objective = objective + anomaly_weight * part
         opt.zero_grad(set_to_none=True)
         objective.backward()
         if grad_clip is not None:
@@ -605,6 +740,9 @@ def train_forecast(
                 "lr": lr * factor,
             }
             running = []
+            if running_anom:
+                entry["anomaly_loss"] = float(np.mean(running_anom))
+                running_anom = []
             if validate_here:
                 entry["val_loss"] = validate_now()
             history.append(entry)
