@@ -102,7 +102,13 @@ def test_bad_arguments():
         held_suarez_tracer_anomalies(days=1, radius_km=(900.0, 100.0))
 
 
-def test_cached_store_is_reused(anomalies, cache):
+def test_cached_store_is_reused(anomalies, cache, monkeypatch):
+    from xfuxi.data import tracer_anomalies
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the world was run again instead of reading the cache")
+
+    monkeypatch.setattr(tracer_anomalies, "_generate", no_run)
     again = held_suarez_tracer_anomalies(days=2, members=3, cache_dir=cache, **KW)
     np.testing.assert_array_equal(again["passive_tracer_anomaly"].values,
                                   anomalies["passive_tracer_anomaly"].values)  # fmt: skip

@@ -27,14 +27,10 @@ Two kinds of training sample come from a window injected at ``s``
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +43,7 @@ from .world import (
     SPLITS,
     _attrs,
     _get_model,
+    _replace_atomically,
     _to_dataset,
     _versions,
     cache_directory,
@@ -204,17 +201,9 @@ def held_suarez_tracer_anomalies(
         return xr.open_zarr(target).load()
     ds = _generate(config, show)
     if use_cache:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
-            ds.to_zarr(tmp / "store.zarr", mode="w", consolidated=True, zarr_format=2)
-            try:
-                os.replace(tmp / "store.zarr", target)
-            except OSError:
-                if not target.exists():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _replace_atomically(
+            target, lambda store: ds.to_zarr(store, mode="w", consolidated=True, zarr_format=2)
+        )
     return ds
 
 
@@ -479,13 +468,18 @@ def world_tracer_transport(
     return result
 
 
-@functools.lru_cache(maxsize=2)
+_STATES: dict[tuple[str, int], Any] = {}  # the last two re-run states: experiments ask again
+
+
 def _state_at(frozen: str, offset: int, show: bool) -> Any:
-    """The world's model state at output ``offset`` (kept: experiments ask again)."""
+    """The world's model state at output ``offset`` of the configuration ``frozen``."""
     import jax
     from dinosaur import time_integration
     from tqdm.auto import tqdm
 
+    key = (frozen, offset)
+    if key in _STATES:
+        return _STATES[key]
     config = json.loads(frozen)
     model = _get_model(config)
     run6 = jax.jit(time_integration.repeated(model.step, model.inner_steps))
@@ -498,4 +492,7 @@ def _state_at(frozen: str, offset: int, show: bool) -> Any:
         for _ in range(offset + 1):  # the output labelled `start` is 6 h after spin-up
             state = run6(state)
             bar.update(1)
+    while len(_STATES) >= 2:
+        _STATES.pop(next(iter(_STATES)))
+    _STATES[key] = state
     return state

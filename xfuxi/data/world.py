@@ -57,7 +57,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -544,12 +544,28 @@ def _attrs(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_store(chunks: Iterator[xr.Dataset], target: Path, attrs: dict[str, Any]) -> None:
-    """Write chunks into a temporary zarr store beside ``target``, then move it into place."""
+def _replace_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(store)`` on a temporary zarr path beside ``target``, then move the store
+    into place; a store that another process put there first is kept."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     store = tmp / "store.zarr"
     try:
+        write(store)
+        try:
+            os.replace(store, target)
+        except OSError:
+            if not target.exists():
+                raise
+            log.info("%s was written concurrently; using the existing store", target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_store(chunks: Iterator[xr.Dataset], target: Path, attrs: dict[str, Any]) -> None:
+    """Write chunks into a temporary zarr store beside ``target``, then move it into place."""
+
+    def write(store: Path) -> None:
         first = True
         for ds in chunks:
             # every write carries the attrs: appending replaces the store's attrs
@@ -562,15 +578,8 @@ def _write_store(chunks: Iterator[xr.Dataset], target: Path, attrs: dict[str, An
                 first = False
             else:
                 ds.to_zarr(store, append_dim="time", consolidated=True, zarr_format=2)
-        try:
-            os.replace(store, target)
-        except OSError:
-            if not target.exists():
-                raise
-            # another process finished the same world first; keep theirs
-            log.info("world %s was written concurrently; using the existing store", target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    _replace_atomically(target, write)
 
 
 def held_suarez(

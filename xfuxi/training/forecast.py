@@ -249,11 +249,11 @@ class _AnomalySamples:
         """Normalised squared error of the model's response to the anomalies.
 
         The response is ``model(state + anomaly) − model(state)`` on the tracer channels; its
-        error against the world's anomaly 6
-        hours on is summed with the latitude weights over each sample, divided by the
-        anomaly's own sum of squares, and averaged over the samples: 0 is perfect, and a
-        model that keeps the anomaly unchanged scores about the persistence error. Only the
-        response is trained here; the states themselves are the main objective's.
+        error against the world's anomaly 6 hours on is summed with the latitude weights over
+        each sample, divided by the anomaly's own sum of squares, and averaged over the
+        samples: 0 is perfect, and a model that keeps the anomaly unchanged scores about the
+        persistence error. Only the response is trained here; the states themselves are the
+        main objective's.
         """
         clean, anomaly = self.batch(seed, step, size, rank)
         idx = torch.as_tensor(self.tracer_idx, device=clean.device)
@@ -565,6 +565,10 @@ def train_forecast(
     rank, world = _dist_info()
     if batch_size % world:
         raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
+    if tracer_anomalies is not None and anomaly_batch_size % world:
+        raise ValueError(
+            f"anomaly_batch_size {anomaly_batch_size} is not divisible by {world} processes"
+        )
     opts = get_options()
     dev = torch.device(device if device is not None else opts["device"])
     if dev.type == "cuda" and world > 1:
