@@ -25,6 +25,13 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--members", type=int, default=200)
     p.add_argument("--localization", type=float, default=1500.0, help="GC half-width, km")
     p.add_argument(
+        "--vertical-localization",
+        type=float,
+        default=None,
+        help="vertical Gaspari-Cohn half-width in ln p (1.0: about a scale height); "
+        "0 or less: none",
+    )
+    p.add_argument(
         "--amplitude",
         type=float,
         default=0.15,
@@ -88,6 +95,22 @@ def obs_errors(model, fraction: float = 0.1) -> dict[str, float]:
     return {v: fraction * float(np.mean(s)) for v, s in out.items()}
 
 
+def localization(args: argparse.Namespace) -> float | dict:
+    """``localization=`` from ``--localization``, ``--vertical-localization`` and (where the
+    example has it) ``--cross-variable``."""
+    cross = getattr(args, "cross_variable", 1.0)
+    vertical = args.vertical_localization
+    if vertical is not None and vertical <= 0:
+        vertical = None
+    if vertical is None and cross == 1.0:
+        return args.localization
+    return {
+        "length_scale": args.localization,
+        "vertical_length_scale": vertical,
+        "cross_variable": cross,
+    }
+
+
 def run(bg, obs, model, args, **kw):
     tic = time.perf_counter()
     res = xfuxi.assimilate_4dvar(
@@ -95,7 +118,7 @@ def run(bg, obs, model, args, **kw):
         obs,
         model=model,
         n_members=args.members,
-        localization=args.localization,
+        localization=localization(args),
         seed=args.seed,
         amplitude=args.amplitude,
         wavelength=args.wavelength,

@@ -6,6 +6,7 @@ slots. Prints, per variable and level, O−B and O−A RMS (xfuxi.innovation_sta
 RMSE against the truth of background and analysis (area-weighted; for EXP_3 inside the box).
 
     python examples/en4dvar_exp34.py --exp 4 [--sites 300] [--model fuxi-hs-t21]
+    python examples/en4dvar_exp34.py --exp 4 --vertical-localization -1   # none
 
 300 sites on the T21 sphere are one per ~1.7 million km² (about 1300 km apart): sparser than
 the real radiosonde network over land, about one site for every seven grid columns.
@@ -32,6 +33,9 @@ def main() -> None:
         default=[30.0, 65.0, 150.0, 230.0],
         metavar=("LAT0", "LAT1", "LON0", "LON1"),
     )
+    # vertical localization 1.0 (ln p) lowered the analysis error of temperature at every
+    # level in EXP_4 (250 hPa: 6.8% below the background instead of 3.1%; see the README)
+    p.set_defaults(vertical_localization=1.0)
     args = p.parse_args()
     model, truth, t0, bg = setup(args)
     step = pd.Timedelta(model.timestep)

@@ -304,8 +304,22 @@ def test_cli_assimilate_writes_outputs(tmp_path, capsys):
                  "--hybrid-weight", "0.7"]) == 0  # fmt: skip
     diag = xr.open_dataset(tmp_path / "hyb" / "diagnostics.nc")
     assert diag.attrs["background_error"].startswith("hybrid: 0.3 ensemble + 0.7 static")
+    # vertical and cross-variable localization: the observation is t850; t500 lies
+    # ln(850/500) = 0.53 away (Gaspari-Cohn half-width 0.3: correlation < 0.01) and the tracer
+    # is another variable (factor 0.2), so their increments shrink while t850's stays
+    assert main([*args[:-1], str(tmp_path / "vert"), "--vertical-localization", "0.3",
+                 "--cross-variable", "0.2"]) == 0  # fmt: skip
+    vert = xr.open_dataset(tmp_path / "vert" / "increment.nc")
+    for name, sel in (("temperature", {"level": 500}), ("passive_tracer", {})):
+        a = float(abs(inc[name].sel(sel)).max())
+        b = float(abs(vert[name].sel(sel)).max())
+        assert 0 < a and b < 0.5 * a, (name, a, b)
+    near = float(abs(vert["temperature"].sel(level=850)).max())
+    assert near > 0.5 * float(abs(inc["temperature"].sel(level=850)).max())
     # bad arguments are reported, not guessed
     assert main([*args[:-1], str(tmp_path / "an2"), "--localization", "wide"]) == 2
+    assert main([*args[:-1], str(tmp_path / "an4"), "--localization", "none",
+                 "--vertical-localization", "1"]) == 2  # fmt: skip
     with pytest.raises(Exception, match="strict"):
         main([*args[:-1], str(tmp_path / "an3"), "--strict"])
 

@@ -169,7 +169,7 @@ def test_linear_model_reaches_closed_form_solution():
     )
 
 
-@pytest.mark.parametrize("use_loc", [False, True])
+@pytest.mark.parametrize("use_loc", [False, True, "channel"])
 def test_single_observation_analytic_increment(use_loc):
     prev, xb, members = _states(n=8)
     model = _model(TinyNonlinear())  # the model does not matter for a t0-only observation
@@ -180,9 +180,15 @@ def test_single_observation_analytic_increment(use_loc):
     xa = _anoms(members).reshape(8, -1).T.numpy()
     bmat = xa @ xa.T
     loc = None
-    if use_loc:
+    if use_loc is True:
         loc = localization(LAT, LON, length_scale=3000.0, variance=1.0)
         bmat = bmat * np.kron(np.ones((C, C)), loc.correlation())
+    elif use_loc == "channel":  # horizontal times cross-variable: C = C_channel ⊗ C_sphere
+        loc = localization(
+            LAT, LON, length_scale=3000.0, channels=CHANNELS, cross_variable=0.5, variance=1.0
+        )
+        spatial = localization(LAT, LON, length_scale=3000.0, variance=1.0).correlation()
+        bmat = bmat * np.kron(np.array([[1.0, 0.5], [0.5, 1.0]]), spatial)
     h = s0.operator.matrix()[0]
     expected = bmat @ h * innovation / (h @ bmat @ h + err**2)
     res = en4dvar_analysis(
@@ -315,6 +321,23 @@ def test_assimilate_4dvar_dataset_counts_and_accessor():
     with pytest.raises(ObservationError, match="strict"):
         assimilate_4dvar(bg, obs, strict=True, **kw)
     assert xfuxi.assimilate_4dvar is assimilate_4dvar
+    # t0 is the latest time whatever the order of the background's times
+    rev = assimilate_4dvar(bg.isel(time=slice(None, None, -1)), obs, **kw)
+    xr.testing.assert_allclose(rev.analysis, res.analysis)
+    # the summary names what a notebook user looks for first
+    text = repr(res)
+    assert text.startswith("En4DVarResult: FuXi-En4DVar analysis at ")
+    assert f"{diag.attrs['iterations']} iterations" in text and "2 used" in text
+    assert "'nan_value': 1" in text and "'background_check'" not in text
+    # max_iter=0: not minimised, the analysis is the background with its diagnostics
+    none = assimilate_4dvar(bg, obs, max_iter=0, **kw)
+    assert none.diagnostics.attrs["iterations"] == 0
+    assert float(abs(none.increment).to_array().max()) == 0.0
+    np.testing.assert_allclose(none.diagnostics["oma"], none.diagnostics["omb"])
+    assert float(none.diagnostics["cost"][0]) == pytest.approx(float(diag["cost"][0]))
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="max_iter"):
+            assimilate_4dvar(bg, obs, max_iter=bad, **kw)
 
 
 def test_assimilate_4dvar_bad_background():

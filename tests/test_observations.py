@@ -125,7 +125,10 @@ def test_random_network_noise_statistics_and_seed(truth):
     # uniform in area: about half of the points within 30 degrees of the equator
     frac = float((np.abs(obs["latitude"]) < 30).mean())
     assert frac == pytest.approx(0.5, abs=0.03)
-    with pytest.raises(ObservationError, match="no observation error"):
+    with pytest.raises(
+        ObservationError,
+        match=r"no observation error given for variable 'temperature' \(errors given for \['x'\]\)",
+    ):
         random_observations(truth, n=5, variables=["temperature"], error={"x": 1.0})
 
 

@@ -546,6 +546,11 @@ def _cmd_ensemble(args) -> int:
 @arg("-n", "--members", type=int, default=200, help="ensemble members for B (default 200)")
 @arg("--localization", default="2000",
      help="Gaspari-Cohn half-width in km, or 'none' (default 2000)")  # fmt: skip
+@arg("--vertical-localization", type=float, default=None,
+     help="vertical Gaspari-Cohn half-width in ln p (1.0: about a scale height; "
+          "default none)")  # fmt: skip
+@arg("--cross-variable", type=float, default=1.0,
+     help="correlation factor between different variables in [0, 1] (default 1: none)")  # fmt: skip
 @arg("--slots", type=int, default=2, help="6-hourly observation slots from t0 (default 2)")
 @arg("--amplitude", type=float, default=0.05,
      help="Perlin perturbation std as a fraction of the climatological std")  # fmt: skip
@@ -582,6 +587,13 @@ def _cmd_assimilate(args) -> int:
             print(f"xfuxi assimilate: --localization must be a number of km or 'none'; "
                   f"got {args.localization!r}")  # fmt: skip
             return 2
+    if args.vertical_localization is not None or args.cross_variable != 1.0:
+        if localization is None:
+            print("xfuxi assimilate: --vertical-localization and --cross-variable need a "
+                  "horizontal --localization")  # fmt: skip
+            return 2
+        localization = {"length_scale": localization, "cross_variable": args.cross_variable,
+                        "vertical_length_scale": args.vertical_localization}  # fmt: skip
     spread = _open_data(args.spread).load() if args.spread else None
     static_b = _open_data(args.static_b).load() if args.static_b else None
     res = assimilate_4dvar(

@@ -215,9 +215,13 @@ def stage_assimilation(
     spread = xfuxi.background_error_std(
         base["reference"].isel(time=slice(0, 120)), model=model, lead_steps=6, n_samples=24
     )
+    # horizontal Gaspari-Cohn localization, and vertical in ln p: radiosondes observe every
+    # level, and the vertical localization raised the temperature analysis' gain at every level
+    localization = {"length_scale": 1500.0, "vertical_length_scale": 1.0}
     res = xfuxi.assimilate_4dvar(
-        background, obs, model=model, n_members=n_members, localization=1500.0, spread=spread
-    )
+        background, obs, model=model, n_members=n_members, localization=localization,
+        spread=spread,
+    )  # fmt: skip
     diag = res.diagnostics
     bg0 = background.sel(time=[t0])
     dims = ["time", "latitude", "longitude"]

@@ -388,7 +388,7 @@ def minimize_cost(
     ----------
     problem : En4DVarProblem
     max_iter : int, default 50
-        Iteration cap.
+        Iteration cap; 0 evaluates the cost at the start and returns it unchanged.
     gtol : float, default 1e-3
         Stop when ``‖∇J‖ ≤ gtol · ‖∇J(w₀)‖``.
     optimizer : {"scipy", "torch"}
@@ -407,6 +407,10 @@ def minimize_cost(
 
     if optimizer not in ("scipy", "torch"):
         raise ValueError(f"optimizer must be 'scipy' or 'torch', got {optimizer!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
+        raise ValueError(f"max_iter must be an integer >= 0, got {max_iter!r}")
+    if not gtol >= 0:
+        raise ValueError(f"gtol must be >= 0, got {gtol!r}")
     n = problem.n_control
     v0 = torch.zeros(n, dtype=torch.float64) if initial is None else initial.double().clone()
     hist = _History()
@@ -432,6 +436,10 @@ def minimize_cost(
     g0n = max(float(g0.norm()), 1e-300)
     if float(g0.norm()) == 0.0:
         hist.converged, hist.message = True, "zero gradient at the background"
+        bar.close()
+        return v0, hist
+    if max_iter == 0:  # the background's cost and departures only
+        hist.message = "max_iter=0: not minimised"
         bar.close()
         return v0, hist
 
@@ -775,6 +783,36 @@ class En4DVarResult(NamedTuple):
     increment: xr.Dataset
     diagnostics: xr.Dataset
 
+    def __repr__(self) -> str:
+        """A summary (the four Datasets are the attributes; print them one at a time)."""
+        d = self.diagnostics
+        a = d.attrs
+        cost = d["cost"].values if "cost" in d else np.array([np.nan])
+        rejected = {
+            str(r): int(n)
+            for r, n in zip(d["reason"].values, d["n_rejected"].values)
+            if int(n) > 0
+        } if "n_rejected" in d else {}  # fmt: skip
+        lines = [
+            f"En4DVarResult: {a.get('method', 'En4DVar')} analysis at "
+            f"{str(self.analysis['time'].values[0])[:16]} with {a.get('model', '?')}",
+            f"  analysis, increment: {', '.join(map(str, self.analysis.data_vars))}",
+            f"  trajectory: leads {', '.join(_lead_str(x) for x in self.trajectory['prediction_timedelta'].values)}",  # noqa: E501
+            f"  B: {a.get('background_error', '?')}, {a.get('n_members', '?')} members; "
+            f"localization: {a.get('localization', 'none')}",
+            f"  minimisation: {a.get('iterations', '?')} iterations, J {cost[0]:.5g} -> "
+            f"{cost[-1]:.5g} ({a.get('message', '')})",
+            f"  observations: {a.get('n_observations_used', '?')} used, rejected "
+            f"{rejected or 'none'}",
+            "  attributes: analysis, trajectory, increment, diagnostics",
+        ]
+        return "\n".join(lines)
+
+
+def _lead_str(td: Any) -> str:
+    hours = pd.Timedelta(td) / pd.Timedelta("1h")
+    return f"+{hours:g} h"
+
 
 _LOC_CACHE: dict[Any, Localization] = {}
 
@@ -896,12 +934,16 @@ def assimilate_4dvar(
         A Gaspari–Cohn half-width in km; a dict of
         :func:`~xfuxi.assimilation.localization.localization` arguments (e.g. with
         ``vertical_length_scale``, ``cross_variable``); a ready Localization; or None
-        (no localization, control of size N).
+        (no localization, control of size N). For observations at many levels (radiosondes),
+        ``{"length_scale": 1500.0, "vertical_length_scale": 1.0}`` did better on the
+        embedded world than the horizontal localization alone: the temperature analysis
+        error fell at every level (the upper levels' most), at about 1.5× the cost per
+        iteration here (see the README).
     n_slots : int, default 2
         Observation slots at t0, t0 + 6 h, ... (each observation goes to the nearest slot;
         farther than 3 h from every slot: rejected as outside the window).
     time : datetime-like, optional
-        Analysis time t0 (default: the last background time).
+        Analysis time t0 (default: the latest background time).
     amplitude : float or array (C,), default 0.05
         Perlin perturbation std as a fraction of ``perturbation_std`` per channel.
     wavelength, octaves
@@ -945,6 +987,8 @@ def assimilate_4dvar(
     strict : bool, default False
         Raise instead of rejecting bad observations.
     max_iter : int, default 50
+        L-BFGS iteration cap; 0 does not minimise (the analysis is the background, and the
+        diagnostics give its cost and O−B).
     gtol : float, default 1e-3
         Relative gradient-norm tolerance.
     optimizer : {"scipy", "torch"}
@@ -1013,7 +1057,7 @@ def assimilate_4dvar(
     model.check_dataset(background)
     step = pd.Timedelta(model.timestep)
     times = pd.DatetimeIndex(background["time"].values)
-    t0 = times[-1] if time is None else pd.Timestamp(time)
+    t0 = times.max() if time is None else pd.Timestamp(time)
     need = [t0 - 2 * step, t0 - step, t0]
     missing = [str(t) for t in need if t not in times]
     if missing:

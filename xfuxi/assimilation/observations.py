@@ -152,7 +152,10 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
 def _error_of(error: float | Mapping[str, float], variable: str) -> float:
     if isinstance(error, Mapping):
         if variable not in error:
-            raise ObservationError(f"no observation error given for variable {variable!r}")
+            raise ObservationError(
+                f"no observation error given for variable {str(variable)!r} "
+                f"(errors given for {sorted(map(str, error))})"
+            )
         return float(error[variable])
     return float(error)
 
