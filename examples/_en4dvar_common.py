@@ -48,10 +48,11 @@ def parser(doc: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--spread",
-        choices=["calibrated", "innovations", "ensemble"],
+        choices=["calibrated", "latitude", "innovations", "ensemble"],
         default="calibrated",
         help="B variances: 'calibrated' rescales each channel of the ensemble to the "
         "background-error std measured on the validation split (xfuxi.background_error_std); "
+        "'latitude' each channel on each latitude row (by_latitude=True); "
         "'innovations' estimates it from each analysis' own innovations (adaptive); "
         "'ensemble' keeps the Perlin ensemble's own spread",
     )
@@ -73,18 +74,24 @@ def setup(args: argparse.Namespace):
 
 
 def calibrated_spread(args: argparse.Namespace, model, *, lead_steps: int):
-    """``spread=`` for ``--spread``: the background-error std for ``calibrated``,
-    ``"innovations"`` (adaptive) or None (``ensemble``).
+    """``spread=`` for ``--spread``: the background-error std for ``calibrated`` (per
+    latitude row too for ``latitude``), ``"innovations"`` (adaptive) or None (``ensemble``).
 
     Measured on the *validation* split (an independent run), never on the test data that
     is assimilated: forecast-minus-truth RMS at the background's lead.
     """
     if args.spread == "innovations":
         return "innovations"
-    if args.spread != "calibrated":
+    if args.spread not in ("calibrated", "latitude"):
         return None
     val = xfuxi.held_suarez_split("validation", days=60)
-    return xfuxi.background_error_std(val, model=model, lead_steps=lead_steps, n_samples=32)
+    return xfuxi.background_error_std(
+        val,
+        model=model,
+        lead_steps=lead_steps,
+        n_samples=32,
+        by_latitude=args.spread == "latitude",
+    )
 
 
 def obs_errors(model, fraction: float = 0.1) -> dict[str, float]:

@@ -15,6 +15,7 @@ from xfuxi.assimilation.calibration import (
     background_error_std,
     channel_values,
     forecast_error_samples,
+    spread_values,
     wind_pairs,
 )
 from xfuxi.assimilation.en4dvar import ObsSlot, en4dvar_analysis
@@ -80,6 +81,46 @@ def test_background_error_std_matches_direct_computation():
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     # plugs straight into channel_values
     np.testing.assert_allclose(channel_values(out, CHANNELS, name="spread"), expected, rtol=1e-5)
+    # by latitude: the RMS over samples and longitude only, per row
+    rows = background_error_std(ds, model=model, lead_steps=2, n_samples=100, by_latitude=True)
+    assert rows["temperature"].dims == ("level", "latitude")
+    sq_rows = []
+    for i in range(1, 12 - 2):
+        a, b = arr[i - 1], arr[i]
+        for _ in range(2):
+            a, b = b, 0.9 * np.roll(b, 1, axis=-1) + 0.1 * a
+        sq_rows.append(((b - arr[i + 2]) ** 2).mean(axis=-1))
+    by_row = np.sqrt(np.mean(sq_rows, axis=0))  # (C, H)
+    assert not np.allclose(by_row, by_row.mean(axis=1, keepdims=True))  # rows do differ
+    got_rows = spread_values(rows, CHANNELS, LAT)
+    np.testing.assert_allclose(got_rows, by_row, rtol=1e-5)
+    np.testing.assert_allclose(np.sqrt((got_rows**2).mean(axis=1)), expected, rtol=1e-5)
+
+
+def test_spread_values_by_latitude():
+    rows = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+    ds = xr.Dataset(
+        {
+            "u_component_of_wind": (("level", "latitude"), rows[:1, ::-1]),
+            "v_component_of_wind": (("level", "latitude"), rows[1:2, ::-1]),
+            "temperature": ("level", [0.5]),  # no latitude: the same on every row
+        },
+        coords={"level": [500.0], "latitude": LAT[::-1]},  # north to south: reordered
+    )
+    np.testing.assert_allclose(
+        spread_values(ds, CHANNELS, LAT), [rows[0], rows[1], [0.5, 0.5, 0.5]]
+    )
+    np.testing.assert_allclose(spread_values(rows, CHANNELS, LAT), rows)
+    np.testing.assert_allclose(spread_values([1.0, 2.0, 3.0], CHANNELS, LAT), [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="latitudes .* are not the model's"):
+        spread_values(ds.assign_coords(latitude=[60.0, 0.0, -50.0]), CHANNELS, LAT)
+    with pytest.raises(ValueError, match="positive and finite.*v_component_of_wind@500"):
+        spread_values(ds.assign(v_component_of_wind=-ds["v_component_of_wind"]), CHANNELS, LAT)
+    with pytest.raises(ValueError, match="along latitude only"):
+        spread_values(ds.assign(temperature=ds["u_component_of_wind"].expand_dims(x=2)),
+                      CHANNELS, LAT)  # fmt: skip
+    with pytest.raises(ValueError, match="broadcast"):
+        spread_values(np.ones((3, 4)), CHANNELS, LAT)
 
 
 def test_background_error_std_rejects_bad_input():
@@ -214,6 +255,32 @@ def test_spread_rescales_each_channel_and_keeps_correlations():
     # and it differs from the uncalibrated analysis
     plain, *_ = _analysis()
     assert not torch.allclose(plain.increment, res.increment)
+
+
+def test_spread_by_latitude_rescales_each_row():
+    target = np.array([[2.0, 1.0, 0.5], [0.5, 0.5, 0.5], [0.1, 0.2, 1e-4]])  # (C, H)
+    res, members, xb, op = _analysis(spread=target, groups=[(0, 1)])
+    anom = (members - members.mean(0)) / math.sqrt(members.shape[0] - 1)
+    var = anom.pow(2).sum(0).mean(dim=-1)  # (C, H): over longitude only
+    factor = torch.as_tensor(target) / var.sqrt()
+    wind = ((torch.as_tensor(target[:2]) ** 2).sum(0) / var[:2].sum(0)).sqrt()  # per row
+    factor[0], factor[1] = wind, wind
+    scaled = anom * factor.view(1, 3, 3, 1)
+    np.testing.assert_allclose(scaled[:, 2].pow(2).sum(0).mean(-1).sqrt(), target[2])
+    np.testing.assert_allclose(scaled[:, :2].pow(2).sum(0).sum(0).mean(-1),
+                               (target[:2] ** 2).sum(0))  # fmt: skip
+    xa = scaled.reshape(30, -1).T.numpy()
+    bmat = xa @ xa.T
+    h = op.matrix()[0]
+    expected = bmat @ h * 1.0 / (h @ bmat @ h + 0.25)
+    np.testing.assert_allclose(res.increment.numpy().ravel(), expected, atol=1e-7)
+    # the observation is at 50N, where temperature's target is tiny: its increment there is
+    # tiny too, while the row-independent calibration to the rows' mean moves it
+    assert float(res.increment[2, 2].abs().max()) < 1e-3
+    flat, *_ = _analysis(spread=np.sqrt((target**2).mean(axis=1)), groups=[(0, 1)])
+    assert float(flat.increment[2, 2].abs().max()) > 0.03
+    with pytest.raises(ValueError, match=r"per channel and latitude row \(3, 3\)"):
+        _analysis(spread=np.ones((3, 4)))
 
 
 def test_spread_groups_share_one_factor():

@@ -27,6 +27,7 @@ __all__ = [
     "channel_values",
     "forecast_error_samples",
     "innovation_spread",
+    "spread_values",
     "wind_pairs",
 ]
 
@@ -85,6 +86,65 @@ def channel_values(value: Any, channels: Any, *, name: str) -> np.ndarray:
                 f"got shape {np.shape(value)}"
             ) from None
     bad = ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        names = [f"{v}@{lv:g}" if lv is not None else v for (v, lv), b in zip(chans, bad) if b]
+        raise ValueError(f"{name} must be positive and finite; bad for {names}")
+    return arr
+
+
+def spread_values(value: Any, channels: Any, latitude: Any, *, name: str = "spread") -> np.ndarray:
+    """Target spread per channel ``(C,)``, or per channel and latitude row ``(C, H)``.
+
+    Like :func:`channel_values`, and also accepts a Dataset whose variables have a
+    ``latitude`` dim (e.g. :func:`background_error_std` with ``by_latitude=True``; its
+    latitudes must be the model's, in any order) or an array of shape ``(C, H)``. A
+    variable without ``latitude`` in such a Dataset is the same on every row.
+
+    Examples
+    --------
+    >>> ch = [("z", 500.0), ("sp", None)]
+    >>> ds = xr.Dataset({"z": (("level", "latitude"), [[1.0, 2.0]]), "sp": 4.0},
+    ...                 coords={"level": [500.0], "latitude": [10.0, -10.0]})
+    >>> spread_values(ds, ch, [-10.0, 10.0]).tolist()
+    [[2.0, 1.0], [4.0, 4.0]]
+    >>> spread_values([1.0, 2.0], ch, [-10.0, 10.0]).tolist()
+    [1.0, 2.0]
+    """
+    lat = np.asarray(latitude, dtype="float64")
+    chans = [(str(v), None if lv is None else float(lv)) for v, lv in channels]
+    if isinstance(value, xr.Dataset):
+        if not any("latitude" in value[v].dims for v in value.data_vars):
+            return channel_values(value, channels, name=name)
+        if "latitude" not in value.coords:
+            raise ValueError(f"{name} has a 'latitude' dim without coordinates")
+        have = np.asarray(value["latitude"].values, dtype="float64")
+        if have.size != lat.size or not np.allclose(np.sort(have), np.sort(lat), atol=1e-6):
+            raise ValueError(
+                f"{name}'s latitudes ({have.size} rows) are not the model's ({lat.size} rows, "
+                f"{lat.min():g}..{lat.max():g})"
+            )
+        order = np.argsort(have)[np.argsort(np.argsort(lat))]
+        rows = []
+        for v, lv in chans:
+            if v not in value:
+                raise ValueError(f"{name} has no variable {v!r}")
+            da = value[v]
+            if lv is not None and "level" in da.dims:
+                if lv not in da["level"].values:
+                    raise ValueError(f"{name}[{v!r}] has no level {lv:g}")
+                da = da.sel(level=lv)
+            extra = [d for d in da.dims if d != "latitude"]
+            if extra:
+                raise ValueError(f"{name}[{v!r}] must vary along latitude only; got {da.sizes}")
+            vals = np.asarray(da.values, dtype="float64")
+            rows.append(vals[order] if da.ndim else np.full(lat.size, float(vals)))
+        arr = np.stack(rows)
+    else:
+        arr = np.asarray(value, dtype="float64")
+        if arr.shape != (len(chans), lat.size):
+            return channel_values(value, channels, name=name)
+        arr = arr.copy()
+    bad = ~(np.isfinite(arr) & (arr > 0)).all(axis=-1)
     if bad.any():
         names = [f"{v}@{lv:g}" if lv is not None else v for (v, lv), b in zip(chans, bad) if b]
         raise ValueError(f"{name} must be positive and finite; bad for {names}")
@@ -176,6 +236,7 @@ def background_error_std(
     lead_steps: int = 4,
     n_samples: int = 32,
     seed: int = 0,
+    by_latitude: bool = False,
 ) -> xr.Dataset:
     """Std of the background error per variable and level, from forecast-minus-state statistics.
 
@@ -197,12 +258,18 @@ def background_error_std(
     n_samples : int, default 32
         Start times (at most the number available).
     seed : int, default 0
+    by_latitude : bool, default False
+        Keep a ``latitude`` dim (RMS over samples and longitude only). As ``spread=`` it
+        rescales each latitude row of the ensemble to the error there; the Perlin
+        ensemble's own spread is uneven across latitudes, and evening it out lowered the
+        cycled analysis error on the embedded world (see the README).
 
     Returns
     -------
     xarray.Dataset
-        One variable per model variable (with ``level`` where it has levels), units of the
-        variable; attrs record ``lead_steps`` and ``n_samples``. Pass it as ``spread=``.
+        One variable per model variable (with ``level`` where it has levels, and
+        ``latitude`` with ``by_latitude``), units of the variable; attrs record
+        ``lead_steps`` and ``n_samples``. Pass it as ``spread=``.
 
     Raises
     ------
@@ -212,9 +279,16 @@ def background_error_std(
     from ..data.channels import unstack
 
     model, picked, errors = _forecast_errors(data, model, lead_steps, n_samples, seed)
-    sq = sum((e**2).mean(axis=(-2, -1)) for e in errors)
-    std = np.sqrt(sq / picked.size)
-    da = xr.DataArray(std, dims="channel")
+    if by_latitude:
+        sq = sum((e**2).mean(axis=-1) for e in errors)
+        da = xr.DataArray(
+            np.sqrt(sq / picked.size),
+            dims=("channel", "latitude"),
+            coords={"latitude": np.asarray(model.latitude, dtype="float64")},
+        )
+    else:
+        sq = sum((e**2).mean(axis=(-2, -1)) for e in errors)
+        da = xr.DataArray(np.sqrt(sq / picked.size), dims="channel")
     out = unstack(da, model.channels)
     return _finish(out, data, model, "background-error std (RMS forecast minus verifying state)",
                    lead_steps, picked.size)  # fmt: skip

@@ -535,20 +535,31 @@ def _qc(
 def _ensemble_anomalies(
     members: torch.Tensor, spread: Any, spread_groups: Sequence[Sequence[int]] | None
 ) -> torch.Tensor:
-    """``X_b = (members − mean) / √(N − 1)``, each channel rescaled to ``spread`` if given."""
+    """``X_b = (members − mean) / √(N − 1)``, rescaled to ``spread`` if given.
+
+    ``spread`` of shape ``(C,)`` rescales each channel (its grid-mean variance), one of
+    shape ``(C, H)`` each channel on each latitude row (the row's mean variance over
+    longitude); NaN keeps the ensemble's own spread. The channels of a group share one
+    factor (per row).
+    """
     members = members.double()
-    n = members.shape[0]
+    n, c, h = members.shape[0], members.shape[1], members.shape[2]
     anomalies = (members - members.mean(0, keepdim=True)) / math.sqrt(n - 1)
     if spread is not None:
         target = torch.as_tensor(np.asarray(spread, dtype="float64")).to(anomalies)
-        if target.shape != (anomalies.shape[1],):
+        if target.shape not in ((c,), (c, h)):
             raise ValueError(
-                f"spread must have one value per channel ({anomalies.shape[1]}); "
-                f"got shape {tuple(target.shape)}"
+                f"spread must have one value per channel ({c}) or per channel and latitude "
+                f"row ({c}, {h}); got shape {tuple(target.shape)}"
             )
-        var = anomalies.pow(2).sum(0).mean(dim=(-2, -1))
+        by_row = target.ndim == 2
+        var = anomalies.pow(2).sum(0).mean(dim=-1 if by_row else (-2, -1))
         if not bool((var > 0).all()):
-            raise ValueError("the ensemble has zero spread in some channel; cannot rescale it")
+            raise ValueError(
+                "the ensemble has zero spread in some channel"
+                + (" and latitude row" if by_row else "")
+                + "; cannot rescale it"
+            )
         # NaN in spread: that channel keeps the ensemble's own spread
         factor = torch.where(torch.isnan(target), 1.0, (target.pow(2) / var).sqrt())
         for group in spread_groups or ():
@@ -556,8 +567,8 @@ def _ensemble_anomalies(
             # are kept, only their magnitude is calibrated
             g = list(group)
             if bool(torch.isfinite(target[g]).all()):
-                factor[g] = (target[g].pow(2).sum() / var[g].sum()).sqrt()
-        anomalies = anomalies * factor.view(1, -1, 1, 1)
+                factor[g] = (target[g].pow(2).sum(0) / var[g].sum(0)).sqrt()
+        anomalies = anomalies * (factor.view(1, c, h, 1) if by_row else factor.view(1, c, 1, 1))
     return anomalies
 
 
@@ -608,11 +619,12 @@ def en4dvar_analysis(
         None: control ``w`` of size N.
     members : Tensor (N, C, H, W), optional
         Ready-made members at t0 (skips member generation).
-    spread : array-like (C,), optional
+    spread : array-like (C,) or (C, H), optional
         Target spread per channel (NaN: keep the ensemble's): each channel's anomalies are
         rescaled so that their ensemble std, averaged (as a variance) over grid points,
         equals it — B variance calibration that keeps the ensemble's correlations (see
-        :func:`xfuxi.assimilation.calibration.background_error_std`).
+        :func:`xfuxi.assimilation.calibration.background_error_std`). ``(C, H)``: per
+        channel and latitude row (averaged over longitude).
     spread_groups : sequence of sequences of int, optional
         Channel indices rescaled by one common factor (their summed variance matched), e.g.
         the two wind components of a level, so that wind increments keep their direction.
@@ -950,11 +962,12 @@ def assimilate_4dvar(
         Perlin settings (grid points of the coarsest octave).
     perturbation_std : xarray.Dataset or array (C,), optional
         Climatological std per variable and level; default the model's normalization std.
-    spread : xarray.Dataset, array (C,) or "innovations", optional
+    spread : xarray.Dataset, array (C,) or (C, H), or "innovations", optional
         Background-error std per variable and level (e.g. from
         :func:`xfuxi.assimilation.calibration.background_error_std`): the one-step ensemble
         anomalies of each channel are rescaled to it (B variances calibrated, the
-        flow-dependent correlations kept). ``"innovations"`` estimates it from this
+        flow-dependent correlations kept). With a ``latitude`` dim (``by_latitude=True``)
+        each latitude row is rescaled to its own value. ``"innovations"`` estimates it from this
         analysis' own t0 innovations (:func:`~xfuxi.assimilation.calibration.innovation_spread`;
         adaptive, for cycling). Default: the ensemble's own spread.
     static_b : xarray.Dataset, optional
@@ -1039,7 +1052,7 @@ def assimilate_4dvar(
     from ..data.channels import stack, unstack
     from ..data.schema import SchemaError, canonical_order
     from ..forecast import forecast_dataset
-    from .calibration import channel_values, innovation_spread, wind_pairs
+    from .calibration import channel_values, innovation_spread, spread_values, wind_pairs
     from .observations import screen_observations
 
     t_wall = _time.perf_counter()
@@ -1083,7 +1096,7 @@ def assimilate_4dvar(
     target_spread = (
         None
         if spread is None or adaptive
-        else channel_values(spread, model.channels, name="spread")
+        else spread_values(spread, model.channels, model.latitude, name="spread")
     )
     slot_times = np.array([t0 + k * step for k in range(n_slots)], dtype="M8[ns]")
     used, op, reason, counts = screen_observations(
