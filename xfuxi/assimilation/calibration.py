@@ -32,6 +32,18 @@ __all__ = [
 ]
 
 
+def _channel_field(value: xr.Dataset, variable: str, level: float | None, name: str) -> Any:
+    """The DataArray of one channel in a per-variable Dataset (its level selected)."""
+    if variable not in value:
+        raise ValueError(f"{name} has no variable {variable!r}")
+    da = value[variable]
+    if level is not None and "level" in da.dims:
+        if level not in da["level"].values:
+            raise ValueError(f"{name}[{variable!r}] has no level {level:g}")
+        da = da.sel(level=level)
+    return da
+
+
 def channel_values(value: Any, channels: Any, *, name: str) -> np.ndarray:
     """One positive finite float per channel from a Dataset (per variable and level) or array.
 
@@ -66,13 +78,7 @@ def channel_values(value: Any, channels: Any, *, name: str) -> np.ndarray:
     if isinstance(value, xr.Dataset):
         out = []
         for v, lv in chans:
-            if v not in value:
-                raise ValueError(f"{name} has no variable {v!r}")
-            da = value[v]
-            if lv is not None and "level" in da.dims:
-                if lv not in da["level"].values:
-                    raise ValueError(f"{name}[{v!r}] has no level {lv:g}")
-                da = da.sel(level=lv)
+            da = _channel_field(value, v, lv, name)
             if da.size != 1:
                 raise ValueError(f"{name}[{v!r}] must hold one value per level; got {da.sizes}")
             out.append(float(da.values))
@@ -126,13 +132,7 @@ def spread_values(value: Any, channels: Any, latitude: Any, *, name: str = "spre
         order = np.argsort(have)[np.argsort(np.argsort(lat))]
         rows = []
         for v, lv in chans:
-            if v not in value:
-                raise ValueError(f"{name} has no variable {v!r}")
-            da = value[v]
-            if lv is not None and "level" in da.dims:
-                if lv not in da["level"].values:
-                    raise ValueError(f"{name}[{v!r}] has no level {lv:g}")
-                da = da.sel(level=lv)
+            da = _channel_field(value, v, lv, name)
             extra = [d for d in da.dims if d != "latitude"]
             if extra:
                 raise ValueError(f"{name}[{v!r}] must vary along latitude only; got {da.sizes}")
