@@ -805,11 +805,12 @@ class En4DVarResult(NamedTuple):
             for r, n in zip(d["reason"].values, d["n_rejected"].values)
             if int(n) > 0
         } if "n_rejected" in d else {}  # fmt: skip
+        leads = ", ".join(_lead_str(x) for x in self.trajectory["prediction_timedelta"].values)
         lines = [
             f"En4DVarResult: {a.get('method', 'En4DVar')} analysis at "
             f"{str(self.analysis['time'].values[0])[:16]} with {a.get('model', '?')}",
             f"  analysis, increment: {', '.join(map(str, self.analysis.data_vars))}",
-            f"  trajectory: leads {', '.join(_lead_str(x) for x in self.trajectory['prediction_timedelta'].values)}",  # noqa: E501
+            f"  trajectory: leads {leads}",
             f"  B: {a.get('background_error', '?')}, {a.get('n_members', '?')} members; "
             f"localization: {a.get('localization', 'none')}",
             f"  minimisation: {a.get('iterations', '?')} iterations, J {cost[0]:.5g} -> "
