@@ -204,6 +204,8 @@ def main() -> None:
         stem += f"_vert{args.vertical_localization}"
     if args.spread != p.get_default("spread"):
         stem += f"_{args.spread}"
+    if args.model != p.get_default("model"):
+        stem += f"_{Path(args.model).name}"
     fig.savefig(f"{args.outdir}/{stem}.png", dpi=100, bbox_inches="tight")
     out.to_netcdf(f"{args.outdir}/{stem}.nc")
     print(f"figure: {args.outdir}/{stem}.png")
