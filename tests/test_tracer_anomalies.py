@@ -214,6 +214,9 @@ def test_world_tracer_transport(cache):
     with pytest.raises(ValueError, match="NaN"):
         world_tracer_transport(anomaly.where(anomaly > 1e-3), split="test", time=t,
                                spinup_days=2)  # fmt: skip
+    with pytest.raises(ValueError, match="not on the world's grid"):
+        world_tracer_transport(anomaly.isel(longitude=slice(0, 32)), split="test", time=t,
+                               spinup_days=2)  # fmt: skip
 
 
 def test_shipped_da_model_carries_anomalies_that_the_forecast_model_amplifies(anomalies):

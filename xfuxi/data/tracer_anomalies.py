@@ -408,12 +408,15 @@ def world_tracer_transport(
     if set(anomaly.dims) != set(dims):
         raise ValueError(f"anomaly must have dims {dims}; got {anomaly.dims}")
     anomaly = anomaly.transpose(*dims)
-    if (
-        anomaly.sizes["latitude"] != model.latitude.size
-        or not np.allclose(anomaly["latitude"].values, model.latitude)
-        or not np.allclose(anomaly["longitude"].values, model.longitude)
-    ):
-        raise ValueError("anomaly is not on the world's grid")
+    on_grid = all(
+        anomaly.sizes[d] == ref.size and np.allclose(anomaly[d].values, ref)
+        for d, ref in (("latitude", model.latitude), ("longitude", model.longitude))
+    )
+    if not on_grid:
+        raise ValueError(
+            f"anomaly is not on the world's grid ({model.latitude.size} latitudes, "
+            f"{model.longitude.size} longitudes); got {dict(anomaly.sizes)}"
+        )
     values = np.asarray(anomaly.values, dtype="float64")
     if not np.all(np.isfinite(values)):
         raise ValueError("anomaly contains NaN or infinite values")

@@ -555,7 +555,9 @@ def train_forecast(
             raise ValueError(f"{label} must be an integer >= {low}; got {value!r}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}; got {loss!r}")
-    if not (isinstance(anomaly_weight, (int, float)) and anomaly_weight >= 0):
+    if isinstance(anomaly_weight, bool) or not (
+        isinstance(anomaly_weight, (int, float, np.integer, np.floating)) and anomaly_weight >= 0
+    ):
         raise ValueError(f"anomaly_weight must be a number >= 0; got {anomaly_weight!r}")
     if not (lr > 0 and 0 <= min_lr_ratio <= 1 and weight_decay >= 0):
         raise ValueError(
