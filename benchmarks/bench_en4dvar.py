@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 
 import xfuxi
+from xfuxi.assimilation.cycling import world_background
 from xfuxi.assimilation.en4dvar import En4DVarProblem, ObsSlot, _resolve_localization
-from xfuxi.assimilation.observations import radiosonde_observations, screen_observations
-from xfuxi.experiments.world import world_background
+from xfuxi.observations.sets import radiosonde_observations, screen_observations
 
 
 def main() -> None:

@@ -36,9 +36,9 @@ import pandas as pd
 
 import xfuxi
 from xfuxi.datasets import held_suarez_split
-from xfuxi.forecast import ensemble
-from xfuxi.models.checkpoint import load_model
+from xfuxi.forecasting.ensemble import ensemble
 from xfuxi.models.ens import load_perturbation
+from xfuxi.models.registry import load_model
 from xfuxi.training.ens import tune_amplitude, verifiable_init_times
 from xfuxi.verify import crps, rank_histogram, spread_skill_ratio
 

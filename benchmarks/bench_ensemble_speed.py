@@ -29,9 +29,9 @@ import numpy as np
 
 import xfuxi
 from xfuxi.datasets import held_suarez_split
-from xfuxi.forecast import ensemble, ensemble_iter
-from xfuxi.models.checkpoint import load_model
+from xfuxi.forecasting.ensemble import ensemble, ensemble_iter
 from xfuxi.models.ens import load_perturbation
+from xfuxi.models.registry import load_model
 
 
 def _inputs(args):
@@ -99,7 +99,7 @@ def main() -> None:
           f"{model.n_channels} channels on {model.grid_shape}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}")  # fmt: skip
-    from xfuxi.forecast import _DEFAULT_CHUNK_CPU
+    from xfuxi.forecasting.ensemble import _DEFAULT_CHUNK_CPU
 
     _time(ds, model, vae, 2, 1, None, 1)  # warm-up
     # the three modes interleaved repeat by repeat, so that a busy spell of a shared host

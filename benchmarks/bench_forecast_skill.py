@@ -21,9 +21,9 @@ import pandas as pd
 import xarray as xr
 
 import xfuxi
-from xfuxi.baselines import climatology_forecast, persistence_forecast
 from xfuxi.data.stats import climatology
 from xfuxi.datasets import held_suarez_split
+from xfuxi.forecasting.baselines import climatology_forecast, persistence_forecast
 from xfuxi.verify.weights import area_weights
 
 FIELDS = [

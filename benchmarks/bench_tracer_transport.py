@@ -1,6 +1,6 @@
 """Does the forecast model carry a passive-tracer anomaly along the flow, as the world does?
 
-Held-out anomaly samples (xfuxi.data.tracer_anomalies, seed 12, not used in training): the
+Held-out anomaly samples (xfuxi.world.tracer_anomalies, seed 12, not used in training): the
 world (dinosaur) advects each random anomaly for 6 hours; the model's response is
 ``model(state + anomaly) − model(state)``. Two kinds (module docstring there): ``both`` (the
 anomaly at both input times) and ``t0`` (at the second input only, as a 4DVar increment).
@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 import xfuxi
-from xfuxi.data.tracer_anomalies import anomaly_samples, held_suarez_tracer_anomalies
+from xfuxi.training.forecast import anomaly_samples
+from xfuxi.world.tracer_anomalies import held_suarez_tracer_anomalies
 
 R_EARTH = 6371.0
 

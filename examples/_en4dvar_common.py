@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 import xfuxi
-from xfuxi.experiments.world import world_background
+from xfuxi.assimilation.cycling import world_background
 
 EARTH_KM = 6371.0
 

@@ -17,7 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from xfuxi.data.world import held_suarez  # noqa: E402
+from xfuxi.world.simulator import held_suarez  # noqa: E402
 
 
 def main() -> None:

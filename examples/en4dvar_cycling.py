@@ -21,8 +21,8 @@ import numpy as np
 from _en4dvar_common import calibrated_spread, localization, obs_errors, parser
 
 import xfuxi
-from xfuxi.assimilation.observations import radiosonde_observations
-from xfuxi.experiments.world import cycle_4dvar
+from xfuxi.assimilation.cycling import cycle_4dvar
+from xfuxi.observations.sets import radiosonde_observations
 
 CHANNELS = [
     ("geopotential", 500.0),

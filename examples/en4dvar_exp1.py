@@ -15,7 +15,7 @@ import xarray as xr
 from _en4dvar_common import local_box, obs_errors, parser, run, setup
 
 import xfuxi
-from xfuxi.assimilation.observations import single_observation
+from xfuxi.observations.sets import single_observation
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ the observation, and the analysis trajectory must carry it to the observation al
 background flow. Prints the centroid of the increment at t0 and of the trajectory
 difference at t0 + 6 h, their displacement against background wind × 6 h and against the
 world's own transport of the same increment (the Held–Suarez world re-run to t0 with the
-increment added as a tracer: :func:`xfuxi.data.tracer_anomalies.world_tracer_transport`),
+increment added as a tracer: :func:`xfuxi.world.tracer_anomalies.world_tracer_transport`),
 and saves a map.
 
     python examples/en4dvar_exp2.py [--model fuxi-hs-t21-da] [--members 200]
@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 from _en4dvar_common import centroid, displacement_km, local_box, obs_errors, parser, run, setup
 
-from xfuxi.assimilation.observations import single_observation
+from xfuxi.observations.sets import single_observation
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     lon = float(band["longitude"][int(i["longitude"])])
     err = obs_errors(model)["passive_tracer"]
     # the background forecast to t0 + 6 h gives the background value at the observation
-    from xfuxi.experiments.world import world_background
+    from xfuxi.assimilation.cycling import world_background
 
     bg1 = world_background(truth, model=model, time=t1, lead_steps=args.lead + 1)
     obs = single_observation(
@@ -78,7 +78,7 @@ def main() -> None:
     d0o = displacement_km(c0, (lat, lon))
     # the truth: the world itself carries the tracer increment for 6 h (the world's own
     # state at t0, not the background's, so its winds are the true ones)
-    from xfuxi.data.tracer_anomalies import world_tracer_transport
+    from xfuxi.world.tracer_anomalies import world_tracer_transport
 
     inc0_all = res.increment["passive_tracer"].isel(time=0)
     world = world_tracer_transport(inc0_all, split="test", time=t0)["passive_tracer_anomaly"]
@@ -162,7 +162,7 @@ def model_transport_km(model, bg, t0, level, probe, mask, *, both=True):
     and the response's peak over the anomaly's (``both``: at both input times)."""
     import torch
 
-    from xfuxi.experiments.world import _stack_times
+    from xfuxi.assimilation.cycling import _stack_times
 
     step = pd.Timedelta(model.timestep)
     pair = _stack_times(bg, model, [pd.Timestamp(t0) - step, pd.Timestamp(t0)])

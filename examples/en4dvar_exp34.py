@@ -19,7 +19,7 @@ import pandas as pd
 from _en4dvar_common import obs_errors, parser, run, setup
 
 import xfuxi
-from xfuxi.assimilation.observations import radiosonde_observations, region_observations
+from xfuxi.observations.sets import radiosonde_observations, region_observations
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xfuxi.experiments.cycling import lorenz96_twin
+from xfuxi.experiments.lorenz96 import lorenz96_twin
 
 
 def main() -> None:

@@ -7,7 +7,7 @@
 #   stage 3: the same over 8 steps (2 days) -> "fuxi-hs-t21" (FuXi-Short);
 #   stage 3b: tracer transport: training on 2 steps plus the error of the model's response
 #            to passive-tracer anomalies that the world itself advects (--tracer-anomalies
-#            60: xfuxi.data.tracer_anomalies, a 60-day run of its own seed); without it the
+#            60: xfuxi.world.tracer_anomalies, a 60-day run of its own seed); without it the
 #            model extrapolates the tracer in time and amplifies a new anomaly (a 4DVar
 #            increment) in place instead of carrying it with the wind;
 #   stage 3c: back to 8 steps with the anomalies still in the loss -> "fuxi-hs-t21-da"
@@ -63,7 +63,7 @@ $PY -m xfuxi.cli --no-progress train --from-model "$RUN/stage3" --name fuxi-hs-t
 
 $PY - "$RUN/stage3" "$RUN/stage4" "$RUN/stage3c" <<'PYEOF'
 import sys
-from xfuxi.models.checkpoint import register_cascade, register_pretrained
+from xfuxi.models.registry import register_cascade, register_pretrained
 entry = register_pretrained(
     "fuxi-hs-t21",
     source=sys.argv[1],

@@ -11,7 +11,10 @@ import pytest
 import xarray as xr
 
 import xfuxi
-from xfuxi.accessor import ACCESSOR_METHODS, FuxiDataArrayAccessor, FuxiDatasetAccessor, _resolve
+from xfuxi.accessor import FuxiDataArrayAccessor, FuxiDatasetAccessor
+from xfuxi.api import PUBLIC, resolve
+
+ACCESSOR = {e.name: e for e in PUBLIC if e.accessor}
 
 
 def test_import_does_not_import_torch():
@@ -23,10 +26,10 @@ def test_import_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("name", sorted(ACCESSOR_METHODS))
+@pytest.mark.parametrize("name", sorted(ACCESSOR))
 def test_accessor_repeats_signature_and_summary(name):
-    target, applies = ACCESSOR_METHODS[name]
-    func = _resolve(target)
+    target, applies = ACCESSOR[name].target, ACCESSOR[name].accessor
+    func = resolve(target)
     expected = list(inspect.signature(func).parameters.values())[1:]
     owners = {
         "both": [FuxiDatasetAccessor, FuxiDataArrayAccessor],
@@ -40,7 +43,7 @@ def test_accessor_repeats_signature_and_summary(name):
         assert inspect.getdoc(method).splitlines()[0] == inspect.getdoc(func).splitlines()[0]
 
 
-@pytest.mark.parametrize("name", sorted(n for n in xfuxi._LAZY))
+@pytest.mark.parametrize("name", sorted(e.name for e in PUBLIC))
 def test_lazy_names_resolve(name):
     assert getattr(xfuxi, name) is not None
 

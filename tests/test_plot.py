@@ -23,7 +23,7 @@ from matplotlib.testing.compare import compare_images  # noqa: E402
 import xfuxi  # noqa: E402
 from xfuxi import plot as xplot  # noqa: E402
 
-BASELINE = Path(__file__).parent / "baseline"
+BASELINE = Path(__file__).parent / "plot_baseline"
 STYLE = {
     "font.family": "DejaVu Sans",
     "font.size": 8,

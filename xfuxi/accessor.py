@@ -1,73 +1,22 @@
 """The ``.fuxi`` accessor on xarray objects: one-line delegation to the public functions.
 
-Each method has the signature and docstring of the function it calls, minus the first
-(data) argument, so Jupyter's ``?`` and tab completion show the real thing. The accessor
-holds no state and imports nothing heavy until a method is called.
+Each method has the signature and docstring of the function it calls (the rows of
+:mod:`xfuxi.api`), minus the first (data) argument, so Jupyter's ``?`` and tab completion
+show the real thing. The accessor holds no state and imports nothing heavy until a method
+is called.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 import xarray as xr
 
-__all__ = ["ACCESSOR_METHODS", "FuxiDataArrayAccessor", "FuxiDatasetAccessor"]
+from .api import accessor_entries, resolve
 
-#: accessor method name -> ("module:function" relative to xfuxi, applies to)
-#: where "applies to" is "both", "dataset" or "dataarray". Add one line per public function.
-ACCESSOR_METHODS: dict[str, tuple[str, str]] = {
-    "validate": ("data.schema:validate", "both"),
-    # assimilation: FuXi-En4DVar (issue 5)
-    "assimilate_4dvar": ("assimilation.en4dvar:assimilate_4dvar", "dataset"),
-    "background_error_std": ("assimilation.calibration:background_error_std", "dataset"),
-    "single_observation": ("assimilation.observations:single_observation", "dataset"),
-    "random_observations": ("assimilation.observations:random_observations", "dataset"),
-    "radiosonde_observations": ("assimilation.observations:radiosonde_observations", "dataset"),
-    "region_observations": ("assimilation.observations:region_observations", "dataset"),
-    "perlin_ensemble": ("assimilation.perlin:perlin_ensemble", "dataset"),
-    # data: statistics, climatology, baselines (issue 2)
-    "normalization_stats": ("data.stats:normalization_stats", "both"),
-    "climatology": ("data.stats:climatology", "both"),
-    "persistence_forecast": ("baselines:persistence_forecast", "both"),
-    # FuXi forecast (issue 3)
-    "forecast": ("forecast:forecast", "dataset"),
-    "forecast_iter": ("forecast:forecast_iter", "dataset"),
-    # verification (issue 4)
-    "rmse": ("verify.deterministic:rmse", "both"),
-    "mse": ("verify.deterministic:mse", "both"),
-    "mae": ("verify.deterministic:mae", "both"),
-    "bias": ("verify.deterministic:bias", "both"),
-    "acc": ("verify.deterministic:acc", "both"),
-    "align_valid_time": ("verify.weights:align_valid_time", "both"),
-    "crps": ("verify.probabilistic:crps", "both"),
-    "spread": ("verify.probabilistic:spread", "both"),
-    "ensemble_mean_rmse": ("verify.probabilistic:ensemble_mean_rmse", "both"),
-    "spread_skill_ratio": ("verify.probabilistic:spread_skill_ratio", "both"),
-    "brier_score": ("verify.probabilistic:brier_score", "both"),
-    "rank_histogram": ("verify.probabilistic:rank_histogram", "both"),
-    "innovations": ("verify.observation_space:innovations", "dataset"),
-    "innovation_statistics": ("verify.observation_space:innovation_statistics", "dataset"),
-    "geostrophic_wind": ("verify.balance:geostrophic_wind", "dataset"),
-    "ageostrophic_wind": ("verify.balance:ageostrophic_wind", "dataset"),
-    "balance_summary": ("verify.balance:balance_summary", "dataset"),
-    "plot_map": ("plot:plot_map", "both"),
-    "plot_increment": ("plot:plot_increment", "both"),
-    "plot_scores": ("plot:plot_scores", "both"),
-    "plot_spread_skill": ("plot:plot_spread_skill", "both"),
-    "plot_rank_histogram": ("plot:plot_rank_histogram", "both"),
-    "plot_convergence": ("plot:plot_convergence", "both"),
-    "ensemble": ("forecast:ensemble", "dataset"),
-    "ensemble_iter": ("forecast:ensemble_iter", "dataset"),
-}
-
-
-def _resolve(target: str) -> Callable[..., Any]:
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(f"xfuxi.{module_name}"), attr)
+__all__ = ["FuxiDataArrayAccessor", "FuxiDatasetAccessor"]
 
 
 class _Delegate:
@@ -81,7 +30,7 @@ class _Delegate:
         self.name = name
 
     def __get__(self, accessor: Any, owner: type | None = None) -> Any:
-        func = _resolve(self.target)
+        func = resolve(self.target)
         if accessor is None:
             return func
 
@@ -114,11 +63,9 @@ class FuxiDataArrayAccessor(_FuxiAccessor):
 
 
 def _install() -> None:
-    for name, (target, applies) in ACCESSOR_METHODS.items():
-        if applies in ("both", "dataset"):
-            setattr(FuxiDatasetAccessor, name, _Delegate(name, target))
-        if applies in ("both", "dataarray"):
-            setattr(FuxiDataArrayAccessor, name, _Delegate(name, target))
+    for cls, kind in ((FuxiDatasetAccessor, "dataset"), (FuxiDataArrayAccessor, "dataarray")):
+        for entry in accessor_entries(kind):
+            setattr(cls, entry.name, _Delegate(entry.name, entry.target))
 
 
 _install()

@@ -115,7 +115,7 @@ def _spaced_init_times(data, model, steps: int, count: int):
     default=0,
     metavar="DAYS",
     help="add one-step samples of tracer anomalies carried by the world's flow, from a run "
-    "of this many days (xfuxi.data.tracer_anomalies; 0: none)",
+    "of this many days (xfuxi.world.tracer_anomalies; 0: none)",
 )
 @arg("--anomaly-batch-size", type=int, default=8, help="tracer-anomaly samples per step")
 @arg("--anomaly-weight", type=float, default=1.0, help="weight of their loss")
@@ -156,7 +156,7 @@ def _cmd_train(args) -> int:
     if args.tracer_anomalies < 0:
         raise SystemExit(f"--tracer-anomalies must be >= 0; got {args.tracer_anomalies}")
     if args.tracer_anomalies:
-        from .data.tracer_anomalies import held_suarez_tracer_anomalies
+        from .world.tracer_anomalies import held_suarez_tracer_anomalies
 
         anomalies = held_suarez_tracer_anomalies(days=args.tracer_anomalies)
     model = train_forecast(
@@ -204,8 +204,8 @@ def _cmd_forecast(args) -> int:
     import shutil
     import tempfile
 
-    from .forecast import forecast
-    from .models.checkpoint import load_model
+    from .forecasting.deterministic import forecast
+    from .models.registry import load_model
 
     model = load_model(args.model, device=args.device)
     fc = forecast(_open_data(args.data), model=model, steps=args.steps, batch_size=args.batch_size)
@@ -259,8 +259,8 @@ def _cmd_train_ens(args) -> int:
 
     import torch
 
-    from .models.checkpoint import load_model
     from .models.ens import PerturbationVAE, save_perturbation
+    from .models.registry import load_model
     from .training.ens import (
         apply_variable_inflation,
         train_perturbation,
@@ -358,8 +358,8 @@ def _channel_list(text: str) -> list:
 
 def _ens_calibration_setup(args):
     """``(model, module, validation split, initial times, band)`` of a calibration command."""
-    from .models.checkpoint import load_model
     from .models.ens import load_perturbation
+    from .models.registry import load_model
 
     model = load_model(args.model)
     vae = load_perturbation(args.perturbation)
@@ -515,8 +515,8 @@ def _cmd_ensemble(args) -> int:
     import shutil
     import tempfile
 
-    from .forecast import ensemble
-    from .models.checkpoint import load_model
+    from .forecasting.ensemble import ensemble
+    from .models.registry import load_model
 
     fc = ensemble(
         _open_data(args.data), model=load_model(args.model, device=args.device),
@@ -575,7 +575,7 @@ def _cmd_assimilate(args) -> int:
     import tempfile
 
     from .assimilation.en4dvar import assimilate_4dvar
-    from .models.checkpoint import load_model
+    from .models.registry import load_model
 
     loc_arg = args.localization.strip().lower()
     if loc_arg in ("none", "off", "0"):
@@ -645,7 +645,7 @@ def _cmd_world(args) -> int:
     import shutil
     import tempfile
 
-    from .data.world import (
+    from .world.simulator import (
         SPLITS,
         held_suarez,
         held_suarez_split,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["OPTIONS", "get_options", "set_options"]
+__all__ = ["OPTIONS", "get_options", "progress_bar", "progress_enabled", "set_options"]
 
 OPTIONS: dict[str, Any] = {
     # names of the ensemble dimension accepted on input; the first is the canonical output name
@@ -66,3 +66,15 @@ class set_options:  # noqa: N801 - named like xarray.set_options
 
     def __exit__(self, *exc: object) -> None:
         OPTIONS.update(self.old)
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """Whether to show progress bars: ``progress`` if given, else the global option."""
+    return bool(OPTIONS["progress"]) if progress is None else bool(progress)
+
+
+def progress_bar(total: int, progress: bool | None, desc: str) -> Any:
+    """A tqdm bar for ``total`` steps, disabled unless :func:`progress_enabled`."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not progress_enabled(progress), leave=False)

@@ -176,10 +176,10 @@ def _forecast_errors(
     import torch
 
     from ..data.channels import stack
-    from ..experiments.world import rollout
+    from ..models.rollout import rollout
 
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        from ..models.checkpoint import load_model
+        from ..models.registry import load_model
 
         model = load_model(model)
     from ..models.cascade import reject_cascade
@@ -382,7 +382,7 @@ def innovation_spread(
     ----------
     used : xarray.Dataset
         Screened observations with ``slot``, ``variable``, ``level``, ``value``, ``error``
-        (as :func:`~xfuxi.assimilation.observations.screen_observations` returns them).
+        (as :func:`~xfuxi.observations.sets.screen_observations` returns them).
     operator : ObservationOperator
         Operator for all of ``used``.
     background : Tensor (C, H, W)

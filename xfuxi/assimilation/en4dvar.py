@@ -34,8 +34,10 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..models.rollout import model_device, model_dtype
+from ..observations.operator import REJECT_REASONS
+from ..options import progress_enabled
 from .localization import Localization
-from .operators import REJECT_REASONS
 
 __all__ = [
     "En4DVarResult",
@@ -49,27 +51,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def _progress_enabled(progress: bool | None) -> bool:
-    from ..options import get_options
-
-    return bool(get_options()["progress"]) if progress is None else bool(progress)
-
-
-def _model_dtype(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.dtype:
-    if dtype is not None:
-        return dtype
-    for t in list(model.parameters()) + list(model.buffers()):
-        if t.is_floating_point():
-            return t.dtype
-    return torch.float32
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 @dataclass
@@ -108,7 +89,7 @@ def perlin_state_perturbations(
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     balance = _resolve_balance(balance, model)
     if balance == "geostrophic":
-        from .perlin import balanced_perturbations
+        from ..perturbations.perlin import balanced_perturbations
 
         return balanced_perturbations(
             n_members,
@@ -123,7 +104,7 @@ def perlin_state_perturbations(
             generator=g,
             dtype=torch.float64,
         )
-    from .perlin import perlin_perturbations
+    from ..perturbations.perlin import perlin_perturbations
 
     return perlin_perturbations(
         n_members,
@@ -168,12 +149,12 @@ def ensemble_members(
     std : array-like (C,)
         Climatological std per channel; perturbation std is ``amplitude × std``.
     amplitude, wavelength, octaves, persistence
-        As for :func:`xfuxi.assimilation.perlin.perlin_perturbations`.
+        As for :func:`xfuxi.perturbations.perlin.perlin_perturbations`.
     chunk : int, default 25
         Members per model call (bounds memory).
     balance : {None, "geostrophic", "auto"}
         None: independent Perlin noise per channel. ``"geostrophic"``: multivariate
-        balanced perturbations (:func:`~xfuxi.assimilation.perlin.balanced_perturbations`;
+        balanced perturbations (:func:`~xfuxi.perturbations.perlin.balanced_perturbations`;
         needs ``model.channels`` with geopotential). ``"auto"``: geostrophic when the model
         has geopotential and both wind components, else None.
     generator : torch.Generator, optional
@@ -205,8 +186,8 @@ def ensemble_members(
         raise ValueError(f"n_members must be at least 2, got {n_members}")
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
-    mdtype = _model_dtype(model, dtype)
-    device = _model_device(model)
+    mdtype = model_dtype(model, dtype)
+    device = model_device(model)
     c, h, w = start.shape
     out = torch.empty((n_members, c, h, w), dtype=torch.float64)
     if perturbations is None:
@@ -221,7 +202,7 @@ def ensemble_members(
             raise ValueError(
                 f"perturbations must be ({n_members}, {c}, {h}, {w}); got {tuple(pert.shape)}"
             )
-    bar = tqdm(total=n_members, desc="ensemble members", disable=not _progress_enabled(progress))
+    bar = tqdm(total=n_members, desc="ensemble members", disable=not progress_enabled(progress))
     with torch.no_grad():
         for i in range(0, n_members, chunk):
             p = pert[i : i + chunk]
@@ -278,8 +259,8 @@ class En4DVarProblem:
     ) -> None:
         self.model = model
         self.increment_previous = bool(increment_previous)
-        self.mdtype = _model_dtype(model, dtype)
-        self.device = _model_device(model)
+        self.mdtype = model_dtype(model, dtype)
+        self.device = model_device(model)
         self.previous = previous.double()
         self.background = background.double()
         self.anomalies = anomalies.double()
@@ -430,7 +411,7 @@ def minimize_cost(
         )
         return float(total.detach()), grad
 
-    bar = tqdm(total=max_iter, desc="4DVar L-BFGS", disable=not _progress_enabled(progress))
+    bar = tqdm(total=max_iter, desc="4DVar L-BFGS", disable=not progress_enabled(progress))
     j0, g0 = evaluate(v0)
     hist.records.append(last["rec"])
     g0n = max(float(g0.norm()), 1e-300)
@@ -656,7 +637,7 @@ def en4dvar_analysis(
     Examples
     --------
     >>> from xfuxi.models.lorenz96 import lorenz96_model
-    >>> from xfuxi.assimilation.operators import build_operator
+    >>> from xfuxi.observations.operator import build_operator
     >>> m = lorenz96_model()
     >>> g = torch.Generator().manual_seed(0)
     >>> x = 8.0 + torch.randn(1, 1, 40, generator=g, dtype=torch.float64)
@@ -937,7 +918,7 @@ def assimilate_4dvar(
         Canonical background with a ``time`` dim holding t0 − 12 h, t0 − 6 h and t0
         (e.g. the previous analysis and its forecast); the model's channels and grid.
     observations : xarray.Dataset
-        Observation Dataset (dim ``obs``; see :mod:`xfuxi.assimilation.observations`).
+        Observation Dataset (dim ``obs``; see :mod:`xfuxi.observations.sets`).
     model : ForecastModel, str or path
         Any differentiable model following the xfuxi model contract, or a shipped name /
         checkpoint directory for :func:`xfuxi.load_model`.
@@ -1036,7 +1017,7 @@ def assimilate_4dvar(
     --------
     >>> import xarray as xr, pandas as pd
     >>> from xfuxi.models.lorenz96 import lorenz96_model
-    >>> from xfuxi.assimilation.observations import make_observations
+    >>> from xfuxi.observations.sets import make_observations
     >>> m = lorenz96_model(n_variables=8)
     >>> t = pd.date_range("2000-01-01", periods=3, freq="6h")
     >>> bg = xr.Dataset({"x": (("time", "latitude", "longitude"),
@@ -1052,13 +1033,13 @@ def assimilate_4dvar(
     """
     from ..data.channels import stack, unstack
     from ..data.schema import SchemaError, canonical_order
-    from ..forecast import forecast_dataset
+    from ..forecasting.edge import forecast_dataset
+    from ..observations.sets import screen_observations
     from .calibration import channel_values, innovation_spread, spread_values, wind_pairs
-    from .observations import screen_observations
 
     t_wall = _time.perf_counter()
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        from ..models.checkpoint import load_model
+        from ..models.registry import load_model
 
         model = load_model(model)
     from ..models.cascade import reject_cascade

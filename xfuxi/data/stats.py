@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..grid import area_weights
 from .schema import SchemaError, validate
 
 __all__ = [
+    "select_climatology",
     "STATISTICS",
     "climatology",
     "climatology_for",
@@ -134,8 +136,6 @@ def normalization_stats(
     _check_step(np.asarray(ds[dim].values), step64, dim)
     weights = None
     if weighted:
-        from ..verify.weights import area_weights
-
         weights = area_weights(ds["latitude"])
     diff = ds.diff(dim)
     out = {}
@@ -298,7 +298,7 @@ def climatology_for(
 
     Notes
     -----
-    Delegates the matching to :func:`xfuxi.verify.deterministic.select_climatology`
+    Delegates the matching to :func:`select_climatology`
     (WeatherBench2 convention, as ACC uses it).
 
     Examples
@@ -308,7 +308,6 @@ def climatology_for(
     >>> climatology_for(clim, ["2001-05-01T18", "2001-05-02T06"]).values.tolist()
     [4.0, 2.0]
     """
-    from ..verify.deterministic import select_climatology
 
     if "hour" not in clim.dims and "dayofyear" not in clim.dims:
         raise ValueError(
@@ -397,3 +396,59 @@ def load_stats(path: str | os.PathLike) -> xr.Dataset:
         raise FileNotFoundError(f"no statistics file at {str(path)!r}")
     with xr.open_dataset(path) as ds:
         return ds.load()
+
+
+def select_climatology(
+    climatology: xr.Dataset | xr.DataArray, times: xr.DataArray, /
+) -> xr.Dataset | xr.DataArray:
+    """Pick climatology values matching ``times`` by day of year and hour.
+
+    Parameters
+    ----------
+    climatology : Dataset or DataArray
+        Climatology with dim ``hour`` and optionally ``dayofyear`` (as written by
+        ``xfuxi.data.stats.climatology``), or one already on ``times``' dims (returned as is).
+    times : DataArray
+        datetime64 times (any dims), e.g. valid times of a forecast.
+
+    Returns
+    -------
+    Dataset or DataArray
+        Climatology on the dims of ``times``.
+
+    Raises
+    ------
+    ValueError
+        If a needed day of year or hour is not in the climatology.
+
+    Notes
+    -----
+    DESIGN.md §4: anomalies are taken against a climatology matched by day of year and hour
+    (WeatherBench2 convention: ``dayofyear`` 1..366 from ``time.dt.dayofyear``, ``hour``
+    from ``time.dt.hour``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> clim = xr.DataArray([10.0, 20.0], dims="hour", coords={"hour": [0, 12]})
+    >>> t = xr.DataArray(pd.to_datetime(["2020-01-01T12", "2020-01-02T00"]), dims="time")
+    >>> select_climatology(clim, t).values.tolist()
+    [20.0, 10.0]
+    """
+    if "hour" not in climatology.dims and "dayofyear" not in climatology.dims:
+        return climatology
+    sel: dict[str, xr.DataArray] = {}
+    keys = {"hour": times.dt.hour, "dayofyear": times.dt.dayofyear}
+    for key, val in keys.items():
+        if key in climatology.dims:
+            want = np.unique(val.values)
+            have = climatology[key].values
+            missing = np.setdiff1d(want, have)
+            if missing.size:
+                raise ValueError(
+                    f"climatology lacks {key} value(s) {missing.tolist()[:5]} needed for the "
+                    "verification times"
+                )
+            sel[key] = xr.DataArray(val.values, dims=val.dims)
+    out = climatology.sel(sel).drop_vars(list(sel), errors="ignore")
+    return out.assign_coords({d: times[d] for d in times.dims if d in times.coords})

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .base import ForecastModel
+from .checkpoint import load_checkpoint
 
 __all__ = ["Cascade", "reject_cascade"]
 
@@ -62,15 +63,13 @@ class Cascade:
         *,
         name: str | None = None,
     ) -> None:
-        from .checkpoint import load_model
-
         stages = list(stages)
         if len(stages) < 2:
             raise ValueError(f"a cascade needs at least 2 stages; got {len(stages)}")
         models = []
         for i, m in enumerate(stages):
             if isinstance(m, (str, os.PathLike)):
-                m = load_model(m)
+                m = load_checkpoint(m)
             if not isinstance(m, ForecastModel):
                 raise TypeError(
                     f"cascade stage {i} must be a ForecastModel or a checkpoint name; "

@@ -22,27 +22,17 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..data.channels import channel_name, parse_channel_name
+from ..options import get_options
 from .base import ForecastModel, NormStats
 from .fuxi import FuXiNet
 
-if TYPE_CHECKING:
-    from .cascade import Cascade
-
-__all__ = [
-    "MODEL_FORMAT",
-    "PRETRAINED_DIR",
-    "load_model",
-    "pretrained_models",
-    "register_cascade",
-    "register_pretrained",
-    "save_model",
-]
+__all__ = ["MODEL_FORMAT", "PRETRAINED_DIR", "ChecksumError", "load_checkpoint", "save_model"]
 
 log = logging.getLogger(__name__)
 
@@ -180,95 +170,6 @@ def _read_registry() -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def pretrained_models() -> list[str]:
-    """Names of the forecast models shipped with xfuxi.
-
-    Examples
-    --------
-    >>> "fuxi-hs-t21" in pretrained_models()
-    True
-    """
-    return sorted(_read_registry())
-
-
-def register_pretrained(
-    name: str,
-    *,
-    source: str | os.PathLike[str] | None = None,
-    description: str = "",
-) -> dict[str, Any]:
-    """Record the sha256 of the shipped model ``xfuxi/_data/models/<name>/`` in the registry.
-
-    Used after (re)training a shipped model; files and registry are written atomically.
-
-    Parameters
-    ----------
-    name : str
-        Directory name under ``xfuxi/_data/models``.
-    source : path-like, optional
-        A checkpoint directory whose ``model.safetensors`` and ``config.json`` are copied
-        there first (the config's ``name`` is set to ``name``).
-    description : str
-        One line describing the model.
-
-    Returns
-    -------
-    dict
-        The registry entry.
-
-    Raises
-    ------
-    FileNotFoundError
-        The directory lacks ``model.safetensors`` or ``config.json``.
-    """
-    d = PRETRAINED_DIR / name
-    if source is not None:
-        src = Path(source)
-        d.mkdir(parents=True, exist_ok=True)
-        config = json.loads((src / _CONFIG).read_text())
-        if config.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{src} is not a forecast-model checkpoint")
-        config["name"] = name
-        _write_atomic(d / _WEIGHTS, (src / _WEIGHTS).read_bytes())
-        _write_atomic(d / _CONFIG, json.dumps(config, indent=1).encode())
-    for f in (_WEIGHTS, _CONFIG):
-        if not (d / f).is_file():
-            raise FileNotFoundError(f"{d / f} does not exist")
-    registry = _read_registry()
-    entry = {
-        "directory": name,
-        "description": description or registry.get(name, {}).get("description", ""),
-        "sha256": {f: _sha256(d / f) for f in (_WEIGHTS, _CONFIG)},
-    }
-    registry[name] = entry
-    _write_atomic(PRETRAINED_DIR / _REGISTRY, (json.dumps(registry, indent=2) + "\n").encode())
-    return entry
-
-
-def register_cascade(
-    name: str, stages: list[str], switch_steps: list[int], *, description: str = ""
-) -> dict[str, Any]:
-    """Record a shipped cascade (FuXi's Short → Medium → … stages) in the registry.
-
-    ``stages`` are names of shipped models (each checked by its own sha256 when loaded);
-    ``switch_steps`` as for :class:`~xfuxi.models.cascade.Cascade`. The registry is written
-    atomically. ``load_model(name)`` then returns the :class:`Cascade`.
-    """
-    registry = _read_registry()
-    for stage in stages:
-        if stage not in registry or "cascade" in registry[stage]:
-            raise ValueError(f"cascade stage {stage!r} is not a shipped single model")
-    if len(switch_steps) != len(stages) - 1:
-        raise ValueError(f"{len(stages)} stages need {len(stages) - 1} switch step(s)")
-    entry = {
-        "cascade": {"stages": list(stages), "switch_steps": [int(s) for s in switch_steps]},
-        "description": description or registry.get(name, {}).get("description", ""),
-    }
-    registry[name] = entry
-    _write_atomic(PRETRAINED_DIR / _REGISTRY, (json.dumps(registry, indent=2) + "\n").encode())
-    return entry
-
-
 def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, str | None]:
     """Return (directory, sha256 of the weights if it is a registered name)."""
     registry = _read_registry()
@@ -295,13 +196,15 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, str | None]:
     return d, None
 
 
-def load_model(
+def load_checkpoint(
     name_or_path: str | os.PathLike[str],
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
-) -> ForecastModel | Cascade:
-    """Load a forecast model by shipped name (``"fuxi-hs-t21"``) or checkpoint directory.
+) -> ForecastModel:
+    """Load one forecast model (not a cascade) by shipped name or checkpoint directory.
+
+    :func:`xfuxi.load_model` is the public entry point; it also loads shipped cascades.
 
     Build it once and use it for many forecasts (like a regridder).
 
@@ -346,15 +249,12 @@ def load_model(
     """
     from safetensors.torch import load_file
 
-    from ..options import get_options
-
     entry = _read_registry().get(name_or_path) if isinstance(name_or_path, str) else None
     if entry is not None and "cascade" in entry:
-        from .cascade import Cascade
-
-        spec = entry["cascade"]
-        stages = [load_model(s, device=device, dtype=dtype) for s in spec["stages"]]
-        return Cascade(stages, spec["switch_steps"], name=name_or_path)
+        raise ValueError(
+            f"{name_or_path!r} is a shipped cascade, not a single model; load it with "
+            "xfuxi.load_model"
+        )
     directory, sha = _resolve(name_or_path)
     config = json.loads((directory / _CONFIG).read_text())
     if config.get("format") != MODEL_FORMAT:

@@ -546,7 +546,7 @@ def tune_amplitude(
     -----
     Fair CRPS as :func:`xfuxi.verify.crps` defines it (DESIGN.md §4).
     """
-    from ..forecast import ensemble
+    from ..forecasting.ensemble import ensemble
     from ..verify import crps
 
     if len(amplitudes) == 0:
@@ -618,7 +618,7 @@ def tune_variable_inflation(
         Mean normalised fair CRPS by ``variable`` (``"u_component_of_wind +
         v_component_of_wind"`` for the wind) and ``factor``.
     """
-    from ..forecast import ensemble
+    from ..forecasting.ensemble import ensemble
     from ..verify import crps
 
     cands = sorted({float(f) for f in factors} | {1.0})
@@ -818,7 +818,7 @@ def tune_spread_growth(
         ``"wind@level"``), ``initial_gain`` and ``step_factor``, and ``crps_by_lead`` with
         ``prediction_timedelta`` too. CRPS is normalised by the channel's std.
     """
-    from ..forecast import ensemble
+    from ..forecasting.ensemble import ensemble
 
     gains = sorted({float(g) for g in initial_gains} | {1.0})
     facs = sorted({float(f) for f in step_factors} | {1.0})
@@ -1013,7 +1013,7 @@ def tune_early_gain(
     scores : xarray.Dataset
         ``in_band`` and ``crps_score`` by ``candidate`` (with ``gain`` and ``early_steps``).
     """
-    from ..forecast import ensemble
+    from ..forecasting.ensemble import ensemble
 
     chans = _channel_keys(channels)
     if not chans:
@@ -1092,7 +1092,7 @@ def tune_model_gain(
     scores : xarray.Dataset
         ``in_band`` and ``crps_score`` by ``gain``.
     """
-    from ..forecast import ensemble
+    from ..forecasting.ensemble import ensemble
     from ..models.cascade import Cascade
 
     if not isinstance(model, Cascade):

@@ -35,8 +35,10 @@ import xarray as xr
 from ..data.channels import Channel, channel_name, channels_of, stack
 from ..data.schema import SchemaError, validate
 from ..models.base import ForecastModel, NormStats
-from ..models.checkpoint import _write_atomic, load_model, save_model
+from ..models.checkpoint import _write_atomic, save_model
 from ..models.fuxi import build_fuxi
+from ..models.registry import load_model
+from ..models.rollout import copy_model
 
 __all__ = ["amse_loss", "train_forecast"]
 
@@ -168,6 +170,44 @@ def _start_states(
     return prev, curr, idx + lead_steps
 
 
+def anomaly_samples(
+    ds: xr.Dataset, kind: str = "both"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time indices of the inputs and target of each sample, and its anomaly offsets.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`xfuxi.world.tracer_anomalies.held_suarez_tracer_anomalies`.
+    kind : {"both", "t0"}
+        ``"both"``: the anomaly is in both inputs and the target; ``"t0"``: only
+        in the second input and the target.
+
+    Returns
+    -------
+    (times, windows, offsets) : numpy arrays
+        ``times`` (n, 3): indices into ``ds.time`` of the two inputs and the target;
+        ``windows`` (n,): the window of each sample; ``offsets`` (n, 3): the anomaly offset
+        index at each of the three times, ``-1`` where the state carries no anomaly.
+    """
+    if kind not in ("both", "t0"):
+        raise ValueError(f"kind must be 'both' or 't0'; got {kind!r}")
+    t = pd.DatetimeIndex(ds["time"].values)
+    pos = {v: i for i, v in enumerate(t.values)}
+    step = np.timedelta64(6, "h")
+    times, windows, offsets = [], [], []
+    for w, s in enumerate(ds["window"].values):
+        if kind == "both":
+            need, off = (s, s + step, s + 2 * step), (0, 1, 2)
+        else:
+            need, off = (s - step, s, s + step), (-1, 0, 1)
+        if all(n in pos for n in need):
+            times.append([pos[n] for n in need])
+            windows.append(w)
+            offsets.append(off)
+    return np.asarray(times), np.asarray(windows), np.asarray(offsets)
+
+
 def _rollout_loss(
     model: torch.nn.Module,
     base: ForecastModel,
@@ -192,12 +232,11 @@ class _AnomalySamples:
     """One-step samples of tracer anomalies (``tracer_anomalies`` of :func:`train_forecast`)."""
 
     def __init__(self, ds: xr.Dataset, fm: ForecastModel, dev: torch.device) -> None:
-        from ..data.tracer_anomalies import anomaly_samples
 
         if "passive_tracer_anomaly" not in ds:
             raise SchemaError(
                 "tracer_anomalies must hold 'passive_tracer_anomaly' (from "
-                "xfuxi.data.tracer_anomalies.held_suarez_tracer_anomalies)"
+                "xfuxi.world.tracer_anomalies.held_suarez_tracer_anomalies)"
             )
         anomaly = ds["passive_tracer_anomaly"]
         base, base_c = _to_array(ds.drop_vars("passive_tracer_anomaly"), fm.channels,
@@ -344,8 +383,6 @@ def _lead_model(
     """The frozen model that starts cascade samples, and an identifier for resuming."""
     import hashlib
 
-    from ..forecast import _copy_model
-
     if lead_steps == 0:
         if spec is not None:
             raise ValueError("lead_model is given but lead_steps is 0; set lead_steps >= 1")
@@ -353,9 +390,9 @@ def _lead_model(
     if spec is None:
         if initial is None:
             raise ValueError("lead_steps > 0 needs a model to start from: pass lead_model or model")
-        lead = _copy_model(fm)  # fm is still the starting model here
+        lead = copy_model(fm)  # fm is still the starting model here
     elif isinstance(spec, ForecastModel):
-        lead = _copy_model(spec)
+        lead = copy_model(spec)
     else:
         lead = load_model(spec, device="cpu", dtype="float32")
     lead = lead.float().cpu().eval().requires_grad_(False)
@@ -460,7 +497,7 @@ def train_forecast(
         (FuXi's L1-trained later stages blur toward climatology instead).
     tracer_anomalies : xarray.Dataset, optional
         Passive-tracer anomalies carried by the world's flow
-        (:func:`xfuxi.data.tracer_anomalies.held_suarez_tracer_anomalies`). Each step then
+        (:func:`xfuxi.world.tracer_anomalies.held_suarez_tracer_anomalies`). Each step then
         adds the error of the model's response to ``anomaly_batch_size`` of these anomalies
         (about half at both input times, half at the second only, as a 4DVar increment),
         weighted by ``anomaly_weight``, to the objective (``_AnomalySamples.objective``: the
@@ -609,9 +646,7 @@ def train_forecast(
         )
         if not isinstance(fm, ForecastModel):
             raise TypeError(f"model must be a ForecastModel or a checkpoint; got {type(model)}")
-        from ..forecast import _copy_model
-
-        fm = _copy_model(fm).float().cpu()  # never modify the caller's model
+        fm = copy_model(fm).float().cpu()  # never modify the caller's model
         fm.name = name if name != "fuxi" else fm.name
         channels = list(fm.channels)
     fm.check_dataset(train)

@@ -4,8 +4,9 @@ balance diagnostics (DESIGN.md §4). Works without torch; numba is used when ins
 
 from __future__ import annotations
 
+from ..data.stats import select_climatology
 from .balance import ageostrophic_wind, balance_summary, geostrophic_wind
-from .deterministic import acc, bias, mae, mse, rmse, select_climatology
+from .deterministic import acc, bias, mae, mse, rmse
 from .observation_space import innovation_statistics, innovations
 from .probabilistic import (
     brier_score,

@@ -20,6 +20,7 @@ from collections.abc import Hashable, Iterable
 import numpy as np
 import xarray as xr
 
+from ..data.stats import select_climatology
 from .weights import (
     Weights,
     XarrayObj,
@@ -262,60 +263,6 @@ def bias(
     """
     return _score(forecast, truth, lambda e: e, dim=dim, weights=weights, skipna=skipna,
                   keep_attrs=keep_attrs, name="bias")  # fmt: skip
-
-
-def select_climatology(climatology: XarrayObj, times: xr.DataArray, /) -> XarrayObj:
-    """Pick climatology values matching ``times`` by day of year and hour.
-
-    Parameters
-    ----------
-    climatology : Dataset or DataArray
-        Climatology with dim ``hour`` and optionally ``dayofyear`` (as written by
-        ``xfuxi.data.stats.climatology``), or one already on ``times``' dims (returned as is).
-    times : DataArray
-        datetime64 times (any dims), e.g. valid times of a forecast.
-
-    Returns
-    -------
-    Dataset or DataArray
-        Climatology on the dims of ``times``.
-
-    Raises
-    ------
-    ValueError
-        If a needed day of year or hour is not in the climatology.
-
-    Notes
-    -----
-    DESIGN.md §4: anomalies are taken against a climatology matched by day of year and hour
-    (WeatherBench2 convention: ``dayofyear`` 1..366 from ``time.dt.dayofyear``, ``hour``
-    from ``time.dt.hour``).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> clim = xr.DataArray([10.0, 20.0], dims="hour", coords={"hour": [0, 12]})
-    >>> t = xr.DataArray(pd.to_datetime(["2020-01-01T12", "2020-01-02T00"]), dims="time")
-    >>> select_climatology(clim, t).values.tolist()
-    [20.0, 10.0]
-    """
-    if "hour" not in climatology.dims and "dayofyear" not in climatology.dims:
-        return climatology
-    sel: dict[str, xr.DataArray] = {}
-    keys = {"hour": times.dt.hour, "dayofyear": times.dt.dayofyear}
-    for key, val in keys.items():
-        if key in climatology.dims:
-            want = np.unique(val.values)
-            have = climatology[key].values
-            missing = np.setdiff1d(want, have)
-            if missing.size:
-                raise ValueError(
-                    f"climatology lacks {key} value(s) {missing.tolist()[:5]} needed for the "
-                    "verification times"
-                )
-            sel[key] = xr.DataArray(val.values, dims=val.dims)
-    out = climatology.sel(sel).drop_vars(list(sel), errors="ignore")
-    return out.assign_coords({d: times[d] for d in times.dims if d in times.coords})
 
 
 def acc(

@@ -9,7 +9,7 @@ Observations come in one of two layouts:
   observation's position; the state is interpolated bilinearly to those positions
   (longitude periodic), and selected exactly at ``level`` and ``time``. Each data variable
   is compared with the state variable of that name;
-* **assimilation layout** (:mod:`xfuxi.assimilation.observations`): point observations with
+* **assimilation layout** (:mod:`xfuxi.observations.sets`): point observations with
   one data variable ``value`` and a ``variable`` coordinate naming each observation's
   variable (``level`` NaN for single-level variables).
 """

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from ..grid import area_weights
 from ..options import get_options
 
 __all__ = ["align_valid_time", "area_weights", "valid_time"]
@@ -19,57 +20,6 @@ __all__ = ["align_valid_time", "area_weights", "valid_time"]
 XarrayObj = xr.Dataset | xr.DataArray
 #: ``"area"`` (default): area weights over ``latitude``; ``None``: unweighted; or a DataArray
 Weights = Literal["area"] | xr.DataArray | None
-
-
-def area_weights(latitude: xr.DataArray | Sequence[float] | np.ndarray) -> xr.DataArray:
-    """Return latitude area weights normalised to mean 1 (WeatherBench2 ``get_lat_weights``).
-
-    Parameters
-    ----------
-    latitude : DataArray or array_like
-        Cell-centre latitudes in degrees, strictly monotonic (either order), within [-90, 90].
-
-    Returns
-    -------
-    xarray.DataArray
-        Weights on dimension ``latitude``, in the order given, with mean 1.
-
-    Raises
-    ------
-    ValueError
-        If latitudes are not one-dimensional, not strictly monotonic, or outside [-90, 90].
-
-    Notes
-    -----
-    DESIGN.md §4: the weight of a cell is its area ``sin(φ_upper) − sin(φ_lower)`` with cell
-    bounds at the midpoints between neighbouring latitudes and at ±90° for the outermost
-    cells, normalised so the weights average to 1 — exactly WeatherBench2's
-    ``get_lat_weights``.
-
-    Examples
-    --------
-    >>> w = area_weights([-45.0, 0.0, 45.0])
-    >>> [round(float(v), 4) for v in w]
-    [0.926, 1.1481, 0.926]
-    >>> float(w.mean())
-    1.0
-    """
-    lat = np.asarray(latitude, dtype="float64")
-    if lat.ndim != 1 or lat.size == 0:
-        raise ValueError(f"latitude must be a non-empty 1-D array; got shape {lat.shape}")
-    if np.any(~np.isfinite(lat)) or lat.min() < -90 or lat.max() > 90:
-        raise ValueError("latitude must lie within [-90, 90] degrees")
-    descending = lat.size > 1 and lat[0] > lat[-1]
-    asc = lat[::-1] if descending else lat
-    if asc.size > 1 and not np.all(np.diff(asc) > 0):
-        raise ValueError("latitude must be strictly monotonic")
-    bounds = np.concatenate([[-90.0], (asc[1:] + asc[:-1]) / 2.0, [90.0]])
-    area = np.diff(np.sin(np.deg2rad(bounds)))
-    area = area / area.mean()
-    if descending:
-        area = area[::-1]
-    coords = {"latitude": latitude} if isinstance(latitude, xr.DataArray) else {"latitude": lat}
-    return xr.DataArray(area, dims=["latitude"], coords=coords, name="area_weights")
 
 
 def _as_dims(obj: XarrayObj, dim: str | Iterable[Hashable] | None) -> list[Hashable]:

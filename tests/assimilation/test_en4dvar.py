@@ -1,0 +1,551 @@
+"""En4DVar core: gradients, closed-form solutions, QC, and the xarray front end."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+import xfuxi
+from xfuxi.assimilation.en4dvar import (
+    En4DVarProblem,
+    ObsSlot,
+    assimilate_4dvar,
+    en4dvar_analysis,
+    minimize_cost,
+)
+from xfuxi.assimilation.localization import localization
+from xfuxi.models.base import ForecastModel
+from xfuxi.observations.operator import build_operator
+from xfuxi.observations.sets import ObservationError, make_observations
+
+LAT = np.array([-50.0, 0.0, 50.0])
+LON = np.arange(4) * 90.0
+CHANNELS = [("temperature", 500.0), ("geopotential", 500.0)]
+C, H, W = 2, 3, 4
+P = C * H * W
+F64 = torch.float64
+
+
+class LinearNet(torch.nn.Module):
+    """y = A x_t + B x_{t-1} on flattened states."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.a = torch.eye(P, dtype=F64) + 0.2 * torch.randn(P, P, generator=g, dtype=F64) / 5
+        self.b = 0.1 * torch.randn(P, P, generator=g, dtype=F64) / 5
+
+    def forward(self, x):
+        x0 = x[:, 0].reshape(x.shape[0], -1)
+        x1 = x[:, 1].reshape(x.shape[0], -1)
+        return (x1 @ self.a.T + x0 @ self.b.T).reshape(x.shape[0], C, H, W)
+
+
+class TinyNonlinear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(4, 2, 3, padding=1).double()
+
+    def forward(self, x):
+        z = torch.cat([x[:, 0], x[:, 1]], 1)
+        return x[:, 1] + 0.5 * torch.tanh(self.conv(z))
+
+
+def _model(net):
+    return ForecastModel(
+        net, channels=CHANNELS, latitude=LAT, longitude=LON, residual=False, name=type(net).__name__
+    )
+
+
+def _slot(step, lats, lons, values, err, var="temperature"):
+    n = len(lats)
+    op, why = build_operator(
+        CHANNELS,
+        LAT,
+        LON,
+        obs_variable=[var] * n,
+        obs_latitude=lats,
+        obs_longitude=lons,
+        obs_level=[500.0] * n,
+    )
+    assert (why == "").all()
+    return ObsSlot(
+        step, op, torch.as_tensor(values, dtype=F64), torch.full((n,), float(err), dtype=F64)
+    )
+
+
+def _states(seed=1, n=12):
+    g = torch.Generator().manual_seed(seed)
+    prev = torch.randn(C, H, W, generator=g, dtype=F64)
+    xb = torch.randn(C, H, W, generator=g, dtype=F64)
+    members = xb + 0.5 * torch.randn(n, C, H, W, generator=g, dtype=F64)
+    return prev, xb, members
+
+
+def _anoms(members):
+    return (members - members.mean(0)) / math.sqrt(members.shape[0] - 1)
+
+
+@pytest.mark.parametrize("loc", [None, "spatial", "channel"])
+def test_taylor_and_finite_differences(loc):
+    prev, xb, members = _states()
+    model = _model(TinyNonlinear())
+    slots = [
+        _slot(0, [10.0, -20.0], [30.0, 200.0], [1.0, -0.5], 0.3),
+        _slot(1, [40.0], [100.0], [0.7], 0.2),
+    ]
+    lz = {
+        None: None,
+        "spatial": localization(LAT, LON, length_scale=4000.0, variance=1.0),
+        "channel": localization(
+            LAT, LON, length_scale=4000.0, channels=CHANNELS, cross_variable=0.5, variance=1.0
+        ),
+    }[loc]
+    prob = En4DVarProblem(model, prev, xb, _anoms(members), slots, localization=lz, dtype=F64)
+    g = torch.Generator().manual_seed(5)
+    w = 0.3 * torch.randn(prob.n_control, generator=g, dtype=F64)
+    d = torch.randn(prob.n_control, generator=g, dtype=F64)
+    wr = w.clone().requires_grad_(True)
+    j, _, _ = prob.cost(wr)
+    (grad,) = torch.autograd.grad(j, wr)
+    gd = float(grad @ d)
+    resid = []
+    for eps in (1e-1, 1e-2, 1e-3):
+        je = float(prob.cost(w + eps * d)[0].detach())
+        resid.append(abs(je - float(j.detach()) - eps * gd))
+    # Taylor: the remainder shrinks as eps^2 (x100 per decade)
+    assert resid[0] / resid[1] == pytest.approx(100.0, rel=0.2)
+    assert resid[1] / resid[2] == pytest.approx(100.0, rel=0.2)
+    # central finite differences
+    h = 1e-5
+    fd = (float(prob.cost(w + h * d)[0].detach()) - float(prob.cost(w - h * d)[0].detach())) / (
+        2 * h
+    )
+    assert fd == pytest.approx(gd, rel=1e-6)
+
+
+def test_linear_model_reaches_closed_form_solution():
+    prev, xb, members = _states(n=10)
+    net = LinearNet()
+    model = _model(net)
+    s0 = _slot(0, [10.0, -20.0, 30.0], [30.0, 200.0, 300.0], [1.0, -0.5, 0.2], 0.3)
+    s1 = _slot(1, [40.0, -5.0], [100.0, 10.0], [0.7, 1.5], 0.5, var="geopotential")
+    xbn = _anoms(members).reshape(10, -1).T.numpy()  # (P, N)
+    a, b = net.a.numpy(), net.b.numpy()
+    h0, h1 = s0.operator.matrix(), s1.operator.matrix()
+    g0, g1 = h0 @ xbn, h1 @ a @ xbn
+    d0 = s0.value.numpy() - h0 @ xb.numpy().ravel()
+    d1 = s1.value.numpy() - h1 @ (a @ xb.numpy().ravel() + b @ prev.numpy().ravel())
+    r0, r1 = 1 / 0.3**2, 1 / 0.5**2
+    hess = np.eye(10) + r0 * g0.T @ g0 + r1 * g1.T @ g1
+    w_ref = np.linalg.solve(hess, r0 * g0.T @ d0 + r1 * g1.T @ d1)
+    for optimizer in ("scipy", "torch"):
+        res = en4dvar_analysis(
+            model,
+            torch.stack([prev, prev, xb]),
+            [s0, s1],
+            perturbation_std=[1.0, 1.0],
+            members=members,
+            qc_threshold=None,
+            gtol=1e-9,
+            max_iter=200,
+            optimizer=optimizer,
+            dtype=F64,
+            progress=False,
+        )
+        np.testing.assert_allclose(res.increment.numpy().ravel(), xbn @ w_ref, atol=1e-7)
+        assert res.history.records[-1].gradient_norm < 1e-5 * res.history.records[0].gradient_norm
+    # analysis trajectory is the model run from the analysis
+    np.testing.assert_allclose(
+        res.trajectory[1].numpy().ravel(),
+        a @ res.analysis.numpy().ravel() + b @ prev.numpy().ravel(),
+        atol=1e-10,
+    )
+
+
+@pytest.mark.parametrize("use_loc", [False, True, "channel"])
+def test_single_observation_analytic_increment(use_loc):
+    prev, xb, members = _states(n=8)
+    model = _model(TinyNonlinear())  # the model does not matter for a t0-only observation
+    innovation, err = 0.8, 0.4
+    s0 = _slot(0, [25.0], [45.0], [0.0], err)
+    hb = float(s0.operator(xb))
+    s0.value = torch.tensor([hb + innovation], dtype=F64)
+    xa = _anoms(members).reshape(8, -1).T.numpy()
+    bmat = xa @ xa.T
+    loc = None
+    if use_loc is True:
+        loc = localization(LAT, LON, length_scale=3000.0, variance=1.0)
+        bmat = bmat * np.kron(np.ones((C, C)), loc.correlation())
+    elif use_loc == "channel":  # horizontal times cross-variable: C = C_channel ⊗ C_sphere
+        loc = localization(
+            LAT, LON, length_scale=3000.0, channels=CHANNELS, cross_variable=0.5, variance=1.0
+        )
+        spatial = localization(LAT, LON, length_scale=3000.0, variance=1.0).correlation()
+        bmat = bmat * np.kron(np.array([[1.0, 0.5], [0.5, 1.0]]), spatial)
+    h = s0.operator.matrix()[0]
+    expected = bmat @ h * innovation / (h @ bmat @ h + err**2)
+    res = en4dvar_analysis(
+        model,
+        torch.stack([prev, prev, xb]),
+        [s0],
+        members=members,
+        perturbation_std=[1.0, 1.0],
+        localization=loc,
+        qc_threshold=None,
+        gtol=1e-10,
+        max_iter=300,
+        dtype=F64,
+        progress=False,
+    )
+    np.testing.assert_allclose(res.increment.numpy().ravel(), expected, atol=1e-7)
+
+
+def test_background_check_rejects_outlier():
+    prev, xb, members = _states(n=20)
+    model = _model(TinyNonlinear())
+    s0 = _slot(0, [10.0, 20.0], [30.0, 60.0], [0.0, 0.0], 0.1)
+    hb = s0.operator(xb)
+    s0.value = hb + torch.tensor([0.05, 1e3], dtype=F64)
+    res = en4dvar_analysis(
+        model,
+        torch.stack([prev, prev, xb]),
+        [s0],
+        members=members,
+        perturbation_std=[1.0, 1.0],
+        qc_threshold=5.0,
+        dtype=F64,
+        progress=False,
+    )
+    assert res.qc_rejected[0].tolist() == [False, True]
+    assert float(res.increment.abs().max()) < 1.0
+
+
+def test_minimize_zero_gradient_returns_background():
+    prev, xb, members = _states(n=5)
+    s0 = _slot(0, [10.0], [30.0], [0.0], 1.0)
+    s0.value = s0.operator(xb)
+    prob = En4DVarProblem(_model(TinyNonlinear()), prev, xb, _anoms(members), [s0], dtype=F64)
+    v, hist = minimize_cost(prob, progress=False)
+    assert float(v.abs().max()) == 0.0 and hist.converged
+
+
+# ---------------------------------------------------------------------------------------------
+# xarray front end
+# ---------------------------------------------------------------------------------------------
+
+
+def _background_ds():
+    times = pd.date_range("2001-01-01", periods=3, freq="6h")
+    rng = np.random.default_rng(0)
+    return xr.Dataset(
+        {
+            "temperature": (
+                ("time", "level", "latitude", "longitude"),
+                250 + rng.normal(size=(3, 1, H, W)),
+            ),
+            "geopotential": (
+                ("time", "level", "latitude", "longitude"),
+                5.5e4 + 50 * rng.normal(size=(3, 1, H, W)),
+            ),
+        },
+        coords={"time": times, "level": [500.0], "latitude": LAT, "longitude": LON},
+    )
+
+
+def test_assimilate_4dvar_dataset_counts_and_accessor():
+    model = _model(TinyNonlinear())
+    bg = _background_ds()
+    before = bg.copy(deep=True)
+    t0 = bg["time"].values[-1]
+    t1 = t0 + np.timedelta64(6, "h")
+    tb = float(bg["temperature"].sel(time=t0).interp(latitude=10.0, longitude=45.0)[0])
+    zb = float(bg["geopotential"].sel(time=t0).interp(latitude=20.0, longitude=100.0)[0])
+    obs = make_observations(
+        [tb + 1.0, np.nan, tb, tb, tb, zb + 30.0, tb],
+        error=[0.5, 0.5, -1.0, 0.5, 0.5, 20.0, 0.5],
+        time=[t0, t0, t0, t0, t0, t1, t0 + np.timedelta64(12, "h")],
+        latitude=[10.0, 0, 0, 0, 0, 20.0, 0],
+        longitude=[45.0, 0, 0, 0, 0, 100.0, 0],
+        variable=[
+            "temperature",
+            "temperature",
+            "temperature",
+            "humidity",
+            "temperature",
+            "geopotential",
+            "temperature",
+        ],
+        level=[500.0, 500, 500, 500, 700, 500, 500],
+    )
+    kw = dict(
+        model=model,
+        n_members=16,
+        localization=3000.0,
+        perturbation_std=[2.0, 100.0],
+        amplitude=0.5,
+        wavelength=1,
+        progress=False,
+        seed=3,
+    )
+    res = assimilate_4dvar(bg, obs, **kw)
+    xr.testing.assert_identical(bg, before)
+    diag = res.diagnostics
+    counts = dict(zip(diag["reason"].values.tolist(), diag["n_rejected"].values.tolist()))
+    assert counts == {
+        "nan_value": 1,
+        "bad_error": 1,
+        "unknown_variable": 1,
+        "unknown_level": 1,
+        "outside_grid": 0,
+        "outside_window": 1,
+        "background_check": 0,
+    }
+    assert int(diag["n_used"].sum()) == 2
+    assert sorted(diag["obs_slot"].values.tolist()) == [0, 1]
+    assert (np.abs(diag["oma"]) < np.abs(diag["omb"])).all()
+    assert diag["cost"][-1] < diag["cost"][0]
+    assert res.analysis["temperature"].dims == ("time", "level", "latitude", "longitude")
+    assert res.trajectory.sizes["prediction_timedelta"] == 2
+    inc = res.analysis - bg.sel(time=[t0])
+    xr.testing.assert_allclose(inc, res.increment, atol=1e-5)
+    # accessor delegates to the same function
+    res2 = bg.fuxi.assimilate_4dvar(obs, **kw)
+    xr.testing.assert_allclose(res2.analysis, res.analysis)
+    with pytest.raises(ObservationError, match="strict"):
+        assimilate_4dvar(bg, obs, strict=True, **kw)
+    assert xfuxi.assimilate_4dvar is assimilate_4dvar
+    # t0 is the latest time whatever the order of the background's times
+    rev = assimilate_4dvar(bg.isel(time=slice(None, None, -1)), obs, **kw)
+    xr.testing.assert_allclose(rev.analysis, res.analysis)
+    # the summary names what a notebook user looks for first
+    text = repr(res)
+    assert text.startswith("En4DVarResult: FuXi-En4DVar analysis at ")
+    assert f"{diag.attrs['iterations']} iterations" in text and "2 used" in text
+    assert "'nan_value': 1" in text and "'background_check'" not in text
+    # max_iter=0: not minimised, the analysis is the background with its diagnostics
+    none = assimilate_4dvar(bg, obs, max_iter=0, **kw)
+    assert none.diagnostics.attrs["iterations"] == 0
+    assert float(abs(none.increment).to_array().max()) == 0.0
+    np.testing.assert_allclose(none.diagnostics["oma"], none.diagnostics["omb"])
+    assert float(none.diagnostics["cost"][0]) == pytest.approx(float(diag["cost"][0]))
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="max_iter"):
+            assimilate_4dvar(bg, obs, max_iter=bad, **kw)
+
+
+def test_assimilate_4dvar_bad_background():
+    model = _model(TinyNonlinear())
+    bg = _background_ds().isel(time=[1, 2])
+    obs = make_observations(
+        [250.0],
+        error=1.0,
+        time=bg["time"].values[-1],
+        latitude=0.0,
+        longitude=0.0,
+        variable="temperature",
+        level=500.0,
+    )
+    with pytest.raises(ValueError, match="t0 - 12 h"):
+        assimilate_4dvar(bg, obs, model=model, n_members=4, progress=False)
+    with pytest.raises(ValueError, match="no usable observation"):
+        assimilate_4dvar(
+            _background_ds(),
+            obs.assign(value=obs["value"] * np.nan),
+            model=model,
+            n_members=4,
+            progress=False,
+            perturbation_std=[1.0, 1.0],
+        )
+
+
+def test_assimilate_4dvar_hybrid_static_b():
+    from xfuxi.data.schema import SchemaError
+
+    model = _model(TinyNonlinear())
+    bg = _background_ds()
+    t0 = bg["time"].values[-1]
+    tb = float(bg["temperature"].sel(time=t0).interp(latitude=10.0, longitude=45.0)[0])
+    obs = make_observations(
+        [tb + 1.0], error=0.5, time=t0, latitude=10.0, longitude=45.0, variable="temperature",
+        level=500.0,
+    )  # fmt: skip
+    rng = np.random.default_rng(1)
+    static_b = xr.Dataset(
+        {v: (("sample", "level", "latitude", "longitude"), s * rng.normal(size=(12, 1, H, W)))
+         for v, s in (("temperature", 1.0), ("geopotential", 30.0))},
+        coords={"level": [500.0], "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    before = static_b.copy(deep=True)
+    kw = dict(model=model, n_members=8, localization=None, perturbation_std=[2.0, 100.0],
+              amplitude=0.5, wavelength=1, progress=False, seed=3, qc_threshold=None)  # fmt: skip
+    ens = assimilate_4dvar(bg, obs, **kw)
+    hyb = assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=0.5, **kw)
+    static = assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=1.0, **kw)
+    xr.testing.assert_identical(static_b, before)
+    assert hyb.diagnostics.attrs["background_error"].startswith("hybrid: 0.5 ensemble")
+    assert ens.diagnostics.attrs["background_error"] == "ensemble"
+    for res in (ens, hyb, static):
+        assert float(np.abs(res.diagnostics["oma"]).max()) < 1.0  # drawn to the observation
+    # the hybrid increment is neither the ensemble's nor the static one
+    t = [r.increment["temperature"].values for r in (ens, hyb, static)]
+    assert not np.allclose(t[1], t[0]) and not np.allclose(t[1], t[2])
+    with pytest.raises(SchemaError, match="'sample' dim"):
+        assimilate_4dvar(bg, obs, static_b=static_b.rename(sample="member"), **kw)
+    with pytest.raises(SchemaError, match="grid"):
+        assimilate_4dvar(bg, obs, static_b=static_b.isel(longitude=[0, 1, 2]), **kw)
+    with pytest.raises(ValueError, match="hybrid_weight"):
+        assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=1.5, **kw)
+
+
+def test_ensemble_members_with_given_perturbations():
+    from xfuxi.assimilation.en4dvar import ensemble_members, perlin_state_perturbations
+
+    model = _model(TinyNonlinear())
+    prev, xb, _ = _states()
+    gen = torch.Generator().manual_seed(4)
+    pert = perlin_state_perturbations(
+        model, 5, std=[1.0, 2.0], amplitude=0.3, wavelength=2, balance=None, generator=gen
+    )
+    assert pert.shape == (5, C, H, W) and pert.dtype == F64
+    # Perlin members are those perturbations run one step (same generator state)
+    perlin = ensemble_members(model, prev, xb, n_members=5, std=[1.0, 2.0], amplitude=0.3,
+                              wavelength=2, generator=torch.Generator().manual_seed(4),
+                              dtype=F64, progress=False)  # fmt: skip
+    given = ensemble_members(model, prev, xb, n_members=5, std=[1.0, 2.0], perturbations=pert,
+                             dtype=F64, progress=False)  # fmt: skip
+    torch.testing.assert_close(given, perlin)
+    with torch.no_grad():
+        direct = model(torch.stack([prev + pert, xb + pert], dim=1))
+    torch.testing.assert_close(given, direct)
+    with pytest.raises(ValueError, match="perturbations must be"):
+        ensemble_members(model, prev, xb, n_members=4, std=[1.0, 2.0], perturbations=pert,
+                         progress=False)  # fmt: skip
+
+
+def test_assimilate_4dvar_with_a_given_ensemble():
+    """B from given members (WB2 ``number`` dim): the single-observation increment is its column."""
+    from xfuxi.data.schema import SchemaError
+
+    model = _model(TinyNonlinear())
+    bg = _background_ds()
+    t0 = bg["time"].values[-1]
+    rng = np.random.default_rng(2)
+    members = xr.Dataset(
+        {v: (("number", "level", "latitude", "longitude"),
+             bg[v].sel(time=t0).values[None] + s * rng.normal(size=(7, 1, H, W)))
+         for v, s in (("temperature", 1.0), ("geopotential", 30.0))},
+        coords={"number": np.arange(7), "level": [500.0], "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    tb = float(bg["temperature"].sel(time=t0, level=500.0).sel(latitude=0.0, longitude=90.0))
+    innovation, err = 0.8, 0.5
+    obs = make_observations([tb + innovation], error=err, time=t0, latitude=0.0, longitude=90.0,
+                            variable="temperature", level=500.0)  # fmt: skip
+    kw = dict(model=model, localization=None, progress=False, qc_threshold=None, gtol=1e-10,
+              max_iter=300)  # fmt: skip
+    res = assimilate_4dvar(bg, obs, members=members.expand_dims(time=[t0]), **kw)
+    x = np.stack([members[v].values[:, 0] for v, _ in CHANNELS], axis=1).reshape(7, -1)
+    xa = (x - x.mean(0)).T / np.sqrt(6)
+    bmat = xa @ xa.T
+    k = CHANNELS.index(("temperature", 500.0)) * H * W + 1 * W + 1  # the point (0°, 90°E)
+    expected = bmat[:, k] * innovation / (bmat[k, k] + err**2)
+    got = np.stack([res.increment[v].values[0, 0] for v, _ in CHANNELS]).ravel()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert res.diagnostics.attrs["perturbations"] == "given ensemble"
+    assert res.diagnostics.attrs["n_members"] == 7
+    with pytest.raises(SchemaError, match="'number' dim"):
+        assimilate_4dvar(bg, obs, members=members.rename(number="member"), **kw)
+    with pytest.raises(SchemaError, match="one time"):
+        assimilate_4dvar(bg, obs, members=members.expand_dims(time=bg["time"].values), **kw)
+    earlier = bg["time"].values[-2]
+    with pytest.raises(SchemaError, match="not at the analysis time"):
+        assimilate_4dvar(bg, obs, members=members.expand_dims(time=[earlier]), **kw)
+    # a forecast layout: initial time + lead = t0 is accepted
+    fc = members.expand_dims(time=[earlier], prediction_timedelta=[np.timedelta64(6, "h")])
+    xr.testing.assert_allclose(assimilate_4dvar(bg, obs, members=fc, **kw).increment,
+                               res.increment)  # fmt: skip
+    with pytest.raises(ValueError, match="at least 2"):
+        assimilate_4dvar(bg, obs, members=members.isel(number=[0]), **kw)
+
+
+@pytest.mark.parametrize("n_slots", [1, 2])
+def test_cycling_on_gridded_twin_beats_free_run(n_slots):
+    # with one slot the analysis trajectory holds t0 only; the next background is then a
+    # separate forecast from the analysis
+    from xfuxi.assimilation.cycling import _to_dataset, cycle_4dvar, rollout
+    from xfuxi.observations.sets import region_observations
+
+    model = _model(TinyNonlinear())
+    nature = _model(TinyNonlinear())  # the truth comes from a different (imperfect) model
+    with torch.no_grad():
+        nature.net.conv.weight.mul_(1.5)
+    g = torch.Generator().manual_seed(2)
+    pair = torch.randn(2, C, H, W, generator=g, dtype=F64).numpy()
+    states = np.concatenate([pair, rollout(nature, pair, 16)])
+    times = pd.date_range("2001-01-01", periods=states.shape[0], freq="6h")
+    like = _background_ds()
+    truth = _to_dataset(states, model, times, like)
+
+    def observe(tr, ts):
+        return region_observations(
+            tr,
+            latitude=(-90, 90),
+            longitude=(0, 359),
+            variables=["temperature", "geopotential"],
+            error={"temperature": 0.05, "geopotential": 0.05},
+            times=ts,
+            seed=0,
+        )
+
+    out = cycle_4dvar(
+        truth,
+        model=model,
+        start=times[8],
+        n_cycles=4,
+        observe=observe,
+        lead_steps=6,
+        n_members=30,
+        localization=None,
+        perturbation_std=[1.0, 1.0],
+        amplitude=0.3,
+        wavelength=1,
+        n_slots=n_slots,
+        progress=False,
+    )
+    assert out.sizes["time"] == 4
+    corr = out["increment_correlation"]
+    assert bool(((corr >= -1) & (corr <= 1)).all())
+    # the first increment points toward the truth: it correlates with minus the error
+    assert float(corr.isel(time=0).mean()) > 0.8
+    a, f = float(out["analysis"].mean()), float(out["free"].mean())
+    assert a < 0.5 * f
+    assert float(out["analysis"].isel(time=-1).mean()) < float(
+        out["background"].isel(time=-1).mean()
+    )
+
+
+def test_increment_previous_shifts_the_earlier_input():
+    model = _model(LinearNet())
+    prev, xb, members = _states(n=6)
+    anoms = _anoms(members)
+    slot = _slot(1, [25.0], [45.0], [0.0], 0.5)
+    plain = En4DVarProblem(model, prev, xb, anoms, [slot], dtype=F64)
+    shifted = En4DVarProblem(model, prev, xb, anoms, [slot], dtype=F64, increment_previous=True)
+    inc = 0.3 * torch.ones_like(xb)
+    with torch.no_grad():
+        a = plain.trajectory(xb + inc)[1]
+        b = shifted.trajectory(xb + inc)[1]
+        expect_a = model(torch.stack([prev, xb + inc])[None])[0]
+        expect_b = model(torch.stack([prev + inc, xb + inc])[None])[0]
+        # at the background itself both agree
+        same = shifted.trajectory(xb)[1], plain.trajectory(xb)[1]
+    torch.testing.assert_close(a, expect_a)
+    torch.testing.assert_close(b, expect_b)
+    torch.testing.assert_close(*same)
+    assert not torch.allclose(a, b)

@@ -1,0 +1,296 @@
+"""Tests of the deterministic forecast API (xfuxi.forecast.forecast / forecast_iter)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+import xfuxi
+from xfuxi.data.schema import SchemaError
+from xfuxi.forecasting.deterministic import forecast, forecast_iter
+from xfuxi.models.base import ForecastModel, NormStats, wrap_model
+from xfuxi.models.fuxi import build_fuxi
+
+LAT = np.linspace(-78.75, 78.75, 8)
+LON = np.arange(16) * 22.5
+CHANNELS = [
+    ("geopotential", 500.0),
+    ("temperature", 500.0),
+    ("temperature", 850.0),
+    ("surface_pressure", None),
+]
+
+
+def _data(n_times: int = 4, seed: int = 0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    shape3 = (n_times, 2, LAT.size, LON.size)
+    return xr.Dataset(
+        {
+            "geopotential": (
+                ("time", "level", "latitude", "longitude"),
+                5.5e4 + 100 * rng.standard_normal(shape3),
+            ),
+            "temperature": (
+                ("time", "level", "latitude", "longitude"),
+                260 + 5 * rng.standard_normal(shape3),
+            ),
+            "surface_pressure": (
+                ("time", "latitude", "longitude"),
+                1e5 + 500 * rng.standard_normal((n_times, LAT.size, LON.size)),
+            ),
+        },
+        coords={
+            "time": pd.date_range("2000-01-01", periods=n_times, freq="6h"),
+            "level": [500, 850],
+            "latitude": LAT,
+            "longitude": LON,
+        },
+    )
+
+
+def _fuxi() -> ForecastModel:
+    torch.manual_seed(0)
+    net = build_fuxi("tiny", in_channels=len(CHANNELS), grid=(LAT.size, LON.size))
+    stats = NormStats(
+        np.array([5.5e4, 260, 260, 1e5]), np.array([100, 5, 5, 500.0]), np.array([10, 1, 1, 50.0])
+    )
+    return ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats,
+                         name="tiny-fuxi")  # fmt: skip
+
+
+class Trend(torch.nn.Module):
+    """Linear extrapolation x_{t+1} = 2 x_t - x_{t-1}: an exact, independent reference."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x[:, 1] - x[:, 0]
+
+
+def test_layout_coords_and_attrs():
+    ds = _data(3)
+    fc = forecast(ds, model=_fuxi(), steps=5, progress=False)
+    assert set(fc.dims) == {"time", "prediction_timedelta", "level", "latitude", "longitude"}
+    assert fc["geopotential"].dims == (
+        "time", "prediction_timedelta", "level", "latitude", "longitude"
+    )  # fmt: skip
+    assert fc["surface_pressure"].dims == ("time", "prediction_timedelta", "latitude", "longitude")
+    np.testing.assert_array_equal(fc.time.values, ds.time.values[1:])
+    np.testing.assert_array_equal(
+        fc.prediction_timedelta.values, (np.arange(1, 6) * 6).astype("timedelta64[h]")
+    )
+    np.testing.assert_array_equal(fc.latitude.values, LAT)
+    np.testing.assert_array_equal(fc.level.values, [500.0, 850.0])
+    assert fc.geopotential.dtype == np.float32 and fc.temperature.attrs["units"] == "K"
+    assert fc.attrs["model"] == "tiny-fuxi" and fc.attrs["steps"] == 5
+    assert fc.attrs["xfuxi_version"] == xfuxi.__version__
+    assert {"checkpoint_sha256", "created", "source"} <= set(fc.attrs)
+    # geopotential is a channel at 500 hPa only: the 850 hPa slot is NaN (outer join of levels)
+    assert bool(np.isfinite(fc.geopotential.sel(level=500)).all())
+    assert bool(fc.geopotential.sel(level=850).isnull().all())
+    assert bool(np.isfinite(fc.temperature).all() & np.isfinite(fc.surface_pressure).all())
+
+
+def test_wrapped_model_gives_exact_linear_extrapolation():
+    ds = _data(2)
+    model = wrap_model(Trend(), channels=CHANNELS, latitude=LAT, longitude=LON)
+    fc = forecast(ds, model=model, steps=3, progress=False)
+    x0 = ds.temperature.isel(time=0).values
+    x1 = ds.temperature.isel(time=1).values
+    for k in range(3):
+        expect = x1 + (k + 1) * (x1 - x0)
+        np.testing.assert_allclose(
+            fc.temperature.isel(time=0, prediction_timedelta=k).values, expect, rtol=1e-5
+        )
+
+
+def test_iter_matches_forecast_and_batches_do_not_change_results():
+    ds = _data(5)
+    model = _fuxi()
+    full = forecast(ds, model=model, steps=4, progress=False)
+    parts = list(forecast_iter(ds, model=model, steps=4, batch_size=3, progress=False))
+    assert len(parts) == 4 and all(p.sizes["prediction_timedelta"] == 1 for p in parts)
+    joined = xr.concat(parts, "prediction_timedelta")
+    xr.testing.assert_allclose(full, joined, rtol=1e-5, atol=1e-3)
+    # each initial time alone equals its row of the batched forecast
+    one = forecast(ds, model=model, steps=4, init_times=[ds.time.values[2]], progress=False)
+    xr.testing.assert_allclose(one.isel(time=0), full.sel(time=ds.time.values[2]), rtol=1e-5,
+                               atol=1e-3)  # fmt: skip
+
+
+def test_accessor_matches_function_and_inputs_untouched():
+    ds = _data(3)
+    before = ds.copy(deep=True)
+    model = _fuxi()
+    params = [p.detach().clone() for p in model.parameters()]
+    a = ds.fuxi.forecast(model=model, steps=2, progress=False)
+    b = forecast(ds, model=model, steps=2, progress=False)
+    xr.testing.assert_equal(a.drop_attrs(), b.drop_attrs())
+    xr.testing.assert_identical(ds, before)
+    assert model.training  # training flag restored
+    assert all(torch.equal(p, q) for p, q in zip(params, model.parameters()))
+    assert torch.is_grad_enabled()
+
+
+def test_dtype_and_device_options_use_a_copy():
+    ds = _data(2)
+    model = _fuxi()
+    f32 = forecast(ds, model=model, steps=2, progress=False)
+    f64 = forecast(ds, model=model, steps=2, dtype="float64", device="cpu", progress=False)
+    assert next(model.parameters()).dtype == torch.float32  # caller's model unchanged
+    xr.testing.assert_allclose(f32, f64, rtol=1e-4, atol=1e-2)
+    with pytest.raises(ValueError, match="dtype"):
+        forecast(ds, model=model, steps=1, dtype="int32", progress=False)
+
+
+def test_no_autograd_state_in_outputs():
+    ds = _data(2)
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled()))
+            return x[:, 1]
+
+    forecast(ds, model=wrap_model(Spy(), channels=CHANNELS, latitude=LAT, longitude=LON),
+             steps=2, progress=False)  # fmt: skip
+    assert seen == [(False, True), (False, True)]
+
+
+def test_errors_name_what_is_wrong():
+    ds = _data(3)
+    model = _fuxi()
+    with pytest.raises(SchemaError, match="surface_pressure"):
+        forecast(ds.drop_vars("surface_pressure"), model=model, steps=1)
+    with pytest.raises(SchemaError, match="grid"):
+        forecast(ds.isel(longitude=slice(0, 8)), model=model, steps=1)
+    with pytest.raises(SchemaError, match="needs data at"):
+        forecast(ds, model=model, steps=1, init_times=[ds.time.values[0]])
+    with pytest.raises(ValueError, match="steps"):
+        forecast(ds, model=model, steps=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        forecast(ds, model=model, steps=1, batch_size=0)
+    with pytest.raises(TypeError, match="wrap_model"):
+        forecast(ds, model=Trend(), steps=1)
+    bad = ds.copy(deep=True)
+    bad["temperature"][0, 0, 0, 0] = np.nan
+    with pytest.raises(SchemaError, match="NaN"):
+        forecast(bad, model=model, steps=1)
+
+
+def test_pretrained_model_by_name_runs_and_stays_finite():
+    model = xfuxi.load_model("fuxi-hs-t21")
+    rng = np.random.default_rng(1)
+    mean, std = model.stats.mean, model.stats.std
+    chans = model.channels
+    shape = (2, *model.grid_shape)
+    data = {}
+    for var in dict.fromkeys(c[0] for c in chans):
+        idx = [i for i, c in enumerate(chans) if c[0] == var]
+        vals = np.stack([mean[i] + 0.5 * std[i] * rng.standard_normal(shape) for i in idx], axis=1)
+        if chans[idx[0]][1] is None:
+            data[var] = (("time", "latitude", "longitude"), vals[:, 0])
+        else:
+            data[var] = (("time", "level", "latitude", "longitude"), vals)
+    levels = sorted({c[1] for c in chans if c[1] is not None})
+    ds = xr.Dataset(
+        data,
+        coords={
+            "time": pd.date_range("2001-01-01", periods=2, freq="6h"),
+            "level": levels,
+            "latitude": model.latitude,
+            "longitude": model.longitude,
+        },
+    )
+    fc = forecast(ds, model="fuxi-hs-t21", steps=4, progress=False)
+    assert fc.attrs["checkpoint_sha256"] == model.config["sha256"]
+    assert all(bool(np.isfinite(fc[v]).all()) for v in fc.data_vars)
+
+
+def test_cli_forecast_writes_a_zarr_store(tmp_path):
+    from xfuxi.cli import main
+    from xfuxi.models.checkpoint import save_model
+
+    ckpt = save_model(_fuxi(), tmp_path / "model")
+    ds = _data(3)
+    ds.to_netcdf(tmp_path / "init.nc")
+    out = tmp_path / "fc.zarr"
+    args = ["--no-progress", "forecast", str(tmp_path / "init.nc"), "--model", str(ckpt)]
+    assert main([*args, "--steps", "2", "--output", str(out)]) == 0
+    got = xr.open_zarr(out)
+    ref = forecast(ds, model=ckpt, steps=2, progress=False)
+    xr.testing.assert_allclose(got.load().drop_attrs(), ref.drop_attrs())
+    assert got.attrs["checkpoint_sha256"] == ref.attrs["checkpoint_sha256"] != "none"
+
+
+class AddConst(torch.nn.Module):
+    def __init__(self, c: float) -> None:
+        super().__init__()
+        self.c = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 1] + self.c
+
+
+def test_cascade_uses_each_stage_over_its_steps():
+    from xfuxi.models.cascade import Cascade
+
+    grid = dict(channels=CHANNELS, latitude=LAT, longitude=LON)
+    short = wrap_model(AddConst(1.0), name="short", **grid)
+    medium = wrap_model(AddConst(10.0), name="medium", **grid)
+    long = wrap_model(AddConst(100.0), name="long", **grid)
+    cascade = xfuxi.Cascade([short, medium, long], switch_steps=[2, 3])
+    assert [cascade.stage_index(k) for k in range(1, 6)] == [0, 0, 1, 2, 2]
+    ds = _data(3)
+    fc = forecast(ds, model=cascade, steps=5, batch_size=1, progress=False)
+    x = ds.temperature.isel(time=-1).values
+    for k, add in enumerate([1, 2, 12, 112, 212]):
+        np.testing.assert_allclose(
+            fc.temperature.isel(time=-1, prediction_timedelta=k).values, x + add, rtol=1e-6
+        )
+    assert fc.attrs["model"] == "short+medium+long"
+    assert fc.attrs["cascade_stages"] == "short,medium,long"
+    assert fc.attrs["cascade_switch_steps"] == "2,3"
+    items = list(forecast_iter(ds, model=cascade, steps=5, progress=False))
+    xr.testing.assert_allclose(xr.concat(items, "prediction_timedelta"), fc)
+    # ensembles run through the cascade too: each member's perturbed state, then the stages
+    ens = xfuxi.ensemble(
+        ds, model=cascade, n=3, steps=5, method="gaussian", amplitude=0.1, seed=4,
+        chunk_size=2, progress=False,
+    )  # fmt: skip
+    single = xfuxi.ensemble(
+        ds, model=short, n=3, steps=1, method="gaussian", amplitude=0.1, seed=4, progress=False
+    )  # same seed and method: the same initial perturbations, first step by the short stage
+    start = single.temperature.isel(prediction_timedelta=0) - 1.0  # perturbed state at t0
+    for k, add in enumerate([1, 2, 12, 112, 212]):
+        np.testing.assert_allclose(
+            ens.temperature.isel(prediction_timedelta=k).values, (start + add).values, rtol=1e-6
+        )
+    assert ens.attrs["cascade_stages"] == "short,medium,long"
+    assert float(ens.temperature.isel(prediction_timedelta=0).std("number").max()) > 0
+    # 4DVar needs one one-step model and refuses a cascade by name
+    with pytest.raises(TypeError, match="stages\\[0\\]"):
+        xfuxi.forecast_error_samples(ds, model=cascade, lead_steps=1, n_samples=1)
+    with pytest.raises(ValueError, match="switch step"):
+        Cascade([short, medium], switch_steps=[])
+    with pytest.raises(ValueError, match="increase strictly"):
+        Cascade([short, medium, long], switch_steps=[3, 3])
+    other = wrap_model(AddConst(1.0), channels=CHANNELS[:2], latitude=LAT, longitude=LON)
+    with pytest.raises(SchemaError, match="different channels"):
+        Cascade([short, other], switch_steps=[1])
+    with pytest.raises(TypeError, match="stage 1"):
+        Cascade([short, AddConst(1.0)], switch_steps=[1])
+
+
+def test_shipped_cascade_loads_by_name_and_its_first_stage_is_the_short_model():
+    cascade = xfuxi.load_model("fuxi-hs-t21-cascade")
+    assert isinstance(cascade, xfuxi.Cascade)
+    assert [m.name for m in cascade.stages] == ["fuxi-hs-t21", "fuxi-hs-t21-medium"]
+    assert cascade.switch_steps == (20,)
+    short = xfuxi.load_model("fuxi-hs-t21")
+    for a, b in zip(cascade.stages[0].parameters(), short.parameters()):
+        assert torch.equal(a, b)
+    assert not all(
+        torch.equal(a, b) for a, b in zip(cascade.stages[1].parameters(), short.parameters())
+    )

@@ -1,0 +1,75 @@
+"""Round trip of a small xfuxi model through ONNX (xfuxi.models.onnx)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from xfuxi.forecasting.deterministic import forecast
+from xfuxi.models.base import ForecastModel, NormStats
+from xfuxi.models.fuxi import build_fuxi
+from xfuxi.models.onnx import _onnx2torch, export_onnx, import_onnx
+
+try:
+    _onnx2torch()
+except ImportError as err:  # optional extra: onnx + onnx2torch (installed with --no-deps)
+    pytest.skip(f"ONNX support not installed: {err}", allow_module_level=True)
+
+LAT = np.linspace(-78.75, 78.75, 8)
+LON = np.arange(16) * 22.5
+CHANNELS = [("temperature", 500.0), ("temperature", 850.0)]
+
+
+@pytest.fixture(scope="module")
+def original() -> ForecastModel:
+    torch.manual_seed(0)
+    net = build_fuxi("tiny", in_channels=2, grid=(8, 16))
+    stats = NormStats(np.array([250.0, 270.0]), np.array([5.0, 6.0]), np.array([1.0, 1.5]))
+    return ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats).eval()
+
+
+def test_round_trip_same_outputs_and_differentiable(original, tmp_path):
+    path = export_onnx(original, tmp_path / "fuxi.onnx")
+    model = import_onnx(path, channels=CHANNELS, latitude=LAT, longitude=LON,
+                        stats=original.stats, residual=True)  # fmt: skip
+    assert model.name == "fuxi"
+    x = (torch.randn(3, 2, 2, 8, 16) * 5 + 260).requires_grad_(True)
+    with torch.no_grad():
+        ref = original(x)
+    y = model(x)
+    torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-3)
+    y.square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_imported_model_forecasts_like_the_original(original, tmp_path):
+    path = export_onnx(original, tmp_path / "m.onnx")
+    model = import_onnx(path, channels=CHANNELS, latitude=LAT, longitude=LON,
+                        stats=original.stats, residual=True)  # fmt: skip
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset(
+        {"temperature": (("time", "level", "latitude", "longitude"),
+                         260 + 5 * rng.standard_normal((2, 2, 8, 16)))},
+        coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"), "level": [500, 850],
+                "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+    a = forecast(ds, model=original, steps=3, progress=False)
+    b = forecast(ds, model=model, steps=3, progress=False)
+    xr.testing.assert_allclose(a.drop_attrs(), b.drop_attrs(), rtol=1e-4, atol=1e-2)
+
+
+def test_bad_graph_is_a_clear_error(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [1])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])
+    c = helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["c"])], "g", [a, b], [c])
+    path = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ValueError, match="one input"):
+        import_onnx(path, channels=CHANNELS, latitude=LAT, longitude=LON)

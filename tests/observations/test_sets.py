@@ -1,0 +1,208 @@
+"""Observation Datasets, synthetic networks and screening."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from xfuxi.observations.sets import (
+    ObservationError,
+    make_observations,
+    radiosonde_observations,
+    random_observations,
+    region_observations,
+    screen_observations,
+    single_observation,
+    validate_observations,
+)
+
+TIMES = pd.date_range("2005-03-01", periods=2, freq="6h")
+LAT = np.linspace(-80, 80, 9)
+LON = np.arange(12) * 30.0
+LEVELS = [250.0, 500.0, 850.0]
+
+
+@pytest.fixture
+def truth():
+    rng = np.random.default_rng(0)
+    t = 250 + 0.1 * LAT[None, None, :, None] + 0 * LON + np.zeros((2, 3, 1, 1))
+    t = t + np.log(np.array(LEVELS))[None, :, None, None]
+    return xr.Dataset(
+        {
+            "temperature": (("time", "level", "latitude", "longitude"), t),
+            "u_component_of_wind": (
+                ("time", "level", "latitude", "longitude"),
+                rng.normal(size=(2, 3, 9, 12)),
+            ),
+            "surface_pressure": (
+                ("time", "latitude", "longitude"),
+                1e5 + rng.normal(size=(2, 9, 12)),
+            ),
+        },
+        coords={"time": TIMES, "level": LEVELS, "latitude": LAT, "longitude": LON},
+    )
+
+
+def test_make_and_validate():
+    obs = make_observations(
+        [1.0, 2.0],
+        error=[0.5, 1.0],
+        time=TIMES[0],
+        latitude=[0, 10],
+        longitude=[5, 6],
+        variable=["temperature", "surface_pressure"],
+        level=[500.0, None],
+    )
+    assert obs["level"].values[0] == 500.0 and np.isnan(obs["level"].values[1])
+    assert obs["time"].dtype.kind == "M"
+    with pytest.raises(ObservationError, match="shape"):
+        make_observations(
+            [1.0, 2.0],
+            error=[1.0, 1.0, 1.0],
+            time=TIMES[0],
+            latitude=0,
+            longitude=0,
+            variable="temperature",
+        )
+    with pytest.raises(ObservationError, match="lack 'error'"):
+        validate_observations(obs.drop_vars("error"))
+    with pytest.raises(ObservationError, match="dim 'obs'"):
+        validate_observations(xr.Dataset({"value": ("x", [1.0])}))
+
+
+def test_single_observation_noise_free_matches_truth(truth):
+    obs = single_observation(
+        truth,
+        variable="temperature",
+        latitude=5.0,
+        longitude=45.0,
+        level=500.0,
+        time=TIMES[1],
+        error=0.1,
+        noise=False,
+    )
+    expected = float(
+        truth["temperature"].sel(time=TIMES[1], level=500.0).interp(latitude=5.0, longitude=45.0)
+    )
+    assert float(obs["value"][0]) == pytest.approx(expected)
+    noisy = single_observation(
+        truth,
+        variable="temperature",
+        latitude=5.0,
+        longitude=45.0,
+        level=500.0,
+        time=TIMES[1],
+        error=0.1,
+        seed=1,
+    )
+    assert float(noisy["value"][0]) != float(obs["value"][0])
+
+
+def test_random_network_noise_statistics_and_seed(truth):
+    obs = random_observations(
+        truth,
+        n=4000,
+        variables=["temperature", "surface_pressure"],
+        error={"temperature": 0.5, "surface_pressure": 50.0},
+        seed=2,
+    )
+    again = random_observations(
+        truth,
+        n=4000,
+        variables=["temperature", "surface_pressure"],
+        error={"temperature": 0.5, "surface_pressure": 50.0},
+        seed=2,
+    )
+    xr.testing.assert_identical(obs, again)
+    noise = (obs["value"] - obs["truth"]) / obs["error"]
+    assert float(noise.std()) == pytest.approx(1.0, abs=0.05)
+    assert abs(float(noise.mean())) < 0.05
+    sp = obs["variable"] == "surface_pressure"
+    assert np.isnan(obs["level"].values[sp.values]).all()
+    assert set(obs["level"].values[~sp.values]) <= set(LEVELS)
+    # uniform in area: about half of the points within 30 degrees of the equator
+    frac = float((np.abs(obs["latitude"]) < 30).mean())
+    assert frac == pytest.approx(0.5, abs=0.03)
+    with pytest.raises(
+        ObservationError,
+        match=r"no observation error given for variable 'temperature' \(errors given for \['x'\]\)",
+    ):
+        random_observations(truth, n=5, variables=["temperature"], error={"x": 1.0})
+
+
+def test_radiosonde_columns(truth):
+    obs = radiosonde_observations(
+        truth,
+        sites=[(10.0, 20.0), (-30.0, 200.0)],
+        error=1.0,
+        variables=["temperature", "u_component_of_wind"],
+        seed=0,
+    )
+    assert obs.sizes["obs"] == 2 * 2 * 2 * 3  # times x sites x variables x levels
+    col = obs.where(
+        (obs["latitude"] == 10.0) & (obs["time"] == TIMES[0]) & (obs["variable"] == "temperature"),
+        drop=True,
+    )
+    assert sorted(col["level"].values.tolist()) == LEVELS
+    with pytest.raises(ObservationError, match="exactly one"):
+        radiosonde_observations(truth, error=1.0)
+    rnd = radiosonde_observations(truth, n_sites=3, error=1.0, times=TIMES[0], seed=0)
+    assert rnd.sizes["obs"] == 3 * 2 * 3
+
+
+def test_region_box_and_wrap(truth):
+    obs = region_observations(
+        truth,
+        latitude=(15, 45),
+        longitude=(330, 30),
+        variables=["temperature"],
+        levels=[500.0],
+        error=0.3,
+        times=TIMES[0],
+        seed=0,
+    )
+    assert set(obs["longitude"].values.tolist()) == {0.0, 30.0, 330.0}
+    assert set(obs["latitude"].values.tolist()) == {20.0, 40.0}
+    with pytest.raises(ObservationError, match="no grid point"):
+        region_observations(
+            truth, latitude=(1, 2), longitude=(0, 10), variables=["temperature"], error=1.0
+        )
+
+
+def test_screen_counts_every_reason_and_strict_mode():
+    t0 = np.datetime64("2005-03-01T06", "ns")
+    obs = make_observations(
+        [1.0, np.nan, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+        error=[1.0, 1.0, 0.0, np.nan, 1.0, 1.0, 1.0, 1.0, 1.0],
+        time=[t0] * 7 + [t0 + np.timedelta64(6, "h"), t0 + np.timedelta64(10, "h")],
+        latitude=[0, 0, 0, 0, 0, 0, 91.0, 0, 0],
+        longitude=0.0,
+        variable=["temperature"] * 4
+        + ["dewpoint", "temperature", "temperature", "temperature", "temperature"],
+        level=[500, 500, 500, 500, 500, 1000, 500, 500, 500],
+    )
+    before = obs.copy(deep=True)
+    kw = dict(
+        channels=[("temperature", 500.0), ("temperature", 850.0)],
+        latitude=[-45.0, 45.0],
+        longitude=[0.0, 180.0],
+        slot_times=np.array([t0, t0 + np.timedelta64(6, "h")]),
+    )
+    used, op, why, counts = screen_observations(obs, **kw)
+    xr.testing.assert_identical(obs, before)
+    assert counts == {
+        "nan_value": 1,
+        "bad_error": 2,
+        "unknown_variable": 1,
+        "unknown_level": 1,
+        "outside_grid": 1,
+        "outside_window": 1,
+        "background_check": 0,
+    }
+    assert used.sizes["obs"] == 2 and op.n_obs == 2
+    assert used["slot"].values.tolist() == [0, 1]
+    assert why[0] == "" and why[1] == "nan_value"
+    with pytest.raises(ObservationError, match="7 of 9 observations rejected"):
+        screen_observations(obs, strict=True, **kw)

@@ -1,0 +1,191 @@
+"""Perlin noise: shape, scale, periodicity, spatial scale, seeding, perturbation amplitudes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xfuxi.perturbations.perlin import perlin_ensemble, perlin_noise, perlin_perturbations
+
+
+def _lag_corr(z: torch.Tensor, lag: int, dim: int = -1) -> float:
+    z = z - z.mean()
+    return float((z * torch.roll(z, lag, dim)).mean() / (z * z).mean())
+
+
+def test_shape_dtype_unit_std():
+    z = perlin_noise(16, (12, 24), wavelength=6, seed=1, dtype=torch.float64)
+    assert z.shape == (16, 12, 24) and z.dtype == torch.float64
+    assert z.std().item() == pytest.approx(1.0, abs=1e-9)
+    assert abs(z.mean().item()) < 0.15
+
+
+def test_seed_reproducible_and_generator_equivalent():
+    a = perlin_noise(3, (8, 16), wavelength=4, seed=7)
+    b = perlin_noise(3, (8, 16), wavelength=4, seed=7)
+    c = perlin_noise(3, (8, 16), wavelength=4, generator=torch.Generator().manual_seed(7))
+    d = perlin_noise(3, (8, 16), wavelength=4, seed=8)
+    assert torch.equal(a, b) and torch.equal(a, c) and not torch.equal(a, d)
+
+
+def test_periodic_in_longitude_not_in_latitude():
+    # the jump across the wrap (last -> first column) is as small as neighbouring jumps,
+    # while across the (non-periodic) latitude ends it is not
+    z = perlin_noise(200, (32, 64), wavelength=16, octaves=1, seed=0, dtype=torch.float64)
+    step = (z[..., 1:] - z[..., :-1]).abs().mean()
+    wrap = (z[..., 0] - z[..., -1]).abs().mean()
+    lat_wrap = (z[:, 0] - z[:, -1]).abs().mean()
+    assert wrap < 1.3 * step
+    assert lat_wrap > 5 * step
+
+
+def test_wavelength_controls_spatial_scale_and_white_limit():
+    smooth = perlin_noise(100, (40,), wavelength=10, octaves=1, seed=0, dtype=torch.float64)
+    white = perlin_noise(100, (40,), wavelength=1, octaves=1, seed=0, dtype=torch.float64)
+    assert _lag_corr(smooth, 1) > 0.8
+    assert abs(_lag_corr(white, 1)) < 0.05
+
+
+def test_one_dimensional_is_periodic():
+    z = perlin_noise(300, (40,), wavelength=8, octaves=1, seed=3, dtype=torch.float64)
+    step = (z[:, 1:] - z[:, :-1]).abs().mean()
+    assert (z[:, 0] - z[:, -1]).abs().mean() < 1.3 * step
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n=st.integers(1, 4),
+    h=st.integers(1, 9),
+    w=st.integers(2, 17),
+    wl=st.floats(0.5, 20.0),
+    octaves=st.integers(1, 4),
+)
+def test_property_finite_unit_std(n, h, w, wl, octaves):
+    z = perlin_noise(n, (h, w), wavelength=wl, octaves=octaves, seed=0, dtype=torch.float64)
+    assert z.shape == (n, h, w)
+    assert torch.isfinite(z).all()
+    if z.numel() > 1:
+        assert z.std().item() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_perturbation_amplitude_per_channel():
+    std = np.array([2.0, 50.0, 0.5])
+    amp = np.array([0.1, 0.02, 0.3])
+    p = perlin_perturbations(
+        400, std=std, shape=(8, 16), amplitude=amp, seed=0, dtype=torch.float64
+    )
+    got = p.std(dim=(0, 2, 3)).numpy()
+    np.testing.assert_allclose(got, amp * std, rtol=0.05)
+    # channels are independent
+    c = np.corrcoef(p[:, 0].reshape(-1).numpy(), p[:, 1].reshape(-1).numpy())[0, 1]
+    assert abs(c) < 0.05
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n": 0, "shape": (4, 4), "wavelength": 2}, "positive"),
+        ({"n": 1, "shape": (2, 2, 2), "wavelength": 2}, "shape"),
+        ({"n": 1, "shape": (4, 4), "wavelength": -1}, "wavelength"),
+        ({"n": 1, "shape": (4, 4), "wavelength": 2, "octaves": 0}, "octaves"),
+        (
+            {"n": 1, "shape": (4, 4), "wavelength": 2, "seed": 1, "generator": torch.Generator()},
+            "either",
+        ),
+    ],
+)
+def test_bad_arguments_raise(kwargs, match):
+    n = kwargs.pop("n")
+    shape = kwargs.pop("shape")
+    with pytest.raises(ValueError, match=match):
+        perlin_noise(n, shape, **kwargs)
+
+
+def test_perturbations_bad_std_and_amplitude():
+    with pytest.raises(ValueError, match="1-D"):
+        perlin_perturbations(2, std=[[1.0]], shape=(4, 4))
+    with pytest.raises(ValueError, match="channels"):
+        perlin_perturbations(2, std=[1.0, 2.0], shape=(4, 4), amplitude=[0.1, 0.1, 0.1])
+    with pytest.raises(ValueError, match="finite"):
+        perlin_perturbations(2, std=[np.nan], shape=(4, 4))
+
+
+def test_perlin_ensemble_dataset_does_not_mutate():
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset(
+        {
+            "temperature": (("level", "latitude", "longitude"), rng.normal(250, 5, (2, 6, 12))),
+            "surface_pressure": (("latitude", "longitude"), rng.normal(1e5, 500, (6, 12))),
+        },
+        coords={
+            "level": [500.0, 850.0],
+            "latitude": np.linspace(-75, 75, 6),
+            "longitude": np.arange(12) * 30.0,
+        },
+    )
+    before = ds.copy(deep=True)
+    std = xr.Dataset(
+        {"temperature": ("level", [4.0, 8.0]), "surface_pressure": 1000.0},
+        coords={"level": [500.0, 850.0]},
+    )
+    ens = perlin_ensemble(ds, n_members=300, amplitude=0.1, std=std, seed=0)
+    xr.testing.assert_identical(ds, before)
+    assert ens["temperature"].dims == ("number", "level", "latitude", "longitude")
+    d = ens - ds
+    np.testing.assert_allclose(
+        d["temperature"].std(["number", "latitude", "longitude"]), [0.4, 0.8], rtol=0.05
+    )
+    assert float(d["surface_pressure"].std()) == pytest.approx(100.0, rel=0.05)
+
+
+def test_balanced_perturbations_are_geostrophic_and_hydrostatic():
+    import xfuxi
+    from xfuxi.perturbations.perlin import balanced_perturbations
+
+    lat = np.linspace(-84.0, 84.0, 29)
+    lon = np.arange(48) * 7.5
+    levels = [300.0, 500.0, 850.0]
+    ch = (
+        [("geopotential", lv) for lv in levels]
+        + [("u_component_of_wind", lv) for lv in levels]
+        + [("v_component_of_wind", lv) for lv in levels]
+        + [("temperature", 500.0), ("passive_tracer", 500.0)]
+    )
+    std = np.array([900.0, 600.0, 400.0] + [10.0] * 6 + [3.0, 0.1])
+    p = balanced_perturbations(
+        3,
+        channels=ch,
+        latitude=lat,
+        longitude=lon,
+        std=std,
+        amplitude=0.1,
+        seed=0,
+        dtype=torch.float64,
+    ).numpy()
+    z = xr.DataArray(
+        p[:, :3],
+        dims=("number", "level", "latitude", "longitude"),
+        coords={"level": levels, "latitude": lat, "longitude": lon},
+        attrs={"units": "m**2 s**-2"},
+    )
+    geo = xfuxi.geostrophic_wind(xr.Dataset({"geopotential": z}), equator_band=20.0)
+    ug = geo["u_component_of_geostrophic_wind"].values
+    vg = geo["v_component_of_geostrophic_wind"].values
+    ok = np.isfinite(ug)
+    a = np.concatenate([p[:, 3:6][ok], p[:, 6:9][ok]])
+    b = np.concatenate([ug[ok], vg[ok]])
+    assert np.corrcoef(a, b)[0, 1] > 0.97  # an independent geostrophic-wind code agrees
+    # hydrostatic: T' = -(1/R) dPhi'/dln p (centred difference at 500 hPa)
+    dphi = (p[:, 2] - p[:, 0]) / (np.log(850.0) - np.log(300.0))
+    np.testing.assert_allclose(p[:, 9], -dphi / 287.04, rtol=1e-10)
+    # the tracer is independent noise of the requested amplitude
+    assert p[:, 10].std() == pytest.approx(0.01, rel=0.1)
+    assert abs(np.corrcoef(p[:, 10].ravel(), p[:, 1].ravel())[0, 1]) < 0.1
+    with pytest.raises(ValueError, match="geopotential"):
+        balanced_perturbations(
+            1, channels=[("temperature", 500.0)], latitude=lat, longitude=lon, std=[1.0]
+        )

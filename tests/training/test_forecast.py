@@ -1,0 +1,263 @@
+"""Tests of FuXi forecast training (xfuxi.training.forecast)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from xfuxi.data.schema import SchemaError
+from xfuxi.models.base import NormStats
+from xfuxi.models.registry import load_model
+from xfuxi.training.forecast import (
+    _loss,
+    _lr_factor,
+    _sample_starts,
+    amse_loss,
+    train_forecast,
+)
+from xfuxi.verify.weights import area_weights
+
+LAT = np.linspace(-78.75, 78.75, 8)
+LON = np.arange(16) * 22.5
+
+
+def _world(n_times: int = 24, seed: int = 0) -> xr.Dataset:
+    """A wave travelling east by one grid point per 6 h, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_times)[:, None, None, None]
+    lat = np.deg2rad(LAT)[None, None, :, None]
+    k = np.arange(16)[None, None, None, :]
+    lev = np.array([0.0, 1.0])[None, :, None, None]
+    temp = 260 + 8 * np.cos(lat) * np.sin(2 * np.pi * (k - t) / 16 + lev)
+    temp = temp + 0.1 * rng.standard_normal(temp.shape)
+    return xr.Dataset(
+        {"temperature": (("time", "level", "latitude", "longitude"), temp.astype("float32"))},
+        coords={"time": pd.date_range("2000-01-01", periods=n_times, freq="6h"),
+                "level": [500, 850], "latitude": LAT, "longitude": LON},
+    )  # fmt: skip
+
+
+def _stats() -> NormStats:
+    return NormStats(np.array([260.0, 260.0]), np.array([5.0, 5.0]), np.array([2.0, 2.0]))
+
+
+KW = dict(preset="tiny", stats=_stats(), batch_size=4, warmup_steps=2, progress=False)
+
+
+def test_loss_is_area_weighted_l1_of_normalised_fields():
+    ds = _world(6)
+    model = train_forecast(ds, steps=1, **KW)
+    rng = np.random.default_rng(0)
+    pred = rng.standard_normal((3, 2, 8, 16))
+    truth = rng.standard_normal((3, 2, 8, 16))
+    w = np.asarray(area_weights(LAT)).reshape(1, 1, -1, 1)
+    expect = np.mean(w * np.abs(pred - truth) / 5.0)
+    got = _loss(model, torch.tensor(pred, dtype=torch.float32),
+                torch.tensor(truth, dtype=torch.float32),
+                torch.tensor(w, dtype=torch.float32))  # fmt: skip
+    assert float(got) == pytest.approx(expect, rel=1e-5)
+
+
+def test_amse_is_mse_with_right_phases_and_does_not_reward_damping():
+    rng = np.random.default_rng(1)
+    w = torch.as_tensor(np.asarray(area_weights(LAT))).reshape(1, 1, -1, 1)
+    truth = torch.as_tensor(rng.standard_normal((2, 3, 8, 16)))
+    mse = lambda a, b: float(((a - b) ** 2 * w).mean())  # noqa: E731
+    # every mode in phase (a damped or amplified copy): AMSE equals the weighted MSE
+    for scale in (0.5, 1.7):
+        assert float(amse_loss(scale * truth, truth, w)) == pytest.approx(
+            mse(scale * truth, truth), rel=1e-9
+        )
+    # a forecast without the modes has no phase: it pays the amplitude and decorrelation
+    assert float(amse_loss(0 * truth, truth, w)) == pytest.approx(3 * mse(0, truth), rel=1e-6)
+    other = torch.as_tensor(rng.standard_normal((2, 3, 8, 16)))
+    assert float(amse_loss(other, truth, w)) > mse(other, truth)  # AMSE >= MSE
+    # a wave forecast a quarter wavelength off: MSE prefers no wave at all, AMSE the wave
+    lon = torch.arange(16, dtype=torch.float64) * 2 * np.pi / 16
+    wave = torch.cos(3 * lon).expand(1, 1, 8, 16)
+    shifted = torch.cos(3 * lon + np.pi / 2).expand(1, 1, 8, 16)
+    assert mse(0 * wave, wave) < mse(shifted, wave)
+    assert float(amse_loss(shifted, wave, w)) < float(amse_loss(0 * wave, wave, w))
+    # random phases: the expected AMSE is lowest at the true amplitude, not at zero
+    phases = torch.as_tensor(rng.uniform(0, 2 * np.pi, (400, 1, 1, 1)))
+    target = torch.cos(3 * lon + 0 * phases).expand(400, 1, 8, 16)
+    losses = {s: float(amse_loss(s * torch.cos(3 * lon + phases), target, w)) for s in
+              (0.0, 0.5, 1.0, 1.5)}  # fmt: skip
+    assert min(losses, key=losses.get) == 1.0
+    # finite gradients also where a forecast mode is exactly zero
+    x = torch.zeros_like(truth, requires_grad=True)
+    amse_loss(x, truth, w).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_training_with_amse_loss():
+    ds = _world(20)
+    losses: dict[str, list[float]] = {"l1": [], "amse": []}
+    for kind in losses:
+        model = train_forecast(ds, steps=3, loss=kind, callback=lambda s, d, k=kind:
+                               losses[k].append(d["loss"]), **KW)  # fmt: skip
+    assert model.config["metadata"]["training"]["loss"] == "amse"
+    assert losses["amse"] != losses["l1"]  # the optimised objective is the one asked for
+    with pytest.raises(ValueError, match="loss must be one of"):
+        train_forecast(ds, steps=1, loss="mse", **KW)
+
+
+def test_lr_schedule_warmup_and_cosine():
+    lrs = [_lr_factor(s, 100, 10, 0.01) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.01 + 0.99 * 0.5)
+    assert np.all(np.diff(lrs[10:]) <= 0) and lrs[-1] > 0.01
+
+
+def test_sample_starts_skip_gaps():
+    times = pd.date_range("2000-01-01", periods=8, freq="6h").delete(4).values
+    starts = _sample_starts(times, np.timedelta64(6, "h"), 1)
+    # (i-1, i, i+1) consecutive: i in 1, 2 before the gap; 5 after it
+    np.testing.assert_array_equal(starts, [1, 2, 5])
+    assert _sample_starts(times, np.timedelta64(6, "h"), 2).tolist() == [1]
+
+
+def test_training_learns_the_travelling_wave():
+    ds = _world(40)
+    history = []
+    model = train_forecast(ds, validation=_world(12, seed=1), steps=60, lr=3e-3, log_every=10,
+                           val_every=60, callback=lambda s, d: history.append(d["loss"]),
+                           **KW)  # fmt: skip
+    hist = model.config["metadata"]["history"]
+    assert [h["step"] for h in hist] == [10, 20, 30, 40, 50, 60]
+    assert "val_loss" in hist[-1]
+    assert np.mean(history[-10:]) < 0.5 * np.mean(history[:5])
+    assert not model.training and model.name == "fuxi"
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path):
+    ds = _world(20)
+    kw = dict(KW, steps=6, checkpoint_every=3, rollout_steps=2, seed=3)
+    full = train_forecast(ds, checkpoint_dir=tmp_path / "a", **kw)
+
+    def crash(step, _):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_forecast(ds, checkpoint_dir=tmp_path / "b", callback=crash, **kw)
+    assert (tmp_path / "b" / "trainer.json").is_file()
+    resumed = train_forecast(ds, checkpoint_dir=tmp_path / "b", **kw)
+    for (name, p), q in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert full.config["metadata"]["history"] == resumed.config["metadata"]["history"]
+    # the checkpoint directory is a loadable model
+    loaded = load_model(tmp_path / "b")
+    x = torch.randn(1, 2, 2, 8, 16) + 260
+    with torch.no_grad():
+        assert torch.equal(loaded(x), resumed(x))
+    with pytest.raises(ValueError, match="other settings"):
+        train_forecast(ds, checkpoint_dir=tmp_path / "b", **dict(kw, steps=7))
+
+
+def test_fine_tune_from_model_keeps_caller_model():
+    ds = _world(20)
+    base = train_forecast(ds, steps=2, **KW)
+    before = [p.clone() for p in base.parameters()]
+    tuned = train_forecast(ds, model=base, steps=2, rollout_steps=3, batch_size=2,
+                           grad_checkpointing=True, progress=False)  # fmt: skip
+    assert all(torch.equal(a, b) for a, b in zip(before, base.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(before, tuned.parameters()))
+    assert tuned.channels == base.channels
+
+
+def test_bad_settings_and_data():
+    ds = _world(8)
+    with pytest.raises(ValueError, match="steps"):
+        train_forecast(ds, steps=0, **KW)
+    with pytest.raises(SchemaError, match="need at least batch_size"):
+        train_forecast(ds.isel(time=slice(0, 4)), steps=1, **KW)
+    bad = ds.copy(deep=True)
+    bad["temperature"][1, 0, 0, 0] = np.nan
+    with pytest.raises(SchemaError, match="NaN"):
+        train_forecast(bad, steps=1, **KW)
+
+
+def test_torchrun_ddp_two_processes_matches_single_process(tmp_path):
+    """`xfuxi train` under torchrun (gloo, 2 CPU processes) = one process with the same batch."""
+    ds = _world(20)
+    path = tmp_path / "train.nc"
+    ds.to_netcdf(path)
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "xfuxi.cli", "--no-progress", "train", "--train", str(path), "--validation",
+        "none", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--warmup-steps", "1",
+        "--checkpoint-every", "3", "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ddp = load_model(out)
+    single = train_forecast(ds, preset="tiny", steps=3, batch_size=4, warmup_steps=1,
+                            progress=False)  # fmt: skip
+    for (name, p), q in zip(single.net.state_dict().items(), ddp.net.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    assert ddp.config["metadata"]["training"]["world_size"] == 2
+
+
+def test_cascade_stage_samples_start_from_the_lead_models_forecast():
+    """FuXi's cascade: a later stage trains on the earlier stage's forecasts, not on truth."""
+    from xfuxi.models.base import wrap_model
+    from xfuxi.training.forecast import _rollout_loss, _start_states
+
+    class AddOne(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 1] + 1.0
+
+    lead = wrap_model(AddOne(), channels=[("temperature", 500.0)], latitude=LAT, longitude=LON)
+    data = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1).expand(10, 1, 8, 16)
+    idx = torch.tensor([1, 4])
+    prev, curr, at = _start_states(data, idx, lead, 3)
+    # three steps of +1 from the true state at idx: (idx + 2, idx + 3), valid at idx + 3
+    assert torch.equal(curr[:, 0, 0, 0], idx.float() + 3)
+    assert torch.equal(prev[:, 0, 0, 0], idx.float() + 2)
+    assert at.tolist() == [4, 7]
+    assert _start_states(data, idx, None, 0)[2].tolist() == [1, 4]
+    # a perfect stage after the lead model: loss 0 only if the targets are after the lead steps
+    w = torch.ones(1, 1, 8, 1)
+    assert float(_rollout_loss(lead, lead, data, np.array([1, 4]), 2, w, lead, 3)) == 0.0
+    assert float(_rollout_loss(lead, lead, data, np.array([1, 4]), 2, w)) == 0.0
+
+    # a lead model that adds 2 per step leaves the stage 3 off its targets after 3 steps
+    class AddTwo(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 1] + 2.0
+
+    fast = wrap_model(AddTwo(), channels=[("temperature", 500.0)], latitude=LAT, longitude=LON)
+    got = _rollout_loss(lead, lead, data, np.array([1, 4]), 2, w, fast, 3)
+    assert float(got) == pytest.approx(3.0)
+
+
+def test_fine_tune_on_lead_model_forecasts_and_resume_signature(tmp_path):
+    ds = _world(30)
+    base = train_forecast(ds, steps=2, **KW)
+    kw = dict(KW, steps=3, rollout_steps=2, lead_steps=4, checkpoint_every=3)
+    kw.pop("stats")
+    tuned = train_forecast(ds, model=base, checkpoint_dir=tmp_path / "m", **kw)
+    assert not all(torch.equal(a, b) for a, b in zip(base.parameters(), tuned.parameters()))
+    training = tuned.config["metadata"]["training"]
+    assert training["lead_steps"] == 4 and len(training["lead_model"]) == 64
+    # the same run with another lead model is not resumed from this checkpoint
+    other = train_forecast(ds, steps=2, **dict(KW, seed=5))
+    with pytest.raises(ValueError, match="other settings"):
+        train_forecast(ds, model=base, lead_model=other, checkpoint_dir=tmp_path / "m", **kw)
+    with pytest.raises(ValueError, match="lead_steps is 0"):
+        train_forecast(ds, model=base, lead_model=other, steps=1, **dict(KW, stats=None))
+    with pytest.raises(ValueError, match="needs a model to start from"):
+        train_forecast(ds, lead_steps=2, steps=1, **KW)
+    with pytest.raises(SchemaError, match="samples of 33 consecutive"):
+        train_forecast(ds, model=base, lead_steps=30, steps=1, **dict(KW, stats=None))

@@ -1,0 +1,144 @@
+"""The public API table: one row per public name.
+
+``xfuxi.<name>`` (loaded lazily, so ``import xfuxi`` and all of verification work without
+importing torch), the ``.fuxi`` accessor on Datasets and DataArrays, and the API reference
+in the documentation are all derived from :data:`PUBLIC`. Adding a public function means
+adding one row here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["PUBLIC", "Entry", "accessor_entries", "resolve"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One public name.
+
+    Attributes
+    ----------
+    name : str
+        The name under ``xfuxi`` (and under ``.fuxi`` where ``accessor`` is set).
+    target : str
+        ``"module:attribute"`` relative to the package (``"module:"`` for a module).
+    accessor : {"both", "dataset", "dataarray"} or None
+        Which xarray objects get ``obj.fuxi.<name>``; ``None`` for none.
+    """
+
+    name: str
+    target: str
+    accessor: Literal["both", "dataset", "dataarray"] | None = None
+
+
+PUBLIC: tuple[Entry, ...] = (
+    # data
+    Entry("validate", "data.schema:validate", accessor="both"),
+    Entry("from_era5", "data.schema:from_era5"),
+    Entry("from_weatherbench2", "data.schema:from_weatherbench2"),
+    Entry("normalization_stats", "data.stats:normalization_stats", accessor="both"),
+    Entry("climatology", "data.stats:climatology", accessor="both"),
+    Entry("climatology_for", "data.stats:climatology_for"),
+    Entry("save_stats", "data.stats:save_stats"),
+    Entry("load_stats", "data.stats:load_stats"),
+    # datasets
+    Entry("datasets", "datasets:"),
+    # world
+    Entry("held_suarez", "world.simulator:held_suarez"),
+    Entry("held_suarez_split", "world.simulator:held_suarez_split"),
+    # forecasting
+    Entry("persistence_forecast", "forecasting.baselines:persistence_forecast", accessor="both"),
+    Entry("climatology_forecast", "forecasting.baselines:climatology_forecast"),
+    Entry("forecast", "forecasting.deterministic:forecast", accessor="dataset"),
+    Entry("forecast_iter", "forecasting.deterministic:forecast_iter", accessor="dataset"),
+    Entry("ensemble", "forecasting.ensemble:ensemble", accessor="dataset"),
+    Entry("ensemble_iter", "forecasting.ensemble:ensemble_iter", accessor="dataset"),
+    # models
+    Entry("ForecastModel", "models.base:ForecastModel"),
+    Entry("wrap_model", "models.base:wrap_model"),
+    Entry("lorenz96_model", "models.lorenz96:lorenz96_model"),
+    Entry("load_model", "models.registry:load_model"),
+    Entry("Cascade", "models.cascade:Cascade"),
+    Entry("save_model", "models.checkpoint:save_model"),
+    Entry("pretrained_models", "models.registry:pretrained_models"),
+    Entry("PerturbationVAE", "models.ens:PerturbationVAE"),
+    Entry("load_perturbation", "models.ens:load_perturbation"),
+    Entry("save_perturbation", "models.ens:save_perturbation"),
+    # assimilation
+    Entry("assimilate_4dvar", "assimilation.en4dvar:assimilate_4dvar", accessor="dataset"),
+    Entry(
+        "background_error_std", "assimilation.calibration:background_error_std", accessor="dataset"
+    ),
+    Entry("forecast_error_samples", "assimilation.calibration:forecast_error_samples"),
+    Entry("localization", "assimilation.localization:localization"),
+    # observations
+    Entry("make_observations", "observations.sets:make_observations"),
+    Entry("single_observation", "observations.sets:single_observation", accessor="dataset"),
+    Entry("random_observations", "observations.sets:random_observations", accessor="dataset"),
+    Entry(
+        "radiosonde_observations", "observations.sets:radiosonde_observations", accessor="dataset"
+    ),
+    Entry("region_observations", "observations.sets:region_observations", accessor="dataset"),
+    Entry("screen_observations", "observations.sets:screen_observations"),
+    # perturbations
+    Entry("perlin_noise", "perturbations.perlin:perlin_noise"),
+    Entry("perlin_perturbations", "perturbations.perlin:perlin_perturbations"),
+    Entry("perlin_ensemble", "perturbations.perlin:perlin_ensemble", accessor="dataset"),
+    # experiments
+    Entry("lorenz96_twin", "experiments.lorenz96:lorenz96_twin"),
+    # training
+    Entry("train_forecast", "training.forecast:train_forecast"),
+    Entry("train_perturbation", "training.ens:train_perturbation"),
+    # verify
+    Entry("verify", "verify:"),
+    Entry("rmse", "verify.deterministic:rmse", accessor="both"),
+    Entry("mse", "verify.deterministic:mse", accessor="both"),
+    Entry("mae", "verify.deterministic:mae", accessor="both"),
+    Entry("bias", "verify.deterministic:bias", accessor="both"),
+    Entry("acc", "verify.deterministic:acc", accessor="both"),
+    Entry("align_valid_time", "verify.weights:align_valid_time", accessor="both"),
+    Entry("crps", "verify.probabilistic:crps", accessor="both"),
+    Entry("spread", "verify.probabilistic:spread", accessor="both"),
+    Entry("ensemble_mean_rmse", "verify.probabilistic:ensemble_mean_rmse", accessor="both"),
+    Entry("spread_skill_ratio", "verify.probabilistic:spread_skill_ratio", accessor="both"),
+    Entry("brier_score", "verify.probabilistic:brier_score", accessor="both"),
+    Entry("rank_histogram", "verify.probabilistic:rank_histogram", accessor="both"),
+    Entry("innovations", "verify.observation_space:innovations", accessor="dataset"),
+    Entry(
+        "innovation_statistics",
+        "verify.observation_space:innovation_statistics",
+        accessor="dataset",
+    ),
+    Entry("geostrophic_wind", "verify.balance:geostrophic_wind", accessor="dataset"),
+    Entry("ageostrophic_wind", "verify.balance:ageostrophic_wind", accessor="dataset"),
+    Entry("balance_summary", "verify.balance:balance_summary", accessor="dataset"),
+    # grid
+    Entry("area_weights", "grid:area_weights"),
+    # plot
+    Entry("plot_map", "plot:plot_map", accessor="both"),
+    Entry("plot_increment", "plot:plot_increment", accessor="both"),
+    Entry("plot_scores", "plot:plot_scores", accessor="both"),
+    Entry("plot_spread_skill", "plot:plot_spread_skill", accessor="both"),
+    Entry("plot_rank_histogram", "plot:plot_rank_histogram", accessor="both"),
+    Entry("plot_convergence", "plot:plot_convergence", accessor="both"),
+)
+
+
+def resolve(target: str) -> Any:
+    """Import ``"module:attribute"`` (relative to ``xfuxi``) and return the object."""
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(f"xfuxi.{module_name}")
+    return getattr(module, attr) if attr else module
+
+
+def accessor_entries(kind: Literal["dataset", "dataarray"]) -> list[Entry]:
+    """The entries that become ``.fuxi`` methods on a Dataset or a DataArray."""
+    return [e for e in PUBLIC if e.accessor in ("both", kind)]
+
+
+_names = [e.name for e in PUBLIC]
+if len(set(_names)) != len(_names):  # pragma: no cover - guards the table itself
+    raise RuntimeError("xfuxi.api.PUBLIC lists a name twice")

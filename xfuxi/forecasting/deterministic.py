@@ -1,0 +1,257 @@
+"""Deterministic forecasts: xarray in, xarray out (WeatherBench2 forecast layout).
+
+:func:`forecast` rolls a model (or the FuXi cascade) forward from each initial time and
+returns every lead; :func:`forecast_iter` yields one lead at a time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from .._version import __version__
+from ..options import progress_bar
+from .edge import forecast_dataset, initial_conditions
+
+if TYPE_CHECKING:
+    from ..models.base import ForecastModel
+
+__all__ = ["forecast", "forecast_iter"]
+
+log = logging.getLogger(__name__)
+
+#: the model run by ``forecast()`` when no ``model`` is given: the shipped FuXi cascade
+DEFAULT_MODEL = "fuxi-hs-t21-cascade"
+
+
+def _rollout_arrays(
+    ds: xr.Dataset,
+    model: Any,
+    steps: int,
+    init_times: Sequence[Any] | None,
+    batch_size: int | None,
+    device: Any,
+    dtype: Any,
+    progress: bool | None,
+):
+    """Check arguments; return (model, initial times, leads, generator of (k, states))."""
+    import torch
+
+    from ..models.registry import resolve_model
+    from ..models.rollout import advance_pair, model_on
+
+    model = resolve_model(model, allow_cascade=True)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):  # fmt: skip
+        raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
+    x, t0 = initial_conditions(ds, model, init_times=init_times)
+    leads = model.timestep * np.arange(1, int(steps) + 1)
+    run = model_on(model, device, dtype)
+    runs = list(getattr(run, "stages", (run,)))
+    param = next(iter(runs[0].parameters()), None)
+    dev = param.device if param is not None else torch.device(device or "cpu")
+    dt = param.dtype if param is not None else torch.float32
+    size = x.shape[0] if batch_size is None else int(batch_size)
+
+    def states():
+        was_training = [r.training for r in runs]
+        for r in runs:
+            r.eval()
+        bar = progress_bar(int(steps), progress, f"forecast {model.name}")
+        try:
+            with torch.inference_mode():
+                pairs = [
+                    torch.from_numpy(x[i : i + size]).to(device=dev, dtype=dt)
+                    for i in range(0, x.shape[0], size)
+                ]
+                for k in range(int(steps)):
+                    run = runs[model.stage_index(k + 1)] if len(runs) > 1 else runs[0]
+                    outs = []
+                    for j, pair in enumerate(pairs):
+                        y = run(pair)
+                        pairs[j] = advance_pair(pair, y)
+                        outs.append(y.float().cpu().numpy())
+                    bar.update(1)
+                    yield k, np.concatenate(outs)
+        finally:
+            bar.close()
+            for r, mode in zip(runs, was_training):
+                r.train(mode)
+
+    return model, t0, leads, states()
+
+
+def forecast_attrs(model: ForecastModel, steps: int) -> dict[str, Any]:
+    """Provenance attributes of a forecast made by ``model`` over ``steps`` steps."""
+    attrs = {
+        "source": "xfuxi.forecast",
+        "model": model.name,
+        "checkpoint_sha256": str(model.config.get("sha256", "none")),
+        "steps": int(steps),
+        "timestep_hours": float(model.timestep_hours),
+        "xfuxi_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    cascade = model.config.get("cascade")
+    if cascade:  # a Cascade: which stage made which steps
+        attrs["cascade_stages"] = ",".join(cascade["stages"])
+        attrs["cascade_switch_steps"] = ",".join(str(s) for s in cascade["switch_steps"])
+    return attrs
+
+
+def forecast_iter(
+    ds: xr.Dataset,
+    *,
+    model: Any,
+    steps: int,
+    init_times: Sequence[Any] | None = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    progress: bool | None = None,
+):
+    """Deterministic forecast one lead time at a time: a generator for long rollouts.
+
+    Same arguments and results as :func:`forecast`; each item is the Dataset of one lead
+    (``prediction_timedelta`` of length 1), so only the current input pairs are held in
+    memory. ``xr.concat(list(forecast_iter(...)), "prediction_timedelta")`` equals
+    :func:`forecast`'s result.
+
+    Yields
+    ------
+    xarray.Dataset
+        Dims ``time`` (initial time), ``prediction_timedelta`` (1), ``level``, ``latitude``,
+        ``longitude``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
+    >>> class Trend(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return 2 * x[:, 1] - x[:, 0]
+    >>> model = xfuxi.wrap_model(Trend(), channels=[("temperature", 500.0)],
+    ...                          latitude=[-45.0, 45.0], longitude=[0.0, 90.0, 180.0, 270.0])
+    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
+    ...                                  np.array([250.0, 251.0])[:, None, None, None]
+    ...                                  * np.ones((2, 1, 2, 4)))},
+    ...                 coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
+    ...                         "level": [500], "latitude": [-45.0, 45.0],
+    ...                         "longitude": [0.0, 90.0, 180.0, 270.0]})
+    >>> [float(f.temperature.mean()) for f in forecast_iter(ds, model=model, steps=3,
+    ...                                                      progress=False)]
+    [252.0, 253.0, 254.0]
+    """
+    model_, t0, leads, gen = _rollout_arrays(
+        ds, model, steps, init_times, batch_size, device, dtype, progress
+    )
+    attrs = forecast_attrs(model_, steps)
+    for k, states in gen:
+        yield forecast_dataset(
+            states[:, None], model=model_, init_times=t0, leads=leads[k : k + 1], attrs=attrs
+        )
+
+
+def forecast(
+    ds: xr.Dataset,
+    *,
+    model: Any,
+    steps: int,
+    init_times: Sequence[Any] | None = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Deterministic forecast with a FuXi (or any wrapped) model, in WeatherBench2 layout.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Analysis-layout data (canonical names; validated) holding, for each initial time
+        ``t``, also ``t − 6 h``: two consecutive times give one forecast; more give one
+        forecast per initial time, run together in batches.
+    model : ForecastModel or str or path
+        A model (:func:`xfuxi.load_model`, :func:`xfuxi.wrap_model`), or a shipped name
+        (``"fuxi-hs-t21"``) / checkpoint directory to load.
+    steps : int
+        Number of 6-hour steps (leads ``6 h, 12 h, …, steps · 6 h``).
+    init_times : sequence of datetime-like, optional
+        Initial times (default: every time in ``ds`` whose predecessor is also in ``ds``).
+    batch_size : int, optional
+        Initial times run together (default: all).
+    device, dtype : optional
+        Run on this torch device / dtype (default: the model's). If they differ from the
+        model's, a copy of the model is used; the model passed in is never changed.
+    progress : bool, optional
+        Progress bar over lead times (default: the ``progress`` option).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``time`` (initial time), ``prediction_timedelta``, ``level``, ``latitude``,
+        ``longitude``; one variable per model variable (float32, units attrs). Attrs:
+        ``source``, ``model``, ``checkpoint_sha256``, ``steps``, ``timestep_hours``,
+        ``xfuxi_version``, ``created``.
+
+    Raises
+    ------
+    ValueError
+        Bad ``steps`` or ``batch_size``.
+    SchemaError
+        The data lack a channel of the model, are on another grid, contain NaN, or an
+        initial time lacks its predecessor (see :func:`initial_conditions`).
+    TypeError
+        ``model`` is not a ForecastModel or checkpoint.
+
+    Notes
+    -----
+    Autoregressive rollout (FuXi, Chen et al. 2023): ``x_{k+1} = M(x_{k-1}, x_k)``, each
+    prediction fed back as the latest input. Runs under ``torch.inference_mode`` with the
+    model in eval mode, so no autograd state is kept; 4DVar differentiates through
+    ``model`` directly instead.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
+    >>> class Persist(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return x[:, 1]
+    >>> model = xfuxi.wrap_model(Persist(), channels=[("temperature", 500.0)],
+    ...                          latitude=[-45.0, 45.0], longitude=[0.0, 90.0, 180.0, 270.0])
+    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
+    ...                                  np.full((3, 1, 2, 4), 250.0))},
+    ...                 coords={"time": pd.date_range("2000-01-01", periods=3, freq="6h"),
+    ...                         "level": [500], "latitude": [-45.0, 45.0],
+    ...                         "longitude": [0.0, 90.0, 180.0, 270.0]})
+    >>> fc = forecast(ds, model=model, steps=4, progress=False)
+    >>> fc.temperature.dims
+    ('time', 'prediction_timedelta', 'level', 'latitude', 'longitude')
+    >>> fc.temperature.shape
+    (2, 4, 1, 2, 4)
+    >>> fc.prediction_timedelta.values.astype("timedelta64[h]")[[0, -1]]
+    array([ 6, 24], dtype='timedelta64[h]')
+    """
+    model_, t0, leads, gen = _rollout_arrays(
+        ds, model, steps, init_times, batch_size, device, dtype, progress
+    )
+    out: np.ndarray | None = None
+    for k, states in gen:
+        if out is None:
+            out = np.empty((states.shape[0], len(leads), *states.shape[1:]), dtype="float32")
+        out[:, k] = states
+    return forecast_dataset(
+        out, model=model_, init_times=t0, leads=leads, attrs=forecast_attrs(model_, steps)
+    )
+
+
+# --- ensembles ---
+# FuXi-ENS and initial-state (Perlin / Gaussian) ensembles. Everything below this line is the

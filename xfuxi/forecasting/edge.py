@@ -1,0 +1,139 @@
+"""The edge between xarray and tensors, shared by forecasts, ensembles and 4DVar.
+
+:func:`initial_conditions` turns a canonical Dataset into the model's input pairs and
+:func:`forecast_dataset` turns predicted states into a WeatherBench2 forecast Dataset
+(``time`` = initial time, ``prediction_timedelta`` = lead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..data.channels import stack, unstack
+from ..data.schema import VARIABLES, SchemaError, canonical_order, validate
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.base import ForecastModel
+
+__all__ = ["forecast_dataset", "initial_conditions"]
+
+
+def initial_conditions(
+    ds: xr.Dataset,
+    model: ForecastModel,
+    *,
+    init_times: Sequence[Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack the model's input pairs (t − Δ, t) for each initial time from a canonical Dataset.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Analysis-layout data with a ``time`` dim holding, for each initial time ``t``,
+        also ``t - model.timestep``.
+    model : ForecastModel
+        Gives channels, grid and time step.
+    init_times : sequence of datetime-like, optional
+        Initial times to use. Default: every time in ``ds`` whose predecessor at
+        ``t - Δ`` is also in ``ds`` (two times → one initial time, the later).
+
+    Returns
+    -------
+    x : numpy.ndarray, shape (T, 2, C, H, W), float32
+    init_times : numpy.ndarray of datetime64[ns], shape (T,)
+
+    Raises
+    ------
+    SchemaError
+        Missing channel, grid mismatch, NaN in an input, or an initial time without its
+        predecessor.
+    """
+    ds = validate(ds, require_time=True)
+    model.check_dataset(ds)
+    times = pd.DatetimeIndex(ds["time"].values)
+    step = pd.Timedelta(model.timestep)
+    if init_times is None:
+        chosen = [t for t in times if (t - step) in times]
+        if not chosen:
+            raise SchemaError(
+                f"no initial time has its predecessor {step} earlier in the data; the model "
+                f"needs two consecutive input times (got times {list(times[:4])}...)"
+            )
+    else:
+        chosen = list(pd.DatetimeIndex(pd.to_datetime(list(init_times))))
+        for t in chosen:
+            if t not in times or (t - step) not in times:
+                raise SchemaError(
+                    f"initial time {t} needs data at {t - step} and {t}; not both in the data"
+                )
+    chosen_idx = pd.DatetimeIndex(chosen)
+    prev = ds.sel(time=chosen_idx - step)
+    curr = ds.sel(time=chosen_idx)
+    arrays = []
+    for part in (prev, curr):
+        arr = stack(part, model.channels).transpose("time", "channel", "latitude", "longitude")
+        arrays.append(np.asarray(arr.values, dtype="float32"))
+    x = np.stack(arrays, axis=1)
+    if not np.all(np.isfinite(x)):
+        raise SchemaError("model inputs contain NaN or infinite values")
+    return x, chosen_idx.values.astype("datetime64[ns]")
+
+
+def forecast_dataset(
+    states: np.ndarray | torch.Tensor,
+    *,
+    model: ForecastModel,
+    init_times: np.ndarray,
+    leads: np.ndarray,
+    member_dim: str | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> xr.Dataset:
+    """Turn predicted states into a WeatherBench2 forecast Dataset.
+
+    Parameters
+    ----------
+    states : array, shape (T, L, C, H, W) or, with ``member_dim``, (T, M, L, C, H, W)
+        Predicted states in physical units.
+    model : ForecastModel
+        Gives channel list and grid.
+    init_times : datetime64 array (T,)
+    leads : timedelta64 array (L,)
+    member_dim : str, optional
+        Name of the ensemble dim (``"number"``) if the second axis holds members.
+    attrs : dict, optional
+        Provenance attributes for the Dataset.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``time`` (initial time), [``number``], ``prediction_timedelta``, ``level``,
+        ``latitude``, ``longitude``; one variable per model variable.
+    """
+    arr = states.detach().cpu().numpy() if hasattr(states, "detach") else np.asarray(states)
+    dims = ["time", "prediction_timedelta", "channel", "latitude", "longitude"]
+    coords: dict[str, Any] = {
+        "time": np.asarray(init_times, dtype="datetime64[ns]"),
+        "prediction_timedelta": np.asarray(leads).astype("timedelta64[ns]"),
+        "latitude": ("latitude", model.latitude, {"units": "degrees_north"}),
+        "longitude": ("longitude", model.longitude, {"units": "degrees_east"}),
+    }
+    if member_dim is not None:
+        dims.insert(1, member_dim)
+        coords[member_dim] = np.arange(arr.shape[1])
+    if arr.ndim != len(dims):
+        raise ValueError(f"states has shape {arr.shape}; expected {len(dims)} dims {dims}")
+    da = xr.DataArray(arr, dims=dims, coords=coords)
+    ds = unstack(da, model.channels)
+    for name in ds.data_vars:
+        if str(name) in VARIABLES:
+            ds[name].attrs["units"] = VARIABLES[str(name)][0]
+    ds = ds.transpose(*canonical_order(ds.dims))
+    ds.attrs.update(attrs or {})
+    return ds

@@ -1,0 +1,114 @@
+"""Running a model forward: the pair shift, rollouts, and where a model lives (device, dtype).
+
+A FuXi model maps an input pair ``(x(t - Δ), x(t))`` to ``x(t + Δ)``; :func:`advance_pair`
+is the one place where the pair is shifted forward. :func:`rollout` runs several steps;
+:func:`model_on` puts a model (or a cascade's stages) on a device and dtype without touching
+the caller's object.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..options import get_options
+from .base import ForecastModel
+from .cascade import Cascade
+from .checkpoint import _as_dtype
+
+__all__ = ["advance_pair", "copy_model", "model_device", "model_dtype", "model_on", "rollout"]
+
+log = logging.getLogger(__name__)
+
+
+def advance_pair(pair: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """Shift an input pair ``(B, 2, ...)`` forward by one step: ``(pair[:, 1], new)``.
+
+    Examples
+    --------
+    >>> p = torch.zeros(1, 2, 3); advance_pair(p, torch.ones(1, 3))[0, :, 0].tolist()
+    [0.0, 1.0]
+    """
+    return torch.stack([pair[:, 1], new], dim=1)
+
+
+def model_dtype(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.dtype:
+    """``dtype`` if given, else the dtype of the model's first floating parameter or buffer."""
+    if dtype is not None:
+        return dtype
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model without any)."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def rollout(model: Any, pair: np.ndarray, steps: int) -> np.ndarray:
+    """Run ``model`` ``steps`` steps from an input pair ``(2, C, H, W)``; returns (steps, C, H, W).
+
+    Examples
+    --------
+    >>> from xfuxi.models.lorenz96 import lorenz96_model
+    >>> m = lorenz96_model(n_variables=8)
+    >>> rollout(m, np.full((2, 1, 1, 8), 8.0), 3).shape
+    (3, 1, 1, 8)
+    """
+    dtype = model_dtype(model, None)
+    x = torch.as_tensor(np.asarray(pair), dtype=dtype, device=model_device(model))[None]
+    out = []
+    with torch.no_grad():
+        for _ in range(int(steps)):
+            y = model(x)
+            out.append(y[0].double().cpu().numpy())
+            x = advance_pair(x, y)
+    return np.stack(out)
+
+
+def model_on(model: Any, device: Any, dtype: Any) -> Any:
+    """The model on ``device`` / ``dtype``: itself if it is there already, else a copy.
+
+    A Cascade gives a Cascade of its stages, each put there (switch steps and name kept).
+    """
+    if isinstance(model, Cascade):
+        stages = [model_on(m, device, dtype) for m in model.stages]
+        if all(a is b for a, b in zip(stages, model.stages)):
+            return model
+        return Cascade(stages, model.switch_steps, name=model.name)
+
+    param = next(iter(model.parameters()), None)
+    cur_dev = param.device if param is not None else torch.device("cpu")
+    cur_dtype = param.dtype if param is not None else torch.float32
+    dev = cur_dev if device is None else torch.device(device)
+    dt = _as_dtype(dtype) if dtype is not None else (
+        cur_dtype if param is not None else _as_dtype(get_options()["dtype"])
+    )  # fmt: skip
+    same_dev = dev.type == cur_dev.type and (dev.index is None or dev.index == cur_dev.index)
+    if same_dev and dt == cur_dtype:
+        return model
+    log.info("forecast: using a copy of model %r on %s (%s)", model.name, dev, dt)
+    return copy_model(model).to(device=dev, dtype=dt)
+
+
+def copy_model(model: ForecastModel) -> ForecastModel:
+    """An independent copy of a ForecastModel (network deep-copied, metadata shared)."""
+    return ForecastModel(
+        copy.deepcopy(model.net),
+        channels=model.channels,
+        latitude=model.latitude,
+        longitude=model.longitude,
+        stats=model.stats,
+        residual=model.residual,
+        timestep_hours=model.timestep_hours,
+        name=model.name,
+        config=copy.deepcopy(model.config),
+    ).train(model.training)

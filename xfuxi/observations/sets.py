@@ -1,0 +1,568 @@
+"""Observations: a Dataset layout, synthetic networks drawn from a truth, and screening.
+
+An observation Dataset has one dim ``obs``; coordinates ``time`` (datetime64),
+``latitude``, ``longitude`` (degrees), ``level`` (hPa, NaN for single-level variables) and
+``variable`` (WeatherBench2 long name); data variables ``value`` and ``error`` (the standard
+deviation of the observation error, in the variable's units).
+
+Synthetic networks interpolate a truth Dataset (with the same operator as the assimilation,
+:mod:`xfuxi.observations.operator`) and add Gaussian noise of std ``error`` from a seeded
+generator. :func:`screen_observations` rejects what cannot be used — NaN value, NaN or
+non-positive error, unknown variable or level, outside the grid, outside the window — and
+counts the rejections per reason, or raises in strict mode.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..data.channels import channels_of
+from ..data.schema import SchemaError, validate
+
+__all__ = [
+    "ObservationError",
+    "make_observations",
+    "radiosonde_observations",
+    "random_observations",
+    "region_observations",
+    "screen_observations",
+    "single_observation",
+    "validate_observations",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ObservationError(ValueError):
+    """Raised for malformed observations, or bad observations in strict mode."""
+
+
+def make_observations(
+    value: Any,
+    *,
+    error: Any,
+    time: Any,
+    latitude: Any,
+    longitude: Any,
+    variable: Any,
+    level: Any = None,
+) -> xr.Dataset:
+    """Assemble an observation Dataset from 1-D arrays (scalars are broadcast).
+
+    Parameters
+    ----------
+    value : array-like (m,)
+        Observed values.
+    error : float or array-like (m,)
+        Observation-error standard deviation.
+    time, latitude, longitude, variable : scalar or array-like (m,)
+    level : scalar or array-like (m,), optional
+        Pressure (hPa); NaN or None for single-level variables.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``obs``, coords ``time, latitude, longitude, level, variable``, data ``value,
+        error``.
+
+    Examples
+    --------
+    >>> obs = make_observations([5.0, 6.0], error=1.0, time="2000-01-01", latitude=[10, 20],
+    ...                         longitude=[0, 90], variable="temperature", level=500)
+    >>> obs.sizes["obs"], obs["level"].values.tolist()
+    (2, [500.0, 500.0])
+    """
+    value = np.atleast_1d(np.asarray(value, dtype="float64"))
+    if value.ndim != 1:
+        raise ObservationError(f"value must be 1-D, got shape {value.shape}")
+    m = value.size
+
+    def arr(x: Any, name: str, dtype: Any) -> np.ndarray:
+        a = np.asarray(x if x is not None else np.nan)
+        if a.ndim == 0:
+            a = np.full(m, a.item() if a.dtype != object else a.item())
+        a = a.astype(dtype)
+        if a.shape != (m,):
+            raise ObservationError(f"{name} has shape {a.shape}; expected ({m},)")
+        return a
+
+    level_arr = np.asarray(level if level is not None else np.nan, dtype=object)
+    if level_arr.ndim:
+        level_arr = np.array([np.nan if v is None else v for v in level_arr], dtype="float64")
+    ds = xr.Dataset(
+        {
+            "value": ("obs", value),
+            "error": ("obs", arr(error, "error", "float64")),
+        },
+        coords={
+            "time": ("obs", arr(_as_times(time), "time", "M8[ns]")),
+            "latitude": ("obs", arr(latitude, "latitude", "float64")),
+            "longitude": ("obs", arr(longitude, "longitude", "float64")),
+            "level": ("obs", arr(level_arr, "level", "float64")),
+            "variable": ("obs", arr(variable, "variable", str)),
+        },
+    )
+    return validate_observations(ds)
+
+
+def _as_times(time: Any) -> np.ndarray:
+    t = np.asarray(pd.to_datetime(np.atleast_1d(time)).values, dtype="M8[ns]")
+    return t[0] if np.ndim(time) == 0 else t
+
+
+def validate_observations(obs: xr.Dataset) -> xr.Dataset:
+    """Check the layout of an observation Dataset; return it with canonical dtypes.
+
+    Raises
+    ------
+    ObservationError
+        Not a Dataset, no ``obs`` dim, or a missing / mis-shaped coordinate or variable.
+
+    Examples
+    --------
+    >>> obs = make_observations([1.0], error=0.5, time="2000-01-01", latitude=0, longitude=0,
+    ...                         variable="temperature", level=850)
+    >>> validate_observations(obs) is not obs
+    True
+    """
+    if not isinstance(obs, xr.Dataset):
+        raise ObservationError(f"observations must be an xarray.Dataset, got {type(obs).__name__}")
+    if "obs" not in obs.dims:
+        raise ObservationError(f"observations need a dim 'obs'; got dims {tuple(obs.dims)}")
+    out = obs.copy()
+    for name in ("value", "error", "time", "latitude", "longitude", "level", "variable"):
+        if name not in out.variables:
+            raise ObservationError(f"observations lack {name!r}")
+        if out[name].dims != ("obs",):
+            raise ObservationError(f"{name!r} must have dims ('obs',), got {out[name].dims}")
+    for name in ("value", "error", "latitude", "longitude", "level"):
+        out[name] = out[name].astype("float64")
+    if not np.issubdtype(out["time"].dtype, np.datetime64):
+        raise ObservationError(f"'time' must be datetime64, got {out['time'].dtype}")
+    out["variable"] = out["variable"].astype(str)
+    return out
+
+
+def _error_of(error: float | Mapping[str, float], variable: str) -> float:
+    if isinstance(error, Mapping):
+        if variable not in error:
+            raise ObservationError(
+                f"no observation error given for variable {str(variable)!r} "
+                f"(errors given for {sorted(map(str, error))})"
+            )
+        return float(error[variable])
+    return float(error)
+
+
+def _sample_truth(
+    truth: xr.Dataset,
+    variable: np.ndarray,
+    latitude: np.ndarray,
+    longitude: np.ndarray,
+    level: np.ndarray,
+    time: np.ndarray,
+) -> np.ndarray:
+    """Interpolate the truth to observation points with the assimilation's operator."""
+    import torch
+
+    from ..data.channels import stack
+    from .operator import build_operator
+
+    out = np.full(variable.size, np.nan)
+    variables = sorted(set(variable.tolist()))
+    missing = [v for v in variables if v not in truth.data_vars]
+    if missing:
+        raise ObservationError(f"truth lacks variable(s) {missing}")
+    chans = channels_of(truth, variables)
+    times = pd.DatetimeIndex(truth["time"].values)
+    for t in np.unique(time):
+        if pd.Timestamp(t) not in times:
+            raise ObservationError(f"time {pd.Timestamp(t)} is not in the truth")
+        sel = np.nonzero(time == t)[0]
+        field = stack(truth.sel(time=t), chans).transpose("channel", "latitude", "longitude")
+        op, why = build_operator(
+            chans,
+            truth["latitude"].values,
+            truth["longitude"].values,
+            obs_variable=variable[sel],
+            obs_latitude=latitude[sel],
+            obs_longitude=longitude[sel],
+            obs_level=level[sel],
+        )
+        if np.any(why != ""):
+            bad = sorted(set(why[why != ""].tolist()))
+            raise ObservationError(f"cannot sample the truth at some points: {bad}")
+        out[sel] = op(torch.as_tensor(np.asarray(field.values, dtype="float64"))).numpy()
+    return out
+
+
+def _finish(
+    truth: xr.Dataset,
+    variable: list[str],
+    latitude: Any,
+    longitude: Any,
+    level: Any,
+    time: Any,
+    error: float | Mapping[str, float],
+    rng: np.random.Generator,
+    noise: bool,
+    network: str,
+) -> xr.Dataset:
+    var = np.asarray(variable, dtype=str)
+    lat = np.asarray(latitude, dtype="float64")
+    lon = np.asarray(longitude, dtype="float64")
+    lev = np.asarray(level, dtype="float64")
+    tim = np.asarray(time, dtype="M8[ns]")
+    err = np.array([_error_of(error, v) for v in var], dtype="float64")
+    if np.any(~(err > 0)):
+        raise ObservationError(f"observation errors must be positive, got {np.unique(err)}")
+    clean = _sample_truth(truth, var, lat, lon, lev, tim)
+    value = clean + (rng.standard_normal(var.size) * err if noise else 0.0)
+    obs = make_observations(
+        value, error=err, time=tim, latitude=lat, longitude=lon, variable=var, level=lev
+    )
+    obs["truth"] = ("obs", clean)
+    obs.attrs["network"] = network
+    return obs
+
+
+def _levels_for(truth: xr.Dataset, var: str, levels: Sequence[float] | None) -> list[float]:
+    if "level" not in truth[var].dims:
+        return [np.nan]
+    have = [float(x) for x in truth["level"].values]
+    if levels is None:
+        return have
+    return [float(x) for x in levels]
+
+
+def _truth_times(truth: xr.Dataset, times: Any) -> np.ndarray:
+    if times is None:
+        return np.asarray(truth["time"].values, dtype="M8[ns]")
+    return np.asarray(pd.to_datetime(np.atleast_1d(times)).values, dtype="M8[ns]")
+
+
+def single_observation(
+    truth: xr.Dataset,
+    *,
+    variable: str,
+    latitude: float,
+    longitude: float,
+    time: Any,
+    error: float,
+    level: float | None = None,
+    noise: bool = True,
+    seed: int | None = None,
+) -> xr.Dataset:
+    """One observation of ``variable`` at a point, drawn from the truth.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        Canonical data with a ``time`` dim containing ``time``.
+    variable : str
+    latitude, longitude : float
+    time : datetime-like
+    error : float
+        Observation-error std; the noise added has this std.
+    level : float, optional
+        Pressure level (hPa) for a variable with levels.
+    noise : bool, default True
+        Add Gaussian noise (else the observation is the interpolated truth).
+    seed : int, optional
+
+    Returns
+    -------
+    xarray.Dataset
+        Observation Dataset with one observation (and the noise-free ``truth`` value).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> truth = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
+    ...                     np.arange(8.0).reshape(1, 2, 4))},
+    ...                    coords={"time": [np.datetime64("2000-01-01", "ns")],
+    ...                            "latitude": [-45.0, 45.0], "longitude": [0, 90, 180, 270.0]})
+    >>> obs = single_observation(truth, variable="temperature", latitude=0.0, longitude=45.0,
+    ...                          time="2000-01-01", error=0.1, noise=False)
+    >>> float(obs["value"][0])
+    2.5
+    """
+    truth = validate(truth, require_time=True)
+    rng = np.random.default_rng(seed)
+    lev = np.nan if level is None else float(level)
+    return _finish(
+        truth,
+        [variable],
+        [latitude],
+        [longitude],
+        [lev],
+        [np.datetime64(pd.Timestamp(time), "ns")],
+        error,
+        rng,
+        noise,
+        "single",
+    )
+
+
+def random_observations(
+    truth: xr.Dataset,
+    *,
+    n: int,
+    variables: Sequence[str],
+    error: float | Mapping[str, float],
+    levels: Sequence[float] | None = None,
+    times: Any = None,
+    seed: int | None = None,
+) -> xr.Dataset:
+    """``n`` observations at random points, uniform in area over the sphere.
+
+    Each observation draws a variable, a level (from ``levels``, default the truth's levels),
+    a time (from ``times``, default all truth times) and a location.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> truth = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
+    ...                     np.zeros((1, 3, 4)))},
+    ...                    coords={"time": [np.datetime64("2000-01-01", "ns")],
+    ...                            "latitude": [-60.0, 0.0, 60.0],
+    ...                            "longitude": [0, 90, 180, 270.0]})
+    >>> obs = random_observations(truth, n=5, variables=["temperature"], error=1.0, seed=0)
+    >>> obs.sizes["obs"], bool((abs(obs["latitude"]) <= 90).all())
+    (5, True)
+    """
+    truth = validate(truth, require_time=True)
+    rng = np.random.default_rng(seed)
+    tims = _truth_times(truth, times)
+    var = rng.choice(np.asarray(list(variables), dtype=str), size=int(n))
+    lev = np.array([rng.choice(_levels_for(truth, v, levels)) for v in var], dtype="float64")
+    lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, int(n))))
+    lon = rng.uniform(0.0, 360.0, int(n))
+    tim = rng.choice(tims, size=int(n))
+    return _finish(truth, list(var), lat, lon, lev, tim, error, rng, True, "random")
+
+
+def radiosonde_observations(
+    truth: xr.Dataset,
+    *,
+    error: float | Mapping[str, float],
+    n_sites: int | None = None,
+    sites: Sequence[tuple[float, float]] | None = None,
+    variables: Sequence[str] | None = None,
+    levels: Sequence[float] | None = None,
+    times: Any = None,
+    seed: int | None = None,
+) -> xr.Dataset:
+    """Radiosonde-like columns: every level of several variables at each site and time.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+    error : float or mapping variable → float
+    n_sites : int, optional
+        Number of random sites (uniform in area). Exactly one of ``n_sites``/``sites``.
+    sites : sequence of (latitude, longitude), optional
+    variables : sequence of str, optional
+        Default: every truth variable with a ``level`` dim.
+    levels : sequence of float, optional
+        Default: all truth levels.
+    times : datetime-like or sequence, optional
+        Default: all truth times.
+    seed : int, optional
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> truth = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
+    ...                     np.zeros((1, 2, 3, 4)))},
+    ...                    coords={"time": [np.datetime64("2000-01-01", "ns")],
+    ...                            "level": [500.0, 850.0],
+    ...                            "latitude": [-60.0, 0.0, 60.0],
+    ...                            "longitude": [0, 90, 180, 270.0]})
+    >>> obs = radiosonde_observations(truth, sites=[(10.0, 20.0)], error=0.5, seed=0)
+    >>> obs["level"].values.tolist()
+    [500.0, 850.0]
+    """
+    truth = validate(truth, require_time=True)
+    rng = np.random.default_rng(seed)
+    if (n_sites is None) == (sites is None):
+        raise ObservationError("give exactly one of n_sites and sites")
+    if sites is None:
+        lat_s = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, int(n_sites))))
+        lon_s = rng.uniform(0.0, 360.0, int(n_sites))
+    else:
+        arr = np.asarray(sites, dtype="float64").reshape(-1, 2)
+        lat_s, lon_s = arr[:, 0], arr[:, 1]
+    if variables is None:
+        variables = [str(v) for v in truth.data_vars if "level" in truth[v].dims]
+    tims = _truth_times(truth, times)
+    rows: list[tuple[str, float, float, float, Any]] = []
+    for t in tims:
+        for la, lo in zip(lat_s, lon_s):
+            for v in variables:
+                for lv in _levels_for(truth, v, levels):
+                    rows.append((v, la, lo, lv, t))
+    v_, la_, lo_, lv_, t_ = zip(*rows)
+    return _finish(truth, list(v_), la_, lo_, lv_, t_, error, rng, True, "radiosonde")
+
+
+def region_observations(
+    truth: xr.Dataset,
+    *,
+    latitude: tuple[float, float],
+    longitude: tuple[float, float],
+    variables: Sequence[str],
+    error: float | Mapping[str, float],
+    levels: Sequence[float] | None = None,
+    times: Any = None,
+    seed: int | None = None,
+) -> xr.Dataset:
+    """Observations at every grid point inside a latitude–longitude box.
+
+    ``longitude=(lo, hi)`` with ``lo > hi`` wraps across 0°. Each variable is observed at
+    each of ``levels`` (default all truth levels) and ``times`` (default all).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> truth = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
+    ...                     np.zeros((1, 3, 4)))},
+    ...                    coords={"time": [np.datetime64("2000-01-01", "ns")],
+    ...                            "latitude": [-60.0, 0.0, 60.0],
+    ...                            "longitude": [0, 90, 180, 270.0]})
+    >>> obs = region_observations(truth, latitude=(-10, 70), longitude=(250, 100),
+    ...                           variables=["temperature"], error=1.0, seed=0)
+    >>> sorted(set(obs["longitude"].values.tolist()))
+    [0.0, 90.0, 270.0]
+    """
+    truth = validate(truth, require_time=True)
+    rng = np.random.default_rng(seed)
+    lat_g = truth["latitude"].values
+    lon_g = truth["longitude"].values % 360.0
+    in_lat = lat_g[(lat_g >= min(latitude)) & (lat_g <= max(latitude))]
+    lo, hi = float(longitude[0]) % 360.0, float(longitude[1]) % 360.0
+    if lo <= hi:
+        in_lon = lon_g[(lon_g >= lo) & (lon_g <= hi)]
+    else:
+        in_lon = lon_g[(lon_g >= lo) | (lon_g <= hi)]
+    if in_lat.size == 0 or in_lon.size == 0:
+        raise ObservationError(f"no grid point inside latitude {latitude}, longitude {longitude}")
+    rows = []
+    for t in _truth_times(truth, times):
+        for v in variables:
+            for lv in _levels_for(truth, v, levels):
+                for la in in_lat:
+                    for lo_ in in_lon:
+                        rows.append((v, la, lo_, lv, t))
+    v_, la_, lo_, lv_, t_ = zip(*rows)
+    return _finish(truth, list(v_), la_, lo_, lv_, t_, error, rng, True, "region")
+
+
+def screen_observations(
+    obs: xr.Dataset,
+    *,
+    channels: Sequence[tuple[str, float | None]],
+    latitude: Any,
+    longitude: Any,
+    slot_times: Any,
+    strict: bool = False,
+) -> tuple[xr.Dataset, Any, np.ndarray, dict[str, int]]:
+    """Reject unusable observations, counting each reason; bin the rest into time slots.
+
+    Checked in this order (first failing reason counts): ``nan_value``; ``bad_error``
+    (NaN or ≤ 0); ``unknown_variable``; ``unknown_level``; ``outside_grid``;
+    ``outside_window`` (farther than half a slot interval from every slot time).
+
+    Parameters
+    ----------
+    obs : xarray.Dataset
+        Observation Dataset.
+    channels, latitude, longitude
+        The model's channels and grid.
+    slot_times : array of datetime64 (K,)
+        Observation slot times (equally spaced).
+    strict : bool, default False
+        Raise :class:`ObservationError` listing the counts if anything is rejected.
+
+    Returns
+    -------
+    used : xarray.Dataset
+        The usable observations, with a ``slot`` coordinate (0..K−1).
+    operator : ObservationOperator
+        Interpolation for ``used`` (in its order).
+    reason : numpy.ndarray of str
+        Reason per input observation (``""`` for used).
+    counts : dict
+        Number rejected per reason (every reason present, zeros included).
+
+    Examples
+    --------
+    >>> obs = make_observations([1.0, np.nan], error=1.0, time="2000-01-01", latitude=0,
+    ...                         longitude=0, variable="temperature", level=500)
+    >>> used, op, why, counts = screen_observations(
+    ...     obs, channels=[("temperature", 500.0)], latitude=[-45.0, 45.0],
+    ...     longitude=[0.0, 180.0], slot_times=np.array(["2000-01-01"], dtype="M8[ns]"))
+    >>> used.sizes["obs"], counts["nan_value"]
+    (1, 1)
+    """
+    from .operator import REJECT_REASONS, build_operator
+
+    obs = validate_observations(obs)
+    m = obs.sizes["obs"]
+    reason = np.full(m, "", dtype=object)
+    value = obs["value"].values
+    err = obs["error"].values
+    reason[~np.isfinite(value)] = "nan_value"
+    reason[(reason == "") & ~(err > 0)] = "bad_error"
+    reason[(reason == "") & ~np.isfinite(err)] = "bad_error"
+    _, why = build_operator(
+        channels,
+        latitude,
+        longitude,
+        obs_variable=obs["variable"].values,
+        obs_latitude=obs["latitude"].values,
+        obs_longitude=obs["longitude"].values,
+        obs_level=obs["level"].values,
+    )
+    fill = (reason == "") & (why != "")
+    reason[fill] = why[fill]
+    slots = np.asarray(slot_times, dtype="M8[ns]")
+    t = obs["time"].values.astype("M8[ns]")
+    dist = np.abs((t[:, None] - slots[None, :]).astype("int64"))
+    slot = np.argmin(dist, axis=1)
+    half = (
+        (slots[1] - slots[0]).astype("int64") / 2
+        if slots.size > 1
+        else np.timedelta64(3, "h").astype("m8[ns]").astype("int64")
+    )
+    outside = dist[np.arange(m), slot] > half
+    reason[(reason == "") & outside] = "outside_window"
+    counts = {r: int(np.sum(reason == r)) for r in REJECT_REASONS}
+    n_bad = int(np.sum(reason != ""))
+    if n_bad and strict:
+        raise ObservationError(
+            f"{n_bad} of {m} observations rejected (strict mode): "
+            + ", ".join(f"{k}={v}" for k, v in counts.items() if v)
+        )
+    if n_bad:
+        log.info("rejected %d of %d observations: %s", n_bad, m, counts)
+    keep = np.nonzero(reason == "")[0]
+    used = obs.isel(obs=keep).assign_coords(slot=("obs", slot[keep]))
+    op, why2 = build_operator(
+        channels,
+        latitude,
+        longitude,
+        obs_variable=used["variable"].values,
+        obs_latitude=used["latitude"].values,
+        obs_longitude=used["longitude"].values,
+        obs_level=used["level"].values,
+    )
+    if np.any(why2 != ""):  # cannot happen: same checks
+        raise SchemaError("internal error: screened observations failed the operator")
+    return used, op, reason.astype(str), counts

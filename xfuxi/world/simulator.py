@@ -1,0 +1,751 @@
+"""The Held–Suarez world: a synthetic, eddying atmosphere standing in for ERA5 (DESIGN.md §3).
+
+The world is the dry primitive-equation core of ``dinosaur`` (the spectral core of NeuralGCM)
+on sigma levels, forced as Held & Suarez (1994) prescribe: Newtonian relaxation of temperature
+toward a zonally symmetric radiative equilibrium and Rayleigh drag in the boundary layer. Its
+climate is stationary (no seasons, no diurnal cycle) and, after about 100 days of spin-up,
+full of baroclinic eddies in geostrophic balance. Output is on pressure levels every 6 hours,
+in SI units and in xfuxi's canonical layout, so that everything that takes ERA5 or
+WeatherBench2 data takes the world too.
+
+Variables
+---------
+``geopotential`` (m² s⁻²), ``temperature`` (K), ``u_component_of_wind``,
+``v_component_of_wind`` (m s⁻¹) and ``passive_tracer`` (1) on pressure levels, and
+``surface_pressure`` (Pa). The world is dry, so a passive tracer stands in for moisture: it is
+advected by the model winds and relaxed toward an equilibrium profile
+``q_eq = exp(-(φ / 30°)²) · σ²`` (high in the tropics and near the surface, low toward the
+poles and aloft) on a timescale of 5 days, which keeps sharp, eddy-stirred gradients. It is
+*not* humidity and has no effect on the dynamics.
+
+Train / validation / test convention
+------------------------------------
+The Held–Suarez climate is stationary, so independent runs that differ only in the seed of
+the initial perturbation are independent samples of the same climate. :data:`SPLITS` fixes one
+seed, start date and default length per split, with date ranges that never overlap, so a test
+period can be made without generating the training years:
+
+=========== ====== ============ =========================================
+split       seed   start        default length
+=========== ====== ============ =========================================
+train       1      2000-01-01   4 × 365 days (one continuous run)
+validation  2      2010-01-01   365 days
+test        3      2020-01-01   365 days
+=========== ====== ============ =========================================
+
+Caching
+-------
+Generated worlds are written as zarr stores under the cache directory — ``$XFUXI_CACHE``,
+else ``xfuxi.get_options()["cache_dir"]``, else ``~/.cache/xfuxi`` — in a folder named by a
+hash of the full configuration and of the xfuxi and dinosaur versions. The store is written
+into a temporary folder beside the target and moved into place with :func:`os.replace`, so a
+killed run never leaves a half-written world behind. The next call with the same configuration
+opens the store instead of running the model.
+
+References
+----------
+Held, I. M. and Suarez, M. J. (1994): A proposal for the intercomparison of the dynamical
+cores of atmospheric general circulation models. *Bull. Amer. Meteor. Soc.*, 75, 1825–1830.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._version import __version__
+from ..data.schema import VARIABLES, validate
+from ..options import get_options
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "SPLITS",
+    "cache_directory",
+    "held_suarez",
+    "held_suarez_split",
+    "world_cache_path",
+    "world_config",
+]
+
+log = logging.getLogger(__name__)
+
+#: bump when the generator changes in a way that changes its output (invalidates caches)
+GENERATOR_VERSION = 1
+
+#: split -> (seed, start date, default length in days); see the module docstring
+SPLITS: dict[str, dict[str, Any]] = {
+    "train": {"seed": 1, "start": "2000-01-01", "days": 4 * 365},
+    "validation": {"seed": 2, "start": "2010-01-01", "days": 365},
+    "test": {"seed": 3, "start": "2020-01-01", "days": 365},
+}
+
+_RESOLUTIONS = {"T21": "T21", "T42": "T42"}
+#: time step (minutes) per resolution; T21 is stable at 30 min, T42 needs a shorter one
+_TIME_STEP_MIN = {"T21": 30.0, "T42": 15.0}
+_PRESSURE_VARS = (
+    "geopotential",
+    "temperature",
+    "u_component_of_wind",
+    "v_component_of_wind",
+    "passive_tracer",
+)
+_TRACER_TAU_DAYS = 5.0
+_TRACER_LAT_SCALE_DEG = 30.0
+_PERTURBATION_VORTICITY = 1e-6  # s**-1, rms of the seeded vorticity noise
+_CHUNK_DAYS = 10  # outputs are computed and written in chunks of this many days
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration and cache
+# ---------------------------------------------------------------------------------------------
+
+
+def world_config(
+    *,
+    days: int = 365,
+    start: str = "2000-01-01",
+    seed: int = 0,
+    resolution: str = "T21",
+    levels: Sequence[float] = (250, 500, 700, 850),
+    spinup_days: int = 100,
+    n_sigma_levels: int = 8,
+    output_hours: int = 6,
+) -> dict[str, Any]:
+    """Check a Held–Suarez configuration and return it in normalised, hashable form.
+
+    Parameters
+    ----------
+    days, start, seed, resolution, levels, spinup_days, n_sigma_levels, output_hours
+        As in :func:`held_suarez`.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable configuration (levels sorted, start as ISO string, time step).
+
+    Raises
+    ------
+    ValueError
+        For any out-of-range or ill-typed value, naming it.
+
+    Examples
+    --------
+    >>> world_config(days=2, levels=(850, 250))["levels"]
+    [250, 850]
+    """
+    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
+        raise ValueError(f"days must be a positive integer; got {days!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    if resolution not in _RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {sorted(_RESOLUTIONS)}; got {resolution!r}")
+    try:
+        start_ts = pd.Timestamp(start)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"start must be a date such as '2000-01-01'; got {start!r}") from err
+    if start_ts.tzinfo is not None:
+        raise ValueError(f"start must be a naive (UTC) date; got {start!r}")
+    if (
+        isinstance(spinup_days, bool)
+        or not np.isfinite(spinup_days)
+        or spinup_days < 0
+        or float(spinup_days) != int(spinup_days)
+    ):
+        raise ValueError(f"spinup_days must be a whole number of days >= 0; got {spinup_days!r}")
+    if isinstance(n_sigma_levels, bool) or not 4 <= int(n_sigma_levels) <= 64:
+        raise ValueError(f"n_sigma_levels must be an integer in 4..64; got {n_sigma_levels!r}")
+    if output_hours not in (1, 2, 3, 6, 12, 24):
+        raise ValueError(f"output_hours must divide 24 (1, 2, 3, 6, 12, 24); got {output_hours!r}")
+    step_min = _TIME_STEP_MIN[resolution]
+    if (output_hours * 60) % step_min:
+        raise ValueError(f"output_hours={output_hours} is not a multiple of the time step")
+    lev = [float(x) for x in np.atleast_1d(np.asarray(levels, dtype="float64"))]
+    if not lev:
+        raise ValueError("levels must name at least one pressure level (hPa)")
+    if len(set(lev)) != len(lev):
+        raise ValueError(f"levels has duplicates: {list(levels)}")
+    if len(lev) > 13:
+        raise ValueError(f"at most 13 pressure levels are supported; got {len(lev)}")
+    sigma_top = 1.0 / (2 * int(n_sigma_levels))
+    for p in lev:
+        # levels above the top sigma level or below the lowest one would be extrapolated
+        if not (1000 * sigma_top <= p <= 1000 * (1 - sigma_top)):
+            raise ValueError(
+                f"level {p:g} hPa lies outside the model's sigma levels (about "
+                f"{1000 * sigma_top:g}..{1000 * (1 - sigma_top):g} hPa for "
+                f"n_sigma_levels={n_sigma_levels}); choose levels inside that range"
+            )
+    lev = sorted(lev)
+    return {
+        "days": int(days),
+        "start": start_ts.isoformat(),
+        "seed": int(seed),
+        "resolution": resolution,
+        "levels": [int(p) if p.is_integer() else p for p in lev],
+        "spinup_days": float(spinup_days),
+        "n_sigma_levels": int(n_sigma_levels),
+        "output_hours": int(output_hours),
+        "time_step_minutes": step_min,
+        "tracer_relaxation_days": _TRACER_TAU_DAYS,
+        "generator_version": GENERATOR_VERSION,
+    }
+
+
+def _versions() -> dict[str, str]:
+    import dinosaur
+
+    return {"xfuxi": __version__, "dinosaur": str(getattr(dinosaur, "__version__", "unknown"))}
+
+
+def cache_directory(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Return the directory where generated worlds are cached.
+
+    Parameters
+    ----------
+    cache_dir : path, optional
+        Explicit directory; wins over everything else.
+
+    Returns
+    -------
+    pathlib.Path
+        ``cache_dir``, else ``$XFUXI_CACHE``, else ``xfuxi.get_options()["cache_dir"]``,
+        else ``~/.cache/xfuxi``.
+
+    Examples
+    --------
+    >>> str(cache_directory("/tmp/somewhere"))
+    '/tmp/somewhere'
+    """
+
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("XFUXI_CACHE")
+    if env:
+        return Path(env).expanduser()
+    opt = get_options().get("cache_dir")
+    if opt:
+        return Path(opt).expanduser()
+    return Path("~/.cache/xfuxi").expanduser()
+
+
+def world_cache_path(config: dict[str, Any], cache_dir: str | os.PathLike | None = None) -> Path:
+    """Return the zarr store path for a configuration (from :func:`world_config`).
+
+    The name is ``held_suarez-<resolution>-<hash>.zarr`` where the hash covers the full
+    configuration and the xfuxi and dinosaur versions.
+
+    Examples
+    --------
+    >>> p = world_cache_path(world_config(days=1), "/tmp/c")
+    >>> p.name.startswith("held_suarez-T21-") and p.suffix == ".zarr"
+    True
+    """
+    key = json.dumps({"config": config, "versions": _versions()}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_directory(cache_dir) / f"held_suarez-{config['resolution']}-{digest}.zarr"
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------------
+
+
+_CONFIG_KEYS = ("resolution", "levels", "spinup_days", "n_sigma_levels", "output_hours")
+_MODEL_KEYS = ("resolution", "levels", "n_sigma_levels", "output_hours", "time_step_minutes")
+
+
+@functools.lru_cache(maxsize=4)
+def _model(frozen: str) -> _Model:
+    """The model for a configuration, cached so its jitted functions compile only once."""
+    return _Model(json.loads(frozen))
+
+
+def _get_model(config: dict[str, Any]) -> _Model:
+    return _model(json.dumps({k: config[k] for k in _MODEL_KEYS}, sort_keys=True))
+
+
+class _Model:
+    """dinosaur objects, the jitted spin-up day and output chunk, and the post-processing.
+
+    Everything here depends only on ``_MODEL_KEYS`` of the configuration; the seed enters
+    through :meth:`initial_state` alone, so one compiled model serves every seed.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        import jax
+        import jax.numpy as jnp
+        from dinosaur import (
+            coordinate_systems,
+            held_suarez,
+            primitive_equations,
+            primitive_equations_states,
+            scales,
+            sigma_coordinates,
+            spherical_harmonic,
+            time_integration,
+            vertical_interpolation,
+            xarray_utils,
+        )
+
+        units = scales.units
+        self._jax, self._units, self._pe = jax, units, primitive_equations
+        grid = getattr(spherical_harmonic.Grid, config["resolution"])()
+        sigma = sigma_coordinates.SigmaCoordinates.equidistant(config["n_sigma_levels"])
+        coords = coordinate_systems.CoordinateSystem(horizontal=grid, vertical=sigma)
+        specs = primitive_equations.PrimitiveEquationsSpecs.from_si()
+        self.coords, self.specs, self.grid = coords, specs, grid
+
+        self._init_fn, aux = primitive_equations_states.isothermal_rest_atmosphere(
+            coords, specs, p0=1e5 * units.pascal, p1=5e3 * units.pascal
+        )
+        ref_temps = aux[xarray_utils.REF_TEMP_KEY]
+        nodal_orography = aux[xarray_utils.OROGRAPHY]  # flat: surface geopotential 0
+        orography = primitive_equations.truncated_modal_orography(nodal_orography, coords)
+
+        lon, sin_lat = grid.nodal_mesh
+        lat = np.arcsin(sin_lat)
+        sig = np.asarray(sigma.centers)[:, None, None]
+        q_eq_nodal = np.exp(-((np.rad2deg(lat) / _TRACER_LAT_SCALE_DEG) ** 2))[None] * sig**2
+        q_eq_modal = grid.to_modal(jnp.asarray(q_eq_nodal))
+        self.q_eq_modal = q_eq_modal
+
+        # --- equations: dry core + Held–Suarez forcing + tracer relaxation
+        core = primitive_equations.PrimitiveEquations(ref_temps, orography, coords, specs)
+        hs = held_suarez.HeldSuarezForcing(
+            coords=coords, physics_specs=specs, reference_temperature=ref_temps
+        )
+        tau = specs.nondimensionalize(_TRACER_TAU_DAYS * units.day)
+
+        class _HeldSuarezWithTracers(time_integration.ExplicitODE):
+            """Held–Suarez forcing, with zero tendencies for the tracers (DESIGN.md §3)."""
+
+            def explicit_terms(self, s):  # noqa: ANN001, ANN202
+                t = hs.explicit_terms(s)
+                return primitive_equations.State(
+                    vorticity=t.vorticity,
+                    divergence=t.divergence,
+                    temperature_variation=t.temperature_variation,
+                    log_surface_pressure=t.log_surface_pressure,
+                    tracers=jax.tree.map(jnp.zeros_like, s.tracers),
+                )
+
+        class _TracerRelaxation(time_integration.ExplicitODE):
+            """Source/sink: relax the tracer toward ``q_eq`` with timescale ``tau``.
+
+            Other tracers (the anomalies of :mod:`xfuxi.world.tracer_anomalies`) relax toward
+            0 on the same timescale, so that ``passive_tracer + anomaly`` obeys the tracer's
+            own equation exactly (it is linear in the tracer).
+            """
+
+            def explicit_terms(self, s):  # noqa: ANN001, ANN202
+                z = jnp.zeros_like
+                return primitive_equations.State(
+                    vorticity=z(s.vorticity),
+                    divergence=z(s.divergence),
+                    temperature_variation=z(s.temperature_variation),
+                    log_surface_pressure=z(s.log_surface_pressure),
+                    tracers={
+                        k: -(q - q_eq_modal) / tau if k == "passive_tracer" else -q / tau
+                        for k, q in s.tracers.items()
+                    },
+                )
+
+        equation = time_integration.compose_equations(
+            [core, _HeldSuarezWithTracers(), _TracerRelaxation()]
+        )
+        dt = specs.nondimensionalize(config["time_step_minutes"] * units.minute)
+        step = time_integration.imex_rk_sil3(equation, dt)
+        filters = [
+            time_integration.exponential_step_filter(grid, dt, tau=0.0087504, order=1.5, cutoff=0.8)
+        ]
+        step = time_integration.step_with_filters(step, filters)
+        self.step = step
+        self.inner_steps = int(round(config["output_hours"] * 60 / config["time_step_minutes"]))
+        self.outputs_per_day = 24 // config["output_hours"]
+
+        # --- post-processing to SI on pressure levels (inside jit)
+        g_scale = specs.dimensionalize(1.0, units.meter**2 / units.second**2).magnitude
+        t_scale = specs.dimensionalize(1.0, units.degK).magnitude
+        v_scale = specs.dimensionalize(1.0, units.meter / units.second).magnitude
+        p_scale = specs.dimensionalize(1.0, units.pascal).magnitude
+        p_levels = np.asarray(config["levels"], dtype="float64") * 100.0 / p_scale
+        pressure = vertical_interpolation.PressureCoordinates(p_levels)
+        nodal_orog = jnp.asarray(nodal_orography)
+
+        def post(s):  # noqa: ANN001, ANN202
+            temperature = ref_temps[:, None, None] + grid.to_nodal(s.temperature_variation)
+            u, v = spherical_harmonic.vor_div_to_uv_nodal(grid, s.vorticity, s.divergence)
+            phi = primitive_equations.get_geopotential_on_sigma(
+                temperature,
+                nodal_orography=nodal_orog,
+                sigma=sigma,
+                gravity_acceleration=specs.g,
+                ideal_gas_constant=specs.R,
+            )
+            tracer = grid.to_nodal(s.tracers["passive_tracer"])
+            ps = jnp.exp(grid.to_nodal(s.log_surface_pressure))  # (1, lon, lat)
+            fields = {
+                "geopotential": phi * g_scale,
+                "temperature": temperature * t_scale,
+                "u_component_of_wind": u * v_scale,
+                "v_component_of_wind": v * v_scale,
+                "passive_tracer": tracer,
+            }
+            for k, q in s.tracers.items():  # further tracers: the anomalies, if any
+                if k != "passive_tracer":
+                    fields[k] = grid.to_nodal(q)
+            on_p = vertical_interpolation.interp_sigma_to_pressure(fields, pressure, sigma, ps)
+            # (level, lon, lat) -> (level, lat, lon)
+            out = {k: jnp.swapaxes(x, -1, -2).astype(jnp.float32) for k, x in on_p.items()}
+            out["surface_pressure"] = jnp.swapaxes(ps[0] * p_scale, -1, -2).astype(jnp.float32)
+            return out
+
+        self.post = post
+        # spin-up advances whole days; output runs chunks of _CHUNK_DAYS days (the last chunk
+        # is run in full and cut), so a shorter run is exactly the start of a longer one
+        self.chunk = _CHUNK_DAYS * self.outputs_per_day
+        self.spin_day = jax.jit(
+            time_integration.repeated(step, self.inner_steps * self.outputs_per_day)
+        )
+        self.run_chunk = jax.jit(
+            time_integration.trajectory_from_step(
+                step, outer_steps=self.chunk, inner_steps=self.inner_steps, post_process_fn=post
+            )
+        )
+        self.latitude = np.rad2deg(np.asarray(grid.latitudes, dtype="float64"))
+        self.longitude = np.rad2deg(np.asarray(grid.longitudes, dtype="float64"))
+
+    def initial_state(self, seed: int) -> Any:
+        """Isothermal rest state, a seeded surface-pressure bump and vorticity noise."""
+        jax, units = self._jax, self._units
+        key = jax.random.PRNGKey(seed)
+        k_ps, k_vor = jax.random.split(key)
+        state = self._init_fn(rng_key=k_ps)
+        noise_amp = self.specs.nondimensionalize(_PERTURBATION_VORTICITY / units.second)
+        nodal_noise = noise_amp * jax.random.normal(k_vor, self.coords.nodal_shape)
+        return self._pe.State(
+            vorticity=state.vorticity + self.grid.to_modal(nodal_noise),
+            divergence=state.divergence,
+            temperature_variation=state.temperature_variation,
+            log_surface_pressure=state.log_surface_pressure,
+            tracers={"passive_tracer": self.q_eq_modal},
+        )
+
+
+def _chunks(config: dict[str, Any], progress: bool) -> Iterator[xr.Dataset]:
+    """Run the world of ``config`` and yield its output in consecutive time chunks."""
+    from tqdm.auto import tqdm
+
+    model = _get_model(config)
+    state = model.initial_state(config["seed"])
+    n_spin = int(config["spinup_days"])
+    days = config["days"]
+    bar = tqdm(
+        total=n_spin + days,
+        unit="day",
+        desc=f"Held-Suarez {config['resolution']} seed={config['seed']}",
+        disable=not progress,
+    )
+    log.info(
+        "generating a Held-Suarez world: %d spin-up days + %d days (%s)",
+        n_spin,
+        days,
+        config["resolution"],
+    )
+    start = np.datetime64(pd.Timestamp(config["start"]).to_datetime64(), "ns")
+    step = np.timedelta64(config["output_hours"], "h")
+    levels = np.asarray(config["levels"], dtype="float64")
+    n_out = days * model.outputs_per_day
+    with bar:
+        for _ in range(n_spin):
+            state = model.spin_day(state)
+            bar.update(1)
+        done = 0
+        while done < n_out:
+            state, out = model.run_chunk(state)
+            take = min(model.chunk, n_out - done)
+            arrays = {k: np.asarray(v[:take]) for k, v in out.items()}
+            bad = [k for k, a in arrays.items() if not np.all(np.isfinite(a))]
+            if bad:
+                raise FloatingPointError(
+                    f"the Held-Suarez model blew up (non-finite {bad}) between "
+                    f"{start + done * step} and {start + (done + take) * step}"
+                )
+            times = start + np.arange(done, done + take) * step
+            yield _to_dataset(arrays, times, levels, model.latitude, model.longitude)
+            done += take
+            bar.update(take / model.outputs_per_day)
+
+
+def _to_dataset(
+    arrays: dict[str, np.ndarray],
+    times: np.ndarray,
+    levels: np.ndarray,
+    latitude: np.ndarray,
+    longitude: np.ndarray,
+) -> xr.Dataset:
+    data_vars = {}
+    for name in _PRESSURE_VARS:
+        data_vars[name] = (("time", "level", "latitude", "longitude"), arrays[name])
+    data_vars["surface_pressure"] = (("time", "latitude", "longitude"), arrays["surface_pressure"])
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "time": ("time", times.astype("datetime64[ns]")),
+            "level": ("level", levels, {"units": "hPa", "long_name": "pressure level"}),
+            "latitude": ("latitude", latitude, {"units": "degrees_north"}),
+            "longitude": ("longitude", longitude, {"units": "degrees_east"}),
+        },
+    )
+    for name in ds.data_vars:
+        units, description = VARIABLES[str(name)]
+        ds[name].attrs = {"units": units, "long_name": description}
+    ds["passive_tracer"].attrs.update(
+        description=(
+            "passive tracer standing in for moisture in the dry Held-Suarez world; it is NOT "
+            "humidity. Advected by the model winds and relaxed toward "
+            "exp(-(lat/30deg)**2) * sigma**2 with a "
+            f"{_TRACER_TAU_DAYS:g}-day timescale."
+        ),
+        passive_tracer="true",
+    )
+    return ds
+
+
+def _attrs(config: dict[str, Any]) -> dict[str, Any]:
+    versions = _versions()
+    return {
+        "title": f"Held-Suarez world ({config['resolution']}, seed {config['seed']})",
+        "source": (
+            f"dinosaur {versions['dinosaur']} dry primitive equations on "
+            f"{config['n_sigma_levels']} sigma levels with Held-Suarez (1994) forcing, "
+            f"generated by xfuxi {versions['xfuxi']}"
+        ),
+        "references": "Held and Suarez (1994), Bull. Amer. Meteor. Soc. 75, 1825-1830",
+        "seasonal_cycle": "none",
+        "diurnal_cycle": "none",
+        "dinosaur_version": versions["dinosaur"],
+        "xfuxi_version": versions["xfuxi"],
+        "config": json.dumps(config, sort_keys=True),
+        **{f"config_{k}": (json.dumps(v) if isinstance(v, list) else v) for k, v in config.items()},
+    }
+
+
+def _replace_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(store)`` on a temporary zarr path beside ``target``, then move the store
+    into place; a store that another process put there first is kept."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    store = tmp / "store.zarr"
+    try:
+        write(store)
+        try:
+            os.replace(store, target)
+        except OSError:
+            if not target.exists():
+                raise
+            log.info("%s was written concurrently; using the existing store", target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_store(chunks: Iterator[xr.Dataset], target: Path, attrs: dict[str, Any]) -> None:
+    """Write chunks into a temporary zarr store beside ``target``, then move it into place."""
+
+    def write(store: Path) -> None:
+        first = True
+        for ds in chunks:
+            # every write carries the attrs: appending replaces the store's attrs
+            ds = ds.assign_attrs(attrs)
+            if first:
+                encoding = {
+                    k: {"chunks": (ds.sizes["time"], *ds[k].shape[1:])} for k in ds.data_vars
+                }
+                ds.to_zarr(store, mode="w", encoding=encoding, consolidated=True, zarr_format=2)
+                first = False
+            else:
+                ds.to_zarr(store, append_dim="time", consolidated=True, zarr_format=2)
+
+    _replace_atomically(target, write)
+
+
+def held_suarez(
+    *,
+    days: int = 365,
+    start: str = "2000-01-01",
+    seed: int = 0,
+    resolution: str = "T21",
+    levels: Sequence[float] = (250, 500, 700, 850),
+    spinup_days: int = 100,
+    n_sigma_levels: int = 8,
+    output_hours: int = 6,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Generate (or load from the cache) a Held–Suarez world on pressure levels.
+
+    Parameters
+    ----------
+    days : int, default 365
+        Length of the output period after spin-up, in days.
+    start : str, default "2000-01-01"
+        Valid time of the first output (the end of spin-up).
+    seed : int, default 0
+        Seeds the perturbation that breaks the zonal symmetry of the initial state (a
+        surface-pressure bump at a random place and white vorticity noise of 10⁻⁶ s⁻¹).
+        The same configuration gives the same world.
+    resolution : {"T21", "T42"}, default "T21"
+        Spectral truncation: T21 is a 64 × 32 Gaussian grid (5.625°, 30 min step), T42 a
+        128 × 64 grid (2.8125°, 15 min step).
+    levels : sequence of float, default (250, 500, 700, 850)
+        Output pressure levels in hPa (up to 13, inside the model's sigma levels).
+    spinup_days : int, default 100
+        Whole days run from the isothermal rest state before output starts; about 100 days
+        are needed for saturated eddies.
+    n_sigma_levels : int, default 8
+        Equidistant sigma levels of the model.
+    output_hours : int, default 6
+        Output interval in hours.
+    cache_dir : path, optional
+        Cache directory (default: $XFUXI_CACHE, ``xfuxi.get_options()["cache_dir"]`` or
+        ``~/.cache/xfuxi``).
+    use_cache : bool, default True
+        Read the world from the cache if it is there, and write it there if not. If False,
+        the world is computed and returned in memory and the cache is not touched.
+    progress : bool, optional
+        Show a progress bar (default: ``xfuxi.get_options()["progress"]``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Canonical dims ``time, level, latitude, longitude`` (latitude ascending, longitude
+        0..360), float32 variables ``geopotential``, ``temperature``,
+        ``u_component_of_wind``, ``v_component_of_wind``, ``passive_tracer`` (on levels) and
+        ``surface_pressure``, with units attrs; dataset attrs hold the full configuration,
+        the dinosaur version, ``title`` and ``source``. Loaded lazily (dask) from the cache.
+
+    Raises
+    ------
+    ValueError
+        For an invalid configuration (see :func:`world_config`).
+    FloatingPointError
+        If the model blows up.
+
+    Notes
+    -----
+    Held & Suarez (1994) forcing on dinosaur's sigma-coordinate primitive equations, time
+    stepping by the IMEX SIL3 Runge–Kutta scheme with an exponential spectral filter.
+    Geopotential is integrated hydrostatically on sigma levels from a flat surface
+    (surface geopotential 0) and, like the other fields, interpolated linearly in sigma to
+    the pressure levels. See the module docstring for the passive tracer, the
+    train/validation/test convention and the cache.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ds = held_suarez(days=1, spinup_days=0, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> dict(ds.sizes)
+    {'time': 4, 'level': 4, 'latitude': 32, 'longitude': 64}
+    >>> str(ds.time.values[1])[:19], ds.temperature.attrs["units"]
+    ('2000-01-01T06:00:00', 'K')
+    """
+
+    config = world_config(
+        days=days,
+        start=start,
+        seed=seed,
+        resolution=resolution,
+        levels=levels,
+        spinup_days=spinup_days,
+        n_sigma_levels=n_sigma_levels,
+        output_hours=output_hours,
+    )
+    show = get_options()["progress"] if progress is None else bool(progress)
+    attrs = _attrs(config)
+    if not use_cache:
+        ds = xr.concat(list(_chunks(config, show)), dim="time")
+        return validate(ds.assign_attrs(attrs))
+    target = world_cache_path(config, cache_dir)
+    if target.exists():
+        log.info("reading the Held-Suarez world from the cache: %s", target)
+    else:
+        log.info("Held-Suarez world not in the cache; generating %s", target)
+        _write_store(_chunks(config, show), target, attrs)
+    # attrs are re-applied so that stores written by an older xfuxi carry current metadata
+    return validate(xr.open_zarr(target)).assign_attrs(attrs)
+
+
+def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> xr.Dataset:
+    """Return the train, validation or test period of the Held–Suarez world.
+
+    Parameters
+    ----------
+    split : {"train", "validation", "test"}
+        Which period; each maps to a fixed seed, start date and default length
+        (:data:`SPLITS`): train = one continuous 4 × 365-day run from 2000-01-01 (seed 1),
+        validation = 365 days from 2010-01-01 (seed 2), test = 365 days from 2020-01-01
+        (seed 3).
+    days : int, optional
+        Override the split's default length. A shorter period is the start of the full
+        split (the world is deterministic); it is sliced from the full split when that is
+        in the cache, and generated on its own otherwise.
+    **kwargs
+        Other arguments of :func:`held_suarez` (``resolution``, ``levels``, ``cache_dir``,
+        ...); ``seed`` and ``start`` are fixed by the split.
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`held_suarez`, with attr ``split``.
+
+    Raises
+    ------
+    ValueError
+        Unknown split, or ``seed`` / ``start`` passed.
+
+    Notes
+    -----
+    The Held–Suarez climate is stationary, so runs from independent initial perturbations
+    sample the same climate; the splits are such runs, with non-overlapping dates.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ds = held_suarez_split("test", days=1, spinup_days=0, cache_dir=tempfile.mkdtemp(),
+    ...                        progress=False)
+    >>> ds.attrs["split"], ds.attrs["config_seed"], str(ds.time.values[0])[:10]
+    ('test', 3, '2020-01-01')
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}; got {split!r}")
+    fixed = [k for k in ("seed", "start") if k in kwargs]
+    if fixed:
+        raise ValueError(f"{fixed} are fixed by the split {split!r}; use held_suarez() instead")
+    spec = SPLITS[split]
+    n_days = spec["days"] if days is None else days
+    model_kw = {k: kwargs[k] for k in _CONFIG_KEYS if k in kwargs}
+    if n_days < spec["days"] and kwargs.get("use_cache", True):
+        # the world is deterministic, so the first days of the full split are exactly the
+        # shorter run: read them from the cached full split when it is there
+        full = world_config(days=spec["days"], seed=spec["seed"], start=spec["start"], **model_kw)
+        if world_cache_path(full, kwargs.get("cache_dir")).exists():
+            log.info("taking the first %d days of the cached %s split", n_days, split)
+            ds = held_suarez(days=spec["days"], seed=spec["seed"], start=spec["start"], **kwargs)
+            short = world_config(days=n_days, seed=spec["seed"], start=spec["start"], **model_kw)
+            n_out = n_days * (24 // short["output_hours"])
+            return ds.isel(time=slice(0, n_out)).assign_attrs(_attrs(short), split=split)
+    ds = held_suarez(days=n_days, seed=spec["seed"], start=spec["start"], **kwargs)
+    return ds.assign_attrs(split=split)
