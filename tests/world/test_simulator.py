@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 import xfuxi
-from xfuxi.world import simulator as world
 from xfuxi.data.schema import validate
+from xfuxi.world import simulator as world
 from xfuxi.world.simulator import held_suarez, held_suarez_split, world_cache_path, world_config
 
 pytest.importorskip("dinosaur")
