@@ -1,0 +1,56 @@
+"""xfuxi.config: frozen configurations, their JSON round trip and their CLI flags."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Literal
+
+import pytest
+
+from xfuxi.config import Config, add_arguments, field, from_arguments
+
+
+@dataclasses.dataclass(frozen=True)
+class Inner(Config):
+    a: int = field(1, help="an integer")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outer(Config):
+    x: float = field(0.5, help="a float")
+    kind: Literal["gc", "gauss"] = field("gc", help="a choice")
+    levels: tuple[float, ...] | None = field(None, help="several values")
+    flag: bool = field(False, help="a switch")
+    inner: Inner = field(default_factory=Inner)
+
+    def __post_init__(self):
+        if self.x < 0:
+            raise ValueError(f"x must be >= 0; got {self.x}")
+
+
+def test_json_round_trip_with_nested_and_tuples():
+    o = Outer(levels=(1.0, 2.0), inner=Inner(a=3))
+    assert o.to_dict() == {"x": 0.5, "kind": "gc", "levels": [1.0, 2.0], "flag": False,
+                           "inner": {"a": 3}}  # fmt: skip
+    assert Outer.from_dict(o.to_dict()) == o
+    assert Outer.from_dict(None) == Outer()
+
+
+def test_unknown_key_and_bad_value_raise_naming_them():
+    with pytest.raises(ValueError, match=r"unknown Outer option\(s\) \['y'\]"):
+        Outer.from_dict({"y": 1})
+    with pytest.raises(ValueError, match="x must be >= 0"):
+        Outer.from_dict({"x": -1.0})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Outer().x = 2.0  # type: ignore[misc]
+
+
+def test_cli_flags_from_fields_keep_dataclass_defaults():
+    p = argparse.ArgumentParser()
+    add_arguments(p, Outer)
+    assert from_arguments(Outer, p.parse_args([])) == Outer()
+    ns = p.parse_args(["--x", "2", "--kind", "gauss", "--levels", "3", "4", "--flag"])
+    assert from_arguments(Outer, ns) == Outer(x=2.0, kind="gauss", levels=(3.0, 4.0), flag=True)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--kind", "other"])

@@ -1,0 +1,175 @@
+"""Typed configurations: small frozen dataclasses, saved as JSON, turned into CLI flags.
+
+Options that travel together (the background-error options of 4DVar, a training run, an
+ensemble's perturbations) are one frozen dataclass deriving from :class:`Config`. One
+schema serves three uses:
+
+* provenance: :meth:`Config.to_dict` / :meth:`Config.to_json` are saved with every
+  checkpoint and written result, and :meth:`Config.from_dict` reads them back (unknown keys
+  are an error, so a typo never passes silently);
+* validation: a subclass checks its values in ``__post_init__`` and raises ``ValueError``
+  naming the field;
+* the command line: :func:`add_arguments` builds ``--flags`` from the fields (their types,
+  defaults and the ``help`` in the field metadata) and :func:`from_arguments` builds the
+  dataclass back from the parsed namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+__all__ = ["Config", "add_arguments", "field", "from_arguments"]
+
+C = TypeVar("C", bound="Config")
+
+
+def field(default: Any = dataclasses.MISSING, *, help: str = "", cli: bool = True, **kw: Any):
+    """A dataclass field with a help text (shown by ``--help``) and a CLI switch."""
+    return dataclasses.field(default=default, metadata={"help": help, "cli": cli}, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Base of xfuxi's configuration dataclasses (frozen, JSON round trip, CLI flags)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (nested configurations as dicts, tuples as lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any] | None) -> C:
+        """Build from a dict as written by :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        if data is None:
+            return cls()
+        if isinstance(data, cls):
+            return data
+        if not isinstance(data, dict):
+            raise TypeError(f"{cls.__name__} takes a dict or a {cls.__name__}; got {type(data)}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} option(s) {unknown}; valid options are {sorted(names)}"
+            )
+        hints = get_type_hints(cls)
+        kwargs = {}
+        for key, value in data.items():
+            kwargs[key] = _from_plain(hints[key], value)
+        return cls(**kwargs)
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Config):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _config_type(tp: Any) -> type[Config] | None:
+    for candidate in (tp, *get_args(tp)):
+        if isinstance(candidate, type) and issubclass(candidate, Config):
+            return candidate
+    return None
+
+
+def _from_plain(tp: Any, value: Any) -> Any:
+    sub = _config_type(tp)
+    if sub is not None and isinstance(value, dict):
+        return sub.from_dict(value)
+    origin = get_origin(tp)
+    if isinstance(value, list) and (origin is tuple or tuple in get_args(tp)):
+        return tuple(value)
+    if isinstance(value, list) and _is_optional_tuple(tp):
+        return tuple(value)
+    return value
+
+
+def _is_optional_tuple(tp: Any) -> bool:
+    return any(get_origin(a) is tuple for a in get_args(tp))
+
+
+def _scalar_type(tp: Any) -> tuple[Any, bool]:
+    """(the scalar type of a field for argparse, whether it takes several values)."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _scalar_type(args[0])
+        return str, False
+    if origin is tuple:
+        args = [a for a in get_args(tp) if a is not Ellipsis]
+        return (args[0] if args else str), True
+    if origin is typing.Literal:
+        return type(get_args(tp)[0]), False
+    return tp, False
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser, cls: type[Config], *, prefix: str = "", skip: tuple = ()
+) -> None:
+    """Add a ``--flag`` for each field of ``cls`` (fields with ``cli=False`` are left out).
+
+    Booleans become ``--name`` / ``--no-name``; tuples take several values; ``Literal``
+    fields get ``choices``. Defaults are not set on the parser: a flag that is not given
+    leaves the dataclass default (so the default lives in one place).
+    """
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.metadata.get("cli", True) or _config_type(hints[f.name]):
+            continue
+        flag = "--" + (prefix + f.name).replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f.metadata.get("help", "")
+        if default is not None and default is not dataclasses.MISSING:
+            help_text = f"{help_text} (default {default})".strip()
+        scalar, many = _scalar_type(hints[f.name])
+        dest = prefix + f.name
+        if scalar is bool and not many:
+            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                                default=None, help=help_text)  # fmt: skip
+            continue
+        kwargs: dict[str, Any] = {"dest": dest, "default": None, "help": help_text}
+        if get_origin(hints[f.name]) is typing.Literal or any(
+            get_origin(a) is typing.Literal for a in get_args(hints[f.name])
+        ):
+            lits = get_args(hints[f.name])
+            if get_origin(hints[f.name]) is not typing.Literal:
+                lits = next(get_args(a) for a in lits if get_origin(a) is typing.Literal)
+            kwargs["choices"] = list(lits)
+        if scalar in (int, float, str):
+            kwargs["type"] = scalar
+        if many:
+            kwargs["nargs"] = "+"
+        parser.add_argument(flag, **kwargs)
+
+
+def from_arguments(
+    cls: type[C], namespace: argparse.Namespace, *, prefix: str = "", **fixed: Any
+) -> C:
+    """Build ``cls`` from a namespace filled by :func:`add_arguments` (plus ``fixed`` values)."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(namespace, prefix + f.name, None)
+        if value is not None:
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+    values.update(fixed)
+    return cls(**values)
