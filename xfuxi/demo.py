@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+import xfuxi
+
+from .files import atomic_write_bytes, replace_directory
+from .models.cascade import Cascade
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -58,33 +62,25 @@ def _headline(scores: xr.Dataset, name: str) -> pd.DataFrame:
 
 
 def _save_figure(fig: Any, path: Path) -> Path:
-    """Write a figure atomically (temp file beside the target, then rename)."""
+    """Write a figure as PNG atomically and close it."""
+    import io
+
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=100, bbox_inches="tight")
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         plt.close(fig)
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def _save_table(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
-    os.close(fd)
-    df.to_csv(tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, df.to_csv().encode())
 
 
 def stage_baselines(result: DemoResult, *, test_days: int, lead_days: int, n_init: int) -> dict:
     """World, climatology, persistence and climatology baselines, and a map."""
-    import xfuxi
 
     truth = xfuxi.held_suarez_split("test", days=test_days).load()
     reference = xfuxi.held_suarez_split("validation")
@@ -121,8 +117,6 @@ def _plot_headline_scores(scores: dict[str, xr.Dataset], ylabel: str, title: str
     """2 × 2 panels (one per headline channel) of a score against lead time, one line a system."""
     import matplotlib.pyplot as plt
 
-    import xfuxi
-
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
     for ax, (var, level) in zip(axes.ravel(), HEADLINE):
         series = {k: v[var].sel(level=level) for k, v in scores.items()}
@@ -138,8 +132,6 @@ def stage_forecast(result: DemoResult, base: dict, *, model_name: str) -> dict:
     ``"step_model"``: the single one-step model 4DVar runs (a cascade's first stage,
     FuXi-Short).
     """
-    import xfuxi
-    from xfuxi.models.cascade import Cascade
 
     model = xfuxi.load_model(model_name)
     truth, clim, init_times = base["truth"], base["clim"], base["init_times"]
@@ -167,7 +159,6 @@ def stage_ensemble(
     result: DemoResult, base: dict, model: Any, *, n_members: int, n_init: int
 ) -> dict:
     """A FuXi-ENS ensemble from a few initial times: fair CRPS and spread–skill by lead."""
-    import xfuxi
 
     truth = base["truth"]
     init_times = base["init_times"][:: max(1, len(base["init_times"]) // n_init)][:n_init]
@@ -189,7 +180,6 @@ def stage_assimilation(
     result: DemoResult, base: dict, model: Any, *, n_sites: int, n_members: int
 ) -> dict:
     """One FuXi-En4DVar analysis with synthetic radiosondes (both window slots)."""
-    import xfuxi
 
     truth = base["truth"]
     step = np.timedelta64(6, "h")
@@ -266,13 +256,18 @@ def run_demo(
     n_init_ensemble: int = 2,
     n_sites: int = 200,
     n_members_4dvar: int = 200,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Run the whole loop on the embedded world and write tables and figures.
 
     Parameters
     ----------
     output_dir : path, default "demo_output"
-        Folder for figures (PNG) and tables (CSV); created if needed.
+        Folder for figures (PNG) and tables (CSV). It is written as a whole into a
+        temporary folder beside it and moved into place at the end, so a failed run leaves
+        no partial output. An existing folder is replaced only if it is an earlier demo
+        output of xfuxi's and ``overwrite`` is true (see the data-safety policy,
+        docs/safety.md); anything else there is never touched.
     test_days : int, default 60
         Length of the test period generated (or read from the cache).
     lead_days : int, default 10
@@ -290,23 +285,41 @@ def run_demo(
         Radiosonde sites for the En4DVar analysis.
     n_members_4dvar : int, default 200
         Ensemble size of the En4DVar background error.
+    overwrite : bool, default False
+        Replace an earlier demo output in ``output_dir``.
 
     Returns
     -------
     DemoResult
         The tables and figure paths.
+
+    Raises
+    ------
+    xfuxi.files.OutputExistsError
+        ``output_dir`` exists and is not an earlier demo output that may be replaced.
     """
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    settings = {"test_days": test_days, "lead_days": lead_days, "n_init": n_init, "model": model,
+                "n_members": n_members, "n_init_ensemble": n_init_ensemble, "n_sites": n_sites,
+                "n_members_4dvar": n_members_4dvar, "xfuxi_version": xfuxi.__version__}  # fmt: skip
     result = DemoResult(output_dir=out)
-    log.info("stage 1: world, climatology, baselines")
-    base = stage_baselines(result, test_days=test_days, lead_days=lead_days, n_init=n_init)
-    log.info("stage 2: FuXi forecasts")
-    fc = stage_forecast(result, base, model_name=model)
-    log.info("stage 3: FuXi-ENS ensemble")
-    stage_ensemble(result, base, fc["model"], n_members=n_members, n_init=n_init_ensemble)
-    log.info("stage 4: FuXi-En4DVar analysis")
-    stage_assimilation(result, base, fc["step_model"], n_sites=n_sites, n_members=n_members_4dvar)
-    for name, df in result.tables.items():
-        _save_table(df, out / f"{name}.csv")
+
+    def write(tmp: Path) -> None:
+        result.output_dir = tmp
+        log.info("stage 1: world, climatology, baselines")
+        base = stage_baselines(result, test_days=test_days, lead_days=lead_days, n_init=n_init)
+        log.info("stage 2: FuXi forecasts")
+        fc = stage_forecast(result, base, model_name=model)
+        log.info("stage 3: FuXi-ENS ensemble")
+        stage_ensemble(result, base, fc["model"], n_members=n_members, n_init=n_init_ensemble)
+        log.info("stage 4: FuXi-En4DVar analysis")
+        stage_assimilation(
+            result, base, fc["step_model"], n_sites=n_sites, n_members=n_members_4dvar
+        )
+        for name, df in result.tables.items():
+            _save_table(df, tmp / f"{name}.csv")
+
+    replace_directory(out, write, kind="demo", overwrite=overwrite, metadata={"settings": settings})
+    result.output_dir = out
+    result.figures = {k: out / p.name for k, p in result.figures.items()}
     return result
