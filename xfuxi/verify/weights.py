@@ -44,9 +44,9 @@ def reduced_dims(obj: XarrayObj, dim: str | Iterable[Hashable] | None) -> list[H
 
 
 def _brief(a: np.ndarray) -> str:
-    if a.size <= 4:
-        return str(list(a))
-    return f"[{a[0]}, {a[1]}, ..., {a[-1]}]"
+    """A short list of values for messages: ``[a, b, c]`` or ``[a, b, ..., z]``."""
+    shown = [str(v) for v in (a if a.size <= 4 else [a[0], a[1], a[-1]])]
+    return "[" + ", ".join(shown if a.size <= 4 else [*shown[:2], "...", shown[-1]]) + "]"
 
 
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
@@ -160,13 +160,16 @@ def conform(
                 else f"the {name} must hold exactly the {reference_name}'s {d} values (in any "
                 "order), so that the score covers the whole grid and nothing else"
             )
+            found = [
+                f"{missing.size} of the {want.size} {d} values of the {reference_name} are "
+                f"missing from the {name} {_brief(missing)}" if missing.size else "",
+                f"{extra.size} {d} values of the {name} are not in the {reference_name} "
+                f"{_brief(extra)}" if extra.size else "",
+            ]  # fmt: skip
             raise ValueError(
                 f"coordinate {d!r} differs between {reference_name} and {name}: "
-                f"{missing.size} of the {want.size} {d} values of the {reference_name} are "
-                f"missing from the {name}"
-                + (f" {_brief(missing)}" if missing.size else "")
-                + f", and {extra.size} {d} values of the {name} are not in the "
-                f"{reference_name}" + (f" {_brief(extra)}" if extra.size else "") + f"; {rule}"
+                + ", and ".join(f for f in found if f)
+                + f"; {rule}"
             )
         obj = obj.isel({d: pos}).assign_coords({d: reference[d].variable})
     return obj
