@@ -36,10 +36,10 @@ def area_weights(latitude: xr.DataArray | Sequence[float] | np.ndarray) -> xr.Da
 
     Notes
     -----
-    DESIGN.md §4: the weight of a cell is its area ``sin(φ_upper) − sin(φ_lower)`` with cell
-    bounds at the midpoints between neighbouring latitudes and at ±90° for the outermost
-    cells, normalised so the weights average to 1 — exactly WeatherBench2's
-    ``get_lat_weights``.
+    The weight of a cell is its area ``sin(φ_upper) − sin(φ_lower)`` with cell bounds at the
+    midpoints between neighbouring latitudes and at ±90° for the outermost cells, normalised
+    so the weights average to 1 — exactly WeatherBench2's ``get_lat_weights``. Defined in the
+    documentation, docs/design.md (Verification).
 
     Examples
     --------

@@ -54,3 +54,16 @@ def test_accessor_results_equal_function_results():
         fc.to_dataset(name="t").fuxi.brier_score(tr.to_dataset(name="t"), threshold=0.0),
         xfuxi.brier_score(fc.to_dataset(name="t"), tr.to_dataset(name="t"), threshold=0.0),
     )
+
+
+@pytest.mark.parametrize(
+    "name", ["rmse", "mse", "mae", "bias", "acc", "align_valid_time", "crps", "spread",
+             "ensemble_mean_rmse", "spread_skill_ratio", "brier_score", "rank_histogram"],
+)  # fmt: skip
+def test_score_docstrings_are_complete_and_point_to_the_docs(name):
+    # the shared docstring parts are all filled in, and no docstring names DESIGN.md
+    doc = inspect.getdoc(getattr(xfuxi, name))
+    assert "{{" not in doc and "}}" not in doc
+    assert "DESIGN.md" not in doc
+    assert "Parameters" in doc and "Returns" in doc and "Raises" in doc
+    assert "DESIGN.md" not in inspect.getdoc(xfuxi.verify.area_weights)

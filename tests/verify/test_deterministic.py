@@ -243,3 +243,87 @@ def test_acc_with_climatology_from_data_stats():
     c = clim["temperature"].sel(hour=xr.DataArray(hours, dims="time")).drop_vars("hour")
     c = c.assign_coords(time=fc.time)
     xr.testing.assert_allclose(got, acc(fc, tr, c.to_dataset(), dim=["latitude", "longitude"]))
+
+
+# --- issue 20 item 3 and weak items: inputs must cover the forecast's grid exactly ----------
+
+
+def test_weights_covering_part_of_the_grid_raise():
+    # xarray's inner join used to score only the rows the weights cover (RMSE over 2 of 4)
+    fc, tr = grid(0), grid(1)
+    partial = area_weights(LAT).isel(latitude=slice(0, 2))
+    with pytest.raises(ValueError, match=r"'latitude' differs between forecast and weights: 2 of"):
+        rmse(fc, tr, weights=partial)
+    lon_w = xr.DataArray(np.ones(3), dims="longitude", coords={"longitude": LON[:3]})
+    with pytest.raises(ValueError, match="3 of the 6 longitude values of the forecast are missing"):
+        mae(fc, tr, dim=["latitude", "longitude"], weights=lon_w)
+    # the same values in another order are reordered explicitly, with the same result
+    w = area_weights(LAT)
+    got = rmse(fc, tr, weights=w.isel(latitude=[2, 0, 3, 1]))
+    xr.testing.assert_allclose(got, rmse(fc, tr))
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (xr.DataArray(np.ones(3), dims="latitude"), "dimension 'latitude' has size 4 in the "
+                                                    "forecast but 3 in the weights"),
+        (-area_weights(LAT), "negative"),
+        (area_weights(LAT).where(area_weights(LAT) < 1, np.inf), "infinite"),
+        (area_weights(LAT) * 0, "all zero"),
+        (area_weights(LAT).assign_coords(latitude=LAT + 22.5), "'latitude' differs"),
+    ],
+)  # fmt: skip
+def test_invalid_weights_raise(weights, message):
+    fc, tr = grid(0), grid(1)
+    with pytest.raises(ValueError, match=message):
+        rmse(fc, tr, weights=weights)
+
+
+def test_area_weights_need_latitude_values():
+    fc = grid(0).drop_vars("latitude")  # used to weight by the row numbers 0..3 as degrees
+    with pytest.raises(ValueError, match="needs latitude coordinate values"):
+        rmse(fc, fc * 0)
+
+
+def test_climatology_covering_part_of_the_grid_raises():
+    fc, tr = grid(0, nt=4), grid(1, nt=4)
+    clim = grid(5, nt=1).isel(time=0, drop=True)
+    # half the globe: ACC used to be computed over the 3 longitudes the climatology covers
+    with pytest.raises(ValueError, match="'longitude' differs between forecast and climatology"):
+        acc(fc, tr, clim.isel(longitude=slice(0, 3)))
+    # shifted by half a cell: used to end in an obscure error from the area weights
+    shifted = clim.assign_coords(latitude=LAT + 22.5)
+    with pytest.raises(ValueError, match="4 of the 4 latitude values of the forecast are missing"):
+        acc(fc, tr, shifted)
+    # a level the forecast does not have (and one missing)
+    with pytest.raises(ValueError, match="'level' differs"):
+        acc(fc, tr, clim.assign_coords(level=[500, 700]))
+    # a dimension the forecast lacks would broadcast the score over it
+    with pytest.raises(ValueError, match="climatology has dimension 'member'"):
+        acc(fc, tr, clim.expand_dims(member=2))
+    with pytest.raises(TypeError, match="climatology must be a Dataset"):
+        acc(fc, tr, clim["temperature"])
+    with pytest.raises(TypeError, match="climatology must be a Dataset"):
+        acc(fc["temperature"], tr["temperature"], clim)
+    # reversed latitude is reordered explicitly: the same ACC
+    got = acc(fc, tr, clim.isel(latitude=slice(None, None, -1)), dim=["latitude", "longitude"])
+    xr.testing.assert_allclose(got, acc(fc, tr, clim, dim=["latitude", "longitude"]))
+
+
+def test_truth_must_cover_the_forecast_grid_and_times():
+    fc, tr = grid(0, nt=3), grid(1, nt=5)
+    # time: the truth is taken at the forecast's times (it may hold more)
+    xr.testing.assert_allclose(rmse(fc, tr), rmse(fc, tr.isel(time=slice(0, 3))))
+    with pytest.raises(ValueError, match="1 of the 3 time values of the forecast are missing"):
+        rmse(fc, tr.isel(time=slice(1, 5)))
+    # space: exactly the same points, in any order
+    xr.testing.assert_allclose(rmse(fc, tr.isel(latitude=[3, 1, 2, 0])), rmse(fc, tr))
+    more = xr.concat([tr, tr.isel(latitude=[0]).assign_coords(latitude=[80.0])], "latitude")
+    with pytest.raises(ValueError, match="1 latitude values of the truth are not in the forecast"):
+        rmse(fc, more)
+    # a forecast of one level against a truth of all levels was scored against every level
+    with pytest.raises(ValueError, match="truth has dimension 'level' but the forecast holds"):
+        rmse(fc.sel(level=500), tr)
+    with pytest.raises(ValueError, match="repeated 'latitude'"):
+        rmse(fc, tr.isel(latitude=[0, 0, 1, 2]))

@@ -322,3 +322,24 @@ def test_kernel_layouts_match_numpy(layout):
         got = _kernels.crps_ensemble_kernel(xx, yy, fair)
         ref = _kernels.crps_ensemble_numpy(xx.astype("f8"), yy, fair)
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_ensemble_inputs_must_cover_the_grid():
+    # issue 20 item 3: partial weights or thresholds used to score part of the grid silently
+    fc, truth = ens(m=5)
+    half = area_weights(LAT).isel(latitude=slice(0, 2))
+    for score in (crps, ensemble_mean_rmse, spread_skill_ratio):
+        with pytest.raises(ValueError, match="'latitude' differs between forecast and weights"):
+            score(fc, truth, weights=half)
+    with pytest.raises(ValueError, match="'latitude' differs between forecast and weights"):
+        spread(fc, weights=half)
+    with pytest.raises(ValueError, match="negative"):
+        crps(fc, truth, weights=-area_weights(LAT))
+    thr = xr.DataArray(np.zeros(2), dims="latitude", coords={"latitude": LAT[:2]})
+    with pytest.raises(ValueError, match="'latitude' differs between forecast and threshold"):
+        brier_score(fc, truth, threshold=thr)
+    full = xr.DataArray(np.zeros(LAT.size), dims="latitude", coords={"latitude": LAT})
+    xr.testing.assert_allclose(brier_score(fc, truth, threshold=full[::-1]),
+                               brier_score(fc, truth, threshold=0.0))  # fmt: skip
+    # a truth listing the same latitudes in another order is reordered, not refused
+    xr.testing.assert_allclose(crps(fc, truth[:, ::-1]), crps(fc, truth))

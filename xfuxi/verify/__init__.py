@@ -1,5 +1,6 @@
 """Verification: deterministic and probabilistic scores, observation-space statistics and
-balance diagnostics (DESIGN.md §4). Works without torch; numba is used when installed.
+balance diagnostics, defined in the documentation, docs/design.md (Verification). Works
+without torch; numba is used when installed.
 """
 
 from __future__ import annotations

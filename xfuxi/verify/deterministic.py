@@ -1,4 +1,4 @@
-"""Deterministic scores: RMSE, MSE, MAE, bias and anomaly correlation (DESIGN.md §4).
+"""Deterministic scores: RMSE, MSE, MAE, bias and anomaly correlation.
 
 All scores take a forecast and a truth (Datasets or DataArrays), reduce over ``dim`` with
 latitude area weights by default, and keep every dimension not reduced, so
@@ -6,31 +6,37 @@ latitude area weights by default, and keep every dimension not reduced, so
 ``prediction_timedelta`` (and ``level``, and variable). Forecasts in WeatherBench2 layout
 (``time`` = initial time, ``prediction_timedelta`` = lead) are matched with a truth on
 ``time`` by valid time automatically (:func:`~xfuxi.verify.weights.align_valid_time`).
+The truth, the weights and the climatology must cover the forecast's grid exactly, so that
+a score never covers only part of it (:func:`~xfuxi.verify.weights.conform`).
 
 Results carry ``attrs["metric"]`` and, where defined, ``perfect_value`` and
 ``higher_is_better`` (as climpred records them). The reduction follows WeatherBench2: the
 area-weighted mean over every reduced dimension except ``time`` is taken first (per time),
-then the mean over ``time``, then — for RMSE — the square root.
+then the mean over ``time``, then — for RMSE — the square root. The definitions are in the
+documentation, docs/design.md (Verification).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 import numpy as np
 import xarray as xr
 
 from ..data.stats import select_climatology
+from ._docs import fill_doc
 from .weights import (
     Weights,
     XarrayObj,
-    _as_dims,
-    _finish,
-    _prepare_pair,
-    _time_split,
-    _weighted_mean,
-    _weights_for,
+    conform,
+    finish_score,
+    prepare_pair,
+    reduce_score,
+    reduced_dims,
+    time_split,
     valid_time,
+    weighted_mean,
+    weights_for,
 )
 
 __all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology"]
@@ -38,104 +44,100 @@ __all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology"]
 Dim = str | Iterable[Hashable] | None
 
 
-def _reduce_error(
-    err: XarrayObj, dims: list[Hashable], weights: Weights, skipna: bool
-) -> XarrayObj:
-    inner, outer = _time_split(dims)
-    w = _weights_for(err, inner, weights)
-    out = _weighted_mean(err, inner, w, skipna)
-    if outer:
-        out = out.mean(outer, skipna=skipna)
-    return out
-
-
-def _score(forecast, truth, func, *, dim, weights, skipna, keep_attrs, name):
-    fc, tr = _prepare_pair(forecast, truth)
-    err = func(fc - tr)
-    dims = _as_dims(err, dim)
-    out = _reduce_error(err, dims, weights, skipna)
-    return _finish(out, forecast, keep_attrs, {"metric": name})
-
-
-def mse(
-    forecast: XarrayObj,
-    truth: XarrayObj,
-    /,
-    *,
-    dim: Dim = None,
-    weights: Weights = "area",
-    skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:
-    """Mean squared error, area-weighted over latitude.
+_ERROR_SCORE_DOC = """{summary}
 
     Parameters
     ----------
-    forecast, truth : Dataset or DataArray
-        Forecast and verifying truth. Coordinates shared by both must match exactly. A
-        forecast with ``prediction_timedelta`` is matched to a truth on ``time`` by valid time.
-    dim : str or list of str, optional
-        Dimensions to reduce; ``None`` (default) reduces all.
-    weights : {"area"}, DataArray or None, default "area"
-        ``"area"``: latitude area weights (:func:`~xfuxi.verify.weights.area_weights`) when
-        ``latitude`` is reduced; a DataArray over reduced dims; ``None``: unweighted.
-    skipna : bool, default False
-        Skip NaN (their weight is dropped). With ``False`` any NaN gives NaN.
-    keep_attrs : bool, default False
-        Keep the forecast's attributes.
+    {{{{forecast_truth}}}}
+    {{{{score_options}}}}
 
     Returns
     -------
     Dataset or DataArray
-        MSE over ``dim``, with every other dimension kept; ``attrs["metric"] == "mse"``.
+        {returns}
 
     Raises
     ------
-    ValueError
-        If coordinates differ between forecast and truth, a variable is missing from the
-        truth, a valid time is missing, or ``dim`` names an unknown dimension.
+    {{{{raises_pair}}}}
 
     Notes
     -----
-    DESIGN.md §4 / WeatherBench2: the area-weighted mean of ``(f − t)²`` over the reduced
-    dims other than ``time``, then its mean over ``time``.
+    The mean of ``{formula}``.
+    {{{{reduction}}}}
 
     Examples
     --------
-    >>> fc = xr.DataArray([[1.0, 2.0], [3.0, 4.0]], dims=("time", "x"))
-    >>> float(mse(fc, fc * 0))
-    7.5
+    {example}
     """
-    return _score(forecast, truth, np.square, dim=dim, weights=weights, skipna=skipna,
-                  keep_attrs=keep_attrs, name="mse")  # fmt: skip
 
 
+def _error_score(
+    name: str, error: Callable[[XarrayObj], XarrayObj], **doc: str
+) -> Callable[..., XarrayObj]:
+    """Build the score ``name``: the reduced point-wise ``error(forecast − truth)``.
+
+    MSE, MAE and bias are one score each with its own error function; they share this
+    signature, implementation and docstring (``doc`` fills its ``summary``, ``returns``,
+    ``formula`` and ``example``).
+    """
+
+    def score(
+        forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, weights: Weights = "area",
+        skipna: bool = False, keep_attrs: bool = False,
+    ) -> XarrayObj:  # fmt: skip
+        fc, tr = prepare_pair(forecast, truth)
+        out = reduce_score(error(fc - tr), dim, weights, skipna)
+        return finish_score(out, forecast, keep_attrs, {"metric": name})
+
+    score.__name__ = score.__qualname__ = name
+    score.__doc__ = _ERROR_SCORE_DOC.format(**doc)
+    return fill_doc(score)
+
+
+mse = _error_score(
+    "mse",
+    np.square,
+    summary="Mean squared error, area-weighted over latitude.",
+    returns='MSE over ``dim``, with every other dimension kept; ``attrs["metric"] == "mse"``.',
+    formula="(f − t)²",
+    example=""">>> fc = xr.DataArray([[1.0, 2.0], [3.0, 4.0]], dims=("time", "x"))
+    >>> float(mse(fc, fc * 0))
+    7.5""",
+)
+mae = _error_score(
+    "mae",
+    np.abs,
+    summary="Mean absolute error, area-weighted over latitude.",
+    returns='MAE over ``dim``; ``attrs["metric"] == "mae"``.',
+    formula="|f − t|",
+    example=""">>> fc = xr.DataArray([1.0, -3.0], dims="x")
+    >>> float(mae(fc, fc * 0))
+    2.0""",
+)
+bias = _error_score(
+    "bias",
+    lambda e: e,
+    summary="Mean error (forecast minus truth), area-weighted over latitude.",
+    returns='Bias over ``dim``; positive when the forecast is too high; ``attrs["metric"] == '
+    '"bias"``.',
+    formula="f − t",
+    example=""">>> fc = xr.DataArray([1.0, 3.0], dims="x")
+    >>> float(bias(fc, fc * 0))
+    2.0""",
+)
+
+
+@fill_doc
 def rmse(
-    forecast: XarrayObj,
-    truth: XarrayObj,
-    /,
-    *,
-    dim: Dim = None,
-    weights: Weights = "area",
-    skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:
+    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, weights: Weights = "area",
+    skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
     """Root mean squared error: square root of the time mean of the area-weighted MSE.
 
     Parameters
     ----------
-    forecast, truth : Dataset or DataArray
-        Forecast and verifying truth. Coordinates shared by both must match exactly. A
-        forecast with ``prediction_timedelta`` is matched to a truth on ``time`` by valid time.
-    dim : str or list of str, optional
-        Dimensions to reduce; ``None`` (default) reduces all.
-    weights : {"area"}, DataArray or None, default "area"
-        ``"area"``: latitude area weights when ``latitude`` is reduced; a DataArray over
-        reduced dims; ``None``: unweighted.
-    skipna : bool, default False
-        Skip NaN (their weight is dropped). With ``False`` any NaN gives NaN.
-    keep_attrs : bool, default False
-        Keep the forecast's attributes.
+    {{forecast_truth}}
+    {{score_options}}
 
     Returns
     -------
@@ -144,14 +146,14 @@ def rmse(
 
     Raises
     ------
-    ValueError
-        As :func:`mse`.
+    {{raises_pair}}
 
     Notes
     -----
-    DESIGN.md §4 (WeatherBench2 ``RMSE``): for each time the area-weighted spatial mean of the
-    squared error is taken first, then the mean over ``time``, and the square root last:
-    ``sqrt(mean_t ⟨(f − t)²⟩)``. This is not the time mean of per-time RMSEs.
+    WeatherBench2's ``RMSE``: for each time the area-weighted spatial mean of the squared
+    error is taken first, then the mean over ``time``, and the square root last:
+    ``sqrt(mean_t ⟨(f − t)²⟩)``. This is not the time mean of per-time RMSEs. Defined in the
+    documentation, docs/design.md (Verification).
 
     Examples
     --------
@@ -166,134 +168,47 @@ def rmse(
     return out
 
 
-def mae(
-    forecast: XarrayObj,
-    truth: XarrayObj,
-    /,
-    *,
-    dim: Dim = None,
-    weights: Weights = "area",
-    skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:
-    """Mean absolute error, area-weighted over latitude.
-
-    Parameters
-    ----------
-    forecast, truth : Dataset or DataArray
-        Forecast and verifying truth (matched as in :func:`rmse`).
-    dim : str or list of str, optional
-        Dimensions to reduce; ``None`` (default) reduces all.
-    weights : {"area"}, DataArray or None, default "area"
-        Latitude area weights by default; ``None`` for none.
-    skipna : bool, default False
-        Skip NaN.
-    keep_attrs : bool, default False
-        Keep the forecast's attributes.
-
-    Returns
-    -------
-    Dataset or DataArray
-        MAE over ``dim``; ``attrs["metric"] == "mae"``.
-
-    Raises
-    ------
-    ValueError
-        As :func:`mse`.
-
-    Notes
-    -----
-    Area-weighted mean of ``|f − t|`` over the reduced dims other than ``time``, then the
-    time mean (DESIGN.md §4 weighting).
-
-    Examples
-    --------
-    >>> fc = xr.DataArray([1.0, -3.0], dims="x")
-    >>> float(mae(fc, fc * 0))
-    2.0
-    """
-    return _score(forecast, truth, np.abs, dim=dim, weights=weights, skipna=skipna,
-                  keep_attrs=keep_attrs, name="mae")  # fmt: skip
+def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
+    """The climatology at the forecast's valid times, on exactly the forecast's grid."""
+    if isinstance(fc, xr.Dataset) != isinstance(climatology, xr.Dataset):
+        raise TypeError(
+            "climatology must be a Dataset when the forecast is a Dataset, and a DataArray "
+            f"when it is a DataArray; got {type(climatology).__name__} for a "
+            f"{type(fc).__name__} forecast"
+        )
+    if "time" in fc.coords:
+        clim = select_climatology(climatology, valid_time(fc))
+    elif "hour" in climatology.dims or "dayofyear" in climatology.dims:
+        raise ValueError("forecast has no 'time' coordinate to match the climatology by")
+    else:
+        clim = climatology
+    if isinstance(fc, xr.Dataset):
+        missing = [v for v in fc.data_vars if v not in clim.data_vars]
+        if missing:
+            raise ValueError(f"climatology lacks variable(s) {missing}")
+        clim = clim[list(fc.data_vars)]
+    clim = clim.drop_vars([c for c in clim.coords if c not in clim.dims], errors="ignore")
+    return conform(clim, fc, name="climatology")
 
 
-def bias(
-    forecast: XarrayObj,
-    truth: XarrayObj,
-    /,
-    *,
-    dim: Dim = None,
-    weights: Weights = "area",
-    skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:
-    """Mean error (forecast minus truth), area-weighted over latitude.
-
-    Parameters
-    ----------
-    forecast, truth : Dataset or DataArray
-        Forecast and verifying truth (matched as in :func:`rmse`).
-    dim : str or list of str, optional
-        Dimensions to reduce; ``None`` (default) reduces all.
-    weights : {"area"}, DataArray or None, default "area"
-        Latitude area weights by default; ``None`` for none.
-    skipna : bool, default False
-        Skip NaN.
-    keep_attrs : bool, default False
-        Keep the forecast's attributes.
-
-    Returns
-    -------
-    Dataset or DataArray
-        Bias over ``dim``; positive when the forecast is too high; ``attrs["metric"] == "bias"``.
-
-    Raises
-    ------
-    ValueError
-        As :func:`mse`.
-
-    Notes
-    -----
-    Area-weighted mean of ``f − t`` (DESIGN.md §4 weighting), then the time mean.
-
-    Examples
-    --------
-    >>> fc = xr.DataArray([1.0, 3.0], dims="x")
-    >>> float(bias(fc, fc * 0))
-    2.0
-    """
-    return _score(forecast, truth, lambda e: e, dim=dim, weights=weights, skipna=skipna,
-                  keep_attrs=keep_attrs, name="bias")  # fmt: skip
-
-
+@fill_doc
 def acc(
-    forecast: XarrayObj,
-    truth: XarrayObj,
-    /,
-    climatology: XarrayObj,
-    *,
-    dim: Dim = None,
-    weights: Weights = "area",
-    skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:
+    forecast: XarrayObj, truth: XarrayObj, /, climatology: XarrayObj, *, dim: Dim = None,
+    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
     """Anomaly correlation coefficient against a climatology matched by day of year and hour.
 
     Parameters
     ----------
-    forecast, truth : Dataset or DataArray
-        Forecast and verifying truth (matched as in :func:`rmse`).
+    {{forecast_truth}}
     climatology : Dataset or DataArray
         Climatology with dims ``hour`` (and optionally ``dayofyear``) plus any of
-        level/latitude/longitude, or one already aligned to the valid times.
+        level/latitude/longitude, or one already aligned to the valid times. It must cover
+        the forecast's grid exactly (the same values on every dim it has, in any order).
     dim : str or list of str, optional
         Dimensions to reduce; ``None`` (default) reduces all. The correlation is taken over
         the reduced dims other than ``time``, then averaged over ``time`` if reduced.
-    weights : {"area"}, DataArray or None, default "area"
-        Latitude area weights by default; ``None`` for none.
-    skipna : bool, default False
-        Skip NaN.
-    keep_attrs : bool, default False
-        Keep the forecast's attributes.
+    {{reduce_options}}
 
     Returns
     -------
@@ -302,15 +217,16 @@ def acc(
 
     Raises
     ------
-    ValueError
-        As :func:`mse`, or if the climatology lacks a needed day of year, hour or variable.
+    {{raises_pair}}
+        Also if the climatology lacks a needed day of year, hour or variable, has a dim
+        the forecast lacks, or does not cover the forecast's grid.
 
     Notes
     -----
-    DESIGN.md §4 (WeatherBench2 ``ACC``): ``⟨f′a′⟩ / √(⟨f′²⟩⟨a′²⟩)`` with ``f′ = f − c``,
-    ``a′ = a − c`` anomalies against the climatology ``c`` at the valid time and ``⟨·⟩`` the
-    area-weighted mean over the reduced non-time dims; the time mean of the per-time ACC is
-    taken last.
+    WeatherBench2's ``ACC``: ``⟨f′a′⟩ / √(⟨f′²⟩⟨a′²⟩)`` with ``f′ = f − c``, ``a′ = a − c``
+    anomalies against the climatology ``c`` at the valid time and ``⟨·⟩`` the area-weighted
+    mean over the reduced non-time dims; the time mean of the per-time ACC is taken last.
+    Defined in the documentation, docs/design.md (Verification).
 
     Examples
     --------
@@ -319,32 +235,17 @@ def acc(
     >>> float(acc(a * 2, a, clim))
     1.0
     """
-    fc, tr = _prepare_pair(forecast, truth)
-    times = valid_time(fc) if "time" in fc.coords else None
-    if times is not None:
-        clim = select_climatology(climatology, times)
-    elif "hour" in climatology.dims or "dayofyear" in climatology.dims:
-        raise ValueError("forecast has no 'time' coordinate to match the climatology by")
-    else:
-        clim = climatology
-    if isinstance(fc, xr.Dataset):
-        if not isinstance(clim, xr.Dataset):
-            raise TypeError("climatology must be a Dataset when the forecast is a Dataset")
-        missing = [v for v in fc.data_vars if v not in clim.data_vars]
-        if missing:
-            raise ValueError(f"climatology lacks variable(s) {missing}")
-        clim = clim[list(fc.data_vars)]
-    clim = clim.drop_vars([c for c in clim.coords if c not in clim.dims], errors="ignore")
+    fc, tr = prepare_pair(forecast, truth)
+    clim = _climatology_at(climatology, fc)
     fa, ta = fc - clim, tr - clim
-    dims = _as_dims(fa, dim)
-    inner, outer = _time_split(dims)
-    w = _weights_for(fa, inner, weights)
+    inner, outer = time_split(reduced_dims(fa, dim))
+    w = weights_for(fa, inner, weights)
     if skipna:
         valid = fa.notnull() & ta.notnull()
         fa, ta = fa.where(valid), ta.where(valid)
-    num = _weighted_mean(fa * ta, inner, w, skipna)
-    den = np.sqrt(_weighted_mean(fa**2, inner, w, skipna) * _weighted_mean(ta**2, inner, w, skipna))
+    num = weighted_mean(fa * ta, inner, w, skipna)
+    den = np.sqrt(weighted_mean(fa**2, inner, w, skipna) * weighted_mean(ta**2, inner, w, skipna))
     out = num / den
     if outer:
         out = out.mean(outer, skipna=skipna)
-    return _finish(out, forecast, keep_attrs, {"metric": "acc"})
+    return finish_score(out, forecast, keep_attrs, {"metric": "acc"})

@@ -3,28 +3,30 @@
 The ensemble dimension is ``number`` by default; ``member`` and ``realization`` are accepted
 (``xfuxi.set_options(ensemble_dims=...)``) or named with ``member_dim=``. Point-wise kernels
 run through ``xr.apply_ufunc(..., dask="parallelized")`` so dask arrays stay lazy. Reductions
-over ``dim`` follow DESIGN.md §4 (area-weighted mean over non-time dims, then time mean).
+over ``dim`` follow WeatherBench2 (area-weighted mean over non-time dims, then time mean), and
+the truth, weights and thresholds must cover the forecast's grid exactly; the definitions are
+in the documentation, docs/design.md (Verification).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 
 import numpy as np
 import xarray as xr
 
+from ._docs import fill_doc
 from ._kernels import crps_ensemble_kernel
 from .deterministic import rmse
 from .weights import (
     Weights,
     XarrayObj,
-    _as_dims,
-    _ensemble_dim,
-    _finish,
-    _prepare_pair,
-    _time_split,
-    _weighted_mean,
-    _weights_for,
+    conform,
+    ensemble_dim,
+    finish_score,
+    prepare_pair,
+    reduce_score,
+    reduced_dims,
 )
 
 __all__ = [
@@ -39,76 +41,75 @@ __all__ = [
 Dim = str | Iterable[Hashable] | None
 
 
-def _reduce(x: XarrayObj, dim: Dim, weights: Weights, skipna: bool) -> XarrayObj:
-    dims = _as_dims(x, dim)
-    inner, outer = _time_split(dims)
-    out = _weighted_mean(x, inner, _weights_for(x, inner, weights), skipna)
-    if outer:
-        out = out.mean(outer, skipna=skipna)
-    return out
-
-
 def _pair(forecast: XarrayObj, truth: XarrayObj, member_dim: str | None):
-    mdim = _ensemble_dim(forecast, member_dim)
+    mdim = ensemble_dim(forecast, member_dim)
     if mdim in truth.dims:
         raise ValueError(f"truth must not have the ensemble dimension {mdim!r}")
-    fc, tr = _prepare_pair(forecast, truth)
+    fc, tr = prepare_pair(forecast, truth)
     return fc, tr, mdim
 
 
-def _crps_pointwise(fc, tr, mdim, fair):
-    def one(f: xr.DataArray, t: xr.DataArray) -> xr.DataArray:
-        f, t = xr.broadcast(f, t, exclude=[mdim])
-        return xr.apply_ufunc(
-            crps_ensemble_kernel,
-            f,
-            t,
-            input_core_dims=[[mdim], []],
-            kwargs={"fair": fair},
-            dask="parallelized",
-            output_dtypes=[np.result_type(f.dtype, np.float32)],
-            dask_gufunc_kwargs={"allow_rechunk": True},
-        )
-
-    if isinstance(fc, xr.Dataset):
-        return xr.Dataset({v: one(fc[v], tr[v]) for v in fc.data_vars}, attrs=fc.attrs)
-    return one(fc, tr)
+def _check_dim(dim: Dim, mdim: str) -> None:
+    """``dim`` reduces after the ensemble is summarised: it must not name the ensemble dim."""
+    if dim is not None and mdim in ([dim] if isinstance(dim, str) else list(dim)):
+        raise ValueError(f"dim must not include the ensemble dimension {mdim!r}")
 
 
-def crps(
-    forecast: XarrayObj,
-    truth: XarrayObj,
-    /,
-    *,
-    dim: Dim = None,
-    member_dim: str | None = None,
-    fair: bool = True,
-    weights: Weights = "area",
-    skipna: bool = False,
-    keep_attrs: bool = False,
+def _per_variable(
+    one: Callable[[xr.DataArray, xr.DataArray, Hashable], xr.DataArray],
+    fc: XarrayObj,
+    tr: XarrayObj,
 ) -> XarrayObj:
+    """Apply ``one(forecast, truth, name)`` to each variable of a Dataset, or to a DataArray."""
+    if isinstance(fc, xr.Dataset):
+        return xr.Dataset({v: one(fc[v], tr[v], v) for v in fc.data_vars})
+    return one(fc, tr, fc.name)
+
+
+def _over_members(
+    kernel: Callable[..., np.ndarray],
+    f: xr.DataArray,
+    t: xr.DataArray,
+    mdim: str,
+    dtype: np.dtype | type,
+    **kwargs,
+) -> xr.DataArray:
+    """``kernel(members, truth, **kwargs)`` point by point, members on the last axis (lazy on
+    dask arrays)."""
+    f, t = xr.broadcast(f, t, exclude=[mdim])
+    return xr.apply_ufunc(
+        kernel,
+        f,
+        t,
+        input_core_dims=[[mdim], []],
+        kwargs=kwargs,
+        dask="parallelized",
+        output_dtypes=[dtype],
+        dask_gufunc_kwargs={"allow_rechunk": True},
+    )
+
+
+@fill_doc
+def crps(
+    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
+    fair: bool = True, weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
     """Continuous ranked probability score of an ensemble, fair estimator by default.
 
     Parameters
     ----------
-    forecast : Dataset or DataArray
-        Ensemble forecast with an ensemble dimension (``number``, ``member`` or ``realization``).
-    truth : Dataset or DataArray
-        Verifying truth without the ensemble dimension (matched as in :func:`~xfuxi.rmse`).
+    {{ensemble_truth}}
     dim : str or list of str, optional
         Dimensions to average the point-wise CRPS over (not the ensemble dim); ``None``
         (default) averages all.
-    member_dim : str, optional
-        Name of the ensemble dimension; by default the first of the accepted names present.
+    {{member_dim}}
     fair : bool, default True
         ``True``: unbiased ("fair") spread term; ``False``: the standard estimator.
-    weights : {"area"}, DataArray or None, default "area"
-        Latitude area weights by default; ``None`` for none.
+    {{weights}}
     skipna : bool, default False
         Skip NaN in the averaging over ``dim``. A NaN member or truth always gives NaN at
         that point.
-    keep_attrs : bool, default False
-        Keep the forecast's attributes.
+    {{keep_attrs}}
 
     Returns
     -------
@@ -118,16 +119,16 @@ def crps(
 
     Raises
     ------
-    ValueError
-        If there is no ensemble dimension, the truth has one, or coordinates differ.
+    {{raises_ensemble}}
 
     Notes
     -----
-    DESIGN.md §4: ``CRPS = E|X − y| − ½ E|X − X′|``. With members sorted, ``x_(1..M)``,
+    ``CRPS = E|X − y| − ½ E|X − X′|``. With members sorted, ``x_(1..M)``,
     ``E|X − X′| = 2 Σ_i (2i − M − 1) x_(i) / D`` where ``D = M(M − 1)`` for the fair
     estimator (Ferro 2014; used by WeatherBench2 and FuXi-ENS) and ``D = M²`` for the
     standard one (Gneiting & Raftery 2007; ``properscoring.crps_ensemble``). This costs
     O(M log M) per point. With one member the spread term is 0 and CRPS equals the MAE.
+    {{reduction}}
 
     Examples
     --------
@@ -138,25 +139,23 @@ def crps(
     0.5
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
-    if dim is not None and mdim in ([dim] if isinstance(dim, str) else list(dim)):
-        raise ValueError(f"dim must not include the ensemble dimension {mdim!r}")
-    point = _crps_pointwise(fc, tr, mdim, fair)
-    out = _reduce(point, dim, weights, skipna)
+    _check_dim(dim, mdim)
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        dtype = np.result_type(f.dtype, np.float32)
+        return _over_members(crps_ensemble_kernel, f, t, mdim, dtype, fair=fair)
+
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna)
     attrs = {"metric": "crps", "estimator": "fair" if fair else "standard",
              "members": int(fc.sizes[mdim])}  # fmt: skip
-    return _finish(out, forecast, keep_attrs, attrs)
+    return finish_score(out, forecast, keep_attrs, attrs)
 
 
+@fill_doc
 def spread(
-    forecast: XarrayObj,
-    /,
-    *,
-    dim: Dim = None,
-    member_dim: str | None = None,
-    weights: Weights = "area",
-    skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:
+    forecast: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
+    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
     """Ensemble spread: area-weighted RMS of the member standard deviation (ddof=1).
 
     Parameters
@@ -165,14 +164,8 @@ def spread(
         Ensemble forecast with at least two members.
     dim : str or list of str, optional
         Dimensions to reduce besides the ensemble; ``None`` (default) reduces all.
-    member_dim : str, optional
-        Name of the ensemble dimension.
-    weights : {"area"}, DataArray or None, default "area"
-        Latitude area weights by default; ``None`` for none.
-    skipna : bool, default False
-        Skip NaN in the averaging over ``dim``.
-    keep_attrs : bool, default False
-        Keep the forecast's attributes.
+    {{member_dim}}
+    {{reduce_options}}
 
     Returns
     -------
@@ -182,13 +175,14 @@ def spread(
     Raises
     ------
     ValueError
-        If there is no ensemble dimension or it has fewer than two members.
+        If there is no ensemble dimension or it has fewer than two members, or the weights
+        are invalid.
 
     Notes
     -----
-    DESIGN.md §4: spread = √(time mean of the area-weighted mean of the unbiased member
-    variance), the same ordering as :func:`~xfuxi.rmse` so that spread and ensemble-mean
-    RMSE are comparable.
+    spread = √(time mean of the area-weighted mean of the unbiased member variance), the
+    same ordering as :func:`~xfuxi.rmse` so that spread and ensemble-mean RMSE are
+    comparable. Defined in the documentation, docs/design.md (Verification).
 
     Examples
     --------
@@ -196,36 +190,26 @@ def spread(
     >>> float(spread(fc))
     1.4142135623730951
     """
-    mdim = _ensemble_dim(forecast, member_dim)
+    mdim = ensemble_dim(forecast, member_dim)
     m = forecast.sizes[mdim]
     if m < 2:
         raise ValueError(f"spread needs at least 2 members along {mdim!r}; got {m}")
-    if dim is not None and mdim in ([dim] if isinstance(dim, str) else list(dim)):
-        raise ValueError(f"dim must not include the ensemble dimension {mdim!r}")
+    _check_dim(dim, mdim)
     var = forecast.var(mdim, ddof=1, skipna=False)
-    out = np.sqrt(_reduce(var, dim, weights, skipna))
-    return _finish(out, forecast, keep_attrs, {"metric": "spread", "members": int(m)})
+    out = np.sqrt(reduce_score(var, dim, weights, skipna))
+    return finish_score(out, forecast, keep_attrs, {"metric": "spread", "members": int(m)})
 
 
+@fill_doc
 def ensemble_mean_rmse(
-    forecast: XarrayObj,
-    truth: XarrayObj,
-    /,
-    *,
-    dim: Dim = None,
-    member_dim: str | None = None,
-    weights: Weights = "area",
-    skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:
+    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
+    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
     """RMSE of the ensemble mean.
 
     Parameters
     ----------
-    forecast : Dataset or DataArray
-        Ensemble forecast.
-    truth : Dataset or DataArray
-        Verifying truth without the ensemble dimension.
+    {{ensemble_truth}}
     dim, member_dim, weights, skipna, keep_attrs
         As :func:`crps`.
 
@@ -236,12 +220,12 @@ def ensemble_mean_rmse(
 
     Raises
     ------
-    ValueError
-        If there is no ensemble dimension or coordinates differ.
+    {{raises_ensemble}}
 
     Notes
     -----
-    :func:`~xfuxi.rmse` (DESIGN.md §4) applied to the mean over members.
+    :func:`~xfuxi.rmse` applied to the mean over members. Defined in the documentation,
+    docs/design.md (Verification).
 
     Examples
     --------
@@ -253,29 +237,21 @@ def ensemble_mean_rmse(
     mean = fc.mean(mdim, skipna=False)
     out = rmse(mean, tr, dim=dim, weights=weights, skipna=skipna)
     attrs = {"metric": "ensemble_mean_rmse", "members": int(fc.sizes[mdim])}
-    return _finish(out, forecast, keep_attrs, attrs)
+    return finish_score(out, forecast, keep_attrs, attrs)
 
 
+@fill_doc
 def spread_skill_ratio(
-    forecast: XarrayObj,
-    truth: XarrayObj,
-    /,
-    *,
-    dim: Dim = None,
-    member_dim: str | None = None,
-    correction: bool = False,
-    weights: Weights = "area",
-    skipna: bool = False,
+    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
+    correction: bool = False, weights: Weights = "area", skipna: bool = False,
     keep_attrs: bool = False,
-) -> XarrayObj:
+) -> XarrayObj:  # fmt: skip
     """Spread–skill ratio: ensemble spread over the RMSE of the ensemble mean.
 
     Parameters
     ----------
-    forecast : Dataset or DataArray
-        Ensemble forecast with at least two members.
-    truth : Dataset or DataArray
-        Verifying truth.
+    {{ensemble_truth}}
+        The forecast needs at least two members.
     dim, member_dim, weights, skipna, keep_attrs
         As :func:`crps`.
     correction : bool, default False
@@ -289,14 +265,15 @@ def spread_skill_ratio(
 
     Raises
     ------
-    ValueError
-        If there is no ensemble dimension, fewer than two members, or coordinates differ.
+    {{raises_ensemble}}
+        Also if there are fewer than two members.
 
     Notes
     -----
-    DESIGN.md §4: :func:`spread` / :func:`ensemble_mean_rmse`, both with the same weighting
-    and time ordering. For a perfect ensemble of M members the expected squared error of the
-    mean is ``(M+1)/M`` times the expected variance, hence the optional correction.
+    :func:`spread` / :func:`ensemble_mean_rmse`, both with the same weighting and time
+    ordering. For a perfect ensemble of M members the expected squared error of the mean is
+    ``(M+1)/M`` times the expected variance, hence the optional correction. Defined in the
+    documentation, docs/design.md (Verification).
 
     Examples
     --------
@@ -317,7 +294,7 @@ def spread_skill_ratio(
         out = out * np.sqrt((m + 1.0) / m)
     attrs = {"metric": "spread_skill_ratio", "members": int(m),
              "correction": "sqrt((M+1)/M)" if correction else "none"}  # fmt: skip
-    return _finish(out, forecast, keep_attrs, attrs)
+    return finish_score(out, forecast, keep_attrs, attrs)
 
 
 def _check_threshold_units(obj: xr.DataArray, name: str, units: str | None) -> None:
@@ -336,31 +313,22 @@ def _check_threshold_units(obj: xr.DataArray, name: str, units: str | None) -> N
         )
 
 
+@fill_doc
 def brier_score(
-    forecast: XarrayObj,
-    truth: XarrayObj,
-    /,
-    *,
+    forecast: XarrayObj, truth: XarrayObj, /, *,
     threshold: float | xr.DataArray | Mapping[Hashable, float | xr.DataArray],
-    units: str | None = None,
-    dim: Dim = None,
-    member_dim: str | None = None,
-    fair: bool = False,
-    weights: Weights = "area",
-    skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:
+    units: str | None = None, dim: Dim = None, member_dim: str | None = None, fair: bool = False,
+    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
     """Brier score of the event "value exceeds ``threshold``" from ensemble member fractions.
 
     Parameters
     ----------
-    forecast : Dataset or DataArray
-        Ensemble forecast.
-    truth : Dataset or DataArray
-        Verifying truth.
+    {{ensemble_truth}}
     threshold : float, DataArray or mapping of variable name to those
-        Event threshold (``value > threshold``); a DataArray may vary in space or time;
-        a mapping gives one per variable of a Dataset.
+        Event threshold (``value > threshold``); a DataArray may vary in space or time (it
+        must then cover the forecast's grid exactly on its dims); a mapping gives one per
+        variable of a Dataset.
     units : str, optional
         Units of the threshold; checked against each variable's ``units`` attribute.
     dim, member_dim, weights, skipna, keep_attrs
@@ -377,15 +345,16 @@ def brier_score(
 
     Raises
     ------
-    ValueError
-        If the threshold units do not match the data, a variable lacks a threshold, the
-        fair form is asked for one member, or as :func:`crps`.
+    {{raises_ensemble}}
+        Also if the threshold units do not match the data, a variable lacks a threshold, a
+        threshold does not cover the grid, or the fair form is asked for one member.
 
     Notes
     -----
-    DESIGN.md §4: ``BS = (p − o)²`` with ``p`` the fraction of members above the threshold and
-    ``o`` 1 where the truth is above it. The debiased form is
-    ``(p − o)² − p(1 − p)/(M − 1)`` (Ferro 2014, eq. 8). A NaN member or truth gives NaN.
+    ``BS = (p − o)²`` with ``p`` the fraction of members above the threshold and ``o`` 1
+    where the truth is above it. The debiased form is ``(p − o)² − p(1 − p)/(M − 1)``
+    (Ferro 2014, eq. 8). A NaN member or truth gives NaN.
+    {{reduction}}
 
     Examples
     --------
@@ -397,11 +366,20 @@ def brier_score(
     m = fc.sizes[mdim]
     if fair and m < 2:
         raise ValueError(f"the fair Brier score needs at least 2 members along {mdim!r}")
+    if isinstance(threshold, Mapping) and not isinstance(fc, xr.Dataset):
+        raise TypeError("a mapping of thresholds needs a Dataset forecast")
 
-    def one(f: xr.DataArray, t: xr.DataArray, name: str, thr) -> xr.DataArray:
-        _check_threshold_units(f, name, units)
-        if isinstance(thr, xr.DataArray) and "units" in thr.attrs:
-            _check_threshold_units(f, name, str(thr.attrs["units"]))
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        thr = threshold
+        if isinstance(threshold, Mapping):
+            if name not in threshold:
+                raise ValueError(f"no threshold given for variable {name!r}")
+            thr = threshold[name]
+        _check_threshold_units(f, str(name), units)
+        if isinstance(thr, xr.DataArray):
+            if "units" in thr.attrs:
+                _check_threshold_units(f, str(name), str(thr.attrs["units"]))
+            thr = conform(thr, f, name="threshold", new_dims=True)
         p = (f > thr).where(f.notnull()).mean(mdim, skipna=False)
         o = (t > thr).where(t.notnull())
         bs = (p - o) ** 2
@@ -409,26 +387,13 @@ def brier_score(
             bs = bs - p * (1 - p) / (m - 1)
         return bs
 
-    if isinstance(fc, xr.Dataset):
-        thrs = {}
-        for v in fc.data_vars:
-            if isinstance(threshold, Mapping):
-                if v not in threshold:
-                    raise ValueError(f"no threshold given for variable {v!r}")
-                thrs[v] = threshold[v]
-            else:
-                thrs[v] = threshold
-        point = xr.Dataset({v: one(fc[v], tr[v], str(v), thrs[v]) for v in fc.data_vars})
-    else:
-        if isinstance(threshold, Mapping):
-            raise TypeError("a mapping of thresholds needs a Dataset forecast")
-        point = one(fc, tr, str(fc.name), threshold)
-    out = _reduce(point, dim, weights, skipna)
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna)
     attrs = {"metric": "brier_score", "estimator": "fair" if fair else "standard",
              "members": int(m)}  # fmt: skip
-    return _finish(out, forecast, keep_attrs, attrs)
+    return finish_score(out, forecast, keep_attrs, attrs)
 
 
+@fill_doc
 def rank_histogram(
     forecast: XarrayObj,
     truth: XarrayObj,
@@ -442,14 +407,10 @@ def rank_histogram(
 
     Parameters
     ----------
-    forecast : Dataset or DataArray
-        Ensemble forecast with M members.
-    truth : Dataset or DataArray
-        Verifying truth.
+    {{ensemble_truth}}
     dim : str or list of str, optional
         Dimensions to count over; ``None`` (default) counts over all.
-    member_dim : str, optional
-        Name of the ensemble dimension.
+    {{member_dim}}
     seed : int or None, default 0
         Seed for breaking ties at random (reproducible by default; with dask, for the same
         chunking).
@@ -462,8 +423,7 @@ def rank_histogram(
 
     Raises
     ------
-    ValueError
-        If there is no ensemble dimension or coordinates differ.
+    {{raises_ensemble}}
 
     Notes
     -----
@@ -488,19 +448,13 @@ def rank_histogram(
         bad = np.isnan(x).any(-1) | np.isnan(y)
         return np.where(bad, -1, r)
 
-    def one(f: xr.DataArray, t: xr.DataArray) -> xr.DataArray:
-        f, t = xr.broadcast(f, t, exclude=[mdim])
-        r = xr.apply_ufunc(kernel, f, t, input_core_dims=[[mdim], []], dask="parallelized",
-                           output_dtypes=[np.int64],
-                           dask_gufunc_kwargs={"allow_rechunk": True})  # fmt: skip
-        dims = _as_dims(r, dim)
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        r = _over_members(kernel, f, t, mdim, np.int64)
+        dims = reduced_dims(r, dim)
         counts = [(r == k).sum(dims) for k in range(m + 1)]
         out = xr.concat(counts, dim="rank").assign_coords(rank=np.arange(m + 1))
         return out.transpose("rank", ...)
 
-    if isinstance(fc, xr.Dataset):
-        out = xr.Dataset({v: one(fc[v], tr[v]) for v in fc.data_vars})
-    else:
-        out = one(fc, tr)
+    out = _per_variable(one, fc, tr)
     out.attrs = {"metric": "rank_histogram", "members": int(m)}
     return out

@@ -1,7 +1,9 @@
 """Area weights, dimension handling and alignment shared by all xfuxi scores.
 
-Nothing here imports torch or numba. The definitions are those of DESIGN.md §4 and
-WeatherBench2.
+Nothing here imports torch or numba. The definitions are those of WeatherBench2, written out
+in the documentation, docs/design.md (Verification). Every input that goes with the data
+(truth, weights, climatology, thresholds) passes :func:`conform`: it must cover the grid of
+the data exactly, so that no score silently covers only part of it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..grid import area_weights
@@ -18,11 +21,16 @@ from ..options import get_options
 __all__ = ["align_valid_time", "area_weights", "valid_time"]
 
 XarrayObj = xr.Dataset | xr.DataArray
+#: dims along which the truth (or a climatology) may hold more values than the forecast:
+#: it is taken at the forecast's values; every other shared dim must match exactly
+TIME_DIMS: tuple[str, ...] = ("time",)
+#: tolerance for numeric coordinates to count as the same point (degrees, hPa, ...)
+COORD_ATOL = 1e-6
 #: ``"area"`` (default): area weights over ``latitude``; ``None``: unweighted; or a DataArray
 Weights = Literal["area"] | xr.DataArray | None
 
 
-def _as_dims(obj: XarrayObj, dim: str | Iterable[Hashable] | None) -> list[Hashable]:
+def reduced_dims(obj: XarrayObj, dim: str | Iterable[Hashable] | None) -> list[Hashable]:
     """Dims to reduce: ``None`` means all dims of ``obj``; each must exist."""
     if dim is None:
         return list(obj.dims)
@@ -35,8 +43,148 @@ def _as_dims(obj: XarrayObj, dim: str | Iterable[Hashable] | None) -> list[Hasha
     return dims
 
 
-def _weights_for(obj: XarrayObj, dims: Sequence[Hashable], weights: Weights) -> xr.DataArray | None:
-    """Resolve ``weights`` to a DataArray (or None) restricted to ``dims``."""
+def _brief(a: np.ndarray) -> str:
+    """A short list of values for messages: ``[a, b, c]`` or ``[a, b, ..., z]``."""
+    shown = [str(v) for v in (a if a.size <= 4 else [a[0], a[1], a[-1]])]
+    return "[" + ", ".join(shown if a.size <= 4 else [*shown[:2], "...", shown[-1]]) + "]"
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same values in the same order (numbers to within ``COORD_ATOL``)."""
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind in "fiu" and b.dtype.kind in "fiu":
+        return bool(np.allclose(a, b, rtol=0, atol=COORD_ATOL))
+    return bool(np.array_equal(a, b))
+
+
+def _positions(have: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Index into ``have`` (unique values) of each value of ``want``; -1 where absent."""
+    if have.dtype.kind in "fiu" and want.dtype.kind in "fiu":
+        if have.size == 0:
+            return np.full(want.shape, -1)
+        order = np.argsort(have, kind="stable")
+        s, w = have[order].astype("float64"), want.astype("float64")
+        i = np.searchsorted(s, w)
+        lo, hi = np.clip(i - 1, 0, s.size - 1), np.clip(i, 0, s.size - 1)
+        k = np.where(np.abs(s[hi] - w) <= np.abs(s[lo] - w), hi, lo)
+        return np.where(np.abs(s[k] - w) <= COORD_ATOL, order[k], -1)
+    return pd.Index(have).get_indexer(want)
+
+
+def conform(
+    obj: XarrayObj,
+    reference: XarrayObj,
+    /,
+    *,
+    name: str,
+    reference_name: str = "forecast",
+    new_dims: bool = False,
+) -> XarrayObj:
+    """Return ``obj`` on exactly the coordinates of ``reference`` along every shared dim.
+
+    The one check behind every input that must cover the grid of the data it goes with
+    (truth, weights, climatology, thresholds): xarray would otherwise inner-join and score
+    only the overlap, silently.
+
+    Parameters
+    ----------
+    obj : Dataset or DataArray
+        The input to check (the truth, weights, a climatology, a threshold).
+    reference : Dataset or DataArray
+        The data whose grid ``obj`` must cover (the forecast, or the data scored).
+    name, reference_name : str
+        How the two are called in error messages.
+    new_dims : bool, default False
+        Allow ``obj`` dims that ``reference`` lacks (they broadcast); otherwise they raise.
+
+    Returns
+    -------
+    Dataset or DataArray
+        ``obj`` reordered (and, along the time dims of ``TIME_DIMS``, selected) to the order
+        of ``reference``, carrying ``reference``'s coordinate values. Not a copy when nothing
+        changes.
+
+    Raises
+    ------
+    ValueError
+        If, along a shared dim other than ``time``, ``obj`` lacks some of the reference's
+        values or holds others (the message names the dim and how many are missing and
+        extra); if ``obj`` lacks some of the reference's times; if a shared dim without
+        coordinates differs in size; if ``obj`` has a dim that ``reference`` holds as a
+        single (scalar) coordinate, or, without ``new_dims``, any dim ``reference`` lacks.
+
+    Notes
+    -----
+    Spatial and other dims must hold the same values (numbers to within 1e-6), in any order:
+    a different order is undone by an explicit reindex. Along ``time``, ``obj`` may hold more
+    values than ``reference`` (a longer truth series): it is taken at the reference's times,
+    and a missing one raises. Nothing is ever intersected: a score always covers the whole
+    forecast. The rules are in the documentation, docs/design.md (Verification).
+    """
+    for d in obj.dims:
+        if d in reference.dims:
+            continue
+        if d in reference.coords:
+            raise ValueError(
+                f"{name} has dimension {d!r} but the {reference_name} holds the single {d} "
+                f"{reference[d].values}; select it from the {name} first"
+            )
+        if not new_dims:
+            raise ValueError(
+                f"{name} has dimension {d!r} that the {reference_name} lacks "
+                f"(dims of the {reference_name}: {list(reference.dims)})"
+            )
+    for d in [d for d in reference.dims if d in obj.dims]:
+        if d not in obj.coords or d not in reference.coords:
+            if obj.sizes[d] != reference.sizes[d]:
+                raise ValueError(
+                    f"dimension {d!r} has size {reference.sizes[d]} in the {reference_name} "
+                    f"but {obj.sizes[d]} in the {name}"
+                )
+            continue
+        want, have = reference[d].values, obj[d].values
+        if _same_values(want, have):
+            if want.dtype.kind == "f" and not np.array_equal(want, have):
+                obj = obj.assign_coords({d: reference[d].variable})
+            continue
+        if pd.Index(have).has_duplicates:
+            raise ValueError(f"{name} holds repeated {d!r} values; each may appear only once")
+        pos = _positions(have, want)
+        missing = want[pos < 0]
+        extra = np.delete(have, pos[pos >= 0]) if d not in TIME_DIMS else have[:0]
+        if missing.size or extra.size:
+            rule = (
+                f"the {name} must hold every {d} of the {reference_name}"
+                if d in TIME_DIMS
+                else f"the {name} must hold exactly the {reference_name}'s {d} values (in any "
+                "order), so that the score covers the whole grid and nothing else"
+            )
+            found = [
+                f"{missing.size} of the {want.size} {d} values of the {reference_name} are "
+                f"missing from the {name} {_brief(missing)}" if missing.size else "",
+                f"{extra.size} {d} values of the {name} are not in the {reference_name} "
+                f"{_brief(extra)}" if extra.size else "",
+            ]  # fmt: skip
+            raise ValueError(
+                f"coordinate {d!r} differs between {reference_name} and {name}: "
+                + ", and ".join(f for f in found if f)
+                + f"; {rule}"
+            )
+        obj = obj.isel({d: pos}).assign_coords({d: reference[d].variable})
+    return obj
+
+
+def weights_for(obj: XarrayObj, dims: Sequence[Hashable], weights: Weights) -> xr.DataArray | None:
+    """Resolve ``weights`` to a DataArray (or None) on the grid of ``obj`` over ``dims``.
+
+    Raises
+    ------
+    ValueError
+        If the weights have a dim not reduced, are not finite or negative, are all zero, or
+        do not cover the grid of ``obj`` exactly (:func:`conform`); or if ``"area"`` weights
+        are asked for a ``latitude`` without coordinate values.
+    """
     if weights is None:
         return None
     if isinstance(weights, str):
@@ -44,18 +192,33 @@ def _weights_for(obj: XarrayObj, dims: Sequence[Hashable], weights: Weights) -> 
             raise ValueError(f"weights must be 'area', None or a DataArray; got {weights!r}")
         if "latitude" not in dims:
             return None
+        if "latitude" not in obj.coords:
+            raise ValueError(
+                "weights='area' needs latitude coordinate values (degrees); the data has a "
+                "'latitude' dimension without them: assign them, or pass weights=None"
+            )
         return area_weights(obj["latitude"])
     if not isinstance(weights, xr.DataArray):
         raise TypeError(f"weights must be 'area', None or a DataArray; got {type(weights)}")
     extra = [d for d in weights.dims if d not in dims]
     if extra:
         raise ValueError(f"weights have dims {extra} that are not reduced (dim={list(dims)})")
+    if weights.dtype.kind not in "fiub":
+        raise TypeError(f"weights must be numbers; got dtype {weights.dtype}")
     if weights.isnull().any():
         raise ValueError("weights contain NaN")
-    return weights
+    if np.isinf(weights).any():
+        raise ValueError("weights contain infinite values; weights must be finite")
+    if (weights < 0).any():
+        raise ValueError(
+            f"weights contain negative values (min {float(weights.min())}); weights must be >= 0"
+        )
+    if not weights.any():
+        raise ValueError("weights are all zero; at least one point must have a positive weight")
+    return conform(weights, obj, name="weights")
 
 
-def _weighted_mean(
+def weighted_mean(
     x: XarrayObj, dims: Sequence[Hashable], weights: xr.DataArray | None, skipna: bool
 ) -> XarrayObj:
     """Weighted mean over ``dims``; with skipna the weights of missing values are dropped."""
@@ -66,11 +229,23 @@ def _weighted_mean(
     return x.weighted(weights).mean(dims, skipna=skipna)
 
 
-def _time_split(dims: Sequence[Hashable]) -> tuple[list[Hashable], list[Hashable]]:
+def time_split(dims: Sequence[Hashable]) -> tuple[list[Hashable], list[Hashable]]:
     """Split reduced dims into (inner spatial/other dims, outer ``time`` dim)."""
     inner = [d for d in dims if d != "time"]
     outer = [d for d in dims if d == "time"]
     return inner, outer
+
+
+def reduce_score(
+    x: XarrayObj, dim: str | Iterable[Hashable] | None, weights: Weights, skipna: bool
+) -> XarrayObj:
+    """Reduce point-wise scores over ``dim``: the weighted mean over every reduced dim but
+    ``time`` (per time) first, then the mean over ``time`` (WeatherBench2's order)."""
+    inner, outer = time_split(reduced_dims(x, dim))
+    out = weighted_mean(x, inner, weights_for(x, inner, weights), skipna)
+    if outer:
+        out = out.mean(outer, skipna=skipna)
+    return out
 
 
 #: metric -> (perfect value, higher is better); recorded in the attrs of every score
@@ -85,7 +260,9 @@ METRIC_INFO: dict[str, tuple[float, bool]] = {
 }
 
 
-def _finish(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: dict[str, Any]):
+def finish_score(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: dict[str, Any]):
+    """Set the attributes of a score: ``attrs`` (with the metric's perfect value and
+    direction), plus the source's own when ``keep_attrs``."""
     info = METRIC_INFO.get(str(attrs.get("metric")))
     if info is not None:
         attrs = {**attrs, "perfect_value": info[0], "higher_is_better": int(info[1])}
@@ -164,9 +341,10 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
 
     Notes
     -----
-    The valid time of a forecast is ``time + prediction_timedelta`` (WeatherBench2 layout,
-    DESIGN.md §2). Scores call this automatically when the forecast has
-    ``prediction_timedelta`` and the truth has only ``time``.
+    The valid time of a forecast is ``time + prediction_timedelta`` (WeatherBench2 layout;
+    the data conventions are in the documentation, docs/design.md). Scores call this
+    automatically when the forecast has ``prediction_timedelta`` and the truth has only
+    ``time``. The truth may hold more times; a missing one raises (never intersected).
 
     Examples
     --------
@@ -198,11 +376,17 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     return out.assign_coords(coords).assign_coords(valid_time=(vt.dims, vt.values))
 
 
-def _prepare_pair(forecast: XarrayObj, truth: XarrayObj) -> tuple[XarrayObj, XarrayObj]:
-    """Align truth to valid time when needed and check coordinates match exactly."""
+def prepare_pair(
+    forecast: XarrayObj, truth: XarrayObj, /, *, names: tuple[str, str] = ("forecast", "truth")
+) -> tuple[XarrayObj, XarrayObj]:
+    """Align the truth to the forecast's valid times when needed, and to its grid exactly.
+
+    The truth is taken at the forecast's times (it may hold more); on every other shared dim
+    it must hold exactly the forecast's values, in any order (:func:`conform`).
+    """
     if isinstance(forecast, xr.Dataset) != isinstance(truth, xr.Dataset):
         raise TypeError(
-            "forecast and truth must both be Datasets or both DataArrays; got "
+            f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
     if "prediction_timedelta" in forecast.dims and "prediction_timedelta" not in truth.dims:
@@ -211,39 +395,13 @@ def _prepare_pair(forecast: XarrayObj, truth: XarrayObj) -> tuple[XarrayObj, Xar
     if isinstance(forecast, xr.Dataset):
         missing = [v for v in forecast.data_vars if v not in truth.data_vars]
         if missing:
-            raise ValueError(f"truth lacks variable(s) {missing} of the forecast")
+            raise ValueError(f"{names[1]} lacks variable(s) {missing} of the {names[0]}")
         truth = truth[list(forecast.data_vars)]
-    for d in set(forecast.dims) & set(truth.dims):
-        if d in forecast.coords and d in truth.coords:
-            a, b = forecast[d].values, truth[d].values
-            same = a.shape == b.shape and (
-                np.allclose(a, b, rtol=0, atol=1e-6)
-                if a.dtype.kind in "fiu" and b.dtype.kind in "fiu"
-                else np.array_equal(a, b)
-            )
-            if not same:
-                raise ValueError(
-                    f"coordinate {d!r} differs between forecast and truth "
-                    f"(forecast has {a.size} values {_brief(a)}, truth has {b.size} "
-                    f"values {_brief(b)}); select matching points first"
-                )
-            if a.dtype.kind == "f" and not np.array_equal(a, b):
-                truth = truth.assign_coords({d: forecast[d]})
-        elif forecast.sizes[d] != truth.sizes[d]:
-            raise ValueError(
-                f"dimension {d!r} has size {forecast.sizes[d]} in forecast but "
-                f"{truth.sizes[d]} in truth"
-            )
+    truth = conform(truth, forecast, name=names[1], reference_name=names[0], new_dims=True)
     return forecast, truth
 
 
-def _brief(a: np.ndarray) -> str:
-    if a.size <= 4:
-        return str(list(a))
-    return f"[{a[0]}, {a[1]}, ..., {a[-1]}]"
-
-
-def _ensemble_dim(obj: XarrayObj, member_dim: str | None) -> str:
+def ensemble_dim(obj: XarrayObj, member_dim: str | None) -> str:
     """Find the ensemble dimension: the one named, else the first of the accepted names."""
     if member_dim is not None:
         if member_dim not in obj.dims:
@@ -259,3 +417,8 @@ def _ensemble_dim(obj: XarrayObj, member_dim: str | None) -> str:
         "the forecast has no ensemble dimension: expected one of "
         f"{list(get_options()['ensemble_dims'])}, got dims {list(obj.dims)}"
     )
+
+
+# the former private names, still imported by plot, observation_space and balance
+_prepare_pair = prepare_pair
+_ensemble_dim = ensemble_dim

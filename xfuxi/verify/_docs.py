@@ -1,0 +1,99 @@
+"""Docstring parts shared by the scores, so that each parameter is described once.
+
+A docstring line holding only ``{{name}}`` (indented) is replaced by the part ``name``,
+indented the same way. Used through :func:`fill_doc`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
+__all__ = ["DOC_PARTS", "fill_doc"]
+
+F = TypeVar("F", bound=Callable)
+
+DOC_PARTS: dict[str, str] = {
+    "forecast_truth": """\
+forecast, truth : Dataset or DataArray
+    Forecast and verifying truth, both Datasets or both DataArrays. On every shared dim
+    but ``time`` (latitude, longitude, level, ...) the truth must hold exactly the
+    forecast's values (in any order); it is taken at the forecast's times and may hold
+    more. A forecast with ``prediction_timedelta`` is matched to a truth on ``time`` by
+    valid time.""",
+    "ensemble_truth": """\
+forecast : Dataset or DataArray
+    Ensemble forecast with an ensemble dimension (``number``, ``member`` or
+    ``realization``).
+truth : Dataset or DataArray
+    Verifying truth without the ensemble dimension, matched as in :func:`~xfuxi.rmse`.""",
+    "dim": """\
+dim : str or list of str, optional
+    Dimensions to reduce; ``None`` (default) reduces all.""",
+    "member_dim": """\
+member_dim : str, optional
+    Name of the ensemble dimension; by default the first of the accepted names present.""",
+    "weights": """\
+weights : {"area"}, DataArray or None, default "area"
+    ``"area"``: latitude area weights (:func:`~xfuxi.verify.weights.area_weights`) when
+    ``latitude`` is reduced; a DataArray over reduced dims, finite, non-negative, not all
+    zero, covering exactly the data's values on its dims (in any order); ``None``:
+    unweighted.""",
+    "skipna": """\
+skipna : bool, default False
+    Skip NaN in the averaging (their weight is dropped). With ``False`` any NaN gives
+    NaN.""",
+    "keep_attrs": """\
+keep_attrs : bool, default False
+    Keep the forecast's attributes.""",
+    "raises_pair": """\
+ValueError
+    If the grids of forecast and truth differ, a variable or a (valid) time is missing
+    from the truth, the weights are invalid or do not cover the grid, or ``dim`` names an
+    unknown dimension.""",
+    "raises_ensemble": """\
+ValueError
+    If there is no ensemble dimension, the truth has one, or as :func:`~xfuxi.rmse`.""",
+    "reduction": """\
+The area-weighted mean over the reduced dims other than ``time`` is taken per time
+first, then the mean over ``time`` (WeatherBench2's order). Defined in the
+documentation, docs/design.md (Verification).""",
+}
+
+#: the options every score takes, and those with ``dim`` (the pair scores' whole tail)
+DOC_PARTS["reduce_options"] = "\n".join(DOC_PARTS[k] for k in ("weights", "skipna", "keep_attrs"))
+DOC_PARTS["score_options"] = DOC_PARTS["dim"] + "\n" + DOC_PARTS["reduce_options"]
+
+_PLACEHOLDER = re.compile(r"^([ \t]*)\{\{(\w+)\}\}[ \t]*$", re.MULTILINE)
+
+
+def fill_doc(func: F) -> F:
+    """Replace the ``{{name}}`` lines of ``func``'s docstring by :data:`DOC_PARTS`.
+
+    Raises
+    ------
+    KeyError
+        If a placeholder names no part (at import time, so it cannot go unnoticed).
+
+    Examples
+    --------
+    >>> @fill_doc
+    ... def f():
+    ...     '''Parameters
+    ...     ----------
+    ...     {{keep_attrs}}
+    ...     '''
+    >>> print(f.__doc__.splitlines()[2].strip())
+    keep_attrs : bool, default False
+    """
+
+    def indent(match: re.Match[str]) -> str:
+        pad = match.group(1)
+        return "\n".join(
+            pad + line if line else line for line in DOC_PARTS[match.group(2)].split("\n")
+        )
+
+    if func.__doc__:
+        func.__doc__ = _PLACEHOLDER.sub(indent, func.__doc__)
+    return func
