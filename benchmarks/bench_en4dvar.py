@@ -21,8 +21,10 @@ import pandas as pd
 import torch
 
 import xfuxi
+from xfuxi.assimilation.config import BackgroundError, LocalizationOptions
 from xfuxi.assimilation.cycling import world_background
-from xfuxi.assimilation.en4dvar import En4DVarProblem, ObsSlot, _resolve_localization
+from xfuxi.assimilation.en4dvar import En4DVarProblem, ObsSlot
+from xfuxi.assimilation.inputs import build_localization
 from xfuxi.observations.sets import radiosonde_observations, screen_observations
 
 
@@ -63,15 +65,20 @@ def main() -> None:
         variables=["geopotential", "temperature", "u_component_of_wind", "v_component_of_wind"],
     )
     tic = time.perf_counter()
-    loc = a.localization
-    if a.vertical_localization is not None:
-        loc = {"length_scale": a.localization, "vertical_length_scale": a.vertical_localization}
-    loc = _resolve_localization(loc, model)
+    options = LocalizationOptions(
+        length_scale=a.localization, vertical_length_scale=a.vertical_localization
+    )
+    loc = build_localization(options, model)
     t_loc = time.perf_counter() - tic
     tic = time.perf_counter()
     cpu0 = time.process_time()
     res = xfuxi.assimilate_4dvar(
-        bg, obs, model=model, n_members=a.members, localization=loc, progress=False
+        bg,
+        obs,
+        model=model,
+        background_error=BackgroundError(n_members=a.members),
+        localization=loc,
+        progress=False,
     )
     total = time.perf_counter() - tic
     cpu = time.process_time() - cpu0

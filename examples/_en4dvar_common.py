@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 import xfuxi
+from xfuxi.assimilation.config import BackgroundError, LocalizationOptions, Minimiser, Window
 from xfuxi.assimilation.cycling import world_background
 
 EARTH_KM = 6371.0
@@ -102,19 +103,31 @@ def obs_errors(model, fraction: float = 0.1) -> dict[str, float]:
     return {v: fraction * float(np.mean(s)) for v, s in out.items()}
 
 
-def localization(args: argparse.Namespace) -> float | dict:
+def localization(args: argparse.Namespace) -> LocalizationOptions:
     """``localization=`` from ``--localization``, ``--vertical-localization`` and (where the
     example has it) ``--cross-variable``."""
-    cross = getattr(args, "cross_variable", 1.0)
     vertical = args.vertical_localization
     if vertical is not None and vertical <= 0:
         vertical = None
-    if vertical is None and cross == 1.0:
-        return args.localization
+    return LocalizationOptions(
+        length_scale=args.localization,
+        vertical_length_scale=vertical,
+        cross_variable=getattr(args, "cross_variable", 1.0),
+    )
+
+
+def options(args: argparse.Namespace) -> dict:
+    """The En4DVar configurations from the command line (``assimilate_4dvar`` keywords)."""
     return {
-        "length_scale": args.localization,
-        "vertical_length_scale": vertical,
-        "cross_variable": cross,
+        "background_error": BackgroundError(
+            n_members=args.members,
+            seed=args.seed,
+            amplitude=args.amplitude,
+            wavelength=args.wavelength,
+        ),
+        "localization": localization(args),
+        "minimiser": Minimiser(max_iter=args.max_iter),
+        "window": Window(increment_previous=args.increment_previous),
     }
 
 
@@ -124,15 +137,9 @@ def run(bg, obs, model, args, **kw):
         bg,
         obs,
         model=model,
-        n_members=args.members,
-        localization=localization(args),
-        seed=args.seed,
-        amplitude=args.amplitude,
-        wavelength=args.wavelength,
-        max_iter=args.max_iter,
         spread=getattr(args, "spread_std", None),
-        increment_previous=args.increment_previous,
         progress=False,
+        **options(args),
         **kw,
     )
     d = res.diagnostics

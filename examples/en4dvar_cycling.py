@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _en4dvar_common import calibrated_spread, localization, obs_errors, parser
+from _en4dvar_common import calibrated_spread, obs_errors, options, parser
 
 import xfuxi
 from xfuxi.assimilation.cycling import cycle_4dvar
@@ -104,8 +104,12 @@ def main() -> None:
                 validation, model=model, lead_steps=args.static_lead,
                 n_samples=args.static_samples, seed=args.seed,
             ),
-            hybrid_weight=args.hybrid_weight,
         )  # fmt: skip
+    opts = options(args)
+    if hybrid:
+        opts["background_error"] = opts["background_error"].replace(
+            hybrid_weight=args.hybrid_weight
+        )
     tic = time.perf_counter()
     out = cycle_4dvar(
         truth,
@@ -114,14 +118,8 @@ def main() -> None:
         n_cycles=args.cycles,
         observe=observe,
         lead_steps=args.lead,
-        n_members=args.members,
-        localization=localization(args),
-        seed=args.seed,
-        amplitude=args.amplitude,
-        wavelength=args.wavelength,
-        max_iter=args.max_iter,
         spread=calibrated_spread(args, model, lead_steps=args.spread_lead),
-        increment_previous=args.increment_previous,
+        **opts,
         **hybrid,
     )
     kind = (

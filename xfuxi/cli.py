@@ -542,30 +542,20 @@ def _cmd_ensemble(args) -> int:
 @arg("background", help="zarr/netCDF background with times t0 - 12 h, t0 - 6 h and t0")
 @arg("observations", help="zarr/netCDF observation Dataset (dim 'obs'; xfuxi.make_observations)")
 @arg("--model", default="fuxi-hs-t21", help="shipped model name or checkpoint directory")
-@arg("--time", default=None, help="analysis time t0 (default: the background's last time)")
-@arg("-n", "--members", type=int, default=200, help="ensemble members for B (default 200)")
-@arg("--localization", default="2000",
+@arg("--localization", default=None, dest="length_scale",
      help="Gaspari-Cohn half-width in km, or 'none' (default 2000)")  # fmt: skip
-@arg("--vertical-localization", type=float, default=None,
-     help="vertical Gaspari-Cohn half-width in ln p (1.0: about a scale height; "
-          "default none)")  # fmt: skip
-@arg("--cross-variable", type=float, default=1.0,
-     help="correlation factor between different variables in [0, 1] (default 1: none)")  # fmt: skip
-@arg("--slots", type=int, default=2, help="6-hourly observation slots from t0 (default 2)")
-@arg("--amplitude", type=float, default=0.05,
-     help="Perlin perturbation std as a fraction of the climatological std")  # fmt: skip
-@arg("--wavelength", type=float, default=8.0, help="Perlin wavelength in grid points")
+@arg("-n", "--members", type=int, default=None, dest="n_members", help="same as --n-members")
+@arg("--slots", type=int, default=None, dest="n_slots", help="same as --n-slots")
+@arg("--vertical-localization", type=float, default=None, dest="vertical_length_scale",
+     help="same as --vertical-length-scale")  # fmt: skip
+@arg("--amplitude", type=float, default=None,
+     help="Perlin perturbation std / climatological std (default 0.05)")  # fmt: skip
 @arg("--spread", default=None,
      help="netCDF/zarr of background-error std per variable and level "
           "(xfuxi.background_error_std): B variances are rescaled to it")  # fmt: skip
 @arg("--static-b", default=None,
      help="netCDF/zarr of static background-error samples (dim 'sample'; "
           "xfuxi.forecast_error_samples): hybrid B")  # fmt: skip
-@arg("--hybrid-weight", type=float, default=0.25,
-     help="weight of the static B with --static-b (default 0.25)")  # fmt: skip
-@arg("--max-iter", type=int, default=50)
-@arg("--seed", type=int, default=0)
-@arg("--strict", action="store_true", help="raise on bad observations instead of rejecting them")
 @arg("--output", required=True,
      help="output directory: analysis.nc, increment.nc, trajectory.nc, diagnostics.nc")  # fmt: skip
 @command("assimilate", "one FuXi-En4DVar analysis from a background and observations")
@@ -574,35 +564,31 @@ def _cmd_assimilate(args) -> int:
     import shutil
     import tempfile
 
+    from .assimilation import config as da
     from .assimilation.en4dvar import assimilate_4dvar
+    from .config import from_arguments
     from .models.registry import load_model
 
-    loc_arg = args.localization.strip().lower()
-    if loc_arg in ("none", "off", "0"):
-        localization = None
-    else:
-        try:
-            localization = float(loc_arg)
-        except ValueError:
-            print(f"xfuxi assimilate: --localization must be a number of km or 'none'; "
-                  f"got {args.localization!r}")  # fmt: skip
-            return 2
-    if args.vertical_localization is not None or args.cross_variable != 1.0:
-        if localization is None:
-            print("xfuxi assimilate: --vertical-localization and --cross-variable need a "
-                  "horizontal --localization")  # fmt: skip
-            return 2
-        localization = {"length_scale": localization, "cross_variable": args.cross_variable,
-                        "vertical_length_scale": args.vertical_localization}  # fmt: skip
+    loc_arg = (args.length_scale or "2000").strip().lower()
+    try:
+        length_scale = None if loc_arg in ("none", "off", "0") else float(loc_arg)
+        options = {
+            "background_error": from_arguments(da.BackgroundError, args),
+            "localization": from_arguments(
+                da.LocalizationOptions, args, length_scale=length_scale
+            ),
+            "window": from_arguments(da.Window, args),
+            "minimiser": from_arguments(da.Minimiser, args),
+            "quality_control": from_arguments(da.QualityControl, args),
+        }
+    except ValueError as err:
+        print(f"xfuxi assimilate: {err}", file=sys.stderr)
+        return 2
     spread = _open_data(args.spread).load() if args.spread else None
     static_b = _open_data(args.static_b).load() if args.static_b else None
     res = assimilate_4dvar(
         _open_data(args.background), _open_data(args.observations).load(),
-        model=load_model(args.model), n_members=args.members, localization=localization,
-        n_slots=args.slots, time=args.time, amplitude=args.amplitude,
-        wavelength=args.wavelength, spread=spread, static_b=static_b,
-        hybrid_weight=args.hybrid_weight, max_iter=args.max_iter, seed=args.seed,
-        strict=args.strict,
+        model=load_model(args.model), spread=spread, static_b=static_b, **options,
     )  # fmt: skip
     out = os.path.abspath(args.output)
     tmp = tempfile.mkdtemp(dir=os.path.dirname(out), prefix=".xfuxi-assimilate-")
@@ -622,6 +608,23 @@ def _cmd_assimilate(args) -> int:
     )
     print(f"wrote analysis, increment, trajectory and diagnostics to {out}")  # fmt: skip
     return 0
+
+
+def _assimilate_arguments(p: argparse.ArgumentParser) -> None:
+    """``xfuxi assimilate``'s flags: its own, then one per option of the En4DVar configurations."""
+    from .assimilation import config as da
+    from .config import add_arguments
+
+    for args, kwargs in _cmd_assimilate._arguments:  # type: ignore[attr-defined]
+        p.add_argument(*args, **kwargs)
+    add_arguments(p, da.BackgroundError, skip=("amplitude", "perturbation_std"))
+    add_arguments(p, da.LocalizationOptions, skip=("length_scale",))
+    add_arguments(p, da.Window)
+    add_arguments(p, da.Minimiser)
+    add_arguments(p, da.QualityControl)
+
+
+_COMMANDS["assimilate"] = (_assimilate_arguments, _cmd_assimilate)
 
 
 # --- the Held-Suarez world (issue 2): xfuxi world ---

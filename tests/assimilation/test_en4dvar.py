@@ -12,6 +12,7 @@ import xarray as xr
 
 import xfuxi
 from xfuxi.assimilation.en4dvar import (
+    BackgroundError,
     En4DVarProblem,
     ObsSlot,
     assimilate_4dvar,
@@ -405,28 +406,35 @@ def test_assimilate_4dvar_hybrid_static_b():
 
 
 def test_ensemble_members_with_given_perturbations():
-    from xfuxi.assimilation.en4dvar import ensemble_members, perlin_state_perturbations
+    from xfuxi.assimilation.members import ensemble_members, perlin_state_perturbations
 
     model = _model(TinyNonlinear())
     prev, xb, _ = _states()
     gen = torch.Generator().manual_seed(4)
-    pert = perlin_state_perturbations(
-        model, 5, std=[1.0, 2.0], amplitude=0.3, wavelength=2, balance=None, generator=gen
+    opts = BackgroundError(
+        n_members=5, perturbation_std=(1.0, 2.0), amplitude=0.3, wavelength=2, balance="none"
     )
+    pert = perlin_state_perturbations(model, background_error=opts, generator=gen)
     assert pert.shape == (5, C, H, W) and pert.dtype == F64
     # Perlin members are those perturbations run one step (same generator state)
-    perlin = ensemble_members(model, prev, xb, n_members=5, std=[1.0, 2.0], amplitude=0.3,
-                              wavelength=2, generator=torch.Generator().manual_seed(4),
+    perlin = ensemble_members(model, prev, xb, background_error=opts,
+                              generator=torch.Generator().manual_seed(4),
                               dtype=F64, progress=False)  # fmt: skip
-    given = ensemble_members(model, prev, xb, n_members=5, std=[1.0, 2.0], perturbations=pert,
+    given = ensemble_members(model, prev, xb, background_error=opts, perturbations=pert,
                              dtype=F64, progress=False)  # fmt: skip
     torch.testing.assert_close(given, perlin)
     with torch.no_grad():
         direct = model(torch.stack([prev + pert, xb + pert], dim=1))
     torch.testing.assert_close(given, direct)
     with pytest.raises(ValueError, match="perturbations must be"):
-        ensemble_members(model, prev, xb, n_members=4, std=[1.0, 2.0], perturbations=pert,
-                         progress=False)  # fmt: skip
+        ensemble_members(model, prev, xb, background_error=opts.replace(n_members=4),
+                         perturbations=pert, progress=False)  # fmt: skip
+    # the older flat keywords still work, with a DeprecationWarning naming the new option
+    with pytest.warns(DeprecationWarning, match=r"background_error=BackgroundError\(amplitude"):
+        old = ensemble_members(model, prev, xb, n_members=5, std=[1.0, 2.0], amplitude=0.3,
+                               wavelength=2, balance=None, dtype=F64, progress=False,
+                               generator=torch.Generator().manual_seed(4))  # fmt: skip
+    torch.testing.assert_close(old, perlin, rtol=0, atol=0)
 
 
 def test_assimilate_4dvar_with_a_given_ensemble():

@@ -19,6 +19,11 @@ import pandas as pd
 import xarray as xr
 
 from ..models.rollout import rollout
+from .config import LEGACY_KEYWORDS, LocalizationOptions, legacy_options
+from .en4dvar import assimilate_4dvar
+from .inputs import build_localization
+
+_CONFIGS = ("background_error", "window", "minimiser", "quality_control")
 
 __all__ = ["cycle_4dvar", "world_background"]
 
@@ -107,9 +112,11 @@ def cycle_4dvar(
         continues that forecast without assimilation.
     progress : bool, optional
     **assimilate_kwargs
-        Passed to :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar`. Cycle ``c`` uses
-        ``seed + c`` (default seed 0), so that every cycle draws fresh perturbations
-        (``seed=None`` is passed on as it is: every analysis then draws the same ones).
+        Passed to :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar` (its configurations
+        ``background_error``, ``localization``, ``window``, ...). Cycle ``c`` uses the
+        seed ``background_error.seed + c`` (default seed 0), so that every cycle draws fresh
+        perturbations (seed None: every analysis draws a fresh seed, recorded in its
+        provenance). The localization is built once for all cycles.
 
     Returns
     -------
@@ -124,10 +131,22 @@ def cycle_4dvar(
 
     from ..options import progress_enabled
     from ..verify.deterministic import acc
-    from .en4dvar import assimilate_4dvar
 
+    assimilate_kwargs = dict(assimilate_kwargs)
+    legacy = {k: assimilate_kwargs.pop(k) for k in LEGACY_KEYWORDS if k in assimilate_kwargs}
+    cfg = legacy_options(
+        "cycle_4dvar",
+        {k: assimilate_kwargs.pop(k, None) for k in _CONFIGS},
+        legacy,
+        allowed=tuple(LEGACY_KEYWORDS),
+    )
+    # the eigendecomposition of the localization once, not once per cycle
+    assimilate_kwargs["localization"] = build_localization(
+        assimilate_kwargs.get("localization", LocalizationOptions()), model
+    )
+    opts, window = cfg["background_error"], cfg["window"]
     step = pd.Timedelta(model.timestep)
-    n_slots = int(assimilate_kwargs.get("n_slots", 2))
+    n_slots = window.n_slots
     t0 = pd.Timestamp(start)
     bg = world_background(truth, model=model, time=t0, lead_steps=lead_steps)
     ta = t0 - lead_steps * step
@@ -142,11 +161,11 @@ def cycle_4dvar(
         t = t0 + c * step
         tic = _time.perf_counter()
         obs = observe(truth, [t + k * step for k in range(n_slots)])
-        kwargs = dict(assimilate_kwargs)
-        if kwargs.get("seed", 0) is not None:
+        kwargs = dict(assimilate_kwargs, **cfg)
+        if opts.seed is not None:
             # fresh perturbations each cycle: the same seed would draw the same Perlin
             # fields every time, and B would span the same structures cycle after cycle
-            kwargs["seed"] = int(kwargs.get("seed", 0)) + c
+            kwargs["background_error"] = opts.replace(seed=opts.seed + c)
         res = assimilate_4dvar(bg, obs, model=model, progress=False, **kwargs)
         truth_t = truth.sel(time=[t])
         row = xr.Dataset(
@@ -170,7 +189,7 @@ def cycle_4dvar(
         rows.append(row)
         an = res.analysis
         prev = bg.sel(time=[t - step])
-        if assimilate_kwargs.get("increment_previous", False):
+        if window.increment_previous:
             # the next members and trajectory start from (t - 6 h + increment, analysis)
             inc = res.increment.assign_coords(time=[t - step])
             prev = prev + inc[list(prev.data_vars)]

@@ -132,7 +132,13 @@ def _l96_run(
     import torch
     from tqdm.auto import tqdm
 
-    from ..assimilation.en4dvar import ObsSlot, en4dvar_analysis
+    from ..assimilation.en4dvar import (
+        BackgroundError,
+        Minimiser,
+        ObsSlot,
+        QualityControl,
+        en4dvar_analysis,
+    )
     from ..assimilation.localization import localization
     from ..models.lorenz96 import lorenz96_model
     from ..observations.operator import build_operator
@@ -174,6 +180,13 @@ def _l96_run(
         )
     )
     shape = (1, 1, n_variables)
+    background_error = BackgroundError(
+        n_members=n_members,
+        perturbation_std=(clim_std,),
+        amplitude=amplitude,
+        wavelength=wavelength,
+        octaves=1,
+    )
     xa_prev2 = truth[0] + obs_error * torch.randn(n_variables, generator=g, dtype=dt64)
     xa_prev = step(xa_prev2)
     a_rmse = np.zeros(n_cycles)
@@ -190,15 +203,10 @@ def _l96_run(
             model,
             bg,
             slots,
-            n_members=n_members,
-            perturbation_std=[clim_std],
-            amplitude=amplitude,
-            wavelength=wavelength,
-            octaves=1,
+            background_error=background_error,
             localization=loc,
-            qc_threshold=qc_threshold,
-            max_iter=max_iter,
-            gtol=gtol,
+            quality_control=QualityControl(qc_threshold=qc_threshold),
+            minimiser=Minimiser(max_iter=max_iter, gtol=gtol),
             generator=g,
             dtype=dt64,
             progress=False,

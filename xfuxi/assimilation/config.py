@@ -1,0 +1,411 @@
+"""Typed options of FuXi-En4DVar: small frozen configurations (JSON round trip, CLI flags).
+
+* :class:`BackgroundError` — the ensemble behind B: members, Perlin perturbations, hybrid
+  weight of a static B, seed;
+* :class:`LocalizationOptions` — horizontal, vertical and cross-variable localization;
+* :class:`Window` — the assimilation window: analysis time, observation slots;
+* :class:`Minimiser` — L-BFGS settings;
+* :class:`QualityControl` — background check, strict mode, duplicated observations.
+
+Each checks its values when built and raises ``ValueError`` naming the option. The
+configuration an analysis used is saved as JSON in its result's ``attrs["config"]``
+(provenance). See the definitions in the documentation (docs/design.md, section En4DVar).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..config import Config, field
+from .localization import Localization
+
+__all__ = [
+    "BackgroundError",
+    "LocalizationOptions",
+    "Minimiser",
+    "QualityControl",
+    "Window",
+    "legacy_options",
+]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+
+
+def _check_float(name: str, value: Any, *, low: float, strict: bool = False) -> None:
+    if not _is_number(value) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    if float(value) < low or (strict and float(value) == low):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low:g}; got {value!r}")
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True)
+class BackgroundError(Config):
+    """The ensemble behind the background-error covariance B.
+
+    Members are the background at t0 − 6 h plus Perlin noise, run one model step to t0
+    (:func:`~xfuxi.assimilation.members.ensemble_members`); with static samples, B is the
+    hybrid ``(1 − β) B_ens + β B_static``.
+
+    Examples
+    --------
+    >>> BackgroundError(n_members=50, amplitude=0.1).n_members
+    50
+    >>> BackgroundError(amplitude=-0.1)
+    Traceback (most recent call last):
+    ...
+    ValueError: amplitude must be >= 0; got -0.1
+    """
+
+    n_members: int = field(200, help="ensemble members for B")
+    amplitude: float | tuple[float, ...] = field(
+        0.05, help="Perlin perturbation std as a fraction of perturbation_std (per channel)"
+    )
+    wavelength: float = field(8.0, help="Perlin wavelength in grid points (<= 1: white noise)")
+    octaves: int = field(3, help="Perlin octaves")
+    persistence: float = field(0.5, help="Perlin amplitude ratio of successive octaves")
+    balance: Literal["auto", "geostrophic", "none"] = field(
+        "auto",
+        help="perturbation structure: geostrophic/hydrostatic balance, independent per "
+        "channel ('none'), or 'auto' (balanced when the model has geopotential and winds)",
+    )
+    perturbation_std: tuple[float, ...] | None = field(
+        None, help="climatological std per channel (default: the model's normalization std)"
+    )
+    hybrid_weight: float = field(
+        0.25, help="weight beta of a static B (used only with static samples); 1: static only"
+    )
+    member_chunk: int = field(25, help="members per model call")
+    seed: int | None = field(
+        0,
+        help="seed of the perturbations; None draws a fresh one (recorded in the result's "
+        "provenance; not reproducible otherwise)",
+    )
+
+    def __post_init__(self) -> None:
+        _check_int("n_members", self.n_members, 2)
+        amp = self.amplitude
+        if isinstance(amp, (list, tuple, np.ndarray)):
+            amp = tuple(float(a) if _is_number(a) else a for a in np.asarray(amp).ravel())
+            if not amp:
+                raise ValueError("amplitude must not be empty")
+            _set(self, "amplitude", amp)
+            values = amp
+        else:
+            if _is_number(amp):
+                _set(self, "amplitude", float(amp))
+            values = (amp,)
+        for a in values:
+            _check_float("amplitude", a, low=0.0)
+        _check_float("wavelength", self.wavelength, low=0.0, strict=True)
+        _check_int("octaves", self.octaves, 1)
+        _check_float("persistence", self.persistence, low=0.0, strict=True)
+        if self.balance is None:
+            _set(self, "balance", "none")
+        if self.balance not in ("auto", "geostrophic", "none"):
+            raise ValueError(
+                f"balance must be 'auto', 'geostrophic' or 'none' (None); got {self.balance!r}"
+            )
+        if self.perturbation_std is not None:
+            std = np.asarray(self.perturbation_std, dtype="float64").ravel()
+            if std.size == 0 or not bool(np.isfinite(std).all()) or bool((std < 0).any()):
+                raise ValueError(
+                    f"perturbation_std must be finite values >= 0; got {self.perturbation_std!r}"
+                )
+            _set(self, "perturbation_std", tuple(float(s) for s in std))
+        _check_float("hybrid_weight", self.hybrid_weight, low=0.0, strict=True)
+        if float(self.hybrid_weight) > 1.0:
+            raise ValueError(f"hybrid_weight must be in (0, 1]; got {self.hybrid_weight!r}")
+        _check_int("member_chunk", self.member_chunk, 1)
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0)
+
+    @property
+    def balance_option(self) -> str | None:
+        """``balance`` as the perturbation functions take it (None for ``"none"``)."""
+        return None if self.balance == "none" else self.balance
+
+
+@dataclass(frozen=True)
+class LocalizationOptions(Config):
+    """Localization of the ensemble covariance (a Gaspari–Cohn or Gaussian correlation).
+
+    ``length_scale`` None: no localization (the control has one entry per member).
+    Built into a :class:`~xfuxi.assimilation.localization.Localization` by
+    :func:`~xfuxi.assimilation.inputs.build_localization`.
+
+    Examples
+    --------
+    >>> LocalizationOptions(length_scale=1500.0, vertical_length_scale=1.0).cross_variable
+    1.0
+    >>> LocalizationOptions.coerce(True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: localization must be None, a length scale in km, ...; got bool True
+    """
+
+    length_scale: float | None = field(
+        2000.0, help="horizontal half-width in km (grid points on a 1-D grid); None: none"
+    )
+    vertical_length_scale: float | None = field(
+        None, help="vertical Gaspari-Cohn half-width in ln p (1.0: about a scale height)"
+    )
+    cross_variable: float = field(
+        1.0, help="correlation factor between different variables in [0, 1] (1: none)"
+    )
+    kind: Literal["gaspari_cohn", "gaussian"] = field("gaspari_cohn", help="correlation function")
+    variance: float = field(0.99, help="fraction of the correlation's trace kept")
+    n_points: int | None = field(
+        None, cli=False, help="a periodic 1-D grid of this many points (Lorenz-96)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.length_scale is not None:
+            _check_float("localization length_scale", self.length_scale, low=0.0, strict=True)
+        elif self.vertical_length_scale is not None or self.cross_variable != 1.0:
+            raise ValueError(
+                "vertical_length_scale and cross_variable need a horizontal length_scale"
+            )
+        if self.vertical_length_scale is not None:
+            _check_float("vertical_length_scale", self.vertical_length_scale, low=0.0, strict=True)
+        _check_float("cross_variable", self.cross_variable, low=0.0)
+        if float(self.cross_variable) > 1.0:
+            raise ValueError(f"cross_variable must be in [0, 1]; got {self.cross_variable!r}")
+        if self.kind not in ("gaspari_cohn", "gaussian"):
+            raise ValueError(f"kind must be 'gaspari_cohn' or 'gaussian'; got {self.kind!r}")
+        _check_float("variance", self.variance, low=0.0, strict=True)
+        if float(self.variance) > 1.0:
+            raise ValueError(f"variance must be in (0, 1]; got {self.variance!r}")
+        if self.n_points is not None:
+            _check_int("n_points", self.n_points, 1)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any localization is applied."""
+        return self.length_scale is not None
+
+    @classmethod
+    def coerce(cls, value: Any) -> Any:
+        """A :class:`LocalizationOptions` from the accepted shorthands.
+
+        None (no localization), a length scale in km, a dict of these options (the older
+        ``localization()`` argument names), or an instance; a ready
+        :class:`~xfuxi.assimilation.localization.Localization` is returned as it is.
+        Anything else (``True`` included) raises ``TypeError``.
+        """
+        if isinstance(value, (cls, Localization)):
+            return value
+        if value is None:
+            return cls(length_scale=None)
+        if _is_number(value):
+            return cls(length_scale=float(value))
+        if isinstance(value, dict):
+            return cls.from_dict(dict(value))
+        raise TypeError(
+            "localization must be None, a length scale in km, a dict of LocalizationOptions, "
+            f"a LocalizationOptions or a Localization; got {type(value).__name__} {value!r}"
+        )
+
+
+@dataclass(frozen=True)
+class Window(Config):
+    """The assimilation window: analysis time and 6-hourly observation slots.
+
+    Examples
+    --------
+    >>> Window(n_slots=3).n_slots
+    3
+    """
+
+    n_slots: int = field(2, help="observation slots at t0, t0 + 6 h, ...")
+    time: str | None = field(None, help="analysis time t0 (default: the background's last)")
+    increment_previous: bool = field(
+        False,
+        help="roll the model from (background at t0 - 6 h + increment, analysis) instead of "
+        "(background at t0 - 6 h, analysis)",
+    )
+
+    def __post_init__(self) -> None:
+        _check_int("n_slots", self.n_slots, 1)
+        if self.time is not None:
+            import pandas as pd
+
+            try:
+                stamp = pd.Timestamp(self.time)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"time must be a date and time; got {self.time!r}") from err
+            if pd.isna(stamp):
+                raise ValueError(f"time must be a date and time; got {self.time!r}")
+            _set(self, "time", str(stamp))
+        if not isinstance(self.increment_previous, (bool, np.bool_)):
+            raise ValueError(
+                f"increment_previous must be True or False; got {self.increment_previous!r}"
+            )
+        _set(self, "increment_previous", bool(self.increment_previous))
+
+
+@dataclass(frozen=True)
+class Minimiser(Config):
+    """L-BFGS minimisation of the cost (gradients by autodiff).
+
+    Examples
+    --------
+    >>> Minimiser(max_iter=0).max_iter
+    0
+    """
+
+    max_iter: int = field(50, help="L-BFGS iteration cap; 0 evaluates the background only")
+    gtol: float = field(1e-3, help="stop when the gradient norm falls by this factor")
+    optimizer: Literal["scipy", "torch"] = field(
+        "scipy", help="SciPy's L-BFGS-B or torch.optim.LBFGS (strong Wolfe)"
+    )
+    history: int = field(20, help="L-BFGS correction pairs kept")
+
+    def __post_init__(self) -> None:
+        _check_int("max_iter", self.max_iter, 0)
+        _check_float("gtol", self.gtol, low=0.0)
+        if self.optimizer not in ("scipy", "torch"):
+            raise ValueError(f"optimizer must be 'scipy' or 'torch'; got {self.optimizer!r}")
+        _check_int("history", self.history, 1)
+
+
+@dataclass(frozen=True)
+class QualityControl(Config):
+    """Observation quality control.
+
+    ``qc_threshold`` ``k``: the background check rejects ``|y − H x_b| > k √(σo² + σb²)``
+    (None: no check). ``strict``: raise instead of rejecting malformed observations.
+    ``duplicates``: a repeated observation (the same variable, level, latitude, longitude,
+    time, value and error) would be used as independent ones (its weight multiplied):
+    ``"refuse"`` raises naming them; ``"first"`` keeps the first of each group with a
+    warning. Observations at one place and time with different values are independent.
+
+    Examples
+    --------
+    >>> QualityControl(qc_threshold=-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: qc_threshold must be >= 0; got -1.0
+    """
+
+    qc_threshold: float | None = field(
+        5.0, help="background check factor k (reject |y - H x_b| > k sqrt(so^2 + sb^2))"
+    )
+    strict: bool = field(False, help="raise on bad observations instead of rejecting them")
+    duplicates: Literal["refuse", "first"] = field(
+        "refuse", help="observations repeated at the same place and time: refuse or keep the first"
+    )
+
+    def __post_init__(self) -> None:
+        if self.qc_threshold is not None:
+            _check_float("qc_threshold", self.qc_threshold, low=0.0)
+        if not isinstance(self.strict, (bool, np.bool_)):
+            raise ValueError(f"strict must be True or False; got {self.strict!r}")
+        if self.duplicates not in ("refuse", "first"):
+            raise ValueError(f"duplicates must be 'refuse' or 'first'; got {self.duplicates!r}")
+
+
+#: old flat keyword -> (configuration argument, field) for the deprecated keywords
+LEGACY_KEYWORDS: dict[str, tuple[str, str]] = {
+    "n_members": ("background_error", "n_members"),
+    "amplitude": ("background_error", "amplitude"),
+    "wavelength": ("background_error", "wavelength"),
+    "octaves": ("background_error", "octaves"),
+    "persistence": ("background_error", "persistence"),
+    "balance": ("background_error", "balance"),
+    "perturbation_std": ("background_error", "perturbation_std"),
+    "hybrid_weight": ("background_error", "hybrid_weight"),
+    "member_chunk": ("background_error", "member_chunk"),
+    "seed": ("background_error", "seed"),
+    "n_slots": ("window", "n_slots"),
+    "time": ("window", "time"),
+    "increment_previous": ("window", "increment_previous"),
+    "max_iter": ("minimiser", "max_iter"),
+    "gtol": ("minimiser", "gtol"),
+    "optimizer": ("minimiser", "optimizer"),
+    "qc_threshold": ("quality_control", "qc_threshold"),
+    "strict": ("quality_control", "strict"),
+}
+
+_CLASSES: dict[str, type[Config]] = {
+    "background_error": BackgroundError,
+    "window": Window,
+    "minimiser": Minimiser,
+    "quality_control": QualityControl,
+}
+
+
+def legacy_options(
+    where: str, configs: dict[str, Any], legacy: dict[str, Any], *, allowed: tuple[str, ...]
+) -> dict[str, Any]:
+    """Fold deprecated flat keywords into the configurations, with a ``DeprecationWarning``.
+
+    Parameters
+    ----------
+    where : str
+        The function's name (for the messages).
+    configs : dict
+        Configuration argument name -> the value given (None: the default).
+    legacy : dict
+        The extra keywords the function received.
+    allowed : tuple of str
+        Old keywords this function accepts.
+
+    Returns
+    -------
+    dict
+        ``configs`` with every entry a configuration instance.
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword, or a configuration of the wrong type.
+    """
+    out = {}
+    for name, value in configs.items():
+        cls = _CLASSES[name]
+        if value is None:
+            value = cls()
+        elif isinstance(value, dict):
+            value = cls.from_dict(value)
+        elif not isinstance(value, cls):
+            raise TypeError(f"{where}: {name} must be a {cls.__name__}; got {type(value).__name__}")
+        out[name] = value
+    changes: dict[str, dict[str, Any]] = {}
+    for key, value in legacy.items():
+        if key not in allowed or key not in LEGACY_KEYWORDS:
+            raise TypeError(f"{where}() got an unexpected keyword argument {key!r}")
+        target, fld = LEGACY_KEYWORDS[key]
+        cls = _CLASSES[target]
+        warnings.warn(
+            f"{where}({key}=...) is deprecated; use {target}={cls.__name__}({fld}=...)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if fld in ("amplitude", "perturbation_std") and value is not None and not _is_number(value):
+            value = tuple(np.asarray(value, dtype="float64").ravel().tolist())
+        if fld == "time" and value is not None:
+            value = str(value)
+        changes.setdefault(target, {})[fld] = value
+    for target, fields in changes.items():
+        out[target] = out[target].replace(**fields)
+    return out

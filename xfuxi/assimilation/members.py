@@ -1,0 +1,312 @@
+"""The ensemble behind B: Perlin-perturbed members, their anomalies, hybrid with a static B.
+
+``X_b = (members − mean) / √(N − 1)`` are the anomalies of N members made by adding Perlin
+noise to the background 6 h before the analysis time and running one model step; with
+static samples the hybrid ``B = (1 − β) B_ens + β B_static`` stacks both sets of columns.
+See the definitions in the documentation (docs/design.md, section En4DVar).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..models.rollout import model_device, model_dtype
+from ..options import progress_enabled
+from ..perturbations.perlin import balanced_perturbations, perlin_perturbations
+from .config import BackgroundError, legacy_options
+
+__all__ = [
+    "background_anomalies",
+    "ensemble_anomalies",
+    "ensemble_members",
+    "perlin_state_perturbations",
+    "resolve_balance",
+]
+
+_PERLIN_KEYWORDS = (
+    "n_members",
+    "amplitude",
+    "wavelength",
+    "octaves",
+    "persistence",
+    "balance",
+    "perturbation_std",
+    "member_chunk",
+)
+
+
+def resolve_balance(balance: str | None, model: Any) -> str | None:
+    """``"geostrophic"`` or None from a balance option (``"auto"`` decided by the channels)."""
+    if balance == "none":
+        balance = None
+    if balance not in (None, "auto", "geostrophic"):
+        raise ValueError(f"balance must be None, 'auto' or 'geostrophic', got {balance!r}")
+    if balance != "auto":
+        return balance
+    names = {v for v, _ in getattr(model, "channels", ())}
+    need = {"geopotential", "u_component_of_wind", "v_component_of_wind"}
+    return "geostrophic" if need <= names else None
+
+
+def _perturbation_std(background_error: BackgroundError) -> np.ndarray:
+    if background_error.perturbation_std is None:
+        raise ValueError(
+            "background_error.perturbation_std (the climatological std per channel) is "
+            "needed to draw Perlin perturbations"
+        )
+    return np.asarray(background_error.perturbation_std, dtype="float64")
+
+
+def perlin_state_perturbations(
+    model: Any,
+    *,
+    background_error: BackgroundError,
+    generator: torch.Generator | None = None,
+    grid: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """The Perlin perturbations :func:`ensemble_members` adds, ``(N, C, H, W)`` float64.
+
+    Independent per channel (``C = len(perturbation_std)``), or geostrophically balanced
+    (``background_error.balance``); ``N = background_error.n_members``. ``grid`` is
+    ``(H, W)`` (default: the model's grid); ``generator`` default: seeded with 0.
+    """
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    opts = background_error
+    std = _perturbation_std(opts)
+    amplitude = np.asarray(opts.amplitude, dtype="float64") if isinstance(
+        opts.amplitude, tuple
+    ) else opts.amplitude  # fmt: skip
+    if resolve_balance(opts.balance, model) == "geostrophic":
+        return balanced_perturbations(
+            opts.n_members,
+            channels=model.channels,
+            latitude=model.latitude,
+            longitude=model.longitude,
+            std=std,
+            amplitude=float(np.mean(amplitude)),
+            wavelength=opts.wavelength,
+            octaves=opts.octaves,
+            persistence=opts.persistence,
+            generator=g,
+            dtype=torch.float64,
+        )
+    return perlin_perturbations(
+        opts.n_members,
+        std=std,
+        shape=tuple(grid) if grid is not None else tuple(model.grid_shape),
+        amplitude=amplitude,
+        wavelength=opts.wavelength,
+        octaves=opts.octaves,
+        persistence=opts.persistence,
+        generator=g,
+        dtype=torch.float64,
+    )
+
+
+def ensemble_members(
+    model: torch.nn.Module,
+    before: torch.Tensor,
+    start: torch.Tensor,
+    *,
+    background_error: BackgroundError | None = None,
+    perturbations: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    progress: bool | None = None,
+    **deprecated: Any,
+) -> torch.Tensor:
+    """Perlin-perturbed members of the background run one model step (batched in chunks).
+
+    Parameters
+    ----------
+    model : ForecastModel
+    before, start : Tensor (C, H, W)
+        Background at t0 − 12 h and t0 − 6 h (the model's input pair). The same
+        perturbation is added to both (a perturbation of the state, not of its tendency).
+    background_error : BackgroundError
+        Members (``n_members``), Perlin settings (``amplitude`` × ``perturbation_std``,
+        ``wavelength``, ``octaves``, ``persistence``, ``balance``) and ``member_chunk``
+        (members per model call). ``balance="auto"``: geostrophic when the model has
+        geopotential and both wind components.
+    perturbations : Tensor (N, C, H, W), optional
+        Ready-made perturbations (e.g. cycled ones) instead of Perlin noise; the Perlin
+        settings are then unused.
+    generator : torch.Generator, optional
+        Default: seeded with 0.
+    dtype : torch.dtype, optional
+        Model dtype (default: the model's).
+    progress : bool, optional
+    **deprecated
+        The older flat keywords (``n_members``, ``std``, ``amplitude``, ``chunk``, ...),
+        mapped onto ``background_error`` with a ``DeprecationWarning``.
+
+    Returns
+    -------
+    Tensor (N, C, H, W), float64
+        Members at t0.
+
+    Examples
+    --------
+    >>> from xfuxi.models.lorenz96 import lorenz96_model
+    >>> m = lorenz96_model()
+    >>> x = torch.full((1, 1, 40), 8.0, dtype=torch.float64)
+    >>> opts = BackgroundError(n_members=4, perturbation_std=(1.0,), amplitude=0.1, wavelength=1)
+    >>> ens = ensemble_members(m, x, x, background_error=opts,
+    ...                        generator=torch.Generator().manual_seed(0), progress=False)
+    >>> tuple(ens.shape)
+    (4, 1, 1, 40)
+    """
+    renamed = {"std": "perturbation_std", "chunk": "member_chunk"}
+    deprecated = {renamed.get(k, k): v for k, v in deprecated.items()}
+    opts = legacy_options(
+        "ensemble_members",
+        {"background_error": background_error},
+        deprecated,
+        allowed=_PERLIN_KEYWORDS,
+    )["background_error"]
+    n_members = opts.n_members
+    chunk = opts.member_chunk
+    mdtype = model_dtype(model, dtype)
+    device = model_device(model)
+    c, h, w = start.shape
+    out = torch.empty((n_members, c, h, w), dtype=torch.float64)
+    if perturbations is None:
+        pert = perlin_state_perturbations(
+            model, background_error=opts, generator=generator, grid=(h, w)
+        )
+    else:
+        pert = perturbations.double()
+        if tuple(pert.shape) != (n_members, c, h, w):
+            raise ValueError(
+                f"perturbations must be ({n_members}, {c}, {h}, {w}); got {tuple(pert.shape)}"
+            )
+    bar = tqdm(total=n_members, desc="ensemble members", disable=not progress_enabled(progress))
+    with torch.no_grad():
+        for i in range(0, n_members, chunk):
+            p = pert[i : i + chunk]
+            x = torch.stack([before.double()[None] + p, start.double()[None] + p], dim=1)
+            out[i : i + chunk] = model(x.to(device=device, dtype=mdtype)).double().cpu()
+            bar.update(p.shape[0])
+    bar.close()
+    return out
+
+
+def ensemble_anomalies(
+    members: torch.Tensor,
+    *,
+    spread: Any = None,
+    spread_groups: Sequence[Sequence[int]] | None = None,
+) -> torch.Tensor:
+    """``X_b = (members − mean) / √(N − 1)``, rescaled to ``spread`` if given.
+
+    ``spread`` of shape ``(C,)`` rescales each channel (its grid-mean variance), one of
+    shape ``(C, H)`` each channel on each latitude row (the row's mean variance over
+    longitude); NaN keeps the ensemble's own spread. The channels of a group share one
+    factor (per row), e.g. the two wind components of a level, so that wind increments keep
+    their direction.
+    """
+    members = members.double()
+    n, c, h = members.shape[0], members.shape[1], members.shape[2]
+    anomalies = (members - members.mean(0, keepdim=True)) / math.sqrt(n - 1)
+    if spread is not None:
+        target = torch.as_tensor(np.asarray(spread, dtype="float64")).to(anomalies)
+        if target.shape not in ((c,), (c, h)):
+            raise ValueError(
+                f"spread must have one value per channel ({c}) or per channel and latitude "
+                f"row ({c}, {h}); got shape {tuple(target.shape)}"
+            )
+        by_row = target.ndim == 2
+        var = anomalies.pow(2).sum(0).mean(dim=-1 if by_row else (-2, -1))
+        if not bool((var > 0).all()):
+            raise ValueError(
+                "the ensemble has zero spread in some channel"
+                + (" and latitude row" if by_row else "")
+                + "; cannot rescale it"
+            )
+        # NaN in spread: that channel keeps the ensemble's own spread
+        factor = torch.where(torch.isnan(target), 1.0, (target.pow(2) / var).sqrt())
+        for group in spread_groups or ():
+            # one factor for the group (e.g. u and v of a level): the increments' directions
+            # are kept, only their magnitude is calibrated
+            g = list(group)
+            if bool(torch.isfinite(target[g]).all()):
+                factor[g] = (target[g].pow(2).sum(0) / var[g].sum(0)).sqrt()
+        anomalies = anomalies * (factor.view(1, c, h, 1) if by_row else factor.view(1, c, 1, 1))
+    return anomalies
+
+
+def _check_static(static: torch.Tensor, state_shape: tuple[int, ...]) -> None:
+    if static.ndim != 4 or tuple(static.shape[1:]) != tuple(state_shape):
+        raise ValueError(
+            f"static samples must be (K, {', '.join(map(str, state_shape))}); "
+            f"got {tuple(static.shape)}"
+        )
+    if static.shape[0] < 2:
+        raise ValueError(f"need at least 2 static samples; got {static.shape[0]}")
+    if not bool(torch.isfinite(static).all()):
+        raise ValueError("static samples contain NaN or infinite values")
+
+
+def background_anomalies(
+    model: torch.nn.Module,
+    background: torch.Tensor,
+    *,
+    background_error: BackgroundError,
+    members: torch.Tensor | None = None,
+    static: torch.Tensor | None = None,
+    spread: Any = None,
+    spread_groups: Sequence[Sequence[int]] | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """The columns of B's square root, ``(N [+ K], C, H, W)`` float64.
+
+    Parameters
+    ----------
+    model : ForecastModel
+    background : Tensor (3, C, H, W)
+        Background at t0 − 2Δ, t0 − Δ and t0 (members start from the first two).
+    background_error : BackgroundError
+        Member generation (:func:`ensemble_members`) and ``hybrid_weight``.
+    members : Tensor (N, C, H, W), optional
+        Ready-made members at t0 (skips member generation).
+    static : Tensor (K, C, H, W), optional
+        Samples of a static background error: hybrid B,
+        ``B = (1 − β) B_ens + β B_static`` with ``B_static`` their sample covariance; their
+        anomalies join the ensemble's as ``K`` more columns. ``β = 1``: static B alone (no
+        ensemble is generated).
+    spread, spread_groups
+        B variance calibration of the ensemble part, as for :func:`ensemble_anomalies`.
+    generator, dtype, progress
+        As for :func:`ensemble_members`.
+    """
+    beta = float(background_error.hybrid_weight)
+    if static is not None:
+        _check_static(static, tuple(background.shape[1:]))
+    static_only = static is not None and beta == 1.0
+    anomalies = None
+    if not static_only:
+        if members is None:
+            members = ensemble_members(
+                model,
+                background[0],
+                background[1],
+                background_error=background_error,
+                generator=generator,
+                dtype=dtype,
+                progress=progress,
+            )
+        anomalies = ensemble_anomalies(members, spread=spread, spread_groups=spread_groups)
+    if static is not None:
+        xs = static.double()
+        xs = (xs - xs.mean(0, keepdim=True)) * math.sqrt(beta / (xs.shape[0] - 1))
+        anomalies = xs if anomalies is None else torch.cat([anomalies * math.sqrt(1 - beta), xs])
+    assert anomalies is not None
+    return anomalies

@@ -1,0 +1,184 @@
+"""The result of an En4DVar analysis as xarray: analysis, trajectory, increment, diagnostics."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from ..data.channels import unstack
+from ..data.schema import canonical_order
+from ..forecasting.edge import forecast_dataset
+from ..observations.operator import REJECT_REASONS
+
+__all__ = ["En4DVarResult", "result_datasets"]
+
+
+class En4DVarResult(NamedTuple):
+    """Result of :func:`assimilate_4dvar`.
+
+    Attributes
+    ----------
+    analysis : xarray.Dataset
+        Analysis at t0 (``time`` of length 1), canonical layout.
+    trajectory : xarray.Dataset
+        Analysis trajectory over the window (``time`` = t0, ``prediction_timedelta``).
+    increment : xarray.Dataset
+        Analysis minus background at t0.
+    diagnostics : xarray.Dataset
+        Cost per iteration, OMB/OMA, observations used and rejected, timings.
+    """
+
+    analysis: xr.Dataset
+    trajectory: xr.Dataset
+    increment: xr.Dataset
+    diagnostics: xr.Dataset
+
+    def __repr__(self) -> str:
+        """A summary (the four Datasets are the attributes; print them one at a time)."""
+        d = self.diagnostics
+        a = d.attrs
+        cost = d["cost"].values if "cost" in d else np.array([np.nan])
+        rejected = {
+            str(r): int(n)
+            for r, n in zip(d["reason"].values, d["n_rejected"].values)
+            if int(n) > 0
+        } if "n_rejected" in d else {}  # fmt: skip
+        leads = ", ".join(_lead_str(x) for x in self.trajectory["prediction_timedelta"].values)
+        lines = [
+            f"En4DVarResult: {a.get('method', 'En4DVar')} analysis at "
+            f"{str(self.analysis['time'].values[0])[:16]} with {a.get('model', '?')}",
+            f"  analysis, increment: {', '.join(map(str, self.analysis.data_vars))}",
+            f"  trajectory: leads {leads}",
+            f"  B: {a.get('background_error', '?')}, {a.get('n_members', '?')} members; "
+            f"localization: {a.get('localization', 'none')}",
+            f"  minimisation: {a.get('iterations', '?')} iterations, J {cost[0]:.5g} -> "
+            f"{cost[-1]:.5g} ({a.get('message', '')})",
+            f"  observations: {a.get('n_observations_used', '?')} used, rejected "
+            f"{rejected or 'none'}",
+            "  attributes: analysis, trajectory, increment, diagnostics",
+        ]
+        return "\n".join(lines)
+
+
+def _lead_str(td: Any) -> str:
+    hours = pd.Timedelta(td) / pd.Timedelta("1h")
+    return f"+{hours:g} h"
+
+
+def result_datasets(
+    res: Any,
+    *,
+    model: Any,
+    background: xr.Dataset,
+    t0: pd.Timestamp,
+    slot_times: np.ndarray,
+    observations: dict[str, Any],
+    attrs: dict[str, Any],
+) -> En4DVarResult:
+    """Turn a :class:`~xfuxi.assimilation.en4dvar.TensorAnalysis` into an :class:`En4DVarResult`.
+
+    ``observations`` holds the screened observations (``used``), their operator (``op``),
+    their slot indices per occupied slot (``order``), the occupied slots (``steps``), the
+    rejection counts (``counts``) and the number given (``n_given``). ``attrs`` go to every
+    Dataset (provenance).
+    """
+    used, op, order, counts = (
+        observations["used"], observations["op"], observations["order"], observations["counts"]
+    )  # fmt: skip
+    n_slots = len(slot_times)
+    step = pd.Timedelta(model.timestep)
+    t0_64 = np.array([t0], dtype="M8[ns]")
+    traj = forecast_dataset(
+        res.trajectory[None],
+        model=model,
+        init_times=t0_64,
+        leads=np.array([k * step for k in range(res.trajectory.shape[0])], dtype="m8[ns]"),
+        attrs=attrs,
+    )
+    analysis = traj.isel(prediction_timedelta=0, drop=True)
+    inc_da = xr.DataArray(
+        res.increment.numpy()[None],
+        dims=("time", "channel", "latitude", "longitude"),
+        coords={"time": t0_64, "latitude": model.latitude, "longitude": model.longitude},
+    )
+    increment = unstack(inc_da, model.channels)
+    increment = increment.transpose(*canonical_order(increment.dims))
+    increment.attrs = dict(attrs, description="analysis minus background at t0")
+    for ds in (analysis, increment):
+        for v in ds.data_vars:
+            if "units" in background[v].attrs:
+                ds[v].attrs["units"] = background[v].attrs["units"]
+    # diagnostics
+    slot_of = used["slot"].values
+    qc_flags = np.zeros(used.sizes["obs"], dtype=bool)
+    for idx, bad in zip(order, res.qc_rejected):
+        qc_flags[idx] = bad
+    counts["background_check"] = int(qc_flags.sum())
+    keep_final = np.nonzero(~qc_flags)[0]
+    final = used.isel(obs=keep_final)
+    with torch.no_grad():
+        hb = op(res.background_trajectory).numpy()  # (K, m_used)
+        ha = op(res.trajectory).numpy()
+    cols = np.arange(used.sizes["obs"])
+    omb = (used["value"].values - hb[slot_of, cols])[keep_final]
+    oma = (used["value"].values - ha[slot_of, cols])[keep_final]
+    obs_part = final.rename(
+        {"value": "observation", "error": "observation_error", "slot": "obs_slot"}
+    )
+    obs_part["omb"] = ("obs", omb)
+    obs_part["oma"] = ("obs", oma)
+    groups = [
+        f"{v}" if np.isnan(lv) else f"{v}@{lv:g}"
+        for v, lv in zip(final["variable"].values, final["level"].values)
+    ]
+    names = sorted(set(groups))
+    gidx = np.array([names.index(g) for g in groups], dtype=int)
+    n_used = np.bincount(gidx, minlength=len(names))
+
+    def group_stat(x: np.ndarray, f: Any) -> np.ndarray:
+        return np.array([f(x[gidx == i]) for i in range(len(names))])
+
+    hist = res.history
+    jo = np.zeros((len(hist.records), n_slots))
+    for i, r in enumerate(hist.records):
+        for s, val in zip(observations["steps"], r.cost_observation):
+            jo[i, s] = val
+    diag = xr.Dataset(
+        {
+            "cost": ("iteration", [r.cost for r in hist.records]),
+            "cost_background": ("iteration", [r.cost_background for r in hist.records]),
+            "cost_observation": (("iteration", "slot"), jo),
+            "gradient_norm": ("iteration", [r.gradient_norm for r in hist.records]),
+            "omb_rms": ("group", group_stat(omb, lambda a: np.sqrt(np.mean(a**2)))),
+            "oma_rms": ("group", group_stat(oma, lambda a: np.sqrt(np.mean(a**2)))),
+            "omb_mean": ("group", group_stat(omb, np.mean)),
+            "oma_mean": ("group", group_stat(oma, np.mean)),
+            "n_used": ("group", n_used),
+            "n_rejected": ("reason", [counts[r] for r in REJECT_REASONS]),
+        },
+        coords={
+            "iteration": np.arange(len(hist.records)),
+            "slot": ("slot", list(range(n_slots))),
+            "slot_time": ("slot", slot_times),
+            "group": names,
+            "reason": list(REJECT_REASONS),
+        },
+    )
+    diag = xr.merge([diag, obs_part], compat="override")
+    diag.attrs.update(
+        attrs,
+        analysis_time=str(t0),
+        iterations=len(hist.records) - 1,
+        n_evaluations=hist.n_evaluations,
+        converged=int(hist.converged),
+        message=hist.message,
+        member_time_s=res.timings["members_s"],
+        minimisation_time_s=res.timings["minimisation_s"],
+        n_observations=int(observations["n_given"]),
+        n_observations_used=int(final.sizes["obs"]),
+    )
+    return En4DVarResult(analysis, traj, increment, diag)
