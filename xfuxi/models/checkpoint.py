@@ -181,7 +181,7 @@ def _manifest(path: Path) -> dict[str, Any]:
             raise FileNotFoundError(f"no checkpoint directory {path}")
         raise CheckpointError(
             f"{path} has no {MANIFEST}: the checkpoint is incomplete (its writer was "
-            "interrupted) or was written by an xfuxi older than 0.2 that did not record the "
+            "interrupted) or was written by an earlier xfuxi that did not record the "
             "sha256 of its files, so it cannot be verified. If you trust its files, add the "
             "manifest with xfuxi.models.checkpoint.seal_checkpoint(path, kind=...)"
         )
