@@ -191,6 +191,9 @@ def test_truncated_missing_or_unreadable_files_name_the_path(tmp_path):
     (d / "manifest.json").write_text("{not json")
     with pytest.raises(CheckpointError, match=r"m4/manifest\.json is not valid JSON"):
         load_model(d)
+    (d / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"m4/manifest\.json is not an xfuxi checkpoint"):
+        load_model(d)
     # files that match their manifest but cannot be parsed (a writer's fault)
     src = save_model(_model(), tmp_path / "src")
     weights = (src / "model.safetensors").read_bytes()

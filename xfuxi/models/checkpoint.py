@@ -188,7 +188,8 @@ def _manifest(path: Path) -> dict[str, Any]:
     manifest = json_from_bytes(file.read_bytes(), file)
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if (
-        manifest.get("format") != MANIFEST_FORMAT
+        not isinstance(manifest, dict)
+        or manifest.get("format") != MANIFEST_FORMAT
         or not isinstance(files, dict)
         or not all(isinstance(v, str) for v in files.values())
     ):
