@@ -17,8 +17,8 @@
 # after day 5), first for all channels, then for the tracer channels on top, chosen the same
 # way over the leads the medium stage makes; then early gains for u250 and for geopotential,
 # on the cascade, scored on the headline channels.
-# Finally the module is copied into
-# xfuxi/_data/models/fuxi-ens-hs-t21 (config.json records the weights' sha256).
+# Finally the module is installed as xfuxi/_data/models/fuxi-ens-hs-t21 (its manifest and
+# the registry record the sha256 of its files).
 # Usage: bash scripts/train_ens_pretrained.sh [OUT_DIR]
 # (the shipped module: OMP_NUM_THREADS=1, one core of a 2-core machine, MINUTES of training)
 set -euo pipefail
@@ -66,9 +66,15 @@ $PY -m xfuxi.cli --no-progress calibrate-ens-early --model fuxi-hs-t21-cascade \
   --score-channels geopotential@500,temperature@850,u_component_of_wind@250,v_component_of_wind@250,passive_tracer@500 \
   --gains 0.4,0.55,0.7,0.85 --early-steps 12 -n 16 --steps 40 --inits 4 --out "$OUT-calibrated"
 
-DEST=xfuxi/_data/models/fuxi-ens-hs-t21
-mkdir -p "$DEST"
-for f in weights.safetensors config.json; do  # each file replaced atomically
-  cp "$OUT-calibrated/$f" "$DEST/.$f.tmp" && mv "$DEST/.$f.tmp" "$DEST/$f"
-done
+# install: the checkpoint (verified) replaces the shipped one as a unit, the registry
+# records the sha256 of its files
+$PY - "$OUT-calibrated" <<'PYEOF'
+import sys
+from xfuxi.models.registry import register_pretrained
+print(register_pretrained(
+    "fuxi-ens-hs-t21", source=sys.argv[1], kind="perturbation",
+    description="FuXi-ENS perturbation module for the FuXi cascade on the Held-Suarez T21 "
+    "world (scripts/train_ens_pretrained.sh)",
+))
+PYEOF
 echo "installed $OUT-calibrated as xfuxi/_data/models/fuxi-ens-hs-t21"

@@ -206,9 +206,10 @@ def replace_directory(
             os.replace(target, old / "previous")
         try:
             os.replace(tmp, target)
-        except OSError:
-            if keep_existing and target.exists() and read_marker(target) is not None:
-                return target
+        except BaseException as err:  # an interrupt here too: never lose the old output
+            if isinstance(err, OSError) and keep_existing and target.exists():
+                if read_marker(target) is not None:
+                    return target
             if old is not None:
                 os.replace(old / "previous", target)  # put the old output back
             raise

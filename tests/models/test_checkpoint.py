@@ -12,9 +12,10 @@ import xarray as xr
 
 import xfuxi
 from xfuxi.data.schema import SchemaError
+from xfuxi.files import sha256_of
 from xfuxi.models import checkpoint as ckpt
 from xfuxi.models.base import ForecastModel, NormStats, wrap_model
-from xfuxi.models.checkpoint import ChecksumError, save_model
+from xfuxi.models.checkpoint import CheckpointError, ChecksumError, save_model, write_checkpoint
 from xfuxi.models.fuxi import build_fuxi
 from xfuxi.models.registry import load_model, register_pretrained
 
@@ -50,8 +51,10 @@ def test_round_trip_identical_outputs_channels_grid(tmp_path):
     config = json.loads((d / "config.json").read_text())
     assert config["channels"] == ["temperature@850", "geopotential@500", "surface_pressure"]
     assert config["preset"] == "tiny" and config["metadata"]["note"] == "x"
-    assert loaded.config["sha256"] == ckpt._sha256(d / "model.safetensors")
-    assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.safetensors"]
+    assert loaded.config["sha256"] == sha256_of(d / "model.safetensors")
+    assert sorted(p.name for p in d.iterdir()) == [
+        ".xfuxi-output.json", "config.json", "manifest.json", "model.safetensors"
+    ]  # fmt: skip
 
 
 def test_load_dtype_and_forecast_through_loaded(tmp_path):
@@ -87,18 +90,28 @@ def test_loaded_model_rejects_other_channels_or_grid(tmp_path):
         xfuxi.forecast(ds.assign_coords(longitude=LON + 1.0), model=model, steps=1)
 
 
+def _rewrite(d, tmp_path, name, **replace):
+    """A copy of checkpoint ``d`` with files replaced, its manifest consistent with them."""
+    files = {p.name: p.read_bytes() for p in d.iterdir() if not p.name.startswith(".")}
+    files.pop("manifest.json")
+    files.update(replace)
+    return write_checkpoint(tmp_path / name, files, kind="forecast-model")
+
+
 def test_bad_checkpoints_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a shipped name"):
         load_model(tmp_path / "nothing")
     d = save_model(_model(), tmp_path / "m")
     config = json.loads((d / "config.json").read_text())
-    (d / "config.json").write_text(json.dumps({**config, "format": "pickle"}))
-    with pytest.raises(ValueError, match="not a forecast-model checkpoint"):
-        load_model(d)
+    bad = _rewrite(
+        d, tmp_path, "fmt", **{"config.json": json.dumps({**config, "format": "pickle"}).encode()}
+    )
+    with pytest.raises(CheckpointError, match="not a forecast-model checkpoint"):
+        load_model(bad)
     config["net"]["embed_dim"] = 32
-    (d / "config.json").write_text(json.dumps(config))
+    bad = _rewrite(d, tmp_path, "net", **{"config.json": json.dumps(config).encode()})
     with pytest.raises(ValueError, match="weights do not fit"):
-        load_model(d)
+        load_model(bad)
     with pytest.raises(TypeError, match="cannot save"):
         save_model(wrap_model(torch.nn.Identity(), channels=CHANNELS, latitude=LAT,
                               longitude=LON), tmp_path / "w")  # fmt: skip
@@ -108,7 +121,7 @@ def test_registry_checks_sha256(tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt, "PRETRAINED_DIR", tmp_path)
     src = save_model(_model(), tmp_path / "src")
     entry = register_pretrained("demo", source=src, description="test")
-    assert set(entry["sha256"]) == {"model.safetensors", "config.json"}
+    assert set(entry["sha256"]) == {"model.safetensors", "config.json", "manifest.json"}
     assert xfuxi.pretrained_models() == ["demo"]
     model = load_model("demo")
     assert model.name == "demo" and model.config["sha256"] == entry["sha256"]["model.safetensors"]
@@ -129,3 +142,216 @@ def test_shipped_model_is_registered_small_and_loads():
     assert model.grid_shape == (32, 64)
     assert ("geopotential", 500.0) in model.channels and ("temperature", 850.0) in model.channels
     assert model.residual and model.timestep_hours == 6.0
+
+
+# ------------------------------------------------------------------ the one checkpoint store
+
+
+def _tamper(path, how="flip"):
+    raw = bytearray(path.read_bytes())
+    if how == "flip":
+        raw[-1] ^= 0xFF
+    else:  # truncate
+        raw = raw[: len(raw) // 2]
+    path.write_bytes(bytes(raw))
+
+
+def test_model_loaded_by_path_is_verified(tmp_path):
+    """Issue 20 item 6: a tampered model.safetensors loaded by path is refused, not used."""
+    d = save_model(_model(), tmp_path / "m")
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["files"]["model.safetensors"] == sha256_of(d / "model.safetensors")
+    assert manifest["files"]["config.json"] == sha256_of(d / "config.json")
+    _tamper(d / "model.safetensors")
+    with pytest.raises(ChecksumError, match=r"m/model\.safetensors .*corrupt or was modified"):
+        load_model(d)
+    d2 = save_model(_model(), tmp_path / "m2")
+    config = json.loads((d2 / "config.json").read_text())
+    config["stats"]["mean"][0] += 2.3  # a plausible edit: the forecast would be 2.3 K off
+    (d2 / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ChecksumError, match=r"m2/config\.json"):
+        load_model(d2)
+
+
+def test_truncated_missing_or_unreadable_files_name_the_path(tmp_path):
+    """Issue 20 (weak): truncated/corrupt safetensors and invalid JSON name the file."""
+    d = save_model(_model(), tmp_path / "m")
+    _tamper(d / "model.safetensors", "truncate")
+    with pytest.raises(ChecksumError, match=r"m/model\.safetensors .*truncated"):
+        load_model(d)
+    d = save_model(_model(), tmp_path / "m2")
+    (d / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"m2 lacks config\.json"):
+        load_model(d)
+    d = save_model(_model(), tmp_path / "m3")
+    (d / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match=r"m3 has no manifest\.json.*seal_checkpoint"):
+        load_model(d)
+    d = save_model(_model(), tmp_path / "m4")
+    (d / "manifest.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"m4/manifest\.json is not valid JSON"):
+        load_model(d)
+    (d / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"m4/manifest\.json is not an xfuxi checkpoint"):
+        load_model(d)
+    # files that match their manifest but cannot be parsed (a writer's fault)
+    src = save_model(_model(), tmp_path / "src")
+    weights = (src / "model.safetensors").read_bytes()
+    bad = _rewrite(src, tmp_path, "cut", **{"model.safetensors": weights[: len(weights) // 2]})
+    with pytest.raises(CheckpointError, match=r"cut/model\.safetensors is not a readable safe"):
+        load_model(bad)
+    bad = _rewrite(src, tmp_path, "json", **{"config.json": b'{"format": '})
+    with pytest.raises(CheckpointError, match=r"json/config\.json is not valid JSON"):
+        load_model(bad)
+    # a checkpoint of another kind
+    from xfuxi.models.ens import PerturbationVAE, load_perturbation, save_perturbation
+
+    vae = save_perturbation(PerturbationVAE(CHANNELS, (8, 16), hidden=4, latent=2), tmp_path / "v")
+    with pytest.raises(CheckpointError, match="'perturbation' checkpoint without"):
+        load_model(vae)
+    with pytest.raises(CheckpointError, match="'forecast-model' checkpoint without"):
+        load_perturbation(src)
+
+
+def test_saving_is_one_unit_and_never_replaces_what_xfuxi_did_not_write(tmp_path, monkeypatch):
+    import os
+
+    from xfuxi.files import OutputExistsError
+
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.txt").write_text("precious")
+    with pytest.raises(OutputExistsError, match="not an xfuxi output"):
+        save_model(_model(), user)
+    assert (user / "thesis.txt").read_text() == "precious"
+    d = save_model(_model(0), tmp_path / "m")
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        save_model(_model(1), d)
+    x = torch.randn(1, 2, 3, 8, 16)
+    with torch.no_grad():
+        before = load_model(d)(x)
+
+    # a writer killed anywhere while writing the new checkpoint leaves the old one whole
+    class Killed(BaseException):
+        pass
+
+    real = os.replace
+    for n in range(1, 5):  # manifest, marker, old aside, new in
+        calls = []
+
+        def dying(a, b, calls=calls, n=n):
+            calls.append(a)
+            if len(calls) == n:
+                raise Killed
+            return real(a, b)
+
+        monkeypatch.setattr(os, "replace", dying)
+        with pytest.raises(Killed):
+            save_model(_model(1), d, overwrite=True)
+        monkeypatch.setattr(os, "replace", real)
+        with torch.no_grad():
+            assert torch.equal(load_model(d)(x), before)
+    save_model(_model(1), d, overwrite=True)
+    with torch.no_grad():
+        assert torch.equal(load_model(d)(x), _model(1).eval()(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "user"]  # no debris
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf])
+def test_normalization_stats_are_checked_wherever_they_enter(tmp_path, bad):
+    """Issue 20 item 7: a zero (negative, NaN, inf) std is an error naming the channel."""
+    good = dict(mean=np.zeros(3), std=np.ones(3), diff_std=np.ones(3))
+    for key in ("std", "diff_std"):
+        with pytest.raises(ValueError, match=rf"'{key}' of channel 1 .*positive and finite"):
+            NormStats(**{**good, key: np.array([1.0, bad, 1.0])})
+    if not np.isfinite(bad):
+        with pytest.raises(ValueError, match="'mean' of channel 2 .*finite"):
+            NormStats(**{**good, "mean": np.array([0.0, 0.0, bad])})
+    # a checkpoint's statistics (the path that read them unchecked before)
+    src = save_model(_model(), tmp_path / "src")
+    config = json.loads((src / "config.json").read_text())
+    config["stats"]["std"][1] = bad
+    text = json.dumps(config).encode()
+    d = _rewrite(src, tmp_path, "zero", **{"config.json": text})
+    with pytest.raises(CheckpointError, match=r"zero/config\.json.*'std' of 'geopotential@500'"):
+        load_model(d)
+    with pytest.raises(ValueError, match="one length"):
+        NormStats(np.zeros(3), np.ones(2), np.ones(3))
+
+
+# ------------------------------------------------------------------- shipped checkpoints
+
+#: the sha256 the registry recorded before the conversion to the verified store
+#: (scripts/convert_checkpoints.py must have left every weights and config file unchanged)
+BEFORE_CONVERSION = {
+    "fuxi-hs-t21": ("b500d934b1d18f64", "5e31f1c002d4d300"),
+    "fuxi-hs-t21-medium": ("a5e2bcb9c41ef91a", "a0398f67b787ee40"),
+    "fuxi-hs-t21-da": ("143f0cbf78a7b7f8", "f4f8dc995fc1c222"),
+}
+
+
+def test_shipped_checkpoints_converted_byte_for_byte_and_verified():
+    registry = ckpt.read_registry()
+    for name, (weights, config) in BEFORE_CONVERSION.items():
+        d = ckpt.PRETRAINED_DIR / name
+        assert sha256_of(d / "model.safetensors").startswith(weights)
+        assert sha256_of(d / "config.json").startswith(config)
+        manifest = json.loads((d / "manifest.json").read_text())
+        assert manifest["kind"] == "forecast-model"
+        assert manifest["files"] == {
+            k: v for k, v in registry[name]["sha256"].items() if k != "manifest.json"
+        }
+        assert registry[name]["sha256"]["manifest.json"] == sha256_of(d / "manifest.json")
+        by_name, by_path = load_model(name), load_model(d)
+        assert (
+            by_name.config["sha256"]
+            == by_path.config["sha256"]
+            == sha256_of(d / "model.safetensors")
+        )
+    d = ckpt.PRETRAINED_DIR / "fuxi-ens-hs-t21"
+    config = json.loads((d / "config.json").read_text())
+    assert sha256_of(d / "weights.safetensors") == config["weights_sha256"]  # unchanged
+    assert registry["fuxi-ens-hs-t21"]["kind"] == "perturbation"
+    assert "fuxi-ens-hs-t21" not in xfuxi.pretrained_models()
+    with pytest.raises(CheckpointError, match="shipped perturbation.*load_perturbation"):
+        load_model("fuxi-ens-hs-t21")
+
+
+def _convert_script():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "convert_checkpoints.py"
+    spec = importlib.util.spec_from_file_location("convert_checkpoints", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_conversion_of_a_legacy_checkpoint_is_exact(tmp_path):
+    """The conversion adds a manifest to a checkpoint written without one, changing no file:
+    the converted model forecasts bit-identically to the weights read from the old files."""
+    from safetensors.torch import load_file
+
+    model = _model().eval()
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for name, data in ckpt.model_files(model).items():  # the old layout: two files
+        (legacy / name).write_bytes(data)
+    with pytest.raises(CheckpointError, match="no manifest"):
+        load_model(legacy)
+    before = {p.name: p.read_bytes() for p in legacy.iterdir()}
+    expected = {name: sha256_of(legacy / name) for name in before}
+    convert = _convert_script().convert
+    with pytest.raises(CheckpointError, match="not converted"):
+        convert(legacy, kind="forecast-model", expected={**expected, "config.json": "0" * 64})
+    assert not (legacy / "manifest.json").exists()
+    convert(legacy, kind="forecast-model", expected=expected)
+    assert all((legacy / n).read_bytes() == b for n, b in before.items())
+    loaded = load_model(legacy, device="cpu")
+    old = _model()
+    old.net.load_state_dict(load_file(str(legacy / "model.safetensors")))
+    x = torch.randn(2, 2, 3, 8, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), old.eval()(x))
+        assert torch.equal(loaded(x), model(x))

@@ -22,6 +22,7 @@ from xfuxi.models.ens import (
     load_perturbation,
     member_generators,
     save_perturbation,
+    shipped_perturbations,
 )
 from xfuxi.training.ens import (
     ensemble_loss,
@@ -200,7 +201,9 @@ def test_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         vae.log_scale.add_(0.1)
     out = save_perturbation(vae, tmp_path / "ck", metadata={"note": "x"})
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "weights.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".xfuxi-output.json", "config.json", "manifest.json", "weights.safetensors"
+    ]  # fmt: skip
     back = load_perturbation(tmp_path / "ck")
     x, eps = _pair(), torch.randn(3, *vae.latent_shape)
     torch.testing.assert_close(back.perturb(x, eps), vae.eval().perturb(x, eps))
@@ -211,8 +214,10 @@ def test_checkpoint_round_trip(tmp_path):
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no perturbation module"):
         load_perturbation(tmp_path / "nothing-here")
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "config.json").write_text(json.dumps({"format": "other"}))
+    from xfuxi.models.checkpoint import write_checkpoint
+
+    files = {"config.json": b'{"format": "other"}', "weights.safetensors": b""}
+    write_checkpoint(tmp_path / "bad", files, kind="perturbation")
     with pytest.raises(ValueError, match="not a perturbation checkpoint"):
         load_perturbation(tmp_path / "bad")
     save_perturbation(_vae(), tmp_path / "ok")
@@ -224,12 +229,46 @@ def test_load_errors(tmp_path):
         load_perturbation(tmp_path / "ok")
 
 
-def test_shipped_perturbation_loads_if_present():
-    from xfuxi.models.ens import _PRETRAINED_DIR
+def test_perturbation_store_verifies_every_file_and_names_paths(tmp_path):
+    """Issue 19/20: one store for perturbation modules too: the config is verified as well as
+    the weights (a tampered gain loaded silently before), by name and by path."""
+    from xfuxi.files import OutputExistsError
+    from xfuxi.models.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 
-    if not (_PRETRAINED_DIR / "fuxi-ens-hs-t21" / "config.json").is_file():
+    d = save_perturbation(_vae(), tmp_path / "ok")
+    config = json.loads((d / "config.json").read_text())
+    config["initial_gain"] = [10.0] * len(config["initial_gain"])
+    (d / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ChecksumError, match=r"ok/config\.json .*corrupt or was modified"):
+        load_perturbation(d)
+    d = save_perturbation(_vae(), tmp_path / "nomanifest")
+    (d / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match=r"nomanifest has no manifest\.json"):
+        load_perturbation(d)
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        save_perturbation(_vae(), tmp_path / "ok")
+    save_perturbation(_vae(init_scale=0.3), tmp_path / "ok", overwrite=True)
+    assert load_perturbation(tmp_path / "ok").config["init_scale"] == 0.3
+    # a std of zero in a module's statistics names the channel
+    files = read_checkpoint(tmp_path / "ok")
+    config = json.loads(files["config.json"])
+    config["stats"]["std"][0] = 0.0
+    files["config.json"] = json.dumps(config).encode()
+    write_checkpoint(tmp_path / "zero", files, kind="perturbation")
+    with pytest.raises(CheckpointError, match=r"'std' of 'temperature@500' is 0\.0"):
+        load_perturbation(tmp_path / "zero")
+    with pytest.raises(CheckpointError, match="shipped forecast-model.*load_model"):
+        load_perturbation("fuxi-hs-t21")
+
+
+def test_shipped_perturbation_loads_if_present():
+    from xfuxi.models.checkpoint import PRETRAINED_DIR
+
+    if not (PRETRAINED_DIR / "fuxi-ens-hs-t21" / "config.json").is_file():
         pytest.skip("shipped perturbation module not built yet")
+    assert shipped_perturbations() == ["fuxi-ens-hs-t21"]
     vae = load_perturbation("fuxi-ens-hs-t21")
+    assert vae.name == "fuxi-ens-hs-t21"
     x = torch.randn(2, 2, vae.n_channels, *vae.grid_shape) * torch.as_tensor(
         vae.stats.std, dtype=torch.float32
     ).view(1, 1, -1, 1, 1)
@@ -386,6 +425,47 @@ def test_training_learns_spread_keeps_model_frozen_and_checkpoints(tmp_path):
         resume=True, progress=False,
     )  # fmt: skip
     assert hist2["iteration"][-1] == 42 and len(hist2["loss"]) == 42
+
+
+class _Killed(BaseException):
+    """A process killed mid-write (not an Exception: nothing may catch and carry on)."""
+
+
+def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path, monkeypatch):
+    """Issue 20 item 5 for FuXi-ENS training: the checkpoint (module, optimizer, random
+    generators, history) is one unit; a run killed while writing the iteration-4 checkpoint
+    resumes from iteration 2 and ends bit-identical to an uninterrupted run (before, the
+    optimizer state and the generators were not saved, and weights and config were two
+    separately replaced files)."""
+    import os
+
+    model, data = _model(), _random_walk(30, 0.3, 0)
+    kw = dict(members=2, iterations=4, batch_size=2, lr=1e-2, checkpoint_every=2,
+              validate_every=100, progress=False)  # fmt: skip
+    full, hist = train_perturbation(
+        model, data, perturbation=_vae(), checkpoint_dir=tmp_path / "a", **kw
+    )
+    real = os.replace
+    calls = []
+
+    def dying(a, b):
+        calls.append(a)
+        if len(calls) == 5:  # iteration 2's checkpoint took 3 renames; die in the next one
+            raise _Killed
+        return real(a, b)
+
+    monkeypatch.setattr(os, "replace", dying)
+    with pytest.raises(_Killed):
+        train_perturbation(model, data, perturbation=_vae(), checkpoint_dir=tmp_path / "b", **kw)
+    monkeypatch.setattr(os, "replace", real)
+    meta = load_perturbation(tmp_path / "b" / "latest").metadata
+    assert meta["iteration"] == 2
+    resumed, hist2 = train_perturbation(
+        model, data, perturbation=_vae(1), checkpoint_dir=tmp_path / "b", resume=True, **kw
+    )
+    for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert hist2 == hist
 
 
 def test_training_rejects_data_without_consecutive_times():

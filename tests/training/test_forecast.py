@@ -163,6 +163,78 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
         train_forecast(ds, checkpoint_dir=tmp_path / "b", **dict(kw, steps=7))
 
 
+class _Killed(BaseException):
+    """A process killed mid-write (not an Exception: nothing may catch and carry on)."""
+
+
+def test_kill_while_writing_a_checkpoint_resumes_bit_exactly(tmp_path, monkeypatch):
+    """Issue 20 item 5: a run killed between the files of its checkpoint (here at the 2nd and
+    4th rename of the step-6 checkpoint) resumes from the previous complete checkpoint and
+    ends bit-identical to an uninterrupted run (before, it resumed from a mixture of step-6
+    weights and the step-3 trainer state)."""
+    ds = _world(20)
+    kw = dict(KW, steps=6, checkpoint_every=3, seed=3)
+    full = train_forecast(ds, checkpoint_dir=tmp_path / "full", **kw)
+    real = os.replace
+    for k in (2, 4):
+        armed, calls = [], []
+
+        def dying(a, b, armed=armed, calls=calls, k=k):
+            if armed:
+                calls.append(a)
+                if len(calls) == k:
+                    raise _Killed
+            return real(a, b)
+
+        def arm(step, _, armed=armed):
+            if step == 6:  # the callback runs before that step's checkpoint is written
+                armed.append(True)
+
+        monkeypatch.setattr(os, "replace", dying)
+        with pytest.raises(_Killed):
+            train_forecast(ds, checkpoint_dir=tmp_path / f"k{k}", callback=arm, **kw)
+        monkeypatch.setattr(os, "replace", real)
+        resumed = train_forecast(ds, checkpoint_dir=tmp_path / f"k{k}", **kw)
+        for (name, p), q in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
+            assert torch.equal(p, q), (k, name)
+        assert full.config["metadata"]["history"] == resumed.config["metadata"]["history"]
+
+
+def test_incomplete_or_corrupt_training_checkpoints_are_refused(tmp_path):
+    """Resume is bit-exact or refused: a corrupt optimizer state, a checkpoint without its
+    manifest, or a directory that is not a training checkpoint raise before any step."""
+    from xfuxi.files import OutputExistsError
+    from xfuxi.models.checkpoint import CheckpointError, ChecksumError
+
+    ds = _world(20)
+    kw = dict(KW, steps=2, checkpoint_every=1, seed=3)
+    train_forecast(ds, checkpoint_dir=tmp_path / "a", **kw)
+    steps = []
+    record = lambda step, _: steps.append(step)  # noqa: E731
+    opt = tmp_path / "a" / "optimizer.safetensors"
+    opt.write_bytes(opt.read_bytes()[:-8])
+    with pytest.raises(ChecksumError, match=r"cannot resume from .*a: .*optimizer\.safetensors"):
+        train_forecast(ds, checkpoint_dir=tmp_path / "a", callback=record, **kw)
+    train_forecast(ds, checkpoint_dir=tmp_path / "b", **kw)
+    (tmp_path / "b" / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="cannot resume from .*no manifest"):
+        train_forecast(ds, checkpoint_dir=tmp_path / "b", callback=record, **kw)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="not an xfuxi training checkpoint"):
+        train_forecast(ds, checkpoint_dir=user, callback=record, resume=False, **kw)
+    assert steps == [] and (user / "notes.txt").read_text() == "mine"
+    # a model checkpoint is not a training checkpoint, nor replaced by one
+    from xfuxi.models.checkpoint import save_model
+
+    model = train_forecast(ds, **dict(kw, steps=1, checkpoint_every=1))
+    save_model(model, tmp_path / "model")
+    with pytest.raises(OutputExistsError, match="'forecast-model' output"):
+        train_forecast(ds, checkpoint_dir=tmp_path / "model", callback=record, **kw)
+    assert steps == []
+
+
 def test_fine_tune_from_model_keeps_caller_model():
     ds = _world(20)
     base = train_forecast(ds, steps=2, **KW)

@@ -29,17 +29,59 @@ from ..data.schema import SchemaError
 __all__ = ["ForecastModel", "NormStats", "wrap_model"]
 
 
+def _check_stats(values: dict[str, Any], channels: Sequence[Channel | str] | None = None) -> None:
+    """Raise ValueError unless the statistics are 1-D, of one length, finite, std's positive.
+
+    ``channels`` (pairs or ``"variable@level"`` names) name the channel at fault; without
+    them it is named by its index.
+    """
+    arrays = {k: np.asarray(v, dtype=float) for k, v in values.items()}
+    sizes = {k: a.shape for k, a in arrays.items()}
+    n = arrays["mean"].shape
+    if any(a.ndim != 1 for a in arrays.values()) or any(s != n for s in sizes.values()):
+        raise ValueError(
+            f"normalization statistics must be 1-D arrays of one length (one value per "
+            f"channel); got shapes {sizes}"
+        )
+    if channels is not None and len(channels) != n[0]:
+        raise ValueError(
+            f"normalization statistics have {n[0]} values per statistic for {len(channels)} "
+            "channels"
+        )
+
+    def label(i: int) -> str:
+        if channels is None:
+            return f"channel {i}"
+        c = channels[i]
+        return repr(c if isinstance(c, str) else channel_name(c))
+
+    for key, arr in arrays.items():
+        positive = key != "mean"
+        bad = ~np.isfinite(arr) | ((arr <= 0) if positive else False)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            what = "positive and finite" if positive else "finite"
+            raise ValueError(
+                f"normalization statistic {key!r} of {label(i)} is {float(arr[i])}; it must be "
+                f"{what} (otherwise every forecast would be NaN)"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class NormStats:
     """Per-channel normalization statistics (1-D arrays of length C).
 
     ``mean`` and ``std`` of each channel, and ``diff_std``, the std of its 6-hour
-    differences (the scale of residual targets).
+    differences (the scale of residual targets). Checked on construction: finite, one value
+    per channel each, ``std`` and ``diff_std`` positive (else ValueError).
     """
 
     mean: np.ndarray
     std: np.ndarray
     diff_std: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_stats({k: getattr(self, k) for k in ("mean", "std", "diff_std")})
 
     @classmethod
     def identity(cls, n_channels: int) -> NormStats:
@@ -63,18 +105,36 @@ class NormStats:
                 da = da.sel(level=level)
             for k in out:
                 out[k][i] = float(da.sel(statistic=k))
-        for k, v in out.items():
-            if k != "mean" and not np.all(v > 0):
-                bad = [channel_name(channels[i]) for i in np.nonzero(~(v > 0))[0]]
-                raise SchemaError(f"statistic {k!r} must be positive; not so for {bad}")
+        try:
+            _check_stats(out, channels)
+        except ValueError as err:
+            raise SchemaError(str(err)) from None
         return cls(**out)
 
     def to_dict(self) -> dict[str, list[float]]:
         return {k: np.asarray(getattr(self, k), dtype=float).tolist() for k in self.__slots__}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> NormStats:
-        return cls(*(np.asarray(d[k], dtype=float) for k in ("mean", "std", "diff_std")))
+    def from_dict(
+        cls, d: dict[str, Any], *, channels: Sequence[Channel | str] | None = None
+    ) -> NormStats:
+        """Read :meth:`to_dict`'s output back, checked (``channels`` name any channel at fault).
+
+        Raises
+        ------
+        ValueError
+            A statistic is missing, not one finite value per channel, or a std is not
+            positive.
+        """
+        missing = [k for k in ("mean", "std", "diff_std") if k not in d]
+        if missing:
+            raise ValueError(f"normalization statistics lack {missing}")
+        try:
+            values = {k: np.asarray(d[k], dtype=float) for k in ("mean", "std", "diff_std")}
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"normalization statistics are not numbers: {err}") from None
+        _check_stats(values, channels)
+        return cls(**values)
 
 
 class ForecastModel(torch.nn.Module):

@@ -1,26 +1,36 @@
-"""Forecast-model checkpoints: safetensors weights + a JSON config, and the pretrained registry.
+"""The checkpoint store: every checkpoint xfuxi writes or reads, of every kind, goes through here.
 
-A checkpoint is a directory holding
+A *checkpoint* is a directory of files (safetensors weights, JSON configs) and a
+``manifest.json`` listing the sha256 of every one of them. It is written as one unit: all
+files go into a temporary directory beside the target, the manifest is written last, and
+the directory is renamed into place (:func:`xfuxi.files.replace_directory`), so a reader sees
+the previous checkpoint or the new one, never a mixture. It is read back only after every
+file listed in the manifest is present and matches its sha256. See the data-safety policy
+in the documentation (docs/safety.md).
 
-* ``model.safetensors`` — the network's weights (tensors only; loading runs no code), and
-* ``config.json`` — everything needed to rebuild the model: the format tag, the
-  architecture and its construction arguments (preset included), the channel list as
-  ``"variable@level"`` names, the grid (latitude and longitude values), the normalization
-  statistics (mean, std, std of 6-hour differences), ``residual``, the time step and free
-  metadata (training settings, scores).
+Kinds written here and in :mod:`xfuxi.models.ens`:
 
-Pretrained models ship inside the package under ``xfuxi/_data/models/<name>/``; the registry
-``xfuxi/_data/models/registry.json`` records the sha256 of each file, checked every time a
-model is loaded by name.
+* ``"forecast-model"`` — ``model.safetensors`` (the network's weights) and ``config.json``
+  (the format tag, the architecture and its construction arguments, the channel list as
+  ``"variable@level"`` names, the grid, the normalization statistics, ``residual``, the time
+  step and free metadata such as training settings and scores);
+* ``"perturbation"`` — a FuXi-ENS perturbation module (``weights.safetensors`` and
+  ``config.json``);
+* ``"forecast-training"`` and ``"perturbation-training"`` — a model's files plus
+  ``optimizer.safetensors``, ``trainer.json`` (step, history, settings) and, where needed,
+  ``state.safetensors`` (random-generator states): the whole state a trainer resumes from.
+
+Pretrained models ship inside the package under ``xfuxi/_data/models/<name>/``; the
+registry (:mod:`xfuxi.models.registry`) resolves names to those directories.
+Only JSON and safetensors are read: loading never unpickles or executes code.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,43 +38,394 @@ import numpy as np
 import torch
 
 from ..data.channels import channel_name, parse_channel_name
+from ..files import (
+    MARKER,
+    OutputExistsError,
+    atomic_write_json,
+    read_marker,
+    replace_directory,
+    sha256_of,
+)
 from ..options import get_options
 from .base import ForecastModel, NormStats
 from .fuxi import FuXiNet
 
-__all__ = ["MODEL_FORMAT", "PRETRAINED_DIR", "ChecksumError", "load_checkpoint", "save_model"]
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "MODEL_FORMAT",
+    "PRETRAINED_DIR",
+    "CheckpointError",
+    "ChecksumError",
+    "TrainingState",
+    "json_bytes",
+    "json_from_bytes",
+    "load_checkpoint",
+    "check_training_directory",
+    "load_training_state",
+    "model_files",
+    "read_checkpoint",
+    "read_registry",
+    "resolve_directory",
+    "save_model",
+    "safetensors_bytes",
+    "save_training_state",
+    "seal_checkpoint",
+    "tensors_from_bytes",
+    "write_checkpoint",
+]
 
 log = logging.getLogger(__name__)
 
 #: format tag written into every forecast-model checkpoint's config.json
 MODEL_FORMAT = "xfuxi-forecast-model/1"
+#: the file, written last, that lists the sha256 of every file of a checkpoint
+MANIFEST = "manifest.json"
+#: format tag of the manifest
+MANIFEST_FORMAT = "xfuxi-checkpoint/1"
 #: where shipped models live
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "_data" / "models"
-_REGISTRY = "registry.json"
-_WEIGHTS = "model.safetensors"
-_CONFIG = "config.json"
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+OPTIMIZER = "optimizer.safetensors"
+TRAINER = "trainer.json"
+STATE_TENSORS = "state.safetensors"
+REGISTRY = "registry.json"
 
 #: architecture name -> network class (constructed from config["net"] keyword arguments)
 ARCHITECTURES: dict[str, type[torch.nn.Module]] = {"fuxi": FuXiNet}
 
 
-class ChecksumError(ValueError):
-    """A shipped model file does not match the sha256 recorded in the registry."""
+class CheckpointError(ValueError):
+    """A checkpoint is incomplete, unreadable or not of the kind expected (the path is named)."""
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class ChecksumError(CheckpointError):
+    """A checkpoint file does not match the sha256 recorded for it."""
+
+
+# -----------------------------------------------------------------------------------------------
+# the store: write a directory as one unit, read it back verified
+# -----------------------------------------------------------------------------------------------
+
+
+def write_checkpoint(
+    path: str | os.PathLike[str],
+    files: Mapping[str, bytes],
+    *,
+    kind: str,
+    overwrite: bool = False,
+) -> Path:
+    """Write a checkpoint directory atomically, with its manifest written last.
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint directory. An existing one is replaced only if it is empty, or an
+        xfuxi checkpoint of the same ``kind`` and ``overwrite`` is true.
+    files : mapping of str to bytes
+        File name → content (plain names, no directories).
+    kind : str
+        What the checkpoint holds (``"forecast-model"``, ``"perturbation"``,
+        ``"forecast-training"``, ...), recorded in the manifest and the xfuxi marker.
+    overwrite : bool, default False
+        Replace an earlier xfuxi checkpoint of the same kind.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    xfuxi.files.OutputExistsError
+        ``path`` exists and may not be replaced.
+    ValueError
+        A file name is not a plain name, or is reserved.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "ck"
+    >>> _ = write_checkpoint(d, {"a.json": b"{}"}, kind="demo")
+    >>> sorted(read_checkpoint(d))
+    ['a.json']
+    """
+    for name in files:
+        if not name or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"checkpoint file names must be plain names; got {name!r}")
+        if name in (MANIFEST, MARKER):
+            raise ValueError(f"{name!r} is reserved for the checkpoint's manifest")
+
+    def write(tmp: Path) -> None:
+        digests = {}
+        for name, data in files.items():
+            with open(tmp / name, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            digests[name] = sha256_of(tmp / name)  # what is on disk, not what was meant
+        manifest = {"format": MANIFEST_FORMAT, "kind": kind, "files": digests}
+        atomic_write_json(tmp / MANIFEST, manifest)
+
+    out = replace_directory(path, write, kind=kind, overwrite=overwrite)
+    log.debug("wrote %s checkpoint %s", kind, out)
+    return out
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    file = path / MANIFEST
+    if not file.is_file():
+        if not path.is_dir():
+            raise FileNotFoundError(f"no checkpoint directory {path}")
+        raise CheckpointError(
+            f"{path} has no {MANIFEST}: the checkpoint is incomplete (its writer was "
+            "interrupted) or was written by an earlier xfuxi that did not record the "
+            "sha256 of its files, so it cannot be verified. If you trust its files, add the "
+            "manifest with xfuxi.models.checkpoint.seal_checkpoint(path, kind=...)"
+        )
+    manifest = json_from_bytes(file.read_bytes(), file)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != MANIFEST_FORMAT
+        or not isinstance(files, dict)
+        or not all(isinstance(v, str) for v in files.values())
+    ):
+        raise CheckpointError(
+            f"{file} is not an xfuxi checkpoint manifest (format "
+            f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, expected "
+            f"{MANIFEST_FORMAT!r} with a 'files' table)"
+        )
+    return manifest
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], *, require: Iterable[str] = ()
+) -> dict[str, bytes]:
+    """Read every file of a checkpoint after checking it against the manifest.
+
+    Parameters
+    ----------
+    path : path-like
+        A directory written by :func:`write_checkpoint`.
+    require : iterable of str
+        File names the checkpoint must hold (else :class:`CheckpointError`, naming the kind
+        the manifest records).
+
+    Returns
+    -------
+    dict of str to bytes
+        Every file listed in the manifest, with the content that was verified (what the
+        caller parses is exactly what was checked).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a directory.
+    CheckpointError
+        No manifest, an unreadable one, a listed file missing, or a required file absent.
+    ChecksumError
+        A file does not match its recorded sha256 (truncated, corrupt or modified).
+    """
+    path = Path(path)
+    manifest = _manifest(path)
+    out = {}
+    for name, expected in manifest["files"].items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(
+                f"checkpoint {path} lacks {name}, which its {MANIFEST} lists; the checkpoint "
+                "is incomplete"
+            )
+        data = file.read_bytes()
+        got = _sha256_bytes(data)
+        if got != expected:
+            raise ChecksumError(
+                f"{file} has sha256 {got[:16]}..., the checkpoint's {MANIFEST} records "
+                f"{expected[:16]}...; the file is truncated, corrupt or was modified"
+            )
+        out[name] = data
+    missing = [n for n in require if n not in out]
+    if missing:
+        raise CheckpointError(
+            f"{path} holds a {manifest.get('kind')!r} checkpoint without {missing}; it is not "
+            "a checkpoint of the kind expected here"
+        )
+    return out
+
+
+def seal_checkpoint(path: str | os.PathLike[str], *, kind: str) -> dict[str, Any]:
+    """Add a manifest (and xfuxi's marker) to a checkpoint written without one.
+
+    For checkpoints from xfuxi versions that did not record the sha256 of their files (the
+    shipped ones were converted this way, by ``scripts/convert_checkpoints.py``). The files
+    are not changed; their present content becomes the reference, so seal only files you
+    trust.
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint directory.
+    kind : str
+        ``"forecast-model"`` or ``"perturbation"``.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    CheckpointError
+        The directory already has a manifest, or holds no files.
+    """
+    path = Path(path)
+    if (path / MANIFEST).exists():
+        raise CheckpointError(f"{path} already has a {MANIFEST}")
+    names = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not names:
+        raise CheckpointError(f"{path} holds no checkpoint files")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "kind": kind,
+        "files": {n: sha256_of(path / n) for n in names},
+    }
+    atomic_write_json(path / MANIFEST, manifest)
+    if read_marker(path) is None:
+        atomic_write_json(path / MARKER, {"kind": kind})
+    return manifest
+
+
+def json_from_bytes(data: bytes, path: str | os.PathLike[str]) -> Any:
+    """Parse a checkpoint's JSON file; a clear error naming ``path`` if it is not JSON."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err})") from None
+
+
+def tensors_from_bytes(data: bytes, path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Parse a checkpoint's safetensors file; a clear error naming ``path`` if it is corrupt."""
+    from safetensors.torch import load
+
+    try:
+        return load(data)
+    except Exception as err:  # safetensors raises its own SafetensorError and others
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file (truncated or corrupt: {err})"
+        ) from None
+
+
+def _sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def safetensors_bytes(tensors: Mapping[str, torch.Tensor]) -> bytes:
+    """The safetensors serialisation of ``tensors`` (detached, on CPU, contiguous)."""
+    from safetensors.torch import save
+
+    return save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented JSON (with a final newline), encoded."""
+    return (json.dumps(obj, indent=1) + "\n").encode()
+
+
+# -----------------------------------------------------------------------------------------------
+# shipped checkpoints: names -> verified directories
+# -----------------------------------------------------------------------------------------------
+
+
+def read_registry() -> dict[str, Any]:
+    """The registry of shipped checkpoints (``xfuxi/_data/models/registry.json``), or ``{}``.
+
+    Each entry is a single model (``directory`` and the ``sha256`` of its files), a cascade
+    (``cascade``: stage names and switch steps) or, with ``"kind": "perturbation"``, a
+    FuXi-ENS perturbation module.
+    """
+    path = PRETRAINED_DIR / REGISTRY
+    if not path.is_file():
+        return {}
+    registry = json_from_bytes(path.read_bytes(), path)
+    if not isinstance(registry, dict):
+        raise CheckpointError(f"{path} is not a registry (a JSON object of entries)")
+    return registry
+
+
+def entry_kind(entry: dict[str, Any]) -> str:
+    """``"cascade"``, ``"perturbation"`` or ``"forecast-model"``: what a registry entry holds."""
+    if "cascade" in entry:
+        return "cascade"
+    return str(entry.get("kind", "forecast-model"))
+
+
+def resolve_directory(name_or_path: str | os.PathLike[str], *, kind: str) -> Path:
+    """The checkpoint directory of a shipped name (its files checked) or of a path.
+
+    The one place where a checkpoint name is turned into a directory, for every kind.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A shipped name (a ``str`` key of the registry) or a checkpoint directory.
+    kind : {"forecast-model", "perturbation"}
+        What the caller loads; a shipped name of another kind is a clear error.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither a shipped name nor a directory (the shipped names of ``kind`` are listed).
+    CheckpointError
+        A shipped name of another kind.
+    ChecksumError
+        A shipped file does not match the sha256 in the registry.
+    """
+    registry = read_registry()
+    key = str(name_or_path)
+    if isinstance(name_or_path, str) and key in registry:
+        entry = registry[key]
+        got_kind = entry_kind(entry)
+        if got_kind != kind:
+            hint = {
+                "cascade": "load it with xfuxi.load_model",
+                "perturbation": "load it with xfuxi.load_perturbation",
+                "forecast-model": "load it with xfuxi.load_model",
+            }.get(got_kind, "")
+            raise CheckpointError(f"{key!r} is a shipped {got_kind}, not a {kind}; {hint}")
+        d = PRETRAINED_DIR / entry["directory"]
+        for fname, expected in entry["sha256"].items():
+            if not (d / fname).is_file():
+                raise FileNotFoundError(f"shipped {kind} {key!r} lacks {fname} in {d}")
+            got = sha256_of(d / fname)
+            if got != expected:
+                raise ChecksumError(
+                    f"shipped {kind} {key!r}: {d / fname} has sha256 {got[:16]}..., the "
+                    f"registry records {expected[:16]}...; the file is corrupt or was modified"
+                )
+        return d
+    d = Path(name_or_path).expanduser()
+    if not d.is_dir():
+        shipped = sorted(k for k, e in registry.items() if entry_kind(e) == kind)
+        noun = {"forecast-model": "model", "perturbation": "perturbation module"}.get(kind, kind)
+        raise FileNotFoundError(
+            f"no {noun} {key!r}: not a checkpoint directory and not a shipped name (shipped: "
+            f"{shipped})"
+        )
+    return d
+
+
+# -----------------------------------------------------------------------------------------------
+# forecast models
+# -----------------------------------------------------------------------------------------------
 
 
 def _as_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -73,14 +434,6 @@ def _as_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if not isinstance(out, torch.dtype) or not out.is_floating_point:
         raise ValueError(f"dtype must be a floating torch dtype or its name; got {dtype!r}")
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _architecture_of(net: torch.nn.Module) -> str:
@@ -93,53 +446,25 @@ def _architecture_of(net: torch.nn.Module) -> str:
     )
 
 
-def save_model(
-    model: ForecastModel,
-    path: str | os.PathLike[str],
-    *,
-    metadata: dict[str, Any] | None = None,
-) -> Path:
-    """Save a forecast model as ``model.safetensors`` + ``config.json`` (no pickle).
+def model_files(
+    model: ForecastModel, *, metadata: dict[str, Any] | None = None
+) -> dict[str, bytes]:
+    """The files of a forecast-model checkpoint (``config.json``, ``model.safetensors``).
 
     Parameters
     ----------
     model : ForecastModel
         A model whose network is a :class:`~xfuxi.models.fuxi.FuXiNet`.
-    path : path-like
-        Directory (created if needed); both files are written atomically.
     metadata : dict, optional
-        JSON-serialisable extra information (training settings, scores); merged over the
-        model's own ``config["metadata"]``.
+        Merged over the model's own ``config["metadata"]``.
 
     Returns
     -------
-    pathlib.Path
-        The directory.
-
-    Raises
-    ------
-    TypeError
-        ``model`` is not a ForecastModel, or its network's architecture is unknown.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from xfuxi.models.fuxi import build_fuxi
-    >>> net = build_fuxi("tiny", in_channels=1, grid=(8, 16))
-    >>> m = ForecastModel(net, channels=[("temperature", 850.0)],
-    ...                   latitude=np.linspace(-78.75, 78.75, 8),
-    ...                   longitude=np.arange(16) * 22.5, name="demo")
-    >>> d = save_model(m, tempfile.mkdtemp())
-    >>> sorted(p.name for p in d.iterdir())
-    ['config.json', 'model.safetensors']
+    dict of str to bytes
     """
-    from safetensors.torch import save as st_save
-
     if not isinstance(model, ForecastModel):
         raise TypeError(f"expected a ForecastModel; got {type(model).__name__}")
     arch = _architecture_of(model.net)
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
     meta = dict(model.config.get("metadata", {}))
     meta.update(metadata or {})
     config = {
@@ -156,44 +481,63 @@ def save_model(
         "timestep_hours": model.timestep_hours,
         "metadata": meta,
     }
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.net.state_dict().items()}
-    _write_atomic(out / _WEIGHTS, st_save(tensors))
-    _write_atomic(out / _CONFIG, json.dumps(config, indent=1).encode())
+    return {WEIGHTS: safetensors_bytes(model.net.state_dict()), CONFIG: json_bytes(config)}
+
+
+def save_model(
+    model: ForecastModel,
+    path: str | os.PathLike[str],
+    *,
+    metadata: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save a forecast model as a checkpoint directory (no pickle).
+
+    The directory holds ``model.safetensors``, ``config.json`` and ``manifest.json`` (the
+    sha256 of both, checked on every load); it is written as one unit (see
+    :func:`write_checkpoint`).
+
+    Parameters
+    ----------
+    model : ForecastModel
+        A model whose network is a :class:`~xfuxi.models.fuxi.FuXiNet`.
+    path : path-like
+        The directory: new, empty, or (with ``overwrite``) an earlier model checkpoint.
+    metadata : dict, optional
+        JSON-serialisable extra information (training settings, scores); merged over the
+        model's own ``config["metadata"]``.
+    overwrite : bool, default False
+        Replace an earlier xfuxi model checkpoint at ``path``.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a ForecastModel, or its network's architecture is unknown.
+    xfuxi.files.OutputExistsError
+        ``path`` exists and may not be replaced.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from xfuxi.models.fuxi import build_fuxi
+    >>> net = build_fuxi("tiny", in_channels=1, grid=(8, 16))
+    >>> m = ForecastModel(net, channels=[("temperature", 850.0)],
+    ...                   latitude=np.linspace(-78.75, 78.75, 8),
+    ...                   longitude=np.arange(16) * 22.5, name="demo")
+    >>> d = save_model(m, tempfile.mkdtemp())
+    >>> sorted(p.name for p in d.iterdir() if not p.name.startswith("."))
+    ['config.json', 'manifest.json', 'model.safetensors']
+    """
+    out = write_checkpoint(
+        path, model_files(model, metadata=metadata), kind="forecast-model", overwrite=overwrite
+    )
     log.info("saved model %r to %s", model.name, out)
     return out
-
-
-def _read_registry() -> dict[str, Any]:
-    path = PRETRAINED_DIR / _REGISTRY
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text())
-
-
-def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, str | None]:
-    """Return (directory, sha256 of the weights if it is a registered name)."""
-    registry = _read_registry()
-    key = str(name_or_path)
-    if isinstance(name_or_path, str) and key in registry:
-        entry = registry[key]
-        d = PRETRAINED_DIR / entry["directory"]
-        for fname, expected in entry["sha256"].items():
-            if not (d / fname).is_file():
-                raise FileNotFoundError(f"shipped model {key!r} lacks {fname} in {d}")
-            got = _sha256(d / fname)
-            if got != expected:
-                raise ChecksumError(
-                    f"shipped model {key!r}: {fname} has sha256 {got[:16]}..., the registry "
-                    f"records {expected[:16]}...; the file is corrupt or was modified"
-                )
-        return d, entry["sha256"][_WEIGHTS]
-    d = Path(name_or_path).expanduser()
-    if not (d / _CONFIG).is_file() or not (d / _WEIGHTS).is_file():
-        raise FileNotFoundError(
-            f"no model {key!r}: not a checkpoint directory (with {_CONFIG} and {_WEIGHTS}) and "
-            f"not a shipped name (shipped: {sorted(registry)})"
-        )
-    return d, None
 
 
 def load_checkpoint(
@@ -202,17 +546,16 @@ def load_checkpoint(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> ForecastModel:
-    """Load one forecast model (not a cascade) by shipped name or checkpoint directory.
+    """Load one forecast model (not a cascade), verified, by shipped name or directory.
 
     :func:`xfuxi.load_model` is the public entry point; it also loads shipped cascades.
-
-    Build it once and use it for many forecasts (like a regridder).
 
     Parameters
     ----------
     name_or_path : str or path-like
-        A name from :func:`pretrained_models` (its files are checked against the sha256 in
-        the registry) or a directory written by :func:`save_model`.
+        A shipped name (its files checked against the sha256 in the registry, see
+        :func:`resolve_directory`) or a directory written by :func:`save_model` (or a
+        forecast training checkpoint); either is checked against its manifest.
     device : str or torch.device, optional
         Default ``xfuxi.get_options()["device"]``.
     dtype : str or torch.dtype, optional
@@ -220,82 +563,254 @@ def load_checkpoint(
 
     Returns
     -------
-    ForecastModel or Cascade
+    ForecastModel
         In eval mode; ``model.config`` holds the checkpoint config plus ``"sha256"`` of the
-        weights file and ``"source"`` (the directory). A shipped cascade's name
-        (``"fuxi-hs-t21-cascade"``, see :func:`register_cascade`) gives a
-        :class:`~xfuxi.models.cascade.Cascade` of its stages, each loaded and checked.
+        weights file and ``"source"`` (the directory).
 
     Raises
     ------
     FileNotFoundError
-        Neither a shipped name nor a checkpoint directory.
+        Neither a shipped name nor a directory.
+    CheckpointError
+        No manifest, a missing file, a truncated or corrupt file, invalid JSON, not a
+        forecast-model checkpoint, or weights that do not fit the config (a ValueError).
     ChecksumError
-        A shipped file does not match its registered sha256.
-    ValueError
-        Not a forecast-model checkpoint, or an inconsistent one (weights that do not fit the
-        config).
-
-    Notes
-    -----
-    Only JSON and safetensors are read: loading never unpickles or executes code.
-
-    Examples
-    --------
-    >>> import xfuxi
-    >>> m = xfuxi.load_model("fuxi-hs-t21")
-    >>> m.name, m.grid_shape, m.training
-    ('fuxi-hs-t21', (32, 64), False)
+        A file does not match the sha256 in the manifest.
     """
-    from safetensors.torch import load_file
-
-    entry = _read_registry().get(name_or_path) if isinstance(name_or_path, str) else None
-    if entry is not None and "cascade" in entry:
-        raise ValueError(
-            f"{name_or_path!r} is a shipped cascade, not a single model; load it with "
-            "xfuxi.load_model"
-        )
-    directory, sha = _resolve(name_or_path)
-    config = json.loads((directory / _CONFIG).read_text())
-    if config.get("format") != MODEL_FORMAT:
-        raise ValueError(
-            f"{directory} is not a forecast-model checkpoint (format {config.get('format')!r}, "
-            f"expected {MODEL_FORMAT!r})"
+    directory = resolve_directory(name_or_path, kind="forecast-model")
+    files = read_checkpoint(directory, require=(CONFIG, WEIGHTS))
+    config = json_from_bytes(files[CONFIG], directory / CONFIG)
+    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
+        fmt = config.get("format") if isinstance(config, dict) else None
+        raise CheckpointError(
+            f"{directory} is not a forecast-model checkpoint (format {fmt!r}, expected "
+            f"{MODEL_FORMAT!r})"
         )
     arch = config.get("architecture")
     if arch not in ARCHITECTURES:
-        raise ValueError(
+        raise CheckpointError(
             f"{directory}: unknown architecture {arch!r}; known {sorted(ARCHITECTURES)}"
         )
-    net_kwargs = dict(config["net"])
-    in_channels = net_kwargs.pop("in_channels")
-    grid = net_kwargs.pop("grid")
-    channels = [parse_channel_name(c) for c in config["channels"]]
-    if in_channels != len(channels) or list(grid) != [
-        len(config["latitude"]),
-        len(config["longitude"]),
-    ]:
-        raise ValueError(f"{directory}: network size does not match the channels or grid")
+    try:
+        net_kwargs = dict(config["net"])
+        in_channels = net_kwargs.pop("in_channels")
+        grid = net_kwargs.pop("grid")
+        channels = [parse_channel_name(c) for c in config["channels"]]
+        latitude, longitude = config["latitude"], config["longitude"]
+        stats = NormStats.from_dict(config["stats"], channels=config["channels"])
+    except KeyError as err:
+        raise CheckpointError(f"{directory / CONFIG} lacks the entry {err}") from None
+    except ValueError as err:
+        raise CheckpointError(f"{directory / CONFIG}: {err}") from None
+    if in_channels != len(channels) or list(grid) != [len(latitude), len(longitude)]:
+        raise CheckpointError(f"{directory}: network size does not match the channels or grid")
     net = ARCHITECTURES[arch](in_channels, grid, **net_kwargs)
-    if sha is None:
-        sha = _sha256(directory / _WEIGHTS)
-    state = load_file(str(directory / _WEIGHTS))
+    state = tensors_from_bytes(files[WEIGHTS], directory / WEIGHTS)
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
-        raise ValueError(f"{directory}: weights do not fit the config: {err}") from None
+        raise CheckpointError(f"{directory}: weights do not fit the config: {err}") from None
     model = ForecastModel(
         net,
         channels=channels,
-        latitude=np.asarray(config["latitude"]),
-        longitude=np.asarray(config["longitude"]),
-        stats=NormStats.from_dict(config["stats"]),
+        latitude=np.asarray(latitude),
+        longitude=np.asarray(longitude),
+        stats=stats,
         residual=bool(config.get("residual", True)),
         timestep_hours=float(config.get("timestep_hours", 6.0)),
         name=config.get("name", directory.name),
-        config={**config, "sha256": sha, "source": str(directory)},
+        config={**config, "sha256": _sha256_bytes(files[WEIGHTS]), "source": str(directory)},
     )
     opts = get_options()
     dev = torch.device(device if device is not None else opts["device"])
     dt = _as_dtype(dtype if dtype is not None else opts["dtype"])
     return model.to(device=dev, dtype=dt).eval()
+
+
+# -----------------------------------------------------------------------------------------------
+# training state (model or module + optimizer + trainer state, one unit)
+# -----------------------------------------------------------------------------------------------
+
+
+class TrainingState:
+    """A training checkpoint read back (verified): the model's files and the trainer's state.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    files : dict of str to bytes
+        Every file of the checkpoint (the model's own ones included).
+    state : dict
+        ``trainer.json`` less its format tag and the optimizer's ``param_groups``.
+    tensors : dict of str to Tensor
+        Extra tensors saved with the state (random-generator states).
+    """
+
+    def __init__(self, path: Path, files: dict[str, bytes], state: dict[str, Any]) -> None:
+        self.path = path
+        self.files = files
+        self.param_groups = state.pop("param_groups")
+        self.state = state
+        self.tensors = (
+            tensors_from_bytes(files[STATE_TENSORS], path / STATE_TENSORS)
+            if STATE_TENSORS in files
+            else {}
+        )
+
+    def restore_optimizer(
+        self, optimizer: torch.optim.Optimizer, *, param_groups: bool = True
+    ) -> None:
+        """Load the saved optimizer state into ``optimizer`` (in place).
+
+        With ``param_groups=False`` the optimizer keeps its own hyper-parameters (learning
+        rate, ...) and takes only the per-parameter state (moments, step counts).
+        """
+        flat = tensors_from_bytes(self.files[OPTIMIZER], self.path / OPTIMIZER)
+        per_param: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in flat.items():
+            i, name = key.split(".", 1)
+            per_param.setdefault(int(i), {})[name] = value
+        groups = self.param_groups if param_groups else optimizer.state_dict()["param_groups"]
+        try:
+            optimizer.load_state_dict({"state": per_param, "param_groups": groups})
+        except (ValueError, KeyError) as err:
+            raise CheckpointError(
+                f"{self.path / OPTIMIZER} does not fit this optimizer: {err}"
+            ) from None
+
+
+def save_training_state(
+    path: str | os.PathLike[str],
+    files: Mapping[str, bytes],
+    *,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    kind: str,
+    state_format: str,
+    tensors: Mapping[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write a training checkpoint as one unit: the model's files, optimizer and trainer state.
+
+    A writer killed at any point leaves the previous checkpoint at ``path`` whole (see
+    :func:`write_checkpoint`); :func:`load_training_state` then resumes from it.
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint directory: new, empty, or an earlier training checkpoint of ``kind``
+        (replaced).
+    files : mapping of str to bytes
+        The model's own files (:func:`model_files`, or the perturbation module's).
+    optimizer : torch.optim.Optimizer
+        Its per-parameter tensors go to ``optimizer.safetensors``, its ``param_groups`` to
+        ``trainer.json``.
+    state : dict
+        JSON-serialisable trainer state (step, history, settings), saved in ``trainer.json``.
+    kind : str
+        ``"forecast-training"`` or ``"perturbation-training"``.
+    state_format : str
+        Format tag of ``trainer.json``, checked when reading.
+    tensors : mapping of str to Tensor, optional
+        Extra tensors (random-generator states), saved in ``state.safetensors``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    sd = optimizer.state_dict()
+    flat = {
+        f"{i}.{k}": v
+        for i, st in sd["state"].items()
+        for k, v in st.items()
+        if isinstance(v, torch.Tensor)
+    }
+    out = dict(files)
+    out[OPTIMIZER] = safetensors_bytes(flat)
+    if tensors:
+        out[STATE_TENSORS] = safetensors_bytes(tensors)
+    groups = [dict(g) for g in sd["param_groups"]]
+    out[TRAINER] = json_bytes({"format": state_format, **state, "param_groups": groups})
+    return write_checkpoint(path, out, kind=kind, overwrite=True)
+
+
+def check_training_directory(path: str | os.PathLike[str], *, kind: str) -> bool:
+    """Whether ``path`` holds a training checkpoint; raise if a trainer may not write there.
+
+    A trainer checks its checkpoint directory before training, not at its first checkpoint.
+
+    Returns
+    -------
+    bool
+        False if ``path`` does not exist or is an empty directory (a new run); True if it
+        holds an xfuxi training checkpoint of ``kind`` (or one written before the store
+        marked its checkpoints: it has a ``trainer.json``).
+
+    Raises
+    ------
+    xfuxi.files.OutputExistsError
+        ``path`` holds something else (xfuxi never replaces what it did not create).
+    """
+    path = Path(path)
+    if not os.path.lexists(path) or (path.is_dir() and not any(path.iterdir())):
+        return False
+    marker = read_marker(path) if path.is_dir() and not path.is_symlink() else None
+    if marker is None and not (path.is_dir() and (path / TRAINER).is_file()):
+        raise OutputExistsError(
+            f"{path} exists and is not an xfuxi training checkpoint; choose another "
+            "checkpoint directory (xfuxi never deletes what it did not create)"
+        )
+    if marker is not None and marker.get("kind") != kind:
+        raise OutputExistsError(
+            f"{path} holds an xfuxi {marker.get('kind')!r} output, not a {kind!r} checkpoint; "
+            "choose another checkpoint directory"
+        )
+    return True
+
+
+def load_training_state(
+    path: str | os.PathLike[str], *, kind: str, state_format: str
+) -> TrainingState | None:
+    """Read a training checkpoint to resume from, verified; ``None`` if there is none yet.
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint directory given to the trainer.
+    kind, state_format : str
+        As given to :func:`save_training_state`.
+
+    Returns
+    -------
+    TrainingState or None
+        ``None`` if ``path`` does not exist or is empty.
+
+    Raises
+    ------
+    xfuxi.files.OutputExistsError
+        ``path`` holds something other than an xfuxi training checkpoint of ``kind`` (so a
+        run could not write its checkpoints there).
+    CheckpointError
+        The checkpoint is incomplete, corrupt (:class:`ChecksumError`) or of another format:
+        resuming from it could not reproduce the interrupted run, so it is refused.
+    """
+    path = Path(path)
+    if not check_training_directory(path, kind=kind):
+        return None
+    try:
+        files = read_checkpoint(path, require=(TRAINER, OPTIMIZER))
+    except CheckpointError as err:
+        raise type(err)(
+            f"cannot resume from {path}: {err}. Resuming needs the complete state of the "
+            "interrupted run; use another checkpoint directory or resume=False"
+        ) from None
+    state = json_from_bytes(files[TRAINER], path / TRAINER)
+    if not isinstance(state, dict) or state.get("format") != state_format:
+        fmt = state.get("format") if isinstance(state, dict) else None
+        raise CheckpointError(
+            f"{path / TRAINER} is not an xfuxi trainer state of format {state_format!r} "
+            f"(format {fmt!r})"
+        )
+    state.pop("format")
+    if "param_groups" not in state:
+        raise CheckpointError(f"{path / TRAINER} lacks the optimizer's param_groups")
+    return TrainingState(path, files, state)

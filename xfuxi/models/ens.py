@@ -20,13 +20,14 @@ ensemble functions of :mod:`xfuxi.forecast` give each member its own generator, 
 chunking cannot change results.
 
 Checkpoints are a directory with ``config.json`` (construction config, channels and
-normalization statistics) and ``weights.safetensors`` (no pickle).
+normalization statistics), ``weights.safetensors`` (no pickle) and ``manifest.json`` (the
+sha256 of both), written and read by the one checkpoint store,
+:mod:`xfuxi.models.checkpoint`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -40,14 +41,29 @@ from torch import nn
 
 from ..data.channels import Channel, channel_name
 from .base import ForecastModel, NormStats
-from .checkpoint import ChecksumError, _sha256, _write_atomic
+from .checkpoint import (
+    CONFIG,
+    CheckpointError,
+    entry_kind,
+    json_bytes,
+    json_from_bytes,
+    read_checkpoint,
+    read_registry,
+    resolve_directory,
+    safetensors_bytes,
+    tensors_from_bytes,
+    write_checkpoint,
+)
 
 __all__ = [
     "PERTURBATION_FORMAT",
+    "PERTURBATION_WEIGHTS",
     "PerturbationVAE",
     "ensemble_rollout",
     "load_perturbation",
     "member_generators",
+    "perturbation_files",
+    "perturbation_from_files",
     "save_perturbation",
     "shipped_perturbations",
 ]
@@ -57,8 +73,8 @@ log = logging.getLogger(__name__)
 #: format tag written into every perturbation checkpoint's config.json
 PERTURBATION_FORMAT = "xfuxi-perturbation-vae/1"
 
-#: where shipped perturbation modules live (one directory per name)
-_PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "_data" / "models"
+#: the weights file of a perturbation checkpoint
+PERTURBATION_WEIGHTS = "weights.safetensors"
 
 _LOG_SIGMA_RANGE = (-8.0, 4.0)
 
@@ -534,28 +550,12 @@ class PerturbationVAE(nn.Module):
 # -----------------------------------------------------------------------------------------------
 
 
-def save_perturbation(
-    vae: PerturbationVAE, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None
-) -> Path:
-    """Save a perturbation module as ``config.json`` + ``weights.safetensors`` (no pickle).
-
-    Parameters
-    ----------
-    vae : PerturbationVAE
-    path : path-like
-        Directory (created if needed); both files are written atomically.
-    metadata : dict, optional
-        JSON-serialisable extra information (training settings, base model, scores).
-
-    Returns
-    -------
-    pathlib.Path
-        The directory.
-    """
-    from safetensors.torch import save as st_save
-
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
+def perturbation_files(
+    vae: PerturbationVAE, *, metadata: dict[str, Any] | None = None
+) -> dict[str, bytes]:
+    """The files of a perturbation checkpoint (``config.json``, ``weights.safetensors``)."""
+    if not isinstance(vae, PerturbationVAE):
+        raise TypeError(f"expected a PerturbationVAE; got {type(vae).__name__}")
     config = {
         "format": PERTURBATION_FORMAT,
         "name": vae.name,
@@ -565,11 +565,86 @@ def save_perturbation(
         **vae.config,
         "metadata": dict(metadata or {}),
     }
-    tensors = {k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}
-    _write_atomic(out / "weights.safetensors", st_save(tensors))
-    config["weights_sha256"] = _sha256(out / "weights.safetensors")
-    _write_atomic(out / "config.json", json.dumps(config, indent=2).encode())
-    return out
+    weights = safetensors_bytes(vae.state_dict())
+    return {PERTURBATION_WEIGHTS: weights, CONFIG: json_bytes(config)}
+
+
+def save_perturbation(
+    vae: PerturbationVAE,
+    path: str | os.PathLike[str],
+    *,
+    metadata: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save a perturbation module as a checkpoint directory (no pickle).
+
+    The directory holds ``config.json``, ``weights.safetensors`` and ``manifest.json`` (the
+    sha256 of both, checked on every load), written as one unit
+    (:func:`xfuxi.models.checkpoint.write_checkpoint`).
+
+    Parameters
+    ----------
+    vae : PerturbationVAE
+    path : path-like
+        The directory: new, empty, or (with ``overwrite``) an earlier perturbation checkpoint.
+    metadata : dict, optional
+        JSON-serialisable extra information (training settings, base model, scores).
+    overwrite : bool, default False
+        Replace an earlier xfuxi perturbation checkpoint at ``path``.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+
+    Raises
+    ------
+    xfuxi.files.OutputExistsError
+        ``path`` exists and may not be replaced.
+    """
+    files = perturbation_files(vae, metadata=metadata)
+    return write_checkpoint(path, files, kind="perturbation", overwrite=overwrite)
+
+
+def perturbation_from_files(files: dict[str, bytes], path: Path) -> PerturbationVAE:
+    """Rebuild a module from the verified files of its checkpoint at ``path`` (CPU, eval)."""
+    from ..data.channels import parse_channel_name
+
+    config = json_from_bytes(files[CONFIG], path / CONFIG)
+    if not isinstance(config, dict) or config.get("format") != PERTURBATION_FORMAT:
+        fmt = config.get("format") if isinstance(config, dict) else None
+        raise CheckpointError(
+            f"{path} is not a perturbation checkpoint (format {fmt!r}, expected "
+            f"{PERTURBATION_FORMAT!r})"
+        )
+    try:
+        vae = PerturbationVAE(
+            [parse_channel_name(c) for c in config["channels"]],
+            tuple(config["grid_shape"]),
+            stats=NormStats.from_dict(config["stats"], channels=config["channels"]),
+            hidden=config["hidden"],
+            latent=config["latent"],
+            downsample=config["downsample"],
+            init_scale=config["init_scale"],
+            # modules saved before the option existed decoded directly
+            centered=config.get("centered", False),
+            initial_gain=config.get("initial_gain"),
+            early_gain=config.get("early_gain"),
+            early_steps=config.get("early_steps", 0),
+            model_gain=config.get("model_gain"),
+            name=config.get("name", path.name),
+        )
+    except KeyError as err:
+        raise CheckpointError(f"{path / CONFIG} lacks the entry {err}") from None
+    except ValueError as err:
+        raise CheckpointError(f"{path / CONFIG}: {err}") from None
+    state = tensors_from_bytes(files[PERTURBATION_WEIGHTS], path / PERTURBATION_WEIGHTS)
+    try:
+        vae.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the config: {err}") from None
+    vae.metadata = config.get("metadata", {})  # type: ignore[attr-defined]
+    return vae.eval()
 
 
 def load_perturbation(
@@ -580,8 +655,9 @@ def load_perturbation(
     Parameters
     ----------
     name_or_path : str or path-like
-        A directory written by :func:`save_perturbation`, or the name of a shipped module
-        under ``xfuxi/_data/models/``.
+        A directory written by :func:`save_perturbation` (or a perturbation training
+        checkpoint), or the name of a shipped module (its files checked against the sha256
+        in the registry); either is checked against its manifest.
     device : str or torch.device, optional
 
     Returns
@@ -593,77 +669,26 @@ def load_perturbation(
     ------
     FileNotFoundError
         Neither a directory nor a shipped name.
-    ValueError
-        Not a perturbation checkpoint.
-    ChecksumError
-        The weights file does not match the sha256 recorded in ``config.json``.
+    xfuxi.models.checkpoint.ChecksumError
+        A file does not match the sha256 recorded for it.
+    xfuxi.models.checkpoint.CheckpointError
+        A ValueError: no manifest, a missing, truncated or corrupt file, invalid JSON, or
+        not a perturbation checkpoint (the path is named).
     """
-    from safetensors.torch import load_file
-
-    from ..data.channels import parse_channel_name
-
-    path = Path(name_or_path)
-    if not (path / "config.json").is_file():
-        shipped = _PRETRAINED_DIR / str(name_or_path)
-        if not (shipped / "config.json").is_file():
-            names = shipped_perturbations()
-            raise FileNotFoundError(
-                f"no perturbation module {str(name_or_path)!r}: not a checkpoint directory and "
-                f"not a shipped name (shipped: {names})"
-            )
-        path = shipped
-    config = json.loads((path / "config.json").read_text())
-    if config.get("format") != PERTURBATION_FORMAT:
-        raise ValueError(
-            f"{path} is not a perturbation checkpoint (format {config.get('format')!r}, "
-            f"expected {PERTURBATION_FORMAT!r})"
-        )
-    expected = config.get("weights_sha256")
-    if expected is not None and _sha256(path / "weights.safetensors") != expected:
-        raise ChecksumError(
-            f"{path / 'weights.safetensors'} does not match the sha256 recorded in its "
-            "config.json; the file is corrupt or was modified"
-        )
-    vae = PerturbationVAE(
-        [parse_channel_name(c) for c in config["channels"]],
-        tuple(config["grid_shape"]),
-        stats=NormStats.from_dict(config["stats"]),
-        hidden=config["hidden"],
-        latent=config["latent"],
-        downsample=config["downsample"],
-        init_scale=config["init_scale"],
-        # modules saved before the option existed decoded directly
-        centered=config.get("centered", False),
-        initial_gain=config.get("initial_gain"),
-        early_gain=config.get("early_gain"),
-        early_steps=config.get("early_steps", 0),
-        model_gain=config.get("model_gain"),
-        name=config.get("name", path.name),
-    )
-    vae.load_state_dict(load_file(str(path / "weights.safetensors")))
-    vae.metadata = config.get("metadata", {})  # type: ignore[attr-defined]
-    return vae.to(device or "cpu").eval()
+    path = resolve_directory(name_or_path, kind="perturbation")
+    files = read_checkpoint(path, require=(CONFIG, PERTURBATION_WEIGHTS))
+    return perturbation_from_files(files, path).to(device or "cpu")
 
 
 def shipped_perturbations() -> list[str]:
-    """Names of the perturbation modules shipped under ``xfuxi/_data/models/``.
+    """Names of the perturbation modules shipped with xfuxi (in the model registry).
 
     Examples
     --------
-    >>> isinstance(shipped_perturbations(), list)
+    >>> "fuxi-ens-hs-t21" in shipped_perturbations()
     True
     """
-    if not _PRETRAINED_DIR.is_dir():
-        return []
-    names = []
-    for cfg in sorted(_PRETRAINED_DIR.glob("*/config.json")):
-        try:
-            fmt = json.loads(cfg.read_text()).get("format")
-        except (OSError, ValueError):
-            continue
-        if fmt == PERTURBATION_FORMAT:
-            names.append(cfg.parent.name)
-    return names
+    return sorted(k for k, e in read_registry().items() if entry_kind(e) == "perturbation")
 
 
 # -----------------------------------------------------------------------------------------------

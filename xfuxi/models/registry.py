@@ -2,7 +2,9 @@
 
 :func:`load_model` accepts a shipped name (a single model or a cascade) or a checkpoint
 directory; :func:`resolve_model` is what every function that takes ``model=`` calls; the
-registry (``xfuxi/_data/models/registry.json``) records the sha256 of every shipped file.
+registry (``xfuxi/_data/models/registry.json``) records the sha256 of every shipped file
+(names become verified directories in :func:`xfuxi.models.checkpoint.resolve_directory`,
+for forecast models and perturbation modules alike).
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ from typing import Any
 
 import torch
 
+from ..files import atomic_write_bytes, sha256_of
 from . import checkpoint as _store
 from .base import ForecastModel
 from .cascade import Cascade
 from .checkpoint import (
-    _CONFIG,
-    _REGISTRY,
-    _WEIGHTS,
+    CONFIG,
+    MANIFEST,
     MODEL_FORMAT,
-    _read_registry,
-    _sha256,
-    _write_atomic,
+    REGISTRY,
+    WEIGHTS,
+    CheckpointError,
+    entry_kind,
+    json_bytes,
+    json_from_bytes,
     load_checkpoint,
+    read_checkpoint,
+    read_registry,
+    write_checkpoint,
 )
+from .ens import PERTURBATION_FORMAT, PERTURBATION_WEIGHTS
 
 __all__ = [
     "load_model",
@@ -34,18 +43,36 @@ __all__ = [
     "register_cascade",
     "register_pretrained",
     "resolve_model",
+    "shipped_names",
 ]
 
 
+def shipped_names(kind: str) -> list[str]:
+    """Names of the shipped checkpoints of ``kind`` (``"forecast-model"``, ``"cascade"``,
+    ``"perturbation"``).
+
+    Examples
+    --------
+    >>> "fuxi-hs-t21" in shipped_names("forecast-model")
+    True
+    """
+    return sorted(k for k, e in read_registry().items() if entry_kind(e) == kind)
+
+
 def pretrained_models() -> list[str]:
-    """Names of the forecast models shipped with xfuxi.
+    """Names of the forecast models (single models and cascades) shipped with xfuxi.
 
     Examples
     --------
     >>> "fuxi-hs-t21" in pretrained_models()
     True
     """
-    return sorted(_read_registry())
+    return sorted(shipped_names("forecast-model") + shipped_names("cascade"))
+
+
+def _write_registry(registry: dict[str, Any]) -> None:
+    text = json.dumps(registry, indent=2) + "\n"
+    atomic_write_bytes(_store.PRETRAINED_DIR / REGISTRY, text.encode())
 
 
 def register_pretrained(
@@ -53,20 +80,25 @@ def register_pretrained(
     *,
     source: str | os.PathLike[str] | None = None,
     description: str = "",
+    kind: str = "forecast-model",
 ) -> dict[str, Any]:
-    """Record the sha256 of the shipped model ``xfuxi/_data/models/<name>/`` in the registry.
+    """Record the sha256 of the shipped checkpoint ``xfuxi/_data/models/<name>/`` in the registry.
 
-    Used after (re)training a shipped model; files and registry are written atomically.
+    Used after (re)training a shipped model; the checkpoint and the registry are written
+    atomically.
 
     Parameters
     ----------
     name : str
         Directory name under ``xfuxi/_data/models``.
     source : path-like, optional
-        A checkpoint directory whose ``model.safetensors`` and ``config.json`` are copied
-        there first (the config's ``name`` is set to ``name``).
+        A checkpoint directory of ``kind`` (verified) copied there first, with the config's
+        ``name`` set to ``name`` (the weights are copied byte for byte); it replaces an
+        earlier shipped checkpoint.
     description : str
         One line describing the model.
+    kind : {"forecast-model", "perturbation"}
+        What the directory holds.
 
     Returns
     -------
@@ -75,31 +107,38 @@ def register_pretrained(
 
     Raises
     ------
-    FileNotFoundError
-        The directory lacks ``model.safetensors`` or ``config.json``.
+    CheckpointError
+        The directory (or ``source``) is not a complete, verified checkpoint.
     """
+    formats = {
+        "forecast-model": (MODEL_FORMAT, WEIGHTS),
+        "perturbation": (PERTURBATION_FORMAT, PERTURBATION_WEIGHTS),
+    }
+    if kind not in formats:
+        raise ValueError(f"kind must be one of {sorted(formats)}; got {kind!r}")
+    fmt, weights = formats[kind]
     d = _store.PRETRAINED_DIR / name
     if source is not None:
         src = Path(source)
-        d.mkdir(parents=True, exist_ok=True)
-        config = json.loads((src / _CONFIG).read_text())
-        if config.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{src} is not a forecast-model checkpoint")
+        found = read_checkpoint(src, require=(CONFIG, weights))
+        files = {CONFIG: found[CONFIG], weights: found[weights]}  # not a trainer's state
+        config = json_from_bytes(files[CONFIG], src / CONFIG)
+        if not isinstance(config, dict) or config.get("format") != fmt:
+            raise CheckpointError(f"{src} is not a {kind} checkpoint")
         config["name"] = name
-        _write_atomic(d / _WEIGHTS, (src / _WEIGHTS).read_bytes())
-        _write_atomic(d / _CONFIG, json.dumps(config, indent=1).encode())
-    for f in (_WEIGHTS, _CONFIG):
-        if not (d / f).is_file():
-            raise FileNotFoundError(f"{d / f} does not exist")
-    registry = _read_registry()
+        files[CONFIG] = json_bytes(config)  # the weights are copied byte for byte
+        write_checkpoint(d, files, kind=kind, overwrite=True)
+    files = read_checkpoint(d)  # complete and matching its manifest
+    registry = read_registry()
     entry = {
         "directory": name,
         "description": description or registry.get(name, {}).get("description", ""),
-        "sha256": {f: _sha256(d / f) for f in (_WEIGHTS, _CONFIG)},
+        "sha256": {f: sha256_of(d / f) for f in sorted([*files, MANIFEST])},
     }
+    if kind != "forecast-model":
+        entry = {"kind": kind, **entry}
     registry[name] = entry
-    text = json.dumps(registry, indent=2) + "\n"
-    _write_atomic(_store.PRETRAINED_DIR / _REGISTRY, text.encode())
+    _write_registry(registry)
     return entry
 
 
@@ -112,9 +151,9 @@ def register_cascade(
     ``switch_steps`` as for :class:`~xfuxi.models.cascade.Cascade`. The registry is written
     atomically. ``load_model(name)`` then returns the :class:`Cascade`.
     """
-    registry = _read_registry()
+    registry = read_registry()
     for stage in stages:
-        if stage not in registry or "cascade" in registry[stage]:
+        if stage not in registry or entry_kind(registry[stage]) != "forecast-model":
             raise ValueError(f"cascade stage {stage!r} is not a shipped single model")
     if len(switch_steps) != len(stages) - 1:
         raise ValueError(f"{len(stages)} stages need {len(stages) - 1} switch step(s)")
@@ -123,8 +162,7 @@ def register_cascade(
         "description": description or registry.get(name, {}).get("description", ""),
     }
     registry[name] = entry
-    text = json.dumps(registry, indent=2) + "\n"
-    _write_atomic(_store.PRETRAINED_DIR / _REGISTRY, text.encode())
+    _write_registry(registry)
     return entry
 
 
@@ -160,11 +198,13 @@ def load_model(
     ------
     FileNotFoundError
         Neither a shipped name nor a checkpoint directory.
-    ChecksumError
-        A shipped file does not match its registered sha256.
-    ValueError
-        Not a forecast-model checkpoint, or an inconsistent one (weights that do not fit the
-        config).
+    xfuxi.models.checkpoint.ChecksumError
+        A file does not match the sha256 recorded for it (in the registry for a shipped
+        name, in the checkpoint's ``manifest.json`` for every checkpoint).
+    xfuxi.models.checkpoint.CheckpointError
+        A ValueError: no manifest, a missing, truncated or corrupt file, invalid JSON, not a
+        forecast-model checkpoint, or weights that do not fit the config (the path is
+        named).
 
     Notes
     -----
@@ -177,8 +217,8 @@ def load_model(
     >>> m.name, m.grid_shape, m.training
     ('fuxi-hs-t21', (32, 64), False)
     """
-    entry = _read_registry().get(name_or_path) if isinstance(name_or_path, str) else None
-    if entry is not None and "cascade" in entry:
+    entry = read_registry().get(name_or_path) if isinstance(name_or_path, str) else None
+    if entry is not None and entry_kind(entry) == "cascade":
         spec = entry["cascade"]
         stages = [load_checkpoint(s, device=device, dtype=dtype) for s in spec["stages"]]
         return Cascade(stages, spec["switch_steps"], name=name_or_path)

@@ -16,7 +16,6 @@ fields, plus ``kl_weight`` times the KL divergence ``KL(q ‖ p)`` (DESIGN.md §
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -31,7 +30,16 @@ import xarray as xr
 from ..data.channels import WIND_COMPONENTS, Channel, channel_name, stack
 from ..data.schema import SchemaError, validate
 from ..models.base import ForecastModel
-from ..models.ens import PerturbationVAE, load_perturbation, save_perturbation
+from ..models.checkpoint import (
+    check_training_directory,
+    load_training_state,
+    save_training_state,
+)
+from ..models.ens import (
+    PerturbationVAE,
+    perturbation_files,
+    perturbation_from_files,
+)
 from ..verify.weights import area_weights
 
 __all__ = [
@@ -53,6 +61,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: the trainer state of a perturbation training checkpoint (xfuxi.models.checkpoint)
+_STATE_FORMAT = "xfuxi-perturbation-trainer/1"
+_STATE_KIND = "perturbation-training"
 
 
 def fair_crps(ensemble: torch.Tensor, target: torch.Tensor, *, fair: bool = True) -> torch.Tensor:
@@ -285,10 +297,14 @@ def train_perturbation(
     seed : int
         Seeds sampling of batches and latents.
     checkpoint_dir : path-like, optional
-        Where ``latest/`` (every ``checkpoint_every`` iterations and at the end) and
-        ``history.json`` are written (atomically).
+        Where the training checkpoint ``latest/`` is written every ``checkpoint_every``
+        iterations and at the end: a loadable perturbation module plus the optimizer, the
+        random generators and the history, as one unit with a manifest of their sha256
+        (:func:`xfuxi.models.checkpoint.save_training_state`).
     resume : bool, default False
-        Start from ``checkpoint_dir/latest`` if it exists.
+        Start from ``checkpoint_dir/latest`` if it exists: with the same arguments, the run
+        continues exactly as if never interrupted; an incomplete or corrupt checkpoint is
+        refused (:class:`~xfuxi.models.checkpoint.CheckpointError`).
     validate_every, log_every : int
         Iterations between validations / between log lines (``logging`` INFO).
     device : str or torch.device, optional
@@ -338,13 +354,17 @@ def train_perturbation(
     history: dict[str, list[float]] = {
         k: [] for k in ("iteration", "loss", "crps", "kl", "val_iteration", "val_crps")
     }
-    if resume and ckpt is not None and (ckpt / "latest" / "config.json").is_file():
-        state = load_perturbation(ckpt / "latest")
-        vae.load_state_dict(state.state_dict())
-        start_iter = int(state.metadata.get("iteration", 0))  # type: ignore[attr-defined]
-        if (ckpt / "history.json").is_file():
-            history = json.loads((ckpt / "history.json").read_text())
-        log.info("resumed from %s at iteration %d", ckpt / "latest", start_iter)
+    saved = None
+    if ckpt is not None:
+        check_training_directory(ckpt / "latest", kind=_STATE_KIND)  # before training
+    if resume and ckpt is not None:
+        saved = load_training_state(ckpt / "latest", kind=_STATE_KIND, state_format=_STATE_FORMAT)
+    if saved is not None:
+        back = perturbation_from_files(saved.files, saved.path)
+        vae.load_state_dict(back.state_dict())
+        start_iter = int(saved.state["iteration"])
+        history = saved.state["history"]
+        log.info("resumed from %s at iteration %d", saved.path, start_iter)
 
     model_mode = model.training
     req = [p.requires_grad for p in model.parameters()]
@@ -360,6 +380,10 @@ def train_perturbation(
     )
     rng = np.random.default_rng([seed, start_iter])
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + start_iter)
+    if saved is not None:  # continue exactly where the interrupted run was
+        saved.restore_optimizer(opt, param_groups=False)
+        rng.bit_generator.state = saved.state["rng"]
+        gen.set_state(saved.tensors["generator"])
 
     val = None
     if validation is not None:
@@ -402,10 +426,11 @@ def train_perturbation(
             "batch_size": batch_size,
             "seed": seed,
         }
-        save_perturbation(vae, ckpt / "latest", metadata=meta)
-        tmp = ckpt / ".history.json.tmp"
-        tmp.write_text(json.dumps(history))
-        tmp.replace(ckpt / "history.json")
+        save_training_state(
+            ckpt / "latest", perturbation_files(vae, metadata=meta), optimizer=opt,
+            state={"iteration": it, "history": history, "rng": rng.bit_generator.state},
+            tensors={"generator": gen.get_state()}, kind=_STATE_KIND, state_format=_STATE_FORMAT,
+        )  # fmt: skip
 
     show = get_options()["progress"] if progress is None else bool(progress)
     bar = tqdm(total=iterations, initial=start_iter, desc="train FuXi-ENS", disable=not show)

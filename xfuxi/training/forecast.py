@@ -10,16 +10,18 @@
 * optional gradient checkpointing of the transformer blocks;
 * validation loss on a held-out period every ``val_every`` steps;
 * checkpoints in ``checkpoint_dir``: a loadable model checkpoint (``model.safetensors`` +
-  ``config.json``) plus ``optimizer.safetensors`` and ``trainer.json``; re-running with the
-  same arguments resumes exactly where an interrupted run stopped (the sample order is a
-  function of the seed and the step only);
+  ``config.json``) plus ``optimizer.safetensors`` and ``trainer.json``, written as one unit
+  with a ``manifest.json`` of their sha256 (:func:`xfuxi.models.checkpoint.save_training_state`:
+  a run killed while writing leaves the previous checkpoint whole); re-running with the same
+  arguments resumes exactly where an interrupted run stopped (the sample order is a
+  function of the seed and the step only), and an incomplete or corrupt checkpoint is
+  refused, never resumed from;
 * DistributedDataParallel when started by ``torchrun`` (``gloo`` on CPU, ``nccl`` on GPU):
   each process takes its share of every global batch.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -35,7 +37,14 @@ import xarray as xr
 from ..data.channels import Channel, channel_name, channels_of, stack
 from ..data.schema import SchemaError, validate
 from ..models.base import ForecastModel, NormStats
-from ..models.checkpoint import _write_atomic, save_model
+from ..models.checkpoint import (
+    WEIGHTS,
+    check_training_directory,
+    load_training_state,
+    model_files,
+    save_training_state,
+    tensors_from_bytes,
+)
 from ..models.fuxi import build_fuxi
 from ..models.registry import load_model
 from ..models.rollout import copy_model
@@ -45,6 +54,7 @@ __all__ = ["amse_loss", "train_forecast"]
 log = logging.getLogger(__name__)
 
 _STATE_FORMAT = "xfuxi-trainer/1"
+_STATE_KIND = "forecast-training"
 
 
 def _to_array(ds: xr.Dataset, channels: Sequence[Channel], name: str) -> tuple[np.ndarray, Any]:
@@ -332,48 +342,32 @@ class _AnomalySamples:
 def _save_state(
     directory: Path, model: ForecastModel, opt: torch.optim.Optimizer, state: dict[str, Any]
 ) -> None:
-    from safetensors.torch import save as st_save
-
+    """Write the training checkpoint (model, optimizer, trainer state) as one unit."""
     training = {k: v for k, v in state["signature"].items() if k != "channels"}
-    save_model(model, directory, metadata={"history": state["history"], "training": training})
-    sd = opt.state_dict()
-    tensors = {
-        f"{i}.{k}": v.detach().cpu().contiguous()
-        for i, st in sd["state"].items()
-        for k, v in st.items()
-        if isinstance(v, torch.Tensor)
-    }
-    _write_atomic(directory / "optimizer.safetensors", st_save(tensors))
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
-    payload = {"format": _STATE_FORMAT, **state, "param_groups": groups}
-    _write_atomic(directory / "trainer.json", json.dumps(payload, indent=1).encode())
+    files = model_files(model, metadata={"history": state["history"], "training": training})
+    save_training_state(
+        directory, files, optimizer=opt, state=state, kind=_STATE_KIND, state_format=_STATE_FORMAT
+    )
 
 
 def _load_state(
     directory: Path, model: ForecastModel, opt: torch.optim.Optimizer, signature: dict[str, Any]
 ) -> dict[str, Any] | None:
-    from safetensors.torch import load_file
-
-    path = directory / "trainer.json"
-    if not path.is_file():
+    """Restore model and optimizer from a verified training checkpoint; ``None`` if none yet."""
+    saved = load_training_state(directory, kind=_STATE_KIND, state_format=_STATE_FORMAT)
+    if saved is None:
         return None
-    state = json.loads(path.read_text())
-    if state.get("format") != _STATE_FORMAT:
-        raise ValueError(f"{path} is not an xfuxi trainer state")
-    if state["signature"] != signature:
-        diff = sorted(k for k in signature if state["signature"].get(k) != signature[k])
+    state = saved.state
+    if state.get("signature") != signature:
+        old = state.get("signature") or {}
+        diff = sorted(k for k in signature if old.get(k) != signature[k])
         raise ValueError(
             f"cannot resume from {directory}: it was written by a run with other settings "
             f"({diff}); use another checkpoint_dir or resume=False"
         )
-    saved = load_model(directory, device="cpu", dtype="float32")
-    model.net.load_state_dict(saved.net.state_dict())
-    flat = load_file(str(directory / "optimizer.safetensors"))
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in flat.items():
-        i, name = key.split(".", 1)
-        opt_state.setdefault(int(i), {})[name] = value
-    opt.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+    weights = tensors_from_bytes(saved.files[WEIGHTS], directory / WEIGHTS)
+    model.net.load_state_dict(weights)
+    saved.restore_optimizer(opt)
     return state
 
 
@@ -518,7 +512,11 @@ def train_forecast(
     checkpoint_dir : path, optional
         Where to save the training state every ``checkpoint_every`` steps and at the end. If
         it holds a state of a run with the same settings and ``resume`` is True, training
-        continues from it (bit-for-bit as if never interrupted, on the same hardware).
+        continues from it (bit-for-bit as if never interrupted, on the same hardware). The
+        checkpoint is written as one unit, so a run killed while writing it leaves the
+        previous one whole; an incomplete or corrupt checkpoint is refused
+        (:class:`~xfuxi.models.checkpoint.CheckpointError`), never resumed from. A directory
+        that is not an xfuxi training checkpoint is refused before training starts.
     checkpoint_every : int, default 200
     resume : bool, default True
     seed : int, default 0
@@ -543,7 +541,9 @@ def train_forecast(
     ------
     ValueError
         Bad settings, a batch size not divisible by the number of processes, or a
-        checkpoint written with other settings.
+        checkpoint written with other settings, incomplete or corrupt.
+    xfuxi.files.OutputExistsError
+        ``checkpoint_dir`` holds something other than an xfuxi training checkpoint.
     SchemaError
         Data lacking the model's channels, on another grid, with NaN, or too short.
 
@@ -712,6 +712,8 @@ def train_forecast(
     running: list[float] = []  # training losses since the last logged entry
     running_anom: list[float] = []  # their anomaly part
     start_step = 0
+    if ckpt is not None:
+        check_training_directory(ckpt, kind=_STATE_KIND)  # before training, not at step N
     if ckpt is not None and resume:
         state = _load_state(ckpt, fm, opt, signature)
         if state is not None:
