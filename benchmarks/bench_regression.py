@@ -107,7 +107,10 @@ def compare(a: dict, b: dict) -> int:
                 status = "identical"
             elif isinstance(x, dict) and isinstance(y, dict):
                 rel = abs(x["mean"] - y["mean"]) / max(abs(x["mean"]), 1e-300)
-                status = f"DIFFERENT (max_abs {x['max_abs']:.6g} -> {y['max_abs']:.6g}, mean rel {rel:.2e})"
+                status = (
+                    f"DIFFERENT (max_abs {x['max_abs']:.6g} -> {y['max_abs']:.6g}, "
+                    f"mean rel {rel:.2e})"
+                )
                 differ += 1
             else:
                 status = f"DIFFERENT ({x} -> {y})"
