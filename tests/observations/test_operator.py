@@ -198,3 +198,11 @@ def test_horizontal_weights_on_any_grid_order():
     np.testing.assert_allclose((g[r2, c2] * w2).sum(-1), ref, atol=1e-12)
     with pytest.raises(ValueError, match="strictly monotonic"):
         horizontal_weights([0.0, 0.0, 10.0], LON, lat_o, lon_o)
+
+
+def test_no_usable_observation_gives_an_empty_operator():
+    op, why = _op(["geopotential", "temperature"], [0.0, 95.0], [0.0, 0.0], [500.0, 500.0])
+    assert why.tolist() == ["unknown_variable", "outside_grid"] and op.n_obs == 0
+    assert tuple(op(torch.zeros(6, 9, 16)).shape) == (0,)
+    op0, why0 = _op([], [], [], [])
+    assert op0.n_obs == 0 and why0.size == 0

@@ -405,10 +405,11 @@ def observation_weights(
     used = np.flatnonzero(np.any(hw[keep] != 0, axis=0))  # a one-row grid uses 2 of 4
     rows, cols, hw = (a[:, : int(used.max()) + 1 if used.size else 1] for a in (rows, cols, hw))
     # vertical-major: the horizontal stencil at the first level, then at the second
+    k = 2 * hw.shape[1]
     index = ((chan[keep, :, None] * h + rows[keep, None, :]) * w + cols[keep, None, :]).reshape(
-        keep.size, -1
+        keep.size, k
     )
-    weight = (cw[keep, :, None] * hw[keep, None, :]).reshape(keep.size, -1)
+    weight = (cw[keep, :, None] * hw[keep, None, :]).reshape(keep.size, k)
     used = np.flatnonzero(np.any(weight != 0, axis=0))  # drop columns unused by all
     width = int(used.max()) + 1 if used.size else 1
     index, weight = index[:, :width], weight[:, :width]
