@@ -244,11 +244,11 @@ def test_bad_site_and_observation_counts_are_clear_errors(truth):
         radiosonde_observations(truth, sites=[(0.0, 0.0)], levels=[], error=1.0)
 
 
-def test_duplicated_observations_detected_and_refused_by_screening():
+def test_duplicated_observations_detected_and_copies_refused_by_screening():
     # issue 20: a 6-times repeated observation was used as 6 independent ones
     t0 = TIMES[0]
     obs = make_observations(
-        [1.0] * 6 + [2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        [1.0] * 6 + [2.0, 3.0, 4.0, 5.0, 6.0, 5.0],
         error=1.0,
         time=[t0] * 10 + [t0 + np.timedelta64(6, "h"), t0],
         latitude=[10.0] * 6 + [10.0, 10.0, 20.0, 90.0, 10.0, 90.0],
@@ -256,21 +256,30 @@ def test_duplicated_observations_detected_and_refused_by_screening():
         variable=["temperature"] * 7 + ["surface_pressure"] + ["temperature"] * 4,
         level=[500.0] * 6 + [850.0, None, 500.0, 500.0, 500.0, 500.0],
     )
+    # copies of obs 0 (-10 is 350), and of obs 9 (the north pole at any longitude)
     dup = xfuxi_obs.duplicated_observations(obs)
-    # repeats of obs 0 (-10 is 350), and the north pole at any longitude
     assert np.flatnonzero(dup).tolist() == [1, 2, 3, 4, 5, 11]
+    assert (xfuxi_obs.duplicated_observations(obs, copies=True) == dup).all()
     kw = dict(
         channels=[("temperature", 500.0), ("temperature", 850.0), ("surface_pressure", None)],
         latitude=[-45.0, 45.0],
         longitude=[0.0, 180.0],
         slot_times=np.array([t0, t0 + np.timedelta64(6, "h")], dtype="M8[ns]"),
     )
-    with pytest.raises(ObservationError, match="6 usable observation.*repeat an earlier one"):
+    with pytest.raises(ObservationError, match="6 usable observation.*copies of an earlier one"):
         screen_observations(obs, **kw)
     used, op, why, counts = screen_observations(obs.isel(obs=~dup), **kw)
     assert used.sizes["obs"] == op.n_obs == 6 and sum(counts.values()) == 0
-    # a repeat that is rejected anyway (NaN value) is not a duplicate of a usable one
-    nan_repeat = xr.concat([obs.isel(obs=[0]), obs.isel(obs=[1])], "obs")
-    nan_repeat["value"][1] = np.nan
-    used, _, why, _ = screen_observations(nan_repeat, **kw)
+    # a copy that is rejected anyway (NaN value) is not a copy of a usable one
+    nan_copy = obs.isel(obs=[0, 1])
+    nan_copy["value"][1] = np.nan
+    used, _, why, _ = screen_observations(nan_copy, **kw)
     assert why.tolist() == ["", "nan_value"]
+    # two different reports at one place and time are used, with a loud warning
+    two = obs.isel(obs=[0, 1])
+    two["value"][1] = 1.5
+    assert xfuxi_obs.duplicated_observations(two).tolist() == [False, True]
+    assert xfuxi_obs.duplicated_observations(two, copies=True).tolist() == [False, False]
+    with pytest.warns(UserWarning, match="1 usable observation.*independent reports"):
+        used, *_ = screen_observations(two, **kw)
+    assert used.sizes["obs"] == 2

@@ -12,15 +12,16 @@ Synthetic networks interpolate a truth Dataset (with the same operator as the as
 :mod:`xfuxi.observations.operator`) and add Gaussian noise of std ``error`` from a seeded
 generator. :func:`screen_observations` rejects what cannot be used — NaN value, NaN or
 non-positive error, unknown variable or level, outside the grid, outside the window — and
-counts the rejections per reason, or raises in strict mode. It refuses repeated
-observations (same variable, level, time and position, see
+counts the rejections per reason, or raises in strict mode. It refuses copies of an
+observation (same variable, level, time, position, value and error, see
 :func:`duplicated_observations`): used as independent ones, they would weigh that point
-several times over.
+several times over; different reports at the same place and time are used, with a warning.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -177,36 +178,38 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def duplicated_observations(obs: xr.Dataset) -> np.ndarray:
+def duplicated_observations(obs: xr.Dataset, *, copies: bool = False) -> np.ndarray:
     """Mark observations that repeat an earlier one (same variable, level, time, position).
 
     Parameters
     ----------
     obs : xarray.Dataset
         Observation Dataset.
+    copies : bool, default False
+        Mark only exact copies: the value and the error are equal too.
 
     Returns
     -------
     numpy.ndarray of bool (m,)
         True for every observation whose variable, level (NaN equal to NaN), time, latitude
-        and longitude (modulo 360; any longitude at a pole) equal those of an earlier one;
-        the first of each group is False. Values and errors are not compared.
+        and longitude (modulo 360; any longitude at a pole) — and, with ``copies``, value
+        and error — equal those of an earlier one; the first of each group is False.
 
     Notes
     -----
-    Repeated observations used as independent ones count that point several times over
-    (six copies gave a 2.6 times larger 4DVar increment), so :func:`screen_observations`
-    refuses them. ``obs.isel(obs=~duplicated_observations(obs))`` keeps the first of each
-    group; merging each group into one observation (with its combined error) is the
-    statistically sound alternative when the values differ.
+    A copy of an observation used as an independent one counts that point several times
+    over (six copies gave a 2.6 times larger 4DVar increment), so
+    :func:`screen_observations` refuses copies. Different values at the same place and time
+    are different reports: they are used with independent errors, and the screening warns.
+    ``obs.isel(obs=~duplicated_observations(obs))`` keeps the first of each group.
 
     Examples
     --------
-    >>> obs = make_observations([1.0, 1.5, 2.0], error=1.0, time="2000-01-01",
-    ...                         latitude=[10, 10, 10], longitude=[-10, 350, 0],
+    >>> obs = make_observations([1.0, 1.0, 1.5, 2.0], error=1.0, time="2000-01-01",
+    ...                         latitude=10, longitude=[-10, 350, 350, 0],
     ...                         variable="temperature", level=500)
-    >>> duplicated_observations(obs).tolist()
-    [False, True, False]
+    >>> duplicated_observations(obs).tolist(), duplicated_observations(obs, copies=True).tolist()
+    ([False, True, True, False], [False, True, False, False])
     """
     obs = validate_observations(obs)
     lat = obs["latitude"].values + 0.0  # -0.0 is 0.0
@@ -221,6 +224,9 @@ def duplicated_observations(obs: xr.Dataset) -> np.ndarray:
             "longitude": lon,
         }
     )
+    if copies:
+        frame["value"] = obs["value"].values + 0.0
+        frame["error"] = obs["error"].values + 0.0
     return frame.duplicated(keep="first").to_numpy()
 
 
@@ -573,7 +579,9 @@ def screen_observations(
     Checked in this order (first failing reason counts): ``nan_value``; ``bad_error``
     (NaN or ≤ 0); ``unknown_variable``; ``unknown_level``; ``outside_grid``;
     ``outside_window`` (farther than half a slot interval from every slot time). Usable
-    observations that repeat one another (:func:`duplicated_observations`) are refused.
+    observations that are copies of one another (:func:`duplicated_observations`) are
+    refused; different values at the same variable, level, time and position are used as
+    independent reports, with a warning.
 
     Parameters
     ----------
@@ -600,8 +608,8 @@ def screen_observations(
     Raises
     ------
     ObservationError
-        If usable observations repeat one another (same variable, level, time and
-        position); in strict mode, if any observation is rejected.
+        If usable observations are copies of one another (same variable, level, time,
+        position, value and error); in strict mode, if any observation is rejected.
 
     Examples
     --------
@@ -646,19 +654,29 @@ def screen_observations(
     outside = dist[np.arange(m), slot] > half
     reason[(reason == "") & outside] = "outside_window"
     usable = np.flatnonzero(reason == "")
-    repeated = usable[duplicated_observations(obs.isel(obs=usable))]
-    if repeated.size:
-        first = obs.isel(obs=int(repeated[0]))
+    kept = obs.isel(obs=usable)
+    copied = usable[duplicated_observations(kept, copies=True)]
+    if copied.size:
+        first = obs.isel(obs=int(copied[0]))
         raise ObservationError(
-            f"{repeated.size} usable observation(s) repeat an earlier one (same variable, "
-            f"level, time and position), e.g. obs index {int(repeated[0])}: "
-            f"{first['variable'].item()} at level {first['level'].item()}, time "
-            f"{pd.Timestamp(first['time'].item())}, latitude {first['latitude'].item()}, "
-            f"longitude {first['longitude'].item()}. Used as independent observations they "
-            "would weigh that point several times over; drop them with "
-            "obs.isel(obs=~xfuxi.observations.sets.duplicated_observations(obs)) or merge "
-            "each group into one observation"
+            f"{copied.size} usable observation(s) are copies of an earlier one (same "
+            f"variable, level, time, position, value and error), e.g. obs index "
+            f"{int(copied[0])}: {first['variable'].item()} at level {first['level'].item()}, "
+            f"time {pd.Timestamp(first['time'].item())}, latitude "
+            f"{first['latitude'].item()}, longitude {first['longitude'].item()}. Used as "
+            "independent observations they would weigh that point several times over; drop "
+            "them with obs.isel(obs=~xfuxi.observations.sets.duplicated_observations(obs, "
+            "copies=True))"
         )
+    colocated = int(duplicated_observations(kept).sum())
+    if colocated:
+        message = (
+            f"{colocated} usable observation(s) share variable, level, time and position with "
+            "another but differ in value or error: they are used as independent reports "
+            "(uncorrelated errors); merge them if they are one measurement"
+        )
+        log.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
     counts = {r: int(np.sum(reason == r)) for r in REJECT_REASONS}
     n_bad = int(np.sum(reason != ""))
     if n_bad and strict:
