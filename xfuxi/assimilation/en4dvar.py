@@ -89,7 +89,7 @@ def perlin_state_perturbations(
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     balance = _resolve_balance(balance, model)
     if balance == "geostrophic":
-        from ..perturbations.perlin import balanced_perturbations
+        from ..perturbations.balanced import balanced_perturbations
 
         return balanced_perturbations(
             n_members,
@@ -154,7 +154,7 @@ def ensemble_members(
         Members per model call (bounds memory).
     balance : {None, "geostrophic", "auto"}
         None: independent Perlin noise per channel. ``"geostrophic"``: multivariate
-        balanced perturbations (:func:`~xfuxi.perturbations.perlin.balanced_perturbations`;
+        balanced perturbations (:func:`~xfuxi.perturbations.balanced.balanced_perturbations`;
         needs ``model.channels`` with geopotential). ``"auto"``: geostrophic when the model
         has geopotential and both wind components, else None.
     generator : torch.Generator, optional
