@@ -117,3 +117,17 @@ def test_zonal_fourier_sqrt_matches_dense_eigendecomposition():
     np.testing.assert_allclose(
         part @ part.T, sphere_correlation(lat, lon[:5], length_scale=2500.0), atol=1e-10
     )
+
+
+def test_sphere_distances_use_the_package_earth_radius():
+    # issue 19: the radius was 6371.0 km here, 6371.0088 km in xfuxi.constants (1.4e-6 rel.)
+    from xfuxi.constants import EARTH_RADIUS
+    from xfuxi.grid import great_circle_distance
+
+    length = 3000.0
+    c = sphere_correlation([0.0], [0.0, 90.0, 180.0], length_scale=length, kind="gaussian")
+    chord_km = np.array([np.sqrt(2.0), 2.0]) * EARTH_RADIUS / 1e3  # 90 and 180 degrees apart
+    np.testing.assert_allclose(c[0, 1:], np.exp(-0.5 * (chord_km / length) ** 2), rtol=1e-12)
+    # the chord is 2 R sin(d / 2R) of the great-circle distance d of xfuxi.grid
+    d = great_circle_distance(np.array(0.0), np.array(0.0), np.array(0.0), np.array(90.0))
+    assert chord_km[0] == pytest.approx(2 * EARTH_RADIUS * np.sin(d / (2 * EARTH_RADIUS)) / 1e3)

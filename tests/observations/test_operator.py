@@ -50,10 +50,19 @@ def test_bilinear_matches_scipy_in_interior():
 
 def test_periodic_longitude_wrap_and_negative_longitudes():
     f = np.tile(np.arange(16.0) ** 2, (9, 1))
-    op, _ = _op(["surface_pressure"] * 3, [0.0] * 3, [348.75, -11.25, 708.75], None)
+    op, why = _op(["surface_pressure"] * 3, [0.0] * 3, [348.75, -11.25, 360.0], None)
+    assert (why == "").all()
     x = _state([np.zeros_like(f)] * 5 + [f])
-    # halfway between the last meridian (337.5, value 225) and the first (0, value 0)
-    np.testing.assert_allclose(op(x).numpy(), [112.5] * 3)
+    # halfway between the last meridian (337.5, value 225) and the first (0, value 0); 360 is 0
+    np.testing.assert_allclose(op(x).numpy(), [112.5, 112.5, 0.0])
+
+
+def test_longitudes_outside_the_accepted_range_are_not_wrapped():
+    # issue 20: 400 or 720.5 were silently taken modulo 360
+    lon = [400.0, 720.5, -180.5, 708.75, -180.0, 360.0]
+    op, why = _op(["surface_pressure"] * 6, [0.0] * 6, lon, None)
+    assert why.tolist() == ["outside_grid"] * 4 + ["", ""]
+    assert op.n_obs == 2
 
 
 def test_across_the_pole_scalar_and_wind():
@@ -147,3 +156,53 @@ def test_gradient_and_matrix_agree():
     np.testing.assert_allclose(op(xb)[1].numpy(), op(xb[1]).numpy())
     with pytest.raises(ValueError, match="expected states"):
         op(torch.zeros(6, 9, 15))
+
+
+def test_numpy_view_is_the_same_operator():
+    # issue 19: one operator H with a torch and a NumPy view
+    from xfuxi.observations.interpolation import ObservationWeights, observation_weights
+
+    rng = np.random.default_rng(3)
+    m = 40
+    var = rng.choice(["temperature", "u_component_of_wind", "surface_pressure"], m)
+    lev = np.where(var == "surface_pressure", np.nan, np.where(var == "temperature", 700.0, 500.0))
+    lat, lon = rng.uniform(-90, 90, m), rng.uniform(-180, 360, m)
+    op, why = _op(var, lat, lon, lev)
+    w, why_np = observation_weights(
+        CHANNELS, LAT, LON, obs_variable=var, obs_latitude=lat, obs_longitude=lon, obs_level=lev
+    )
+    assert why.tolist() == why_np.tolist() and (why == "").all()
+    assert isinstance(op.weights(), ObservationWeights)
+    np.testing.assert_array_equal(op.weights().index, w.index)
+    np.testing.assert_array_equal(op.weights().weight, w.weight)
+    x = rng.normal(size=(2, 6, 9, 16))
+    np.testing.assert_allclose(w.apply(x), op(torch.as_tensor(x)).numpy(), rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(w.matrix(), op.matrix())
+    np.testing.assert_array_equal(w.subset([0, 2]).apply(x), w.apply(x)[:, [0, 2]])
+
+
+def test_horizontal_weights_on_any_grid_order():
+    # the NumPy weights accept a descending latitude and longitudes in any order (-180..180)
+    from xfuxi.observations.interpolation import horizontal_weights
+
+    rng = np.random.default_rng(4)
+    f = rng.normal(size=(LAT.size, LON.size))
+    lat_o, lon_o = np.array([89.0, -85.0, 3.0, 50.0]), np.array([45.0, 200.0, 350.0, -170.0])
+    r, c, w, ok = horizontal_weights(LAT, LON, lat_o, lon_o, vector=True)
+    ref = (f[r, c] * w).sum(-1)
+    lon2 = np.where(LON >= 180, LON - 360, LON)
+    order = np.argsort(lon2)
+    g = f[::-1][:, order]
+    r2, c2, w2, ok2 = horizontal_weights(LAT[::-1], lon2[order], lat_o, lon_o, vector=True)
+    assert ok.all() and ok2.all()
+    np.testing.assert_allclose((g[r2, c2] * w2).sum(-1), ref, atol=1e-12)
+    with pytest.raises(ValueError, match="strictly monotonic"):
+        horizontal_weights([0.0, 0.0, 10.0], LON, lat_o, lon_o)
+
+
+def test_no_usable_observation_gives_an_empty_operator():
+    op, why = _op(["geopotential", "temperature"], [0.0, 95.0], [0.0, 0.0], [500.0, 500.0])
+    assert why.tolist() == ["unknown_variable", "outside_grid"] and op.n_obs == 0
+    assert tuple(op(torch.zeros(6, 9, 16)).shape) == (0,)
+    op0, why0 = _op([], [], [], [])
+    assert op0.n_obs == 0 and why0.size == 0

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from xfuxi.observations import sets as xfuxi_obs
 from xfuxi.observations.sets import (
     ObservationError,
     make_observations,
@@ -206,3 +207,79 @@ def test_screen_counts_every_reason_and_strict_mode():
     assert why[0] == "" and why[1] == "nan_value"
     with pytest.raises(ObservationError, match="7 of 9 observations rejected"):
         screen_observations(obs, strict=True, **kw)
+
+
+def test_longitudes_outside_minus180_360_are_refused_not_wrapped():
+    # issue 20: 400 or 720.5 were silently taken modulo 360
+    kw = dict(error=1.0, time=TIMES[0], latitude=0.0, variable="temperature", level=500.0)
+    for lon in (400.0, 720.5, -180.5):
+        with pytest.raises(ObservationError, match=r"longitude\(s\) outside \[-180, 360\]"):
+            make_observations([1.0], longitude=lon, **kw)
+    obs = make_observations([1.0, 2.0, 3.0], longitude=[-180.0, 360.0, 359.5], **kw)
+    assert obs["longitude"].values.tolist() == [-180.0, 360.0, 359.5]  # kept as given
+    bad = obs.assign_coords(longitude=("obs", [10.0, 400.0, 20.0]))
+    with pytest.raises(ObservationError, match=r"\[400.0\] at obs index \[1\]"):
+        screen_observations(
+            bad,
+            channels=[("temperature", 500.0)],
+            latitude=[-45.0, 45.0],
+            longitude=[0.0, 180.0],
+            slot_times=np.array([TIMES[0]], dtype="M8[ns]"),
+        )
+
+
+def test_bad_site_and_observation_counts_are_clear_errors(truth):
+    # issue 20: n_sites=0 or -1 gave unpacking errors
+    for n in (0, -1):
+        with pytest.raises(ObservationError, match=f"n_sites must be a positive integer.*{n}"):
+            radiosonde_observations(truth, n_sites=n, error=1.0)
+        with pytest.raises(ObservationError, match="n must be a positive integer"):
+            random_observations(truth, n=n, variables=["temperature"], error=1.0)
+    for n in (2.5, True, "3"):
+        with pytest.raises(ObservationError, match="n_sites must be a positive integer"):
+            radiosonde_observations(truth, n_sites=n, error=1.0)
+    with pytest.raises(ObservationError, match="sites must be a non-empty sequence"):
+        radiosonde_observations(truth, sites=[], error=1.0)
+    with pytest.raises(ObservationError, match="no observation to make"):
+        radiosonde_observations(truth, sites=[(0.0, 0.0)], levels=[], error=1.0)
+
+
+def test_duplicated_observations_detected_and_copies_refused_by_screening():
+    # issue 20: a 6-times repeated observation was used as 6 independent ones
+    t0 = TIMES[0]
+    obs = make_observations(
+        [1.0] * 6 + [2.0, 3.0, 4.0, 5.0, 6.0, 5.0],
+        error=1.0,
+        time=[t0] * 10 + [t0 + np.timedelta64(6, "h"), t0],
+        latitude=[10.0] * 6 + [10.0, 10.0, 20.0, 90.0, 10.0, 90.0],
+        longitude=[-10.0] + [350.0] * 5 + [350.0, 350.0, 350.0, 0.0, 350.0, 123.0],
+        variable=["temperature"] * 7 + ["surface_pressure"] + ["temperature"] * 4,
+        level=[500.0] * 6 + [850.0, None, 500.0, 500.0, 500.0, 500.0],
+    )
+    # copies of obs 0 (-10 is 350), and of obs 9 (the north pole at any longitude)
+    dup = xfuxi_obs.duplicated_observations(obs)
+    assert np.flatnonzero(dup).tolist() == [1, 2, 3, 4, 5, 11]
+    assert (xfuxi_obs.duplicated_observations(obs, copies=True) == dup).all()
+    kw = dict(
+        channels=[("temperature", 500.0), ("temperature", 850.0), ("surface_pressure", None)],
+        latitude=[-45.0, 45.0],
+        longitude=[0.0, 180.0],
+        slot_times=np.array([t0, t0 + np.timedelta64(6, "h")], dtype="M8[ns]"),
+    )
+    with pytest.raises(ObservationError, match="6 usable observation.*copies of an earlier one"):
+        screen_observations(obs, **kw)
+    used, op, why, counts = screen_observations(obs.isel(obs=~dup), **kw)
+    assert used.sizes["obs"] == op.n_obs == 6 and sum(counts.values()) == 0
+    # a copy that is rejected anyway (NaN value) is not a copy of a usable one
+    nan_copy = obs.isel(obs=[0, 1])
+    nan_copy["value"][1] = np.nan
+    used, _, why, _ = screen_observations(nan_copy, **kw)
+    assert why.tolist() == ["", "nan_value"]
+    # two different reports at one place and time are used, with a loud warning
+    two = obs.isel(obs=[0, 1])
+    two["value"][1] = 1.5
+    assert xfuxi_obs.duplicated_observations(two).tolist() == [False, True]
+    assert xfuxi_obs.duplicated_observations(two, copies=True).tolist() == [False, False]
+    with pytest.warns(UserWarning, match="1 usable observation.*independent reports"):
+        used, *_ = screen_observations(two, **kw)
+    assert used.sizes["obs"] == 2

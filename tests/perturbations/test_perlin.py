@@ -144,7 +144,7 @@ def test_perlin_ensemble_dataset_does_not_mutate():
 
 def test_balanced_perturbations_are_geostrophic_and_hydrostatic():
     import xfuxi
-    from xfuxi.perturbations.perlin import balanced_perturbations
+    from xfuxi.perturbations.balanced import balanced_perturbations
 
     lat = np.linspace(-84.0, 84.0, 29)
     lon = np.arange(48) * 7.5
@@ -178,10 +178,18 @@ def test_balanced_perturbations_are_geostrophic_and_hydrostatic():
     ok = np.isfinite(ug)
     a = np.concatenate([p[:, 3:6][ok], p[:, 6:9][ok]])
     b = np.concatenate([ug[ok], vg[ok]])
-    assert np.corrcoef(a, b)[0, 1] > 0.97  # an independent geostrophic-wind code agrees
+    # issue 19: one geostrophic wind (xfuxi.physics, constants of xfuxi.constants): outside
+    # both equatorial bands the perturbation's winds are exactly the diagnostic's, at every
+    # row including the outermost ones (they differed by 1.7e-5 relative from the constants,
+    # and by a first-order one-sided difference at the outermost rows)
+    assert ok.sum() == 3 * 3 * 22 * 48
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
     # hydrostatic: T' = -(1/R) dPhi'/dln p (centred difference at 500 hPa)
     dphi = (p[:, 2] - p[:, 0]) / (np.log(850.0) - np.log(300.0))
     np.testing.assert_allclose(p[:, 9], -dphi / 287.04, rtol=1e-10)
+    # the taper: winds vanish on the equator and grow linearly to the band's edge (15 deg)
+    assert np.abs(p[:, 3:9, 14]).max() == 0.0  # latitude 0
+    assert np.isfinite(p).all()
     # the tracer is independent noise of the requested amplitude
     assert p[:, 10].std() == pytest.approx(0.01, rel=0.1)
     assert abs(np.corrcoef(p[:, 10].ravel(), p[:, 1].ravel())[0, 1]) < 0.1

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xfuxi.verify.balance import EARTH_RADIUS, ageostrophic_wind, balance_summary, geostrophic_wind
+from xfuxi.constants import EARTH_RADIUS
+from xfuxi.verify.balance import ageostrophic_wind, balance_summary, geostrophic_wind
 
 LAT = np.linspace(-84.0, 84.0, 29)
 LON = np.arange(0.0, 360.0, 6.0)
@@ -150,3 +151,11 @@ def test_accessor_and_no_mutation():
     before = ds.copy(deep=True)
     xr.testing.assert_identical(ds.fuxi.balance_summary(), balance_summary(ds))
     xr.testing.assert_identical(ds, before)
+
+
+def test_equator_band_zero_masks_only_the_equator():
+    # the one kernel (xfuxi.physics) refuses f = 0; the diagnostic reports NaN there (was inf)
+    g = geostrophic_wind(height_field(), equator_band=0.0)
+    speed = g["geostrophic_wind_speed"]
+    assert speed.sel(latitude=0.0).isnull().all()
+    assert np.isfinite(speed.sel(latitude=LAT[LAT != 0])).all()

@@ -117,3 +117,65 @@ def test_assimilation_layout():
     assert "level" not in stats["surface_pressure"].dims
     assert float(stats["surface_pressure"].sel(statistic="mean")) == pytest.approx(1000.0)
     assert float(stats["temperature"].sel(level=850, statistic="count")) == 1
+
+
+def test_innovations_near_the_poles_equal_the_4dvar_operator():
+    # issue 19: verify interpolated with xarray (latitudes clipped to the last row, no sign
+    # change of the wind across the pole); O-B must equal what the 4DVar operator gives
+    torch = pytest.importorskip("torch")
+    from xfuxi.data.channels import channels_of, stack
+    from xfuxi.observations.operator import build_operator
+    from xfuxi.observations.sets import make_observations
+
+    lat, lon = np.linspace(-80.0, 80.0, 9), np.arange(16) * 22.5
+    rng = np.random.default_rng(5)
+    dims = ("level", "latitude", "longitude")
+    bg = xr.Dataset(
+        {v: (dims, rng.normal(size=(2, 9, 16))) for v in
+         ("temperature", "u_component_of_wind", "v_component_of_wind")}
+        | {"surface_pressure": (("latitude", "longitude"), rng.normal(size=(9, 16)))},
+        coords={"level": [500.0, 850.0], "latitude": lat, "longitude": lon},
+    )  # fmt: skip
+    var = ["temperature", "u_component_of_wind", "v_component_of_wind", "u_component_of_wind",
+           "temperature", "surface_pressure", "v_component_of_wind", "temperature"]  # fmt: skip
+    olat = [89.0, 89.0, 89.0, -87.0, -85.0, 84.0, 85.0, 10.0]  # all but one across a pole
+    olon = [45.0, 45.0, 350.0, 200.0, -100.0, 359.0, 170.0, 30.0]
+    olev = [500.0, 500.0, 850.0, 850.0, 500.0, None, 500.0, 850.0]
+    obs = make_observations(
+        rng.normal(size=8), error=1.0, time="2000-01-01", latitude=olat, longitude=olon,
+        variable=var, level=olev,
+    )  # fmt: skip
+    chans = channels_of(bg)
+    op, why = build_operator(
+        chans, lat, lon, obs_variable=obs["variable"].values, obs_latitude=olat,
+        obs_longitude=olon, obs_level=obs["level"].values,
+    )  # fmt: skip
+    assert (why == "").all()
+    x = torch.as_tensor(stack(bg, chans).transpose("channel", "latitude", "longitude").values)
+    expected = obs["value"].values - op(x).numpy()
+    got = osp.innovations(obs, bg)["innovation"].values
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    # the point layout uses the same operator (a wind across the pole changes sign)
+    wide = xr.Dataset(
+        {"u_component_of_wind": ("obs", [0.0, 0.0])},
+        coords={"latitude": ("obs", [89.0, -87.0]), "longitude": ("obs", [45.0, 200.0]),
+                "level": ("obs", [500.0, 850.0])},
+    )  # fmt: skip
+    d = osp.innovations(wide, bg)["u_component_of_wind"].values
+    np.testing.assert_allclose(-d, op(x).numpy()[[1, 3]], rtol=0, atol=1e-12)
+
+
+def test_descending_latitude_state_and_positions_off_the_sphere():
+    bg = state(0)
+    obs = xr.Dataset(
+        {"temperature": ("obs", [1.0, 2.0])},
+        coords={"latitude": ("obs", [15.0, 60.0]), "longitude": ("obs", [45.0, 300.0]),
+                "level": ("obs", [500, 850])},
+    )  # fmt: skip
+    d = osp.innovations(obs, bg)["temperature"].values
+    flipped = bg.isel(latitude=slice(None, None, -1))
+    np.testing.assert_allclose(osp.innovations(obs, flipped)["temperature"].values, d)
+    for lat, lon in ((95.0, 0.0), (np.nan, 0.0), (10.0, 400.0)):
+        bad = obs.assign_coords(latitude=("obs", [lat, 0.0]), longitude=("obs", [lon, 0.0]))
+        with pytest.raises(ValueError, match="cannot be interpolated"):
+            osp.innovations(bad, bg)

@@ -1,4 +1,4 @@
-"""Localization of the ensemble covariance, in the control variable (DESIGN.md §4).
+"""Localization of the ensemble covariance, in the control variable (see docs/design.md).
 
 With localization the En4DVar control is one field per member, ``α_i``, and the increment
 is ``δx = Σ_i X_b,i ∘ (L α_i)``, so that the implied background covariance is
@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..constants import EARTH_RADIUS
+
 __all__ = [
     "EARTH_RADIUS_KM",
     "Localization",
@@ -34,8 +36,8 @@ __all__ = [
     "sqrt_factor",
 ]
 
-#: mean Earth radius (km)
-EARTH_RADIUS_KM = 6371.0
+#: mean Earth radius (km), :data:`xfuxi.constants.EARTH_RADIUS` in kilometres
+EARTH_RADIUS_KM = EARTH_RADIUS / 1000.0
 
 
 def correlation_function(distance: Any, *, length_scale: float, kind: str) -> np.ndarray:

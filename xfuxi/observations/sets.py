@@ -5,16 +5,23 @@ An observation Dataset has one dim ``obs``; coordinates ``time`` (datetime64),
 ``variable`` (WeatherBench2 long name); data variables ``value`` and ``error`` (the standard
 deviation of the observation error, in the variable's units).
 
+Longitudes are accepted in [-180, 360] degrees and taken modulo 360; any other longitude
+(400, 720.5, ...) is refused with an error, never wrapped.
+
 Synthetic networks interpolate a truth Dataset (with the same operator as the assimilation,
 :mod:`xfuxi.observations.operator`) and add Gaussian noise of std ``error`` from a seeded
 generator. :func:`screen_observations` rejects what cannot be used — NaN value, NaN or
 non-positive error, unknown variable or level, outside the grid, outside the window — and
-counts the rejections per reason, or raises in strict mode.
+counts the rejections per reason, or raises in strict mode. It refuses copies of an
+observation (same variable, level, time, position, value and error, see
+:func:`duplicated_observations`): used as independent ones, they would weigh that point
+several times over; different reports at the same place and time are used, with a warning.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,9 +31,11 @@ import xarray as xr
 
 from ..data.channels import channels_of
 from ..data.schema import SchemaError, validate
+from .interpolation import LONGITUDE_RANGE, REJECT_REASONS, observation_weights
 
 __all__ = [
     "ObservationError",
+    "duplicated_observations",
     "make_observations",
     "radiosonde_observations",
     "random_observations",
@@ -111,6 +120,15 @@ def make_observations(
     return validate_observations(ds)
 
 
+def _positive_count(value: Any, name: str) -> int:
+    """``value`` as a positive int, else an ObservationError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ObservationError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ObservationError(f"{name} must be a positive integer (at least 1), got {value}")
+    return int(value)
+
+
 def _as_times(time: Any) -> np.ndarray:
     t = np.asarray(pd.to_datetime(np.atleast_1d(time)).values, dtype="M8[ns]")
     return t[0] if np.ndim(time) == 0 else t
@@ -122,7 +140,9 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
     Raises
     ------
     ObservationError
-        Not a Dataset, no ``obs`` dim, or a missing / mis-shaped coordinate or variable.
+        Not a Dataset, no ``obs`` dim, a missing / mis-shaped coordinate or variable, or a
+        longitude outside [-180, 360] degrees (longitudes are taken modulo 360 within that
+        range; 400 or 720.5 are refused, not wrapped).
 
     Examples
     --------
@@ -146,7 +166,68 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
     if not np.issubdtype(out["time"].dtype, np.datetime64):
         raise ObservationError(f"'time' must be datetime64, got {out['time'].dtype}")
     out["variable"] = out["variable"].astype(str)
+    lon = out["longitude"].values
+    lo, hi = LONGITUDE_RANGE
+    bad = np.flatnonzero(np.isfinite(lon) & ((lon < lo) | (lon > hi)))
+    if bad.size:
+        raise ObservationError(
+            f"{bad.size} observation longitude(s) outside [{lo:g}, {hi:g}] degrees, e.g. "
+            f"{lon[bad[:5]].tolist()} at obs index {bad[:5].tolist()}; longitudes are taken "
+            "modulo 360 only within that range (give them in [-180, 360])"
+        )
     return out
+
+
+def duplicated_observations(obs: xr.Dataset, *, copies: bool = False) -> np.ndarray:
+    """Mark observations that repeat an earlier one (same variable, level, time, position).
+
+    Parameters
+    ----------
+    obs : xarray.Dataset
+        Observation Dataset.
+    copies : bool, default False
+        Mark only exact copies: the value and the error are equal too.
+
+    Returns
+    -------
+    numpy.ndarray of bool (m,)
+        True for every observation whose variable, level (NaN equal to NaN), time, latitude
+        and longitude (modulo 360; any longitude at a pole) — and, with ``copies``, value
+        and error — equal those of an earlier one; the first of each group is False.
+
+    Notes
+    -----
+    A copy of an observation used as an independent one counts that point several times
+    over (six copies gave a 2.6 times larger 4DVar increment), so
+    :func:`screen_observations` refuses copies. Different values at the same place and time
+    are different reports: they are used with independent errors, and the screening warns.
+    ``obs.isel(obs=~duplicated_observations(obs))`` keeps the first of each group.
+
+    Examples
+    --------
+    >>> obs = make_observations([1.0, 1.0, 1.5, 2.0], error=1.0, time="2000-01-01",
+    ...                         latitude=10, longitude=[-10, 350, 350, 0],
+    ...                         variable="temperature", level=500)
+    >>> duplicated_observations(obs).tolist(), duplicated_observations(obs, copies=True).tolist()
+    ([False, True, True, False], [False, True, False, False])
+    """
+    obs = validate_observations(obs)
+    lat = obs["latitude"].values + 0.0  # -0.0 is 0.0
+    lon = obs["longitude"].values % 360.0 + 0.0
+    lon = np.where(np.abs(lat) == 90.0, 0.0, lon)
+    frame = pd.DataFrame(
+        {
+            "variable": obs["variable"].values.astype(str),
+            "level": obs["level"].values + 0.0,
+            "time": obs["time"].values,
+            "latitude": lat,
+            "longitude": lon,
+        }
+    )
+    if copies:
+        frame["value"] = obs["value"].values + 0.0
+        frame["error"] = obs["error"].values + 0.0
+    return frame.duplicated(keep="first").to_numpy()
 
 
 def _error_of(error: float | Mapping[str, float], variable: str) -> float:
@@ -169,7 +250,7 @@ def _sample_truth(
     time: np.ndarray,
 ) -> np.ndarray:
     """Interpolate the truth to observation points with the assimilation's operator."""
-    import torch
+    import torch  # the torch view, as the assimilation applies it
 
     from ..data.channels import stack
     from .operator import build_operator
@@ -338,6 +419,7 @@ def random_observations(
     (5, True)
     """
     truth = validate(truth, require_time=True)
+    n = _positive_count(n, "n")
     rng = np.random.default_rng(seed)
     tims = _truth_times(truth, times)
     var = rng.choice(np.asarray(list(variables), dtype=str), size=int(n))
@@ -394,13 +476,22 @@ def radiosonde_observations(
     if (n_sites is None) == (sites is None):
         raise ObservationError("give exactly one of n_sites and sites")
     if sites is None:
-        lat_s = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, int(n_sites))))
-        lon_s = rng.uniform(0.0, 360.0, int(n_sites))
+        n_sites = _positive_count(n_sites, "n_sites")
+        lat_s = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n_sites)))
+        lon_s = rng.uniform(0.0, 360.0, n_sites)
     else:
-        arr = np.asarray(sites, dtype="float64").reshape(-1, 2)
+        arr = np.asarray(sites, dtype="float64")
+        if arr.size == 0 or arr.size % 2:
+            raise ObservationError(
+                "sites must be a non-empty sequence of (latitude, longitude) pairs; "
+                f"got an array of shape {arr.shape}"
+            )
+        arr = arr.reshape(-1, 2)
         lat_s, lon_s = arr[:, 0], arr[:, 1]
     if variables is None:
         variables = [str(v) for v in truth.data_vars if "level" in truth[v].dims]
+    if len(variables) == 0:
+        raise ObservationError("radiosonde observations need at least one variable with levels")
     tims = _truth_times(truth, times)
     rows: list[tuple[str, float, float, float, Any]] = []
     for t in tims:
@@ -408,6 +499,11 @@ def radiosonde_observations(
             for v in variables:
                 for lv in _levels_for(truth, v, levels):
                     rows.append((v, la, lo, lv, t))
+    if not rows:
+        raise ObservationError(
+            f"no observation to make: variables {list(variables)}, levels {levels} or "
+            f"times {times} is empty"
+        )
     v_, la_, lo_, lv_, t_ = zip(*rows)
     return _finish(truth, list(v_), la_, lo_, lv_, t_, error, rng, True, "radiosonde")
 
@@ -460,6 +556,11 @@ def region_observations(
                 for la in in_lat:
                     for lo_ in in_lon:
                         rows.append((v, la, lo_, lv, t))
+    if not rows:
+        raise ObservationError(
+            f"no observation to make: variables {list(variables)}, levels {levels} or "
+            f"times {times} is empty"
+        )
     v_, la_, lo_, lv_, t_ = zip(*rows)
     return _finish(truth, list(v_), la_, lo_, lv_, t_, error, rng, True, "region")
 
@@ -477,7 +578,10 @@ def screen_observations(
 
     Checked in this order (first failing reason counts): ``nan_value``; ``bad_error``
     (NaN or ≤ 0); ``unknown_variable``; ``unknown_level``; ``outside_grid``;
-    ``outside_window`` (farther than half a slot interval from every slot time).
+    ``outside_window`` (farther than half a slot interval from every slot time). Usable
+    observations that are copies of one another (:func:`duplicated_observations`) are
+    refused; different values at the same variable, level, time and position are used as
+    independent reports, with a warning.
 
     Parameters
     ----------
@@ -501,6 +605,12 @@ def screen_observations(
     counts : dict
         Number rejected per reason (every reason present, zeros included).
 
+    Raises
+    ------
+    ObservationError
+        If usable observations are copies of one another (same variable, level, time,
+        position, value and error); in strict mode, if any observation is rejected.
+
     Examples
     --------
     >>> obs = make_observations([1.0, np.nan], error=1.0, time="2000-01-01", latitude=0,
@@ -511,7 +621,7 @@ def screen_observations(
     >>> used.sizes["obs"], counts["nan_value"]
     (1, 1)
     """
-    from .operator import REJECT_REASONS, build_operator
+    from .operator import build_operator  # the torch view, for the assimilation
 
     obs = validate_observations(obs)
     m = obs.sizes["obs"]
@@ -521,7 +631,7 @@ def screen_observations(
     reason[~np.isfinite(value)] = "nan_value"
     reason[(reason == "") & ~(err > 0)] = "bad_error"
     reason[(reason == "") & ~np.isfinite(err)] = "bad_error"
-    _, why = build_operator(
+    _, why = observation_weights(
         channels,
         latitude,
         longitude,
@@ -543,6 +653,30 @@ def screen_observations(
     )
     outside = dist[np.arange(m), slot] > half
     reason[(reason == "") & outside] = "outside_window"
+    usable = np.flatnonzero(reason == "")
+    kept = obs.isel(obs=usable)
+    copied = usable[duplicated_observations(kept, copies=True)]
+    if copied.size:
+        first = obs.isel(obs=int(copied[0]))
+        raise ObservationError(
+            f"{copied.size} usable observation(s) are copies of an earlier one (same "
+            f"variable, level, time, position, value and error), e.g. obs index "
+            f"{int(copied[0])}: {first['variable'].item()} at level {first['level'].item()}, "
+            f"time {pd.Timestamp(first['time'].item())}, latitude "
+            f"{first['latitude'].item()}, longitude {first['longitude'].item()}. Used as "
+            "independent observations they would weigh that point several times over; drop "
+            "them with obs.isel(obs=~xfuxi.observations.sets.duplicated_observations(obs, "
+            "copies=True))"
+        )
+    colocated = int(duplicated_observations(kept).sum())
+    if colocated:
+        message = (
+            f"{colocated} usable observation(s) share variable, level, time and position with "
+            "another but differ in value or error: they are used as independent reports "
+            "(uncorrelated errors); merge them if they are one measurement"
+        )
+        log.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
     counts = {r: int(np.sum(reason == r)) for r in REJECT_REASONS}
     n_bad = int(np.sum(reason != ""))
     if n_bad and strict:

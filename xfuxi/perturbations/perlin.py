@@ -1,7 +1,8 @@
 """Perlin (multi-octave gradient) noise on model grids, periodic in longitude.
 
 FuXi-En4DVar builds its background ensemble by adding Perlin noise to the background
-6 h before the analysis time and running every member one model step (DESIGN.md §4).
+6 h before the analysis time and running every member one model step (see the
+definitions in the documentation, docs/design.md).
 The noise is also a stand-alone ensemble perturbation method (:func:`perlin_ensemble`).
 
 The noise of one octave is classic gradient noise (Perlin 1985; "improved" fade curve of
@@ -13,7 +14,8 @@ exactly periodic. Every field gets a random sub-cell offset, so that grid points
 pinned to the lattice nodes (where gradient noise vanishes). Octave ``o`` has wavelength
 ``wavelength / 2**o`` and weight ``persistence**o``; an octave whose wavelength is at most
 one grid point is white (independent standard normal) noise. The sum is scaled to unit
-standard deviation over all returned values.
+standard deviation over all returned values. Perturbations in geostrophic and hydrostatic
+balance are in :mod:`xfuxi.perturbations.balanced`.
 
 This module imports torch at top level; :mod:`xfuxi` reaches it lazily.
 """
@@ -29,12 +31,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-__all__ = ["balanced_perturbations", "perlin_ensemble", "perlin_noise", "perlin_perturbations"]
+__all__ = ["perlin_ensemble", "perlin_noise", "perlin_perturbations"]
 
 log = logging.getLogger(__name__)
 
 
-def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
+def make_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
+    """The torch generator to draw from: ``generator``, or a new one seeded with ``seed``."""
     if generator is not None and seed is not None:
         raise ValueError("give either seed or generator, not both")
     if generator is not None:
@@ -205,7 +208,7 @@ def perlin_noise(
         per = tuple(bool(p) for p in periodic)
         if len(per) != len(shape):
             raise ValueError(f"periodic has {len(per)} entries for a {len(shape)}-D shape")
-    g = _generator(seed, generator)
+    g = make_generator(seed, generator)
     total = torch.zeros((n, *shape), dtype=torch.float64)
     for o in range(int(octaves)):
         lam = float(wavelength) / 2**o
@@ -266,7 +269,7 @@ def perlin_perturbations(
 
     Notes
     -----
-    The FuXi-En4DVar background ensemble (DESIGN.md §4) perturbs the background with this
+    The FuXi-En4DVar background ensemble (docs/design.md) perturbs the background with this
     noise before running each member one model step.
 
     Examples
@@ -402,160 +405,3 @@ def perlin_ensemble(
     from ..data.schema import canonical_order
 
     return out.transpose(*canonical_order(out.dims))
-
-
-#: Earth's rotation rate (s⁻¹), radius (m) and the dry-air gas constant (J kg⁻¹ K⁻¹)
-_OMEGA, _RADIUS, _R_DRY = 7.292e-5, 6.371e6, 287.04
-
-
-def balanced_perturbations(
-    n: int,
-    *,
-    channels: Sequence[tuple[str, float | None]],
-    latitude: Any,
-    longitude: Any,
-    std: Any,
-    amplitude: float = 0.05,
-    wavelength: float = 8.0,
-    octaves: int = 3,
-    persistence: float = 0.5,
-    equator_band: float = 15.0,
-    vertical_correlation: float = 0.5,
-    generator: torch.Generator | None = None,
-    seed: int | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """Perlin perturbations in geostrophic and hydrostatic balance (multivariate).
-
-    Per member, ``Φ′`` at each geopotential level is ``amplitude × std`` of that level times
-    ``ρ N₀ + √(1 − ρ²) N_l`` — a Perlin field ``N₀`` shared by all levels (an
-    equivalent-barotropic part) plus one of each level's own, ``ρ`` the
-    ``vertical_correlation`` — so the ensemble can correct levels separately; the winds are
-    its geostrophic wind ``u′ = −(1/f) ∂Φ′/∂y``, ``v′ = (1/f) ∂Φ′/∂x`` (``|f|`` held at its
-    value at ``equator_band`` degrees nearer the equator, and the winds tapered linearly to
-    zero at the equator), temperature the hydrostatic ``T′ = −(1/R) ∂Φ′/∂ln p``, surface
-    pressure ``ρ Φ′`` at the lowest level (``ρ = p/(R·280 K)``); every other channel (e.g. a
-    tracer) gets independent Perlin noise of ``amplitude × std``.
-
-    Parameters
-    ----------
-    n : int
-    channels : sequence of (variable, level)
-        Needs ``geopotential`` on at least one level; winds/temperature are balanced on the
-        levels where geopotential is given.
-    latitude, longitude : array-like
-        Grid (latitude ascending, longitude periodic).
-    std : array-like (C,)
-        Climatological std per channel.
-    amplitude, wavelength, octaves, persistence
-        As for :func:`perlin_perturbations` (``amplitude`` a float).
-    equator_band : float, default 15
-    vertical_correlation : float, default 0.5
-        Correlation ``ρ`` of the geopotential perturbation between levels (1: one pattern
-        for all levels).
-    generator, seed, dtype
-        As for :func:`perlin_noise`.
-
-    Returns
-    -------
-    torch.Tensor (n, C, H, W)
-
-    Raises
-    ------
-    ValueError
-        If there is no geopotential channel.
-
-    Notes
-    -----
-    Geostrophic wind on the sphere, ``f = 2Ω sin φ``; hydrostatic relation
-    ``∂Φ/∂ln p = −R T``. Balanced initial perturbations keep the one-step ensemble (and so
-    the En4DVar background covariance) close to the balance of the forecast model.
-
-    Examples
-    --------
-    >>> ch = [("geopotential", 500.0), ("u_component_of_wind", 500.0),
-    ...       ("v_component_of_wind", 500.0), ("passive_tracer", 500.0)]
-    >>> p = balanced_perturbations(2, channels=ch, latitude=np.linspace(-80, 80, 9),
-    ...                            longitude=np.arange(16) * 22.5, std=[500.0, 10, 10, 1],
-    ...                            seed=0)
-    >>> tuple(p.shape)
-    (2, 4, 9, 16)
-    """
-    chans = [(str(v), None if lv is None else float(lv)) for v, lv in channels]
-    std_arr = np.asarray(std, dtype="float64")
-    if std_arr.shape != (len(chans),):
-        raise ValueError(f"std has shape {std_arr.shape}; expected ({len(chans)},)")
-    z_levels = sorted(lv for v, lv in chans if v == "geopotential" and lv is not None)
-    if not z_levels:
-        raise ValueError("balanced perturbations need a geopotential channel")
-    lat = np.asarray(latitude, dtype="float64")
-    lon = np.asarray(longitude, dtype="float64")
-    h, w = lat.size, lon.size
-    g = _generator(seed, generator)
-    base = perlin_noise(
-        n,
-        (h, w),
-        wavelength=wavelength,
-        octaves=octaves,
-        persistence=persistence,
-        generator=g,
-        dtype=torch.float64,
-    ).numpy()
-    if not 0.0 <= vertical_correlation <= 1.0:
-        raise ValueError(f"vertical_correlation must be in [0, 1], got {vertical_correlation}")
-    rho = float(vertical_correlation)
-    z_std = {lv: std_arr[chans.index(("geopotential", lv))] for lv in z_levels}
-    phi = {}
-    for lv in z_levels:  # (n, H, W) each
-        own = perlin_noise(
-            n,
-            (h, w),
-            wavelength=wavelength,
-            octaves=octaves,
-            persistence=persistence,
-            generator=g,
-            dtype=torch.float64,
-        ).numpy()
-        phi[lv] = float(amplitude) * z_std[lv] * (rho * base + np.sqrt(1 - rho**2) * own)
-    rad = np.radians(lat)
-    f_min = 2 * _OMEGA * np.sin(np.radians(equator_band))
-    f = 2 * _OMEGA * np.sin(rad)
-    f_eff = np.where(np.abs(f) < f_min, np.sign(f + 1e-30) * f_min, f)[:, None]
-    taper = np.clip(np.abs(lat) / equator_band, 0.0, 1.0)[:, None]
-    dlon = np.radians(360.0 / w)
-
-    def geo(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dx = (np.roll(field, -1, -1) - np.roll(field, 1, -1)) / (
-            2 * dlon * _RADIUS * np.cos(rad)[:, None]
-        )
-        dy = np.gradient(field, rad, axis=-2) / _RADIUS
-        return -dy / f_eff * taper, dx / f_eff * taper
-
-    lnp = np.log(np.asarray(z_levels))
-    out = np.empty((int(n), len(chans), h, w))
-    for c, (var, lv) in enumerate(chans):
-        if var == "geopotential" and lv in phi:
-            out[:, c] = phi[lv]
-        elif var in ("u_component_of_wind", "v_component_of_wind") and lv in phi:
-            u, v = geo(phi[lv])
-            out[:, c] = u if var.startswith("u") else v
-        elif var == "temperature" and lv in phi and len(z_levels) > 1:
-            k = z_levels.index(lv)
-            k0, k1 = max(k - 1, 0), min(k + 1, len(z_levels) - 1)
-            dphi = (phi[z_levels[k1]] - phi[z_levels[k0]]) / (lnp[k1] - lnp[k0])
-            out[:, c] = -dphi / _R_DRY
-        elif var == "surface_pressure":
-            low = z_levels[-1]
-            out[:, c] = phi[low] * 100.0 * low / (_R_DRY * 280.0)
-        else:
-            noise = perlin_noise(
-                n,
-                (h, w),
-                wavelength=wavelength,
-                octaves=octaves,
-                persistence=persistence,
-                generator=g,
-                dtype=torch.float64,
-            ).numpy()
-            out[:, c] = float(amplitude) * std_arr[c] * noise
-    return torch.as_tensor(out, dtype=dtype)

@@ -14,13 +14,10 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from .. import physics
 from .weights import area_weights
 
 __all__ = ["ageostrophic_wind", "balance_summary", "geostrophic_wind"]
-
-#: Earth's rotation rate (s⁻¹) and mean radius (m), the values MetPy uses
-OMEGA = 7.292115e-5
-EARTH_RADIUS = 6371008.7714
 
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {
     "southern_extratropics": (-90.0, -20.0),
@@ -63,7 +60,8 @@ def geostrophic_wind(
         covering the globe, periodic).
     equator_band : float, default 10.0
         Half-width in degrees of the band around the equator where ``f → 0`` and the
-        result is set to NaN.
+        result is set to NaN (``|latitude| < equator_band``; with 0, a latitude on the
+        equator is still NaN).
 
     Returns
     -------
@@ -79,12 +77,15 @@ def geostrophic_wind(
 
     Notes
     -----
-    ``u_g = −(1/f) ∂Φ/∂y``, ``v_g = (1/f) ∂Φ/∂x`` with ``f = 2Ω sin φ``,
-    ``∂/∂y = (1/a) ∂/∂φ`` and ``∂/∂x = 1/(a cos φ) ∂/∂λ`` on a sphere of radius
-    ``a = 6371008.7714 m`` (Holton, *An Introduction to Dynamic Meteorology*, §3.2;
-    MetPy's ``geostrophic_wind``). Derivatives are second-order centred differences,
-    periodic in longitude and on the (possibly non-uniform) latitude grid, one-sided
-    second order at the outermost rows.
+    The kernel :func:`xfuxi.physics.geostrophic_wind` (the one geostrophic wind of xfuxi,
+    also used by the balanced perturbations): ``u_g = −(1/f) ∂Φ/∂y``, ``v_g = (1/f) ∂Φ/∂x``
+    with ``f = 2Ω sin φ``, ``∂/∂y = (1/a) ∂/∂φ`` and ``∂/∂x = 1/(a cos φ) ∂/∂λ`` on a sphere
+    of radius ``a = 6371008.7714 m`` (:mod:`xfuxi.constants`; Holton, *An Introduction to
+    Dynamic Meteorology*, §3.2; MetPy's ``geostrophic_wind``). Derivatives are
+    second-order centred differences, periodic in longitude and on the (possibly
+    non-uniform) latitude grid, one-sided second order at the outermost rows. Inside the
+    equatorial band, where the kernel holds ``|f|`` and tapers the wind to zero, this
+    diagnostic reports NaN. See the definitions in the documentation (docs/design.md).
 
     Examples
     --------
@@ -97,38 +98,30 @@ def geostrophic_wind(
     16.743
     """
     _require(ds, ["geopotential"])
-    if equator_band < 0:
+    if not equator_band >= 0:
         raise ValueError(f"equator_band must be >= 0 degrees; got {equator_band}")
     z = ds["geopotential"]
     _check_geopotential_units(z)
     lat = z["latitude"].values.astype("float64")
     lon = z["longitude"].values.astype("float64")
-    if lat.size < 3 or lon.size < 3:
-        raise ValueError("need at least 3 latitudes and 3 longitudes for derivatives")
-    dlon = np.diff(lon)
-    if not np.allclose(dlon, dlon[0]) or not np.isclose(lon[0] + lon.size * dlon[0] - 360, lon[0]):
-        raise ValueError("longitude must be evenly spaced and cover the globe (periodic)")
-    phi = np.deg2rad(lat)
-    lam_step = np.deg2rad(dlon[0])
-    ilat = z.get_axis_num("latitude")
-    ilon = z.get_axis_num("longitude")
+    # physics.geostrophic_wind regularises the band; equator_band=0 with a latitude on the
+    # equator is masked here (as in the band) rather than refused
+    band = max(float(equator_band), 1e-9) if np.any(lat == 0) else float(equator_band)
 
-    def grads(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dzdlam = (np.roll(a, -1, axis=ilon) - np.roll(a, 1, axis=ilon)) / (2 * lam_step)
-        dzdphi = np.gradient(a, phi, axis=ilat, edge_order=2)
-        return dzdlam, dzdphi
+    def kernel(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return physics.geostrophic_wind(a, lat, lon, equator_band=band)
 
-    dzdlam, dzdphi = xr.apply_ufunc(
-        grads, z, output_core_dims=[[], []], dask="allowed", keep_attrs=False
+    ug, vg = xr.apply_ufunc(
+        kernel,
+        z,
+        input_core_dims=[["latitude", "longitude"]],
+        output_core_dims=[["latitude", "longitude"], ["latitude", "longitude"]],
+        dask="allowed",
+        keep_attrs=False,
     )
-    f = 2 * OMEGA * np.sin(phi)
-    cos = np.cos(phi)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        finv = xr.DataArray(np.where(np.abs(lat) < equator_band, np.nan, 1.0 / f),
-                            dims="latitude", coords={"latitude": z["latitude"]})  # fmt: skip
-    cosd = xr.DataArray(cos, dims="latitude", coords={"latitude": z["latitude"]})
-    ug = -finv * dzdphi / EARTH_RADIUS
-    vg = finv * dzdlam / (EARTH_RADIUS * cosd)
+    # no geostrophic wind is diagnosed inside the band, where the kernel only tapers it
+    outside = xr.DataArray(np.abs(lat) >= band, dims="latitude", coords={"latitude": z["latitude"]})
+    ug, vg = ug.where(outside), vg.where(outside)
     attrs = {"units": "m s**-1"}
     out = xr.Dataset(
         {
@@ -236,7 +229,8 @@ def balance_summary(
     Notes
     -----
     With ``V = (u, v)`` and ``V_g = (u_g, v_g)`` from :func:`geostrophic_wind`, over the grid
-    points of a band (area-weighted, DESIGN.md §4 weights, NaN points of the equatorial
+    points of a band (area-weighted with :func:`xfuxi.grid.area_weights` as in the
+    documentation, docs/design.md; NaN points of the equatorial
     mask left out): ``correlation`` is the Pearson correlation of the stacked components
     ``[u, v]`` and ``[u_g, v_g]`` and ``ageostrophic_ratio = √(⟨|V − V_g|²⟩ / ⟨|V|²⟩)``.
     A balanced mid-latitude flow has correlation near 1 and a ratio well below 1.

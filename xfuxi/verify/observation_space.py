@@ -6,12 +6,17 @@ Observations come in one of two layouts:
   is observed — the layout of FuXi-En4DVar's masked observations;
 * **point**: a Dataset with one observation dimension (``obs`` by default) whose
   coordinates ``latitude`` and ``longitude`` (and optionally ``level``, ``time``) give each
-  observation's position; the state is interpolated bilinearly to those positions
-  (longitude periodic), and selected exactly at ``level`` and ``time``. Each data variable
-  is compared with the state variable of that name;
+  observation's position; the state is interpolated to those positions with the
+  horizontal weights of the assimilation's observation operator
+  (:func:`xfuxi.observations.interpolation.horizontal_weights`: bilinear, longitude
+  periodic, across the pole with wind components changing sign), and selected exactly at
+  ``level`` and ``time``. Each data variable is compared with the state variable of that
+  name;
 * **assimilation layout** (:mod:`xfuxi.observations.sets`): point observations with
   one data variable ``value`` and a ``variable`` coordinate naming each observation's
   variable (``level`` NaN for single-level variables).
+
+So O−B computed here equals the O−B of the 4DVar's diagnostics for the same background.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+import pandas as pd
 import xarray as xr
+
+from ..observations.interpolation import LONGITUDE_RANGE, VECTOR_COMPONENTS, horizontal_weights
 
 __all__ = ["innovation_statistics", "innovations"]
 
@@ -49,7 +57,7 @@ def _long_innovations(observations: xr.Dataset, state: xr.Dataset, obs_dim: str)
         wide = xr.Dataset({name: sub["value"].drop_vars(list(sub.coords))}).assign_coords(
             {k: (obs_dim, v.values) for k, v in coords.items()}
         )
-        hx = _interp_to_points(state[name], wide, obs_dim)
+        hx = _interp_to_points(state[name], wide, obs_dim, vector=name in VECTOR_COMPONENTS)
         d[idx] = (wide[name] - hx).values
     out = xr.Dataset({"innovation": (obs_dim, d)}, coords=observations.coords)
     out.attrs = {"statistic": "innovation"}
@@ -66,38 +74,51 @@ def _check_names(observations: xr.Dataset, state: xr.Dataset) -> None:
         raise ValueError("observations have no data variables")
 
 
-def _interp_to_points(field: xr.DataArray, obs: xr.Dataset, obs_dim: str) -> xr.DataArray:
-    """Bilinear interpolation of ``field`` to the observation positions (lon periodic)."""
+def _interp_to_points(
+    field: xr.DataArray, obs: xr.Dataset, obs_dim: str, *, vector: bool
+) -> xr.DataArray:
+    """``H x``: the observation operator's horizontal weights, exact level and time."""
     for c in ("latitude", "longitude"):
         if c not in obs.coords or obs[c].dims != (obs_dim,):
             raise ValueError(f"point observations need a coordinate {c!r} on dim {obs_dim!r}")
         if c not in field.dims:
             raise ValueError(f"state variable {field.name!r} has no {c!r} dimension")
-    sel: dict[str, xr.DataArray] = {}
+    points: dict[str, xr.DataArray] = {}
     for c in ("level", "time"):
         if c in obs.coords and c in field.dims:
-            want = obs[c]
-            missing = np.setdiff1d(np.unique(want.values), field[c].values)
-            if missing.size:
+            want = obs[c].values
+            pos = pd.Index(field[c].values).get_indexer(want)
+            if np.any(pos < 0):
+                missing = np.unique(want[pos < 0])
                 raise ValueError(
                     f"observations at {c} {missing.tolist()[:5]} are not in the state's {c!r}"
                 )
-            sel[c] = xr.DataArray(want.values, dims=obs_dim)
-    if sel:
-        field = field.sel(sel).drop_vars(list(sel), errors="ignore")
-    lon = field["longitude"].values
-    # periodic padding so that points between the last longitude and 360 interpolate
-    pad = field.isel(longitude=[-1, 0]).assign_coords(longitude=[lon[-1] - 360.0, lon[0] + 360.0])
-    field = xr.concat([pad.isel(longitude=[0]), field, pad.isel(longitude=[1])], "longitude")
-    lat = field["latitude"].values
-    olat = np.clip(obs["latitude"].values.astype("float64"), lat.min(), lat.max())
-    olon = np.mod(obs["longitude"].values.astype("float64"), 360.0)
-    out = field.interp(
-        latitude=xr.DataArray(olat, dims=obs_dim),
-        longitude=xr.DataArray(olon, dims=obs_dim),
-        method="linear",
+            points[c] = xr.DataArray(pos, dims=obs_dim)
+    olat = obs["latitude"].values.astype("float64")
+    olon = obs["longitude"].values.astype("float64")
+    rows, cols, weight, inside = horizontal_weights(
+        field["latitude"].values, field["longitude"].values, olat, olon, vector=vector
     )
-    return out.drop_vars(["latitude", "longitude"], errors="ignore")
+    if not inside.all():
+        bad = np.flatnonzero(~inside)
+        lo, hi = LONGITUDE_RANGE
+        raise ValueError(
+            f"{bad.size} observation(s) of {field.name!r} cannot be interpolated from the "
+            f"state's grid, e.g. at latitude {olat[bad[:5]].tolist()}, longitude "
+            f"{olon[bad[:5]].tolist()} ({obs_dim} index {bad[:5].tolist()}); positions must "
+            f"be finite, latitude within [-90, 90] and longitude within [{lo:g}, {hi:g}]"
+        )
+    out = None
+    for k in range(rows.shape[1]):
+        at = field.isel(
+            latitude=xr.DataArray(rows[:, k], dims=obs_dim),
+            longitude=xr.DataArray(cols[:, k], dims=obs_dim),
+            **points,
+        )
+        term = at * xr.DataArray(weight[:, k], dims=obs_dim)
+        out = term if out is None else out + term
+    assert out is not None
+    return out.drop_vars(["latitude", "longitude", *points], errors="ignore")
 
 
 def innovations(
@@ -129,14 +150,19 @@ def innovations(
     Raises
     ------
     ValueError
-        If a variable is missing from the state, grids differ (gridded layout), or an
-        observation's level or time is not in the state.
+        If a variable is missing from the state, grids differ (gridded layout), an
+        observation's level or time is not in the state, or its position cannot be
+        interpolated (non-finite, latitude outside [-90, 90], longitude outside [-180, 360]).
 
     Notes
     -----
-    ``H`` is the identity on the grid (gridded layout) or bilinear interpolation in latitude
-    and longitude (point layout; longitude periodic, latitudes beyond the outermost grid row
-    take that row's value). Inputs are not modified.
+    ``H`` is the identity on the grid (gridded layout) or, for point observations, the
+    horizontal interpolation of the assimilation's observation operator
+    (:func:`xfuxi.observations.interpolation.horizontal_weights`): bilinear in latitude and
+    longitude, longitude periodic, and poleward of the outermost grid row across the pole to
+    the row at longitude + 180° (wind components change sign there); levels and times are
+    selected exactly. O−B here therefore equals the O−B of the 4DVar's diagnostics. See the
+    definitions in the documentation (docs/design.md). Inputs are not modified.
 
     Examples
     --------
@@ -155,7 +181,7 @@ def innovations(
     if obs_dim in observations.dims:
         out = {}
         for v in observations.data_vars:
-            hx = _interp_to_points(state[v], observations, obs_dim)
+            hx = _interp_to_points(state[v], observations, obs_dim, vector=v in VECTOR_COMPONENTS)
             out[v] = observations[v] - hx
         return xr.Dataset(out, attrs={"statistic": "innovation"})
     from .weights import _prepare_pair

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..constants import EARTH_RADIUS
 from .simulator import (
     _PRESSURE_VARS,
     _TRACER_TAU_DAYS,
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 
 #: the run that supplies the anomaly samples: its own seed and dates, apart from the splits
 ANOMALY_RUN = {"seed": 11, "start": "2030-01-01"}
-_EARTH_RADIUS_KM = 6371.0
+_EARTH_RADIUS_KM = EARTH_RADIUS / 1000.0
 
 
 def _blob_field(

@@ -1,0 +1,148 @@
+"""Balanced perturbations: Perlin geopotential with its geostrophic winds and hydrostatic
+temperature, for the FuXi-En4DVar background ensemble.
+
+The balance kernels are those of :mod:`xfuxi.physics` (the one geostrophic wind of xfuxi,
+also used by the balance diagnostics), with the Earth's constants of :mod:`xfuxi.constants`.
+This module imports torch at top level; :mod:`xfuxi` reaches it lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import physics
+from ..constants import R_DRY
+from .perlin import make_generator, perlin_noise
+
+__all__ = ["balanced_perturbations"]
+
+
+def balanced_perturbations(
+    n: int,
+    *,
+    channels: Sequence[tuple[str, float | None]],
+    latitude: Any,
+    longitude: Any,
+    std: Any,
+    amplitude: float = 0.05,
+    wavelength: float = 8.0,
+    octaves: int = 3,
+    persistence: float = 0.5,
+    equator_band: float = 15.0,
+    vertical_correlation: float = 0.5,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Perlin perturbations in geostrophic and hydrostatic balance (multivariate).
+
+    Per member, ``Φ′`` at each geopotential level is ``amplitude × std`` of that level times
+    ``ρ N₀ + √(1 − ρ²) N_l`` — a Perlin field ``N₀`` shared by all levels (an
+    equivalent-barotropic part) plus one of each level's own, ``ρ`` the
+    ``vertical_correlation`` — so the ensemble can correct levels separately; the winds are
+    its geostrophic wind (:func:`xfuxi.physics.geostrophic_wind`: ``|f|`` held at its value
+    at ``equator_band`` degrees nearer the equator, and the winds tapered linearly to zero
+    at the equator), temperature the hydrostatic ``T′ = −(1/R) ∂Φ′/∂ln p``
+    (:func:`xfuxi.physics.hydrostatic_temperature`), surface pressure ``ρ Φ′`` at the
+    lowest level (``ρ = p/(R·280 K)``); every other channel (e.g. a tracer) gets independent
+    Perlin noise of ``amplitude × std``.
+
+    Parameters
+    ----------
+    n : int
+    channels : sequence of (variable, level)
+        Needs ``geopotential`` on at least one level; winds/temperature are balanced on the
+        levels where geopotential is given.
+    latitude, longitude : array-like
+        Grid (latitude strictly monotonic, at least 3 rows; longitude evenly spaced and
+        covering the globe).
+    std : array-like (C,)
+        Climatological std per channel.
+    amplitude, wavelength, octaves, persistence
+        As for :func:`~xfuxi.perturbations.perlin.perlin_perturbations` (``amplitude`` a
+        float).
+    equator_band : float, default 15
+    vertical_correlation : float, default 0.5
+        Correlation ``ρ`` of the geopotential perturbation between levels (1: one pattern
+        for all levels).
+    generator, seed, dtype
+        As for :func:`~xfuxi.perturbations.perlin.perlin_noise`.
+
+    Returns
+    -------
+    torch.Tensor (n, C, H, W)
+
+    Raises
+    ------
+    ValueError
+        If there is no geopotential channel, ``std`` has the wrong shape, or the grid is
+        not as described.
+
+    Notes
+    -----
+    Geostrophic wind on the sphere, ``f = 2Ω sin φ``; hydrostatic relation
+    ``∂Φ/∂ln p = −R T``. Balanced initial perturbations keep the one-step ensemble (and so
+    the En4DVar background covariance) close to the balance of the forecast model. See the
+    definitions in the documentation (docs/design.md).
+
+    Examples
+    --------
+    >>> ch = [("geopotential", 500.0), ("u_component_of_wind", 500.0),
+    ...       ("v_component_of_wind", 500.0), ("passive_tracer", 500.0)]
+    >>> p = balanced_perturbations(2, channels=ch, latitude=np.linspace(-80, 80, 9),
+    ...                            longitude=np.arange(16) * 22.5, std=[500.0, 10, 10, 1],
+    ...                            seed=0)
+    >>> tuple(p.shape)
+    (2, 4, 9, 16)
+    """
+    chans = [(str(v), None if lv is None else float(lv)) for v, lv in channels]
+    std_arr = np.asarray(std, dtype="float64")
+    if std_arr.shape != (len(chans),):
+        raise ValueError(f"std has shape {std_arr.shape}; expected ({len(chans)},)")
+    z_levels = sorted(lv for v, lv in chans if v == "geopotential" and lv is not None)
+    if not z_levels:
+        raise ValueError("balanced perturbations need a geopotential channel")
+    lat = np.asarray(latitude, dtype="float64")
+    lon = np.asarray(longitude, dtype="float64")
+    h, w = lat.size, lon.size
+    noise_kw = dict(
+        wavelength=wavelength, octaves=octaves, persistence=persistence, dtype=torch.float64
+    )
+    g = make_generator(seed, generator)
+    base = perlin_noise(n, (h, w), generator=g, **noise_kw).numpy()
+    if not 0.0 <= vertical_correlation <= 1.0:
+        raise ValueError(f"vertical_correlation must be in [0, 1], got {vertical_correlation}")
+    rho = float(vertical_correlation)
+    z_std = {lv: std_arr[chans.index(("geopotential", lv))] for lv in z_levels}
+    phi = {}
+    for lv in z_levels:  # (n, H, W) each
+        own = perlin_noise(n, (h, w), generator=g, **noise_kw).numpy()
+        phi[lv] = float(amplitude) * z_std[lv] * (rho * base + np.sqrt(1 - rho**2) * own)
+    wind = {
+        lv: physics.geostrophic_wind(p, lat, lon, equator_band=equator_band)
+        for lv, p in phi.items()
+    }
+    temperature = (
+        dict(zip(z_levels, physics.hydrostatic_temperature(np.stack(list(phi.values())), z_levels)))
+        if len(z_levels) > 1
+        else {}
+    )
+    out = np.empty((int(n), len(chans), h, w))
+    for c, (var, lv) in enumerate(chans):
+        if var == "geopotential" and lv in phi:
+            out[:, c] = phi[lv]
+        elif var in ("u_component_of_wind", "v_component_of_wind") and lv in phi:
+            out[:, c] = wind[lv][0 if var.startswith("u") else 1]
+        elif var == "temperature" and lv in temperature:
+            out[:, c] = temperature[lv]
+        elif var == "surface_pressure":
+            low = z_levels[-1]
+            out[:, c] = phi[low] * 100.0 * low / (R_DRY * 280.0)
+        else:
+            noise = perlin_noise(n, (h, w), generator=g, **noise_kw).numpy()
+            out[:, c] = float(amplitude) * std_arr[c] * noise
+    return torch.as_tensor(out, dtype=dtype)
