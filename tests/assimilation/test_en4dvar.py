@@ -306,6 +306,7 @@ def test_assimilate_4dvar_dataset_counts_and_accessor():
         "unknown_level": 1,
         "outside_grid": 0,
         "outside_window": 1,
+        "duplicate": 0,
         "background_check": 0,
     }
     assert int(diag["n_used"].sum()) == 2

@@ -21,10 +21,9 @@ from xfuxi.assimilation.config import (
     Window,
 )
 from xfuxi.assimilation.en4dvar import DEFAULT_MODEL, assimilate_4dvar
-from xfuxi.assimilation.quality import duplicate_groups
 from xfuxi.config import add_arguments, from_arguments
 from xfuxi.models.lorenz96 import lorenz96_model
-from xfuxi.observations.sets import ObservationError
+from xfuxi.observations.sets import ObservationError, duplicated_observations
 
 L96 = BackgroundError(n_members=10, perturbation_std=(1.0,), amplitude=0.5, wavelength=1)
 
@@ -132,9 +131,9 @@ def test_repeated_observations_are_refused_or_reduced():
     m, t, bg = _l96()
     one = _obs(t[-1], [9.0], 90.0)
     six = _obs([t[-1]] * 6, [9.0] * 6, [90.0] * 6)
-    assert [g.tolist() for g in duplicate_groups(six)] == [[0, 1, 2, 3, 4, 5]]
+    assert duplicated_observations(six, copies=True).tolist() == [False] + [True] * 5
     kw = dict(model=m, background_error=L96, localization=None, progress=False)
-    with pytest.raises(ObservationError, match="5 observation.*repeat another"):
+    with pytest.raises(ObservationError, match="5 usable observation.*copies of an earlier one"):
         assimilate_4dvar(bg, six, **kw)
     with pytest.warns(UserWarning, match="keeping the first"):
         first = assimilate_4dvar(bg, six, quality_control=QualityControl(duplicates="first"), **kw)

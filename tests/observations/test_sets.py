@@ -200,6 +200,7 @@ def test_screen_counts_every_reason_and_strict_mode():
         "unknown_level": 1,
         "outside_grid": 1,
         "outside_window": 1,
+        "duplicate": 0,
         "background_check": 0,
     }
     assert used.sizes["obs"] == 2 and op.n_obs == 2

@@ -54,7 +54,7 @@ from .inputs import background_tensor, build_localization, observation_slots, st
 from .localization import Localization
 from .members import background_anomalies, ensemble_members, resolve_balance
 from .minimise import History, minimize_cost
-from .quality import background_check, handle_duplicates
+from .quality import background_check
 from .result import En4DVarResult, result_datasets
 
 __all__ = [
@@ -487,12 +487,9 @@ def assimilate_4dvar(
         longitude=model.longitude,
         slot_times=slot_times,
         strict=qc.strict,
+        duplicates=qc.duplicates,
     )
-    keep = handle_duplicates(used, policy=qc.duplicates)
-    n_duplicates = 0
-    if keep is not None:
-        n_duplicates = used.sizes["obs"] - keep.size
-        used, op = used.isel(obs=keep), op.subset(keep)
+    n_duplicates = counts["duplicate"]
     slots, order = observation_slots(used, op, win.n_slots)
     if not slots:
         raise ObservationError(f"no usable observation in the window; rejected: {counts}")

@@ -44,6 +44,7 @@ REJECT_REASONS: tuple[str, ...] = (
     "unknown_level",
     "outside_grid",
     "outside_window",
+    "duplicate",
     "background_check",
 )
 

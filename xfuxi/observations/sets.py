@@ -573,15 +573,17 @@ def screen_observations(
     longitude: Any,
     slot_times: Any,
     strict: bool = False,
+    duplicates: str = "refuse",
 ) -> tuple[xr.Dataset, Any, np.ndarray, dict[str, int]]:
     """Reject unusable observations, counting each reason; bin the rest into time slots.
 
     Checked in this order (first failing reason counts): ``nan_value``; ``bad_error``
     (NaN or ≤ 0); ``unknown_variable``; ``unknown_level``; ``outside_grid``;
     ``outside_window`` (farther than half a slot interval from every slot time). Usable
-    observations that are copies of one another (:func:`duplicated_observations`) are
-    refused; different values at the same variable, level, time and position are used as
-    independent reports, with a warning.
+    observations that are copies of an earlier one (:func:`duplicated_observations` with
+    ``copies=True``) are refused, or, with ``duplicates="first"``, rejected as ``duplicate``
+    with a warning (the first of each group is used); different values at the same
+    variable, level, time and position are used as independent reports, with a warning.
 
     Parameters
     ----------
@@ -593,6 +595,8 @@ def screen_observations(
         Observation slot times (equally spaced).
     strict : bool, default False
         Raise :class:`ObservationError` listing the counts if anything is rejected.
+    duplicates : {"refuse", "first"}, default "refuse"
+        What to do with copies of an observation: raise, or keep the first of each group.
 
     Returns
     -------
@@ -655,8 +659,20 @@ def screen_observations(
     reason[(reason == "") & outside] = "outside_window"
     usable = np.flatnonzero(reason == "")
     kept = obs.isel(obs=usable)
+    if duplicates not in ("refuse", "first"):
+        raise ValueError(f"duplicates must be 'refuse' or 'first'; got {duplicates!r}")
     copied = usable[duplicated_observations(kept, copies=True)]
-    if copied.size:
+    if copied.size and duplicates == "first":
+        message = (
+            f"{copied.size} usable observation(s) are copies of an earlier one (same variable, "
+            "level, time, position, value and error); keeping the first of each group"
+        )
+        log.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
+        reason[copied] = "duplicate"
+        usable = np.flatnonzero(reason == "")
+        kept = obs.isel(obs=usable)
+    elif copied.size:
         first = obs.isel(obs=int(copied[0]))
         raise ObservationError(
             f"{copied.size} usable observation(s) are copies of an earlier one (same "
