@@ -1,4 +1,6 @@
-"""Ready-made data sets: the Held–Suarez world that stands in for ERA5 (DESIGN.md §3).
+"""Ready-made data sets: the Held–Suarez world that stands in for ERA5.
+
+See the documentation, docs/design.md (Embedded world).
 
 ``xfuxi.datasets.held_suarez(...)`` generates (or reads from the cache) a Held–Suarez world
 on pressure levels; ``xfuxi.datasets.held_suarez_split("train" | "validation" | "test")``

@@ -2,7 +2,7 @@
 
 Both are returned in WeatherBench2's forecast layout — dims ``time`` (the initial time),
 ``prediction_timedelta`` (the lead), then ``level, latitude, longitude`` — so they go through
-the same verification as any model forecast (DESIGN.md §2).
+the same verification as any model forecast (docs/design.md, Data conventions).
 """
 
 from __future__ import annotations
@@ -168,8 +168,9 @@ def climatology_forecast(
     Notes
     -----
     ``f(t0 + τ) = C(hour(t0 + τ)[, dayofyear(t0 + τ)])`` — the mean of the climatology
-    period matched as for ACC (DESIGN.md §4). Its RMSE is about √2 times smaller than that
-    of a random draw from the climate and is the long-lead limit a skilful model approaches.
+    period matched as for ACC (docs/design.md, Verification). Its RMSE is about √2 times
+    smaller than that of a random draw from the climate and is the long-lead limit a skilful
+    model approaches.
 
     Examples
     --------
