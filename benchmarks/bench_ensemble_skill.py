@@ -39,7 +39,7 @@ from xfuxi.datasets import held_suarez_split
 from xfuxi.forecasting.ensemble import ensemble
 from xfuxi.models.ens import load_perturbation
 from xfuxi.models.registry import load_model
-from xfuxi.training.ens import tune_amplitude, verifiable_init_times
+from xfuxi.training.calibration import tune_amplitude, verifiable_init_times
 from xfuxi.verify import crps, rank_histogram, spread_skill_ratio
 
 VARIABLES = [

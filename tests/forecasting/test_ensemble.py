@@ -363,7 +363,7 @@ def test_cli_train_ens_trains_calibrates_and_saves(tmp_path, monkeypatch, capsys
 
 # ---------------------------------------------------------------- per-variable inflation
 def test_tune_variable_inflation_prefers_no_noise_for_a_perfect_model():
-    from xfuxi.training.ens import apply_variable_inflation, tune_variable_inflation
+    from xfuxi.training.calibration import apply_variable_inflation, tune_variable_inflation
 
     model = _model(_Persist(), residual=False)
     static = _dataset(1).isel(time=[0] * 6)  # truth never changes: persistence is perfect
@@ -389,7 +389,7 @@ def test_tune_variable_inflation_prefers_no_noise_for_a_perfect_model():
 
 
 def test_tune_variable_inflation_tunes_the_wind_components_together():
-    from xfuxi.training.ens import tune_variable_inflation
+    from xfuxi.training.calibration import tune_variable_inflation
 
     chans = [("u_component_of_wind", 500.0), ("v_component_of_wind", 500.0),
              ("temperature", 500.0)]  # fmt: skip
@@ -457,7 +457,7 @@ def _stack(ds: xr.Dataset) -> np.ndarray:
 
 
 def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
-    from xfuxi.training.ens import apply_spread_growth, tune_spread_growth
+    from xfuxi.training.calibration import apply_spread_growth, tune_spread_growth
 
     # persistence on a random walk of step σ: a consistent ensemble perturbs the initial state
     # and every step by σ. The module's own perturbation is about half of that (measured),
@@ -508,7 +508,7 @@ def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
 
 
 def test_select_spread_growth_weighs_every_lead_alike():
-    from xfuxi.training.ens import select_spread_growth
+    from xfuxi.training.calibration import select_spread_growth
 
     # two leads: the first with a small CRPS (early), the second with a large one (late).
     # Pair (2, 1) halves the early CRPS and costs 10% late; pair (1, 1) is the reference.
