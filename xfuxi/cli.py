@@ -477,12 +477,15 @@ def _cmd_calibrate_ens_stage(args) -> int:
     help="deterministic model or cascade (shipped name or checkpoint; default the FuXi "
     "cascade, whose later stage the shipped perturbation module is calibrated for)",
 )
-@arg("--method", choices=["vae", "perlin", "gaussian"], default="vae")
+@arg("--method", choices=["vae", "perlin", "gaussian"], default="vae",
+     help="vae: FuXi-ENS; perlin / gaussian: noise added to the initial pair")  # fmt: skip
 @arg("--perturbation", default=None, help="perturbation module (default: the shipped one)")
 @arg("-n", "--members", type=int, default=48)
-@arg("--steps", type=int, required=True, help="number of 6-hour steps")
+@arg("--steps", type=int, default=40, help="number of 6-hour steps (default 40: 10 days)")
 @arg("--seed", type=int, default=0)
-@arg("--amplitude", type=float, default=None)
+@arg("--amplitude", type=float, default=None,
+     help="vae: inflation of the learned perturbations (default 1); perlin / gaussian: noise "
+     "std as a fraction of each channel's std (default 0.05)")  # fmt: skip
 @arg("--chunk-size", type=int, default=None)
 @arg("--device", default=None)
 @arg("--output", required=True, help="output zarr store (WeatherBench2 layout plus 'number')")
@@ -492,13 +495,14 @@ def _cmd_ensemble(args) -> int:
     import shutil
     import tempfile
 
-    from .forecasting.ensemble import ensemble
+    from .forecasting.ensemble import ensemble, perturbation_for
     from .models.registry import load_model
 
+    spec = perturbation_for(args.method, module=args.perturbation, amplitude=args.amplitude)
     fc = ensemble(
         _open_data(args.data), model=load_model(args.model, device=args.device),
-        n=args.members, steps=args.steps, method=args.method, perturbation=args.perturbation,
-        seed=args.seed, amplitude=args.amplitude, chunk_size=args.chunk_size, device=args.device,
+        n=args.members, steps=args.steps, perturbation=spec, seed=args.seed,
+        chunk_size=args.chunk_size, device=args.device,
     )  # fmt: skip
     parent = os.path.dirname(os.path.abspath(args.output))
     tmp = tempfile.mkdtemp(dir=parent, prefix=".xfuxi-ensemble-")

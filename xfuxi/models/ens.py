@@ -14,10 +14,12 @@ random noise. A :class:`PerturbationVAE` sits in front of *any* :class:`Forecast
   model step, the initial step included.
 
 A sample therefore perturbs the initial condition and every forecast step (initial-condition
-and model-tendency errors, DESIGN.md §4). The noise ``ε`` that makes a member is drawn
-outside this module (``z = μ + σ ε``), so the caller controls reproducibility: the
-ensemble functions of :mod:`xfuxi.forecast` give each member its own generator, so that
-chunking cannot change results.
+and model-tendency errors; see the definitions in the documentation, docs/design.md). The
+noise ``ε`` that makes a member is drawn outside this module (``z = μ + σ ε``), so the caller
+controls reproducibility: the ensemble functions of :mod:`xfuxi.forecasting.ensemble` give
+each member its own generator, so that chunking does not change a member's noise (what it
+may change, the rounding of batched kernels, is in the Notes of
+:func:`xfuxi.forecasting.ensemble.ensemble`).
 
 Checkpoints are a directory with ``config.json`` (construction config, channels and
 normalization statistics) and ``weights.safetensors`` (no pickle).
@@ -676,7 +678,7 @@ def member_generators(seed: int, keys: Sequence[Sequence[int]]) -> list[torch.Ge
 
     Each row (e.g. ``key = (initial time in seconds, member index)``) gets its own stream,
     derived with :class:`numpy.random.SeedSequence`, so a member's noise does not depend on
-    which other members share its batch: chunking cannot change results.
+    which other members share its batch: chunking cannot change the noise.
 
     Examples
     --------

@@ -29,7 +29,7 @@ import xarray as xr
 
 from ..data.channels import WIND_COMPONENTS, Channel, channel_name
 from ..data.schema import SchemaError, validate
-from ..forecasting.ensemble import ensemble
+from ..forecasting.ensemble import ensemble, perturbation_for
 from ..models.base import ForecastModel
 from ..models.cascade import Cascade
 from ..models.ens import PerturbationVAE
@@ -149,10 +149,10 @@ def tune_amplitude(
     std = np.asarray(model.stats.std, dtype=float)
     scores = []
     for amp in amplitudes:
+        spec = perturbation_for(method, module=perturbation, amplitude=float(amp))
         fc = ensemble(
-            ds, model=model, n=n, steps=steps, method=method, perturbation=perturbation,
-            amplitude=float(amp), init_times=init_times, seed=seed, chunk_size=chunk_size,
-            progress=progress,
+            ds, model=model, n=n, steps=steps, perturbation=spec, init_times=init_times,
+            seed=seed, chunk_size=chunk_size, progress=progress,
         )  # fmt: skip
         c = crps(fc, truth, dim=["time", "latitude", "longitude"])
         per_channel = [
@@ -223,7 +223,7 @@ def tune_variable_inflation(
 
     def score_of(vae: PerturbationVAE) -> dict[str, float]:
         fc = ensemble(
-            ds, model=model, n=n, steps=steps, method="vae", perturbation=vae,
+            ds, model=model, n=n, steps=steps, perturbation=vae,
             init_times=init_times, seed=seed, progress=progress,
         )  # fmt: skip
         c = crps(fc, truth, dim=["time", "latitude", "longitude"])
@@ -470,7 +470,7 @@ def tune_spread_growth(
                     perturbation.log_scale.copy_(saved_scale + math.log(f))
                 perturbation.set_initial_gain([x * g for x in saved_gain])
                 fc = ensemble(
-                    ds, model=model, n=n, steps=steps, method="vae", perturbation=perturbation,
+                    ds, model=model, n=n, steps=steps, perturbation=perturbation,
                     init_times=init_times, seed=seed, progress=progress,
                 )  # fmt: skip
                 per = {
@@ -642,9 +642,8 @@ def tune_early_gain(
     try:
         for g, k in cands:
             apply_early_gain(perturbation, chans, g, k)
-            fc = ensemble(ds, model=model, n=n, steps=steps, method="vae",
-                          perturbation=perturbation, init_times=init_times, seed=seed,
-                          progress=progress)  # fmt: skip
+            fc = ensemble(ds, model=model, n=n, steps=steps, perturbation=perturbation,
+                          init_times=init_times, seed=seed, progress=progress)  # fmt: skip
             band_k, crps_k = _band_fraction_and_crps(
                 _channel_scores(fc, truth, scored, after_hours), lo, hi
             )
@@ -774,7 +773,7 @@ def tune_model_gain(
             gain = base.copy()
             gain[rows] *= g
             perturbation.set_model_gain(name, gain)
-            fc = ensemble(ds, model=model, n=n, steps=min(int(steps), last), method="vae",
+            fc = ensemble(ds, model=model, n=n, steps=min(int(steps), last),
                           perturbation=perturbation, init_times=init_times, seed=seed,
                           progress=progress)  # fmt: skip
             band_g, crps_g = _band_fraction_and_crps(
