@@ -471,20 +471,18 @@ def ensemble_iter(ds: xr.Dataset, /, **options: Any):
     Examples
     --------
     >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
-    >>> class Persist(torch.nn.Module):
-    ...     def forward(self, x):
-    ...         return x[:, 1]
-    >>> model = xfuxi.wrap_model(Persist(), channels=[("temperature", 500.0)],
-    ...                          latitude=[-45.0, 45.0], longitude=[0.0, 90.0, 180.0, 270.0])
-    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
-    ...                                  np.full((2, 1, 2, 4), 250.0))},
-    ...                 coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
-    ...                         "level": [500], "latitude": [-45.0, 45.0],
-    ...                         "longitude": [0.0, 90.0, 180.0, 270.0]})
-    >>> leads = [f.sizes["number"] for f in ensemble_iter(ds, model=model, n=3, steps=2,
-    ...                                                   perturbation=GaussianNoise(),
-    ...                                                   progress=False)]
-    >>> leads
+    >>> lat, lon = [-30.0, 30.0], [0.0, 120.0, 240.0]
+    >>> temperature = xr.DataArray(
+    ...     np.full((2, 1, 2, 3), 260.0), dims=("time", "level", "latitude", "longitude"),
+    ...     coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
+    ...             "level": [850], "latitude": lat, "longitude": lon})
+    >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
+    >>> last = xfuxi.wrap_model(Last(), channels=[("temperature", 850.0)], latitude=lat,
+    ...                         longitude=lon)
+    >>> sizes = [f.sizes["number"] for f in ensemble_iter(
+    ...     temperature.to_dataset(name="temperature"), model=last, n=3, steps=2,
+    ...     perturbation=GaussianNoise(), progress=False)]
+    >>> sizes
     [3, 3]
     """
     setup, arrays = _prepare(ds, **options)
@@ -590,21 +588,19 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     Examples
     --------
     >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
-    >>> class Persist(torch.nn.Module):
-    ...     def forward(self, x):
-    ...         return x[:, 1]
-    >>> model = xfuxi.wrap_model(Persist(), channels=[("temperature", 500.0)],
-    ...                          latitude=[-45.0, 45.0], longitude=[0.0, 90.0, 180.0, 270.0])
-    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
-    ...                                  np.full((2, 1, 2, 4), 250.0))},
-    ...                 coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
-    ...                         "level": [500], "latitude": [-45.0, 45.0],
-    ...                         "longitude": [0.0, 90.0, 180.0, 270.0]})
-    >>> fc = ensemble(ds, model=model, n=4, steps=3,
+    >>> lat, lon = [-60.0, 0.0, 60.0], [0.0, 180.0]
+    >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
+    >>> last = xfuxi.wrap_model(Last(), channels=[("geopotential", 500.0)], latitude=lat,
+    ...                         longitude=lon)
+    >>> z500 = xr.DataArray(
+    ...     np.full((3, 1, 3, 2), 5.5e4), dims=("time", "level", "latitude", "longitude"),
+    ...     coords={"time": pd.date_range("2000-01-01", periods=3, freq="6h"),
+    ...             "level": [500], "latitude": lat, "longitude": lon})
+    >>> fc = ensemble(z500.to_dataset(name="geopotential"), model=last, n=4, steps=3,
     ...               perturbation=GaussianNoise(std_fraction=0.1), progress=False)
-    >>> fc.temperature.dims
+    >>> fc.geopotential.dims
     ('time', 'prediction_timedelta', 'number', 'level', 'latitude', 'longitude')
-    >>> bool((fc.temperature.std("number") > 0).all())
+    >>> bool((fc.geopotential.std("number") > 0).all())
     True
     """
     setup, arrays = _prepare(ds, **options)

@@ -136,15 +136,9 @@ def train_perturbation(
     module_options = dict(legacy.pop("vae_kwargs", None) or {})  # its keys are fields too
     legacy.update(module_options)
     cfg = config_with_legacy(PerturbationTrainConfig, config, legacy, "train_perturbation")
-    members, rollout, kl_weight, sample = cfg.members, cfg.rollout, cfg.kl_weight, cfg.sample
-    iterations, batch_size, lr, max_minutes = (
-        cfg.iterations, cfg.batch_size, cfg.lr, cfg.max_minutes
-    )  # fmt: skip
-    seed, checkpoint_every, resume = cfg.seed, cfg.checkpoint_every, cfg.resume
-    validate_every, log_every = cfg.validate_every, cfg.log_every
     dev = torch.device(device if device is not None else get_options()["device"])
-    data_arr, starts = sequences(data, model, rollout + 2)
-    length = rollout + 2
+    data_arr, starts = sequences(data, model, cfg.rollout + 2)
+    length = cfg.rollout + 2
     if perturbation is None:
         perturbation = PerturbationVAE(
             model.channels, model.grid_shape, stats=model.stats, **cfg.module_options()
@@ -156,7 +150,7 @@ def train_perturbation(
     history: dict[str, list[float]] = {
         k: [] for k in ("iteration", "loss", "crps", "kl", "val_iteration", "val_crps")
     }
-    if resume and ckpt is not None and (ckpt / "latest" / "config.json").is_file():
+    if cfg.resume and ckpt is not None and (ckpt / "latest" / "config.json").is_file():
         state = load_perturbation(ckpt / "latest")
         vae.load_state_dict(state.state_dict())
         start_iter = int(state.metadata.get("iteration", 0))  # type: ignore[attr-defined]
@@ -171,18 +165,20 @@ def train_perturbation(
         p.requires_grad_(False)
     vae.to(dev).train()
     weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32, device=dev)
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
-        lambda i: 0.5 * (1 + math.cos(math.pi * min(1.0, (start_iter + i) / max(1, iterations)))),
+        lambda i: (
+            0.5 * (1 + math.cos(math.pi * min(1.0, (start_iter + i) / max(1, cfg.iterations))))
+        ),
     )
-    rng = np.random.default_rng([seed, start_iter])
-    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + start_iter)
+    rng = np.random.default_rng([cfg.seed, start_iter])
+    gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + start_iter)
 
     val = None
     if validation is not None:
         v_arr, v_starts = sequences(validation, model, length)
-        pick = np.random.default_rng(seed + 1).choice(
+        pick = np.random.default_rng(cfg.seed + 1).choice(
             v_starts, size=min(16, v_starts.size), replace=False
         )
         val = torch.from_numpy(np.stack([v_arr[s : s + length] for s in np.sort(pick)])).to(dev)
@@ -194,12 +190,12 @@ def train_perturbation(
         g = torch.Generator().manual_seed(12345)
         with torch.no_grad():
             tot = 0.0
-            for i in range(0, val.shape[0], batch_size):
+            for i in range(0, val.shape[0], cfg.batch_size):
                 _, parts = ensemble_loss(
-                    vae, model, val[i : i + batch_size], members=members, kl_weight=0.0,
+                    vae, model, val[i : i + cfg.batch_size], members=cfg.members, kl_weight=0.0,
                     weights=weights, generator=g, sample="prior",
                 )  # fmt: skip
-                tot += parts["crps"] * val[i : i + batch_size].shape[0]
+                tot += parts["crps"] * val[i : i + cfg.batch_size].shape[0]
         vae.train()
         history["val_iteration"].append(it)
         history["val_crps"].append(tot / val.shape[0])
@@ -216,18 +212,18 @@ def train_perturbation(
         tmp.replace(ckpt / "history.json")
 
     show = get_options()["progress"] if progress is None else bool(progress)
-    bar = tqdm(total=iterations, initial=start_iter, desc="train FuXi-ENS", disable=not show)
+    bar = tqdm(total=cfg.iterations, initial=start_iter, desc="train FuXi-ENS", disable=not show)
     t_start = time.monotonic()
     it = start_iter
     try:
         if start_iter == 0:
             _validate(0)
-        while it < iterations:
-            idx = rng.choice(starts, size=batch_size, replace=starts.size < batch_size)
+        while it < cfg.iterations:
+            idx = rng.choice(starts, size=cfg.batch_size, replace=starts.size < cfg.batch_size)
             seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)
             loss, parts = ensemble_loss(
-                vae, model, seq, members=members, kl_weight=kl_weight, weights=weights,
-                generator=gen, sample=sample,
+                vae, model, seq, members=cfg.members, kl_weight=cfg.kl_weight, weights=weights,
+                generator=gen, sample=cfg.sample,
             )  # fmt: skip
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at iteration {it}: {parts}")
@@ -241,19 +237,19 @@ def train_perturbation(
                 history[key].append(val_)
             bar.update(1)
             bar.set_postfix(crps=f"{parts['crps']:.4f}", kl=f"{parts['kl']:.3f}")
-            if it % log_every == 0:
+            if it % cfg.log_every == 0:
                 log.info(
                     "iteration %d: fair CRPS %.5f, KL %.4f (means of the last %d), %.1f s/it",
-                    it, float(np.mean(history["crps"][-log_every:])),
-                    float(np.mean(history["kl"][-log_every:])), log_every,
+                    it, float(np.mean(history["crps"][-cfg.log_every:])),
+                    float(np.mean(history["kl"][-cfg.log_every:])), cfg.log_every,
                     (time.monotonic() - t_start) / max(1, it - start_iter),
                 )  # fmt: skip
-            if it % validate_every == 0:
+            if it % cfg.validate_every == 0:
                 _validate(it)
-            if it % checkpoint_every == 0:
+            if it % cfg.checkpoint_every == 0:
                 _save(it)
-            if max_minutes is not None and time.monotonic() - t_start > 60 * max_minutes:
-                log.info("stopping after %.1f min at iteration %d", max_minutes, it)
+            if cfg.max_minutes is not None and time.monotonic() - t_start > 60 * cfg.max_minutes:
+                log.info("stopping after %.1f min at iteration %d", cfg.max_minutes, it)
                 break
         if not history["val_iteration"] or history["val_iteration"][-1] != it:
             _validate(it)
