@@ -36,10 +36,10 @@ import pandas as pd
 
 import xfuxi
 from xfuxi.datasets import held_suarez_split
-from xfuxi.forecasting.ensemble import ensemble
+from xfuxi.forecasting.ensemble import PerlinNoise, VAEPerturbation, ensemble
 from xfuxi.models.ens import load_perturbation
 from xfuxi.models.registry import load_model
-from xfuxi.training.ens import tune_amplitude, verifiable_init_times
+from xfuxi.training.calibration import tune_amplitude, verifiable_init_times
 from xfuxi.verify import crps, rank_histogram, spread_skill_ratio
 
 VARIABLES = [
@@ -163,10 +163,10 @@ def main() -> None:
     tt = tt[:: max(1, len(tt) // args.inits)][: args.inits]
     common = dict(model=model, n=args.n, steps=args.steps, init_times=tt, seed=args.seed)
     t0 = time.time()
-    ens = ensemble(test, method="vae", perturbation=vae, **common)
+    ens = ensemble(test, perturbation=VAEPerturbation(vae), **common)
     t_ens = time.time() - t0
     t0 = time.time()
-    per = ensemble(test, method="perlin", amplitude=best_amp, **common)
+    per = ensemble(test, perturbation=PerlinNoise(std_fraction=best_amp), **common)
     t_per = time.time() - t0
     s_ens, s_per = _scores(ens, test), _scores(per, test)
 

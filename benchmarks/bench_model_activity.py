@@ -20,7 +20,7 @@ import xarray as xr
 import xfuxi
 from xfuxi.datasets import held_suarez_split
 from xfuxi.forecasting.deterministic import forecast
-from xfuxi.training.ens import verifiable_init_times
+from xfuxi.training.calibration import verifiable_init_times
 
 CHANNELS = [("geopotential", 500.0), ("temperature", 850.0), ("u_component_of_wind", 250.0)]
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import xfuxi
-from xfuxi.training.forecast import anomaly_samples
+from xfuxi.training.anomalies import anomaly_samples
 from xfuxi.world.tracer_anomalies import held_suarez_tracer_anomalies
 
 R_EARTH = 6371.0

@@ -31,7 +31,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 $PY -m xfuxi.cli --no-progress train-ens --model fuxi-hs-t21 --name fuxi-ens-hs-t21 \
   --sample prior --centered --rollout "$ROLLOUT" --members 4 --batch-size 2 --lr 2e-3 \
-  --kl-weight 1e-3 --hidden 24 --latent 8 --iterations 100000 --minutes "$MINUTES" \
+  --kl-weight 1e-3 --hidden 24 --latent 8 --iterations 100000 --max-minutes "$MINUTES" \
   --calibrate 0.7,1,1.4 --calibrate-variables 0.7,1.4 --calibrate-steps 40 --seed 0 \
   --out "$OUT"
 

@@ -56,6 +56,9 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("forecast_iter", "forecasting.deterministic:forecast_iter", accessor="dataset"),
     Entry("ensemble", "forecasting.ensemble:ensemble", accessor="dataset"),
     Entry("ensemble_iter", "forecasting.ensemble:ensemble_iter", accessor="dataset"),
+    Entry("VAEPerturbation", "forecasting.ensemble:VAEPerturbation"),
+    Entry("PerlinNoise", "forecasting.ensemble:PerlinNoise"),
+    Entry("GaussianNoise", "forecasting.ensemble:GaussianNoise"),
     # models
     Entry("ForecastModel", "models.base:ForecastModel"),
     Entry("wrap_model", "models.base:wrap_model"),
@@ -92,6 +95,8 @@ PUBLIC: tuple[Entry, ...] = (
     # training
     Entry("train_forecast", "training.forecast:train_forecast"),
     Entry("train_perturbation", "training.ens:train_perturbation"),
+    Entry("TrainConfig", "training.config:TrainConfig"),
+    Entry("PerturbationTrainConfig", "training.config:PerturbationTrainConfig"),
     # verify
     Entry("verify", "verify:"),
     Entry("rmse", "verify.deterministic:rmse", accessor="both"),

@@ -26,7 +26,10 @@ def command(name: str, help: str):  # noqa: A002
     def deco(run: Callable[..., int]) -> Callable[..., int]:
         def add(p: argparse.ArgumentParser) -> None:
             for args, kwargs in getattr(run, "_arguments", []):
-                p.add_argument(*args, **kwargs)
+                if len(args) == 1 and callable(args[0]):  # a group of flags (config_args)
+                    args[0](p)
+                else:
+                    p.add_argument(*args, **kwargs)
 
         run.help = help  # type: ignore[attr-defined]
         _COMMANDS[name] = (add, run)
@@ -43,6 +46,14 @@ def arg(*args, **kwargs):
         return run
 
     return deco
+
+
+def config_args(cls, *, skip: tuple[str, ...] = ()):
+    """Declare the flags of a configuration dataclass's fields (stack above ``@command``;
+    :func:`xfuxi.config.add_arguments`, read back with :func:`xfuxi.config.from_arguments`)."""
+    from .config import add_arguments
+
+    return arg(functools.partial(add_arguments, cls=cls, skip=skip))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,9 +78,36 @@ def _world_split(split: str, days: int | None):
     return held_suarez_split(split, days=days)
 
 
+def _train_config():
+    """:class:`xfuxi.training.config.TrainConfig` (imported without torch)."""
+    from .training.config import TrainConfig
+
+    return TrainConfig
+
+
+@functools.cache
+def _train_ens_config():
+    """:class:`~xfuxi.training.config.PerturbationTrainConfig` with the defaults of
+    ``xfuxi train-ens`` (the shipped module's recipe: more iterations, smaller batches, a
+    larger learning rate, the shipped name); the Python function keeps the class's."""
+    import dataclasses
+
+    from .config import field
+    from .training.config import PerturbationTrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(PerturbationTrainConfig)}
+    recipe = {"iterations": 1000, "batch_size": 2, "lr": 2e-3, "name": "fuxi-ens-hs-t21"}
+    return dataclasses.make_dataclass(
+        "TrainEnsConfig",
+        [(k, fields[k].type, field(v, help=fields[k].metadata["help"])) for k, v in recipe.items()],
+        bases=(PerturbationTrainConfig,),
+        frozen=True,
+    )
+
+
 def _spaced_init_times(data, model, steps: int, count: int):
     """``count`` initial times spread over ``data`` that can be verified ``steps`` steps on."""
-    from .training.ens import verifiable_init_times
+    from .training.calibration import verifiable_init_times
 
     if count < 1:
         raise ValueError(f"the number of initial times must be >= 1; got {count}")
@@ -82,32 +120,12 @@ def _spaced_init_times(data, model, steps: int, count: int):
 @arg("--train-days", type=int, default=None, help="days of the world's train split to use")
 @arg("--validation-days", type=int, default=30, help="days of the world's validation split")
 @arg("--from-model", default=None, help="fine-tune this model (shipped name or checkpoint)")
-@arg("--preset", default="small", help="architecture preset of a new model (default small)")
 @arg("--set", action="append", default=[], metavar="KEY=VALUE",
      help="override a preset argument (e.g. embed_dim=128); repeatable")  # fmt: skip
-@arg("--name", default="fuxi", help="model name recorded in forecasts")
-@arg("--steps", type=int, default=1000, help="optimizer steps")
-@arg("--batch-size", type=int, default=16, help="global batch size")
-@arg("--lr", type=float, default=1e-3, help="peak learning rate")
-@arg("--weight-decay", type=float, default=0.01)
-@arg("--warmup-steps", type=int, default=100)
-@arg("--rollout-steps", type=int, default=1, help="autoregressive steps per sample")
-@arg(
-    "--lead-steps",
-    type=int,
-    default=0,
-    help="start each sample from the lead model's forecast this many steps on (cascade)",
-)
 @arg(
     "--lead-model",
     default=None,
     help="frozen model that makes those forecasts (default: the --from-model)",
-)
-@arg(
-    "--loss",
-    choices=("l1", "amse"),
-    default="l1",
-    help="l1: FuXi's; amse: adjusted MSE that keeps eddy amplitude (Subich et al. 2025)",
 )
 @arg(
     "--tracer-anomalies",
@@ -117,20 +135,14 @@ def _spaced_init_times(data, model, steps: int, count: int):
     help="add one-step samples of tracer anomalies carried by the world's flow, from a run "
     "of this many days (xfuxi.world.tracer_anomalies; 0: none)",
 )
-@arg("--anomaly-batch-size", type=int, default=8, help="tracer-anomaly samples per step")
-@arg("--anomaly-weight", type=float, default=1.0, help="weight of their loss")
-@arg("--grad-checkpointing", action="store_true", help="recompute transformer blocks")
-@arg("--val-every", type=int, default=200)
-@arg("--log-every", type=int, default=50, help="steps between logged losses")
-@arg("--checkpoint-every", type=int, default=200)
-@arg("--seed", type=int, default=0)
+@config_args(_train_config())
 @arg("--device", default=None, help="torch device (default: the 'device' option)")
 @arg("--out", required=True, help="checkpoint directory (resumed if it holds a matching run)")
-@arg("--no-resume", action="store_true", help="start afresh even if --out holds a run")
 @command("train", "train or fine-tune a FuXi forecast model (runs under torchrun too)")
 def _cmd_train(args) -> int:
     import json
 
+    from .config import from_arguments
     from .training.forecast import train_forecast
 
     def load(spec: str, split: str, days: int | None):
@@ -140,7 +152,7 @@ def _cmd_train(args) -> int:
 
     train = load(args.train, "train", args.train_days)
     validation = load(args.validation, "validation", args.validation_days)
-    preset = args.preset
+    preset = args.preset if args.preset is not None else _train_config()().preset
     if args.set:
         from .models.fuxi import PRESETS
 
@@ -159,33 +171,12 @@ def _cmd_train(args) -> int:
         from .world.tracer_anomalies import held_suarez_tracer_anomalies
 
         anomalies = held_suarez_tracer_anomalies(days=args.tracer_anomalies)
+    config = from_arguments(_train_config(), args, preset=preset)
     model = train_forecast(
-        train,
-        validation=validation,
-        model=args.from_model,
-        preset=preset,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps,
-        rollout_steps=args.rollout_steps,
-        lead_model=args.lead_model,
-        lead_steps=args.lead_steps,
-        loss=args.loss,
-        tracer_anomalies=anomalies,
-        anomaly_batch_size=args.anomaly_batch_size,
-        anomaly_weight=args.anomaly_weight,
-        grad_checkpointing=args.grad_checkpointing,
-        val_every=args.val_every,
-        log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every,
-        checkpoint_dir=args.out,
-        resume=not args.no_resume,
-        seed=args.seed,
-        name=args.name,
+        train, config=config, validation=validation, model=args.from_model,
+        lead_model=args.lead_model, tracer_anomalies=anomalies, checkpoint_dir=args.out,
         device=args.device,
-    )
+    )  # fmt: skip
     for entry in model.config["metadata"]["history"][-3:]:
         print(json.dumps(entry))
     print(f"model saved in {args.out}")
@@ -228,28 +219,14 @@ def _cmd_forecast(args) -> int:
 @arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
 @arg("--train-days", type=int, default=None, help="days of the world's train split to use")
 @arg("--validation-days", type=int, default=60, help="days of the world's validation split")
-@arg("--iterations", type=int, default=1000, help="optimizer steps (default 1000)")
-@arg("--minutes", type=float, default=None, help="stop training after this wall time")
-@arg("--members", type=int, default=4, help="members per sequence in the fair CRPS")
-@arg("--rollout", type=int, default=1, help="steps per training sequence")
-@arg("--batch-size", type=int, default=2)
-@arg("--lr", type=float, default=2e-3)
-@arg("--kl-weight", type=float, default=1e-3, help="lambda of the KL term")
-@arg("--sample", choices=["posterior", "prior"], default="prior",
-     help="latents of the training members: from the prior (as at inference; default) or "
-          "the posterior (FuXi-ENS)")  # fmt: skip
-@arg("--hidden", type=int, default=32)
-@arg("--latent", type=int, default=8)
-@arg("--centered", action=argparse.BooleanOptionalAction, default=True,
-     help="antithetic, zero-mean perturbations (--no-centered decodes z directly)")  # fmt: skip
+@arg("--minutes", dest="max_minutes", type=float, default=None, help="as --max-minutes")
+@config_args(_train_ens_config(), skip=("resume",))
 @arg("--calibrate", default="0.5,0.7,1,1.4,2",
      help="inflation candidates tuned on validation data and baked in ('' to skip)")  # fmt: skip
 @arg("--calibrate-variables", default="0.7,1.4",
      help="per-variable inflation candidates tuned after the global one ('' to skip)")  # fmt: skip
 @arg("--calibrate-steps", type=int, default=40, help="forecast steps used to calibrate")
-@arg("--seed", type=int, default=0)
 @arg("--device", default=None)
-@arg("--name", default="fuxi-ens-hs-t21", help="name of the module")
 @arg("--out", required=True, help="output directory of the perturbation module")
 @command("train-ens", "train the FuXi-ENS perturbation module for a deterministic model")
 def _cmd_train_ens(args) -> int:
@@ -259,36 +236,36 @@ def _cmd_train_ens(args) -> int:
 
     import torch
 
+    from .config import from_arguments
     from .models.ens import PerturbationVAE, save_perturbation
     from .models.registry import load_model
-    from .training.ens import (
+    from .training.calibration import (
         apply_variable_inflation,
-        train_perturbation,
         tune_amplitude,
         tune_variable_inflation,
     )
+    from .training.ens import train_perturbation
 
-    torch.manual_seed(args.seed)
+    cfg = from_arguments(_train_ens_config(), args)
+    torch.manual_seed(cfg.seed)
     model = load_model(args.model, device=args.device)
     train = _world_split("train", args.train_days)
     validation = _world_split("validation", args.validation_days)
     vae = PerturbationVAE(
-        model.channels, model.grid_shape, stats=model.stats, hidden=args.hidden,
-        latent=args.latent, centered=args.centered, name=args.name,
-    )  # fmt: skip
+        model.channels, model.grid_shape, stats=model.stats, **cfg.module_options()
+    )
     with tempfile.TemporaryDirectory() as ckpt:
         vae, history = train_perturbation(
-            model, train, perturbation=vae, validation=validation, members=args.members,
-            rollout=args.rollout, kl_weight=args.kl_weight, sample=args.sample,
-            iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
-            max_minutes=args.minutes, seed=args.seed, checkpoint_dir=ckpt, device=args.device,
+            model, train, config=cfg, perturbation=vae, validation=validation,
+            checkpoint_dir=ckpt, device=args.device,
         )  # fmt: skip
     meta = {
         "base_model": model.name,
         "base_model_sha256": model.config.get("sha256"),
         "iterations": history["iteration"][-1] if history["iteration"] else 0,
-        "members": args.members, "rollout": args.rollout, "kl_weight": args.kl_weight,
-        "sample": args.sample, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "members": cfg.members, "rollout": cfg.rollout, "kl_weight": cfg.kl_weight,
+        "sample": cfg.sample, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+        "train_config": cfg.to_dict(),
         "val_crps": list(zip(history["val_iteration"], history["val_crps"])),
     }  # fmt: skip
     # both calibrations score 8 members from 4 validation starts over --calibrate-steps
@@ -297,7 +274,7 @@ def _cmd_train_ens(args) -> int:
     if cands:
         best, score = tune_amplitude(
             validation, model=model, method="vae", perturbation=vae, amplitudes=cands, n=8,
-            steps=args.calibrate_steps, init_times=times, seed=args.seed + 1,
+            steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1,
         )  # fmt: skip
         with torch.no_grad():
             vae.log_scale.add_(math.log(best))
@@ -309,7 +286,7 @@ def _cmd_train_ens(args) -> int:
     if var_cands:
         best_var, vscore = tune_variable_inflation(
             validation, model=model, perturbation=vae, factors=var_cands, n=8,
-            steps=args.calibrate_steps, init_times=times, seed=args.seed + 1,
+            steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1,
         )  # fmt: skip
         apply_variable_inflation(vae, best_var)
         meta["variable_inflation"] = best_var
@@ -385,7 +362,7 @@ def _cmd_calibrate_ens(args) -> int:
 
     from .data.channels import channel_name
     from .models.ens import save_perturbation
-    from .training.ens import apply_spread_growth, tune_spread_growth
+    from .training.calibration import apply_spread_growth, tune_spread_growth
 
     model, vae, validation, times, band = _ens_calibration_setup(args)
     best, scores = tune_spread_growth(
@@ -423,7 +400,7 @@ def _cmd_calibrate_ens(args) -> int:
 def _cmd_calibrate_ens_early(args) -> int:
     from .data.channels import channel_name
     from .models.ens import save_perturbation
-    from .training.ens import apply_early_gain, tune_early_gain
+    from .training.calibration import apply_early_gain, tune_early_gain
 
     model, vae, validation, times, band = _ens_calibration_setup(args)
     chans = _channel_list(args.channels)
@@ -466,7 +443,7 @@ def _cmd_calibrate_ens_early(args) -> int:
 def _cmd_calibrate_ens_stage(args) -> int:
     from .data.channels import channel_name
     from .models.ens import save_perturbation
-    from .training.ens import apply_model_gain, tune_model_gain
+    from .training.calibration import apply_model_gain, tune_model_gain
 
     model, vae, validation, times, band = _ens_calibration_setup(args)
     chans = None if args.channels is None else _channel_list(args.channels)
@@ -500,12 +477,15 @@ def _cmd_calibrate_ens_stage(args) -> int:
     help="deterministic model or cascade (shipped name or checkpoint; default the FuXi "
     "cascade, whose later stage the shipped perturbation module is calibrated for)",
 )
-@arg("--method", choices=["vae", "perlin", "gaussian"], default="vae")
+@arg("--method", choices=["vae", "perlin", "gaussian"], default="vae",
+     help="vae: FuXi-ENS; perlin / gaussian: noise added to the initial pair")  # fmt: skip
 @arg("--perturbation", default=None, help="perturbation module (default: the shipped one)")
 @arg("-n", "--members", type=int, default=48)
-@arg("--steps", type=int, required=True, help="number of 6-hour steps")
+@arg("--steps", type=int, default=40, help="number of 6-hour steps (default 40: 10 days)")
 @arg("--seed", type=int, default=0)
-@arg("--amplitude", type=float, default=None)
+@arg("--amplitude", type=float, default=None,
+     help="vae: inflation of the learned perturbations (default 1); perlin / gaussian: noise "
+     "std as a fraction of each channel's std (default 0.05)")  # fmt: skip
 @arg("--chunk-size", type=int, default=None)
 @arg("--device", default=None)
 @arg("--output", required=True, help="output zarr store (WeatherBench2 layout plus 'number')")
@@ -515,13 +495,14 @@ def _cmd_ensemble(args) -> int:
     import shutil
     import tempfile
 
-    from .forecasting.ensemble import ensemble
+    from .forecasting.ensemble import ensemble, perturbation_for
     from .models.registry import load_model
 
+    spec = perturbation_for(args.method, module=args.perturbation, amplitude=args.amplitude)
     fc = ensemble(
         _open_data(args.data), model=load_model(args.model, device=args.device),
-        n=args.members, steps=args.steps, method=args.method, perturbation=args.perturbation,
-        seed=args.seed, amplitude=args.amplitude, chunk_size=args.chunk_size, device=args.device,
+        n=args.members, steps=args.steps, perturbation=spec, seed=args.seed,
+        chunk_size=args.chunk_size, device=args.device,
     )  # fmt: skip
     parent = os.path.dirname(os.path.abspath(args.output))
     tmp = tempfile.mkdtemp(dir=parent, prefix=".xfuxi-ensemble-")

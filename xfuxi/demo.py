@@ -164,7 +164,7 @@ def stage_ensemble(
     init_times = base["init_times"][:: max(1, len(base["init_times"]) // n_init)][:n_init]
     steps = len(base["leads"]) - 1
     ens = xfuxi.ensemble(truth, model=model, n=n_members, steps=steps, init_times=init_times,
-                         method="vae", seed=0)  # fmt: skip
+                         seed=0)  # fmt: skip
     dims = ["time", "latitude", "longitude"]
     crps = xfuxi.crps(ens, truth, dim=dims)
     ssr = xfuxi.spread_skill_ratio(ens, truth, dim=dims)

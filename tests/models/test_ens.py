@@ -24,15 +24,10 @@ from xfuxi.models.ens import (
     save_perturbation,
     shipped_perturbations,
 )
-from xfuxi.training.ens import (
-    ensemble_loss,
-    fair_crps,
-    gaussian_kl,
-    train_perturbation,
-    tune_amplitude,
-    tune_early_gain,
-    tune_model_gain,
-)
+from xfuxi.training.calibration import tune_amplitude, tune_early_gain, tune_model_gain
+from xfuxi.training.config import PerturbationTrainConfig
+from xfuxi.training.ens import train_perturbation
+from xfuxi.training.losses import ensemble_loss, fair_crps, gaussian_kl
 
 LAT = np.linspace(-78.75, 78.75, 8)
 LON = np.arange(16) * 22.5
@@ -407,10 +402,11 @@ def test_training_learns_spread_keeps_model_frozen_and_checkpoints(tmp_path):
     data = _random_walk(60, 0.3, 0)
     vae = _vae(init_scale=0.01)
     torch.manual_seed(0)
+    cfg = PerturbationTrainConfig(members=4, kl_weight=1e-3, iterations=40, batch_size=4,
+                                  lr=1e-2, checkpoint_every=20, validate_every=20)  # fmt: skip
     vae, hist = train_perturbation(
-        model, data, perturbation=vae, validation=_random_walk(20, 0.3, 1), members=4,
-        kl_weight=1e-3, iterations=40, batch_size=4, lr=1e-2, checkpoint_dir=tmp_path,
-        checkpoint_every=20, validate_every=20, progress=False,
+        model, data, config=cfg, perturbation=vae, validation=_random_walk(20, 0.3, 1),
+        checkpoint_dir=tmp_path, progress=False,
     )  # fmt: skip
     assert len(hist["loss"]) == 40 and hist["val_iteration"] == [0, 20, 40]
     assert hist["val_crps"][-1] < 0.8 * hist["val_crps"][0], hist["val_crps"]
@@ -420,9 +416,11 @@ def test_training_learns_spread_keeps_model_frozen_and_checkpoints(tmp_path):
     meta = json.loads((tmp_path / "latest" / "config.json").read_text())["metadata"]
     assert meta["iteration"] == 40 and meta["base_model"] == "persist"
     # resume continues counting from the checkpoint
+    saved = {k: v for k, v in meta.items() if k not in ("iteration", "base_model")}
+    assert PerturbationTrainConfig.from_dict(saved) == cfg  # the configuration is saved
     _, hist2 = train_perturbation(
-        model, data, perturbation=_vae(), members=2, iterations=42, checkpoint_dir=tmp_path,
-        resume=True, progress=False,
+        model, data, config=PerturbationTrainConfig(members=2, iterations=42, resume=True),
+        perturbation=_vae(), checkpoint_dir=tmp_path, progress=False,
     )  # fmt: skip
     assert hist2["iteration"][-1] == 42 and len(hist2["loss"]) == 42
 
@@ -471,7 +469,29 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
 def test_training_rejects_data_without_consecutive_times():
     data = _random_walk(6, 0.3, 0).isel(time=[0, 2, 4])
     with pytest.raises(Exception, match="consecutive"):
-        train_perturbation(_model(), data, iterations=1, progress=False)
+        train_perturbation(_model(), data, config={"iterations": 1}, progress=False)
+
+
+def test_training_old_keywords_warn_and_match_the_config():
+    """Issue 19 item 3: the old keywords map to PerturbationTrainConfig (with a warning)."""
+    model, data = _model(), _random_walk(20, 0.3, 0)
+    torch.manual_seed(1)
+    new, hist = train_perturbation(
+        model, data, config=PerturbationTrainConfig(iterations=3, batch_size=2, hidden=6,
+                                                    latent=2), progress=False,
+    )  # fmt: skip
+    torch.manual_seed(1)
+    with pytest.warns(DeprecationWarning, match="PerturbationTrainConfig"):
+        old, hist_old = train_perturbation(model, data, iterations=3, batch_size=2,
+                                           vae_kwargs={"hidden": 6, "latent": 2},
+                                           progress=False)  # fmt: skip
+    assert hist == hist_old
+    for p, q in zip(new.state_dict().values(), old.state_dict().values()):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="PerturbationTrainConfig.members"):
+        PerturbationTrainConfig(members=1)
+    with pytest.raises(TypeError, match="initial_gain"):
+        train_perturbation(model, data, vae_kwargs={"initial_gain": [1.0, 1.0]})
 
 
 def test_tune_amplitude_finds_the_random_walk_step():
@@ -503,7 +523,7 @@ def test_early_gain_scales_the_first_steps_only(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(back.perturb(x, eps, step=1), plain * scale)
     # the early steps are shared: another channel's gain over other steps is refused
-    from xfuxi.training.ens import apply_early_gain
+    from xfuxi.training.calibration import apply_early_gain
 
     with pytest.raises(ValueError, match="shared by all channels"):
         apply_early_gain(vae, [("passive_tracer", None)], 2.0, 4)

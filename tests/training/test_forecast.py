@@ -15,13 +15,10 @@ import xarray as xr
 from xfuxi.data.schema import SchemaError
 from xfuxi.models.base import NormStats
 from xfuxi.models.registry import load_model
-from xfuxi.training.forecast import (
-    _loss,
-    _lr_factor,
-    _sample_starts,
-    amse_loss,
-    train_forecast,
-)
+from xfuxi.training.config import TrainConfig
+from xfuxi.training.forecast import _lr_factor, _rollout_loss, _sample_starts, train_forecast
+from xfuxi.training.losses import amse_loss, forecast_loss
+from xfuxi.training.samples import start_states
 from xfuxi.verify.weights import area_weights
 
 LAT = np.linspace(-78.75, 78.75, 8)
@@ -48,18 +45,29 @@ def _stats() -> NormStats:
     return NormStats(np.array([260.0, 260.0]), np.array([5.0, 5.0]), np.array([2.0, 2.0]))
 
 
-KW = dict(preset="tiny", stats=_stats(), batch_size=4, warmup_steps=2, progress=False)
+KW = dict(preset="tiny", stats=_stats(), batch_size=4, warmup_steps=2)
+
+#: the arguments of train_forecast that are not fields of its TrainConfig
+_ARGS = {"validation", "model", "lead_model", "stats", "tracer_anomalies", "checkpoint_dir",
+         "device", "callback", "progress"}  # fmt: skip
+
+
+def _train(ds, **kw):
+    """train_forecast with the TrainConfig fields among ``kw`` gathered into its config."""
+    args = {k: kw.pop(k) for k in list(kw) if k in _ARGS}
+    args.setdefault("progress", False)
+    return train_forecast(ds, config=TrainConfig(**kw), **args)
 
 
 def test_loss_is_area_weighted_l1_of_normalised_fields():
     ds = _world(6)
-    model = train_forecast(ds, steps=1, **KW)
+    model = _train(ds, steps=1, **KW)
     rng = np.random.default_rng(0)
     pred = rng.standard_normal((3, 2, 8, 16))
     truth = rng.standard_normal((3, 2, 8, 16))
     w = np.asarray(area_weights(LAT)).reshape(1, 1, -1, 1)
     expect = np.mean(w * np.abs(pred - truth) / 5.0)
-    got = _loss(model, torch.tensor(pred, dtype=torch.float32),
+    got = forecast_loss(model, torch.tensor(pred, dtype=torch.float32),
                 torch.tensor(truth, dtype=torch.float32),
                 torch.tensor(w, dtype=torch.float32))  # fmt: skip
     assert float(got) == pytest.approx(expect, rel=1e-5)
@@ -101,12 +109,12 @@ def test_training_with_amse_loss():
     ds = _world(20)
     losses: dict[str, list[float]] = {"l1": [], "amse": []}
     for kind in losses:
-        model = train_forecast(ds, steps=3, loss=kind, callback=lambda s, d, k=kind:
+        model = _train(ds, steps=3, loss=kind, callback=lambda s, d, k=kind:
                                losses[k].append(d["loss"]), **KW)  # fmt: skip
     assert model.config["metadata"]["training"]["loss"] == "amse"
     assert losses["amse"] != losses["l1"]  # the optimised objective is the one asked for
     with pytest.raises(ValueError, match="loss must be one of"):
-        train_forecast(ds, steps=1, loss="mse", **KW)
+        _train(ds, steps=1, loss="mse", **KW)
 
 
 def test_lr_schedule_warmup_and_cosine():
@@ -128,7 +136,7 @@ def test_sample_starts_skip_gaps():
 def test_training_learns_the_travelling_wave():
     ds = _world(40)
     history = []
-    model = train_forecast(ds, validation=_world(12, seed=1), steps=60, lr=3e-3, log_every=10,
+    model = _train(ds, validation=_world(12, seed=1), steps=60, lr=3e-3, log_every=10,
                            val_every=60, callback=lambda s, d: history.append(d["loss"]),
                            **KW)  # fmt: skip
     hist = model.config["metadata"]["history"]
@@ -141,16 +149,16 @@ def test_training_learns_the_travelling_wave():
 def test_resume_reproduces_uninterrupted_run(tmp_path):
     ds = _world(20)
     kw = dict(KW, steps=6, checkpoint_every=3, rollout_steps=2, seed=3)
-    full = train_forecast(ds, checkpoint_dir=tmp_path / "a", **kw)
+    full = _train(ds, checkpoint_dir=tmp_path / "a", **kw)
 
     def crash(step, _):
         if step == 5:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_forecast(ds, checkpoint_dir=tmp_path / "b", callback=crash, **kw)
+        _train(ds, checkpoint_dir=tmp_path / "b", callback=crash, **kw)
     assert (tmp_path / "b" / "trainer.json").is_file()
-    resumed = train_forecast(ds, checkpoint_dir=tmp_path / "b", **kw)
+    resumed = _train(ds, checkpoint_dir=tmp_path / "b", **kw)
     for (name, p), q in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
         assert torch.equal(p, q), name
     assert full.config["metadata"]["history"] == resumed.config["metadata"]["history"]
@@ -160,7 +168,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), resumed(x))
     with pytest.raises(ValueError, match="other settings"):
-        train_forecast(ds, checkpoint_dir=tmp_path / "b", **dict(kw, steps=7))
+        _train(ds, checkpoint_dir=tmp_path / "b", **dict(kw, steps=7))
 
 
 class _Killed(BaseException):
@@ -237,10 +245,10 @@ def test_incomplete_or_corrupt_training_checkpoints_are_refused(tmp_path):
 
 def test_fine_tune_from_model_keeps_caller_model():
     ds = _world(20)
-    base = train_forecast(ds, steps=2, **KW)
+    base = _train(ds, steps=2, **KW)
     before = [p.clone() for p in base.parameters()]
-    tuned = train_forecast(ds, model=base, steps=2, rollout_steps=3, batch_size=2,
-                           grad_checkpointing=True, progress=False)  # fmt: skip
+    tuned = _train(ds, model=base, steps=2, rollout_steps=3, batch_size=2,
+                   grad_checkpointing=True)  # fmt: skip
     assert all(torch.equal(a, b) for a, b in zip(before, base.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(before, tuned.parameters()))
     assert tuned.channels == base.channels
@@ -249,13 +257,13 @@ def test_fine_tune_from_model_keeps_caller_model():
 def test_bad_settings_and_data():
     ds = _world(8)
     with pytest.raises(ValueError, match="steps"):
-        train_forecast(ds, steps=0, **KW)
+        _train(ds, steps=0, **KW)
     with pytest.raises(SchemaError, match="need at least batch_size"):
-        train_forecast(ds.isel(time=slice(0, 4)), steps=1, **KW)
+        _train(ds.isel(time=slice(0, 4)), steps=1, **KW)
     bad = ds.copy(deep=True)
     bad["temperature"][1, 0, 0, 0] = np.nan
     with pytest.raises(SchemaError, match="NaN"):
-        train_forecast(bad, steps=1, **KW)
+        _train(bad, steps=1, **KW)
 
 
 def test_torchrun_ddp_two_processes_matches_single_process(tmp_path):
@@ -274,8 +282,7 @@ def test_torchrun_ddp_two_processes_matches_single_process(tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     ddp = load_model(out)
-    single = train_forecast(ds, preset="tiny", steps=3, batch_size=4, warmup_steps=1,
-                            progress=False)  # fmt: skip
+    single = _train(ds, preset="tiny", steps=3, batch_size=4, warmup_steps=1)
     for (name, p), q in zip(single.net.state_dict().items(), ddp.net.state_dict().values()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
     assert ddp.config["metadata"]["training"]["world_size"] == 2
@@ -284,7 +291,6 @@ def test_torchrun_ddp_two_processes_matches_single_process(tmp_path):
 def test_cascade_stage_samples_start_from_the_lead_models_forecast():
     """FuXi's cascade: a later stage trains on the earlier stage's forecasts, not on truth."""
     from xfuxi.models.base import wrap_model
-    from xfuxi.training.forecast import _rollout_loss, _start_states
 
     class AddOne(torch.nn.Module):
         def forward(self, x):
@@ -293,12 +299,12 @@ def test_cascade_stage_samples_start_from_the_lead_models_forecast():
     lead = wrap_model(AddOne(), channels=[("temperature", 500.0)], latitude=LAT, longitude=LON)
     data = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1).expand(10, 1, 8, 16)
     idx = torch.tensor([1, 4])
-    prev, curr, at = _start_states(data, idx, lead, 3)
+    prev, curr, at = start_states(data, idx, lead, 3)
     # three steps of +1 from the true state at idx: (idx + 2, idx + 3), valid at idx + 3
     assert torch.equal(curr[:, 0, 0, 0], idx.float() + 3)
     assert torch.equal(prev[:, 0, 0, 0], idx.float() + 2)
     assert at.tolist() == [4, 7]
-    assert _start_states(data, idx, None, 0)[2].tolist() == [1, 4]
+    assert start_states(data, idx, None, 0)[2].tolist() == [1, 4]
     # a perfect stage after the lead model: loss 0 only if the targets are after the lead steps
     w = torch.ones(1, 1, 8, 1)
     assert float(_rollout_loss(lead, lead, data, np.array([1, 4]), 2, w, lead, 3)) == 0.0
@@ -316,20 +322,87 @@ def test_cascade_stage_samples_start_from_the_lead_models_forecast():
 
 def test_fine_tune_on_lead_model_forecasts_and_resume_signature(tmp_path):
     ds = _world(30)
-    base = train_forecast(ds, steps=2, **KW)
+    base = _train(ds, steps=2, **KW)
     kw = dict(KW, steps=3, rollout_steps=2, lead_steps=4, checkpoint_every=3)
     kw.pop("stats")
-    tuned = train_forecast(ds, model=base, checkpoint_dir=tmp_path / "m", **kw)
+    tuned = _train(ds, model=base, checkpoint_dir=tmp_path / "m", **kw)
     assert not all(torch.equal(a, b) for a, b in zip(base.parameters(), tuned.parameters()))
     training = tuned.config["metadata"]["training"]
     assert training["lead_steps"] == 4 and len(training["lead_model"]) == 64
     # the same run with another lead model is not resumed from this checkpoint
-    other = train_forecast(ds, steps=2, **dict(KW, seed=5))
+    other = _train(ds, steps=2, **dict(KW, seed=5))
     with pytest.raises(ValueError, match="other settings"):
-        train_forecast(ds, model=base, lead_model=other, checkpoint_dir=tmp_path / "m", **kw)
+        _train(ds, model=base, lead_model=other, checkpoint_dir=tmp_path / "m", **kw)
     with pytest.raises(ValueError, match="lead_steps is 0"):
-        train_forecast(ds, model=base, lead_model=other, steps=1, **dict(KW, stats=None))
+        _train(ds, model=base, lead_model=other, steps=1, **dict(KW, stats=None))
     with pytest.raises(ValueError, match="needs a model to start from"):
-        train_forecast(ds, lead_steps=2, steps=1, **KW)
+        _train(ds, lead_steps=2, steps=1, **KW)
     with pytest.raises(SchemaError, match="samples of 33 consecutive"):
-        train_forecast(ds, model=base, lead_steps=30, steps=1, **dict(KW, stats=None))
+        _train(ds, model=base, lead_steps=30, steps=1, **dict(KW, stats=None))
+
+
+def test_config_is_saved_with_the_checkpoint_and_the_model(tmp_path):
+    """Issue 19 item 3: the configuration used is saved as JSON with every checkpoint."""
+    import json
+
+    ds = _world(12)
+    cfg = TrainConfig(preset="tiny", steps=2, batch_size=4, warmup_steps=1, lr=2e-3, seed=4)
+    model = train_forecast(ds, config=cfg, stats=_stats(), checkpoint_dir=tmp_path / "c",
+                           progress=False)  # fmt: skip
+    saved = json.loads((tmp_path / "c" / "trainer.json").read_text())["config"]
+    assert TrainConfig.from_dict(saved) == cfg
+    assert TrainConfig.from_dict(model.config["metadata"]["train_config"]) == cfg
+    # a dict is accepted as the configuration too
+    again = train_forecast(ds, config=cfg.to_dict(), stats=_stats(), progress=False)
+    for p, q in zip(model.net.state_dict().values(), again.net.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_old_keyword_arguments_still_work_with_a_deprecation_warning():
+    ds = _world(12)
+    cfg = TrainConfig(preset="tiny", steps=2, batch_size=4, warmup_steps=1, seed=2)
+    new = train_forecast(ds, config=cfg, stats=_stats(), progress=False)
+    with pytest.warns(DeprecationWarning, match=r"config=TrainConfig\(.*batch_size=\.\.\."):
+        old = train_forecast(ds, preset="tiny", steps=2, batch_size=4, warmup_steps=1, seed=2,
+                             stats=_stats(), progress=False)  # fmt: skip
+    for p, q in zip(new.net.state_dict().values(), old.net.state_dict().values()):
+        assert torch.equal(p, q)
+    with pytest.raises(TypeError, match="stepz"):
+        train_forecast(ds, stepz=2, progress=False)
+
+
+def test_train_config_rejects_bad_values_naming_the_field():
+    for bad, match in (
+        ({"steps": 0}, "TrainConfig.steps must be an integer >= 1"),
+        ({"lr": 0.0}, "TrainConfig.lr"),
+        ({"min_lr_ratio": 2.0}, "TrainConfig.min_lr_ratio"),
+        ({"anomaly_weight": -1.0}, "TrainConfig.anomaly_weight"),
+        ({"grad_clip": float("inf")}, "TrainConfig.grad_clip"),
+        ({"variables": "temperature"}, "TrainConfig.variables"),
+        ({"loss": "mse"}, "TrainConfig.loss"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)
+    assert TrainConfig(variables=["temperature"]).variables == ("temperature",)
+
+
+def test_cli_train_flags_come_from_the_config():
+    """`xfuxi train` builds its flags from TrainConfig: every field is a flag."""
+    import argparse
+    import dataclasses
+
+    from xfuxi.cli import _COMMANDS
+
+    add, _ = _COMMANDS["train"]
+    parser = argparse.ArgumentParser()
+    add(parser)
+    flags = {s for a in parser._actions for s in a.option_strings}
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in flags, f.name
+    args = parser.parse_args(["--out", "x", "--steps", "7", "--min-lr-ratio", "0.1",
+                              "--no-resume", "--loss", "amse"])  # fmt: skip
+    from xfuxi.config import from_arguments
+
+    cfg = from_arguments(TrainConfig, args)
+    assert (cfg.steps, cfg.min_lr_ratio, cfg.resume, cfg.loss) == (7, 0.1, False, "amse")
+    assert cfg.batch_size == TrainConfig().batch_size

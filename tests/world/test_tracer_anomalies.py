@@ -153,7 +153,7 @@ def test_anomaly_objective_against_exact_references(anomalies):
     2 a(t0) - a(t-6): the objective is their normalised squared error, by hand."""
     from xfuxi.data.channels import channels_of
     from xfuxi.models.base import NormStats, wrap_model
-    from xfuxi.training.forecast import _AnomalySamples
+    from xfuxi.training.anomalies import AnomalySamples
     from xfuxi.verify.weights import area_weights
 
     base = anomalies.drop_vars("passive_tracer_anomaly")
@@ -165,7 +165,7 @@ def test_anomaly_objective_against_exact_references(anomalies):
     for net in (_Persist(), _Trend()):
         fm = wrap_model(net, channels=channels, latitude=base["latitude"].values,
                         longitude=base["longitude"].values, stats=stats)  # fmt: skip
-        samples = _AnomalySamples(anomalies, fm, torch.device("cpu"))
+        samples = AnomalySamples(anomalies, fm, torch.device("cpu"))
         value = float(samples.objective(fm, fm, w, seed=0, step=3, size=6))
         _, a = samples.batch(seed=0, step=3, size=6)
         resp = a[:, 1] if isinstance(net, _Persist) else 2 * a[:, 1] - a[:, 0]

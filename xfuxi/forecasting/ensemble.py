@@ -1,26 +1,40 @@
 """Ensemble forecasts: FuXi-ENS (the perturbation VAE), Perlin or Gaussian initial noise.
 
 xarray in, xarray out: the result has the WeatherBench2 ``number`` dim. The tensor work
-lives in :mod:`xfuxi.models.ens`.
+lives in :mod:`xfuxi.models.ens`. How the members are perturbed is one typed spec:
+:class:`VAEPerturbation` (FuXi-ENS, the default), :class:`PerlinNoise` or
+:class:`GaussianNoise`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
+import os
+import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
+from ..config import Config, field
 from ..options import progress_bar
-from .deterministic import forecast_attrs
+from .deterministic import DEFAULT_MODEL, forecast_attrs
 from .edge import forecast_dataset, initial_conditions
 
 if TYPE_CHECKING:
     from ..models.base import ForecastModel
 
-__all__ = ["ensemble", "ensemble_iter"]
+__all__ = [
+    "GaussianNoise",
+    "PerlinNoise",
+    "VAEPerturbation",
+    "ensemble",
+    "ensemble_iter",
+    "perturbation_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +42,214 @@ log = logging.getLogger(__name__)
 _DEFAULT_CHUNK_CPU = 16
 _DEFAULT_CHUNK_ACCELERATOR = 64
 
+#: the shipped FuXi-ENS module (run on the shipped cascade by default)
+DEFAULT_PERTURBATION = "fuxi-ens-hs-t21"
+#: default forecast length of :func:`ensemble`: 10 days of 6-hour steps, as ``forecast()``
+DEFAULT_STEPS = 40
 
-_ENSEMBLE_METHODS = ("vae", "perlin", "gaussian")
-_DEFAULT_AMPLITUDE = {"vae": 1.0, "perlin": 0.05, "gaussian": 0.05}
-_DEFAULT_PERTURBATION = "fuxi-ens-hs-t21"
+
+def _check_fraction(owner: str, label: str, value: Any) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{owner}.{label} must be a finite number >= 0; got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEPerturbation(Config):
+    """FuXi-ENS: a learned perturbation of the initial state and of every step.
+
+    Before each step (the initial one included) the current state is perturbed by
+    ``inflation · D(μ + σ ε)``, a sample of the module's flow-dependent prior decoded to
+    physical units (see :func:`xfuxi.models.ens.ensemble_rollout`).
+
+    Parameters
+    ----------
+    module : str, path or PerturbationVAE, default "fuxi-ens-hs-t21"
+        The perturbation module: a shipped name, a checkpoint directory
+        (:func:`xfuxi.models.ens.save_perturbation`) or a module.
+    inflation : float, default 1
+        Factor on the learned perturbations (1: as trained and calibrated).
+
+    Examples
+    --------
+    >>> VAEPerturbation(inflation=1.2).to_dict()
+    {'module': 'fuxi-ens-hs-t21', 'inflation': 1.2}
+    """
+
+    method: ClassVar[str] = "vae"
+
+    module: Any = field(DEFAULT_PERTURBATION, help="perturbation module (name or directory)")
+    inflation: float = field(1.0, help="factor on the learned perturbations (1: as trained)")
+
+    def __post_init__(self) -> None:
+        _check_fraction(type(self).__name__, "inflation", self.inflation)
+
+    @property
+    def amplitude(self) -> float:
+        """The number that scales the perturbations (here the inflation)."""
+        return float(self.inflation)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (a module object by its ``name``)."""
+        module = self.module
+        if not isinstance(module, (str, os.PathLike)):
+            module = getattr(module, "name", type(module).__name__)
+        return {"module": os.fspath(module), "inflation": self.inflation}
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianNoise(Config):
+    """I.i.d. Gaussian noise added to the initial pair; the model then runs unperturbed.
+
+    Parameters
+    ----------
+    std_fraction : float, default 0.05
+        Noise std as a fraction of each channel's climatological std.
+    """
+
+    method: ClassVar[str] = "gaussian"
+
+    std_fraction: float = field(0.05, help="noise std as a fraction of each channel's std")
+
+    def __post_init__(self) -> None:
+        _check_fraction(type(self).__name__, "std_fraction", self.std_fraction)
+
+    @property
+    def amplitude(self) -> float:
+        """The number that scales the perturbations (here the std fraction)."""
+        return float(self.std_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class PerlinNoise(Config):
+    """Multi-octave Perlin noise added to the initial pair; the model then runs unperturbed.
+
+    The noise of :func:`xfuxi.perturbations.perlin.perlin_perturbations`, each channel its
+    own field.
+
+    Parameters
+    ----------
+    std_fraction : float, default 0.05
+        Noise std as a fraction of each channel's climatological std.
+    wavelength : float, default 8
+        Wavelength of the first octave, in grid points.
+    octaves : int, default 3
+        Octave ``o`` has wavelength ``wavelength / 2**o`` and weight ``persistence**o``.
+    persistence : float, default 0.5
+
+    Examples
+    --------
+    >>> PerlinNoise(std_fraction=0.1, octaves=2).to_dict()
+    {'std_fraction': 0.1, 'wavelength': 8.0, 'octaves': 2, 'persistence': 0.5}
+    """
+
+    method: ClassVar[str] = "perlin"
+
+    std_fraction: float = field(0.05, help="noise std as a fraction of each channel's std")
+    wavelength: float = field(8.0, help="wavelength of the first octave, in grid points")
+    octaves: int = field(3, help="number of octaves")
+    persistence: float = field(0.5, help="weight ratio of successive octaves")
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _check_fraction(owner, "std_fraction", self.std_fraction)
+        if not (np.isfinite(self.wavelength) and self.wavelength > 0):
+            raise ValueError(f"{owner}.wavelength must be positive; got {self.wavelength!r}")
+        if isinstance(self.octaves, bool) or not isinstance(self.octaves, (int, np.integer)) or (
+            self.octaves < 1
+        ):  # fmt: skip
+            raise ValueError(f"{owner}.octaves must be an integer >= 1; got {self.octaves!r}")
+        if not (np.isfinite(self.persistence) and self.persistence > 0):
+            raise ValueError(f"{owner}.persistence must be positive; got {self.persistence!r}")
+
+    @property
+    def amplitude(self) -> float:
+        """The number that scales the perturbations (here the std fraction)."""
+        return float(self.std_fraction)
+
+
+#: the perturbation specs, by the name of their method
+PERTURBATIONS: dict[str, type[Config]] = {
+    c.method: c for c in (VAEPerturbation, PerlinNoise, GaussianNoise)
+}
+_SPECS = tuple(PERTURBATIONS.values())
+
+
+def _perturbation_spec(perturbation: Any, legacy: dict[str, Any]) -> Any:
+    """The perturbation spec from ``perturbation`` and the old ``method`` / ``amplitude`` /
+    ``noise_kwargs`` keywords (each still accepted, with a ``DeprecationWarning``)."""
+    unknown = sorted(set(legacy) - {"method", "amplitude", "noise_kwargs"})
+    if unknown:
+        raise TypeError(f"ensemble() got unexpected keyword argument(s) {unknown}")
+    if isinstance(perturbation, _SPECS):
+        if legacy:
+            raise ValueError(
+                f"give the perturbation as a spec or with method / amplitude / noise_kwargs, "
+                f"not both (got {sorted(legacy)} with {type(perturbation).__name__})"
+            )
+        return perturbation
+    if not legacy:
+        return VAEPerturbation() if perturbation is None else VAEPerturbation(perturbation)
+    warnings.warn(
+        f"ensemble({', '.join(f'{k}=...' for k in legacy)}) is deprecated; pass "
+        "perturbation=VAEPerturbation(module, inflation=...), PerlinNoise(std_fraction=..., "
+        "wavelength=..., octaves=..., persistence=...) or GaussianNoise(std_fraction=...)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    return perturbation_for(
+        legacy.get("method", "vae"),
+        module=perturbation,
+        amplitude=legacy.get("amplitude"),
+        noise_options=legacy.get("noise_kwargs"),
+    )
+
+
+def perturbation_for(
+    method: str,
+    *,
+    module: Any = None,
+    amplitude: float | None = None,
+    noise_options: dict[str, Any] | None = None,
+) -> VAEPerturbation | PerlinNoise | GaussianNoise:
+    """The perturbation spec of a method named by a string, with one ``amplitude``.
+
+    Parameters
+    ----------
+    method : {"vae", "perlin", "gaussian"}
+    module : PerturbationVAE or str, optional
+        The VAE's module (default the shipped one); only for ``"vae"``.
+    amplitude : float, optional
+        The VAE's ``inflation``, or the noise's ``std_fraction`` (default: the spec's).
+    noise_options : dict, optional
+        ``wavelength``, ``octaves``, ``persistence`` of :class:`PerlinNoise`.
+
+    Examples
+    --------
+    >>> perturbation_for("perlin", amplitude=0.1, noise_options={"octaves": 2})
+    PerlinNoise(std_fraction=0.1, wavelength=8.0, octaves=2, persistence=0.5)
+    >>> perturbation_for("vae", amplitude=1.5).inflation
+    1.5
+    """
+    if method not in PERTURBATIONS:
+        raise ValueError(f"method must be one of {tuple(PERTURBATIONS)}; got {method!r}")
+    if amplitude is not None:
+        _check_fraction("ensemble", "amplitude", amplitude)
+    noise_options = dict(noise_options or {})
+    if method != "perlin" and noise_options:
+        raise ValueError(f"noise_kwargs only apply to method='perlin'; got {sorted(noise_options)}")
+    if method != "vae" and module is not None:
+        raise ValueError(f"perturbation is only used by method='vae' (got method={method!r})")
+    if method == "vae":
+        options = {} if amplitude is None else {"inflation": amplitude}
+        return VAEPerturbation(DEFAULT_PERTURBATION if module is None else module, **options)
+    options = {} if amplitude is None else {"std_fraction": amplitude}
+    if method == "gaussian":
+        return GaussianNoise(**options)
+    unknown = sorted(set(noise_options) - {"wavelength", "octaves", "persistence"})
+    if unknown:
+        raise ValueError(f"noise_kwargs {unknown} are not options of PerlinNoise")
+    return PerlinNoise(**options, **noise_options)
 
 
 def _ensemble_setup(
@@ -39,26 +257,19 @@ def _ensemble_setup(
     model: Any,
     n: int,
     steps: int,
-    method: str,
-    perturbation: Any,
+    spec: Any,
     seed: int,
     chunk_size: int | None,
-    amplitude: float | None,
     init_times: Sequence[Any] | None,
     device: Any,
-    noise_kwargs: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Check arguments and build everything the ensemble loop needs."""
-    import os
-
     import torch
 
     from ..models.ens import PerturbationVAE, load_perturbation
     from ..models.registry import resolve_model
     from ..models.rollout import model_on
 
-    if method not in _ENSEMBLE_METHODS:
-        raise ValueError(f"method must be one of {_ENSEMBLE_METHODS}; got {method!r}")
     for label, value, low in (("n", n, 1), ("steps", steps, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}; got {value!r}")
@@ -68,25 +279,18 @@ def _ensemble_setup(
         or chunk_size < 1
     ):
         raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
-    amp = _DEFAULT_AMPLITUDE[method] if amplitude is None else float(amplitude)
-    if not np.isfinite(amp) or amp < 0:
-        raise ValueError(f"amplitude must be a finite number >= 0; got {amplitude!r}")
-    if method != "perlin" and noise_kwargs:
-        raise ValueError(f"noise_kwargs only apply to method='perlin'; got {sorted(noise_kwargs)}")
     model = resolve_model(model, allow_cascade=True)
     vae = None
-    if method == "vae":
-        vae = perturbation if perturbation is not None else _DEFAULT_PERTURBATION
+    if isinstance(spec, VAEPerturbation):
+        vae = spec.module
         if isinstance(vae, (str, os.PathLike)):
             vae = load_perturbation(vae)
         if not isinstance(vae, PerturbationVAE):
             raise TypeError(
                 "perturbation must be a PerturbationVAE or the name / directory of a saved "
-                f"one; got {type(vae).__name__}"
+                f"one, or a perturbation spec; got {type(vae).__name__}"
             )
         vae.check_model(model)
-    elif perturbation is not None:
-        raise ValueError(f"perturbation is only used by method='vae' (got method={method!r})")
     x, t0 = initial_conditions(ds, model, init_times=init_times)
     run = model_on(model, device, None)
     param = next(iter(getattr(run, "stages", (run,))[0].parameters()), None)
@@ -102,11 +306,12 @@ def _ensemble_setup(
         "run": run,
         "dtype": dtype,
         "vae": vae,
+        "spec": spec,
         "x": x,
         "init_times": t0,
         "device": dev,
         "chunk": size,
-        "amplitude": amp,
+        "amplitude": spec.amplitude,
         "leads": np.arange(1, int(steps) + 1) * model.timestep,
     }
 
@@ -121,13 +326,14 @@ def _vae_on(vae: Any, device: Any, dtype: Any) -> Any:
     return copy.deepcopy(vae).to(device=device, dtype=dtype)
 
 
-def _initial_noise(method: str, model: ForecastModel, amplitude: float, kwargs: dict[str, Any]):
+def _initial_noise(spec: PerlinNoise | GaussianNoise, model: ForecastModel):
     """The initial-state noise function of the Perlin and Gaussian methods."""
     import torch
 
     std = np.asarray(model.stats.std, dtype="float32")
+    amplitude = spec.std_fraction
 
-    if method == "gaussian":
+    if isinstance(spec, GaussianNoise):
 
         def gaussian(gens, shape, like):
             scale = torch.as_tensor(std, device=like.device).view(1, -1, 1, 1) * amplitude
@@ -138,19 +344,23 @@ def _initial_noise(method: str, model: ForecastModel, amplitude: float, kwargs: 
 
     from ..perturbations.perlin import perlin_perturbations
 
+    shape_options = {"wavelength": spec.wavelength, "octaves": spec.octaves,
+                     "persistence": spec.persistence}  # fmt: skip
+
     def perlin(gens, shape, like):
         fields = [
             perlin_perturbations(
-                1, std=std, shape=tuple(shape[1:]), amplitude=amplitude, generator=g, **kwargs
+                1, std=std, shape=tuple(shape[1:]), amplitude=amplitude, generator=g,
+                **shape_options,
             )
             for g in gens
-        ]
+        ]  # fmt: skip
         return torch.cat(fields).to(like.device, like.dtype)
 
     return perlin
 
 
-def _ensemble_arrays(setup: dict[str, Any], n: int, method: str, seed: int, progress, kwargs):
+def _ensemble_arrays(setup: dict[str, Any], n: int, seed: int, progress):
     """Yield ``(lead index, states (T, n, C, H, W) numpy)`` one lead at a time."""
     import torch
 
@@ -163,7 +373,9 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, method: str, seed: int, prog
     t_sec = t0.astype("datetime64[s]").astype("int64")
     keys = [(int(t_sec[i]), m) for i in range(n_t) for m in range(n)]
     rows = np.repeat(np.arange(n_t), n)
-    noise = None if method == "vae" else _initial_noise(method, model, setup["amplitude"], kwargs)
+    spec = setup["spec"]
+    method = spec.method
+    noise = None if method == "vae" else _initial_noise(spec, model)
     modules = [*getattr(model, "stages", (model,)), *([vae] if vae is not None else [])]
     modes = [m.training for m in modules]
     for m in modules:
@@ -196,37 +408,53 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, method: str, seed: int, prog
             m.train(mode)
 
 
-def _ensemble_attrs(setup: dict[str, Any], n: int, method: str, seed: int) -> dict[str, Any]:
-    vae = setup["vae"]
+def _ensemble_attrs(setup: dict[str, Any], n: int, seed: int) -> dict[str, Any]:
+    vae, spec = setup["vae"], setup["spec"]
     attrs = forecast_attrs(setup["model"], len(setup["leads"]))
     return {
         **attrs,
-        "ensemble_method": method,
+        "ensemble_method": spec.method,
         "ensemble_size": int(n),
         "seed": int(seed),
         "amplitude": setup["amplitude"],
+        "perturbation": spec.to_json(),
         "model": setup["model"].name,
         "perturbation_model": vae.name if vae is not None else "none",
-        "source": "xfuxi.ensemble (FuXi-ENS)" if method == "vae" else "xfuxi.ensemble",
+        "source": "xfuxi.ensemble (FuXi-ENS)" if spec.method == "vae" else "xfuxi.ensemble",
     }
 
 
-def ensemble_iter(
+def _prepare(
     ds: xr.Dataset,
     *,
-    model: Any,
+    model: Any = DEFAULT_MODEL,
     n: int,
-    steps: int,
-    method: str = "vae",
+    steps: int = DEFAULT_STEPS,
     perturbation: Any = None,
     seed: int = 0,
-    chunk_size: int | None = None,
-    amplitude: float | None = None,
     init_times: Sequence[Any] | None = None,
+    chunk_size: int | None = None,
     device: Any = None,
-    noise_kwargs: dict[str, Any] | None = None,
     progress: bool | None = None,
-):
+    **legacy: Any,
+) -> tuple[dict[str, Any], Any]:
+    """The one signature of :func:`ensemble` and :func:`ensemble_iter`: check the arguments
+    and return ``(setup, generator of (lead index, states))``."""
+    spec = _perturbation_spec(perturbation, legacy)
+    setup = _ensemble_setup(ds, model, n, steps, spec, seed, chunk_size, init_times, device)
+    setup["attrs"] = _ensemble_attrs(setup, n, seed)
+    return setup, _ensemble_arrays(setup, int(n), seed, progress)
+
+
+def _same_arguments(func):
+    """Give ``func(ds, **options)`` the signature of :func:`_prepare` (one definition)."""
+    sig = inspect.signature(_prepare)
+    func.__signature__ = sig.replace(return_annotation=inspect.signature(func).return_annotation)
+    return func
+
+
+@_same_arguments
+def ensemble_iter(ds: xr.Dataset, /, **options: Any):
     """Ensemble forecast one lead at a time: a generator for long rollouts.
 
     Same arguments and members as :func:`ensemble`; each item is the Dataset of one lead
@@ -243,150 +471,143 @@ def ensemble_iter(
     Examples
     --------
     >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
-    >>> class Persist(torch.nn.Module):
-    ...     def forward(self, x):
-    ...         return x[:, 1]
-    >>> model = xfuxi.wrap_model(Persist(), channels=[("temperature", 500.0)],
-    ...                          latitude=[-45.0, 45.0], longitude=[0.0, 90.0, 180.0, 270.0])
-    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
-    ...                                  np.full((2, 1, 2, 4), 250.0))},
-    ...                 coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
-    ...                         "level": [500], "latitude": [-45.0, 45.0],
-    ...                         "longitude": [0.0, 90.0, 180.0, 270.0]})
-    >>> leads = [f.sizes["number"] for f in ensemble_iter(ds, model=model, n=3, steps=2,
-    ...                                                   method="gaussian", progress=False)]
-    >>> leads
+    >>> lat, lon = [-30.0, 30.0], [0.0, 120.0, 240.0]
+    >>> temperature = xr.DataArray(
+    ...     np.full((2, 1, 2, 3), 260.0), dims=("time", "level", "latitude", "longitude"),
+    ...     coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
+    ...             "level": [850], "latitude": lat, "longitude": lon})
+    >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
+    >>> last = xfuxi.wrap_model(Last(), channels=[("temperature", 850.0)], latitude=lat,
+    ...                         longitude=lon)
+    >>> sizes = [f.sizes["number"] for f in ensemble_iter(
+    ...     temperature.to_dataset(name="temperature"), model=last, n=3, steps=2,
+    ...     perturbation=GaussianNoise(), progress=False)]
+    >>> sizes
     [3, 3]
     """
-    setup = _ensemble_setup(
-        ds, model, n, steps, method, perturbation, seed, chunk_size, amplitude, init_times,
-        device, noise_kwargs,
-    )  # fmt: skip
-    attrs = _ensemble_attrs(setup, n, method, seed)
-    for k, states in _ensemble_arrays(setup, int(n), method, seed, progress, noise_kwargs or {}):
+    setup, arrays = _prepare(ds, **options)
+    for k, states in arrays:
         yield forecast_dataset(
             states[:, :, None],
             model=setup["model"],
             init_times=setup["init_times"],
             leads=setup["leads"][k : k + 1],
             member_dim="number",
-            attrs=attrs,
+            attrs=setup["attrs"],
         )
 
 
-def ensemble(
-    ds: xr.Dataset,
-    *,
-    model: Any,
-    n: int,
-    steps: int,
-    method: str = "vae",
-    perturbation: Any = None,
-    seed: int = 0,
-    chunk_size: int | None = None,
-    amplitude: float | None = None,
-    init_times: Sequence[Any] | None = None,
-    device: Any = None,
-    noise_kwargs: dict[str, Any] | None = None,
-    progress: bool | None = None,
-) -> xr.Dataset:
+@_same_arguments
+def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     """Ensemble forecast: FuXi-ENS learned perturbations, or a perturbed-initial-state baseline.
+
+    ``ds.fuxi.ensemble(n=48)`` runs FuXi-ENS (the shipped perturbation module) on the
+    shipped FuXi cascade for 10 days; explicit arguments win.
 
     Parameters
     ----------
     ds : xarray.Dataset
         Analysis-layout data holding, for each initial time ``t``, also ``t − 6 h``.
-    model : ForecastModel or Cascade or str
+    model : ForecastModel or Cascade or str, default "fuxi-hs-t21-cascade"
         The deterministic forecast model (or a name for :func:`xfuxi.load_model`). With a
-        :class:`~xfuxi.models.cascade.Cascade` (e.g. ``"fuxi-hs-t21-cascade"``) each stage
-        makes its own range of steps, as in :func:`forecast`; the members' noise is drawn as
-        with a single model, and a VAE module's ``model_gain`` scales its perturbations
-        before the steps of the stage it names (the shipped module has one for
-        ``"fuxi-hs-t21-medium"``).
+        :class:`~xfuxi.models.cascade.Cascade` (the default, the shipped FuXi cascade)
+        each stage makes its own range of steps, as in :func:`forecast`; the members' noise
+        is drawn as with a single model, and a VAE module's ``model_gain`` scales its
+        perturbations before the steps of the stage it names (the shipped module has one
+        for ``"fuxi-hs-t21-medium"``).
     n : int
         Ensemble size (members per initial time).
-    steps : int
-        Number of 6-hour steps (leads ``6 h .. steps · 6 h``).
-    method : {"vae", "perlin", "gaussian"}, default "vae"
-        ``"vae"``: FuXi-ENS, the learned perturbation module perturbs the initial state and
-        every step. ``"perlin"``: multi-octave Perlin noise
-        (:func:`xfuxi.perturbations.perlin.perlin_perturbations`) of ``amplitude × std[c]``
-        added to the initial pair. ``"gaussian"``: i.i.d. Gaussian noise of
-        ``amplitude × std[c]`` added to the initial pair. The last two run the
-        deterministic model unperturbed afterwards.
-    perturbation : PerturbationVAE or str, optional
-        The perturbation module (or a shipped name / checkpoint directory) for
-        ``method="vae"``; default the shipped ``"fuxi-ens-hs-t21"``.
+    steps : int, default 40
+        Number of 6-hour steps (leads ``6 h .. steps · 6 h``; default 10 days).
+    perturbation : VAEPerturbation, PerlinNoise, GaussianNoise, PerturbationVAE or str, optional
+        How the members are perturbed. :class:`VAEPerturbation` (default: the shipped
+        ``"fuxi-ens-hs-t21"`` module, inflation 1): FuXi-ENS, the learned module perturbs
+        the initial state and every step. :class:`PerlinNoise`: multi-octave Perlin noise
+        (:func:`xfuxi.perturbations.perlin.perlin_perturbations`) of ``std_fraction ×
+        std[c]`` added to the initial pair. :class:`GaussianNoise`: i.i.d. Gaussian noise of
+        ``std_fraction × std[c]`` added to the initial pair. The last two run the
+        deterministic model unperturbed afterwards. A module, a shipped name or a
+        checkpoint directory stands for ``VAEPerturbation(module)``.
     seed : int, default 0
         Member ``m`` of initial time ``t`` draws all its noise from a generator seeded by
-        ``(seed, t, m)``: same seed → same members, whatever ``chunk_size``.
+        ``(seed, t, m)``: same seed → same noise, whatever the batching (see Notes for what
+        ``chunk_size`` may change).
+    init_times : sequence of datetime-like, optional
+        Initial times (default: every time whose predecessor is in ``ds``).
     chunk_size : int, optional
         Rows (initial time × member) run together in one batch; bounds memory. Default
         16 on CPU, 64 on an accelerator (at most the number of rows). On CPU a batch of 16
         keeps the activations of the memory-bound layers in cache: 48 members at T21 on
         two cores ran at a median 184 member-steps/s in batches of 16 against 151 in one
         batch of 48 (``benchmarks/bench_ensemble_speed.py``).
-    amplitude : float, optional
-        VAE: inflation factor of the learned perturbations (default 1). Perlin / Gaussian:
-        noise std as a fraction of each channel's climatological std (default 0.05).
-    init_times : sequence of datetime-like, optional
-        Initial times (default: every time whose predecessor is in ``ds``).
     device : str or torch.device, optional
         Default ``xfuxi.get_options()["device"]``.
-    noise_kwargs : dict, optional
-        Extra arguments of the Perlin generator (``wavelength``, ``octaves``, ...).
     progress : bool, optional
         Progress bar (default: the ``progress`` option).
+    **legacy
+        ``method`` ("vae", "perlin", "gaussian"), ``amplitude`` (the VAE's inflation or the
+        noise's std fraction) and ``noise_kwargs`` (Perlin ``wavelength``, ``octaves``,
+        ``persistence``) still work, with a ``DeprecationWarning``.
 
     Returns
     -------
     xarray.Dataset
         WeatherBench2 forecast layout plus ``number``: dims ``time`` (initial time),
         ``prediction_timedelta``, ``number``, ``level``, ``latitude``, ``longitude``; attrs
-        record the method, size, seed, amplitude and models.
+        record the method, size, seed, amplitude, the perturbation spec (JSON) and models.
 
     Raises
     ------
     ValueError
-        Unknown method, bad ``n``/``steps``/``seed``/``chunk_size``/``amplitude``, or a
-        perturbation module built for other channels or another grid.
+        Bad ``n``/``steps``/``seed``/``chunk_size`` or spec values, or a perturbation
+        module built for other channels or another grid.
     SchemaError
         The data does not match the model (see :func:`initial_conditions`).
 
     Notes
     -----
-    FuXi-ENS (Zhong et al. 2024; DESIGN.md §4): at every step ``k`` (the initial one
-    included) the current state is perturbed by a sample of the learned flow-dependent
-    prior, ``x_k ← x_k + amplitude · D(μ_k + σ_k ε_k)``, and the model steps from the
-    perturbed pair.
+    FuXi-ENS (Zhong et al. 2024; see the definitions in the documentation,
+    docs/design.md): at every step ``k`` (the initial one included) the current state is
+    perturbed by a sample of the learned flow-dependent prior,
+    ``x_k ← x_k + inflation · D(μ_k + σ_k ε_k)``, and the model steps from the perturbed
+    pair.
+
+    What is reproducible. With the same arguments (``chunk_size`` included) on the same
+    hardware, thread count and torch version, the members are bit-identical. Each member
+    draws its noise from its own generator, so its noise is the same whatever
+    ``chunk_size``, ``n`` or the other initial times. The arithmetic is not: CPU kernels
+    (convolutions, matrix products) may round differently for a batch of another size, so
+    with another ``chunk_size`` (or another ``n`` or other initial times, which change the
+    batches) the members agree to float32 rounding only. Measured on the shipped cascade
+    and module (T21, 8 members, chunks of 1 or 5 against 16): one step differs by at most
+    3 float32 ulps of the field's largest value for the forecast model alone and 23 with
+    the FuXi-ENS perturbation; like any rounding difference this grows along the rollout,
+    to about 430 ulps (3e-5 of the field's largest value) after 40 steps. Exact equality
+    across batch sizes would mean running the members one at a time, 3.5x slower on CPU.
 
     Examples
     --------
     >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
-    >>> class Persist(torch.nn.Module):
-    ...     def forward(self, x):
-    ...         return x[:, 1]
-    >>> model = xfuxi.wrap_model(Persist(), channels=[("temperature", 500.0)],
-    ...                          latitude=[-45.0, 45.0], longitude=[0.0, 90.0, 180.0, 270.0])
-    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
-    ...                                  np.full((2, 1, 2, 4), 250.0))},
-    ...                 coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
-    ...                         "level": [500], "latitude": [-45.0, 45.0],
-    ...                         "longitude": [0.0, 90.0, 180.0, 270.0]})
-    >>> fc = ensemble(ds, model=model, n=4, steps=3, method="gaussian", amplitude=0.1,
-    ...               progress=False)
-    >>> fc.temperature.dims
+    >>> lat, lon = [-60.0, 0.0, 60.0], [0.0, 180.0]
+    >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
+    >>> last = xfuxi.wrap_model(Last(), channels=[("geopotential", 500.0)], latitude=lat,
+    ...                         longitude=lon)
+    >>> z500 = xr.DataArray(
+    ...     np.full((3, 1, 3, 2), 5.5e4), dims=("time", "level", "latitude", "longitude"),
+    ...     coords={"time": pd.date_range("2000-01-01", periods=3, freq="6h"),
+    ...             "level": [500], "latitude": lat, "longitude": lon})
+    >>> fc = ensemble(z500.to_dataset(name="geopotential"), model=last, n=4, steps=3,
+    ...               perturbation=GaussianNoise(std_fraction=0.1), progress=False)
+    >>> fc.geopotential.dims
     ('time', 'prediction_timedelta', 'number', 'level', 'latitude', 'longitude')
-    >>> bool((fc.temperature.std("number") > 0).all())
+    >>> bool((fc.geopotential.std("number") > 0).all())
     True
     """
-    setup = _ensemble_setup(
-        ds, model, n, steps, method, perturbation, seed, chunk_size, amplitude, init_times,
-        device, noise_kwargs,
-    )  # fmt: skip
+    setup, arrays = _prepare(ds, **options)
     x = setup["x"]
-    out = np.empty((x.shape[0], int(n), len(setup["leads"]), *x.shape[2:]), dtype="float32")
-    for k, states in _ensemble_arrays(setup, int(n), method, seed, progress, noise_kwargs or {}):
+    n = setup["attrs"]["ensemble_size"]
+    out = np.empty((x.shape[0], n, len(setup["leads"]), *x.shape[2:]), dtype="float32")
+    for k, states in arrays:
         out[:, :, k] = states
     return forecast_dataset(
         out,
@@ -394,5 +615,5 @@ def ensemble(
         init_times=setup["init_times"],
         leads=setup["leads"],
         member_dim="number",
-        attrs=_ensemble_attrs(setup, n, method, seed),
+        attrs=setup["attrs"],
     )

@@ -14,10 +14,12 @@ random noise. A :class:`PerturbationVAE` sits in front of *any* :class:`Forecast
   model step, the initial step included.
 
 A sample therefore perturbs the initial condition and every forecast step (initial-condition
-and model-tendency errors, DESIGN.md §4). The noise ``ε`` that makes a member is drawn
-outside this module (``z = μ + σ ε``), so the caller controls reproducibility: the
-ensemble functions of :mod:`xfuxi.forecast` give each member its own generator, so that
-chunking cannot change results.
+and model-tendency errors; see the definitions in the documentation, docs/design.md). The
+noise ``ε`` that makes a member is drawn outside this module (``z = μ + σ ε``), so the caller
+controls reproducibility: the ensemble functions of :mod:`xfuxi.forecasting.ensemble` give
+each member its own generator, so that chunking does not change a member's noise (what it
+may change, the rounding of batched kernels, is in the Notes of
+:func:`xfuxi.forecasting.ensemble.ensemble`).
 
 Checkpoints are a directory with ``config.json`` (construction config, channels and
 normalization statistics), ``weights.safetensors`` (no pickle) and ``manifest.json`` (the
@@ -217,7 +219,7 @@ class PerturbationVAE(nn.Module):
     initial_gain : sequence of float, optional
         Per-channel factor on the perturbation of the *initial* state only (the first of the
         rollout's perturbations; default 1): initial-condition and model-tendency
-        uncertainty calibrated apart (see :func:`xfuxi.training.ens.tune_spread_growth`).
+        uncertainty calibrated apart (see :func:`xfuxi.training.calibration.tune_spread_growth`).
     early_gain : sequence of float, optional
         Per-channel factor on the perturbations of steps ``1 … early_steps`` (default 1): more
         model-tendency uncertainty in the first days, where a forecast model less active
@@ -228,7 +230,7 @@ class PerturbationVAE(nn.Module):
         Per forecast-model name, per-channel factors on the perturbations before the steps
         that model makes (on top of the other gains). A cascade's later stage damps eddies
         more than the stage the module was trained with; its perturbations need scaling
-        (see :func:`xfuxi.training.ens.tune_model_gain`).
+        (see :func:`xfuxi.training.calibration.tune_model_gain`).
     name : str, default "perturbation"
         Name recorded in forecast provenance.
 
@@ -239,8 +241,8 @@ class PerturbationVAE(nn.Module):
     ``(B, *latent_shape)``: ``z = μ_prior + σ_prior ε``, ``δ = decode(z) · std`` (antithetic
     when ``centered``, see :meth:`sample`). During training, :meth:`posterior` gives
     ``(μ, log σ)`` from the pair and the next state and
-    :func:`xfuxi.training.ens.gaussian_kl` compares it with the prior (FuXi-ENS,
-    DESIGN.md §4).
+    :func:`xfuxi.training.losses.gaussian_kl` compares it with the prior (FuXi-ENS; see the
+    definitions in the documentation, docs/design.md).
 
     Examples
     --------
@@ -701,7 +703,7 @@ def member_generators(seed: int, keys: Sequence[Sequence[int]]) -> list[torch.Ge
 
     Each row (e.g. ``key = (initial time in seconds, member index)``) gets its own stream,
     derived with :class:`numpy.random.SeedSequence`, so a member's noise does not depend on
-    which other members share its batch: chunking cannot change results.
+    which other members share its batch: chunking cannot change the noise.
 
     Examples
     --------

@@ -1,7 +1,16 @@
-"""Training loops for xfuxi's models (``xfuxi train`` on the command line).
+"""Training of xfuxi's models (``xfuxi train``, ``xfuxi train-ens``, ``xfuxi calibrate-ens*``).
 
-:func:`train_forecast` trains the FuXi forecast model. The modules import torch, so this
-package imports them lazily.
+One concern per module:
+
+* :mod:`~xfuxi.training.config`: :class:`TrainConfig`, :class:`PerturbationTrainConfig`;
+* :mod:`~xfuxi.training.losses`: the weighted L1, the adjusted MSE, the fair CRPS, the KL;
+* :mod:`~xfuxi.training.samples`: the data as arrays and where regular runs start;
+* :mod:`~xfuxi.training.anomalies`: the tracer-anomaly objective;
+* :mod:`~xfuxi.training.forecast`: :func:`train_forecast` (the FuXi forecast model);
+* :mod:`~xfuxi.training.ens`: :func:`train_perturbation` (the FuXi-ENS module);
+* :mod:`~xfuxi.training.calibration`: the strategies that tune a trained FuXi-ENS module.
+
+The modules import torch, so this package imports them lazily.
 """
 
 from __future__ import annotations
@@ -9,9 +18,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["train_forecast"]
+__all__ = ["PerturbationTrainConfig", "TrainConfig", "train_forecast", "train_perturbation"]
 
-_LAZY = {"train_forecast": "forecast:train_forecast"}
+_LAZY = {
+    "train_forecast": "forecast:train_forecast",
+    "train_perturbation": "ens:train_perturbation",
+    "TrainConfig": "config:TrainConfig",
+    "PerturbationTrainConfig": "config:PerturbationTrainConfig",
+}
 
 
 def __getattr__(name: str) -> Any:

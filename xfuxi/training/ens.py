@@ -10,16 +10,20 @@ samples, every rollout step ``k``
 2. samples ``z`` (from the posterior, as FuXi-ENS trains, or from the prior),
 3. perturbs the current state by the decoded ``δ`` and steps the model.
 
-The loss is the fair CRPS of the members against the truth on normalised, area-weighted
-fields, plus ``kl_weight`` times the KL divergence ``KL(q ‖ p)`` (DESIGN.md §4).
+The loss (:func:`~xfuxi.training.losses.ensemble_loss`) is the fair CRPS of the members
+against the truth on normalised, area-weighted fields, plus ``kl_weight`` times the KL
+divergence ``KL(q ‖ p)`` (see the definitions in the documentation, docs/design.md). The
+settings are a :class:`~xfuxi.training.config.PerturbationTrainConfig`; the calibration of a
+trained module (inflation, gains) lives in :mod:`xfuxi.training.calibration`.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +31,6 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..data.channels import WIND_COMPONENTS, Channel, channel_name, stack
-from ..data.schema import SchemaError, validate
 from ..models.base import ForecastModel
 from ..models.checkpoint import (
     check_training_directory,
@@ -41,24 +43,11 @@ from ..models.ens import (
     perturbation_from_files,
 )
 from ..verify.weights import area_weights
+from .config import PerturbationTrainConfig, config_with_legacy
+from .losses import ensemble_loss
+from .samples import sequences
 
-__all__ = [
-    "ensemble_loss",
-    "fair_crps",
-    "gaussian_kl",
-    "train_perturbation",
-    "apply_early_gain",
-    "apply_model_gain",
-    "apply_spread_growth",
-    "apply_variable_inflation",
-    "tune_amplitude",
-    "tune_early_gain",
-    "tune_model_gain",
-    "select_spread_growth",
-    "tune_spread_growth",
-    "tune_variable_inflation",
-    "verifiable_init_times",
-]
+__all__ = ["PerturbationTrainConfig", "train_perturbation"]
 
 log = logging.getLogger(__name__)
 
@@ -66,206 +55,44 @@ log = logging.getLogger(__name__)
 _STATE_FORMAT = "xfuxi-perturbation-trainer/1"
 _STATE_KIND = "perturbation-training"
 
-
-def fair_crps(ensemble: torch.Tensor, target: torch.Tensor, *, fair: bool = True) -> torch.Tensor:
-    """Differentiable CRPS of an ensemble, pointwise: ``E|X − y| − ½ E|X − X′|``.
-
-    Parameters
-    ----------
-    ensemble : Tensor (M, ...)
-        Members along the first axis.
-    target : Tensor (...)
-        Verifying values (broadcast against one member).
-    fair : bool, default True
-        Unbiased ("fair") spread term ``Σ_{i≠j}|x_i − x_j| / (2 M (M − 1))``; else the
-        standard ``/ (2 M²)``.
-
-    Returns
-    -------
-    Tensor (...)
-        CRPS at each point.
-
-    Notes
-    -----
-    DESIGN.md §4 (WeatherBench2 / Ferro 2014). The pairwise sum is computed in
-    ``O(M log M)`` from the sorted members, ``Σ_{i,j}|x_i − x_j| = 2 Σ_i (2i − M − 1)
-    x_(i)``; torch's sort is differentiable. One member gives the absolute error (the fair
-    spread term is then taken as 0).
-
-    Examples
-    --------
-    >>> import torch
-    >>> x = torch.tensor([[0.0], [1.0]])
-    >>> y = torch.tensor([0.0])
-    >>> fair_crps(x, y)  # 0.5 - 1 / (2 * 2 * 1)
-    tensor([0.])
-    >>> fair_crps(x, y, fair=False)  # 0.5 - 2 / (2 * 4)
-    tensor([0.2500])
-    """
-    m = ensemble.shape[0]
-    if m < 1:
-        raise ValueError("ensemble needs at least one member (axis 0)")
-    skill = (ensemble - target.unsqueeze(0)).abs().mean(0)
-    if m == 1:
-        return skill
-    xs = ensemble.sort(dim=0).values
-    rank = torch.arange(1, m + 1, dtype=xs.dtype, device=xs.device)
-    coef = (2 * rank - m - 1).view(-1, *([1] * (xs.ndim - 1)))
-    pair_sum = 2 * (coef * xs).sum(0)  # Σ_{i,j} |x_i − x_j|
-    denom = 2 * m * (m - 1) if fair else 2 * m * m
-    return skill - pair_sum / denom
+#: names that lived here before the split: now in these modules (reached with a warning)
+_MOVED = {
+    **dict.fromkeys(("ensemble_loss", "fair_crps", "gaussian_kl"), "losses"),
+    **dict.fromkeys(
+        (
+            "apply_early_gain", "apply_model_gain", "apply_spread_growth",
+            "apply_variable_inflation", "select_spread_growth", "tune_amplitude",
+            "tune_early_gain", "tune_model_gain", "tune_spread_growth",
+            "tune_variable_inflation", "verifiable_init_times",
+        ),
+        "calibration",
+    ),
+}  # fmt: skip
 
 
-def gaussian_kl(
-    mu_q: torch.Tensor,
-    log_sigma_q: torch.Tensor,
-    mu_p: torch.Tensor,
-    log_sigma_p: torch.Tensor,
-) -> torch.Tensor:
-    """Elementwise ``KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²))`` of diagonal Gaussians.
-
-    Notes
-    -----
-    ``log σ_p − log σ_q + (σ_q² + (μ_q − μ_p)²) / (2 σ_p²) − ½`` (Kingma & Welling 2014).
-
-    Examples
-    --------
-    >>> import torch
-    >>> z = torch.zeros(2)
-    >>> gaussian_kl(z, z, z, z)
-    tensor([0., 0.])
-    >>> round(float(gaussian_kl(torch.tensor(1.0), z[0], z[0], z[0])), 6)
-    0.5
-    """
-    var_ratio = torch.exp(2 * (log_sigma_q - log_sigma_p))
-    mean_term = (mu_q - mu_p) ** 2 * torch.exp(-2 * log_sigma_p)
-    return log_sigma_p - log_sigma_q + 0.5 * (var_ratio + mean_term) - 0.5
-
-
-def ensemble_loss(
-    vae: PerturbationVAE,
-    model: ForecastModel,
-    seq: torch.Tensor,
-    *,
-    members: int,
-    kl_weight: float,
-    weights: torch.Tensor,
-    generator: torch.Generator | None = None,
-    sample: str = "posterior",
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """FuXi-ENS training loss on a batch of sequences.
-
-    Parameters
-    ----------
-    vae : PerturbationVAE
-    model : ForecastModel
-        Deterministic model (its parameters may be frozen; gradients flow through it).
-    seq : Tensor (B, 2 + K, C, H, W)
-        Physical states at ``t − Δ, t, t + Δ, …, t + KΔ`` (``K`` rollout steps).
-    members : int
-        Members ``M ≥ 2`` sampled per sequence.
-    kl_weight : float
-        λ.
-    weights : Tensor (H,)
-        Latitude area weights (mean 1).
-    generator : torch.Generator, optional
-        Source of the latent noise.
-    sample : {"posterior", "prior"}
-        Which distribution the members' latents come from during training. FuXi-ENS
-        samples the posterior and relies on the KL term to tie it to the prior used at
-        inference; ``"prior"`` scores exactly the ensemble that inference makes (the KL
-        term then only trains the posterior and regularises the prior).
-
-    Returns
-    -------
-    loss : Tensor (scalar)
-        Mean over steps of (area-weighted fair CRPS averaged over channels and batch
-        + λ · KL averaged over latent elements and members).
-    parts : dict
-        ``{"crps": …, "kl": …}`` as floats.
-    """
-    if members < 2:
-        raise ValueError(f"members must be >= 2 for the fair CRPS; got {members}")
-    if sample not in ("posterior", "prior"):
-        raise ValueError(f"sample must be 'posterior' or 'prior'; got {sample!r}")
-    if seq.ndim != 5 or seq.shape[1] < 3:
-        raise ValueError(f"seq must be (B, 2 + K, C, H, W) with K >= 1; got {tuple(seq.shape)}")
-    b, steps = seq.shape[0], seq.shape[1] - 2
-    x = seq[:, :2].repeat_interleave(members, dim=0)  # rows (batch, member)
-    w = (weights / weights.mean()).view(1, -1, 1).to(seq)
-    crps_total = seq.new_zeros(())
-    kl_total = seq.new_zeros(())
-    for k in range(steps):
-        truth = seq[:, 2 + k]
-        xn = vae.normalize(x)
-        feats = vae.features(xn)
-        mu_p, ls_p = vae.prior(feats)
-        truth_n = vae.normalize(truth).repeat_interleave(members, dim=0)
-        mu_q, ls_q = vae.posterior(feats, xn[:, 1], truth_n)
-        mu, ls = (mu_q, ls_q) if sample == "posterior" else (mu_p, ls_p)
-        eps = torch.randn(mu.shape, generator=generator).to(mu)
-        delta = vae.sample(mu, ls, eps, feats, xn[:, 1]) * vae._std
-        curr = x[:, 1] + delta
-        x = torch.stack([x[:, 0], curr], dim=1)
-        y = model(x)
-        pred_n = vae.normalize(y).view(b, members, *y.shape[1:]).transpose(0, 1)
-        crps = fair_crps(pred_n, vae.normalize(truth))  # (B, C, H, W)
-        crps_total = crps_total + (crps * w).mean()
-        kl_total = kl_total + gaussian_kl(mu_q, ls_q, mu_p, ls_p).mean()
-        x = torch.stack([curr, y], dim=1)
-    crps_mean, kl_mean = crps_total / steps, kl_total / steps
-    loss = crps_mean + kl_weight * kl_mean
-    return loss, {"crps": float(crps_mean.detach()), "kl": float(kl_mean.detach())}
-
-
-def _sequences(ds: xr.Dataset, model: ForecastModel, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stack ``ds`` to (T, C, H, W) and list start indices of regular runs of ``length``."""
-    ds = validate(ds, require_time=True)
-    model.check_dataset(ds)
-    arr = stack(ds, model.channels).transpose("time", "channel", "latitude", "longitude")
-    data = np.asarray(arr.values, dtype="float32")
-    if not np.all(np.isfinite(data)):
-        raise SchemaError("training data contain NaN or infinite values")
-    t = ds["time"].values.astype("datetime64[ns]")
-    dt = np.timedelta64(model.timestep, "ns")
-    ok = np.zeros(t.size, dtype=bool)
-    if t.size >= length:
-        span = t[length - 1 :] - t[: t.size - length + 1]
-        regular = np.diff(t) == dt
-        run = np.convolve(regular.astype(int), np.ones(length - 1, dtype=int), mode="valid")
-        ok[: t.size - length + 1] = (run == length - 1) & (span == dt * (length - 1))
-    starts = np.nonzero(ok)[0]
-    if starts.size == 0:
-        raise SchemaError(
-            f"training data hold no run of {length} consecutive {model.timestep_hours:g}-hour "
-            f"times (got {t.size} times)"
-        )
-    return data, starts
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"xfuxi.training.ens.{name} moved to xfuxi.training.{module}.{name}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(f"xfuxi.training.{module}"), name)
 
 
 def train_perturbation(
     model: ForecastModel,
     data: xr.Dataset,
     *,
+    config: PerturbationTrainConfig | dict[str, Any] | None = None,
     perturbation: PerturbationVAE | None = None,
     validation: xr.Dataset | None = None,
-    members: int = 4,
-    rollout: int = 1,
-    kl_weight: float = 1e-3,
-    sample: str = "prior",
-    iterations: int = 500,
-    batch_size: int = 4,
-    lr: float = 1e-3,
-    max_minutes: float | None = None,
-    seed: int = 0,
     checkpoint_dir: str | Path | None = None,
-    checkpoint_every: int = 100,
-    resume: bool = False,
-    validate_every: int = 50,
-    log_every: int = 10,
     device: Any = None,
     progress: bool | None = None,
-    vae_kwargs: dict[str, Any] | None = None,
+    **legacy: Any,
 ) -> tuple[PerturbationVAE, dict[str, list[float]]]:
     """Train (fine-tune) a FuXi-ENS perturbation module for a frozen deterministic model.
 
@@ -275,43 +102,34 @@ def train_perturbation(
         Deterministic model; its weights stay frozen (not modified).
     data : xarray.Dataset
         Training states (analysis layout, regular 6-hourly ``time``).
+    config : PerturbationTrainConfig or dict, optional
+        The run's settings (members, rollout, λ, sampling, iterations, batch size,
+        learning rate, seed, intervals, and the options of a new module; see
+        :class:`~xfuxi.training.config.PerturbationTrainConfig`). Default
+        ``PerturbationTrainConfig()``. Its :meth:`~xfuxi.config.Config.to_dict` is saved in
+        every checkpoint's metadata. The shipped module was trained with
+        ``sample="prior"`` (see ``scripts/train_ens_pretrained.sh``).
     perturbation : PerturbationVAE, optional
         Starting module (default: a new one built for ``model``'s channels, grid and stats
-        with ``vae_kwargs``). It is trained in place and returned.
+        with the config's module options). It is trained in place and returned.
     validation : xarray.Dataset, optional
         Held-back states; the fair CRPS of prior-sampled members (as at inference) on a
-        fixed set of its sequences is logged every ``validate_every`` iterations.
-    members : int, default 4
-        Members ``M ≥ 2`` per sequence in the fair CRPS.
-    rollout : int, default 1
-        Steps per training sequence (multi-step fine-tuning if > 1).
-    kl_weight : float, default 1e-3
-        λ in ``loss = CRPS + λ KL``.
-    sample : {"posterior", "prior"}, default "prior"
-        Where training members' latents come from (see :func:`ensemble_loss`). The shipped
-        module was trained with ``"prior"`` (see ``scripts/train_ens_pretrained.sh``).
-    iterations, batch_size, lr : int, int, float
-        Adam steps, sequences per step, learning rate (cosine-decayed).
-    max_minutes : float, optional
-        Stop early after this wall time.
-    seed : int
-        Seeds sampling of batches and latents.
+        fixed set of its sequences is logged every ``config.validate_every`` iterations.
     checkpoint_dir : path-like, optional
-        Where the training checkpoint ``latest/`` is written every ``checkpoint_every``
-        iterations and at the end: a loadable perturbation module plus the optimizer, the
-        random generators and the history, as one unit with a manifest of their sha256
-        (:func:`xfuxi.models.checkpoint.save_training_state`).
-    resume : bool, default False
-        Start from ``checkpoint_dir/latest`` if it exists: with the same arguments, the run
-        continues exactly as if never interrupted; an incomplete or corrupt checkpoint is
-        refused (:class:`~xfuxi.models.checkpoint.CheckpointError`).
-    validate_every, log_every : int
-        Iterations between validations / between log lines (``logging`` INFO).
+        Where the training checkpoint ``latest/`` is written every
+        ``config.checkpoint_every`` iterations and at the end: a loadable perturbation module
+        plus the optimizer, the random generators and the history, as one unit with a
+        manifest of their sha256 (:func:`xfuxi.models.checkpoint.save_training_state`). With
+        ``config.resume``, training starts from ``checkpoint_dir/latest`` if it exists: with
+        the same settings the run continues exactly as if never interrupted; an incomplete
+        or corrupt checkpoint is refused (:class:`~xfuxi.models.checkpoint.CheckpointError`).
     device : str or torch.device, optional
     progress : bool, optional
         tqdm bar (default: the ``progress`` option).
-    vae_kwargs : dict, optional
-        Arguments of :class:`PerturbationVAE` for a new module.
+    **legacy
+        The old keyword arguments (``members=``, ``iterations=``, ...: each a field of
+        :class:`PerturbationTrainConfig`; ``vae_kwargs`` with the module fields) still
+        work, with a ``DeprecationWarning``.
 
     Returns
     -------
@@ -324,28 +142,22 @@ def train_perturbation(
     Notes
     -----
     FuXi-ENS (Zhong et al. 2024): loss = fair CRPS over sampled members on normalised,
-    area-weighted fields + λ·KL(posterior ‖ prior); DESIGN.md §4.
+    area-weighted fields + λ·KL(posterior ‖ prior); see the definitions in the
+    documentation (docs/design.md).
     """
     from tqdm.auto import tqdm
 
     from ..options import get_options
 
-    if members < 2:
-        raise ValueError(f"members must be >= 2; got {members}")
-    if rollout < 1 or iterations < 0 or batch_size < 1:
-        raise ValueError("rollout and batch_size must be >= 1 and iterations >= 0")
-    if min(validate_every, log_every, checkpoint_every) < 1:
-        raise ValueError("validate_every, log_every and checkpoint_every must be >= 1")
+    module_options = dict(legacy.pop("vae_kwargs", None) or {})  # its keys are fields too
+    legacy.update(module_options)
+    cfg = config_with_legacy(PerturbationTrainConfig, config, legacy, "train_perturbation")
     dev = torch.device(device if device is not None else get_options()["device"])
-    data_arr, starts = _sequences(data, model, rollout + 2)
-    length = rollout + 2
+    data_arr, starts = sequences(data, model, cfg.rollout + 2)
+    length = cfg.rollout + 2
     if perturbation is None:
         perturbation = PerturbationVAE(
-            model.channels,
-            model.grid_shape,
-            stats=model.stats,
-            name="fuxi-ens",
-            **(vae_kwargs or {}),
+            model.channels, model.grid_shape, stats=model.stats, **cfg.module_options()
         )
     vae = perturbation
     vae.check_model(model)
@@ -357,7 +169,7 @@ def train_perturbation(
     saved = None
     if ckpt is not None:
         check_training_directory(ckpt / "latest", kind=_STATE_KIND)  # before training
-    if resume and ckpt is not None:
+    if cfg.resume and ckpt is not None:
         saved = load_training_state(ckpt / "latest", kind=_STATE_KIND, state_format=_STATE_FORMAT)
     if saved is not None:
         back = perturbation_from_files(saved.files, saved.path)
@@ -373,13 +185,15 @@ def train_perturbation(
         p.requires_grad_(False)
     vae.to(dev).train()
     weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32, device=dev)
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
-        lambda i: 0.5 * (1 + math.cos(math.pi * min(1.0, (start_iter + i) / max(1, iterations)))),
+        lambda i: (
+            0.5 * (1 + math.cos(math.pi * min(1.0, (start_iter + i) / max(1, cfg.iterations))))
+        ),
     )
-    rng = np.random.default_rng([seed, start_iter])
-    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + start_iter)
+    rng = np.random.default_rng([cfg.seed, start_iter])
+    gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + start_iter)
     if saved is not None:  # continue exactly where the interrupted run was
         saved.restore_optimizer(opt, param_groups=False)
         rng.bit_generator.state = saved.state["rng"]
@@ -387,8 +201,8 @@ def train_perturbation(
 
     val = None
     if validation is not None:
-        v_arr, v_starts = _sequences(validation, model, length)
-        pick = np.random.default_rng(seed + 1).choice(
+        v_arr, v_starts = sequences(validation, model, length)
+        pick = np.random.default_rng(cfg.seed + 1).choice(
             v_starts, size=min(16, v_starts.size), replace=False
         )
         val = torch.from_numpy(np.stack([v_arr[s : s + length] for s in np.sort(pick)])).to(dev)
@@ -400,12 +214,12 @@ def train_perturbation(
         g = torch.Generator().manual_seed(12345)
         with torch.no_grad():
             tot = 0.0
-            for i in range(0, val.shape[0], batch_size):
+            for i in range(0, val.shape[0], cfg.batch_size):
                 _, parts = ensemble_loss(
-                    vae, model, val[i : i + batch_size], members=members, kl_weight=0.0,
+                    vae, model, val[i : i + cfg.batch_size], members=cfg.members, kl_weight=0.0,
                     weights=weights, generator=g, sample="prior",
                 )  # fmt: skip
-                tot += parts["crps"] * val[i : i + batch_size].shape[0]
+                tot += parts["crps"] * val[i : i + cfg.batch_size].shape[0]
         vae.train()
         history["val_iteration"].append(it)
         history["val_crps"].append(tot / val.shape[0])
@@ -415,17 +229,7 @@ def train_perturbation(
         if ckpt is None:
             return
         ckpt.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "iteration": it,
-            "base_model": model.name,
-            "members": members,
-            "rollout": rollout,
-            "kl_weight": kl_weight,
-            "sample": sample,
-            "lr": lr,
-            "batch_size": batch_size,
-            "seed": seed,
-        }
+        meta = {"iteration": it, "base_model": model.name, **cfg.to_dict()}
         save_training_state(
             ckpt / "latest", perturbation_files(vae, metadata=meta), optimizer=opt,
             state={"iteration": it, "history": history, "rng": rng.bit_generator.state},
@@ -433,18 +237,18 @@ def train_perturbation(
         )  # fmt: skip
 
     show = get_options()["progress"] if progress is None else bool(progress)
-    bar = tqdm(total=iterations, initial=start_iter, desc="train FuXi-ENS", disable=not show)
+    bar = tqdm(total=cfg.iterations, initial=start_iter, desc="train FuXi-ENS", disable=not show)
     t_start = time.monotonic()
     it = start_iter
     try:
         if start_iter == 0:
             _validate(0)
-        while it < iterations:
-            idx = rng.choice(starts, size=batch_size, replace=starts.size < batch_size)
+        while it < cfg.iterations:
+            idx = rng.choice(starts, size=cfg.batch_size, replace=starts.size < cfg.batch_size)
             seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)
             loss, parts = ensemble_loss(
-                vae, model, seq, members=members, kl_weight=kl_weight, weights=weights,
-                generator=gen, sample=sample,
+                vae, model, seq, members=cfg.members, kl_weight=cfg.kl_weight, weights=weights,
+                generator=gen, sample=cfg.sample,
             )  # fmt: skip
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at iteration {it}: {parts}")
@@ -458,19 +262,19 @@ def train_perturbation(
                 history[key].append(val_)
             bar.update(1)
             bar.set_postfix(crps=f"{parts['crps']:.4f}", kl=f"{parts['kl']:.3f}")
-            if it % log_every == 0:
+            if it % cfg.log_every == 0:
                 log.info(
                     "iteration %d: fair CRPS %.5f, KL %.4f (means of the last %d), %.1f s/it",
-                    it, float(np.mean(history["crps"][-log_every:])),
-                    float(np.mean(history["kl"][-log_every:])), log_every,
+                    it, float(np.mean(history["crps"][-cfg.log_every:])),
+                    float(np.mean(history["kl"][-cfg.log_every:])), cfg.log_every,
                     (time.monotonic() - t_start) / max(1, it - start_iter),
                 )  # fmt: skip
-            if it % validate_every == 0:
+            if it % cfg.validate_every == 0:
                 _validate(it)
-            if it % checkpoint_every == 0:
+            if it % cfg.checkpoint_every == 0:
                 _save(it)
-            if max_minutes is not None and time.monotonic() - t_start > 60 * max_minutes:
-                log.info("stopping after %.1f min at iteration %d", max_minutes, it)
+            if cfg.max_minutes is not None and time.monotonic() - t_start > 60 * cfg.max_minutes:
+                log.info("stopping after %.1f min at iteration %d", cfg.max_minutes, it)
                 break
         if not history["val_iteration"] or history["val_iteration"][-1] != it:
             _validate(it)
@@ -481,785 +285,3 @@ def train_perturbation(
         for p, r in zip(model.parameters(), req):
             p.requires_grad_(r)
     return vae.eval(), history
-
-
-def verifiable_init_times(
-    ds: xr.Dataset, *, model: ForecastModel, steps: int, every: int = 1
-) -> np.ndarray:
-    """Initial times ``t`` of ``ds`` with ``t − Δ`` and all of ``t + Δ … t + steps·Δ`` in ``ds``.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Data with a ``time`` dim.
-    model : ForecastModel
-        Gives the time step ``Δ``.
-    steps : int
-        Forecast length in steps.
-    every : int, default 1
-        Keep every ``every``-th candidate (spacing initial times apart).
-
-    Returns
-    -------
-    numpy.ndarray of datetime64[ns]
-
-    Raises
-    ------
-    SchemaError
-        No such time.
-
-    Examples
-    --------
-    >>> import numpy as np, pandas as pd, xarray as xr, xfuxi
-    >>> m = xfuxi.wrap_model(__import__("torch").nn.Identity(), channels=[("temperature", None)],
-    ...                      latitude=[0.0], longitude=[0.0])
-    >>> ds = xr.Dataset(coords={"time": pd.date_range("2000-01-01", periods=5, freq="6h")})
-    >>> [str(t)[11:16] for t in verifiable_init_times(ds, model=m, steps=2)]
-    ['06:00', '12:00']
-    """
-    times = ds["time"].values.astype("datetime64[ns]")
-    have = set(times.tolist())
-    dt = np.timedelta64(model.timestep, "ns")
-    ok = [
-        t for t in times if all((t + k * dt).item() in have for k in range(-1, int(steps) + 1) if k)
-    ]
-    if not ok:
-        raise SchemaError(
-            f"no initial time in the data has its predecessor and {steps} verifying steps"
-        )
-    return np.asarray(ok[:: max(1, int(every))], dtype="datetime64[ns]")
-
-
-def tune_amplitude(
-    ds: xr.Dataset,
-    *,
-    model: ForecastModel,
-    method: str,
-    amplitudes: Sequence[float],
-    perturbation: PerturbationVAE | None = None,
-    n: int = 8,
-    steps: int = 20,
-    init_times: Sequence[Any] | None = None,
-    seed: int = 0,
-    chunk_size: int | None = None,
-    progress: bool | None = None,
-) -> tuple[float, xr.DataArray]:
-    """Pick the ensemble amplitude with the lowest mean fair CRPS on held-back data.
-
-    For the Perlin / Gaussian baselines the amplitude is the initial noise std as a fraction
-    of each channel's std; for FuXi-ENS (``method="vae"``) it is the inflation of the learned
-    perturbations (use it to calibrate a module, then bake it in with
-    ``vae.log_scale += log(best)``).
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Held-back states holding the initial pairs and the verifying states.
-    model, method, perturbation, n, steps, init_times, seed, chunk_size, progress
-        As for :func:`xfuxi.ensemble`.
-    amplitudes : sequence of float
-        Candidates.
-
-    Returns
-    -------
-    best : float
-    score : xarray.DataArray
-        Mean fair CRPS (area-weighted, over initial times and grid, each channel divided by
-        its std, then averaged over channels and leads) by ``amplitude``.
-
-    Notes
-    -----
-    Fair CRPS as :func:`xfuxi.verify.crps` defines it (DESIGN.md §4).
-    """
-    from ..forecasting.ensemble import ensemble
-    from ..verify import crps
-
-    if len(amplitudes) == 0:
-        raise ValueError("amplitudes must name at least one candidate")
-    truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
-    std = np.asarray(model.stats.std, dtype=float)
-    scores = []
-    for amp in amplitudes:
-        fc = ensemble(
-            ds, model=model, n=n, steps=steps, method=method, perturbation=perturbation,
-            amplitude=float(amp), init_times=init_times, seed=seed, chunk_size=chunk_size,
-            progress=progress,
-        )  # fmt: skip
-        c = crps(fc, truth, dim=["time", "latitude", "longitude"])
-        per_channel = [
-            float((c[var] if lev is None else c[var].sel(level=lev)).mean()) / sd
-            for (var, lev), sd in zip(model.channels, std)
-        ]
-        scores.append(float(np.mean(per_channel)))
-        log.info("%s amplitude %g: mean normalised fair CRPS %.5f", method, amp, scores[-1])
-    score = xr.DataArray(
-        scores, dims="amplitude", coords={"amplitude": np.asarray(amplitudes, dtype=float)},
-        name="crps", attrs={"method": method, "n": n, "steps": steps},
-    )  # fmt: skip
-    return float(score["amplitude"][int(np.argmin(scores))]), score
-
-
-def tune_variable_inflation(
-    ds: xr.Dataset,
-    *,
-    model: ForecastModel,
-    perturbation: PerturbationVAE,
-    factors: Sequence[float],
-    n: int = 8,
-    steps: int = 40,
-    init_times: Sequence[Any] | None = None,
-    seed: int = 0,
-    progress: bool | None = None,
-) -> tuple[dict[str, float], xr.DataArray]:
-    """Per-variable inflation of a perturbation module, chosen by that variable's fair CRPS.
-
-    One variable at a time (all its levels together), the module's perturbation of that
-    variable is multiplied by each candidate factor (the others left as they are) and the
-    ensemble is scored on held-back data; each variable keeps the factor with its lowest
-    mean normalised fair CRPS (over its levels and all leads). Bake the result in with
-    :func:`apply_variable_inflation`. A global inflation (:func:`tune_amplitude`) first,
-    then this, corrects a module whose perturbations are right for some variables and too
-    large or small for others.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Held-back states (e.g. the validation split).
-    model : ForecastModel
-    perturbation : PerturbationVAE
-        Left as it was (candidates are tried on it and undone).
-    factors : sequence of float
-        Candidates (1 is always included).
-    n, steps, init_times, seed, progress
-        As for :func:`tune_amplitude`.
-
-    Returns
-    -------
-    best : dict
-        Variable name → chosen factor (u and v of the wind tuned together, one factor).
-    score : xarray.DataArray
-        Mean normalised fair CRPS by ``variable`` (``"u_component_of_wind +
-        v_component_of_wind"`` for the wind) and ``factor``.
-    """
-    from ..forecasting.ensemble import ensemble
-    from ..verify import crps
-
-    cands = sorted({float(f) for f in factors} | {1.0})
-    if any(not f > 0 for f in cands):
-        raise ValueError(f"factors must be positive; got {list(factors)}")
-    truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
-    std = np.asarray(model.stats.std, dtype=float)
-    # the two wind components share one factor (an inflation must not turn the wind)
-    groups = _variable_groups(model.channels)
-    variables = [" + ".join(g) for g in groups]
-
-    def score_of(vae: PerturbationVAE) -> dict[str, float]:
-        fc = ensemble(
-            ds, model=model, n=n, steps=steps, method="vae", perturbation=vae,
-            init_times=init_times, seed=seed, progress=progress,
-        )  # fmt: skip
-        c = crps(fc, truth, dim=["time", "latitude", "longitude"])
-        out: dict[str, list[float]] = {}
-        for (var, lev), sd in zip(model.channels, std):
-            x = c[var] if lev is None else c[var].sel(level=lev)
-            out.setdefault(var, []).append(float(x.mean()) / sd)
-        return {" + ".join(g): float(np.mean([x for v in g for x in out[v]])) for g in groups}
-
-    table = np.full((len(variables), len(cands)), np.nan)
-    base = score_of(perturbation)
-    for i, (name, group) in enumerate(zip(variables, groups)):
-        table[i, cands.index(1.0)] = base[name]
-        for j, f in enumerate(cands):
-            if f == 1.0:
-                continue
-            saved = perturbation.log_scale.detach().clone()
-            try:
-                apply_variable_inflation(perturbation, dict.fromkeys(group, f))
-                table[i, j] = score_of(perturbation)[name]
-            finally:
-                with torch.no_grad():
-                    perturbation.log_scale.copy_(saved)
-            log.info("inflation %g for %s: normalised fair CRPS %.5f", f, name, table[i, j])
-    score = xr.DataArray(
-        table, dims=("variable", "factor"), coords={"variable": variables, "factor": cands},
-        name="crps", attrs={"n": n, "steps": steps},
-    )  # fmt: skip
-    best = {
-        v: float(score["factor"][int(np.argmin(table[i]))])
-        for i, group in enumerate(groups)
-        for v in group
-    }
-    return best, score
-
-
-def _channel_groups(channels: Sequence[Channel]) -> list[tuple[Channel, ...]]:
-    """Channels one by one, except that u and v of the same level form one group."""
-    chans = [tuple(c) for c in channels]
-    groups: list[tuple[Channel, ...]] = []
-    for var, lev in chans:
-        if any((var, lev) in g for g in groups):
-            continue
-        pair = next((p for p in WIND_COMPONENTS if var in p), None)
-        if pair is not None and all((x, lev) in chans for x in pair):
-            groups.append(tuple((x, lev) for x in pair))
-        else:
-            groups.append(((var, lev),))
-    return groups
-
-
-def _variable_groups(channels: Sequence[tuple[str, Any]]) -> list[tuple[str, ...]]:
-    """Variables of a channel list, the wind components paired (they share one factor)."""
-    present = list(dict.fromkeys(v for v, _ in channels))
-    groups: list[tuple[str, ...]] = []
-    for v in present:
-        if any(v in g for g in groups):
-            continue
-        pair = next((p for p in WIND_COMPONENTS if v in p and all(x in present for x in p)), None)
-        groups.append(pair if pair is not None else (v,))
-    return groups
-
-
-def _check_band_and_leads(
-    band: tuple[float, float], model: ForecastModel, steps: int, after_hours: float
-) -> tuple[float, float]:
-    """``band`` as floats, checked, and at least one lead after ``after_hours``."""
-    lo, hi = (float(b) for b in band)
-    if not 0 < lo < 1 < hi:
-        raise ValueError(f"band must satisfy 0 < low < 1 < high; got {band}")
-    if int(steps) * model.timestep <= np.timedelta64(int(after_hours * 3600), "s"):
-        raise ValueError(
-            f"no lead after after_hours={after_hours:g} h to score in {steps} steps of "
-            f"{model.timestep_hours:g} h; raise steps or lower after_hours"
-        )
-    return lo, hi
-
-
-def _channel_scores(
-    fc: xr.Dataset, truth: xr.Dataset, channels: Sequence[Channel], after_hours: float
-) -> dict[Channel, tuple[np.ndarray, np.ndarray]]:
-    """Per channel: fair CRPS by lead, and the spread–skill ratio (finite-ensemble corrected)
-    at the leads after ``after_hours``, both over time and the globe."""
-    from ..verify import crps, spread_skill_ratio
-
-    dims = ["time", "latitude", "longitude"]
-    c = crps(fc, truth, dim=dims)
-    ssr = spread_skill_ratio(fc, truth, dim=dims, correction=True)
-    late = fc["prediction_timedelta"] > np.timedelta64(int(after_hours * 3600), "s")
-    out = {}
-    for var, lev in channels:
-        cv = c[var] if lev is None else c[var].sel(level=lev)
-        sv = ssr[var] if lev is None else ssr[var].sel(level=lev)
-        sv = np.asarray(sv.sel(prediction_timedelta=late).values, dtype=float).ravel()
-        cv = np.asarray(cv.transpose("prediction_timedelta", ...).values, dtype=float).ravel()
-        out[(var, lev)] = (cv, sv)
-    return out
-
-
-def _band_fraction_and_crps(
-    per: dict[Channel, tuple[np.ndarray, np.ndarray]], lo: float, hi: float, first: int = 0
-) -> tuple[float, np.ndarray]:
-    """Of :func:`_channel_scores`: the fraction of scored leads with the SSR in ``[lo, hi]``
-    and the channels' mean CRPS by lead from lead index ``first`` on."""
-    in_band = float(np.mean([(sv >= lo) & (sv <= hi) for _, sv in per.values()]))
-    return in_band, np.mean([cv[first:] for cv, _ in per.values()], axis=0)
-
-
-def _best_candidate(in_band: list[float], by_lead: list[np.ndarray]) -> tuple[int, list[float]]:
-    """Index of the candidate with the most leads in band, then the lowest mean log CRPS
-    relative to candidate 0 (the module as it is); and those CRPS scores."""
-    score = [float(np.mean(np.log(b / by_lead[0]))) for b in by_lead]
-    best = min(range(len(score)), key=lambda i: (-round(in_band[i], 9), score[i]))
-    return best, score
-
-
-def _channel_keys(channels: Sequence[Channel]) -> list[Channel]:
-    """``(variable, level)`` pairs with the level as float (or None), as modules key them."""
-    return [(str(v), None if lv is None else float(lv)) for v, lv in channels]
-
-
-def tune_spread_growth(
-    ds: xr.Dataset,
-    *,
-    model: ForecastModel,
-    perturbation: PerturbationVAE,
-    initial_gains: Sequence[float],
-    step_factors: Sequence[float],
-    n: int = 16,
-    steps: int = 40,
-    init_times: Sequence[Any] | None = None,
-    band: tuple[float, float] = (0.8, 1.2),
-    after_hours: float = 24.0,
-    weighting: str = "lead",
-    seed: int = 0,
-    progress: bool | None = None,
-) -> tuple[dict[Channel, tuple[float, float]], xr.Dataset]:
-    """Calibrate initial-condition and model-tendency perturbations apart, per channel.
-
-    A module whose spread–skill ratio rises with lead (too little spread early, too much
-    late) has its initial perturbations too small relative to its per-step ones. For every
-    pair (``g`` in ``initial_gains``, ``f`` in ``step_factors``) the module's initial
-    perturbation is multiplied by ``g·f`` and every later one by ``f`` (all channels at
-    once), an ensemble is run on held-back data and scored per channel (variable and
-    level; u and v of a level together): fair CRPS (normalised by the channel's std, mean
-    over leads, and by lead) and the spread–skill ratio (finite-ensemble corrected) at each
-    lead after ``after_hours``. Each channel keeps, of the pairs whose ratios all lie in
-    ``band``, the one with the best CRPS score (see ``weighting``); if no pair does, the one
-    whose ratios fall least far outside the band (in log ratio). Bake the result in with
-    :func:`apply_spread_growth`.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Held-back states (e.g. the validation split).
-    model : ForecastModel
-    perturbation : PerturbationVAE
-        Left as it was (candidates are tried and undone).
-    initial_gains, step_factors : sequence of float
-        Candidates (1 is always included in each).
-    n, steps, init_times, seed, progress
-        As for :func:`tune_amplitude`.
-    band : (float, float), default (0.8, 1.2)
-    after_hours : float, default 24
-        Leads at or before this are not held to the band (the first day's ratio reflects
-        the initial perturbation alone).
-    weighting : {"lead", "none"}, default "lead"
-        How the CRPS of the leads is combined (:func:`select_spread_growth`): ``"lead"``,
-        the mean over leads of the log of the CRPS relative to the uncalibrated pair (1, 1)
-        at that lead, so that every lead counts alike; ``"none"``, the mean CRPS over leads,
-        which the late leads (the largest errors) dominate.
-
-    Returns
-    -------
-    best : dict
-        Channel ``(variable, level)`` → ``(initial gain, step factor)``; u and v of a level
-        share one pair (so a wind perturbation keeps its direction).
-    scores : xarray.Dataset
-        ``crps`` (mean over leads), ``ssr_min`` and ``ssr_max`` (over leads after
-        ``after_hours``) by ``channel`` (``"variable@level"``; the wind as
-        ``"wind@level"``), ``initial_gain`` and ``step_factor``, and ``crps_by_lead`` with
-        ``prediction_timedelta`` too. CRPS is normalised by the channel's std.
-    """
-    from ..forecasting.ensemble import ensemble
-
-    gains = sorted({float(g) for g in initial_gains} | {1.0})
-    facs = sorted({float(f) for f in step_factors} | {1.0})
-    if any(not x > 0 for x in gains + facs):
-        raise ValueError(f"gains and factors must be positive; got {gains}, {facs}")
-    if weighting not in _WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {_WEIGHTINGS}; got {weighting!r}")
-    _check_band_and_leads(band, model, steps, after_hours)
-    truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
-    std = np.asarray(model.stats.std, dtype=float)
-    groups = _channel_groups(model.channels)
-    names = [channel_name(("wind", g[0][1])) if len(g) > 1 else channel_name(g[0]) for g in groups]
-    crps_t = np.full((len(groups), len(gains), len(facs)), np.nan)
-    by_lead = np.full((*crps_t.shape, int(steps)), np.nan)
-    low_t = np.full_like(crps_t, np.nan)  # lowest SSR over levels and late leads
-    high_t = np.full_like(crps_t, np.nan)  # highest
-    saved_scale = perturbation.log_scale.detach().clone()
-    saved_gain = list(perturbation.config["initial_gain"])
-    try:
-        for i, g in enumerate(gains):
-            for j, f in enumerate(facs):
-                with torch.no_grad():
-                    perturbation.log_scale.copy_(saved_scale + math.log(f))
-                perturbation.set_initial_gain([x * g for x in saved_gain])
-                fc = ensemble(
-                    ds, model=model, n=n, steps=steps, method="vae", perturbation=perturbation,
-                    init_times=init_times, seed=seed, progress=progress,
-                )  # fmt: skip
-                per = {
-                    ch: (cv / sd, sv)
-                    for (ch, (cv, sv)), sd in zip(
-                        _channel_scores(fc, truth, model.channels, after_hours).items(), std
-                    )
-                }
-                for k, grp in enumerate(groups):
-                    by_lead[k, i, j] = np.mean([per[ch][0] for ch in grp], axis=0)
-                    crps_t[k, i, j] = by_lead[k, i, j].mean()
-                    low_t[k, i, j] = min(per[ch][1].min() for ch in grp)
-                    high_t[k, i, j] = max(per[ch][1].max() for ch in grp)
-                log.info(
-                    "initial gain %g, step factor %g: SSR range %s", g, f,
-                    {n_: (round(float(low_t[k, i, j]), 2), round(float(high_t[k, i, j]), 2))
-                     for k, n_ in enumerate(names)},
-                )  # fmt: skip
-    finally:
-        with torch.no_grad():
-            perturbation.log_scale.copy_(saved_scale)
-        perturbation.set_initial_gain(saved_gain)
-    coords = {"channel": names, "initial_gain": gains, "step_factor": facs}
-    dims3 = ("channel", "initial_gain", "step_factor")
-    leads = np.arange(1, int(steps) + 1) * model.timestep
-    scores = xr.Dataset(
-        {"crps": (dims3, crps_t), "ssr_min": (dims3, low_t), "ssr_max": (dims3, high_t),
-         "crps_by_lead": ((*dims3, "prediction_timedelta"), by_lead)},
-        coords={**coords, "prediction_timedelta": leads},
-        attrs={"n": n, "steps": steps, "band": list(band)},
-    )  # fmt: skip
-    named = dict(zip(names, groups))
-    return {ch: p for name, p in select_spread_growth(scores, band, weighting).items()
-            for ch in named[name]}, scores  # fmt: skip
-
-
-_WEIGHTINGS = ("lead", "none")
-
-
-def select_spread_growth(
-    scores: xr.Dataset, band: tuple[float, float] = (0.8, 1.2), weighting: str = "lead"
-) -> dict[str, tuple[float, float]]:
-    """The ``(initial gain, step factor)`` of each channel from :func:`tune_spread_growth`'s scores.
-
-    Of the pairs whose spread–skill ratios all lie in ``band``, the one with the best CRPS
-    score; if none does, the one whose ratios fall least far outside it (in log ratio).
-    Pairs not evaluated (NaN, e.g. after merging the scores of two grids with
-    ``xr.merge``) are skipped.
-
-    The CRPS score: with ``weighting="lead"`` (needs ``crps_by_lead`` and the pair (1, 1)),
-    the mean over leads of ``log(CRPS / CRPS of the pair (1, 1))``, every lead counting
-    alike; with ``"none"``, the mean CRPS over leads.
-
-    Returns
-    -------
-    dict
-        Channel label (as in ``scores["channel"]``) → ``(initial gain, step factor)``.
-    """
-    if weighting not in _WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {_WEIGHTINGS}; got {weighting!r}")
-    lo, hi = (float(b) for b in band)
-    low = scores["ssr_min"].transpose("channel", "initial_gain", "step_factor").values
-    high = scores["ssr_max"].transpose("channel", "initial_gain", "step_factor").values
-    if weighting == "none":
-        crps_v = scores["crps"].transpose("channel", "initial_gain", "step_factor").values
-    else:
-        if "crps_by_lead" not in scores:
-            raise ValueError('weighting="lead" needs the scores\' crps_by_lead')
-        by_lead = scores["crps_by_lead"]
-        try:
-            ref = by_lead.sel(initial_gain=1.0, step_factor=1.0)
-        except KeyError:
-            raise ValueError('weighting="lead" needs the pair (1, 1) in the scores') from None
-        crps_v = (
-            np.log(by_lead / ref)
-            .mean("prediction_timedelta", skipna=False)
-            .transpose("channel", "initial_gain", "step_factor")
-            .values
-        )
-    miss = np.maximum(np.log(lo) - np.log(low), np.log(high) - np.log(hi)).clip(min=0)
-    miss = np.where(np.isnan(miss), np.inf, miss)
-    gains = scores["initial_gain"].values
-    facs = scores["step_factor"].values
-    best: dict[str, tuple[float, float]] = {}
-    for k, name in enumerate(scores["channel"].values):
-        inside = miss[k] == 0
-        score = np.where(np.isnan(crps_v[k]), np.inf, crps_v[k])
-        flat = np.where(inside, score, np.inf) if inside.any() else miss[k]
-        i, j = np.unravel_index(int(np.argmin(flat)), flat.shape)
-        best[str(name)] = (float(gains[i]), float(facs[j]))
-    return best
-
-
-def _channel_indices(vae: PerturbationVAE, channels: Sequence[Channel]) -> list[int]:
-    """Indices of ``channels`` in the module; ``ValueError`` naming any it lacks."""
-    index = {ch: i for i, ch in enumerate(vae.channels)}
-    key = _channel_keys(channels)
-    unknown = sorted(channel_name(ch) for ch in key if ch not in index)
-    if unknown:
-        raise ValueError(f"unknown channels {unknown}; the module has {len(index)} channels")
-    return [index[ch] for ch in key]
-
-
-def apply_spread_growth(
-    vae: PerturbationVAE, pairs: dict[Channel, tuple[float, float]]
-) -> PerturbationVAE:
-    """Bake per-channel ``(initial gain, step factor)`` pairs into a module, in place.
-
-    Every perturbation of a named channel ``(variable, level)`` is multiplied by the step
-    factor and the initial one, in addition, by the gain (see :func:`tune_spread_growth`).
-
-    Examples
-    --------
-    >>> vae = PerturbationVAE([("temperature", 500.0), ("geopotential", 500.0)], (8, 16),
-    ...                       hidden=4, latent=2)
-    >>> _ = apply_spread_growth(vae, {("temperature", 500.0): (2.0, 0.5)})
-    >>> vae.config["initial_gain"]
-    [2.0, 1.0]
-    """
-    rows = _channel_indices(vae, list(pairs))
-    gain = list(vae.config["initial_gain"])
-    with torch.no_grad():
-        for i, (ch, (g, f)) in zip(rows, pairs.items()):
-            if not (g > 0 and f > 0):
-                raise ValueError(f"gain and factor for {channel_name(ch)} must be positive")
-            vae.log_scale[0, i] += math.log(f)
-            gain[i] *= float(g)
-    vae.set_initial_gain(gain)
-    return vae
-
-
-def tune_early_gain(
-    ds: xr.Dataset,
-    *,
-    model: ForecastModel,
-    perturbation: PerturbationVAE,
-    channels: Sequence[Channel],
-    gains: Sequence[float],
-    steps_options: Sequence[int],
-    n: int = 16,
-    steps: int = 40,
-    init_times: Sequence[Any] | None = None,
-    band: tuple[float, float] = (0.8, 1.2),
-    after_hours: float = 24.0,
-    score_channels: Sequence[Channel] | None = None,
-    seed: int = 0,
-    progress: bool | None = None,
-) -> tuple[tuple[float, int], xr.Dataset]:
-    """Choose an early-step gain for ``channels``: more tendency perturbation in the first days.
-
-    For every gain ``g`` in ``gains`` and ``K`` in ``steps_options`` (and the module as it
-    is, ``(1, 0)``), the perturbations of steps ``1 … K`` of ``channels`` are multiplied by
-    ``g`` (:meth:`PerturbationVAE.set_early_gain`), an ensemble is run on held-back data and
-    ``score_channels`` (default ``channels``; perturbing the winds also spreads the heights,
-    so score those too) are scored: the fraction of leads after ``after_hours`` whose
-    spread–skill ratio (finite-ensemble corrected) lies in ``band``, and the mean over leads
-    of the log of the fair CRPS relative to the module as it is. The choice has the most
-    leads in band, then the best CRPS score. The module is left as it was.
-
-    Returns
-    -------
-    best : (float, int)
-        ``(gain, K)``; ``(1.0, 0)`` when nothing did better.
-    scores : xarray.Dataset
-        ``in_band`` and ``crps_score`` by ``candidate`` (with ``gain`` and ``early_steps``).
-    """
-    from ..forecasting.ensemble import ensemble
-
-    chans = _channel_keys(channels)
-    if not chans:
-        raise ValueError("channels must name at least one channel of the module")
-    _channel_indices(perturbation, chans)
-    scored = chans if score_channels is None else _channel_keys(score_channels)
-    _channel_indices(perturbation, scored)
-    cands = [(1.0, 0)] + [(float(g), int(k)) for g in gains for k in steps_options]
-    if any(not g > 0 or k < 0 for g, k in cands):
-        raise ValueError(f"gains must be positive and steps >= 0; got {gains}, {steps_options}")
-    lo, hi = _check_band_and_leads(band, model, steps, after_hours)
-    truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
-    saved = (list(perturbation.config["early_gain"]), perturbation.config["early_steps"])
-    in_band, by_lead = [], []
-    try:
-        for g, k in cands:
-            apply_early_gain(perturbation, chans, g, k)
-            fc = ensemble(ds, model=model, n=n, steps=steps, method="vae",
-                          perturbation=perturbation, init_times=init_times, seed=seed,
-                          progress=progress)  # fmt: skip
-            band_k, crps_k = _band_fraction_and_crps(
-                _channel_scores(fc, truth, scored, after_hours), lo, hi
-            )
-            in_band.append(band_k)
-            by_lead.append(crps_k)
-            log.info("early gain %g for %d steps: SSR in band %.2f", g, k, in_band[-1])
-            perturbation.set_early_gain(*saved)
-    finally:
-        perturbation.set_early_gain(*saved)
-    best, score = _best_candidate(in_band, by_lead)
-    scores = xr.Dataset(
-        {"in_band": ("candidate", in_band), "crps_score": ("candidate", score)},
-        coords={"gain": ("candidate", [g for g, _ in cands]),
-                "early_steps": ("candidate", [k for _, k in cands])},
-        attrs={"channels": [channel_name(c) for c in chans],
-               "score_channels": [channel_name(c) for c in scored], "n": n, "steps": steps},
-    )  # fmt: skip
-    return cands[best], scores
-
-
-def tune_model_gain(
-    ds: xr.Dataset,
-    *,
-    model: Any,
-    perturbation: PerturbationVAE,
-    stage: int,
-    gains: Sequence[float],
-    channels: Sequence[Channel] | None = None,
-    n: int = 16,
-    steps: int = 40,
-    init_times: Sequence[Any] | None = None,
-    band: tuple[float, float] = (0.8, 1.2),
-    seed: int = 0,
-    progress: bool | None = None,
-) -> tuple[float, xr.Dataset]:
-    """Choose the perturbation gain of one stage of a cascade (its ``model_gain``).
-
-    A cascade's later stage (FuXi-Medium) is fine-tuned on long rollouts and damps eddies
-    more than the stage the module was trained with, so the ensemble loses spread after
-    the switch; and a stage retrained after the module (``stage=0`` too) may grow some
-    channels' spread differently. For every gain ``g`` in ``gains`` (and the module as it
-    is, ``1``), the perturbations before the steps that ``model.stages[stage]`` makes are
-    multiplied by ``g`` for ``channels`` (default all), an ensemble is run on held-back
-    data and those channels are scored over the leads that stage makes (the first stage's
-    after day 1): the fraction of leads whose spread–skill ratio (finite-ensemble
-    corrected) lies in ``band``, then the mean log fair CRPS relative to the module as it
-    is. The choice has the most leads in band, then the best CRPS. The module is left as
-    it was (apply the choice with :func:`apply_model_gain`).
-
-    Returns
-    -------
-    gain : float
-        ``1.0`` when nothing did better.
-    scores : xarray.Dataset
-        ``in_band`` and ``crps_score`` by ``gain``.
-    """
-    from ..forecasting.ensemble import ensemble
-    from ..models.cascade import Cascade
-
-    if not isinstance(model, Cascade):
-        raise TypeError(f"model must be a Cascade; got {type(model).__name__}")
-    if isinstance(stage, bool) or not 0 <= int(stage) < len(model.stages):
-        raise ValueError(f"stage must be one of 0 .. {len(model.stages) - 1}; got {stage}")
-    stage = int(stage)
-    first = model.switch_steps[stage - 1] if stage else 0  # the stage makes steps first+1 ..
-    # the band is held over a later stage's leads, or after day 1 for the first stage
-    after = first * model.timestep_hours if stage else 24.0
-    if int(steps) <= first:
-        raise ValueError(f"steps={steps} never reach stage {stage} (it starts after step {first})")
-    chans = list(perturbation.channels) if channels is None else _channel_keys(channels)
-    rows = _channel_indices(perturbation, chans)
-    cands = [1.0] + [float(g) for g in gains]
-    if any(not g > 0 for g in cands):
-        raise ValueError(f"gains must be positive; got {gains}")
-    lo, hi = _check_band_and_leads(band, model, steps, after)
-    last = model.switch_steps[stage] if stage < len(model.switch_steps) else int(steps)
-    if min(int(steps), last) * model.timestep_hours <= after:
-        raise ValueError(
-            f"stage {stage} makes no lead after {after:g} h to score the spread-skill band"
-        )
-    truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
-    name = model.stages[stage].name
-    saved = perturbation.config["model_gain"].get(name)
-    base = np.ones(perturbation.n_channels) if saved is None else np.asarray(saved, dtype=float)
-    in_band, by_lead = [], []
-    try:
-        for g in cands:
-            gain = base.copy()
-            gain[rows] *= g
-            perturbation.set_model_gain(name, gain)
-            fc = ensemble(ds, model=model, n=n, steps=min(int(steps), last), method="vae",
-                          perturbation=perturbation, init_times=init_times, seed=seed,
-                          progress=progress)  # fmt: skip
-            band_g, crps_g = _band_fraction_and_crps(
-                _channel_scores(fc, truth, chans, after), lo, hi, first
-            )
-            in_band.append(band_g)
-            by_lead.append(crps_g)
-            log.info("stage %d (%s) gain %g: SSR in band %.2f", stage, name, g, in_band[-1])
-    finally:
-        perturbation.set_model_gain(name, saved)
-    best, score = _best_candidate(in_band, by_lead)
-    scores = xr.Dataset(
-        {"in_band": ("gain", in_band), "crps_score": ("gain", score)},
-        coords={"gain": cands},
-        attrs={"channels": [channel_name(c) for c in chans], "stage": name, "n": n,
-               "steps": steps},
-    )  # fmt: skip
-    return cands[best], scores
-
-
-def apply_model_gain(
-    vae: PerturbationVAE, model: str, gain: float, channels: Sequence[Channel] | None = None
-) -> PerturbationVAE:
-    """Multiply the factor on the perturbations before ``model``'s steps by ``gain``, in place.
-
-    ``channels`` default to all of the module's (see :func:`tune_model_gain`).
-
-    Examples
-    --------
-    >>> vae = PerturbationVAE([("temperature", 500.0), ("geopotential", 500.0)], (8, 16),
-    ...                       hidden=4, latent=2)
-    >>> _ = apply_model_gain(vae, "fuxi-medium", 1.5, [("temperature", 500.0)])
-    >>> vae.config["model_gain"]
-    {'fuxi-medium': [1.5, 1.0]}
-    """
-    rows = _channel_indices(vae, list(vae.channels) if channels is None else channels)
-    if not gain > 0:
-        raise ValueError(f"gain must be positive; got {gain}")
-    current = vae.config["model_gain"].get(str(model))
-    g = np.ones(vae.n_channels) if current is None else np.asarray(current, dtype=float)
-    g[rows] *= float(gain)
-    vae.set_model_gain(str(model), g)
-    return vae
-
-
-def apply_early_gain(
-    vae: PerturbationVAE, channels: Sequence[Channel], gain: float, steps: int
-) -> PerturbationVAE:
-    """Multiply the early-step factor of ``channels`` by ``gain`` on steps ``1 … steps``, in place.
-
-    ``steps = 0`` leaves the module as it is (see :meth:`PerturbationVAE.set_early_gain`;
-    :func:`tune_early_gain` chooses the pair).
-
-    Examples
-    --------
-    >>> vae = PerturbationVAE([("temperature", 500.0), ("geopotential", 500.0)], (8, 16),
-    ...                       hidden=4, latent=2)
-    >>> _ = apply_early_gain(vae, [("temperature", 500.0)], 3.0, 12)
-    >>> vae.config["early_gain"], vae.config["early_steps"]
-    ([3.0, 1.0], 12)
-    """
-    rows = _channel_indices(vae, channels)
-    if not gain > 0 or int(steps) < 0:
-        raise ValueError(f"gain must be positive and steps >= 0; got {gain}, {steps}")
-    if int(steps) == 0:
-        return vae
-    others = [
-        channel_name(ch)
-        for i, (ch, g) in enumerate(zip(vae.channels, vae.config["early_gain"]))
-        if i not in rows and g != 1.0
-    ]
-    current = vae.config["early_steps"]
-    if others and current and int(steps) != current:
-        raise ValueError(
-            f"the early steps are shared by all channels: the module has an early gain on "
-            f"{others} over steps 1-{current}; tune {sorted(channel_name(c) for c in channels)} "
-            f"over {current} steps too, not {int(steps)}"
-        )
-    early = list(vae.config["early_gain"])
-    for i in rows:
-        early[i] *= float(gain)
-    vae.set_early_gain(early, int(steps))
-    return vae
-
-
-def apply_variable_inflation(vae: PerturbationVAE, factors: dict[str, float]) -> PerturbationVAE:
-    """Multiply the module's perturbation of each named variable (all levels) in place.
-
-    Examples
-    --------
-    >>> vae = PerturbationVAE([("temperature", 500.0), ("geopotential", 500.0)], (8, 16),
-    ...                       hidden=4, latent=2)
-    >>> before = vae.log_scale.detach().clone()
-    >>> _ = apply_variable_inflation(vae, {"temperature": 2.0})
-    >>> [round(float(x), 4) for x in (vae.log_scale - before).flatten()]
-    [0.6931, 0.0]
-    """
-    names = {v for v, _ in vae.channels}
-    unknown = sorted(set(factors) - names)
-    if unknown:
-        raise ValueError(f"unknown variables {unknown}; the module has {sorted(names)}")
-    with torch.no_grad():
-        for i, (var, _) in enumerate(vae.channels):
-            if var in factors:
-                f = float(factors[var])
-                if not f > 0:
-                    raise ValueError(f"inflation for {var!r} must be positive; got {f}")
-                vae.log_scale[0, i] += math.log(f)
-    return vae

@@ -16,7 +16,7 @@ the world's own tracer. Each window gives the anomaly at its injection time and 
 later, on the world's pressure levels.
 
 Two kinds of training sample come from a window injected at ``s``
-(:func:`xfuxi.training.forecast.anomaly_samples`):
+(:func:`xfuxi.training.anomalies.anomaly_samples`):
 
 * ``"both"``: inputs at ``s`` and ``s + 6 h`` carry the anomaly, the target at ``s + 12 h``:
   an anomaly that has been moving with the flow;

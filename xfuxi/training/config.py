@@ -1,0 +1,213 @@
+"""The configurations of xfuxi's training runs (frozen, saved as JSON, turned into CLI flags).
+
+:class:`TrainConfig` holds the settings of a forecast-model training run
+(:func:`xfuxi.training.forecast.train_forecast`, ``xfuxi train``);
+:class:`PerturbationTrainConfig` those of a FuXi-ENS perturbation-module run
+(:func:`xfuxi.training.ens.train_perturbation`, ``xfuxi train-ens``). Each run saves its
+configuration's :meth:`~xfuxi.config.Config.to_dict` with every checkpoint (provenance), and
+the command line builds its flags from the fields (:func:`xfuxi.config.add_arguments`).
+
+The data, the models and the runtime options (device, progress bar, callback, where to
+checkpoint) are arguments of the training functions, not part of a configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from ..config import Config, field
+
+__all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
+
+C = TypeVar("C", bound=Config)
+
+#: the losses of :func:`~xfuxi.training.forecast.train_forecast`
+LOSSES = ("l1", "amse")
+
+
+def _check_int(owner: str, label: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{owner}.{label} must be an integer >= {low}; got {value!r}")
+
+
+def _check_number(owner: str, label: str, value: Any, *, positive: bool = False) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not np.isfinite(value) or value < 0 or (positive and value == 0):
+        what = "> 0" if positive else ">= 0"
+        raise ValueError(f"{owner}.{label} must be a finite number {what}; got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    """Settings of a FuXi forecast-model training run (see :func:`train_forecast`).
+
+    Every field is also a flag of ``xfuxi train`` (``batch_size`` → ``--batch-size``).
+    Invalid values raise ``ValueError`` naming the field.
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(steps=3, batch_size=4)
+    >>> cfg.steps, cfg.lr
+    (3, 0.001)
+    >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    >>> TrainConfig(loss="mse")
+    Traceback (most recent call last):
+    ...
+    ValueError: TrainConfig.loss must be one of ('l1', 'amse'); got 'mse'
+    """
+
+    preset: str | dict = field(
+        "small", help="architecture preset of a new network (xfuxi.models.fuxi.PRESETS)"
+    )
+    variables: tuple[str, ...] | None = field(
+        None, help="variables of a new model, in channel order (default: all of the data)"
+    )
+    steps: int = field(1000, help="optimizer steps (global batches)")
+    batch_size: int = field(16, help="global batch size (split over distributed processes)")
+    lr: float = field(1e-3, help="peak AdamW learning rate")
+    weight_decay: float = field(0.01, help="AdamW weight decay")
+    warmup_steps: int = field(100, help="linear warm-up steps, then cosine decay")
+    min_lr_ratio: float = field(0.01, help="the cosine decay ends at min_lr_ratio * lr")
+    rollout_steps: int = field(1, help="autoregressive steps per sample")
+    lead_steps: int = field(
+        0, help="start each sample from the lead model's forecast this many steps on (cascade)"
+    )
+    loss: Literal["l1", "amse"] = field(
+        "l1", help="l1: FuXi's; amse: adjusted MSE that keeps eddy amplitude (Subich et al. 2025)"
+    )
+    anomaly_batch_size: int = field(8, help="tracer-anomaly samples per step")
+    anomaly_weight: float = field(1.0, help="weight of the tracer-anomaly loss")
+    grad_clip: float | None = field(1.0, help="clip the gradient norm to this")
+    grad_checkpointing: bool = field(False, help="recompute transformer blocks (less memory)")
+    val_every: int = field(200, help="steps between validations")
+    val_samples: int = field(64, help="evenly spaced validation samples")
+    log_every: int = field(50, help="steps between logged losses")
+    checkpoint_every: int = field(200, help="steps between checkpoints")
+    resume: bool = field(True, help="resume from the checkpoint directory if it holds this run")
+    seed: int = field(0, help="seeds the initialisation and the sample order")
+    name: str = field("fuxi", help="model name recorded in forecasts")
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for label, low in (
+            ("steps", 1), ("batch_size", 1), ("rollout_steps", 1), ("lead_steps", 0),
+            ("warmup_steps", 0), ("val_every", 1), ("val_samples", 1), ("log_every", 1),
+            ("checkpoint_every", 1), ("seed", 0), ("anomaly_batch_size", 1),
+        ):  # fmt: skip
+            _check_int(owner, label, getattr(self, label), low)
+        if self.loss not in LOSSES:
+            raise ValueError(f"{owner}.loss must be one of {LOSSES}; got {self.loss!r}")
+        _check_number(owner, "anomaly_weight", self.anomaly_weight)
+        _check_number(owner, "lr", self.lr, positive=True)
+        _check_number(owner, "weight_decay", self.weight_decay)
+        _check_number(owner, "min_lr_ratio", self.min_lr_ratio)
+        if self.min_lr_ratio > 1:
+            raise ValueError(f"{owner}.min_lr_ratio must be <= 1; got {self.min_lr_ratio!r}")
+        if self.grad_clip is not None:
+            _check_number(owner, "grad_clip", self.grad_clip, positive=True)
+        if not isinstance(self.preset, (str, dict)):
+            raise ValueError(f"{owner}.preset must be a preset name or a dict; got {self.preset!r}")
+        if isinstance(self.variables, str):
+            raise ValueError(
+                f"{owner}.variables must be a sequence of names, not the string {self.variables!r}"
+            )
+        if self.variables is not None and not isinstance(self.variables, tuple):
+            object.__setattr__(self, "variables", tuple(self.variables))
+
+
+@dataclasses.dataclass(frozen=True)
+class PerturbationTrainConfig(Config):
+    """Settings of a FuXi-ENS perturbation-module training run (see :func:`train_perturbation`).
+
+    The last five fields (``hidden`` … ``name``) build a new
+    :class:`~xfuxi.models.ens.PerturbationVAE` when no module is given; their defaults are
+    the module's own. Every field is also a flag of ``xfuxi train-ens``.
+
+    Examples
+    --------
+    >>> cfg = PerturbationTrainConfig(iterations=40, members=4)
+    >>> cfg.kl_weight, cfg.sample
+    (0.001, 'prior')
+    >>> cfg.module_options()["hidden"]
+    32
+    >>> PerturbationTrainConfig(members=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: PerturbationTrainConfig.members must be an integer >= 2; got 1
+    """
+
+    members: int = field(4, help="members per sequence in the fair CRPS (>= 2)")
+    rollout: int = field(1, help="steps per training sequence")
+    kl_weight: float = field(1e-3, help="lambda of the KL term")
+    sample: Literal["prior", "posterior"] = field(
+        "prior",
+        help="latents of the training members: from the prior (as at inference) or the "
+        "posterior (FuXi-ENS)",
+    )
+    iterations: int = field(500, help="Adam steps")
+    batch_size: int = field(4, help="sequences per step")
+    lr: float = field(1e-3, help="learning rate (cosine-decayed)")
+    max_minutes: float | None = field(None, help="stop training after this wall time")
+    seed: int = field(0, help="seeds the batches and the latents")
+    checkpoint_every: int = field(100, help="iterations between checkpoints")
+    resume: bool = field(False, help="start from the checkpoint directory's latest/")
+    validate_every: int = field(50, help="iterations between validations")
+    log_every: int = field(10, help="iterations between log lines")
+    hidden: int = field(32, help="width of a new module's convolutional layers")
+    latent: int = field(8, help="latent channels per coarse grid point of a new module")
+    downsample: int = field(4, help="coarsening factor of a new module's latent grid")
+    init_scale: float = field(0.05, help="initial perturbation scale of a new module (in std)")
+    centered: bool = field(True, help="antithetic, zero-mean perturbations of a new module")
+    name: str = field("fuxi-ens", help="name of a new module")
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for label, low in (
+            ("members", 2), ("rollout", 1), ("iterations", 0), ("batch_size", 1), ("seed", 0),
+            ("checkpoint_every", 1), ("validate_every", 1), ("log_every", 1), ("hidden", 1),
+            ("latent", 1), ("downsample", 1),
+        ):  # fmt: skip
+            _check_int(owner, label, getattr(self, label), low)
+        if self.sample not in ("posterior", "prior"):
+            raise ValueError(f"{owner}.sample must be 'posterior' or 'prior'; got {self.sample!r}")
+        _check_number(owner, "kl_weight", self.kl_weight)
+        _check_number(owner, "lr", self.lr, positive=True)
+        _check_number(owner, "init_scale", self.init_scale, positive=True)
+        if self.max_minutes is not None:
+            _check_number(owner, "max_minutes", self.max_minutes, positive=True)
+
+    def module_options(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`~xfuxi.models.ens.PerturbationVAE` for a new module."""
+        return {
+            "hidden": self.hidden, "latent": self.latent, "downsample": self.downsample,
+            "init_scale": self.init_scale, "centered": self.centered, "name": self.name,
+        }  # fmt: skip
+
+
+def config_with_legacy(
+    cls: type[C], config: C | dict | None, legacy: dict[str, Any], function: str
+) -> C:
+    """``config`` (default ``cls()``) with the old keyword arguments of ``function`` applied.
+
+    Each old keyword names a field of ``cls``; it still works, with a ``DeprecationWarning``
+    that names the field. Any other keyword raises ``TypeError`` as Python would.
+    """
+    base = cls.from_dict(config) if not isinstance(config, cls) else config
+    if not legacy:
+        return base
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(legacy) - names)
+    if unknown:
+        raise TypeError(f"{function}() got unexpected keyword argument(s) {unknown}")
+    keys = ", ".join(f"{k}=..." for k in legacy)
+    warnings.warn(
+        f"{function}({keys}) is deprecated; pass config={cls.__name__}({keys})",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return base.replace(**legacy)
