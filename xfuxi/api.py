@@ -66,12 +66,19 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("load_model", "models.registry:load_model"),
     Entry("Cascade", "models.cascade:Cascade"),
     Entry("save_model", "models.checkpoint:save_model"),
+    Entry("CheckpointError", "models.checkpoint:CheckpointError"),
+    Entry("ChecksumError", "models.checkpoint:ChecksumError"),
     Entry("pretrained_models", "models.registry:pretrained_models"),
     Entry("PerturbationVAE", "models.ens:PerturbationVAE"),
     Entry("load_perturbation", "models.ens:load_perturbation"),
     Entry("save_perturbation", "models.ens:save_perturbation"),
     # assimilation
     Entry("assimilate_4dvar", "assimilation.en4dvar:assimilate_4dvar", accessor="dataset"),
+    Entry("BackgroundError", "assimilation.config:BackgroundError"),
+    Entry("LocalizationOptions", "assimilation.config:LocalizationOptions"),
+    Entry("Window", "assimilation.config:Window"),
+    Entry("Minimiser", "assimilation.config:Minimiser"),
+    Entry("QualityControl", "assimilation.config:QualityControl"),
     Entry(
         "background_error_std", "assimilation.calibration:background_error_std", accessor="dataset"
     ),
@@ -86,6 +93,7 @@ PUBLIC: tuple[Entry, ...] = (
     ),
     Entry("region_observations", "observations.sets:region_observations", accessor="dataset"),
     Entry("screen_observations", "observations.sets:screen_observations"),
+    Entry("duplicated_observations", "observations.sets:duplicated_observations"),
     # perturbations
     Entry("perlin_noise", "perturbations.perlin:perlin_noise"),
     Entry("perlin_perturbations", "perturbations.perlin:perlin_perturbations"),

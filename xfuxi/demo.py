@@ -207,10 +207,10 @@ def stage_assimilation(
     )
     # horizontal Gaspari-Cohn localization, and vertical in ln p: radiosondes observe every
     # level, and the vertical localization raised the temperature analysis' gain at every level
-    localization = {"length_scale": 1500.0, "vertical_length_scale": 1.0}
+    localization = xfuxi.LocalizationOptions(length_scale=1500.0, vertical_length_scale=1.0)
     res = xfuxi.assimilate_4dvar(
-        background, obs, model=model, n_members=n_members, localization=localization,
-        spread=spread,
+        background, obs, model=model, localization=localization, spread=spread,
+        background_error=xfuxi.BackgroundError(n_members=n_members),
     )  # fmt: skip
     diag = res.diagnostics
     bg0 = background.sel(time=[t0])
