@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -643,11 +644,20 @@ def write_cached_store(target: Path, write: Callable[[Path], None], config: dict
 def _write_store(
     chunks: Iterator[xr.Dataset], target: Path, attrs: dict[str, Any], config: dict[str, Any]
 ) -> None:
-    """Write chunks into a temporary zarr store beside ``target``, then move it into place."""
+    """Write chunks into a temporary zarr store beside ``target``, then move it into place.
+
+    The first chunk (and the spin-up before it) is computed before the temporary store is
+    made, so that a temporary store always changes as its writer goes on (see
+    :func:`xfuxi.files.remove_stale_temporaries`).
+    """
+    chunks = iter(chunks)
+    head = next(chunks, None)
+    if head is None:
+        raise ValueError(f"no output to write to {target}")
 
     def write(store: Path) -> None:
         first = True
-        for ds in chunks:
+        for ds in itertools.chain([head], chunks):
             # every write carries the attrs: appending replaces the store's attrs
             ds = ds.assign_attrs(attrs)
             if first:
