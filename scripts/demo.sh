@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/xfuxi demo --output demo_output "$@"
+exec .venv/bin/xfuxi demo --output demo_output --overwrite "$@"

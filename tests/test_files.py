@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
 from xfuxi.files import (
     MARKER,
+    CorruptedOutputError,
     OutputExistsError,
     atomic_write_bytes,
+    atomic_write_file,
+    check_replaceable,
+    directory_checksums,
     read_marker,
+    remove_stale_temporaries,
     replace_directory,
+    sha256_of,
+    verify_directory,
 )
 
 
@@ -83,3 +93,134 @@ def test_empty_directory_may_be_filled(tmp_path):
     (tmp_path / "r").mkdir()
     replace_directory(tmp_path / "r", _write("1"), kind="forecast")
     assert (tmp_path / "r" / MARKER).is_file()
+
+
+# --- checksums and verification (issue 20, item 4) ---------------------------------------------
+
+
+def _store(d):
+    (d / "a").mkdir()
+    (d / "a" / "0").write_bytes(b"chunk zero")
+    (d / "a" / "1").write_bytes(b"chunk one")
+    (d / ".zattrs").write_text("{}")
+
+
+def test_checksums_are_recorded_and_verified(tmp_path):
+    out = replace_directory(tmp_path / "s", _store, kind="cache", checksums=True)
+    marker = verify_directory(out, kind="cache")
+    assert sorted(marker["files"]) == [".zattrs", "a/0", "a/1"]
+    assert marker["files"]["a/0"] == [10, sha256_of(out / "a" / "0")]
+    assert directory_checksums(out) == marker["files"]
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda d: (d / "a" / "1").unlink(), r"missing files: a/1"),
+        (lambda d: (d / "a" / "0").write_bytes(b"chunk"), r"another size \(truncated\?\): a/0"),
+        (lambda d: (d / "a" / "0").write_bytes(b"chunk ZERO"), r"other content: a/0"),
+        (lambda d: (d / "a" / "2").write_bytes(b"new"), r"files it did not hold: a/2"),
+        (lambda d: (d / MARKER).unlink(), r"no xfuxi marker"),
+    ],
+)
+def test_damage_is_named(tmp_path, damage, match):
+    out = replace_directory(tmp_path / "s", _store, kind="cache", checksums=True)
+    damage(out)
+    with pytest.raises(CorruptedOutputError, match=match) as info:
+        verify_directory(out, kind="cache")
+    assert str(out) in str(info.value)
+
+
+def test_verification_needs_checksums_and_the_kind(tmp_path):
+    out = replace_directory(tmp_path / "s", _store, kind="cache")
+    with pytest.raises(CorruptedOutputError, match="no checksums"):
+        verify_directory(out, kind="cache")
+    with pytest.raises(CorruptedOutputError, match="not a 'forecast' one"):
+        verify_directory(out, kind="forecast")
+
+
+def test_adopt_recognises_an_unmarked_earlier_output(tmp_path):
+    old = tmp_path / "s"
+    old.mkdir()
+    (old / "data.txt").write_text("old")
+    with pytest.raises(OutputExistsError, match="not an xfuxi output"):
+        replace_directory(old, _write("new"), kind="cache", overwrite=True, adopt=lambda p: False)
+    assert (old / "data.txt").read_text() == "old"
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        check_replaceable(old, kind="cache", adopt=lambda p: True)
+    replace_directory(old, _write("new"), kind="cache", overwrite=True, adopt=lambda p: True)
+    assert (old / "data.txt").read_text() == "new" and read_marker(old)["kind"] == "cache"
+
+
+def test_atomic_write_file_leaves_nothing_when_the_writer_fails(tmp_path):
+    target = tmp_path / "w.nc"
+    target.write_text("before")
+
+    def boom(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        atomic_write_file(target, boom)
+    assert target.read_text() == "before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.nc"]
+
+
+# --- stale temporaries -------------------------------------------------------------------------
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporaries_are_removed_and_nothing_else(tmp_path):
+    host = socket.gethostname()
+    old = 1_000_000.0  # 1970: long unchanged
+    names = {
+        # killed writer on this host: its process is gone
+        "dead": f".held_suarez-T21-abc.zarr.{_dead_pid()}@{host}.abcd1234.tmp",
+        # a writer that still runs (this process), even if unchanged for long
+        "alive": f".held_suarez-T21-abc.zarr.{os.getpid()}@{host}.abcd1234.tmp",
+        # written by an older xfuxi (no pid): by age
+        "legacy_old": ".held_suarez-T21-abc.zarr.k2j3h4g5.tmp",
+        "legacy_fresh": ".held_suarez-T21-def.zarr.k2j3h4g5.tmp",
+        # another host: by age
+        "remote_old": ".tracer_anomalies-T21-abc.zarr.123@elsewhere.abcd1234.old",
+        "remote_fresh": ".tracer_anomalies-T21-abc.zarr.123@elsewhere.abcd1235.tmp",
+        # not xfuxi's, or not a cache store's
+        "foreign": ".my-notes.k2j3h4g5.tmp",
+        "other_output": f".forecast.zarr.{_dead_pid()}@{host}.abcd1234.tmp",
+        "store": "held_suarez-T21-abc.zarr",
+    }
+    for key, name in names.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x").write_text(key)
+        if key != "legacy_fresh" and key != "remote_fresh":
+            for p in (tmp_path / name / "x", tmp_path / name):
+                os.utime(p, (old, old))
+    (tmp_path / ".held_suarez-link.zarr.k2j3h4g5.tmp").symlink_to(tmp_path / names["store"])
+    removed = remove_stale_temporaries(tmp_path, prefixes=("held_suarez-", "tracer_anomalies-"))
+    gone = {"dead", "legacy_old", "remote_old"}
+    assert sorted(p.name for p in removed) == sorted(names[k] for k in gone)
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {n for k, n in names.items() if k not in gone} | {
+        ".held_suarez-link.zarr.k2j3h4g5.tmp"
+    }
+    assert (tmp_path / names["store"] / "x").read_text() == "store"
+
+
+def test_stale_temporaries_need_prefixes(tmp_path):
+    with pytest.raises(ValueError, match="prefixes"):
+        remove_stale_temporaries(tmp_path, prefixes=())
+    with pytest.raises(ValueError, match="prefixes"):
+        remove_stale_temporaries(tmp_path, prefixes="held_suarez-")
+    assert remove_stale_temporaries(tmp_path / "absent", prefixes=("x",)) == []
+
+
+def test_temporaries_of_replace_directory_name_their_writer(tmp_path):
+    seen = []
+    replace_directory(tmp_path / "r", lambda d: seen.append(d.name), kind="demo")
+    assert seen[0].startswith(f".r.{os.getpid()}@{socket.gethostname()}.")
+    assert seen[0].endswith(".tmp")

@@ -1,6 +1,11 @@
 """The ``xfuxi`` command line: ``xfuxi demo``, ``xfuxi world``, ``xfuxi train``, ...
 
 Each subcommand is a small function that parses its arguments and calls the public API.
+An error ends the command with a one-line message on stderr and a non-zero exit status (the
+traceback too with ``--debug`` or ``XFUXI_DEBUG=1``). Output stores and directories are
+written atomically and never replace anything that xfuxi did not write: an existing
+``--output`` must be empty, or an earlier xfuxi output of the same kind and ``--overwrite``
+given (see the data-safety policy, docs/safety.md).
 """
 
 from __future__ import annotations
@@ -9,8 +14,11 @@ import argparse
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -55,6 +63,63 @@ def config_args(cls, *, skip: tuple[str, ...] = ()):
 
     return arg(functools.partial(add_arguments, cls=cls, skip=skip))
 
+
+# ---------------------------------------------------------------------------------------------
+# outputs on disk
+# ---------------------------------------------------------------------------------------------
+
+
+def _output_path(output: str, inputs: Sequence[str | None], *, kind: str, overwrite: bool) -> Path:
+    """The absolute ``--output`` directory, checked before any work is done.
+
+    It must not be, or hold, one of the ``inputs``, and must be new, an empty directory, or
+    (with ``overwrite``) an earlier xfuxi output of ``kind``; otherwise
+    :class:`xfuxi.files.OutputExistsError` says why.
+    """
+    from .files import OutputExistsError, check_replaceable
+
+    out = Path(os.path.abspath(output))
+    real = Path(os.path.realpath(out))
+    for item in inputs:
+        if item is None:
+            continue
+        src = Path(os.path.realpath(item))
+        if src == real or real in src.parents:
+            raise OutputExistsError(
+                f"--output {output} is or holds the input {item}; choose another output path"
+            )
+    check_replaceable(out, kind=kind, overwrite=overwrite)
+    return out
+
+
+def _metadata(args: argparse.Namespace) -> dict[str, Any]:
+    """What the marker of a command's output records: the command, its arguments, version."""
+    from ._version import __version__
+
+    def plain(v: Any) -> bool:
+        return v is None or isinstance(v, (str, int, float, bool, list))
+
+    arguments = {k: v for k, v in vars(args).items() if plain(v) and k != "command"}
+    return {"command": f"xfuxi {args.command}", "arguments": arguments, "xfuxi": __version__}
+
+
+def _write_directory(out: Path, write: Callable[[Path], None], args, *, kind: str) -> None:
+    """Write the output directory ``out`` of a command atomically, marked as xfuxi's."""
+    from .files import replace_directory
+
+    replace_directory(out, write, kind=kind, overwrite=args.overwrite, metadata=_metadata(args))
+
+
+def _zarr_writer(ds) -> Callable[[Path], None]:
+    """Write ``ds`` as a zarr store into a directory; encodings read from the input (a zarr-v2
+    codec, chunks) are dropped, so any input gives a store of the current format."""
+    return lambda store: ds.drop_encoding().to_zarr(store, mode="w")
+
+
+_OVERWRITE = dict(
+    action="store_true",
+    help="replace an earlier xfuxi output of this kind at --output (never anything else)",
+)
 
 # ---------------------------------------------------------------------------------------------
 # subcommands (each group owned by its subsystem)
@@ -189,27 +254,17 @@ def _cmd_train(args) -> int:
 @arg("--batch-size", type=int, default=None)
 @arg("--device", default=None)
 @arg("--output", required=True, help="output zarr store (WeatherBench2 forecast layout)")
+@arg("--overwrite", **_OVERWRITE)
 @command("forecast", "run a deterministic FuXi forecast from a file of initial states")
 def _cmd_forecast(args) -> int:
-    import os
-    import shutil
-    import tempfile
-
     from .forecasting.deterministic import forecast
     from .models.registry import load_model
 
+    out = _output_path(args.output, [args.data], kind="forecast", overwrite=args.overwrite)
     model = load_model(args.model, device=args.device)
     fc = forecast(_open_data(args.data), model=model, steps=args.steps, batch_size=args.batch_size)
-    parent = os.path.dirname(os.path.abspath(args.output))
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".xfuxi-forecast-")
-    try:
-        fc.to_zarr(os.path.join(tmp, "store.zarr"), mode="w")
-        if os.path.exists(args.output):
-            shutil.rmtree(args.output)
-        os.replace(os.path.join(tmp, "store.zarr"), args.output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"wrote {dict(fc.sizes)} to {args.output}")
+    _write_directory(out, _zarr_writer(fc), args, kind="forecast")
+    print(f"wrote {dict(fc.sizes)} to {out}")
     return 0
 
 
@@ -228,6 +283,7 @@ def _cmd_forecast(args) -> int:
 @arg("--calibrate-steps", type=int, default=40, help="forecast steps used to calibrate")
 @arg("--device", default=None)
 @arg("--out", required=True, help="output directory of the perturbation module")
+@arg("--overwrite", **_OVERWRITE)
 @command("train-ens", "train the FuXi-ENS perturbation module for a deterministic model")
 def _cmd_train_ens(args) -> int:
     import json
@@ -295,7 +351,7 @@ def _cmd_train_ens(args) -> int:
             for v, row in zip(vscore["variable"].values, vscore.values)
         }  # fmt: skip
         print(f"per-variable inflation baked in: {best_var}")
-    save_perturbation(vae, args.out, metadata=meta)
+    save_perturbation(vae, args.out, metadata=meta, overwrite=args.overwrite)
     print(json.dumps({k: meta[k] for k in ("iterations", "val_crps")})[:2000])
     print(f"perturbation module saved in {args.out}")
     return 0
@@ -321,6 +377,7 @@ def _add_ens_calibration_args(run, *, model: str):
                                       help="days of the world's validation split")),
         (("--seed",), dict(type=int, default=1)),
         (("--out",), dict(required=True, help="output directory of the calibrated module")),
+        (("--overwrite",), _OVERWRITE),
     ]):  # fmt: skip
         run = arg(*a, **kw)(run)
     return run
@@ -380,7 +437,7 @@ def _cmd_calibrate_ens(args) -> int:
         "weighting": args.weighting, "init_times": [str(t)[:16] for t in times],
         "scores": table.to_dataframe().reset_index().to_dict(orient="list"),
     }  # fmt: skip
-    save_perturbation(vae, args.out, metadata=meta)
+    save_perturbation(vae, args.out, metadata=meta, overwrite=args.overwrite)
     print(table.to_dataframe().round(3).to_string())
     print("chosen (initial gain, step factor): " + json.dumps(chosen))
     print(f"calibrated module saved in {args.out}")
@@ -425,7 +482,7 @@ def _cmd_calibrate_ens_early(args) -> int:
         "init_times": [str(t)[:16] for t in times],
         "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
     }]  # fmt: skip
-    save_perturbation(vae, args.out, metadata=meta)
+    save_perturbation(vae, args.out, metadata=meta, overwrite=args.overwrite)
     print(scores.to_dataframe().round(4).to_string())
     print(f"chosen: gain {gain:g} on steps 1-{k}" if k else "chosen: no early gain")
     print(f"calibrated module saved in {args.out}")
@@ -463,7 +520,7 @@ def _cmd_calibrate_ens_stage(args) -> int:
         "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
     }]  # fmt: skip
     meta["model_gain"] = records
-    save_perturbation(vae, args.out, metadata=meta)
+    save_perturbation(vae, args.out, metadata=meta, overwrite=args.overwrite)
     print(scores.to_dataframe().round(4).to_string())
     print(f"chosen: gain {gain:g} before the steps of {name}")
     print(f"calibrated module saved in {args.out}")
@@ -489,31 +546,21 @@ def _cmd_calibrate_ens_stage(args) -> int:
 @arg("--chunk-size", type=int, default=None)
 @arg("--device", default=None)
 @arg("--output", required=True, help="output zarr store (WeatherBench2 layout plus 'number')")
+@arg("--overwrite", **_OVERWRITE)
 @command("ensemble", "run an ensemble forecast (FuXi-ENS, Perlin or Gaussian perturbations)")
 def _cmd_ensemble(args) -> int:
-    import os
-    import shutil
-    import tempfile
-
     from .forecasting.ensemble import ensemble, perturbation_for
     from .models.registry import load_model
 
     spec = perturbation_for(args.method, module=args.perturbation, amplitude=args.amplitude)
+    out = _output_path(args.output, [args.data], kind="ensemble", overwrite=args.overwrite)
     fc = ensemble(
         _open_data(args.data), model=load_model(args.model, device=args.device),
         n=args.members, steps=args.steps, perturbation=spec, seed=args.seed,
         chunk_size=args.chunk_size, device=args.device,
     )  # fmt: skip
-    parent = os.path.dirname(os.path.abspath(args.output))
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".xfuxi-ensemble-")
-    try:
-        fc.to_zarr(os.path.join(tmp, "store.zarr"), mode="w")
-        if os.path.exists(args.output):
-            shutil.rmtree(args.output)
-        os.replace(os.path.join(tmp, "store.zarr"), args.output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"wrote {dict(fc.sizes)} to {args.output}")
+    _write_directory(out, _zarr_writer(fc), args, kind="ensemble")
+    print(f"wrote {dict(fc.sizes)} to {out}")
     return 0
 
 
@@ -539,12 +586,9 @@ def _cmd_ensemble(args) -> int:
           "xfuxi.forecast_error_samples): hybrid B")  # fmt: skip
 @arg("--output", required=True,
      help="output directory: analysis.nc, increment.nc, trajectory.nc, diagnostics.nc")  # fmt: skip
+@arg("--overwrite", **_OVERWRITE)
 @command("assimilate", "one FuXi-En4DVar analysis from a background and observations")
 def _cmd_assimilate(args) -> int:
-    import os
-    import shutil
-    import tempfile
-
     from .assimilation import config as da
     from .assimilation.en4dvar import assimilate_4dvar
     from .config import from_arguments
@@ -555,32 +599,28 @@ def _cmd_assimilate(args) -> int:
         length_scale = None if loc_arg in ("none", "off", "0") else float(loc_arg)
         options = {
             "background_error": from_arguments(da.BackgroundError, args),
-            "localization": from_arguments(
-                da.LocalizationOptions, args, length_scale=length_scale
-            ),
+            "localization": from_arguments(da.LocalizationOptions, args, length_scale=length_scale),
             "window": from_arguments(da.Window, args),
             "minimiser": from_arguments(da.Minimiser, args),
             "quality_control": from_arguments(da.QualityControl, args),
         }
     except ValueError as err:
-        print(f"xfuxi assimilate: {err}", file=sys.stderr)
-        return 2
+        return _usage_error("assimilate", str(err))
+    inputs = [args.background, args.observations, args.spread, args.static_b]
+    out = _output_path(args.output, inputs, kind="assimilation", overwrite=args.overwrite)
     spread = _open_data(args.spread).load() if args.spread else None
     static_b = _open_data(args.static_b).load() if args.static_b else None
     res = assimilate_4dvar(
         _open_data(args.background), _open_data(args.observations).load(),
         model=load_model(args.model), spread=spread, static_b=static_b, **options,
     )  # fmt: skip
-    out = os.path.abspath(args.output)
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(out), prefix=".xfuxi-assimilate-")
-    try:
+
+    def write(directory: Path) -> None:
+        # encodings read from the inputs (an observation file's chunk layout) do not apply
         for name in ("analysis", "increment", "trajectory", "diagnostics"):
-            getattr(res, name).to_netcdf(os.path.join(tmp, f"{name}.nc"))
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            getattr(res, name).drop_encoding().to_netcdf(directory / f"{name}.nc")
+
+    _write_directory(out, write, args, kind="assimilation")
     d = res.diagnostics
     print(
         f"{d.attrs['iterations']} iterations, J {float(d['cost'][0]):.4g} -> "
@@ -622,15 +662,13 @@ _COMMANDS["assimilate"] = (_assimilate_arguments, _cmd_assimilate)
 @arg("--n-sigma-levels", type=int, default=8, help="model sigma levels (default 8)")
 @arg("--output-hours", type=int, default=6, help="output interval in hours (default 6)")
 @arg("--cache-dir", default=None, help="cache directory (default $XFUXI_CACHE or ~/.cache/xfuxi)")
-@arg("--output", default=None, help="also write a copy here (.zarr or .nc)")
+@arg("--output", default=None, help="also write a copy here (a .nc file, else a zarr store)")
+@arg("--overwrite", **_OVERWRITE)
 @command("world", "generate (or read from the cache) a Held-Suarez world on pressure levels")
 def _cmd_world(args) -> int:
-    import os
-    import shutil
-    import tempfile
-
     from .world.simulator import (
         SPLITS,
+        cache_directory,
         held_suarez,
         held_suarez_split,
         world_cache_path,
@@ -640,8 +678,23 @@ def _cmd_world(args) -> int:
     try:
         levels = tuple(float(x) for x in args.levels.split(",") if x.strip())
     except ValueError:
-        print(f"xfuxi world: --levels must be comma-separated numbers; got {args.levels!r}")
-        return 2
+        return _usage_error("world", f"--levels must be comma-separated numbers; got "
+                            f"{args.levels!r}")  # fmt: skip
+    # the configuration is checked before the (long) run: levels, days, output path
+    world_config(
+        days=1 if args.days is None else args.days,
+        resolution=args.resolution,
+        levels=levels,
+        spinup_days=args.spinup_days,
+        n_sigma_levels=args.n_sigma_levels,
+        output_hours=args.output_hours,
+    )
+    out = None
+    if args.output and args.output.endswith(".nc"):
+        out = _world_netcdf_path(args.output, overwrite=args.overwrite)
+    elif args.output:
+        cache = str(cache_directory(args.cache_dir))
+        out = _output_path(args.output, [cache], kind="world", overwrite=args.overwrite)
     kw = dict(
         resolution=args.resolution,
         levels=levels,
@@ -663,23 +716,44 @@ def _cmd_world(args) -> int:
         full = world_config(**{**cfg, "days": SPLITS[args.split]["days"]})
         path = world_cache_path(full, args.cache_dir)
     print(f"cache: {path}")
-    if args.output:
-        out = os.path.abspath(args.output)
-        parent = os.path.dirname(out)
-        tmp = tempfile.mkdtemp(dir=parent, prefix=".xfuxi-world-")
-        try:
-            written = os.path.join(tmp, os.path.basename(out))
-            if out.endswith(".nc"):
-                ds.to_netcdf(written)
-            else:
-                ds.to_zarr(written, mode="w")
-            if os.path.isdir(out):
-                shutil.rmtree(out)
-            os.replace(written, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    if out is not None and out.suffix == ".nc":
+        from .files import atomic_write_file
+
+        atomic_write_file(out, lambda tmp: ds.to_netcdf(tmp))
+        print(f"wrote {out}")
+    elif out is not None:
+        _write_directory(out, _zarr_writer(ds), args, kind="world")
         print(f"wrote {out}")
     return 0
+
+
+def _world_netcdf_path(output: str, *, overwrite: bool) -> Path:
+    """The absolute ``--output`` netCDF file of ``xfuxi world``: new, or (with
+    ``overwrite``) a world file that xfuxi wrote (its attrs say so)."""
+    from .files import OutputExistsError
+
+    out = Path(os.path.abspath(output))
+    if not os.path.lexists(out):
+        return out
+    if not overwrite:
+        raise OutputExistsError(
+            f"{out} exists; pass --overwrite to replace a world file xfuxi wrote"
+        )
+    own = False
+    if out.is_file() and not out.is_symlink():
+        import xarray as xr
+
+        try:
+            with xr.open_dataset(out) as old:
+                own = "xfuxi_version" in old.attrs and "config" in old.attrs
+        except Exception:  # noqa: BLE001 - anything unreadable is not xfuxi's world
+            own = False
+    if not own:
+        raise OutputExistsError(
+            f"{out} exists and is not a world file that xfuxi wrote; xfuxi never replaces "
+            "files it did not create: choose another output path"
+        )
+    return out
 
 
 @arg("--output", default="demo_output", help="folder for figures and tables")
@@ -692,6 +766,7 @@ def _cmd_world(args) -> int:
     help="pretrained model or cascade name, or checkpoint directory",
 )
 @arg("--members", type=int, default=48, help="FuXi-ENS ensemble size")
+@arg("--overwrite", **_OVERWRITE)
 @command("demo", "run the whole FuXi loop on the embedded Held–Suarez world")
 def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
@@ -705,6 +780,7 @@ def _demo(args: argparse.Namespace) -> int:
         n_init=args.n_init,
         model=args.model,
         n_members=args.members,
+        overwrite=args.overwrite,
     )
     with pd.option_context("display.width", 160, "display.max_columns", 20,
                            "display.precision", 3):  # fmt: skip
@@ -726,10 +802,29 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usage_error(command: str, message: str) -> int:
+    """Report a bad argument of ``command`` on stderr; the exit status 2, as argparse's."""
+    print(f"xfuxi {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``xfuxi`` command line; returns the exit status.
+
+    A runtime error gives a one-line message on stderr and status 1 (130 when interrupted);
+    with ``--debug`` or ``XFUXI_DEBUG=1`` the exception propagates with its traceback.
+    """
     parser = argparse.ArgumentParser(prog="xfuxi", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (or XFUXI_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add, run) in _COMMANDS.items():
         p = sub.add_parser(name, help=run.help, description=run.help)
@@ -743,7 +838,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.no_progress:
         set_options(progress=False)
-    return int(_COMMANDS[args.command][1](args) or 0)
+    debug = args.debug or os.environ.get("XFUXI_DEBUG", "").strip() not in ("", "0")
+    try:
+        return int(_COMMANDS[args.command][1](args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"xfuxi {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every error becomes one line, as promised
+        if debug:
+            raise
+        print(f"xfuxi {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,12 @@ documentation's data-safety policy (``docs/safety.md``) hold in one place:
   :data:`MARKER`, naming the kind of output that xfuxi wrote there;
 * xfuxi replaces an existing directory only if it carries xfuxi's marker of the same kind
   (and, for user outputs, only when asked to overwrite); it never deletes or overwrites
-  anything it did not create.
+  anything it did not create;
+* a directory output may record the size and sha256 of every file in its marker
+  (``checksums=True``), so that a reader can check it with :func:`verify_directory` before
+  trusting it;
+* the temporary directories of a writer that was killed carry the writer's process id and
+  host in their names, so :func:`remove_stale_temporaries` can remove them safely.
 """
 
 from __future__ import annotations
@@ -18,20 +23,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "MARKER",
+    "CorruptedOutputError",
     "OutputExistsError",
     "atomic_write_bytes",
+    "atomic_write_file",
     "atomic_write_json",
+    "check_replaceable",
+    "directory_checksums",
     "read_marker",
+    "remove_stale_temporaries",
     "replace_directory",
     "sha256_of",
+    "verify_directory",
 ]
 
 #: name of the marker file xfuxi writes into every directory output it creates
@@ -40,6 +54,10 @@ MARKER = ".xfuxi-output.json"
 
 class OutputExistsError(FileExistsError):
     """An output path exists and is not something xfuxi may replace."""
+
+
+class CorruptedOutputError(OSError):
+    """A directory output does not match the checksums recorded in its marker."""
 
 
 def _file_mode() -> int:
@@ -54,6 +72,65 @@ def _dir_mode() -> int:
     return 0o777 & ~umask
 
 
+def _temporary_prefix(target: Path) -> str:
+    """Prefix of a temporary name beside ``target``: its name, this process's id and host."""
+    return f".{target.name}.{os.getpid()}@{socket.gethostname()}."
+
+
+#: ``.<target>.<pid>@<host>.<8 random characters>.<tmp|old>``, the temporary names of this
+#: module (older xfuxi versions wrote ``.<target>.<8 random characters>.tmp``)
+_TEMPORARY = re.compile(
+    r"^\.(?P<target>.+?)\.(?:(?P<pid>\d+)@(?P<host>[^/]+?)\.)?[a-z0-9_]{8}\.(?:tmp|old)$"
+)
+
+
+def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Write a file atomically: ``write(tmp)`` fills a temporary file beside ``path``, which
+    is then synced and renamed onto ``path``.
+
+    ``path`` is replaced if it exists: the caller decides whether it may be (see
+    :func:`check_replaceable` for directories). The file gets the usual mode (``0666`` less
+    the umask), not ``mkstemp``'s ``0600``. If ``write`` fails, nothing is left behind.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write.
+    write : callable
+        Called with the temporary path (an existing, empty file), e.g.
+        ``lambda p: ds.to_netcdf(p)``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> atomic_write_file(p, lambda tmp: tmp.write_text("hi")).read_text()
+    'hi'
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file beside it, then rename).
 
@@ -66,20 +143,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     >>> p.read_bytes()
     b'hi'
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_file(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 1) -> Path:
@@ -108,8 +172,50 @@ def read_marker(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and "kind" in value else None
 
 
-def _check_replaceable(target: Path, kind: str, overwrite: bool) -> bool:
-    """Whether ``target`` exists and may be replaced; raise where it may not."""
+def check_replaceable(
+    target: str | os.PathLike[str],
+    *,
+    kind: str,
+    overwrite: bool = False,
+    adopt: Callable[[Path], bool] | None = None,
+) -> bool:
+    """Whether ``target`` exists and may be replaced by an xfuxi output of ``kind``.
+
+    Call it before long work, so that a refusal comes before the work, not after;
+    :func:`replace_directory` calls it again.
+
+    Parameters
+    ----------
+    target : path-like
+        The output directory.
+    kind : str
+        The kind of output to write there.
+    overwrite : bool
+        Whether an earlier xfuxi output of the same kind may be replaced.
+    adopt : callable, optional
+        ``adopt(target)`` tells whether a directory without the marker is an earlier output
+        of this kind written by an older xfuxi (before the marker existed).
+
+    Returns
+    -------
+    bool
+        False if ``target`` does not exist, True if it exists and may be replaced (an empty
+        directory, or an xfuxi output of ``kind`` with ``overwrite``).
+
+    Raises
+    ------
+    OutputExistsError
+        ``target`` is a file or link, a non-empty directory that xfuxi did not write, an
+        xfuxi output of another kind, or one of this kind without ``overwrite``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> check_replaceable(d / "new", kind="forecast"), check_replaceable(d, kind="forecast")
+    (False, True)
+    """
+    target = Path(target)
     if not os.path.lexists(target):
         return False
     if target.is_symlink() or not target.is_dir():
@@ -121,10 +227,12 @@ def _check_replaceable(target: Path, kind: str, overwrite: bool) -> bool:
     if marker is None:
         if not any(target.iterdir()):
             return True  # an empty directory: nothing of the user's is lost
-        raise OutputExistsError(
-            f"{target} exists and is not an xfuxi output (no {MARKER} inside); xfuxi never "
-            "deletes what it did not create: choose another output path"
-        )
+        if adopt is None or not adopt(target):
+            raise OutputExistsError(
+                f"{target} exists and is not an xfuxi output (no {MARKER} inside); xfuxi "
+                "never deletes what it did not create: choose another output path"
+            )
+        marker = {"kind": kind}
     if marker.get("kind") != kind:
         raise OutputExistsError(
             f"{target} holds an xfuxi {marker.get('kind')!r} output, not a {kind!r} one; "
@@ -138,6 +246,110 @@ def _check_replaceable(target: Path, kind: str, overwrite: bool) -> bool:
     return True
 
 
+def _files_of(path: Path) -> dict[str, int]:
+    """Relative POSIX path -> size of every file under ``path``, but the top-level marker."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(root) / name
+            rel = full.relative_to(path).as_posix()
+            if rel != MARKER:
+                out[rel] = full.lstat().st_size
+    return out
+
+
+def directory_checksums(path: str | os.PathLike[str]) -> dict[str, list[Any]]:
+    """``[size, sha256]`` of every file under directory ``path`` (but the marker), by
+    relative POSIX path; what ``replace_directory(checksums=True)`` records.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.txt").write_text("hi")
+    >>> directory_checksums(d)["a.txt"][0]
+    2
+    """
+    path = Path(path)
+    return {rel: [size, sha256_of(path / rel)] for rel, size in _files_of(path).items()}
+
+
+def _few(names: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def verify_directory(path: str | os.PathLike[str], *, kind: str) -> dict[str, Any]:
+    """Check a directory output against the sizes and checksums recorded in its marker.
+
+    Parameters
+    ----------
+    path : path-like
+        A directory written by :func:`replace_directory` with ``checksums=True``.
+    kind : str
+        The kind of output expected there.
+
+    Returns
+    -------
+    dict
+        The marker.
+
+    Raises
+    ------
+    CorruptedOutputError
+        The marker is missing (the writer never finished, or xfuxi did not write it), of
+        another kind or without checksums; or a file is missing, unexpected, of another size
+        (truncated) or of other content. The message names the directory and the files.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "result"
+    >>> _ = replace_directory(out, lambda d: (d / "x.txt").write_text("1"), kind="demo",
+    ...                       checksums=True)
+    >>> verify_directory(out, kind="demo")["files"]["x.txt"][0]
+    1
+    >>> _ = (out / "x.txt").write_text("2")
+    >>> verify_directory(out, kind="demo")
+    Traceback (most recent call last):
+    ...
+    xfuxi.files.CorruptedOutputError: ... is damaged: files of other content: x.txt
+    """
+    path = Path(path)
+    marker = read_marker(path)
+    if marker is None:
+        raise CorruptedOutputError(
+            f"{path} has no xfuxi marker ({MARKER}): its writer did not finish, or xfuxi did "
+            "not write it"
+        )
+    if marker.get("kind") != kind:
+        raise CorruptedOutputError(
+            f"{path} holds an xfuxi {marker.get('kind')!r} output, not a {kind!r} one"
+        )
+    files = marker.get("files")
+    if not isinstance(files, dict):
+        raise CorruptedOutputError(f"{path}: its marker records no checksums to verify it with")
+    found = _files_of(path)
+    problems = []
+    missing = sorted(set(files) - set(found))
+    extra = sorted(set(found) - set(files))
+    sized = [r for r in sorted(set(files) & set(found)) if found[r] != files[r][0]]
+    if missing:
+        problems.append(f"missing files: {_few(missing)}")
+    if sized:
+        problems.append(f"files of another size (truncated?): {_few(sized)}")
+    if extra:
+        problems.append(f"files it did not hold: {_few(extra)}")
+    if not problems:
+        changed = [r for r in sorted(files) if sha256_of(path / r) != files[r][1]]
+        if changed:
+            problems.append(f"files of other content: {_few(changed)}")
+    if problems:
+        raise CorruptedOutputError(f"{path} is damaged: {'; '.join(problems)}")
+    return marker
+
+
 def replace_directory(
     target: str | os.PathLike[str],
     write: Callable[[Path], None],
@@ -146,14 +358,16 @@ def replace_directory(
     overwrite: bool = False,
     metadata: dict[str, Any] | None = None,
     keep_existing: bool = False,
+    checksums: bool = False,
+    adopt: Callable[[Path], bool] | None = None,
 ) -> Path:
     """Write a directory output atomically and mark it as xfuxi's.
 
     ``write(tmp)`` fills a fresh temporary directory beside ``target``; the marker
-    :data:`MARKER` (``kind`` plus ``metadata``) is written into it last, then the directory
-    is renamed into place. An existing ``target`` is replaced only if it is empty or an
-    xfuxi output of the same ``kind`` and ``overwrite`` is true; otherwise
-    :class:`OutputExistsError` is raised before anything is written.
+    :data:`MARKER` (``kind`` plus ``metadata``, and the checksums if asked) is written into
+    it last, then the directory is renamed into place. An existing ``target`` is replaced
+    only if it is empty or an xfuxi output of the same ``kind`` and ``overwrite`` is true;
+    otherwise :class:`OutputExistsError` is raised before anything is written.
 
     Parameters
     ----------
@@ -170,6 +384,12 @@ def replace_directory(
     keep_existing : bool
         For caches written by concurrent processes: if ``target`` appears while writing,
         keep it and discard this copy.
+    checksums : bool
+        Record ``[size, sha256]`` of every file in the marker (entry ``"files"``), for
+        :func:`verify_directory`.
+    adopt : callable, optional
+        Recognises an earlier output of this kind written before the marker existed (see
+        :func:`check_replaceable`).
 
     Returns
     -------
@@ -190,19 +410,21 @@ def replace_directory(
     (['.xfuxi-output.json', 'x.txt'], 'demo')
     """
     target = Path(target)
-    exists = _check_replaceable(target, kind, overwrite)
+    exists = check_replaceable(target, kind=kind, overwrite=overwrite, adopt=adopt)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    prefix = _temporary_prefix(target)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
     old = None
     try:
         os.chmod(tmp, _dir_mode())
         write(tmp)
-        atomic_write_json(tmp / MARKER, {"kind": kind, **(metadata or {})})
+        marker = {"kind": kind, **(metadata or {})}
+        if checksums:
+            marker["files"] = directory_checksums(tmp)
+        atomic_write_json(tmp / MARKER, marker)
         if exists:
             # move the old output aside (same filesystem: a rename), then the new one in
-            old = Path(
-                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
-            )
+            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=target.parent))
             os.replace(target, old / "previous")
         try:
             os.replace(tmp, target)
@@ -218,3 +440,104 @@ def replace_directory(
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _pid_alive(pid: int) -> bool | None:
+    """Whether process ``pid`` runs on this host (None where that cannot be told)."""
+    if os.name != "posix":
+        return None  # os.kill would terminate the process on Windows
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists (another user's)
+    return True
+
+
+def _newest_change(path: Path) -> float:
+    """The latest modification time of ``path`` or anything under it."""
+    newest = path.lstat().st_mtime
+    for root, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            try:
+                newest = max(newest, (Path(root) / name).lstat().st_mtime)
+            except OSError:
+                continue  # removed meanwhile
+    return newest
+
+
+def remove_stale_temporaries(
+    directory: str | os.PathLike[str],
+    *,
+    prefixes: Sequence[str],
+    max_age_s: float = 3600.0,
+) -> list[Path]:
+    """Remove the temporary files and directories that killed writers left in ``directory``.
+
+    Only entries named as this module names its temporaries
+    (``.<target>.<pid>@<host>.<random>.tmp`` or ``.old``, or the older
+    ``.<target>.<random>.tmp``) whose target name starts with one of ``prefixes`` are
+    considered, and one of them is removed only if it is stale: its writer's process is gone
+    (same host), or, where that cannot be told (another host, no process id recorded),
+    nothing in it has changed for ``max_age_s`` seconds. Anything else, and anything whose
+    writer still runs, is kept.
+
+    Parameters
+    ----------
+    directory : path-like
+        A directory that xfuxi writes into (a cache directory); not searched recursively.
+    prefixes : sequence of str
+        Names of the outputs whose temporaries may be removed (e.g. ``("held_suarez-",)``).
+    max_age_s : float, default 3600
+        Age after which a temporary of an unknown writer is stale.
+
+    Returns
+    -------
+    list of pathlib.Path
+        What was removed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> old = d / ".cache-a.zarr.abcd1234.tmp"  # an older writer's, no pid: judged by age
+    >>> old.mkdir()
+    >>> os.utime(old, (0, 0))
+    >>> (d / ".cache-b.zarr.abcd1234.tmp").mkdir()  # as old, but recently changed: kept
+    >>> remove_stale_temporaries(d, prefixes=("cache-",)) == [old]
+    True
+    """
+    if isinstance(prefixes, str) or not prefixes or not all(prefixes):
+        raise ValueError(f"prefixes must be a sequence of non-empty names; got {prefixes!r}")
+    directory = Path(directory)
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    host = socket.gethostname()
+    removed = []
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or not match["target"].startswith(tuple(prefixes)):
+            continue
+        if entry.is_symlink():
+            continue
+        path = Path(entry.path)
+        alive = _pid_alive(int(match["pid"])) if match["pid"] and match["host"] == host else None
+        try:
+            stale = (
+                not alive if alive is not None else (time.time() - _newest_change(path) > max_age_s)
+            )
+            if not stale:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue  # removed by another process meanwhile
+        removed.append(path)
+    return removed

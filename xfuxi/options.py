@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __all__ = ["OPTIONS", "get_options", "progress_bar", "progress_enabled", "set_options"]
@@ -23,8 +24,13 @@ _VALIDATORS = {
     "device": lambda v: isinstance(v, str),
     "dtype": lambda v: v in ("float32", "float64", "bfloat16", "float16"),
     "progress": lambda v: isinstance(v, bool),
-    "cache_dir": lambda v: v is None or isinstance(v, str),
+    "cache_dir": lambda v: (
+        v is None or (isinstance(v, (str, os.PathLike)) and isinstance(os.fspath(v), str))
+    ),
 }
+
+# values stored in a normal form (what get_options returns)
+_NORMALISE = {"cache_dir": lambda v: v if v is None else os.fspath(v)}
 
 
 def get_options() -> dict[str, Any]:
@@ -39,7 +45,7 @@ class set_options:  # noqa: N801 - named like xarray.set_options
     ----------
     **kwargs
         ``ensemble_dims`` (tuple of str), ``device`` (str), ``dtype`` (str),
-        ``progress`` (bool), ``cache_dir`` (str or None).
+        ``progress`` (bool), ``cache_dir`` (str, path-like or None; stored as str).
 
     Examples
     --------
@@ -51,6 +57,7 @@ class set_options:  # noqa: N801 - named like xarray.set_options
 
     def __init__(self, **kwargs: Any) -> None:
         self.old: dict[str, Any] = {}
+        new: dict[str, Any] = {}
         for key, value in kwargs.items():
             if key not in OPTIONS:
                 raise ValueError(
@@ -58,8 +65,11 @@ class set_options:  # noqa: N801 - named like xarray.set_options
                 )
             if not _VALIDATORS[key](value):
                 raise ValueError(f"invalid value {value!r} for xfuxi option {key!r}")
+            new[key] = _NORMALISE.get(key, lambda v: v)(value)
+        # all are checked before any is set: a bad value leaves the options as they were
+        for key in new:
             self.old[key] = OPTIONS[key]
-        OPTIONS.update(kwargs)
+        OPTIONS.update(new)
 
     def __enter__(self) -> set_options:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ import xarray as xr
 
 import xfuxi
 from xfuxi.data.schema import validate
+from xfuxi.files import MARKER, OutputExistsError, verify_directory
 from xfuxi.world import simulator as world
 from xfuxi.world.simulator import held_suarez, held_suarez_split, world_cache_path, world_config
 
@@ -262,6 +264,118 @@ def test_cache_directory_precedence(tmp_path, monkeypatch):
         assert world.cache_directory(tmp_path / "arg") == tmp_path / "arg"
 
 
+def test_cache_dir_option_takes_a_path(tmp_path, monkeypatch):
+    """set_options(cache_dir=Path(...)) is accepted (issue 20, weak items); stored as str."""
+    monkeypatch.delenv("XFUXI_CACHE", raising=False)
+    with xfuxi.set_options(cache_dir=tmp_path / "opt"):
+        assert xfuxi.get_options()["cache_dir"] == str(tmp_path / "opt")
+        assert world.cache_directory() == tmp_path / "opt"
+    assert xfuxi.get_options()["cache_dir"] is None
+    for bad in (3, b"/tmp", ["/tmp"]):
+        with pytest.raises(ValueError, match="cache_dir"):
+            xfuxi.set_options(cache_dir=bad)
+
+
+# --- a verified cache (issue 20, item 4) --------------------------------------------------------
+
+TINY = dict(days=1, spinup_days=0, seed=3, progress=False)
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """The configurations the world was run for (the real run, counted)."""
+    calls = []
+    real = world._chunks
+
+    def counting(config, progress):
+        calls.append(config)
+        yield from real(config, progress)
+
+    monkeypatch.setattr(world, "_chunks", counting)
+    return calls
+
+
+def _tiny_path(cache_dir):
+    return world_cache_path(world_config(days=1, spinup_days=0, seed=3), cache_dir)
+
+
+def test_cache_store_is_marked_with_checksums(tmp_path):
+    ds = held_suarez(cache_dir=tmp_path, **TINY)
+    path = _tiny_path(tmp_path)
+    marker = verify_directory(path, kind=world.CACHE_KIND)
+    assert marker["config"] == json.loads(ds.attrs["config"])
+    assert "temperature/0.0.0.0" in marker["files"] and ".zmetadata" in marker["files"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "marker"])
+def test_damaged_cache_is_generated_again(tmp_path, runs, caplog, damage):
+    first = held_suarez(cache_dir=tmp_path, **TINY).load()
+    path = _tiny_path(tmp_path)
+    chunk = path / "temperature" / "0.0.0.0"
+    if damage == "delete":  # once a block of NaNs
+        chunk.unlink()
+    elif damage == "truncate":  # once a raw blosc error
+        chunk.write_bytes(chunk.read_bytes()[:100])
+    else:  # a store written by an older xfuxi, without the marker
+        (path / MARKER).unlink()
+    with caplog.at_level(logging.WARNING, logger="xfuxi"):
+        again = held_suarez(cache_dir=tmp_path, **TINY).load()
+    assert len(runs) == 2
+    xr.testing.assert_identical(again, first)
+    assert not np.isnan(again.temperature.values).any()
+    expected = {
+        "delete": "missing files: temperature/0.0.0.0",
+        "truncate": "another size (truncated?): temperature/0.0.0.0",
+        "marker": "written by an older xfuxi",
+    }[damage]
+    assert str(path) in caplog.text and expected in caplog.text
+    verify_directory(path, kind=world.CACHE_KIND)
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+
+
+def test_foreign_directory_at_a_cache_path_is_never_deleted(tmp_path, runs):
+    path = _tiny_path(tmp_path)
+    path.mkdir()
+    (path / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="not an xfuxi cache store") as info:
+        held_suarez(cache_dir=tmp_path, **TINY)
+    assert str(path) in str(info.value)
+    assert runs == [] and (path / "notes.txt").read_text() == "mine"
+    # nor a zarr store of another configuration that lacks the marker
+    (path / "notes.txt").unlink()
+    other = held_suarez(days=1, spinup_days=0, seed=4, cache_dir=tmp_path, progress=False).load()
+    other_path = world_cache_path(world_config(days=1, spinup_days=0, seed=4), tmp_path)
+    (other_path / MARKER).unlink()
+    path.rmdir()
+    other_path.rename(path)
+    with pytest.raises(OutputExistsError, match="not an xfuxi cache store"):
+        held_suarez(cache_dir=tmp_path, **TINY)
+    xr.testing.assert_equal(xr.open_zarr(path).load(), other)
+
+
+def test_stale_temporaries_in_the_cache_are_removed(tmp_path):
+    import socket
+
+    long_ago = 1_000_000.0
+    names = {
+        "stale": ".held_suarez-T21-0123456789abcdef.zarr.k2j3h4g5.tmp",  # an old writer's
+        "running": f".held_suarez-T21-0123456789abcdef.zarr.{os.getpid()}@"
+        f"{socket.gethostname()}.abcd1234.tmp",
+        "foreign": ".notes.k2j3h4g5.tmp",
+        "user": "mydata",
+    }
+    for name in names.values():
+        (tmp_path / name / "store.zarr").mkdir(parents=True)
+        for p in (tmp_path / name / "store.zarr", tmp_path / name):
+            os.utime(p, (long_ago, long_ago))
+    held_suarez(cache_dir=tmp_path, **TINY)
+    left = set(os.listdir(tmp_path))
+    assert left == {_tiny_path(tmp_path).name, *names.values()} - {names["stale"]}
+
+
 def test_cache_key_covers_config_and_versions(monkeypatch):
     a = world_cache_path(world_config(days=1), "/c")
     assert world_cache_path(world_config(days=1), "/c") == a
@@ -323,6 +437,7 @@ def test_split_errors():
         ({"resolution": "T31"}, "resolution must be one of"),
         ({"levels": (1000,)}, "outside the model's sigma levels"),
         ({"levels": (500, 500)}, "duplicates"),
+        ({"levels": (123, 500)}, r"\[123\] hPa are not standard pressure levels"),
         ({"levels": ()}, "at least one"),
         ({"start": "not a date"}, "start must be a date"),
         ({"spinup_days": 1.5}, "whole number"),
@@ -369,3 +484,32 @@ def test_cli_world(tmp_path, capsys):
     assert dict(ds.sizes) == {"time": 4, "level": 4, "latitude": 32, "longitude": 64}
     ds.close()
     assert len(os.listdir(tmp_path / "cache")) == 1
+
+
+def test_cli_world_zarr_output(tmp_path, capsys):
+    """xfuxi world --output w.zarr (issue 20, item 8: it crashed on the cache's zarr-v2 codec);
+    the copy equals the cached world, is marked, and is replaced only with --overwrite."""
+    from xfuxi.cli import main
+    from xfuxi.files import read_marker
+
+    cache = tmp_path / "cache"
+    out = tmp_path / "w.zarr"
+    args = ["--no-progress", "world", "--days", "1", "--spinup-days", "0", "--seed", "3",
+            "--cache-dir", str(cache), "--output", str(out)]  # fmt: skip
+    assert main(args) == 0
+    got = xr.open_zarr(out).load()
+    cached = xr.open_zarr(_tiny_path(cache)).load()
+    xr.testing.assert_identical(got, cached)
+    assert read_marker(out)["kind"] == "world"
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    xr.testing.assert_identical(xr.open_zarr(out).load(), cached)
+    # and a netCDF copy, replaced with --overwrite since xfuxi wrote it
+    nc = tmp_path / "w.nc"
+    assert main([*args[:-1], str(nc)]) == 0
+    assert main([*args[:-1], str(nc), "--overwrite"]) == 0
+    with xr.open_dataset(nc) as ds:
+        xr.testing.assert_identical(ds.load(), cached)
+    assert sorted(os.listdir(tmp_path)) == ["cache", "w.nc", "w.zarr"]

@@ -246,3 +246,41 @@ def test_shipped_da_model_carries_anomalies_that_the_forecast_model_amplifies(an
         gains[name] = float((resp * world).sum() / (world**2).sum())
     assert 0.8 < gains["fuxi-hs-t21-da"] < 1.25, gains
     assert gains["fuxi-hs-t21"] > 1.3, gains
+
+
+def test_damaged_anomaly_cache_is_generated_again(tmp_path, monkeypatch, caplog):
+    """The anomalies' cache store is verified as the world's is (issue 20, item 4)."""
+    import json
+    import logging
+
+    import xarray as xr
+
+    from xfuxi.files import MARKER, verify_directory
+    from xfuxi.world import tracer_anomalies
+    from xfuxi.world.simulator import CACHE_KIND
+
+    runs = []
+
+    def fake(config, progress):  # stands in for the run: the cache logic is under test
+        runs.append(config)
+        data = np.arange(24.0).reshape(2, 12)
+        return xr.Dataset(
+            {"a": (("x", "y"), data)}, attrs={"config": json.dumps(config, sort_keys=True)}
+        )
+
+    monkeypatch.setattr(tracer_anomalies, "_generate", fake)
+    kw = dict(days=1, members=1, cache_dir=tmp_path, **KW)
+    first = held_suarez_tracer_anomalies(**kw)
+    (store,) = [p for p in tmp_path.iterdir() if p.name.startswith("tracer_anomalies-")]
+    verify_directory(store, kind=CACHE_KIND)
+    held_suarez_tracer_anomalies(**kw)
+    assert len(runs) == 1
+    (store / "a" / "0.0").write_bytes((store / "a" / "0.0").read_bytes()[:5])
+    with caplog.at_level(logging.WARNING, logger="xfuxi"):
+        again = held_suarez_tracer_anomalies(**kw)
+    assert len(runs) == 2 and str(store) in caplog.text and "truncated" in caplog.text
+    xr.testing.assert_identical(again, first)
+    (store / MARKER).unlink()  # as written by an older xfuxi
+    held_suarez_tracer_anomalies(**kw)
+    assert len(runs) == 3
+    verify_directory(store, kind=CACHE_KIND)

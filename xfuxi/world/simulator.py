@@ -38,9 +38,19 @@ Caching
 Generated worlds are written as zarr stores under the cache directory — ``$XFUXI_CACHE``,
 else ``xfuxi.get_options()["cache_dir"]``, else ``~/.cache/xfuxi`` — in a folder named by a
 hash of the full configuration and of the xfuxi and dinosaur versions. The store is written
-into a temporary folder beside the target and moved into place with :func:`os.replace`, so a
-killed run never leaves a half-written world behind. The next call with the same configuration
-opens the store instead of running the model.
+into a temporary folder beside the target and moved into place with :func:`os.replace`
+(:func:`xfuxi.files.replace_directory`), so a killed run never leaves a half-written world
+behind; a completeness marker holding the size and sha256 of every file of the store is
+written into it last. The next call with the same configuration checks the store against its
+marker and opens it instead of running the model.
+
+A cached store that fails the check (a file missing, truncated or changed) or that has no
+marker (written by an older xfuxi) is xfuxi's own and deterministic, so it is generated again,
+with a warning in the log naming the store and what was wrong; the new store replaces it
+atomically. A directory at a cache path that is neither (no marker, and not the store of that
+configuration) is never deleted: an error names it. Temporary folders that killed writers left
+in the cache directory are removed once their writer's process is gone (or, where that cannot
+be told, after an hour without change). See the data-safety policy (docs/safety.md).
 
 References
 ----------
@@ -52,11 +62,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,7 +75,15 @@ import pandas as pd
 import xarray as xr
 
 from .._version import __version__
-from ..data.schema import VARIABLES, validate
+from ..data.schema import ERA5_PRESSURE_LEVELS, VARIABLES, validate
+from ..files import (
+    CorruptedOutputError,
+    OutputExistsError,
+    read_marker,
+    remove_stale_temporaries,
+    replace_directory,
+    verify_directory,
+)
 from ..options import get_options
 
 __all__ = [
@@ -105,6 +122,11 @@ _TRACER_TAU_DAYS = 5.0
 _TRACER_LAT_SCALE_DEG = 30.0
 _PERTURBATION_VORTICITY = 1e-6  # s**-1, rms of the seeded vorticity noise
 _CHUNK_DAYS = 10  # outputs are computed and written in chunks of this many days
+
+#: the kind recorded in the marker of a cached store (:mod:`xfuxi.files`)
+CACHE_KIND = "world-cache"
+#: how the stores that xfuxi keeps in the cache directory are named
+CACHE_PREFIXES = ("held_suarez-", "tracer_anomalies-")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +200,12 @@ def world_config(
         raise ValueError(f"levels has duplicates: {list(levels)}")
     if len(lev) > 13:
         raise ValueError(f"at most 13 pressure levels are supported; got {len(lev)}")
+    unknown = [p for p in lev if p not in ERA5_PRESSURE_LEVELS]
+    if unknown:
+        raise ValueError(
+            f"levels {[int(p) if p.is_integer() else p for p in unknown]} hPa are not standard "
+            f"pressure levels; choose levels among the ERA5 levels {list(ERA5_PRESSURE_LEVELS)}"
+        )
     sigma_top = 1.0 / (2 * int(n_sigma_levels))
     for p in lev:
         # levels above the top sigma level or below the lowest one would be extrapolated
@@ -543,30 +571,93 @@ def _attrs(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _replace_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(store)`` on a temporary zarr path beside ``target``, then move the store
-    into place; a store that another process put there first is kept."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    store = tmp / "store.zarr"
+def _own_unmarked_store(path: Path, config: dict[str, Any]) -> bool:
+    """Whether ``path`` is the cache store of ``config`` written by an xfuxi older than the
+    completeness marker: named as xfuxi names its stores, with ``config`` in its attrs."""
+    if not path.name.startswith(CACHE_PREFIXES) or path.suffix != ".zarr":
+        return False
     try:
-        write(store)
-        try:
-            os.replace(store, target)
-        except OSError:
-            if not target.exists():
-                raise
-            log.info("%s was written concurrently; using the existing store", target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        attrs = json.loads((path / ".zattrs").read_text())
+        return json.loads(attrs["config"]) == config
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
-def _write_store(chunks: Iterator[xr.Dataset], target: Path, attrs: dict[str, Any]) -> None:
-    """Write chunks into a temporary zarr store beside ``target``, then move it into place."""
+def cached_store_is_valid(target: Path, config: dict[str, Any]) -> bool:
+    """Whether the cache store ``target`` of ``config`` is complete and intact.
+
+    Stale temporary folders of killed writers are removed from the cache directory first.
+    False if ``target`` does not exist or must be generated again: it fails the check
+    against its marker, or has none and was written by an older xfuxi (both logged as
+    warnings naming the store). See the module docstring.
+
+    Raises
+    ------
+    xfuxi.files.OutputExistsError
+        ``target`` exists but is not xfuxi's: no marker, and not the store of ``config``.
+    """
+    remove_stale_temporaries(target.parent, prefixes=CACHE_PREFIXES)
+    if not os.path.lexists(target):
+        return False
+    if read_marker(target) is None:
+        if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+            return False
+        if _own_unmarked_store(target, config):
+            log.warning(
+                "%s was written by an older xfuxi, without a completeness marker, and cannot "
+                "be verified; generating it again",
+                target,
+            )
+            return False
+        raise OutputExistsError(
+            f"{target} is at a path of xfuxi's cache but is not an xfuxi cache store (no "
+            "completeness marker, other contents); xfuxi never deletes what it did not write: "
+            "move it away or use another cache directory"
+        )
+    try:
+        verify_directory(target, kind=CACHE_KIND)
+    except CorruptedOutputError as err:
+        log.warning("%s; it is xfuxi's own cache, so it is generated again", err)
+        return False
+    return True
+
+
+def write_cached_store(target: Path, write: Callable[[Path], None], config: dict[str, Any]) -> None:
+    """Write the cache store of ``config`` atomically, with its completeness marker.
+
+    ``write(store)`` fills a temporary folder beside ``target``; a store of ``config`` that
+    is there already (damaged, or unmarked from an older xfuxi) is replaced; one that another
+    process put there meanwhile is kept.
+    """
+    replace_directory(
+        target,
+        write,
+        kind=CACHE_KIND,
+        overwrite=True,
+        keep_existing=True,
+        checksums=True,
+        metadata={"config": config},
+        adopt=lambda path: _own_unmarked_store(path, config),
+    )
+
+
+def _write_store(
+    chunks: Iterator[xr.Dataset], target: Path, attrs: dict[str, Any], config: dict[str, Any]
+) -> None:
+    """Write chunks into a temporary zarr store beside ``target``, then move it into place.
+
+    The first chunk (and the spin-up before it) is computed before the temporary store is
+    made, so that a temporary store always changes as its writer goes on (see
+    :func:`xfuxi.files.remove_stale_temporaries`).
+    """
+    chunks = iter(chunks)
+    head = next(chunks, None)
+    if head is None:
+        raise ValueError(f"no output to write to {target}")
 
     def write(store: Path) -> None:
         first = True
-        for ds in chunks:
+        for ds in itertools.chain([head], chunks):
             # every write carries the attrs: appending replaces the store's attrs
             ds = ds.assign_attrs(attrs)
             if first:
@@ -578,7 +669,7 @@ def _write_store(chunks: Iterator[xr.Dataset], target: Path, attrs: dict[str, An
             else:
                 ds.to_zarr(store, append_dim="time", consolidated=True, zarr_format=2)
 
-    _replace_atomically(target, write)
+    write_cached_store(target, write, config)
 
 
 def held_suarez(
@@ -623,8 +714,11 @@ def held_suarez(
         Cache directory (default: $XFUXI_CACHE, ``xfuxi.get_options()["cache_dir"]`` or
         ``~/.cache/xfuxi``).
     use_cache : bool, default True
-        Read the world from the cache if it is there, and write it there if not. If False,
-        the world is computed and returned in memory and the cache is not touched.
+        Read the world from the cache if it is there and intact (checked against the
+        checksums recorded when it was written), and write it there if not; a damaged
+        store, or one written by an older xfuxi without checksums, is generated again (see
+        the module docstring). If False, the world is computed and returned in memory and
+        the cache is not touched.
     progress : bool, optional
         Show a progress bar (default: ``xfuxi.get_options()["progress"]``).
 
@@ -643,6 +737,8 @@ def held_suarez(
         For an invalid configuration (see :func:`world_config`).
     FloatingPointError
         If the model blows up.
+    xfuxi.files.OutputExistsError
+        If the cache path holds a directory that is not an xfuxi cache store.
 
     Notes
     -----
@@ -679,11 +775,11 @@ def held_suarez(
         ds = xr.concat(list(_chunks(config, show)), dim="time")
         return validate(ds.assign_attrs(attrs))
     target = world_cache_path(config, cache_dir)
-    if target.exists():
+    if cached_store_is_valid(target, config):
         log.info("reading the Held-Suarez world from the cache: %s", target)
     else:
         log.info("Held-Suarez world not in the cache; generating %s", target)
-        _write_store(_chunks(config, show), target, attrs)
+        _write_store(_chunks(config, show), target, attrs, config)
     # attrs are re-applied so that stores written by an older xfuxi carry current metadata
     return validate(xr.open_zarr(target)).assign_attrs(attrs)
 
@@ -741,7 +837,7 @@ def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> 
         # the world is deterministic, so the first days of the full split are exactly the
         # shorter run: read them from the cached full split when it is there
         full = world_config(days=spec["days"], seed=spec["seed"], start=spec["start"], **model_kw)
-        if world_cache_path(full, kwargs.get("cache_dir")).exists():
+        if read_marker(world_cache_path(full, kwargs.get("cache_dir"))) is not None:
             log.info("taking the first %d days of the cached %s split", n_days, split)
             ds = held_suarez(days=spec["days"], seed=spec["seed"], start=spec["start"], **kwargs)
             short = world_config(days=n_days, seed=spec["seed"], start=spec["start"], **model_kw)

@@ -44,11 +44,12 @@ from .simulator import (
     SPLITS,
     _attrs,
     _get_model,
-    _replace_atomically,
     _to_dataset,
     _versions,
     cache_directory,
+    cached_store_is_valid,
     world_config,
+    write_cached_store,
 )
 
 __all__ = ["held_suarez_tracer_anomalies", "world_tracer_transport"]
@@ -152,7 +153,8 @@ def held_suarez_tracer_anomalies(
         (the world's tracer goes from 0 at the poles to ``σ²`` at the equator).
     cache_dir, use_cache, progress
         As :func:`~xfuxi.world.simulator.held_suarez`; the result is cached as a zarr store
-        named by a hash of the configuration and the versions.
+        named by a hash of the configuration and the versions, checked and regenerated as
+        the world's own cache store is.
 
     Returns
     -------
@@ -197,13 +199,15 @@ def held_suarez_tracer_anomalies(
     key = json.dumps({"config": config, "versions": _versions()}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = cache_directory(cache_dir) / f"tracer_anomalies-{resolution}-{digest}.zarr"
-    if use_cache and target.exists():
+    if use_cache and cached_store_is_valid(target, config):
         log.info("reading tracer anomalies from the cache: %s", target)
         return xr.open_zarr(target).load()
     ds = _generate(config, show)
     if use_cache:
-        _replace_atomically(
-            target, lambda store: ds.to_zarr(store, mode="w", consolidated=True, zarr_format=2)
+        write_cached_store(
+            target,
+            lambda store: ds.to_zarr(store, mode="w", consolidated=True, zarr_format=2),
+            config,
         )
     return ds
 

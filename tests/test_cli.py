@@ -1,0 +1,210 @@
+"""The xfuxi command line: outputs never replace what xfuxi did not write (issue 20, item 1),
+errors are one line on stderr (issue 20, weak items)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import xarray as xr
+
+import xfuxi
+from tests.forecasting.test_ensemble import _dataset, _tiny_fuxi_checkpoint
+from xfuxi.cli import main
+from xfuxi.files import MARKER, read_marker
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A tiny FuXi checkpoint and a file of three initial states."""
+    d = tmp_path_factory.mktemp("inputs")
+    model_dir, model = _tiny_fuxi_checkpoint(d)
+    _dataset(3).to_netcdf(d / "init.nc")
+    return {"dir": d, "model": str(model_dir), "init": str(d / "init.nc"), "object": model}
+
+
+def _forecast(inputs, output, *extra):
+    return main(["--no-progress", "forecast", inputs["init"], "--model", inputs["model"],
+                 "--steps", "1", "--output", str(output), *extra])  # fmt: skip
+
+
+def _tree(path):
+    """Every file under ``path`` with its bytes."""
+    return {
+        os.path.relpath(os.path.join(root, f), path): open(os.path.join(root, f), "rb").read()
+        for root, _, files in os.walk(path)
+        for f in files
+    }
+
+
+def test_forecast_never_deletes_a_foreign_directory(inputs, tmp_path, capsys):
+    """mkdir results && echo precious > results/thesis.txt && xfuxi forecast ... --output results"""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "thesis.txt").write_text("precious\n")
+    for extra in ((), ("--overwrite",)):
+        assert _forecast(inputs, results, *extra) != 0
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert str(results) in err and "not an xfuxi output" in err
+    assert _tree(results) == {"thesis.txt": b"precious\n"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no temporaries
+
+
+def test_forecast_refuses_before_running(inputs, tmp_path, monkeypatch, capsys):
+    import xfuxi.models.registry as registry
+
+    def never(*a, **k):
+        raise AssertionError("the model was loaded although the output is refused")
+
+    monkeypatch.setattr(registry, "load_model", never)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "thesis.txt").write_text("precious")
+    assert _forecast(inputs, tmp_path / "results") == 1
+    assert "not an xfuxi output" in capsys.readouterr().err
+
+
+def test_forecast_output_is_marked_and_replaced_only_with_overwrite(inputs, tmp_path, capsys):
+    out = tmp_path / "fc.zarr"
+    assert _forecast(inputs, out) == 0
+    marker = read_marker(out)
+    assert marker["kind"] == "forecast" and marker["command"] == "xfuxi forecast"
+    assert marker["arguments"]["steps"] == 1
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask  # not mkdtemp's 0700
+    first = xr.open_zarr(out).load()
+    before = _tree(out)
+    capsys.readouterr()
+    # an earlier forecast: kept without --overwrite
+    assert _forecast(inputs, out) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert _tree(out) == before
+    # not replaced by another kind of output, even with --overwrite
+    rc = main(["--no-progress", "ensemble", inputs["init"], "--model", inputs["model"],
+               "--method", "gaussian", "--amplitude", "0.1", "-n", "2", "--steps", "1",
+               "--output", str(out), "--overwrite"])  # fmt: skip
+    assert rc == 1 and "'forecast' output, not a 'ensemble'" in capsys.readouterr().err
+    assert _tree(out) == before
+    # replaced with --overwrite, by the same forecast
+    assert _forecast(inputs, out, "--overwrite") == 0
+    second = xr.open_zarr(out).load()
+    xr.testing.assert_equal(second, first)
+    assert second.attrs["created"] != first.attrs["created"] or _tree(out) != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fc.zarr"]
+
+
+def test_ensemble_output_is_marked(inputs, tmp_path):
+    out = tmp_path / "ens.zarr"
+    rc = main(["--no-progress", "ensemble", inputs["init"], "--model", inputs["model"],
+               "--method", "gaussian", "--amplitude", "0.1", "-n", "2", "--steps", "1",
+               "--output", str(out)])  # fmt: skip
+    assert rc == 0
+    assert read_marker(out)["kind"] == "ensemble"
+    assert xr.open_zarr(out).sizes["number"] == 2
+
+
+@pytest.fixture
+def assimilation_inputs(inputs, tmp_path):
+    """bg.nc and obs.nc in a folder of inputs (and the user's notes)."""
+    d = tmp_path / "inputs"
+    d.mkdir()
+    bg = _dataset(3)
+    bg.to_netcdf(d / "bg.nc")
+    t0 = bg["time"].values[-1]
+    t850 = float(bg["temperature"].sel(time=t0, level=850.0).interp(latitude=30.0, longitude=45.0))
+    obs = xfuxi.make_observations(
+        [t850 + 1.0], error=1.0, time=t0, latitude=30.0, longitude=45.0,
+        variable="temperature", level=850.0,
+    )  # fmt: skip
+    obs.to_netcdf(d / "obs.nc")
+    (d / "notes.txt").write_text("mine")
+    return d
+
+
+def _assimilate(inputs, output, *extra):
+    return main(["--no-progress", "assimilate", "bg.nc", "obs.nc", "--model", inputs["model"],
+                 "-n", "4", "--max-iter", "3", "--output", str(output), *extra])  # fmt: skip
+
+
+def test_assimilate_output_dot_keeps_the_inputs(inputs, assimilation_inputs, monkeypatch, capsys):
+    """cd inputs && xfuxi assimilate bg.nc obs.nc --output ."""
+    monkeypatch.chdir(assimilation_inputs)
+    before = _tree(assimilation_inputs)
+    for extra in ((), ("--overwrite",)):
+        assert _assimilate(inputs, ".", *extra) != 0
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "holds the input bg.nc" in err
+    assert _tree(assimilation_inputs) == before
+
+
+def test_assimilate_writes_a_marked_directory(inputs, assimilation_inputs, monkeypatch, capsys):
+    monkeypatch.chdir(assimilation_inputs)
+    assert _assimilate(inputs, "an") == 0
+    out = assimilation_inputs / "an"
+    assert sorted(p.name for p in out.iterdir()) == [
+        MARKER, "analysis.nc", "diagnostics.nc", "increment.nc", "trajectory.nc"
+    ]  # fmt: skip
+    assert read_marker(out)["kind"] == "assimilation"
+    capsys.readouterr()
+    assert _assimilate(inputs, "an") == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert _assimilate(inputs, "an", "--overwrite") == 0
+
+
+def test_runtime_error_is_one_line_on_stderr(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("XFUXI_DEBUG", raising=False)
+    args = ["forecast", str(tmp_path / "missing.nc"), "--steps", "1", "--output",
+            str(tmp_path / "fc.zarr")]  # fmt: skip
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("xfuxi forecast: error: FileNotFoundError")
+    assert captured.err.count("\n") == 1 and "missing.nc" in captured.err
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", *args])
+    monkeypatch.setenv("XFUXI_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        main(args)
+
+
+def test_usage_errors_go_to_stderr(tmp_path, capsys):
+    rc = main(["assimilate", "bg.nc", "obs.nc", "--localization", "wide", "--output",
+               str(tmp_path / "an")])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert "--localization must be a number" in captured.err
+    rc = main(["world", "--levels", "500,abc", "--output", str(tmp_path / "w.zarr")])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == "" and "--levels" in captured.err
+
+
+def test_world_levels_are_checked_before_the_run(tmp_path, monkeypatch, capsys):
+    from xfuxi.world import simulator
+
+    def never(*a, **k):
+        raise AssertionError("the world was run although its levels are invalid")
+
+    monkeypatch.setattr(simulator, "_chunks", never)
+    rc = main(["--no-progress", "world", "--levels", "123", "--days", "1", "--spinup-days", "0",
+               "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and "[123] hPa are not standard pressure levels" in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_world_netcdf_output_never_replaces_a_foreign_file(tmp_path, monkeypatch, capsys):
+    from xfuxi.world import simulator
+
+    def never(*a, **k):
+        raise AssertionError("the world was run although its output is refused")
+
+    monkeypatch.setattr(simulator, "_chunks", never)
+    mine = tmp_path / "w.nc"
+    mine.write_text("mine")
+    for extra in ((), ("--overwrite",)):
+        rc = main(["--no-progress", "world", "--days", "1", "--spinup-days", "0", "--cache-dir",
+                   str(tmp_path / "cache"), "--output", str(mine), *extra])  # fmt: skip
+        assert rc == 1 and str(mine) in capsys.readouterr().err
+    assert mine.read_text() == "mine"
