@@ -69,3 +69,24 @@ def test_cycle_finder_finds_a_cycle():
     for a, b in (("p.a", "p.b"), ("p.b", "p.c"), ("p.c", "p.a"), ("p.c", "p.d")):
         graph.add_import(importer=a, imported=b)
     assert _cycles(graph) == [["p.a", "p.b", "p.c"]]
+
+
+def test_design_page_lists_every_module():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "check_design_modules.py")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_no_docstring_points_to_the_internal_design_card():
+    hits = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "xfuxi").rglob("*.py")
+        if "DESIGN.md" in p.read_text(encoding="utf-8")
+    ]
+    assert hits == []

@@ -428,7 +428,7 @@ def resolve_directory(name_or_path: str | os.PathLike[str], *, kind: str) -> Pat
 # -----------------------------------------------------------------------------------------------
 
 
-def _as_dtype(dtype: str | torch.dtype) -> torch.dtype:
+def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
     """``"float32"`` or ``torch.float32`` → ``torch.float32`` (floating dtypes only)."""
     out = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(out, torch.dtype) or not out.is_floating_point:
@@ -623,7 +623,7 @@ def load_checkpoint(
     )
     opts = get_options()
     dev = torch.device(device if device is not None else opts["device"])
-    dt = _as_dtype(dtype if dtype is not None else opts["dtype"])
+    dt = as_dtype(dtype if dtype is not None else opts["dtype"])
     return model.to(device=dev, dtype=dt).eval()
 
 

@@ -18,7 +18,7 @@ import torch
 from ..options import get_options
 from .base import ForecastModel
 from .cascade import Cascade
-from .checkpoint import _as_dtype
+from .checkpoint import as_dtype
 
 __all__ = ["advance_pair", "copy_model", "model_device", "model_dtype", "model_on", "rollout"]
 
@@ -89,8 +89,8 @@ def model_on(model: Any, device: Any, dtype: Any) -> Any:
     cur_dev = param.device if param is not None else torch.device("cpu")
     cur_dtype = param.dtype if param is not None else torch.float32
     dev = cur_dev if device is None else torch.device(device)
-    dt = _as_dtype(dtype) if dtype is not None else (
-        cur_dtype if param is not None else _as_dtype(get_options()["dtype"])
+    dt = as_dtype(dtype) if dtype is not None else (
+        cur_dtype if param is not None else as_dtype(get_options()["dtype"])
     )  # fmt: skip
     same_dev = dev.type == cur_dev.type and (dev.index is None or dev.index == cur_dev.index)
     if same_dev and dt == cur_dtype:

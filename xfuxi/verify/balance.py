@@ -252,9 +252,9 @@ def balance_summary(
     _require(ds, names)
     if background is not None:
         _require(background, names)
-        from .weights import _prepare_pair
+        from .weights import prepare_pair
 
-        a, b = _prepare_pair(ds[names], background[names])
+        a, b = prepare_pair(ds[names], background[names])
         ds = a - b
         ds["geopotential"].attrs = dict(a["geopotential"].attrs)
     bands = DEFAULT_BANDS if bands is None else dict(bands)

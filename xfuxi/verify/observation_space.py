@@ -184,9 +184,9 @@ def innovations(
             hx = _interp_to_points(state[v], observations, obs_dim, vector=v in VECTOR_COMPONENTS)
             out[v] = observations[v] - hx
         return xr.Dataset(out, attrs={"statistic": "innovation"})
-    from .weights import _prepare_pair
+    from .weights import prepare_pair
 
-    obs, st = _prepare_pair(observations, state[list(observations.data_vars)])
+    obs, st = prepare_pair(observations, state[list(observations.data_vars)])
     out = obs - st
     out.attrs = {"statistic": "innovation"}
     return out

@@ -111,14 +111,14 @@ SPLITS: dict[str, dict[str, Any]] = {
 _RESOLUTIONS = {"T21": "T21", "T42": "T42"}
 #: time step (minutes) per resolution; T21 is stable at 30 min, T42 needs a shorter one
 _TIME_STEP_MIN = {"T21": 30.0, "T42": 15.0}
-_PRESSURE_VARS = (
+PRESSURE_VARS = (
     "geopotential",
     "temperature",
     "u_component_of_wind",
     "v_component_of_wind",
     "passive_tracer",
 )
-_TRACER_TAU_DAYS = 5.0
+TRACER_TAU_DAYS = 5.0
 _TRACER_LAT_SCALE_DEG = 30.0
 _PERTURBATION_VORTICITY = 1e-6  # s**-1, rms of the seeded vorticity noise
 _CHUNK_DAYS = 10  # outputs are computed and written in chunks of this many days
@@ -226,12 +226,12 @@ def world_config(
         "n_sigma_levels": int(n_sigma_levels),
         "output_hours": int(output_hours),
         "time_step_minutes": step_min,
-        "tracer_relaxation_days": _TRACER_TAU_DAYS,
+        "tracer_relaxation_days": TRACER_TAU_DAYS,
         "generator_version": GENERATOR_VERSION,
     }
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     import dinosaur
 
     return {"xfuxi": __version__, "dinosaur": str(getattr(dinosaur, "__version__", "unknown"))}
@@ -280,7 +280,7 @@ def world_cache_path(config: dict[str, Any], cache_dir: str | os.PathLike | None
     >>> p.name.startswith("held_suarez-T21-") and p.suffix == ".zarr"
     True
     """
-    key = json.dumps({"config": config, "versions": _versions()}, sort_keys=True)
+    key = json.dumps({"config": config, "versions": package_versions()}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_directory(cache_dir) / f"held_suarez-{config['resolution']}-{digest}.zarr"
 
@@ -300,7 +300,7 @@ def _model(frozen: str) -> _Model:
     return _Model(json.loads(frozen))
 
 
-def _get_model(config: dict[str, Any]) -> _Model:
+def get_model(config: dict[str, Any]) -> _Model:
     return _model(json.dumps({k: config[k] for k in _MODEL_KEYS}, sort_keys=True))
 
 
@@ -354,7 +354,7 @@ class _Model:
         hs = held_suarez.HeldSuarezForcing(
             coords=coords, physics_specs=specs, reference_temperature=ref_temps
         )
-        tau = specs.nondimensionalize(_TRACER_TAU_DAYS * units.day)
+        tau = specs.nondimensionalize(TRACER_TAU_DAYS * units.day)
 
         class _HeldSuarezWithTracers(time_integration.ExplicitODE):
             """Held–Suarez forcing, with zero tendencies for the tracers (DESIGN.md §3)."""
@@ -476,7 +476,7 @@ def _chunks(config: dict[str, Any], progress: bool) -> Iterator[xr.Dataset]:
     """Run the world of ``config`` and yield its output in consecutive time chunks."""
     from tqdm.auto import tqdm
 
-    model = _get_model(config)
+    model = get_model(config)
     state = model.initial_state(config["seed"])
     n_spin = int(config["spinup_days"])
     days = config["days"]
@@ -512,12 +512,12 @@ def _chunks(config: dict[str, Any], progress: bool) -> Iterator[xr.Dataset]:
                     f"{start + done * step} and {start + (done + take) * step}"
                 )
             times = start + np.arange(done, done + take) * step
-            yield _to_dataset(arrays, times, levels, model.latitude, model.longitude)
+            yield pressure_dataset(arrays, times, levels, model.latitude, model.longitude)
             done += take
             bar.update(take / model.outputs_per_day)
 
 
-def _to_dataset(
+def pressure_dataset(
     arrays: dict[str, np.ndarray],
     times: np.ndarray,
     levels: np.ndarray,
@@ -525,7 +525,7 @@ def _to_dataset(
     longitude: np.ndarray,
 ) -> xr.Dataset:
     data_vars = {}
-    for name in _PRESSURE_VARS:
+    for name in PRESSURE_VARS:
         data_vars[name] = (("time", "level", "latitude", "longitude"), arrays[name])
     data_vars["surface_pressure"] = (("time", "latitude", "longitude"), arrays["surface_pressure"])
     ds = xr.Dataset(
@@ -545,15 +545,15 @@ def _to_dataset(
             "passive tracer standing in for moisture in the dry Held-Suarez world; it is NOT "
             "humidity. Advected by the model winds and relaxed toward "
             "exp(-(lat/30deg)**2) * sigma**2 with a "
-            f"{_TRACER_TAU_DAYS:g}-day timescale."
+            f"{TRACER_TAU_DAYS:g}-day timescale."
         ),
         passive_tracer="true",
     )
     return ds
 
 
-def _attrs(config: dict[str, Any]) -> dict[str, Any]:
-    versions = _versions()
+def world_attrs(config: dict[str, Any]) -> dict[str, Any]:
+    versions = package_versions()
     return {
         "title": f"Held-Suarez world ({config['resolution']}, seed {config['seed']})",
         "source": (
@@ -770,7 +770,7 @@ def held_suarez(
         output_hours=output_hours,
     )
     show = get_options()["progress"] if progress is None else bool(progress)
-    attrs = _attrs(config)
+    attrs = world_attrs(config)
     if not use_cache:
         ds = xr.concat(list(_chunks(config, show)), dim="time")
         return validate(ds.assign_attrs(attrs))
@@ -842,6 +842,6 @@ def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> 
             ds = held_suarez(days=spec["days"], seed=spec["seed"], start=spec["start"], **kwargs)
             short = world_config(days=n_days, seed=spec["seed"], start=spec["start"], **model_kw)
             n_out = n_days * (24 // short["output_hours"])
-            return ds.isel(time=slice(0, n_out)).assign_attrs(_attrs(short), split=split)
+            return ds.isel(time=slice(0, n_out)).assign_attrs(world_attrs(short), split=split)
     ds = held_suarez(days=n_days, seed=spec["seed"], start=spec["start"], **kwargs)
     return ds.assign_attrs(split=split)

@@ -39,15 +39,15 @@ import xarray as xr
 
 from ..constants import EARTH_RADIUS
 from .simulator import (
-    _PRESSURE_VARS,
-    _TRACER_TAU_DAYS,
+    PRESSURE_VARS,
     SPLITS,
-    _attrs,
-    _get_model,
-    _to_dataset,
-    _versions,
+    TRACER_TAU_DAYS,
     cache_directory,
     cached_store_is_valid,
+    get_model,
+    package_versions,
+    pressure_dataset,
+    world_attrs,
     world_config,
     write_cached_store,
 )
@@ -196,7 +196,7 @@ def held_suarez_tracer_anomalies(
         radius_km=radius_km, amplitude=amplitude,
     )  # fmt: skip
     show = get_options()["progress"] if progress is None else bool(progress)
-    key = json.dumps({"config": config, "versions": _versions()}, sort_keys=True)
+    key = json.dumps({"config": config, "versions": package_versions()}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = cache_directory(cache_dir) / f"tracer_anomalies-{resolution}-{digest}.zarr"
     if use_cache and cached_store_is_valid(target, config):
@@ -217,7 +217,7 @@ def _generate(config: dict[str, Any], progress: bool) -> xr.Dataset:
     from dinosaur import time_integration
     from tqdm.auto import tqdm
 
-    model = _get_model(config)
+    model = get_model(config)
     pe = model._pe
     grid = model.grid
     lon, sin_lat = grid.nodal_mesh
@@ -283,9 +283,9 @@ def _generate(config: dict[str, Any], progress: bool) -> xr.Dataset:
     start = np.datetime64(pd.Timestamp(config["start"]).to_datetime64(), "ns")
     step = np.timedelta64(6, "h")
     times = start - step + np.arange(len(frames)) * step
-    arrays = {k: np.stack([f[k] for f in frames]) for k in (*_PRESSURE_VARS, "surface_pressure")}
+    arrays = {k: np.stack([f[k] for f in frames]) for k in (*PRESSURE_VARS, "surface_pressure")}
     levels = np.asarray(config["levels"], dtype="float64")
-    ds = _to_dataset(arrays, times, levels, model.latitude, model.longitude)
+    ds = pressure_dataset(arrays, times, levels, model.latitude, model.longitude)
     ds["passive_tracer_anomaly"] = xr.DataArray(
         anomalies,
         dims=("window", "member", "offset", "level", "latitude", "longitude"),
@@ -299,11 +299,11 @@ def _generate(config: dict[str, Any], progress: bool) -> xr.Dataset:
             "description": (
                 "departure from passive_tracer of a tracer reset to passive_tracer + random "
                 "Gaussian blobs at the window time and evolved by the same equation "
-                f"(advection, filter, relaxation on {_TRACER_TAU_DAYS:g} days)"
+                f"(advection, filter, relaxation on {TRACER_TAU_DAYS:g} days)"
             ),
         },
     )
-    attrs = _attrs({k: v for k, v in config.items() if k not in ("kind",)})
+    attrs = world_attrs({k: v for k, v in config.items() if k not in ("kind",)})
     attrs["title"] = f"Held-Suarez tracer anomalies ({config['resolution']}, seed {config['seed']})"
     return ds.assign_attrs({k: v for k, v in attrs.items() if not k.startswith("config_")},
                            config=json.dumps(config, sort_keys=True))  # fmt: skip
@@ -371,7 +371,7 @@ def world_tracer_transport(
     offset = (pd.Timestamp(time) - pd.Timestamp(config["start"])) / step
     if offset != int(offset) or not (0 <= offset < spec["days"] * 24 / config["output_hours"]):
         raise ValueError(f"time {time} is not a {step} step of the {split} split")
-    model = _get_model(config)
+    model = get_model(config)
     dims = ("level", "latitude", "longitude")
     if set(anomaly.dims) != set(dims):
         raise ValueError(f"anomaly must have dims {dims}; got {anomaly.dims}")
@@ -452,7 +452,7 @@ def _state_at(frozen: str, offset: int, show: bool) -> Any:
     if key in _STATES:
         return _STATES[key]
     config = json.loads(frozen)
-    model = _get_model(config)
+    model = get_model(config)
     run6 = jax.jit(time_integration.repeated(model.step, model.inner_steps))
     state = model.initial_state(config["seed"])
     n_spin = int(config["spinup_days"])
