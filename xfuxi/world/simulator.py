@@ -1,4 +1,6 @@
-"""The Held–Suarez world: a synthetic, eddying atmosphere standing in for ERA5 (DESIGN.md §3).
+"""The Held–Suarez world: a synthetic, eddying atmosphere standing in for ERA5.
+
+See the documentation, docs/design.md (Embedded world).
 
 The world is the dry primitive-equation core of ``dinosaur`` (the spectral core of NeuralGCM)
 on sigma levels, forced as Held & Suarez (1994) prescribe: Newtonian relaxation of temperature
@@ -357,7 +359,7 @@ class _Model:
         tau = specs.nondimensionalize(TRACER_TAU_DAYS * units.day)
 
         class _HeldSuarezWithTracers(time_integration.ExplicitODE):
-            """Held–Suarez forcing, with zero tendencies for the tracers (DESIGN.md §3)."""
+            """Held–Suarez forcing, with zero tendencies for the tracers (docs/design.md)."""
 
             def explicit_terms(self, s):  # noqa: ANN001, ANN202
                 t = hs.explicit_terms(s)
