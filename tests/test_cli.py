@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 
 import xfuxi
-from tests.forecasting.test_ensemble import _dataset, _tiny_fuxi_checkpoint
+from tests.tiny import dataset as _dataset
+from tests.tiny import fuxi_checkpoint as _tiny_fuxi_checkpoint
 from xfuxi.cli import main
 from xfuxi.files import MARKER, read_marker
 

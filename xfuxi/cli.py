@@ -597,6 +597,12 @@ def _cmd_assimilate(args) -> int:
     loc_arg = (args.length_scale or "2000").strip().lower()
     try:
         length_scale = None if loc_arg in ("none", "off", "0") else float(loc_arg)
+    except ValueError:
+        return _usage_error(
+            "assimilate",
+            f"--localization must be a number of km or 'none'; got {args.length_scale!r}",
+        )
+    try:
         options = {
             "background_error": from_arguments(da.BackgroundError, args),
             "localization": from_arguments(da.LocalizationOptions, args, length_scale=length_scale),

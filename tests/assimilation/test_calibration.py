@@ -333,7 +333,8 @@ def test_assimilate_4dvar_accepts_spread_dataset():
 
 
 def test_cli_assimilate_writes_outputs(tmp_path, capsys):
-    from tests.forecasting.test_ensemble import _dataset, _tiny_fuxi_checkpoint
+    from tests.tiny import dataset as _dataset
+    from tests.tiny import fuxi_checkpoint as _tiny_fuxi_checkpoint
     from xfuxi.cli import main
 
     model_dir, model = _tiny_fuxi_checkpoint(tmp_path)

@@ -11,6 +11,7 @@ import torch
 import xarray as xr
 
 import xfuxi
+from tests import tiny
 from xfuxi.assimilation.en4dvar import (
     BackgroundError,
     En4DVarProblem,
@@ -20,13 +21,13 @@ from xfuxi.assimilation.en4dvar import (
     minimize_cost,
 )
 from xfuxi.assimilation.localization import localization
-from xfuxi.models.base import ForecastModel
 from xfuxi.observations.operator import build_operator
 from xfuxi.observations.sets import ObservationError, make_observations
 
-LAT = np.array([-50.0, 0.0, 50.0])
-LON = np.arange(4) * 90.0
-CHANNELS = [("temperature", 500.0), ("geopotential", 500.0)]
+LAT, LON, CHANNELS = tiny.DA_LAT, tiny.DA_LON, tiny.DA_CHANNELS
+TinyNonlinear = tiny.TinyNonlinear
+_model = tiny.da_model
+_background_ds = tiny.da_background
 C, H, W = 2, 3, 4
 P = C * H * W
 F64 = torch.float64
@@ -45,23 +46,6 @@ class LinearNet(torch.nn.Module):
         x0 = x[:, 0].reshape(x.shape[0], -1)
         x1 = x[:, 1].reshape(x.shape[0], -1)
         return (x1 @ self.a.T + x0 @ self.b.T).reshape(x.shape[0], C, H, W)
-
-
-class TinyNonlinear(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(4, 2, 3, padding=1).double()
-
-    def forward(self, x):
-        z = torch.cat([x[:, 0], x[:, 1]], 1)
-        return x[:, 1] + 0.5 * torch.tanh(self.conv(z))
-
-
-def _model(net):
-    return ForecastModel(
-        net, channels=CHANNELS, latitude=LAT, longitude=LON, residual=False, name=type(net).__name__
-    )
 
 
 def _slot(step, lats, lons, values, err, var="temperature"):
@@ -240,24 +224,6 @@ def test_minimize_zero_gradient_returns_background():
 # ---------------------------------------------------------------------------------------------
 # xarray front end
 # ---------------------------------------------------------------------------------------------
-
-
-def _background_ds():
-    times = pd.date_range("2001-01-01", periods=3, freq="6h")
-    rng = np.random.default_rng(0)
-    return xr.Dataset(
-        {
-            "temperature": (
-                ("time", "level", "latitude", "longitude"),
-                250 + rng.normal(size=(3, 1, H, W)),
-            ),
-            "geopotential": (
-                ("time", "level", "latitude", "longitude"),
-                5.5e4 + 50 * rng.normal(size=(3, 1, H, W)),
-            ),
-        },
-        coords={"time": times, "level": [500.0], "latitude": LAT, "longitude": LON},
-    )
 
 
 def test_assimilate_4dvar_dataset_counts_and_accessor():

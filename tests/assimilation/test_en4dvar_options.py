@@ -12,7 +12,9 @@ import pytest
 import xarray as xr
 
 import xfuxi
-from tests.assimilation.test_en4dvar import TinyNonlinear, _background_ds, _model
+from tests.tiny import TinyNonlinear
+from tests.tiny import da_background as _background_ds
+from tests.tiny import da_model as _model
 from xfuxi.assimilation.config import (
     BackgroundError,
     LocalizationOptions,

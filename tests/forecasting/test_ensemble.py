@@ -12,6 +12,7 @@ import torch
 import xarray as xr
 
 import xfuxi
+from tests import tiny
 from xfuxi.data.schema import SchemaError
 from xfuxi.forecasting.ensemble import (
     GaussianNoise,
@@ -23,11 +24,11 @@ from xfuxi.forecasting.ensemble import (
 from xfuxi.models.base import ForecastModel, NormStats
 from xfuxi.models.ens import PerturbationVAE, save_perturbation
 
-LAT = np.linspace(-78.75, 78.75, 8)
-LON = np.arange(16) * 22.5
-CHANNELS = [("temperature", 500.0), ("temperature", 850.0), ("passive_tracer", None)]
-STD = np.array([5.0, 8.0, 0.1])
-MEAN = np.array([250.0, 270.0, 0.5])
+LAT, LON, CHANNELS, STD, MEAN = tiny.LAT, tiny.LON, tiny.CHANNELS, tiny.STD, tiny.MEAN
+_TinyNet = tiny.TinyNet
+_model = tiny.model
+_dataset = tiny.dataset
+_vae = tiny.vae
 
 
 class _Persist(torch.nn.Module):
@@ -44,58 +45,6 @@ class _Amplify(torch.nn.Module):
 
     def forward(self, x):
         return x[:, 1] * self.factor
-
-
-class _TinyNet(torch.nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(2 * c, c, 3, padding=1)
-
-    def forward(self, x):
-        return 0.1 * torch.tanh(self.conv(x.flatten(1, 2)))
-
-
-def _model(net: torch.nn.Module | None = None, residual: bool = True) -> ForecastModel:
-    stats = NormStats(MEAN.copy(), STD.copy(), STD / 4)
-    return ForecastModel(
-        net if net is not None else _TinyNet(len(CHANNELS)),
-        channels=CHANNELS,
-        latitude=LAT,
-        longitude=LON,
-        stats=stats,
-        residual=residual,
-        name="tiny",
-    )
-
-
-def _dataset(n_time: int = 4, seed: int = 0) -> xr.Dataset:
-    rng = np.random.default_rng(seed)
-    shape = (n_time, LAT.size, LON.size)
-    t = (
-        rng.normal(size=(n_time, 2, LAT.size, LON.size)) * STD[:2, None, None]
-        + MEAN[:2, None, None]
-    )
-    q = rng.normal(size=shape) * STD[2] + MEAN[2]
-    return xr.Dataset(
-        {
-            "temperature": (("time", "level", "latitude", "longitude"), t),
-            "passive_tracer": (("time", "latitude", "longitude"), q),
-        },
-        coords={
-            "time": pd.date_range("2001-03-01", periods=n_time, freq="6h"),
-            "level": [500, 850],
-            "latitude": LAT,
-            "longitude": LON,
-        },
-    )
-
-
-def _vae(model: ForecastModel, seed: int = 1) -> PerturbationVAE:
-    torch.manual_seed(seed)
-    return PerturbationVAE(
-        model.channels, model.grid_shape, stats=model.stats, hidden=6, latent=2, init_scale=0.2
-    )
 
 
 @pytest.fixture(scope="module")
@@ -344,23 +293,10 @@ def test_model_not_a_forecast_model(setup):
 
 
 # ---------------------------------------------------------------------------------- CLI
-def _tiny_fuxi_checkpoint(tmp_path):
-    from xfuxi.models.checkpoint import save_model
-    from xfuxi.models.fuxi import build_fuxi
-
-    torch.manual_seed(0)
-    net = build_fuxi("tiny", in_channels=len(CHANNELS), grid=(LAT.size, LON.size))
-    stats = NormStats(MEAN.copy(), STD.copy(), STD / 4)
-    model = ForecastModel(
-        net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats, name="tiny-fuxi"
-    )
-    return save_model(model, tmp_path / "model"), model
-
-
 def test_cli_ensemble_writes_store(tmp_path):
     from xfuxi.cli import main
 
-    model_dir, model = _tiny_fuxi_checkpoint(tmp_path)
+    model_dir, model = tiny.fuxi_checkpoint(tmp_path)
     save_perturbation(_vae(model), tmp_path / "vae")
     _dataset(3).to_netcdf(tmp_path / "init.nc")
     out = tmp_path / "ens.zarr"
@@ -378,7 +314,7 @@ def test_cli_train_ens_trains_calibrates_and_saves(tmp_path, monkeypatch, capsys
     import xfuxi.cli as cli
     from xfuxi.models.ens import load_perturbation
 
-    model_dir, _ = _tiny_fuxi_checkpoint(tmp_path)
+    model_dir, _ = tiny.fuxi_checkpoint(tmp_path)
     monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
     rc = cli.main(["--no-progress", "train-ens", "--model", str(model_dir), "--iterations", "3",
                    "--hidden", "4", "--latent", "2", "--calibrate", "0.5,1", "--calibrate-steps",
@@ -599,7 +535,7 @@ def test_cli_calibrate_ens_saves_the_chosen_pairs(tmp_path, monkeypatch, capsys)
     import xfuxi.cli as cli
     from xfuxi.models.ens import load_perturbation
 
-    model_dir, model = _tiny_fuxi_checkpoint(tmp_path)
+    model_dir, model = tiny.fuxi_checkpoint(tmp_path)
     save_perturbation(_vae(model), tmp_path / "vae")
     monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
     args = ["--no-progress", "calibrate-ens", "--model", str(model_dir), "--perturbation",
@@ -625,7 +561,7 @@ def test_cli_calibrate_ens_early_saves_the_chosen_gain(tmp_path, monkeypatch, ca
     import xfuxi.cli as cli
     from xfuxi.models.ens import load_perturbation
 
-    model_dir, model = _tiny_fuxi_checkpoint(tmp_path)
+    model_dir, model = tiny.fuxi_checkpoint(tmp_path)
     save_perturbation(_vae(model), tmp_path / "vae")
     monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
     args = ["--no-progress", "calibrate-ens-early", "--model", str(model_dir), "--perturbation",
@@ -650,7 +586,7 @@ def test_cli_calibrate_ens_stage_saves_the_chosen_model_gain(tmp_path, monkeypat
     from xfuxi.models.cascade import Cascade
     from xfuxi.models.ens import load_perturbation
 
-    model_dir, model = _tiny_fuxi_checkpoint(tmp_path)
+    model_dir, model = tiny.fuxi_checkpoint(tmp_path)
     medium = copy.deepcopy(model)
     medium.name = "tiny-medium"
     real_load = registry.load_model
@@ -672,8 +608,9 @@ def test_cli_calibrate_ens_stage_saves_the_chosen_model_gain(tmp_path, monkeypat
     gains = cal.config["model_gain"]["tiny-medium"]
     assert gains[i] == meta["chosen"] and sum(gains) == len(gains) - 1 + gains[i]
     assert "chosen: gain" in capsys.readouterr().out
-    with pytest.raises(TypeError, match="Cascade"):
-        cli.main(args[:3] + [str(model_dir)] + args[4:-1] + [str(tmp_path / "c1")])
+    # a single model is refused with a one-line message on stderr and exit status 1
+    assert cli.main(args[:3] + [str(model_dir)] + args[4:-1] + [str(tmp_path / "c1")]) == 1
+    assert "model must be a Cascade" in capsys.readouterr().err
 
 
 def test_perturbation_specs_match_the_old_keywords_bit_for_bit(setup):
