@@ -76,8 +76,13 @@ def _select_2d(
     for k in sel:
         if k not in da.dims:
             raise ValueError(f"cannot select {k!r}: not a dimension of {da.name!r} ({da.dims})")
-    if sel:
-        da = da.sel(sel)
+    for k, v in sel.items():
+        try:
+            da = da.sel({k: v})
+        except KeyError:
+            raise ValueError(
+                f"{k}={v!r} is not in {da.name!r}; available {k} values: {da[k].values.tolist()}"
+            ) from None
     for d in ("latitude", "longitude"):
         if d not in da.dims:
             raise ValueError(f"{da.name!r} has no {d!r} dimension to map")

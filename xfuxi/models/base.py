@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 
 from ..data.channels import Channel, channel_name
-from ..data.schema import SchemaError
+from ..data.schema import SchemaError, likely_unit_mistake
 
 __all__ = ["ForecastModel", "NormStats", "wrap_model"]
 
@@ -77,6 +77,15 @@ class NormStats:
         return cls(*(np.asarray(d[k], dtype=float) for k in ("mean", "std", "diff_std")))
 
 
+def _positive_hours(value: Any) -> float:
+    """``value`` as a float number of hours, or a ValueError if not positive and finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"timestep_hours must be a positive number of hours; got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"timestep_hours must be positive and finite; got {value!r}")
+    return float(value)
+
+
 class ForecastModel(torch.nn.Module):
     """Wrap a network on normalised tensors into a physical-unit 6-hour step model.
 
@@ -95,11 +104,17 @@ class ForecastModel(torch.nn.Module):
         (``y = x_t + net(...) * diff_std``); else the normalised next state
         (``y = net(...) * std + mean``).
     timestep_hours : float, default 6
+        The time step Δ in hours (positive and finite).
     name : str
         Name recorded in the provenance of forecasts.
     config : dict, optional
         JSON-serialisable construction config (saved with checkpoints).
     """
+
+    #: data whose mean lies further than this many stds from the model's mean are refused
+    PLAUSIBLE_MEAN_STDS: float = 10.0
+    #: data with a value further than this many stds from the model's mean are refused
+    PLAUSIBLE_VALUE_STDS: float = 50.0
 
     def __init__(
         self,
@@ -122,7 +137,7 @@ class ForecastModel(torch.nn.Module):
         self.latitude = np.asarray(latitude, dtype="float64")
         self.longitude = np.asarray(longitude, dtype="float64")
         self.residual = bool(residual)
-        self.timestep_hours = float(timestep_hours)
+        self.timestep_hours = _positive_hours(timestep_hours)
         self.name = name
         self.config = dict(config or {})
         stats = stats if stats is not None else NormStats.identity(len(self.channels))
@@ -185,7 +200,11 @@ class ForecastModel(torch.nn.Module):
             raise SchemaError(f"{what} have different time steps")
 
     def check_dataset(self, ds: xr.Dataset) -> None:
-        """Raise a clear error if ``ds`` (canonical) does not match the model's channels or grid."""
+        """Raise a clear error if ``ds`` (canonical) does not fit the model.
+
+        Checks that ``ds`` has the model's channels and grid, then its values against the
+        model's normalization statistics (:meth:`check_values`).
+        """
         missing = [channel_name(c) for c in self.channels if c[0] not in ds.data_vars]
         if missing:
             raise SchemaError(f"data lacks channel(s) {missing} that model {self.name!r} needs")
@@ -202,6 +221,74 @@ class ForecastModel(torch.nn.Module):
                     f"data grid {dim} ({got.size} points, {got[:1]}..{got[-1:]}) does not match "
                     f"model {self.name!r} ({ref.size} points, {ref[:1]}..{ref[-1:]})"
                 )
+        self.check_values(ds)
+
+    def check_values(self, ds: xr.Dataset) -> None:
+        """Refuse data far outside the model's normalization statistics (wrong units, corrupt).
+
+        For each channel with statistics (a channel with mean 0 and std 1, the identity of
+        a model without statistics, is not checked), the data are refused if their mean
+        over all times and grid points lies more than :attr:`PLAUSIBLE_MEAN_STDS` stds from
+        the model's mean, or any finite value more than :attr:`PLAUSIBLE_VALUE_STDS` stds
+        from it. Such data cannot be what the model was trained on: typically temperatures
+        in °C taken as K, pressures in hPa or geopotential height in m. Dask-backed data
+        are reduced in one pass.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Canonical data holding the model's channels (see :meth:`check_dataset`).
+
+        Raises
+        ------
+        SchemaError
+            Naming each implausible channel, its mean or extreme value, the model's mean
+            and std, and the likely unit mistake where one explains it.
+        """
+        mean = np.asarray(self.stats.mean, dtype="float64")
+        std = np.asarray(self.stats.std, dtype="float64")
+        checked, reductions = [], []
+        for i, (var, level) in enumerate(self.channels):
+            if (mean[i] == 0.0 and std[i] == 1.0) or not std[i] > 0:
+                continue
+            da = ds[var]
+            if level is not None:
+                index = np.nonzero(np.isclose(ds["level"].values, level))[0]
+                da = da.isel(level=int(index[0]), drop=True)
+            checked.append(i)
+            reductions += [da.mean(dtype="float64"), da.min(), da.max()]
+        if not checked:
+            return
+        values = [r.data for r in reductions]
+        if any(r.chunks is not None for r in reductions):
+            import dask
+
+            values = list(dask.compute(*values))
+        found = np.asarray([float(v) for v in values]).reshape(-1, 3)
+        problems = []
+        for i, (field_mean, lowest, highest) in zip(checked, found):
+            name = channel_name(self.channels[i])
+            far = lowest if abs(lowest - mean[i]) > abs(highest - mean[i]) else highest
+            off_mean, off_value = abs(field_mean - mean[i]) / std[i], abs(far - mean[i]) / std[i]
+            if np.isfinite(off_mean) and off_mean > self.PLAUSIBLE_MEAN_STDS:
+                what = f"mean {field_mean:.6g} is {off_mean:.3g} std"
+            elif np.isfinite(off_value) and off_value > self.PLAUSIBLE_VALUE_STDS:
+                what = f"value {far:.6g} is {off_value:.3g} std"
+            else:
+                continue
+            cause = likely_unit_mistake(
+                self.channels[i][0], field_mean, mean[i], self.PLAUSIBLE_MEAN_STDS * std[i] / 2
+            )
+            problems.append(
+                f"{name}: {what} from the model's mean {mean[i]:.6g} (std {std[i]:.3g})"
+                + (f": {cause}?" if cause else "")
+            )
+        if problems:
+            raise SchemaError(
+                f"data are implausible for model {self.name!r} (its normalization statistics): "
+                + "; ".join(problems)
+                + ". Check the units (xfuxi expects SI units as in xfuxi.data.schema.VARIABLES)"
+            )
 
     def extra_repr(self) -> str:
         return (
