@@ -523,7 +523,7 @@ def plot_spread_skill(
 
     Notes
     -----
-    Spread and RMSE as in DESIGN.md §4 (:func:`~xfuxi.spread`,
+    Spread and RMSE as defined in docs/design.md (:func:`~xfuxi.spread`,
     :func:`~xfuxi.ensemble_mean_rmse`), reduced over every dim except ``dim``.
 
     Examples
@@ -695,7 +695,8 @@ def plot_convergence(
 
     Notes
     -----
-    For En4DVar the cost is ``J(w) = ½wᵀw + ½ Σ_k ‖y_k − H_k(M_k(x))‖²_R`` (DESIGN.md §4).
+    For En4DVar the cost is ``J(w) = ½wᵀw + ½ Σ_k ‖y_k − H_k(M_k(x))‖²_R`` (defined in
+    docs/design.md).
 
     Examples
     --------

@@ -375,9 +375,10 @@ def test_float16_overflow_names_the_channel():
 def test_values_far_from_the_model_statistics_are_refused():
     ds = _data(3)
     model = _fuxi()
-    # temperatures in °C: the schema's physical range catches them first
-    with pytest.raises(SchemaError, match="°C instead of K"):
-        forecast(ds.assign(temperature=ds.temperature - 273.15), model=model, steps=1)
+    # temperatures in °C
+    celsius = ds.assign(temperature=ds.temperature - 273.15)
+    with pytest.raises(SchemaError, match=r"temperature@500: mean -1\d.* std .*°C instead of K"):
+        forecast(celsius, model=model, steps=1)
     # within the physical range but 20 std from the model's mean (std 5 K)
     with pytest.raises(SchemaError, match=r"temperature@500: mean 36\d.* std from the model"):
         forecast(ds.assign(temperature=ds.temperature + 100), model=model, steps=1)
@@ -396,10 +397,14 @@ def test_values_far_from_the_model_statistics_are_refused():
     with pytest.raises(SchemaError, match="geopotential height"):
         forecast(ds.assign(geopotential=ds.geopotential / 9.80665).chunk({"time": 1}),
                  model=model, steps=1)  # fmt: skip
-    # a model without statistics (identity) is not checked; only the initial times are read
+    # a model without statistics (identity): temperatures and pressures are checked against
+    # their physical ranges, other channels are not checked
     wrapped = wrap_model(Trend(), channels=CHANNELS, latitude=LAT, longitude=LON)
+    with pytest.raises(SchemaError, match=r"physical range 100\.\.400 K.*°C instead of K"):
+        forecast(celsius, model=wrapped, steps=1)
     forecast(ds.assign(geopotential=ds.geopotential / 9.80665), model=wrapped, steps=1,
              progress=False)  # fmt: skip
+    # only the times that the forecast reads are checked
     far_past = ds.copy(deep=True)
     far_past["geopotential"][0] = 0.0  # the first time is not used by the last initial time
     forecast(far_past, model=model, steps=1, init_times=[ds.time.values[2]], progress=False)

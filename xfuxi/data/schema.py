@@ -33,6 +33,7 @@ __all__ = [
     "from_era5",
     "from_weatherbench2",
     "likely_unit_mistake",
+    "physical_range_error",
     "validate",
 ]
 
@@ -296,7 +297,7 @@ def validate(
     levels: Sequence[float] | None = None,
     allow_nan: bool = True,
     require_time: bool = False,
-    check_ranges: bool = True,
+    check_ranges: bool = False,
 ) -> xr.Dataset | xr.DataArray:
     """Return a canonical copy of ``ds`` or raise :class:`SchemaError` naming the problem.
 
@@ -314,12 +315,14 @@ def validate(
         over the data, and the result is still dask-backed.
     require_time : bool, default False
         If True, a ``time`` dimension must be present.
-    check_ranges : bool, default True
+    check_ranges : bool, default False
         Check that the variables of :data:`PHYSICAL_RANGES` (temperatures in K, surface and
         sea-level pressure in Pa) hold physically possible values, which catches °C taken
-        as K or hPa taken as Pa. Pass False for anomalies, differences or increments,
-        which are not absolute values. Data in memory are checked at once; dask-backed
-        data are checked lazily, when (and each time) they are computed.
+        as K or hPa taken as Pa. Off by default because anomalies, differences and
+        increments carry the same names; where data enter a model, its statistics (or,
+        for a model without statistics, these ranges) are checked anyway
+        (:meth:`xfuxi.models.base.ForecastModel.check_dataset`). Data in memory are checked
+        at once; dask-backed data lazily, when (and each time) they are computed.
 
     Returns
     -------
@@ -404,14 +407,13 @@ def validate(
         given = var.attrs.get("units")
         if expected is not None and given is not None and not _same_unit(expected[0], given):
             raise SchemaError(f"variable {name!r} has units {given!r}; expected {expected[0]!r}")
-        bounds = PHYSICAL_RANGES.get(str(name))
-        if check_ranges and bounds is not None and var.dtype.kind in "iuf":
+        if check_ranges and str(name) in PHYSICAL_RANGES and var.dtype.kind in "iuf":
             if var.chunks is not None:  # dask: check each block when it is computed
-                check = functools.partial(_check_range_block, name=str(name), bounds=bounds)
+                check = functools.partial(_check_range_block, name=str(name))
                 var = var.copy(data=var.data.map_blocks(check, dtype=var.dtype))
                 out[name] = var
             else:
-                _check_range(str(name), np.asarray(var.values), bounds)
+                _check_range(str(name), np.asarray(var.values))
         if not allow_nan and var.dtype.kind == "f":
             if var.chunks is not None:
                 lazy_nan_counts[name] = np.isnan(var.data).sum()
@@ -434,27 +436,55 @@ def _raise_if_nan(name: Hashable, n_nan: int) -> None:
         )
 
 
-def _check_range(name: str, values: np.ndarray, bounds: tuple[float, float]) -> None:
-    """Raise SchemaError if finite ``values`` of variable ``name`` leave ``bounds``."""
-    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
-    if finite.size == 0:
-        return
-    lowest, highest = float(finite.min()), float(finite.max())
+def physical_range_error(name: str, lowest: float, highest: float) -> str:
+    """Say why values from ``lowest`` to ``highest`` of variable ``name`` are impossible.
+
+    Parameters
+    ----------
+    name : str
+        Long name of the variable; only those in :data:`PHYSICAL_RANGES` are checked.
+    lowest, highest : float
+        The smallest and largest finite value of the data.
+
+    Returns
+    -------
+    str
+        The message (naming the variable, its values, the physical range and the likely
+        unit mistake), or ``""`` if the values are possible or ``name`` has no range.
+
+    Examples
+    --------
+    >>> physical_range_error("temperature", 210.0, 310.0)
+    ''
+    >>> physical_range_error("temperature", -60.0, 35.0)[:61]
+    "variable 'temperature' has values from -60 to 35, outside the"
+    """
+    bounds = PHYSICAL_RANGES.get(str(name))
+    if bounds is None or not (np.isfinite(lowest) and np.isfinite(highest)):
+        return ""
     low, high = bounds
     if low <= lowest and highest <= high:
-        return
-    units = VARIABLES[name][0]
+        return ""
+    units = VARIABLES[str(name)][0]
     cause = likely_unit_mistake(name, (lowest + highest) / 2, (low + high) / 2, (high - low) / 2)
     hint = f" (given in {cause}?)" if cause else ""
-    raise SchemaError(
+    return (
         f"variable {name!r} has values from {lowest:g} to {highest:g}, outside the physical "
-        f"range {low:g}..{high:g} {units}{hint}; check its units (pass check_ranges=False "
-        "for anomalies or differences)"
+        f"range {low:g}..{high:g} {units}{hint}; check its units"
     )
 
 
-def _check_range_block(block: np.ndarray, *, name: str, bounds: tuple[float, float]) -> np.ndarray:
-    _check_range(name, np.asarray(block), bounds)
+def _check_range(name: str, values: np.ndarray) -> None:
+    """Raise SchemaError if finite ``values`` of variable ``name`` leave its physical range."""
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    if finite.size:
+        message = physical_range_error(name, float(finite.min()), float(finite.max()))
+        if message:
+            raise SchemaError(message)
+
+
+def _check_range_block(block: np.ndarray, *, name: str) -> np.ndarray:
+    _check_range(name, np.asarray(block))
     return block
 
 

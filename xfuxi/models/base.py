@@ -24,7 +24,12 @@ import torch
 import xarray as xr
 
 from ..data.channels import Channel, channel_name
-from ..data.schema import SchemaError, likely_unit_mistake
+from ..data.schema import (
+    PHYSICAL_RANGES,
+    SchemaError,
+    likely_unit_mistake,
+    physical_range_error,
+)
 
 __all__ = ["ForecastModel", "NormStats", "wrap_model"]
 
@@ -226,13 +231,15 @@ class ForecastModel(torch.nn.Module):
     def check_values(self, ds: xr.Dataset) -> None:
         """Refuse data far outside the model's normalization statistics (wrong units, corrupt).
 
-        For each channel with statistics (a channel with mean 0 and std 1, the identity of
-        a model without statistics, is not checked), the data are refused if their mean
-        over all times and grid points lies more than :attr:`PLAUSIBLE_MEAN_STDS` stds from
-        the model's mean, or any finite value more than :attr:`PLAUSIBLE_VALUE_STDS` stds
-        from it. Such data cannot be what the model was trained on: typically temperatures
-        in °C taken as K, pressures in hPa or geopotential height in m. Dask-backed data
-        are reduced in one pass.
+        For each channel with statistics, the data are refused if their mean over all times
+        and grid points lies more than :attr:`PLAUSIBLE_MEAN_STDS` stds from the model's
+        mean, or any finite value more than :attr:`PLAUSIBLE_VALUE_STDS` stds from it. Such
+        data cannot be what the model was trained on: typically temperatures in °C taken as
+        K, pressures in hPa or geopotential height in m. A channel without statistics (mean
+        0 and std 1, the identity of a model wrapped without ``stats``) is checked against
+        its physical range instead, if it has one (temperatures in K, pressures in Pa; see
+        :data:`xfuxi.data.schema.PHYSICAL_RANGES`). Dask-backed data are reduced in one
+        pass.
 
         Parameters
         ----------
@@ -247,9 +254,10 @@ class ForecastModel(torch.nn.Module):
         """
         mean = np.asarray(self.stats.mean, dtype="float64")
         std = np.asarray(self.stats.std, dtype="float64")
+        has_stats = (std > 0) & ~((mean == 0.0) & (std == 1.0))
         checked, reductions = [], []
         for i, (var, level) in enumerate(self.channels):
-            if (mean[i] == 0.0 and std[i] == 1.0) or not std[i] > 0:
+            if not has_stats[i] and var not in PHYSICAL_RANGES:
                 continue
             da = ds[var]
             if level is not None:
@@ -268,6 +276,11 @@ class ForecastModel(torch.nn.Module):
         problems = []
         for i, (field_mean, lowest, highest) in zip(checked, found):
             name = channel_name(self.channels[i])
+            if not has_stats[i]:
+                message = physical_range_error(self.channels[i][0], lowest, highest)
+                if message:
+                    problems.append(f"{name}: {message}")
+                continue
             far = lowest if abs(lowest - mean[i]) > abs(highest - mean[i]) else highest
             off_mean, off_value = abs(field_mean - mean[i]) / std[i], abs(far - mean[i]) / std[i]
             if np.isfinite(off_mean) and off_mean > self.PLAUSIBLE_MEAN_STDS:
