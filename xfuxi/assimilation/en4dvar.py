@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..models.base import check_plausible
 from ..models.rollout import model_device, model_dtype
 from ..observations.operator import REJECT_REASONS
 from ..options import progress_enabled
@@ -1050,6 +1051,7 @@ def assimilate_4dvar(
     if not isinstance(background, xr.Dataset) or "time" not in background.dims:
         raise SchemaError("background must be a Dataset with a 'time' dim")
     model.check_dataset(background)
+    check_plausible(background, model)  # a state: its values must fit the model's statistics
     step = pd.Timedelta(model.timestep)
     times = pd.DatetimeIndex(background["time"].values)
     t0 = times.max() if time is None else pd.Timestamp(time)

@@ -71,7 +71,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 #: long name -> (lowest, highest) value physically possible in the canonical units; checked by
-#: :func:`validate` (values outside are wrong units or corrupt data, e.g. °C taken as K)
+#: ``validate(check_ranges=True)`` and where data enter a model without statistics (values
+#: outside are wrong units or corrupt data, e.g. °C taken as K)
 PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
     "temperature": (100.0, 400.0),
     "2m_temperature": (100.0, 400.0),

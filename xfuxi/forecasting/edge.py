@@ -41,7 +41,8 @@ def initial_conditions(
         ``t - model.timestep``.
     model : ForecastModel
         Gives channels, grid, time step and the normalization statistics that the values
-        are checked against (:meth:`ForecastModel.check_dataset`).
+        of the initial times used are checked against
+        (:func:`xfuxi.models.base.check_plausible`).
     init_times : sequence of datetime-like, optional
         Initial times to use, each at most once; they are used (and returned) in ascending
         order, whatever order they are given in. Default: every time in ``ds`` whose
@@ -108,7 +109,10 @@ def initial_conditions(
                 )
     chosen_idx = pd.DatetimeIndex(sorted(chosen))
     used = ds.sel(time=chosen_idx.union(chosen_idx - step))
+    from ..models.base import check_plausible  # torch: imported when a model is used
+
     model.check_dataset(used)
+    check_plausible(used, model)
     arrays = []
     for times_of_part in (chosen_idx - step, chosen_idx):
         part = used.sel(time=times_of_part)
