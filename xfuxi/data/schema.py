@@ -71,8 +71,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 #: long name -> (lowest, highest) value physically possible in the canonical units; checked by
-#: ``validate(check_ranges=True)`` and where data enter a model without statistics (values
-#: outside are wrong units or corrupt data, e.g. °C taken as K)
+#: ``validate(check_ranges=True)`` (values outside are wrong units or corrupt data, e.g. °C
+#: taken as K)
 PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
     "temperature": (100.0, 400.0),
     "2m_temperature": (100.0, 400.0),
@@ -320,10 +320,10 @@ def validate(
         Check that the variables of :data:`PHYSICAL_RANGES` (temperatures in K, surface and
         sea-level pressure in Pa) hold physically possible values, which catches °C taken
         as K or hPa taken as Pa. Off by default because anomalies, differences and
-        increments carry the same names; where data enter a model, its statistics (or,
-        for a model without statistics, these ranges) are checked anyway
-        (:meth:`xfuxi.models.base.ForecastModel.check_dataset`). Data in memory are checked
-        at once; dask-backed data lazily, when (and each time) they are computed.
+        increments carry the same names; where states enter a model with normalization
+        statistics, they are checked against those anyway
+        (:func:`xfuxi.models.base.check_plausible`). Data in memory are checked at once;
+        dask-backed data lazily, when (and each time) they are computed.
 
     Returns
     -------
