@@ -165,6 +165,8 @@ def test_bad_plot_input():
     three = ds.expand_dims(level=[500, 850])
     with pytest.raises(ValueError, match=r"still has dims \['level'\]"):
         xfuxi.plot_map(three, variable="temperature")
+    with pytest.raises(ValueError, match=r"level=300 is not in 'temperature'.*\[500, 850\]"):
+        xfuxi.plot_map(three, variable="temperature", level=300)
     with pytest.raises(ValueError, match="values <= 0"):
         xfuxi.plot_convergence([1.0, 0.0])
     with pytest.raises(ValueError, match="expected 1-D along"):

@@ -76,8 +76,13 @@ def _select_2d(
     for k in sel:
         if k not in da.dims:
             raise ValueError(f"cannot select {k!r}: not a dimension of {da.name!r} ({da.dims})")
-    if sel:
-        da = da.sel(sel)
+    for k, v in sel.items():
+        try:
+            da = da.sel({k: v})
+        except KeyError:
+            raise ValueError(
+                f"{k}={v!r} is not in {da.name!r}; available {k} values: {da[k].values.tolist()}"
+            ) from None
     for d in ("latitude", "longitude"):
         if d not in da.dims:
             raise ValueError(f"{da.name!r} has no {d!r} dimension to map")
@@ -518,7 +523,7 @@ def plot_spread_skill(
 
     Notes
     -----
-    Spread and RMSE as in DESIGN.md §4 (:func:`~xfuxi.spread`,
+    Spread and RMSE as defined in docs/design.md (:func:`~xfuxi.spread`,
     :func:`~xfuxi.ensemble_mean_rmse`), reduced over every dim except ``dim``.
 
     Examples
@@ -690,7 +695,8 @@ def plot_convergence(
 
     Notes
     -----
-    For En4DVar the cost is ``J(w) = ½wᵀw + ½ Σ_k ‖y_k − H_k(M_k(x))‖²_R`` (DESIGN.md §4).
+    For En4DVar the cost is ``J(w) = ½wᵀw + ½ Σ_k ‖y_k − H_k(M_k(x))‖²_R`` (defined in
+    docs/design.md).
 
     Examples
     --------

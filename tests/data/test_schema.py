@@ -28,17 +28,23 @@ def _era5_cds(n_time=3, descending_lat=True) -> xr.Dataset:
     shape2 = (n_time, lat.size, lon.size)
     pl = {"z": "m**2 s**-2", "t": "K", "u": "m s**-1", "v": "m s**-1", "q": "kg kg**-1", "r": "%"}
     sl = {"sp": "Pa", "msl": "Pa", "t2m": "K", "u10": "m s**-1", "v10": "m s**-1"}
+    # plausible magnitudes: temperatures and pressures are range-checked
+    typical = {"t": 250.0, "t2m": 280.0, "sp": 1e5, "msl": 1e5}
     data = {
         k: (
             ("valid_time", "pressure_level", "latitude", "longitude"),
-            rng.normal(size=shape3),
+            typical.get(k, 0.0) + rng.normal(size=shape3),
             {"units": u, "GRIB_paramId": 1},
         )
         for k, u in pl.items()
     }
     data.update(
         {
-            k: (("valid_time", "latitude", "longitude"), rng.normal(size=shape2), {"units": u})
+            k: (
+                ("valid_time", "latitude", "longitude"),
+                typical.get(k, 0.0) + rng.normal(size=shape2),
+                {"units": u},
+            )
             for k, u in sl.items()
         }
     )
@@ -70,8 +76,8 @@ def _wb2(forecast=False) -> xr.Dataset:
         coords["prediction_timedelta"] = pd.to_timedelta([0, 6, 12], unit="h")
         shape = (2, 3, 2, lat.size, lon.size)
     return xr.Dataset(
-        {v: (dims, rng.normal(size=shape).astype("float32"))
-         for v in ("geopotential", "temperature")},
+        {v: (dims, (base + rng.normal(size=shape)).astype("float32"))
+         for v, base in (("geopotential", 5e4), ("temperature", 250.0))},
         coords=coords,
     )  # fmt: skip
 
@@ -215,3 +221,88 @@ def test_dataarray_round_trip():
     out = validate(da)
     assert isinstance(out, xr.DataArray) and out.name == "temperature"
     assert np.all(np.diff(out.latitude.values) > 0)
+
+
+# --- issue 20 item 2: the result never shares memory with the input ---
+
+
+def test_result_shares_no_memory_with_numpy_input():
+    raw = _wb2()  # canonical already: no sorting or renaming that would copy by chance
+    before = raw.copy(deep=True)
+    ds = validate(raw)
+    ds["temperature"] -= 273.15
+    ds["geopotential"].values[...] = 0.0
+    xr.testing.assert_identical(raw, before)
+    for name in ("temperature", "geopotential", "latitude", "time"):
+        assert not np.shares_memory(ds[name].values, raw[name].values), name
+    # a DataArray too
+    da = validate(raw["temperature"])
+    da.values[...] = 0.0
+    xr.testing.assert_identical(raw, before)
+
+
+def test_result_of_dask_input_is_lazy_and_independent():
+    dask = pytest.importorskip("dask")
+    raw = _wb2().chunk({"time": 1})
+    before = raw.compute()
+    ds = validate(raw)
+    assert ds["temperature"].chunks is not None  # still lazy
+    ds["temperature"] -= 273.15
+    values = ds["geopotential"].values  # computed
+    values[...] = 0.0
+    xr.testing.assert_identical(raw.compute(), before)
+    assert isinstance(raw["temperature"].data, dask.array.Array)
+
+
+def test_allow_nan_false_keeps_dask_data_lazy_and_computes_once():
+    pytest.importorskip("dask")
+    from dask.callbacks import Callback
+
+    class Count(Callback):
+        def __init__(self):
+            super().__init__()
+            self.computes = 0
+
+        def _start(self, dsk):
+            self.computes += 1
+
+    raw = _wb2().chunk({"time": 1})
+    with Count() as counter:
+        out = validate(raw, allow_nan=False)
+    assert counter.computes == 1  # one pass for both variables (was one compute per variable)
+    assert all(out[v].chunks is not None for v in out.data_vars)
+    t = raw["temperature"].copy(data=raw["temperature"].data.copy())
+    bad = raw.assign(temperature=t.where(t.time != t.time[0]))  # NaN at the first time, lazily
+    with Count() as counter, pytest.raises(SchemaError, match="'temperature' has 32 NaN"):
+        validate(bad, allow_nan=False)
+    assert counter.computes == 1
+
+
+# --- issue 20 item 10: physically impossible values ---
+
+
+def test_temperature_in_celsius_is_refused_with_the_likely_cause():
+    ds = _wb2()
+    celsius = ds.assign(temperature=ds["temperature"] - 273.15)
+    with pytest.raises(SchemaError, match=r"'temperature'.*100\.\.400 K.*°C instead of K"):
+        validate(celsius, check_ranges=True)
+    hpa = _era5_cds()
+    hpa["sp"] = hpa["sp"] / 100
+    with pytest.raises(SchemaError, match=r"'surface_pressure'.*hPa instead of Pa"):
+        from_era5(hpa, check_ranges=True)
+    validate(_era5_cds(), check_ranges=True)  # plausible values pass
+    # off by default: anomalies and differences carry the same names
+    out = validate(celsius)
+    assert float(out["temperature"].mean()) < 0
+
+
+def test_range_check_of_dask_data_is_lazy():
+    pytest.importorskip("dask")
+    ds = _wb2()
+    celsius = ds.assign(temperature=ds["temperature"] - 273.15).chunk({"time": 1})
+    out = validate(celsius, check_ranges=True)  # nothing computed yet
+    assert out["temperature"].chunks is not None
+    with pytest.raises(SchemaError, match="°C instead of K"):
+        out["temperature"].compute()
+    checked = validate(ds.chunk({"time": 1}), check_ranges=True).compute()
+    xr.testing.assert_identical(checked, validate(ds))

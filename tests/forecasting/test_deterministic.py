@@ -179,12 +179,12 @@ def test_errors_name_what_is_wrong():
         forecast(bad, model=model, steps=1)
 
 
-def test_pretrained_model_by_name_runs_and_stays_finite():
-    model = xfuxi.load_model("fuxi-hs-t21")
-    rng = np.random.default_rng(1)
+def _like_the_world(model: ForecastModel, n_times: int = 2, seed: int = 1) -> xr.Dataset:
+    """Data on the model's grid: its mean plus half its std of noise, every 6 hours."""
+    rng = np.random.default_rng(seed)
     mean, std = model.stats.mean, model.stats.std
     chans = model.channels
-    shape = (2, *model.grid_shape)
+    shape = (n_times, *model.grid_shape)
     data = {}
     for var in dict.fromkeys(c[0] for c in chans):
         idx = [i for i, c in enumerate(chans) if c[0] == var]
@@ -194,15 +194,20 @@ def test_pretrained_model_by_name_runs_and_stays_finite():
         else:
             data[var] = (("time", "level", "latitude", "longitude"), vals)
     levels = sorted({c[1] for c in chans if c[1] is not None})
-    ds = xr.Dataset(
+    return xr.Dataset(
         data,
         coords={
-            "time": pd.date_range("2001-01-01", periods=2, freq="6h"),
+            "time": pd.date_range("2001-01-01", periods=n_times, freq="6h"),
             "level": levels,
             "latitude": model.latitude,
             "longitude": model.longitude,
         },
     )
+
+
+def test_pretrained_model_by_name_runs_and_stays_finite():
+    model = xfuxi.load_model("fuxi-hs-t21")
+    ds = _like_the_world(model)
     fc = forecast(ds, model="fuxi-hs-t21", steps=4, progress=False)
     assert fc.attrs["checkpoint_sha256"] == model.config["sha256"]
     assert all(bool(np.isfinite(fc[v]).all()) for v in fc.data_vars)
@@ -294,3 +299,124 @@ def test_shipped_cascade_loads_by_name_and_its_first_stage_is_the_short_model():
     assert not all(
         torch.equal(a, b) for a, b in zip(cascade.stages[1].parameters(), short.parameters())
     )
+
+
+# --- issue 19 item 5: ds.fuxi.forecast() runs the shipped cascade for 10 days ---
+
+
+def test_forecast_without_arguments_runs_the_shipped_cascade_for_10_days():
+    assert "fuxi-hs-t21-cascade" in xfuxi.pretrained_models()
+    ds = _like_the_world(xfuxi.load_model("fuxi-hs-t21"))
+    fc = ds.fuxi.forecast()
+    assert fc.attrs["model"] == "fuxi-hs-t21-cascade"
+    assert fc.attrs["cascade_stages"] == "fuxi-hs-t21,fuxi-hs-t21-medium"
+    assert fc.attrs["steps"] == 40 and fc.sizes["prediction_timedelta"] == 40
+    leads = fc.prediction_timedelta.values
+    assert leads[0] == np.timedelta64(6, "h") and leads[-1] == np.timedelta64(10, "D")
+    assert all(bool(np.isfinite(fc[v]).all()) for v in fc.data_vars)
+
+
+def test_default_model_is_the_cascade_and_explicit_arguments_win():
+    ds = _like_the_world(xfuxi.load_model("fuxi-hs-t21"))
+    by_default = ds.fuxi.forecast(steps=2, progress=False)
+    explicit = forecast(ds, model="fuxi-hs-t21-cascade", steps=2, progress=False)
+    xr.testing.assert_identical(by_default.drop_attrs(), explicit.drop_attrs())
+    assert by_default.attrs["model"] == explicit.attrs["model"] == "fuxi-hs-t21-cascade"
+    short = forecast(ds, model="fuxi-hs-t21", steps=2, progress=False)
+    assert short.attrs["model"] == "fuxi-hs-t21" and "cascade_stages" not in short.attrs
+    items = list(forecast_iter(ds, steps=2, progress=False))
+    xr.testing.assert_identical(
+        xr.concat(items, "prediction_timedelta").drop_attrs(), explicit.drop_attrs()
+    )
+    # steps default to 10 days of the model's own time step
+    wrapped = wrap_model(Trend(), channels=CHANNELS, latitude=LAT, longitude=LON)
+    assert forecast(_data(2), model=wrapped, progress=False).sizes["prediction_timedelta"] == 40
+
+
+# --- issue 20: bad input gets a message that says what to do ---
+
+
+def test_dataarray_or_ensemble_dim_is_refused_with_a_message():
+    ds = _data(3)
+    model = _fuxi()
+    with pytest.raises(TypeError, match=r"must be an xarray.Dataset.*to_dataset\(name="):
+        forecast(ds["temperature"], model=model, steps=1)
+    with pytest.raises(SchemaError, match=r"ensemble dim 'number'.*isel\(number=0\)"):
+        forecast(ds.expand_dims(number=2), model=model, steps=1)
+    with pytest.raises(SchemaError, match=r"dims \['prediction_timedelta'\]"):
+        forecast(ds.expand_dims(prediction_timedelta=[np.timedelta64(0, "h")]), model=model,
+                 steps=1)  # fmt: skip
+    with pytest.raises(SchemaError, match="ensemble dim 'number'"):
+        xfuxi.ensemble(ds.expand_dims(number=2), model=model, n=2, steps=1, method="gaussian",
+                       amplitude=0.1, seed=0, progress=False)  # fmt: skip
+
+
+def test_init_times_duplicates_are_refused_and_order_is_ascending():
+    ds = _data(4)
+    model = _fuxi()
+    t = ds.time.values
+    with pytest.raises(SchemaError, match="init_times has duplicated values"):
+        forecast(ds, model=model, steps=1, init_times=[t[2], t[2]])
+    unsorted = forecast(ds, model=model, steps=2, init_times=[t[3], t[1], t[2]], progress=False)
+    np.testing.assert_array_equal(unsorted.time.values, t[1:])
+    xr.testing.assert_identical(
+        unsorted.drop_attrs(), forecast(ds, model=model, steps=2, progress=False).drop_attrs()
+    )
+
+
+def test_float16_overflow_names_the_channel():
+    ds = _data(2)
+    with np.errstate(over="ignore"):
+        half = ds.astype("float16")  # surface pressure ~1e5 overflows float16 (max 65504)
+    with pytest.raises(SchemaError, match=r"\['surface_pressure'\].*float16.*float32"):
+        forecast(half, model=_fuxi(), steps=1)
+
+
+def test_values_far_from_the_model_statistics_are_refused():
+    ds = _data(3)
+    model = _fuxi()
+    # temperatures in °C
+    celsius = ds.assign(temperature=ds.temperature - 273.15)
+    with pytest.raises(SchemaError, match=r"temperature@500: mean -1\d.* std .*°C instead of K"):
+        forecast(celsius, model=model, steps=1)
+    # within the physical range but 20 std from the model's mean (std 5 K)
+    with pytest.raises(SchemaError, match=r"temperature@500: mean 36\d.* std from the model"):
+        forecast(ds.assign(temperature=ds.temperature + 100), model=model, steps=1)
+    # geopotential height (m) instead of geopotential (m2 s-2)
+    with pytest.raises(SchemaError, match=r"geopotential@500.*geopotential height in m"):
+        forecast(ds.assign(geopotential=ds.geopotential / 9.80665), model=model, steps=1)
+    # a single corrupt value
+    bad = ds.copy(deep=True)
+    bad["surface_pressure"][1, 2, 3] = 1e5 + 100 * 500.0
+    with pytest.raises(SchemaError, match=r"surface_pressure: value 150000 is 100 std"):
+        forecast(bad, model=model, steps=1)
+    # 4DVar checks its background the same way
+    t0 = ds.time.values[-1]
+    obs = xfuxi.make_observations([260.0], error=1.0, time=t0, latitude=10.0, longitude=45.0,
+                                  variable="temperature", level=850.0)  # fmt: skip
+    kw = dict(model=model, n_members=4, progress=False)
+    with pytest.raises(SchemaError, match=r"implausible for model 'tiny-fuxi'.*geopotential@500"):
+        xfuxi.assimilate_4dvar(ds.assign(geopotential=ds.geopotential / 9.80665), obs, **kw)
+    # layout checks alone accept differences (increments, error samples)
+    model.check_dataset(ds - ds.mean("time"))
+    # lazily loaded (dask) data are checked too
+    with pytest.raises(SchemaError, match="geopotential height"):
+        forecast(ds.assign(geopotential=ds.geopotential / 9.80665).chunk({"time": 1}),
+                 model=model, steps=1)  # fmt: skip
+    # a model without statistics (identity) cannot judge: not checked
+    wrapped = wrap_model(Trend(), channels=CHANNELS, latitude=LAT, longitude=LON)
+    forecast(celsius, model=wrapped, steps=1, progress=False)
+    # only the times that the forecast reads are checked
+    far_past = ds.copy(deep=True)
+    far_past["geopotential"][0] = 0.0  # the first time is not used by the last initial time
+    forecast(far_past, model=model, steps=1, init_times=[ds.time.values[2]], progress=False)
+
+
+def test_timestep_hours_must_be_positive_and_finite():
+    net = torch.nn.Identity()
+    for bad in (0, -6.0, float("nan"), float("inf"), True, "6"):
+        with pytest.raises(ValueError, match="timestep_hours"):
+            ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON,
+                          timestep_hours=bad)  # fmt: skip
+    assert ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON,
+                         timestep_hours=np.float32(3)).timestep_hours == 3.0  # fmt: skip

@@ -1,4 +1,4 @@
-"""Canonical names, dimensions and validation of xfuxi data (DESIGN.md §2).
+"""Canonical names, dimensions and validation of xfuxi data (docs/design.md, data conventions).
 
 Everything that enters xfuxi passes through :func:`validate`, which returns a canonical
 *copy* (the input is never modified) or raises an error that names what is wrong.
@@ -15,8 +15,9 @@ The conventions follow WeatherBench2 and ERA5:
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,10 +27,13 @@ __all__ = [
     "CANONICAL_DIMS",
     "ERA5_PRESSURE_LEVELS",
     "ERA5_SHORT_NAMES",
+    "PHYSICAL_RANGES",
     "VARIABLES",
     "SchemaError",
     "from_era5",
     "from_weatherbench2",
+    "likely_unit_mistake",
+    "physical_range_error",
     "validate",
 ]
 
@@ -64,6 +68,24 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "10m_v_component_of_wind": ("m s**-1", "10-metre northward wind"),
     "total_precipitation_6hr": ("m", "6-hour accumulated precipitation"),
     "passive_tracer": ("1", "passive tracer mixing ratio (Held–Suarez world; not humidity)"),
+}
+
+#: long name -> (lowest, highest) value physically possible in the canonical units; checked by
+#: ``validate(check_ranges=True)`` (values outside are wrong units or corrupt data, e.g. °C
+#: taken as K)
+PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (100.0, 400.0),
+    "2m_temperature": (100.0, 400.0),
+    "surface_pressure": (5.0e3, 1.5e5),
+    "mean_sea_level_pressure": (5.0e3, 1.5e5),
+}
+
+# canonical units -> (scale, offset, what the user likely gave): canonical = given * scale + offset
+_UNIT_MISTAKES: dict[str, tuple[tuple[float, float, str], ...]] = {
+    "K": ((1.0, 273.15, "°C instead of K"),),
+    "Pa": ((100.0, 0.0, "hPa instead of Pa"),),
+    "m**2 s**-2": ((9.80665, 0.0, "geopotential height in m instead of geopotential in m² s⁻²"),),
+    "kg kg**-1": ((1.0e-3, 0.0, "g/kg instead of kg/kg"),),
 }
 
 #: ERA5 (CDS) short names -> WeatherBench2 long names
@@ -118,6 +140,39 @@ _UNIT_SPELLINGS = {
 
 def _same_unit(expected: str, given: str) -> bool:
     return given.strip() in _UNIT_SPELLINGS.get(expected, {expected})
+
+
+def likely_unit_mistake(variable: str, value: float, expected: float, tolerance: float) -> str:
+    """Name the unit mistake that would explain ``value`` where ``expected`` was expected.
+
+    Parameters
+    ----------
+    variable : str
+        Long name of the variable (its canonical units are looked up in :data:`VARIABLES`).
+    value : float
+        A typical value of the data as given (e.g. its mean).
+    expected : float
+        The typical value in canonical units (e.g. a model's mean of the channel).
+    tolerance : float
+        How close the converted value must come to ``expected``.
+
+    Returns
+    -------
+    str
+        For instance ``"°C instead of K"``, or ``""`` if no known unit mistake explains it.
+
+    Examples
+    --------
+    >>> likely_unit_mistake("temperature", -20.0, 255.0, 30.0)
+    '°C instead of K'
+    >>> likely_unit_mistake("temperature", 1000.0, 255.0, 30.0)
+    ''
+    """
+    units = VARIABLES.get(str(variable), ("", ""))[0]
+    for scale, offset, what in _UNIT_MISTAKES.get(units, ()):
+        if abs(value * scale + offset - expected) <= tolerance:
+            return what
+    return ""
 
 
 def _rename_aliases(ds: xr.Dataset) -> xr.Dataset:
@@ -243,6 +298,7 @@ def validate(
     levels: Sequence[float] | None = None,
     allow_nan: bool = True,
     require_time: bool = False,
+    check_ranges: bool = False,
 ) -> xr.Dataset | xr.DataArray:
     """Return a canonical copy of ``ds`` or raise :class:`SchemaError` naming the problem.
 
@@ -256,31 +312,45 @@ def validate(
         Allowed pressure levels in hPa; by default the 37 ERA5 levels.
     allow_nan : bool, default True
         If False, any NaN in a data variable is an error (model inputs must be complete).
+        Dask-backed data stay lazy: their NaN counts are computed together, in one pass
+        over the data, and the result is still dask-backed.
     require_time : bool, default False
         If True, a ``time`` dimension must be present.
+    check_ranges : bool, default False
+        Check that the variables of :data:`PHYSICAL_RANGES` (temperatures in K, surface and
+        sea-level pressure in Pa) hold physically possible values, which catches °C taken
+        as K or hPa taken as Pa. Off by default because anomalies, differences and
+        increments carry the same names; where states enter a model with normalization
+        statistics, they are checked against those anyway
+        (:func:`xfuxi.models.base.check_plausible`). Data in memory are checked at once;
+        dask-backed data lazily, when (and each time) they are computed.
 
     Returns
     -------
     xarray.Dataset or xarray.DataArray
-        A new object: aliases renamed (``lat``, ``valid_time``, ``pressure_level``,
-        ``member``, ERA5 short names, ...), latitude ascending, longitude wrapped to 0..360
-        and ascending, levels and times ascending, dimensions in canonical order.
+        A new object that shares no memory with ``ds`` (editing it never edits ``ds``;
+        dask arrays stay lazy): aliases renamed (``lat``, ``valid_time``,
+        ``pressure_level``, ``member``, ERA5 short names, ...), latitude ascending,
+        longitude wrapped to 0..360 and ascending, levels and times ascending, dimensions in
+        canonical order.
 
     Raises
     ------
     SchemaError
         Missing variable or dimension, non-monotonic or duplicated coordinate, unknown
-        level, NaN where not allowed, wrong units, wrong time dtype.
+        level, NaN where not allowed, wrong units, wrong time dtype, a value outside its
+        physical range.
 
     Notes
     -----
     Canonical fixes (sorting, wrapping longitudes, renaming) are applied to a copy; nothing
-    is dropped or interpolated. See DESIGN.md §2.
+    is dropped or interpolated. See the data conventions in the documentation
+    (docs/design.md).
 
     Examples
     --------
     >>> import numpy as np, xarray as xr
-    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"),
+    >>> da = xr.DataArray(np.full((2, 3), 250.0), dims=("lat", "lon"),
     ...                   coords={"lat": [10.0, -10.0], "lon": [-90.0, 0.0, 90.0]},
     ...                   name="temperature")
     >>> out = validate(da.to_dataset())
@@ -295,15 +365,15 @@ def validate(
             levels=levels,
             allow_nan=allow_nan,
             require_time=require_time,
+            check_ranges=check_ranges,
         )
         da = out[name]
         return da.rename(None) if ds.name is None else da
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")
 
-    out = ds.copy(deep=False)
-    out.attrs = dict(ds.attrs)
-    out = _rename_aliases(out)
+    # a deep copy: the result never shares memory with the input (dask arrays stay lazy)
+    out = _rename_aliases(ds.copy(deep=True))
     short = {k: v for k, v in ERA5_SHORT_NAMES.items() if k in out.data_vars}
     for src, dst in short.items():
         if dst in out.data_vars:
@@ -331,19 +401,92 @@ def validate(
         if dim in out.dims:
             out = _fix_time(out, dim)
 
-    for name, var in out.data_vars.items():
+    lazy_nan_counts = {}
+    for name in list(out.data_vars):
+        var = out[name]
         expected = VARIABLES.get(str(name))
         given = var.attrs.get("units")
         if expected is not None and given is not None and not _same_unit(expected[0], given):
             raise SchemaError(f"variable {name!r} has units {given!r}; expected {expected[0]!r}")
+        if check_ranges and str(name) in PHYSICAL_RANGES and var.dtype.kind in "iuf":
+            if var.chunks is not None:  # dask: check each block when it is computed
+                check = functools.partial(_check_range_block, name=str(name))
+                var = var.copy(data=var.data.map_blocks(check, dtype=var.dtype))
+                out[name] = var
+            else:
+                _check_range(str(name), np.asarray(var.values))
         if not allow_nan and var.dtype.kind == "f":
-            n_nan = int(np.isnan(var.values).sum())
-            if n_nan:
-                raise SchemaError(
-                    f"variable {name!r} has {n_nan} NaN value(s); model inputs must be complete"
-                )
+            if var.chunks is not None:
+                lazy_nan_counts[name] = np.isnan(var.data).sum()
+                continue
+            _raise_if_nan(name, int(np.isnan(var.values).sum()))
+    if lazy_nan_counts:  # one pass over the dask data for all variables together
+        import dask
+
+        (counts,) = dask.compute(lazy_nan_counts)
+        for name, n_nan in counts.items():
+            _raise_if_nan(name, int(n_nan))
 
     return out.transpose(*canonical_order(out.dims))
+
+
+def _raise_if_nan(name: Hashable, n_nan: int) -> None:
+    if n_nan:
+        raise SchemaError(
+            f"variable {name!r} has {n_nan} NaN value(s); model inputs must be complete"
+        )
+
+
+def physical_range_error(name: str, lowest: float, highest: float) -> str:
+    """Say why values from ``lowest`` to ``highest`` of variable ``name`` are impossible.
+
+    Parameters
+    ----------
+    name : str
+        Long name of the variable; only those in :data:`PHYSICAL_RANGES` are checked.
+    lowest, highest : float
+        The smallest and largest finite value of the data.
+
+    Returns
+    -------
+    str
+        The message (naming the variable, its values, the physical range and the likely
+        unit mistake), or ``""`` if the values are possible or ``name`` has no range.
+
+    Examples
+    --------
+    >>> physical_range_error("temperature", 210.0, 310.0)
+    ''
+    >>> physical_range_error("temperature", -60.0, 35.0)[:61]
+    "variable 'temperature' has values from -60 to 35, outside the"
+    """
+    bounds = PHYSICAL_RANGES.get(str(name))
+    if bounds is None or not (np.isfinite(lowest) and np.isfinite(highest)):
+        return ""
+    low, high = bounds
+    if low <= lowest and highest <= high:
+        return ""
+    units = VARIABLES[str(name)][0]
+    cause = likely_unit_mistake(name, (lowest + highest) / 2, (low + high) / 2, (high - low) / 2)
+    hint = f" (given in {cause}?)" if cause else ""
+    return (
+        f"variable {name!r} has values from {lowest:g} to {highest:g}, outside the physical "
+        f"range {low:g}..{high:g} {units}{hint}; check its units"
+    )
+
+
+def _check_range(name: str, values: np.ndarray) -> None:
+    """Raise SchemaError if finite ``values`` of variable ``name`` leave its physical range."""
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    if finite.size:
+        message = physical_range_error(name, float(finite.min()), float(finite.max()))
+        if message:
+            raise SchemaError(message)
+
+
+def _check_range_block(block: np.ndarray, *, name: str) -> np.ndarray:
+    _check_range(name, np.asarray(block))
+    return block
 
 
 def _open(obj: Any, engine: str | None) -> xr.Dataset:

@@ -1,4 +1,4 @@
-"""Normalization statistics and climatologies of canonical data (DESIGN.md §2, §4).
+"""Normalization statistics and climatologies of canonical data (definitions in docs/design.md).
 
 :func:`normalization_stats` gives, per variable and level, the mean and standard deviation
 and the standard deviation of 6-hour differences — the format that
@@ -112,20 +112,21 @@ def normalization_stats(
     as ``number``). ``std`` is the population standard deviation (ddof = 0), as in
     WeatherBench2 / GraphCast normalization; ``diff_std`` is the standard deviation of
     ``x(t + step) − x(t)`` over the same dims, the scale of residual targets of a 6-hour
-    step model (DESIGN.md §2). With ``weighted=True`` means are area-weighted
-    (DESIGN.md §4 area weights) and ``std = sqrt(weighted mean of squared deviations)``.
+    step model (see the definitions in docs/design.md). With ``weighted=True`` means are
+    area-weighted (the area weights of docs/design.md) and
+    ``std = sqrt(weighted mean of squared deviations)``.
     NaN propagates (no values are skipped).
 
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
     >>> t = pd.date_range("2000-01-01", periods=3, freq="6h")
-    >>> da = xr.DataArray(np.arange(6.0).reshape(3, 1, 2), name="temperature",
+    >>> da = xr.DataArray(250 + np.arange(6.0).reshape(3, 1, 2), name="temperature",
     ...                   dims=("time", "latitude", "longitude"),
     ...                   coords={"time": t, "latitude": [0.0], "longitude": [0.0, 180.0]})
     >>> s = normalization_stats(da)
     >>> s.temperature.values.round(4).tolist()
-    [2.5, 1.7078, 0.0]
+    [252.5, 1.7078, 0.0]
     """
     ds = validate(_as_dataset(ds, "normalization_stats"))
     if dim not in ds.dims:
@@ -218,7 +219,7 @@ def climatology(
     -----
     WeatherBench2's convention: ``hour = time.dt.hour``, ``dayofyear = time.dt.dayofyear``
     (1..366), the plain mean of all samples in a group (no smoothing across days). This is
-    the climatology that ACC anomalies are taken against (DESIGN.md §4); look values up for
+    the climatology that ACC anomalies are taken against (docs/design.md); look values up for
     given times with :func:`climatology_for`.
 
     Examples
@@ -423,9 +424,9 @@ def select_climatology(
 
     Notes
     -----
-    DESIGN.md §4: anomalies are taken against a climatology matched by day of year and hour
-    (WeatherBench2 convention: ``dayofyear`` 1..366 from ``time.dt.dayofyear``, ``hour``
-    from ``time.dt.hour``).
+    As defined in docs/design.md, anomalies are taken against a climatology matched by day
+    of year and hour (WeatherBench2 convention: ``dayofyear`` 1..366 from
+    ``time.dt.dayofyear``, ``hour`` from ``time.dt.hour``).
 
     Examples
     --------

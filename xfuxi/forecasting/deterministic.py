@@ -27,12 +27,19 @@ log = logging.getLogger(__name__)
 
 #: the model run by ``forecast()`` when no ``model`` is given: the shipped FuXi cascade
 DEFAULT_MODEL = "fuxi-hs-t21-cascade"
+#: the forecast length when no ``steps`` are given: 10 days (40 steps of 6 h)
+DEFAULT_LEAD_HOURS = 240.0
+
+
+def _default_steps(model: Any) -> int:
+    """Number of the model's time steps that cover :data:`DEFAULT_LEAD_HOURS` (10 days)."""
+    return int(np.ceil(DEFAULT_LEAD_HOURS / float(model.timestep_hours) - 1e-9))
 
 
 def _rollout_arrays(
     ds: xr.Dataset,
     model: Any,
-    steps: int,
+    steps: int | None,
     init_times: Sequence[Any] | None,
     batch_size: int | None,
     device: Any,
@@ -45,7 +52,9 @@ def _rollout_arrays(
     from ..models.registry import resolve_model
     from ..models.rollout import advance_pair, model_on
 
-    model = resolve_model(model, allow_cascade=True)
+    model = resolve_model(DEFAULT_MODEL if model is None else model, allow_cascade=True)
+    if steps is None:
+        steps = _default_steps(model)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     if batch_size is not None and (
@@ -111,8 +120,8 @@ def forecast_attrs(model: ForecastModel, steps: int) -> dict[str, Any]:
 def forecast_iter(
     ds: xr.Dataset,
     *,
-    model: Any,
-    steps: int,
+    model: Any = None,
+    steps: int | None = None,
     init_times: Sequence[Any] | None = None,
     batch_size: int | None = None,
     device: Any = None,
@@ -121,7 +130,8 @@ def forecast_iter(
 ):
     """Deterministic forecast one lead time at a time: a generator for long rollouts.
 
-    Same arguments and results as :func:`forecast`; each item is the Dataset of one lead
+    Same arguments (and defaults: the shipped cascade for 10 days) and results as
+    :func:`forecast`; each item is the Dataset of one lead
     (``prediction_timedelta`` of length 1), so only the current input pairs are held in
     memory. ``xr.concat(list(forecast_iter(...)), "prediction_timedelta")`` equals
     :func:`forecast`'s result.
@@ -153,7 +163,7 @@ def forecast_iter(
     model_, t0, leads, gen = _rollout_arrays(
         ds, model, steps, init_times, batch_size, device, dtype, progress
     )
-    attrs = forecast_attrs(model_, steps)
+    attrs = forecast_attrs(model_, len(leads))
     for k, states in gen:
         yield forecast_dataset(
             states[:, None], model=model_, init_times=t0, leads=leads[k : k + 1], attrs=attrs
@@ -163,8 +173,8 @@ def forecast_iter(
 def forecast(
     ds: xr.Dataset,
     *,
-    model: Any,
-    steps: int,
+    model: Any = None,
+    steps: int | None = None,
     init_times: Sequence[Any] | None = None,
     batch_size: int | None = None,
     device: Any = None,
@@ -176,16 +186,24 @@ def forecast(
     Parameters
     ----------
     ds : xarray.Dataset
-        Analysis-layout data (canonical names; validated) holding, for each initial time
-        ``t``, also ``t − 6 h``: two consecutive times give one forecast; more give one
-        forecast per initial time, run together in batches.
-    model : ForecastModel or str or path
+        Analysis-layout data (canonical names and SI units; validated) holding, for each
+        initial time ``t``, also ``t − 6 h``: two consecutive times give one forecast; more
+        give one forecast per initial time, run together in batches. One state per time:
+        no ensemble dim ``number`` (forecast each member separately) and not a DataArray
+        (use ``da.to_dataset(name=...)``). Values far outside the model's normalization
+        statistics (e.g. temperatures in °C) are refused.
+    model : ForecastModel or str or path, default "fuxi-hs-t21-cascade"
         A model (:func:`xfuxi.load_model`, :func:`xfuxi.wrap_model`), or a shipped name
-        (``"fuxi-hs-t21"``) / checkpoint directory to load.
-    steps : int
-        Number of 6-hour steps (leads ``6 h, 12 h, …, steps · 6 h``).
+        (see :func:`xfuxi.pretrained_models`) / checkpoint directory to load. By default
+        the shipped FuXi cascade (the short-range model for the first 5 days, then the
+        medium-range one).
+    steps : int, optional
+        Number of model steps (leads ``6 h, 12 h, …, steps · 6 h``). Default: 10 days,
+        i.e. 40 steps of 6 hours (``ceil(240 h / model.timestep_hours)``).
     init_times : sequence of datetime-like, optional
         Initial times (default: every time in ``ds`` whose predecessor is also in ``ds``).
+        Each must appear once (a duplicate is an error); the result's ``time`` is
+        ascending, whatever order they are given in.
     batch_size : int, optional
         Initial times run together (default: all).
     device, dtype : optional
@@ -207,10 +225,11 @@ def forecast(
     ValueError
         Bad ``steps`` or ``batch_size``.
     SchemaError
-        The data lack a channel of the model, are on another grid, contain NaN, or an
-        initial time lacks its predecessor (see :func:`initial_conditions`).
+        The data lack a channel of the model, are on another grid, have an extra dim,
+        contain NaN or values implausible for the model, or an initial time lacks its
+        predecessor or is given twice (see :func:`initial_conditions`).
     TypeError
-        ``model`` is not a ForecastModel or checkpoint.
+        ``ds`` is not a Dataset, or ``model`` is not a ForecastModel or checkpoint.
 
     Notes
     -----
@@ -239,6 +258,12 @@ def forecast(
     (2, 4, 1, 2, 4)
     >>> fc.prediction_timedelta.values.astype("timedelta64[h]")[[0, -1]]
     array([ 6, 24], dtype='timedelta64[h]')
+
+    Without ``model`` and ``steps``, the shipped cascade runs for 10 days (the data must be
+    on its T21 grid, e.g. the Held–Suarez world of :func:`xfuxi.datasets.held_suarez`)::
+
+        world = xfuxi.datasets.held_suarez()
+        fc = world.isel(time=slice(0, 2)).fuxi.forecast()  # 40 leads, 6 h to 10 days
     """
     model_, t0, leads, gen = _rollout_arrays(
         ds, model, steps, init_times, batch_size, device, dtype, progress
@@ -249,7 +274,7 @@ def forecast(
             out = np.empty((states.shape[0], len(leads), *states.shape[1:]), dtype="float32")
         out[:, k] = states
     return forecast_dataset(
-        out, model=model_, init_times=t0, leads=leads, attrs=forecast_attrs(model_, steps)
+        out, model=model_, init_times=t0, leads=leads, attrs=forecast_attrs(model_, len(leads))
     )
 
 

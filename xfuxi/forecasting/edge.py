@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.channels import stack, unstack
+from ..data.channels import channel_name, stack, unstack
 from ..data.schema import VARIABLES, SchemaError, canonical_order, validate
 
 if TYPE_CHECKING:
@@ -36,27 +36,55 @@ def initial_conditions(
     Parameters
     ----------
     ds : xarray.Dataset
-        Analysis-layout data with a ``time`` dim holding, for each initial time ``t``,
-        also ``t - model.timestep``.
+        Analysis-layout data (dims ``time``, [``level``], ``latitude``, ``longitude``; no
+        ensemble dim) with a ``time`` dim holding, for each initial time ``t``, also
+        ``t - model.timestep``.
     model : ForecastModel
-        Gives channels, grid and time step.
+        Gives channels, grid, time step and the normalization statistics that the values
+        of the initial times used are checked against
+        (:func:`xfuxi.models.base.check_plausible`).
     init_times : sequence of datetime-like, optional
-        Initial times to use. Default: every time in ``ds`` whose predecessor at
-        ``t - Δ`` is also in ``ds`` (two times → one initial time, the later).
+        Initial times to use, each at most once; they are used (and returned) in ascending
+        order, whatever order they are given in. Default: every time in ``ds`` whose
+        predecessor at ``t - Δ`` is also in ``ds`` (two times → one initial time, the later).
 
     Returns
     -------
     x : numpy.ndarray, shape (T, 2, C, H, W), float32
-    init_times : numpy.ndarray of datetime64[ns], shape (T,)
+    init_times : numpy.ndarray of datetime64[ns], shape (T,), ascending
 
     Raises
     ------
+    TypeError
+        ``ds`` is not a Dataset (e.g. a DataArray).
     SchemaError
-        Missing channel, grid mismatch, NaN in an input, or an initial time without its
-        predecessor.
+        Missing channel, grid mismatch, an extra dim (such as an ensemble's ``number``),
+        values implausible for the model (e.g. °C given as K), NaN or infinite values in
+        an input (naming the channels), an initial time without its predecessor, or a
+        duplicated initial time.
     """
+    if not isinstance(ds, xr.Dataset):
+        hint = (
+            " with a variable per model variable; make one with da.to_dataset(name=...) or "
+            "pass the Dataset the DataArray came from"
+            if isinstance(ds, xr.DataArray)
+            else ""
+        )
+        raise TypeError(f"initial conditions must be an xarray.Dataset{hint}; got {type(ds)}")
     ds = validate(ds, require_time=True)
-    model.check_dataset(ds)
+    extra = [str(d) for d in ds.dims if d not in ("time", "level", "latitude", "longitude")]
+    if "number" in extra:
+        raise SchemaError(
+            f"the initial conditions have an ensemble dim 'number' ({ds.sizes['number']} "
+            "members); forecasts and ensembles start from one state per time: select a "
+            "member (ds.isel(number=0)) and forecast each member separately, or pass the "
+            "ensemble mean (ds.mean('number'))"
+        )
+    if extra:
+        raise SchemaError(
+            f"the initial conditions have dims {extra} besides time, level, latitude and "
+            f"longitude; select one value of each (e.g. ds.isel({extra[0]}=0))"
+        )
     times = pd.DatetimeIndex(ds["time"].values)
     step = pd.Timedelta(model.timestep)
     if init_times is None:
@@ -68,22 +96,48 @@ def initial_conditions(
             )
     else:
         chosen = list(pd.DatetimeIndex(pd.to_datetime(list(init_times))))
+        twice = sorted({t for t in chosen if chosen.count(t) > 1})
+        if twice:
+            raise SchemaError(
+                f"init_times has duplicated values {[str(t) for t in twice]}; give each "
+                "initial time once"
+            )
         for t in chosen:
             if t not in times or (t - step) not in times:
                 raise SchemaError(
                     f"initial time {t} needs data at {t - step} and {t}; not both in the data"
                 )
-    chosen_idx = pd.DatetimeIndex(chosen)
-    prev = ds.sel(time=chosen_idx - step)
-    curr = ds.sel(time=chosen_idx)
+    chosen_idx = pd.DatetimeIndex(sorted(chosen))
+    used = ds.sel(time=chosen_idx.union(chosen_idx - step))
+    from ..models.base import check_plausible  # torch: imported when a model is used
+
+    model.check_dataset(used)
+    check_plausible(used, model)
     arrays = []
-    for part in (prev, curr):
+    for times_of_part in (chosen_idx - step, chosen_idx):
+        part = used.sel(time=times_of_part)
         arr = stack(part, model.channels).transpose("time", "channel", "latitude", "longitude")
         arrays.append(np.asarray(arr.values, dtype="float32"))
     x = np.stack(arrays, axis=1)
-    if not np.all(np.isfinite(x)):
-        raise SchemaError("model inputs contain NaN or infinite values")
+    _check_finite(x, model, used)
     return x, chosen_idx.values.astype("datetime64[ns]")
+
+
+def _check_finite(x: np.ndarray, model: ForecastModel, ds: xr.Dataset) -> None:
+    """Raise SchemaError naming the channels of ``x`` (T, 2, C, H, W) that hold NaN or ±inf."""
+    finite = np.isfinite(x).all(axis=(0, 1, 3, 4))
+    if finite.all():
+        return
+    bad = [model.channels[i] for i in np.nonzero(~finite)[0]]
+    names = [channel_name(c) for c in bad]
+    half = sorted({str(v) for v, _ in bad if ds[v].dtype == np.float16})
+    hint = (
+        f"; {half} are float16, which overflows to inf above 65504 (e.g. geopotential or "
+        "surface pressure in SI units): store the data as float32"
+        if half
+        else ""
+    )
+    raise SchemaError(f"model inputs contain NaN or infinite values in channel(s) {names}{hint}")
 
 
 def forecast_dataset(

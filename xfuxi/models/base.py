@@ -24,9 +24,21 @@ import torch
 import xarray as xr
 
 from ..data.channels import Channel, channel_name
-from ..data.schema import SchemaError
+from ..data.schema import SchemaError, likely_unit_mistake
 
-__all__ = ["ForecastModel", "NormStats", "wrap_model"]
+__all__ = [
+    "PLAUSIBLE_MEAN_STDS",
+    "PLAUSIBLE_VALUE_STDS",
+    "ForecastModel",
+    "NormStats",
+    "check_plausible",
+    "wrap_model",
+]
+
+#: states whose mean lies further than this many stds from the model's mean are refused
+PLAUSIBLE_MEAN_STDS = 10.0
+#: states with a value further than this many stds from the model's mean are refused
+PLAUSIBLE_VALUE_STDS = 50.0
 
 
 def _check_stats(values: dict[str, Any], channels: Sequence[Channel | str] | None = None) -> None:
@@ -137,6 +149,15 @@ class NormStats:
         return cls(**values)
 
 
+def _positive_hours(value: Any) -> float:
+    """``value`` as a float number of hours, or a ValueError if not positive and finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"timestep_hours must be a positive number of hours; got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"timestep_hours must be positive and finite; got {value!r}")
+    return float(value)
+
+
 class ForecastModel(torch.nn.Module):
     """Wrap a network on normalised tensors into a physical-unit 6-hour step model.
 
@@ -155,6 +176,7 @@ class ForecastModel(torch.nn.Module):
         (``y = x_t + net(...) * diff_std``); else the normalised next state
         (``y = net(...) * std + mean``).
     timestep_hours : float, default 6
+        The time step Δ in hours (positive and finite).
     name : str
         Name recorded in the provenance of forecasts.
     config : dict, optional
@@ -182,7 +204,7 @@ class ForecastModel(torch.nn.Module):
         self.latitude = np.asarray(latitude, dtype="float64")
         self.longitude = np.asarray(longitude, dtype="float64")
         self.residual = bool(residual)
-        self.timestep_hours = float(timestep_hours)
+        self.timestep_hours = _positive_hours(timestep_hours)
         self.name = name
         self.config = dict(config or {})
         stats = stats if stats is not None else NormStats.identity(len(self.channels))
@@ -245,7 +267,11 @@ class ForecastModel(torch.nn.Module):
             raise SchemaError(f"{what} have different time steps")
 
     def check_dataset(self, ds: xr.Dataset) -> None:
-        """Raise a clear error if ``ds`` (canonical) does not match the model's channels or grid."""
+        """Raise a clear error if ``ds`` (canonical) does not match the model's channels or grid.
+
+        Only the layout is checked, so that states, increments and error samples can all be
+        checked; where states enter the model, :func:`check_plausible` checks their values.
+        """
         missing = [channel_name(c) for c in self.channels if c[0] not in ds.data_vars]
         if missing:
             raise SchemaError(f"data lacks channel(s) {missing} that model {self.name!r} needs")
@@ -267,6 +293,96 @@ class ForecastModel(torch.nn.Module):
         return (
             f"name={self.name!r}, channels={self.n_channels}, grid={self.grid_shape}, "
             f"timestep={self.timestep_hours:g}h, residual={self.residual}"
+        )
+
+
+def check_plausible(ds: xr.Dataset, model: Any) -> None:
+    """Refuse states far outside a model's normalization statistics (wrong units, corrupt).
+
+    For each channel with statistics, the data are refused if their mean over all times
+    and grid points lies more than :data:`PLAUSIBLE_MEAN_STDS` stds from the model's mean,
+    or any finite value more than :data:`PLAUSIBLE_VALUE_STDS` stds from it. Such data
+    cannot be what the model was trained on: typically temperatures in °C taken as K,
+    pressures in hPa or geopotential height in m. Channels without statistics (mean 0 and
+    std 1, the identity of a model wrapped without ``stats``) are not checked; for those,
+    ``xfuxi.validate(ds, check_ranges=True)`` checks temperatures and pressures against
+    their physical ranges. Dask-backed data are reduced in one pass.
+
+    Forecasts, ensembles and 4DVar call this on the states they start from (not on
+    increments or error samples, whose values are differences).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Canonical states holding the model's channels (see
+        :meth:`ForecastModel.check_dataset`).
+    model : ForecastModel or Cascade
+        Gives the channels, the statistics and the name for the message.
+
+    Raises
+    ------
+    SchemaError
+        Naming each implausible channel, its mean or extreme value, the model's mean and
+        std, and the likely unit mistake where one explains it.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> m = ForecastModel(torch.nn.Identity(), channels=[("temperature", 850.0)],
+    ...                   latitude=[0.0], longitude=[0.0, 180.0],
+    ...                   stats=NormStats(np.array([280.0]), np.array([10.0]), np.ones(1)))
+    >>> celsius = xr.Dataset({"temperature": (("level", "latitude", "longitude"),
+    ...                                       np.full((1, 1, 2), 7.0))},
+    ...                      coords={"level": [850.0], "latitude": [0.0],
+    ...                              "longitude": [0.0, 180.0]})
+    >>> check_plausible(celsius + 273.15, m)
+    >>> check_plausible(celsius, m)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xfuxi.data.schema.SchemaError: ... temperature@850: mean 7 is 27.3 std ... °C instead of K?...
+    """
+    mean = np.asarray(model.stats.mean, dtype="float64")
+    std = np.asarray(model.stats.std, dtype="float64")
+    has_stats = (std > 0) & ~((mean == 0.0) & (std == 1.0))
+    checked, reductions = [], []
+    for i, (var, level) in enumerate(model.channels):
+        if not has_stats[i]:
+            continue
+        da = ds[var]
+        if level is not None:
+            index = np.nonzero(np.isclose(ds["level"].values, level))[0]
+            da = da.isel(level=int(index[0]), drop=True)
+        checked.append(i)
+        reductions += [da.mean(dtype="float64"), da.min(), da.max()]
+    if not checked:
+        return
+    values = [r.data for r in reductions]
+    if any(r.chunks is not None for r in reductions):
+        import dask
+
+        values = list(dask.compute(*values))
+    found = np.asarray([float(v) for v in values]).reshape(-1, 3)
+    problems = []
+    for i, (field_mean, lowest, highest) in zip(checked, found):
+        far = lowest if abs(lowest - mean[i]) > abs(highest - mean[i]) else highest
+        off_mean, off_value = abs(field_mean - mean[i]) / std[i], abs(far - mean[i]) / std[i]
+        if np.isfinite(off_mean) and off_mean > PLAUSIBLE_MEAN_STDS:
+            what = f"mean {field_mean:.6g} is {off_mean:.3g} std"
+        elif np.isfinite(off_value) and off_value > PLAUSIBLE_VALUE_STDS:
+            what = f"value {far:.6g} is {off_value:.3g} std"
+        else:
+            continue
+        var = model.channels[i][0]
+        cause = likely_unit_mistake(var, field_mean, mean[i], PLAUSIBLE_MEAN_STDS * std[i] / 2)
+        problems.append(
+            f"{channel_name(model.channels[i])}: {what} from the model's mean {mean[i]:.6g} "
+            f"(std {std[i]:.3g})" + (f": {cause}?" if cause else "")
+        )
+    if problems:
+        raise SchemaError(
+            f"data are implausible for model {model.name!r} (its normalization statistics): "
+            + "; ".join(problems)
+            + ". Check the units (xfuxi expects SI units as in xfuxi.data.schema.VARIABLES)"
         )
 
 
