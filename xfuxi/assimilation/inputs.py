@@ -11,6 +11,7 @@ import xarray as xr
 
 from ..data.channels import stack
 from ..data.schema import SchemaError, validate
+from ..models.base import check_plausible
 from .config import LocalizationOptions
 from .cost import ObsSlot
 from .localization import Localization, localization
@@ -35,6 +36,7 @@ def background_tensor(
         raise SchemaError("background must be a Dataset with a 'time' dim")
     background = validate(background, require_time=True)
     model.check_dataset(background)
+    check_plausible(background, model)  # a state: its values must fit the model's statistics
     step = pd.Timedelta(model.timestep)
     times = pd.DatetimeIndex(background["time"].values)
     t0 = times.max() if time is None else pd.Timestamp(time)
