@@ -551,10 +551,14 @@ def test_cli_calibrate_ens_saves_the_chosen_pairs(tmp_path, monkeypatch, capsys)
         assert cal.config["initial_gain"][i] == gain
     assert len(cal.metadata["spread_growth"]["init_times"]) == 2
     assert "chosen (initial gain, step factor)" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="initial times must be >= 1"):
-        cli.main(args[:-4] + ["--inits", "0", "--out", str(tmp_path / "cal0")])
-    with pytest.raises(ValueError, match="no lead after"):
-        cli.main(args[:-6] + ["--steps", "4", "--inits", "2", "--out", str(tmp_path / "c4")])
+    # bad settings: a one-line message on stderr and exit status 1, nothing written
+    assert cli.main(args[:-4] + ["--inits", "0", "--out", str(tmp_path / "cal0")]) == 1
+    assert "initial times must be >= 1" in capsys.readouterr().err
+    assert (
+        cli.main(args[:-6] + ["--steps", "4", "--inits", "2", "--out", str(tmp_path / "c4")]) == 1
+    )
+    assert "no lead after" in capsys.readouterr().err
+    assert not (tmp_path / "cal0").exists() and not (tmp_path / "c4").exists()
 
 
 def test_cli_calibrate_ens_early_saves_the_chosen_gain(tmp_path, monkeypatch, capsys):
