@@ -381,7 +381,7 @@ def test_cache_key_covers_config_and_versions(monkeypatch):
     assert world_cache_path(world_config(days=1), "/c") == a
     assert world_cache_path(world_config(days=2), "/c") != a
     assert world_cache_path(world_config(days=1, levels=(500,)), "/c") != a
-    monkeypatch.setattr(world, "versions", lambda: {"xfuxi": "x", "dinosaur": "y"})
+    monkeypatch.setattr(world, "package_versions", lambda: {"xfuxi": "x", "dinosaur": "y"})
     assert world_cache_path(world_config(days=1), "/c") != a
 
 
