@@ -223,7 +223,10 @@ def test_save_load_roundtrip_and_atomic(tmp_path):
     path = save_stats(s, tmp_path / "stats.nc")
     xr.testing.assert_identical(load_stats(path), s)
     clim = climatology(ds)
-    save_stats(clim, tmp_path / "stats.nc")  # replaces
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        save_stats(clim, tmp_path / "stats.nc")  # an existing file is never replaced silently
+    xr.testing.assert_identical(load_stats(path), s)
+    save_stats(clim, tmp_path / "stats.nc", overwrite=True)  # replaces
     xr.testing.assert_identical(load_stats(tmp_path / "stats.nc"), clim)
     assert os.listdir(tmp_path) == ["stats.nc"]  # no temp file left
     with pytest.raises(FileNotFoundError, match="does not exist"):

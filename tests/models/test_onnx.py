@@ -73,3 +73,13 @@ def test_bad_graph_is_a_clear_error(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(ValueError, match="one input"):
         import_onnx(path, channels=CHANNELS, latitude=LAT, longitude=LON)
+
+
+def test_export_never_replaces_an_existing_file_unasked(original, tmp_path):
+    target = tmp_path / "mine.onnx"
+    target.write_text("precious")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_onnx(original, target)
+    assert target.read_text() == "precious"
+    export_onnx(original, target, overwrite=True)
+    assert target.stat().st_size > 100

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..files import atomic_write_file
 from ..grid import area_weights
 from .schema import SchemaError, validate
 
@@ -324,7 +324,9 @@ def climatology_for(
     return select_climatology(clim, times)
 
 
-def save_stats(stats: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
+def save_stats(
+    stats: xr.Dataset | xr.DataArray, path: str | os.PathLike, *, overwrite: bool = False
+) -> Path:
     """Write statistics or a climatology to a netCDF file, atomically.
 
     Parameters
@@ -333,7 +335,10 @@ def save_stats(stats: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Pat
         E.g. from :func:`normalization_stats` or :func:`climatology` (a DataArray must be
         named).
     path : path
-        Target file; its directory must exist. An existing file is replaced.
+        Target file; its directory must exist.
+    overwrite : bool, default False
+        Replace an existing file at ``path``; without it an existing file is never touched
+        (see the data-safety policy, docs/safety.md).
 
     Returns
     -------
@@ -358,16 +363,9 @@ def save_stats(stats: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Pat
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    return atomic_write_file(path, lambda tmp: ds.to_netcdf(tmp))
 
 
 def load_stats(path: str | os.PathLike) -> xr.Dataset:

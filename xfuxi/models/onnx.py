@@ -74,6 +74,7 @@ def export_onnx(
     *,
     batch_size: int = 1,
     opset: int = 16,
+    overwrite: bool = False,
 ) -> Path:
     """Write a model's network (normalised ``(B, 2, C, H, W) → (B, C, H, W)``) to ONNX.
 
@@ -88,6 +89,8 @@ def export_onnx(
         ONNX opset. 16 writes layer norms as elementary operators, which onnx2torch
         converts for any batch size (its converter of opset 17's LayerNormalization needs
         static shapes).
+    overwrite : bool, default False
+        Replace an existing file at ``path``; without it an existing file is never touched.
 
     Returns
     -------
@@ -112,6 +115,8 @@ def export_onnx(
     p = next(net.parameters())
     x = torch.zeros(batch_size, 2, model.n_channels, *model.grid_shape, dtype=p.dtype)
     out = Path(path)
+    if os.path.lexists(out) and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
     was_training = net.training
