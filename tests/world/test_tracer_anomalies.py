@@ -248,10 +248,9 @@ def test_shipped_da_model_carries_anomalies_that_the_forecast_model_amplifies(an
     assert gains["fuxi-hs-t21"] > 1.3, gains
 
 
-def test_damaged_anomaly_cache_is_generated_again(tmp_path, monkeypatch, caplog):
+def test_damaged_anomaly_cache_is_generated_again(tmp_path, monkeypatch):
     """The anomalies' cache store is verified as the world's is (issue 20, item 4)."""
     import json
-    import logging
 
     import xarray as xr
 
@@ -276,9 +275,10 @@ def test_damaged_anomaly_cache_is_generated_again(tmp_path, monkeypatch, caplog)
     held_suarez_tracer_anomalies(**kw)
     assert len(runs) == 1
     (store / "a" / "0.0").write_bytes((store / "a" / "0.0").read_bytes()[:5])
-    with caplog.at_level(logging.WARNING, logger="xfuxi"):
+    with pytest.warns(UserWarning) as said:
         again = held_suarez_tracer_anomalies(**kw)
-    assert len(runs) == 2 and str(store) in caplog.text and "truncated" in caplog.text
+    text = " ".join(str(w.message) for w in said)
+    assert len(runs) == 2 and str(store) in text and "truncated" in text
     xr.testing.assert_identical(again, first)
     (store / MARKER).unlink()  # as written by an older xfuxi
     held_suarez_tracer_anomalies(**kw)

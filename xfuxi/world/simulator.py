@@ -68,6 +68,7 @@ import itertools
 import json
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -605,10 +606,9 @@ def cached_store_is_valid(target: Path, config: dict[str, Any]) -> bool:
         if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
             return False
         if _own_unmarked_store(target, config):
-            log.warning(
-                "%s was written by an older xfuxi, without a completeness marker, and cannot "
-                "be verified; generating it again",
-                target,
+            _say_regenerated(
+                f"{target} was written by an older xfuxi, without a completeness marker, and "
+                "cannot be verified; generating it again"
             )
             return False
         raise OutputExistsError(
@@ -619,9 +619,15 @@ def cached_store_is_valid(target: Path, config: dict[str, Any]) -> bool:
     try:
         verify_directory(target, kind=CACHE_KIND)
     except CorruptedOutputError as err:
-        log.warning("%s; it is xfuxi's own cache, so it is generated again", err)
+        _say_regenerated(f"{err}; it is xfuxi's own cache, so it is generated again")
         return False
     return True
+
+
+def _say_regenerated(message: str) -> None:
+    """Tell the user that a cache store is generated again: a warning and a log line."""
+    log.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def write_cached_store(target: Path, write: Callable[[Path], None], config: dict[str, Any]) -> None:
