@@ -56,6 +56,7 @@ from .checkpoint import (
     tensors_from_bytes,
     write_checkpoint,
 )
+from .rollout import advance_pair, perturb_current
 
 __all__ = [
     "PERTURBATION_FORMAT",
@@ -793,7 +794,7 @@ def ensemble_rollout(
         if perturbation is not None:
             eps = _draw(generators, perturbation.latent_shape, x)
             delta = perturbation.perturb(x, eps, step=k, model=getattr(run, "name", None))
-            x = torch.stack([x[:, 0], x[:, 1] + amplitude * delta], dim=1)
+            x = perturb_current(x, amplitude * delta)
         y = run(x)
         yield y
-        x = torch.stack([x[:, 1], y], dim=1)
+        x = advance_pair(x, y)

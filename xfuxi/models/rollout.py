@@ -20,7 +20,15 @@ from .base import ForecastModel
 from .cascade import Cascade
 from .checkpoint import as_dtype
 
-__all__ = ["advance_pair", "copy_model", "model_device", "model_dtype", "model_on", "rollout"]
+__all__ = [
+    "advance_pair",
+    "copy_model",
+    "model_device",
+    "model_dtype",
+    "model_on",
+    "perturb_current",
+    "rollout",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,17 @@ def advance_pair(pair: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
     [0.0, 1.0]
     """
     return torch.stack([pair[:, 1], new], dim=1)
+
+
+def perturb_current(pair: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Add ``delta`` to the current (second) state of an input pair ``(B, 2, ...)``.
+
+    Examples
+    --------
+    >>> p = torch.zeros(1, 2, 3); perturb_current(p, torch.ones(1, 3))[0, :, 0].tolist()
+    [0.0, 1.0]
+    """
+    return torch.stack([pair[:, 0], pair[:, 1] + delta], dim=1)
 
 
 def model_dtype(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.dtype:

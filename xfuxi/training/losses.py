@@ -14,6 +14,7 @@ import torch
 
 from ..models.base import ForecastModel
 from ..models.ens import PerturbationVAE
+from ..models.rollout import advance_pair, perturb_current
 
 __all__ = ["amse_loss", "ensemble_loss", "fair_crps", "forecast_loss", "gaussian_kl"]
 
@@ -233,14 +234,13 @@ def ensemble_loss(
         mu, ls = (mu_q, ls_q) if sample == "posterior" else (mu_p, ls_p)
         eps = torch.randn(mu.shape, generator=generator).to(mu)
         delta = vae.sample(mu, ls, eps, feats, xn[:, 1]) * vae._std
-        curr = x[:, 1] + delta
-        x = torch.stack([x[:, 0], curr], dim=1)
+        x = perturb_current(x, delta)
         y = model(x)
         pred_n = vae.normalize(y).view(b, members, *y.shape[1:]).transpose(0, 1)
         crps = fair_crps(pred_n, vae.normalize(truth))  # (B, C, H, W)
         crps_total = crps_total + (crps * w).mean()
         kl_total = kl_total + gaussian_kl(mu_q, ls_q, mu_p, ls_p).mean()
-        x = torch.stack([curr, y], dim=1)
+        x = advance_pair(x, y)
     crps_mean, kl_mean = crps_total / steps, kl_total / steps
     loss = crps_mean + kl_weight * kl_mean
     return loss, {"crps": float(crps_mean.detach()), "kl": float(kl_mean.detach())}
