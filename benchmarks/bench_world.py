@@ -26,11 +26,11 @@ def _dir_size(path: Path) -> int:
 
 
 def bench(resolution: str, days: int, spin_days: int) -> dict[str, float]:
-    from xfuxi.data import world
+    from xfuxi.world import simulator as world
 
     cfg = world.world_config(days=days, spinup_days=0, seed=0, resolution=resolution)
     t0 = time.perf_counter()
-    model = world._get_model(cfg)
+    model = world.get_model(cfg)
     state = model.initial_state(0)
     state = model.spin_day(state)
     state.vorticity.block_until_ready()
