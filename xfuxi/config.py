@@ -95,16 +95,9 @@ def _from_plain(tp: Any, value: Any) -> Any:
     sub = _config_type(tp)
     if sub is not None and isinstance(value, dict):
         return sub.from_dict(value)
-    origin = get_origin(tp)
-    if isinstance(value, list) and (origin is tuple or tuple in get_args(tp)):
-        return tuple(value)
-    if isinstance(value, list) and _is_optional_tuple(tp):
+    if isinstance(value, list) and any(get_origin(t) is tuple for t in (tp, *get_args(tp))):
         return tuple(value)
     return value
-
-
-def _is_optional_tuple(tp: Any) -> bool:
-    return any(get_origin(a) is tuple for a in get_args(tp))
 
 
 def _scalar_type(tp: Any) -> tuple[Any, bool]:

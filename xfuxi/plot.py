@@ -355,9 +355,9 @@ def plot_increment(
     >>> ax.collections[0].get_clim()
     (-1.0, 1.0)
     """
-    from .verify.weights import _prepare_pair
+    from .verify.weights import prepare_pair
 
-    a, b = _prepare_pair(analysis, background)
+    a, b = prepare_pair(analysis, background)
     inc = a - b
     inc.attrs = dict(analysis.attrs)
     if isinstance(inc, xr.Dataset):
@@ -537,7 +537,7 @@ def plot_spread_skill(
     (2, 2)
     """
     from .verify.probabilistic import ensemble_mean_rmse, spread
-    from .verify.weights import _ensemble_dim
+    from .verify.weights import ensemble_dim
 
     if isinstance(forecast, xr.Dataset):
         if variable is None:
@@ -547,7 +547,7 @@ def plot_spread_skill(
         forecast, truth = forecast[variable], truth[variable]
     if dim not in forecast.dims:
         raise ValueError(f"forecast has no {dim!r} dimension to plot against")
-    mdim = _ensemble_dim(forecast, member_dim)
+    mdim = ensemble_dim(forecast, member_dim)
     m = forecast.sizes[mdim]
     reduce = [d for d in forecast.dims if d not in (dim, mdim)]
     s = spread(forecast, dim=reduce, member_dim=mdim)

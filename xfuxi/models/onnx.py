@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import tempfile
 import types
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 
 from ..data.channels import Channel
+from ..files import atomic_write_file
 from .base import ForecastModel, NormStats, wrap_model
 
 __all__ = ["export_onnx", "import_onnx"]
@@ -117,26 +117,24 @@ def export_onnx(
     out = Path(path)
     if os.path.lexists(out) and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
     was_training = net.training
     try:
         net.eval()
-        torch.onnx.export(
-            net,
-            (x.to(p.device),),
-            tmp,
-            dynamo=False,
-            opset_version=opset,
-            input_names=["x"],
-            output_names=["y"],
-            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        atomic_write_file(
+            out,
+            lambda tmp: torch.onnx.export(
+                net,
+                (x.to(p.device),),
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            ),
         )
-        os.replace(tmp, out)
     finally:
         net.train(was_training)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 

@@ -283,6 +283,25 @@ def _sample_truth(
     return out
 
 
+def _finish_rows(
+    truth: xr.Dataset,
+    rows: list[tuple[str, float, float, Any, Any]],
+    error: float | Mapping[str, float],
+    rng: np.random.Generator,
+    network: str,
+    asked: tuple[Any, Any, Any],
+) -> xr.Dataset:
+    """:func:`_finish` for rows ``(variable, latitude, longitude, level, time)``; none raises."""
+    if not rows:
+        variables, levels, times = asked
+        raise ObservationError(
+            f"no observation to make: variables {list(variables)}, levels {levels} or "
+            f"times {times} is empty"
+        )
+    v_, la_, lo_, lv_, t_ = zip(*rows)
+    return _finish(truth, list(v_), la_, lo_, lv_, t_, error, rng, True, network)
+
+
 def _finish(
     truth: xr.Dataset,
     variable: list[str],
@@ -499,13 +518,7 @@ def radiosonde_observations(
             for v in variables:
                 for lv in _levels_for(truth, v, levels):
                     rows.append((v, la, lo, lv, t))
-    if not rows:
-        raise ObservationError(
-            f"no observation to make: variables {list(variables)}, levels {levels} or "
-            f"times {times} is empty"
-        )
-    v_, la_, lo_, lv_, t_ = zip(*rows)
-    return _finish(truth, list(v_), la_, lo_, lv_, t_, error, rng, True, "radiosonde")
+    return _finish_rows(truth, rows, error, rng, "radiosonde", (variables, levels, times))
 
 
 def region_observations(
@@ -556,13 +569,7 @@ def region_observations(
                 for la in in_lat:
                     for lo_ in in_lon:
                         rows.append((v, la, lo_, lv, t))
-    if not rows:
-        raise ObservationError(
-            f"no observation to make: variables {list(variables)}, levels {levels} or "
-            f"times {times} is empty"
-        )
-    v_, la_, lo_, lv_, t_ = zip(*rows)
-    return _finish(truth, list(v_), la_, lo_, lv_, t_, error, rng, True, "region")
+    return _finish_rows(truth, rows, error, rng, "region", (variables, levels, times))
 
 
 def screen_observations(

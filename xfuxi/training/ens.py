@@ -42,6 +42,7 @@ from ..models.ens import (
     perturbation_files,
     perturbation_from_files,
 )
+from ..options import progress_enabled
 from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
 from .losses import ensemble_loss
@@ -236,7 +237,7 @@ def train_perturbation(
             tensors={"generator": gen.get_state()}, kind=_STATE_KIND, state_format=_STATE_FORMAT,
         )  # fmt: skip
 
-    show = get_options()["progress"] if progress is None else bool(progress)
+    show = progress_enabled(progress)
     bar = tqdm(total=cfg.iterations, initial=start_iter, desc="train FuXi-ENS", disable=not show)
     t_start = time.monotonic()
     it = start_iter

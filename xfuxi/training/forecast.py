@@ -53,6 +53,7 @@ from ..models.checkpoint import (
 from ..models.fuxi import build_fuxi
 from ..models.registry import load_model
 from ..models.rollout import copy_model
+from ..options import progress_enabled
 from .anomalies import AnomalySamples, anomaly_samples
 from .config import TrainConfig, config_with_legacy
 from .losses import amse_loss, forecast_loss
@@ -448,7 +449,7 @@ def train_forecast(
         fm.train()
         return sum(losses) / val_starts.size
 
-    show = (opts["progress"] if progress is None else bool(progress)) and rank == 0
+    show = progress_enabled(progress) and rank == 0
     bar = tqdm(total=steps, initial=start_step, desc=f"train {fm.name}", disable=not show)
     fm.train()
     for step in range(start_step, steps):

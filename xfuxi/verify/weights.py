@@ -417,8 +417,3 @@ def ensemble_dim(obj: XarrayObj, member_dim: str | None) -> str:
         "the forecast has no ensemble dimension: expected one of "
         f"{list(get_options()['ensemble_dims'])}, got dims {list(obj.dims)}"
     )
-
-
-# the former private names, still imported by plot, observation_space and balance
-_prepare_pair = prepare_pair
-_ensemble_dim = ensemble_dim

@@ -87,7 +87,7 @@ from ..files import (
     replace_directory,
     verify_directory,
 )
-from ..options import get_options
+from ..options import get_options, progress_enabled
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -777,7 +777,7 @@ def held_suarez(
         n_sigma_levels=n_sigma_levels,
         output_hours=output_hours,
     )
-    show = get_options()["progress"] if progress is None else bool(progress)
+    show = progress_enabled(progress)
     attrs = world_attrs(config)
     if not use_cache:
         ds = xr.concat(list(_chunks(config, show)), dim="time")

@@ -38,6 +38,7 @@ import pandas as pd
 import xarray as xr
 
 from ..constants import EARTH_RADIUS
+from ..options import progress_enabled
 from .simulator import (
     PRESSURE_VARS,
     SPLITS,
@@ -181,7 +182,6 @@ def held_suarez_tracer_anomalies(
     >>> ds.sizes["time"]
     6
     """
-    from ..options import get_options
 
     if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
         raise ValueError(f"members must be an integer >= 1; got {members!r}")
@@ -195,7 +195,7 @@ def held_suarez_tracer_anomalies(
         levels=levels, spinup_days=spinup_days, n_sigma_levels=n_sigma_levels, blobs=blobs,
         radius_km=radius_km, amplitude=amplitude,
     )  # fmt: skip
-    show = get_options()["progress"] if progress is None else bool(progress)
+    show = progress_enabled(progress)
     key = json.dumps({"config": config, "versions": package_versions()}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = cache_directory(cache_dir) / f"tracer_anomalies-{resolution}-{digest}.zarr"
@@ -359,8 +359,6 @@ def world_tracer_transport(
     import jax.numpy as jnp
     from dinosaur import time_integration, vertical_interpolation
 
-    from ..options import get_options
-
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}; got {split!r}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -390,7 +388,7 @@ def world_tracer_transport(
         raise ValueError("anomaly contains NaN or infinite values")
     levels = np.asarray(anomaly["level"].values, dtype="float64")
     order = np.argsort(levels)
-    show = get_options()["progress"] if progress is None else bool(progress)
+    show = progress_enabled(progress)
 
     state = _state_at(json.dumps(config, sort_keys=True), int(offset), show)
     p_scale = model.specs.dimensionalize(1.0, model._units.pascal).magnitude
