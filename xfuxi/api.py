@@ -37,8 +37,8 @@ class Entry:
 PUBLIC: tuple[Entry, ...] = (
     # data
     Entry("validate", "data.schema:validate", accessor="both"),
-    Entry("from_era5", "data.schema:from_era5"),
-    Entry("from_weatherbench2", "data.schema:from_weatherbench2"),
+    Entry("from_era5", "data.readers:from_era5"),
+    Entry("from_weatherbench2", "data.readers:from_weatherbench2"),
     Entry("normalization_stats", "data.stats:normalization_stats", accessor="both"),
     Entry("climatology", "data.stats:climatology", accessor="both"),
     Entry("climatology_for", "data.stats:climatology_for"),

@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from xfuxi.data.readers import from_era5, from_weatherbench2
 from xfuxi.data.schema import (
     CANONICAL_DIMS,
     SchemaError,
-    from_era5,
-    from_weatherbench2,
     validate,
 )
 

@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 import zarr
 
-from xfuxi.data.schema import SchemaError, from_weatherbench2
+from xfuxi.data.readers import from_weatherbench2
+from xfuxi.data.schema import SchemaError
 from xfuxi.data.writers import (
     WEATHERBENCH2_KIND,
     to_weatherbench2_layout,

@@ -16,9 +16,7 @@ The conventions follow WeatherBench2 and ERA5:
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Hashable, Iterable, Sequence
-from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -30,8 +28,6 @@ __all__ = [
     "PHYSICAL_RANGES",
     "VARIABLES",
     "SchemaError",
-    "from_era5",
-    "from_weatherbench2",
     "likely_unit_mistake",
     "physical_range_error",
     "validate",
@@ -67,6 +63,16 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "10m_u_component_of_wind": ("m s**-1", "10-metre eastward wind"),
     "10m_v_component_of_wind": ("m s**-1", "10-metre northward wind"),
     "total_precipitation_6hr": ("m", "6-hour accumulated precipitation"),
+    "toa_incident_solar_radiation_6hr": ("J m**-2", "6-hour accumulated TOA incident solar"),
+    "2m_dewpoint_temperature": ("K", "2-metre dewpoint temperature"),
+    "total_column_water_vapour": ("kg m**-2", "total column water vapour"),
+    "sea_surface_temperature": ("K", "sea surface temperature"),
+    "skin_temperature": ("K", "skin temperature"),
+    "total_cloud_cover": ("1", "total cloud cover (fraction)"),
+    "land_sea_mask": ("1", "land-sea mask (fraction of land)"),
+    "geopotential_at_surface": ("m**2 s**-2", "geopotential at the surface (orography)"),
+    "100m_u_component_of_wind": ("m s**-1", "100-metre eastward wind"),
+    "100m_v_component_of_wind": ("m s**-1", "100-metre northward wind"),
     "passive_tracer": ("1", "passive tracer mixing ratio (Held–Suarez world; not humidity)"),
 }
 
@@ -88,7 +94,9 @@ _UNIT_MISTAKES: dict[str, tuple[tuple[float, float, str], ...]] = {
     "kg kg**-1": ((1.0e-3, 0.0, "g/kg instead of kg/kg"),),
 }
 
-#: ERA5 (CDS) short names -> WeatherBench2 long names
+#: ERA5 (CDS) short names -> WeatherBench2 long names. Accumulated fields (``tp``, ``tisr``)
+#: are not here: their hourly values are not 6-hour totals, and
+#: :func:`xfuxi.data.readers.from_era5` sums them (``tp`` -> ``total_precipitation_6hr``)
 ERA5_SHORT_NAMES: dict[str, str] = {
     "z": "geopotential",
     "t": "temperature",
@@ -102,7 +110,14 @@ ERA5_SHORT_NAMES: dict[str, str] = {
     "t2m": "2m_temperature",
     "u10": "10m_u_component_of_wind",
     "v10": "10m_v_component_of_wind",
-    "tp": "total_precipitation_6hr",
+    "d2m": "2m_dewpoint_temperature",
+    "tcwv": "total_column_water_vapour",
+    "sst": "sea_surface_temperature",
+    "skt": "skin_temperature",
+    "tcc": "total_cloud_cover",
+    "lsm": "land_sea_mask",
+    "u100": "100m_u_component_of_wind",
+    "v100": "100m_v_component_of_wind",
 }
 
 #: the 37 ERA5 pressure levels (hPa); WeatherBench2's 13 levels are a subset
@@ -134,7 +149,9 @@ _UNIT_SPELLINGS = {
     "Pa": {"Pa", "pascal"},
     "%": {"%", "percent"},
     "m": {"m", "metre", "meter"},
-    "1": {"1", "", "dimensionless"},
+    "J m**-2": {"J m**-2", "J m-2", "J/m^2", "J/m2"},
+    "kg m**-2": {"kg m**-2", "kg m-2", "kg/m^2", "kg/m2"},
+    "1": {"1", "", "dimensionless", "(0 - 1)", "0-1"},
 }
 
 
@@ -183,8 +200,15 @@ def _rename_aliases(ds: xr.Dataset) -> xr.Dataset:
             names.pop(alias)
     for src, dst in list(names.items()):
         if dst in ds.variables or dst in ds.dims:
+            hint = (
+                " (cfgrib's layout: read GRIB and cfgrib's netCDF with from_era5, which makes "
+                "one time of them)"
+                if {src, dst} == {"valid_time", "time"}
+                else ""
+            )
             raise SchemaError(
-                f"data has both {src!r} and {dst!r}; cannot rename {src!r} to the canonical {dst!r}"
+                f"data has both {src!r} and {dst!r}; cannot rename {src!r} to the canonical "
+                f"{dst!r}{hint}"
             )
     return ds.rename(names) if names else ds
 
@@ -214,7 +238,14 @@ def _fix_latitude(ds: xr.Dataset) -> xr.Dataset:
             f"coordinate 'latitude' must lie within [-90, 90]; got {lat.min()}..{lat.max()}"
         )
     if _check_monotonic("latitude", lat) < 0:
-        ds = ds.isel(latitude=slice(None, None, -1))
+        ds = _mark_increasing(ds.isel(latitude=slice(None, None, -1)), "latitude")
+    return ds
+
+
+def _mark_increasing(ds: xr.Dataset, name: str) -> xr.Dataset:
+    """After sorting: a ``stored_direction`` attribute (cfgrib's) must say so too."""
+    if "stored_direction" in ds[name].attrs:
+        ds = ds.assign_coords({name: ds[name].assign_attrs(stored_direction="increasing")})
     return ds
 
 
@@ -236,7 +267,7 @@ def _fix_longitude(ds: xr.Dataset) -> xr.Dataset:
             longitude=xr.Variable("longitude", wrapped, ds["longitude"].attrs.copy())
         )
     if wrapped.size > 1 and not np.all(np.diff(ds["longitude"].values) > 0):
-        ds = ds.sortby("longitude")
+        ds = _mark_increasing(ds.sortby("longitude"), "longitude")
     return ds
 
 
@@ -260,7 +291,7 @@ def _fix_level(ds: xr.Dataset, levels: Sequence[float] | None) -> xr.Dataset:
         )
     if lev.size > 1:
         if _check_monotonic("level", lev) < 0:
-            ds = ds.sortby("level")
+            ds = _mark_increasing(ds.sortby("level"), "level")
     ds = ds.assign_coords(level=ds["level"].assign_attrs(units="hPa", long_name="pressure level"))
     return ds
 
@@ -487,59 +518,3 @@ def _check_range(name: str, values: np.ndarray) -> None:
 def _check_range_block(block: np.ndarray, *, name: str) -> np.ndarray:
     _check_range(name, np.asarray(block))
     return block
-
-
-def _open(obj: Any, engine: str | None) -> xr.Dataset:
-    if isinstance(obj, xr.Dataset):
-        return obj
-    if isinstance(obj, (str, os.PathLike)):
-        return xr.open_dataset(obj, engine=engine)
-    if isinstance(obj, (list, tuple)):
-        return xr.open_mfdataset(list(obj), engine=engine, combine="by_coords")
-    raise TypeError(f"expected a path, a list of paths or an xarray.Dataset, got {type(obj)}")
-
-
-def from_era5(obj: Any, **validate_kwargs: Any) -> xr.Dataset:
-    """Read ERA5 as the Copernicus CDS delivers it (netCDF) into the canonical layout.
-
-    Parameters
-    ----------
-    obj : path, list of paths or xarray.Dataset
-        CDS netCDF: dims ``valid_time``, ``pressure_level``, ``latitude`` (90 → −90),
-        ``longitude``; short names ``z``, ``t``, ``u``, ``v``, ``q``, ``r``, ``sp``,
-        ``msl``, ``t2m``, ``u10``, ``v10``; scalar coordinates ``number`` and ``expver``.
-    **validate_kwargs
-        Passed to :func:`validate`.
-
-    Returns
-    -------
-    xarray.Dataset
-        Canonical copy (long names, ``time``, ``level``, latitude ascending).
-    """
-    ds = _open(obj, engine=None)
-    drop = [c for c in ("expver", "number") if c in ds.coords and c not in ds.dims]
-    ds = ds.drop_vars(drop)
-    return validate(ds, **validate_kwargs)
-
-
-def from_weatherbench2(obj: Any, **validate_kwargs: Any) -> xr.Dataset:
-    """Read a WeatherBench2 zarr store (analysis or forecast) into the canonical layout.
-
-    Parameters
-    ----------
-    obj : path or xarray.Dataset
-        A zarr store with long variable names and dims ``time``, ``level``, ``latitude``,
-        ``longitude`` (forecasts add ``prediction_timedelta``).
-    **validate_kwargs
-        Passed to :func:`validate`.
-
-    Returns
-    -------
-    xarray.Dataset
-        Canonical copy, lazily loaded (dask) when read from a path.
-    """
-    if isinstance(obj, (str, os.PathLike)):
-        ds = xr.open_zarr(obj, chunks=None)
-    else:
-        ds = _open(obj, engine="zarr")
-    return validate(ds, **validate_kwargs)

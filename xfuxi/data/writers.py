@@ -5,7 +5,7 @@ names and dimensions, so writing a WeatherBench2-compatible store means checking
 layout, putting the dimensions in WeatherBench2's order (``time, prediction_timedelta,
 number, level, latitude, longitude``), giving coordinates and variables their attributes
 (units, long names) and writing the store atomically (:func:`xfuxi.files.replace_directory`).
-A store written here is read back by :func:`xfuxi.data.schema.from_weatherbench2` and by
+A store written here is read back by :func:`xfuxi.data.readers.from_weatherbench2` and by
 WeatherBench2's own tools (``time`` is the initial time of a forecast,
 ``prediction_timedelta`` its lead, as in WeatherBench2's forecast stores).
 """
@@ -184,7 +184,7 @@ def write_weatherbench2(
     Examples
     --------
     >>> import tempfile, pathlib, numpy as np, xarray as xr
-    >>> from xfuxi.data.schema import from_weatherbench2
+    >>> from xfuxi.data.readers import from_weatherbench2
     >>> ds = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
     ...                                   np.full((2, 3, 4), 250.0))},
     ...                 coords={"time": np.arange(2).astype("datetime64[D]"),
