@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -115,7 +116,9 @@ def _open_grib(path: Path) -> list[xr.Dataset]:
             f"reading the GRIB file '{path}' needs cfgrib and eccodes: pip install 'xfuxi[grib]'"
         ) from err
     # indexpath="": cfgrib writes no index file beside the user's file
-    parts = cfgrib.open_datasets(str(path), backend_kwargs={"indexpath": ""})
+    with warnings.catch_warnings():  # cfgrib's own merge warns of xarray's future defaults
+        warnings.filterwarnings("ignore", category=FutureWarning, module="cfgrib")
+        parts = cfgrib.open_datasets(str(path), backend_kwargs={"indexpath": ""})
     if not parts:
         raise SchemaError(f"the GRIB file '{path}' holds no fields that cfgrib can read")
     return parts
@@ -224,7 +227,9 @@ def _cfgrib_times(ds: xr.Dataset, source: str) -> xr.Dataset:
             ds = ds.swap_dims(step="valid_time").drop_vars(["time", "step"])
         else:
             ds = ds.stack(__valid=("time", "step")).reset_index("__valid")
-            ds = ds.swap_dims(__valid="valid_time").drop_vars(["time", "step", "__valid"])
+            ds = ds.swap_dims(__valid="valid_time").drop_vars(
+                ["time", "step", "__valid"], errors="ignore"
+            )
             ds = ds.sortby("valid_time")
     elif valid.ndim == 1 and valid.dims == ("time",):
         ds = ds.swap_dims(time="valid_time").drop_vars(["time", "step"], errors="ignore")
@@ -257,6 +262,12 @@ def _standardise_part(ds: xr.Dataset, source: str) -> xr.Dataset:
     return ds
 
 
+def _duration(td: pd.Timedelta) -> str:
+    """``1h``, ``6h``, ``30min``: a duration as people write it."""
+    minutes = td / pd.Timedelta("1min")
+    return f"{minutes / 60:g}h" if minutes % 60 == 0 else f"{minutes:g}min"
+
+
 def _accumulate(ds: xr.Dataset, period: pd.Timedelta, source: str) -> xr.Dataset:
     """Hourly accumulations (``tp``, ``tisr``) → 6-hour totals, named ``<name>_6hr``."""
     six = pd.Timedelta("6h")
@@ -273,28 +284,31 @@ def _accumulate(ds: xr.Dataset, period: pd.Timedelta, source: str) -> xr.Dataset
         else:
             if period <= pd.Timedelta(0) or six % period != pd.Timedelta(0):
                 raise SchemaError(
-                    f"accumulation_period {period} does not divide 6 hours; expected e.g. '1h'"
+                    f"accumulation_period {_duration(period)} does not divide 6 hours; "
+                    "expected e.g. '1h'"
                 )
             n = int(six / period)
-            if "time" not in da.dims or da.sizes["time"] < n:
-                raise SchemaError(
-                    f"variable {short!r} of '{source}' holds {period} accumulations; summing "
-                    f"them to 6-hour totals needs at least {n} consecutive times"
-                )
+            if "time" not in da.dims:
+                raise SchemaError(f"variable {short!r} of '{source}' has no time dimension")
             steps = np.unique(np.diff(ds["time"].values)).astype("timedelta64[ns]")
-            if steps.size != 1 or pd.Timedelta(steps[0]) != period:
-                given = ", ".join(str(pd.Timedelta(s)) for s in steps)
+            if steps.size > 1 or (steps.size == 1 and pd.Timedelta(steps[0]) != period):
+                given = ", ".join(_duration(pd.Timedelta(s)) for s in steps)
                 raise SchemaError(
-                    f"variable {short!r} of '{source}' holds {period} accumulations (ERA5 hourly) "
-                    f"but its times are {given} apart; a 6-hour total needs every "
-                    f"{period}: download all hours, or pass accumulation_period='6h' if the "
-                    "values are already 6-hour totals"
+                    f"variable {short!r} of '{source}' holds {_duration(period)} accumulations "
+                    f"(ERA5 hourly) but its times are {given} apart; a 6-hour total needs "
+                    f"every {_duration(period)}: download all hours, or pass "
+                    "accumulation_period='6h' if the values are already 6-hour totals"
+                )
+            if da.sizes["time"] < n:
+                raise SchemaError(
+                    f"variable {short!r} of '{source}' holds {_duration(period)} accumulations; "
+                    f"summing them to 6-hour totals needs at least {n} consecutive times"
                 )
             total = da.rolling(time=n, min_periods=n).sum()
             note = (
-                f"sum of the {n} accumulations of {period} ending at each time (the 6 hours up "
-                f"to and including 'time'); NaN at the first {n - 1} time(s), where the 6 hours "
-                "are not all in the data"
+                f"sum of the {n} accumulations of {_duration(period)} ending at each time (the 6 "
+                f"hours up to and including 'time'); NaN at the first {n - 1} time(s), where "
+                "the 6 hours are not all in the data"
             )
         units = VARIABLES.get(target, (da.attrs.get("units", ""),))[0]
         total = total.assign_attrs(units=units, long_name=target, accumulation=note)

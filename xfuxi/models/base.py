@@ -272,28 +272,44 @@ class ForecastModel(torch.nn.Module):
         Only the layout is checked, so that states, increments and error samples can all be
         checked; where states enter the model, :func:`check_plausible` checks their values.
         """
-        missing = [channel_name(c) for c in self.channels if c[0] not in ds.data_vars]
+        problems = []
+        missing = [v for v in dict.fromkeys(c[0] for c in self.channels) if v not in ds.data_vars]
         if missing:
-            raise SchemaError(f"data lacks channel(s) {missing} that model {self.name!r} needs")
+            problems.append(f"missing variable(s) {missing}")
+        lacking: dict[str, list[str]] = {}  # variable -> its levels the data lack
         for var, level in self.channels:
-            if level is not None:
+            if level is not None and var in ds.data_vars:
                 if "level" not in ds[var].dims or not np.any(np.isclose(ds["level"], level)):
-                    raise SchemaError(
-                        f"data lacks level {level:g} hPa of {var!r} that model {self.name!r} needs"
-                    )
+                    lacking.setdefault(var, []).append(f"{level:g}")
+        if lacking:
+            text = "; ".join(f"{v!r} at {', '.join(lv)} hPa" for v, lv in lacking.items())
+            problems.append(f"missing level(s): {text}")
+        regrid = False
         for dim, ref in (("latitude", self.latitude), ("longitude", self.longitude)):
+            if dim not in ds.dims:
+                problems.append(f"missing dimension {dim!r}")
+                continue
             got = np.asarray(ds[dim].values, dtype="float64")
             if got.shape != ref.shape or not np.allclose(got, ref, atol=1e-4):
-                raise SchemaError(
-                    f"data grid {dim} ({got.size} points, {got[:1]}..{got[-1:]}) does not match "
-                    f"model {self.name!r} ({ref.size} points, {ref[:1]}..{ref[-1:]})"
+                regrid = True
+                problems.append(
+                    f"data grid {dim} ({got.size} points, {_span(got)}) does not match "
+                    f"model ({ref.size} points, {_span(ref)})"
                 )
+        if problems:
+            hint = "; regrid the data to the model's grid first (xfuxi.regrid)" if regrid else ""
+            raise SchemaError(f"data do not fit model {self.name!r}: " + "; ".join(problems) + hint)
 
     def extra_repr(self) -> str:
         return (
             f"name={self.name!r}, channels={self.n_channels}, grid={self.grid_shape}, "
             f"timestep={self.timestep_hours:g}h, residual={self.residual}"
         )
+
+
+def _span(values: np.ndarray) -> str:
+    """``first..last`` of a coordinate, for messages."""
+    return f"{values[0]:g}..{values[-1]:g}" if values.size else "empty"
 
 
 def check_plausible(ds: xr.Dataset, model: Any) -> None:
