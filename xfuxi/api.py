@@ -137,6 +137,10 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("plot_spread_skill", "plot:plot_spread_skill", accessor="both"),
     Entry("plot_rank_histogram", "plot:plot_rank_histogram", accessor="both"),
     Entry("plot_convergence", "plot:plot_convergence", accessor="both"),
+    # real data (issue 25)
+    Entry("regrid", "data.regrid:regrid", accessor="both"),
+    Entry("write_weatherbench2", "data.writers:write_weatherbench2", accessor="dataset"),
+    Entry("write_netcdf", "data.writers:write_netcdf", accessor="dataset"),
 )
 
 

@@ -15,6 +15,7 @@ from xfuxi.data.schema import SchemaError
 from xfuxi.data.writers import (
     WEATHERBENCH2_KIND,
     to_weatherbench2_layout,
+    write_netcdf,
     write_weatherbench2,
 )
 from xfuxi.files import MARKER, OutputExistsError
@@ -124,3 +125,49 @@ def test_chunks_are_checked_and_applied(tmp_path):
         write_weatherbench2(ds, tmp_path / "a.zarr", chunks={"member": 1})
     store = write_weatherbench2(ds, tmp_path / "b.zarr", chunks={"time": 2, "level": 1})
     assert zarr.open_group(str(store), mode="r")["temperature"].chunks[:4] == (2, 3, 1, 3)
+
+
+def test_netcdf_is_cf_compliant_and_round_trips(tmp_path):
+    ds = _forecast(2)
+    path = write_netcdf(ds, tmp_path / "fc.nc")
+    with xr.open_dataset(path) as back:
+        back = back.load()
+    assert back.attrs["Conventions"] == "CF-1.8"
+    assert back["temperature"].attrs["standard_name"] == "air_temperature"
+    assert back["geopotential"].attrs["units"] == "m2 s-2"  # UDUNITS spelling
+    assert back["time"].attrs["standard_name"] == "forecast_reference_time"
+    assert back["prediction_timedelta"].attrs["standard_name"] == "forecast_period"
+    assert back["valid_time"].attrs["standard_name"] == "time"
+    np.testing.assert_array_equal(
+        back["valid_time"].values,
+        (back["time"] + back["prediction_timedelta"]).transpose(*back["valid_time"].dims).values,
+    )
+    assert back["level"].attrs["axis"] == "Z" and back["latitude"].attrs["axis"] == "Y"
+    np.testing.assert_array_equal(
+        back["temperature"].values, to_weatherbench2_layout(ds)["temperature"].values
+    )
+    assert back["temperature"].dims == to_weatherbench2_layout(ds)["temperature"].dims
+    # the analysis read back as canonical data equals what was written
+    analysis = ds.isel(prediction_timedelta=0, number=0, drop=True)
+    p2 = write_netcdf(analysis, tmp_path / "an.nc")
+    with xr.open_dataset(p2) as back2:
+        np.testing.assert_array_equal(back2["temperature"].values, analysis["temperature"].values)
+        assert back2["time"].attrs["axis"] == "T" and "valid_time" not in back2
+
+
+def test_netcdf_never_replaces_a_foreign_file(tmp_path):
+    ds = _forecast(None)
+    foreign = tmp_path / "user.nc"
+    xr.Dataset({"x": ("a", [1.0])}).to_netcdf(foreign)
+    before = foreign.read_bytes()
+    with pytest.raises(OutputExistsError, match="not written by xfuxi"):
+        write_netcdf(ds, foreign, overwrite=True)
+    assert foreign.read_bytes() == before
+    path = write_netcdf(ds, tmp_path / "fc.nc")
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        write_netcdf(ds, path)
+    write_netcdf(ds + 1.0, path, overwrite=True)
+    with xr.open_dataset(path) as back:
+        np.testing.assert_allclose(
+            back["temperature"].values, to_weatherbench2_layout(ds)["temperature"].values + 1
+        )

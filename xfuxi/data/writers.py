@@ -8,6 +8,10 @@ number, level, latitude, longitude``), giving coordinates and variables their at
 A store written here is read back by :func:`xfuxi.data.readers.from_weatherbench2` and by
 WeatherBench2's own tools (``time`` is the initial time of a forecast,
 ``prediction_timedelta`` its lead, as in WeatherBench2's forecast stores).
+
+:func:`write_netcdf` writes the same layout to a CF-compliant netCDF4 file
+(:func:`to_cf_layout`: UDUNITS units, CF standard names, the forecast reference time and
+period of a forecast), atomically as well.
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..files import replace_directory
+from ..files import OutputExistsError, atomic_write_file, replace_directory
 from .schema import CANONICAL_DIMS, VARIABLES, SchemaError, validate
 
 __all__ = [
+    "CF_STANDARD_NAMES",
+    "NETCDF_WRITER",
     "WEATHERBENCH2_KIND",
+    "to_cf_layout",
     "to_weatherbench2_layout",
+    "write_netcdf",
     "write_weatherbench2",
 ]
 
@@ -220,3 +228,173 @@ def write_weatherbench2(
         overwrite=overwrite,
         metadata={"layout": "weatherbench2", **dict(metadata or {})},
     )
+
+
+#: long name -> CF standard name (CF standard name table)
+CF_STANDARD_NAMES: dict[str, str] = {
+    "geopotential": "geopotential",
+    "temperature": "air_temperature",
+    "u_component_of_wind": "eastward_wind",
+    "v_component_of_wind": "northward_wind",
+    "vertical_velocity": "lagrangian_tendency_of_air_pressure",
+    "specific_humidity": "specific_humidity",
+    "relative_humidity": "relative_humidity",
+    "surface_pressure": "surface_air_pressure",
+    "mean_sea_level_pressure": "air_pressure_at_mean_sea_level",
+    "2m_temperature": "air_temperature",
+    "10m_u_component_of_wind": "eastward_wind",
+    "10m_v_component_of_wind": "northward_wind",
+    "total_precipitation_6hr": "precipitation_amount",
+    "2m_dewpoint_temperature": "dew_point_temperature",
+    "total_column_water_vapour": "atmosphere_mass_content_of_water_vapor",
+    "sea_surface_temperature": "sea_surface_temperature",
+    "land_sea_mask": "land_binary_mask",
+    "geopotential_at_surface": "surface_geopotential",
+}
+
+# WeatherBench2's unit spellings -> UDUNITS (what CF requires)
+_UDUNITS = {
+    "m**2 s**-2": "m2 s-2",
+    "m s**-1": "m s-1",
+    "Pa s**-1": "Pa s-1",
+    "kg kg**-1": "kg kg-1",
+    "J m**-2": "J m-2",
+    "kg m**-2": "kg m-2",
+    "%": "percent",
+}
+
+#: the value of the global attribute ``xfuxi_writer`` in netCDF files written by xfuxi
+NETCDF_WRITER = "xfuxi.write_netcdf"
+
+
+def to_cf_layout(ds: xr.Dataset) -> xr.Dataset:
+    """Return ``ds`` as a CF-compliant Dataset (CF-1.8), ready for netCDF.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A forecast or analysis (see :func:`to_weatherbench2_layout`).
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`to_weatherbench2_layout` plus CF metadata: ``Conventions = "CF-1.8"``,
+        units in UDUNITS spelling (``m2 s-2``), ``standard_name`` of the variables known to
+        the CF table (``air_temperature``, ...), ``axis`` of the coordinates (X, Y, Z, T).
+        A forecast's ``time`` (its initial time) is the ``forecast_reference_time``, its
+        ``prediction_timedelta`` the ``forecast_period``, and a coordinate ``valid_time``
+        (``time + prediction_timedelta``) carries the standard name ``time``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"geopotential": (("latitude", "longitude"), np.ones((2, 3)))},
+    ...                 coords={"latitude": [-45.0, 45.0], "longitude": [0.0, 120.0, 240.0]})
+    >>> out = to_cf_layout(ds)
+    >>> out.attrs["Conventions"], out["geopotential"].attrs["units"]
+    ('CF-1.8', 'm2 s-2')
+    """
+    from .._version import __version__
+
+    out = to_weatherbench2_layout(ds)
+    for name in out.data_vars:
+        attrs = dict(out[name].attrs)
+        if "units" in attrs:
+            attrs["units"] = _UDUNITS.get(str(attrs["units"]), attrs["units"])
+        if str(name) in CF_STANDARD_NAMES:
+            attrs.setdefault("standard_name", CF_STANDARD_NAMES[str(name)])
+        out[name].attrs = attrs
+    axes = {"latitude": "Y", "longitude": "X", "level": "Z", "time": "T"}
+    for name, axis in axes.items():
+        if name in out.coords:
+            out[name].attrs["axis"] = axis
+    if "prediction_timedelta" in out.dims:
+        out["time"].attrs.update(
+            standard_name="forecast_reference_time", long_name="initial time of the forecast"
+        )
+        out["time"].attrs.pop("axis", None)
+        out["prediction_timedelta"].attrs["standard_name"] = "forecast_period"
+        if "valid_time" not in out.variables:
+            valid = out["time"] + out["prediction_timedelta"]
+            out = out.assign_coords(
+                valid_time=valid.assign_attrs(standard_name="time", long_name="valid time")
+            )
+    history = f"written by xfuxi {__version__}"
+    out.attrs = {
+        **out.attrs,
+        "Conventions": "CF-1.8",
+        "history": f"{out.attrs['history']}\n{history}" if "history" in out.attrs else history,
+    }
+    return out
+
+
+def write_netcdf(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    compress: bool = True,
+) -> Path:
+    """Write a forecast or analysis to a CF-compliant netCDF4 file, atomically.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A forecast or analysis (see :func:`to_cf_layout`).
+    path : path-like
+        The file to create; written to a temporary file beside it and renamed into place.
+    overwrite : bool, default False
+        Replace a file at ``path`` that xfuxi wrote (its global attribute ``xfuxi_writer``
+        says so). A file that xfuxi did not write is never replaced.
+    compress : bool, default True
+        Compress the data variables (zlib, level 4; lossless).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    xfuxi.files.OutputExistsError
+        ``path`` exists and may not be replaced.
+    SchemaError
+        ``ds`` cannot be brought into the layout (see :func:`to_cf_layout`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"temperature": (("latitude", "longitude"), np.full((2, 3), 250.0))},
+    ...                 coords={"latitude": [-45.0, 45.0], "longitude": [0.0, 120.0, 240.0]})
+    >>> path = write_netcdf(ds, pathlib.Path(tempfile.mkdtemp()) / "analysis.nc")
+    >>> with xr.open_dataset(path) as back:
+    ...     back["temperature"].attrs["standard_name"], back.attrs["Conventions"]
+    ('air_temperature', 'CF-1.8')
+    """
+    path = Path(path)
+    out = _with_plain_attrs(to_cf_layout(ds)).drop_encoding()
+    out.attrs["xfuxi_writer"] = NETCDF_WRITER
+    if path.exists():
+        if not overwrite:
+            raise OutputExistsError(f"'{path}' exists; pass overwrite=True to replace it")
+        if path.is_dir() or not _written_by_xfuxi(path):
+            raise OutputExistsError(
+                f"'{path}' was not written by xfuxi.write_netcdf; xfuxi never replaces a file "
+                "it did not create (docs/safety.md)"
+            )
+    encoding = {
+        str(name): {"zlib": True, "complevel": 4}
+        for name in out.data_vars
+        if compress and out[name].dtype.kind in "iuf"
+    }
+    return atomic_write_file(
+        path, lambda tmp: out.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
+    )
+
+
+def _written_by_xfuxi(path: Path) -> bool:
+    try:
+        with xr.open_dataset(path, decode_cf=False) as existing:
+            return existing.attrs.get("xfuxi_writer") == NETCDF_WRITER
+    except (OSError, ValueError):
+        return False
