@@ -238,3 +238,15 @@ def test_wrong_input_is_refused_naming_the_file(tmp_path, make, reader, message)
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere.nc"):
         from_era5(tmp_path / "nothere.nc")
+
+
+def test_cfgrib_ensemble_members_become_number():
+    """ERA5's ensemble (EDA) from GRIB: ``number`` is a dimension and is kept."""
+    raw = layouts.cfgrib_layout(2)
+    members = xr.concat([raw, raw + 1.0], dim="number").assign_coords(number=[0, 1])
+    members["latitude"].attrs = raw["latitude"].attrs
+    ds = from_era5(members)
+    assert ds["temperature"].dims == ("time", "number", "level", "latitude", "longitude")
+    np.testing.assert_array_equal(
+        ds["temperature"].sel(number=1).values - ds["temperature"].sel(number=0).values, 1.0
+    )
