@@ -155,6 +155,9 @@ def test_cfgrib_accumulations_with_a_step_dimension():
     out = from_era5(ds)
     assert out.sizes["time"] == 12
     np.testing.assert_array_equal(out["time"].values, time[0] + step)
+    # cfgrib's NaN padding (steps of a run that were not delivered) holds no data: left out
+    padded = from_era5(ds.where(ds["step"] > np.timedelta64(2, "h")))
+    np.testing.assert_array_equal(padded["time"].values, time[0] + step[2:])
     np.testing.assert_allclose(
         out["total_precipitation_6hr"].isel(time=11).values, 6 + 7 + 8 + 9 + 10 + 11
     )
@@ -181,6 +184,8 @@ def test_several_files_are_combined(tmp_path):
     full.isel(valid_time=slice(2, 4)).to_netcdf(b)
     ds = from_era5([a, b])
     assert ds.sizes["time"] == 4
+    # each file's expver is said
+    assert f"from '{a}'" in ds.attrs["expver"] and f"from '{b}'" in ds.attrs["expver"]
     np.testing.assert_array_equal(ds["temperature"].values, full["t"].values[:, :, ::-1])
 
 

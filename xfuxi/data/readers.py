@@ -230,7 +230,12 @@ def _cfgrib_times(ds: xr.Dataset, source: str) -> xr.Dataset:
             ds = ds.swap_dims(__valid="valid_time").drop_vars(
                 ["time", "step", "__valid"], errors="ignore"
             )
-            ds = ds.sortby("valid_time")
+            # cfgrib pads the (time, step) cube with NaN where no field was delivered (e.g.
+            # the steps of the previous day's 18 UTC run before the first requested hour):
+            # those valid times hold no data and are left out
+            other = [d for d in ds.dims if d != "valid_time"]
+            held = ds.to_array().notnull().any(["variable", *other])
+            ds = ds.isel(valid_time=np.flatnonzero(held.values)).sortby("valid_time")
     elif valid.ndim == 1 and valid.dims == ("time",):
         ds = ds.swap_dims(time="valid_time").drop_vars(["time", "step"], errors="ignore")
     elif valid.ndim == 0:
@@ -386,6 +391,10 @@ def from_era5(
             )
         except (ValueError, KeyError) as err:
             raise SchemaError(f"cannot combine the data of {sources}: {err}") from err
+        # each part's note on ERA5/ERA5T is kept (combine_attrs drops differing values)
+        notes = list(dict.fromkeys(p.attrs["expver"] for p in parts if "expver" in p.attrs))
+        if notes:
+            ds = ds.assign_attrs(expver="; ".join(notes))
     # the time coordinate's name before validate renames it
     ds = ds.rename(valid_time="time") if "valid_time" in ds.dims and "time" not in ds else ds
     ds = _accumulate(ds, period, ", ".join(sources))
