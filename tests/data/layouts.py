@@ -199,3 +199,38 @@ def write_grib(directory: Path, n_time: int = 2) -> tuple[Path, dict]:
             expected.setdefault("sp", np.zeros((n_time, 3, 4)))[i] = values
             message(f, "regular_ll_sfc_grib2", "sp", when, values)
     return path, expected
+
+
+def write_grib_precipitation(directory: Path) -> Path:
+    """ERA5's hourly precipitation as GRIB holds it: runs at 06 and 18 UTC, steps 1–12 h,
+    each message the accumulation of its last hour (value ``100 * run hour + step``)."""
+    import eccodes
+
+    path = Path(directory) / "era5_tp.grib"
+    with open(path, "wb") as f:
+        for hour in (6, 18):
+            for step in range(1, 13):
+                h = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+                try:
+                    for key, value in {
+                        "Ni": LON.size,
+                        "Nj": LAT_DESC.size,
+                        "latitudeOfFirstGridPointInDegrees": 60.0,
+                        "latitudeOfLastGridPointInDegrees": -60.0,
+                        "longitudeOfFirstGridPointInDegrees": 0.0,
+                        "longitudeOfLastGridPointInDegrees": 270.0,
+                        "iDirectionIncrementInDegrees": 90.0,
+                        "jDirectionIncrementInDegrees": 60.0,
+                        "dataDate": 20200101,
+                        "dataTime": hour * 100,
+                        "shortName": "tp",
+                        "stepType": "accum",
+                        "startStep": step - 1,
+                        "endStep": step,
+                    }.items():
+                        eccodes.codes_set(h, key, value)
+                    eccodes.codes_set_values(h, np.full(12, 100.0 * hour + step))
+                    eccodes.codes_write(h, f)
+                finally:
+                    eccodes.codes_release(h)
+    return path

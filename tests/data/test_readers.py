@@ -176,6 +176,18 @@ def test_grib_file(tmp_path):
     assert ds["latitude"].attrs["stored_direction"] == "increasing"
 
 
+@needs_grib
+def test_grib_hourly_precipitation(tmp_path):
+    ds = from_era5(layouts.write_grib_precipitation(tmp_path))
+    times = np.datetime64("2020-01-01T07") + np.arange(24) * np.timedelta64(1, "h")
+    np.testing.assert_array_equal(ds["time"].values, times.astype("datetime64[ns]"))
+    total = ds["total_precipitation_6hr"].isel(latitude=0, longitude=0).values
+    assert np.isnan(total[:5]).all()
+    # 12 UTC: the hours 07..12 of the 06 UTC run; 20 UTC: 15..18 (06 run) and 19..20 (18 run)
+    assert total[5] == sum(600 + s for s in range(1, 7))
+    assert total[13] == sum(600 + s for s in range(9, 13)) + 1801 + 1802
+
+
 def test_several_files_are_combined(tmp_path):
     a = tmp_path / "a.nc"
     b = tmp_path / "b.nc"
