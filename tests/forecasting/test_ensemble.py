@@ -315,7 +315,7 @@ def test_cli_train_ens_trains_calibrates_and_saves(tmp_path, monkeypatch, capsys
     from xfuxi.models.ens import load_perturbation
 
     model_dir, _ = tiny.fuxi_checkpoint(tmp_path)
-    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    monkeypatch.setattr(cli.train, "world_split", lambda split, days: _dataset(12, seed=len(split)))
     rc = cli.main(["--no-progress", "train-ens", "--model", str(model_dir), "--iterations", "3",
                    "--hidden", "4", "--latent", "2", "--calibrate", "0.5,1", "--calibrate-steps",
                    "2", "--out", str(tmp_path / "vae"), "--name", "tiny-ens"])  # fmt: skip
@@ -537,7 +537,9 @@ def test_cli_calibrate_ens_saves_the_chosen_pairs(tmp_path, monkeypatch, capsys)
 
     model_dir, model = tiny.fuxi_checkpoint(tmp_path)
     save_perturbation(_vae(model), tmp_path / "vae")
-    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    monkeypatch.setattr(
+        cli.calibrate, "world_split", lambda split, days: _dataset(12, seed=len(split))
+    )
     args = ["--no-progress", "calibrate-ens", "--model", str(model_dir), "--perturbation",
             str(tmp_path / "vae"), "--gains", "2", "--factors", "0.5", "-n", "3", "--steps", "5",
             "--inits", "2", "--out", str(tmp_path / "cal")]  # fmt: skip
@@ -567,7 +569,9 @@ def test_cli_calibrate_ens_early_saves_the_chosen_gain(tmp_path, monkeypatch, ca
 
     model_dir, model = tiny.fuxi_checkpoint(tmp_path)
     save_perturbation(_vae(model), tmp_path / "vae")
-    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    monkeypatch.setattr(
+        cli.calibrate, "world_split", lambda split, days: _dataset(12, seed=len(split))
+    )
     args = ["--no-progress", "calibrate-ens-early", "--model", str(model_dir), "--perturbation",
             str(tmp_path / "vae"), "--channels", "temperature@850", "--gains", "3",
             "--early-steps", "2", "-n", "3", "--steps", "5", "--inits", "2",
@@ -600,7 +604,9 @@ def test_cli_calibrate_ens_stage_saves_the_chosen_model_gain(tmp_path, monkeypat
         if name == "tiny-cascade" else real_load(name, **kw),
     )  # fmt: skip
     save_perturbation(_vae(model), tmp_path / "vae")
-    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    monkeypatch.setattr(
+        cli.calibrate, "world_split", lambda split, days: _dataset(12, seed=len(split))
+    )
     args = ["--no-progress", "calibrate-ens-stage", "--model", "tiny-cascade", "--perturbation",
             str(tmp_path / "vae"), "--channels", "temperature@850", "--gains", "1.5",
             "-n", "3", "--steps", "5", "--inits", "2", "--out", str(tmp_path / "cal")]  # fmt: skip

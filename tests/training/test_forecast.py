@@ -391,9 +391,9 @@ def test_cli_train_flags_come_from_the_config():
     import argparse
     import dataclasses
 
-    from xfuxi.cli import _COMMANDS
+    from xfuxi.cli.common import COMMANDS
 
-    add, _ = _COMMANDS["train"]
+    add, _ = COMMANDS["train"]
     parser = argparse.ArgumentParser()
     add(parser)
     flags = {s for a in parser._actions for s in a.option_strings}
