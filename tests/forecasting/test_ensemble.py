@@ -423,7 +423,7 @@ def _stack(ds: xr.Dataset) -> np.ndarray:
 
 
 def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
-    from xfuxi.training.calibration import apply_spread_growth, tune_spread_growth
+    from xfuxi.training.gains import apply_spread_growth, tune_spread_growth
 
     # persistence on a random walk of step σ: a consistent ensemble perturbs the initial state
     # and every step by σ. The module's own perturbation is about half of that (measured),
@@ -474,7 +474,7 @@ def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
 
 
 def test_select_spread_growth_weighs_every_lead_alike():
-    from xfuxi.training.calibration import select_spread_growth
+    from xfuxi.training.gains import select_spread_growth
 
     # two leads: the first with a small CRPS (early), the second with a large one (late).
     # Pair (2, 1) halves the early CRPS and costs 10% late; pair (1, 1) is the reference.

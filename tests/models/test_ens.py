@@ -24,9 +24,10 @@ from xfuxi.models.ens import (
     save_perturbation,
     shipped_perturbations,
 )
-from xfuxi.training.calibration import tune_amplitude, tune_early_gain, tune_model_gain
+from xfuxi.training.calibration import tune_amplitude
 from xfuxi.training.config import PerturbationTrainConfig
 from xfuxi.training.ens import train_perturbation
+from xfuxi.training.gains import tune_early_gain, tune_model_gain
 from xfuxi.training.losses import ensemble_loss, fair_crps, gaussian_kl
 
 LAT = np.linspace(-78.75, 78.75, 8)
@@ -523,7 +524,7 @@ def test_early_gain_scales_the_first_steps_only(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(back.perturb(x, eps, step=1), plain * scale)
     # the early steps are shared: another channel's gain over other steps is refused
-    from xfuxi.training.calibration import apply_early_gain
+    from xfuxi.training.gains import apply_early_gain
 
     with pytest.raises(ValueError, match="shared by all channels"):
         apply_early_gain(vae, [("passive_tracer", None)], 2.0, 4)

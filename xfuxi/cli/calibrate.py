@@ -95,7 +95,7 @@ def _save(vae, args, meta: dict, table, chosen: str) -> int:
 @_ens_calibration_args()
 @command("calibrate-ens", "calibrate a FuXi-ENS module's initial and per-step perturbations")
 def _cmd_calibrate_ens(args) -> int:
-    from ..training.calibration import apply_spread_growth, tune_spread_growth
+    from ..training.gains import apply_spread_growth, tune_spread_growth
 
     model, vae, validation, times, band = _setup(args)
     best, scores = tune_spread_growth(
@@ -126,7 +126,7 @@ def _cmd_calibrate_ens(args) -> int:
 @_ens_calibration_args()
 @command("calibrate-ens-early", "tune a FuXi-ENS module's gain on its first steps' perturbations")
 def _cmd_calibrate_ens_early(args) -> int:
-    from ..training.calibration import apply_early_gain, tune_early_gain
+    from ..training.gains import apply_early_gain, tune_early_gain
 
     model, vae, validation, times, band = _setup(args)
     chans = _channel_list(args.channels)
@@ -161,7 +161,7 @@ def _cmd_calibrate_ens_early(args) -> int:
     "tune a FuXi-ENS module's gain before the steps of a cascade's later stage",
 )
 def _cmd_calibrate_ens_stage(args) -> int:
-    from ..training.calibration import apply_model_gain, tune_model_gain
+    from ..training.gains import apply_model_gain, tune_model_gain
 
     model, vae, validation, times, band = _setup(args)
     chans = None if args.channels is None else _channel_list(args.channels)

@@ -220,7 +220,7 @@ class PerturbationVAE(nn.Module):
     initial_gain : sequence of float, optional
         Per-channel factor on the perturbation of the *initial* state only (the first of the
         rollout's perturbations; default 1): initial-condition and model-tendency
-        uncertainty calibrated apart (see :func:`xfuxi.training.calibration.tune_spread_growth`).
+        uncertainty calibrated apart (see :func:`xfuxi.training.gains.tune_spread_growth`).
     early_gain : sequence of float, optional
         Per-channel factor on the perturbations of steps ``1 … early_steps`` (default 1): more
         model-tendency uncertainty in the first days, where a forecast model less active
@@ -231,7 +231,7 @@ class PerturbationVAE(nn.Module):
         Per forecast-model name, per-channel factors on the perturbations before the steps
         that model makes (on top of the other gains). A cascade's later stage damps eddies
         more than the stage the module was trained with; its perturbations need scaling
-        (see :func:`xfuxi.training.calibration.tune_model_gain`).
+        (see :func:`xfuxi.training.gains.tune_model_gain`).
     name : str, default "perturbation"
         Name recorded in forecast provenance.
 
