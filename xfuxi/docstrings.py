@@ -7,11 +7,12 @@ table of parts, indented the same way. A module makes its decorator once from it
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-__all__ = ["docstring_parts"]
+__all__ = ["docstring_parts", "with_signature_of"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -58,6 +59,31 @@ def docstring_parts(parts: Mapping[str, str]) -> Callable[[F], F]:
     def deco(func: F) -> F:
         if func.__doc__:
             func.__doc__ = _PLACEHOLDER.sub(indent, func.__doc__)
+        return func
+
+    return deco
+
+
+def with_signature_of(source: Callable) -> Callable[[F], F]:
+    """A decorator giving ``func(data, /, **options)`` the signature of ``source``.
+
+    Pairs such as ``forecast`` / ``forecast_iter`` take the same arguments: they are written
+    once, in the private function both call, and ``help()``, IDEs and the ``.fuxi``
+    accessor show them on both (with the decorated function's return annotation).
+
+    Examples
+    --------
+    >>> def _run(data, *, steps: int = 1): ...
+    >>> @with_signature_of(_run)
+    ... def run(data, /, **options) -> int: ...
+    >>> str(inspect.signature(run))
+    '(data, *, steps: int = 1) -> int'
+    """
+    sig = inspect.signature(source)
+
+    def deco(func: F) -> F:
+        ret = inspect.signature(func).return_annotation
+        func.__signature__ = sig.replace(return_annotation=ret)  # type: ignore[attr-defined]
         return func
 
     return deco

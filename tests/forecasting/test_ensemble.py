@@ -179,15 +179,7 @@ def test_vae_spread_grows_with_lead_time():
 
 def _identity_model() -> ForecastModel:
     """Physical-unit persistence: y = x_t (normalised net output x_t, denormalised)."""
-    return ForecastModel(
-        _Persist(),
-        channels=CHANNELS,
-        latitude=LAT,
-        longitude=LON,
-        stats=NormStats(MEAN.copy(), STD.copy(), STD / 4),
-        residual=False,
-        name="persist",
-    )
+    return tiny.model(_Persist(), residual=False, name="persist")
 
 
 def test_initial_perturbation_methods_spread_grows_with_amplifying_model():

@@ -14,6 +14,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import tiny
 from xfuxi.models.base import ForecastModel, NormStats
 from xfuxi.models.checkpoint import ChecksumError
 from xfuxi.models.ens import (
@@ -30,8 +31,7 @@ from xfuxi.training.ens import train_perturbation
 from xfuxi.training.gains import tune_early_gain, tune_model_gain
 from xfuxi.training.losses import ensemble_loss, fair_crps, gaussian_kl
 
-LAT = np.linspace(-78.75, 78.75, 8)
-LON = np.arange(16) * 22.5
+LAT, LON = tiny.LAT, tiny.LON
 CHANNELS = [("temperature", 500.0), ("passive_tracer", None)]
 STD = np.array([5.0, 0.1])
 MEAN = np.array([250.0, 0.5])

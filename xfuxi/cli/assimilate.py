@@ -11,6 +11,7 @@ from .common import (
     arg,
     command,
     config_args,
+    load_model,
     open_data,
     output_path,
     usage_error,
@@ -49,7 +50,6 @@ __all__: list[str] = []
 def _cmd_assimilate(args) -> int:
     # torch-backed modules are imported when the command runs (the CLI starts without torch)
     from ..assimilation.en4dvar import assimilate_4dvar
-    from ..models.registry import load_model
 
     loc_arg = (args.length_scale or "2000").strip().lower()
     try:

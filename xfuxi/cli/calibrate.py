@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from ..data.channels import channel_name, parse_channel_name
-from .common import OVERWRITE, arg, command, spaced_init_times, world_split
+from .common import OVERWRITE, arg, command, load_model, spaced_init_times, world_split
 
 __all__: list[str] = []
 
@@ -53,7 +53,6 @@ def _setup(args):
     """``(model, module, validation split, initial times, band)`` of a calibration command."""
     # torch-backed modules are imported when a command runs (the CLI starts without torch)
     from ..models.ens import load_perturbation
-    from ..models.registry import load_model
 
     model = load_model(args.model)
     vae = load_perturbation(args.perturbation)

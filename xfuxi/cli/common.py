@@ -30,6 +30,7 @@ __all__ = [
     "command",
     "config_args",
     "float_list",
+    "load_model",
     "open_data",
     "output_path",
     "spaced_init_times",
@@ -146,6 +147,13 @@ def spaced_init_times(data, model, steps: int, count: int):
         raise ValueError(f"the number of initial times must be >= 1; got {count}")
     times = verifiable_init_times(data, model=model, steps=steps)
     return times[:: max(1, len(times) // count)][:count]
+
+
+def load_model(name: str, *, device: str | None = None):
+    """:func:`xfuxi.load_model`, imported when a command runs (the CLI starts without torch)."""
+    from ..models.registry import load_model as load
+
+    return load(name, device=device)
 
 
 def float_list(text: str) -> list[float]:

@@ -12,6 +12,7 @@ from .common import (
     arg,
     command,
     config_args,
+    load_model,
     open_data,
     output_path,
     write_directory,
@@ -19,13 +20,6 @@ from .common import (
 )
 
 __all__: list[str] = []
-
-
-def _load_model(name: str, *, device: str | None):
-    # torch-backed: imported when a command runs (the CLI starts without torch)
-    from ..models.registry import load_model
-
-    return load_model(name, device=device)
 
 
 @arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
@@ -38,7 +32,7 @@ def _load_model(name: str, *, device: str | None):
 @command("forecast", "run a deterministic FuXi forecast from a file of initial states")
 def _cmd_forecast(args) -> int:
     out = output_path(args.output, [args.data], kind="forecast", overwrite=args.overwrite)
-    model = _load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device)
     fc = forecast(open_data(args.data), model=model, steps=args.steps, batch_size=args.batch_size)
     write_directory(out, zarr_writer(fc), args, kind="forecast")
     print(f"wrote {dict(fc.sizes)} to {out}")
@@ -82,7 +76,7 @@ def _cmd_ensemble(args) -> int:
     )
     out = output_path(args.output, [args.data], kind="ensemble", overwrite=args.overwrite)
     fc = ensemble(
-        open_data(args.data), model=_load_model(args.model, device=args.device),
+        open_data(args.data), model=load_model(args.model, device=args.device),
         n=args.members, steps=args.steps, perturbation=spec, seed=args.seed,
         chunk_size=args.chunk_size, device=args.device,
     )  # fmt: skip

@@ -18,6 +18,7 @@ from .common import (
     command,
     config_args,
     float_list,
+    load_model,
     open_data,
     spaced_init_times,
     world_split,
@@ -123,7 +124,6 @@ def _cmd_train_ens(args) -> int:
     import torch
 
     from ..models.ens import PerturbationVAE, save_perturbation
-    from ..models.registry import load_model
     from ..training.calibration import (
         apply_variable_inflation,
         tune_amplitude,

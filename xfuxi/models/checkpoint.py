@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..data.channels import channel_name, parse_channel_name
+from ..docstrings import docstring_parts
 from ..files import (
     MARKER,
     atomic_write_json,
@@ -55,8 +56,11 @@ __all__ = [
     "PRETRAINED_DIR",
     "CheckpointError",
     "ChecksumError",
+    "DOC_PARTS",
+    "fill_doc",
     "json_bytes",
     "json_from_bytes",
+    "json_of_format",
     "load_checkpoint",
     "model_files",
     "read_checkpoint",
@@ -83,6 +87,30 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "_data" / "models"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 REGISTRY = "registry.json"
+
+#: docstring parts shared by the store's readers and writers (:func:`fill_doc`)
+DOC_PARTS = {
+    "device_dtype": """\
+device : str or torch.device, optional
+    Default ``xfuxi.get_options()["device"]``.
+dtype : str or torch.dtype, optional
+    Parameter dtype; default ``xfuxi.get_options()["dtype"]``.""",
+    "loaded_config": """\
+In eval mode; ``model.config`` holds the checkpoint config plus ``"sha256"`` of the
+weights file and ``"source"`` (the directory).""",
+    "save_returns": """\
+Returns
+-------
+pathlib.Path
+    The directory.
+
+Raises
+------
+xfuxi.files.OutputExistsError
+    ``path`` exists and may not be replaced.""",
+}
+#: fill the ``{{name}}`` lines of a docstring from :data:`DOC_PARTS`
+fill_doc = docstring_parts(DOC_PARTS)
 
 #: architecture name -> network class (constructed from config["net"] keyword arguments)
 ARCHITECTURES: dict[str, type[torch.nn.Module]] = {"fuxi": FuXiNet}
@@ -297,6 +325,23 @@ def json_from_bytes(data: bytes, path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(f"{path} is not valid JSON ({err})") from None
 
 
+def json_of_format(
+    data: bytes, path: str | os.PathLike[str], *, fmt: str, what: str, where: Any = None
+) -> dict[str, Any]:
+    """Parse a checkpoint's JSON file that must be a dict tagged ``{"format": fmt}``.
+
+    ``what`` names the expected content in the error (``"a perturbation checkpoint"``),
+    ``where`` the place named there (default ``path``).
+    """
+    obj = json_from_bytes(data, path)
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        got = obj.get("format") if isinstance(obj, dict) else None
+        raise CheckpointError(
+            f"{path if where is None else where} is not {what} (format {got!r}, expected {fmt!r})"
+        )
+    return obj
+
+
 def tensors_from_bytes(data: bytes, path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Parse a checkpoint's safetensors file; a clear error naming ``path`` if it is corrupt."""
     from safetensors.torch import load
@@ -475,6 +520,7 @@ def model_files(
     return {WEIGHTS: safetensors_bytes(model.net.state_dict()), CONFIG: json_bytes(config)}
 
 
+@fill_doc
 def save_model(
     model: ForecastModel,
     path: str | os.PathLike[str],
@@ -500,17 +546,9 @@ def save_model(
     overwrite : bool, default False
         Replace an earlier xfuxi model checkpoint at ``path``.
 
-    Returns
-    -------
-    pathlib.Path
-        The directory.
-
-    Raises
-    ------
+    {{save_returns}}
     TypeError
         ``model`` is not a ForecastModel, or its network's architecture is unknown.
-    xfuxi.files.OutputExistsError
-        ``path`` exists and may not be replaced.
 
     Examples
     --------
@@ -531,6 +569,7 @@ def save_model(
     return out
 
 
+@fill_doc
 def load_checkpoint(
     name_or_path: str | os.PathLike[str],
     *,
@@ -547,16 +586,12 @@ def load_checkpoint(
         A shipped name (its files checked against the sha256 in the registry, see
         :func:`resolve_directory`) or a directory written by :func:`save_model` (or a
         forecast training checkpoint); either is checked against its manifest.
-    device : str or torch.device, optional
-        Default ``xfuxi.get_options()["device"]``.
-    dtype : str or torch.dtype, optional
-        Parameter dtype; default ``xfuxi.get_options()["dtype"]``.
+    {{device_dtype}}
 
     Returns
     -------
     ForecastModel
-        In eval mode; ``model.config`` holds the checkpoint config plus ``"sha256"`` of the
-        weights file and ``"source"`` (the directory).
+        {{loaded_config}}
 
     Raises
     ------
@@ -570,13 +605,10 @@ def load_checkpoint(
     """
     directory = resolve_directory(name_or_path, kind="forecast-model")
     files = read_checkpoint(directory, require=(CONFIG, WEIGHTS))
-    config = json_from_bytes(files[CONFIG], directory / CONFIG)
-    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
-        fmt = config.get("format") if isinstance(config, dict) else None
-        raise CheckpointError(
-            f"{directory} is not a forecast-model checkpoint (format {fmt!r}, expected "
-            f"{MODEL_FORMAT!r})"
-        )
+    config = json_of_format(
+        files[CONFIG], directory / CONFIG, fmt=MODEL_FORMAT, what="a forecast-model checkpoint",
+        where=directory,
+    )  # fmt: skip
     arch = config.get("architecture")
     if arch not in ARCHITECTURES:
         raise CheckpointError(

@@ -21,7 +21,7 @@ from ..files import OutputExistsError, read_marker
 from .checkpoint import (
     CheckpointError,
     json_bytes,
-    json_from_bytes,
+    json_of_format,
     read_checkpoint,
     safetensors_bytes,
     tensors_from_bytes,
@@ -211,13 +211,9 @@ def load_training_state(
             f"cannot resume from {path}: {err}. Resuming needs the complete state of the "
             "interrupted run; use another checkpoint directory or resume=False"
         ) from None
-    state = json_from_bytes(files[TRAINER], path / TRAINER)
-    if not isinstance(state, dict) or state.get("format") != state_format:
-        fmt = state.get("format") if isinstance(state, dict) else None
-        raise CheckpointError(
-            f"{path / TRAINER} is not an xfuxi trainer state of format {state_format!r} "
-            f"(format {fmt!r})"
-        )
+    state = json_of_format(
+        files[TRAINER], path / TRAINER, fmt=state_format, what="an xfuxi trainer state"
+    )
     state.pop("format")
     if "param_groups" not in state:
         raise CheckpointError(f"{path / TRAINER} lacks the optimizer's param_groups")

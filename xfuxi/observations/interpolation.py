@@ -346,6 +346,7 @@ def observation_weights(
     channels: Sequence[tuple[str, float | None]],
     latitude: Any,
     longitude: Any,
+    /,
     *,
     obs_variable: Sequence[str],
     obs_latitude: Any,

@@ -26,19 +26,37 @@ import xarray as xr
 
 from ..data.channels import WIND_COMPONENTS
 from ..data.schema import SchemaError, validate
+from ..docstrings import docstring_parts
 from ..forecasting.ensemble import ensemble, perturbation_for
 from ..models.base import ForecastModel
 from ..models.ens import PerturbationVAE
 from ..verify.probabilistic import crps
 
 __all__ = [
+    "DOC_PARTS",
     "apply_variable_inflation",
+    "fill_doc",
     "tune_amplitude",
     "tune_variable_inflation",
     "verifiable_init_times",
 ]
 
 log = logging.getLogger(__name__)
+
+#: the parameters the tuning strategies share, described once (:func:`fill_doc`)
+DOC_PARTS = {
+    "held_back": """\
+ds : xarray.Dataset
+    Held-back states (e.g. the validation split).
+model : ForecastModel or Cascade
+perturbation : PerturbationVAE
+    Left as it was (candidates are tried on it and undone).""",
+    "run": """\
+n, steps, init_times, seed, progress
+    As for :func:`xfuxi.training.calibration.tune_amplitude`.""",
+}
+#: fill the ``{{name}}`` lines of a docstring from :data:`DOC_PARTS`
+fill_doc = docstring_parts(DOC_PARTS)
 
 
 def verifiable_init_times(
@@ -157,6 +175,7 @@ def tune_amplitude(
     return float(score["amplitude"][int(np.argmin(scores))]), score
 
 
+@fill_doc
 def tune_variable_inflation(
     ds: xr.Dataset,
     *,
@@ -181,15 +200,10 @@ def tune_variable_inflation(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Held-back states (e.g. the validation split).
-    model : ForecastModel
-    perturbation : PerturbationVAE
-        Left as it was (candidates are tried on it and undone).
+    {{held_back}}
     factors : sequence of float
         Candidates (1 is always included).
-    n, steps, init_times, seed, progress
-        As for :func:`tune_amplitude`.
+    {{run}}
 
     Returns
     -------

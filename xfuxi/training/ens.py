@@ -43,7 +43,7 @@ from ..models.training_state import (
     load_training_state,
     save_training_state,
 )
-from ..options import progress_enabled
+from ..options import get_options, progress_enabled
 from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
 from .losses import ensemble_loss
@@ -149,8 +149,6 @@ def train_perturbation(
     documentation (docs/design.md).
     """
     from tqdm.auto import tqdm
-
-    from ..options import get_options
 
     module_options = dict(legacy.pop("vae_kwargs", None) or {})  # its keys are fields too
     legacy.update(module_options)

@@ -41,6 +41,7 @@ import xarray as xr
 
 from ..data.channels import channel_name, channels_of
 from ..data.schema import SchemaError, validate
+from ..data.stats import normalization_stats
 from ..models.base import ForecastModel, NormStats
 from ..models.checkpoint import WEIGHTS, model_files, tensors_from_bytes
 from ..models.fuxi import build_fuxi
@@ -51,7 +52,8 @@ from ..models.training_state import (
     load_training_state,
     save_training_state,
 )
-from ..options import progress_enabled
+from ..options import get_options, progress_enabled
+from ..verify.weights import area_weights
 from .anomalies import AnomalySamples, anomaly_samples
 from .config import TrainConfig, config_with_legacy
 from .losses import amse_loss, forecast_loss
@@ -286,9 +288,6 @@ def train_forecast(
     """
     from tqdm.auto import tqdm
 
-    from ..options import get_options
-    from ..verify.weights import area_weights
-
     cfg = config_with_legacy(TrainConfig, config, legacy, "train_forecast")
     preset, variables, steps, batch_size = cfg.preset, cfg.variables, cfg.steps, cfg.batch_size
     lr, weight_decay, warmup_steps, min_lr_ratio = (
@@ -317,8 +316,6 @@ def train_forecast(
         canonical = train
         channels = channels_of(canonical, variables)
         if stats is None:
-            from ..data.stats import normalization_stats
-
             stats = normalization_stats(canonical)
         norm = stats if isinstance(stats, NormStats) else NormStats.from_dataset(stats, channels)
         torch.manual_seed(seed)

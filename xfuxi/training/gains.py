@@ -31,7 +31,7 @@ from ..models.base import ForecastModel
 from ..models.cascade import Cascade
 from ..models.ens import PerturbationVAE
 from ..verify.probabilistic import crps, spread_skill_ratio
-from .calibration import verifiable_init_times
+from .calibration import fill_doc, verifiable_init_times
 
 __all__ = [
     "apply_early_gain",
@@ -130,6 +130,7 @@ def _channel_indices(vae: PerturbationVAE, channels: Sequence[Channel]) -> list[
 _WEIGHTINGS = ("lead", "none")
 
 
+@fill_doc
 def tune_spread_growth(
     ds: xr.Dataset,
     *,
@@ -162,15 +163,10 @@ def tune_spread_growth(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Held-back states (e.g. the validation split).
-    model : ForecastModel
-    perturbation : PerturbationVAE
-        Left as it was (candidates are tried and undone).
+    {{held_back}}
     initial_gains, step_factors : sequence of float
         Candidates (1 is always included in each).
-    n, steps, init_times, seed, progress
-        As for :func:`xfuxi.training.calibration.tune_amplitude`.
+    {{run}}
     band : (float, float), default (0.8, 1.2)
     after_hours : float, default 24
         Leads at or before this are not held to the band (the first day's ratio reflects
@@ -337,6 +333,7 @@ def apply_spread_growth(
     return vae
 
 
+@fill_doc
 def tune_early_gain(
     ds: xr.Dataset,
     *,
@@ -364,6 +361,22 @@ def tune_early_gain(
     spread–skill ratio (finite-ensemble corrected) lies in ``band``, and the mean over leads
     of the log of the fair CRPS relative to the module as it is. The choice has the most
     leads in band, then the best CRPS score. The module is left as it was.
+
+    Parameters
+    ----------
+    {{held_back}}
+    channels : sequence of (variable, level)
+        The channels whose early-step perturbations get the gain.
+    gains : sequence of float
+        Gain candidates.
+    steps_options : sequence of int
+        Candidates for ``K``, the number of early steps.
+    band : (float, float), default (0.8, 1.2)
+    after_hours : float, default 24
+        Leads at or before this are not held to the band.
+    score_channels : sequence of (variable, level), optional
+        The channels scored (default ``channels``).
+    {{run}}
 
     Returns
     -------
@@ -452,6 +465,7 @@ def apply_early_gain(
     return vae
 
 
+@fill_doc
 def tune_model_gain(
     ds: xr.Dataset,
     *,
@@ -480,6 +494,19 @@ def tune_model_gain(
     corrected) lies in ``band``, then the mean log fair CRPS relative to the module as it
     is. The choice has the most leads in band, then the best CRPS. The module is left as
     it was (apply the choice with :func:`apply_model_gain`).
+
+    Parameters
+    ----------
+    {{held_back}}
+    stage : int
+        Index of the cascade stage (``model.stages``; ``model`` must be a Cascade) whose
+        steps the gain precedes.
+    gains : sequence of float
+        Gain candidates.
+    channels : sequence of (variable, level), optional
+        The channels that get the gain and are scored (default all).
+    band : (float, float), default (0.8, 1.2)
+    {{run}}
 
     Returns
     -------
