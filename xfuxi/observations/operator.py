@@ -28,6 +28,7 @@ from .interpolation import (
     REJECT_REASONS,
     VECTOR_COMPONENTS,
     ObservationWeights,
+    fill_doc,
     observation_weights,
 )
 
@@ -92,6 +93,7 @@ class ObservationOperator(torch.nn.Module):
         return ObservationOperator(self.index[keep_t], self.weight[keep_t], self.state_shape)
 
 
+@fill_doc
 @with_signature_of(observation_weights)
 def build_operator(
     channels: Sequence[tuple[str, float | None]], latitude: Any, longitude: Any, /, **obs: Any
@@ -100,21 +102,15 @@ def build_operator(
 
     Parameters
     ----------
-    channels : sequence of (variable, level)
-        The model's channel order (level in hPa or None).
+    {{channels}}
     latitude, longitude : array-like
         Model grid, latitude ascending, longitude ascending (0..360).
-    obs_variable, obs_latitude, obs_longitude, obs_level : array-like (m,)
-        Observation metadata; ``obs_level`` NaN for single-level variables; longitudes in
-        [-180, 360] (any other is ``"outside_grid"``, never wrapped).
+    {{observations}}
 
     Returns
     -------
     operator : ObservationOperator
-        For the *usable* observations only (in their original order).
-    reason : numpy.ndarray of str (m,)
-        ``""`` for usable observations, else ``"unknown_variable"``, ``"unknown_level"``
-        (no such level, or between none of the variable's levels) or ``"outside_grid"``.
+    {{operator_outputs}}
 
     Raises
     ------
