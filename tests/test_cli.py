@@ -106,6 +106,24 @@ def test_ensemble_output_is_marked(inputs, tmp_path):
     assert xr.open_zarr(out).sizes["number"] == 2
 
 
+def test_ensemble_perlin_flags_come_from_the_config(inputs, tmp_path):
+    """`xfuxi ensemble` has a flag per PerlinNoise option (issue 19: flags from the configs)."""
+    import json
+
+    out = tmp_path / "ens.zarr"
+    rc = main(["--no-progress", "ensemble", inputs["init"], "--model", inputs["model"],
+               "--method", "perlin", "--amplitude", "0.1", "--octaves", "2", "--wavelength",
+               "4", "-n", "2", "--steps", "1", "--output", str(out)])  # fmt: skip
+    assert rc == 0
+    spec = json.loads(xr.open_zarr(out).attrs["perturbation"])
+    assert spec == {"std_fraction": 0.1, "wavelength": 4.0, "octaves": 2, "persistence": 0.5}
+    # a Perlin option with another method is an error, not silently dropped
+    rc = main(["--no-progress", "ensemble", inputs["init"], "--model", inputs["model"],
+               "--method", "gaussian", "--octaves", "2", "-n", "2", "--steps", "1",
+               "--output", str(tmp_path / "g.zarr")])  # fmt: skip
+    assert rc == 1 and not (tmp_path / "g.zarr").exists()
+
+
 @pytest.fixture
 def assimilation_inputs(inputs, tmp_path):
     """bg.nc and obs.nc in a folder of inputs (and the user's notes)."""

@@ -44,7 +44,9 @@ def stats() -> NormStats:
     return NormStats(MEAN.copy(), STD.copy(), STD / 4)
 
 
-def model(net: torch.nn.Module | None = None, residual: bool = True) -> ForecastModel:
+def model(
+    net: torch.nn.Module | None = None, residual: bool = True, name: str = "tiny"
+) -> ForecastModel:
     """A ForecastModel on the ensemble world (default: :class:`TinyNet`, residual)."""
     return ForecastModel(
         net if net is not None else TinyNet(len(CHANNELS)),
@@ -53,7 +55,7 @@ def model(net: torch.nn.Module | None = None, residual: bool = True) -> Forecast
         longitude=LON,
         stats=stats(),
         residual=residual,
-        name="tiny",
+        name=name,
     )
 
 
@@ -95,16 +97,29 @@ def vae(forecast_model: ForecastModel, seed: int = 1):
     )
 
 
+def fuxi_model(
+    channels=CHANNELS, *, stats: NormStats | None = None, seed: int = 0, **kwargs
+) -> ForecastModel:
+    """A tiny FuXi U-Transformer (``torch.manual_seed(seed)``) on the 8 × 16 grid.
+
+    ``channels`` default to the ensemble world's, ``stats`` to its statistics (with the
+    default channels); ``kwargs`` go to :class:`ForecastModel` (default name "tiny-fuxi").
+    """
+    from xfuxi.models.fuxi import build_fuxi
+
+    if stats is None and channels is CHANNELS:
+        stats = globals()["stats"]()
+    torch.manual_seed(seed)
+    net = build_fuxi("tiny", in_channels=len(channels), grid=(LAT.size, LON.size))
+    kwargs = {"name": "tiny-fuxi", **kwargs}
+    return ForecastModel(net, channels=channels, latitude=LAT, longitude=LON, stats=stats, **kwargs)
+
+
 def fuxi_checkpoint(directory: Path) -> tuple[Path, ForecastModel]:
     """A tiny FuXi U-Transformer on the ensemble world, saved under ``directory/model``."""
     from xfuxi.models.checkpoint import save_model
-    from xfuxi.models.fuxi import build_fuxi
 
-    torch.manual_seed(0)
-    net = build_fuxi("tiny", in_channels=len(CHANNELS), grid=(LAT.size, LON.size))
-    fm = ForecastModel(
-        net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats(), name="tiny-fuxi"
-    )
+    fm = fuxi_model()
     return save_model(fm, Path(directory) / "model"), fm
 
 

@@ -16,6 +16,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .docstrings import docstring_parts
+from .verify.probabilistic import ensemble_mean_rmse, rank_histogram, spread
+from .verify.weights import ensemble_dim, prepare_pair
+
 __all__ = [
     "plot_convergence",
     "plot_increment",
@@ -29,6 +33,15 @@ __all__ = [
 NATURAL_EARTH_DIR = Path(__file__).parent / "_data" / "naturalearth"
 _COASTLINE = Path("shapefiles", "natural_earth", "physical", "ne_110m_coastline.shp")
 _FIGSIZE = (6.0, 3.2)
+
+#: the parameters the plots share, each described once
+_doc = docstring_parts({
+    "variable": "variable : str, optional\n    Variable of a Dataset to plot.",
+    "member_dim": "member_dim : str, optional\n    Ensemble dimension.",
+    "ax": "ax : matplotlib Axes, optional\n    Axes to draw into.",
+    "title_ax": "title : str, optional\n    Axes title.\nax : matplotlib Axes, optional\n"
+    "    Axes to draw into.",
+})  # fmt: skip
 
 
 def _plt():
@@ -55,23 +68,25 @@ def _is_held_suarez(obj: xr.Dataset | xr.DataArray) -> bool:
     return "held-suarez" in text
 
 
+def _one_variable(data: xr.Dataset, variable: str | None) -> str:
+    """The name of the variable of ``data`` to plot: ``variable``, or the only one."""
+    if variable is None:
+        if len(data.data_vars) != 1:
+            raise ValueError(
+                f"the Dataset has variables {list(data.data_vars)}; pass variable= to choose"
+            )
+        return str(next(iter(data.data_vars)))
+    if variable not in data.data_vars:
+        raise ValueError(f"variable {variable!r} not in the Dataset ({list(data.data_vars)})")
+    return variable
+
+
 def _select_2d(
     data: xr.Dataset | xr.DataArray,
     variable: str | None,
     selection: Mapping[Hashable, Any],
 ) -> xr.DataArray:
-    if isinstance(data, xr.Dataset):
-        if variable is None:
-            if len(data.data_vars) != 1:
-                raise ValueError(
-                    f"the Dataset has variables {list(data.data_vars)}; pass variable= to choose"
-                )
-            variable = str(next(iter(data.data_vars)))
-        if variable not in data.data_vars:
-            raise ValueError(f"variable {variable!r} not in the Dataset ({list(data.data_vars)})")
-        da = data[variable]
-    else:
-        da = data
+    da = data[_one_variable(data, variable)] if isinstance(data, xr.Dataset) else data
     sel = {k: v for k, v in selection.items() if v is not None}
     for k in sel:
         if k not in da.dims:
@@ -355,8 +370,6 @@ def plot_increment(
     >>> ax.collections[0].get_clim()
     (-1.0, 1.0)
     """
-    from .verify.weights import prepare_pair
-
     a, b = prepare_pair(analysis, background)
     inc = a - b
     inc.attrs = dict(analysis.attrs)
@@ -381,6 +394,7 @@ def _lead_axis(values: np.ndarray) -> tuple[np.ndarray, str]:
     return values, ""
 
 
+@_doc
 def plot_scores(
     scores: xr.DataArray | xr.Dataset | Mapping[str, xr.DataArray],
     /,
@@ -400,8 +414,7 @@ def plot_scores(
     scores : DataArray, Dataset or mapping of name to DataArray
         1-D scores along ``dim``; a DataArray may have a ``system_dim`` with one line per
         system; a mapping gives one line per entry.
-    variable : str, optional
-        Variable of a Dataset to plot.
+    {{variable}}
     dim : str, default "prediction_timedelta"
         The lead dimension (timedelta leads are shown in hours, or days from 3 days on).
     system_dim : str, default "system"
@@ -410,8 +423,7 @@ def plot_scores(
         Legend label for a single line (default: the ``system``/name).
     ylabel, title : str, optional
         Axis label (default: the ``metric`` attribute and units) and title.
-    ax : matplotlib Axes, optional
-        Axes to draw into.
+    {{ax}}
 
     Returns
     -------
@@ -440,11 +452,7 @@ def plot_scores(
     ['FuXi', 'persistence']
     """
     if isinstance(scores, xr.Dataset):
-        if variable is None:
-            if len(scores.data_vars) != 1:
-                raise ValueError(f"pass variable= to choose among {list(scores.data_vars)}")
-            variable = str(next(iter(scores.data_vars)))
-        scores = scores[variable]
+        scores = scores[_one_variable(scores, variable)]
     if isinstance(scores, xr.DataArray):
         if system_dim in scores.dims:
             series = {str(s): scores.sel({system_dim: s}) for s in scores[system_dim].values}
@@ -478,6 +486,7 @@ def plot_scores(
     return ax
 
 
+@_doc
 def plot_spread_skill(
     forecast: xr.Dataset | xr.DataArray,
     /,
@@ -498,18 +507,13 @@ def plot_spread_skill(
         Ensemble forecast with a lead dimension ``dim``.
     truth : Dataset or DataArray
         Verifying truth (matched by valid time as in :func:`~xfuxi.rmse`).
-    variable : str, optional
-        Variable of a Dataset to plot.
+    {{variable}}
     dim : str, default "prediction_timedelta"
         The dimension kept (x axis); all others are reduced.
-    member_dim : str, optional
-        Ensemble dimension.
+    {{member_dim}}
     correction : bool, default False
         Scale the spread by ``√((M+1)/M)`` (see :func:`~xfuxi.spread_skill_ratio`).
-    title : str, optional
-        Axes title.
-    ax : matplotlib Axes, optional
-        Axes to draw into.
+    {{title_ax}}
 
     Returns
     -------
@@ -536,14 +540,8 @@ def plot_spread_skill(
     >>> len(ax.lines), len(ax.right_ax.lines)
     (2, 2)
     """
-    from .verify.probabilistic import ensemble_mean_rmse, spread
-    from .verify.weights import ensemble_dim
-
     if isinstance(forecast, xr.Dataset):
-        if variable is None:
-            if len(forecast.data_vars) != 1:
-                raise ValueError(f"pass variable= to choose among {list(forecast.data_vars)}")
-            variable = str(next(iter(forecast.data_vars)))
+        variable = _one_variable(forecast, variable)
         forecast, truth = forecast[variable], truth[variable]
     if dim not in forecast.dims:
         raise ValueError(f"forecast has no {dim!r} dimension to plot against")
@@ -580,6 +578,7 @@ def plot_spread_skill(
     return ax
 
 
+@_doc
 def plot_rank_histogram(
     forecast: xr.Dataset | xr.DataArray,
     /,
@@ -598,14 +597,9 @@ def plot_rank_histogram(
         Ensemble forecast with M members.
     truth : Dataset or DataArray
         Verifying truth.
-    variable : str, optional
-        Variable of a Dataset to plot.
-    member_dim : str, optional
-        Ensemble dimension.
-    title : str, optional
-        Axes title.
-    ax : matplotlib Axes, optional
-        Axes to draw into.
+    {{variable}}
+    {{member_dim}}
+    {{title_ax}}
 
     Returns
     -------
@@ -631,13 +625,8 @@ def plot_rank_histogram(
     >>> len(ax.patches)
     5
     """
-    from .verify.probabilistic import rank_histogram
-
     if isinstance(forecast, xr.Dataset):
-        if variable is None:
-            if len(forecast.data_vars) != 1:
-                raise ValueError(f"pass variable= to choose among {list(forecast.data_vars)}")
-            variable = str(next(iter(forecast.data_vars)))
+        variable = _one_variable(forecast, variable)
         forecast, truth = forecast[variable], truth[variable]
     h = rank_histogram(forecast, truth, member_dim=member_dim)
     freq = h / h.sum()
@@ -651,6 +640,7 @@ def plot_rank_histogram(
     return ax
 
 
+@_doc
 def plot_convergence(
     costs: xr.Dataset | xr.DataArray | Sequence[float] | Mapping[str, Any],
     /,
@@ -670,18 +660,14 @@ def plot_convergence(
         Cost values along ``dim`` (iteration 0 = start). A Dataset plots ``variable``, or
         its ``cost`` variable (as in En4DVar diagnostics), or every 1-D variable along
         ``dim``. A mapping gives one line per entry.
-    variable : str, optional
-        Variable of a Dataset to plot.
+    {{variable}}
     dim : str, default "iteration"
         Iteration dimension.
     normalize : bool, default False
         Divide each curve by its first value.
     log : bool, default True
         Logarithmic y axis (needs positive values).
-    title : str, optional
-        Axes title.
-    ax : matplotlib Axes, optional
-        Axes to draw into.
+    {{title_ax}}
 
     Returns
     -------

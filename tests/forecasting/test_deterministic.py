@@ -9,13 +9,12 @@ import torch
 import xarray as xr
 
 import xfuxi
+from tests import tiny
 from xfuxi.data.schema import SchemaError
 from xfuxi.forecasting.deterministic import forecast, forecast_iter
 from xfuxi.models.base import ForecastModel, NormStats, wrap_model
-from xfuxi.models.fuxi import build_fuxi
 
-LAT = np.linspace(-78.75, 78.75, 8)
-LON = np.arange(16) * 22.5
+LAT, LON = tiny.LAT, tiny.LON
 CHANNELS = [
     ("geopotential", 500.0),
     ("temperature", 500.0),
@@ -52,13 +51,10 @@ def _data(n_times: int = 4, seed: int = 0) -> xr.Dataset:
 
 
 def _fuxi() -> ForecastModel:
-    torch.manual_seed(0)
-    net = build_fuxi("tiny", in_channels=len(CHANNELS), grid=(LAT.size, LON.size))
     stats = NormStats(
         np.array([5.5e4, 260, 260, 1e5]), np.array([100, 5, 5, 500.0]), np.array([10, 1, 1, 50.0])
     )
-    return ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats,
-                         name="tiny-fuxi")  # fmt: skip
+    return tiny.fuxi_model(CHANNELS, stats=stats)
 
 
 class Trend(torch.nn.Module):

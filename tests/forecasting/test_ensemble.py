@@ -179,15 +179,7 @@ def test_vae_spread_grows_with_lead_time():
 
 def _identity_model() -> ForecastModel:
     """Physical-unit persistence: y = x_t (normalised net output x_t, denormalised)."""
-    return ForecastModel(
-        _Persist(),
-        channels=CHANNELS,
-        latitude=LAT,
-        longitude=LON,
-        stats=NormStats(MEAN.copy(), STD.copy(), STD / 4),
-        residual=False,
-        name="persist",
-    )
+    return tiny.model(_Persist(), residual=False, name="persist")
 
 
 def test_initial_perturbation_methods_spread_grows_with_amplifying_model():
@@ -315,7 +307,7 @@ def test_cli_train_ens_trains_calibrates_and_saves(tmp_path, monkeypatch, capsys
     from xfuxi.models.ens import load_perturbation
 
     model_dir, _ = tiny.fuxi_checkpoint(tmp_path)
-    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    monkeypatch.setattr(cli.train, "world_split", lambda split, days: _dataset(12, seed=len(split)))
     rc = cli.main(["--no-progress", "train-ens", "--model", str(model_dir), "--iterations", "3",
                    "--hidden", "4", "--latent", "2", "--calibrate", "0.5,1", "--calibrate-steps",
                    "2", "--out", str(tmp_path / "vae"), "--name", "tiny-ens"])  # fmt: skip
@@ -423,7 +415,7 @@ def _stack(ds: xr.Dataset) -> np.ndarray:
 
 
 def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
-    from xfuxi.training.calibration import apply_spread_growth, tune_spread_growth
+    from xfuxi.training.gains import apply_spread_growth, tune_spread_growth
 
     # persistence on a random walk of step σ: a consistent ensemble perturbs the initial state
     # and every step by σ. The module's own perturbation is about half of that (measured),
@@ -474,7 +466,7 @@ def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
 
 
 def test_select_spread_growth_weighs_every_lead_alike():
-    from xfuxi.training.calibration import select_spread_growth
+    from xfuxi.training.gains import select_spread_growth
 
     # two leads: the first with a small CRPS (early), the second with a large one (late).
     # Pair (2, 1) halves the early CRPS and costs 10% late; pair (1, 1) is the reference.
@@ -537,7 +529,9 @@ def test_cli_calibrate_ens_saves_the_chosen_pairs(tmp_path, monkeypatch, capsys)
 
     model_dir, model = tiny.fuxi_checkpoint(tmp_path)
     save_perturbation(_vae(model), tmp_path / "vae")
-    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    monkeypatch.setattr(
+        cli.calibrate, "world_split", lambda split, days: _dataset(12, seed=len(split))
+    )
     args = ["--no-progress", "calibrate-ens", "--model", str(model_dir), "--perturbation",
             str(tmp_path / "vae"), "--gains", "2", "--factors", "0.5", "-n", "3", "--steps", "5",
             "--inits", "2", "--out", str(tmp_path / "cal")]  # fmt: skip
@@ -567,7 +561,9 @@ def test_cli_calibrate_ens_early_saves_the_chosen_gain(tmp_path, monkeypatch, ca
 
     model_dir, model = tiny.fuxi_checkpoint(tmp_path)
     save_perturbation(_vae(model), tmp_path / "vae")
-    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    monkeypatch.setattr(
+        cli.calibrate, "world_split", lambda split, days: _dataset(12, seed=len(split))
+    )
     args = ["--no-progress", "calibrate-ens-early", "--model", str(model_dir), "--perturbation",
             str(tmp_path / "vae"), "--channels", "temperature@850", "--gains", "3",
             "--early-steps", "2", "-n", "3", "--steps", "5", "--inits", "2",
@@ -600,7 +596,9 @@ def test_cli_calibrate_ens_stage_saves_the_chosen_model_gain(tmp_path, monkeypat
         if name == "tiny-cascade" else real_load(name, **kw),
     )  # fmt: skip
     save_perturbation(_vae(model), tmp_path / "vae")
-    monkeypatch.setattr(cli, "_world_split", lambda split, days: _dataset(12, seed=len(split)))
+    monkeypatch.setattr(
+        cli.calibrate, "world_split", lambda split, days: _dataset(12, seed=len(split))
+    )
     args = ["--no-progress", "calibrate-ens-stage", "--model", "tiny-cascade", "--perturbation",
             str(tmp_path / "vae"), "--channels", "temperature@850", "--gains", "1.5",
             "-n", "3", "--steps", "5", "--inits", "2", "--out", str(tmp_path / "cal")]  # fmt: skip

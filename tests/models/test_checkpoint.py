@@ -11,28 +11,25 @@ import torch
 import xarray as xr
 
 import xfuxi
+from tests import tiny
 from xfuxi.data.schema import SchemaError
 from xfuxi.files import sha256_of
 from xfuxi.models import checkpoint as ckpt
 from xfuxi.models.base import ForecastModel, NormStats, wrap_model
 from xfuxi.models.checkpoint import CheckpointError, ChecksumError, save_model, write_checkpoint
-from xfuxi.models.fuxi import build_fuxi
 from xfuxi.models.registry import load_model, register_pretrained
 
-LAT = np.linspace(-78.75, 78.75, 8)
-LON = np.arange(16) * 22.5
+LAT, LON = tiny.LAT, tiny.LON
 CHANNELS = [("temperature", 850.0), ("geopotential", 500.0), ("surface_pressure", None)]
 
 
 def _model(seed: int = 0) -> ForecastModel:
-    torch.manual_seed(seed)
-    net = build_fuxi("tiny", in_channels=3, grid=(8, 16))
-    for p in net.parameters():  # move away from the init so that a wrong load would show
-        p.data += 0.01 * torch.randn_like(p)
     rng = np.random.default_rng(seed)
     stats = NormStats(rng.normal(size=3), 1 + rng.random(3), 0.1 + rng.random(3))
-    return ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats,
-                         name="t", config={"preset": "tiny"})  # fmt: skip
+    model = tiny.fuxi_model(CHANNELS, stats=stats, seed=seed, name="t", config={"preset": "tiny"})
+    for p in model.net.parameters():  # move away from the init so that a wrong load would show
+        p.data += 0.01 * torch.randn_like(p)
+    return model
 
 
 def test_round_trip_identical_outputs_channels_grid(tmp_path):

@@ -14,6 +14,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import tiny
 from xfuxi.models.base import ForecastModel, NormStats
 from xfuxi.models.checkpoint import ChecksumError
 from xfuxi.models.ens import (
@@ -24,13 +25,13 @@ from xfuxi.models.ens import (
     save_perturbation,
     shipped_perturbations,
 )
-from xfuxi.training.calibration import tune_amplitude, tune_early_gain, tune_model_gain
+from xfuxi.training.calibration import tune_amplitude
 from xfuxi.training.config import PerturbationTrainConfig
 from xfuxi.training.ens import train_perturbation
+from xfuxi.training.gains import tune_early_gain, tune_model_gain
 from xfuxi.training.losses import ensemble_loss, fair_crps, gaussian_kl
 
-LAT = np.linspace(-78.75, 78.75, 8)
-LON = np.arange(16) * 22.5
+LAT, LON = tiny.LAT, tiny.LON
 CHANNELS = [("temperature", 500.0), ("passive_tracer", None)]
 STD = np.array([5.0, 0.1])
 MEAN = np.array([250.0, 0.5])
@@ -523,7 +524,7 @@ def test_early_gain_scales_the_first_steps_only(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(back.perturb(x, eps, step=1), plain * scale)
     # the early steps are shared: another channel's gain over other steps is refused
-    from xfuxi.training.calibration import apply_early_gain
+    from xfuxi.training.gains import apply_early_gain
 
     with pytest.raises(ValueError, match="shared by all channels"):
         apply_early_gain(vae, [("passive_tracer", None)], 2.0, 4)

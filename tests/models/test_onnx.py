@@ -8,9 +8,9 @@ import pytest
 import torch
 import xarray as xr
 
+from tests import tiny
 from xfuxi.forecasting.deterministic import forecast
 from xfuxi.models.base import ForecastModel, NormStats
-from xfuxi.models.fuxi import build_fuxi
 from xfuxi.models.onnx import _onnx2torch, export_onnx, import_onnx
 
 try:
@@ -18,17 +18,14 @@ try:
 except ImportError as err:  # optional extra: onnx + onnx2torch (installed with --no-deps)
     pytest.skip(f"ONNX support not installed: {err}", allow_module_level=True)
 
-LAT = np.linspace(-78.75, 78.75, 8)
-LON = np.arange(16) * 22.5
+LAT, LON = tiny.LAT, tiny.LON
 CHANNELS = [("temperature", 500.0), ("temperature", 850.0)]
 
 
 @pytest.fixture(scope="module")
 def original() -> ForecastModel:
-    torch.manual_seed(0)
-    net = build_fuxi("tiny", in_channels=2, grid=(8, 16))
     stats = NormStats(np.array([250.0, 270.0]), np.array([5.0, 6.0]), np.array([1.0, 1.5]))
-    return ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats).eval()
+    return tiny.fuxi_model(CHANNELS, stats=stats, name="model").eval()
 
 
 def test_round_trip_same_outputs_and_differentiable(original, tmp_path):

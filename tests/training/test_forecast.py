@@ -12,6 +12,7 @@ import pytest
 import torch
 import xarray as xr
 
+from tests import tiny
 from xfuxi.data.schema import SchemaError
 from xfuxi.models.base import NormStats
 from xfuxi.models.registry import load_model
@@ -21,8 +22,7 @@ from xfuxi.training.losses import amse_loss, forecast_loss
 from xfuxi.training.samples import start_states
 from xfuxi.verify.weights import area_weights
 
-LAT = np.linspace(-78.75, 78.75, 8)
-LON = np.arange(16) * 22.5
+LAT, LON = tiny.LAT, tiny.LON
 
 
 def _world(n_times: int = 24, seed: int = 0) -> xr.Dataset:
@@ -391,9 +391,9 @@ def test_cli_train_flags_come_from_the_config():
     import argparse
     import dataclasses
 
-    from xfuxi.cli import _COMMANDS
+    from xfuxi.cli.common import COMMANDS
 
-    add, _ = _COMMANDS["train"]
+    add, _ = COMMANDS["train"]
     parser = argparse.ArgumentParser()
     add(parser)
     flags = {s for a in parser._actions for s in a.option_strings}

@@ -20,7 +20,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.channels import WIND_COMPONENTS
+from ..data.channels import WIND_COMPONENTS, stack, unstack
+from ..data.schema import canonical_order
+from ..models.cascade import reject_cascade
+from ..models.registry import load_model
+from ..models.rollout import rollout
 
 __all__ = [
     "background_error_std",
@@ -175,14 +179,8 @@ def _forecast_errors(
     """``(model, start times, generator of forecast-minus-state arrays (C, H, W))``."""
     import torch
 
-    from ..data.channels import stack
-    from ..models.rollout import rollout
-
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        from ..models.registry import load_model
-
         model = load_model(model)
-    from ..models.cascade import reject_cascade
 
     reject_cascade(model)
     if int(lead_steps) < 1 or int(n_samples) < 1:
@@ -276,7 +274,6 @@ def background_error_std(
     ValueError
         Too few times, irregular time axis, or non-positive arguments.
     """
-    from ..data.channels import unstack
 
     model, picked, errors = _forecast_errors(data, model, lead_steps, n_samples, seed)
     if by_latitude:
@@ -338,8 +335,6 @@ def forecast_error_samples(
     ValueError
         Too few times, irregular time axis, or non-positive arguments.
     """
-    from ..data.channels import unstack
-    from ..data.schema import canonical_order
 
     model, picked, errors = _forecast_errors(data, model, lead_steps, n_samples, seed)
     samples = np.stack([e.astype("float32") for e in errors])

@@ -18,7 +18,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..data.channels import stack, unstack
+from ..data.schema import canonical_order
 from ..models.rollout import rollout
+from ..options import progress_enabled
+from ..verify.deterministic import acc, rmse
 from .config import LEGACY_KEYWORDS, LocalizationOptions, legacy_options
 from .en4dvar import assimilate_4dvar
 from .inputs import build_localization
@@ -31,7 +35,6 @@ log = logging.getLogger(__name__)
 
 
 def _stack_times(ds: xr.Dataset, model: Any, times: Any) -> np.ndarray:
-    from ..data.channels import stack
 
     arr = stack(ds.sel(time=times), model.channels).transpose(
         "time", "channel", "latitude", "longitude"
@@ -40,8 +43,6 @@ def _stack_times(ds: xr.Dataset, model: Any, times: Any) -> np.ndarray:
 
 
 def _to_dataset(states: np.ndarray, model: Any, times: Any, like: xr.Dataset) -> xr.Dataset:
-    from ..data.channels import unstack
-    from ..data.schema import canonical_order
 
     da = xr.DataArray(
         states,
@@ -78,7 +79,6 @@ def world_background(
 
 
 def _scores(state: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
-    from ..verify.deterministic import rmse
 
     return rmse(state, truth[list(state.data_vars)], dim=["latitude", "longitude"])
 
@@ -128,9 +128,6 @@ def cycle_4dvar(
         unrelated to the error); and per-cycle iterations and wall time.
     """
     from tqdm.auto import tqdm
-
-    from ..options import progress_enabled
-    from ..verify.deterministic import acc
 
     assimilate_kwargs = dict(assimilate_kwargs)
     legacy = {k: assimilate_kwargs.pop(k) for k in LEGACY_KEYWORDS if k in assimilate_kwargs}

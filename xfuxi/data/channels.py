@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from .schema import SchemaError
+from .schema import SchemaError, canonical_order
 
 __all__ = [
     "WIND_COMPONENTS",
@@ -137,6 +137,5 @@ def unstack(array: xr.DataArray, channels: Sequence[Channel] | None = None) -> x
             da = da.assign_coords(level=("level", levels, {"units": "hPa"}))
             data_vars[var] = da
     ds = xr.Dataset(data_vars)
-    from .schema import canonical_order
 
     return ds.transpose(*canonical_order(ds.dims))

@@ -13,6 +13,18 @@ import time as _time
 import numpy as np
 import xarray as xr
 
+from ..assimilation.en4dvar import (
+    BackgroundError,
+    Minimiser,
+    ObsSlot,
+    QualityControl,
+    en4dvar_analysis,
+)
+from ..assimilation.localization import localization
+from ..models.lorenz96 import lorenz96_model
+from ..observations.operator import build_operator
+from ..options import progress_enabled
+
 __all__ = ["lorenz96_twin"]
 
 log = logging.getLogger(__name__)
@@ -131,18 +143,6 @@ def _l96_run(
 ) -> xr.Dataset:
     import torch
     from tqdm.auto import tqdm
-
-    from ..assimilation.en4dvar import (
-        BackgroundError,
-        Minimiser,
-        ObsSlot,
-        QualityControl,
-        en4dvar_analysis,
-    )
-    from ..assimilation.localization import localization
-    from ..models.lorenz96 import lorenz96_model
-    from ..observations.operator import build_operator
-    from ..options import progress_enabled
 
     model = lorenz96_model(n_variables=n_variables, forcing=forcing)
     step = model.net.step

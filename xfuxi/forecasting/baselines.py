@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..data.schema import canonical_order, validate
+from ..data.stats import climatology_for
 
 __all__ = ["climatology_forecast", "persistence_forecast"]
 
@@ -65,6 +66,14 @@ def _init_times(init_times: Any) -> np.ndarray:
     if np.unique(out).size != out.size:
         raise ValueError("init_times has duplicated values")
     return out
+
+
+def _baseline(out: xr.Dataset, attrs: dict, baseline: str, description: str) -> xr.Dataset:
+    """A baseline forecast in the canonical layout, with its provenance attrs, validated."""
+    out = out.transpose(*canonical_order(out.dims))
+    out.attrs = {**attrs, "baseline": baseline, "description": description}
+    out["prediction_timedelta"].attrs = {"long_name": "lead time"}
+    return validate(out)
 
 
 def persistence_forecast(
@@ -126,14 +135,10 @@ def persistence_forecast(
             )
     state = data.sel(time=inits)
     out = state.expand_dims(prediction_timedelta=lead, axis=1)
-    out = out.transpose(*canonical_order(out.dims))
-    out.attrs = {
-        **data.attrs,
-        "baseline": "persistence",
-        "description": "persistence forecast: the initial state repeated at every lead",
-    }
-    out["prediction_timedelta"].attrs = {"long_name": "lead time"}
-    return validate(out)
+    return _baseline(
+        out, data.attrs, "persistence",
+        "persistence forecast: the initial state repeated at every lead",
+    )  # fmt: skip
 
 
 def climatology_forecast(
@@ -183,7 +188,6 @@ def climatology_forecast(
     >>> f.values[0, :, 0, 0].tolist()
     [3.0, 4.0, 1.0]
     """
-    from ..data.stats import climatology_for
 
     inits = _init_times(init_times)
     lead = _leads(leads)
@@ -193,11 +197,8 @@ def climatology_forecast(
         coords={"time": inits, "prediction_timedelta": lead},
     )
     out = climatology_for(clim, valid)
-    out = out.transpose(*canonical_order(out.dims))
-    out.attrs = {
-        **{k: v for k, v in clim.attrs.items() if k in ("title", "source", "climatology_period")},
-        "baseline": "climatology",
-        "description": "climatology forecast: the climatological mean at each valid time",
-    }
-    out["prediction_timedelta"].attrs = {"long_name": "lead time"}
-    return validate(out)
+    kept = {k: v for k, v in clim.attrs.items() if k in ("title", "source", "climatology_period")}
+    return _baseline(
+        out, kept, "climatology",
+        "climatology forecast: the climatological mean at each valid time",
+    )  # fmt: skip

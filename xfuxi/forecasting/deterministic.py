@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
+from ..docstrings import with_signature_of
 from ..options import progress_bar
 from .edge import forecast_dataset, initial_conditions
 
@@ -38,15 +39,17 @@ def _default_steps(model: Any) -> int:
 
 def _rollout_arrays(
     ds: xr.Dataset,
-    model: Any,
-    steps: int | None,
-    init_times: Sequence[Any] | None,
-    batch_size: int | None,
-    device: Any,
-    dtype: Any,
-    progress: bool | None,
+    *,
+    model: Any = None,
+    steps: int | None = None,
+    init_times: Sequence[Any] | None = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    progress: bool | None = None,
 ):
-    """Check arguments; return (model, initial times, leads, generator of (k, states))."""
+    """The one signature of :func:`forecast` and :func:`forecast_iter`: check the arguments
+    and return ``(model, initial times, leads, generator of (k, states))``."""
     import torch
 
     from ..models.registry import resolve_model
@@ -117,17 +120,8 @@ def forecast_attrs(model: ForecastModel, steps: int) -> dict[str, Any]:
     return attrs
 
 
-def forecast_iter(
-    ds: xr.Dataset,
-    *,
-    model: Any = None,
-    steps: int | None = None,
-    init_times: Sequence[Any] | None = None,
-    batch_size: int | None = None,
-    device: Any = None,
-    dtype: Any = None,
-    progress: bool | None = None,
-):
+@with_signature_of(_rollout_arrays)
+def forecast_iter(ds: xr.Dataset, /, **options: Any):
     """Deterministic forecast one lead time at a time: a generator for long rollouts.
 
     Same arguments (and defaults: the shipped cascade for 10 days) and results as
@@ -160,9 +154,7 @@ def forecast_iter(
     ...                                                      progress=False)]
     [252.0, 253.0, 254.0]
     """
-    model_, t0, leads, gen = _rollout_arrays(
-        ds, model, steps, init_times, batch_size, device, dtype, progress
-    )
+    model_, t0, leads, gen = _rollout_arrays(ds, **options)
     attrs = forecast_attrs(model_, len(leads))
     for k, states in gen:
         yield forecast_dataset(
@@ -170,17 +162,8 @@ def forecast_iter(
         )
 
 
-def forecast(
-    ds: xr.Dataset,
-    *,
-    model: Any = None,
-    steps: int | None = None,
-    init_times: Sequence[Any] | None = None,
-    batch_size: int | None = None,
-    device: Any = None,
-    dtype: Any = None,
-    progress: bool | None = None,
-) -> xr.Dataset:
+@with_signature_of(_rollout_arrays)
+def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     """Deterministic forecast with a FuXi (or any wrapped) model, in WeatherBench2 layout.
 
     Parameters
@@ -265,9 +248,7 @@ def forecast(
         world = xfuxi.datasets.held_suarez()
         fc = world.isel(time=slice(0, 2)).fuxi.forecast()  # 40 leads, 6 h to 10 days
     """
-    model_, t0, leads, gen = _rollout_arrays(
-        ds, model, steps, init_times, batch_size, device, dtype, progress
-    )
+    model_, t0, leads, gen = _rollout_arrays(ds, **options)
     out: np.ndarray | None = None
     for k, states in gen:
         if out is None:

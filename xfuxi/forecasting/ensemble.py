@@ -9,7 +9,6 @@ lives in :mod:`xfuxi.models.ens`. How the members are perturbed is one typed spe
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import os
 import warnings
@@ -20,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from ..config import Config, field
+from ..docstrings import with_signature_of
 from ..options import progress_bar
 from .deterministic import DEFAULT_MODEL, forecast_attrs
 from .edge import forecast_dataset, initial_conditions
@@ -446,14 +446,7 @@ def _prepare(
     return setup, _ensemble_arrays(setup, int(n), seed, progress)
 
 
-def _same_arguments(func):
-    """Give ``func(ds, **options)`` the signature of :func:`_prepare` (one definition)."""
-    sig = inspect.signature(_prepare)
-    func.__signature__ = sig.replace(return_annotation=inspect.signature(func).return_annotation)
-    return func
-
-
-@_same_arguments
+@with_signature_of(_prepare)
 def ensemble_iter(ds: xr.Dataset, /, **options: Any):
     """Ensemble forecast one lead at a time: a generator for long rollouts.
 
@@ -497,7 +490,7 @@ def ensemble_iter(ds: xr.Dataset, /, **options: Any):
         )
 
 
-@_same_arguments
+@with_signature_of(_prepare)
 def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     """Ensemble forecast: FuXi-ENS learned perturbations, or a perturbed-initial-state baseline.
 

@@ -16,9 +16,8 @@ Kinds written here and in :mod:`xfuxi.models.ens`:
   step and free metadata such as training settings and scores);
 * ``"perturbation"`` — a FuXi-ENS perturbation module (``weights.safetensors`` and
   ``config.json``);
-* ``"forecast-training"`` and ``"perturbation-training"`` — a model's files plus
-  ``optimizer.safetensors``, ``trainer.json`` (step, history, settings) and, where needed,
-  ``state.safetensors`` (random-generator states): the whole state a trainer resumes from.
+* ``"forecast-training"`` and ``"perturbation-training"`` — a model's files plus the
+  trainer's state, written and read by :mod:`xfuxi.models.training_state`.
 
 Pretrained models ship inside the package under ``xfuxi/_data/models/<name>/``; the
 registry (:mod:`xfuxi.models.registry`) resolves names to those directories.
@@ -38,9 +37,9 @@ import numpy as np
 import torch
 
 from ..data.channels import channel_name, parse_channel_name
+from ..docstrings import docstring_parts
 from ..files import (
     MARKER,
-    OutputExistsError,
     atomic_write_json,
     read_marker,
     replace_directory,
@@ -57,19 +56,18 @@ __all__ = [
     "PRETRAINED_DIR",
     "CheckpointError",
     "ChecksumError",
-    "TrainingState",
+    "DOC_PARTS",
+    "fill_doc",
     "json_bytes",
     "json_from_bytes",
+    "json_of_format",
     "load_checkpoint",
-    "check_training_directory",
-    "load_training_state",
     "model_files",
     "read_checkpoint",
     "read_registry",
     "resolve_directory",
     "save_model",
     "safetensors_bytes",
-    "save_training_state",
     "seal_checkpoint",
     "tensors_from_bytes",
     "write_checkpoint",
@@ -88,10 +86,31 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "_data" / "models"
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-OPTIMIZER = "optimizer.safetensors"
-TRAINER = "trainer.json"
-STATE_TENSORS = "state.safetensors"
 REGISTRY = "registry.json"
+
+#: docstring parts shared by the store's readers and writers (:func:`fill_doc`)
+DOC_PARTS = {
+    "device_dtype": """\
+device : str or torch.device, optional
+    Default ``xfuxi.get_options()["device"]``.
+dtype : str or torch.dtype, optional
+    Parameter dtype; default ``xfuxi.get_options()["dtype"]``.""",
+    "loaded_config": """\
+In eval mode; ``model.config`` holds the checkpoint config plus ``"sha256"`` of the
+weights file and ``"source"`` (the directory).""",
+    "save_returns": """\
+Returns
+-------
+pathlib.Path
+    The directory.
+
+Raises
+------
+xfuxi.files.OutputExistsError
+    ``path`` exists and may not be replaced.""",
+}
+#: fill the ``{{name}}`` lines of a docstring from :data:`DOC_PARTS`
+fill_doc = docstring_parts(DOC_PARTS)
 
 #: architecture name -> network class (constructed from config["net"] keyword arguments)
 ARCHITECTURES: dict[str, type[torch.nn.Module]] = {"fuxi": FuXiNet}
@@ -306,6 +325,23 @@ def json_from_bytes(data: bytes, path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(f"{path} is not valid JSON ({err})") from None
 
 
+def json_of_format(
+    data: bytes, path: str | os.PathLike[str], *, fmt: str, what: str, where: Any = None
+) -> dict[str, Any]:
+    """Parse a checkpoint's JSON file that must be a dict tagged ``{"format": fmt}``.
+
+    ``what`` names the expected content in the error (``"a perturbation checkpoint"``),
+    ``where`` the place named there (default ``path``).
+    """
+    obj = json_from_bytes(data, path)
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        got = obj.get("format") if isinstance(obj, dict) else None
+        raise CheckpointError(
+            f"{path if where is None else where} is not {what} (format {got!r}, expected {fmt!r})"
+        )
+    return obj
+
+
 def tensors_from_bytes(data: bytes, path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Parse a checkpoint's safetensors file; a clear error naming ``path`` if it is corrupt."""
     from safetensors.torch import load
@@ -484,6 +520,7 @@ def model_files(
     return {WEIGHTS: safetensors_bytes(model.net.state_dict()), CONFIG: json_bytes(config)}
 
 
+@fill_doc
 def save_model(
     model: ForecastModel,
     path: str | os.PathLike[str],
@@ -509,17 +546,9 @@ def save_model(
     overwrite : bool, default False
         Replace an earlier xfuxi model checkpoint at ``path``.
 
-    Returns
-    -------
-    pathlib.Path
-        The directory.
-
-    Raises
-    ------
+    {{save_returns}}
     TypeError
         ``model`` is not a ForecastModel, or its network's architecture is unknown.
-    xfuxi.files.OutputExistsError
-        ``path`` exists and may not be replaced.
 
     Examples
     --------
@@ -540,6 +569,7 @@ def save_model(
     return out
 
 
+@fill_doc
 def load_checkpoint(
     name_or_path: str | os.PathLike[str],
     *,
@@ -556,16 +586,12 @@ def load_checkpoint(
         A shipped name (its files checked against the sha256 in the registry, see
         :func:`resolve_directory`) or a directory written by :func:`save_model` (or a
         forecast training checkpoint); either is checked against its manifest.
-    device : str or torch.device, optional
-        Default ``xfuxi.get_options()["device"]``.
-    dtype : str or torch.dtype, optional
-        Parameter dtype; default ``xfuxi.get_options()["dtype"]``.
+    {{device_dtype}}
 
     Returns
     -------
     ForecastModel
-        In eval mode; ``model.config`` holds the checkpoint config plus ``"sha256"`` of the
-        weights file and ``"source"`` (the directory).
+        {{loaded_config}}
 
     Raises
     ------
@@ -579,13 +605,10 @@ def load_checkpoint(
     """
     directory = resolve_directory(name_or_path, kind="forecast-model")
     files = read_checkpoint(directory, require=(CONFIG, WEIGHTS))
-    config = json_from_bytes(files[CONFIG], directory / CONFIG)
-    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
-        fmt = config.get("format") if isinstance(config, dict) else None
-        raise CheckpointError(
-            f"{directory} is not a forecast-model checkpoint (format {fmt!r}, expected "
-            f"{MODEL_FORMAT!r})"
-        )
+    config = json_of_format(
+        files[CONFIG], directory / CONFIG, fmt=MODEL_FORMAT, what="a forecast-model checkpoint",
+        where=directory,
+    )  # fmt: skip
     arch = config.get("architecture")
     if arch not in ARCHITECTURES:
         raise CheckpointError(
@@ -625,192 +648,3 @@ def load_checkpoint(
     dev = torch.device(device if device is not None else opts["device"])
     dt = as_dtype(dtype if dtype is not None else opts["dtype"])
     return model.to(device=dev, dtype=dt).eval()
-
-
-# -----------------------------------------------------------------------------------------------
-# training state (model or module + optimizer + trainer state, one unit)
-# -----------------------------------------------------------------------------------------------
-
-
-class TrainingState:
-    """A training checkpoint read back (verified): the model's files and the trainer's state.
-
-    Attributes
-    ----------
-    path : pathlib.Path
-    files : dict of str to bytes
-        Every file of the checkpoint (the model's own ones included).
-    state : dict
-        ``trainer.json`` less its format tag and the optimizer's ``param_groups``.
-    tensors : dict of str to Tensor
-        Extra tensors saved with the state (random-generator states).
-    """
-
-    def __init__(self, path: Path, files: dict[str, bytes], state: dict[str, Any]) -> None:
-        self.path = path
-        self.files = files
-        self.param_groups = state.pop("param_groups")
-        self.state = state
-        self.tensors = (
-            tensors_from_bytes(files[STATE_TENSORS], path / STATE_TENSORS)
-            if STATE_TENSORS in files
-            else {}
-        )
-
-    def restore_optimizer(
-        self, optimizer: torch.optim.Optimizer, *, param_groups: bool = True
-    ) -> None:
-        """Load the saved optimizer state into ``optimizer`` (in place).
-
-        With ``param_groups=False`` the optimizer keeps its own hyper-parameters (learning
-        rate, ...) and takes only the per-parameter state (moments, step counts).
-        """
-        flat = tensors_from_bytes(self.files[OPTIMIZER], self.path / OPTIMIZER)
-        per_param: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in flat.items():
-            i, name = key.split(".", 1)
-            per_param.setdefault(int(i), {})[name] = value
-        groups = self.param_groups if param_groups else optimizer.state_dict()["param_groups"]
-        try:
-            optimizer.load_state_dict({"state": per_param, "param_groups": groups})
-        except (ValueError, KeyError) as err:
-            raise CheckpointError(
-                f"{self.path / OPTIMIZER} does not fit this optimizer: {err}"
-            ) from None
-
-
-def save_training_state(
-    path: str | os.PathLike[str],
-    files: Mapping[str, bytes],
-    *,
-    optimizer: torch.optim.Optimizer,
-    state: dict[str, Any],
-    kind: str,
-    state_format: str,
-    tensors: Mapping[str, torch.Tensor] | None = None,
-) -> Path:
-    """Write a training checkpoint as one unit: the model's files, optimizer and trainer state.
-
-    A writer killed at any point leaves the previous checkpoint at ``path`` whole (see
-    :func:`write_checkpoint`); :func:`load_training_state` then resumes from it.
-
-    Parameters
-    ----------
-    path : path-like
-        The checkpoint directory: new, empty, or an earlier training checkpoint of ``kind``
-        (replaced).
-    files : mapping of str to bytes
-        The model's own files (:func:`model_files`, or the perturbation module's).
-    optimizer : torch.optim.Optimizer
-        Its per-parameter tensors go to ``optimizer.safetensors``, its ``param_groups`` to
-        ``trainer.json``.
-    state : dict
-        JSON-serialisable trainer state (step, history, settings), saved in ``trainer.json``.
-    kind : str
-        ``"forecast-training"`` or ``"perturbation-training"``.
-    state_format : str
-        Format tag of ``trainer.json``, checked when reading.
-    tensors : mapping of str to Tensor, optional
-        Extra tensors (random-generator states), saved in ``state.safetensors``.
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    sd = optimizer.state_dict()
-    flat = {
-        f"{i}.{k}": v
-        for i, st in sd["state"].items()
-        for k, v in st.items()
-        if isinstance(v, torch.Tensor)
-    }
-    out = dict(files)
-    out[OPTIMIZER] = safetensors_bytes(flat)
-    if tensors:
-        out[STATE_TENSORS] = safetensors_bytes(tensors)
-    groups = [dict(g) for g in sd["param_groups"]]
-    out[TRAINER] = json_bytes({"format": state_format, **state, "param_groups": groups})
-    return write_checkpoint(path, out, kind=kind, overwrite=True)
-
-
-def check_training_directory(path: str | os.PathLike[str], *, kind: str) -> bool:
-    """Whether ``path`` holds a training checkpoint; raise if a trainer may not write there.
-
-    A trainer checks its checkpoint directory before training, not at its first checkpoint.
-
-    Returns
-    -------
-    bool
-        False if ``path`` does not exist or is an empty directory (a new run); True if it
-        holds an xfuxi training checkpoint of ``kind`` (or one written before the store
-        marked its checkpoints: it has a ``trainer.json``).
-
-    Raises
-    ------
-    xfuxi.files.OutputExistsError
-        ``path`` holds something else (xfuxi never replaces what it did not create).
-    """
-    path = Path(path)
-    if not os.path.lexists(path) or (path.is_dir() and not any(path.iterdir())):
-        return False
-    marker = read_marker(path) if path.is_dir() and not path.is_symlink() else None
-    if marker is None and not (path.is_dir() and (path / TRAINER).is_file()):
-        raise OutputExistsError(
-            f"{path} exists and is not an xfuxi training checkpoint; choose another "
-            "checkpoint directory (xfuxi never deletes what it did not create)"
-        )
-    if marker is not None and marker.get("kind") != kind:
-        raise OutputExistsError(
-            f"{path} holds an xfuxi {marker.get('kind')!r} output, not a {kind!r} checkpoint; "
-            "choose another checkpoint directory"
-        )
-    return True
-
-
-def load_training_state(
-    path: str | os.PathLike[str], *, kind: str, state_format: str
-) -> TrainingState | None:
-    """Read a training checkpoint to resume from, verified; ``None`` if there is none yet.
-
-    Parameters
-    ----------
-    path : path-like
-        The checkpoint directory given to the trainer.
-    kind, state_format : str
-        As given to :func:`save_training_state`.
-
-    Returns
-    -------
-    TrainingState or None
-        ``None`` if ``path`` does not exist or is empty.
-
-    Raises
-    ------
-    xfuxi.files.OutputExistsError
-        ``path`` holds something other than an xfuxi training checkpoint of ``kind`` (so a
-        run could not write its checkpoints there).
-    CheckpointError
-        The checkpoint is incomplete, corrupt (:class:`ChecksumError`) or of another format:
-        resuming from it could not reproduce the interrupted run, so it is refused.
-    """
-    path = Path(path)
-    if not check_training_directory(path, kind=kind):
-        return None
-    try:
-        files = read_checkpoint(path, require=(TRAINER, OPTIMIZER))
-    except CheckpointError as err:
-        raise type(err)(
-            f"cannot resume from {path}: {err}. Resuming needs the complete state of the "
-            "interrupted run; use another checkpoint directory or resume=False"
-        ) from None
-    state = json_from_bytes(files[TRAINER], path / TRAINER)
-    if not isinstance(state, dict) or state.get("format") != state_format:
-        fmt = state.get("format") if isinstance(state, dict) else None
-        raise CheckpointError(
-            f"{path / TRAINER} is not an xfuxi trainer state of format {state_format!r} "
-            f"(format {fmt!r})"
-        )
-    state.pop("format")
-    if "param_groups" not in state:
-        raise CheckpointError(f"{path / TRAINER} lacks the optimizer's param_groups")
-    return TrainingState(path, files, state)

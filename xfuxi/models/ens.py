@@ -41,14 +41,15 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from ..data.channels import Channel, channel_name
+from ..data.channels import Channel, channel_name, parse_channel_name
 from .base import ForecastModel, NormStats
 from .checkpoint import (
     CONFIG,
     CheckpointError,
     entry_kind,
+    fill_doc,
     json_bytes,
-    json_from_bytes,
+    json_of_format,
     read_checkpoint,
     read_registry,
     resolve_directory,
@@ -220,7 +221,7 @@ class PerturbationVAE(nn.Module):
     initial_gain : sequence of float, optional
         Per-channel factor on the perturbation of the *initial* state only (the first of the
         rollout's perturbations; default 1): initial-condition and model-tendency
-        uncertainty calibrated apart (see :func:`xfuxi.training.calibration.tune_spread_growth`).
+        uncertainty calibrated apart (see :func:`xfuxi.training.gains.tune_spread_growth`).
     early_gain : sequence of float, optional
         Per-channel factor on the perturbations of steps ``1 … early_steps`` (default 1): more
         model-tendency uncertainty in the first days, where a forecast model less active
@@ -231,7 +232,7 @@ class PerturbationVAE(nn.Module):
         Per forecast-model name, per-channel factors on the perturbations before the steps
         that model makes (on top of the other gains). A cascade's later stage damps eddies
         more than the stage the module was trained with; its perturbations need scaling
-        (see :func:`xfuxi.training.calibration.tune_model_gain`).
+        (see :func:`xfuxi.training.gains.tune_model_gain`).
     name : str, default "perturbation"
         Name recorded in forecast provenance.
 
@@ -572,6 +573,7 @@ def perturbation_files(
     return {PERTURBATION_WEIGHTS: weights, CONFIG: json_bytes(config)}
 
 
+@fill_doc
 def save_perturbation(
     vae: PerturbationVAE,
     path: str | os.PathLike[str],
@@ -595,15 +597,7 @@ def save_perturbation(
     overwrite : bool, default False
         Replace an earlier xfuxi perturbation checkpoint at ``path``.
 
-    Returns
-    -------
-    pathlib.Path
-        The directory.
-
-    Raises
-    ------
-    xfuxi.files.OutputExistsError
-        ``path`` exists and may not be replaced.
+    {{save_returns}}
     """
     files = perturbation_files(vae, metadata=metadata)
     return write_checkpoint(path, files, kind="perturbation", overwrite=overwrite)
@@ -611,15 +605,11 @@ def save_perturbation(
 
 def perturbation_from_files(files: dict[str, bytes], path: Path) -> PerturbationVAE:
     """Rebuild a module from the verified files of its checkpoint at ``path`` (CPU, eval)."""
-    from ..data.channels import parse_channel_name
 
-    config = json_from_bytes(files[CONFIG], path / CONFIG)
-    if not isinstance(config, dict) or config.get("format") != PERTURBATION_FORMAT:
-        fmt = config.get("format") if isinstance(config, dict) else None
-        raise CheckpointError(
-            f"{path} is not a perturbation checkpoint (format {fmt!r}, expected "
-            f"{PERTURBATION_FORMAT!r})"
-        )
+    config = json_of_format(
+        files[CONFIG], path / CONFIG, fmt=PERTURBATION_FORMAT, what="a perturbation checkpoint",
+        where=path,
+    )  # fmt: skip
     try:
         vae = PerturbationVAE(
             [parse_channel_name(c) for c in config["channels"]],

@@ -19,7 +19,7 @@ import torch
 from ..files import atomic_write_bytes, sha256_of
 from . import checkpoint as _store
 from .base import ForecastModel
-from .cascade import Cascade
+from .cascade import Cascade, reject_cascade
 from .checkpoint import (
     CONFIG,
     MANIFEST,
@@ -28,6 +28,7 @@ from .checkpoint import (
     WEIGHTS,
     CheckpointError,
     entry_kind,
+    fill_doc,
     json_bytes,
     json_from_bytes,
     load_checkpoint,
@@ -166,6 +167,7 @@ def register_cascade(
     return entry
 
 
+@fill_doc
 def load_model(
     name_or_path: str | os.PathLike[str],
     *,
@@ -181,16 +183,13 @@ def load_model(
     name_or_path : str or path-like
         A name from :func:`pretrained_models` (its files are checked against the sha256 in
         the registry) or a directory written by :func:`save_model`.
-    device : str or torch.device, optional
-        Default ``xfuxi.get_options()["device"]``.
-    dtype : str or torch.dtype, optional
-        Parameter dtype; default ``xfuxi.get_options()["dtype"]``.
+    {{device_dtype}}
 
     Returns
     -------
     ForecastModel or Cascade
-        In eval mode; ``model.config`` holds the checkpoint config plus ``"sha256"`` of the
-        weights file and ``"source"`` (the directory). A shipped cascade's name
+        {{loaded_config}}
+        A shipped cascade's name
         (``"fuxi-hs-t21-cascade"``, see :func:`register_cascade`) gives a
         :class:`~xfuxi.models.cascade.Cascade` of its stages, each loaded and checked.
 
@@ -230,7 +229,6 @@ def resolve_model(model: Any, *, allow_cascade: bool = False) -> Any:
 
     The one place where a ``model=`` argument is turned into a model object.
     """
-    from .cascade import reject_cascade
 
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)

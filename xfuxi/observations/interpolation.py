@@ -27,7 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from ..docstrings import docstring_parts
+
 __all__ = [
+    "DOC_PARTS",
+    "fill_doc",
     "LONGITUDE_RANGE",
     "REJECT_REASONS",
     "VECTOR_COMPONENTS",
@@ -35,6 +39,24 @@ __all__ = [
     "horizontal_weights",
     "observation_weights",
 ]
+
+#: the observation operator's inputs and outputs, described once (NumPy weights and torch view)
+DOC_PARTS = {
+    "channels": """\
+channels : sequence of (variable, level)
+    The model's channel order (level in hPa or None).""",
+    "observations": """\
+obs_variable, obs_latitude, obs_longitude, obs_level : array-like (m,)
+    Observation metadata; ``obs_level`` NaN for single-level variables; longitudes in
+    [-180, 360] (any other is ``"outside_grid"``, never wrapped).""",
+    "operator_outputs": """\
+    For the *usable* observations only (in their original order).
+reason : numpy.ndarray of str (m,)
+    ``""`` for usable observations, else ``"unknown_variable"``, ``"unknown_level"``
+    (no such level, or between none of the variable's levels) or ``"outside_grid"``.""",
+}
+#: fill the ``{{name}}`` lines of a docstring from :data:`DOC_PARTS`
+fill_doc = docstring_parts(DOC_PARTS)
 
 #: reasons for which an observation is not used, in the order they are checked
 REJECT_REASONS: tuple[str, ...] = (
@@ -342,10 +364,12 @@ def _vertical(
     return chan, cw, reason
 
 
+@fill_doc
 def observation_weights(
     channels: Sequence[tuple[str, float | None]],
     latitude: Any,
     longitude: Any,
+    /,
     *,
     obs_variable: Sequence[str],
     obs_latitude: Any,
@@ -356,20 +380,15 @@ def observation_weights(
 
     Parameters
     ----------
-    channels : sequence of (variable, level)
-        The model's channel order (level in hPa or None).
+    {{channels}}
     latitude, longitude : array-like
         Model grid (see :func:`horizontal_weights`).
-    obs_variable, obs_latitude, obs_longitude, obs_level : array-like (m,)
-        Observation metadata; ``obs_level`` NaN for single-level variables.
+    {{observations}}
 
     Returns
     -------
     weights : ObservationWeights
-        For the *usable* observations only (in their original order).
-    reason : numpy.ndarray of str (m,)
-        ``""`` for usable observations, else ``"unknown_variable"``, ``"unknown_level"``
-        (no such level, or between none of the variable's levels) or ``"outside_grid"``.
+    {{operator_outputs}}
 
     Raises
     ------

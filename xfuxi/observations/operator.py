@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..docstrings import with_signature_of
 from .interpolation import (
     REJECT_REASONS,
     VECTOR_COMPONENTS,
     ObservationWeights,
+    fill_doc,
     observation_weights,
 )
 
@@ -91,35 +93,24 @@ class ObservationOperator(torch.nn.Module):
         return ObservationOperator(self.index[keep_t], self.weight[keep_t], self.state_shape)
 
 
+@fill_doc
+@with_signature_of(observation_weights)
 def build_operator(
-    channels: Sequence[tuple[str, float | None]],
-    latitude: Any,
-    longitude: Any,
-    *,
-    obs_variable: Sequence[str],
-    obs_latitude: Any,
-    obs_longitude: Any,
-    obs_level: Any,
+    channels: Sequence[tuple[str, float | None]], latitude: Any, longitude: Any, /, **obs: Any
 ) -> tuple[ObservationOperator, np.ndarray]:
     """Build the interpolation operator for observations on a model grid.
 
     Parameters
     ----------
-    channels : sequence of (variable, level)
-        The model's channel order (level in hPa or None).
+    {{channels}}
     latitude, longitude : array-like
         Model grid, latitude ascending, longitude ascending (0..360).
-    obs_variable, obs_latitude, obs_longitude, obs_level : array-like (m,)
-        Observation metadata; ``obs_level`` NaN for single-level variables; longitudes in
-        [-180, 360] (any other is ``"outside_grid"``, never wrapped).
+    {{observations}}
 
     Returns
     -------
     operator : ObservationOperator
-        For the *usable* observations only (in their original order).
-    reason : numpy.ndarray of str (m,)
-        ``""`` for usable observations, else ``"unknown_variable"``, ``"unknown_level"``
-        (no such level, or between none of the variable's levels) or ``"outside_grid"``.
+    {{operator_outputs}}
 
     Raises
     ------
@@ -148,13 +139,5 @@ def build_operator(
         raise ValueError("latitude of the model grid must be 1-D and strictly ascending")
     if lon_grid.ndim != 1 or np.any(np.diff(lon_grid) <= 0):
         raise ValueError("longitude of the model grid must be 1-D, ascending within 0..360")
-    weights, reason = observation_weights(
-        channels,
-        lat_grid,
-        lon_grid,
-        obs_variable=obs_variable,
-        obs_latitude=obs_latitude,
-        obs_longitude=obs_longitude,
-        obs_level=obs_level,
-    )
+    weights, reason = observation_weights(channels, lat_grid, lon_grid, **obs)
     return ObservationOperator.from_weights(weights), reason

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.channels import channels_of
+from ..data.channels import channels_of, stack
 from ..data.schema import SchemaError, validate
 from .interpolation import LONGITUDE_RANGE, REJECT_REASONS, observation_weights
 
@@ -252,7 +252,6 @@ def _sample_truth(
     """Interpolate the truth to observation points with the assimilation's operator."""
     import torch  # the torch view, as the assimilation applies it
 
-    from ..data.channels import stack
     from .operator import build_operator
 
     out = np.full(variable.size, np.nan)

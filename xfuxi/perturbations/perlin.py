@@ -31,6 +31,9 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..data.channels import channels_of, stack, unstack
+from ..data.schema import canonical_order
+
 __all__ = ["perlin_ensemble", "perlin_noise", "perlin_perturbations"]
 
 log = logging.getLogger(__name__)
@@ -358,7 +361,6 @@ def perlin_ensemble(
     >>> ens["temperature"].dims
     ('number', 'latitude', 'longitude')
     """
-    from ..data.channels import channels_of, stack, unstack
 
     for dim in ("latitude", "longitude"):
         if dim not in ds.dims:
@@ -402,6 +404,5 @@ def perlin_ensemble(
     out.attrs.update(
         perturbation="perlin", perlin_amplitude=amplitude, perlin_wavelength=wavelength
     )
-    from ..data.schema import canonical_order
 
     return out.transpose(*canonical_order(out.dims))

@@ -8,7 +8,9 @@ One concern per module:
 * :mod:`~xfuxi.training.anomalies`: the tracer-anomaly objective;
 * :mod:`~xfuxi.training.forecast`: :func:`train_forecast` (the FuXi forecast model);
 * :mod:`~xfuxi.training.ens`: :func:`train_perturbation` (the FuXi-ENS module);
-* :mod:`~xfuxi.training.calibration`: the strategies that tune a trained FuXi-ENS module.
+* :mod:`~xfuxi.training.calibration`: a trained FuXi-ENS module's inflation (global, per
+  variable);
+* :mod:`~xfuxi.training.gains`: its per-channel gains held to a spread–skill band.
 
 The modules import torch, so this package imports them lazily.
 """

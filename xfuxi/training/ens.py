@@ -14,7 +14,8 @@ The loss (:func:`~xfuxi.training.losses.ensemble_loss`) is the fair CRPS of the 
 against the truth on normalised, area-weighted fields, plus ``kl_weight`` times the KL
 divergence ``KL(q ‖ p)`` (see the definitions in the documentation, docs/design.md). The
 settings are a :class:`~xfuxi.training.config.PerturbationTrainConfig`; the calibration of a
-trained module (inflation, gains) lives in :mod:`xfuxi.training.calibration`.
+trained module lives in :mod:`xfuxi.training.calibration` (inflation) and
+:mod:`xfuxi.training.gains` (per-channel gains).
 """
 
 from __future__ import annotations
@@ -32,17 +33,17 @@ import torch
 import xarray as xr
 
 from ..models.base import ForecastModel
-from ..models.checkpoint import (
-    check_training_directory,
-    load_training_state,
-    save_training_state,
-)
 from ..models.ens import (
     PerturbationVAE,
     perturbation_files,
     perturbation_from_files,
 )
-from ..options import progress_enabled
+from ..models.training_state import (
+    check_training_directory,
+    load_training_state,
+    save_training_state,
+)
+from ..options import get_options, progress_enabled
 from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
 from .losses import ensemble_loss
@@ -60,13 +61,14 @@ _STATE_KIND = "perturbation-training"
 _MOVED = {
     **dict.fromkeys(("ensemble_loss", "fair_crps", "gaussian_kl"), "losses"),
     **dict.fromkeys(
-        (
-            "apply_early_gain", "apply_model_gain", "apply_spread_growth",
-            "apply_variable_inflation", "select_spread_growth", "tune_amplitude",
-            "tune_early_gain", "tune_model_gain", "tune_spread_growth",
-            "tune_variable_inflation", "verifiable_init_times",
-        ),
+        ("apply_variable_inflation", "tune_amplitude", "tune_variable_inflation",
+         "verifiable_init_times"),
         "calibration",
+    ),
+    **dict.fromkeys(
+        ("apply_early_gain", "apply_model_gain", "apply_spread_growth", "select_spread_growth",
+         "tune_early_gain", "tune_model_gain", "tune_spread_growth"),
+        "gains",
     ),
 }  # fmt: skip
 
@@ -120,7 +122,7 @@ def train_perturbation(
         Where the training checkpoint ``latest/`` is written every
         ``config.checkpoint_every`` iterations and at the end: a loadable perturbation module
         plus the optimizer, the random generators and the history, as one unit with a
-        manifest of their sha256 (:func:`xfuxi.models.checkpoint.save_training_state`). With
+        manifest of their sha256 (:func:`xfuxi.models.training_state.save_training_state`). With
         ``config.resume``, training starts from ``checkpoint_dir/latest`` if it exists: with
         the same settings the run continues exactly as if never interrupted; an incomplete
         or corrupt checkpoint is refused (:class:`~xfuxi.models.checkpoint.CheckpointError`).
@@ -147,8 +149,6 @@ def train_perturbation(
     documentation (docs/design.md).
     """
     from tqdm.auto import tqdm
-
-    from ..options import get_options
 
     module_options = dict(legacy.pop("vae_kwargs", None) or {})  # its keys are fields too
     legacy.update(module_options)

@@ -14,7 +14,7 @@ settings of a :class:`~xfuxi.training.config.TrainConfig`:
 * checkpoints in ``checkpoint_dir``: a loadable model checkpoint (``model.safetensors`` +
   ``config.json``) plus ``optimizer.safetensors`` and ``trainer.json`` (which also holds the
   run's configuration as JSON), written as one unit with a ``manifest.json`` of their sha256
-  (:func:`xfuxi.models.checkpoint.save_training_state`: a run killed while writing leaves
+  (:func:`xfuxi.models.training_state.save_training_state`: a run killed while writing leaves
   the previous checkpoint whole); re-running with the same arguments resumes exactly where
   an interrupted run stopped (the sample order is a function of the seed and the step
   only), and an incomplete or corrupt checkpoint is refused, never resumed from;
@@ -41,19 +41,19 @@ import xarray as xr
 
 from ..data.channels import channel_name, channels_of
 from ..data.schema import SchemaError, validate
+from ..data.stats import normalization_stats
 from ..models.base import ForecastModel, NormStats
-from ..models.checkpoint import (
-    WEIGHTS,
-    check_training_directory,
-    load_training_state,
-    model_files,
-    save_training_state,
-    tensors_from_bytes,
-)
+from ..models.checkpoint import WEIGHTS, model_files, tensors_from_bytes
 from ..models.fuxi import build_fuxi
 from ..models.registry import load_model
 from ..models.rollout import copy_model
-from ..options import progress_enabled
+from ..models.training_state import (
+    check_training_directory,
+    load_training_state,
+    save_training_state,
+)
+from ..options import get_options, progress_enabled
+from ..verify.weights import area_weights
 from .anomalies import AnomalySamples, anomaly_samples
 from .config import TrainConfig, config_with_legacy
 from .losses import amse_loss, forecast_loss
@@ -288,9 +288,6 @@ def train_forecast(
     """
     from tqdm.auto import tqdm
 
-    from ..options import get_options
-    from ..verify.weights import area_weights
-
     cfg = config_with_legacy(TrainConfig, config, legacy, "train_forecast")
     preset, variables, steps, batch_size = cfg.preset, cfg.variables, cfg.steps, cfg.batch_size
     lr, weight_decay, warmup_steps, min_lr_ratio = (
@@ -319,8 +316,6 @@ def train_forecast(
         canonical = train
         channels = channels_of(canonical, variables)
         if stats is None:
-            from ..data.stats import normalization_stats
-
             stats = normalization_stats(canonical)
         norm = stats if isinstance(stats, NormStats) else NormStats.from_dataset(stats, channels)
         torch.manual_seed(seed)

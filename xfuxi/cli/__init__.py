@@ -1,0 +1,73 @@
+"""The ``xfuxi`` command line: ``xfuxi demo``, ``xfuxi world``, ``xfuxi train``, ...
+
+Each subcommand is a small function that parses its arguments and calls the public API.
+An error ends the command with a one-line message on stderr and a non-zero exit status (the
+traceback too with ``--debug`` or ``XFUXI_DEBUG=1``). Output stores and directories are
+written atomically and never replace anything that xfuxi did not write: an existing
+``--output`` must be empty, or an earlier xfuxi output of the same kind and ``--overwrite``
+given (see the data-safety policy, docs/safety.md).
+
+One module per command group registers its subcommands with the decorators of
+:mod:`xfuxi.cli.common` (``@command``, ``@arg``, ``@config_args``); importing it here is what
+adds its commands to ``xfuxi``. A new command goes into the module of its group (or a new
+group module imported below).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from ..options import set_options
+
+# the command groups, in the order of ``xfuxi --help``; importing one registers its commands
+from . import train, forecast, calibrate, assimilate, world, demo  # noqa: F401, I001  isort: skip
+from .common import COMMANDS, arg, command, config_args
+
+__all__ = ["arg", "command", "config_args", "main"]
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``xfuxi`` command line; returns the exit status.
+
+    A runtime error gives a one-line message on stderr and status 1 (130 when interrupted);
+    with ``--debug`` or ``XFUXI_DEBUG=1`` the exception propagates with its traceback.
+    """
+    parser = argparse.ArgumentParser(prog="xfuxi", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (or XFUXI_DEBUG=1)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=run.help, description=run.help)
+        add(p)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose + 1, 2),
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
+    if args.no_progress:
+        set_options(progress=False)
+    debug = args.debug or os.environ.get("XFUXI_DEBUG", "").strip() not in ("", "0")
+    try:
+        return int(COMMANDS[args.command][1](args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"xfuxi {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every error becomes one line, as promised
+        if debug:
+            raise
+        print(f"xfuxi {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 1

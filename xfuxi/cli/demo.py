@@ -1,0 +1,56 @@
+"""The end-to-end demonstration: ``xfuxi demo``."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from .common import OVERWRITE, arg, command
+
+__all__: list[str] = []
+
+
+@arg("--output", default="demo_output", help="folder for figures and tables")
+@arg("--test-days", type=int, default=60, help="length of the test period (days)")
+@arg("--lead-days", type=int, default=10, help="forecast length (days)")
+@arg("--n-init", type=int, default=20, help="number of initial times scored")
+@arg(
+    "--model",
+    default="fuxi-hs-t21-cascade",
+    help="pretrained model or cascade name, or checkpoint directory",
+)
+@arg("--members", type=int, default=48, help="FuXi-ENS ensemble size")
+@arg("--overwrite", **OVERWRITE)
+@command("demo", "run the whole FuXi loop on the embedded Held–Suarez world")
+def _demo(args: argparse.Namespace) -> int:
+    # torch-backed: imported when the command runs (the CLI starts without torch)
+    from ..demo import run_demo
+
+    result = run_demo(
+        args.output,
+        test_days=args.test_days,
+        lead_days=args.lead_days,
+        n_init=args.n_init,
+        model=args.model,
+        n_members=args.members,
+        overwrite=args.overwrite,
+    )
+    with pd.option_context("display.width", 160, "display.max_columns", 20,
+                           "display.precision", 3):  # fmt: skip
+        for name, table in result.tables.items():
+            if table.index.name == "lead_h":
+                # columns "system:channel": one block per channel, systems side by side
+                step = max(1, len(table) // 12)
+                channels = dict.fromkeys(str(c).split(":", 1)[1] for c in table.columns)
+                for channel in channels:
+                    block = table[[c for c in table.columns if str(c).endswith(":" + channel)]]
+                    block = block.rename(columns=lambda c: str(c).split(":", 1)[0])
+                    print(f"\n== {name}: {channel} ==")
+                    print(block.iloc[::step].to_string())
+            else:
+                print(f"\n== {name} ==")
+                print(table.to_string())
+    for name, path in result.figures.items():
+        print(f"figure {name}: {path}")
+    return 0

@@ -1,0 +1,186 @@
+"""Training commands: ``xfuxi train`` (a FuXi forecast model, issue 3) and ``xfuxi train-ens``
+(the FuXi-ENS perturbation module, issue 6)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import tempfile
+
+from ..config import field, from_arguments
+from ..training.config import PerturbationTrainConfig, TrainConfig
+from ..world.tracer_anomalies import held_suarez_tracer_anomalies
+from .common import (
+    OVERWRITE,
+    arg,
+    command,
+    config_args,
+    float_list,
+    load_model,
+    open_data,
+    spaced_init_times,
+    world_split,
+)
+
+__all__: list[str] = []
+
+
+@functools.cache
+def _train_ens_config():
+    """:class:`~xfuxi.training.config.PerturbationTrainConfig` with the defaults of
+    ``xfuxi train-ens`` (the shipped module's recipe: more iterations, smaller batches, a
+    larger learning rate, the shipped name); the Python function keeps the class's."""
+    fields = {f.name: f for f in dataclasses.fields(PerturbationTrainConfig)}
+    recipe = {"iterations": 1000, "batch_size": 2, "lr": 2e-3, "name": "fuxi-ens-hs-t21"}
+    return dataclasses.make_dataclass(
+        "TrainEnsConfig",
+        [(k, fields[k].type, field(v, help=fields[k].metadata["help"])) for k, v in recipe.items()],
+        bases=(PerturbationTrainConfig,),
+        frozen=True,
+    )
+
+
+@arg("--train", default="world", help="training data: a zarr/netCDF path, or 'world' (default)")
+@arg("--validation", default="world", help="validation data: path, 'world' or 'none'")
+@arg("--train-days", type=int, default=None, help="days of the world's train split to use")
+@arg("--validation-days", type=int, default=30, help="days of the world's validation split")
+@arg("--from-model", default=None, help="fine-tune this model (shipped name or checkpoint)")
+@arg("--set", action="append", default=[], metavar="KEY=VALUE",
+     help="override a preset argument (e.g. embed_dim=128); repeatable")  # fmt: skip
+@arg(
+    "--lead-model",
+    default=None,
+    help="frozen model that makes those forecasts (default: the --from-model)",
+)
+@arg(
+    "--tracer-anomalies",
+    type=int,
+    default=0,
+    metavar="DAYS",
+    help="add one-step samples of tracer anomalies carried by the world's flow, from a run "
+    "of this many days (xfuxi.world.tracer_anomalies; 0: none)",
+)
+@config_args(TrainConfig)
+@arg("--device", default=None, help="torch device (default: the 'device' option)")
+@arg("--out", required=True, help="checkpoint directory (resumed if it holds a matching run)")
+@command("train", "train or fine-tune a FuXi forecast model (runs under torchrun too)")
+def _cmd_train(args) -> int:
+    # torch-backed modules are imported when the command runs (the CLI starts without torch)
+    from ..models.fuxi import PRESETS
+    from ..training.forecast import train_forecast
+
+    def load(spec: str, split: str, days: int | None):
+        if spec == "none":
+            return None
+        return world_split(split, days) if spec == "world" else open_data(spec)
+
+    train = load(args.train, "train", args.train_days)
+    validation = load(args.validation, "validation", args.validation_days)
+    preset = args.preset if args.preset is not None else TrainConfig().preset
+    if args.set:
+        if preset not in PRESETS:
+            raise SystemExit(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
+        preset = dict(PRESETS[preset])
+        for item in args.set:
+            key, _, value = item.partition("=")
+            if key not in preset:
+                raise SystemExit(f"--set {item}: {key!r} is not an argument of the preset")
+            preset[key] = json.loads(value)
+    anomalies = None
+    if args.tracer_anomalies < 0:
+        raise SystemExit(f"--tracer-anomalies must be >= 0; got {args.tracer_anomalies}")
+    if args.tracer_anomalies:
+        anomalies = held_suarez_tracer_anomalies(days=args.tracer_anomalies)
+    config = from_arguments(TrainConfig, args, preset=preset)
+    model = train_forecast(
+        train, config=config, validation=validation, model=args.from_model,
+        lead_model=args.lead_model, tracer_anomalies=anomalies, checkpoint_dir=args.out,
+        device=args.device,
+    )  # fmt: skip
+    for entry in model.config["metadata"]["history"][-3:]:
+        print(json.dumps(entry))
+    print(f"model saved in {args.out}")
+    return 0
+
+
+@arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
+@arg("--train-days", type=int, default=None, help="days of the world's train split to use")
+@arg("--validation-days", type=int, default=60, help="days of the world's validation split")
+@arg("--minutes", dest="max_minutes", type=float, default=None, help="as --max-minutes")
+@config_args(_train_ens_config(), skip=("resume",))
+@arg("--calibrate", default="0.5,0.7,1,1.4,2",
+     help="inflation candidates tuned on validation data and baked in ('' to skip)")  # fmt: skip
+@arg("--calibrate-variables", default="0.7,1.4",
+     help="per-variable inflation candidates tuned after the global one ('' to skip)")  # fmt: skip
+@arg("--calibrate-steps", type=int, default=40, help="forecast steps used to calibrate")
+@arg("--device", default=None)
+@arg("--out", required=True, help="output directory of the perturbation module")
+@arg("--overwrite", **OVERWRITE)
+@command("train-ens", "train the FuXi-ENS perturbation module for a deterministic model")
+def _cmd_train_ens(args) -> int:
+    # torch-backed modules are imported when the command runs (the CLI starts without torch)
+    import torch
+
+    from ..models.ens import PerturbationVAE, save_perturbation
+    from ..training.calibration import (
+        apply_variable_inflation,
+        tune_amplitude,
+        tune_variable_inflation,
+    )
+    from ..training.ens import train_perturbation
+
+    cfg = from_arguments(_train_ens_config(), args)
+    torch.manual_seed(cfg.seed)
+    model = load_model(args.model, device=args.device)
+    train = world_split("train", args.train_days)
+    validation = world_split("validation", args.validation_days)
+    vae = PerturbationVAE(
+        model.channels, model.grid_shape, stats=model.stats, **cfg.module_options()
+    )
+    with tempfile.TemporaryDirectory() as ckpt:
+        vae, history = train_perturbation(
+            model, train, config=cfg, perturbation=vae, validation=validation,
+            checkpoint_dir=ckpt, device=args.device,
+        )  # fmt: skip
+    meta = {
+        "base_model": model.name,
+        "base_model_sha256": model.config.get("sha256"),
+        "iterations": history["iteration"][-1] if history["iteration"] else 0,
+        "members": cfg.members, "rollout": cfg.rollout, "kl_weight": cfg.kl_weight,
+        "sample": cfg.sample, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+        "train_config": cfg.to_dict(),
+        "val_crps": list(zip(history["val_iteration"], history["val_crps"])),
+    }  # fmt: skip
+    # both calibrations score 8 members from 4 validation starts over --calibrate-steps
+    times = spaced_init_times(validation, model, args.calibrate_steps, 4)
+    cands = float_list(args.calibrate)
+    if cands:
+        best, score = tune_amplitude(
+            validation, model=model, method="vae", perturbation=vae, amplitudes=cands, n=8,
+            steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1,
+        )  # fmt: skip
+        with torch.no_grad():
+            vae.log_scale.add_(math.log(best))
+        meta["inflation"] = best
+        meta["inflation_scores"] = dict(zip(map(str, cands), score.values.tolist()))
+        print(f"inflation {best:g} baked in; mean normalised CRPS by candidate: "
+              f"{meta['inflation_scores']}")  # fmt: skip
+    var_cands = float_list(args.calibrate_variables)
+    if var_cands:
+        best_var, vscore = tune_variable_inflation(
+            validation, model=model, perturbation=vae, factors=var_cands, n=8,
+            steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1,
+        )  # fmt: skip
+        apply_variable_inflation(vae, best_var)
+        meta["variable_inflation"] = best_var
+        meta["variable_inflation_scores"] = {
+            str(v): dict(zip(map(str, vscore["factor"].values.tolist()), row.tolist()))
+            for v, row in zip(vscore["variable"].values, vscore.values)
+        }  # fmt: skip
+        print(f"per-variable inflation baked in: {best_var}")
+    save_perturbation(vae, args.out, metadata=meta, overwrite=args.overwrite)
+    print(json.dumps({k: meta[k] for k in ("iterations", "val_crps")})[:2000])
+    print(f"perturbation module saved in {args.out}")
+    return 0

@@ -1,0 +1,112 @@
+"""The Held–Suarez world (issue 2): ``xfuxi world``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import xarray as xr
+
+from ..files import OutputExistsError, atomic_write_file
+from ..world.simulator import (
+    SPLITS,
+    cache_directory,
+    held_suarez,
+    held_suarez_split,
+    world_cache_path,
+    world_config,
+)
+from .common import OVERWRITE, arg, command, output_path, usage_error, write_directory, zarr_writer
+
+__all__: list[str] = []
+
+
+@arg("--split", choices=["train", "validation", "test"], default=None,
+     help="a documented split (fixed seed and start date); overrides --seed/--start")  # fmt: skip
+@arg("--days", type=int, default=None, help="days of output (default 365, or the split's)")
+@arg("--start", default="2000-01-01", help="date of the first output (default 2000-01-01)")
+@arg("--seed", type=int, default=0, help="seed of the initial perturbation (default 0)")
+@arg("--resolution", choices=["T21", "T42"], default="T21")
+@arg("--levels", default="250,500,700,850", help="pressure levels in hPa, comma-separated")
+@arg("--spinup-days", type=int, default=100, help="spin-up days before output (default 100)")
+@arg("--n-sigma-levels", type=int, default=8, help="model sigma levels (default 8)")
+@arg("--output-hours", type=int, default=6, help="output interval in hours (default 6)")
+@arg("--cache-dir", default=None, help="cache directory (default $XFUXI_CACHE or ~/.cache/xfuxi)")
+@arg("--output", default=None, help="also write a copy here (a .nc file, else a zarr store)")
+@arg("--overwrite", **OVERWRITE)
+@command("world", "generate (or read from the cache) a Held-Suarez world on pressure levels")
+def _cmd_world(args) -> int:
+    try:
+        levels = tuple(float(x) for x in args.levels.split(",") if x.strip())
+    except ValueError:
+        return usage_error("world", f"--levels must be comma-separated numbers; got "
+                            f"{args.levels!r}")  # fmt: skip
+    # the configuration is checked before the (long) run: levels, days, output path
+    world_config(
+        days=1 if args.days is None else args.days,
+        resolution=args.resolution,
+        levels=levels,
+        spinup_days=args.spinup_days,
+        n_sigma_levels=args.n_sigma_levels,
+        output_hours=args.output_hours,
+    )
+    out = None
+    if args.output and args.output.endswith(".nc"):
+        out = _world_netcdf_path(args.output, overwrite=args.overwrite)
+    elif args.output:
+        cache = str(cache_directory(args.cache_dir))
+        out = output_path(args.output, [cache], kind="world", overwrite=args.overwrite)
+    kw = dict(
+        resolution=args.resolution,
+        levels=levels,
+        spinup_days=args.spinup_days,
+        n_sigma_levels=args.n_sigma_levels,
+        output_hours=args.output_hours,
+        cache_dir=args.cache_dir,
+    )
+    if args.split is not None:
+        ds = held_suarez_split(args.split, days=args.days, **kw)
+    else:
+        days = 365 if args.days is None else args.days
+        ds = held_suarez(days=days, start=args.start, seed=args.seed, **kw)
+    config = json.loads(ds.attrs["config"])
+    cfg = {k: v for k, v in config.items() if k in world_config.__kwdefaults__}
+    print(f"Held-Suarez world {dict(ds.sizes)}, {ds.time.values[0]} .. {ds.time.values[-1]}")
+    path = world_cache_path(world_config(**cfg), args.cache_dir)
+    if not path.exists() and args.split is not None:  # sliced from the cached full split
+        full = world_config(**{**cfg, "days": SPLITS[args.split]["days"]})
+        path = world_cache_path(full, args.cache_dir)
+    print(f"cache: {path}")
+    if out is not None and out.suffix == ".nc":
+        atomic_write_file(out, lambda tmp: ds.to_netcdf(tmp))
+        print(f"wrote {out}")
+    elif out is not None:
+        write_directory(out, zarr_writer(ds), args, kind="world")
+        print(f"wrote {out}")
+    return 0
+
+
+def _world_netcdf_path(output: str, *, overwrite: bool) -> Path:
+    """The absolute ``--output`` netCDF file of ``xfuxi world``: new, or (with
+    ``overwrite``) a world file that xfuxi wrote (its attrs say so)."""
+    out = Path(os.path.abspath(output))
+    if not os.path.lexists(out):
+        return out
+    if not overwrite:
+        raise OutputExistsError(
+            f"{out} exists; pass --overwrite to replace a world file xfuxi wrote"
+        )
+    own = False
+    if out.is_file() and not out.is_symlink():
+        try:
+            with xr.open_dataset(out) as old:
+                own = "xfuxi_version" in old.attrs and "config" in old.attrs
+        except Exception:  # noqa: BLE001 - anything unreadable is not xfuxi's world
+            own = False
+    if not own:
+        raise OutputExistsError(
+            f"{out} exists and is not a world file that xfuxi wrote; xfuxi never replaces "
+            "files it did not create: choose another output path"
+        )
+    return out
