@@ -76,7 +76,7 @@ def test_loaded_model_rejects_other_channels_or_grid(tmp_path):
     with pytest.raises(SchemaError, match="surface_pressure"):
         xfuxi.forecast(ds, model=model, steps=1)
     ds["surface_pressure"] = ds.temperature.isel(level=0, drop=True)
-    with pytest.raises(SchemaError, match="level 850"):
+    with pytest.raises(SchemaError, match="at 850 hPa"):
         xfuxi.forecast(ds, model=model, steps=1)
     ds = xr.concat([ds, ds.assign_coords(level=[850])], "level", data_vars="minimal")
     ds = ds.assign_coords(level=[500, 850])
