@@ -6,8 +6,8 @@ forward+backward (the gradient with respect to the input, as 4DVar needs it):
 
 * the FLOPs of one step, counted by ``torch.utils.flop_counter`` and by hand from the
   architecture (:func:`flops_by_hand`; the two must agree to 0.1 %);
-* the achieved FLOP/s divided by the FLOP/s of a large float32 matrix product (4096²)
-  measured in the same run, between the repeats;
+* the achieved FLOP/s divided by the FLOP/s of a large matrix product (2048² by default,
+  ``--matmul-size``) measured in the same run, between the repeats;
 * with ``--before FILE`` (``xfuxi/models/fuxi.py`` of an older version, e.g. from
   ``git show main:xfuxi/models/fuxi.py > /tmp/fuxi_before.py``), the same network built from
   that file with the same weights, timed interleaved with the current one (median and
@@ -85,20 +85,22 @@ def _load_before(path: str) -> Any:
     return module
 
 
+#: the clock: wall time, or the CPU time of this process (``--clock cpu``; with one thread
+#: it is far less sensitive to other processes on a shared machine)
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter
+
+
 def _matmul_gflops(a: torch.Tensor, sync: Any) -> float:
-    sync()
-    t = time.perf_counter()
-    a @ a
-    sync()
-    return 2 * a.shape[0] ** 3 / (time.perf_counter() - t) / 1e9
+    return 2 * a.shape[0] ** 3 / _time(lambda: a @ a, sync) / 1e9
 
 
 def _time(fn: Any, sync: Any) -> float:
     sync()
-    t = time.perf_counter()
+    t = _clock()
     fn()
     sync()
-    return time.perf_counter() - t
+    return _clock() - t
 
 
 def _count(fn: Any) -> int:
@@ -204,6 +206,10 @@ def main() -> None:
         action="store_true",
         help="recompute the transformer blocks in the backward pass (large presets)",
     )
+    p.add_argument(
+        "--clock", default="wall", choices=sorted(CLOCK), help="cpu: process CPU time (CPU only)"
+    )
+    p.add_argument("--matmul-size", type=int, default=2048, help="n of the n×n peak matmul")
     p.add_argument("--out", default=str(HERE / "results" / "efficiency.json"))
     args = p.parse_args()
     sys.path.insert(0, str(HERE.parent))
@@ -213,12 +219,14 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    global _clock
+    _clock = CLOCK[args.clock]
     dtype = getattr(torch, args.dtype)
     device = args.device
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     before = _load_before(args.before) if args.before else None
     torch.manual_seed(0)
-    mm = torch.randn(4096, 4096, device=device, dtype=dtype)
+    mm = torch.randn(args.matmul_size, args.matmul_size, device=device, dtype=dtype)
     cases: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
     shipped = load_model("fuxi-hs-t21")
     ship_cfg = dict(shipped.net.config)
@@ -238,12 +246,14 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "device": device,
         "dtype": args.dtype,
+        "clock": args.clock,
         "cpus": os.cpu_count(),
         "load_1min_start": os.getloadavg()[0],
         "rows": [],
     }
     print(
         f"device {device}, dtype {args.dtype}, torch threads {torch.get_num_threads()}, "
+        f"clock {args.clock}, "
         f"load {os.getloadavg()[0]:.1f}"
     )
     head = (
