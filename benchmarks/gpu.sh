@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu.sh            # results in benchmarks/results/gpu-*.json
 #
-# 1. FLOP efficiency (FLOPs by torch.utils.flop_counter and by hand, against a 4096² matmul
+# 1. FLOP efficiency (FLOPs by torch.utils.flop_counter and by hand, against an 8192² matmul
 #    measured in the same run) of the shipped model, a wider preset and the paper preset at
 #    the paper's 0.25° grid (720 x 1440, batch 1, random weights), forward and
 #    forward+backward (the 4DVar gradient: dJ/dx through the model), float32 and bfloat16,
@@ -22,9 +22,9 @@ fi
 "$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
 mkdir -p benchmarks/results
 for dtype in float32 bfloat16; do
-    "$PY" benchmarks/bench_efficiency.py --device cuda --dtype "$dtype" --repeat 5 \
+    "$PY" benchmarks/bench_efficiency.py --device cuda --dtype "$dtype" --repeat 5 --matmul-size 8192 \
         --cases shipped,wide --batches 1,48 --out "benchmarks/results/gpu-efficiency-$dtype.json"
-    "$PY" benchmarks/bench_efficiency.py --device cuda --dtype "$dtype" --repeat 3 \
+    "$PY" benchmarks/bench_efficiency.py --device cuda --dtype "$dtype" --repeat 3 --matmul-size 8192 \
         --cases paper --grid 720,1440 --batches 1 --checkpoint \
         --out "benchmarks/results/gpu-efficiency-paper-$dtype.json"
 done
