@@ -181,3 +181,35 @@ def test_periodic_conv_equals_the_explicitly_padded_convolution(stride):
     # periodic in longitude: a shift of the input by the stride shifts the output by one
     shifted = conv(torch.roll(x.detach(), stride, -1))
     torch.testing.assert_close(shifted, torch.roll(got.detach(), 1, -1), rtol=1e-6, atol=1e-6)
+
+
+# --- issue 27 item 1: the faster paths give the reference values -------------------------------
+
+
+def test_fused_attention_equals_explicit_attention():
+    """scaled_dot_product_attention (q pre-normalised, temperature folded in, position bias
+    and shift mask as attn_mask) equals the explicit softmax(QKᵀ + bias)V to 1e-5."""
+    torch.manual_seed(1)
+    for shift in (False, True):
+        blk = SwinV2Block(16, (4, 8), (2, 4), 2, shift=shift)
+        with torch.no_grad():
+            blk.attn.logit_scale.uniform_(0.5, 5.0)  # different temperatures per head
+        x = torch.randn(3, 4, 8, 16)
+        blk.attn.fused = False
+        ref = blk(x)
+        blk.attn.fused = True
+        got = blk(x)
+        assert blk.attn_mask is not None or not shift
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_matrix_product_embedding_and_up_block_equal_the_convolutions():
+    """The cube embedding and the Up Block's transposed convolution, computed as matrix
+    products on token tensors, equal the Conv3d / ConvTranspose2d modules they stand for."""
+    net = _tiny(3, (8, 16))
+    x = torch.randn(2, 2, 3, *net.padded)
+    ref = net.embed(x.transpose(1, 2)).squeeze(2).permute(0, 2, 3, 1)
+    torch.testing.assert_close(net._embed(x), ref, rtol=1e-5, atol=1e-5)
+    t = torch.randn(2, 2, 4, 2 * net.embed_dim)
+    ref = net.up.conv(t.permute(0, 3, 1, 2))
+    torch.testing.assert_close(net._up(t), ref, rtol=1e-5, atol=1e-5)

@@ -206,27 +206,49 @@ class WindowAttentionV2(nn.Module):
         self.register_buffer("coords_table", table, persistent=False)
         self.register_buffer("position_index", index.reshape(-1), persistent=False)
         self.register_buffer("logit_max", torch.tensor(math.log(100.0)), persistent=False)
+        #: ``torch.nn.functional.scaled_dot_product_attention`` (True), the explicit
+        #: softmax(QKᵀ + bias)V (False; also what ONNX export traces), or None: fused on
+        #: accelerators, explicit on the CPU, where the fused kernel with an additive mask
+        #: measured no faster (benchmarks/bench_efficiency.py). Same values to float32
+        #: rounding.
+        self.fused: bool | None = None
+
+    def position_bias(self) -> torch.Tensor:
+        """The continuous relative position bias ``16·sigmoid(MLP(coords))``: (heads, N, N)."""
+        n = self.window[0] * self.window[1]
+        rpb = self.cpb_mlp(self.coords_table)[self.position_index]  # (N*N, heads)
+        return 16 * torch.sigmoid(rpb.reshape(n, n, -1).permute(2, 0, 1))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         # x: (B*nW, N, D); mask: (nW, N, N) of 0 / -inf, or None
         bw, n, d = x.shape
         bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias).reshape(bw, n, 3, self.num_heads, -1)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        attn = _unit(q) @ _unit(k).transpose(-2, -1)  # cosine similarity
         # clamp at log(100) (written with minimum, which exports to plain ONNX Min)
         scale = torch.minimum(self.logit_scale, self.logit_max).exp()
-        attn = attn * scale
-        rpb = self.cpb_mlp(self.coords_table)[self.position_index]  # (N*N, heads)
-        rpb = 16 * torch.sigmoid(rpb.reshape(n, n, -1).permute(2, 0, 1))
-        attn = attn + rpb.unsqueeze(0)
+        # the position bias plus the shift mask, added in one pass: (nW, heads, N, N)
+        add = self.position_bias()
+        nw = 1
         if mask is not None:
             nw = mask.shape[0]
-            attn = attn.view(bw // nw, nw, self.num_heads, n, n) + mask[None, :, None]
-            attn = attn.view(bw, self.num_heads, n, n)
-        attn = attn.softmax(dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(bw, n, d)
-        return self.proj(out)
+            add = add + mask[:, None]
+        shape = (bw // nw, nw, self.num_heads, n, -1)
+        # cosine similarity: the dot product of unit vectors (q and k normalised together,
+        # along their contiguous last axis); the learned temperature is folded into q
+        # (N·d products instead of N·N)
+        qk = _unit(qkv[:, :, :2])
+        q = (qk[:, :, 0] * scale.view(-1, 1)).transpose(1, 2).reshape(shape)
+        k = qk[:, :, 1].transpose(1, 2).reshape(shape)
+        v = qkv[:, :, 2].transpose(1, 2)
+        v = v.reshape(shape)
+        fused = x.device.type != "cpu" if self.fused is None else self.fused
+        if fused and not torch.onnx.is_in_onnx_export():
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=add, scale=1.0)
+        else:
+            attn = torch.softmax(q @ k.transpose(-2, -1) + add, dim=-1)
+            out = attn @ v
+        out = out.reshape(bw, self.num_heads, n, -1)
+        return self.proj(out.transpose(1, 2).reshape(bw, n, d))
 
 
 class SwinV2Block(nn.Module):
@@ -431,16 +453,17 @@ class FuXiNet(nn.Module):
         b = x.shape[0]
         h, w = self.grid
         x = self._pad(x.flatten(1, 2)).unflatten(1, (2, self.in_channels))
-        x = self.embed(x.transpose(1, 2)).squeeze(2)  # (B, D, H/ph, W/pw)
-        x = self.embed_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        skip = self.down(x)
+        x = self.embed_norm(self._embed(x))  # (B, H/ph, W/pw, D)
+        # the convolutional blocks run on channels-last tensors (B, D, h, w) whose memory is
+        # the token layout (B, h, w, D): no copies between them and the transformer
+        skip = self.down(x.permute(0, 3, 1, 2))
         t = skip.permute(0, 2, 3, 1)
         for blk in self.blocks:
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 t = checkpoint(blk, t, use_reentrant=False)
             else:
                 t = blk(t)
-        x = self.up(torch.cat([skip, t.permute(0, 3, 1, 2)], dim=1))
+        x = self.up.res(self._up(torch.cat([skip.permute(0, 2, 3, 1), t], dim=-1)))
         x = self.head(x.permute(0, 2, 3, 1))  # (B, h', w', C*ph*pw)
         ph, pw = self.patch_size
         hp, wp = x.shape[1], x.shape[2]
@@ -448,6 +471,41 @@ class FuXiNet(nn.Module):
         x = x.reshape(b, self.in_channels, hp * ph, wp * pw)
         top = (self.padded[0] - h) // 2
         return x[:, :, top : top + h, :w]
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Cube embedding of padded ``(B, 2, C, H, W)`` to tokens ``(B, H/ph, W/pw, D)``.
+
+        Kernel and stride of the Conv3d are equal, so it is one matrix product of the
+        flattened (patch row, patch column, time, channel) cubes with the kernel flattened in
+        that order (same values to float32 rounding, without the 3-D convolution's im2col
+        and layout copies).
+        """
+        if torch.onnx.is_in_onnx_export():
+            return self.embed(x.transpose(1, 2)).squeeze(2).permute(0, 2, 3, 1)
+        b, _, c, hp, wp = x.shape
+        ph, pw = self.patch_size
+        cubes = x.flatten(1, 2).permute(0, 2, 3, 1)  # (B, H, W, 2·C)
+        cubes = cubes.reshape(b, hp // ph, ph, wp // pw, pw, 2 * c).transpose(2, 3)
+        cubes = cubes.reshape(b, hp // ph, wp // pw, ph * pw * 2 * c)
+        weight = self.embed.weight.permute(0, 3, 4, 2, 1).reshape(self.embed_dim, -1)
+        return F.linear(cubes, weight, self.embed.bias)
+
+    def _up(self, t: torch.Tensor) -> torch.Tensor:
+        """The Up Block's 2×2 stride-2 transposed convolution on tokens ``(B, h, w, 2D)``.
+
+        Returns channels-last ``(B, D, 2h, 2w)``. Kernel and stride are equal, so each
+        token is mapped by one matrix product to its 2×2 output pixels (same values to
+        float32 rounding).
+        """
+        conv = self.up.conv
+        if torch.onnx.is_in_onnx_export():
+            return conv(t.permute(0, 3, 1, 2))
+        b, h, w, _ = t.shape
+        d = self.embed_dim
+        weight = conv.weight.reshape(2 * d, d * 4)  # (in, out·2·2)
+        y = (t @ weight).view(b, h, w, d, 2, 2).permute(0, 1, 4, 2, 5, 3)
+        y = y.reshape(b, 2 * h, 2 * w, d) + conv.bias
+        return y.permute(0, 3, 1, 2)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         h, w = self.grid
