@@ -44,6 +44,12 @@ weights : {"area"}, DataArray or None, default "area"
 skipna : bool, default False
     Skip NaN in the averaging (their weight is dropped). With ``False`` any NaN gives
     NaN.""",
+    "skipna_ensemble": """\
+skipna : bool, default False
+    ``True``: score each point over its valid (non-NaN) members only, the member count
+    being the number of valid members there (a point with none, or with a NaN truth, is
+    NaN and then skipped in the averaging, its weight dropped). ``False``: any NaN gives
+    NaN. See the missing-data rules in the documentation (docs/verification.md).""",
     "keep_attrs": """\
 keep_attrs : bool, default False
     Keep the forecast's attributes.""",

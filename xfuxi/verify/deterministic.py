@@ -183,10 +183,20 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
     else:
         clim = climatology
     if isinstance(fc, xr.Dataset):
-        missing = [v for v in fc.data_vars if v not in clim.data_vars]
+        # WeatherBench2's climatology stores name the mean of ``v`` ``v_mean``
+        renames = {
+            f"{v}_mean": v
+            for v in fc.data_vars
+            if v not in clim.data_vars and f"{v}_mean" in clim.data_vars
+        }
+        missing = [v for v in fc.data_vars if v not in clim.data_vars and v not in renames.values()]
         if missing:
-            raise ValueError(f"climatology lacks variable(s) {missing}")
-        clim = clim[list(fc.data_vars)]
+            raise ValueError(
+                f"climatology lacks variable(s) {missing} (looked for each as itself and as "
+                "'<name>_mean')"
+            )
+        clim = clim[[*renames, *(v for v in fc.data_vars if v not in renames.values())]]
+        clim = clim.rename(renames)[list(fc.data_vars)]
     clim = clim.drop_vars([c for c in clim.coords if c not in clim.dims], errors="ignore")
     return conform(clim, fc, name="climatology")
 
@@ -205,6 +215,8 @@ def acc(
         Climatology with dims ``hour`` (and optionally ``dayofyear``) plus any of
         level/latitude/longitude, or one already aligned to the valid times. It must cover
         the forecast's grid exactly (the same values on every dim it has, in any order).
+        A variable ``v`` may be named ``v`` or ``v_mean`` (WeatherBench2's climatology
+        stores).
     dim : str or list of str, optional
         Dimensions to reduce; ``None`` (default) reduces all. The correlation is taken over
         the reduced dims other than ``time``, then averaged over ``time`` if reduced.

@@ -10,6 +10,7 @@ in the documentation, docs/design.md (Verification).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping
 
 import numpy as np
@@ -106,9 +107,7 @@ def crps(
     fair : bool, default True
         ``True``: unbiased ("fair") spread term; ``False``: the standard estimator.
     {{weights}}
-    skipna : bool, default False
-        Skip NaN in the averaging over ``dim``. A NaN member or truth always gives NaN at
-        that point.
+    {{skipna_ensemble}}
     {{keep_attrs}}
 
     Returns
@@ -128,6 +127,7 @@ def crps(
     estimator (Ferro 2014; used by WeatherBench2 and FuXi-ENS) and ``D = M²`` for the
     standard one (Gneiting & Raftery 2007; ``properscoring.crps_ensemble``). This costs
     O(M log M) per point. With one member the spread term is 0 and CRPS equals the MAE.
+    With ``skipna=True``, ``M`` is the number of valid members at each point.
     {{reduction}}
 
     Examples
@@ -143,12 +143,31 @@ def crps(
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         dtype = np.result_type(f.dtype, np.float32)
-        return _over_members(crps_ensemble_kernel, f, t, mdim, dtype, fair=fair)
+        return _over_members(crps_ensemble_kernel, f, t, mdim, dtype, fair=fair, skipna=skipna)
 
     out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna)
     attrs = {"metric": "crps", "estimator": "fair" if fair else "standard",
              "members": int(fc.sizes[mdim])}  # fmt: skip
     return finish_score(out, forecast, keep_attrs, attrs)
+
+
+def member_variance(forecast: XarrayObj, mdim: str, *, skipna: bool = False) -> XarrayObj:
+    """Unbiased (ddof=1) variance over ``mdim``; 0 for one (valid) member, NaN for none.
+
+    With ``skipna`` each point uses its valid members only; warns for a one-member ensemble.
+    """
+    m = forecast.sizes[mdim]
+    if m == 1:
+        warnings.warn(
+            f"the ensemble has one member along {mdim!r}: its spread is 0", UserWarning,
+            stacklevel=3,
+        )  # fmt: skip
+        return (forecast - forecast).sum(mdim, skipna=False)
+    var = forecast.var(mdim, ddof=1, skipna=skipna)
+    if skipna:
+        # one valid member: 0 (the ddof=1 variance would be 0/0)
+        var = var.where(forecast.count(mdim) != 1, 0.0)
+    return var
 
 
 @fill_doc
@@ -161,11 +180,13 @@ def spread(
     Parameters
     ----------
     forecast : Dataset or DataArray
-        Ensemble forecast with at least two members.
+        Ensemble forecast.
     dim : str or list of str, optional
         Dimensions to reduce besides the ensemble; ``None`` (default) reduces all.
     {{member_dim}}
-    {{reduce_options}}
+    {{weights}}
+    {{skipna_ensemble}}
+    {{keep_attrs}}
 
     Returns
     -------
@@ -175,14 +196,20 @@ def spread(
     Raises
     ------
     ValueError
-        If there is no ensemble dimension or it has fewer than two members, or the weights
-        are invalid.
+        If there is no ensemble dimension, or the weights are invalid.
+
+    Warns
+    -----
+    UserWarning
+        For a one-member ensemble (its spread is 0).
 
     Notes
     -----
     spread = √(time mean of the area-weighted mean of the unbiased member variance), the
     same ordering as :func:`~xfuxi.rmse` so that spread and ensemble-mean RMSE are
-    comparable. Defined in the documentation, docs/design.md (Verification).
+    comparable. The variance of one (valid) member is 0, as in WeatherBench2 and as the
+    spread term of the CRPS (a deterministic forecast has no spread); of none, NaN.
+    Defined in the documentation, docs/verification.md.
 
     Examples
     --------
@@ -192,10 +219,8 @@ def spread(
     """
     mdim = ensemble_dim(forecast, member_dim)
     m = forecast.sizes[mdim]
-    if m < 2:
-        raise ValueError(f"spread needs at least 2 members along {mdim!r}; got {m}")
     _check_dim(dim, mdim)
-    var = forecast.var(mdim, ddof=1, skipna=False)
+    var = member_variance(forecast, mdim, skipna=skipna)
     out = np.sqrt(reduce_score(var, dim, weights, skipna))
     return finish_score(out, forecast, keep_attrs, {"metric": "spread", "members": int(m)})
 
@@ -224,8 +249,8 @@ def ensemble_mean_rmse(
 
     Notes
     -----
-    :func:`~xfuxi.rmse` applied to the mean over members. Defined in the documentation,
-    docs/design.md (Verification).
+    :func:`~xfuxi.rmse` applied to the mean over members (over the valid members with
+    ``skipna=True``). Defined in the documentation, docs/verification.md.
 
     Examples
     --------
@@ -234,7 +259,7 @@ def ensemble_mean_rmse(
     0.0
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
-    mean = fc.mean(mdim, skipna=False)
+    mean = fc.mean(mdim, skipna=skipna)
     out = rmse(mean, tr, dim=dim, weights=weights, skipna=skipna)
     attrs = {"metric": "ensemble_mean_rmse", "members": int(fc.sizes[mdim])}
     return finish_score(out, forecast, keep_attrs, attrs)
@@ -251,7 +276,6 @@ def spread_skill_ratio(
     Parameters
     ----------
     {{ensemble_truth}}
-        The forecast needs at least two members.
     dim, member_dim, weights, skipna, keep_attrs
         As :func:`crps`.
     correction : bool, default False
@@ -266,12 +290,12 @@ def spread_skill_ratio(
     Raises
     ------
     {{raises_ensemble}}
-        Also if there are fewer than two members.
 
     Notes
     -----
     :func:`spread` / :func:`ensemble_mean_rmse`, both with the same weighting and time
-    ordering. For a perfect ensemble of M members the expected squared error of the mean is
+    ordering; with ``skipna=True`` both leave out the points where the truth is missing,
+    so that they cover the same points. For a perfect ensemble of M members the expected squared error of the mean is
     ``(M+1)/M`` times the expected variance, hence the optional correction. Defined in the
     documentation, docs/design.md (Verification).
 
@@ -287,6 +311,8 @@ def spread_skill_ratio(
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     m = fc.sizes[mdim]
     kw = {"dim": dim, "member_dim": mdim, "weights": weights, "skipna": skipna}
+    if skipna:
+        fc = fc.where(tr.notnull())
     s = spread(fc, **kw)
     e = ensemble_mean_rmse(fc, tr, **kw)
     out = s / e
@@ -300,14 +326,14 @@ def spread_skill_ratio(
 def _check_threshold_units(obj: xr.DataArray, name: str, units: str | None) -> None:
     if units is None:
         return
-    from ..data.schema import _same_unit
+    from ..data.schema import same_unit
 
     have = obj.attrs.get("units")
     if have is None:
         raise ValueError(
             f"threshold is in {units!r} but {name!r} has no 'units' attribute to check against"
         )
-    if not (_same_unit(str(have), units) or _same_unit(units, str(have))):
+    if not (same_unit(str(have), units) or same_unit(units, str(have))):
         raise ValueError(
             f"threshold is in {units!r} but {name!r} is in {have!r}; convert the threshold"
         )
@@ -353,7 +379,9 @@ def brier_score(
     -----
     ``BS = (p − o)²`` with ``p`` the fraction of members above the threshold and ``o`` 1
     where the truth is above it. The debiased form is ``(p − o)² − p(1 − p)/(M − 1)``
-    (Ferro 2014, eq. 8). A NaN member or truth gives NaN.
+    (Ferro 2014, eq. 8). A NaN truth gives NaN; a NaN member gives NaN, or with
+    ``skipna=True`` ``p`` and ``M`` count the valid members only (the fair form is NaN
+    where fewer than two are valid).
     {{reduction}}
 
     Examples
@@ -380,11 +408,14 @@ def brier_score(
             if "units" in thr.attrs:
                 _check_threshold_units(f, str(name), str(thr.attrs["units"]))
             thr = conform(thr, f, name="threshold", new_dims=True)
-        p = (f > thr).where(f.notnull()).mean(mdim, skipna=False)
+        p = (f > thr).where(f.notnull()).mean(mdim, skipna=skipna)
         o = (t > thr).where(t.notnull())
         bs = (p - o) ** 2
         if fair:
-            bs = bs - p * (1 - p) / (m - 1)
+            n = f.count(mdim) if skipna else m
+            bs = bs - p * (1 - p) / (n - 1)
+            if skipna:
+                bs = bs.where(n > 1)
         return bs
 
     out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna)
