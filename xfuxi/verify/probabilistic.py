@@ -295,9 +295,9 @@ def spread_skill_ratio(
     -----
     :func:`spread` / :func:`ensemble_mean_rmse`, both with the same weighting and time
     ordering; with ``skipna=True`` both leave out the points where the truth is missing,
-    so that they cover the same points. For a perfect ensemble of M members the expected squared error of the mean is
-    ``(M+1)/M`` times the expected variance, hence the optional correction. Defined in the
-    documentation, docs/design.md (Verification).
+    so that they cover the same points. For a perfect ensemble of M members the expected
+    squared error of the mean is ``(M+1)/M`` times the expected variance, hence the
+    optional correction. Defined in the documentation, docs/verification.md.
 
     Examples
     --------
