@@ -17,9 +17,12 @@ from .probabilistic import (
     spread,
     spread_skill_ratio,
 )
+from .regions import REGIONS, Region
 from .weights import align_valid_time, area_weights, valid_time
 
 __all__ = [
+    "REGIONS",
+    "Region",
     "acc",
     "ageostrophic_wind",
     "align_valid_time",

@@ -19,6 +19,7 @@ documentation, docs/design.md (Verification).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -33,10 +34,10 @@ from .weights import (
     prepare_pair,
     reduce_score,
     reduced_dims,
+    region_weights,
     time_split,
     valid_time,
     weighted_mean,
-    weights_for,
 )
 
 __all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology"]
@@ -83,10 +84,10 @@ def _error_score(
 
     def score(
         forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, weights: Weights = "area",
-        skipna: bool = False, keep_attrs: bool = False,
+        region: Any = None, skipna: bool = False, keep_attrs: bool = False,
     ) -> XarrayObj:  # fmt: skip
         fc, tr = prepare_pair(forecast, truth)
-        out = reduce_score(error(fc - tr), dim, weights, skipna)
+        out = reduce_score(error(fc - tr), dim, weights, skipna, region)
         return finish_score(out, forecast, keep_attrs, {"metric": name})
 
     score.__name__ = score.__qualname__ = name
@@ -130,7 +131,7 @@ bias = _error_score(
 @fill_doc
 def rmse(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, weights: Weights = "area",
-    skipna: bool = False, keep_attrs: bool = False,
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Root mean squared error: square root of the time mean of the area-weighted MSE.
 
@@ -161,7 +162,8 @@ def rmse(
     >>> float(rmse(fc, fc * 0, dim=["time", "x"]))  # sqrt((9 + 0) / 2), not (3 + 0) / 2
     2.1213203435596424
     """
-    out = mse(forecast, truth, dim=dim, weights=weights, skipna=skipna, keep_attrs=keep_attrs)
+    out = mse(forecast, truth, dim=dim, weights=weights, region=region, skipna=skipna,
+              keep_attrs=keep_attrs)  # fmt: skip
     attrs = dict(out.attrs, metric="rmse")
     out = np.sqrt(out)
     out.attrs = attrs
@@ -204,7 +206,7 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
 @fill_doc
 def acc(
     forecast: XarrayObj, truth: XarrayObj, /, climatology: XarrayObj, *, dim: Dim = None,
-    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Anomaly correlation coefficient against a climatology matched by day of year and hour.
 
@@ -251,7 +253,7 @@ def acc(
     clim = _climatology_at(climatology, fc)
     fa, ta = fc - clim, tr - clim
     inner, outer = time_split(reduced_dims(fa, dim))
-    w = weights_for(fa, inner, weights)
+    w = region_weights(fa, inner, weights, region)
     if skipna:
         valid = fa.notnull() & ta.notnull()
         fa, ta = fa.where(valid), ta.where(valid)

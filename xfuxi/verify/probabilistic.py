@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -28,6 +29,7 @@ from .weights import (
     prepare_pair,
     reduce_score,
     reduced_dims,
+    region_weights,
 )
 
 __all__ = [
@@ -93,7 +95,8 @@ def _over_members(
 @fill_doc
 def crps(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    fair: bool = True, weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    fair: bool = True, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Continuous ranked probability score of an ensemble, fair estimator by default.
 
@@ -107,6 +110,7 @@ def crps(
     fair : bool, default True
         ``True``: unbiased ("fair") spread term; ``False``: the standard estimator.
     {{weights}}
+    {{region}}
     {{skipna_ensemble}}
     {{keep_attrs}}
 
@@ -145,7 +149,7 @@ def crps(
         dtype = np.result_type(f.dtype, np.float32)
         return _over_members(crps_ensemble_kernel, f, t, mdim, dtype, fair=fair, skipna=skipna)
 
-    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna)
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
     attrs = {"metric": "crps", "estimator": "fair" if fair else "standard",
              "members": int(fc.sizes[mdim])}  # fmt: skip
     return finish_score(out, forecast, keep_attrs, attrs)
@@ -173,7 +177,7 @@ def member_variance(forecast: XarrayObj, mdim: str, *, skipna: bool = False) -> 
 @fill_doc
 def spread(
     forecast: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Ensemble spread: area-weighted RMS of the member standard deviation (ddof=1).
 
@@ -185,6 +189,7 @@ def spread(
         Dimensions to reduce besides the ensemble; ``None`` (default) reduces all.
     {{member_dim}}
     {{weights}}
+    {{region}}
     {{skipna_ensemble}}
     {{keep_attrs}}
 
@@ -221,21 +226,21 @@ def spread(
     m = forecast.sizes[mdim]
     _check_dim(dim, mdim)
     var = member_variance(forecast, mdim, skipna=skipna)
-    out = np.sqrt(reduce_score(var, dim, weights, skipna))
+    out = np.sqrt(reduce_score(var, dim, weights, skipna, region))
     return finish_score(out, forecast, keep_attrs, {"metric": "spread", "members": int(m)})
 
 
 @fill_doc
 def ensemble_mean_rmse(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """RMSE of the ensemble mean.
 
     Parameters
     ----------
     {{ensemble_truth}}
-    dim, member_dim, weights, skipna, keep_attrs
+    dim, member_dim, weights, region, skipna, keep_attrs
         As :func:`crps`.
 
     Returns
@@ -260,7 +265,7 @@ def ensemble_mean_rmse(
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     mean = fc.mean(mdim, skipna=skipna)
-    out = rmse(mean, tr, dim=dim, weights=weights, skipna=skipna)
+    out = rmse(mean, tr, dim=dim, weights=weights, region=region, skipna=skipna)
     attrs = {"metric": "ensemble_mean_rmse", "members": int(fc.sizes[mdim])}
     return finish_score(out, forecast, keep_attrs, attrs)
 
@@ -268,7 +273,7 @@ def ensemble_mean_rmse(
 @fill_doc
 def spread_skill_ratio(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    correction: bool = False, weights: Weights = "area", skipna: bool = False,
+    correction: bool = False, weights: Weights = "area", region: Any = None, skipna: bool = False,
     keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Spread–skill ratio: ensemble spread over the RMSE of the ensemble mean.
@@ -276,7 +281,7 @@ def spread_skill_ratio(
     Parameters
     ----------
     {{ensemble_truth}}
-    dim, member_dim, weights, skipna, keep_attrs
+    dim, member_dim, weights, region, skipna, keep_attrs
         As :func:`crps`.
     correction : bool, default False
         Multiply the spread by ``√((M+1)/M)`` (finite-ensemble correction, GenCast).
@@ -310,7 +315,7 @@ def spread_skill_ratio(
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     m = fc.sizes[mdim]
-    kw = {"dim": dim, "member_dim": mdim, "weights": weights, "skipna": skipna}
+    kw = {"dim": dim, "member_dim": mdim, "weights": weights, "region": region, "skipna": skipna}
     if skipna:
         fc = fc.where(tr.notnull())
     s = spread(fc, **kw)
@@ -344,7 +349,7 @@ def brier_score(
     forecast: XarrayObj, truth: XarrayObj, /, *,
     threshold: float | xr.DataArray | Mapping[Hashable, float | xr.DataArray],
     units: str | None = None, dim: Dim = None, member_dim: str | None = None, fair: bool = False,
-    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Brier score of the event "value exceeds ``threshold``" from ensemble member fractions.
 
@@ -357,7 +362,7 @@ def brier_score(
         variable of a Dataset.
     units : str, optional
         Units of the threshold; checked against each variable's ``units`` attribute.
-    dim, member_dim, weights, skipna, keep_attrs
+    dim, member_dim, weights, region, skipna, keep_attrs
         As :func:`crps`.
     fair : bool, default False
         Use the debiased ensemble Brier score (Ferro 2014) that estimates the score of an
@@ -418,7 +423,7 @@ def brier_score(
                 bs = bs.where(n > 1)
         return bs
 
-    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna)
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
     attrs = {"metric": "brier_score", "estimator": "fair" if fair else "standard",
              "members": int(m)}  # fmt: skip
     return finish_score(out, forecast, keep_attrs, attrs)
@@ -432,6 +437,9 @@ def rank_histogram(
     *,
     dim: Dim = None,
     member_dim: str | None = None,
+    bins: int | None = None,
+    region: Any = None,
+    skipna: bool = False,
     seed: int | None = 0,
 ) -> XarrayObj:
     """Rank histogram (Talagrand diagram): counts of the truth's rank among the members.
@@ -442,6 +450,15 @@ def rank_histogram(
     dim : str or list of str, optional
         Dimensions to count over; ``None`` (default) counts over all.
     {{member_dim}}
+    bins : int, optional
+        Number of bins ``B``, 1 to M + 1; ``None`` (default): M + 1, one per rank. Rank
+        ``r`` (of M + 1) falls in bin ``⌊r B / (M + 1)⌋``: equal bins when ``B`` divides
+        ``M + 1``.
+    {{region}}
+    skipna : bool, default False
+        ``False``: points where a member or the truth is NaN are not counted. ``True``:
+        a point with ``n ≥ 1`` valid members counts its rank ``r`` among them in bin
+        ``⌊r B / (n + 1)⌋``; points with a NaN truth or no valid member are not counted.
     seed : int or None, default 0
         Seed for breaking ties at random (reproducible by default; with dask, for the same
         chunking).
@@ -449,17 +466,18 @@ def rank_histogram(
     Returns
     -------
     Dataset or DataArray
-        Counts on a new dimension ``rank`` = 0..M (rank 0: truth below every member).
-        Points where a member or the truth is NaN are not counted.
+        Counts on a new dimension ``rank`` = 0..B − 1 (rank 0: truth below every member).
 
     Raises
     ------
     {{raises_ensemble}}
+        Also if ``bins`` is not between 1 and M + 1.
 
     Notes
     -----
     The rank is the number of members below the truth; ties between the truth and members
-    are broken uniformly at random (Hamill 2001). Unweighted counts.
+    are broken uniformly at random (Hamill 2001). Unweighted counts (within the region).
+    Defined in the documentation, docs/verification.md.
 
     Examples
     --------
@@ -469,6 +487,9 @@ def rank_histogram(
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     m = fc.sizes[mdim]
+    nbins = m + 1 if bins is None else int(bins)
+    if not 1 <= nbins <= m + 1:
+        raise ValueError(f"bins must be between 1 and M + 1 = {m + 1} (members: {m}); got {bins}")
 
     def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         # a generator per call: thread-safe under dask, reproducible for the same chunks
@@ -476,16 +497,22 @@ def rank_histogram(
         below = (x < y[..., None]).sum(-1)
         ties = (x == y[..., None]).sum(-1)
         r = below + np.floor(rng.random(below.shape) * (ties + 1)).astype(below.dtype)
-        bad = np.isnan(x).any(-1) | np.isnan(y)
-        return np.where(bad, -1, r)
+        n = (~np.isnan(x)).sum(-1)
+        bad = ((n == 0) if skipna else (n < m)) | np.isnan(y)
+        b = (r * nbins) // np.maximum(n + 1, 1)
+        return np.where(bad, -1, b)
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         r = _over_members(kernel, f, t, mdim, np.int64)
         dims = reduced_dims(r, dim)
-        counts = [(r == k).sum(dims) for k in range(m + 1)]
-        out = xr.concat(counts, dim="rank").assign_coords(rank=np.arange(m + 1))
+        inside = region_weights(r, dims, None, region)
+        counts = [
+            ((r == k) if inside is None else (r == k) & (inside > 0)).sum(dims)
+            for k in range(nbins)
+        ]
+        out = xr.concat(counts, dim="rank").assign_coords(rank=np.arange(nbins))
         return out.transpose("rank", ...)
 
     out = _per_variable(one, fc, tr)
-    out.attrs = {"metric": "rank_histogram", "members": int(m)}
+    out.attrs = {"metric": "rank_histogram", "members": int(m), "bins": nbins}
     return out
