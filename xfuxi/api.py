@@ -137,6 +137,27 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("plot_spread_skill", "plot:plot_spread_skill", accessor="both"),
     Entry("plot_rank_histogram", "plot:plot_rank_histogram", accessor="both"),
     Entry("plot_convergence", "plot:plot_convergence", accessor="both"),
+    # verify (issue 24): more scores, regions, scorecard
+    Entry("wind_vector_rmse", "verify.deterministic:wind_vector_rmse", accessor="dataset"),
+    Entry("gaussian_crps", "verify.gaussian:gaussian_crps", accessor="both"),
+    Entry("gaussian_variance", "verify.gaussian:gaussian_variance", accessor="both"),
+    Entry("gaussian_brier_score", "verify.gaussian:gaussian_brier_score", accessor="both"),
+    Entry("gaussian_ignorance", "verify.gaussian:gaussian_ignorance", accessor="both"),
+    Entry("energy_score", "verify.probabilistic:energy_score", accessor="both"),
+    Entry("ensemble_ignorance", "verify.probabilistic:ensemble_ignorance", accessor="both"),
+    Entry(
+        "ranked_probability_score",
+        "verify.probabilistic:ranked_probability_score",
+        accessor="both",
+    ),
+    Entry(
+        "debiased_ensemble_mean_mse",
+        "verify.probabilistic:debiased_ensemble_mean_mse",
+        accessor="both",
+    ),
+    Entry("central_reliability", "verify.probabilistic:central_reliability", accessor="both"),
+    Entry("Region", "verify.regions:Region"),
+    Entry("REGIONS", "verify.regions:REGIONS"),
 )
 
 

@@ -20,7 +20,13 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["crps_ensemble_kernel", "crps_ensemble_numpy", "have_numba", "sorting_network"]
+__all__ = [
+    "crps_ensemble_kernel",
+    "crps_ensemble_numpy",
+    "energy_score_kernel",
+    "have_numba",
+    "sorting_network",
+]
 
 _NUMBA_KERNELS: dict[str, Callable[..., np.ndarray]] | None = None
 _NUMBA_FAILED = False
@@ -189,3 +195,72 @@ def crps_ensemble_kernel(
         x3, y2, sorting_network(x.shape[-1]), bool(fair), out
     )
     return out.reshape(y.shape).transpose(np.argsort(perm))
+
+
+def energy_score_kernel(
+    members: np.ndarray, obs: np.ndarray, weights: np.ndarray, fair: bool = True,
+    skipna: bool = False,
+) -> np.ndarray:  # fmt: skip
+    """Energy score of ensemble vectors: ``E‖X − y‖ − ½ E‖X − X′‖``.
+
+    Parameters
+    ----------
+    members : ndarray
+        (..., M, P): M members of P-vectors (the vector axes flattened last).
+    obs : ndarray
+        (..., P) observed vectors.
+    weights : ndarray
+        (P,) non-negative weights of the norm ``‖z‖ = √(Σ w z² / Σ w)``.
+    fair : bool, default True
+        Divide the pair sum by ``M(M − 1)`` (else ``M²``).
+    skipna : bool, default False
+        Leave out members with a NaN anywhere in their vector (M counts the rest).
+
+    Returns
+    -------
+    ndarray
+        (...,) energy scores; NaN where the observation has a NaN (at a positive weight),
+        any member has one (without ``skipna``) or no member is complete (with it).
+
+    Notes
+    -----
+    The pair distances come from the Gram matrix of the members centred on their mean
+    (``‖a − b‖² = ‖a‖² + ‖b‖² − 2⟨a, b⟩``), one matrix product per point: O(M² P) flops
+    as BLAS work instead of M² passes. Points of zero weight are set to 0 first, so a NaN
+    there does not count.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0], [2.0]]); y = np.array([1.0]); w = np.ones(1)
+    >>> float(energy_score_kernel(x, y, w))  # one-point vectors: the fair CRPS
+    0.0
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    keep = w > 0
+    x = np.where(keep, members, 0.0)
+    y = np.where(keep, obs, 0.0)
+    bad_x = np.isnan(x).any(-1)  # (..., M)
+    if skipna:
+        x = np.where(bad_x[..., None], 0.0, x)
+        valid = (~bad_x).astype(np.float64)
+    else:
+        valid = np.ones(bad_x.shape)
+    n = valid.sum(-1)
+    sw = np.sqrt(w)
+    d = (x - y[..., None, :]) * sw
+    skill = (np.sqrt(np.einsum("...mp,...mp->...m", d, d)) * valid).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (x * valid[..., None]).sum(-2, keepdims=True) / n[..., None, None]
+        c = (x - mean) * sw * valid[..., None]
+        gram = c @ np.swapaxes(c, -1, -2)
+        g = np.diagonal(gram, axis1=-2, axis2=-1)
+        dist2 = np.maximum(g[..., :, None] + g[..., None, :] - 2.0 * gram, 0.0)
+        dist = np.sqrt(dist2) * valid[..., :, None] * valid[..., None, :]
+        pair = dist.sum((-1, -2))
+        denom = n * (n - 1.0) if fair else n * n
+        out = skill / n - 0.5 * np.where(n > 1, pair / np.where(n > 1, denom, 1.0), 0.0)
+    bad = np.isnan(y).any(-1) | (n == 0)
+    if not skipna:
+        bad = bad | bad_x.any(-1)
+    return np.where(bad, np.nan, out)

@@ -40,7 +40,7 @@ from .weights import (
     weighted_mean,
 )
 
-__all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology"]
+__all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology", "wind_vector_rmse"]
 
 Dim = str | Iterable[Hashable] | None
 
@@ -263,3 +263,60 @@ def acc(
     if outer:
         out = out.mean(outer, skipna=skipna)
     return finish_score(out, forecast, keep_attrs, {"metric": "acc"})
+
+
+@fill_doc
+def wind_vector_rmse(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *, u: str = "u_component_of_wind",
+    v: str = "v_component_of_wind", name: str = "wind_vector", dim: Dim = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.DataArray:  # fmt: skip
+    """RMSE of the wind vector: the RMS length of the vector error ``(u, v)``.
+
+    Parameters
+    ----------
+    forecast, truth : Dataset
+        Forecast and verifying truth holding the wind components, matched as in
+        :func:`rmse`.
+    u, v : str
+        Names of the eastward and northward components.
+    name : str, default "wind_vector"
+        Name of the result.
+    {{score_options}}
+
+    Returns
+    -------
+    DataArray
+        ``sqrt(mean_t ⟨(u_f − u_t)² + (v_f − v_t)²⟩)``; ``attrs["metric"] ==
+        "wind_vector_rmse"``.
+
+    Raises
+    ------
+    {{raises_pair}}
+        Also if a component is missing.
+
+    Notes
+    -----
+    WeatherBench2's ``WindVectorRMSE``; the reduction as :func:`rmse`. Defined in the
+    documentation, docs/verification.md.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"u_component_of_wind": ("x", [3.0]), "v_component_of_wind": ("x", [4.0])})
+    >>> float(wind_vector_rmse(ds, ds * 0))
+    5.0
+    """
+    for role, obj in (("forecast", forecast), ("truth", truth)):
+        if not isinstance(obj, xr.Dataset):
+            raise TypeError(f"the {role} must be a Dataset holding {u!r} and {v!r}")
+        missing = [c for c in (u, v) if c not in obj.data_vars]
+        if missing:
+            raise ValueError(f"the {role} lacks the wind component(s) {missing}")
+    fc, tr = prepare_pair(forecast[[u, v]], truth[[u, v]])
+    err2 = (fc[u] - tr[u]) ** 2 + (fc[v] - tr[v]) ** 2
+    out = np.sqrt(reduce_score(err2, dim, weights, skipna, region)).rename(name)
+    attrs = {"metric": "wind_vector_rmse"}
+    if keep_attrs:
+        attrs = {**forecast.attrs, **attrs}
+    return finish_score(out, forecast[u], False, attrs)

@@ -34,9 +34,15 @@ from .weights import (
 
 __all__ = [
     "brier_score",
+    "central_reliability",
     "crps",
+    "debiased_ensemble_mean_mse",
+    "energy_score",
+    "ensemble_ignorance",
     "ensemble_mean_rmse",
+    "member_variance",
     "rank_histogram",
+    "ranked_probability_score",
     "spread",
     "spread_skill_ratio",
 ]
@@ -516,3 +522,362 @@ def rank_histogram(
     out = _per_variable(one, fc, tr)
     out.attrs = {"metric": "rank_histogram", "members": int(m), "bins": nbins}
     return out
+
+
+def _valid_count(f: xr.DataArray, mdim: str, skipna: bool) -> xr.DataArray | int:
+    """Members counted at each point: the valid ones with ``skipna``, else all."""
+    return f.count(mdim) if skipna else f.sizes[mdim]
+
+
+@fill_doc
+def debiased_ensemble_mean_mse(
+    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """MSE of the ensemble mean, debiased to estimate that of an infinite ensemble's mean.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    dim, member_dim, weights, region, keep_attrs
+        As :func:`crps`.
+    {{skipna_ensemble}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        ``attrs["metric"] == "debiased_ensemble_mean_mse"``; may be slightly negative.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if there are fewer than two members.
+
+    Notes
+    -----
+    ``(x̄ − y)² − s²/M`` with ``x̄`` the member mean and ``s²`` the unbiased member
+    variance (WeatherBench2's ``DebiasedEnsembleMeanMSE``): ``E[(x̄ − y)²] = E[(μ − y)²] +
+    σ²/M`` for M exchangeable members. With ``skipna=True`` M counts the valid members (a
+    point with fewer than two is NaN).
+    {{reduction}}
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[0.0, 2.0]], dims=("x", "number"))
+    >>> float(debiased_ensemble_mean_mse(fc, xr.DataArray([0.0], dims="x")))
+    0.0
+    """
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    if fc.sizes[mdim] < 2:
+        raise ValueError(f"the debiased ensemble-mean MSE needs at least 2 members along {mdim!r}")
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        n = _valid_count(f, mdim, skipna)
+        point = (f.mean(mdim, skipna=skipna) - t) ** 2 - f.var(mdim, ddof=1, skipna=skipna) / n
+        return point.where(n > 1) if skipna else point
+
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
+    attrs = {"metric": "debiased_ensemble_mean_mse", "members": int(fc.sizes[mdim])}
+    return finish_score(out, forecast, keep_attrs, attrs)
+
+
+@fill_doc
+def ensemble_ignorance(
+    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """Ignorance (logarithmic) score of the Gaussian fitted to the ensemble, in nats.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    dim, member_dim, weights, region, keep_attrs
+        As :func:`crps`.
+    {{skipna_ensemble}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        ``attrs["metric"] == "ensemble_ignorance"``.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if there are fewer than two members.
+
+    Notes
+    -----
+    ``−log N(y; x̄, s²)`` with ``x̄`` the member mean and ``s`` the unbiased (ddof=1)
+    member standard deviation: :func:`~xfuxi.verify.gaussian.gaussian_ignorance` of
+    ``(x̄, s)``. A point whose members all agree and miss the truth scores ``+inf``.
+    {{reduction}}
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[-1.0, 1.0]], dims=("x", "number"))
+    >>> round(float(ensemble_ignorance(fc, xr.DataArray([0.0], dims="x"))), 4)
+    1.2655
+    """
+    from .gaussian import gaussian_log_score
+
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    if fc.sizes[mdim] < 2:
+        raise ValueError(f"the ensemble ignorance needs at least 2 members along {mdim!r}")
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        std = f.std(mdim, ddof=1, skipna=skipna)
+        return gaussian_log_score(t, f.mean(mdim, skipna=skipna), std)
+
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
+    attrs = {"metric": "ensemble_ignorance", "members": int(fc.sizes[mdim])}
+    return finish_score(out, forecast, keep_attrs, attrs)
+
+
+@fill_doc
+def ranked_probability_score(
+    forecast: XarrayObj, truth: XarrayObj, /, *, thresholds: Iterable[float],
+    dim: Dim = None, member_dim: str | None = None, fair: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """Ranked probability score of the categories cut by ``thresholds``.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    thresholds : sequence of float
+        Increasing category edges ``t_1 < … < t_K`` (in the units of the data); they cut
+        ``K + 1`` categories.
+    dim, member_dim, weights, region, keep_attrs
+        As :func:`crps`.
+    fair : bool, default False
+        Subtract ``F_k(1 − F_k)/(M − 1)`` per edge (Ferro 2014): the score of an infinite
+        ensemble.
+    {{skipna_ensemble}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        ``attrs["metric"] == "ranked_probability_score"``; 0 is perfect.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if the thresholds are empty or not increasing, or the fair form is asked for
+        one member.
+
+    Notes
+    -----
+    ``RPS = Σ_k (F_k − O_k)²`` with ``F_k`` the fraction of members below ``t_k`` and
+    ``O_k = 1`` where the truth is below ``t_k`` (xskillscore's ``rps`` with these
+    ``category_edges``; not divided by ``K``).
+    {{reduction}}
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[0.0, 1.0, 2.0, 3.0]], dims=("x", "number"))
+    >>> float(ranked_probability_score(fc, xr.DataArray([2.5], dims="x"), thresholds=[1.5]))
+    0.25
+    """
+    edges = np.asarray(list(thresholds), dtype=float)
+    if edges.size == 0 or np.any(np.diff(edges) <= 0) or not np.all(np.isfinite(edges)):
+        raise ValueError(f"thresholds must be finite and increasing, at least one; got {edges}")
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    m = fc.sizes[mdim]
+    if fair and m < 2:
+        raise ValueError(f"the fair RPS needs at least 2 members along {mdim!r}")
+    t_k = xr.DataArray(edges, dims="threshold")
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        n = _valid_count(f, mdim, skipna)
+        cdf = (f < t_k).where(f.notnull()).mean(mdim, skipna=skipna)
+        obs = (t < t_k).where(t.notnull())
+        term = (cdf - obs) ** 2
+        if fair:
+            term = term - cdf * (1 - cdf) / (n - 1)
+        rps = term.sum("threshold", skipna=False)
+        return rps.where(n > 1) if (fair and skipna) else rps
+
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
+    attrs = {"metric": "ranked_probability_score", "estimator": "fair" if fair else "standard",
+             "members": int(m), "thresholds": edges.tolist()}  # fmt: skip
+    return finish_score(out, forecast, keep_attrs, attrs)
+
+
+@fill_doc
+def central_reliability(
+    forecast: XarrayObj, truth: XarrayObj, /, *,
+    probabilities: Iterable[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    dim: Dim = None, member_dim: str | None = None, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """Central reliability: how often the truth falls in the ensemble's central intervals.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    probabilities : sequence of float, default 0.1, …, 0.9
+        Nominal coverages ``p`` in (0, 1) of the central intervals.
+    dim, member_dim, weights, region, keep_attrs
+        As :func:`crps`.
+    {{skipna_ensemble}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        Observed coverage on a new dim ``probability``; a reliable ensemble gives ``p``.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if a probability is not in (0, 1).
+
+    Notes
+    -----
+    For each ``p`` the interval runs from the member quantile ``(1 − p)/2`` to ``(1 + p)/2``,
+    quantile ``q`` being the ``q(M + 1)``-th sorted member (Weibull plotting position,
+    interpolated; clamped to the extreme members), so that a truth exchangeable with the
+    members falls inside with probability ``p``; the score is the weighted fraction of
+    points whose truth lies in it (bounds included).
+    {{reduction}}
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[0.0, 1.0, 2.0, 3.0, 4.0]] * 2, dims=("x", "number"))
+    >>> truth = xr.DataArray([2.0, 3.9], dims="x")
+    >>> central_reliability(fc, truth, probabilities=[0.5]).values.tolist()
+    [0.5]
+    """
+    probs = np.asarray(list(probabilities), dtype=float)
+    if probs.size == 0 or np.any((probs <= 0) | (probs >= 1)):
+        raise ValueError(f"probabilities must lie in (0, 1); got {probs}")
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    q = np.concatenate([(1 - probs) / 2, (1 + probs) / 2])
+
+    def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points: NaN
+            qs = (np.nanquantile if skipna else np.quantile)(x, q, axis=-1, method="weibull")
+        lo, hi = qs[: probs.size], qs[probs.size :]
+        inside = ((y >= lo) & (y <= hi)).astype(float)
+        bad = np.isnan(lo) | np.isnan(y)
+        return np.moveaxis(np.where(bad, np.nan, inside), 0, -1)
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        f, t = xr.broadcast(f, t, exclude=[mdim])
+        return xr.apply_ufunc(
+            kernel, f, t, input_core_dims=[[mdim], []], output_core_dims=[["probability"]],
+            dask="parallelized", output_dtypes=[float],
+            dask_gufunc_kwargs={"output_sizes": {"probability": probs.size},
+                                "allow_rechunk": True},
+        ).assign_coords(probability=probs)  # fmt: skip
+
+    dims = [d for d in fc.dims if d != mdim] if dim is None else dim  # keep ``probability``
+    out = reduce_score(_per_variable(one, fc, tr), dims, weights, skipna, region)
+    attrs = {"metric": "central_reliability", "members": int(fc.sizes[mdim])}
+    return finish_score(out, forecast, keep_attrs, attrs)
+
+
+@fill_doc
+def energy_score(
+    forecast: XarrayObj, truth: XarrayObj, /, *,
+    vector_dims: Iterable[Hashable] = ("latitude", "longitude"), dim: Dim = None,
+    member_dim: str | None = None, fair: bool = True, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """Energy score: the CRPS of whole fields, with an area-weighted L2 norm.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    vector_dims : sequence of str, default ("latitude", "longitude")
+        Dims that make up one vector (a field); each must be in the data.
+    dim : str or list of str, optional
+        Dims (besides the vector and ensemble dims) to average the energy score over;
+        ``None`` (default) averages all the others (time first-last as everywhere).
+    {{member_dim}}
+    fair : bool, default True
+        ``M(M − 1)`` in the spread term (WeatherBench2's ``EnergyScore``); else ``M²``.
+    {{weights}}
+        Here they weight the norm over ``vector_dims``.
+    {{region}}
+        Here it restricts the vectors to the region (the norm over its points).
+    skipna : bool, default False
+        ``True``: leave out members with a NaN in their field (M counts the rest); a
+        NaN in the truth field still gives NaN for that field, skipped in the averaging
+        over ``dim``. ``False``: any NaN gives NaN.
+    {{keep_attrs}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        Energy score (units of the data); ``attrs["metric"] == "energy_score"``.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if a vector dim is missing or ``dim`` names a vector dim.
+
+    Notes
+    -----
+    ``ES = E‖X − y‖ − ½ E‖X − X′‖`` with ``‖z‖ = √(Σ_v w_v z_v² / Σ_v w_v)`` over the
+    vector dims (area weights by default), member pairs over ``M(M − 1)`` (fair) or ``M²``
+    (Gneiting & Raftery 2007). For one-point vectors it is the CRPS. Computed with one
+    Gram-matrix product per field (:func:`~xfuxi.verify._kernels.energy_score_kernel`).
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[[0.0, 0.0], [2.0, 2.0]]], dims=("time", "number", "x"))
+    >>> float(energy_score(fc, xr.DataArray([[1.0, 1.0]], dims=("time", "x")),
+    ...                    vector_dims=["x"], weights=None))
+    0.0
+    """
+    from ._kernels import energy_score_kernel
+
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    vdims = list(vector_dims)
+    missing = [d for d in vdims if d not in fc.dims]
+    if missing or not vdims:
+        raise ValueError(
+            f"vector_dims {missing or vdims} not in the forecast's dims {list(fc.dims)}"
+        )
+    if dim is not None and set([dim] if isinstance(dim, str) else dim) & set(vdims):
+        raise ValueError(f"dim must not include the vector dims {vdims}")
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        f, t = xr.broadcast(f, t, exclude=[mdim])
+        template = t.isel({d: 0 for d in t.dims if d not in vdims}, drop=True)
+        w = region_weights(template, vdims, weights, region)
+        w = xr.ones_like(template, dtype=float) if w is None else w.broadcast_like(template)
+
+        def kernel(x: np.ndarray, y: np.ndarray, wv: np.ndarray) -> np.ndarray:
+            p = int(np.prod(x.shape[-len(vdims) :]))
+            xs = x.reshape(*x.shape[: -len(vdims) - 1], x.shape[-len(vdims) - 1], p)
+            ys = y.reshape(*y.shape[: -len(vdims)], p)
+            return energy_score_kernel(xs, ys, wv.reshape(-1), fair=fair, skipna=skipna)
+
+        def per_weight(wv: xr.DataArray) -> xr.DataArray:
+            return xr.apply_ufunc(
+                kernel, f, t, wv.transpose(*vdims),
+                input_core_dims=[[mdim, *vdims], vdims, vdims], dask="parallelized",
+                output_dtypes=[np.result_type(f.dtype, np.float32)],
+                dask_gufunc_kwargs={"allow_rechunk": True},
+            )  # fmt: skip
+
+        if "region" in w.dims:
+            return xr.concat([per_weight(w.sel(region=r)) for r in w.region.values], "region")
+        return per_weight(w)
+
+    es = _per_variable(one, fc, tr)
+    rest = [d for d in es.dims if d != "region"] if dim is None else dim
+    out = reduce_score(es, rest, None, skipna)
+    attrs = {"metric": "energy_score", "estimator": "fair" if fair else "standard",
+             "members": int(fc.sizes[mdim])}  # fmt: skip
+    return finish_score(out, forecast, keep_attrs, attrs)

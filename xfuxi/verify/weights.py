@@ -307,6 +307,12 @@ METRIC_INFO: dict[str, tuple[float, bool]] = {
     "crps": (0.0, False),
     "ensemble_mean_rmse": (0.0, False),
     "brier_score": (0.0, False),
+    "wind_vector_rmse": (0.0, False),
+    "gaussian_crps": (0.0, False),
+    "gaussian_brier_score": (0.0, False),
+    "energy_score": (0.0, False),
+    "ranked_probability_score": (0.0, False),
+    "debiased_ensemble_mean_mse": (0.0, False),
 }
 
 
