@@ -156,6 +156,8 @@ PUBLIC: tuple[Entry, ...] = (
         accessor="both",
     ),
     Entry("central_reliability", "verify.probabilistic:central_reliability", accessor="both"),
+    Entry("scorecard", "verify.scorecard:scorecard", accessor="both"),
+    Entry("plot_scorecard", "plot:plot_scorecard", accessor="dataset"),
     Entry("Region", "verify.regions:Region"),
     Entry("REGIONS", "verify.regions:REGIONS"),
 )

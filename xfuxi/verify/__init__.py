@@ -24,6 +24,7 @@ from .probabilistic import (
     spread_skill_ratio,
 )
 from .regions import REGIONS, Region
+from .scorecard import scorecard
 from .weights import align_valid_time, area_weights, valid_time
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "ranked_probability_score",
     "rmse",
     "select_climatology",
+    "scorecard",
     "spread",
     "spread_skill_ratio",
     "valid_time",

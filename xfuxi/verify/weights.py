@@ -266,6 +266,9 @@ def weighted_mean(
     Points of zero weight do not count, even where ``x`` is NaN there (a region's outside).
     """
     if not dims:
+        if weights is not None and "region" in weights.dims:
+            # regions over no reduced dim are scalar masks: the same value for each
+            return x.expand_dims(region=weights["region"].values)
         return x
     if weights is None:
         return x.mean(dims, skipna=skipna)
