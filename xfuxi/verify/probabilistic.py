@@ -695,7 +695,10 @@ def ranked_probability_score(
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         n = _valid_count(f, mdim, skipna)
-        cdf = (f < t_k).where(f.notnull()).mean(mdim, skipna=skipna)
+        if skipna:
+            cdf = (f < t_k).sum(mdim) / n  # NaN members are never below t_k
+        else:
+            cdf = (f < t_k).mean(mdim).where(f.notnull().all(mdim))
         obs = (t < t_k).where(t.notnull())
         term = (cdf - obs) ** 2
         if fair:
@@ -761,13 +764,20 @@ def central_reliability(
     q = np.concatenate([(1 - probs) / 2, (1 + probs) / 2])
 
     def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points: NaN
-            qs = (np.nanquantile if skipna else np.quantile)(x, q, axis=-1, method="weibull")
-        lo, hi = qs[: probs.size], qs[probs.size :]
-        inside = ((y >= lo) & (y <= hi)).astype(float)
-        bad = np.isnan(lo) | np.isnan(y)
-        return np.moveaxis(np.where(bad, np.nan, inside), 0, -1)
+        # one sort (NaN last), then each quantile by interpolating between order statistics
+        srt = np.sort(x, axis=-1)
+        n = (~np.isnan(x)).sum(-1)
+        nq = q.shape[0]
+        pos = np.clip(q * (n[..., None] + 1.0) - 1.0, 0.0, np.maximum(n[..., None] - 1.0, 0.0))
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(n[..., None] - 1, 0))
+        a = np.take_along_axis(srt, lo, axis=-1)
+        b = np.take_along_axis(srt, hi, axis=-1)
+        qs = a + (pos - lo) * (b - a)
+        lo_q, hi_q = qs[..., : nq // 2], qs[..., nq // 2 :]
+        inside = ((y[..., None] >= lo_q) & (y[..., None] <= hi_q)).astype(float)
+        bad = (n == 0) if skipna else (n < x.shape[-1])
+        return np.where((bad | np.isnan(y))[..., None], np.nan, inside)
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         f, t = xr.broadcast(f, t, exclude=[mdim])
