@@ -85,7 +85,8 @@ def _over_members(
 ) -> xr.DataArray:
     """``kernel(members, truth, **kwargs)`` point by point, members on the last axis (lazy on
     dask arrays)."""
-    f, t = xr.broadcast(f, t, exclude=[mdim])
+    if set(f.dims) - {mdim} != set(t.dims):  # else already on one grid: skip the alignment
+        f, t = xr.broadcast(f, t, exclude=[mdim])
     return xr.apply_ufunc(
         kernel,
         f,
