@@ -141,6 +141,29 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("regrid", "data.regrid:regrid", accessor="both"),
     Entry("write_weatherbench2", "data.writers:write_weatherbench2", accessor="dataset"),
     Entry("write_netcdf", "data.writers:write_netcdf", accessor="dataset"),
+    # verify (issue 24): more scores, regions, scorecard
+    Entry("wind_vector_rmse", "verify.deterministic:wind_vector_rmse", accessor="dataset"),
+    Entry("gaussian_crps", "verify.gaussian:gaussian_crps", accessor="both"),
+    Entry("gaussian_variance", "verify.gaussian:gaussian_variance", accessor="both"),
+    Entry("gaussian_brier_score", "verify.gaussian:gaussian_brier_score", accessor="both"),
+    Entry("gaussian_ignorance", "verify.gaussian:gaussian_ignorance", accessor="both"),
+    Entry("energy_score", "verify.probabilistic:energy_score", accessor="both"),
+    Entry("ensemble_ignorance", "verify.probabilistic:ensemble_ignorance", accessor="both"),
+    Entry(
+        "ranked_probability_score",
+        "verify.probabilistic:ranked_probability_score",
+        accessor="both",
+    ),
+    Entry(
+        "debiased_ensemble_mean_mse",
+        "verify.probabilistic:debiased_ensemble_mean_mse",
+        accessor="both",
+    ),
+    Entry("central_reliability", "verify.probabilistic:central_reliability", accessor="both"),
+    Entry("scorecard", "verify.scorecard:scorecard", accessor="both"),
+    Entry("plot_scorecard", "plot:plot_scorecard", accessor="dataset"),
+    Entry("Region", "verify.regions:Region"),
+    Entry("REGIONS", "verify.regions:REGIONS"),
 )
 
 

@@ -725,3 +725,119 @@ def plot_convergence(
     if title is not None:
         ax.set_title(title)
     return ax
+
+
+def plot_scorecard(
+    card: xr.Dataset,
+    /,
+    reference: xr.Dataset,
+    *,
+    region: Hashable = "global",
+    lead_dim: str = "prediction_timedelta",
+    names: tuple[str, str] = ("A", "B"),
+    vmax: float = 20.0,
+    annotate: bool | None = None,
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Headline scorecard: system B (``card``) against system A (``reference``), by lead.
+
+    Parameters
+    ----------
+    card : Dataset
+        Scorecard of system B (:func:`xfuxi.verify.scorecard.scorecard`).
+    reference : Dataset
+        Scorecard of system A, with the same scores, variables, levels and leads.
+    region : str, default "global"
+        Region (label on the ``region`` dim) to show.
+    lead_dim : str, default "prediction_timedelta"
+        The lead dim (columns).
+    names : (str, str), default ("A", "B")
+        Names of the systems in the colour bar label.
+    vmax : float, default 20
+        Colour range ±``vmax`` per cent.
+    annotate : bool, optional
+        Write each cell's value; default when there are at most 24 leads.
+    title : str, optional
+        Axes title.
+    ax : matplotlib Axes, optional
+        Axes to draw into.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One row per score × variable (× level), one column per lead, coloured by the
+        relative difference of B from A in per cent: blue where B is better.
+
+    Raises
+    ------
+    ValueError
+        If the two cards share no score with a perfect value, or lack ``region``.
+
+    Notes
+    -----
+    The relative difference is ``100 (|b − p| − |a − p|) / |a − p|`` with ``p`` the
+    score's perfect value (the card's ``perfect_value`` coordinate: 0 for errors, 1 for
+    ACC and the spread–skill ratio), so a negative value (blue) means B is closer to
+    perfect. Scores without a perfect value (spread) are left out.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> lead = np.array([6, 12], dtype="timedelta64[h]")
+    >>> a = xr.Dataset({"t": (("score", "prediction_timedelta", "region"), [[[1.0], [2.0]]])},
+    ...                coords={"score": ["rmse"], "prediction_timedelta": lead,
+    ...                        "region": ["global"], "perfect_value": ("score", [0.0])})
+    >>> ax = plot_scorecard(a * 0.9, a)
+    >>> ax.get_yticklabels()[0].get_text()
+    'rmse t'
+    """
+    for label, c in (("card", card), ("reference", reference)):
+        if "region" not in c.dims or region not in c["region"].values:
+            raise ValueError(f"the {label} has no region {region!r}")
+    b, a = card.sel(region=region), reference.sel(region=region)
+    perfect = a["perfect_value"] if "perfect_value" in a.coords else None
+    rows, labels = [], []
+    for score in a["score"].values:
+        if score not in b["score"].values:
+            continue
+        p = float(perfect.sel(score=score)) if perfect is not None else np.nan
+        if not np.isfinite(p):
+            continue
+        for var in a.data_vars:
+            if var not in b.data_vars:
+                continue
+            va, vb = a[var].sel(score=score), b[var].sel(score=score)
+            if bool(va.isnull().all()):
+                continue
+            levels = va["level"].values if "level" in va.dims else [None]
+            for lev in levels:
+                sa = va if lev is None else va.sel(level=lev)
+                sb = vb if lev is None else vb.sel(level=lev)
+                da_, db_ = np.abs(sa - p), np.abs(sb - p)
+                rel = 100.0 * (db_ - da_) / da_.where(da_ > 0)
+                rows.append(np.asarray(rel.transpose(lead_dim).values, dtype=float))
+                labels.append(f"{score} {var}" + ("" if lev is None else f" {lev:g}"))
+    if not rows:
+        raise ValueError("the cards share no score with a perfect value to compare")
+    leads, lead_label = _lead_axis(a[lead_dim].values)
+    grid = np.vstack(rows)
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.45 * grid.shape[1] + 3), 0.35 * len(rows) + 1.5))
+    im = ax.imshow(grid, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xticks(range(len(leads)), [f"{x:g}" for x in leads])
+    ax.set_xlabel(lead_label)
+    cbar = ax.figure.colorbar(im, ax=ax)
+    cbar.set_label(f"{names[1]} vs {names[0]}: % change of distance to perfect")
+    if annotate if annotate is not None else grid.shape[1] <= 24:
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7)
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+__all__ += ["plot_scorecard"]  # appended with the function (issue 24)

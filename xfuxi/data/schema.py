@@ -30,6 +30,7 @@ __all__ = [
     "SchemaError",
     "likely_unit_mistake",
     "physical_range_error",
+    "same_unit",
     "validate",
 ]
 
@@ -155,7 +156,14 @@ _UNIT_SPELLINGS = {
 }
 
 
-def _same_unit(expected: str, given: str) -> bool:
+def same_unit(expected: str, given: str) -> bool:
+    """Whether ``given`` is a spelling of the unit ``expected`` (``"m s**-1"``, ``"m/s"``, ...).
+
+    Examples
+    --------
+    >>> same_unit("K", "K"), same_unit("K", "degC")
+    (True, False)
+    """
     return given.strip() in _UNIT_SPELLINGS.get(expected, {expected})
 
 
@@ -437,7 +445,7 @@ def validate(
         var = out[name]
         expected = VARIABLES.get(str(name))
         given = var.attrs.get("units")
-        if expected is not None and given is not None and not _same_unit(expected[0], given):
+        if expected is not None and given is not None and not same_unit(expected[0], given):
             raise SchemaError(f"variable {name!r} has units {given!r}; expected {expected[0]!r}")
         if check_ranges and str(name) in PHYSICAL_RANGES and var.dtype.kind in "iuf":
             if var.chunks is not None:  # dask: check each block when it is computed

@@ -44,6 +44,20 @@ weights : {"area"}, DataArray or None, default "area"
 skipna : bool, default False
     Skip NaN in the averaging (their weight is dropped). With ``False`` any NaN gives
     NaN.""",
+    "skipna_ensemble": """\
+skipna : bool, default False
+    ``True``: score each point over its valid (non-NaN) members only, the member count
+    being the number of valid members there (a point with none, or with a NaN truth, is
+    NaN and then skipped in the averaging, its weight dropped). ``False``: any NaN gives
+    NaN. See the missing-data rules in the documentation (docs/verification.md).""",
+    "region": """\
+region : str, Region, dict, DataArray, list of those, or None, default None
+    Score only inside a region: a name of :data:`xfuxi.verify.regions.REGIONS`
+    (WeatherBench2's: ``"global"``, ``"tropics"``, ``"extra-tropics"``, ``"europe"``, ...),
+    a :class:`~xfuxi.verify.regions.Region`, a box ``{"latitude": (south, north),
+    "longitude": (west, east)}`` or a boolean or weight mask over reduced dims; a list
+    gives one score per region along a new ``region`` dim. The region's dims must be
+    reduced. Points outside it never make the score NaN. See docs/verification.md.""",
     "keep_attrs": """\
 keep_attrs : bool, default False
     Keep the forecast's attributes.""",
@@ -62,7 +76,9 @@ documentation, docs/design.md (Verification).""",
 }
 
 #: the options every score takes, and those with ``dim`` (the pair scores' whole tail)
-DOC_PARTS["reduce_options"] = "\n".join(DOC_PARTS[k] for k in ("weights", "skipna", "keep_attrs"))
+DOC_PARTS["reduce_options"] = "\n".join(
+    DOC_PARTS[k] for k in ("weights", "region", "skipna", "keep_attrs")
+)
 DOC_PARTS["score_options"] = DOC_PARTS["dim"] + "\n" + DOC_PARTS["reduce_options"]
 
 _PLACEHOLDER = re.compile(r"^([ \t]*)\{\{(\w+)\}\}[ \t]*$", re.MULTILINE)

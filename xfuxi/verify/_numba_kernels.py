@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["crps_sorted_network"]
+__all__ = ["crps_sorted_network", "crps_sorted_network_skipna"]
 
 
 @numba.njit(cache=True)
@@ -69,3 +69,52 @@ def crps_sorted_network(x, y, pairs, fair, out):
                     spread[k] += coef * row[k]
             for k in range(n):
                 out[o, start + k] = skill[k] / m - spread[k] / denom
+
+
+@numba.njit(cache=True)
+def crps_sorted_network_skipna(x, y, pairs, fair, out):
+    """As :func:`crps_sorted_network`, over the valid (non-NaN) members of each point only.
+
+    NaN members are copied as +inf so that the sorting network puts them last; with ``n``
+    valid members at a point the CRPS is ``Σ|x − y| / n − Σ_{i<n} (2i − n + 1) x_(i) / D``,
+    ``D = n(n − 1)`` (fair) or ``n²``; one valid member gives ``|x − y|``, none (or a NaN
+    observation) NaN.
+    """
+    nouter, m, ninner = x.shape
+    block = 256
+    buf = np.empty((m, block), dtype=x.dtype)
+    skill = np.empty(block)
+    spread = np.empty(block)
+    count = np.empty(block)
+    inf = np.inf
+    for o in range(nouter):
+        for start in range(0, ninner, block):
+            n = min(block, ninner - start)
+            for k in range(n):
+                skill[k] = 0.0
+                spread[k] = 0.0
+                count[k] = 0.0
+            for i in range(m):
+                row = buf[i]
+                for k in range(n):
+                    v = x[o, i, start + k]
+                    ok = v == v
+                    row[k] = v if ok else inf
+                    skill[k] += abs(v - y[o, start + k]) if ok else 0.0
+                    count[k] += 1.0 if ok else 0.0
+            if m > 1:
+                _sort_block(buf, pairs, n)
+            for i in range(m):
+                row = buf[i]
+                for k in range(n):
+                    c = count[k]
+                    spread[k] += (2.0 * (i + 1) - c - 1.0) * row[k] if i < c else 0.0
+            for k in range(n):
+                c = count[k]
+                if c == 0.0 or y[o, start + k] != y[o, start + k]:
+                    out[o, start + k] = np.nan
+                elif c == 1.0:
+                    out[o, start + k] = skill[k]
+                else:
+                    denom = c * (c - 1.0) if fair else c * c
+                    out[o, start + k] = skill[k] / c - spread[k] / denom

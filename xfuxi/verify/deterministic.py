@@ -19,6 +19,7 @@ documentation, docs/design.md (Verification).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -33,13 +34,13 @@ from .weights import (
     prepare_pair,
     reduce_score,
     reduced_dims,
+    region_weights,
     time_split,
     valid_time,
     weighted_mean,
-    weights_for,
 )
 
-__all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology"]
+__all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology", "wind_vector_rmse"]
 
 Dim = str | Iterable[Hashable] | None
 
@@ -83,10 +84,10 @@ def _error_score(
 
     def score(
         forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, weights: Weights = "area",
-        skipna: bool = False, keep_attrs: bool = False,
+        region: Any = None, skipna: bool = False, keep_attrs: bool = False,
     ) -> XarrayObj:  # fmt: skip
         fc, tr = prepare_pair(forecast, truth)
-        out = reduce_score(error(fc - tr), dim, weights, skipna)
+        out = reduce_score(error(fc - tr), dim, weights, skipna, region)
         return finish_score(out, forecast, keep_attrs, {"metric": name})
 
     score.__name__ = score.__qualname__ = name
@@ -130,7 +131,7 @@ bias = _error_score(
 @fill_doc
 def rmse(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, weights: Weights = "area",
-    skipna: bool = False, keep_attrs: bool = False,
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Root mean squared error: square root of the time mean of the area-weighted MSE.
 
@@ -161,7 +162,8 @@ def rmse(
     >>> float(rmse(fc, fc * 0, dim=["time", "x"]))  # sqrt((9 + 0) / 2), not (3 + 0) / 2
     2.1213203435596424
     """
-    out = mse(forecast, truth, dim=dim, weights=weights, skipna=skipna, keep_attrs=keep_attrs)
+    out = mse(forecast, truth, dim=dim, weights=weights, region=region, skipna=skipna,
+              keep_attrs=keep_attrs)  # fmt: skip
     attrs = dict(out.attrs, metric="rmse")
     out = np.sqrt(out)
     out.attrs = attrs
@@ -183,10 +185,20 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
     else:
         clim = climatology
     if isinstance(fc, xr.Dataset):
-        missing = [v for v in fc.data_vars if v not in clim.data_vars]
+        # WeatherBench2's climatology stores name the mean of ``v`` ``v_mean``
+        renames = {
+            f"{v}_mean": v
+            for v in fc.data_vars
+            if v not in clim.data_vars and f"{v}_mean" in clim.data_vars
+        }
+        missing = [v for v in fc.data_vars if v not in clim.data_vars and v not in renames.values()]
         if missing:
-            raise ValueError(f"climatology lacks variable(s) {missing}")
-        clim = clim[list(fc.data_vars)]
+            raise ValueError(
+                f"climatology lacks variable(s) {missing} (looked for each as itself and as "
+                "'<name>_mean')"
+            )
+        clim = clim[[*renames, *(v for v in fc.data_vars if v not in renames.values())]]
+        clim = clim.rename(renames)[list(fc.data_vars)]
     clim = clim.drop_vars([c for c in clim.coords if c not in clim.dims], errors="ignore")
     return conform(clim, fc, name="climatology")
 
@@ -194,7 +206,7 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
 @fill_doc
 def acc(
     forecast: XarrayObj, truth: XarrayObj, /, climatology: XarrayObj, *, dim: Dim = None,
-    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Anomaly correlation coefficient against a climatology matched by day of year and hour.
 
@@ -205,6 +217,8 @@ def acc(
         Climatology with dims ``hour`` (and optionally ``dayofyear``) plus any of
         level/latitude/longitude, or one already aligned to the valid times. It must cover
         the forecast's grid exactly (the same values on every dim it has, in any order).
+        A variable ``v`` may be named ``v`` or ``v_mean`` (WeatherBench2's climatology
+        stores).
     dim : str or list of str, optional
         Dimensions to reduce; ``None`` (default) reduces all. The correlation is taken over
         the reduced dims other than ``time``, then averaged over ``time`` if reduced.
@@ -239,7 +253,7 @@ def acc(
     clim = _climatology_at(climatology, fc)
     fa, ta = fc - clim, tr - clim
     inner, outer = time_split(reduced_dims(fa, dim))
-    w = weights_for(fa, inner, weights)
+    w = region_weights(fa, inner, weights, region)
     if skipna:
         valid = fa.notnull() & ta.notnull()
         fa, ta = fa.where(valid), ta.where(valid)
@@ -249,3 +263,60 @@ def acc(
     if outer:
         out = out.mean(outer, skipna=skipna)
     return finish_score(out, forecast, keep_attrs, {"metric": "acc"})
+
+
+@fill_doc
+def wind_vector_rmse(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *, u: str = "u_component_of_wind",
+    v: str = "v_component_of_wind", name: str = "wind_vector", dim: Dim = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.DataArray:  # fmt: skip
+    """RMSE of the wind vector: the RMS length of the vector error ``(u, v)``.
+
+    Parameters
+    ----------
+    forecast, truth : Dataset
+        Forecast and verifying truth holding the wind components, matched as in
+        :func:`rmse`.
+    u, v : str
+        Names of the eastward and northward components.
+    name : str, default "wind_vector"
+        Name of the result.
+    {{score_options}}
+
+    Returns
+    -------
+    DataArray
+        ``sqrt(mean_t ⟨(u_f − u_t)² + (v_f − v_t)²⟩)``; ``attrs["metric"] ==
+        "wind_vector_rmse"``.
+
+    Raises
+    ------
+    {{raises_pair}}
+        Also if a component is missing.
+
+    Notes
+    -----
+    WeatherBench2's ``WindVectorRMSE``; the reduction as :func:`rmse`. Defined in the
+    documentation, docs/verification.md.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"u_component_of_wind": ("x", [3.0]), "v_component_of_wind": ("x", [4.0])})
+    >>> float(wind_vector_rmse(ds, ds * 0))
+    5.0
+    """
+    for role, obj in (("forecast", forecast), ("truth", truth)):
+        if not isinstance(obj, xr.Dataset):
+            raise TypeError(f"the {role} must be a Dataset holding {u!r} and {v!r}")
+        missing = [c for c in (u, v) if c not in obj.data_vars]
+        if missing:
+            raise ValueError(f"the {role} lacks the wind component(s) {missing}")
+    fc, tr = prepare_pair(forecast[[u, v]], truth[[u, v]])
+    err2 = (fc[u] - tr[u]) ** 2 + (fc[v] - tr[v]) ** 2
+    out = np.sqrt(reduce_score(err2, dim, weights, skipna, region)).rename(name)
+    attrs = {"metric": "wind_vector_rmse"}
+    if keep_attrs:
+        attrs = {**forecast.attrs, **attrs}
+    return finish_score(out, forecast[u], False, attrs)

@@ -10,7 +10,9 @@ in the documentation, docs/design.md (Verification).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -27,13 +29,20 @@ from .weights import (
     prepare_pair,
     reduce_score,
     reduced_dims,
+    region_weights,
 )
 
 __all__ = [
     "brier_score",
+    "central_reliability",
     "crps",
+    "debiased_ensemble_mean_mse",
+    "energy_score",
+    "ensemble_ignorance",
     "ensemble_mean_rmse",
+    "member_variance",
     "rank_histogram",
+    "ranked_probability_score",
     "spread",
     "spread_skill_ratio",
 ]
@@ -76,7 +85,8 @@ def _over_members(
 ) -> xr.DataArray:
     """``kernel(members, truth, **kwargs)`` point by point, members on the last axis (lazy on
     dask arrays)."""
-    f, t = xr.broadcast(f, t, exclude=[mdim])
+    if set(f.dims) - {mdim} != set(t.dims):  # else already on one grid: skip the alignment
+        f, t = xr.broadcast(f, t, exclude=[mdim])
     return xr.apply_ufunc(
         kernel,
         f,
@@ -92,7 +102,8 @@ def _over_members(
 @fill_doc
 def crps(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    fair: bool = True, weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    fair: bool = True, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Continuous ranked probability score of an ensemble, fair estimator by default.
 
@@ -106,9 +117,8 @@ def crps(
     fair : bool, default True
         ``True``: unbiased ("fair") spread term; ``False``: the standard estimator.
     {{weights}}
-    skipna : bool, default False
-        Skip NaN in the averaging over ``dim``. A NaN member or truth always gives NaN at
-        that point.
+    {{region}}
+    {{skipna_ensemble}}
     {{keep_attrs}}
 
     Returns
@@ -128,6 +138,7 @@ def crps(
     estimator (Ferro 2014; used by WeatherBench2 and FuXi-ENS) and ``D = M²`` for the
     standard one (Gneiting & Raftery 2007; ``properscoring.crps_ensemble``). This costs
     O(M log M) per point. With one member the spread term is 0 and CRPS equals the MAE.
+    With ``skipna=True``, ``M`` is the number of valid members at each point.
     {{reduction}}
 
     Examples
@@ -143,29 +154,51 @@ def crps(
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         dtype = np.result_type(f.dtype, np.float32)
-        return _over_members(crps_ensemble_kernel, f, t, mdim, dtype, fair=fair)
+        return _over_members(crps_ensemble_kernel, f, t, mdim, dtype, fair=fair, skipna=skipna)
 
-    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna)
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
     attrs = {"metric": "crps", "estimator": "fair" if fair else "standard",
              "members": int(fc.sizes[mdim])}  # fmt: skip
     return finish_score(out, forecast, keep_attrs, attrs)
 
 
+def member_variance(forecast: XarrayObj, mdim: str, *, skipna: bool = False) -> XarrayObj:
+    """Unbiased (ddof=1) variance over ``mdim``; 0 for one (valid) member, NaN for none.
+
+    With ``skipna`` each point uses its valid members only; warns for a one-member ensemble.
+    """
+    m = forecast.sizes[mdim]
+    if m == 1:
+        warnings.warn(
+            f"the ensemble has one member along {mdim!r}: its spread is 0", UserWarning,
+            stacklevel=3,
+        )  # fmt: skip
+        return (forecast - forecast).sum(mdim, skipna=False)
+    var = forecast.var(mdim, ddof=1, skipna=skipna)
+    if skipna:
+        # one valid member: 0 (the ddof=1 variance would be 0/0)
+        var = var.where(forecast.count(mdim) != 1, 0.0)
+    return var
+
+
 @fill_doc
 def spread(
     forecast: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Ensemble spread: area-weighted RMS of the member standard deviation (ddof=1).
 
     Parameters
     ----------
     forecast : Dataset or DataArray
-        Ensemble forecast with at least two members.
+        Ensemble forecast.
     dim : str or list of str, optional
         Dimensions to reduce besides the ensemble; ``None`` (default) reduces all.
     {{member_dim}}
-    {{reduce_options}}
+    {{weights}}
+    {{region}}
+    {{skipna_ensemble}}
+    {{keep_attrs}}
 
     Returns
     -------
@@ -175,14 +208,20 @@ def spread(
     Raises
     ------
     ValueError
-        If there is no ensemble dimension or it has fewer than two members, or the weights
-        are invalid.
+        If there is no ensemble dimension, or the weights are invalid.
+
+    Warns
+    -----
+    UserWarning
+        For a one-member ensemble (its spread is 0).
 
     Notes
     -----
     spread = √(time mean of the area-weighted mean of the unbiased member variance), the
     same ordering as :func:`~xfuxi.rmse` so that spread and ensemble-mean RMSE are
-    comparable. Defined in the documentation, docs/design.md (Verification).
+    comparable. The variance of one (valid) member is 0, as in WeatherBench2 and as the
+    spread term of the CRPS (a deterministic forecast has no spread); of none, NaN.
+    Defined in the documentation, docs/verification.md.
 
     Examples
     --------
@@ -192,25 +231,23 @@ def spread(
     """
     mdim = ensemble_dim(forecast, member_dim)
     m = forecast.sizes[mdim]
-    if m < 2:
-        raise ValueError(f"spread needs at least 2 members along {mdim!r}; got {m}")
     _check_dim(dim, mdim)
-    var = forecast.var(mdim, ddof=1, skipna=False)
-    out = np.sqrt(reduce_score(var, dim, weights, skipna))
+    var = member_variance(forecast, mdim, skipna=skipna)
+    out = np.sqrt(reduce_score(var, dim, weights, skipna, region))
     return finish_score(out, forecast, keep_attrs, {"metric": "spread", "members": int(m)})
 
 
 @fill_doc
 def ensemble_mean_rmse(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """RMSE of the ensemble mean.
 
     Parameters
     ----------
     {{ensemble_truth}}
-    dim, member_dim, weights, skipna, keep_attrs
+    dim, member_dim, weights, region, skipna, keep_attrs
         As :func:`crps`.
 
     Returns
@@ -224,8 +261,8 @@ def ensemble_mean_rmse(
 
     Notes
     -----
-    :func:`~xfuxi.rmse` applied to the mean over members. Defined in the documentation,
-    docs/design.md (Verification).
+    :func:`~xfuxi.rmse` applied to the mean over members (over the valid members with
+    ``skipna=True``). Defined in the documentation, docs/verification.md.
 
     Examples
     --------
@@ -234,8 +271,8 @@ def ensemble_mean_rmse(
     0.0
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
-    mean = fc.mean(mdim, skipna=False)
-    out = rmse(mean, tr, dim=dim, weights=weights, skipna=skipna)
+    mean = fc.mean(mdim, skipna=skipna)
+    out = rmse(mean, tr, dim=dim, weights=weights, region=region, skipna=skipna)
     attrs = {"metric": "ensemble_mean_rmse", "members": int(fc.sizes[mdim])}
     return finish_score(out, forecast, keep_attrs, attrs)
 
@@ -243,7 +280,7 @@ def ensemble_mean_rmse(
 @fill_doc
 def spread_skill_ratio(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    correction: bool = False, weights: Weights = "area", skipna: bool = False,
+    correction: bool = False, weights: Weights = "area", region: Any = None, skipna: bool = False,
     keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Spread–skill ratio: ensemble spread over the RMSE of the ensemble mean.
@@ -251,8 +288,7 @@ def spread_skill_ratio(
     Parameters
     ----------
     {{ensemble_truth}}
-        The forecast needs at least two members.
-    dim, member_dim, weights, skipna, keep_attrs
+    dim, member_dim, weights, region, skipna, keep_attrs
         As :func:`crps`.
     correction : bool, default False
         Multiply the spread by ``√((M+1)/M)`` (finite-ensemble correction, GenCast).
@@ -266,14 +302,14 @@ def spread_skill_ratio(
     Raises
     ------
     {{raises_ensemble}}
-        Also if there are fewer than two members.
 
     Notes
     -----
     :func:`spread` / :func:`ensemble_mean_rmse`, both with the same weighting and time
-    ordering. For a perfect ensemble of M members the expected squared error of the mean is
-    ``(M+1)/M`` times the expected variance, hence the optional correction. Defined in the
-    documentation, docs/design.md (Verification).
+    ordering; with ``skipna=True`` both leave out the points where the truth is missing,
+    so that they cover the same points. For a perfect ensemble of M members the expected
+    squared error of the mean is ``(M+1)/M`` times the expected variance, hence the
+    optional correction. Defined in the documentation, docs/verification.md.
 
     Examples
     --------
@@ -286,7 +322,9 @@ def spread_skill_ratio(
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     m = fc.sizes[mdim]
-    kw = {"dim": dim, "member_dim": mdim, "weights": weights, "skipna": skipna}
+    kw = {"dim": dim, "member_dim": mdim, "weights": weights, "region": region, "skipna": skipna}
+    if skipna:
+        fc = fc.where(tr.notnull())
     s = spread(fc, **kw)
     e = ensemble_mean_rmse(fc, tr, **kw)
     out = s / e
@@ -300,14 +338,14 @@ def spread_skill_ratio(
 def _check_threshold_units(obj: xr.DataArray, name: str, units: str | None) -> None:
     if units is None:
         return
-    from ..data.schema import _same_unit
+    from ..data.schema import same_unit
 
     have = obj.attrs.get("units")
     if have is None:
         raise ValueError(
             f"threshold is in {units!r} but {name!r} has no 'units' attribute to check against"
         )
-    if not (_same_unit(str(have), units) or _same_unit(units, str(have))):
+    if not (same_unit(str(have), units) or same_unit(units, str(have))):
         raise ValueError(
             f"threshold is in {units!r} but {name!r} is in {have!r}; convert the threshold"
         )
@@ -318,7 +356,7 @@ def brier_score(
     forecast: XarrayObj, truth: XarrayObj, /, *,
     threshold: float | xr.DataArray | Mapping[Hashable, float | xr.DataArray],
     units: str | None = None, dim: Dim = None, member_dim: str | None = None, fair: bool = False,
-    weights: Weights = "area", skipna: bool = False, keep_attrs: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Brier score of the event "value exceeds ``threshold``" from ensemble member fractions.
 
@@ -331,7 +369,7 @@ def brier_score(
         variable of a Dataset.
     units : str, optional
         Units of the threshold; checked against each variable's ``units`` attribute.
-    dim, member_dim, weights, skipna, keep_attrs
+    dim, member_dim, weights, region, skipna, keep_attrs
         As :func:`crps`.
     fair : bool, default False
         Use the debiased ensemble Brier score (Ferro 2014) that estimates the score of an
@@ -353,7 +391,9 @@ def brier_score(
     -----
     ``BS = (p − o)²`` with ``p`` the fraction of members above the threshold and ``o`` 1
     where the truth is above it. The debiased form is ``(p − o)² − p(1 − p)/(M − 1)``
-    (Ferro 2014, eq. 8). A NaN member or truth gives NaN.
+    (Ferro 2014, eq. 8). A NaN truth gives NaN; a NaN member gives NaN, or with
+    ``skipna=True`` ``p`` and ``M`` count the valid members only (the fair form is NaN
+    where fewer than two are valid).
     {{reduction}}
 
     Examples
@@ -380,14 +420,17 @@ def brier_score(
             if "units" in thr.attrs:
                 _check_threshold_units(f, str(name), str(thr.attrs["units"]))
             thr = conform(thr, f, name="threshold", new_dims=True)
-        p = (f > thr).where(f.notnull()).mean(mdim, skipna=False)
+        p = (f > thr).where(f.notnull()).mean(mdim, skipna=skipna)
         o = (t > thr).where(t.notnull())
         bs = (p - o) ** 2
         if fair:
-            bs = bs - p * (1 - p) / (m - 1)
+            n = f.count(mdim) if skipna else m
+            bs = bs - p * (1 - p) / (n - 1)
+            if skipna:
+                bs = bs.where(n > 1)
         return bs
 
-    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna)
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
     attrs = {"metric": "brier_score", "estimator": "fair" if fair else "standard",
              "members": int(m)}  # fmt: skip
     return finish_score(out, forecast, keep_attrs, attrs)
@@ -401,6 +444,9 @@ def rank_histogram(
     *,
     dim: Dim = None,
     member_dim: str | None = None,
+    bins: int | None = None,
+    region: Any = None,
+    skipna: bool = False,
     seed: int | None = 0,
 ) -> XarrayObj:
     """Rank histogram (Talagrand diagram): counts of the truth's rank among the members.
@@ -411,6 +457,15 @@ def rank_histogram(
     dim : str or list of str, optional
         Dimensions to count over; ``None`` (default) counts over all.
     {{member_dim}}
+    bins : int, optional
+        Number of bins ``B``, 1 to M + 1; ``None`` (default): M + 1, one per rank. Rank
+        ``r`` (of M + 1) falls in bin ``⌊r B / (M + 1)⌋``: equal bins when ``B`` divides
+        ``M + 1``.
+    {{region}}
+    skipna : bool, default False
+        ``False``: points where a member or the truth is NaN are not counted. ``True``:
+        a point with ``n ≥ 1`` valid members counts its rank ``r`` among them in bin
+        ``⌊r B / (n + 1)⌋``; points with a NaN truth or no valid member are not counted.
     seed : int or None, default 0
         Seed for breaking ties at random (reproducible by default; with dask, for the same
         chunking).
@@ -418,17 +473,18 @@ def rank_histogram(
     Returns
     -------
     Dataset or DataArray
-        Counts on a new dimension ``rank`` = 0..M (rank 0: truth below every member).
-        Points where a member or the truth is NaN are not counted.
+        Counts on a new dimension ``rank`` = 0..B − 1 (rank 0: truth below every member).
 
     Raises
     ------
     {{raises_ensemble}}
+        Also if ``bins`` is not between 1 and M + 1.
 
     Notes
     -----
     The rank is the number of members below the truth; ties between the truth and members
-    are broken uniformly at random (Hamill 2001). Unweighted counts.
+    are broken uniformly at random (Hamill 2001). Unweighted counts (within the region).
+    Defined in the documentation, docs/verification.md.
 
     Examples
     --------
@@ -438,6 +494,9 @@ def rank_histogram(
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     m = fc.sizes[mdim]
+    nbins = m + 1 if bins is None else int(bins)
+    if not 1 <= nbins <= m + 1:
+        raise ValueError(f"bins must be between 1 and M + 1 = {m + 1} (members: {m}); got {bins}")
 
     def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         # a generator per call: thread-safe under dask, reproducible for the same chunks
@@ -445,16 +504,391 @@ def rank_histogram(
         below = (x < y[..., None]).sum(-1)
         ties = (x == y[..., None]).sum(-1)
         r = below + np.floor(rng.random(below.shape) * (ties + 1)).astype(below.dtype)
-        bad = np.isnan(x).any(-1) | np.isnan(y)
-        return np.where(bad, -1, r)
+        n = (~np.isnan(x)).sum(-1)
+        bad = ((n == 0) if skipna else (n < m)) | np.isnan(y)
+        b = (r * nbins) // np.maximum(n + 1, 1)
+        return np.where(bad, -1, b)
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         r = _over_members(kernel, f, t, mdim, np.int64)
         dims = reduced_dims(r, dim)
-        counts = [(r == k).sum(dims) for k in range(m + 1)]
-        out = xr.concat(counts, dim="rank").assign_coords(rank=np.arange(m + 1))
+        inside = region_weights(r, dims, None, region)
+        counts = [
+            ((r == k) if inside is None else (r == k) & (inside > 0)).sum(dims)
+            for k in range(nbins)
+        ]
+        out = xr.concat(counts, dim="rank").assign_coords(rank=np.arange(nbins))
         return out.transpose("rank", ...)
 
     out = _per_variable(one, fc, tr)
-    out.attrs = {"metric": "rank_histogram", "members": int(m)}
+    out.attrs = {"metric": "rank_histogram", "members": int(m), "bins": nbins}
     return out
+
+
+def _valid_count(f: xr.DataArray, mdim: str, skipna: bool) -> xr.DataArray | int:
+    """Members counted at each point: the valid ones with ``skipna``, else all."""
+    return f.count(mdim) if skipna else f.sizes[mdim]
+
+
+@fill_doc
+def debiased_ensemble_mean_mse(
+    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """MSE of the ensemble mean, debiased to estimate that of an infinite ensemble's mean.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    dim, member_dim, weights, region, keep_attrs
+        As :func:`crps`.
+    {{skipna_ensemble}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        ``attrs["metric"] == "debiased_ensemble_mean_mse"``; may be slightly negative.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if there are fewer than two members.
+
+    Notes
+    -----
+    ``(x̄ − y)² − s²/M`` with ``x̄`` the member mean and ``s²`` the unbiased member
+    variance (WeatherBench2's ``DebiasedEnsembleMeanMSE``): ``E[(x̄ − y)²] = E[(μ − y)²] +
+    σ²/M`` for M exchangeable members. With ``skipna=True`` M counts the valid members (a
+    point with fewer than two is NaN).
+    {{reduction}}
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[0.0, 2.0]], dims=("x", "number"))
+    >>> float(debiased_ensemble_mean_mse(fc, xr.DataArray([0.0], dims="x")))
+    0.0
+    """
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    if fc.sizes[mdim] < 2:
+        raise ValueError(f"the debiased ensemble-mean MSE needs at least 2 members along {mdim!r}")
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        n = _valid_count(f, mdim, skipna)
+        point = (f.mean(mdim, skipna=skipna) - t) ** 2 - f.var(mdim, ddof=1, skipna=skipna) / n
+        return point.where(n > 1) if skipna else point
+
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
+    attrs = {"metric": "debiased_ensemble_mean_mse", "members": int(fc.sizes[mdim])}
+    return finish_score(out, forecast, keep_attrs, attrs)
+
+
+@fill_doc
+def ensemble_ignorance(
+    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """Ignorance (logarithmic) score of the Gaussian fitted to the ensemble, in nats.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    dim, member_dim, weights, region, keep_attrs
+        As :func:`crps`.
+    {{skipna_ensemble}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        ``attrs["metric"] == "ensemble_ignorance"``.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if there are fewer than two members.
+
+    Notes
+    -----
+    ``−log N(y; x̄, s²)`` with ``x̄`` the member mean and ``s`` the unbiased (ddof=1)
+    member standard deviation: :func:`~xfuxi.verify.gaussian.gaussian_ignorance` of
+    ``(x̄, s)``. A point whose members all agree and miss the truth scores ``+inf``.
+    {{reduction}}
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[-1.0, 1.0]], dims=("x", "number"))
+    >>> round(float(ensemble_ignorance(fc, xr.DataArray([0.0], dims="x"))), 4)
+    1.2655
+    """
+    from .gaussian import gaussian_log_score
+
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    if fc.sizes[mdim] < 2:
+        raise ValueError(f"the ensemble ignorance needs at least 2 members along {mdim!r}")
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        std = f.std(mdim, ddof=1, skipna=skipna)
+        return gaussian_log_score(t, f.mean(mdim, skipna=skipna), std)
+
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
+    attrs = {"metric": "ensemble_ignorance", "members": int(fc.sizes[mdim])}
+    return finish_score(out, forecast, keep_attrs, attrs)
+
+
+@fill_doc
+def ranked_probability_score(
+    forecast: XarrayObj, truth: XarrayObj, /, *, thresholds: Iterable[float],
+    dim: Dim = None, member_dim: str | None = None, fair: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """Ranked probability score of the categories cut by ``thresholds``.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    thresholds : sequence of float
+        Increasing category edges ``t_1 < … < t_K`` (in the units of the data); they cut
+        ``K + 1`` categories.
+    dim, member_dim, weights, region, keep_attrs
+        As :func:`crps`.
+    fair : bool, default False
+        Subtract ``F_k(1 − F_k)/(M − 1)`` per edge (Ferro 2014): the score of an infinite
+        ensemble.
+    {{skipna_ensemble}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        ``attrs["metric"] == "ranked_probability_score"``; 0 is perfect.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if the thresholds are empty or not increasing, or the fair form is asked for
+        one member.
+
+    Notes
+    -----
+    ``RPS = Σ_k (F_k − O_k)²`` with ``F_k`` the fraction of members below ``t_k`` and
+    ``O_k = 1`` where the truth is below ``t_k`` (xskillscore's ``rps`` with these
+    ``category_edges``; not divided by ``K``).
+    {{reduction}}
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[0.0, 1.0, 2.0, 3.0]], dims=("x", "number"))
+    >>> float(ranked_probability_score(fc, xr.DataArray([2.5], dims="x"), thresholds=[1.5]))
+    0.25
+    """
+    edges = np.asarray(list(thresholds), dtype=float)
+    if edges.size == 0 or np.any(np.diff(edges) <= 0) or not np.all(np.isfinite(edges)):
+        raise ValueError(f"thresholds must be finite and increasing, at least one; got {edges}")
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    m = fc.sizes[mdim]
+    if fair and m < 2:
+        raise ValueError(f"the fair RPS needs at least 2 members along {mdim!r}")
+    t_k = xr.DataArray(edges, dims="threshold")
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        n = _valid_count(f, mdim, skipna)
+        if skipna:
+            cdf = (f < t_k).sum(mdim) / n  # NaN members are never below t_k
+        else:
+            cdf = (f < t_k).mean(mdim).where(f.notnull().all(mdim))
+        obs = (t < t_k).where(t.notnull())
+        term = (cdf - obs) ** 2
+        if fair:
+            term = term - cdf * (1 - cdf) / (n - 1)
+        rps = term.sum("threshold", skipna=False)
+        return rps.where(n > 1) if (fair and skipna) else rps
+
+    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
+    attrs = {"metric": "ranked_probability_score", "estimator": "fair" if fair else "standard",
+             "members": int(m), "thresholds": edges.tolist()}  # fmt: skip
+    return finish_score(out, forecast, keep_attrs, attrs)
+
+
+@fill_doc
+def central_reliability(
+    forecast: XarrayObj, truth: XarrayObj, /, *,
+    probabilities: Iterable[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    dim: Dim = None, member_dim: str | None = None, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """Central reliability: how often the truth falls in the ensemble's central intervals.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    probabilities : sequence of float, default 0.1, …, 0.9
+        Nominal coverages ``p`` in (0, 1) of the central intervals.
+    dim, member_dim, weights, region, keep_attrs
+        As :func:`crps`.
+    {{skipna_ensemble}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        Observed coverage on a new dim ``probability``; a reliable ensemble gives ``p``.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if a probability is not in (0, 1).
+
+    Notes
+    -----
+    For each ``p`` the interval runs from the member quantile ``(1 − p)/2`` to ``(1 + p)/2``,
+    quantile ``q`` being the ``q(M + 1)``-th sorted member (Weibull plotting position,
+    interpolated; clamped to the extreme members), so that a truth exchangeable with the
+    members falls inside with probability ``p``; the score is the weighted fraction of
+    points whose truth lies in it (bounds included).
+    {{reduction}}
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[0.0, 1.0, 2.0, 3.0, 4.0]] * 2, dims=("x", "number"))
+    >>> truth = xr.DataArray([2.0, 3.9], dims="x")
+    >>> central_reliability(fc, truth, probabilities=[0.5]).values.tolist()
+    [0.5]
+    """
+    probs = np.asarray(list(probabilities), dtype=float)
+    if probs.size == 0 or np.any((probs <= 0) | (probs >= 1)):
+        raise ValueError(f"probabilities must lie in (0, 1); got {probs}")
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    q = np.concatenate([(1 - probs) / 2, (1 + probs) / 2])
+
+    def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        # one sort (NaN last), then each quantile by interpolating between order statistics
+        srt = np.sort(x, axis=-1)
+        n = (~np.isnan(x)).sum(-1)
+        nq = q.shape[0]
+        pos = np.clip(q * (n[..., None] + 1.0) - 1.0, 0.0, np.maximum(n[..., None] - 1.0, 0.0))
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(n[..., None] - 1, 0))
+        a = np.take_along_axis(srt, lo, axis=-1)
+        b = np.take_along_axis(srt, hi, axis=-1)
+        qs = a + (pos - lo) * (b - a)
+        lo_q, hi_q = qs[..., : nq // 2], qs[..., nq // 2 :]
+        inside = ((y[..., None] >= lo_q) & (y[..., None] <= hi_q)).astype(float)
+        bad = (n == 0) if skipna else (n < x.shape[-1])
+        return np.where((bad | np.isnan(y))[..., None], np.nan, inside)
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        f, t = xr.broadcast(f, t, exclude=[mdim])
+        return xr.apply_ufunc(
+            kernel, f, t, input_core_dims=[[mdim], []], output_core_dims=[["probability"]],
+            dask="parallelized", output_dtypes=[float],
+            dask_gufunc_kwargs={"output_sizes": {"probability": probs.size},
+                                "allow_rechunk": True},
+        ).assign_coords(probability=probs)  # fmt: skip
+
+    dims = [d for d in fc.dims if d != mdim] if dim is None else dim  # keep ``probability``
+    out = reduce_score(_per_variable(one, fc, tr), dims, weights, skipna, region)
+    attrs = {"metric": "central_reliability", "members": int(fc.sizes[mdim])}
+    return finish_score(out, forecast, keep_attrs, attrs)
+
+
+@fill_doc
+def energy_score(
+    forecast: XarrayObj, truth: XarrayObj, /, *,
+    vector_dims: Iterable[Hashable] = ("latitude", "longitude"), dim: Dim = None,
+    member_dim: str | None = None, fair: bool = True, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    """Energy score: the CRPS of whole fields, with an area-weighted L2 norm.
+
+    Parameters
+    ----------
+    {{ensemble_truth}}
+    vector_dims : sequence of str, default ("latitude", "longitude")
+        Dims that make up one vector (a field); each must be in the data.
+    dim : str or list of str, optional
+        Dims (besides the vector and ensemble dims) to average the energy score over;
+        ``None`` (default) averages all the others (time first-last as everywhere).
+    {{member_dim}}
+    fair : bool, default True
+        ``M(M − 1)`` in the spread term (WeatherBench2's ``EnergyScore``); else ``M²``.
+    {{weights}}
+        Here they weight the norm over ``vector_dims``.
+    {{region}}
+        Here it restricts the vectors to the region (the norm over its points).
+    skipna : bool, default False
+        ``True``: leave out members with a NaN in their field (M counts the rest); a
+        NaN in the truth field still gives NaN for that field, skipped in the averaging
+        over ``dim``. ``False``: any NaN gives NaN.
+    {{keep_attrs}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        Energy score (units of the data); ``attrs["metric"] == "energy_score"``.
+
+    Raises
+    ------
+    {{raises_ensemble}}
+        Also if a vector dim is missing or ``dim`` names a vector dim.
+
+    Notes
+    -----
+    ``ES = E‖X − y‖ − ½ E‖X − X′‖`` with ``‖z‖ = √(Σ_v w_v z_v² / Σ_v w_v)`` over the
+    vector dims (area weights by default), member pairs over ``M(M − 1)`` (fair) or ``M²``
+    (Gneiting & Raftery 2007). For one-point vectors it is the CRPS. Computed with one
+    Gram-matrix product per field (:func:`~xfuxi.verify._kernels.energy_score_kernel`).
+
+    Examples
+    --------
+    >>> fc = xr.DataArray([[[0.0, 0.0], [2.0, 2.0]]], dims=("time", "number", "x"))
+    >>> float(energy_score(fc, xr.DataArray([[1.0, 1.0]], dims=("time", "x")),
+    ...                    vector_dims=["x"], weights=None))
+    0.0
+    """
+    from ._kernels import energy_score_kernel
+
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    vdims = list(vector_dims)
+    missing = [d for d in vdims if d not in fc.dims]
+    if missing or not vdims:
+        raise ValueError(
+            f"vector_dims {missing or vdims} not in the forecast's dims {list(fc.dims)}"
+        )
+    if dim is not None and set([dim] if isinstance(dim, str) else dim) & set(vdims):
+        raise ValueError(f"dim must not include the vector dims {vdims}")
+
+    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
+        f, t = xr.broadcast(f, t, exclude=[mdim])
+        template = t.isel({d: 0 for d in t.dims if d not in vdims}, drop=True)
+        w = region_weights(template, vdims, weights, region)
+        w = xr.ones_like(template, dtype=float) if w is None else w.broadcast_like(template)
+
+        def kernel(x: np.ndarray, y: np.ndarray, wv: np.ndarray) -> np.ndarray:
+            p = int(np.prod(x.shape[-len(vdims) :]))
+            xs = x.reshape(*x.shape[: -len(vdims) - 1], x.shape[-len(vdims) - 1], p)
+            ys = y.reshape(*y.shape[: -len(vdims)], p)
+            return energy_score_kernel(xs, ys, wv.reshape(-1), fair=fair, skipna=skipna)
+
+        def per_weight(wv: xr.DataArray) -> xr.DataArray:
+            return xr.apply_ufunc(
+                kernel, f, t, wv.transpose(*vdims),
+                input_core_dims=[[mdim, *vdims], vdims, vdims], dask="parallelized",
+                output_dtypes=[np.result_type(f.dtype, np.float32)],
+                dask_gufunc_kwargs={"allow_rechunk": True},
+            )  # fmt: skip
+
+        if "region" in w.dims:
+            return xr.concat([per_weight(w.sel(region=r)) for r in w.region.values], "region")
+        return per_weight(w)
+
+    es = _per_variable(one, fc, tr)
+    rest = [d for d in es.dims if d != "region"] if dim is None else dim
+    out = reduce_score(es, rest, None, skipna)
+    attrs = {"metric": "energy_score", "estimator": "fair" if fair else "standard",
+             "members": int(fc.sizes[mdim])}  # fmt: skip
+    return finish_score(out, forecast, keep_attrs, attrs)

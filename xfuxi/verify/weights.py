@@ -218,14 +218,62 @@ def weights_for(obj: XarrayObj, dims: Sequence[Hashable], weights: Weights) -> x
     return conform(weights, obj, name="weights")
 
 
+def region_weights(
+    obj: XarrayObj, dims: Sequence[Hashable], weights: Weights, region: Any
+) -> xr.DataArray | None:
+    """:func:`weights_for`, times the mask of ``region`` (``None``: no region).
+
+    A list of regions gives weights with a ``region`` dim (and so scores with one).
+
+    Raises
+    ------
+    ValueError
+        As :func:`weights_for`; also if the region is defined over a dim not reduced, a
+        mask is not finite, negative or does not cover the grid, or a region holds no
+        point with a positive weight.
+    """
+    w = weights_for(obj, dims, weights)
+    if region is None:
+        return w
+    from .regions import region_masks
+
+    mask, _ = region_masks(region, obj)
+    extra = [d for d in mask.dims if d != "region" and d not in dims]
+    if extra:
+        raise ValueError(
+            f"the region is defined over {extra}, which the score does not reduce "
+            f"(reduced dims: {list(dims)}); reduce them too, or leave region=None"
+        )
+    if mask.isnull().any() or np.isinf(mask).any() or (mask < 0).any():
+        raise ValueError("a region mask must be finite and >= 0 (boolean or weights)")
+    mask = conform(mask, obj, name="region mask", new_dims=True)
+    w = mask if w is None else w * mask
+    empty = w.sum([d for d in w.dims if d != "region"]) == 0
+    if empty.any():
+        labels = list(empty["region"].values[empty.values]) if "region" in empty.dims else []
+        raise ValueError(
+            f"region {labels or region!r} holds no grid point of the data with a positive "
+            "weight; check its bounds against the data's latitude/longitude"
+        )
+    return w
+
+
 def weighted_mean(
     x: XarrayObj, dims: Sequence[Hashable], weights: xr.DataArray | None, skipna: bool
 ) -> XarrayObj:
-    """Weighted mean over ``dims``; with skipna the weights of missing values are dropped."""
+    """Weighted mean over ``dims``; with skipna the weights of missing values are dropped.
+
+    Points of zero weight do not count, even where ``x`` is NaN there (a region's outside).
+    """
     if not dims:
+        if weights is not None and "region" in weights.dims:
+            # regions over no reduced dim are scalar masks: the same value for each
+            return x.expand_dims(region=weights["region"].values)
         return x
     if weights is None:
         return x.mean(dims, skipna=skipna)
+    if bool((weights == 0).any()):
+        x = x.where(weights != 0, 0.0)
     return x.weighted(weights).mean(dims, skipna=skipna)
 
 
@@ -237,12 +285,17 @@ def time_split(dims: Sequence[Hashable]) -> tuple[list[Hashable], list[Hashable]
 
 
 def reduce_score(
-    x: XarrayObj, dim: str | Iterable[Hashable] | None, weights: Weights, skipna: bool
+    x: XarrayObj,
+    dim: str | Iterable[Hashable] | None,
+    weights: Weights,
+    skipna: bool,
+    region: Any = None,
 ) -> XarrayObj:
     """Reduce point-wise scores over ``dim``: the weighted mean over every reduced dim but
-    ``time`` (per time) first, then the mean over ``time`` (WeatherBench2's order)."""
+    ``time`` (per time) first, then the mean over ``time`` (WeatherBench2's order); within
+    ``region`` (:func:`region_weights`)."""
     inner, outer = time_split(reduced_dims(x, dim))
-    out = weighted_mean(x, inner, weights_for(x, inner, weights), skipna)
+    out = weighted_mean(x, inner, region_weights(x, inner, weights, region), skipna)
     if outer:
         out = out.mean(outer, skipna=skipna)
     return out
@@ -257,6 +310,12 @@ METRIC_INFO: dict[str, tuple[float, bool]] = {
     "crps": (0.0, False),
     "ensemble_mean_rmse": (0.0, False),
     "brier_score": (0.0, False),
+    "wind_vector_rmse": (0.0, False),
+    "gaussian_crps": (0.0, False),
+    "gaussian_brier_score": (0.0, False),
+    "energy_score": (0.0, False),
+    "ranked_probability_score": (0.0, False),
+    "debiased_ensemble_mean_mse": (0.0, False),
 }
 
 

@@ -1,0 +1,213 @@
+"""Scores of a Gaussian forecast given by its mean and standard deviation.
+
+WeatherBench2's ``GaussianCRPS``, ``GaussianVariance``, ``GaussianBrierScore`` and
+``GaussianIgnoranceScore``: the forecast at each point is ``N(μ, σ²)``. Closed forms,
+vectorised (scipy's ``ndtr`` for Φ), lazy on dask arrays. Reductions, regions and missing
+data as every other score; definitions in the documentation (docs/verification.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy.special import ndtr
+
+from ._docs import fill_doc
+from .weights import Weights, XarrayObj, conform, finish_score, prepare_pair, reduce_score
+
+__all__ = [
+    "gaussian_brier_score",
+    "gaussian_crps",
+    "gaussian_ignorance",
+    "gaussian_log_score",
+    "gaussian_variance",
+]
+
+Dim = str | Iterable[Hashable] | None
+_SQRT_PI = float(np.sqrt(np.pi))
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _cdf(z: XarrayObj) -> XarrayObj:
+    """Standard normal CDF Φ, lazy on dask arrays."""
+    return xr.apply_ufunc(ndtr, z, dask="allowed", keep_attrs=False)
+
+
+def _pdf(z: XarrayObj) -> XarrayObj:
+    return np.exp(-0.5 * z**2) / np.sqrt(2.0 * np.pi)
+
+
+def _triple(mean: XarrayObj, std: XarrayObj, truth: XarrayObj | None):
+    """Check and align mean, std (and truth): std must cover the mean's grid, be ≥ 0."""
+    if isinstance(mean, xr.Dataset) != isinstance(std, xr.Dataset):
+        raise TypeError(
+            "mean and std must both be Datasets or both DataArrays; got "
+            f"{type(mean).__name__} and {type(std).__name__}"
+        )
+    if isinstance(mean, xr.Dataset):
+        missing = [v for v in mean.data_vars if v not in std.data_vars]
+        if missing:
+            raise ValueError(f"std lacks variable(s) {missing} of the mean")
+        std = std[list(mean.data_vars)]
+    std = conform(std, mean, name="std", reference_name="mean")
+    negative = (std < 0).any()
+    if bool(negative.to_array().any() if isinstance(negative, xr.Dataset) else negative):
+        raise ValueError("std holds negative values; a standard deviation must be >= 0")
+    if truth is None:
+        return mean, std, None
+    mean_, tr = prepare_pair(mean, truth, names=("mean", "truth"))
+    if "valid_time" in mean_.coords:
+        std = std.assign_coords(valid_time=mean_["valid_time"])
+    return mean_, std, tr
+
+
+_DOC = """{summary}
+
+    Parameters
+    ----------
+    mean, std : Dataset or DataArray
+        Mean and standard deviation (``σ ≥ 0``) of the Gaussian forecast, the same kind of
+        object on the same grid.
+    {truth}
+    {{{{dim}}}}
+    {{{{weights}}}}
+    {{{{region}}}}
+    {{{{skipna}}}}
+    {{{{keep_attrs}}}}
+
+    Returns
+    -------
+    Dataset or DataArray
+        The mean score over ``dim``; ``attrs["metric"] == "{metric}"``.
+
+    Raises
+    ------
+    ValueError
+        If ``std`` is negative or does not cover the mean's grid, or as :func:`~xfuxi.rmse`.
+
+    Notes
+    -----
+    {formula}
+    {{{{reduction}}}}
+
+    Examples
+    --------
+    {example}
+    """
+
+_TRUTH = """truth : Dataset or DataArray
+        Verifying truth, matched as in :func:`~xfuxi.rmse`."""
+
+
+def _finish(point: XarrayObj, mean, dim, weights, region, skipna, keep_attrs, metric):
+    out = reduce_score(point, dim, weights, skipna, region)
+    return finish_score(out, mean, keep_attrs, {"metric": metric})
+
+
+def gaussian_crps(
+    mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    mu, sigma, tr = _triple(mean, std, truth)
+    sigma_safe = sigma.where(sigma > 0, 1.0)
+    z = (tr - mu) / sigma_safe
+    crps = sigma * (z * (2.0 * _cdf(z) - 1.0) + 2.0 * _pdf(z) - 1.0 / _SQRT_PI)
+    crps = crps.where(sigma > 0, np.abs(tr - mu))  # σ = 0: a point forecast, CRPS = |y − μ|
+    return _finish(crps, mean, dim, weights, region, skipna, keep_attrs, "gaussian_crps")
+
+
+gaussian_crps.__doc__ = _DOC.format(
+    summary="CRPS of a Gaussian forecast ``N(μ, σ²)`` (closed form).",
+    truth=_TRUTH,
+    metric="gaussian_crps",
+    formula="``CRPS = σ [z (2Φ(z) − 1) + 2φ(z) − 1/√π]``, ``z = (y − μ)/σ`` (Gneiting et al. "
+    "2005); ``|y − μ|`` where ``σ = 0``.",
+    example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
+    >>> round(float(gaussian_crps(m, s, xr.DataArray([0.0]))), 6)  # (√2 − 1)/√π
+    0.233695""",
+)
+gaussian_crps = fill_doc(gaussian_crps)
+
+
+def gaussian_variance(
+    mean: XarrayObj, std: XarrayObj, /, *, dim: Dim = None, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    _, sigma, _ = _triple(mean, std, None)
+    return _finish(sigma**2, mean, dim, weights, region, skipna, keep_attrs, "gaussian_variance")
+
+
+gaussian_variance.__doc__ = _DOC.format(
+    summary="Mean variance ``σ²`` of a Gaussian forecast (its spread, squared).",
+    truth="",
+    metric="gaussian_variance",
+    formula="The mean of ``σ²``; its square root is comparable with :func:`~xfuxi.spread`.",
+    example=""">>> float(gaussian_variance(xr.DataArray([0.0, 0.0]), xr.DataArray([1.0, 3.0])))
+    5.0""",
+)
+gaussian_variance = fill_doc(gaussian_variance)
+
+
+def gaussian_brier_score(
+    mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, threshold: float | xr.DataArray,
+    dim: Dim = None, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    mu, sigma, tr = _triple(mean, std, truth)
+    thr = threshold
+    if isinstance(thr, xr.DataArray):
+        thr = conform(thr, mu, name="threshold", reference_name="mean", new_dims=True)
+    sigma_safe = sigma.where(sigma > 0, 1.0)
+    p = (1.0 - _cdf((thr - mu) / sigma_safe)).where(sigma > 0, (mu > thr) * 1.0)
+    o = (tr > thr).where(tr.notnull())
+    p = p.where(mu.notnull() & sigma.notnull())
+    bs = (p - o) ** 2
+    return _finish(bs, mean, dim, weights, region, skipna, keep_attrs, "gaussian_brier_score")
+
+
+gaussian_brier_score.__doc__ = _DOC.format(
+    summary='Brier score of a Gaussian forecast for the event "value exceeds ``threshold``".',
+    truth=_TRUTH
+    + """
+    threshold : float or DataArray
+        Event threshold (``value > threshold``), in the units of the data.""",
+    metric="gaussian_brier_score",
+    formula="``(p − o)²`` with ``p = 1 − Φ((t − μ)/σ)`` and ``o = 1`` where the truth "
+    "exceeds ``t``.",
+    example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
+    >>> float(gaussian_brier_score(m, s, xr.DataArray([1.0]), threshold=0.0))
+    0.25""",
+)
+gaussian_brier_score = fill_doc(gaussian_brier_score)
+
+
+def gaussian_ignorance(
+    mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> XarrayObj:  # fmt: skip
+    mu, sigma, tr = _triple(mean, std, truth)
+    ign = gaussian_log_score(tr, mu, sigma)
+    return _finish(ign, mean, dim, weights, region, skipna, keep_attrs, "gaussian_ignorance")
+
+
+def gaussian_log_score(y: XarrayObj, mu: XarrayObj, sigma: XarrayObj) -> XarrayObj:
+    """Point-wise ``−log N(y; μ, σ²)`` (natural log); ``+inf`` where ``σ = 0``, ``y ≠ μ``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 0.5 * _LOG_2PI + np.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2
+
+
+gaussian_ignorance.__doc__ = _DOC.format(
+    summary="Ignorance (logarithmic) score of a Gaussian forecast, in nats.",
+    truth=_TRUTH,
+    metric="gaussian_ignorance",
+    formula="``−log φ_σ(y − μ) = ½ log(2π) + log σ + (y − μ)²/(2σ²)`` (natural log, nats).",
+    example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
+    >>> round(float(gaussian_ignorance(m, s, xr.DataArray([0.0]))), 6)  # ½ log 2π
+    0.918939""",
+)
+gaussian_ignorance = fill_doc(gaussian_ignorance)

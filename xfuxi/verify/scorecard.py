@@ -1,0 +1,213 @@
+"""Scorecard: WeatherBench2's table of scores (score × variable × level × lead × region).
+
+:func:`scorecard` scores a forecast (or an ensemble) against a truth with the usual
+headline scores and returns one Dataset: a data variable per forecast variable (plus
+``wind_vector`` where both wind components are there), with dims ``score``, ``level``
+(where the variable has levels), the lead (``prediction_timedelta``) and ``region``.
+Everything else (initial time, latitude, longitude) is reduced as each score does. Stores
+(zarr paths) are opened lazily and the result stays a dask graph until computed.
+:func:`xfuxi.plot.plot_scorecard` draws one system against another. See the
+documentation, docs/verification.md (Scorecard).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..options import get_options
+from .deterministic import acc, bias, mae, mse, rmse, wind_vector_rmse
+from .probabilistic import (
+    crps,
+    debiased_ensemble_mean_mse,
+    energy_score,
+    ensemble_ignorance,
+    ensemble_mean_rmse,
+    spread,
+    spread_skill_ratio,
+)
+from .weights import METRIC_INFO, Weights
+
+__all__ = ["DETERMINISTIC_SCORES", "ENSEMBLE_SCORES", "PERFECT_VALUES", "scorecard"]
+
+#: default scores of a deterministic forecast (``acc`` only with a climatology)
+DETERMINISTIC_SCORES: tuple[str, ...] = ("rmse", "mae", "bias", "acc", "wind_vector_rmse")
+#: default scores of an ensemble (deterministic names score the ensemble mean)
+ENSEMBLE_SCORES: tuple[str, ...] = (
+    "crps", "ensemble_mean_rmse", "spread", "spread_skill_ratio", "acc", "wind_vector_rmse",
+)  # fmt: skip
+#: the value of a perfect forecast, by score (the plot colours the distance to it)
+PERFECT_VALUES: dict[str, float] = {
+    **{k: v[0] for k, v in METRIC_INFO.items()},
+    "bias": 0.0,
+    "spread_skill_ratio": 1.0,
+}
+_WIND = ("u_component_of_wind", "v_component_of_wind")
+
+_PAIR: dict[str, Callable[..., Any]] = {"rmse": rmse, "mse": mse, "mae": mae, "bias": bias}
+_ENSEMBLE: dict[str, Callable[..., Any]] = {
+    "crps": crps,
+    "ensemble_mean_rmse": ensemble_mean_rmse,
+    "spread_skill_ratio": spread_skill_ratio,
+    "debiased_ensemble_mean_mse": debiased_ensemble_mean_mse,
+    "ensemble_ignorance": ensemble_ignorance,
+    "energy_score": energy_score,
+}
+KNOWN_SCORES = (*_PAIR, *_ENSEMBLE, "acc", "wind_vector_rmse", "spread", "central_reliability")
+
+
+def _open(obj: Any, role: str) -> xr.Dataset:
+    if isinstance(obj, (str, os.PathLike)):
+        return xr.open_zarr(obj)
+    if isinstance(obj, xr.DataArray):
+        if obj.name is None:
+            raise ValueError(f"the {role} DataArray needs a name (it becomes a variable)")
+        return obj.to_dataset()
+    if not isinstance(obj, xr.Dataset):
+        raise TypeError(f"the {role} must be a Dataset, a named DataArray or a zarr path")
+    return obj
+
+
+def _member_dim(fc: xr.Dataset, member_dim: str | None) -> str | None:
+    if member_dim is not None:
+        if member_dim not in fc.dims:
+            raise ValueError(f"member_dim {member_dim!r} is not a dim of the forecast")
+        return member_dim
+    return next((d for d in get_options()["ensemble_dims"] if d in fc.dims), None)
+
+
+def scorecard(
+    forecast: xr.Dataset | xr.DataArray | str | os.PathLike,
+    truth: xr.Dataset | xr.DataArray | str | os.PathLike,
+    /,
+    *,
+    scores: Sequence[str] | None = None,
+    climatology: xr.Dataset | str | os.PathLike | None = None,
+    region: Any = "global",
+    variables: Sequence[Hashable] | None = None,
+    member_dim: str | None = None,
+    lead_dim: str = "prediction_timedelta",
+    weights: Weights = "area",
+    skipna: bool = False,
+) -> xr.Dataset:
+    """Score a forecast or an ensemble against a truth: the WeatherBench2 table.
+
+    Parameters
+    ----------
+    forecast : Dataset, named DataArray or path of a zarr store
+        Forecast in WeatherBench2 layout (``time`` = initial time, ``prediction_timedelta``
+        = lead), optionally with an ensemble dim; a store is opened lazily.
+    truth : Dataset, named DataArray or path of a zarr store
+        Verifying analysis on ``time`` (valid time) or in the forecast's layout.
+    scores : sequence of str, optional
+        Score names (rows of the table): any of ``rmse``, ``mse``, ``mae``, ``bias``,
+        ``acc``, ``wind_vector_rmse``, ``crps``, ``ensemble_mean_rmse``, ``spread``,
+        ``spread_skill_ratio``, ``debiased_ensemble_mean_mse``, ``ensemble_ignorance``,
+        ``energy_score``. Default: :data:`DETERMINISTIC_SCORES` or :data:`ENSEMBLE_SCORES`,
+        without ``acc`` when there is no climatology and without ``wind_vector_rmse`` when
+        a wind component is missing. On an ensemble the deterministic scores (and ``acc``)
+        score the ensemble mean.
+    climatology : Dataset or path, optional
+        For ``acc`` (variables ``v`` or ``v_mean``; see :func:`~xfuxi.acc`).
+    region : region or list of regions, default "global"
+        As the scores' ``region`` (docs/verification.md); the result always has a
+        ``region`` dim.
+    variables : sequence of str, optional
+        Forecast variables to score (default: all the truth has).
+    member_dim : str, optional
+        Ensemble dim; by default the first of the accepted names present, if any.
+    lead_dim : str, default "prediction_timedelta"
+        The lead dim, kept (a forecast without it is scored as one lead).
+    weights : {"area"}, DataArray or None, default "area"
+        As every score.
+    skipna : bool, default False
+        As every score (ensemble scores count the valid members).
+
+    Returns
+    -------
+    Dataset
+        One variable per forecast variable (and ``wind_vector``), dims ``score``, the lead,
+        ``level`` where present, and ``region``; NaN where a score does not apply to a
+        variable. Coordinate ``perfect_value`` along ``score`` (NaN where none);
+        ``attrs["members"]`` for an ensemble. Lazy (dask) when the inputs are.
+
+    Raises
+    ------
+    ValueError
+        If a score name is unknown, ``acc`` is asked without a climatology, an ensemble
+        score is asked of a deterministic forecast, or as the scores themselves.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.date_range("2020-01-01", periods=3, freq="6h")
+    >>> truth = xr.Dataset({"temperature": ("time", [1.0, 2.0, 3.0])}, coords={"time": t})
+    >>> lead = pd.to_timedelta([6, 12], "h")
+    >>> fc = xr.Dataset({"temperature": (("time", "prediction_timedelta"), [[2.0, 4.0]])},
+    ...                 coords={"time": t[:1], "prediction_timedelta": lead})
+    >>> card = scorecard(fc, truth, weights=None)
+    >>> card.temperature.sel(score="rmse", region="global").values.tolist()
+    [0.0, 1.0]
+    """
+    fc, tr = _open(forecast, "forecast"), _open(truth, "truth")
+    clim = _open(climatology, "climatology") if climatology is not None else None
+    if variables is not None:
+        fc = fc[list(variables)]
+    else:
+        fc = fc[[v for v in fc.data_vars if v in tr.data_vars]]
+        if not fc.data_vars:
+            raise ValueError("the forecast and the truth share no variable")
+    mdim = _member_dim(fc, member_dim)
+    has_wind = all(w in fc.data_vars for w in _WIND)
+    if scores is None:
+        scores = [
+            s for s in (ENSEMBLE_SCORES if mdim else DETERMINISTIC_SCORES)
+            if not (s == "acc" and clim is None) and not (s == "wind_vector_rmse" and not has_wind)
+        ]  # fmt: skip
+    unknown = [s for s in scores if s not in KNOWN_SCORES]
+    if unknown:
+        raise ValueError(f"unknown score(s) {unknown}; known: {list(KNOWN_SCORES)}")
+    if "acc" in scores and clim is None:
+        raise ValueError("the score 'acc' needs a climatology (climatology=...)")
+    ens_only = [s for s in scores if s in _ENSEMBLE or s in ("spread", "central_reliability")]
+    if ens_only and mdim is None:
+        raise ValueError(f"score(s) {ens_only} need an ensemble; the forecast has no member dim")
+    regions = list(region) if isinstance(region, (list, tuple)) else [region]
+    keep = {lead_dim, "level", mdim}
+    dim = [d for d in fc.dims if d not in keep]
+    common = {"weights": weights, "region": regions, "skipna": skipna}
+    mean = fc.mean(mdim, skipna=skipna) if mdim else fc
+
+    rows = []
+    for name in scores:
+        if name in _PAIR:
+            out = _PAIR[name](mean, tr, dim=dim, **common)
+        elif name == "acc":
+            out = acc(mean, tr, clim, dim=dim, **common)
+        elif name == "wind_vector_rmse":
+            out = wind_vector_rmse(mean, tr, dim=dim, **common).to_dataset()
+        elif name == "spread":
+            out = spread(fc, dim=dim, member_dim=mdim, **common)
+        elif name == "energy_score":
+            vdims = [d for d in ("latitude", "longitude") if d in fc.dims]
+            rest = [d for d in dim if d not in vdims]
+            out = energy_score(fc, tr, vector_dims=vdims, dim=rest, member_dim=mdim, **common)
+        else:
+            out = _ENSEMBLE[name](fc, tr, dim=dim, member_dim=mdim, **common)
+        rows.append(out.drop_vars([c for c in out.coords if c not in out.dims]))
+    card = xr.concat(
+        rows, dim="score", join="outer", fill_value=np.nan, data_vars="all",
+        coords="minimal", compat="override",
+    )  # fmt: skip
+    card = card.assign_coords(
+        score=np.array(list(scores), dtype=str),
+        perfect_value=("score", [PERFECT_VALUES.get(s, np.nan) for s in scores]),
+    )
+    card.attrs = {"metric": "scorecard", "scores": list(scores)}
+    if mdim:
+        card.attrs["members"] = int(fc.sizes[mdim])
+    return card
