@@ -163,7 +163,7 @@ def perlin_noise(
 
     Returns
     -------
-    torch.Tensor, shape (n, *shape)
+    torch.Tensor, shape ``(n, *shape)``
         Noise scaled to unit standard deviation over all its values.
 
     Raises
@@ -259,7 +259,7 @@ def perlin_perturbations(
 
     Returns
     -------
-    torch.Tensor, shape (n, C, *shape)
+    torch.Tensor, shape ``(n, C, *shape)``
 
     Raises
     ------
