@@ -36,8 +36,15 @@ extensions = [
 
 # the site is built offline: no intersphinx, nothing downloaded
 templates_path = ["_templates", sphinx_autosummary_accessors.templates_path]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "gallery/*.py", "gallery/*.ipynb",
-                    "gallery/*.zip", "gallery/*.md5", "gallery/*.json"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "gallery/*.py",
+    "gallery/*.ipynb",
+    "gallery/*.zip",
+    "gallery/*.md5",
+    "gallery/*.json",
+]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 suppress_warnings = ["myst.header"]  # pages start at ## after the title in some files

@@ -74,8 +74,13 @@ def api_index() -> str:
         lines += [f".. _accessor-{kind}:", "", title, "-" * len(title), ""]
         lines += [".. currentmodule:: xarray", ""]
         lines += [f"Methods of ``{cls}.fuxi``; ``obj.fuxi.name(...)`` is ``xfuxi.name(obj, ...)``."]
-        lines += ["", ".. autosummary::", "   :toctree: generated/",
-                  "   :template: autosummary/accessor_method.rst", ""]
+        lines += [
+            "",
+            ".. autosummary::",
+            "   :toctree: generated/",
+            "   :template: autosummary/accessor_method.rst",
+            "",
+        ]
         lines += [f"   {cls}.fuxi.{e.name}" for e in accessor_entries(kind)] + [""]
     return "\n".join(lines)
 
@@ -105,7 +110,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def read_table(path: Path, *, columns: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
+def read_table(
+    path: Path, *, columns: list[str] | None = None
+) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a result file (CSV, or JSON records / mapping)."""
     if path.suffix == ".csv":
         with path.open(newline="") as f:
@@ -224,8 +231,11 @@ def _lookup(name: str, module: str | None, cls: str | None) -> tuple[Any, str] |
     import sys
 
     if "." not in name:
-        found = {id(getattr(m, name)): (getattr(m, name), k) for k, m in list(sys.modules.items())
-                 if k.startswith("xfuxi") and m is not None and hasattr(m, name)}
+        found = {
+            id(getattr(m, name)): (getattr(m, name), k)
+            for k, m in list(sys.modules.items())
+            if k.startswith("xfuxi") and m is not None and hasattr(m, name)
+        }
         if len(found) == 1:
             return next(iter(found.values()))
     return None
@@ -257,8 +267,9 @@ def _missing_reference(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     if public is not None:
         domain = env.get_domain("py")
         for role in ("obj", "func", "class", "mod"):
-            ref = domain.resolve_xref(env, node["refdoc"], app.builder, role,
-                                      f"xfuxi.{public}", node, contnode)
+            ref = domain.resolve_xref(
+                env, node["refdoc"], app.builder, role, f"xfuxi.{public}", node, contnode
+            )
             if ref is not None:
                 return ref
     return contnode

@@ -26,6 +26,7 @@ background = world_background(truth, model=model, time=t0, lead_steps=4)
 obs = truth.fuxi.radiosonde_observations(
     n_sites=60,
     error={"temperature": 1.0, "u_component_of_wind": 2.0, "v_component_of_wind": 2.0},
+    variables=["temperature", "u_component_of_wind", "v_component_of_wind"],
     times=[t0, t0 + pd.Timedelta("6h")],
     seed=0,
 )

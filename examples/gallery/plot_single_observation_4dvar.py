@@ -29,8 +29,13 @@ background = world_background(truth, model=model, time=t0, lead_steps=4)
 # The observation: the background's value at 47° N, 180° E plus three observation errors.
 error = 100.0  # m² s⁻²
 obs = background.fuxi.single_observation(
-    variable="geopotential", level=500.0, latitude=47.0, longitude=180.0, time=t0,
-    error=error, noise=False,
+    variable="geopotential",
+    level=500.0,
+    latitude=47.0,
+    longitude=180.0,
+    time=t0,
+    error=error,
+    noise=False,
 )
 obs["value"] = obs["value"] + 3 * error
 
@@ -50,9 +55,14 @@ res
 # The increment of z500 with the wind increment: a high with clockwise (anticyclonic)
 # circulation.
 ax = res.analysis.fuxi.plot_increment(
-    background.sel(time=[t0]), variable="geopotential", level=500.0, observations=obs,
+    background.sel(time=[t0]),
+    variable="geopotential",
+    level=500.0,
+    observations=obs,
     title="z500 increment (m² s⁻²) and wind increment",
 )
 inc = res.increment.isel(time=0)["geopotential"].sel(level=500.0)
-print(f"largest z500 increment {float(inc.max()):.0f} m² s⁻² "
-      f"at {float(inc.latitude[int(np.argmax(inc.max('longitude').values))]):.1f}° N")
+print(
+    f"largest z500 increment {float(inc.max()):.0f} m² s⁻² "
+    f"at {float(inc.latitude[int(np.argmax(inc.max('longitude').values))]):.1f}° N"
+)

@@ -21,7 +21,9 @@ truth = xfuxi.datasets.held_suarez_split("test", days=20)
 # A store as WeatherBench2 writes it: latitude descending (north to south), one chunk per
 # time step, float32.
 store = Path(tempfile.mkdtemp()) / "era5_like.zarr"
-wb2 = truth.isel(time=slice(0, 12), latitude=slice(None, None, -1))
+wb2 = truth.isel(time=slice(0, 12), latitude=slice(None, None, -1)).load()
+for var in wb2.variables.values():
+    var.encoding = {}  # the cache store's own chunking does not carry over
 wb2.chunk({"time": 1}).to_zarr(store, mode="w")
 
 # %%
@@ -32,8 +34,9 @@ ds
 # %%
 # The data are the same, and the scores work on the store's data at once.
 print("latitude ascending:", bool((ds.latitude.diff("latitude") > 0).all()))
-persistence = ds.fuxi.persistence_forecast(leads=["6h", "12h", "24h"],
-                                           init_times=ds.time.values[:4])
+persistence = ds.fuxi.persistence_forecast(
+    leads=["6h", "12h", "24h"], init_times=ds.time.values[:4]
+)
 persistence.fuxi.rmse(ds, dim=["time", "latitude", "longitude"])["temperature"]
 
 # %%
