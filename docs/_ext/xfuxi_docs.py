@@ -85,7 +85,7 @@ def api_index() -> str:
     return "\n".join(lines)
 
 
-def _write_api(app: Any) -> None:
+def _write_api(app: Any, config: Any = None) -> None:
     out = DOCS / "api" / "index.rst"
     out.parent.mkdir(exist_ok=True)
     text = api_index()
@@ -277,6 +277,7 @@ def _missing_reference(app: Any, env: Any, node: Any, contnode: Any) -> Any:
 
 def setup(app: Any) -> dict[str, Any]:
     app.connect("missing-reference", _missing_reference)
-    app.connect("builder-inited", _write_api, priority=100)  # before autosummary
+    # at config-inited, before Sphinx lists the sources (autosummary scans only those)
+    app.connect("config-inited", _write_api)
     app.add_directive("results-table", ResultsTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
