@@ -21,7 +21,7 @@ step "internal links and anchors"
 "$PY" docs/check_links.py docs/_build/html
 
 step "a gallery notebook in a Jupyter kernel"
-"$PY" docs/check_notebook.py docs/gallery/plot_single_observation_4dvar.ipynb
+env -u MPLBACKEND "$PY" docs/check_notebook.py docs/gallery/plot_single_observation_4dvar.ipynb
 
 step "the Markdown pages' code snippets as doctests"
 "$PY" -m pytest -p no:cacheprovider -q -o addopts="" --doctest-glob="*.md" docs README.md
