@@ -10,6 +10,6 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[world,viz,accel,dask,test,grib,regrid]"
+python -m pip install -q -e ".[world,viz,accel,dask,test,grib,regrid,docs,notebook]"
 # onnx2torch would replace torch if its dependencies were resolved: install it alone.
 python -m pip install -q onnx >/dev/null 2>&1 && python -m pip install -q --no-deps onnx2torch >/dev/null 2>&1 || true

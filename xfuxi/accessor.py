@@ -1,8 +1,9 @@
 """The ``.fuxi`` accessor on xarray objects: one-line delegation to the public functions.
 
 Each method has the signature and docstring of the function it calls (the rows of
-:mod:`xfuxi.api`), minus the first (data) argument, so Jupyter's ``?`` and tab completion
-show the real thing. The accessor holds no state and imports nothing heavy until a method
+:mod:`xfuxi.api`), minus the first (data) argument, with its annotations evaluated (not the
+strings that ``from __future__ import annotations`` leaves), so Jupyter's ``?`` and tab
+completion show the real thing. The accessor holds no state and imports nothing heavy until a method
 is called.
 """
 
@@ -16,7 +17,7 @@ import xarray as xr
 
 from .api import accessor_entries, resolve
 
-__all__ = ["FuxiDataArrayAccessor", "FuxiDatasetAccessor"]
+__all__ = ["FuxiDataArrayAccessor", "FuxiDatasetAccessor", "method_signature"]
 
 
 class _Delegate:
@@ -38,10 +39,36 @@ class _Delegate:
         def method(*args: Any, **kwargs: Any) -> Any:
             return func(accessor._obj, *args, **kwargs)
 
-        sig = inspect.signature(func)
-        params = list(sig.parameters.values())[1:]
-        method.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        method.__signature__ = method_signature(func)  # type: ignore[attr-defined]
         return method
+
+
+def method_signature(func: Any) -> inspect.Signature:
+    """The signature of ``func`` without its first (data) parameter, annotations evaluated.
+
+    A function whose annotations cannot be evaluated (a name imported only for type
+    checking) keeps them as the strings they are.
+
+    Examples
+    --------
+    >>> from xfuxi.verify.deterministic import rmse
+    >>> method_signature(rmse).parameters["skipna"].annotation
+    <class 'bool'>
+    """
+    sig = inspect.signature(func)
+    namespace = getattr(inspect.unwrap(func), "__globals__", {})
+
+    def evaluate(annotation: Any) -> Any:
+        if not isinstance(annotation, str):
+            return annotation
+        try:
+            return eval(annotation, dict(namespace))  # noqa: S307 - the module's own annotation
+        except Exception:  # noqa: BLE001 - a name imported only for type checking: keep it
+            return annotation
+
+    params = [p.replace(annotation=evaluate(p.annotation)) for p in sig.parameters.values()]
+    sig = sig.replace(parameters=params, return_annotation=evaluate(sig.return_annotation))
+    return sig.replace(parameters=list(sig.parameters.values())[1:])
 
 
 class _FuxiAccessor:

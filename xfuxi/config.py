@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import html
 import json
 import types
 import typing
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
-__all__ = ["Config", "add_arguments", "field", "from_arguments"]
+__all__ = ["Config", "add_arguments", "field", "from_arguments", "summary_html"]
 
 C = TypeVar("C", bound="Config")
 
@@ -72,6 +73,46 @@ class Config:
     def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the fields and their values, the changed ones in bold."""
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else None
+            rows.append((f.name, repr(value), value != default))
+        return summary_html(
+            type(self).__name__,
+            [(k, v) for k, v, _ in rows],
+            bold=[k for k, _, changed in rows if changed],
+        )
+
+
+def summary_html(
+    title: str, rows: typing.Sequence[tuple[str, str]], *, bold: typing.Sequence[str] = ()
+) -> str:
+    """A small HTML table (title, then one row per label and value) for ``_repr_html_``.
+
+    The values are escaped; labels listed in ``bold`` are set in bold.
+
+    Examples
+    --------
+    >>> print(summary_html("Window", [("n_slots", "2")]))
+    <div class="xfuxi-summary"><table><caption style="text-align:left"><b>Window</b></caption><tr><th style="text-align:left">n_slots</th><td style="text-align:left">2</td></tr></table></div>
+    """  # noqa: E501
+    cells = []
+    for label, value in rows:
+        text = html.escape(str(value))
+        if label in bold:
+            text = f"<b>{text}</b>"
+        cells.append(
+            f'<tr><th style="text-align:left">{html.escape(str(label))}</th>'
+            f'<td style="text-align:left">{text}</td></tr>'
+        )
+    return (
+        '<div class="xfuxi-summary"><table><caption style="text-align:left">'
+        f"<b>{html.escape(title)}</b></caption>{''.join(cells)}</table></div>"
+    )
 
 
 def _plain(value: Any) -> Any:

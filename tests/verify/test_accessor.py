@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 import xfuxi
+from xfuxi.accessor import method_signature
 from xfuxi.api import PUBLIC, resolve
 
 ACCESSOR = {e.name: e for e in PUBLIC if e.accessor}
@@ -34,7 +35,12 @@ def test_registered_with_signature_and_docstring(name):
     assert params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
     for obj in objs:
         method = getattr(obj.fuxi, name)
-        assert list(inspect.signature(method).parameters.values()) == params[1:]
+        assert list(inspect.signature(method).parameters.values()) == list(
+            method_signature(func).parameters.values()
+        )
+        assert [p.name for p in inspect.signature(method).parameters.values()] == [
+            p.name for p in params[1:]
+        ]
         assert inspect.getdoc(method) == inspect.getdoc(func)
         assert "Examples" in inspect.getdoc(func) and "Notes" in inspect.getdoc(func)
 

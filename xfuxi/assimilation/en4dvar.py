@@ -331,7 +331,7 @@ def assimilate_4dvar(
     model : ForecastModel, str or path, optional
         Any differentiable model following the xfuxi model contract, or a shipped name /
         checkpoint directory for :func:`xfuxi.load_model`. Default: the shipped one-step
-        model ``"fuxi-hs-t21"`` (:data:`DEFAULT_MODEL`).
+        model ``"fuxi-hs-t21"`` (:data:`~xfuxi.assimilation.en4dvar.DEFAULT_MODEL`).
     background_error : BackgroundError, optional
         The ensemble behind B: ``n_members`` (default 200), the Perlin perturbations
         (``amplitude`` 0.05 of ``perturbation_std`` — default the model's normalization

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..config import summary_html
 from ..data.channels import unstack
 from ..data.schema import canonical_order
 from ..forecasting.edge import forecast_dataset
@@ -37,8 +38,7 @@ class En4DVarResult(NamedTuple):
     increment: xr.Dataset
     diagnostics: xr.Dataset
 
-    def __repr__(self) -> str:
-        """A summary (the four Datasets are the attributes; print them one at a time)."""
+    def _summary(self) -> tuple[str, list[tuple[str, str]]]:
         d = self.diagnostics
         a = d.attrs
         cost = d["cost"].values if "cost" in d else np.array([np.nan])
@@ -48,20 +48,32 @@ class En4DVarResult(NamedTuple):
             if int(n) > 0
         } if "n_rejected" in d else {}  # fmt: skip
         leads = ", ".join(_lead_str(x) for x in self.trajectory["prediction_timedelta"].values)
-        lines = [
+        title = (
             f"En4DVarResult: {a.get('method', 'En4DVar')} analysis at "
-            f"{str(self.analysis['time'].values[0])[:16]} with {a.get('model', '?')}",
-            f"  analysis, increment: {', '.join(map(str, self.analysis.data_vars))}",
-            f"  trajectory: leads {leads}",
-            f"  B: {a.get('background_error', '?')}, {a.get('n_members', '?')} members; "
-            f"localization: {a.get('localization', 'none')}",
-            f"  minimisation: {a.get('iterations', '?')} iterations, J {cost[0]:.5g} -> "
-            f"{cost[-1]:.5g} ({a.get('message', '')})",
-            f"  observations: {a.get('n_observations_used', '?')} used, rejected "
-            f"{rejected or 'none'}",
-            "  attributes: analysis, trajectory, increment, diagnostics",
-        ]
-        return "\n".join(lines)
+            f"{str(self.analysis['time'].values[0])[:16]} with {a.get('model', '?')}"
+        )
+        rows = [
+            ("analysis, increment", ", ".join(map(str, self.analysis.data_vars))),
+            ("trajectory", f"leads {leads}"),
+            ("B", f"{a.get('background_error', '?')}, {a.get('n_members', '?')} members; "
+                  f"localization: {a.get('localization', 'none')}"),
+            ("minimisation", f"{a.get('iterations', '?')} iterations, J {cost[0]:.5g} -> "
+                             f"{cost[-1]:.5g} ({a.get('message', '')})"),
+            ("observations", f"{a.get('n_observations_used', '?')} used, rejected "
+                             f"{rejected or 'none'}"),
+            ("attributes", "analysis, trajectory, increment, diagnostics"),
+        ]  # fmt: skip
+        return title, rows
+
+    def __repr__(self) -> str:
+        """A summary (the four Datasets are the attributes; print them one at a time)."""
+        title, rows = self._summary()
+        return "\n".join([title, *(f"  {k}: {v}" for k, v in rows)])
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary of :meth:`__repr__` as a table."""
+        title, rows = self._summary()
+        return summary_html(title, rows)
 
 
 def _lead_str(td: Any) -> str:

@@ -348,7 +348,7 @@ def save_stats(
     Notes
     -----
     Written to a temporary file in the same directory, then moved into place with
-    :func:`os.replace`, so readers never see a partial file.
+    ``os.replace``, so readers never see a partial file.
 
     Examples
     --------

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..config import summary_html
 from ..data.channels import Channel, channel_name
 from ..data.schema import SchemaError, likely_unit_mistake
 
@@ -299,6 +300,21 @@ class ForecastModel(torch.nn.Module):
         if problems:
             hint = "; regrid the data to the model's grid first (xfuxi.regrid)" if regrid else ""
             raise SchemaError(f"data do not fit model {self.name!r}: " + "; ".join(problems) + hint)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a short summary instead of the tree of torch modules."""
+        return summary_html(f"ForecastModel {self.name!r}", self.summary_rows())
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """The rows of the model's summary: channels, grid, time step, network, size."""
+        n_params = sum(p.numel() for p in self.parameters())
+        return [
+            ("channels", f"{self.n_channels}: " + ", ".join(map(channel_name, self.channels))),
+            ("grid", f"{self.grid_shape[0]} × {self.grid_shape[1]} (latitude × longitude)"),
+            ("time step", f"{self.timestep_hours:g} h"),
+            ("network", f"{type(self.net).__name__}, {n_params:,} parameters"),
+            ("output", "tendency (residual)" if self.residual else "next state"),
+        ]
 
     def extra_repr(self) -> str:
         return (

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import summary_html
 from .base import ForecastModel
 from .checkpoint import load_checkpoint
 
@@ -147,6 +148,16 @@ class Cascade:
             f"{m.name!r} to step {s}" for m, s in zip(self.stages, (*self.switch_steps, "end"))
         )
         return f"Cascade({parts})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the stages and the steps each makes."""
+        starts = (1, *(s + 1 for s in self.switch_steps))
+        ends = (*self.switch_steps, "end")
+        rows = [
+            (f"stage {i + 1}", f"{m.name!r}: steps {a} to {b}")
+            for i, (m, a, b) in enumerate(zip(self.stages, starts, ends))
+        ]
+        return summary_html("Cascade", rows + self.stages[0].summary_rows()[:3])
 
 
 def reject_cascade(model: Any) -> None:

@@ -166,7 +166,7 @@ def perlin_noise(
 
     Returns
     -------
-    torch.Tensor, shape (n, *shape)
+    torch.Tensor, shape ``(n, *shape)``
         Noise scaled to unit standard deviation over all its values.
 
     Raises
@@ -262,7 +262,7 @@ def perlin_perturbations(
 
     Returns
     -------
-    torch.Tensor, shape (n, C, *shape)
+    torch.Tensor, shape ``(n, C, *shape)``
 
     Raises
     ------
