@@ -137,6 +137,10 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("plot_spread_skill", "plot:plot_spread_skill", accessor="both"),
     Entry("plot_rank_histogram", "plot:plot_rank_histogram", accessor="both"),
     Entry("plot_convergence", "plot:plot_convergence", accessor="both"),
+    # campaigns
+    Entry("campaign", "campaign:campaign"),
+    Entry("campaign_scorecard", "campaign:campaign_scorecard"),
+    Entry("CampaignError", "campaign:CampaignError"),
 )
 
 
