@@ -17,6 +17,9 @@ import hashlib
 import json
 import logging
 import os
+import socket
+import sys
+import types
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,7 +105,7 @@ def _iso(t: Any) -> str:
 def _check_settings(store: Path, settings: dict[str, Any]) -> None:
     """Refuse a store made by another campaign (naming each setting that differs)."""
     try:
-        old_ds = xr.open_zarr(store, consolidated=None)
+        old_ds = xr.open_zarr(store, consolidated=False)
     except Exception as err:  # not a zarr store at all
         raise FileExistsError(
             f"store {str(store)!r} exists and is not an xfuxi campaign store ({err}); "
@@ -195,7 +198,9 @@ class _Models:
 
         from .models.registry import resolve_model
 
-        torch.set_num_threads(int(job["torch_threads"]))
+        if (socket.gethostname(), os.getpid()) != tuple(job["client_process"]):
+            # a worker process of its own (not threads in the caller's process)
+            torch.set_num_threads(int(job["torch_threads"]))
         self.model = resolve_model(job["model"], allow_cascade=True)
         da_model = job.get("assimilation_model")
         self.da_model = None
@@ -299,7 +304,7 @@ def _write_region(ds: xr.Dataset, store: str, index: int) -> None:
     out.attrs = {}
     for v in out.variables:
         out[v].encoding = {}
-    out.to_zarr(store, region={"time": slice(index, index + 1)}, mode="r+")
+    out.to_zarr(store, region={"time": slice(index, index + 1)}, mode="r+", consolidated=False)
 
 
 def run_init_time(
@@ -344,9 +349,6 @@ def run_init_time(
     try:
         models = _worker_models(plugin, job)
         result = _compute(job, models, t, inputs)
-        if job.get("fail_after_data"):  # test hook: a write that stops before the marker
-            _write_region(result, store, index)
-            raise OSError("simulated failure after the data were written")
         _write_region(result, store, index)
         done = xr.Dataset({"done": ("time", np.array([True]))}, coords={"time": [t]})
         _write_region(done, store, index)
@@ -440,7 +442,7 @@ def completed(store: str | os.PathLike[str]) -> np.ndarray:
     -------
     numpy.ndarray of datetime64[ns]
     """
-    with xr.open_zarr(store) as ds:
+    with xr.open_zarr(store, consolidated=False) as ds:
         done = ds["done"].values.astype(bool)
         return ds["time"].values[done]
 
@@ -520,7 +522,8 @@ def campaign(
     device, dtype : optional
         torch device / dtype of the workers' runs.
     torch_threads : int, default 1
-        torch threads per worker.
+        torch threads per worker process (workers that are threads of the calling process
+        leave its setting alone).
     connect_timeout : float, default 10
         Seconds to wait for a scheduler at an address.
     progress : bool, optional
@@ -651,13 +654,13 @@ def campaign(
         _check_settings(store_path, settings)
     else:
         template = _try_convert(_template(loaded, t0, steps, members, attrs))
-        template.to_zarr(store_path, compute=False, mode="w-")
+        template.to_zarr(store_path, compute=False, mode="w-", consolidated=False)
         log.info("campaign store %s: metadata written (%d initial times)", store_path, t0.size)
     done = set(completed(store_path).astype("datetime64[ns]").tolist())
     pending = [(i, t) for i, t in enumerate(t0) if t.astype("datetime64[ns]").tolist() not in done]
     if not pending:
         log.info("campaign store %s is complete", store_path)
-        return xr.open_zarr(store_path)
+        return xr.open_zarr(store_path, consolidated=False)
 
     job = {
         "kind": kind, "model": model, "steps": int(steps), "members": members,
@@ -666,6 +669,7 @@ def campaign(
         "assimilation": dict(assimilation or {}), "assimilation_model": assimilation_model,
         "chunk_size": chunk_size, "device": device, "dtype": dtype,
         "torch_threads": int(torch_threads),
+        "client_process": (socket.gethostname(), os.getpid()),
     }  # fmt: skip
     obs_ds = observations if isinstance(observations, xr.Dataset) else None
     cl, owned = _connect(client, n_workers, connect_timeout)
@@ -727,7 +731,7 @@ def campaign(
             f"First error: {first}",
             failures,
         )
-    return xr.open_zarr(store_path)
+    return xr.open_zarr(store_path, consolidated=False)
 
 
 def _plain(value: Any) -> Any:
@@ -785,7 +789,7 @@ def campaign_scorecard(
     """
     from .verify import acc, crps, ensemble_mean_rmse, rmse, spread_skill_ratio
 
-    ds = xr.open_zarr(store) if not isinstance(store, xr.Dataset) else store
+    ds = xr.open_zarr(store, consolidated=False) if not isinstance(store, xr.Dataset) else store
     if "done" not in ds:
         raise ValueError("store has no 'done' variable: not a campaign store")
     done = ds["done"].values.astype(bool)
@@ -867,3 +871,18 @@ def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
     fig.tight_layout()
     atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=100))
     plt.close(fig)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`campaign`.
+
+    ``xfuxi.campaign`` is the public function, and also the name of this module: once
+    ``xfuxi.campaign`` (the module) has been imported, Python binds the package attribute
+    to the module, so the module itself forwards calls to :func:`campaign`.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> xr.Dataset:
+        return campaign(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
