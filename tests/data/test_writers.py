@@ -1,0 +1,125 @@
+"""Writers: forecasts and analyses to a WeatherBench2 zarr store (issue 25, item 4)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import zarr
+
+from xfuxi.data.schema import SchemaError, from_weatherbench2
+from xfuxi.data.writers import (
+    WEATHERBENCH2_KIND,
+    to_weatherbench2_layout,
+    write_weatherbench2,
+)
+from xfuxi.files import MARKER, OutputExistsError
+
+LAT = np.array([-60.0, 0.0, 60.0])
+LON = np.array([0.0, 90.0, 180.0, 270.0])
+
+
+def _forecast(members: int | None = 2) -> xr.Dataset:
+    """An ensemble forecast as xfuxi's forecasting code returns it (member dim before lead)."""
+    rng = np.random.default_rng(1)
+    time = pd.date_range("2020-01-01", periods=2, freq="12h").values
+    lead = (np.arange(1, 4) * np.timedelta64(6, "h")).astype("timedelta64[ns]")
+    dims = ["time", "number", "prediction_timedelta", "level", "latitude", "longitude"]
+    shape = [2, members or 1, 3, 2, LAT.size, LON.size]
+    if members is None:
+        dims.pop(1)
+        shape.pop(1)
+    coords = {
+        "time": time,
+        "prediction_timedelta": lead,
+        "level": [500.0, 850.0],
+        "latitude": LAT,
+        "longitude": LON,
+    }
+    if members is not None:
+        coords["number"] = np.arange(members)
+    t = xr.DataArray(250.0 + rng.normal(size=shape), dims=dims, coords=coords)
+    z = xr.DataArray(5e4 + rng.normal(size=shape), dims=dims, coords=coords)
+    ds = xr.Dataset({"temperature": t, "geopotential": z})
+    ds.attrs["model"] = "tiny"
+    return ds
+
+
+def test_layout_orders_dims_and_sets_attributes():
+    ds = _forecast()
+    out = to_weatherbench2_layout(ds)
+    assert out["temperature"].dims == (
+        "time",
+        "prediction_timedelta",
+        "number",
+        "level",
+        "latitude",
+        "longitude",
+    )
+    assert out["temperature"].attrs["units"] == "K"
+    assert out["geopotential"].attrs["units"] == "m**2 s**-2"
+    assert out["latitude"].attrs["units"] == "degrees_north"
+    assert out["longitude"].attrs["units"] == "degrees_east"
+    assert out["level"].attrs["units"] == "hPa"
+    assert out.attrs["xfuxi_layout"] == "weatherbench2" and out.attrs["model"] == "tiny"
+    # the input is not modified
+    assert "units" not in ds["temperature"].attrs and "xfuxi_layout" not in ds.attrs
+    assert ds["temperature"].dims[1] == "number"
+
+
+def test_layout_renames_short_names_and_flips_latitude():
+    ds = _forecast(None).rename(temperature="t", latitude="lat").isel(lat=slice(None, None, -1))
+    out = to_weatherbench2_layout(ds)
+    assert "temperature" in out and "t" not in out
+    assert out["latitude"].values.tolist() == LAT.tolist()
+    np.testing.assert_array_equal(out["temperature"].values, _forecast(None)["temperature"].values)
+
+
+def test_layout_refuses_a_foreign_dimension_by_name():
+    ds = _forecast().expand_dims(expver=["0001", "0005"])
+    with pytest.raises(SchemaError, match="expver"):
+        to_weatherbench2_layout(ds)
+
+
+@pytest.mark.parametrize("members", [None, 2])
+def test_round_trip_through_the_store(tmp_path, members):
+    ds = _forecast(members)
+    store = write_weatherbench2(ds, tmp_path / "fc.zarr")
+    back = from_weatherbench2(store).load()
+    expected = to_weatherbench2_layout(ds)
+    xr.testing.assert_identical(back.drop_attrs(), expected.drop_attrs())
+    assert back["prediction_timedelta"].dtype.kind == "m"
+    assert back.attrs["model"] == "tiny"
+    # WeatherBench2's tools read it with plain xarray: consolidated zarr v2, time chunks of 1
+    group = zarr.open_group(str(store), mode="r")
+    assert group["temperature"].chunks[0] == 1
+    assert (store / ".zmetadata").exists()
+    marker = json.loads((store / MARKER).read_text())
+    assert marker["kind"] == WEATHERBENCH2_KIND
+
+
+def test_never_replaces_what_xfuxi_did_not_write(tmp_path):
+    ds = _forecast(None)
+    foreign = tmp_path / "user.zarr"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("x")
+    with pytest.raises(OutputExistsError):
+        write_weatherbench2(ds, foreign, overwrite=True)
+    assert (foreign / "precious.txt").read_text() == "x"
+    store = write_weatherbench2(ds, tmp_path / "fc.zarr")
+    with pytest.raises(OutputExistsError):
+        write_weatherbench2(ds, store)
+    write_weatherbench2(ds + 1.0, store, overwrite=True)
+    back = from_weatherbench2(store)
+    np.testing.assert_allclose(back["temperature"].values, ds["temperature"].values + 1.0)
+
+
+def test_chunks_are_checked_and_applied(tmp_path):
+    ds = _forecast(None)
+    with pytest.raises(SchemaError, match="member"):
+        write_weatherbench2(ds, tmp_path / "a.zarr", chunks={"member": 1})
+    store = write_weatherbench2(ds, tmp_path / "b.zarr", chunks={"time": 2, "level": 1})
+    assert zarr.open_group(str(store), mode="r")["temperature"].chunks[:4] == (2, 3, 1, 3)

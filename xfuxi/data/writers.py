@@ -1,0 +1,222 @@
+"""Write xfuxi forecasts and analyses back out: WeatherBench2 zarr and CF netCDF.
+
+xfuxi's canonical layout (:mod:`xfuxi.data.schema`) already uses WeatherBench2's variable
+names and dimensions, so writing a WeatherBench2-compatible store means checking the
+layout, putting the dimensions in WeatherBench2's order (``time, prediction_timedelta,
+number, level, latitude, longitude``), giving coordinates and variables their attributes
+(units, long names) and writing the store atomically (:func:`xfuxi.files.replace_directory`).
+A store written here is read back by :func:`xfuxi.data.schema.from_weatherbench2` and by
+WeatherBench2's own tools (``time`` is the initial time of a forecast,
+``prediction_timedelta`` its lead, as in WeatherBench2's forecast stores).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..files import replace_directory
+from .schema import CANONICAL_DIMS, VARIABLES, SchemaError, validate
+
+__all__ = [
+    "WEATHERBENCH2_KIND",
+    "to_weatherbench2_layout",
+    "write_weatherbench2",
+]
+
+#: the ``kind`` recorded in the marker of a WeatherBench2 store written by xfuxi
+WEATHERBENCH2_KIND = "weatherbench2-zarr"
+
+_COORD_ATTRS: dict[str, dict[str, str]] = {
+    "time": {"long_name": "time", "standard_name": "time"},
+    "prediction_timedelta": {"long_name": "lead time (prediction_timedelta)"},
+    "number": {"long_name": "ensemble member number", "standard_name": "realization"},
+    "level": {
+        "long_name": "pressure level",
+        "standard_name": "air_pressure",
+        "units": "hPa",
+        "positive": "down",
+    },
+    "latitude": {"long_name": "latitude", "standard_name": "latitude", "units": "degrees_north"},
+    "longitude": {
+        "long_name": "longitude",
+        "standard_name": "longitude",
+        "units": "degrees_east",
+    },
+}
+
+
+def to_weatherbench2_layout(ds: xr.Dataset) -> xr.Dataset:
+    """Return ``ds`` in WeatherBench2's layout, ready to be written to a zarr store.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A forecast or analysis in xfuxi's canonical layout (or one that
+        :func:`xfuxi.data.schema.validate` brings into it: ERA5 short names, ``lat``,
+        ``valid_time``, ``pressure_level``, ``member`` ... are renamed). Forecasts carry
+        ``time`` (initial time) and ``prediction_timedelta`` (lead); ensembles ``number``.
+
+    Returns
+    -------
+    xarray.Dataset
+        A new Dataset (``ds`` is not modified): WeatherBench2 variable names, dims in the
+        order ``time, prediction_timedelta, number, level, latitude, longitude``, latitude
+        and longitude ascending, coordinate attributes (units, long and standard names),
+        variable ``units`` and ``long_name`` from :data:`xfuxi.data.schema.VARIABLES`
+        where the variable does not already carry them, and the global attribute
+        ``xfuxi_layout = "weatherbench2"``.
+
+    Raises
+    ------
+    SchemaError
+        ``ds`` cannot be brought into the canonical layout, or it has a dimension that
+        WeatherBench2 stores do not have (named in the message).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.full((2, 3, 4), 250.0), dims=("lat", "lon", "time"),
+    ...                   coords={"lat": [10.0, -10.0], "lon": [0.0, 90.0, 180.0],
+    ...                           "time": np.arange(4).astype("datetime64[D]")})
+    >>> out = to_weatherbench2_layout(da.to_dataset(name="t"))
+    >>> list(out.data_vars), out["temperature"].dims, out["temperature"].attrs["units"]
+    (['temperature'], ('time', 'latitude', 'longitude'), 'K')
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"expected an xarray.Dataset, got {type(ds).__name__}")
+    out = validate(ds)
+    extra = [str(d) for d in out.dims if d not in CANONICAL_DIMS]
+    if extra:
+        raise SchemaError(
+            f"dimension(s) {extra} are not WeatherBench2 dimensions; expected only "
+            f"{list(CANONICAL_DIMS)} (select or combine {extra} first)"
+        )
+    for name, attrs in _COORD_ATTRS.items():
+        if name in out.coords:
+            out[name].attrs = {**attrs, **out[name].attrs}
+            if name == "level":  # validate sets the unit to hPa; it must stay so
+                out[name].attrs["units"] = "hPa"
+    for name in out.data_vars:
+        units, description = VARIABLES.get(str(name), (None, None))
+        if units is not None:
+            out[name].attrs = {"units": units, "long_name": description, **out[name].attrs}
+    out.attrs = {**out.attrs, "xfuxi_layout": "weatherbench2"}
+    return out
+
+
+def _plain_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:
+    """Attributes that zarr and netCDF can store: numbers, strings and lists of them."""
+    plain: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, (np.generic,)):
+            value = value.item()
+        if isinstance(value, bool):
+            value = int(value)
+        scalar = (str, int, float)
+        if isinstance(value, scalar) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value)
+        ):
+            plain[str(key)] = value
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+            plain[str(key)] = value
+        else:
+            raise SchemaError(
+                f"attribute {key!r} has a value of type {type(value).__name__} that cannot be "
+                "written to a file; expected a number, a string or a list of them"
+            )
+    return plain
+
+
+def _with_plain_attrs(ds: xr.Dataset) -> xr.Dataset:
+    out = ds.copy(deep=False)
+    out.attrs = _plain_attrs(out.attrs)
+    for name in out.variables:
+        out[name].attrs = _plain_attrs(out[name].attrs)
+    return out
+
+
+def write_weatherbench2(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    chunks: Mapping[str, int] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a forecast or analysis to a WeatherBench2-compatible zarr store, atomically.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A forecast or analysis (see :func:`to_weatherbench2_layout`).
+    path : path-like
+        The store to create. It is written to a temporary directory beside it and renamed
+        into place, marked as xfuxi's (kind :data:`WEATHERBENCH2_KIND`); see the
+        data-safety policy in the documentation (docs/safety.md).
+    overwrite : bool, default False
+        Replace a store at ``path`` that xfuxi wrote earlier with this function. A store
+        or directory that xfuxi did not write is never replaced.
+    chunks : mapping of str to int, optional
+        Chunk sizes of the store by dimension (default: one chunk per ``time`` value, the
+        other dimensions whole, as WeatherBench2's stores are chunked).
+    metadata : mapping, optional
+        Extra JSON-serialisable entries for the store's marker file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    SchemaError
+        ``ds`` cannot be written in WeatherBench2's layout (see
+        :func:`to_weatherbench2_layout`).
+    xfuxi.files.OutputExistsError
+        ``path`` exists and may not be replaced.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, xarray as xr
+    >>> from xfuxi.data.schema import from_weatherbench2
+    >>> ds = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
+    ...                                   np.full((2, 3, 4), 250.0))},
+    ...                 coords={"time": np.arange(2).astype("datetime64[D]"),
+    ...                         "latitude": [-45.0, 0.0, 45.0],
+    ...                         "longitude": [0.0, 90.0, 180.0, 270.0]})
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "analysis.zarr"
+    >>> back = from_weatherbench2(write_weatherbench2(ds, store))
+    >>> bool(back["temperature"].equals(ds["temperature"]))
+    True
+    """
+    out = _with_plain_attrs(to_weatherbench2_layout(ds))
+    sizes = {"time": 1} if chunks is None and "time" in out.dims else {}
+    sizes.update(dict(chunks or {}))
+    unknown = [d for d in sizes if d not in out.dims]
+    if unknown:
+        raise SchemaError(f"chunks name dimension(s) {unknown} that the data do not have")
+    out = out.drop_encoding()
+    if any(out[name].chunks is not None for name in out.variables):
+        out = out.chunk(sizes)  # dask-backed data: rechunk lazily
+    else:  # data in memory: zarr chunks by encoding (no dask needed)
+        for name in out.variables:
+            var = out[name]
+            if var.ndim:
+                var.encoding["chunks"] = tuple(sizes.get(str(d), var.sizes[d]) for d in var.dims)
+
+    def write(store: Path) -> None:
+        out.to_zarr(store, mode="w", consolidated=True, zarr_format=2)
+
+    return replace_directory(
+        path,
+        write,
+        kind=WEATHERBENCH2_KIND,
+        overwrite=overwrite,
+        metadata={"layout": "weatherbench2", **dict(metadata or {})},
+    )
