@@ -74,6 +74,8 @@ def test_forecast_campaign_equals_one_forecast_per_initial_time(client, checkpoi
     )  # fmt: skip
     assert out["temperature"].encoding["chunks"][0] == 1  # one chunk per initial time
     assert bool(out["done"].all())
+    assert out.attrs["xfuxi_layout"] == "weatherbench2"  # xfuxi.data.writers' layout
+    assert out["level"].attrs["units"] == "hPa"
     np.testing.assert_array_equal(out["time"].values, ds["time"].values[1:])
     got = out.load()
     for t in ds["time"].values[1:]:

@@ -390,13 +390,14 @@ def _template(
     return out
 
 
-def _try_convert(ds: xr.Dataset) -> xr.Dataset:
-    """Put ``ds`` in the WeatherBench2 layout with the data layer's writer, where it exists."""
-    try:
-        from .data.writers import to_weatherbench2_layout
-    except ImportError:
-        return ds
-    return to_weatherbench2_layout(ds)
+def _weatherbench2(template: xr.Dataset) -> xr.Dataset:
+    """The template in WeatherBench2's layout (names, dim order, coordinate attributes)."""
+    from .data.writers import to_weatherbench2_layout
+
+    done = template["done"]
+    out = to_weatherbench2_layout(template.drop_vars("done"))
+    out["done"] = done
+    return out
 
 
 def _connect(client: Any, n_workers: int | None, connect_timeout: float):
@@ -653,7 +654,7 @@ def campaign(
     if store_path.exists():
         _check_settings(store_path, settings)
     else:
-        template = _try_convert(_template(loaded, t0, steps, members, attrs))
+        template = _weatherbench2(_template(loaded, t0, steps, members, attrs))
         template.to_zarr(store_path, compute=False, mode="w-", consolidated=False)
         log.info("campaign store %s: metadata written (%d initial times)", store_path, t0.size)
     done = set(completed(store_path).astype("datetime64[ns]").tolist())
