@@ -387,3 +387,26 @@ def test_killing_one_worker_midway_still_completes_the_same_store(client, checkp
         cluster.close()
     assert killed["done_before"] < n - 1
     xr.testing.assert_identical(_loaded(store), whole)
+
+
+def test_cli_campaign_on_a_scheduler_address(client, checkpoint, tmp_path, capsys):
+    from xfuxi.cli import main
+
+    path, _ = checkpoint
+    ds = _data(4)
+    ds.to_netcdf(tmp_path / "source.nc")
+    args = ["--no-progress", "campaign", str(tmp_path / "source.nc"), "--store",
+            str(tmp_path / "ens.zarr"), "--kind", "ensemble", "--members", "2", "--method",
+            "gaussian", "--amplitude", "0.1", "--model", path, "--steps", "2",
+            "--scheduler", client.scheduler.address]  # fmt: skip
+    assert main(args) == 0
+    assert "campaign complete: 3 initial times" in capsys.readouterr().out
+    ref = campaign(ds, tmp_path / "ref.zarr", kind="ensemble", members=2, model=path, steps=2,
+                   perturbation=GaussianNoise(std_fraction=0.1), client=client,
+                   progress=False)  # fmt: skip
+    xr.testing.assert_identical(_loaded(tmp_path / "ens.zarr"), ref.load())
+    assert main(args) == 0  # complete already: nothing to run
+    assert "campaign complete: 3 initial times" in capsys.readouterr().out
+    args[4] = str(tmp_path / "new.zarr")
+    assert main(args[:-1] + ["tcp://127.0.0.1:9"]) == 1
+    assert "no dask scheduler answered at client='tcp://127.0.0.1:9'" in capsys.readouterr().err

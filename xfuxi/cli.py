@@ -808,6 +808,55 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- campaigns on dask.distributed (issue 26): xfuxi campaign ---
+
+
+@arg("data", help="zarr/netCDF file with the initial states (analysis layout; read by workers)")
+@arg("--store", required=True, help="campaign zarr store (resumed if it holds this campaign)")
+@arg("--kind", choices=["forecast", "ensemble", "assimilate"], default="forecast")
+@arg("--model", default="fuxi-hs-t21-cascade", help="shipped model name or checkpoint")
+@arg("--steps", type=int, default=40, help="number of 6-hour steps")
+@arg("--members", type=int, default=None, help="ensemble size (ensemble, assimilate)")
+@arg("--seed", type=int, default=0, help="member noise seed (with the time and member)")
+@arg("--method", choices=["vae", "perlin", "gaussian"], default="vae",
+     help="ensemble perturbation")  # fmt: skip
+@arg("--perturbation", default=None, help="FuXi-ENS module (shipped name or directory)")
+@arg("--amplitude", type=float, default=None, help="VAE inflation or noise std fraction")
+@arg("--init-times", default=None, help="comma-separated initial times (default: all)")
+@arg("--observations", default=None, help="observations file (kind assimilate)")
+@arg("--scheduler", default=None,
+     help="dask scheduler address (default: a local cluster for the run)")  # fmt: skip
+@arg("--n-workers", type=int, default=None, help="workers of the local cluster")
+@arg("--device", default=None)
+@arg("--dtype", default=None)
+@command("campaign", "run forecasts/ensembles for many initial times on dask into one zarr store")
+def _cmd_campaign(args) -> int:
+    from .campaign import campaign, completed
+
+    perturbation = None
+    if args.kind == "ensemble" or (args.kind == "assimilate" and args.members):
+        from .forecasting.ensemble import perturbation_for
+
+        perturbation = perturbation_for(
+            args.method, module=args.perturbation, amplitude=args.amplitude
+        )
+    observations = None
+    if args.observations is not None:
+        observations = args.observations
+    times = None
+    if args.init_times:
+        times = [t.strip() for t in args.init_times.split(",") if t.strip()]
+    ds = campaign(
+        args.data, args.store, kind=args.kind, model=args.model, steps=args.steps,
+        members=args.members, seed=args.seed, perturbation=perturbation, init_times=times,
+        observations=observations, client=args.scheduler, n_workers=args.n_workers,
+        device=args.device, dtype=args.dtype,
+    )  # fmt: skip
+    print(f"campaign complete: {completed(args.store).size} initial times in {args.store}")
+    print(f"dims {dict(ds.sizes)}")
+    return 0
+
+
 def _usage_error(command: str, message: str) -> int:
     """Report a bad argument of ``command`` on stderr; the exit status 2, as argparse's."""
     print(f"xfuxi {command}: error: {message}", file=sys.stderr)
