@@ -845,30 +845,29 @@ def campaign_scorecard(
 
 
 def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
+    """One panel per score, one line per variable (and level), through ``plot_scores``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     from .files import atomic_write_file
+    from .plot import plot_scores
 
     scores = card.attrs["scores"].split(",")
     fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.2), squeeze=False)
-    hours = card["prediction_timedelta"].values / np.timedelta64(1, "h")
     for ax, score in zip(axes[0], scores):
+        lines: dict[str, xr.DataArray] = {}
         for name in card.data_vars:
             if not str(name).startswith(score + "_"):
                 continue
-            da = card[name]
-            label = str(name)[len(score) + 1 :]
+            da, label = card[name], str(name)[len(score) + 1 :]
             if "level" in da.dims:
                 for lev in da["level"].values:
-                    ax.plot(hours, da.sel(level=lev).values, label=f"{label} {lev:g}")
+                    lines[f"{label} {lev:g}"] = da.sel(level=lev, drop=True)
             else:
-                ax.plot(hours, da.values, label=label)
-        ax.set_xlabel("lead (h)")
-        ax.set_title(score.upper())
-        ax.legend(fontsize=7)
+                lines[label] = da
+        plot_scores(lines, ylabel=score.upper(), title=score.upper(), ax=ax)
     fig.tight_layout()
     atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=100))
     plt.close(fig)
