@@ -164,6 +164,10 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("plot_scorecard", "plot:plot_scorecard", accessor="dataset"),
     Entry("Region", "verify.regions:Region"),
     Entry("REGIONS", "verify.regions:REGIONS"),
+    # campaigns
+    Entry("campaign", "campaigns:campaign"),
+    Entry("campaign_scorecard", "campaigns:campaign_scorecard"),
+    Entry("CampaignError", "campaigns:CampaignError"),
 )
 
 

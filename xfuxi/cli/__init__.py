@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from ..options import set_options
 
 # the command groups, in the order of ``xfuxi --help``; importing one registers its commands
-from . import train, forecast, calibrate, assimilate, world, demo  # noqa: F401, I001  isort: skip
+from . import train, forecast, calibrate, assimilate, world, campaign, demo  # noqa: F401, I001  isort: skip
 from .common import COMMANDS, arg, command, config_args
 
 __all__ = ["arg", "command", "config_args", "main"]

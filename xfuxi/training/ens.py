@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import os
 import time
 import warnings
 from pathlib import Path
@@ -46,6 +47,7 @@ from ..models.training_state import (
 from ..options import get_options, progress_enabled
 from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
+from .forecast import dist_info
 from .losses import ensemble_loss
 from .samples import sequences
 
@@ -85,6 +87,17 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"xfuxi.training.{module}"), name)
 
 
+def _average_gradients(module: torch.nn.Module, world: int) -> None:
+    """All-reduce the gradients of ``module`` over the processes and divide by ``world``."""
+    import torch.distributed as dist
+
+    for p in module.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world
+
+
 def train_perturbation(
     model: ForecastModel,
     data: xr.Dataset,
@@ -119,13 +132,14 @@ def train_perturbation(
         Held-back states; the fair CRPS of prior-sampled members (as at inference) on a
         fixed set of its sequences is logged every ``config.validate_every`` iterations.
     checkpoint_dir : path-like, optional
-        Where the training checkpoint ``latest/`` is written every
-        ``config.checkpoint_every`` iterations and at the end: a loadable perturbation module
-        plus the optimizer, the random generators and the history, as one unit with a
-        manifest of their sha256 (:func:`xfuxi.models.training_state.save_training_state`). With
-        ``config.resume``, training starts from ``checkpoint_dir/latest`` if it exists: with
-        the same settings the run continues exactly as if never interrupted; an incomplete
-        or corrupt checkpoint is refused (:class:`~xfuxi.models.checkpoint.CheckpointError`).
+        Where the training checkpoint ``latest/`` is written (by the first process under
+        ``torchrun``) every ``config.checkpoint_every`` iterations and at the end: a loadable
+        perturbation module plus the optimizer, the random generators and the history, as one
+        unit with a manifest of their sha256
+        (:func:`xfuxi.models.training_state.save_training_state`). With ``config.resume``,
+        training starts from ``checkpoint_dir/latest`` if it exists: with the same settings
+        the run continues exactly as if never interrupted; an incomplete or corrupt
+        checkpoint is refused (:class:`~xfuxi.models.checkpoint.CheckpointError`).
     device : str or torch.device, optional
     progress : bool, optional
         tqdm bar (default: the ``progress`` option).
@@ -153,7 +167,13 @@ def train_perturbation(
     module_options = dict(legacy.pop("vae_kwargs", None) or {})  # its keys are fields too
     legacy.update(module_options)
     cfg = config_with_legacy(PerturbationTrainConfig, config, legacy, "train_perturbation")
+    rank, world = dist_info()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
+    local = cfg.batch_size // world
     dev = torch.device(device if device is not None else get_options()["device"])
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     data_arr, starts = sequences(data, model, cfg.rollout + 2)
     length = cfg.rollout + 2
     if perturbation is None:
@@ -229,11 +249,18 @@ def train_perturbation(
     def _save(it: int) -> None:
         if ckpt is None:
             return
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+            if rank != 0:
+                return
         ckpt.mkdir(parents=True, exist_ok=True)
         meta = {"iteration": it, "base_model": model.name, **cfg.to_dict()}
         save_training_state(
             ckpt / "latest", perturbation_files(vae, metadata=meta), optimizer=opt,
-            state={"iteration": it, "history": history, "rng": rng.bit_generator.state},
+            state={"iteration": it, "history": history, "rng": rng.bit_generator.state,
+                   "world_size": world},
             tensors={"generator": gen.get_state()}, kind=_STATE_KIND, state_format=_STATE_FORMAT,
         )  # fmt: skip
 
@@ -246,15 +273,20 @@ def train_perturbation(
             _validate(0)
         while it < cfg.iterations:
             idx = rng.choice(starts, size=cfg.batch_size, replace=starts.size < cfg.batch_size)
+            if world > 1:  # this process's part of the global batch (same idx on all)
+                idx = idx[rank * local : (rank + 1) * local]
             seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)
             loss, parts = ensemble_loss(
                 vae, model, seq, members=cfg.members, kl_weight=cfg.kl_weight, weights=weights,
                 generator=gen, sample=cfg.sample,
+                rows=(rank * local, cfg.batch_size) if world > 1 else None,
             )  # fmt: skip
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at iteration {it}: {parts}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if world > 1:  # the mean gradient over the global batch, as DDP averages
+                _average_gradients(vae, world)
             torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
             opt.step()
             sched.step()

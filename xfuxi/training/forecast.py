@@ -160,7 +160,8 @@ def _lead_model(
     return lead, digest.hexdigest()
 
 
-def _dist_info() -> tuple[int, int]:
+def dist_info() -> tuple[int, int]:
+    """``(rank, world size)``: joins the process group under ``torchrun``, else ``(0, 1)``."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch.distributed as dist
 
@@ -298,7 +299,7 @@ def train_forecast(
     grad_clip, grad_checkpointing = cfg.grad_clip, cfg.grad_checkpointing
     val_every, val_samples, log_every = cfg.val_every, cfg.val_samples, cfg.log_every
     checkpoint_every, resume, seed, name = cfg.checkpoint_every, cfg.resume, cfg.seed, cfg.name
-    rank, world = _dist_info()
+    rank, world = dist_info()
     if batch_size % world:
         raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
     if tracer_anomalies is not None and anomaly_batch_size % world:

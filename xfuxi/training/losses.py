@@ -181,6 +181,7 @@ def ensemble_loss(
     weights: torch.Tensor,
     generator: torch.Generator | None = None,
     sample: str = "posterior",
+    rows: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """FuXi-ENS training loss on a batch of sequences.
 
@@ -204,6 +205,11 @@ def ensemble_loss(
         samples the posterior and relies on the KL term to tie it to the prior used at
         inference; ``"prior"`` scores exactly the ensemble that inference makes (the KL
         term then only trains the posterior and regularises the prior).
+    rows : (int, int), optional
+        ``(start, total)``: ``seq`` holds sequences ``start .. start + B`` of a global batch
+        of ``total`` split over distributed processes. The latent noise is drawn for the
+        whole batch and this part's rows are used, so the processes together draw exactly
+        the noise of one process running the global batch.
 
     Returns
     -------
@@ -232,7 +238,12 @@ def ensemble_loss(
         truth_n = vae.normalize(truth).repeat_interleave(members, dim=0)
         mu_q, ls_q = vae.posterior(feats, xn[:, 1], truth_n)
         mu, ls = (mu_q, ls_q) if sample == "posterior" else (mu_p, ls_p)
-        eps = torch.randn(mu.shape, generator=generator).to(mu)
+        if rows is None:
+            eps = torch.randn(mu.shape, generator=generator).to(mu)
+        else:
+            start, total = rows
+            eps = torch.randn((total * members, *mu.shape[1:]), generator=generator)
+            eps = eps[start * members : (start + b) * members].to(mu)
         delta = vae.sample(mu, ls, eps, feats, xn[:, 1]) * vae._std
         x = perturb_current(x, delta)
         y = model(x)

@@ -1,0 +1,412 @@
+"""Tests of campaigns on dask.distributed (xfuxi.campaign, issue 26)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from tests import tiny
+
+distributed = pytest.importorskip("distributed")
+
+campaign_module = importlib.import_module("xfuxi.campaigns")
+from xfuxi.campaigns import CampaignError, campaign, campaign_scorecard, completed  # noqa: E402
+from xfuxi.forecasting.deterministic import forecast  # noqa: E402
+from xfuxi.forecasting.ensemble import GaussianNoise, ensemble  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two single-threaded in-process workers (fast to start), reachable over TCP."""
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+        protocol="tcp", host="127.0.0.1",
+    )  # fmt: skip
+    cl = distributed.Client(cluster)
+    yield cl
+    cl.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path, fm = tiny.fuxi_checkpoint(tmp_path_factory.mktemp("model"))
+    return str(path), fm
+
+
+def _data(n: int = 6) -> xr.Dataset:
+    return tiny.dataset(n)
+
+
+def _written_markers(store: Path) -> int:
+    """Initial times marked done, counted from the marker's chunk files (cheap to poll)."""
+    marker = Path(store) / "done"
+    if not marker.exists():
+        return 0
+    return sum(1 for p in marker.rglob("*") if p.is_file() and not p.name.startswith(("zarr", ".")))
+
+
+def _loaded(store) -> xr.Dataset:
+    with xr.open_zarr(store, consolidated=False) as ds:
+        return ds.load()
+
+
+def test_forecast_campaign_equals_one_forecast_per_initial_time(client, checkpoint, tmp_path):
+    path, fm = checkpoint
+    ds = _data()
+    store = tmp_path / "fc.zarr"
+    out = campaign(ds, store, model=path, steps=3, client=client, progress=False)
+    assert out["temperature"].dims == (
+        "time", "prediction_timedelta", "level", "latitude", "longitude",
+    )  # fmt: skip
+    assert out["temperature"].encoding["chunks"][0] == 1  # one chunk per initial time
+    assert bool(out["done"].all())
+    assert out.attrs["xfuxi_layout"] == "weatherbench2"  # xfuxi.data.writers' layout
+    assert out["level"].attrs["units"] == "hPa"
+    np.testing.assert_array_equal(out["time"].values, ds["time"].values[1:])
+    got = out.load()
+    for t in ds["time"].values[1:]:
+        ref = forecast(ds, model=fm, steps=3, init_times=[t], progress=False)
+        np.testing.assert_allclose(
+            got["temperature"].sel(time=[t]).values, ref["temperature"].values, rtol=1e-6
+        )
+    assert client.status == "running"  # a Client passed in is left open
+
+
+def test_ensemble_members_do_not_depend_on_workers_or_task_order(client, checkpoint, tmp_path):
+    """Member m of time t is seeded by (seed, t, m): 1 or 2 workers, any order, same store."""
+    path, fm = checkpoint
+    ds = _data()
+    kw = dict(kind="ensemble", model=path, steps=2, members=3, seed=5,
+              perturbation=GaussianNoise(std_fraction=0.1), progress=False)  # fmt: skip
+    campaign(ds, tmp_path / "a.zarr", client=client, **kw)
+    two = _loaded(tmp_path / "a.zarr")
+    one_worker = distributed.Client(
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                 dashboard_address=None)
+    )  # fmt: skip
+    try:
+        times = list(ds["time"].values[1:][::-1])  # reversed order of the tasks
+        one = campaign(ds, tmp_path / "b.zarr", client=one_worker, init_times=times, **kw)
+    finally:
+        one_worker.close()
+    xr.testing.assert_identical(two, one.load())
+    assert float(two["temperature"].std("number").min()) > 0
+    t = ds["time"].values[3]
+    ref = ensemble(ds, model=fm, n=3, steps=2, seed=5, init_times=[t], progress=False,
+                   perturbation=GaussianNoise(std_fraction=0.1))  # fmt: skip
+    np.testing.assert_allclose(
+        two["temperature"].sel(time=[t]).values, ref["temperature"].values, rtol=1e-6
+    )
+
+
+def test_failed_initial_time_is_named_others_kept_and_rerun_completes_the_rest(
+    client, checkpoint, tmp_path
+):
+    path, _ = checkpoint
+    ds = _data()
+    bad = ds.copy(deep=True)
+    bad["temperature"][5, 0, 0, 0] = np.nan  # breaks the initial time ds.time[5] only
+    store = tmp_path / "fc.zarr"
+    with pytest.raises(CampaignError, match="2001-03-02T06:00:00") as info:
+        campaign(bad, store, model=path, steps=2, client=client, progress=False)
+    assert list(info.value.failures) == ["2001-03-02T06:00:00"]
+    assert "NaN" in info.value.failures["2001-03-02T06:00:00"]
+    np.testing.assert_array_equal(completed(store), ds["time"].values[1:5])
+    # the rerun runs only the missing time: data that break every other time do not matter
+    only_last = ds.copy(deep=True)
+    only_last["temperature"][:3, 0, 0, 0] = np.nan
+    campaign(only_last, store, model=path, steps=2, client=client, progress=False)
+    whole = campaign(ds, tmp_path / "whole.zarr", model=path, steps=2, client=client,
+                     progress=False)  # fmt: skip
+    xr.testing.assert_identical(_loaded(store), whole.load())
+
+
+def test_a_failed_write_leaves_only_complete_initial_times_marked(
+    client, checkpoint, tmp_path, monkeypatch
+):
+    """A write that fails (a full disk) before the marker leaves the time unmarked."""
+    path, _ = checkpoint
+    ds = _data(4)
+    real = campaign_module._write_region
+    target = ds["time"].values[2]
+
+    def failing(result, store, index):
+        if "done" in result and target in result["time"].values:
+            raise OSError(28, "No space left on device")
+        real(result, store, index)
+
+    monkeypatch.setattr(campaign_module, "_write_region", failing)
+    store = tmp_path / "fc.zarr"
+    with pytest.raises(CampaignError, match="No space left on device"):
+        campaign(ds, store, model=path, steps=2, client=client, progress=False)
+    assert target not in completed(store)
+    assert completed(store).size == 2
+    monkeypatch.setattr(campaign_module, "_write_region", real)
+    campaign(ds, store, model=path, steps=2, client=client, progress=False)
+    whole = campaign(ds, tmp_path / "whole.zarr", model=path, steps=2, client=client,
+                     progress=False)  # fmt: skip
+    xr.testing.assert_identical(_loaded(store), whole.load())
+
+
+def test_store_with_other_settings_is_refused_by_name(client, checkpoint, tmp_path):
+    path, _ = checkpoint
+    ds = _data(3)
+    store = tmp_path / "fc.zarr"
+    kw = dict(model=path, client=client, progress=False)
+    campaign(ds, store, steps=2, **kw)
+    before = _loaded(store)
+    with pytest.raises(ValueError, match="steps: store has 2, this call 3"):
+        campaign(ds, store, steps=3, **kw)
+    with pytest.raises(ValueError, match="kind: store has 'forecast'.*members"):
+        campaign(ds, store, steps=2, kind="ensemble", members=2,
+                 perturbation=GaussianNoise(), **kw)  # fmt: skip
+    other, _ = tiny.fuxi_checkpoint(tmp_path / "other")
+    import torch
+
+    from xfuxi.models.checkpoint import save_model
+    from xfuxi.models.registry import load_model
+
+    changed = load_model(other)
+    with torch.no_grad():
+        next(changed.parameters()).add_(1.0)
+    retrained = save_model(changed, tmp_path / "retrained")  # same name, other weights
+    with pytest.raises(ValueError, match="model_sha256"):
+        campaign(ds, store, steps=2, model=str(retrained), client=client, progress=False)
+    with pytest.raises(ValueError, match="init_times"):
+        campaign(_data(4), store, steps=2, **kw)
+    xr.testing.assert_identical(_loaded(store), before)  # nothing mixed in
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an xfuxi campaign store"):
+        campaign(ds, foreign, steps=2, **kw)
+    assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_bad_arguments_are_named(checkpoint, tmp_path):
+    path, _ = checkpoint
+    ds = _data(3)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        campaign(ds, tmp_path / "x", kind="reanalysis", model=path)
+    with pytest.raises(ValueError, match="needs members"):
+        campaign(ds, tmp_path / "x", kind="ensemble", model=path)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        campaign(ds, tmp_path / "x", model=path, steps=0)
+    with pytest.raises(ValueError, match="needs observations"):
+        campaign(ds, tmp_path / "x", kind="assimilate", model=path)
+    with pytest.raises(ValueError, match=r"2001-03-01T00:00:00 needs the source times"):
+        campaign(ds, tmp_path / "x", model=path, init_times=[ds["time"].values[0]])
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_public_name_is_the_function_after_the_module_is_imported():
+    import xfuxi
+
+    assert campaign_module.__name__ == "xfuxi.campaigns"
+    assert xfuxi.campaign is campaign and xfuxi.campaign_scorecard is campaign_scorecard
+
+
+def test_unknown_cluster_address_fails_fast(checkpoint, tmp_path):
+    path, _ = checkpoint
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match="tcp://127.0.0.1:9"):
+        campaign(_data(3), tmp_path / "fc.zarr", model=path, steps=1,
+                 client="tcp://127.0.0.1:9", connect_timeout=2, progress=False)  # fmt: skip
+    assert time.monotonic() - start < 30
+
+
+def test_source_store_is_read_by_the_workers(client, checkpoint, tmp_path):
+    path, _ = checkpoint
+    ds = _data(4)
+    ds.to_zarr(tmp_path / "source.zarr")
+    a = campaign(str(tmp_path / "source.zarr"), tmp_path / "a.zarr", model=path, steps=2,
+                 client=client, progress=False)  # fmt: skip
+    b = campaign(ds, tmp_path / "b.zarr", model=path, steps=2, client=client, progress=False)
+    xr.testing.assert_identical(a.load(), b.load())
+
+
+def test_scorecard_of_a_stored_ensemble(client, checkpoint, tmp_path):
+    from xfuxi.verify import crps, ensemble_mean_rmse, spread_skill_ratio
+
+    path, _ = checkpoint
+    truth = _data(8)
+    store = tmp_path / "ens.zarr"
+    campaign(truth.isel(time=slice(0, 5)), store, kind="ensemble", members=3, steps=2,
+             model=path, perturbation=GaussianNoise(std_fraction=0.1), client=client,
+             progress=False)  # fmt: skip
+    clim = xr.Dataset(
+        {v: truth[v].mean("time").expand_dims(hour=[0, 6, 12, 18]) for v in truth.data_vars}
+    )
+    card = campaign_scorecard(store, truth, climatology=clim, client=client,
+                              out=tmp_path / "card.nc", plot=tmp_path / "card.png")  # fmt: skip
+    fc = _loaded(store).drop_vars("done")
+    dims = ["time", "latitude", "longitude"]
+    np.testing.assert_allclose(card["crps_temperature"],
+                               crps(fc, truth, dim=dims)["temperature"])  # fmt: skip
+    ssr = spread_skill_ratio(fc, truth, dim=dims)
+    np.testing.assert_allclose(card["ssr_passive_tracer"], ssr["passive_tracer"])
+    np.testing.assert_allclose(card["rmse_temperature"],
+                               ensemble_mean_rmse(fc, truth, dim=dims)["temperature"])  # fmt: skip
+    assert card["acc_temperature"].dims == ("prediction_timedelta", "level")
+    assert card.attrs["init_times_scored"] == 4
+    xr.testing.assert_allclose(xr.open_dataset(tmp_path / "card.nc").load(), card)
+    assert (tmp_path / "card.png").stat().st_size > 1000
+
+
+def test_assimilate_and_forecast_campaign(client, tmp_path):
+    from xfuxi.assimilation.config import BackgroundError, Minimiser
+    from xfuxi.assimilation.en4dvar import assimilate_4dvar
+    from xfuxi.observations.sets import random_observations
+
+    model = tiny.da_model(tiny.TinyNonlinear())
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2001-01-01", periods=4, freq="6h")
+    dims = ("time", "level", "latitude", "longitude")
+    shape = (4, 1, tiny.DA_LAT.size, tiny.DA_LON.size)
+    bg = xr.Dataset(
+        {"temperature": (dims, 250 + rng.normal(size=shape)),
+         "geopotential": (dims, 5.5e4 + 50 * rng.normal(size=shape))},
+        coords={"time": times, "level": [500.0], "latitude": tiny.DA_LAT,
+                "longitude": tiny.DA_LON},
+    )  # fmt: skip
+    obs = random_observations(bg + 1.0, n=12, variables=["temperature"], error=0.5, seed=1)
+    options = {"background_error": BackgroundError(n_members=8, perturbation_std=(2.0, 100.0),
+                                                   amplitude=0.5, wavelength=1, seed=3),
+               "minimiser": Minimiser(max_iter=5)}  # fmt: skip
+    out = campaign(bg, tmp_path / "da.zarr", kind="assimilate", model=model, steps=2,
+                   observations=obs, assimilation=options, client=client,
+                   progress=False).load()  # fmt: skip
+    np.testing.assert_array_equal(out["time"].values, times.values[2:])
+    t0 = times.values[3]
+    window = obs.isel(obs=np.flatnonzero(
+        (obs["time"].values >= t0 - np.timedelta64(3, "h"))
+        & (obs["time"].values <= t0 + np.timedelta64(9, "h"))))  # fmt: skip
+    res = assimilate_4dvar(bg.sel(time=times.values[1:]), window, model=model, progress=False,
+                           **options)  # fmt: skip
+    pair = xr.concat([bg.sel(time=[times.values[2]]), res.analysis[list(bg.data_vars)]], "time")
+    ref = forecast(pair, model=model, steps=2, init_times=[t0], progress=False)
+    np.testing.assert_allclose(out["temperature"].sel(time=[t0]).values,
+                               ref["temperature"].values, rtol=1e-6)  # fmt: skip
+    assert not np.allclose(out["temperature"].sel(time=[t0]).values,
+                           forecast(bg, model=model, steps=2, init_times=[t0],
+                                    progress=False)["temperature"].values)  # fmt: skip
+
+
+_CLIENT_SCRIPT = """
+import sys, distributed
+from tests import tiny
+from xfuxi.campaigns import campaign
+if __name__ == "__main__":
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=None)
+    with distributed.Client(cluster) as cl:
+        campaign(tiny.dataset(int(sys.argv[3])), sys.argv[2], model=sys.argv[1], steps=60,
+                 client=cl, progress=False)
+"""
+
+
+def test_killed_client_resumes_to_the_uninterrupted_store(client, checkpoint, tmp_path):
+    """SIGKILL the process running the campaign midway; a rerun completes it exactly."""
+    path, _ = checkpoint
+    n = 10
+    store = tmp_path / "fc.zarr"
+    script = tmp_path / "run.py"
+    script.write_text(_CLIENT_SCRIPT)
+    import torch
+
+    # the same torch threads as this process, whose workers redo the missing times
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen([sys.executable, str(script), path, str(store), str(n)], env=env,
+                            cwd=ROOT, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _written_markers(store) >= 1:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    finished = completed(store).size
+    assert 1 <= finished < n - 1
+    campaign(_data(n), store, model=path, steps=60, client=client, progress=False)
+    whole = campaign(_data(n), tmp_path / "whole.zarr", model=path, steps=60, client=client,
+                     progress=False)  # fmt: skip
+    xr.testing.assert_identical(_loaded(store), whole.load())
+
+
+def test_killing_one_worker_midway_still_completes_the_same_store(client, checkpoint, tmp_path):
+    """Two worker processes; one is SIGKILLed by PID midway; the store equals the reference."""
+    path, _ = checkpoint
+    n = 10
+    ds = _data(n)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)  # fmt: skip
+    store = tmp_path / "fc.zarr"
+    killed: dict[str, int] = {}
+    try:
+        with distributed.Client(cluster) as cl:
+            whole = campaign(ds, tmp_path / "whole.zarr", model=path, steps=60, client=cl,
+                             progress=False).load()  # fmt: skip
+            pids = cl.run(os.getpid)
+
+            def killer():
+                deadline = time.monotonic() + 240
+                while time.monotonic() < deadline:
+                    if _written_markers(store) >= 1:
+                        break
+                    time.sleep(0.01)
+                killed["done_before"] = _written_markers(store)
+                pid = sorted(pids.values())[0]
+                os.kill(pid, signal.SIGKILL)
+                killed["pid"] = pid
+
+            thread = threading.Thread(target=killer)
+            thread.start()
+            campaign(ds, store, model=path, steps=60, client=cl, progress=False)
+            thread.join()
+            assert killed["pid"] not in cl.run(os.getpid).values()
+    finally:
+        cluster.close()
+    assert killed["done_before"] < n - 1
+    xr.testing.assert_identical(_loaded(store), whole)
+
+
+def test_cli_campaign_on_a_scheduler_address(client, checkpoint, tmp_path, capsys):
+    from xfuxi.cli import main
+
+    path, _ = checkpoint
+    ds = _data(4)
+    ds.to_netcdf(tmp_path / "source.nc")
+    args = ["--no-progress", "campaign", str(tmp_path / "source.nc"), "--store",
+            str(tmp_path / "ens.zarr"), "--kind", "ensemble", "--members", "2", "--method",
+            "gaussian", "--amplitude", "0.1", "--model", path, "--steps", "2",
+            "--scheduler", client.scheduler.address]  # fmt: skip
+    assert main(args) == 0
+    assert "campaign complete: 3 initial times" in capsys.readouterr().out
+    ref = campaign(ds, tmp_path / "ref.zarr", kind="ensemble", members=2, model=path, steps=2,
+                   perturbation=GaussianNoise(std_fraction=0.1), client=client,
+                   progress=False)  # fmt: skip
+    xr.testing.assert_identical(_loaded(tmp_path / "ens.zarr"), ref.load())
+    assert main(args) == 0  # complete already: nothing to run
+    assert "campaign complete: 3 initial times" in capsys.readouterr().out
+    args[4] = str(tmp_path / "new.zarr")
+    assert main(args[:-1] + ["tcp://127.0.0.1:9"]) == 1
+    assert "no dask scheduler answered at client='tcp://127.0.0.1:9'" in capsys.readouterr().err

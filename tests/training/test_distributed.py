@@ -1,0 +1,201 @@
+"""Distributed training: the forecast trainer and the FuXi-ENS trainer under ``torchrun``.
+
+Two CPU processes (gloo) share each global batch; one step of theirs must equal one step of
+a single process on the same global batch (to float32 rounding), and a checkpoint written
+by the distributed run must resume to the uninterrupted result (issue 26, item 3).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import xfuxi.training.ens as ens_module
+from tests import tiny
+from xfuxi.models.ens import load_perturbation
+from xfuxi.models.registry import load_model
+from xfuxi.models.training_state import load_training_state
+from xfuxi.training.config import PerturbationTrainConfig, TrainConfig
+from xfuxi.training.ens import train_perturbation
+from xfuxi.training.forecast import train_forecast
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FORECAST = dict(preset="tiny", steps=2, batch_size=4, warmup_steps=1, checkpoint_every=1,
+                variables=("temperature", "passive_tracer"))  # fmt: skip
+ENS = dict(members=2, rollout=1, iterations=2, batch_size=4, checkpoint_every=1, lr=1e-2,
+           validate_every=100, log_every=1)  # fmt: skip
+
+# the same script runs both trainers; "interrupt" stops each after its first step's checkpoint
+_SCRIPT = """
+import sys
+import xfuxi.training.ens as ens_module
+from tests import tiny
+from xfuxi.training.config import PerturbationTrainConfig, TrainConfig
+from xfuxi.training.ens import train_perturbation
+from xfuxi.training.forecast import train_forecast
+
+FORECAST, ENS = {forecast!r}, {ens!r}
+out, mode = sys.argv[1], sys.argv[2]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def stop_at_two(step, info):
+    if mode == "interrupt" and step == 2:
+        raise Interrupted
+
+
+data = tiny.dataset(24)
+try:
+    train_forecast(data, config=TrainConfig(**FORECAST), checkpoint_dir=out + "/forecast",
+                   callback=stop_at_two, progress=False)
+except Interrupted:
+    pass
+real, calls = ens_module.ensemble_loss, []
+
+
+def loss_stopping_at_two(*args, **kwargs):
+    calls.append(1)
+    if mode == "interrupt" and len(calls) == 2:
+        raise Interrupted
+    return real(*args, **kwargs)
+
+
+ens_module.ensemble_loss = loss_stopping_at_two
+model = tiny.model()
+try:
+    train_perturbation(model, data, config=PerturbationTrainConfig(**ENS),
+                       perturbation=tiny.vae(model), checkpoint_dir=out + "/ens", progress=False)
+except Interrupted:
+    pass
+"""
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _torchrun(script: Path, out: Path, mode: str) -> None:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(script), str(out), mode]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+def _single(tmp: Path, interrupt: bool, monkeypatch) -> tuple[Path, Path]:
+    """The single-process runs: (forecast checkpoint dir, FuXi-ENS checkpoint dir)."""
+    data = tiny.dataset(24)
+
+    def stop_at_two(step, info):
+        if interrupt and step == 2:
+            raise _Interrupted
+
+    try:
+        train_forecast(data, config=TrainConfig(**FORECAST), checkpoint_dir=tmp / "forecast",
+                       callback=stop_at_two, progress=False)  # fmt: skip
+    except _Interrupted:
+        pass
+    real, calls = ens_module.ensemble_loss, []
+
+    def loss_stopping_at_two(*args, **kwargs):
+        calls.append(1)
+        if interrupt and len(calls) == 2:
+            raise _Interrupted
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ens_module, "ensemble_loss", loss_stopping_at_two)
+    model = tiny.model()
+    try:
+        train_perturbation(model, data, config=PerturbationTrainConfig(**ENS),
+                           perturbation=tiny.vae(model), checkpoint_dir=tmp / "ens",
+                           progress=False)  # fmt: skip
+    except _Interrupted:
+        pass
+    monkeypatch.setattr(ens_module, "ensemble_loss", real)
+    return tmp / "forecast", tmp / "ens" / "latest"
+
+
+def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module, what: str) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for name in sa:
+        torch.testing.assert_close(sa[name], sb[name], rtol=1e-4, atol=1e-6,
+                                   msg=f"{what}: {name}")  # fmt: skip
+
+
+def test_torchrun_step_equals_single_process_and_ddp_checkpoint_resumes(tmp_path, monkeypatch):
+    script = tmp_path / "train.py"
+    script.write_text(_SCRIPT.format(forecast=FORECAST, ens=ENS))
+    ddp = tmp_path / "ddp"
+    _torchrun(script, ddp, "interrupt")
+    # one step on two processes = one step of one process on the same global batch
+    one_fc, one_ens = _single(tmp_path / "single1", True, monkeypatch)
+    ddp_fc, ddp_ens = load_model(ddp / "forecast"), load_model(one_fc)
+    _assert_same_weights(ddp_fc.net, ddp_ens.net, "forecast step 1")
+    assert ddp_fc.config["metadata"]["training"]["world_size"] == 2
+    start = tiny.vae(tiny.model())
+    step1 = load_perturbation(ddp / "ens" / "latest")
+    _assert_same_weights(step1, load_perturbation(one_ens), "FuXi-ENS step 1")
+    state = load_training_state(ddp / "ens" / "latest", kind="perturbation-training",
+                                state_format="xfuxi-perturbation-trainer/1").state  # fmt: skip
+    assert state["world_size"] == 2  # the batch was shared, not run twice
+    assert any(
+        not torch.equal(p, q)
+        for p, q in zip(step1.state_dict().values(), start.state_dict().values())
+    )  # fmt: skip  - the step changed the module
+    # the DDP checkpoints of step 1 resume (under torchrun) to the uninterrupted result
+    _torchrun(script, ddp, "resume")
+    whole_fc, whole_ens = _single(tmp_path / "single2", False, monkeypatch)
+    _assert_same_weights(load_model(ddp / "forecast").net, load_model(whole_fc).net,
+                         "forecast resumed")  # fmt: skip
+    _assert_same_weights(load_perturbation(ddp / "ens" / "latest"),
+                         load_perturbation(whole_ens), "FuXi-ENS resumed")  # fmt: skip
+    assert load_model(ddp / "forecast").config["metadata"]["history"][-1]["step"] == 2
+
+
+def test_ens_batch_not_divisible_by_processes_is_refused(monkeypatch):
+    monkeypatch.setattr(ens_module, "dist_info", lambda: (0, 3))
+    model = tiny.model()
+    with pytest.raises(ValueError, match="batch_size 4 is not divisible by 3 processes"):
+        train_perturbation(model, tiny.dataset(12), config=PerturbationTrainConfig(**ENS),
+                           progress=False)  # fmt: skip
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_forecast_training_and_inference_on_cuda_in_bfloat16():
+    from xfuxi.forecasting.deterministic import forecast
+
+    data = tiny.dataset(24)
+    cfg = TrainConfig(**{**FORECAST, "checkpoint_every": 10})
+    gpu = train_forecast(data, config=cfg, device="cuda", progress=False)
+    cpu = train_forecast(data, config=cfg, device="cpu", progress=False)
+    for (name, p), q in zip(gpu.net.state_dict().items(), cpu.net.state_dict().values()):
+        torch.testing.assert_close(p.cpu(), q, rtol=1e-3, atol=1e-4, msg=name)
+    fc32 = forecast(data, model=gpu, steps=2, device="cuda", progress=False)
+    fc16 = forecast(data, model=gpu, steps=2, device="cuda", dtype="bfloat16", progress=False)
+    diff = float(abs(fc32["temperature"] - fc16["temperature"]).max())
+    assert 0 < diff < 2.0  # bfloat16 rounds (8 bits of mantissa), but stays close
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_ens_training_on_cuda_matches_cpu():
+    model = tiny.model()
+    cfg = PerturbationTrainConfig(**{**ENS, "iterations": 1})
+    data = tiny.dataset(24)
+    gpu, _ = train_perturbation(model, data, config=cfg, perturbation=tiny.vae(model),
+                                device="cuda", progress=False)  # fmt: skip
+    cpu, _ = train_perturbation(tiny.model(), data, config=cfg, perturbation=tiny.vae(model),
+                                device="cpu", progress=False)  # fmt: skip
+    for (name, p), q in zip(gpu.state_dict().items(), cpu.state_dict().values()):
+        torch.testing.assert_close(p.cpu(), q, rtol=1e-3, atol=1e-4, msg=name)

@@ -1,0 +1,871 @@
+"""Campaigns: forecasts, ensembles or assimilation-and-forecast for many initial times.
+
+A campaign runs on :mod:`dask.distributed` (a ``Client`` the caller passes, a scheduler
+address, or a ``LocalCluster`` made for the call) and streams its results into one zarr
+store in the WeatherBench2 forecast layout (``time`` = initial time,
+``prediction_timedelta``, [``number``], ``level``, ``latitude``, ``longitude``). Each worker
+loads the model once (a worker plugin); each task is one initial time and writes its own
+chunk (``to_zarr(region=...)``), then marks the initial time ``done``. A campaign that was
+interrupted is completed by running it again with the same settings. See the user guide
+in the documentation (docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ._version import __version__
+from .options import progress_bar
+
+__all__ = [
+    "CampaignError",
+    "KINDS",
+    "SETTINGS_ATTR",
+    "campaign",
+    "campaign_scorecard",
+    "completed",
+]
+
+log = logging.getLogger(__name__)
+
+#: the kinds of campaign
+KINDS = ("forecast", "ensemble", "assimilate")
+#: the store attribute holding the campaign's settings (JSON)
+SETTINGS_ATTR = "xfuxi_campaign"
+#: the settings that must match for a store to be resumed (in this order in messages)
+_MATCHED = ("kind", "model", "model_sha256", "steps", "members", "seed", "perturbation",
+            "assimilation", "variables", "init_times")  # fmt: skip
+
+
+class CampaignError(RuntimeError):
+    """Some initial times of a campaign failed; the others are complete in the store.
+
+    Attributes
+    ----------
+    failures : dict
+        ``{initial time (ISO string): error message}``.
+    """
+
+    def __init__(self, message: str, failures: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.failures = dict(failures or {})
+
+    def __reduce__(self):  # picklable across dask workers
+        return (type(self), (self.args[0], self.failures))
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+def _model_fingerprint(model: Any) -> str:
+    """The checkpoint's sha256, or a sha256 of the parameters of an in-memory model."""
+    sha = str(getattr(model, "config", {}).get("sha256", "") or "")
+    if sha and sha != "none":
+        return sha
+    digest = hashlib.sha256()
+    for stage in getattr(model, "stages", (model,)):
+        for name, tensor in sorted(stage.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _describe_perturbation(spec: Any) -> str | None:
+    if spec is None:
+        return None
+    module = getattr(spec, "module", None)
+    if module is not None and not isinstance(module, (str, os.PathLike)):
+        data = json.loads(spec.to_json())
+        data["module"] = (
+            f"{getattr(module, 'name', type(module).__name__)}:" + (_model_fingerprint(module)[:16])
+        )
+        return json.dumps(data, sort_keys=True)
+    return json.dumps(json.loads(spec.to_json()), sort_keys=True)
+
+
+def _iso(t: Any) -> str:
+    return str(np.datetime64(pd.Timestamp(t).to_datetime64(), "s"))
+
+
+def _check_settings(store: Path, settings: dict[str, Any]) -> None:
+    """Refuse a store made by another campaign (naming each setting that differs)."""
+    try:
+        old_ds = xr.open_zarr(store, consolidated=False)
+    except Exception as err:  # not a zarr store at all
+        raise FileExistsError(
+            f"store {str(store)!r} exists and is not an xfuxi campaign store ({err}); "
+            "choose a new path (xfuxi never overwrites what it did not create)"
+        ) from err
+    with old_ds:
+        raw = old_ds.attrs.get(SETTINGS_ATTR)
+    if raw is None:
+        raise FileExistsError(
+            f"store {str(store)!r} exists and is not an xfuxi campaign store (no "
+            f"{SETTINGS_ATTR!r} attribute); choose a new path"
+        )
+    old = json.loads(raw)
+    differ = [k for k in _MATCHED if old.get(k) != settings.get(k)]
+    if differ:
+        lines = []
+        for k in differ:
+            a, b = old.get(k), settings.get(k)
+            if k == "init_times":
+                a, b = f"{len(a or [])} initial times", f"{len(b or [])} initial times"
+            lines.append(f"{k}: store has {a!r}, this call {b!r}")
+        raise ValueError(
+            f"store {str(store)!r} holds a campaign with other settings ("
+            + "; ".join(lines)
+            + "); it is never mixed with another: use a new store or the same settings"
+        )
+
+
+# --- the source of initial states ---------------------------------------------------------
+
+
+def _open_path(path: str | os.PathLike[str]) -> xr.Dataset:
+    p = Path(path)
+    if p.is_dir() or str(path).rstrip("/").endswith(".zarr"):
+        return xr.open_zarr(p)
+    return xr.open_dataset(p)
+
+
+def _needed_times(kind: str, t: np.datetime64, step: np.timedelta64) -> list[np.datetime64]:
+    """The analysis times a task reads: (t − Δ, t), and t − 2Δ too for 4DVar."""
+    back = 3 if kind == "assimilate" else 2
+    return [t - k * step for k in range(back - 1, -1, -1)]
+
+
+def _slice_of(source: xr.Dataset, times: list[np.datetime64], t: Any) -> xr.Dataset:
+    have = pd.DatetimeIndex(source["time"].values)
+    missing = [str(x) for x in times if pd.Timestamp(x) not in have]
+    if missing:
+        raise KeyError(
+            f"initial time {_iso(t)}: the source lacks the times {missing} that it needs"
+        )
+    return source.sel(time=np.asarray(times, dtype="datetime64[ns]")).load()
+
+
+def _observations_for(obs: xr.Dataset, t: np.datetime64, slots: int, step: np.timedelta64):
+    """The observations of the 4DVar window of ``t`` (slots t, t + Δ, ... ± Δ/2)."""
+    times = obs["time"].values.astype("datetime64[ns]")
+    start = t - step / 2
+    end = t + (slots - 1) * step + step / 2
+    keep = (times >= start) & (times <= end)
+    return obs.isel(obs=np.flatnonzero(keep)).load()
+
+
+# --- the worker side ----------------------------------------------------------------------
+
+
+def _resolve_perturbation(perturbation: Any) -> Any:
+    """A spec whose VAE module is loaded (so that a worker loads it once)."""
+    if perturbation is None:
+        return None
+    from .forecasting.ensemble import VAEPerturbation
+    from .models.ens import PerturbationVAE, load_perturbation
+
+    if isinstance(perturbation, (str, os.PathLike, PerturbationVAE)):
+        perturbation = VAEPerturbation(perturbation)
+    if isinstance(perturbation, VAEPerturbation) and isinstance(
+        perturbation.module, (str, os.PathLike)
+    ):
+        perturbation = dataclasses.replace(
+            perturbation, module=load_perturbation(perturbation.module)
+        )
+    return perturbation
+
+
+class _Models:
+    """What a worker keeps between tasks: the loaded model(s) and the opened sources."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        import torch
+
+        from .models.registry import resolve_model
+
+        if (socket.gethostname(), os.getpid()) != tuple(job["client_process"]):
+            # a worker process of its own (not threads in the caller's process)
+            torch.set_num_threads(int(job["torch_threads"]))
+        self.model = resolve_model(job["model"], allow_cascade=True)
+        da_model = job.get("assimilation_model")
+        self.da_model = None
+        if job["kind"] == "assimilate":
+            self.da_model = (
+                resolve_model(da_model) if da_model is not None else resolve_model(job["model"])
+            )
+        self.perturbation = _resolve_perturbation(job["perturbation"])
+        self.source = (
+            _open_path(job["source"]) if isinstance(job["source"], (str, os.PathLike)) else None
+        )
+        obs = job.get("observations")
+        self.observations = _open_path(obs) if isinstance(obs, (str, os.PathLike)) else None
+
+
+try:  # the plugin needs distributed; the rest of the module does not
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # pragma: no cover - without the dask extra
+    WorkerPlugin = object  # type: ignore[misc,assignment]
+
+
+class CampaignPlugin(WorkerPlugin):
+    """A worker plugin that loads a campaign's model once per worker and keeps it.
+
+    Parameters
+    ----------
+    job : dict
+        The campaign's job description (model, perturbation, sources, threads).
+    name : str
+        The plugin's name on the workers.
+    """
+
+    def __init__(self, job: dict[str, Any], name: str) -> None:
+        self.job = job
+        self.name = name
+        self.models: _Models | None = None
+
+    def setup(self, worker: Any) -> None:
+        """Load the model(s) on ``worker`` (also on a worker started after a crash)."""
+        self.models = _Models(self.job)
+
+
+_LOCAL: dict[str, _Models] = {}
+
+
+def _worker_models(plugin_name: str, job: dict[str, Any]) -> _Models:
+    """The models of this worker: from its plugin, else loaded once and cached by name."""
+    try:
+        from distributed import get_worker
+
+        plugin = get_worker().plugins.get(plugin_name)
+        if plugin is not None and plugin.models is not None:
+            return plugin.models
+    except (ImportError, ValueError):
+        pass
+    if plugin_name not in _LOCAL:
+        _LOCAL[plugin_name] = _Models(job)
+    return _LOCAL[plugin_name]
+
+
+def _compute(job: dict[str, Any], models: _Models, t: np.datetime64, inputs: Any) -> xr.Dataset:
+    """The forecast / ensemble / analysis-and-forecast of one initial time."""
+    from .forecasting.deterministic import forecast
+    from .forecasting.ensemble import ensemble
+
+    step = np.timedelta64(models.model.timestep).astype("timedelta64[ns]")
+    if inputs is None:
+        inputs = {"source": _slice_of(models.source, _needed_times(job["kind"], t, step), t)}
+        if job["kind"] == "assimilate":
+            inputs["observations"] = _observations_for(
+                models.observations, t, job["assimilation"].get("slots", 2), step
+            )
+    state = inputs["source"]
+    if job["kind"] == "assimilate":
+        from .assimilation.config import Window
+        from .assimilation.en4dvar import assimilate_4dvar
+
+        options = {k: v for k, v in job["assimilation"].items() if k != "slots"}
+        window = Window(n_slots=int(job["assimilation"].get("slots", 2)))
+        result = assimilate_4dvar(
+            state, inputs["observations"], model=models.da_model, window=window,
+            progress=False, **options,
+        )  # fmt: skip
+        analysis = result.analysis[list(state.data_vars)]
+        state = xr.concat([state.isel(time=[1]), analysis.astype(state.dtypes)], "time")
+    common = {"model": models.model, "steps": job["steps"], "init_times": [t], "progress": False,
+              "device": job["device"]}  # fmt: skip
+    if job["members"] is None:
+        return forecast(state, dtype=job["dtype"], **common)
+    return ensemble(
+        state, n=job["members"], perturbation=models.perturbation, seed=job["seed"],
+        chunk_size=job["chunk_size"], **common,
+    )  # fmt: skip
+
+
+def _write_region(ds: xr.Dataset, store: str, index: int) -> None:
+    """Write the variables of one initial time into its own chunk of the store."""
+    keep = [v for v in ds.variables if "time" in ds[v].dims]
+    out = ds[[v for v in keep if v in ds.data_vars]]
+    out = out.drop_vars([c for c in out.coords if "time" not in out[c].dims])
+    out.attrs = {}
+    for v in out.variables:
+        out[v].encoding = {}
+    out.to_zarr(store, region={"time": slice(index, index + 1)}, mode="r+", consolidated=False)
+
+
+def run_init_time(
+    store: str,
+    *,
+    index: int,
+    init_time: Any,
+    job: dict[str, Any],
+    plugin: str,
+    inputs: Any = None,
+) -> str:
+    """Run one initial time of a campaign and write it into its chunk; then mark it done.
+
+    The task that each dask worker runs (public so that other schedulers can run it too).
+
+    Parameters
+    ----------
+    store : str
+        The campaign's zarr store (its metadata already written).
+    index : int
+        Position of ``init_time`` along the store's ``time``.
+    init_time : datetime-like
+    job : dict
+        The campaign's job description.
+    plugin : str
+        Name of the worker plugin holding the loaded models.
+    inputs : dict, optional
+        ``{"source": Dataset[, "observations": Dataset]}`` when the source is in memory;
+        otherwise the worker reads its slice of the source store.
+
+    Returns
+    -------
+    str
+        The initial time (ISO).
+
+    Raises
+    ------
+    CampaignError
+        Naming the initial time, with the cause chained.
+    """
+    t = np.datetime64(pd.Timestamp(init_time).to_datetime64(), "ns")
+    try:
+        models = _worker_models(plugin, job)
+        result = _compute(job, models, t, inputs)
+        _write_region(result, store, index)
+        done = xr.Dataset({"done": ("time", np.array([True]))}, coords={"time": [t]})
+        _write_region(done, store, index)
+    except Exception as err:
+        raise CampaignError(f"initial time {_iso(t)} failed: {type(err).__name__}: {err}") from err
+    return _iso(t)
+
+
+# --- the client side ----------------------------------------------------------------------
+
+
+def _template(
+    model: Any, init_times: np.ndarray, steps: int, members: int | None, attrs: dict[str, Any]
+) -> xr.Dataset:
+    """The store's layout: full coordinates, lazy empty arrays chunked one initial time each."""
+    import dask.array as da
+
+    from .forecasting.edge import forecast_dataset
+
+    leads = model.timestep * np.arange(1, int(steps) + 1)
+    c, (h, w) = len(model.channels), model.grid_shape
+    shape = (1, *(() if members is None else (members,)), len(leads), c, h, w)
+    one = forecast_dataset(
+        np.zeros(shape, "float32"), model=model, init_times=init_times[:1], leads=leads,
+        member_dim=None if members is None else "number",
+    )  # fmt: skip
+    out = xr.Dataset(coords={k: v for k, v in one.coords.items() if k != "time"})
+    out = out.assign_coords(time=np.asarray(init_times, dtype="datetime64[ns]"))
+    for name, var in one.data_vars.items():
+        full = (len(init_times), *var.shape[1:])
+        out[name] = (var.dims, da.zeros(full, chunks=(1, *var.shape[1:]), dtype="float32"),
+                     var.attrs)  # fmt: skip
+        out[name].encoding = {"chunks": (1, *var.shape[1:])}
+    out["done"] = ("time", da.zeros(len(init_times), chunks=1, dtype=bool),
+                   {"long_name": "initial time complete (its data are written)"})  # fmt: skip
+    out["done"].encoding = {"chunks": (1,)}
+    out["time"].encoding = {"units": "hours since 1970-01-01", "dtype": "int64"}
+    out.attrs = attrs
+    return out
+
+
+def _weatherbench2(template: xr.Dataset) -> xr.Dataset:
+    """The template in WeatherBench2's layout (names, dim order, coordinate attributes)."""
+    from .data.writers import to_weatherbench2_layout
+
+    done = template["done"]
+    out = to_weatherbench2_layout(template.drop_vars("done"))
+    out["done"] = done
+    return out
+
+
+def _connect(client: Any, n_workers: int | None, connect_timeout: float):
+    """``(client, owned)``: the given Client, one connected to an address, or a LocalCluster."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as err:  # pragma: no cover - without the dask extra
+        raise ImportError(
+            "xfuxi.campaign needs dask.distributed: pip install 'xfuxi[dask]'"
+        ) from err
+    if client is None:
+        cluster = LocalCluster(
+            n_workers=int(n_workers or os.cpu_count() or 1), threads_per_worker=1,
+            processes=True, dashboard_address=":0",
+        )  # fmt: skip
+        return Client(cluster), True
+    if isinstance(client, str):
+        try:
+            return Client(client, timeout=f"{connect_timeout}s"), True
+        except (OSError, TimeoutError) as err:
+            raise ConnectionError(
+                f"no dask scheduler answered at client={client!r} within {connect_timeout:g} s "
+                f"({type(err).__name__}: {err}); check the address (e.g. 'tcp://host:8786') "
+                "and that the scheduler is running"
+            ) from err
+    if not hasattr(client, "submit") or not hasattr(client, "register_plugin"):
+        raise TypeError(
+            f"client must be a distributed.Client, a scheduler address or None; "
+            f"got {type(client).__name__}"
+        )
+    return client, False
+
+
+def completed(store: str | os.PathLike[str]) -> np.ndarray:
+    """The initial times of a campaign store that are complete (marked ``done``).
+
+    Parameters
+    ----------
+    store : path
+        A store written by :func:`campaign`.
+
+    Returns
+    -------
+    numpy.ndarray of datetime64[ns]
+    """
+    with xr.open_zarr(store, consolidated=False) as ds:
+        done = ds["done"].values.astype(bool)
+        return ds["time"].values[done]
+
+
+def campaign(
+    init_times_source: xr.Dataset | str | os.PathLike[str],
+    store: str | os.PathLike[str],
+    *,
+    kind: str = "forecast",
+    model: Any = None,
+    steps: int = 40,
+    members: int | None = None,
+    seed: int = 0,
+    perturbation: Any = None,
+    init_times: Sequence[Any] | None = None,
+    observations: xr.Dataset | str | os.PathLike[str] | None = None,
+    assimilation: dict[str, Any] | None = None,
+    assimilation_model: Any = None,
+    client: Any = None,
+    n_workers: int | None = None,
+    chunk_size: int | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    torch_threads: int = 1,
+    connect_timeout: float = 10.0,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Run forecasts, ensembles or 4DVar-and-forecasts for many initial times into one store.
+
+    Parameters
+    ----------
+    init_times_source : xarray.Dataset or path
+        Analysis-layout states (canonical names; a zarr or netCDF path is opened lazily by
+        every worker, a Dataset is sliced here and each task gets its slice). For each
+        initial time ``t`` it must hold ``t − 6 h`` too (and ``t − 12 h`` for
+        ``kind="assimilate"``, where it is the background).
+    store : path
+        The zarr store to write (WeatherBench2 forecast layout, one chunk per initial time,
+        plus a ``done`` flag per initial time). If it exists and was made by a campaign
+        with the same settings, only the initial times not yet ``done`` are run.
+    kind : {"forecast", "ensemble", "assimilate"}
+        Deterministic forecasts, ensembles (needs ``members``), or En4DVar analyses of
+        ``observations`` at each initial time followed by a forecast (an ensemble when
+        ``members`` is given) from the analysis.
+    model : ForecastModel, Cascade, str or path, default "fuxi-hs-t21-cascade"
+        The forecast model, or a shipped name / checkpoint directory (loaded once per
+        worker).
+    steps : int, default 40
+        Number of 6-hour steps.
+    members : int, optional
+        Ensemble size (required for ``kind="ensemble"``).
+    seed : int, default 0
+        Member ``m`` of initial time ``t`` draws its noise from a generator seeded by
+        ``(seed, t, m)``, so the members do not depend on the number of workers or on the
+        order of the tasks.
+    perturbation : optional
+        The ensemble's perturbation (as :func:`xfuxi.ensemble`; default the shipped FuXi-ENS
+        module).
+    init_times : sequence of datetime-like, optional
+        Initial times (default: every time of the source whose predecessors it holds).
+    observations : xarray.Dataset or path, optional
+        Observations (dim ``obs``) for ``kind="assimilate"``.
+    assimilation : dict, optional
+        Options of :func:`xfuxi.assimilate_4dvar` (``background_error``, ``minimiser``, ...)
+        plus ``slots`` (observation slots of the window, default 2).
+    assimilation_model : ForecastModel, str or path, optional
+        The one-step model of the 4DVar (default ``model``, which must then be one model).
+    client : distributed.Client or str, optional
+        The cluster: a Client, a scheduler address (``"tcp://host:8786"``), or None for a
+        ``LocalCluster`` of ``n_workers`` single-threaded worker processes made (and closed)
+        for the call.
+    n_workers : int, optional
+        Workers of the LocalCluster (default: the number of CPUs).
+    chunk_size : int, optional
+        Members run together (as :func:`xfuxi.ensemble`; fixed per task, so the same on
+        every worker).
+    device, dtype : optional
+        torch device / dtype of the workers' runs.
+    torch_threads : int, default 1
+        torch threads per worker process (workers that are threads of the calling process
+        leave its setting alone).
+    connect_timeout : float, default 10
+        Seconds to wait for a scheduler at an address.
+    progress : bool, optional
+        Progress bar over initial times (default: the ``progress`` option).
+
+    Returns
+    -------
+    xarray.Dataset
+        The store, opened lazily.
+
+    Raises
+    ------
+    ValueError
+        Bad settings, or a store made with other settings (each differing setting named).
+    FileExistsError
+        ``store`` exists and is not a campaign store.
+    ConnectionError
+        No scheduler at the address ``client``.
+    CampaignError
+        Some initial times failed (each named, with its error); all others are in the store.
+
+    Notes
+    -----
+    The store's metadata (every coordinate, empty arrays) are written first. A finished
+    initial time is marked ``done`` only after its data are written, so an interrupted
+    campaign (a killed worker or client, a failed write) leaves only complete initial
+    times marked; running the campaign again completes the others, and the store then
+    equals the one an uninterrupted run writes (on the same hardware, torch threads and
+    ``chunk_size``). Readers should use :func:`completed` or the ``done`` variable.
+    """
+    from .data.schema import validate
+    from .forecasting.deterministic import DEFAULT_MODEL
+    from .models.registry import resolve_model
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    for label, value, low in (("steps", steps, 1), ("seed", seed, 0),
+                              ("torch_threads", torch_threads, 1)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{label} must be an integer >= {low}; got {value!r}")
+    if members is not None and (
+        isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1
+    ):
+        raise ValueError(f"members must be an integer >= 1 or None; got {members!r}")
+    if kind == "ensemble" and members is None:
+        raise ValueError("kind='ensemble' needs members (the ensemble size)")
+    if kind == "forecast" and (members is not None or perturbation is not None):
+        raise ValueError("kind='forecast' takes no members or perturbation; use kind='ensemble'")
+    if kind == "assimilate" and observations is None:
+        raise ValueError("kind='assimilate' needs observations")
+    if kind != "assimilate" and (observations is not None or assimilation):
+        raise ValueError("observations and assimilation only apply to kind='assimilate'")
+    model = DEFAULT_MODEL if model is None else model
+    loaded = resolve_model(model, allow_cascade=True)
+    if members is not None:
+        from .forecasting.ensemble import DEFAULT_PERTURBATION, VAEPerturbation
+
+        perturbation = (
+            perturbation if perturbation is not None else VAEPerturbation(DEFAULT_PERTURBATION)
+        )
+        from .models.ens import PerturbationVAE
+
+        if isinstance(perturbation, (str, os.PathLike, PerturbationVAE)):
+            perturbation = VAEPerturbation(perturbation)
+
+    # the initial times and the source
+    if isinstance(init_times_source, (str, os.PathLike)):
+        source_path: str | None = str(init_times_source)
+        source = validate(_open_path(init_times_source))
+    elif isinstance(init_times_source, xr.Dataset):
+        source_path = None
+        source = validate(init_times_source)
+    else:
+        raise TypeError(
+            "init_times_source must be an xarray.Dataset or a zarr/netCDF path; got "
+            f"{type(init_times_source).__name__}"
+        )
+    step = np.timedelta64(loaded.timestep).astype("timedelta64[ns]")
+    have = pd.DatetimeIndex(source["time"].values)
+    if init_times is None:
+        back = 2 if kind == "assimilate" else 1
+        times = [t for t in have if all(t - k * pd.Timedelta(step) in have
+                                        for k in range(1, back + 1))]  # fmt: skip
+    else:
+        times = [pd.Timestamp(t) for t in init_times]
+        dup = sorted({_iso(t) for t in times if times.count(t) > 1})
+        if dup:
+            raise ValueError(f"init_times lists {dup} more than once")
+    if not times:
+        raise ValueError("init_times: the source holds no initial time with its predecessors")
+    t0 = np.sort(np.asarray([t.to_datetime64() for t in times], dtype="datetime64[ns]"))
+    for t in t0:
+        missing = [str(x)[:19] for x in _needed_times(kind, t, step) if pd.Timestamp(x) not in have]
+        if missing:
+            raise ValueError(
+                f"init_times: initial time {_iso(t)} needs the source times {missing}, "
+                "which it lacks"
+            )
+    variables = sorted({str(v) for v, _ in loaded.channels})
+    settings = {
+        "kind": kind,
+        "model": str(getattr(loaded, "name", model)),
+        "model_sha256": _model_fingerprint(loaded),
+        "steps": int(steps),
+        "members": None if members is None else int(members),
+        "seed": int(seed) if members is not None else None,
+        "perturbation": _describe_perturbation(perturbation) if members is not None else None,
+        "assimilation": (
+            json.dumps(_plain(assimilation or {}), sort_keys=True) if kind == "assimilate" else None
+        ),  # fmt: skip
+        "variables": variables,
+        "init_times": [_iso(t) for t in t0],
+        "chunk_size": chunk_size,
+    }
+    attrs = {
+        SETTINGS_ATTR: json.dumps(settings, sort_keys=True),
+        "source": f"xfuxi.campaign ({kind})",
+        "model": settings["model"],
+        "steps": int(steps),
+        "timestep_hours": float(loaded.timestep_hours),
+        "xfuxi_version": __version__,
+    }
+    if members is not None:
+        attrs.update(ensemble_size=int(members), seed=int(seed))
+
+    store_path = Path(store)
+    if store_path.exists():
+        _check_settings(store_path, settings)
+    else:
+        template = _weatherbench2(_template(loaded, t0, steps, members, attrs))
+        template.to_zarr(store_path, compute=False, mode="w-", consolidated=False)
+        log.info("campaign store %s: metadata written (%d initial times)", store_path, t0.size)
+    done = set(completed(store_path).astype("datetime64[ns]").tolist())
+    pending = [(i, t) for i, t in enumerate(t0) if t.astype("datetime64[ns]").tolist() not in done]
+    if not pending:
+        log.info("campaign store %s is complete", store_path)
+        return xr.open_zarr(store_path, consolidated=False)
+
+    job = {
+        "kind": kind, "model": model, "steps": int(steps), "members": members,
+        "seed": int(seed), "perturbation": perturbation, "source": source_path,
+        "observations": observations if isinstance(observations, (str, os.PathLike)) else None,
+        "assimilation": dict(assimilation or {}), "assimilation_model": assimilation_model,
+        "chunk_size": chunk_size, "device": device, "dtype": dtype,
+        "torch_threads": int(torch_threads),
+        "client_process": (socket.gethostname(), os.getpid()),
+    }  # fmt: skip
+    obs_ds = observations if isinstance(observations, xr.Dataset) else None
+    cl, owned = _connect(client, n_workers, connect_timeout)
+    plugin_name = f"xfuxi-campaign-{uuid.uuid4().hex[:12]}"
+    failures: dict[str, str] = {}
+    try:
+        cl.register_plugin(CampaignPlugin(job, plugin_name), name=plugin_name)
+        link = getattr(cl, "dashboard_link", None)
+        if link:
+            log.warning("xfuxi campaign: dask dashboard at %s", link)
+        futures = {}
+        for i, t in pending:
+            inputs = None
+            if source_path is None:
+                inputs = {"source": _slice_of(source, _needed_times(kind, t, step), t)}
+                if kind == "assimilate" and obs_ds is not None:
+                    slots = int((assimilation or {}).get("slots", 2))
+                    inputs["observations"] = _observations_for(obs_ds, t, slots, step)
+            elif kind == "assimilate" and obs_ds is not None:
+                slots = int((assimilation or {}).get("slots", 2))
+                inputs = {
+                    "source": _slice_of(source, _needed_times(kind, t, step), t),
+                    "observations": _observations_for(obs_ds, t, slots, step),
+                }
+            fut = cl.submit(
+                run_init_time, str(store_path), index=int(i), init_time=t, job=job,
+                plugin=plugin_name, inputs=inputs, key=f"{plugin_name}-{i}", pure=False,
+            )  # fmt: skip
+            futures[fut] = t
+        from distributed import as_completed
+
+        bar = progress_bar(len(futures), progress, f"campaign {kind} ({len(futures)} init times)")
+        try:
+            for fut in as_completed(list(futures)):
+                if fut.status == "error":
+                    err = fut.exception()
+                    failures[_iso(futures[fut])] = str(err)
+                    log.error("%s", err)
+                bar.update(1)
+                fut.release()
+        finally:
+            bar.close()
+    finally:
+        try:
+            cl.unregister_worker_plugin(plugin_name)
+        except Exception:  # noqa: BLE001 - the cluster may be gone; nothing to undo then
+            pass
+        if owned:
+            cluster = getattr(cl, "cluster", None)
+            cl.close()
+            if cluster is not None:
+                cluster.close()
+    if failures:
+        names = ", ".join(sorted(failures))
+        first = failures[sorted(failures)[0]]
+        raise CampaignError(
+            f"{len(failures)} of {len(pending)} initial times failed ({names}); the others "
+            f"are complete in {str(store_path)!r} (run the campaign again to retry). "
+            f"First error: {first}",
+            failures,
+        )
+    return xr.open_zarr(store_path, consolidated=False)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able form of an options dict (Config objects through their JSON)."""
+    if hasattr(value, "to_json"):
+        return json.loads(value.to_json())
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+# --- verification of stored campaigns -----------------------------------------------------
+
+
+def campaign_scorecard(
+    store: str | os.PathLike[str] | xr.Dataset,
+    truth: xr.Dataset | str | os.PathLike[str],
+    *,
+    climatology: xr.Dataset | None = None,
+    variables: Sequence[str] | None = None,
+    client: Any = None,
+    out: str | os.PathLike[str] | None = None,
+    plot: str | os.PathLike[str] | None = None,
+) -> xr.Dataset:
+    """Scores of a stored campaign against a truth, by lead time and variable.
+
+    Parameters
+    ----------
+    store : path or xarray.Dataset
+        A campaign store (opened lazily; only the initial times marked ``done`` count).
+    truth : xarray.Dataset or path
+        Verifying analyses on ``time`` (opened lazily from a path), matched by valid time.
+    climatology : xarray.Dataset, optional
+        For the ACC (see :func:`xfuxi.acc`); without it the ACC is left out.
+    variables : sequence of str, optional
+        Variables to score (default all of the campaign's).
+    client : distributed.Client or str, optional
+        Where to compute (default: the current dask scheduler).
+    out : path, optional
+        Write the scorecard here (netCDF, atomically).
+    plot : path, optional
+        Save a figure of the scores by lead here (PNG).
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``<score>_<variable>`` (``rmse``, ``acc``; for ensembles also ``crps``,
+        ``ssr`` and ``ensemble_mean_rmse``) with dims ``prediction_timedelta`` [and
+        ``level``], area-weighted over the globe and averaged over the initial times.
+        Attrs give the campaign and the number of initial times scored.
+    """
+    from .verify import acc, crps, ensemble_mean_rmse, rmse, spread_skill_ratio
+
+    ds = xr.open_zarr(store, consolidated=False) if not isinstance(store, xr.Dataset) else store
+    if "done" not in ds:
+        raise ValueError("store has no 'done' variable: not a campaign store")
+    done = ds["done"].values.astype(bool)
+    if not done.any():
+        raise ValueError("store holds no complete initial time (none is marked done)")
+    fc = ds.isel(time=np.flatnonzero(done)).drop_vars("done")
+    names = list(variables) if variables is not None else list(fc.data_vars)
+    unknown = sorted(set(names) - set(fc.data_vars))
+    if unknown:
+        raise ValueError(f"variables {unknown} are not in the campaign ({list(fc.data_vars)})")
+    fc = fc[names]
+    tr = _open_path(truth) if isinstance(truth, (str, os.PathLike)) else truth
+    tr = tr[names]
+    dims = ["time", "latitude", "longitude"]
+    owned = False
+    cl = None
+    if client is not None:
+        cl, owned = _connect(client, None, 10.0)
+    try:
+        parts: dict[str, xr.Dataset] = {}
+        ensemble_run = "number" in fc.dims
+        if ensemble_run:
+            parts["crps"] = crps(fc, tr, dim=dims)
+            parts["ssr"] = spread_skill_ratio(fc, tr, dim=dims)
+            parts["rmse"] = ensemble_mean_rmse(fc, tr, dim=dims)
+        else:
+            parts["rmse"] = rmse(fc, tr, dim=dims)
+        if climatology is not None:
+            mean = fc.mean("number") if ensemble_run else fc
+            parts["acc"] = acc(mean, tr, climatology, dim=dims)
+        card = xr.Dataset()
+        for score, value in parts.items():
+            value = value.compute()
+            for name in names:
+                card[f"{score}_{name}"] = value[name].astype("float64")
+    finally:
+        if owned and cl is not None:
+            cl.close()
+    card.attrs = {
+        "campaign": ds.attrs.get(SETTINGS_ATTR, ""),
+        "init_times_scored": int(done.sum()),
+        "init_times_total": int(done.size),
+        "scores": ",".join(parts),
+    }
+    if out is not None:
+        from .files import atomic_write_file
+
+        atomic_write_file(out, lambda p: card.to_netcdf(p))
+    if plot is not None:
+        _plot_scorecard(card, plot)
+    return card
+
+
+def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
+    """One panel per score, one line per variable (and level), through ``plot_scores``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_write_file
+    from .plot import plot_scores
+
+    scores = card.attrs["scores"].split(",")
+    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.2), squeeze=False)
+    for ax, score in zip(axes[0], scores):
+        lines: dict[str, xr.DataArray] = {}
+        for name in card.data_vars:
+            if not str(name).startswith(score + "_"):
+                continue
+            da, label = card[name], str(name)[len(score) + 1 :]
+            if "level" in da.dims:
+                for lev in da["level"].values:
+                    lines[f"{label} {lev:g}"] = da.sel(level=lev, drop=True)
+            else:
+                lines[label] = da
+        plot_scores(lines, ylabel=score.upper(), title=score.upper(), ax=ax)
+    fig.tight_layout()
+    atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    plt.close(fig)
