@@ -48,7 +48,7 @@ def _run(ds, store: Path, n_workers: int, args) -> dict:
     """One campaign on a fresh LocalCluster; wall time (without cluster start) and memory."""
     from distributed import Client, LocalCluster
 
-    from xfuxi.campaign import campaign
+    from xfuxi.campaigns import campaign
 
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                            dashboard_address=None)  # fmt: skip
