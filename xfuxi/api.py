@@ -137,6 +137,16 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("plot_spread_skill", "plot:plot_spread_skill", accessor="both"),
     Entry("plot_rank_histogram", "plot:plot_rank_histogram", accessor="both"),
     Entry("plot_convergence", "plot:plot_convergence", accessor="both"),
+    # cycling (issue 22)
+    Entry("cycle", "assimilation.cycle:cycle", accessor="dataset"),
+    Entry("open_cycle", "assimilation.cycle:open_cycle"),
+    Entry("LETKFMethod", "assimilation.cycle:LETKFMethod"),
+    Entry("En4DVarMethod", "assimilation.cycle:En4DVarMethod"),
+    Entry("static_var", "assimilation.cycle:static_var"),
+    Entry("RadiosondeNetwork", "assimilation.cycle:RadiosondeNetwork"),
+    Entry("LETKFOptions", "assimilation.letkf:LETKFOptions"),
+    Entry("lorenz96_letkf", "experiments.lorenz96:lorenz96_letkf"),
+    Entry("plot_cycle", "plot:plot_cycle", accessor="dataset"),
 )
 
 
