@@ -150,3 +150,58 @@ def test_bad_arguments_are_named(setting):
         cycle(truth, Lorenz96Network(), method=_letkf(), model=model, n_cycles=100)
     with pytest.raises(ValueError, match="members must be"):
         En4DVarMethod(members="fresh")
+
+
+def test_static_3dvar_and_perlin_en4dvar_through_the_driver(setting):
+    import torch
+
+    from xfuxi.assimilation.config import Minimiser
+    from xfuxi.assimilation.cycle import static_var
+
+    _, truth = setting
+    x = torch.as_tensor(truth["x"].values)  # (T, 1, 40)
+    samples = (x[1:31] - x[:30])[:, None]  # 6-hour tendencies as error samples (K, 1, 1, 40)
+    three = static_var(
+        samples,
+        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+        minimiser=Minimiser(max_iter=20),
+        quality_control=QualityControl(qc_threshold=None),
+    )
+    assert three.n_slots == 1 and three.name.startswith("3D-Var")
+    perlin = En4DVarMethod(
+        background_error=BackgroundError(
+            n_members=20, perturbation_std=(3.6,), amplitude=0.1, wavelength=1, octaves=1
+        ),
+        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+        quality_control=QualityControl(qc_threshold=None),
+        minimiser=Minimiser(max_iter=20),
+    )
+    for method in (three, perlin):
+        s = _run(setting, 4, method=method).scores.isel(channel=0)
+        assert float(s.analysis_error[-1]) < float(s.background_error[-1])
+        assert float(s.analysis_error[-1]) < 0.5 * float(s.free_error[-1])
+        assert bool(np.isnan(s["spread"]).all())  # no members carried
+
+
+def test_plot_of_a_run(setting):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run = _run(setting, 3)
+    ax = run.plot()
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "analysis",
+        "background",
+        "free run",
+        "spread",
+    ]
+    with pytest.raises(ValueError, match="channel 'y' is not in the scores"):
+        run.plot(["y"])
+
+
+def test_cli_cycle_refuses_bad_options_before_work(tmp_path, capsys):
+    from xfuxi.cli import main
+
+    rc = main(["cycle", str(tmp_path / "none.zarr"), "--store", str(tmp_path / "s"), "--rtps", "2"])
+    assert rc == 2
+    assert "rtps must be in [0, 1]" in capsys.readouterr().err
