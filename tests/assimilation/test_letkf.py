@@ -180,3 +180,31 @@ def test_lorenz96_short_run_beats_the_free_run_and_the_observations():
     assert a < 0.35, a
     assert a < 0.1 * out.attrs["climatological_std"]
     assert out.attrs["mean_background_rmse"] > a
+
+
+def test_vertical_localization_analyses_each_channel_on_its_own():
+    g = torch.Generator().manual_seed(5)
+    channels = [("t", 250.0), ("t", 850.0)]
+    lat, lon = np.array([-30.0, 30.0]), np.arange(4) * 90.0
+    x = 250 + torch.randn(N, 1, 2, 2, 4, generator=g, dtype=torch.float64)
+    pairs = torch.cat([x, x], 1)
+    op, _ = build_operator(
+        channels, lat, lon, obs_variable=["t"], obs_latitude=[-30.0], obs_longitude=[0.0],
+        obs_level=[850.0],
+    )  # fmt: skip
+    y = torch.tensor([252.0], dtype=torch.float64)
+    e = torch.ones(1, dtype=torch.float64)
+    # ln(850/250) ≈ 1.2: beyond twice a half-width of 0.5, the 250 hPa channel is untouched
+    loc = LocalizationOptions(length_scale=5000.0, vertical_length_scale=0.5)
+    res = letkf_analysis(
+        pairs, [ObsSlot(0, op, y, e)], localization=loc, latitude=lat, longitude=lon,
+        channels=channels, options=LETKFOptions(point_chunk=3),
+    )  # fmt: skip
+    torch.testing.assert_close(res.members[:, :, 0], pairs[:, :, 0])
+    assert not torch.allclose(res.members[:, :, 1], pairs[:, :, 1])
+    # without vertical localization the 250 hPa channel moves too
+    res2 = letkf_analysis(
+        pairs, [ObsSlot(0, op, y, e)], localization=LocalizationOptions(length_scale=5000.0),
+        latitude=lat, longitude=lon, channels=channels,
+    )  # fmt: skip
+    assert not torch.allclose(res2.members[:, :, 0], pairs[:, :, 0])

@@ -83,7 +83,9 @@ class LETKFOptions(Config):
     qc_threshold: float | None = field(
         5.0, help="background check |y - Hx| > k sqrt(so^2 + sb^2) rejects (None: off)"
     )
-    point_chunk: int = field(256, help="grid points per batched local analysis")
+    point_chunk: int = field(
+        256, help="local analyses per batch (columns; with channel localization, channels)"
+    )
     member_chunk: int = field(50, help="members per model call")
 
     def __post_init__(self) -> None:
@@ -450,8 +452,10 @@ def letkf_analysis(
         rinv = 1.0 / err**2
         eye = torch.eye(n, dtype=torch.float64)
         ybt = yb.T.contiguous()  # (m, N)
-        for start in range(0, h * w, opts.point_chunk):
-            pts = np.arange(start, min(start + opts.point_chunk, h * w))
+        # units per batch: point_chunk (a column each, or one per channel of a column)
+        chunk = opts.point_chunk if loc.channel is None else max(1, opts.point_chunk // c)
+        for start in range(0, h * w, chunk):
+            pts = np.arange(start, min(start + chunk, h * w))
             lw = torch.as_tensor(loc.weights(pts)) * rinv  # (Pc, m) or (C, Pc, m)
             flat = lw.reshape(-1, m)
             count = int((flat > 0).sum(1).max())
