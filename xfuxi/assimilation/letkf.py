@@ -452,30 +452,37 @@ def letkf_analysis(
         rinv = 1.0 / err**2
         eye = torch.eye(n, dtype=torch.float64)
         ybt = yb.T.contiguous()  # (m, N)
-        # units per batch: point_chunk (a column each, or one per channel of a column)
-        chunk = opts.point_chunk if loc.channel is None else max(1, opts.point_chunk // c)
-        for start in range(0, h * w, chunk):
-            pts = np.arange(start, min(start + chunk, h * w))
-            lw = torch.as_tensor(loc.weights(pts)) * rinv  # (Pc, m) or (C, Pc, m)
-            flat = lw.reshape(-1, m)
-            count = int((flat > 0).sum(1).max())
-            if count == 0:
-                tr = math.sqrt(rho) * eye.expand(flat.shape[0], n, n)
-            else:
-                r, sel = torch.topk(flat, count, dim=1)  # (U, M)
-                ysel = ybt[sel]  # (U, M, N)
-                a = (n - 1) / rho * eye + torch.einsum("umi,um,umj->uij", ysel, r, ysel)
-                lam, q = torch.linalg.eigh(a)
-                pa = (q / lam[:, None, :]) @ q.transpose(1, 2)
-                wa = math.sqrt(n - 1) * (q / lam.sqrt()[:, None, :]) @ q.transpose(1, 2)
-                wbar = pa @ torch.einsum("umi,um,um->ui", ysel, r, d[sel])[..., None]
-                tr = wa + wbar  # (U, N, N): column j, the weights of member j
-            xp = xanom[..., pts]  # (N, 2, C, Pc)
-            if loc.channel is None:
-                new = torch.einsum("itcp,pij->jtcp", xp, tr)
-            else:
-                new = torch.einsum("itcp,cpij->jtcp", xp, tr.reshape(c, len(pts), n, n))
-            out[..., pts] = mean_b[..., pts] + new
+        # thousands of N × N eigendecompositions: threads only wait on each other there
+        # (on a busy machine the thread barriers made a T21 analysis take many minutes)
+        n_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            # units per batch: point_chunk (a column each, or one per channel of a column)
+            chunk = opts.point_chunk if loc.channel is None else max(1, opts.point_chunk // c)
+            for start in range(0, h * w, chunk):
+                pts = np.arange(start, min(start + chunk, h * w))
+                lw = torch.as_tensor(loc.weights(pts)) * rinv  # (Pc, m) or (C, Pc, m)
+                flat = lw.reshape(-1, m)
+                count = int((flat > 0).sum(1).max())
+                if count == 0:
+                    tr = math.sqrt(rho) * eye.expand(flat.shape[0], n, n)
+                else:
+                    r, sel = torch.topk(flat, count, dim=1)  # (U, M)
+                    ysel = ybt[sel]  # (U, M, N)
+                    a = (n - 1) / rho * eye + torch.einsum("umi,um,umj->uij", ysel, r, ysel)
+                    lam, q = torch.linalg.eigh(a)
+                    pa = (q / lam[:, None, :]) @ q.transpose(1, 2)
+                    wa = math.sqrt(n - 1) * (q / lam.sqrt()[:, None, :]) @ q.transpose(1, 2)
+                    wbar = pa @ torch.einsum("umi,um,um->ui", ysel, r, d[sel])[..., None]
+                    tr = wa + wbar  # (U, N, N): column j, the weights of member j
+                xp = xanom[..., pts]  # (N, 2, C, Pc)
+                if loc.channel is None:
+                    new = torch.einsum("itcp,pij->jtcp", xp, tr)
+                else:
+                    new = torch.einsum("itcp,cpij->jtcp", xp, tr.reshape(c, len(pts), n, n))
+                out[..., pts] = mean_b[..., pts] + new
+        finally:
+            torch.set_num_threads(n_threads)
     else:
         # no observation: the analysis is the (inflated) background
         out = mean_b + math.sqrt(rho) * xanom
