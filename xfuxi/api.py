@@ -168,6 +168,16 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("campaign", "campaigns:campaign"),
     Entry("campaign_scorecard", "campaigns:campaign_scorecard"),
     Entry("CampaignError", "campaigns:CampaignError"),
+    # cycling (issue 22)
+    Entry("cycle", "assimilation.cycle:cycle", accessor="dataset"),
+    Entry("open_cycle", "assimilation.cycle:open_cycle"),
+    Entry("LETKFMethod", "assimilation.cycle:LETKFMethod"),
+    Entry("En4DVarMethod", "assimilation.cycle:En4DVarMethod"),
+    Entry("static_var", "assimilation.cycle:static_var"),
+    Entry("RadiosondeNetwork", "assimilation.cycle:RadiosondeNetwork"),
+    Entry("LETKFOptions", "assimilation.letkf:LETKFOptions"),
+    Entry("lorenz96_letkf", "experiments.lorenz96:lorenz96_letkf"),
+    Entry("plot_cycle", "plot:plot_cycle", accessor="dataset"),
 )
 
 

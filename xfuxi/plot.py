@@ -22,6 +22,7 @@ from .verify.weights import ensemble_dim, prepare_pair
 
 __all__ = [
     "plot_convergence",
+    "plot_cycle",
     "plot_increment",
     "plot_map",
     "plot_rank_histogram",
@@ -841,3 +842,70 @@ def plot_scorecard(
 
 
 __all__ += ["plot_scorecard"]  # appended with the function (issue 24)
+
+
+def plot_cycle(
+    scores: xr.Dataset,
+    *,
+    channel: str | None = None,
+    channels: Sequence[str] | None = None,
+    ax: Any = None,
+    title: str | None = None,
+) -> Any:
+    """Error and ensemble spread of a cycled assimilation against time.
+
+    Parameters
+    ----------
+    scores : xarray.Dataset
+        :func:`xfuxi.cycle`'s ``scores`` (or :func:`~xfuxi.assimilation.cycle.open_cycle`):
+        ``analysis_error``, ``background_error``, ``free_error`` and ``spread`` on dims
+        ``time`` and ``channel``.
+    channel : str, optional
+        The channel to draw (default: the first of ``channels``, else the first).
+    channels : sequence of str, optional
+        Accepted for :meth:`CycleRun.plot`; the first is drawn.
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.date_range("2000-01-01", periods=4, freq="6h")
+    >>> s = xr.Dataset({k: (("time", "channel"), np.ones((4, 1)))
+    ...                 for k in ("analysis_error", "background_error", "free_error", "spread")},
+    ...                coords={"time": t, "channel": ["x"]})
+    >>> ax = plot_cycle(s)
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['analysis', 'background', 'free run', 'spread']
+    """
+    need = ["analysis_error", "background_error", "free_error", "spread"]
+    missing = [v for v in need if v not in scores]
+    if missing:
+        raise ValueError(f"scores lack {missing}; give the scores of xfuxi.cycle")
+    names = [str(c) for c in scores["channel"].values]
+    if channel is None:
+        channel = channels[0] if channels else names[0]
+    if channel not in names:
+        raise ValueError(f"channel {channel!r} is not in the scores; they have {names}")
+    s = scores.sel(channel=channel)
+    ax = _new_axes(ax, None)
+    t = s["time"].values
+    styles = {
+        "analysis_error": ("analysis", "-"),
+        "background_error": ("background", "--"),
+        "free_error": ("free run", ":"),
+        "spread": ("spread", "-."),
+    }
+    for var, (label, style) in styles.items():
+        ax.plot(t, np.asarray(s[var], dtype="float64"), style, label=label)
+    ax.set_xlabel("time")
+    ax.set_ylabel(f"{channel}: RMSE / spread")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title(title if title is not None else f"cycled assimilation, {channel}")
+    ax.figure.autofmt_xdate()
+    return ax

@@ -1,0 +1,207 @@
+"""The cycling driver (issue 22, item 1): store, resume, refusals, empty and diverging cycles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from xfuxi.assimilation.config import BackgroundError, LocalizationOptions, QualityControl
+from xfuxi.assimilation.cycle import (
+    CycleDivergedError,
+    En4DVarMethod,
+    LETKFMethod,
+    cycle,
+    open_cycle,
+)
+from xfuxi.assimilation.letkf import LETKFOptions
+from xfuxi.experiments.lorenz96 import Lorenz96Network, lorenz96_truth
+from xfuxi.models.lorenz96 import lorenz96_model
+
+INIT = BackgroundError(amplitude=1.0, wavelength=1, octaves=1, perturbation_std=(1.0,))
+
+
+@pytest.fixture(scope="module")
+def setting():
+    return lorenz96_model(), lorenz96_truth(n_states=40, seed=1)
+
+
+def _letkf(inflation: float = 1.05) -> LETKFMethod:
+    return LETKFMethod(
+        options=LETKFOptions(n_members=10, inflation=inflation, qc_threshold=None),
+        localization=LocalizationOptions(length_scale=4.0, n_points=40),
+        initial=INIT,
+    )
+
+
+def _run(setting, n, store=None, method=None, network=None, **kw):
+    model, truth = setting
+    return cycle(
+        truth,
+        network or Lorenz96Network(seed=2),
+        method=method or _letkf(),
+        model=model,
+        n_cycles=n,
+        lead_steps=2,
+        initial_error=1.0,
+        store=store,
+        progress=False,
+        **kw,
+    )
+
+
+def test_letkf_cycles_beat_the_free_run(setting):
+    run = _run(setting, 12)
+    s = run.scores
+    assert s.sizes["time"] == 12
+    late = s.isel(time=slice(6, None), channel=0).mean("time")
+    assert float(late.analysis_error) < 0.5 * float(late.free_error)
+    assert float(late.analysis_error) < 1.0  # the observation error
+    assert bool(np.isfinite(s["spread"]).all())
+    assert "LETKF" in repr(run) and "x" in repr(run)
+
+
+def test_an_interrupted_run_resumes_with_identical_results(setting, tmp_path):
+    whole = _run(setting, 6, store=tmp_path / "a")
+
+    class Interrupt(Exception):
+        pass
+
+    class Failing(Lorenz96Network):
+        def __call__(self, truth, times, *, cycle, model):
+            if cycle == 4:
+                raise Interrupt
+            return super().__call__(truth, times, cycle=cycle, model=model)
+
+    with pytest.raises(Interrupt):
+        _run(setting, 6, store=tmp_path / "b", network=Failing(seed=2))
+    assert len(list((tmp_path / "b" / "cycles").glob("*.zarr"))) == 4
+    resumed = _run(setting, 6, store=tmp_path / "b")
+    xr.testing.assert_identical(
+        whole.scores.drop_vars("wall_time_s"), resumed.scores.drop_vars("wall_time_s")
+    )
+    a, b = open_cycle(tmp_path / "a"), open_cycle(tmp_path / "b")
+    np.testing.assert_array_equal(a["analysis_state"].values, b["analysis_state"].values)
+    np.testing.assert_array_equal(a["spread_state"].values, b["spread_state"].values)
+
+
+def test_a_resumed_run_with_other_settings_is_refused(setting, tmp_path):
+    _run(setting, 2, store=tmp_path / "s")
+    with pytest.raises(ValueError, match=r"options\.inflation \(stored 1\.05, now 1\.1\)"):
+        _run(setting, 3, store=tmp_path / "s", method=_letkf(1.1))
+    with pytest.raises(ValueError, match="seed"):
+        _run(setting, 3, store=tmp_path / "s", seed=5)
+
+
+def test_a_cycle_without_observations_keeps_the_background(setting):
+    class Gap(Lorenz96Network):
+        def __call__(self, truth, times, *, cycle, model):
+            obs = super().__call__(truth, times, cycle=cycle, model=model)
+            if cycle == 2:
+                obs["value"][:] = np.nan  # every observation unusable
+            return obs
+
+    with pytest.warns(UserWarning, match="cycle 2 .*no usable observation"):
+        run = _run(setting, 4, network=Gap(seed=2))
+    s = run.scores
+    assert s["no_observations"].values.tolist() == [False, False, True, False]
+    np.testing.assert_array_equal(
+        s["analysis_error"].isel(time=2), s["background_error"].isel(time=2)
+    )
+    assert int(s["n_obs"].isel(time=2)) == 0
+
+
+def test_a_diverging_cycle_stops_and_keeps_the_complete_ones(setting, tmp_path):
+    class Wild(Lorenz96Network):
+        def __call__(self, truth, times, *, cycle, model):
+            obs = super().__call__(truth, times, cycle=cycle, model=model)
+            if cycle == 3:
+                obs["value"][:] = 1e4
+            return obs
+
+    with pytest.raises(CycleDivergedError, match="cycle 3 .*diverged.*x analysis error"):
+        _run(setting, 5, store=tmp_path / "d", network=Wild(seed=2))
+    assert open_cycle(tmp_path / "d").sizes["time"] == 3
+
+
+def test_cycled_ensemble_en4dvar_through_the_driver(setting):
+    method = En4DVarMethod(
+        background_error=BackgroundError(perturbation_std=(1.0,), wavelength=1, octaves=1),
+        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+        quality_control=QualityControl(qc_threshold=None),
+        members="cycled",
+        letkf=LETKFOptions(n_members=10, inflation=1.05, qc_threshold=None),
+        initial=INIT,
+    )
+    s = _run(setting, 6, method=method).scores
+    late = s.isel(time=slice(3, None), channel=0).mean("time")
+    assert float(late.analysis_error) < 0.5 * float(late.free_error)
+    assert bool((s["iterations"] > 0).all())
+    assert bool(np.isfinite(s["spread"]).all())
+
+
+def test_bad_arguments_are_named(setting):
+    model, truth = setting
+    with pytest.raises(TypeError, match="CycleMethod"):
+        cycle(truth, Lorenz96Network(), method="letkf", model=model, n_cycles=2)
+    with pytest.raises(ValueError, match="exactly one of days and n_cycles"):
+        cycle(truth, Lorenz96Network(), method=_letkf(), model=model)
+    with pytest.raises(ValueError, match="truth covers"):
+        cycle(truth, Lorenz96Network(), method=_letkf(), model=model, n_cycles=100)
+    with pytest.raises(ValueError, match="members must be"):
+        En4DVarMethod(members="fresh")
+
+
+def test_static_3dvar_and_perlin_en4dvar_through_the_driver(setting):
+    import torch
+
+    from xfuxi.assimilation.config import Minimiser
+    from xfuxi.assimilation.cycle import static_var
+
+    _, truth = setting
+    x = torch.as_tensor(truth["x"].values)  # (T, 1, 40)
+    samples = (x[1:31] - x[:30])[:, None]  # 6-hour tendencies as error samples (K, 1, 1, 40)
+    three = static_var(
+        samples,
+        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+        minimiser=Minimiser(max_iter=20),
+        quality_control=QualityControl(qc_threshold=None),
+    )
+    assert three.n_slots == 1 and three.name.startswith("3D-Var")
+    perlin = En4DVarMethod(
+        background_error=BackgroundError(
+            n_members=20, perturbation_std=(3.6,), amplitude=0.1, wavelength=1, octaves=1
+        ),
+        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+        quality_control=QualityControl(qc_threshold=None),
+        minimiser=Minimiser(max_iter=20),
+    )
+    for method in (three, perlin):
+        s = _run(setting, 4, method=method).scores.isel(channel=0)
+        assert float(s.analysis_error[-1]) < float(s.background_error[-1])
+        assert float(s.analysis_error[-1]) < 0.5 * float(s.free_error[-1])
+        assert bool(np.isnan(s["spread"]).all())  # no members carried
+
+
+def test_plot_of_a_run(setting):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run = _run(setting, 3)
+    ax = run.plot()
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "analysis",
+        "background",
+        "free run",
+        "spread",
+    ]
+    with pytest.raises(ValueError, match="channel 'y' is not in the scores"):
+        run.plot(["y"])
+
+
+def test_cli_cycle_refuses_bad_options_before_work(tmp_path, capsys):
+    from xfuxi.cli import main
+
+    rc = main(["cycle", str(tmp_path / "none.zarr"), "--store", str(tmp_path / "s"), "--rtps", "2"])
+    assert rc == 2
+    assert "rtps must be in [0, 1]" in capsys.readouterr().err

@@ -1,0 +1,995 @@
+"""The cycling driver: analysis → 6-hour forecast → background → next analysis, for any method.
+
+:func:`cycle` runs a twin experiment on a truth run: each cycle, an observation network
+draws the observations of the window from the truth, a *method* analyses them into its
+background, and the method's state (background pair, members, inflation) is run one model
+step forward to the next cycle. Every method has the same interface (:class:`CycleMethod`):
+
+* :class:`En4DVarMethod` — FuXi-En4DVar with fresh Perlin members each cycle (the published
+  scheme, ``members="perlin"``), or with a cycled ensemble (``members="cycled"``: B from
+  the members of the previous cycle run forward, the members updated by the LETKF and
+  recentred on the 4DVar analysis), optionally hybrid with a static B;
+* :func:`static_var` — 3D-Var (one slot) or 4D-Var with a static B alone;
+* :class:`LETKFMethod` — the LETKF of :mod:`.letkf`, members carried between cycles.
+
+With a ``store`` each cycle is written to ``store/cycles/NNNNNN.zarr`` atomically (a
+temporary directory renamed into place, through :mod:`xfuxi.files`), with the method's
+state and the random generator's state, so that an interrupted run resumes from its last
+complete cycle with identical results; a resumed run whose settings differ is refused. See
+the documentation (docs/cycling.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time as _time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from ..files import atomic_write_json, read_marker, replace_directory
+from ..grid import area_weights
+from ..models.rollout import model_device, model_dtype
+from ..observations.sets import radiosonde_observations, screen_observations
+from .calibration import wind_pairs
+from .config import BackgroundError, LocalizationOptions, Minimiser, QualityControl
+from .en4dvar import en4dvar_analysis
+from .inputs import build_localization, observation_slots, states_tensor
+from .letkf import LETKFOptions, forecast_members, letkf_analysis
+from .members import background_anomalies, perlin_state_perturbations
+
+__all__ = [
+    "CycleAnalysis",
+    "CycleDivergedError",
+    "CycleMethod",
+    "CycleRun",
+    "En4DVarMethod",
+    "LETKFMethod",
+    "RadiosondeNetwork",
+    "cycle",
+    "open_cycle",
+    "static_var",
+]
+
+log = logging.getLogger(__name__)
+
+#: the kind recorded in the marker of a cycling store (see docs/safety.md)
+STORE_KIND = "cycle-run"
+CYCLE_KIND = "cycle"
+
+
+class CycleDivergedError(RuntimeError):
+    """A cycle produced NaN or an analysis error beyond the divergence bound."""
+
+
+@dataclass
+class CycleAnalysis:
+    """What a method's analysis returns to the driver.
+
+    Attributes
+    ----------
+    analysis : Tensor (C, H, W)
+        The analysis at t0 (the ensemble mean for the LETKF).
+    state : dict of Tensor
+        The method's state after the analysis (``"pair"``: the analysed input pair
+        ``(t0 − Δ, t0)``; ``"members"``: analysed member pairs, ...).
+    diagnostics : dict of float
+        ``cost_initial``, ``cost_final``, ``iterations``, ``inflation``, ... (NaN: not
+        applicable).
+    spread : Tensor (C, H, W), optional
+        Ensemble spread (std) of the analysis; None for methods without members.
+    background_spread : Tensor (C, H, W), optional
+    omb, oma : Tensor (m,), optional
+        Innovations and residuals of the used observations (all slots).
+    error : Tensor (m,), optional
+        Their observation-error std.
+    """
+
+    analysis: torch.Tensor
+    state: dict[str, torch.Tensor]
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    spread: torch.Tensor | None = None
+    background_spread: torch.Tensor | None = None
+    omb: torch.Tensor | None = None
+    oma: torch.Tensor | None = None
+    error: torch.Tensor | None = None
+
+
+class CycleMethod:
+    """Interface of a cycling method (subclass it to plug a new one into :func:`cycle`).
+
+    A method's state is a dict of tensors; ``"background"`` ``(3, C, H, W)`` holds the
+    background at t0 − 2Δ, t0 − Δ and t0. The driver calls :meth:`start` once, then per
+    cycle :meth:`analyse` (observations as :class:`~xfuxi.assimilation.cost.ObsSlot`) and
+    :meth:`forecast`. All randomness must come from the ``generator`` passed in (its state
+    is saved with each cycle, so that a resumed run is identical).
+    """
+
+    #: name written in the store and the tables
+    name: str = "method"
+    #: observation slots of the window (t0, t0 + Δ, ...)
+    n_slots: int = 1
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-ready settings; a resumed run with different settings is refused."""
+        raise NotImplementedError
+
+    def start(
+        self, background: torch.Tensor, *, model: Any, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """The initial state from the first background ``(3, C, H, W)``."""
+        return {"background": background}
+
+    def analyse(
+        self,
+        state: dict[str, torch.Tensor],
+        slots: Sequence[Any],
+        *,
+        model: Any,
+        generator: torch.Generator,
+    ) -> CycleAnalysis:
+        """Analyse the slots' observations; the returned state holds ``"pair"``."""
+        raise NotImplementedError
+
+    def forecast(self, state: dict[str, torch.Tensor], *, model: Any) -> dict[str, torch.Tensor]:
+        """The next cycle's state: the analysed pair (and members) run one step forward."""
+        pair = state["pair"]
+        nxt = _step(model, pair[None])[0]
+        out = {k: v for k, v in state.items() if k not in ("pair", "background")}
+        out["background"] = torch.stack([pair[0], pair[1], nxt])
+        if "members" in state:
+            out["members"] = forecast_members(model, state["members"], chunk=self._chunk())[0]
+        return out
+
+    def _chunk(self) -> int:
+        return 50
+
+    def no_observations(self, state: dict[str, torch.Tensor]) -> CycleAnalysis:
+        """The analysis of a cycle without observations: the background, unchanged."""
+        bg = state["background"]
+        new = {k: v for k, v in state.items() if k != "background"}
+        new["pair"] = bg[1:].clone()
+        if "members" in state:
+            new["members"] = state["members"]
+        spread = None
+        if "members" in state:
+            spread = state["members"][:, 1].std(0)
+        return CycleAnalysis(analysis=bg[2].clone(), state=new, spread=spread)
+
+
+def _step(model: Any, pairs: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        x = pairs.to(device=model_device(model), dtype=model_dtype(model))
+        return model(x).double().cpu()
+
+
+def _initial_members(
+    model: Any,
+    background: torch.Tensor,
+    initial: BackgroundError,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Member pairs: the background pair plus Perlin perturbations (the same on both times)."""
+    opts = initial
+    if opts.perturbation_std is None:
+        opts = opts.replace(perturbation_std=tuple(float(s) for s in np.asarray(model.stats.std)))
+    pert = perlin_state_perturbations(
+        model, background_error=opts, generator=generator, grid=tuple(background.shape[-2:])
+    )
+    pair = background[1:]
+    return pair[None] + pert[:, None]
+
+
+def _slots_arrays(slots: Sequence[Any]) -> torch.Tensor:
+    return torch.cat([s.error.double() for s in slots]) if slots else torch.zeros(0)
+
+
+@dataclass
+class LETKFMethod(CycleMethod):
+    """The LETKF as a cycling method (members carried between cycles).
+
+    Parameters
+    ----------
+    options : LETKFOptions
+        Members, inflation, RTPS, adaptive inflation.
+    localization : LocalizationOptions
+        Gaspari–Cohn half-width (km; grid points with ``n_points``), vertical localization.
+    initial : BackgroundError
+        The initial members: the first background plus Perlin perturbations (``amplitude``
+        × ``perturbation_std``, default the model's normalization std; ``n_members`` is
+        taken from ``options``).
+    n_slots : int, default 1
+        Observation slots (later slots: 4D-LETKF through the members run forward).
+    """
+
+    options: LETKFOptions = field(default_factory=LETKFOptions)
+    localization: LocalizationOptions = field(
+        default_factory=lambda: LocalizationOptions(length_scale=1500.0)
+    )
+    initial: BackgroundError = field(default_factory=lambda: BackgroundError(amplitude=0.1))
+    n_slots: int = 1
+    name: str = "LETKF"
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "method": self.name,
+            "options": self.options.to_dict(),
+            "localization": self.localization.to_dict(),
+            "initial": self.initial.to_dict(),
+            "n_slots": self.n_slots,
+        }
+
+    def _chunk(self) -> int:
+        return self.options.member_chunk
+
+    def start(self, background, *, model, generator):
+        init = self.initial.replace(n_members=self.options.n_members)
+        members = _initial_members(model, background, init, generator)
+        return {
+            "background": background,
+            "members": members,
+            "inflation": torch.tensor(float(self.options.inflation), dtype=torch.float64),
+        }
+
+    def analyse(self, state, slots, *, model, generator):
+        res = letkf_analysis(
+            state["members"],
+            slots,
+            localization=self.localization,
+            latitude=model.latitude,
+            longitude=model.longitude,
+            channels=model.channels,
+            options=self.options,
+            inflation=float(state["inflation"]),
+            model=model,
+        )
+        pair = res.members.mean(0)
+        return CycleAnalysis(
+            analysis=res.mean,
+            state={
+                "pair": pair,
+                "members": res.members,
+                "inflation": torch.tensor(res.inflation, dtype=torch.float64),
+            },
+            diagnostics={
+                "inflation": res.inflation,
+                "inflation_estimate": res.inflation_estimate,
+            },
+            spread=res.analysis_spread,
+            background_spread=res.background_spread,
+            omb=torch.cat(res.omb) if res.omb else None,
+            oma=torch.cat(res.oma) if res.oma else None,
+            error=_used_errors(slots, res.qc_rejected),
+        )
+
+    def forecast(self, state, *, model):
+        members = forecast_members(model, state["members"], chunk=self._chunk())[0]
+        pair = state["pair"]
+        bg = torch.stack([pair[0], pair[1], members[:, 1].mean(0)])
+        return {"background": bg, "members": members, "inflation": state["inflation"]}
+
+
+def _used_errors(slots: Sequence[Any], rejected: Sequence[np.ndarray]) -> torch.Tensor:
+    return torch.cat(
+        [s.error.double()[torch.as_tensor(~r)] for s, r in zip(slots, rejected, strict=True)]
+    )
+
+
+@dataclass
+class En4DVarMethod(CycleMethod):
+    """FuXi-En4DVar as a cycling method: fresh Perlin members or a cycled ensemble.
+
+    Parameters
+    ----------
+    background_error : BackgroundError
+        ``members="perlin"``: the Perlin members of each cycle (``perturbation_std``
+        default: the model's normalization std); ``hybrid_weight`` β of the static part (with
+        ``static``; 1: static B alone).
+    localization : LocalizationOptions
+    n_slots : int, default 2
+        Observation slots (1: 3D-Var, the analysis at t0 from observations at t0).
+    minimiser, quality_control
+        As for :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar`.
+    members : {"perlin", "cycled"}
+        ``"cycled"``: B from the members of the previous cycle run forward; after the
+        4DVar analysis the members are updated by the LETKF (``letkf``) and recentred on
+        the 4DVar analysis (both times of each pair).
+    letkf : LETKFOptions
+        The member update of ``members="cycled"`` (and their number, ``n_members``).
+    letkf_localization : LocalizationOptions, optional
+        Localization of that update (default: ``localization``).
+    initial : BackgroundError
+        The initial members of ``members="cycled"`` (Perlin, around the first background).
+    static : Tensor (K, C, H, W), optional
+        Static background-error samples (hybrid B; see
+        :func:`~xfuxi.assimilation.calibration.forecast_error_samples`).
+    spread : array (C,) or (C, H), optional
+        Calibrated B standard deviations of the ensemble part.
+    name : str
+    """
+
+    background_error: BackgroundError = field(default_factory=BackgroundError)
+    localization: LocalizationOptions = field(default_factory=LocalizationOptions)
+    n_slots: int = 2
+    minimiser: Minimiser = field(default_factory=Minimiser)
+    quality_control: QualityControl = field(default_factory=QualityControl)
+    members: str = "perlin"
+    letkf: LETKFOptions = field(default_factory=LETKFOptions)
+    letkf_localization: LocalizationOptions | None = None
+    initial: BackgroundError = field(default_factory=lambda: BackgroundError(amplitude=0.1))
+    static: Any = None
+    spread: Any = None
+    name: str = "En4DVar"
+
+    def __post_init__(self) -> None:
+        if self.members not in ("perlin", "cycled"):
+            raise ValueError(f"members must be 'perlin' or 'cycled'; got {self.members!r}")
+        if self.n_slots < 1:
+            raise ValueError(f"n_slots must be >= 1; got {self.n_slots!r}")
+        if self.static is not None and not torch.is_tensor(self.static):
+            raise TypeError(
+                "static must be a tensor (K, C, H, W) of background-error samples; got "
+                f"{type(self.static).__name__}"
+            )
+        self._loc: Any = None
+
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "method": self.name,
+            "background_error": self.background_error.to_dict(),
+            "localization": self.localization.to_dict(),
+            "n_slots": self.n_slots,
+            "minimiser": self.minimiser.to_dict(),
+            "quality_control": self.quality_control.to_dict(),
+            "members": self.members,
+            "static": None if self.static is None else list(self.static.shape),
+            "static_sum": None if self.static is None else float(self.static.double().sum()),
+            "spread": None if self.spread is None else np.asarray(self.spread).tolist(),
+        }
+        if self.members == "cycled":
+            out["letkf"] = self.letkf.to_dict()
+            out["letkf_localization"] = (self.letkf_localization or self.localization).to_dict()
+            out["initial"] = self.initial.to_dict()
+        return out
+
+    def _chunk(self) -> int:
+        return self.letkf.member_chunk
+
+    def start(self, background, *, model, generator):
+        state: dict[str, torch.Tensor] = {"background": background}
+        if self.members == "cycled":
+            init = self.initial.replace(n_members=self.letkf.n_members)
+            state["members"] = _initial_members(model, background, init, generator)
+            state["inflation"] = torch.tensor(float(self.letkf.inflation), dtype=torch.float64)
+        return state
+
+    def analyse(self, state, slots, *, model, generator):
+        if self._loc is None and self.localization.enabled:
+            self._loc = build_localization(self.localization, model)
+        bg = state["background"]
+        opts = self.background_error
+        if opts.perturbation_std is None:
+            opts = opts.replace(perturbation_std=tuple(float(s) for s in model.stats.std))
+        anomalies = background_anomalies(
+            model,
+            bg,
+            background_error=opts,
+            members=None if self.members == "perlin" else state["members"][:, 1],
+            static=self.static,
+            spread=self.spread,
+            spread_groups=wind_pairs(model.channels),
+            generator=generator,
+        )
+        res = en4dvar_analysis(
+            model,
+            bg,
+            slots,
+            anomalies=anomalies,
+            background_error=opts,
+            localization=self._loc,
+            minimiser=self.minimiser,
+            quality_control=self.quality_control,
+            generator=generator,
+            progress=False,
+        )
+        pair = torch.stack([bg[1], res.analysis])
+        costs = res.history.records
+        diag = {
+            "cost_initial": float(costs[0].cost) if costs else float("nan"),
+            "cost_final": float(costs[-1].cost) if costs else float("nan"),
+            "iterations": float(len(costs) - 1),
+        }
+        new: dict[str, torch.Tensor] = {"pair": pair}
+        spread = bspread = None
+        if self.members == "cycled":
+            upd = letkf_analysis(
+                state["members"],
+                slots,
+                localization=self.letkf_localization or self.localization,
+                latitude=model.latitude,
+                longitude=model.longitude,
+                channels=model.channels,
+                options=self.letkf,
+                inflation=float(state["inflation"]),
+                model=model,
+            )
+            mem = upd.members
+            new["members"] = mem - mem.mean(0, keepdim=True) + pair[None]  # recentred
+            new["inflation"] = torch.tensor(upd.inflation, dtype=torch.float64)
+            diag["inflation"] = upd.inflation
+            spread, bspread = upd.analysis_spread, upd.background_spread
+        return CycleAnalysis(
+            analysis=res.analysis,
+            state=new,
+            diagnostics=diag,
+            spread=spread,
+            background_spread=bspread,
+            omb=torch.cat(res.omb) if res.omb else None,
+            oma=torch.cat(res.oma) if res.oma else None,
+            error=_used_errors(slots, res.qc_rejected),
+        )
+
+
+def static_var(
+    samples: Any,
+    *,
+    model: Any = None,
+    n_slots: int = 1,
+    localization: LocalizationOptions | None = None,
+    minimiser: Minimiser | None = None,
+    quality_control: QualityControl | None = None,
+) -> En4DVarMethod:
+    """3D-Var (``n_slots=1``) or 4D-Var with a static B from background-error samples.
+
+    ``samples``: a Dataset with a ``sample`` dim (e.g.
+    :func:`~xfuxi.assimilation.calibration.forecast_error_samples`; ``model`` then needed)
+    or a tensor ``(K, C, H, W)``. ``localization`` default: none (the samples' own
+    correlations; with few samples, localize).
+    """
+    if isinstance(samples, xr.Dataset):
+        if model is None:
+            raise ValueError("a samples Dataset needs the model (its channels and grid)")
+        samples = states_tensor(samples, model, dim="sample", name="samples")
+    return En4DVarMethod(
+        background_error=BackgroundError(hybrid_weight=1.0),
+        localization=localization or LocalizationOptions(length_scale=None),
+        n_slots=n_slots,
+        minimiser=minimiser or Minimiser(),
+        quality_control=quality_control or QualityControl(),
+        static=torch.as_tensor(samples).double(),
+        name="3D-Var (static B)" if n_slots == 1 else "4D-Var (static B)",
+    )
+
+
+@dataclass(frozen=True)
+class RadiosondeNetwork:
+    """Radiosonde-like columns at fixed random sites, observed at every slot of each window.
+
+    Parameters
+    ----------
+    n_sites : int, default 300
+    variables : sequence of str, optional
+        Default: every truth variable with levels, and surface pressure if present.
+    error_fraction : float, default 0.1
+        Observation-error std per variable: this fraction of the model's mean
+        normalization std over its levels (as the En4DVar examples).
+    seed : int, default 0
+        Sites and observation noise (cycle ``c`` draws its noise with ``seed + 1 + c``).
+    """
+
+    n_sites: int = 300
+    variables: tuple[str, ...] | None = None
+    error_fraction: float = 0.1
+    seed: int = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "network": "radiosonde",
+            "n_sites": self.n_sites,
+            "variables": None if self.variables is None else list(self.variables),
+            "error_fraction": self.error_fraction,
+            "seed": self.seed,
+        }
+
+    def errors(self, model: Any) -> dict[str, float]:
+        out: dict[str, list[float]] = {}
+        for (v, _), s in zip(model.channels, np.asarray(model.stats.std), strict=True):
+            out.setdefault(v, []).append(float(s))
+        return {v: self.error_fraction * float(np.mean(s)) for v, s in out.items()}
+
+    def __call__(self, truth: xr.Dataset, times: Any, *, cycle: int, model: Any) -> xr.Dataset:
+        rng = np.random.default_rng(self.seed)
+        sites = list(
+            zip(
+                np.degrees(np.arcsin(rng.uniform(-1, 1, self.n_sites))),
+                rng.uniform(0, 360, self.n_sites),
+                strict=True,
+            )
+        )
+        variables = self.variables
+        if variables is None:
+            variables = tuple(
+                v for v in truth.data_vars if "level" in truth[v].dims or v == "surface_pressure"
+            )
+        return radiosonde_observations(
+            truth,
+            sites=sites,
+            variables=list(variables),
+            error=self.errors(model),
+            times=times,
+            seed=self.seed + 1 + int(cycle),
+        )
+
+
+def _network_settings(network: Any) -> Any:
+    if hasattr(network, "settings"):
+        return network.settings()
+    return getattr(network, "__qualname__", type(network).__name__)
+
+
+def _stack(ds: xr.Dataset, model: Any, times: Any) -> torch.Tensor:
+    from ..data.channels import stack
+
+    arr = stack(ds.sel(time=list(times)), model.channels).transpose(
+        "time", "channel", "latitude", "longitude"
+    )
+    return torch.as_tensor(np.asarray(arr.values, dtype="float64"))
+
+
+def _dataset(states: torch.Tensor, model: Any, times: Any, like: xr.Dataset) -> xr.Dataset:
+    from ..data.channels import unstack
+
+    da = xr.DataArray(
+        states.numpy(),
+        dims=("time", "channel", "latitude", "longitude"),
+        coords={
+            "time": np.asarray(times, dtype="M8[ns]"),
+            "latitude": like["latitude"].values,
+            "longitude": like["longitude"].values,
+        },
+    )
+    return unstack(da, model.channels)
+
+
+def _channel_names(model: Any) -> list[str]:
+    from ..data.channels import channel_name
+
+    return [channel_name(c) for c in model.channels]
+
+
+def _area_rms(x: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
+    """Area-weighted root-mean-square over the grid, per channel: ``(C, H, W) → (C,)``."""
+    return (x.pow(2) * weights[None, :, None]).mean((-2, -1)).sqrt().numpy()
+
+
+@dataclass
+class CycleRun:
+    """The outcome of :func:`cycle`: per-cycle scores and diagnostics, and the store.
+
+    Attributes
+    ----------
+    scores : xarray.Dataset
+        Dim ``time`` (one per cycle) and ``channel``: ``analysis_error``,
+        ``background_error``, ``free_error`` (area-weighted RMSE against the truth),
+        ``spread`` (area-weighted RMS ensemble spread; NaN without members), and the
+        diagnostics ``omb_rms``, ``oma_rms`` (RMS of (O−B)/σo and (O−A)/σo), ``n_obs``,
+        ``cost_initial``, ``cost_final``, ``iterations``, ``inflation``,
+        ``no_observations``, ``wall_time_s``.
+    store : pathlib.Path or None
+    """
+
+    scores: xr.Dataset
+    store: Path | None = None
+
+    def __repr__(self) -> str:
+        s = self.scores
+        n = s.sizes.get("time", 0)
+        head = f"<CycleRun {s.attrs.get('method', '')!s}: {n} cycles"
+        if n:
+            head += (
+                f" from {pd.Timestamp(s['time'].values[0])} to {pd.Timestamp(s['time'].values[-1])}"
+            )
+        lines = [head + (f", store {self.store}" if self.store else "") + ">"]
+        if n:
+            third = max(1, n // 3)
+            lines.append(
+                f"{'channel':32s} {'analysis':>10s} {'background':>10s} {'free':>10s} "
+                f"{'spread':>10s}  (means over the last {third} cycles)"
+            )
+            last = s.isel(time=slice(-third, None)).mean("time")
+            for ch in s["channel"].values:
+                r = last.sel(channel=ch)
+                lines.append(
+                    f"{str(ch):32s} {float(r.analysis_error):10.4g} "
+                    f"{float(r.background_error):10.4g} {float(r.free_error):10.4g} "
+                    f"{float(r.spread):10.4g}"
+                )
+            lines.append(
+                f"O-B rms {float(last.omb_rms):.3g} σo, O-A rms {float(last.oma_rms):.3g} σo, "
+                f"{int(s['no_observations'].sum())} cycle(s) without observations"
+            )
+        return "\n".join(lines)
+
+    def plot(self, channels: Sequence[str] | None = None, **kwargs: Any) -> Any:
+        """Error and spread against time (:func:`xfuxi.plot.plot_cycle`)."""
+        from ..plot import plot_cycle
+
+        return plot_cycle(self.scores, channels=channels, **kwargs)
+
+
+def _settings(
+    method: Any,
+    network: Any,
+    model: Any,
+    start: Any,
+    lead_steps: int,
+    seed: int,
+    initial_error: float,
+) -> dict[str, Any]:
+    return {
+        "method": method.settings(),
+        "network": _network_settings(network),
+        "model": getattr(model, "name", type(model).__name__),
+        "start": str(pd.Timestamp(start)),
+        "lead_steps": int(lead_steps),
+        "seed": int(seed),
+        "initial_error": float(initial_error),
+    }
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += _differences(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
+        return [f"{prefix[:-1]} (stored {old!r}, now {new!r})"]
+    return []
+
+
+def _complete_cycles(store: Path) -> list[int]:
+    d = store / "cycles"
+    if not d.exists():
+        return []
+    out = []
+    for p in d.iterdir():
+        if p.suffix == ".zarr" and p.stem.isdigit() and read_marker(p) is not None:
+            out.append(int(p.stem))
+    out.sort()
+    if out != list(range(len(out))):
+        raise RuntimeError(f"the cycles in {d} are not consecutive from 0: {out[:10]}...")
+    return out
+
+
+def _state_to_vars(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    out = {}
+    for k, v in state.items():
+        arr = v.numpy()
+        out[f"state__{k}"] = (tuple(f"state__{k}_{i}" for i in range(arr.ndim)), arr)
+    return out
+
+
+def _state_from(ds: xr.Dataset) -> dict[str, torch.Tensor]:
+    return {
+        str(k)[len("state__") :]: torch.as_tensor(np.array(ds[k].values))
+        for k in ds.data_vars
+        if str(k).startswith("state__")
+    }
+
+
+def cycle(
+    truth: xr.Dataset,
+    network: Callable[..., xr.Dataset],
+    *,
+    method: CycleMethod,
+    model: Any = None,
+    days: float | None = None,
+    n_cycles: int | None = None,
+    start: Any = None,
+    lead_steps: int = 8,
+    store: str | Path | None = None,
+    seed: int = 0,
+    divergence_factor: float = 5.0,
+    initial_error: float = 0.0,
+    save_states: bool = True,
+    progress: bool | None = None,
+) -> CycleRun:
+    """Cycle a method every model step on a truth run; score it, write it, resume it.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        Truth run (the model's channels and grid) covering ``start − (lead_steps + 1)·Δ``
+        to the end of the last window.
+    network : callable ``(truth, times, *, cycle, model) -> observations``
+        Draws the observations of one window (``times``: its slot times), e.g.
+        :class:`RadiosondeNetwork`. Its ``settings()`` (if any) guard a resumed run.
+    method : CycleMethod
+        :class:`En4DVarMethod`, :class:`LETKFMethod`, :func:`static_var`, or any subclass.
+    model : ForecastModel, str or path, optional
+        Default: the shipped ``"fuxi-hs-t21"``.
+    days, n_cycles : optional
+        The run's length (one of them; ``days`` counts ``24 h / Δ`` cycles a day).
+    start : datetime-like, optional
+        First analysis time (default: the first truth time that leaves room for the
+        first background).
+    lead_steps : int, default 8
+        The first background (and the free run) is a forecast of this many steps from the
+        truth.
+    store : path, optional
+        Zarr store (a directory) written one cycle at a time; an existing store of the
+        same settings is resumed from its last complete cycle.
+    seed : int, default 0
+        Seeds the run's generator (perturbations); its state is saved with each cycle.
+    divergence_factor : float, default 5
+        Stop when a channel's analysis error exceeds this many times its climatological
+        std (the model's normalization std), or on NaN.
+    initial_error : float, default 0
+        White noise added to the first background pair (the same on both times), as this
+        fraction of the model's normalization std (drawn from the run's generator): a
+        perfect-model twin (Lorenz-96) would otherwise start from the truth itself.
+    save_states : bool, default True
+        Write the analysis, background and spread fields of each cycle (not only scores).
+    progress : bool, optional
+
+    Returns
+    -------
+    CycleRun
+
+    Raises
+    ------
+    CycleDivergedError
+        NaN or an error beyond the bound; every complete cycle stays in the store.
+    ValueError
+        A store written with different settings (named).
+    """
+    from tqdm.auto import tqdm
+
+    from ..data.schema import validate
+    from ..models.registry import load_model
+    from ..options import progress_enabled
+    from .en4dvar import DEFAULT_MODEL
+
+    if model is None:
+        model = DEFAULT_MODEL
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        model = load_model(model)
+    if not isinstance(method, CycleMethod):
+        raise TypeError(f"method must be a CycleMethod; got {type(method).__name__}")
+    if (days is None) == (n_cycles is None):
+        raise ValueError("give exactly one of days and n_cycles")
+    step = pd.Timedelta(model.timestep)
+    if n_cycles is None:
+        n_cycles = int(round(float(days) * pd.Timedelta("1D") / step))
+    if n_cycles < 1:
+        raise ValueError(f"the run needs at least one cycle; got n_cycles={n_cycles}")
+    truth = validate(truth, require_time=True)
+    times = pd.DatetimeIndex(truth["time"].values)
+    t0 = times[0] + (lead_steps + 1) * step if start is None else pd.Timestamp(start)
+    if lead_steps < 2:
+        raise ValueError(f"lead_steps must be >= 2; got {lead_steps}")
+    last = t0 + (n_cycles - 1 + method.n_slots - 1) * step
+    if t0 - (lead_steps + 1) * step < times[0] or last > times[-1]:
+        raise ValueError(
+            f"truth covers {times[0]} to {times[-1]}; the run needs "
+            f"{t0 - (lead_steps + 1) * step} to {last}"
+        )
+    settings = _settings(method, network, model, t0, lead_steps, seed, initial_error)
+    bound = divergence_factor * np.asarray(model.stats.std, dtype="float64")
+    weights = torch.as_tensor(np.asarray(area_weights(np.asarray(model.latitude)).values))
+    names = _channel_names(model)
+    path = None if store is None else Path(store)
+    done: list[int] = []
+    generator = torch.Generator().manual_seed(int(seed))
+    if path is not None:
+        marker = read_marker(path) if path.exists() else None
+        if marker is None:
+            replace_directory(
+                path,
+                lambda d: atomic_write_json(d / "run.json", settings),
+                kind=STORE_KIND,
+                metadata={"method": method.name},
+            )
+        else:
+            if marker.get("kind") != STORE_KIND:
+                raise ValueError(f"{path} is not a cycling store (its kind is {marker['kind']!r})")
+            old = json.loads((path / "run.json").read_text())
+            diff = _differences(old, json.loads(json.dumps(settings)))
+            if diff:
+                raise ValueError(
+                    f"{path} holds a run with different settings; refusing to mix them: "
+                    + "; ".join(diff)
+                    + ". Give another store, or the same settings to resume"
+                )
+            done = _complete_cycles(path)
+    rows: list[xr.Dataset] = []
+    if done:
+        last_ds = xr.open_zarr(path / "cycles" / f"{done[-1]:06d}.zarr").load()  # type: ignore[operator]
+        state = method.forecast(_state_from(last_ds), model=model)
+        free = torch.as_tensor(last_ds["free_pair"].values)
+        free = torch.stack([free[1], _step(model, free[None])[0]])
+        generator.set_state(torch.as_tensor(last_ds["generator_state"].values))
+        rows = [
+            _scores_only(xr.open_zarr(path / "cycles" / f"{c:06d}.zarr"))  # type: ignore[operator]
+            for c in done
+        ]
+        first = done[-1] + 1
+        log.info("resuming %s at cycle %d", path, first)
+    else:
+        ta = t0 - lead_steps * step
+        pair = _stack(truth, model, [ta - step, ta])
+        traj = [pair[0], pair[1]]
+        for _ in range(lead_steps):
+            traj.append(_step(model, torch.stack(traj[-2:])[None])[0])
+        background = torch.stack(traj[-3:])
+        if initial_error > 0:
+            std = torch.as_tensor(np.asarray(model.stats.std, dtype="float64"))
+            noise = torch.randn(background.shape[1:], generator=generator, dtype=torch.float64) * (
+                initial_error * std.view(-1, 1, 1)
+            )
+            background = background + noise
+        state = method.start(background, model=model, generator=generator)
+        free = background[1:].clone()
+        first = 0
+    bar = tqdm(
+        range(first, n_cycles),
+        desc=f"{method.name} cycles",
+        disable=not progress_enabled(progress),
+        initial=first,
+        total=n_cycles,
+    )
+    for c in bar:
+        tic = _time.perf_counter()
+        t = t0 + c * step
+        slot_times = [t + k * step for k in range(method.n_slots)]
+        obs = network(truth, slot_times, cycle=c, model=model)
+        used, op, _, counts = screen_observations(
+            obs,
+            channels=model.channels,
+            latitude=model.latitude,
+            longitude=model.longitude,
+            slot_times=np.array(slot_times, dtype="M8[ns]"),
+            duplicates="first",
+        )
+        slots, _ = observation_slots(used, op, method.n_slots)
+        if not slots:
+            warnings.warn(
+                f"cycle {c} at {t}: no usable observation in the window (rejected: {counts}); "
+                "the analysis is the background",
+                UserWarning,
+                stacklevel=2,
+            )
+            res = method.no_observations(state)
+        else:
+            res = method.analyse(state, slots, model=model, generator=generator)
+        bg = state["background"][2]
+        tr = _stack(truth, model, [t])[0]
+        a_err = _area_rms(res.analysis - tr, weights)
+        bad = ~np.isfinite(a_err) | (a_err > bound)
+        if bad.any():
+            i = int(np.nonzero(bad)[0][0])
+            raise CycleDivergedError(
+                f"cycle {c} at {t} diverged: the {names[i]} analysis error is {a_err[i]:.4g} "
+                f"(bound {bound[i]:.4g} = {divergence_factor:g} × its climatological std)"
+                + (f"; the {c} complete cycle(s) are kept in {path}" if path is not None else "")
+            )
+        row = _row(c, t, res, bg, free[1], tr, weights, names, len(used["value"]))
+        row["wall_time_s"] = ("time", [_time.perf_counter() - tic])
+        row["no_observations"] = ("time", [not slots])
+        if path is not None:
+            full = row.copy()
+            full["free_pair"] = (("pair_time", "channel", "latitude", "longitude"), free.numpy())
+            full["generator_state"] = ("generator_byte", generator.get_state().numpy())
+            full.update(_state_to_vars(res.state))
+            if save_states:
+                states = torch.stack([res.analysis, bg])
+                full["analysis_state"] = (
+                    ("time", "channel", "latitude", "longitude"),
+                    res.analysis[None].numpy(),
+                )
+                full["background_state"] = (
+                    ("time", "channel", "latitude", "longitude"),
+                    states[1:].numpy(),
+                )
+                if res.spread is not None:
+                    full["spread_state"] = (
+                        ("time", "channel", "latitude", "longitude"),
+                        res.spread[None].numpy(),
+                    )
+                full = full.assign_coords(
+                    latitude=np.asarray(model.latitude), longitude=np.asarray(model.longitude)
+                )
+            full.attrs["method"] = method.name
+            replace_directory(
+                path / "cycles" / f"{c:06d}.zarr",
+                lambda d, ds=full: ds.to_zarr(d, mode="w", consolidated=True),
+                kind=CYCLE_KIND,
+                metadata={"cycle": c, "time": str(t)},
+            )
+        rows.append(row)
+        state = method.forecast(res.state, model=model)
+        free = torch.stack([free[1], _step(model, free[None])[0]])
+        bar.set_postfix(a=f"{float(np.nanmean(a_err)):.3g}")
+    out = xr.concat(rows, dim="time") if rows else xr.Dataset()
+    out.attrs.update(method=method.name, settings=json.dumps(settings, sort_keys=True))
+    return CycleRun(scores=out, store=path)
+
+
+def _row(
+    c: int,
+    t: Any,
+    res: CycleAnalysis,
+    bg: torch.Tensor,
+    free: torch.Tensor,
+    truth: torch.Tensor,
+    weights: torch.Tensor,
+    names: list[str],
+    n_obs: int,
+) -> xr.Dataset:
+    def rms_norm(x: torch.Tensor | None) -> float:
+        if x is None or res.error is None or x.numel() == 0:
+            return float("nan")
+        return float(((x / res.error) ** 2).mean().sqrt())
+
+    nan = np.full(len(names), np.nan)
+    d = res.diagnostics
+    return xr.Dataset(
+        {
+            "analysis_error": (("time", "channel"), _area_rms(res.analysis - truth, weights)[None]),
+            "background_error": (("time", "channel"), _area_rms(bg - truth, weights)[None]),
+            "free_error": (("time", "channel"), _area_rms(free - truth, weights)[None]),
+            "spread": (
+                ("time", "channel"),
+                (nan if res.spread is None else _area_rms(res.spread, weights))[None],
+            ),
+            "omb_rms": ("time", [rms_norm(res.omb)]),
+            "oma_rms": ("time", [rms_norm(res.oma)]),
+            "n_obs": ("time", [int(0 if res.omb is None else res.omb.numel())]),
+            "n_obs_given": ("time", [int(n_obs)]),
+            "cost_initial": ("time", [d.get("cost_initial", np.nan)]),
+            "cost_final": ("time", [d.get("cost_final", np.nan)]),
+            "iterations": ("time", [d.get("iterations", np.nan)]),
+            "inflation": ("time", [d.get("inflation", np.nan)]),
+            "cycle": ("time", [int(c)]),
+        },
+        coords={"time": [np.datetime64(pd.Timestamp(t), "ns")], "channel": names},
+    )
+
+
+def _scores_only(ds: xr.Dataset) -> xr.Dataset:
+    keep = [
+        v
+        for v in ds.data_vars
+        if "time" in ds[v].dims
+        and not str(v).startswith("state__")
+        and not str(v).endswith("_state")
+    ]
+    return ds[keep].drop_vars(["latitude", "longitude"], errors="ignore").load()
+
+
+def open_cycle(store: str | Path) -> xr.Dataset:
+    """A cycling store's complete cycles as one Dataset (dim ``time``): scores and fields."""
+    path = Path(store)
+    marker = read_marker(path) if path.exists() else None
+    if marker is None or marker.get("kind") != STORE_KIND:
+        raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
+    done = _complete_cycles(path)
+    if not done:
+        raise ValueError(f"{path} holds no complete cycle")
+    parts = []
+    for c in done:
+        ds = xr.open_zarr(path / "cycles" / f"{c:06d}.zarr")
+        keep = [v for v in ds.data_vars if "time" in ds[v].dims]
+        parts.append(ds[keep])
+    out = xr.concat(parts, dim="time")
+    out.attrs["settings"] = (path / "run.json").read_text()
+    return out
