@@ -128,7 +128,6 @@ def _l96_truth_and_observations(
     """Truth (spun up onto the attractor), observations of every variable, their operator."""
     import torch
 
-
     step = model.net.step
     k = len(model.longitude)
     forcing = model.net.forcing
