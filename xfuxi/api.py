@@ -137,6 +137,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("plot_spread_skill", "plot:plot_spread_skill", accessor="both"),
     Entry("plot_rank_histogram", "plot:plot_rank_histogram", accessor="both"),
     Entry("plot_convergence", "plot:plot_convergence", accessor="both"),
+    # FuXi-DA: the synthetic imager and learned assimilation of its radiances
+    Entry("imager_observations", "observations.imager:imager_observations", accessor="dataset"),
 )
 
 
