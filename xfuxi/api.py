@@ -139,6 +139,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("plot_convergence", "plot:plot_convergence", accessor="both"),
     # FuXi-DA: the synthetic imager and learned assimilation of its radiances
     Entry("imager_observations", "observations.imager:imager_observations", accessor="dataset"),
+    Entry("assimilate_da", "assimilation.da:assimilate_da", accessor="dataset"),
+    Entry("load_da_model", "models.fuxi_da:load_da_model"),
 )
 
 

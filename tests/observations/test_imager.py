@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-import xarray as xr
 
+from tests import tiny_da
 from xfuxi.observations.imager import (
     CHANNELS,
     ImagerError,
@@ -21,43 +20,9 @@ from xfuxi.observations.imager import (
     zenith_angle,
 )
 
-LEVELS = [250.0, 500.0, 700.0, 850.0]
-LAT = np.linspace(-78.75, 78.75, 8)
-LON = np.arange(16) * 22.5
-MODEL_CHANNELS = [("temperature", lv) for lv in LEVELS] + [
-    ("passive_tracer", lv) for lv in LEVELS
-] + [("surface_pressure", None)]  # fmt: skip
-
-
-def truth(n_time: int = 3, seed: int = 0) -> xr.Dataset:
-    """World-like random states on an 8 × 16 grid with the four levels of the world."""
-    rng = np.random.default_rng(seed)
-    shape = (n_time, 4, LAT.size, LON.size)
-    t_mean = np.array([220.0, 252.0, 270.0, 280.0])[None, :, None, None]
-    q_mean = np.array([0.05, 0.15, 0.3, 0.4])[None, :, None, None]
-    moist = np.exp(-((LAT / 30.0) ** 2))[None, None, :, None]
-    return xr.Dataset(
-        {
-            "temperature": (
-                ("time", "level", "latitude", "longitude"),
-                t_mean + 5.0 * rng.standard_normal(shape),
-            ),
-            "passive_tracer": (
-                ("time", "level", "latitude", "longitude"),
-                (q_mean * moist * (1 + 0.3 * rng.standard_normal(shape))).clip(0, None),
-            ),
-            "surface_pressure": (
-                ("time", "latitude", "longitude"),
-                1.0e5 + 800.0 * rng.standard_normal((n_time, LAT.size, LON.size)),
-            ),
-        },
-        coords={
-            "time": pd.date_range("2001-01-01", periods=n_time, freq="6h"),
-            "level": LEVELS,
-            "latitude": LAT,
-            "longitude": LON,
-        },
-    )
+LEVELS, LAT, LON = tiny_da.LEVELS, tiny_da.LAT, tiny_da.LON
+MODEL_CHANNELS = tiny_da.MODEL_CHANNELS
+truth = tiny_da.truth
 
 
 def column(tropical: bool = True):
