@@ -141,6 +141,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("imager_observations", "observations.imager:imager_observations", accessor="dataset"),
     Entry("assimilate_da", "assimilation.da:assimilate_da", accessor="dataset"),
     Entry("load_da_model", "models.fuxi_da:load_da_model"),
+    Entry("train_da", "training.da:train_da"),
+    Entry("DAConfig", "training.da_config:DAConfig"),
 )
 
 

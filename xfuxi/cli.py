@@ -814,6 +814,43 @@ def _usage_error(command: str, message: str) -> int:
     return 2
 
 
+# --- FuXi-DA (issue 21): xfuxi train-da ---
+
+
+def _da_config():
+    """:class:`xfuxi.training.da_config.DAConfig` (imported without torch)."""
+    from .training.da_config import DAConfig
+
+    return DAConfig
+
+
+@arg("--model", default="fuxi-hs-t21", help="frozen forecast model (shipped name or checkpoint)")
+@arg("--train-days", type=int, default=60, help="days of the world's train split to use")
+@arg("--validation-days", type=int, default=10, help="days of the world's validation split")
+@config_args(_da_config())
+@arg("--out", required=True,
+     help="training directory: OUT/latest (resumable state), OUT/model (the network)")  # fmt: skip
+@command("train-da", "train a FuXi-DA network (or its CORR variant) on the embedded world")
+def _cmd_train_da(args) -> int:
+    from .config import from_arguments
+    from .models.fuxi_da import save_da_model
+    from .models.registry import load_model
+    from .training.da import train_da
+
+    cfg = from_arguments(_da_config(), args)
+    model = load_model(args.model)
+    train = _world_split("train", args.train_days)
+    validation = _world_split("validation", args.validation_days) if args.validation_days else None
+    net, history = train_da(
+        train, model, config=cfg, validation=validation, checkpoint_dir=args.out
+    )
+    path = save_da_model(net, Path(args.out) / "model", overwrite=True)
+    last = history["val_l0"][-1] if history["val_l0"] else float("nan")
+    print(f"wrote {path} ({history['step'][-1] if history['step'] else 0} steps, "
+          f"validation analysis L1 {last:.4f})")  # fmt: skip
+    return 0
+
+
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -217,3 +217,9 @@ def test_all_pixels_missing():
 def test_operator_needs_state_variables():
     with pytest.raises(ImagerError, match="surface_pressure"):
         NominalImager(MODEL_CHANNELS[:-1], np.zeros((2, 2)))
+
+
+def test_training_config_names_the_imager_channels():
+    from xfuxi.training.da_config import IMAGER_CHANNEL_NAMES
+
+    assert IMAGER_CHANNEL_NAMES == tuple(CHANNELS)
