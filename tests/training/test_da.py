@@ -91,3 +91,19 @@ def test_resume_continues_exactly(tmp_path):
 def test_too_short_truth():
     with pytest.raises(ValueError, match="at least"):
         train_da(tiny_da.truth(3), forecast_model(), config=DAConfig(**CFG), progress=False)
+
+
+def test_cli_train_da(tmp_path, monkeypatch, capsys):
+    import xfuxi.cli as cli
+    import xfuxi.models.registry as registry
+
+    monkeypatch.setattr(cli, "_world_split", lambda split, days: tiny_da.truth(8))
+    monkeypatch.setattr(registry, "load_model", lambda name, **kw: forecast_model())
+    rc = cli.main([
+        "--no-progress", "train-da", "--steps", "2", "--batch-size", "2", "--leads", "1",
+        "--forecast-steps", "1", "--sensor-channels", "wv6.2", "ir10.8", "--frames", "0",
+        "--satellites", "90", "--width", "4", "--scales", "2", "--out", str(tmp_path / "run"),
+    ])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    back = load_da_model(tmp_path / "run" / "model")
+    assert back.sensor_channels == ("wv6.2", "ir10.8") and back.metadata["step"] == 2
