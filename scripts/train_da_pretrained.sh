@@ -20,7 +20,7 @@ FORECAST_STEPS=${FORECAST_STEPS:-0}
 STEPS=${STEPS:-3000}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-COMMON=(--model fuxi-hs-t21 --train-days "$TRAIN_DAYS" --validation-days 3 --steps "$STEPS"
+COMMON=(--model fuxi-hs-t21 --train-days "$TRAIN_DAYS" --validation-days 0 --steps "$STEPS"
         --batch-size 4 --lr 2e-3 --leads 1 --forecast-steps "$FORECAST_STEPS" --width 24
         --scales 3 --satellites 105 --frames -2 0 2 --max-minutes "$MINUTES"
         --checkpoint-every 100 --val-every 200 --log-every 50 --seed 0)
