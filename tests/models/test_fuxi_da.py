@@ -126,3 +126,16 @@ def test_network_input_mismatch_is_refused():
                sensor_channels=["x"])  # fmt: skip
     with pytest.raises(ValueError, match="not divisible"):
         FuXiDANet(C, 0, width=4, scales=3)(torch.randn(1, C, 6, 16))
+
+
+def test_shipped_models_load():
+    from xfuxi.models.checkpoint import read_registry
+    from xfuxi.models.fuxi_da import shipped_da_models
+
+    assert {"fuxi-da-hs-t21", "fuxi-da-hs-t21-corr"} <= set(shipped_da_models())
+    assi = load_da_model("fuxi-da-hs-t21")
+    corr = load_da_model("fuxi-da-hs-t21-corr")
+    assert assi.uses_observations and not corr.uses_observations
+    assert assi.satellites == (105.0,) and assi.frames == (-2.0, 0.0, 2.0)
+    assert assi.metadata["base_model"] == "fuxi-hs-t21" and assi.grid_shape == (32, 64)
+    assert read_registry()["fuxi-da-hs-t21"]["kind"] == "da-model"
