@@ -208,10 +208,9 @@ def test_all_pixels_missing():
     empty = rad.assign(brightness_temperature=rad["brightness_temperature"] * np.nan)
     with pytest.raises(ImagerError, match="every pixel.*missing"):
         check_radiances(empty)
+    far = truth().sel(longitude=[0.0, 22.5]).isel(latitude=[3, 4])  # the far side of 180 E
     with pytest.raises(ImagerError, match="no grid point is seen"):
-        zenith_angle([0.0], [0.0], satellites=[180.0]) and imager_observations(
-            truth().sel(longitude=[0.0, 22.5]).isel(latitude=[3, 4]), satellites=[180.0]
-        )
+        imager_observations(far, satellites=[180.0])
 
 
 def test_operator_needs_state_variables():
