@@ -178,6 +178,12 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("LETKFOptions", "assimilation.letkf:LETKFOptions"),
     Entry("lorenz96_letkf", "experiments.lorenz96:lorenz96_letkf"),
     Entry("plot_cycle", "plot:plot_cycle", accessor="dataset"),
+    # FuXi-DA: the synthetic imager and learned assimilation of its radiances
+    Entry("imager_observations", "observations.imager:imager_observations", accessor="dataset"),
+    Entry("assimilate_da", "assimilation.da:assimilate_da", accessor="dataset"),
+    Entry("load_da_model", "models.fuxi_da:load_da_model"),
+    Entry("train_da", "training.da:train_da"),
+    Entry("DAConfig", "training.da_config:DAConfig"),
 )
 
 

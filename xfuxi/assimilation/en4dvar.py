@@ -251,7 +251,8 @@ def en4dvar_analysis(
     rejected = []
     kept_slots = []
     for s in slots:
-        bad = background_check(s, s.operator(bg_traj[s.step]), anomalies, qc.qc_threshold)
+        state = bg_traj[s.step]  # H on members, not on anomalies (nonlinear operators)
+        bad = background_check(s, s.operator(state), anomalies, qc.qc_threshold, state=state)
         rejected.append(bad)
         keep = np.nonzero(~bad)[0]
         op = s.operator.subset(keep) if bad.any() else s.operator

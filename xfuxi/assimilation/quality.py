@@ -17,14 +17,30 @@ __all__ = ["background_check"]
 
 
 def background_check(
-    slot: ObsSlot, hx: torch.Tensor, anomalies: torch.Tensor, threshold: float | None
+    slot: ObsSlot,
+    hx: torch.Tensor,
+    anomalies: torch.Tensor,
+    threshold: float | None,
+    *,
+    state: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Reject ``|y − H x_b| > k √(σo² + σb²)``, σb from the t0 ensemble; bool mask per obs.
 
-    ``threshold`` ``k`` None: nothing is rejected.
+    ``threshold`` ``k`` None: nothing is rejected. With ``state`` (the background at the
+    slot's time) the operator is applied to the members ``state + √(N − 1) X_b,i``, not to
+    the anomalies, so that a nonlinear operator (radiances) gets the spread of ``H(x)``:
+    ``σb² = Σ_i (H(x_b + √(N−1) X_b,i) − H(x_b))² / (N − 1)``, equal to ``Σ_i (H X_b,i)²``
+    for a linear ``H``. Without ``state`` the operator is applied to the anomalies (linear
+    operators only).
     """
     if threshold is None:
         return np.zeros(slot.value.shape[0], dtype=bool)
-    sb2 = (slot.operator(anomalies) ** 2).sum(0)
+    if state is None:
+        sb2 = (slot.operator(anomalies) ** 2).sum(0)
+    else:
+        n = anomalies.shape[0]
+        scale = max(n - 1, 1) ** 0.5
+        members = state.to(anomalies.dtype) + scale * anomalies
+        sb2 = ((slot.operator(members) - hx) ** 2).sum(0) / scale**2
     bound = threshold * torch.sqrt(slot.error**2 + sb2)
     return ((slot.value - hx).abs() > bound).numpy()

@@ -1,5 +1,5 @@
-"""Training commands: ``xfuxi train`` (a FuXi forecast model, issue 3) and ``xfuxi train-ens``
-(the FuXi-ENS perturbation module, issue 6)."""
+"""Training commands: ``xfuxi train`` (a FuXi forecast model), ``xfuxi train-ens`` (the
+FuXi-ENS perturbation module) and ``xfuxi train-da`` (a FuXi-DA network)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import functools
 import json
 import math
 import tempfile
+from pathlib import Path
 
 from ..config import field, from_arguments
 from ..training.config import PerturbationTrainConfig, TrainConfig
+from ..training.da_config import DAConfig
 from ..world.tracer_anomalies import held_suarez_tracer_anomalies
 from .common import (
     OVERWRITE,
@@ -183,4 +185,30 @@ def _cmd_train_ens(args) -> int:
     save_perturbation(vae, args.out, metadata=meta, overwrite=args.overwrite)
     print(json.dumps({k: meta[k] for k in ("iterations", "val_crps")})[:2000])
     print(f"perturbation module saved in {args.out}")
+    return 0
+
+
+@arg("--model", default="fuxi-hs-t21", help="frozen forecast model (shipped name or checkpoint)")
+@arg("--train-days", type=int, default=60, help="days of the world's train split to use")
+@arg("--validation-days", type=int, default=10, help="days of the world's validation split")
+@config_args(DAConfig)
+@arg("--out", required=True,
+     help="training directory: OUT/latest (resumable state), OUT/model (the network)")  # fmt: skip
+@command("train-da", "train a FuXi-DA network (or its CORR variant) on the embedded world")
+def _cmd_train_da(args) -> int:
+    # torch-backed: imported when the command runs (the CLI starts without torch)
+    from ..models.fuxi_da import save_da_model
+    from ..training.da import train_da
+
+    cfg = from_arguments(DAConfig, args)
+    model = load_model(args.model)
+    train = world_split("train", args.train_days)
+    validation = world_split("validation", args.validation_days) if args.validation_days else None
+    net, history = train_da(
+        train, model, config=cfg, validation=validation, checkpoint_dir=args.out
+    )
+    path = save_da_model(net, Path(args.out) / "model", overwrite=True)
+    last = history["val_l0"][-1] if history["val_l0"] else float("nan")
+    steps = history["step"][-1] if history["step"] else 0
+    print(f"wrote {path} ({steps} steps, validation analysis L1 {last:.4f})")
     return 0

@@ -37,6 +37,7 @@ from .checkpoint import (
     write_checkpoint,
 )
 from .ens import PERTURBATION_FORMAT, PERTURBATION_WEIGHTS
+from .fuxi_da import DA_FORMAT, DA_KIND
 
 __all__ = [
     "load_model",
@@ -98,7 +99,7 @@ def register_pretrained(
         earlier shipped checkpoint.
     description : str
         One line describing the model.
-    kind : {"forecast-model", "perturbation"}
+    kind : {"forecast-model", "perturbation", "da-model"}
         What the directory holds.
 
     Returns
@@ -114,6 +115,7 @@ def register_pretrained(
     formats = {
         "forecast-model": (MODEL_FORMAT, WEIGHTS),
         "perturbation": (PERTURBATION_FORMAT, PERTURBATION_WEIGHTS),
+        DA_KIND: (DA_FORMAT, WEIGHTS),
     }
     if kind not in formats:
         raise ValueError(f"kind must be one of {sorted(formats)}; got {kind!r}")

@@ -1,0 +1,90 @@
+"""FuXi-DA analyses on the tiny world: outputs, diagnostics, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from tests import tiny_da
+from tests.models.test_fuxi_da import tiny_da_model
+from xfuxi.assimilation.da import DAMethod, assimilate_da
+from xfuxi.observations.imager import ImagerError, imager_observations
+
+
+@pytest.fixture
+def case():
+    truth = tiny_da.truth(4)
+    radiances = imager_observations(
+        truth, satellites=[90.0], channels=["wv6.2", "ir10.8"], frames=(-2.0, 0.0)
+    )
+    background = truth.sel(time=radiances["time"].values) + 0.0
+    background["temperature"] = background["temperature"] + 1.0
+    model = tiny_da_model()
+    with torch.no_grad():
+        model.net.head.weight.normal_(0, 0.05)
+    return background, radiances, model
+
+
+def test_analysis_increment_and_diagnostics(case):
+    background, radiances, model = case
+    res = assimilate_da(background, radiances, model=model)
+    xr.testing.assert_allclose(res.analysis - background, res.increment)
+    assert set(res.analysis.data_vars) == {"temperature", "passive_tracer", "surface_pressure"}
+    d = res.diagnostics
+    assert d.sizes["time"] == background.sizes["time"]
+    assert "zenith 0-20" in d["group"].values.tolist() and "cloudy" in d["group"].values
+    # every observed pixel counted once in "all", split into clear + cloudy
+    np.testing.assert_array_equal(
+        d["count"].sel(group="all"), d["count"].sel(group="clear") + d["count"].sel(group="cloudy")
+    )
+    assert float(d["rms_omb"].sel(group="all").min()) > 0
+    assert "FuXi-DA" in repr(res)
+    # the accessor and the method object give the same analysis
+    xr.testing.assert_identical(background.fuxi.assimilate_da(radiances, model=model).analysis,
+                                res.analysis)  # fmt: skip
+    xr.testing.assert_identical(DAMethod(model)(background, radiances), res.analysis)
+
+
+def test_corr_without_radiances(case):
+    background, _, _ = case
+    res = assimilate_da(background, model=tiny_da_model(observations=False))
+    xr.testing.assert_identical(res.analysis, background[list(res.analysis.data_vars)])
+
+
+def test_inputs_not_mutated(case):
+    background, radiances, model = case
+    b0, r0 = background.copy(deep=True), radiances.copy(deep=True)
+    assimilate_da(background, radiances, model=model)
+    xr.testing.assert_identical(background, b0)
+    xr.testing.assert_identical(radiances, r0)
+
+
+def test_bad_input(case):
+    background, radiances, model = case
+    bad = background.copy(deep=True)
+    bad["temperature"][0, 1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="temperature.*NaN"):
+        assimilate_da(bad, radiances, model=model)
+    other = radiances.isel(latitude=slice(0, 6))
+    with pytest.raises(ImagerError, match="another grid"):
+        assimilate_da(background, other, model=model)
+    renamed = radiances.assign_coords(sensor_channel=["wv6.2", "ir99"])
+    with pytest.raises(ImagerError, match="unknown imager channel.*ir99"):
+        assimilate_da(background, renamed, model=model)
+    empty = radiances.assign(brightness_temperature=radiances["brightness_temperature"] * np.nan)
+    with pytest.raises(ImagerError, match="every pixel"):
+        assimilate_da(background, empty, model=model)
+    one = radiances.sel(sensor_channel=["wv6.2"])
+    with pytest.raises(ImagerError, match=r"trained for imager channels.*lack \['ir10.8'\]"):
+        assimilate_da(background, one, model=model)
+    assimilate_da(background, one, model=model, allow_missing_channels=True)
+    moved = radiances.assign_attrs(satellite_longitudes=[140.0])
+    with pytest.raises(ImagerError, match="trained with satellites at"):
+        assimilate_da(background, moved, model=model)
+    with pytest.raises(ValueError, match="assimilates radiances"):
+        assimilate_da(background, model=model)
+    with pytest.raises(ImagerError, match="no analysis time"):
+        assimilate_da(background.assign_coords(time=background["time"] + np.timedelta64(1, "h")),
+                      radiances, model=model)  # fmt: skip

@@ -1,0 +1,141 @@
+"""The FuXi-DA network: shapes, zero-initialised head, periodicity, fusion, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests import tiny_da
+from xfuxi.models.base import NormStats
+from xfuxi.models.checkpoint import CheckpointError
+from xfuxi.models.fuxi_da import (
+    FuXiDA,
+    FuXiDANet,
+    load_da_model,
+    observation_features,
+    save_da_model,
+)
+
+C = len(tiny_da.MODEL_CHANNELS)
+SENSORS = ("wv6.2", "ir10.8")
+FRAMES = (-2.0, 0.0)
+
+
+def tiny_da_model(observations: bool = True, seed: int = 0) -> FuXiDA:
+    torch.manual_seed(seed)
+    n_obs = len(FRAMES) * (2 * len(SENSORS) + 5) + 3 if observations else 0
+    net = FuXiDANet(C, n_obs, width=4, scales=2)
+    stats = NormStats(np.full(C, 100.0), np.full(C, 50.0), np.full(C, 2.0))
+    return FuXiDA(
+        net,
+        channels=tiny_da.MODEL_CHANNELS,
+        latitude=tiny_da.LAT,
+        longitude=tiny_da.LON,
+        stats=stats,
+        sensor_channels=SENSORS if observations else (),
+        frames=FRAMES,
+        satellites=(90.0,),
+        name="tiny-da" if observations else "tiny-corr",
+    )
+
+
+def _randomise_head(model):
+    with torch.no_grad():
+        model.net.head.weight.normal_(0, 0.1)
+
+
+def test_untrained_network_returns_no_increment():
+    model = tiny_da_model()
+    x = torch.randn(2, C, 8, 16)
+    obs = torch.randn(2, model.n_obs_channels, 8, 16)
+    assert float(model(x, obs).detach().abs().max()) == 0.0
+
+
+def test_longitude_periodic():
+    model = tiny_da_model()
+    _randomise_head(model)
+    x = torch.randn(1, C, 8, 16)
+    obs = torch.randn(1, model.n_obs_channels, 8, 16)
+    out = model(x, obs)
+    shifted = model(torch.roll(x, 4, -1), torch.roll(obs, 4, -1))
+    torch.testing.assert_close(torch.roll(out, 4, -1), shifted, atol=1e-5, rtol=1e-4)
+
+
+def test_observations_change_increment_and_corr_ignores_them():
+    model = tiny_da_model()
+    _randomise_head(model)
+    x = torch.randn(1, C, 8, 16)
+    obs = torch.randn(1, model.n_obs_channels, 8, 16)
+    a = model(x, obs)
+    b = model(x, obs + 1.0)
+    assert float((a - b).detach().abs().max()) > 0
+    # gradient reaches every branch
+    loss = model(x, obs).square().sum()
+    loss.backward()
+    for name in ("background_in", "observation_in", "condition_in", "fusion"):
+        grads = [p.grad for n, p in model.net.named_parameters() if n.startswith(name)]
+        assert any(g is not None and float(g.abs().sum()) > 0 for g in grads), name
+    corr = tiny_da_model(observations=False)
+    assert corr.n_obs_channels == 0 and corr.net.observation_in is None
+    assert corr(x).shape == x.shape
+
+
+def test_observation_features_missing_pixels_are_zero():
+    bt = np.full((2, 2, 8, 16), 260.0)
+    bt[:, :, :, 8:] = np.nan
+    zen = np.where(np.arange(16)[None, :] < 8, 30.0, np.nan) * np.ones((8, 1))
+    f = observation_features(
+        bt, zen, latitude=tiny_da.LAT, longitude=tiny_da.LON, time="2001-01-01T06",
+        frames=FRAMES,
+    )  # fmt: skip
+    assert f.shape == (2 * (2 * 2 + 5) + 3, 8, 16)
+    assert np.all(f[0, :, 8:] == 0) and np.all(f[2, :, 8:] == 0) and np.all(f[2, :, :8] == 1)
+    np.testing.assert_allclose(f[4, :, :8], np.cos(np.radians(30.0)), rtol=1e-6)
+    assert np.all(f[4, :, 8:] == 0) and np.isfinite(f).all()
+    blind = observation_features(
+        bt, zen, latitude=tiny_da.LAT, longitude=tiny_da.LON, time="2001-01-01T06",
+        frames=FRAMES, zenith_input=False, position_input=False,
+    )  # fmt: skip
+    assert np.all(blind[4] == 0) and np.all(blind[-3:] == 0)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = tiny_da_model()
+    _randomise_head(model)
+    path = save_da_model(model, tmp_path / "da")
+    back = load_da_model(path)
+    x = torch.randn(1, C, 8, 16)
+    obs = torch.randn(1, model.n_obs_channels, 8, 16)
+    torch.testing.assert_close(back(x, obs), model(x, obs))
+    assert back.sensor_channels == SENSORS and back.frames == FRAMES
+    (path / "model.safetensors").write_bytes(b"broken")
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_da_model(path)
+
+
+def test_network_input_mismatch_is_refused():
+    net = FuXiDANet(C, 5, width=4, scales=2)
+    with pytest.raises(ValueError, match="observation channels"):
+        FuXiDA(net, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+               longitude=tiny_da.LON, stats=NormStats.identity(C), sensor_channels=SENSORS,
+               frames=FRAMES)  # fmt: skip
+    with pytest.raises(ValueError, match="unknown imager channel"):
+        FuXiDA(net, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+               longitude=tiny_da.LON, stats=NormStats.identity(C),
+               sensor_channels=["x"])  # fmt: skip
+    with pytest.raises(ValueError, match="not divisible"):
+        FuXiDANet(C, 0, width=4, scales=3)(torch.randn(1, C, 6, 16))
+
+
+def test_shipped_models_load():
+    from xfuxi.models.checkpoint import read_registry
+    from xfuxi.models.fuxi_da import shipped_da_models
+
+    assert {"fuxi-da-hs-t21", "fuxi-da-hs-t21-corr"} <= set(shipped_da_models())
+    assi = load_da_model("fuxi-da-hs-t21")
+    corr = load_da_model("fuxi-da-hs-t21-corr")
+    assert assi.uses_observations and not corr.uses_observations
+    assert assi.satellites == (105.0,) and assi.frames == (-2.0, 0.0, 2.0)
+    assert assi.metadata["base_model"] == "fuxi-hs-t21" and assi.grid_shape == (32, 64)
+    assert read_registry()["fuxi-da-hs-t21"]["kind"] == "da-model"

@@ -1,0 +1,224 @@
+"""The synthetic geostationary imager: geometry, weighting functions, gradients, clouds, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests import tiny_da
+from xfuxi.observations.imager import (
+    CHANNELS,
+    ImagerError,
+    NominalImager,
+    brightness_temperature,
+    check_radiances,
+    imager_observations,
+    radiance_operator,
+    radiance_table,
+    weighting_functions,
+    zenith_angle,
+)
+
+LEVELS, LAT, LON = tiny_da.LEVELS, tiny_da.LAT, tiny_da.LON
+MODEL_CHANNELS = tiny_da.MODEL_CHANNELS
+truth = tiny_da.truth
+
+
+def column(tropical: bool = True):
+    t = torch.tensor([220.0, 262.0, 284.0, 298.0] if tropical else [220, 250, 268, 278.0])
+    q = torch.tensor([0.08, 0.27, 0.5, 0.68] if tropical else [0.03, 0.11, 0.13, 0.14])
+    return t.double().view(4, 1, 1), q.double().view(4, 1, 1), torch.full((1, 1), 1.0e5).double()
+
+
+# --- geometry ---------------------------------------------------------------------------------
+
+
+def test_zenith_zero_below_satellite_and_nan_beyond_max():
+    lat = np.array([-80.0, -40.0, 0.0, 40.0, 80.0])
+    lon = np.arange(0.0, 360.0, 30.0)
+    zen, sat = zenith_angle(lat, lon, satellites=[120.0], max_zenith=70.0)
+    assert zen[2, 4] == pytest.approx(0.0, abs=1e-9)
+    assert np.all(np.isnan(zen[[0, 4]]))  # |lat| = 80: beyond 70 degrees everywhere
+    assert np.all(np.isnan(zen[2, lon == 300.0]))  # the far side
+    seen = np.isfinite(zen)
+    assert np.all(zen[seen] <= 70.0) and np.all((sat >= 0) == seen)
+    # zenith grows away from the sub-satellite point, and exceeds the central angle
+    assert zen[2, 5] > zen[2, 4] and zen[3, 4] > 40.0
+
+
+def test_overlap_smaller_zenith_wins():
+    lon = np.arange(0.0, 360.0, 10.0)
+    zen2, sat2 = zenith_angle([0.0], lon, satellites=[0.0, 60.0])
+    z_a, _ = zenith_angle([0.0], lon, satellites=[0.0])
+    z_b, _ = zenith_angle([0.0], lon, satellites=[60.0])
+    both = np.isfinite(z_a) & np.isfinite(z_b)
+    assert both.any()
+    np.testing.assert_allclose(zen2[both], np.minimum(z_a, z_b)[both])
+    assert sat2[0, lon == 20.0][0] == 0 and sat2[0, lon == 40.0][0] == 1
+
+
+# --- weighting functions ------------------------------------------------------------------------
+
+
+def _peaks(zenith: float, tropical: bool = True) -> dict[str, float]:
+    t, q, ps = column(tropical)
+    w, _, p = weighting_functions(t, q, ps, zenith, levels=LEVELS)
+    return {n: float(p[w[i].argmax(0)[0, 0], 0, 0]) for i, n in enumerate(CHANNELS)}
+
+
+def test_weighting_function_peaks_and_limb_effect():
+    nadir = _peaks(0.0)
+    assert nadir["wv6.2"] < 400.0 < nadir["wv6.9"] < nadir["wv7.4"] < 700.0
+    for window in ("ir3.7", "ir10.8", "ir8.5"):
+        assert nadir[window] > 900.0
+    assert 450.0 < _peaks(0.0, tropical=False)["co2_13.3"] < 750.0
+    limb = _peaks(60.0)
+    for name in ("wv6.2", "wv6.9", "wv7.4", "co2_13.3"):
+        assert limb[name] < nadir[name], name  # peaks move upward with sec(zenith)
+    t, q, ps = column()
+    w, s, _ = weighting_functions(t, q, ps, 30.0, levels=LEVELS)
+    np.testing.assert_allclose((w.sum(1) + s).numpy(), 1.0, atol=1e-12)
+
+
+def test_moister_column_lifts_water_vapour_peak():
+    t, q, ps = column(tropical=False)
+    w, _, p = weighting_functions(t, q, ps, 0.0, levels=LEVELS, channels=["wv7.4"])
+    w2, _, _ = weighting_functions(t, 3 * q, ps, 0.0, levels=LEVELS, channels=["wv7.4"])
+    assert p[w2[0].argmax(0)[0, 0], 0, 0] < p[w[0].argmax(0)[0, 0], 0, 0]
+
+
+# --- the nominal operator ---------------------------------------------------------------------
+
+
+def test_nominal_operator_gradient():
+    rng = np.random.default_rng(1)
+    grid = (2, 3)
+    zen = np.array([[10.0, 40.0, np.nan], [0.0, 65.0, 20.0]])
+    op = NominalImager(MODEL_CHANNELS, zen, channels=["wv6.9", "ir10.8", "co2_13.3"])
+    x = np.concatenate(
+        [
+            (np.array(LEVELS)[:, None, None] * 0.1 + 200.0) + rng.normal(size=(4, *grid)),
+            0.2 + 0.05 * rng.normal(size=(4, *grid)),
+            1.0e5 + 500.0 * rng.normal(size=(1, *grid)),
+        ]
+    )
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    out = op(xt)
+    assert out.shape == (3, 2, 3) and bool(torch.isnan(out[:, 0, 2]).all())
+
+    def seen(v):
+        return op(v)[:, [0, 0, 1, 1, 1], [0, 1, 0, 1, 2]]
+
+    assert torch.autograd.gradcheck(seen, (xt,), eps=1e-6, atol=1e-5)
+    g = torch.autograd.grad(seen(xt)[0].sum(), xt)[0]  # the wv channel: T, tracer and ps
+    assert g[:4].abs().sum() > 0 and g[4:8].abs().sum() > 0 and g[8].abs().sum() > 0
+
+
+def test_more_tracer_cools_water_vapour_channel():
+    t, q, ps = column()
+    z = torch.zeros(1, 1, dtype=torch.float64)
+    bt = brightness_temperature(t, q, ps, z, levels=LEVELS, channels=["wv6.9"])
+    bt2 = brightness_temperature(t, q * 1.5, ps, z, levels=LEVELS, channels=["wv6.9"])
+    assert float(bt2) < float(bt) - 0.5
+
+
+def test_opaque_cloud_gives_cloud_top_temperature():
+    t, q, ps = column()
+    z = torch.zeros(1, 1, dtype=torch.float64)
+    kw = dict(levels=LEVELS, channels=["ir10.8"])
+    clear = brightness_temperature(t, q, ps, z, **kw)
+    thick = brightness_temperature(
+        t, q, ps, z, cloud_pressure=torch.full((1, 1), 300.0).double(),
+        cloud_emissivity=torch.ones(1, 1).double(), **kw,
+    )  # fmt: skip
+    thin = brightness_temperature(
+        t, q, ps, z, cloud_pressure=torch.full((1, 1), 300.0).double(),
+        cloud_emissivity=torch.full((1, 1), 0.4).double(), **kw,
+    )  # fmt: skip
+    assert float(thick) < 240.0 < float(thin) < float(clear)
+
+
+# --- the imager ---------------------------------------------------------------------------------
+
+
+def test_imager_layout_clouds_and_missing():
+    rad = imager_observations(truth(8), satellites=[90.0], frames=(-3.0, 0.0, 3.0), seed=1)
+    bt = rad["brightness_temperature"]
+    assert bt.dims == ("time", "frame", "sensor_channel", "latitude", "longitude")
+    assert rad.sizes["time"] == 6 and rad.sizes["frame"] == 3
+    seen = np.isfinite(rad["zenith_angle"].values)
+    assert np.all(np.isnan(bt.values[..., ~seen])) and np.all(np.isfinite(bt.values[..., seen]))
+    assert np.nanmax(rad["zenith_angle"].values) <= 70.0
+    frac = float(rad["cloudy"].values[..., seen].mean())
+    assert 0.25 < frac < 0.6  # about a third to a half (40% on the world)
+
+
+def test_truth_errors_switch_off_to_nominal():
+    ds = truth()
+    off = dict(clouds=False, bias=False, noise=False, spectroscopy=False)
+    clean = imager_observations(ds, satellites=[90.0], frames=(0.0,), **off)
+    table = radiance_table(clean.isel(time=[0]), frames=None)
+    from xfuxi.data.channels import stack
+
+    x = torch.as_tensor(stack(ds.sel(time=clean["time"].values[0]), MODEL_CHANNELS).values)
+    op = radiance_operator(table, channels=MODEL_CHANNELS, latitude=LAT, longitude=LON)
+    np.testing.assert_allclose(op(x).numpy(), table["value"].values, atol=1e-9)
+    noisy = imager_observations(ds, satellites=[90.0], frames=(0.0,), clouds=False)
+    diff = noisy["brightness_temperature"] - clean["brightness_temperature"]
+    assert 0.1 < float(diff.std()) < 3.0 and float(abs(diff.mean())) > 0.01
+    # the operator on a subset keeps the rows selected
+    keep = np.arange(table.sizes["obs"]) % 3 == 0
+    np.testing.assert_allclose(op.subset(keep)(x).numpy(), op(x).numpy()[keep])
+
+
+def test_drift_shifts_later_times():
+    ds = truth(n_time=4)
+    kw = dict(satellites=[90.0], frames=(0.0,), clouds=False, noise=False)
+    a = imager_observations(ds, **kw)["brightness_temperature"]
+    b = imager_observations(ds, drift=3.0, **kw)["brightness_temperature"]
+    d = (b - a).mean(("frame", "sensor_channel", "latitude", "longitude")).values
+    np.testing.assert_allclose(d, 3.0 * np.arange(4) * 0.25 / 30.0, atol=1e-9)
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def test_unknown_channel():
+    with pytest.raises(ImagerError, match="unknown imager channel.*'wv9.9'"):
+        imager_observations(truth(), channels=["wv6.2", "wv9.9"])
+
+
+def test_truth_without_tracer():
+    with pytest.raises(ImagerError, match="passive_tracer"):
+        imager_observations(truth().drop_vars("passive_tracer"))
+
+
+def test_radiances_on_another_grid():
+    rad = imager_observations(truth(), satellites=[90.0], frames=(0.0,))
+    with pytest.raises(ImagerError, match="another grid.*latitude"):
+        check_radiances(rad, latitude=np.linspace(-80, 80, 9), longitude=LON)
+    table = radiance_table(rad)
+    with pytest.raises(ImagerError, match="another grid"):
+        radiance_operator(table, channels=MODEL_CHANNELS, latitude=LAT + 1.0, longitude=LON)
+
+
+def test_all_pixels_missing():
+    rad = imager_observations(truth(), satellites=[90.0], frames=(0.0,))
+    empty = rad.assign(brightness_temperature=rad["brightness_temperature"] * np.nan)
+    with pytest.raises(ImagerError, match="every pixel.*missing"):
+        check_radiances(empty)
+    far = truth().sel(longitude=[0.0, 22.5]).isel(latitude=[3, 4])  # the far side of 180 E
+    with pytest.raises(ImagerError, match="no grid point is seen"):
+        imager_observations(far, satellites=[180.0])
+
+
+def test_operator_needs_state_variables():
+    with pytest.raises(ImagerError, match="surface_pressure"):
+        NominalImager(MODEL_CHANNELS[:-1], np.zeros((2, 2)))
+
+
+def test_training_config_names_the_imager_channels():
+    from xfuxi.training.da_config import IMAGER_CHANNEL_NAMES
+
+    assert IMAGER_CHANNEL_NAMES == tuple(CHANNELS)

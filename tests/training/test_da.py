@@ -1,0 +1,109 @@
+"""FuXi-DA training on the tiny world: the loss, K switchable, CORR, resuming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests import tiny_da
+from xfuxi.models.base import ForecastModel, NormStats
+from xfuxi.models.fuxi_da import load_da_model
+from xfuxi.training.da import DAConfig, train_da
+
+C = len(tiny_da.MODEL_CHANNELS)
+
+
+class Persist(torch.nn.Module):
+    """A differentiable, nearly-persistent step (a frozen stand-in for FuXi)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(2 * C, C, 3, padding=1)
+
+    def forward(self, x):
+        return 0.05 * torch.tanh(self.conv(x.flatten(1, 2)))
+
+
+def forecast_model() -> ForecastModel:
+    mean = np.array([220, 252, 270, 280, 0.05, 0.15, 0.3, 0.4, 1.0e5])
+    std = np.array([5, 5, 5, 5, 0.05, 0.05, 0.1, 0.1, 800.0])
+    return ForecastModel(
+        Persist(), channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+        longitude=tiny_da.LON, stats=NormStats(mean, std, std), name="persist",
+    )  # fmt: skip
+
+
+CFG = dict(
+    steps=6, batch_size=2, leads=(1,), forecast_steps=1, sensor_channels=("wv6.9", "ir10.8"),
+    frames=(0.0,), satellites=(90.0,), width=4, scales=2, checkpoint_every=3, val_every=3,
+    log_every=2, lr=1e-2,
+)  # fmt: skip
+
+
+def test_train_reduces_loss_and_keeps_forecast_model_frozen(tmp_path):
+    truth = tiny_da.truth(10)
+    model = forecast_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    net, hist = train_da(
+        truth, model, config=DAConfig(**{**CFG, "steps": 12}), checkpoint_dir=tmp_path,
+        validation=tiny_da.truth(6, seed=5), progress=False,
+    )  # fmt: skip
+    assert len(hist["loss"]) == 12 and np.isfinite(hist["lk"]).all()
+    assert np.mean(hist["l0"][-3:]) < hist["l0"][0]
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    assert all(p.requires_grad for p in model.parameters())
+    back = load_da_model(tmp_path / "latest")
+    assert back.sensor_channels == ("wv6.9", "ir10.8") and back.metadata["step"] == 12
+    assert hist["val_step"] == [0, 3, 6, 9, 12]
+
+
+def test_k0_and_corr():
+    truth = tiny_da.truth(8)
+    model = forecast_model()
+    net, hist = train_da(truth, model, config=DAConfig(**{**CFG, "forecast_steps": 0}),
+                         progress=False)  # fmt: skip
+    assert np.isnan(hist["lk"]).all()
+    corr, _ = train_da(truth, model, config=DAConfig(**{**CFG, "observations": False}),
+                       progress=False)  # fmt: skip
+    assert not corr.uses_observations and corr.net.observation_in is None
+
+
+def test_resume_continues_exactly(tmp_path):
+    truth = tiny_da.truth(8)
+    cfg = DAConfig(**CFG)
+    full, h_full = train_da(truth, forecast_model(), config=cfg, progress=False)
+    train_da(truth, forecast_model(), config=cfg.replace(max_minutes=1e-9),
+             checkpoint_dir=tmp_path, progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="other settings"):
+        train_da(truth, forecast_model(), config=cfg.replace(lr=0.5), checkpoint_dir=tmp_path,
+                 progress=False)  # fmt: skip
+    resumed, h_res = train_da(truth, forecast_model(), config=cfg, checkpoint_dir=tmp_path,
+                              progress=False)  # fmt: skip
+    assert h_res["step"] == h_full["step"]
+    np.testing.assert_allclose(h_res["loss"], h_full["loss"], rtol=1e-5)
+    for a, b in zip(resumed.parameters(), full.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_too_short_truth():
+    with pytest.raises(ValueError, match="at least"):
+        train_da(tiny_da.truth(3), forecast_model(), config=DAConfig(**CFG), progress=False)
+
+
+def test_cli_train_da(tmp_path, monkeypatch, capsys):
+    import xfuxi.cli as cli
+    import xfuxi.models.registry as registry
+
+    monkeypatch.setattr(cli, "_world_split", lambda split, days: tiny_da.truth(8))
+    monkeypatch.setattr(registry, "load_model", lambda name, **kw: forecast_model())
+    rc = cli.main([
+        "--no-progress", "train-da", "--steps", "2", "--batch-size", "2", "--leads", "1",
+        "--forecast-steps", "1", "--sensor-channels", "wv6.2", "ir10.8", "--frames", "0",
+        "--satellites", "90", "--width", "4", "--scales", "2", "--out", str(tmp_path / "run"),
+    ])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    back = load_da_model(tmp_path / "run" / "model")
+    assert back.sensor_channels == ("wv6.2", "ir10.8") and back.metadata["step"] == 2

@@ -1,0 +1,484 @@
+"""FuXi-DA analyses: a background and imager radiances in, the analysis and diagnostics out.
+
+:func:`assimilate_da` runs a :class:`~xfuxi.models.fuxi_da.FuXiDA` network (or its CORR
+variant, which ignores the radiances) on every time of a background Dataset and returns the
+analysis, the increment and diagnostics: O−B and O−A of the radiances at the analysis time
+through the nominal operator (:class:`~xfuxi.observations.imager.NominalImager`), by
+channel, by zenith-angle bin and for clear and cloudy pixels. :class:`DAMethod` wraps it
+for a cycling driver (background Dataset in, analysis Dataset out).
+
+See the documentation (docs/fuxi_da.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time as _time
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from ..data.channels import stack, unstack
+from ..data.schema import canonical_order
+from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
+from ..observations.imager import ImagerError, NominalImager, check_radiances
+
+__all__ = [
+    "DEFAULT_DA_MODEL",
+    "ZENITH_BINS",
+    "DAMethod",
+    "DAResult",
+    "assimilate_da",
+    "da_inputs",
+    "radiance_diagnostics",
+    "resolve_da_model",
+]
+
+#: the shipped FuXi-DA model used when none is given
+DEFAULT_DA_MODEL = "fuxi-da-hs-t21"
+#: edges of the zenith-angle bins of the diagnostics (degrees)
+ZENITH_BINS = (0.0, 20.0, 40.0, 55.0, 70.0)
+#: a pixel counts as cloudy in the diagnostics when its window channel's O−B is below this
+CLOUD_SCREEN_K = -3.0
+
+
+class DAResult(NamedTuple):
+    """Result of :func:`assimilate_da`.
+
+    Attributes
+    ----------
+    analysis : xarray.Dataset
+        Analysis at each background time (canonical layout, the background's variables).
+    increment : xarray.Dataset
+        Analysis minus background.
+    diagnostics : xarray.Dataset
+        O−B and O−A statistics by channel, zenith-angle bin and sky (clear / cloudy), the
+        number of pixels used, and the timing.
+    """
+
+    analysis: xr.Dataset
+    increment: xr.Dataset
+    diagnostics: xr.Dataset
+
+    def __repr__(self) -> str:
+        d = self.diagnostics
+        a = d.attrs
+        lines = [
+            f"DAResult: {a.get('method', 'FuXi-DA')} analysis at {d.sizes.get('time', 0)} "
+            f"time(s) with {a.get('model', '?')}",
+            f"  analysis, increment: {', '.join(map(str, self.analysis.data_vars))}",
+        ]
+        if "rms_omb" in d:
+            omb = d["rms_omb"].sel(group="all").mean("time").values
+            oma = d["rms_oma"].sel(group="all").mean("time").values
+            for c, b, o in zip(d["sensor_channel"].values, omb, oma):
+                lines.append(f"  {c:>9}: RMS O-B {b:6.3f} K, O-A {o:6.3f} K")
+        lines.append("  attributes: analysis, increment, diagnostics")
+        return "\n".join(lines)
+
+
+def resolve_da_model(model: FuXiDA | str | os.PathLike[str] | None) -> FuXiDA:
+    """A FuXi-DA model from an instance, a shipped name or a checkpoint directory."""
+    if model is None:
+        model = DEFAULT_DA_MODEL
+    if isinstance(model, FuXiDA):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_da_model(model)
+    raise TypeError(f"model must be a FuXiDA, a shipped name or a path; got {type(model).__name__}")
+
+
+def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
+    if not isinstance(background, xr.Dataset):
+        raise TypeError(f"background must be an xarray.Dataset; got {type(background).__name__}")
+    if "time" not in background.dims:
+        background = background.expand_dims("time") if "time" in background.coords else background
+    if "time" not in background.dims:
+        raise ValueError("background needs a 'time' coordinate (the analysis time)")
+    for name, grid in (("latitude", model.latitude), ("longitude", model.longitude)):
+        have = np.asarray(background[name].values, dtype="float64")
+        if have.shape != grid.shape or not np.allclose(have, grid, atol=1e-6):
+            raise ValueError(
+                f"the background's {name} ({have.size} values) is not the model's grid "
+                f"({grid.size} values); regrid the background to the model's grid"
+            )
+    variables = sorted({v for v, _ in model.channels})
+    missing = [v for v in variables if v not in background.data_vars]
+    if missing:
+        raise ValueError(
+            f"background lacks variable(s) {missing} that the model {model.name!r} needs"
+        )
+    for v in variables:
+        n_bad = int(np.isnan(np.asarray(background[v].values)).sum())
+        if n_bad:
+            raise ValueError(
+                f"background[{v!r}] has {n_bad} NaN value(s); a background must be complete"
+            )
+    return background
+
+
+def _radiances_for(
+    radiances: xr.Dataset,
+    model: FuXiDA,
+    *,
+    allow_missing_channels: bool,
+    allow_new_satellites: bool,
+) -> xr.Dataset:
+    radiances = check_radiances(radiances, latitude=model.latitude, longitude=model.longitude)
+    have = radiances["sensor_channel"].values.astype(str).tolist()
+    absent = [c for c in model.sensor_channels if c not in have]
+    if absent and not allow_missing_channels:
+        raise ImagerError(
+            f"the model {model.name!r} was trained for imager channels "
+            f"{list(model.sensor_channels)}; the radiances lack {absent} (pass "
+            "allow_missing_channels=True to treat them as missing pixels)"
+        )
+    extra = [c for c in have if c not in model.sensor_channels]
+    if extra and model.uses_observations:
+        raise ImagerError(
+            f"the radiances have channel(s) {extra} that the model {model.name!r} was not "
+            f"trained for (it takes {list(model.sensor_channels)}); select its channels"
+        )
+    sats = radiances.attrs.get("satellite_longitudes")
+    if sats is not None and model.satellites and not allow_new_satellites:
+        new = [s for s in np.atleast_1d(sats).tolist() if s not in model.satellites]
+        if new:
+            raise ImagerError(
+                f"the model {model.name!r} was trained with satellites at {list(model.satellites)}"
+                f" degrees east; the radiances come from {list(np.atleast_1d(sats))} (pass "
+                "allow_new_satellites=True to use it outside its training geometry)"
+            )
+    if "frame" in radiances.dims:
+        frames = (radiances["frame"].values / np.timedelta64(1, "h")).astype("float64")
+        if model.uses_observations and not all(np.any(np.isclose(frames, f)) for f in model.frames):
+            raise ImagerError(
+                f"the model {model.name!r} takes frames at {list(model.frames)} h; the "
+                f"radiances have frames at {frames.tolist()} h"
+            )
+    return radiances
+
+
+def _frames_array(radiances: xr.Dataset, model: FuXiDA, t: Any) -> np.ndarray:
+    """Radiances (F, S, H, W) at analysis time ``t`` in the model's frame and channel order."""
+    bt = radiances["brightness_temperature"]
+    if "time" in bt.dims:
+        times = pd.DatetimeIndex(bt["time"].values)
+        if pd.Timestamp(t) not in times:
+            raise ImagerError(f"the radiances have no analysis time {pd.Timestamp(t)}")
+        bt = bt.sel(time=t)
+    if "frame" not in bt.dims:
+        bt = bt.expand_dims(frame=[np.timedelta64(0, "ns")])
+    hours = (bt["frame"].values / np.timedelta64(1, "h")).astype("float64")
+    have = bt["sensor_channel"].values.astype(str).tolist()
+    out = np.full((len(model.frames), len(model.sensor_channels), *model.grid_shape), np.nan)
+    for i, f in enumerate(model.frames):
+        j = int(np.flatnonzero(np.isclose(hours, f))[0])
+        frame = bt.isel(frame=j).transpose("sensor_channel", "latitude", "longitude").values
+        for k, c in enumerate(model.sensor_channels):
+            if c in have:
+                out[i, k] = frame[have.index(c)]
+    return out
+
+
+def da_inputs(
+    background: xr.Dataset,
+    radiances: xr.Dataset | None,
+    model: FuXiDA,
+    *,
+    times: Any = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The network's inputs: backgrounds ``(T, C, H, W)`` and observation features.
+
+    Parameters
+    ----------
+    background : xarray.Dataset
+        With a ``time`` dim.
+    radiances : xarray.Dataset or None
+        From :func:`~xfuxi.observations.imager.imager_observations` (None for CORR).
+    model : FuXiDA
+    times : sequence of datetime-like, optional
+        Default: every background time.
+
+    Returns
+    -------
+    background : Tensor (T, C, H, W), float32
+    observations : Tensor (T, K, H, W), float32, or None (CORR)
+    """
+    times = background["time"].values if times is None else np.atleast_1d(times)
+    x = stack(background.sel(time=times), model.channels).transpose(
+        "time", "channel", "latitude", "longitude"
+    )
+    xb = torch.as_tensor(np.asarray(x.values, dtype="float32"))
+    if not model.uses_observations:
+        return xb, None
+    if radiances is None:
+        raise ValueError(f"the model {model.name!r} assimilates radiances; give them")
+    zen = radiances["zenith_angle"].values
+    if not model.zenith_input:
+        zen = np.where(np.isfinite(zen), 90.0, np.nan)  # cos = 0: no zenith information
+    feats = [
+        observation_features(
+            _frames_array(radiances, model, t),
+            zen,
+            latitude=model.latitude,
+            longitude=model.longitude,
+            time=t,
+            frames=model.frames,
+            zenith_input=model.zenith_input,
+            position_input=model.position_input,
+        )
+        for t in times
+    ]
+    return xb, torch.as_tensor(np.stack(feats))
+
+
+def _bin_stats(d: np.ndarray, groups: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Mean, RMS and count of departures ``d`` (S, P) per group mask (P,)."""
+    mean, rms, count = [], [], []
+    for mask in groups.values():
+        sel = d[:, mask]
+        n = np.isfinite(sel).sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean.append(np.where(n > 0, np.nansum(sel, 1) / np.maximum(n, 1), np.nan))
+            rms.append(np.where(n > 0, np.sqrt(np.nansum(sel**2, 1) / np.maximum(n, 1)), np.nan))
+        count.append(n)
+    return np.stack(mean, 1), np.stack(rms, 1), np.stack(count, 1)
+
+
+def radiance_diagnostics(
+    background: np.ndarray,
+    analysis: np.ndarray,
+    observed: np.ndarray,
+    zenith: np.ndarray,
+    *,
+    model_channels: Any,
+    sensor_channels: Any,
+    cloudy: np.ndarray | None = None,
+) -> xr.Dataset:
+    """O−B and O−A of radiances through the nominal operator, binned.
+
+    Parameters
+    ----------
+    background, analysis : array (C, H, W)
+        States in the model's channels (physical units).
+    observed : array (S, H, W)
+        Radiances at the analysis time (NaN where missing).
+    zenith : array (H, W)
+    model_channels, sensor_channels
+    cloudy : array of bool (H, W), optional
+        The cloud flag; default: a window channel's O−B below ``CLOUD_SCREEN_K`` (clear
+        everywhere if there is no window channel).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mean_omb``, ``rms_omb``, ``mean_oma``, ``rms_oma``, ``count`` on
+        (sensor_channel, group) with groups ``all``, the zenith bins and ``clear`` /
+        ``cloudy``.
+    """
+    op = NominalImager(model_channels, zenith, channels=sensor_channels)
+    with torch.no_grad():
+        hb = op(torch.as_tensor(np.asarray(background, dtype="float64"))).numpy()
+        ha = op(torch.as_tensor(np.asarray(analysis, dtype="float64"))).numpy()
+    s = len(op.channels)
+    omb = (observed - hb).reshape(s, -1)
+    oma = (observed - ha).reshape(s, -1)
+    zen = np.asarray(zenith, dtype="float64").ravel()
+    if cloudy is None:
+        window = [i for i, c in enumerate(op.channels) if c in ("ir10.8", "ir12.0", "ir8.5")]
+        cloudy = omb[window[0]] < CLOUD_SCREEN_K if window else np.zeros(zen.size, bool)
+        cloud_source = "screened" if window else "none"
+    else:
+        cloud_source = "given"
+    cloudy = np.asarray(cloudy, dtype=bool).ravel()
+    groups = {"all": np.ones(zen.size, bool)}
+    for lo, hi in zip(ZENITH_BINS[:-1], ZENITH_BINS[1:]):
+        groups[f"zenith {lo:g}-{hi:g}"] = (zen >= lo) & (zen < hi) if hi < 70 else (zen >= lo)
+    groups["clear"] = ~cloudy
+    groups["cloudy"] = cloudy
+    mb, rb, nb = _bin_stats(omb, groups)
+    ma, ra, _ = _bin_stats(oma, groups)
+    dims = ("sensor_channel", "group")
+    ds = xr.Dataset(
+        {
+            "mean_omb": (dims, mb),
+            "rms_omb": (dims, rb),
+            "mean_oma": (dims, ma),
+            "rms_oma": (dims, ra),
+            "count": (dims, nb),
+        },
+        coords={"sensor_channel": list(op.channels), "group": list(groups)},
+    )
+    ds.attrs["cloud_flag"] = cloud_source
+    return ds
+
+
+def assimilate_da(
+    background: xr.Dataset,
+    radiances: xr.Dataset | None = None,
+    *,
+    model: FuXiDA | str | os.PathLike[str] | None = None,
+    allow_missing_channels: bool = False,
+    allow_new_satellites: bool = False,
+    batch_size: int = 8,
+) -> DAResult:
+    """Assimilate imager radiances into a background with FuXi-DA.
+
+    Parameters
+    ----------
+    background : xarray.Dataset
+        Background states (a 6-hour forecast) with a ``time`` dim, on the model's grid,
+        with every variable the model needs; no NaN.
+    radiances : xarray.Dataset, optional
+        From :func:`xfuxi.imager_observations`, with the background's times; missing pixels
+        are NaN (they are data, not errors). Needed unless the model is a CORR model.
+    model : FuXiDA, str or path, optional
+        A model, a shipped name or a checkpoint directory; default the shipped
+        ``"fuxi-da-hs-t21"``.
+    allow_missing_channels : bool, default False
+        Treat channels the model was trained for but the radiances lack as missing pixels
+        (otherwise an error).
+    allow_new_satellites : bool, default False
+        Accept satellites at other longitudes than in training (otherwise an error).
+    batch_size : int, default 8
+
+    Returns
+    -------
+    DAResult
+        ``analysis``, ``increment`` and ``diagnostics`` (O−B, O−A by channel, zenith bin,
+        clear / cloudy, through the nominal operator; absent for a CORR model without
+        radiances).
+
+    Raises
+    ------
+    ValueError
+        Background on another grid, lacking a variable, or with NaN.
+    xfuxi.observations.imager.ImagerError
+        Radiances on another grid, an unknown channel, every pixel missing, a time of the
+        background absent from the radiances, or a model trained for other channels,
+        frames or satellites.
+
+    Examples
+    --------
+    >>> res = xfuxi.assimilate_da(background, radiances)  # doctest: +SKIP
+    >>> res.analysis, res.diagnostics["rms_oma"]  # doctest: +SKIP
+    """
+    t_start = _time.perf_counter()
+    net = resolve_da_model(model)
+    background = _check_background(background, net)
+    if radiances is not None:
+        radiances = _radiances_for(
+            radiances,
+            net,
+            allow_missing_channels=allow_missing_channels,
+            allow_new_satellites=allow_new_satellites,
+        )
+    elif net.uses_observations:
+        raise ValueError(f"the model {net.name!r} assimilates radiances; give them")
+    times = background["time"].values
+    xb, obs = da_inputs(background, radiances, net, times=times)
+    incs = []
+    net.eval()
+    with torch.no_grad():
+        for i in range(0, len(times), max(int(batch_size), 1)):
+            o = None if obs is None else obs[i : i + batch_size]
+            incs.append(net(xb[i : i + batch_size], o))
+    inc = torch.cat(incs).double().numpy()
+    t_net = _time.perf_counter() - t_start
+    da = xr.DataArray(
+        inc,
+        dims=("time", "channel", "latitude", "longitude"),
+        coords={
+            "time": times,
+            "latitude": background["latitude"].values,
+            "longitude": background["longitude"].values,
+        },
+    )
+    increment = unstack(da, net.channels)
+    increment = increment.assign_coords(
+        {c: background[c] for c in increment.coords if c in background.coords}
+    )
+    increment = increment.transpose(*canonical_order(increment.dims))
+    analysis = background[list(increment.data_vars)].copy()
+    for v in increment.data_vars:
+        increment[v].attrs = dict(background[v].attrs)
+        analysis[v] = (background[v] + increment[v]).astype(background[v].dtype)
+        analysis[v].attrs = dict(background[v].attrs)
+    xa = stack(analysis, net.channels).transpose("time", "channel", "latitude", "longitude")
+    xa = np.asarray(xa.values, dtype="float64")
+    xb64 = stack(background, net.channels).transpose("time", "channel", "latitude", "longitude")
+    xb64 = np.asarray(xb64.values, dtype="float64")
+    diags = []
+    if radiances is not None and net.uses_observations:
+        cloud_names = radiances["sensor_channel"].values.astype(str).tolist()
+        for k, t in enumerate(times):
+            bt = radiances["brightness_temperature"]
+            bt = bt.sel(time=t) if "time" in bt.dims else bt
+            cl = radiances["cloudy"] if "cloudy" in radiances else None
+            if cl is not None and "time" in cl.dims:
+                cl = cl.sel(time=t)
+            if "frame" in bt.dims:
+                j = int(np.argmin(np.abs(bt["frame"].values / np.timedelta64(1, "h"))))
+                bt = bt.isel(frame=j)
+                cl = cl.isel(frame=j) if cl is not None and "frame" in cl.dims else cl
+            diags.append(
+                radiance_diagnostics(
+                    xb64[k],
+                    xa[k],
+                    bt.transpose("sensor_channel", "latitude", "longitude").values,
+                    radiances["zenith_angle"].values,
+                    model_channels=net.channels,
+                    sensor_channels=cloud_names,
+                    cloudy=None if cl is None else cl.values,
+                )
+            )
+    diagnostics = (
+        xr.concat(diags, dim=pd.Index(times, name="time"), combine_attrs="override")
+        if diags
+        else xr.Dataset(coords={"time": times})
+    )
+    diagnostics["analysis_seconds"] = ((), t_net)
+    diagnostics.attrs.update(
+        {
+            "method": "FuXi-DA" if net.uses_observations else "FuXi-DA CORR",
+            "model": net.name,
+            "diagnostics_operator": "nominal clear-sky imager operator",
+        }
+    )
+    return DAResult(analysis, increment, diagnostics)
+
+
+class DAMethod:
+    """FuXi-DA as a method for a cycling driver: background Dataset in, analysis Dataset out.
+
+    Parameters
+    ----------
+    model : FuXiDA, str or path, optional
+        As for :func:`assimilate_da`.
+    **options
+        Further keywords of :func:`assimilate_da`.
+
+    Examples
+    --------
+    >>> method = DAMethod("fuxi-da-hs-t21")  # doctest: +SKIP
+    >>> analysis, diagnostics = method.analyse(background, radiances)  # doctest: +SKIP
+    """
+
+    name = "fuxi-da"
+
+    def __init__(self, model: FuXiDA | str | os.PathLike[str] | None = None, **options: Any):
+        self.model = resolve_da_model(model)
+        self.options = options
+
+    def analyse(
+        self, background: xr.Dataset, observations: xr.Dataset | None
+    ) -> tuple[xr.Dataset, xr.Dataset]:
+        """``(analysis, diagnostics)`` at the background's time(s)."""
+        res = assimilate_da(background, observations, model=self.model, **self.options)
+        return res.analysis, res.diagnostics
+
+    def __call__(self, background: xr.Dataset, observations: xr.Dataset | None) -> xr.Dataset:
+        return self.analyse(background, observations)[0]

@@ -1,0 +1,464 @@
+"""The FuXi-DA network: learned assimilation of satellite radiances into a FuXi background.
+
+After Xu et al. (2024), "FuXi-DA: a generalized deep learning data assimilation framework
+for assimilating satellite observations" (arXiv 2404.08522):
+
+* a **background branch** encodes the normalised background state;
+* an **observation branch** encodes, per frame, the normalised brightness temperatures
+  (missing pixels set to 0), the missing-data mask, cos(zenith angle) (0 where missing),
+  and the time of the frame (cos/sin of the day of year and of the time of day), plus
+  sin(latitude) and cos/sin(longitude) once — what a real system knows about each pixel,
+  so that the network is not tied to one satellite position;
+* a **condition branch** encodes both together;
+* at every scale of a U-Net-like encoder a **fusion block** takes the three and returns a
+  background-increment feature, observation-bias features (subtracted from the observation
+  features before the next scale) and the condition of the next scale; a decoder merges
+  the increment features of all scales and a **zero-initialised head** gives the increment
+  (in units of the background's 6-hour difference std), so that an untrained network
+  returns the background;
+* every convolution is padded periodically in longitude.
+
+The CORR variant is the same network without the observation branch (a learned correction
+of the background). The analysis is ``background + increment``.
+
+Checkpoints go through the one store (:mod:`xfuxi.models.checkpoint`): ``config.json`` and
+``model.safetensors`` with its manifest, kind ``"da-model"``. See the documentation
+(docs/fuxi_da.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from ..data.channels import Channel, channel_name, parse_channel_name
+from ..observations.imager import CHANNELS as IMAGER_CHANNELS
+from .base import NormStats
+from .checkpoint import (
+    CONFIG,
+    WEIGHTS,
+    CheckpointError,
+    entry_kind,
+    json_bytes,
+    json_from_bytes,
+    read_checkpoint,
+    read_registry,
+    resolve_directory,
+    safetensors_bytes,
+    tensors_from_bytes,
+    write_checkpoint,
+)
+from .fuxi import PeriodicConv2d
+
+__all__ = [
+    "DA_FORMAT",
+    "DA_KIND",
+    "FuXiDA",
+    "FuXiDANet",
+    "da_model_files",
+    "load_da_model",
+    "observation_features",
+    "save_da_model",
+    "shipped_da_models",
+]
+
+#: format tag of a FuXi-DA checkpoint's config.json
+DA_FORMAT = "xfuxi-da-model/1"
+#: the checkpoint kind of FuXi-DA models
+DA_KIND = "da-model"
+#: brightness temperatures are normalised as (BT − BT_MEAN) / BT_SCALE
+BT_MEAN, BT_SCALE = 250.0, 30.0
+#: per-frame extra inputs: cos(zenith), cos/sin(time of day), cos/sin(day of year)
+FRAME_EXTRAS = 5
+#: inputs shared by all frames: sin(latitude), cos/sin(longitude)
+POSITION_INPUTS = 3
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        PeriodicConv2d(cin, cout, 3), nn.GELU(), PeriodicConv2d(cout, cout, 3), nn.GELU()
+    )
+
+
+class _Fusion(nn.Module):
+    """Fusion block: (background, observation, condition) features → (increment, bias, next)."""
+
+    def __init__(self, width: int, observations: bool) -> None:
+        super().__init__()
+        self.mix = _block((3 if observations else 2) * width, width)
+        self.increment = PeriodicConv2d(width, width, 3)
+        self.bias = PeriodicConv2d(width, width, 3) if observations else None
+        self.condition = PeriodicConv2d(width, width, 3)
+
+    def forward(
+        self, b: torch.Tensor, o: torch.Tensor | None, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        h = self.mix(torch.cat([b, c] if o is None else [b, o, c], 1))
+        bias = None if self.bias is None else self.bias(h)
+        return self.increment(h), bias, self.condition(h)
+
+
+class FuXiDANet(nn.Module):
+    """The FuXi-DA network on normalised tensors.
+
+    Parameters
+    ----------
+    state_channels : int
+        Channels of the background (and of the increment).
+    obs_channels : int
+        Channels of the observation input (0: the CORR variant, no observation branch).
+    width : int, default 32
+        Feature channels at every scale.
+    scales : int, default 3
+        Scales of the U-Net (the grid is halved ``scales − 1`` times; both grid sizes must
+        be divisible by ``2 ** (scales − 1)``).
+
+    Examples
+    --------
+    >>> net = FuXiDANet(3, 7, width=4, scales=2)
+    >>> out = net(torch.randn(1, 3, 4, 8), torch.randn(1, 7, 4, 8))
+    >>> out.shape, float(out.abs().max())  # zero-initialised head: no increment yet
+    (torch.Size([1, 3, 4, 8]), 0.0)
+    """
+
+    def __init__(
+        self, state_channels: int, obs_channels: int, *, width: int = 32, scales: int = 3
+    ) -> None:
+        super().__init__()
+        if scales < 1 or width < 1 or state_channels < 1 or obs_channels < 0:
+            raise ValueError(
+                f"need scales >= 1, width >= 1, state_channels >= 1 and obs_channels >= 0; got "
+                f"{scales}, {width}, {state_channels}, {obs_channels}"
+            )
+        self.config = {
+            "state_channels": int(state_channels),
+            "obs_channels": int(obs_channels),
+            "width": int(width),
+            "scales": int(scales),
+        }
+        obs = obs_channels > 0
+        self.scales = int(scales)
+        self.background_in = _block(state_channels, width)
+        self.observation_in = _block(obs_channels, width) if obs else None
+        self.condition_in = _block(state_channels + obs_channels, width)
+        self.background_down = nn.ModuleList(_block(width, width) for _ in range(scales - 1))
+        self.observation_down = (
+            nn.ModuleList(_block(width, width) for _ in range(scales - 1)) if obs else None
+        )
+        self.fusion = nn.ModuleList(_Fusion(width, obs) for _ in range(scales))
+        self.up = nn.ModuleList(_block(2 * width, width) for _ in range(scales - 1))
+        self.head = PeriodicConv2d(width, state_channels, 3)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def uses_observations(self) -> bool:
+        return self.observation_in is not None
+
+    def forward(
+        self, background: torch.Tensor, observations: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Increment (normalised) from the background and observation inputs."""
+        h, w = background.shape[-2:]
+        k = 2 ** (self.scales - 1)
+        if h % k or w % k:
+            raise ValueError(
+                f"the grid {h} x {w} is not divisible by {k} (2 ** (scales - 1) = {k})"
+            )
+        if self.uses_observations and observations is None:
+            raise ValueError("this network assimilates observations; give them")
+        if not self.uses_observations:
+            observations = None
+        inputs = background if observations is None else torch.cat([background, observations], 1)
+        b = self.background_in(background)
+        o = self.observation_in(observations) if self.observation_in is not None else None
+        c = self.condition_in(inputs)
+        increments = []
+        bias = None
+        for s in range(self.scales):
+            if s > 0:
+                b = self.background_down[s - 1](F.avg_pool2d(b, 2))
+                c = F.avg_pool2d(c, 2)
+                if o is not None and self.observation_down is not None:
+                    o = self.observation_down[s - 1](F.avg_pool2d(o - bias, 2))
+            inc, bias, c = self.fusion[s](b, o, c)
+            increments.append(inc)
+        u = increments[-1]
+        for s in reversed(range(self.scales - 1)):
+            u = F.interpolate(u, size=increments[s].shape[-2:], mode="nearest")
+            u = self.up[s](torch.cat([u, increments[s]], 1))
+        return self.head(u)
+
+
+def observation_features(
+    brightness_temperature: np.ndarray,
+    zenith: np.ndarray,
+    *,
+    latitude: Any,
+    longitude: Any,
+    time: Any,
+    frames: Sequence[float],
+    zenith_input: bool = True,
+    position_input: bool = True,
+) -> np.ndarray:
+    """The observation branch's input for one analysis time.
+
+    Parameters
+    ----------
+    brightness_temperature : array (F, S, H, W)
+        Frames × channels, NaN where missing.
+    zenith : array (H, W)
+        Zenith angle (degrees, NaN where no satellite sees the pixel).
+    latitude, longitude : array-like
+    time : datetime-like
+        The analysis time.
+    frames : sequence of float
+        Frame offsets (hours).
+    zenith_input, position_input : bool, default True
+        Give the zenith angle, and the position and time (False: zeros, for ablations).
+
+    Returns
+    -------
+    numpy.ndarray (F * (2 S + 5) + 3, H, W), float32
+        Per frame: normalised radiances (0 where missing), the mask, cos(zenith), cos/sin of
+        the time of day and of the day of year; then sin(latitude), cos/sin(longitude).
+    """
+    bt = np.asarray(brightness_temperature, dtype="float64")
+    n_f, n_s, h, w = bt.shape
+    mask = np.isfinite(bt)
+    rad = np.where(mask, (bt - BT_MEAN) / BT_SCALE, 0.0)
+    zen = np.asarray(zenith, dtype="float64")
+    cz = np.where(np.isfinite(zen), np.cos(np.radians(np.nan_to_num(zen))), 0.0)
+    lat = np.radians(np.asarray(latitude, dtype="float64"))[:, None] * np.ones((1, w))
+    lon = np.radians(np.asarray(longitude, dtype="float64"))[None, :] * np.ones((h, 1))
+    t0 = pd.Timestamp(time)
+    out = []
+    for f in range(n_f):
+        when = t0 + pd.Timedelta(hours=float(frames[f]))
+        tod = 2 * np.pi * (when.hour + when.minute / 60.0) / 24.0
+        doy = 2 * np.pi * (when.day_of_year - 1) / 365.25
+        pieces = [rad[f], mask[f].astype("float64")]
+        seen = mask[f].any(0)
+        zen_f = np.where(seen, cz, 0.0) if zenith_input else np.zeros((h, w))
+        clock = [np.cos(tod), np.sin(tod), np.cos(doy), np.sin(doy)]
+        when_f = [np.full((h, w), v if position_input else 0.0) for v in clock]
+        pieces.append(np.concatenate([zen_f[None], np.stack(when_f)]))
+        out.append(np.concatenate(pieces))
+    if position_input:
+        pos = np.stack([np.sin(lat), np.cos(lon), np.sin(lon)])
+    else:
+        pos = np.zeros((POSITION_INPUTS, h, w))
+    out.append(pos)
+    return np.concatenate(out).astype("float32")
+
+
+class FuXiDA(nn.Module):
+    """A FuXi-DA model: the network with what it was built for (physical units in and out).
+
+    Parameters
+    ----------
+    net : FuXiDANet
+    channels : sequence of (variable, level)
+        The background's channels (those of the forecast model).
+    latitude, longitude : array-like
+        The grid.
+    stats : NormStats
+        Normalization of the background; the increment is in units of ``diff_std``.
+    sensor_channels : sequence of str
+        The imager channels it assimilates, in order (empty for CORR).
+    frames : sequence of float
+        The frame offsets (hours) it takes.
+    satellites : sequence of float
+        Sub-satellite longitudes of the training radiances (recorded; checked at use).
+    zenith_input, position_input : bool
+        Whether the zenith angle, and the position and time, were given (ablations).
+    name : str
+    metadata : dict, optional
+        Training settings and scores.
+    """
+
+    def __init__(
+        self,
+        net: FuXiDANet,
+        *,
+        channels: Sequence[Channel],
+        latitude: Any,
+        longitude: Any,
+        stats: NormStats,
+        sensor_channels: Sequence[str] = (),
+        frames: Sequence[float] = (0.0,),
+        satellites: Sequence[float] = (),
+        zenith_input: bool = True,
+        position_input: bool = True,
+        name: str = "fuxi-da",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.channels = tuple((str(v), None if lv is None else float(lv)) for v, lv in channels)
+        self.latitude = np.asarray(latitude, dtype="float64")
+        self.longitude = np.asarray(longitude, dtype="float64")
+        self.stats = stats
+        self.sensor_channels = tuple(str(c) for c in sensor_channels)
+        unknown = [c for c in self.sensor_channels if c not in IMAGER_CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown imager channel(s) {unknown}; known: {list(IMAGER_CHANNELS)}")
+        self.frames = tuple(float(f) for f in frames)
+        self.satellites = tuple(float(s) for s in satellites)
+        self.zenith_input = bool(zenith_input)
+        self.position_input = bool(position_input)
+        self.name = name
+        self.metadata = dict(metadata or {})
+        expected = self.n_obs_channels
+        if net.config["obs_channels"] != expected or net.config["state_channels"] != len(
+            self.channels
+        ):
+            raise ValueError(
+                f"the network takes {net.config['state_channels']} state and "
+                f"{net.config['obs_channels']} observation channels; the model has "
+                f"{len(self.channels)} state channels and needs {expected} observation "
+                f"channels ({len(self.frames)} frames x {len(self.sensor_channels)} imager "
+                "channels)"
+            )
+        for key in ("mean", "std", "diff_std"):
+            arr = np.asarray(getattr(stats, key), dtype="float32")
+            self.register_buffer(
+                f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False
+            )
+
+    @property
+    def uses_observations(self) -> bool:
+        return bool(self.sensor_channels)
+
+    @property
+    def n_obs_channels(self) -> int:
+        if not self.sensor_channels:
+            return 0
+        return len(self.frames) * (2 * len(self.sensor_channels) + FRAME_EXTRAS) + POSITION_INPUTS
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return (self.latitude.size, self.longitude.size)
+
+    def forward(
+        self, background: torch.Tensor, observations: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Increment (physical units) ``(B, C, H, W)`` from a background in physical units."""
+        if background.ndim != 4 or background.shape[1] != len(self.channels):
+            raise ValueError(
+                f"expected a background (B, {len(self.channels)}, H, W); got "
+                f"{tuple(background.shape)}"
+            )
+        xn = (background - self._mean) / self._std
+        obs = observations if self.uses_observations else None
+        return self.net(xn, obs) * self._diff_std
+
+    def config_dict(self) -> dict[str, Any]:
+        """The JSON configuration saved with the weights."""
+        return {
+            "format": DA_FORMAT,
+            "name": self.name,
+            "net": dict(self.net.config),
+            "channels": [channel_name(c) for c in self.channels],
+            "latitude": self.latitude.tolist(),
+            "longitude": self.longitude.tolist(),
+            "stats": self.stats.to_dict(),
+            "sensor_channels": list(self.sensor_channels),
+            "frames": list(self.frames),
+            "satellites": list(self.satellites),
+            "zenith_input": self.zenith_input,
+            "position_input": self.position_input,
+            "metadata": self.metadata,
+        }
+
+    def extra_repr(self) -> str:
+        kind = "ASSI" if self.uses_observations else "CORR"
+        return (
+            f"name={self.name!r}, {kind}, channels={len(self.channels)}, grid={self.grid_shape}, "
+            f"sensor_channels={list(self.sensor_channels)}, frames={list(self.frames)}"
+        )
+
+
+def da_model_files(model: FuXiDA) -> dict[str, bytes]:
+    """The files of a FuXi-DA checkpoint (``config.json``, ``model.safetensors``)."""
+    if not isinstance(model, FuXiDA):
+        raise TypeError(f"expected a FuXiDA model; got {type(model).__name__}")
+    return {
+        CONFIG: json_bytes(model.config_dict()),
+        WEIGHTS: safetensors_bytes(model.net.state_dict()),
+    }
+
+
+def save_da_model(model: FuXiDA, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Save a FuXi-DA model as a checkpoint directory (written as one unit, no pickle).
+
+    Raises
+    ------
+    xfuxi.files.OutputExistsError
+        ``path`` exists and may not be replaced.
+    """
+    return write_checkpoint(path, da_model_files(model), kind=DA_KIND, overwrite=overwrite)
+
+
+def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
+    """Rebuild a FuXi-DA model from the verified files of its checkpoint (CPU, eval)."""
+    config = json_from_bytes(files[CONFIG], path / CONFIG)
+    if not isinstance(config, dict) or config.get("format") != DA_FORMAT:
+        fmt = config.get("format") if isinstance(config, dict) else None
+        raise CheckpointError(
+            f"{path} is not a FuXi-DA checkpoint (format {fmt!r}, expected {DA_FORMAT!r})"
+        )
+    try:
+        net = FuXiDANet(**config["net"])
+        model = FuXiDA(
+            net,
+            channels=[parse_channel_name(c) for c in config["channels"]],
+            latitude=config["latitude"],
+            longitude=config["longitude"],
+            stats=NormStats.from_dict(config["stats"], channels=config["channels"]),
+            sensor_channels=config["sensor_channels"],
+            frames=config["frames"],
+            satellites=config["satellites"],
+            zenith_input=config["zenith_input"],
+            position_input=config["position_input"],
+            name=config.get("name", path.name),
+            metadata=config.get("metadata", {}),
+        )
+    except KeyError as err:
+        raise CheckpointError(f"{path / CONFIG} lacks the entry {err}") from None
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path / CONFIG}: {err}") from None
+    state = tensors_from_bytes(files[WEIGHTS], path / WEIGHTS)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the config: {err}") from None
+    return model.eval()
+
+
+def load_da_model(name_or_path: str | os.PathLike[str]) -> FuXiDA:
+    """Load a FuXi-DA model by shipped name (``"fuxi-da-hs-t21"``) or checkpoint directory.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither a directory nor a shipped name.
+    xfuxi.models.checkpoint.CheckpointError
+        Incomplete, corrupt or not a FuXi-DA checkpoint (the path is named).
+    """
+    path = resolve_directory(name_or_path, kind=DA_KIND)
+    files = read_checkpoint(path, require=(CONFIG, WEIGHTS))
+    return da_model_from_files(files, path)
+
+
+def shipped_da_models() -> list[str]:
+    """Names of the FuXi-DA models shipped with xfuxi (in the model registry)."""
+    return sorted(k for k, e in read_registry().items() if entry_kind(e) == DA_KIND)

@@ -1,0 +1,979 @@
+"""A synthetic geostationary infrared imager on the embedded world (FY-4B AGRI-like).
+
+The world is dry, so its passive tracer plays water vapour. Every pixel is a grid point of
+the model grid (radiances "averaged onto the model grid", as FuXi-DA takes them).
+
+Geometry
+    One or more geostationary satellites at given sub-satellite longitudes (42 164 km from
+    the Earth's centre). The satellite zenith angle of a grid point follows from the
+    geometry; beyond ``max_zenith`` (70° by default) there is no data; where discs overlap
+    the satellite with the smaller zenith angle is used.
+Channels
+    Brightness temperatures are vertically weighted temperature averages: the column
+    between ``TOP_PRESSURE`` and the surface pressure is split into ``N_LAYERS`` layers
+    (temperature and tracer interpolated linearly in ln p between the world's levels; the
+    temperature extrapolated down to the surface, isothermal above the top level; the
+    tracer constant below the lowest level and falling as ``(p / p_top_level)²`` above the
+    highest), each layer of optical depth
+    ``δ = sec θ · Δp/1000 · p/1000 · (k_dry + k_tracer · max(q, 0))``. Its weight is
+    ``τ_above (1 − e^{−δ})``, the surface's the transmittance of the whole column, and the
+    weights sum to one. Tracer-absorbing "water-vapour" channels peak in the upper and middle
+    troposphere, window channels at the surface, the well-mixed-absorber "CO2" channel in
+    the lower-middle troposphere; every peak moves upward with sec θ (the limb effect). The
+    operator is differentiable in temperature, tracer and surface pressure.
+Clouds (truth only, or any caller that gives a cloud field)
+    Where the air is moist for its latitude (tracer above the latitude row's mean) and
+    "lifted" (colder than the row's mean at the lower level), plus a random texture that the
+    state cannot predict, a cloud fills the pixel. Its top is higher the stronger the
+    index; thick clouds are opaque (the column below is replaced by the cold cloud-top
+    temperature), thin high cirrus lets part of the column below through. About a third to a
+    half of the pixels are cloudy.
+Errors (truth only)
+    Channel biases that depend on the zenith angle and the scene (the clear-sky brightness
+    temperature), a spectroscopy error (absorption coefficients off by a few percent), an
+    optional slow bias drift, and Gaussian instrument noise (0.2–0.4 K).
+
+The **nominal** operator (:func:`brightness_temperature` without clouds, bias or noise;
+:class:`NominalImager` on model tensors; :class:`RadianceOperator` at observed pixels) is
+what assimilation uses: the same for En4DVar and for FuXi-DA's diagnostics.
+
+See the definitions in the documentation (docs/fuxi_da.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from ..constants import EARTH_RADIUS
+
+__all__ = [
+    "CHANNELS",
+    "GEOSTATIONARY_RADIUS",
+    "ImagerChannel",
+    "ImagerError",
+    "NominalImager",
+    "RadianceOperator",
+    "brightness_temperature",
+    "check_radiances",
+    "imager_observations",
+    "radiance_operator",
+    "radiance_table",
+    "weighting_functions",
+    "zenith_angle",
+]
+
+#: distance of a geostationary satellite from the Earth's centre (m)
+GEOSTATIONARY_RADIUS = 42_164_000.0
+#: top of the radiative column (hPa)
+TOP_PRESSURE = 50.0
+#: number of layers of the column
+N_LAYERS = 32
+#: the world's variables the imager reads
+STATE_VARIABLES = ("temperature", "passive_tracer", "surface_pressure")
+
+
+class ImagerError(ValueError):
+    """Bad input to the imager or its operator (the variable, channel or grid is named)."""
+
+
+@dataclass(frozen=True)
+class ImagerChannel:
+    """One infrared channel of the synthetic imager.
+
+    Attributes
+    ----------
+    wavelength : float
+        Central wavelength (µm), for labels.
+    k_dry : float
+        Absorption by the well-mixed absorber (per (1000 hPa)², times sec θ).
+    k_tracer : float
+        Absorption by the tracer ("water vapour").
+    noise : float
+        Instrument noise std (K), truth only.
+    bias : tuple of float
+        ``(b0, b_zenith, b_scene)``: bias = ``b0 + b_zenith (sec θ − 1) + b_scene (BT − 250)/50``
+        (K), truth only.
+    spectroscopy : float
+        Relative error of the absorption coefficients in the truth (0.04: 4% more absorbing
+        than the nominal operator assumes).
+    """
+
+    wavelength: float
+    k_dry: float
+    k_tracer: float
+    noise: float
+    bias: tuple[float, float, float]
+    spectroscopy: float
+
+
+#: the imager's channels (AGRI-like names), in their default order
+CHANNELS: dict[str, ImagerChannel] = {
+    "ir3.7": ImagerChannel(3.75, 0.15, 0.6, 0.4, (0.6, 0.3, 0.4), 0.02),
+    "wv6.2": ImagerChannel(6.25, 0.3, 180.0, 0.3, (-0.8, 0.6, -0.3), 0.05),
+    "wv6.9": ImagerChannel(6.95, 0.3, 60.0, 0.3, (-0.5, 0.4, 0.2), 0.04),
+    "wv7.4": ImagerChannel(7.42, 0.3, 20.0, 0.3, (0.4, -0.3, 0.3), 0.04),
+    "ir8.5": ImagerChannel(8.55, 0.1, 1.5, 0.2, (0.3, -0.2, 0.2), 0.03),
+    "ir10.8": ImagerChannel(10.8, 0.05, 0.8, 0.2, (0.2, -0.2, 0.1), 0.02),
+    "ir12.0": ImagerChannel(12.0, 0.1, 3.0, 0.2, (-0.2, 0.2, 0.3), 0.03),
+    "co2_13.3": ImagerChannel(13.3, 2.8, 2.0, 0.3, (0.7, 0.5, -0.2), -0.03),
+}
+
+
+def _check_channels(channels: Sequence[str] | str) -> tuple[str, ...]:
+    names = (channels,) if isinstance(channels, str) else tuple(str(c) for c in channels)
+    if not names:
+        raise ImagerError("channels is empty; give at least one of " + ", ".join(CHANNELS))
+    unknown = [c for c in names if c not in CHANNELS]
+    if unknown:
+        raise ImagerError(f"unknown imager channel(s) {unknown}; the imager has {list(CHANNELS)}")
+    if len(set(names)) != len(names):
+        raise ImagerError(f"channels lists a channel twice: {list(names)}")
+    return names
+
+
+# -----------------------------------------------------------------------------------------------
+# geometry
+# -----------------------------------------------------------------------------------------------
+
+
+def zenith_angle(
+    latitude: Any,
+    longitude: Any,
+    *,
+    satellites: Sequence[float],
+    max_zenith: float = 70.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Satellite zenith angle of every grid point and which satellite sees it.
+
+    Parameters
+    ----------
+    latitude, longitude : array-like
+        The grid (1-D, degrees).
+    satellites : sequence of float
+        Sub-satellite longitudes (degrees east) of geostationary satellites.
+    max_zenith : float, default 70
+        No data beyond this zenith angle (degrees, in (0, 90)).
+
+    Returns
+    -------
+    zenith : numpy.ndarray (lat, lon)
+        Degrees; NaN where no satellite sees the point within ``max_zenith``.
+    satellite : numpy.ndarray of int (lat, lon)
+        Index into ``satellites`` of the satellite used (the smallest zenith angle);
+        −1 where none.
+
+    Examples
+    --------
+    >>> z, s = zenith_angle([0.0, 80.0], [105.0, 285.0], satellites=[105.0])
+    >>> round(float(z[0, 0]), 6), bool(np.isnan(z[1, 1])), s.tolist()
+    (0.0, True, [[0, -1], [-1, -1]])
+    """
+    lat = np.radians(np.asarray(latitude, dtype="float64"))[:, None]
+    lon = np.asarray(longitude, dtype="float64")[None, :]
+    sats = np.atleast_1d(np.asarray(satellites, dtype="float64"))
+    if sats.size == 0 or not np.all(np.isfinite(sats)):
+        raise ImagerError(f"satellites must be finite sub-satellite longitudes; got {satellites}")
+    if not 0.0 < float(max_zenith) < 90.0:
+        raise ImagerError(f"max_zenith must be in (0, 90) degrees; got {max_zenith}")
+    ratio = EARTH_RADIUS / GEOSTATIONARY_RADIUS
+    best = np.full((lat.size, lon.size), np.inf)
+    which = np.full((lat.size, lon.size), -1, dtype="int64")
+    for i, s in enumerate(sats):
+        cos_gamma = np.cos(lat) * np.cos(np.radians(lon - s))
+        dist = np.sqrt(1.0 + ratio**2 - 2.0 * ratio * cos_gamma)  # in units of r_sat
+        cos_z = (cos_gamma - ratio) / dist
+        z = np.degrees(np.arccos(np.clip(cos_z, -1.0, 1.0)))
+        better = (z <= max_zenith) & (z < best)
+        best = np.where(better, z, best)
+        which = np.where(better, i, which)
+    return np.where(which >= 0, best, np.nan), which
+
+
+# -----------------------------------------------------------------------------------------------
+# the radiative column (torch, differentiable)
+# -----------------------------------------------------------------------------------------------
+
+
+def _interp_weights(x: torch.Tensor, xl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of the lower bracketing level and the fraction toward the next (unclamped)."""
+    n = xl.numel()
+    if n == 1:
+        return torch.zeros_like(x, dtype=torch.long), torch.zeros_like(x)
+    i = (torch.bucketize(x.detach(), xl.detach()) - 1).clamp(0, n - 2)
+    x0, x1 = xl[i], xl[i + 1]
+    return i, (x - x0) / (x1 - x0)
+
+
+def _profiles(
+    temperature: torch.Tensor,
+    tracer: torch.Tensor,
+    surface_pressure: torch.Tensor,
+    levels: Sequence[float],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Layer pressures, thicknesses (hPa), temperatures, tracer; surface temperature."""
+    lev = torch.as_tensor(np.asarray(levels, dtype="float64"), dtype=temperature.dtype)
+    ps = surface_pressure / 100.0  # hPa
+    s = (torch.arange(N_LAYERS, dtype=temperature.dtype) + 0.5) / N_LAYERS
+    span = (ps - TOP_PRESSURE).unsqueeze(-3)  # (..., 1, H, W)
+    p = TOP_PRESSURE + span * s.view(-1, 1, 1)  # (..., N, H, W)
+    dp = span / N_LAYERS
+    xl = torch.log(lev)
+
+    def at(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if lev.numel() == 1:
+            shape = (*temperature.shape[:-3], x.shape[-3], *temperature.shape[-2:])
+            return temperature.expand(shape), tracer.expand(shape)
+        i, f = _interp_weights(x, xl)
+        t0, t1 = torch.gather(temperature, -3, i), torch.gather(temperature, -3, i + 1)
+        q0, q1 = torch.gather(tracer, -3, i), torch.gather(tracer, -3, i + 1)
+        t = t0 + f.clamp(min=0.0) * (t1 - t0)  # isothermal above the top level, extrapolated
+        q = q0 + f.clamp(0.0, 1.0) * (q1 - q0)
+        above = (x < xl[0]).to(x.dtype)
+        q = q * (1.0 - above + above * torch.exp(2.0 * (x - xl[0]).clamp(max=0.0)))
+        return t, q
+
+    x = torch.log(p)
+    t, q = at(x)
+    t_s, _ = at(torch.log(ps).unsqueeze(-3))
+    return p, dp, t, q, t_s[..., 0, :, :]
+
+
+def _layer_depth(
+    p: torch.Tensor,
+    dp: torch.Tensor,
+    q: torch.Tensor,
+    sec: torch.Tensor,
+    channel: ImagerChannel,
+    scale: float = 1.0,
+) -> torch.Tensor:
+    k = (channel.k_dry + channel.k_tracer * q.clamp(min=0.0)) * scale
+    return sec.unsqueeze(-3) * (dp / 1000.0) * (p / 1000.0) * k
+
+
+def _column(
+    temperature: torch.Tensor,
+    tracer: torch.Tensor,
+    surface_pressure: torch.Tensor,
+    zenith: torch.Tensor,
+    *,
+    levels: Sequence[float],
+    channels: Sequence[str],
+    spectroscopy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[Any]]:
+    p, dp, t, q, t_s = _profiles(temperature, tracer, surface_pressure, levels)
+    sec = 1.0 / torch.cos(torch.deg2rad(zenith.to(t.dtype)))
+    parts = []
+    for name in channels:
+        ch = CHANNELS[name]
+        delta = _layer_depth(p, dp, q, sec, ch, 1.0 + ch.spectroscopy if spectroscopy else 1.0)
+        above = torch.exp(-(torch.cumsum(delta, -3) - delta))
+        weight = above * (1.0 - torch.exp(-delta))
+        surface = torch.exp(-delta.sum(-3))
+        parts.append((weight, surface, above))
+    return p, t, t_s, q, sec, parts
+
+
+def weighting_functions(
+    temperature: torch.Tensor,
+    tracer: torch.Tensor,
+    surface_pressure: torch.Tensor,
+    zenith: torch.Tensor | float,
+    *,
+    levels: Sequence[float],
+    channels: Sequence[str] = tuple(CHANNELS),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The channels' layer weights, the surface weight and the layer pressures.
+
+    Parameters
+    ----------
+    temperature, tracer : Tensor (..., L, H, W)
+        On the pressure ``levels`` (hPa, ascending).
+    surface_pressure : Tensor (..., H, W)
+        Pa.
+    zenith : Tensor (H, W) or float
+        Satellite zenith angle (degrees, finite).
+    levels : sequence of float
+    channels : sequence of str
+
+    Returns
+    -------
+    weight : Tensor (..., S, N, H, W)
+        Weight of each of the ``N`` layers (top to surface) per channel.
+    surface : Tensor (..., S, H, W)
+        Weight of the surface; layer and surface weights sum to one.
+    pressure : Tensor (..., N, H, W)
+        Layer mid-pressures (hPa).
+
+    Examples
+    --------
+    >>> t = torch.tensor([220.0, 250.0, 270.0, 280.0]).view(4, 1, 1)
+    >>> q = torch.tensor([0.05, 0.2, 0.4, 0.5]).view(4, 1, 1)
+    >>> w, s, p = weighting_functions(t, q, torch.full((1, 1), 1.0e5), 0.0,
+    ...                               levels=[250, 500, 700, 850], channels=["wv6.2", "ir10.8"])
+    >>> peak = p[w.argmax(1)[:, 0, 0], 0, 0]
+    >>> bool(peak[0] < 500), float((w.sum(1) + s).max().round(decimals=6))
+    (True, 1.0)
+    """
+    names = _check_channels(channels)
+    z = torch.as_tensor(zenith, dtype=temperature.dtype).expand(surface_pressure.shape[-2:])
+    p, _, _, _, _, parts = _column(
+        temperature, tracer, surface_pressure, z, levels=levels, channels=names
+    )
+    weight = torch.stack([w for w, _, _ in parts], -4)
+    surface = torch.stack([s for _, s, _ in parts], -3)
+    return weight, surface, p
+
+
+def brightness_temperature(
+    temperature: torch.Tensor,
+    tracer: torch.Tensor,
+    surface_pressure: torch.Tensor,
+    zenith: torch.Tensor,
+    *,
+    levels: Sequence[float],
+    channels: Sequence[str] = tuple(CHANNELS),
+    cloud_pressure: torch.Tensor | None = None,
+    cloud_emissivity: torch.Tensor | None = None,
+    spectroscopy: bool = False,
+) -> torch.Tensor:
+    """Brightness temperatures of a column (the nominal operator without clouds).
+
+    Parameters
+    ----------
+    temperature, tracer : Tensor (..., L, H, W)
+        On the pressure ``levels`` (hPa, ascending); temperature in K.
+    surface_pressure : Tensor (..., H, W)
+        Pa.
+    zenith : Tensor (H, W)
+        Satellite zenith angle (degrees); give finite values everywhere (mask afterwards).
+    levels : sequence of float
+    channels : sequence of str
+        Names from :data:`CHANNELS`.
+    cloud_pressure, cloud_emissivity : Tensor (..., H, W), optional
+        Cloud top (hPa; NaN or ``inf`` for clear) and emissivity in [0, 1]: the layers
+        below the top are seen through ``1 − emissivity`` and the top emits at its
+        temperature.
+    spectroscopy : bool, default False
+        Use the truth's perturbed absorption coefficients (the spectroscopy error).
+
+    Returns
+    -------
+    Tensor (..., S, H, W)
+        Brightness temperature (K) per channel.
+
+    Examples
+    --------
+    >>> t = torch.tensor([220.0, 250.0, 270.0, 280.0]).view(4, 1, 1)
+    >>> q = torch.tensor([0.05, 0.2, 0.4, 0.5]).view(4, 1, 1)
+    >>> bt = brightness_temperature(t, q, torch.full((1, 1), 1.0e5), torch.zeros(1, 1),
+    ...                             levels=[250, 500, 700, 850], channels=["wv6.2", "ir10.8"])
+    >>> bool(bt[0] < bt[1] < 290.0)
+    True
+    """
+    names = _check_channels(channels)
+    p, t, t_s, _, _, parts = _column(
+        temperature, tracer, surface_pressure, zenith,
+        levels=levels, channels=names, spectroscopy=spectroscopy,
+    )  # fmt: skip
+    out = []
+    for weight, surface, above in parts:
+        if cloud_pressure is None:
+            out.append((weight * t).sum(-3) + surface * t_s)
+            continue
+        pc = torch.nan_to_num(cloud_pressure, nan=math.inf).unsqueeze(-3)
+        eps = torch.nan_to_num(cloud_emissivity, nan=0.0).unsqueeze(-3)
+        below = (p > pc).to(t.dtype)  # layers under the cloud top
+        seen = 1.0 - eps * below
+        first = below * (torch.cumsum(below, -3) == 1).to(t.dtype)  # first layer below
+        cloud_t = (first * t).sum(-3)
+        cloud_tau = (first * above).sum(-3)
+        cloudy = below.amax(-3)
+        bt = (weight * t * seen).sum(-3) + surface * t_s * (1.0 - eps[..., 0, :, :] * cloudy)
+        out.append(bt + eps[..., 0, :, :] * cloud_tau * cloud_t)
+    return torch.stack(out, -3)
+
+
+# -----------------------------------------------------------------------------------------------
+# clouds (truth)
+# -----------------------------------------------------------------------------------------------
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], passes: int = 3) -> np.ndarray:
+    """Unit-variance noise smoothed by a 1-2-1 filter (periodic in longitude)."""
+    f = rng.standard_normal(shape)
+    for _ in range(passes):
+        f = 0.25 * (np.roll(f, 1, -1) + 2 * f + np.roll(f, -1, -1))
+        f = 0.25 * (np.concatenate([f[:1], f[:-1]]) + 2 * f + np.concatenate([f[1:], f[-1:]]))
+    return f / max(float(f.std()), 1e-12)
+
+
+def _row_zscore(field: np.ndarray) -> np.ndarray:
+    mean = field.mean(-1, keepdims=True)
+    std = field.std(-1, keepdims=True)
+    return (field - mean) / np.maximum(std, 1e-6 * np.abs(mean).max() + 1e-12)
+
+
+def _clouds(
+    temperature: np.ndarray,
+    tracer: np.ndarray,
+    surface_pressure: np.ndarray,
+    levels: np.ndarray,
+    texture: np.ndarray,
+    thin: np.ndarray,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cloud-top pressure (hPa, NaN clear) and emissivity of one state (L, H, W)."""
+    mid = int(np.argmin(np.abs(levels - 600.0)))
+    low = int(np.argmin(np.abs(levels - 800.0)))
+    moist = _row_zscore(tracer[mid])
+    lifted = -_row_zscore(temperature[low])
+    index = 0.6 * moist + 0.4 * lifted + 0.8 * texture
+    cloudy = index > threshold
+    strength = 1.0 / (1.0 + np.exp(-(index - threshold - 0.8)))
+    top = 780.0 - 540.0 * strength  # 780 hPa (low) .. 240 hPa (high)
+    top = np.minimum(top, surface_pressure / 100.0 - 30.0)
+    emis = np.where(top < 400.0, 0.3 + 0.6 * thin, 1.0)  # thin cirrus partly transparent
+    return np.where(cloudy, top, np.nan), np.where(cloudy, emis, 0.0)
+
+
+# -----------------------------------------------------------------------------------------------
+# the synthetic imager (truth → radiances Dataset)
+# -----------------------------------------------------------------------------------------------
+
+
+def _state_at(truth: xr.Dataset, when: np.datetime64) -> xr.Dataset:
+    """The truth at ``when``, linear in time between its two neighbouring states."""
+    times = truth["time"].values
+    j = int(np.searchsorted(times, when))
+    if j < times.size and times[j] == when:
+        return truth.isel(time=j)
+    if j == 0 or j == times.size:
+        raise ImagerError(
+            f"frame time {pd.Timestamp(when)} is outside the truth's times "
+            f"{pd.Timestamp(times[0])}..{pd.Timestamp(times[-1])}"
+        )
+    t0, t1 = times[j - 1], times[j]
+    a = float((when - t0) / (t1 - t0))
+    return truth.isel(time=j - 1) * (1.0 - a) + truth.isel(time=j) * a
+
+
+def _check_truth(truth: xr.Dataset) -> xr.Dataset:
+    if not isinstance(truth, xr.Dataset):
+        raise ImagerError(f"truth must be an xarray.Dataset; got {type(truth).__name__}")
+    missing = [v for v in STATE_VARIABLES if v not in truth.data_vars]
+    if missing:
+        raise ImagerError(
+            f"truth lacks {missing}; the imager needs {list(STATE_VARIABLES)} (temperature and "
+            "passive_tracer on levels, surface_pressure)"
+        )
+    for v in ("temperature", "passive_tracer"):
+        if "level" not in truth[v].dims:
+            raise ImagerError(f"truth[{v!r}] has no 'level' dim; the imager needs its levels")
+    if "time" not in truth.dims:
+        raise ImagerError("truth needs a 'time' dim")
+    return truth[list(STATE_VARIABLES)].transpose("time", "level", "latitude", "longitude")
+
+
+def imager_observations(
+    truth: xr.Dataset,
+    *,
+    satellites: Sequence[float] = (105.0,),
+    channels: Sequence[str] = tuple(CHANNELS),
+    frames: Sequence[float] = (-2.0, 0.0, 2.0),
+    times: Any = None,
+    max_zenith: float = 70.0,
+    clouds: bool = True,
+    bias: bool = True,
+    noise: bool = True,
+    spectroscopy: bool = True,
+    drift: float = 0.0,
+    cloud_threshold: float = 0.35,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Radiances of a synthetic geostationary infrared imager, drawn from a truth.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        The world: ``temperature`` and ``passive_tracer`` on levels, ``surface_pressure``,
+        with a ``time`` dim.
+    satellites : sequence of float, default (105.0,)
+        Sub-satellite longitudes (degrees east).
+    channels : sequence of str
+        Names from :data:`CHANNELS` (default all eight).
+    frames : sequence of float, default (-2, 0, 2)
+        Offsets (hours) of the frames around each analysis time; the truth is linear in
+        time between its states.
+    times : datetime-like or sequence, optional
+        Analysis times. Default: every truth time whose frames lie within the truth's times.
+    max_zenith : float, default 70
+        No data beyond this satellite zenith angle (degrees).
+    clouds, bias, noise, spectroscopy : bool, default True
+        Switch the truth's clouds, channel biases, instrument noise and spectroscopy error
+        (all off: the nominal operator's clear-sky values).
+    drift : float, default 0
+        Slow bias drift (K per 30 days, the same sign for every channel), from the first
+        analysis time.
+    cloud_threshold : float, default 0.35
+        Threshold of the cloud index (higher: fewer clouds; the default gives about 40%).
+    seed : int, default 0
+        Seeds the texture of the clouds and the noise.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``brightness_temperature`` (time, frame, sensor_channel, latitude, longitude) in K,
+        NaN where no satellite sees the pixel; ``zenith_angle`` and ``satellite`` (the index
+        of the satellite used, −1 for none) on (latitude, longitude); ``cloudy`` (truth only:
+        a real system does not know it); ``noise_std`` per channel. Coordinates ``frame``
+        (timedelta) and ``sensor_channel``; the attribute ``satellite_longitudes``.
+
+    Raises
+    ------
+    ImagerError
+        Truth lacking a variable or levels, unknown channel, no frame time inside the truth,
+        no grid point seen by any satellite.
+
+    Examples
+    --------
+    >>> import xfuxi
+    >>> ds = xfuxi.held_suarez("validation", days=2, resolution="T21")  # doctest: +SKIP
+    >>> rad = imager_observations(ds, satellites=[105.0, 225.0])  # doctest: +SKIP
+    """
+    truth = _check_truth(truth)
+    names = _check_channels(channels)
+    offsets = np.asarray(frames, dtype="float64")
+    if offsets.ndim != 1 or offsets.size == 0 or not np.all(np.isfinite(offsets)):
+        raise ImagerError(f"frames must be a non-empty sequence of hours; got {frames}")
+    deltas = (offsets * 3600e9).round().astype("int64").astype("m8[ns]")
+    all_times = np.asarray(truth["time"].values, dtype="M8[ns]")
+    if times is None:
+        ok = [t for t in all_times if t + deltas.min() >= all_times[0]
+              and t + deltas.max() <= all_times[-1]]  # fmt: skip
+        if not ok:
+            raise ImagerError(
+                f"no truth time has all frames {offsets.tolist()} h inside the truth's times"
+            )
+        an_times = np.asarray(ok, dtype="M8[ns]")
+    else:
+        an_times = np.asarray(pd.to_datetime(np.atleast_1d(times)).values, dtype="M8[ns]")
+    lat = truth["latitude"].values
+    lon = truth["longitude"].values
+    levels = truth["level"].values.astype("float64")
+    zen, sat = zenith_angle(lat, lon, satellites=satellites, max_zenith=max_zenith)
+    seen = sat >= 0
+    if not seen.any():
+        raise ImagerError(
+            f"no grid point is seen by the satellites {list(satellites)} within "
+            f"{max_zenith} degrees of zenith"
+        )
+    zen_t = torch.as_tensor(np.where(seen, zen, 0.0))
+    rng = np.random.default_rng(seed)
+    shape2 = (lat.size, lon.size)
+    bt = np.full((an_times.size, offsets.size, len(names), *shape2), np.nan)
+    cloudy = np.zeros((an_times.size, offsets.size, *shape2), dtype=bool)
+    sec = 1.0 / np.cos(np.radians(np.where(seen, zen, 0.0)))
+    for i, t in enumerate(an_times):
+        base_texture = _smooth_noise(rng, shape2)
+        thin = 1.0 / (1.0 + np.exp(-_smooth_noise(rng, shape2)))
+        for f, d in enumerate(deltas):
+            state = _state_at(truth, t + d)
+            temp = np.asarray(state["temperature"].values, dtype="float64")
+            trac = np.asarray(state["passive_tracer"].values, dtype="float64")
+            ps = np.asarray(state["surface_pressure"].values, dtype="float64")
+            pc = em = None
+            if clouds:
+                texture = 0.85 * base_texture + 0.5 * _smooth_noise(rng, shape2)
+                top, emis = _clouds(temp, trac, ps, levels, texture, thin, cloud_threshold)
+                cloudy[i, f] = np.isfinite(top) & seen
+                pc, em = torch.as_tensor(top), torch.as_tensor(emis)
+            with torch.no_grad():
+                kw = dict(levels=levels, channels=names)
+                clear = brightness_temperature(
+                    torch.as_tensor(temp), torch.as_tensor(trac), torch.as_tensor(ps), zen_t,
+                    spectroscopy=spectroscopy, **kw,
+                ).numpy()  # fmt: skip
+                value = (
+                    clear
+                    if pc is None
+                    else brightness_temperature(
+                        torch.as_tensor(temp), torch.as_tensor(trac), torch.as_tensor(ps),
+                        zen_t, cloud_pressure=pc, cloud_emissivity=em,
+                        spectroscopy=spectroscopy, **kw,
+                    ).numpy()
+                )  # fmt: skip
+            for c, name in enumerate(names):
+                ch = CHANNELS[name]
+                v = value[c]
+                if bias:
+                    b0, bz, bs = ch.bias
+                    days = float((t + d - an_times[0]) / np.timedelta64(1, "D"))
+                    v = v + b0 + bz * (sec - 1.0) + bs * (clear[c] - 250.0) / 50.0
+                    v = v + drift * days / 30.0
+                if noise:
+                    v = v + ch.noise * rng.standard_normal(shape2)
+                bt[i, f, c] = np.where(seen, v, np.nan)
+    coords = {
+        "time": an_times,
+        "frame": deltas,
+        "sensor_channel": list(names),
+        "latitude": lat,
+        "longitude": lon,
+    }
+    ds = xr.Dataset(
+        {
+            "brightness_temperature": (
+                ("time", "frame", "sensor_channel", "latitude", "longitude"),
+                bt,
+                {"units": "K", "long_name": "brightness temperature"},
+            ),
+            "zenith_angle": (("latitude", "longitude"), zen, {"units": "degree"}),
+            "satellite": (("latitude", "longitude"), sat),
+            "cloudy": (
+                ("time", "frame", "latitude", "longitude"),
+                cloudy,
+                {"description": "truth only: a real system does not know where clouds are"},
+            ),
+            "noise_std": (
+                "sensor_channel",
+                np.array([CHANNELS[n].noise for n in names]),
+                {"units": "K"},
+            ),
+        },
+        coords=coords,
+    )
+    ds.attrs.update(
+        {
+            "instrument": "xfuxi synthetic geostationary imager (AGRI-like)",
+            "max_zenith": float(max_zenith),
+            "clouds": int(clouds),
+            "bias": int(bias),
+            "noise": int(noise),
+            "spectroscopy": int(spectroscopy),
+            "drift_K_per_30_days": float(drift),
+            "seed": int(seed),
+            "satellite_longitudes": [float(x) for x in np.atleast_1d(satellites)],
+        }
+    )
+    return ds
+
+
+def check_radiances(
+    radiances: xr.Dataset,
+    *,
+    latitude: Any = None,
+    longitude: Any = None,
+    channels: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Check a radiances Dataset (from :func:`imager_observations`) and return it.
+
+    Parameters
+    ----------
+    radiances : xarray.Dataset
+    latitude, longitude : array-like, optional
+        The model grid the radiances must be on.
+    channels : sequence of str, optional
+        Channels that must all be present (in any order).
+
+    Raises
+    ------
+    ImagerError
+        Not a radiances Dataset, an unknown channel, radiances on another grid, a required
+        channel absent, or every pixel missing.
+    """
+    if not isinstance(radiances, xr.Dataset) or "brightness_temperature" not in radiances:
+        raise ImagerError(
+            "radiances must be an xarray.Dataset with 'brightness_temperature' (from "
+            "xfuxi.imager_observations)"
+        )
+    bt = radiances["brightness_temperature"]
+    need = {"sensor_channel", "latitude", "longitude"}
+    if not need <= set(bt.dims) or "zenith_angle" not in radiances:
+        raise ImagerError(
+            f"brightness_temperature needs dims {sorted(need)} (has {bt.dims}) and the "
+            "Dataset a 'zenith_angle'"
+        )
+    _check_channels(radiances["sensor_channel"].values.tolist())
+    for name, grid in (("latitude", latitude), ("longitude", longitude)):
+        if grid is None:
+            continue
+        have = np.asarray(radiances[name].values, dtype="float64")
+        want = np.asarray(grid, dtype="float64")
+        if have.shape != want.shape or not np.allclose(have, want, atol=1e-6):
+            raise ImagerError(
+                f"radiances are on another grid: their {name} has {have.size} values "
+                f"({have[:3].round(3).tolist()}...), the model's {want.size} "
+                f"({want[:3].round(3).tolist()}...); make them on the model grid"
+            )
+    if channels is not None:
+        have_ch = radiances["sensor_channel"].values.tolist()
+        absent = [c for c in channels if c not in have_ch]
+        if absent:
+            raise ImagerError(f"radiances lack channel(s) {absent}; they have {have_ch}")
+    if not bool(np.isfinite(bt.values).any()):
+        raise ImagerError(
+            "every pixel of brightness_temperature is missing (NaN): there is nothing to assimilate"
+        )
+    return radiances
+
+
+# -----------------------------------------------------------------------------------------------
+# the nominal operator on model tensors
+# -----------------------------------------------------------------------------------------------
+
+
+def _state_indices(
+    model_channels: Sequence[tuple[str, float | None]],
+) -> tuple[list[int], list[int], int, list[float]]:
+    chans = [(str(v), None if lv is None else float(lv)) for v, lv in model_channels]
+    t_lev = sorted(lv for v, lv in chans if v == "temperature" and lv is not None)
+    q_lev = sorted(lv for v, lv in chans if v == "passive_tracer" and lv is not None)
+    if not t_lev or t_lev != q_lev or ("surface_pressure", None) not in chans:
+        raise ImagerError(
+            "the imager's operator needs temperature and passive_tracer on the same levels "
+            f"and surface_pressure among the model's channels; got temperature {t_lev}, "
+            f"passive_tracer {q_lev}, surface_pressure "
+            f"{('surface_pressure', None) in chans}"
+        )
+    ti = [chans.index(("temperature", lv)) for lv in t_lev]
+    qi = [chans.index(("passive_tracer", lv)) for lv in t_lev]
+    return ti, qi, chans.index(("surface_pressure", None)), t_lev
+
+
+class NominalImager(torch.nn.Module):
+    """The nominal operator on model states: ``(..., C, H, W)`` → ``(..., S, H, W)`` (K).
+
+    Clear-sky, no bias, no noise, nominal absorption; differentiable in the state.
+
+    Parameters
+    ----------
+    model_channels : sequence of (variable, level)
+        The model's channel order (physical units).
+    zenith : array-like (H, W)
+        Zenith angles (degrees); NaN pixels give NaN.
+    channels : sequence of str
+        Imager channels.
+    """
+
+    def __init__(
+        self,
+        model_channels: Sequence[tuple[str, float | None]],
+        zenith: Any,
+        *,
+        channels: Sequence[str] = tuple(CHANNELS),
+    ) -> None:
+        super().__init__()
+        self.channels = _check_channels(channels)
+        self.t_index, self.q_index, self.ps_index, self.levels = _state_indices(model_channels)
+        z = torch.as_tensor(np.asarray(zenith, dtype="float64"))
+        self.register_buffer("mask", torch.isfinite(z), persistent=False)
+        self.register_buffer("zenith", torch.nan_to_num(z, nan=0.0), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bt = brightness_temperature(
+            x[..., self.t_index, :, :],
+            x[..., self.q_index, :, :],
+            x[..., self.ps_index, :, :],
+            self.zenith.to(x.dtype),
+            levels=self.levels,
+            channels=self.channels,
+        )
+        nan = torch.full((), float("nan"), dtype=bt.dtype)
+        return torch.where(self.mask, bt, nan)
+
+
+def radiance_table(
+    radiances: xr.Dataset,
+    *,
+    error: float | Mapping[str, float] = 1.0,
+    frames: Sequence[float] | None = (0.0,),
+) -> xr.Dataset:
+    """The radiances in the observation layout (one row per pixel, channel and frame).
+
+    Missing pixels (NaN) are left out. ``variable`` is ``"brightness_temperature"`` and
+    ``level`` NaN; coordinates ``sensor_channel``, ``zenith_angle``, ``satellite`` (and
+    ``cloudy`` when the Dataset has it) say what each row is. Build the operator for the
+    rows with :func:`radiance_operator` and pass both to En4DVar's core as an ``ObsSlot``.
+
+    Parameters
+    ----------
+    radiances : xarray.Dataset
+        From :func:`imager_observations`.
+    error : float or mapping channel → float, default 1.0
+        Observation-error std (K) per channel (noise plus the operator's own error).
+    frames : sequence of float or None, default (0,)
+        Frame offsets (hours) to keep; None for all.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    from .sets import make_observations
+
+    radiances = check_radiances(radiances)
+    bt = radiances["brightness_temperature"]
+    if "time" not in bt.dims:
+        bt = bt.expand_dims(time=[np.datetime64("NaT", "ns")])
+    if "frame" not in bt.dims:
+        bt = bt.expand_dims(frame=[np.timedelta64(0, "ns")])
+    if frames is not None:
+        want = (np.asarray(frames, dtype="float64") * 3600e9).round().astype("int64")
+        have = bt["frame"].values.astype("m8[ns]").astype("int64")
+        absent = [f for f, w in zip(frames, want) if w not in have]
+        if absent:
+            raise ImagerError(f"radiances have no frame(s) {absent} h")
+        bt = bt.isel(frame=[int(np.flatnonzero(have == w)[0]) for w in want])
+    bt = bt.transpose("time", "frame", "sensor_channel", "latitude", "longitude")
+    v = bt.values
+    it, fr, ch, la, lo = np.nonzero(np.isfinite(v))
+    if it.size == 0:
+        raise ImagerError("every pixel of the selected frames is missing: nothing to assimilate")
+    names = bt["sensor_channel"].values.astype(str)
+    errs = np.array(
+        [float(error[n]) if isinstance(error, Mapping) else float(error) for n in names]
+    )
+    when = bt["time"].values[it] + bt["frame"].values[fr]
+    table = make_observations(
+        v[it, fr, ch, la, lo],
+        error=errs[ch],
+        time=when,
+        latitude=bt["latitude"].values[la],
+        longitude=bt["longitude"].values[lo],
+        variable="brightness_temperature",
+    )
+    zen = radiances["zenith_angle"].values
+    extra = {
+        "sensor_channel": ("obs", names[ch]),
+        "zenith_angle": ("obs", zen[la, lo]),
+        "pixel_latitude_index": ("obs", la),
+        "pixel_longitude_index": ("obs", lo),
+    }
+    if "satellite" in radiances:
+        extra["satellite"] = ("obs", radiances["satellite"].values[la, lo])
+    if "cloudy" in radiances:
+        cl = radiances["cloudy"].transpose("time", "frame", "latitude", "longitude")
+        if frames is not None:
+            cl = cl.sel(frame=bt["frame"].values)
+        extra["cloudy"] = ("obs", cl.values[it, fr, la, lo])
+    return table.assign_coords(extra)
+
+
+class RadianceOperator(torch.nn.Module):
+    """The nominal operator at observed pixels: ``(..., C, H, W)`` → ``(..., m)``.
+
+    Nonlinear (clear-sky radiative transfer) and differentiable; usable as the operator of
+    an En4DVar observation slot (it has :meth:`subset`). Built by
+    :func:`radiance_operator`.
+    """
+
+    def __init__(
+        self,
+        model_channels: Sequence[tuple[str, float | None]],
+        grid_shape: tuple[int, int],
+        *,
+        sensor_channel: Sequence[str],
+        lat_index: Any,
+        lon_index: Any,
+        zenith: Any,
+    ) -> None:
+        super().__init__()
+        self.model_channels = tuple(model_channels)
+        self.grid_shape = tuple(int(g) for g in grid_shape)
+        self.sensor_channel = np.asarray(sensor_channel, dtype=str)
+        self.names = _check_channels(sorted(set(self.sensor_channel.tolist())))
+        self.t_index, self.q_index, self.ps_index, self.levels = _state_indices(model_channels)
+        self.lat_index = torch.as_tensor(np.asarray(lat_index, dtype="int64"))
+        self.lon_index = torch.as_tensor(np.asarray(lon_index, dtype="int64"))
+        self.channel_index = torch.as_tensor(
+            np.array([self.names.index(c) for c in self.sensor_channel], dtype="int64")
+        )
+        self.zenith = torch.as_tensor(np.asarray(zenith, dtype="float64"))
+        if not torch.isfinite(self.zenith).all():
+            raise ImagerError("an observed pixel has no zenith angle (NaN)")
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.lat_index.numel())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = len(self.model_channels)
+        if tuple(x.shape[-3:]) != (c, *self.grid_shape):
+            raise ValueError(
+                f"expected states (..., {(c, *self.grid_shape)}); got {tuple(x.shape)}"
+            )
+        li, lo = self.lat_index, self.lon_index
+        t = x[..., self.t_index, :, :][..., li, lo].unsqueeze(-1)  # (..., L, m, 1)
+        q = x[..., self.q_index, :, :][..., li, lo].unsqueeze(-1)
+        ps = x[..., self.ps_index, :, :][..., li, lo].unsqueeze(-1)  # (..., m, 1)
+        zen = self.zenith.to(x.dtype).unsqueeze(-1)
+        bt = brightness_temperature(t, q, ps, zen, levels=self.levels, channels=self.names)
+        bt = bt[..., 0]  # (..., S, m)
+        idx = self.channel_index.expand(*bt.shape[:-2], 1, -1)
+        return torch.gather(bt, -2, idx)[..., 0, :]
+
+    def subset(self, keep: Any) -> RadianceOperator:
+        """The operator restricted to the rows selected by ``keep`` (bool mask or index)."""
+        k = np.asarray(keep)
+        return RadianceOperator(
+            self.model_channels,
+            self.grid_shape,
+            sensor_channel=self.sensor_channel[k],
+            lat_index=self.lat_index.numpy()[k],
+            lon_index=self.lon_index.numpy()[k],
+            zenith=self.zenith.numpy()[k],
+        )
+
+
+def radiance_operator(
+    table: xr.Dataset,
+    *,
+    channels: Sequence[tuple[str, float | None]],
+    latitude: Any,
+    longitude: Any,
+) -> RadianceOperator:
+    """The nominal operator for the rows of :func:`radiance_table` on a model grid.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        Rows from :func:`radiance_table`.
+    channels : sequence of (variable, level)
+        The model's channels (temperature and passive_tracer on levels, surface_pressure).
+    latitude, longitude : array-like
+        The model grid; every row must be at one of its points.
+
+    Raises
+    ------
+    ImagerError
+        A row is not at a grid point (radiances on another grid), or the model lacks the
+        variables the operator reads.
+    """
+    lat = np.asarray(latitude, dtype="float64")
+    lon = np.asarray(longitude, dtype="float64") % 360.0
+    ola = table["latitude"].values
+    olo = table["longitude"].values % 360.0
+    li = np.abs(ola[:, None] - lat[None, :]).argmin(1)
+    lo = np.abs(((olo[:, None] - lon[None, :]) + 180.0) % 360.0 - 180.0).argmin(1)
+    off = (np.abs(lat[li] - ola) > 1e-6) | (np.abs((lon[lo] - olo + 180.0) % 360.0 - 180.0) > 1e-6)
+    if off.any():
+        j = int(np.flatnonzero(off)[0])
+        raise ImagerError(
+            f"{int(off.sum())} radiance(s) are not at a point of the model grid (radiances on "
+            f"another grid), e.g. latitude {ola[j]:.4f}, longitude {olo[j]:.4f}"
+        )
+    return RadianceOperator(
+        channels,
+        (lat.size, lon.size),
+        sensor_channel=table["sensor_channel"].values.astype(str),
+        lat_index=li,
+        lon_index=lo,
+        zenith=table["zenith_angle"].values,
+    )

@@ -1,0 +1,426 @@
+"""Training FuXi-DA: backgrounds from FuXi forecasts, radiances from the imager, truth as target.
+
+For each analysis time ``t`` of a truth run and each background lead ``L`` (6-hour steps),
+the background is the frozen forecast model's forecast from the truth at ``t − LΔ`` (its
+earlier input ``t − (L+1)Δ``), and the radiances are drawn from the truth by the imager
+(:func:`xfuxi.observations.imager.imager_observations`, with its clouds, biases and noise).
+The network's analysis ``x_a = x_b + δ`` is scored against the truth by
+
+    L = L_0 + (1/K) Σ_{k=1..K} L_k,
+
+``L_0`` the latitude-weighted L1 of ``x_a`` (normalised by the channels' std) and ``L_k`` that
+of the ``k``-th 6-hour forecast from ``x_a`` through the FROZEN forecast model (gradients
+flow through it, its weights do not change; its earlier input is the background's previous
+step). ``K = 0`` trains on the analysis alone. The optimizer is AdamW with a cosine decay.
+The CORR variant is the same network without the observation branch.
+
+Training is resumable: ``checkpoint_dir/latest`` holds the network, the optimizer, the
+random state and the history as one checkpoint (:mod:`xfuxi.models.checkpoint`).
+See the documentation (docs/fuxi_da.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..assimilation.da import da_inputs
+from ..data.channels import stack
+from ..models.base import ForecastModel
+from ..models.fuxi_da import (
+    FRAME_EXTRAS,
+    POSITION_INPUTS,
+    FuXiDA,
+    FuXiDANet,
+    da_model_files,
+    da_model_from_files,
+)
+from ..models.training_state import (
+    check_training_directory,
+    load_training_state,
+    save_training_state,
+)
+from ..observations.imager import imager_observations
+from ..options import progress_enabled
+from ..verify.weights import area_weights
+from .da_config import DAConfig
+
+__all__ = [
+    "DAConfig",
+    "DASamples",
+    "da_loss",
+    "new_da_network",
+    "prepare_da_samples",
+    "train_da",
+]
+
+log = logging.getLogger(__name__)
+
+_STATE_FORMAT = "xfuxi-da-trainer/1"
+_STATE_KIND = "da-training"
+
+
+def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
+    """A new (untrained) FuXi-DA network for ``model``'s channels, grid and stats."""
+    s = len(config.sensor_channels)
+    n_obs = len(config.frames) * (2 * s + FRAME_EXTRAS) + POSITION_INPUTS
+    torch.manual_seed(config.seed)
+    net = FuXiDANet(
+        model.n_channels,
+        n_obs if config.observations else 0,
+        width=config.width,
+        scales=config.scales,
+    )
+    return FuXiDA(
+        net,
+        channels=model.channels,
+        latitude=model.latitude,
+        longitude=model.longitude,
+        stats=model.stats,
+        sensor_channels=config.sensor_channels if config.observations else (),
+        frames=config.frames,
+        satellites=config.satellites,
+        zenith_input=config.zenith_input,
+        position_input=config.position_input,
+        name=config.name,
+    )
+
+
+@dataclasses.dataclass
+class DASamples:
+    """Prepared training samples (tensors on the CPU).
+
+    ``truth`` (T, C, H, W) holds the whole run; sample ``j`` is analysis time index
+    ``index[j]`` with background ``background[j]`` (lead ``lead[j]``), its previous step
+    ``previous[j]`` and observation features ``observations[time_slot[j]]``.
+    """
+
+    truth: torch.Tensor
+    index: np.ndarray
+    lead: np.ndarray
+    background: torch.Tensor
+    previous: torch.Tensor
+    time_slot: np.ndarray
+    observations: torch.Tensor | None
+    times: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+
+def prepare_da_samples(
+    truth: xr.Dataset,
+    model: ForecastModel,
+    network: FuXiDA,
+    *,
+    leads: tuple[int, ...],
+    forecast_steps: int,
+    radiances: xr.Dataset | None = None,
+    clear_only: bool = False,
+    seed: int = 0,
+    batch_size: int = 16,
+) -> DASamples:
+    """Backgrounds (forecasts of the frozen model), radiances and targets for training.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        A regular 6-hourly truth run with the model's variables (and those the imager
+        reads).
+    model : ForecastModel
+        The frozen forecast model.
+    network : FuXiDA
+        The network to train (its channels, frames and satellites).
+    leads : tuple of int
+    forecast_steps : int
+        ``K``: the truth must reach ``K`` steps after each analysis time.
+    radiances : xarray.Dataset, optional
+        Radiances at the analysis times (default: drawn with the imager from the truth,
+        seeded with ``seed``).
+    clear_only : bool, default False
+        Set cloudy pixels (the truth's cloud flag) missing.
+
+    Raises
+    ------
+    ValueError
+        The truth is too short for the leads, frames and forecast steps.
+    """
+    arr = stack(truth, model.channels).transpose("time", "channel", "latitude", "longitude")
+    data = torch.as_tensor(np.asarray(arr.values, dtype="float32"))
+    times = truth["time"].values
+    n = data.shape[0]
+    step_h = model.timestep_hours
+    frame_pad = int(math.ceil(max(abs(f) for f in network.frames) / step_h))
+    first = max(leads) + 1
+    last = n - 1 - max(forecast_steps, frame_pad)
+    first = max(first, frame_pad)
+    if last < first:
+        raise ValueError(
+            f"the truth has {n} times; leads {list(leads)}, {forecast_steps} forecast steps "
+            f"and frames {list(network.frames)} h need at least "
+            f"{max(leads) + 2 + max(forecast_steps, frame_pad)}"
+        )
+    idx = np.arange(first, last + 1)
+    an_times = times[idx]
+    obs = None
+    if network.uses_observations:
+        if radiances is None:
+            radiances = imager_observations(
+                truth, satellites=network.satellites, channels=network.sensor_channels,
+                frames=network.frames, times=an_times, seed=seed,
+            )  # fmt: skip
+        if clear_only:
+            bt = radiances["brightness_temperature"].where(~radiances["cloudy"])
+            radiances = radiances.assign(brightness_temperature=bt)
+        _, obs = da_inputs(truth.sel(time=an_times), radiances, network, times=an_times)
+    bgs, prevs, index, lead_of, slot = [], [], [], [], []
+    with torch.no_grad():
+        for lead in leads:
+            for i in range(0, idx.size, batch_size):
+                j = idx[i : i + batch_size]
+                prev, cur = data[j - lead - 1], data[j - lead]
+                for _ in range(lead):
+                    nxt = model(torch.stack([prev, cur], 1))
+                    prev, cur = cur, nxt
+                bgs.append(cur)
+                prevs.append(prev)
+                index.append(j)
+                lead_of.append(np.full(j.size, lead))
+                slot.append(np.arange(i, i + j.size))
+    return DASamples(
+        truth=data,
+        index=np.concatenate(index),
+        lead=np.concatenate(lead_of),
+        background=torch.cat(bgs),
+        previous=torch.cat(prevs),
+        time_slot=np.concatenate(slot),
+        observations=obs,
+        times=an_times,
+    )
+
+
+def da_loss(
+    network: FuXiDA,
+    model: ForecastModel,
+    samples: DASamples,
+    pick: np.ndarray,
+    *,
+    forecast_steps: int,
+    weights: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """``L_0 + (1/K) Σ L_k`` on the samples ``pick``; the parts as floats (``l0``, ``lk``)."""
+    xb = samples.background[pick]
+    obs = None if samples.observations is None else samples.observations[samples.time_slot[pick]]
+    xa = xb + network(xb, obs)
+    std = network._std  # the channels' std: the L1 is of normalised fields
+
+    def l1(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (((x - target) / std).abs() * weights).mean()
+
+    t_idx = torch.as_tensor(samples.index[pick])
+    loss0 = l1(xa, samples.truth[t_idx])
+    parts = {"l0": float(loss0.detach())}
+    loss = loss0
+    if forecast_steps > 0:
+        prev, cur = samples.previous[pick], xa
+        lk = torch.zeros(())
+        for k in range(1, forecast_steps + 1):
+            nxt = model(torch.stack([prev, cur], 1))
+            lk = lk + l1(nxt, samples.truth[t_idx + k])
+            prev, cur = cur, nxt
+        lk = lk / forecast_steps
+        parts["lk"] = float(lk.detach())
+        loss = loss + lk
+    return loss, parts
+
+
+def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings a resumed run must share (not the wall-time limit or the logging)."""
+    return {k: v for k, v in config.items() if k not in ("max_minutes", "resume", "log_every")}
+
+
+def train_da(
+    truth: xr.Dataset,
+    model: ForecastModel,
+    *,
+    config: DAConfig | dict[str, Any] | None = None,
+    network: FuXiDA | None = None,
+    radiances: xr.Dataset | None = None,
+    validation: xr.Dataset | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool | None = None,
+) -> tuple[FuXiDA, dict[str, list[float]]]:
+    """Train a FuXi-DA network (or its CORR variant) with the joint loss.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        A regular 6-hourly truth run (the world): backgrounds are forecasts from it,
+        radiances are drawn from it, and it is the target.
+    model : ForecastModel
+        The forecast model; frozen (its weights are not modified).
+    config : DAConfig or dict, optional
+        The run's settings (default ``DAConfig()``), saved with every checkpoint.
+    network : FuXiDA, optional
+        Starting network (default: a new one from the config); trained in place.
+    radiances : xarray.Dataset, optional
+        Radiances at the analysis times (default: drawn by the imager with ``config.seed``).
+    validation : xarray.Dataset, optional
+        A held-back truth run: the analysis L1 (``L_0``) on up to 16 of its samples is
+        logged every ``config.val_every`` steps.
+    checkpoint_dir : path-like, optional
+        ``checkpoint_dir/latest`` is written every ``config.checkpoint_every`` steps and at
+        the end; with ``config.resume`` a run continues from it exactly.
+    progress : bool, optional
+
+    Returns
+    -------
+    network : FuXiDA
+        In eval mode, with its training settings in ``metadata``.
+    history : dict
+        ``step``, ``loss``, ``l0``, ``lk`` per step; ``val_step``, ``val_l0``.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = config if isinstance(config, DAConfig) else DAConfig.from_dict(config or {})
+    net = network if network is not None else new_da_network(cfg, model)
+    if tuple(net.channels) != tuple(model.channels):
+        raise ValueError(
+            f"the network's channels differ from the forecast model {model.name!r}'s; train a "
+            "network for this model"
+        )
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None:
+        check_training_directory(ckpt / "latest", kind=_STATE_KIND)
+    saved = None
+    if cfg.resume and ckpt is not None:
+        saved = load_training_state(ckpt / "latest", kind=_STATE_KIND, state_format=_STATE_FORMAT)
+    history: dict[str, list[float]] = {
+        k: [] for k in ("step", "loss", "l0", "lk", "val_step", "val_l0")
+    }
+    start = 0
+    if saved is not None:
+        if _run_settings(saved.state.get("config") or {}) != _run_settings(cfg.to_dict()):
+            raise ValueError(
+                f"{saved.path} holds a run with other settings; use another checkpoint "
+                "directory or the same config"
+            )
+        net.net.load_state_dict(da_model_from_files(saved.files, saved.path).net.state_dict())
+        start = int(saved.state["step"])
+        history = saved.state["history"]
+        log.info("resumed FuXi-DA training from %s at step %d", saved.path, start)
+
+    mode = model.training
+    req = [p.requires_grad for p in model.parameters()]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    t0 = time.monotonic()
+    samples = prepare_da_samples(
+        truth, model, net, leads=cfg.leads, forecast_steps=cfg.forecast_steps,
+        radiances=radiances, clear_only=cfg.clear_only, seed=cfg.seed,
+    )  # fmt: skip
+    val = None
+    if validation is not None:
+        val = prepare_da_samples(
+            validation, model, net, leads=cfg.leads[:1], forecast_steps=0,
+            clear_only=cfg.clear_only, seed=cfg.seed + 1,
+        )  # fmt: skip
+    log.info("prepared %d samples in %.0f s", len(samples), time.monotonic() - t0)
+    weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32)
+    weights = weights.view(1, 1, -1, 1)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(1.0, (start + i) / max(1, cfg.steps))))
+    )
+    rng = np.random.default_rng([cfg.seed, 7])
+    if saved is not None:
+        saved.restore_optimizer(opt, param_groups=False)
+        rng.bit_generator.state = saved.state["rng"]
+
+    def _validate(step: int) -> None:
+        if val is None:
+            return
+        net.eval()
+        pick = np.linspace(0, len(val) - 1, min(16, len(val))).round().astype(int)
+        with torch.no_grad():
+            _, parts = da_loss(net, model, val, pick, forecast_steps=0, weights=weights)
+        net.train()
+        history["val_step"].append(step)
+        history["val_l0"].append(parts["l0"])
+        log.info("step %d: validation analysis L1 %.5f", step, parts["l0"])
+
+    def _save(step: int) -> None:
+        if ckpt is None:
+            return
+        ckpt.mkdir(parents=True, exist_ok=True)
+        net.metadata = {"step": step, "base_model": model.name, "train_config": cfg.to_dict()}
+        save_training_state(
+            ckpt / "latest", da_model_files(net), optimizer=opt,
+            state={"step": step, "history": history, "rng": rng.bit_generator.state,
+                   "config": cfg.to_dict()},
+            kind=_STATE_KIND, state_format=_STATE_FORMAT,
+        )  # fmt: skip
+
+    bar = tqdm(
+        total=cfg.steps, initial=start, desc="train FuXi-DA", disable=not progress_enabled(progress)
+    )
+    step = start
+    t_start = time.monotonic()
+    net.train()
+    try:
+        if start == 0:
+            _validate(0)
+        while step < cfg.steps:
+            pick = rng.choice(
+                len(samples), size=cfg.batch_size, replace=len(samples) < cfg.batch_size
+            )
+            loss, parts = da_loss(
+                net, model, samples, pick, forecast_steps=cfg.forecast_steps, weights=weights
+            )
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at step {step}: {parts}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            history["step"].append(step)
+            history["loss"].append(float(loss.detach()))
+            history["l0"].append(parts["l0"])
+            history["lk"].append(parts.get("lk", float("nan")))
+            bar.update(1)
+            bar.set_postfix(l0=f"{parts['l0']:.4f}")
+            if step % cfg.log_every == 0:
+                log.info(
+                    "step %d: loss %.5f, L0 %.5f (means of the last %d), %.2f s/step", step,
+                    float(np.mean(history["loss"][-cfg.log_every :])),
+                    float(np.mean(history["l0"][-cfg.log_every :])), cfg.log_every,
+                    (time.monotonic() - t_start) / max(1, step - start),
+                )  # fmt: skip
+            if step % cfg.val_every == 0:
+                _validate(step)
+            if step % cfg.checkpoint_every == 0:
+                _save(step)
+            if cfg.max_minutes is not None and time.monotonic() - t_start > 60 * cfg.max_minutes:
+                log.info("stopping after %.1f min at step %d", cfg.max_minutes, step)
+                break
+        if not history["val_step"] or history["val_step"][-1] != step:
+            _validate(step)
+        _save(step)
+    finally:
+        bar.close()
+        model.train(mode)
+        for p, r in zip(model.parameters(), req):
+            p.requires_grad_(r)
+    net.metadata = {"step": step, "base_model": model.name, "train_config": cfg.to_dict()}
+    return net.eval(), history

@@ -1,0 +1,97 @@
+"""The settings of a FuXi-DA training run (frozen; saved as JSON; the flags of ``xfuxi train-da``).
+
+Kept apart from :mod:`xfuxi.training.da` so that the command line builds its flags without
+importing torch. See :func:`xfuxi.training.da.train_da` and the documentation
+(docs/fuxi_da.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ..config import Config, field
+
+__all__ = ["IMAGER_CHANNEL_NAMES", "DAConfig"]
+
+#: the imager's channels (xfuxi.observations.imager.CHANNELS, named here without torch)
+IMAGER_CHANNEL_NAMES = ("ir3.7", "wv6.2", "wv6.9", "wv7.4", "ir8.5", "ir10.8", "ir12.0", "co2_13.3")
+
+
+@dataclasses.dataclass(frozen=True)
+class DAConfig(Config):
+    """Settings of a FuXi-DA training run (see :func:`train_da`; flags of ``xfuxi train-da``).
+
+    Examples
+    --------
+    >>> cfg = DAConfig(steps=5, forecast_steps=0)
+    >>> DAConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    >>> DAConfig(leads=())
+    Traceback (most recent call last):
+    ...
+    ValueError: DAConfig.leads must be positive integers (6-hour steps); got ()
+    """
+
+    steps: int = field(500, help="optimizer steps")
+    batch_size: int = field(4, help="samples per step")
+    lr: float = field(1e-3, help="peak AdamW learning rate (cosine decay)")
+    weight_decay: float = field(0.01, help="AdamW weight decay")
+    leads: tuple[int, ...] = field((1, 2), help="background leads (6-hour steps)")
+    forecast_steps: int = field(
+        2, help="K: 6-hour forecast steps through the frozen model in the loss (0: none)"
+    )
+    observations: bool = field(True, help="assimilate radiances (False: the CORR variant)")
+    sensor_channels: tuple[str, ...] = field(IMAGER_CHANNEL_NAMES, help="imager channels")
+    frames: tuple[float, ...] = field((-2.0, 0.0, 2.0), help="frame offsets (hours)")
+    satellites: tuple[float, ...] = field((105.0,), help="sub-satellite longitudes")
+    zenith_input: bool = field(True, help="give the network the zenith angle (ablation)")
+    position_input: bool = field(True, help="give the network position and time (ablation)")
+    clear_only: bool = field(False, help="drop cloudy pixels (truth cloud flag; ablation)")
+    width: int = field(24, help="feature channels of a new network")
+    scales: int = field(3, help="scales of a new network's U-Net")
+    grad_clip: float = field(1.0, help="clip the gradient norm to this")
+    max_minutes: float | None = field(None, help="stop training after this wall time")
+    checkpoint_every: int = field(50, help="steps between checkpoints")
+    val_every: int = field(50, help="steps between validations")
+    log_every: int = field(10, help="steps between log lines")
+    resume: bool = field(True, help="resume from checkpoint_dir/latest if it holds this run")
+    seed: int = field(0, help="seeds the initialisation, the sample order and the imager")
+    name: str = field("fuxi-da", help="name of a new network")
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for label, low in (
+            ("steps", 0), ("batch_size", 1), ("forecast_steps", 0), ("width", 1),
+            ("scales", 1), ("checkpoint_every", 1), ("val_every", 1), ("log_every", 1),
+            ("seed", 0),
+        ):  # fmt: skip
+            v = getattr(self, label)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{owner}.{label} must be an integer >= {low}; got {v!r}")
+        for label in ("leads", "sensor_channels", "frames", "satellites"):
+            v = getattr(self, label)
+            if not isinstance(v, tuple):
+                object.__setattr__(self, label, tuple(v))
+        if not self.leads or any(
+            isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in self.leads
+        ):
+            raise ValueError(
+                f"{owner}.leads must be positive integers (6-hour steps); got {self.leads!r}"
+            )
+        unknown = [c for c in self.sensor_channels if c not in IMAGER_CHANNEL_NAMES]
+        if unknown or not self.sensor_channels:
+            raise ValueError(
+                f"{owner}.sensor_channels must name imager channels {list(IMAGER_CHANNEL_NAMES)}; "
+                f"got {self.sensor_channels!r}"
+            )
+        if not self.frames or not self.satellites:
+            raise ValueError(f"{owner}.frames and {owner}.satellites must not be empty")
+        for label in ("lr", "grad_clip"):
+            v = getattr(self, label)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{owner}.{label} must be a finite number > 0; got {v!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"{owner}.max_minutes must be > 0; got {self.max_minutes!r}")
