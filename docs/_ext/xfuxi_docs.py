@@ -111,9 +111,14 @@ def _fmt(value: Any) -> str:
 
 
 def read_table(
-    path: Path, *, columns: list[str] | None = None
+    path: Path, *, columns: list[str] | None = None, key: str | None = None
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a result file (CSV, or JSON records / mapping)."""
+    """Header and rows of a result file (CSV, or JSON records / mapping).
+
+    ``key`` (JSON only) is a dotted path to the part of the file to show, e.g. ``rows``.
+    """
+    if key is not None and path.suffix != ".json":
+        raise ValueError(f"results-table :key: needs a .json file; got {path}")
     if path.suffix == ".csv":
         with path.open(newline="") as f:
             rows = list(csv.reader(f))
@@ -121,9 +126,18 @@ def read_table(
         body = [[_fmt(_num(c)) for c in r] for r in body]
     elif path.suffix == ".json":
         data = json.loads(path.read_text())
+        for part in key.split(".") if key else []:
+            if not isinstance(data, dict) or part not in data:
+                raise ValueError(f"{path}: no key {key!r}")
+            data = data[part]
         if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+            data = [dict(_flatten(r)) for r in data]  # nested cells -> dotted columns
             header = list(dict.fromkeys(k for r in data for k in r))
             body = [[_fmt(r.get(k, "")) for k in header] for r in data]
+        elif _is_record_mapping(data):
+            # {name: {column: value}}: one row per name
+            header = ["", *dict.fromkeys(k for r in data.values() for k in r)]
+            body = [[str(n), *(_fmt(r.get(k, "")) for k in header[1:])] for n, r in data.items()]
         else:
             header = ["quantity", "value"]
             body = [[k, _fmt(v)] for k, v in _flatten(data)]
@@ -136,6 +150,18 @@ def read_table(
         idx = [header.index(c) for c in columns]
         header, body = columns, [[r[i] for i in idx] for r in body]
     return header, body
+
+
+def _is_record_mapping(data: Any) -> bool:
+    """A non-empty mapping of names to flat mappings (no nested mappings)."""
+    return (
+        isinstance(data, dict)
+        and bool(data)
+        and all(
+            isinstance(r, dict) and r and not any(isinstance(v, dict) for v in r.values())
+            for r in data.values()
+        )
+    )
 
 
 def _num(text: str) -> Any:
@@ -171,6 +197,7 @@ class ResultsTable(SphinxDirective):
         "command": directives.unchanged_required,
         "columns": directives.unchanged,
         "max-rows": directives.nonnegative_int,
+        "key": directives.unchanged,
     }
 
     def run(self) -> list[nodes.Node]:
@@ -181,12 +208,18 @@ class ResultsTable(SphinxDirective):
             raise self.error(f"result file {self.arguments[0]} does not exist")
         self.env.note_dependency(str(path))
         columns = self.options.get("columns")
-        header, body = read_table(path, columns=columns.split(",") if columns else None)
+        try:
+            header, body = read_table(
+                path, columns=columns.split(",") if columns else None, key=self.options.get("key")
+            )
+        except ValueError as err:
+            raise self.error(str(err)) from err
         limit = self.options.get("max-rows")
         shown = body if limit is None else body[:limit]
         out: list[nodes.Node] = [_table(header, shown)]
         para = nodes.paragraph()
-        para += nodes.Text(f"From {self.arguments[0]}")
+        where = f" ({self.options['key']})" if "key" in self.options else ""
+        para += nodes.Text(f"From {self.arguments[0]}{where}")
         if limit is not None and len(body) > limit:
             para += nodes.Text(f" (first {limit} of {len(body)} rows)")
         para += nodes.Text(", written by: ")

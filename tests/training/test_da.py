@@ -97,7 +97,7 @@ def test_cli_train_da(tmp_path, monkeypatch, capsys):
     import xfuxi.cli as cli
     import xfuxi.models.registry as registry
 
-    monkeypatch.setattr(cli, "_world_split", lambda split, days: tiny_da.truth(8))
+    monkeypatch.setattr(cli.train, "world_split", lambda split, days: tiny_da.truth(8))
     monkeypatch.setattr(registry, "load_model", lambda name, **kw: forecast_model())
     rc = cli.main([
         "--no-progress", "train-da", "--steps", "2", "--batch-size", "2", "--leads", "1",
