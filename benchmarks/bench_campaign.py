@@ -21,6 +21,7 @@ Writes ``benchmarks/results/campaign.json`` (atomically) and prints a table. Usa
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import tempfile
@@ -112,6 +113,7 @@ def main() -> None:
     from xfuxi.files import atomic_write_json
     from xfuxi.models.registry import load_model
 
+    load_start = os.getloadavg()[0]
     world = _states(load_model(args.model), args.init_times + 1)
     ds = world
     small = world.isel(time=slice(0, args.memory_small + 1))
@@ -131,7 +133,9 @@ def main() -> None:
     t21_flops = _flops(model.net, (1, 2, len(model.channels), *model.grid_shape), "cpu")
     t21_params = int(count_parameters(model.net))
     result = {
-        "machine": "2 shared CPU cores (other jobs running: timings are contended)",
+        "machine": f"{os.cpu_count()} CPU cores",
+        "load_1min_start": load_start,
+        "load_1min_end": os.getloadavg()[0],
         "model": args.model,
         "one_worker": one,
         "two_workers": two,
