@@ -863,7 +863,7 @@ def plot_cycle(
     channel : str, optional
         The channel to draw (default: the first of ``channels``, else the first).
     channels : sequence of str, optional
-        Accepted for :meth:`CycleRun.plot`; the first is drawn.
+        Accepted for the ``plot`` method of what :func:`xfuxi.cycle` returns; the first is drawn.
     ax : matplotlib Axes, optional
     title : str, optional
 
