@@ -140,7 +140,8 @@ def train_perturbation(
         (:func:`xfuxi.models.training_state.save_training_state`). With ``config.resume``,
         training starts from ``checkpoint_dir/latest`` if it exists: with the same settings
         the run continues exactly as if never interrupted; an incomplete or corrupt
-        checkpoint is refused (:class:`~xfuxi.models.checkpoint.CheckpointError`).
+        checkpoint, or one trained with another ``precision``, is refused
+        (:class:`~xfuxi.models.checkpoint.CheckpointError`, ``ValueError``).
     device : str or torch.device, optional
     progress : bool, optional
         tqdm bar (default: the ``progress`` option).
@@ -195,6 +196,13 @@ def train_perturbation(
         saved = load_training_state(ckpt / "latest", kind=_STATE_KIND, state_format=_STATE_FORMAT)
     if saved is not None:
         back = perturbation_from_files(saved.files, saved.path)
+        was = back.metadata.get("precision", "float32")  # (older checkpoints: float32)
+        if was != cfg.precision:
+            raise ValueError(
+                f"cannot resume from {saved.path}: it was trained with precision {was!r}, "
+                f"this run has precision {cfg.precision!r}; use the same precision, another "
+                "checkpoint_dir or resume=False"
+            )
         vae.load_state_dict(back.state_dict())
         start_iter = int(saved.state["iteration"])
         history = saved.state["history"]
