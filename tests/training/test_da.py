@@ -93,7 +93,8 @@ def test_too_short_truth():
         train_da(tiny_da.truth(3), forecast_model(), config=DAConfig(**CFG), progress=False)
 
 
-def test_cli_train_da(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("precision", [None, "bfloat16"])
+def test_cli_train_da(tmp_path, monkeypatch, capsys, precision):
     import xfuxi.cli as cli
     import xfuxi.models.registry as registry
 
@@ -103,10 +104,12 @@ def test_cli_train_da(tmp_path, monkeypatch, capsys):
         "--no-progress", "train-da", "--steps", "2", "--batch-size", "2", "--leads", "1",
         "--forecast-steps", "1", "--sensor-channels", "wv6.2", "ir10.8", "--frames", "0",
         "--satellites", "90", "--width", "4", "--scales", "2", "--out", str(tmp_path / "run"),
+        *(["--precision", precision] if precision else []),
     ])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     back = load_da_model(tmp_path / "run" / "model")
     assert back.sensor_channels == ("wv6.2", "ir10.8") and back.metadata["step"] == 2
+    assert back.metadata["train_config"]["precision"] == (precision or "float32")
 
 
 def _da_run(precision, truth, **kw):
