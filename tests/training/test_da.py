@@ -9,7 +9,7 @@ import torch
 from tests import tiny_da
 from xfuxi.models.base import ForecastModel, NormStats
 from xfuxi.models.fuxi_da import load_da_model
-from xfuxi.training.da import DAConfig, train_da
+from xfuxi.training.da import DAConfig, new_da_network, train_da
 
 C = len(tiny_da.MODEL_CHANNELS)
 
@@ -93,7 +93,8 @@ def test_too_short_truth():
         train_da(tiny_da.truth(3), forecast_model(), config=DAConfig(**CFG), progress=False)
 
 
-def test_cli_train_da(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("precision", [None, "bfloat16"])
+def test_cli_train_da(tmp_path, monkeypatch, capsys, precision):
     import xfuxi.cli as cli
     import xfuxi.models.registry as registry
 
@@ -103,7 +104,69 @@ def test_cli_train_da(tmp_path, monkeypatch, capsys):
         "--no-progress", "train-da", "--steps", "2", "--batch-size", "2", "--leads", "1",
         "--forecast-steps", "1", "--sensor-channels", "wv6.2", "ir10.8", "--frames", "0",
         "--satellites", "90", "--width", "4", "--scales", "2", "--out", str(tmp_path / "run"),
+        *(["--precision", precision] if precision else []),
     ])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     back = load_da_model(tmp_path / "run" / "model")
     assert back.sensor_channels == ("wv6.2", "ir10.8") and back.metadata["step"] == 2
+    assert back.metadata["train_config"]["precision"] == (precision or "float32")
+
+
+def _da_run(precision, truth, **kw):
+    """Two steps of a new network: (network, history, the dtypes of its layers' outputs)."""
+    cfg = DAConfig(**{**CFG, "steps": 2, "precision": precision, **kw})
+    model = forecast_model()
+    net = new_da_network(cfg, model)
+    seen = set()
+    hooks = [
+        m.register_forward_hook(lambda m, a, out: seen.add(out.dtype))
+        for m in net.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
+    trained, hist = train_da(truth, model, config=cfg, network=net, progress=False)
+    for h in hooks:
+        h.remove()
+    return trained, hist, seen
+
+
+def test_bfloat16_step_runs_under_autocast_and_stays_near_float32():
+    truth = tiny_da.truth(8)
+    start = new_da_network(DAConfig(**CFG), forecast_model()).state_dict()
+    bf, bf_hist, bf_dtypes = _da_run("bfloat16", truth)
+    fp, fp_hist, fp_dtypes = _da_run("float32", truth)
+    assert bf_dtypes == {torch.bfloat16} and fp_dtypes == {torch.float32}
+    assert np.isfinite(bf_hist["loss"]).all() and len(bf_hist["loss"]) == 2
+    assert bf_hist["loss"][0] != fp_hist["loss"][0]
+    assert bf_hist["loss"][0] == pytest.approx(fp_hist["loss"][0], rel=2e-2)
+    assert all(p.dtype == torch.float32 for p in bf.parameters())
+    u = torch.cat([(v - start[k]).flatten() for k, v in bf.state_dict().items()])
+    v = torch.cat([(w - start[k]).flatten() for k, w in fp.state_dict().items()])
+    assert u.norm() > 0 and not torch.equal(u, v)  # moved, not as float32 exactly
+    assert float(torch.nn.functional.cosine_similarity(u, v, dim=0)) > 0.8
+    assert bf.metadata["train_config"]["precision"] == "bfloat16"
+
+
+def test_bfloat16_resumes_and_float32_checkpoints_of_before_still_resume(tmp_path):
+    from xfuxi.training.da import _run_settings
+
+    truth = tiny_da.truth(8)
+    cfg = DAConfig(**CFG, precision="bfloat16")
+    full, h_full = train_da(truth, forecast_model(), config=cfg, progress=False)
+    train_da(truth, forecast_model(), config=cfg.replace(max_minutes=1e-9),
+             checkpoint_dir=tmp_path, progress=False)  # fmt: skip
+    back = load_da_model(tmp_path / "latest")
+    assert all(p.dtype == torch.float32 for p in back.parameters())
+    assert back.metadata["train_config"]["precision"] == "bfloat16"
+    with pytest.raises(ValueError, match="other settings"):
+        train_da(truth, forecast_model(), config=cfg.replace(precision="float32"),
+                 checkpoint_dir=tmp_path, progress=False)  # fmt: skip
+    resumed, h_res = train_da(truth, forecast_model(), config=cfg, checkpoint_dir=tmp_path,
+                              progress=False)  # fmt: skip
+    assert h_res["step"] == h_full["step"]
+    np.testing.assert_allclose(h_res["loss"], h_full["loss"], rtol=1e-5)
+    for a, b in zip(resumed.parameters(), full.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # a checkpoint's config from before the setting existed is a float32 run's
+    old = {k: v for k, v in DAConfig(**CFG).to_dict().items() if k != "precision"}
+    assert _run_settings(old) == _run_settings(DAConfig(**CFG).to_dict())
+    assert _run_settings(old) != _run_settings(cfg.to_dict())

@@ -7,6 +7,7 @@ by the distributed run must resume to the uninterrupted result (issue 26, item 3
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -202,3 +203,44 @@ def test_ens_training_on_cuda_matches_cpu():
                                 device="cpu", progress=False)  # fmt: skip
     for (name, p), q in zip(gpu.state_dict().items(), cpu.state_dict().values()):
         torch.testing.assert_close(p.cpu(), q, rtol=1e-3, atol=1e-4, msg=name)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or not torch.cuda.is_bf16_supported(),
+    reason="needs a CUDA device with bfloat16",
+)
+def test_forecast_training_step_on_cuda_in_bfloat16_mixed_precision(tmp_path):
+    data = tiny.dataset(24)
+    cfg = TrainConfig(**{**FORECAST, "checkpoint_every": 10})
+    start = train_forecast(data, config=cfg.replace(steps=1), device="cpu", progress=False)
+    runs = {}
+    for precision in ("bfloat16", "float32"):
+        seen, losses = set(), []
+
+        def hook(module, args, out, seen=seen):
+            if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+                seen.add(out.dtype)
+
+        handle = torch.nn.modules.module.register_module_forward_hook(hook)
+        try:
+            fm = train_forecast(data, config=cfg.replace(precision=precision), model=start,
+                                device="cuda", checkpoint_dir=tmp_path / precision,
+                                callback=lambda step, info, losses=losses: losses.append(
+                                    info["loss"]), progress=False)  # fmt: skip
+        finally:
+            handle.remove()
+        runs[precision] = fm, losses, seen
+    (bf, bf_losses, bf_seen), (fp, fp_losses, fp_seen) = runs["bfloat16"], runs["float32"]
+    assert bf_seen == {torch.bfloat16} and fp_seen == {torch.float32}
+    assert all(math.isfinite(v) for v in bf_losses) and len(bf_losses) == 2
+    assert bf_losses[0] != fp_losses[0]
+    assert bf_losses[0] == pytest.approx(fp_losses[0], rel=2e-2)
+    saved = load_model(tmp_path / "bfloat16")
+    assert all(v.dtype == torch.float32 for v in saved.net.state_dict().values())
+    assert saved.config["metadata"]["training"]["precision"] == "bfloat16"
+    s0, sb, sf = start.net.state_dict(), bf.net.state_dict(), fp.net.state_dict()
+    u = torch.cat([(sb[k] - s0[k]).flatten() for k in s0])
+    v = torch.cat([(sf[k] - s0[k]).flatten() for k in s0])
+    assert u.norm() > 0 and not torch.equal(u, v)
+    assert float(torch.nn.functional.cosine_similarity(u, v, dim=0)) > 0.8

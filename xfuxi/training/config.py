@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from ..config import Config, field
+from .precision import check_precision
 
 __all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
 
@@ -90,6 +91,11 @@ class TrainConfig(Config):
     checkpoint_every: int = field(200, help="steps between checkpoints")
     resume: bool = field(True, help="resume from the checkpoint directory if it holds this run")
     seed: int = field(0, help="seeds the initialisation and the sample order")
+    precision: Literal["float32", "bfloat16"] = field(
+        "float32",
+        help="float32, or bfloat16 mixed precision (autocast forward and loss; float32 "
+        "weights and optimizer state)",
+    )
     name: str = field("fuxi", help="model name recorded in forecasts")
 
     def __post_init__(self) -> None:
@@ -102,6 +108,7 @@ class TrainConfig(Config):
             _check_int(owner, label, getattr(self, label), low)
         if self.loss not in LOSSES:
             raise ValueError(f"{owner}.loss must be one of {LOSSES}; got {self.loss!r}")
+        check_precision(owner, self.precision)
         _check_number(owner, "anomaly_weight", self.anomaly_weight)
         _check_number(owner, "lr", self.lr, positive=True)
         _check_number(owner, "weight_decay", self.weight_decay)
@@ -158,6 +165,11 @@ class PerturbationTrainConfig(Config):
     resume: bool = field(False, help="start from the checkpoint directory's latest/")
     validate_every: int = field(50, help="iterations between validations")
     log_every: int = field(10, help="iterations between log lines")
+    precision: Literal["float32", "bfloat16"] = field(
+        "float32",
+        help="float32, or bfloat16 mixed precision (autocast forward and loss; float32 "
+        "weights and optimizer state)",
+    )
     hidden: int = field(32, help="width of a new module's convolutional layers")
     latent: int = field(8, help="latent channels per coarse grid point of a new module")
     downsample: int = field(4, help="coarsening factor of a new module's latent grid")
@@ -175,6 +187,7 @@ class PerturbationTrainConfig(Config):
             _check_int(owner, label, getattr(self, label), low)
         if self.sample not in ("posterior", "prior"):
             raise ValueError(f"{owner}.sample must be 'posterior' or 'prior'; got {self.sample!r}")
+        check_precision(owner, self.precision)
         _check_number(owner, "kl_weight", self.kl_weight)
         _check_number(owner, "lr", self.lr, positive=True)
         _check_number(owner, "init_scale", self.init_scale, positive=True)

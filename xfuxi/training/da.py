@@ -52,6 +52,7 @@ from ..observations.imager import imager_observations
 from ..options import progress_enabled
 from ..verify.weights import area_weights
 from .da_config import DAConfig
+from .precision import autocast
 
 __all__ = [
     "DAConfig",
@@ -243,8 +244,12 @@ def da_loss(
 
 
 def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings a resumed run must share (not the wall-time limit or the logging)."""
-    return {k: v for k, v in config.items() if k not in ("max_minutes", "resume", "log_every")}
+    """The settings a resumed run must share (not the wall-time limit or the logging).
+
+    A checkpoint written before ``precision`` existed ran in float32.
+    """
+    settings = {"precision": "float32", **config}
+    return {k: v for k, v in settings.items() if k not in ("max_minutes", "resume", "log_every")}
 
 
 def train_da(
@@ -268,7 +273,11 @@ def train_da(
     model : ForecastModel
         The forecast model; frozen (its weights are not modified).
     config : DAConfig or dict, optional
-        The run's settings (default ``DAConfig()``), saved with every checkpoint.
+        The run's settings (default ``DAConfig()``), saved with every checkpoint. With
+        ``precision="bfloat16"`` the loss (the network and the frozen model's forecast
+        steps) runs under :func:`torch.autocast` on the network's device; the backgrounds
+        are made in float32 and the weights and optimizer state stay float32
+        (:mod:`xfuxi.training.precision`).
     network : FuXiDA, optional
         Starting network (default: a new one from the config); trained in place.
     radiances : xarray.Dataset, optional
@@ -337,6 +346,7 @@ def train_da(
     log.info("prepared %d samples in %.0f s", len(samples), time.monotonic() - t0)
     weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32)
     weights = weights.view(1, 1, -1, 1)
+    dev = next(net.parameters()).device  # the autocast backend
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(1.0, (start + i) / max(1, cfg.steps))))
@@ -351,7 +361,7 @@ def train_da(
             return
         net.eval()
         pick = np.linspace(0, len(val) - 1, min(16, len(val))).round().astype(int)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(dev, cfg.precision):
             _, parts = da_loss(net, model, val, pick, forecast_steps=0, weights=weights)
         net.train()
         history["val_step"].append(step)
@@ -383,9 +393,10 @@ def train_da(
             pick = rng.choice(
                 len(samples), size=cfg.batch_size, replace=len(samples) < cfg.batch_size
             )
-            loss, parts = da_loss(
-                net, model, samples, pick, forecast_steps=cfg.forecast_steps, weights=weights
-            )
+            with autocast(dev, cfg.precision):
+                loss, parts = da_loss(
+                    net, model, samples, pick, forecast_steps=cfg.forecast_steps, weights=weights
+                )
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step}: {parts}")
             opt.zero_grad(set_to_none=True)

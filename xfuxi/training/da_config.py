@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import numpy as np
 
 from ..config import Config, field
+from .precision import check_precision
 
 __all__ = ["IMAGER_CHANNEL_NAMES", "DAConfig"]
 
@@ -59,6 +61,11 @@ class DAConfig(Config):
     log_every: int = field(10, help="steps between log lines")
     resume: bool = field(True, help="resume from checkpoint_dir/latest if it holds this run")
     seed: int = field(0, help="seeds the initialisation, the sample order and the imager")
+    precision: Literal["float32", "bfloat16"] = field(
+        "float32",
+        help="float32, or bfloat16 mixed precision (autocast forward and loss; float32 "
+        "weights and optimizer state)",
+    )
     name: str = field("fuxi-da", help="name of a new network")
 
     def __post_init__(self) -> None:
@@ -95,3 +102,4 @@ class DAConfig(Config):
                 raise ValueError(f"{owner}.{label} must be a finite number > 0; got {v!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"{owner}.max_minutes must be > 0; got {self.max_minutes!r}")
+        check_precision(owner, self.precision)

@@ -49,6 +49,7 @@ from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
 from .forecast import dist_info
 from .losses import ensemble_loss
+from .precision import autocast
 from .samples import sequences
 
 __all__ = ["PerturbationTrainConfig", "train_perturbation"]
@@ -120,7 +121,7 @@ def train_perturbation(
         Training states (analysis layout, regular 6-hourly ``time``).
     config : PerturbationTrainConfig or dict, optional
         The run's settings (members, rollout, λ, sampling, iterations, batch size,
-        learning rate, seed, intervals, and the options of a new module; see
+        learning rate, seed, intervals, precision, and the options of a new module; see
         :class:`~xfuxi.training.config.PerturbationTrainConfig`). Default
         ``PerturbationTrainConfig()``. Its :meth:`~xfuxi.config.Config.to_dict` is saved in
         every checkpoint's metadata. The shipped module was trained with
@@ -139,7 +140,8 @@ def train_perturbation(
         (:func:`xfuxi.models.training_state.save_training_state`). With ``config.resume``,
         training starts from ``checkpoint_dir/latest`` if it exists: with the same settings
         the run continues exactly as if never interrupted; an incomplete or corrupt
-        checkpoint is refused (:class:`~xfuxi.models.checkpoint.CheckpointError`).
+        checkpoint, or one trained with another ``precision``, is refused
+        (:class:`~xfuxi.models.checkpoint.CheckpointError`, ``ValueError``).
     device : str or torch.device, optional
     progress : bool, optional
         tqdm bar (default: the ``progress`` option).
@@ -194,6 +196,13 @@ def train_perturbation(
         saved = load_training_state(ckpt / "latest", kind=_STATE_KIND, state_format=_STATE_FORMAT)
     if saved is not None:
         back = perturbation_from_files(saved.files, saved.path)
+        was = back.metadata.get("precision", "float32")  # (older checkpoints: float32)
+        if was != cfg.precision:
+            raise ValueError(
+                f"cannot resume from {saved.path}: it was trained with precision {was!r}, "
+                f"this run has precision {cfg.precision!r}; use the same precision, another "
+                "checkpoint_dir or resume=False"
+            )
         vae.load_state_dict(back.state_dict())
         start_iter = int(saved.state["iteration"])
         history = saved.state["history"]
@@ -233,7 +242,7 @@ def train_perturbation(
             return
         vae.eval()
         g = torch.Generator().manual_seed(12345)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(dev, cfg.precision):
             tot = 0.0
             for i in range(0, val.shape[0], cfg.batch_size):
                 _, parts = ensemble_loss(
@@ -276,11 +285,12 @@ def train_perturbation(
             if world > 1:  # this process's part of the global batch (same idx on all)
                 idx = idx[rank * local : (rank + 1) * local]
             seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)
-            loss, parts = ensemble_loss(
-                vae, model, seq, members=cfg.members, kl_weight=cfg.kl_weight, weights=weights,
-                generator=gen, sample=cfg.sample,
-                rows=(rank * local, cfg.batch_size) if world > 1 else None,
-            )  # fmt: skip
+            with autocast(dev, cfg.precision):
+                loss, parts = ensemble_loss(
+                    vae, model, seq, members=cfg.members, kl_weight=cfg.kl_weight,
+                    weights=weights, generator=gen, sample=cfg.sample,
+                    rows=(rank * local, cfg.batch_size) if world > 1 else None,
+                )  # fmt: skip
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at iteration {it}: {parts}")
             opt.zero_grad(set_to_none=True)

@@ -10,6 +10,9 @@ settings of a :class:`~xfuxi.training.config.TrainConfig`:
   the rollout, FuXi's fine-tuning stage);
 * AdamW with linear warm-up and cosine decay to ``min_lr_ratio · lr``, gradient clipping;
 * optional gradient checkpointing of the transformer blocks;
+* ``precision="bfloat16"``: mixed precision (the forward pass and the loss under
+  :func:`torch.autocast`; float32 weights, gradients and optimizer state;
+  :mod:`~xfuxi.training.precision`);
 * validation loss on a held-out period every ``val_every`` steps;
 * checkpoints in ``checkpoint_dir``: a loadable model checkpoint (``model.safetensors`` +
   ``config.json``) plus ``optimizer.safetensors`` and ``trainer.json`` (which also holds the
@@ -57,6 +60,7 @@ from ..verify.weights import area_weights
 from .anomalies import AnomalySamples, anomaly_samples
 from .config import TrainConfig, config_with_legacy
 from .losses import amse_loss, forecast_loss
+from .precision import autocast
 from .samples import regular_starts, stacked_states, start_states
 
 # amse_loss and anomaly_samples are re-exported (their documented home until this split)
@@ -122,7 +126,7 @@ def _load_state(
     state = saved.state
     if state.get("signature") != signature:
         old = state.get("signature") or {}
-        diff = sorted(k for k in signature if old.get(k) != signature[k])
+        diff = sorted(k for k in {*signature, *old} if old.get(k) != signature.get(k))
         raise ValueError(
             f"cannot resume from {directory}: it was written by a run with other settings "
             f"({diff}); use another checkpoint_dir or resume=False"
@@ -194,7 +198,8 @@ def train_forecast(
     train : xarray.Dataset
         Training period (canonical layout, regular 6-hourly ``time``; gaps are skipped).
     config : TrainConfig or dict, optional
-        The run's settings (steps, batch size, learning rate, loss, rollout, seed, ...; see
+        The run's settings (steps, batch size, learning rate, loss, rollout, seed,
+        precision, ...; see
         :class:`~xfuxi.training.config.TrainConfig`); default ``TrainConfig()``. It is saved
         as JSON with every checkpoint (``trainer.json``) and in the returned model's
         ``config["metadata"]["train_config"]``.
@@ -397,6 +402,8 @@ def train_forecast(
         signature.update(lead_steps=int(lead_steps), lead_model=lead_sha)
     if loss != "l1":  # absent for L1 so that older checkpoints still resume
         signature["loss"] = loss
+    if cfg.precision != "float32":  # absent for float32, as the loss
+        signature["precision"] = cfg.precision
     if anom is not None:
         signature.update(
             tracer_anomalies=anom.signature,
@@ -435,7 +442,7 @@ def train_forecast(
     def validate_now() -> float:
         fm.eval()
         losses = []
-        with torch.no_grad():
+        with torch.no_grad(), autocast(dev, cfg.precision):
             for i in range(0, val_starts.size, batch_size):
                 sl = val_starts[i : i + batch_size]
                 value = _rollout_loss(
@@ -452,13 +459,14 @@ def train_forecast(
         factor = _lr_factor(step, steps, warmup_steps, min_lr_ratio)
         for g in opt.param_groups:
             g["lr"] = lr * factor
-        objective = _rollout_loss(
-            net, fm, data, batch_of(step), rollout_steps, w, lead, lead_steps, loss
-        )
-        if anom is not None:
-            part = anom.objective(net, fm, w, seed, step, anomaly_batch_size // world, rank)
-            running_anom.append(float(part.detach()))
-            objective = objective + anomaly_weight * part
+        with autocast(dev, cfg.precision):
+            objective = _rollout_loss(
+                net, fm, data, batch_of(step), rollout_steps, w, lead, lead_steps, loss
+            )
+            if anom is not None:
+                part = anom.objective(net, fm, w, seed, step, anomaly_batch_size // world, rank)
+                running_anom.append(float(part.detach()))
+                objective = objective + anomaly_weight * part
         opt.zero_grad(set_to_none=True)
         objective.backward()
         if grad_clip is not None:
