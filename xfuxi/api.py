@@ -178,6 +178,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("LETKFOptions", "assimilation.letkf:LETKFOptions"),
     Entry("lorenz96_letkf", "experiments.lorenz96:lorenz96_letkf"),
     Entry("plot_cycle", "plot:plot_cycle", accessor="dataset"),
+    # twin experiments: a background forecast from a truth run
+    Entry("world_background", "assimilation.cycling:world_background", accessor="dataset"),
     # FuXi-DA: the synthetic imager and learned assimilation of its radiances
     Entry("imager_observations", "observations.imager:imager_observations", accessor="dataset"),
     Entry("assimilate_da", "assimilation.da:assimilate_da", accessor="dataset"),

@@ -13,13 +13,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import xfuxi
-from xfuxi.assimilation.cycling import world_background
 
 xfuxi.set_options(progress=False)
 truth = xfuxi.datasets.held_suarez_split("test", days=20)
 model = xfuxi.load_model("fuxi-hs-t21")
 t0 = pd.Timestamp(truth.time.values[40])
-background = world_background(truth, model=model, time=t0, lead_steps=4)
+background = truth.fuxi.world_background(model=model, time=t0, lead_steps=4)
 
 # %%
 # 60 sites drawn at random on land and sea alike, observing the truth with noise.

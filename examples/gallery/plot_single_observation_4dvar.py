@@ -13,7 +13,6 @@ geostrophic balance, although nothing but the members' dynamics imposes it.
 import numpy as np
 
 import xfuxi
-from xfuxi.assimilation.cycling import world_background
 
 xfuxi.set_options(progress=False)
 truth = xfuxi.datasets.held_suarez_split("test", days=20)
@@ -23,7 +22,7 @@ t0 = truth.time.values[40]
 # %%
 # The background: a 24-hour forecast valid at t0 (with the two states before it, which the
 # 4DVar window needs).
-background = world_background(truth, model=model, time=t0, lead_steps=4)
+background = truth.fuxi.world_background(model=model, time=t0, lead_steps=4)
 
 # %%
 # The observation: the background's value at 47° N, 180° E plus three observation errors.

@@ -63,17 +63,69 @@ def _to_dataset(states: np.ndarray, model: Any, times: Any, like: xr.Dataset) ->
 def world_background(
     truth: xr.Dataset, *, model: Any, time: Any, lead_steps: int = 8
 ) -> xr.Dataset:
-    """Background for an analysis at ``time``: a forecast from the truth ``lead_steps`` earlier.
+    """Background of a twin experiment: a forecast from the truth, valid at ``time``.
 
-    Returns the forecast at t0 − 12 h, t0 − 6 h and t0 (the times
-    :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar` needs); ``lead_steps ≥ 2``.
+    The forecast starts from the truth ``lead_steps`` 6-hour steps before ``time`` (its
+    error is the model's forecast error at that lead) and is returned at t0 − 12 h,
+    t0 − 6 h and t0: the three times :func:`xfuxi.assimilate_4dvar` needs.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        Truth run in the analysis layout (dims ``time``, [``level``,] ``latitude``,
+        ``longitude``) with the model's channels and grid; it must hold the two input
+        times ``time − lead_steps·6 h − 6 h`` and ``time − lead_steps·6 h``.
+    model : ForecastModel
+        The forecast model (:func:`xfuxi.load_model`).
+    time : datetime-like
+        Analysis time t0.
+    lead_steps : int, default 8
+        Forecast length in model steps at t0; at least 2 (the background covers t0 − 12 h).
+
+    Returns
+    -------
+    xarray.Dataset
+        The background at the three times, in the layout (and with the attributes) of
+        ``truth``.
+
+    Raises
+    ------
+    ValueError
+        ``lead_steps < 2``, or ``truth`` lacks an input time (named).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
+    >>> class Persist(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return x[:, 1]
+    >>> model = xfuxi.wrap_model(Persist(), channels=[("temperature", 500.0)],
+    ...                          latitude=[-45.0, 45.0], longitude=[0.0, 90.0, 180.0, 270.0])
+    >>> truth = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
+    ...                                     250.0 + np.arange(6.0)[:, None, None, None]
+    ...                                     * np.ones((6, 1, 2, 4)))},
+    ...                    coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"),
+    ...                            "level": [500], "latitude": [-45.0, 45.0],
+    ...                            "longitude": [0.0, 90.0, 180.0, 270.0]})
+    >>> bg = truth.fuxi.world_background(model=model, time="2000-01-02T06", lead_steps=4)
+    >>> bg.time.dt.hour.values
+    array([18,  0,  6])
+    >>> float(bg.temperature.isel(time=-1).mean())  # persisted from 2000-01-01T06
+    251.0
     """
     if lead_steps < 2:
         raise ValueError(f"lead_steps must be >= 2, got {lead_steps}")
     step = pd.Timedelta(model.timestep)
     t0 = pd.Timestamp(time)
     ta = t0 - lead_steps * step
-    pair = _stack_times(truth, model, [ta - step, ta])
+    inputs = pd.DatetimeIndex([ta - step, ta])
+    missing = inputs.difference(pd.DatetimeIndex(truth["time"].values))
+    if len(missing):
+        raise ValueError(
+            f"truth lacks the input time(s) {[str(t) for t in missing]} of a background at "
+            f"{t0} with lead_steps={lead_steps}"
+        )
+    pair = _stack_times(truth, model, inputs)
     states = rollout(model, pair, lead_steps)[-3:]
     return _to_dataset(states, model, [t0 - 2 * step, t0 - step, t0], truth)
 
