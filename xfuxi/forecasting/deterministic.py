@@ -153,6 +153,9 @@ def forecast_iter(ds: xr.Dataset, /, **options: Any):
     >>> [float(f.temperature.mean()) for f in forecast_iter(ds, model=model, steps=3,
     ...                                                      progress=False)]
     [252.0, 253.0, 254.0]
+    >>> [float(f.temperature.mean())  # the same through the accessor
+    ...  for f in ds.fuxi.forecast_iter(model=model, steps=2, progress=False)]
+    [252.0, 253.0]
     """
     model_, t0, leads, gen = _rollout_arrays(ds, **options)
     attrs = forecast_attrs(model_, len(leads))
