@@ -6,6 +6,17 @@ See the documentation, docs/design.md (Embedded world).
 on pressure levels; ``xfuxi.datasets.held_suarez_split("train" | "validation" | "test")``
 returns the documented train / validation / test periods, independent runs with fixed seeds
 (see :mod:`xfuxi.world.simulator`).
+
+Examples
+--------
+>>> import xfuxi
+>>> {name: split["start"] for name, split in xfuxi.datasets.SPLITS.items()}
+{'train': '2000-01-01', 'validation': '2010-01-01', 'test': '2020-01-01'}
+
+The world itself (generated once, then read from the cache)::
+
+    test = xfuxi.datasets.held_suarez_split("test", days=20)
+    fc = test.isel(time=slice(0, 2)).fuxi.forecast()
 """
 
 from __future__ import annotations

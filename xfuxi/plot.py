@@ -304,6 +304,9 @@ def plot_map(
     >>> ax = plot_map(da)
     >>> [float(x) for x in ax.get_xlim()]
     [0.0, 360.0]
+    >>> ax = da.fuxi.plot_map()  # the same through the accessor
+    >>> [float(x) for x in ax.get_xlim()]
+    [0.0, 360.0]
     """
     selection = {"level": level, "time": time, **dict(sel or {})}
     field = _select_2d(data, variable, selection)
@@ -370,6 +373,9 @@ def plot_increment(
     >>> ax = plot_increment(bg + 1.0, bg)
     >>> ax.collections[0].get_clim()
     (-1.0, 1.0)
+    >>> ax = (bg + 2.0).fuxi.plot_increment(bg)  # analysis.fuxi.plot_increment(background)
+    >>> ax.collections[0].get_clim()
+    (-2.0, 2.0)
     """
     a, b = prepare_pair(analysis, background)
     inc = a - b
@@ -451,6 +457,9 @@ def plot_scores(
     >>> ax = plot_scores({"FuXi": a, "persistence": a * 2})
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['FuXi', 'persistence']
+    >>> ax = a.fuxi.plot_scores(label="FuXi")  # one line, through the accessor
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['FuXi']
     """
     if isinstance(scores, xr.Dataset):
         scores = scores[_one_variable(scores, variable)]
@@ -540,6 +549,10 @@ def plot_spread_skill(
     ...                                         dims=("prediction_timedelta", "x")))
     >>> len(ax.lines), len(ax.right_ax.lines)
     (2, 2)
+    >>> ax = fc.fuxi.plot_spread_skill(xr.DataArray(rng.normal(size=(3, 5)),
+    ...                                             dims=("prediction_timedelta", "x")))
+    >>> len(ax.lines), len(ax.right_ax.lines)  # the same through the accessor
+    (2, 2)
     """
     if isinstance(forecast, xr.Dataset):
         variable = _one_variable(forecast, variable)
@@ -625,6 +638,9 @@ def plot_rank_histogram(
     >>> ax = plot_rank_histogram(fc, xr.DataArray(rng.normal(size=100), dims="x"))
     >>> len(ax.patches)
     5
+    >>> ax = fc.fuxi.plot_rank_histogram(xr.DataArray(rng.normal(size=100), dims="x"))
+    >>> len(ax.patches)  # the same through the accessor
+    5
     """
     if isinstance(forecast, xr.Dataset):
         variable = _one_variable(forecast, variable)
@@ -691,6 +707,10 @@ def plot_convergence(
     >>> ax = plot_convergence({"J": [10.0, 4.0, 2.0, 1.9]})
     >>> ax.get_yscale()
     'log'
+    >>> cost = xr.DataArray([10.0, 4.0, 2.0, 1.9], dims="iteration", name="cost")
+    >>> ax = cost.fuxi.plot_convergence(normalize=True)  # through the accessor
+    >>> [float(y) for y in ax.get_lines()[0].get_ydata()]
+    [1.0, 0.4, 0.2, 0.19]
     """
     if isinstance(costs, xr.Dataset):
         if variable is not None:
@@ -792,6 +812,9 @@ def plot_scorecard(
     >>> ax = plot_scorecard(a * 0.9, a)
     >>> ax.get_yticklabels()[0].get_text()
     'rmse t'
+    >>> ax = (a * 0.9).fuxi.plot_scorecard(a)  # the same through the accessor
+    >>> ax.get_yticklabels()[0].get_text()
+    'rmse t'
     """
     for label, c in (("card", card), ("reference", reference)):
         if "region" not in c.dims or region not in c["region"].values:
@@ -881,6 +904,9 @@ def plot_cycle(
     >>> ax = plot_cycle(s)
     >>> [line.get_label() for line in ax.get_lines()]
     ['analysis', 'background', 'free run', 'spread']
+    >>> ax = s.fuxi.plot_cycle()  # the same through the accessor
+    >>> len(ax.get_lines())
+    4
     """
     need = ["analysis_error", "background_error", "free_error", "spread"]
     missing = [v for v in need if v not in scores]

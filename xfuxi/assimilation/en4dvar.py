@@ -440,6 +440,10 @@ def assimilate_4dvar(
     ...                        progress=False)
     >>> res.analysis["x"].dims, int(res.diagnostics["n_used"].sum())
     (('time', 'latitude', 'longitude'), 1)
+    >>> res = bg.fuxi.assimilate_4dvar(obs, model=m, background_error=opts,  # accessor
+    ...                                localization=None, progress=False)
+    >>> int(res.diagnostics["n_used"].sum())
+    1
     """
     t_wall = _time.perf_counter()
     if model is None:

@@ -370,6 +370,22 @@ def from_era5(
         A path does not exist.
     ImportError
         A GRIB file without cfgrib installed (``pip install 'xfuxi[grib]'``).
+
+    Examples
+    --------
+    A CDS netCDF of 2024 (short names, ``valid_time``, ``pressure_level``, latitude from
+    north to south), here already opened (its path, or a list of paths, reads the same):
+
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> era = xr.Dataset(
+    ...     {"t": (("valid_time", "pressure_level", "latitude", "longitude"),
+    ...            np.full((2, 1, 3, 4), 250.0))},
+    ...     coords={"valid_time": pd.date_range("2024-01-01", periods=2, freq="6h"),
+    ...             "pressure_level": [500.0], "latitude": [90.0, 0.0, -90.0],
+    ...             "longitude": [0.0, 90.0, 180.0, 270.0]})
+    >>> ds = from_era5(era)
+    >>> list(ds.data_vars), ds["temperature"].dims, ds["latitude"].values.tolist()
+    (['temperature'], ('time', 'level', 'latitude', 'longitude'), [-90.0, 0.0, 90.0])
     """
     period = pd.Timedelta(accumulation_period)
     if isinstance(obj, xr.Dataset):
@@ -441,6 +457,21 @@ def from_weatherbench2(
         named with what was expected.
     FileNotFoundError
         A local path does not exist.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, numpy as np, pandas as pd, xarray as xr, xfuxi
+    >>> ds = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
+    ...                                  np.full((2, 3, 4), 250.0))},
+    ...                 coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
+    ...                         "latitude": [-45.0, 0.0, 45.0],
+    ...                         "longitude": [0.0, 90.0, 180.0, 270.0]})
+    >>> store = xfuxi.write_weatherbench2(ds, pathlib.Path(tempfile.mkdtemp()) / "a.zarr")
+    >>> back = from_weatherbench2(store)
+    >>> back["temperature"].chunks  # lazy, one time per chunk
+    ((1, 1), (3,), (4,))
+    >>> float(back["temperature"].mean())
+    250.0
     """
     if isinstance(obj, xr.Dataset):
         return validate(obj, **validate_kwargs)

@@ -306,6 +306,9 @@ def regrid(
     >>> out = regrid(da, "T21")
     >>> out.sizes["latitude"], float(out.mean()), out.attrs["regrid_method"]
     (32, 1.0, 'conservative')
+    >>> out = da.fuxi.regrid("T21", method="bilinear")  # through the accessor
+    >>> out.sizes["latitude"], out.attrs["regrid_method"]
+    (32, 'bilinear')
     """
     if method not in REGRID_METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {list(REGRID_METHODS)}")

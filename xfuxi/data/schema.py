@@ -395,6 +395,8 @@ def validate(
     >>> out = validate(da.to_dataset())
     >>> out.latitude.values.tolist(), out.longitude.values.tolist()
     ([-10.0, 10.0], [0.0, 90.0, 270.0])
+    >>> da.fuxi.validate().dims  # a DataArray through the accessor
+    ('latitude', 'longitude')
     """
     if isinstance(ds, xr.DataArray):
         name = ds.name if ds.name is not None else "__xfuxi_unnamed__"

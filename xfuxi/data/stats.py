@@ -127,6 +127,8 @@ def normalization_stats(
     >>> s = normalization_stats(da)
     >>> s.temperature.values.round(4).tolist()
     [252.5, 1.7078, 0.0]
+    >>> da.fuxi.normalization_stats().temperature.values.round(4).tolist()  # accessor
+    [252.5, 1.7078, 0.0]
     """
     ds = validate(_as_dataset(ds, "normalization_stats"))
     if dim not in ds.dims:
@@ -229,6 +231,8 @@ def climatology(
     >>> da = xr.DataArray(np.arange(8.0), dims="time", coords={"time": t}, name="x")
     >>> climatology(da).values.tolist()
     [2.0, 3.0, 4.0, 5.0]
+    >>> da.fuxi.climatology().hour.values.tolist()  # through the accessor
+    [0, 6, 12, 18]
     """
     is_da = isinstance(ds, xr.DataArray)
     data = _as_dataset(ds, "climatology") if not is_da else ds.to_dataset(name="__clim__")
@@ -388,7 +392,12 @@ def load_stats(path: str | os.PathLike) -> xr.Dataset:
 
     Examples
     --------
-    See :func:`save_stats`.
+    >>> import os, tempfile, xarray as xr
+    >>> s = xr.Dataset({"temperature": ("statistic", [280.0, 10.0, 1.0])},
+    ...                coords={"statistic": ["mean", "std", "diff_std"]})
+    >>> back = load_stats(save_stats(s, os.path.join(tempfile.mkdtemp(), "stats.nc")))
+    >>> back.temperature.sel(statistic="std").item()
+    10.0
     """
     path = Path(path)
     if not path.is_file():

@@ -202,6 +202,9 @@ def write_weatherbench2(
     >>> back = from_weatherbench2(write_weatherbench2(ds, store))
     >>> bool(back["temperature"].equals(ds["temperature"]))
     True
+    >>> store = ds.fuxi.write_weatherbench2(store.with_name("copy.zarr"))  # accessor form
+    >>> store.name
+    'copy.zarr'
     """
     out = _with_plain_attrs(to_weatherbench2_layout(ds))
     sizes = {"time": 1} if chunks is None and "time" in out.dims else {}
@@ -370,6 +373,10 @@ def write_netcdf(
     >>> with xr.open_dataset(path) as back:
     ...     back["temperature"].attrs["standard_name"], back.attrs["Conventions"]
     ('air_temperature', 'CF-1.8')
+    >>> path = ds.fuxi.write_netcdf(path.with_name("copy.nc"))  # through the accessor
+    >>> with xr.open_dataset(path) as back:
+    ...     float(back["temperature"].mean())
+    250.0
     """
     path = Path(path)
     out = _with_plain_attrs(to_cf_layout(ds)).drop_encoding()

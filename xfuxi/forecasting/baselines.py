@@ -121,6 +121,9 @@ def persistence_forecast(
     >>> f = persistence_forecast(da, leads=[6, 12], init_times=t[:2])
     >>> f.dims, f.values[..., 0, 0].tolist()
     (('time', 'prediction_timedelta', 'latitude', 'longitude'), [[0.0, 0.0], [1.0, 1.0]])
+    >>> f = da.to_dataset().fuxi.persistence_forecast(leads=[6], init_times=t[1:])  # accessor
+    >>> f.temperature.values[..., 0, 0].tolist()
+    [[1.0], [2.0]]
     """
     data = validate(ds, require_time=True)
     lead = _leads(leads)

@@ -153,6 +153,9 @@ def forecast_iter(ds: xr.Dataset, /, **options: Any):
     >>> [float(f.temperature.mean()) for f in forecast_iter(ds, model=model, steps=3,
     ...                                                      progress=False)]
     [252.0, 253.0, 254.0]
+    >>> [float(f.temperature.mean())  # the same through the accessor
+    ...  for f in ds.fuxi.forecast_iter(model=model, steps=2, progress=False)]
+    [252.0, 253.0]
     """
     model_, t0, leads, gen = _rollout_arrays(ds, **options)
     attrs = forecast_attrs(model_, len(leads))
@@ -241,6 +244,8 @@ def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     (2, 4, 1, 2, 4)
     >>> fc.prediction_timedelta.values.astype("timedelta64[h]")[[0, -1]]
     array([ 6, 24], dtype='timedelta64[h]')
+    >>> ds.fuxi.forecast(model=model, steps=4, progress=False).identical(fc)  # accessor
+    True
 
     Without ``model`` and ``steps``, the shipped cascade runs for 10 days (the data must be
     on its T21 grid, e.g. the Held–Suarez world of :func:`xfuxi.datasets.held_suarez`)::

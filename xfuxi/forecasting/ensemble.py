@@ -105,6 +105,13 @@ class GaussianNoise(Config):
     ----------
     std_fraction : float, default 0.05
         Noise std as a fraction of each channel's climatological std.
+
+    Examples
+    --------
+    >>> GaussianNoise(std_fraction=0.1).to_dict()
+    {'std_fraction': 0.1}
+
+    Passed as ``perturbation=`` to :func:`xfuxi.ensemble` (``ds.fuxi.ensemble``).
     """
 
     method: ClassVar[str] = "gaussian"
@@ -477,6 +484,10 @@ def ensemble_iter(ds: xr.Dataset, /, **options: Any):
     ...     perturbation=GaussianNoise(), progress=False)]
     >>> sizes
     [3, 3]
+    >>> ds = temperature.to_dataset(name="temperature")
+    >>> [f.sizes["number"] for f in ds.fuxi.ensemble_iter(  # through the accessor
+    ...     model=last, n=2, steps=2, perturbation=GaussianNoise(), progress=False)]
+    [2, 2]
     """
     setup, arrays = _prepare(ds, **options)
     for k, states in arrays:
@@ -595,6 +606,14 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     ('time', 'prediction_timedelta', 'number', 'level', 'latitude', 'longitude')
     >>> bool((fc.geopotential.std("number") > 0).all())
     True
+
+    The same through the accessor:
+
+    >>> ds = z500.to_dataset(name="geopotential")
+    >>> fc = ds.fuxi.ensemble(model=last, n=2, steps=1, perturbation=GaussianNoise(),
+    ...                       progress=False)
+    >>> dict(fc.geopotential.sizes)
+    {'time': 2, 'prediction_timedelta': 1, 'number': 2, 'level': 1, 'latitude': 3, 'longitude': 2}
     """
     setup, arrays = _prepare(ds, **options)
     x = setup["x"]

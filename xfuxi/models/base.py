@@ -182,6 +182,23 @@ class ForecastModel(torch.nn.Module):
         Name recorded in the provenance of forecasts.
     config : dict, optional
         JSON-serialisable construction config (saved with checkpoints).
+
+    Examples
+    --------
+    A residual network that predicts no tendency is persistence of the second input:
+
+    >>> class NoTendency(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return torch.zeros_like(x[:, 1])
+    >>> model = ForecastModel(NoTendency(), channels=[("temperature", 500.0)],
+    ...                       latitude=[-45.0, 45.0], longitude=[0.0, 180.0], name="persist")
+    >>> x = torch.stack([torch.full((1, 2, 2), 250.0), torch.full((1, 2, 2), 251.0)])[None]
+    >>> model(x).shape, model(x).flatten().tolist()
+    (torch.Size([1, 1, 2, 2]), [251.0, 251.0, 251.0, 251.0])
+    >>> str(model.timestep), model.grid_shape
+    ('21600 seconds', (2, 2))
+
+    :func:`xfuxi.wrap_model` builds one from a network on physical units.
     """
 
     def __init__(

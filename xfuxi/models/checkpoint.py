@@ -117,11 +117,42 @@ ARCHITECTURES: dict[str, type[torch.nn.Module]] = {"fuxi": FuXiNet}
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is incomplete, unreadable or not of the kind expected (the path is named)."""
+    """A checkpoint is incomplete, unreadable or not of the kind expected (the path is named).
+
+    Examples
+    --------
+    >>> import tempfile, xfuxi
+    >>> try:
+    ...     xfuxi.load_model(tempfile.mkdtemp())  # an empty directory
+    ... except CheckpointError as err:
+    ...     print("has no manifest.json" in str(err))
+    True
+    """
 
 
 class ChecksumError(CheckpointError):
-    """A checkpoint file does not match the sha256 recorded for it."""
+    """A checkpoint file does not match the sha256 recorded for it.
+
+    Examples
+    --------
+    A tiny model saved, then one byte of its weights changed:
+
+    >>> import tempfile, numpy as np, xfuxi
+    >>> from xfuxi.models.fuxi import build_fuxi
+    >>> model = xfuxi.ForecastModel(build_fuxi("tiny", in_channels=1, grid=(8, 16)),
+    ...                             channels=[("temperature", 850.0)],
+    ...                             latitude=np.linspace(-78.75, 78.75, 8),
+    ...                             longitude=np.arange(16) * 22.5)
+    >>> weights = save_model(model, tempfile.mkdtemp()) / "model.safetensors"
+    >>> data = bytearray(weights.read_bytes())
+    >>> data[-1] ^= 1
+    >>> _ = weights.write_bytes(bytes(data))
+    >>> try:
+    ...     xfuxi.load_model(weights.parent)
+    ... except ChecksumError as err:
+    ...     print("model.safetensors has sha256" in str(err), isinstance(err, CheckpointError))
+    True True
+    """
 
 
 # -----------------------------------------------------------------------------------------------

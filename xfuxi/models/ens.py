@@ -598,6 +598,14 @@ def save_perturbation(
         Replace an earlier xfuxi perturbation checkpoint at ``path``.
 
     {{save_returns}}
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> vae = PerturbationVAE([("temperature", 500.0)], (8, 16), hidden=4, latent=2)
+    >>> path = save_perturbation(vae, tempfile.mkdtemp(), metadata={"note": "untrained"})
+    >>> sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+    ['config.json', 'manifest.json', 'weights.safetensors']
     """
     files = perturbation_files(vae, metadata=metadata)
     return write_checkpoint(path, files, kind="perturbation", overwrite=overwrite)
@@ -667,6 +675,16 @@ def load_perturbation(
     xfuxi.models.checkpoint.CheckpointError
         A ValueError: no manifest, a missing, truncated or corrupt file, invalid JSON, or
         not a perturbation checkpoint (the path is named).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> vae = PerturbationVAE([("temperature", 500.0)], (8, 16), hidden=4, latent=2)
+    >>> back = load_perturbation(save_perturbation(vae, tempfile.mkdtemp()))
+    >>> back.latent_shape == vae.latent_shape, back.training
+    (True, False)
+
+    The shipped module: ``load_perturbation("fuxi-ens-hs-t21")``.
     """
     path = resolve_directory(name_or_path, kind="perturbation")
     files = read_checkpoint(path, require=(CONFIG, PERTURBATION_WEIGHTS))

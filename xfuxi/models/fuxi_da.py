@@ -453,6 +453,12 @@ def load_da_model(name_or_path: str | os.PathLike[str]) -> FuXiDA:
         Neither a directory nor a shipped name.
     xfuxi.models.checkpoint.CheckpointError
         Incomplete, corrupt or not a FuXi-DA checkpoint (the path is named).
+
+    Examples
+    --------
+    >>> model = load_da_model("fuxi-da-hs-t21")  # the shipped model, checked by sha256
+    >>> model.grid_shape, model.frames, len(model.sensor_channels), model.satellites
+    ((32, 64), (-2.0, 0.0, 2.0), 8, (105.0,))
     """
     path = resolve_directory(name_or_path, kind=DA_KIND)
     files = read_checkpoint(path, require=(CONFIG, WEIGHTS))

@@ -544,9 +544,38 @@ def imager_observations(
 
     Examples
     --------
-    >>> import xfuxi
-    >>> ds = xfuxi.held_suarez("validation", days=2, resolution="T21")  # doctest: +SKIP
-    >>> rad = imager_observations(ds, satellites=[105.0, 225.0])  # doctest: +SKIP
+    Clear-sky radiances, without errors, of a tiny column world seen from 105°E (the pixels
+    at 300°E are out of sight):
+
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> dims = ("time", "level", "latitude", "longitude")
+    >>> def column(values):  # the same profile at every time and grid point
+    ...     return dims, np.broadcast_to(np.array(values)[:, None, None], (2, 4, 3, 4)).copy()
+    >>> ds = xr.Dataset(
+    ...     {"temperature": column([220.0, 250.0, 270.0, 280.0]),
+    ...      "passive_tracer": column([0.05, 0.2, 0.4, 0.5]),
+    ...      "surface_pressure": (("time", "latitude", "longitude"), np.full((2, 3, 4), 1e5))},
+    ...     coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
+    ...             "level": [250.0, 500.0, 700.0, 850.0], "latitude": [-30.0, 0.0, 30.0],
+    ...             "longitude": [60.0, 105.0, 150.0, 300.0]})
+    >>> clear = dict(channels=["wv6.2", "ir10.8"], frames=[0.0], clouds=False, bias=False,
+    ...              noise=False, spectroscopy=False)
+    >>> rad = imager_observations(ds, **clear)
+    >>> rad["brightness_temperature"].dims
+    ('time', 'frame', 'sensor_channel', 'latitude', 'longitude')
+    >>> rad["satellite"].values[0].tolist()
+    [0, 0, 0, -1]
+    >>> bt = rad["brightness_temperature"].isel(time=0, frame=0, latitude=1, longitude=1)
+    >>> bool(bt.sel(sensor_channel="wv6.2") < bt.sel(sensor_channel="ir10.8"))
+    True
+    >>> again = ds.fuxi.imager_observations(**clear)  # the same through the accessor
+    >>> bool(again["brightness_temperature"].identical(rad["brightness_temperature"]))
+    True
+
+    On the embedded world (two satellites, clouds, biases and noise; needs the world)::
+
+        ds = xfuxi.held_suarez("validation", days=2, resolution="T21")
+        rad = ds.fuxi.imager_observations(satellites=[105.0, 225.0])
     """
     truth = _check_truth(truth)
     names = _check_channels(channels)

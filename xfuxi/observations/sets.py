@@ -391,6 +391,11 @@ def single_observation(
     ...                          time="2000-01-01", error=0.1, noise=False)
     >>> float(obs["value"][0])
     2.5
+    >>> obs = truth.fuxi.single_observation(variable="temperature", latitude=45.0,  # accessor
+    ...                                     longitude=90.0, time="2000-01-01", error=0.1,
+    ...                                     noise=False)
+    >>> float(obs["value"][0])
+    5.0
     """
     truth = validate(truth, require_time=True)
     rng = np.random.default_rng(seed)
@@ -435,6 +440,9 @@ def random_observations(
     >>> obs = random_observations(truth, n=5, variables=["temperature"], error=1.0, seed=0)
     >>> obs.sizes["obs"], bool((abs(obs["latitude"]) <= 90).all())
     (5, True)
+    >>> truth.fuxi.random_observations(n=3, variables=["temperature"], error=1.0,
+    ...                                seed=0).sizes["obs"]  # through the accessor
+    3
     """
     truth = validate(truth, require_time=True)
     n = _positive_count(n, "n")
@@ -488,6 +496,10 @@ def radiosonde_observations(
     >>> obs = radiosonde_observations(truth, sites=[(10.0, 20.0)], error=0.5, seed=0)
     >>> obs["level"].values.tolist()
     [500.0, 850.0]
+    >>> obs = truth.fuxi.radiosonde_observations(sites=[(10.0, 20.0), (-30.0, 200.0)],
+    ...                                          error=0.5, seed=0)  # through the accessor
+    >>> obs.sizes["obs"]
+    4
     """
     truth = validate(truth, require_time=True)
     rng = np.random.default_rng(seed)
@@ -547,6 +559,10 @@ def region_observations(
     >>> obs = region_observations(truth, latitude=(-10, 70), longitude=(250, 100),
     ...                           variables=["temperature"], error=1.0, seed=0)
     >>> sorted(set(obs["longitude"].values.tolist()))
+    [0.0, 90.0, 270.0]
+    >>> obs = truth.fuxi.region_observations(latitude=(-10, 70), longitude=(250, 100),
+    ...                                      variables=["temperature"], error=1.0, seed=0)
+    >>> sorted(set(obs["longitude"].values.tolist()))  # the same through the accessor
     [0.0, 90.0, 270.0]
     """
     truth = validate(truth, require_time=True)

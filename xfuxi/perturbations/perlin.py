@@ -360,6 +360,9 @@ def perlin_ensemble(
     >>> ens = perlin_ensemble(ds, n_members=5, std=xr.Dataset({"temperature": 2.0}), seed=0)
     >>> ens["temperature"].dims
     ('number', 'latitude', 'longitude')
+    >>> ds.fuxi.perlin_ensemble(n_members=3, std=xr.Dataset({"temperature": 2.0}),
+    ...                         seed=0).sizes["number"]  # through the accessor
+    3
     """
 
     for dim in ("latitude", "longitude"):

@@ -296,6 +296,41 @@ def train_da(
         In eval mode, with its training settings in ``metadata``.
     history : dict
         ``step``, ``loss``, ``l0``, ``lk`` per step; ``val_step``, ``val_l0``.
+
+    Examples
+    --------
+    Two steps on a tiny random world, with a persistence forecast model and no forecast
+    term (``forecast_steps=0``):
+
+    >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
+    >>> from xfuxi.models.base import NormStats
+    >>> rng = np.random.default_rng(0)
+    >>> lat, lon, levels = [-45.0, -15.0, 15.0, 45.0], np.arange(8) * 45.0, [250, 500, 700, 850]
+    >>> def column(values, noise):  # a profile plus noise at every time and grid point
+    ...     shape = (6, 4, 4, 8)
+    ...     return ("time", "level", "latitude", "longitude"), (
+    ...         np.array(values)[:, None, None] + noise * rng.standard_normal(shape))
+    >>> truth = xr.Dataset(
+    ...     {"temperature": column([220.0, 250.0, 270.0, 280.0], 2.0),
+    ...      "passive_tracer": column([0.05, 0.2, 0.4, 0.5], 0.01),
+    ...      "surface_pressure": (("time", "latitude", "longitude"),
+    ...                           1e5 + 500 * rng.standard_normal((6, 4, 8)))},
+    ...     coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"),
+    ...             "level": levels, "latitude": lat, "longitude": lon})
+    >>> class NoTendency(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return torch.zeros_like(x[:, 1])
+    >>> channels = [(v, lv) for v in ("temperature", "passive_tracer") for lv in levels]
+    >>> channels.append(("surface_pressure", None))
+    >>> mean = np.array([220, 250, 270, 280, 0.05, 0.2, 0.4, 0.5, 1e5])
+    >>> std = np.array([2, 2, 2, 2, 0.01, 0.01, 0.01, 0.01, 500.0])
+    >>> model = xfuxi.ForecastModel(NoTendency(), channels=channels, latitude=lat,
+    ...                             longitude=lon, stats=NormStats(mean, std, std))
+    >>> cfg = DAConfig(steps=2, batch_size=2, leads=(1,), forecast_steps=0, width=4,
+    ...                scales=2, sensor_channels=("wv6.2", "ir10.8"), frames=(0.0,))
+    >>> network, history = train_da(truth, model, config=cfg, progress=False)
+    >>> history["step"], network.sensor_channels, network.training
+    ([1, 2], ('wv6.2', 'ir10.8'), False)
     """
     from tqdm.auto import tqdm
 

@@ -1,6 +1,16 @@
 """Verification: deterministic and probabilistic scores, observation-space statistics and
 balance diagnostics, defined in the documentation, docs/design.md (Verification). Works
 without torch; numba is used when installed.
+
+Examples
+--------
+Every score is a function here and a method of the ``.fuxi`` accessor:
+
+>>> import xarray as xr, xfuxi.verify
+>>> fc = xr.DataArray([[0.0, 2.0], [1.0, 3.0]], dims=("x", "number"))
+>>> truth = xr.DataArray([3.0, 3.0], dims="x")
+>>> float(xfuxi.verify.crps(fc, truth)), float(fc.fuxi.crps(truth))
+(0.5, 0.5)
 """
 
 from __future__ import annotations

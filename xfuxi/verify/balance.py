@@ -96,6 +96,9 @@ def geostrophic_wind(
     >>> ug = geostrophic_wind(xr.Dataset({"geopotential": z}))["u_component_of_geostrophic_wind"]
     >>> round(float(ug.sel(latitude=40.0, longitude=0.0)), 3)  # 1e4 / (a f), f at 40°N
     16.743
+    >>> g = xr.Dataset({"geopotential": z}).fuxi.geostrophic_wind()  # through the accessor
+    >>> round(float(g["u_component_of_geostrophic_wind"].sel(latitude=40.0, longitude=0.0)), 3)
+    16.743
     """
     _require(ds, ["geopotential"])
     if not equator_band >= 0:
@@ -169,6 +172,8 @@ def ageostrophic_wind(ds: xr.Dataset, /, *, equator_band: float = 10.0) -> xr.Da
     >>> ds = xr.Dataset({"geopotential": zero, "u_component_of_wind": zero + 3.0,
     ...                  "v_component_of_wind": zero + 4.0})
     >>> float(ageostrophic_wind(ds)["ageostrophic_wind_speed"].max())
+    5.0
+    >>> float(ds.fuxi.ageostrophic_wind()["ageostrophic_wind_speed"].max())  # accessor
     5.0
     """
     _require(ds, ["geopotential", "u_component_of_wind", "v_component_of_wind"])
@@ -245,6 +250,9 @@ def balance_summary(
     >>> ds["u_component_of_wind"] = g["u_component_of_geostrophic_wind"] * 1.1
     >>> ds["v_component_of_wind"] = g["v_component_of_geostrophic_wind"]
     >>> s = balance_summary(ds, bands={"mid": (30.0, 50.0)})
+    >>> round(float(s["ageostrophic_ratio"].item()), 4)
+    0.0909
+    >>> s = ds.fuxi.balance_summary(bands={"mid": (30.0, 50.0)})  # through the accessor
     >>> round(float(s["ageostrophic_ratio"].item()), 4)
     0.0909
     """

@@ -103,6 +103,8 @@ mse = _error_score(
     formula="(f − t)²",
     example=""">>> fc = xr.DataArray([[1.0, 2.0], [3.0, 4.0]], dims=("time", "x"))
     >>> float(mse(fc, fc * 0))
+    7.5
+    >>> float(fc.fuxi.mse(fc * 0))  # the same through the accessor
     7.5""",
 )
 mae = _error_score(
@@ -113,6 +115,8 @@ mae = _error_score(
     formula="|f − t|",
     example=""">>> fc = xr.DataArray([1.0, -3.0], dims="x")
     >>> float(mae(fc, fc * 0))
+    2.0
+    >>> float(fc.fuxi.mae(fc * 0))  # the same through the accessor
     2.0""",
 )
 bias = _error_score(
@@ -124,6 +128,8 @@ bias = _error_score(
     formula="f − t",
     example=""">>> fc = xr.DataArray([1.0, 3.0], dims="x")
     >>> float(bias(fc, fc * 0))
+    2.0
+    >>> float(fc.fuxi.bias(fc * 0))  # the same through the accessor
     2.0""",
 )
 
@@ -160,6 +166,8 @@ def rmse(
     --------
     >>> fc = xr.DataArray([[3.0, 3.0], [0.0, 0.0]], dims=("time", "x"))
     >>> float(rmse(fc, fc * 0, dim=["time", "x"]))  # sqrt((9 + 0) / 2), not (3 + 0) / 2
+    2.1213203435596424
+    >>> float(fc.fuxi.rmse(fc * 0, dim=["time", "x"]))  # the same through the accessor
     2.1213203435596424
     """
     out = mse(forecast, truth, dim=dim, weights=weights, region=region, skipna=skipna,
@@ -248,6 +256,8 @@ def acc(
     >>> a = xr.DataArray([1.0, -1.0, 0.5], dims="x")
     >>> float(acc(a * 2, a, clim))
     1.0
+    >>> float((a * 2).fuxi.acc(a, clim))  # the same through the accessor
+    1.0
     """
     fc, tr = prepare_pair(forecast, truth)
     clim = _climatology_at(climatology, fc)
@@ -305,6 +315,8 @@ def wind_vector_rmse(
     --------
     >>> ds = xr.Dataset({"u_component_of_wind": ("x", [3.0]), "v_component_of_wind": ("x", [4.0])})
     >>> float(wind_vector_rmse(ds, ds * 0))
+    5.0
+    >>> float(ds.fuxi.wind_vector_rmse(ds * 0))  # the same through the accessor
     5.0
     """
     for role, obj in (("forecast", forecast), ("truth", truth)):

@@ -128,6 +128,8 @@ gaussian_crps.__doc__ = _DOC.format(
     "2005); ``|y − μ|`` where ``σ = 0``.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
     >>> round(float(gaussian_crps(m, s, xr.DataArray([0.0]))), 6)  # (√2 − 1)/√π
+    0.233695
+    >>> round(float(m.fuxi.gaussian_crps(s, xr.DataArray([0.0]))), 6)  # through the accessor
     0.233695""",
 )
 gaussian_crps = fill_doc(gaussian_crps)
@@ -147,6 +149,9 @@ gaussian_variance.__doc__ = _DOC.format(
     metric="gaussian_variance",
     formula="The mean of ``σ²``; its square root is comparable with :func:`~xfuxi.spread`.",
     example=""">>> float(gaussian_variance(xr.DataArray([0.0, 0.0]), xr.DataArray([1.0, 3.0])))
+    5.0
+    >>> m = xr.DataArray([0.0, 0.0])
+    >>> float(m.fuxi.gaussian_variance(xr.DataArray([1.0, 3.0])))  # through the accessor
     5.0""",
 )
 gaussian_variance = fill_doc(gaussian_variance)
@@ -180,6 +185,8 @@ gaussian_brier_score.__doc__ = _DOC.format(
     "exceeds ``t``.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
     >>> float(gaussian_brier_score(m, s, xr.DataArray([1.0]), threshold=0.0))
+    0.25
+    >>> float(m.fuxi.gaussian_brier_score(s, xr.DataArray([1.0]), threshold=0.0))  # accessor
     0.25""",
 )
 gaussian_brier_score = fill_doc(gaussian_brier_score)
@@ -208,6 +215,8 @@ gaussian_ignorance.__doc__ = _DOC.format(
     formula="``−log φ_σ(y − μ) = ½ log(2π) + log σ + (y − μ)²/(2σ²)`` (natural log, nats).",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
     >>> round(float(gaussian_ignorance(m, s, xr.DataArray([0.0]))), 6)  # ½ log 2π
+    0.918939
+    >>> round(float(m.fuxi.gaussian_ignorance(s, xr.DataArray([0.0]))), 6)  # accessor
     0.918939""",
 )
 gaussian_ignorance = fill_doc(gaussian_ignorance)

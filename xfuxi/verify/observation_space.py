@@ -172,6 +172,8 @@ def innovations(
     ...                  coords={"latitude": ("obs", [5.0]), "longitude": ("obs", [90.0])})
     >>> innovations(obs, state)["temperature"].values.tolist()
     [1.5]
+    >>> obs.fuxi.innovations(state)["temperature"].values.tolist()  # through the accessor
+    [1.5]
     """
     if not isinstance(observations, xr.Dataset) or not isinstance(state, xr.Dataset):
         raise TypeError("observations and state must both be xarray Datasets")
@@ -240,6 +242,8 @@ def innovation_statistics(
     >>> state = xr.Dataset({"temperature": ("x", np.zeros(3))})
     >>> obs = xr.Dataset({"temperature": ("x", [1.0, np.nan, 3.0])})
     >>> innovation_statistics(obs, state)["temperature"].values.tolist()
+    [2.0, 1.0, 2.23606797749979, 2.0]
+    >>> obs.fuxi.innovation_statistics(state)["temperature"].values.tolist()  # accessor
     [2.0, 1.0, 2.23606797749979, 2.0]
     """
     d = innovations(observations, state, obs_dim=obs_dim)

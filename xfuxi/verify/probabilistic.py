@@ -148,6 +148,8 @@ def crps(
     0.0
     >>> float(crps(fc, xr.DataArray([1.0], dims="x"), fair=False))
     0.5
+    >>> float(fc.fuxi.crps(xr.DataArray([1.0], dims="x"), fair=False))  # through the accessor
+    0.5
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     _check_dim(dim, mdim)
@@ -228,6 +230,8 @@ def spread(
     >>> fc = xr.DataArray([[0.0, 2.0], [1.0, 3.0]], dims=("x", "number"))
     >>> float(spread(fc))
     1.4142135623730951
+    >>> float(fc.fuxi.spread())  # the same through the accessor
+    1.4142135623730951
     """
     mdim = ensemble_dim(forecast, member_dim)
     m = forecast.sizes[mdim]
@@ -269,6 +273,8 @@ def ensemble_mean_rmse(
     >>> fc = xr.DataArray([[0.0, 2.0], [1.0, 3.0]], dims=("x", "number"))
     >>> float(ensemble_mean_rmse(fc, xr.DataArray([1.0, 2.0], dims="x")))
     0.0
+    >>> float(fc.fuxi.ensemble_mean_rmse(xr.DataArray([1.0, 1.0], dims="x")))  # accessor
+    0.7071067811865476
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     mean = fc.mean(mdim, skipna=skipna)
@@ -319,6 +325,8 @@ def spread_skill_ratio(
     1.4142135623730951
     >>> spread_skill_ratio(fc, truth, correction=True).attrs["correction"]
     'sqrt((M+1)/M)'
+    >>> float(fc.fuxi.spread_skill_ratio(truth))  # the same through the accessor
+    1.4142135623730951
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     m = fc.sizes[mdim]
@@ -400,6 +408,8 @@ def brier_score(
     --------
     >>> fc = xr.DataArray([[0.0, 2.0, 3.0, 4.0]], dims=("x", "number"))
     >>> float(brier_score(fc, xr.DataArray([5.0], dims="x"), threshold=1.0))
+    0.0625
+    >>> float(fc.fuxi.brier_score(xr.DataArray([5.0], dims="x"), threshold=1.0))  # accessor
     0.0625
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
@@ -491,6 +501,8 @@ def rank_histogram(
     >>> fc = xr.DataArray([[0.0, 2.0], [0.0, 2.0], [0.0, 2.0]], dims=("x", "number"))
     >>> rank_histogram(fc, xr.DataArray([-1.0, 1.0, 3.0], dims="x")).values.tolist()
     [1, 1, 1]
+    >>> fc.fuxi.rank_histogram(xr.DataArray([3.0, 3.0, 1.0], dims="x")).values.tolist()
+    [0, 1, 2]
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     m = fc.sizes[mdim]
@@ -568,6 +580,8 @@ def debiased_ensemble_mean_mse(
     >>> fc = xr.DataArray([[0.0, 2.0]], dims=("x", "number"))
     >>> float(debiased_ensemble_mean_mse(fc, xr.DataArray([0.0], dims="x")))
     0.0
+    >>> float(fc.fuxi.debiased_ensemble_mean_mse(xr.DataArray([0.0], dims="x")))  # accessor
+    0.0
     """
     fc, tr, mdim = _pair(forecast, truth, member_dim)
     _check_dim(dim, mdim)
@@ -620,6 +634,8 @@ def ensemble_ignorance(
     --------
     >>> fc = xr.DataArray([[-1.0, 1.0]], dims=("x", "number"))
     >>> round(float(ensemble_ignorance(fc, xr.DataArray([0.0], dims="x"))), 4)
+    1.2655
+    >>> round(float(fc.fuxi.ensemble_ignorance(xr.DataArray([0.0], dims="x"))), 4)  # accessor
     1.2655
     """
     from .gaussian import gaussian_log_score
@@ -682,6 +698,8 @@ def ranked_probability_score(
     --------
     >>> fc = xr.DataArray([[0.0, 1.0, 2.0, 3.0]], dims=("x", "number"))
     >>> float(ranked_probability_score(fc, xr.DataArray([2.5], dims="x"), thresholds=[1.5]))
+    0.25
+    >>> float(fc.fuxi.ranked_probability_score(xr.DataArray([2.5], dims="x"), thresholds=[1.5]))
     0.25
     """
     edges = np.asarray(list(thresholds), dtype=float)
@@ -755,6 +773,8 @@ def central_reliability(
     >>> fc = xr.DataArray([[0.0, 1.0, 2.0, 3.0, 4.0]] * 2, dims=("x", "number"))
     >>> truth = xr.DataArray([2.0, 3.9], dims="x")
     >>> central_reliability(fc, truth, probabilities=[0.5]).values.tolist()
+    [0.5]
+    >>> fc.fuxi.central_reliability(truth, probabilities=[0.5]).values.tolist()  # accessor
     [0.5]
     """
     probs = np.asarray(list(probabilities), dtype=float)
@@ -847,6 +867,9 @@ def energy_score(
     >>> fc = xr.DataArray([[[0.0, 0.0], [2.0, 2.0]]], dims=("time", "number", "x"))
     >>> float(energy_score(fc, xr.DataArray([[1.0, 1.0]], dims=("time", "x")),
     ...                    vector_dims=["x"], weights=None))
+    0.0
+    >>> float(fc.fuxi.energy_score(xr.DataArray([[1.0, 1.0]], dims=("time", "x")),
+    ...                            vector_dims=["x"], weights=None))  # through the accessor
     0.0
     """
     from ._kernels import energy_score_kernel

@@ -152,6 +152,9 @@ def scorecard(
     >>> card = scorecard(fc, truth, weights=None)
     >>> card.temperature.sel(score="rmse", region="global").values.tolist()
     [0.0, 1.0]
+    >>> card = fc.fuxi.scorecard(truth, weights=None)  # the same through the accessor
+    >>> card.temperature.sel(score="bias", region="global").values.tolist()
+    [0.0, 1.0]
     """
     fc, tr = _open(forecast, "forecast"), _open(truth, "truth")
     clim = _open(climatology, "climatology") if climatology is not None else None

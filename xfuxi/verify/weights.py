@@ -415,6 +415,8 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     ...                   coords={"time": t[:2], "prediction_timedelta": lead})
     >>> align_valid_time(fc, truth).values.tolist()
     [[1.0, 2.0], [2.0, 3.0]]
+    >>> fc.fuxi.align_valid_time(truth).values.tolist()  # the same through the accessor
+    [[1.0, 2.0], [2.0, 3.0]]
     """
     if "prediction_timedelta" not in forecast.dims:
         raise ValueError("forecast has no 'prediction_timedelta' dimension; nothing to align")
