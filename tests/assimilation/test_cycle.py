@@ -152,7 +152,7 @@ def test_bad_arguments_are_named(setting):
         En4DVarMethod(members="fresh")
 
 
-def test_static_3dvar_and_perlin_en4dvar_through_the_driver(setting):
+def test_static_3dvar_and_perlin_en4dvar_through_the_driver(setting, capsys):
     import torch
 
     from xfuxi.assimilation.config import Minimiser
@@ -181,6 +181,7 @@ def test_static_3dvar_and_perlin_en4dvar_through_the_driver(setting):
         assert float(s.analysis_error[-1]) < float(s.background_error[-1])
         assert float(s.analysis_error[-1]) < 0.5 * float(s.free_error[-1])
         assert bool(np.isnan(s["spread"]).all())  # no members carried
+    assert "ensemble members" not in capsys.readouterr().err  # progress=False is silent
 
 
 def test_plot_of_a_run(setting):

@@ -420,6 +420,7 @@ class En4DVarMethod(CycleMethod):
             spread=self.spread,
             spread_groups=wind_pairs(model.channels),
             generator=generator,
+            progress=False,  # the cycle has its own bar
         )
         res = en4dvar_analysis(
             model,
