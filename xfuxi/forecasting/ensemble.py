@@ -342,16 +342,15 @@ def _initial_noise(spec: PerlinNoise | GaussianNoise, model: ForecastModel):
 
         return gaussian
 
-    from ..perturbations.perlin import perlin_perturbations
+    from ..perturbations.perlin import PerlinScales, perlin_perturbations
 
-    shape_options = {"wavelength": spec.wavelength, "octaves": spec.octaves,
-                     "persistence": spec.persistence}  # fmt: skip
+    scales = PerlinScales(spec.wavelength, spec.octaves, spec.persistence)
 
     def perlin(gens, shape, like):
         fields = [
             perlin_perturbations(
-                1, std=std, shape=tuple(shape[1:]), amplitude=amplitude, generator=g,
-                **shape_options,
+                1, std=std, shape=tuple(shape[1:]), amplitude=amplitude, scales=scales,
+                generator=g,
             )
             for g in gens
         ]  # fmt: skip

@@ -22,6 +22,7 @@ This module imports torch at top level; :mod:`xfuxi` reaches it lazily.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -31,10 +32,11 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..config import Config, config_with_legacy, field
 from ..data.channels import channels_of, stack, unstack
 from ..data.schema import canonical_order
 
-__all__ = ["perlin_ensemble", "perlin_noise", "perlin_perturbations"]
+__all__ = ["PerlinScales", "perlin_ensemble", "perlin_noise", "perlin_perturbations"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,58 @@ def make_generator(seed: int | None, generator: torch.Generator | None) -> torch
     else:
         g.manual_seed(int(seed))
     return g
+
+
+@dataclasses.dataclass(frozen=True)
+class PerlinScales(Config):
+    """The spatial scales of Perlin noise: its coarsest wavelength and its octaves.
+
+    One set of options for every function that draws Perlin noise from a climatological std
+    (:func:`perlin_perturbations`, :func:`perlin_ensemble`,
+    :func:`~xfuxi.perturbations.balanced.balanced_perturbations`); the ensemble's
+    :class:`~xfuxi.forecasting.ensemble.PerlinNoise` and 4DVar's
+    :class:`~xfuxi.assimilation.config.BackgroundError` hold the same three fields.
+
+    Parameters
+    ----------
+    wavelength : float, default 8
+        Lattice spacing of the coarsest octave in grid points (at most 1: white noise).
+    octaves : int, default 3
+        Number of octaves; octave ``o`` has wavelength ``wavelength / 2**o`` and weight
+        ``persistence**o``.
+    persistence : float, default 0.5
+        Amplitude ratio of successive octaves.
+
+    Raises
+    ------
+    ValueError
+        A non-positive or non-finite ``wavelength`` or ``persistence``, or ``octaves`` not an
+        integer of at least 1.
+    """
+
+    wavelength: float = field(8.0, help="wavelength of the first octave, in grid points")
+    octaves: int = field(3, help="number of octaves")
+    persistence: float = field(0.5, help="amplitude ratio of successive octaves")
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.wavelength) and self.wavelength > 0):
+            raise ValueError(f"PerlinScales.wavelength must be positive; got {self.wavelength!r}")
+        if isinstance(self.octaves, bool) or not isinstance(self.octaves, (int, np.integer)) or (
+            self.octaves < 1
+        ):  # fmt: skip
+            raise ValueError(f"PerlinScales.octaves must be an integer >= 1; got {self.octaves!r}")
+        if not (math.isfinite(self.persistence) and self.persistence > 0):
+            raise ValueError(f"PerlinScales.persistence must be positive; got {self.persistence!r}")
+
+
+def perlin_scales(
+    scales: PerlinScales | dict | None, legacy: dict[str, Any], function: str
+) -> PerlinScales:
+    """``scales`` (default :class:`PerlinScales`) with the old ``wavelength`` / ``octaves`` /
+    ``persistence`` keywords of ``function`` applied (each with a ``DeprecationWarning``)."""
+    return config_with_legacy(
+        PerlinScales, scales, legacy, function, parameter="scales", stacklevel=4
+    )
 
 
 def _fade(t: torch.Tensor) -> torch.Tensor:
@@ -234,14 +288,13 @@ def perlin_perturbations(
     std: Any,
     shape: Sequence[int],
     amplitude: float | Any = 0.05,
-    wavelength: float = 8.0,
-    octaves: int = 3,
-    persistence: float = 0.5,
+    scales: PerlinScales | None = None,
     periodic: bool | Sequence[bool] | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     device: Any = None,
     dtype: torch.dtype = torch.float32,
+    **legacy: Any,
 ) -> torch.Tensor:
     """Perlin perturbations of ``C`` channels: ``amplitude × std[c] × noise``.
 
@@ -255,9 +308,11 @@ def perlin_perturbations(
         Spatial shape, ``(H, W)`` or ``(K,)``.
     amplitude : float or array-like (C,), default 0.05
         Perturbation std as a fraction of ``std`` per channel (variable and level).
-    wavelength, octaves, persistence, periodic
-        As for :func:`perlin_noise`; every channel gets its own independent noise.
-    seed, generator, device, dtype
+    scales : PerlinScales, optional
+        Wavelength and octaves of the noise (default ``PerlinScales()``); every channel gets
+        its own independent noise. The old keywords ``wavelength``, ``octaves`` and
+        ``persistence`` still work, with a ``DeprecationWarning``.
+    periodic, seed, generator, device, dtype
         As for :func:`perlin_noise`.
 
     Returns
@@ -269,6 +324,8 @@ def perlin_perturbations(
     ValueError
         ``std`` not 1-D, or non-finite / negative ``std`` or ``amplitude``, or an
         ``amplitude`` array whose length is not C.
+    TypeError
+        An unknown keyword argument.
 
     Notes
     -----
@@ -283,6 +340,7 @@ def perlin_perturbations(
     >>> round(float((p / torch.tensor([1.0, 10.0]).view(1, 2, 1, 1)).std()), 3)
     0.1
     """
+    scales = perlin_scales(scales, legacy, "perlin_perturbations")
     std_arr = np.asarray(std, dtype="float64")
     if std_arr.ndim != 1:
         raise ValueError(f"std must be 1-D (one value per channel), got shape {std_arr.shape}")
@@ -297,9 +355,7 @@ def perlin_perturbations(
     noise = perlin_noise(
         int(n) * c,
         shape,
-        wavelength=wavelength,
-        octaves=octaves,
-        persistence=persistence,
+        **scales.to_dict(),
         periodic=periodic,
         seed=seed,
         generator=generator,
@@ -315,11 +371,10 @@ def perlin_ensemble(
     *,
     n_members: int,
     amplitude: float = 0.05,
-    wavelength: float = 8.0,
-    octaves: int = 3,
-    persistence: float = 0.5,
+    scales: PerlinScales | None = None,
     std: xr.Dataset | None = None,
     seed: int | None = None,
+    **legacy: Any,
 ) -> xr.Dataset:
     """Perturb a state with Perlin noise: an ensemble with dim ``number``.
 
@@ -333,8 +388,10 @@ def perlin_ensemble(
         Number of members.
     amplitude : float, default 0.05
         Perturbation std as a fraction of each variable's (and level's) std.
-    wavelength, octaves, persistence
-        As for :func:`perlin_noise` (grid points of the coarsest octave).
+    scales : PerlinScales, optional
+        Wavelength (grid points of the coarsest octave) and octaves of the noise (default
+        ``PerlinScales()``; the old keywords ``wavelength``, ``octaves`` and ``persistence``
+        still work, with a ``DeprecationWarning``).
     std : xarray.Dataset, optional
         Climatological std per variable (and level). Default: the std of ``ds`` over all
         dims but ``level``.
@@ -361,7 +418,7 @@ def perlin_ensemble(
     >>> ens["temperature"].dims
     ('number', 'latitude', 'longitude')
     """
-
+    scales = perlin_scales(scales, legacy, "perlin_ensemble")
     for dim in ("latitude", "longitude"):
         if dim not in ds.dims:
             raise ValueError(f"dataset lacks dim {dim!r} needed for Perlin noise")
@@ -381,9 +438,7 @@ def perlin_ensemble(
         std=np.asarray(stds),
         shape=shape,
         amplitude=amplitude,
-        wavelength=wavelength,
-        octaves=octaves,
-        persistence=persistence,
+        scales=scales,
         seed=seed,
         dtype=torch.float64,
     ).numpy()
@@ -402,7 +457,7 @@ def perlin_ensemble(
     out = ds + noise.astype(ds[list(ds.data_vars)[0]].dtype)
     out.attrs = dict(ds.attrs)
     out.attrs.update(
-        perturbation="perlin", perlin_amplitude=amplitude, perlin_wavelength=wavelength
+        perturbation="perlin", perlin_amplitude=amplitude, perlin_wavelength=scales.wavelength
     )
 
     return out.transpose(*canonical_order(out.dims))
