@@ -184,6 +184,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("load_da_model", "models.fuxi_da:load_da_model"),
     Entry("train_da", "training.da:train_da"),
     Entry("DAConfig", "training.da_config:DAConfig"),
+    # the Perlin noise's scales, one option object for every Perlin perturbation
+    Entry("PerlinScales", "perturbations.scales:PerlinScales"),
 )
 
 

@@ -204,7 +204,7 @@ def test_perlin_scales_are_one_option_object_and_the_old_keywords_still_work():
     # one PerlinScales instead of three keywords repeated in every signature; the old
     # keywords give the same draws, with a DeprecationWarning naming the new parameter
     from xfuxi.perturbations.balanced import balanced_perturbations
-    from xfuxi.perturbations.perlin import PerlinScales
+    from xfuxi.perturbations.scales import PerlinScales
 
     scales = PerlinScales(wavelength=4.0, octaves=2, persistence=0.7)
     kw = dict(std=[1.0, 3.0], shape=(6, 12), amplitude=0.2, seed=5, dtype=torch.float64)

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from ..models.rollout import model_device, model_dtype
 from ..options import progress_enabled
 from ..perturbations.balanced import balanced_perturbations
-from ..perturbations.perlin import PerlinScales, perlin_perturbations
+from ..perturbations.perlin import perlin_perturbations
+from ..perturbations.scales import PerlinScales
 from .config import BackgroundError, legacy_options
 
 __all__ = [

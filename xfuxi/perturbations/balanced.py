@@ -16,7 +16,8 @@ import torch
 
 from .. import physics
 from ..constants import R_DRY
-from .perlin import PerlinScales, make_generator, perlin_noise, perlin_scales
+from .perlin import make_generator, perlin_noise
+from .scales import PerlinScales, perlin_scales
 
 __all__ = ["balanced_perturbations"]
 

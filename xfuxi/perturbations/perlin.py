@@ -22,7 +22,6 @@ This module imports torch at top level; :mod:`xfuxi` reaches it lazily.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -32,11 +31,11 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..config import Config, config_with_legacy, field
 from ..data.channels import channels_of, stack, unstack
 from ..data.schema import canonical_order
+from .scales import PerlinScales, perlin_scales
 
-__all__ = ["PerlinScales", "perlin_ensemble", "perlin_noise", "perlin_perturbations"]
+__all__ = ["perlin_ensemble", "perlin_noise", "perlin_perturbations"]
 
 log = logging.getLogger(__name__)
 
@@ -55,58 +54,6 @@ def make_generator(seed: int | None, generator: torch.Generator | None) -> torch
     else:
         g.manual_seed(int(seed))
     return g
-
-
-@dataclasses.dataclass(frozen=True)
-class PerlinScales(Config):
-    """The spatial scales of Perlin noise: its coarsest wavelength and its octaves.
-
-    One set of options for every function that draws Perlin noise from a climatological std
-    (:func:`perlin_perturbations`, :func:`perlin_ensemble`,
-    :func:`~xfuxi.perturbations.balanced.balanced_perturbations`); the ensemble's
-    :class:`~xfuxi.forecasting.ensemble.PerlinNoise` and 4DVar's
-    :class:`~xfuxi.assimilation.config.BackgroundError` hold the same three fields.
-
-    Parameters
-    ----------
-    wavelength : float, default 8
-        Lattice spacing of the coarsest octave in grid points (at most 1: white noise).
-    octaves : int, default 3
-        Number of octaves; octave ``o`` has wavelength ``wavelength / 2**o`` and weight
-        ``persistence**o``.
-    persistence : float, default 0.5
-        Amplitude ratio of successive octaves.
-
-    Raises
-    ------
-    ValueError
-        A non-positive or non-finite ``wavelength`` or ``persistence``, or ``octaves`` not an
-        integer of at least 1.
-    """
-
-    wavelength: float = field(8.0, help="wavelength of the first octave, in grid points")
-    octaves: int = field(3, help="number of octaves")
-    persistence: float = field(0.5, help="amplitude ratio of successive octaves")
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.wavelength) and self.wavelength > 0):
-            raise ValueError(f"PerlinScales.wavelength must be positive; got {self.wavelength!r}")
-        if isinstance(self.octaves, bool) or not isinstance(self.octaves, (int, np.integer)) or (
-            self.octaves < 1
-        ):  # fmt: skip
-            raise ValueError(f"PerlinScales.octaves must be an integer >= 1; got {self.octaves!r}")
-        if not (math.isfinite(self.persistence) and self.persistence > 0):
-            raise ValueError(f"PerlinScales.persistence must be positive; got {self.persistence!r}")
-
-
-def perlin_scales(
-    scales: PerlinScales | dict | None, legacy: dict[str, Any], function: str
-) -> PerlinScales:
-    """``scales`` (default :class:`PerlinScales`) with the old ``wavelength`` / ``octaves`` /
-    ``persistence`` keywords of ``function`` applied (each with a ``DeprecationWarning``)."""
-    return config_with_legacy(
-        PerlinScales, scales, legacy, function, parameter="scales", stacklevel=4
-    )
 
 
 def _fade(t: torch.Tensor) -> torch.Tensor:
