@@ -40,3 +40,24 @@ def test_iter_and_plain_functions_share_one_signature():
     # the forecast pair: one signature, shown on both (and on the accessor)
     for a, b in [(xfuxi.forecast, xfuxi.forecast_iter), (xfuxi.ensemble, xfuxi.ensemble_iter)]:
         assert inspect.signature(a).parameters == inspect.signature(b).parameters
+
+
+def test_score_docstrings_fill_through_the_one_template_helper():
+    # issue 19 (one implementation per concept): the scores' fill_doc is docstring_parts
+    # over verify's DOC_PARTS, so an unknown part names the known ones, like every other table
+    from xfuxi.verify._docs import DOC_PARTS, fill_doc
+
+    with pytest.raises(KeyError, match="names no part; known: .*'keep_attrs'"):
+
+        @fill_doc
+        def g():
+            """{{nope}}"""
+
+    @fill_doc
+    def f():
+        """Parameters
+        ----------
+        {{keep_attrs}}
+        """
+
+    assert DOC_PARTS["keep_attrs"].splitlines()[0] in f.__doc__

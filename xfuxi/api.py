@@ -186,6 +186,10 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("load_da_model", "models.fuxi_da:load_da_model"),
     Entry("train_da", "training.da:train_da"),
     Entry("DAConfig", "training.da_config:DAConfig"),
+    # the Perlin noise's scales, one option object for every Perlin perturbation
+    Entry("PerlinScales", "perturbations.scales:PerlinScales"),
+    # the world's options, one schema for held_suarez, the splits and `xfuxi world`
+    Entry("WorldConfig", "world.simulator:WorldConfig"),
 )
 
 

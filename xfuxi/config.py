@@ -22,9 +22,17 @@ import html
 import json
 import types
 import typing
+import warnings
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
-__all__ = ["Config", "add_arguments", "field", "from_arguments", "summary_html"]
+__all__ = [
+    "Config",
+    "add_arguments",
+    "config_with_legacy",
+    "field",
+    "from_arguments",
+    "summary_html",
+]
 
 C = TypeVar("C", bound="Config")
 
@@ -86,6 +94,61 @@ class Config:
             [(k, v) for k, v, _ in rows],
             bold=[k for k, _, changed in rows if changed],
         )
+
+
+def config_with_legacy(
+    cls: type[C],
+    config: C | dict | None,
+    legacy: dict[str, Any],
+    function: str,
+    *,
+    parameter: str = "config",
+    stacklevel: int = 3,
+) -> C:
+    """``config`` (default ``cls()``) with the old keyword arguments of ``function`` applied.
+
+    Each old keyword names a field of ``cls``; it still works, with a ``DeprecationWarning``
+    that names the field and the ``parameter`` that now takes the configuration. Any other
+    keyword raises ``TypeError`` as Python would.
+
+    Parameters
+    ----------
+    cls : type of Config
+    config : Config, dict or None
+        The configuration given (a dict as written by :meth:`Config.to_dict`).
+    legacy : dict
+        The old keyword arguments given (``**legacy`` of ``function``).
+    function : str
+        The public function's name, for the messages.
+    parameter : str, default "config"
+        The keyword that takes the configuration now.
+    stacklevel : int, default 3
+        Of the warning: 3 points at the caller of ``function``.
+
+    Returns
+    -------
+    Config
+        An instance of ``cls`` (validated again when keywords were applied).
+
+    Raises
+    ------
+    TypeError
+        If ``legacy`` holds a keyword that is no field of ``cls``.
+    """
+    base = cls.from_dict(config) if not isinstance(config, cls) else config
+    if not legacy:
+        return base
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(legacy) - names)
+    if unknown:
+        raise TypeError(f"{function}() got unexpected keyword argument(s) {unknown}")
+    keys = ", ".join(f"{k}=..." for k in legacy)
+    warnings.warn(
+        f"{function}({keys}) is deprecated; pass {parameter}={cls.__name__}({keys})",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    return base.replace(**legacy)
 
 
 def summary_html(

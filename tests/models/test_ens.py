@@ -31,10 +31,7 @@ from xfuxi.training.ens import train_perturbation
 from xfuxi.training.gains import tune_early_gain, tune_model_gain
 from xfuxi.training.losses import ensemble_loss, fair_crps, gaussian_kl
 
-LAT, LON = tiny.LAT, tiny.LON
-CHANNELS = [("temperature", 500.0), ("passive_tracer", None)]
-STD = np.array([5.0, 0.1])
-MEAN = np.array([250.0, 0.5])
+LAT, LON, CHANNELS, STD, MEAN = tiny.LAT, tiny.LON, tiny.CHANNELS, tiny.STD, tiny.MEAN
 
 
 def _crps_brute(ens: np.ndarray, y: np.ndarray, fair: bool) -> np.ndarray:
@@ -120,14 +117,10 @@ def test_gaussian_kl_gradients_are_correct():
 
 
 # ---------------------------------------------------------------------------------- the VAE
-def _stats() -> NormStats:
-    return NormStats(MEAN.copy(), STD.copy(), STD / 4)
-
-
 def _vae(seed: int = 0, **kw) -> PerturbationVAE:
     torch.manual_seed(seed)
     kw = {"hidden": 6, "latent": 2, **kw}
-    return PerturbationVAE(CHANNELS, (LAT.size, LON.size), stats=_stats(), **kw)
+    return PerturbationVAE(CHANNELS, (LAT.size, LON.size), stats=tiny.stats(), **kw)
 
 
 def _pair(b: int = 3, seed: int = 0) -> torch.Tensor:
@@ -145,9 +138,9 @@ def test_vae_shapes_units_and_flow_dependence():
     eps = torch.randn(3, *vae.latent_shape, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         d = vae.perturb(x, eps)
-    assert d.shape == (3, 2, 8, 16)
+    assert d.shape == (3, len(CHANNELS), 8, 16)
     # physical units: the tracer perturbation is std-scaled (std 0.1 vs 5)
-    ratio = float(d[:, 0].std() / d[:, 1].std())
+    ratio = float(d[:, 0].std() / d[:, 2].std())
     assert 5 < ratio < 500
     # flow-dependent: same noise, different states -> different perturbations
     with torch.no_grad():
@@ -179,7 +172,7 @@ def test_vae_rejects_bad_shapes():
     with pytest.raises(ValueError, match="latent"):
         PerturbationVAE(CHANNELS, (8, 16), latent=0)
     with pytest.raises(ValueError, match=r"stats\.mean"):
-        PerturbationVAE(CHANNELS, (8, 16), stats=NormStats.identity(3))
+        PerturbationVAE(CHANNELS, (8, 16), stats=NormStats.identity(len(CHANNELS) + 1))
 
 
 def test_vae_is_periodic_in_longitude():
@@ -296,10 +289,7 @@ class _Persist(torch.nn.Module):
 
 
 def _model(name: str = "persist") -> ForecastModel:
-    return ForecastModel(
-        _Persist(), channels=CHANNELS, latitude=LAT, longitude=LON, stats=_stats(),
-        residual=False, name=name,
-    )  # fmt: skip
+    return tiny.model(_Persist(), residual=False, name=name)
 
 
 def _cascade(switch: int = 2):
@@ -331,9 +321,8 @@ def test_rollout_perturbs_initial_state_and_every_step():
 # ---------------------------------------------------------------------------------- training
 def test_ensemble_loss_gradients_reach_vae_only_and_match_finite_differences():
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(1, 2), torch.nn.Conv2d(4, 2, 3, padding=1)).double()
-    model = ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON, stats=_stats(),
-                          residual=True).double()  # fmt: skip
+    net = torch.nn.Sequential(torch.nn.Flatten(1, 2), torch.nn.Conv2d(6, 3, 3, padding=1))
+    model = tiny.model(net.double(), residual=True).double()
     for p in model.parameters():
         p.requires_grad_(False)
     vae = _vae(hidden=3).double()
@@ -383,12 +372,12 @@ def _random_walk(n_time: int, sigma: float, seed: int) -> xr.Dataset:
     x = np.cumsum(steps, axis=0) * STD[None, :, None, None] + MEAN[None, :, None, None]
     return xr.Dataset(
         {
-            "temperature": (("time", "level", "latitude", "longitude"), x[:, :1]),
-            "passive_tracer": (("time", "latitude", "longitude"), x[:, 1]),
+            "temperature": (("time", "level", "latitude", "longitude"), x[:, :2]),
+            "passive_tracer": (("time", "latitude", "longitude"), x[:, 2]),
         },
         coords={
             "time": pd.date_range("2002-01-01", periods=n_time, freq="6h"),
-            "level": [500],
+            "level": [500, 850],
             "latitude": LAT,
             "longitude": LON,
         },
@@ -515,12 +504,12 @@ def test_early_gain_scales_the_first_steps_only(tmp_path):
     x, eps = _pair(), torch.randn(3, *vae.latent_shape)
     with torch.no_grad():
         plain = vae.perturb(x, eps)
-        vae.set_early_gain([3.0, 1.0], 2)
-        scale = torch.tensor([3.0, 1.0]).view(1, -1, 1, 1)
+        vae.set_early_gain([3.0, 3.0, 1.0], 2)
+        scale = torch.tensor([3.0, 3.0, 1.0]).view(1, -1, 1, 1)
         for step, factor in ((0, 1.0), (1, scale), (2, scale), (3, 1.0), (None, 1.0)):
             torch.testing.assert_close(vae.perturb(x, eps, step=step), plain * factor)
     back = load_perturbation(save_perturbation(vae, tmp_path / "ck"))
-    assert back.config["early_gain"] == [3.0, 1.0] and back.config["early_steps"] == 2
+    assert back.config["early_gain"] == [3.0, 3.0, 1.0] and back.config["early_steps"] == 2
     with torch.no_grad():
         torch.testing.assert_close(back.perturb(x, eps, step=1), plain * scale)
     # the early steps are shared: another channel's gain over other steps is refused
@@ -529,11 +518,11 @@ def test_early_gain_scales_the_first_steps_only(tmp_path):
     with pytest.raises(ValueError, match="shared by all channels"):
         apply_early_gain(vae, [("passive_tracer", None)], 2.0, 4)
     apply_early_gain(vae, [("passive_tracer", None)], 2.0, 2)
-    assert vae.config["early_gain"] == [3.0, 2.0] and vae.config["early_steps"] == 2
+    assert vae.config["early_gain"] == [3.0, 3.0, 2.0] and vae.config["early_steps"] == 2
     with pytest.raises(ValueError, match="early_steps"):
-        vae.set_early_gain([1.0, 1.0], -1)
+        vae.set_early_gain([1.0, 1.0, 1.0], -1)
     with pytest.raises(ValueError, match="positive"):
-        _vae(early_gain=[0.0, 1.0], early_steps=1)
+        _vae(early_gain=[0.0, 1.0, 1.0], early_steps=1)
 
 
 def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
@@ -571,16 +560,16 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
 def test_model_gain_scales_the_perturbations_before_that_models_steps(tmp_path):
     vae = _vae().eval()
     x, eps = _pair(), torch.randn(3, *vae.latent_shape)
-    scale = torch.tensor([2.0, 1.0]).view(1, -1, 1, 1)
+    scale = torch.tensor([2.0, 2.0, 1.0]).view(1, -1, 1, 1)
     with torch.no_grad():
         plain = vae.perturb(x, eps)
-        vae.set_model_gain("medium", [2.0, 1.0])
-        vae.set_early_gain([3.0, 3.0], 1)
+        vae.set_model_gain("medium", [2.0, 2.0, 1.0])
+        vae.set_early_gain([3.0, 3.0, 3.0], 1)
         torch.testing.assert_close(vae.perturb(x, eps, model="short"), plain)
         torch.testing.assert_close(vae.perturb(x, eps, step=5, model="medium"), plain * scale)
         # on top of the early gain
         torch.testing.assert_close(vae.perturb(x, eps, step=1, model="medium"), plain * 3 * scale)
-        vae.set_early_gain([1.0, 1.0], 0)
+        vae.set_early_gain([1.0, 1.0, 1.0], 0)
         # a rollout through a cascade: the first two steps by "short", the third by "medium"
         gens = member_generators(0, [(0, 0), (0, 1), (0, 2)])
         outs = list(ensemble_rollout(_cascade(2), x, steps=3, generators=gens, perturbation=vae))
@@ -592,7 +581,7 @@ def test_model_gain_scales_the_perturbations_before_that_models_steps(tmp_path):
             torch.testing.assert_close(outs[k], curr)
             state = torch.stack([curr, curr], dim=1)
     back = load_perturbation(save_perturbation(vae, tmp_path / "ck"))
-    assert back.config["model_gain"] == {"medium": [2.0, 1.0]}
+    assert back.config["model_gain"] == {"medium": [2.0, 2.0, 1.0]}
     vae.set_model_gain("medium", None)
     assert vae.config["model_gain"] == {}
     with pytest.raises(ValueError, match="positive"):

@@ -197,3 +197,31 @@ def test_balanced_perturbations_are_geostrophic_and_hydrostatic():
         balanced_perturbations(
             1, channels=[("temperature", 500.0)], latitude=lat, longitude=lon, std=[1.0]
         )
+
+
+def test_perlin_scales_are_one_option_object_and_the_old_keywords_still_work():
+    # issue 19 (typed configuration): the Perlin wavelength / octaves / persistence travel as
+    # one PerlinScales instead of three keywords repeated in every signature; the old
+    # keywords give the same draws, with a DeprecationWarning naming the new parameter
+    from xfuxi.perturbations.balanced import balanced_perturbations
+    from xfuxi.perturbations.scales import PerlinScales
+
+    scales = PerlinScales(wavelength=4.0, octaves=2, persistence=0.7)
+    kw = dict(std=[1.0, 3.0], shape=(6, 12), amplitude=0.2, seed=5, dtype=torch.float64)
+    new = perlin_perturbations(3, scales=scales, **kw)
+    with pytest.warns(DeprecationWarning, match=r"pass scales=PerlinScales\(wavelength=\.\.\."):
+        old = perlin_perturbations(3, wavelength=4.0, octaves=2, persistence=0.7, **kw)
+    torch.testing.assert_close(new, old, rtol=0, atol=0)
+    assert not torch.equal(new, perlin_perturbations(3, **kw))  # the default scales differ
+    ch = [("geopotential", 500.0), ("u_component_of_wind", 500.0), ("passive_tracer", None)]
+    grid = dict(channels=ch, latitude=np.linspace(-80, 80, 9), longitude=np.arange(16) * 22.5)
+    bal = balanced_perturbations(2, **grid, std=[500.0, 10.0, 1.0], scales=scales, seed=0)
+    with pytest.warns(DeprecationWarning, match="balanced_perturbations"):
+        bal_old = balanced_perturbations(2, **grid, std=[500.0, 10.0, 1.0], wavelength=4.0,
+                                         octaves=2, persistence=0.7, seed=0)  # fmt: skip
+    torch.testing.assert_close(bal, bal_old, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="wavelenght"):
+        perlin_perturbations(1, std=[1.0], shape=(4, 4), wavelenght=4.0)
+    with pytest.raises(ValueError, match="PerlinScales.octaves"):
+        PerlinScales(octaves=0)
+    assert PerlinScales.from_dict(scales.to_dict()) == scales

@@ -513,3 +513,41 @@ def test_cli_world_zarr_output(tmp_path, capsys):
     with xr.open_dataset(nc) as ds:
         xr.testing.assert_identical(ds.load(), cached)
     assert sorted(os.listdir(tmp_path)) == ["cache", "w.nc", "w.zarr"]
+
+
+def test_world_options_are_one_config_for_the_function_the_splits_and_the_cli(monkeypatch):
+    # issue 19 (typed configuration, one schema): held_suarez takes a WorldConfig (its
+    # keywords are the same fields), the splits keep a config's model options and fix seed
+    # and start, and `xfuxi world` builds its flags from WorldConfig (no defaults restated)
+    from xfuxi.cli import main
+    from xfuxi.cli import world as cli_world
+    from xfuxi.world import simulator
+    from xfuxi.world.simulator import WorldConfig
+
+    cfg = WorldConfig(days=2, levels=(850, 250), seed=4)
+    assert cfg.normalized() == world_config(days=2, levels=(850, 250), seed=4)
+    assert WorldConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="days must be a positive integer"):
+        held_suarez(config={"days": 0})
+    with pytest.raises(TypeError, match="dayz"):
+        held_suarez(config=cfg, dayz=3)
+    calls = []
+
+    class _Stop(BaseException):  # not an Exception: the CLI reports those as errors
+        pass
+
+    def record(**kw):
+        calls.append(kw)
+        raise _Stop
+
+    monkeypatch.setattr(simulator, "held_suarez", record)
+    with pytest.raises(_Stop):
+        held_suarez_split("test", days=3, use_cache=False,
+                          config=WorldConfig(seed=9, resolution="T42", levels=(500,)))  # fmt: skip
+    kw = calls.pop()
+    assert (kw["seed"], kw["start"], kw["days"]) == (3, "2020-01-01", 3)
+    assert kw["resolution"] == "T42" and list(kw["levels"]) == [500]
+    monkeypatch.setattr(cli_world, "held_suarez", record)
+    with pytest.raises(_Stop):
+        main(["--no-progress", "world", "--days", "2", "--seed", "4", "--n-sigma-levels", "10"])
+    assert calls.pop()["config"] == WorldConfig(days=2, seed=4, n_sigma_levels=10)

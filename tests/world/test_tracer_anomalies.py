@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from xfuxi.training.forecast import anomaly_samples
 from xfuxi.world.simulator import held_suarez
@@ -284,3 +285,22 @@ def test_damaged_anomaly_cache_is_generated_again(tmp_path, monkeypatch):
     held_suarez_tracer_anomalies(**kw)
     assert len(runs) == 3
     verify_directory(store, kind=CACHE_KIND)
+
+
+def test_the_anomaly_world_is_a_world_config(anomalies, cache, monkeypatch):
+    # issue 19 (one schema for the world's options): the run's world is a WorldConfig (its
+    # fields still work as keywords, the cache key is unchanged); output_hours must be 6
+    from xfuxi.world import tracer_anomalies
+    from xfuxi.world.simulator import WorldConfig
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the same world given as a config was run again")
+
+    monkeypatch.setattr(tracer_anomalies, "_generate", no_run)
+    world = WorldConfig(days=2, seed=4, start="2001-01-01", spinup_days=60)
+    again = held_suarez_tracer_anomalies(config=world, members=3, cache_dir=cache,
+                                         progress=False)  # fmt: skip
+    xr.testing.assert_identical(again, anomalies)
+    with pytest.raises(ValueError, match="6-hourly"):
+        held_suarez_tracer_anomalies(config=world.replace(output_hours=12), cache_dir=cache)
+    assert tracer_anomalies.ANOMALY_WORLD.seed == tracer_anomalies.ANOMALY_RUN["seed"]

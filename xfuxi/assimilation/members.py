@@ -20,6 +20,7 @@ from ..models.rollout import model_device, model_dtype
 from ..options import progress_enabled
 from ..perturbations.balanced import balanced_perturbations
 from ..perturbations.perlin import perlin_perturbations
+from ..perturbations.scales import PerlinScales
 from .config import BackgroundError, legacy_options
 
 __all__ = [
@@ -83,6 +84,7 @@ def perlin_state_perturbations(
     amplitude = np.asarray(opts.amplitude, dtype="float64") if isinstance(
         opts.amplitude, tuple
     ) else opts.amplitude  # fmt: skip
+    scales = PerlinScales(opts.wavelength, opts.octaves, opts.persistence)
     if resolve_balance(opts.balance, model) == "geostrophic":
         return balanced_perturbations(
             opts.n_members,
@@ -91,9 +93,7 @@ def perlin_state_perturbations(
             longitude=model.longitude,
             std=std,
             amplitude=float(np.mean(amplitude)),
-            wavelength=opts.wavelength,
-            octaves=opts.octaves,
-            persistence=opts.persistence,
+            scales=scales,
             generator=g,
             dtype=torch.float64,
         )
@@ -102,9 +102,7 @@ def perlin_state_perturbations(
         std=std,
         shape=tuple(grid) if grid is not None else tuple(model.grid_shape),
         amplitude=amplitude,
-        wavelength=opts.wavelength,
-        octaves=opts.octaves,
-        persistence=opts.persistence,
+        scales=scales,
         generator=g,
         dtype=torch.float64,
     )

@@ -8,16 +8,27 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..config import from_arguments
 from ..files import OutputExistsError, atomic_write_file
 from ..world.simulator import (
     SPLITS,
+    WorldConfig,
     cache_directory,
     held_suarez,
     held_suarez_split,
     world_cache_path,
     world_config,
 )
-from .common import OVERWRITE, arg, command, output_path, usage_error, write_directory, zarr_writer
+from .common import (
+    OVERWRITE,
+    arg,
+    command,
+    config_args,
+    output_path,
+    usage_error,
+    write_directory,
+    zarr_writer,
+)
 
 __all__: list[str] = []
 
@@ -25,13 +36,8 @@ __all__: list[str] = []
 @arg("--split", choices=["train", "validation", "test"], default=None,
      help="a documented split (fixed seed and start date); overrides --seed/--start")  # fmt: skip
 @arg("--days", type=int, default=None, help="days of output (default 365, or the split's)")
-@arg("--start", default="2000-01-01", help="date of the first output (default 2000-01-01)")
-@arg("--seed", type=int, default=0, help="seed of the initial perturbation (default 0)")
-@arg("--resolution", choices=["T21", "T42"], default="T21")
+@config_args(WorldConfig, skip=("days",))
 @arg("--levels", default="250,500,700,850", help="pressure levels in hPa, comma-separated")
-@arg("--spinup-days", type=int, default=100, help="spin-up days before output (default 100)")
-@arg("--n-sigma-levels", type=int, default=8, help="model sigma levels (default 8)")
-@arg("--output-hours", type=int, default=6, help="output interval in hours (default 6)")
 @arg("--cache-dir", default=None, help="cache directory (default $XFUXI_CACHE or ~/.cache/xfuxi)")
 @arg("--output", default=None, help="also write a copy here (a .nc file, else a zarr store)")
 @arg("--overwrite", **OVERWRITE)
@@ -43,35 +49,20 @@ def _cmd_world(args) -> int:
         return usage_error("world", f"--levels must be comma-separated numbers; got "
                             f"{args.levels!r}")  # fmt: skip
     # the configuration is checked before the (long) run: levels, days, output path
-    world_config(
-        days=1 if args.days is None else args.days,
-        resolution=args.resolution,
-        levels=levels,
-        spinup_days=args.spinup_days,
-        n_sigma_levels=args.n_sigma_levels,
-        output_hours=args.output_hours,
-    )
+    days = 365 if args.days is None else args.days
+    world = from_arguments(WorldConfig, args, levels=levels, days=days)
     out = None
     if args.output and args.output.endswith(".nc"):
         out = _world_netcdf_path(args.output, overwrite=args.overwrite)
     elif args.output:
         cache = str(cache_directory(args.cache_dir))
         out = output_path(args.output, [cache], kind="world", overwrite=args.overwrite)
-    kw = dict(
-        resolution=args.resolution,
-        levels=levels,
-        spinup_days=args.spinup_days,
-        n_sigma_levels=args.n_sigma_levels,
-        output_hours=args.output_hours,
-        cache_dir=args.cache_dir,
-    )
     if args.split is not None:
-        ds = held_suarez_split(args.split, days=args.days, **kw)
+        ds = held_suarez_split(args.split, days=args.days, config=world, cache_dir=args.cache_dir)
     else:
-        days = 365 if args.days is None else args.days
-        ds = held_suarez(days=days, start=args.start, seed=args.seed, **kw)
+        ds = held_suarez(config=world, cache_dir=args.cache_dir)
     config = json.loads(ds.attrs["config"])
-    cfg = {k: v for k, v in config.items() if k in world_config.__kwdefaults__}
+    cfg = {k: config[k] for k in WorldConfig.__dataclass_fields__}
     print(f"Held-Suarez world {dict(ds.sizes)}, {ds.time.values[0]} .. {ds.time.values[-1]}")
     path = world_cache_path(world_config(**cfg), args.cache_dir)
     if not path.exists() and args.split is not None:  # sliced from the cached full split

@@ -21,6 +21,7 @@ import xarray as xr
 from ..config import Config, field
 from ..docstrings import with_signature_of
 from ..options import progress_bar
+from ..perturbations.scales import PerlinScales, check_perlin_scales
 from .deterministic import DEFAULT_MODEL, forecast_attrs
 from .edge import forecast_dataset, initial_conditions
 
@@ -160,19 +161,17 @@ class PerlinNoise(Config):
     def __post_init__(self) -> None:
         owner = type(self).__name__
         _check_fraction(owner, "std_fraction", self.std_fraction)
-        if not (np.isfinite(self.wavelength) and self.wavelength > 0):
-            raise ValueError(f"{owner}.wavelength must be positive; got {self.wavelength!r}")
-        if isinstance(self.octaves, bool) or not isinstance(self.octaves, (int, np.integer)) or (
-            self.octaves < 1
-        ):  # fmt: skip
-            raise ValueError(f"{owner}.octaves must be an integer >= 1; got {self.octaves!r}")
-        if not (np.isfinite(self.persistence) and self.persistence > 0):
-            raise ValueError(f"{owner}.persistence must be positive; got {self.persistence!r}")
+        check_perlin_scales(owner, self.wavelength, self.octaves, self.persistence)
 
     @property
     def amplitude(self) -> float:
         """The number that scales the perturbations (here the std fraction)."""
         return float(self.std_fraction)
+
+    @property
+    def scales(self) -> PerlinScales:
+        """The wavelength and octaves of the noise."""
+        return PerlinScales(self.wavelength, self.octaves, self.persistence)
 
 
 #: the perturbation specs, by the name of their method
@@ -351,14 +350,13 @@ def _initial_noise(spec: PerlinNoise | GaussianNoise, model: ForecastModel):
 
     from ..perturbations.perlin import perlin_perturbations
 
-    shape_options = {"wavelength": spec.wavelength, "octaves": spec.octaves,
-                     "persistence": spec.persistence}  # fmt: skip
+    scales = spec.scales
 
     def perlin(gens, shape, like):
         fields = [
             perlin_perturbations(
-                1, std=std, shape=tuple(shape[1:]), amplitude=amplitude, generator=g,
-                **shape_options,
+                1, std=std, shape=tuple(shape[1:]), amplitude=amplitude, scales=scales,
+                generator=g,
             )
             for g in gens
         ]  # fmt: skip

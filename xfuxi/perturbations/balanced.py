@@ -17,6 +17,7 @@ import torch
 from .. import physics
 from ..constants import R_DRY
 from .perlin import make_generator, perlin_noise
+from .scales import PerlinScales, perlin_scales
 
 __all__ = ["balanced_perturbations"]
 
@@ -29,14 +30,13 @@ def balanced_perturbations(
     longitude: Any,
     std: Any,
     amplitude: float = 0.05,
-    wavelength: float = 8.0,
-    octaves: int = 3,
-    persistence: float = 0.5,
+    scales: PerlinScales | None = None,
     equator_band: float = 15.0,
     vertical_correlation: float = 0.5,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     dtype: torch.dtype = torch.float32,
+    **legacy: Any,
 ) -> torch.Tensor:
     """Perlin perturbations in geostrophic and hydrostatic balance (multivariate).
 
@@ -62,9 +62,10 @@ def balanced_perturbations(
         covering the globe).
     std : array-like (C,)
         Climatological std per channel.
-    amplitude, wavelength, octaves, persistence
+    amplitude, scales
         As for :func:`~xfuxi.perturbations.perlin.perlin_perturbations` (``amplitude`` a
-        float).
+        float; the old keywords ``wavelength``, ``octaves`` and ``persistence`` still work,
+        with a ``DeprecationWarning``).
     equator_band : float, default 15
     vertical_correlation : float, default 0.5
         Correlation ``ρ`` of the geopotential perturbation between levels (1: one pattern
@@ -81,6 +82,8 @@ def balanced_perturbations(
     ValueError
         If there is no geopotential channel, ``std`` has the wrong shape, or the grid is
         not as described.
+    TypeError
+        An unknown keyword argument.
 
     Notes
     -----
@@ -99,6 +102,7 @@ def balanced_perturbations(
     >>> tuple(p.shape)
     (2, 4, 9, 16)
     """
+    scales = perlin_scales(scales, legacy, "balanced_perturbations")
     chans = [(str(v), None if lv is None else float(lv)) for v, lv in channels]
     std_arr = np.asarray(std, dtype="float64")
     if std_arr.shape != (len(chans),):
@@ -109,9 +113,7 @@ def balanced_perturbations(
     lat = np.asarray(latitude, dtype="float64")
     lon = np.asarray(longitude, dtype="float64")
     h, w = lat.size, lon.size
-    noise_kw = dict(
-        wavelength=wavelength, octaves=octaves, persistence=persistence, dtype=torch.float64
-    )
+    noise_kw = dict(**scales.to_dict(), dtype=torch.float64)
     g = make_generator(seed, generator)
     base = perlin_noise(n, (h, w), generator=g, **noise_kw).numpy()
     if not 0.0 <= vertical_correlation <= 1.0:

@@ -33,6 +33,7 @@ import xarray as xr
 
 from ..data.channels import channels_of, stack, unstack
 from ..data.schema import canonical_order
+from .scales import PerlinScales, perlin_scales
 
 __all__ = ["perlin_ensemble", "perlin_noise", "perlin_perturbations"]
 
@@ -234,14 +235,13 @@ def perlin_perturbations(
     std: Any,
     shape: Sequence[int],
     amplitude: float | Any = 0.05,
-    wavelength: float = 8.0,
-    octaves: int = 3,
-    persistence: float = 0.5,
+    scales: PerlinScales | None = None,
     periodic: bool | Sequence[bool] | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     device: Any = None,
     dtype: torch.dtype = torch.float32,
+    **legacy: Any,
 ) -> torch.Tensor:
     """Perlin perturbations of ``C`` channels: ``amplitude × std[c] × noise``.
 
@@ -255,9 +255,11 @@ def perlin_perturbations(
         Spatial shape, ``(H, W)`` or ``(K,)``.
     amplitude : float or array-like (C,), default 0.05
         Perturbation std as a fraction of ``std`` per channel (variable and level).
-    wavelength, octaves, persistence, periodic
-        As for :func:`perlin_noise`; every channel gets its own independent noise.
-    seed, generator, device, dtype
+    scales : PerlinScales, optional
+        Wavelength and octaves of the noise (default ``PerlinScales()``); every channel gets
+        its own independent noise. The old keywords ``wavelength``, ``octaves`` and
+        ``persistence`` still work, with a ``DeprecationWarning``.
+    periodic, seed, generator, device, dtype
         As for :func:`perlin_noise`.
 
     Returns
@@ -269,6 +271,8 @@ def perlin_perturbations(
     ValueError
         ``std`` not 1-D, or non-finite / negative ``std`` or ``amplitude``, or an
         ``amplitude`` array whose length is not C.
+    TypeError
+        An unknown keyword argument.
 
     Notes
     -----
@@ -283,6 +287,7 @@ def perlin_perturbations(
     >>> round(float((p / torch.tensor([1.0, 10.0]).view(1, 2, 1, 1)).std()), 3)
     0.1
     """
+    scales = perlin_scales(scales, legacy, "perlin_perturbations")
     std_arr = np.asarray(std, dtype="float64")
     if std_arr.ndim != 1:
         raise ValueError(f"std must be 1-D (one value per channel), got shape {std_arr.shape}")
@@ -297,9 +302,7 @@ def perlin_perturbations(
     noise = perlin_noise(
         int(n) * c,
         shape,
-        wavelength=wavelength,
-        octaves=octaves,
-        persistence=persistence,
+        **scales.to_dict(),
         periodic=periodic,
         seed=seed,
         generator=generator,
@@ -315,11 +318,10 @@ def perlin_ensemble(
     *,
     n_members: int,
     amplitude: float = 0.05,
-    wavelength: float = 8.0,
-    octaves: int = 3,
-    persistence: float = 0.5,
+    scales: PerlinScales | None = None,
     std: xr.Dataset | None = None,
     seed: int | None = None,
+    **legacy: Any,
 ) -> xr.Dataset:
     """Perturb a state with Perlin noise: an ensemble with dim ``number``.
 
@@ -333,8 +335,10 @@ def perlin_ensemble(
         Number of members.
     amplitude : float, default 0.05
         Perturbation std as a fraction of each variable's (and level's) std.
-    wavelength, octaves, persistence
-        As for :func:`perlin_noise` (grid points of the coarsest octave).
+    scales : PerlinScales, optional
+        Wavelength (grid points of the coarsest octave) and octaves of the noise (default
+        ``PerlinScales()``; the old keywords ``wavelength``, ``octaves`` and ``persistence``
+        still work, with a ``DeprecationWarning``).
     std : xarray.Dataset, optional
         Climatological std per variable (and level). Default: the std of ``ds`` over all
         dims but ``level``.
@@ -364,7 +368,7 @@ def perlin_ensemble(
     ...                         seed=0).sizes["number"]  # through the accessor
     3
     """
-
+    scales = perlin_scales(scales, legacy, "perlin_ensemble")
     for dim in ("latitude", "longitude"):
         if dim not in ds.dims:
             raise ValueError(f"dataset lacks dim {dim!r} needed for Perlin noise")
@@ -384,9 +388,7 @@ def perlin_ensemble(
         std=np.asarray(stds),
         shape=shape,
         amplitude=amplitude,
-        wavelength=wavelength,
-        octaves=octaves,
-        persistence=persistence,
+        scales=scales,
         seed=seed,
         dtype=torch.float64,
     ).numpy()
@@ -405,7 +407,7 @@ def perlin_ensemble(
     out = ds + noise.astype(ds[list(ds.data_vars)[0]].dtype)
     out.attrs = dict(ds.attrs)
     out.attrs.update(
-        perturbation="perlin", perlin_amplitude=amplitude, perlin_wavelength=wavelength
+        perturbation="perlin", perlin_amplitude=amplitude, perlin_wavelength=scales.wavelength
     )
 
     return out.transpose(*canonical_order(out.dims))

@@ -1,14 +1,16 @@
 """Docstring parts shared by the scores, so that each parameter is described once.
 
 A docstring line holding only ``{{name}}`` (indented) is replaced by the part ``name``,
-indented the same way. Used through :func:`fill_doc`.
+indented the same way (:func:`xfuxi.docstrings.docstring_parts` over :data:`DOC_PARTS`).
+Used through :func:`fill_doc`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import TypeVar
+
+from ..docstrings import docstring_parts
 
 __all__ = ["DOC_PARTS", "fill_doc"]
 
@@ -81,7 +83,8 @@ DOC_PARTS["reduce_options"] = "\n".join(
 )
 DOC_PARTS["score_options"] = DOC_PARTS["dim"] + "\n" + DOC_PARTS["reduce_options"]
 
-_PLACEHOLDER = re.compile(r"^([ \t]*)\{\{(\w+)\}\}[ \t]*$", re.MULTILINE)
+
+_fill = docstring_parts(DOC_PARTS)
 
 
 def fill_doc(func: F) -> F:
@@ -103,13 +106,4 @@ def fill_doc(func: F) -> F:
     >>> print(f.__doc__.splitlines()[2].strip())
     keep_attrs : bool, default False
     """
-
-    def indent(match: re.Match[str]) -> str:
-        pad = match.group(1)
-        return "\n".join(
-            pad + line if line else line for line in DOC_PARTS[match.group(2)].split("\n")
-        )
-
-    if func.__doc__:
-        func.__doc__ = _PLACEHOLDER.sub(indent, func.__doc__)
-    return func
+    return _fill(func)

@@ -62,21 +62,23 @@ cores of atmospheric general circulation models. *Bull. Amer. Meteor. Soc.*, 75,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from .._version import __version__
+from ..config import Config, field
 from ..data.schema import ERA5_PRESSURE_LEVELS, VARIABLES, validate
 from ..files import (
     CorruptedOutputError,
@@ -92,6 +94,7 @@ from .dynamics import TRACER_TAU_DAYS, WorldModel, get_model  # noqa: F401  (kep
 __all__ = [
     "GENERATOR_VERSION",
     "SPLITS",
+    "WorldConfig",
     "cache_directory",
     "held_suarez",
     "held_suarez_split",
@@ -133,23 +136,141 @@ CACHE_PREFIXES = ("held_suarez-", "tracer_anomalies-")
 # ---------------------------------------------------------------------------------------------
 
 
-def world_config(
-    *,
-    days: int = 365,
-    start: str = "2000-01-01",
-    seed: int = 0,
-    resolution: str = "T21",
-    levels: Sequence[float] = (250, 500, 700, 850),
-    spinup_days: int = 100,
-    n_sigma_levels: int = 8,
-    output_hours: int = 6,
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class WorldConfig(Config):
+    """A Held–Suarez world: its period, its seed and the model that runs it.
+
+    One schema for :func:`held_suarez` (its keywords are these fields), the splits
+    (:func:`held_suarez_split` fixes ``seed`` and ``start``) and ``xfuxi world`` (its flags).
+    Checked on creation; :meth:`normalized` is the form that names the cache store.
+
+    Parameters
+    ----------
+    days : int, default 365
+        Length of the output period after spin-up, in days.
+    start : str, default "2000-01-01"
+        Valid time of the first output (the end of spin-up).
+    seed : int, default 0
+        Seeds the perturbation that breaks the zonal symmetry of the initial state (a
+        surface-pressure bump at a random place and white vorticity noise of 10⁻⁶ s⁻¹).
+        The same configuration gives the same world.
+    resolution : {"T21", "T42"}, default "T21"
+        Spectral truncation: T21 is a 64 × 32 Gaussian grid (5.625°, 30 min step), T42 a
+        128 × 64 grid (2.8125°, 15 min step).
+    levels : sequence of float, default (250, 500, 700, 850)
+        Output pressure levels in hPa (up to 13, inside the model's sigma levels).
+    spinup_days : int, default 100
+        Whole days run from the isothermal rest state before output starts; about 100 days
+        are needed for saturated eddies.
+    n_sigma_levels : int, default 8
+        Equidistant sigma levels of the model.
+    output_hours : int, default 6
+        Output interval in hours.
+
+    Raises
+    ------
+    ValueError
+        For any out-of-range or ill-typed value, naming it.
+    """
+
+    days: int = field(365, help="days of output after spin-up")
+    start: str = field("2000-01-01", help="date of the first output")
+    seed: int = field(0, help="seed of the initial perturbation")
+    resolution: Literal["T21", "T42"] = field("T21", help="spectral truncation")
+    levels: tuple[float, ...] = field(
+        (250, 500, 700, 850), help="output pressure levels in hPa", cli=False
+    )
+    spinup_days: int = field(100, help="spin-up days before output")
+    n_sigma_levels: int = field(8, help="model sigma levels")
+    output_hours: int = field(6, help="output interval in hours")
+
+    def __post_init__(self) -> None:
+        self.normalized()
+
+    def normalized(self) -> dict[str, Any]:
+        """The configuration in normalised, hashable form (levels sorted, start as ISO
+        string, time step, tracer and generator versions): what names the cache store."""
+        days, start, seed, resolution = self.days, self.start, self.seed, self.resolution
+        levels, spinup_days = self.levels, self.spinup_days
+        n_sigma_levels, output_hours = self.n_sigma_levels, self.output_hours
+        if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
+            raise ValueError(f"days must be a positive integer; got {days!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+        if resolution not in _RESOLUTIONS:
+            raise ValueError(
+                f"resolution must be one of {sorted(_RESOLUTIONS)}; got {resolution!r}"
+            )
+        try:
+            start_ts = pd.Timestamp(start)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"start must be a date such as '2000-01-01'; got {start!r}") from err
+        if start_ts.tzinfo is not None:
+            raise ValueError(f"start must be a naive (UTC) date; got {start!r}")
+        if (
+            isinstance(spinup_days, bool)
+            or not np.isfinite(spinup_days)
+            or spinup_days < 0
+            or float(spinup_days) != int(spinup_days)
+        ):
+            raise ValueError(
+                f"spinup_days must be a whole number of days >= 0; got {spinup_days!r}"
+            )
+        if isinstance(n_sigma_levels, bool) or not 4 <= int(n_sigma_levels) <= 64:
+            raise ValueError(f"n_sigma_levels must be an integer in 4..64; got {n_sigma_levels!r}")
+        if output_hours not in (1, 2, 3, 6, 12, 24):
+            raise ValueError(
+                f"output_hours must divide 24 (1, 2, 3, 6, 12, 24); got {output_hours!r}"
+            )
+        step_min = _TIME_STEP_MIN[resolution]
+        if (output_hours * 60) % step_min:
+            raise ValueError(f"output_hours={output_hours} is not a multiple of the time step")
+        lev = [float(x) for x in np.atleast_1d(np.asarray(levels, dtype="float64"))]
+        if not lev:
+            raise ValueError("levels must name at least one pressure level (hPa)")
+        if len(set(lev)) != len(lev):
+            raise ValueError(f"levels has duplicates: {list(levels)}")
+        if len(lev) > 13:
+            raise ValueError(f"at most 13 pressure levels are supported; got {len(lev)}")
+        unknown = [p for p in lev if p not in ERA5_PRESSURE_LEVELS]
+        if unknown:
+            raise ValueError(
+                f"levels {[int(p) if p.is_integer() else p for p in unknown]} hPa are not standard "
+                f"pressure levels; choose levels among the ERA5 levels {list(ERA5_PRESSURE_LEVELS)}"
+            )
+        sigma_top = 1.0 / (2 * int(n_sigma_levels))
+        for p in lev:
+            # levels above the top sigma level or below the lowest one would be extrapolated
+            if not (1000 * sigma_top <= p <= 1000 * (1 - sigma_top)):
+                raise ValueError(
+                    f"level {p:g} hPa lies outside the model's sigma levels (about "
+                    f"{1000 * sigma_top:g}..{1000 * (1 - sigma_top):g} hPa for "
+                    f"n_sigma_levels={n_sigma_levels}); choose levels inside that range"
+                )
+        lev = sorted(lev)
+        return {
+            "days": int(days),
+            "start": start_ts.isoformat(),
+            "seed": int(seed),
+            "resolution": resolution,
+            "levels": [int(p) if p.is_integer() else p for p in lev],
+            "spinup_days": float(spinup_days),
+            "n_sigma_levels": int(n_sigma_levels),
+            "output_hours": int(output_hours),
+            "time_step_minutes": step_min,
+            "tracer_relaxation_days": TRACER_TAU_DAYS,
+            "generator_version": GENERATOR_VERSION,
+        }
+
+
+def world_config(**options: Any) -> dict[str, Any]:
     """Check a Held–Suarez configuration and return it in normalised, hashable form.
 
     Parameters
     ----------
-    days, start, seed, resolution, levels, spinup_days, n_sigma_levels, output_hours
-        As in :func:`held_suarez`.
+    **options
+        Fields of :class:`WorldConfig` (``days``, ``start``, ``seed``, ``resolution``,
+        ``levels``, ``spinup_days``, ``n_sigma_levels``, ``output_hours``).
 
     Returns
     -------
@@ -166,68 +287,7 @@ def world_config(
     >>> world_config(days=2, levels=(850, 250))["levels"]
     [250, 850]
     """
-    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
-        raise ValueError(f"days must be a positive integer; got {days!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    if resolution not in _RESOLUTIONS:
-        raise ValueError(f"resolution must be one of {sorted(_RESOLUTIONS)}; got {resolution!r}")
-    try:
-        start_ts = pd.Timestamp(start)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"start must be a date such as '2000-01-01'; got {start!r}") from err
-    if start_ts.tzinfo is not None:
-        raise ValueError(f"start must be a naive (UTC) date; got {start!r}")
-    if (
-        isinstance(spinup_days, bool)
-        or not np.isfinite(spinup_days)
-        or spinup_days < 0
-        or float(spinup_days) != int(spinup_days)
-    ):
-        raise ValueError(f"spinup_days must be a whole number of days >= 0; got {spinup_days!r}")
-    if isinstance(n_sigma_levels, bool) or not 4 <= int(n_sigma_levels) <= 64:
-        raise ValueError(f"n_sigma_levels must be an integer in 4..64; got {n_sigma_levels!r}")
-    if output_hours not in (1, 2, 3, 6, 12, 24):
-        raise ValueError(f"output_hours must divide 24 (1, 2, 3, 6, 12, 24); got {output_hours!r}")
-    step_min = _TIME_STEP_MIN[resolution]
-    if (output_hours * 60) % step_min:
-        raise ValueError(f"output_hours={output_hours} is not a multiple of the time step")
-    lev = [float(x) for x in np.atleast_1d(np.asarray(levels, dtype="float64"))]
-    if not lev:
-        raise ValueError("levels must name at least one pressure level (hPa)")
-    if len(set(lev)) != len(lev):
-        raise ValueError(f"levels has duplicates: {list(levels)}")
-    if len(lev) > 13:
-        raise ValueError(f"at most 13 pressure levels are supported; got {len(lev)}")
-    unknown = [p for p in lev if p not in ERA5_PRESSURE_LEVELS]
-    if unknown:
-        raise ValueError(
-            f"levels {[int(p) if p.is_integer() else p for p in unknown]} hPa are not standard "
-            f"pressure levels; choose levels among the ERA5 levels {list(ERA5_PRESSURE_LEVELS)}"
-        )
-    sigma_top = 1.0 / (2 * int(n_sigma_levels))
-    for p in lev:
-        # levels above the top sigma level or below the lowest one would be extrapolated
-        if not (1000 * sigma_top <= p <= 1000 * (1 - sigma_top)):
-            raise ValueError(
-                f"level {p:g} hPa lies outside the model's sigma levels (about "
-                f"{1000 * sigma_top:g}..{1000 * (1 - sigma_top):g} hPa for "
-                f"n_sigma_levels={n_sigma_levels}); choose levels inside that range"
-            )
-    lev = sorted(lev)
-    return {
-        "days": int(days),
-        "start": start_ts.isoformat(),
-        "seed": int(seed),
-        "resolution": resolution,
-        "levels": [int(p) if p.is_integer() else p for p in lev],
-        "spinup_days": float(spinup_days),
-        "n_sigma_levels": int(n_sigma_levels),
-        "output_hours": int(output_hours),
-        "time_step_minutes": step_min,
-        "tracer_relaxation_days": TRACER_TAU_DAYS,
-        "generator_version": GENERATOR_VERSION,
-    }
+    return WorldConfig(**options).normalized()
 
 
 def package_versions() -> dict[str, str]:
@@ -505,42 +565,20 @@ def _write_store(
 
 def held_suarez(
     *,
-    days: int = 365,
-    start: str = "2000-01-01",
-    seed: int = 0,
-    resolution: str = "T21",
-    levels: Sequence[float] = (250, 500, 700, 850),
-    spinup_days: int = 100,
-    n_sigma_levels: int = 8,
-    output_hours: int = 6,
+    config: WorldConfig | dict | None = None,
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
     progress: bool | None = None,
+    **options: Any,
 ) -> xr.Dataset:
     """Generate (or load from the cache) a Held–Suarez world on pressure levels.
 
     Parameters
     ----------
-    days : int, default 365
-        Length of the output period after spin-up, in days.
-    start : str, default "2000-01-01"
-        Valid time of the first output (the end of spin-up).
-    seed : int, default 0
-        Seeds the perturbation that breaks the zonal symmetry of the initial state (a
-        surface-pressure bump at a random place and white vorticity noise of 10⁻⁶ s⁻¹).
-        The same configuration gives the same world.
-    resolution : {"T21", "T42"}, default "T21"
-        Spectral truncation: T21 is a 64 × 32 Gaussian grid (5.625°, 30 min step), T42 a
-        128 × 64 grid (2.8125°, 15 min step).
-    levels : sequence of float, default (250, 500, 700, 850)
-        Output pressure levels in hPa (up to 13, inside the model's sigma levels).
-    spinup_days : int, default 100
-        Whole days run from the isothermal rest state before output starts; about 100 days
-        are needed for saturated eddies.
-    n_sigma_levels : int, default 8
-        Equidistant sigma levels of the model.
-    output_hours : int, default 6
-        Output interval in hours.
+    config : WorldConfig or dict, optional
+        The world: period, seed, resolution, levels, spin-up, sigma levels, output interval
+        (default ``WorldConfig()``: 365 days from 2000-01-01, seed 0, T21, 250/500/700/850
+        hPa, 100 days of spin-up).
     cache_dir : path, optional
         Cache directory (default: $XFUXI_CACHE, ``xfuxi.get_options()["cache_dir"]`` or
         ``~/.cache/xfuxi``).
@@ -552,6 +590,9 @@ def held_suarez(
         the cache is not touched.
     progress : bool, optional
         Show a progress bar (default: ``xfuxi.get_options()["progress"]``).
+    **options
+        Fields of :class:`WorldConfig` as keywords (``days=2``, ``seed=4``, ...), applied on
+        top of ``config``.
 
     Returns
     -------
@@ -565,7 +606,9 @@ def held_suarez(
     Raises
     ------
     ValueError
-        For an invalid configuration (see :func:`world_config`).
+        For an invalid configuration (see :class:`WorldConfig`).
+    TypeError
+        For a keyword that is no field of :class:`WorldConfig`.
     FloatingPointError
         If the model blows up.
     xfuxi.files.OutputExistsError
@@ -590,16 +633,7 @@ def held_suarez(
     ('2000-01-01T06:00:00', 'K')
     """
 
-    config = world_config(
-        days=days,
-        start=start,
-        seed=seed,
-        resolution=resolution,
-        levels=levels,
-        spinup_days=spinup_days,
-        n_sigma_levels=n_sigma_levels,
-        output_hours=output_hours,
-    )
+    config = WorldConfig.from_dict(config).replace(**options).normalized()
     show = progress_enabled(progress)
     attrs = world_attrs(config)
     if not use_cache:
@@ -631,7 +665,8 @@ def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> 
         in the cache, and generated on its own otherwise.
     **kwargs
         Other arguments of :func:`held_suarez` (``resolution``, ``levels``, ``cache_dir``,
-        ...); ``seed`` and ``start`` are fixed by the split.
+        ``config``, ...); ``seed`` and ``start`` are fixed by the split (those of a
+        ``config`` are not used, nor is its ``days``).
 
     Returns
     -------
@@ -663,6 +698,9 @@ def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> 
         raise ValueError(f"{fixed} are fixed by the split {split!r}; use held_suarez() instead")
     spec = SPLITS[split]
     n_days = spec["days"] if days is None else days
+    if kwargs.get("config") is not None:  # its model options, under the keywords given
+        base = WorldConfig.from_dict(kwargs.pop("config")).to_dict()
+        kwargs = {**{k: base[k] for k in _CONFIG_KEYS}, **kwargs}
     model_kw = {k: kwargs[k] for k in _CONFIG_KEYS if k in kwargs}
     if n_days < spec["days"] and kwargs.get("use_cache", True):
         # the world is deterministic, so the first days of the full split are exactly the

@@ -43,6 +43,7 @@ from .simulator import (
     PRESSURE_VARS,
     SPLITS,
     TRACER_TAU_DAYS,
+    WorldConfig,
     cache_directory,
     cached_store_is_valid,
     get_model,
@@ -94,17 +95,8 @@ def _blob_field(
     return out
 
 
-def _config(**kw: Any) -> dict[str, Any]:
-    base = world_config(
-        days=kw["days"],
-        seed=kw["seed"],
-        start=kw["start"],
-        resolution=kw["resolution"],
-        levels=kw["levels"],
-        spinup_days=kw["spinup_days"],
-        n_sigma_levels=kw["n_sigma_levels"],
-        output_hours=6,
-    )
+def _config(world: WorldConfig, **kw: Any) -> dict[str, Any]:
+    base = world.normalized()
     return {
         **base,
         "kind": "tracer_anomalies",
@@ -115,36 +107,32 @@ def _config(**kw: Any) -> dict[str, Any]:
     }
 
 
+#: the world of the anomaly run unless a call says otherwise
+ANOMALY_WORLD = WorldConfig(days=60, seed=ANOMALY_RUN["seed"], start=ANOMALY_RUN["start"])
+
+
 def held_suarez_tracer_anomalies(
     *,
-    days: int = 60,
+    config: WorldConfig | dict | None = None,
     members: int = 4,
-    seed: int = ANOMALY_RUN["seed"],
-    start: str = ANOMALY_RUN["start"],
-    resolution: str = "T21",
-    levels: tuple[float, ...] = (250, 500, 700, 850),
-    spinup_days: int = 100,
-    n_sigma_levels: int = 8,
     blobs: tuple[int, int] = (1, 3),
     radius_km: tuple[float, float] = (500.0, 1500.0),
     amplitude: tuple[float, float] = (0.03, 0.5),
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
     progress: bool | None = None,
+    **options: Any,
 ) -> xr.Dataset:
     """Run the world with tracer anomalies re-injected every 12 hours (module docstring).
 
     Parameters
     ----------
-    days : int, default 60
-        Length of the run after spin-up; it holds ``2 · days`` windows of 12 hours.
+    config : WorldConfig or dict, optional
+        The world that is run (default :data:`ANOMALY_WORLD`: 60 days, seed 11 from
+        2030-01-01, apart from the train, validation and test splits); its ``days`` windows
+        of 12 hours each number ``2 · days``. Its ``output_hours`` must be 6.
     members : int, default 4
         Independent anomaly fields per window (extra tracers of the same run).
-    seed, start : default :data:`ANOMALY_RUN` (seed 11 from 2030-01-01)
-        Seed and first time of the run; the default is apart from the train, validation and
-        test splits.
-    resolution, levels, spinup_days, n_sigma_levels
-        As :func:`xfuxi.world.simulator.held_suarez`.
     blobs : (int, int), default (1, 3)
         Range of the number of Gaussian blobs per anomaly field.
     radius_km : (float, float), default (500, 1500)
@@ -156,6 +144,9 @@ def held_suarez_tracer_anomalies(
         As :func:`~xfuxi.world.simulator.held_suarez`; the result is cached as a zarr store
         named by a hash of the configuration and the versions, checked and regenerated as
         the world's own cache store is.
+    **options
+        Fields of :class:`~xfuxi.world.simulator.WorldConfig` as keywords (``days=2``, ...),
+        applied on top of ``config``.
 
     Returns
     -------
@@ -168,7 +159,10 @@ def held_suarez_tracer_anomalies(
     Raises
     ------
     ValueError
-        For a bad configuration (as :func:`~xfuxi.world.simulator.world_config`, or bad ranges).
+        For a bad configuration (as :class:`~xfuxi.world.simulator.WorldConfig`, bad ranges,
+        or ``output_hours`` other than 6).
+    TypeError
+        For a keyword that is no field of :class:`~xfuxi.world.simulator.WorldConfig`.
     FloatingPointError
         If the model blows up.
 
@@ -190,15 +184,16 @@ def held_suarez_tracer_anomalies(
         if len(rng_) != 2 or not (low <= rng_[0] <= rng_[1]):
             raise ValueError(f"{label} must be a range (low, high) with {low} <= low <= high; "
                              f"got {rng_!r}")  # fmt: skip
-    config = _config(
-        days=days, members=members, seed=seed, start=start, resolution=resolution,
-        levels=levels, spinup_days=spinup_days, n_sigma_levels=n_sigma_levels, blobs=blobs,
-        radius_km=radius_km, amplitude=amplitude,
-    )  # fmt: skip
+    world = (ANOMALY_WORLD if config is None else WorldConfig.from_dict(config)).replace(**options)
+    if world.output_hours != 6:
+        raise ValueError(
+            f"the anomaly run writes 6-hourly states; got output_hours={world.output_hours}"
+        )
+    config = _config(world, members=members, blobs=blobs, radius_km=radius_km, amplitude=amplitude)
     show = progress_enabled(progress)
     key = json.dumps({"config": config, "versions": package_versions()}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    target = cache_directory(cache_dir) / f"tracer_anomalies-{resolution}-{digest}.zarr"
+    target = cache_directory(cache_dir) / f"tracer_anomalies-{world.resolution}-{digest}.zarr"
     if use_cache and cached_store_is_valid(target, config):
         log.info("reading tracer anomalies from the cache: %s", target)
         return xr.open_zarr(target).load()
