@@ -14,12 +14,11 @@ checkpoint) are arguments of the training functions, not part of a configuration
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from ..config import Config, field
+from ..config import Config, config_with_legacy, field
 from .precision import check_precision
 
 __all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
@@ -200,27 +199,3 @@ class PerturbationTrainConfig(Config):
             "hidden": self.hidden, "latent": self.latent, "downsample": self.downsample,
             "init_scale": self.init_scale, "centered": self.centered, "name": self.name,
         }  # fmt: skip
-
-
-def config_with_legacy(
-    cls: type[C], config: C | dict | None, legacy: dict[str, Any], function: str
-) -> C:
-    """``config`` (default ``cls()``) with the old keyword arguments of ``function`` applied.
-
-    Each old keyword names a field of ``cls``; it still works, with a ``DeprecationWarning``
-    that names the field. Any other keyword raises ``TypeError`` as Python would.
-    """
-    base = cls.from_dict(config) if not isinstance(config, cls) else config
-    if not legacy:
-        return base
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(legacy) - names)
-    if unknown:
-        raise TypeError(f"{function}() got unexpected keyword argument(s) {unknown}")
-    keys = ", ".join(f"{k}=..." for k in legacy)
-    warnings.warn(
-        f"{function}({keys}) is deprecated; pass config={cls.__name__}({keys})",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return base.replace(**legacy)
