@@ -53,6 +53,19 @@ class PerlinScales(Config):
     ValueError
         A non-positive or non-finite ``wavelength`` or ``persistence``, or ``octaves`` not an
         integer of at least 1.
+
+    Examples
+    --------
+    >>> import xfuxi
+    >>> scales = xfuxi.PerlinScales(wavelength=4, octaves=2)
+    >>> scales
+    PerlinScales(wavelength=4, octaves=2, persistence=0.5)
+    >>> scales.to_dict()
+    {'wavelength': 4, 'octaves': 2, 'persistence': 0.5}
+    >>> xfuxi.PerlinScales(octaves=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: PerlinScales.octaves must be an integer >= 1; got 0
     """
 
     wavelength: float = field(8.0, help="wavelength of the first octave, in grid points")

@@ -171,6 +171,21 @@ class WorldConfig(Config):
     ------
     ValueError
         For any out-of-range or ill-typed value, naming it.
+
+    Examples
+    --------
+    >>> import xfuxi
+    >>> config = xfuxi.WorldConfig(days=30, levels=(850, 500))
+    >>> normal = config.normalized()  # levels sorted, start as ISO time: names the cache
+    >>> normal["levels"], normal["start"], normal["resolution"]
+    ([500, 850], '2000-01-01T00:00:00', 'T21')
+    >>> xfuxi.WorldConfig(days=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: days must be a positive integer; got 0
+
+    ``xfuxi.datasets.held_suarez(config=config)`` generates (or reads from the cache) this
+    world.
     """
 
     days: int = field(365, help="days of output after spin-up")
