@@ -190,6 +190,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("PerlinScales", "perturbations.scales:PerlinScales"),
     # the world's options, one schema for held_suarez, the splits and `xfuxi world`
     Entry("WorldConfig", "world.simulator:WorldConfig"),
+    # a campaign's run options, one schema for xfuxi.campaign and `xfuxi campaign`
+    Entry("CampaignConfig", "campaigns:CampaignConfig"),
 )
 
 
