@@ -192,6 +192,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("WorldConfig", "world.simulator:WorldConfig"),
     # a campaign's run options, one schema for xfuxi.campaign and `xfuxi campaign`
     Entry("CampaignConfig", "campaigns:CampaignConfig"),
+    # a cycled twin experiment's run options, one schema for xfuxi.cycle and `xfuxi cycle`
+    Entry("CycleConfig", "assimilation.cycle_config:CycleConfig"),
 )
 
 
