@@ -80,9 +80,9 @@ def l96_cycled_en4dvar(
 
 
 def l96_letkf(n_cycles: int, burn_in: int, seed: int = 0, store: str | None = None) -> dict:
-    from xfuxi.experiments.lorenz96 import lorenz96_letkf
+    from xfuxi.experiments.lorenz96 import Lorenz96LETKFConfig, lorenz96_letkf
 
-    out = lorenz96_letkf(
+    config = Lorenz96LETKFConfig(
         n_cycles=n_cycles,
         burn_in=burn_in,
         inflation=1.03,
@@ -90,6 +90,7 @@ def l96_letkf(n_cycles: int, burn_in: int, seed: int = 0, store: str | None = No
         localization_length=None,
         seed=seed,
     )
+    out = lorenz96_letkf(config=config)
     a = out.attrs
     return {
         "method": "LETKF",

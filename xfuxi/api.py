@@ -194,6 +194,9 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("CampaignConfig", "campaigns:CampaignConfig"),
     # a cycled twin experiment's run options, one schema for xfuxi.cycle and `xfuxi cycle`
     Entry("CycleConfig", "assimilation.cycle_config:CycleConfig"),
+    # the Lorenz-96 twin experiments' settings
+    Entry("Lorenz96TwinConfig", "experiments.lorenz96:Lorenz96TwinConfig"),
+    Entry("Lorenz96LETKFConfig", "experiments.lorenz96:Lorenz96LETKFConfig"),
 )
 
 
