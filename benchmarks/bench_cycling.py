@@ -36,7 +36,7 @@ def l96_cycled_en4dvar(
         LocalizationOptions,
         QualityControl,
     )
-    from xfuxi.assimilation.cycle import En4DVarMethod, cycle
+    from xfuxi.assimilation.cycle import CycleConfig, En4DVarMethod, cycle
     from xfuxi.assimilation.letkf import LETKFOptions
     from xfuxi.experiments.lorenz96 import Lorenz96Network, lorenz96_truth
     from xfuxi.models.lorenz96 import lorenz96_model
@@ -61,12 +61,10 @@ def l96_cycled_en4dvar(
         Lorenz96Network(seed=seed),
         method=method,
         model=model,
-        n_cycles=n_cycles,
-        lead_steps=2,
-        initial_error=1.0,
-        seed=seed,
+        config=CycleConfig(
+            n_cycles=n_cycles, lead_steps=2, initial_error=1.0, seed=seed, save_states=False
+        ),
         store=store,
-        save_states=False,
     )
     s = run.scores.isel(time=slice(burn_in, None))
     return {
@@ -82,9 +80,9 @@ def l96_cycled_en4dvar(
 
 
 def l96_letkf(n_cycles: int, burn_in: int, seed: int = 0, store: str | None = None) -> dict:
-    from xfuxi.experiments.lorenz96 import lorenz96_letkf
+    from xfuxi.experiments.lorenz96 import Lorenz96LETKFConfig, lorenz96_letkf
 
-    out = lorenz96_letkf(
+    config = Lorenz96LETKFConfig(
         n_cycles=n_cycles,
         burn_in=burn_in,
         inflation=1.03,
@@ -92,6 +90,7 @@ def l96_letkf(n_cycles: int, burn_in: int, seed: int = 0, store: str | None = No
         localization_length=None,
         seed=seed,
     )
+    out = lorenz96_letkf(config=config)
     a = out.attrs
     return {
         "method": "LETKF",

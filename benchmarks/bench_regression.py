@@ -84,7 +84,9 @@ def run() -> dict:
     res = xfuxi.assimilate_4dvar(background, obs, model="fuxi-hs-t21", n_members=40,
                                  localization={"length_scale": 1500.0})  # fmt: skip
     results["en4dvar:analysis"] = _fingerprint(res.analysis)
-    twin = xfuxi.lorenz96_twin(n_cycles=60, burn_in=10, n_members=40, progress=False)
+    twin = xfuxi.lorenz96_twin(
+        config=xfuxi.Lorenz96TwinConfig(n_cycles=60, burn_in=10, n_members=40), progress=False
+    )
     results["lorenz96_twin"] = {
         k: float(twin.attrs[k]) for k in ("mean_analysis_rmse", "mean_background_rmse")
     }

@@ -79,6 +79,7 @@ def run_world(
     import xfuxi
     from xfuxi.assimilation.config import BackgroundError, LocalizationOptions
     from xfuxi.assimilation.cycle import (
+        CycleConfig,
         En4DVarMethod,
         LETKFMethod,
         RadiosondeNetwork,
@@ -127,7 +128,7 @@ def run_world(
             network,
             method=method,
             model=model,
-            days=days,
+            config=CycleConfig(days=days),
             store=None if store is None else f"{store}-{key}.zarr",
         )
         wall = time.perf_counter() - tic

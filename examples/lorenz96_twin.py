@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xfuxi.experiments.lorenz96 import lorenz96_twin
+from xfuxi.experiments.lorenz96 import Lorenz96TwinConfig, lorenz96_twin
 
 
 def main() -> None:
@@ -36,13 +36,8 @@ def main() -> None:
         f"{'iters':>6s} {'wall s':>8s}"
     )
     for name, kw in runs:
-        out = lorenz96_twin(
-            n_cycles=a.cycles,
-            burn_in=a.burn_in,
-            n_members=a.members,
-            progress=not a.no_progress,
-            **kw,
-        )
+        config = Lorenz96TwinConfig(n_cycles=a.cycles, burn_in=a.burn_in, n_members=a.members, **kw)
+        out = lorenz96_twin(config=config, progress=not a.no_progress)
         at = out.attrs
         print(
             f"{name:40s} {at['mean_analysis_rmse']:14.3f} {at['mean_background_rmse']:16.3f} "

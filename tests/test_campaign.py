@@ -21,7 +21,7 @@ from tests import tiny
 distributed = pytest.importorskip("distributed")
 
 campaign_module = importlib.import_module("xfuxi.campaigns")
-from xfuxi.campaigns import CampaignError, campaign, campaign_scorecard, completed  # noqa: E402
+from xfuxi.campaigns import CampaignConfig, CampaignError, campaign, campaign_scorecard, completed  # noqa: E402
 from xfuxi.forecasting.deterministic import forecast  # noqa: E402
 from xfuxi.forecasting.ensemble import GaussianNoise, ensemble  # noqa: E402
 
@@ -68,7 +68,9 @@ def test_forecast_campaign_equals_one_forecast_per_initial_time(client, checkpoi
     path, fm = checkpoint
     ds = _data()
     store = tmp_path / "fc.zarr"
-    out = campaign(ds, store, model=path, steps=3, client=client, progress=False)
+    out = campaign(
+        ds, store, model=path, config=CampaignConfig(steps=3), client=client, progress=False
+    )
     assert out["temperature"].dims == (
         "time", "prediction_timedelta", "level", "latitude", "longitude",
     )  # fmt: skip
@@ -90,9 +92,9 @@ def test_ensemble_members_do_not_depend_on_workers_or_task_order(client, checkpo
     """Member m of time t is seeded by (seed, t, m): 1 or 2 workers, any order, same store."""
     path, fm = checkpoint
     ds = _data()
-    kw = dict(kind="ensemble", model=path, steps=2, members=3, seed=5,
-              perturbation=GaussianNoise(std_fraction=0.1), progress=False)  # fmt: skip
-    campaign(ds, tmp_path / "a.zarr", client=client, **kw)
+    cfg = CampaignConfig(kind="ensemble", steps=2, members=3, seed=5)
+    kw = dict(model=path, perturbation=GaussianNoise(std_fraction=0.1), progress=False)
+    campaign(ds, tmp_path / "a.zarr", config=cfg, client=client, **kw)
     two = _loaded(tmp_path / "a.zarr")
     one_worker = distributed.Client(
         distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
@@ -100,7 +102,8 @@ def test_ensemble_members_do_not_depend_on_workers_or_task_order(client, checkpo
     )  # fmt: skip
     try:
         times = list(ds["time"].values[1:][::-1])  # reversed order of the tasks
-        one = campaign(ds, tmp_path / "b.zarr", client=one_worker, init_times=times, **kw)
+        one = campaign(ds, tmp_path / "b.zarr", client=one_worker,
+                       config=cfg.replace(init_times=times), **kw)  # fmt: skip
     finally:
         one_worker.close()
     xr.testing.assert_identical(two, one.load())
@@ -122,16 +125,26 @@ def test_failed_initial_time_is_named_others_kept_and_rerun_completes_the_rest(
     bad["temperature"][5, 0, 0, 0] = np.nan  # breaks the initial time ds.time[5] only
     store = tmp_path / "fc.zarr"
     with pytest.raises(CampaignError, match="2001-03-02T06:00:00") as info:
-        campaign(bad, store, model=path, steps=2, client=client, progress=False)
+        campaign(
+            bad, store, model=path, config=CampaignConfig(steps=2), client=client, progress=False
+        )
     assert list(info.value.failures) == ["2001-03-02T06:00:00"]
     assert "NaN" in info.value.failures["2001-03-02T06:00:00"]
     np.testing.assert_array_equal(completed(store), ds["time"].values[1:5])
     # the rerun runs only the missing time: data that break every other time do not matter
     only_last = ds.copy(deep=True)
     only_last["temperature"][:3, 0, 0, 0] = np.nan
-    campaign(only_last, store, model=path, steps=2, client=client, progress=False)
-    whole = campaign(ds, tmp_path / "whole.zarr", model=path, steps=2, client=client,
-                     progress=False)  # fmt: skip
+    campaign(
+        only_last, store, model=path, config=CampaignConfig(steps=2), client=client, progress=False
+    )
+    whole = campaign(
+        ds,
+        tmp_path / "whole.zarr",
+        model=path,
+        config=CampaignConfig(steps=2),
+        client=client,
+        progress=False,
+    )
     xr.testing.assert_identical(_loaded(store), whole.load())
 
 
@@ -152,13 +165,21 @@ def test_a_failed_write_leaves_only_complete_initial_times_marked(
     monkeypatch.setattr(campaign_module, "_write_region", failing)
     store = tmp_path / "fc.zarr"
     with pytest.raises(CampaignError, match="No space left on device"):
-        campaign(ds, store, model=path, steps=2, client=client, progress=False)
+        campaign(
+            ds, store, model=path, config=CampaignConfig(steps=2), client=client, progress=False
+        )
     assert target not in completed(store)
     assert completed(store).size == 2
     monkeypatch.setattr(campaign_module, "_write_region", real)
-    campaign(ds, store, model=path, steps=2, client=client, progress=False)
-    whole = campaign(ds, tmp_path / "whole.zarr", model=path, steps=2, client=client,
-                     progress=False)  # fmt: skip
+    campaign(ds, store, model=path, config=CampaignConfig(steps=2), client=client, progress=False)
+    whole = campaign(
+        ds,
+        tmp_path / "whole.zarr",
+        model=path,
+        config=CampaignConfig(steps=2),
+        client=client,
+        progress=False,
+    )
     xr.testing.assert_identical(_loaded(store), whole.load())
 
 
@@ -167,12 +188,12 @@ def test_store_with_other_settings_is_refused_by_name(client, checkpoint, tmp_pa
     ds = _data(3)
     store = tmp_path / "fc.zarr"
     kw = dict(model=path, client=client, progress=False)
-    campaign(ds, store, steps=2, **kw)
+    campaign(ds, store, config=CampaignConfig(steps=2), **kw)
     before = _loaded(store)
     with pytest.raises(ValueError, match="steps: store has 2, this call 3"):
-        campaign(ds, store, steps=3, **kw)
+        campaign(ds, store, config=CampaignConfig(steps=3), **kw)
     with pytest.raises(ValueError, match="kind: store has 'forecast'.*members"):
-        campaign(ds, store, steps=2, kind="ensemble", members=2,
+        campaign(ds, store, config=CampaignConfig(steps=2, kind="ensemble", members=2),
                  perturbation=GaussianNoise(), **kw)  # fmt: skip
     other, _ = tiny.fuxi_checkpoint(tmp_path / "other")
     import torch
@@ -185,15 +206,22 @@ def test_store_with_other_settings_is_refused_by_name(client, checkpoint, tmp_pa
         next(changed.parameters()).add_(1.0)
     retrained = save_model(changed, tmp_path / "retrained")  # same name, other weights
     with pytest.raises(ValueError, match="model_sha256"):
-        campaign(ds, store, steps=2, model=str(retrained), client=client, progress=False)
+        campaign(
+            ds,
+            store,
+            config=CampaignConfig(steps=2),
+            model=str(retrained),
+            client=client,
+            progress=False,
+        )
     with pytest.raises(ValueError, match="init_times"):
-        campaign(_data(4), store, steps=2, **kw)
+        campaign(_data(4), store, config=CampaignConfig(steps=2), **kw)
     xr.testing.assert_identical(_loaded(store), before)  # nothing mixed in
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not an xfuxi campaign store"):
-        campaign(ds, foreign, steps=2, **kw)
+        campaign(ds, foreign, config=CampaignConfig(steps=2), **kw)
     assert (foreign / "keep.txt").read_text() == "mine"
 
 
@@ -201,15 +229,22 @@ def test_bad_arguments_are_named(checkpoint, tmp_path):
     path, _ = checkpoint
     ds = _data(3)
     with pytest.raises(ValueError, match="kind must be one of"):
-        campaign(ds, tmp_path / "x", kind="reanalysis", model=path)
+        campaign(ds, tmp_path / "x", config={"kind": "reanalysis"}, model=path)
     with pytest.raises(ValueError, match="needs members"):
-        campaign(ds, tmp_path / "x", kind="ensemble", model=path)
+        campaign(ds, tmp_path / "x", config={"kind": "ensemble"}, model=path)
     with pytest.raises(ValueError, match="steps must be an integer >= 1"):
-        campaign(ds, tmp_path / "x", model=path, steps=0)
+        campaign(ds, tmp_path / "x", model=path, config={"steps": 0})
     with pytest.raises(ValueError, match="needs observations"):
-        campaign(ds, tmp_path / "x", kind="assimilate", model=path)
+        campaign(ds, tmp_path / "x", config=CampaignConfig(kind="assimilate"), model=path)
     with pytest.raises(ValueError, match=r"2001-03-01T00:00:00 needs the source times"):
-        campaign(ds, tmp_path / "x", model=path, init_times=[ds["time"].values[0]])
+        campaign(ds, tmp_path / "x", model=path,
+                 config=CampaignConfig(init_times=[ds["time"].values[0]]))  # fmt: skip
+    with pytest.raises(ValueError, match="more than once"):
+        CampaignConfig(init_times=[ds["time"].values[1]] * 2)
+    with pytest.raises(ValueError, match="unknown CampaignConfig option"):
+        campaign(ds, tmp_path / "x", model=path, config={"step": 2})
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        campaign(ds, tmp_path / "x", model=path, step=2)
     assert not (tmp_path / "x").exists()
 
 
@@ -224,8 +259,14 @@ def test_unknown_cluster_address_fails_fast(checkpoint, tmp_path):
     path, _ = checkpoint
     start = time.monotonic()
     with pytest.raises(ConnectionError, match="tcp://127.0.0.1:9"):
-        campaign(_data(3), tmp_path / "fc.zarr", model=path, steps=1,
-                 client="tcp://127.0.0.1:9", connect_timeout=2, progress=False)  # fmt: skip
+        campaign(
+            _data(3),
+            tmp_path / "fc.zarr",
+            model=path,
+            config=CampaignConfig(steps=1, connect_timeout=2),
+            client="tcp://127.0.0.1:9",
+            progress=False,
+        )
     assert time.monotonic() - start < 30
 
 
@@ -233,9 +274,22 @@ def test_source_store_is_read_by_the_workers(client, checkpoint, tmp_path):
     path, _ = checkpoint
     ds = _data(4)
     ds.to_zarr(tmp_path / "source.zarr")
-    a = campaign(str(tmp_path / "source.zarr"), tmp_path / "a.zarr", model=path, steps=2,
-                 client=client, progress=False)  # fmt: skip
-    b = campaign(ds, tmp_path / "b.zarr", model=path, steps=2, client=client, progress=False)
+    a = campaign(
+        str(tmp_path / "source.zarr"),
+        tmp_path / "a.zarr",
+        model=path,
+        config=CampaignConfig(steps=2),
+        client=client,
+        progress=False,
+    )
+    b = campaign(
+        ds,
+        tmp_path / "b.zarr",
+        model=path,
+        config=CampaignConfig(steps=2),
+        client=client,
+        progress=False,
+    )
     xr.testing.assert_identical(a.load(), b.load())
 
 
@@ -245,9 +299,15 @@ def test_scorecard_of_a_stored_ensemble(client, checkpoint, tmp_path):
     path, _ = checkpoint
     truth = _data(8)
     store = tmp_path / "ens.zarr"
-    campaign(truth.isel(time=slice(0, 5)), store, kind="ensemble", members=3, steps=2,
-             model=path, perturbation=GaussianNoise(std_fraction=0.1), client=client,
-             progress=False)  # fmt: skip
+    campaign(
+        truth.isel(time=slice(0, 5)),
+        store,
+        config=CampaignConfig(kind="ensemble", members=3, steps=2),
+        model=path,
+        perturbation=GaussianNoise(std_fraction=0.1),
+        client=client,
+        progress=False,
+    )
     clim = xr.Dataset(
         {v: truth[v].mean("time").expand_dims(hour=[0, 6, 12, 18]) for v in truth.data_vars}
     )
@@ -287,8 +347,8 @@ def test_assimilate_and_forecast_campaign(client, tmp_path):
     options = {"background_error": BackgroundError(n_members=8, perturbation_std=(2.0, 100.0),
                                                    amplitude=0.5, wavelength=1, seed=3),
                "minimiser": Minimiser(max_iter=5)}  # fmt: skip
-    out = campaign(bg, tmp_path / "da.zarr", kind="assimilate", model=model, steps=2,
-                   observations=obs, assimilation=options, client=client,
+    out = campaign(bg, tmp_path / "da.zarr", config=CampaignConfig(kind="assimilate", steps=2),
+                   model=model, observations=obs, assimilation=options, client=client,
                    progress=False).load()  # fmt: skip
     np.testing.assert_array_equal(out["time"].values, times.values[2:])
     t0 = times.values[3]
@@ -309,13 +369,13 @@ def test_assimilate_and_forecast_campaign(client, tmp_path):
 _CLIENT_SCRIPT = """
 import sys, distributed
 from tests import tiny
-from xfuxi.campaigns import campaign
+from xfuxi.campaigns import CampaignConfig, campaign
 if __name__ == "__main__":
     cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                        dashboard_address=None)
     with distributed.Client(cluster) as cl:
-        campaign(tiny.dataset(int(sys.argv[3])), sys.argv[2], model=sys.argv[1], steps=60,
-                 client=cl, progress=False)
+        campaign(tiny.dataset(int(sys.argv[3])), sys.argv[2], model=sys.argv[1],
+                 config=CampaignConfig(steps=60), client=cl, progress=False)
 """
 
 
@@ -346,9 +406,17 @@ def test_killed_client_resumes_to_the_uninterrupted_store(client, checkpoint, tm
             proc.kill()
     finished = completed(store).size
     assert 1 <= finished < n - 1
-    campaign(_data(n), store, model=path, steps=60, client=client, progress=False)
-    whole = campaign(_data(n), tmp_path / "whole.zarr", model=path, steps=60, client=client,
-                     progress=False)  # fmt: skip
+    campaign(
+        _data(n), store, model=path, config=CampaignConfig(steps=60), client=client, progress=False
+    )
+    whole = campaign(
+        _data(n),
+        tmp_path / "whole.zarr",
+        model=path,
+        config=CampaignConfig(steps=60),
+        client=client,
+        progress=False,
+    )
     xr.testing.assert_identical(_loaded(store), whole.load())
 
 
@@ -363,8 +431,14 @@ def test_killing_one_worker_midway_still_completes_the_same_store(client, checkp
     killed: dict[str, int] = {}
     try:
         with distributed.Client(cluster) as cl:
-            whole = campaign(ds, tmp_path / "whole.zarr", model=path, steps=60, client=cl,
-                             progress=False).load()  # fmt: skip
+            whole = campaign(
+                ds,
+                tmp_path / "whole.zarr",
+                model=path,
+                config=CampaignConfig(steps=60),
+                client=cl,
+                progress=False,
+            ).load()
             pids = cl.run(os.getpid)
 
             def killer():
@@ -380,7 +454,9 @@ def test_killing_one_worker_midway_still_completes_the_same_store(client, checkp
 
             thread = threading.Thread(target=killer)
             thread.start()
-            campaign(ds, store, model=path, steps=60, client=cl, progress=False)
+            campaign(
+                ds, store, model=path, config=CampaignConfig(steps=60), client=cl, progress=False
+            )
             thread.join()
             assert killed["pid"] not in cl.run(os.getpid).values()
     finally:
@@ -401,7 +477,8 @@ def test_cli_campaign_on_a_scheduler_address(client, checkpoint, tmp_path, capsy
             "--scheduler", client.scheduler.address]  # fmt: skip
     assert main(args) == 0
     assert "campaign complete: 3 initial times" in capsys.readouterr().out
-    ref = campaign(ds, tmp_path / "ref.zarr", kind="ensemble", members=2, model=path, steps=2,
+    ref = campaign(ds, tmp_path / "ref.zarr", model=path,
+                   config=CampaignConfig(kind="ensemble", members=2, steps=2),
                    perturbation=GaussianNoise(std_fraction=0.1), client=client,
                    progress=False)  # fmt: skip
     xr.testing.assert_identical(_loaded(tmp_path / "ens.zarr"), ref.load())
@@ -410,3 +487,66 @@ def test_cli_campaign_on_a_scheduler_address(client, checkpoint, tmp_path, capsy
     args[4] = str(tmp_path / "new.zarr")
     assert main(args[:-1] + ["tcp://127.0.0.1:9"]) == 1
     assert "no dask scheduler answered at client='tcp://127.0.0.1:9'" in capsys.readouterr().err
+
+
+def test_old_keywords_still_work_with_a_deprecation_warning(client, checkpoint, tmp_path):
+    """Issue 19 item 3: the run options are one CampaignConfig; the old keywords warn."""
+    path, _ = checkpoint
+    ds = _data(3)
+    with pytest.warns(DeprecationWarning, match=r"pass config=CampaignConfig\(steps=..."):
+        old = campaign(ds, tmp_path / "old.zarr", model=path, steps=2, seed=1, client=client,
+                       progress=False)  # fmt: skip
+    new = campaign(ds, tmp_path / "new.zarr", model=path, config=CampaignConfig(steps=2, seed=1),
+                   client=client, progress=False)  # fmt: skip
+    xr.testing.assert_identical(old.load(), new.load())
+    # a keyword on top of a config: the keyword wins (and warns)
+    with pytest.warns(DeprecationWarning, match="campaign"):
+        again = campaign(ds, tmp_path / "old.zarr", model=path, config=CampaignConfig(steps=9),
+                         steps=2, seed=1, client=client, progress=False)  # fmt: skip
+    xr.testing.assert_identical(again.load(), new.load())
+
+
+def test_the_config_is_saved_with_the_store_and_a_store_without_it_resumes(
+    client, checkpoint, tmp_path
+):
+    import json
+
+    import zarr
+
+    path, _ = checkpoint
+    ds = _data(4)
+    cfg = CampaignConfig(steps=2, init_times=ds["time"].values[2:], torch_threads=1)
+    store = tmp_path / "fc.zarr"
+    out = campaign(ds, store, model=path, config=cfg, client=client, progress=False)
+    saved = CampaignConfig.from_dict(json.loads(out.attrs[campaign_module.CONFIG_ATTR]))
+    assert saved == cfg and saved.init_times == ("2001-03-01T12:00:00", "2001-03-01T18:00:00")
+    settings = json.loads(out.attrs[campaign_module.SETTINGS_ATTR])  # the format kept
+    assert settings["steps"] == 2 and settings["init_times"] == list(cfg.init_times)
+    # a store written before the config was saved (settings only) is still resumed
+    group = zarr.open_group(str(store), mode="r+")
+    del group.attrs[campaign_module.CONFIG_ATTR]
+    before = _loaded(store)
+    campaign(ds, store, model=path, config=cfg, client=client, progress=False)
+    xr.testing.assert_identical(_loaded(store), before)
+
+
+def test_campaign_config_checks_and_normalises_its_fields():
+    import torch
+
+    cfg = CampaignConfig(device=torch.device("cpu"), dtype=torch.float32)
+    assert (cfg.device, cfg.dtype) == ("cpu", "float32")  # JSON-able names
+    assert CampaignConfig.from_dict(json_round_trip(cfg)) == cfg
+    with pytest.raises(ValueError, match="CampaignConfig.members must be an integer >= 1"):
+        CampaignConfig(kind="ensemble", members=0)
+    with pytest.raises(ValueError, match="kind='forecast' takes no members"):
+        CampaignConfig(members=2)
+    with pytest.raises(ValueError, match="not the string"):
+        CampaignConfig(init_times="2000-01-01")
+    with pytest.raises(ValueError, match="connect_timeout must be a number > 0"):
+        CampaignConfig(connect_timeout=0)
+
+
+def json_round_trip(cfg):
+    import json
+
+    return json.loads(cfg.to_json())

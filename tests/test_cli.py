@@ -227,3 +227,39 @@ def test_world_netcdf_output_never_replaces_a_foreign_file(tmp_path, monkeypatch
                    str(tmp_path / "cache"), "--output", str(mine), *extra])  # fmt: skip
         assert rc == 1 and str(mine) in capsys.readouterr().err
     assert mine.read_text() == "mine"
+
+
+def test_campaign_flags_come_from_campaign_config(monkeypatch, tmp_path, capsys):
+    """Issue 19 item 3: ``xfuxi campaign`` builds its flags from CampaignConfig."""
+    import dataclasses
+
+    import numpy as np
+
+    import xfuxi.cli.campaign as cli_campaign
+    from xfuxi.campaigns import CampaignConfig
+
+    seen = {}
+
+    def fake_campaign(data, store, **kwargs):
+        seen.update(kwargs, data=data, store=store)
+        return xr.Dataset()
+
+    monkeypatch.setattr(cli_campaign, "campaign", fake_campaign)
+    monkeypatch.setattr(cli_campaign, "completed", lambda store: np.array([]))
+    args = ["campaign", "src.nc", "--store", str(tmp_path / "s.zarr"), "--steps", "3",
+            "--chunk-size", "2", "--torch-threads", "2", "--connect-timeout", "5",
+            "--n-workers", "3", "--dtype", "float32", "--init-times",
+            "2000-01-01T06,2000-01-01T12"]  # fmt: skip
+    assert main(args) == 0
+    assert seen["config"] == CampaignConfig(
+        steps=3, chunk_size=2, torch_threads=2, connect_timeout=5.0, n_workers=3,
+        dtype="float32", init_times=("2000-01-01T06:00:00", "2000-01-01T12:00:00"),
+    )  # fmt: skip
+    assert "steps" not in seen and "kind" not in seen
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["campaign", "--help"])
+    parser_help = capsys.readouterr().out
+    for f in dataclasses.fields(CampaignConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in parser_help, flag  # every option (init_times: comma-separated)

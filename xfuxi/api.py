@@ -190,6 +190,13 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("PerlinScales", "perturbations.scales:PerlinScales"),
     # the world's options, one schema for held_suarez, the splits and `xfuxi world`
     Entry("WorldConfig", "world.simulator:WorldConfig"),
+    # a campaign's run options, one schema for xfuxi.campaign and `xfuxi campaign`
+    Entry("CampaignConfig", "campaigns:CampaignConfig"),
+    # a cycled twin experiment's run options, one schema for xfuxi.cycle and `xfuxi cycle`
+    Entry("CycleConfig", "assimilation.cycle_config:CycleConfig"),
+    # the Lorenz-96 twin experiments' settings
+    Entry("Lorenz96TwinConfig", "experiments.lorenz96:Lorenz96TwinConfig"),
+    Entry("Lorenz96LETKFConfig", "experiments.lorenz96:Lorenz96LETKFConfig"),
 )
 
 

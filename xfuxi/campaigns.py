@@ -21,16 +21,19 @@ import socket
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ._version import __version__
+from .config import Config, config_with_legacy, field
 from .options import progress_bar
 
 __all__ = [
+    "CONFIG_ATTR",
+    "CampaignConfig",
     "CampaignError",
     "KINDS",
     "SETTINGS_ATTR",
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 KINDS = ("forecast", "ensemble", "assimilate")
 #: the store attribute holding the campaign's settings (JSON)
 SETTINGS_ATTR = "xfuxi_campaign"
+#: the store attribute holding the :class:`CampaignConfig` of the call that made it (JSON)
+CONFIG_ATTR = "xfuxi_campaign_config"
 #: the settings that must match for a store to be resumed (in this order in messages)
 _MATCHED = ("kind", "model", "model_sha256", "steps", "members", "seed", "perturbation",
             "assimilation", "variables", "init_times")  # fmt: skip
@@ -75,6 +80,107 @@ class CampaignError(RuntimeError):
 
     def __reduce__(self):  # picklable across dask workers
         return (type(self), (self.args[0], self.failures))
+
+
+# --- the configuration --------------------------------------------------------------------
+
+
+def _check_int(label: str, value: Any, low: int, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        extra = " or None" if optional else ""
+        raise ValueError(
+            f"CampaignConfig.{label} must be an integer >= {low}{extra}; got {value!r}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CampaignConfig(Config):
+    """The run options of a campaign (see :func:`campaign`), one schema for Python and CLI.
+
+    The data, the store, the models, the perturbation, the observations and the cluster are
+    arguments of :func:`campaign`; everything else is here. Every field is also a flag of
+    ``xfuxi campaign`` (``chunk_size`` → ``--chunk-size``; ``--init-times`` takes a
+    comma-separated list). The configuration is saved with the store (its attribute
+    ``xfuxi_campaign_config``, with the initial times that the store holds). Invalid values
+    raise ``ValueError`` naming the field.
+
+    Examples
+    --------
+    >>> cfg = CampaignConfig(kind="ensemble", members=4, steps=8)
+    >>> cfg.seed, cfg.torch_threads
+    (0, 1)
+    >>> CampaignConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    >>> CampaignConfig(init_times=[np.datetime64("2000-01-01T06")]).init_times
+    ('2000-01-01T06:00:00',)
+    >>> CampaignConfig(kind="ensemble")
+    Traceback (most recent call last):
+    ...
+    ValueError: CampaignConfig.kind='ensemble' needs members (the ensemble size)
+    """
+
+    kind: Literal["forecast", "ensemble", "assimilate"] = field(
+        "forecast",
+        help="forecast, ensemble (needs members) or assimilate (En4DVar analysis, then a "
+        "forecast; an ensemble when members is given)",
+    )
+    steps: int = field(40, help="number of 6-hour steps")
+    members: int | None = field(None, help="ensemble size (ensemble; optional for assimilate)")
+    seed: int = field(0, help="member noise seed (with the initial time and the member)")
+    init_times: tuple[str, ...] | None = field(
+        None,
+        help="initial times, kept as ISO strings (default: every time of the source whose "
+        "predecessors it holds)",
+        cli=False,
+    )
+    chunk_size: int | None = field(None, help="members run together (as xfuxi.ensemble)")
+    device: str | None = field(None, help="torch device of the workers' runs")
+    dtype: str | None = field(None, help="torch dtype of the workers' runs (e.g. float32)")
+    torch_threads: int = field(1, help="torch threads per worker process")
+    n_workers: int | None = field(
+        None, help="workers of the local cluster made for the run (default: the CPUs)"
+    )
+    connect_timeout: float = field(10.0, help="seconds to wait for a scheduler at an address")
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}")
+        for label, low in (("steps", 1), ("seed", 0), ("torch_threads", 1)):
+            _check_int(label, getattr(self, label), low)
+        for label in ("members", "chunk_size", "n_workers"):
+            _check_int(label, getattr(self, label), 1, optional=True)
+        if self.kind == "ensemble" and self.members is None:
+            raise ValueError("CampaignConfig.kind='ensemble' needs members (the ensemble size)")
+        if self.kind == "forecast" and self.members is not None:
+            raise ValueError("CampaignConfig.kind='forecast' takes no members; use kind='ensemble'")
+        timeout = self.connect_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(
+                f"CampaignConfig.connect_timeout must be a number > 0; got {timeout!r}"
+            )
+        # a torch.device / torch.dtype given in Python is kept as its name (JSON, the CLI)
+        if self.device is not None and not isinstance(self.device, str):
+            object.__setattr__(self, "device", str(self.device))
+        if self.dtype is not None and not isinstance(self.dtype, str):
+            object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))
+        if self.init_times is not None:
+            if isinstance(self.init_times, str):
+                raise ValueError(
+                    "CampaignConfig.init_times must be a sequence of times, not the string "
+                    f"{self.init_times!r}"
+                )
+            try:
+                times = tuple(_iso(t) for t in self.init_times)
+            except (TypeError, ValueError) as err:
+                raise ValueError(
+                    f"CampaignConfig.init_times holds a value that is no time ({err})"
+                ) from err
+            dup = sorted({t for t in times if times.count(t) > 1})
+            if dup:
+                raise ValueError(f"init_times lists {dup} more than once")
+            object.__setattr__(self, "init_times", times)
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -460,24 +566,15 @@ def campaign(
     init_times_source: xr.Dataset | str | os.PathLike[str],
     store: str | os.PathLike[str],
     *,
-    kind: str = "forecast",
+    config: CampaignConfig | dict | None = None,
     model: Any = None,
-    steps: int = 40,
-    members: int | None = None,
-    seed: int = 0,
     perturbation: Any = None,
-    init_times: Sequence[Any] | None = None,
     observations: xr.Dataset | str | os.PathLike[str] | None = None,
     assimilation: dict[str, Any] | None = None,
     assimilation_model: Any = None,
     client: Any = None,
-    n_workers: int | None = None,
-    chunk_size: int | None = None,
-    device: Any = None,
-    dtype: Any = None,
-    torch_threads: int = 1,
-    connect_timeout: float = 10.0,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> xr.Dataset:
     """Run forecasts, ensembles or 4DVar-and-forecasts for many initial times into one store.
 
@@ -492,26 +589,28 @@ def campaign(
         The zarr store to write (WeatherBench2 forecast layout, one chunk per initial time,
         plus a ``done`` flag per initial time). If it exists and was made by a campaign
         with the same settings, only the initial times not yet ``done`` are run.
-    kind : {"forecast", "ensemble", "assimilate"}
-        Deterministic forecasts, ensembles (needs ``members``), or En4DVar analyses of
-        ``observations`` at each initial time followed by a forecast (an ensemble when
-        ``members`` is given) from the analysis.
+    config : CampaignConfig or dict, optional
+        The run options (default ``CampaignConfig()``): ``kind`` (``"forecast"``,
+        ``"ensemble"`` (needs ``members``) or ``"assimilate"``: En4DVar analyses of
+        ``observations`` at each initial time followed by a forecast, an ensemble when
+        ``members`` is given), ``steps`` (6-hour steps, default 40), ``members``, ``seed``
+        (member ``m`` of initial time ``t`` draws its noise from a generator seeded by
+        ``(seed, t, m)``, so the members do not depend on the number of workers or on the
+        order of the tasks), ``init_times`` (default: every time of the source whose
+        predecessors it holds), ``chunk_size`` (members run together, as
+        :func:`xfuxi.ensemble`; fixed per task, so the same on every worker), ``device`` and
+        ``dtype`` of the workers' runs, ``torch_threads`` per worker process (workers that
+        are threads of the calling process leave its setting alone), ``n_workers`` of the
+        LocalCluster made when ``client`` is None (default: the number of CPUs) and
+        ``connect_timeout`` (seconds to wait for a scheduler at an address). It is saved
+        with the store (attribute ``xfuxi_campaign_config``, with the initial times that the
+        store holds).
     model : ForecastModel, Cascade, str or path, default "fuxi-hs-t21-cascade"
         The forecast model, or a shipped name / checkpoint directory (loaded once per
         worker).
-    steps : int, default 40
-        Number of 6-hour steps.
-    members : int, optional
-        Ensemble size (required for ``kind="ensemble"``).
-    seed : int, default 0
-        Member ``m`` of initial time ``t`` draws its noise from a generator seeded by
-        ``(seed, t, m)``, so the members do not depend on the number of workers or on the
-        order of the tasks.
     perturbation : optional
         The ensemble's perturbation (as :func:`xfuxi.ensemble`; default the shipped FuXi-ENS
         module).
-    init_times : sequence of datetime-like, optional
-        Initial times (default: every time of the source whose predecessors it holds).
     observations : xarray.Dataset or path, optional
         Observations (dim ``obs``) for ``kind="assimilate"``.
     assimilation : dict, optional
@@ -521,22 +620,15 @@ def campaign(
         The one-step model of the 4DVar (default ``model``, which must then be one model).
     client : distributed.Client or str, optional
         The cluster: a Client, a scheduler address (``"tcp://host:8786"``), or None for a
-        ``LocalCluster`` of ``n_workers`` single-threaded worker processes made (and closed)
-        for the call.
-    n_workers : int, optional
-        Workers of the LocalCluster (default: the number of CPUs).
-    chunk_size : int, optional
-        Members run together (as :func:`xfuxi.ensemble`; fixed per task, so the same on
-        every worker).
-    device, dtype : optional
-        torch device / dtype of the workers' runs.
-    torch_threads : int, default 1
-        torch threads per worker process (workers that are threads of the calling process
-        leave its setting alone).
-    connect_timeout : float, default 10
-        Seconds to wait for a scheduler at an address.
+        ``LocalCluster`` of ``config.n_workers`` single-threaded worker processes made (and
+        closed) for the call.
     progress : bool, optional
         Progress bar over initial times (default: the ``progress`` option).
+    **legacy
+        The old keyword arguments (``kind=``, ``steps=``, ``members=``, ``seed=``,
+        ``init_times=``, ``n_workers=``, ``chunk_size=``, ``device=``, ``dtype=``,
+        ``torch_threads=``, ``connect_timeout=``: each a field of :class:`CampaignConfig`)
+        still work, with a ``DeprecationWarning``.
 
     Returns
     -------
@@ -583,28 +675,25 @@ def campaign(
     >>> cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
     ...                                    dashboard_address=None)
     >>> with distributed.Client(cluster) as client:
-    ...     out = campaign(ds, tmp / "fc.zarr", model=str(path), steps=2, client=client,
-    ...                    progress=False)
+    ...     out = campaign(ds, tmp / "fc.zarr", config=CampaignConfig(steps=2),
+    ...                    model=str(path), client=client, progress=False)
     >>> cluster.close()
     >>> out["temperature"].dims, out["done"].values.tolist()  # initial times 06 and 12 UTC
     (('time', 'prediction_timedelta', 'level', 'latitude', 'longitude'), [True, True])
+    >>> import json
+    >>> CampaignConfig.from_dict(json.loads(out.attrs["xfuxi_campaign_config"])).steps
+    2
     """
     from .data.schema import validate
     from .forecasting.deterministic import DEFAULT_MODEL
     from .models.registry import resolve_model
 
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
-    for label, value, low in (("steps", steps, 1), ("seed", seed, 0),
-                              ("torch_threads", torch_threads, 1)):  # fmt: skip
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{label} must be an integer >= {low}; got {value!r}")
-    if members is not None and (
-        isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1
-    ):
-        raise ValueError(f"members must be an integer >= 1 or None; got {members!r}")
-    if kind == "ensemble" and members is None:
-        raise ValueError("kind='ensemble' needs members (the ensemble size)")
+    cfg = config_with_legacy(CampaignConfig, config, legacy, "campaign")
+    kind, steps, members, seed = cfg.kind, cfg.steps, cfg.members, cfg.seed
+    init_times, chunk_size, device, dtype = cfg.init_times, cfg.chunk_size, cfg.device, cfg.dtype
+    torch_threads, n_workers, connect_timeout = (
+        cfg.torch_threads, cfg.n_workers, cfg.connect_timeout
+    )  # fmt: skip
     if kind == "forecast" and (members is not None or perturbation is not None):
         raise ValueError("kind='forecast' takes no members or perturbation; use kind='ensemble'")
     if kind == "assimilate" and observations is None:
@@ -643,10 +732,7 @@ def campaign(
         times = [t for t in have if all(t - k * pd.Timedelta(step) in have
                                         for k in range(1, back + 1))]  # fmt: skip
     else:
-        times = [pd.Timestamp(t) for t in init_times]
-        dup = sorted({_iso(t) for t in times if times.count(t) > 1})
-        if dup:
-            raise ValueError(f"init_times lists {dup} more than once")
+        times = [pd.Timestamp(t) for t in init_times]  # distinct (CampaignConfig checks)
     if not times:
         raise ValueError("init_times: the source holds no initial time with its predecessors")
     t0 = np.sort(np.asarray([t.to_datetime64() for t in times], dtype="datetime64[ns]"))
@@ -675,6 +761,8 @@ def campaign(
     }
     attrs = {
         SETTINGS_ATTR: json.dumps(settings, sort_keys=True),
+        # the initial times resolved (sorted): the store's own, whichever way they were given
+        CONFIG_ATTR: cfg.replace(init_times=tuple(settings["init_times"])).to_json(),
         "source": f"xfuxi.campaign ({kind})",
         "model": settings["model"],
         "steps": int(steps),

@@ -8,6 +8,7 @@ import xarray as xr
 
 from xfuxi.assimilation.config import BackgroundError, LocalizationOptions, QualityControl
 from xfuxi.assimilation.cycle import (
+    CycleConfig,
     CycleDivergedError,
     En4DVarMethod,
     LETKFMethod,
@@ -41,12 +42,9 @@ def _run(setting, n, store=None, method=None, network=None, **kw):
         network or Lorenz96Network(seed=2),
         method=method or _letkf(),
         model=model,
-        n_cycles=n,
-        lead_steps=2,
-        initial_error=1.0,
+        config=CycleConfig(n_cycles=n, lead_steps=2, initial_error=1.0, **kw),
         store=store,
         progress=False,
-        **kw,
     )
 
 
@@ -143,11 +141,20 @@ def test_cycled_ensemble_en4dvar_through_the_driver(setting):
 def test_bad_arguments_are_named(setting):
     model, truth = setting
     with pytest.raises(TypeError, match="CycleMethod"):
-        cycle(truth, Lorenz96Network(), method="letkf", model=model, n_cycles=2)
+        cycle(truth, Lorenz96Network(), method="letkf", model=model, config={"n_cycles": 2})
     with pytest.raises(ValueError, match="exactly one of days and n_cycles"):
         cycle(truth, Lorenz96Network(), method=_letkf(), model=model)
+    with pytest.raises(ValueError, match="exactly one of days and n_cycles"):
+        CycleConfig(days=1.0, n_cycles=4)
     with pytest.raises(ValueError, match="truth covers"):
-        cycle(truth, Lorenz96Network(), method=_letkf(), model=model, n_cycles=100)
+        cycle(truth, Lorenz96Network(), method=_letkf(), model=model,
+              config=CycleConfig(n_cycles=100))  # fmt: skip
+    with pytest.raises(ValueError, match="CycleConfig.lead_steps must be an integer >= 2"):
+        CycleConfig(n_cycles=2, lead_steps=1)
+    with pytest.raises(ValueError, match="unknown CycleConfig option"):
+        cycle(truth, Lorenz96Network(), method=_letkf(), model=model, config={"cycles": 2})
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        cycle(truth, Lorenz96Network(), method=_letkf(), model=model, cycles=2)
     with pytest.raises(ValueError, match="members must be"):
         En4DVarMethod(members="fresh")
 
@@ -206,3 +213,64 @@ def test_cli_cycle_refuses_bad_options_before_work(tmp_path, capsys):
     rc = main(["cycle", str(tmp_path / "none.zarr"), "--store", str(tmp_path / "s"), "--rtps", "2"])
     assert rc == 2
     assert "rtps must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_old_keywords_still_work_with_a_deprecation_warning(setting, tmp_path):
+    """Issue 19 item 3: the run options are one CycleConfig; the old keywords warn."""
+    import json
+
+    from xfuxi.files import read_marker
+
+    model, truth = setting
+    new = _run(setting, 2, store=tmp_path / "new", seed=3)
+    with pytest.warns(DeprecationWarning, match=r"pass config=CycleConfig\(n_cycles=..."):
+        old = cycle(truth, Lorenz96Network(seed=2), method=_letkf(), model=model, n_cycles=2,
+                    lead_steps=2, initial_error=1.0, seed=3, progress=False)  # fmt: skip
+    xr.testing.assert_identical(
+        old.scores.drop_vars("wall_time_s"), new.scores.drop_vars("wall_time_s")
+    )
+    cfg = CycleConfig(n_cycles=2, lead_steps=2, initial_error=1.0, seed=3)
+    assert CycleConfig.from_dict(json.loads(new.scores.attrs["config"])) == cfg
+    assert CycleConfig.from_dict(read_marker(tmp_path / "new")["config"]) == cfg
+
+
+def test_cli_cycle_flags_come_from_cycle_config(monkeypatch, tmp_path):
+    """Issue 19 item 3: ``xfuxi cycle`` builds its run options from CycleConfig."""
+    import xfuxi.assimilation.cycle as cycle_module
+    import xfuxi.cli.assimilate as cli_assimilate
+    from xfuxi.assimilation.cycle import CycleRun
+    from xfuxi.cli import main
+
+    seen = {}
+
+    def fake_cycle(truth, network, **kwargs):
+        seen.update(kwargs, network=network)
+        return CycleRun(scores=xr.Dataset())
+
+    monkeypatch.setattr(cycle_module, "cycle", fake_cycle)
+    monkeypatch.setattr(cli_assimilate, "open_data", lambda path: xr.Dataset())
+    monkeypatch.setattr(cli_assimilate, "load_model", lambda name: "model")
+    base = ["cycle", "truth.zarr", "--store", str(tmp_path / "s")]
+    assert main(base) == 0
+    assert seen["config"] == CycleConfig(days=1.0)  # the command's default length
+    args = [
+        "--n-cycles",
+        "5",
+        "--lead-steps",
+        "3",
+        "--seed",
+        "4",
+        "--initial-error",
+        "0.5",
+        "--divergence-factor",
+        "7",
+        "--no-save-states",
+        "--start",
+        "2001-03-02T06",
+    ]
+    assert main(base + args) == 0
+    assert seen["config"] == CycleConfig(
+        n_cycles=5, lead_steps=3, seed=4, initial_error=0.5, divergence_factor=7.0,
+        save_states=False, start="2001-03-02 06:00:00",
+    )  # fmt: skip
+    assert seen["network"].seed == 4

@@ -16,7 +16,7 @@ from xfuxi.assimilation.letkf import (
     letkf_analysis,
     observation_localization,
 )
-from xfuxi.experiments.lorenz96 import lorenz96_letkf
+from xfuxi.experiments.lorenz96 import Lorenz96LETKFConfig, lorenz96_letkf
 from xfuxi.models.lorenz96 import lorenz96_model
 from xfuxi.observations.operator import build_operator
 
@@ -174,7 +174,8 @@ def test_no_observation_returns_the_inflated_background():
 
 
 def test_lorenz96_short_run_beats_the_free_run_and_the_observations():
-    out = lorenz96_letkf(n_cycles=120, burn_in=40, inflation=1.03, rtps=0.0, progress=False)
+    cfg = Lorenz96LETKFConfig(n_cycles=120, burn_in=40, inflation=1.03, rtps=0.0)
+    out = lorenz96_letkf(config=cfg, progress=False)
     a = out.attrs["mean_analysis_rmse"]
     # free run: errors saturate near √2 × the climatological std (≈ 5); observations: 1
     assert a < 0.35, a
@@ -208,3 +209,20 @@ def test_vertical_localization_analyses_each_channel_on_its_own():
         latitude=lat, longitude=lon, channels=channels,
     )  # fmt: skip
     assert not torch.allclose(res2.members[:, :, 0], pairs[:, :, 0])
+
+
+def test_lorenz96_letkf_takes_one_config_and_the_old_keywords_still_work():
+    """Issue 19 item 3: the experiment's settings are one Lorenz96LETKFConfig (saved in attrs)."""
+    import json
+
+    import xarray as xr
+
+    cfg = Lorenz96LETKFConfig(n_cycles=5, burn_in=1, n_members=10, rtps=0.2, seed=3)
+    new = lorenz96_letkf(config=cfg, progress=False)
+    assert Lorenz96LETKFConfig.from_dict(json.loads(new.attrs["config"])) == cfg
+    with pytest.warns(DeprecationWarning, match=r"pass config=Lorenz96LETKFConfig\(n_cycles="):
+        old = lorenz96_letkf(n_cycles=5, burn_in=1, n_members=10, rtps=0.2, seed=3,
+                             progress=False)  # fmt: skip
+    xr.testing.assert_identical(old.drop_attrs(), new.drop_attrs())
+    with pytest.raises(ValueError, match=r"n_cycles \(5\) must exceed burn_in \(5\)"):
+        Lorenz96LETKFConfig(n_cycles=5, burn_in=5)

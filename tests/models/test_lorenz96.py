@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from xfuxi.experiments.lorenz96 import lorenz96_twin
+from xfuxi.experiments.lorenz96 import Lorenz96TwinConfig, lorenz96_twin
 from xfuxi.models.lorenz96 import Lorenz96, lorenz96_model, lorenz96_tendency
 
 
@@ -53,8 +53,29 @@ def test_forecast_model_contract_and_chaos():
 
 
 def test_twin_experiment_beats_observations_and_background():
-    out = lorenz96_twin(n_cycles=60, burn_in=20, n_members=40, progress=False, seed=1)
+    cfg = Lorenz96TwinConfig(n_cycles=60, burn_in=20, n_members=40, seed=1)
+    out = lorenz96_twin(config=cfg, progress=False)
     # with every variable observed (error 1) the analysis must beat the observations
     assert out.attrs["mean_analysis_rmse"] < 0.8
     assert out.attrs["mean_analysis_rmse"] < out.attrs["mean_background_rmse"]
     assert np.isfinite(out["analysis_rmse"]).all()
+
+
+def test_twin_takes_one_config_and_the_old_keywords_still_work():
+    """Issue 19 item 3: the experiment's settings are one Lorenz96TwinConfig (saved in attrs)."""
+    import json
+
+    import xarray as xr
+
+    cfg = Lorenz96TwinConfig(n_cycles=4, burn_in=1, n_members=10, seed=2)
+    new = lorenz96_twin(config=cfg, progress=False)
+    assert Lorenz96TwinConfig.from_dict(json.loads(new.attrs["config"])) == cfg
+    with pytest.warns(DeprecationWarning, match=r"pass config=Lorenz96TwinConfig\(n_cycles="):
+        old = lorenz96_twin(n_cycles=4, burn_in=1, n_members=10, seed=2, progress=False)
+    xr.testing.assert_identical(old.drop_attrs(), new.drop_attrs())
+    with pytest.raises(ValueError, match="Lorenz96TwinConfig.n_slots must be an integer >= 1"):
+        Lorenz96TwinConfig(n_slots=0)
+    with pytest.raises(ValueError, match="unknown Lorenz96TwinConfig option"):
+        lorenz96_twin(config={"cycles": 4})
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        lorenz96_twin(cycles=4)

@@ -35,12 +35,14 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..config import config_with_legacy
 from ..files import atomic_write_json, read_marker, replace_directory
 from ..grid import area_weights
 from ..models.rollout import model_device, model_dtype
 from ..observations.sets import radiosonde_observations, screen_observations
 from .calibration import wind_pairs
 from .config import BackgroundError, LocalizationOptions, Minimiser, QualityControl
+from .cycle_config import CycleConfig
 from .en4dvar import en4dvar_analysis
 from .inputs import build_localization, observation_slots, states_tensor
 from .letkf import LETKFOptions, forecast_members, letkf_analysis
@@ -48,6 +50,7 @@ from .members import background_anomalies, perlin_state_perturbations
 
 __all__ = [
     "CycleAnalysis",
+    "CycleConfig",
     "CycleDivergedError",
     "CycleMethod",
     "CycleRun",
@@ -220,8 +223,8 @@ class LETKFMethod(CycleMethod):
     ...                      initial=BackgroundError(amplitude=1.0, wavelength=1, octaves=1,
     ...                                              perturbation_std=(1.0,)))
     >>> run = cycle(lorenz96_truth(n_states=8, seed=1), Lorenz96Network(seed=2),
-    ...             method=method, model=lorenz96_model(), n_cycles=2, lead_steps=2,
-    ...             initial_error=1.0, progress=False)
+    ...             method=method, model=lorenz96_model(), progress=False,
+    ...             config=CycleConfig(n_cycles=2, lead_steps=2, initial_error=1.0))
     >>> run.scores.attrs["method"], bool(run.scores["spread"].notnull().all())
     ('LETKF', True)
     """
@@ -342,8 +345,8 @@ class En4DVarMethod(CycleMethod):
     ...                                      amplitude=0.1, wavelength=1, octaves=1),
     ...     localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999))
     >>> run = cycle(lorenz96_truth(n_states=8, seed=1), Lorenz96Network(seed=2),
-    ...             method=method, model=lorenz96_model(), n_cycles=1, lead_steps=2,
-    ...             initial_error=1.0, progress=False)
+    ...             method=method, model=lorenz96_model(), progress=False,
+    ...             config=CycleConfig(n_cycles=1, lead_steps=2, initial_error=1.0))
     >>> s = run.scores
     >>> s.attrs["method"], bool((s.analysis_error < s.background_error).all())
     ('En4DVar', True)
@@ -503,7 +506,8 @@ def static_var(
     >>> method.name, method.n_slots
     ('3D-Var (static B)', 1)
     >>> run = cycle(truth, Lorenz96Network(seed=2), method=method, model=lorenz96_model(),
-    ...             n_cycles=2, lead_steps=2, initial_error=1.0, progress=False)
+    ...             config=CycleConfig(n_cycles=2, lead_steps=2, initial_error=1.0),
+    ...             progress=False)
     >>> s = run.scores
     >>> bool((s.analysis_error < s.background_error).all())
     True
@@ -762,17 +766,11 @@ def cycle(
     network: Callable[..., xr.Dataset],
     *,
     method: CycleMethod,
+    config: CycleConfig | dict | None = None,
     model: Any = None,
-    days: float | None = None,
-    n_cycles: int | None = None,
-    start: Any = None,
-    lead_steps: int = 8,
     store: str | Path | None = None,
-    seed: int = 0,
-    divergence_factor: float = 5.0,
-    initial_error: float = 0.0,
-    save_states: bool = True,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> CycleRun:
     """Cycle a method every model step on a truth run; score it, write it, resume it.
 
@@ -786,31 +784,40 @@ def cycle(
         :class:`RadiosondeNetwork`. Its ``settings()`` (if any) guard a resumed run.
     method : CycleMethod
         :class:`En4DVarMethod`, :class:`LETKFMethod`, :func:`static_var`, or any subclass.
+    config : CycleConfig or dict
+        The run's options (:class:`CycleConfig`; it must give exactly one of ``days`` and
+        ``n_cycles``):
+
+        - ``days``, ``n_cycles``: the run's length (``days`` counts ``24 h / Δ`` cycles a
+          day);
+        - ``start``: the first analysis time (default: the first truth time that leaves
+          room for the first background);
+        - ``lead_steps`` (default 8): the first background (and the free run) is a forecast
+          of this many steps from the truth;
+        - ``seed`` (default 0): seeds the run's generator (perturbations); its state is
+          saved with each cycle;
+        - ``divergence_factor`` (default 5): stop when a channel's analysis error exceeds
+          this many times its climatological std (the model's normalization std), or on
+          NaN;
+        - ``initial_error`` (default 0): white noise added to the first background pair
+          (the same on both times), as this fraction of the model's normalization std
+          (drawn from the run's generator): a perfect-model twin (Lorenz-96) would
+          otherwise start from the truth itself;
+        - ``save_states`` (default True): write the analysis, background and spread fields
+          of each cycle (not only scores).
+
+        It is saved with the store (the marker of ``store``) and in the scores' attrs
+        (``config``).
     model : ForecastModel, str or path, optional
         Default: the shipped ``"fuxi-hs-t21"``.
-    days, n_cycles : optional
-        The run's length (one of them; ``days`` counts ``24 h / Δ`` cycles a day).
-    start : datetime-like, optional
-        First analysis time (default: the first truth time that leaves room for the
-        first background).
-    lead_steps : int, default 8
-        The first background (and the free run) is a forecast of this many steps from the
-        truth.
     store : path, optional
         Zarr store (a directory) written one cycle at a time; an existing store of the
         same settings is resumed from its last complete cycle.
-    seed : int, default 0
-        Seeds the run's generator (perturbations); its state is saved with each cycle.
-    divergence_factor : float, default 5
-        Stop when a channel's analysis error exceeds this many times its climatological
-        std (the model's normalization std), or on NaN.
-    initial_error : float, default 0
-        White noise added to the first background pair (the same on both times), as this
-        fraction of the model's normalization std (drawn from the run's generator): a
-        perfect-model twin (Lorenz-96) would otherwise start from the truth itself.
-    save_states : bool, default True
-        Write the analysis, background and spread fields of each cycle (not only scores).
     progress : bool, optional
+    **legacy
+        The old keyword arguments (``days=``, ``n_cycles=``, ``start=``, ``lead_steps=``,
+        ``seed=``, ``divergence_factor=``, ``initial_error=``, ``save_states=``: each a
+        field of :class:`CycleConfig`) still work, with a ``DeprecationWarning``.
 
     Returns
     -------
@@ -836,8 +843,8 @@ def cycle(
     ...                      localization=LocalizationOptions(length_scale=4.0, n_points=40),
     ...                      initial=BackgroundError(amplitude=1.0, wavelength=1, octaves=1,
     ...                                              perturbation_std=(1.0,)))
-    >>> options = dict(method=method, model=model, n_cycles=2, lead_steps=2,
-    ...                initial_error=1.0, progress=False)
+    >>> config = CycleConfig(n_cycles=2, lead_steps=2, initial_error=1.0)
+    >>> options = dict(method=method, model=model, config=config, progress=False)
     >>> run = cycle(truth, Lorenz96Network(seed=2), **options)
     >>> s = run.scores
     >>> s.sizes["time"], bool((s.analysis_error < s.background_error).all())
@@ -853,6 +860,10 @@ def cycle(
     from ..options import progress_enabled
     from .en4dvar import DEFAULT_MODEL
 
+    cfg = config_with_legacy(CycleConfig, config, legacy, "cycle")
+    days, n_cycles, start, lead_steps = cfg.days, cfg.n_cycles, cfg.start, cfg.lead_steps
+    seed, divergence_factor, initial_error = cfg.seed, cfg.divergence_factor, cfg.initial_error
+    save_states = cfg.save_states
     if model is None:
         model = DEFAULT_MODEL
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
@@ -869,8 +880,6 @@ def cycle(
     truth = validate(truth, require_time=True)
     times = pd.DatetimeIndex(truth["time"].values)
     t0 = times[0] + (lead_steps + 1) * step if start is None else pd.Timestamp(start)
-    if lead_steps < 2:
-        raise ValueError(f"lead_steps must be >= 2; got {lead_steps}")
     last = t0 + (n_cycles - 1 + method.n_slots - 1) * step
     if t0 - (lead_steps + 1) * step < times[0] or last > times[-1]:
         raise ValueError(
@@ -891,7 +900,7 @@ def cycle(
                 path,
                 lambda d: atomic_write_json(d / "run.json", settings),
                 kind=STORE_KIND,
-                metadata={"method": method.name},
+                metadata={"method": method.name, "config": cfg.to_dict()},
             )
         else:
             if marker.get("kind") != STORE_KIND:
@@ -1014,7 +1023,9 @@ def cycle(
         free = torch.stack([free[1], _step(model, free[None])[0]])
         bar.set_postfix(a=f"{float(np.nanmean(a_err)):.3g}")
     out = xr.concat(rows, dim="time") if rows else xr.Dataset()
-    out.attrs.update(method=method.name, settings=json.dumps(settings, sort_keys=True))
+    out.attrs.update(
+        method=method.name, settings=json.dumps(settings, sort_keys=True), config=cfg.to_json()
+    )
     return CycleRun(scores=out, store=path)
 
 
@@ -1088,8 +1099,8 @@ def open_cycle(store: str | Path) -> xr.Dataset:
     ...                                              perturbation_std=(1.0,)))
     >>> store = pathlib.Path(tempfile.mkdtemp()) / "letkf.zarr"
     >>> run = cycle(lorenz96_truth(n_states=8, seed=1), Lorenz96Network(seed=2),
-    ...             method=method, model=lorenz96_model(), n_cycles=1, lead_steps=2,
-    ...             initial_error=1.0, store=store, progress=False)
+    ...             method=method, model=lorenz96_model(), store=store, progress=False,
+    ...             config=CycleConfig(n_cycles=1, lead_steps=2, initial_error=1.0))
     >>> back = open_cycle(store)
     >>> back.sizes["time"], bool(back["analysis_error"].equals(run.scores["analysis_error"]))
     (1, True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..assimilation import config as da
+from ..assimilation.cycle_config import CycleConfig
 from ..config import from_arguments
 from .common import (
     OVERWRITE,
@@ -99,8 +100,6 @@ def _cmd_assimilate(args) -> int:
 @arg("--store", required=True, help="zarr store written one cycle at a time (resumed if it exists)")
 @arg("--method", choices=["letkf", "en4dvar", "cycled-en4dvar"], default="letkf",
      help="LETKF, Perlin En4DVar, or En4DVar with a cycled ensemble (default letkf)")  # fmt: skip
-@arg("--days", type=float, default=1.0, help="days of 6-hourly cycles (default 1)")
-@arg("--start", default=None, help="first analysis time (default: as early as the truth allows)")
 @arg(
     "--model", default="fuxi-hs-t21", help="forecast model name or checkpoint (default fuxi-hs-t21)"
 )
@@ -110,7 +109,7 @@ def _cmd_assimilate(args) -> int:
 @arg("--inflation", type=float, default=1.0, help="multiplicative prior inflation (default 1)")
 @arg("--rtps", type=float, default=0.5, help="relaxation to prior spread (default 0.5)")
 @arg("--adaptive-inflation", action="store_true", help="estimate the inflation each cycle")
-@arg("--seed", type=int, default=0, help="seed of the run (default 0)")
+@config_args(CycleConfig)
 @command("cycle", "cycle an assimilation method on a truth run, writing a resumable store")
 def _cmd_cycle(args) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
@@ -118,6 +117,9 @@ def _cmd_cycle(args) -> int:
     from ..assimilation.letkf import LETKFOptions
 
     try:
+        # one day of cycles unless --days or --n-cycles says otherwise
+        length = {} if args.days is not None or args.n_cycles is not None else {"days": 1.0}
+        config = from_arguments(CycleConfig, args, **length)
         letkf = LETKFOptions(
             n_members=args.members,
             inflation=args.inflation,
@@ -132,20 +134,18 @@ def _cmd_cycle(args) -> int:
         method = LETKFMethod(options=letkf, localization=loc)
     else:
         method = En4DVarMethod(
-            background_error=da.BackgroundError(n_members=args.members, seed=args.seed),
+            background_error=da.BackgroundError(n_members=args.members, seed=config.seed),
             localization=loc,
             members="perlin" if args.method == "en4dvar" else "cycled",
             letkf=letkf,
         )
     run = cycle(
         open_data(args.truth),
-        RadiosondeNetwork(n_sites=args.sites, seed=args.seed),
+        RadiosondeNetwork(n_sites=args.sites, seed=config.seed),
         method=method,
         model=load_model(args.model),
-        days=args.days,
-        start=args.start,
+        config=config,
         store=args.store,
-        seed=args.seed,
     )
     print(repr(run))
     return 0

@@ -7,9 +7,10 @@ the previous analysis plus fresh Perlin perturbations run one model step.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time as _time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -22,61 +23,165 @@ from ..assimilation.en4dvar import (
     en4dvar_analysis,
 )
 from ..assimilation.localization import localization
+from ..config import Config, config_with_legacy, field
 from ..models.lorenz96 import lorenz96_model
 from ..observations.operator import build_operator
 from ..options import progress_enabled
 
-__all__ = ["Lorenz96Network", "lorenz96_letkf", "lorenz96_truth", "lorenz96_twin"]
+__all__ = [
+    "Lorenz96LETKFConfig",
+    "Lorenz96Network",
+    "Lorenz96TwinConfig",
+    "lorenz96_letkf",
+    "lorenz96_truth",
+    "lorenz96_twin",
+]
 
 log = logging.getLogger(__name__)
 
 
+def _check(owner: str, label: str, value: Any, *, low: float, integer: bool) -> None:
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value >= low:
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"{owner}.{label} must be {what} >= {low:g}; got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lorenz96Config(Config):
+    """What both Lorenz-96 experiments share: the run, the truth and its observations."""
+
+    n_cycles: int = field(3000, help="cycles (one per model step of 0.05), burn-in included")
+    burn_in: int = field(200, help="cycles left out of the time means")
+    n_variables: int = field(40, help="Lorenz-96 size")
+    forcing: float = field(8.0, help="Lorenz-96 forcing F")
+    obs_error: float = field(1.0, help="observation-error std (every variable, every step)")
+    n_members: int = field(200, help="ensemble size")
+    localization_length: float | None = field(
+        4.0, help="localization half-width in grid points (None: no localization)"
+    )
+    seed: int = field(0, help="seeds the truth, the observations and the perturbations")
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for label, low in (("n_cycles", 1), ("burn_in", 0), ("n_variables", 4),
+                           ("n_members", 2), ("seed", 0)):  # fmt: skip
+            _check(owner, label, getattr(self, label), low=low, integer=True)
+        _check(owner, "obs_error", self.obs_error, low=0, integer=False)
+        _check(owner, "forcing", self.forcing, low=-np.inf, integer=False)
+        if self.localization_length is not None:
+            _check(owner, "localization_length", self.localization_length, low=0, integer=False)
+        if self.n_cycles <= self.burn_in:
+            raise ValueError(f"n_cycles ({self.n_cycles}) must exceed burn_in ({self.burn_in})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lorenz96TwinConfig(_Lorenz96Config):
+    """Settings of the Lorenz-96 En4DVar twin experiment (see :func:`lorenz96_twin`).
+
+    Invalid values raise ``ValueError`` naming the field.
+
+    Examples
+    --------
+    >>> cfg = Lorenz96TwinConfig(n_cycles=60, burn_in=20, n_members=40)
+    >>> cfg.n_slots, cfg.amplitude, cfg.localization_kind
+    (2, 0.1, 'gaspari_cohn')
+    >>> Lorenz96TwinConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    >>> Lorenz96TwinConfig(n_cycles=10, burn_in=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_cycles (10) must exceed burn_in (10)
+    """
+
+    n_slots: int = field(2, help="observation slots in the window (t0, t0 + 0.05, ...)")
+    amplitude: float = field(
+        0.1, help="perturbation std as a fraction of the climatological std of the truth"
+    )
+    wavelength: float = field(
+        1.0, help="spatial scale of the perturbations in grid points (<= 1: white in space)"
+    )
+    localization_kind: Literal["gaspari_cohn", "gaussian"] = field(
+        "gaspari_cohn", help="shape of the localization"
+    )
+    qc_threshold: float | None = field(5.0, help="background check (as for en4dvar_analysis)")
+    max_iter: int = field(30, help="minimiser iterations (as for en4dvar_analysis)")
+    gtol: float = field(1e-3, help="minimiser gradient tolerance (as for en4dvar_analysis)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        owner = type(self).__name__
+        _check(owner, "n_slots", self.n_slots, low=1, integer=True)
+        _check(owner, "max_iter", self.max_iter, low=1, integer=True)
+        for label in ("amplitude", "wavelength", "gtol"):
+            _check(owner, label, getattr(self, label), low=0, integer=False)
+        if self.localization_kind not in ("gaspari_cohn", "gaussian"):
+            raise ValueError(
+                f"{owner}.localization_kind must be 'gaspari_cohn' or 'gaussian'; "
+                f"got {self.localization_kind!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Lorenz96LETKFConfig(_Lorenz96Config):
+    """Settings of the Lorenz-96 LETKF twin experiment (see :func:`lorenz96_letkf`).
+
+    Invalid values raise ``ValueError`` naming the field (the LETKF options themselves are
+    checked by :class:`~xfuxi.assimilation.letkf.LETKFOptions` when the run starts).
+
+    Examples
+    --------
+    >>> cfg = Lorenz96LETKFConfig(inflation=1.03, rtps=0.0)
+    >>> cfg.n_cycles, cfg.n_members
+    (3200, 40)
+    >>> Lorenz96LETKFConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    n_cycles: int = field(3200, help="cycles (one per model step of 0.05), burn-in included")
+    n_members: int = field(40, help="ensemble size")
+    inflation: float = field(1.0, help="multiplicative prior inflation (start value if adaptive)")
+    rtps: float = field(0.5, help="relaxation to prior spread")
+    adaptive_inflation: bool = field(False, help="estimate the inflation each cycle")
+
+
 def lorenz96_twin(
     *,
-    n_cycles: int = 3000,
-    burn_in: int = 200,
-    n_variables: int = 40,
-    forcing: float = 8.0,
-    obs_error: float = 1.0,
-    n_members: int = 200,
-    n_slots: int = 2,
-    amplitude: float = 0.1,
-    wavelength: float = 1.0,
-    localization_length: float | None = 4.0,
-    localization_kind: str = "gaspari_cohn",
-    qc_threshold: float | None = 5.0,
-    max_iter: int = 30,
-    gtol: float = 1e-3,
-    seed: int = 0,
+    config: Lorenz96TwinConfig | dict | None = None,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> xr.Dataset:
     """Lorenz-96 twin experiment: En4DVar observing every variable every step.
 
     Parameters
     ----------
-    n_cycles : int, default 3000
-        Assimilation cycles (one per model step of 0.05 time units), burn-in included.
-    burn_in : int, default 200
-        Cycles left out of the time means.
-    n_variables, forcing
-        Lorenz-96 size and forcing.
-    obs_error : float, default 1
-        Observation-error std (all variables observed at every step).
-    n_members : int, default 200
-    n_slots : int, default 2
-        Observation slots in the window (t0, t0 + 0.05, ...).
-    amplitude : float, default 0.1
-        Perturbation std as a fraction of the climatological std of the truth.
-    wavelength : float, default 1
-        Spatial scale of the perturbations in grid points (≤ 1: white in space).
-    localization_length : float or None, default 4
-        Localization half-width (Gaspari–Cohn) in grid points; None: no localization.
-    localization_kind : {"gaspari_cohn", "gaussian"}
-    qc_threshold, max_iter, gtol
-        As for :func:`~xfuxi.assimilation.en4dvar.en4dvar_analysis`.
-    seed : int
+    config : Lorenz96TwinConfig or dict, optional
+        The experiment's settings (default ``Lorenz96TwinConfig()``):
+
+        - ``n_cycles`` (default 3000): assimilation cycles (one per model step of 0.05 time
+          units), burn-in included; ``burn_in`` (default 200): cycles left out of the time
+          means;
+        - ``n_variables``, ``forcing``: Lorenz-96 size and forcing;
+        - ``obs_error`` (default 1): observation-error std (all variables observed at every
+          step);
+        - ``n_members`` (default 200); ``n_slots`` (default 2): observation slots in the
+          window (t0, t0 + 0.05, ...);
+        - ``amplitude`` (default 0.1): perturbation std as a fraction of the climatological
+          std of the truth; ``wavelength`` (default 1): spatial scale of the perturbations
+          in grid points (≤ 1: white in space);
+        - ``localization_length`` (default 4): localization half-width in grid points
+          (None: no localization); ``localization_kind`` (``"gaspari_cohn"`` or
+          ``"gaussian"``);
+        - ``qc_threshold``, ``max_iter``, ``gtol``: as for
+          :func:`~xfuxi.assimilation.en4dvar.en4dvar_analysis`;
+        - ``seed``.
+
+        It is saved in the result's attrs (``config``).
     progress : bool, optional
         Progress bar over cycles.
+    **legacy
+        The old keyword arguments (``n_cycles=``, ``n_members=``, ...: each a field of
+        :class:`Lorenz96TwinConfig`) still work, with a ``DeprecationWarning``.
 
     Returns
     -------
@@ -87,34 +192,20 @@ def lorenz96_twin(
 
     Examples
     --------
-    >>> out = lorenz96_twin(n_cycles=6, burn_in=2, n_members=20, progress=False)
+    >>> cfg = Lorenz96TwinConfig(n_cycles=6, burn_in=2, n_members=20)
+    >>> out = lorenz96_twin(config=cfg, progress=False)
     >>> out.sizes["cycle"], bool(out.attrs["mean_analysis_rmse"] > 0)
     (6, True)
     """
     import torch
 
-    if n_cycles <= burn_in:
-        raise ValueError(f"n_cycles ({n_cycles}) must exceed burn_in ({burn_in})")
+    cfg = config_with_legacy(Lorenz96TwinConfig, config, legacy, "lorenz96_twin")
     t_start = _time.perf_counter()
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 40-variable state: thread hand-offs cost more than they save
     try:
         return _l96_run(
-            n_cycles=n_cycles,
-            burn_in=burn_in,
-            n_variables=n_variables,
-            forcing=forcing,
-            obs_error=obs_error,
-            n_members=n_members,
-            n_slots=n_slots,
-            amplitude=amplitude,
-            wavelength=wavelength,
-            localization_length=localization_length,
-            localization_kind=localization_kind,
-            qc_threshold=qc_threshold,
-            max_iter=max_iter,
-            gtol=gtol,
-            seed=seed,
+            cfg,
             progress=progress,
             t_start=t_start,
         )
@@ -153,31 +244,22 @@ def _l96_truth_and_observations(
 
 
 def _l96_run(
+    cfg: Lorenz96TwinConfig,
     *,
-    n_cycles: int,
-    burn_in: int,
-    n_variables: int,
-    forcing: float,
-    obs_error: float,
-    n_members: int,
-    n_slots: int,
-    amplitude: float,
-    wavelength: float,
-    localization_length: float | None,
-    localization_kind: str,
-    qc_threshold: float | None,
-    max_iter: int,
-    gtol: float,
-    seed: int,
     progress: bool | None,
     t_start: float,
 ) -> xr.Dataset:
     import torch
     from tqdm.auto import tqdm
 
-    model = lorenz96_model(n_variables=n_variables, forcing=forcing)
+    n_cycles, burn_in, n_variables = cfg.n_cycles, cfg.burn_in, cfg.n_variables
+    obs_error, n_members, n_slots = cfg.obs_error, cfg.n_members, cfg.n_slots
+    amplitude, wavelength, localization_length = (
+        cfg.amplitude, cfg.wavelength, cfg.localization_length
+    )  # fmt: skip
+    model = lorenz96_model(n_variables=n_variables, forcing=cfg.forcing)
     step = model.net.step
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(int(cfg.seed))
     dt64 = torch.float64
     truth, obs, op = _l96_truth_and_observations(
         model, n_states=n_cycles + n_slots + 1, obs_error=obs_error, generator=g
@@ -190,7 +272,7 @@ def _l96_run(
         else localization(
             n_points=n_variables,
             length_scale=localization_length,
-            kind=localization_kind,
+            kind=cfg.localization_kind,
             variance=0.999,
         )
     )
@@ -220,8 +302,8 @@ def _l96_run(
             slots,
             background_error=background_error,
             localization=loc,
-            quality_control=QualityControl(qc_threshold=qc_threshold),
-            minimiser=Minimiser(max_iter=max_iter, gtol=gtol),
+            quality_control=QualityControl(qc_threshold=cfg.qc_threshold),
+            minimiser=Minimiser(max_iter=cfg.max_iter, gtol=cfg.gtol),
             generator=g,
             dtype=dt64,
             progress=False,
@@ -255,24 +337,16 @@ def _l96_run(
         burn_in=burn_in,
         mean_iterations=float(iters[burn_in:].mean()),
         wall_time_s=_time.perf_counter() - t_start,
+        config=cfg.to_json(),
     )
     return out
 
 
 def lorenz96_letkf(
     *,
-    n_cycles: int = 3200,
-    burn_in: int = 200,
-    n_variables: int = 40,
-    forcing: float = 8.0,
-    obs_error: float = 1.0,
-    n_members: int = 40,
-    localization_length: float | None = 4.0,
-    inflation: float = 1.0,
-    rtps: float = 0.5,
-    adaptive_inflation: bool = False,
-    seed: int = 0,
+    config: Lorenz96LETKFConfig | dict | None = None,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> xr.Dataset:
     """Lorenz-96 twin experiment with the LETKF, observing every variable every step.
 
@@ -283,23 +357,26 @@ def lorenz96_letkf(
 
     Parameters
     ----------
-    n_cycles : int, default 3200
-        Cycles, burn-in included.
-    burn_in : int, default 200
-        Cycles left out of the time means.
-    n_variables, forcing, obs_error
-        As for :func:`lorenz96_twin`.
-    n_members : int, default 40
-    localization_length : float or None, default 4
-        Gaspari–Cohn half-width in grid points (None: no localization).
-    inflation : float, default 1
-        Multiplicative prior inflation (the start value if adaptive).
-    rtps : float, default 0.5
-        Relaxation to prior spread.
-    adaptive_inflation : bool, default False
-        Estimate the inflation from the innovations each cycle.
-    seed : int
+    config : Lorenz96LETKFConfig or dict, optional
+        The experiment's settings (default ``Lorenz96LETKFConfig()``):
+
+        - ``n_cycles`` (default 3200): cycles, burn-in included; ``burn_in`` (default 200):
+          cycles left out of the time means;
+        - ``n_variables``, ``forcing``, ``obs_error``, ``seed``: as for
+          :func:`lorenz96_twin`;
+        - ``n_members`` (default 40);
+        - ``localization_length`` (default 4): Gaspari–Cohn half-width in grid points
+          (None: no localization);
+        - ``inflation`` (default 1): multiplicative prior inflation (the start value if
+          adaptive); ``rtps`` (default 0.5): relaxation to prior spread;
+          ``adaptive_inflation`` (default False): estimate the inflation from the
+          innovations each cycle.
+
+        It is saved in the result's attrs (``config``).
     progress : bool, optional
+    **legacy
+        The old keyword arguments (``n_cycles=``, ``inflation=``, ...: each a field of
+        :class:`Lorenz96LETKFConfig`) still work, with a ``DeprecationWarning``.
 
     Returns
     -------
@@ -310,7 +387,7 @@ def lorenz96_letkf(
 
     Examples
     --------
-    >>> out = lorenz96_letkf(n_cycles=30, burn_in=10, progress=False)
+    >>> out = lorenz96_letkf(config=Lorenz96LETKFConfig(n_cycles=30, burn_in=10), progress=False)
     >>> bool(out.attrs["mean_analysis_rmse"] < 1.0)
     True
     """
@@ -323,8 +400,11 @@ def lorenz96_letkf(
     from ..models.lorenz96 import lorenz96_model
     from ..options import progress_enabled
 
-    if n_cycles <= burn_in:
-        raise ValueError(f"n_cycles ({n_cycles}) must exceed burn_in ({burn_in})")
+    cfg = config_with_legacy(Lorenz96LETKFConfig, config, legacy, "lorenz96_letkf")
+    n_cycles, burn_in, n_variables = cfg.n_cycles, cfg.burn_in, cfg.n_variables
+    forcing, obs_error, n_members, seed = cfg.forcing, cfg.obs_error, cfg.n_members, cfg.seed
+    localization_length, inflation, rtps = cfg.localization_length, cfg.inflation, cfg.rtps
+    adaptive_inflation = cfg.adaptive_inflation
     t_start = _time.perf_counter()
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -399,6 +479,7 @@ def lorenz96_letkf(
         adaptive_inflation=int(adaptive_inflation),
         burn_in=burn_in,
         wall_time_s=_time.perf_counter() - t_start,
+        config=cfg.to_json(),
     )
     return out
 

@@ -1,0 +1,100 @@
+"""The run options of a cycled twin experiment (:func:`xfuxi.assimilation.cycle.cycle`).
+
+A module of its own, without torch, so that ``xfuxi cycle`` builds its flags from
+:class:`CycleConfig` before torch is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Config
+from ..config import field as config_field
+
+__all__ = ["CycleConfig"]
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+@dataclass(frozen=True)
+class CycleConfig(Config):
+    """The run options of a cycled twin experiment (see :func:`xfuxi.cycle`).
+
+    The truth, the observation network, the method, the model and the store are arguments
+    of :func:`xfuxi.cycle`; the length, start and seeding of the run are here. Every field
+    is also a flag of ``xfuxi cycle`` (``n_cycles`` → ``--n-cycles``). Invalid values raise
+    ``ValueError`` naming the field.
+
+    Examples
+    --------
+    >>> cfg = CycleConfig(n_cycles=4, lead_steps=2)
+    >>> cfg.seed, cfg.divergence_factor
+    (0, 5.0)
+    >>> CycleConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    >>> CycleConfig(start=pd.Timestamp("2000-01-02T06")).start
+    '2000-01-02 06:00:00'
+    >>> CycleConfig(days=1, n_cycles=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: give exactly one of days and n_cycles; got CycleConfig(days=1, n_cycles=4)
+    """
+
+    days: float | None = config_field(
+        None,
+        help="length of the run in days of cycles (24 h / model step a day; xfuxi cycle: 1 "
+        "unless --n-cycles is given)",
+    )
+    n_cycles: int | None = config_field(None, help="length of the run in cycles")
+    start: str | None = config_field(
+        None, help="first analysis time (default: as early as the truth allows)"
+    )
+    lead_steps: int = config_field(
+        8, help="the first background (and the free run) is a forecast of this many steps"
+    )
+    seed: int = config_field(0, help="seeds the run's generator (perturbations)")
+    divergence_factor: float = config_field(
+        5.0, help="stop when an analysis error exceeds this many climatological stds"
+    )
+    initial_error: float = config_field(
+        0.0, help="white noise on the first background, as a fraction of the model's std"
+    )
+    save_states: bool = config_field(
+        True, help="write the analysis, background and spread fields of each cycle"
+    )
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        if self.days is not None and self.n_cycles is not None:
+            raise ValueError(
+                f"give exactly one of days and n_cycles; got {owner}(days={self.days!r}, "
+                f"n_cycles={self.n_cycles!r})"
+            )
+        if self.days is not None and (not _number(self.days) or not self.days > 0):
+            raise ValueError(f"{owner}.days must be a number > 0; got {self.days!r}")
+        for label, low, value in (("n_cycles", 1, self.n_cycles), ("lead_steps", 2,
+                                  self.lead_steps), ("seed", 0, self.seed)):  # fmt: skip
+            if label == "n_cycles" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{owner}.{label} must be an integer >= {low}; got {value!r}")
+        factor = self.divergence_factor
+        if not _number(factor) or not np.isfinite(factor) or not factor > 0:
+            raise ValueError(f"{owner}.divergence_factor must be a number > 0; got {factor!r}")
+        err = self.initial_error
+        if not _number(err) or not np.isfinite(err) or err < 0:
+            raise ValueError(f"{owner}.initial_error must be a number >= 0; got {err!r}")
+        if not isinstance(self.save_states, (bool, np.bool_)):
+            raise ValueError(f"{owner}.save_states must be True or False; got {self.save_states!r}")
+        if self.start is not None:
+            try:
+                start = str(pd.Timestamp(self.start))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{owner}.start is no time: {self.start!r} ({error})") from error
+            object.__setattr__(self, "start", start)
