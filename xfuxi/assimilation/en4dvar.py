@@ -39,7 +39,13 @@ import xarray as xr
 from ..models.cascade import reject_cascade
 from ..models.registry import load_model
 from ..observations.sets import ObservationError, screen_observations
-from .calibration import channel_values, innovation_spread, spread_values, wind_pairs
+from .calibration import (
+    channel_values,
+    innovation_spread,
+    model_background_error,
+    spread_values,
+    wind_pairs,
+)
 from .config import (
     LEGACY_KEYWORDS,
     BackgroundError,
@@ -58,7 +64,9 @@ from .quality import background_check
 from .result import En4DVarResult, result_datasets
 
 __all__ = [
+    "DEFAULT_LOCALIZATION",
     "DEFAULT_MODEL",
+    "DEFAULT_VERTICAL_LENGTH_SCALE",
     "BackgroundError",
     "En4DVarProblem",
     "En4DVarResult",
@@ -72,14 +80,21 @@ __all__ = [
     "en4dvar_analysis",
     "ensemble_members",
     "minimize_cost",
+    "resolve_vertical_localization",
 ]
 
 log = logging.getLogger(__name__)
 
 #: the model :func:`assimilate_4dvar` uses when none is given: the shipped one-step model
 DEFAULT_MODEL = "fuxi-hs-t21"
-#: the localization :func:`assimilate_4dvar` uses when none is given (2000 km Gaspari–Cohn)
-DEFAULT_LOCALIZATION = LocalizationOptions()
+#: the localization :func:`assimilate_4dvar` uses when none is given: Gaspari–Cohn with a
+#: 1500 km half-width, cross-variable factor 0.5 (the settings of the tuned examples; see
+#: the assimilation page of the documentation, docs/user-guide/assimilation.md); vertical
+#: localization by the observations' levels (:data:`DEFAULT_VERTICAL_LENGTH_SCALE`)
+DEFAULT_LOCALIZATION = LocalizationOptions(length_scale=1500.0, cross_variable=0.5)
+#: vertical Gaspari–Cohn half-width (ln p) :func:`assimilate_4dvar` uses when
+#: ``vertical_length_scale`` is unset and the observations span more than one level
+DEFAULT_VERTICAL_LENGTH_SCALE = 1.0
 
 _TENSOR_DATA_KEYWORDS = ("members", "spread", "spread_groups", "static")
 
@@ -476,13 +491,19 @@ def assimilate_4dvar(
         model.channels,
         name="perturbation_std",
     )
-    adaptive = isinstance(spread, str)
-    if adaptive and spread != "innovations":
-        raise ValueError(f"spread must be a Dataset, an array or 'innovations'; got {spread!r}")
+    if isinstance(spread, str) and spread not in ("innovations", "ensemble"):
+        raise ValueError(
+            f"spread must be a Dataset, an array, 'innovations' or 'ensemble'; got {spread!r}"
+        )
+    adaptive = isinstance(spread, str) and spread == "innovations"
+    shipped = None
+    if spread is None and members is None and opts.perturbation_std is None:
+        shipped = model_background_error(model)  # None: the model carries no statistics
+    given_spread = shipped if shipped is not None else spread
     target_spread = (
         None
-        if spread is None or adaptive
-        else spread_values(spread, model.channels, model.latitude, name="spread")
+        if given_spread is None or isinstance(given_spread, str)
+        else spread_values(given_spread, model.channels, model.latitude, name="spread")
     )
     slot_times = np.array([t0 + k * step for k in range(win.n_slots)], dtype="M8[ns]")
     used, op, _, counts = screen_observations(
@@ -498,6 +519,7 @@ def assimilate_4dvar(
     slots, order = observation_slots(used, op, win.n_slots)
     if not slots:
         raise ObservationError(f"no usable observation in the window; rejected: {counts}")
+    loc_options = resolve_vertical_localization(loc_options, used["level"].values)
     if adaptive:
         target_spread = innovation_spread(used, op, bg[2], model.channels)
     static = (
@@ -550,14 +572,13 @@ def assimilate_4dvar(
         "window": win.replace(time=str(t0)).to_dict(),
         "minimiser": cfg["minimiser"].to_dict(),
         "quality_control": qc.to_dict(),
-        "spread": "ensemble"
-        if spread is None
-        else ("innovations" if adaptive else "given"),
+        "spread": _spread_provenance(spread, shipped),
         "members": "Perlin" if given is None else f"given ({n_members})",
         "static_b": None if static is None else f"given ({static.shape[0]} samples)",
     }  # fmt: skip
     attrs = {
         "model": config["model"],
+        "background_error_std": config["spread"],
         "method": "FuXi-En4DVar",
         "n_members": n_members,
         "localization": "none" if loc is None else loc.description,
@@ -600,6 +621,60 @@ def assimilate_4dvar(
         float(diag["cost"][-1]),
     )
     return out
+
+
+def resolve_vertical_localization(options: Any, levels: Any) -> Any:
+    """The localization :func:`assimilate_4dvar` applies for observations at ``levels``.
+
+    With ``vertical_length_scale`` left unset (None) and observations on more than one
+    pressure level, :data:`DEFAULT_VERTICAL_LENGTH_SCALE` (1.0 ln p); on one level (or
+    none), no vertical localization. A value given (0: off) and anything that is not a
+    :class:`LocalizationOptions` with a horizontal scale are returned as they are.
+
+    Parameters
+    ----------
+    options : LocalizationOptions, Localization or None
+    levels : array-like of float
+        The observations' pressure levels (NaN for single-level variables).
+
+    Returns
+    -------
+    LocalizationOptions, Localization or None
+
+    Examples
+    --------
+    >>> opts = LocalizationOptions(length_scale=1500.0)
+    >>> resolve_vertical_localization(opts, [500.0, 850.0, np.nan]).vertical_length_scale
+    1.0
+    >>> resolve_vertical_localization(opts, [500.0, 500.0]).vertical_length_scale is None
+    True
+    >>> off = LocalizationOptions(length_scale=1500.0, vertical_length_scale=0.0)
+    >>> resolve_vertical_localization(off, [500.0, 850.0]).vertical_scale is None
+    True
+    """
+    if not isinstance(options, LocalizationOptions) or not options.enabled:
+        return options
+    if not options.vertical_unset:
+        return options
+    lev = np.asarray(levels, dtype="float64")
+    if np.unique(lev[np.isfinite(lev)]).size > 1:
+        return options.replace(vertical_length_scale=DEFAULT_VERTICAL_LENGTH_SCALE)
+    return options
+
+
+def _spread_provenance(spread: Any, shipped: xr.Dataset | None) -> str:
+    """How the B variances were set, for the result's provenance."""
+    if shipped is not None:
+        a = shipped.attrs
+        return (
+            f"model statistics ({a.get('source', '?')}: lead {a.get('lead_steps', '?')} steps, "
+            f"{a.get('n_samples', '?')} samples, {a.get('split', '?')} split)"
+        )
+    if spread is None or (isinstance(spread, str) and spread == "ensemble"):
+        return "ensemble"
+    if isinstance(spread, str):
+        return "innovations"
+    return "given"
 
 
 def _amplitude_str(amplitude: Any) -> str:
