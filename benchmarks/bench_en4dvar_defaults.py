@@ -30,7 +30,7 @@ import pandas as pd
 
 import xfuxi
 from xfuxi.assimilation.calibration import background_error_std, save_background_error
-from xfuxi.assimilation.config import BackgroundError, LocalizationOptions
+from xfuxi.assimilation.config import BackgroundError, LocalizationOptions, Minimiser
 from xfuxi.assimilation.cycling import world_background
 from xfuxi.files import atomic_write_json
 from xfuxi.grid import area_weights
@@ -52,6 +52,8 @@ def variants(model) -> dict[str, dict]:
         "+ cross-variable 0.5": {
             "localization": LocalizationOptions(length_scale=1500.0, cross_variable=0.5)
         },
+        "+ amplitude 0.15": {"background_error": BackgroundError(amplitude=0.15)},
+        "+ 100 iterations": {"minimiser": Minimiser(max_iter=100)},
         "new defaults": {},
     }
 
@@ -96,7 +98,8 @@ def run_split(split: str, names: list[str], a, model) -> dict:
         for name in names:
             kw = dict(variants(model)[name])
             if a.members:
-                kw["background_error"] = BackgroundError(n_members=a.members)
+                be = kw.get("background_error", BackgroundError())
+                kw["background_error"] = be.replace(n_members=a.members)
             tic = time.perf_counter()
             res = xfuxi.assimilate_4dvar(bg, obs, model=model, progress=False, **kw)
             g = gains(res.analysis.sel(time=t0), bg.sel(time=t0), tr, model)

@@ -88,10 +88,11 @@ log = logging.getLogger(__name__)
 #: the model :func:`assimilate_4dvar` uses when none is given: the shipped one-step model
 DEFAULT_MODEL = "fuxi-hs-t21"
 #: the localization :func:`assimilate_4dvar` uses when none is given: Gaspari–Cohn with a
-#: 1500 km half-width, cross-variable factor 0.5 (the settings of the tuned examples; see
-#: the assimilation page of the documentation, docs/user-guide/assimilation.md); vertical
-#: localization by the observations' levels (:data:`DEFAULT_VERTICAL_LENGTH_SCALE`)
-DEFAULT_LOCALIZATION = LocalizationOptions(length_scale=1500.0, cross_variable=0.5)
+#: 1500 km half-width (the tuned examples' value; it did better than 2000 km on the
+#: validation split, see the assimilation page of the documentation,
+#: docs/user-guide/assimilation.md); vertical localization by the observations' levels
+#: (:data:`DEFAULT_VERTICAL_LENGTH_SCALE`)
+DEFAULT_LOCALIZATION = LocalizationOptions(length_scale=1500.0)
 #: vertical Gaspari–Cohn half-width (ln p) :func:`assimilate_4dvar` uses when
 #: ``vertical_length_scale`` is unset and the observations span more than one level
 DEFAULT_VERTICAL_LENGTH_SCALE = 1.0
@@ -357,15 +358,17 @@ def assimilate_4dvar(
         embedded world), ``member_chunk`` and ``seed`` (default 0; None draws a fresh seed,
         recorded in ``attrs["config"]``).
     localization : LocalizationOptions, float, dict, Localization or None
-        Default ``LocalizationOptions()``: Gaspari–Cohn with a 2000 km half-width. A number
-        is a half-width in km; a dict gives :class:`LocalizationOptions` fields; a ready
-        :class:`~xfuxi.assimilation.localization.Localization` is used as it is (build
-        one with :func:`~xfuxi.assimilation.inputs.build_localization` to reuse its
-        eigendecomposition over a cycle); None: no localization (control of size N). For
-        observations at many levels (radiosondes),
-        ``LocalizationOptions(length_scale=1500.0, vertical_length_scale=1.0)`` did better
-        on the embedded world than the horizontal localization alone (the temperature
-        analysis error fell at every level), at about 1.5× the cost per iteration.
+        Default :data:`DEFAULT_LOCALIZATION`: Gaspari–Cohn with a 1500 km half-width (the
+        tuned examples' value). A number is a half-width in km; a dict gives :class:`LocalizationOptions`
+        fields; a ready :class:`~xfuxi.assimilation.localization.Localization` is used as
+        it is (build one with :func:`~xfuxi.assimilation.inputs.build_localization` to
+        reuse its eigendecomposition over a cycle); None: no localization (control of size
+        N). Vertical localization: with ``vertical_length_scale`` left unset and
+        observations on more than one pressure level (radiosondes), a Gaspari–Cohn
+        half-width of :data:`DEFAULT_VERTICAL_LENGTH_SCALE` (1.0 in ln p) is used
+        (:func:`resolve_vertical_localization`; it lowered the temperature analysis error at
+        every level on the embedded world, at about 1.5× the cost per iteration); on one
+        level, none. A value given wins; ``vertical_length_scale=0`` turns it off.
     window : Window, optional
         ``n_slots`` observation slots at t0, t0 + 6 h, ... (default 2; each observation goes
         to the nearest slot; farther than 3 h from every slot: rejected as outside the
@@ -392,8 +395,15 @@ def assimilate_4dvar(
         flow-dependent correlations kept). With a ``latitude`` dim (``by_latitude=True``)
         each latitude row is rescaled to its own value. ``"innovations"`` estimates it from
         this analysis' own t0 innovations
-        (:func:`~xfuxi.assimilation.calibration.innovation_spread`; adaptive, for cycling).
-        Default: the ensemble's own spread. It rescales the ensemble part only.
+        (:func:`~xfuxi.assimilation.calibration.innovation_spread`; adaptive, for cycling);
+        ``"ensemble"`` keeps the ensemble's own spread. Default: the background-error std
+        the model carries (:func:`~xfuxi.assimilation.calibration.model_background_error`;
+        the shipped ``fuxi-hs-t21`` has the per-latitude std of its 24-hour forecast error
+        on the train split) for Perlin members when no ``perturbation_std`` is given;
+        otherwise (a model without statistics, ``members=``, a ``perturbation_std``) the
+        ensemble's own spread. Which one was used is recorded in the result's
+        ``attrs["background_error_std"]`` and ``attrs["config"]``. It rescales the
+        ensemble part only.
     members : xarray.Dataset, optional
         A ready-made ensemble valid at t0 with a ``number`` dim (the WeatherBench2 layout
         of :func:`xfuxi.ensemble`'s output, a ``time`` or ``prediction_timedelta`` of
