@@ -359,13 +359,14 @@ def assimilate_4dvar(
         recorded in ``attrs["config"]``).
     localization : LocalizationOptions, float, dict, Localization or None
         Default :data:`DEFAULT_LOCALIZATION`: Gaspari–Cohn with a 1500 km half-width (the
-        tuned examples' value). A number is a half-width in km; a dict gives :class:`LocalizationOptions`
-        fields; a ready :class:`~xfuxi.assimilation.localization.Localization` is used as
-        it is (build one with :func:`~xfuxi.assimilation.inputs.build_localization` to
-        reuse its eigendecomposition over a cycle); None: no localization (control of size
-        N). Vertical localization: with ``vertical_length_scale`` left unset and
-        observations on more than one pressure level (radiosondes), a Gaspari–Cohn
-        half-width of :data:`DEFAULT_VERTICAL_LENGTH_SCALE` (1.0 in ln p) is used
+        tuned examples' value). A number is a half-width in km; a dict gives
+        :class:`LocalizationOptions` fields; a ready
+        :class:`~xfuxi.assimilation.localization.Localization` is used as it is (build one
+        with :func:`~xfuxi.assimilation.inputs.build_localization` to reuse its
+        eigendecomposition over a cycle); None: no localization (control of size N).
+        Vertical localization: with ``vertical_length_scale`` left unset and observations
+        on more than one pressure level (radiosondes), a Gaspari–Cohn half-width of
+        :data:`DEFAULT_VERTICAL_LENGTH_SCALE` (1.0 in ln p) is used
         (:func:`resolve_vertical_localization`; it lowered the temperature analysis error at
         every level on the embedded world, at about 1.5× the cost per iteration); on one
         level, none. A value given wins; ``vertical_length_scale=0`` turns it off.
