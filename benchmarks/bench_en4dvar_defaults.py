@@ -29,7 +29,11 @@ import numpy as np
 import pandas as pd
 
 import xfuxi
-from xfuxi.assimilation.calibration import background_error_std, save_background_error
+from xfuxi.assimilation.calibration import (
+    background_error_std,
+    model_background_error,
+    save_background_error,
+)
 from xfuxi.assimilation.config import BackgroundError, LocalizationOptions, Minimiser
 from xfuxi.assimilation.cycling import world_background
 from xfuxi.files import atomic_write_json
@@ -43,6 +47,7 @@ VARIABLES = ["geopotential", "temperature", "u_component_of_wind", "v_component_
 def variants(model) -> dict[str, dict]:
     """The settings compared (keyword arguments of ``assimilate_4dvar`` besides the data)."""
     old_loc = LocalizationOptions(length_scale=2000.0, vertical_length_scale=0.0)
+    shipped = model_background_error(model)
     return {
         # the defaults before issue 22 item 5, spelled out
         "old defaults": {"localization": old_loc, "spread": "ensemble"},
@@ -52,6 +57,9 @@ def variants(model) -> dict[str, dict]:
         "+ cross-variable 0.5": {
             "localization": LocalizationOptions(length_scale=1500.0, cross_variable=0.5)
         },
+        # is the shipped std (24-hour error) the right size for 24-hour backgrounds?
+        "B std x 0.67": {"spread": shipped * (2 / 3)},
+        "B std x 1.5": {"spread": shipped * 1.5},
         "+ amplitude 0.15": {"background_error": BackgroundError(amplitude=0.15)},
         "+ 100 iterations": {"minimiser": Minimiser(max_iter=100)},
         "new defaults": {},
