@@ -60,6 +60,7 @@ def variants(model) -> dict[str, dict]:
         # is the shipped std (24-hour error) the right size for 24-hour backgrounds?
         "B std x 0.67": {"spread": shipped * (2 / 3)},
         "B std x 1.5": {"spread": shipped * 1.5},
+        "B std x 0.5": {"spread": shipped * 0.5},
         "+ amplitude 0.15": {"background_error": BackgroundError(amplitude=0.15)},
         "+ 100 iterations": {"minimiser": Minimiser(max_iter=100)},
         "new defaults": {},
