@@ -9,28 +9,46 @@ a past period: :func:`background_error_std` computes them for a model and a data
 states (analyses or, in a twin experiment, the truth run of an *independent* period), and
 :func:`xfuxi.assimilate_4dvar` rescales each channel of the ensemble anomalies to them with
 ``spread=`` (variance calibration that keeps the ensemble's correlations).
+
+A shipped model carries such statistics in its checkpoint (:data:`BACKGROUND_ERROR_FILE`,
+listed in the checkpoint's manifest and the registry; :func:`save_background_error` writes
+it, :func:`model_background_error` reads it back, verified), and
+:func:`xfuxi.assimilate_4dvar` uses them when no ``spread=`` is given.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.channels import WIND_COMPONENTS, stack, unstack
+from ..data.channels import WIND_COMPONENTS, channel_name, parse_channel_name, stack, unstack
 from ..data.schema import canonical_order
 from ..models.cascade import reject_cascade
+from ..models.checkpoint import (
+    CONFIG,
+    CheckpointError,
+    json_bytes,
+    json_from_bytes,
+    read_checkpoint,
+    write_checkpoint,
+)
 from ..models.registry import load_model
 from ..models.rollout import rollout
 
 __all__ = [
+    "BACKGROUND_ERROR_FILE",
     "background_error_std",
     "channel_values",
     "forecast_error_samples",
     "innovation_spread",
+    "model_background_error",
+    "save_background_error",
     "spread_values",
     "wind_pairs",
 ]
@@ -390,6 +408,135 @@ def forecast_error_samples(
     out = out.transpose(*canonical_order(out.dims))
     return _finish(out, data, model, "forecast-error samples (forecast minus verifying state)",
                    lead_steps, samples.shape[0])  # fmt: skip
+
+
+#: the file of a model checkpoint that holds the model's background-error std
+BACKGROUND_ERROR_FILE = "background_error.json"
+_BACKGROUND_ERROR_FORMAT = "xfuxi-background-error/1"
+
+
+def save_background_error(
+    directory: str | os.PathLike[str], std: xr.Dataset, *, kind: str = "forecast-model"
+) -> Path:
+    """Store a model's background-error std in its checkpoint (as :data:`BACKGROUND_ERROR_FILE`).
+
+    The checkpoint is rewritten atomically with its files unchanged and the new file listed
+    in its manifest (:func:`xfuxi.models.checkpoint.write_checkpoint`); for a shipped model,
+    record the new sha256 in the registry afterwards
+    (:func:`xfuxi.models.registry.register_pretrained`).
+
+    Parameters
+    ----------
+    directory : path-like
+        A forecast-model checkpoint (verified before it is rewritten).
+    std : xarray.Dataset
+        The std per variable and level, optionally per latitude row, in the layout of
+        :func:`background_error_std` (for the checkpoint's channels and latitudes); its
+        attrs (lead, samples, split, ...) are kept as provenance.
+    kind : str, default "forecast-model"
+        The checkpoint's kind (as its manifest records it).
+
+    Returns
+    -------
+    pathlib.Path
+        The checkpoint directory.
+
+    Raises
+    ------
+    CheckpointError
+        Not a verified checkpoint, or no ``config.json`` with channels and latitudes.
+    ValueError
+        ``std`` lacks a channel or has non-positive values.
+    """
+    d = Path(directory)
+    files = read_checkpoint(d, require=(CONFIG,))
+    config = json_from_bytes(files[CONFIG], d / CONFIG)
+    try:
+        channels = [parse_channel_name(c) for c in config["channels"]]
+        latitude = np.asarray(config["latitude"], dtype="float64")
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{d / CONFIG} has no channels and latitudes ({err})") from None
+    values = spread_values(std, channels, latitude, name="std")
+    record = {
+        "format": _BACKGROUND_ERROR_FORMAT,
+        "channels": [channel_name(c) for c in channels],
+        "latitude": latitude.tolist() if values.ndim == 2 else None,
+        "std": values.tolist(),
+        "attrs": {k: v for k, v in std.attrs.items() if isinstance(v, (str, int, float))},
+    }
+    files = {k: v for k, v in files.items() if k != BACKGROUND_ERROR_FILE}
+    files[BACKGROUND_ERROR_FILE] = json_bytes(record)
+    return write_checkpoint(d, files, kind=kind, overwrite=True)
+
+
+def model_background_error(model: Any) -> xr.Dataset | None:
+    """The background-error std a model's checkpoint carries, or None.
+
+    Read from :data:`BACKGROUND_ERROR_FILE` in the directory the model was loaded from
+    (``model.config["source"]``), after checking the checkpoint against its manifest. A
+    model without one (built in memory, or a checkpoint without statistics) gives None.
+
+    Parameters
+    ----------
+    model : ForecastModel
+
+    Returns
+    -------
+    xarray.Dataset or None
+        In the layout of :func:`background_error_std` (a ``latitude`` dim when the
+        statistics are per latitude row); attrs: those stored (``lead_steps``,
+        ``n_samples``, ``split``, ...) and ``source``, the file.
+
+    Raises
+    ------
+    CheckpointError
+        The file is present but not listed in the manifest, not of the expected format, or
+        not for the model's channels and latitudes.
+    ChecksumError
+        A file of the checkpoint does not match its manifest.
+
+    Examples
+    --------
+    >>> import xfuxi
+    >>> std = model_background_error(xfuxi.load_model("fuxi-hs-t21"))
+    >>> std.attrs["lead_steps"], std["temperature"].dims
+    (4, ('level', 'latitude'))
+    """
+    source = (getattr(model, "config", None) or {}).get("source")
+    if not source or not (Path(source) / BACKGROUND_ERROR_FILE).is_file():
+        return None
+    d = Path(source)
+    files = read_checkpoint(d)
+    if BACKGROUND_ERROR_FILE not in files:
+        raise CheckpointError(
+            f"{d / BACKGROUND_ERROR_FILE} is not listed in the checkpoint's manifest, so it "
+            "cannot be verified; write it with xfuxi.assimilation.calibration."
+            "save_background_error"
+        )
+    record = json_from_bytes(files[BACKGROUND_ERROR_FILE], d / BACKGROUND_ERROR_FILE)
+    names = [channel_name(c) for c in model.channels]
+    if not isinstance(record, dict) or record.get("format") != _BACKGROUND_ERROR_FORMAT:
+        raise CheckpointError(
+            f"{d / BACKGROUND_ERROR_FILE} is not of format {_BACKGROUND_ERROR_FORMAT!r}"
+        )
+    if record.get("channels") != names:
+        raise CheckpointError(
+            f"{d / BACKGROUND_ERROR_FILE} is for channels {record.get('channels')}, not the "
+            f"model's {names}"
+        )
+    values = np.asarray(record["std"], dtype="float64")
+    if record.get("latitude") is None:
+        da = xr.DataArray(values, dims="channel")
+    else:
+        lat = np.asarray(record["latitude"], dtype="float64")
+        if lat.shape != np.shape(model.latitude) or not np.allclose(lat, model.latitude):
+            raise CheckpointError(
+                f"{d / BACKGROUND_ERROR_FILE} is for other latitudes than the model's"
+            )
+        da = xr.DataArray(values, dims=("channel", "latitude"), coords={"latitude": lat})
+    out = unstack(da, model.channels)
+    out.attrs = {**record.get("attrs", {}), "source": str(d / BACKGROUND_ERROR_FILE)}
+    return out
 
 
 def innovation_spread(

@@ -150,13 +150,19 @@ class LocalizationOptions(Config):
     """Localization of the ensemble covariance (a Gaspari–Cohn or Gaussian correlation).
 
     ``length_scale`` None: no localization (the control has one entry per member).
-    Built into a :class:`~xfuxi.assimilation.localization.Localization` by
+    ``vertical_length_scale`` 0 turns the vertical localization off; left unset (None),
+    :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar` uses
+    :data:`~xfuxi.assimilation.en4dvar.DEFAULT_VERTICAL_LENGTH_SCALE` (1.0) when the
+    observations span more than one pressure level and none otherwise (elsewhere unset
+    means none). Built into a :class:`~xfuxi.assimilation.localization.Localization` by
     :func:`~xfuxi.assimilation.inputs.build_localization`.
 
     Examples
     --------
     >>> LocalizationOptions(length_scale=1500.0, vertical_length_scale=1.0).cross_variable
     1.0
+    >>> LocalizationOptions(vertical_length_scale=0.0).vertical_scale is None  # explicit off
+    True
     >>> LocalizationOptions.coerce(True)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -167,7 +173,9 @@ class LocalizationOptions(Config):
         2000.0, help="horizontal half-width in km (grid points on a 1-D grid); None: none"
     )
     vertical_length_scale: float | None = field(
-        None, help="vertical Gaspari-Cohn half-width in ln p (1.0: about a scale height)"
+        None,
+        help="vertical Gaspari-Cohn half-width in ln p (1.0: about a scale height); 0: none; "
+        "unset: assimilate_4dvar uses 1.0 when the observations span levels",
     )
     cross_variable: float = field(
         1.0, help="correlation factor between different variables in [0, 1] (1: none)"
@@ -181,12 +189,13 @@ class LocalizationOptions(Config):
     def __post_init__(self) -> None:
         if self.length_scale is not None:
             _check_float("localization length_scale", self.length_scale, low=0.0, strict=True)
-        elif self.vertical_length_scale is not None or self.cross_variable != 1.0:
+        elif bool(self.vertical_length_scale) or self.cross_variable != 1.0:
             raise ValueError(
                 "vertical_length_scale and cross_variable need a horizontal length_scale"
             )
         if self.vertical_length_scale is not None:
-            _check_float("vertical_length_scale", self.vertical_length_scale, low=0.0, strict=True)
+            _check_float("vertical_length_scale", self.vertical_length_scale, low=0.0)
+            _set(self, "vertical_length_scale", float(self.vertical_length_scale))
         _check_float("cross_variable", self.cross_variable, low=0.0)
         if float(self.cross_variable) > 1.0:
             raise ValueError(f"cross_variable must be in [0, 1]; got {self.cross_variable!r}")
@@ -202,6 +211,16 @@ class LocalizationOptions(Config):
     def enabled(self) -> bool:
         """Whether any localization is applied."""
         return self.length_scale is not None
+
+    @property
+    def vertical_scale(self) -> float | None:
+        """The vertical half-width applied: None when unset or 0 (off)."""
+        return self.vertical_length_scale or None
+
+    @property
+    def vertical_unset(self) -> bool:
+        """Whether ``vertical_length_scale`` was left unset (None; 0 is an explicit off)."""
+        return self.vertical_length_scale is None
 
     @classmethod
     def coerce(cls, value: Any) -> Any:

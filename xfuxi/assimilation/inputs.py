@@ -103,13 +103,13 @@ def build_localization(options: Any, model: Any) -> Localization | None:
     if not options.enabled:
         return None
     channels = None
-    if options.vertical_length_scale is not None or options.cross_variable != 1.0:
+    if options.vertical_scale is not None or options.cross_variable != 1.0:
         channels = model.channels
     kw: dict[str, Any] = dict(
         length_scale=float(options.length_scale),
         kind=options.kind,
         channels=channels,
-        vertical_length_scale=options.vertical_length_scale,
+        vertical_length_scale=options.vertical_scale,
         cross_variable=options.cross_variable,
         variance=options.variance,
     )

@@ -226,14 +226,12 @@ def observation_localization(
             footprint[:, f] = corr[:, q] @ ww
     channel = None
     options = localization
-    if options.enabled and (
-        options.vertical_length_scale is not None or options.cross_variable != 1.0
-    ):
+    if options.enabled and (options.vertical_scale is not None or options.cross_variable != 1.0):
         if channels is None or len(channels) != c:
             raise ValueError(f"vertical or cross-variable localization needs the {c} channels")
         cc = channel_correlation(
             channels,
-            vertical_length_scale=options.vertical_length_scale,
+            vertical_length_scale=options.vertical_scale,
             cross_variable=options.cross_variable,
         )
         channel = np.einsum("cjk,jk->cj", cc[:, chan], wn) if m else np.zeros((c, 0))

@@ -27,7 +27,7 @@ __all__: list[str] = []
 @arg("observations", help="zarr/netCDF observation Dataset (dim 'obs'; xfuxi.make_observations)")
 @arg("--model", default="fuxi-hs-t21", help="shipped model name or checkpoint directory")
 @arg("--localization", default=None, dest="length_scale",
-     help="Gaspari-Cohn half-width in km, or 'none' (default 2000)")  # fmt: skip
+     help="Gaspari-Cohn half-width in km, or 'none' (default 1500)")  # fmt: skip
 @arg("-n", "--members", type=int, default=None, dest="n_members", help="same as --n-members")
 @arg("--slots", type=int, default=None, dest="n_slots", help="same as --n-slots")
 @arg("--vertical-localization", type=float, default=None, dest="vertical_length_scale",
@@ -51,9 +51,9 @@ __all__: list[str] = []
 @command("assimilate", "one FuXi-En4DVar analysis from a background and observations")
 def _cmd_assimilate(args) -> int:
     # torch-backed modules are imported when the command runs (the CLI starts without torch)
-    from ..assimilation.en4dvar import assimilate_4dvar
+    from ..assimilation.en4dvar import DEFAULT_LOCALIZATION, assimilate_4dvar
 
-    loc_arg = (args.length_scale or "2000").strip().lower()
+    loc_arg = (args.length_scale or str(DEFAULT_LOCALIZATION.length_scale)).strip().lower()
     try:
         length_scale = None if loc_arg in ("none", "off", "0") else float(loc_arg)
     except ValueError:
