@@ -15,6 +15,7 @@ import os
 import resource
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,11 @@ def main() -> None:
         help="vertical Gaspari-Cohn half-width in ln p (default none)",
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave)")
+    p.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "en4dvar.json"), help="results"
+    )
     a = p.parse_args()
+    load_start = os.getloadavg()[0]
     if a.threads:
         torch.set_num_threads(a.threads)
     xfuxi.set_options(progress=False)
@@ -153,6 +158,24 @@ def main() -> None:
     w = max(len(r[0]) for r in rows)
     for name, val in rows:
         print(f"{name:{w}s}  {val}")
+    from xfuxi.files import atomic_write_json
+
+    atomic_write_json(
+        a.out,
+        {
+            "settings": {"members": a.members, "sites": a.sites, "model": model.name,
+                         "threads": torch.get_num_threads(), "load_1min_start": load_start},
+            "seconds": {"member_generation": float(d.attrs["member_time_s"]),
+                        "minimisation": float(d.attrs["minimisation_time_s"]),
+                        "analysis_wall": total, "analysis_cpu": cpu,
+                        "cost_evaluation": c, "gradient": g},
+            "gradient_over_cost": g / c,
+            "iterations": iters,
+            "peak_rss_gb": peak,
+            "rows": [{"quantity": n, "value": v} for n, v in rows],
+        },
+    )  # fmt: skip
+    print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,9 @@ def main() -> None:
     p.add_argument("--test-days", type=int, default=None)
     p.add_argument("--child", choices=["ensemble", "iter"], default=None)
     p.add_argument("--chunk", type=int, default=None)
+    p.add_argument(
+        "--out", default=os.path.join(os.path.dirname(__file__), "results", "ensemble_speed.json")
+    )
     args = p.parse_args()
     xfuxi.set_options(progress=False)
     if args.child:
@@ -93,6 +96,7 @@ def main() -> None:
 
     import torch
 
+    load_start = os.getloadavg()[0]
     model, vae, ds = _inputs(args)
     print(f"model {model.name} ({sum(q.numel() for q in model.parameters()):,} parameters), "
           f"perturbation {vae.name} ({sum(q.numel() for q in vae.parameters()):,}), "
@@ -129,7 +133,21 @@ def main() -> None:
     for name, ts in times.items():
         t = float(np.median(ts))
         print(f"| {name} | {t:.2f} | {ms / t:.2f} | {t_seq / t:.2f}x |")
-    print(f"(target: batched >= 2x sequential); members identical in every mode: {same}")
+    print(f"(target: batched >= 2.5x sequential); members identical in every mode: {same}")
+    result = {
+        "load_1min_start": load_start,
+        "members": args.n,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "members_identical": bool(same),
+        "throughput": [
+            {"mode": name, "median_s": float(np.median(ts)), "min_s": float(np.min(ts)),
+             "max_s": float(np.max(ts)), "member_steps_per_s": ms / float(np.median(ts)),
+             "speedup_over_sequential": t_seq / float(np.median(ts))}
+            for name, ts in times.items()
+        ],
+        "memory": [],
+    }  # fmt: skip
 
     print(f"\nPeak memory, {args.n} members x {args.mem_steps} steps (fresh process each):")
     print("| call | chunk_size | peak RSS (MB) | RSS after loading (MB) | result (MB) | seconds |")
@@ -146,6 +164,12 @@ def main() -> None:
             name = "xfuxi.ensemble" if mode == "ensemble" else "xfuxi.ensemble_iter"
             print(f"| {name} | {chunk} | {r['peak_mb']:.0f} | {r['base_mb']:.0f} | "
                   f"{r['output_mb']:.0f} | {r['seconds']:.0f} |")  # fmt: skip
+            result["memory"].append({"call": name, "chunk_size": chunk, **r})
+    result["load_1min_end"] = os.getloadavg()[0]
+    from xfuxi.files import atomic_write_json
+
+    atomic_write_json(args.out, result)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,9 @@ def main() -> None:
     parser.add_argument("--resolutions", nargs="+", default=["T21", "T42"])
     parser.add_argument("--days", type=int, default=None, help="output days (default 30 / 10)")
     parser.add_argument("--spin-days", type=int, default=None, help="bare-model days timed")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "world.json"))
     args = parser.parse_args()
+    rows = []
     load = os.getloadavg()[0]
     print(f"cpus={os.cpu_count()} load(1 min)={load:.2f}")
     header = (
@@ -87,6 +89,9 @@ def main() -> None:
         days = args.days or (30 if res == "T21" else 10)
         spin = args.spin_days or days
         r = bench(res, days, spin)
+        r["resolution"], r["days"] = res, days
+        r["e2e_over_model"] = r["e2e_days_per_s"] / r["model_days_per_s"]
+        rows.append(r)
         print(
             f"{res:<4} {r['grid']:>7} {r['dt_min']:>5.0f} {r['compile_s']:>9.1f} "
             f"{r['model_days_per_s']:>9.2f} {r['e2e_days_per_s']:>8.2f} "
@@ -94,7 +99,20 @@ def main() -> None:
             f"{365 * r['mem_bytes_per_day'] / 1e9:>9.2f} {r['cached_open_s']:>8.2f}",
             flush=True,
         )
-    print(f"load(1 min) at the end={os.getloadavg()[0]:.2f}")
+    end = os.getloadavg()[0]
+    print(f"load(1 min) at the end={end:.2f}")
+    for r in rows:
+        print(
+            f"{r['resolution']}: end-to-end / bare model = {r['e2e_over_model']:.2f}"
+            " (target >= 0.85)"
+        )
+    from xfuxi.files import atomic_write_json
+
+    atomic_write_json(
+        args.out,
+        {"cpus": os.cpu_count(), "load_1min_start": load, "load_1min_end": end, "rows": rows},
+    )
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
