@@ -61,6 +61,33 @@ def test_results_tables_read_the_files_benchmarks_write(tmp_path):
     assert ext.read_table(records) == (["model", "s", "mb"], [["a", "1.5", ""], ["b", "", "3"]])
 
 
+def test_results_tables_select_a_part_of_a_file_and_lay_out_records(tmp_path):
+    ext = _load(DOCS / "_ext" / "xfuxi_docs.py")
+    result = tmp_path / "bench.json"
+    result.write_text(json.dumps({
+        "load": 1.5,
+        "rows": [{"case": "a", "after": {"ms": 2.0, "eff": 0.5}},
+                 {"case": "b", "after": {"ms": 4.0}}],
+        "table": {"letkf": {"z500": {"rmse": 230.1, "spread": 179.3}, "t850": {"rmse": 2.1}}},
+    }))  # fmt: skip
+    # a list of records with nested cells: dotted columns
+    assert ext.read_table(result, key="rows") == (
+        ["case", "after.ms", "after.eff"],
+        [["a", "2", "0.5"], ["b", "4", ""]],
+    )
+    # a mapping of names to flat mappings: one row per name
+    assert ext.read_table(result, key="table.letkf") == (
+        ["", "rmse", "spread"],
+        [["z500", "230.1", "179.3"], ["t850", "2.1", ""]],
+    )
+    with pytest.raises(ValueError, match="no key 'table.lektf'"):
+        ext.read_table(result, key="table.lektf")
+    csv = tmp_path / "scores.csv"
+    csv.write_text("variable,crps\nz500,16.3\n")
+    with pytest.raises(ValueError, match=":key: needs a .json file"):
+        ext.read_table(csv, key="rows")
+
+
 def test_api_reference_lists_every_public_name_and_accessor_method():
     from xfuxi.api import PUBLIC, accessor_entries
 
