@@ -14,7 +14,7 @@ checkpoint) are arguments of the training functions, not part of a configuration
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,7 +23,6 @@ from .precision import check_precision
 
 __all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
 
-C = TypeVar("C", bound=Config)
 
 #: the losses of :func:`~xfuxi.training.forecast.train_forecast`
 LOSSES = ("l1", "amse")
