@@ -244,7 +244,7 @@ def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     (2, 4, 1, 2, 4)
     >>> fc.prediction_timedelta.values.astype("timedelta64[h]")[[0, -1]]
     array([ 6, 24], dtype='timedelta64[h]')
-    >>> ds.fuxi.forecast(model=model, steps=4, progress=False).identical(fc)  # accessor
+    >>> ds.fuxi.forecast(model=model, steps=4, progress=False).equals(fc)  # attrs: call time
     True
 
     Without ``model`` and ``steps``, the shipped cascade runs for 10 days (the data must be
