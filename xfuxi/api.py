@@ -75,6 +75,7 @@ PUBLIC: tuple[Entry, ...] = (
     # assimilation
     Entry("assimilate_4dvar", "assimilation.en4dvar:assimilate_4dvar", accessor="dataset"),
     Entry("BackgroundError", "assimilation.config:BackgroundError"),
+    Entry("BackgroundErrorData", "assimilation.config:BackgroundErrorData"),
     Entry("LocalizationOptions", "assimilation.config:LocalizationOptions"),
     Entry("Window", "assimilation.config:Window"),
     Entry("Minimiser", "assimilation.config:Minimiser"),
