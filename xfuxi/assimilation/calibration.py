@@ -8,12 +8,12 @@ way to know them in an operational system is from forecast-minus-analysis statis
 a past period: :func:`background_error_std` computes them for a model and a dataset of
 states (analyses or, in a twin experiment, the truth run of an *independent* period), and
 :func:`xfuxi.assimilate_4dvar` rescales each channel of the ensemble anomalies to them with
-``spread=`` (variance calibration that keeps the ensemble's correlations).
+``error_data.spread`` (variance calibration that keeps the ensemble's correlations).
 
 A shipped model carries such statistics in its checkpoint (:data:`BACKGROUND_ERROR_FILE`,
 listed in the checkpoint's manifest and the registry; :func:`save_background_error` writes
 it, :func:`model_background_error` reads it back, verified), and
-:func:`xfuxi.assimilate_4dvar` uses them when no ``spread=`` is given.
+:func:`xfuxi.assimilate_4dvar` uses them when no ``error_data.spread`` is given.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def background_error_std(
     For ``n_samples`` start times drawn from ``data`` (reproducibly), the model is run
     ``lead_steps`` 6-hour steps from the states at ``t − Δ`` and ``t`` and compared with the
     state it is valid at; the result is the root-mean-square difference over samples and grid
-    points (plain grid mean, as the ``spread=`` rescaling of
+    points (plain grid mean, as the ``error_data.spread`` rescaling of
     :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar` measures it).
 
     Parameters
@@ -275,7 +275,7 @@ def background_error_std(
         Start times (at most the number available).
     seed : int, default 0
     by_latitude : bool, default False
-        Keep a ``latitude`` dim (RMS over samples and longitude only). As ``spread=`` it
+        Keep a ``latitude`` dim (RMS over samples and longitude only). As ``error_data.spread`` it
         rescales each latitude row of the ensemble to the error there; the Perlin
         ensemble's own spread is uneven across latitudes, and evening it out lowered the
         cycled analysis error on the embedded world (see the README).
@@ -285,7 +285,7 @@ def background_error_std(
     xarray.Dataset
         One variable per model variable (with ``level`` where it has levels, and
         ``latitude`` with ``by_latitude``), units of the variable; attrs record
-        ``lead_steps`` and ``n_samples``. Pass it as ``spread=``.
+        ``lead_steps`` and ``n_samples``. Pass it as ``error_data.spread``.
 
     Raises
     ------
@@ -345,7 +345,7 @@ def forecast_error_samples(
     the state it is valid at is one sample. Their covariance is a climatological
     background-error covariance with the structures of the model's own short-range errors
     (large-scale, systematic ones included) that a Perlin ensemble of the day does not
-    span. Pass it to :func:`xfuxi.assimilate_4dvar` as ``static_b=`` (hybrid B).
+    span. Pass it to :func:`xfuxi.assimilate_4dvar` as ``error_data.static_b`` (hybrid B).
 
     In a real system ``data`` are past analyses (forecast-minus-analysis statistics); in a
     twin experiment, the truth run of a period *independent* of the one assimilated.
