@@ -29,6 +29,7 @@ import xarray as xr
 
 from ..data.channels import WIND_COMPONENTS, channel_name, parse_channel_name, stack, unstack
 from ..data.schema import canonical_order
+from ..docstrings import docstring_parts
 from ..models.cascade import reject_cascade
 from ..models.checkpoint import (
     CONFIG,
@@ -245,6 +246,31 @@ def _finish(
     return out
 
 
+#: docstring parts of the forecast-error statistics: their errors, and a persistence model
+#: on a world that warms by 1 K every 6 hours, for the examples
+_doc = docstring_parts(
+    {
+        "raises": """\
+Raises
+------
+ValueError
+    Too few times, irregular time axis, or non-positive arguments.""",
+        "example_persistence": """\
+>>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
+>>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
+>>> lat, lon = [-45.0, 45.0], [0.0, 90.0, 180.0, 270.0]
+>>> model = xfuxi.wrap_model(Last(), channels=[("temperature", 500.0)], latitude=lat,
+...                          longitude=lon)
+>>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
+...                                  250.0 + np.arange(6.0)[:, None, None, None]
+...                                  * np.ones((6, 1, 2, 4)))},
+...                 coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"),
+...                         "level": [500], "latitude": lat, "longitude": lon})""",
+    }
+)
+
+
+@_doc
 def background_error_std(
     data: xr.Dataset,
     *,
@@ -287,26 +313,14 @@ def background_error_std(
         ``latitude`` with ``by_latitude``), units of the variable; attrs record
         ``lead_steps`` and ``n_samples``. Pass it as ``error_data.spread``.
 
-    Raises
-    ------
-    ValueError
-        Too few times, irregular time axis, or non-positive arguments.
+    {{raises}}
 
     Examples
     --------
     A persistence model on a world that warms by 1 K every 6 hours: the error grows 1 K a
     step.
 
-    >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
-    >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
-    >>> lat, lon = [-45.0, 45.0], [0.0, 90.0, 180.0, 270.0]
-    >>> model = xfuxi.wrap_model(Last(), channels=[("temperature", 500.0)], latitude=lat,
-    ...                          longitude=lon)
-    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
-    ...                                  250.0 + np.arange(6.0)[:, None, None, None]
-    ...                                  * np.ones((6, 1, 2, 4)))},
-    ...                 coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"),
-    ...                         "level": [500], "latitude": lat, "longitude": lon})
+    {{example_persistence}}
     >>> background_error_std(ds, model=model, lead_steps=2).temperature.values.tolist()
     [2.0]
     >>> ds.fuxi.background_error_std(model=model, lead_steps=1).temperature.values.tolist()
@@ -329,6 +343,7 @@ def background_error_std(
                    lead_steps, picked.size)  # fmt: skip
 
 
+@_doc
 def forecast_error_samples(
     data: xr.Dataset,
     *,
@@ -368,25 +383,13 @@ def forecast_error_samples(
         where the variable has levels, ``latitude``, ``longitude``; float32; attrs record
         ``lead_steps`` and ``n_samples``.
 
-    Raises
-    ------
-    ValueError
-        Too few times, irregular time axis, or non-positive arguments.
+    {{raises}}
 
     Examples
     --------
     A persistence model on a world that warms by 1 K every 6 hours:
 
-    >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
-    >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
-    >>> lat, lon = [-45.0, 45.0], [0.0, 90.0, 180.0, 270.0]
-    >>> model = xfuxi.wrap_model(Last(), channels=[("temperature", 500.0)], latitude=lat,
-    ...                          longitude=lon)
-    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
-    ...                                  250.0 + np.arange(6.0)[:, None, None, None]
-    ...                                  * np.ones((6, 1, 2, 4)))},
-    ...                 coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"),
-    ...                         "level": [500], "latitude": lat, "longitude": lon})
+    {{example_persistence}}
     >>> e = forecast_error_samples(ds, model=model, lead_steps=1)
     >>> e.temperature.dims, np.unique(e.temperature.values).tolist()
     (('sample', 'level', 'latitude', 'longitude'), [-1.0])

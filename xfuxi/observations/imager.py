@@ -54,9 +54,11 @@ import xarray as xr
 
 from ..config import Config, config_with_legacy, field
 from ..constants import EARTH_RADIUS
+from ..docstrings import docstring_parts
 
 __all__ = [
     "CHANNELS",
+    "DOC_PARTS",
     "GEOSTATIONARY_RADIUS",
     "ImagerChannel",
     "ImagerError",
@@ -71,6 +73,24 @@ __all__ = [
     "weighting_functions",
     "zenith_angle",
 ]
+
+#: docstring parts, here and in the radiance assimilation: a tiny world for the examples,
+#: ``column_world(lat, lon)``, with one temperature and tracer profile at every point
+DOC_PARTS = {
+    "example_column_world": """\
+>>> import numpy as np, pandas as pd, xarray as xr
+>>> def column_world(lat, lon):  # the same profile at every time and grid point
+...     dims, shape = ("time", "level", "latitude", "longitude"), (2, 4, len(lat), len(lon))
+...     def column(values):
+...         return dims, np.broadcast_to(np.array(values)[:, None, None], shape).copy()
+...     return xr.Dataset(
+...         {"temperature": column([220.0, 250.0, 270.0, 280.0]),
+...          "passive_tracer": column([0.05, 0.2, 0.4, 0.5]),
+...          "surface_pressure": (dims[:1] + dims[2:], np.full(shape[:1] + shape[2:], 1e5))},
+...         coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
+...                 "level": [250.0, 500.0, 700.0, 850.0], "latitude": lat, "longitude": lon})""",
+}
+_doc = docstring_parts(DOC_PARTS)
 
 #: distance of a geostationary satellite from the Earth's centre (m)
 GEOSTATIONARY_RADIUS = 42_164_000.0
@@ -524,6 +544,7 @@ def _check_truth(truth: xr.Dataset) -> xr.Dataset:
     return truth[list(STATE_VARIABLES)].transpose("time", "level", "latitude", "longitude")
 
 
+@_doc
 def imager_observations(
     truth: xr.Dataset,
     *,
@@ -587,17 +608,8 @@ def imager_observations(
     Clear-sky radiances, without errors, of a tiny column world seen from 105°E (the pixels
     at 300°E are out of sight):
 
-    >>> import numpy as np, pandas as pd, xarray as xr
-    >>> dims = ("time", "level", "latitude", "longitude")
-    >>> def column(values):  # the same profile at every time and grid point
-    ...     return dims, np.broadcast_to(np.array(values)[:, None, None], (2, 4, 3, 4)).copy()
-    >>> ds = xr.Dataset(
-    ...     {"temperature": column([220.0, 250.0, 270.0, 280.0]),
-    ...      "passive_tracer": column([0.05, 0.2, 0.4, 0.5]),
-    ...      "surface_pressure": (("time", "latitude", "longitude"), np.full((2, 3, 4), 1e5))},
-    ...     coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
-    ...             "level": [250.0, 500.0, 700.0, 850.0], "latitude": [-30.0, 0.0, 30.0],
-    ...             "longitude": [60.0, 105.0, 150.0, 300.0]})
+    {{example_column_world}}
+    >>> ds = column_world([-30.0, 0.0, 30.0], [60.0, 105.0, 150.0, 300.0])
     >>> nominal = ImagerErrors(clouds=False, bias=False, noise=False, spectroscopy=False)
     >>> clear = dict(channels=["wv6.2", "ir10.8"], frames=[0.0], errors=nominal)
     >>> rad = imager_observations(ds, **clear)
