@@ -330,7 +330,7 @@ def assimilate_4dvar(
     window: Window | None = None,
     minimiser: Minimiser | None = None,
     quality_control: QualityControl | None = None,
-    error_data: BackgroundErrorData | dict | None = None,
+    error_data: BackgroundErrorData | None = None,
     progress: bool | None = None,
     **deprecated: Any,
 ) -> En4DVarResult:
