@@ -137,8 +137,8 @@ def run(bg, obs, model, args, **kw):
         bg,
         obs,
         model=model,
-        spread=getattr(args, "spread_std", None),
         progress=False,
+        error_data=xfuxi.BackgroundErrorData(spread=getattr(args, "spread_std", None)),
         **options(args),
         **kw,
     )

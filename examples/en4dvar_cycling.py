@@ -96,17 +96,15 @@ def main() -> None:
             seed=args.seed + next(counter),
         )
 
-    hybrid = {}
+    static_b = None
     if args.hybrid_weight > 0:
         validation = xfuxi.held_suarez_split("validation", days=60)
-        hybrid = dict(
-            static_b=xfuxi.forecast_error_samples(
-                validation, model=model, lead_steps=args.static_lead,
-                n_samples=args.static_samples, seed=args.seed,
-            ),
+        static_b = xfuxi.forecast_error_samples(
+            validation, model=model, lead_steps=args.static_lead,
+            n_samples=args.static_samples, seed=args.seed,
         )  # fmt: skip
     opts = options(args)
-    if hybrid:
+    if static_b is not None:
         opts["background_error"] = opts["background_error"].replace(
             hybrid_weight=args.hybrid_weight
         )
@@ -118,14 +116,15 @@ def main() -> None:
         n_cycles=args.cycles,
         observe=observe,
         lead_steps=args.lead,
-        spread=calibrated_spread(args, model, lead_steps=args.spread_lead),
+        error_data=xfuxi.BackgroundErrorData(
+            spread=calibrated_spread(args, model, lead_steps=args.spread_lead), static_b=static_b
+        ),
         **opts,
-        **hybrid,
     )
     kind = (
         f"hybrid B ({1 - args.hybrid_weight:g} ensemble + {args.hybrid_weight:g} static from "
         f"{args.static_samples} {6 * args.static_lead} h forecast errors)"
-        if hybrid
+        if static_b is not None
         else "ensemble B"
     ) + ("" if args.cross_variable == 1.0 else f", cross-variable {args.cross_variable:g}")
     if args.vertical_localization is not None and args.vertical_localization > 0:
@@ -195,7 +194,7 @@ def main() -> None:
         ax.set_ylabel("RMSE")
         ax.tick_params(axis="x", labelrotation=30)
         ax.legend()
-    stem = "en4dvar_cycling_hybrid" if hybrid else "en4dvar_cycling"
+    stem = "en4dvar_cycling_hybrid" if static_b is not None else "en4dvar_cycling"
     if args.cross_variable != p.get_default("cross_variable"):
         stem += f"_cross{args.cross_variable:g}"
     if args.vertical_localization != p.get_default("vertical_localization"):

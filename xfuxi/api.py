@@ -75,6 +75,7 @@ PUBLIC: tuple[Entry, ...] = (
     # assimilation
     Entry("assimilate_4dvar", "assimilation.en4dvar:assimilate_4dvar", accessor="dataset"),
     Entry("BackgroundError", "assimilation.config:BackgroundError"),
+    Entry("BackgroundErrorData", "assimilation.config:BackgroundErrorData"),
     Entry("LocalizationOptions", "assimilation.config:LocalizationOptions"),
     Entry("Window", "assimilation.config:Window"),
     Entry("Minimiser", "assimilation.config:Minimiser"),
@@ -182,6 +183,7 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("world_background", "assimilation.cycling:world_background", accessor="dataset"),
     # FuXi-DA: the synthetic imager and learned assimilation of its radiances
     Entry("imager_observations", "observations.imager:imager_observations", accessor="dataset"),
+    Entry("ImagerErrors", "observations.imager:ImagerErrors"),
     Entry("assimilate_da", "assimilation.da:assimilate_da", accessor="dataset"),
     Entry("load_da_model", "models.fuxi_da:load_da_model"),
     Entry("train_da", "training.da:train_da"),

@@ -209,8 +209,9 @@ def stage_assimilation(
     # level, and the vertical localization raised the temperature analysis' gain at every level
     localization = xfuxi.LocalizationOptions(length_scale=1500.0, vertical_length_scale=1.0)
     res = xfuxi.assimilate_4dvar(
-        background, obs, model=model, localization=localization, spread=spread,
+        background, obs, model=model, localization=localization,
         background_error=xfuxi.BackgroundError(n_members=n_members),
+        error_data=xfuxi.BackgroundErrorData(spread=spread),
     )  # fmt: skip
     diag = res.diagnostics
     bg0 = background.sel(time=[t0])

@@ -323,13 +323,17 @@ def test_assimilate_4dvar_accepts_spread_dataset():
     )
     kw = dict(model=m, n_members=10, localization=None, amplitude=0.5, wavelength=1,
               progress=False)  # fmt: skip
-    small = xfuxi.assimilate_4dvar(bg, obs, spread=xr.Dataset({"x": 0.1}), **kw)
-    large = xfuxi.assimilate_4dvar(bg, obs, spread=[2.0], **kw)
+    small = xfuxi.assimilate_4dvar(
+        bg, obs, error_data=xfuxi.BackgroundErrorData(spread=xr.Dataset({"x": 0.1})), **kw
+    )
+    large = xfuxi.assimilate_4dvar(
+        bg, obs, error_data=xfuxi.BackgroundErrorData(spread=[2.0]), **kw
+    )
     d_small = float(abs(small.increment["x"]).max())
     d_large = float(abs(large.increment["x"]).max())
     assert d_small < 0.1 < d_large  # a small B barely moves the analysis
     with pytest.raises(ValueError, match="spread must be positive"):
-        xfuxi.assimilate_4dvar(bg, obs, spread=[-1.0], **kw)
+        xfuxi.assimilate_4dvar(bg, obs, error_data=xfuxi.BackgroundErrorData(spread=[-1.0]), **kw)
 
 
 def test_cli_assimilate_writes_outputs(tmp_path, capsys):
@@ -439,7 +443,11 @@ def test_assimilate_4dvar_adaptive_spread_option():
     kw = dict(model=m, n_members=10, localization=None, amplitude=0.01, wavelength=1,
               progress=False, qc_threshold=None)  # fmt: skip
     tiny = xfuxi.assimilate_4dvar(bg, obs, **kw)  # the ensemble's spread is tiny: no update
-    adaptive = xfuxi.assimilate_4dvar(bg, obs, spread="innovations", **kw)
+    adaptive = xfuxi.assimilate_4dvar(
+        bg, obs, error_data=xfuxi.BackgroundErrorData(spread="innovations"), **kw
+    )
     assert float(abs(adaptive.increment["x"]).max()) > 10 * float(abs(tiny.increment["x"]).max())
     with pytest.raises(ValueError, match="'innovations'"):
-        xfuxi.assimilate_4dvar(bg, obs, spread="adaptive", **kw)
+        xfuxi.assimilate_4dvar(
+            bg, obs, error_data=xfuxi.BackgroundErrorData(spread="adaptive"), **kw
+        )

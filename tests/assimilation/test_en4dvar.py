@@ -354,8 +354,12 @@ def test_assimilate_4dvar_hybrid_static_b():
     kw = dict(model=model, n_members=8, localization=None, perturbation_std=[2.0, 100.0],
               amplitude=0.5, wavelength=1, progress=False, seed=3, qc_threshold=None)  # fmt: skip
     ens = assimilate_4dvar(bg, obs, **kw)
-    hyb = assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=0.5, **kw)
-    static = assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=1.0, **kw)
+    hyb = assimilate_4dvar(
+        bg, obs, hybrid_weight=0.5, error_data=xfuxi.BackgroundErrorData(static_b=static_b), **kw
+    )
+    static = assimilate_4dvar(
+        bg, obs, hybrid_weight=1.0, error_data=xfuxi.BackgroundErrorData(static_b=static_b), **kw
+    )
     xr.testing.assert_identical(static_b, before)
     assert hyb.diagnostics.attrs["background_error"].startswith("hybrid: 0.5 ensemble")
     assert ens.diagnostics.attrs["background_error"] == "ensemble"
@@ -365,11 +369,27 @@ def test_assimilate_4dvar_hybrid_static_b():
     t = [r.increment["temperature"].values for r in (ens, hyb, static)]
     assert not np.allclose(t[1], t[0]) and not np.allclose(t[1], t[2])
     with pytest.raises(SchemaError, match="'sample' dim"):
-        assimilate_4dvar(bg, obs, static_b=static_b.rename(sample="member"), **kw)
+        assimilate_4dvar(
+            bg,
+            obs,
+            error_data=xfuxi.BackgroundErrorData(static_b=static_b.rename(sample="member")),
+            **kw,
+        )
     with pytest.raises(SchemaError, match="grid"):
-        assimilate_4dvar(bg, obs, static_b=static_b.isel(longitude=[0, 1, 2]), **kw)
+        assimilate_4dvar(
+            bg,
+            obs,
+            error_data=xfuxi.BackgroundErrorData(static_b=static_b.isel(longitude=[0, 1, 2])),
+            **kw,
+        )
     with pytest.raises(ValueError, match="hybrid_weight"):
-        assimilate_4dvar(bg, obs, static_b=static_b, hybrid_weight=1.5, **kw)
+        assimilate_4dvar(
+            bg,
+            obs,
+            hybrid_weight=1.5,
+            error_data=xfuxi.BackgroundErrorData(static_b=static_b),
+            **kw,
+        )
 
 
 def test_ensemble_members_with_given_perturbations():
@@ -424,7 +444,9 @@ def test_assimilate_4dvar_with_a_given_ensemble():
                             variable="temperature", level=500.0)  # fmt: skip
     kw = dict(model=model, localization=None, progress=False, qc_threshold=None, gtol=1e-10,
               max_iter=300)  # fmt: skip
-    res = assimilate_4dvar(bg, obs, members=members.expand_dims(time=[t0]), **kw)
+    res = assimilate_4dvar(
+        bg, obs, error_data=xfuxi.BackgroundErrorData(members=members.expand_dims(time=[t0])), **kw
+    )
     x = np.stack([members[v].values[:, 0] for v, _ in CHANNELS], axis=1).reshape(7, -1)
     xa = (x - x.mean(0)).T / np.sqrt(6)
     bmat = xa @ xa.T
@@ -435,18 +457,38 @@ def test_assimilate_4dvar_with_a_given_ensemble():
     assert res.diagnostics.attrs["perturbations"] == "given ensemble"
     assert res.diagnostics.attrs["n_members"] == 7
     with pytest.raises(SchemaError, match="'number' dim"):
-        assimilate_4dvar(bg, obs, members=members.rename(number="member"), **kw)
+        assimilate_4dvar(
+            bg,
+            obs,
+            error_data=xfuxi.BackgroundErrorData(members=members.rename(number="member")),
+            **kw,
+        )
     with pytest.raises(SchemaError, match="one time"):
-        assimilate_4dvar(bg, obs, members=members.expand_dims(time=bg["time"].values), **kw)
+        assimilate_4dvar(
+            bg,
+            obs,
+            error_data=xfuxi.BackgroundErrorData(
+                members=members.expand_dims(time=bg["time"].values)
+            ),
+            **kw,
+        )
     earlier = bg["time"].values[-2]
     with pytest.raises(SchemaError, match="not at the analysis time"):
-        assimilate_4dvar(bg, obs, members=members.expand_dims(time=[earlier]), **kw)
+        assimilate_4dvar(
+            bg,
+            obs,
+            error_data=xfuxi.BackgroundErrorData(members=members.expand_dims(time=[earlier])),
+            **kw,
+        )
     # a forecast layout: initial time + lead = t0 is accepted
     fc = members.expand_dims(time=[earlier], prediction_timedelta=[np.timedelta64(6, "h")])
-    xr.testing.assert_allclose(assimilate_4dvar(bg, obs, members=fc, **kw).increment,
+    given_fc = xfuxi.BackgroundErrorData(members=fc)
+    xr.testing.assert_allclose(assimilate_4dvar(bg, obs, error_data=given_fc, **kw).increment,
                                res.increment)  # fmt: skip
     with pytest.raises(ValueError, match="at least 2"):
-        assimilate_4dvar(bg, obs, members=members.isel(number=[0]), **kw)
+        assimilate_4dvar(
+            bg, obs, error_data=xfuxi.BackgroundErrorData(members=members.isel(number=[0])), **kw
+        )
 
 
 @pytest.mark.parametrize("n_slots", [1, 2])

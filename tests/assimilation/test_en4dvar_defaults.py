@@ -77,14 +77,24 @@ def test_model_statistics_load_and_are_used_by_default(tiny_fuxi_checkpoint):
     assert _config(default)["spread"].startswith("model statistics")
     assert default.analysis.attrs["background_error_std"].startswith("model statistics")
     # the same as giving the statistics explicitly ...
-    given = assimilate_4dvar(bg, obs, model=model, spread=_std(), **OPTS)
+    given = assimilate_4dvar(
+        bg, obs, model=model, error_data=xfuxi.BackgroundErrorData(spread=_std()), **OPTS
+    )
     assert _config(given)["spread"] == "given"
     xr.testing.assert_allclose(default.increment, given.increment)
+    # the older keyword still works, with a DeprecationWarning naming error_data
+    with pytest.warns(DeprecationWarning, match=r"error_data=BackgroundErrorData\(spread="):
+        legacy = assimilate_4dvar(bg, obs, model=model, spread=_std(), **OPTS)
+    xr.testing.assert_identical(legacy.increment, given.increment)
     # ... and not the ensemble's own spread (explicit "ensemble" and other values win)
-    own = assimilate_4dvar(bg, obs, model=model, spread="ensemble", **OPTS)
+    own = assimilate_4dvar(
+        bg, obs, model=model, error_data=xfuxi.BackgroundErrorData(spread="ensemble"), **OPTS
+    )
     assert _config(own)["spread"] == "ensemble"
     assert not np.allclose(own.increment["temperature"], default.increment["temperature"])
-    other = assimilate_4dvar(bg, obs, model=model, spread=[3.0, 3.0, 0.1], **OPTS)
+    other = assimilate_4dvar(
+        bg, obs, model=model, error_data=xfuxi.BackgroundErrorData(spread=[3.0, 3.0, 0.1]), **OPTS
+    )
     assert _config(other)["spread"] == "given"
     assert not np.allclose(other.increment["temperature"], default.increment["temperature"])
     # a perturbation_std of the user's own keeps the ensemble's spread, as before
@@ -97,7 +107,9 @@ def test_a_model_without_statistics_behaves_as_before(tiny_fuxi_checkpoint):
     _, model = tiny_fuxi_checkpoint  # built in memory: no checkpoint, no statistics
     bg, obs = _obs([500.0])
     res = assimilate_4dvar(bg, obs, model=model, **OPTS)
-    own = assimilate_4dvar(bg, obs, model=model, spread="ensemble", **OPTS)
+    own = assimilate_4dvar(
+        bg, obs, model=model, error_data=xfuxi.BackgroundErrorData(spread="ensemble"), **OPTS
+    )
     assert _config(res)["spread"] == "ensemble"
     xr.testing.assert_identical(res.increment, own.increment)
 

@@ -13,7 +13,12 @@ from xfuxi.assimilation.config import QualityControl
 from xfuxi.assimilation.cost import ObsSlot
 from xfuxi.assimilation.en4dvar import en4dvar_analysis
 from xfuxi.data.channels import stack
-from xfuxi.observations.imager import imager_observations, radiance_operator, radiance_table
+from xfuxi.observations.imager import (
+    ImagerErrors,
+    imager_observations,
+    radiance_operator,
+    radiance_table,
+)
 
 F64 = torch.float64
 
@@ -22,7 +27,7 @@ def test_en4dvar_fits_clear_sky_radiances():
     truth = tiny_da.truth(4)
     rad = imager_observations(
         truth, satellites=[90.0], channels=["wv6.9", "wv7.4", "ir10.8"], frames=(0.0,),
-        clouds=False, bias=False, noise=False, spectroscopy=False,
+        errors=ImagerErrors(clouds=False, bias=False, noise=False, spectroscopy=False),
     ).isel(time=[2])  # fmt: skip
     table = radiance_table(rad, error=0.3)
     op = radiance_operator(

@@ -10,6 +10,7 @@ from tests import tiny_da
 from xfuxi.observations.imager import (
     CHANNELS,
     ImagerError,
+    ImagerErrors,
     NominalImager,
     brightness_temperature,
     check_radiances,
@@ -156,15 +157,17 @@ def test_imager_layout_clouds_and_missing():
 
 def test_truth_errors_switch_off_to_nominal():
     ds = truth()
-    off = dict(clouds=False, bias=False, noise=False, spectroscopy=False)
-    clean = imager_observations(ds, satellites=[90.0], frames=(0.0,), **off)
+    off = ImagerErrors(clouds=False, bias=False, noise=False, spectroscopy=False)
+    clean = imager_observations(ds, satellites=[90.0], frames=(0.0,), errors=off)
     table = radiance_table(clean.isel(time=[0]), frames=None)
     from xfuxi.data.channels import stack
 
     x = torch.as_tensor(stack(ds.sel(time=clean["time"].values[0]), MODEL_CHANNELS).values)
     op = radiance_operator(table, channels=MODEL_CHANNELS, latitude=LAT, longitude=LON)
     np.testing.assert_allclose(op(x).numpy(), table["value"].values, atol=1e-9)
-    noisy = imager_observations(ds, satellites=[90.0], frames=(0.0,), clouds=False)
+    noisy = imager_observations(
+        ds, satellites=[90.0], frames=(0.0,), errors=ImagerErrors(clouds=False)
+    )
     diff = noisy["brightness_temperature"] - clean["brightness_temperature"]
     assert 0.1 < float(diff.std()) < 3.0 and float(abs(diff.mean())) > 0.01
     # the operator on a subset keeps the rows selected
@@ -174,11 +177,32 @@ def test_truth_errors_switch_off_to_nominal():
 
 def test_drift_shifts_later_times():
     ds = truth(n_time=4)
-    kw = dict(satellites=[90.0], frames=(0.0,), clouds=False, noise=False)
-    a = imager_observations(ds, **kw)["brightness_temperature"]
-    b = imager_observations(ds, drift=3.0, **kw)["brightness_temperature"]
+    quiet = ImagerErrors(clouds=False, noise=False)
+    kw = dict(satellites=[90.0], frames=(0.0,))
+    a = imager_observations(ds, errors=quiet, **kw)["brightness_temperature"]
+    b = imager_observations(ds, errors=quiet.replace(drift=3.0), **kw)["brightness_temperature"]
     d = (b - a).mean(("frame", "sensor_channel", "latitude", "longitude")).values
     np.testing.assert_allclose(d, 3.0 * np.arange(4) * 0.25 / 30.0, atol=1e-9)
+
+
+def test_legacy_error_keywords_warn_and_match_errors():
+    ds = truth()
+    kw = dict(satellites=[90.0], frames=(0.0,), seed=3)
+    new = imager_observations(ds, errors=ImagerErrors(noise=False, cloud_threshold=0.5), **kw)
+    with pytest.warns(DeprecationWarning, match=r"errors=ImagerErrors\(noise=\.\.\."):
+        old = imager_observations(ds, noise=False, cloud_threshold=0.5, **kw)
+    assert old.identical(new)
+    # a dict works like the config; the config differs from the default
+    assert imager_observations(ds, errors={"noise": False, "cloud_threshold": 0.5}, **kw).identical(
+        new
+    )
+    assert not imager_observations(ds, **kw).identical(new)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        imager_observations(ds, cloudz=False, **kw)
+    with pytest.raises(ImagerError, match="noise must be True or False"):
+        ImagerErrors(noise="no")
+    with pytest.raises(ImagerError, match="drift must be a finite number"):
+        ImagerErrors(drift=float("nan"))
 
 
 # --- bad input ----------------------------------------------------------------------------------

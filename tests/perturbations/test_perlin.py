@@ -225,3 +225,14 @@ def test_perlin_scales_are_one_option_object_and_the_old_keywords_still_work():
     with pytest.raises(ValueError, match="PerlinScales.octaves"):
         PerlinScales(octaves=0)
     assert PerlinScales.from_dict(scales.to_dict()) == scales
+
+
+def test_perturbations_device_keyword_is_deprecated_and_gives_the_same_draws():
+    kw = dict(std=[1.0, 3.0], shape=(6, 12), amplitude=0.2, seed=5, dtype=torch.float64)
+    new = perlin_perturbations(2, **kw).to("cpu")
+    with pytest.warns(DeprecationWarning, match=r"device=\.\.\.\) is deprecated; move the result"):
+        old = perlin_perturbations(2, device="cpu", **kw)
+    torch.testing.assert_close(new, old, rtol=0, atol=0)
+    assert old.device.type == "cpu"
+    with pytest.raises(TypeError, match="devise"):
+        perlin_perturbations(2, devise="cpu", **kw)

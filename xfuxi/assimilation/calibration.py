@@ -8,12 +8,12 @@ way to know them in an operational system is from forecast-minus-analysis statis
 a past period: :func:`background_error_std` computes them for a model and a dataset of
 states (analyses or, in a twin experiment, the truth run of an *independent* period), and
 :func:`xfuxi.assimilate_4dvar` rescales each channel of the ensemble anomalies to them with
-``spread=`` (variance calibration that keeps the ensemble's correlations).
+``error_data.spread`` (variance calibration that keeps the ensemble's correlations).
 
 A shipped model carries such statistics in its checkpoint (:data:`BACKGROUND_ERROR_FILE`,
 listed in the checkpoint's manifest and the registry; :func:`save_background_error` writes
 it, :func:`model_background_error` reads it back, verified), and
-:func:`xfuxi.assimilate_4dvar` uses them when no ``spread=`` is given.
+:func:`xfuxi.assimilate_4dvar` uses them when no ``error_data.spread`` is given.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import xarray as xr
 
 from ..data.channels import WIND_COMPONENTS, channel_name, parse_channel_name, stack, unstack
 from ..data.schema import canonical_order
+from ..docstrings import docstring_parts
 from ..models.cascade import reject_cascade
 from ..models.checkpoint import (
     CONFIG,
@@ -245,6 +246,31 @@ def _finish(
     return out
 
 
+#: docstring parts of the forecast-error statistics: their errors, and a persistence model
+#: on a world that warms by 1 K every 6 hours, for the examples
+_doc = docstring_parts(
+    {
+        "raises": """\
+Raises
+------
+ValueError
+    Too few times, irregular time axis, or non-positive arguments.""",
+        "example_persistence": """\
+>>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
+>>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
+>>> lat, lon = [-45.0, 45.0], [0.0, 90.0, 180.0, 270.0]
+>>> model = xfuxi.wrap_model(Last(), channels=[("temperature", 500.0)], latitude=lat,
+...                          longitude=lon)
+>>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
+...                                  250.0 + np.arange(6.0)[:, None, None, None]
+...                                  * np.ones((6, 1, 2, 4)))},
+...                 coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"),
+...                         "level": [500], "latitude": lat, "longitude": lon})""",
+    }
+)
+
+
+@_doc
 def background_error_std(
     data: xr.Dataset,
     *,
@@ -259,7 +285,7 @@ def background_error_std(
     For ``n_samples`` start times drawn from ``data`` (reproducibly), the model is run
     ``lead_steps`` 6-hour steps from the states at ``t − Δ`` and ``t`` and compared with the
     state it is valid at; the result is the root-mean-square difference over samples and grid
-    points (plain grid mean, as the ``spread=`` rescaling of
+    points (plain grid mean, as the ``error_data.spread`` rescaling of
     :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar` measures it).
 
     Parameters
@@ -275,7 +301,7 @@ def background_error_std(
         Start times (at most the number available).
     seed : int, default 0
     by_latitude : bool, default False
-        Keep a ``latitude`` dim (RMS over samples and longitude only). As ``spread=`` it
+        Keep a ``latitude`` dim (RMS over samples and longitude only). As ``error_data.spread`` it
         rescales each latitude row of the ensemble to the error there; the Perlin
         ensemble's own spread is uneven across latitudes, and evening it out lowered the
         cycled analysis error on the embedded world (see the README).
@@ -285,28 +311,16 @@ def background_error_std(
     xarray.Dataset
         One variable per model variable (with ``level`` where it has levels, and
         ``latitude`` with ``by_latitude``), units of the variable; attrs record
-        ``lead_steps`` and ``n_samples``. Pass it as ``spread=``.
+        ``lead_steps`` and ``n_samples``. Pass it as ``error_data.spread``.
 
-    Raises
-    ------
-    ValueError
-        Too few times, irregular time axis, or non-positive arguments.
+    {{raises}}
 
     Examples
     --------
     A persistence model on a world that warms by 1 K every 6 hours: the error grows 1 K a
     step.
 
-    >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
-    >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
-    >>> lat, lon = [-45.0, 45.0], [0.0, 90.0, 180.0, 270.0]
-    >>> model = xfuxi.wrap_model(Last(), channels=[("temperature", 500.0)], latitude=lat,
-    ...                          longitude=lon)
-    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
-    ...                                  250.0 + np.arange(6.0)[:, None, None, None]
-    ...                                  * np.ones((6, 1, 2, 4)))},
-    ...                 coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"),
-    ...                         "level": [500], "latitude": lat, "longitude": lon})
+    {{example_persistence}}
     >>> background_error_std(ds, model=model, lead_steps=2).temperature.values.tolist()
     [2.0]
     >>> ds.fuxi.background_error_std(model=model, lead_steps=1).temperature.values.tolist()
@@ -329,6 +343,7 @@ def background_error_std(
                    lead_steps, picked.size)  # fmt: skip
 
 
+@_doc
 def forecast_error_samples(
     data: xr.Dataset,
     *,
@@ -345,7 +360,7 @@ def forecast_error_samples(
     the state it is valid at is one sample. Their covariance is a climatological
     background-error covariance with the structures of the model's own short-range errors
     (large-scale, systematic ones included) that a Perlin ensemble of the day does not
-    span. Pass it to :func:`xfuxi.assimilate_4dvar` as ``static_b=`` (hybrid B).
+    span. Pass it to :func:`xfuxi.assimilate_4dvar` as ``error_data.static_b`` (hybrid B).
 
     In a real system ``data`` are past analyses (forecast-minus-analysis statistics); in a
     twin experiment, the truth run of a period *independent* of the one assimilated.
@@ -368,25 +383,13 @@ def forecast_error_samples(
         where the variable has levels, ``latitude``, ``longitude``; float32; attrs record
         ``lead_steps`` and ``n_samples``.
 
-    Raises
-    ------
-    ValueError
-        Too few times, irregular time axis, or non-positive arguments.
+    {{raises}}
 
     Examples
     --------
     A persistence model on a world that warms by 1 K every 6 hours:
 
-    >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
-    >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
-    >>> lat, lon = [-45.0, 45.0], [0.0, 90.0, 180.0, 270.0]
-    >>> model = xfuxi.wrap_model(Last(), channels=[("temperature", 500.0)], latitude=lat,
-    ...                          longitude=lon)
-    >>> ds = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
-    ...                                  250.0 + np.arange(6.0)[:, None, None, None]
-    ...                                  * np.ones((6, 1, 2, 4)))},
-    ...                 coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"),
-    ...                         "level": [500], "latitude": lat, "longitude": lon})
+    {{example_persistence}}
     >>> e = forecast_error_samples(ds, model=model, lead_steps=1)
     >>> e.temperature.dims, np.unique(e.temperature.values).tolist()
     (('sample', 'level', 'latitude', 'longitude'), [-1.0])

@@ -2,6 +2,8 @@
 
 * :class:`BackgroundError` — the ensemble behind B: members, Perlin perturbations, hybrid
   weight of a static B, seed;
+* :class:`BackgroundErrorData` — the data behind B besides those settings: a calibrated
+  spread, a ready ensemble, static-B samples (Datasets, so not saved as JSON);
 * :class:`LocalizationOptions` — horizontal, vertical and cross-variable localization;
 * :class:`Window` — the assimilation window: analysis time, observation slots;
 * :class:`Minimiser` — L-BFGS settings;
@@ -14,6 +16,7 @@ configuration an analysis used is saved as JSON in its result's ``attrs["config"
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from .localization import Localization
 
 __all__ = [
     "BackgroundError",
+    "BackgroundErrorData",
     "LocalizationOptions",
     "Minimiser",
     "QualityControl",
@@ -143,6 +147,79 @@ class BackgroundError(Config):
     def balance_option(self) -> str | None:
         """``balance`` as the perturbation functions take it (None for ``"none"``)."""
         return None if self.balance == "none" else self.balance
+
+
+@dataclass(frozen=True)
+class BackgroundErrorData:
+    """The data behind B that is not a setting: a calibrated spread, ready members, static B.
+
+    Passed to :func:`xfuxi.assimilate_4dvar` as ``error_data``; every field defaults to
+    None (Perlin members, the model's own background-error std when it carries one).
+
+    Attributes
+    ----------
+    spread : xarray.Dataset, array (C,) or (C, H), "innovations" or "ensemble", optional
+        Background-error std per variable and level: the ensemble anomalies of each channel
+        are rescaled to it (``"innovations"``: estimated from the analysis' own t0
+        innovations; ``"ensemble"``: the ensemble's own spread).
+    members : xarray.Dataset, optional
+        A ready ensemble valid at t0 with a ``number`` dim, instead of Perlin members.
+    static_b : xarray.Dataset, optional
+        Samples of a static background error (``sample`` dim) for hybrid En4DVar.
+
+    Examples
+    --------
+    >>> data = BackgroundErrorData(spread="innovations")
+    >>> data.spread, data.members is None
+    ('innovations', True)
+    >>> data.replace(spread="ensemble").spread
+    'ensemble'
+    >>> BackgroundErrorData(spread="calibrated")
+    Traceback (most recent call last):
+    ...
+    ValueError: spread must be a Dataset, an array, 'innovations' or 'ensemble'; got 'calibrated'
+    """
+
+    spread: Any = None
+    members: Any = None
+    static_b: Any = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.spread, str) and self.spread not in ("innovations", "ensemble"):
+            raise ValueError(
+                "spread must be a Dataset, an array, 'innovations' or 'ensemble'; "
+                f"got {self.spread!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, data: BackgroundErrorData | dict | None) -> BackgroundErrorData:
+        """From a dict of fields (None: all defaults); an instance is returned as it is."""
+        if data is None:
+            return cls()
+        if isinstance(data, cls):
+            return data
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"error_data must be a BackgroundErrorData or a dict; got {type(data).__name__}"
+            )
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"unknown BackgroundErrorData field(s) {unknown}; valid: spread, members, static_b"
+            )
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> BackgroundErrorData:
+        """A copy with ``changes`` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            shown = repr(value) if value is None or isinstance(value, str) else type(value).__name__
+            parts.append(f"{f.name}={shown}")
+        return f"BackgroundErrorData({', '.join(parts)})"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ import torch
 import xarray as xr
 
 from ..config import config_with_legacy
+from ..docstrings import docstring_parts
 from ..files import atomic_write_json, read_marker, replace_directory
 from ..grid import area_weights
 from ..models.rollout import model_device, model_dtype
@@ -63,6 +64,19 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: docstring parts: a 10-member LETKF on a Lorenz-96 twin, for the examples
+_doc = docstring_parts(
+    {
+        "example_letkf": """\
+>>> from xfuxi.experiments.lorenz96 import Lorenz96Network, lorenz96_truth
+>>> from xfuxi.models.lorenz96 import lorenz96_model
+>>> method = LETKFMethod(options=LETKFOptions(n_members=10, qc_threshold=None),
+...                      localization=LocalizationOptions(length_scale=4.0, n_points=40),
+...                      initial=BackgroundError(amplitude=1.0, wavelength=1, octaves=1,
+...                                              perturbation_std=(1.0,)))""",
+    }
+)
 
 #: the kind recorded in the marker of a cycling store (see docs/safety.md)
 STORE_KIND = "cycle-run"
@@ -191,10 +205,32 @@ def _initial_members(
     return pair[None] + pert[:, None]
 
 
+def _letkf_update(
+    state: dict[str, torch.Tensor],
+    slots: Sequence[Any],
+    model: Any,
+    options: LETKFOptions,
+    localization: LocalizationOptions,
+) -> Any:
+    """The LETKF analysis of the members a cycle carries (``state["members"]``, inflation)."""
+    return letkf_analysis(
+        state["members"],
+        slots,
+        localization=localization,
+        latitude=model.latitude,
+        longitude=model.longitude,
+        channels=model.channels,
+        options=options,
+        inflation=float(state["inflation"]),
+        model=model,
+    )
+
+
 def _slots_arrays(slots: Sequence[Any]) -> torch.Tensor:
     return torch.cat([s.error.double() for s in slots]) if slots else torch.zeros(0)
 
 
+@_doc
 @dataclass
 class LETKFMethod(CycleMethod):
     """The LETKF as a cycling method (members carried between cycles).
@@ -216,12 +252,7 @@ class LETKFMethod(CycleMethod):
     --------
     Two cycles of a 10-member LETKF on a Lorenz-96 twin (:func:`cycle`):
 
-    >>> from xfuxi.experiments.lorenz96 import Lorenz96Network, lorenz96_truth
-    >>> from xfuxi.models.lorenz96 import lorenz96_model
-    >>> method = LETKFMethod(options=LETKFOptions(n_members=10, qc_threshold=None),
-    ...                      localization=LocalizationOptions(length_scale=4.0, n_points=40),
-    ...                      initial=BackgroundError(amplitude=1.0, wavelength=1, octaves=1,
-    ...                                              perturbation_std=(1.0,)))
+    {{example_letkf}}
     >>> run = cycle(lorenz96_truth(n_states=8, seed=1), Lorenz96Network(seed=2),
     ...             method=method, model=lorenz96_model(), progress=False,
     ...             config=CycleConfig(n_cycles=2, lead_steps=2, initial_error=1.0))
@@ -259,17 +290,7 @@ class LETKFMethod(CycleMethod):
         }
 
     def analyse(self, state, slots, *, model, generator):
-        res = letkf_analysis(
-            state["members"],
-            slots,
-            localization=self.localization,
-            latitude=model.latitude,
-            longitude=model.longitude,
-            channels=model.channels,
-            options=self.options,
-            inflation=float(state["inflation"]),
-            model=model,
-        )
+        res = _letkf_update(state, slots, model, self.options, self.localization)
         pair = res.members.mean(0)
         return CycleAnalysis(
             analysis=res.mean,
@@ -447,17 +468,8 @@ class En4DVarMethod(CycleMethod):
         new: dict[str, torch.Tensor] = {"pair": pair}
         spread = bspread = None
         if self.members == "cycled":
-            upd = letkf_analysis(
-                state["members"],
-                slots,
-                localization=self.letkf_localization or self.localization,
-                latitude=model.latitude,
-                longitude=model.longitude,
-                channels=model.channels,
-                options=self.letkf,
-                inflation=float(state["inflation"]),
-                model=model,
-            )
+            loc = self.letkf_localization or self.localization
+            upd = _letkf_update(state, slots, model, self.letkf, loc)
             mem = upd.members
             new["members"] = mem - mem.mean(0, keepdim=True) + pair[None]  # recentred
             new["inflation"] = torch.tensor(upd.inflation, dtype=torch.float64)
@@ -1081,6 +1093,7 @@ def _scores_only(ds: xr.Dataset) -> xr.Dataset:
     return ds[keep].drop_vars(["latitude", "longitude"], errors="ignore").load()
 
 
+@_doc
 def open_cycle(store: str | Path) -> xr.Dataset:
     """A cycling store's complete cycles as one Dataset (dim ``time``): scores and fields.
 
@@ -1091,12 +1104,7 @@ def open_cycle(store: str | Path) -> xr.Dataset:
     >>> import pathlib, tempfile
     >>> from xfuxi.assimilation.config import BackgroundError, LocalizationOptions
     >>> from xfuxi.assimilation.letkf import LETKFOptions
-    >>> from xfuxi.experiments.lorenz96 import Lorenz96Network, lorenz96_truth
-    >>> from xfuxi.models.lorenz96 import lorenz96_model
-    >>> method = LETKFMethod(options=LETKFOptions(n_members=10, qc_threshold=None),
-    ...                      localization=LocalizationOptions(length_scale=4.0, n_points=40),
-    ...                      initial=BackgroundError(amplitude=1.0, wavelength=1, octaves=1,
-    ...                                              perturbation_std=(1.0,)))
+    {{example_letkf}}
     >>> store = pathlib.Path(tempfile.mkdtemp()) / "letkf.zarr"
     >>> run = cycle(lorenz96_truth(n_states=8, seed=1), Lorenz96Network(seed=2),
     ...             method=method, model=lorenz96_model(), store=store, progress=False,

@@ -23,7 +23,9 @@ import xarray as xr
 
 from ..data.channels import stack, unstack
 from ..data.schema import canonical_order
+from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
+from ..observations.imager import DOC_PARTS as IMAGER_DOC_PARTS
 from ..observations.imager import ImagerError, NominalImager, check_radiances
 
 __all__ = [
@@ -316,6 +318,7 @@ def radiance_diagnostics(
     return ds
 
 
+@docstring_parts(IMAGER_DOC_PARTS)
 def assimilate_da(
     background: xr.Dataset,
     radiances: xr.Dataset | None = None,
@@ -366,19 +369,12 @@ def assimilate_da(
     An untrained network (its output head starts at zero: no increment yet) on a tiny
     column world, with the radiances of :func:`xfuxi.imager_observations`:
 
-    >>> import numpy as np, pandas as pd, xarray as xr, xfuxi
+    {{example_column_world}}
+    >>> import xfuxi
     >>> from xfuxi.models.base import NormStats
     >>> from xfuxi.models.fuxi_da import FuXiDA, FuXiDANet
     >>> lat, lon, levels = [-45.0, -15.0, 15.0, 45.0], np.arange(8) * 45.0, [250, 500, 700, 850]
-    >>> dims = ("time", "level", "latitude", "longitude")
-    >>> def column(values):  # the same profile at every time and grid point
-    ...     return dims, np.broadcast_to(np.array(values)[:, None, None], (2, 4, 4, 8)).copy()
-    >>> background = xr.Dataset(
-    ...     {"temperature": column([220.0, 250.0, 270.0, 280.0]),
-    ...      "passive_tracer": column([0.05, 0.2, 0.4, 0.5]),
-    ...      "surface_pressure": (("time", "latitude", "longitude"), np.full((2, 4, 8), 1e5))},
-    ...     coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
-    ...             "level": levels, "latitude": lat, "longitude": lon})
+    >>> background = column_world(lat, lon)
     >>> sensors = ["wv6.2", "ir10.8"]
     >>> radiances = xfuxi.imager_observations(background, channels=sensors, frames=[0.0])
     >>> channels = [(v, lv) for v in ("temperature", "passive_tracer") for lv in levels]

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..config import config_with_legacy
 from ..models.cascade import reject_cascade
 from ..models.registry import load_model
 from ..observations.sets import ObservationError, screen_observations
@@ -49,6 +50,7 @@ from .calibration import (
 from .config import (
     LEGACY_KEYWORDS,
     BackgroundError,
+    BackgroundErrorData,
     LocalizationOptions,
     Minimiser,
     QualityControl,
@@ -328,9 +330,7 @@ def assimilate_4dvar(
     window: Window | None = None,
     minimiser: Minimiser | None = None,
     quality_control: QualityControl | None = None,
-    spread: Any = None,
-    members: xr.Dataset | None = None,
-    static_b: xr.Dataset | None = None,
+    error_data: BackgroundErrorData | None = None,
     progress: bool | None = None,
     **deprecated: Any,
 ) -> En4DVarResult:
@@ -389,8 +389,12 @@ def assimilate_4dvar(
         the first of each group with a warning (``"first"``) — used as independent ones they
         would count several times over. Observations at one place and time with different
         values are used as independent ones.
-    spread : xarray.Dataset, array (C,) or (C, H), or "innovations", optional
-        Background-error std per variable and level (e.g. from
+    error_data : BackgroundErrorData or dict, optional
+        The data behind B (:class:`~xfuxi.assimilation.config.BackgroundErrorData`; by
+        default none).
+
+        ``spread`` (xarray.Dataset, array (C,) or (C, H), ``"innovations"`` or
+        ``"ensemble"``): background-error std per variable and level (e.g. from
         :func:`xfuxi.assimilation.calibration.background_error_std`): the one-step ensemble
         anomalies of each channel are rescaled to it (B variances calibrated, the
         flow-dependent correlations kept). With a ``latitude`` dim (``by_latitude=True``)
@@ -401,28 +405,31 @@ def assimilate_4dvar(
         the model carries (:func:`~xfuxi.assimilation.calibration.model_background_error`;
         the shipped ``fuxi-hs-t21`` has the per-latitude std of its 24-hour forecast error
         on the train split) for Perlin members when no ``perturbation_std`` is given;
-        otherwise (a model without statistics, ``members=``, a ``perturbation_std``) the
+        otherwise (a model without statistics, ``members``, a ``perturbation_std``) the
         ensemble's own spread. Which one was used is recorded in the result's
         ``attrs["background_error_std"]`` and ``attrs["config"]``. It rescales the
         ensemble part only.
-    members : xarray.Dataset, optional
-        A ready-made ensemble valid at t0 with a ``number`` dim (the WeatherBench2 layout
-        of :func:`xfuxi.ensemble`'s output, a ``time`` or ``prediction_timedelta`` of
-        length one allowed), e.g. a FuXi-ENS forecast or cycled members: B comes from it
-        instead of Perlin members (``n_members`` and the Perlin settings are then unused).
-    static_b : xarray.Dataset, optional
-        Samples of a static background error with a ``sample`` dim (the model's channels
-        and grid), e.g. from :func:`xfuxi.assimilation.calibration.forecast_error_samples`:
-        hybrid En4DVar with ``B = (1 − β) B_ens + β B_static``, the static part spanning the
-        climatological error structures (large scales, systematic model errors) that fresh
-        Perlin perturbations do not.
+
+        ``members`` (xarray.Dataset): a ready-made ensemble valid at t0 with a ``number``
+        dim (the WeatherBench2 layout of :func:`xfuxi.ensemble`'s output, a ``time`` or
+        ``prediction_timedelta`` of length one allowed), e.g. a FuXi-ENS forecast or cycled
+        members: B comes from it instead of Perlin members (``n_members`` and the Perlin
+        settings are then unused).
+
+        ``static_b`` (xarray.Dataset): samples of a static background error with a
+        ``sample`` dim (the model's channels and grid), e.g. from
+        :func:`xfuxi.assimilation.calibration.forecast_error_samples`: hybrid En4DVar with
+        ``B = (1 − β) B_ens + β B_static``, the static part spanning the climatological
+        error structures (large scales, systematic model errors) that fresh Perlin
+        perturbations do not.
     progress : bool, optional
         Progress bars (default: the global option).
     **deprecated
         The older flat keywords (``n_members``, ``amplitude``, ``wavelength``, ``octaves``,
         ``perturbation_std``, ``hybrid_weight``, ``balance``, ``member_chunk``, ``seed``,
         ``n_slots``, ``time``, ``increment_previous``, ``max_iter``, ``gtol``,
-        ``optimizer``, ``qc_threshold``, ``strict``) still work: each is mapped onto its
+        ``optimizer``, ``qc_threshold``, ``strict``; and ``spread``, ``members``,
+        ``static_b``, now fields of ``error_data``) still work: each is mapped onto its
         configuration with a ``DeprecationWarning`` naming the new option.
 
     Returns
@@ -477,6 +484,14 @@ def assimilate_4dvar(
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         model = load_model(model)
     reject_cascade(model)
+    data = config_with_legacy(
+        BackgroundErrorData,
+        error_data,
+        {k: deprecated.pop(k) for k in ("spread", "members", "static_b") if k in deprecated},
+        "assimilate_4dvar",
+        parameter="error_data",
+    )
+    spread, members, static_b = data.spread, data.members, data.static_b
     if deprecated.get("perturbation_std") is not None:
         deprecated["perturbation_std"] = channel_values(
             deprecated["perturbation_std"], model.channels, name="perturbation_std"
@@ -502,10 +517,6 @@ def assimilate_4dvar(
         model.channels,
         name="perturbation_std",
     )
-    if isinstance(spread, str) and spread not in ("innovations", "ensemble"):
-        raise ValueError(
-            f"spread must be a Dataset, an array, 'innovations' or 'ensemble'; got {spread!r}"
-        )
     adaptive = isinstance(spread, str) and spread == "innovations"
     shipped = None
     if spread is None and members is None and opts.perturbation_std is None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..docstrings import docstring_parts
 from ..models.rollout import model_device, model_dtype
 from ..options import progress_enabled
 from ..perturbations.balanced import balanced_perturbations
@@ -30,6 +31,22 @@ __all__ = [
     "perlin_state_perturbations",
     "resolve_balance",
 ]
+
+#: docstring parts: the model, and how members are drawn and run
+_doc = docstring_parts(
+    {
+        "model": """\
+model : ForecastModel
+    Differentiable model with the contract ``(B, 2, C, H, W) → (B, C, H, W)``.""",
+        "run": """\
+generator : torch.Generator, optional
+    Draws the perturbations (default: seeded with 0).
+dtype : torch.dtype, optional
+    Model dtype (default: the model's).
+progress : bool, optional
+    Progress bar over member chunks (default: the global option).""",
+    }
+)
 
 _PERLIN_KEYWORDS = (
     "n_members",
@@ -108,6 +125,7 @@ def perlin_state_perturbations(
     )
 
 
+@_doc
 def ensemble_members(
     model: torch.nn.Module,
     before: torch.Tensor,
@@ -124,7 +142,7 @@ def ensemble_members(
 
     Parameters
     ----------
-    model : ForecastModel
+    {{model}}
     before, start : Tensor (C, H, W)
         Background at t0 − 12 h and t0 − 6 h (the model's input pair). The same
         perturbation is added to both (a perturbation of the state, not of its tendency).
@@ -136,11 +154,7 @@ def ensemble_members(
     perturbations : Tensor (N, C, H, W), optional
         Ready-made perturbations (e.g. cycled ones) instead of Perlin noise; the Perlin
         settings are then unused.
-    generator : torch.Generator, optional
-        Default: seeded with 0.
-    dtype : torch.dtype, optional
-        Model dtype (default: the model's).
-    progress : bool, optional
+    {{run}}
     **deprecated
         The older flat keywords (``n_members``, ``std``, ``amplitude``, ``chunk``, ...),
         mapped onto ``background_error`` with a ``DeprecationWarning``.
@@ -252,6 +266,7 @@ def _check_static(static: torch.Tensor, state_shape: tuple[int, ...]) -> None:
         raise ValueError("static samples contain NaN or infinite values")
 
 
+@_doc
 def background_anomalies(
     model: torch.nn.Module,
     background: torch.Tensor,
@@ -267,9 +282,12 @@ def background_anomalies(
 ) -> torch.Tensor:
     """The columns of B's square root, ``(N [+ K], C, H, W)`` float64.
 
+    The anomalies of the members (Perlin members drawn here, or ``members`` given), rescaled
+    to ``spread`` if given, then those of ``static`` samples for a hybrid B.
+
     Parameters
     ----------
-    model : ForecastModel
+    {{model}}
     background : Tensor (3, C, H, W)
         Background at t0 − 2Δ, t0 − Δ and t0 (members start from the first two).
     background_error : BackgroundError
@@ -283,8 +301,7 @@ def background_anomalies(
         ensemble is generated).
     spread, spread_groups
         B variance calibration of the ensemble part, as for :func:`ensemble_anomalies`.
-    generator, dtype, progress
-        As for :func:`ensemble_members`.
+    {{run}}
     """
     beta = float(background_error.hybrid_weight)
     if static is not None:

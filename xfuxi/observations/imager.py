@@ -52,13 +52,17 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..config import Config, config_with_legacy, field
 from ..constants import EARTH_RADIUS
+from ..docstrings import docstring_parts
 
 __all__ = [
     "CHANNELS",
+    "DOC_PARTS",
     "GEOSTATIONARY_RADIUS",
     "ImagerChannel",
     "ImagerError",
+    "ImagerErrors",
     "NominalImager",
     "RadianceOperator",
     "brightness_temperature",
@@ -69,6 +73,24 @@ __all__ = [
     "weighting_functions",
     "zenith_angle",
 ]
+
+#: docstring parts, here and in the radiance assimilation: a tiny world for the examples,
+#: ``column_world(lat, lon)``, with one temperature and tracer profile at every point
+DOC_PARTS = {
+    "example_column_world": """\
+>>> import numpy as np, pandas as pd, xarray as xr
+>>> def column_world(lat, lon):  # the same profile at every time and grid point
+...     dims, shape = ("time", "level", "latitude", "longitude"), (2, 4, len(lat), len(lon))
+...     def column(values):
+...         return dims, np.broadcast_to(np.array(values)[:, None, None], shape).copy()
+...     return xr.Dataset(
+...         {"temperature": column([220.0, 250.0, 270.0, 280.0]),
+...          "passive_tracer": column([0.05, 0.2, 0.4, 0.5]),
+...          "surface_pressure": (dims[:1] + dims[2:], np.full(shape[:1] + shape[2:], 1e5))},
+...         coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
+...                 "level": [250.0, 500.0, 700.0, 850.0], "latitude": lat, "longitude": lon})""",
+}
+_doc = docstring_parts(DOC_PARTS)
 
 #: distance of a geostationary satellite from the Earth's centre (m)
 GEOSTATIONARY_RADIUS = 42_164_000.0
@@ -125,6 +147,46 @@ CHANNELS: dict[str, ImagerChannel] = {
     "ir12.0": ImagerChannel(12.0, 0.1, 3.0, 0.2, (-0.2, 0.2, 0.3), 0.03),
     "co2_13.3": ImagerChannel(13.3, 2.8, 2.0, 0.3, (0.7, 0.5, -0.2), -0.03),
 }
+
+
+@dataclass(frozen=True)
+class ImagerErrors(Config):
+    """What separates the truth's radiances from the nominal clear-sky operator.
+
+    The clouds and the channel biases, instrument noise, spectroscopy error and bias drift
+    that :func:`imager_observations` adds to the truth (a real system knows none of them);
+    all off, the radiances are the nominal operator's clear-sky values.
+
+    Examples
+    --------
+    >>> ImagerErrors().clouds, ImagerErrors().cloud_threshold
+    (True, 0.35)
+    >>> nominal = ImagerErrors(clouds=False, bias=False, noise=False, spectroscopy=False)
+    >>> nominal.replace(drift=1.5).drift
+    1.5
+    """
+
+    clouds: bool = field(True, help="clouds in the truth")
+    cloud_threshold: float = field(
+        0.35, help="threshold of the cloud index (higher: fewer; 0.35 gives about 40 percent)"
+    )
+    bias: bool = field(True, help="channel biases (zenith-angle and scene dependent)")
+    noise: bool = field(True, help="Gaussian instrument noise")
+    spectroscopy: bool = field(True, help="absorption coefficients off by a few percent")
+    drift: float = field(0.0, help="slow bias drift, K per 30 days (one sign for all channels)")
+
+    def __post_init__(self) -> None:
+        for name in ("clouds", "bias", "noise", "spectroscopy"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise ImagerError(f"{name} must be True or False; got {value!r}")
+            object.__setattr__(self, name, bool(value))
+        for name in ("cloud_threshold", "drift"):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float, np.integer, np.floating))
+            if isinstance(value, (bool, np.bool_)) or not number or not math.isfinite(value):
+                raise ImagerError(f"{name} must be a finite number; got {value!r}")
+            object.__setattr__(self, name, float(value))
 
 
 def _check_channels(channels: Sequence[str] | str) -> tuple[str, ...]:
@@ -482,6 +544,7 @@ def _check_truth(truth: xr.Dataset) -> xr.Dataset:
     return truth[list(STATE_VARIABLES)].transpose("time", "level", "latitude", "longitude")
 
 
+@_doc
 def imager_observations(
     truth: xr.Dataset,
     *,
@@ -490,13 +553,9 @@ def imager_observations(
     frames: Sequence[float] = (-2.0, 0.0, 2.0),
     times: Any = None,
     max_zenith: float = 70.0,
-    clouds: bool = True,
-    bias: bool = True,
-    noise: bool = True,
-    spectroscopy: bool = True,
-    drift: float = 0.0,
-    cloud_threshold: float = 0.35,
+    errors: ImagerErrors | dict | None = None,
     seed: int = 0,
+    **legacy: Any,
 ) -> xr.Dataset:
     """Radiances of a synthetic geostationary infrared imager, drawn from a truth.
 
@@ -516,16 +575,18 @@ def imager_observations(
         Analysis times. Default: every truth time whose frames lie within the truth's times.
     max_zenith : float, default 70
         No data beyond this satellite zenith angle (degrees).
-    clouds, bias, noise, spectroscopy : bool, default True
-        Switch the truth's clouds, channel biases, instrument noise and spectroscopy error
-        (all off: the nominal operator's clear-sky values).
-    drift : float, default 0
-        Slow bias drift (K per 30 days, the same sign for every channel), from the first
-        analysis time.
-    cloud_threshold : float, default 0.35
-        Threshold of the cloud index (higher: fewer clouds; the default gives about 40%).
+    errors : ImagerErrors or dict, optional
+        The truth's clouds (``clouds``, ``cloud_threshold``: higher, fewer clouds; the
+        default 0.35 gives about 40%), channel biases, instrument noise and spectroscopy
+        error (each switched by a bool; all off: the nominal operator's clear-sky values)
+        and ``drift``, a slow bias drift (K per 30 days, the same sign for every channel)
+        from the first analysis time. Default :class:`ImagerErrors`: all on, no drift.
     seed : int, default 0
         Seeds the texture of the clouds and the noise.
+    **legacy
+        The older keywords ``clouds``, ``bias``, ``noise``, ``spectroscopy``, ``drift`` and
+        ``cloud_threshold`` still work, with a ``DeprecationWarning``: each is a field of
+        ``errors``.
 
     Returns
     -------
@@ -547,19 +608,10 @@ def imager_observations(
     Clear-sky radiances, without errors, of a tiny column world seen from 105°E (the pixels
     at 300°E are out of sight):
 
-    >>> import numpy as np, pandas as pd, xarray as xr
-    >>> dims = ("time", "level", "latitude", "longitude")
-    >>> def column(values):  # the same profile at every time and grid point
-    ...     return dims, np.broadcast_to(np.array(values)[:, None, None], (2, 4, 3, 4)).copy()
-    >>> ds = xr.Dataset(
-    ...     {"temperature": column([220.0, 250.0, 270.0, 280.0]),
-    ...      "passive_tracer": column([0.05, 0.2, 0.4, 0.5]),
-    ...      "surface_pressure": (("time", "latitude", "longitude"), np.full((2, 3, 4), 1e5))},
-    ...     coords={"time": pd.date_range("2000-01-01", periods=2, freq="6h"),
-    ...             "level": [250.0, 500.0, 700.0, 850.0], "latitude": [-30.0, 0.0, 30.0],
-    ...             "longitude": [60.0, 105.0, 150.0, 300.0]})
-    >>> clear = dict(channels=["wv6.2", "ir10.8"], frames=[0.0], clouds=False, bias=False,
-    ...              noise=False, spectroscopy=False)
+    {{example_column_world}}
+    >>> ds = column_world([-30.0, 0.0, 30.0], [60.0, 105.0, 150.0, 300.0])
+    >>> nominal = ImagerErrors(clouds=False, bias=False, noise=False, spectroscopy=False)
+    >>> clear = dict(channels=["wv6.2", "ir10.8"], frames=[0.0], errors=nominal)
     >>> rad = imager_observations(ds, **clear)
     >>> rad["brightness_temperature"].dims
     ('time', 'frame', 'sensor_channel', 'latitude', 'longitude')
@@ -577,6 +629,10 @@ def imager_observations(
         ds = xfuxi.held_suarez("validation", days=2, resolution="T21")
         rad = ds.fuxi.imager_observations(satellites=[105.0, 225.0])
     """
+    err = config_with_legacy(
+        ImagerErrors, errors, legacy, "imager_observations", parameter="errors"
+    )
+    clouds, bias, noise, drift = err.clouds, err.bias, err.noise, err.drift
     truth = _check_truth(truth)
     names = _check_channels(channels)
     offsets = np.asarray(frames, dtype="float64")
@@ -621,14 +677,14 @@ def imager_observations(
             pc = em = None
             if clouds:
                 texture = 0.85 * base_texture + 0.5 * _smooth_noise(rng, shape2)
-                top, emis = _clouds(temp, trac, ps, levels, texture, thin, cloud_threshold)
+                top, emis = _clouds(temp, trac, ps, levels, texture, thin, err.cloud_threshold)
                 cloudy[i, f] = np.isfinite(top) & seen
                 pc, em = torch.as_tensor(top), torch.as_tensor(emis)
             with torch.no_grad():
                 kw = dict(levels=levels, channels=names)
                 clear = brightness_temperature(
                     torch.as_tensor(temp), torch.as_tensor(trac), torch.as_tensor(ps), zen_t,
-                    spectroscopy=spectroscopy, **kw,
+                    spectroscopy=err.spectroscopy, **kw,
                 ).numpy()  # fmt: skip
                 value = (
                     clear
@@ -636,7 +692,7 @@ def imager_observations(
                     else brightness_temperature(
                         torch.as_tensor(temp), torch.as_tensor(trac), torch.as_tensor(ps),
                         zen_t, cloud_pressure=pc, cloud_emissivity=em,
-                        spectroscopy=spectroscopy, **kw,
+                        spectroscopy=err.spectroscopy, **kw,
                     ).numpy()
                 )  # fmt: skip
             for c, name in enumerate(names):
@@ -686,7 +742,7 @@ def imager_observations(
             "clouds": int(clouds),
             "bias": int(bias),
             "noise": int(noise),
-            "spectroscopy": int(spectroscopy),
+            "spectroscopy": int(err.spectroscopy),
             "drift_K_per_30_days": float(drift),
             "seed": int(seed),
             "satellite_longitudes": [float(x) for x in np.atleast_1d(satellites)],

@@ -31,6 +31,7 @@ import xarray as xr
 
 from ..data.channels import channels_of, stack
 from ..data.schema import SchemaError, validate
+from ..docstrings import docstring_parts
 from .interpolation import LONGITUDE_RANGE, REJECT_REASONS, observation_weights
 
 __all__ = [
@@ -46,6 +47,22 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: docstring parts shared by the synthetic networks (the truth, and a truth for examples)
+_doc = docstring_parts(
+    {
+        "truth": """\
+truth : xarray.Dataset
+    Canonical data with a ``time`` dim: the world observed.""",
+        "example_truth": """\
+>>> import xarray as xr
+>>> truth = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
+...                     np.zeros((1, 3, 4)))},
+...                    coords={"time": [np.datetime64("2000-01-01", "ns")],
+...                            "latitude": [-60.0, 0.0, 60.0],
+...                            "longitude": [0, 90, 180, 270.0]})""",
+    }
+)
 
 
 class ObservationError(ValueError):
@@ -414,6 +431,7 @@ def single_observation(
     )
 
 
+@_doc
 def random_observations(
     truth: xr.Dataset,
     *,
@@ -431,12 +449,7 @@ def random_observations(
 
     Examples
     --------
-    >>> import xarray as xr
-    >>> truth = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
-    ...                     np.zeros((1, 3, 4)))},
-    ...                    coords={"time": [np.datetime64("2000-01-01", "ns")],
-    ...                            "latitude": [-60.0, 0.0, 60.0],
-    ...                            "longitude": [0, 90, 180, 270.0]})
+    {{example_truth}}
     >>> obs = random_observations(truth, n=5, variables=["temperature"], error=1.0, seed=0)
     >>> obs.sizes["obs"], bool((abs(obs["latitude"]) <= 90).all())
     (5, True)
@@ -456,6 +469,7 @@ def random_observations(
     return _finish(truth, list(var), lat, lon, lev, tim, error, rng, True, "random")
 
 
+@_doc
 def radiosonde_observations(
     truth: xr.Dataset,
     *,
@@ -471,7 +485,7 @@ def radiosonde_observations(
 
     Parameters
     ----------
-    truth : xarray.Dataset
+    {{truth}}
     error : float or mapping variable → float
     n_sites : int, optional
         Number of random sites (uniform in area). Exactly one of ``n_sites``/``sites``.
@@ -532,6 +546,7 @@ def radiosonde_observations(
     return _finish_rows(truth, rows, error, rng, "radiosonde", (variables, levels, times))
 
 
+@_doc
 def region_observations(
     truth: xr.Dataset,
     *,
@@ -550,12 +565,7 @@ def region_observations(
 
     Examples
     --------
-    >>> import xarray as xr
-    >>> truth = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
-    ...                     np.zeros((1, 3, 4)))},
-    ...                    coords={"time": [np.datetime64("2000-01-01", "ns")],
-    ...                            "latitude": [-60.0, 0.0, 60.0],
-    ...                            "longitude": [0, 90, 180, 270.0]})
+    {{example_truth}}
     >>> obs = region_observations(truth, latitude=(-10, 70), longitude=(250, 100),
     ...                           variables=["temperature"], error=1.0, seed=0)
     >>> sorted(set(obs["longitude"].values.tolist()))
@@ -585,6 +595,13 @@ def region_observations(
                     for lo_ in in_lon:
                         rows.append((v, la, lo_, lv, t))
     return _finish_rows(truth, rows, error, rng, "region", (variables, levels, times))
+
+
+def _operator_columns(obs: xr.Dataset) -> dict[str, np.ndarray]:
+    """The observation metadata the operator takes (``obs_variable``, ...), from ``obs``."""
+    return {
+        f"obs_{name}": obs[name].values for name in ("variable", "latitude", "longitude", "level")
+    }
 
 
 def screen_observations(
@@ -657,15 +674,7 @@ def screen_observations(
     reason[~np.isfinite(value)] = "nan_value"
     reason[(reason == "") & ~(err > 0)] = "bad_error"
     reason[(reason == "") & ~np.isfinite(err)] = "bad_error"
-    _, why = observation_weights(
-        channels,
-        latitude,
-        longitude,
-        obs_variable=obs["variable"].values,
-        obs_latitude=obs["latitude"].values,
-        obs_longitude=obs["longitude"].values,
-        obs_level=obs["level"].values,
-    )
+    _, why = observation_weights(channels, latitude, longitude, **_operator_columns(obs))
     fill = (reason == "") & (why != "")
     reason[fill] = why[fill]
     slots = np.asarray(slot_times, dtype="M8[ns]")
@@ -726,15 +735,7 @@ def screen_observations(
         log.info("rejected %d of %d observations: %s", n_bad, m, counts)
     keep = np.nonzero(reason == "")[0]
     used = obs.isel(obs=keep).assign_coords(slot=("obs", slot[keep]))
-    op, why2 = build_operator(
-        channels,
-        latitude,
-        longitude,
-        obs_variable=used["variable"].values,
-        obs_latitude=used["latitude"].values,
-        obs_longitude=used["longitude"].values,
-        obs_level=used["level"].values,
-    )
+    op, why2 = build_operator(channels, latitude, longitude, **_operator_columns(used))
     if np.any(why2 != ""):  # cannot happen: same checks
         raise SchemaError("internal error: screened observations failed the operator")
     return used, op, reason.astype(str), counts

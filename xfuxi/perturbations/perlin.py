@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -239,7 +240,6 @@ def perlin_perturbations(
     periodic: bool | Sequence[bool] | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
-    device: Any = None,
     dtype: torch.dtype = torch.float32,
     **legacy: Any,
 ) -> torch.Tensor:
@@ -259,8 +259,10 @@ def perlin_perturbations(
         Wavelength and octaves of the noise (default ``PerlinScales()``); every channel gets
         its own independent noise. The old keywords ``wavelength``, ``octaves`` and
         ``persistence`` still work, with a ``DeprecationWarning``.
-    periodic, seed, generator, device, dtype
-        As for :func:`perlin_noise`.
+    periodic, seed, generator, dtype
+        As for :func:`perlin_noise`. The noise is drawn on the CPU (move the result with
+        ``.to(device)``; the old keyword ``device`` still works, with a
+        ``DeprecationWarning``).
 
     Returns
     -------
@@ -287,6 +289,13 @@ def perlin_perturbations(
     >>> round(float((p / torch.tensor([1.0, 10.0]).view(1, 2, 1, 1)).std()), 3)
     0.1
     """
+    if "device" in legacy:
+        warnings.warn(
+            "perlin_perturbations(device=...) is deprecated; move the result with .to(device)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    device = legacy.pop("device", None)
     scales = perlin_scales(scales, legacy, "perlin_perturbations")
     std_arr = np.asarray(std, dtype="float64")
     if std_arr.ndim != 1:
