@@ -128,6 +128,13 @@ def test_network_input_mismatch_is_refused():
         FuXiDANet(C, 0, width=4, scales=3)(torch.randn(1, C, 6, 16))
 
 
+def test_statistics_of_another_channel_count_are_refused():
+    net = FuXiDANet(C, 0, width=4, scales=2)
+    with pytest.raises(ValueError, match=rf"stats.mean has shape \({C - 1},\); expected \({C},\)"):
+        FuXiDA(net, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+               longitude=tiny_da.LON, stats=NormStats.identity(C - 1))  # fmt: skip
+
+
 def test_shipped_models_load():
     from xfuxi.models.checkpoint import read_registry
     from xfuxi.models.fuxi_da import shipped_da_models
