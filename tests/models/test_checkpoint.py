@@ -170,6 +170,37 @@ def test_model_loaded_by_path_is_verified(tmp_path):
         load_model(d2)
 
 
+def _with_config(d, tmp_path, name, kind, change):
+    """A copy of checkpoint ``d`` of ``kind`` whose config.json is ``change(config)``."""
+    files = {p.name: p.read_bytes() for p in d.iterdir() if not p.name.startswith(".")}
+    files.pop("manifest.json")
+    files["config.json"] = json.dumps(change(json.loads(files["config.json"]))).encode()
+    return write_checkpoint(tmp_path / name, files, kind=kind)
+
+
+def test_configs_that_cannot_rebuild_the_object_name_the_file(tmp_path):
+    """Every kind: a missing entry, a bad value, weights that do not fit (CheckpointError)."""
+    from xfuxi.models.ens import PerturbationVAE, load_perturbation, save_perturbation
+
+    d = save_model(_model(), tmp_path / "m")
+    drop_stats = _with_config(d, tmp_path, "m1", "forecast-model",
+                              lambda c: {k: v for k, v in c.items() if k != "stats"})  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"m1/config\.json lacks the entry 'stats'"):
+        load_model(drop_stats)
+    bad_std = {**json.loads((d / "config.json").read_text())["stats"], "std": [-1.0] * 3}
+    negative = _with_config(d, tmp_path, "m2", "forecast-model", lambda c: {**c, "stats": bad_std})
+    with pytest.raises(CheckpointError, match=r"m2/config\.json: normalization statistic 'std'"):
+        load_model(negative)
+    v = save_perturbation(PerturbationVAE(CHANNELS, (8, 16), hidden=4, latent=2), tmp_path / "v")
+    no_hidden = _with_config(v, tmp_path, "v1", "perturbation",
+                             lambda c: {k: x for k, x in c.items() if k != "hidden"})  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"v1/config\.json lacks the entry 'hidden'"):
+        load_perturbation(no_hidden)
+    wider = _with_config(v, tmp_path, "v2", "perturbation", lambda c: {**c, "hidden": 8})
+    with pytest.raises(CheckpointError, match=r"v2: weights do not fit the config"):
+        load_perturbation(wider)
+
+
 def test_truncated_missing_or_unreadable_files_name_the_path(tmp_path):
     """Issue 20 (weak): truncated/corrupt safetensors and invalid JSON name the file."""
     d = save_model(_model(), tmp_path / "m")

@@ -114,6 +114,29 @@ def test_checkpoint_round_trip(tmp_path):
         load_da_model(path)
 
 
+def test_configs_that_cannot_rebuild_the_model_name_the_file(tmp_path):
+    import json
+
+    from xfuxi.models.checkpoint import write_checkpoint
+
+    path = save_da_model(tiny_da_model(), tmp_path / "da")
+
+    def changed(name, change):
+        files = {p.name: p.read_bytes() for p in path.iterdir() if not p.name.startswith(".")}
+        files.pop("manifest.json")
+        files["config.json"] = json.dumps(change(json.loads(files["config.json"]))).encode()
+        return write_checkpoint(tmp_path / name, files, kind="da-model")
+
+    with pytest.raises(CheckpointError, match=r"d1 is not a FuXi-DA checkpoint \(format 'x'"):
+        load_da_model(changed("d1", lambda c: {**c, "format": "x"}))
+    with pytest.raises(CheckpointError, match=r"d2/config\.json lacks the entry 'frames'"):
+        load_da_model(changed("d2", lambda c: {k: v for k, v in c.items() if k != "frames"}))
+    with pytest.raises(CheckpointError, match=r"d3/config\.json: .*unexpected keyword"):
+        load_da_model(changed("d3", lambda c: {**c, "net": {**c["net"], "colour": 1}}))
+    with pytest.raises(CheckpointError, match=r"d4: weights do not fit the config"):
+        load_da_model(changed("d4", lambda c: {**c, "net": {**c["net"], "width": 8}}))
+
+
 def test_network_input_mismatch_is_refused():
     net = FuXiDANet(C, 5, width=4, scales=2)
     with pytest.raises(ValueError, match="observation channels"):
@@ -126,6 +149,13 @@ def test_network_input_mismatch_is_refused():
                sensor_channels=["x"])  # fmt: skip
     with pytest.raises(ValueError, match="not divisible"):
         FuXiDANet(C, 0, width=4, scales=3)(torch.randn(1, C, 6, 16))
+
+
+def test_statistics_of_another_channel_count_are_refused():
+    net = FuXiDANet(C, 0, width=4, scales=2)
+    with pytest.raises(ValueError, match=rf"stats.mean has shape \({C - 1},\); expected \({C},\)"):
+        FuXiDA(net, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+               longitude=tiny_da.LON, stats=NormStats.identity(C - 1))  # fmt: skip
 
 
 def test_shipped_models_load():

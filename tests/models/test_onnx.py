@@ -72,6 +72,16 @@ def test_bad_graph_is_a_clear_error(tmp_path):
         import_onnx(path, channels=CHANNELS, latitude=LAT, longitude=LON)
 
 
+def test_layout_keywords_are_those_of_wrap_model(original, tmp_path):
+    path = export_onnx(original, tmp_path / "m.onnx")
+    with pytest.raises(TypeError, match="channels"):
+        import_onnx(path, latitude=LAT, longitude=LON)
+    with pytest.raises(TypeError, match="timestep"):
+        import_onnx(path, channels=CHANNELS, latitude=LAT, longitude=LON, timestep=3)
+    model = import_onnx(path, name="mine", channels=CHANNELS, latitude=LAT, longitude=LON)
+    assert (model.name, model.residual, model.channels) == ("mine", False, tuple(CHANNELS))
+
+
 def test_export_never_replaces_an_existing_file_unasked(original, tmp_path):
     target = tmp_path / "mine.onnx"
     target.write_text("precious")

@@ -420,27 +420,20 @@ class QualityControl(Config):
             raise ValueError(f"duplicates must be 'refuse' or 'first'; got {self.duplicates!r}")
 
 
-#: old flat keyword -> (configuration argument, field) for the deprecated keywords
+#: old flat keyword -> (configuration argument, field) for the deprecated keywords; each old
+#: keyword is the name of the field that took its place
 LEGACY_KEYWORDS: dict[str, tuple[str, str]] = {
-    "n_members": ("background_error", "n_members"),
-    "amplitude": ("background_error", "amplitude"),
-    "wavelength": ("background_error", "wavelength"),
-    "octaves": ("background_error", "octaves"),
-    "persistence": ("background_error", "persistence"),
-    "balance": ("background_error", "balance"),
-    "perturbation_std": ("background_error", "perturbation_std"),
-    "hybrid_weight": ("background_error", "hybrid_weight"),
-    "member_chunk": ("background_error", "member_chunk"),
-    "seed": ("background_error", "seed"),
-    "n_slots": ("window", "n_slots"),
-    "time": ("window", "time"),
-    "increment_previous": ("window", "increment_previous"),
-    "max_iter": ("minimiser", "max_iter"),
-    "gtol": ("minimiser", "gtol"),
-    "optimizer": ("minimiser", "optimizer"),
-    "qc_threshold": ("quality_control", "qc_threshold"),
-    "strict": ("quality_control", "strict"),
-}
+    name: (argument, name)
+    for argument, names in (
+        ("background_error", ("n_members", "amplitude", "wavelength", "octaves", "persistence",
+                              "balance", "perturbation_std", "hybrid_weight", "member_chunk",
+                              "seed")),
+        ("window", ("n_slots", "time", "increment_previous")),
+        ("minimiser", ("max_iter", "gtol", "optimizer")),
+        ("quality_control", ("qc_threshold", "strict")),
+    )
+    for name in names
+}  # fmt: skip
 
 _CLASSES: dict[str, type[Config]] = {
     "background_error": BackgroundError,

@@ -94,7 +94,7 @@ def equiangular_grid(n_longitude: int, n_latitude: int, *, poles: bool) -> xr.Da
     Returns
     -------
     xarray.Dataset
-        Coordinates ``latitude`` (ascending) and ``longitude`` only.
+        As :func:`gaussian_grid`'s, on this grid.
 
     Examples
     --------

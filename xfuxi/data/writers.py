@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..docstrings import docstring_parts
 from ..files import OutputExistsError, atomic_write_file, replace_directory
 from .schema import CANONICAL_DIMS, VARIABLES, SchemaError, validate
 
@@ -39,6 +40,20 @@ __all__ = [
 
 #: the ``kind`` recorded in the marker of a WeatherBench2 store written by xfuxi
 WEATHERBENCH2_KIND = "weatherbench2-zarr"
+
+#: the outcome both writers document alike: ``path`` back, or an output never replaced
+_doc = docstring_parts({
+    "written_returns": """\
+Returns
+-------
+pathlib.Path
+    ``path``.
+
+Raises
+------
+xfuxi.files.OutputExistsError
+    ``path`` exists and may not be replaced.""",
+})  # fmt: skip
 
 _COORD_ATTRS: dict[str, dict[str, str]] = {
     "time": {"long_name": "time", "standard_name": "time"},
@@ -149,6 +164,7 @@ def _with_plain_attrs(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+@_doc
 def write_weatherbench2(
     ds: xr.Dataset,
     path: str | os.PathLike[str],
@@ -176,18 +192,10 @@ def write_weatherbench2(
     metadata : mapping, optional
         Extra JSON-serialisable entries for the store's marker file.
 
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
+    {{written_returns}}
     SchemaError
         ``ds`` cannot be written in WeatherBench2's layout (see
         :func:`to_weatherbench2_layout`).
-    xfuxi.files.OutputExistsError
-        ``path`` exists and may not be replaced.
 
     Examples
     --------
@@ -331,6 +339,7 @@ def to_cf_layout(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+@_doc
 def write_netcdf(
     ds: xr.Dataset,
     path: str | os.PathLike[str],
@@ -352,15 +361,7 @@ def write_netcdf(
     compress : bool, default True
         Compress the data variables (zlib, level 4; lossless).
 
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    xfuxi.files.OutputExistsError
-        ``path`` exists and may not be replaced.
+    {{written_returns}}
     SchemaError
         ``ds`` cannot be brought into the layout (see :func:`to_cf_layout`).
 

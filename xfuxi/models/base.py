@@ -32,7 +32,9 @@ __all__ = [
     "PLAUSIBLE_VALUE_STDS",
     "ForecastModel",
     "NormStats",
+    "check_input_pair",
     "check_plausible",
+    "register_stats_buffers",
     "wrap_model",
 ]
 
@@ -159,6 +161,48 @@ def _positive_hours(value: Any) -> float:
     return float(value)
 
 
+def register_stats_buffers(module: torch.nn.Module, stats: NormStats, n_channels: int) -> None:
+    """Give ``module`` the buffers ``_mean``, ``_std`` and ``_diff_std`` of ``stats``.
+
+    Float32, shaped ``(1, C, 1, 1)`` to broadcast over ``(..., C, H, W)`` tensors, and not
+    persistent: checkpoints keep the statistics in their config, not with the weights.
+
+    Raises
+    ------
+    ValueError
+        A statistic does not hold ``n_channels`` values.
+
+    Examples
+    --------
+    >>> m = torch.nn.Module()
+    >>> register_stats_buffers(m, NormStats.identity(3), 3)
+    >>> m._std.shape, [name for name, _ in m.named_buffers()]
+    (torch.Size([1, 3, 1, 1]), ['_mean', '_std', '_diff_std'])
+    """
+    for key in ("mean", "std", "diff_std"):
+        arr = np.asarray(getattr(stats, key), dtype="float32")
+        if arr.shape != (n_channels,):
+            raise ValueError(f"stats.{key} has shape {arr.shape}; expected ({n_channels},)")
+        module.register_buffer(f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False)
+
+
+def check_input_pair(x: torch.Tensor, n_channels: int, grid: tuple[int, int]) -> None:
+    """Raise ValueError unless ``x`` is a batch of input pairs ``(B, 2, n_channels, *grid)``.
+
+    Examples
+    --------
+    >>> check_input_pair(torch.zeros(4, 2, 3, 8, 16), 3, (8, 16))
+    >>> check_input_pair(torch.zeros(4, 3, 8, 16), 3, (8, 16))
+    Traceback (most recent call last):
+    ...
+    ValueError: expected input (B, 2, 3, H, W); got (4, 3, 8, 16)
+    """
+    if x.ndim != 5 or x.shape[1] != 2 or x.shape[2] != n_channels:
+        raise ValueError(f"expected input (B, 2, {n_channels}, H, W); got {tuple(x.shape)}")
+    if tuple(x.shape[-2:]) != grid:
+        raise ValueError(f"expected grid {grid}; got {tuple(x.shape[-2:])}")
+
+
 class ForecastModel(torch.nn.Module):
     """Wrap a network on normalised tensors into a physical-unit 6-hour step model.
 
@@ -225,17 +269,8 @@ class ForecastModel(torch.nn.Module):
         self.timestep_hours = _positive_hours(timestep_hours)
         self.name = name
         self.config = dict(config or {})
-        stats = stats if stats is not None else NormStats.identity(len(self.channels))
-        self.stats = stats
-        for key in ("mean", "std", "diff_std"):
-            arr = np.asarray(getattr(stats, key), dtype="float32")
-            if arr.shape != (len(self.channels),):
-                raise ValueError(
-                    f"stats.{key} has shape {arr.shape}; expected ({len(self.channels)},)"
-                )
-            self.register_buffer(
-                f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False
-            )
+        self.stats = stats if stats is not None else NormStats.identity(len(self.channels))
+        register_stats_buffers(self, self.stats, len(self.channels))
 
     @property
     def n_channels(self) -> int:
@@ -257,12 +292,7 @@ class ForecastModel(torch.nn.Module):
         return x * self._std + self._mean
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5 or x.shape[1] != 2 or x.shape[2] != self.n_channels:
-            raise ValueError(
-                f"expected input (B, 2, {self.n_channels}, H, W); got {tuple(x.shape)}"
-            )
-        if tuple(x.shape[-2:]) != self.grid_shape:
-            raise ValueError(f"expected grid {self.grid_shape}; got {tuple(x.shape[-2:])}")
+        check_input_pair(x, self.n_channels, self.grid_shape)
         out = self.net(self.normalize(x))
         if self.residual:
             return x[:, 1] + out * self._diff_std

@@ -29,7 +29,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +58,22 @@ __all__ = [
     "CheckpointError",
     "ChecksumError",
     "DOC_PARTS",
+    "config_entries",
     "fill_doc",
     "json_bytes",
     "json_from_bytes",
     "json_of_format",
     "load_checkpoint",
+    "load_weights",
     "model_files",
+    "open_checkpoint",
     "read_checkpoint",
     "read_registry",
     "resolve_directory",
     "save_model",
     "safetensors_bytes",
     "seal_checkpoint",
+    "shipped_names",
     "tensors_from_bytes",
     "write_checkpoint",
 ]
@@ -160,6 +165,7 @@ class ChecksumError(CheckpointError):
 # -----------------------------------------------------------------------------------------------
 
 
+@fill_doc
 def write_checkpoint(
     path: str | os.PathLike[str],
     files: Mapping[str, bytes],
@@ -182,15 +188,7 @@ def write_checkpoint(
     overwrite : bool, default False
         Replace an earlier xfuxi checkpoint of the same kind.
 
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    xfuxi.files.OutputExistsError
-        ``path`` exists and may not be replaced.
+    {{save_returns}}
     ValueError
         A file name is not a plain name, or is reserved.
 
@@ -403,6 +401,50 @@ def json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=1) + "\n").encode()
 
 
+@contextmanager
+def config_entries(
+    path: str | os.PathLike[str], errors: tuple[type[Exception], ...] = (ValueError,)
+) -> Iterator[None]:
+    """Rebuild an object from a checkpoint's config: its failures become CheckpointErrors.
+
+    A missing entry (``KeyError``) and an exception of ``errors`` raised inside the block
+    are raised again as a :class:`CheckpointError` naming ``path`` (the config file).
+
+    Examples
+    --------
+    >>> try:
+    ...     with config_entries("ck/config.json"):
+    ...         {}["net"]
+    ... except CheckpointError as err:
+    ...     print(err)
+    ck/config.json lacks the entry 'net'
+    """
+    try:
+        yield
+    except KeyError as err:
+        raise CheckpointError(f"{path} lacks the entry {err}") from None
+    except errors as err:
+        raise CheckpointError(f"{path}: {err}") from None
+
+
+def load_weights(
+    module: torch.nn.Module, files: Mapping[str, bytes], directory: Path, name: str
+) -> None:
+    """Load the safetensors file ``name`` of a checkpoint's verified ``files`` into ``module``.
+
+    Raises
+    ------
+    CheckpointError
+        The file is not readable safetensors, or its tensors do not fit ``module`` (the
+        config and the weights disagree); ``directory`` is named.
+    """
+    state = tensors_from_bytes(files[name], directory / name)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{directory}: weights do not fit the config: {err}") from None
+
+
 # -----------------------------------------------------------------------------------------------
 # shipped checkpoints: names -> verified directories
 # -----------------------------------------------------------------------------------------------
@@ -488,6 +530,36 @@ def resolve_directory(name_or_path: str | os.PathLike[str], *, kind: str) -> Pat
             f"{shipped})"
         )
     return d
+
+
+def open_checkpoint(
+    name_or_path: str | os.PathLike[str], *, kind: str, require: Iterable[str]
+) -> tuple[Path, dict[str, bytes]]:
+    """The directory and the verified files of a checkpoint of ``kind``, by name or path.
+
+    :func:`resolve_directory` then :func:`read_checkpoint`: what every loader starts with.
+
+    Examples
+    --------
+    >>> directory, files = open_checkpoint("fuxi-hs-t21", kind="forecast-model",
+    ...                                    require=(CONFIG, WEIGHTS))
+    >>> directory.name, CONFIG in files, WEIGHTS in files
+    ('fuxi-hs-t21', True, True)
+    """
+    directory = resolve_directory(name_or_path, kind=kind)
+    return directory, read_checkpoint(directory, require=require)
+
+
+def shipped_names(kind: str) -> list[str]:
+    """Names of the shipped checkpoints of ``kind`` (``"forecast-model"``, ``"cascade"``,
+    ``"perturbation"``, ``"da-model"``).
+
+    Examples
+    --------
+    >>> "fuxi-hs-t21" in shipped_names("forecast-model")
+    True
+    """
+    return sorted(k for k, e in read_registry().items() if entry_kind(e) == kind)
 
 
 # -----------------------------------------------------------------------------------------------
@@ -634,8 +706,9 @@ def load_checkpoint(
     ChecksumError
         A file does not match the sha256 in the manifest.
     """
-    directory = resolve_directory(name_or_path, kind="forecast-model")
-    files = read_checkpoint(directory, require=(CONFIG, WEIGHTS))
+    directory, files = open_checkpoint(
+        name_or_path, kind="forecast-model", require=(CONFIG, WEIGHTS)
+    )
     config = json_of_format(
         files[CONFIG], directory / CONFIG, fmt=MODEL_FORMAT, what="a forecast-model checkpoint",
         where=directory,
@@ -645,25 +718,17 @@ def load_checkpoint(
         raise CheckpointError(
             f"{directory}: unknown architecture {arch!r}; known {sorted(ARCHITECTURES)}"
         )
-    try:
+    with config_entries(directory / CONFIG):
         net_kwargs = dict(config["net"])
         in_channels = net_kwargs.pop("in_channels")
         grid = net_kwargs.pop("grid")
         channels = [parse_channel_name(c) for c in config["channels"]]
         latitude, longitude = config["latitude"], config["longitude"]
         stats = NormStats.from_dict(config["stats"], channels=config["channels"])
-    except KeyError as err:
-        raise CheckpointError(f"{directory / CONFIG} lacks the entry {err}") from None
-    except ValueError as err:
-        raise CheckpointError(f"{directory / CONFIG}: {err}") from None
     if in_channels != len(channels) or list(grid) != [len(latitude), len(longitude)]:
         raise CheckpointError(f"{directory}: network size does not match the channels or grid")
     net = ARCHITECTURES[arch](in_channels, grid, **net_kwargs)
-    state = tensors_from_bytes(files[WEIGHTS], directory / WEIGHTS)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{directory}: weights do not fit the config: {err}") from None
+    load_weights(net, files, directory, WEIGHTS)
     model = ForecastModel(
         net,
         channels=channels,

@@ -45,16 +45,14 @@ from ..data.channels import Channel, channel_name, parse_channel_name
 from .base import ForecastModel, NormStats
 from .checkpoint import (
     CONFIG,
-    CheckpointError,
-    entry_kind,
+    config_entries,
     fill_doc,
     json_bytes,
     json_of_format,
-    read_checkpoint,
-    read_registry,
-    resolve_directory,
+    load_weights,
+    open_checkpoint,
     safetensors_bytes,
-    tensors_from_bytes,
+    shipped_names,
     write_checkpoint,
 )
 from .rollout import advance_pair, perturb_current
@@ -618,7 +616,7 @@ def perturbation_from_files(files: dict[str, bytes], path: Path) -> Perturbation
         files[CONFIG], path / CONFIG, fmt=PERTURBATION_FORMAT, what="a perturbation checkpoint",
         where=path,
     )  # fmt: skip
-    try:
+    with config_entries(path / CONFIG):
         vae = PerturbationVAE(
             [parse_channel_name(c) for c in config["channels"]],
             tuple(config["grid_shape"]),
@@ -635,15 +633,7 @@ def perturbation_from_files(files: dict[str, bytes], path: Path) -> Perturbation
             model_gain=config.get("model_gain"),
             name=config.get("name", path.name),
         )
-    except KeyError as err:
-        raise CheckpointError(f"{path / CONFIG} lacks the entry {err}") from None
-    except ValueError as err:
-        raise CheckpointError(f"{path / CONFIG}: {err}") from None
-    state = tensors_from_bytes(files[PERTURBATION_WEIGHTS], path / PERTURBATION_WEIGHTS)
-    try:
-        vae.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the config: {err}") from None
+    load_weights(vae, files, path, PERTURBATION_WEIGHTS)
     vae.metadata = config.get("metadata", {})  # type: ignore[attr-defined]
     return vae.eval()
 
@@ -686,8 +676,9 @@ def load_perturbation(
 
     The shipped module: ``load_perturbation("fuxi-ens-hs-t21")``.
     """
-    path = resolve_directory(name_or_path, kind="perturbation")
-    files = read_checkpoint(path, require=(CONFIG, PERTURBATION_WEIGHTS))
+    path, files = open_checkpoint(
+        name_or_path, kind="perturbation", require=(CONFIG, PERTURBATION_WEIGHTS)
+    )
     return perturbation_from_files(files, path).to(device or "cpu")
 
 
@@ -699,7 +690,7 @@ def shipped_perturbations() -> list[str]:
     >>> "fuxi-ens-hs-t21" in shipped_perturbations()
     True
     """
-    return sorted(k for k, e in read_registry().items() if entry_kind(e) == "perturbation")
+    return shipped_names("perturbation")
 
 
 # -----------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .base import check_input_pair
+
 __all__ = [
     "PRESETS",
     "FuXiNet",
@@ -44,42 +46,25 @@ __all__ = [
     "count_parameters",
 ]
 
+#: the FuXiNet keyword arguments every preset sets, in the order of the rows of :data:`PRESETS`
+_PRESET_ARGUMENTS = (
+    "embed_dim", "depth", "num_heads", "window_size", "patch_size", "num_groups", "mlp_ratio",
+)  # fmt: skip
+
 #: named architectures: FuXiNet keyword arguments (channels and grid come from the data)
 PRESETS: dict[str, dict[str, Any]] = {
-    # Chen et al. (2023): 70 channels at 0.25°, cropped 720 × 1440; cube embedding 2×4×4 to
-    # 1536 × 180 × 360; Down Block to 90 × 180; 48 Swin-V2 blocks; Up Block with skip; FC.
-    "paper": {
-        "embed_dim": 1536,
-        "depth": 48,
-        "num_heads": 8,
-        "window_size": (9, 9),
-        "patch_size": (4, 4),
-        "num_groups": 32,
-        "mlp_ratio": 4.0,
-        "channels": 70,
-        "grid": (720, 1440),
-    },
-    # the embedded Held–Suarez world, T21 (32 × 64): 16 × 32 tokens, 8 × 16 after the Down
-    # Block, 4 × 8 windows; ~2 M parameters, trains on a CPU
-    "small": {
-        "embed_dim": 96,
-        "depth": 6,
-        "num_heads": 4,
-        "window_size": (4, 8),
-        "patch_size": (2, 2),
-        "num_groups": 8,
-        "mlp_ratio": 4.0,
-    },
-    # unit tests
-    "tiny": {
-        "embed_dim": 16,
-        "depth": 2,
-        "num_heads": 2,
-        "window_size": (2, 2),
-        "patch_size": (2, 2),
-        "num_groups": 4,
-        "mlp_ratio": 2.0,
-    },
+    name: {**dict(zip(_PRESET_ARGUMENTS, row, strict=True)), **data}
+    for name, row, data in (
+        # Chen et al. (2023): 70 channels at 0.25°, cropped 720 × 1440; cube embedding 2×4×4
+        # to 1536 × 180 × 360; Down Block to 90 × 180; 48 Swin-V2 blocks; Up Block with
+        # skip; FC.
+        ("paper", (1536, 48, 8, (9, 9), (4, 4), 32, 4.0), {"channels": 70, "grid": (720, 1440)}),
+        # the embedded Held–Suarez world, T21 (32 × 64): 16 × 32 tokens, 8 × 16 after the
+        # Down Block, 4 × 8 windows; ~2 M parameters, trains on a CPU
+        ("small", (96, 6, 4, (4, 8), (2, 2), 8, 4.0), {}),
+        # unit tests
+        ("tiny", (16, 2, 2, (2, 2), (2, 2), 4, 2.0), {}),
+    )
 }
 
 
@@ -444,12 +429,7 @@ class FuXiNet(nn.Module):
         self.head = nn.Linear(embed_dim, in_channels * ph * pw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5 or x.shape[1] != 2 or x.shape[2] != self.in_channels:
-            raise ValueError(
-                f"expected input (B, 2, {self.in_channels}, H, W); got {tuple(x.shape)}"
-            )
-        if tuple(x.shape[-2:]) != self.grid:
-            raise ValueError(f"expected grid {self.grid}; got {tuple(x.shape[-2:])}")
+        check_input_pair(x, self.in_channels, self.grid)
         b = x.shape[0]
         h, w = self.grid
         x = self._pad(x.flatten(1, 2)).unflatten(1, (2, self.in_channels))

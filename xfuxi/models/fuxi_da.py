@@ -41,21 +41,9 @@ from torch import nn
 
 from ..data.channels import Channel, channel_name, parse_channel_name
 from ..observations.imager import CHANNELS as IMAGER_CHANNELS
-from .base import NormStats
-from .checkpoint import (
-    CONFIG,
-    WEIGHTS,
-    CheckpointError,
-    entry_kind,
-    json_bytes,
-    json_from_bytes,
-    read_checkpoint,
-    read_registry,
-    resolve_directory,
-    safetensors_bytes,
-    tensors_from_bytes,
-    write_checkpoint,
-)
+from . import checkpoint as store
+from .base import NormStats, register_stats_buffers
+from .checkpoint import CONFIG, WEIGHTS
 from .fuxi import PeriodicConv2d
 
 __all__ = [
@@ -328,11 +316,7 @@ class FuXiDA(nn.Module):
                 f"channels ({len(self.frames)} frames x {len(self.sensor_channels)} imager "
                 "channels)"
             )
-        for key in ("mean", "std", "diff_std"):
-            arr = np.asarray(getattr(stats, key), dtype="float32")
-            self.register_buffer(
-                f"_{key}", torch.from_numpy(arr).view(1, -1, 1, 1), persistent=False
-            )
+        register_stats_buffers(self, stats, len(self.channels))
 
     @property
     def uses_observations(self) -> bool:
@@ -392,8 +376,8 @@ def da_model_files(model: FuXiDA) -> dict[str, bytes]:
     if not isinstance(model, FuXiDA):
         raise TypeError(f"expected a FuXiDA model; got {type(model).__name__}")
     return {
-        CONFIG: json_bytes(model.config_dict()),
-        WEIGHTS: safetensors_bytes(model.net.state_dict()),
+        CONFIG: store.json_bytes(model.config_dict()),
+        WEIGHTS: store.safetensors_bytes(model.net.state_dict()),
     }
 
 
@@ -405,18 +389,15 @@ def save_da_model(model: FuXiDA, path: str | os.PathLike[str], *, overwrite: boo
     xfuxi.files.OutputExistsError
         ``path`` exists and may not be replaced.
     """
-    return write_checkpoint(path, da_model_files(model), kind=DA_KIND, overwrite=overwrite)
+    return store.write_checkpoint(path, da_model_files(model), kind=DA_KIND, overwrite=overwrite)
 
 
 def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
     """Rebuild a FuXi-DA model from the verified files of its checkpoint (CPU, eval)."""
-    config = json_from_bytes(files[CONFIG], path / CONFIG)
-    if not isinstance(config, dict) or config.get("format") != DA_FORMAT:
-        fmt = config.get("format") if isinstance(config, dict) else None
-        raise CheckpointError(
-            f"{path} is not a FuXi-DA checkpoint (format {fmt!r}, expected {DA_FORMAT!r})"
-        )
-    try:
+    config = store.json_of_format(
+        files[CONFIG], path / CONFIG, fmt=DA_FORMAT, what="a FuXi-DA checkpoint", where=path
+    )
+    with store.config_entries(path / CONFIG, errors=(TypeError, ValueError)):
         net = FuXiDANet(**config["net"])
         model = FuXiDA(
             net,
@@ -432,15 +413,7 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
             name=config.get("name", path.name),
             metadata=config.get("metadata", {}),
         )
-    except KeyError as err:
-        raise CheckpointError(f"{path / CONFIG} lacks the entry {err}") from None
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path / CONFIG}: {err}") from None
-    state = tensors_from_bytes(files[WEIGHTS], path / WEIGHTS)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the config: {err}") from None
+    store.load_weights(net, files, path, WEIGHTS)
     return model.eval()
 
 
@@ -460,11 +433,10 @@ def load_da_model(name_or_path: str | os.PathLike[str]) -> FuXiDA:
     >>> model.grid_shape, model.frames, len(model.sensor_channels), model.satellites
     ((32, 64), (-2.0, 0.0, 2.0), 8, (105.0,))
     """
-    path = resolve_directory(name_or_path, kind=DA_KIND)
-    files = read_checkpoint(path, require=(CONFIG, WEIGHTS))
+    path, files = store.open_checkpoint(name_or_path, kind=DA_KIND, require=(CONFIG, WEIGHTS))
     return da_model_from_files(files, path)
 
 
 def shipped_da_models() -> list[str]:
     """Names of the FuXi-DA models shipped with xfuxi (in the model registry)."""
-    return sorted(k for k, e in read_registry().items() if entry_kind(e) == DA_KIND)
+    return store.shipped_names(DA_KIND)

@@ -19,15 +19,13 @@ import importlib.util
 import os
 import sys
 import types
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data.channels import Channel
 from ..files import atomic_write_file
-from .base import ForecastModel, NormStats, wrap_model
+from .base import ForecastModel, wrap_model
 
 __all__ = ["export_onnx", "import_onnx"]
 
@@ -139,27 +137,25 @@ def export_onnx(
 
 
 def import_onnx(
-    source: str | os.PathLike[str] | Any,
-    *,
-    channels: Sequence[Channel],
-    latitude: Any,
-    longitude: Any,
-    stats: NormStats | None = None,
-    residual: bool = False,
-    name: str | None = None,
+    source: str | os.PathLike[str] | Any, *, name: str | None = None, **layout: Any
 ) -> ForecastModel:
     """Import an ONNX model as a differentiable :class:`ForecastModel`.
+
+    The graph, converted to a torch module, is wrapped by
+    :func:`~xfuxi.models.base.wrap_model`, which takes ``layout``.
 
     Parameters
     ----------
     source : path-like or onnx.ModelProto
         The ONNX file or loaded model. Its graph must map one input ``(B, 2, C, H, W)`` to
         one output ``(B, C, H, W)``.
-    channels, latitude, longitude, stats, residual
-        As for :func:`~xfuxi.models.base.wrap_model` (the graph works on tensors
-        normalised by ``stats``; identity if omitted, i.e. physical units).
     name : str, optional
         Model name (default: the file's stem, or ``"onnx"``).
+    **layout
+        ``channels``, ``latitude`` and ``longitude`` (required), ``stats`` and
+        ``residual``: the keywords of :func:`~xfuxi.models.base.wrap_model` (the graph
+        works on tensors normalised by ``stats``; identity if omitted, i.e. physical
+        units).
 
     Returns
     -------
@@ -172,6 +168,9 @@ def import_onnx(
         ``onnx`` or ``onnx2torch`` missing.
     ValueError
         The graph does not have exactly one input and one output.
+    TypeError
+        A required keyword of ``layout`` is missing, or one is not a keyword of
+        :func:`~xfuxi.models.base.wrap_model` (named by the message).
     """
     import onnx
 
@@ -186,12 +185,4 @@ def import_onnx(
     proto = onnx.shape_inference.infer_shapes(proto)  # converters read static shapes
     module = o2t.convert(proto)
     default = Path(source).stem if isinstance(source, (str, os.PathLike)) else "onnx"
-    return wrap_model(
-        module,
-        channels=channels,
-        latitude=latitude,
-        longitude=longitude,
-        stats=stats,
-        residual=residual,
-        name=name or default,
-    )
+    return wrap_model(module, name=name or default, **layout)

@@ -34,6 +34,7 @@ from .checkpoint import (
     load_checkpoint,
     read_checkpoint,
     read_registry,
+    shipped_names,
     write_checkpoint,
 )
 from .ens import PERTURBATION_FORMAT, PERTURBATION_WEIGHTS
@@ -47,18 +48,6 @@ __all__ = [
     "resolve_model",
     "shipped_names",
 ]
-
-
-def shipped_names(kind: str) -> list[str]:
-    """Names of the shipped checkpoints of ``kind`` (``"forecast-model"``, ``"cascade"``,
-    ``"perturbation"``).
-
-    Examples
-    --------
-    >>> "fuxi-hs-t21" in shipped_names("forecast-model")
-    True
-    """
-    return sorted(k for k, e in read_registry().items() if entry_kind(e) == kind)
 
 
 def pretrained_models() -> list[str]:

@@ -295,7 +295,9 @@ def world_config(**options: Any) -> dict[str, Any]:
     Raises
     ------
     ValueError
-        For any out-of-range or ill-typed value, naming it.
+        As :class:`WorldConfig`.
+    TypeError
+        For a keyword that is no field of :class:`WorldConfig`.
 
     Examples
     --------
