@@ -8,12 +8,12 @@ import json
 
 from ..data.channels import channel_name, parse_channel_name
 from .common import (
-    OVERWRITE,
     arg,
     command,
     function_args,
     function_kwargs,
     load_model,
+    output_args,
     spaced_init_times,
     world_split,
 )
@@ -39,6 +39,7 @@ def _ens_calibration_args(target: str, own: tuple[str, ...], model: str = "fuxi-
     those every calibration command shares; ``model`` is the default of ``--model``."""
 
     def deco(run):
+        run = output_args("output directory of the calibrated module", flag="--out")(run)
         for a, k in reversed([
             (("--model",), dict(default=model,
                                 help="deterministic model (shipped name or checkpoint)")),
@@ -47,15 +48,13 @@ def _ens_calibration_args(target: str, own: tuple[str, ...], model: str = "fuxi-
             (("--inits",), dict(type=int, default=4, help="validation initial times")),
             (("--validation-days",), dict(type=int, default=60,
                                           help="days of the world's validation split")),
-            (("--out",), dict(required=True, help="output directory of the calibrated module")),
-            (("--overwrite",), OVERWRITE),
         ]):  # fmt: skip
             run = arg(*a, **k)(run)
         return function_args(
             target,
             only=SHARED_FLAGS + own,
             flags={"n": ("-n", "--members"), **kw.pop("flags", {})},
-            # the commands' seed: the calibrations recorded so far were drawn with it
+            # the commands draw with seed 1 (the functions' default is 0), as they always have
             defaults={"seed": 1, **kw.pop("defaults", {})},
             notes={"band": "The spread-skill ratio band.", **kw.pop("notes", {})},
             **kw,

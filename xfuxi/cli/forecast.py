@@ -23,17 +23,16 @@ from .common import (
 
 __all__: list[str] = []
 
-#: the parameters of :func:`xfuxi.forecast` that are flags of ``xfuxi forecast``
-FORECAST_FLAGS = ("model", "steps", "batch_size", "device")
-#: the parameters of :func:`xfuxi.ensemble` that are flags of ``xfuxi ensemble``
-ENSEMBLE_FLAGS = ("model", "n", "steps", "seed", "chunk_size", "device")
-
 
 def _write_forecast(out, fc, args, *, kind: str) -> int:
     """Write the forecast ``fc`` of a command to ``out`` (its checked ``--output``)."""
     write_directory(out, zarr_writer(fc), args, kind=kind)
     print(f"wrote {dict(fc.sizes)} to {out}")
     return 0
+
+
+#: the parameters of :func:`xfuxi.forecast` that are flags of ``xfuxi forecast``
+FORECAST_FLAGS = ("model", "steps", "batch_size", "device")
 
 
 @arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
@@ -55,6 +54,8 @@ def _cmd_forecast(args) -> int:
 
 #: the Perlin options with flags of their own (the std fraction is ``--amplitude``)
 _PERLIN_SKIP = ("std_fraction",)
+#: the parameters of :func:`xfuxi.ensemble` that are flags of ``xfuxi ensemble``
+ENSEMBLE_FLAGS = ("model", "n", "steps", "seed", "chunk_size", "device")
 
 
 @arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
