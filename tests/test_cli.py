@@ -324,6 +324,8 @@ def test_function_flags_take_types_help_and_choices_from_the_function():
                               "--out", "o"])  # fmt: skip
     assert (args.initial_gains, args.step_factors, args.band) == ([2.0, 3.0], [0.5], [0.7, 1.3])
     assert args.weighting == "lead" and args.n == 16
+    # "n, steps, ...: As for tune_amplitude", whose n is "As for xfuxi.ensemble": followed
+    assert "Ensemble size" in parser.format_help()
     with pytest.raises(SystemExit):  # the docstring's {"lead", "none"} are the choices
         parser.parse_args(["--weighting", "most", "--out", "o"])
     parser, _ = _command_parser("calibrate-ens-early")

@@ -29,6 +29,7 @@ from ..files import OutputExistsError, check_replaceable, replace_directory
 
 __all__ = [
     "COMMANDS",
+    "FunctionArgs",
     "OVERWRITE",
     "arg",
     "command",
@@ -147,7 +148,7 @@ class FunctionArgs:
     def __call__(self, parser: argparse.ArgumentParser) -> None:
         fn = _resolve(self.target)
         params = inspect.signature(fn).parameters
-        docs = parameter_docs(fn)
+        docs = _parameter_docs(fn)
         for name in self.only:
             if name not in params:
                 raise TypeError(f"{_qualname(fn)} has no parameter {name!r}")
@@ -280,7 +281,7 @@ def _comma_separated(element: type) -> Callable[[str], list]:
     return parse
 
 
-def parameter_docs(fn: Callable[..., Any]) -> dict[str, tuple[str, str]]:
+def _parameter_docs(fn: Callable[..., Any]) -> dict[str, tuple[str, str]]:
     """Parameter → (its numpydoc type, its description as plain text) from ``fn``'s docstring.
 
     A description that only refers on (``As for :func:`xfuxi.x`.``) is the referred
@@ -301,7 +302,7 @@ def parameter_docs(fn: Callable[..., Any]) -> dict[str, tuple[str, str]]:
         ref = re.fullmatch(r"As for ([\w.]*\w)\.?", text)
         if ref:
             target = _dotted(ref.group(1))
-            out[name] = (doc_type, parameter_docs(target).get(name, ("", ""))[1] if target else "")
+            out[name] = (doc_type, _parameter_docs(target).get(name, ("", ""))[1] if target else "")
     return out
 
 
