@@ -263,3 +263,128 @@ def test_campaign_flags_come_from_campaign_config(monkeypatch, tmp_path, capsys)
     for f in dataclasses.fields(CampaignConfig):
         flag = "--" + f.name.replace("_", "-")
         assert flag in parser_help, flag  # every option (init_times: comma-separated)
+
+
+def _command_parser(name):
+    """The parser of one subcommand, and its run function."""
+    import argparse
+
+    from xfuxi.cli.common import COMMANDS
+
+    add, run = COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"xfuxi {name}")
+    add(parser)
+    return parser, run
+
+
+#: the flags whose default is the command's own, not the function's (each on purpose)
+COMMAND_DEFAULTS = {
+    "forecast": {"model"},
+    "ensemble": {"n"},
+    "calibrate-ens": {"seed", "initial_gains", "step_factors"},
+    "calibrate-ens-early": {"seed", "channels", "gains", "steps_options"},
+    "calibrate-ens-stage": {"seed", "gains", "stage"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_DEFAULTS))
+def test_function_flags_default_to_the_functions_defaults(name):
+    """A flag built from a parameter defaults to the parameter's default, unless the
+    command declares its own (listed above): the command line cannot drift from the API."""
+    import inspect
+
+    from xfuxi.cli.common import FunctionArgs, _resolve
+
+    parser, run = _command_parser(name)
+    groups = [a[0][0] for a in run._arguments if isinstance(a[0][0], FunctionArgs)]
+    assert groups, f"xfuxi {name} builds no flags from a function"
+    own = set()
+    for group in groups:
+        params = inspect.signature(_resolve(group.target)).parameters
+        own |= set(group.defaults)
+        for p in group.only:
+            if p in group.defaults:
+                continue
+            default = params[p].default
+            expected = list(default) if isinstance(default, tuple) else default
+            assert parser.get_default(p) == expected, (name, p)
+    assert own == COMMAND_DEFAULTS[name]
+
+
+def test_function_flags_take_types_help_and_choices_from_the_function():
+    parser, _ = _command_parser("ensemble")
+    text = parser.format_help()
+    assert "Ensemble size" in text  # the docstring's description of n
+    args = parser.parse_args(["in.nc", "--members", "3", "--chunk-size", "2", "--output", "o"])
+    assert (args.n, args.chunk_size, args.steps) == (3, 2, 40)
+    assert parser.parse_args(["in.nc", "-n", "5", "--output", "o"]).n == 5
+    assert "(default 48)" in text
+    parser, _ = _command_parser("calibrate-ens")
+    args = parser.parse_args(["--gains", "2,3", "--factors", "0.5", "--band", "0.7,1.3",
+                              "--out", "o"])  # fmt: skip
+    assert (args.initial_gains, args.step_factors, args.band) == ([2.0, 3.0], [0.5], [0.7, 1.3])
+    assert args.weighting == "lead" and args.n == 16
+    # "n, steps, ...: As for tune_amplitude", whose n is "As for xfuxi.ensemble": followed
+    assert "Ensemble size" in parser.format_help()
+    with pytest.raises(SystemExit):  # the docstring's {"lead", "none"} are the choices
+        parser.parse_args(["--weighting", "most", "--out", "o"])
+    parser, _ = _command_parser("calibrate-ens-early")
+    args = parser.parse_args(["--early-steps", "2,4", "--out", "o"])
+    assert args.steps_options == [2, 4] and args.channels == [("temperature", 850.0)]
+
+
+def test_function_args_refuse_what_they_cannot_build():
+    import argparse
+
+    from xfuxi.cli.common import FunctionArgs, function_args
+
+    def f(x, *, k: int = 1, obj: object = None):
+        """Parameters
+        ----------
+        k : int
+            Some k.
+        obj : object
+        """
+
+    for only, match in ((["missing"], "no parameter 'missing'"), (["obj"], "types=")):
+        run = function_args(f, only=only)(lambda args: 0)
+        (group,), _ = run._arguments[0]
+        assert isinstance(group, FunctionArgs)
+        with pytest.raises(TypeError, match=match):
+            group(argparse.ArgumentParser())
+
+
+def test_cycle_letkf_flags_come_from_letkf_options(monkeypatch):
+    """``xfuxi cycle``'s LETKF flags are LETKFOptions' fields; ``--members`` still works and
+    the command's relaxation to prior spread stays 0.5 unless given."""
+    from xfuxi.assimilation.letkf import LETKFOptions
+    from xfuxi.config import from_arguments
+
+    parser, _ = _command_parser("cycle")
+    base = ["truth.zarr", "--store", "s.zarr"]
+    assert from_arguments(LETKFOptions, parser.parse_args(base)) == LETKFOptions(rtps=0.5)
+    old = ["--members", "20", "--inflation", "1.1", "--rtps", "0.3", "--adaptive-inflation"]
+    new = ["--n-members", "20", "--inflation", "1.1", "--rtps", "0.3", "--adaptive-inflation"]
+    want = LETKFOptions(n_members=20, inflation=1.1, rtps=0.3, adaptive_inflation=True)
+    for flags in (old, new):
+        assert from_arguments(LETKFOptions, parser.parse_args(base + flags)) == want
+    args = parser.parse_args(base + ["--member-chunk", "7", "--no-adaptive-inflation"])
+    assert from_arguments(LETKFOptions, args) == LETKFOptions(rtps=0.5, member_chunk=7)
+    assert "(default 0.5)" in parser.format_help()
+
+
+def test_the_command_line_starts_without_torch():
+    """Flags from torch-backed modules are built only for the command that is run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from xfuxi.cli import main\n"
+        "try:\n"
+        "    main(['forecast', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True)

@@ -15,6 +15,13 @@ from typing import Any, Literal
 __all__ = ["PUBLIC", "Entry", "accessor_entries", "resolve"]
 
 
+def resolve(target: str) -> Any:
+    """Import ``"module:attribute"`` (relative to ``xfuxi``) and return the object."""
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(f"xfuxi.{module_name}")
+    return getattr(module, attr) if attr else module
+
+
 @dataclass(frozen=True)
 class Entry:
     """One public name.
@@ -200,13 +207,6 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("Lorenz96TwinConfig", "experiments.lorenz96:Lorenz96TwinConfig"),
     Entry("Lorenz96LETKFConfig", "experiments.lorenz96:Lorenz96LETKFConfig"),
 )
-
-
-def resolve(target: str) -> Any:
-    """Import ``"module:attribute"`` (relative to ``xfuxi``) and return the object."""
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(f"xfuxi.{module_name}")
-    return getattr(module, attr) if attr else module
 
 
 def accessor_entries(kind: Literal["dataset", "dataarray"]) -> list[Entry]:

@@ -95,18 +95,20 @@ def world_background(
 
     Examples
     --------
+    A truth that warms by 1 K a step, and a model that persists the latest state:
+
     >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
-    >>> class Persist(torch.nn.Module):
-    ...     def forward(self, x):
-    ...         return x[:, 1]
-    >>> model = xfuxi.wrap_model(Persist(), channels=[("temperature", 500.0)],
-    ...                          latitude=[-45.0, 45.0], longitude=[0.0, 90.0, 180.0, 270.0])
     >>> truth = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"),
     ...                                     250.0 + np.arange(6.0)[:, None, None, None]
     ...                                     * np.ones((6, 1, 2, 4)))},
     ...                    coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"),
     ...                            "level": [500], "latitude": [-45.0, 45.0],
     ...                            "longitude": [0.0, 90.0, 180.0, 270.0]})
+    >>> class Persist(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return x[:, 1]
+    >>> model = xfuxi.wrap_model(Persist(), channels=[("temperature", 500.0)],
+    ...                          latitude=truth.latitude, longitude=truth.longitude)
     >>> bg = truth.fuxi.world_background(model=model, time="2000-01-02T06", lead_steps=4)
     >>> bg.time.dt.hour.values
     array([18,  0,  6])

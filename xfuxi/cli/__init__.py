@@ -8,9 +8,10 @@ written atomically and never replace anything that xfuxi did not write: an exist
 given (see the data-safety policy, docs/safety.md).
 
 One module per command group registers its subcommands with the decorators of
-:mod:`xfuxi.cli.common` (``@command``, ``@arg``, ``@config_args``); importing it here is what
-adds its commands to ``xfuxi``. A new command goes into the module of its group (or a new
-group module imported below).
+:mod:`xfuxi.cli.common` (``@command``, ``@arg``, ``@config_args``, ``@function_args``);
+importing it here is what adds its commands to ``xfuxi``. A new command goes into the module
+of its group (or a new group module imported below). Flags that restate a configuration's
+fields or a function's parameters are built from them, never written again by hand.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from ..options import set_options
 
 # the command groups, in the order of ``xfuxi --help``; importing one registers its commands
 from . import train, forecast, calibrate, assimilate, world, campaign, demo  # noqa: F401, I001  isort: skip
-from .common import COMMANDS, arg, command, config_args
+from .common import COMMANDS, arg, command, config_args, function_args
 
-__all__ = ["arg", "command", "config_args", "main"]
+__all__ = ["arg", "command", "config_args", "function_args", "main"]
 
 
 def _one_line(err: BaseException) -> str:
@@ -48,9 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--debug", action="store_true", help="show the traceback of an error (or XFUXI_DEBUG=1)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # only the named command's flags are built: some come from the signature of a function
+    # in a torch-backed module, imported then (the CLI starts without torch)
+    named = next((a for a in argv if not a.startswith("-")), None)
     for name, (add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=run.help, description=run.help)
-        add(p)
+        if name == named:
+            add(p)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose + 1, 2),

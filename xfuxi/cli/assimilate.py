@@ -9,12 +9,12 @@ from ..assimilation import config as da
 from ..assimilation.cycle_config import CycleConfig
 from ..config import from_arguments
 from .common import (
-    OVERWRITE,
     arg,
     command,
     config_args,
     load_model,
     open_data,
+    output_args,
     output_path,
     usage_error,
     write_directory,
@@ -40,9 +40,7 @@ __all__: list[str] = []
 @arg("--static-b", default=None,
      help="netCDF/zarr of static background-error samples (dim 'sample'; "
           "xfuxi.forecast_error_samples): hybrid B")  # fmt: skip
-@arg("--output", required=True,
-     help="output directory: analysis.nc, increment.nc, trajectory.nc, diagnostics.nc")  # fmt: skip
-@arg("--overwrite", **OVERWRITE)
+@output_args("output directory: analysis.nc, increment.nc, trajectory.nc, diagnostics.nc")
 @config_args(da.BackgroundError, skip=("amplitude", "perturbation_std"))
 @config_args(da.LocalizationOptions, skip=("length_scale",))
 @config_args(da.Window)
@@ -104,11 +102,12 @@ def _cmd_assimilate(args) -> int:
     "--model", default="fuxi-hs-t21", help="forecast model name or checkpoint (default fuxi-hs-t21)"
 )
 @arg("--sites", type=int, default=300, help="radiosonde sites (default 300)")
-@arg("--members", type=int, default=40, help="ensemble members (default 40)")
 @arg("--localization", type=float, default=1500.0, help="Gaspari-Cohn half-width, km")
-@arg("--inflation", type=float, default=1.0, help="multiplicative prior inflation (default 1)")
-@arg("--rtps", type=float, default=0.5, help="relaxation to prior spread (default 0.5)")
-@arg("--adaptive-inflation", action="store_true", help="estimate the inflation each cycle")
+# the LETKF's options (the En4DVar methods take their members from --n-members too); the
+# command relaxes to the prior spread by half unless told otherwise
+@config_args(
+    "assimilation.letkf:LETKFOptions", aliases={"n_members": ("--members",)}, defaults={"rtps": 0.5}
+)
 @config_args(CycleConfig)
 @command("cycle", "cycle an assimilation method on a truth run, writing a resumable store")
 def _cmd_cycle(args) -> int:
@@ -120,12 +119,7 @@ def _cmd_cycle(args) -> int:
         # one day of cycles unless --days or --n-cycles says otherwise
         length = {} if args.days is not None or args.n_cycles is not None else {"days": 1.0}
         config = from_arguments(CycleConfig, args, **length)
-        letkf = LETKFOptions(
-            n_members=args.members,
-            inflation=args.inflation,
-            rtps=args.rtps,
-            adaptive_inflation=args.adaptive_inflation,
-        )
+        letkf = from_arguments(LETKFOptions, args)
         loc = da.LocalizationOptions(length_scale=args.localization)
     except ValueError as err:
         return usage_error("cycle", str(err))
@@ -134,7 +128,7 @@ def _cmd_cycle(args) -> int:
         method = LETKFMethod(options=letkf, localization=loc)
     else:
         method = En4DVarMethod(
-            background_error=da.BackgroundError(n_members=args.members, seed=config.seed),
+            background_error=da.BackgroundError(n_members=letkf.n_members, seed=config.seed),
             localization=loc,
             members="perlin" if args.method == "en4dvar" else "cycled",
             letkf=letkf,

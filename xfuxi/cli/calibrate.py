@@ -7,36 +7,25 @@ from __future__ import annotations
 import json
 
 from ..data.channels import channel_name, parse_channel_name
-from .common import OVERWRITE, arg, command, load_model, spaced_init_times, world_split
+from .common import (
+    arg,
+    command,
+    function_args,
+    function_kwargs,
+    load_model,
+    output_args,
+    spaced_init_times,
+    world_split,
+)
 
 __all__: list[str] = []
 
-
-def _ens_calibration_args(model: str = "fuxi-hs-t21"):
-    """The options every FuXi-ENS calibration command shares (stack under its own);
-    ``model`` is the default of ``--model``."""
-
-    def deco(run):
-        for a, kw in reversed([
-            (("--model",), dict(default=model,
-                                help="deterministic model (shipped name or checkpoint)")),
-            (("--perturbation",), dict(default="fuxi-ens-hs-t21",
-                                       help="module to calibrate (name or directory)")),
-            (("--band",), dict(default="0.8,1.2", help="spread-skill band held after day 1")),
-            (("-n", "--members"), dict(type=int, default=16)),
-            (("--steps",), dict(type=int, default=40,
-                                help="forecast steps scored (default 10 days)")),
-            (("--inits",), dict(type=int, default=4, help="validation initial times")),
-            (("--validation-days",), dict(type=int, default=60,
-                                          help="days of the world's validation split")),
-            (("--seed",), dict(type=int, default=1)),
-            (("--out",), dict(required=True, help="output directory of the calibrated module")),
-            (("--overwrite",), OVERWRITE),
-        ]):  # fmt: skip
-            run = arg(*a, **kw)(run)
-        return run
-
-    return deco
+#: the parameters of every tune function that are flags of every calibration command
+SHARED_FLAGS = ("n", "steps", "band", "seed")
+#: the parameters of each command's tune function that are its own flags
+SPREAD_GROWTH_FLAGS = ("initial_gains", "step_factors", "weighting")
+EARLY_GAIN_FLAGS = ("channels", "score_channels", "gains", "steps_options")
+MODEL_GAIN_FLAGS = ("channels", "gains", "stage")
 
 
 def _channel_list(text: str) -> list:
@@ -44,9 +33,34 @@ def _channel_list(text: str) -> list:
     return [parse_channel_name(c.strip()) for c in text.split(",")]
 
 
-def _numbers(text: str, kind: type = float) -> list:
-    """Comma-separated candidates (every item must be a number)."""
-    return [kind(x) for x in text.split(",")]
+def _ens_calibration_args(target: str, own: tuple[str, ...], model: str = "fuxi-hs-t21", **kw):
+    """The flags of a calibration command: those of the parameters of its tune function
+    ``target`` (:data:`SHARED_FLAGS` and ``own``; ``kw`` as for :func:`function_args`) and
+    those every calibration command shares; ``model`` is the default of ``--model``."""
+
+    def deco(run):
+        run = output_args("output directory of the calibrated module", flag="--out")(run)
+        for a, k in reversed([
+            (("--model",), dict(default=model,
+                                help="deterministic model (shipped name or checkpoint)")),
+            (("--perturbation",), dict(default="fuxi-ens-hs-t21",
+                                       help="module to calibrate (name or directory)")),
+            (("--inits",), dict(type=int, default=4, help="validation initial times")),
+            (("--validation-days",), dict(type=int, default=60,
+                                          help="days of the world's validation split")),
+        ]):  # fmt: skip
+            run = arg(*a, **k)(run)
+        return function_args(
+            target,
+            only=SHARED_FLAGS + own,
+            flags={"n": ("-n", "--members"), **kw.pop("flags", {})},
+            # the commands draw with seed 1 (the functions' default is 0), as they always have
+            defaults={"seed": 1, **kw.pop("defaults", {})},
+            notes={"band": "The spread-skill ratio band.", **kw.pop("notes", {})},
+            **kw,
+        )(run)
+
+    return deco
 
 
 def _setup(args):
@@ -58,14 +72,13 @@ def _setup(args):
     vae = load_perturbation(args.perturbation)
     validation = world_split("validation", args.validation_days)
     times = spaced_init_times(validation, model, args.steps, args.inits)
-    band = tuple(float(x) for x in args.band.split(","))
-    return model, vae, validation, times, band
+    return model, vae, validation, times, tuple(args.band)
 
 
 def _record(args, times, scores) -> dict:
     """What every calibration's record holds besides its choice: the run and its scores."""
     return {
-        "members": args.members, "steps": args.steps,
+        "members": args.n, "steps": args.steps,
         "init_times": [str(t)[:16] for t in times],
         "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
     }  # fmt: skip
@@ -82,25 +95,20 @@ def _save(vae, args, meta: dict, table, chosen: str) -> int:
     return 0
 
 
-@arg("--gains", default="1,1.6,2.5,4,6", help="initial-perturbation gain candidates")
-@arg("--factors", default="0.5,0.6,0.7,0.85,1", help="step-perturbation factor candidates")
-@arg(
-    "--weighting",
-    choices=("lead", "none"),
-    default="lead",
-    help="lead: every lead's CRPS counts alike (relative to the uncalibrated module); "
-    "none: the mean CRPS over leads",
+@_ens_calibration_args(
+    "training.gains:tune_spread_growth",
+    SPREAD_GROWTH_FLAGS,
+    flags={"initial_gains": ("--gains",), "step_factors": ("--factors",)},
+    defaults={"initial_gains": (1, 1.6, 2.5, 4, 6), "step_factors": (0.5, 0.6, 0.7, 0.85, 1)},
 )
-@_ens_calibration_args()
 @command("calibrate-ens", "calibrate a FuXi-ENS module's initial and per-step perturbations")
 def _cmd_calibrate_ens(args) -> int:
     from ..training.gains import apply_spread_growth, tune_spread_growth
 
     model, vae, validation, times, band = _setup(args)
     best, scores = tune_spread_growth(
-        validation, model=model, perturbation=vae, initial_gains=_numbers(args.gains),
-        step_factors=_numbers(args.factors), n=args.members, steps=args.steps,
-        init_times=times, band=band, weighting=args.weighting, seed=args.seed,
+        validation, model=model, perturbation=vae, init_times=times,
+        **function_kwargs(args, SHARED_FLAGS + SPREAD_GROWTH_FLAGS),
     )  # fmt: skip
     apply_spread_growth(vae, best)
     table = scores.drop_vars(["crps_by_lead", "prediction_timedelta"])
@@ -114,31 +122,33 @@ def _cmd_calibrate_ens(args) -> int:
                  "chosen (initial gain, step factor): " + json.dumps(chosen))  # fmt: skip
 
 
-@arg("--channels", default="temperature@850", help="channels to tune, comma-separated")
-@arg(
-    "--score-channels",
-    default=None,
-    help="channels scored, comma-separated, or 'all' (default: the tuned channels)",
+@_ens_calibration_args(
+    "training.gains:tune_early_gain",
+    EARLY_GAIN_FLAGS,
+    flags={"steps_options": ("--early-steps",)},
+    defaults={"channels": "temperature@850", "gains": (2, 3, 4), "steps_options": (8, 12)},
+    types={"channels": _channel_list, "score_channels": str},
+    notes={
+        "channels": "Comma-separated names.",
+        "score_channels": "Comma-separated names, or 'all'.",
+    },
 )
-@arg("--gains", default="2,3,4", help="early-step gain candidates")
-@arg("--early-steps", default="8,12", help="candidates for the number of early steps")
-@_ens_calibration_args()
 @command("calibrate-ens-early", "tune a FuXi-ENS module's gain on its first steps' perturbations")
 def _cmd_calibrate_ens_early(args) -> int:
     from ..training.gains import apply_early_gain, tune_early_gain
 
     model, vae, validation, times, band = _setup(args)
-    chans = _channel_list(args.channels)
-    scored = (
-        None if args.score_channels is None
-        else list(vae.channels) if args.score_channels.strip() == "all"
-        else _channel_list(args.score_channels)
+    options = function_kwargs(args, SHARED_FLAGS + EARLY_GAIN_FLAGS)
+    chans = options["channels"] = list(args.channels)
+    scored = args.score_channels
+    options["score_channels"] = (
+        None if scored is None
+        else list(vae.channels) if scored.strip() == "all"
+        else _channel_list(scored)
     )  # fmt: skip
     (gain, k), scores = tune_early_gain(
-        validation, model=model, perturbation=vae, channels=chans, score_channels=scored,
-        gains=_numbers(args.gains), steps_options=_numbers(args.early_steps, int),
-        n=args.members, steps=args.steps, init_times=times, band=band, seed=args.seed,
-    )  # fmt: skip
+        validation, model=model, perturbation=vae, init_times=times, **options
+    )
     apply_early_gain(vae, chans, gain, k)
     meta = dict(getattr(vae, "metadata", {}))
     earlier = meta.get("early_gain", [])  # one record per call, in order
@@ -151,10 +161,14 @@ def _cmd_calibrate_ens_early(args) -> int:
     return _save(vae, args, meta, scores.to_dataframe().round(4).to_string(), chosen)
 
 
-@arg("--channels", default=None, help="channels to tune, comma-separated (default all)")
-@arg("--gains", default="1.4,1.8,2.2,2.6", help="gain candidates")
-@arg("--stage", type=int, default=1, help="cascade stage: 0 = the first, 1 = the second")
-@_ens_calibration_args("fuxi-hs-t21-cascade")
+@_ens_calibration_args(
+    "training.gains:tune_model_gain",
+    MODEL_GAIN_FLAGS,
+    model="fuxi-hs-t21-cascade",
+    defaults={"gains": (1.4, 1.8, 2.2, 2.6), "stage": 1},  # the cascade's later stage
+    types={"channels": _channel_list},
+    notes={"channels": "Comma-separated names."},
+)
 @command(
     "calibrate-ens-stage",
     "tune a FuXi-ENS module's gain before the steps of a cascade's later stage",
@@ -163,12 +177,11 @@ def _cmd_calibrate_ens_stage(args) -> int:
     from ..training.gains import apply_model_gain, tune_model_gain
 
     model, vae, validation, times, band = _setup(args)
-    chans = None if args.channels is None else _channel_list(args.channels)
+    options = function_kwargs(args, SHARED_FLAGS + MODEL_GAIN_FLAGS)
+    chans = options["channels"] = None if args.channels is None else list(args.channels)
     gain, scores = tune_model_gain(
-        validation, model=model, perturbation=vae, stage=args.stage,
-        gains=_numbers(args.gains), channels=chans, n=args.members,
-        steps=args.steps, init_times=times, band=band, seed=args.seed,
-    )  # fmt: skip
+        validation, model=model, perturbation=vae, init_times=times, **options
+    )
     name = model.stages[args.stage].name
     apply_model_gain(vae, name, gain, chans)
     meta = dict(getattr(vae, "metadata", {}))

@@ -1,18 +1,22 @@
 """What every ``xfuxi`` subcommand shares: the registration decorators and the outputs on disk.
 
 A command group module (``xfuxi.cli.forecast``, ``xfuxi.cli.train``, ...) registers its
-subcommands with :func:`command`, :func:`arg` and :func:`config_args`; ``xfuxi.cli`` imports
-every group module, so that registration happens before :func:`xfuxi.cli.main` builds the
-parser.
+subcommands with :func:`command`, :func:`arg`, :func:`config_args` (the flags of a
+configuration dataclass) and :func:`function_args` (the flags of the parameters of the
+function a command calls); ``xfuxi.cli`` imports every group module, so that registration
+happens before :func:`xfuxi.cli.main` builds the parser.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import dataclasses
+import importlib
+import inspect
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +29,15 @@ from ..files import OutputExistsError, check_replaceable, replace_directory
 
 __all__ = [
     "COMMANDS",
+    "FunctionArgs",
     "OVERWRITE",
     "arg",
     "command",
     "config_args",
     "float_list",
+    "function_args",
+    "function_kwargs",
+    "output_args",
     "load_model",
     "open_data",
     "output_path",
@@ -72,16 +80,273 @@ def arg(*args, **kwargs):
     return deco
 
 
-def config_args(cls, *, skip: tuple[str, ...] = ()):
+def config_args(
+    cls,
+    *,
+    skip: tuple[str, ...] = (),
+    aliases: Mapping[str, Sequence[str]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+):
     """Declare the flags of a configuration dataclass's fields (stack above ``@command``;
-    :func:`xfuxi.config.add_arguments`, read back with :func:`xfuxi.config.from_arguments`)."""
-    return arg(functools.partial(add_arguments, cls=cls, skip=skip))
+    :func:`xfuxi.config.add_arguments`, read back with :func:`xfuxi.config.from_arguments`).
+
+    ``cls`` may be a ``"module:attribute"`` target relative to ``xfuxi``, for a class in a
+    torch-backed module (imported only when the command's parser is built). ``aliases``
+    maps a field to more spellings of its flag (an older name that still works);
+    ``defaults`` maps a field to the command's own default, where it differs from the
+    dataclass's (shown by ``--help``).
+    """
+    aliases, defaults = dict(aliases or {}), dict(defaults or {})
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        config = _resolve(cls)
+        unknown = sorted(
+            (set(aliases) | set(defaults)) - {f.name for f in dataclasses.fields(config)}
+        )
+        if unknown:
+            raise TypeError(f"{config.__name__} has no field(s) {unknown}")
+        add_arguments(Edited(parser), config, skip=skip)  # type: ignore[arg-type]
+
+    class Edited:
+        """The parser, as :func:`add_arguments` sees it: aliases and defaults applied."""
+
+        def __init__(self, parser: argparse.ArgumentParser) -> None:
+            self.parser = parser
+
+        def add_argument(self, flag: str, **kwargs: Any) -> argparse.Action:
+            dest = kwargs["dest"]
+            action = self.parser.add_argument(flag, *aliases.get(dest, ()), **kwargs)
+            if dest in defaults:
+                action.default = defaults[dest]
+                text = re.sub(r"\s*\(default [^()]*\)$", "", action.help or "")
+                action.help = f"{text} (default {_shown(defaults[dest])})".strip()
+            return action
+
+    return arg(add)
+
+
+def _resolve(target: Any) -> Any:
+    """``target`` itself, or the object of a ``"module:attribute"`` target relative to xfuxi
+    (a torch-backed module is imported only when a command's parser is built)."""
+    if not isinstance(target, str):
+        return target
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(f"xfuxi.{module}"), name)
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionArgs:
+    """The flags of some parameters of a function (see :func:`function_args`)."""
+
+    target: Callable[..., Any] | str
+    only: tuple[str, ...]
+    flags: Mapping[str, tuple[str, ...]]
+    defaults: Mapping[str, Any]
+    types: Mapping[str, Callable[[str], Any]]
+    notes: Mapping[str, str]
+
+    def __call__(self, parser: argparse.ArgumentParser) -> None:
+        fn = _resolve(self.target)
+        params = inspect.signature(fn).parameters
+        docs = _parameter_docs(fn)
+        for name in self.only:
+            if name not in params:
+                raise TypeError(f"{_qualname(fn)} has no parameter {name!r}")
+            p = params[name]
+            has_default = name in self.defaults or p.default is not inspect.Parameter.empty
+            default = self.defaults.get(name, p.default if has_default else None)
+            kind, choices, many = _flag_type(p.annotation, default, docs.get(name, ("", ""))[0])
+            kind = self.types.get(name, kind)
+            if kind is None:
+                raise TypeError(
+                    f"the type of {_qualname(fn)}'s parameter {name!r} ({p.annotation}) has no "
+                    "flag type: give one in types="
+                )
+            text = _summary(docs.get(name, ("", ""))[1], explain_none=default is None)
+            text = " ".join(t for t in (text, self.notes.get(name)) if t)
+            said = ["comma-separated"] if many and name not in self.types else []
+            if default is not None and has_default:
+                said.append(f"default {_shown(default)}")
+            if said:
+                text += f" ({'; '.join(said)})"
+            flags = self.flags.get(name, ("--" + name.replace("_", "-"),))
+            kwargs: dict[str, Any] = {"dest": name, "help": text.replace("%", "%%").strip()}
+            if kind is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            else:
+                kwargs["type"] = kind
+                if choices:
+                    kwargs["choices"] = choices
+                else:  # named after the flag, not the parameter
+                    kwargs["metavar"] = flags[-1].lstrip("-").replace("-", "_").upper()
+            if has_default:
+                kwargs["default"] = list(default) if isinstance(default, tuple) else default
+            else:
+                kwargs["required"] = True
+            parser.add_argument(*flags, **kwargs)
+
+
+def function_args(
+    target: Callable[..., Any] | str,
+    *,
+    only: Sequence[str],
+    flags: Mapping[str, Sequence[str]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    types: Mapping[str, Callable[[str], Any]] | None = None,
+    notes: Mapping[str, str] | None = None,
+):
+    """Declare flags for the parameters ``only`` of the function a command calls (stack
+    above ``@command``); read them back with :func:`function_kwargs`.
+
+    Each flag takes its type from the parameter's annotation (or default), its default from
+    the signature, its help from the docstring's description of the parameter, and its
+    choices from a numpydoc type such as ``{"lead", "none"}``; a sequence is given
+    comma-separated. So the command line cannot drift from the Python API.
+
+    Parameters
+    ----------
+    target : callable or str
+        The function, or ``"module:attribute"`` relative to ``xfuxi`` for one in a
+        torch-backed module (imported only when the command's parser is built).
+    only : sequence of str
+        The parameters that get a flag.
+    flags : mapping, optional
+        Parameter → its flag spellings (default ``--name-with-dashes``).
+    defaults : mapping, optional
+        Parameter → the command's own default, where the function has none or the
+        command deliberately differs.
+    types : mapping, optional
+        Parameter → the function that parses its flag's text, where the annotation gives
+        none.
+    notes : mapping, optional
+        Parameter → what the command line adds to the description.
+    """
+    return arg(
+        FunctionArgs(
+            target, tuple(only), {k: tuple(v) for k, v in (flags or {}).items()},
+            dict(defaults or {}), dict(types or {}), dict(notes or {}),
+        )
+    )  # fmt: skip
+
+
+def function_kwargs(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The values of the flags of :func:`function_args` as keyword arguments (a list as
+    given on the command line becomes a tuple, as the signatures' defaults are)."""
+    values = {n: getattr(args, n) for n in names}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _qualname(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
+
+
+def _shown(value: Any) -> str:
+    """A default as the command line spells it (a sequence comma-separated)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return str(value)
+
+
+_ELEMENT = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _flag_type(
+    annotation: Any, default: Any, doc_type: str
+) -> tuple[Callable[[str], Any] | None, list[str] | None, bool]:
+    """(the flag's type, its choices, whether it is a comma-separated sequence)."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    text = re.sub(r"\s*\|\s*None$|^None\s*\|\s*", "", text.strip())
+    text = re.sub(r"^Optional\[(.*)\]$", r"\1", text)
+    choices = re.fullmatch(r"\{(.*)\}.*", doc_type.strip())
+    if choices:
+        values = [c.strip().strip("'\"") for c in choices.group(1).split(",")]
+        return str, values, False
+    seq = re.fullmatch(r"(?:Sequence|tuple|list)\[(\w+)(?:, (?:\w+|\.\.\.))*\]", text)
+    if seq and seq.group(1) in ("int", "float"):
+        return _comma_separated(_ELEMENT[seq.group(1)]), None, True
+    if text in _ELEMENT:
+        return _ELEMENT[text], None, False
+    if isinstance(default, (bool, int, float, str)):
+        return type(default), None, False
+    return None, None, False
+
+
+def _comma_separated(element: type) -> Callable[[str], list]:
+    """The parser of a comma-separated flag of ``element`` items (blank items skipped)."""
+
+    def parse(text: str) -> list:
+        return [element(x) for x in text.split(",") if x.strip()]
+
+    parse.__name__ = f"comma-separated {element.__name__}"
+    return parse
+
+
+def _parameter_docs(fn: Callable[..., Any]) -> dict[str, tuple[str, str]]:
+    """Parameter → (its numpydoc type, its description as plain text) from ``fn``'s docstring.
+
+    A description that only refers on (``As for :func:`xfuxi.x`.``) is the referred
+    function's description of that parameter.
+    """
+    doc = inspect.getdoc(fn) or ""
+    match = re.search(r"^Parameters\n-+\n(.*?)(?:^\S[^\n]*\n-{3,}\n|\Z)", doc, re.M | re.S)
+    out: dict[str, tuple[str, str]] = {}
+    if match is None:
+        return out
+    entries = re.findall(r"^(\S[^\n]*)\n((?:[ \t]+\S[^\n]*\n?|\n)*)", match.group(1), re.M)
+    for head, body in entries:
+        names, _, doc_type = head.partition(" : ")
+        text = _plain_text(" ".join(body.split()))
+        for name in names.split(","):
+            out[name.strip().lstrip("*")] = (doc_type.strip(), text)
+    for name, (doc_type, text) in out.items():
+        ref = re.fullmatch(r"As for ([\w.]*\w)\.?", text)
+        if ref:
+            target = _dotted(ref.group(1))
+            out[name] = (doc_type, _parameter_docs(target).get(name, ("", ""))[1] if target else "")
+    return out
+
+
+def _summary(text: str, *, explain_none: bool) -> str:
+    """The first sentence of a parameter's description, for ``--help``; with
+    ``explain_none``, also the first later one that says what the default is."""
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text)
+    later = [s for s in sentences[1:] if "default" in s.lower()][:1] if explain_none else []
+    return " ".join(sentences[:1] + later)
+
+
+def _plain_text(text: str) -> str:
+    """reST markup (roles, literals) as plain text."""
+    text = re.sub(r":\w+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", r"\1", text)
+    return text.replace("``", "")
+
+
+def _dotted(path: str) -> Any:
+    """The object of a dotted path (``xfuxi.training.calibration.tune_amplitude``)."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for part in parts[i:]:
+            obj = getattr(obj, part, None)
+        return obj
+    return None
 
 
 OVERWRITE = dict(
     action="store_true",
     help="replace an earlier xfuxi output of this kind at --output (never anything else)",
 )
+
+
+def output_args(help: str, *, flag: str = "--output"):  # noqa: A002
+    """Declare the required output flag of a command (with ``help``) and ``--overwrite``."""
+
+    def deco(run):
+        return arg(flag, required=True, help=help)(arg("--overwrite", **OVERWRITE)(run))
+
+    return deco
 
 
 def output_path(output: str, inputs: Sequence[str | None], *, kind: str, overwrite: bool) -> Path:
@@ -156,9 +421,10 @@ def load_model(name: str, *, device: str | None = None):
     return load(name, device=device)
 
 
-def float_list(text: str) -> list[float]:
+float_list = _comma_separated(float)
+float_list.__doc__ = (
     """Comma-separated numbers (``"0.5,1,2"``) as floats; blank items are skipped."""
-    return [float(x) for x in text.split(",") if x.strip()]
+)
 
 
 def usage_error(command: str, message: str) -> int:

@@ -8,12 +8,14 @@ import dataclasses
 from ..forecasting.deterministic import forecast
 from ..forecasting.ensemble import PerlinNoise, ensemble, perturbation_for
 from .common import (
-    OVERWRITE,
     arg,
     command,
     config_args,
+    function_args,
+    function_kwargs,
     load_model,
     open_data,
+    output_args,
     output_path,
     write_directory,
     zarr_writer,
@@ -22,48 +24,56 @@ from .common import (
 __all__: list[str] = []
 
 
-@arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
-@arg("--model", default="fuxi-hs-t21", help="shipped model name or checkpoint directory")
-@arg("--steps", type=int, required=True, help="number of 6-hour steps")
-@arg("--batch-size", type=int, default=None)
-@arg("--device", default=None)
-@arg("--output", required=True, help="output zarr store (WeatherBench2 forecast layout)")
-@arg("--overwrite", **OVERWRITE)
-@command("forecast", "run a deterministic FuXi forecast from a file of initial states")
-def _cmd_forecast(args) -> int:
-    out = output_path(args.output, [args.data], kind="forecast", overwrite=args.overwrite)
-    model = load_model(args.model, device=args.device)
-    fc = forecast(open_data(args.data), model=model, steps=args.steps, batch_size=args.batch_size)
-    write_directory(out, zarr_writer(fc), args, kind="forecast")
+def _write_forecast(out, fc, args, *, kind: str) -> int:
+    """Write the forecast ``fc`` of a command to ``out`` (its checked ``--output``)."""
+    write_directory(out, zarr_writer(fc), args, kind=kind)
     print(f"wrote {dict(fc.sizes)} to {out}")
     return 0
 
 
-#: the Perlin options with flags of their own (the std fraction is ``--amplitude``)
-_PERLIN_SKIP = ("std_fraction",)
+#: the parameters of :func:`xfuxi.forecast` that are flags of ``xfuxi forecast``
+FORECAST_FLAGS = ("model", "steps", "batch_size", "device")
 
 
 @arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
-@arg(
-    "--model",
-    default="fuxi-hs-t21-cascade",
-    help="deterministic model or cascade (shipped name or checkpoint; default the FuXi "
-    "cascade, whose later stage the shipped perturbation module is calibrated for)",
+@function_args(
+    forecast,
+    only=FORECAST_FLAGS,
+    # the command's default: the single shipped model, not the function's cascade
+    defaults={"model": "fuxi-hs-t21"},
+    types={"device": str},
+)
+@output_args("output zarr store (WeatherBench2 forecast layout)")
+@command("forecast", "run a deterministic FuXi forecast from a file of initial states")
+def _cmd_forecast(args) -> int:
+    out = output_path(args.output, [args.data], kind="forecast", overwrite=args.overwrite)
+    options = function_kwargs(args, FORECAST_FLAGS)
+    options["model"] = load_model(args.model, device=args.device)
+    return _write_forecast(out, forecast(open_data(args.data), **options), args, kind="forecast")
+
+
+#: the Perlin options with flags of their own (the std fraction is ``--amplitude``)
+_PERLIN_SKIP = ("std_fraction",)
+#: the parameters of :func:`xfuxi.ensemble` that are flags of ``xfuxi ensemble``
+ENSEMBLE_FLAGS = ("model", "n", "steps", "seed", "chunk_size", "device")
+
+
+@arg("data", help="zarr/netCDF file with the initial states (analysis layout)")
+@function_args(
+    ensemble,
+    only=ENSEMBLE_FLAGS,
+    flags={"n": ("-n", "--members")},
+    defaults={"n": 48},  # the function has none: FuXi-ENS's 48 members
+    types={"device": str},
 )
 @arg("--method", choices=["vae", "perlin", "gaussian"], default="vae",
      help="vae: FuXi-ENS; perlin / gaussian: noise added to the initial pair")  # fmt: skip
 @arg("--perturbation", default=None, help="perturbation module (default: the shipped one)")
-@arg("-n", "--members", type=int, default=48)
-@arg("--steps", type=int, default=40, help="number of 6-hour steps (default 40: 10 days)")
-@arg("--seed", type=int, default=0)
 @arg("--amplitude", type=float, default=None,
      help="vae: inflation of the learned perturbations (default 1); perlin / gaussian: noise "
      "std as a fraction of each channel's std (default 0.05)")  # fmt: skip
 @config_args(PerlinNoise, skip=_PERLIN_SKIP)
-@arg("--chunk-size", type=int, default=None)
-@arg("--device", default=None)
-@arg("--output", required=True, help="output zarr store (WeatherBench2 layout plus 'number')")
-@arg("--overwrite", **OVERWRITE)
+@output_args("output zarr store (WeatherBench2 layout plus 'number')")
 @command("ensemble", "run an ensemble forecast (FuXi-ENS, Perlin or Gaussian perturbations)")
 def _cmd_ensemble(args) -> int:
     noise = {
@@ -75,11 +85,7 @@ def _cmd_ensemble(args) -> int:
         args.method, module=args.perturbation, amplitude=args.amplitude, noise_options=noise
     )
     out = output_path(args.output, [args.data], kind="ensemble", overwrite=args.overwrite)
-    fc = ensemble(
-        open_data(args.data), model=load_model(args.model, device=args.device),
-        n=args.members, steps=args.steps, perturbation=spec, seed=args.seed,
-        chunk_size=args.chunk_size, device=args.device,
-    )  # fmt: skip
-    write_directory(out, zarr_writer(fc), args, kind="ensemble")
-    print(f"wrote {dict(fc.sizes)} to {out}")
-    return 0
+    options = function_kwargs(args, ENSEMBLE_FLAGS)
+    options["model"] = load_model(args.model, device=args.device)
+    fc = ensemble(open_data(args.data), perturbation=spec, **options)
+    return _write_forecast(out, fc, args, kind="ensemble")

@@ -56,7 +56,23 @@ def _check_fraction(owner: str, label: str, value: Any) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class VAEPerturbation(Config):
+class _Spec(Config):
+    """What the perturbation specs share: one field scales the perturbations."""
+
+    #: the name of the field that scales the perturbations (a finite number >= 0)
+    _scale_field: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        _check_fraction(type(self).__name__, self._scale_field, getattr(self, self._scale_field))
+
+    @property
+    def amplitude(self) -> float:
+        """The number that scales the perturbations (the inflation or the std fraction)."""
+        return float(getattr(self, self._scale_field))
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEPerturbation(_Spec):
     """FuXi-ENS: a learned perturbation of the initial state and of every step.
 
     Before each step (the initial one included) the current state is perturbed by
@@ -78,17 +94,10 @@ class VAEPerturbation(Config):
     """
 
     method: ClassVar[str] = "vae"
+    _scale_field: ClassVar[str] = "inflation"
 
     module: Any = field(DEFAULT_PERTURBATION, help="perturbation module (name or directory)")
     inflation: float = field(1.0, help="factor on the learned perturbations (1: as trained)")
-
-    def __post_init__(self) -> None:
-        _check_fraction(type(self).__name__, "inflation", self.inflation)
-
-    @property
-    def amplitude(self) -> float:
-        """The number that scales the perturbations (here the inflation)."""
-        return float(self.inflation)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict (a module object by its ``name``)."""
@@ -99,7 +108,7 @@ class VAEPerturbation(Config):
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianNoise(Config):
+class GaussianNoise(_Spec):
     """I.i.d. Gaussian noise added to the initial pair; the model then runs unperturbed.
 
     Parameters
@@ -116,20 +125,13 @@ class GaussianNoise(Config):
     """
 
     method: ClassVar[str] = "gaussian"
+    _scale_field: ClassVar[str] = "std_fraction"
 
     std_fraction: float = field(0.05, help="noise std as a fraction of each channel's std")
 
-    def __post_init__(self) -> None:
-        _check_fraction(type(self).__name__, "std_fraction", self.std_fraction)
-
-    @property
-    def amplitude(self) -> float:
-        """The number that scales the perturbations (here the std fraction)."""
-        return float(self.std_fraction)
-
 
 @dataclasses.dataclass(frozen=True)
-class PerlinNoise(Config):
+class PerlinNoise(_Spec):
     """Multi-octave Perlin noise added to the initial pair; the model then runs unperturbed.
 
     The noise of :func:`xfuxi.perturbations.perlin.perlin_perturbations`, each channel its
@@ -152,6 +154,7 @@ class PerlinNoise(Config):
     """
 
     method: ClassVar[str] = "perlin"
+    _scale_field: ClassVar[str] = "std_fraction"
 
     std_fraction: float = field(0.05, help="noise std as a fraction of each channel's std")
     wavelength: float = field(8.0, help="wavelength of the first octave, in grid points")
@@ -159,14 +162,8 @@ class PerlinNoise(Config):
     persistence: float = field(0.5, help="weight ratio of successive octaves")
 
     def __post_init__(self) -> None:
-        owner = type(self).__name__
-        _check_fraction(owner, "std_fraction", self.std_fraction)
-        check_perlin_scales(owner, self.wavelength, self.octaves, self.persistence)
-
-    @property
-    def amplitude(self) -> float:
-        """The number that scales the perturbations (here the std fraction)."""
-        return float(self.std_fraction)
+        super().__post_init__()
+        check_perlin_scales(type(self).__name__, self.wavelength, self.octaves, self.persistence)
 
     @property
     def scales(self) -> PerlinScales:
