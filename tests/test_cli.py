@@ -279,7 +279,7 @@ def _command_parser(name):
 
 #: the flags whose default is the command's own, not the function's (each on purpose)
 COMMAND_DEFAULTS = {
-    "forecast": {"model"},
+    "forecast": set(),
     "ensemble": {"n"},
     "calibrate-ens": {"seed", "initial_gains", "step_factors"},
     "calibrate-ens-early": {"seed", "channels", "gains", "steps_options"},

@@ -75,7 +75,8 @@ def _cmd_assimilate(args) -> int:
     static_b = open_data(args.static_b).load() if args.static_b else None
     res = assimilate_4dvar(
         open_data(args.background), open_data(args.observations).load(),
-        model=load_model(args.model), spread=spread, static_b=static_b, **options,
+        model=load_model(args.model),
+        error_data=da.BackgroundErrorData(spread=spread, static_b=static_b), **options,
     )  # fmt: skip
 
     def write(directory: Path) -> None:

@@ -39,8 +39,6 @@ FORECAST_FLAGS = ("model", "steps", "batch_size", "device")
 @function_args(
     forecast,
     only=FORECAST_FLAGS,
-    # the command's default: the single shipped model, not the function's cascade
-    defaults={"model": "fuxi-hs-t21"},
     types={"device": str},
 )
 @output_args("output zarr store (WeatherBench2 forecast layout)")

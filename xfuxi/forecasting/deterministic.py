@@ -40,7 +40,7 @@ def _default_steps(model: Any) -> int:
 def _rollout_arrays(
     ds: xr.Dataset,
     *,
-    model: Any = None,
+    model: Any = DEFAULT_MODEL,
     steps: int | None = None,
     init_times: Sequence[Any] | None = None,
     batch_size: int | None = None,
