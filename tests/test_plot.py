@@ -84,8 +84,9 @@ def test_map_against_baseline(tmp_path):
     ds = field()
     obs = xr.Dataset(coords={"latitude": ("obs", [40.0, -10.0, 60.0]),
                              "longitude": ("obs", [10.0, 200.0, 300.0])})  # fmt: skip
-    ax = ds.fuxi.plot_map(variable="temperature", contour="geopotential", wind=True, wind_stride=3,
-                          observations=obs, title="temperature")  # fmt: skip
+    ax = ds.fuxi.plot_map(variable="temperature", contour="geopotential", wind=True,
+                          observations=obs,
+                          style=xfuxi.MapStyle(wind_stride=3, title="temperature"))  # fmt: skip
     import cartopy.mpl.geoaxes as geoaxes
 
     assert isinstance(ax, geoaxes.GeoAxes)
@@ -124,7 +125,7 @@ def test_held_suarez_world_uses_plain_axes(tmp_path):
     # the closed seam covers the whole globe
     assert [float(x) for x in ax.get_xlim()] == [0.0, 360.0]
     ax.figure.savefig(tmp_path / "hs.png")
-    ax2 = ds.fuxi.plot_map(variable="temperature", projection="plain")
+    ax2 = ds.fuxi.plot_map(variable="temperature", style=xfuxi.MapStyle(projection="plain"))
     assert type(ax2).__name__ == "Axes"
 
 
@@ -171,3 +172,39 @@ def test_bad_plot_input():
         xfuxi.plot_convergence([1.0, 0.0])
     with pytest.raises(ValueError, match="expected 1-D along"):
         xfuxi.plot_scores(ds["temperature"])
+
+
+def test_map_style_replaces_the_styling_keywords():
+    ds = field(source="Held-Suarez world")
+    style = xfuxi.MapStyle(cmap="magma", vmin=250.0, vmax=300.0, colorbar=False, title="T")
+    ax = xfuxi.plot_map(ds, variable="temperature", style=style)
+    mesh = ax.collections[0]
+    assert (mesh.get_cmap().name, mesh.get_clim(), ax.get_title()) == ("magma", (250.0, 300.0), "T")
+    assert len(ax.figure.axes) == 1  # no colour bar
+    # the former keywords give the same map, with a warning naming the new spelling
+    with pytest.warns(DeprecationWarning, match=r"pass style=MapStyle\(cmap=..., vmin=..."):
+        old = xfuxi.plot_map(ds, variable="temperature", cmap="magma", vmin=250.0, vmax=300.0,
+                             colorbar=False, title="T")  # fmt: skip
+    assert old.collections[0].get_clim() == mesh.get_clim() and old.get_title() == "T"
+    np.testing.assert_array_equal(old.collections[0].get_array(), mesh.get_array())
+    with pytest.raises(TypeError, match=r"plot_map\(\) got unexpected keyword.*'colour'"):
+        xfuxi.plot_map(ds, variable="temperature", colour="red")
+    with pytest.raises(ValueError, match="MapStyle.wind_stride must be >= 1; got 0"):
+        xfuxi.MapStyle(wind_stride=0)
+
+
+def test_increment_style_defaults_and_old_keywords():
+    bg = field(0, source="Held-Suarez world")
+    an = bg + 2.0
+    ax = xfuxi.plot_increment(an, bg, variable="temperature")
+    assert ax.collections[0].get_cmap().name == "RdBu_r"
+    assert ax.collections[0].get_clim() == pytest.approx((-2.0, 2.0))
+    # a style's own limits and colour map win over the increment's defaults
+    ax = xfuxi.plot_increment(an, bg, variable="temperature",
+                              style=xfuxi.MapStyle(cmap="PuOr", vmax=5.0, title="inc"))  # fmt: skip
+    assert ax.collections[0].get_cmap().name == "PuOr" and ax.get_title() == "inc"
+    assert ax.collections[0].get_clim() == pytest.approx((-2.0, 5.0))
+    with pytest.warns(DeprecationWarning, match=r"plot_increment\(cmap=..., title=...\)"):
+        old = xfuxi.plot_increment(an, bg, variable="temperature", cmap="PuOr", title="inc")
+    assert old.collections[0].get_cmap().name == "PuOr" and old.get_title() == "inc"
+    assert old.collections[0].get_clim() == pytest.approx((-2.0, 2.0))

@@ -141,6 +141,7 @@ PUBLIC: tuple[Entry, ...] = (
     # plot
     Entry("plot_map", "plot:plot_map", accessor="both"),
     Entry("plot_increment", "plot:plot_increment", accessor="both"),
+    Entry("MapStyle", "plot:MapStyle"),
     Entry("plot_scores", "plot:plot_scores", accessor="both"),
     Entry("plot_spread_skill", "plot:plot_spread_skill", accessor="both"),
     Entry("plot_rank_histogram", "plot:plot_rank_histogram", accessor="both"),

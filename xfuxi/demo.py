@@ -104,10 +104,9 @@ def stage_baselines(result: DemoResult, *, test_days: int, lead_days: int, n_ini
     acc = {k: xfuxi.acc(fc, truth, clim, dim=dims) for k, fc in systems.items()}
     result.tables["baseline_rmse"] = pd.concat([_headline(v, k) for k, v in rmse.items()], axis=1)
     result.tables["baseline_acc"] = pd.concat([_headline(v, k) for k, v in acc.items()], axis=1)
-    ax = xfuxi.plot_map(
-        truth.isel(time=0), variable="geopotential", level=500.0, wind=True,
-        title=f"Held–Suarez world: Z500 and 500 hPa wind, {str(truth.time.values[0])[:16]}",
-    )  # fmt: skip
+    title = f"Held–Suarez world: Z500 and 500 hPa wind, {str(truth.time.values[0])[:16]}"
+    ax = xfuxi.plot_map(truth.isel(time=0), variable="geopotential", level=500.0, wind=True,
+                        style=xfuxi.MapStyle(title=title))  # fmt: skip
     result.figures["map"] = _save_figure(ax.figure, result.output_dir / "map_z500.png")
     return {"truth": truth, "clim": clim, "init_times": init_times, "leads": leads,
             "systems": systems, "rmse": rmse, "acc": acc, "reference": reference}  # fmt: skip
@@ -230,8 +229,8 @@ def stage_assimilation(
     result.tables["en4dvar_innovations"] = _innovation_table(diag)
     ax = xfuxi.plot_increment(
         res.analysis, bg0, variable="geopotential", level=500.0,
-        observations=obs, coastlines=False,  # the Held–Suarez world has no land
-        title=f"En4DVar increment, Z500, {str(t0)[:16]}",
+        observations=obs,  # the Held–Suarez world has no land: no coastlines
+        style=xfuxi.MapStyle(coastlines=False, title=f"En4DVar increment, Z500, {str(t0)[:16]}"),
     )  # fmt: skip
     result.figures["increment"] = _save_figure(ax.figure, result.output_dir / "increment_z500.png")
     ax = xfuxi.plot_convergence(diag)

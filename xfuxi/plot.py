@@ -9,6 +9,7 @@ shipped with xfuxi (public domain), so no network is needed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .config import Config, config_with_legacy, field
 from .docstrings import docstring_parts
 from .verify.probabilistic import ensemble_mean_rmse, rank_histogram, spread
 from .verify.weights import ensemble_dim, prepare_pair
 
 __all__ = [
+    "MapStyle",
     "plot_convergence",
     "plot_cycle",
     "plot_increment",
@@ -43,6 +46,73 @@ _doc = docstring_parts({
     "title_ax": "title : str, optional\n    Axes title.\nax : matplotlib Axes, optional\n"
     "    Axes to draw into.",
 })  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class MapStyle(Config):
+    """How a map looks: projection, coastlines, colours, colour bar, title, wind arrows.
+
+    One object for :func:`plot_map` and :func:`plot_increment` (``style=``), so that several
+    maps can share their look. Each field's default is the plot's own.
+
+    Attributes
+    ----------
+    projection : cartopy CRS or "plain", optional
+        Map projection. Default: plain latitude/longitude axes for the Held–Suarez world
+        (attrs ``source``/``title`` mention Held–Suarez), else cartopy ``PlateCarree``.
+    coastlines : bool, default True
+        Draw the shipped Natural Earth 110 m coastlines on cartopy maps.
+    cmap : str, optional
+        Colour map; default ``"viridis"`` for :func:`plot_map`, ``"RdBu_r"`` for
+        :func:`plot_increment`.
+    vmin, vmax : float, optional
+        Colour limits; default the data's range (:func:`plot_map`) or ±max|increment|
+        (:func:`plot_increment`).
+    colorbar : bool, default True
+        Add a colour bar labelled with the name and units.
+    title : str, optional
+        Axes title.
+    wind_stride : int, default 2
+        Draw every n-th wind vector in each direction.
+
+    Raises
+    ------
+    ValueError
+        If ``wind_stride`` is below 1.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import xfuxi
+    >>> style = xfuxi.MapStyle(cmap="magma", vmin=0.0, vmax=2.0, title="t")
+    >>> da = xr.DataArray(np.ones((3, 4)), dims=("latitude", "longitude"), name="t",
+    ...                   coords={"latitude": [-45.0, 0.0, 45.0], "longitude": [0, 90, 180, 270]},
+    ...                   attrs={"source": "Held-Suarez world"})
+    >>> ax = xfuxi.plot_map(da, style=style)
+    >>> ax.get_title(), ax.collections[0].get_clim()
+    ('t', (0.0, 2.0))
+    >>> style.replace(title=None).title is None  # a copy with one field changed
+    True
+    """
+
+    projection: Any = field(None, help="map projection (cartopy CRS or 'plain')", cli=False)
+    coastlines: bool = field(True, help="draw coastlines on cartopy maps")
+    cmap: str | None = field(None, help="colour map (default: the plot's own)")
+    vmin: float | None = field(None, help="lower colour limit")
+    vmax: float | None = field(None, help="upper colour limit")
+    colorbar: bool = field(True, help="add a colour bar")
+    title: str | None = field(None, help="axes title")
+    wind_stride: int = field(2, help="draw every n-th wind vector in each direction")
+
+    def __post_init__(self) -> None:
+        if self.wind_stride < 1:
+            raise ValueError(f"MapStyle.wind_stride must be >= 1; got {self.wind_stride}")
+
+
+def _map_style(style: MapStyle | dict | None, legacy: dict[str, Any], function: str) -> MapStyle:
+    """``style`` (default :class:`MapStyle`) with the old styling keywords of ``function``
+    applied, each with a ``DeprecationWarning`` naming ``style=MapStyle(...)``."""
+    return config_with_legacy(MapStyle, style, legacy, function, parameter="style", stacklevel=4)
 
 
 def _plt():
@@ -80,6 +150,16 @@ def _one_variable(data: xr.Dataset, variable: str | None) -> str:
     if variable not in data.data_vars:
         raise ValueError(f"variable {variable!r} not in the Dataset ({list(data.data_vars)})")
     return variable
+
+
+def _one_pair(
+    forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArray, variable: str | None
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Forecast and truth of the one variable to plot (:func:`_one_variable`) of a Dataset."""
+    if isinstance(forecast, xr.Dataset):
+        variable = _one_variable(forecast, variable)
+        return forecast[variable], truth[variable]
+    return forecast, truth
 
 
 def _select_2d(
@@ -122,23 +202,25 @@ def _new_axes(ax, projection):
     return fig.add_subplot(1, 1, 1, projection=projection)
 
 
+def _titled(ax: Any, title: str | None) -> Any:
+    """The finished ``ax`` of a plot, with ``title`` when one is given."""
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
 def _map(
     field: xr.DataArray,
     source: xr.Dataset | xr.DataArray,
+    style: MapStyle,
+    ax: Any,
     *,
-    ax,
-    projection,
-    cmap,
-    vmin,
-    vmax,
-    colorbar,
-    coastlines,
-    title,
-    contour,
-    wind,
-    wind_stride,
-    observations,
+    contour: xr.DataArray | None = None,
+    wind: tuple[xr.DataArray, xr.DataArray] | None = None,
+    observations: xr.Dataset | xr.DataArray | None = None,
 ):
+    """Draw ``field`` (2-D, latitude × longitude) as ``style`` says, with the overlays."""
+    projection = style.projection
     plateau = projection is None and _is_held_suarez(source)
     if projection is None and not plateau:
         import cartopy.crs as ccrs
@@ -160,7 +242,7 @@ def _map(
         values = np.concatenate([field.values, field.values[:, :1]], axis=1)
     else:
         lon_c, values = lon, field.values
-    mesh = ax.pcolormesh(lon_c, lat, values, cmap=cmap, vmin=vmin, vmax=vmax,
+    mesh = ax.pcolormesh(lon_c, lat, values, cmap=style.cmap, vmin=style.vmin, vmax=style.vmax,
                          shading="nearest", **transform)  # fmt: skip
     if contour is not None:
         cvals = contour.values
@@ -172,7 +254,7 @@ def _map(
         ax.clabel(cs, fontsize=6, fmt="%g")
     if wind is not None:
         u, v = wind
-        s = slice(None, None, wind_stride)
+        s = slice(None, None, style.wind_stride)
         ax.quiver(lon[s], lat[s], u.values[s, s], v.values[s, s], scale=None, width=0.003,
                   **transform)  # fmt: skip
     if observations is not None:
@@ -184,7 +266,7 @@ def _map(
                    facecolors="none", edgecolors="m", linewidths=0.6, label="observations",
                    **transform)  # fmt: skip
     if projection is not None:
-        if coastlines:
+        if style.coastlines:
             _use_shipped_coastlines()
             ax.coastlines(resolution="110m", linewidth=0.5)
         ax.set_global()
@@ -194,13 +276,11 @@ def _map(
         ax.set_xlabel("longitude (°E)")
         ax.set_ylabel("latitude (°N)")
         ax.set_aspect("equal")
-    if colorbar:
+    if style.colorbar:
         units = field.attrs.get("units", "")
         label = f"{field.name or ''} ({units})" if units else str(field.name or "")
         ax.figure.colorbar(mesh, ax=ax, shrink=0.8, label=label)
-    if title is not None:
-        ax.set_title(title)
-    return ax
+    return _titled(ax, style.title)
 
 
 def _wind_pair(data, wind, selection):
@@ -232,16 +312,10 @@ def plot_map(
     sel: Mapping[Hashable, Any] | None = None,
     contour: str | xr.DataArray | None = None,
     wind: bool | Sequence[str] | None = None,
-    wind_stride: int = 2,
     observations: xr.Dataset | xr.DataArray | None = None,
-    projection: Any = None,
-    coastlines: bool = True,
-    cmap: str = "viridis",
-    vmin: float | None = None,
-    vmax: float | None = None,
-    colorbar: bool = True,
-    title: str | None = None,
+    style: MapStyle | None = None,
     ax: Any = None,
+    **legacy: Any,
 ) -> Any:
     """Map one field, with optional contours, wind vectors and observation locations.
 
@@ -260,21 +334,14 @@ def plot_map(
     wind : bool or (str, str), optional
         Draw wind vectors: ``True`` for ``u_component_of_wind``/``v_component_of_wind``,
         or a pair of variable names.
-    wind_stride : int, default 2
-        Draw every n-th vector in each direction.
     observations : Dataset or DataArray, optional
         Anything with ``latitude`` and ``longitude`` coordinates; drawn as open circles.
-    projection : cartopy CRS or "plain", optional
-        Map projection. Default: plain latitude/longitude axes for the Held–Suarez world
-        (attrs ``source``/``title`` mention Held–Suarez), else cartopy ``PlateCarree``.
-    coastlines : bool, default True
-        Draw the shipped Natural Earth 110 m coastlines on cartopy maps.
-    cmap, vmin, vmax : optional
-        Colour map and limits.
-    colorbar : bool, default True
-        Add a colour bar labelled with the name and units.
-    title : str, optional
-        Axes title.
+    style : MapStyle, optional
+        Projection, coastlines, colour map and limits, colour bar, title and wind-vector
+        stride (:class:`MapStyle`; default ``MapStyle()``, colour map ``"viridis"``). The
+        former keywords ``projection``, ``coastlines``, ``cmap``, ``vmin``, ``vmax``,
+        ``colorbar``, ``title`` and ``wind_stride`` still work, with a
+        ``DeprecationWarning``.
     ax : matplotlib Axes, optional
         Axes to draw into (a GeoAxes when a projection is used).
 
@@ -301,22 +368,20 @@ def plot_map(
     >>> da = xr.DataArray(np.zeros((3, 4)), dims=("latitude", "longitude"), name="t",
     ...                   coords={"latitude": [-45.0, 0.0, 45.0], "longitude": [0, 90, 180, 270]},
     ...                   attrs={"source": "Held-Suarez world"})
-    >>> ax = plot_map(da)
-    >>> [float(x) for x in ax.get_xlim()]
-    [0.0, 360.0]
+    >>> ax = plot_map(da, style=MapStyle(title="t = 0"))
+    >>> [float(x) for x in ax.get_xlim()], ax.get_title()
+    ([0.0, 360.0], 't = 0')
     >>> ax = da.fuxi.plot_map()  # the same through the accessor
     >>> [float(x) for x in ax.get_xlim()]
     [0.0, 360.0]
     """
+    style = _map_style(style, legacy, "plot_map")
     selection = {"level": level, "time": time, **dict(sel or {})}
     field = _select_2d(data, variable, selection)
     cfield = _contour_field(data, contour, selection)
     wpair = _wind_pair(data, wind, selection)
-    if wind_stride < 1:
-        raise ValueError(f"wind_stride must be >= 1; got {wind_stride}")
-    return _map(field, data, ax=ax, projection=projection, cmap=cmap, vmin=vmin, vmax=vmax,
-                colorbar=colorbar, coastlines=coastlines, title=title, contour=cfield,
-                wind=wpair, wind_stride=wind_stride, observations=observations)  # fmt: skip
+    style = style if style.cmap is not None else style.replace(cmap="viridis")
+    return _map(field, data, style, ax, contour=cfield, wind=wpair, observations=observations)
 
 
 def plot_increment(
@@ -329,11 +394,9 @@ def plot_increment(
     time: Any = None,
     sel: Mapping[Hashable, Any] | None = None,
     observations: xr.Dataset | xr.DataArray | None = None,
-    projection: Any = None,
-    coastlines: bool = True,
-    cmap: str = "RdBu_r",
-    title: str | None = None,
+    style: MapStyle | None = None,
     ax: Any = None,
+    **legacy: Any,
 ) -> Any:
     """Map an analysis increment (analysis − background) with a symmetric diverging scale.
 
@@ -347,8 +410,12 @@ def plot_increment(
         Selections as in :func:`plot_map`.
     observations : Dataset or DataArray, optional
         Observation locations to overlay.
-    projection, coastlines, cmap, title, ax
-        As in :func:`plot_map`.
+    style : MapStyle, optional
+        As in :func:`plot_map`, but the colour map defaults to ``"RdBu_r"`` and the colour
+        limits to ±max|increment|. The former keywords ``projection``, ``coastlines``,
+        ``cmap`` and ``title`` still work, with a ``DeprecationWarning``.
+    ax : matplotlib Axes, optional
+        Axes to draw into.
 
     Returns
     -------
@@ -377,6 +444,7 @@ def plot_increment(
     >>> ax.collections[0].get_clim()
     (-2.0, 2.0)
     """
+    style = _map_style(style, legacy, "plot_increment")
     a, b = prepare_pair(analysis, background)
     inc = a - b
     inc.attrs = dict(analysis.attrs)
@@ -387,9 +455,12 @@ def plot_increment(
     field = _select_2d(inc, variable, selection)
     field.name = f"{field.name or 'field'} increment"
     lim = float(np.nanmax(np.abs(field.values))) or 1.0
-    return _map(field, analysis, ax=ax, projection=projection, cmap=cmap, vmin=-lim, vmax=lim,
-                colorbar=True, coastlines=coastlines, title=title, contour=None, wind=None,
-                wind_stride=1, observations=observations)  # fmt: skip
+    style = style.replace(
+        cmap="RdBu_r" if style.cmap is None else style.cmap,
+        vmin=-lim if style.vmin is None else style.vmin,
+        vmax=lim if style.vmax is None else style.vmax,
+    )
+    return _map(field, analysis, style, ax, observations=observations)
 
 
 def _lead_axis(values: np.ndarray) -> tuple[np.ndarray, str]:
@@ -491,9 +562,7 @@ def plot_scores(
     ax.grid(True, alpha=0.3)
     if len(series) > 1 or label:
         ax.legend()
-    if title is not None:
-        ax.set_title(title)
-    return ax
+    return _titled(ax, title)
 
 
 @_doc
@@ -554,9 +623,7 @@ def plot_spread_skill(
     >>> len(ax.lines), len(ax.right_ax.lines)  # the same through the accessor
     (2, 2)
     """
-    if isinstance(forecast, xr.Dataset):
-        variable = _one_variable(forecast, variable)
-        forecast, truth = forecast[variable], truth[variable]
+    forecast, truth = _one_pair(forecast, truth, variable)
     if dim not in forecast.dims:
         raise ValueError(f"forecast has no {dim!r} dimension to plot against")
     mdim = ensemble_dim(forecast, member_dim)
@@ -587,9 +654,7 @@ def plot_spread_skill(
     ax.right_ax = right
     lines = ax.get_lines() + right.get_lines()[:1]
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7)
-    if title is not None:
-        ax.set_title(title)
-    return ax
+    return _titled(ax, title)
 
 
 @_doc
@@ -642,9 +707,7 @@ def plot_rank_histogram(
     >>> len(ax.patches)  # the same through the accessor
     5
     """
-    if isinstance(forecast, xr.Dataset):
-        variable = _one_variable(forecast, variable)
-        forecast, truth = forecast[variable], truth[variable]
+    forecast, truth = _one_pair(forecast, truth, variable)
     h = rank_histogram(forecast, truth, member_dim=member_dim)
     freq = h / h.sum()
     ax = _new_axes(ax, None)
@@ -652,9 +715,7 @@ def plot_rank_histogram(
     ax.axhline(1.0 / h.sizes["rank"], color="k", linestyle="--", linewidth=0.8)
     ax.set_xlabel("rank of the truth among members")
     ax.set_ylabel("relative frequency")
-    if title is not None:
-        ax.set_title(title)
-    return ax
+    return _titled(ax, title)
 
 
 @_doc
@@ -743,9 +804,7 @@ def plot_convergence(
     ax.grid(True, alpha=0.3, which="both")
     if len(curves) > 1:
         ax.legend()
-    if title is not None:
-        ax.set_title(title)
-    return ax
+    return _titled(ax, title)
 
 
 def plot_scorecard(
@@ -859,9 +918,7 @@ def plot_scorecard(
         for (i, j), v in np.ndenumerate(grid):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7)
-    if title is not None:
-        ax.set_title(title)
-    return ax
+    return _titled(ax, title)
 
 
 __all__ += ["plot_scorecard"]  # appended with the function (issue 24)

@@ -58,7 +58,7 @@ ax = res.analysis.fuxi.plot_increment(
     variable="geopotential",
     level=500.0,
     observations=obs,
-    title="z500 increment (m² s⁻²) and wind increment",
+    style=xfuxi.MapStyle(title="z500 increment (m² s⁻²) and wind increment"),
 )
 inc = res.increment.isel(time=0)["geopotential"].sel(level=500.0)
 print(

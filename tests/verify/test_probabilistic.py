@@ -136,8 +136,14 @@ def test_missing_ensemble_dim_and_bad_inputs():
         crps(fc, truth.assign_coords(latitude=-truth.latitude[::-1] + 1))
     with pytest.raises(ValueError, match="truth must not have"):
         crps(fc, fc)
-    with pytest.raises(ValueError, match="must not include the ensemble"):
-        crps(fc, truth, dim=["number"])
+    # every score that summarises the members says so when dim names their dim
+    scores = [crps, xfuxi.ensemble_mean_rmse, xfuxi.spread_skill_ratio,
+              xfuxi.debiased_ensemble_mean_mse, xfuxi.ensemble_ignorance]  # fmt: skip
+    for score in scores:
+        with pytest.raises(ValueError, match="must not include the ensemble dimension 'number'"):
+            score(fc, truth, dim=["time", "number"])
+    with pytest.raises(ValueError, match="must not include the ensemble dimension 'number'"):
+        xfuxi.brier_score(fc, truth, threshold=0.0, dim=["time", "number"])
 
 
 def test_spread_and_spread_skill():

@@ -45,13 +45,37 @@ _SPATIAL = ("latitude", "longitude")
 _YEAR_SPAN = np.timedelta64(364, "D")
 
 
-def _as_dataset(obj: xr.Dataset | xr.DataArray, what: str) -> xr.Dataset:
+def as_dataset(
+    obj: xr.Dataset | xr.DataArray, what: str, accepted: str = "an xarray.Dataset or DataArray"
+) -> xr.Dataset:
+    """``obj`` as a Dataset: a Dataset as it is, a named DataArray as its one variable.
+
+    Parameters
+    ----------
+    obj : Dataset or DataArray
+    what : str
+        What ``obj`` is (the function or argument), to start the error messages.
+    accepted : str, default "an xarray.Dataset or DataArray"
+        What the caller accepts, for the message when ``obj`` is neither.
+
+    Raises
+    ------
+    ValueError
+        If ``obj`` is a DataArray without a name.
+    TypeError
+        If ``obj`` is neither a Dataset nor a DataArray.
+
+    Examples
+    --------
+    >>> list(as_dataset(xr.DataArray([1.0], dims="x", name="t"), "f").data_vars)
+    ['t']
+    """
     if isinstance(obj, xr.DataArray):
         if obj.name is None:
             raise ValueError(f"{what}: a DataArray needs a name (the variable it holds)")
         return obj.to_dataset()
     if not isinstance(obj, xr.Dataset):
-        raise TypeError(f"{what}: expected an xarray.Dataset or DataArray, got {type(obj)}")
+        raise TypeError(f"{what}: expected {accepted}, got {type(obj)}")
     return obj
 
 
@@ -130,7 +154,7 @@ def normalization_stats(
     >>> da.fuxi.normalization_stats().temperature.values.round(4).tolist()  # accessor
     [252.5, 1.7078, 0.0]
     """
-    ds = validate(_as_dataset(ds, "normalization_stats"))
+    ds = validate(as_dataset(ds, "normalization_stats"))
     if dim not in ds.dims:
         raise ValueError(f"dimension {dim!r} not found; the data has dims {list(ds.dims)}")
     if not ds.data_vars:
@@ -235,7 +259,7 @@ def climatology(
     [0, 6, 12, 18]
     """
     is_da = isinstance(ds, xr.DataArray)
-    data = _as_dataset(ds, "climatology") if not is_da else ds.to_dataset(name="__clim__")
+    data = as_dataset(ds, "climatology") if not is_da else ds.to_dataset(name="__clim__")
     if dim not in data.dims:
         raise ValueError(f"dimension {dim!r} not found; the data has dims {list(data.dims)}")
     if data[dim].dtype.kind != "M":
@@ -363,7 +387,7 @@ def save_stats(
     >>> load_stats(p).identical(s)
     True
     """
-    ds = _as_dataset(stats, "save_stats")
+    ds = as_dataset(stats, "save_stats")
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {str(path.parent)!r} does not exist")

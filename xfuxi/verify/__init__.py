@@ -15,60 +15,22 @@ Every score is a function here and a method of the ``.fuxi`` accessor:
 
 from __future__ import annotations
 
-from ..data.stats import select_climatology
-from .balance import ageostrophic_wind, balance_summary, geostrophic_wind
-from .deterministic import acc, bias, mae, mse, rmse, wind_vector_rmse
-from .gaussian import gaussian_brier_score, gaussian_crps, gaussian_ignorance, gaussian_variance
-from .observation_space import innovation_statistics, innovations
-from .probabilistic import (
-    brier_score,
-    central_reliability,
-    crps,
-    debiased_ensemble_mean_mse,
-    energy_score,
-    ensemble_ignorance,
-    ensemble_mean_rmse,
-    rank_histogram,
-    ranked_probability_score,
-    spread,
-    spread_skill_ratio,
-)
-from .regions import REGIONS, Region
-from .scorecard import scorecard
-from .weights import align_valid_time, area_weights, valid_time
+from . import balance, deterministic, gaussian, observation_space, probabilistic, regions, weights
+from .balance import *  # noqa: F403
+from .deterministic import *  # noqa: F403
+from .gaussian import *  # noqa: F403
+from .observation_space import *  # noqa: F403
+from .probabilistic import *  # noqa: F403
+from .regions import *  # noqa: F403
+from .scorecard import scorecard as scorecard  # the function, not the module
+from .weights import *  # noqa: F403
 
-__all__ = [
-    "REGIONS",
-    "Region",
-    "acc",
-    "ageostrophic_wind",
-    "align_valid_time",
-    "area_weights",
-    "balance_summary",
-    "bias",
-    "brier_score",
-    "central_reliability",
-    "crps",
-    "debiased_ensemble_mean_mse",
-    "energy_score",
-    "ensemble_ignorance",
-    "ensemble_mean_rmse",
-    "gaussian_brier_score",
-    "gaussian_crps",
-    "gaussian_ignorance",
-    "gaussian_variance",
-    "geostrophic_wind",
-    "innovation_statistics",
-    "innovations",
-    "mae",
-    "mse",
-    "rank_histogram",
-    "ranked_probability_score",
-    "rmse",
-    "select_climatology",
-    "scorecard",
-    "spread",
-    "spread_skill_ratio",
-    "valid_time",
-    "wind_vector_rmse",
-]
+#: building blocks the modules share that this package imports but does not list
+_BUILDING_BLOCKS = {"RegionLike", "gaussian_log_score", "member_variance", "region_masks"}
+#: each module lists its public names once (its ``__all__``); this package lists them all
+__all__ = sorted(
+    {
+        *balance.__all__, *deterministic.__all__, *gaussian.__all__, *observation_space.__all__,
+        *probabilistic.__all__, *regions.__all__, *weights.__all__, "scorecard",
+    } - _BUILDING_BLOCKS
+)  # fmt: skip

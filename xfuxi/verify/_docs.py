@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from ..docstrings import docstring_parts
 
-__all__ = ["DOC_PARTS", "fill_doc"]
+__all__ = ["DOC_PARTS", "fill_doc", "score_doc"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -82,6 +82,15 @@ DOC_PARTS["reduce_options"] = "\n".join(
     DOC_PARTS[k] for k in ("weights", "region", "skipna", "keep_attrs")
 )
 DOC_PARTS["score_options"] = DOC_PARTS["dim"] + "\n" + DOC_PARTS["reduce_options"]
+#: the same for the ensemble scores (members may be skipped where NaN), and the options of
+#: an ensemble score described by reference to :func:`~xfuxi.crps`
+DOC_PARTS["ensemble_reduce_options"] = "\n".join(
+    DOC_PARTS[k] for k in ("weights", "region", "skipna_ensemble", "keep_attrs")
+)
+DOC_PARTS["ensemble_options"] = (
+    "dim, member_dim, weights, region, keep_attrs\n    As :func:`crps`.\n"
+    + DOC_PARTS["skipna_ensemble"]
+)
 
 
 _fill = docstring_parts(DOC_PARTS)
@@ -97,13 +106,73 @@ def fill_doc(func: F) -> F:
 
     Examples
     --------
-    >>> @fill_doc
-    ... def f():
-    ...     '''Parameters
-    ...     ----------
-    ...     {{keep_attrs}}
-    ...     '''
-    >>> print(f.__doc__.splitlines()[2].strip())
-    keep_attrs : bool, default False
+    The parts are looked up when the module is imported; a score's docstring shows them:
+
+    >>> import inspect
+    >>> from xfuxi.verify.probabilistic import crps
+    >>> "{{" in crps.__doc__, DOC_PARTS["keep_attrs"] in inspect.cleandoc(crps.__doc__)
+    (False, True)
     """
     return _fill(func)
+
+
+#: the layout of the docstring of a score built by a factory (:func:`score_doc`)
+_SCORE_DOC = """{summary}
+
+    Parameters
+    ----------
+    {parameters}
+
+    Returns
+    -------
+    Dataset or DataArray
+        {returns}
+
+    Raises
+    ------
+    {raises}
+
+    Notes
+    -----
+    {notes}
+    {{{{reduction}}}}
+
+    Examples
+    --------
+    {example}
+    """
+
+
+def score_doc(func: F, name: str, **doc: str) -> F:
+    """Name ``func`` and give it a score's docstring: ``doc`` in the shared layout.
+
+    For the scores that factories build (several scores with one implementation), so that
+    every score's docstring has the same sections in the same order.
+
+    Parameters
+    ----------
+    func : callable
+        The score.
+    name : str
+        Its public name (``__name__`` and ``__qualname__``).
+    **doc : str
+        ``summary``, ``parameters``, ``returns``, ``raises``, ``notes`` and ``example``, each
+        with its continuation lines indented by four spaces; they may hold ``{{name}}``
+        lines of :data:`DOC_PARTS` (filled by :func:`fill_doc`).
+
+    Returns
+    -------
+    callable
+        ``func``, named and documented.
+
+    Examples
+    --------
+    >>> def f(): ...
+    >>> f = score_doc(f, "zero", summary="Zero.", parameters="{{keep_attrs}}", returns="0.",
+    ...               raises="Nothing.", notes="None.", example=">>> zero()")
+    >>> f.__name__, f.__doc__.splitlines()[4].strip()
+    ('zero', 'keep_attrs : bool, default False')
+    """
+    func.__name__ = func.__qualname__ = name
+    func.__doc__ = _SCORE_DOC.format(**doc)
+    return fill_doc(func)

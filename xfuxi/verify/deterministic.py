@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from ..data.stats import select_climatology
-from ._docs import fill_doc
+from ._docs import fill_doc, score_doc
 from .weights import (
     Weights,
     XarrayObj,
@@ -43,33 +43,6 @@ from .weights import (
 __all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology", "wind_vector_rmse"]
 
 Dim = str | Iterable[Hashable] | None
-
-
-_ERROR_SCORE_DOC = """{summary}
-
-    Parameters
-    ----------
-    {{{{forecast_truth}}}}
-    {{{{score_options}}}}
-
-    Returns
-    -------
-    Dataset or DataArray
-        {returns}
-
-    Raises
-    ------
-    {{{{raises_pair}}}}
-
-    Notes
-    -----
-    The mean of ``{formula}``.
-    {{{{reduction}}}}
-
-    Examples
-    --------
-    {example}
-    """
 
 
 def _error_score(
@@ -90,9 +63,11 @@ def _error_score(
         out = reduce_score(error(fc - tr), dim, weights, skipna, region)
         return finish_score(out, forecast, keep_attrs, {"metric": name})
 
-    score.__name__ = score.__qualname__ = name
-    score.__doc__ = _ERROR_SCORE_DOC.format(**doc)
-    return fill_doc(score)
+    formula = doc.pop("formula")
+    return score_doc(
+        score, name, parameters="{{forecast_truth}}\n    {{score_options}}",
+        raises="{{raises_pair}}", notes=f"The mean of ``{formula}``.", **doc,
+    )  # fmt: skip
 
 
 mse = _error_score(

@@ -8,14 +8,14 @@ data as every other score; definitions in the documentation (docs/verification.m
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import numpy as np
 import xarray as xr
 from scipy.special import ndtr
 
-from ._docs import fill_doc
+from ._docs import score_doc
 from .weights import Weights, XarrayObj, conform, finish_score, prepare_pair, reduce_score
 
 __all__ = [
@@ -64,42 +64,25 @@ def _triple(mean: XarrayObj, std: XarrayObj, truth: XarrayObj | None):
     return mean_, std, tr
 
 
-_DOC = """{summary}
-
-    Parameters
-    ----------
-    mean, std : Dataset or DataArray
+_MEAN_STD = """mean, std : Dataset or DataArray
         Mean and standard deviation (``σ ≥ 0``) of the Gaussian forecast, the same kind of
-        object on the same grid.
-    {truth}
-    {{{{dim}}}}
-    {{{{weights}}}}
-    {{{{region}}}}
-    {{{{skipna}}}}
-    {{{{keep_attrs}}}}
-
-    Returns
-    -------
-    Dataset or DataArray
-        The mean score over ``dim``; ``attrs["metric"] == "{metric}"``.
-
-    Raises
-    ------
-    ValueError
-        If ``std`` is negative or does not cover the mean's grid, or as :func:`~xfuxi.rmse`.
-
-    Notes
-    -----
-    {formula}
-    {{{{reduction}}}}
-
-    Examples
-    --------
-    {example}
-    """
-
-_TRUTH = """truth : Dataset or DataArray
+        object on the same grid."""
+_TRUTH = """
+    truth : Dataset or DataArray
         Verifying truth, matched as in :func:`~xfuxi.rmse`."""
+_RAISES = """ValueError
+        If ``std`` is negative or does not cover the mean's grid, or as :func:`~xfuxi.rmse`."""
+
+
+def _document(func: Callable, *, truth: str, formula: str, **doc: str) -> Callable:
+    """Give the Gaussian score ``func`` its docstring (:func:`~xfuxi.verify._docs.score_doc`);
+    ``truth`` describes the parameters after ``mean, std``."""
+    name = func.__name__
+    return score_doc(
+        func, name, parameters=f"{_MEAN_STD}{truth}\n    {{{{score_options}}}}",
+        returns=f'The mean score over ``dim``; ``attrs["metric"] == "{name}"``.',
+        raises=_RAISES, notes=formula, **doc,
+    )  # fmt: skip
 
 
 def _finish(point: XarrayObj, mean, dim, weights, region, skipna, keep_attrs, metric):
@@ -107,23 +90,36 @@ def _finish(point: XarrayObj, mean, dim, weights, region, skipna, keep_attrs, me
     return finish_score(out, mean, keep_attrs, {"metric": metric})
 
 
-def gaussian_crps(
-    mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None,
-    weights: Weights = "area", region: Any = None, skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:  # fmt: skip
-    mu, sigma, tr = _triple(mean, std, truth)
+def _point_score(
+    name: str, point: Callable[[XarrayObj, XarrayObj, XarrayObj], XarrayObj], **doc: str
+) -> Callable[..., XarrayObj]:
+    """Build the score ``name`` of a Gaussian forecast against a truth: the reduced
+    ``point(μ, σ, truth)``. The CRPS and the ignorance share this signature and
+    implementation; ``doc`` fills the docstring (:func:`_document`)."""
+
+    def score(
+        mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None,
+        weights: Weights = "area", region: Any = None, skipna: bool = False,
+        keep_attrs: bool = False,
+    ) -> XarrayObj:  # fmt: skip
+        mu, sigma, tr = _triple(mean, std, truth)
+        return _finish(point(mu, sigma, tr), mean, dim, weights, region, skipna, keep_attrs, name)
+
+    score.__name__ = name
+    return _document(score, truth=_TRUTH, **doc)
+
+
+def _crps_point(mu: XarrayObj, sigma: XarrayObj, tr: XarrayObj) -> XarrayObj:
     sigma_safe = sigma.where(sigma > 0, 1.0)
     z = (tr - mu) / sigma_safe
     crps = sigma * (z * (2.0 * _cdf(z) - 1.0) + 2.0 * _pdf(z) - 1.0 / _SQRT_PI)
-    crps = crps.where(sigma > 0, np.abs(tr - mu))  # σ = 0: a point forecast, CRPS = |y − μ|
-    return _finish(crps, mean, dim, weights, region, skipna, keep_attrs, "gaussian_crps")
+    return crps.where(sigma > 0, np.abs(tr - mu))  # σ = 0: a point forecast, CRPS = |y − μ|
 
 
-gaussian_crps.__doc__ = _DOC.format(
+gaussian_crps = _point_score(
+    "gaussian_crps",
+    _crps_point,
     summary="CRPS of a Gaussian forecast ``N(μ, σ²)`` (closed form).",
-    truth=_TRUTH,
-    metric="gaussian_crps",
     formula="``CRPS = σ [z (2Φ(z) − 1) + 2φ(z) − 1/√π]``, ``z = (y − μ)/σ`` (Gneiting et al. "
     "2005); ``|y − μ|`` where ``σ = 0``.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
@@ -132,7 +128,6 @@ gaussian_crps.__doc__ = _DOC.format(
     >>> round(float(m.fuxi.gaussian_crps(s, xr.DataArray([0.0]))), 6)  # through the accessor
     0.233695""",
 )
-gaussian_crps = fill_doc(gaussian_crps)
 
 
 def gaussian_variance(
@@ -143,10 +138,10 @@ def gaussian_variance(
     return _finish(sigma**2, mean, dim, weights, region, skipna, keep_attrs, "gaussian_variance")
 
 
-gaussian_variance.__doc__ = _DOC.format(
+gaussian_variance = _document(
+    gaussian_variance,
     summary="Mean variance ``σ²`` of a Gaussian forecast (its spread, squared).",
     truth="",
-    metric="gaussian_variance",
     formula="The mean of ``σ²``; its square root is comparable with :func:`~xfuxi.spread`.",
     example=""">>> float(gaussian_variance(xr.DataArray([0.0, 0.0]), xr.DataArray([1.0, 3.0])))
     5.0
@@ -154,7 +149,6 @@ gaussian_variance.__doc__ = _DOC.format(
     >>> float(m.fuxi.gaussian_variance(xr.DataArray([1.0, 3.0])))  # through the accessor
     5.0""",
 )
-gaussian_variance = fill_doc(gaussian_variance)
 
 
 def gaussian_brier_score(
@@ -174,13 +168,13 @@ def gaussian_brier_score(
     return _finish(bs, mean, dim, weights, region, skipna, keep_attrs, "gaussian_brier_score")
 
 
-gaussian_brier_score.__doc__ = _DOC.format(
+gaussian_brier_score = _document(
+    gaussian_brier_score,
     summary='Brier score of a Gaussian forecast for the event "value exceeds ``threshold``".',
     truth=_TRUTH
     + """
     threshold : float or DataArray
         Event threshold (``value > threshold``), in the units of the data.""",
-    metric="gaussian_brier_score",
     formula="``(p − o)²`` with ``p = 1 − Φ((t − μ)/σ)`` and ``o = 1`` where the truth "
     "exceeds ``t``.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
@@ -189,17 +183,6 @@ gaussian_brier_score.__doc__ = _DOC.format(
     >>> float(m.fuxi.gaussian_brier_score(s, xr.DataArray([1.0]), threshold=0.0))  # accessor
     0.25""",
 )
-gaussian_brier_score = fill_doc(gaussian_brier_score)
-
-
-def gaussian_ignorance(
-    mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None,
-    weights: Weights = "area", region: Any = None, skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:  # fmt: skip
-    mu, sigma, tr = _triple(mean, std, truth)
-    ign = gaussian_log_score(tr, mu, sigma)
-    return _finish(ign, mean, dim, weights, region, skipna, keep_attrs, "gaussian_ignorance")
 
 
 def gaussian_log_score(y: XarrayObj, mu: XarrayObj, sigma: XarrayObj) -> XarrayObj:
@@ -208,10 +191,10 @@ def gaussian_log_score(y: XarrayObj, mu: XarrayObj, sigma: XarrayObj) -> XarrayO
         return 0.5 * _LOG_2PI + np.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2
 
 
-gaussian_ignorance.__doc__ = _DOC.format(
+gaussian_ignorance = _point_score(
+    "gaussian_ignorance",
+    lambda mu, sigma, tr: gaussian_log_score(tr, mu, sigma),
     summary="Ignorance (logarithmic) score of a Gaussian forecast, in nats.",
-    truth=_TRUTH,
-    metric="gaussian_ignorance",
     formula="``−log φ_σ(y − μ) = ½ log(2π) + log σ + (y − μ)²/(2σ²)`` (natural log, nats).",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
     >>> round(float(gaussian_ignorance(m, s, xr.DataArray([0.0]))), 6)  # ½ log 2π
@@ -219,4 +202,3 @@ gaussian_ignorance.__doc__ = _DOC.format(
     >>> round(float(m.fuxi.gaussian_ignorance(s, xr.DataArray([0.0]))), 6)  # accessor
     0.918939""",
 )
-gaussian_ignorance = fill_doc(gaussian_ignorance)

@@ -10,6 +10,7 @@ in the documentation, docs/design.md (Verification).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._docs import fill_doc
+from ._docs import fill_doc, score_doc
 from ._kernels import crps_ensemble_kernel
 from .deterministic import rmse
 from .weights import (
@@ -62,6 +63,63 @@ def _check_dim(dim: Dim, mdim: str) -> None:
     """``dim`` reduces after the ensemble is summarised: it must not name the ensemble dim."""
     if dim is not None and mdim in ([dim] if isinstance(dim, str) else list(dim)):
         raise ValueError(f"dim must not include the ensemble dimension {mdim!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ensemble:
+    """An ensemble forecast matched with its truth, and how a score of the two is reduced.
+
+    Built by :func:`_ensemble` from a score's arguments. :meth:`score` applies a point-wise
+    score of one variable to each variable, reduces it over ``dim`` and sets the attrs every
+    ensemble score has (:meth:`finish`).
+    """
+
+    forecast: XarrayObj  # as given: its attrs are kept with ``keep_attrs``
+    fc: XarrayObj
+    tr: XarrayObj
+    mdim: str
+    dim: Dim
+    weights: Weights
+    region: Any
+    skipna: bool
+    keep_attrs: bool
+
+    @property
+    def members(self) -> int:
+        return int(self.fc.sizes[self.mdim])
+
+    def need_two(self, what: str) -> None:
+        """Raise unless there are two members or more (``what`` names the score)."""
+        if self.members < 2:
+            raise ValueError(f"{what} needs at least 2 members along {self.mdim!r}")
+
+    def per_variable(self, one: Callable[[xr.DataArray, xr.DataArray, Hashable], xr.DataArray]):
+        return _per_variable(one, self.fc, self.tr)
+
+    def finish(self, out: XarrayObj, metric: str, fair: bool | None = None, **extra: Any):
+        """``out`` with the attrs: ``metric``, the estimator (unless ``fair`` is None), the
+        member count and ``extra``."""
+        attrs: dict[str, Any] = {"metric": metric}
+        if fair is not None:
+            attrs["estimator"] = "fair" if fair else "standard"
+        attrs = {**attrs, "members": self.members, **extra}
+        return finish_score(out, self.forecast, self.keep_attrs, attrs)
+
+    def score(self, one, metric: str, fair: bool | None = None, **extra: Any) -> XarrayObj:
+        """The score ``one(forecast, truth, name)`` per variable, reduced and finished."""
+        point = self.per_variable(one)
+        out = reduce_score(point, self.dim, self.weights, self.skipna, self.region)
+        return self.finish(out, metric, fair, **extra)
+
+
+def _ensemble(
+    forecast: XarrayObj, truth: XarrayObj, member_dim: str | None, dim: Dim, weights: Weights,
+    region: Any, skipna: bool, keep_attrs: bool,
+) -> _Ensemble:  # fmt: skip
+    """Match ``forecast`` with ``truth`` (:func:`_pair`) and check ``dim`` for a score."""
+    fc, tr, mdim = _pair(forecast, truth, member_dim)
+    _check_dim(dim, mdim)
+    return _Ensemble(forecast, fc, tr, mdim, dim, weights, region, skipna, keep_attrs)
 
 
 def _per_variable(
@@ -116,10 +174,7 @@ def crps(
     {{member_dim}}
     fair : bool, default True
         ``True``: unbiased ("fair") spread term; ``False``: the standard estimator.
-    {{weights}}
-    {{region}}
-    {{skipna_ensemble}}
-    {{keep_attrs}}
+    {{ensemble_reduce_options}}
 
     Returns
     -------
@@ -151,17 +206,14 @@ def crps(
     >>> float(fc.fuxi.crps(xr.DataArray([1.0], dims="x"), fair=False))  # through the accessor
     0.5
     """
-    fc, tr, mdim = _pair(forecast, truth, member_dim)
-    _check_dim(dim, mdim)
+    ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         dtype = np.result_type(f.dtype, np.float32)
-        return _over_members(crps_ensemble_kernel, f, t, mdim, dtype, fair=fair, skipna=skipna)
+        kw = {"fair": fair, "skipna": skipna}
+        return _over_members(crps_ensemble_kernel, f, t, ens.mdim, dtype, **kw)
 
-    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
-    attrs = {"metric": "crps", "estimator": "fair" if fair else "standard",
-             "members": int(fc.sizes[mdim])}  # fmt: skip
-    return finish_score(out, forecast, keep_attrs, attrs)
+    return ens.score(one, "crps", fair)
 
 
 def member_variance(forecast: XarrayObj, mdim: str, *, skipna: bool = False) -> XarrayObj:
@@ -197,10 +249,7 @@ def spread(
     dim : str or list of str, optional
         Dimensions to reduce besides the ensemble; ``None`` (default) reduces all.
     {{member_dim}}
-    {{weights}}
-    {{region}}
-    {{skipna_ensemble}}
-    {{keep_attrs}}
+    {{ensemble_reduce_options}}
 
     Returns
     -------
@@ -276,11 +325,10 @@ def ensemble_mean_rmse(
     >>> float(fc.fuxi.ensemble_mean_rmse(xr.DataArray([1.0, 1.0], dims="x")))  # accessor
     0.7071067811865476
     """
-    fc, tr, mdim = _pair(forecast, truth, member_dim)
-    mean = fc.mean(mdim, skipna=skipna)
-    out = rmse(mean, tr, dim=dim, weights=weights, region=region, skipna=skipna)
-    attrs = {"metric": "ensemble_mean_rmse", "members": int(fc.sizes[mdim])}
-    return finish_score(out, forecast, keep_attrs, attrs)
+    ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
+    mean = ens.fc.mean(ens.mdim, skipna=skipna)
+    out = rmse(mean, ens.tr, dim=dim, weights=weights, region=region, skipna=skipna)
+    return ens.finish(out, "ensemble_mean_rmse")
 
 
 @fill_doc
@@ -328,19 +376,17 @@ def spread_skill_ratio(
     >>> float(fc.fuxi.spread_skill_ratio(truth))  # the same through the accessor
     1.4142135623730951
     """
-    fc, tr, mdim = _pair(forecast, truth, member_dim)
-    m = fc.sizes[mdim]
-    kw = {"dim": dim, "member_dim": mdim, "weights": weights, "region": region, "skipna": skipna}
+    ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
+    fc, tr, m = ens.fc, ens.tr, ens.members
+    kw = {"dim": dim, "member_dim": ens.mdim, "weights": weights, "region": region,
+          "skipna": skipna}  # fmt: skip
     if skipna:
         fc = fc.where(tr.notnull())
-    s = spread(fc, **kw)
-    e = ensemble_mean_rmse(fc, tr, **kw)
-    out = s / e
+    out = spread(fc, **kw) / ensemble_mean_rmse(fc, tr, **kw)
     if correction:
         out = out * np.sqrt((m + 1.0) / m)
-    attrs = {"metric": "spread_skill_ratio", "members": int(m),
-             "correction": "sqrt((M+1)/M)" if correction else "none"}  # fmt: skip
-    return finish_score(out, forecast, keep_attrs, attrs)
+    correct = "sqrt((M+1)/M)" if correction else "none"
+    return ens.finish(out, "spread_skill_ratio", correction=correct)
 
 
 def _check_threshold_units(obj: xr.DataArray, name: str, units: str | None) -> None:
@@ -412,11 +458,11 @@ def brier_score(
     >>> float(fc.fuxi.brier_score(xr.DataArray([5.0], dims="x"), threshold=1.0))  # accessor
     0.0625
     """
-    fc, tr, mdim = _pair(forecast, truth, member_dim)
-    m = fc.sizes[mdim]
-    if fair and m < 2:
-        raise ValueError(f"the fair Brier score needs at least 2 members along {mdim!r}")
-    if isinstance(threshold, Mapping) and not isinstance(fc, xr.Dataset):
+    ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
+    mdim, m = ens.mdim, ens.members
+    if fair:
+        ens.need_two("the fair Brier score")
+    if isinstance(threshold, Mapping) and not isinstance(ens.fc, xr.Dataset):
         raise TypeError("a mapping of thresholds needs a Dataset forecast")
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
@@ -440,10 +486,7 @@ def brier_score(
                 bs = bs.where(n > 1)
         return bs
 
-    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
-    attrs = {"metric": "brier_score", "estimator": "fair" if fair else "standard",
-             "members": int(m)}  # fmt: skip
-    return finish_score(out, forecast, keep_attrs, attrs)
+    return ens.score(one, "brier_score", fair)
 
 
 @fill_doc
@@ -542,116 +585,78 @@ def _valid_count(f: xr.DataArray, mdim: str, skipna: bool) -> xr.DataArray | int
     return f.count(mdim) if skipna else f.sizes[mdim]
 
 
-@fill_doc
-def debiased_ensemble_mean_mse(
-    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    weights: Weights = "area", region: Any = None, skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:  # fmt: skip
-    """MSE of the ensemble mean, debiased to estimate that of an infinite ensemble's mean.
+def _two_member_score(
+    name: str,
+    point: Callable[[xr.DataArray, xr.DataArray, str, bool], xr.DataArray],
+    what: str,
+    **doc: str,
+) -> Callable[..., XarrayObj]:
+    """Build the ensemble score ``name``: ``point(members, truth, mdim, skipna)`` per variable,
+    reduced; it needs two members or more (``what`` names it in the error).
 
-    Parameters
-    ----------
-    {{ensemble_truth}}
-    dim, member_dim, weights, region, keep_attrs
-        As :func:`crps`.
-    {{skipna_ensemble}}
+    The debiased ensemble-mean MSE and the ensemble ignorance both summarise the members by
+    their mean and unbiased variance; they share this signature, implementation and
+    docstring (``doc`` fills its ``summary``, ``returns``, ``notes`` and ``example``).
+    """
 
-    Returns
-    -------
-    Dataset or DataArray
-        ``attrs["metric"] == "debiased_ensemble_mean_mse"``; may be slightly negative.
+    def score(
+        forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None,
+        member_dim: str | None = None, weights: Weights = "area", region: Any = None,
+        skipna: bool = False, keep_attrs: bool = False,
+    ) -> XarrayObj:  # fmt: skip
+        ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
+        ens.need_two(what)
+        return ens.score(lambda f, t, _: point(f, t, ens.mdim, skipna), name)
 
-    Raises
-    ------
-    {{raises_ensemble}}
-        Also if there are fewer than two members.
+    raises = "{{raises_ensemble}}\n        Also if there are fewer than two members."
+    params = "{{ensemble_truth}}\n    {{ensemble_options}}"
+    return score_doc(score, name, parameters=params, raises=raises, **doc)
 
-    Notes
-    -----
-    ``(x̄ − y)² − s²/M`` with ``x̄`` the member mean and ``s²`` the unbiased member
+
+def _debiased_mse_point(f: xr.DataArray, t: xr.DataArray, mdim: str, skipna: bool):
+    n = _valid_count(f, mdim, skipna)
+    point = (f.mean(mdim, skipna=skipna) - t) ** 2 - f.var(mdim, ddof=1, skipna=skipna) / n
+    return point.where(n > 1) if skipna else point
+
+
+def _ignorance_point(f: xr.DataArray, t: xr.DataArray, mdim: str, skipna: bool):
+    from .gaussian import gaussian_log_score
+
+    std = f.std(mdim, ddof=1, skipna=skipna)
+    return gaussian_log_score(t, f.mean(mdim, skipna=skipna), std)
+
+
+debiased_ensemble_mean_mse = _two_member_score(
+    "debiased_ensemble_mean_mse",
+    _debiased_mse_point,
+    "the debiased ensemble-mean MSE",
+    summary="MSE of the ensemble mean, debiased to estimate that of an infinite ensemble's mean.",
+    returns='``attrs["metric"] == "debiased_ensemble_mean_mse"``; may be slightly negative.',
+    notes="""``(x̄ − y)² − s²/M`` with ``x̄`` the member mean and ``s²`` the unbiased member
     variance (WeatherBench2's ``DebiasedEnsembleMeanMSE``): ``E[(x̄ − y)²] = E[(μ − y)²] +
     σ²/M`` for M exchangeable members. With ``skipna=True`` M counts the valid members (a
-    point with fewer than two is NaN).
-    {{reduction}}
-
-    Examples
-    --------
-    >>> fc = xr.DataArray([[0.0, 2.0]], dims=("x", "number"))
+    point with fewer than two is NaN).""",
+    example=""">>> fc = xr.DataArray([[0.0, 2.0]], dims=("x", "number"))
     >>> float(debiased_ensemble_mean_mse(fc, xr.DataArray([0.0], dims="x")))
     0.0
     >>> float(fc.fuxi.debiased_ensemble_mean_mse(xr.DataArray([0.0], dims="x")))  # accessor
-    0.0
-    """
-    fc, tr, mdim = _pair(forecast, truth, member_dim)
-    _check_dim(dim, mdim)
-    if fc.sizes[mdim] < 2:
-        raise ValueError(f"the debiased ensemble-mean MSE needs at least 2 members along {mdim!r}")
-
-    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
-        n = _valid_count(f, mdim, skipna)
-        point = (f.mean(mdim, skipna=skipna) - t) ** 2 - f.var(mdim, ddof=1, skipna=skipna) / n
-        return point.where(n > 1) if skipna else point
-
-    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
-    attrs = {"metric": "debiased_ensemble_mean_mse", "members": int(fc.sizes[mdim])}
-    return finish_score(out, forecast, keep_attrs, attrs)
-
-
-@fill_doc
-def ensemble_ignorance(
-    forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
-    weights: Weights = "area", region: Any = None, skipna: bool = False,
-    keep_attrs: bool = False,
-) -> XarrayObj:  # fmt: skip
-    """Ignorance (logarithmic) score of the Gaussian fitted to the ensemble, in nats.
-
-    Parameters
-    ----------
-    {{ensemble_truth}}
-    dim, member_dim, weights, region, keep_attrs
-        As :func:`crps`.
-    {{skipna_ensemble}}
-
-    Returns
-    -------
-    Dataset or DataArray
-        ``attrs["metric"] == "ensemble_ignorance"``.
-
-    Raises
-    ------
-    {{raises_ensemble}}
-        Also if there are fewer than two members.
-
-    Notes
-    -----
-    ``−log N(y; x̄, s²)`` with ``x̄`` the member mean and ``s`` the unbiased (ddof=1)
+    0.0""",
+)
+ensemble_ignorance = _two_member_score(
+    "ensemble_ignorance",
+    _ignorance_point,
+    "the ensemble ignorance",
+    summary="Ignorance (logarithmic) score of the Gaussian fitted to the ensemble, in nats.",
+    returns='``attrs["metric"] == "ensemble_ignorance"``.',
+    notes="""``−log N(y; x̄, s²)`` with ``x̄`` the member mean and ``s`` the unbiased (ddof=1)
     member standard deviation: :func:`~xfuxi.verify.gaussian.gaussian_ignorance` of
-    ``(x̄, s)``. A point whose members all agree and miss the truth scores ``+inf``.
-    {{reduction}}
-
-    Examples
-    --------
-    >>> fc = xr.DataArray([[-1.0, 1.0]], dims=("x", "number"))
+    ``(x̄, s)``. A point whose members all agree and miss the truth scores ``+inf``.""",
+    example=""">>> fc = xr.DataArray([[-1.0, 1.0]], dims=("x", "number"))
     >>> round(float(ensemble_ignorance(fc, xr.DataArray([0.0], dims="x"))), 4)
     1.2655
     >>> round(float(fc.fuxi.ensemble_ignorance(xr.DataArray([0.0], dims="x"))), 4)  # accessor
-    1.2655
-    """
-    from .gaussian import gaussian_log_score
-
-    fc, tr, mdim = _pair(forecast, truth, member_dim)
-    _check_dim(dim, mdim)
-    if fc.sizes[mdim] < 2:
-        raise ValueError(f"the ensemble ignorance needs at least 2 members along {mdim!r}")
-
-    def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
-        std = f.std(mdim, ddof=1, skipna=skipna)
-        return gaussian_log_score(t, f.mean(mdim, skipna=skipna), std)
-
-    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
-    attrs = {"metric": "ensemble_ignorance", "members": int(fc.sizes[mdim])}
-    return finish_score(out, forecast, keep_attrs, attrs)
+    1.2655""",
+)
 
 
 @fill_doc
@@ -669,12 +674,10 @@ def ranked_probability_score(
     thresholds : sequence of float
         Increasing category edges ``t_1 < … < t_K`` (in the units of the data); they cut
         ``K + 1`` categories.
-    dim, member_dim, weights, region, keep_attrs
-        As :func:`crps`.
     fair : bool, default False
         Subtract ``F_k(1 − F_k)/(M − 1)`` per edge (Ferro 2014): the score of an infinite
         ensemble.
-    {{skipna_ensemble}}
+    {{ensemble_options}}
 
     Returns
     -------
@@ -705,11 +708,10 @@ def ranked_probability_score(
     edges = np.asarray(list(thresholds), dtype=float)
     if edges.size == 0 or np.any(np.diff(edges) <= 0) or not np.all(np.isfinite(edges)):
         raise ValueError(f"thresholds must be finite and increasing, at least one; got {edges}")
-    fc, tr, mdim = _pair(forecast, truth, member_dim)
-    _check_dim(dim, mdim)
-    m = fc.sizes[mdim]
-    if fair and m < 2:
-        raise ValueError(f"the fair RPS needs at least 2 members along {mdim!r}")
+    ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
+    mdim = ens.mdim
+    if fair:
+        ens.need_two("the fair RPS")
     t_k = xr.DataArray(edges, dims="threshold")
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
@@ -725,10 +727,7 @@ def ranked_probability_score(
         rps = term.sum("threshold", skipna=False)
         return rps.where(n > 1) if (fair and skipna) else rps
 
-    out = reduce_score(_per_variable(one, fc, tr), dim, weights, skipna, region)
-    attrs = {"metric": "ranked_probability_score", "estimator": "fair" if fair else "standard",
-             "members": int(m), "thresholds": edges.tolist()}  # fmt: skip
-    return finish_score(out, forecast, keep_attrs, attrs)
+    return ens.score(one, "ranked_probability_score", fair, thresholds=edges.tolist())
 
 
 @fill_doc
@@ -745,9 +744,7 @@ def central_reliability(
     {{ensemble_truth}}
     probabilities : sequence of float, default 0.1, …, 0.9
         Nominal coverages ``p`` in (0, 1) of the central intervals.
-    dim, member_dim, weights, region, keep_attrs
-        As :func:`crps`.
-    {{skipna_ensemble}}
+    {{ensemble_options}}
 
     Returns
     -------
@@ -780,8 +777,8 @@ def central_reliability(
     probs = np.asarray(list(probabilities), dtype=float)
     if probs.size == 0 or np.any((probs <= 0) | (probs >= 1)):
         raise ValueError(f"probabilities must lie in (0, 1); got {probs}")
-    fc, tr, mdim = _pair(forecast, truth, member_dim)
-    _check_dim(dim, mdim)
+    ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
+    mdim = ens.mdim
     q = np.concatenate([(1 - probs) / 2, (1 + probs) / 2])
 
     def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -809,10 +806,9 @@ def central_reliability(
                                 "allow_rechunk": True},
         ).assign_coords(probability=probs)  # fmt: skip
 
-    dims = [d for d in fc.dims if d != mdim] if dim is None else dim  # keep ``probability``
-    out = reduce_score(_per_variable(one, fc, tr), dims, weights, skipna, region)
-    attrs = {"metric": "central_reliability", "members": int(fc.sizes[mdim])}
-    return finish_score(out, forecast, keep_attrs, attrs)
+    dims = [d for d in ens.fc.dims if d != mdim] if dim is None else dim  # keep ``probability``
+    out = reduce_score(ens.per_variable(one), dims, weights, skipna, region)
+    return ens.finish(out, "central_reliability")
 
 
 @fill_doc
@@ -874,13 +870,13 @@ def energy_score(
     """
     from ._kernels import energy_score_kernel
 
-    fc, tr, mdim = _pair(forecast, truth, member_dim)
-    _check_dim(dim, mdim)
+    ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
+    mdim = ens.mdim
     vdims = list(vector_dims)
-    missing = [d for d in vdims if d not in fc.dims]
+    missing = [d for d in vdims if d not in ens.fc.dims]
     if missing or not vdims:
         raise ValueError(
-            f"vector_dims {missing or vdims} not in the forecast's dims {list(fc.dims)}"
+            f"vector_dims {missing or vdims} not in the forecast's dims {list(ens.fc.dims)}"
         )
     if dim is not None and set([dim] if isinstance(dim, str) else dim) & set(vdims):
         raise ValueError(f"dim must not include the vector dims {vdims}")
@@ -909,9 +905,6 @@ def energy_score(
             return xr.concat([per_weight(w.sel(region=r)) for r in w.region.values], "region")
         return per_weight(w)
 
-    es = _per_variable(one, fc, tr)
+    es = ens.per_variable(one)
     rest = [d for d in es.dims if d != "region"] if dim is None else dim
-    out = reduce_score(es, rest, None, skipna)
-    attrs = {"metric": "energy_score", "estimator": "fair" if fair else "standard",
-             "members": int(fc.sizes[mdim])}  # fmt: skip
-    return finish_score(out, forecast, keep_attrs, attrs)
+    return ens.finish(reduce_score(es, rest, None, skipna), "energy_score", fair)

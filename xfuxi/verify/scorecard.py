@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..data.stats import as_dataset
 from ..options import get_options
 from .deterministic import acc, bias, mae, mse, rmse, wind_vector_rmse
 from .probabilistic import (
@@ -63,13 +64,7 @@ KNOWN_SCORES = (*_PAIR, *_ENSEMBLE, "acc", "wind_vector_rmse", "spread", "centra
 def _open(obj: Any, role: str) -> xr.Dataset:
     if isinstance(obj, (str, os.PathLike)):
         return xr.open_zarr(obj)
-    if isinstance(obj, xr.DataArray):
-        if obj.name is None:
-            raise ValueError(f"the {role} DataArray needs a name (it becomes a variable)")
-        return obj.to_dataset()
-    if not isinstance(obj, xr.Dataset):
-        raise TypeError(f"the {role} must be a Dataset, a named DataArray or a zarr path")
-    return obj
+    return as_dataset(obj, f"the {role}", "a Dataset, a named DataArray or a zarr path")
 
 
 def _member_dim(fc: xr.Dataset, member_dim: str | None) -> str | None:

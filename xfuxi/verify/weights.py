@@ -301,22 +301,19 @@ def reduce_score(
     return out
 
 
+#: (perfect value, higher is better) of an error-like score: 0 is perfect, lower is better
+_ERROR_LIKE = (0.0, False)
 #: metric -> (perfect value, higher is better); recorded in the attrs of every score
 METRIC_INFO: dict[str, tuple[float, bool]] = {
-    "rmse": (0.0, False),
-    "mse": (0.0, False),
-    "mae": (0.0, False),
+    **dict.fromkeys(("rmse", "mse", "mae"), _ERROR_LIKE),
     "acc": (1.0, True),
-    "crps": (0.0, False),
-    "ensemble_mean_rmse": (0.0, False),
-    "brier_score": (0.0, False),
-    "wind_vector_rmse": (0.0, False),
-    "gaussian_crps": (0.0, False),
-    "gaussian_brier_score": (0.0, False),
-    "energy_score": (0.0, False),
-    "ranked_probability_score": (0.0, False),
-    "debiased_ensemble_mean_mse": (0.0, False),
-}
+    **dict.fromkeys(
+        ("crps", "ensemble_mean_rmse", "brier_score", "wind_vector_rmse", "gaussian_crps",
+         "gaussian_brier_score", "energy_score", "ranked_probability_score",
+         "debiased_ensemble_mean_mse"),
+        _ERROR_LIKE,
+    ),
+}  # fmt: skip
 
 
 def finish_score(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: dict[str, Any]):
