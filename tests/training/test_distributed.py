@@ -56,7 +56,7 @@ def stop_at_two(step, info):
 
 data = tiny.dataset(24)
 try:
-    train_forecast(data, config=TrainConfig(**FORECAST), checkpoint_dir=out + "/forecast",
+    train_forecast(data, config=TrainConfig(**FORECAST, checkpoint_dir=out + "/forecast"),
                    callback=stop_at_two, progress=False)
 except Interrupted:
     pass
@@ -101,7 +101,7 @@ def _single(tmp: Path, interrupt: bool, monkeypatch) -> tuple[Path, Path]:
             raise _Interrupted
 
     try:
-        train_forecast(data, config=TrainConfig(**FORECAST), checkpoint_dir=tmp / "forecast",
+        train_forecast(data, config=TrainConfig(**FORECAST, checkpoint_dir=tmp / "forecast"),
                        callback=stop_at_two, progress=False)  # fmt: skip
     except _Interrupted:
         pass
@@ -181,8 +181,8 @@ def test_forecast_training_and_inference_on_cuda_in_bfloat16():
 
     data = tiny.dataset(24)
     cfg = TrainConfig(**{**FORECAST, "checkpoint_every": 10})
-    gpu = train_forecast(data, config=cfg, device="cuda", progress=False)
-    cpu = train_forecast(data, config=cfg, device="cpu", progress=False)
+    gpu = train_forecast(data, config=cfg.replace(device="cuda"), progress=False)
+    cpu = train_forecast(data, config=cfg.replace(device="cpu"), progress=False)
     for (name, p), q in zip(gpu.net.state_dict().items(), cpu.net.state_dict().values()):
         torch.testing.assert_close(p.cpu(), q, rtol=1e-3, atol=1e-4, msg=name)
     fc32 = forecast(data, model=gpu, steps=2, device="cuda", progress=False)
@@ -213,7 +213,7 @@ def test_ens_training_on_cuda_matches_cpu():
 def test_forecast_training_step_on_cuda_in_bfloat16_mixed_precision(tmp_path):
     data = tiny.dataset(24)
     cfg = TrainConfig(**{**FORECAST, "checkpoint_every": 10})
-    start = train_forecast(data, config=cfg.replace(steps=1), device="cpu", progress=False)
+    start = train_forecast(data, config=cfg.replace(steps=1, device="cpu"), progress=False)
     runs = {}
     for precision in ("bfloat16", "float32"):
         seen, losses = set(), []
@@ -224,8 +224,9 @@ def test_forecast_training_step_on_cuda_in_bfloat16_mixed_precision(tmp_path):
 
         handle = torch.nn.modules.module.register_module_forward_hook(hook)
         try:
-            fm = train_forecast(data, config=cfg.replace(precision=precision), model=start,
-                                device="cuda", checkpoint_dir=tmp_path / precision,
+            run = cfg.replace(precision=precision, device="cuda",
+                              checkpoint_dir=tmp_path / precision)  # fmt: skip
+            fm = train_forecast(data, config=run, model=start,
                                 callback=lambda step, info, losses=losses: losses.append(
                                     info["loss"]), progress=False)  # fmt: skip
         finally:

@@ -121,8 +121,8 @@ def test_forecast_bfloat16_checkpoint_is_float32_and_resumes(start, tmp_path):
 
     cfg = TrainConfig(**{**FORECAST, "precision": "bfloat16"})
     with pytest.raises(_Stop):
-        train_forecast(tiny.dataset(24), config=cfg, model=start, checkpoint_dir=tmp_path,
-                       validation=tiny.dataset(8, seed=1), callback=stop,
+        train_forecast(tiny.dataset(24), config=cfg.replace(checkpoint_dir=tmp_path),
+                       model=start, validation=tiny.dataset(8, seed=1), callback=stop,
                        progress=False)  # fmt: skip
     saved = load_model(tmp_path)
     assert all(v.dtype == torch.float32 for v in saved.net.state_dict().values())
@@ -130,10 +130,12 @@ def test_forecast_bfloat16_checkpoint_is_float32_and_resumes(start, tmp_path):
                                 state_format="xfuxi-trainer/1").state  # fmt: skip
     assert state["config"]["precision"] == "bfloat16" and state["step"] == 1
     with pytest.raises(ValueError, match=r"other settings \(\['precision'\]\)"):
-        train_forecast(tiny.dataset(24), config=cfg.replace(precision="float32"), model=start,
-                       checkpoint_dir=tmp_path, progress=False)  # fmt: skip
-    resumed = train_forecast(tiny.dataset(24), config=cfg, model=start, checkpoint_dir=tmp_path,
-                             validation=tiny.dataset(8, seed=1), progress=False)  # fmt: skip
+        train_forecast(tiny.dataset(24),
+                       config=cfg.replace(precision="float32", checkpoint_dir=tmp_path),
+                       model=start, progress=False)  # fmt: skip
+    resumed = train_forecast(tiny.dataset(24), config=cfg.replace(checkpoint_dir=tmp_path),
+                             model=start, validation=tiny.dataset(8, seed=1),
+                             progress=False)  # fmt: skip
     for (name, p), q in zip(resumed.net.state_dict().items(), whole.net.state_dict().values()):
         assert torch.equal(p, q), name
 

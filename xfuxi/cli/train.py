@@ -65,7 +65,6 @@ def _train_ens_config():
     "of this many days (xfuxi.world.tracer_anomalies; 0: none)",
 )
 @config_args(TrainConfig)
-@arg("--device", default=None, help="torch device (default: the 'device' option)")
 @arg("--out", required=True, help="checkpoint directory (resumed if it holds a matching run)")
 @command("train", "train or fine-tune a FuXi forecast model (runs under torchrun too)")
 def _cmd_train(args) -> int:
@@ -95,11 +94,10 @@ def _cmd_train(args) -> int:
         raise SystemExit(f"--tracer-anomalies must be >= 0; got {args.tracer_anomalies}")
     if args.tracer_anomalies:
         anomalies = held_suarez_tracer_anomalies(days=args.tracer_anomalies)
-    config = from_arguments(TrainConfig, args, preset=preset)
+    config = from_arguments(TrainConfig, args, preset=preset, checkpoint_dir=args.out)
     model = train_forecast(
         train, config=config, validation=validation, model=args.from_model,
-        lead_model=args.lead_model, tracer_anomalies=anomalies, checkpoint_dir=args.out,
-        device=args.device,
+        lead_model=args.lead_model, tracer_anomalies=anomalies,
     )  # fmt: skip
     for entry in model.config["metadata"]["history"][-3:]:
         print(json.dumps(entry))

@@ -7,13 +7,15 @@
 configuration's :meth:`~xfuxi.config.Config.to_dict` with every checkpoint (provenance), and
 the command line builds its flags from the fields (:func:`xfuxi.config.add_arguments`).
 
-The data, the models and the runtime options (device, progress bar, callback, where to
-checkpoint) are arguments of the training functions, not part of a configuration.
+The data, the models and the monitoring (progress bar, callback) are arguments of the
+training functions, not part of a configuration. A forecast-model run's configuration also
+says where it runs and checkpoints (``device``, ``checkpoint_dir``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Literal
 
 from ..config import Config, check_integers, check_number, config_with_legacy, field
@@ -30,8 +32,8 @@ LOSSES = ("l1", "amse")
 class TrainConfig(Config):
     """Settings of a FuXi forecast-model training run (see :func:`train_forecast`).
 
-    Every field is also a flag of ``xfuxi train`` (``batch_size`` → ``--batch-size``).
-    Invalid values raise ``ValueError`` naming the field.
+    Every field but ``checkpoint_dir`` (``--out``) is also a flag of ``xfuxi train``
+    (``batch_size`` → ``--batch-size``). Invalid values raise ``ValueError`` naming the field.
 
     Examples
     --------
@@ -72,10 +74,16 @@ class TrainConfig(Config):
     val_every: int = field(200, help="steps between validations")
     val_samples: int = field(64, help="evenly spaced validation samples")
     log_every: int = field(50, help="steps between logged losses")
+    checkpoint_dir: str | None = field(
+        None,
+        help="where the training state is saved (and resumed from); None: nowhere",
+        cli=False,
+    )
     checkpoint_every: int = field(200, help="steps between checkpoints")
     resume: bool = field(True, help="resume from the checkpoint directory if it holds this run")
     seed: int = field(0, help="seeds the initialisation and the sample order")
     precision: Precision = precision_field()
+    device: str | None = field(None, help="torch device (default: the 'device' option)")
     name: str = field("fuxi", help="model name recorded in forecasts")
 
     def __post_init__(self) -> None:
@@ -103,6 +111,18 @@ class TrainConfig(Config):
             )
         if self.variables is not None and not isinstance(self.variables, tuple):
             object.__setattr__(self, "variables", tuple(self.variables))
+        if self.checkpoint_dir is not None:
+            if not isinstance(self.checkpoint_dir, (str, os.PathLike)):
+                raise ValueError(
+                    f"{owner}.checkpoint_dir must be a path or None; got {self.checkpoint_dir!r}"
+                )
+            object.__setattr__(self, "checkpoint_dir", os.fspath(self.checkpoint_dir))
+        if self.device is not None:  # a torch.device is kept by its name (JSON-ready)
+            if not isinstance(self.device, str) and not hasattr(self.device, "type"):
+                raise ValueError(
+                    f"{owner}.device must be a torch device or None; got {self.device!r}"
+                )
+            object.__setattr__(self, "device", str(self.device))
 
 
 @dataclasses.dataclass(frozen=True)
