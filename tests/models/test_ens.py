@@ -428,8 +428,9 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
     import os
 
     model, data = _model(), _random_walk(30, 0.3, 0)
-    kw = dict(members=2, iterations=4, batch_size=2, lr=1e-2, checkpoint_every=2,
-              validate_every=100, progress=False)  # fmt: skip
+    cfg = PerturbationTrainConfig(members=2, iterations=4, batch_size=2, lr=1e-2,
+                                  checkpoint_every=2, validate_every=100)  # fmt: skip
+    kw = dict(config=cfg, progress=False)
     full, hist = train_perturbation(
         model, data, perturbation=_vae(), checkpoint_dir=tmp_path / "a", **kw
     )
@@ -449,7 +450,8 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
     meta = load_perturbation(tmp_path / "b" / "latest").metadata
     assert meta["iteration"] == 2
     resumed, hist2 = train_perturbation(
-        model, data, perturbation=_vae(1), checkpoint_dir=tmp_path / "b", resume=True, **kw
+        model, data, perturbation=_vae(1), checkpoint_dir=tmp_path / "b",
+        config=cfg.replace(resume=True), progress=False,
     )
     for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), name

@@ -24,7 +24,6 @@ import importlib
 import logging
 import math
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from ..options import get_options, progress_enabled
 from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
 from .forecast import dist_info
+from .loop import LoopPlan, freeze, gradient_step, run_loop
 from .losses import ensemble_loss
 from .precision import autocast
 from .samples import sequences
@@ -230,11 +230,7 @@ def train_perturbation(
         history = saved.state["history"]
         log.info("resumed from %s at iteration %d", saved.path, start_iter)
 
-    model_mode = model.training
-    req = [p.requires_grad for p in model.parameters()]
-    model.to(dev).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    restore = freeze(model.to(dev))
     vae.to(dev).train()
     weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32, device=dev)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
@@ -295,58 +291,41 @@ def train_perturbation(
             tensors={"generator": gen.get_state()}, kind=_STATE_KIND, state_format=_STATE_FORMAT,
         )  # fmt: skip
 
+    def _advance(it: int) -> dict[str, float]:
+        idx = rng.choice(starts, size=cfg.batch_size, replace=starts.size < cfg.batch_size)
+        if world > 1:  # this process's part of the global batch (same idx on all)
+            idx = idx[rank * local : (rank + 1) * local]
+        seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)
+        with autocast(dev, cfg.precision):
+            loss, parts = ensemble_loss(
+                vae, model, seq, members=cfg.members, kl_weight=cfg.kl_weight,
+                weights=weights, generator=gen, sample=cfg.sample,
+                rows=(rank * local, cfg.batch_size) if world > 1 else None,
+            )  # fmt: skip
+        gradient_step(
+            loss, vae.parameters(), opt, sched, grad_clip=1.0, where=f"iteration {it}: {parts}",
+            # the mean gradient over the global batch, as DDP averages
+            before_clip=(lambda: _average_gradients(vae, world)) if world > 1 else None,
+        )  # fmt: skip
+        return {"loss": float(loss.detach()), **parts}
+
+    def _report(it: int, per_step: float) -> None:
+        log.info(
+            "iteration %d: fair CRPS %.5f, KL %.4f (means of the last %d), %.1f s/it",
+            it, float(np.mean(history["crps"][-cfg.log_every:])),
+            float(np.mean(history["kl"][-cfg.log_every:])), cfg.log_every, per_step,
+        )  # fmt: skip
+
     show = progress_enabled(progress)
     bar = tqdm(total=cfg.iterations, initial=start_iter, desc="train FuXi-ENS", disable=not show)
-    t_start = time.monotonic()
-    it = start_iter
+    plan = LoopPlan(
+        "iteration", cfg.iterations, cfg.log_every, cfg.validate_every, cfg.checkpoint_every,
+        cfg.max_minutes, {"crps": ".4f", "kl": ".3f"},
+    )  # fmt: skip
     try:
-        if start_iter == 0:
-            _validate(0)
-        while it < cfg.iterations:
-            idx = rng.choice(starts, size=cfg.batch_size, replace=starts.size < cfg.batch_size)
-            if world > 1:  # this process's part of the global batch (same idx on all)
-                idx = idx[rank * local : (rank + 1) * local]
-            seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)
-            with autocast(dev, cfg.precision):
-                loss, parts = ensemble_loss(
-                    vae, model, seq, members=cfg.members, kl_weight=cfg.kl_weight,
-                    weights=weights, generator=gen, sample=cfg.sample,
-                    rows=(rank * local, cfg.batch_size) if world > 1 else None,
-                )  # fmt: skip
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at iteration {it}: {parts}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if world > 1:  # the mean gradient over the global batch, as DDP averages
-                _average_gradients(vae, world)
-            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            it += 1
-            for key, val_ in (("iteration", it), ("loss", float(loss.detach())), *parts.items()):
-                history[key].append(val_)
-            bar.update(1)
-            bar.set_postfix(crps=f"{parts['crps']:.4f}", kl=f"{parts['kl']:.3f}")
-            if it % cfg.log_every == 0:
-                log.info(
-                    "iteration %d: fair CRPS %.5f, KL %.4f (means of the last %d), %.1f s/it",
-                    it, float(np.mean(history["crps"][-cfg.log_every:])),
-                    float(np.mean(history["kl"][-cfg.log_every:])), cfg.log_every,
-                    (time.monotonic() - t_start) / max(1, it - start_iter),
-                )  # fmt: skip
-            if it % cfg.validate_every == 0:
-                _validate(it)
-            if it % cfg.checkpoint_every == 0:
-                _save(it)
-            if cfg.max_minutes is not None and time.monotonic() - t_start > 60 * cfg.max_minutes:
-                log.info("stopping after %.1f min at iteration %d", cfg.max_minutes, it)
-                break
-        if not history["val_iteration"] or history["val_iteration"][-1] != it:
-            _validate(it)
-        _save(it)
+        run_loop(plan, start_iter, history, advance=_advance, validate=_validate, save=_save,
+                 report=_report, bar=bar, logger=log)  # fmt: skip
     finally:
         bar.close()
-        model.train(model_mode)
-        for p, r in zip(model.parameters(), req):
-            p.requires_grad_(r)
+        restore()
     return vae.eval(), history
