@@ -25,7 +25,7 @@ from xfuxi.models.ens import (
     save_perturbation,
     shipped_perturbations,
 )
-from xfuxi.training.calibration import tune_amplitude
+from xfuxi.training.calibration import TuningRun, tune_amplitude
 from xfuxi.training.config import PerturbationTrainConfig
 from xfuxi.training.ens import train_perturbation
 from xfuxi.training.gains import tune_early_gain, tune_model_gain
@@ -450,8 +450,12 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
     meta = load_perturbation(tmp_path / "b" / "latest").metadata
     assert meta["iteration"] == 2
     resumed, hist2 = train_perturbation(
-        model, data, perturbation=_vae(1), checkpoint_dir=tmp_path / "b",
-        config=cfg.replace(resume=True), progress=False,
+        model,
+        data,
+        perturbation=_vae(1),
+        checkpoint_dir=tmp_path / "b",
+        config=cfg.replace(resume=True),
+        progress=False,
     )
     for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), name
@@ -491,10 +495,19 @@ def test_tune_amplitude_finds_the_random_walk_step():
     # the lead-1 ensemble exactly the truth's distribution, so it has the lowest CRPS
     data = _random_walk(8, 0.3, 2)
     best, score = tune_amplitude(
-        data, model=_model(), method="gaussian", amplitudes=[0.03, 0.3, 1.5], n=8, steps=1,
-        progress=False,
+        data, model=_model(), method="gaussian", amplitudes=[0.03, 0.3, 1.5],
+        run=TuningRun(n=8, steps=1), progress=False,
     )  # fmt: skip
     assert best == 0.3
+    # the old keywords still work, with a warning naming the new spelling
+    with pytest.warns(DeprecationWarning, match=r"pass run=TuningRun\(n=\.\.\., steps=\.\.\.\)"):
+        old, old_score = tune_amplitude(
+            data, model=_model(), method="gaussian", amplitudes=[0.03, 0.3, 1.5], n=8,
+            steps=1, progress=False,
+        )  # fmt: skip
+    assert old == best and old_score.equals(score)
+    with pytest.raises(TypeError, match="stepz"):
+        tune_amplitude(data, model=_model(), method="gaussian", amplitudes=[0.3], stepz=1)
     assert score.dims == ("amplitude",) and score.sizes["amplitude"] == 3
     assert score.sel(amplitude=0.3) < score.sel(amplitude=0.03)
     with pytest.raises(ValueError, match="at least one"):
@@ -535,8 +548,8 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
     before = vae.config.copy()
     best, scores = tune_early_gain(
         data, model=_model(), perturbation=vae, channels=[("temperature", 500.0)],
-        gains=[10.0, 100.0], steps_options=[4], n=16, steps=4, band=(0.5, 2.0),
-        after_hours=6, progress=False,
+        gains=[10.0, 100.0], steps_options=[4],
+        run=TuningRun(n=16, steps=4, band=(0.5, 2.0), after_hours=6), progress=False,
     )  # fmt: skip
     assert best == (10.0, 4)
     assert scores.sizes["candidate"] == 3 and float(scores["in_band"][0]) == 0.0
@@ -545,8 +558,8 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
     # scored on the other channel only, which keeps far too little spread whatever the gain
     _, scores = tune_early_gain(
         data, model=_model(), perturbation=vae, channels=[("temperature", 500.0)],
-        score_channels=[("passive_tracer", None)], gains=[10.0], steps_options=[4], n=16,
-        steps=4, band=(0.5, 2.0), after_hours=6, progress=False,
+        score_channels=[("passive_tracer", None)], gains=[10.0], steps_options=[4],
+        run=TuningRun(n=16, steps=4, band=(0.5, 2.0), after_hours=6), progress=False,
     )  # fmt: skip
     assert scores.attrs["score_channels"] == ["passive_tracer"]
     np.testing.assert_array_equal(scores["in_band"], [0.0, 0.0])
@@ -556,7 +569,7 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
     with pytest.raises(ValueError, match="no lead after"):
         tune_early_gain(data, model=_model(), perturbation=vae,
                         channels=[("temperature", 500.0)], gains=[2.0], steps_options=[1],
-                        steps=4, progress=False)  # fmt: skip
+                        run=TuningRun(steps=4), progress=False)  # fmt: skip
 
 
 def test_model_gain_scales_the_perturbations_before_that_models_steps(tmp_path):
@@ -596,8 +609,8 @@ def test_tune_model_gain_finds_the_gain_that_matches_the_random_walk():
     data = _random_walk(40, 0.3, 3)
     vae = _vae(init_scale=0.03).eval()
     best, scores = tune_model_gain(
-        data, model=_cascade(2), perturbation=vae, stage=1, gains=[10.0, 100.0], n=16,
-        steps=4, band=(0.5, 2.0), progress=False,
+        data, model=_cascade(2), perturbation=vae, stage=1, gains=[10.0, 100.0],
+        run=TuningRun(n=16, steps=4, band=(0.5, 2.0)), progress=False,
     )  # fmt: skip
     assert best == 10.0
     assert list(scores["gain"].values) == [1.0, 10.0, 100.0]
@@ -614,14 +627,15 @@ def test_tune_model_gain_finds_the_gain_that_matches_the_random_walk():
     # the first stage too (a stage retrained after the module): its steps 1..6, band after
     # day 1 (30 and 36 h)
     best0, scores0 = tune_model_gain(
-        data, model=_cascade(6), perturbation=vae, stage=0, gains=[10.0, 100.0], n=16,
-        steps=8, band=(0.5, 2.0), progress=False,
+        data, model=_cascade(6), perturbation=vae, stage=0, gains=[10.0, 100.0],
+        run=TuningRun(n=16, steps=8, band=(0.5, 2.0)), progress=False,
     )  # fmt: skip
     assert best0 == 10.0 and scores0.attrs["stage"] == "short"
     assert float(scores0["in_band"].sel(gain=1.0)) == 0.0
     assert vae.config["model_gain"] == {}
     with pytest.raises(ValueError, match="never reach"):
-        tune_model_gain(data, model=_cascade(2), perturbation=vae, stage=1, gains=[2.0], steps=2)
+        tune_model_gain(data, model=_cascade(2), perturbation=vae, stage=1, gains=[2.0],
+                        run=TuningRun(steps=2))  # fmt: skip
 
 
 @pytest.mark.parametrize("p", [1, 2])

@@ -50,23 +50,25 @@ def _numbers(text: str, kind: type = float) -> list:
 
 
 def _setup(args):
-    """``(model, module, validation split, initial times, band)`` of a calibration command."""
+    """``(model, module, validation split, TuningRun)`` of a calibration command."""
     # torch-backed modules are imported when a command runs (the CLI starts without torch)
     from ..models.ens import load_perturbation
+    from ..training.calibration import TuningRun
 
     model = load_model(args.model)
     vae = load_perturbation(args.perturbation)
     validation = world_split("validation", args.validation_days)
     times = spaced_init_times(validation, model, args.steps, args.inits)
     band = tuple(float(x) for x in args.band.split(","))
-    return model, vae, validation, times, band
+    run = TuningRun(n=args.members, steps=args.steps, init_times=times, band=band, seed=args.seed)
+    return model, vae, validation, run
 
 
-def _record(args, times, scores) -> dict:
+def _record(args, run, scores) -> dict:
     """What every calibration's record holds besides its choice: the run and its scores."""
     return {
         "members": args.members, "steps": args.steps,
-        "init_times": [str(t)[:16] for t in times],
+        "init_times": [str(t)[:16] for t in run.init_times],
         "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
     }  # fmt: skip
 
@@ -96,19 +98,19 @@ def _save(vae, args, meta: dict, table, chosen: str) -> int:
 def _cmd_calibrate_ens(args) -> int:
     from ..training.gains import apply_spread_growth, tune_spread_growth
 
-    model, vae, validation, times, band = _setup(args)
+    model, vae, validation, run = _setup(args)
     best, scores = tune_spread_growth(
         validation, model=model, perturbation=vae, initial_gains=_numbers(args.gains),
-        step_factors=_numbers(args.factors), n=args.members, steps=args.steps,
-        init_times=times, band=band, weighting=args.weighting, seed=args.seed,
+        step_factors=_numbers(args.factors), weighting=args.weighting,
+        run=run,
     )  # fmt: skip
     apply_spread_growth(vae, best)
     table = scores.drop_vars(["crps_by_lead", "prediction_timedelta"])
     chosen = {channel_name(ch): list(p) for ch, p in best.items()}
     meta = dict(getattr(vae, "metadata", {}))
     meta["spread_growth"] = {
-        "chosen": chosen, "band": list(band), "weighting": args.weighting,
-        **_record(args, times, table),
+        "chosen": chosen, "band": list(run.band), "weighting": args.weighting,
+        **_record(args, run, table),
     }  # fmt: skip
     return _save(vae, args, meta, table.to_dataframe().round(3).to_string(),
                  "chosen (initial gain, step factor): " + json.dumps(chosen))  # fmt: skip
@@ -127,7 +129,7 @@ def _cmd_calibrate_ens(args) -> int:
 def _cmd_calibrate_ens_early(args) -> int:
     from ..training.gains import apply_early_gain, tune_early_gain
 
-    model, vae, validation, times, band = _setup(args)
+    model, vae, validation, run = _setup(args)
     chans = _channel_list(args.channels)
     scored = (
         None if args.score_channels is None
@@ -137,7 +139,7 @@ def _cmd_calibrate_ens_early(args) -> int:
     (gain, k), scores = tune_early_gain(
         validation, model=model, perturbation=vae, channels=chans, score_channels=scored,
         gains=_numbers(args.gains), steps_options=_numbers(args.early_steps, int),
-        n=args.members, steps=args.steps, init_times=times, band=band, seed=args.seed,
+        run=run,
     )  # fmt: skip
     apply_early_gain(vae, chans, gain, k)
     meta = dict(getattr(vae, "metadata", {}))
@@ -145,7 +147,7 @@ def _cmd_calibrate_ens_early(args) -> int:
     meta["early_gain"] = [*([earlier] if isinstance(earlier, dict) else earlier), {
         "channels": [channel_name(c) for c in chans], "chosen": [gain, k],
         "score_channels": scores.attrs["score_channels"], "model": model.name,
-        **_record(args, times, scores),
+        **_record(args, run, scores),
     }]  # fmt: skip
     chosen = f"chosen: gain {gain:g} on steps 1-{k}" if k else "chosen: no early gain"
     return _save(vae, args, meta, scores.to_dataframe().round(4).to_string(), chosen)
@@ -162,12 +164,12 @@ def _cmd_calibrate_ens_early(args) -> int:
 def _cmd_calibrate_ens_stage(args) -> int:
     from ..training.gains import apply_model_gain, tune_model_gain
 
-    model, vae, validation, times, band = _setup(args)
+    model, vae, validation, run = _setup(args)
     chans = None if args.channels is None else _channel_list(args.channels)
     gain, scores = tune_model_gain(
         validation, model=model, perturbation=vae, stage=args.stage,
-        gains=_numbers(args.gains), channels=chans, n=args.members,
-        steps=args.steps, init_times=times, band=band, seed=args.seed,
+        gains=_numbers(args.gains), channels=chans,
+        run=run,
     )  # fmt: skip
     name = model.stages[args.stage].name
     apply_model_gain(vae, name, gain, chans)
@@ -175,7 +177,7 @@ def _cmd_calibrate_ens_stage(args) -> int:
     records = dict(meta.get("model_gain", {}))  # per stage name, one record per call
     records[name] = [*records.get(name, []), {
         "channels": "all" if chans is None else [channel_name(c) for c in chans],
-        "chosen": gain, "cascade": model.name, **_record(args, times, scores),
+        "chosen": gain, "cascade": model.name, **_record(args, run, scores),
     }]  # fmt: skip
     meta["model_gain"] = records
     return _save(vae, args, meta, scores.to_dataframe().round(4).to_string(),

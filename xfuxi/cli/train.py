@@ -125,6 +125,7 @@ def _cmd_train_ens(args) -> int:
 
     from ..models.ens import PerturbationVAE, save_perturbation
     from ..training.calibration import (
+        TuningRun,
         apply_variable_inflation,
         tune_amplitude,
         tune_variable_inflation,
@@ -155,11 +156,11 @@ def _cmd_train_ens(args) -> int:
     }  # fmt: skip
     # both calibrations score 8 members from 4 validation starts over --calibrate-steps
     times = spaced_init_times(validation, model, args.calibrate_steps, 4)
+    run = TuningRun(n=8, steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1)
     cands = float_list(args.calibrate)
     if cands:
         best, score = tune_amplitude(
-            validation, model=model, method="vae", perturbation=vae, amplitudes=cands, n=8,
-            steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1,
+            validation, model=model, method="vae", perturbation=vae, amplitudes=cands, run=run,
         )  # fmt: skip
         with torch.no_grad():
             vae.log_scale.add_(math.log(best))
@@ -170,8 +171,7 @@ def _cmd_train_ens(args) -> int:
     var_cands = float_list(args.calibrate_variables)
     if var_cands:
         best_var, vscore = tune_variable_inflation(
-            validation, model=model, perturbation=vae, factors=var_cands, n=8,
-            steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1,
+            validation, model=model, perturbation=vae, factors=var_cands, run=run,
         )  # fmt: skip
         apply_variable_inflation(vae, best_var)
         meta["variable_inflation"] = best_var
