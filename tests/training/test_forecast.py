@@ -391,10 +391,13 @@ def test_train_config_rejects_bad_values_naming_the_field():
         ({"grad_clip": float("inf")}, "TrainConfig.grad_clip"),
         ({"variables": "temperature"}, "TrainConfig.variables"),
         ({"loss": "mse"}, "TrainConfig.loss"),
+        ({"checkpoint_dir": 3}, "TrainConfig.checkpoint_dir must be a path or None"),
+        ({"device": 3}, "TrainConfig.device must be a torch device or None"),
     ):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
     assert TrainConfig(variables=["temperature"]).variables == ("temperature",)
+    assert TrainConfig(device=torch.device("cpu")).device == "cpu"  # kept by name (JSON)
 
 
 def test_cli_train_flags_come_from_the_config():
