@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import html
 import json
+import os
 import types
 import typing
 import warnings
@@ -34,6 +35,7 @@ __all__ = [
     "add_arguments",
     "check_integers",
     "check_number",
+    "check_run_place",
     "config_with_legacy",
     "field",
     "from_arguments",
@@ -252,6 +254,45 @@ def check_number(
             f"{type(config).__name__}.{label} must be {what} {'>' if above else '>='} {low:g}; "
             f"got {value!r}"
         )
+
+
+def check_run_place(config: Config) -> None:
+    """Check a trainer configuration's ``checkpoint_dir`` and ``device`` (if it has one).
+
+    Either may be ``None``. A path is kept as a string and a ``torch.device`` by its name,
+    so that the configuration stays JSON.
+
+    Raises
+    ------
+    ValueError
+        Naming the field, for anything else.
+
+    Examples
+    --------
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Run(Config):
+    ...     checkpoint_dir: str | None = None
+    ...     def __post_init__(self):
+    ...         check_run_place(self)
+    >>> import pathlib
+    >>> Run(checkpoint_dir=pathlib.Path("runs") / "a").checkpoint_dir
+    'runs/a'
+    >>> Run(checkpoint_dir=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: Run.checkpoint_dir must be a path or None; got 3
+    """
+    owner = type(config).__name__
+    path = config.checkpoint_dir
+    if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"{owner}.checkpoint_dir must be a path or None; got {path!r}")
+        object.__setattr__(config, "checkpoint_dir", os.fspath(path))
+    device = getattr(config, "device", None)
+    if device is not None:  # a torch.device (or its name): kept by its name
+        if not isinstance(device, str) and not hasattr(device, "type"):
+            raise ValueError(f"{owner}.device must be a torch device or None; got {device!r}")
+        object.__setattr__(config, "device", str(device))
 
 
 def summary_html(

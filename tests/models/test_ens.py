@@ -395,8 +395,8 @@ def test_training_learns_spread_keeps_model_frozen_and_checkpoints(tmp_path):
     cfg = PerturbationTrainConfig(members=4, kl_weight=1e-3, iterations=40, batch_size=4,
                                   lr=1e-2, checkpoint_every=20, validate_every=20)  # fmt: skip
     vae, hist = train_perturbation(
-        model, data, config=cfg, perturbation=vae, validation=_random_walk(20, 0.3, 1),
-        checkpoint_dir=tmp_path, progress=False,
+        model, data, config=cfg.replace(checkpoint_dir=tmp_path), perturbation=vae,
+        validation=_random_walk(20, 0.3, 1), progress=False,
     )  # fmt: skip
     assert len(hist["loss"]) == 40 and hist["val_iteration"] == [0, 20, 40]
     assert hist["val_crps"][-1] < 0.8 * hist["val_crps"][0], hist["val_crps"]
@@ -407,10 +407,13 @@ def test_training_learns_spread_keeps_model_frozen_and_checkpoints(tmp_path):
     assert meta["iteration"] == 40 and meta["base_model"] == "persist"
     # resume continues counting from the checkpoint
     saved = {k: v for k, v in meta.items() if k not in ("iteration", "base_model")}
-    assert PerturbationTrainConfig.from_dict(saved) == cfg  # the configuration is saved
+    # the configuration is saved
+    assert PerturbationTrainConfig.from_dict(saved) == cfg.replace(checkpoint_dir=tmp_path)
     _, hist2 = train_perturbation(
-        model, data, config=PerturbationTrainConfig(members=2, iterations=42, resume=True),
-        perturbation=_vae(), checkpoint_dir=tmp_path, progress=False,
+        model, data,
+        config=PerturbationTrainConfig(members=2, iterations=42, resume=True,
+                                       checkpoint_dir=tmp_path),
+        perturbation=_vae(), progress=False,
     )  # fmt: skip
     assert hist2["iteration"][-1] == 42 and len(hist2["loss"]) == 42
 
@@ -430,9 +433,12 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
     model, data = _model(), _random_walk(30, 0.3, 0)
     cfg = PerturbationTrainConfig(members=2, iterations=4, batch_size=2, lr=1e-2,
                                   checkpoint_every=2, validate_every=100)  # fmt: skip
-    kw = dict(config=cfg, progress=False)
     full, hist = train_perturbation(
-        model, data, perturbation=_vae(), checkpoint_dir=tmp_path / "a", **kw
+        model,
+        data,
+        perturbation=_vae(),
+        config=cfg.replace(checkpoint_dir=tmp_path / "a"),
+        progress=False,
     )
     real = os.replace
     calls = []
@@ -445,7 +451,13 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
 
     monkeypatch.setattr(os, "replace", dying)
     with pytest.raises(_Killed):
-        train_perturbation(model, data, perturbation=_vae(), checkpoint_dir=tmp_path / "b", **kw)
+        train_perturbation(
+            model,
+            data,
+            perturbation=_vae(),
+            config=cfg.replace(checkpoint_dir=tmp_path / "b"),
+            progress=False,
+        )
     monkeypatch.setattr(os, "replace", real)
     meta = load_perturbation(tmp_path / "b" / "latest").metadata
     assert meta["iteration"] == 2
@@ -453,8 +465,7 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
         model,
         data,
         perturbation=_vae(1),
-        checkpoint_dir=tmp_path / "b",
-        config=cfg.replace(resume=True),
+        config=cfg.replace(resume=True, checkpoint_dir=tmp_path / "b"),
         progress=False,
     )
     for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
@@ -466,6 +477,21 @@ def test_training_rejects_data_without_consecutive_times():
     data = _random_walk(6, 0.3, 0).isel(time=[0, 2, 4])
     with pytest.raises(Exception, match="consecutive"):
         train_perturbation(_model(), data, config={"iterations": 1}, progress=False)
+
+
+def test_training_old_checkpoint_dir_and_device_keywords_still_work(tmp_path):
+    """checkpoint_dir and device moved into PerturbationTrainConfig; the keywords warn."""
+    model, data = _model(), _random_walk(20, 0.3, 0)
+    cfg = PerturbationTrainConfig(iterations=2, batch_size=2, hidden=4, latent=2)
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"pass config=PerturbationTrainConfig\(checkpoint_dir=\.\.\., device=\.\.\.\)",
+    ):
+        _, hist = train_perturbation(model, data, config=cfg, checkpoint_dir=tmp_path,
+                                     device="cpu", progress=False)  # fmt: skip
+    assert hist["iteration"] == [1, 2]
+    meta = load_perturbation(tmp_path / "latest").metadata
+    assert (meta["checkpoint_dir"], meta["device"]) == (str(tmp_path), "cpu")
 
 
 def test_training_old_keywords_warn_and_match_the_config():

@@ -73,8 +73,9 @@ def loss_stopping_at_two(*args, **kwargs):
 ens_module.ensemble_loss = loss_stopping_at_two
 model = tiny.model()
 try:
-    train_perturbation(model, data, config=PerturbationTrainConfig(**ENS),
-                       perturbation=tiny.vae(model), checkpoint_dir=out + "/ens", progress=False)
+    train_perturbation(model, data,
+                       config=PerturbationTrainConfig(**ENS, checkpoint_dir=out + "/ens"),
+                       perturbation=tiny.vae(model), progress=False)
 except Interrupted:
     pass
 """
@@ -116,9 +117,9 @@ def _single(tmp: Path, interrupt: bool, monkeypatch) -> tuple[Path, Path]:
     monkeypatch.setattr(ens_module, "ensemble_loss", loss_stopping_at_two)
     model = tiny.model()
     try:
-        train_perturbation(model, data, config=PerturbationTrainConfig(**ENS),
-                           perturbation=tiny.vae(model), checkpoint_dir=tmp / "ens",
-                           progress=False)  # fmt: skip
+        train_perturbation(model, data,
+                           config=PerturbationTrainConfig(**ENS, checkpoint_dir=tmp / "ens"),
+                           perturbation=tiny.vae(model), progress=False)  # fmt: skip
     except _Interrupted:
         pass
     monkeypatch.setattr(ens_module, "ensemble_loss", real)
@@ -197,10 +198,10 @@ def test_ens_training_on_cuda_matches_cpu():
     model = tiny.model()
     cfg = PerturbationTrainConfig(**{**ENS, "iterations": 1})
     data = tiny.dataset(24)
-    gpu, _ = train_perturbation(model, data, config=cfg, perturbation=tiny.vae(model),
-                                device="cuda", progress=False)  # fmt: skip
-    cpu, _ = train_perturbation(tiny.model(), data, config=cfg, perturbation=tiny.vae(model),
-                                device="cpu", progress=False)  # fmt: skip
+    gpu, _ = train_perturbation(model, data, config=cfg.replace(device="cuda"),
+                                perturbation=tiny.vae(model), progress=False)  # fmt: skip
+    cpu, _ = train_perturbation(tiny.model(), data, config=cfg.replace(device="cpu"),
+                                perturbation=tiny.vae(model), progress=False)  # fmt: skip
     for (name, p), q in zip(gpu.state_dict().items(), cpu.state_dict().values()):
         torch.testing.assert_close(p.cpu(), q, rtol=1e-3, atol=1e-4, msg=name)
 

@@ -204,19 +204,19 @@ def test_ens_bfloat16_checkpoint_is_float32_and_resumes_only_in_bfloat16(tmp_pat
     cfg = PerturbationTrainConfig(**ENS, precision="bfloat16", checkpoint_every=1)
     whole, _ = train_perturbation(model, data, config=cfg, perturbation=tiny.vae(model),
                                   progress=False)  # fmt: skip
-    train_perturbation(model, data, config=cfg.replace(iterations=1),
-                       perturbation=tiny.vae(model), checkpoint_dir=tmp_path,
-                       progress=False)  # fmt: skip
+    train_perturbation(model, data, config=cfg.replace(iterations=1, checkpoint_dir=tmp_path),
+                       perturbation=tiny.vae(model), progress=False)  # fmt: skip
     saved = load_perturbation(tmp_path / "latest")
     assert all(v.dtype == torch.float32 for v in saved.state_dict().values())
     assert saved.metadata["precision"] == "bfloat16"
     with pytest.raises(ValueError, match="trained with precision 'bfloat16'.*'float32'"):
-        train_perturbation(model, data, config=cfg.replace(precision="float32", resume=True),
-                           perturbation=tiny.vae(model), checkpoint_dir=tmp_path,
-                           progress=False)  # fmt: skip
-    resumed, hist = train_perturbation(model, data, config=cfg.replace(resume=True),
-                                       perturbation=tiny.vae(model), checkpoint_dir=tmp_path,
-                                       progress=False)  # fmt: skip
+        train_perturbation(model, data,
+                           config=cfg.replace(precision="float32", resume=True,
+                                              checkpoint_dir=tmp_path),
+                           perturbation=tiny.vae(model), progress=False)  # fmt: skip
+    resumed, hist = train_perturbation(model, data,
+                                       config=cfg.replace(resume=True, checkpoint_dir=tmp_path),
+                                       perturbation=tiny.vae(model), progress=False)  # fmt: skip
     assert hist["iteration"] == [1, 2]
     for (name, p), q in zip(resumed.state_dict().items(), whole.state_dict().values()):
         assert torch.equal(p, q), name

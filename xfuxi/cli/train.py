@@ -115,7 +115,6 @@ def _cmd_train(args) -> int:
 @arg("--calibrate-variables", default="0.7,1.4",
      help="per-variable inflation candidates tuned after the global one ('' to skip)")  # fmt: skip
 @arg("--calibrate-steps", type=int, default=40, help="forecast steps used to calibrate")
-@arg("--device", default=None)
 @arg("--out", required=True, help="output directory of the perturbation module")
 @arg("--overwrite", **OVERWRITE)
 @command("train-ens", "train the FuXi-ENS perturbation module for a deterministic model")
@@ -134,7 +133,7 @@ def _cmd_train_ens(args) -> int:
 
     cfg = from_arguments(_train_ens_config(), args)
     torch.manual_seed(cfg.seed)
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=cfg.device)
     train = world_split("train", args.train_days)
     validation = world_split("validation", args.validation_days)
     vae = PerturbationVAE(
@@ -142,8 +141,8 @@ def _cmd_train_ens(args) -> int:
     )
     with tempfile.TemporaryDirectory() as ckpt:
         vae, history = train_perturbation(
-            model, train, config=cfg, perturbation=vae, validation=validation,
-            checkpoint_dir=ckpt, device=args.device,
+            model, train, config=cfg.replace(checkpoint_dir=ckpt), perturbation=vae,
+            validation=validation,
         )  # fmt: skip
     meta = {
         "base_model": model.name,
@@ -198,13 +197,11 @@ def _cmd_train_da(args) -> int:
     from ..models.fuxi_da import save_da_model
     from ..training.da import train_da
 
-    cfg = from_arguments(DAConfig, args)
+    cfg = from_arguments(DAConfig, args, checkpoint_dir=args.out)
     model = load_model(args.model)
     train = world_split("train", args.train_days)
     validation = world_split("validation", args.validation_days) if args.validation_days else None
-    net, history = train_da(
-        train, model, config=cfg, validation=validation, checkpoint_dir=args.out
-    )
+    net, history = train_da(train, model, config=cfg, validation=validation)
     path = save_da_model(net, Path(args.out) / "model", overwrite=True)
     last = history["val_l0"][-1] if history["val_l0"] else float("nan")
     steps = history["step"][-1] if history["step"] else 0

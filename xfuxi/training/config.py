@@ -8,17 +8,23 @@ configuration's :meth:`~xfuxi.config.Config.to_dict` with every checkpoint (prov
 the command line builds its flags from the fields (:func:`xfuxi.config.add_arguments`).
 
 The data, the models and the monitoring (progress bar, callback) are arguments of the
-training functions, not part of a configuration. A forecast-model run's configuration also
-says where it runs and checkpoints (``device``, ``checkpoint_dir``).
+training functions, not part of a configuration; where a run checkpoints and runs
+(``checkpoint_dir``, ``device``) is.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Literal
 
-from ..config import Config, check_integers, check_number, config_with_legacy, field
+from ..config import (
+    Config,
+    check_integers,
+    check_number,
+    check_run_place,
+    config_with_legacy,
+    field,
+)
 from .precision import Precision, check_precision, precision_field
 
 __all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
@@ -26,6 +32,10 @@ __all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
 
 #: the losses of :func:`~xfuxi.training.forecast.train_forecast`
 LOSSES = ("l1", "amse")
+
+#: the help texts of the trainers' ``checkpoint_dir`` and ``device``
+CHECKPOINT_DIR_HELP = "where the training state is saved (and resumed from); None: nowhere"
+DEVICE_HELP = "torch device (default: the 'device' option)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,16 +84,12 @@ class TrainConfig(Config):
     val_every: int = field(200, help="steps between validations")
     val_samples: int = field(64, help="evenly spaced validation samples")
     log_every: int = field(50, help="steps between logged losses")
-    checkpoint_dir: str | None = field(
-        None,
-        help="where the training state is saved (and resumed from); None: nowhere",
-        cli=False,
-    )
+    checkpoint_dir: str | None = field(None, help=CHECKPOINT_DIR_HELP, cli=False)
     checkpoint_every: int = field(200, help="steps between checkpoints")
     resume: bool = field(True, help="resume from the checkpoint directory if it holds this run")
     seed: int = field(0, help="seeds the initialisation and the sample order")
     precision: Precision = precision_field()
-    device: str | None = field(None, help="torch device (default: the 'device' option)")
+    device: str | None = field(None, help=DEVICE_HELP)
     name: str = field("fuxi", help="model name recorded in forecasts")
 
     def __post_init__(self) -> None:
@@ -111,18 +117,7 @@ class TrainConfig(Config):
             )
         if self.variables is not None and not isinstance(self.variables, tuple):
             object.__setattr__(self, "variables", tuple(self.variables))
-        if self.checkpoint_dir is not None:
-            if not isinstance(self.checkpoint_dir, (str, os.PathLike)):
-                raise ValueError(
-                    f"{owner}.checkpoint_dir must be a path or None; got {self.checkpoint_dir!r}"
-                )
-            object.__setattr__(self, "checkpoint_dir", os.fspath(self.checkpoint_dir))
-        if self.device is not None:  # a torch.device is kept by its name (JSON-ready)
-            if not isinstance(self.device, str) and not hasattr(self.device, "type"):
-                raise ValueError(
-                    f"{owner}.device must be a torch device or None; got {self.device!r}"
-                )
-            object.__setattr__(self, "device", str(self.device))
+        check_run_place(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +126,7 @@ class PerturbationTrainConfig(Config):
 
     The last five fields (``hidden`` … ``name``) build a new
     :class:`~xfuxi.models.ens.PerturbationVAE` when no module is given; their defaults are
-    the module's own. Every field is also a flag of ``xfuxi train-ens``.
+    the module's own. Every field but ``checkpoint_dir`` is also a flag of ``xfuxi train-ens``.
 
     Examples
     --------
@@ -159,11 +154,13 @@ class PerturbationTrainConfig(Config):
     lr: float = field(1e-3, help="learning rate (cosine-decayed)")
     max_minutes: float | None = field(None, help="stop training after this wall time")
     seed: int = field(0, help="seeds the batches and the latents")
+    checkpoint_dir: str | None = field(None, help=CHECKPOINT_DIR_HELP, cli=False)
     checkpoint_every: int = field(100, help="iterations between checkpoints")
     resume: bool = field(False, help="start from the checkpoint directory's latest/")
     validate_every: int = field(50, help="iterations between validations")
     log_every: int = field(10, help="iterations between log lines")
     precision: Precision = precision_field()
+    device: str | None = field(None, help=DEVICE_HELP)
     hidden: int = field(32, help="width of a new module's convolutional layers")
     latent: int = field(8, help="latent channels per coarse grid point of a new module")
     downsample: int = field(4, help="coarsening factor of a new module's latent grid")
@@ -185,6 +182,7 @@ class PerturbationTrainConfig(Config):
         for label in ("lr", "init_scale"):
             check_number(self, label, above=True)
         check_number(self, "max_minutes", above=True, optional=True)
+        check_run_place(self)
 
     def module_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~xfuxi.models.ens.PerturbationVAE` for a new module."""

@@ -33,6 +33,7 @@ import torch
 import xarray as xr
 
 from ..assimilation.da import da_inputs
+from ..config import config_with_legacy
 from ..data.channels import stack
 from ..models.base import ForecastModel
 from ..models.fuxi_da import (
@@ -245,12 +246,14 @@ def da_loss(
 
 
 def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings a resumed run must share (not the wall-time limit or the logging).
+    """The settings a resumed run must share (not the wall-time limit, the logging or where
+    the checkpoint is).
 
     A checkpoint written before ``precision`` existed ran in float32.
     """
     settings = {"precision": "float32", **config}
-    return {k: v for k, v in settings.items() if k not in ("max_minutes", "resume", "log_every")}
+    free = ("max_minutes", "resume", "log_every", "checkpoint_dir")
+    return {k: v for k, v in settings.items() if k not in free}
 
 
 def train_da(
@@ -261,8 +264,8 @@ def train_da(
     network: FuXiDA | None = None,
     radiances: xr.Dataset | None = None,
     validation: xr.Dataset | None = None,
-    checkpoint_dir: str | Path | None = None,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> tuple[FuXiDA, dict[str, list[float]]]:
     """Train a FuXi-DA network (or its CORR variant) with the joint loss.
 
@@ -274,7 +277,10 @@ def train_da(
     model : ForecastModel
         The forecast model; frozen (its weights are not modified).
     config : DAConfig or dict, optional
-        The run's settings (default ``DAConfig()``), saved with every checkpoint. With
+        The run's settings (default ``DAConfig()``), saved with every checkpoint.
+        ``config.checkpoint_dir``: ``checkpoint_dir/latest`` is written every
+        ``config.checkpoint_every`` steps and at the end; with ``config.resume`` a run
+        continues from it exactly. With
         ``precision="bfloat16"`` the loss (the network and the frozen model's forecast
         steps) runs under :func:`torch.autocast` on the network's device; the backgrounds
         are made in float32 and the weights and optimizer state stay float32
@@ -286,10 +292,10 @@ def train_da(
     validation : xarray.Dataset, optional
         A held-back truth run: the analysis L1 (``L_0``) on up to 16 of its samples is
         logged every ``config.val_every`` steps.
-    checkpoint_dir : path-like, optional
-        ``checkpoint_dir/latest`` is written every ``config.checkpoint_every`` steps and at
-        the end; with ``config.resume`` a run continues from it exactly.
     progress : bool, optional
+    **legacy
+        ``checkpoint_dir=`` (now a field of :class:`DAConfig`) still works, with a
+        ``DeprecationWarning``.
 
     Returns
     -------
@@ -335,14 +341,14 @@ def train_da(
     """
     from tqdm.auto import tqdm
 
-    cfg = config if isinstance(config, DAConfig) else DAConfig.from_dict(config or {})
+    cfg = config_with_legacy(DAConfig, config, legacy, "train_da")
     net = network if network is not None else new_da_network(cfg, model)
     if tuple(net.channels) != tuple(model.channels):
         raise ValueError(
             f"the network's channels differ from the forecast model {model.name!r}'s; train a "
             "network for this model"
         )
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
     if ckpt is not None:
         check_training_directory(ckpt / "latest", kind=_STATE_KIND)
     saved = None

@@ -11,7 +11,8 @@ import dataclasses
 
 import numpy as np
 
-from ..config import Config, check_integers, check_number, field
+from ..config import Config, check_integers, check_number, check_run_place, field
+from .config import CHECKPOINT_DIR_HELP
 from .precision import Precision, check_precision, precision_field
 
 __all__ = ["IMAGER_CHANNEL_NAMES", "DAConfig"]
@@ -23,6 +24,8 @@ IMAGER_CHANNEL_NAMES = ("ir3.7", "wv6.2", "wv6.9", "wv7.4", "ir8.5", "ir10.8", "
 @dataclasses.dataclass(frozen=True)
 class DAConfig(Config):
     """Settings of a FuXi-DA training run (see :func:`train_da`; flags of ``xfuxi train-da``).
+
+    Every field but ``checkpoint_dir`` (``--out``) is also a flag of ``xfuxi train-da``.
 
     Examples
     --------
@@ -54,6 +57,7 @@ class DAConfig(Config):
     scales: int = field(3, help="scales of a new network's U-Net")
     grad_clip: float = field(1.0, help="clip the gradient norm to this")
     max_minutes: float | None = field(None, help="stop training after this wall time")
+    checkpoint_dir: str | None = field(None, help=CHECKPOINT_DIR_HELP, cli=False)
     checkpoint_every: int = field(50, help="steps between checkpoints")
     val_every: int = field(50, help="steps between validations")
     log_every: int = field(10, help="steps between log lines")
@@ -90,3 +94,4 @@ class DAConfig(Config):
             check_number(self, label, above=True)
         check_number(self, "max_minutes", above=True, finite=False, optional=True)
         check_precision(owner, self.precision)
+        check_run_place(self)

@@ -106,8 +106,6 @@ def train_perturbation(
     config: PerturbationTrainConfig | dict[str, Any] | None = None,
     perturbation: PerturbationVAE | None = None,
     validation: xr.Dataset | None = None,
-    checkpoint_dir: str | Path | None = None,
-    device: Any = None,
     progress: bool | None = None,
     **legacy: Any,
 ) -> tuple[PerturbationVAE, dict[str, list[float]]]:
@@ -121,34 +119,36 @@ def train_perturbation(
         Training states (analysis layout, regular 6-hourly ``time``).
     config : PerturbationTrainConfig or dict, optional
         The run's settings (members, rollout, λ, sampling, iterations, batch size,
-        learning rate, seed, intervals, precision, and the options of a new module; see
+        learning rate, seed, intervals, precision, where to checkpoint, the device, and the
+        options of a new module; see
         :class:`~xfuxi.training.config.PerturbationTrainConfig`). Default
         ``PerturbationTrainConfig()``. Its :meth:`~xfuxi.config.Config.to_dict` is saved in
         every checkpoint's metadata. The shipped module was trained with
         ``sample="prior"`` (see ``scripts/train_ens_pretrained.sh``).
+
+        ``config.checkpoint_dir``: where the training checkpoint ``latest/`` is written (by
+        the first process under ``torchrun``) every ``config.checkpoint_every`` iterations
+        and at the end: a loadable perturbation module plus the optimizer, the random
+        generators and the history, as one unit with a manifest of their sha256
+        (:func:`xfuxi.models.training_state.save_training_state`). With ``config.resume``,
+        training starts from ``checkpoint_dir/latest`` if it exists: with the same settings
+        the run continues exactly as if never interrupted; an incomplete or corrupt
+        checkpoint, or one trained with another ``precision``, is refused
+        (:class:`~xfuxi.models.checkpoint.CheckpointError`, ``ValueError``).
+
+        ``config.device``: default the ``device`` option.
     perturbation : PerturbationVAE, optional
         Starting module (default: a new one built for ``model``'s channels, grid and stats
         with the config's module options). It is trained in place and returned.
     validation : xarray.Dataset, optional
         Held-back states; the fair CRPS of prior-sampled members (as at inference) on a
         fixed set of its sequences is logged every ``config.validate_every`` iterations.
-    checkpoint_dir : path-like, optional
-        Where the training checkpoint ``latest/`` is written (by the first process under
-        ``torchrun``) every ``config.checkpoint_every`` iterations and at the end: a loadable
-        perturbation module plus the optimizer, the random generators and the history, as one
-        unit with a manifest of their sha256
-        (:func:`xfuxi.models.training_state.save_training_state`). With ``config.resume``,
-        training starts from ``checkpoint_dir/latest`` if it exists: with the same settings
-        the run continues exactly as if never interrupted; an incomplete or corrupt
-        checkpoint, or one trained with another ``precision``, is refused
-        (:class:`~xfuxi.models.checkpoint.CheckpointError`, ``ValueError``).
-    device : str or torch.device, optional
     progress : bool, optional
         tqdm bar (default: the ``progress`` option).
     **legacy
-        The old keyword arguments (``members=``, ``iterations=``, ...: each a field of
-        :class:`PerturbationTrainConfig`; ``vae_kwargs`` with the module fields) still
-        work, with a ``DeprecationWarning``.
+        The old keyword arguments (``members=``, ``iterations=``, ``checkpoint_dir=``,
+        ``device=``, ...: each a field of :class:`PerturbationTrainConfig`; ``vae_kwargs``
+        with the module fields) still work, with a ``DeprecationWarning``.
 
     Returns
     -------
@@ -195,7 +195,7 @@ def train_perturbation(
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
     local = cfg.batch_size // world
-    dev = torch.device(device if device is not None else get_options()["device"])
+    dev = torch.device(cfg.device if cfg.device is not None else get_options()["device"])
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     data_arr, starts = sequences(data, model, cfg.rollout + 2)
@@ -206,7 +206,7 @@ def train_perturbation(
         )
     vae = perturbation
     vae.check_model(model)
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
     start_iter = 0
     history: dict[str, list[float]] = {
         k: [] for k in ("iteration", "loss", "crps", "kl", "val_iteration", "val_crps")
