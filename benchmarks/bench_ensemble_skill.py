@@ -39,7 +39,7 @@ from xfuxi.datasets import held_suarez_split
 from xfuxi.forecasting.ensemble import PerlinNoise, VAEPerturbation, ensemble
 from xfuxi.models.ens import load_perturbation
 from xfuxi.models.registry import load_model
-from xfuxi.training.calibration import tune_amplitude, verifiable_init_times
+from xfuxi.training.calibration import TuningRun, tune_amplitude, verifiable_init_times
 from xfuxi.verify import crps, rank_histogram, spread_skill_ratio
 
 VARIABLES = [
@@ -142,8 +142,8 @@ def main() -> None:
         vt = verifiable_init_times(validation, model=model, steps=args.steps)
         vt = vt[:: max(1, len(vt) // args.tune_inits)][: args.tune_inits]
         _, tune = tune_amplitude(
-            validation, model=model, method="perlin", amplitudes=amps, n=args.tune_n,
-            steps=args.steps, init_times=vt, seed=args.seed + 1,
+            validation, model=model, method="perlin", amplitudes=amps,
+            run=TuningRun(n=args.tune_n, steps=args.steps, init_times=vt, seed=args.seed + 1),
         )  # fmt: skip
         scores = tune.values.tolist()
         cache.write_text(json.dumps({"key": key, "scores": scores}))

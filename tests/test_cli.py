@@ -281,9 +281,9 @@ def _command_parser(name):
 COMMAND_DEFAULTS = {
     "forecast": set(),
     "ensemble": {"n"},
-    "calibrate-ens": {"seed", "initial_gains", "step_factors"},
-    "calibrate-ens-early": {"seed", "channels", "gains", "steps_options"},
-    "calibrate-ens-stage": {"seed", "gains", "stage"},
+    "calibrate-ens": {"initial_gains", "step_factors"},
+    "calibrate-ens-early": {"channels", "gains", "steps_options"},
+    "calibrate-ens-stage": {"gains", "stage"},
 }
 
 
@@ -323,9 +323,15 @@ def test_function_flags_take_types_help_and_choices_from_the_function():
     args = parser.parse_args(["--gains", "2,3", "--factors", "0.5", "--band", "0.7,1.3",
                               "--out", "o"])  # fmt: skip
     assert (args.initial_gains, args.step_factors, args.band) == ([2.0, 3.0], [0.5], [0.7, 1.3])
-    assert args.weighting == "lead" and args.n == 16
-    # "n, steps, ...: As for tune_amplitude", whose n is "As for xfuxi.ensemble": followed
-    assert "Ensemble size" in parser.format_help()
+    assert args.weighting == "lead" and (args.n, args.steps, args.seed) == (16, 40, 1)
+    # the run's flags come from TuningRun's fields, read back into one TuningRun
+    from xfuxi.config import from_arguments
+    from xfuxi.training.calibration import TuningRun
+
+    assert "ensemble members" in parser.format_help()
+    run = from_arguments(TuningRun, parser.parse_args(["-n", "4", "--band", "0.7,1.3",
+                                                       "--out", "o"]))  # fmt: skip
+    assert run == TuningRun(n=4, steps=40, seed=1, band=(0.7, 1.3))
     with pytest.raises(SystemExit):  # the docstring's {"lead", "none"} are the choices
         parser.parse_args(["--weighting", "most", "--out", "o"])
     parser, _ = _command_parser("calibrate-ens-early")
@@ -388,3 +394,24 @@ def test_the_command_line_starts_without_torch():
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True)
+
+
+def test_config_args_comma_refuses_a_field_that_is_not_a_tuple():
+    import argparse
+
+    from xfuxi.cli.common import config_args
+    from xfuxi.training.calibration import TuningRun
+
+    for comma, ok in ((("band",), True), (("seed",), False), (("nope",), False)):
+
+        def run(args):  # a command's run function, its flags stacked on it
+            return 0
+
+        parser = argparse.ArgumentParser()
+        (((add,), _),) = config_args(TuningRun, comma=comma)(run)._arguments
+        if ok:
+            add(parser)
+            assert parser.parse_args(["--band", "0.5,1.5"]).band == [0.5, 1.5]
+        else:
+            with pytest.raises(TypeError, match="tuple field|no field"):
+                add(parser)

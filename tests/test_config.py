@@ -8,7 +8,14 @@ from typing import Literal
 
 import pytest
 
-from xfuxi.config import Config, add_arguments, field, from_arguments
+from xfuxi.config import (
+    Config,
+    add_arguments,
+    check_integers,
+    check_number,
+    field,
+    from_arguments,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,3 +61,35 @@ def test_cli_flags_from_fields_keep_dataclass_defaults():
     assert from_arguments(Outer, ns) == Outer(x=2.0, kind="gauss", levels=(3.0, 4.0), flag=True)
     with pytest.raises(SystemExit):
         p.parse_args(["--kind", "other"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked(Config):
+    count: int = field(1, help="an integer >= 1")
+    rate: float = field(0.1, help="a finite number > 0")
+    limit: float | None = field(None, help="None or a number >= 0, infinity allowed")
+
+    def __post_init__(self):
+        check_integers(self, {"count": 1})
+        check_number(self, "rate", above=True)
+        check_number(self, "limit", finite=False, optional=True)
+
+
+def test_shared_validators_name_the_class_and_field():
+    """check_integers / check_number: one wording for every configuration's bad values."""
+    import numpy as np
+
+    assert Checked(count=np.int64(2), rate=np.float32(0.5), limit=float("inf")).count == 2
+    for bad, match in (
+        ({"count": 0}, r"Checked\.count must be an integer >= 1; got 0"),
+        ({"count": True}, r"Checked\.count must be an integer >= 1; got True"),
+        ({"count": 1.0}, r"Checked\.count must be an integer"),
+        ({"rate": 0.0}, r"Checked\.rate must be a finite number > 0; got 0\.0"),
+        ({"rate": float("inf")}, r"Checked\.rate must be a finite number > 0"),
+        ({"rate": float("nan")}, r"Checked\.rate must be a finite number > 0"),
+        ({"rate": "1"}, r"Checked\.rate must be a finite number > 0; got '1'"),
+        ({"limit": -1.0}, r"Checked\.limit must be a number >= 0; got -1\.0"),
+        ({"limit": False}, r"Checked\.limit must be a number >= 0; got False"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            Checked(**bad)

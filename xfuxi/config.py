@@ -8,7 +8,8 @@ schema serves three uses:
   checkpoint and written result, and :meth:`Config.from_dict` reads them back (unknown keys
   are an error, so a typo never passes silently);
 * validation: a subclass checks its values in ``__post_init__`` and raises ``ValueError``
-  naming the field;
+  naming the field (:func:`check_integers` and :func:`check_number` say it alike for every
+  configuration);
 * the command line: :func:`add_arguments` builds ``--flags`` from the fields (their types,
   defaults and the ``help`` in the field metadata) and :func:`from_arguments` builds the
   dataclass back from the parsed namespace.
@@ -20,14 +21,21 @@ import argparse
 import dataclasses
 import html
 import json
+import os
 import types
 import typing
 import warnings
+from collections.abc import Mapping
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+import numpy as np
 
 __all__ = [
     "Config",
     "add_arguments",
+    "check_integers",
+    "check_number",
+    "check_run_place",
     "config_with_legacy",
     "field",
     "from_arguments",
@@ -149,6 +157,142 @@ def config_with_legacy(
         stacklevel=stacklevel,
     )
     return base.replace(**legacy)
+
+
+def check_integers(config: Config, lows: Mapping[str, int]) -> None:
+    """Check that each named field of ``config`` is an integer at least its bound.
+
+    Booleans are not integers here. The ``ValueError`` names the configuration class and
+    the field, as every configuration's validation does.
+
+    Parameters
+    ----------
+    config : Config
+        The configuration being validated (in its ``__post_init__``).
+    lows : mapping of str to int
+        Field name → smallest allowed value.
+
+    Raises
+    ------
+    ValueError
+        ``"<Class>.<field> must be an integer >= <low>; got <value>"``.
+
+    Examples
+    --------
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Run(Config):
+    ...     steps: int = 10
+    ...     def __post_init__(self):
+    ...         check_integers(self, {"steps": 1})
+    >>> Run(steps=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Run.steps must be an integer >= 1; got 0
+    """
+    owner = type(config).__name__
+    for label, low in lows.items():
+        value = getattr(config, label)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{owner}.{label} must be an integer >= {low}; got {value!r}")
+
+
+def check_number(
+    config: Config,
+    label: str,
+    *,
+    low: float = 0.0,
+    above: bool = False,
+    finite: bool = True,
+    optional: bool = False,
+) -> None:
+    """Check that field ``label`` of ``config`` is a real number ``>= low`` (``> low``).
+
+    Parameters
+    ----------
+    config : Config
+        The configuration being validated (in its ``__post_init__``).
+    label : str
+        The field's name.
+    low : float, default 0
+        The bound.
+    above : bool, default False
+        The value must exceed ``low`` (not merely reach it).
+    finite : bool, default True
+        Infinity is refused too (NaN always is).
+    optional : bool, default False
+        ``None`` passes.
+
+    Raises
+    ------
+    ValueError
+        ``"<Class>.<field> must be a finite number > 0; got <value>"`` (``a number`` when
+        infinity is allowed). Booleans are not numbers here.
+
+    Examples
+    --------
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Rate(Config):
+    ...     lr: float = 1e-3
+    ...     def __post_init__(self):
+    ...         check_number(self, "lr", above=True)
+    >>> Rate(lr=0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Rate.lr must be a finite number > 0; got 0.0
+    """
+    value = getattr(config, label)
+    if optional and value is None:
+        return
+    real = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if (
+        not real
+        or (finite and not np.isfinite(value))
+        or not (value > low if above else value >= low)
+    ):
+        what = "a finite number" if finite else "a number"
+        raise ValueError(
+            f"{type(config).__name__}.{label} must be {what} {'>' if above else '>='} {low:g}; "
+            f"got {value!r}"
+        )
+
+
+def check_run_place(config: Config) -> None:
+    """Check a trainer configuration's ``checkpoint_dir`` and ``device`` (if it has one).
+
+    Either may be ``None``. A path is kept as a string and a ``torch.device`` by its name,
+    so that the configuration stays JSON.
+
+    Raises
+    ------
+    ValueError
+        Naming the field, for anything else.
+
+    Examples
+    --------
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Run(Config):
+    ...     checkpoint_dir: str | None = None
+    ...     def __post_init__(self):
+    ...         check_run_place(self)
+    >>> import pathlib
+    >>> Run(checkpoint_dir=pathlib.Path("runs") / "a").checkpoint_dir
+    'runs/a'
+    >>> Run(checkpoint_dir=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: Run.checkpoint_dir must be a path or None; got 3
+    """
+    owner = type(config).__name__
+    path = config.checkpoint_dir
+    if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"{owner}.checkpoint_dir must be a path or None; got {path!r}")
+        object.__setattr__(config, "checkpoint_dir", os.fspath(path))
+    device = getattr(config, "device", None)
+    if device is not None:  # a torch.device (or its name): kept by its name
+        if not isinstance(device, str) and not hasattr(device, "type"):
+            raise ValueError(f"{owner}.device must be a torch device or None; got {device!r}")
+        object.__setattr__(config, "device", str(device))
 
 
 def summary_html(

@@ -321,7 +321,11 @@ def test_cli_train_ens_trains_calibrates_and_saves(tmp_path, monkeypatch, capsys
 
 # ---------------------------------------------------------------- per-variable inflation
 def test_tune_variable_inflation_prefers_no_noise_for_a_perfect_model():
-    from xfuxi.training.calibration import apply_variable_inflation, tune_variable_inflation
+    from xfuxi.training.calibration import (
+        TuningRun,
+        apply_variable_inflation,
+        tune_variable_inflation,
+    )
 
     model = _model(_Persist(), residual=False)
     static = _dataset(1).isel(time=[0] * 6)  # truth never changes: persistence is perfect
@@ -329,8 +333,8 @@ def test_tune_variable_inflation_prefers_no_noise_for_a_perfect_model():
     vae = _vae(model)
     before = vae.log_scale.detach().clone()
     best, score = tune_variable_inflation(
-        static, model=model, perturbation=vae, factors=[0.5, 2.0], n=4, steps=2, seed=0,
-        progress=False,
+        static, model=model, perturbation=vae, factors=[0.5, 2.0],
+        run=TuningRun(n=4, steps=2, seed=0), progress=False,
     )  # fmt: skip
     torch.testing.assert_close(vae.log_scale, before)  # the module is not modified
     # any perturbation only hurts: each variable keeps the smallest candidate
@@ -370,7 +374,12 @@ def test_tune_variable_inflation_tunes_the_wind_components_together():
     torch.manual_seed(0)
     vae = PerturbationVAE(chans, model.grid_shape, stats=model.stats, hidden=4, latent=2)
     best, score = tune_variable_inflation(
-        static, model=model, perturbation=vae, factors=[0.5], n=3, steps=2, progress=False
+        static,
+        model=model,
+        perturbation=vae,
+        factors=[0.5],
+        run={"n": 3, "steps": 2},
+        progress=False,
     )
     assert list(score["variable"].values) == [
         "u_component_of_wind + v_component_of_wind", "temperature"
@@ -415,6 +424,7 @@ def _stack(ds: xr.Dataset) -> np.ndarray:
 
 
 def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
+    from xfuxi.training.calibration import TuningRun
     from xfuxi.training.gains import apply_spread_growth, tune_spread_growth
 
     # persistence on a random walk of step σ: a consistent ensemble perturbs the initial state
@@ -442,8 +452,8 @@ def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
     )  # fmt: skip
     before = (vae.log_scale.detach().clone(), list(vae.config["initial_gain"]))
     best, scores = tune_spread_growth(
-        ds, model=model, perturbation=vae, initial_gains=[4.0], step_factors=[2.0], n=16,
-        steps=4, after_hours=6, progress=False,
+        ds, model=model, perturbation=vae, initial_gains=[4.0], step_factors=[2.0],
+        run=TuningRun(n=16, steps=4, after_hours=6), progress=False,
     )  # fmt: skip
     torch.testing.assert_close(vae.log_scale, before[0])  # the module is left as it was
     assert vae.config["initial_gain"] == before[1]
@@ -462,7 +472,7 @@ def test_tune_spread_growth_finds_the_perturbation_that_matches_a_random_walk():
         apply_spread_growth(vae, {("humidity", 500.0): (1.0, 1.0)})
     with pytest.raises(ValueError, match="band"):
         tune_spread_growth(ds, model=model, perturbation=vae, initial_gains=[1.0],
-                           step_factors=[1.0], band=(1.1, 1.2))  # fmt: skip
+                           step_factors=[1.0], run=TuningRun(band=(1.1, 1.2)))  # fmt: skip
 
 
 def test_select_spread_growth_weighs_every_lead_alike():

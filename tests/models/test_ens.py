@@ -25,7 +25,7 @@ from xfuxi.models.ens import (
     save_perturbation,
     shipped_perturbations,
 )
-from xfuxi.training.calibration import tune_amplitude
+from xfuxi.training.calibration import TuningRun, tune_amplitude
 from xfuxi.training.config import PerturbationTrainConfig
 from xfuxi.training.ens import train_perturbation
 from xfuxi.training.gains import tune_early_gain, tune_model_gain
@@ -395,8 +395,8 @@ def test_training_learns_spread_keeps_model_frozen_and_checkpoints(tmp_path):
     cfg = PerturbationTrainConfig(members=4, kl_weight=1e-3, iterations=40, batch_size=4,
                                   lr=1e-2, checkpoint_every=20, validate_every=20)  # fmt: skip
     vae, hist = train_perturbation(
-        model, data, config=cfg, perturbation=vae, validation=_random_walk(20, 0.3, 1),
-        checkpoint_dir=tmp_path, progress=False,
+        model, data, config=cfg.replace(checkpoint_dir=tmp_path), perturbation=vae,
+        validation=_random_walk(20, 0.3, 1), progress=False,
     )  # fmt: skip
     assert len(hist["loss"]) == 40 and hist["val_iteration"] == [0, 20, 40]
     assert hist["val_crps"][-1] < 0.8 * hist["val_crps"][0], hist["val_crps"]
@@ -407,10 +407,13 @@ def test_training_learns_spread_keeps_model_frozen_and_checkpoints(tmp_path):
     assert meta["iteration"] == 40 and meta["base_model"] == "persist"
     # resume continues counting from the checkpoint
     saved = {k: v for k, v in meta.items() if k not in ("iteration", "base_model")}
-    assert PerturbationTrainConfig.from_dict(saved) == cfg  # the configuration is saved
+    # the configuration is saved
+    assert PerturbationTrainConfig.from_dict(saved) == cfg.replace(checkpoint_dir=tmp_path)
     _, hist2 = train_perturbation(
-        model, data, config=PerturbationTrainConfig(members=2, iterations=42, resume=True),
-        perturbation=_vae(), checkpoint_dir=tmp_path, progress=False,
+        model, data,
+        config=PerturbationTrainConfig(members=2, iterations=42, resume=True,
+                                       checkpoint_dir=tmp_path),
+        perturbation=_vae(), progress=False,
     )  # fmt: skip
     assert hist2["iteration"][-1] == 42 and len(hist2["loss"]) == 42
 
@@ -428,10 +431,14 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
     import os
 
     model, data = _model(), _random_walk(30, 0.3, 0)
-    kw = dict(members=2, iterations=4, batch_size=2, lr=1e-2, checkpoint_every=2,
-              validate_every=100, progress=False)  # fmt: skip
+    cfg = PerturbationTrainConfig(members=2, iterations=4, batch_size=2, lr=1e-2,
+                                  checkpoint_every=2, validate_every=100)  # fmt: skip
     full, hist = train_perturbation(
-        model, data, perturbation=_vae(), checkpoint_dir=tmp_path / "a", **kw
+        model,
+        data,
+        perturbation=_vae(),
+        config=cfg.replace(checkpoint_dir=tmp_path / "a"),
+        progress=False,
     )
     real = os.replace
     calls = []
@@ -444,12 +451,22 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
 
     monkeypatch.setattr(os, "replace", dying)
     with pytest.raises(_Killed):
-        train_perturbation(model, data, perturbation=_vae(), checkpoint_dir=tmp_path / "b", **kw)
+        train_perturbation(
+            model,
+            data,
+            perturbation=_vae(),
+            config=cfg.replace(checkpoint_dir=tmp_path / "b"),
+            progress=False,
+        )
     monkeypatch.setattr(os, "replace", real)
     meta = load_perturbation(tmp_path / "b" / "latest").metadata
     assert meta["iteration"] == 2
     resumed, hist2 = train_perturbation(
-        model, data, perturbation=_vae(1), checkpoint_dir=tmp_path / "b", resume=True, **kw
+        model,
+        data,
+        perturbation=_vae(1),
+        config=cfg.replace(resume=True, checkpoint_dir=tmp_path / "b"),
+        progress=False,
     )
     for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), name
@@ -460,6 +477,21 @@ def test_training_rejects_data_without_consecutive_times():
     data = _random_walk(6, 0.3, 0).isel(time=[0, 2, 4])
     with pytest.raises(Exception, match="consecutive"):
         train_perturbation(_model(), data, config={"iterations": 1}, progress=False)
+
+
+def test_training_old_checkpoint_dir_and_device_keywords_still_work(tmp_path):
+    """checkpoint_dir and device moved into PerturbationTrainConfig; the keywords warn."""
+    model, data = _model(), _random_walk(20, 0.3, 0)
+    cfg = PerturbationTrainConfig(iterations=2, batch_size=2, hidden=4, latent=2)
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"pass config=PerturbationTrainConfig\(checkpoint_dir=\.\.\., device=\.\.\.\)",
+    ):
+        _, hist = train_perturbation(model, data, config=cfg, checkpoint_dir=tmp_path,
+                                     device="cpu", progress=False)  # fmt: skip
+    assert hist["iteration"] == [1, 2]
+    meta = load_perturbation(tmp_path / "latest").metadata
+    assert (meta["checkpoint_dir"], meta["device"]) == (str(tmp_path), "cpu")
 
 
 def test_training_old_keywords_warn_and_match_the_config():
@@ -489,10 +521,19 @@ def test_tune_amplitude_finds_the_random_walk_step():
     # the lead-1 ensemble exactly the truth's distribution, so it has the lowest CRPS
     data = _random_walk(8, 0.3, 2)
     best, score = tune_amplitude(
-        data, model=_model(), method="gaussian", amplitudes=[0.03, 0.3, 1.5], n=8, steps=1,
-        progress=False,
+        data, model=_model(), method="gaussian", amplitudes=[0.03, 0.3, 1.5],
+        run=TuningRun(n=8, steps=1), progress=False,
     )  # fmt: skip
     assert best == 0.3
+    # the old keywords still work, with a warning naming the new spelling
+    with pytest.warns(DeprecationWarning, match=r"pass run=TuningRun\(n=\.\.\., steps=\.\.\.\)"):
+        old, old_score = tune_amplitude(
+            data, model=_model(), method="gaussian", amplitudes=[0.03, 0.3, 1.5], n=8,
+            steps=1, progress=False,
+        )  # fmt: skip
+    assert old == best and old_score.equals(score)
+    with pytest.raises(TypeError, match="stepz"):
+        tune_amplitude(data, model=_model(), method="gaussian", amplitudes=[0.3], stepz=1)
     assert score.dims == ("amplitude",) and score.sizes["amplitude"] == 3
     assert score.sel(amplitude=0.3) < score.sel(amplitude=0.03)
     with pytest.raises(ValueError, match="at least one"):
@@ -533,8 +574,8 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
     before = vae.config.copy()
     best, scores = tune_early_gain(
         data, model=_model(), perturbation=vae, channels=[("temperature", 500.0)],
-        gains=[10.0, 100.0], steps_options=[4], n=16, steps=4, band=(0.5, 2.0),
-        after_hours=6, progress=False,
+        gains=[10.0, 100.0], steps_options=[4],
+        run=TuningRun(n=16, steps=4, band=(0.5, 2.0), after_hours=6), progress=False,
     )  # fmt: skip
     assert best == (10.0, 4)
     assert scores.sizes["candidate"] == 3 and float(scores["in_band"][0]) == 0.0
@@ -543,8 +584,8 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
     # scored on the other channel only, which keeps far too little spread whatever the gain
     _, scores = tune_early_gain(
         data, model=_model(), perturbation=vae, channels=[("temperature", 500.0)],
-        score_channels=[("passive_tracer", None)], gains=[10.0], steps_options=[4], n=16,
-        steps=4, band=(0.5, 2.0), after_hours=6, progress=False,
+        score_channels=[("passive_tracer", None)], gains=[10.0], steps_options=[4],
+        run=TuningRun(n=16, steps=4, band=(0.5, 2.0), after_hours=6), progress=False,
     )  # fmt: skip
     assert scores.attrs["score_channels"] == ["passive_tracer"]
     np.testing.assert_array_equal(scores["in_band"], [0.0, 0.0])
@@ -554,7 +595,7 @@ def test_tune_early_gain_finds_the_gain_that_matches_the_random_walk():
     with pytest.raises(ValueError, match="no lead after"):
         tune_early_gain(data, model=_model(), perturbation=vae,
                         channels=[("temperature", 500.0)], gains=[2.0], steps_options=[1],
-                        steps=4, progress=False)  # fmt: skip
+                        run=TuningRun(steps=4), progress=False)  # fmt: skip
 
 
 def test_model_gain_scales_the_perturbations_before_that_models_steps(tmp_path):
@@ -594,8 +635,8 @@ def test_tune_model_gain_finds_the_gain_that_matches_the_random_walk():
     data = _random_walk(40, 0.3, 3)
     vae = _vae(init_scale=0.03).eval()
     best, scores = tune_model_gain(
-        data, model=_cascade(2), perturbation=vae, stage=1, gains=[10.0, 100.0], n=16,
-        steps=4, band=(0.5, 2.0), progress=False,
+        data, model=_cascade(2), perturbation=vae, stage=1, gains=[10.0, 100.0],
+        run=TuningRun(n=16, steps=4, band=(0.5, 2.0)), progress=False,
     )  # fmt: skip
     assert best == 10.0
     assert list(scores["gain"].values) == [1.0, 10.0, 100.0]
@@ -612,14 +653,15 @@ def test_tune_model_gain_finds_the_gain_that_matches_the_random_walk():
     # the first stage too (a stage retrained after the module): its steps 1..6, band after
     # day 1 (30 and 36 h)
     best0, scores0 = tune_model_gain(
-        data, model=_cascade(6), perturbation=vae, stage=0, gains=[10.0, 100.0], n=16,
-        steps=8, band=(0.5, 2.0), progress=False,
+        data, model=_cascade(6), perturbation=vae, stage=0, gains=[10.0, 100.0],
+        run=TuningRun(n=16, steps=8, band=(0.5, 2.0)), progress=False,
     )  # fmt: skip
     assert best0 == 10.0 and scores0.attrs["stage"] == "short"
     assert float(scores0["in_band"].sel(gain=1.0)) == 0.0
     assert vae.config["model_gain"] == {}
     with pytest.raises(ValueError, match="never reach"):
-        tune_model_gain(data, model=_cascade(2), perturbation=vae, stage=1, gains=[2.0], steps=2)
+        tune_model_gain(data, model=_cascade(2), perturbation=vae, stage=1, gains=[2.0],
+                        run=TuningRun(steps=2))  # fmt: skip
 
 
 @pytest.mark.parametrize("p", [1, 2])

@@ -47,7 +47,7 @@ def test_train_reduces_loss_and_keeps_forecast_model_frozen(tmp_path):
     model = forecast_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     net, hist = train_da(
-        truth, model, config=DAConfig(**{**CFG, "steps": 12}), checkpoint_dir=tmp_path,
+        truth, model, config=DAConfig(**{**CFG, "steps": 12}, checkpoint_dir=tmp_path),
         validation=tiny_da.truth(6, seed=5), progress=False,
     )  # fmt: skip
     assert len(hist["loss"]) == 12 and np.isfinite(hist["lk"]).all()
@@ -75,12 +75,12 @@ def test_resume_continues_exactly(tmp_path):
     truth = tiny_da.truth(8)
     cfg = DAConfig(**CFG)
     full, h_full = train_da(truth, forecast_model(), config=cfg, progress=False)
-    train_da(truth, forecast_model(), config=cfg.replace(max_minutes=1e-9),
-             checkpoint_dir=tmp_path, progress=False)  # fmt: skip
+    train_da(truth, forecast_model(), config=cfg.replace(max_minutes=1e-9, checkpoint_dir=tmp_path),
+             progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="other settings"):
-        train_da(truth, forecast_model(), config=cfg.replace(lr=0.5), checkpoint_dir=tmp_path,
+        train_da(truth, forecast_model(), config=cfg.replace(lr=0.5, checkpoint_dir=tmp_path),
                  progress=False)  # fmt: skip
-    resumed, h_res = train_da(truth, forecast_model(), config=cfg, checkpoint_dir=tmp_path,
+    resumed, h_res = train_da(truth, forecast_model(), config=cfg.replace(checkpoint_dir=tmp_path),
                               progress=False)  # fmt: skip
     assert h_res["step"] == h_full["step"]
     np.testing.assert_allclose(h_res["loss"], h_full["loss"], rtol=1e-5)
@@ -152,15 +152,16 @@ def test_bfloat16_resumes_and_float32_checkpoints_of_before_still_resume(tmp_pat
     truth = tiny_da.truth(8)
     cfg = DAConfig(**CFG, precision="bfloat16")
     full, h_full = train_da(truth, forecast_model(), config=cfg, progress=False)
-    train_da(truth, forecast_model(), config=cfg.replace(max_minutes=1e-9),
-             checkpoint_dir=tmp_path, progress=False)  # fmt: skip
+    train_da(truth, forecast_model(), config=cfg.replace(max_minutes=1e-9, checkpoint_dir=tmp_path),
+             progress=False)  # fmt: skip
     back = load_da_model(tmp_path / "latest")
     assert all(p.dtype == torch.float32 for p in back.parameters())
     assert back.metadata["train_config"]["precision"] == "bfloat16"
     with pytest.raises(ValueError, match="other settings"):
-        train_da(truth, forecast_model(), config=cfg.replace(precision="float32"),
-                 checkpoint_dir=tmp_path, progress=False)  # fmt: skip
-    resumed, h_res = train_da(truth, forecast_model(), config=cfg, checkpoint_dir=tmp_path,
+        train_da(truth, forecast_model(),
+                 config=cfg.replace(precision="float32", checkpoint_dir=tmp_path),
+                 progress=False)  # fmt: skip
+    resumed, h_res = train_da(truth, forecast_model(), config=cfg.replace(checkpoint_dir=tmp_path),
                               progress=False)  # fmt: skip
     assert h_res["step"] == h_full["step"]
     np.testing.assert_allclose(h_res["loss"], h_full["loss"], rtol=1e-5)
@@ -170,3 +171,16 @@ def test_bfloat16_resumes_and_float32_checkpoints_of_before_still_resume(tmp_pat
     old = {k: v for k, v in DAConfig(**CFG).to_dict().items() if k != "precision"}
     assert _run_settings(old) == _run_settings(DAConfig(**CFG).to_dict())
     assert _run_settings(old) != _run_settings(cfg.to_dict())
+
+
+def test_old_checkpoint_dir_keyword_still_works(tmp_path):
+    """checkpoint_dir moved into DAConfig; the keyword warns, the run is the same."""
+    truth = tiny_da.truth(8)
+    cfg = DAConfig(**{**CFG, "steps": 2})
+    new, h_new = train_da(truth, forecast_model(), config=cfg, progress=False)
+    with pytest.warns(DeprecationWarning, match=r"pass config=DAConfig\(checkpoint_dir=\.\.\.\)"):
+        old, h_old = train_da(truth, forecast_model(), config=cfg, checkpoint_dir=tmp_path,
+                              progress=False)  # fmt: skip
+    assert (tmp_path / "latest").is_dir() and h_old["loss"] == h_new["loss"]
+    with pytest.raises(TypeError, match="stepz"):
+        train_da(truth, forecast_model(), stepz=2)

@@ -56,7 +56,7 @@ def stop_at_two(step, info):
 
 data = tiny.dataset(24)
 try:
-    train_forecast(data, config=TrainConfig(**FORECAST), checkpoint_dir=out + "/forecast",
+    train_forecast(data, config=TrainConfig(**FORECAST, checkpoint_dir=out + "/forecast"),
                    callback=stop_at_two, progress=False)
 except Interrupted:
     pass
@@ -73,8 +73,9 @@ def loss_stopping_at_two(*args, **kwargs):
 ens_module.ensemble_loss = loss_stopping_at_two
 model = tiny.model()
 try:
-    train_perturbation(model, data, config=PerturbationTrainConfig(**ENS),
-                       perturbation=tiny.vae(model), checkpoint_dir=out + "/ens", progress=False)
+    train_perturbation(model, data,
+                       config=PerturbationTrainConfig(**ENS, checkpoint_dir=out + "/ens"),
+                       perturbation=tiny.vae(model), progress=False)
 except Interrupted:
     pass
 """
@@ -101,7 +102,7 @@ def _single(tmp: Path, interrupt: bool, monkeypatch) -> tuple[Path, Path]:
             raise _Interrupted
 
     try:
-        train_forecast(data, config=TrainConfig(**FORECAST), checkpoint_dir=tmp / "forecast",
+        train_forecast(data, config=TrainConfig(**FORECAST, checkpoint_dir=tmp / "forecast"),
                        callback=stop_at_two, progress=False)  # fmt: skip
     except _Interrupted:
         pass
@@ -116,9 +117,9 @@ def _single(tmp: Path, interrupt: bool, monkeypatch) -> tuple[Path, Path]:
     monkeypatch.setattr(ens_module, "ensemble_loss", loss_stopping_at_two)
     model = tiny.model()
     try:
-        train_perturbation(model, data, config=PerturbationTrainConfig(**ENS),
-                           perturbation=tiny.vae(model), checkpoint_dir=tmp / "ens",
-                           progress=False)  # fmt: skip
+        train_perturbation(model, data,
+                           config=PerturbationTrainConfig(**ENS, checkpoint_dir=tmp / "ens"),
+                           perturbation=tiny.vae(model), progress=False)  # fmt: skip
     except _Interrupted:
         pass
     monkeypatch.setattr(ens_module, "ensemble_loss", real)
@@ -181,8 +182,8 @@ def test_forecast_training_and_inference_on_cuda_in_bfloat16():
 
     data = tiny.dataset(24)
     cfg = TrainConfig(**{**FORECAST, "checkpoint_every": 10})
-    gpu = train_forecast(data, config=cfg, device="cuda", progress=False)
-    cpu = train_forecast(data, config=cfg, device="cpu", progress=False)
+    gpu = train_forecast(data, config=cfg.replace(device="cuda"), progress=False)
+    cpu = train_forecast(data, config=cfg.replace(device="cpu"), progress=False)
     for (name, p), q in zip(gpu.net.state_dict().items(), cpu.net.state_dict().values()):
         torch.testing.assert_close(p.cpu(), q, rtol=1e-3, atol=1e-4, msg=name)
     fc32 = forecast(data, model=gpu, steps=2, device="cuda", progress=False)
@@ -197,10 +198,10 @@ def test_ens_training_on_cuda_matches_cpu():
     model = tiny.model()
     cfg = PerturbationTrainConfig(**{**ENS, "iterations": 1})
     data = tiny.dataset(24)
-    gpu, _ = train_perturbation(model, data, config=cfg, perturbation=tiny.vae(model),
-                                device="cuda", progress=False)  # fmt: skip
-    cpu, _ = train_perturbation(tiny.model(), data, config=cfg, perturbation=tiny.vae(model),
-                                device="cpu", progress=False)  # fmt: skip
+    gpu, _ = train_perturbation(model, data, config=cfg.replace(device="cuda"),
+                                perturbation=tiny.vae(model), progress=False)  # fmt: skip
+    cpu, _ = train_perturbation(tiny.model(), data, config=cfg.replace(device="cpu"),
+                                perturbation=tiny.vae(model), progress=False)  # fmt: skip
     for (name, p), q in zip(gpu.state_dict().items(), cpu.state_dict().values()):
         torch.testing.assert_close(p.cpu(), q, rtol=1e-3, atol=1e-4, msg=name)
 
@@ -213,7 +214,7 @@ def test_ens_training_on_cuda_matches_cpu():
 def test_forecast_training_step_on_cuda_in_bfloat16_mixed_precision(tmp_path):
     data = tiny.dataset(24)
     cfg = TrainConfig(**{**FORECAST, "checkpoint_every": 10})
-    start = train_forecast(data, config=cfg.replace(steps=1), device="cpu", progress=False)
+    start = train_forecast(data, config=cfg.replace(steps=1, device="cpu"), progress=False)
     runs = {}
     for precision in ("bfloat16", "float32"):
         seen, losses = set(), []
@@ -224,8 +225,9 @@ def test_forecast_training_step_on_cuda_in_bfloat16_mixed_precision(tmp_path):
 
         handle = torch.nn.modules.module.register_module_forward_hook(hook)
         try:
-            fm = train_forecast(data, config=cfg.replace(precision=precision), model=start,
-                                device="cuda", checkpoint_dir=tmp_path / precision,
+            run = cfg.replace(precision=precision, device="cuda",
+                              checkpoint_dir=tmp_path / precision)  # fmt: skip
+            fm = train_forecast(data, config=run, model=start,
                                 callback=lambda step, info, losses=losses: losses.append(
                                     info["loss"]), progress=False)  # fmt: skip
         finally:

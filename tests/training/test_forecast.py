@@ -48,8 +48,7 @@ def _stats() -> NormStats:
 KW = dict(preset="tiny", stats=_stats(), batch_size=4, warmup_steps=2)
 
 #: the arguments of train_forecast that are not fields of its TrainConfig
-_ARGS = {"validation", "model", "lead_model", "stats", "tracer_anomalies", "checkpoint_dir",
-         "device", "callback", "progress"}  # fmt: skip
+_ARGS = {"validation", "model", "lead_model", "stats", "tracer_anomalies", "callback", "progress"}
 
 
 def _train(ds, **kw):
@@ -182,7 +181,7 @@ def test_kill_while_writing_a_checkpoint_resumes_bit_exactly(tmp_path, monkeypat
     weights and the step-3 trainer state)."""
     ds = _world(20)
     kw = dict(KW, steps=6, checkpoint_every=3, seed=3)
-    full = train_forecast(ds, checkpoint_dir=tmp_path / "full", **kw)
+    full = _train(ds, checkpoint_dir=tmp_path / "full", **kw)
     real = os.replace
     for k in (2, 4):
         armed, calls = [], []
@@ -200,9 +199,9 @@ def test_kill_while_writing_a_checkpoint_resumes_bit_exactly(tmp_path, monkeypat
 
         monkeypatch.setattr(os, "replace", dying)
         with pytest.raises(_Killed):
-            train_forecast(ds, checkpoint_dir=tmp_path / f"k{k}", callback=arm, **kw)
+            _train(ds, checkpoint_dir=tmp_path / f"k{k}", callback=arm, **kw)
         monkeypatch.setattr(os, "replace", real)
-        resumed = train_forecast(ds, checkpoint_dir=tmp_path / f"k{k}", **kw)
+        resumed = _train(ds, checkpoint_dir=tmp_path / f"k{k}", **kw)
         for (name, p), q in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
             assert torch.equal(p, q), (k, name)
         assert full.config["metadata"]["history"] == resumed.config["metadata"]["history"]
@@ -216,30 +215,30 @@ def test_incomplete_or_corrupt_training_checkpoints_are_refused(tmp_path):
 
     ds = _world(20)
     kw = dict(KW, steps=2, checkpoint_every=1, seed=3)
-    train_forecast(ds, checkpoint_dir=tmp_path / "a", **kw)
+    _train(ds, checkpoint_dir=tmp_path / "a", **kw)
     steps = []
     record = lambda step, _: steps.append(step)  # noqa: E731
     opt = tmp_path / "a" / "optimizer.safetensors"
     opt.write_bytes(opt.read_bytes()[:-8])
     with pytest.raises(ChecksumError, match=r"cannot resume from .*a: .*optimizer\.safetensors"):
-        train_forecast(ds, checkpoint_dir=tmp_path / "a", callback=record, **kw)
-    train_forecast(ds, checkpoint_dir=tmp_path / "b", **kw)
+        _train(ds, checkpoint_dir=tmp_path / "a", callback=record, **kw)
+    _train(ds, checkpoint_dir=tmp_path / "b", **kw)
     (tmp_path / "b" / "manifest.json").unlink()
     with pytest.raises(CheckpointError, match="cannot resume from .*no manifest"):
-        train_forecast(ds, checkpoint_dir=tmp_path / "b", callback=record, **kw)
+        _train(ds, checkpoint_dir=tmp_path / "b", callback=record, **kw)
     user = tmp_path / "user"
     user.mkdir()
     (user / "notes.txt").write_text("mine")
     with pytest.raises(OutputExistsError, match="not an xfuxi training checkpoint"):
-        train_forecast(ds, checkpoint_dir=user, callback=record, resume=False, **kw)
+        _train(ds, checkpoint_dir=user, callback=record, resume=False, **kw)
     assert steps == [] and (user / "notes.txt").read_text() == "mine"
     # a model checkpoint is not a training checkpoint, nor replaced by one
     from xfuxi.models.checkpoint import save_model
 
-    model = train_forecast(ds, **dict(kw, steps=1, checkpoint_every=1))
+    model = _train(ds, **dict(kw, steps=1, checkpoint_every=1))
     save_model(model, tmp_path / "model")
     with pytest.raises(OutputExistsError, match="'forecast-model' output"):
-        train_forecast(ds, checkpoint_dir=tmp_path / "model", callback=record, **kw)
+        _train(ds, checkpoint_dir=tmp_path / "model", callback=record, **kw)
     assert steps == []
 
 
@@ -347,18 +346,20 @@ def test_config_is_saved_with_the_checkpoint_and_the_model(tmp_path):
 
     ds = _world(12)
     cfg = TrainConfig(preset="tiny", steps=2, batch_size=4, warmup_steps=1, lr=2e-3, seed=4)
-    model = train_forecast(ds, config=cfg, stats=_stats(), checkpoint_dir=tmp_path / "c",
-                           progress=False)  # fmt: skip
+    cfg = cfg.replace(checkpoint_dir=tmp_path / "c")
+    assert cfg.checkpoint_dir == str(tmp_path / "c")  # a path is kept as a string (JSON)
+    model = train_forecast(ds, config=cfg, stats=_stats(), progress=False)
     saved = json.loads((tmp_path / "c" / "trainer.json").read_text())["config"]
     assert TrainConfig.from_dict(saved) == cfg
     assert TrainConfig.from_dict(model.config["metadata"]["train_config"]) == cfg
     # a dict is accepted as the configuration too
-    again = train_forecast(ds, config=cfg.to_dict(), stats=_stats(), progress=False)
+    again = train_forecast(ds, config=cfg.replace(checkpoint_dir=None).to_dict(), stats=_stats(),
+                           progress=False)  # fmt: skip
     for p, q in zip(model.net.state_dict().values(), again.net.state_dict().values()):
         assert torch.equal(p, q)
 
 
-def test_old_keyword_arguments_still_work_with_a_deprecation_warning():
+def test_old_keyword_arguments_still_work_with_a_deprecation_warning(tmp_path):
     ds = _world(12)
     cfg = TrainConfig(preset="tiny", steps=2, batch_size=4, warmup_steps=1, seed=2)
     new = train_forecast(ds, config=cfg, stats=_stats(), progress=False)
@@ -369,6 +370,16 @@ def test_old_keyword_arguments_still_work_with_a_deprecation_warning():
         assert torch.equal(p, q)
     with pytest.raises(TypeError, match="stepz"):
         train_forecast(ds, stepz=2, progress=False)
+    # checkpoint_dir and device moved into the configuration
+    with pytest.warns(
+        DeprecationWarning, match=r"pass config=TrainConfig\(checkpoint_dir=\.\.\., device=\.\.\.\)"
+    ):
+        moved = train_forecast(ds, config=cfg, stats=_stats(), checkpoint_dir=tmp_path / "old",
+                               device=torch.device("cpu"), progress=False)  # fmt: skip
+    assert (tmp_path / "old" / "trainer.json").is_file()
+    assert moved.config["metadata"]["train_config"]["device"] == "cpu"
+    for p, q in zip(new.net.state_dict().values(), moved.net.state_dict().values()):
+        assert torch.equal(p, q)
 
 
 def test_train_config_rejects_bad_values_naming_the_field():
@@ -380,14 +391,18 @@ def test_train_config_rejects_bad_values_naming_the_field():
         ({"grad_clip": float("inf")}, "TrainConfig.grad_clip"),
         ({"variables": "temperature"}, "TrainConfig.variables"),
         ({"loss": "mse"}, "TrainConfig.loss"),
+        ({"checkpoint_dir": 3}, "TrainConfig.checkpoint_dir must be a path or None"),
+        ({"device": 3}, "TrainConfig.device must be a torch device or None"),
     ):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
     assert TrainConfig(variables=["temperature"]).variables == ("temperature",)
+    assert TrainConfig(device=torch.device("cpu")).device == "cpu"  # kept by name (JSON)
 
 
 def test_cli_train_flags_come_from_the_config():
-    """`xfuxi train` builds its flags from TrainConfig: every field is a flag."""
+    """`xfuxi train` builds its flags from TrainConfig: every field is a flag (but
+    checkpoint_dir, which is --out)."""
     import argparse
     import dataclasses
 
@@ -398,7 +413,9 @@ def test_cli_train_flags_come_from_the_config():
     add(parser)
     flags = {s for a in parser._actions for s in a.option_strings}
     for f in dataclasses.fields(TrainConfig):
-        assert "--" + f.name.replace("_", "-") in flags, f.name
+        flag = "--out" if f.name == "checkpoint_dir" else "--" + f.name.replace("_", "-")
+        assert flag in flags, f.name
+    assert "--checkpoint-dir" not in flags
     args = parser.parse_args(["--out", "x", "--steps", "7", "--min-lr-ratio", "0.1",
                               "--no-resume", "--loss", "amse"])  # fmt: skip
     from xfuxi.config import from_arguments

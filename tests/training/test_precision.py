@@ -121,8 +121,8 @@ def test_forecast_bfloat16_checkpoint_is_float32_and_resumes(start, tmp_path):
 
     cfg = TrainConfig(**{**FORECAST, "precision": "bfloat16"})
     with pytest.raises(_Stop):
-        train_forecast(tiny.dataset(24), config=cfg, model=start, checkpoint_dir=tmp_path,
-                       validation=tiny.dataset(8, seed=1), callback=stop,
+        train_forecast(tiny.dataset(24), config=cfg.replace(checkpoint_dir=tmp_path),
+                       model=start, validation=tiny.dataset(8, seed=1), callback=stop,
                        progress=False)  # fmt: skip
     saved = load_model(tmp_path)
     assert all(v.dtype == torch.float32 for v in saved.net.state_dict().values())
@@ -130,10 +130,12 @@ def test_forecast_bfloat16_checkpoint_is_float32_and_resumes(start, tmp_path):
                                 state_format="xfuxi-trainer/1").state  # fmt: skip
     assert state["config"]["precision"] == "bfloat16" and state["step"] == 1
     with pytest.raises(ValueError, match=r"other settings \(\['precision'\]\)"):
-        train_forecast(tiny.dataset(24), config=cfg.replace(precision="float32"), model=start,
-                       checkpoint_dir=tmp_path, progress=False)  # fmt: skip
-    resumed = train_forecast(tiny.dataset(24), config=cfg, model=start, checkpoint_dir=tmp_path,
-                             validation=tiny.dataset(8, seed=1), progress=False)  # fmt: skip
+        train_forecast(tiny.dataset(24),
+                       config=cfg.replace(precision="float32", checkpoint_dir=tmp_path),
+                       model=start, progress=False)  # fmt: skip
+    resumed = train_forecast(tiny.dataset(24), config=cfg.replace(checkpoint_dir=tmp_path),
+                             model=start, validation=tiny.dataset(8, seed=1),
+                             progress=False)  # fmt: skip
     for (name, p), q in zip(resumed.net.state_dict().items(), whole.net.state_dict().values()):
         assert torch.equal(p, q), name
 
@@ -202,19 +204,19 @@ def test_ens_bfloat16_checkpoint_is_float32_and_resumes_only_in_bfloat16(tmp_pat
     cfg = PerturbationTrainConfig(**ENS, precision="bfloat16", checkpoint_every=1)
     whole, _ = train_perturbation(model, data, config=cfg, perturbation=tiny.vae(model),
                                   progress=False)  # fmt: skip
-    train_perturbation(model, data, config=cfg.replace(iterations=1),
-                       perturbation=tiny.vae(model), checkpoint_dir=tmp_path,
-                       progress=False)  # fmt: skip
+    train_perturbation(model, data, config=cfg.replace(iterations=1, checkpoint_dir=tmp_path),
+                       perturbation=tiny.vae(model), progress=False)  # fmt: skip
     saved = load_perturbation(tmp_path / "latest")
     assert all(v.dtype == torch.float32 for v in saved.state_dict().values())
     assert saved.metadata["precision"] == "bfloat16"
     with pytest.raises(ValueError, match="trained with precision 'bfloat16'.*'float32'"):
-        train_perturbation(model, data, config=cfg.replace(precision="float32", resume=True),
-                           perturbation=tiny.vae(model), checkpoint_dir=tmp_path,
-                           progress=False)  # fmt: skip
-    resumed, hist = train_perturbation(model, data, config=cfg.replace(resume=True),
-                                       perturbation=tiny.vae(model), checkpoint_dir=tmp_path,
-                                       progress=False)  # fmt: skip
+        train_perturbation(model, data,
+                           config=cfg.replace(precision="float32", resume=True,
+                                              checkpoint_dir=tmp_path),
+                           perturbation=tiny.vae(model), progress=False)  # fmt: skip
+    resumed, hist = train_perturbation(model, data,
+                                       config=cfg.replace(resume=True, checkpoint_dir=tmp_path),
+                                       perturbation=tiny.vae(model), progress=False)  # fmt: skip
     assert hist["iteration"] == [1, 2]
     for (name, p), q in zip(resumed.state_dict().items(), whole.state_dict().values()):
         assert torch.equal(p, q), name

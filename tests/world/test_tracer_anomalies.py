@@ -118,24 +118,24 @@ def test_cached_store_is_reused(anomalies, cache, monkeypatch):
 
 def test_training_with_anomalies(anomalies):
     from xfuxi.data.schema import SchemaError
+    from xfuxi.training.config import TrainConfig
     from xfuxi.training.forecast import train_forecast
 
     base = anomalies.drop_vars("passive_tracer_anomaly")
-    m = train_forecast(base, preset="tiny", steps=3, batch_size=2, warmup_steps=1,
-                       tracer_anomalies=anomalies, anomaly_batch_size=2, log_every=1,
-                       progress=False)  # fmt: skip
+    cfg = TrainConfig(preset="tiny", steps=3, batch_size=2, warmup_steps=1,
+                      anomaly_batch_size=2, log_every=1)  # fmt: skip
+    m = train_forecast(base, config=cfg, tracer_anomalies=anomalies, progress=False)
     hist = m.config["metadata"]["history"]
     assert [h["step"] for h in hist] == [1, 2, 3]
     assert all(np.isfinite(h["anomaly_loss"]) and h["anomaly_loss"] > 0 for h in hist)
     assert m.config["metadata"]["training"]["tracer_anomalies"]["samples"] == 8
     with pytest.raises(SchemaError, match="passive_tracer_anomaly"):
-        train_forecast(base, preset="tiny", steps=1, batch_size=2, tracer_anomalies=base,
-                       progress=False)  # fmt: skip
+        train_forecast(base, config=cfg.replace(steps=1), tracer_anomalies=base, progress=False)
     with pytest.raises(SchemaError, match="no passive_tracer"):
-        train_forecast(base, preset="tiny", steps=1, batch_size=2, variables=["temperature"],
+        train_forecast(base, config=cfg.replace(steps=1, variables=["temperature"]),
                        tracer_anomalies=anomalies, progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="anomaly_weight"):
-        train_forecast(base, preset="tiny", steps=1, batch_size=2, anomaly_weight=-1.0,
+        train_forecast(base, config=cfg.replace(steps=1, anomaly_weight=-1.0),
                        tracer_anomalies=anomalies, progress=False)  # fmt: skip
 
 

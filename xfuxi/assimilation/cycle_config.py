@@ -7,19 +7,14 @@ A module of its own, without torch, so that ``xfuxi cycle`` builds its flags fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..config import Config
+from ..config import Config, check_integers, check_number
 from ..config import field as config_field
 
 __all__ = ["CycleConfig"]
-
-
-def _number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
 @dataclass(frozen=True)
@@ -76,20 +71,11 @@ class CycleConfig(Config):
                 f"give exactly one of days and n_cycles; got {owner}(days={self.days!r}, "
                 f"n_cycles={self.n_cycles!r})"
             )
-        if self.days is not None and (not _number(self.days) or not self.days > 0):
-            raise ValueError(f"{owner}.days must be a number > 0; got {self.days!r}")
-        for label, low, value in (("n_cycles", 1, self.n_cycles), ("lead_steps", 2,
-                                  self.lead_steps), ("seed", 0, self.seed)):  # fmt: skip
-            if label == "n_cycles" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{owner}.{label} must be an integer >= {low}; got {value!r}")
-        factor = self.divergence_factor
-        if not _number(factor) or not np.isfinite(factor) or not factor > 0:
-            raise ValueError(f"{owner}.divergence_factor must be a number > 0; got {factor!r}")
-        err = self.initial_error
-        if not _number(err) or not np.isfinite(err) or err < 0:
-            raise ValueError(f"{owner}.initial_error must be a number >= 0; got {err!r}")
+        check_number(self, "days", above=True, finite=False, optional=True)
+        check_integers(self, {"n_cycles": 1} if self.n_cycles is not None else {})
+        check_integers(self, {"lead_steps": 2, "seed": 0})
+        check_number(self, "divergence_factor", above=True)
+        check_number(self, "initial_error")
         if not isinstance(self.save_states, (bool, np.bool_)):
             raise ValueError(f"{owner}.save_states must be True or False; got {self.save_states!r}")
         if self.start is not None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 
+from ..config import from_arguments
 from ..data.channels import channel_name, parse_channel_name
 from .common import (
     arg,
     command,
+    config_args,
     function_args,
     function_kwargs,
     load_model,
@@ -20,8 +22,6 @@ from .common import (
 
 __all__: list[str] = []
 
-#: the parameters of every tune function that are flags of every calibration command
-SHARED_FLAGS = ("n", "steps", "band", "seed")
 #: the parameters of each command's tune function that are its own flags
 SPREAD_GROWTH_FLAGS = ("initial_gains", "step_factors", "weighting")
 EARLY_GAIN_FLAGS = ("channels", "score_channels", "gains", "steps_options")
@@ -34,9 +34,10 @@ def _channel_list(text: str) -> list:
 
 
 def _ens_calibration_args(target: str, own: tuple[str, ...], model: str = "fuxi-hs-t21", **kw):
-    """The flags of a calibration command: those of the parameters of its tune function
-    ``target`` (:data:`SHARED_FLAGS` and ``own``; ``kw`` as for :func:`function_args`) and
-    those every calibration command shares; ``model`` is the default of ``--model``."""
+    """The flags of a calibration command: those of the parameters ``own`` of its tune
+    function ``target`` (``kw`` as for :func:`function_args`), those of
+    :class:`~xfuxi.training.calibration.TuningRun`, and those every calibration command
+    shares; ``model`` is the default of ``--model``."""
 
     def deco(run):
         run = output_args("output directory of the calibrated module", flag="--out")(run)
@@ -50,36 +51,39 @@ def _ens_calibration_args(target: str, own: tuple[str, ...], model: str = "fuxi-
                                           help="days of the world's validation split")),
         ]):  # fmt: skip
             run = arg(*a, **k)(run)
-        return function_args(
-            target,
-            only=SHARED_FLAGS + own,
-            flags={"n": ("-n", "--members"), **kw.pop("flags", {})},
-            # the commands draw with seed 1 (the functions' default is 0), as they always have
-            defaults={"seed": 1, **kw.pop("defaults", {})},
-            notes={"band": "The spread-skill ratio band.", **kw.pop("notes", {})},
-            **kw,
+        # the run every tune function takes (members, steps, seed, band, ...): TuningRun's
+        # flags; the commands draw with seed 1 (TuningRun's default is 0), as they always have;
+        run = config_args(
+            "training.calibration:TuningRun",
+            aliases={"n": ("-n", "--members")},
+            # members and steps: the gain tunings' defaults, fixed here because the
+            # validation initial times are chosen for the steps before the tuning runs
+            defaults={"seed": 1, "n": 16, "steps": 40},
+            comma=("band",),
         )(run)
+        return function_args(target, only=own, **kw)(run)
 
     return deco
 
 
 def _setup(args):
-    """``(model, module, validation split, initial times, band)`` of a calibration command."""
+    """``(model, module, validation split, TuningRun)`` of a calibration command."""
     # torch-backed modules are imported when a command runs (the CLI starts without torch)
     from ..models.ens import load_perturbation
+    from ..training.calibration import TuningRun
 
     model = load_model(args.model)
     vae = load_perturbation(args.perturbation)
     validation = world_split("validation", args.validation_days)
     times = spaced_init_times(validation, model, args.steps, args.inits)
-    return model, vae, validation, times, tuple(args.band)
+    return model, vae, validation, from_arguments(TuningRun, args, init_times=tuple(times))
 
 
-def _record(args, times, scores) -> dict:
+def _record(args, run, scores) -> dict:
     """What every calibration's record holds besides its choice: the run and its scores."""
     return {
-        "members": args.n, "steps": args.steps,
-        "init_times": [str(t)[:16] for t in times],
+        "members": run.n, "steps": run.steps,
+        "init_times": [str(t)[:16] for t in run.init_times],
         "scores": scores.to_dataframe().reset_index().to_dict(orient="list"),
     }  # fmt: skip
 
@@ -105,18 +109,18 @@ def _save(vae, args, meta: dict, table, chosen: str) -> int:
 def _cmd_calibrate_ens(args) -> int:
     from ..training.gains import apply_spread_growth, tune_spread_growth
 
-    model, vae, validation, times, band = _setup(args)
+    model, vae, validation, run = _setup(args)
     best, scores = tune_spread_growth(
-        validation, model=model, perturbation=vae, init_times=times,
-        **function_kwargs(args, SHARED_FLAGS + SPREAD_GROWTH_FLAGS),
+        validation, model=model, perturbation=vae, run=run,
+        **function_kwargs(args, SPREAD_GROWTH_FLAGS),
     )  # fmt: skip
     apply_spread_growth(vae, best)
     table = scores.drop_vars(["crps_by_lead", "prediction_timedelta"])
     chosen = {channel_name(ch): list(p) for ch, p in best.items()}
     meta = dict(getattr(vae, "metadata", {}))
     meta["spread_growth"] = {
-        "chosen": chosen, "band": list(band), "weighting": args.weighting,
-        **_record(args, times, table),
+        "chosen": chosen, "band": list(run.band), "weighting": args.weighting,
+        **_record(args, run, table),
     }  # fmt: skip
     return _save(vae, args, meta, table.to_dataframe().round(3).to_string(),
                  "chosen (initial gain, step factor): " + json.dumps(chosen))  # fmt: skip
@@ -137,8 +141,8 @@ def _cmd_calibrate_ens(args) -> int:
 def _cmd_calibrate_ens_early(args) -> int:
     from ..training.gains import apply_early_gain, tune_early_gain
 
-    model, vae, validation, times, band = _setup(args)
-    options = function_kwargs(args, SHARED_FLAGS + EARLY_GAIN_FLAGS)
+    model, vae, validation, run = _setup(args)
+    options = function_kwargs(args, EARLY_GAIN_FLAGS)
     chans = options["channels"] = list(args.channels)
     scored = args.score_channels
     options["score_channels"] = (
@@ -147,7 +151,7 @@ def _cmd_calibrate_ens_early(args) -> int:
         else _channel_list(scored)
     )  # fmt: skip
     (gain, k), scores = tune_early_gain(
-        validation, model=model, perturbation=vae, init_times=times, **options
+        validation, model=model, perturbation=vae, run=run, **options
     )
     apply_early_gain(vae, chans, gain, k)
     meta = dict(getattr(vae, "metadata", {}))
@@ -155,7 +159,7 @@ def _cmd_calibrate_ens_early(args) -> int:
     meta["early_gain"] = [*([earlier] if isinstance(earlier, dict) else earlier), {
         "channels": [channel_name(c) for c in chans], "chosen": [gain, k],
         "score_channels": scores.attrs["score_channels"], "model": model.name,
-        **_record(args, times, scores),
+        **_record(args, run, scores),
     }]  # fmt: skip
     chosen = f"chosen: gain {gain:g} on steps 1-{k}" if k else "chosen: no early gain"
     return _save(vae, args, meta, scores.to_dataframe().round(4).to_string(), chosen)
@@ -176,19 +180,17 @@ def _cmd_calibrate_ens_early(args) -> int:
 def _cmd_calibrate_ens_stage(args) -> int:
     from ..training.gains import apply_model_gain, tune_model_gain
 
-    model, vae, validation, times, band = _setup(args)
-    options = function_kwargs(args, SHARED_FLAGS + MODEL_GAIN_FLAGS)
+    model, vae, validation, run = _setup(args)
+    options = function_kwargs(args, MODEL_GAIN_FLAGS)
     chans = options["channels"] = None if args.channels is None else list(args.channels)
-    gain, scores = tune_model_gain(
-        validation, model=model, perturbation=vae, init_times=times, **options
-    )
+    gain, scores = tune_model_gain(validation, model=model, perturbation=vae, run=run, **options)
     name = model.stages[args.stage].name
     apply_model_gain(vae, name, gain, chans)
     meta = dict(getattr(vae, "metadata", {}))
     records = dict(meta.get("model_gain", {}))  # per stage name, one record per call
     records[name] = [*records.get(name, []), {
         "channels": "all" if chans is None else [channel_name(c) for c in chans],
-        "chosen": gain, "cascade": model.name, **_record(args, times, scores),
+        "chosen": gain, "cascade": model.name, **_record(args, run, scores),
     }]  # fmt: skip
     meta["model_gain"] = records
     return _save(vae, args, meta, scores.to_dataframe().round(4).to_string(),

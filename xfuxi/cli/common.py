@@ -86,6 +86,7 @@ def config_args(
     skip: tuple[str, ...] = (),
     aliases: Mapping[str, Sequence[str]] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    comma: Sequence[str] = (),
 ):
     """Declare the flags of a configuration dataclass's fields (stack above ``@command``;
     :func:`xfuxi.config.add_arguments`, read back with :func:`xfuxi.config.from_arguments`).
@@ -94,14 +95,16 @@ def config_args(
     torch-backed module (imported only when the command's parser is built). ``aliases``
     maps a field to more spellings of its flag (an older name that still works);
     ``defaults`` maps a field to the command's own default, where it differs from the
-    dataclass's (shown by ``--help``).
+    dataclass's (shown by ``--help``); the tuple fields named in ``comma`` take one
+    comma-separated value (``--band 0.8,1.2``) instead of several.
     """
-    aliases, defaults = dict(aliases or {}), dict(defaults or {})
+    aliases, defaults, comma = dict(aliases or {}), dict(defaults or {}), tuple(comma)
 
     def add(parser: argparse.ArgumentParser) -> None:
         config = _resolve(cls)
         unknown = sorted(
-            (set(aliases) | set(defaults)) - {f.name for f in dataclasses.fields(config)}
+            (set(aliases) | set(defaults) | set(comma))
+            - {f.name for f in dataclasses.fields(config)}
         )
         if unknown:
             raise TypeError(f"{config.__name__} has no field(s) {unknown}")
@@ -115,6 +118,10 @@ def config_args(
 
         def add_argument(self, flag: str, **kwargs: Any) -> argparse.Action:
             dest = kwargs["dest"]
+            if dest in comma:
+                if kwargs.pop("nargs", None) != "+":
+                    raise TypeError(f"{dest} is not a tuple field: it cannot be comma-separated")
+                kwargs["type"] = _comma_separated(kwargs.get("type") or str)
             action = self.parser.add_argument(flag, *aliases.get(dest, ()), **kwargs)
             if dest in defaults:
                 action.default = defaults[dest]

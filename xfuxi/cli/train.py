@@ -65,7 +65,6 @@ def _train_ens_config():
     "of this many days (xfuxi.world.tracer_anomalies; 0: none)",
 )
 @config_args(TrainConfig)
-@arg("--device", default=None, help="torch device (default: the 'device' option)")
 @arg("--out", required=True, help="checkpoint directory (resumed if it holds a matching run)")
 @command("train", "train or fine-tune a FuXi forecast model (runs under torchrun too)")
 def _cmd_train(args) -> int:
@@ -95,11 +94,10 @@ def _cmd_train(args) -> int:
         raise SystemExit(f"--tracer-anomalies must be >= 0; got {args.tracer_anomalies}")
     if args.tracer_anomalies:
         anomalies = held_suarez_tracer_anomalies(days=args.tracer_anomalies)
-    config = from_arguments(TrainConfig, args, preset=preset)
+    config = from_arguments(TrainConfig, args, preset=preset, checkpoint_dir=args.out)
     model = train_forecast(
         train, config=config, validation=validation, model=args.from_model,
-        lead_model=args.lead_model, tracer_anomalies=anomalies, checkpoint_dir=args.out,
-        device=args.device,
+        lead_model=args.lead_model, tracer_anomalies=anomalies,
     )  # fmt: skip
     for entry in model.config["metadata"]["history"][-3:]:
         print(json.dumps(entry))
@@ -117,7 +115,6 @@ def _cmd_train(args) -> int:
 @arg("--calibrate-variables", default="0.7,1.4",
      help="per-variable inflation candidates tuned after the global one ('' to skip)")  # fmt: skip
 @arg("--calibrate-steps", type=int, default=40, help="forecast steps used to calibrate")
-@arg("--device", default=None)
 @arg("--out", required=True, help="output directory of the perturbation module")
 @arg("--overwrite", **OVERWRITE)
 @command("train-ens", "train the FuXi-ENS perturbation module for a deterministic model")
@@ -127,6 +124,7 @@ def _cmd_train_ens(args) -> int:
 
     from ..models.ens import PerturbationVAE, save_perturbation
     from ..training.calibration import (
+        TuningRun,
         apply_variable_inflation,
         tune_amplitude,
         tune_variable_inflation,
@@ -135,7 +133,7 @@ def _cmd_train_ens(args) -> int:
 
     cfg = from_arguments(_train_ens_config(), args)
     torch.manual_seed(cfg.seed)
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=cfg.device)
     train = world_split("train", args.train_days)
     validation = world_split("validation", args.validation_days)
     vae = PerturbationVAE(
@@ -143,8 +141,8 @@ def _cmd_train_ens(args) -> int:
     )
     with tempfile.TemporaryDirectory() as ckpt:
         vae, history = train_perturbation(
-            model, train, config=cfg, perturbation=vae, validation=validation,
-            checkpoint_dir=ckpt, device=args.device,
+            model, train, config=cfg.replace(checkpoint_dir=ckpt), perturbation=vae,
+            validation=validation,
         )  # fmt: skip
     meta = {
         "base_model": model.name,
@@ -157,11 +155,11 @@ def _cmd_train_ens(args) -> int:
     }  # fmt: skip
     # both calibrations score 8 members from 4 validation starts over --calibrate-steps
     times = spaced_init_times(validation, model, args.calibrate_steps, 4)
+    run = TuningRun(n=8, steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1)
     cands = float_list(args.calibrate)
     if cands:
         best, score = tune_amplitude(
-            validation, model=model, method="vae", perturbation=vae, amplitudes=cands, n=8,
-            steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1,
+            validation, model=model, method="vae", perturbation=vae, amplitudes=cands, run=run,
         )  # fmt: skip
         with torch.no_grad():
             vae.log_scale.add_(math.log(best))
@@ -172,8 +170,7 @@ def _cmd_train_ens(args) -> int:
     var_cands = float_list(args.calibrate_variables)
     if var_cands:
         best_var, vscore = tune_variable_inflation(
-            validation, model=model, perturbation=vae, factors=var_cands, n=8,
-            steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1,
+            validation, model=model, perturbation=vae, factors=var_cands, run=run,
         )  # fmt: skip
         apply_variable_inflation(vae, best_var)
         meta["variable_inflation"] = best_var
@@ -200,13 +197,11 @@ def _cmd_train_da(args) -> int:
     from ..models.fuxi_da import save_da_model
     from ..training.da import train_da
 
-    cfg = from_arguments(DAConfig, args)
+    cfg = from_arguments(DAConfig, args, checkpoint_dir=args.out)
     model = load_model(args.model)
     train = world_split("train", args.train_days)
     validation = world_split("validation", args.validation_days) if args.validation_days else None
-    net, history = train_da(
-        train, model, config=cfg, validation=validation, checkpoint_dir=args.out
-    )
+    net, history = train_da(train, model, config=cfg, validation=validation)
     path = save_da_model(net, Path(args.out) / "model", overwrite=True)
     last = history["val_l0"][-1] if history["val_l0"] else float("nan")
     steps = history["step"][-1] if history["step"] else 0

@@ -23,7 +23,7 @@ from ..assimilation.en4dvar import (
     en4dvar_analysis,
 )
 from ..assimilation.localization import localization
-from ..config import Config, config_with_legacy, field
+from ..config import Config, check_integers, check_number, config_with_legacy, field
 from ..models.lorenz96 import lorenz96_model
 from ..observations.operator import build_operator
 from ..options import progress_enabled
@@ -38,13 +38,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def _check(owner: str, label: str, value: Any, *, low: float, integer: bool) -> None:
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not value >= low:
-        what = "an integer" if integer else "a number"
-        raise ValueError(f"{owner}.{label} must be {what} >= {low:g}; got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,14 +56,11 @@ class _Lorenz96Config(Config):
     seed: int = field(0, help="seeds the truth, the observations and the perturbations")
 
     def __post_init__(self) -> None:
-        owner = type(self).__name__
-        for label, low in (("n_cycles", 1), ("burn_in", 0), ("n_variables", 4),
-                           ("n_members", 2), ("seed", 0)):  # fmt: skip
-            _check(owner, label, getattr(self, label), low=low, integer=True)
-        _check(owner, "obs_error", self.obs_error, low=0, integer=False)
-        _check(owner, "forcing", self.forcing, low=-np.inf, integer=False)
-        if self.localization_length is not None:
-            _check(owner, "localization_length", self.localization_length, low=0, integer=False)
+        check_integers(self, {"n_cycles": 1, "burn_in": 0, "n_variables": 4, "n_members": 2,
+                              "seed": 0})  # fmt: skip
+        check_number(self, "obs_error", finite=False)
+        check_number(self, "forcing", low=-np.inf, finite=False)
+        check_number(self, "localization_length", finite=False, optional=True)
         if self.n_cycles <= self.burn_in:
             raise ValueError(f"n_cycles ({self.n_cycles}) must exceed burn_in ({self.burn_in})")
 
@@ -111,10 +101,9 @@ class Lorenz96TwinConfig(_Lorenz96Config):
     def __post_init__(self) -> None:
         super().__post_init__()
         owner = type(self).__name__
-        _check(owner, "n_slots", self.n_slots, low=1, integer=True)
-        _check(owner, "max_iter", self.max_iter, low=1, integer=True)
+        check_integers(self, {"n_slots": 1, "max_iter": 1})
         for label in ("amplitude", "wavelength", "gtol"):
-            _check(owner, label, getattr(self, label), low=0, integer=False)
+            check_number(self, label, finite=False)
         if self.localization_kind not in ("gaspari_cohn", "gaussian"):
             raise ValueError(
                 f"{owner}.localization_kind must be 'gaspari_cohn' or 'gaussian'; "
@@ -213,6 +202,36 @@ def lorenz96_twin(
         torch.set_num_threads(n_threads)
 
 
+def _result(
+    cfg: _Lorenz96Config,
+    series: dict[str, np.ndarray],
+    *,
+    experiment: str,
+    means: tuple[str, ...],
+    climatological_std: float,
+    t_start: float,
+    **settings: Any,
+) -> xr.Dataset:
+    """An experiment's result: the per-cycle ``series`` and, in attrs, the time means after
+    burn-in of those named in ``means`` (``mean_<name>``), the settings and the wall time."""
+    out = xr.Dataset(
+        {name: ("cycle", values) for name, values in series.items()},
+        coords={"cycle": np.arange(cfg.n_cycles)},
+    )
+    out.attrs.update(
+        experiment=experiment,
+        **{f"mean_{name}": float(series[name][cfg.burn_in :].mean()) for name in means},
+        climatological_std=climatological_std,
+        obs_error=cfg.obs_error,
+        n_members=cfg.n_members,
+        **settings,
+        burn_in=cfg.burn_in,
+        wall_time_s=_time.perf_counter() - t_start,
+        config=cfg.to_json(),
+    )
+    return out
+
+
 def _l96_truth_and_observations(
     model: Any, *, n_states: int, obs_error: float, generator: Any
 ) -> tuple[Any, Any, Any]:
@@ -252,7 +271,7 @@ def _l96_run(
     import torch
     from tqdm.auto import tqdm
 
-    n_cycles, burn_in, n_variables = cfg.n_cycles, cfg.burn_in, cfg.n_variables
+    n_cycles, n_variables = cfg.n_cycles, cfg.n_variables
     obs_error, n_members, n_slots = cfg.obs_error, cfg.n_members, cfg.n_slots
     amplitude, wavelength, localization_length = (
         cfg.amplitude, cfg.wavelength, cfg.localization_length
@@ -315,31 +334,18 @@ def _l96_run(
         xa_prev2, xa_prev = xa_prev, xa
         if c % 50 == 0:
             bar.set_postfix(a=f"{a_rmse[max(0, c - 200) : c + 1].mean():.3f}")
-    out = xr.Dataset(
-        {
-            "analysis_rmse": ("cycle", a_rmse),
-            "background_rmse": ("cycle", b_rmse),
-            "iterations": ("cycle", iters),
-        },
-        coords={"cycle": np.arange(n_cycles)},
-    )
-    out.attrs.update(
+    return _result(
+        cfg,
+        {"analysis_rmse": a_rmse, "background_rmse": b_rmse, "iterations": iters},
         experiment="Lorenz-96 twin, FuXi-En4DVar",
-        mean_analysis_rmse=float(a_rmse[burn_in:].mean()),
-        mean_background_rmse=float(b_rmse[burn_in:].mean()),
+        means=("analysis_rmse", "background_rmse", "iterations"),
         climatological_std=clim_std,
-        obs_error=obs_error,
-        n_members=n_members,
+        t_start=t_start,
         n_slots=n_slots,
         amplitude=amplitude,
         wavelength=wavelength,
         localization="none" if loc is None else loc.description,
-        burn_in=burn_in,
-        mean_iterations=float(iters[burn_in:].mean()),
-        wall_time_s=_time.perf_counter() - t_start,
-        config=cfg.to_json(),
     )
-    return out
 
 
 def lorenz96_letkf(
@@ -401,7 +407,7 @@ def lorenz96_letkf(
     from ..options import progress_enabled
 
     cfg = config_with_legacy(Lorenz96LETKFConfig, config, legacy, "lorenz96_letkf")
-    n_cycles, burn_in, n_variables = cfg.n_cycles, cfg.burn_in, cfg.n_variables
+    n_cycles, n_variables = cfg.n_cycles, cfg.n_variables
     forcing, obs_error, n_members, seed = cfg.forcing, cfg.obs_error, cfg.n_members, cfg.seed
     localization_length, inflation, rtps = cfg.localization_length, cfg.inflation, cfg.rtps
     adaptive_inflation = cfg.adaptive_inflation
@@ -456,32 +462,19 @@ def lorenz96_letkf(
                 bar.set_postfix(a=f"{a_rmse[max(0, c - 200) : c + 1].mean():.3f}")
     finally:
         torch.set_num_threads(n_threads)
-    out = xr.Dataset(
-        {
-            "analysis_rmse": ("cycle", a_rmse),
-            "background_rmse": ("cycle", b_rmse),
-            "analysis_spread": ("cycle", spread),
-            "inflation": ("cycle", infl),
-        },
-        coords={"cycle": np.arange(n_cycles)},
-    )
-    out.attrs.update(
+    return _result(
+        cfg,
+        {"analysis_rmse": a_rmse, "background_rmse": b_rmse, "analysis_spread": spread,
+         "inflation": infl},
         experiment="Lorenz-96 twin, LETKF",
-        mean_analysis_rmse=float(a_rmse[burn_in:].mean()),
-        mean_background_rmse=float(b_rmse[burn_in:].mean()),
-        mean_analysis_spread=float(spread[burn_in:].mean()),
+        means=("analysis_rmse", "background_rmse", "analysis_spread"),
         climatological_std=float(truth.std()),
-        obs_error=obs_error,
-        n_members=n_members,
+        t_start=t_start,
         localization="none" if localization_length is None else f"{localization_length:g}",
         inflation=inflation,
         rtps=rtps,
         adaptive_inflation=int(adaptive_inflation),
-        burn_in=burn_in,
-        wall_time_s=_time.perf_counter() - t_start,
-        config=cfg.to_json(),
-    )
-    return out
+    )  # fmt: skip
 
 
 def lorenz96_truth(

@@ -9,8 +9,10 @@ One concern per module:
 * :mod:`~xfuxi.training.forecast`: :func:`train_forecast` (the FuXi forecast model);
 * :mod:`~xfuxi.training.ens`: :func:`train_perturbation` (the FuXi-ENS module);
 * :mod:`~xfuxi.training.calibration`: a trained FuXi-ENS module's inflation (global, per
-  variable);
-* :mod:`~xfuxi.training.gains`: its per-channel gains held to a spread–skill band.
+  variable), and :class:`~xfuxi.training.calibration.TuningRun`, the ensembles every tuning
+  function runs;
+* :mod:`~xfuxi.training.gains`: its per-channel gains held to a spread–skill band;
+* :mod:`~xfuxi.training.loop`: the optimizer loop of the FuXi-ENS and FuXi-DA trainers.
 
 The modules import torch, so this package imports them lazily.
 """

@@ -9,12 +9,14 @@ left as it was. Each ``apply_*`` bakes a choice into a module, in place:
   variable.
 
 The per-channel strategies held to a spread–skill band (spread growth, early-step gain,
-cascade-stage gain) are in :mod:`xfuxi.training.gains`. :func:`verifiable_init_times`
-lists the initial times that can be verified.
+cascade-stage gain) are in :mod:`xfuxi.training.gains`. Every tuning function takes the
+ensembles it runs (members, steps, initial times, seed) and the spread–skill band as one
+:class:`TuningRun`. :func:`verifiable_init_times` lists the initial times that can be verified.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..config import Config, config_with_legacy, field
 from ..data.channels import WIND_COMPONENTS
 from ..data.schema import SchemaError, validate
 from ..docstrings import docstring_parts
@@ -34,6 +37,7 @@ from ..verify.probabilistic import crps
 
 __all__ = [
     "DOC_PARTS",
+    "TuningRun",
     "apply_variable_inflation",
     "fill_doc",
     "tune_amplitude",
@@ -52,11 +56,80 @@ model : ForecastModel or Cascade
 perturbation : PerturbationVAE
     Left as it was (candidates are tried on it and undone).""",
     "run": """\
-n, steps, init_times, seed, progress
-    As for :func:`xfuxi.training.calibration.tune_amplitude`.""",
+run : TuningRun or dict, optional
+    The ensembles run for each candidate (members ``n``, ``steps``, ``init_times``, ``seed``,
+    ``chunk_size``) and the spread–skill ``band`` held after ``after_hours``; see
+    :class:`~xfuxi.training.calibration.TuningRun`.
+progress : bool, optional
+    Progress bars of the ensembles.
+**legacy
+    The old keyword arguments (``n=``, ``steps=``, ``init_times=``, ``seed=``, ...: each a
+    field of :class:`~xfuxi.training.calibration.TuningRun`) still work, with a
+    ``DeprecationWarning``.""",
 }
 #: fill the ``{{name}}`` lines of a docstring from :data:`DOC_PARTS`
 fill_doc = docstring_parts(DOC_PARTS)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningRun(Config):
+    """The held-back ensembles a tuning function runs for each candidate, and their scoring.
+
+    ``n`` and ``steps`` left ``None`` take the tuning function's defaults: 8 members for the
+    inflations (:func:`tune_amplitude`, :func:`tune_variable_inflation`) and 16 for the gains
+    (:mod:`xfuxi.training.gains`); 20 steps for :func:`tune_amplitude` and 40 for the others.
+    ``band`` and ``after_hours`` concern the gains only.
+
+    Examples
+    --------
+    >>> run = TuningRun(n=4, steps=8, seed=1)
+    >>> run.band, run.after_hours
+    ((0.8, 1.2), 24.0)
+    >>> run.with_defaults(n=16, steps=40).n, TuningRun().with_defaults(n=16, steps=40).n
+    (4, 16)
+    """
+
+    n: int | None = field(None, help="ensemble members (default: the tuning function's)")
+    steps: int | None = field(None, help="forecast steps (default: the tuning function's)")
+    init_times: tuple[Any, ...] | None = field(
+        None, help="initial times (default: every verifiable one)", cli=False
+    )
+    seed: int = field(0, help="seeds the ensembles' perturbations")
+    chunk_size: int | None = field(None, help="members run at once (as for xfuxi.ensemble)")
+    band: tuple[float, float] = field(
+        (0.8, 1.2), help="spread-skill band the gains are held to (low < 1 < high)"
+    )
+    after_hours: float = field(
+        24.0, help="leads at or before this are not held to the band (the first day's ratio "
+        "reflects the initial perturbation alone)",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.init_times is not None and not isinstance(self.init_times, tuple):
+            object.__setattr__(self, "init_times", tuple(self.init_times))
+        if not isinstance(self.band, tuple):
+            object.__setattr__(self, "band", tuple(self.band))
+
+    def with_defaults(self, *, n: int, steps: int) -> TuningRun:
+        """This run with ``n`` and ``steps`` filled in where they are ``None``."""
+        return self.replace(
+            n=n if self.n is None else self.n, steps=steps if self.steps is None else self.steps
+        )
+
+    def times(self, truth: xr.Dataset, model: Any) -> Any:
+        """``init_times``, or every initial time of ``truth`` that ``steps`` can verify."""
+        if self.init_times is not None:
+            return self.init_times
+        return verifiable_init_times(truth, model=model, steps=self.steps)
+
+
+def tuning_run(
+    run: TuningRun | dict | None, legacy: dict[str, Any], function: str, *, n: int, steps: int
+) -> TuningRun:
+    """``run`` with the old keywords of ``function`` applied (``DeprecationWarning``) and the
+    function's default ``n`` and ``steps``."""
+    cfg = config_with_legacy(TuningRun, run, legacy, function, parameter="run", stacklevel=4)
+    return cfg.with_defaults(n=n, steps=steps)
 
 
 def verifiable_init_times(
@@ -113,12 +186,9 @@ def tune_amplitude(
     method: str,
     amplitudes: Sequence[float],
     perturbation: PerturbationVAE | None = None,
-    n: int = 8,
-    steps: int = 20,
-    init_times: Sequence[Any] | None = None,
-    seed: int = 0,
-    chunk_size: int | None = None,
+    run: TuningRun | dict[str, Any] | None = None,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> tuple[float, xr.DataArray]:
     """Pick the ensemble amplitude with the lowest mean fair CRPS on held-back data.
 
@@ -131,10 +201,20 @@ def tune_amplitude(
     ----------
     ds : xarray.Dataset
         Held-back states holding the initial pairs and the verifying states.
-    model, method, perturbation, n, steps, init_times, seed, chunk_size, progress
+    model, method, perturbation
         As for :func:`xfuxi.ensemble`.
     amplitudes : sequence of float
         Candidates.
+    run : TuningRun or dict, optional
+        The ensembles run for each candidate: ``n`` (default 8) members, ``steps`` (default
+        20), ``init_times`` (default: every verifiable one), ``seed``, ``chunk_size``, as
+        for :func:`xfuxi.ensemble`.
+    progress : bool, optional
+        As for :func:`xfuxi.ensemble`.
+    **legacy
+        The old keyword arguments (``n=``, ``steps=``, ``init_times=``, ``seed=``,
+        ``chunk_size=``: fields of :class:`TuningRun`) still work, with a
+        ``DeprecationWarning``.
 
     Returns
     -------
@@ -148,18 +228,18 @@ def tune_amplitude(
     Fair CRPS as :func:`xfuxi.verify.crps` defines it (see the definitions in the
     documentation, docs/design.md).
     """
+    cfg = tuning_run(run, legacy, "tune_amplitude", n=8, steps=20)
     if len(amplitudes) == 0:
         raise ValueError("amplitudes must name at least one candidate")
     truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
+    init_times = cfg.times(truth, model)
     std = np.asarray(model.stats.std, dtype=float)
     scores = []
     for amp in amplitudes:
         spec = perturbation_for(method, module=perturbation, amplitude=float(amp))
         fc = ensemble(
-            ds, model=model, n=n, steps=steps, perturbation=spec, init_times=init_times,
-            seed=seed, chunk_size=chunk_size, progress=progress,
+            ds, model=model, n=cfg.n, steps=cfg.steps, perturbation=spec, init_times=init_times,
+            seed=cfg.seed, chunk_size=cfg.chunk_size, progress=progress,
         )  # fmt: skip
         c = crps(fc, truth, dim=["time", "latitude", "longitude"])
         per_channel = [
@@ -170,7 +250,7 @@ def tune_amplitude(
         log.info("%s amplitude %g: mean normalised fair CRPS %.5f", method, amp, scores[-1])
     score = xr.DataArray(
         scores, dims="amplitude", coords={"amplitude": np.asarray(amplitudes, dtype=float)},
-        name="crps", attrs={"method": method, "n": n, "steps": steps},
+        name="crps", attrs={"method": method, "n": cfg.n, "steps": cfg.steps},
     )  # fmt: skip
     return float(score["amplitude"][int(np.argmin(scores))]), score
 
@@ -182,11 +262,9 @@ def tune_variable_inflation(
     model: ForecastModel,
     perturbation: PerturbationVAE,
     factors: Sequence[float],
-    n: int = 8,
-    steps: int = 40,
-    init_times: Sequence[Any] | None = None,
-    seed: int = 0,
+    run: TuningRun | dict[str, Any] | None = None,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> tuple[dict[str, float], xr.DataArray]:
     """Per-variable inflation of a perturbation module, chosen by that variable's fair CRPS.
 
@@ -196,7 +274,8 @@ def tune_variable_inflation(
     mean normalised fair CRPS (over its levels and all leads). Bake the result in with
     :func:`apply_variable_inflation`. A global inflation (:func:`tune_amplitude`) first,
     then this, corrects a module whose perturbations are right for some variables and too
-    large or small for others.
+    large or small for others. The ensembles have 8 members and 40 steps unless ``run``
+    says otherwise.
 
     Parameters
     ----------
@@ -213,12 +292,12 @@ def tune_variable_inflation(
         Mean normalised fair CRPS by ``variable`` (``"u_component_of_wind +
         v_component_of_wind"`` for the wind) and ``factor``.
     """
+    cfg = tuning_run(run, legacy, "tune_variable_inflation", n=8, steps=40)
     cands = sorted({float(f) for f in factors} | {1.0})
     if any(not f > 0 for f in cands):
         raise ValueError(f"factors must be positive; got {list(factors)}")
     truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
+    init_times = cfg.times(truth, model)
     std = np.asarray(model.stats.std, dtype=float)
     # the two wind components share one factor (an inflation must not turn the wind)
     groups = _variable_groups(model.channels)
@@ -226,8 +305,8 @@ def tune_variable_inflation(
 
     def score_of(vae: PerturbationVAE) -> dict[str, float]:
         fc = ensemble(
-            ds, model=model, n=n, steps=steps, perturbation=vae,
-            init_times=init_times, seed=seed, progress=progress,
+            ds, model=model, n=cfg.n, steps=cfg.steps, perturbation=vae, init_times=init_times,
+            seed=cfg.seed, chunk_size=cfg.chunk_size, progress=progress,
         )  # fmt: skip
         c = crps(fc, truth, dim=["time", "latitude", "longitude"])
         out: dict[str, list[float]] = {}
@@ -253,7 +332,7 @@ def tune_variable_inflation(
             log.info("inflation %g for %s: normalised fair CRPS %.5f", f, name, table[i, j])
     score = xr.DataArray(
         table, dims=("variable", "factor"), coords={"variable": variables, "factor": cands},
-        name="crps", attrs={"n": n, "steps": steps},
+        name="crps", attrs={"n": cfg.n, "steps": cfg.steps},
     )  # fmt: skip
     best = {
         v: float(score["factor"][int(np.argmin(table[i]))])

@@ -7,8 +7,9 @@
 configuration's :meth:`~xfuxi.config.Config.to_dict` with every checkpoint (provenance), and
 the command line builds its flags from the fields (:func:`xfuxi.config.add_arguments`).
 
-The data, the models and the runtime options (device, progress bar, callback, where to
-checkpoint) are arguments of the training functions, not part of a configuration.
+The data, the models and the monitoring (progress bar, callback) are arguments of the
+training functions, not part of a configuration; where a run checkpoints and runs
+(``checkpoint_dir``, ``device``) is.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-import numpy as np
-
-from ..config import Config, config_with_legacy, field
-from .precision import check_precision
+from ..config import (
+    Config,
+    check_integers,
+    check_number,
+    check_run_place,
+    config_with_legacy,
+    field,
+)
+from .precision import Precision, check_precision, precision_field
 
 __all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
 
@@ -27,25 +33,17 @@ __all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
 #: the losses of :func:`~xfuxi.training.forecast.train_forecast`
 LOSSES = ("l1", "amse")
 
-
-def _check_int(owner: str, label: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{owner}.{label} must be an integer >= {low}; got {value!r}")
-
-
-def _check_number(owner: str, label: str, value: Any, *, positive: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-    if not ok or not np.isfinite(value) or value < 0 or (positive and value == 0):
-        what = "> 0" if positive else ">= 0"
-        raise ValueError(f"{owner}.{label} must be a finite number {what}; got {value!r}")
+#: the help texts of the trainers' ``checkpoint_dir`` and ``device``
+CHECKPOINT_DIR_HELP = "where the training state is saved (and resumed from); None: nowhere"
+DEVICE_HELP = "torch device (default: the 'device' option)"
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
     """Settings of a FuXi forecast-model training run (see :func:`train_forecast`).
 
-    Every field is also a flag of ``xfuxi train`` (``batch_size`` → ``--batch-size``).
-    Invalid values raise ``ValueError`` naming the field.
+    Every field but ``checkpoint_dir`` (``--out``) is also a flag of ``xfuxi train``
+    (``batch_size`` → ``--batch-size``). Invalid values raise ``ValueError`` naming the field.
 
     Examples
     --------
@@ -86,35 +84,31 @@ class TrainConfig(Config):
     val_every: int = field(200, help="steps between validations")
     val_samples: int = field(64, help="evenly spaced validation samples")
     log_every: int = field(50, help="steps between logged losses")
+    checkpoint_dir: str | None = field(None, help=CHECKPOINT_DIR_HELP, cli=False)
     checkpoint_every: int = field(200, help="steps between checkpoints")
     resume: bool = field(True, help="resume from the checkpoint directory if it holds this run")
     seed: int = field(0, help="seeds the initialisation and the sample order")
-    precision: Literal["float32", "bfloat16"] = field(
-        "float32",
-        help="float32, or bfloat16 mixed precision (autocast forward and loss; float32 "
-        "weights and optimizer state)",
-    )
+    precision: Precision = precision_field()
+    device: str | None = field(None, help=DEVICE_HELP)
     name: str = field("fuxi", help="model name recorded in forecasts")
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        for label, low in (
-            ("steps", 1), ("batch_size", 1), ("rollout_steps", 1), ("lead_steps", 0),
-            ("warmup_steps", 0), ("val_every", 1), ("val_samples", 1), ("log_every", 1),
-            ("checkpoint_every", 1), ("seed", 0), ("anomaly_batch_size", 1),
-        ):  # fmt: skip
-            _check_int(owner, label, getattr(self, label), low)
+        check_integers(self, {
+            "steps": 1, "batch_size": 1, "rollout_steps": 1, "lead_steps": 0, "warmup_steps": 0,
+            "val_every": 1, "val_samples": 1, "log_every": 1, "checkpoint_every": 1, "seed": 0,
+            "anomaly_batch_size": 1,
+        })  # fmt: skip
         if self.loss not in LOSSES:
             raise ValueError(f"{owner}.loss must be one of {LOSSES}; got {self.loss!r}")
         check_precision(owner, self.precision)
-        _check_number(owner, "anomaly_weight", self.anomaly_weight)
-        _check_number(owner, "lr", self.lr, positive=True)
-        _check_number(owner, "weight_decay", self.weight_decay)
-        _check_number(owner, "min_lr_ratio", self.min_lr_ratio)
+        check_number(self, "anomaly_weight")
+        check_number(self, "lr", above=True)
+        check_number(self, "weight_decay")
+        check_number(self, "min_lr_ratio")
         if self.min_lr_ratio > 1:
             raise ValueError(f"{owner}.min_lr_ratio must be <= 1; got {self.min_lr_ratio!r}")
-        if self.grad_clip is not None:
-            _check_number(owner, "grad_clip", self.grad_clip, positive=True)
+        check_number(self, "grad_clip", above=True, optional=True)
         if not isinstance(self.preset, (str, dict)):
             raise ValueError(f"{owner}.preset must be a preset name or a dict; got {self.preset!r}")
         if isinstance(self.variables, str):
@@ -123,6 +117,7 @@ class TrainConfig(Config):
             )
         if self.variables is not None and not isinstance(self.variables, tuple):
             object.__setattr__(self, "variables", tuple(self.variables))
+        check_run_place(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +126,7 @@ class PerturbationTrainConfig(Config):
 
     The last five fields (``hidden`` … ``name``) build a new
     :class:`~xfuxi.models.ens.PerturbationVAE` when no module is given; their defaults are
-    the module's own. Every field is also a flag of ``xfuxi train-ens``.
+    the module's own. Every field but ``checkpoint_dir`` is also a flag of ``xfuxi train-ens``.
 
     Examples
     --------
@@ -159,15 +154,13 @@ class PerturbationTrainConfig(Config):
     lr: float = field(1e-3, help="learning rate (cosine-decayed)")
     max_minutes: float | None = field(None, help="stop training after this wall time")
     seed: int = field(0, help="seeds the batches and the latents")
+    checkpoint_dir: str | None = field(None, help=CHECKPOINT_DIR_HELP, cli=False)
     checkpoint_every: int = field(100, help="iterations between checkpoints")
     resume: bool = field(False, help="start from the checkpoint directory's latest/")
     validate_every: int = field(50, help="iterations between validations")
     log_every: int = field(10, help="iterations between log lines")
-    precision: Literal["float32", "bfloat16"] = field(
-        "float32",
-        help="float32, or bfloat16 mixed precision (autocast forward and loss; float32 "
-        "weights and optimizer state)",
-    )
+    precision: Precision = precision_field()
+    device: str | None = field(None, help=DEVICE_HELP)
     hidden: int = field(32, help="width of a new module's convolutional layers")
     latent: int = field(8, help="latent channels per coarse grid point of a new module")
     downsample: int = field(4, help="coarsening factor of a new module's latent grid")
@@ -177,20 +170,19 @@ class PerturbationTrainConfig(Config):
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        for label, low in (
-            ("members", 2), ("rollout", 1), ("iterations", 0), ("batch_size", 1), ("seed", 0),
-            ("checkpoint_every", 1), ("validate_every", 1), ("log_every", 1), ("hidden", 1),
-            ("latent", 1), ("downsample", 1),
-        ):  # fmt: skip
-            _check_int(owner, label, getattr(self, label), low)
+        check_integers(self, {
+            "members": 2, "rollout": 1, "iterations": 0, "batch_size": 1, "seed": 0,
+            "checkpoint_every": 1, "validate_every": 1, "log_every": 1, "hidden": 1, "latent": 1,
+            "downsample": 1,
+        })  # fmt: skip
         if self.sample not in ("posterior", "prior"):
             raise ValueError(f"{owner}.sample must be 'posterior' or 'prior'; got {self.sample!r}")
         check_precision(owner, self.precision)
-        _check_number(owner, "kl_weight", self.kl_weight)
-        _check_number(owner, "lr", self.lr, positive=True)
-        _check_number(owner, "init_scale", self.init_scale, positive=True)
-        if self.max_minutes is not None:
-            _check_number(owner, "max_minutes", self.max_minutes, positive=True)
+        check_number(self, "kl_weight")
+        for label in ("lr", "init_scale"):
+            check_number(self, label, above=True)
+        check_number(self, "max_minutes", above=True, optional=True)
+        check_run_place(self)
 
     def module_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~xfuxi.models.ens.PerturbationVAE` for a new module."""

@@ -33,6 +33,7 @@ import torch
 import xarray as xr
 
 from ..assimilation.da import da_inputs
+from ..config import config_with_legacy
 from ..data.channels import stack
 from ..models.base import ForecastModel
 from ..models.fuxi_da import (
@@ -52,6 +53,7 @@ from ..observations.imager import imager_observations
 from ..options import progress_enabled
 from ..verify.weights import area_weights
 from .da_config import DAConfig
+from .loop import LoopPlan, freeze, gradient_step, run_loop
 from .precision import autocast
 
 __all__ = [
@@ -244,12 +246,14 @@ def da_loss(
 
 
 def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings a resumed run must share (not the wall-time limit or the logging).
+    """The settings a resumed run must share (not the wall-time limit, the logging or where
+    the checkpoint is).
 
     A checkpoint written before ``precision`` existed ran in float32.
     """
     settings = {"precision": "float32", **config}
-    return {k: v for k, v in settings.items() if k not in ("max_minutes", "resume", "log_every")}
+    free = ("max_minutes", "resume", "log_every", "checkpoint_dir")
+    return {k: v for k, v in settings.items() if k not in free}
 
 
 def train_da(
@@ -260,8 +264,8 @@ def train_da(
     network: FuXiDA | None = None,
     radiances: xr.Dataset | None = None,
     validation: xr.Dataset | None = None,
-    checkpoint_dir: str | Path | None = None,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> tuple[FuXiDA, dict[str, list[float]]]:
     """Train a FuXi-DA network (or its CORR variant) with the joint loss.
 
@@ -273,7 +277,10 @@ def train_da(
     model : ForecastModel
         The forecast model; frozen (its weights are not modified).
     config : DAConfig or dict, optional
-        The run's settings (default ``DAConfig()``), saved with every checkpoint. With
+        The run's settings (default ``DAConfig()``), saved with every checkpoint.
+        ``config.checkpoint_dir``: ``checkpoint_dir/latest`` is written every
+        ``config.checkpoint_every`` steps and at the end; with ``config.resume`` a run
+        continues from it exactly. With
         ``precision="bfloat16"`` the loss (the network and the frozen model's forecast
         steps) runs under :func:`torch.autocast` on the network's device; the backgrounds
         are made in float32 and the weights and optimizer state stay float32
@@ -285,10 +292,10 @@ def train_da(
     validation : xarray.Dataset, optional
         A held-back truth run: the analysis L1 (``L_0``) on up to 16 of its samples is
         logged every ``config.val_every`` steps.
-    checkpoint_dir : path-like, optional
-        ``checkpoint_dir/latest`` is written every ``config.checkpoint_every`` steps and at
-        the end; with ``config.resume`` a run continues from it exactly.
     progress : bool, optional
+    **legacy
+        ``checkpoint_dir=`` (now a field of :class:`DAConfig`) still works, with a
+        ``DeprecationWarning``.
 
     Returns
     -------
@@ -334,14 +341,14 @@ def train_da(
     """
     from tqdm.auto import tqdm
 
-    cfg = config if isinstance(config, DAConfig) else DAConfig.from_dict(config or {})
+    cfg = config_with_legacy(DAConfig, config, legacy, "train_da")
     net = network if network is not None else new_da_network(cfg, model)
     if tuple(net.channels) != tuple(model.channels):
         raise ValueError(
             f"the network's channels differ from the forecast model {model.name!r}'s; train a "
             "network for this model"
         )
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
     if ckpt is not None:
         check_training_directory(ckpt / "latest", kind=_STATE_KIND)
     saved = None
@@ -362,11 +369,7 @@ def train_da(
         history = saved.state["history"]
         log.info("resumed FuXi-DA training from %s at step %d", saved.path, start)
 
-    mode = model.training
-    req = [p.requires_grad for p in model.parameters()]
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    restore = freeze(model)
     t0 = time.monotonic()
     samples = prepare_da_samples(
         truth, model, net, leads=cfg.leads, forecast_steps=cfg.forecast_steps,
@@ -415,58 +418,36 @@ def train_da(
             kind=_STATE_KIND, state_format=_STATE_FORMAT,
         )  # fmt: skip
 
+    def _advance(step: int) -> dict[str, float]:
+        pick = rng.choice(len(samples), size=cfg.batch_size, replace=len(samples) < cfg.batch_size)
+        with autocast(dev, cfg.precision):
+            loss, parts = da_loss(
+                net, model, samples, pick, forecast_steps=cfg.forecast_steps, weights=weights
+            )
+        gradient_step(loss, net.parameters(), opt, sched, grad_clip=cfg.grad_clip,
+                      where=f"step {step}: {parts}")  # fmt: skip
+        return {"loss": float(loss.detach()), "l0": parts["l0"], "lk": parts.get("lk", math.nan)}
+
+    def _report(step: int, per_step: float) -> None:
+        log.info(
+            "step %d: loss %.5f, L0 %.5f (means of the last %d), %.2f s/step", step,
+            float(np.mean(history["loss"][-cfg.log_every :])),
+            float(np.mean(history["l0"][-cfg.log_every :])), cfg.log_every, per_step,
+        )  # fmt: skip
+
     bar = tqdm(
         total=cfg.steps, initial=start, desc="train FuXi-DA", disable=not progress_enabled(progress)
     )
-    step = start
-    t_start = time.monotonic()
+    plan = LoopPlan(
+        "step", cfg.steps, cfg.log_every, cfg.val_every, cfg.checkpoint_every, cfg.max_minutes,
+        {"l0": ".4f"},
+    )  # fmt: skip
     net.train()
     try:
-        if start == 0:
-            _validate(0)
-        while step < cfg.steps:
-            pick = rng.choice(
-                len(samples), size=cfg.batch_size, replace=len(samples) < cfg.batch_size
-            )
-            with autocast(dev, cfg.precision):
-                loss, parts = da_loss(
-                    net, model, samples, pick, forecast_steps=cfg.forecast_steps, weights=weights
-                )
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {step}: {parts}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            history["step"].append(step)
-            history["loss"].append(float(loss.detach()))
-            history["l0"].append(parts["l0"])
-            history["lk"].append(parts.get("lk", float("nan")))
-            bar.update(1)
-            bar.set_postfix(l0=f"{parts['l0']:.4f}")
-            if step % cfg.log_every == 0:
-                log.info(
-                    "step %d: loss %.5f, L0 %.5f (means of the last %d), %.2f s/step", step,
-                    float(np.mean(history["loss"][-cfg.log_every :])),
-                    float(np.mean(history["l0"][-cfg.log_every :])), cfg.log_every,
-                    (time.monotonic() - t_start) / max(1, step - start),
-                )  # fmt: skip
-            if step % cfg.val_every == 0:
-                _validate(step)
-            if step % cfg.checkpoint_every == 0:
-                _save(step)
-            if cfg.max_minutes is not None and time.monotonic() - t_start > 60 * cfg.max_minutes:
-                log.info("stopping after %.1f min at step %d", cfg.max_minutes, step)
-                break
-        if not history["val_step"] or history["val_step"][-1] != step:
-            _validate(step)
-        _save(step)
+        step = run_loop(plan, start, history, advance=_advance, validate=_validate, save=_save,
+                        report=_report, bar=bar, logger=log)  # fmt: skip
     finally:
         bar.close()
-        model.train(mode)
-        for p, r in zip(model.parameters(), req):
-            p.requires_grad_(r)
+        restore()
     net.metadata = {"step": step, "base_model": model.name, "train_config": cfg.to_dict()}
     return net.eval(), history

@@ -8,13 +8,12 @@ importing torch. See :func:`xfuxi.training.da.train_da` and the documentation
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Literal
 
 import numpy as np
 
-from ..config import Config, field
-from .precision import check_precision
+from ..config import Config, check_integers, check_number, check_run_place, field
+from .config import CHECKPOINT_DIR_HELP
+from .precision import Precision, check_precision, precision_field
 
 __all__ = ["IMAGER_CHANNEL_NAMES", "DAConfig"]
 
@@ -25,6 +24,8 @@ IMAGER_CHANNEL_NAMES = ("ir3.7", "wv6.2", "wv6.9", "wv7.4", "ir8.5", "ir10.8", "
 @dataclasses.dataclass(frozen=True)
 class DAConfig(Config):
     """Settings of a FuXi-DA training run (see :func:`train_da`; flags of ``xfuxi train-da``).
+
+    Every field but ``checkpoint_dir`` (``--out``) is also a flag of ``xfuxi train-da``.
 
     Examples
     --------
@@ -56,28 +57,21 @@ class DAConfig(Config):
     scales: int = field(3, help="scales of a new network's U-Net")
     grad_clip: float = field(1.0, help="clip the gradient norm to this")
     max_minutes: float | None = field(None, help="stop training after this wall time")
+    checkpoint_dir: str | None = field(None, help=CHECKPOINT_DIR_HELP, cli=False)
     checkpoint_every: int = field(50, help="steps between checkpoints")
     val_every: int = field(50, help="steps between validations")
     log_every: int = field(10, help="steps between log lines")
     resume: bool = field(True, help="resume from checkpoint_dir/latest if it holds this run")
     seed: int = field(0, help="seeds the initialisation, the sample order and the imager")
-    precision: Literal["float32", "bfloat16"] = field(
-        "float32",
-        help="float32, or bfloat16 mixed precision (autocast forward and loss; float32 "
-        "weights and optimizer state)",
-    )
+    precision: Precision = precision_field()
     name: str = field("fuxi-da", help="name of a new network")
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        for label, low in (
-            ("steps", 0), ("batch_size", 1), ("forecast_steps", 0), ("width", 1),
-            ("scales", 1), ("checkpoint_every", 1), ("val_every", 1), ("log_every", 1),
-            ("seed", 0),
-        ):  # fmt: skip
-            v = getattr(self, label)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{owner}.{label} must be an integer >= {low}; got {v!r}")
+        check_integers(self, {
+            "steps": 0, "batch_size": 1, "forecast_steps": 0, "width": 1, "scales": 1,
+            "checkpoint_every": 1, "val_every": 1, "log_every": 1, "seed": 0,
+        })  # fmt: skip
         for label in ("leads", "sensor_channels", "frames", "satellites"):
             v = getattr(self, label)
             if not isinstance(v, tuple):
@@ -97,9 +91,7 @@ class DAConfig(Config):
         if not self.frames or not self.satellites:
             raise ValueError(f"{owner}.frames and {owner}.satellites must not be empty")
         for label in ("lr", "grad_clip"):
-            v = getattr(self, label)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"{owner}.{label} must be a finite number > 0; got {v!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"{owner}.max_minutes must be > 0; got {self.max_minutes!r}")
+            check_number(self, label, above=True)
+        check_number(self, "max_minutes", above=True, finite=False, optional=True)
         check_precision(owner, self.precision)
+        check_run_place(self)

@@ -24,7 +24,6 @@ import importlib
 import logging
 import math
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from ..options import get_options, progress_enabled
 from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
 from .forecast import dist_info
+from .loop import LoopPlan, freeze, gradient_step, run_loop
 from .losses import ensemble_loss
 from .precision import autocast
 from .samples import sequences
@@ -106,8 +106,6 @@ def train_perturbation(
     config: PerturbationTrainConfig | dict[str, Any] | None = None,
     perturbation: PerturbationVAE | None = None,
     validation: xr.Dataset | None = None,
-    checkpoint_dir: str | Path | None = None,
-    device: Any = None,
     progress: bool | None = None,
     **legacy: Any,
 ) -> tuple[PerturbationVAE, dict[str, list[float]]]:
@@ -121,34 +119,36 @@ def train_perturbation(
         Training states (analysis layout, regular 6-hourly ``time``).
     config : PerturbationTrainConfig or dict, optional
         The run's settings (members, rollout, λ, sampling, iterations, batch size,
-        learning rate, seed, intervals, precision, and the options of a new module; see
+        learning rate, seed, intervals, precision, where to checkpoint, the device, and the
+        options of a new module; see
         :class:`~xfuxi.training.config.PerturbationTrainConfig`). Default
         ``PerturbationTrainConfig()``. Its :meth:`~xfuxi.config.Config.to_dict` is saved in
         every checkpoint's metadata. The shipped module was trained with
         ``sample="prior"`` (see ``scripts/train_ens_pretrained.sh``).
+
+        ``config.checkpoint_dir``: where the training checkpoint ``latest/`` is written (by
+        the first process under ``torchrun``) every ``config.checkpoint_every`` iterations
+        and at the end: a loadable perturbation module plus the optimizer, the random
+        generators and the history, as one unit with a manifest of their sha256
+        (:func:`xfuxi.models.training_state.save_training_state`). With ``config.resume``,
+        training starts from ``checkpoint_dir/latest`` if it exists: with the same settings
+        the run continues exactly as if never interrupted; an incomplete or corrupt
+        checkpoint, or one trained with another ``precision``, is refused
+        (:class:`~xfuxi.models.checkpoint.CheckpointError`, ``ValueError``).
+
+        ``config.device``: default the ``device`` option.
     perturbation : PerturbationVAE, optional
         Starting module (default: a new one built for ``model``'s channels, grid and stats
         with the config's module options). It is trained in place and returned.
     validation : xarray.Dataset, optional
         Held-back states; the fair CRPS of prior-sampled members (as at inference) on a
         fixed set of its sequences is logged every ``config.validate_every`` iterations.
-    checkpoint_dir : path-like, optional
-        Where the training checkpoint ``latest/`` is written (by the first process under
-        ``torchrun``) every ``config.checkpoint_every`` iterations and at the end: a loadable
-        perturbation module plus the optimizer, the random generators and the history, as one
-        unit with a manifest of their sha256
-        (:func:`xfuxi.models.training_state.save_training_state`). With ``config.resume``,
-        training starts from ``checkpoint_dir/latest`` if it exists: with the same settings
-        the run continues exactly as if never interrupted; an incomplete or corrupt
-        checkpoint, or one trained with another ``precision``, is refused
-        (:class:`~xfuxi.models.checkpoint.CheckpointError`, ``ValueError``).
-    device : str or torch.device, optional
     progress : bool, optional
         tqdm bar (default: the ``progress`` option).
     **legacy
-        The old keyword arguments (``members=``, ``iterations=``, ...: each a field of
-        :class:`PerturbationTrainConfig`; ``vae_kwargs`` with the module fields) still
-        work, with a ``DeprecationWarning``.
+        The old keyword arguments (``members=``, ``iterations=``, ``checkpoint_dir=``,
+        ``device=``, ...: each a field of :class:`PerturbationTrainConfig`; ``vae_kwargs``
+        with the module fields) still work, with a ``DeprecationWarning``.
 
     Returns
     -------
@@ -195,7 +195,7 @@ def train_perturbation(
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
     local = cfg.batch_size // world
-    dev = torch.device(device if device is not None else get_options()["device"])
+    dev = torch.device(cfg.device if cfg.device is not None else get_options()["device"])
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     data_arr, starts = sequences(data, model, cfg.rollout + 2)
@@ -206,7 +206,7 @@ def train_perturbation(
         )
     vae = perturbation
     vae.check_model(model)
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
     start_iter = 0
     history: dict[str, list[float]] = {
         k: [] for k in ("iteration", "loss", "crps", "kl", "val_iteration", "val_crps")
@@ -230,11 +230,7 @@ def train_perturbation(
         history = saved.state["history"]
         log.info("resumed from %s at iteration %d", saved.path, start_iter)
 
-    model_mode = model.training
-    req = [p.requires_grad for p in model.parameters()]
-    model.to(dev).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    restore = freeze(model.to(dev))
     vae.to(dev).train()
     weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32, device=dev)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
@@ -295,58 +291,41 @@ def train_perturbation(
             tensors={"generator": gen.get_state()}, kind=_STATE_KIND, state_format=_STATE_FORMAT,
         )  # fmt: skip
 
+    def _advance(it: int) -> dict[str, float]:
+        idx = rng.choice(starts, size=cfg.batch_size, replace=starts.size < cfg.batch_size)
+        if world > 1:  # this process's part of the global batch (same idx on all)
+            idx = idx[rank * local : (rank + 1) * local]
+        seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)
+        with autocast(dev, cfg.precision):
+            loss, parts = ensemble_loss(
+                vae, model, seq, members=cfg.members, kl_weight=cfg.kl_weight,
+                weights=weights, generator=gen, sample=cfg.sample,
+                rows=(rank * local, cfg.batch_size) if world > 1 else None,
+            )  # fmt: skip
+        gradient_step(
+            loss, vae.parameters(), opt, sched, grad_clip=1.0, where=f"iteration {it}: {parts}",
+            # the mean gradient over the global batch, as DDP averages
+            before_clip=(lambda: _average_gradients(vae, world)) if world > 1 else None,
+        )  # fmt: skip
+        return {"loss": float(loss.detach()), **parts}
+
+    def _report(it: int, per_step: float) -> None:
+        log.info(
+            "iteration %d: fair CRPS %.5f, KL %.4f (means of the last %d), %.1f s/it",
+            it, float(np.mean(history["crps"][-cfg.log_every:])),
+            float(np.mean(history["kl"][-cfg.log_every:])), cfg.log_every, per_step,
+        )  # fmt: skip
+
     show = progress_enabled(progress)
     bar = tqdm(total=cfg.iterations, initial=start_iter, desc="train FuXi-ENS", disable=not show)
-    t_start = time.monotonic()
-    it = start_iter
+    plan = LoopPlan(
+        "iteration", cfg.iterations, cfg.log_every, cfg.validate_every, cfg.checkpoint_every,
+        cfg.max_minutes, {"crps": ".4f", "kl": ".3f"},
+    )  # fmt: skip
     try:
-        if start_iter == 0:
-            _validate(0)
-        while it < cfg.iterations:
-            idx = rng.choice(starts, size=cfg.batch_size, replace=starts.size < cfg.batch_size)
-            if world > 1:  # this process's part of the global batch (same idx on all)
-                idx = idx[rank * local : (rank + 1) * local]
-            seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)
-            with autocast(dev, cfg.precision):
-                loss, parts = ensemble_loss(
-                    vae, model, seq, members=cfg.members, kl_weight=cfg.kl_weight,
-                    weights=weights, generator=gen, sample=cfg.sample,
-                    rows=(rank * local, cfg.batch_size) if world > 1 else None,
-                )  # fmt: skip
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at iteration {it}: {parts}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if world > 1:  # the mean gradient over the global batch, as DDP averages
-                _average_gradients(vae, world)
-            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            it += 1
-            for key, val_ in (("iteration", it), ("loss", float(loss.detach())), *parts.items()):
-                history[key].append(val_)
-            bar.update(1)
-            bar.set_postfix(crps=f"{parts['crps']:.4f}", kl=f"{parts['kl']:.3f}")
-            if it % cfg.log_every == 0:
-                log.info(
-                    "iteration %d: fair CRPS %.5f, KL %.4f (means of the last %d), %.1f s/it",
-                    it, float(np.mean(history["crps"][-cfg.log_every:])),
-                    float(np.mean(history["kl"][-cfg.log_every:])), cfg.log_every,
-                    (time.monotonic() - t_start) / max(1, it - start_iter),
-                )  # fmt: skip
-            if it % cfg.validate_every == 0:
-                _validate(it)
-            if it % cfg.checkpoint_every == 0:
-                _save(it)
-            if cfg.max_minutes is not None and time.monotonic() - t_start > 60 * cfg.max_minutes:
-                log.info("stopping after %.1f min at iteration %d", cfg.max_minutes, it)
-                break
-        if not history["val_iteration"] or history["val_iteration"][-1] != it:
-            _validate(it)
-        _save(it)
+        run_loop(plan, start_iter, history, advance=_advance, validate=_validate, save=_save,
+                 report=_report, bar=bar, logger=log)  # fmt: skip
     finally:
         bar.close()
-        model.train(model_mode)
-        for p, r in zip(model.parameters(), req):
-            p.requires_grad_(r)
+        restore()
     return vae.eval(), history

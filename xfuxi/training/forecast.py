@@ -185,8 +185,6 @@ def train_forecast(
     lead_model: ForecastModel | str | os.PathLike[str] | None = None,
     stats: xr.Dataset | NormStats | None = None,
     tracer_anomalies: xr.Dataset | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    device: str | torch.device | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool | None = None,
     **legacy: Any,
@@ -199,10 +197,22 @@ def train_forecast(
         Training period (canonical layout, regular 6-hourly ``time``; gaps are skipped).
     config : TrainConfig or dict, optional
         The run's settings (steps, batch size, learning rate, loss, rollout, seed,
-        precision, ...; see
+        precision, where to checkpoint, the device, ...; see
         :class:`~xfuxi.training.config.TrainConfig`); default ``TrainConfig()``. It is saved
         as JSON with every checkpoint (``trainer.json``) and in the returned model's
         ``config["metadata"]["train_config"]``.
+
+        ``config.checkpoint_dir``: where to save the training state every
+        ``config.checkpoint_every`` steps and at the end. If it holds a state of a run with
+        the same settings and ``config.resume`` is True, training continues from it
+        (bit-for-bit as if never interrupted, on the same hardware). The checkpoint is
+        written as one unit, so a run killed while writing it leaves the previous one whole;
+        an incomplete or corrupt checkpoint is refused
+        (:class:`~xfuxi.models.checkpoint.CheckpointError`), never resumed from. A directory
+        that is not an xfuxi training checkpoint is refused before training starts.
+
+        ``config.device``: default ``xfuxi.get_options()["device"]`` (each distributed
+        process uses its ``LOCAL_RANK`` GPU when the device is CUDA).
     validation : xarray.Dataset, optional
         Held-out period; its loss is logged every ``config.val_every`` steps and at the end.
     model : ForecastModel, str or path, optional
@@ -230,24 +240,13 @@ def train_forecast(
         relative to the anomaly's size). It teaches the model to carry a tracer anomaly
         along the wind rather than extrapolate the tracer in time; it is logged as
         ``anomaly_loss``.
-    checkpoint_dir : path, optional
-        Where to save the training state every ``config.checkpoint_every`` steps and at the
-        end. If it holds a state of a run with the same settings and ``config.resume`` is
-        True, training continues from it (bit-for-bit as if never interrupted, on the same
-        hardware). The checkpoint is written as one unit, so a run killed while writing it
-        leaves the previous one whole; an incomplete or corrupt checkpoint is refused
-        (:class:`~xfuxi.models.checkpoint.CheckpointError`), never resumed from. A directory
-        that is not an xfuxi training checkpoint is refused before training starts.
-    device : str or torch.device, optional
-        Default ``xfuxi.get_options()["device"]`` (each distributed process uses its
-        ``LOCAL_RANK`` GPU when the device is CUDA).
     callback : callable, optional
         ``callback(step, {"loss": ..., "lr": ...})`` after every optimizer step.
     progress : bool, optional
         Progress bar (default: the ``progress`` option).
     **legacy
-        The old keyword arguments (``steps=``, ``lr=``, ...: each a field of
-        :class:`TrainConfig`) still work, with a ``DeprecationWarning``.
+        The old keyword arguments (``steps=``, ``lr=``, ``checkpoint_dir=``, ``device=``,
+        ...: each a field of :class:`TrainConfig`) still work, with a ``DeprecationWarning``.
 
     Returns
     -------
@@ -261,7 +260,7 @@ def train_forecast(
         Bad settings, a batch size not divisible by the number of processes, or a
         checkpoint written with other settings, incomplete or corrupt.
     xfuxi.files.OutputExistsError
-        ``checkpoint_dir`` holds something other than an xfuxi training checkpoint.
+        ``config.checkpoint_dir`` holds something other than an xfuxi training checkpoint.
     SchemaError
         Data lacking the model's channels, on another grid, with NaN, or too short.
 
@@ -312,7 +311,7 @@ def train_forecast(
             f"anomaly_batch_size {anomaly_batch_size} is not divisible by {world} processes"
         )
     opts = get_options()
-    dev = torch.device(device if device is not None else opts["device"])
+    dev = torch.device(cfg.device if cfg.device is not None else opts["device"])
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -410,7 +409,7 @@ def train_forecast(
             anomaly_batch_size=int(anomaly_batch_size),
             anomaly_weight=float(anomaly_weight),
         )
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
     history: list[dict[str, Any]] = []
     running: list[float] = []  # training losses since the last logged entry
     running_anom: list[float] = []  # their anomaly part

@@ -31,7 +31,7 @@ from ..models.base import ForecastModel
 from ..models.cascade import Cascade
 from ..models.ens import PerturbationVAE
 from ..verify.probabilistic import crps, spread_skill_ratio
-from .calibration import fill_doc, verifiable_init_times
+from .calibration import TuningRun, fill_doc, tuning_run
 
 __all__ = [
     "apply_early_gain",
@@ -138,14 +138,10 @@ def tune_spread_growth(
     perturbation: PerturbationVAE,
     initial_gains: Sequence[float],
     step_factors: Sequence[float],
-    n: int = 16,
-    steps: int = 40,
-    init_times: Sequence[Any] | None = None,
-    band: tuple[float, float] = (0.8, 1.2),
-    after_hours: float = 24.0,
     weighting: str = "lead",
-    seed: int = 0,
+    run: TuningRun | dict[str, Any] | None = None,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> tuple[dict[Channel, tuple[float, float]], xr.Dataset]:
     """Calibrate initial-condition and model-tendency perturbations apart, per channel.
 
@@ -156,26 +152,23 @@ def tune_spread_growth(
     once), an ensemble is run on held-back data and scored per channel (variable and
     level; u and v of a level together): fair CRPS (normalised by the channel's std, mean
     over leads, and by lead) and the spread–skill ratio (finite-ensemble corrected) at each
-    lead after ``after_hours``. Each channel keeps, of the pairs whose ratios all lie in
-    ``band``, the one with the best CRPS score (see ``weighting``); if no pair does, the one
-    whose ratios fall least far outside the band (in log ratio). Bake the result in with
-    :func:`apply_spread_growth`.
+    lead after ``run.after_hours``. Each channel keeps, of the pairs whose ratios all lie in
+    ``run.band``, the one with the best CRPS score (see ``weighting``); if no pair does, the
+    one whose ratios fall least far outside the band (in log ratio). Bake the result in with
+    :func:`apply_spread_growth`. The ensembles have 16 members and 40 steps unless ``run``
+    says otherwise.
 
     Parameters
     ----------
     {{held_back}}
     initial_gains, step_factors : sequence of float
         Candidates (1 is always included in each).
-    {{run}}
-    band : (float, float), default (0.8, 1.2)
-    after_hours : float, default 24
-        Leads at or before this are not held to the band (the first day's ratio reflects
-        the initial perturbation alone).
     weighting : {"lead", "none"}, default "lead"
         How the CRPS of the leads is combined (:func:`select_spread_growth`): ``"lead"``,
         the mean over leads of the log of the CRPS relative to the uncalibrated pair (1, 1)
         at that lead, so that every lead counts alike; ``"none"``, the mean CRPS over leads,
         which the late leads (the largest errors) dominate.
+    {{run}}
 
     Returns
     -------
@@ -184,10 +177,12 @@ def tune_spread_growth(
         share one pair (so a wind perturbation keeps its direction).
     scores : xarray.Dataset
         ``crps`` (mean over leads), ``ssr_min`` and ``ssr_max`` (over leads after
-        ``after_hours``) by ``channel`` (``"variable@level"``; the wind as
+        ``run.after_hours``) by ``channel`` (``"variable@level"``; the wind as
         ``"wind@level"``), ``initial_gain`` and ``step_factor``, and ``crps_by_lead`` with
         ``prediction_timedelta`` too. CRPS is normalised by the channel's std.
     """
+    cfg = tuning_run(run, legacy, "tune_spread_growth", n=16, steps=40)
+    n, steps, band, after_hours = cfg.n, cfg.steps, cfg.band, cfg.after_hours
     gains = sorted({float(g) for g in initial_gains} | {1.0})
     facs = sorted({float(f) for f in step_factors} | {1.0})
     if any(not x > 0 for x in gains + facs):
@@ -196,8 +191,7 @@ def tune_spread_growth(
         raise ValueError(f"weighting must be one of {_WEIGHTINGS}; got {weighting!r}")
     _check_band_and_leads(band, model, steps, after_hours)
     truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
+    init_times = cfg.times(truth, model)
     std = np.asarray(model.stats.std, dtype=float)
     groups = _channel_groups(model.channels)
     names = [channel_name(("wind", g[0][1])) if len(g) > 1 else channel_name(g[0]) for g in groups]
@@ -215,7 +209,8 @@ def tune_spread_growth(
                 perturbation.set_initial_gain([x * g for x in saved_gain])
                 fc = ensemble(
                     ds, model=model, n=n, steps=steps, perturbation=perturbation,
-                    init_times=init_times, seed=seed, progress=progress,
+                    init_times=init_times, seed=cfg.seed, chunk_size=cfg.chunk_size,
+                    progress=progress,
                 )  # fmt: skip
                 per = {
                     ch: (cv / sd, sv)
@@ -342,14 +337,10 @@ def tune_early_gain(
     channels: Sequence[Channel],
     gains: Sequence[float],
     steps_options: Sequence[int],
-    n: int = 16,
-    steps: int = 40,
-    init_times: Sequence[Any] | None = None,
-    band: tuple[float, float] = (0.8, 1.2),
-    after_hours: float = 24.0,
     score_channels: Sequence[Channel] | None = None,
-    seed: int = 0,
+    run: TuningRun | dict[str, Any] | None = None,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> tuple[tuple[float, int], xr.Dataset]:
     """Choose an early-step gain for ``channels``: more tendency perturbation in the first days.
 
@@ -357,10 +348,11 @@ def tune_early_gain(
     is, ``(1, 0)``), the perturbations of steps ``1 … K`` of ``channels`` are multiplied by
     ``g`` (:meth:`PerturbationVAE.set_early_gain`), an ensemble is run on held-back data and
     ``score_channels`` (default ``channels``; perturbing the winds also spreads the heights,
-    so score those too) are scored: the fraction of leads after ``after_hours`` whose
-    spread–skill ratio (finite-ensemble corrected) lies in ``band``, and the mean over leads
-    of the log of the fair CRPS relative to the module as it is. The choice has the most
-    leads in band, then the best CRPS score. The module is left as it was.
+    so score those too) are scored: the fraction of leads after ``run.after_hours`` whose
+    spread–skill ratio (finite-ensemble corrected) lies in ``run.band``, and the mean over
+    leads of the log of the fair CRPS relative to the module as it is. The choice has the
+    most leads in band, then the best CRPS score. The module is left as it was. The
+    ensembles have 16 members and 40 steps unless ``run`` says otherwise.
 
     Parameters
     ----------
@@ -371,9 +363,6 @@ def tune_early_gain(
         Gain candidates.
     steps_options : sequence of int
         Candidates for ``K``, the number of early steps.
-    band : (float, float), default (0.8, 1.2)
-    after_hours : float, default 24
-        Leads at or before this are not held to the band.
     score_channels : sequence of (variable, level), optional
         The channels scored (default ``channels``).
     {{run}}
@@ -385,6 +374,8 @@ def tune_early_gain(
     scores : xarray.Dataset
         ``in_band`` and ``crps_score`` by ``candidate`` (with ``gain`` and ``early_steps``).
     """
+    cfg = tuning_run(run, legacy, "tune_early_gain", n=16, steps=40)
+    n, steps = cfg.n, cfg.steps
     chans = _channel_keys(channels)
     if not chans:
         raise ValueError("channels must name at least one channel of the module")
@@ -394,19 +385,19 @@ def tune_early_gain(
     cands = [(1.0, 0)] + [(float(g), int(k)) for g in gains for k in steps_options]
     if any(not g > 0 or k < 0 for g, k in cands):
         raise ValueError(f"gains must be positive and steps >= 0; got {gains}, {steps_options}")
-    lo, hi = _check_band_and_leads(band, model, steps, after_hours)
+    lo, hi = _check_band_and_leads(cfg.band, model, steps, cfg.after_hours)
     truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
+    init_times = cfg.times(truth, model)
     saved = (list(perturbation.config["early_gain"]), perturbation.config["early_steps"])
     in_band, by_lead = [], []
     try:
         for g, k in cands:
             apply_early_gain(perturbation, chans, g, k)
             fc = ensemble(ds, model=model, n=n, steps=steps, perturbation=perturbation,
-                          init_times=init_times, seed=seed, progress=progress)  # fmt: skip
+                          init_times=init_times, seed=cfg.seed, chunk_size=cfg.chunk_size,
+                          progress=progress)  # fmt: skip
             band_k, crps_k = _band_fraction_and_crps(
-                _channel_scores(fc, truth, scored, after_hours), lo, hi
+                _channel_scores(fc, truth, scored, cfg.after_hours), lo, hi
             )
             in_band.append(band_k)
             by_lead.append(crps_k)
@@ -474,12 +465,9 @@ def tune_model_gain(
     stage: int,
     gains: Sequence[float],
     channels: Sequence[Channel] | None = None,
-    n: int = 16,
-    steps: int = 40,
-    init_times: Sequence[Any] | None = None,
-    band: tuple[float, float] = (0.8, 1.2),
-    seed: int = 0,
+    run: TuningRun | dict[str, Any] | None = None,
     progress: bool | None = None,
+    **legacy: Any,
 ) -> tuple[float, xr.Dataset]:
     """Choose the perturbation gain of one stage of a cascade (its ``model_gain``).
 
@@ -490,10 +478,11 @@ def tune_model_gain(
     is, ``1``), the perturbations before the steps that ``model.stages[stage]`` makes are
     multiplied by ``g`` for ``channels`` (default all), an ensemble is run on held-back
     data and those channels are scored over the leads that stage makes (the first stage's
-    after day 1): the fraction of leads whose spread–skill ratio (finite-ensemble
-    corrected) lies in ``band``, then the mean log fair CRPS relative to the module as it
-    is. The choice has the most leads in band, then the best CRPS. The module is left as
-    it was (apply the choice with :func:`apply_model_gain`).
+    after ``run.after_hours``, default a day): the fraction of leads whose spread–skill
+    ratio (finite-ensemble corrected) lies in ``run.band``, then the mean log fair CRPS
+    relative to the module as it is. The choice has the most leads in band, then the best
+    CRPS. The module is left as it was (apply the choice with :func:`apply_model_gain`). The
+    ensembles have 16 members and 40 steps unless ``run`` says otherwise.
 
     Parameters
     ----------
@@ -505,7 +494,6 @@ def tune_model_gain(
         Gain candidates.
     channels : sequence of (variable, level), optional
         The channels that get the gain and are scored (default all).
-    band : (float, float), default (0.8, 1.2)
     {{run}}
 
     Returns
@@ -515,6 +503,8 @@ def tune_model_gain(
     scores : xarray.Dataset
         ``in_band`` and ``crps_score`` by ``gain``.
     """
+    cfg = tuning_run(run, legacy, "tune_model_gain", n=16, steps=40)
+    steps = cfg.steps
     if not isinstance(model, Cascade):
         raise TypeError(f"model must be a Cascade; got {type(model).__name__}")
     if isinstance(stage, bool) or not 0 <= int(stage) < len(model.stages):
@@ -522,7 +512,7 @@ def tune_model_gain(
     stage = int(stage)
     first = model.switch_steps[stage - 1] if stage else 0  # the stage makes steps first+1 ..
     # the band is held over a later stage's leads, or after day 1 for the first stage
-    after = first * model.timestep_hours if stage else 24.0
+    after = first * model.timestep_hours if stage else cfg.after_hours
     if int(steps) <= first:
         raise ValueError(f"steps={steps} never reach stage {stage} (it starts after step {first})")
     chans = list(perturbation.channels) if channels is None else _channel_keys(channels)
@@ -530,15 +520,14 @@ def tune_model_gain(
     cands = [1.0] + [float(g) for g in gains]
     if any(not g > 0 for g in cands):
         raise ValueError(f"gains must be positive; got {gains}")
-    lo, hi = _check_band_and_leads(band, model, steps, after)
+    lo, hi = _check_band_and_leads(cfg.band, model, steps, after)
     last = model.switch_steps[stage] if stage < len(model.switch_steps) else int(steps)
     if min(int(steps), last) * model.timestep_hours <= after:
         raise ValueError(
             f"stage {stage} makes no lead after {after:g} h to score the spread-skill band"
         )
     truth = validate(ds, require_time=True)
-    if init_times is None:
-        init_times = verifiable_init_times(truth, model=model, steps=steps)
+    init_times = cfg.times(truth, model)
     name = model.stages[stage].name
     saved = perturbation.config["model_gain"].get(name)
     base = np.ones(perturbation.n_channels) if saved is None else np.asarray(saved, dtype=float)
@@ -548,9 +537,9 @@ def tune_model_gain(
             gain = base.copy()
             gain[rows] *= g
             perturbation.set_model_gain(name, gain)
-            fc = ensemble(ds, model=model, n=n, steps=min(int(steps), last),
-                          perturbation=perturbation, init_times=init_times, seed=seed,
-                          progress=progress)  # fmt: skip
+            fc = ensemble(ds, model=model, n=cfg.n, steps=min(int(steps), last),
+                          perturbation=perturbation, init_times=init_times, seed=cfg.seed,
+                          chunk_size=cfg.chunk_size, progress=progress)  # fmt: skip
             band_g, crps_g = _band_fraction_and_crps(
                 _channel_scores(fc, truth, chans, after), lo, hi, first
             )
@@ -563,7 +552,7 @@ def tune_model_gain(
     scores = xr.Dataset(
         {"in_band": ("gain", in_band), "crps_score": ("gain", score)},
         coords={"gain": cands},
-        attrs={"channels": [channel_name(c) for c in chans], "stage": name, "n": n,
+        attrs={"channels": [channel_name(c) for c in chans], "stage": name, "n": cfg.n,
                "steps": steps},
     )  # fmt: skip
     return cands[best], scores

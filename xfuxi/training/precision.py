@@ -22,12 +22,37 @@ This module imports torch only when :func:`autocast` is called, so that the conf
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["PRECISIONS", "autocast", "check_precision"]
+from ..config import field
+
+__all__ = ["PRECISIONS", "Precision", "autocast", "check_precision", "precision_field"]
 
 #: the precisions of the trainers (the first is the default)
 PRECISIONS = ("float32", "bfloat16")
+
+#: the type of a configuration's ``precision`` field
+Precision = Literal["float32", "bfloat16"]
+
+
+def precision_field() -> Any:
+    """The ``precision`` field of a trainer's configuration (default ``"float32"``).
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from xfuxi.config import Config
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Run(Config):
+    ...     precision: Precision = precision_field()
+    >>> Run().precision
+    'float32'
+    """
+    return field(
+        PRECISIONS[0],
+        help="float32, or bfloat16 mixed precision (autocast forward and loss; float32 "
+        "weights and optimizer state)",
+    )
 
 
 def check_precision(owner: str, value: Any) -> None:
