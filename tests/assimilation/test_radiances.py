@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tests import tiny_da
 from tests.training.test_da import forecast_model
 from xfuxi.assimilation.config import BackgroundError
 from xfuxi.assimilation.radiances import (
+    PixelRadianceOperator,
     RadianceBiasCorrection,
     background_radiances,
     bias_predictors,
@@ -16,7 +18,14 @@ from xfuxi.assimilation.radiances import (
     fit_radiance_bias,
     radiance_analysis,
 )
-from xfuxi.observations.imager import CHANNELS, ImagerError, imager_observations, radiance_table
+from xfuxi.data.channels import stack
+from xfuxi.observations.imager import (
+    CHANNELS,
+    ImagerError,
+    imager_observations,
+    radiance_operator,
+    radiance_table,
+)
 
 CH = ["wv6.9", "wv7.4", "ir10.8"]
 
@@ -98,6 +107,32 @@ def test_cloud_screen_finds_the_clouds_without_the_truths_flag():
         cloud_screen(table, hxb, window_channel="ir99")
 
 
+def test_pixel_operator_is_the_row_operator():
+    truth = tiny_da.truth(2)
+    table = radiance_table(_radiances(truth), error=1.0)
+    grid = dict(channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT, longitude=tiny_da.LON)
+    rows = radiance_operator(table, **grid)
+    pix = PixelRadianceOperator.of(rows)
+    # every pixel has every channel at both times (one column per pixel for both)
+    assert pix.pixel_lat.numel() * len(CH) * 2 == rows.n_obs
+    x = torch.as_tensor(
+        stack(truth, tiny_da.MODEL_CHANNELS)
+        .transpose("time", "channel", "latitude", "longitude")
+        .values
+    )
+    torch.testing.assert_close(pix(x), rows(x))
+    keep = np.arange(rows.n_obs) % 3 == 0
+    torch.testing.assert_close(pix.subset(keep)(x[0]), rows.subset(keep)(x[0]))
+    xg = x[0].clone().requires_grad_(True)
+    (pix(xg) ** 2).sum().backward()
+    g1 = xg.grad.clone()
+    xg.grad = None
+    (rows(xg) ** 2).sum().backward()
+    torch.testing.assert_close(g1, xg.grad)
+    with pytest.raises(ValueError, match="expected states"):
+        pix(x[..., :-1, :, :])
+
+
 def test_radiance_analysis_clear_sky_and_all_sky():
     truth = tiny_da.truth(4)
     rad = _radiances(truth.isel(time=[3]), noise=False, spectroscopy=False)
@@ -130,3 +165,24 @@ def test_radiance_analysis_clear_sky_and_all_sky():
         radiance_analysis(bg, table, screen_threshold=None, cloudy_error=5.0, **kw)
     with pytest.raises(ValueError, match="nothing to assimilate"):
         radiance_analysis(bg, None, **kw)
+
+
+def test_conventional_only_is_assimilate_4dvar():
+    from xfuxi.assimilation.en4dvar import assimilate_4dvar
+    from xfuxi.observations.sets import radiosonde_observations
+
+    truth = tiny_da.truth(4)
+    bg = truth.isel(time=[1, 2, 3]).copy(deep=True)
+    bg["temperature"][-1] = bg["temperature"][-1] + 1.0
+    obs = radiosonde_observations(
+        truth.isel(time=[3]), n_sites=6, error={"temperature": 0.5, "passive_tracer": 0.02},
+        seed=0,
+    )  # fmt: skip
+    b = BackgroundError(n_members=16, amplitude=0.2)
+    ours = radiance_analysis(bg, None, conventional=obs, model=forecast_model(), background_error=b)
+    ref = assimilate_4dvar(bg, obs, model=forecast_model(), background_error=b, progress=False)
+    np.testing.assert_allclose(
+        ours.analysis["temperature"].values, ref.analysis["temperature"].isel(time=0).values
+    )
+    assert ours.diagnostics["n_conventional"] == int(ref.diagnostics["n_used"].sum())
+    assert float(np.abs(ours.increment["temperature"]).max()) > 0.05

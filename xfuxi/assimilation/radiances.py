@@ -31,7 +31,13 @@ import xarray as xr
 
 from ..data.channels import stack
 from ..models.registry import load_model
-from ..observations.imager import CHANNELS, ImagerError, radiance_operator
+from ..observations.imager import (
+    CHANNELS,
+    ImagerError,
+    RadianceOperator,
+    brightness_temperature,
+    radiance_operator,
+)
 from ..observations.sets import screen_observations
 from .calibration import model_background_error, spread_values, wind_pairs
 from .config import BackgroundError, LocalizationOptions, Minimiser, QualityControl
@@ -42,6 +48,7 @@ from .members import background_anomalies
 
 __all__ = [
     "PREDICTORS",
+    "PixelRadianceOperator",
     "RadianceAnalysis",
     "RadianceBiasCorrection",
     "background_radiances",
@@ -244,6 +251,46 @@ def cloud_screen(
     return flag.fillna(True).to_numpy(dtype=bool)
 
 
+class PixelRadianceOperator(RadianceOperator):
+    """:class:`~xfuxi.observations.imager.RadianceOperator` computing each pixel once.
+
+    The same values, but the column of a pixel is computed once for all its channels
+    (rows of one pixel share it), not once per row: with 8 channels, about 8 times less
+    work in En4DVar's background check and minimisation.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key = torch.stack([self.lat_index, self.lon_index], 1).numpy()
+        uniq, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        self.pixel_lat = torch.as_tensor(uniq[:, 0])
+        self.pixel_lon = torch.as_tensor(uniq[:, 1])
+        self.pixel_zenith = self.zenith[torch.as_tensor(first)]
+        self.pixel_of_row = torch.as_tensor(inverse.reshape(-1))
+
+    @classmethod
+    def of(cls, op: RadianceOperator) -> PixelRadianceOperator:
+        """The pixel-wise twin of ``op`` (the same rows)."""
+        return cls(
+            op.model_channels, op.grid_shape, sensor_channel=op.sensor_channel,
+            lat_index=op.lat_index.numpy(), lon_index=op.lon_index.numpy(),
+            zenith=op.zenith.numpy(),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-3:]) != (len(self.model_channels), *self.grid_shape):
+            return super().forward(x)  # raises the shape error
+        pl, po = self.pixel_lat, self.pixel_lon
+        columns = [x[..., i, :, :][..., pl, po].unsqueeze(-1) for i in (self.t_index, self.q_index)]
+        ps = x[..., self.ps_index, :, :][..., pl, po].unsqueeze(-1)
+        zen = self.pixel_zenith.to(x.dtype).unsqueeze(-1)
+        bt = brightness_temperature(*columns, ps, zen, levels=self.levels, channels=self.names)
+        return bt[..., 0][..., self.channel_index, self.pixel_of_row]  # (..., m)
+
+    def subset(self, keep: Any) -> PixelRadianceOperator:
+        return PixelRadianceOperator.of(super().subset(keep))
+
+
 class RadianceAnalysis(NamedTuple):
     """Result of :func:`radiance_analysis`."""
 
@@ -266,6 +313,7 @@ def radiance_analysis(
     localization: Any = DEFAULT_LOCALIZATION,
     minimiser: Minimiser | None = None,
     quality_control: QualityControl | None = None,
+    spread: Any = None,
 ) -> RadianceAnalysis:
     """One En4DVar analysis at t0 with imager radiances (and conventional observations).
 
@@ -292,6 +340,9 @@ def radiance_analysis(
     cloudy_error : float, optional
         All-sky: cloudy-looking rows are kept with this observation error (K); give
         ``screen_threshold`` to find them. Default: they are dropped.
+    spread : xarray.Dataset or array, optional
+        Background-error std per channel (and latitude) the members are rescaled to, as
+        for ``assimilate_4dvar``; default: the one the model carries.
 
     Returns
     -------
@@ -326,7 +377,8 @@ def radiance_analysis(
     if not slots:
         raise ValueError("nothing to assimilate: give radiances and/or conventional observations")
     pstd = tuple(float(s) for s in np.asarray(model.stats.std))
-    spread = model_background_error(model)
+    if spread is None:
+        spread = model_background_error(model)
     generator = torch.Generator().manual_seed(int(opts.seed if opts.seed is not None else 0))
     run_opts = opts.replace(perturbation_std=pstd)
     anomalies = background_anomalies(
@@ -391,7 +443,9 @@ def _radiance_rows(
         table.isel(obs=idx), channels=model.channels, latitude=model.latitude,
         longitude=model.longitude,
     )  # fmt: skip
-    return ObsSlot(0, op, torch.as_tensor(value[idx]), torch.as_tensor(error[idx]))
+    return ObsSlot(
+        0, PixelRadianceOperator.of(op), torch.as_tensor(value[idx]), torch.as_tensor(error[idx])
+    )
 
 
 def _rms_by(names: np.ndarray, d: np.ndarray) -> dict[str, float]:
