@@ -64,6 +64,26 @@ def block_bootstrap_gain(
     return float(gain), float(lo), float(hi)
 
 
+def truth_tensor(truth, model) -> torch.Tensor:
+    """The truth's states as a float32 tensor ``(T, C, H, W)`` in the model's channel order."""
+    data = stack(truth, model.channels).transpose("time", "channel", "latitude", "longitude")
+    return torch.as_tensor(np.asarray(data.values, dtype="float32"))
+
+
+def ctrl_backgrounds(model, truth, data, idx):
+    """CTRL: the model's 6-hour forecasts from the truth, valid at the times ``idx``.
+
+    Returns the tensor ``(T, C, H, W)`` and the Dataset (the truth's layout).
+    """
+    with torch.no_grad():
+        bg = model(torch.stack([data[idx - 2], data[idx - 1]], 1))
+    background = truth.isel(time=idx).copy(deep=True)
+    for k, (v, lv) in enumerate(model.channels):
+        sel = {"level": lv} if lv is not None else {}
+        background[v].loc[sel] = bg[:, k].numpy()
+    return bg, background
+
+
 def single_observation_test(background, radiances, *, model_name, channel="wv6.9"):
     """+1 K in one water-vapour channel at one clear and one cloudy pixel near the disc centre.
 
@@ -136,8 +156,7 @@ def main() -> None:
     model = load_model(args.model)
     truth = held_suarez_split("test", days=args.test_days)
     truth = truth.load()
-    data = stack(truth, model.channels).transpose("time", "channel", "latitude", "longitude")
-    data = torch.as_tensor(np.asarray(data.values, dtype="float32"))
+    data = truth_tensor(truth, model)
     n = data.shape[0]
     first, last = 2, n - 1 - args.forecast_steps
     if last - first + 1 < args.times:
@@ -145,13 +164,7 @@ def main() -> None:
     idx = np.arange(first, first + args.times)
     times = truth["time"].values[idx]
 
-    # CTRL: 6-hour forecasts from the truth
-    with torch.no_grad():
-        bg = model(torch.stack([data[idx - 2], data[idx - 1]], 1))
-    background = truth.sel(time=times).copy()
-    for k, (v, lv) in enumerate(model.channels):
-        sel = {"level": lv} if lv is not None else {}
-        background[v].loc[sel] = bg[:, k].numpy()
+    bg, background = ctrl_backgrounds(model, truth, data, idx)
     radiances = imager_observations(truth, satellites=[105.0], times=times, seed=12345)
     t0 = time.perf_counter()
     corr = assimilate_da(background, model=args.corr)

@@ -1,0 +1,229 @@
+"""FuXi-DA against En4DVar in one run: analysis time and peak memory; FuXi-DA training speed.
+
+On one analysis time of the test split, from the same background (a 4-step forecast of
+``fuxi-hs-t21`` from the truth, at t0 − 12 h, t0 − 6 h and t0):
+
+* FuXi-DA: ``assimilate_da`` with the shipped ``fuxi-da-hs-t21`` and the imager's radiances
+  (one satellite at 105° E, frames −2, 0, +2 h), including its O−B / O−A diagnostics;
+* En4DVar, radiosondes: ``assimilate_4dvar`` with its defaults (200 members) and 300 sites;
+* En4DVar, radiances: :func:`xfuxi.assimilation.radiances.radiance_analysis`, the same
+  defaults, the analysis-time frame's clear-looking pixels with a bias correction (fitted on
+  this time's clear-looking pixels: a timing case only).
+
+Each case runs ``--repeat`` times, interleaved; the table gives the median wall time and
+the min–max, and the peak **resident set size above the RSS just before the call**
+(sampled every 2 ms from ``/proc/self/statm`` by a thread, after ``malloc_trim`` has handed
+freed memory back: a lower bound of the true peak; the largest repeat is reported). Models
+are loaded before timing. Training throughput: ``train_da`` samples per second on a tiny
+configuration (width 8, 2 scales, 8 channels, 3 frames, 6-hour backgrounds) with K = 0
+(batch 4, n = ``--train-steps``) and K = 1 (batch 2, n / 4 steps): the optimizer loop's
+samples per second, timed from ``train_da``'s "prepared samples" log line to its return
+(the set-up — backgrounds, radiances — left out), after a warm-up run.
+
+    python benchmarks/bench_fuxi_da.py [--repeat 3] [--train-steps 40] [--threads 1]
+
+Writes ``benchmarks/results/fuxi_da_bench.json`` (atomically) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import logging
+import os
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import xfuxi
+from xfuxi.assimilation.cycling import world_background
+from xfuxi.assimilation.da import assimilate_da
+from xfuxi.assimilation.radiances import (
+    background_radiances,
+    cloud_screen,
+    fit_radiance_bias,
+    radiance_analysis,
+)
+from xfuxi.files import atomic_write_json
+from xfuxi.models.fuxi_da import load_da_model
+from xfuxi.observations.imager import imager_observations, radiance_table
+from xfuxi.observations.sets import radiosonde_observations
+from xfuxi.training.da import DAConfig, train_da
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def release() -> None:
+    """Hand memory freed earlier back to the system, so that a call's peak RSS above the
+    start counts what it needs rather than fitting into blocks freed before it."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def measure(fn) -> tuple[float, float]:
+    """(wall seconds, peak RSS above the start in MB) of one call of ``fn``."""
+    release()
+    start = rss()
+    peak = [start]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.002)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    tic = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - tic
+    done.set()
+    th.join()
+    peak[0] = max(peak[0], rss())
+    return wall, (peak[0] - start) / 2**20
+
+
+class _Prepared(logging.Handler):
+    """Notes when ``train_da`` has prepared its samples (its log line), i.e. when the
+    optimizer loop starts."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.at: float | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("prepared"):
+            self.at = time.perf_counter()
+
+
+def train_rate(truth: Any, model: Any, *, k: int, steps: int, batch: int) -> dict[str, float]:
+    """Samples per second of ``train_da``'s optimizer loop (after the samples are prepared)."""
+    cfg = dict(batch_size=batch, leads=(1,), forecast_steps=k, width=8, scales=2,
+               checkpoint_every=10**6, val_every=10**6, log_every=10**6)  # fmt: skip
+    train_da(truth, model, config=DAConfig(steps=1, **cfg), progress=False)  # warm-up
+    logger = logging.getLogger("xfuxi.training.da")
+    handler, level = _Prepared(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        tic = time.perf_counter()
+        train_da(truth, model, config=DAConfig(steps=steps, **cfg), progress=False)
+        end = time.perf_counter()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    if handler.at is None:
+        raise RuntimeError("train_da did not log when its samples were prepared")
+    return {
+        "forecast_steps_K": k,
+        "batch_size": batch,
+        "steps_timed": steps,
+        "samples_per_s": steps * batch / (end - handler.at),
+        "sample_preparation_s": handler.at - tic,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--train-steps", type=int, default=40)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave)")
+    p.add_argument("--sites", type=int, default=300)
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "fuxi_da_bench.json"))
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    load_start = os.getloadavg()[0]
+    xfuxi.set_options(progress=False)
+    model = xfuxi.load_model("fuxi-hs-t21")
+    net = load_da_model("fuxi-da-hs-t21")
+    truth = xfuxi.held_suarez_split("test", days=4).load()
+    t0 = truth["time"].values[10]
+    bg = world_background(truth, model=model, time=t0, lead_steps=4)
+    radiances = imager_observations(truth, satellites=[105.0], times=[t0], seed=12345)
+    err = {
+        v: 0.1
+        * float(np.mean([s for (vv, _), s in zip(model.channels, model.stats.std) if vv == v]))
+        for v, _ in model.channels
+    }
+    sondes = radiosonde_observations(truth, n_sites=a.sites, error=err, times=[t0], seed=0)
+    table = radiance_table(radiances, error=1.0).drop_vars("cloudy")
+    hxb = background_radiances(table, bg.isel(time=[-1]), channels=model.channels)
+    clear = ~cloud_screen(table, hxb)
+    names = table["sensor_channel"].values.astype(str)
+    bc = fit_radiance_bias(
+        table["value"].values[clear] - hxb[clear], sensor_channel=names[clear],
+        zenith_angle=table["zenith_angle"].values[clear], background_bt=hxb[clear],
+    )  # fmt: skip
+    cases = {
+        "FuXi-DA (assimilate_da)": lambda: assimilate_da(bg.isel(time=[-1]), radiances, model=net),
+        "En4DVar radiosondes (assimilate_4dvar defaults)": lambda: xfuxi.assimilate_4dvar(
+            bg, sondes, model=model, progress=False
+        ),
+        "En4DVar clear-sky radiances + BC (radiance_analysis)": lambda: radiance_analysis(
+            bg, table, model=model, bias=bc
+        ),
+    }
+    runs: dict[str, list[tuple[float, float]]] = {c: [] for c in cases}
+    for _ in range(a.repeat):
+        for c, fn in cases.items():
+            runs[c].append(measure(fn))
+    rows = []
+    for c, r in runs.items():
+        walls = [w for w, _ in r]
+        rows.append({
+            "case": c,
+            "median_s": statistics.median(walls),
+            "min_s": min(walls),
+            "max_s": max(walls),
+            "peak_rss_above_start_mb": max(m for _, m in r),
+        })  # fmt: skip
+    fuxi_da = rows[0]["median_s"]
+    for row in rows:
+        row["time_over_fuxi_da"] = row["median_s"] / fuxi_da
+    train = xfuxi.held_suarez_split("train", days=3).load()
+    training = [
+        train_rate(train, model, k=0, steps=a.train_steps, batch=4),
+        train_rate(train, model, k=1, steps=max(a.train_steps // 4, 1), batch=2),
+    ]
+    result = {
+        "rows": rows,
+        "training": training,
+        "n_radiances": int(table.sizes["obs"]),
+        "n_radiances_clear_looking": int(clear.sum()),
+        "n_radiosonde_obs": int(sondes.sizes["obs"]),
+        "repeat": a.repeat,
+        "threads": torch.get_num_threads(),
+        "memory": "peak RSS above the RSS before the call (after malloc_trim), sampled every "
+        "2 ms (max of repeats)",
+        "load_average": [load_start, os.getloadavg()[0]],
+    }
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(a.out, result)
+    print(f"{'case':<55} {'median s':>9} {'min-max s':>14} {'peak MB':>8} {'x FuXi-DA':>9}")
+    for r in rows:
+        print(
+            f"{r['case']:<55} {r['median_s']:9.2f} {r['min_s']:6.2f}-{r['max_s']:<7.2f} "
+            f"{r['peak_rss_above_start_mb']:8.0f} {r['time_over_fuxi_da']:9.1f}"
+        )
+    for t in training:
+        print(f"train_da K={t['forecast_steps_K']}: {t['samples_per_s']:.2f} samples/s")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
