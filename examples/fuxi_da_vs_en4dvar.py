@@ -171,7 +171,12 @@ def run_en4dvar(model, split: Split, k: int, variant: str, s: dict, bc, err, spr
     if variant == "En4DVar sondes":
         tic = time.perf_counter()
         res = xfuxi.assimilate_4dvar(
-            bg, split.sondes_at(k), model=model, spread=spread, progress=False, **OPTIONS
+            bg,
+            split.sondes_at(k),
+            model=model,
+            progress=False,
+            error_data=xfuxi.BackgroundErrorData(spread=spread),
+            **OPTIONS,
         )
         d = res.diagnostics.attrs
         an = res.analysis.isel(time=[-1]) if "time" in res.analysis.dims else res.analysis

@@ -22,6 +22,7 @@ from xfuxi.data.channels import stack
 from xfuxi.observations.imager import (
     CHANNELS,
     ImagerError,
+    ImagerErrors,
     imager_observations,
     radiance_operator,
     radiance_table,
@@ -30,9 +31,12 @@ from xfuxi.observations.imager import (
 CH = ["wv6.9", "wv7.4", "ir10.8"]
 
 
-def _radiances(truth, **kw):
-    opts = dict(satellites=[90.0], channels=CH, frames=(0.0,), seed=3)
-    return imager_observations(truth, **{**opts, **kw})
+def _radiances(truth, **errors):
+    """The imager's radiances of ``truth``; ``errors`` are :class:`ImagerErrors` fields."""
+    return imager_observations(
+        truth, satellites=[90.0], channels=CH, frames=(0.0,), seed=3,
+        errors=ImagerErrors(**errors),
+    )  # fmt: skip
 
 
 def test_bias_fit_recovers_the_imagers_bias_model():
