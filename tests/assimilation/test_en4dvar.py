@@ -566,3 +566,30 @@ def test_increment_previous_shifts_the_earlier_input():
     torch.testing.assert_close(b, expect_b)
     torch.testing.assert_close(*same)
     assert not torch.allclose(a, b)
+
+
+def test_world_background_with_the_shortest_lead_holds_its_initial_state():
+    """lead_steps=2: t0 − 12 h is the forecast's initial state (the truth), then two steps."""
+    import pandas as pd
+    import torch
+    import xarray as xr
+
+    import xfuxi
+
+    truth = xr.Dataset(
+        {"temperature": (("time", "level", "latitude", "longitude"),
+                         250.0 + np.arange(6.0)[:, None, None, None] * np.ones((6, 1, 2, 4)))},
+        coords={"time": pd.date_range("2000-01-01", periods=6, freq="6h"), "level": [500],
+                "latitude": [-45.0, 45.0], "longitude": [0.0, 90.0, 180.0, 270.0]},
+    )  # fmt: skip
+
+    class Trend(torch.nn.Module):  # x(t+1) = 2 x(t) - x(t-1): the truth's linear trend
+        def forward(self, x):
+            return 2 * x[:, 1] - x[:, 0]
+
+    model = xfuxi.wrap_model(Trend(), channels=[("temperature", 500.0)],
+                             latitude=truth.latitude, longitude=truth.longitude)  # fmt: skip
+    for lead in (2, 3):
+        bg = xfuxi.world_background(truth, model=model, time="2000-01-02T06", lead_steps=lead)
+        assert list(bg.time.values) == list(truth.time.values[-3:])
+        xr.testing.assert_allclose(bg.temperature, truth.temperature.isel(time=slice(-3, None)))

@@ -128,7 +128,8 @@ def world_background(
             f"{t0} with lead_steps={lead_steps}"
         )
     pair = _stack_times(truth, model, inputs)
-    states = rollout(model, pair, lead_steps)[-3:]
+    # with lead_steps == 2 the state at t0 − 12 h is the forecast's own initial state
+    states = np.concatenate([pair[-1:], rollout(model, pair, lead_steps)])[-3:]
     return _to_dataset(states, model, [t0 - 2 * step, t0 - step, t0], truth)
 
 
