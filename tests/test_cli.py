@@ -415,3 +415,33 @@ def test_config_args_comma_refuses_a_field_that_is_not_a_tuple():
         else:
             with pytest.raises(TypeError, match="tuple field|no field"):
                 add(parser)
+
+
+def test_cycle_fuxi_da_takes_the_network_satellites_and_imager_errors(monkeypatch, capsys):
+    """``xfuxi cycle --method fuxi-da``: the DA network (CORR too), the satellites and the
+    imager's errors reach FuXiDAMethod and ImagerNetwork; bad satellites are a usage error."""
+    import xfuxi.assimilation.cycle as cycle_module
+    from xfuxi.cli import assimilate as cli_assimilate
+    from xfuxi.observations.imager import ImagerErrors
+
+    seen = {}
+
+    def fake_cycle(truth, network, *, method, model, config, store):
+        seen.update(network=network, method=method, config=config, store=store)
+        return "a run"
+
+    monkeypatch.setattr(cycle_module, "cycle", fake_cycle)
+    monkeypatch.setattr(cli_assimilate, "open_data", lambda path: path)
+    monkeypatch.setattr(cli_assimilate, "load_model", lambda name: name)
+    base = ["cycle", "truth.zarr", "--store", "s.zarr", "--method", "fuxi-da"]
+    flags = ["--satellites", "0,105,240", "--no-clouds", "--drift", "1.5", "--seed", "4"]
+    assert main(base + ["--da-model", "fuxi-da-hs-t21-corr", *flags]) == 0
+    net, method = seen["network"], seen["method"]
+    assert net.satellites == (0.0, 105.0, 240.0) and net.seed == 4
+    assert net.errors == ImagerErrors(clouds=False, drift=1.5)
+    assert method.name == "FuXi-DA CORR" and method.allow_new_satellites
+    assert seen["config"].days == 1.0 and str(seen["store"]) == "s.zarr"
+    assert main(base) == 0
+    assert seen["method"].name == "FuXi-DA" and seen["network"].satellites == (105.0,)
+    assert main(base + ["--satellites", "east"]) != 0
+    assert "east" in capsys.readouterr().err

@@ -184,6 +184,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("En4DVarMethod", "assimilation.cycle:En4DVarMethod"),
     Entry("static_var", "assimilation.cycle:static_var"),
     Entry("RadiosondeNetwork", "assimilation.cycle:RadiosondeNetwork"),
+    Entry("FuXiDAMethod", "assimilation.da_cycle:FuXiDAMethod"),
+    Entry("ImagerNetwork", "assimilation.da_cycle:ImagerNetwork"),
     Entry("LETKFOptions", "assimilation.letkf:LETKFOptions"),
     Entry("lorenz96_letkf", "experiments.lorenz96:lorenz96_letkf"),
     Entry("plot_cycle", "plot:plot_cycle", accessor="dataset"),

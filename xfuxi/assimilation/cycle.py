@@ -108,6 +108,11 @@ class CycleAnalysis:
         Innovations and residuals of the used observations (all slots).
     error : Tensor (m,), optional
         Their observation-error std.
+    extra : xarray.Dataset, optional
+        Further per-cycle diagnostics of the method (no ``time`` dim; e.g. FuXi-DA's
+        radiance O−B and O−A), written with the scores under their own names.
+    n_obs : int, optional
+        The number of observations used, for methods without ``omb`` (default its size).
     """
 
     analysis: torch.Tensor
@@ -118,6 +123,8 @@ class CycleAnalysis:
     omb: torch.Tensor | None = None
     oma: torch.Tensor | None = None
     error: torch.Tensor | None = None
+    extra: xr.Dataset | None = None
+    n_obs: int | None = None
 
 
 class CycleMethod:
@@ -144,6 +151,27 @@ class CycleMethod:
     ) -> dict[str, torch.Tensor]:
         """The initial state from the first background ``(3, C, H, W)``."""
         return {"background": background}
+
+    def observe(
+        self, network: Any, truth: xr.Dataset, times: Sequence[Any], *, cycle: int, model: Any
+    ) -> tuple[list[Any], int, dict[str, int]]:
+        """The window's observations for :meth:`analyse`: ``(slots, n_given, rejected)``.
+
+        The default draws them from ``network`` and screens them into
+        :class:`~xfuxi.assimilation.cost.ObsSlot` (one per slot time); an empty ``slots``
+        makes the cycle's analysis the background.
+        """
+        obs = network(truth, times, cycle=cycle, model=model)
+        used, op, _, counts = screen_observations(
+            obs,
+            channels=model.channels,
+            latitude=model.latitude,
+            longitude=model.longitude,
+            slot_times=np.array(times, dtype="M8[ns]"),
+            duplicates="first",
+        )
+        slots, _ = observation_slots(used, op, self.n_slots)
+        return slots, len(used["value"]), counts
 
     def analyse(
         self,
@@ -966,16 +994,7 @@ def cycle(
         tic = _time.perf_counter()
         t = t0 + c * step
         slot_times = [t + k * step for k in range(method.n_slots)]
-        obs = network(truth, slot_times, cycle=c, model=model)
-        used, op, _, counts = screen_observations(
-            obs,
-            channels=model.channels,
-            latitude=model.latitude,
-            longitude=model.longitude,
-            slot_times=np.array(slot_times, dtype="M8[ns]"),
-            duplicates="first",
-        )
-        slots, _ = observation_slots(used, op, method.n_slots)
+        slots, n_given, counts = method.observe(network, truth, slot_times, cycle=c, model=model)
         if not slots:
             warnings.warn(
                 f"cycle {c} at {t}: no usable observation in the window (rejected: {counts}); "
@@ -997,7 +1016,7 @@ def cycle(
                 f"(bound {bound[i]:.4g} = {divergence_factor:g} × its climatological std)"
                 + (f"; the {c} complete cycle(s) are kept in {path}" if path is not None else "")
             )
-        row = _row(c, t, res, bg, free[1], tr, weights, names, len(used["value"]))
+        row = _row(c, t, res, bg, free[1], tr, weights, names, n_given)
         row["wall_time_s"] = ("time", [_time.perf_counter() - tic])
         row["no_observations"] = ("time", [not slots])
         if path is not None:
@@ -1059,7 +1078,8 @@ def _row(
 
     nan = np.full(len(names), np.nan)
     d = res.diagnostics
-    return xr.Dataset(
+    n_used = res.n_obs if res.n_obs is not None else 0 if res.omb is None else res.omb.numel()
+    row = xr.Dataset(
         {
             "analysis_error": (("time", "channel"), _area_rms(res.analysis - truth, weights)[None]),
             "background_error": (("time", "channel"), _area_rms(bg - truth, weights)[None]),
@@ -1070,7 +1090,7 @@ def _row(
             ),
             "omb_rms": ("time", [rms_norm(res.omb)]),
             "oma_rms": ("time", [rms_norm(res.oma)]),
-            "n_obs": ("time", [int(0 if res.omb is None else res.omb.numel())]),
+            "n_obs": ("time", [int(n_used)]),
             "n_obs_given": ("time", [int(n_obs)]),
             "cost_initial": ("time", [d.get("cost_initial", np.nan)]),
             "cost_final": ("time", [d.get("cost_final", np.nan)]),
@@ -1080,6 +1100,9 @@ def _row(
         },
         coords={"time": [np.datetime64(pd.Timestamp(t), "ns")], "channel": names},
     )
+    if res.extra is not None:
+        row = row.merge(res.extra.expand_dims(time=row["time"].values))
+    return row
 
 
 def _scores_only(ds: xr.Dataset) -> xr.Dataset:

@@ -97,24 +97,34 @@ def _cmd_assimilate(args) -> int:
 
 @arg("truth", help="truth run (a .nc file or a zarr store) with the model's channels and grid")
 @arg("--store", required=True, help="zarr store written one cycle at a time (resumed if it exists)")
-@arg("--method", choices=["letkf", "en4dvar", "cycled-en4dvar"], default="letkf",
-     help="LETKF, Perlin En4DVar, or En4DVar with a cycled ensemble (default letkf)")  # fmt: skip
+@arg("--method", choices=["letkf", "en4dvar", "cycled-en4dvar", "fuxi-da"], default="letkf",
+     help="LETKF, Perlin En4DVar, En4DVar with a cycled ensemble, or FuXi-DA with imager "
+          "radiances (default letkf)")  # fmt: skip
 @arg(
     "--model", default="fuxi-hs-t21", help="forecast model name or checkpoint (default fuxi-hs-t21)"
 )
 @arg("--sites", type=int, default=300, help="radiosonde sites (default 300)")
+@arg("--da-model", default="fuxi-da-hs-t21",
+     help="--method fuxi-da: the FuXi-DA network, a shipped name or checkpoint (default "
+          "fuxi-da-hs-t21; CORR: fuxi-da-hs-t21-corr)")  # fmt: skip
+@arg("--satellites", default="105",
+     help="--method fuxi-da: comma-separated sub-satellite longitudes, degrees east "
+          "(default 105; others than the network's training ones are allowed)")  # fmt: skip
 @arg("--localization", type=float, default=1500.0, help="Gaspari-Cohn half-width, km")
 # the LETKF's options (the En4DVar methods take their members from --n-members too); the
 # command relaxes to the prior spread by half unless told otherwise
 @config_args(
     "assimilation.letkf:LETKFOptions", aliases={"n_members": ("--members",)}, defaults={"rtps": 0.5}
 )
+@config_args("observations.imager:ImagerErrors")
 @config_args(CycleConfig)
 @command("cycle", "cycle an assimilation method on a truth run, writing a resumable store")
 def _cmd_cycle(args) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
     from ..assimilation.cycle import En4DVarMethod, LETKFMethod, RadiosondeNetwork, cycle
+    from ..assimilation.da_cycle import FuXiDAMethod, ImagerNetwork
     from ..assimilation.letkf import LETKFOptions
+    from ..observations.imager import ImagerErrors
 
     try:
         # one day of cycles unless --days or --n-cycles says otherwise
@@ -122,10 +132,20 @@ def _cmd_cycle(args) -> int:
         config = from_arguments(CycleConfig, args, **length)
         letkf = from_arguments(LETKFOptions, args)
         loc = da.LocalizationOptions(length_scale=args.localization)
+        errors = from_arguments(ImagerErrors, args)
+        satellites = tuple(float(x) for x in args.satellites.split(",") if x.strip())
     except ValueError as err:
         return usage_error("cycle", str(err))
-    method: LETKFMethod | En4DVarMethod
-    if args.method == "letkf":
+    method: LETKFMethod | En4DVarMethod | FuXiDAMethod
+    network: RadiosondeNetwork | ImagerNetwork
+    network = RadiosondeNetwork(n_sites=args.sites, seed=config.seed)
+    if args.method == "fuxi-da":
+        if not satellites:
+            return usage_error("cycle", f"--satellites needs longitudes; got {args.satellites!r}")
+        # the imager's radiances; satellites other than the network's training ones allowed
+        method = FuXiDAMethod(args.da_model, allow_new_satellites=True)
+        network = ImagerNetwork(satellites=satellites, errors=errors, seed=config.seed)
+    elif args.method == "letkf":
         method = LETKFMethod(options=letkf, localization=loc)
     else:
         method = En4DVarMethod(
@@ -136,7 +156,7 @@ def _cmd_cycle(args) -> int:
         )
     run = cycle(
         open_data(args.truth),
-        RadiosondeNetwork(n_sites=args.sites, seed=config.seed),
+        network,
         method=method,
         model=load_model(args.model),
         config=config,
