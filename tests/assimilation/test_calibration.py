@@ -18,7 +18,9 @@ from xfuxi.assimilation.calibration import (
     spread_values,
     wind_pairs,
 )
+from xfuxi.assimilation.config import BackgroundError, Minimiser, QualityControl
 from xfuxi.assimilation.en4dvar import ObsSlot, en4dvar_analysis
+from xfuxi.assimilation.members import background_anomalies
 from xfuxi.models.base import ForecastModel
 from xfuxi.models.lorenz96 import lorenz96_model
 from xfuxi.observations.operator import build_operator
@@ -189,21 +191,46 @@ def test_hybrid_b_single_observation_gives_the_hybrid_covariance_column():
     for beta in (0.3, 1.0):
         bmat = beta * xs @ xs.T + (1 - beta) * xe @ xe.T
         expected = bmat @ hvec * innovation / (hvec @ bmat @ hvec + err**2)
+        background = torch.stack([xb, xb, xb])
+        opts = BackgroundError(perturbation_std=(1.0,) * c, hybrid_weight=beta)
         res = en4dvar_analysis(
-            model, torch.stack([xb, xb, xb]), [ObsSlot(0, op, value, torch.tensor([err]))],
-            members=members, perturbation_std=[1.0] * c, static=static, hybrid_weight=beta,
-            qc_threshold=None, gtol=1e-10, max_iter=300, dtype=F64, progress=False,
+            model, background, [ObsSlot(0, op, value, torch.tensor([err]))],
+            anomalies=background_anomalies(model, background, background_error=opts,
+                                           members=members, static=static, dtype=F64,
+                                           progress=False),
+            background_error=opts, quality_control=QualityControl(qc_threshold=None),
+            minimiser=Minimiser(gtol=1e-10, max_iter=300), dtype=F64, progress=False,
         )  # fmt: skip
         np.testing.assert_allclose(res.increment.numpy().ravel(), expected, atol=1e-8)
         assert res.control.numel() == (9 if beta == 1.0 else 15)
     slot = [ObsSlot(0, op, value, torch.tensor([err]))]
-    kw = dict(members=members, perturbation_std=[1.0] * c, progress=False)
+    opts = BackgroundError(perturbation_std=(1.0,) * c)
+
+    def analysis(background_error, static):
+        background = torch.stack([xb] * 3)
+        anomalies = background_anomalies(
+            model,
+            background,
+            background_error=background_error,
+            members=members,
+            static=static,
+            progress=False,
+        )
+        return en4dvar_analysis(
+            model,
+            background,
+            slot,
+            anomalies=anomalies,
+            background_error=background_error,
+            progress=False,
+        )
+
     with pytest.raises(ValueError, match="hybrid_weight"):
-        en4dvar_analysis(model, torch.stack([xb] * 3), slot, static=static, hybrid_weight=0, **kw)
+        analysis(opts.replace(hybrid_weight=0), static)
     with pytest.raises(ValueError, match="static samples must be"):
-        en4dvar_analysis(model, torch.stack([xb] * 3), slot, static=static[:, :2], **kw)
+        analysis(opts, static[:, :2])
     with pytest.raises(ValueError, match="NaN"):
-        en4dvar_analysis(model, torch.stack([xb] * 3), slot, static=static * float("nan"), **kw)
+        analysis(opts, static * float("nan"))  # fmt: skip
 
 
 def test_channel_values_errors():
@@ -230,10 +257,15 @@ def _analysis(spread=None, groups=None):
     )  # fmt: skip
     y = op(xb) + 1.0
     slot = ObsSlot(0, op, y, torch.full((1,), 0.5, dtype=F64))
+    background = torch.stack([xb, xb, xb])
+    opts = BackgroundError(perturbation_std=(1.0,) * 3)
+    anomalies = background_anomalies(model, background, background_error=opts, members=members,
+                                     spread=spread, spread_groups=groups, dtype=F64,
+                                     progress=False)  # fmt: skip
     return en4dvar_analysis(
-        model, torch.stack([xb, xb, xb]), [slot], members=members, perturbation_std=[1.0] * 3,
-        spread=spread, spread_groups=groups, qc_threshold=None, gtol=1e-10, max_iter=200,
-        dtype=F64, progress=False,
+        model, background, [slot], anomalies=anomalies, background_error=opts,
+        quality_control=QualityControl(qc_threshold=None),
+        minimiser=Minimiser(gtol=1e-10, max_iter=200), dtype=F64, progress=False,
     ), members, xb, op  # fmt: skip
 
 
@@ -321,8 +353,8 @@ def test_assimilate_4dvar_accepts_spread_dataset():
     obs = xfuxi.make_observations(
         [9.0], error=0.5, time=t[-1], latitude=0.0, longitude=m.longitude[2], variable="x"
     )
-    kw = dict(model=m, n_members=10, localization=None, amplitude=0.5, wavelength=1,
-              progress=False)  # fmt: skip
+    kw = dict(model=m, background_error=BackgroundError(n_members=10, amplitude=0.5, wavelength=1),
+              localization=None, progress=False)  # fmt: skip
     small = xfuxi.assimilate_4dvar(
         bg, obs, error_data=xfuxi.BackgroundErrorData(spread=xr.Dataset({"x": 0.1})), **kw
     )
@@ -440,8 +472,9 @@ def test_assimilate_4dvar_adaptive_spread_option():
         np.tile(bg["x"].isel(time=-1, latitude=0).values, 2) + truth_minus_bg,
         error=0.5, time=t[-1], latitude=0.0, longitude=lons, variable="x",
     )  # fmt: skip
-    kw = dict(model=m, n_members=10, localization=None, amplitude=0.01, wavelength=1,
-              progress=False, qc_threshold=None)  # fmt: skip
+    kw = dict(model=m, background_error=BackgroundError(n_members=10, amplitude=0.01, wavelength=1),
+              localization=None, progress=False,
+              quality_control=QualityControl(qc_threshold=None))  # fmt: skip
     tiny = xfuxi.assimilate_4dvar(bg, obs, **kw)  # the ensemble's spread is tiny: no update
     adaptive = xfuxi.assimilate_4dvar(
         bg, obs, error_data=xfuxi.BackgroundErrorData(spread="innovations"), **kw

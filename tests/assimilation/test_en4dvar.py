@@ -12,6 +12,7 @@ import xarray as xr
 
 import xfuxi
 from tests import tiny
+from xfuxi.assimilation.config import Minimiser, QualityControl, Window
 from xfuxi.assimilation.en4dvar import (
     BackgroundError,
     En4DVarProblem,
@@ -21,6 +22,7 @@ from xfuxi.assimilation.en4dvar import (
     minimize_cost,
 )
 from xfuxi.assimilation.localization import localization
+from xfuxi.assimilation.members import background_anomalies
 from xfuxi.observations.operator import build_operator
 from xfuxi.observations.sets import ObservationError, make_observations
 
@@ -131,19 +133,22 @@ def test_linear_model_reaches_closed_form_solution():
     hess = np.eye(10) + r0 * g0.T @ g0 + r1 * g1.T @ g1
     w_ref = np.linalg.solve(hess, r0 * g0.T @ d0 + r1 * g1.T @ d1)
     for optimizer in ("scipy", "torch"):
+        background = torch.stack([prev, prev, xb])
+        opts = BackgroundError(perturbation_std=(1.0, 1.0))
         res = en4dvar_analysis(
             model,
-            torch.stack([prev, prev, xb]),
+            background,
             [s0, s1],
-            perturbation_std=[1.0, 1.0],
-            members=members,
-            qc_threshold=None,
-            gtol=1e-9,
-            max_iter=200,
-            optimizer=optimizer,
+            anomalies=background_anomalies(
+                model, background, background_error=opts, members=members, dtype=F64,
+                progress=False,
+            ),
+            background_error=opts,
+            quality_control=QualityControl(qc_threshold=None),
+            minimiser=Minimiser(gtol=1e-9, max_iter=200, optimizer=optimizer),
             dtype=F64,
             progress=False,
-        )
+        )  # fmt: skip
         np.testing.assert_allclose(res.increment.numpy().ravel(), xbn @ w_ref, atol=1e-7)
         assert res.history.records[-1].gradient_norm < 1e-5 * res.history.records[0].gradient_norm
     # analysis trajectory is the model run from the analysis
@@ -176,16 +181,19 @@ def test_single_observation_analytic_increment(use_loc):
         bmat = bmat * np.kron(np.array([[1.0, 0.5], [0.5, 1.0]]), spatial)
     h = s0.operator.matrix()[0]
     expected = bmat @ h * innovation / (h @ bmat @ h + err**2)
+    background = torch.stack([prev, prev, xb])
+    opts = BackgroundError(perturbation_std=(1.0, 1.0))
     res = en4dvar_analysis(
         model,
-        torch.stack([prev, prev, xb]),
+        background,
         [s0],
-        members=members,
-        perturbation_std=[1.0, 1.0],
+        anomalies=background_anomalies(
+            model, background, background_error=opts, members=members, dtype=F64, progress=False
+        ),
+        background_error=opts,
         localization=loc,
-        qc_threshold=None,
-        gtol=1e-10,
-        max_iter=300,
+        quality_control=QualityControl(qc_threshold=None),
+        minimiser=Minimiser(gtol=1e-10, max_iter=300),
         dtype=F64,
         progress=False,
     )
@@ -198,13 +206,17 @@ def test_background_check_rejects_outlier():
     s0 = _slot(0, [10.0, 20.0], [30.0, 60.0], [0.0, 0.0], 0.1)
     hb = s0.operator(xb)
     s0.value = hb + torch.tensor([0.05, 1e3], dtype=F64)
+    background = torch.stack([prev, prev, xb])
+    opts = BackgroundError(perturbation_std=(1.0, 1.0))
     res = en4dvar_analysis(
         model,
-        torch.stack([prev, prev, xb]),
+        background,
         [s0],
-        members=members,
-        perturbation_std=[1.0, 1.0],
-        qc_threshold=5.0,
+        anomalies=background_anomalies(
+            model, background, background_error=opts, members=members, dtype=F64, progress=False
+        ),
+        background_error=opts,
+        quality_control=QualityControl(qc_threshold=5.0),
         dtype=F64,
         progress=False,
     )
@@ -253,13 +265,11 @@ def test_assimilate_4dvar_dataset_counts_and_accessor():
     )
     kw = dict(
         model=model,
-        n_members=16,
+        background_error=BackgroundError(
+            n_members=16, perturbation_std=(2.0, 100.0), amplitude=0.5, wavelength=1, seed=3
+        ),
         localization=3000.0,
-        perturbation_std=[2.0, 100.0],
-        amplitude=0.5,
-        wavelength=1,
         progress=False,
-        seed=3,
     )
     res = assimilate_4dvar(bg, obs, **kw)
     xr.testing.assert_identical(bg, before)
@@ -287,7 +297,7 @@ def test_assimilate_4dvar_dataset_counts_and_accessor():
     res2 = bg.fuxi.assimilate_4dvar(obs, **kw)
     xr.testing.assert_allclose(res2.analysis, res.analysis)
     with pytest.raises(ObservationError, match="strict"):
-        assimilate_4dvar(bg, obs, strict=True, **kw)
+        assimilate_4dvar(bg, obs, quality_control=QualityControl(strict=True), **kw)
     assert xfuxi.assimilate_4dvar is assimilate_4dvar
     # t0 is the latest time whatever the order of the background's times
     rev = assimilate_4dvar(bg.isel(time=slice(None, None, -1)), obs, **kw)
@@ -298,14 +308,14 @@ def test_assimilate_4dvar_dataset_counts_and_accessor():
     assert f"{diag.attrs['iterations']} iterations" in text and "2 used" in text
     assert "'nan_value': 1" in text and "'background_check'" not in text
     # max_iter=0: not minimised, the analysis is the background with its diagnostics
-    none = assimilate_4dvar(bg, obs, max_iter=0, **kw)
+    none = assimilate_4dvar(bg, obs, minimiser=Minimiser(max_iter=0), **kw)
     assert none.diagnostics.attrs["iterations"] == 0
     assert float(abs(none.increment).to_array().max()) == 0.0
     np.testing.assert_allclose(none.diagnostics["oma"], none.diagnostics["omb"])
     assert float(none.diagnostics["cost"][0]) == pytest.approx(float(diag["cost"][0]))
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="max_iter"):
-            assimilate_4dvar(bg, obs, max_iter=bad, **kw)
+            assimilate_4dvar(bg, obs, minimiser=Minimiser(max_iter=bad), **kw)
 
 
 def test_assimilate_4dvar_bad_background():
@@ -321,15 +331,16 @@ def test_assimilate_4dvar_bad_background():
         level=500.0,
     )
     with pytest.raises(ValueError, match="t0 - 12 h"):
-        assimilate_4dvar(bg, obs, model=model, n_members=4, progress=False)
+        assimilate_4dvar(
+            bg, obs, model=model, background_error=BackgroundError(n_members=4), progress=False
+        )
     with pytest.raises(ValueError, match="no usable observation"):
         assimilate_4dvar(
             _background_ds(),
             obs.assign(value=obs["value"] * np.nan),
             model=model,
-            n_members=4,
+            background_error=BackgroundError(n_members=4, perturbation_std=(1.0, 1.0)),
             progress=False,
-            perturbation_std=[1.0, 1.0],
         )
 
 
@@ -351,15 +362,19 @@ def test_assimilate_4dvar_hybrid_static_b():
         coords={"level": [500.0], "latitude": LAT, "longitude": LON},
     )  # fmt: skip
     before = static_b.copy(deep=True)
-    kw = dict(model=model, n_members=8, localization=None, perturbation_std=[2.0, 100.0],
-              amplitude=0.5, wavelength=1, progress=False, seed=3, qc_threshold=None)  # fmt: skip
-    ens = assimilate_4dvar(bg, obs, **kw)
+    be = BackgroundError(n_members=8, perturbation_std=(2.0, 100.0), amplitude=0.5,
+                         wavelength=1, seed=3)  # fmt: skip
+    kw = dict(model=model, localization=None, progress=False,
+              quality_control=QualityControl(qc_threshold=None))  # fmt: skip
+    ens = assimilate_4dvar(bg, obs, background_error=be, **kw)
     hyb = assimilate_4dvar(
-        bg, obs, hybrid_weight=0.5, error_data=xfuxi.BackgroundErrorData(static_b=static_b), **kw
-    )
+        bg, obs, background_error=be.replace(hybrid_weight=0.5),
+        error_data=xfuxi.BackgroundErrorData(static_b=static_b), **kw,
+    )  # fmt: skip
     static = assimilate_4dvar(
-        bg, obs, hybrid_weight=1.0, error_data=xfuxi.BackgroundErrorData(static_b=static_b), **kw
-    )
+        bg, obs, background_error=be.replace(hybrid_weight=1.0),
+        error_data=xfuxi.BackgroundErrorData(static_b=static_b), **kw,
+    )  # fmt: skip
     xr.testing.assert_identical(static_b, before)
     assert hyb.diagnostics.attrs["background_error"].startswith("hybrid: 0.5 ensemble")
     assert ens.diagnostics.attrs["background_error"] == "ensemble"
@@ -373,6 +388,7 @@ def test_assimilate_4dvar_hybrid_static_b():
             bg,
             obs,
             error_data=xfuxi.BackgroundErrorData(static_b=static_b.rename(sample="member")),
+            background_error=be,
             **kw,
         )
     with pytest.raises(SchemaError, match="grid"):
@@ -380,13 +396,14 @@ def test_assimilate_4dvar_hybrid_static_b():
             bg,
             obs,
             error_data=xfuxi.BackgroundErrorData(static_b=static_b.isel(longitude=[0, 1, 2])),
+            background_error=be,
             **kw,
         )
     with pytest.raises(ValueError, match="hybrid_weight"):
         assimilate_4dvar(
             bg,
             obs,
-            hybrid_weight=1.5,
+            background_error=be.replace(hybrid_weight=1.5),
             error_data=xfuxi.BackgroundErrorData(static_b=static_b),
             **kw,
         )
@@ -442,8 +459,9 @@ def test_assimilate_4dvar_with_a_given_ensemble():
     innovation, err = 0.8, 0.5
     obs = make_observations([tb + innovation], error=err, time=t0, latitude=0.0, longitude=90.0,
                             variable="temperature", level=500.0)  # fmt: skip
-    kw = dict(model=model, localization=None, progress=False, qc_threshold=None, gtol=1e-10,
-              max_iter=300)  # fmt: skip
+    kw = dict(model=model, localization=None, progress=False,
+              quality_control=QualityControl(qc_threshold=None),
+              minimiser=Minimiser(gtol=1e-10, max_iter=300))  # fmt: skip
     res = assimilate_4dvar(
         bg, obs, error_data=xfuxi.BackgroundErrorData(members=members.expand_dims(time=[t0])), **kw
     )
@@ -527,12 +545,11 @@ def test_cycling_on_gridded_twin_beats_free_run(n_slots):
         n_cycles=4,
         observe=observe,
         lead_steps=6,
-        n_members=30,
+        background_error=BackgroundError(
+            n_members=30, perturbation_std=(1.0, 1.0), amplitude=0.3, wavelength=1
+        ),
         localization=None,
-        perturbation_std=[1.0, 1.0],
-        amplitude=0.3,
-        wavelength=1,
-        n_slots=n_slots,
+        window=Window(n_slots=n_slots),
         progress=False,
     )
     assert out.sizes["time"] == 4

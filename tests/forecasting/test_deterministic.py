@@ -257,11 +257,17 @@ def test_cascade_uses_each_stage_over_its_steps():
     xr.testing.assert_allclose(xr.concat(items, "prediction_timedelta"), fc)
     # ensembles run through the cascade too: each member's perturbed state, then the stages
     ens = xfuxi.ensemble(
-        ds, model=cascade, n=3, steps=5, method="gaussian", amplitude=0.1, seed=4,
-        chunk_size=2, progress=False,
+        ds, model=cascade, n=3, steps=5, perturbation=xfuxi.GaussianNoise(std_fraction=0.1),
+        seed=4, chunk_size=2, progress=False,
     )  # fmt: skip
     single = xfuxi.ensemble(
-        ds, model=short, n=3, steps=1, method="gaussian", amplitude=0.1, seed=4, progress=False
+        ds,
+        model=short,
+        n=3,
+        steps=1,
+        perturbation=xfuxi.GaussianNoise(std_fraction=0.1),
+        seed=4,
+        progress=False,
     )  # same seed and method: the same initial perturbations, first step by the short stage
     start = single.temperature.isel(prediction_timedelta=0) - 1.0  # perturbed state at t0
     for k, add in enumerate([1, 2, 12, 112, 212]):
@@ -343,8 +349,9 @@ def test_dataarray_or_ensemble_dim_is_refused_with_a_message():
         forecast(ds.expand_dims(prediction_timedelta=[np.timedelta64(0, "h")]), model=model,
                  steps=1)  # fmt: skip
     with pytest.raises(SchemaError, match="ensemble dim 'number'"):
-        xfuxi.ensemble(ds.expand_dims(number=2), model=model, n=2, steps=1, method="gaussian",
-                       amplitude=0.1, seed=0, progress=False)  # fmt: skip
+        xfuxi.ensemble(ds.expand_dims(number=2), model=model, n=2, steps=1,
+                       perturbation=xfuxi.GaussianNoise(std_fraction=0.1), seed=0,
+                       progress=False)  # fmt: skip
 
 
 def test_init_times_duplicates_are_refused_and_order_is_ascending():
@@ -390,7 +397,7 @@ def test_values_far_from_the_model_statistics_are_refused():
     t0 = ds.time.values[-1]
     obs = xfuxi.make_observations([260.0], error=1.0, time=t0, latitude=10.0, longitude=45.0,
                                   variable="temperature", level=850.0)  # fmt: skip
-    kw = dict(model=model, n_members=4, progress=False)
+    kw = dict(model=model, background_error=xfuxi.BackgroundError(n_members=4), progress=False)
     with pytest.raises(SchemaError, match=r"implausible for model 'tiny-fuxi'.*geopotential@500"):
         xfuxi.assimilate_4dvar(ds.assign(geopotential=ds.geopotential / 9.80665), obs, **kw)
     # layout checks alone accept differences (increments, error samples)
