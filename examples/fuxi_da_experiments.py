@@ -64,6 +64,22 @@ def block_bootstrap_gain(
     return float(gain), float(lo), float(hi)
 
 
+def regions_and_weights(truth, satellites):
+    """Masks inside / outside the satellites' discs and global, and the area weights (H, W)."""
+    zen, _ = zenith_angle(
+        truth["latitude"].values, truth["longitude"].values, satellites=satellites
+    )
+    w = area_weights(truth["latitude"].values).values[:, None] * np.ones(
+        (1, truth.sizes["longitude"])
+    )
+    regions = {
+        "inside": np.isfinite(zen),
+        "outside": ~np.isfinite(zen),
+        "global": np.ones_like(zen, bool),
+    }
+    return regions, w
+
+
 def truth_tensor(truth, model) -> torch.Tensor:
     """The truth's states as a float32 tensor ``(T, C, H, W)`` in the model's channel order."""
     data = stack(truth, model.channels).transpose("time", "channel", "latitude", "longitude")
@@ -203,15 +219,7 @@ def main() -> None:
         for j, m in enumerate(("CTRL", "CORR", "ASSI")):
             traj[m].append(nxt[j * len(idx) : (j + 1) * len(idx)])
 
-    zen, _ = zenith_angle(truth["latitude"].values, truth["longitude"].values, satellites=[105.0])
-    w = area_weights(truth["latitude"].values).values[:, None] * np.ones(
-        (1, truth.sizes["longitude"])
-    )
-    regions = {
-        "inside": np.isfinite(zen),
-        "outside": ~np.isfinite(zen),
-        "global": np.ones_like(zen, bool),
-    }
+    regions, w = regions_and_weights(truth, [105.0])
     clim = data.mean(0).numpy()
     chan = [model.channels.index(c) for c in HEADLINE]
     results: dict = {

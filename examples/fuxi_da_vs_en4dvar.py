@@ -47,6 +47,7 @@ from fuxi_da_experiments import (
     HEADLINE,
     block_bootstrap_gain,
     ctrl_backgrounds,
+    regions_and_weights,
     truth_tensor,
 )
 
@@ -62,12 +63,10 @@ from xfuxi.assimilation.radiances import (
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
 from xfuxi.files import atomic_write_json
-from xfuxi.grid import area_weights
 from xfuxi.models.registry import load_model
 from xfuxi.observations.imager import (
     imager_observations,
     radiance_table,
-    zenith_angle,
 )
 from xfuxi.observations.sets import radiosonde_observations
 
@@ -137,21 +136,6 @@ def bias_fit(model, split: Split, threshold: float):
     std = {c: float(np.std(resid[clear & (names == c)])) for c in sorted(set(names))}
     raw = {c: float(np.sqrt(np.mean(omb[clear & (names == c)] ** 2))) for c in std}
     return bc, std, raw
-
-
-def regions_and_weights(truth):
-    zen, _ = zenith_angle(
-        truth["latitude"].values, truth["longitude"].values, satellites=SATELLITES
-    )
-    w = area_weights(truth["latitude"].values).values[:, None] * np.ones(
-        (1, truth.sizes["longitude"])
-    )
-    regions = {
-        "inside": np.isfinite(zen),
-        "outside": ~np.isfinite(zen),
-        "global": np.ones_like(zen, bool),
-    }
-    return regions, w
 
 
 def mse_per_time(states: np.ndarray, target: np.ndarray, w, mask) -> np.ndarray:
@@ -242,7 +226,7 @@ def main() -> None:
     test = Split(model, "test", 12, 2, args.times, 12345, args.sites)
     val = Split(model, "validation", 12, 2, args.val_times, 54321, args.sites)
     fit = Split(model, "validation", 12, 2 + args.val_times, args.fit_times, 54321, args.sites)
-    regions, w = regions_and_weights(test.truth)
+    regions, w = regions_and_weights(test.truth, SATELLITES)
 
     # --- tuning on the validation split
     thresholds = [float(x) for x in args.thresholds.split(",")]
