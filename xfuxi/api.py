@@ -69,6 +69,7 @@ PUBLIC: tuple[Entry, ...] = (
     # models
     Entry("ForecastModel", "models.base:ForecastModel"),
     Entry("wrap_model", "models.base:wrap_model"),
+    Entry("with_spectral_filter", "models.spectral:with_spectral_filter"),
     Entry("lorenz96_model", "models.lorenz96:lorenz96_model"),
     Entry("load_model", "models.registry:load_model"),
     Entry("Cascade", "models.cascade:Cascade"),

@@ -274,3 +274,56 @@ def test_cli_cycle_flags_come_from_cycle_config(monkeypatch, tmp_path):
         save_states=False, start="2001-03-02 06:00:00",
     )  # fmt: skip
     assert seen["network"].seed == 4
+
+
+def test_additive_inflation_keeps_the_mean_and_widens_the_spread():
+    import torch
+
+    from xfuxi.assimilation.cycle import additive_inflation
+
+    g = torch.Generator().manual_seed(0)
+    members = torch.randn(12, 2, 3, 4, 8, generator=g, dtype=torch.float64)
+    samples = torch.randn(30, 3, 4, 8, generator=g, dtype=torch.float64)
+    before = members.clone()
+    out = additive_inflation(members, samples, 0.5, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(members, before)  # the input is not changed
+    torch.testing.assert_close(out.mean(0), members.mean(0))
+    assert float(out.var(0).mean()) > 1.1 * float(members.var(0).mean())
+    added = out - members
+    torch.testing.assert_close(added[:, 0], added[:, 1])  # the same on both times
+    again = additive_inflation(members, samples, 0.5, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out, again)  # from the run's generator
+    assert not torch.equal(out, additive_inflation(members, samples, 0.5,
+                                                   torch.Generator().manual_seed(2)))  # fmt: skip
+
+
+def test_additive_inflation_in_the_driver(setting, tmp_path):
+    """Lorenz-96 with an under-dispersive LETKF (no multiplicative inflation): additive
+    inflation from samples of the model's 1-step changes lifts the spread; its settings are
+    part of the run's, and a resumed run with another scale is refused."""
+    import torch
+
+    model, truth = setting
+    x = torch.as_tensor(truth["x"].values[:, 0], dtype=torch.float64)  # (time, 40)
+    samples = (x[1:21] - x[:20]).reshape(20, 1, 1, -1)
+    plain = _run(setting, 8, method=_letkf(inflation=1.0)).scores
+    method = LETKFMethod(
+        options=LETKFOptions(n_members=10, inflation=1.0, qc_threshold=None),
+        localization=LocalizationOptions(length_scale=4.0, n_points=40),
+        initial=INIT,
+        additive=samples,
+    )
+    added = _run(setting, 8, method=method, store=tmp_path / "a").scores
+    assert float(added["spread"][-4:].mean()) > 1.2 * float(plain["spread"][-4:].mean())
+    other = LETKFMethod(
+        options=method.options, localization=method.localization, initial=INIT,
+        additive=samples, additive_scale=2.0,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="additive"):
+        _run(setting, 9, method=other, store=tmp_path / "a")
+    with pytest.raises(TypeError, match="additive must be a tensor"):
+        LETKFMethod(additive=np.zeros((3, 1, 1, 40)))
+    with pytest.raises(ValueError, match="additive_scale"):
+        LETKFMethod(additive=samples, additive_scale=0.0)
+    with pytest.raises(ValueError, match="members='cycled'"):
+        En4DVarMethod(additive=samples)

@@ -423,3 +423,39 @@ def test_cli_train_flags_come_from_the_config():
     cfg = from_arguments(TrainConfig, args)
     assert (cfg.steps, cfg.min_lr_ratio, cfg.resume, cfg.loss) == (7, 0.1, False, "amse")
     assert cfg.batch_size == TrainConfig().batch_size
+
+
+def test_input_perturbations_are_scaled_state_differences_drawn_reproducibly():
+    from xfuxi.training.forecast import input_perturbations
+
+    data = torch.randn(30, 2, 8, 16, generator=torch.Generator().manual_seed(0))
+    a = input_perturbations(data, 5, 0.2, seed=1, step=7)
+    assert a.shape == (5, 2, 8, 16)
+    torch.testing.assert_close(a, input_perturbations(data, 5, 0.2, seed=1, step=7))
+    assert not torch.equal(a, input_perturbations(data, 5, 0.2, seed=1, step=8))
+    # each is 0.2 × the difference of two of the states
+    diffs = 0.2 * (data[:, None] - data[None, :])  # (30, 30, ...)
+    for k in range(5):
+        assert bool((diffs - a[k]).abs().amax((-3, -2, -1)).min() < 1e-6)
+
+
+def test_training_with_input_perturbations(tmp_path):
+    """Perturbed inputs change the optimised objective (the targets stay the truth); the
+    setting is part of the resume signature and of the model's metadata."""
+    ds = _world(20)
+    losses: dict[float, list[float]] = {0.0: [], 0.3: []}
+    for scale in losses:
+        model = _train(
+            ds,
+            steps=3,
+            input_perturbation=scale,
+            checkpoint_dir=tmp_path / str(scale),
+            callback=lambda s, d, k=scale: losses[k].append(d["loss"]),
+            **KW,
+        )
+    assert losses[0.3][0] > losses[0.0][0]  # harder: the inputs are off the truth
+    assert model.config["metadata"]["training"]["input_perturbation"] == 0.3
+    with pytest.raises(ValueError, match="other settings"):
+        _train(ds, steps=3, input_perturbation=0.2, checkpoint_dir=tmp_path / "0.3", **KW)
+    with pytest.raises(ValueError, match="input_perturbation"):
+        TrainConfig(input_perturbation=-0.1)

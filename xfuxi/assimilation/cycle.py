@@ -58,6 +58,7 @@ __all__ = [
     "En4DVarMethod",
     "LETKFMethod",
     "RadiosondeNetwork",
+    "additive_inflation",
     "cycle",
     "open_cycle",
     "static_var",
@@ -275,6 +276,14 @@ class LETKFMethod(CycleMethod):
         taken from ``options``).
     n_slots : int, default 1
         Observation slots (later slots: 4D-LETKF through the members run forward).
+    additive : Tensor (K, C, H, W), optional
+        Model-error samples for additive inflation (:func:`additive_inflation`): after each
+        analysis every member gets ``additive_scale`` × a drawn sample (mean removed), on
+        both times. 6-hour forecast errors of the model
+        (:func:`~xfuxi.assimilation.calibration.forecast_error_samples` with
+        ``lead_steps=1``, from a period apart from the one assimilated) represent the error
+        the model adds in one cycle, which no multiplicative inflation can.
+    additive_scale : float, default 1.0
 
     Examples
     --------
@@ -294,16 +303,24 @@ class LETKFMethod(CycleMethod):
     )
     initial: BackgroundError = field(default_factory=lambda: BackgroundError(amplitude=0.1))
     n_slots: int = 1
+    additive: Any = None
+    additive_scale: float = 1.0
     name: str = "LETKF"
 
+    def __post_init__(self) -> None:
+        self.additive = _check_additive(self.additive, self.additive_scale)
+
     def settings(self) -> dict[str, Any]:
-        return {
+        out = {
             "method": self.name,
             "options": self.options.to_dict(),
             "localization": self.localization.to_dict(),
             "initial": self.initial.to_dict(),
             "n_slots": self.n_slots,
         }
+        if self.additive is not None:  # absent otherwise: older stores stay resumable
+            out["additive"] = _additive_settings(self.additive, self.additive_scale)
+        return out
 
     def _chunk(self) -> int:
         return self.options.member_chunk
@@ -320,11 +337,14 @@ class LETKFMethod(CycleMethod):
     def analyse(self, state, slots, *, model, generator):
         res = _letkf_update(state, slots, model, self.options, self.localization)
         pair = res.members.mean(0)
+        members = res.members
+        if self.additive is not None:
+            members = additive_inflation(members, self.additive, self.additive_scale, generator)
         return CycleAnalysis(
             analysis=res.mean,
             state={
                 "pair": pair,
-                "members": res.members,
+                "members": members,
                 "inflation": torch.tensor(res.inflation, dtype=torch.float64),
             },
             diagnostics={
@@ -343,6 +363,44 @@ class LETKFMethod(CycleMethod):
         pair = state["pair"]
         bg = torch.stack([pair[0], pair[1], members[:, 1].mean(0)])
         return {"background": bg, "members": members, "inflation": state["inflation"]}
+
+
+def _check_additive(samples: Any, scale: float) -> Any:
+    """Validate additive-inflation samples ``(K, C, H, W)``; returned as float64."""
+    if samples is None:
+        return None
+    if not torch.is_tensor(samples) or samples.ndim != 4 or samples.shape[0] < 2:
+        raise TypeError(
+            "additive must be a tensor (K, C, H, W) of K >= 2 model-error samples (e.g. "
+            "xfuxi.forecast_error_samples(..., lead_steps=1) through states_tensor)"
+        )
+    if not bool(torch.isfinite(samples).all()):
+        raise ValueError("additive samples contain NaN or infinite values")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"additive_scale must be a positive number; got {scale!r}")
+    return samples.double()
+
+
+def additive_inflation(
+    members: torch.Tensor, samples: torch.Tensor, scale: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Members ``(N, 2, C, H, W)`` plus ``scale`` × randomly drawn model-error samples.
+
+    Each member gets one sample (drawn with the run's generator), the same on both times of
+    its pair; the drawn samples' mean is removed, so the ensemble mean is unchanged and
+    only the spread grows (additive inflation, Whitaker et al. 2008: the model error that
+    multiplicative inflation cannot represent, in the structures of the model's own errors).
+    """
+    idx = torch.randint(samples.shape[0], (members.shape[0],), generator=generator)
+    pert = samples[idx]
+    pert = pert - pert.mean(0, keepdim=True)
+    return members + float(scale) * pert[:, None].to(members.dtype)
+
+
+def _additive_settings(samples: Any, scale: float) -> dict[str, Any] | None:
+    if samples is None:
+        return None
+    return {"shape": list(samples.shape), "sum": float(samples.sum()), "scale": float(scale)}
 
 
 def _used_errors(slots: Sequence[Any], rejected: Sequence[np.ndarray]) -> torch.Tensor:
@@ -381,6 +439,9 @@ class En4DVarMethod(CycleMethod):
         :func:`~xfuxi.assimilation.calibration.forecast_error_samples`).
     spread : array (C,) or (C, H), optional
         Calibrated B standard deviations of the ensemble part.
+    additive, additive_scale : optional
+        Additive inflation of the cycled members after their update, as for
+        :class:`LETKFMethod` (``members="cycled"`` only).
     name : str
 
     Examples
@@ -412,9 +473,14 @@ class En4DVarMethod(CycleMethod):
     initial: BackgroundError = field(default_factory=lambda: BackgroundError(amplitude=0.1))
     static: Any = None
     spread: Any = None
+    additive: Any = None
+    additive_scale: float = 1.0
     name: str = "En4DVar"
 
     def __post_init__(self) -> None:
+        self.additive = _check_additive(self.additive, self.additive_scale)
+        if self.additive is not None and self.members != "cycled":
+            raise ValueError("additive inflation needs members='cycled'")
         if self.members not in ("perlin", "cycled"):
             raise ValueError(f"members must be 'perlin' or 'cycled'; got {self.members!r}")
         if self.n_slots < 1:
@@ -443,6 +509,8 @@ class En4DVarMethod(CycleMethod):
             out["letkf"] = self.letkf.to_dict()
             out["letkf_localization"] = (self.letkf_localization or self.localization).to_dict()
             out["initial"] = self.initial.to_dict()
+            if self.additive is not None:
+                out["additive"] = _additive_settings(self.additive, self.additive_scale)
         return out
 
     def _chunk(self) -> int:
@@ -499,7 +567,10 @@ class En4DVarMethod(CycleMethod):
             loc = self.letkf_localization or self.localization
             upd = _letkf_update(state, slots, model, self.letkf, loc)
             mem = upd.members
-            new["members"] = mem - mem.mean(0, keepdim=True) + pair[None]  # recentred
+            mem = mem - mem.mean(0, keepdim=True) + pair[None]  # recentred
+            if self.additive is not None:
+                mem = additive_inflation(mem, self.additive, self.additive_scale, generator)
+            new["members"] = mem
             new["inflation"] = torch.tensor(upd.inflation, dtype=torch.float64)
             diag["inflation"] = upd.inflation
             spread, bspread = upd.analysis_spread, upd.background_spread
@@ -1045,7 +1116,7 @@ def cycle(
             full.attrs["method"] = method.name
             replace_directory(
                 path / "cycles" / f"{c:06d}.zarr",
-                lambda d, ds=full: ds.to_zarr(d, mode="w", consolidated=True),
+                lambda d, ds=full: ds.to_zarr(d, mode="w", consolidated=True, zarr_format=2),
                 kind=CYCLE_KIND,
                 metadata={"cycle": c, "time": str(t)},
             )

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -331,6 +332,48 @@ def _slot_members(
     return states
 
 
+def _local_update(
+    loc: ObservationLocalization,
+    pts: np.ndarray,
+    xp: torch.Tensor,
+    ybt: torch.Tensor,
+    d: torch.Tensor,
+    rinv: torch.Tensor,
+    rho: float,
+) -> torch.Tensor:
+    """The analysis anomalies ``(N, 2, C, Pc)`` of the columns ``pts`` (see docs/cycling.md).
+
+    The observations a column sees are those within its horizontal localization: they are
+    selected once per column (all its channel units share them; an observation a channel's
+    vertical weight removes enters with weight 0), and each unit's ensemble-space matrix is
+    one batched product, its square root one batched eigendecomposition.
+    """
+    n = xp.shape[0]
+    c = xp.shape[2]
+    hor = torch.as_tensor(loc.footprint[pts][:, loc.footprint_of])  # (Pc, m)
+    count = int((hor > 0).sum(1).max())
+    if count == 0:  # no observation near these columns: the inflated background
+        return math.sqrt(rho) * xp
+    hsel, sel = torch.topk(hor, count, dim=1)  # (Pc, M)
+    r = hsel * rinv[sel]  # (Pc, M)
+    if loc.channel is not None:
+        r = torch.as_tensor(loc.channel)[:, sel] * r[None]  # (C, Pc, M)
+    else:
+        r = r[None]  # (1, Pc, M): one unit per column
+    ysel = ybt[sel]  # (Pc, M, N)
+    yrt = (ysel[None] * r[..., None]).transpose(-1, -2)  # (C or 1, Pc, N, M)
+    a = (yrt @ ysel).flatten(0, 1)  # (U, N, N), U units
+    a.diagonal(dim1=1, dim2=2).add_((n - 1) / rho)
+    lam, q = torch.linalg.eigh(a)
+    qt = q.transpose(1, 2)
+    b = (yrt @ d[sel][..., None]).flatten(0, 1)  # Yᵀ R⁻¹ d, (U, N, 1)
+    wbar = q @ ((qt @ b) / lam[..., None])  # P̃a Yᵀ R⁻¹ d
+    tr = (q * (math.sqrt(n - 1) / lam.sqrt())[:, None, :]) @ qt + wbar  # column j: member j
+    if loc.channel is None:
+        return torch.einsum("itcp,pij->jtcp", xp, tr)
+    return torch.einsum("itcp,cpij->jtcp", xp, tr.reshape(c, len(pts), n, n))
+
+
 def letkf_analysis(
     members: torch.Tensor,
     slots: Sequence[ObsSlot],
@@ -448,7 +491,6 @@ def letkf_analysis(
             channels=channels,
         )
         rinv = 1.0 / err**2
-        eye = torch.eye(n, dtype=torch.float64)
         ybt = yb.T.contiguous()  # (m, N)
         # thousands of N × N eigendecompositions: threads only wait on each other there
         # (on a busy machine the thread barriers made a T21 analysis take many minutes)
@@ -457,28 +499,23 @@ def letkf_analysis(
         try:
             # units per batch: point_chunk (a column each, or one per channel of a column)
             chunk = opts.point_chunk if loc.channel is None else max(1, opts.point_chunk // c)
-            for start in range(0, h * w, chunk):
+
+            def batch(start: int) -> None:
+                torch.set_num_threads(1)  # OpenMP's thread count is per calling thread
                 pts = np.arange(start, min(start + chunk, h * w))
-                lw = torch.as_tensor(loc.weights(pts)) * rinv  # (Pc, m) or (C, Pc, m)
-                flat = lw.reshape(-1, m)
-                count = int((flat > 0).sum(1).max())
-                if count == 0:
-                    tr = math.sqrt(rho) * eye.expand(flat.shape[0], n, n)
-                else:
-                    r, sel = torch.topk(flat, count, dim=1)  # (U, M)
-                    ysel = ybt[sel]  # (U, M, N)
-                    a = (n - 1) / rho * eye + torch.einsum("umi,um,umj->uij", ysel, r, ysel)
-                    lam, q = torch.linalg.eigh(a)
-                    pa = (q / lam[:, None, :]) @ q.transpose(1, 2)
-                    wa = math.sqrt(n - 1) * (q / lam.sqrt()[:, None, :]) @ q.transpose(1, 2)
-                    wbar = pa @ torch.einsum("umi,um,um->ui", ysel, r, d[sel])[..., None]
-                    tr = wa + wbar  # (U, N, N): column j, the weights of member j
-                xp = xanom[..., pts]  # (N, 2, C, Pc)
-                if loc.channel is None:
-                    new = torch.einsum("itcp,pij->jtcp", xp, tr)
-                else:
-                    new = torch.einsum("itcp,cpij->jtcp", xp, tr.reshape(c, len(pts), n, n))
-                out[..., pts] = mean_b[..., pts] + new
+                out[..., pts] = mean_b[..., pts] + _local_update(
+                    loc, pts, xanom[..., pts], ybt, d, rinv, rho
+                )
+
+            # independent batches on the torch thread budget, each single-threaded: the
+            # columns written are disjoint, and the result does not depend on the order
+            starts = range(0, h * w, chunk)
+            if n_threads > 1 and len(starts) > 1:
+                with ThreadPoolExecutor(max_workers=n_threads) as pool:
+                    list(pool.map(batch, starts))
+            else:
+                for start in starts:
+                    batch(start)
         finally:
             torch.set_num_threads(n_threads)
     else:

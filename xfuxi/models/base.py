@@ -294,9 +294,9 @@ class ForecastModel(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_pair(x, self.n_channels, self.grid_shape)
         out = self.net(self.normalize(x))
-        if self.residual:
-            return x[:, 1] + out * self._diff_std
-        return self.denormalize(out)
+        y = x[:, 1] + out * self._diff_std if self.residual else self.denormalize(out)
+        filt = getattr(self, "output_filter", None)  # xfuxi.models.spectral.with_spectral_filter
+        return y if filt is None else filt(y)
 
     def check_same_layout(self, other: ForecastModel, what: str) -> None:
         """Raise SchemaError unless ``other`` has this model's channels, grid and time step.

@@ -620,6 +620,9 @@ def model_files(
         "timestep_hours": model.timestep_hours,
         "metadata": meta,
     }
+    filt = getattr(model, "output_filter", None)
+    if filt is not None:  # xfuxi.models.spectral.with_spectral_filter
+        config["output_filter"] = {"kind": "spectral", "truncation": int(filt.truncation)}
     return {WEIGHTS: safetensors_bytes(model.net.state_dict()), CONFIG: json_bytes(config)}
 
 
@@ -740,6 +743,13 @@ def load_checkpoint(
         name=config.get("name", directory.name),
         config={**config, "sha256": _sha256_bytes(files[WEIGHTS]), "source": str(directory)},
     )
+    spec = config.get("output_filter")
+    if spec is not None:
+        if not isinstance(spec, dict) or spec.get("kind") != "spectral":
+            raise CheckpointError(f"{directory}: unknown output_filter {spec!r}")
+        from .spectral import SpectralFilter
+
+        model.output_filter = SpectralFilter(latitude, longitude, int(spec["truncation"]))
     opts = get_options()
     dev = torch.device(device if device is not None else opts["device"])
     dt = as_dtype(dtype if dtype is not None else opts["dtype"])

@@ -79,6 +79,11 @@ class TrainConfig(Config):
     )
     anomaly_batch_size: int = field(8, help="tracer-anomaly samples per step")
     anomaly_weight: float = field(1.0, help="weight of the tracer-anomaly loss")
+    input_perturbation: float = field(
+        0.0,
+        help="balanced perturbations on both input times: this x the difference of two "
+        "random training states (0: off)",
+    )
     grad_clip: float | None = field(1.0, help="clip the gradient norm to this")
     grad_checkpointing: bool = field(False, help="recompute transformer blocks (less memory)")
     val_every: int = field(200, help="steps between validations")
@@ -103,6 +108,7 @@ class TrainConfig(Config):
             raise ValueError(f"{owner}.loss must be one of {LOSSES}; got {self.loss!r}")
         check_precision(owner, self.precision)
         check_number(self, "anomaly_weight")
+        check_number(self, "input_perturbation")
         check_number(self, "lr", above=True)
         check_number(self, "weight_decay")
         check_number(self, "min_lr_ratio")

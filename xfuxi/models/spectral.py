@@ -1,0 +1,168 @@
+"""A spectral truncation of model output on a latitude–longitude grid.
+
+Machine-learned forecast models are not spectral: each step can put energy at scales finer
+than those the atmosphere they learned has at that resolution, and over many steps (a long
+rollout, a cycle of analyses and forecasts) that grid-scale noise accumulates, because
+nothing removes it. Spectral dynamical cores remove it by construction (they carry only the
+retained wavenumbers, and filter the highest). :class:`SpectralFilter` does the same to a
+field on a regular latitude–longitude grid: it keeps the spherical harmonics of total
+wavenumber ``l ≤ truncation`` and removes the rest, and :func:`with_spectral_filter` applies
+it to every step of a forecast model. See the documentation, docs/cycling.md (Stability of
+the forecast model).
+
+Per zonal wavenumber ``m`` (a Fourier transform in longitude), the latitudinal profile is
+projected, by area-weighted least squares, onto the normalized associated Legendre functions
+``P̄_l^m(sin φ)``, ``m ≤ l ≤ truncation``; ``m > truncation`` is removed. A field that is a
+sum of retained harmonics is returned unchanged (to rounding). On a Gaussian grid the
+weights are the Gaussian quadrature weights and the projection is the exact spectral
+truncation; on other grids (cos-latitude weights) higher harmonics leave a residue of the
+order of a percent.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["SpectralFilter", "with_spectral_filter"]
+
+
+def _legendre(latitude: np.ndarray, truncation: int) -> list[np.ndarray]:
+    """Per ``m``: the normalized associated Legendre functions ``(nlat, truncation − m + 1)``."""
+    from scipy.special import sph_harm_y
+
+    colat = np.deg2rad(90.0 - np.asarray(latitude, dtype="float64"))
+    out = []
+    for m in range(truncation + 1):
+        ls = np.arange(m, truncation + 1)
+        out.append(np.stack([sph_harm_y(int(ell), m, colat, 0.0).real for ell in ls], axis=1))
+    return out
+
+
+def _quadrature_weights(latitude: np.ndarray) -> np.ndarray:
+    """Gaussian quadrature weights on a Gaussian grid (exact truncation), else cos(lat)."""
+    mu, wq = np.polynomial.legendre.leggauss(latitude.size)
+    s = np.sin(np.deg2rad(latitude))
+    order = np.argsort(s)
+    if np.allclose(s[order], mu, atol=1e-9):
+        out = np.empty_like(wq)
+        out[order] = wq
+        return out
+    w = np.cos(np.deg2rad(latitude))
+    return np.where(w > 0, w, 0.0) + 1e-12
+
+
+class SpectralFilter(torch.nn.Module):
+    """Keep the spherical harmonics ``l ≤ truncation`` of fields on a lat–lon grid.
+
+    Parameters
+    ----------
+    latitude, longitude : array-like
+        The grid (degrees); longitudes regularly spaced over the whole circle.
+    truncation : int
+        The highest total wavenumber kept (e.g. 21 for a T21 world).
+
+    Examples
+    --------
+    A field of degree 2 passes unchanged; grid-scale noise is removed:
+
+    >>> lat = np.linspace(-87.5, 87.5, 36); lon = np.arange(72) * 5.0
+    >>> f = SpectralFilter(lat, lon, truncation=10)
+    >>> smooth = torch.as_tensor(np.sin(np.deg2rad(lat))[:, None] ** 2 + 0 * lon)
+    >>> bool(torch.allclose(f(smooth), smooth, atol=1e-8))
+    True
+    >>> noise = torch.randn(36, 72, generator=torch.Generator().manual_seed(0),
+    ...                     dtype=torch.float64)
+    >>> bool(f(noise).std() < 0.5 * noise.std())
+    True
+    """
+
+    def __init__(self, latitude: Any, longitude: Any, truncation: int) -> None:
+        super().__init__()
+        lat = np.asarray(latitude, dtype="float64")
+        lon = np.asarray(longitude, dtype="float64")
+        if isinstance(truncation, bool) or not isinstance(truncation, (int, np.integer)):
+            raise ValueError(f"truncation must be an integer >= 0; got {truncation!r}")
+        if truncation < 0:
+            raise ValueError(f"truncation must be an integer >= 0; got {truncation!r}")
+        nlon = lon.size
+        if nlon < 2 or not np.allclose(np.diff(lon) % 360.0, 360.0 / nlon):
+            raise ValueError("longitudes must be regularly spaced over the whole circle")
+        if truncation > nlon // 2 - 1:
+            raise ValueError(
+                f"truncation {truncation} needs more than {nlon} longitudes "
+                f"(at most {nlon // 2 - 1})"
+            )
+        if truncation + 1 > lat.size:
+            raise ValueError(f"truncation {truncation} needs at least {truncation + 1} latitudes")
+        w = _quadrature_weights(lat)
+        proj = np.zeros((truncation + 1, lat.size, lat.size))
+        for m, a in enumerate(_legendre(lat, truncation)):
+            aw = a * w[:, None]
+            proj[m] = a @ np.linalg.solve(a.T @ aw, aw.T)  # area-weighted least squares
+        self.truncation = int(truncation)
+        self.n_longitude = int(nlon)
+        # float64 and not a buffer: a model moved to float32 keeps an exact projection
+        self._projection = torch.as_tensor(proj)
+        self._on: dict[torch.device, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The truncated field, same shape and dtype; latitude and longitude last."""
+        n_lat = self._projection.shape[-1]
+        if x.shape[-1] != self.n_longitude or x.shape[-2] != n_lat:
+            raise ValueError(
+                f"fields must end in (latitude, longitude) = ({n_lat}, {self.n_longitude}); "
+                f"got {tuple(x.shape)}"
+            )
+        t = self.truncation
+        if x.device not in self._on:
+            self._on[x.device] = self._projection.to(x.device)
+        proj = self._on[x.device]
+        coef = torch.fft.rfft(x.double(), dim=-1)[..., : t + 1]  # (..., H, T+1)
+        kept = torch.complex(
+            torch.einsum("mij,...jm->...im", proj, coef.real),
+            torch.einsum("mij,...jm->...im", proj, coef.imag),
+        )
+        return torch.fft.irfft(kept, n=self.n_longitude, dim=-1).to(x.dtype)
+
+
+def with_spectral_filter(model: Any, truncation: int) -> Any:
+    """A copy of ``model`` whose every step's output is spectrally truncated.
+
+    Parameters
+    ----------
+    model : ForecastModel
+        The model is not changed; the copy shares nothing mutable with it.
+    truncation : int
+        Highest total wavenumber kept (the resolution of the data the model learned: 21 for
+        the embedded T21 world; about a third of the number of longitudes for data on a
+        linear grid).
+
+    Returns
+    -------
+    ForecastModel
+        Same channels, grid, statistics and time step; ``name`` gets ``"+T{truncation}"``
+        and ``config["output_filter"]`` records the filter (it is saved with the checkpoint
+        and restored by :func:`~xfuxi.models.registry.load_model`).
+
+    Examples
+    --------
+    The shipped model with its output kept to the T21 world's wavenumbers, as the cycling
+    experiments run it (docs/cycling.md):
+
+    >>> import xfuxi
+    >>> model = xfuxi.load_model("fuxi-hs-t21")
+    >>> filtered = xfuxi.with_spectral_filter(model, truncation=21)
+    >>> filtered.name, model.name, filtered.output_filter.truncation
+    ('fuxi-hs-t21+T21', 'fuxi-hs-t21', 21)
+    """
+    filt = SpectralFilter(model.latitude, model.longitude, truncation)
+    out = copy.deepcopy(model)
+    out.output_filter = filt  # ForecastModel.forward applies it; saved with the checkpoint
+    out.name = f"{model.name}+T{int(truncation)}"
+    out.config = dict(out.config)
+    out.config["output_filter"] = {"kind": "spectral", "truncation": int(truncation)}
+    return out
