@@ -180,6 +180,25 @@ def cycled_analyses(model, truth, names, w, sat, *, prefix, methods, days) -> di
     return out
 
 
+def summary_rows(out: dict) -> list[dict]:
+    """One flat record per channel (for the docs' tables)."""
+    rows = []
+    for name, r in out["perturbed_truth"]["channels"].items():
+        days = max(int(k[:-1]) for k in r["rmse_perturbed"])
+        row = {
+            "channel": name,
+            "growth 6 h (model/world)": r["growth_ratio_model_over_world"]["6h"],
+            "growth 24 h (model/world)": r["growth_ratio_model_over_world"]["24h"],
+            "worst member / saturation": r["max_over_leads_worst_member_over_saturation"],
+            f"mean error {days} d / saturation": r["rmse_perturbed"][f"{days}d"] / r["saturation"],
+            "RMSE 3 d from truth": r["rmse_from_truth"].get("3d", float("nan")),
+        }
+        for key, run in out.get("cycled_analyses", {}).items():
+            row[f"{key}: 72-h RMSE / from truth"] = run["channels"][name]["ratio_72h"]
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="fuxi-hs-t21")
@@ -225,6 +244,7 @@ def main() -> None:
             days=a.days,
         )  # fmt: skip
     out["wall_time_s"] = time.perf_counter() - tic
+    out["table"] = summary_rows(out)
     atomic_write_json(Path(a.out), out)
 
     pt = out["perturbed_truth"]["channels"]

@@ -327,3 +327,29 @@ def test_additive_inflation_in_the_driver(setting, tmp_path):
         LETKFMethod(additive=samples, additive_scale=0.0)
     with pytest.raises(ValueError, match="members='cycled'"):
         En4DVarMethod(additive=samples)
+
+
+def test_cli_cycle_truncation_wraps_the_model(monkeypatch, tmp_path, capsys):
+    """``--truncation N`` runs the cycle with the model's every step spectrally truncated."""
+    import xfuxi.assimilation.cycle as cycle_module
+    import xfuxi.cli.assimilate as cli_assimilate
+    from tests import tiny
+    from xfuxi.assimilation.cycle import CycleRun
+    from xfuxi.cli import main
+
+    seen = {}
+
+    def fake_cycle(truth, network, **kwargs):
+        seen.update(kwargs)
+        return CycleRun(scores=xr.Dataset())
+
+    monkeypatch.setattr(cycle_module, "cycle", fake_cycle)
+    monkeypatch.setattr(cli_assimilate, "open_data", lambda path: xr.Dataset())
+    monkeypatch.setattr(cli_assimilate, "load_model", lambda name: tiny.fuxi_model())
+    base = ["cycle", "truth.zarr", "--store", str(tmp_path / "s")]
+    assert main(base) == 0
+    assert getattr(seen["model"], "output_filter", None) is None
+    assert main([*base, "--truncation", "3"]) == 0
+    assert seen["model"].output_filter.truncation == 3
+    assert main([*base, "--truncation", "12"]) == 2  # too fine for 16 longitudes
+    assert "--truncation" in capsys.readouterr().err

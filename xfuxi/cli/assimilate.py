@@ -103,6 +103,10 @@ def _cmd_assimilate(args) -> int:
 @arg(
     "--model", default="fuxi-hs-t21", help="forecast model name or checkpoint (default fuxi-hs-t21)"
 )
+@arg("--truncation", type=int, default=None,
+     help="keep only spherical harmonics up to this total wavenumber at every model step "
+          "(xfuxi.with_spectral_filter; 21 for the embedded T21 world, as docs/cycling.md "
+          "runs it; default: no filter)")  # fmt: skip
 @arg("--sites", type=int, default=300, help="radiosonde sites (default 300)")
 @arg("--da-model", default="fuxi-da-hs-t21",
      help="--method fuxi-da: the FuXi-DA network, a shipped name or checkpoint (default "
@@ -154,11 +158,19 @@ def _cmd_cycle(args) -> int:
             members="perlin" if args.method == "en4dvar" else "cycled",
             letkf=letkf,
         )
+    model = load_model(args.model)
+    if args.truncation is not None:
+        from ..models.spectral import with_spectral_filter
+
+        try:
+            model = with_spectral_filter(model, args.truncation)
+        except ValueError as err:
+            return usage_error("cycle", f"--truncation: {err}")
     run = cycle(
         open_data(args.truth),
         network,
         method=method,
-        model=load_model(args.model),
+        model=model,
         config=config,
         store=args.store,
     )

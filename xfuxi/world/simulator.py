@@ -68,6 +68,7 @@ import itertools
 import json
 import logging
 import os
+import platform
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -455,6 +456,16 @@ def pressure_dataset(
     return ds
 
 
+def _jax_version() -> str:
+    try:
+        import jax
+        import jaxlib
+
+        return f"jax {jax.__version__}, jaxlib {jaxlib.__version__}"
+    except ImportError:  # pragma: no cover - the world needs jax
+        return "unknown"
+
+
 def world_attrs(config: dict[str, Any]) -> dict[str, Any]:
     versions = package_versions()
     return {
@@ -469,6 +480,9 @@ def world_attrs(config: dict[str, Any]) -> dict[str, Any]:
         "diurnal_cycle": "none",
         "dinosaur_version": versions["dinosaur"],
         "xfuxi_version": versions["xfuxi"],
+        # the run is chaotic: another jax/jaxlib or CPU gives another (equally valid) world
+        "jax_version": _jax_version(),
+        "machine": platform.machine(),
         "config": json.dumps(config, sort_keys=True),
         **{f"config_{k}": (json.dumps(v) if isinstance(v, list) else v) for k, v in config.items()},
     }
@@ -728,6 +742,9 @@ def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> 
             ds = held_suarez(days=spec["days"], seed=spec["seed"], start=spec["start"], **kwargs)
             short = world_config(days=n_days, seed=spec["seed"], start=spec["start"], **model_kw)
             n_out = n_days * (24 // short["output_hours"])
-            return ds.isel(time=slice(0, n_out)).assign_attrs(world_attrs(short), split=split)
+            attrs = world_attrs(short)
+            for key in ("jax_version", "machine"):  # of the run that made the store
+                attrs[key] = ds.attrs.get(key, "unknown")
+            return ds.isel(time=slice(0, n_out)).assign_attrs(attrs, split=split)
     ds = held_suarez(days=n_days, seed=spec["seed"], start=spec["start"], **kwargs)
     return ds.assign_attrs(split=split)
