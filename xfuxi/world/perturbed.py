@@ -29,8 +29,12 @@ from .simulator import SPLITS, get_model, pressure_dataset, world_config
 __all__ = ["world_perturbed_runs"]
 
 
-def _states_at(config: dict[str, Any], offsets: list[int], show: bool) -> dict[int, Any]:
-    """The world's model states at the output ``offsets`` (one run through them all)."""
+def states_at(config: dict[str, Any], offsets: list[int], show: bool) -> dict[int, Any]:
+    """The world's model states at the output ``offsets`` of ``config`` (one re-run).
+
+    Spin-up, then 6-hourly steps; output ``k`` is the state after ``k + 1`` of them (the
+    output labelled ``start`` is 6 h after spin-up), as in the stored runs.
+    """
     import jax
     from dinosaur import time_integration
     from tqdm.auto import tqdm
@@ -152,7 +156,7 @@ def world_perturbed_runs(
     rng = np.random.default_rng(seed)
     refs = [rng.choice(pool, size=2, replace=False) for _ in range(int(n_members))]
     show = progress_enabled(progress)
-    states = _states_at(config, [offset - 1] + [int(r) for ab in refs for r in ab], show)
+    states = states_at(config, [offset - 1] + [int(r) for ab in refs for r in ab], show)
 
     import jax
     from dinosaur import time_integration

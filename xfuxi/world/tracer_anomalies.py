@@ -39,6 +39,7 @@ import xarray as xr
 
 from ..constants import EARTH_RADIUS
 from ..options import progress_enabled
+from .perturbed import states_at
 from .simulator import (
     PRESSURE_VARS,
     SPLITS,
@@ -437,25 +438,10 @@ _STATES: dict[tuple[str, int], Any] = {}  # the last two re-run states: experime
 
 def _state_at(frozen: str, offset: int, show: bool) -> Any:
     """The world's model state at output ``offset`` of the configuration ``frozen``."""
-    import jax
-    from dinosaur import time_integration
-    from tqdm.auto import tqdm
-
     key = (frozen, offset)
     if key in _STATES:
         return _STATES[key]
-    config = json.loads(frozen)
-    model = get_model(config)
-    run6 = jax.jit(time_integration.repeated(model.step, model.inner_steps))
-    state = model.initial_state(config["seed"])
-    n_spin = int(config["spinup_days"])
-    with tqdm(total=n_spin + offset + 1, desc="re-running the world", disable=not show) as bar:
-        for _ in range(n_spin):
-            state = model.spin_day(state)
-            bar.update(1)
-        for _ in range(offset + 1):  # the output labelled `start` is 6 h after spin-up
-            state = run6(state)
-            bar.update(1)
+    state = states_at(json.loads(frozen), [offset], show)[offset]
     while len(_STATES) >= 2:
         _STATES.pop(next(iter(_STATES)))
     _STATES[key] = state
