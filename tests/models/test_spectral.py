@@ -69,3 +69,15 @@ def test_with_spectral_filter_copies_and_survives_a_checkpoint(tmp_path):
     assert back.output_filter.truncation == 3
     with torch.no_grad():
         torch.testing.assert_close(back(x), out)
+
+
+def test_with_spectral_filter_filters_every_stage_of_a_cascade():
+    from xfuxi.models.cascade import Cascade
+
+    cascade = Cascade([tiny.fuxi_model(seed=0), tiny.fuxi_model(seed=1)], [2], name="c")
+    out = with_spectral_filter(cascade, truncation=3)
+    assert out.name == "c+T3" and out.switch_steps == (2,)
+    assert all(s.output_filter.truncation == 3 for s in out.stages)
+    assert all(getattr(s, "output_filter", None) is None for s in cascade.stages)
+    with pytest.raises(TypeError, match="ForecastModel or Cascade"):
+        with_spectral_filter(torch.nn.Identity(), truncation=3)

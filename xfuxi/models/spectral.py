@@ -134,8 +134,9 @@ def with_spectral_filter(model: Any, truncation: int) -> Any:
 
     Parameters
     ----------
-    model : ForecastModel
-        The model is not changed; the copy shares nothing mutable with it.
+    model : ForecastModel or Cascade
+        The model is not changed; the copy shares nothing mutable with it. A cascade gets
+        each of its stages filtered.
     truncation : int
         Highest total wavenumber kept (the resolution of the data the model learned: 21 for
         the embedded T21 world; about a third of the number of longitudes for data on a
@@ -159,6 +160,14 @@ def with_spectral_filter(model: Any, truncation: int) -> Any:
     >>> filtered.name, model.name, filtered.output_filter.truncation
     ('fuxi-hs-t21+T21', 'fuxi-hs-t21', 21)
     """
+    from .base import ForecastModel
+    from .cascade import Cascade
+
+    if isinstance(model, Cascade):  # each stage filtered, the switch steps kept
+        stages = [with_spectral_filter(m, truncation) for m in model.stages]
+        return Cascade(stages, model.switch_steps, name=f"{model.name}+T{int(truncation)}")
+    if not isinstance(model, ForecastModel):
+        raise TypeError(f"expected a ForecastModel or Cascade; got {type(model).__name__}")
     filt = SpectralFilter(model.latitude, model.longitude, truncation)
     out = copy.deepcopy(model)
     out.output_filter = filt  # ForecastModel.forward applies it; saved with the checkpoint
