@@ -161,11 +161,13 @@ def with_spectral_filter(model: Any, truncation: int) -> Any:
     ('fuxi-hs-t21+T21', 'fuxi-hs-t21', 21)
     """
     from .base import ForecastModel
-    from .cascade import Cascade
 
-    if isinstance(model, Cascade):  # each stage filtered, the switch steps kept
+    # a Cascade (not imported: the checkpoint loader, which cascades use, imports this
+    # module): each stage filtered, the switch steps kept
+    if hasattr(model, "stages") and hasattr(model, "switch_steps"):
         stages = [with_spectral_filter(m, truncation) for m in model.stages]
-        return Cascade(stages, model.switch_steps, name=f"{model.name}+T{int(truncation)}")
+        name = f"{model.name}+T{int(truncation)}"
+        return type(model)(stages, model.switch_steps, name=name)
     if not isinstance(model, ForecastModel):
         raise TypeError(f"expected a ForecastModel or Cascade; got {type(model).__name__}")
     filt = SpectralFilter(model.latitude, model.longitude, truncation)
