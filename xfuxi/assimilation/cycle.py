@@ -397,9 +397,7 @@ def additive_inflation(
     return members + float(scale) * pert[:, None].to(members.dtype)
 
 
-def _additive_settings(samples: Any, scale: float) -> dict[str, Any] | None:
-    if samples is None:
-        return None
+def _additive_settings(samples: torch.Tensor, scale: float) -> dict[str, Any]:
     return {"shape": list(samples.shape), "sum": float(samples.sum()), "scale": float(scale)}
 
 

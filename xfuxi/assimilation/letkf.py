@@ -127,9 +127,13 @@ class ObservationLocalization:
     footprint_of: np.ndarray
     channel: np.ndarray | None = None
 
+    def horizontal(self, points: np.ndarray) -> np.ndarray:
+        """Horizontal weights ``(P_c, m)`` of the observations at the columns ``points``."""
+        return self.footprint[points][:, self.footprint_of]
+
     def weights(self, points: np.ndarray) -> np.ndarray:
         """Weights ``(P_c, m)``, or ``(C, P_c, m)`` with channel localization, for ``points``."""
-        h = self.footprint[points][:, self.footprint_of]
+        h = self.horizontal(points)
         if self.channel is None:
             return h
         return self.channel[:, None, :] * h[None]
@@ -350,7 +354,7 @@ def _local_update(
     """
     n = xp.shape[0]
     c = xp.shape[2]
-    hor = torch.as_tensor(loc.footprint[pts][:, loc.footprint_of])  # (Pc, m)
+    hor = torch.as_tensor(loc.horizontal(pts))  # (Pc, m)
     count = int((hor > 0).sum(1).max())
     if count == 0:  # no observation near these columns: the inflated background
         return math.sqrt(rho) * xp
