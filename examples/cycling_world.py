@@ -83,6 +83,14 @@ def run_world(
     threads: int = 2,
     truncation: int | None = 21,
     length_scale: float = 1000.0,
+    split: str = "test",
+    model_name: str = "fuxi-hs-t21",
+    additive: float = 0.0,
+    rtps: float = 0.8,
+    inflation: float = 1.0,
+    hybrid: float = 0.0,
+    hybrid_lead: int = 8,
+    gain_weight: float = 1.0,
 ) -> dict:
     """Run the comparison; returns ``{"table": ..., "runs": ...}`` (also written as JSON)."""
     import torch
@@ -92,6 +100,7 @@ def run_world(
     from xfuxi.assimilation.cycle import (
         CycleConfig,
         En4DVarMethod,
+        HybridGainMethod,
         LETKFMethod,
         RadiosondeNetwork,
         cycle,
@@ -102,26 +111,59 @@ def run_world(
 
     torch.set_num_threads(threads)
     xfuxi.set_options(progress=False)
-    model = xfuxi.load_model("fuxi-hs-t21")
+    model = xfuxi.load_model(model_name)
     if truncation is not None:  # the model's grid-scale noise removed at every step
         from xfuxi.models.spectral import with_spectral_filter
 
         model = with_spectral_filter(model, truncation)
-    truth = xfuxi.held_suarez_split("test", days=int(np.ceil(days)) + 4).load()
+    truth = xfuxi.held_suarez_split(split, days=int(np.ceil(days)) + 4).load()
     network = RadiosondeNetwork(n_sites=sites)
     loc = LocalizationOptions(length_scale=length_scale, vertical_length_scale=1.0)
-    letkf = LETKFOptions(n_members=members, rtps=0.8, qc_threshold=5.0)
+    letkf = LETKFOptions(n_members=members, rtps=rtps, inflation=inflation, qc_threshold=5.0)
+    extra: dict = {}
+    if additive > 0:  # the model's own 6-hour errors, from the train split (independent)
+        errors = xfuxi.forecast_error_samples(
+            xfuxi.held_suarez_split("train", days=200), model=model, lead_steps=1, n_samples=200
+        )
+        from xfuxi.assimilation.inputs import states_tensor
+
+        extra = {
+            "additive": states_tensor(errors, model, dim="sample", name="samples"),
+            "additive_scale": additive,
+        }
+    static: dict = {}
+    if hybrid > 0 or "hgain" in methods.split(","):
+        # a static B (hybrid En4DVar, hybrid-gain LETKF): the model's forecast errors at a
+        # lead about as large as a cycle's background error
+        from xfuxi.assimilation.inputs import states_tensor
+
+        torch.set_num_threads(1)  # the same samples whatever --threads: a run resumes
+        errors = xfuxi.forecast_error_samples(
+            xfuxi.held_suarez_split("train", days=200), model=model, lead_steps=hybrid_lead,
+            n_samples=200,
+        )  # fmt: skip
+        torch.set_num_threads(threads)
+        static = {"static": states_tensor(errors, model, dim="sample", name="samples")}
     builders = {
-        "letkf": lambda: LETKFMethod(options=letkf, localization=loc),
+        "letkf": lambda: LETKFMethod(options=letkf, localization=loc, **extra),
         "cycled": lambda: En4DVarMethod(
-            background_error=BackgroundError(n_members=members),
+            background_error=BackgroundError(n_members=members, hybrid_weight=hybrid or 0.25),
+            **(static if hybrid > 0 else {}),
             localization=loc,
             members="cycled",
             letkf=letkf,
             name="cycled-ensemble En4DVar",
+            **extra,
         ),
         "perlin": lambda: En4DVarMethod(
             background_error=BackgroundError(n_members=100), localization=loc, name="Perlin En4DVar"
+        ),
+        "hgain": lambda: HybridGainMethod(
+            letkf=LETKFMethod(options=letkf, localization=loc, **extra),
+            variational=static_var(
+                static["static"], localization=LocalizationOptions(length_scale=2000.0)
+            ),
+            weight=gain_weight,
         ),
         "3dvar": lambda: static_var(
             xfuxi.forecast_error_samples(
@@ -135,8 +177,11 @@ def run_world(
         ),
     }
     out: dict = {
-        "days": days, "sites": sites, "members": members, "model": model.name,
-        "length_scale_km": length_scale, "table": {}, "runs": {},
+        "days": days, "sites": sites, "members": members, "model": model.name, "split": split,
+        "length_scale_km": length_scale, "additive": additive, "rtps": rtps,
+        "inflation": inflation, "hybrid": hybrid, "hybrid_lead": hybrid_lead,
+        "gain_weight": gain_weight,
+        "table": {}, "runs": {},
     }  # fmt: skip
     for key in methods.split(","):
         method = builders[key]()
@@ -198,6 +243,34 @@ def main() -> None:
     p.add_argument(
         "--length-scale", type=float, default=1000.0, help="horizontal localization half-width (km)"
     )
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--model", default="fuxi-hs-t21", help="forecast model (name or directory)")
+    p.add_argument(
+        "--additive",
+        type=float,
+        default=0.0,
+        help="additive inflation: this x the model's own 6-hour errors (0: none)",
+    )
+    p.add_argument("--rtps", type=float, default=0.8, help="relaxation to prior spread")
+    p.add_argument("--inflation", type=float, default=1.0, help="multiplicative prior inflation")
+    p.add_argument(
+        "--hybrid",
+        type=float,
+        default=0.0,
+        help="cycled En4DVar: weight of a static B of forecast errors (0: none)",
+    )
+    p.add_argument(
+        "--gain-weight",
+        type=float,
+        default=1.0,
+        help="hgain: weight of the static-B 3D-Var in the hybrid-gain LETKF",
+    )
+    p.add_argument(
+        "--hybrid-lead",
+        type=int,
+        default=8,
+        help="lead (6-hour steps) of the static B's forecast errors",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads (one run per core: 1)")
     p.add_argument("--out", default=None, help="results JSON (default benchmarks/results/...)")
     p.add_argument(
@@ -222,6 +295,14 @@ def main() -> None:
         threads=a.threads,
         truncation=None if a.truncation < 0 else a.truncation,
         length_scale=a.length_scale,
+        split=a.split,
+        model_name=a.model,
+        additive=a.additive,
+        rtps=a.rtps,
+        inflation=a.inflation,
+        hybrid=a.hybrid,
+        hybrid_lead=a.hybrid_lead,
+        gain_weight=a.gain_weight,
     )
     print(json.dumps(out["table"], indent=1))
 

@@ -353,3 +353,123 @@ def test_cli_cycle_truncation_wraps_the_model(monkeypatch, tmp_path, capsys):
     assert seen["model"].output_filter.truncation == 3
     assert main([*base, "--truncation", "12"]) == 2  # too fine for 16 longitudes
     assert "--truncation" in capsys.readouterr().err
+
+
+def test_open_cycle_states_reads_the_analysed_member_pairs(setting, tmp_path):
+    from xfuxi.assimilation.cycle import open_cycle_states
+
+    _run(setting, 4, store=tmp_path / "s")
+    states = open_cycle_states(tmp_path / "s")
+    assert states.dims == ("time", "member", "pair", "channel", "latitude", "longitude")
+    assert states.sizes["time"] == 4 and states.sizes["member"] == 10
+    scores = open_cycle(tmp_path / "s")
+    np.testing.assert_array_equal(states["time"].values, scores["time"].values)
+    assert list(states["channel"].values) == [str(c) for c in scores["channel"].values]
+    step = np.diff(scores["time"].values)[0]
+    np.testing.assert_array_equal(states["pair"].values, np.array([-step, 0]).astype("m8[ns]"))
+    # the members' mean at t is the LETKF analysis
+    np.testing.assert_allclose(
+        states.isel(pair=1).mean("member").values,
+        scores["analysis_state"].values.astype("float32"),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert open_cycle_states(tmp_path / "s", members=3).sizes["member"] == 3
+    late = open_cycle_states(tmp_path / "s", skip_days=0.4)
+    assert late.sizes["time"] == 2  # cycles 6 h apart: the first two are within 0.4 days
+    with pytest.raises(ValueError, match="no complete cycle after"):
+        open_cycle_states(tmp_path / "s", skip_days=10)
+    with pytest.raises(ValueError, match="members must be"):
+        open_cycle_states(tmp_path / "s", members=0)
+    with pytest.raises(ValueError, match="not a cycling store"):
+        open_cycle_states(tmp_path)
+
+
+def test_desroziers_diagnostics_match_their_definition(setting, tmp_path):
+    """The per-cycle Desroziers estimates are the means of (o−a)(o−b)/σo² and
+    (a−b)(o−b)/σo²; their sum is the innovations' mean square (o−b)²/σo²."""
+    run = _run(setting, 6)
+    s = run.scores
+    r, hbh = s["desroziers_r"].values, s["desroziers_hbh"].values
+    assert np.isfinite(r).all() and np.isfinite(hbh).all()
+    np.testing.assert_allclose(r + hbh, s["omb_rms"].values ** 2, rtol=1e-10)
+    # the LETKF with a correct R: the estimate of R is of order one, H B Hᵀ positive
+    assert 0.2 < float(np.median(r)) < 2.0 and float(np.median(hbh)) > 0
+
+
+def test_a_store_written_before_a_diagnostic_existed_still_reads(setting, tmp_path):
+    from xfuxi.assimilation.cycle import _concat_rows
+
+    run = _run(setting, 3)
+    rows = [run.scores.isel(time=[i]) for i in range(3)]
+    rows[0] = rows[0].drop_vars("desroziers_r")
+    out = _concat_rows(rows)
+    assert np.isnan(out["desroziers_r"].values[0])
+    np.testing.assert_array_equal(out["desroziers_r"].values[1:], run.scores["desroziers_r"][1:])
+
+
+def test_hybrid_gain_blends_the_letkf_mean_with_a_static_b_analysis_of_it(setting):
+    import torch
+
+    from xfuxi.assimilation.cycle import HybridGainMethod, _letkf_update, _stack, static_var
+
+    model, truth = setting
+    x = torch.as_tensor(truth["x"].values)
+    var = static_var(
+        (x[1:21] - x[:20])[:, None],
+        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+    )
+    hybrid = HybridGainMethod(letkf=_letkf(), variational=var, weight=0.4)
+    gen = torch.Generator().manual_seed(0)
+    t = truth["time"].values
+    bg = _stack(truth, model, t[:3]) + 0.5  # (3, C, H, W): a background off the truth
+    state = hybrid.start(bg, model=model, generator=gen)
+    slots, _, _ = hybrid.observe(Lorenz96Network(seed=2), truth, [t[2]], cycle=0, model=model)
+    out = hybrid.analyse(state, slots, model=model, generator=torch.Generator().manual_seed(1))
+    ref = _letkf_update(state, slots, model, hybrid.letkf.options, hybrid.letkf.localization)
+    mean = ref.members.mean(0)
+    v = var.analyse(
+        {"background": torch.stack([bg[0], mean[0], mean[1]])}, slots, model=model,
+        generator=torch.Generator().manual_seed(1),
+    )  # fmt: skip
+    expected = mean[1] + 0.4 * (v.analysis - mean[1])
+    torch.testing.assert_close(out.analysis, expected)
+    members = out.state["members"]
+    torch.testing.assert_close(members[:, 1].mean(0), expected)  # recentred on it
+    torch.testing.assert_close(members[:, 0], ref.members[:, 0])  # t0 − Δ: the LETKF's
+    torch.testing.assert_close(members[:, 1].std(0), ref.members[:, 1].std(0))  # spread kept
+    # O − A of the blended analysis, on the LETKF's used observations
+    s = slots[0]
+    torch.testing.assert_close(out.oma, s.value.double() - s.operator(expected[None])[0])
+    # in the driver: the analysis beats the free run, as the LETKF's does
+    run = _run(setting, 8, method=hybrid)
+    late = run.scores.isel(time=slice(4, None), channel=0).mean("time")
+    assert float(late.analysis_error) < 0.5 * float(late.free_error)
+    with pytest.raises(ValueError, match="weight must be"):
+        HybridGainMethod(letkf=_letkf(), variational=var, weight=0)
+    with pytest.raises(TypeError, match="variational must be"):
+        HybridGainMethod(letkf=_letkf(), variational=_letkf())
+    with pytest.raises(ValueError, match="one observation slot"):
+        HybridGainMethod(letkf=LETKFMethod(n_slots=2), variational=var)
+
+
+def test_settings_fingerprints_do_not_depend_on_the_thread_count():
+    """A store's settings hold sums of sample tensors; a resumed run on another thread count
+    must match them (a parallel sum rounds differently), while real changes are refused."""
+    import torch
+
+    from xfuxi.assimilation.cycle import _differences, _exact_sum
+
+    x = torch.randn(50, 3, 8, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _exact_sum(x)
+        torch.set_num_threads(2)
+        two = _exact_sum(x)
+    finally:
+        torch.set_num_threads(threads)
+    assert one == two
+    assert _differences({"s": -15988562.30037153}, {"s": -15988562.300371531}) == []
+    assert _differences({"s": 1.05}, {"s": 1.1}) == ["s (stored 1.05, now 1.1)"]
+    assert _differences({"s": True}, {"s": 1}) == ["s (stored True, now 1)"]

@@ -69,6 +69,12 @@ def test_with_spectral_filter_copies_and_survives_a_checkpoint(tmp_path):
     assert back.output_filter.truncation == 3
     with torch.no_grad():
         torch.testing.assert_close(back(x), out)
+    from xfuxi.models.rollout import copy_model  # a copy (e.g. fine-tuning) keeps the filter
+
+    copied = copy_model(filtered)
+    assert copied.output_filter is not filtered.output_filter
+    with torch.no_grad():
+        torch.testing.assert_close(copied(x), out)
 
 
 def test_with_spectral_filter_filters_every_stage_of_a_cascade():

@@ -48,7 +48,10 @@ def _stats() -> NormStats:
 KW = dict(preset="tiny", stats=_stats(), batch_size=4, warmup_steps=2)
 
 #: the arguments of train_forecast that are not fields of its TrainConfig
-_ARGS = {"validation", "model", "lead_model", "stats", "tracer_anomalies", "callback", "progress"}
+_ARGS = {
+    "validation", "model", "lead_model", "stats", "tracer_anomalies", "cycled_states",
+    "callback", "progress",
+}  # fmt: skip
 
 
 def _train(ds, **kw):
@@ -459,3 +462,89 @@ def test_training_with_input_perturbations(tmp_path):
         _train(ds, steps=3, input_perturbation=0.2, checkpoint_dir=tmp_path / "0.3", **KW)
     with pytest.raises(ValueError, match="input_perturbation"):
         TrainConfig(input_perturbation=-0.1)
+
+
+def _cycled_states(ds, times, noise: float, members: int = 3, seed: int = 0) -> xr.DataArray:
+    """Input pairs at ``times`` (second time) as a cycle would store them: truth + noise."""
+    from xfuxi.data.channels import channel_name, channels_of, stack
+
+    chans = channels_of(ds)
+    arr = stack(ds, chans).transpose("time", "channel", "latitude", "longitude")
+    idx = [int(np.nonzero(ds["time"].values == t)[0][0]) for t in times]
+    pairs = np.stack([arr.values[[i - 1, i]] for i in idx])[:, None]  # (T, 1, 2, C, H, W)
+    rng = np.random.default_rng(seed)
+    pairs = pairs + noise * rng.standard_normal((len(idx), members, *pairs.shape[2:]))
+    return xr.DataArray(
+        pairs.astype("float32"),
+        dims=("time", "member", "pair", "channel", "latitude", "longitude"),
+        coords={"time": np.asarray(times), "channel": [channel_name(c) for c in chans],
+                "pair": np.array([-6, 0], dtype="m8[h]").astype("m8[ns]")},
+    )  # fmt: skip
+
+
+def test_a_sample_from_cycled_states_is_the_sample_from_the_truth_when_they_agree():
+    """The cycled input path gives exactly the regular loss when the analysed pairs are the
+    true ones (so the targets are matched to the right times), and a larger one with errors."""
+    from xfuxi.data.channels import channel_name
+    from xfuxi.training.samples import CycledStarts
+
+    ds = _world(20)
+    model = _train(ds, steps=1, **KW)
+    data = torch.from_numpy(
+        np.stack([ds["temperature"].sel(level=lev).values for lev in (500, 850)], axis=1)
+    )
+    w = torch.as_tensor(np.asarray(area_weights(LAT)), dtype=torch.float32).view(1, 1, -1, 1)
+    starts = _sample_starts(ds["time"].values, model.timestep, 2)
+    times = ds["time"].values[[5, 9, 12]]
+    names = [channel_name(c) for c in model.channels]
+    exact = CycledStarts(_cycled_states(ds, times, 0.0), ds["time"].values, starts, names,
+                         (len(LAT), len(LON)), model.timestep, torch.device("cpu"))  # fmt: skip
+    prev, curr, idx = exact.draw(4, seed=0, step=0)
+    with torch.no_grad():
+        a = _rollout_loss(model, model, data, None, 2, w, inputs=(prev, curr, idx))
+        b = _rollout_loss(model, model, data, idx.numpy(), 2, w)
+        noisy = CycledStarts(_cycled_states(ds, times, 3.0), ds["time"].values, starts, names,
+                             (len(LAT), len(LON)), model.timestep, torch.device("cpu"))  # fmt: skip
+        c = _rollout_loss(model, model, data, None, 2, w, inputs=noisy.draw(4, seed=0, step=0))
+    torch.testing.assert_close(a, b)
+    assert float(c) > float(a)
+    assert set(idx.tolist()) <= {5, 9, 12}
+
+
+def test_training_from_cycled_states_and_its_refusals(tmp_path):
+    ds = _world(20)
+    times = ds["time"].values[[4, 6, 8, 10]]
+    states = _cycled_states(ds, times, 2.0)
+    losses: dict[str, list[float]] = {"truth": [], "cycled": []}
+    for key, extra in (("truth", {}), ("cycled", {"cycled_states": states})):
+        model = _train(
+            ds, steps=3, cycled_fraction=0.5, checkpoint_dir=tmp_path / key,
+            callback=lambda s, d, k=key: losses[k].append(d["loss"]), **extra, **KW,
+        )  # fmt: skip
+    assert losses["cycled"][0] > losses["truth"][0]  # half the batch starts off the truth
+    meta = model.config["metadata"]["training"]
+    assert meta["cycled_fraction"] == 0.5 and len(meta["cycled_states"]) == 64
+    with pytest.raises(ValueError, match="other settings"):  # other states: no resume
+        _train(ds, steps=3, cycled_fraction=0.5, checkpoint_dir=tmp_path / "cycled",
+               cycled_states=_cycled_states(ds, times, 2.0, seed=1), **KW)  # fmt: skip
+    bad = {
+        "channels": states.assign_coords(channel=["a", "b"]),
+        "grid": states.isel(longitude=slice(0, 8)),
+        "offsets": states.assign_coords(pair=np.array([-12, 0], dtype="m8[h]").astype("m8[ns]")),
+        "NaN": states.where(states.time != times[0]),
+        "training period": states.assign_coords(time=states.time + np.timedelta64(3650, "D")),
+        "dims": states.isel(member=0),
+    }
+    for what, arr in bad.items():
+        with pytest.raises(ValueError, match="cycled_states"):
+            _train(ds, steps=1, cycled_states=arr, **KW)
+        assert what
+    with pytest.raises(ValueError, match="cycled_fraction"):
+        TrainConfig(cycled_fraction=1.5)
+
+
+def test_cli_train_refuses_a_path_that_is_not_a_cycling_store(tmp_path, capsys):
+    from xfuxi.cli import main
+
+    with pytest.raises(SystemExit, match="--cycled-states: .* is not a cycling store"):
+        main(["train", "--cycled-states", str(tmp_path), "--out", str(tmp_path / "m")])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time as _time
 import warnings
 from collections.abc import Callable, Sequence
@@ -56,6 +57,7 @@ __all__ = [
     "CycleMethod",
     "CycleRun",
     "En4DVarMethod",
+    "HybridGainMethod",
     "LETKFMethod",
     "RadiosondeNetwork",
     "additive_inflation",
@@ -397,8 +399,14 @@ def additive_inflation(
     return members + float(scale) * pert[:, None].to(members.dtype)
 
 
+def _exact_sum(samples: torch.Tensor) -> float:
+    """The correctly rounded sum of the samples: the same whatever the thread count (a
+    fingerprint of the samples in a store's settings)."""
+    return math.fsum(samples.detach().double().cpu().numpy().ravel().tolist())
+
+
 def _additive_settings(samples: torch.Tensor, scale: float) -> dict[str, Any]:
-    return {"shape": list(samples.shape), "sum": float(samples.sum()), "scale": float(scale)}
+    return {"shape": list(samples.shape), "sum": _exact_sum(samples), "scale": float(scale)}
 
 
 def _used_errors(slots: Sequence[Any], rejected: Sequence[np.ndarray]) -> torch.Tensor:
@@ -500,7 +508,7 @@ class En4DVarMethod(CycleMethod):
             "quality_control": self.quality_control.to_dict(),
             "members": self.members,
             "static": None if self.static is None else list(self.static.shape),
-            "static_sum": None if self.static is None else float(self.static.double().sum()),
+            "static_sum": None if self.static is None else _exact_sum(self.static),
             "spread": None if self.spread is None else np.asarray(self.spread).tolist(),
         }
         if self.members == "cycled":
@@ -636,6 +644,122 @@ def static_var(
     )
 
 
+@_doc
+@dataclass
+class HybridGainMethod(CycleMethod):
+    """The LETKF recentred on a static-B analysis of its mean: hybrid gain (Penny 2014).
+
+    Each cycle the LETKF analyses its members (``letkf``: its options, localization,
+    inflation and additive samples); then ``variational`` (a one-slot
+    :class:`En4DVarMethod`, e.g. :func:`static_var`: 3D-Var with a climatological B)
+    analyses the same observations with the LETKF mean as its background, and the analysis
+    is ``x̄_a + weight · (x_a^var − x̄_a)``; the members are recentred on it (their values at
+    t0; the earlier time of each pair keeps the LETKF's). The static B brings what a small
+    ensemble's covariances miss (docs/cycling.md): the gain is a blend of the ensemble's and
+    the static one (Penny 2014, "The hybrid local ensemble transform Kalman filter", Mon.
+    Wea. Rev. 142).
+
+    Parameters
+    ----------
+    letkf : LETKFMethod
+        One slot.
+    variational : En4DVarMethod
+        One slot; the background is the LETKF mean.
+    weight : float, default 1.0
+        α in ``(0, 1]``; 1: the variational analysis of the LETKF mean.
+
+    Examples
+    --------
+    {{example_letkf}}
+    >>> import torch
+    >>> truth = lorenz96_truth(n_states=8, seed=1)
+    >>> x = torch.as_tensor(truth["x"].values)
+    >>> var = static_var((x[1:7] - x[:6])[:, None], localization=LocalizationOptions(
+    ...     length_scale=4.0, n_points=40, variance=0.999))
+    >>> hybrid = HybridGainMethod(letkf=method, variational=var, weight=0.5)
+    >>> run = cycle(truth, Lorenz96Network(seed=2), method=hybrid, model=lorenz96_model(),
+    ...             config=CycleConfig(n_cycles=2, lead_steps=2, initial_error=1.0),
+    ...             progress=False)
+    >>> run.scores.attrs["method"], bool(run.scores["spread"].notnull().all())
+    ('hybrid-gain LETKF', True)
+    """
+
+    letkf: LETKFMethod = field(default_factory=LETKFMethod)
+    variational: Any = None
+    weight: float = 1.0
+    name: str = "hybrid-gain LETKF"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.letkf, LETKFMethod):
+            raise TypeError(f"letkf must be a LETKFMethod; got {type(self.letkf).__name__}")
+        if not isinstance(self.variational, En4DVarMethod):
+            raise TypeError(
+                "variational must be an En4DVarMethod (e.g. static_var(samples, ...)); got "
+                f"{type(self.variational).__name__}"
+            )
+        if self.letkf.n_slots != 1 or self.variational.n_slots != 1:
+            raise ValueError(
+                "hybrid gain needs one observation slot in both methods; got "
+                f"{self.letkf.n_slots} and {self.variational.n_slots}"
+            )
+        w = self.weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1:
+            raise ValueError(f"weight must be a number in (0, 1]; got {w!r}")
+        self.n_slots = 1
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "method": self.name,
+            "letkf": self.letkf.settings(),
+            "variational": self.variational.settings(),
+            "weight": float(self.weight),
+        }
+
+    def _chunk(self) -> int:
+        return self.letkf._chunk()
+
+    def start(self, background, *, model, generator):
+        return self.letkf.start(background, model=model, generator=generator)
+
+    def analyse(self, state, slots, *, model, generator):
+        opts = self.letkf
+        res = _letkf_update(state, slots, model, opts.options, opts.localization)
+        pair = res.members.mean(0)
+        bg = torch.stack([state["background"][0], pair[0], pair[1]])
+        var = self.variational.analyse({"background": bg}, slots, model=model, generator=generator)
+        mean = pair[1] + float(self.weight) * (var.analysis - pair[1])
+        members = res.members.clone()
+        members[:, 1] += (mean - pair[1])[None]
+        if opts.additive is not None:
+            members = additive_inflation(members, opts.additive, opts.additive_scale, generator)
+        used = [
+            s.value.double()[torch.as_tensor(~r)] - s.operator(mean[None])[0][torch.as_tensor(~r)]
+            for s, r in zip(slots, res.qc_rejected, strict=True)
+        ]
+        diag = {
+            "inflation": res.inflation,
+            "inflation_estimate": res.inflation_estimate,
+            **{k: var.diagnostics[k] for k in ("cost_initial", "cost_final", "iterations")},
+        }
+        return CycleAnalysis(
+            analysis=mean,
+            state={
+                "pair": torch.stack([pair[0], mean]),
+                "members": members,
+                "inflation": torch.tensor(res.inflation, dtype=torch.float64),
+            },
+            diagnostics=diag,
+            spread=res.analysis_spread,
+            background_spread=res.background_spread,
+            omb=torch.cat(res.omb) if res.omb else None,
+            oma=torch.cat(used) if used else None,
+            error=_used_errors(slots, res.qc_rejected),
+        )
+
+    def forecast(self, state, *, model):
+        return self.letkf.forecast(state, model=model)
+
+
 @dataclass(frozen=True)
 class RadiosondeNetwork:
     """Radiosonde-like columns at fixed random sites, observed at every slot of each window.
@@ -764,9 +888,11 @@ class CycleRun:
         Dim ``time`` (one per cycle) and ``channel``: ``analysis_error``,
         ``background_error``, ``free_error`` (area-weighted RMSE against the truth),
         ``spread`` (area-weighted RMS ensemble spread; NaN without members), and the
-        diagnostics ``omb_rms``, ``oma_rms`` (RMS of (O−B)/σo and (O−A)/σo), ``n_obs``,
-        ``cost_initial``, ``cost_final``, ``iterations``, ``inflation``,
-        ``no_observations``, ``wall_time_s``.
+        diagnostics ``omb_rms``, ``oma_rms`` (RMS of (O−B)/σo and (O−A)/σo),
+        ``desroziers_r``, ``desroziers_hbh`` (Desroziers et al. 2005: the mean of
+        (O−A)(O−B)/σo², an estimate of the true R over the assumed one, and of
+        (A−B)(O−B)/σo², of H B Hᵀ over it), ``n_obs``, ``cost_initial``, ``cost_final``,
+        ``iterations``, ``inflation``, ``no_observations``, ``wall_time_s``.
     store : pathlib.Path or None
     """
 
@@ -835,6 +961,13 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
         for k in sorted(set(old) | set(new)):
             out += _differences(old.get(k), new.get(k), f"{prefix}{k}.")
         return out
+    numbers = (int, float)
+    if (
+        isinstance(old, numbers) and isinstance(new, numbers)
+        and not isinstance(old, bool) and not isinstance(new, bool)
+        and math.isclose(old, new, rel_tol=1e-12, abs_tol=0.0)
+    ):  # fmt: skip
+        return []  # the same number up to rounding (e.g. a sum by another thread count)
     if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
         return [f"{prefix[:-1]} (stored {old!r}, now {new!r})"]
     return []
@@ -1122,7 +1255,7 @@ def cycle(
         state = method.forecast(res.state, model=model)
         free = torch.stack([free[1], _step(model, free[None])[0]])
         bar.set_postfix(a=f"{float(np.nanmean(a_err)):.3g}")
-    out = xr.concat(rows, dim="time") if rows else xr.Dataset()
+    out = _concat_rows(rows) if rows else xr.Dataset()
     out.attrs.update(
         method=method.name, settings=json.dumps(settings, sort_keys=True), config=cfg.to_json()
     )
@@ -1145,6 +1278,16 @@ def _row(
             return float("nan")
         return float(((x / res.error) ** 2).mean().sqrt())
 
+    def desroziers(kind: str) -> float:
+        """Desroziers et al. (2005), relative to the assumed R: E[(o−a)(o−b)] / σo²
+        estimates R, E[(a−b)(o−b)] / σo² estimates H B Hᵀ (both 1 and the method's
+        HBHᵀ/σo² when the assumed statistics are right)."""
+        omb, oma = res.omb, res.oma
+        if omb is None or oma is None or res.error is None or omb.numel() == 0:
+            return float("nan")
+        first = oma if kind == "r" else omb - oma
+        return float((first * omb / res.error**2).mean())
+
     nan = np.full(len(names), np.nan)
     d = res.diagnostics
     n_used = res.n_obs if res.n_obs is not None else 0 if res.omb is None else res.omb.numel()
@@ -1159,6 +1302,8 @@ def _row(
             ),
             "omb_rms": ("time", [rms_norm(res.omb)]),
             "oma_rms": ("time", [rms_norm(res.oma)]),
+            "desroziers_r": ("time", [desroziers("r")]),
+            "desroziers_hbh": ("time", [desroziers("hbh")]),
             "n_obs": ("time", [int(n_used)]),
             "n_obs_given": ("time", [int(n_obs)]),
             "cost_initial": ("time", [d.get("cost_initial", np.nan)]),
@@ -1172,6 +1317,22 @@ def _row(
     if res.extra is not None:
         row = row.merge(res.extra.expand_dims(time=row["time"].values))
     return row
+
+
+def _concat_rows(rows: list[xr.Dataset]) -> xr.Dataset:
+    """Rows along ``time``; a diagnostic that older cycles of a store lack is NaN there."""
+    names = {v: r[v] for r in rows for v in r.data_vars}
+    full = []
+    for r in rows:
+        missing = {
+            v: xr.full_like(da.isel(time=[0]), np.nan, dtype="float64").assign_coords(
+                time=r["time"].values
+            )
+            for v, da in names.items()
+            if v not in r.data_vars
+        }
+        full.append(r.assign(missing) if missing else r)
+    return xr.concat(full, dim="time")
 
 
 def _scores_only(ds: xr.Dataset) -> xr.Dataset:
@@ -1217,6 +1378,92 @@ def open_cycle(store: str | Path) -> xr.Dataset:
         ds = xr.open_zarr(path / "cycles" / f"{c:06d}.zarr")
         keep = [v for v in ds.data_vars if "time" in ds[v].dims]
         parts.append(ds[keep])
-    out = xr.concat(parts, dim="time")
+    out = _concat_rows(parts)
     out.attrs["settings"] = (path / "run.json").read_text()
     return out
+
+
+def open_cycle_states(
+    store: str | Path, *, members: int | None = None, skip_days: float = 0.0
+) -> xr.DataArray:
+    """The analysed input pairs a cycling store carries, one per member and complete cycle.
+
+    Each cycle of an ensemble method keeps its analysed members as model input pairs
+    ``(x(t − Δ), x(t))`` (the LETKF's, the cycled-ensemble En4DVar's); a method without
+    members keeps its analysis pair, read as a single member. These are the states the
+    forecast model is started from in the cycle: the inputs of a model trained on its own
+    cycled analyses (:func:`xfuxi.training.forecast.train_forecast`'s ``cycled_states``).
+
+    Parameters
+    ----------
+    store : str or path
+        A store written by :func:`cycle`.
+    members : int, optional
+        Keep the first ``members`` members of each cycle (default: all).
+    skip_days : float
+        Leave out the cycles of the first ``skip_days`` days (the spin-up from the first
+        background).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(time, member, pair, channel, latitude, longitude)`` float32, in the model's
+        channel order and physical units; ``time`` the analysis time ``t``, ``pair`` the
+        offsets ``[-Δ, 0]`` of the two input times, ``channel`` the channel names.
+
+    Raises
+    ------
+    ValueError
+        Not a cycling store, no complete cycle after ``skip_days``, or ``members`` < 1.
+    """
+    path = Path(store)
+    marker = read_marker(path) if path.exists() else None
+    if marker is None or marker.get("kind") != STORE_KIND:
+        raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
+    if members is not None and (
+        isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1
+    ):
+        raise ValueError(f"members must be a positive integer or None; got {members!r}")
+    if not np.isfinite(skip_days) or skip_days < 0:
+        raise ValueError(f"skip_days must be a finite number >= 0; got {skip_days!r}")
+    arrays, times, names = [], [], None
+    first, last = None, (0, None)
+    for c in _complete_cycles(path):
+        with xr.open_zarr(path / "cycles" / f"{c:06d}.zarr") as ds:
+            t = pd.Timestamp(ds["time"].values[0])
+            first = t if first is None else first
+            last = (c, t)
+            if (t - first) / pd.Timedelta("1D") < skip_days:
+                continue
+            if "state__members" in ds:
+                x = np.asarray(ds["state__members"].values, dtype="float32")
+            elif "state__pair" in ds:
+                x = np.asarray(ds["state__pair"].values, dtype="float32")[None]
+            else:
+                raise ValueError(f"cycle {c} of {path} holds neither members nor an analysis pair")
+            names = [str(n) for n in ds["channel"].values]
+        arrays.append(x if members is None else x[:members])
+        times.append(t)
+    if not arrays:
+        raise ValueError(f"{path} holds no complete cycle after the first {skip_days:g} day(s)")
+    n = min(a.shape[0] for a in arrays)
+    states = np.stack([a[:n] for a in arrays])
+    if states.ndim != 6 or states.shape[2] != 2 or states.shape[3] != len(names):
+        raise ValueError(
+            f"the states of {path} have shape {states.shape}; expected (time, member, 2, "
+            f"{len(names)} channels, latitude, longitude)"
+        )
+    settings = json.loads((path / "run.json").read_text())
+    # cycles are one model step apart, and the input pair is one step long
+    step = (last[1] - first) / last[0] if last[0] > 0 else pd.Timedelta(hours=6)
+    return xr.DataArray(
+        states,
+        dims=("time", "member", "pair", "channel", "latitude", "longitude"),
+        coords={
+            "time": np.asarray(times, dtype="M8[ns]"),
+            "pair": np.asarray([-step, pd.Timedelta(0)], dtype="m8[ns]"),
+            "channel": names,
+        },
+        name="cycled_states",
+        attrs={"store": str(path), "method": settings.get("method", {}).get("method", "")},
+    )

@@ -64,6 +64,16 @@ def _train_ens_config():
     help="add one-step samples of tracer anomalies carried by the world's flow, from a run "
     "of this many days (xfuxi.world.tracer_anomalies; 0: none)",
 )
+@arg(
+    "--cycled-states",
+    nargs="+",
+    default=None,
+    metavar="STORE",
+    help="cycling stores (xfuxi cycle on the train period) whose analysed member pairs start "
+    "a share --cycled-fraction of each batch",
+)
+@arg("--cycled-members", type=int, default=None, help="members per cycle to use (default all)")
+@arg("--cycled-skip-days", type=float, default=2.0, help="leave out each store's first days")
 @config_args(TrainConfig)
 @arg("--out", required=True, help="checkpoint directory (resumed if it holds a matching run)")
 @command("train", "train or fine-tune a FuXi forecast model (runs under torchrun too)")
@@ -77,6 +87,21 @@ def _cmd_train(args) -> int:
             return None
         return world_split(split, days) if spec == "world" else open_data(spec)
 
+    cycled = None  # read first: a bad store is refused before the data are
+    if args.cycled_states:
+        import xarray as xr
+
+        from ..assimilation.cycle import open_cycle_states
+
+        try:
+            parts = [
+                open_cycle_states(p, members=args.cycled_members, skip_days=args.cycled_skip_days)
+                for p in args.cycled_states
+            ]
+        except ValueError as err:
+            raise SystemExit(f"--cycled-states: {err}") from None
+        n = min(p.sizes["member"] for p in parts)
+        cycled = xr.concat([p.isel(member=slice(0, n)) for p in parts], dim="time")
     train = load(args.train, "train", args.train_days)
     validation = load(args.validation, "validation", args.validation_days)
     preset = args.preset if args.preset is not None else TrainConfig().preset
@@ -97,7 +122,7 @@ def _cmd_train(args) -> int:
     config = from_arguments(TrainConfig, args, preset=preset, checkpoint_dir=args.out)
     model = train_forecast(
         train, config=config, validation=validation, model=args.from_model,
-        lead_model=args.lead_model, tracer_anomalies=anomalies,
+        lead_model=args.lead_model, tracer_anomalies=anomalies, cycled_states=cycled,
     )  # fmt: skip
     for entry in model.config["metadata"]["history"][-3:]:
         print(json.dumps(entry))

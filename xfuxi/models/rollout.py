@@ -119,8 +119,11 @@ def model_on(model: Any, device: Any, dtype: Any) -> Any:
 
 
 def copy_model(model: ForecastModel) -> ForecastModel:
-    """An independent copy of a ForecastModel (network deep-copied, metadata shared)."""
-    return ForecastModel(
+    """An independent copy of a ForecastModel (network deep-copied, metadata shared).
+
+    An output filter (:func:`xfuxi.models.spectral.with_spectral_filter`) is copied with it.
+    """
+    out = ForecastModel(
         copy.deepcopy(model.net),
         channels=model.channels,
         latitude=model.latitude,
@@ -130,4 +133,8 @@ def copy_model(model: ForecastModel) -> ForecastModel:
         timestep_hours=model.timestep_hours,
         name=model.name,
         config=copy.deepcopy(model.config),
-    ).train(model.training)
+    )
+    filt = getattr(model, "output_filter", None)
+    if filt is not None:
+        out.output_filter = copy.deepcopy(filt)
+    return out.train(model.training)

@@ -84,6 +84,10 @@ class TrainConfig(Config):
         help="balanced perturbations on both input times: this x the difference of two "
         "random training states (0: off)",
     )
+    cycled_fraction: float = field(
+        0.5,
+        help="share of each batch started from cycled analysis states (with cycled_states)",
+    )
     grad_clip: float | None = field(1.0, help="clip the gradient norm to this")
     grad_checkpointing: bool = field(False, help="recompute transformer blocks (less memory)")
     val_every: int = field(200, help="steps between validations")
@@ -109,6 +113,9 @@ class TrainConfig(Config):
         check_precision(owner, self.precision)
         check_number(self, "anomaly_weight")
         check_number(self, "input_perturbation")
+        check_number(self, "cycled_fraction")
+        if self.cycled_fraction > 1:
+            raise ValueError(f"{owner}.cycled_fraction must be <= 1; got {self.cycled_fraction!r}")
         check_number(self, "lr", above=True)
         check_number(self, "weight_decay")
         check_number(self, "min_lr_ratio")

@@ -61,7 +61,7 @@ from .anomalies import AnomalySamples, anomaly_samples
 from .config import TrainConfig, config_with_legacy
 from .losses import amse_loss, forecast_loss
 from .precision import autocast
-from .samples import regular_starts, stacked_states, start_states
+from .samples import CycledStarts, regular_starts, stacked_states, start_states
 
 # amse_loss and anomaly_samples are re-exported (their documented home until this split)
 __all__ = ["TrainConfig", "amse_loss", "anomaly_samples", "train_forecast"]
@@ -96,8 +96,12 @@ def _rollout_loss(
     lead_steps: int = 0,
     loss: str = "l1",
     perturbation: torch.Tensor | None = None,
+    inputs: tuple[torch.Tensor, ...] | None = None,
 ) -> torch.Tensor:
-    prev, curr, idx = start_states(data, torch.from_numpy(starts), lead, lead_steps)
+    if inputs is not None:  # pairs a cycled assimilation made, with their true targets
+        prev, curr, idx = inputs
+    else:
+        prev, curr, idx = start_states(data, torch.from_numpy(starts), lead, lead_steps)
     if perturbation is not None:  # the same on both input times; the targets stay true
         prev, curr = prev + perturbation, curr + perturbation
     total = 0.0
@@ -206,6 +210,7 @@ def train_forecast(
     lead_model: ForecastModel | str | os.PathLike[str] | None = None,
     stats: xr.Dataset | NormStats | None = None,
     tracer_anomalies: xr.Dataset | None = None,
+    cycled_states: xr.DataArray | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool | None = None,
     **legacy: Any,
@@ -261,6 +266,14 @@ def train_forecast(
         relative to the anomaly's size). It teaches the model to carry a tracer anomaly
         along the wind rather than extrapolate the tracer in time; it is logged as
         ``anomaly_loss``.
+    cycled_states : xarray.DataArray, optional
+        Analysed input pairs of a cycled assimilation run on the training period
+        (:func:`xfuxi.assimilation.cycle.open_cycle_states`: the members' pairs at each
+        analysis time). A share ``config.cycled_fraction`` of every batch then starts from
+        these pairs instead of the true ones, with the true states after them as targets:
+        the model learns to forecast the truth from the states a cycle feeds it (training
+        on its own cycled analyses, as FengWu-Adas does; docs/cycling.md). Not with
+        ``lead_steps``.
     callback : callable, optional
         ``callback(step, {"loss": ..., "lr": ...})`` after every optimizer step.
     progress : bool, optional
@@ -407,6 +420,16 @@ def train_forecast(
     anom = None
     if tracer_anomalies is not None:
         anom = AnomalySamples(tracer_anomalies, fm, dev)
+    cycled = None
+    if cycled_states is not None:
+        if lead_steps:
+            raise ValueError("cycled_states cannot be combined with lead_steps > 0")
+        cycled = CycledStarts(
+            cycled_states, train_c["time"].values, starts,
+            [channel_name(c) for c in channels], tuple(data.shape[-2:]), fm.timestep, dev,
+        )  # fmt: skip
+        log.info("cycled states: %d analysis times x %d members", cycled.n_times,
+                 cycled.n_members)  # fmt: skip
 
     # ---- optimizer, state ---------------------------------------------------------------
     opt = torch.optim.AdamW(fm.net.parameters(), lr=lr, weight_decay=weight_decay)
@@ -426,6 +449,8 @@ def train_forecast(
         signature["precision"] = cfg.precision
     if cfg.input_perturbation > 0:  # absent when off, so that older checkpoints resume
         signature["input_perturbation"] = float(cfg.input_perturbation)
+    if cycled is not None:
+        signature.update(cycled_states=cycled.digest(), cycled_fraction=cfg.cycled_fraction)
     if anom is not None:
         signature.update(
             tracer_anomalies=anom.signature,
@@ -488,8 +513,22 @@ def train_forecast(
                 pert = input_perturbations(
                     data, rows.size, cfg.input_perturbation, seed, step, rank
                 )
+            inputs = None
+            n_cyc = 0 if cycled is None else int(round(cfg.cycled_fraction * rows.size))
+            if n_cyc:  # that many of the batch start from cycled analyses instead (one pass)
+                rows = rows[: rows.size - n_cyc]
+                prev, curr, idx = start_states(data, torch.from_numpy(rows), None, 0)
+                if pert is not None:
+                    prev, curr = prev + pert[: rows.size], curr + pert[: rows.size]
+                c_prev, c_curr, c_idx = cycled.draw(n_cyc, seed, step, rank)
+                inputs = (
+                    torch.cat([prev, c_prev]),
+                    torch.cat([curr, c_curr]),
+                    torch.cat([idx, c_idx.to(idx.device)]),
+                )
+                pert = None
             objective = _rollout_loss(
-                net, fm, data, rows, rollout_steps, w, lead, lead_steps, loss, pert
+                net, fm, data, rows, rollout_steps, w, lead, lead_steps, loss, pert, inputs
             )
             if anom is not None:
                 part = anom.objective(net, fm, w, seed, step, anomaly_batch_size // world, rank)

@@ -4,7 +4,8 @@
 :func:`regular_starts` lists where runs of consecutive time steps start, which both the
 forecast training (samples of a pair and its targets) and the FuXi-ENS training (sequences)
 draw from; :func:`start_states` gives a sample's input pair, from the truth or from a
-frozen lead model's forecast (FuXi's cascade).
+frozen lead model's forecast (FuXi's cascade); :class:`CycledStarts` gives input pairs that
+a cycled assimilation made, with the truth after them as targets.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..data.channels import Channel, stack
 from ..data.schema import SchemaError, validate
 from ..models.base import ForecastModel
 
-__all__ = ["regular_starts", "sequences", "stacked_states", "start_states"]
+__all__ = ["CycledStarts", "regular_starts", "sequences", "stacked_states", "start_states"]
 
 
 def stacked_states(
@@ -101,3 +102,99 @@ def start_states(
         for _ in range(lead_steps):
             prev, curr = curr, lead(torch.stack([prev, curr], dim=1))
     return prev, curr, idx + lead_steps
+
+
+class CycledStarts:
+    """Samples that start from the analysed pairs of a cycled assimilation (its members).
+
+    Each entry of ``states`` (:func:`xfuxi.assimilation.cycle.open_cycle_states`: the
+    members' analysed input pairs at the analysis times of a cycle run on a period the
+    training data hold) is matched to the index ``i`` of its analysis time in the training
+    data; the sample's input is the analysed pair, its targets the true states at
+    ``i + 1 ..`` — the model learns to forecast the truth from the states assimilation
+    gives it, as in a cycle (FengWu-Adas's training on its own cycled backgrounds).
+
+    Parameters
+    ----------
+    states : xarray.DataArray
+        ``(time, member, pair, channel, latitude, longitude)``.
+    times : numpy.ndarray
+        The training data's times.
+    starts : numpy.ndarray
+        The training data's valid sample indices (the second input time of each sample).
+    channels : sequence of str
+        The model's channel names, in order.
+    grid : (int, int)
+        The training data's grid.
+    step : numpy.timedelta64
+        The model's time step.
+    device : torch.device
+
+    Raises
+    ------
+    ValueError
+        Other channels, another grid, a pair not one step long, NaN, or no analysis time
+        that is a valid training sample (the states are from another period).
+    """
+
+    def __init__(
+        self,
+        states: xr.DataArray,
+        times: np.ndarray,
+        starts: np.ndarray,
+        channels: Sequence[str],
+        grid: tuple[int, int],
+        step: np.timedelta64,
+        device: torch.device,
+    ) -> None:
+        dims = ("time", "member", "pair", "channel", "latitude", "longitude")
+        if not isinstance(states, xr.DataArray) or tuple(states.dims) != dims:
+            got = tuple(states.dims) if isinstance(states, xr.DataArray) else type(states)
+            raise ValueError(f"cycled_states must be a DataArray with dims {dims}; got {got}")
+        names = [str(c) for c in states["channel"].values]
+        if names != list(channels):
+            raise ValueError(f"cycled_states have channels {names}; the model has {list(channels)}")
+        if tuple(states.shape[-2:]) != tuple(grid):
+            raise ValueError(
+                f"cycled_states are on a {tuple(states.shape[-2:])} grid; the data on {grid}"
+            )
+        offsets = np.asarray(states["pair"].values).astype("timedelta64[ns]")
+        want = np.asarray([-np.timedelta64(step, "ns"), np.timedelta64(0, "ns")])
+        if states.sizes["pair"] != 2 or not np.array_equal(offsets, want):
+            raise ValueError(
+                f"cycled_states pairs are at offsets {offsets}; the model's input pair is "
+                f"{want} (one time step)"
+            )
+        values = np.asarray(states.values, dtype="float32")
+        if not np.all(np.isfinite(values)):
+            raise ValueError("cycled_states contain NaN or infinite values")
+        index = {t: i for i, t in enumerate(np.asarray(times).astype("datetime64[ns]"))}
+        valid = set(int(i) for i in starts)
+        at = [index.get(t, -1) for t in states["time"].values.astype("datetime64[ns]")]
+        keep = [k for k, i in enumerate(at) if i in valid]
+        if not keep:
+            raise ValueError(
+                "none of the cycled_states' analysis times "
+                f"({states['time'].values[0]} .. {states['time'].values[-1]}) is a sample of "
+                "the training data (with its targets after it): the cycle must have run on "
+                "the training period"
+            )
+        self.values = torch.from_numpy(values[keep]).to(device)
+        self.index = torch.as_tensor([at[k] for k in keep], device=device)
+        self.n_times, self.n_members = self.values.shape[:2]
+
+    def draw(self, n: int, seed: int, step: int, rank: int = 0) -> tuple[torch.Tensor, ...]:
+        """``(prev, curr, idx)`` of ``n`` samples drawn reproducibly from seed, step, rank."""
+        g = np.random.default_rng([seed, step, rank, 29])
+        k = torch.as_tensor(g.integers(0, self.n_times, size=n), device=self.values.device)
+        m = torch.as_tensor(g.integers(0, self.n_members, size=n), device=self.values.device)
+        pair = self.values[k, m]
+        return pair[:, 0], pair[:, 1], self.index[k]
+
+    def digest(self) -> str:
+        """A digest of the states and their times, for resuming."""
+        import hashlib
+
+        h = hashlib.sha256(self.values.cpu().numpy().tobytes())
+        h.update(self.index.cpu().numpy().tobytes())
+        return h.hexdigest()
