@@ -473,3 +473,51 @@ def test_settings_fingerprints_do_not_depend_on_the_thread_count():
     assert _differences({"s": -15988562.30037153}, {"s": -15988562.300371531}) == []
     assert _differences({"s": 1.05}, {"s": 1.1}) == ["s (stored 1.05, now 1.1)"]
     assert _differences({"s": True}, {"s": 1}) == ["s (stored True, now 1)"]
+
+
+def test_cli_cycle_hybrid_gain_and_a_static_b(monkeypatch, tmp_path, capsys):
+    """``--method hybrid-gain`` needs ``--static-b`` (refused before any work without it);
+    with it, the LETKF is blended with a 3D-Var of those samples, and ``cycled-en4dvar``
+    gets them as the static part of its B."""
+    import xfuxi.assimilation.cycle as cycle_module
+    import xfuxi.cli.assimilate as cli_assimilate
+    from tests import tiny
+    from xfuxi.assimilation.cycle import CycleRun, HybridGainMethod
+    from xfuxi.cli import main
+
+    seen = {}
+
+    def fake_cycle(truth, network, **kwargs):
+        seen.update(kwargs)
+        return CycleRun(scores=xr.Dataset())
+
+    from xfuxi.data.channels import unstack
+
+    model = tiny.fuxi_model()
+    rng = np.random.default_rng(0)
+    shape = (6, len(model.channels), len(tiny.LAT), len(tiny.LON))
+    samples = unstack(
+        xr.DataArray(rng.standard_normal(shape), dims=("sample", "channel", "latitude", "longitude"),
+                     coords={"latitude": tiny.LAT, "longitude": tiny.LON}),
+        model.channels,
+    )  # fmt: skip
+    monkeypatch.setattr(cycle_module, "cycle", fake_cycle)
+    monkeypatch.setattr(cli_assimilate, "open_data", lambda path: samples)
+    monkeypatch.setattr(cli_assimilate, "load_model", lambda name: model)
+    base = ["cycle", "truth.zarr", "--store", str(tmp_path / "s")]
+    assert main([*base, "--method", "hybrid-gain"]) == 2
+    assert "needs --static-b" in capsys.readouterr().err
+    assert main([*base, "--method", "fuxi-da", "--static-b", "b.nc"]) == 2
+    assert "--static-b is not used" in capsys.readouterr().err
+    assert (
+        main([*base, "--method", "hybrid-gain", "--static-b", "b.nc", "--gain-weight", "0.5"]) == 0
+    )
+    method = seen["method"]
+    assert isinstance(method, HybridGainMethod) and method.weight == 0.5
+    assert method.variational.static.shape[0] == 6
+    assert method.variational.localization.length_scale == 2000.0
+    assert main([*base, "--method", "hybrid-gain", "--static-b", "b.nc", "--gain-weight", "2"]) == 2
+    assert "weight must be" in capsys.readouterr().err
+    assert main([*base, "--method", "cycled-en4dvar", "--static-b", "b.nc"]) == 0
+    assert seen["method"].static.shape[0] == 6
+    assert seen["method"].background_error.hybrid_weight == 0.25

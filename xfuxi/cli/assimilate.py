@@ -8,6 +8,7 @@ from pathlib import Path
 from ..assimilation import config as da
 from ..assimilation.cycle_config import CycleConfig
 from ..config import from_arguments
+from ..data.schema import SchemaError
 from .common import (
     arg,
     command,
@@ -97,9 +98,32 @@ def _cmd_assimilate(args) -> int:
 
 @arg("truth", help="truth run (a .nc file or a zarr store) with the model's channels and grid")
 @arg("--store", required=True, help="zarr store written one cycle at a time (resumed if it exists)")
-@arg("--method", choices=["letkf", "en4dvar", "cycled-en4dvar", "fuxi-da"], default="letkf",
-     help="LETKF, Perlin En4DVar, En4DVar with a cycled ensemble, or FuXi-DA with imager "
-          "radiances (default letkf)")  # fmt: skip
+@arg("--method", choices=["letkf", "hybrid-gain", "en4dvar", "cycled-en4dvar", "fuxi-da"],
+     default="letkf",
+     help="LETKF, hybrid-gain LETKF (needs --static-b), Perlin En4DVar, En4DVar with a cycled "
+          "ensemble, or FuXi-DA with imager radiances (default letkf)")  # fmt: skip
+@arg("--static-b", default=None,
+     help="netCDF/zarr of static background-error samples (dim 'sample'; "
+          "xfuxi.forecast_error_samples): the 3D-Var B of --method hybrid-gain; with "
+          "en4dvar or cycled-en4dvar, a static part of B of weight --hybrid-weight")  # fmt: skip
+@arg(
+    "--static-localization",
+    type=float,
+    default=2000.0,
+    help="--method hybrid-gain: Gaspari-Cohn half-width of the static B, km (default 2000)",
+)
+@arg(
+    "--gain-weight",
+    type=float,
+    default=1.0,
+    help="--method hybrid-gain: weight of the 3D-Var analysis of the LETKF mean (default 1)",
+)
+@arg(
+    "--hybrid-weight",
+    type=float,
+    default=0.25,
+    help="En4DVar with --static-b: weight of the static part of B (default 0.25)",
+)
 @arg(
     "--model", default="fuxi-hs-t21", help="forecast model name or checkpoint (default fuxi-hs-t21)"
 )
@@ -125,7 +149,14 @@ def _cmd_assimilate(args) -> int:
 @command("cycle", "cycle an assimilation method on a truth run, writing a resumable store")
 def _cmd_cycle(args) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
-    from ..assimilation.cycle import En4DVarMethod, LETKFMethod, RadiosondeNetwork, cycle
+    from ..assimilation.cycle import (
+        En4DVarMethod,
+        HybridGainMethod,
+        LETKFMethod,
+        RadiosondeNetwork,
+        cycle,
+        static_var,
+    )
     from ..assimilation.da_cycle import FuXiDAMethod, ImagerNetwork
     from ..assimilation.letkf import LETKFOptions
     from ..observations.imager import ImagerErrors
@@ -140,24 +171,10 @@ def _cmd_cycle(args) -> int:
         satellites = tuple(float(x) for x in args.satellites.split(",") if x.strip())
     except ValueError as err:
         return usage_error("cycle", str(err))
-    method: LETKFMethod | En4DVarMethod | FuXiDAMethod
-    network: RadiosondeNetwork | ImagerNetwork
-    network = RadiosondeNetwork(n_sites=args.sites, seed=config.seed)
-    if args.method == "fuxi-da":
-        if not satellites:
-            return usage_error("cycle", f"--satellites needs longitudes; got {args.satellites!r}")
-        # the imager's radiances; satellites other than the network's training ones allowed
-        method = FuXiDAMethod(args.da_model, allow_new_satellites=True)
-        network = ImagerNetwork(satellites=satellites, errors=errors, seed=config.seed)
-    elif args.method == "letkf":
-        method = LETKFMethod(options=letkf, localization=loc)
-    else:
-        method = En4DVarMethod(
-            background_error=da.BackgroundError(n_members=letkf.n_members, seed=config.seed),
-            localization=loc,
-            members="perlin" if args.method == "en4dvar" else "cycled",
-            letkf=letkf,
-        )
+    if args.method == "hybrid-gain" and args.static_b is None:
+        return usage_error("cycle", "--method hybrid-gain needs --static-b (error samples)")
+    if args.static_b is not None and args.method == "fuxi-da":
+        return usage_error("cycle", f"--static-b is not used by --method {args.method}")
     model = load_model(args.model)
     if args.truncation is not None:
         from ..models.spectral import with_spectral_filter
@@ -166,6 +183,51 @@ def _cmd_cycle(args) -> int:
             model = with_spectral_filter(model, args.truncation)
         except ValueError as err:
             return usage_error("cycle", f"--truncation: {err}")
+    static = None
+    if args.static_b is not None:
+        from ..assimilation.inputs import states_tensor
+
+        try:
+            static = states_tensor(open_data(args.static_b).load(), model, dim="sample",
+                                   name="--static-b")  # fmt: skip
+        except (ValueError, SchemaError) as err:
+            return usage_error("cycle", str(err))
+    method: LETKFMethod | HybridGainMethod | En4DVarMethod | FuXiDAMethod
+    network: RadiosondeNetwork | ImagerNetwork
+    network = RadiosondeNetwork(n_sites=args.sites, seed=config.seed)
+    if args.method == "fuxi-da":
+        if not satellites:
+            return usage_error("cycle", f"--satellites needs longitudes; got {args.satellites!r}")
+        # the imager's radiances; satellites other than the network's training ones allowed
+        method = FuXiDAMethod(args.da_model, allow_new_satellites=True)
+        network = ImagerNetwork(satellites=satellites, errors=errors, seed=config.seed)
+    elif args.method in ("letkf", "hybrid-gain"):
+        method = LETKFMethod(options=letkf, localization=loc)
+        if args.method == "hybrid-gain":
+            try:
+                method = HybridGainMethod(
+                    letkf=method,
+                    variational=static_var(
+                        static,
+                        localization=da.LocalizationOptions(length_scale=args.static_localization),
+                    ),
+                    weight=args.gain_weight,
+                )
+            except ValueError as err:
+                return usage_error("cycle", f"--gain-weight: {err}")
+    else:
+        hybrid = {} if static is None else {"hybrid_weight": args.hybrid_weight}
+        try:
+            error = da.BackgroundError(n_members=letkf.n_members, seed=config.seed, **hybrid)
+        except ValueError as err:
+            return usage_error("cycle", f"--hybrid-weight: {err}")
+        method = En4DVarMethod(
+            background_error=error,
+            localization=loc,
+            members="perlin" if args.method == "en4dvar" else "cycled",
+            letkf=letkf,
+            static=static,
+        )
     run = cycle(
         open_data(args.truth),
         network,
