@@ -496,11 +496,11 @@ def test_cli_cycle_hybrid_gain_and_a_static_b(monkeypatch, tmp_path, capsys):
     model = tiny.fuxi_model()
     rng = np.random.default_rng(0)
     shape = (6, len(model.channels), len(tiny.LAT), len(tiny.LON))
+    dims = ("sample", "channel", "latitude", "longitude")
+    coords = {"latitude": tiny.LAT, "longitude": tiny.LON}
     samples = unstack(
-        xr.DataArray(rng.standard_normal(shape), dims=("sample", "channel", "latitude", "longitude"),
-                     coords={"latitude": tiny.LAT, "longitude": tiny.LON}),
-        model.channels,
-    )  # fmt: skip
+        xr.DataArray(rng.standard_normal(shape), dims=dims, coords=coords), model.channels
+    )
     monkeypatch.setattr(cycle_module, "cycle", fake_cycle)
     monkeypatch.setattr(cli_assimilate, "open_data", lambda path: samples)
     monkeypatch.setattr(cli_assimilate, "load_model", lambda name: model)
