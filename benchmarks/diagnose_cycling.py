@@ -56,11 +56,9 @@ def _truth(model, split: str, times) -> np.ndarray:
     return np.asarray(arr.values, dtype="float64")
 
 
-def _site_distance(model, n_sites: int, seed: int) -> np.ndarray:
-    """Distance (km) of every grid point to the nearest site of RadiosondeNetwork(seed)."""
-    rng = np.random.default_rng(seed)  # the network's own draw of its sites
-    slat = np.degrees(np.arcsin(rng.uniform(-1, 1, n_sites)))
-    slon = rng.uniform(0, 360, n_sites)
+def _site_distance(model, network: RadiosondeNetwork) -> np.ndarray:
+    """Distance (km) of every grid point to the nearest site of ``network``."""
+    slat, slon = np.asarray(network.sites()).T
     lat, lon = np.meshgrid(model.latitude, model.longitude, indexing="ij")
     d = great_circle_distance(lat[..., None], lon[..., None], slat, slon) / 1e3
     return d.min(-1)
@@ -169,7 +167,11 @@ def main() -> None:
     out["by_scale"] = by_scale
 
     # 2. error and spread by distance to the nearest site, last third
-    dist = _site_distance(model, int(net["n_sites"]), int(net["seed"]))
+    network = RadiosondeNetwork(
+        n_sites=int(net["n_sites"]), error_fraction=float(net["error_fraction"]),
+        seed=int(net["seed"]),
+    )  # fmt: skip
+    dist = _site_distance(model, network)
     late = slice(int(2 * n / 3), n)
     an = scores["analysis_state"].values[late]
     sp = scores["spread_state"].values[late]
@@ -195,10 +197,6 @@ def main() -> None:
     bg = forecast_members(model, members, chunk=50)[0]
     t = times[c] + (times[1] - times[0])
     truth_ds = xfuxi.held_suarez_split(a.split, days=40).load()
-    network = RadiosondeNetwork(
-        n_sites=int(net["n_sites"]), error_fraction=float(net["error_fraction"]),
-        seed=int(net["seed"]),
-    )  # fmt: skip
     slots, _, _ = LETKFMethod().observe(network, truth_ds, [t], cycle=c + 1, model=model)
     slot = slots[0]
     tr = torch.as_tensor(_truth(model, a.split, [t])[0])

@@ -106,6 +106,7 @@ def run_world(
         cycle,
         static_var,
     )
+    from xfuxi.assimilation.inputs import states_tensor
     from xfuxi.assimilation.letkf import LETKFOptions
     from xfuxi.files import atomic_write_json
 
@@ -120,35 +121,31 @@ def run_world(
     network = RadiosondeNetwork(n_sites=sites)
     loc = LocalizationOptions(length_scale=length_scale, vertical_length_scale=1.0)
     letkf = LETKFOptions(n_members=members, rtps=rtps, inflation=inflation, qc_threshold=5.0)
-    extra: dict = {}
-    if additive > 0:  # the model's own 6-hour errors, from the train split (independent)
-        errors = xfuxi.forecast_error_samples(
-            xfuxi.held_suarez_split("train", days=200), model=model, lead_steps=1, n_samples=200
-        )
-        from xfuxi.assimilation.inputs import states_tensor
 
-        extra = {
-            "additive": states_tensor(errors, model, dim="sample", name="samples"),
-            "additive_scale": additive,
-        }
-    static: dict = {}
-    if hybrid > 0 or "hgain" in methods.split(","):
-        # a static B (hybrid En4DVar, hybrid-gain LETKF): the model's forecast errors at a
-        # lead about as large as a cycle's background error
-        from xfuxi.assimilation.inputs import states_tensor
-
-        torch.set_num_threads(1)  # the same samples whatever --threads: a run resumes
+    def error_samples(lead_steps: int):
+        """The model's forecast errors at this lead, from the train split (independent of
+        the period assimilated), computed on one thread so that a resumed run with other
+        ``--threads`` has the same samples."""
+        torch.set_num_threads(1)
         errors = xfuxi.forecast_error_samples(
-            xfuxi.held_suarez_split("train", days=200), model=model, lead_steps=hybrid_lead,
+            xfuxi.held_suarez_split("train", days=200), model=model, lead_steps=lead_steps,
             n_samples=200,
         )  # fmt: skip
         torch.set_num_threads(threads)
-        static = {"static": states_tensor(errors, model, dim="sample", name="samples")}
+        return states_tensor(errors, model, dim="sample", name="samples")
+
+    # additive inflation: the model's own 6-hour errors
+    extra = {"additive": error_samples(1), "additive_scale": additive} if additive > 0 else {}
+    # a static B (hybrid En4DVar, hybrid-gain LETKF): errors at a lead about as large as a
+    # cycle's background error
+    static_b = None
+    if hybrid > 0 or "hgain" in methods.split(","):
+        static_b = error_samples(hybrid_lead)
     builders = {
         "letkf": lambda: LETKFMethod(options=letkf, localization=loc, **extra),
         "cycled": lambda: En4DVarMethod(
             background_error=BackgroundError(n_members=members, hybrid_weight=hybrid or 0.25),
-            **(static if hybrid > 0 else {}),
+            static=static_b if hybrid > 0 else None,
             localization=loc,
             members="cycled",
             letkf=letkf,
@@ -160,9 +157,7 @@ def run_world(
         ),
         "hgain": lambda: HybridGainMethod(
             letkf=LETKFMethod(options=letkf, localization=loc, **extra),
-            variational=static_var(
-                static["static"], localization=LocalizationOptions(length_scale=2000.0)
-            ),
+            variational=static_var(static_b, localization=LocalizationOptions(length_scale=2000.0)),
             weight=gain_weight,
         ),
         "3dvar": lambda: static_var(

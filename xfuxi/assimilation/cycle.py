@@ -813,15 +813,14 @@ class RadiosondeNetwork:
             out.setdefault(v, []).append(float(s))
         return {v: self.error_fraction * float(np.mean(s)) for v, s in out.items()}
 
-    def __call__(self, truth: xr.Dataset, times: Any, *, cycle: int, model: Any) -> xr.Dataset:
+    def sites(self) -> list[tuple[float, float]]:
+        """The network's ``(latitude, longitude)`` sites, uniform on the sphere (from ``seed``)."""
         rng = np.random.default_rng(self.seed)
-        sites = list(
-            zip(
-                np.degrees(np.arcsin(rng.uniform(-1, 1, self.n_sites))),
-                rng.uniform(0, 360, self.n_sites),
-                strict=True,
-            )
-        )
+        lat = np.degrees(np.arcsin(rng.uniform(-1, 1, self.n_sites)))
+        return list(zip(lat.tolist(), rng.uniform(0, 360, self.n_sites).tolist(), strict=True))
+
+    def __call__(self, truth: xr.Dataset, times: Any, *, cycle: int, model: Any) -> xr.Dataset:
+        sites = self.sites()
         variables = self.variables
         if variables is None:
             variables = tuple(
