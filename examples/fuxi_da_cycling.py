@@ -97,9 +97,15 @@ def main() -> None:
         "--truncation", type=int, default=None,
         help="spectral truncation of every forecast step (21: the world's; docs/cycling.md)",
     )  # fmt: skip
+    p.add_argument("--split", default="test", choices=("test", "validation"),
+                   help="validation: for choices; test: to report")  # fmt: skip
+    p.add_argument("--assi", default="fuxi-da-hs-t21", help="FuXi-DA model (name or directory)")
+    p.add_argument("--corr", default="fuxi-da-hs-t21-corr", help="CORR model (name or directory)")
     p.add_argument("--out", default="benchmarks/results/fuxi_da_cycling.json")
     p.add_argument("--figure", default="examples/figures/fuxi_da_cycling.png")
     args = p.parse_args()
+    models = {"fuxi-da-hs-t21": args.assi, "fuxi-da-hs-t21-corr": args.corr}
+    variants = [(n, models[m], sats) for n, m, sats in VARIANTS]
     t_start = time.perf_counter()
     model = load_model(args.model)
     if args.truncation is not None:
@@ -107,7 +113,7 @@ def main() -> None:
 
         model = with_spectral_filter(model, args.truncation)
     n_cycles = int(round(args.days * 4))
-    truth = held_suarez_split("test", days=int(np.ceil(args.days)) + 2).load()
+    truth = held_suarez_split(args.split, days=int(np.ceil(args.days)) + 2).load()
     times = pd.DatetimeIndex(truth["time"].values)
     step = pd.Timedelta(model.timestep)
     t0 = times[0] + 3 * step
@@ -128,7 +134,7 @@ def main() -> None:
     walls, diagnostics = {}, {}
     free = None
     try:
-        for name, da_model, sats in VARIANTS:
+        for name, da_model, sats in variants:
             store = work / name.replace(" ", "_")
             run, analysis, free_states, wall = run_variant(
                 truth, model, da_model, sats, n_cycles, store
@@ -174,7 +180,8 @@ def main() -> None:
             "first_background": "2-step (12-hour) forecast of the truth",
             "model": model.name,
             "imager_seed": f"{SEED} + cycle",
-            "variants": {n: {"model": m, "satellites": list(s)} for n, m, s in VARIANTS},
+            "split": args.split,
+            "variants": {n: {"model": m, "satellites": list(s)} for n, m, s in variants},
             "inside": "zenith angle <= 70 deg from the satellite at 105 E",
         },
         "table": table,

@@ -13,6 +13,9 @@ times, 1000 resamples).
 
     python examples/fuxi_da_experiments.py [--times 24] [--forecast-steps 12]
 
+``--split validation`` scores the same way on the validation split, where choices between
+networks are made; the test split only reports.
+
 Writes ``benchmarks/results/fuxi_da.json`` (atomically) and prints a table.
 """
 
@@ -32,7 +35,7 @@ from xfuxi.datasets import held_suarez_split
 from xfuxi.files import atomic_write_json
 from xfuxi.grid import area_weights
 from xfuxi.models.registry import load_model
-from xfuxi.observations.imager import imager_observations, zenith_angle
+from xfuxi.observations.imager import NominalImager, imager_observations, zenith_angle
 
 HEADLINE = [
     ("geopotential", 500.0),
@@ -84,6 +87,55 @@ def truth_tensor(truth, model) -> torch.Tensor:
     """The truth's states as a float32 tensor ``(T, C, H, W)`` in the model's channel order."""
     data = stack(truth, model.channels).transpose("time", "channel", "latitude", "longitude")
     return torch.as_tensor(np.asarray(data.values, dtype="float32"))
+
+
+def departure_signal(model, radiances, background, truth_states) -> dict:
+    """How much of the clear-sky departures O − H(x_b) is the background's error.
+
+    Per channel, at the clear pixels of the analysis-time frame: the std of O − H(x_b), of
+    O − H(x_t) (noise, bias and spectroscopy error) and of H(x_b) − H(x_t), and the
+    correlation of O − H(x_b) with H(x_t) − H(x_b).
+    """
+    channels = [str(c) for c in radiances["sensor_channel"].values]
+    op = NominalImager(model.channels, radiances["zenith_angle"].values, channels=channels)
+    with torch.no_grad():
+        hb = op(background.double()).numpy()
+        ht = op(truth_states.double()).numpy()
+    bt = radiances["brightness_temperature"].sel(frame=np.timedelta64(0, "ns"))
+    o = bt.transpose("time", "sensor_channel", "latitude", "longitude").values
+    clear = ~radiances["cloudy"].sel(frame=np.timedelta64(0, "ns")).values
+    out = {}
+    for k, c in enumerate(channels):
+        ok = np.isfinite(o[:, k]) & clear & np.isfinite(hb[:, k])
+        omb, omt, bmt = o[:, k][ok] - hb[:, k][ok], o[:, k][ok] - ht[:, k][ok], (hb - ht)[:, k][ok]
+        out[c] = {
+            "std_omb": float(omb.std()),
+            "std_omt": float(omt.std()),
+            "std_hb_minus_ht": float(bmt.std()),
+            "corr_omb_ht_minus_hb": float(np.corrcoef(omb, -bmt)[0, 1]),
+        }
+    return out
+
+
+def table_rows(results, model, leads, regions, chan) -> list[dict]:
+    """One flat row per lead, region and channel: RMSE of CTRL, CORR, ASSI and the gains."""
+    rows = []
+    for step in leads:
+        for r in regions:
+            for c in chan:
+                name = channel_name(model.channels[c])
+                row = {"lead": f"{6 * step}h", "region": r, "channel": name}
+                for m in ("CTRL", "CORR", "ASSI"):
+                    rmse = results["scores"][f"{m}|{r}|{name}|{6 * step}h"]["rmse"]
+                    row[m] = float(f"{rmse:.4g}")
+                for ref in ("CORR", "CTRL"):
+                    g = results["gains"][f"ASSI/{ref}|{r}|{name}|{6 * step}h"]
+                    lo, hi = g["ci95"]
+                    row[f"ASSI vs {ref} [95% CI]"] = (
+                        f"{100 * g['gain']:+.1f}% [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                    )
+                rows.append(row)
+    return rows
 
 
 def ctrl_backgrounds(model, truth, data, idx):
@@ -161,27 +213,41 @@ def main() -> None:
     p.add_argument("--model", default="fuxi-hs-t21")
     p.add_argument("--assi", default="fuxi-da-hs-t21")
     p.add_argument("--corr", default="fuxi-da-hs-t21-corr")
-    p.add_argument("--test-days", type=int, default=12)
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "validation"),
+        help="the world's split to score on (validation: for choices; test: to report)",
+    )
+    p.add_argument("--test-days", type=int, default=12, help="days of the split to read")
     p.add_argument("--times", type=int, default=24)
     p.add_argument("--forecast-steps", type=int, default=12)
     p.add_argument("--out", default="benchmarks/results/fuxi_da.json")
+    p.add_argument(
+        "--clear-only",
+        action="store_true",
+        help="give ASSI only the clear pixels (the truth's cloud flag; for the ablation)",
+    )
     args = p.parse_args()
     torch.set_grad_enabled(False)
     t_start = time.perf_counter()
 
     model = load_model(args.model)
-    truth = held_suarez_split("test", days=args.test_days)
+    truth = held_suarez_split(args.split, days=args.test_days)
     truth = truth.load()
     data = truth_tensor(truth, model)
     n = data.shape[0]
     first, last = 2, n - 1 - args.forecast_steps
     if last - first + 1 < args.times:
-        raise SystemExit(f"the test split has too few times for {args.times} analyses")
+        raise SystemExit(f"the {args.split} split has too few times for {args.times} analyses")
     idx = np.arange(first, first + args.times)
     times = truth["time"].values[idx]
 
     bg, background = ctrl_backgrounds(model, truth, data, idx)
     radiances = imager_observations(truth, satellites=[105.0], times=times, seed=12345)
+    if args.clear_only:  # a network trained on clear pixels sees only clear pixels
+        bt = radiances["brightness_temperature"].where(~radiances["cloudy"])
+        radiances = radiances.assign(brightness_temperature=bt)
     t0 = time.perf_counter()
     corr = assimilate_da(background, model=args.corr)
     t_corr = time.perf_counter() - t0
@@ -295,9 +361,11 @@ def main() -> None:
                 "gain_missing": float(miss_gain),
                 "kept": float(miss_gain / full_gain) if full_gain != 0 else None,
             }
+    results["departure_signal"] = departure_signal(model, radiances, bg, data[idx])
     results["single_observation"] = single_observation_test(
         background, radiances, model_name=args.assi
     )
+    results["rows"] = table_rows(results, model, leads, regions, chan)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, json.loads(json.dumps(results, default=str)))
     print(

@@ -47,6 +47,44 @@ def test_analysis_increment_and_diagnostics(case):
     xr.testing.assert_identical(DAMethod(model)(background, radiances), res.analysis)
 
 
+def test_departure_input_is_radiances_minus_the_background_through_the_nominal_operator(case):
+    from xfuxi.assimilation.da import da_inputs
+    from xfuxi.observations.imager import NominalImager
+
+    background, radiances, _ = case
+    model = tiny_da_model(departures=True)
+    xb, obs = da_inputs(background, radiances, model)
+    plain_xb, plain = da_inputs(background, radiances, tiny_da_model())
+    torch.testing.assert_close(xb, plain_xb)
+    per, s = 3 * 2 + 5, 2  # per frame: radiances, masks, departures, extras
+    op = NominalImager(
+        model.channels, radiances["zenith_angle"].values, channels=model.sensor_channels
+    )
+    seen = op(xb.double()).numpy()
+    for f, frame in enumerate(model.frames):
+        block = obs[:, f * per : (f + 1) * per].numpy()
+        rad = radiances["brightness_temperature"].sel(frame=np.timedelta64(int(frame), "h"))
+        bt = rad.transpose("time", "sensor_channel", "latitude", "longitude").values
+        ok = np.isfinite(bt) & np.isfinite(seen)
+        assert ok.any() and (~ok).any()
+        np.testing.assert_allclose(block[:, 2 * s : 3 * s][ok], ((bt - seen) / 10.0)[ok], atol=1e-5)
+        assert np.all(block[:, 2 * s : 3 * s][~ok] == 0)
+        # the radiances, masks and extras are those of the plain model
+        other = plain[:, f * (per - s) : (f + 1) * (per - s)].numpy()
+        np.testing.assert_array_equal(block[:, : 2 * s], other[:, : 2 * s])
+        np.testing.assert_array_equal(block[:, 3 * s :], other[:, 2 * s :])
+    # a warmer background lowers the departures of the window channel where it is seen
+    warmer = background.copy(deep=True)
+    warmer["temperature"] = warmer["temperature"] + 2.0
+    _, obs2 = da_inputs(warmer, radiances, model)
+    k = model.sensor_channels.index("ir10.8")
+    d1, d2 = obs[:, per - 5 - s + k], obs2[:, per - 5 - s + k]
+    seen_px = obs[:, 2 + k] > 0  # the mask of frame 0
+    assert bool((d2[seen_px] < d1[seen_px]).all())
+    res = assimilate_da(background, radiances, model=model)
+    xr.testing.assert_allclose(res.analysis - background, res.increment)
+
+
 def test_corr_without_radiances(case):
     background, _, _ = case
     res = assimilate_da(background, model=tiny_da_model(observations=False))

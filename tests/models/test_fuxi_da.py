@@ -22,9 +22,10 @@ SENSORS = ("wv6.2", "ir10.8")
 FRAMES = (-2.0, 0.0)
 
 
-def tiny_da_model(observations: bool = True, seed: int = 0) -> FuXiDA:
+def tiny_da_model(observations: bool = True, seed: int = 0, departures: bool = False) -> FuXiDA:
     torch.manual_seed(seed)
-    n_obs = len(FRAMES) * (2 * len(SENSORS) + 5) + 3 if observations else 0
+    per = (3 if departures else 2) * len(SENSORS) + 5
+    n_obs = len(FRAMES) * per + 3 if observations else 0
     net = FuXiDANet(C, n_obs, width=4, scales=2)
     stats = NormStats(np.full(C, 100.0), np.full(C, 50.0), np.full(C, 2.0))
     return FuXiDA(
@@ -36,6 +37,7 @@ def tiny_da_model(observations: bool = True, seed: int = 0) -> FuXiDA:
         sensor_channels=SENSORS if observations else (),
         frames=FRAMES,
         satellites=(90.0,),
+        departure_input=departures,
         name="tiny-da" if observations else "tiny-corr",
     )
 
@@ -112,6 +114,42 @@ def test_checkpoint_round_trip(tmp_path):
     (path / "model.safetensors").write_bytes(b"broken")
     with pytest.raises(CheckpointError, match="sha256"):
         load_da_model(path)
+
+
+def test_departure_input_round_trip_and_channel_count(tmp_path):
+    model = tiny_da_model(departures=True)
+    assert model.departure_input and model.n_obs_channels == len(FRAMES) * (3 * 2 + 5) + 3
+    assert "departure_input=True" in repr(model)
+    _randomise_head(model)
+    back = load_da_model(save_da_model(model, tmp_path / "da"))
+    assert back.departure_input
+    x = torch.randn(1, C, 8, 16)
+    obs = torch.randn(1, model.n_obs_channels, 8, 16)
+    torch.testing.assert_close(back(x, obs), model(x, obs))
+    # a network built for radiances alone does not fit a model that takes departures
+    with pytest.raises(ValueError, match="departure_input=True"):
+        FuXiDA(tiny_da_model().net, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+               longitude=tiny_da.LON, stats=model.stats, sensor_channels=SENSORS,
+               frames=FRAMES, departure_input=True)  # fmt: skip
+    # CORR has no observation branch, so no departures either
+    assert not tiny_da_model(observations=False, departures=True).departure_input
+
+
+def test_departure_features_follow_the_mask():
+    bt = np.full((1, 2, 2, 3), 260.0)
+    bt[0, 0, 1, 2] = np.nan
+    dep = np.full(bt.shape, 5.0)
+    dep[0, 1, 0, 0] = np.nan  # no background equivalent: treated as missing
+    f = observation_features(bt, np.zeros((2, 3)), latitude=[-30, 30], longitude=[0, 120, 240],
+                             time="2020-01-01", frames=[0.0], departure=dep)  # fmt: skip
+    # per frame: 2 radiances, 2 masks, 2 departures, 5 extras; then 3 position inputs
+    assert f.shape == (2 * 3 + 5 + 3, 2, 3)
+    np.testing.assert_allclose(f[4][0], [0.5, 0.5, 0.5])
+    assert f[4, 1, 2] == 0 and f[2, 1, 2] == 0  # missing radiance: no departure, mask 0
+    assert f[5, 0, 0] == 0 and f[3, 0, 0] == 0 and f[1, 0, 0] == 0
+    with pytest.raises(ValueError, match="departure has shape"):
+        observation_features(bt, np.zeros((2, 3)), latitude=[-30, 30], longitude=[0, 120, 240],
+                             time="2020-01-01", frames=[0.0], departure=dep[:, :1])  # fmt: skip
 
 
 def test_configs_that_cannot_rebuild_the_model_name_the_file(tmp_path):

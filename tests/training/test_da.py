@@ -71,6 +71,83 @@ def test_k0_and_corr():
     assert not corr.uses_observations and corr.net.observation_in is None
 
 
+def test_departure_input_trains_and_resumes_only_with_the_same_setting(tmp_path):
+    truth = tiny_da.truth(8)
+    model = forecast_model()
+    cfg = DAConfig(**{**CFG, "forecast_steps": 0, "steps": 3, "departure_input": True},
+                   checkpoint_dir=tmp_path)  # fmt: skip
+    net, hist = train_da(truth, model, config=cfg, progress=False)
+    assert net.departure_input and net.n_obs_channels == 3 * 2 + 5 + 3
+    assert np.isfinite(hist["loss"]).all()
+    other = DAConfig(**{**CFG, "forecast_steps": 0, "steps": 6}, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="departure_input"):
+        train_da(truth, model, config=other, progress=False)
+
+
+def test_init_from_corr_starts_assi_at_corr(tmp_path):
+    from xfuxi.models.fuxi_da import save_da_model
+    from xfuxi.training.da import initial_da_network
+
+    truth = tiny_da.truth(8)
+    model = forecast_model()
+    base = {**CFG, "forecast_steps": 0, "steps": 4}
+    corr, _ = train_da(truth, model, config=DAConfig(**base, observations=False), progress=False)
+    path = save_da_model(corr, tmp_path / "corr")
+    cfg = DAConfig(**base, departure_input=True, init_from=str(path))
+    start = initial_da_network(cfg, model)
+    assert start.uses_observations and start.departure_input
+    x = 100.0 + torch.randn(2, C, len(tiny_da.LAT), len(tiny_da.LON))
+    obs = torch.randn(2, start.n_obs_channels, len(tiny_da.LAT), len(tiny_da.LON))
+    assert float(corr(x).detach().abs().max()) > 0
+    torch.testing.assert_close(start(x, obs), corr(x))
+    # then it learns to use the radiances: its increment no longer equals CORR's
+    net, hist = train_da(truth, model, config=cfg, progress=False)
+    assert not torch.allclose(net(x, obs), corr(x))
+    # the same kind is trained further as it is; an ASSI network cannot start CORR
+    again = initial_da_network(DAConfig(**base, observations=False, init_from=str(path)), model)
+    torch.testing.assert_close(again(x), corr(x))
+    assi_path = save_da_model(net, tmp_path / "assi")
+    with pytest.raises(ValueError, match="is an ASSI network"):
+        initial_da_network(DAConfig(**base, observations=False, init_from=str(assi_path)), model)
+    with pytest.raises(ValueError, match="either network= or config.init_from"):
+        train_da(truth, model, config=cfg, network=net, progress=False)
+
+
+def test_assi_from_corr_refuses_mismatched_networks():
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.models.fuxi_da import assi_from_corr
+
+    corr, assi = tiny_da_model(observations=False), tiny_da_model()
+    with pytest.raises(ValueError, match="a CORR network and an ASSI network"):
+        assi_from_corr(assi, corr)
+    wide = new_da_network(DAConfig(**{**CFG, "width": 6}), forecast_model())
+    with pytest.raises(ValueError, match="differ in width"):
+        assi_from_corr(corr, wide)
+
+
+def test_loss_scale_divides_by_the_chosen_std():
+    from xfuxi.training.da import da_loss, prepare_da_samples
+
+    truth = tiny_da.truth(8)
+    model = forecast_model()
+    stats = model.stats
+    model = ForecastModel(
+        model.net, channels=model.channels, latitude=model.latitude, longitude=model.longitude,
+        stats=NormStats(stats.mean, stats.std, stats.std / 10), name="persist",
+    )  # fmt: skip
+    net = new_da_network(DAConfig(**{**CFG, "forecast_steps": 0}), model)
+    assert not torch.allclose(net._std, net._diff_std)
+    samples = prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=0)
+    pick = np.arange(len(samples))
+    w = torch.ones(len(tiny_da.LAT), 1)
+    err = samples.background - samples.truth[torch.as_tensor(samples.index)]  # untrained: xa = xb
+    for scale, std in (("std", net._std), ("diff_std", net._diff_std)):
+        loss, _ = da_loss(net, model, samples, pick, forecast_steps=0, weights=w, loss_scale=scale)
+        torch.testing.assert_close(loss, (err / std).abs().mean())
+    with pytest.raises(ValueError, match="loss_scale"):
+        DAConfig(loss_scale="variance")
+
+
 def test_resume_continues_exactly(tmp_path):
     truth = tiny_da.truth(8)
     cfg = DAConfig(**CFG)

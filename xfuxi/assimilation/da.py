@@ -35,6 +35,7 @@ __all__ = [
     "DAResult",
     "assimilate_da",
     "da_inputs",
+    "observation_inputs",
     "radiance_diagnostics",
     "resolve_da_model",
 ]
@@ -214,27 +215,52 @@ def da_inputs(
         "time", "channel", "latitude", "longitude"
     )
     xb = torch.as_tensor(np.asarray(x.values, dtype="float32"))
+    return xb, observation_inputs(xb, radiances, model, times=times)
+
+
+def observation_inputs(
+    background: torch.Tensor, radiances: xr.Dataset | None, model: FuXiDA, *, times: Any
+) -> torch.Tensor | None:
+    """The observation branch's inputs ``(T, K, H, W)`` for backgrounds ``(T, C, H, W)``.
+
+    The backgrounds (physical units, the model's channel order) are used only by a model
+    with ``departure_input``: their radiances through the nominal operator are subtracted
+    from the observed ones. None for CORR.
+    """
     if not model.uses_observations:
-        return xb, None
+        return None
     if radiances is None:
         raise ValueError(f"the model {model.name!r} assimilates radiances; give them")
-    zen = radiances["zenith_angle"].values
+    times = np.atleast_1d(times)
+    if model.departure_input and background.shape[0] != len(times):
+        raise ValueError(f"{background.shape[0]} backgrounds for {len(times)} analysis times")
+    xb = background
+    zen_true = radiances["zenith_angle"].values
+    zen = zen_true
     if not model.zenith_input:
         zen = np.where(np.isfinite(zen), 90.0, np.nan)  # cos = 0: no zenith information
-    feats = [
-        observation_features(
-            _frames_array(radiances, model, t),
-            zen,
-            latitude=model.latitude,
-            longitude=model.longitude,
-            time=t,
-            frames=model.frames,
-            zenith_input=model.zenith_input,
-            position_input=model.position_input,
+    seen = None
+    if model.departure_input:  # the background through the nominal operator (K)
+        operator = NominalImager(model.channels, zen_true, channels=model.sensor_channels)
+        with torch.no_grad():
+            seen = operator(xb.double()).numpy()
+    feats = []
+    for i, t in enumerate(times):
+        frames = _frames_array(radiances, model, t)
+        feats.append(
+            observation_features(
+                frames,
+                zen,
+                latitude=model.latitude,
+                longitude=model.longitude,
+                time=t,
+                frames=model.frames,
+                zenith_input=model.zenith_input,
+                position_input=model.position_input,
+                departure=None if seen is None else frames - seen[i][None],
+            )
         )
-        for t in times
-    ]
-    return xb, torch.as_tensor(np.stack(feats))
+    return torch.as_tensor(np.stack(feats))
 
 
 def _bin_stats(d: np.ndarray, groups: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:

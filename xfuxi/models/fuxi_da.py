@@ -8,7 +8,9 @@ for assimilating satellite observations" (arXiv 2404.08522):
   (missing pixels set to 0), the missing-data mask, cos(zenith angle) (0 where missing),
   and the time of the frame (cos/sin of the day of year and of the time of day), plus
   sin(latitude) and cos/sin(longitude) once — what a real system knows about each pixel,
-  so that the network is not tied to one satellite position;
+  so that the network is not tied to one satellite position; optionally
+  (``departure_input``) also the departures of the radiances from the background seen
+  through the nominal operator (O − H(xb), as a variational system computes them);
 * a **condition branch** encodes both together;
 * at every scale of a U-Net-like encoder a **fusion block** takes the three and returns a
   background-increment feature, observation-bias features (subtracted from the observation
@@ -28,6 +30,7 @@ Checkpoints go through the one store (:mod:`xfuxi.models.checkpoint`): ``config.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,8 +54,10 @@ __all__ = [
     "DA_KIND",
     "FuXiDA",
     "FuXiDANet",
+    "assi_from_corr",
     "da_model_files",
     "load_da_model",
+    "n_observation_inputs",
     "observation_features",
     "save_da_model",
     "shipped_da_models",
@@ -68,6 +73,25 @@ BT_MEAN, BT_SCALE = 250.0, 30.0
 FRAME_EXTRAS = 5
 #: inputs shared by all frames: sin(latitude), cos/sin(longitude)
 POSITION_INPUTS = 3
+#: departures O − H(xb) are given to the network as (O − H(xb)) / DEPARTURE_SCALE
+DEPARTURE_SCALE = 10.0
+
+
+def n_observation_inputs(
+    frames: int, sensor_channels: int, *, departure_input: bool = False
+) -> int:
+    """The number of observation-branch input channels (0 without imager channels).
+
+    Per frame: 2 per imager channel (radiance, mask), one more with ``departure_input``
+    (the departure), and :data:`FRAME_EXTRAS`; then :data:`POSITION_INPUTS`.
+
+    >>> n_observation_inputs(3, 8), n_observation_inputs(3, 8, departure_input=True)
+    (66, 90)
+    """
+    if not sensor_channels:
+        return 0
+    per = (3 if departure_input else 2) * sensor_channels + FRAME_EXTRAS
+    return frames * per + POSITION_INPUTS
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -196,6 +220,7 @@ def observation_features(
     frames: Sequence[float],
     zenith_input: bool = True,
     position_input: bool = True,
+    departure: np.ndarray | None = None,
 ) -> np.ndarray:
     """The observation branch's input for one analysis time.
 
@@ -212,16 +237,40 @@ def observation_features(
         Frame offsets (hours).
     zenith_input, position_input : bool, default True
         Give the zenith angle, and the position and time (False: zeros, for ablations).
+    departure : array (F, S, H, W), optional
+        The radiances minus the background's through the nominal operator (K); given, they
+        follow each frame's mask as ``departure / DEPARTURE_SCALE`` (0 where missing).
 
     Returns
     -------
-    numpy.ndarray (F * (2 S + 5) + 3, H, W), float32
-        Per frame: normalised radiances (0 where missing), the mask, cos(zenith), cos/sin of
-        the time of day and of the day of year; then sin(latitude), cos/sin(longitude).
+    numpy.ndarray (F * (2 S + 5) + 3, H, W), float32 (F * (3 S + 5) + 3 with ``departure``)
+        Per frame: normalised radiances (0 where missing), the mask, [the departures,]
+        cos(zenith), cos/sin of the time of day and of the day of year; then sin(latitude),
+        cos/sin(longitude).
+
+    Examples
+    --------
+    >>> bt = np.full((1, 2, 2, 4), 250.0); bt[0, 1, 0, 0] = np.nan
+    >>> f = observation_features(bt, np.zeros((2, 4)), latitude=[-45, 45],
+    ...                          longitude=[0, 90, 180, 270], time="2020-01-01", frames=[0])
+    >>> f.shape, float(f[3, 0, 0])  # mask of channel 2 at the missing pixel
+    ((12, 2, 4), 0.0)
+    >>> dep = np.ones((1, 2, 2, 4))
+    >>> g = observation_features(bt, np.zeros((2, 4)), latitude=[-45, 45],
+    ...                          longitude=[0, 90, 180, 270], time="2020-01-01", frames=[0],
+    ...                          departure=dep)
+    >>> g.shape, round(float(g[4, 0, 0]), 6), float(g[5, 0, 0])  # departures: 0 where missing
+    ((14, 2, 4), 0.1, 0.0)
     """
     bt = np.asarray(brightness_temperature, dtype="float64")
     n_f, n_s, h, w = bt.shape
     mask = np.isfinite(bt)
+    if departure is not None:
+        departure = np.asarray(departure, dtype="float64")
+        if departure.shape != bt.shape:
+            raise ValueError(f"departure has shape {departure.shape}; the radiances {bt.shape}")
+        mask = mask & np.isfinite(departure)
+        dep = np.where(mask, departure / DEPARTURE_SCALE, 0.0)
     rad = np.where(mask, (bt - BT_MEAN) / BT_SCALE, 0.0)
     zen = np.asarray(zenith, dtype="float64")
     cz = np.where(np.isfinite(zen), np.cos(np.radians(np.nan_to_num(zen))), 0.0)
@@ -234,6 +283,8 @@ def observation_features(
         tod = 2 * np.pi * (when.hour + when.minute / 60.0) / 24.0
         doy = 2 * np.pi * (when.day_of_year - 1) / 365.25
         pieces = [rad[f], mask[f].astype("float64")]
+        if departure is not None:
+            pieces.append(dep[f])
         seen = mask[f].any(0)
         zen_f = np.where(seen, cz, 0.0) if zenith_input else np.zeros((h, w))
         clock = [np.cos(tod), np.sin(tod), np.cos(doy), np.sin(doy)]
@@ -268,6 +319,9 @@ class FuXiDA(nn.Module):
         Sub-satellite longitudes of the training radiances (recorded; checked at use).
     zenith_input, position_input : bool
         Whether the zenith angle, and the position and time, were given (ablations).
+    departure_input : bool, default False
+        Whether the network also takes the departures O − H(xb) through the nominal
+        operator (:func:`xfuxi.assimilation.da.da_inputs` computes them).
     name : str
     metadata : dict, optional
         Training settings and scores.
@@ -286,6 +340,7 @@ class FuXiDA(nn.Module):
         satellites: Sequence[float] = (),
         zenith_input: bool = True,
         position_input: bool = True,
+        departure_input: bool = False,
         name: str = "fuxi-da",
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -303,6 +358,7 @@ class FuXiDA(nn.Module):
         self.satellites = tuple(float(s) for s in satellites)
         self.zenith_input = bool(zenith_input)
         self.position_input = bool(position_input)
+        self.departure_input = bool(departure_input) and bool(self.sensor_channels)
         self.name = name
         self.metadata = dict(metadata or {})
         expected = self.n_obs_channels
@@ -314,7 +370,7 @@ class FuXiDA(nn.Module):
                 f"{net.config['obs_channels']} observation channels; the model has "
                 f"{len(self.channels)} state channels and needs {expected} observation "
                 f"channels ({len(self.frames)} frames x {len(self.sensor_channels)} imager "
-                "channels)"
+                f"channels, departure_input={self.departure_input})"
             )
         register_stats_buffers(self, stats, len(self.channels))
 
@@ -324,9 +380,9 @@ class FuXiDA(nn.Module):
 
     @property
     def n_obs_channels(self) -> int:
-        if not self.sensor_channels:
-            return 0
-        return len(self.frames) * (2 * len(self.sensor_channels) + FRAME_EXTRAS) + POSITION_INPUTS
+        return n_observation_inputs(
+            len(self.frames), len(self.sensor_channels), departure_input=self.departure_input
+        )
 
     @property
     def grid_shape(self) -> tuple[int, int]:
@@ -360,6 +416,7 @@ class FuXiDA(nn.Module):
             "satellites": list(self.satellites),
             "zenith_input": self.zenith_input,
             "position_input": self.position_input,
+            "departure_input": self.departure_input,
             "metadata": self.metadata,
         }
 
@@ -368,7 +425,76 @@ class FuXiDA(nn.Module):
         return (
             f"name={self.name!r}, {kind}, channels={len(self.channels)}, grid={self.grid_shape}, "
             f"sensor_channels={list(self.sensor_channels)}, frames={list(self.frames)}"
+            + (", departure_input=True" if self.departure_input else "")
         )
+
+
+def assi_from_corr(corr: FuXiDA, assi: FuXiDA) -> FuXiDA:
+    """A copy of the untrained ``assi`` that starts as the trained CORR network ``corr``.
+
+    Every weight the two networks share is copied from ``corr``; the weights that read the
+    observation features in the condition branch's first convolution and in every fusion
+    block's first convolution are zero, so the copy returns CORR's increment whatever the
+    radiances until training teaches it to use them (the observation branch keeps its
+    initialisation). A way to train ASSI without losing what CORR learned about the
+    background.
+
+    Raises
+    ------
+    ValueError
+        ``corr`` assimilates observations, ``assi`` does not, or they differ in channels,
+        grid, width or scales.
+
+    Examples
+    --------
+    >>> from xfuxi.models.base import NormStats
+    >>> def make(sensors):
+    ...     n_obs = n_observation_inputs(1, len(sensors))
+    ...     return FuXiDA(FuXiDANet(2, n_obs, width=4, scales=2),
+    ...                   channels=[("temperature", 500.0), ("surface_pressure", None)],
+    ...                   latitude=[-45, 45], longitude=[0, 90, 180, 270],
+    ...                   stats=NormStats(np.zeros(2), np.ones(2), np.ones(2)),
+    ...                   sensor_channels=sensors, frames=[0.0])
+    >>> corr, assi = make(()), make(("ir10.8",))
+    >>> with torch.no_grad():
+    ...     _ = corr.net.head.weight.normal_()
+    >>> start = assi_from_corr(corr, assi)
+    >>> x, obs = torch.randn(1, 2, 2, 4), torch.randn(1, assi.n_obs_channels, 2, 4)
+    >>> torch.allclose(start(x, obs), corr(x))
+    True
+    """
+    if corr.uses_observations or not assi.uses_observations:
+        raise ValueError("assi_from_corr needs a CORR network and an ASSI network, in that order")
+    for what in ("width", "scales", "state_channels"):
+        if corr.net.config[what] != assi.net.config[what]:
+            raise ValueError(
+                f"the networks differ in {what}: CORR {corr.net.config[what]}, "
+                f"ASSI {assi.net.config[what]}"
+            )
+    if tuple(corr.channels) != tuple(assi.channels) or corr.grid_shape != assi.grid_shape:
+        raise ValueError("the networks have different channels or grids")
+    out = copy.deepcopy(assi)
+    src, dst = corr.net.state_dict(), out.net.state_dict()
+    n_state, width = assi.net.config["state_channels"], assi.net.config["width"]
+    with torch.no_grad():
+        for key, value in dst.items():
+            if key not in src:
+                continue  # the observation branch and the bias convolutions: as initialised
+            if src[key].shape == value.shape:
+                value.copy_(src[key])
+            elif key == "condition_in.0.weight":  # input: [state, observations]
+                value.zero_()
+                value[:, :n_state] = src[key]
+            elif key.startswith("fusion.") and key.endswith(".mix.0.weight"):  # [b, o, c]
+                value.zero_()
+                value[:, :width] = src[key][:, :width]
+                value[:, 2 * width :] = src[key][:, width:]
+            else:
+                raise ValueError(
+                    f"cannot carry {key} over: {tuple(src[key].shape)} → {tuple(value.shape)}"
+                )
+    out.net.load_state_dict(dst)
+    return out
 
 
 def da_model_files(model: FuXiDA) -> dict[str, bytes]:
@@ -410,6 +536,7 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
             satellites=config["satellites"],
             zenith_input=config["zenith_input"],
             position_input=config["position_input"],
+            departure_input=config.get("departure_input", False),  # absent before 2026-12
             name=config.get("name", path.name),
             metadata=config.get("metadata", {}),
         )

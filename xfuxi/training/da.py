@@ -32,17 +32,18 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..assimilation.da import da_inputs
+from ..assimilation.da import da_inputs, observation_inputs
 from ..config import config_with_legacy
 from ..data.channels import stack
 from ..models.base import ForecastModel
 from ..models.fuxi_da import (
-    FRAME_EXTRAS,
-    POSITION_INPUTS,
     FuXiDA,
     FuXiDANet,
+    assi_from_corr,
     da_model_files,
     da_model_from_files,
+    load_da_model,
+    n_observation_inputs,
 )
 from ..models.training_state import (
     check_training_directory,
@@ -60,6 +61,7 @@ __all__ = [
     "DAConfig",
     "DASamples",
     "da_loss",
+    "initial_da_network",
     "new_da_network",
     "prepare_da_samples",
     "train_da",
@@ -73,8 +75,9 @@ _STATE_KIND = "da-training"
 
 def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
     """A new (untrained) FuXi-DA network for ``model``'s channels, grid and stats."""
-    s = len(config.sensor_channels)
-    n_obs = len(config.frames) * (2 * s + FRAME_EXTRAS) + POSITION_INPUTS
+    n_obs = n_observation_inputs(
+        len(config.frames), len(config.sensor_channels), departure_input=config.departure_input
+    )
     torch.manual_seed(config.seed)
     net = FuXiDANet(
         model.n_channels,
@@ -93,8 +96,27 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
         satellites=config.satellites,
         zenith_input=config.zenith_input,
         position_input=config.position_input,
+        departure_input=config.departure_input and config.observations,
         name=config.name,
     )
+
+
+def initial_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
+    """The network a run starts from: new, or ``config.init_from`` (see :class:`DAConfig`).
+
+    A network of the kind the run trains (ASSI or CORR) is trained further as it is; a CORR
+    network for an ASSI run starts it through :func:`~xfuxi.models.fuxi_da.assi_from_corr`.
+    """
+    if config.init_from is None:
+        return new_da_network(config, model)
+    start = load_da_model(config.init_from)
+    if start.uses_observations == config.observations:
+        return start
+    if start.uses_observations:
+        raise ValueError(
+            f"init_from {config.init_from!r} is an ASSI network; a CORR run cannot start from it"
+        )
+    return assi_from_corr(start, new_da_network(config, model))
 
 
 @dataclasses.dataclass
@@ -183,7 +205,8 @@ def prepare_da_samples(
         if clear_only:
             bt = radiances["brightness_temperature"].where(~radiances["cloudy"])
             radiances = radiances.assign(brightness_temperature=bt)
-        _, obs = da_inputs(truth.sel(time=an_times), radiances, network, times=an_times)
+        if not network.departure_input:  # the same features for every lead
+            _, obs = da_inputs(truth.sel(time=an_times), radiances, network, times=an_times)
     bgs, prevs, index, lead_of, slot = [], [], [], [], []
     with torch.no_grad():
         for lead in leads:
@@ -198,13 +221,20 @@ def prepare_da_samples(
                 index.append(j)
                 lead_of.append(np.full(j.size, lead))
                 slot.append(np.arange(i, i + j.size))
+    background = torch.cat(bgs)
+    time_slot = np.concatenate(slot)
+    index_all = np.concatenate(index)
+    if network.uses_observations and network.departure_input:
+        # departures depend on the background: features per sample
+        obs = observation_inputs(background, radiances, network, times=times[index_all])
+        time_slot = np.arange(index_all.size)
     return DASamples(
         truth=data,
-        index=np.concatenate(index),
+        index=index_all,
         lead=np.concatenate(lead_of),
-        background=torch.cat(bgs),
+        background=background,
         previous=torch.cat(prevs),
-        time_slot=np.concatenate(slot),
+        time_slot=time_slot,
         observations=obs,
         times=an_times,
     )
@@ -218,12 +248,17 @@ def da_loss(
     *,
     forecast_steps: int,
     weights: torch.Tensor,
+    loss_scale: str = "std",
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """``L_0 + (1/K) Σ L_k`` on the samples ``pick``; the parts as floats (``l0``, ``lk``)."""
+    """``L_0 + (1/K) Σ L_k`` on the samples ``pick``; the parts as floats (``l0``, ``lk``).
+
+    The L1 is of fields divided by the channels' std (``loss_scale="std"``) or by the std of
+    their 6-hour differences (``"diff_std"``, about the size of a 6-hour background's error).
+    """
     xb = samples.background[pick]
     obs = None if samples.observations is None else samples.observations[samples.time_slot[pick]]
     xa = xb + network(xb, obs)
-    std = network._std  # the channels' std: the L1 is of normalised fields
+    std = network._diff_std if loss_scale == "diff_std" else network._std
 
     def l1(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (((x - target) / std).abs() * weights).mean()
@@ -249,9 +284,14 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The settings a resumed run must share (not the wall-time limit, the logging or where
     the checkpoint is).
 
-    A checkpoint written before ``precision`` existed ran in float32.
+    A checkpoint written before ``precision`` existed ran in float32, one written before
+    ``departure_input``, ``loss_scale`` and ``init_from`` existed without departures, with
+    the std and from a new network.
     """
-    settings = {"precision": "float32", **config}
+    settings = {
+        "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
+        **config,
+    }  # fmt: skip
     free = ("max_minutes", "resume", "log_every", "checkpoint_dir")
     return {k: v for k, v in settings.items() if k not in free}
 
@@ -342,7 +382,9 @@ def train_da(
     from tqdm.auto import tqdm
 
     cfg = config_with_legacy(DAConfig, config, legacy, "train_da")
-    net = network if network is not None else new_da_network(cfg, model)
+    if network is not None and cfg.init_from is not None:
+        raise ValueError("give either network= or config.init_from, not both")
+    net = network if network is not None else initial_da_network(cfg, model)
     if tuple(net.channels) != tuple(model.channels):
         raise ValueError(
             f"the network's channels differ from the forecast model {model.name!r}'s; train a "
@@ -400,7 +442,9 @@ def train_da(
         net.eval()
         pick = np.linspace(0, len(val) - 1, min(16, len(val))).round().astype(int)
         with torch.no_grad(), autocast(dev, cfg.precision):
-            _, parts = da_loss(net, model, val, pick, forecast_steps=0, weights=weights)
+            _, parts = da_loss(
+                net, model, val, pick, forecast_steps=0, weights=weights, loss_scale=cfg.loss_scale
+            )
         net.train()
         history["val_step"].append(step)
         history["val_l0"].append(parts["l0"])
@@ -422,7 +466,13 @@ def train_da(
         pick = rng.choice(len(samples), size=cfg.batch_size, replace=len(samples) < cfg.batch_size)
         with autocast(dev, cfg.precision):
             loss, parts = da_loss(
-                net, model, samples, pick, forecast_steps=cfg.forecast_steps, weights=weights
+                net,
+                model,
+                samples,
+                pick,
+                forecast_steps=cfg.forecast_steps,
+                weights=weights,
+                loss_scale=cfg.loss_scale,
             )
         gradient_step(loss, net.parameters(), opt, sched, grad_clip=cfg.grad_clip,
                       where=f"step {step}: {parts}")  # fmt: skip

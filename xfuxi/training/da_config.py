@@ -8,6 +8,7 @@ importing torch. See :func:`xfuxi.training.da.train_da` and the documentation
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import numpy as np
 
@@ -53,6 +54,17 @@ class DAConfig(Config):
     zenith_input: bool = field(True, help="give the network the zenith angle (ablation)")
     position_input: bool = field(True, help="give the network position and time (ablation)")
     clear_only: bool = field(False, help="drop cloudy pixels (truth cloud flag; ablation)")
+    departure_input: bool = field(
+        False, help="also give the network O - H(xb) through the nominal imager operator"
+    )
+    loss_scale: Literal["std", "diff_std"] = field(
+        "std", help="divide the L1's fields by the channels' std or their 6-hour differences' std"
+    )
+    init_from: str | None = field(
+        None,
+        help="start from a trained network (name or directory): the same kind is trained "
+        "further; a CORR network starts an ASSI one (xfuxi.models.fuxi_da.assi_from_corr)",
+    )
     width: int = field(24, help="feature channels of a new network")
     scales: int = field(3, help="scales of a new network's U-Net")
     grad_clip: float = field(1.0, help="clip the gradient norm to this")
@@ -94,4 +106,8 @@ class DAConfig(Config):
             check_number(self, label, above=True)
         check_number(self, "max_minutes", above=True, finite=False, optional=True)
         check_precision(owner, self.precision)
+        if self.loss_scale not in ("std", "diff_std"):
+            raise ValueError(
+                f"{owner}.loss_scale must be 'std' or 'diff_std'; got {self.loss_scale!r}"
+            )
         check_run_place(self)
