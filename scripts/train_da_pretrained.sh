@@ -23,19 +23,28 @@ STEPS=${STEPS:-6000}
 ASSI_STEPS=${ASSI_STEPS:-3000}
 LR_ASSI=${LR_ASSI:-5e-4}
 LR_CORR=${LR_CORR:-2e-3}
+DROPOUT_STEPS=${DROPOUT_STEPS:-1500}
+LR_DROPOUT=${LR_DROPOUT:-2.5e-4}
+CHANNEL_DROPOUT=${CHANNEL_DROPOUT:-0.15}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 COMMON=(--model fuxi-hs-t21 --train-days "$TRAIN_DAYS" --validation-days 10
         --batch-size 4 --leads 1 --forecast-steps "$FORECAST_STEPS" --width 24
         --scales 3 --satellites 105 --frames -2 0 2 --max-minutes "$MINUTES"
-        --checkpoint-every 250 --val-every 500 --log-every 100 --seed 0)
+        --checkpoint-every 250 --val-every 500 --log-every 100)
 
 # CORR first; ASSI then starts as that CORR network (--init-from: xfuxi.models.fuxi_da.
 # assi_from_corr) and learns what the radiances add, in ASSI_STEPS steps.
 $PY -m xfuxi.cli --no-progress -v train-da "${COMMON[@]}" --steps "$STEPS" --lr "$LR_CORR" \
-  --no-observations --name fuxi-da-hs-t21-corr --out "$OUT/corr" > "$OUT-corr.log" 2>&1
+  --seed 0 --no-observations --name fuxi-da-hs-t21-corr --out "$OUT/corr" > "$OUT-corr.log" 2>&1
 $PY -m xfuxi.cli --no-progress -v train-da "${COMMON[@]}" --steps "$ASSI_STEPS" --lr "$LR_ASSI" \
-  --observations --departure-input --init-from "$OUT/corr/model" \
+  --seed 0 --observations --departure-input --init-from "$OUT/corr/model" \
+  --name fuxi-da-hs-t21 --out "$OUT/assi0" > "$OUT-assi0.log" 2>&1
+# then DROPOUT_STEPS more with each imager channel missing from a sample with probability
+# CHANNEL_DROPOUT, so that a channel missing at analysis time costs part of the gain, not more
+$PY -m xfuxi.cli --no-progress -v train-da "${COMMON[@]}" --steps "$DROPOUT_STEPS" \
+  --lr "$LR_DROPOUT" --seed 1 --observations --departure-input \
+  --channel-dropout "$CHANNEL_DROPOUT" --init-from "$OUT/assi0/model" \
   --name fuxi-da-hs-t21 --out "$OUT/assi" > "$OUT-assi.log" 2>&1
 
 $PY - "$OUT" <<'PYEOF'

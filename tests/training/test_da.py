@@ -125,6 +125,52 @@ def test_assi_from_corr_refuses_mismatched_networks():
         assi_from_corr(corr, wide)
 
 
+def test_channel_dropout_makes_whole_channels_missing_in_training(tmp_path):
+    from xfuxi.training.da import da_loss, prepare_da_samples
+
+    truth = tiny_da.truth(8)
+    model = forecast_model()
+    cfg = DAConfig(**{**CFG, "forecast_steps": 0, "departure_input": True})
+    net = new_da_network(cfg, model)
+    samples = prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=0)
+    obs = samples.observations[:2]
+    drop = torch.tensor([[True, False], [False, False]])
+    out = net.drop_channels(obs, drop)
+    # channel 0 of sample 0: radiances, mask and departures zero; everything else untouched
+    s = 2
+    for k in (0, s, 2 * s):  # one frame: radiances, masks, departures of channel 0
+        assert float(out[0, k].abs().max()) == 0 and float(obs[0, k].abs().max()) > 0
+    untouched = [i for i in range(obs.shape[1]) if i not in (0, s, 2 * s)]
+    torch.testing.assert_close(out[0, untouched], obs[0, untouched])
+    torch.testing.assert_close(out[1], obs[1])
+    with pytest.raises(ValueError, match="drop must be"):
+        net.drop_channels(obs, drop[:, :1])
+    # in the loss: the same as training on features with those channels missing
+    import dataclasses
+
+    pick = np.arange(2)
+    w = torch.ones(len(tiny_da.LAT), 1)
+    with torch.no_grad():
+        net.net.head.weight.normal_(0, 1.0)
+    every = torch.ones(2, s, dtype=torch.bool)
+    dropped, _ = da_loss(net, model, samples, pick, forecast_steps=0, weights=w, drop=every)
+    gone = dataclasses.replace(samples, observations=net.drop_channels(obs, every))
+    by_hand, _ = da_loss(net, model, gone, pick, forecast_steps=0, weights=w)
+    kept, _ = da_loss(net, model, samples, pick, forecast_steps=0, weights=w)
+    torch.testing.assert_close(dropped, by_hand)
+    assert float(abs(dropped - kept)) > 1e-6
+    # a run with dropout trains, is resumable only with the same setting, and is refused
+    # outside [0, 1)
+    run = DAConfig(**{**CFG, "forecast_steps": 0, "steps": 2, "channel_dropout": 0.5},
+                   checkpoint_dir=tmp_path)  # fmt: skip
+    train_da(truth, model, config=run, progress=False)
+    other = DAConfig(**{**CFG, "forecast_steps": 0, "steps": 4}, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="channel_dropout"):
+        train_da(truth, model, config=other, progress=False)
+    with pytest.raises(ValueError, match="channel_dropout must be in"):
+        DAConfig(channel_dropout=1.0)
+
+
 def test_loss_scale_divides_by_the_chosen_std():
     from xfuxi.training.da import da_loss, prepare_da_samples
 

@@ -401,6 +401,39 @@ class FuXiDA(nn.Module):
         obs = observations if self.uses_observations else None
         return self.net(xn, obs) * self._diff_std
 
+    def drop_channels(self, observations: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """Observation features with whole imager channels made missing (a copy).
+
+        ``drop`` is a boolean ``(B, S)`` (sample, imager channel): the channel's radiances,
+        mask and departures are set to 0 in every frame, as for a channel that is absent
+        (training with channels dropped at random teaches the network to do without one).
+
+        Examples
+        --------
+        >>> from xfuxi.models.base import NormStats
+        >>> m = FuXiDA(FuXiDANet(1, n_observation_inputs(1, 2), width=2, scales=1),
+        ...            channels=[("surface_pressure", None)], latitude=[0.0], longitude=[0, 180],
+        ...            stats=NormStats(np.zeros(1), np.ones(1), np.ones(1)),
+        ...            sensor_channels=("wv6.2", "ir10.8"), frames=[0.0])
+        >>> obs = torch.ones(1, m.n_obs_channels, 1, 2)
+        >>> m.drop_channels(obs, torch.tensor([[False, True]]))[0, :, 0, 0].tolist()
+        [1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+        """
+        s = len(self.sensor_channels)
+        if drop.shape != (observations.shape[0], s):
+            raise ValueError(
+                f"drop must be (samples, imager channels) = ({observations.shape[0]}, {s}); "
+                f"got {tuple(drop.shape)}"
+            )
+        per_channel = 3 if self.departure_input else 2
+        per_frame = per_channel * s + FRAME_EXTRAS
+        keep = torch.ones_like(observations[:, :, :1, :1])
+        for f in range(len(self.frames)):
+            for k in range(per_channel):  # radiances, masks, departures
+                lo = f * per_frame + k * s
+                keep[:, lo : lo + s, 0, 0] = (~drop).to(keep.dtype)
+        return observations * keep
+
     def config_dict(self) -> dict[str, Any]:
         """The JSON configuration saved with the weights."""
         return {

@@ -249,14 +249,18 @@ def da_loss(
     forecast_steps: int,
     weights: torch.Tensor,
     loss_scale: str = "std",
+    drop: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """``L_0 + (1/K) Σ L_k`` on the samples ``pick``; the parts as floats (``l0``, ``lk``).
 
     The L1 is of fields divided by the channels' std (``loss_scale="std"``) or by the std of
     their 6-hour differences (``"diff_std"``, about the size of a 6-hour background's error).
+    ``drop`` (samples, imager channels), boolean: channels made missing for these samples.
     """
     xb = samples.background[pick]
     obs = None if samples.observations is None else samples.observations[samples.time_slot[pick]]
+    if drop is not None and obs is not None:  # whole imager channels missing (training)
+        obs = network.drop_channels(obs, drop)
     xa = xb + network(xb, obs)
     std = network._diff_std if loss_scale == "diff_std" else network._std
 
@@ -290,7 +294,7 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """
     settings = {
         "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
-        **config,
+        "channel_dropout": 0.0, **config,
     }  # fmt: skip
     free = ("max_minutes", "resume", "log_every", "checkpoint_dir")
     return {k: v for k, v in settings.items() if k not in free}
@@ -464,6 +468,11 @@ def train_da(
 
     def _advance(step: int) -> dict[str, float]:
         pick = rng.choice(len(samples), size=cfg.batch_size, replace=len(samples) < cfg.batch_size)
+        drop = None
+        if cfg.channel_dropout > 0 and net.uses_observations:
+            drop = torch.as_tensor(
+                rng.random((len(pick), len(net.sensor_channels))) < cfg.channel_dropout
+            )
         with autocast(dev, cfg.precision):
             loss, parts = da_loss(
                 net,
@@ -473,6 +482,7 @@ def train_da(
                 forecast_steps=cfg.forecast_steps,
                 weights=weights,
                 loss_scale=cfg.loss_scale,
+                drop=drop,
             )
         gradient_step(loss, net.parameters(), opt, sched, grad_clip=cfg.grad_clip,
                       where=f"step {step}: {parts}")  # fmt: skip

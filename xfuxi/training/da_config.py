@@ -60,6 +60,9 @@ class DAConfig(Config):
     loss_scale: Literal["std", "diff_std"] = field(
         "std", help="divide the L1's fields by the channels' std or their 6-hour differences' std"
     )
+    channel_dropout: float = field(
+        0.0, help="probability that an imager channel is missing from a training sample"
+    )
     init_from: str | None = field(
         None,
         help="start from a trained network (name or directory): the same kind is trained "
@@ -106,6 +109,10 @@ class DAConfig(Config):
             check_number(self, label, above=True)
         check_number(self, "max_minutes", above=True, finite=False, optional=True)
         check_precision(owner, self.precision)
+        if not (0.0 <= float(self.channel_dropout) < 1.0):
+            raise ValueError(
+                f"{owner}.channel_dropout must be in [0, 1); got {self.channel_dropout!r}"
+            )
         if self.loss_scale not in ("std", "diff_std"):
             raise ValueError(
                 f"{owner}.loss_scale must be 'std' or 'diff_std'; got {self.loss_scale!r}"
