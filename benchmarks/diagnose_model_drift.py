@@ -43,7 +43,7 @@ from xfuxi.data.channels import channel_name, stack
 from xfuxi.files import atomic_write_json
 from xfuxi.grid import area_weights
 from xfuxi.models.rollout import rollout
-from xfuxi.models.spectral import SpectralFilter, _legendre, _quadrature_weights
+from xfuxi.models.spectral import SpectralFilter
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHANNELS = [
@@ -88,29 +88,19 @@ class _Damped(torch.nn.Module):
 
     def __init__(self, model, clim: np.ndarray, *, r: float = 0.0, tau_days: float = 0.0):
         super().__init__()
-        self.model, self.r, self.tau = model, float(r), float(tau_days)
+        self.model, self.tau = model, float(tau_days)
         t = 21
-        lat = np.asarray(model.latitude, dtype="float64")
         ls = np.arange(t + 1)
-        damp = np.exp(-self.r * (ls * (ls + 1) / (t * (t + 1))) ** 2)
-        qw = _quadrature_weights(lat)
-        proj = np.zeros((t + 1, lat.size, lat.size))
-        for m, a in enumerate(_legendre(lat, t)):
-            aw = a * qw[:, None]
-            proj[m] = (a * damp[m:][None, :]) @ np.linalg.solve(a.T @ aw, aw.T)
-        self.proj, self.t = torch.as_tensor(proj), t
+        damp = np.exp(-float(r) * (ls * (ls + 1) / (t * (t + 1))) ** 2)
+        self.hyper = (
+            SpectralFilter(model.latitude, model.longitude, t, weights=damp) if r > 0 else None
+        )
         self.clim = torch.as_tensor(clim)
-        self.n_lon = len(model.longitude)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.model(x)
-        if self.r > 0:
-            coef = torch.fft.rfft(y.double(), dim=-1)[..., : self.t + 1]
-            kept = torch.complex(
-                torch.einsum("mij,...jm->...im", self.proj, coef.real),
-                torch.einsum("mij,...jm->...im", self.proj, coef.imag),
-            )
-            y = torch.fft.irfft(kept, n=self.n_lon, dim=-1).to(y.dtype)
+        if self.hyper is not None:
+            y = self.hyper(y)
         if self.tau > 0:
             f = np.exp(-self.model.timestep_hours / 24.0 / self.tau)
             y = (self.clim + (y - self.clim) * f).to(y.dtype)

@@ -16,7 +16,8 @@ budget (``--times`` analysis times, forecasts to ``--forecast-steps`` 6-hour ste
 
 A variant whose network exists in ``--runs`` is not trained again (an interrupted training
 resumes). ``--variants`` picks some (comma-separated); two processes can share the work: a
-variant another process is training (its ``.lock`` file) is waited for. Writes each
+variant another process is training (its ``.lock`` file, holding that process's id) is
+waited for; a lock left by a process that died is taken over. Writes each
 variant's scores to ``RUNS/NAME-SPLIT.json`` and the table to ``--out``::
 
     python examples/fuxi_da_ablations.py --split validation \\
@@ -61,15 +62,37 @@ def train(name: str, runs: Path, a: argparse.Namespace) -> Path:
     while not (out / "model").is_dir():
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:  # another process trains it
-            time.sleep(10)
+        except FileExistsError:  # another process trains it, unless it died holding the lock
+            if not _holder_alive(lock):
+                lock.unlink(missing_ok=True)
+            else:
+                time.sleep(10)
             continue
+        os.write(fd, str(os.getpid()).encode())
         os.close(fd)
         try:
             _train(name, out, a)
         finally:
             lock.unlink()
     return out / "model"
+
+
+def _holder_alive(lock: Path) -> bool:
+    """Whether the process whose pid ``lock`` holds is still running (an empty or unreadable
+    lock file counts as held: its writer may not have written the pid yet)."""
+    try:
+        pid = int(lock.read_text() or "0")
+    except (OSError, ValueError):
+        return True
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _train(name: str, out: Path, a: argparse.Namespace) -> None:

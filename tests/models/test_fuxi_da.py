@@ -13,6 +13,7 @@ from xfuxi.models.fuxi_da import (
     FuXiDA,
     FuXiDANet,
     load_da_model,
+    n_observation_inputs,
     observation_features,
     save_da_model,
 )
@@ -24,8 +25,8 @@ FRAMES = (-2.0, 0.0)
 
 def tiny_da_model(observations: bool = True, seed: int = 0, departures: bool = False) -> FuXiDA:
     torch.manual_seed(seed)
-    per = (3 if departures else 2) * len(SENSORS) + 5
-    n_obs = len(FRAMES) * per + 3 if observations else 0
+    n_obs = n_observation_inputs(len(FRAMES), len(SENSORS), departure_input=departures)
+    n_obs = n_obs if observations else 0
     net = FuXiDANet(C, n_obs, width=4, scales=2)
     stats = NormStats(np.full(C, 100.0), np.full(C, 50.0), np.full(C, 2.0))
     return FuXiDA(

@@ -37,6 +37,20 @@ def test_kept_harmonics_pass_and_removed_ones_vanish():
     assert f(x.float()).dtype == torch.float32
 
 
+def test_weights_scale_each_total_wavenumber():
+    weights = np.linspace(1.0, 0.3, 8)  # a damping growing with l
+    f = SpectralFilter(LAT, LON, truncation=7, weights=weights)
+    for ell, m in ((0, 0), (3, 2), (7, 5)):
+        x = torch.as_tensor(_harmonic(ell, m))
+        torch.testing.assert_close(f(x), weights[ell] * x, atol=1e-10, rtol=0)
+    x = torch.as_tensor(_harmonic(9, 1))  # beyond the truncation: still removed
+    torch.testing.assert_close(f(x), torch.zeros_like(x), atol=1e-10, rtol=0)
+    with pytest.raises(ValueError, match="weights must be 8 finite numbers"):
+        SpectralFilter(LAT, LON, truncation=7, weights=np.ones(7))
+    with pytest.raises(ValueError, match="weights must be 8 finite numbers"):
+        SpectralFilter(LAT, LON, truncation=7, weights=[np.nan] * 8)
+
+
 def test_filter_is_differentiable_and_refuses_bad_input():
     f = SpectralFilter(LAT, LON, truncation=5)
     x = torch.randn(2, 3, 16, 32, dtype=torch.float64, requires_grad=True)

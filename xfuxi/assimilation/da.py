@@ -234,16 +234,15 @@ def observation_inputs(
     times = np.atleast_1d(times)
     if model.departure_input and background.shape[0] != len(times):
         raise ValueError(f"{background.shape[0]} backgrounds for {len(times)} analysis times")
-    xb = background
-    zen_true = radiances["zenith_angle"].values
-    zen = zen_true
+    zenith = radiances["zenith_angle"].values
+    zen = zenith
     if not model.zenith_input:
         zen = np.where(np.isfinite(zen), 90.0, np.nan)  # cos = 0: no zenith information
     seen = None
     if model.departure_input:  # the background through the nominal operator (K)
-        operator = NominalImager(model.channels, zen_true, channels=model.sensor_channels)
+        operator = NominalImager(model.channels, zenith, channels=model.sensor_channels)
         with torch.no_grad():
-            seen = operator(xb.double()).numpy()
+            seen = operator(background.double()).numpy()
     feats = []
     for i, t in enumerate(times):
         frames = _frames_array(radiances, model, t)

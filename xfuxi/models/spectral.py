@@ -64,6 +64,9 @@ class SpectralFilter(torch.nn.Module):
         The grid (degrees); longitudes regularly spaced over the whole circle.
     truncation : int
         The highest total wavenumber kept (e.g. 21 for a T21 world).
+    weights : array-like of ``truncation + 1`` floats, optional
+        A factor for each total wavenumber ``l = 0 .. truncation`` applied to the kept
+        harmonics (a hyperdiffusion-like damping, for instance); default 1 (plain truncation).
 
     Examples
     --------
@@ -78,9 +81,18 @@ class SpectralFilter(torch.nn.Module):
     ...                     dtype=torch.float64)
     >>> bool(f(noise).std() < 0.5 * noise.std())
     True
+
+    Weights by wavenumber scale each degree: halving ``l = 2`` halves a pure ``P_2`` field.
+
+    >>> p2 = (3 * smooth - 1) / 2
+    >>> half = SpectralFilter(lat, lon, truncation=10, weights=[1, 1, 0.5] + [1] * 8)
+    >>> bool(torch.allclose(half(p2), 0.5 * p2, atol=1e-3))
+    True
     """
 
-    def __init__(self, latitude: Any, longitude: Any, truncation: int) -> None:
+    def __init__(
+        self, latitude: Any, longitude: Any, truncation: int, *, weights: Any = None
+    ) -> None:
         super().__init__()
         lat = np.asarray(latitude, dtype="float64")
         lon = np.asarray(longitude, dtype="float64")
@@ -100,11 +112,20 @@ class SpectralFilter(torch.nn.Module):
             )
         if truncation + 1 > lat.size:
             raise ValueError(f"truncation {truncation} needs at least {truncation + 1} latitudes")
+        per_l = np.ones(truncation + 1)
+        if weights is not None:
+            per_l = np.asarray(weights, dtype="float64")
+            if per_l.shape != (truncation + 1,) or not np.all(np.isfinite(per_l)):
+                raise ValueError(
+                    f"weights must be {truncation + 1} finite numbers (l = 0 .. {truncation}); "
+                    f"got shape {per_l.shape}"
+                )
         w = _quadrature_weights(lat)
         proj = np.zeros((truncation + 1, lat.size, lat.size))
         for m, a in enumerate(_legendre(lat, truncation)):
             aw = a * w[:, None]
-            proj[m] = a @ np.linalg.solve(a.T @ aw, aw.T)  # area-weighted least squares
+            # area-weighted least squares, each degree l = m .. truncation scaled by its weight
+            proj[m] = (a * per_l[m:]) @ np.linalg.solve(a.T @ aw, aw.T)
         self.truncation = int(truncation)
         self.n_longitude = int(nlon)
         # float64 and not a buffer: a model moved to float32 keeps an exact projection
