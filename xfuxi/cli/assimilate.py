@@ -124,13 +124,13 @@ def _cmd_assimilate(args) -> int:
     default=0.25,
     help="En4DVar with --static-b: weight of the static part of B (default 0.25)",
 )
-@arg(
-    "--model", default="fuxi-hs-t21", help="forecast model name or checkpoint (default fuxi-hs-t21)"
-)
+@arg("--model", default="fuxi-hs-t21-cycling",
+     help="forecast model name or checkpoint (default fuxi-hs-t21-cycling: fine-tuned so that "
+          "its climate does not drift over weeks; it carries the T21 filter)")  # fmt: skip
 @arg("--truncation", type=int, default=None,
      help="keep only spherical harmonics up to this total wavenumber at every model step "
-          "(xfuxi.with_spectral_filter; 21 for the embedded T21 world, as docs/cycling.md "
-          "runs it; default: no filter)")  # fmt: skip
+          "(xfuxi.with_spectral_filter; 21 for the embedded T21 world; default: the model's "
+          "own filter, if it has one)")  # fmt: skip
 @arg("--sites", type=int, default=300, help="radiosonde sites (default 300)")
 @arg("--da-model", default="fuxi-da-hs-t21",
      help="--method fuxi-da: the FuXi-DA network, a shipped name or checkpoint (default "

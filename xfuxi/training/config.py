@@ -88,6 +88,23 @@ class TrainConfig(Config):
         0.5,
         help="share of each batch started from cycled analysis states (with cycled_states)",
     )
+    climate_runs: int = field(
+        0,
+        help="free runs of the model carried through training for the climate term "
+        "(xfuxi.training.climate; 0: off)",
+    )
+    climate_min_steps: int = field(
+        40, help="steps a free run must be old to enter the climate term"
+    )
+    climate_max_steps: int = field(120, help="steps after which a free run restarts from the truth")
+    climate_rollout_steps: int = field(2, help="steps with gradient in the climate term")
+    climate_advance: int = field(1, help="steps each free run advances per optimizer step")
+    climate_weight: float = field(1.0, help="weight of the climate term")
+    climate_loss: Literal["spectrum", "amse"] = field(
+        "spectrum",
+        help="spectrum: log power of the free runs by latitude and zonal-wavenumber octave "
+        "against the training data's; amse: adjusted MSE against the truth",
+    )
     grad_clip: float | None = field(1.0, help="clip the gradient norm to this")
     grad_checkpointing: bool = field(False, help="recompute transformer blocks (less memory)")
     val_every: int = field(200, help="steps between validations")
@@ -106,12 +123,24 @@ class TrainConfig(Config):
         check_integers(self, {
             "steps": 1, "batch_size": 1, "rollout_steps": 1, "lead_steps": 0, "warmup_steps": 0,
             "val_every": 1, "val_samples": 1, "log_every": 1, "checkpoint_every": 1, "seed": 0,
-            "anomaly_batch_size": 1,
+            "anomaly_batch_size": 1, "climate_runs": 0, "climate_min_steps": 0,
+            "climate_max_steps": 1, "climate_rollout_steps": 1, "climate_advance": 1,
         })  # fmt: skip
+        if self.climate_min_steps >= self.climate_max_steps:
+            raise ValueError(
+                f"{owner}.climate_min_steps must be below climate_max_steps; got "
+                f"{self.climate_min_steps} and {self.climate_max_steps}"
+            )
         if self.loss not in LOSSES:
             raise ValueError(f"{owner}.loss must be one of {LOSSES}; got {self.loss!r}")
         check_precision(owner, self.precision)
         check_number(self, "anomaly_weight")
+        check_number(self, "climate_weight")
+        if self.climate_loss not in ("spectrum", "amse"):
+            raise ValueError(
+                f"{owner}.climate_loss must be one of ('spectrum', 'amse'); "
+                f"got {self.climate_loss!r}"
+            )
         check_number(self, "input_perturbation")
         check_number(self, "cycled_fraction")
         if self.cycled_fraction > 1:

@@ -58,6 +58,7 @@ from ..models.training_state import (
 from ..options import get_options, progress_enabled
 from ..verify.weights import area_weights
 from .anomalies import AnomalySamples, anomaly_samples
+from .climate import FreeRunPool
 from .config import TrainConfig, config_with_legacy
 from .losses import amse_loss, forecast_loss
 from .precision import autocast
@@ -131,18 +132,27 @@ def input_perturbations(
 
 
 def _save_state(
-    directory: Path, model: ForecastModel, opt: torch.optim.Optimizer, state: dict[str, Any]
+    directory: Path,
+    model: ForecastModel,
+    opt: torch.optim.Optimizer,
+    state: dict[str, Any],
+    pool: FreeRunPool | None = None,
 ) -> None:
-    """Write the training checkpoint (model, optimizer, trainer state) as one unit."""
+    """Write the training checkpoint (model, optimizer, trainer state, free runs) as one unit."""
     training = {k: v for k, v in state["signature"].items() if k != "channels"}
     files = model_files(model, metadata={"history": state["history"], "training": training})
     save_training_state(
-        directory, files, optimizer=opt, state=state, kind=_STATE_KIND, state_format=_STATE_FORMAT
-    )
+        directory, files, optimizer=opt, state=state, kind=_STATE_KIND,
+        state_format=_STATE_FORMAT, tensors=None if pool is None else pool.state_tensors(),
+    )  # fmt: skip
 
 
 def _load_state(
-    directory: Path, model: ForecastModel, opt: torch.optim.Optimizer, signature: dict[str, Any]
+    directory: Path,
+    model: ForecastModel,
+    opt: torch.optim.Optimizer,
+    signature: dict[str, Any],
+    pool: FreeRunPool | None = None,
 ) -> dict[str, Any] | None:
     """Restore model and optimizer from a verified training checkpoint; ``None`` if none yet."""
     saved = load_training_state(directory, kind=_STATE_KIND, state_format=_STATE_FORMAT)
@@ -159,6 +169,11 @@ def _load_state(
     weights = tensors_from_bytes(saved.files[WEIGHTS], directory / WEIGHTS)
     model.net.load_state_dict(weights)
     saved.restore_optimizer(opt)
+    if pool is not None:
+        try:
+            pool.load_state_tensors(saved.tensors)
+        except ValueError as err:
+            raise ValueError(f"cannot resume from {directory}: {err}") from None
     return state
 
 
@@ -451,6 +466,23 @@ def train_forecast(
         signature["input_perturbation"] = float(cfg.input_perturbation)
     if cycled is not None:
         signature.update(cycled_states=cycled.digest(), cycled_fraction=cfg.cycled_fraction)
+    pool = None
+    if cfg.climate_runs > 0:
+        n_rollout = cfg.climate_rollout_steps
+        pool = FreeRunPool(
+            data,
+            _sample_starts(train_c["time"].values, fm.timestep, cfg.climate_max_steps + n_rollout),
+            size=cfg.climate_runs, min_steps=cfg.climate_min_steps,
+            max_steps=cfg.climate_max_steps, rollout_steps=n_rollout,
+            advance=cfg.climate_advance, seed=seed, scale=fm._std, rank=rank,
+            loss=cfg.climate_loss,
+        )  # fmt: skip
+        signature.update(
+            climate_runs=int(cfg.climate_runs), climate_min_steps=int(cfg.climate_min_steps),
+            climate_max_steps=int(cfg.climate_max_steps), climate_rollout_steps=int(n_rollout),
+            climate_advance=int(cfg.climate_advance), climate_weight=float(cfg.climate_weight),
+            climate_loss=cfg.climate_loss,
+        )  # fmt: skip
     if anom is not None:
         signature.update(
             tracer_anomalies=anom.signature,
@@ -461,11 +493,12 @@ def train_forecast(
     history: list[dict[str, Any]] = []
     running: list[float] = []  # training losses since the last logged entry
     running_anom: list[float] = []  # their anomaly part
+    running_climate: list[float] = []  # their climate part
     start_step = 0
     if ckpt is not None:
         check_training_directory(ckpt, kind=_STATE_KIND)  # before training, not at step N
     if ckpt is not None and resume:
-        state = _load_state(ckpt, fm, opt, signature)
+        state = _load_state(ckpt, fm, opt, signature, pool)
         if state is not None:
             start_step, history = int(state["step"]), list(state["history"])
             running = list(state.get("running", []))
@@ -534,6 +567,12 @@ def train_forecast(
                 part = anom.objective(net, fm, w, seed, step, anomaly_batch_size // world, rank)
                 running_anom.append(float(part.detach()))
                 objective = objective + anomaly_weight * part
+            if pool is not None:
+                pool.step(fm, step)
+                part = pool.objective(net, fm, w)
+                if part is not None:
+                    running_climate.append(float(part.detach()))
+                    objective = objective + cfg.climate_weight * part
         opt.zero_grad(set_to_none=True)
         objective.backward()
         if grad_clip is not None:
@@ -557,6 +596,10 @@ def train_forecast(
             if running_anom:
                 entry["anomaly_loss"] = float(np.mean(running_anom))
                 running_anom = []
+            if running_climate:
+                entry["climate_loss"] = float(np.mean(running_climate))
+                entry["climate_mean_age"] = pool.mean_age()
+                running_climate = []
             if validate_here:
                 entry["val_loss"] = validate_now()
             history.append(entry)
@@ -575,6 +618,7 @@ def train_forecast(
                     "signature": signature,
                     "config": cfg.to_dict(),
                 },
+                pool,
             )
         if world > 1 and ckpt is not None and (done % checkpoint_every == 0 or done == steps):
             import torch.distributed as dist

@@ -16,7 +16,14 @@ from ..models.base import ForecastModel
 from ..models.ens import PerturbationVAE
 from ..models.rollout import advance_pair, perturb_current
 
-__all__ = ["amse_loss", "ensemble_loss", "fair_crps", "forecast_loss", "gaussian_kl"]
+__all__ = [
+    "amse_loss",
+    "ensemble_loss",
+    "fair_crps",
+    "forecast_loss",
+    "gaussian_kl",
+    "zonal_octave_power",
+]
 
 
 def forecast_loss(
@@ -94,6 +101,36 @@ def amse_loss(
         pa, pb
     ) * (1.0 - cross / root)
     return term.sum(-1).mean()
+
+
+def zonal_octave_power(x: torch.Tensor, *, nyquist: bool = True) -> torch.Tensor:
+    """Power of each latitude row by zonal-wavenumber octave: ``(..., lat, lon) → (..., lat, g)``.
+
+    The groups are those of :func:`amse_loss` (``m`` = 0, 1, 2–3, 4–7, ...), the powers
+    scaled as there (Parseval: over the groups they sum to the row's mean square).
+    ``nyquist=False`` leaves out the Nyquist wavenumber of an even number of longitudes
+    (whose phase a grid cannot resolve; a spectral model's output has none).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.cos(2 * torch.pi * 3 * torch.arange(16) / 16).view(1, 16)
+    >>> zonal_octave_power(x + 1.0).round(decimals=3)  # mean 1; wavenumber 3 of variance 1/2
+    tensor([[1.0000, 0.0000, 0.5000, 0.0000, 0.0000]])
+    """
+    n_lon = x.shape[-1]
+    f = torch.fft.rfft(x, dim=-1)
+    c = torch.full((f.shape[-1],), 2.0, dtype=x.dtype, device=x.device)
+    c[0] = 1.0
+    if n_lon % 2 == 0:
+        c[-1] = 1.0
+        if not nyquist:
+            f, c = f[..., :-1], c[:-1]
+    m = torch.arange(f.shape[-1], device=x.device)
+    octave = torch.where(m > 0, torch.floor(torch.log2(m.clamp(min=1).double())).long() + 1, 0)
+    p = (f.real**2 + f.imag**2) * c / n_lon**2
+    out = p.new_zeros((*p.shape[:-1], int(octave.max()) + 1))
+    return out.index_add(-1, octave, p)
 
 
 def fair_crps(ensemble: torch.Tensor, target: torch.Tensor, *, fair: bool = True) -> torch.Tensor:
