@@ -76,10 +76,10 @@ def test_the_objective_is_the_amse_of_a_rollout_from_the_old_enough_runs():
         pred = model(torch.stack([prev, curr], dim=1))
         want = want + amse_loss(pred / _Base._std, data[idx + 1 + s] / _Base._std, w)
         prev, curr = curr, pred
-    torch.testing.assert_close(pool.objective(model, _Base(), w), want / 2)
+    torch.testing.assert_close(pool.objective(model, w), want / 2)
     young = _pool(data, size=1)
     young.initialise(model)
-    assert young.objective(model, _Base(), w) is None  # age 0 < min_steps
+    assert young.objective(model, w) is None  # age 0 < min_steps
 
 
 def test_the_spectrum_objective_compares_the_runs_mean_power_with_the_datas():
@@ -107,7 +107,7 @@ def test_the_spectrum_objective_compares_the_runs_mean_power_with_the_datas():
         assert n == 4  # ages 0, 1, 3, 4, 5, 7
         pred = model(torch.zeros(n, 2, 2, 4, 8))
         model.k -= 1  # the objective's own call gives the same states
-        got = pool.objective(model, _Base(), w)
+        got = pool.objective(model, w)
         diff = torch.log(zonal_octave_power(pred / _Base._std, nyquist=False).mean(0) + floor)
         diff = diff - pool.log_power
         torch.testing.assert_close(got, (diff**2).mean())

@@ -33,13 +33,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..models.base import ForecastModel
+from .config import CLIMATE_LOSSES
 from .losses import amse_loss, zonal_octave_power
 
 __all__ = ["CLIMATE_LOSSES", "FreeRunPool"]
-
-#: the losses of the climate term
-CLIMATE_LOSSES = ("spectrum", "amse")
 
 
 class FreeRunPool:
@@ -195,9 +192,7 @@ class FreeRunPool:
         if old.numel():
             self._restart(old.cpu(), draw=step + 1)
 
-    def objective(
-        self, model: torch.nn.Module, base: ForecastModel, w: torch.Tensor
-    ) -> torch.Tensor | None:
+    def objective(self, model: torch.nn.Module, w: torch.Tensor) -> torch.Tensor | None:
         """The climate score of a rollout with gradient from the runs old enough.
 
         ``None`` while no run is ``min_steps`` old.
@@ -211,7 +206,7 @@ class FreeRunPool:
             pred = model(torch.stack([prev, curr], dim=1))
             if self.loss == "amse":
                 truth = self.data[idx + 1 + s]
-                total = total + amse_loss(pred / base._std, truth / base._std, w)
+                total = total + amse_loss(pred / self.scale, truth / self.scale, w)
             else:
                 # mean power of the runs, (channel, lat, group)
                 power = zonal_octave_power(pred / self.scale, nyquist=False).mean(0)

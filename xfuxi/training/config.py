@@ -33,6 +33,9 @@ __all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
 #: the losses of :func:`~xfuxi.training.forecast.train_forecast`
 LOSSES = ("l1", "amse")
 
+#: the scores of the climate term (:class:`~xfuxi.training.climate.FreeRunPool`)
+CLIMATE_LOSSES = ("spectrum", "amse")
+
 #: the help texts of the trainers' ``checkpoint_dir`` and ``device``
 CHECKPOINT_DIR_HELP = "where the training state is saved (and resumed from); None: nowhere"
 DEVICE_HELP = "torch device (default: the 'device' option)"
@@ -136,10 +139,9 @@ class TrainConfig(Config):
         check_precision(owner, self.precision)
         check_number(self, "anomaly_weight")
         check_number(self, "climate_weight")
-        if self.climate_loss not in ("spectrum", "amse"):
+        if self.climate_loss not in CLIMATE_LOSSES:
             raise ValueError(
-                f"{owner}.climate_loss must be one of ('spectrum', 'amse'); "
-                f"got {self.climate_loss!r}"
+                f"{owner}.climate_loss must be one of {CLIMATE_LOSSES}; got {self.climate_loss!r}"
             )
         check_number(self, "input_perturbation")
         check_number(self, "cycled_fraction")

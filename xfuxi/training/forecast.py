@@ -569,7 +569,7 @@ def train_forecast(
                 objective = objective + anomaly_weight * part
             if pool is not None:
                 pool.step(fm, step)
-                part = pool.objective(net, fm, w)
+                part = pool.objective(net, w)
                 if part is not None:
                     running_climate.append(float(part.detach()))
                     objective = objective + cfg.climate_weight * part

@@ -44,6 +44,24 @@ def forecast_loss(
     return (diff.abs() * w).mean()
 
 
+def _zonal_octaves(
+    n_lon: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per zonal wavenumber of a real FFT of ``n_lon`` points: Parseval weight and octave.
+
+    The weight counts the mean and (``n_lon`` even) the Nyquist mode once, the others twice;
+    the octaves are 0 | 1 | 2–3 | 4–7 | ...
+    """
+    n = n_lon // 2 + 1
+    c = torch.full((n,), 2.0, dtype=dtype, device=device)
+    c[0] = 1.0
+    if n_lon % 2 == 0:
+        c[-1] = 1.0
+    m = torch.arange(n, device=device)
+    octave = torch.where(m > 0, torch.floor(torch.log2(m.clamp(min=1).double())).long() + 1, 0)
+    return c, octave
+
+
 def amse_loss(
     pred: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor, eps: float = 1e-12
 ) -> torch.Tensor:
@@ -74,19 +92,12 @@ def amse_loss(
     n_lat, n_lon = pred.shape[-2], pred.shape[-1]
     fa = torch.fft.rfft(pred, dim=-1)
     fb = torch.fft.rfft(truth, dim=-1)
-    # Parseval weights of a real FFT: the mean and (even n) Nyquist modes once, others twice
-    c = torch.full((fa.shape[-1],), 2.0, dtype=pred.dtype, device=pred.device)
-    c[0] = 1.0
-    if n_lon % 2 == 0:
-        c[-1] = 1.0
+    c, octave = _zonal_octaves(n_lon, pred.dtype, pred.device)
     scale = weights * c / (n_lat * n_lon**2)  # (..., lat, m)
 
     def power(x: torch.Tensor) -> torch.Tensor:  # sum over latitude rows -> (..., m)
         return (x * scale).sum(-2)
 
-    # octave of each zonal wavenumber: 0 | 1 | 2-3 | 4-7 | ...
-    m = torch.arange(fa.shape[-1], device=pred.device)
-    octave = torch.where(m > 0, torch.floor(torch.log2(m.clamp(min=1).double())).long() + 1, 0)
     n_groups = int(octave.max()) + 1
 
     def grouped(x: torch.Tensor) -> torch.Tensor:  # (..., m) -> (..., groups)
@@ -120,14 +131,9 @@ def zonal_octave_power(x: torch.Tensor, *, nyquist: bool = True) -> torch.Tensor
     """
     n_lon = x.shape[-1]
     f = torch.fft.rfft(x, dim=-1)
-    c = torch.full((f.shape[-1],), 2.0, dtype=x.dtype, device=x.device)
-    c[0] = 1.0
-    if n_lon % 2 == 0:
-        c[-1] = 1.0
-        if not nyquist:
-            f, c = f[..., :-1], c[:-1]
-    m = torch.arange(f.shape[-1], device=x.device)
-    octave = torch.where(m > 0, torch.floor(torch.log2(m.clamp(min=1).double())).long() + 1, 0)
+    c, octave = _zonal_octaves(n_lon, x.dtype, x.device)
+    if n_lon % 2 == 0 and not nyquist:
+        f, c, octave = f[..., :-1], c[:-1], octave[:-1]
     p = (f.real**2 + f.imag**2) * c / n_lon**2
     out = p.new_zeros((*p.shape[:-1], int(octave.max()) + 1))
     return out.index_add(-1, octave, p)
