@@ -57,8 +57,13 @@ def _pairs(ds: xr.Dataset, model, dim: str) -> torch.Tensor:
     return torch.as_tensor(np.asarray(arr.values, dtype="float64"))
 
 
-def rollout(model, pairs: torch.Tensor, steps: int, batch: int = 16) -> torch.Tensor:
-    """``(B, 2, C, H, W)`` input pairs → ``(B, steps, C, H, W)`` forecasts (6-hourly)."""
+def rollout(
+    model, pairs: torch.Tensor, steps: int, batch: int = 16, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(B, 2, C, H, W)`` input pairs → ``(B, steps, C, H, W)`` forecasts (6-hourly).
+
+    ``bias`` ``(B, C, H, W)``: added to every step (a cycle's online bias estimate,
+    :class:`xfuxi.assimilation.model_bias.BiasCorrectedMethod`)."""
     outs = []
     with torch.no_grad():
         for i in range(0, pairs.shape[0], batch):
@@ -66,6 +71,8 @@ def rollout(model, pairs: torch.Tensor, steps: int, batch: int = 16) -> torch.Te
             seq = []
             for _ in range(steps):
                 y = model(x)
+                if bias is not None:
+                    y = y + bias[i : i + batch].to(y.dtype)
                 seq.append(y.double())
                 x = advance_pair(x, y)
             outs.append(torch.stack(seq, 1))
@@ -146,7 +153,7 @@ def cycled_analyses(model, truth, names, w, sat, *, prefix, methods, days) -> di
             print(f"no store {store}; skipped")
             continue
         done = _complete_cycles(store)
-        pairs, times = [], []
+        pairs, times, biases = [], [], []
         for c in done[8::4]:  # one a day from day 2
             g = xr.open_zarr(store / "cycles" / f"{c:06d}.zarr")
             t = g["time"].values[0]
@@ -155,29 +162,37 @@ def cycled_analyses(model, truth, names, w, sat, *, prefix, methods, days) -> di
                 break
             pairs.append(torch.as_tensor(np.asarray(g["state__pair"].values, dtype="float64")))
             times.append(idx)
+            if "state__model_bias" in g:  # the run's bias estimate after this analysis
+                biases.append(torch.as_tensor(np.asarray(g["state__model_bias"].values, "float64")))
         if not pairs:
             continue
         truth_pairs = torch.stack(
             [_pairs(truth.isel(time=[i - 1, i]), model, "time") for i in times]
         )
-        fa = rollout(model, torch.stack(pairs), steps)
         ft = rollout(model, truth_pairs, steps)
         tr = torch.stack(
             [_pairs(truth.isel(time=slice(i + 1, i + 1 + steps)), model, "time") for i in times]
         )
-        ea = area_rms(fa - tr, w).pow(2).mean(0).sqrt().numpy()  # (steps, C)
         et = area_rms(ft - tr, w).pow(2).mean(0).sqrt().numpy()
-        worst = area_rms(fa - tr, w).amax(0).numpy()
-        row = {"n_forecasts": len(times), "first": str(truth["time"].values[times[0]])[:16],
-               "channels": {}}  # fmt: skip
-        for c, name in enumerate(names):
-            row["channels"][name] = {
-                "rmse_from_analyses": {f"{d}d": float(ea[4 * d - 1, c]) for d in _days(days)},
-                "rmse_from_truth": {f"{d}d": float(et[4 * d - 1, c]) for d in _days(days)},
-                "ratio_72h": float(ea[11, c] / et[11, c]),
-                "max_over_leads_worst_over_saturation": float(worst[:, c].max() / sat[c]),
-            }
-        out[key] = row
+        # from the analyses with the plain model; and, for a run that estimated the model's
+        # bias, with that estimate added to every step (the model the cycle ran)
+        variants = {key: None}
+        if biases:
+            variants[f"{key} (bias-corrected forecasts)"] = torch.stack(biases)
+        for label, bias in variants.items():
+            fa = rollout(model, torch.stack(pairs), steps, bias=bias)
+            ea = area_rms(fa - tr, w).pow(2).mean(0).sqrt().numpy()  # (steps, C)
+            worst = area_rms(fa - tr, w).amax(0).numpy()
+            row = {"n_forecasts": len(times), "first": str(truth["time"].values[times[0]])[:16],
+                   "channels": {}}  # fmt: skip
+            for c, name in enumerate(names):
+                row["channels"][name] = {
+                    "rmse_from_analyses": {f"{d}d": float(ea[4 * d - 1, c]) for d in _days(days)},
+                    "rmse_from_truth": {f"{d}d": float(et[4 * d - 1, c]) for d in _days(days)},
+                    "ratio_72h": float(ea[11, c] / et[11, c]),
+                    "max_over_leads_worst_over_saturation": float(worst[:, c].max() / sat[c]),
+                }
+            out[label] = row
     return out
 
 

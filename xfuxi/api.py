@@ -183,6 +183,7 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("open_cycle", "assimilation.cycle:open_cycle"),
     Entry("LETKFMethod", "assimilation.cycle:LETKFMethod"),
     Entry("HybridGainMethod", "assimilation.cycle:HybridGainMethod"),
+    Entry("BiasCorrectedMethod", "assimilation.model_bias:BiasCorrectedMethod"),
     Entry("En4DVarMethod", "assimilation.cycle:En4DVarMethod"),
     Entry("static_var", "assimilation.cycle:static_var"),
     Entry("RadiosondeNetwork", "assimilation.cycle:RadiosondeNetwork"),

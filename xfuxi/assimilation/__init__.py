@@ -6,7 +6,8 @@ Submodules (``import xfuxi`` does not import this package; they import torch at 
   ``Window``, ``Minimiser``, ``QualityControl``;
 * :mod:`.members` — Perlin-perturbed members, their anomalies, hybrid with a static B;
 * :mod:`.localization` — correlation on the sphere / on index distance and its square root;
-* :mod:`.cost` — the cost ``J`` (``En4DVarProblem``) and observation slots (``ObsSlot``);
+* :mod:`.cost` — the cost ``J`` (``En4DVarProblem``), observation slots (``ObsSlot``) and
+  their VarBC bias models (``SlotBias``);
 * :mod:`.minimise` — L-BFGS with autodiff gradients and its history;
 * :mod:`.quality` — background check and repeated observations;
 * :mod:`.inputs` — from xarray to the core's tensors (background, samples, localization);

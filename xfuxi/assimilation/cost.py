@@ -10,6 +10,16 @@
 taken from the background), ``H_k`` the (linear, differentiable) observation operators of
 slot ``k`` and ``R_k`` diagonal. See the definitions in the documentation (docs/design.md,
 section En4DVar).
+
+Variational bias correction (VarBC; Derber & Wu 1998, Dee 2005): a slot may carry a
+:class:`SlotBias` — predictors ``P_k`` and prior coefficients ``β_b ± σ_β`` per group of
+rows (e.g. per channel). Its coefficients join the control vector, preconditioned as
+``β = β_b + σ_β ⊙ u``, and the cost becomes::
+
+    J(w, u) = ½ wᵀw + ½ uᵀu + ½ Σ_k (y_k − H_k(M_k(x)) − P_k β)ᵀ R_k⁻¹ (…)
+
+The flat control vector is ``[w, u_1, u_2, …]``: the state part first, then the ``u`` of
+each slot with a bias, in slot order.
 """
 
 from __future__ import annotations
@@ -24,7 +34,111 @@ import torch
 from ..models.rollout import model_device, model_dtype
 from .localization import Localization
 
-__all__ = ["En4DVarProblem", "ObsSlot"]
+__all__ = ["En4DVarProblem", "ObsSlot", "SlotBias"]
+
+
+@dataclass(frozen=True)
+class SlotBias:
+    """The bias model of a slot's observations, for variational bias correction (VarBC).
+
+    The bias of row ``j`` is ``P_j · β_g(j)``: its predictors times the coefficients of its
+    group (e.g. its channel). The coefficients are estimated in the minimisation with a
+    Gaussian prior of mean ``prior`` and std ``prior_std`` (independent coefficients).
+
+    Parameters
+    ----------
+    predictors : Tensor (m, P)
+        The predictors of each row (e.g. ``1``, ``sec θ − 1``, the background's brightness
+        temperature), finite; fixed during the minimisation.
+    group : LongTensor (m,)
+        The group (row of ``prior``) of each row, in ``0 … G − 1``.
+    prior : Tensor (G, P)
+        Prior coefficients ``β_b`` (e.g. the previous cycle's, an offline fit, zeros).
+    prior_std : Tensor (G, P)
+        Their std ``σ_β`` (> 0), in units of the observations per unit of the predictor.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, a group out of range, non-finite values or a
+        ``prior_std`` not positive.
+
+    Examples
+    --------
+    >>> b = SlotBias(torch.tensor([[1.0, 0.0], [1.0, 2.0], [1.0, 1.0]]),
+    ...              torch.tensor([0, 0, 1]), prior=torch.tensor([[0.5, 1.0], [0.0, 0.0]]),
+    ...              prior_std=torch.ones(2, 2))
+    >>> b.n_control, b.correction(b.prior).tolist()
+    (4, [0.5, 2.5, 0.0])
+    >>> b.coefficients(torch.tensor([0.0, 0.0, 1.0, -1.0])).tolist()
+    [[0.5, 1.0], [1.0, -1.0]]
+    """
+
+    predictors: torch.Tensor
+    group: torch.Tensor
+    prior: torch.Tensor
+    prior_std: torch.Tensor
+
+    def __post_init__(self) -> None:
+        p = torch.as_tensor(self.predictors, dtype=torch.float64)
+        g = torch.as_tensor(self.group)
+        prior = torch.as_tensor(self.prior, dtype=torch.float64)
+        std = torch.as_tensor(self.prior_std, dtype=torch.float64)
+        if p.ndim != 2:
+            raise ValueError(f"SlotBias: predictors must be (m, P); got {tuple(p.shape)}")
+        if prior.ndim != 2 or prior.shape[1] != p.shape[1]:
+            raise ValueError(
+                f"SlotBias: prior must be (G, P) with P = {p.shape[1]} predictors; got "
+                f"{tuple(prior.shape)}"
+            )
+        if tuple(std.shape) != tuple(prior.shape):
+            raise ValueError(
+                f"SlotBias: prior_std {tuple(std.shape)} does not match prior {tuple(prior.shape)}"
+            )
+        if g.shape != (p.shape[0],) or g.is_floating_point() or g.dtype == torch.bool:
+            raise ValueError(
+                f"SlotBias: group must be an integer tensor of one entry per row "
+                f"({p.shape[0]},); got {tuple(g.shape)} {g.dtype}"
+            )
+        if g.numel() and (int(g.min()) < 0 or int(g.max()) >= prior.shape[0]):
+            raise ValueError(
+                f"SlotBias: group must be in 0 … {prior.shape[0] - 1} (rows of prior); got "
+                f"{int(g.min())} … {int(g.max())}"
+            )
+        for name, t in (("predictors", p), ("prior", prior), ("prior_std", std)):
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"SlotBias: {name} has NaN or infinite values")
+        if not bool((std > 0).all()):
+            raise ValueError("SlotBias: prior_std must be positive")
+        object.__setattr__(self, "predictors", p)
+        object.__setattr__(self, "group", g.long())
+        object.__setattr__(self, "prior", prior)
+        object.__setattr__(self, "prior_std", std)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.predictors.shape[0])
+
+    @property
+    def n_control(self) -> int:
+        """The number of coefficients, ``G · P`` (entries of ``u`` in the control vector)."""
+        return int(self.prior.numel())
+
+    def coefficients(self, u: torch.Tensor) -> torch.Tensor:
+        """``β = β_b + σ_β ⊙ u`` (G, P) of the preconditioned control ``u`` (G · P,)."""
+        return self.prior + self.prior_std * u.reshape(self.prior.shape)
+
+    def correction(self, beta: torch.Tensor) -> torch.Tensor:
+        """The bias ``P_j · β_g(j)`` of each row (m,) for coefficients ``beta`` (G, P)."""
+        return (self.predictors * beta[self.group]).sum(-1)
+
+    def subset(self, keep: Any) -> SlotBias:
+        """The same bias model for the rows ``keep`` (indices or a bool mask)."""
+        k = np.asarray(keep)
+        if k.dtype == bool:
+            k = np.flatnonzero(k)
+        k = torch.as_tensor(k.astype(np.int64).reshape(-1))
+        return SlotBias(self.predictors[k], self.group[k], self.prior, self.prior_std)
 
 
 @dataclass
@@ -32,13 +146,25 @@ class ObsSlot:
     """Observations of one slot: ``k`` model steps after the analysis time.
 
     ``operator`` maps states ``(..., C, H, W)`` to ``(..., m)``; ``value`` and ``error``
-    (std) are ``(m,)`` tensors.
+    (std) are ``(m,)`` tensors. ``bias`` (optional): the slot's VarBC bias model
+    (:class:`SlotBias`, one predictor row per observation); None: no bias correction.
     """
 
     step: int
     operator: Any
     value: torch.Tensor
     error: torch.Tensor
+    bias: SlotBias | None = None
+
+    def __post_init__(self) -> None:
+        if self.bias is not None:
+            if not isinstance(self.bias, SlotBias):
+                raise TypeError(f"ObsSlot.bias must be a SlotBias or None; got {self.bias!r}")
+            if self.bias.n_rows != self.value.shape[0]:
+                raise ValueError(
+                    f"ObsSlot (step {self.step}): bias has {self.bias.n_rows} predictor rows "
+                    f"for {self.value.shape[0]} observations"
+                )
 
 
 class En4DVarProblem:
@@ -54,6 +180,8 @@ class En4DVarProblem:
     anomalies : Tensor (N, C, H, W)
         ``X_b = (members − mean) / √(N − 1)``.
     slots : list of ObsSlot
+        A slot with a ``bias`` (:class:`SlotBias`) adds its coefficients to the control
+        vector (VarBC); the flat control is ``[state part, u of each bias slot]``.
     localization : Localization, optional
     dtype : torch.dtype, optional
         Dtype in which the model runs (the cost is accumulated in float64).
@@ -112,14 +240,64 @@ class En4DVarProblem:
             )
             self.control_shape = (n, *localization.control_shape)
             self._xb_flat = self.anomalies.reshape(n, c, h * w)
+        # the bias coefficients' part of the control: one block per slot with a bias
+        self.n_state = int(np.prod(self.control_shape))
+        self._bias_blocks: list[tuple[int, int] | None] = []
+        start = self.n_state
+        for s in self.slots:
+            if s.bias is None:
+                self._bias_blocks.append(None)
+                continue
+            if s.bias.n_rows != s.value.shape[0]:
+                raise ValueError(
+                    f"slot at step {s.step}: bias has {s.bias.n_rows} predictor rows for "
+                    f"{s.value.shape[0]} observations"
+                )
+            self._bias_blocks.append((start, start + s.bias.n_control))
+            start += s.bias.n_control
+        self.n_bias = start - self.n_state
 
     @property
     def n_control(self) -> int:
-        return int(np.prod(self.control_shape))
+        """Entries of the flat control vector: the state part plus the bias coefficients."""
+        return self.n_state + self.n_bias
+
+    @property
+    def has_bias(self) -> bool:
+        """Whether some slot carries a bias model (VarBC)."""
+        return any(b is not None for b in self._bias_blocks)
+
+    def _check_control(self, v: torch.Tensor) -> None:
+        if v.ndim != 1 or v.shape[0] != self.n_control:
+            raise ValueError(
+                f"control vector must be flat with {self.n_control} entries "
+                f"({self.n_state} state + {self.n_bias} bias); got {tuple(v.shape)}"
+            )
+
+    def state_control(self, v: torch.Tensor) -> torch.Tensor:
+        """The state part ``w`` (or the ``α_i``) of a flat control vector, flat."""
+        self._check_control(v)
+        return v[: self.n_state]
+
+    def bias_coefficients(self, v: torch.Tensor) -> list[torch.Tensor | None]:
+        """The coefficients ``β = β_b + σ_β ⊙ u`` (G, P) of each slot (None: no bias)."""
+        self._check_control(v)
+        return [
+            None if s.bias is None or blk is None else s.bias.coefficients(v[blk[0] : blk[1]])
+            for s, blk in zip(self.slots, self._bias_blocks)
+        ]
 
     def increment(self, v: torch.Tensor) -> torch.Tensor:
-        """Increment ``δx`` (C, H, W) of a flat control vector ``v``."""
-        v = v.reshape(self.control_shape)
+        """Increment ``δx`` (C, H, W) of a flat control vector ``v``.
+
+        ``v`` is the full control (its bias part is not used) or its state part alone.
+        """
+        if v.ndim != 1 or v.shape[0] not in (self.n_state, self.n_control):
+            raise ValueError(
+                f"control vector must be flat with {self.n_control} entries (or its "
+                f"{self.n_state} state entries); got {tuple(v.shape)}"
+            )
+        v = v[: self.n_state].reshape(self.control_shape)
         n, c, h, w = self.anomalies.shape
         if self.localization is None:
             return (v.view(n, 1, 1, 1) * self.anomalies).sum(0)
@@ -143,14 +321,35 @@ class En4DVarProblem:
             states.append(nxt)
         return states
 
-    def departures(self, states: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Normalised departures ``(y − H M_k x) / σ`` per slot."""
-        return [(s.value - s.operator(states[s.step])) / s.error for s in self.slots]
+    def departures(
+        self, states: Sequence[torch.Tensor], v: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Normalised departures ``(y − H M_k x − P_k β) / σ`` per slot.
+
+        ``β`` is the slot's coefficients at the control ``v`` (None: the prior ``β_b``);
+        slots without a bias have ``(y − H M_k x) / σ``.
+        """
+        betas = (
+            [None if s.bias is None else s.bias.prior for s in self.slots]
+            if v is None
+            else self.bias_coefficients(v)
+        )
+        out = []
+        for s, beta in zip(self.slots, betas):
+            d = s.value - s.operator(states[s.step])
+            if s.bias is not None:
+                d = d - s.bias.correction(beta)
+            out.append(d / s.error)
+        return out
 
     def cost(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """``J, Jb, [Jo_k]`` at the flat control ``v`` (differentiable)."""
+        """``J, Jb, [Jo_k]`` at the flat control ``v`` (differentiable).
+
+        ``Jb = ½ vᵀv`` holds the state's ``½ wᵀw`` and the bias coefficients' ``½ uᵀu``.
+        """
+        self._check_control(v)
         jb = 0.5 * (v * v).sum()
         states = self.trajectory(self.background + self.increment(v))
-        jo = [0.5 * (d * d).sum() for d in self.departures(states)]
+        jo = [0.5 * (d * d).sum() for d in self.departures(states, v)]
         total = jb + sum(jo, torch.zeros((), dtype=torch.float64))
         return total, jb, jo

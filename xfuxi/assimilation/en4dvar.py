@@ -11,7 +11,9 @@ before the analysis time and running one model step (:mod:`.members`), ``M_k`` t
 rolled ``k`` steps from the analysis, ``H_k`` the observation operators of slot ``k`` and
 ``R_k`` diagonal (:mod:`.cost`). Gradients come from autodiff through the model — no adjoint
 is written — and ``J`` is minimised with L-BFGS (:mod:`.minimise`). See the definitions in
-the documentation (docs/design.md, section En4DVar).
+the documentation (docs/design.md, section En4DVar). Slots with a bias model
+(:class:`~xfuxi.assimilation.cost.SlotBias`) add their bias coefficients to the control
+vector (variational bias correction, VarBC; :mod:`.cost`).
 
 The options are typed configurations (:mod:`.config`): :class:`BackgroundError`,
 :class:`LocalizationOptions`, :class:`Window`, :class:`Minimiser`, :class:`QualityControl`.
@@ -57,7 +59,7 @@ from .config import (
     Window,
     legacy_options,
 )
-from .cost import En4DVarProblem, ObsSlot
+from .cost import En4DVarProblem, ObsSlot, SlotBias
 from .inputs import background_tensor, build_localization, observation_slots, states_tensor
 from .localization import Localization
 from .members import background_anomalies, ensemble_members, resolve_balance
@@ -76,6 +78,7 @@ __all__ = [
     "Minimiser",
     "ObsSlot",
     "QualityControl",
+    "SlotBias",
     "TensorAnalysis",
     "Window",
     "assimilate_4dvar",
@@ -111,11 +114,14 @@ class TensorAnalysis(NamedTuple):
     increment: torch.Tensor  # (C, H, W)
     control: torch.Tensor
     history: History
-    omb: list[torch.Tensor]  # per slot, for the used observations
-    oma: list[torch.Tensor]
+    omb: list[torch.Tensor]  # per slot, for the used observations (bias slots: − P β_b)
+    oma: list[torch.Tensor]  # (bias slots: − P β_a)
     qc_rejected: list[np.ndarray]  # per slot, bool mask over the slot's input observations
     timings: dict[str, float]
     seed: int | None = None  # the perturbations' seed (None: a generator was given)
+    # per slot the analysed VarBC coefficients β_a (G, P) (None for a slot without bias);
+    # None when no slot has a bias model
+    bias_coefficients: list[torch.Tensor | None] | None = None
 
 
 def _generator(background_error: BackgroundError) -> tuple[torch.Generator, int]:
@@ -151,7 +157,10 @@ def en4dvar_analysis(
     background : Tensor (3, C, H, W)
         Background states at t0 − 2Δ, t0 − Δ and t0.
     slots : sequence of ObsSlot
-        Observations per slot (step ``k`` = ``k`` model steps after t0).
+        Observations per slot (step ``k`` = ``k`` model steps after t0). A slot with a
+        ``bias`` (:class:`~xfuxi.assimilation.cost.SlotBias`) has its bias coefficients
+        estimated with the state (VarBC): its background check uses the departures
+        corrected with the prior coefficients, ``y − H(x_b) − P β_b``.
     anomalies : Tensor (N, C, H, W), optional
         Ready columns of B's square root ``X_b``
         (:func:`~xfuxi.assimilation.members.background_anomalies`: from given members, a
@@ -182,6 +191,11 @@ def en4dvar_analysis(
     Returns
     -------
     TensorAnalysis
+        ``omb`` and ``oma`` per slot for the observations used; for a slot with a bias they
+        are bias-corrected: ``y − H(x_b) − P β_b`` (prior coefficients) and
+        ``y − H(x_a) − P β_a`` (analysed coefficients). ``bias_coefficients``: the analysed
+        ``β_a`` (G, P) per slot (None for slots without bias; None altogether when no slot
+        has one).
 
     Raises
     ------
@@ -270,11 +284,17 @@ def en4dvar_analysis(
     kept_slots = []
     for s in slots:
         state = bg_traj[s.step]  # H on members, not on anomalies (nonlinear operators)
-        bad = background_check(s, s.operator(state), anomalies, qc.qc_threshold, state=state)
+        checked = s
+        if s.bias is not None:  # VarBC: check the departures corrected with β_b
+            with torch.no_grad():
+                corrected = s.value - s.bias.correction(s.bias.prior).to(s.value.dtype)
+            checked = ObsSlot(s.step, s.operator, corrected, s.error)
+        bad = background_check(checked, s.operator(state), anomalies, qc.qc_threshold, state=state)
         rejected.append(bad)
         keep = np.nonzero(~bad)[0]
         op = s.operator.subset(keep) if bad.any() else s.operator
-        kept_slots.append(ObsSlot(s.step, op, s.value[keep], s.error[keep]))
+        bias = None if s.bias is None else s.bias.subset(keep) if bad.any() else s.bias
+        kept_slots.append(ObsSlot(s.step, op, s.value[keep], s.error[keep], bias))
     n_in = sum(int(r.size) for r in rejected)
     if n_in > 0 and all(bool(r.all()) for r in rejected):
         raise ObservationError(
@@ -299,8 +319,9 @@ def en4dvar_analysis(
         inc = problem.increment(control)
         xa = background[2] + inc
         an_traj = full.trajectory(xa)
-    omb = [s.value - s.operator(bg_traj[s.step]) for s in kept_slots]
-    oma = [s.value - s.operator(an_traj[s.step]) for s in kept_slots]
+        beta_a = problem.bias_coefficients(control)
+    omb = [_departure(s, bg_traj, None if s.bias is None else s.bias.prior) for s in kept_slots]
+    oma = [_departure(s, an_traj, b) for s, b in zip(kept_slots, beta_a)]
     return TensorAnalysis(
         analysis=xa,
         trajectory=torch.stack(an_traj),
@@ -317,7 +338,19 @@ def en4dvar_analysis(
             "total_s": _time.perf_counter() - t_start,
         },
         seed=seed,
+        bias_coefficients=beta_a if problem.has_bias else None,
     )
+
+
+def _departure(
+    slot: ObsSlot, states: Sequence[torch.Tensor], beta: torch.Tensor | None
+) -> torch.Tensor:
+    """``y − H(x)`` of a slot, minus its bias ``P β`` when it has a bias model."""
+    with torch.no_grad():
+        d = slot.value - slot.operator(states[slot.step])
+        if slot.bias is not None and beta is not None:
+            d = d - slot.bias.correction(beta)
+    return d
 
 
 def assimilate_4dvar(

@@ -436,6 +436,11 @@ def letkf_analysis(
     members = members.double()
     if not bool(torch.isfinite(members).all()):
         raise ValueError("members contain NaN or infinite values")
+    if any(getattr(s, "bias", None) is not None for s in slots):
+        raise ValueError(
+            "the LETKF does not estimate bias coefficients: slots with a bias model "
+            "(ObsSlot.bias, VarBC) are for En4DVar; correct the values before the LETKF"
+        )
     rho = float(opts.inflation if inflation is None else inflation)
     states = _slot_members(model, members, slots, opts)
     # observation space: members, innovations, background check

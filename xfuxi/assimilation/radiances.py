@@ -8,11 +8,21 @@ real system cannot read the truth's cloud flag, and the truth's radiances are bi
 * **Cloud screening** (:func:`cloud_screen`): a pixel looks cloudy when its window-channel
   departure ``O − H(x_b)`` is below ``−threshold`` (clouds are colder than the clear
   column); every channel of a cloudy-looking pixel is flagged.
-* **Bias correction** (:class:`RadianceBiasCorrection`, :func:`fit_radiance_bias`): per
-  channel a linear model of the departure on the predictors ``1``, ``sec θ − 1`` and the
-  background brightness temperature (``(H(x_b) − 250 K) / 50 K``), fitted **offline** by
-  least squares on clear-looking pixels of other times (not variationally inside the cost:
-  this is not VarBC) and subtracted from the observations.
+* **Bias correction**, offline (:class:`RadianceBiasCorrection`, :func:`fit_radiance_bias`):
+  per channel a linear model of the departure on the predictors ``1``, ``sec θ − 1`` and
+  the background brightness temperature (``(H(x_b) − 250 K) / 50 K``), fitted by least
+  squares on clear-looking pixels of other times and subtracted from the observations
+  (``radiance_analysis(..., bias=...)``).
+* **Variational bias correction** (VarBC; ``radiance_analysis(..., varbc=...)``): the same
+  predictors, but the coefficients ``β`` join En4DVar's control vector and are estimated
+  with the state, from a prior ``β_b ± σ_β`` (an offline fit, the previous cycle's
+  coefficients, or zeros)::
+
+      J(w, β) = ½ wᵀw + ½ (β − β_b)ᵀ B_β⁻¹ (β − β_b) + ½ ‖R^{-1/2} (y − H(x) − P β)‖²
+
+  preconditioned as ``β = β_b + σ_β ⊙ u`` (:class:`~xfuxi.assimilation.cost.SlotBias`).
+  The analysed coefficients come back as a :class:`RadianceBiasCorrection`, the next
+  cycle's prior.
 * **Clear-sky or all-sky** (:func:`radiance_analysis`): clear-sky drops the cloudy-looking
   pixels; all-sky keeps them with a larger observation error (``cloudy_error``).
 """
@@ -22,7 +32,7 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -41,13 +51,14 @@ from ..observations.imager import (
 from ..observations.sets import screen_observations
 from .calibration import model_background_error, spread_values, wind_pairs
 from .config import BackgroundError, LocalizationOptions, Minimiser, QualityControl
-from .cost import ObsSlot
+from .cost import ObsSlot, SlotBias
 from .en4dvar import DEFAULT_LOCALIZATION, en4dvar_analysis, resolve_vertical_localization
 from .inputs import background_tensor, build_localization, observation_slots
 from .members import background_anomalies
 
 __all__ = [
     "PREDICTORS",
+    "VARBC_PRIOR_STD",
     "PixelRadianceOperator",
     "RadianceAnalysis",
     "RadianceBiasCorrection",
@@ -62,6 +73,10 @@ __all__ = [
 PREDICTORS = ("constant", "sec_zenith_minus_1", "background_bt")
 #: the background brightness temperature predictor is ``(H(x_b) − BT_REFERENCE) / BT_SCALE``
 BT_REFERENCE, BT_SCALE = 250.0, 50.0
+#: VarBC's default prior std of the coefficients of :data:`PREDICTORS` (K per unit of the
+#: predictor): 1 K for the constant, 1 K per unit of ``sec θ − 1`` (θ = 60°) and 1 K per
+#: 50 K of background brightness temperature
+VARBC_PRIOR_STD = (1.0, 1.0, 1.0)
 
 
 def bias_predictors(zenith_angle: Any, background_bt: Any) -> np.ndarray:
@@ -306,6 +321,8 @@ def radiance_analysis(
     model: Any = "fuxi-hs-t21",
     conventional: xr.Dataset | None = None,
     bias: RadianceBiasCorrection | None = None,
+    varbc: RadianceBiasCorrection | Literal[True] | None = None,
+    varbc_std: float | Sequence[float] = VARBC_PRIOR_STD,
     screen_threshold: float | None = 3.0,
     cloudy_error: float | None = None,
     window_channel: str = "ir10.8",
@@ -333,7 +350,22 @@ def radiance_analysis(
     conventional : xarray.Dataset, optional
         Observations in the layout of :mod:`xfuxi.observations.sets` at t0.
     bias : RadianceBiasCorrection, optional
-        Subtracted from the radiances (predicted with the background's ``H(x_b)``).
+        Offline bias correction: subtracted from the radiances (predicted with the
+        background's ``H(x_b)``). Not with ``varbc`` (refused: give one or the other).
+    varbc : RadianceBiasCorrection or True, optional
+        Variational bias correction: the coefficients of the bias model (the predictors of
+        :func:`bias_predictors`, with the background's ``H(x_b)``) are estimated in the
+        minimisation with the state, one set per channel of ``table``. The prior ``β_b``
+        is the given correction's coefficients (e.g. an offline fit, or the previous
+        cycle's ``diagnostics["varbc"]``: that is how VarBC cycles; a channel of ``table``
+        without coefficients raises :class:`ImagerError`), or zeros with True. The
+        background check tests the prior-corrected departures ``y − H(x_b) − P β_b``;
+        the cloud screening reads the uncorrected window-channel departure, as without
+        bias correction. Unused without ``table``.
+    varbc_std : float or 3 floats, default :data:`VARBC_PRIOR_STD`
+        VarBC prior std ``σ_β`` of the coefficients of :data:`PREDICTORS` (K per unit of
+        each predictor; one number for all three), > 0. Larger: the coefficients follow
+        this analysis' departures more; smaller: they stay nearer the prior.
     screen_threshold : float or None, default 3.0
         Clear-sky: rows of cloudy-looking pixels (:func:`cloud_screen`) are dropped. None:
         no screening.
@@ -349,9 +381,38 @@ def radiance_analysis(
     RadianceAnalysis
         ``analysis`` and ``increment`` at t0; ``diagnostics``: counts (radiances given,
         cloudy-looking, used after the background check; conventional used), RMS O−B and
-        O−A of the radiances used by channel, iterations, timings.
+        O−A of the radiances used by channel (``rms_omb``, ``rms_oma``; with ``bias``,
+        of the corrected values; with ``varbc``, O−B corrected with the prior ``β_b`` and
+        O−A with the analysed ``β_a``), iterations, timings. With ``varbc``:
+        ``diagnostics["varbc"]``, the analysed coefficients as a
+        :class:`RadianceBiasCorrection` (the channels of ``table``, ``n_rows`` the rows
+        used; a channel of the prior absent from ``table`` is carried over unchanged),
+        and ``diagnostics["varbc_prior"]``, the prior used.
+
+    Raises
+    ------
+    ValueError
+        ``bias`` and ``varbc`` together; a ``varbc_std`` not positive; nothing to
+        assimilate.
+    ImagerError
+        Every radiance screened out; a channel without prior coefficients in ``varbc``.
     """
     tic = _time.perf_counter()
+    if bias is not None and varbc is not None and varbc is not False:
+        raise ValueError(
+            "give bias= (an offline correction subtracted from the radiances) or varbc= "
+            "(coefficients estimated in the minimisation, from a prior), not both; to start "
+            "VarBC from an offline fit, pass it as varbc="
+        )
+    prior_std = _varbc_std(varbc_std)
+    if varbc is not None and varbc is not False and varbc is not True:
+        if not isinstance(varbc, RadianceBiasCorrection):
+            raise TypeError(
+                f"varbc must be a RadianceBiasCorrection, True (zero prior) or None; got "
+                f"{type(varbc).__name__}"
+            )
+    if varbc is False:
+        varbc = None
     if isinstance(model, str):
         model = load_model(model)
     opts = background_error if background_error is not None else BackgroundError()
@@ -371,8 +432,10 @@ def radiance_analysis(
         loc = resolve_vertical_localization(loc, used["level"].values)
     if table is not None:
         rows = _radiance_rows(table, background.sel(time=[t0]), model, bias=bias,
+                              varbc=varbc, varbc_std=prior_std,
                               screen_threshold=screen_threshold, cloudy_error=cloudy_error,
                               window_channel=window_channel, diag=diag)  # fmt: skip
+        assert rows is not None  # empty="raise"
         slots.append(rows)
     if not slots:
         raise ValueError("nothing to assimilate: give radiances and/or conventional observations")
@@ -399,6 +462,11 @@ def radiance_analysis(
         diag["n_radiances_used"] = int(names.size)
         diag["rms_omb"] = _rms_by(names, res.omb[k].numpy())
         diag["rms_oma"] = _rms_by(names, res.oma[k].numpy())
+        if rows.bias is not None and res.bias_coefficients is not None:
+            diag["varbc"] = _varbc_result(
+                sorted(set(table["sensor_channel"].values.astype(str).tolist())),
+                res.bias_coefficients[k], names, prior=None if varbc is True else varbc,
+            )  # fmt: skip
     diag.update(
         iterations=len(res.history.records) - 1,
         n_rejected_background_check=int(sum(int(r.sum()) for r in res.qc_rejected)),
@@ -413,12 +481,20 @@ def _radiance_rows(
     model: Any,
     *,
     bias: RadianceBiasCorrection | None,
+    varbc: RadianceBiasCorrection | Literal[True] | None = None,
+    varbc_std: np.ndarray | None = None,
     screen_threshold: float | None,
     cloudy_error: float | None,
     window_channel: str,
     diag: dict[str, Any],
-) -> ObsSlot:
-    """The radiance slot: screened or error-inflated rows, bias-corrected values."""
+    empty: Literal["raise", "none"] = "raise",
+) -> ObsSlot | None:
+    """The radiance slot: screened or error-inflated rows, bias-corrected values.
+
+    With ``varbc`` the slot carries a :class:`~xfuxi.assimilation.cost.SlotBias` (one group
+    per channel of ``table``, sorted by name) and the values are not corrected. Every row
+    screened out: :class:`ImagerError`, or None with ``empty="none"`` (a cycle goes on).
+    """
     if cloudy_error is not None and screen_threshold is None:
         raise ValueError("cloudy_error needs screen_threshold (to find the cloudy-looking rows)")
     hxb = background_radiances(table, background, channels=model.channels)
@@ -438,14 +514,73 @@ def _radiance_rows(
         value = value - bias.predict(names, table["zenith_angle"].values, hxb)
     idx = np.flatnonzero(keep)
     if idx.size == 0:
+        if empty == "none":
+            return None
         raise ImagerError("every radiance was screened out as cloudy-looking")
+    slot_bias = None
+    if varbc is not None:
+        names = table["sensor_channel"].values.astype(str)
+        channels = sorted(set(names.tolist()))
+        prior = np.zeros((len(channels), len(PREDICTORS)))
+        if varbc is not True:
+            missing = [c for c in channels if c not in varbc.coefficients]
+            if missing:
+                raise ImagerError(
+                    f"varbc: no prior bias coefficients for channel(s) {missing}; give them "
+                    "(e.g. from fit_radiance_bias) or varbc=True to start from zeros"
+                )
+            prior = np.array([varbc.coefficients[c] for c in channels], dtype="float64")
+        std = np.broadcast_to(np.asarray(varbc_std, dtype="float64"), prior.shape)
+        pred = bias_predictors(table["zenith_angle"].values, hxb)
+        group = np.searchsorted(np.array(channels), names)
+        slot_bias = SlotBias(
+            torch.as_tensor(pred[idx]), torch.as_tensor(group[idx]),
+            prior=torch.as_tensor(prior), prior_std=torch.as_tensor(std.copy()),
+        )  # fmt: skip
+        diag["varbc_prior"] = RadianceBiasCorrection(
+            {c: tuple(map(float, b)) for c, b in zip(channels, prior)},
+            n_rows={c: 0 if varbc is True else int(varbc.n_rows.get(c, 0)) for c in channels},
+        )
     op = radiance_operator(
         table.isel(obs=idx), channels=model.channels, latitude=model.latitude,
         longitude=model.longitude,
     )  # fmt: skip
     return ObsSlot(
-        0, PixelRadianceOperator.of(op), torch.as_tensor(value[idx]), torch.as_tensor(error[idx])
-    )
+        0, PixelRadianceOperator.of(op), torch.as_tensor(value[idx]), torch.as_tensor(error[idx]),
+        slot_bias,
+    )  # fmt: skip
+
+
+def _varbc_std(std: Any) -> np.ndarray:
+    """VarBC's prior std per predictor (3,), checked."""
+    a = np.asarray(std, dtype="float64")
+    if a.ndim == 0:
+        a = np.full(len(PREDICTORS), float(a))
+    if a.shape != (len(PREDICTORS),):
+        raise ValueError(
+            f"varbc_std must be one number or {len(PREDICTORS)} (one per predictor "
+            f"{PREDICTORS}); got shape {a.shape}"
+        )
+    if not (np.isfinite(a).all() and (a > 0).all()):
+        raise ValueError(f"varbc_std must be positive and finite (K); got {a.tolist()}")
+    return a
+
+
+def _varbc_result(
+    channels: Sequence[str],
+    beta: torch.Tensor,
+    used_names: np.ndarray,
+    *,
+    prior: RadianceBiasCorrection | None,
+) -> RadianceBiasCorrection:
+    """The analysed coefficients as a :class:`RadianceBiasCorrection` (prior's others kept)."""
+    b = beta.detach().cpu().numpy()
+    coef = {} if prior is None else dict(prior.coefficients)
+    rows = {} if prior is None else dict(prior.n_rows)
+    for c, bc in zip(channels, b):
+        coef[c] = (float(bc[0]), float(bc[1]), float(bc[2]))
+        rows[c] = int((used_names == c).sum())
+    return RadianceBiasCorrection(coef, rows)
 
 
 def _rms_by(names: np.ndarray, d: np.ndarray) -> dict[str, float]:

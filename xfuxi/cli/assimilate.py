@@ -131,6 +131,18 @@ def _cmd_assimilate(args) -> int:
      help="keep only spherical harmonics up to this total wavenumber at every model step "
           "(xfuxi.with_spectral_filter; 21 for the embedded T21 world; default: the model's "
           "own filter, if it has one)")  # fmt: skip
+@arg("--bias-rate", type=float, default=0.0,
+     help="correct the model's bias online: the fraction of each analysis increment added "
+          "to the estimate added to every step (0: off; docs/cycling.md)")  # fmt: skip
+@arg("--bias-truncation", type=int, default=10,
+     help="--bias-rate: keep the increments' spherical harmonics l <= this (-1: the whole "
+          "field; default 10)")  # fmt: skip
+@arg(
+    "--bias-spinup",
+    type=int,
+    default=8,
+    help="--bias-rate: analyses before the estimate starts (default 8, two days)",
+)
 @arg("--sites", type=int, default=300, help="radiosonde sites (default 300)")
 @arg("--da-model", default="fuxi-da-hs-t21",
      help="--method fuxi-da: the FuXi-DA network, a shipped name or checkpoint (default "
@@ -159,6 +171,7 @@ def _cmd_cycle(args) -> int:
     )
     from ..assimilation.da_cycle import FuXiDAMethod, ImagerNetwork
     from ..assimilation.letkf import LETKFOptions
+    from ..assimilation.model_bias import BiasCorrectedMethod
     from ..observations.imager import ImagerErrors
 
     try:
@@ -171,6 +184,14 @@ def _cmd_cycle(args) -> int:
         satellites = tuple(float(x) for x in args.satellites.split(",") if x.strip())
     except ValueError as err:
         return usage_error("cycle", str(err))
+    if not 0 <= args.bias_rate <= 1:
+        return usage_error("cycle", f"--bias-rate must be in [0, 1]; got {args.bias_rate}")
+    if args.bias_truncation < -1:
+        return usage_error(
+            "cycle", f"--bias-truncation must be >= 0, or -1; got {args.bias_truncation}"
+        )
+    if args.bias_spinup < 0:
+        return usage_error("cycle", f"--bias-spinup must be >= 0; got {args.bias_spinup}")
     if args.method == "hybrid-gain" and args.static_b is None:
         return usage_error("cycle", "--method hybrid-gain needs --static-b (error samples)")
     if args.static_b is not None and args.method == "fuxi-da":
@@ -192,7 +213,7 @@ def _cmd_cycle(args) -> int:
                                    name="--static-b")  # fmt: skip
         except (ValueError, SchemaError) as err:
             return usage_error("cycle", str(err))
-    method: LETKFMethod | HybridGainMethod | En4DVarMethod | FuXiDAMethod
+    method: LETKFMethod | HybridGainMethod | En4DVarMethod | FuXiDAMethod | BiasCorrectedMethod
     network: RadiosondeNetwork | ImagerNetwork
     network = RadiosondeNetwork(n_sites=args.sites, seed=config.seed)
     if args.method == "fuxi-da":
@@ -227,6 +248,11 @@ def _cmd_cycle(args) -> int:
             members="perlin" if args.method == "en4dvar" else "cycled",
             letkf=letkf,
             static=static,
+        )
+    if args.bias_rate > 0:
+        trunc = None if args.bias_truncation < 0 else args.bias_truncation
+        method = BiasCorrectedMethod(
+            method, rate=args.bias_rate, truncation=trunc, spinup=args.bias_spinup
         )
     run = cycle(
         open_data(args.truth),
