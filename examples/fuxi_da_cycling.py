@@ -10,15 +10,21 @@ truth) for ``--days`` days (4 cycles a day):
   ``allow_new_satellites=True``: it was trained with one);
 * **CORR**: the shipped CORR network (``fuxi-da-hs-t21-corr``), no radiances;
 * **free run**: the forecast from the same first background, no assimilation (the
-  driver's ``free_error``; the same for every variant).
+  driver's ``free_error``; the same for every variant);
+* with ``--en4dvar``, also **En4DVar clear+BC** and **En4DVar clear+VarBC**
+  (:class:`~xfuxi.assimilation.radiance_cycle.RadianceEn4DVarMethod`: Perlin En4DVar from
+  the cycle's 6-hour background with the radiances of the satellite at 105° E at the
+  analysis time, clear-sky screening at 4 K; the offline bias fit, or VarBC starting from
+  it with the analysed coefficients cycled; the settings chosen on the validation split by
+  ``examples/fuxi_da_vs_en4dvar.py``: B variances of the 6-hour forecast error, the
+  clear-sky error of the corrected departures, fitted on 16 validation times).
 
 The imager's seed is ``12345 + cycle`` (clouds, noise, biases and spectroscopy error on).
 The analysis RMSE (area-weighted) of z500, t850, u250 and the tracer at 500 hPa against
 the truth is scored inside the 105° E disc (zenith angle ≤ 70°) and globally, each cycle.
-En4DVar cycling is not included: about 10–20 s per analysis on this machine, 40 cycles
-per variant would not fit in the time of this experiment.
+En4DVar cycling is optional (``--en4dvar``): about 10–20 s per analysis on this machine.
 
-    python examples/fuxi_da_cycling.py [--days 10]
+    python examples/fuxi_da_cycling.py [--days 10] [--en4dvar]
     python examples/fuxi_da_cycling.py --truncation 21 \
         --out benchmarks/results/fuxi_da_cycling_T21.json \
         --figure examples/figures/fuxi_da_cycling_T21.png   # the model with the T21 filter
@@ -39,7 +45,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xfuxi.assimilation.cycle import CycleConfig, cycle
+from xfuxi.assimilation.config import BackgroundError, Minimiser
+from xfuxi.assimilation.cycle import CycleConfig, CycleMethod, cycle
 from xfuxi.assimilation.da_cycle import FuXiDAMethod, ImagerNetwork
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
@@ -61,6 +68,9 @@ VARIANTS = [
     ("ASSI 3 sats", "fuxi-da-hs-t21", (0.0, 105.0, 240.0)),
     ("CORR", "fuxi-da-hs-t21-corr", (105.0,)),
 ]
+#: the clear-sky screening threshold chosen on the validation split (K; see
+#: benchmarks/results/fuxi_da_vs_en4dvar_varbc.json, "chosen")
+THRESHOLD = 4.0
 
 
 def region_rmse(err: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -69,8 +79,44 @@ def region_rmse(err: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> np.nd
     return np.sqrt((err**2 * w).sum((-2, -1)) / w.sum())
 
 
-def run_variant(truth, model, da_model, satellites, n_cycles, store):
-    method = FuXiDAMethod(da_model, allow_new_satellites=len(satellites) > 1)
+def en4dvar_methods(model, args) -> dict:
+    """The ``--en4dvar`` methods: the offline bias fit, its clear-sky errors and the 6-hour
+    forecast-error spread from the validation split (as examples/fuxi_da_vs_en4dvar.py)."""
+    from fuxi_da_vs_en4dvar import Split, bias_fit
+
+    import xfuxi
+    from xfuxi.assimilation.calibration import spread_values
+    from xfuxi.assimilation.radiance_cycle import RadianceEn4DVarMethod
+
+    fit = Split(model, "validation", 12, 5, args.fit_times, 54321, 1)
+    bc, err, _ = bias_fit(model, fit, THRESHOLD)
+    std = xfuxi.background_error_std(fit.truth, model=model, lead_steps=1, by_latitude=True)
+    options = {
+        "spread": spread_values(std, model.channels, model.latitude),
+        "radiance_error": err,
+        "screen_threshold": THRESHOLD,
+    }
+    if args.members is not None:
+        options["background_error"] = BackgroundError(n_members=args.members)
+    if args.max_iter is not None:
+        options["minimiser"] = Minimiser(max_iter=args.max_iter)
+    methods = {
+        "En4DVar clear+BC": RadianceEn4DVarMethod(bias=bc, name="En4DVar clear+BC", **options)
+    }
+    for std in args.varbc_std:  # one VarBC variant per prior std (K per unit predictor)
+        name = varbc_name(std, args.varbc_std)
+        methods[name] = RadianceEn4DVarMethod(varbc=bc, varbc_std=std, name=name, **options)
+    return methods
+
+
+def varbc_name(std: float, stds: list[float]) -> str:
+    """The VarBC variant's name: its prior std in it when several are run."""
+    return "En4DVar clear+VarBC" + ("" if len(stds) == 1 else f" σβ={std:g}")
+
+
+def run_variant(truth, model, method, satellites, n_cycles, store):
+    if not isinstance(method, CycleMethod):
+        method = FuXiDAMethod(method, allow_new_satellites=len(satellites) > 1)
     network = ImagerNetwork(satellites=satellites, seed=SEED)
     tic = time.perf_counter()
     run = cycle(
@@ -101,6 +147,18 @@ def main() -> None:
                    help="validation: for choices; test: to report")  # fmt: skip
     p.add_argument("--assi", default="fuxi-da-hs-t21", help="FuXi-DA model (name or directory)")
     p.add_argument("--corr", default="fuxi-da-hs-t21-corr", help="CORR model (name or directory)")
+    p.add_argument("--en4dvar", action="store_true",
+                   help="also cycle En4DVar with radiances: offline BC and VarBC")  # fmt: skip
+    p.add_argument("--fit-times", type=int, default=16, help="--en4dvar: bias-fit times")
+    p.add_argument(
+        "--varbc-std",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[1.0],
+        help="--en4dvar: VarBC prior std of the coefficients (K per unit predictor), one "
+        "variant per comma-separated value (default 1)",
+    )
+    p.add_argument("--members", type=int, default=None, help="--en4dvar smoke runs only")
+    p.add_argument("--max-iter", type=int, default=None, help="--en4dvar smoke runs only")
     p.add_argument("--out", default="benchmarks/results/fuxi_da_cycling.json")
     p.add_argument("--figure", default="examples/figures/fuxi_da_cycling.png")
     args = p.parse_args()
@@ -128,6 +186,9 @@ def main() -> None:
     weights = np.asarray(area_weights(lat).values, dtype="float64")
     zen, _ = zenith_angle(lat, lon, satellites=[105.0])
     regions = {"inside": np.isfinite(np.asarray(zen)), "global": np.ones(zen.shape, bool)}
+    if args.en4dvar:
+        methods = en4dvar_methods(model, args)
+        variants += [(n, m, (105.0,)) for n, m in methods.items()]
 
     work = Path(tempfile.mkdtemp(prefix="dacycle_"))
     series: dict[str, dict[str, np.ndarray]] = {}
@@ -145,17 +206,21 @@ def main() -> None:
                 free = free_states
             s = run.scores
             if "radiance_rms_omb" in s:
-                clear = s.sel(group="clear")
+                # FuXi-DA: by pixel group; En4DVar: of the (clear-looking) radiances used
+                clear = s.sel(group="clear") if "group" in s.dims else s
                 diagnostics[name] = {
                     "rms_omb_clear_mean": clear["radiance_rms_omb"].mean("time").to_series(),
                     "rms_oma_clear_mean": clear["radiance_rms_oma"].mean("time").to_series(),
                 }
+            if "varbc_rms" in s:
+                diagnostics[name]["varbc_rms_per_cycle"] = pd.Series(s["varbc_rms"].values)
             print(f"{name}: {n_cycles} cycles in {wall:.0f} s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     series["free run"] = {r: region_rmse(free - tr, weights, m) for r, m in regions.items()}
 
     order = ["free run", "CORR", "ASSI 1 sat", "ASSI 3 sats"]
+    order += [n for n in series if n.startswith("En4DVar")]
     per_day = 4
     n_early = min(3 * per_day, n_cycles)
     periods = {
@@ -181,7 +246,10 @@ def main() -> None:
             "model": model.name,
             "imager_seed": f"{SEED} + cycle",
             "split": args.split,
-            "variants": {n: {"model": m, "satellites": list(s)} for n, m, s in variants},
+            "variants": {
+                n: {"model": m if isinstance(m, str) else m.settings(), "satellites": list(s)}
+                for n, m, s in variants
+            },
             "inside": "zenith angle <= 70 deg from the satellite at 105 E",
         },
         "table": table,

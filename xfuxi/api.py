@@ -189,6 +189,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("RadiosondeNetwork", "assimilation.cycle:RadiosondeNetwork"),
     Entry("FuXiDAMethod", "assimilation.da_cycle:FuXiDAMethod"),
     Entry("ImagerNetwork", "assimilation.da_cycle:ImagerNetwork"),
+    Entry("RadianceEn4DVarMethod", "assimilation.radiance_cycle:RadianceEn4DVarMethod"),
+    Entry("ImagerSondeNetwork", "assimilation.radiance_cycle:ImagerSondeNetwork"),
     Entry("LETKFOptions", "assimilation.letkf:LETKFOptions"),
     Entry("lorenz96_letkf", "experiments.lorenz96:lorenz96_letkf"),
     Entry("plot_cycle", "plot:plot_cycle", accessor="dataset"),

@@ -534,7 +534,15 @@ class En4DVarMethod(CycleMethod):
             state["inflation"] = torch.tensor(float(self.letkf.inflation), dtype=torch.float64)
         return state
 
-    def analyse(self, state, slots, *, model, generator):
+    def _variational(
+        self,
+        state: dict[str, torch.Tensor],
+        slots: Sequence[Any],
+        model: Any,
+        generator: torch.Generator,
+    ) -> tuple[Any, dict[str, float]]:
+        """The En4DVar analysis of the slots from ``state["background"]`` (members: Perlin or
+        the cycled ones); its result and cost diagnostics."""
         if self._loc is None and self.localization.enabled:
             self._loc = build_localization(self.localization, model)
         bg = state["background"]
@@ -564,13 +572,17 @@ class En4DVarMethod(CycleMethod):
             generator=generator,
             progress=False,
         )
-        pair = torch.stack([bg[1], res.analysis])
         costs = res.history.records
         diag = {
             "cost_initial": float(costs[0].cost) if costs else float("nan"),
             "cost_final": float(costs[-1].cost) if costs else float("nan"),
             "iterations": float(len(costs) - 1),
         }
+        return res, diag
+
+    def analyse(self, state, slots, *, model, generator):
+        res, diag = self._variational(state, slots, model, generator)
+        pair = torch.stack([state["background"][1], res.analysis])
         new: dict[str, torch.Tensor] = {"pair": pair}
         spread = bspread = None
         if self.members == "cycled":

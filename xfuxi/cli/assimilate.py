@@ -98,10 +98,12 @@ def _cmd_assimilate(args) -> int:
 
 @arg("truth", help="truth run (a .nc file or a zarr store) with the model's channels and grid")
 @arg("--store", required=True, help="zarr store written one cycle at a time (resumed if it exists)")
-@arg("--method", choices=["letkf", "hybrid-gain", "en4dvar", "cycled-en4dvar", "fuxi-da"],
+@arg("--method",
+     choices=["letkf", "hybrid-gain", "en4dvar", "cycled-en4dvar", "fuxi-da", "en4dvar-radiances"],
      default="letkf",
      help="LETKF, hybrid-gain LETKF (needs --static-b), Perlin En4DVar, En4DVar with a cycled "
-          "ensemble, or FuXi-DA with imager radiances (default letkf)")  # fmt: skip
+          "ensemble, FuXi-DA with imager radiances, or Perlin En4DVar with imager radiances "
+          "(clear-sky) and radiosondes (default letkf)")  # fmt: skip
 @arg("--static-b", default=None,
      help="netCDF/zarr of static background-error samples (dim 'sample'; "
           "xfuxi.forecast_error_samples): the 3D-Var B of --method hybrid-gain; with "
@@ -143,13 +145,25 @@ def _cmd_assimilate(args) -> int:
     default=8,
     help="--bias-rate: analyses before the estimate starts (default 8, two days)",
 )
-@arg("--sites", type=int, default=300, help="radiosonde sites (default 300)")
+@arg("--sites", type=int, default=300,
+     help="radiosonde sites (default 300; --method en4dvar-radiances: 0 for radiances "
+          "only)")  # fmt: skip
 @arg("--da-model", default="fuxi-da-hs-t21",
      help="--method fuxi-da: the FuXi-DA network, a shipped name or checkpoint (default "
           "fuxi-da-hs-t21; CORR: fuxi-da-hs-t21-corr)")  # fmt: skip
 @arg("--satellites", default="105",
-     help="--method fuxi-da: comma-separated sub-satellite longitudes, degrees east "
-          "(default 105; others than the network's training ones are allowed)")  # fmt: skip
+     help="--method fuxi-da or en4dvar-radiances: comma-separated sub-satellite longitudes, "
+          "degrees east (default 105; others than the network's training ones are "
+          "allowed)")  # fmt: skip
+@arg("--varbc", action="store_true",
+     help="--method en4dvar-radiances: variational bias correction of the radiances, the "
+          "coefficients cycled from one analysis to the next (from zeros); default: "
+          "none")  # fmt: skip
+@arg("--radiance-error", type=float, default=1.0,
+     help="--method en4dvar-radiances: clear-sky radiance error std, K (default 1)")  # fmt: skip
+@arg("--screen-threshold", type=float, default=3.0,
+     help="--method en4dvar-radiances: cloud screening, drop pixels whose window-channel "
+          "O-B is below minus this, K (default 3)")  # fmt: skip
 @arg("--localization", type=float, default=1500.0, help="Gaspari-Cohn half-width, km")
 # the LETKF's options (the En4DVar methods take their members from --n-members too); the
 # command relaxes to the prior spread by half unless told otherwise
@@ -172,6 +186,7 @@ def _cmd_cycle(args) -> int:
     from ..assimilation.da_cycle import FuXiDAMethod, ImagerNetwork
     from ..assimilation.letkf import LETKFOptions
     from ..assimilation.model_bias import BiasCorrectedMethod
+    from ..assimilation.radiance_cycle import ImagerSondeNetwork, RadianceEn4DVarMethod
     from ..observations.imager import ImagerErrors
 
     try:
@@ -196,6 +211,10 @@ def _cmd_cycle(args) -> int:
         return usage_error("cycle", "--method hybrid-gain needs --static-b (error samples)")
     if args.static_b is not None and args.method == "fuxi-da":
         return usage_error("cycle", f"--static-b is not used by --method {args.method}")
+    if args.method != "en4dvar-radiances" and args.varbc:
+        return usage_error("cycle", "--varbc needs --method en4dvar-radiances")
+    if args.method in ("fuxi-da", "en4dvar-radiances") and not satellites:
+        return usage_error("cycle", f"--satellites needs longitudes; got {args.satellites!r}")
     model = load_model(args.model)
     if args.truncation is not None:
         from ..models.spectral import with_spectral_filter
@@ -214,11 +233,9 @@ def _cmd_cycle(args) -> int:
         except (ValueError, SchemaError) as err:
             return usage_error("cycle", str(err))
     method: LETKFMethod | HybridGainMethod | En4DVarMethod | FuXiDAMethod | BiasCorrectedMethod
-    network: RadiosondeNetwork | ImagerNetwork
+    network: RadiosondeNetwork | ImagerNetwork | ImagerSondeNetwork
     network = RadiosondeNetwork(n_sites=args.sites, seed=config.seed)
     if args.method == "fuxi-da":
-        if not satellites:
-            return usage_error("cycle", f"--satellites needs longitudes; got {args.satellites!r}")
         # the imager's radiances; satellites other than the network's training ones allowed
         method = FuXiDAMethod(args.da_model, allow_new_satellites=True)
         network = ImagerNetwork(satellites=satellites, errors=errors, seed=config.seed)
@@ -236,6 +253,26 @@ def _cmd_cycle(args) -> int:
                 )
             except ValueError as err:
                 return usage_error("cycle", f"--gain-weight: {err}")
+    elif args.method == "en4dvar-radiances":
+        hybrid = {} if static is None else {"hybrid_weight": args.hybrid_weight}
+        try:
+            error = da.BackgroundError(n_members=letkf.n_members, seed=config.seed, **hybrid)
+            method = RadianceEn4DVarMethod(
+                background_error=error,
+                localization=loc,
+                static=static,
+                radiance_error=args.radiance_error,
+                varbc=args.varbc,
+                screen_threshold=args.screen_threshold,
+            )
+        except ValueError as err:
+            return usage_error("cycle", str(err))
+        # the analysis-time frame only: the one En4DVar assimilates
+        imager = ImagerNetwork(
+            satellites=satellites, frames=(0.0,), errors=errors, seed=config.seed
+        )
+        sondes = RadiosondeNetwork(n_sites=args.sites, seed=config.seed) if args.sites else None
+        network = ImagerSondeNetwork(imager, sondes)
     else:
         hybrid = {} if static is None else {"hybrid_weight": args.hybrid_weight}
         try:
