@@ -274,11 +274,6 @@ class En4DVarProblem:
                 f"({self.n_state} state + {self.n_bias} bias); got {tuple(v.shape)}"
             )
 
-    def state_control(self, v: torch.Tensor) -> torch.Tensor:
-        """The state part ``w`` (or the ``α_i``) of a flat control vector, flat."""
-        self._check_control(v)
-        return v[: self.n_state]
-
     def bias_coefficients(self, v: torch.Tensor) -> list[torch.Tensor | None]:
         """The coefficients ``β = β_b + σ_β ⊙ u`` (G, P) of each slot (None: no bias)."""
         self._check_control(v)

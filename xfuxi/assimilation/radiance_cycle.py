@@ -293,10 +293,7 @@ class RadianceEn4DVarMethod(En4DVarMethod):
             # the coefficients of every imager channel (rows: CHANNELS); NaN: none given
             beta = torch.zeros(len(CHANNELS), len(PREDICTORS), dtype=torch.float64)
             if isinstance(self.varbc, RadianceBiasCorrection):
-                beta[:] = float("nan")
-                for i, c in enumerate(_CHANNELS):
-                    if c in self.varbc.coefficients:
-                        beta[i] = torch.as_tensor(self.varbc.coefficients[c], dtype=torch.float64)
+                beta = _coefficients_tensor(self.varbc, like=torch.full_like(beta, float("nan")))
             state["varbc"] = beta
         return state
 
