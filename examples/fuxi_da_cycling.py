@@ -11,20 +11,40 @@ truth) for ``--days`` days (4 cycles a day):
 * **CORR**: the shipped CORR network (``fuxi-da-hs-t21-corr``), no radiances;
 * **free run**: the forecast from the same first background, no assimilation (the
   driver's ``free_error``; the same for every variant);
-* with ``--en4dvar``, also **En4DVar clear+BC** and **En4DVar clear+VarBC**
-  (:class:`~xfuxi.assimilation.radiance_cycle.RadianceEn4DVarMethod`: Perlin En4DVar from
-  the cycle's 6-hour background with the radiances of the satellite at 105° E at the
-  analysis time, clear-sky screening at 4 K; the offline bias fit, or VarBC starting from
-  it with the analysed coefficients cycled; the settings chosen on the validation split by
-  ``examples/fuxi_da_vs_en4dvar.py``: B variances of the 6-hour forecast error, the
-  clear-sky error of the corrected departures, fitted on 16 validation times).
+* with ``--en4dvar``, also En4DVar
+  (:class:`~xfuxi.assimilation.radiance_cycle.RadianceEn4DVarMethod`: Perlin
+  En4DVar from the cycle's 6-hour background, one slot at the analysis time, the
+  settings chosen on the validation split by ``examples/fuxi_da_vs_en4dvar.py``: B variances
+  of the 6-hour forecast error, clear-sky screening at 4 K, the clear-sky error of the
+  corrected departures, the offline bias fit on 16 validation times), each a choice of
+  ``--en4dvar-sets``:
+
+  - ``bc``: **En4DVar clear+BC**, the radiances of the satellite at 105° E, offline bias fit;
+  - ``varbc``: **En4DVar clear+VarBC**, VarBC from that fit, its coefficients cycled (one
+    variant per ``--varbc-std``);
+  - ``sondes``: **En4DVar sondes**, 300 radiosonde sites only
+    (:class:`~xfuxi.assimilation.cycle.En4DVarMethod`, one slot);
+  - ``bc+sondes``: **En4DVar clear+BC+sondes**, both;
+  - ``bc3`` and ``bc3+sondes``: the same with the three satellites (0°, 105° E, 240° E);
+  - ``bc-cycled``: **En4DVar clear+BC cycled ens.**, ``bc`` with B from 40 members carried
+    from cycle to cycle (updated by the LETKF with the same corrected radiances, RTPS 0.8,
+    recentred on the analysis; the settings of the radiosonde runs of
+    ``examples/cycling_world.py``) instead of fresh Perlin members (not in the default
+    sets).
+
+  With radiosondes the localization is Gaspari–Cohn 1500 km with vertical localization 1.0
+  (ln p), as :func:`~xfuxi.assimilation.radiances.radiance_analysis` sets for them.
 
 The imager's seed is ``12345 + cycle`` (clouds, noise, biases and spectroscopy error on).
 The analysis RMSE (area-weighted) of z500, t850, u250 and the tracer at 500 hPa against
 the truth is scored inside the 105° E disc (zenith angle ≤ 70°) and globally, each cycle.
-En4DVar cycling is optional (``--en4dvar``): about 10–20 s per analysis on this machine.
+The table has means over the first and the last 3 days, and over days 2–5 and 6–11
+(``--days`` ≥ 11); ``targets`` in the JSON file has, per variant, the ratio of days 6–11 to
+days 2–5 (the issue's steadiness target ≤ 1.15) and of days 6–11 to the free run inside the
+disc (≤ 0.75 with one satellite). En4DVar cycling is optional (``--en4dvar``): about 10–30 s
+per analysis on this machine; ``--workers 2`` runs two variants at a time.
 
-    python examples/fuxi_da_cycling.py [--days 10] [--en4dvar]
+    python examples/fuxi_da_cycling.py [--days 11] [--en4dvar] [--workers 2]
     python examples/fuxi_da_cycling.py --truncation 21 \
         --out benchmarks/results/fuxi_da_cycling_T21.json \
         --figure examples/figures/fuxi_da_cycling_T21.png   # the model with the T21 filter
@@ -43,10 +63,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 
-from xfuxi.assimilation.config import BackgroundError, Minimiser
-from xfuxi.assimilation.cycle import CycleConfig, CycleMethod, cycle
+from xfuxi.assimilation.config import BackgroundError, LocalizationOptions, Minimiser
+from xfuxi.assimilation.cycle import (
+    CycleConfig,
+    CycleMethod,
+    En4DVarMethod,
+    RadiosondeNetwork,
+    cycle,
+)
 from xfuxi.assimilation.da_cycle import FuXiDAMethod, ImagerNetwork
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
@@ -71,6 +98,21 @@ VARIANTS = [
 #: the clear-sky screening threshold chosen on the validation split (K; see
 #: benchmarks/results/fuxi_da_vs_en4dvar_varbc.json, "chosen")
 THRESHOLD = 4.0
+THREE = (0.0, 105.0, 240.0)
+#: the radiosonde network of the ``sondes`` variants
+SITES = 300
+#: the ``--en4dvar-sets`` choices: (name, bias handling, satellites or None, radiosondes)
+EN4DVAR_SETS = {
+    "bc": ("En4DVar clear+BC", "bc", (105.0,), False),
+    "varbc": ("En4DVar clear+VarBC", "varbc", (105.0,), False),
+    "sondes": ("En4DVar sondes", None, None, True),
+    "bc+sondes": ("En4DVar clear+BC+sondes", "bc", (105.0,), True),
+    "bc3": ("En4DVar clear+BC 3 sats", "bc", THREE, False),
+    "bc3+sondes": ("En4DVar clear+BC+sondes 3 sats", "bc", THREE, True),
+    "bc-cycled": ("En4DVar clear+BC cycled ens.", "bc", (105.0,), False),
+}
+#: the sets run by default
+DEFAULT_SETS = ["bc", "varbc", "sondes", "bc+sondes", "bc3", "bc3+sondes"]
 
 
 def region_rmse(err: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -79,9 +121,10 @@ def region_rmse(err: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> np.nd
     return np.sqrt((err**2 * w).sum((-2, -1)) / w.sum())
 
 
-def en4dvar_methods(model, args) -> dict:
-    """The ``--en4dvar`` methods: the offline bias fit, its clear-sky errors and the 6-hour
-    forecast-error spread from the validation split (as examples/fuxi_da_vs_en4dvar.py)."""
+def en4dvar_methods(model, args) -> list[tuple[str, CycleMethod, tuple, bool]]:
+    """The ``--en4dvar`` variants ``(name, method, satellites, radiosondes)``: the offline
+    bias fit, its clear-sky errors and the 6-hour forecast-error spread from the validation
+    split (as examples/fuxi_da_vs_en4dvar.py)."""
     from fuxi_da_vs_en4dvar import Split, bias_fit
 
     import xfuxi
@@ -91,22 +134,39 @@ def en4dvar_methods(model, args) -> dict:
     fit = Split(model, "validation", 12, 5, args.fit_times, 54321, 1)
     bc, err, _ = bias_fit(model, fit, THRESHOLD)
     std = xfuxi.background_error_std(fit.truth, model=model, lead_steps=1, by_latitude=True)
-    options = {
-        "spread": spread_values(std, model.channels, model.latitude),
-        "radiance_error": err,
-        "screen_threshold": THRESHOLD,
-    }
+    common = {"spread": spread_values(std, model.channels, model.latitude)}
     if args.members is not None:
-        options["background_error"] = BackgroundError(n_members=args.members)
+        common["background_error"] = BackgroundError(n_members=args.members)
     if args.max_iter is not None:
-        options["minimiser"] = Minimiser(max_iter=args.max_iter)
-    methods = {
-        "En4DVar clear+BC": RadianceEn4DVarMethod(bias=bc, name="En4DVar clear+BC", **options)
-    }
-    for std in args.varbc_std:  # one VarBC variant per prior std (K per unit predictor)
-        name = varbc_name(std, args.varbc_std)
-        methods[name] = RadianceEn4DVarMethod(varbc=bc, varbc_std=std, name=name, **options)
-    return methods
+        common["minimiser"] = Minimiser(max_iter=args.max_iter)
+    radiance = {"radiance_error": err, "screen_threshold": THRESHOLD}
+    vertical = {"localization": LocalizationOptions(length_scale=1500.0, vertical_length_scale=1.0)}
+    out = []
+    for key in args.en4dvar_sets:
+        name, bias, sats, sondes = EN4DVAR_SETS[key]
+        extra = vertical if sondes else {}
+        if bias is None:  # radiosondes only
+            method = En4DVarMethod(n_slots=1, name=name, **common, **extra)
+            out.append((name, method, (105.0,), True))
+        elif bias == "bc":
+            if key.endswith("-cycled"):
+                from xfuxi.assimilation.letkf import LETKFOptions
+
+                extra = {
+                    "members": "cycled",
+                    "letkf": LETKFOptions(n_members=40, rtps=0.8, qc_threshold=5.0),
+                    **extra,
+                }
+            method = RadianceEn4DVarMethod(bias=bc, name=name, **common, **radiance, **extra)
+            out.append((name, method, sats, sondes))
+        else:  # one VarBC variant per prior std (K per unit predictor)
+            for std in args.varbc_std:
+                vname = varbc_name(std, args.varbc_std)
+                method = RadianceEn4DVarMethod(
+                    varbc=bc, varbc_std=std, name=vname, **common, **radiance, **extra
+                )
+                out.append((vname, method, sats, sondes))
+    return out
 
 
 def varbc_name(std: float, stds: list[float]) -> str:
@@ -114,14 +174,40 @@ def varbc_name(std: float, stds: list[float]) -> str:
     return "En4DVar clear+VarBC" + ("" if len(stds) == 1 else f" σβ={std:g}")
 
 
-def run_variant(truth, model, method, satellites, n_cycles, store):
+def network_for(method, satellites, sondes: bool):
+    """The observation network of a variant."""
+    imager = ImagerNetwork(satellites=satellites, seed=SEED)
+    if not sondes:
+        return imager
+    radiosondes = RadiosondeNetwork(n_sites=SITES)
+    if type(method) is En4DVarMethod:  # radiosondes only
+        return radiosondes
+    from xfuxi.assimilation.radiance_cycle import ImagerSondeNetwork
+
+    return ImagerSondeNetwork(imager, radiosondes)
+
+
+def load_forecast_model(name: str, truncation: int | None):
+    model = load_model(name)
+    if truncation is not None:
+        from xfuxi.models.spectral import with_spectral_filter
+
+        model = with_spectral_filter(model, truncation)
+    return model
+
+
+def run_variant(truth, model_spec, method, satellites, sondes, n_cycles, store, threads=None):
+    """One variant's cycle: ``(name, scores, analyses, free-run states, wall time)``; runs
+    in a worker process with ``--workers`` (the model is loaded there from ``model_spec``)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    model = load_forecast_model(*model_spec)
     if not isinstance(method, CycleMethod):
         method = FuXiDAMethod(method, allow_new_satellites=len(satellites) > 1)
-    network = ImagerNetwork(satellites=satellites, seed=SEED)
     tic = time.perf_counter()
     run = cycle(
         truth,
-        network,
+        network_for(method, satellites, sondes),
         method=method,
         model=model,
         config=CycleConfig(n_cycles=n_cycles, lead_steps=2),
@@ -132,12 +218,12 @@ def run_variant(truth, model, method, satellites, n_cycles, store):
     parts = [xr.open_zarr(p) for p in sorted((Path(store) / "cycles").glob("*.zarr"))]
     analysis = np.stack([p["analysis_state"].values[0] for p in parts])
     free = np.stack([p["free_pair"].values[1] for p in parts])
-    return run, analysis, free, wall
+    return run.scores.load(), analysis, free, wall
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--days", type=float, default=10.0)
+    p.add_argument("--days", type=float, default=11.0)
     p.add_argument("--model", default="fuxi-hs-t21")
     p.add_argument(
         "--truncation", type=int, default=None,
@@ -149,27 +235,38 @@ def main() -> None:
     p.add_argument("--corr", default="fuxi-da-hs-t21-corr", help="CORR model (name or directory)")
     p.add_argument("--en4dvar", action="store_true",
                    help="also cycle En4DVar with radiances: offline BC and VarBC")  # fmt: skip
+    p.add_argument(
+        "--en4dvar-sets",
+        type=lambda v: v.split(","),
+        default=DEFAULT_SETS,
+        help="--en4dvar: which En4DVar variants, comma-separated, of "
+        + ", ".join(EN4DVAR_SETS) + " (default " + ",".join(DEFAULT_SETS) + ")",
+    )  # fmt: skip
+    p.add_argument("--workers", type=int, default=1,
+                   help="variants at a time, each in its own process on one thread")  # fmt: skip
     p.add_argument("--fit-times", type=int, default=16, help="--en4dvar: bias-fit times")
     p.add_argument(
         "--varbc-std",
         type=lambda v: [float(x) for x in v.split(",")],
-        default=[1.0],
+        default=[0.02],
         help="--en4dvar: VarBC prior std of the coefficients (K per unit predictor), one "
-        "variant per comma-separated value (default 1)",
+        "variant per comma-separated value (default 0.02, chosen on the validation split)",
     )
     p.add_argument("--members", type=int, default=None, help="--en4dvar smoke runs only")
     p.add_argument("--max-iter", type=int, default=None, help="--en4dvar smoke runs only")
     p.add_argument("--out", default="benchmarks/results/fuxi_da_cycling.json")
     p.add_argument("--figure", default="examples/figures/fuxi_da_cycling.png")
     args = p.parse_args()
+    unknown = sorted(set(args.en4dvar_sets) - set(EN4DVAR_SETS))
+    if unknown:
+        p.error(f"unknown --en4dvar-sets {unknown}; known: {list(EN4DVAR_SETS)}")
+    if args.workers < 1:
+        p.error(f"--workers must be >= 1; got {args.workers}")
     models = {"fuxi-da-hs-t21": args.assi, "fuxi-da-hs-t21-corr": args.corr}
-    variants = [(n, models[m], sats) for n, m, sats in VARIANTS]
+    variants = [(n, models[m], sats, False) for n, m, sats in VARIANTS]
     t_start = time.perf_counter()
-    model = load_model(args.model)
-    if args.truncation is not None:
-        from xfuxi.models.spectral import with_spectral_filter
-
-        model = with_spectral_filter(model, args.truncation)
+    model_spec = (args.model, args.truncation)
+    model = load_forecast_model(*model_spec)
     n_cycles = int(round(args.days * 4))
     truth = held_suarez_split(args.split, days=int(np.ceil(args.days)) + 2).load()
     times = pd.DatetimeIndex(truth["time"].values)
@@ -187,24 +284,37 @@ def main() -> None:
     zen, _ = zenith_angle(lat, lon, satellites=[105.0])
     regions = {"inside": np.isfinite(np.asarray(zen)), "global": np.ones(zen.shape, bool)}
     if args.en4dvar:
-        methods = en4dvar_methods(model, args)
-        variants += [(n, m, (105.0,)) for n, m in methods.items()]
+        variants += en4dvar_methods(model, args)
 
     work = Path(tempfile.mkdtemp(prefix="dacycle_"))
     series: dict[str, dict[str, np.ndarray]] = {}
     walls, diagnostics = {}, {}
-    free = None
+    free, pool = None, None
     try:
-        for name, da_model, sats in variants:
-            store = work / name.replace(" ", "_")
-            run, analysis, free_states, wall = run_variant(
-                truth, model, da_model, sats, n_cycles, store
+        jobs = {
+            name: (truth, model_spec, method, sats, sondes, n_cycles,
+                   work / name.replace(" ", "_").replace("+", "_"))
+            for name, method, sats, sondes in variants
+        }  # fmt: skip
+        if args.workers == 1:
+            results = ((name, run_variant(*job)) for name, job in jobs.items())
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = ProcessPoolExecutor(
+                args.workers, mp_context=multiprocessing.get_context("spawn")
             )
+            # the costliest (the En4DVar variants, listed last) first
+            futures = {
+                name: pool.submit(run_variant, *jobs[name], threads=1) for name in reversed(jobs)
+            }
+            results = ((name, futures[name].result()) for name in jobs)
+        for name, (s, analysis, free_states, wall) in results:
             walls[name] = wall
             series[name] = {r: region_rmse(analysis - tr, weights, m) for r, m in regions.items()}
             if free is None:
                 free = free_states
-            s = run.scores
             if "radiance_rms_omb" in s:
                 # FuXi-DA: by pixel group; En4DVar: of the (clear-looking) radiances used
                 clear = s.sel(group="clear") if "group" in s.dims else s
@@ -216,6 +326,8 @@ def main() -> None:
                 diagnostics[name]["varbc_rms_per_cycle"] = pd.Series(s["varbc_rms"].values)
             print(f"{name}: {n_cycles} cycles in {wall:.0f} s", flush=True)
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         shutil.rmtree(work, ignore_errors=True)
     series["free run"] = {r: region_rmse(free - tr, weights, m) for r, m in regions.items()}
 
@@ -229,6 +341,9 @@ def main() -> None:
             slice(max(n_cycles - 3 * per_day, 0), n_cycles)
         ),
     }
+    if n_cycles >= 11 * per_day:  # the issue's steadiness target: days 6-11 against days 2-5
+        periods["days 2-5"] = slice(per_day, 5 * per_day)
+        periods["days 6-11"] = slice(5 * per_day, 11 * per_day)
     table = []
     for region in regions:
         for j, c in zip(idx, SCORED, strict=True):
@@ -237,6 +352,19 @@ def main() -> None:
                 for v in order:
                     row[v] = float(series[v][region][sl, j].mean())
                 table.append(row)
+    targets = []
+    if "days 6-11" in periods:
+        late, early = periods["days 6-11"], periods["days 2-5"]
+        for region in regions:
+            for j, c in zip(idx, SCORED, strict=True):
+                free_late = float(series["free run"][region][late, j].mean())
+                for v in order:
+                    e = series[v][region][:, j]
+                    targets.append({
+                        "region": region, "channel": channel_name(c), "variant": v,
+                        "days 6-11 / days 2-5": float(e[late].mean() / e[early].mean()),
+                        "days 6-11 / free run": float(e[late].mean()) / free_late,
+                    })  # fmt: skip
     result = {
         "settings": {
             "days": args.days,
@@ -247,12 +375,17 @@ def main() -> None:
             "imager_seed": f"{SEED} + cycle",
             "split": args.split,
             "variants": {
-                n: {"model": m if isinstance(m, str) else m.settings(), "satellites": list(s)}
-                for n, m, s in variants
+                n: {
+                    "model": m if isinstance(m, str) else m.settings(),
+                    "satellites": [] if type(m) is En4DVarMethod else list(s),
+                    "radiosonde_sites": SITES if sondes else 0,
+                }
+                for n, m, s, sondes in variants
             },
             "inside": "zenith angle <= 70 deg from the satellite at 105 E",
         },
         "table": table,
+        "targets": targets,
         "rmse_per_cycle": {
             v: {
                 r: {channel_name(c): series[v][r][:, j].tolist() for j, c in zip(idx, SCORED)}
@@ -268,6 +401,7 @@ def main() -> None:
         "wall_time_s": {**walls, "total": time.perf_counter() - t_start},
     }
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, result)
     lines = ["| region | channel | period | " + " | ".join(order) + " |"]
     lines.append("|---" * (3 + len(order)) + "|")

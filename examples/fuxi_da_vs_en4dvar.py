@@ -62,7 +62,7 @@ from xfuxi.assimilation.da import assimilate_da
 from xfuxi.assimilation.radiances import (
     background_radiances,
     cloud_screen,
-    fit_radiance_bias,
+    offline_bias_fit,
     radiance_analysis,
 )
 from xfuxi.data.channels import channel_name, stack
@@ -121,28 +121,13 @@ class Split:
 
 
 def bias_fit(model, split: Split, threshold: float):
-    """Offline bias fit on the clear-looking pixels of ``split``'s times, and the std of the
-    corrected clear-sky departures per channel (the clear-sky error before scaling)."""
-    tables, hxbs = [], []
-    for k in range(len(split.idx)):
-        t = split.table(k, 1.0).drop_vars("cloudy")
-        tables.append(t)
-        hxbs.append(
-            background_radiances(t, split.background.isel(time=[k]), channels=model.channels)
-        )
-    table = xr.concat(tables, dim="obs")
-    hxb = np.concatenate(hxbs)
-    clear = ~cloud_screen(table, hxb, threshold=threshold)
-    names = table["sensor_channel"].values.astype(str)
-    omb = table["value"].values - hxb
-    bc = fit_radiance_bias(
-        omb[clear], sensor_channel=names[clear],
-        zenith_angle=table["zenith_angle"].values[clear], background_bt=hxb[clear],
-    )  # fmt: skip
-    resid = omb - bc.predict(names, table["zenith_angle"].values, hxb)
-    std = {c: float(np.std(resid[clear & (names == c)])) for c in sorted(set(names))}
-    raw = {c: float(np.sqrt(np.mean(omb[clear & (names == c)] ** 2))) for c in std}
-    return bc, std, raw
+    """Offline bias fit on the clear-looking pixels of ``split``'s times (the analysis-time
+    frame, CTRL backgrounds), the std of the corrected clear-sky departures per channel (the
+    clear-sky error before scaling) and the RMS of the uncorrected ones."""
+    fit = offline_bias_fit(
+        split.background, split.radiances, model=model, screen_threshold=threshold
+    )
+    return fit.correction, fit.error, fit.rms_departure
 
 
 def mse_per_time(states: np.ndarray, target: np.ndarray, w, mask) -> np.ndarray:

@@ -133,6 +133,32 @@ def test_varbc_coefficients_are_carried_from_cycle_to_cycle(setting, tmp_path):
     assert omb[-1].mean() < omb[0].mean()
 
 
+def test_a_cycled_ensemble_with_radiances_and_varbc(setting):
+    """``members="cycled"``: the members are carried (the LETKF sees the radiances corrected
+    by the analysed VarBC coefficients), recentred on each analysis, their spread scored;
+    the analyses beat the free run and come as close to the truth as the Perlin ones."""
+    from xfuxi.assimilation.letkf import LETKFOptions
+
+    cycled = _run(
+        setting, 6,
+        method=_method(varbc=True, members="cycled",
+                       letkf=LETKFOptions(n_members=8, rtps=0.5),
+                       initial=BackgroundError(amplitude=1.0)),
+    ).scores  # fmt: skip
+    perlin = _run(setting, 6, method=_method(varbc=True)).scores
+    assert bool(cycled["spread"].notnull().all()) and float(cycled["spread"].min()) > 0
+    assert bool(
+        (cycled["varbc_prior"][1:].values == cycled["varbc_coefficients"][:-1].values).all()
+    )
+    # the temperatures (as in the Perlin test above)
+    temps = [c for c in cycled["channel"].values if str(c).startswith("temperature")]
+    err = cycled["analysis_error"].sel(channel=temps).mean("channel")
+    assert bool((err < cycled["free_error"].sel(channel=temps).mean("channel")).all())
+    assert bool((err < cycled["background_error"].sel(channel=temps).mean("channel")).all())
+    late = perlin["analysis_error"].sel(channel=temps).mean("channel")[2:].mean()
+    assert float(err[2:].mean()) < 1.2 * float(late)
+
+
 def test_offline_bias_and_no_correction_and_a_given_prior(setting):
     bc = RadianceBiasCorrection({c: (1.0, 0.0, 0.0) for c in SENSORS}, {c: 10 for c in SENSORS})
     off = _run(setting, 2, method=_method(bias=bc)).scores
@@ -196,8 +222,8 @@ def test_bad_settings_are_named(setting):
         _method(bias={"wv6.2": (0, 0, 0)})
     with pytest.raises(ValueError, match="varbc_std"):
         _method(varbc=True, varbc_std=(1.0, 2.0))
-    with pytest.raises(ValueError, match="members='perlin'"):
-        _method(members="cycled")
+    with pytest.raises(ValueError, match="members must be"):
+        _method(members="carried")
     with pytest.raises(ValueError, match="n_slots=1"):
         _method(n_slots=2)
     with pytest.raises(ValueError, match="screen_threshold"):
@@ -253,10 +279,132 @@ def test_the_cli_cycles_en4dvar_with_radiances(monkeypatch, capsys):
     assert net.radiosondes.n_sites == 20
     assert method.varbc is True and method.radiance_error == 0.8
     assert method.screen_threshold == 3.0 and method.members == "perlin"
+    # radiosondes span levels: vertical localization on by default (1.0 ln p)
+    assert method.localization.vertical_length_scale == 1.0
     assert main(base + ["--sites", "0", "--screen-threshold", "2"]) == 0
     assert seen["network"].radiosondes is None and seen["method"].varbc is False
+    assert seen["method"].localization.vertical_length_scale is None
     assert seen["method"].screen_threshold == 2.0
+    assert main(base + ["--vertical-localization", "0"]) == 0
+    assert seen["method"].localization.vertical_length_scale is None
+    assert main(base + ["--cycled-ensemble", "--members", "12"]) == 0
+    assert seen["method"].members == "cycled" and seen["method"].letkf.n_members == 12
+    assert main(["cycle", "t.zarr", "--store", "s.zarr", "--cycled-ensemble"]) != 0
+    assert "--cycled-ensemble needs" in capsys.readouterr().err
     assert main(base + ["--radiance-error", "-1"]) != 0
     assert "radiance_error" in capsys.readouterr().err
     assert main(["cycle", "truth.zarr", "--store", "s.zarr", "--varbc"]) != 0
     assert "--varbc needs" in capsys.readouterr().err
+
+
+def test_an_offline_fit_from_a_perfect_background_recovers_the_imager_biases(setting):
+    """With the truth as background, no clouds and no spectroscopy error, ``O − H(x_b)`` is
+    the channel bias plus noise: the fitted bias of every row is the imager's
+    ``b0 + b_zenith (sec θ − 1) + b_scene (BT − 250) / 50`` within 0.1 K, its residual std
+    is the channel's noise, and the fit survives a JSON round trip."""
+    from xfuxi.assimilation.radiances import background_radiances, offline_bias_fit
+    from xfuxi.observations.imager import CHANNELS as IMAGER
+    from xfuxi.observations.imager import radiance_table
+
+    model, truth = setting
+    times = truth.time.values[2:10]
+    radiances = xfuxi.imager_observations(
+        truth, satellites=(90.0, 270.0), channels=SENSORS, frames=(0.0,), times=times,
+        errors=BIASED, seed=5,
+    )  # fmt: skip
+    fit = offline_bias_fit(truth, radiances, model=model, screen_threshold=50.0)
+    assert sorted(fit.correction.coefficients) == sorted(SENSORS)
+    table = radiance_table(radiances)
+    names, zen = table["sensor_channel"].values.astype(str), table["zenith_angle"].values
+    bt = background_radiances(table, truth, channels=model.channels)
+    sec = 1.0 / np.cos(np.radians(zen))
+    true_bias = np.array(
+        [IMAGER[n].bias[0] + IMAGER[n].bias[1] * (s - 1.0) + IMAGER[n].bias[2] * (b - 250.0) / 50.0
+         for n, s, b in zip(names, sec, bt, strict=True)]
+    )  # fmt: skip
+    fitted = fit.correction.predict(names, zen, bt)
+    for c in SENSORS:
+        k = names == c
+        miss = np.sqrt(np.mean((fitted[k] - true_bias[k]) ** 2))
+        # within 0.1 K, and far closer than no correction or the mean bias alone
+        assert miss < min(0.1, 0.3 * np.sqrt(np.mean(true_bias[k] ** 2))), c
+        assert miss < 0.6 * np.std(true_bias[k]), c
+        assert fit.error[c] == pytest.approx(IMAGER[c].noise, rel=0.25)
+        assert fit.rms_departure[c] > fit.error[c]
+        assert fit.n_clear[c] == fit.correction.n_rows[c] > 50
+    back = RadianceBiasCorrection.from_dict(fit.to_dict()["coefficients"])
+    assert back == fit.correction
+    with pytest.raises(ImagerError, match="unknown channel"):
+        RadianceBiasCorrection.from_dict({"wv9.9": {"constant": 0.0}})
+    with pytest.raises(ImagerError, match="missing"):
+        RadianceBiasCorrection.from_dict({"wv6.2": {"constant": 0.0}})
+    with pytest.raises(ImagerError, match="background has no state"):
+        offline_bias_fit(truth.isel(time=[0]), radiances, model=model)
+
+
+def test_the_cli_fits_the_bias_offline_and_cycles_with_it(setting, monkeypatch, capsys, tmp_path):
+    """``xfuxi fit-radiance-bias`` writes bias.json (coefficients and clear-sky errors) into a
+    marked directory; ``xfuxi cycle --radiance-bias DIR`` subtracts it (``--varbc``: the
+    first prior), with the fit's errors unless ``--radiance-error`` is given."""
+    import json
+
+    import xfuxi.assimilation.cycle as cycle_module
+    from xfuxi.cli import assimilate as cli_assimilate
+    from xfuxi.cli import main
+
+    _, truth = setting
+    # plausible means: the forecast checks its inputs against them
+    stats = NormStats(np.array([220.0, 250.0, 280.0, 0.05, 0.2, 0.5, 1e5]), STD, STD)
+    model = xfuxi.wrap_model(Last(), channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats)
+    monkeypatch.setattr(cli_assimilate, "open_data", lambda path: truth)
+    monkeypatch.setattr(cli_assimilate, "load_model", lambda name: model)
+    out = tmp_path / "bc"
+    fit_cmd = [
+        "fit-radiance-bias",
+        "truth.zarr",
+        "--output",
+        str(out),
+        "--times",
+        "6",
+        "--first",
+        "2",
+        "--satellites",
+        "90,270",
+        "--no-clouds",
+        "--no-spectroscopy",
+    ]
+    assert main(fit_cmd) == 0, capsys.readouterr().err
+    record = json.loads((out / "bias.json").read_text())
+    assert set(record) >= {"coefficients", "error", "rms_departure", "n_clear", "settings"}
+    assert record["settings"]["satellites"] == [90.0, 270.0]
+    assert (out / ".xfuxi-output.json").exists()
+    assert main(fit_cmd) != 0  # an existing output is not replaced without --overwrite
+    assert main([*fit_cmd, "--overwrite"]) == 0
+    assert main([*fit_cmd[:2], "--output", str(tmp_path / "x"), "--first", "1"]) != 0
+    assert "--first" in capsys.readouterr().err
+
+    seen = {}
+
+    def fake_cycle(truth, network, *, method, model, config, store):
+        seen.update(method=method)
+        return "a run"
+
+    monkeypatch.setattr(cycle_module, "cycle", fake_cycle)
+    base = ["cycle", "truth.zarr", "--store", "s.zarr", "--method", "en4dvar-radiances",
+            "--radiance-bias", str(out)]  # fmt: skip
+    assert main(base) == 0
+    method = seen["method"]
+    assert method.bias == RadianceBiasCorrection.from_dict(record["coefficients"])
+    assert method.varbc is False and method.radiance_error == record["error"]
+    assert main([*base, "--varbc", "--varbc-std", "0.02", "--radiance-error", "0.7"]) == 0
+    method = seen["method"]
+    assert method.bias is None and method.varbc == RadianceBiasCorrection.from_dict(
+        record["coefficients"]
+    )
+    assert method.varbc_std == (0.02, 0.02, 0.02) and method.radiance_error == 0.7
+    assert main(["cycle", "t.zarr", "--store", "s.zarr", "--radiance-bias", str(out)]) != 0
+    assert "--radiance-bias needs" in capsys.readouterr().err
+    assert main([*base[:-1], str(tmp_path / "nothing")]) != 0
+    assert "no such file" in capsys.readouterr().err
+    assert main([*base, "--varbc-std", "0.1"]) != 0
+    assert "--varbc-std needs --varbc" in capsys.readouterr().err

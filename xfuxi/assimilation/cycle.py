@@ -580,22 +580,36 @@ class En4DVarMethod(CycleMethod):
         }
         return res, diag
 
+    def _update_members(
+        self,
+        state: dict[str, torch.Tensor],
+        slots: Sequence[Any],
+        pair: torch.Tensor,
+        new: dict[str, torch.Tensor],
+        diag: dict[str, float],
+        model: Any,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``members="cycled"``: the members updated by the LETKF with ``slots`` and recentred
+        on the analysis ``pair`` (into ``new``); their analysis and background spread."""
+        if self.members != "cycled":
+            return None, None
+        loc = self.letkf_localization or self.localization
+        upd = _letkf_update(state, slots, model, self.letkf, loc)
+        mem = upd.members
+        mem = mem - mem.mean(0, keepdim=True) + pair[None]  # recentred
+        if self.additive is not None:
+            mem = additive_inflation(mem, self.additive, self.additive_scale, generator)
+        new["members"] = mem
+        new["inflation"] = torch.tensor(upd.inflation, dtype=torch.float64)
+        diag["inflation"] = upd.inflation
+        return upd.analysis_spread, upd.background_spread
+
     def analyse(self, state, slots, *, model, generator):
         res, diag = self._variational(state, slots, model, generator)
         pair = torch.stack([state["background"][1], res.analysis])
         new: dict[str, torch.Tensor] = {"pair": pair}
-        spread = bspread = None
-        if self.members == "cycled":
-            loc = self.letkf_localization or self.localization
-            upd = _letkf_update(state, slots, model, self.letkf, loc)
-            mem = upd.members
-            mem = mem - mem.mean(0, keepdim=True) + pair[None]  # recentred
-            if self.additive is not None:
-                mem = additive_inflation(mem, self.additive, self.additive_scale, generator)
-            new["members"] = mem
-            new["inflation"] = torch.tensor(upd.inflation, dtype=torch.float64)
-            diag["inflation"] = upd.inflation
-            spread, bspread = upd.analysis_spread, upd.background_spread
+        spread, bspread = self._update_members(state, slots, pair, new, diag, model, generator)
         return CycleAnalysis(
             analysis=res.analysis,
             state=new,

@@ -16,7 +16,7 @@ the driver).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -115,8 +115,9 @@ class ImagerSondeNetwork:
 class RadianceEn4DVarMethod(En4DVarMethod):
     """FuXi-En4DVar with imager radiances (and radiosondes) as a cycling method.
 
-    Each cycle (one slot at t0, fresh Perlin members as :class:`En4DVarMethod` with
-    ``members="perlin"``; the options of the En4DVar part are its own) the radiances of the
+    Each cycle (one slot at t0; fresh Perlin members as :class:`En4DVarMethod` with
+    ``members="perlin"``, or a cycled ensemble with ``members="cycled"``; the options of
+    the En4DVar part are its own) the radiances of the
     analysis-time frame enter as rows of
     :func:`~xfuxi.observations.imager.radiance_table` (error ``radiance_error``), screened
     and bias-corrected as by :func:`~xfuxi.assimilation.radiances.radiance_analysis`,
@@ -135,8 +136,12 @@ class RadianceEn4DVarMethod(En4DVarMethod):
 
     Parameters
     ----------
-    background_error, minimiser, quality_control, static, spread
-        As for :class:`En4DVarMethod` (Perlin members; ``n_slots`` is 1).
+    background_error, minimiser, quality_control, static, spread, members, letkf, initial
+        As for :class:`En4DVarMethod` (``n_slots`` is 1). With ``members="cycled"`` the
+        members are carried from cycle to cycle and updated by the LETKF with the same
+        screened radiances (with VarBC, corrected by the coefficients the variational
+        analysis estimated: the LETKF has no bias model) and radiosondes, then recentred
+        on the En4DVar analysis; the scores get their spread.
     localization : LocalizationOptions
         Default: 1500 km, as :func:`~xfuxi.assimilation.radiances.radiance_analysis`
         (without vertical localization unless given).
@@ -212,11 +217,6 @@ class RadianceEn4DVarMethod(En4DVarMethod):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.members != "perlin":
-            raise ValueError(
-                f"RadianceEn4DVarMethod takes fresh Perlin members each cycle (members="
-                f"'perlin'); got members={self.members!r}"
-            )
         if self.n_slots != 1:
             raise ValueError(
                 f"RadianceEn4DVarMethod analyses one slot at t0 (n_slots=1); got {self.n_slots!r}"
@@ -345,12 +345,20 @@ class RadianceEn4DVarMethod(En4DVarMethod):
             out.extra = self._extra(names, diag, None, None, None, state.get("varbc"), state)
             return out
         res, cdiag = self._variational(state, used, model, generator)
-        new: dict[str, torch.Tensor] = {"pair": torch.stack([bg[1], res.analysis])}
+        pair = torch.stack([bg[1], res.analysis])
+        new: dict[str, torch.Tensor] = {"pair": pair}
         omb = oma = row_names = None
         if rows is not None:
             k = len(used) - 1
             row_names = rows.operator.sensor_channel[~res.qc_rejected[k]]
             omb, oma = res.omb[k].numpy(), res.oma[k].numpy()
+        ensemble = list(used)
+        if rows is not None and rows.bias is not None and res.bias_coefficients is not None:
+            # the LETKF has no bias model: it takes the radiances corrected by the
+            # coefficients the variational analysis estimated
+            corrected = rows.value - rows.bias.correction(res.bias_coefficients[-1])
+            ensemble[-1] = replace(rows, value=corrected, bias=None)
+        spread, bspread = self._update_members(state, ensemble, pair, new, cdiag, model, generator)
         if "varbc" in state:
             beta = state["varbc"]
             if rows is not None and res.bias_coefficients is not None:
@@ -364,6 +372,8 @@ class RadianceEn4DVarMethod(En4DVarMethod):
             analysis=res.analysis,
             state=new,
             diagnostics=cdiag,
+            spread=spread,
+            background_spread=bspread,
             omb=torch.cat(res.omb) if res.omb else None,
             oma=torch.cat(res.oma) if res.oma else None,
             error=_used_errors(used, res.qc_rejected),

@@ -47,6 +47,7 @@ from ..observations.imager import (
     RadianceOperator,
     brightness_temperature,
     radiance_operator,
+    radiance_table,
 )
 from ..observations.sets import screen_observations
 from .calibration import model_background_error, spread_values, wind_pairs
@@ -61,11 +62,13 @@ __all__ = [
     "VARBC_PRIOR_STD",
     "PixelRadianceOperator",
     "RadianceAnalysis",
+    "OfflineBiasFit",
     "RadianceBiasCorrection",
     "background_radiances",
     "bias_predictors",
     "cloud_screen",
     "fit_radiance_bias",
+    "offline_bias_fit",
     "radiance_analysis",
 ]
 
@@ -141,6 +144,135 @@ class RadianceBiasCorrection:
             c: {**dict(zip(PREDICTORS, map(float, b))), "n_rows": int(self.n_rows[c])}
             for c, b in self.coefficients.items()
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, float]]) -> RadianceBiasCorrection:
+        """The inverse of :meth:`to_dict` (e.g. read back from a JSON file).
+
+        Examples
+        --------
+        >>> bc = RadianceBiasCorrection({"wv6.9": (0.5, 1.0, 0.0)}, n_rows={"wv6.9": 10})
+        >>> RadianceBiasCorrection.from_dict(bc.to_dict()) == bc
+        True
+        """
+        if not isinstance(data, Mapping) or not data:
+            raise ImagerError(
+                f"bias coefficients must be a non-empty mapping channel -> {{predictor: "
+                f"value}}; got {type(data).__name__}"
+            )
+        coef: dict[str, tuple[float, float, float]] = {}
+        rows: dict[str, int] = {}
+        for channel, entry in data.items():
+            if channel not in CHANNELS:
+                raise ImagerError(f"unknown channel {channel!r}; known: {list(CHANNELS)}")
+            if not isinstance(entry, Mapping):
+                raise ImagerError(f"channel {channel!r}: expected a mapping, got {entry!r}")
+            missing = [k for k in (*PREDICTORS, "n_rows") if k not in entry]
+            unknown = sorted(set(entry) - {*PREDICTORS, "n_rows"})
+            if missing or unknown:
+                raise ImagerError(
+                    f"channel {channel!r}: missing {missing}, unknown {unknown}; expected "
+                    f"{[*PREDICTORS, 'n_rows']}"
+                )
+            beta = tuple(float(entry[k]) for k in PREDICTORS)
+            if not np.isfinite(beta).all():
+                raise ImagerError(f"channel {channel!r}: coefficients must be finite; got {beta}")
+            coef[str(channel)] = beta  # type: ignore[assignment]
+            rows[str(channel)] = int(entry["n_rows"])
+        return cls(coef, rows)
+
+
+class OfflineBiasFit(NamedTuple):
+    """What :func:`offline_bias_fit` returns (every mapping keyed by channel)."""
+
+    #: the fitted bias model
+    correction: RadianceBiasCorrection
+    #: std of the corrected clear-sky departures (K): an observation error for En4DVar
+    error: dict[str, float]
+    #: RMS of the uncorrected clear-sky departures (K)
+    rms_departure: dict[str, float]
+    #: clear-looking rows fitted
+    n_clear: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"coefficients": ..., "error": ..., "rms_departure": ...,
+        "n_clear": ...}``; :func:`xfuxi.cli` reads it back for ``xfuxi cycle
+        --radiance-bias``."""
+        return {
+            "coefficients": self.correction.to_dict(),
+            "error": dict(self.error),
+            "rms_departure": dict(self.rms_departure),
+            "n_clear": dict(self.n_clear),
+        }
+
+
+def offline_bias_fit(
+    background: xr.Dataset,
+    radiances: xr.Dataset,
+    *,
+    model: Any = "fuxi-hs-t21",
+    screen_threshold: float = 4.0,
+    window_channel: str = "ir10.8",
+    frames: Sequence[float] | None = (0.0,),
+    min_rows: int = 10,
+) -> OfflineBiasFit:
+    """Fit the radiances' bias offline, from backgrounds at the radiances' times.
+
+    The departures ``O − H(x_b)`` of the clear-looking pixels (:func:`cloud_screen` with
+    ``screen_threshold`` on the window channel) of every frame and time of ``radiances``
+    are regressed per channel on :data:`PREDICTORS` (:func:`fit_radiance_bias`). The
+    residual std is an observation error for the corrected radiances. Fit on times other
+    than the ones to be analysed (docs/fuxi_da.md, Side by side with En4DVar).
+
+    Parameters
+    ----------
+    background : xarray.Dataset
+        Background states (e.g. 6-hour forecasts) with a ``time`` dim holding every time
+        of ``radiances`` (plus the frames' offsets, when frames other than 0 are used),
+        on the model's grid.
+    radiances : xarray.Dataset
+        From :func:`~xfuxi.observations.imager.imager_observations`.
+    model : str or module
+        Only its channels are used (to read the background).
+    screen_threshold : float, default 4.0
+        K; the clear-sky screening of the single analyses' choice.
+    window_channel : str, default "ir10.8"
+    frames : sequence of float or None, default (0,)
+        Frame offsets (hours) used; None for all.
+    min_rows : int, default 10
+        Fewer clear rows of a channel raise.
+
+    Returns
+    -------
+    OfflineBiasFit
+    """
+    if isinstance(model, str):
+        model = load_model(model)
+    if not (np.isfinite(screen_threshold) and screen_threshold > 0):
+        raise ValueError(f"screen_threshold must be positive (K); got {screen_threshold!r}")
+    table = radiance_table(radiances, error=1.0, frames=frames)
+    if table.sizes["obs"] == 0:
+        raise ImagerError("the radiances have no pixel to fit (all missing)")
+    if "cloudy" in table.coords:
+        table = table.drop_vars("cloudy")  # the truth's flag: a real system does not have it
+    hxb = background_radiances(table, background, channels=model.channels)
+    clear = ~cloud_screen(table, hxb, threshold=screen_threshold, window_channel=window_channel)
+    names = table["sensor_channel"].values.astype(str)
+    zen = table["zenith_angle"].values
+    omb = table["value"].values - hxb
+    correction = fit_radiance_bias(
+        omb[clear], sensor_channel=names[clear], zenith_angle=zen[clear],
+        background_bt=hxb[clear], min_rows=min_rows,
+    )  # fmt: skip
+    resid = omb - correction.predict(names, zen, hxb)
+    channels = sorted(correction.coefficients)
+    pick = {c: clear & (names == c) for c in channels}
+    return OfflineBiasFit(
+        correction,
+        {c: float(np.std(resid[k])) for c, k in pick.items()},
+        {c: float(np.sqrt(np.mean(omb[k] ** 2))) for c, k in pick.items()},
+        {c: int(k.sum()) for c, k in pick.items()},
+    )
 
 
 def fit_radiance_bias(

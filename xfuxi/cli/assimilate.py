@@ -1,9 +1,13 @@
-"""Data-assimilation commands: ``xfuxi assimilate`` (one FuXi-En4DVar analysis) and
-``xfuxi cycle`` (cycled assimilation on a truth run, docs/cycling.md)."""
+"""Data-assimilation commands: ``xfuxi assimilate`` (one FuXi-En4DVar analysis),
+``xfuxi cycle`` (cycled assimilation on a truth run, docs/cycling.md) and
+``xfuxi fit-radiance-bias`` (an offline fit of the imager radiances' bias, docs/fuxi_da.md)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 from ..assimilation import config as da
 from ..assimilation.cycle_config import CycleConfig
@@ -159,12 +163,29 @@ def _cmd_assimilate(args) -> int:
      help="--method en4dvar-radiances: variational bias correction of the radiances, the "
           "coefficients cycled from one analysis to the next (from zeros); default: "
           "none")  # fmt: skip
-@arg("--radiance-error", type=float, default=1.0,
-     help="--method en4dvar-radiances: clear-sky radiance error std, K (default 1)")  # fmt: skip
+@arg("--radiance-bias", default=None,
+     help="--method en4dvar-radiances: an offline bias fit (the output directory of xfuxi "
+          "fit-radiance-bias, or its bias.json): subtracted every cycle, or with --varbc the "
+          "first prior of the cycled coefficients; its clear-sky errors are the radiance "
+          "errors unless --radiance-error is given")  # fmt: skip
+@arg("--cycled-ensemble", action="store_true",
+     help="--method en4dvar-radiances: B from members carried from cycle to cycle (updated "
+          "by the LETKF with the same observations, recentred on the analysis) instead of "
+          "fresh Perlin members")  # fmt: skip
+@arg("--varbc-std", type=float, default=None,
+     help="--varbc: prior std of the coefficients, K per unit predictor (default 1; from a "
+          "fitted prior a cycle wants about the bias' change in one cycle: 0.02 was chosen "
+          "on the world, docs/fuxi_da.md)")  # fmt: skip
+@arg("--radiance-error", type=float, default=None,
+     help="--method en4dvar-radiances: clear-sky radiance error std, K (default: the "
+          "--radiance-bias fit's per-channel errors, or 1)")  # fmt: skip
 @arg("--screen-threshold", type=float, default=3.0,
      help="--method en4dvar-radiances: cloud screening, drop pixels whose window-channel "
           "O-B is below minus this, K (default 3)")  # fmt: skip
 @arg("--localization", type=float, default=1500.0, help="Gaspari-Cohn half-width, km")
+@arg("--vertical-localization", type=float, default=None,
+     help="vertical Gaspari-Cohn half-width, ln p (default: 1.0 with radiosondes, whose "
+          "observations span levels, as the examples chose; none without; 0: off)")  # fmt: skip
 # the LETKF's options (the En4DVar methods take their members from --n-members too); the
 # command relaxes to the prior spread by half unless told otherwise
 @config_args(
@@ -194,7 +215,14 @@ def _cmd_cycle(args) -> int:
         length = {} if args.days is not None or args.n_cycles is not None else {"days": 1.0}
         config = from_arguments(CycleConfig, args, **length)
         letkf = from_arguments(LETKFOptions, args)
-        loc = da.LocalizationOptions(length_scale=args.localization)
+        vertical = args.vertical_localization
+        if vertical is None and args.sites > 0 and args.method != "fuxi-da":
+            from ..assimilation.en4dvar import DEFAULT_VERTICAL_LENGTH_SCALE
+
+            vertical = DEFAULT_VERTICAL_LENGTH_SCALE
+        loc = da.LocalizationOptions(
+            length_scale=args.localization, vertical_length_scale=vertical or None
+        )
         errors = from_arguments(ImagerErrors, args)
         satellites = tuple(float(x) for x in args.satellites.split(",") if x.strip())
     except ValueError as err:
@@ -213,6 +241,21 @@ def _cmd_cycle(args) -> int:
         return usage_error("cycle", f"--static-b is not used by --method {args.method}")
     if args.method != "en4dvar-radiances" and args.varbc:
         return usage_error("cycle", "--varbc needs --method en4dvar-radiances")
+    if args.method != "en4dvar-radiances" and args.radiance_bias is not None:
+        return usage_error("cycle", "--radiance-bias needs --method en4dvar-radiances")
+    if args.cycled_ensemble and args.method != "en4dvar-radiances":
+        return usage_error(
+            "cycle", "--cycled-ensemble needs --method en4dvar-radiances (with radiosondes "
+            "alone: --method cycled-en4dvar)",
+        )  # fmt: skip
+    if args.varbc_std is not None and not args.varbc:
+        return usage_error("cycle", "--varbc-std needs --varbc")
+    radiance_fit = None
+    if args.radiance_bias is not None:
+        try:
+            radiance_fit = read_radiance_bias(args.radiance_bias)
+        except (OSError, ValueError) as err:
+            return usage_error("cycle", f"--radiance-bias: {err}")
     if args.method in ("fuxi-da", "en4dvar-radiances") and not satellites:
         return usage_error("cycle", f"--satellites needs longitudes; got {args.satellites!r}")
     model = load_model(args.model)
@@ -257,13 +300,26 @@ def _cmd_cycle(args) -> int:
         hybrid = {} if static is None else {"hybrid_weight": args.hybrid_weight}
         try:
             error = da.BackgroundError(n_members=letkf.n_members, seed=config.seed, **hybrid)
+            rad: dict[str, Any] = {"radiance_error": 1.0}
+            if radiance_fit is not None:
+                correction, fit_error = radiance_fit
+                rad["varbc" if args.varbc else "bias"] = correction
+                if fit_error:
+                    rad["radiance_error"] = fit_error
+            if args.radiance_error is not None:
+                rad["radiance_error"] = args.radiance_error
+            if args.varbc and radiance_fit is None:
+                rad["varbc"] = True
+            if args.varbc_std is not None:
+                rad["varbc_std"] = args.varbc_std
             method = RadianceEn4DVarMethod(
                 background_error=error,
                 localization=loc,
                 static=static,
-                radiance_error=args.radiance_error,
-                varbc=args.varbc,
                 screen_threshold=args.screen_threshold,
+                members="cycled" if args.cycled_ensemble else "perlin",
+                letkf=letkf,
+                **rad,
             )
         except ValueError as err:
             return usage_error("cycle", str(err))
@@ -300,4 +356,140 @@ def _cmd_cycle(args) -> int:
         store=args.store,
     )
     print(repr(run))
+    return 0
+
+
+def read_radiance_bias(path: str) -> tuple[Any, dict[str, float]]:
+    """``(RadianceBiasCorrection, clear-sky error per channel)`` from the output directory of
+    ``xfuxi fit-radiance-bias`` or a JSON file: that command's ``bias.json``
+    (``OfflineBiasFit.to_dict()``) or a bare ``RadianceBiasCorrection.to_dict()`` (no
+    errors then)."""
+    from ..assimilation.radiances import RadianceBiasCorrection
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / "bias.json"
+    if not file.is_file():
+        raise ValueError(f"no such file: {file}")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{file} is not JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a JSON object")
+    if "coefficients" in data:
+        error = data.get("error") or {}
+        if not isinstance(error, dict) or not all(
+            isinstance(v, (int, float)) and v > 0 for v in error.values()
+        ):
+            raise ValueError(f"{file}: 'error' must map channels to positive numbers (K)")
+        return RadianceBiasCorrection.from_dict(data["coefficients"]), {
+            str(k): float(v) for k, v in error.items()
+        }
+    return RadianceBiasCorrection.from_dict(data), {}
+
+
+@arg("truth", help="truth run (a .nc file or a zarr store) with the model's channels and grid")
+@arg("--model", default="fuxi-hs-t21",
+     help="forecast model of the backgrounds: a shipped name or checkpoint (default "
+          "fuxi-hs-t21)")  # fmt: skip
+@arg(
+    "--times",
+    type=int,
+    default=16,
+    help="analysis times fitted, from the --first-th time of the truth on (default 16)",
+)
+@arg(
+    "--first",
+    type=int,
+    default=5,
+    help="index of the first fitted time in the truth (default 5; at least 2)",
+)
+@arg(
+    "--lead-steps",
+    type=int,
+    default=1,
+    help="the backgrounds' forecast length in model steps from the truth (default 1: 6 h)",
+)
+@arg(
+    "--satellites",
+    default="105",
+    help="comma-separated sub-satellite longitudes, degrees east (default 105)",
+)
+@arg("--screen-threshold", type=float, default=4.0,
+     help="clear-sky screening: drop pixels whose window-channel O-B is below minus this, K "
+          "(default 4)")  # fmt: skip
+@arg("--seed", type=int, default=0, help="the imager's seed (clouds, noise)")
+@output_args("output directory: bias.json (coefficients, clear-sky errors, counts)")
+@config_args("observations.imager:ImagerErrors")
+@command("fit-radiance-bias",
+         "fit the imager radiances' bias offline, from forecasts of a truth run")  # fmt: skip
+def _cmd_fit_radiance_bias(args) -> int:
+    # torch-backed: imported when the command runs (the CLI starts without torch)
+    import pandas as pd
+
+    from ..assimilation.radiances import offline_bias_fit
+    from ..files import atomic_write_json
+    from ..forecasting.deterministic import forecast
+    from ..observations.imager import ImagerError, ImagerErrors, imager_observations
+
+    cmd = "fit-radiance-bias"
+    try:
+        errors = from_arguments(ImagerErrors, args)
+        satellites = tuple(float(x) for x in args.satellites.split(",") if x.strip())
+    except ValueError as err:
+        return usage_error(cmd, str(err))
+    if not satellites:
+        return usage_error(cmd, f"--satellites needs longitudes; got {args.satellites!r}")
+    if args.lead_steps < 1:
+        return usage_error(cmd, f"--lead-steps must be >= 1; got {args.lead_steps}")
+    if args.times < 1:
+        return usage_error(cmd, f"--times must be >= 1; got {args.times}")
+    if args.first < args.lead_steps + 1:
+        return usage_error(
+            cmd, f"--first must be >= --lead-steps + 1 = {args.lead_steps + 1} (the forecasts "
+            f"start from two earlier truth times); got {args.first}",
+        )  # fmt: skip
+    truth = open_data(args.truth)
+    n_time = truth.sizes.get("time", 0)
+    if args.first + args.times > n_time:
+        return usage_error(
+            cmd, f"the truth has {n_time} times; --first {args.first} + --times {args.times} "
+            "needs more",
+        )  # fmt: skip
+    out = output_path(args.output, [args.truth], kind="radiance-bias", overwrite=args.overwrite)
+    model = load_model(args.model)
+    idx = list(range(args.first, args.first + args.times))
+    times = truth["time"].values[idx]
+    init = truth["time"].values[[i - args.lead_steps for i in idx]]
+    fc = forecast(truth, model=model, steps=args.lead_steps, init_times=init, progress=False)
+    background = fc.isel(prediction_timedelta=-1, drop=True)
+    background = background.assign_coords(time=pd.DatetimeIndex(times))
+    try:
+        radiances = imager_observations(
+            truth, satellites=satellites, times=times, errors=errors, seed=args.seed
+        )
+        fit = offline_bias_fit(
+            background, radiances, model=model, screen_threshold=args.screen_threshold
+        )
+    except (ImagerError, ValueError) as err:
+        return usage_error(cmd, str(err))
+    record = {
+        **fit.to_dict(),
+        "settings": {
+            "model": model.name, "times": [str(pd.Timestamp(t)) for t in times],
+            "lead_steps": args.lead_steps, "satellites": list(satellites),
+            "screen_threshold": args.screen_threshold, "seed": args.seed,
+            "errors": dataclasses.asdict(errors),
+        },
+    }  # fmt: skip
+    write_directory(
+        out, lambda d: atomic_write_json(d / "bias.json", record), args, kind="radiance-bias"
+    )
+    print(f"{'channel':>10} {'rows':>6} {'rms O-B':>8} {'error':>6}  coefficients "
+          "(constant, sec-1, bt)")  # fmt: skip
+    for c, beta in sorted(fit.correction.coefficients.items()):
+        print(f"{c:>10} {fit.n_clear[c]:6d} {fit.rms_departure[c]:8.3f} {fit.error[c]:6.3f}  "
+              + ", ".join(f"{b:+.3f}" for b in beta))  # fmt: skip
+    print(f"wrote {out / 'bias.json'}")
     return 0

@@ -988,6 +988,34 @@ class RadianceOperator(torch.nn.Module):
     def n_obs(self) -> int:
         return int(self.lat_index.numel())
 
+    def weights(self) -> Any:
+        """Where each row is, for an ensemble filter's localization: the pixel's column.
+
+        :class:`~xfuxi.observations.interpolation.ObservationWeights` whose index covers
+        the temperature, tracer and surface-pressure channels at the row's pixel with equal
+        weights: horizontally a radiance sits at its pixel; vertically it is localized like
+        an average over the column it senses (the LETKF's ``observation_localization``
+        averages the channels' correlations with these weights). Not the operator itself,
+        which is nonlinear.
+
+        Examples
+        --------
+        >>> chans = [("temperature", 500.0), ("passive_tracer", 500.0), ("surface_pressure", None)]
+        >>> op = RadianceOperator(chans, (2, 4), sensor_channel=["wv6.9"], lat_index=[1],
+        ...                       lon_index=[2], zenith=[10.0])
+        >>> w = op.weights()
+        >>> w.index.tolist(), w.weight.round(3).tolist()
+        ([[6, 14, 22]], [[0.333, 0.333, 0.333]])
+        """
+        from .interpolation import ObservationWeights
+
+        h, w = self.grid_shape
+        chans = np.array([*self.t_index, *self.q_index, self.ps_index], dtype="int64")
+        point = self.lat_index.numpy() * w + self.lon_index.numpy()
+        index = chans[None, :] * (h * w) + point[:, None]
+        weight = np.full(index.shape, 1.0 / chans.size)
+        return ObservationWeights(index, weight, (len(self.model_channels), h, w))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = len(self.model_channels)
         if tuple(x.shape[-3:]) != (c, *self.grid_shape):
