@@ -27,10 +27,11 @@ truth) for ``--days`` days (4 cycles a day):
   - ``bc+sondes``: **En4DVar clear+BC+sondes**, both;
   - ``bc3`` and ``bc3+sondes``: the same with the three satellites (0°, 105° E, 240° E);
   - ``bc-cycled``: **En4DVar clear+BC cycled ens.**, ``bc`` with B from 40 members carried
-    from cycle to cycle (updated by the LETKF with the same corrected radiances, RTPS 0.8,
-    recentred on the analysis; the settings of the radiosonde runs of
-    ``examples/cycling_world.py``) instead of fresh Perlin members (not in the default
-    sets).
+    from cycle to cycle (updated by the LETKF with the same corrected radiances, RTPS
+    ``--cycled-rtps``, recentred on the analysis; the first members the first background
+    plus Perlin noise of amplitude ``--cycled-initial``; by default the settings of the
+    radiosonde runs of ``examples/cycling_world.py``) instead of fresh Perlin members (not
+    in the default sets).
 
   With radiosondes the localization is Gaspari–Cohn 1500 km with vertical localization 1.0
   (ln p), as :func:`~xfuxi.assimilation.radiances.radiance_analysis` sets for them.
@@ -148,15 +149,21 @@ def en4dvar_methods(model, args) -> list[tuple[str, CycleMethod, tuple, bool]]:
         if bias is None:  # radiosondes only
             method = En4DVarMethod(n_slots=1, name=name, **common, **extra)
             out.append((name, method, (105.0,), True))
-        elif bias == "bc":
-            if key.endswith("-cycled"):
-                from xfuxi.assimilation.letkf import LETKFOptions
+        elif key.endswith("-cycled"):  # one variant per initial spread and RTPS
+            from xfuxi.assimilation.letkf import LETKFOptions
 
-                extra = {
-                    "members": "cycled",
-                    "letkf": LETKFOptions(n_members=40, rtps=0.8, qc_threshold=5.0),
-                    **extra,
-                }
+            for amp in args.cycled_initial:
+                for rtps in args.cycled_rtps:
+                    vname = name
+                    if len(args.cycled_initial) * len(args.cycled_rtps) > 1:
+                        vname = f"{name} a={amp:g} rtps={rtps:g}"
+                    method = RadianceEn4DVarMethod(
+                        bias=bc, name=vname, members="cycled",
+                        letkf=LETKFOptions(n_members=40, rtps=rtps, qc_threshold=5.0),
+                        initial=BackgroundError(amplitude=amp), **common, **radiance, **extra,
+                    )  # fmt: skip
+                    out.append((vname, method, sats, sondes))
+        elif bias == "bc":
             method = RadianceEn4DVarMethod(bias=bc, name=name, **common, **radiance, **extra)
             out.append((name, method, sats, sondes))
         else:  # one VarBC variant per prior std (K per unit predictor)
@@ -242,6 +249,13 @@ def main() -> None:
         help="--en4dvar: which En4DVar variants, comma-separated, of "
         + ", ".join(EN4DVAR_SETS) + " (default " + ",".join(DEFAULT_SETS) + ")",
     )  # fmt: skip
+    floats = lambda v: [float(x) for x in v.split(",")]  # noqa: E731
+    p.add_argument("--cycled-initial", type=floats, default=[0.1],
+                   help="bc-cycled: the first members' Perlin amplitude (fraction of the "
+                   "climatological std), one variant per value (default 0.1)")  # fmt: skip
+    p.add_argument("--cycled-rtps", type=floats, default=[0.8],
+                   help="bc-cycled: the LETKF's relaxation to prior spread, one variant per "
+                   "value (default 0.8)")  # fmt: skip
     p.add_argument("--workers", type=int, default=1,
                    help="variants at a time, each in its own process on one thread")  # fmt: skip
     p.add_argument("--fit-times", type=int, default=16, help="--en4dvar: bias-fit times")
