@@ -148,7 +148,7 @@ def en4dvar_methods(model, args) -> list[tuple[str, CycleMethod, tuple, bool]]:
         extra = vertical if sondes else {}
         if bias is None:  # radiosondes only
             method = En4DVarMethod(n_slots=1, name=name, **common, **extra)
-            out.append((name, method, (105.0,), True))
+            out.append((name, method, (), True))
         elif key.endswith("-cycled"):  # one variant per initial spread and RTPS
             from xfuxi.assimilation.letkf import LETKFOptions
 
@@ -181,17 +181,16 @@ def varbc_name(std: float, stds: list[float]) -> str:
     return "En4DVar clear+VarBC" + ("" if len(stds) == 1 else f" σβ={std:g}")
 
 
-def network_for(method, satellites, sondes: bool):
-    """The observation network of a variant."""
+def network_for(satellites, sondes: bool):
+    """The observation network of a variant (no satellites: radiosondes only)."""
+    if not satellites:
+        return RadiosondeNetwork(n_sites=SITES)
     imager = ImagerNetwork(satellites=satellites, seed=SEED)
     if not sondes:
         return imager
-    radiosondes = RadiosondeNetwork(n_sites=SITES)
-    if type(method) is En4DVarMethod:  # radiosondes only
-        return radiosondes
     from xfuxi.assimilation.radiance_cycle import ImagerSondeNetwork
 
-    return ImagerSondeNetwork(imager, radiosondes)
+    return ImagerSondeNetwork(imager, RadiosondeNetwork(n_sites=SITES))
 
 
 def load_forecast_model(name: str, truncation: int | None):
@@ -214,7 +213,7 @@ def run_variant(truth, model_spec, method, satellites, sondes, n_cycles, store, 
     tic = time.perf_counter()
     run = cycle(
         truth,
-        network_for(method, satellites, sondes),
+        network_for(satellites, sondes),
         method=method,
         model=model,
         config=CycleConfig(n_cycles=n_cycles, lead_steps=2),
@@ -391,7 +390,7 @@ def main() -> None:
             "variants": {
                 n: {
                     "model": m if isinstance(m, str) else m.settings(),
-                    "satellites": [] if type(m) is En4DVarMethod else list(s),
+                    "satellites": list(s),
                     "radiosonde_sites": SITES if sondes else 0,
                 }
                 for n, m, s, sondes in variants

@@ -356,8 +356,8 @@ class RadianceEn4DVarMethod(En4DVarMethod):
         if rows is not None and rows.bias is not None and res.bias_coefficients is not None:
             # the LETKF has no bias model: it takes the radiances corrected by the
             # coefficients the variational analysis estimated
-            corrected = rows.value - rows.bias.correction(res.bias_coefficients[-1])
-            ensemble[-1] = replace(rows, value=corrected, bias=None)
+            corrected = rows.value - rows.bias.correction(res.bias_coefficients[k])
+            ensemble[k] = replace(rows, value=corrected, bias=None)
         spread, bspread = self._update_members(state, ensemble, pair, new, cdiag, model, generator)
         if "varbc" in state:
             beta = state["varbc"]

@@ -196,8 +196,8 @@ class OfflineBiasFit(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"coefficients": ..., "error": ..., "rms_departure": ...,
-        "n_clear": ...}``; :func:`xfuxi.cli` reads it back for ``xfuxi cycle
-        --radiance-bias``."""
+        "n_clear": ...}`` (what ``xfuxi fit-radiance-bias`` writes and ``xfuxi cycle
+        --radiance-bias`` reads back)."""
         return {
             "coefficients": self.correction.to_dict(),
             "error": dict(self.error),

@@ -300,16 +300,15 @@ def _cmd_cycle(args) -> int:
         hybrid = {} if static is None else {"hybrid_weight": args.hybrid_weight}
         try:
             error = da.BackgroundError(n_members=letkf.n_members, seed=config.seed, **hybrid)
-            rad: dict[str, Any] = {"radiance_error": 1.0}
-            if radiance_fit is not None:
-                correction, fit_error = radiance_fit
-                rad["varbc" if args.varbc else "bias"] = correction
-                if fit_error:
-                    rad["radiance_error"] = fit_error
-            if args.radiance_error is not None:
-                rad["radiance_error"] = args.radiance_error
-            if args.varbc and radiance_fit is None:
-                rad["varbc"] = True
+            correction, fit_error = radiance_fit or (None, {})
+            rad: dict[str, Any] = {
+                "radiance_error": args.radiance_error
+                if args.radiance_error is not None
+                else (fit_error or 1.0),
+                # with --varbc the fit (or zeros) is the first prior; else subtracted
+                "varbc": (correction or True) if args.varbc else False,
+                "bias": None if args.varbc else correction,
+            }
             if args.varbc_std is not None:
                 rad["varbc_std"] = args.varbc_std
             method = RadianceEn4DVarMethod(
@@ -403,7 +402,7 @@ def read_radiance_bias(path: str) -> tuple[Any, dict[str, float]]:
     "--first",
     type=int,
     default=5,
-    help="index of the first fitted time in the truth (default 5; at least 2)",
+    help="index of the first fitted time in the truth (default 5; at least --lead-steps + 1)",
 )
 @arg(
     "--lead-steps",
