@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
+
+from xfuxi.models.base import ForecastModel, NormStats
 
 LEVELS = [250.0, 500.0, 700.0, 850.0]
 LAT = np.linspace(-78.75, 78.75, 8)
@@ -43,3 +46,26 @@ def truth(n_time: int = 3, seed: int = 0) -> xr.Dataset:
             "longitude": LON,
         },
     )
+
+
+class Persist(torch.nn.Module):
+    """A differentiable, nearly-persistent step (a frozen stand-in for FuXi)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        c = len(MODEL_CHANNELS)
+        self.conv = torch.nn.Conv2d(2 * c, c, 3, padding=1)
+
+    def forward(self, x):
+        return 0.05 * torch.tanh(self.conv(x.flatten(1, 2)))
+
+
+def forecast_model() -> ForecastModel:
+    """The forecast model of the FuXi-DA training tests (:class:`Persist` on this grid)."""
+    mean = np.array([220, 252, 270, 280, 0.05, 0.15, 0.3, 0.4, 1.0e5])
+    std = np.array([5, 5, 5, 5, 0.05, 0.05, 0.1, 0.1, 800.0])
+    return ForecastModel(
+        Persist(), channels=MODEL_CHANNELS, latitude=LAT, longitude=LON,
+        stats=NormStats(mean, std, std), name="persist",
+    )  # fmt: skip

@@ -52,3 +52,38 @@ def test_missing_level_is_named(ds):
 def test_names_round_trip():
     for c in [("geopotential", 500.0), ("surface_pressure", None), ("u_component_of_wind", 1.0)]:
         assert parse_channel_name(channel_name(c)) == c
+
+
+def test_in_memory_stack_equals_the_general_way(ds):
+    """The NumPy path for in-memory data gives what the general (dask-lazy) way gives."""
+    import xfuxi.data.channels as channels
+
+    cases = {
+        "as is": ds,
+        "one time": ds.isel(time=0),
+        "members": ds.expand_dims(member=2),
+        "float64 and float32": ds.assign(surface_pressure=ds.surface_pressure.astype("float32")),
+    }
+    chans = [("surface_pressure", None), ("temperature", 850.0), ("temperature", 250.0)]
+    for label, case in cases.items():
+        fast = channels._stack_in_memory(case, chans)
+        assert fast is not None, label
+        xr.testing.assert_identical(fast, stack(case.chunk(), chans).compute())
+        xr.testing.assert_identical(stack(case, chans), fast)
+    # variables whose other dims differ in order go the general way, transposed alike
+    mixed = ds.assign(surface_pressure=ds.surface_pressure.transpose("latitude", "time", ...))
+    assert channels._stack_in_memory(mixed, chans) is None
+    xr.testing.assert_identical(stack(mixed, chans), stack(ds, chans))
+
+
+def test_in_memory_unstack_equals_the_general_way(ds):
+    chans = [("surface_pressure", None), ("temperature", 850.0), ("temperature", 250.0)]
+    arr = stack(ds.expand_dims(member=2), chans).assign_attrs(units="K")
+    for case in (arr, arr.isel(member=0)):
+        xr.testing.assert_identical(unstack(case, chans), unstack(case.chunk(), chans).compute())
+    # variables on different levels: the general way (aligned on the union of the levels)
+    ds2 = ds.assign(passive_tracer=ds.temperature * 0.0 + 1.0)
+    mixed = [("temperature", 850.0), ("passive_tracer", 500.0)]
+    back = unstack(stack(ds2, mixed), mixed)
+    assert back["level"].values.tolist() == [500.0, 850.0]
+    assert np.isnan(back["temperature"].sel(level=500.0)).all()

@@ -12,28 +12,7 @@ from xfuxi.models.fuxi_da import load_da_model
 from xfuxi.training.da import DAConfig, new_da_network, train_da
 
 C = len(tiny_da.MODEL_CHANNELS)
-
-
-class Persist(torch.nn.Module):
-    """A differentiable, nearly-persistent step (a frozen stand-in for FuXi)."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(2 * C, C, 3, padding=1)
-
-    def forward(self, x):
-        return 0.05 * torch.tanh(self.conv(x.flatten(1, 2)))
-
-
-def forecast_model() -> ForecastModel:
-    mean = np.array([220, 252, 270, 280, 0.05, 0.15, 0.3, 0.4, 1.0e5])
-    std = np.array([5, 5, 5, 5, 0.05, 0.05, 0.1, 0.1, 800.0])
-    return ForecastModel(
-        Persist(), channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
-        longitude=tiny_da.LON, stats=NormStats(mean, std, std), name="persist",
-    )  # fmt: skip
-
+forecast_model = tiny_da.forecast_model
 
 CFG = dict(
     steps=6, batch_size=2, leads=(1,), forecast_steps=1, sensor_channels=("wv6.9", "ir10.8"),

@@ -1,4 +1,4 @@
-"""Distributed training: the forecast trainer and the FuXi-ENS trainer under ``torchrun``.
+"""Distributed training: the forecast, FuXi-ENS and FuXi-DA trainers under ``torchrun``.
 
 Two CPU processes (gloo) share each global batch; one step of theirs must equal one step of
 a single process on the same global batch (to float32 rounding), and a checkpoint written
@@ -13,15 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import xfuxi.training.ens as ens_module
-from tests import tiny
+from tests import tiny, tiny_da
 from xfuxi.models.ens import load_perturbation
+from xfuxi.models.fuxi_da import load_da_model
 from xfuxi.models.registry import load_model
 from xfuxi.models.training_state import load_training_state
 from xfuxi.training.config import PerturbationTrainConfig, TrainConfig
+from xfuxi.training.da import DAConfig, train_da
 from xfuxi.training.ens import train_perturbation
 from xfuxi.training.forecast import train_forecast
 
@@ -31,17 +34,22 @@ FORECAST = dict(preset="tiny", steps=2, batch_size=4, warmup_steps=1, checkpoint
                 variables=("temperature", "passive_tracer"))  # fmt: skip
 ENS = dict(members=2, rollout=1, iterations=2, batch_size=4, checkpoint_every=1, lr=1e-2,
            validate_every=100, log_every=1)  # fmt: skip
+# a global batch of 4 (2 per process), the forecast term and channels dropped at random
+DA = dict(steps=2, batch_size=4, leads=(1,), forecast_steps=1, sensor_channels=("wv6.9", "ir10.8"),
+          frames=(0.0,), satellites=(90.0,), width=4, scales=2, checkpoint_every=1, val_every=1,
+          log_every=1, lr=1e-2, channel_dropout=0.5)  # fmt: skip
 
 # the same script runs both trainers; "interrupt" stops each after its first step's checkpoint
 _SCRIPT = """
 import sys
 import xfuxi.training.ens as ens_module
-from tests import tiny
+from tests import tiny, tiny_da
 from xfuxi.training.config import PerturbationTrainConfig, TrainConfig
+from xfuxi.training.da import DAConfig, train_da
 from xfuxi.training.ens import train_perturbation
 from xfuxi.training.forecast import train_forecast
 
-FORECAST, ENS = {forecast!r}, {ens!r}
+FORECAST, ENS, DA = {forecast!r}, {ens!r}, {da!r}
 out, mode = sys.argv[1], sys.argv[2]
 
 
@@ -78,6 +86,23 @@ try:
                        perturbation=tiny.vae(model), progress=False)
 except Interrupted:
     pass
+# FuXi-DA: "interrupt" stops after the first step (and its checkpoint); each process
+# computes the loss of its half of the global batch only
+import xfuxi.training.da as da_module
+
+real_da_loss = da_module.da_loss
+
+
+def half_batch_loss(network, model, samples, pick, **kwargs):
+    assert len(pick) == DA["batch_size"] // 2 or kwargs["forecast_steps"] == 0, len(pick)
+    return real_da_loss(network, model, samples, pick, **kwargs)
+
+
+da_module.da_loss = half_batch_loss
+stop = 1e-9 if mode == "interrupt" else None
+train_da(tiny_da.truth(10), tiny_da.forecast_model(),
+         config=DAConfig(**DA, max_minutes=stop, checkpoint_dir=out + "/da"),
+         validation=tiny_da.truth(6, seed=5), progress=False)
 """
 
 
@@ -123,6 +148,10 @@ def _single(tmp: Path, interrupt: bool, monkeypatch) -> tuple[Path, Path]:
     except _Interrupted:
         pass
     monkeypatch.setattr(ens_module, "ensemble_loss", real)
+    train_da(tiny_da.truth(10), tiny_da.forecast_model(),
+             config=DAConfig(**DA, max_minutes=1e-9 if interrupt else None,
+                             checkpoint_dir=tmp / "da"),
+             validation=tiny_da.truth(6, seed=5), progress=False)  # fmt: skip
     return tmp / "forecast", tmp / "ens" / "latest"
 
 
@@ -139,7 +168,7 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module, what: str) -> N
 
 def test_torchrun_step_equals_single_process_and_ddp_checkpoint_resumes(tmp_path, monkeypatch):
     script = tmp_path / "train.py"
-    script.write_text(_SCRIPT.format(forecast=FORECAST, ens=ENS))
+    script.write_text(_SCRIPT.format(forecast=FORECAST, ens=ENS, da=DA))
     ddp = tmp_path / "ddp"
     _torchrun(script, ddp, "interrupt")
     # one step on two processes = one step of one process on the same global batch
@@ -157,6 +186,14 @@ def test_torchrun_step_equals_single_process_and_ddp_checkpoint_resumes(tmp_path
         not torch.equal(p, q)
         for p, q in zip(step1.state_dict().values(), start.state_dict().values())
     )  # fmt: skip  - the step changed the module
+    da_step1, da_state = _da_checkpoint(ddp / "da")
+    one_da, one_state = _da_checkpoint(tmp_path / "single1" / "da")
+    _assert_same_weights(da_step1, one_da, "FuXi-DA step 1")
+    assert da_state["world_size"] == 2 and one_state["world_size"] == 1
+    assert da_state["history"]["step"] == [1]
+    # the losses recorded are the global batch's, as one process records them
+    for key in ("loss", "l0", "lk", "val_l0"):
+        np.testing.assert_allclose(da_state["history"][key], one_state["history"][key], rtol=1e-5)
     # the DDP checkpoints of step 1 resume (under torchrun) to the uninterrupted result
     _torchrun(script, ddp, "resume")
     whole_fc, whole_ens = _single(tmp_path / "single2", False, monkeypatch)
@@ -165,6 +202,28 @@ def test_torchrun_step_equals_single_process_and_ddp_checkpoint_resumes(tmp_path
     _assert_same_weights(load_perturbation(ddp / "ens" / "latest"),
                          load_perturbation(whole_ens), "FuXi-ENS resumed")  # fmt: skip
     assert load_model(ddp / "forecast").config["metadata"]["history"][-1]["step"] == 2
+    da_whole, da_state = _da_checkpoint(ddp / "da")
+    single_whole, single_state = _da_checkpoint(tmp_path / "single2" / "da")
+    _assert_same_weights(da_whole, single_whole, "FuXi-DA resumed")
+    assert da_state["history"]["step"] == [1, 2]
+    np.testing.assert_allclose(da_state["history"]["loss"], single_state["history"]["loss"],
+                               rtol=1e-5)  # fmt: skip
+
+
+def _da_checkpoint(directory: Path) -> tuple[torch.nn.Module, dict]:
+    """The network and the trainer's state in a FuXi-DA checkpoint directory."""
+    state = load_training_state(directory / "latest", kind="da-training",
+                                state_format="xfuxi-da-trainer/1").state  # fmt: skip
+    return load_da_model(directory / "latest").net, state
+
+
+def test_da_batch_not_divisible_by_processes_is_refused(monkeypatch):
+    import xfuxi.training.da as da_module
+
+    monkeypatch.setattr(da_module, "dist_info", lambda: (0, 3))
+    with pytest.raises(ValueError, match="batch_size 4 is not divisible by 3 processes"):
+        train_da(tiny_da.truth(10), tiny_da.forecast_model(), config=DAConfig(**DA),
+                 progress=False)  # fmt: skip
 
 
 def test_ens_batch_not_divisible_by_processes_is_refused(monkeypatch):
@@ -246,3 +305,19 @@ def test_forecast_training_step_on_cuda_in_bfloat16_mixed_precision(tmp_path):
     v = torch.cat([(sf[k] - s0[k]).flatten() for k in s0])
     assert u.norm() > 0 and not torch.equal(u, v)
     assert float(torch.nn.functional.cosine_similarity(u, v, dim=0)) > 0.8
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_da_training_on_cuda_matches_cpu():
+    runs = {}
+    for device in ("cuda", "cpu"):
+        model = tiny_da.forecast_model()
+        net, hist = train_da(tiny_da.truth(10), model, config=DAConfig(**DA, device=device),
+                             progress=False)  # fmt: skip
+        assert next(model.parameters()).device.type == "cpu"  # the caller's model stays put
+        runs[device] = net, hist
+    (gpu, h_gpu), (cpu, h_cpu) = runs["cuda"], runs["cpu"]
+    np.testing.assert_allclose(h_gpu["loss"], h_cpu["loss"], rtol=1e-3)
+    for (name, p), q in zip(gpu.state_dict().items(), cpu.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4, msg=name)

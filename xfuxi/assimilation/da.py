@@ -307,9 +307,9 @@ def radiance_diagnostics(
         ``cloudy``.
     """
     op = NominalImager(model_channels, zenith, channels=sensor_channels)
-    with torch.no_grad():
-        hb = op(torch.as_tensor(np.asarray(background, dtype="float64"))).numpy()
-        ha = op(torch.as_tensor(np.asarray(analysis, dtype="float64"))).numpy()
+    with torch.no_grad():  # both states in one call
+        states = np.stack([np.asarray(background, "float64"), np.asarray(analysis, "float64")])
+        hb, ha = op(torch.as_tensor(states)).numpy()
     s = len(op.channels)
     omb = (observed - hb).reshape(s, -1)
     oma = (observed - ha).reshape(s, -1)
@@ -436,7 +436,9 @@ def assimilate_da(
     elif net.uses_observations:
         raise ValueError(f"the model {net.name!r} assimilates radiances; give them")
     times = background["time"].values
-    xb, obs = da_inputs(background, radiances, net, times=times)
+    x_b = stack(background, net.channels).transpose("time", "channel", "latitude", "longitude")
+    xb = torch.as_tensor(np.asarray(x_b.values, dtype="float32"))
+    obs = observation_inputs(xb, radiances, net, times=times)
     incs = []
     net.eval()
     with torch.no_grad():
@@ -459,15 +461,31 @@ def assimilate_da(
         {c: background[c] for c in increment.coords if c in background.coords}
     )
     increment = increment.transpose(*canonical_order(increment.dims))
-    analysis = background[list(increment.data_vars)].copy()
-    for v in increment.data_vars:
+    names = list(increment.data_vars)
+    same_levels = "level" not in increment.dims or np.array_equal(
+        background["level"].values, increment["level"].values
+    )
+    for v in names:
         increment[v].attrs = dict(background[v].attrs)
-        analysis[v] = (background[v] + increment[v]).astype(background[v].dtype)
-        analysis[v].attrs = dict(background[v].attrs)
-    xa = stack(analysis, net.channels).transpose("time", "channel", "latitude", "longitude")
-    xa = np.asarray(xa.values, dtype="float64")
-    xb64 = stack(background, net.channels).transpose("time", "channel", "latitude", "longitude")
-    xb64 = np.asarray(xb64.values, dtype="float64")
+    if same_levels:  # x_a = x_b + δ on the background's own coordinates, layout and dtype
+        values = {}
+        for v in names:
+            b_v = background[v]
+            delta = increment[v].transpose(*b_v.dims).values
+            values[v] = (b_v.values + delta).astype(b_v.dtype)
+        analysis = background[names].copy(data=values)
+    else:  # the background has other levels: aligned on the model's
+        analysis = background[names].copy()
+        for v in names:
+            analysis[v] = (background[v] + increment[v]).astype(background[v].dtype)
+            analysis[v].attrs = dict(background[v].attrs)
+    xb64 = np.asarray(x_b.values, dtype="float64")
+    if same_levels and len({background[v].dtype for v in names}) == 1:
+        # the analysis in the model's channels: the same sums, in the same dtype
+        xa = (x_b.values + inc).astype(x_b.dtype).astype("float64")
+    else:
+        xa = stack(analysis, net.channels).transpose("time", "channel", "latitude", "longitude")
+        xa = np.asarray(xa.values, dtype="float64")
     diags = []
     if radiances is not None and net.uses_observations:
         cloud_names = radiances["sensor_channel"].values.astype(str).tolist()

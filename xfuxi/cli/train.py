@@ -216,17 +216,20 @@ def _cmd_train_ens(args) -> int:
 @config_args(DAConfig)
 @arg("--out", required=True,
      help="training directory: OUT/latest (resumable state), OUT/model (the network)")  # fmt: skip
-@command("train-da", "train a FuXi-DA network (or its CORR variant) on the embedded world")
+@command("train-da", "train a FuXi-DA network or its CORR variant (runs under torchrun too)")
 def _cmd_train_da(args) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
     from ..models.fuxi_da import save_da_model
     from ..training.da import train_da
+    from ..training.forecast import dist_info
 
     cfg = from_arguments(DAConfig, args, checkpoint_dir=args.out)
     model = load_model(args.model)
     train = world_split("train", args.train_days)
     validation = world_split("validation", args.validation_days) if args.validation_days else None
     net, history = train_da(train, model, config=cfg, validation=validation)
+    if dist_info()[0] != 0:  # under torchrun the first process writes the network
+        return 0
     path = save_da_model(net, Path(args.out) / "model", overwrite=True)
     last = history["val_l0"][-1] if history["val_l0"] else float("nan")
     steps = history["step"][-1] if history["step"] else 0

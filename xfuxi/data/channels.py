@@ -86,6 +86,9 @@ def stack(ds: xr.Dataset, channels: Sequence[Channel]) -> xr.DataArray:
 
     Raises :class:`SchemaError` naming any channel that ``ds`` lacks.
     """
+    fast = _stack_in_memory(ds, channels)
+    if fast is not None:
+        return fast
     pieces = []
     for var, level in channels:
         if var not in ds.data_vars:
@@ -112,6 +115,50 @@ def stack(ds: xr.Dataset, channels: Sequence[Channel]) -> xr.DataArray:
     return out.transpose(*other, "channel", "latitude", "longitude")
 
 
+def _stack_in_memory(ds: xr.Dataset, channels: Sequence[Channel]) -> xr.DataArray | None:
+    """:func:`stack` with one NumPy concatenation, for in-memory data whose variables share
+    their other dimensions in the same order; ``None`` where that does not hold (dask-backed
+    data, differing dimensions, a channel ``ds`` lacks: :func:`stack` then goes the general
+    way, which also names what is missing). The same result, name and attributes (the first
+    variable's) as the general way."""
+    if not channels:
+        return None
+    first = None
+    blocks: list[np.ndarray] = []
+    for var, level in channels:
+        if var not in ds.data_vars:
+            return None
+        da = ds[var]
+        if da.chunks is not None:  # dask: the general way keeps it lazy
+            return None
+        dims = tuple(d for d in da.dims if d != "level")
+        if ("level" in da.dims) == (level is None):
+            return None
+        if first is None:
+            first = da
+            other = dims
+        elif dims != other:
+            return None
+        values = da.values
+        if level is not None:
+            lev = ds["level"].values
+            idx = np.nonzero(np.isclose(lev, level))[0]
+            if idx.size == 0:
+                return None
+            values = np.take(values, int(idx[0]), axis=da.dims.index("level"))
+        blocks.append(values)
+    if other[-2:] != ("latitude", "longitude"):
+        return None
+    lead = other[:-2]
+    data = np.stack(blocks, axis=len(lead))
+    coords = {d: first.coords[d].variable for d in other if d in first.coords}
+    out = xr.DataArray(
+        data, dims=(*lead, "channel", "latitude", "longitude"), coords=coords,
+        name=first.name, attrs=dict(first.attrs),
+    )  # fmt: skip
+    return out.assign_coords(channel=[channel_name(c) for c in channels])
+
+
 def unstack(array: xr.DataArray, channels: Sequence[Channel] | None = None) -> xr.Dataset:
     """Inverse of :func:`stack`: a DataArray with a ``channel`` dim back to a Dataset.
 
@@ -127,6 +174,11 @@ def unstack(array: xr.DataArray, channels: Sequence[Channel] | None = None) -> x
     by_var: dict[str, list[tuple[float | None, int]]] = {}
     for i, (var, level) in enumerate(channels):
         by_var.setdefault(var, []).append((level, i))
+    level_sets = {
+        tuple(lv for lv, _ in items) for items in by_var.values() if items[0][0] is not None
+    }
+    if arr.chunks is None and len(level_sets) <= 1:  # in memory, one set of levels
+        return _unstack_in_memory(arr, by_var)
     data_vars = {}
     for var, items in by_var.items():
         if items[0][0] is None:
@@ -138,4 +190,27 @@ def unstack(array: xr.DataArray, channels: Sequence[Channel] | None = None) -> x
             data_vars[var] = da
     ds = xr.Dataset(data_vars)
 
+    return ds.transpose(*canonical_order(ds.dims))
+
+
+def _unstack_in_memory(
+    arr: xr.DataArray, by_var: dict[str, list[tuple[float | None, int]]]
+) -> xr.Dataset:
+    """:func:`unstack` of an in-memory array (no ``channel`` coordinate) whose variables with
+    levels share them, by NumPy indexing: the same Dataset as the general way, without
+    aligning a DataArray per variable."""
+    axis = arr.dims.index("channel")
+    values = arr.values
+    coords = {k: v.variable for k, v in arr.coords.items()}
+    data_vars = {}
+    for var, items in by_var.items():
+        if items[0][0] is None:
+            dims = arr.dims[:axis] + arr.dims[axis + 1 :]
+            data_vars[var] = xr.Variable(dims, np.take(values, items[0][1], axis=axis), arr.attrs)
+        else:
+            dims = arr.dims[:axis] + ("level",) + arr.dims[axis + 1 :]
+            picked = np.take(values, [i for _, i in items], axis=axis)
+            data_vars[var] = xr.Variable(dims, picked, arr.attrs)
+            coords["level"] = xr.Variable("level", [float(lv) for lv, _ in items], {"units": "hPa"})
+    ds = xr.Dataset(data_vars, coords=coords)
     return ds.transpose(*canonical_order(ds.dims))

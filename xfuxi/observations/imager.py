@@ -861,18 +861,24 @@ class NominalImager(torch.nn.Module):
         z = torch.as_tensor(np.asarray(zenith, dtype="float64"))
         self.register_buffer("mask", torch.isfinite(z), persistent=False)
         self.register_buffer("zenith", torch.nan_to_num(z, nan=0.0), persistent=False)
+        # the columns are independent: only the seen ones are computed
+        seen = torch.nonzero(self.mask.flatten()).squeeze(1)
+        self.register_buffer("seen", seen, persistent=False)
+        self.register_buffer("seen_zenith", z.flatten()[seen].unsqueeze(0), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = self.mask.shape
+        cols = x.flatten(-2)[..., self.seen].unsqueeze(-2)  # (..., C, 1, P)
         bt = brightness_temperature(
-            x[..., self.t_index, :, :],
-            x[..., self.q_index, :, :],
-            x[..., self.ps_index, :, :],
-            self.zenith.to(x.dtype),
+            cols[..., self.t_index, :, :],
+            cols[..., self.q_index, :, :],
+            cols[..., self.ps_index, :, :],
+            self.seen_zenith.to(x.dtype),
             levels=self.levels,
             channels=self.channels,
-        )
-        nan = torch.full((), float("nan"), dtype=bt.dtype)
-        return torch.where(self.mask, bt, nan)
+        )[..., 0, :]  # (..., S, P)
+        out = bt.new_full((*bt.shape[:-1], h * w), float("nan"))
+        return out.index_copy(-1, self.seen, bt).unflatten(-1, (h, w))
 
 
 def radiance_table(

@@ -15,8 +15,11 @@ step). ``K = 0`` trains on the analysis alone. The optimizer is AdamW with a cos
 The CORR variant is the same network without the observation branch.
 
 Training is resumable: ``checkpoint_dir/latest`` holds the network, the optimizer, the
-random state and the history as one checkpoint (:mod:`xfuxi.models.checkpoint`).
-See the documentation (docs/fuxi_da.md).
+random state and the history as one checkpoint (:mod:`xfuxi.models.checkpoint`). Started by
+``torchrun``, the processes share every global batch (``gloo`` on CPU, ``nccl`` on GPU; each
+process its ``LOCAL_RANK`` GPU): each computes the loss of its part, the gradients are
+averaged over the processes, and one step equals one step of a single process on the whole
+batch. See the documentation (docs/fuxi_da.md).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -51,10 +55,11 @@ from ..models.training_state import (
     save_training_state,
 )
 from ..observations.imager import imager_observations
-from ..options import progress_enabled
+from ..options import get_options, progress_enabled
 from ..verify.weights import area_weights
 from .da_config import DAConfig
-from .loop import LoopPlan, freeze, gradient_step, run_loop
+from .forecast import dist_info
+from .loop import LoopPlan, average_gradients, freeze, gradient_step, run_loop
 from .precision import autocast
 
 __all__ = [
@@ -140,6 +145,14 @@ class DASamples:
     def __len__(self) -> int:
         return int(self.index.size)
 
+    def to(self, device: torch.device) -> DASamples:
+        """The same samples with their tensors on ``device``."""
+        obs = None if self.observations is None else self.observations.to(device)
+        return dataclasses.replace(
+            self, truth=self.truth.to(device), background=self.background.to(device),
+            previous=self.previous.to(device), observations=obs,
+        )  # fmt: skip
+
 
 def prepare_da_samples(
     truth: xr.Dataset,
@@ -208,16 +221,17 @@ def prepare_da_samples(
         if not network.departure_input:  # the same features for every lead
             _, obs = da_inputs(truth.sel(time=an_times), radiances, network, times=an_times)
     bgs, prevs, index, lead_of, slot = [], [], [], [], []
+    dev = next(model.parameters(), data).device  # the forecasts run where the model is
     with torch.no_grad():
         for lead in leads:
             for i in range(0, idx.size, batch_size):
                 j = idx[i : i + batch_size]
-                prev, cur = data[j - lead - 1], data[j - lead]
+                prev, cur = data[j - lead - 1].to(dev), data[j - lead].to(dev)
                 for _ in range(lead):
                     nxt = model(torch.stack([prev, cur], 1))
                     prev, cur = cur, nxt
-                bgs.append(cur)
-                prevs.append(prev)
+                bgs.append(cur.cpu())
+                prevs.append(prev.cpu())
                 index.append(j)
                 lead_of.append(np.full(j.size, lead))
                 slot.append(np.arange(i, i + j.size))
@@ -251,7 +265,7 @@ def da_loss(
     loss_scale: str = "std",
     drop: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """``L_0 + (1/K) Σ L_k`` on the samples ``pick``; the parts as floats (``l0``, ``lk``).
+    """``L_0 + (1/K) Σ L_k`` on the samples ``pick``; the parts as tensors (``l0``, ``lk``).
 
     The L1 is of fields divided by the channels' std (``loss_scale="std"``) or by the std of
     their 6-hour differences (``"diff_std"``, about the size of a 6-hour background's error).
@@ -269,17 +283,17 @@ def da_loss(
 
     t_idx = torch.as_tensor(samples.index[pick])
     loss0 = l1(xa, samples.truth[t_idx])
-    parts = {"l0": float(loss0.detach())}
+    parts = {"l0": loss0.detach()}
     loss = loss0
     if forecast_steps > 0:
         prev, cur = samples.previous[pick], xa
-        lk = torch.zeros(())
+        lk = xa.new_zeros(())
         for k in range(1, forecast_steps + 1):
             nxt = model(torch.stack([prev, cur], 1))
             lk = lk + l1(nxt, samples.truth[t_idx + k])
             prev, cur = cur, nxt
         lk = lk / forecast_steps
-        parts["lk"] = float(lk.detach())
+        parts["lk"] = lk.detach()
         loss = loss + lk
     return loss, parts
 
@@ -296,7 +310,7 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
         "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
         "channel_dropout": 0.0, **config,
     }  # fmt: skip
-    free = ("max_minutes", "resume", "log_every", "checkpoint_dir")
+    free = ("max_minutes", "resume", "log_every", "checkpoint_dir", "device")
     return {k: v for k, v in settings.items() if k not in free}
 
 
@@ -386,6 +400,13 @@ def train_da(
     from tqdm.auto import tqdm
 
     cfg = config_with_legacy(DAConfig, config, legacy, "train_da")
+    rank, world = dist_info()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
+    local = cfg.batch_size // world
+    dev = torch.device(cfg.device if cfg.device is not None else get_options()["device"])
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if network is not None and cfg.init_from is not None:
         raise ValueError("give either network= or config.init_from, not both")
     net = network if network is not None else initial_da_network(cfg, model)
@@ -415,7 +436,14 @@ def train_da(
         history = saved.state["history"]
         log.info("resumed FuXi-DA training from %s at step %d", saved.path, start)
 
-    restore = freeze(model)
+    home = next(model.parameters(), torch.empty(0)).device
+    restore_mode = freeze(model.to(dev))
+
+    def restore() -> None:  # the caller's model as it was: mode, gradients, device
+        restore_mode()
+        model.to(home)
+
+    net.to(dev)
     t0 = time.monotonic()
     samples = prepare_da_samples(
         truth, model, net, leads=cfg.leads, forecast_steps=cfg.forecast_steps,
@@ -427,10 +455,11 @@ def train_da(
             validation, model, net, leads=cfg.leads[:1], forecast_steps=0,
             clear_only=cfg.clear_only, seed=cfg.seed + 1,
         )  # fmt: skip
+    samples = samples.to(dev)
+    val = None if val is None else val.to(dev)
     log.info("prepared %d samples in %.0f s", len(samples), time.monotonic() - t0)
-    weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32)
+    weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32, device=dev)
     weights = weights.view(1, 1, -1, 1)
-    dev = next(net.parameters()).device  # the autocast backend
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(1.0, (start + i) / max(1, cfg.steps))))
@@ -451,28 +480,38 @@ def train_da(
             )
         net.train()
         history["val_step"].append(step)
-        history["val_l0"].append(parts["l0"])
-        log.info("step %d: validation analysis L1 %.5f", step, parts["l0"])
+        history["val_l0"].append(float(parts["l0"]))
+        log.info("step %d: validation analysis L1 %.5f", step, float(parts["l0"]))
 
     def _save(step: int) -> None:
         if ckpt is None:
             return
+        if world > 1:  # every process has finished the step; one writes
+            import torch.distributed as dist
+
+            dist.barrier()
+            if rank != 0:
+                return
         ckpt.mkdir(parents=True, exist_ok=True)
         net.metadata = {"step": step, "base_model": model.name, "train_config": cfg.to_dict()}
         save_training_state(
             ckpt / "latest", da_model_files(net), optimizer=opt,
             state={"step": step, "history": history, "rng": rng.bit_generator.state,
-                   "config": cfg.to_dict()},
+                   "config": cfg.to_dict(), "world_size": world},
             kind=_STATE_KIND, state_format=_STATE_FORMAT,
         )  # fmt: skip
 
     def _advance(step: int) -> dict[str, float]:
+        # the global batch is drawn alike on every process; each takes its part
         pick = rng.choice(len(samples), size=cfg.batch_size, replace=len(samples) < cfg.batch_size)
         drop = None
         if cfg.channel_dropout > 0 and net.uses_observations:
             drop = torch.as_tensor(
                 rng.random((len(pick), len(net.sensor_channels))) < cfg.channel_dropout
             )
+        mine = slice(rank * local, (rank + 1) * local)
+        pick = pick[mine]
+        drop = None if drop is None else drop[mine].to(dev)
         with autocast(dev, cfg.precision):
             loss, parts = da_loss(
                 net,
@@ -484,9 +523,19 @@ def train_da(
                 loss_scale=cfg.loss_scale,
                 drop=drop,
             )
-        gradient_step(loss, net.parameters(), opt, sched, grad_clip=cfg.grad_clip,
-                      where=f"step {step}: {parts}")  # fmt: skip
-        return {"loss": float(loss.detach()), "l0": parts["l0"], "lk": parts.get("lk", math.nan)}
+        lk = parts.get("lk", loss.new_full((), math.nan))
+        values = torch.stack([loss.detach(), parts["l0"], lk]).float()
+        gradient_step(
+            loss, net.parameters(), opt, sched, grad_clip=cfg.grad_clip,
+            where=f"step {step}: {dict(zip(('loss', 'l0', 'lk'), values.tolist()))}",
+            before_clip=(lambda: average_gradients(net, world)) if world > 1 else None,
+        )  # fmt: skip
+        if world > 1:  # the global batch's losses, as one process would record them
+            import torch.distributed as dist
+
+            dist.all_reduce(values)
+            values /= world
+        return dict(zip(("loss", "l0", "lk"), values.tolist()))
 
     def _report(step: int, per_step: float) -> None:
         log.info(
@@ -495,9 +544,8 @@ def train_da(
             float(np.mean(history["l0"][-cfg.log_every :])), cfg.log_every, per_step,
         )  # fmt: skip
 
-    bar = tqdm(
-        total=cfg.steps, initial=start, desc="train FuXi-DA", disable=not progress_enabled(progress)
-    )
+    show = progress_enabled(progress) and rank == 0
+    bar = tqdm(total=cfg.steps, initial=start, desc="train FuXi-DA", disable=not show)
     plan = LoopPlan(
         "step", cfg.steps, cfg.log_every, cfg.val_every, cfg.checkpoint_every, cfg.max_minutes,
         {"l0": ".4f"},
@@ -509,5 +557,8 @@ def train_da(
     finally:
         bar.close()
         restore()
-    net.metadata = {"step": step, "base_model": model.name, "train_config": cfg.to_dict()}
-    return net.eval(), history
+    net.metadata = {
+        "step": step, "base_model": model.name, "train_config": cfg.to_dict(),
+        "world_size": world,
+    }  # fmt: skip
+    return net.cpu().eval(), history

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from ..config import Config, check_integers, check_number, check_run_place, field
-from .config import CHECKPOINT_DIR_HELP
+from .config import CHECKPOINT_DIR_HELP, DEVICE_HELP
 from .precision import Precision, check_precision, precision_field
 
 __all__ = ["IMAGER_CHANNEL_NAMES", "DAConfig"]
@@ -79,6 +79,7 @@ class DAConfig(Config):
     resume: bool = field(True, help="resume from checkpoint_dir/latest if it holds this run")
     seed: int = field(0, help="seeds the initialisation, the sample order and the imager")
     precision: Precision = precision_field()
+    device: str | None = field(None, help=DEVICE_HELP)
     name: str = field("fuxi-da", help="name of a new network")
 
     def __post_init__(self) -> None:

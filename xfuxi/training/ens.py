@@ -47,7 +47,7 @@ from ..options import get_options, progress_enabled
 from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
 from .forecast import dist_info
-from .loop import LoopPlan, freeze, gradient_step, run_loop
+from .loop import LoopPlan, average_gradients, freeze, gradient_step, run_loop
 from .losses import ensemble_loss
 from .precision import autocast
 from .samples import sequences
@@ -86,17 +86,6 @@ def __getattr__(name: str) -> Any:
         stacklevel=2,
     )
     return getattr(importlib.import_module(f"xfuxi.training.{module}"), name)
-
-
-def _average_gradients(module: torch.nn.Module, world: int) -> None:
-    """All-reduce the gradients of ``module`` over the processes and divide by ``world``."""
-    import torch.distributed as dist
-
-    for p in module.parameters():
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad)
-        p.grad /= world
 
 
 def train_perturbation(
@@ -305,7 +294,7 @@ def train_perturbation(
         gradient_step(
             loss, vae.parameters(), opt, sched, grad_clip=1.0, where=f"iteration {it}: {parts}",
             # the mean gradient over the global batch, as DDP averages
-            before_clip=(lambda: _average_gradients(vae, world)) if world > 1 else None,
+            before_clip=(lambda: average_gradients(vae, world)) if world > 1 else None,
         )  # fmt: skip
         return {"loss": float(loss.detach()), **parts}
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["LoopPlan", "freeze", "gradient_step", "run_loop"]
+__all__ = ["LoopPlan", "average_gradients", "freeze", "gradient_step", "run_loop"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +83,25 @@ def freeze(model: torch.nn.Module) -> Callable[[], None]:
             p.requires_grad_(r)
 
     return restore
+
+
+def average_gradients(module: torch.nn.Module, world: int) -> None:
+    """All-reduce the gradients of ``module`` over the ``world`` processes and divide by it.
+
+    Each process's loss is the mean over its equal share of the global batch, so the result
+    is the gradient of the global batch's mean, as DistributedDataParallel averages; a
+    trainable parameter without a gradient takes part with zeros (every process must
+    all-reduce the same tensors in the same order).
+    """
+    import torch.distributed as dist
+
+    for p in module.parameters():
+        if not p.requires_grad:
+            continue
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world
 
 
 def gradient_step(
