@@ -13,6 +13,7 @@ from xfuxi.models.fuxi_da import (
     FuXiDA,
     FuXiDANet,
     load_da_model,
+    n_gradient_inputs,
     n_observation_inputs,
     observation_features,
     save_da_model,
@@ -23,9 +24,12 @@ SENSORS = ("wv6.2", "ir10.8")
 FRAMES = (-2.0, 0.0)
 
 
-def tiny_da_model(observations: bool = True, seed: int = 0, departures: bool = False) -> FuXiDA:
+def tiny_da_model(
+    observations: bool = True, seed: int = 0, departures: bool = False, gradient: bool = False
+) -> FuXiDA:
     torch.manual_seed(seed)
     n_obs = n_observation_inputs(len(FRAMES), len(SENSORS), departure_input=departures)
+    n_obs += n_gradient_inputs(tiny_da.MODEL_CHANNELS) if gradient else 0
     n_obs = n_obs if observations else 0
     net = FuXiDANet(C, n_obs, width=4, scales=2)
     stats = NormStats(np.full(C, 100.0), np.full(C, 50.0), np.full(C, 2.0))
@@ -39,6 +43,7 @@ def tiny_da_model(observations: bool = True, seed: int = 0, departures: bool = F
         frames=FRAMES,
         satellites=(90.0,),
         departure_input=departures,
+        gradient_input=gradient,
         name="tiny-da" if observations else "tiny-corr",
     )
 
@@ -208,3 +213,63 @@ def test_shipped_models_load():
     assert assi.satellites == (105.0,) and assi.frames == (-2.0, 0.0, 2.0)
     assert assi.metadata["base_model"] == "fuxi-hs-t21" and assi.grid_shape == (32, 64)
     assert read_registry()["fuxi-da-hs-t21"]["kind"] == "da-model"
+
+
+def _gradient_case(model):
+    """A background in physical units and observation features with departures."""
+    from xfuxi.assimilation.da import da_inputs
+    from xfuxi.observations.imager import imager_observations
+
+    truth = tiny_da.truth(4, seed=2)
+    radiances = imager_observations(truth, satellites=[90.0], channels=SENSORS, frames=FRAMES,
+                                    times=truth.time.values[2:3], seed=0)  # fmt: skip
+    background = truth.isel(time=[1]).assign_coords(time=truth.time.values[2:3])  # 6 h wrong
+    return da_inputs(background, radiances, model)
+
+
+def test_gradient_input_is_the_departures_carried_back_by_the_operator(tmp_path):
+    from xfuxi.observations.imager import NominalImager, imager_state_channels
+
+    model = tiny_da_model(departures=True, gradient=True)
+    assert model.n_obs_channels == len(FRAMES) * (3 * 2 + 5) + 3  # what the caller gives
+    assert model.net.config["obs_channels"] == model.n_obs_channels + 9
+    assert "gradient_input=True" in repr(model)
+    xb, obs = _gradient_case(model)
+    g = model.gradient_features(xb, obs)
+    # by hand: d/dx of Σ_frames Σ_channels d · H(x) on the full grid (every pixel computed)
+    per_frame = 3 * len(SENSORS) + 5
+    zen = np.degrees(np.arccos(obs[0, per_frame * np.arange(len(FRAMES)) + 3 * len(SENSORS)]
+                               .amax(0).clamp(1e-3, 1).numpy()))  # fmt: skip
+    zen = np.where(obs[0, 2 * len(SENSORS)].numpy() != 0, zen, np.nan)
+    dep = sum(obs[:, f * per_frame + 4 : f * per_frame + 6] for f in range(len(FRAMES))) * 10.0
+    x = xb.double().clone().requires_grad_(True)
+    bt = NominalImager(model.channels, zen, channels=SENSORS)(x)
+    (full,) = torch.autograd.grad(torch.nansum(bt * dep.double()), x, retain_graph=True)
+    rows = imager_state_channels(model.channels)
+    scale = model._diff_std[0, rows].double() / (10.0 * len(FRAMES))
+    expected = torch.asinh(full[:, rows] * scale).float()
+    assert float(expected.abs().max()) > 0.1
+    torch.testing.assert_close(g, expected, rtol=1e-4, atol=1e-5)
+    # a channel dropped from the features is dropped from the gradient
+    dropped = model.drop_channels(obs, torch.tensor([[False, True]]))
+    dep_kept = dep.clone()
+    dep_kept[:, 1] = 0
+    (kept,) = torch.autograd.grad(torch.nansum(bt * dep_kept.double()), x)
+    expected = torch.asinh(kept[:, rows] * scale).float()
+    torch.testing.assert_close(model.gradient_features(xb, dropped), expected, rtol=1e-4,
+                               atol=1e-5)  # fmt: skip
+    # the saved model computes the same
+    _randomise_head(model)
+    back = load_da_model(save_da_model(model, tmp_path / "grad"))
+    assert back.gradient_input
+    torch.testing.assert_close(back(xb, obs), model(xb, obs))
+    assert float(model(xb, obs).abs().max()) > 0
+
+
+def test_gradient_input_needs_departures_and_zenith():
+    with pytest.raises(ValueError, match="gradient_input needs departure_input and zenith_input"):
+        tiny_da_model(departures=False, gradient=True)
+    from xfuxi.training.da_config import DAConfig
+
+    with pytest.raises(ValueError, match="gradient_input needs departure_input"):
+        DAConfig(gradient_input=True)

@@ -8,8 +8,8 @@ import torch
 
 from tests import tiny_da
 from xfuxi.models.base import ForecastModel, NormStats
-from xfuxi.models.fuxi_da import load_da_model
-from xfuxi.training.da import DAConfig, new_da_network, train_da
+from xfuxi.models.fuxi_da import load_da_model, save_da_model
+from xfuxi.training.da import DAConfig, initial_da_network, new_da_network, train_da
 
 C = len(tiny_da.MODEL_CHANNELS)
 forecast_model = tiny_da.forecast_model
@@ -90,6 +90,29 @@ def test_init_from_corr_starts_assi_at_corr(tmp_path):
         initial_da_network(DAConfig(**base, observations=False, init_from=str(assi_path)), model)
     with pytest.raises(ValueError, match="either network= or config.init_from"):
         train_da(truth, model, config=cfg, network=net, progress=False)
+
+
+def test_gradient_input_network_starts_from_corr_and_trains(tmp_path):
+    truth, model = tiny_da.truth(8), forecast_model()
+    base = {**CFG, "forecast_steps": 0, "departure_input": True, "channel_dropout": 0.5}
+    corr, _ = train_da(truth, model, config=DAConfig(**base, observations=False), progress=False)
+    path = save_da_model(corr, tmp_path / "corr")
+    cfg = DAConfig(**base, gradient_input=True, init_from=str(path))
+    net, hist = train_da(truth, model, config=cfg, progress=False)
+    assert net.gradient_input and np.isfinite(hist["loss"]).all() and len(hist["loss"]) == 6
+    from xfuxi.assimilation.da import da_inputs
+    from xfuxi.observations.imager import imager_observations
+
+    radiances = imager_observations(truth, satellites=[90.0], channels=net.sensor_channels,
+                                    frames=net.frames, times=truth.time.values[2:3])  # fmt: skip
+    xb, obs = da_inputs(truth.isel(time=[1]).assign_coords(time=truth.time.values[2:3]),
+                        radiances, net)  # fmt: skip
+    assert float(net.gradient_features(xb, obs).abs().max()) > 0
+    assert not torch.allclose(net(xb, obs), corr(xb))  # trained on from where CORR was
+    # an ASSI network with other inputs does not start a run (its inputs would be ignored)
+    assi = save_da_model(net, tmp_path / "grad")
+    with pytest.raises(ValueError, match="has gradient_input=True; this run has gradient_input"):
+        initial_da_network(DAConfig(**base, init_from=str(assi)), model)
 
 
 def test_assi_from_corr_refuses_mismatched_networks():

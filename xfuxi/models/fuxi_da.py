@@ -10,7 +10,11 @@ for assimilating satellite observations" (arXiv 2404.08522):
   sin(latitude) and cos/sin(longitude) once — what a real system knows about each pixel,
   so that the network is not tied to one satellite position; optionally
   (``departure_input``) also the departures of the radiances from the background seen
-  through the nominal operator (O − H(xb), as a variational system computes them);
+  through the nominal operator (O − H(xb), as a variational system computes them), and
+  (``gradient_input``) those departures carried back into the column by the transpose of
+  the operator's Jacobian at the background (H'ᵀ (O − H(xb)), the direction of a
+  variational analysis's first step), computed inside the model from the departures it is
+  given;
 * a **condition branch** encodes both together;
 * at every scale of a U-Net-like encoder a **fusion block** takes the three and returns a
   background-increment feature, observation-bias features (subtracted from the observation
@@ -44,6 +48,7 @@ from torch import nn
 
 from ..data.channels import Channel, channel_name, parse_channel_name
 from ..observations.imager import CHANNELS as IMAGER_CHANNELS
+from ..observations.imager import departure_gradient, imager_state_channels
 from . import checkpoint as store
 from .base import NormStats, register_stats_buffers
 from .checkpoint import CONFIG, WEIGHTS
@@ -57,6 +62,7 @@ __all__ = [
     "assi_from_corr",
     "da_model_files",
     "load_da_model",
+    "n_gradient_inputs",
     "n_observation_inputs",
     "observation_features",
     "save_da_model",
@@ -92,6 +98,17 @@ def n_observation_inputs(
         return 0
     per = (3 if departure_input else 2) * sensor_channels + FRAME_EXTRAS
     return frames * per + POSITION_INPUTS
+
+
+def n_gradient_inputs(channels: Sequence[Channel]) -> int:
+    """The number of ``gradient_input`` channels for a model's ``channels``: temperature and
+    tracer at each level the imager reads, and surface pressure.
+
+    >>> n_gradient_inputs([("temperature", 500.0), ("passive_tracer", 500.0),
+    ...                    ("surface_pressure", None), ("geopotential", 500.0)])
+    3
+    """
+    return len(imager_state_channels(channels))
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -322,6 +339,15 @@ class FuXiDA(nn.Module):
     departure_input : bool, default False
         Whether the network also takes the departures O − H(xb) through the nominal
         operator (:func:`xfuxi.assimilation.da.da_inputs` computes them).
+    gradient_input : bool, default False
+        Whether the network also takes ``H'(xb)ᵀ d``, the frames' departures ``d`` summed
+        and carried back into the column by the nominal operator
+        (:func:`xfuxi.observations.imager.departure_gradient`), in units of the channels'
+        6-hour difference std per 10 K of departure and per frame. :meth:`forward` computes
+        it from the background and the departure features (so that channels dropped from
+        the features are dropped from it too) and compresses it with ``asinh``; needs
+        ``departure_input`` and ``zenith_input``. The network takes
+        :func:`n_gradient_inputs` more observation channels than the features hold.
     name : str
     metadata : dict, optional
         Training settings and scores.
@@ -341,6 +367,7 @@ class FuXiDA(nn.Module):
         zenith_input: bool = True,
         position_input: bool = True,
         departure_input: bool = False,
+        gradient_input: bool = False,
         name: str = "fuxi-da",
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -359,9 +386,14 @@ class FuXiDA(nn.Module):
         self.zenith_input = bool(zenith_input)
         self.position_input = bool(position_input)
         self.departure_input = bool(departure_input) and bool(self.sensor_channels)
+        self.gradient_input = bool(gradient_input) and bool(self.sensor_channels)
+        if self.gradient_input and not (self.departure_input and self.zenith_input):
+            raise ValueError("gradient_input needs departure_input and zenith_input")
         self.name = name
         self.metadata = dict(metadata or {})
-        expected = self.n_obs_channels
+        rows = imager_state_channels(self.channels) if self.gradient_input else []
+        self._gradient_rows = rows
+        expected = self.n_obs_channels + len(rows)
         if net.config["obs_channels"] != expected or net.config["state_channels"] != len(
             self.channels
         ):
@@ -370,7 +402,8 @@ class FuXiDA(nn.Module):
                 f"{net.config['obs_channels']} observation channels; the model has "
                 f"{len(self.channels)} state channels and needs {expected} observation "
                 f"channels ({len(self.frames)} frames x {len(self.sensor_channels)} imager "
-                f"channels, departure_input={self.departure_input})"
+                f"channels, departure_input={self.departure_input}, "
+                f"gradient_input={self.gradient_input})"
             )
         register_stats_buffers(self, stats, len(self.channels))
 
@@ -380,6 +413,8 @@ class FuXiDA(nn.Module):
 
     @property
     def n_obs_channels(self) -> int:
+        """The observation features the caller gives (without the gradient channels, which
+        :meth:`forward` computes)."""
         return n_observation_inputs(
             len(self.frames), len(self.sensor_channels), departure_input=self.departure_input
         )
@@ -399,7 +434,29 @@ class FuXiDA(nn.Module):
             )
         xn = (background - self._mean) / self._std
         obs = observations if self.uses_observations else None
+        if obs is not None and self.gradient_input:
+            obs = torch.cat([obs, self.gradient_features(background, obs)], 1)
         return self.net(xn, obs) * self._diff_std
+
+    def gradient_features(
+        self, background: torch.Tensor, observations: torch.Tensor
+    ) -> torch.Tensor:
+        """The ``gradient_input`` channels ``(B, G, H, W)`` for a background (physical
+        units) and its observation features (see the class's ``gradient_input``)."""
+        s, n_f = len(self.sensor_channels), len(self.frames)
+        per_frame = 3 * s + FRAME_EXTRAS
+        dep = sum(
+            observations[:, f * per_frame + 2 * s : f * per_frame + 3 * s] for f in range(n_f)
+        ) * DEPARTURE_SCALE  # fmt: skip
+        # the frames' cos θ (0 where a frame sees nothing): the largest
+        cos_z = torch.stack([observations[:, f * per_frame + 3 * s] for f in range(n_f)]).amax(0)
+        zen = torch.rad2deg(torch.arccos(cos_z.clamp(1e-3, 1.0)))
+        grad = departure_gradient(
+            background, dep, zen, model_channels=self.channels, channels=self.sensor_channels
+        )
+        scale = self._diff_std[0, self._gradient_rows] / (DEPARTURE_SCALE * n_f)
+        # asinh: the cloudy pixels' window departures (tens of K) do not swamp the rest
+        return torch.asinh(grad * scale).to(observations.dtype)
 
     def drop_channels(self, observations: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
         """Observation features with whole imager channels made missing (a copy).
@@ -450,6 +507,7 @@ class FuXiDA(nn.Module):
             "zenith_input": self.zenith_input,
             "position_input": self.position_input,
             "departure_input": self.departure_input,
+            "gradient_input": self.gradient_input,
             "metadata": self.metadata,
         }
 
@@ -459,6 +517,7 @@ class FuXiDA(nn.Module):
             f"name={self.name!r}, {kind}, channels={len(self.channels)}, grid={self.grid_shape}, "
             f"sensor_channels={list(self.sensor_channels)}, frames={list(self.frames)}"
             + (", departure_input=True" if self.departure_input else "")
+            + (", gradient_input=True" if self.gradient_input else "")
         )
 
 
@@ -570,6 +629,7 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
             zenith_input=config["zenith_input"],
             position_input=config["position_input"],
             departure_input=config.get("departure_input", False),  # absent before 2026-12
+            gradient_input=config.get("gradient_input", False),  # absent before 2026-12-05
             name=config.get("name", path.name),
             metadata=config.get("metadata", {}),
         )

@@ -67,7 +67,9 @@ __all__ = [
     "RadianceOperator",
     "brightness_temperature",
     "check_radiances",
+    "departure_gradient",
     "imager_observations",
+    "imager_state_channels",
     "radiance_operator",
     "radiance_table",
     "weighting_functions",
@@ -815,6 +817,18 @@ def check_radiances(
 # -----------------------------------------------------------------------------------------------
 
 
+def imager_state_channels(model_channels: Sequence[tuple[str, float | None]]) -> list[int]:
+    """Indices of the channels the imager reads, in :func:`departure_gradient`'s order:
+    temperature at its levels (ascending), the tracer at the same levels, surface pressure.
+
+    >>> imager_state_channels([("passive_tracer", 500.0), ("temperature", 500.0),
+    ...                        ("surface_pressure", None)])
+    [1, 0, 2]
+    """
+    ti, qi, pi, _ = _state_indices(model_channels)
+    return [*ti, *qi, pi]
+
+
 def _state_indices(
     model_channels: Sequence[tuple[str, float | None]],
 ) -> tuple[list[int], list[int], int, list[float]]:
@@ -879,6 +893,85 @@ class NominalImager(torch.nn.Module):
         )[..., 0, :]  # (..., S, P)
         out = bt.new_full((*bt.shape[:-1], h * w), float("nan"))
         return out.index_copy(-1, self.seen, bt).unflatten(-1, (h, w))
+
+
+def departure_gradient(
+    state: torch.Tensor,
+    departure: torch.Tensor,
+    zenith: torch.Tensor,
+    *,
+    model_channels: Sequence[tuple[str, float | None]],
+    channels: Sequence[str],
+) -> torch.Tensor:
+    """``H'(x)ᵀ d``: departures carried back into the column by the nominal operator.
+
+    For each pixel, the transpose of the nominal operator's Jacobian at the state ``x``
+    applied to the departures ``d`` of its imager channels: the direction in which the
+    column's temperature, tracer and surface pressure would move the radiances toward the
+    observed ones (the gradient of ``½ Σ d²`` at ``x`` with the sign of an increment, as a
+    variational analysis computes it with ``R = I``). Columns are independent; only those
+    with a non-zero departure are computed. Not differentiable (an input feature).
+
+    Parameters
+    ----------
+    state : Tensor (B, C, H, W)
+        States in ``model_channels`` (physical units).
+    departure : Tensor (B, S, H, W)
+        ``O − H(x)`` (K) per imager channel, 0 where missing.
+    zenith : Tensor (B, H, W) or (H, W)
+        Zenith angles (degrees); read where a departure is non-zero (finite there).
+    model_channels : sequence of (variable, level)
+    channels : sequence of str
+        The imager channels of ``departure``.
+
+    Returns
+    -------
+    Tensor (B, 2 L + 1, H, W)
+        Temperature at the ``L`` levels (ascending), tracer at the same levels, surface
+        pressure; 0 where every departure is 0.
+
+    Examples
+    --------
+    A window channel's +1 K pulls the temperature up most at the lowest level (850 hPa), a
+    water-vapour channel's at 500 hPa; both pull the tracer down (less absorber, a warmer
+    scene):
+
+    >>> chans = [("temperature", lv) for lv in (250.0, 500.0, 700.0, 850.0)]
+    >>> chans += [("passive_tracer", lv) for lv in (250.0, 500.0, 700.0, 850.0)]
+    >>> chans.append(("surface_pressure", None))
+    >>> x = torch.tensor([220.0, 250.0, 270.0, 280.0, 0.05, 0.2, 0.4, 0.5, 1.0e5]).view(1, 9, 1, 1)
+    >>> for d in ([1.0, 0.0], [0.0, 1.0]):  # ir10.8, wv6.9
+    ...     g = departure_gradient(x, torch.tensor(d).view(1, 2, 1, 1), torch.zeros(1, 1),
+    ...                            model_channels=chans, channels=["ir10.8", "wv6.9"])
+    ...     print(int(g[0, :4, 0, 0].argmax()), bool(g[0, 4:8].sum() < 0))
+    3 True
+    1 True
+    """
+    names = _check_channels(channels)
+    ti, qi, pi, levels = _state_indices(model_channels)
+    b, _, h, w = state.shape
+    if departure.shape != (b, len(names), h, w):
+        raise ValueError(
+            f"departure must be (B, S, H, W) = {(b, len(names), h, w)}; got "
+            f"{tuple(departure.shape)}"
+        )
+    rows = imager_state_channels(model_channels)
+    out = state.new_zeros((b, len(rows), h * w))
+    cols = torch.nonzero((departure != 0).any(1).any(0).flatten()).squeeze(1)
+    if cols.numel() == 0:
+        return out.unflatten(-1, (h, w))
+    zen = zenith.expand(b, h, w).flatten(-2)[:, cols]
+    zen = torch.where(torch.isfinite(zen), zen, torch.zeros_like(zen)).unsqueeze(-2)
+    with torch.enable_grad():
+        x = state.detach().flatten(-2)[:, rows][..., cols].unsqueeze(-2).requires_grad_(True)
+        n = len(ti)
+        bt = brightness_temperature(
+            x[:, :n], x[:, n : 2 * n], x[:, 2 * n], zen.to(x.dtype), levels=levels,
+            channels=names,
+        )  # fmt: skip
+        d = departure.detach().flatten(-2)[..., cols].unsqueeze(-2).to(bt.dtype)
+        (grad,) = torch.autograd.grad(bt, x, grad_outputs=d)
+    return out.index_copy(-1, cols, grad[..., 0, :].to(out.dtype)).unflatten(-1, (h, w))
 
 
 def radiance_table(

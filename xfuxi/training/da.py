@@ -47,6 +47,7 @@ from ..models.fuxi_da import (
     da_model_files,
     da_model_from_files,
     load_da_model,
+    n_gradient_inputs,
     n_observation_inputs,
 )
 from ..models.training_state import (
@@ -83,6 +84,8 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
     n_obs = n_observation_inputs(
         len(config.frames), len(config.sensor_channels), departure_input=config.departure_input
     )
+    if config.gradient_input and config.observations:
+        n_obs += n_gradient_inputs(model.channels)
     torch.manual_seed(config.seed)
     net = FuXiDANet(
         model.n_channels,
@@ -102,6 +105,7 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
         zenith_input=config.zenith_input,
         position_input=config.position_input,
         departure_input=config.departure_input and config.observations,
+        gradient_input=config.gradient_input and config.observations,
         name=config.name,
     )
 
@@ -115,6 +119,13 @@ def initial_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
     if config.init_from is None:
         return new_da_network(config, model)
     start = load_da_model(config.init_from)
+    if start.uses_observations and config.observations:
+        for what in ("departure_input", "gradient_input"):
+            if getattr(start, what) != getattr(config, what):
+                raise ValueError(
+                    f"init_from {config.init_from!r} has {what}={getattr(start, what)}; this "
+                    f"run has {what}={getattr(config, what)}"
+                )
     if start.uses_observations == config.observations:
         return start
     if start.uses_observations:
@@ -308,7 +319,7 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """
     settings = {
         "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
-        "channel_dropout": 0.0, **config,
+        "channel_dropout": 0.0, "gradient_input": False, **config,
     }  # fmt: skip
     free = ("max_minutes", "resume", "log_every", "checkpoint_dir", "device")
     return {k: v for k, v in settings.items() if k not in free}

@@ -57,6 +57,11 @@ class DAConfig(Config):
     departure_input: bool = field(
         False, help="also give the network O - H(xb) through the nominal imager operator"
     )
+    gradient_input: bool = field(
+        False,
+        help="also give the network H'(xb)^T (O - H(xb)), the departures carried back into "
+        "the column by the nominal operator (needs --departure-input)",
+    )
     loss_scale: Literal["std", "diff_std"] = field(
         "std", help="divide the L1's fields by the channels' std or their 6-hour differences' std"
     )
@@ -118,4 +123,6 @@ class DAConfig(Config):
             raise ValueError(
                 f"{owner}.loss_scale must be 'std' or 'diff_std'; got {self.loss_scale!r}"
             )
+        if self.gradient_input and not (self.departure_input and self.zenith_input):
+            raise ValueError(f"{owner}.gradient_input needs departure_input and zenith_input")
         check_run_place(self)
