@@ -1,36 +1,116 @@
-"""The forecast term of FuXi-DA's loss: fine-tune the shipped ASSI model with K = 0 and K = 1.
+"""The forecast term of FuXi-DA's loss: the shipped ASSI trained on with K = 0 and with K = 1.
 
-Each run continues ``fuxi-da-hs-t21`` for 80 AdamW steps (batch 4, lr 5e-4, seed 1, 30 days of
-the world's train split, 6-hour backgrounds), with ``forecast_steps`` K = 0 or K = 1, and
-saves the network; score both with ``examples/fuxi_da_experiments.py --assi <dir>`` on the
-same test times and compare their ASSI rows (benchmarks/results/fuxi_da_forecast_term.json).
+``train`` continues the shipped ``fuxi-da-hs-t21`` for ``--steps`` AdamW steps (batch 4, peak
+learning rate 2.5e-4 with a cosine decay, seed 2, the 365 days of the world's train split,
+6-hour backgrounds, frames −2, 0, +2 h, departures, each imager channel dropped with
+probability 0.15: the settings of its last training stage) with ``forecast_steps`` K = 0 or
+K = 1, the only difference between the two runs, and writes ``OUT/model`` (and the resumable
+state ``OUT/latest``). Score each with ``examples/fuxi_da_experiments.py --assi OUT/model``
+on the same analysis times; ``compare`` then tabulates the ASSI RMSE of the two runs, by
+lead, region and channel, with the gain of K = 1 over K = 0 and its 95% block-bootstrap
+interval (blocks of 4 analysis times).
 
-    python examples/fuxi_da_forecast_term.py 0 runs/fuxi-da-k0
-    python examples/fuxi_da_forecast_term.py 1 runs/fuxi-da-k1
+    python examples/fuxi_da_forecast_term.py train --k 0 --out runs/fuxi-da-k0
+    python examples/fuxi_da_forecast_term.py train --k 1 --out runs/fuxi-da-k1
+    python examples/fuxi_da_experiments.py --split validation --assi runs/fuxi-da-k0/model \\
+        --out runs/val_k0.json     # and runs/fuxi-da-k1/model -> runs/val_k1.json
+    python examples/fuxi_da_forecast_term.py compare runs/val_k0.json runs/val_k1.json \\
+        --out benchmarks/results/fuxi_da_forecast_term_validation.json
+
+Choices are made on the validation split; the test split only reports.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import time
+from pathlib import Path
+
+import numpy as np
 
 from xfuxi.datasets import held_suarez_split
-from xfuxi.models.fuxi_da import load_da_model, save_da_model
+from xfuxi.files import atomic_write_json
+from xfuxi.models.fuxi_da import save_da_model
 from xfuxi.models.registry import load_model
 from xfuxi.training.da import DAConfig, train_da
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuxi_da_experiments import block_bootstrap_gain  # noqa: E402
+
+CHANNELS = ("geopotential@500", "temperature@850", "u_component_of_wind@250", "passive_tracer@500")
+LEADS = ("0h", "24h", "48h", "72h")
+REGIONS = ("global", "inside")
+
+
+def train(k: int, out: Path, steps: int) -> None:
+    t = time.time()
+    model = load_model("fuxi-hs-t21")
+    cfg = DAConfig(
+        steps=steps, batch_size=4, lr=2.5e-4, leads=(1,), forecast_steps=k, seed=2,
+        satellites=(105.0,), frames=(-2.0, 0.0, 2.0), departure_input=True,
+        channel_dropout=0.15, init_from="fuxi-da-hs-t21", checkpoint_every=250, val_every=250,
+        log_every=50, name=f"fuxi-da-hs-t21-k{k}", checkpoint_dir=str(out),
+    )  # fmt: skip
+    net, hist = train_da(
+        held_suarez_split("train", days=365), model, config=cfg,
+        validation=held_suarez_split("validation", days=10),
+    )  # fmt: skip
+    path = save_da_model(net, out / "model", overwrite=True)
+    print(f"K={k}: {hist['step'][-1]} steps in {time.time() - t:.0f} s; wrote {path}")
+
+
+def compare(k0_file: Path, k1_file: Path, out: Path) -> None:
+    k0 = json.loads(Path(k0_file).read_text())
+    k1 = json.loads(Path(k1_file).read_text())
+    if k0["analysis_times"] != k1["analysis_times"]:
+        raise SystemExit("the two files score different analysis times")
+    rows = []
+    for lead in LEADS:
+        for region in REGIONS:
+            for name in CHANNELS:
+                key = f"ASSI|{region}|{name}|{lead}"
+                a = np.array(k1["scores"][key]["mse_per_time"])
+                b = np.array(k0["scores"][key]["mse_per_time"])
+                gain, lo, hi = block_bootstrap_gain(a, b)
+                rows.append({
+                    "lead": lead, "region": region, "channel": name,
+                    "ASSI K=0": round(float(np.sqrt(b.mean())), 5),
+                    "ASSI K=1": round(float(np.sqrt(a.mean())), 5),
+                    "K=1 vs K=0 [95% CI]": f"{100 * gain:+.1f}% [{100 * lo:+.1f}, {100 * hi:+.1f}]",
+                    "gain": gain,
+                })  # fmt: skip
+    result = {
+        "k0": str(k0_file), "k1": str(k1_file), "split": k0["settings"].get("split"),
+        "analysis_times": len(k0["analysis_times"]), "rows": rows,
+    }  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, result)
+    for r in rows:
+        print(f"{r['lead']:>4} {r['region']:>7} {r['channel']:>26} {r['ASSI K=0']:>10} "
+              f"{r['ASSI K=1']:>10} {r['K=1 vs K=0 [95% CI]']}")  # fmt: skip
+    print(f"wrote {out}")
+
 
 def main() -> None:
-    k, out = int(sys.argv[1]), sys.argv[2]
-    t = time.time()
-    truth = held_suarez_split("train", days=30)
-    model = load_model("fuxi-hs-t21")
-    net = load_da_model("fuxi-da-hs-t21")
-    cfg = DAConfig(steps=80, batch_size=4, lr=5e-4, leads=(1,), forecast_steps=k, seed=1,
-                   max_minutes=7.0, log_every=10, name=f"fuxi-da-k{k}")  # fmt: skip
-    net, hist = train_da(truth, model, config=cfg, network=net, progress=False)
-    save_da_model(net, out, overwrite=True)
-    print(f"K={k}: {hist['step'][-1]} steps in {time.time() - t:.0f} s; wrote {out}")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("train", help="train the shipped ASSI on with K forecast steps")
+    t.add_argument("--k", type=int, required=True)
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--steps", type=int, default=1000)
+    c = sub.add_parser("compare", help="tabulate two fuxi_da_experiments.py files (K=0, K=1)")
+    c.add_argument("k0", type=Path)
+    c.add_argument("k1", type=Path)
+    c.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/fuxi_da_forecast_term.json")
+    )
+    a = p.parse_args()
+    if a.what == "train":
+        train(a.k, a.out, a.steps)
+    else:
+        compare(a.k0, a.k1, a.out)
 
 
 if __name__ == "__main__":
