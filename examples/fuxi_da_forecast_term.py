@@ -8,7 +8,9 @@ K = 1, the only difference between the two runs, and writes ``OUT/model`` (and t
 state ``OUT/latest``). Score each with ``examples/fuxi_da_experiments.py --assi OUT/model``
 on the same analysis times; ``compare`` then tabulates the ASSI RMSE of the two runs, by
 lead, region and channel, with the gain of K = 1 over K = 0 and its 95% block-bootstrap
-interval (blocks of 4 analysis times).
+interval (blocks of 4 analysis times), and how much of each run's gain over CORR is kept
+with ``wv6.9`` missing. ``compare --labels A,B`` compares any two runs the same way (the
+channel-dropout variants, the gradient input).
 
     python examples/fuxi_da_forecast_term.py train --k 0 --out runs/fuxi-da-k0
     python examples/fuxi_da_forecast_term.py train --k 1 --out runs/fuxi-da-k1
@@ -61,9 +63,12 @@ def train(k: int, out: Path, steps: int) -> None:
     print(f"K={k}: {hist['step'][-1]} steps in {time.time() - t:.0f} s; wrote {path}")
 
 
-def compare(k0_file: Path, k1_file: Path, out: Path) -> None:
+def compare(k0_file: Path, k1_file: Path, out: Path, labels: tuple[str, str]) -> None:
+    """The ASSI rows of two experiment files (``labels``: the runs' names, the first the
+    reference), and how much of each run's gain over CORR survives a missing ``wv6.9``."""
     k0 = json.loads(Path(k0_file).read_text())
     k1 = json.loads(Path(k1_file).read_text())
+    first, second = labels
     if k0["analysis_times"] != k1["analysis_times"]:
         raise SystemExit("the two files score different analysis times")
     rows = []
@@ -76,20 +81,32 @@ def compare(k0_file: Path, k1_file: Path, out: Path) -> None:
                 gain, lo, hi = block_bootstrap_gain(a, b)
                 rows.append({
                     "lead": lead, "region": region, "channel": name,
-                    "ASSI K=0": round(float(np.sqrt(b.mean())), 5),
-                    "ASSI K=1": round(float(np.sqrt(a.mean())), 5),
-                    "K=1 vs K=0 [95% CI]": f"{100 * gain:+.1f}% [{100 * lo:+.1f}, {100 * hi:+.1f}]",
+                    f"ASSI {first}": round(float(np.sqrt(b.mean())), 5),
+                    f"ASSI {second}": round(float(np.sqrt(a.mean())), 5),
+                    f"{second} vs {first} [95% CI]":
+                        f"{100 * gain:+.1f}% [{100 * lo:+.1f}, {100 * hi:+.1f}]",
                     "gain": gain,
                 })  # fmt: skip
+    missing = [
+        {"region|channel": key, **{
+            f"{label} {what}": None if f["missing_wv6.9"][key][what] is None
+            else round(100 * f["missing_wv6.9"][key][what], 1)
+            for label, f in ((first, k0), (second, k1))
+            for what in ("gain_full", "gain_missing", "kept")}}
+        for key in k0["missing_wv6.9"] if key.startswith("inside|")
+    ]  # fmt: skip
     result = {
         "k0": str(k0_file), "k1": str(k1_file), "split": k0["settings"].get("split"),
-        "analysis_times": len(k0["analysis_times"]), "rows": rows,
+        "analysis_times": len(k0["analysis_times"]), "labels": list(labels), "rows": rows,
+        "missing_wv6.9_inside_percent": missing,
     }  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, result)
     for r in rows:
-        print(f"{r['lead']:>4} {r['region']:>7} {r['channel']:>26} {r['ASSI K=0']:>10} "
-              f"{r['ASSI K=1']:>10} {r['K=1 vs K=0 [95% CI]']}")  # fmt: skip
+        print(f"{r['lead']:>4} {r['region']:>7} {r['channel']:>26} {r[f'ASSI {first}']:>10} "
+              f"{r[f'ASSI {second}']:>10} {r[f'{second} vs {first} [95% CI]']}")  # fmt: skip
+    for m in missing:
+        print(m)
     print(f"wrote {out}")
 
 
@@ -106,11 +123,15 @@ def main() -> None:
     c.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/fuxi_da_forecast_term.json")
     )
+    c.add_argument("--labels", default="K=0,K=1", help="names of the two runs (reference first)")
     a = p.parse_args()
     if a.what == "train":
         train(a.k, a.out, a.steps)
     else:
-        compare(a.k0, a.k1, a.out)
+        labels = tuple(a.labels.split(","))
+        if len(labels) != 2:
+            raise SystemExit(f"--labels needs two names; got {a.labels!r}")
+        compare(a.k0, a.k1, a.out, labels)
 
 
 if __name__ == "__main__":
