@@ -275,7 +275,7 @@ def da_loss(
     weights: torch.Tensor,
     loss_scale: str = "std",
     drop: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``L_0 + (1/K) Σ L_k`` on the samples ``pick``; the parts as tensors (``l0``, ``lk``).
 
     The L1 is of fields divided by the channels' std (``loss_scale="std"``) or by the std of
