@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -56,11 +55,11 @@ from ..models.training_state import (
     save_training_state,
 )
 from ..observations.imager import imager_observations
-from ..options import get_options, progress_enabled
+from ..options import progress_enabled
 from ..verify.weights import area_weights
 from .da_config import DAConfig
 from .forecast import dist_info
-from .loop import LoopPlan, average_gradients, freeze, gradient_step, run_loop
+from .loop import LoopPlan, average_gradients, freeze, gradient_step, process_share, run_loop
 from .precision import autocast
 
 __all__ = [
@@ -411,13 +410,7 @@ def train_da(
     from tqdm.auto import tqdm
 
     cfg = config_with_legacy(DAConfig, config, legacy, "train_da")
-    rank, world = dist_info()
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
-    local = cfg.batch_size // world
-    dev = torch.device(cfg.device if cfg.device is not None else get_options()["device"])
-    if dev.type == "cuda" and world > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    rank, world, local, dev = process_share(cfg.batch_size, cfg.device, dist_info())
     if network is not None and cfg.init_from is not None:
         raise ValueError("give either network= or config.init_from, not both")
     net = network if network is not None else initial_da_network(cfg, model)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib
 import logging
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,11 @@ from ..models.training_state import (
     load_training_state,
     save_training_state,
 )
-from ..options import get_options, progress_enabled
+from ..options import progress_enabled
 from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
 from .forecast import dist_info
-from .loop import LoopPlan, average_gradients, freeze, gradient_step, run_loop
+from .loop import LoopPlan, average_gradients, freeze, gradient_step, process_share, run_loop
 from .losses import ensemble_loss
 from .precision import autocast
 from .samples import sequences
@@ -180,13 +179,7 @@ def train_perturbation(
     module_options = dict(legacy.pop("vae_kwargs", None) or {})  # its keys are fields too
     legacy.update(module_options)
     cfg = config_with_legacy(PerturbationTrainConfig, config, legacy, "train_perturbation")
-    rank, world = dist_info()
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
-    local = cfg.batch_size // world
-    dev = torch.device(cfg.device if cfg.device is not None else get_options()["device"])
-    if dev.type == "cuda" and world > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    rank, world, local, dev = process_share(cfg.batch_size, cfg.device, dist_info())
     data_arr, starts = sequences(data, model, cfg.rollout + 2)
     length = cfg.rollout + 2
     if perturbation is None:

@@ -20,7 +20,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["LoopPlan", "average_gradients", "freeze", "gradient_step", "run_loop"]
+from ..options import get_options
+
+__all__ = [
+    "LoopPlan",
+    "average_gradients",
+    "freeze",
+    "gradient_step",
+    "process_share",
+    "run_loop",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +92,35 @@ def freeze(model: torch.nn.Module) -> Callable[[], None]:
             p.requires_grad_(r)
 
     return restore
+
+
+def process_share(
+    batch_size: int, device: str | None, rank_world: tuple[int, int]
+) -> tuple[int, int, int, torch.device]:
+    """``(rank, world, local batch, device)`` of this process in a (distributed) run.
+
+    ``rank_world`` is :func:`xfuxi.training.forecast.dist_info`'s; the global
+    ``batch_size`` must divide by the processes; ``device`` defaults to the ``device``
+    option, and a CUDA device becomes the process's ``LOCAL_RANK`` GPU under ``torchrun``.
+
+    Examples
+    --------
+    >>> process_share(8, "cpu", (1, 2))
+    (1, 2, 4, device(type='cpu'))
+    >>> process_share(4, "cpu", (0, 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size 4 is not divisible by 3 processes
+    """
+    import os
+
+    rank, world = rank_world
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
+    dev = torch.device(device if device is not None else get_options()["device"])
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return rank, world, batch_size // world, dev
 
 
 def average_gradients(module: torch.nn.Module, world: int) -> None:
