@@ -352,7 +352,10 @@ def train_da(
         ``precision="bfloat16"`` the loss (the network and the frozen model's forecast
         steps) runs under :func:`torch.autocast` on the network's device; the backgrounds
         are made in float32 and the weights and optimizer state stay float32
-        (:mod:`xfuxi.training.precision`).
+        (:mod:`xfuxi.training.precision`). ``config.device`` (default: the ``device``
+        option) holds the network, the frozen model (moved back where it was at the end)
+        and the samples; under ``torchrun`` each process takes its share of every batch
+        (module docstring).
     network : FuXiDA, optional
         Starting network (default: a new one from the config); trained in place.
     radiances : xarray.Dataset, optional
@@ -368,7 +371,7 @@ def train_da(
     Returns
     -------
     network : FuXiDA
-        In eval mode, with its training settings in ``metadata``.
+        In eval mode on the CPU, with its training settings in ``metadata``.
     history : dict
         ``step``, ``loss``, ``l0``, ``lk`` per step; ``val_step``, ``val_l0``.
 
