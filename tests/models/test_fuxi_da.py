@@ -273,3 +273,45 @@ def test_gradient_input_needs_departures_and_zenith():
 
     with pytest.raises(ValueError, match="gradient_input needs departure_input"):
         DAConfig(gradient_input=True)
+    with pytest.raises(ValueError, match="screen_threshold needs departure_input"):
+        DAConfig(screen_threshold=4.0)
+    with pytest.raises(ValueError, match="screen_threshold"):
+        DAConfig(screen_threshold=-1.0, departure_input=True)
+
+
+def test_screen_threshold_makes_cold_window_pixels_missing(tmp_path):
+    from xfuxi.assimilation.da import observation_inputs
+
+    plain = tiny_da_model(departures=True)
+    n_obs = n_observation_inputs(len(FRAMES), len(SENSORS), departure_input=True)
+    screened = FuXiDA(
+        FuXiDANet(C, n_obs, width=4, scales=2), channels=tiny_da.MODEL_CHANNELS,
+        latitude=tiny_da.LAT, longitude=tiny_da.LON, stats=plain.stats,
+        sensor_channels=SENSORS, frames=FRAMES, satellites=(90.0,), departure_input=True,
+        screen_threshold=2.0,
+    )  # fmt: skip
+    assert "screen_threshold=2" in repr(screened)
+    xb, obs = _gradient_case(plain)  # a background 6 hours off: departures of several K
+    from xfuxi.observations.imager import imager_observations
+
+    truth = tiny_da.truth(4, seed=2)
+    radiances = imager_observations(truth, satellites=[90.0], channels=SENSORS, frames=FRAMES,
+                                    times=truth.time.values[2:3], seed=0)  # fmt: skip
+    t = truth.time.values[2:3]
+    got = observation_inputs(xb, radiances, screened, times=t)
+    ref = observation_inputs(xb, radiances, plain, times=t)
+    per_frame, s = 3 * len(SENSORS) + 5, len(SENSORS)
+    for f in range(len(FRAMES)):
+        window = ref[0, f * per_frame + 2 * s + 1] * 10.0  # ir10.8's departure (K)
+        mask_ref = ref[0, f * per_frame + s : f * per_frame + 2 * s]
+        cold = (window < -2.0) & (mask_ref[1] > 0)
+        assert 0 < int(cold.sum()) < int((mask_ref[1] > 0).sum())
+        mask = got[0, f * per_frame + s : f * per_frame + 2 * s]
+        assert torch.equal(mask, mask_ref * (~cold).float())  # every channel of the pixel
+    # the setting is saved with the model
+    back = load_da_model(save_da_model(screened, tmp_path / "screened"))
+    assert back.screen_threshold == 2.0
+    with pytest.raises(ValueError, match="screen_threshold needs departure_input"):
+        FuXiDA(tiny_da_model().net, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+               longitude=tiny_da.LON, stats=plain.stats, sensor_channels=SENSORS,
+               frames=FRAMES, screen_threshold=2.0)  # fmt: skip

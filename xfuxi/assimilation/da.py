@@ -225,7 +225,9 @@ def observation_inputs(
 
     The backgrounds (physical units, the model's channel order) are used only by a model
     with ``departure_input``: their radiances through the nominal operator are subtracted
-    from the observed ones. None for CORR.
+    from the observed ones; with ``screen_threshold`` a pixel whose ``ir10.8`` departure is
+    below ``−screen_threshold`` is then missing in every channel of its frame. None for
+    CORR.
     """
     if not model.uses_observations:
         return None
@@ -243,9 +245,14 @@ def observation_inputs(
         operator = NominalImager(model.channels, zenith, channels=model.sensor_channels)
         with torch.no_grad():
             seen = operator(background.double()).numpy()
+    window = model.sensor_channels.index("ir10.8") if model.screen_threshold is not None else None
     feats = []
     for i, t in enumerate(times):
         frames = _frames_array(radiances, model, t)
+        if window is not None:  # cloud screening: cold window departures -> missing pixels
+            with np.errstate(invalid="ignore"):
+                cold = frames[:, window] - seen[i][window] < -model.screen_threshold
+            frames = np.where(cold[:, None], np.nan, frames)
         feats.append(
             observation_features(
                 frames,

@@ -348,6 +348,12 @@ class FuXiDA(nn.Module):
         the features are dropped from it too) and compresses it with ``asinh``; needs
         ``departure_input`` and ``zenith_input``. The network takes
         :func:`n_gradient_inputs` more observation channels than the features hold.
+    screen_threshold : float, optional
+        Screen the inputs for clouds as a variational system does: a pixel whose window
+        channel (``ir10.8``) departure O − H(xb) is below ``−screen_threshold`` K is given
+        to the network as missing in every channel of that frame
+        (:func:`xfuxi.assimilation.da.observation_inputs`). Default None: all-sky, every
+        pixel as observed (the paper's choice). Needs ``departure_input`` and ``ir10.8``.
     name : str
     metadata : dict, optional
         Training settings and scores.
@@ -368,6 +374,7 @@ class FuXiDA(nn.Module):
         position_input: bool = True,
         departure_input: bool = False,
         gradient_input: bool = False,
+        screen_threshold: float | None = None,
         name: str = "fuxi-da",
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -389,6 +396,18 @@ class FuXiDA(nn.Module):
         self.gradient_input = bool(gradient_input) and bool(self.sensor_channels)
         if self.gradient_input and not (self.departure_input and self.zenith_input):
             raise ValueError("gradient_input needs departure_input and zenith_input")
+        self.screen_threshold = (
+            None if screen_threshold is None or not self.sensor_channels
+            else float(screen_threshold)
+        )  # fmt: skip
+        if self.screen_threshold is not None and not (
+            self.departure_input and "ir10.8" in self.sensor_channels
+            and self.screen_threshold > 0
+        ):  # fmt: skip
+            raise ValueError(
+                "screen_threshold needs departure_input, the ir10.8 channel and a positive "
+                f"threshold; got {screen_threshold!r}"
+            )
         self.name = name
         self.metadata = dict(metadata or {})
         rows = imager_state_channels(self.channels) if self.gradient_input else []
@@ -508,6 +527,7 @@ class FuXiDA(nn.Module):
             "position_input": self.position_input,
             "departure_input": self.departure_input,
             "gradient_input": self.gradient_input,
+            "screen_threshold": self.screen_threshold,
             "metadata": self.metadata,
         }
 
@@ -518,6 +538,7 @@ class FuXiDA(nn.Module):
             f"sensor_channels={list(self.sensor_channels)}, frames={list(self.frames)}"
             + (", departure_input=True" if self.departure_input else "")
             + (", gradient_input=True" if self.gradient_input else "")
+            + (f", screen_threshold={self.screen_threshold:g}" if self.screen_threshold else "")
         )
 
 
@@ -630,6 +651,7 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
             position_input=config["position_input"],
             departure_input=config.get("departure_input", False),  # absent before 2026-12
             gradient_input=config.get("gradient_input", False),  # absent before 2026-12-05
+            screen_threshold=config.get("screen_threshold"),  # absent before 2026-12-05
             name=config.get("name", path.name),
             metadata=config.get("metadata", {}),
         )

@@ -105,6 +105,7 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
         position_input=config.position_input,
         departure_input=config.departure_input and config.observations,
         gradient_input=config.gradient_input and config.observations,
+        screen_threshold=config.screen_threshold if config.observations else None,
         name=config.name,
     )
 
@@ -119,7 +120,7 @@ def initial_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
         return new_da_network(config, model)
     start = load_da_model(config.init_from)
     if start.uses_observations and config.observations:
-        for what in ("departure_input", "gradient_input"):
+        for what in ("departure_input", "gradient_input", "screen_threshold"):
             if getattr(start, what) != getattr(config, what):
                 raise ValueError(
                     f"init_from {config.init_from!r} has {what}={getattr(start, what)}; this "
@@ -318,7 +319,7 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """
     settings = {
         "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
-        "channel_dropout": 0.0, "gradient_input": False, **config,
+        "channel_dropout": 0.0, "gradient_input": False, "screen_threshold": None, **config,
     }  # fmt: skip
     free = ("max_minutes", "resume", "log_every", "checkpoint_dir", "device")
     return {k: v for k, v in settings.items() if k not in free}

@@ -57,6 +57,11 @@ class DAConfig(Config):
     departure_input: bool = field(
         False, help="also give the network O - H(xb) through the nominal imager operator"
     )
+    screen_threshold: float | None = field(
+        None,
+        help="give the network the pixels whose ir10.8 departure is below -THRESHOLD K as "
+        "missing (cloud screening; needs --departure-input; default: all-sky)",
+    )
     gradient_input: bool = field(
         False,
         help="also give the network H'(xb)^T (O - H(xb)), the departures carried back into "
@@ -123,6 +128,11 @@ class DAConfig(Config):
             raise ValueError(
                 f"{owner}.loss_scale must be 'std' or 'diff_std'; got {self.loss_scale!r}"
             )
+        check_number(self, "screen_threshold", above=True, optional=True)
+        if self.screen_threshold is not None and not (
+            self.departure_input and "ir10.8" in self.sensor_channels
+        ):
+            raise ValueError(f"{owner}.screen_threshold needs departure_input and ir10.8")
         if self.gradient_input and not (self.departure_input and self.zenith_input):
             raise ValueError(f"{owner}.gradient_input needs departure_input and zenith_input")
         check_run_place(self)
