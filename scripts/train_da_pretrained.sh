@@ -4,6 +4,8 @@
 #                        one satellite at 105 E) and their departures from the background
 #                        through the nominal operator (--departure-input) -> analysis
 #   fuxi-da-hs-t21-corr  CORR: the same network without the observation branch
+#   fuxi-da-hs-t21-screened  ASSI trained the same way with its inputs screened for clouds
+#                        (a pixel whose ir10.8 departure is below -SCREEN_K K is missing)
 # Backgrounds are 6-hour forecasts of the frozen shipped model "fuxi-hs-t21" from the truth
 # (the world's train split, TRAIN_DAYS days); radiances are drawn from the truth by the
 # synthetic imager (clouds, biases, spectroscopy error and noise on). Loss: latitude-weighted
@@ -26,6 +28,7 @@ LR_CORR=${LR_CORR:-2e-3}
 DROPOUT_STEPS=${DROPOUT_STEPS:-1500}
 LR_DROPOUT=${LR_DROPOUT:-2.5e-4}
 CHANNEL_DROPOUT=${CHANNEL_DROPOUT:-0.15}
+SCREEN_K=${SCREEN_K:-4}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 COMMON=(--model fuxi-hs-t21 --train-days "$TRAIN_DAYS" --validation-days 10
@@ -46,6 +49,15 @@ $PY -m xfuxi.cli --no-progress -v train-da "${COMMON[@]}" --steps "$DROPOUT_STEP
   --lr "$LR_DROPOUT" --seed 1 --observations --departure-input \
   --channel-dropout "$CHANNEL_DROPOUT" --init-from "$OUT/assi0/model" \
   --name fuxi-da-hs-t21 --out "$OUT/assi" > "$OUT-assi.log" 2>&1
+# the screened ASSI: the same two stages from the same CORR, the inputs screened at SCREEN_K
+$PY -m xfuxi.cli --no-progress -v train-da "${COMMON[@]}" --steps "$ASSI_STEPS" --lr "$LR_ASSI" \
+  --seed 0 --observations --departure-input --screen-threshold "$SCREEN_K" \
+  --init-from "$OUT/corr/model" --name fuxi-da-hs-t21-screened --out "$OUT/screened0" \
+  > "$OUT-screened0.log" 2>&1
+$PY -m xfuxi.cli --no-progress -v train-da "${COMMON[@]}" --steps "$DROPOUT_STEPS" \
+  --lr "$LR_DROPOUT" --seed 1 --observations --departure-input --screen-threshold "$SCREEN_K" \
+  --channel-dropout "$CHANNEL_DROPOUT" --init-from "$OUT/screened0/model" \
+  --name fuxi-da-hs-t21-screened --out "$OUT/screened" > "$OUT-screened.log" 2>&1
 
 $PY - "$OUT" <<'PYEOF'
 import sys
@@ -57,9 +69,15 @@ print(register_pretrained(
     "and the synthetic imager at 105E (scripts/train_da_pretrained.sh)",
 ))
 print(register_pretrained(
+    "fuxi-da-hs-t21-screened", source=f"{out}/screened/model", kind="da-model",
+    description="FuXi-DA (ASSI, radiances screened for clouds on the ir10.8 departure at 4 K, "
+    "and their departures) for fuxi-hs-t21 backgrounds and the synthetic imager at 105E "
+    "(scripts/train_da_pretrained.sh)",
+))
+print(register_pretrained(
     "fuxi-da-hs-t21-corr", source=f"{out}/corr/model", kind="da-model",
     description="FuXi-DA CORR (no observation branch) for fuxi-hs-t21 backgrounds "
     "(scripts/train_da_pretrained.sh)",
 ))
 PYEOF
-echo "installed $OUT/assi/model and $OUT/corr/model"
+echo "installed $OUT/assi/model, $OUT/screened/model and $OUT/corr/model"

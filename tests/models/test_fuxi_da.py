@@ -206,13 +206,20 @@ def test_shipped_models_load():
     from xfuxi.models.checkpoint import read_registry
     from xfuxi.models.fuxi_da import shipped_da_models
 
-    assert {"fuxi-da-hs-t21", "fuxi-da-hs-t21-corr"} <= set(shipped_da_models())
+    assert {"fuxi-da-hs-t21", "fuxi-da-hs-t21-corr", "fuxi-da-hs-t21-screened"} <= set(
+        shipped_da_models()
+    )
+    screened = load_da_model("fuxi-da-hs-t21-screened")
+    assert screened.screen_threshold == 4.0 and screened.departure_input
+    assert screened.metadata["train_config"]["channel_dropout"] == 0.15
     assi = load_da_model("fuxi-da-hs-t21")
     corr = load_da_model("fuxi-da-hs-t21-corr")
     assert assi.uses_observations and not corr.uses_observations
     assert assi.satellites == (105.0,) and assi.frames == (-2.0, 0.0, 2.0)
     assert assi.metadata["base_model"] == "fuxi-hs-t21" and assi.grid_shape == (32, 64)
     assert read_registry()["fuxi-da-hs-t21"]["kind"] == "da-model"
+    assert read_registry()["fuxi-da-hs-t21-screened"]["kind"] == "da-model"
+    assert load_da_model("fuxi-da-hs-t21").screen_threshold is None  # all-sky
 
 
 def _gradient_case(model):
