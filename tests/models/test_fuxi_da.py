@@ -322,3 +322,44 @@ def test_screen_threshold_makes_cold_window_pixels_missing(tmp_path):
         FuXiDA(tiny_da_model().net, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
                longitude=tiny_da.LON, stats=plain.stats, sensor_channels=SENSORS,
                frames=FRAMES, screen_threshold=2.0)  # fmt: skip
+
+
+def test_screening_falls_back_to_another_window_channel_when_ir10_8_is_missing():
+    from xfuxi.assimilation.da import observation_inputs
+    from xfuxi.observations.imager import imager_observations
+
+    sensors = ("wv6.2", "ir10.8", "ir12.0")
+    n_obs = n_observation_inputs(1, len(sensors), departure_input=True)
+
+    def model(threshold):
+        return FuXiDA(
+            FuXiDANet(C, n_obs, width=4, scales=2), channels=tiny_da.MODEL_CHANNELS,
+            latitude=tiny_da.LAT, longitude=tiny_da.LON, stats=tiny_da_model().stats,
+            sensor_channels=sensors, frames=(0.0,), satellites=(90.0,), departure_input=True,
+            screen_threshold=threshold,
+        )  # fmt: skip
+
+    truth = tiny_da.truth(4, seed=2)
+    t = truth.time.values[2:3]
+    radiances = imager_observations(truth, satellites=[90.0], channels=sensors, frames=[0.0],
+                                    times=t, seed=0)  # fmt: skip
+    xb = torch.as_tensor(
+        np.stack(
+            [
+                truth.isel(time=1)[v].sel(level=lv).values
+                if lv is not None
+                else truth.isel(time=1)[v].values
+                for v, lv in tiny_da.MODEL_CHANNELS
+            ]
+        ),
+        dtype=torch.float32,
+    )[None]  # fmt: skip  - a background 6 hours off
+    no_ir108 = radiances.drop_sel(sensor_channel=["ir10.8"])
+    raw = observation_inputs(xb, no_ir108, model(None), times=t)  # unscreened
+    got = observation_inputs(xb, no_ir108, model(2.0), times=t)
+    s = len(sensors)
+    ir12_dep, ir12_mask = raw[0, 2 * s + 2] * 10.0, raw[0, s + 2]
+    cold = (ir12_dep < -2.0) & (ir12_mask > 0)
+    assert 0 < int(cold.sum()) < int((ir12_mask > 0).sum())
+    expected = raw[0, s : 2 * s] * (~cold).float()  # every channel of the cold pixels
+    torch.testing.assert_close(got[0, s : 2 * s], expected)

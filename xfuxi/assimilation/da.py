@@ -30,6 +30,7 @@ from ..observations.imager import ImagerError, NominalImager, check_radiances
 
 __all__ = [
     "DEFAULT_DA_MODEL",
+    "SCREEN_WINDOWS",
     "ZENITH_BINS",
     "DAMethod",
     "DAResult",
@@ -186,6 +187,10 @@ def _frames_array(radiances: xr.Dataset, model: FuXiDA, t: Any) -> np.ndarray:
     return out
 
 
+#: the window channels a screening model reads, in order of preference
+SCREEN_WINDOWS = ("ir10.8", "ir12.0", "ir8.5")
+
+
 def da_inputs(
     background: xr.Dataset,
     radiances: xr.Dataset | None,
@@ -226,8 +231,9 @@ def observation_inputs(
     The backgrounds (physical units, the model's channel order) are used only by a model
     with ``departure_input``: their radiances through the nominal operator are subtracted
     from the observed ones; with ``screen_threshold`` a pixel whose ``ir10.8`` departure is
-    below ``−screen_threshold`` is then missing in every channel of its frame. None for
-    CORR.
+    below ``−screen_threshold`` is then missing in every channel of its frame (where
+    ``ir10.8`` itself is missing, the next of :data:`SCREEN_WINDOWS` the model takes
+    decides). None for CORR.
     """
     if not model.uses_observations:
         return None
@@ -245,13 +251,22 @@ def observation_inputs(
         operator = NominalImager(model.channels, zenith, channels=model.sensor_channels)
         with torch.no_grad():
             seen = operator(background.double()).numpy()
-    window = model.sensor_channels.index("ir10.8") if model.screen_threshold is not None else None
+    # cloud screening on the ir10.8 departure; where ir10.8 is missing (a channel absent at
+    # analysis time), on the next window channel the model takes
+    windows = [
+        model.sensor_channels.index(c)
+        for c in SCREEN_WINDOWS
+        if model.screen_threshold is not None and c in model.sensor_channels
+    ]
     feats = []
     for i, t in enumerate(times):
         frames = _frames_array(radiances, model, t)
-        if window is not None:  # cloud screening: cold window departures -> missing pixels
+        if windows:  # cloud screening: cold window departures -> missing pixels
+            window_dep = np.full(frames[:, 0].shape, np.nan)
+            for k in windows:
+                window_dep = np.where(np.isnan(window_dep), frames[:, k] - seen[i][k], window_dep)
             with np.errstate(invalid="ignore"):
-                cold = frames[:, window] - seen[i][window] < -model.screen_threshold
+                cold = window_dep < -model.screen_threshold
             frames = np.where(cold[:, None], np.nan, frames)
         feats.append(
             observation_features(
