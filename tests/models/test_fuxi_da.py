@@ -211,7 +211,7 @@ def test_shipped_models_load():
     )
     screened = load_da_model("fuxi-da-hs-t21-screened")
     assert screened.screen_threshold == 4.0 and screened.departure_input
-    assert screened.metadata["train_config"]["channel_dropout"] == 0.15
+    assert screened.metadata["train_config"]["channel_dropout"] == 0.3
     assi = load_da_model("fuxi-da-hs-t21")
     corr = load_da_model("fuxi-da-hs-t21-corr")
     assert assi.uses_observations and not corr.uses_observations
