@@ -457,18 +457,25 @@ class FuXiDA(nn.Module):
             obs = torch.cat([obs, self.gradient_features(background, obs)], 1)
         return self.net(xn, obs) * self._diff_std
 
+    def _frame_block(self, frame: int, part: int) -> slice:
+        """Where frame ``frame``'s radiances (``part`` 0), masks (1) or departures (2) are
+        in the observation features (:func:`observation_features`' layout); ``part`` 3 is
+        the frame's cos θ (one channel)."""
+        s = len(self.sensor_channels)
+        per_frame = (3 if self.departure_input else 2) * s + FRAME_EXTRAS
+        lo = frame * per_frame + part * s
+        return slice(lo, lo + (1 if part == 3 else s))
+
     def gradient_features(
         self, background: torch.Tensor, observations: torch.Tensor
     ) -> torch.Tensor:
         """The ``gradient_input`` channels ``(B, G, H, W)`` for a background (physical
         units) and its observation features (see the class's ``gradient_input``)."""
-        s, n_f = len(self.sensor_channels), len(self.frames)
-        per_frame = 3 * s + FRAME_EXTRAS
-        dep = sum(
-            observations[:, f * per_frame + 2 * s : f * per_frame + 3 * s] for f in range(n_f)
-        ) * DEPARTURE_SCALE  # fmt: skip
+        n_f = len(self.frames)
+        dep = sum(observations[:, self._frame_block(f, 2)] for f in range(n_f)) * DEPARTURE_SCALE
         # the frames' cos θ (0 where a frame sees nothing): the largest
-        cos_z = torch.stack([observations[:, f * per_frame + 3 * s] for f in range(n_f)]).amax(0)
+        cos_z = torch.cat([observations[:, self._frame_block(f, 3)] for f in range(n_f)], 1)
+        cos_z = cos_z.amax(1)
         zen = torch.rad2deg(torch.arccos(cos_z.clamp(1e-3, 1.0)))
         grad = departure_gradient(
             background, dep, zen, model_channels=self.channels, channels=self.sensor_channels
@@ -501,13 +508,10 @@ class FuXiDA(nn.Module):
                 f"drop must be (samples, imager channels) = ({observations.shape[0]}, {s}); "
                 f"got {tuple(drop.shape)}"
             )
-        per_channel = 3 if self.departure_input else 2
-        per_frame = per_channel * s + FRAME_EXTRAS
         keep = torch.ones_like(observations[:, :, :1, :1])
         for f in range(len(self.frames)):
-            for k in range(per_channel):  # radiances, masks, departures
-                lo = f * per_frame + k * s
-                keep[:, lo : lo + s, 0, 0] = (~drop).to(keep.dtype)
+            for part in range(3 if self.departure_input else 2):  # radiances, masks, departures
+                keep[:, self._frame_block(f, part), 0, 0] = (~drop).to(keep.dtype)
         return observations * keep
 
     def config_dict(self) -> dict[str, Any]:

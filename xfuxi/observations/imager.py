@@ -874,7 +874,6 @@ class NominalImager(torch.nn.Module):
         self.t_index, self.q_index, self.ps_index, self.levels = _state_indices(model_channels)
         z = torch.as_tensor(np.asarray(zenith, dtype="float64"))
         self.register_buffer("mask", torch.isfinite(z), persistent=False)
-        self.register_buffer("zenith", torch.nan_to_num(z, nan=0.0), persistent=False)
         # the columns are independent: only the seen ones are computed
         seen = torch.nonzero(self.mask.flatten()).squeeze(1)
         self.register_buffer("seen", seen, persistent=False)
