@@ -8,6 +8,11 @@ one table, by region and headline channel.
     python examples/fuxi_da_variants.py "shipped=runs/val_shipped.json" \\
         "gradient input=runs/val_grad.json" --lead 0h \\
         --out benchmarks/results/fuxi_da_inputs_validation.json
+
+With ``--cycling`` the files are ``fuxi_da_cycling.py`` results (one ASSI network each, run
+on the same times): the ASSI 1-satellite variant's analysis RMSE over days 1–3, 2–5 and
+6–11, the ratio days 6–11 / days 2–5 (the steadiness target ≤ 1.15) and days 6–11 / the
+free run (≤ 0.75 inside the disc), by region and headline channel.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", help="LABEL=FILE, one per variant")
     p.add_argument("--lead", default="0h")
-    p.add_argument("--regions", default="inside,outside,global")
+    p.add_argument("--regions", default="inside,outside,global")  # --cycling: inside, global
+    p.add_argument("--cycling", action="store_true", help="fuxi_da_cycling.py result files")
+    p.add_argument("--variant", default="ASSI 1 sat", help="--cycling: the variant tabulated")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     variants = {}
@@ -39,6 +46,8 @@ def main() -> None:
         if not sep:
             raise SystemExit(f"give LABEL=FILE; got {item!r}")
         variants[label] = json.loads(Path(path).read_text())
+    if a.cycling:
+        return cycling_table(variants, a)
     times = {json.dumps(v["analysis_times"]) for v in variants.values()}
     if len(times) != 1:
         raise SystemExit("the files score different analysis times")
@@ -57,6 +66,47 @@ def main() -> None:
         "files": {label: item.partition("=")[2] for label, item in zip(variants, a.files)},
         "split": next(iter(variants.values()))["settings"].get("split"),
         "note": "ASSI RMSE (ASSI vs its own CORR, 95% block-bootstrap interval)",
+        "rows": rows,
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(a.out, result)
+    for row in rows:
+        print(row)
+    print(f"wrote {a.out}")
+
+
+CYCLING_CHANNELS = (
+    "geopotential@500", "temperature@850", "u_component_of_wind@250", "passive_tracer@500",
+)  # fmt: skip
+
+
+def cycling_table(variants: dict, a: argparse.Namespace) -> None:
+    """The ``--cycling`` table (module docstring)."""
+    starts = {json.dumps([v["settings"]["start"], v["settings"]["split"]]) for v in variants.values()}
+    if len(starts) != 1:
+        raise SystemExit("the files cycle from different starts or splits")
+    rows = []
+    for region in a.regions.split(","):
+        for label, res in variants.items():
+            table = {(r["region"], r["channel"], r["period"]): r for r in res["table"]}
+            if (region, CYCLING_CHANNELS[0], "days 2-5") not in table:
+                continue  # a region the cycling files do not score
+            row = {"region": region, "variant": label}
+            for name in CYCLING_CHANNELS:
+                var, level = name.split("@")
+                per = {k: table[(region, name, k)] for k in ("days 1-3", "days 2-5", "days 6-11")}
+                first, mid, late = (per[k][a.variant] for k in ("days 1-3", "days 2-5", "days 6-11"))
+                row[f"{SHORT[var]}{level}"] = (
+                    f"{first:.3g} / {mid:.3g} / {late:.3g}; x{late / mid:.2f}; "
+                    f"free x{late / per['days 6-11']['free run']:.2f}"
+                )
+            rows.append(row)
+    result = {
+        "files": {label: item.partition("=")[2] for label, item in zip(variants, a.files)},
+        "split": next(iter(variants.values()))["settings"]["split"],
+        "variant": a.variant,
+        "note": "analysis RMSE days 1-3 / days 2-5 / days 6-11; x(days 6-11 / days 2-5); "
+        "free x(days 6-11 / the free run's days 6-11)",
         "rows": rows,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -309,3 +309,134 @@ def test_old_checkpoint_dir_keyword_still_works(tmp_path):
     assert (tmp_path / "latest").is_dir() and h_old["loss"] == h_new["loss"]
     with pytest.raises(TypeError, match="stepz"):
         train_da(truth, forecast_model(), stepz=2)
+
+
+def _pairs(truth, times, noise: float, members: int = 2, seed: int = 0):
+    """Analysed input pairs at ``times`` as a cycling store keeps them: the truth + noise."""
+    import xarray as xr
+
+    from xfuxi.data.channels import channel_name, stack
+
+    arr = stack(truth, tiny_da.MODEL_CHANNELS).transpose("time", "channel", "latitude", "longitude")
+    idx = [int(np.nonzero(truth["time"].values == t)[0][0]) for t in times]
+    pairs = np.stack([arr.values[[i - 1, i]] for i in idx])[:, None]
+    scale = np.asarray(forecast_model().stats.std)[None, None, None, :, None, None]
+    rng = np.random.default_rng(seed)
+    pairs = pairs + noise * scale * rng.standard_normal((len(idx), members, *pairs.shape[2:]))
+    return xr.DataArray(
+        pairs.astype("float32"),
+        dims=("time", "member", "pair", "channel", "latitude", "longitude"),
+        coords={"time": np.asarray(times),
+                "channel": [channel_name(c) for c in tiny_da.MODEL_CHANNELS],
+                "pair": np.array([-6, 0], dtype="m8[h]").astype("m8[ns]")},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("departures", [False, True])
+def test_backgrounds_from_cycled_analyses_are_their_forecasts(departures):
+    """Each analysed pair at t gives the sample at t + 6 h: background the model's step from
+    it, previous step the analysis at t, target and radiances of t + 6 h; pairs whose t + 6 h
+    is not an analysis time of the samples are left out."""
+    from xfuxi.training.da import prepare_da_samples
+
+    truth = tiny_da.truth(10)
+    model = forecast_model()
+    cfg = DAConfig(**{**CFG, "forecast_steps": 1, "departure_input": departures})
+    net = new_da_network(cfg, model)
+    times = truth["time"].values
+    states = _pairs(truth, times[[2, 5, 8]], noise=0.5)  # t + 6 h of 8 is the last time: out
+    plain = prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=1)
+    got = prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=1, cycled_states=states)
+    n = len(plain)
+    assert plain.n_cycled == 0 and got.n_cycled == 4 and len(got) == n + 4
+    torch.testing.assert_close(got.background[:n], plain.background)
+    pairs = torch.as_tensor(states.values[:2]).flatten(0, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(got.background[n:], model(pairs))
+    torch.testing.assert_close(got.previous[n:], pairs[:, 1])
+    np.testing.assert_array_equal(got.index[n:], [3, 3, 6, 6])
+    assert (got.lead[n:] == 0).all() and (got.lead[:n] == 1).all()
+    assert got.cycled_digest is not None and plain.cycled_digest is None
+    # the observation features of a cycled sample are those of its analysis time
+    obs_cyc = got.observations[got.time_slot[n:]]
+    if not departures:  # the same radiance features as the lead sample at that time
+        same = [int(np.nonzero(plain.index == i)[0][0]) for i in (3, 6)]
+        torch.testing.assert_close(obs_cyc[[0, 2]], plain.observations[plain.time_slot[same]])
+    else:  # departures from its own background
+        assert not torch.equal(obs_cyc[0], obs_cyc[1])
+    with pytest.raises(ValueError, match="cycled_states"):  # another period
+        later = states.assign_coords(time=states.time + np.timedelta64(3650, "D"))
+        prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=1, cycled_states=later)
+    with pytest.raises(ValueError, match="cycled_states"):  # other channels
+        bad = states.assign_coords(channel=[f"c{i}" for i in range(C)])
+        prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=1, cycled_states=bad)
+
+
+def test_batches_draw_the_cycled_fraction_from_cycled_backgrounds():
+    from xfuxi.training.da import _draw
+
+    rng = np.random.default_rng(0)
+    for fraction, want in ((0.5, 2), (0.25, 1), (1.0, 4), (0.0, 0)):
+        picks = np.stack([_draw(rng, 20, 6, 4, fraction) for _ in range(200)])
+        assert ((picks >= 14).sum(1) == want).all()  # the last 6 of 20 are the cycled ones
+        assert picks.min() >= 0 and picks.max() < 20
+    assert set(np.concatenate([_draw(rng, 20, 6, 4, 0.5) for _ in range(200)])) == set(range(20))
+    plain = np.random.default_rng(1)  # without cycled samples: the draw of before
+    np.testing.assert_array_equal(
+        _draw(plain, 20, 0, 4, 0.5), np.random.default_rng(1).choice(20, size=4, replace=False)
+    )
+    with pytest.raises(ValueError, match="cycled_fraction"):
+        DAConfig(cycled_fraction=1.5)
+
+
+def test_training_on_cycled_backgrounds_resumes_only_with_the_same_states(tmp_path):
+    truth = tiny_da.truth(10)
+    times = truth["time"].values[[2, 4, 5, 6]]
+    states = _pairs(truth, times, noise=2.0)
+    cfg = DAConfig(**{**CFG, "forecast_steps": 0, "steps": 4, "cycled_fraction": 0.5})
+    full, h_full = train_da(truth, forecast_model(), config=cfg, cycled_states=states,
+                            progress=False)  # fmt: skip
+    plain, h_plain = train_da(truth, forecast_model(), config=cfg, progress=False)
+    # half of each batch starts from backgrounds with the cycled analyses' errors
+    assert h_full["l0"][0] > 1.5 * h_plain["l0"][0]
+    run = cfg.replace(checkpoint_dir=tmp_path)
+    train_da(truth, forecast_model(), config=run.replace(max_minutes=1e-9),
+             cycled_states=states, progress=False)  # fmt: skip
+    for other in (None, _pairs(truth, times, noise=2.0, seed=1)):
+        with pytest.raises(ValueError, match="other cycled states"):
+            train_da(truth, forecast_model(), config=run, cycled_states=other, progress=False)
+    resumed, h_res = train_da(truth, forecast_model(), config=run, cycled_states=states,
+                              progress=False)  # fmt: skip
+    np.testing.assert_allclose(h_res["loss"], h_full["loss"], rtol=1e-5)
+
+
+def test_cli_train_da_on_cycled_states(tmp_path, monkeypatch, capsys):
+    import xfuxi.assimilation.cycle as cycle_mod
+    import xfuxi.cli as cli
+    import xfuxi.models.registry as registry
+
+    truth = tiny_da.truth(10)
+    states = _pairs(truth, truth["time"].values[[2, 4]], noise=1.0)
+    seen = {}
+
+    def fake_open(path, *, members=None, skip_days=0.0):
+        seen[path] = (members, skip_days)
+        return states.isel(member=slice(0, members))
+
+    monkeypatch.setattr(cycle_mod, "open_cycle_states", fake_open)
+    monkeypatch.setattr(cli.train, "world_split", lambda split, days: truth)
+    monkeypatch.setattr(registry, "load_model", lambda name, **kw: forecast_model())
+    rc = cli.main([
+        "--no-progress", "train-da", "--steps", "2", "--batch-size", "2", "--leads", "1",
+        "--forecast-steps", "0", "--sensor-channels", "wv6.2", "ir10.8", "--frames", "0",
+        "--satellites", "90", "--width", "4", "--scales", "2", "--cycled-states", "a.zarr",
+        "b.zarr", "--cycled-members", "1", "--cycled-fraction", "1",
+        "--out", str(tmp_path / "run"),
+    ])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert seen == {"a.zarr": (1, 2.0), "b.zarr": (1, 2.0)}
+    back = load_da_model(tmp_path / "run" / "model")
+    assert back.metadata["train_config"]["cycled_fraction"] == 1.0
+    with pytest.raises(SystemExit, match="--cycled-states: .* is not a cycling store"):
+        monkeypatch.undo()
+        cli.main(["train-da", "--cycled-states", str(tmp_path), "--out", str(tmp_path / "m")])

@@ -44,6 +44,43 @@ def _train_ens_config():
     )
 
 
+def _cycled_args(use: str):
+    """The flags that name cycling stores to train on (``use``: what their states do)."""
+
+    def decorate(fn):
+        for flag in reversed([
+            arg("--cycled-states", nargs="+", default=None, metavar="STORE",
+                help=f"cycling stores (xfuxi cycle on the train period) {use}"),
+            arg("--cycled-members", type=int, default=None,
+                help="members per cycle to use (default all)"),
+            arg("--cycled-skip-days", type=float, default=2.0,
+                help="leave out each store's first days"),
+        ]):  # fmt: skip
+            fn = flag(fn)
+        return fn
+
+    return decorate
+
+
+def _cycled_states(args):
+    """The analysed pairs of ``--cycled-states`` (xarray), or None; a bad store exits."""
+    if not args.cycled_states:
+        return None
+    import xarray as xr
+
+    from ..assimilation.cycle import open_cycle_states
+
+    try:
+        parts = [
+            open_cycle_states(p, members=args.cycled_members, skip_days=args.cycled_skip_days)
+            for p in args.cycled_states
+        ]
+    except ValueError as err:
+        raise SystemExit(f"--cycled-states: {err}") from None
+    n = min(p.sizes["member"] for p in parts)
+    return xr.concat([p.isel(member=slice(0, n)) for p in parts], dim="time")
+
+
 @arg("--train", default="world", help="training data: a zarr/netCDF path, or 'world' (default)")
 @arg("--validation", default="world", help="validation data: path, 'world' or 'none'")
 @arg("--train-days", type=int, default=None, help="days of the world's train split to use")
@@ -64,16 +101,7 @@ def _train_ens_config():
     help="add one-step samples of tracer anomalies carried by the world's flow, from a run "
     "of this many days (xfuxi.world.tracer_anomalies; 0: none)",
 )
-@arg(
-    "--cycled-states",
-    nargs="+",
-    default=None,
-    metavar="STORE",
-    help="cycling stores (xfuxi cycle on the train period) whose analysed member pairs start "
-    "a share --cycled-fraction of each batch",
-)
-@arg("--cycled-members", type=int, default=None, help="members per cycle to use (default all)")
-@arg("--cycled-skip-days", type=float, default=2.0, help="leave out each store's first days")
+@_cycled_args("whose analysed member pairs start a share --cycled-fraction of each batch")
 @config_args(TrainConfig)
 @arg("--out", required=True, help="checkpoint directory (resumed if it holds a matching run)")
 @command("train", "train or fine-tune a FuXi forecast model (runs under torchrun too)")
@@ -87,21 +115,7 @@ def _cmd_train(args) -> int:
             return None
         return world_split(split, days) if spec == "world" else open_data(spec)
 
-    cycled = None  # read first: a bad store is refused before the data are
-    if args.cycled_states:
-        import xarray as xr
-
-        from ..assimilation.cycle import open_cycle_states
-
-        try:
-            parts = [
-                open_cycle_states(p, members=args.cycled_members, skip_days=args.cycled_skip_days)
-                for p in args.cycled_states
-            ]
-        except ValueError as err:
-            raise SystemExit(f"--cycled-states: {err}") from None
-        n = min(p.sizes["member"] for p in parts)
-        cycled = xr.concat([p.isel(member=slice(0, n)) for p in parts], dim="time")
+    cycled = _cycled_states(args)  # read first: a bad store is refused before the data are
     train = load(args.train, "train", args.train_days)
     validation = load(args.validation, "validation", args.validation_days)
     preset = args.preset if args.preset is not None else TrainConfig().preset
@@ -213,6 +227,9 @@ def _cmd_train_ens(args) -> int:
 @arg("--model", default="fuxi-hs-t21", help="frozen forecast model (shipped name or checkpoint)")
 @arg("--train-days", type=int, default=60, help="days of the world's train split to use")
 @arg("--validation-days", type=int, default=10, help="days of the world's validation split")
+@_cycled_args(
+    "whose analysed pairs, run 6 hours, are backgrounds of a share --cycled-fraction of each batch"
+)
 @config_args(DAConfig)
 @arg("--out", required=True,
      help="training directory: OUT/latest (resumable state), OUT/model (the network)")  # fmt: skip
@@ -224,10 +241,11 @@ def _cmd_train_da(args) -> int:
     from ..training.forecast import dist_info
 
     cfg = from_arguments(DAConfig, args, checkpoint_dir=args.out)
+    cycled = _cycled_states(args)  # read first: a bad store is refused before the data are
     model = load_model(args.model)
     train = world_split("train", args.train_days)
     validation = world_split("validation", args.validation_days) if args.validation_days else None
-    net, history = train_da(train, model, config=cfg, validation=validation)
+    net, history = train_da(train, model, config=cfg, validation=validation, cycled_states=cycled)
     if dist_info()[0] != 0:  # under torchrun the first process writes the network
         return 0
     path = save_da_model(net, Path(args.out) / "model", overwrite=True)

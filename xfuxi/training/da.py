@@ -37,7 +37,7 @@ import xarray as xr
 
 from ..assimilation.da import da_inputs, observation_inputs
 from ..config import config_with_legacy
-from ..data.channels import stack
+from ..data.channels import channel_name, stack
 from ..models.base import ForecastModel
 from ..models.fuxi_da import (
     FuXiDA,
@@ -61,6 +61,7 @@ from .da_config import DAConfig
 from .forecast import dist_info
 from .loop import LoopPlan, average_gradients, freeze, gradient_step, process_share, run_loop
 from .precision import autocast
+from .samples import CycledStarts
 
 __all__ = [
     "DAConfig",
@@ -140,8 +141,9 @@ class DASamples:
     """Prepared training samples (tensors on the CPU).
 
     ``truth`` (T, C, H, W) holds the whole run; sample ``j`` is analysis time index
-    ``index[j]`` with background ``background[j]`` (lead ``lead[j]``), its previous step
-    ``previous[j]`` and observation features ``observations[time_slot[j]]``.
+    ``index[j]`` with background ``background[j]`` (lead ``lead[j]``; 0 for a forecast from
+    a cycled analysis), its previous step ``previous[j]`` and observation features
+    ``observations[time_slot[j]]``. The samples from cycled analyses come last.
     """
 
     truth: torch.Tensor
@@ -152,9 +154,15 @@ class DASamples:
     time_slot: np.ndarray
     observations: torch.Tensor | None
     times: np.ndarray
+    cycled_digest: str | None = None  # of the cycled states the last samples came from
 
     def __len__(self) -> int:
         return int(self.index.size)
+
+    @property
+    def n_cycled(self) -> int:
+        """How many samples (the last ones) have a forecast from a cycled analysis."""
+        return int(np.count_nonzero(self.lead == 0))
 
     def to(self, device: torch.device) -> DASamples:
         """The same samples with their tensors on ``device``."""
@@ -176,6 +184,7 @@ def prepare_da_samples(
     clear_only: bool = False,
     seed: int = 0,
     batch_size: int = 16,
+    cycled_states: xr.DataArray | None = None,
 ) -> DASamples:
     """Backgrounds (forecasts of the frozen model), radiances and targets for training.
 
@@ -196,11 +205,18 @@ def prepare_da_samples(
         seeded with ``seed``).
     clear_only : bool, default False
         Set cloudy pixels (the truth's cloud flag) missing.
+    cycled_states : xarray.DataArray, optional
+        Analysed input pairs of a cycled assimilation on the truth's period
+        (:func:`xfuxi.assimilation.cycle.open_cycle_states`): each pair at ``t`` run one step
+        gives a background at ``t + Δ`` (its previous step the analysis at ``t``), added
+        after the lead samples with lead 0. Pairs whose ``t + Δ`` is not an analysis time
+        of the samples (too near the ends of the truth) are left out.
 
     Raises
     ------
     ValueError
-        The truth is too short for the leads, frames and forecast steps.
+        The truth is too short for the leads, frames and forecast steps; cycled states with
+        other channels, another grid or time step, NaN, or from another period.
     """
     arr = stack(truth, model.channels).transpose("time", "channel", "latitude", "longitude")
     data = torch.as_tensor(np.asarray(arr.values, dtype="float32"))
@@ -246,7 +262,22 @@ def prepare_da_samples(
                 index.append(j)
                 lead_of.append(np.full(j.size, lead))
                 slot.append(np.arange(i, i + j.size))
+        if cycled_states is not None:  # backgrounds: forecasts from the cycled analyses
+            cyc = CycledStarts(
+                cycled_states, times, idx - 1, [channel_name(c) for c in model.channels],
+                tuple(data.shape[-2:]), model.timestep, data.device,
+            )  # fmt: skip
+            pairs = cyc.values.flatten(0, 1)  # (time x member, 2, C, H, W)
+            at = cyc.index.repeat_interleave(cyc.n_members).numpy() + 1
+            for i in range(0, at.size, batch_size):
+                pair = pairs[i : i + batch_size].to(dev)
+                bgs.append(model(pair).cpu())
+                prevs.append(pair[:, 1].cpu())
+                index.append(at[i : i + batch_size])
+                lead_of.append(np.zeros(pair.shape[0], dtype=int))
+                slot.append(at[i : i + batch_size] - first)
     background = torch.cat(bgs)
+    digest = None if cycled_states is None else cyc.digest()
     time_slot = np.concatenate(slot)
     index_all = np.concatenate(index)
     if network.uses_observations and network.departure_input:
@@ -262,6 +293,7 @@ def prepare_da_samples(
         time_slot=time_slot,
         observations=obs,
         times=an_times,
+        cycled_digest=digest,
     )
 
 
@@ -309,6 +341,21 @@ def da_loss(
     return loss, parts
 
 
+def _draw(
+    rng: np.random.Generator, n: int, n_cycled: int, batch: int, fraction: float
+) -> np.ndarray:
+    """A batch of sample indices: ``round(fraction · batch)`` of them from the last
+    ``n_cycled`` samples (forecasts from cycled analyses), the others from the rest; without
+    cycled samples, ``batch`` of all ``n``."""
+    if n_cycled == 0:
+        return rng.choice(n, size=batch, replace=n < batch)
+    k = int(round(fraction * batch))
+    n_lead = n - n_cycled
+    cyc = n_lead + rng.choice(n_cycled, size=k, replace=n_cycled < k)
+    lead = rng.choice(n_lead, size=batch - k, replace=n_lead < batch - k)
+    return np.concatenate([lead, cyc])
+
+
 def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The settings a resumed run must share (not the wall-time limit, the logging or where
     the checkpoint is).
@@ -319,7 +366,8 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """
     settings = {
         "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
-        "channel_dropout": 0.0, "gradient_input": False, "screen_threshold": None, **config,
+        "channel_dropout": 0.0, "gradient_input": False, "screen_threshold": None,
+        "cycled_fraction": 0.5, **config,
     }  # fmt: skip
     free = ("max_minutes", "resume", "log_every", "checkpoint_dir", "device")
     return {k: v for k, v in settings.items() if k not in free}
@@ -333,6 +381,7 @@ def train_da(
     network: FuXiDA | None = None,
     radiances: xr.Dataset | None = None,
     validation: xr.Dataset | None = None,
+    cycled_states: xr.DataArray | None = None,
     progress: bool | None = None,
     **legacy: Any,
 ) -> tuple[FuXiDA, dict[str, list[float]]]:
@@ -364,6 +413,14 @@ def train_da(
     validation : xarray.Dataset, optional
         A held-back truth run: the analysis L1 (``L_0``) on up to 16 of its samples is
         logged every ``config.val_every`` steps.
+    cycled_states : xarray.DataArray, optional
+        Analysed input pairs of a cycled assimilation on the truth's period
+        (:func:`xfuxi.assimilation.cycle.open_cycle_states`, ``(time, member, pair, channel,
+        latitude, longitude)``): their 6-hour forecasts are backgrounds too, with the errors
+        of a cycle (``prepare_da_samples``), and a share ``config.cycled_fraction`` of every
+        batch is drawn from them — the network learns to analyse the backgrounds it meets
+        when it cycles (FengWu-Adas trains on its own cycled backgrounds; docs/fuxi_da.md).
+        A resumed run must be given the same states.
     progress : bool, optional
     **legacy
         ``checkpoint_dir=`` (now a field of :class:`DAConfig`) still works, with a
@@ -456,7 +513,15 @@ def train_da(
     samples = prepare_da_samples(
         truth, model, net, leads=cfg.leads, forecast_steps=cfg.forecast_steps,
         radiances=radiances, clear_only=cfg.clear_only, seed=cfg.seed,
+        cycled_states=cycled_states,
     )  # fmt: skip
+    n_cyc = samples.n_cycled
+    if saved is not None and saved.state.get("cycled_states") != samples.cycled_digest:
+        restore()
+        raise ValueError(
+            f"{saved.path} was trained with other cycled states (or without them); give the "
+            "same cycled_states or use another checkpoint directory"
+        )
     val = None
     if validation is not None:
         val = prepare_da_samples(
@@ -465,7 +530,8 @@ def train_da(
         )  # fmt: skip
     samples = samples.to(dev)
     val = None if val is None else val.to(dev)
-    log.info("prepared %d samples in %.0f s", len(samples), time.monotonic() - t0)
+    log.info("prepared %d samples (%d from cycled analyses) in %.0f s", len(samples), n_cyc,
+             time.monotonic() - t0)  # fmt: skip
     weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32, device=dev)
     weights = weights.view(1, 1, -1, 1)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -505,13 +571,14 @@ def train_da(
         save_training_state(
             ckpt / "latest", da_model_files(net), optimizer=opt,
             state={"step": step, "history": history, "rng": rng.bit_generator.state,
-                   "config": cfg.to_dict(), "world_size": world},
+                   "config": cfg.to_dict(), "world_size": world,
+                   "cycled_states": samples.cycled_digest},
             kind=_STATE_KIND, state_format=_STATE_FORMAT,
         )  # fmt: skip
 
     def _advance(step: int) -> dict[str, float]:
         # the global batch is drawn alike on every process; each takes its part
-        pick = rng.choice(len(samples), size=cfg.batch_size, replace=len(samples) < cfg.batch_size)
+        pick = _draw(rng, len(samples), n_cyc, cfg.batch_size, cfg.cycled_fraction)
         drop = None
         if cfg.channel_dropout > 0 and net.uses_observations:
             drop = torch.as_tensor(

@@ -73,6 +73,11 @@ class DAConfig(Config):
     channel_dropout: float = field(
         0.0, help="probability that an imager channel is missing from a training sample"
     )
+    cycled_fraction: float = field(
+        0.5,
+        help="with cycled states (--cycled-states): the share of each batch whose background is "
+        "a 6-hour forecast from a cycled analysis instead of from the truth",
+    )
     init_from: str | None = field(
         None,
         help="start from a trained network (name or directory): the same kind is trained "
@@ -123,6 +128,10 @@ class DAConfig(Config):
         if not (0.0 <= float(self.channel_dropout) < 1.0):
             raise ValueError(
                 f"{owner}.channel_dropout must be in [0, 1); got {self.channel_dropout!r}"
+            )
+        if not (0.0 <= float(self.cycled_fraction) <= 1.0):
+            raise ValueError(
+                f"{owner}.cycled_fraction must be in [0, 1]; got {self.cycled_fraction!r}"
             )
         if self.loss_scale not in ("std", "diff_std"):
             raise ValueError(
