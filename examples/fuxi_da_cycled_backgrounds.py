@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from fuxi_da_variants import write_table
 
 import xfuxi
 from xfuxi.assimilation.cycle import CycleConfig, cycle, open_cycle_states
 from xfuxi.assimilation.da_cycle import FuXiDAMethod, ImagerNetwork
 from xfuxi.data.channels import channel_name
-from xfuxi.files import atomic_write_json
 from xfuxi.models.fuxi_da import load_da_model
 from xfuxi.training.da import prepare_da_samples
 from xfuxi.verify.weights import area_weights
@@ -162,10 +162,7 @@ def score(a: argparse.Namespace) -> None:
         "analysis after skip_days",
         "rows": rows,
     }  # fmt: skip
-    atomic_write_json(a.out, result)
-    for row in rows:
-        print(row)
-    print(f"wrote {a.out}")
+    write_table(a.out, result)
 
 
 if __name__ == "__main__":

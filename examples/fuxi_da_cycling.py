@@ -31,7 +31,9 @@ truth) for ``--days`` days (4 cycles a day):
     ``--cycled-rtps``, recentred on the analysis; the first members the first background
     plus Perlin noise of amplitude ``--cycled-initial``; by default the settings of the
     radiosonde runs of ``examples/cycling_world.py``) instead of fresh Perlin members (not
-    in the default sets).
+    in the default sets); ``bc-cycled+sondes``, ``bc3-cycled`` and ``bc3-cycled+sondes``
+    the same with radiosondes too (the LETKF updates the members with both), with three
+    satellites, or both.
 
   With radiosondes the localization is Gaspari–Cohn 1500 km with vertical localization 1.0
   (ln p), as :func:`~xfuxi.assimilation.radiances.radiance_analysis` sets for them.
@@ -111,6 +113,9 @@ EN4DVAR_SETS = {
     "bc3": ("En4DVar clear+BC 3 sats", "bc", THREE, False),
     "bc3+sondes": ("En4DVar clear+BC+sondes 3 sats", "bc", THREE, True),
     "bc-cycled": ("En4DVar clear+BC cycled ens.", "bc", (105.0,), False),
+    "bc-cycled+sondes": ("En4DVar clear+BC+sondes cycled ens.", "bc", (105.0,), True),
+    "bc3-cycled": ("En4DVar clear+BC 3 sats cycled ens.", "bc", THREE, False),
+    "bc3-cycled+sondes": ("En4DVar clear+BC+sondes 3 sats cycled ens.", "bc", THREE, True),
 }
 #: the sets run by default
 DEFAULT_SETS = ["bc", "varbc", "sondes", "bc+sondes", "bc3", "bc3+sondes"]
@@ -149,7 +154,7 @@ def en4dvar_methods(model, args) -> list[tuple[str, CycleMethod, tuple, bool]]:
         if bias is None:  # radiosondes only
             method = En4DVarMethod(n_slots=1, name=name, **common, **extra)
             out.append((name, method, (), True))
-        elif key.endswith("-cycled"):  # one variant per initial spread and RTPS
+        elif "-cycled" in key:  # one variant per initial spread and RTPS
             from xfuxi.assimilation.letkf import LETKFOptions
 
             for amp in args.cycled_initial:

@@ -68,11 +68,16 @@ def main() -> None:
         "note": "ASSI RMSE (ASSI vs its own CORR, 95% block-bootstrap interval)",
         "rows": rows,
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(a.out, result)
-    for row in rows:
+    write_table(a.out, result)
+
+
+def write_table(out: Path, result: dict) -> None:
+    """Write ``result`` (JSON, atomically) and print its rows."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, result)
+    for row in result["rows"]:
         print(row)
-    print(f"wrote {a.out}")
+    print(f"wrote {out}")
 
 
 CYCLING_CHANNELS = (
@@ -80,9 +85,12 @@ CYCLING_CHANNELS = (
 )  # fmt: skip
 
 
+PERIODS = ("days 1-3", "days 2-5", "days 6-11")
+
+
 def cycling_table(variants: dict, a: argparse.Namespace) -> None:
     """The ``--cycling`` table (module docstring)."""
-    starts = {json.dumps([v["settings"]["start"], v["settings"]["split"]]) for v in variants.values()}
+    starts = {json.dumps([v["settings"][k] for k in ("start", "split")]) for v in variants.values()}
     if len(starts) != 1:
         raise SystemExit("the files cycle from different starts or splits")
     rows = []
@@ -94,8 +102,8 @@ def cycling_table(variants: dict, a: argparse.Namespace) -> None:
             row = {"region": region, "variant": label}
             for name in CYCLING_CHANNELS:
                 var, level = name.split("@")
-                per = {k: table[(region, name, k)] for k in ("days 1-3", "days 2-5", "days 6-11")}
-                first, mid, late = (per[k][a.variant] for k in ("days 1-3", "days 2-5", "days 6-11"))
+                per = {k: table[(region, name, k)] for k in PERIODS}
+                first, mid, late = (per[k][a.variant] for k in PERIODS)
                 row[f"{SHORT[var]}{level}"] = (
                     f"{first:.3g} / {mid:.3g} / {late:.3g}; x{late / mid:.2f}; "
                     f"free x{late / per['days 6-11']['free run']:.2f}"
@@ -109,11 +117,7 @@ def cycling_table(variants: dict, a: argparse.Namespace) -> None:
         "free x(days 6-11 / the free run's days 6-11)",
         "rows": rows,
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(a.out, result)
-    for row in rows:
-        print(row)
-    print(f"wrote {a.out}")
+    write_table(a.out, result)
 
 
 if __name__ == "__main__":

@@ -363,3 +363,55 @@ def test_screening_falls_back_to_another_window_channel_when_ir10_8_is_missing()
     assert 0 < int(cold.sum()) < int((ir12_mask > 0).sum())
     expected = raw[0, s : 2 * s] * (~cold).float()  # every channel of the cold pixels
     torch.testing.assert_close(got[0, s : 2 * s], expected)
+
+
+def test_departure_context_is_each_channels_rms_departure_over_its_seen_pixels(tmp_path):
+    from xfuxi.models.fuxi_da import with_departure_context
+
+    base = tiny_da_model(departures=True)
+    _randomise_head(base)
+    model = with_departure_context(base)
+    assert model.departure_context and model.n_context_inputs == len(SENSORS)
+    assert model.net.config["obs_channels"] == base.net.config["obs_channels"] + len(SENSORS)
+    assert model.n_obs_channels == base.n_obs_channels  # the caller gives the same features
+    assert "departure_context=True" in repr(model)
+    rng = np.random.default_rng(0)
+    bt = 250.0 + 10.0 * rng.standard_normal((len(FRAMES), len(SENSORS), 8, 16))
+    bt[0, 0, :4] = np.nan  # channel 0 missing in half of frame 0
+    bt[:, 1] = np.where(rng.random((len(FRAMES), 8, 16)) < 0.7, np.nan, bt[:, 1])
+    dep = rng.normal(0.0, 3.0, bt.shape)
+    dep[1, 1] += 20.0  # a large departure in the second channel's second frame
+    feats = observation_features(bt, np.full((8, 16), 30.0), latitude=tiny_da.LAT,
+                                 longitude=tiny_da.LON, time="2001-01-01", frames=FRAMES,
+                                 departure=dep)  # fmt: skip
+    obs = torch.as_tensor(feats)[None]
+    ctx = model.context_features(obs)
+    assert ctx.shape == (1, len(SENSORS), 8, 16)
+    for s in range(len(SENSORS)):  # by hand, in the features' units (departure / 10 K)
+        seen = np.isfinite(bt[:, s])
+        want = np.sqrt(np.mean((dep[:, s][seen] / 10.0) ** 2))
+        np.testing.assert_allclose(ctx[0, s].numpy(), want, rtol=1e-5)
+    # a channel missing everywhere gives 0, not NaN
+    dropped = model.drop_channels(obs, torch.tensor([[False, True]]))
+    assert float(model.context_features(dropped)[0, 1].abs().max()) == 0.0
+    # the widened network starts as the one it came from, whatever the departures
+    xb = torch.randn(1, C, 8, 16) * 50 + 100
+    torch.testing.assert_close(model(xb, obs), base(xb, obs))
+    with torch.no_grad():  # once the new weights are trained, the context changes it
+        model.net.observation_in[0].weight[:, -len(SENSORS) :] = 1.0
+    assert not torch.allclose(model(xb, obs), base(xb, obs))
+    back = load_da_model(save_da_model(model, tmp_path / "ctx"))
+    assert back.departure_context
+    torch.testing.assert_close(back(xb, obs), model(xb, obs))
+    with pytest.raises(ValueError, match="with_departure_context needs"):
+        with_departure_context(model)
+    with pytest.raises(ValueError, match="with_departure_context needs"):
+        with_departure_context(tiny_da_model())
+    with pytest.raises(ValueError, match="departure_context needs departure_input"):
+        FuXiDA(tiny_da_model().net, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+               longitude=tiny_da.LON, stats=base.stats, sensor_channels=SENSORS,
+               frames=FRAMES, departure_context=True)  # fmt: skip
+    from xfuxi.training.da_config import DAConfig
+
+    with pytest.raises(ValueError, match="departure_context needs departure_input"):
+        DAConfig(departure_context=True)

@@ -440,3 +440,26 @@ def test_cli_train_da_on_cycled_states(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit, match="--cycled-states: .* is not a cycling store"):
         monkeypatch.undo()
         cli.main(["train-da", "--cycled-states", str(tmp_path), "--out", str(tmp_path / "m")])
+
+
+def test_init_from_a_network_without_departure_context_starts_as_it(tmp_path):
+    from xfuxi.training.da import prepare_da_samples
+
+    truth = tiny_da.truth(8)
+    model = forecast_model()
+    cfg = DAConfig(**{**CFG, "forecast_steps": 0, "steps": 3, "departure_input": True})
+    start, _ = train_da(truth, model, config=cfg, progress=False)
+    path = save_da_model(start, tmp_path / "start")
+    wider = cfg.replace(departure_context=True, init_from=str(path))
+    untrained, _ = train_da(truth, model, config=wider.replace(steps=0), progress=False)
+    assert untrained.departure_context and not start.departure_context
+    s = prepare_da_samples(truth, model, start, leads=(1,), forecast_steps=0)
+    with torch.no_grad():
+        torch.testing.assert_close(untrained(s.background, s.observations),
+                                   start(s.background, s.observations))  # fmt: skip
+    trained, hist = train_da(truth, model, config=wider, progress=False)
+    assert trained.departure_context and np.isfinite(hist["loss"]).all()
+    assert float(trained.net.observation_in[0].weight[:, -2:].detach().abs().max()) > 0  # learns
+    with pytest.raises(ValueError, match="departure_context"):  # no way back
+        train_da(truth, model, config=cfg.replace(init_from=str(save_da_model(
+            trained, tmp_path / "ctx"))), progress=False)  # fmt: skip

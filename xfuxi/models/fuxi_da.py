@@ -354,6 +354,15 @@ class FuXiDA(nn.Module):
         to the network as missing in every channel of that frame
         (:func:`xfuxi.assimilation.da.observation_inputs`). Default None: all-sky, every
         pixel as observed (the paper's choice). Needs ``departure_input`` and ``ir10.8``.
+    departure_context : bool, default False
+        Whether the network also takes, for each imager channel, the RMS of its departures
+        over the pixels it observes in all frames (in units of :data:`DEPARTURE_SCALE`, one
+        constant plane per channel, 0 where the channel is missing everywhere):
+        :meth:`forward` computes them from the departure features. They tell the network,
+        everywhere on the grid, how far the background is from the observations, which a
+        background alone does not (a 6-hour forecast from the truth and one from a cycle
+        that has drifted call for increments of different sizes; docs/fuxi_da.md). Needs
+        ``departure_input``; :data:`n_context_inputs` more observation channels.
     name : str
     metadata : dict, optional
         Training settings and scores.
@@ -375,6 +384,7 @@ class FuXiDA(nn.Module):
         departure_input: bool = False,
         gradient_input: bool = False,
         screen_threshold: float | None = None,
+        departure_context: bool = False,
         name: str = "fuxi-da",
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -408,11 +418,14 @@ class FuXiDA(nn.Module):
                 "screen_threshold needs departure_input, the ir10.8 channel and a positive "
                 f"threshold; got {screen_threshold!r}"
             )
+        self.departure_context = bool(departure_context) and bool(self.sensor_channels)
+        if self.departure_context and not self.departure_input:
+            raise ValueError("departure_context needs departure_input")
         self.name = name
         self.metadata = dict(metadata or {})
         rows = imager_state_channels(self.channels) if self.gradient_input else []
         self._gradient_rows = rows
-        expected = self.n_obs_channels + len(rows)
+        expected = self.n_obs_channels + len(rows) + self.n_context_inputs
         if net.config["obs_channels"] != expected or net.config["state_channels"] != len(
             self.channels
         ):
@@ -422,7 +435,8 @@ class FuXiDA(nn.Module):
                 f"{len(self.channels)} state channels and needs {expected} observation "
                 f"channels ({len(self.frames)} frames x {len(self.sensor_channels)} imager "
                 f"channels, departure_input={self.departure_input}, "
-                f"gradient_input={self.gradient_input})"
+                f"gradient_input={self.gradient_input}, "
+                f"departure_context={self.departure_context})"
             )
         register_stats_buffers(self, stats, len(self.channels))
 
@@ -439,6 +453,11 @@ class FuXiDA(nn.Module):
         )
 
     @property
+    def n_context_inputs(self) -> int:
+        """The ``departure_context`` channels :meth:`forward` adds (one per imager channel)."""
+        return len(self.sensor_channels) if self.departure_context else 0
+
+    @property
     def grid_shape(self) -> tuple[int, int]:
         return (self.latitude.size, self.longitude.size)
 
@@ -453,8 +472,13 @@ class FuXiDA(nn.Module):
             )
         xn = (background - self._mean) / self._std
         obs = observations if self.uses_observations else None
+        extra = []
         if obs is not None and self.gradient_input:
-            obs = torch.cat([obs, self.gradient_features(background, obs)], 1)
+            extra.append(self.gradient_features(background, obs))
+        if obs is not None and self.departure_context:
+            extra.append(self.context_features(obs))
+        if extra:
+            obs = torch.cat([obs, *extra], 1)
         return self.net(xn, obs) * self._diff_std
 
     def _frame_block(self, frame: int, part: int) -> slice:
@@ -483,6 +507,17 @@ class FuXiDA(nn.Module):
         scale = self._diff_std[0, self._gradient_rows] / (DEPARTURE_SCALE * n_f)
         # asinh: the cloudy pixels' window departures (tens of K) do not swamp the rest
         return torch.asinh(grad * scale).to(observations.dtype)
+
+    def context_features(self, observations: torch.Tensor) -> torch.Tensor:
+        """The ``departure_context`` channels ``(B, S, H, W)`` of observation features: per
+        imager channel, the RMS departure (features' units) over the pixels it sees in any
+        frame, the same on the whole grid (0 where it sees none)."""
+        n_f = len(self.frames)
+        sq = sum(observations[:, self._frame_block(f, 2)] ** 2 for f in range(n_f))
+        seen = sum(observations[:, self._frame_block(f, 1)] for f in range(n_f))
+        # a missing pixel's departure and mask are 0, so the sums hold the seen pixels only
+        rms = torch.sqrt(sq.sum((-2, -1)) / seen.sum((-2, -1)).clamp_min(1.0))
+        return rms[:, :, None, None].expand(-1, -1, *observations.shape[-2:])
 
     def drop_channels(self, observations: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
         """Observation features with whole imager channels made missing (a copy).
@@ -532,6 +567,7 @@ class FuXiDA(nn.Module):
             "departure_input": self.departure_input,
             "gradient_input": self.gradient_input,
             "screen_threshold": self.screen_threshold,
+            "departure_context": self.departure_context,
             "metadata": self.metadata,
         }
 
@@ -543,6 +579,7 @@ class FuXiDA(nn.Module):
             + (", departure_input=True" if self.departure_input else "")
             + (", gradient_input=True" if self.gradient_input else "")
             + (f", screen_threshold={self.screen_threshold:g}" if self.screen_threshold else "")
+            + (", departure_context=True" if self.departure_context else "")
         )
 
 
@@ -614,6 +651,63 @@ def assi_from_corr(corr: FuXiDA, assi: FuXiDA) -> FuXiDA:
     return out
 
 
+def with_departure_context(model: FuXiDA) -> FuXiDA:
+    """A copy of the ASSI network ``model`` with ``departure_context`` inputs that starts as it.
+
+    The new inputs (one plane per imager channel, after the others) are read by the first
+    convolutions of the observation and condition branches through new weights set to 0, so
+    the copy returns ``model``'s increment until training teaches it to use them.
+
+    Raises
+    ------
+    ValueError
+        ``model`` is CORR, has no ``departure_input``, or already has the inputs.
+
+    Examples
+    --------
+    >>> from xfuxi.models.base import NormStats
+    >>> n_obs = n_observation_inputs(1, 2, departure_input=True)
+    >>> m = FuXiDA(FuXiDANet(2, n_obs, width=4, scales=2),
+    ...            channels=[("temperature", 500.0), ("surface_pressure", None)],
+    ...            latitude=[-45, 45], longitude=[0, 90, 180, 270],
+    ...            stats=NormStats(np.zeros(2), np.ones(2), np.ones(2)),
+    ...            sensor_channels=("wv6.2", "ir10.8"), frames=[0.0], departure_input=True)
+    >>> with torch.no_grad():
+    ...     _ = m.net.head.weight.normal_()
+    >>> c = with_departure_context(m)
+    >>> x, obs = torch.randn(1, 2, 2, 4), torch.randn(1, m.n_obs_channels, 2, 4)
+    >>> c.departure_context, torch.allclose(c(x, obs), m(x, obs))
+    (True, True)
+    """
+    if not model.uses_observations or not model.departure_input or model.departure_context:
+        raise ValueError(
+            "with_departure_context needs an ASSI network with departure_input and without "
+            "departure_context"
+        )
+    n_new = len(model.sensor_channels)
+    cfg = dict(model.net.config, obs_channels=model.net.config["obs_channels"] + n_new)
+    out = FuXiDA(
+        FuXiDANet(**cfg), channels=model.channels, latitude=model.latitude,
+        longitude=model.longitude, stats=model.stats, sensor_channels=model.sensor_channels,
+        frames=model.frames, satellites=model.satellites, zenith_input=model.zenith_input,
+        position_input=model.position_input, departure_input=True,
+        gradient_input=model.gradient_input, screen_threshold=model.screen_threshold,
+        departure_context=True, name=model.name, metadata=copy.deepcopy(model.metadata),
+    )  # fmt: skip
+    src, dst = model.net.state_dict(), out.net.state_dict()
+    with torch.no_grad():
+        for key, value in dst.items():
+            if src[key].shape == value.shape:
+                value.copy_(src[key])
+            elif key in ("observation_in.0.weight", "condition_in.0.weight"):  # [..., new]
+                value.zero_()
+                value[:, : src[key].shape[1]] = src[key]
+            else:  # pragma: no cover - the two networks differ only in those inputs
+                raise ValueError(f"cannot carry {key} over")
+    out.net.load_state_dict(dst)
+    return out.train(model.training)
+
+
 def da_model_files(model: FuXiDA) -> dict[str, bytes]:
     """The files of a FuXi-DA checkpoint (``config.json``, ``model.safetensors``)."""
     if not isinstance(model, FuXiDA):
@@ -656,6 +750,7 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
             departure_input=config.get("departure_input", False),  # absent before 2026-12
             gradient_input=config.get("gradient_input", False),  # absent before 2026-12-05
             screen_threshold=config.get("screen_threshold"),  # absent before 2026-12-05
+            departure_context=config.get("departure_context", False),  # absent before 12-05
             name=config.get("name", path.name),
             metadata=config.get("metadata", {}),
         )

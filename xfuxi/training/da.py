@@ -48,6 +48,7 @@ from ..models.fuxi_da import (
     load_da_model,
     n_gradient_inputs,
     n_observation_inputs,
+    with_departure_context,
 )
 from ..models.training_state import (
     check_training_directory,
@@ -86,6 +87,8 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
     )
     if config.gradient_input and config.observations:
         n_obs += n_gradient_inputs(model.channels)
+    if config.departure_context and config.observations:
+        n_obs += len(config.sensor_channels)
     torch.manual_seed(config.seed)
     net = FuXiDANet(
         model.n_channels,
@@ -107,6 +110,7 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
         departure_input=config.departure_input and config.observations,
         gradient_input=config.gradient_input and config.observations,
         screen_threshold=config.screen_threshold if config.observations else None,
+        departure_context=config.departure_context and config.observations,
         name=config.name,
     )
 
@@ -115,13 +119,17 @@ def initial_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
     """The network a run starts from: new, or ``config.init_from`` (see :class:`DAConfig`).
 
     A network of the kind the run trains (ASSI or CORR) is trained further as it is; a CORR
-    network for an ASSI run starts it through :func:`~xfuxi.models.fuxi_da.assi_from_corr`.
+    network for an ASSI run starts it through :func:`~xfuxi.models.fuxi_da.assi_from_corr`;
+    an ASSI network without ``departure_context`` for a run with it through
+    :func:`~xfuxi.models.fuxi_da.with_departure_context` (it starts as that network).
     """
     if config.init_from is None:
         return new_da_network(config, model)
     start = load_da_model(config.init_from)
     if start.uses_observations and config.observations:
-        for what in ("departure_input", "gradient_input", "screen_threshold"):
+        if config.departure_context and not start.departure_context:
+            start = with_departure_context(start)
+        for what in ("departure_input", "gradient_input", "screen_threshold", "departure_context"):
             if getattr(start, what) != getattr(config, what):
                 raise ValueError(
                     f"init_from {config.init_from!r} has {what}={getattr(start, what)}; this "
@@ -367,7 +375,7 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     settings = {
         "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
         "channel_dropout": 0.0, "gradient_input": False, "screen_threshold": None,
-        "cycled_fraction": 0.5, **config,
+        "cycled_fraction": 0.5, "departure_context": False, **config,
     }  # fmt: skip
     free = ("max_minutes", "resume", "log_every", "checkpoint_dir", "device")
     return {k: v for k, v in settings.items() if k not in free}

@@ -67,6 +67,12 @@ class DAConfig(Config):
         help="also give the network H'(xb)^T (O - H(xb)), the departures carried back into "
         "the column by the nominal operator (needs --departure-input)",
     )
+    departure_context: bool = field(
+        False,
+        help="also give the network each imager channel's RMS departure over all the pixels it "
+        "sees, as constant planes: how far the background is from the observations "
+        "(needs --departure-input)",
+    )
     loss_scale: Literal["std", "diff_std"] = field(
         "std", help="divide the L1's fields by the channels' std or their 6-hour differences' std"
     )
@@ -144,4 +150,6 @@ class DAConfig(Config):
             raise ValueError(f"{owner}.screen_threshold needs departure_input and ir10.8")
         if self.gradient_input and not (self.departure_input and self.zenith_input):
             raise ValueError(f"{owner}.gradient_input needs departure_input and zenith_input")
+        if self.departure_context and not self.departure_input:
+            raise ValueError(f"{owner}.departure_context needs departure_input")
         check_run_place(self)
