@@ -437,6 +437,7 @@ def test_cli_train_da_on_cycled_states(tmp_path, monkeypatch, capsys):
     assert seen == {"a.zarr": (1, 2.0), "b.zarr": (1, 2.0)}
     back = load_da_model(tmp_path / "run" / "model")
     assert back.metadata["train_config"]["cycled_fraction"] == 1.0
+    assert len(back.metadata["cycled_states"]) == 64  # the states' sha256, for provenance
     with pytest.raises(SystemExit, match="--cycled-states: .* is not a cycling store"):
         monkeypatch.undo()
         cli.main(["train-da", "--cycled-states", str(tmp_path), "--out", str(tmp_path / "m")])

@@ -362,7 +362,7 @@ class FuXiDA(nn.Module):
         everywhere on the grid, how far the background is from the observations, which a
         background alone does not (a 6-hour forecast from the truth and one from a cycle
         that has drifted call for increments of different sizes; docs/fuxi_da.md). Needs
-        ``departure_input``; :data:`n_context_inputs` more observation channels.
+        ``departure_input``; :attr:`n_context_inputs` more observation channels.
     name : str
     metadata : dict, optional
         Training settings and scores.

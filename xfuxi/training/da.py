@@ -575,7 +575,8 @@ def train_da(
             if rank != 0:
                 return
         ckpt.mkdir(parents=True, exist_ok=True)
-        net.metadata = {"step": step, "base_model": model.name, "train_config": cfg.to_dict()}
+        net.metadata = {"step": step, "base_model": model.name, "train_config": cfg.to_dict(),
+                        "cycled_states": samples.cycled_digest}  # fmt: skip
         save_training_state(
             ckpt / "latest", da_model_files(net), optimizer=opt,
             state={"step": step, "history": history, "rng": rng.bit_generator.state,
@@ -642,6 +643,6 @@ def train_da(
         restore()
     net.metadata = {
         "step": step, "base_model": model.name, "train_config": cfg.to_dict(),
-        "world_size": world,
+        "world_size": world, "cycled_states": samples.cycled_digest,
     }  # fmt: skip
     return net.cpu().eval(), history
