@@ -464,3 +464,38 @@ def test_init_from_a_network_without_departure_context_starts_as_it(tmp_path):
     with pytest.raises(ValueError, match="departure_context"):  # no way back
         train_da(truth, model, config=cfg.replace(init_from=str(save_da_model(
             trained, tmp_path / "ctx"))), progress=False)  # fmt: skip
+
+
+def test_activity_penalty_is_the_eddy_activity_difference():
+    """``L_A`` is the mean |A(x_a) − A(x_t)| (A: area-weighted RMS departure from the zonal
+    mean in std units), zero for the truth itself, larger for a damped analysis."""
+    from xfuxi.training.da import da_loss, prepare_da_samples
+    from xfuxi.verify.weights import area_weights
+
+    truth = tiny_da.truth(8)
+    model = forecast_model()
+    net = new_da_network(DAConfig(**{**CFG, "forecast_steps": 0}), model)
+    s = prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=0)
+    w = torch.as_tensor(area_weights(tiny_da.LAT).values, dtype=torch.float32).view(1, 1, -1, 1)
+    pick = np.arange(len(s))
+    base, parts0 = da_loss(net, model, s, pick, forecast_steps=0, weights=w)
+    loss, parts = da_loss(net, model, s, pick, forecast_steps=0, weights=w, activity_weight=2.0)
+    assert "activity" not in parts0  # off by default
+    xb, xt = s.background, s.truth[torch.as_tensor(s.index)]  # untrained: x_a = x_b
+
+    def activity(x):  # by hand, in numpy
+        e = ((x - x.mean(-1, keepdim=True)) / net._std).numpy() ** 2
+        wn = w.numpy()
+        return np.sqrt((e * wn).mean((-2, -1)) / wn.mean())
+
+    want = np.abs(activity(xb) - activity(xt)).mean()
+    np.testing.assert_allclose(float(parts["activity"]), want, rtol=1e-4)
+    torch.testing.assert_close(loss, base + 2.0 * parts["activity"])
+    s.background = xt.clone()  # the truth as background: no penalty
+    _, exact = da_loss(net, model, s, pick, forecast_steps=0, weights=w, activity_weight=1.0)
+    assert float(exact["activity"]) < 1e-4
+    s.background = xt.mean(-1, keepdim=True).expand_as(xt).clone()  # zonal means: damped
+    _, flat = da_loss(net, model, s, pick, forecast_steps=0, weights=w, activity_weight=1.0)
+    np.testing.assert_allclose(float(flat["activity"]), activity(xt).mean(), rtol=1e-3)
+    with pytest.raises(ValueError, match="activity_weight"):
+        DAConfig(activity_weight=-1.0)

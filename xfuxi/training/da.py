@@ -315,12 +315,18 @@ def da_loss(
     weights: torch.Tensor,
     loss_scale: str = "std",
     drop: torch.Tensor | None = None,
+    activity_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``L_0 + (1/K) Σ L_k`` on the samples ``pick``; the parts as tensors (``l0``, ``lk``).
 
     The L1 is of fields divided by the channels' std (``loss_scale="std"``) or by the std of
     their 6-hour differences (``"diff_std"``, about the size of a 6-hour background's error).
     ``drop`` (samples, imager channels), boolean: channels made missing for these samples.
+    ``activity_weight`` > 0 adds that times ``L_A``, the mean over samples and channels of
+    ``|A(x_a) − A(x_t)|``, ``A`` the area-weighted RMS departure from the zonal mean (the
+    eddy activity) of a field in the same units: a penalty on analyses smoother (or rougher)
+    than the truth, which the L1 alone rewards where the background is far off (part
+    ``activity``).
     """
     xb = samples.background[pick]
     obs = None if samples.observations is None else samples.observations[samples.time_slot[pick]]
@@ -333,9 +339,19 @@ def da_loss(
         return (((x - target) / std).abs() * weights).mean()
 
     t_idx = torch.as_tensor(samples.index[pick])
-    loss0 = l1(xa, samples.truth[t_idx])
+    truth = samples.truth[t_idx]
+    loss0 = l1(xa, truth)
     parts = {"l0": loss0.detach()}
     loss = loss0
+    if activity_weight > 0:
+
+        def activity(x: torch.Tensor) -> torch.Tensor:  # (B, C)
+            eddy = (x - x.mean(-1, keepdim=True)) / std
+            return torch.sqrt((eddy**2 * weights).mean((-2, -1)) / weights.mean() + 1e-12)
+
+        la = (activity(xa) - activity(truth)).abs().mean()
+        parts["activity"] = la.detach()
+        loss = loss + activity_weight * la
     if forecast_steps > 0:
         prev, cur = samples.previous[pick], xa
         lk = xa.new_zeros(())
@@ -375,7 +391,7 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     settings = {
         "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
         "channel_dropout": 0.0, "gradient_input": False, "screen_threshold": None,
-        "cycled_fraction": 0.5, "departure_context": False, **config,
+        "cycled_fraction": 0.5, "departure_context": False, "activity_weight": 0.0, **config,
     }  # fmt: skip
     free = ("max_minutes", "resume", "log_every", "checkpoint_dir", "device")
     return {k: v for k, v in settings.items() if k not in free}
@@ -606,6 +622,7 @@ def train_da(
                 weights=weights,
                 loss_scale=cfg.loss_scale,
                 drop=drop,
+                activity_weight=cfg.activity_weight,
             )
         lk = parts.get("lk", loss.new_full((), math.nan))
         values = torch.stack([loss.detach(), parts["l0"], lk]).float()

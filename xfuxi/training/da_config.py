@@ -76,6 +76,11 @@ class DAConfig(Config):
     loss_scale: Literal["std", "diff_std"] = field(
         "std", help="divide the L1's fields by the channels' std or their 6-hour differences' std"
     )
+    activity_weight: float = field(
+        0.0,
+        help="weight of a penalty on the difference between the analysis's eddy activity "
+        "(RMS departure from the zonal mean) and the truth's, by channel (0: none)",
+    )
     channel_dropout: float = field(
         0.0, help="probability that an imager channel is missing from a training sample"
     )
@@ -135,6 +140,7 @@ class DAConfig(Config):
             raise ValueError(
                 f"{owner}.channel_dropout must be in [0, 1); got {self.channel_dropout!r}"
             )
+        check_number(self, "activity_weight", above=False)
         if not (0.0 <= float(self.cycled_fraction) <= 1.0):
             raise ValueError(
                 f"{owner}.cycled_fraction must be in [0, 1]; got {self.cycled_fraction!r}"
