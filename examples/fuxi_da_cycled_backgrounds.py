@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from fuxi_da_variants import CYCLING_CHANNELS as CHANNELS
 from fuxi_da_variants import write_table
 
 import xfuxi
@@ -45,8 +46,6 @@ from xfuxi.data.channels import channel_name
 from xfuxi.models.fuxi_da import load_da_model
 from xfuxi.training.da import prepare_da_samples
 from xfuxi.verify.weights import area_weights
-
-CHANNELS = ("geopotential@500", "temperature@850", "u_component_of_wind@250", "passive_tracer@500")
 
 
 def main() -> None:

@@ -270,6 +270,7 @@ def prepare_da_samples(
                 index.append(j)
                 lead_of.append(np.full(j.size, lead))
                 slot.append(np.arange(i, i + j.size))
+        digest = None
         if cycled_states is not None:  # backgrounds: forecasts from the cycled analyses
             cyc = CycledStarts(
                 cycled_states, times, idx - 1, [channel_name(c) for c in model.channels],
@@ -284,8 +285,8 @@ def prepare_da_samples(
                 index.append(at[i : i + batch_size])
                 lead_of.append(np.zeros(pair.shape[0], dtype=int))
                 slot.append(at[i : i + batch_size] - first)
+            digest = cyc.digest()
     background = torch.cat(bgs)
-    digest = None if cycled_states is None else cyc.digest()
     time_slot = np.concatenate(slot)
     index_all = np.concatenate(index)
     if network.uses_observations and network.departure_input:

@@ -55,11 +55,12 @@ from ..models.training_state import (
     load_training_state,
     save_training_state,
 )
-from ..options import get_options, progress_enabled
+from ..options import progress_enabled
 from ..verify.weights import area_weights
 from .anomalies import AnomalySamples, anomaly_samples
 from .climate import FreeRunPool
 from .config import TrainConfig, config_with_legacy
+from .loop import process_share
 from .losses import amse_loss, forecast_loss
 from .precision import autocast
 from .samples import CycledStarts, regular_starts, stacked_states, start_states
@@ -352,17 +353,11 @@ def train_forecast(
     grad_clip, grad_checkpointing = cfg.grad_clip, cfg.grad_checkpointing
     val_every, val_samples, log_every = cfg.val_every, cfg.val_samples, cfg.log_every
     checkpoint_every, resume, seed, name = cfg.checkpoint_every, cfg.resume, cfg.seed, cfg.name
-    rank, world = dist_info()
-    if batch_size % world:
-        raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
+    rank, world, local, dev = process_share(batch_size, cfg.device, dist_info())
     if tracer_anomalies is not None and anomaly_batch_size % world:
         raise ValueError(
             f"anomaly_batch_size {anomaly_batch_size} is not divisible by {world} processes"
         )
-    opts = get_options()
-    dev = torch.device(cfg.device if cfg.device is not None else opts["device"])
-    if dev.type == "cuda" and world > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
     # ---- the model ----------------------------------------------------------------------
     train = validate(train, require_time=True).load()  # read once (a copy; input untouched)
@@ -511,7 +506,6 @@ def train_forecast(
         net = DistributedDataParallel(fm, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     per_epoch = starts.size // batch_size
-    local = batch_size // world
 
     def batch_of(step: int) -> np.ndarray:
         epoch, b = divmod(step, per_epoch)

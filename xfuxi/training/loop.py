@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -112,8 +113,6 @@ def process_share(
     ...
     ValueError: batch_size 4 is not divisible by 3 processes
     """
-    import os
-
     rank, world = rank_world
     if batch_size % world:
         raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
