@@ -6,6 +6,8 @@
 #   fuxi-da-hs-t21-corr  CORR: the same network without the observation branch
 #   fuxi-da-hs-t21-screened  ASSI trained the same way with its inputs screened for clouds
 #                        (a pixel whose ir10.8 departure is below -SCREEN_K K is missing)
+#   fuxi-da-hs-t21-screened-update  the screened network with the linear update (a second,
+#                        linear step on the departures from its own analysis)
 # Backgrounds are 6-hour forecasts of the frozen shipped model "fuxi-hs-t21" from the truth
 # (the world's train split, TRAIN_DAYS days); radiances are drawn from the truth by the
 # synthetic imager (clouds, biases, spectroscopy error and noise on). Loss: latitude-weighted
@@ -65,6 +67,12 @@ $PY -m xfuxi.cli --no-progress -v train-da "${COMMON[@]}" --steps 1000 --lr "$LR
   --channel-dropout 0.3 --init-from "$OUT/screened1/model" --val-every 250 \
   --checkpoint-every 250 --log-every 50 \
   --name fuxi-da-hs-t21-screened --out "$OUT/screened" > "$OUT-screened.log" 2>&1
+# the screened network with the linear update: fitted by least squares on the training
+# samples, then trained on with the last stage's settings (docs/fuxi_da.md)
+$PY -m xfuxi.cli --no-progress -v train-da "${COMMON[@]}" --steps "$DROPOUT_STEPS" \
+  --lr "$LR_DROPOUT" --seed 3 --observations --departure-input --screen-threshold "$SCREEN_K" \
+  --channel-dropout 0.3 --linear-update --init-from "$OUT/screened/model" \
+  --name fuxi-da-hs-t21-screened-update --out "$OUT/update" > "$OUT-update.log" 2>&1
 
 $PY - "$OUT" <<'PYEOF'
 import sys
@@ -82,9 +90,15 @@ print(register_pretrained(
     "(scripts/train_da_pretrained.sh)",
 ))
 print(register_pretrained(
+    "fuxi-da-hs-t21-screened-update", source=f"{out}/update/model", kind="da-model",
+    description="FuXi-DA (ASSI, screened radiances and their departures) with the linear "
+    "update: a second, linear step on the departures from its own analysis (fitted by least "
+    "squares, then trained; scripts/train_da_pretrained.sh)",
+))
+print(register_pretrained(
     "fuxi-da-hs-t21-corr", source=f"{out}/corr/model", kind="da-model",
     description="FuXi-DA CORR (no observation branch) for fuxi-hs-t21 backgrounds "
     "(scripts/train_da_pretrained.sh)",
 ))
 PYEOF
-echo "installed $OUT/assi/model, $OUT/screened/model and $OUT/corr/model"
+echo "installed $OUT/assi/model, $OUT/screened/model, $OUT/update/model and $OUT/corr/model"

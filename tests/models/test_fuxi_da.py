@@ -18,6 +18,7 @@ from xfuxi.models.fuxi_da import (
     observation_features,
     save_da_model,
 )
+from xfuxi.observations.imager import NominalImager
 
 C = len(tiny_da.MODEL_CHANNELS)
 SENSORS = ("wv6.2", "ir10.8")
@@ -206,9 +207,10 @@ def test_shipped_models_load():
     from xfuxi.models.checkpoint import read_registry
     from xfuxi.models.fuxi_da import shipped_da_models
 
-    assert {"fuxi-da-hs-t21", "fuxi-da-hs-t21-corr", "fuxi-da-hs-t21-screened"} <= set(
-        shipped_da_models()
-    )
+    assert {
+        "fuxi-da-hs-t21", "fuxi-da-hs-t21-corr", "fuxi-da-hs-t21-screened",
+        "fuxi-da-hs-t21-screened-update",
+    } <= set(shipped_da_models())  # fmt: skip
     screened = load_da_model("fuxi-da-hs-t21-screened")
     assert screened.screen_threshold == 4.0 and screened.departure_input
     assert screened.metadata["train_config"]["channel_dropout"] == 0.3
@@ -220,6 +222,10 @@ def test_shipped_models_load():
     assert read_registry()["fuxi-da-hs-t21"]["kind"] == "da-model"
     assert read_registry()["fuxi-da-hs-t21-screened"]["kind"] == "da-model"
     assert load_da_model("fuxi-da-hs-t21").screen_threshold is None  # all-sky
+    update = load_da_model("fuxi-da-hs-t21-screened-update")
+    assert update.linear_update and update.screen_threshold == 4.0
+    assert update.metadata["train_config"]["init_from"] == "fuxi-da-hs-t21-screened"
+    assert float(update.net.linear.weight.abs().max()) > 0  # fitted and trained, not zero
 
 
 def _gradient_case(model):
@@ -415,3 +421,63 @@ def test_departure_context_is_each_channels_rms_departure_over_its_seen_pixels(t
 
     with pytest.raises(ValueError, match="departure_context needs departure_input"):
         DAConfig(departure_context=True)
+
+
+def test_linear_update_maps_the_departures_from_the_networks_own_analysis(tmp_path):
+    from xfuxi.models.fuxi_da import LINEAR_KERNEL, with_linear_update
+    from xfuxi.observations.imager import imager_observations, zenith_angle
+
+    base = tiny_da_model(departures=True)
+    _randomise_head(base)
+    model = with_linear_update(base)
+    assert model.linear_update and not base.linear_update and "linear_update=True" in repr(model)
+    n_f, n_s = len(FRAMES), len(SENSORS)
+    assert model.n_linear_inputs == 2 * n_f * n_s == model.net.config["linear_inputs"]
+    assert model.net.linear.weight.shape == (C, 2 * n_f * n_s, LINEAR_KERNEL, LINEAR_KERNEL)
+    xb, obs = _gradient_case(model)
+    torch.testing.assert_close(model(xb, obs), base(xb, obs))  # starts as the network
+    # the inputs: (O − H(x)) / 10 K at the pixels the features give, then their masks
+    first = (xb + base(xb, obs)).detach()
+    feats = model.update_features(first, obs)
+    truth = tiny_da.truth(4, seed=2)
+    rad = imager_observations(truth, satellites=[90.0], channels=SENSORS, frames=FRAMES,
+                              times=truth.time.values[2:3], seed=0)  # fmt: skip
+    o = rad["brightness_temperature"].isel(time=0).transpose("frame", "sensor_channel", ...)
+    zen, _ = zenith_angle(tiny_da.LAT, tiny_da.LON, satellites=[90.0])
+    hx = NominalImager(model.channels, zen, channels=SENSORS)(first.double())[0].numpy()
+    want = (o.values - hx[None]) / 10.0
+    seen = np.isfinite(want)
+    got = feats[0, : n_f * n_s].reshape(n_f, n_s, 8, 16).numpy()
+    mask = feats[0, n_f * n_s :].reshape(n_f, n_s, 8, 16).numpy()
+    assert 0 < seen.mean() < 1
+    np.testing.assert_array_equal(mask, seen.astype("float32"))
+    np.testing.assert_allclose(got[seen], want[seen], rtol=1e-4, atol=1e-4)
+    assert float(np.abs(got[~seen]).max()) == 0.0
+    # one weight: state channel 1 gets 0.5 x input 3 two latitude rows on and one column
+    # west (periodic in longitude), in units of the channel's diff_std (2)
+    with torch.no_grad():
+        model.net.linear.weight[1, 3, 2 + 2, 2 - 1] = 0.5
+    added = (model(xb, obs) - base(xb, obs)).detach()
+    want_added = torch.zeros(8, 16)
+    want_added[:-2] = 0.5 * 2.0 * torch.roll(feats[0, 3], shifts=1, dims=-1)[2:]
+    torch.testing.assert_close(added[0, 1], want_added)
+    assert float(added[0, [0, *range(2, C)]].abs().max()) == 0.0
+    back = load_da_model(save_da_model(model, tmp_path / "upd"))
+    assert back.linear_update
+    torch.testing.assert_close(back(xb, obs), model(xb, obs))
+    assert "linear_inputs" not in base.net.config  # files of networks without it unchanged
+    assert "linear_update" not in base.config_dict()
+    with pytest.raises(ValueError, match="with_linear_update needs"):
+        with_linear_update(model)
+    with pytest.raises(ValueError, match="with_linear_update needs"):
+        with_linear_update(tiny_da_model(observations=False))
+    with pytest.raises(ValueError, match="linear_inputs must be >= 0, and 0 without obs"):
+        FuXiDANet(C, 0, width=4, scales=2, linear_inputs=4)
+    with pytest.raises(ValueError, match="the network's linear update takes 0 inputs"):
+        FuXiDA(base.net, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+               longitude=tiny_da.LON, stats=base.stats, sensor_channels=SENSORS,
+               frames=FRAMES, departure_input=True, linear_update=True)  # fmt: skip
+    from xfuxi.training.da_config import DAConfig
+
+    with pytest.raises(ValueError, match="linear_update needs observations and zenith_input"):
+        DAConfig(linear_update=True, observations=False)

@@ -443,14 +443,20 @@ def test_cli_train_da_on_cycled_states(tmp_path, monkeypatch, capsys):
         cli.main(["train-da", "--cycled-states", str(tmp_path), "--out", str(tmp_path / "m")])
 
 
-def test_init_from_a_network_without_departure_context_starts_as_it(tmp_path):
-    from xfuxi.training.da import prepare_da_samples
-
+def _trained_start(tmp_path):
+    """A tiny world, its forecast model, a 3-step config with departures, the network it
+    trains and where that network is saved."""
     truth = tiny_da.truth(8)
     model = forecast_model()
     cfg = DAConfig(**{**CFG, "forecast_steps": 0, "steps": 3, "departure_input": True})
     start, _ = train_da(truth, model, config=cfg, progress=False)
-    path = save_da_model(start, tmp_path / "start")
+    return truth, model, cfg, start, save_da_model(start, tmp_path / "start")
+
+
+def test_init_from_a_network_without_departure_context_starts_as_it(tmp_path):
+    from xfuxi.training.da import prepare_da_samples
+
+    truth, model, cfg, start, path = _trained_start(tmp_path)
     wider = cfg.replace(departure_context=True, init_from=str(path))
     untrained, _ = train_da(truth, model, config=wider.replace(steps=0), progress=False)
     assert untrained.departure_context and not start.departure_context
@@ -499,3 +505,80 @@ def test_activity_penalty_is_the_eddy_activity_difference():
     np.testing.assert_allclose(float(flat["activity"]), activity(xt).mean(), rtol=1e-3)
     with pytest.raises(ValueError, match="activity_weight"):
         DAConfig(activity_weight=-1.0)
+
+
+def test_init_from_a_network_without_linear_update_starts_as_it_or_its_fit(tmp_path):
+    from xfuxi.training.da import prepare_da_samples
+
+    truth, model, cfg, start, path = _trained_start(tmp_path)
+    wider = cfg.replace(linear_update=True, init_from=str(path))
+    untrained, _ = train_da(
+        truth, model, config=wider.replace(steps=0, fit_linear_update=False), progress=False
+    )
+    assert untrained.linear_update and not start.linear_update
+    s = prepare_da_samples(truth, model, start, leads=(1,), forecast_steps=0)
+    with torch.no_grad():
+        torch.testing.assert_close(untrained(s.background, s.observations),
+                                   start(s.background, s.observations))  # fmt: skip
+    fitted, _ = train_da(truth, model, config=wider.replace(steps=0), progress=False)
+    assert float(fitted.net.linear.weight.detach().abs().max()) > 0  # the least-squares start
+    trained, hist = train_da(truth, model, config=wider, progress=False)
+    assert trained.linear_update and np.isfinite(hist["loss"]).all()
+    assert not torch.equal(trained.net.linear.weight, fitted.net.linear.weight)  # trained on
+    with pytest.raises(ValueError, match="linear_update"):  # no way back
+        train_da(truth, model, config=cfg.replace(init_from=str(save_da_model(
+            trained, tmp_path / "upd"))), progress=False)  # fmt: skip
+    new, _ = train_da(truth, model, config=cfg.replace(linear_update=True, steps=0), progress=False)
+    assert new.linear_update  # a new network gets it too
+
+
+def test_fit_linear_update_is_the_ridge_solution_on_the_update_inputs():
+    """Against a plain construction: each regressor is the convolution's output with one
+    weight set to 1 (so the padding, the window and the order are the convolution's own),
+    the rows weighted by area, the ridge the one the fit chose per channel."""
+    from xfuxi.grid import area_weights
+    from xfuxi.models.fuxi_da import with_linear_update
+    from xfuxi.training.da import LINEAR_FIT_RIDGE, fit_linear_update, prepare_da_samples
+
+    truth = tiny_da.truth(12)
+    model = forecast_model()
+    cfg = DAConfig(**{**CFG, "forecast_steps": 0, "steps": 4, "departure_input": True})
+    start, _ = train_da(truth, model, config=cfg, progress=False)
+    net = with_linear_update(start)
+    s = prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=0)
+    with pytest.raises(ValueError, match="too few"):
+        fit_linear_update(net, s, max_samples=1)
+    with pytest.raises(ValueError, match="needs a network with linear_update"):
+        fit_linear_update(start, s)
+    info = fit_linear_update(net, s, holdout=0.25)
+    n = len(s)
+    assert info["samples"] == n and len(info["ridge"]) == len(net.channels)
+    assert all(r in LINEAR_FIT_RIDGE for r in info["ridge"])
+    assert np.mean(info["mse_after"]) < np.mean(info["mse_before"])
+    with torch.no_grad():
+        xb, obs = s.background, s.observations[s.time_slot]
+        first = net.network_increment(xb, obs)
+        y = ((s.truth[s.index] - xb - first) / net._diff_std).double()
+        feats = net.update_features(xb + first, obs)
+        conv = net.net.linear
+        cols = []
+        for i in range(conv.weight.shape[1]):
+            for a in range(conv.weight.shape[2]):
+                for b in range(conv.weight.shape[3]):
+                    probe = type(conv)(conv.weight.shape[1], 1, conv.kernel_size[0])
+                    probe.weight.zero_()
+                    probe.bias.zero_()
+                    probe.weight[0, i, a, b] = 1.0
+                    cols.append(probe(feats)[:, 0].double())
+        cols.append(torch.ones_like(cols[0]))
+        x = torch.stack(cols, -1).flatten(0, 2)  # (rows, P + 1)
+        w = torch.as_tensor(area_weights(net.latitude).values)
+        w = (w / w.mean())[None, :, None].expand(n, -1, len(net.longitude)).flatten()
+        g = x.T @ (w[:, None] * x)
+        scale = g.diagonal().mean()
+        for c in range(len(net.channels)):
+            rhs = x.T @ (w * y[:, c].flatten())
+            coef = torch.linalg.solve(g + info["ridge"][c] * scale * torch.eye(len(g)), rhs)
+            torch.testing.assert_close(conv.weight[c].flatten().double(), coef[:-1],
+                                       rtol=1e-3, atol=1e-5)  # fmt: skip
+            torch.testing.assert_close(conv.bias[c].double(), coef[-1], rtol=1e-3, atol=1e-5)

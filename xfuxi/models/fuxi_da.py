@@ -48,7 +48,11 @@ from torch import nn
 
 from ..data.channels import Channel, channel_name, parse_channel_name
 from ..observations.imager import CHANNELS as IMAGER_CHANNELS
-from ..observations.imager import departure_gradient, imager_state_channels
+from ..observations.imager import (
+    brightness_temperature,
+    departure_gradient,
+    imager_state_channels,
+)
 from . import checkpoint as store
 from .base import NormStats, register_stats_buffers
 from .checkpoint import CONFIG, WEIGHTS
@@ -81,6 +85,8 @@ FRAME_EXTRAS = 5
 POSITION_INPUTS = 3
 #: departures O − H(xb) are given to the network as (O − H(xb)) / DEPARTURE_SCALE
 DEPARTURE_SCALE = 10.0
+#: kernel (grid points, square) of a network's linear update
+LINEAR_KERNEL = 5
 
 
 def n_observation_inputs(
@@ -149,6 +155,11 @@ class FuXiDANet(nn.Module):
     scales : int, default 3
         Scales of the U-Net (the grid is halved ``scales − 1`` times; both grid sizes must
         be divisible by ``2 ** (scales − 1)``).
+    linear_inputs : int, default 0
+        Inputs of the linear update (``linear``: one :data:`LINEAR_KERNEL` ×
+        :data:`LINEAR_KERNEL` convolution to the state channels, zero-initialised; 0: none).
+        :class:`FuXiDA` applies it to the departures from the network's own analysis
+        (``linear_update``); :meth:`forward` returns the network's increment without it.
 
     Examples
     --------
@@ -159,7 +170,13 @@ class FuXiDANet(nn.Module):
     """
 
     def __init__(
-        self, state_channels: int, obs_channels: int, *, width: int = 32, scales: int = 3
+        self,
+        state_channels: int,
+        obs_channels: int,
+        *,
+        width: int = 32,
+        scales: int = 3,
+        linear_inputs: int = 0,
     ) -> None:
         super().__init__()
         if scales < 1 or width < 1 or state_channels < 1 or obs_channels < 0:
@@ -167,12 +184,19 @@ class FuXiDANet(nn.Module):
                 f"need scales >= 1, width >= 1, state_channels >= 1 and obs_channels >= 0; got "
                 f"{scales}, {width}, {state_channels}, {obs_channels}"
             )
+        if linear_inputs < 0 or (linear_inputs and obs_channels == 0):
+            raise ValueError(
+                f"linear_inputs must be >= 0, and 0 without observations (CORR); got "
+                f"{linear_inputs} with {obs_channels} observation channels"
+            )
         self.config = {
             "state_channels": int(state_channels),
             "obs_channels": int(obs_channels),
             "width": int(width),
             "scales": int(scales),
         }
+        if linear_inputs:  # written only when set: files of networks without it are unchanged
+            self.config["linear_inputs"] = int(linear_inputs)
         obs = obs_channels > 0
         self.scales = int(scales)
         self.background_in = _block(state_channels, width)
@@ -187,6 +211,11 @@ class FuXiDANet(nn.Module):
         self.head = PeriodicConv2d(width, state_channels, 3)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        self.linear = None
+        if linear_inputs:
+            self.linear = PeriodicConv2d(linear_inputs, state_channels, LINEAR_KERNEL)
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
 
     @property
     def uses_observations(self) -> bool:
@@ -363,6 +392,16 @@ class FuXiDA(nn.Module):
         background alone does not (a 6-hour forecast from the truth and one from a cycle
         that has drifted call for increments of different sizes; docs/fuxi_da.md). Needs
         ``departure_input``; :attr:`n_context_inputs` more observation channels.
+    linear_update : bool, default False
+        After the network's increment, compute the departures O − H(x) from the network's
+        analysis ``x`` through the nominal operator (clear-sky; the pixels the inputs give,
+        screened as they are) and add a linear map of them: the network's ``linear``
+        convolution (:data:`LINEAR_KERNEL` × :data:`LINEAR_KERNEL` grid points) of the
+        departures and the masks of every frame and channel (:meth:`update_features`), a
+        second, linear analysis step from the first one's state. Zero at first
+        (:func:`with_linear_update` adds it to a trained network); needs the zenith input
+        and temperature, tracer and surface pressure among the channels
+        (docs/fuxi_da.md, "What the radiances can tell").
     name : str
     metadata : dict, optional
         Training settings and scores.
@@ -385,6 +424,7 @@ class FuXiDA(nn.Module):
         gradient_input: bool = False,
         screen_threshold: float | None = None,
         departure_context: bool = False,
+        linear_update: bool = False,
         name: str = "fuxi-da",
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -421,6 +461,21 @@ class FuXiDA(nn.Module):
         self.departure_context = bool(departure_context) and bool(self.sensor_channels)
         if self.departure_context and not self.departure_input:
             raise ValueError("departure_context needs departure_input")
+        self.linear_update = bool(linear_update) and bool(self.sensor_channels)
+        if self.linear_update and not self.zenith_input:
+            raise ValueError("linear_update needs zenith_input (the operator needs the angle)")
+        n_linear = self.n_linear_inputs
+        if net.config.get("linear_inputs", 0) != n_linear:
+            raise ValueError(
+                f"the network's linear update takes {net.config.get('linear_inputs', 0)} "
+                f"inputs; the model needs {n_linear} (linear_update={self.linear_update}, "
+                f"{len(self.frames)} frames x {len(self.sensor_channels)} imager channels)"
+            )
+        # the operator's state channels (temperature, tracer, surface pressure) and levels
+        self._operator_rows = imager_state_channels(self.channels) if self.linear_update else []
+        self._operator_levels = sorted(
+            lv for v, lv in self.channels if v == "temperature" and lv is not None
+        )
         self.name = name
         self.metadata = dict(metadata or {})
         rows = imager_state_channels(self.channels) if self.gradient_input else []
@@ -445,6 +500,12 @@ class FuXiDA(nn.Module):
         return bool(self.sensor_channels)
 
     @property
+    def n_linear_inputs(self) -> int:
+        """Inputs of the linear update: a departure and a mask per frame and imager channel
+        (0 without ``linear_update``)."""
+        return 2 * len(self.frames) * len(self.sensor_channels) if self.linear_update else 0
+
+    @property
     def n_obs_channels(self) -> int:
         """The observation features the caller gives (without the gradient channels, which
         :meth:`forward` computes)."""
@@ -465,6 +526,17 @@ class FuXiDA(nn.Module):
         self, background: torch.Tensor, observations: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Increment (physical units) ``(B, C, H, W)`` from a background in physical units."""
+        increment = self.network_increment(background, observations)
+        if self.uses_observations and self.linear_update:
+            feats = self.update_features(background + increment, observations)
+            increment = increment + self.net.linear(feats) * self._diff_std
+        return increment
+
+    def network_increment(
+        self, background: torch.Tensor, observations: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The network's increment (physical units) without the linear update (the whole
+        increment of a model without one)."""
         if background.ndim != 4 or background.shape[1] != len(self.channels):
             raise ValueError(
                 f"expected a background (B, {len(self.channels)}, H, W); got "
@@ -480,6 +552,39 @@ class FuXiDA(nn.Module):
         if extra:
             obs = torch.cat([obs, *extra], 1)
         return self.net(xn, obs) * self._diff_std
+
+    def update_features(self, state: torch.Tensor, observations: torch.Tensor) -> torch.Tensor:
+        """The linear update's inputs ``(B, 2 F S, H, W)`` for states in physical units.
+
+        Per frame and imager channel, ``(O − H(x)) / DEPARTURE_SCALE`` with ``O`` the
+        radiances of the observation features and ``H`` the nominal operator at the state
+        (the zenith angle from the features' cos θ), 0 where the pixel is missing; then the
+        masks in the same order. Not differentiable in the state (an input, as the
+        departures are).
+        """
+        n_f, n_s = len(self.frames), len(self.sensor_channels)
+        b, _, h, w = state.shape
+        parts = [
+            torch.stack([observations[:, self._frame_block(f, part)] for f in range(n_f)], 1)
+            for part in (0, 1)
+        ]  # (B, F, S, H, W): normalised radiances, masks
+        bt, mask = parts[0].flatten(-2) * BT_SCALE + BT_MEAN, parts[1].flatten(-2)
+        out = state.new_zeros((b, 2, n_f, n_s, h * w))
+        out[:, 1] = mask
+        cols = torch.nonzero((mask > 0).flatten(0, 2).any(0)).squeeze(1)
+        if cols.numel():
+            cos_z = torch.cat([observations[:, self._frame_block(f, 3)] for f in range(n_f)], 1)
+            zen = torch.rad2deg(torch.arccos(cos_z.amax(1).clamp(1e-3, 1.0)))
+            zen = zen.flatten(-2)[:, cols].unsqueeze(-2)  # (B, 1, P)
+            rows, n = self._operator_rows, len(self._operator_levels)
+            x = state.detach().flatten(-2)[:, rows][..., cols].unsqueeze(-2)  # (B, 2n+1, 1, P)
+            hx = brightness_temperature(
+                x[:, :n], x[:, n : 2 * n], x[:, 2 * n], zen.to(x.dtype),
+                levels=self._operator_levels, channels=self.sensor_channels,
+            )[..., 0, :]  # fmt: skip
+            m = mask[..., cols]
+            out[:, 0, ..., cols] = (bt[..., cols] - hx[:, None]) * m / DEPARTURE_SCALE
+        return out.flatten(1, 3).unflatten(-1, (h, w)).to(observations.dtype)
 
     def _frame_block(self, frame: int, part: int) -> slice:
         """Where frame ``frame``'s radiances (``part`` 0), masks (1) or departures (2) are
@@ -568,6 +673,7 @@ class FuXiDA(nn.Module):
             "gradient_input": self.gradient_input,
             "screen_threshold": self.screen_threshold,
             "departure_context": self.departure_context,
+            **({"linear_update": True} if self.linear_update else {}),
             "metadata": self.metadata,
         }
 
@@ -579,6 +685,7 @@ class FuXiDA(nn.Module):
             + (", departure_input=True" if self.departure_input else "")
             + (", gradient_input=True" if self.gradient_input else "")
             + (f", screen_threshold={self.screen_threshold:g}" if self.screen_threshold else "")
+            + (", linear_update=True" if self.linear_update else "")
             + (", departure_context=True" if self.departure_context else "")
         )
 
@@ -692,7 +799,8 @@ def with_departure_context(model: FuXiDA) -> FuXiDA:
         frames=model.frames, satellites=model.satellites, zenith_input=model.zenith_input,
         position_input=model.position_input, departure_input=True,
         gradient_input=model.gradient_input, screen_threshold=model.screen_threshold,
-        departure_context=True, name=model.name, metadata=copy.deepcopy(model.metadata),
+        departure_context=True, linear_update=model.linear_update, name=model.name,
+        metadata=copy.deepcopy(model.metadata),
     )  # fmt: skip
     src, dst = model.net.state_dict(), out.net.state_dict()
     with torch.no_grad():
@@ -705,6 +813,54 @@ def with_departure_context(model: FuXiDA) -> FuXiDA:
             else:  # pragma: no cover - the two networks differ only in those inputs
                 raise ValueError(f"cannot carry {key} over")
     out.net.load_state_dict(dst)
+    return out.train(model.training)
+
+
+def with_linear_update(model: FuXiDA) -> FuXiDA:
+    """A copy of the ASSI network ``model`` with a ``linear_update`` that starts as it.
+
+    The update's convolution is new and zero, so the copy returns ``model``'s increment
+    until training teaches it.
+
+    Raises
+    ------
+    ValueError
+        ``model`` is CORR, has no zenith input or already has the update.
+
+    Examples
+    --------
+    >>> from xfuxi.models.base import NormStats
+    >>> chans = [("temperature", 500.0), ("passive_tracer", 500.0), ("surface_pressure", None)]
+    >>> m = FuXiDA(FuXiDANet(3, n_observation_inputs(1, 2), width=4, scales=2),
+    ...            channels=chans, latitude=[-45, 45], longitude=[0, 90, 180, 270],
+    ...            stats=NormStats(np.zeros(3), np.ones(3), np.ones(3)),
+    ...            sensor_channels=("wv6.2", "ir10.8"), frames=[0.0])
+    >>> with torch.no_grad():
+    ...     _ = m.net.head.weight.normal_()
+    >>> c = with_linear_update(m)
+    >>> x, obs = torch.randn(1, 3, 2, 4), torch.rand(1, m.n_obs_channels, 2, 4)
+    >>> c.linear_update, c.n_linear_inputs, torch.allclose(c(x, obs), m(x, obs))
+    (True, 4, True)
+    """
+    if not model.uses_observations or model.linear_update or not model.zenith_input:
+        raise ValueError(
+            "with_linear_update needs an ASSI network with the zenith input and without a "
+            "linear update"
+        )
+    n_linear = 2 * len(model.frames) * len(model.sensor_channels)
+    net = FuXiDANet(**dict(model.net.config, linear_inputs=n_linear))
+    state = net.state_dict()
+    state.update(model.net.state_dict())  # every weight but the update's
+    net.load_state_dict(state)
+    out = FuXiDA(
+        net.train(model.net.training), channels=model.channels, latitude=model.latitude,
+        longitude=model.longitude, stats=model.stats, sensor_channels=model.sensor_channels,
+        frames=model.frames, satellites=model.satellites, zenith_input=model.zenith_input,
+        position_input=model.position_input, departure_input=model.departure_input,
+        gradient_input=model.gradient_input, screen_threshold=model.screen_threshold,
+        departure_context=model.departure_context, linear_update=True, name=model.name,
+        metadata=copy.deepcopy(model.metadata),
+    )  # fmt: skip
     return out.train(model.training)
 
 
@@ -751,6 +907,7 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
             gradient_input=config.get("gradient_input", False),  # absent before 2026-12-05
             screen_threshold=config.get("screen_threshold"),  # absent before 2026-12-05
             departure_context=config.get("departure_context", False),  # absent before 12-05
+            linear_update=config.get("linear_update", False),  # written only when set
             name=config.get("name", path.name),
             metadata=config.get("metadata", {}),
         )

@@ -49,6 +49,7 @@ from ..models.fuxi_da import (
     n_gradient_inputs,
     n_observation_inputs,
     with_departure_context,
+    with_linear_update,
 )
 from ..models.training_state import (
     check_training_directory,
@@ -68,6 +69,7 @@ __all__ = [
     "DAConfig",
     "DASamples",
     "da_loss",
+    "fit_linear_update",
     "initial_da_network",
     "new_da_network",
     "prepare_da_samples",
@@ -95,6 +97,11 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
         n_obs if config.observations else 0,
         width=config.width,
         scales=config.scales,
+        linear_inputs=(
+            2 * len(config.frames) * len(config.sensor_channels)
+            if config.linear_update and config.observations
+            else 0
+        ),
     )
     return FuXiDA(
         net,
@@ -111,6 +118,7 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
         gradient_input=config.gradient_input and config.observations,
         screen_threshold=config.screen_threshold if config.observations else None,
         departure_context=config.departure_context and config.observations,
+        linear_update=config.linear_update and config.observations,
         name=config.name,
     )
 
@@ -120,8 +128,9 @@ def initial_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
 
     A network of the kind the run trains (ASSI or CORR) is trained further as it is; a CORR
     network for an ASSI run starts it through :func:`~xfuxi.models.fuxi_da.assi_from_corr`;
-    an ASSI network without ``departure_context`` for a run with it through
-    :func:`~xfuxi.models.fuxi_da.with_departure_context` (it starts as that network).
+    an ASSI network without ``departure_context`` or ``linear_update`` for a run with it
+    through :func:`~xfuxi.models.fuxi_da.with_departure_context` or
+    :func:`~xfuxi.models.fuxi_da.with_linear_update` (it starts as that network).
     """
     if config.init_from is None:
         return new_da_network(config, model)
@@ -129,7 +138,12 @@ def initial_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
     if start.uses_observations and config.observations:
         if config.departure_context and not start.departure_context:
             start = with_departure_context(start)
-        for what in ("departure_input", "gradient_input", "screen_threshold", "departure_context"):
+        if config.linear_update and not start.linear_update:
+            start = with_linear_update(start)
+        for what in (
+            "departure_input", "gradient_input", "screen_threshold", "departure_context",
+            "linear_update",
+        ):  # fmt: skip
             if getattr(start, what) != getattr(config, what):
                 raise ValueError(
                     f"init_from {config.init_from!r} has {what}={getattr(start, what)}; this "
@@ -366,6 +380,117 @@ def da_loss(
     return loss, parts
 
 
+#: ridge parameters tried by :func:`fit_linear_update` (times the mean of the normal
+#: matrix's diagonal)
+LINEAR_FIT_RIDGE = tuple(10.0**k for k in range(-7, 1))
+
+
+def fit_linear_update(
+    network: FuXiDA,
+    samples: DASamples,
+    *,
+    max_samples: int = 512,
+    holdout: float = 0.2,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Set the linear update of ``network`` to the least-squares fit on ``samples`` (in place).
+
+    For up to ``max_samples`` samples spread over ``samples``, the target is the error of the
+    network's own analysis ``x_t − (x_b + network_increment)`` in units of the channels'
+    6-hour difference std, the regressors are the linear update's inputs around each grid
+    point (:meth:`~xfuxi.models.fuxi_da.FuXiDA.update_features`, the convolution's window)
+    and a constant, each row weighted by the grid point's area. Per state channel, the
+    ridge parameter (of :data:`LINEAR_FIT_RIDGE`) with the lowest error on the last
+    ``holdout`` of those samples is chosen and the fit repeated on all of them. The
+    convolution then is the best linear map of the departures from the network's analysis
+    to its remaining error, the start that gradient steps (bounded in size by AdamW) would
+    take thousands of steps to reach.
+
+    Returns
+    -------
+    dict
+        ``ridge`` (per channel), ``mse_before`` and ``mse_after`` (per channel, on the
+        held-out samples, normalised units), ``samples``.
+
+    Raises
+    ------
+    ValueError
+        ``network`` has no linear update, or there are too few samples to hold some out.
+    """
+    if not network.linear_update:
+        raise ValueError("fit_linear_update needs a network with linear_update")
+    n = len(samples)
+    pick = np.unique(np.linspace(0, n - 1, min(n, max_samples)).round().astype(int))
+    cut = int(round(len(pick) * (1.0 - holdout)))
+    if cut < 1 or cut >= len(pick):
+        raise ValueError(f"{len(pick)} samples are too few to hold out {holdout:.0%} of them")
+    conv = network.net.linear
+    k, pad = conv.kernel_size[0], conv.kernel_size[0] // 2
+    dev = conv.weight.device
+    w = torch.as_tensor(area_weights(network.latitude).values, dtype=torch.float64, device=dev)
+    sw = torch.sqrt(w / w.mean()).repeat_interleave(len(network.longitude))  # (H W,)
+    stats = []
+    was_training = network.training
+    network.eval()
+    with torch.no_grad():
+        for part in (pick[:cut], pick[cut:]):
+            g = r = yy = 0.0
+            count = 0
+            for i in range(0, len(part), batch_size):
+                j = part[i : i + batch_size]
+                xb = samples.background[j].to(dev)
+                obs = samples.observations[samples.time_slot[j]].to(dev)
+                xt = samples.truth[samples.index[j]].to(dev)
+                first = network.network_increment(xb, obs)
+                y = ((xt - xb - first) / network._diff_std).flatten(2).double()  # (B, C, HW)
+                feats = network.update_features(xb + first, obs)
+                feats = torch.cat([feats[..., -pad:], feats, feats[..., :pad]], -1)
+                x = torch.nn.functional.unfold(
+                    torch.nn.functional.pad(feats, (0, 0, pad, pad)), k
+                ).double()  # (B, P, HW): the window around each point, the conv's order
+                x, y = x.transpose(1, 2).flatten(0, 1), y.transpose(1, 2).flatten(0, 1)
+                rw = sw.repeat(len(j))
+                seen = x.abs().sum(1) > 0  # rows outside every window: the constant only
+                xs = torch.cat([x[seen], torch.ones_like(x[seen, :1])], 1) * rw[seen, None]
+                ys = y[seen] * rw[seen, None]
+                g = g + xs.T @ xs
+                r = r + xs.T @ ys
+                g[-1, -1] += (rw[~seen] ** 2).sum()
+                r[-1] += ((rw[~seen] ** 2)[:, None] * y[~seen]).sum(0)
+                yy = yy + ((y * rw[:, None]) ** 2).sum(0)
+                count += y.shape[0]
+            stats.append((g, r, yy, count))
+    (g_fit, r_fit, _, _), (g_held, r_held, yy_held, n_held) = stats
+    eye = torch.eye(g_fit.shape[0], dtype=torch.float64, device=dev)
+    errors = []
+    for lam in LINEAR_FIT_RIDGE:
+        coef = torch.linalg.solve(g_fit + lam * g_fit.diagonal().mean() * eye, r_fit)
+        quad = torch.einsum("pc,pq,qc->c", coef, g_held, coef)
+        errors.append((quad - 2 * (coef * r_held).sum(0) + yy_held) / n_held)
+    errors_t = torch.stack(errors)  # (ridge, C)
+    best = errors_t.argmin(0)
+    g_all, r_all = g_fit + g_held, r_fit + r_held
+    scale = g_all.diagonal().mean()
+    coef = torch.stack(
+        [
+            torch.linalg.solve(g_all + LINEAR_FIT_RIDGE[int(b)] * scale * eye, r_all[:, c])
+            for c, b in enumerate(best)
+        ],
+        1,
+    )  # (P + 1, C)
+    n_state, n_in = conv.weight.shape[:2]
+    with torch.no_grad():
+        conv.weight.copy_(coef[:-1].T.reshape(n_state, n_in, k, k).to(conv.weight.dtype))
+        conv.bias.copy_(coef[-1].to(conv.bias.dtype))
+    network.train(was_training)
+    return {
+        "ridge": [LINEAR_FIT_RIDGE[int(b)] for b in best],
+        "mse_before": (yy_held / n_held).tolist(),
+        "mse_after": errors_t[best, torch.arange(len(best))].tolist(),
+        "samples": len(pick),
+    }
+
+
 def _draw(
     rng: np.random.Generator, n: int, n_cycled: int, batch: int, fraction: float
 ) -> np.ndarray:
@@ -392,7 +517,8 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     settings = {
         "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
         "channel_dropout": 0.0, "gradient_input": False, "screen_threshold": None,
-        "cycled_fraction": 0.5, "departure_context": False, "activity_weight": 0.0, **config,
+        "cycled_fraction": 0.5, "departure_context": False, "activity_weight": 0.0,
+        "linear_update": False, "fit_linear_update": True, **config,
     }  # fmt: skip
     free = ("max_minutes", "resume", "log_every", "checkpoint_dir", "device")
     return {k: v for k, v in settings.items() if k not in free}
@@ -557,6 +683,18 @@ def train_da(
     val = None if val is None else val.to(dev)
     log.info("prepared %d samples (%d from cycled analyses) in %.0f s", len(samples), n_cyc,
              time.monotonic() - t0)  # fmt: skip
+    linear = net.net.linear
+    if (
+        saved is None and net.linear_update and cfg.fit_linear_update
+        and not bool(linear.weight.any() or linear.bias.any())
+    ):  # fmt: skip
+        t0 = time.monotonic()
+        fit = fit_linear_update(net, samples)
+        log.info(
+            "linear update fitted by least squares on %d samples in %.0f s: held-out error "
+            "%.4f -> %.4f (mean over channels, normalised)", fit["samples"],
+            time.monotonic() - t0, np.mean(fit["mse_before"]), np.mean(fit["mse_after"]),
+        )  # fmt: skip
     weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32, device=dev)
     weights = weights.view(1, 1, -1, 1)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -73,6 +73,16 @@ class DAConfig(Config):
         "sees, as constant planes: how far the background is from the observations "
         "(needs --departure-input)",
     )
+    linear_update: bool = field(
+        False,
+        help="after the network's increment, add a linear map (a 5x5 convolution, zero at "
+        "first) of the departures from the network's analysis through the nominal operator",
+    )
+    fit_linear_update: bool = field(
+        True,
+        help="start a new linear update from its least-squares fit on the training samples "
+        "(else from zero)",
+    )
     loss_scale: Literal["std", "diff_std"] = field(
         "std", help="divide the L1's fields by the channels' std or their 6-hour differences' std"
     )
@@ -158,4 +168,6 @@ class DAConfig(Config):
             raise ValueError(f"{owner}.gradient_input needs departure_input and zenith_input")
         if self.departure_context and not self.departure_input:
             raise ValueError(f"{owner}.departure_context needs departure_input")
+        if self.linear_update and not (self.observations and self.zenith_input):
+            raise ValueError(f"{owner}.linear_update needs observations and zenith_input")
         check_run_place(self)

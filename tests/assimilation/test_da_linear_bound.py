@@ -1,0 +1,78 @@
+"""The linear estimate of examples/fuxi_da_linear_bound.py: its regressors and ridge fit.
+
+The figures it reports (docs/fuxi_da.md, "What the radiances can tell") come from these
+functions, so they are checked here on a case with a known answer.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def lb():
+    sys.path.insert(0, str(EXAMPLES))  # the script imports its sibling examples
+    try:
+        return runpy.run_path(str(EXAMPLES / "fuxi_da_linear_bound.py"))
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+def test_shift_is_periodic_in_longitude_and_missing_beyond_the_poles(lb):
+    a = np.arange(12.0).reshape(3, 4)
+    s = lb["shift"](a, 1, -1)  # a[i + 1, j - 1]
+    np.testing.assert_array_equal(s[:2], [[7, 4, 5, 6], [11, 8, 9, 10]])
+    assert np.isnan(s[2]).all()
+    np.testing.assert_array_equal(lb["shift"](a, 0, 1), np.roll(a, -1, axis=-1))
+
+
+def test_the_ridge_fit_recovers_a_linear_error_from_neighbouring_departures(lb):
+    """The error of the background is a known linear function of the departures of the
+    pixel and its eastern neighbour; pixels are missing at random and cloudy ones are
+    screened out. The fitted estimate removes it where the pixels are seen, and leaves the
+    background alone outside the disc."""
+    rng = np.random.default_rng(0)
+    t, f, s, c, h, w = 60, 1, 2, 3, 6, 8
+    dep = rng.normal(0.0, 1.0, (t, f, s, h, w))
+    zenith = np.full((h, w), 30.0)
+    zenith[:, -2:] = np.nan  # outside the disc: no pixels
+    dep[..., -2:] = np.nan
+    east = lb["shift"](dep, 0, 1)
+    err = np.zeros((t, c, h, w))
+    err[:, 0] = 0.5 * np.nan_to_num(dep[:, 0, 0]) - 0.2 * np.nan_to_num(east[:, 0, 1])
+    err[:, 1] = 0.3 * np.nan_to_num(dep[:, 0, 1])
+    cloudy = np.zeros((t, f, h, w), bool)
+    cloudy[rng.random(cloudy.shape) < 0.2] = True
+    dep_seen = dep.copy()
+    dep_seen[:, :, 1] = np.where(cloudy, -10.0, dep[:, :, 1])  # a cold window: screened
+    # the error does not depend on cloudy pixels' departures (they are not the column's)
+    err[:, 0] -= np.where(cloudy[:, 0], 0.5 * dep[:, 0, 0], 0.0)
+    err[:, 0] += 0.2 * np.where(lb["shift"](cloudy, 0, 1)[:, 0], np.nan_to_num(east[:, 0, 1]), 0.0)
+    err[:, 1] -= np.where(cloudy[:, 0], 0.3 * dep[:, 0, 1], 0.0)
+    err[:, :, :, -2:] = 0.0
+    base = rng.normal(0.0, 1.0, (t, c, h, w))
+    d = {
+        "truth": base + err, "corr": base, "base": base, "dep": dep_seen, "cloudy": cloudy,
+        "exact": dep[:, 0], "zenith": zenith, "lat": np.linspace(-50, 50, h),
+        "channels": ["wv6.2", "ir10.8"],
+    }  # fmt: skip
+    edges = np.array([0.0])
+    coefs, scale, chosen = lb["fit"](d, "screened", half=1, edges=edges)
+    assert set(coefs) == {0, 1} and all(len(v) == c for v in chosen.values())
+    analysis = lb["predict"](d, "screened", coefs, scale, half=1, edges=edges)
+    inside = np.isfinite(zenith)
+    before = np.sqrt((err[:, :2][..., inside] ** 2).mean())
+    after = np.sqrt(((analysis - d["truth"])[:, :2][..., inside] ** 2).mean())
+    assert after < 0.05 * before
+    np.testing.assert_array_equal(analysis[..., ~inside], base[..., ~inside])
+    # all-sky, the cold departures of the cloudy pixels enter the regression and spoil it
+    coefs_a, scale_a, _ = lb["fit"](d, "all-sky", half=1, edges=edges)
+    all_sky = lb["predict"](d, "all-sky", coefs_a, scale_a, half=1, edges=edges)
+    assert np.sqrt(((all_sky - d["truth"])[:, :2][..., inside] ** 2).mean()) > 3 * after
