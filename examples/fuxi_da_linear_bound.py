@@ -29,6 +29,12 @@ A linear estimate is not a bound on what a network can do, but where even the no
 one gains little, the radiances do not carry the information; where a realistic linear one
 gains more than the network, the network leaves it unused.
 
+``--on NETWORK`` regresses the error of that network's analyses instead of CORR's (what a
+linear estimate adds to it), with the departures from CORR's analysis or, with
+``--departures-from on``, from the network's own (what the ``linear_update`` option of
+FuXi-DA computes); ``--fit-skip-days 365`` then fits on a year of the train split that the
+shipped networks did not learn from.
+
     python examples/fuxi_da_linear_bound.py [--fit-times 1400] [--times 24]
 
 Validation split only (no test times). Writes ``--out`` (JSON, atomically) and prints the
