@@ -63,6 +63,7 @@ from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
 from xfuxi.models.registry import load_model
 from xfuxi.observations.imager import NominalImager, imager_observations
+from xfuxi.training.da import ridge_by_holdout
 
 VARIANTS = ("screened", "clear", "all-sky", "noise-free")
 LABELS = {
@@ -71,7 +72,7 @@ LABELS = {
     "all-sky": "linear all-sky",
     "noise-free": "linear noise-free clear-sky",
 }
-RIDGE = 10.0 ** np.arange(-6, 5)  # times the mean diagonal of XᵀX
+RIDGE = tuple(10.0**k for k in range(-6, 5))  # times the mean diagonal of XᵀX
 SCREEN_K = 4.0
 
 
@@ -212,22 +213,13 @@ def fit(d: dict, variant: str, *, half: int, edges: np.ndarray, holdout: float =
                 s[2] = s[2] + (ya**2).sum(0)
                 s[3] += xa.shape[0]
     coefs, chosen = {}, {}
+    t = torch.as_tensor
     for b in sorted({b for _, b in stats}):
         gf, bf, _, _ = stats[("fit", b)]
         gh, bh, yyh, nh = stats[("held", b)]
-        eye = np.eye(len(gf)) * np.mean(np.diag(gf))
-        err = []
-        for lam in RIDGE:
-            w = np.linalg.solve(gf + lam * eye, bf)
-            err.append((np.einsum("pk,pq,qk->k", w, gh, w) - 2 * (w * bh).sum(0) + yyh) / nh)
-        best = np.argmin(np.array(err), 0)  # per output channel
-        g, r = gf + gh, bf + bh
-        eye = np.eye(len(g)) * np.mean(np.diag(g))
-        w = np.empty_like(r)
-        for k in range(r.shape[1]):
-            w[:, k] = np.linalg.solve(g + RIDGE[best[k]] * eye, r[:, k])
-        coefs[b] = w
-        chosen[b] = [float(RIDGE[i]) for i in best]
+        w, best, _ = ridge_by_holdout((t(gf), t(bf)), (t(gh), t(bh), t(yyh), nh), RIDGE)
+        coefs[b] = w.numpy()
+        chosen[b] = [float(RIDGE[int(i)]) for i in best]
     return coefs, scale, chosen
 
 

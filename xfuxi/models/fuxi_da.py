@@ -106,6 +106,16 @@ def n_observation_inputs(
     return frames * per + POSITION_INPUTS
 
 
+def n_linear_inputs(frames: int, sensor_channels: int) -> int:
+    """The number of inputs of the linear update: a departure and a mask per frame and
+    imager channel (:meth:`FuXiDA.update_features`).
+
+    >>> n_linear_inputs(3, 8)
+    48
+    """
+    return 2 * frames * sensor_channels
+
+
 def n_gradient_inputs(channels: Sequence[Channel]) -> int:
     """The number of ``gradient_input`` channels for a model's ``channels``: temperature and
     tracer at each level the imager reads, and surface pressure.
@@ -503,7 +513,9 @@ class FuXiDA(nn.Module):
     def n_linear_inputs(self) -> int:
         """Inputs of the linear update: a departure and a mask per frame and imager channel
         (0 without ``linear_update``)."""
-        return 2 * len(self.frames) * len(self.sensor_channels) if self.linear_update else 0
+        if not self.linear_update:
+            return 0
+        return n_linear_inputs(len(self.frames), len(self.sensor_channels))
 
     @property
     def n_obs_channels(self) -> int:
@@ -573,9 +585,7 @@ class FuXiDA(nn.Module):
         out[:, 1] = mask
         cols = torch.nonzero((mask > 0).flatten(0, 2).any(0)).squeeze(1)
         if cols.numel():
-            cos_z = torch.cat([observations[:, self._frame_block(f, 3)] for f in range(n_f)], 1)
-            zen = torch.rad2deg(torch.arccos(cos_z.amax(1).clamp(1e-3, 1.0)))
-            zen = zen.flatten(-2)[:, cols].unsqueeze(-2)  # (B, 1, P)
+            zen = self._feature_zenith(observations).flatten(-2)[:, cols].unsqueeze(-2)
             rows, n = self._operator_rows, len(self._operator_levels)
             x = state.detach().flatten(-2)[:, rows][..., cols].unsqueeze(-2)  # (B, 2n+1, 1, P)
             hx = brightness_temperature(
@@ -585,6 +595,14 @@ class FuXiDA(nn.Module):
             m = mask[..., cols]
             out[:, 0, ..., cols] = (bt[..., cols] - hx[:, None]) * m / DEPARTURE_SCALE
         return out.flatten(1, 3).unflatten(-1, (h, w)).to(observations.dtype)
+
+    def _feature_zenith(self, observations: torch.Tensor) -> torch.Tensor:
+        """Zenith angles (degrees, ``(B, H, W)``) from the features' cos θ: the largest over
+        the frames (a frame that misses a pixel has 0 there; ~90° where none sees it)."""
+        cos_z = torch.cat(
+            [observations[:, self._frame_block(f, 3)] for f in range(len(self.frames))], 1
+        )
+        return torch.rad2deg(torch.arccos(cos_z.amax(1).clamp(1e-3, 1.0)))
 
     def _frame_block(self, frame: int, part: int) -> slice:
         """Where frame ``frame``'s radiances (``part`` 0), masks (1) or departures (2) are
@@ -602,10 +620,7 @@ class FuXiDA(nn.Module):
         units) and its observation features (see the class's ``gradient_input``)."""
         n_f = len(self.frames)
         dep = sum(observations[:, self._frame_block(f, 2)] for f in range(n_f)) * DEPARTURE_SCALE
-        # the frames' cos θ (0 where a frame sees nothing): the largest
-        cos_z = torch.cat([observations[:, self._frame_block(f, 3)] for f in range(n_f)], 1)
-        cos_z = cos_z.amax(1)
-        zen = torch.rad2deg(torch.arccos(cos_z.clamp(1e-3, 1.0)))
+        zen = self._feature_zenith(observations)
         grad = departure_gradient(
             background, dep, zen, model_channels=self.channels, channels=self.sensor_channels
         )
@@ -847,7 +862,7 @@ def with_linear_update(model: FuXiDA) -> FuXiDA:
             "with_linear_update needs an ASSI network with the zenith input and without a "
             "linear update"
         )
-    n_linear = 2 * len(model.frames) * len(model.sensor_channels)
+    n_linear = n_linear_inputs(len(model.frames), len(model.sensor_channels))
     net = FuXiDANet(**dict(model.net.config, linear_inputs=n_linear))
     state = net.state_dict()
     state.update(model.net.state_dict())  # every weight but the update's

@@ -47,6 +47,7 @@ from ..models.fuxi_da import (
     da_model_from_files,
     load_da_model,
     n_gradient_inputs,
+    n_linear_inputs,
     n_observation_inputs,
     with_departure_context,
     with_linear_update,
@@ -73,6 +74,7 @@ __all__ = [
     "initial_da_network",
     "new_da_network",
     "prepare_da_samples",
+    "ridge_by_holdout",
     "train_da",
 ]
 
@@ -98,7 +100,7 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
         width=config.width,
         scales=config.scales,
         linear_inputs=(
-            2 * len(config.frames) * len(config.sensor_channels)
+            n_linear_inputs(len(config.frames), len(config.sensor_channels))
             if config.linear_update and config.observations
             else 0
         ),
@@ -385,6 +387,57 @@ def da_loss(
 LINEAR_FIT_RIDGE = tuple(10.0**k for k in range(-7, 1))
 
 
+def ridge_by_holdout(
+    fit: tuple[torch.Tensor, torch.Tensor],
+    held: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int],
+    ridges: tuple[float, ...],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ridge regression from normal equations, its parameter chosen per output on held-out rows.
+
+    ``fit`` is ``(XᵀX, XᵀY)`` of the rows fitted on, ``held`` ``(XᵀX, XᵀY, Σ y², n)`` of the
+    held-out rows (``Σ y²`` per output). Each ridge ``λ`` (times the mean of the fit part's
+    ``XᵀX`` diagonal) is scored by the mean squared error of the held-out rows, computed from
+    these sums; then each output is refitted on all rows with its best ``λ`` (times the
+    mean of the whole diagonal).
+
+    Returns
+    -------
+    coef : Tensor (P, C)
+    best : Tensor (C,) of int
+        Index into ``ridges`` of each output's choice.
+    errors : Tensor (len(ridges), C)
+        The held-out mean squared errors.
+
+    Examples
+    --------
+    >>> x = torch.randn(200, 3, dtype=torch.float64)
+    >>> y = x @ torch.tensor([[1.0], [2.0], [-1.0]], dtype=torch.float64)
+    >>> coef, best, _ = ridge_by_holdout((x[:150].T @ x[:150], x[:150].T @ y[:150]),
+    ...     (x[150:].T @ x[150:], x[150:].T @ y[150:], (y[150:] ** 2).sum(0), 50), (1e-6, 1.0))
+    >>> coef.squeeze(1).round(decimals=3).tolist(), best.tolist()
+    ([1.0, 2.0, -1.0], [0])
+    """
+    (g_fit, r_fit), (g_held, r_held, yy_held, n_held) = fit, held
+    eye = torch.eye(g_fit.shape[0], dtype=g_fit.dtype, device=g_fit.device)
+    errors = []
+    for lam in ridges:
+        coef = torch.linalg.solve(g_fit + lam * g_fit.diagonal().mean() * eye, r_fit)
+        quad = torch.einsum("pc,pq,qc->c", coef, g_held, coef)
+        errors.append((quad - 2 * (coef * r_held).sum(0) + yy_held) / n_held)
+    errors_t = torch.stack(errors)  # (ridge, C)
+    best = errors_t.argmin(0)
+    g_all, r_all = g_fit + g_held, r_fit + r_held
+    scale = g_all.diagonal().mean()
+    coef = torch.stack(
+        [
+            torch.linalg.solve(g_all + ridges[int(b)] * scale * eye, r_all[:, c])
+            for c, b in enumerate(best)
+        ],
+        1,
+    )
+    return coef, best, errors_t
+
+
 def fit_linear_update(
     network: FuXiDA,
     samples: DASamples,
@@ -460,24 +513,9 @@ def fit_linear_update(
                 yy = yy + ((y * rw[:, None]) ** 2).sum(0)
                 count += y.shape[0]
             stats.append((g, r, yy, count))
-    (g_fit, r_fit, _, _), (g_held, r_held, yy_held, n_held) = stats
-    eye = torch.eye(g_fit.shape[0], dtype=torch.float64, device=dev)
-    errors = []
-    for lam in LINEAR_FIT_RIDGE:
-        coef = torch.linalg.solve(g_fit + lam * g_fit.diagonal().mean() * eye, r_fit)
-        quad = torch.einsum("pc,pq,qc->c", coef, g_held, coef)
-        errors.append((quad - 2 * (coef * r_held).sum(0) + yy_held) / n_held)
-    errors_t = torch.stack(errors)  # (ridge, C)
-    best = errors_t.argmin(0)
-    g_all, r_all = g_fit + g_held, r_fit + r_held
-    scale = g_all.diagonal().mean()
-    coef = torch.stack(
-        [
-            torch.linalg.solve(g_all + LINEAR_FIT_RIDGE[int(b)] * scale * eye, r_all[:, c])
-            for c, b in enumerate(best)
-        ],
-        1,
-    )  # (P + 1, C)
+    (g_fit, r_fit, _, _), held = stats
+    coef, best, errors_t = ridge_by_holdout((g_fit, r_fit), held, LINEAR_FIT_RIDGE)  # (P+1, C)
+    yy_held, n_held = held[2], held[3]
     n_state, n_in = conv.weight.shape[:2]
     with torch.no_grad():
         conv.weight.copy_(coef[:-1].T.reshape(n_state, n_in, k, k).to(conv.weight.dtype))
@@ -683,10 +721,9 @@ def train_da(
     val = None if val is None else val.to(dev)
     log.info("prepared %d samples (%d from cycled analyses) in %.0f s", len(samples), n_cyc,
              time.monotonic() - t0)  # fmt: skip
-    linear = net.net.linear
     if (
         saved is None and net.linear_update and cfg.fit_linear_update
-        and not bool(linear.weight.any() or linear.bias.any())
+        and not any(bool(p.any()) for p in net.net.linear.parameters())  # a new update
     ):  # fmt: skip
         t0 = time.monotonic()
         fit = fit_linear_update(net, samples)
