@@ -77,6 +77,7 @@ from xfuxi.assimilation.cycle import (
     RadiosondeNetwork,
     cycle,
 )
+from xfuxi.assimilation.da import resolve_da_model
 from xfuxi.assimilation.da_cycle import FuXiDAMethod, ImagerNetwork
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
@@ -186,11 +187,12 @@ def varbc_name(std: float, stds: list[float]) -> str:
     return "En4DVar clear+VarBC" + ("" if len(stds) == 1 else f" σβ={std:g}")
 
 
-def network_for(satellites, sondes: bool):
-    """The observation network of a variant (no satellites: radiosondes only)."""
+def network_for(satellites, sondes: bool, frames=(-2.0, 0.0, 2.0)):
+    """The observation network of a variant (no satellites: radiosondes only); ``frames``:
+    those the ASSI network was trained with."""
     if not satellites:
         return RadiosondeNetwork(n_sites=SITES)
-    imager = ImagerNetwork(satellites=satellites, seed=SEED)
+    imager = ImagerNetwork(satellites=satellites, frames=tuple(frames), seed=SEED)
     if not sondes:
         return imager
     from xfuxi.assimilation.radiance_cycle import ImagerSondeNetwork
@@ -207,7 +209,9 @@ def load_forecast_model(name: str, truncation: int | None):
     return model
 
 
-def run_variant(truth, model_spec, method, satellites, sondes, n_cycles, store, threads=None):
+def run_variant(
+    truth, model_spec, method, satellites, sondes, n_cycles, store, frames, threads=None
+):
     """One variant's cycle: ``(name, scores, analyses, free-run states, wall time)``; runs
     in a worker process with ``--workers`` (the model is loaded there from ``model_spec``)."""
     if threads is not None:
@@ -218,7 +222,7 @@ def run_variant(truth, model_spec, method, satellites, sondes, n_cycles, store, 
     tic = time.perf_counter()
     run = cycle(
         truth,
-        network_for(satellites, sondes),
+        network_for(satellites, sondes, frames),
         method=method,
         model=model,
         config=CycleConfig(n_cycles=n_cycles, lead_steps=2),
@@ -282,6 +286,7 @@ def main() -> None:
         p.error(f"--workers must be >= 1; got {args.workers}")
     models = {"fuxi-da-hs-t21": args.assi, "fuxi-da-hs-t21-corr": args.corr}
     variants = [(n, models[m], sats, False) for n, m, sats in VARIANTS]
+    frames = tuple(resolve_da_model(args.assi).frames)  # the imager's frames: the network's
     t_start = time.perf_counter()
     model_spec = (args.model, args.truncation)
     model = load_forecast_model(*model_spec)
@@ -311,7 +316,7 @@ def main() -> None:
     try:
         jobs = {
             name: (truth, model_spec, method, sats, sondes, n_cycles,
-                   work / name.replace(" ", "_").replace("+", "_"))
+                   work / name.replace(" ", "_").replace("+", "_"), frames)
             for name, method, sats, sondes in variants
         }  # fmt: skip
         if args.workers == 1:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xfuxi.assimilation.da import assimilate_da
+from xfuxi.assimilation.da import assimilate_da, resolve_da_model
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
 from xfuxi.files import atomic_write_json
@@ -244,7 +244,10 @@ def main() -> None:
     times = truth["time"].values[idx]
 
     bg, background = ctrl_backgrounds(model, truth, data, idx)
-    radiances = imager_observations(truth, satellites=[105.0], times=times, seed=12345)
+    frames = resolve_da_model(args.assi).frames  # the imager's frames: the network's
+    radiances = imager_observations(
+        truth, satellites=[105.0], times=times, seed=12345, frames=frames
+    )
     if args.clear_only:  # a network trained on clear pixels sees only clear pixels
         bt = radiances["brightness_temperature"].where(~radiances["cloudy"])
         radiances = radiances.assign(brightness_temperature=bt)

@@ -21,6 +21,8 @@ fit times (then refitted on all). Variants, by which pixels the estimate sees:
   (``ir10.8`` departure below −4 K: missing in every channel of that frame);
 * ``linear clear (truth flag)``: only the pixels the truth knows to be clear;
 * ``linear all-sky``: every pixel the satellite sees;
+* ``linear per-channel screened``: each channel screened on its own departure (below
+  −4 K: missing in that channel only), so that channels peaking above a low cloud stay;
 * ``linear noise-free clear-sky``: ``H(x_t) − H(x_c)`` at every pixel of the disc at
   analysis time, no clouds, noise or bias (what the channels' weighting functions can
   tell at all, linearly).
@@ -36,6 +38,10 @@ FuXi-DA computes); ``--fit-skip-days 365`` then fits on a year of the train spli
 shipped networks did not learn from.
 
     python examples/fuxi_da_linear_bound.py [--fit-times 1400] [--times 24]
+
+``--errors noise=false,...`` switches the imager's errors (:class:`ImagerErrors`) and
+``--frames`` sets its frames, for both the fit and the scored times: which error limits the
+estimate, and what more frames would give.
 
 Validation split only (no test times). Writes ``--out`` (JSON, atomically) and prints the
 table of RMSE gains over CORR inside the disc.
@@ -62,15 +68,16 @@ from xfuxi.assimilation.da import assimilate_da, resolve_da_model
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
 from xfuxi.models.registry import load_model
-from xfuxi.observations.imager import NominalImager, imager_observations
+from xfuxi.observations.imager import ImagerErrors, NominalImager, imager_observations
 from xfuxi.training.da import ridge_by_holdout
 
-VARIANTS = ("screened", "clear", "all-sky", "noise-free")
+VARIANTS = ("screened", "clear", "all-sky", "noise-free", "per-channel")
 LABELS = {
     "screened": "linear screened",
     "clear": "linear clear (truth flag)",
     "all-sky": "linear all-sky",
     "noise-free": "linear noise-free clear-sky",
+    "per-channel": "linear per-channel screened",
 }
 RIDGE = tuple(10.0**k for k in range(-6, 5))  # times the mean diagonal of XᵀX
 SCREEN_K = 4.0
@@ -82,7 +89,9 @@ def states_of(analysis, model) -> np.ndarray:
     return np.asarray(x.values, dtype="float64")
 
 
-def prepare(split, idx, *, model, corr, seed, days=None, on=None, from_base=False, batch=200):
+def prepare(
+    split, idx, *, model, corr, seed, days=None, on=None, from_base=False, batch=200, imager=None
+):
     """Truth, CORR analyses, departures and masks at the analysis times ``idx``.
 
     Returns a dict of arrays: ``truth`` and ``corr`` (T, C, H, W), ``dep`` (T, F, S, H, W)
@@ -90,7 +99,9 @@ def prepare(split, idx, *, model, corr, seed, days=None, on=None, from_base=Fals
     (T, S, H, W) the noise-free clear-sky ``H(x_t) − H(x_c)``, ``zenith`` (H, W); with a
     network ``on``, ``base`` (T, C, H, W) its analyses (else CORR's), and with
     ``from_base`` the departures (and ``exact``) are from them instead of CORR's.
+    ``imager``: further keywords of :func:`imager_observations` (frames, errors).
     """
+    imager = imager or {}
     truth = held_suarez_split(split, days=days).load()
     data = truth_tensor(truth, model)
     out = {k: [] for k in ("truth", "corr", "dep", "cloudy", "exact", "base")}
@@ -99,7 +110,7 @@ def prepare(split, idx, *, model, corr, seed, days=None, on=None, from_base=Fals
         sl = idx[start : start + batch]
         _, background = ctrl_backgrounds(model, truth, data, sl)
         times = truth["time"].values[sl]
-        rad = imager_observations(truth, satellites=[105.0], times=times, seed=seed)
+        rad = imager_observations(truth, satellites=[105.0], times=times, seed=seed, **imager)
         xc = states_of(assimilate_da(background, model=corr).analysis, model)
         xt = data[sl].double().numpy()
         base = xc
@@ -130,6 +141,23 @@ def prepare(split, idx, *, model, corr, seed, days=None, on=None, from_base=Fals
     return res
 
 
+def imager_errors(text: str) -> ImagerErrors:
+    """``ImagerErrors`` from ``"KEY=VALUE,..."`` (``noise=false,bias=false``; ``""``: all on)."""
+    fields = list(ImagerErrors.__dataclass_fields__)
+    values: dict = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if key not in fields or not sep:
+            raise SystemExit(f"--errors: {item!r} is not KEY=VALUE with KEY one of {fields}")
+        if key in ("cloud_threshold", "drift"):
+            values[key] = float(value)
+        elif value.lower() in ("true", "false"):
+            values[key] = value.lower() == "true"
+        else:
+            raise SystemExit(f"--errors: {key} must be true or false; got {value!r}")
+    return ImagerErrors(**values)
+
+
 def seen_departures(d: dict, variant: str) -> np.ndarray:
     """Departures ``(T, F, S, H, W)`` the estimate sees (NaN: missing) for ``variant``."""
     dep = d["dep"]
@@ -139,6 +167,9 @@ def seen_departures(d: dict, variant: str) -> np.ndarray:
         return dep
     if variant == "clear":
         return np.where(d["cloudy"][:, :, None], np.nan, dep)
+    if variant == "per-channel":  # each channel on its own departure: kept above a low cloud
+        with np.errstate(invalid="ignore"):
+            return np.where(dep < -SCREEN_K, np.nan, dep)
     window = dep[:, :, d["channels"].index("ir10.8")]
     with np.errstate(invalid="ignore"):
         cold = window < -SCREEN_K
@@ -278,6 +309,19 @@ def main() -> None:
         choices=("corr", "on"),
         help="the state the departures are computed from: CORR's analysis or --on's",
     )
+    p.add_argument(
+        "--frames",
+        type=float,
+        nargs="+",
+        default=[-2.0, 0.0, 2.0],
+        help="frame offsets (hours) of the imager; networks are scored only with the default",
+    )
+    p.add_argument(
+        "--errors",
+        default="",
+        help="the imager's errors as KEY=VALUE,... of ImagerErrors (e.g. noise=false,bias=false): "
+        "which of them limits the estimate",
+    )
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/fuxi_da_linear_bound_validation.json")
     a = p.parse_args()
@@ -289,6 +333,9 @@ def main() -> None:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    imager = {"frames": a.frames, "errors": imager_errors(a.errors)}
+    if a.networks and a.frames != [-2.0, 0.0, 2.0]:
+        raise SystemExit("--networks are scored only with the default --frames -2 0 2")
     tic = time.perf_counter()
     model = load_model(a.model)
     corr = resolve_da_model(a.corr)
@@ -309,12 +356,13 @@ def main() -> None:
         days=a.fit_skip_days + a.fit_days,
         on=a.on,
         from_base=a.departures_from == "on",
+        imager=imager,
     )
     fit_data["lat"] = lat
     val_idx = np.arange(2, 2 + a.times)
     val = prepare(
         "validation", val_idx, model=model, corr=corr, seed=12345, days=12, on=a.on,
-        from_base=a.departures_from == "on",
+        from_base=a.departures_from == "on", imager=imager,
     )  # fmt: skip
     val["lat"] = lat
     t_prep = time.perf_counter() - tic
@@ -329,7 +377,7 @@ def main() -> None:
     truth = held_suarez_split("validation", days=12).load()
     _, background = ctrl_backgrounds(model, truth, truth_tensor(truth, model), val_idx)
     times = truth["time"].values[val_idx]
-    rad = imager_observations(truth, satellites=[105.0], times=times, seed=12345)
+    rad = imager_observations(truth, satellites=[105.0], times=times, seed=12345, **imager)
     for item in a.networks:
         label, _, spec = item.partition("=")
         analyses[label] = states_of(assimilate_da(background, rad, model=spec).analysis, model)

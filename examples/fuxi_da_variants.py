@@ -13,6 +13,11 @@ With ``--cycling`` the files are ``fuxi_da_cycling.py`` results (one ASSI networ
 on the same times): the ASSI 1-satellite variant's analysis RMSE over days 1–3, 2–5 and
 6–11, the ratio days 6–11 / days 2–5 (the steadiness target ≤ 1.15) and days 6–11 / the
 free run (≤ 0.75 inside the disc), by region and headline channel.
+
+With ``--linear`` the files are ``fuxi_da_linear_bound.py`` results (one imager setting or
+regression each, on the same validation times): the gain over CORR of the column
+``--column`` (default ``linear screened``) with its interval, by region and headline
+channel, and the setting's imager errors and frames.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ def main() -> None:
     p.add_argument("--regions", default="inside,outside,global")  # --cycling: inside, global
     p.add_argument("--cycling", action="store_true", help="fuxi_da_cycling.py result files")
     p.add_argument("--variant", default="ASSI 1 sat", help="--cycling: the variant tabulated")
+    p.add_argument("--linear", action="store_true", help="fuxi_da_linear_bound.py result files")
+    p.add_argument("--column", default="linear screened", help="--linear: the estimate tabulated")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     variants = {}
@@ -48,6 +55,8 @@ def main() -> None:
         variants[label] = json.loads(Path(path).read_text())
     if a.cycling:
         return cycling_table(variants, a)
+    if a.linear:
+        return linear_table(variants, a)
     times = {json.dumps(v["analysis_times"]) for v in variants.values()}
     if len(times) != 1:
         raise SystemExit("the files score different analysis times")
@@ -78,6 +87,40 @@ def write_table(out: Path, result: dict) -> None:
     for row in result["rows"]:
         print(row)
     print(f"wrote {out}")
+
+
+def linear_table(variants: dict, a: argparse.Namespace) -> None:
+    """The ``--linear`` table (module docstring)."""
+    keys = ("times", "fit_times", "fit_days", "fit_skip_days", "neighbourhood", "bands")
+    same = {json.dumps([v["settings"][k] for k in keys]) for v in variants.values()}
+    if len(same) != 1:
+        raise SystemExit(f"the files differ in {keys}: not the same regression and times")
+    rows = []
+    for region in a.regions.split(","):
+        for label, res in variants.items():
+            settings = res["settings"]
+            row = {
+                "region": region,
+                "setting": label,
+                "imager errors changed": " ".join((settings.get("errors") or "none").split(",")),
+                "frames (h)": " ".join(f"{f:g}" for f in settings.get("frames", (-2, 0, 2))),
+            }
+            by = {(r["region"], r["channel"]): r for r in res["rows"]}
+            for name in CHANNELS:
+                var, level = name.split("@")
+                r = by.get((region, name))
+                if r is None or f"{a.column} vs CORR" not in r:
+                    raise SystemExit(f"{label}: no {a.column!r} gain for {region} {name}")
+                row[f"{SHORT[var]}{level}"] = r[f"{a.column} vs CORR"]
+            rows.append(row)
+    result = {
+        "files": {label: item.partition("=")[2] for label, item in zip(variants, a.files)},
+        "column": a.column,
+        "split": "validation",
+        "note": "gain in RMSE over CORR of the linear estimate (95% block-bootstrap interval)",
+        "rows": rows,
+    }
+    write_table(a.out, result)
 
 
 CYCLING_CHANNELS = (

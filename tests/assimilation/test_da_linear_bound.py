@@ -76,3 +76,18 @@ def test_the_ridge_fit_recovers_a_linear_error_from_neighbouring_departures(lb):
     coefs_a, scale_a, _ = lb["fit"](d, "all-sky", half=1, edges=edges)
     all_sky = lb["predict"](d, "all-sky", coefs_a, scale_a, half=1, edges=edges)
     assert np.sqrt(((all_sky - d["truth"])[:, :2][..., inside] ** 2).mean()) > 3 * after
+
+
+def test_the_imager_errors_option_switches_the_named_errors_and_refuses_others(lb):
+    errors = lb["imager_errors"]("noise=false,bias=False,drift=0.5")
+    assert (errors.noise, errors.bias, errors.clouds, errors.spectroscopy) == (
+        False,
+        False,
+        True,
+        True,
+    )
+    assert errors.drift == 0.5
+    assert lb["imager_errors"]("") == lb["ImagerErrors"]()
+    for bad in ("noise", "noise=maybe", "wind=false"):
+        with pytest.raises(SystemExit, match="--errors"):
+            lb["imager_errors"](bad)
