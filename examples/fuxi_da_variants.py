@@ -16,8 +16,8 @@ free run (≤ 0.75 inside the disc), by region and headline channel.
 
 With ``--linear`` the files are ``fuxi_da_linear_bound.py`` results (one imager setting or
 regression each, on the same validation times): the gain over CORR of the column
-``--column`` (default ``linear screened``) with its interval, by region and headline
-channel, and the setting's imager errors and frames.
+``--column`` (default ``linear screened``; a file without it: its only estimate) with its
+interval, by region and headline channel, and the setting's imager errors and frames.
 """
 
 from __future__ import annotations
@@ -89,6 +89,16 @@ def write_table(out: Path, result: dict) -> None:
     print(f"wrote {out}")
 
 
+def linear_column(label: str, row: dict, wanted: str) -> str:
+    """The estimate tabulated from a file: ``wanted`` if it has it, else its only one."""
+    have = [k[: -len(" vs CORR")] for k in row if k.startswith("linear") and k.endswith(" vs CORR")]
+    if wanted in have:
+        return wanted
+    if len(have) == 1:
+        return have[0]
+    raise SystemExit(f"{label}: no {wanted!r} estimate; it has {have}")
+
+
 def linear_table(variants: dict, a: argparse.Namespace) -> None:
     """The ``--linear`` table (module docstring)."""
     keys = ("times", "fit_times", "fit_days", "fit_skip_days", "neighbourhood", "bands")
@@ -106,12 +116,14 @@ def linear_table(variants: dict, a: argparse.Namespace) -> None:
                 "frames (h)": " ".join(f"{f:g}" for f in settings.get("frames", (-2, 0, 2))),
             }
             by = {(r["region"], r["channel"]): r for r in res["rows"]}
+            column = linear_column(label, res["rows"][0], a.column)
+            row["estimate"] = column
             for name in CHANNELS:
                 var, level = name.split("@")
                 r = by.get((region, name))
-                if r is None or f"{a.column} vs CORR" not in r:
-                    raise SystemExit(f"{label}: no {a.column!r} gain for {region} {name}")
-                row[f"{SHORT[var]}{level}"] = r[f"{a.column} vs CORR"]
+                if r is None or f"{column} vs CORR" not in r:
+                    raise SystemExit(f"{label}: no {column!r} gain for {region} {name}")
+                row[f"{SHORT[var]}{level}"] = r[f"{column} vs CORR"]
             rows.append(row)
     result = {
         "files": {label: item.partition("=")[2] for label, item in zip(variants, a.files)},

@@ -4,7 +4,7 @@ On ``--times`` consecutive analysis times of the test split (the first ones of
 ``examples/fuxi_da_experiments.py``: the same backgrounds, the same imager radiances of one
 satellite at 105° E with seed 12345), from the same 6-hour background (CTRL):
 
-* CORR and ASSI: the shipped FuXi-DA networks (ASSI sees the frames at −2, 0, +2 h);
+* CORR and ASSI: the shipped FuXi-DA networks (ASSI sees the frames it was trained with);
 * En4DVar clear-sky: the analysis-time frame, pixels screened by a window-channel
   departure (``ir10.8`` O−B below −threshold: cloudy-looking, every channel dropped), an
   offline bias correction per channel (least squares of O−B on 1, sec θ − 1 and H(x_b),
@@ -58,7 +58,7 @@ from fuxi_da_experiments import (
 
 import xfuxi
 from xfuxi.assimilation.config import BackgroundError, Minimiser
-from xfuxi.assimilation.da import assimilate_da
+from xfuxi.assimilation.da import assimilate_da, resolve_da_model
 from xfuxi.assimilation.radiances import (
     background_radiances,
     cloud_screen,
@@ -93,14 +93,14 @@ SHOWN = [
 class Split:
     """One split's analysis times: truth, CTRL backgrounds, radiances, radiosondes."""
 
-    def __init__(self, model, name, days, first, n, seed, sites):
+    def __init__(self, model, name, days, first, n, seed, sites, frames=(-2.0, 0.0, 2.0)):
         self.truth = held_suarez_split(name, days=days).load()
         self.data = truth_tensor(self.truth, model)
         self.idx = np.arange(first, first + n)
         self.times = self.truth["time"].values[self.idx]
         self.bg, self.background = ctrl_backgrounds(model, self.truth, self.data, self.idx)
         self.radiances = imager_observations(
-            self.truth, satellites=SATELLITES, times=self.times, seed=seed
+            self.truth, satellites=SATELLITES, times=self.times, seed=seed, frames=frames
         )
         self.sondes = radiosonde_observations(
             self.truth, n_sites=sites, error=obs_errors(model), times=self.times, seed=seed
@@ -226,7 +226,8 @@ def main() -> None:
     model = load_model(args.model)
     names = [channel_name(c) for c in HEADLINE]
     print("setting up the splits ...", flush=True)
-    test = Split(model, "test", 12, 2, args.times, 12345, args.sites)
+    frames = resolve_da_model(args.assi).frames  # the frames ASSI takes (En4DVar: the one at 0 h)
+    test = Split(model, "test", 12, 2, args.times, 12345, args.sites, frames)
     val = Split(model, "validation", 12, 2, args.val_times, 54321, args.sites)
     fit = Split(model, "validation", 12, 2 + args.val_times, args.fit_times, 54321, args.sites)
     regions, w = regions_and_weights(test.truth, SATELLITES)

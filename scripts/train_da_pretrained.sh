@@ -8,6 +8,9 @@
 #                        (a pixel whose ir10.8 departure is below -SCREEN_K K is missing)
 #   fuxi-da-hs-t21-screened-update  the screened network with the linear update (a second,
 #                        linear step on the departures from its own analysis)
+#   fuxi-da-hs-t21-screened-5frames  the screened chain and the linear update again, with five
+#                        frames at -3, -1.5, 0, 1.5 and 3 h (FRAMES5): more frames average
+#                        the imager's noise down (docs/fuxi_da.md)
 # Backgrounds are 6-hour forecasts of the frozen shipped model "fuxi-hs-t21" from the truth
 # (the world's train split, TRAIN_DAYS days); radiances are drawn from the truth by the
 # synthetic imager (clouds, biases, spectroscopy error and noise on). Loss: latitude-weighted
@@ -74,6 +77,26 @@ $PY -m xfuxi.cli --no-progress -v train-da "${COMMON[@]}" --steps "$DROPOUT_STEP
   --channel-dropout 0.3 --linear-update --init-from "$OUT/screened/model" \
   --name fuxi-da-hs-t21-screened-update --out "$OUT/update" > "$OUT-update.log" 2>&1
 
+# the screened chain with five frames: the same four stages from the same CORR
+FRAMES5=(-3 -1.5 0 1.5 3)
+COMMON5=("${COMMON[@]}" --frames "${FRAMES5[@]}")  # the later --frames wins
+$PY -m xfuxi.cli --no-progress -v train-da "${COMMON5[@]}" --steps "$ASSI_STEPS" --lr "$LR_ASSI" \
+  --seed 0 --observations --departure-input --screen-threshold "$SCREEN_K" \
+  --init-from "$OUT/corr/model" --name fuxi-da-hs-t21-screened-5frames --out "$OUT/five0" \
+  > "$OUT-five0.log" 2>&1
+$PY -m xfuxi.cli --no-progress -v train-da "${COMMON5[@]}" --steps "$DROPOUT_STEPS" \
+  --lr "$LR_DROPOUT" --seed 1 --observations --departure-input --screen-threshold "$SCREEN_K" \
+  --channel-dropout "$CHANNEL_DROPOUT" --init-from "$OUT/five0/model" \
+  --name fuxi-da-hs-t21-screened-5frames --out "$OUT/five1" > "$OUT-five1.log" 2>&1
+$PY -m xfuxi.cli --no-progress -v train-da "${COMMON5[@]}" --steps 1000 --lr "$LR_DROPOUT" \
+  --seed 2 --observations --departure-input --screen-threshold "$SCREEN_K" \
+  --channel-dropout 0.3 --init-from "$OUT/five1/model" --val-every 250 \
+  --checkpoint-every 250 --log-every 50 \
+  --name fuxi-da-hs-t21-screened-5frames --out "$OUT/five2" > "$OUT-five2.log" 2>&1
+$PY -m xfuxi.cli --no-progress -v train-da "${COMMON5[@]}" --steps "$DROPOUT_STEPS" \
+  --lr "$LR_DROPOUT" --seed 3 --observations --departure-input --screen-threshold "$SCREEN_K" \
+  --channel-dropout 0.3 --linear-update --init-from "$OUT/five2/model" \
+  --name fuxi-da-hs-t21-screened-5frames --out "$OUT/five" > "$OUT-five.log" 2>&1
 $PY - "$OUT" <<'PYEOF'
 import sys
 from xfuxi.models.registry import register_pretrained
@@ -96,9 +119,15 @@ print(register_pretrained(
     "squares, then trained; scripts/train_da_pretrained.sh)",
 ))
 print(register_pretrained(
+    "fuxi-da-hs-t21-screened-5frames", source=f"{out}/five/model", kind="da-model",
+    description="FuXi-DA (ASSI, screened radiances and their departures, five frames at -3, "
+    "-1.5, 0, 1.5 and 3 h) with the linear update, for fuxi-hs-t21 backgrounds and the "
+    "synthetic imager at 105E (scripts/train_da_pretrained.sh)",
+))
+print(register_pretrained(
     "fuxi-da-hs-t21-corr", source=f"{out}/corr/model", kind="da-model",
     description="FuXi-DA CORR (no observation branch) for fuxi-hs-t21 backgrounds "
     "(scripts/train_da_pretrained.sh)",
 ))
 PYEOF
-echo "installed $OUT/assi/model, $OUT/screened/model, $OUT/update/model and $OUT/corr/model"
+echo "installed $OUT/assi/model, $OUT/screened/model, $OUT/update/model, $OUT/five/model and $OUT/corr/model"

@@ -91,3 +91,19 @@ def test_the_imager_errors_option_switches_the_named_errors_and_refuses_others(l
     for bad in ("noise", "noise=maybe", "wind=false"):
         with pytest.raises(SystemExit, match="--errors"):
             lb["imager_errors"](bad)
+
+
+def test_the_frame_mean_averages_the_frames_that_see_a_pixel_after_screening(lb):
+    # 1 time, 3 frames, 2 channels (ir10.8 second), 1 x 3 pixels
+    dep = np.zeros((1, 3, 2, 1, 3))
+    dep[0, :, 0, 0, 0] = [1.0, 2.0, 6.0]  # pixel 0: frame 2 cloudy (cold window)
+    dep[0, 2, 1, 0, 0] = -10.0
+    dep[0, :, 0, 0, 1] = [np.nan, 3.0, 5.0]  # pixel 1: frame 0 missing
+    dep[0, :, 1, 0, 1] = [np.nan, 0.0, 0.0]
+    dep[0, :, :, 0, 2] = np.nan  # pixel 2: never seen
+    d = {"dep": dep, "channels": ["wv6.2", "ir10.8"]}
+    mean = lb["seen_departures"](d, "screened-mean")
+    assert mean.shape == (1, 1, 2, 1, 3)
+    np.testing.assert_allclose(mean[0, 0, 0, 0, :2], [1.5, 4.0])
+    np.testing.assert_allclose(mean[0, 0, 1, 0, :2], [0.0, 0.0])
+    assert np.isnan(mean[0, 0, :, 0, 2]).all()

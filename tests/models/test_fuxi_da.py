@@ -209,7 +209,7 @@ def test_shipped_models_load():
 
     assert {
         "fuxi-da-hs-t21", "fuxi-da-hs-t21-corr", "fuxi-da-hs-t21-screened",
-        "fuxi-da-hs-t21-screened-update",
+        "fuxi-da-hs-t21-screened-update", "fuxi-da-hs-t21-screened-5frames",
     } <= set(shipped_da_models())  # fmt: skip
     screened = load_da_model("fuxi-da-hs-t21-screened")
     assert screened.screen_threshold == 4.0 and screened.departure_input
@@ -226,6 +226,9 @@ def test_shipped_models_load():
     assert update.linear_update and update.screen_threshold == 4.0
     assert update.metadata["train_config"]["init_from"] == "fuxi-da-hs-t21-screened"
     assert float(update.net.linear.weight.abs().max()) > 0  # fitted and trained, not zero
+    five = load_da_model("fuxi-da-hs-t21-screened-5frames")
+    assert five.frames == (-3.0, -1.5, 0.0, 1.5, 3.0)
+    assert five.linear_update and five.screen_threshold == 4.0
 
 
 def _gradient_case(model):
