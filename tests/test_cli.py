@@ -443,5 +443,8 @@ def test_cycle_fuxi_da_takes_the_network_satellites_and_imager_errors(monkeypatc
     assert seen["config"].days == 1.0 and str(seen["store"]) == "s.zarr"
     assert main(base) == 0
     assert seen["method"].name == "FuXi-DA" and seen["network"].satellites == (105.0,)
+    assert seen["network"].frames == (-2.0, 0.0, 2.0)
+    assert main(base + ["--da-model", "fuxi-da-hs-t21-screened-5frames"]) == 0
+    assert seen["network"].frames == (-3.0, -1.5, 0.0, 1.5, 3.0)  # the network's own frames
     assert main(base + ["--satellites", "east"]) != 0
     assert "east" in capsys.readouterr().err

@@ -186,6 +186,8 @@ def test_a_network_for_other_satellites_or_channels_is_refused(setting):
         method=FuXiDAMethod(_da_model(), allow_new_satellites=True),
     )
     assert run.scores.sizes["time"] == 1
+    with pytest.raises(ValueError, match=r"takes frames at \[-2.0, 0.0, 2.0\] h.*\[0.0\] h"):
+        _run(setting, 1, network=ImagerNetwork(satellites=(90.0,), channels=SENSORS, frames=[0.0]))
     model, truth = setting
     other = xfuxi.wrap_model(Last(), channels=CHANNELS[:-1], latitude=LAT, longitude=LON)
     with pytest.raises(ValueError, match="must be the same"):

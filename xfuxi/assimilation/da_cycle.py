@@ -212,6 +212,15 @@ class FuXiDAMethod(CycleMethod):
                 f"; the forecast model {getattr(model, 'name', '')!r} has "
                 f"{list(model.channels)}: they must be the same"
             )
+        frames = getattr(network, "frames", None)  # an ImagerNetwork's; checked before drawing
+        if self.model.uses_observations and frames is not None:
+            have = np.asarray(frames, dtype="float64")
+            if not all(np.any(np.isclose(have, f)) for f in self.model.frames):
+                raise ValueError(
+                    f"the FuXi-DA model {self.model.name!r} takes frames at "
+                    f"{list(self.model.frames)} h; the network draws frames at "
+                    f"{have.tolist()} h: give it ImagerNetwork(frames={list(self.model.frames)})"
+                )
         radiances = network(truth, times, cycle=cycle, model=model)
         bt = radiances["brightness_temperature"]
         return [radiances], int(np.isfinite(bt.values).sum()), {}

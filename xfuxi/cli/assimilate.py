@@ -281,7 +281,9 @@ def _cmd_cycle(args) -> int:
     if args.method == "fuxi-da":
         # the imager's radiances; satellites other than the network's training ones allowed
         method = FuXiDAMethod(args.da_model, allow_new_satellites=True)
-        network = ImagerNetwork(satellites=satellites, errors=errors, seed=config.seed)
+        network = ImagerNetwork(  # the frames the network takes
+            satellites=satellites, frames=method.model.frames, errors=errors, seed=config.seed
+        )
     elif args.method in ("letkf", "hybrid-gain"):
         method = LETKFMethod(options=letkf, localization=loc)
         if args.method == "hybrid-gain":
