@@ -582,3 +582,26 @@ def test_fit_linear_update_is_the_ridge_solution_on_the_update_inputs():
             torch.testing.assert_close(conv.weight[c].flatten().double(), coef[:-1],
                                        rtol=1e-3, atol=1e-5)  # fmt: skip
             torch.testing.assert_close(conv.bias[c].double(), coef[-1], rtol=1e-3, atol=1e-5)
+
+
+def test_the_forecast_weight_scales_the_forecast_term_only():
+    from xfuxi.training.da import da_loss, prepare_da_samples
+    from xfuxi.verify.weights import area_weights
+
+    truth = tiny_da.truth(8)
+    model = forecast_model()
+    net = new_da_network(DAConfig(**{**CFG, "forecast_steps": 2}), model)
+    s = prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=2)
+    w = torch.as_tensor(area_weights(tiny_da.LAT).values, dtype=torch.float32).view(1, 1, -1, 1)
+    pick = np.arange(len(s))
+    full, parts = da_loss(net, model, s, pick, forecast_steps=2, weights=w)
+    quarter, parts_q = da_loss(
+        net, model, s, pick, forecast_steps=2, weights=w, forecast_weight=0.25
+    )
+    assert float(parts["lk"]) > 0  # a forecast term to weigh
+    torch.testing.assert_close(full, parts["l0"] + parts["lk"])
+    torch.testing.assert_close(quarter, parts["l0"] + 0.25 * parts["lk"])
+    torch.testing.assert_close(parts_q["lk"], parts["lk"])  # the part is reported unweighted
+    assert DAConfig().forecast_weight == 1.0  # the paper's loss by default
+    with pytest.raises(ValueError, match="forecast_weight"):
+        DAConfig(forecast_weight=-0.5)

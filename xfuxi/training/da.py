@@ -333,8 +333,11 @@ def da_loss(
     loss_scale: str = "std",
     drop: torch.Tensor | None = None,
     activity_weight: float = 0.0,
+    forecast_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``L_0 + (1/K) Σ L_k`` on the samples ``pick``; the parts as tensors (``l0``, ``lk``).
+    """``L_0 + w (1/K) Σ L_k`` on the samples ``pick``; the parts as tensors (``l0``, ``lk``).
+
+    ``w`` is ``forecast_weight`` (1: the paper's loss; the part ``lk`` is unweighted).
 
     The L1 is of fields divided by the channels' std (``loss_scale="std"``) or by the std of
     their 6-hour differences (``"diff_std"``, about the size of a 6-hour background's error).
@@ -378,7 +381,7 @@ def da_loss(
             prev, cur = cur, nxt
         lk = lk / forecast_steps
         parts["lk"] = lk.detach()
-        loss = loss + lk
+        loss = loss + forecast_weight * lk
     return loss, parts
 
 
@@ -556,7 +559,7 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
         "precision": "float32", "departure_input": False, "loss_scale": "std", "init_from": None,
         "channel_dropout": 0.0, "gradient_input": False, "screen_threshold": None,
         "cycled_fraction": 0.5, "departure_context": False, "activity_weight": 0.0,
-        "linear_update": False, "fit_linear_update": True, **config,
+        "linear_update": False, "fit_linear_update": True, "forecast_weight": 1.0, **config,
     }  # fmt: skip
     free = ("max_minutes", "resume", "log_every", "checkpoint_dir", "device")
     return {k: v for k, v in settings.items() if k not in free}
@@ -799,6 +802,7 @@ def train_da(
                 loss_scale=cfg.loss_scale,
                 drop=drop,
                 activity_weight=cfg.activity_weight,
+                forecast_weight=cfg.forecast_weight,
             )
         lk = parts.get("lk", loss.new_full((), math.nan))
         values = torch.stack([loss.detach(), parts["l0"], lk]).float()

@@ -86,6 +86,9 @@ class DAConfig(Config):
     loss_scale: Literal["std", "diff_std"] = field(
         "std", help="divide the L1's fields by the channels' std or their 6-hour differences' std"
     )
+    forecast_weight: float = field(
+        1.0, help="weight of the forecast term: L0 + w (1/K) sum Lk (1: the paper's loss)"
+    )
     activity_weight: float = field(
         0.0,
         help="weight of a penalty on the difference between the analysis's eddy activity "
@@ -151,6 +154,7 @@ class DAConfig(Config):
                 f"{owner}.channel_dropout must be in [0, 1); got {self.channel_dropout!r}"
             )
         check_number(self, "activity_weight", above=False)
+        check_number(self, "forecast_weight", above=False)
         if not (0.0 <= float(self.cycled_fraction) <= 1.0):
             raise ValueError(
                 f"{owner}.cycled_fraction must be in [0, 1]; got {self.cycled_fraction!r}"
