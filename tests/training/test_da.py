@@ -472,18 +472,24 @@ def test_init_from_a_network_without_departure_context_starts_as_it(tmp_path):
             trained, tmp_path / "ctx"))), progress=False)  # fmt: skip
 
 
+def _loss_case(forecast_steps: int):
+    """An untrained network, its samples on the tiny world, area weights and every sample."""
+    from xfuxi.training.da import prepare_da_samples
+    from xfuxi.verify.weights import area_weights
+
+    model = forecast_model()
+    net = new_da_network(DAConfig(**{**CFG, "forecast_steps": forecast_steps}), model)
+    s = prepare_da_samples(tiny_da.truth(8), model, net, leads=(1,), forecast_steps=forecast_steps)
+    w = torch.as_tensor(area_weights(tiny_da.LAT).values, dtype=torch.float32).view(1, 1, -1, 1)
+    return net, model, s, w, np.arange(len(s))
+
+
 def test_activity_penalty_is_the_eddy_activity_difference():
     """``L_A`` is the mean |A(x_a) − A(x_t)| (A: area-weighted RMS departure from the zonal
     mean in std units), zero for the truth itself, larger for a damped analysis."""
-    from xfuxi.training.da import da_loss, prepare_da_samples
-    from xfuxi.verify.weights import area_weights
+    from xfuxi.training.da import da_loss
 
-    truth = tiny_da.truth(8)
-    model = forecast_model()
-    net = new_da_network(DAConfig(**{**CFG, "forecast_steps": 0}), model)
-    s = prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=0)
-    w = torch.as_tensor(area_weights(tiny_da.LAT).values, dtype=torch.float32).view(1, 1, -1, 1)
-    pick = np.arange(len(s))
+    net, model, s, w, pick = _loss_case(forecast_steps=0)
     base, parts0 = da_loss(net, model, s, pick, forecast_steps=0, weights=w)
     loss, parts = da_loss(net, model, s, pick, forecast_steps=0, weights=w, activity_weight=2.0)
     assert "activity" not in parts0  # off by default
@@ -585,15 +591,9 @@ def test_fit_linear_update_is_the_ridge_solution_on_the_update_inputs():
 
 
 def test_the_forecast_weight_scales_the_forecast_term_only():
-    from xfuxi.training.da import da_loss, prepare_da_samples
-    from xfuxi.verify.weights import area_weights
+    from xfuxi.training.da import da_loss
 
-    truth = tiny_da.truth(8)
-    model = forecast_model()
-    net = new_da_network(DAConfig(**{**CFG, "forecast_steps": 2}), model)
-    s = prepare_da_samples(truth, model, net, leads=(1,), forecast_steps=2)
-    w = torch.as_tensor(area_weights(tiny_da.LAT).values, dtype=torch.float32).view(1, 1, -1, 1)
-    pick = np.arange(len(s))
+    net, model, s, w, pick = _loss_case(forecast_steps=2)
     full, parts = da_loss(net, model, s, pick, forecast_steps=2, weights=w)
     quarter, parts_q = da_loss(
         net, model, s, pick, forecast_steps=2, weights=w, forecast_weight=0.25
