@@ -187,7 +187,7 @@ def varbc_name(std: float, stds: list[float]) -> str:
     return "En4DVar clear+VarBC" + ("" if len(stds) == 1 else f" σβ={std:g}")
 
 
-def network_for(satellites, sondes: bool, frames=(-2.0, 0.0, 2.0)):
+def network_for(satellites, sondes: bool, frames):
     """The observation network of a variant (no satellites: radiosondes only); ``frames``:
     those the ASSI network was trained with."""
     if not satellites:

@@ -52,6 +52,7 @@ table of RMSE gains over CORR inside the disc.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -146,13 +147,14 @@ def prepare(
 
 def imager_errors(text: str) -> ImagerErrors:
     """``ImagerErrors`` from ``"KEY=VALUE,..."`` (``noise=false,bias=false``; ``""``: all on)."""
-    fields = list(ImagerErrors.__dataclass_fields__)
+    defaults = {f.name: f.default for f in dataclasses.fields(ImagerErrors)}
     values: dict = {}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
-        if key not in fields or not sep:
-            raise SystemExit(f"--errors: {item!r} is not KEY=VALUE with KEY one of {fields}")
-        if key in ("cloud_threshold", "drift"):
+        if key not in defaults or not sep:
+            known = list(defaults)
+            raise SystemExit(f"--errors: {item!r} is not KEY=VALUE with KEY one of {known}")
+        if not isinstance(defaults[key], bool):  # a number (cloud_threshold, drift)
             values[key] = float(value)
         elif value.lower() in ("true", "false"):
             values[key] = value.lower() == "true"

@@ -118,6 +118,9 @@ def test_bad_input(case):
     with pytest.raises(ImagerError, match=r"trained for imager channels.*lack \['ir10.8'\]"):
         assimilate_da(background, one, model=model)
     assimilate_da(background, one, model=model, allow_missing_channels=True)
+    first = radiances.isel(frame=[0])  # a frame the model takes is absent
+    with pytest.raises(ImagerError, match=r"takes frames at .*; the radiances have frames at"):
+        assimilate_da(background, first, model=model)
     moved = radiances.assign_attrs(satellite_longitudes=[140.0])
     with pytest.raises(ImagerError, match="trained with satellites at"):
         assimilate_da(background, moved, model=model)

@@ -156,13 +156,20 @@ def _radiances_for(
                 "allow_new_satellites=True to use it outside its training geometry)"
             )
     if "frame" in radiances.dims:
-        frames = (radiances["frame"].values / np.timedelta64(1, "h")).astype("float64")
-        if model.uses_observations and not all(np.any(np.isclose(frames, f)) for f in model.frames):
-            raise ImagerError(
-                f"the model {model.name!r} takes frames at {list(model.frames)} h; the "
-                f"radiances have frames at {frames.tolist()} h"
-            )
+        frames = radiances["frame"].values / np.timedelta64(1, "h")
+        check_frames(model, frames, "the radiances have frames")
     return radiances
+
+
+def check_frames(model: FuXiDA, frames: Any, what: str, hint: str = "") -> None:
+    """Refuse ``frames`` (hours) that lack a frame the ASSI ``model`` takes (``what`` names
+    them in the message, ``hint`` ends it)."""
+    have = np.asarray(frames, dtype="float64")
+    if model.uses_observations and not all(np.any(np.isclose(have, f)) for f in model.frames):
+        raise ImagerError(
+            f"the model {model.name!r} takes frames at {list(model.frames)} h; {what} at "
+            f"{have.tolist()} h{hint}"
+        )
 
 
 def _frames_array(radiances: xr.Dataset, model: FuXiDA, t: Any) -> np.ndarray:

@@ -25,7 +25,7 @@ from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA
 from ..observations.imager import CHANNELS, ImagerErrors, imager_observations
 from .cycle import CycleAnalysis, CycleMethod, _dataset, _stack
-from .da import assimilate_da, resolve_da_model
+from .da import assimilate_da, check_frames, resolve_da_model
 
 __all__ = ["FuXiDAMethod", "ImagerNetwork"]
 
@@ -213,14 +213,13 @@ class FuXiDAMethod(CycleMethod):
                 f"{list(model.channels)}: they must be the same"
             )
         frames = getattr(network, "frames", None)  # an ImagerNetwork's; checked before drawing
-        if self.model.uses_observations and frames is not None:
-            have = np.asarray(frames, dtype="float64")
-            if not all(np.any(np.isclose(have, f)) for f in self.model.frames):
-                raise ValueError(
-                    f"the FuXi-DA model {self.model.name!r} takes frames at "
-                    f"{list(self.model.frames)} h; the network draws frames at "
-                    f"{have.tolist()} h: give it ImagerNetwork(frames={list(self.model.frames)})"
-                )
+        if frames is not None:
+            check_frames(
+                self.model,
+                frames,
+                "the network draws frames",
+                f": give it ImagerNetwork(frames={list(self.model.frames)})",
+            )
         radiances = network(truth, times, cycle=cycle, model=model)
         bt = radiances["brightness_temperature"]
         return [radiances], int(np.isfinite(bt.values).sum()), {}
