@@ -12,6 +12,11 @@ On one analysis time of the test split, from the same background (a 4-step forec
   defaults, the analysis-time frame's clear-looking pixels with a bias correction (fitted on
   this time's clear-looking pixels: a timing case only).
 
+The network's forward pass alone (``network_increment``: the shipped weights, one
+background, its observation inputs) is also timed in the channels-last layout the network
+keeps its convolution weights in and, from a copy of the same weights, in the standard
+layout (50 calls each, interleaved; the median).
+
 Each case runs ``--repeat`` times, interleaved; the table gives the median wall time and
 the min–max, and the peak **resident set size above the RSS just before the call**
 (sampled every 2 ms from ``/proc/self/statm`` by a thread, after ``malloc_trim`` has handed
@@ -30,6 +35,7 @@ Writes ``benchmarks/results/fuxi_da_bench.json`` (atomically) and prints a table
 from __future__ import annotations
 
 import argparse
+import copy
 import ctypes
 import gc
 import logging
@@ -45,7 +51,7 @@ import torch
 
 import xfuxi
 from xfuxi.assimilation.cycling import world_background
-from xfuxi.assimilation.da import assimilate_da
+from xfuxi.assimilation.da import assimilate_da, da_inputs
 from xfuxi.assimilation.radiances import (
     background_radiances,
     cloud_screen,
@@ -139,6 +145,25 @@ def train_rate(truth: Any, model: Any, *, k: int, steps: int, batch: int) -> dic
     }
 
 
+def network_layouts(net: Any, background: Any, radiances: Any, calls: int = 50) -> dict:
+    """Median ms of the network's forward pass with its weights channels-last (as it keeps
+    them) and, from a copy, in the standard layout; interleaved."""
+    xb, obs = da_inputs(background, radiances, net)
+    standard = copy.deepcopy(net)
+    for p in standard.parameters():
+        p.data = p.data.contiguous()
+    runs: dict[str, list[float]] = {"channels_last_ms": [], "standard_ms": []}
+    with torch.no_grad():
+        for _ in range(3):  # warm-up
+            net.network_increment(xb, obs), standard.network_increment(xb, obs)
+        for _ in range(calls):
+            for key, model in (("channels_last_ms", net), ("standard_ms", standard)):
+                tic = time.perf_counter()
+                model.network_increment(xb, obs)
+                runs[key].append(1e3 * (time.perf_counter() - tic))
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3)
@@ -209,12 +234,14 @@ def main() -> None:
         train_rate(train, model, k=1, steps=max(a.train_steps // 4, 1), batch=2),
     ]
     analysis_only = statistics.median(network_s)
+    layouts = network_layouts(net, bg.isel(time=[-1]), radiances)
     result = {
         "rows": rows,
         "fuxi_da_analysis_only_s": analysis_only,
         "fuxi_da_analysis_only": "median of assimilate_da's analysis_seconds: the inputs "
         "(with the departures) and the network, without the diagnostics and the Datasets",
         "en4dvar_radiances_over_fuxi_da_analysis_only": rows[2]["median_s"] / analysis_only,
+        "network_forward": layouts,
         "training": training,
         "n_radiances": int(table.sizes["obs"]),
         "n_radiances_clear_looking": int(clear.sum()),
@@ -236,6 +263,10 @@ def main() -> None:
     print(
         f"FuXi-DA inputs + network only: {analysis_only * 1e3:.1f} ms "
         f"(En4DVar radiances {result['en4dvar_radiances_over_fuxi_da_analysis_only']:.0f}x)"
+    )
+    print(
+        f"network forward: {layouts['channels_last_ms']:.1f} ms channels-last, "
+        f"{layouts['standard_ms']:.1f} ms standard layout"
     )
     for t in training:
         print(f"train_da K={t['forecast_steps_K']}: {t['samples_per_s']:.2f} samples/s")
