@@ -25,6 +25,11 @@ fit times (then refitted on all). Variants, by which pixels the estimate sees:
   see each pixel (one input per channel instead of one per frame and channel);
 * ``linear per-channel screened``: each channel screened on its own departure (below
   −4 K: missing in that channel only), so that channels peaking above a low cloud stay;
+* ``linear screened + cloudy``: the screened departures, and beside them, as regressors
+  of their own, the departures of the pixels the screening removed (with their own 0/1
+  indicator): what the cloudy radiances' values (the cloud tops) add to the clear ones when
+  they do not spoil them (the all-sky target's question; that a pixel inside the disc is
+  missing, i.e. cloudy, the screened estimate already sees);
 * ``linear noise-free clear-sky``: ``H(x_t) − H(x_c)`` at every pixel of the disc at
   analysis time, no clouds, noise or bias (what the channels' weighting functions can
   tell at all, linearly).
@@ -74,7 +79,15 @@ from xfuxi.models.registry import load_model
 from xfuxi.observations.imager import ImagerErrors, NominalImager, imager_observations
 from xfuxi.training.da import ridge_by_holdout
 
-VARIANTS = ("screened", "clear", "all-sky", "noise-free", "per-channel", "screened-mean")
+VARIANTS = (
+    "screened",
+    "clear",
+    "all-sky",
+    "noise-free",
+    "per-channel",
+    "screened-mean",
+    "screened-cloudy",
+)
 LABELS = {
     "screened": "linear screened",
     "clear": "linear clear (truth flag)",
@@ -82,7 +95,10 @@ LABELS = {
     "noise-free": "linear noise-free clear-sky",
     "per-channel": "linear per-channel screened",
     "screened-mean": "linear screened frame mean",
+    "screened-cloudy": "linear screened + cloudy",
 }
+#: variants whose departures come in two blocks of the channels (clear, then cloudy pixels)
+TWO_BLOCKS = ("screened-cloudy",)
 RIDGE = tuple(10.0**k for k in range(-6, 5))  # times the mean diagonal of XᵀX
 SCREEN_K = 4.0
 
@@ -179,6 +195,8 @@ def seen_departures(d: dict, variant: str) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         cold = window < -SCREEN_K
     screened = np.where(cold[:, :, None], np.nan, dep)
+    if variant == "screened-cloudy":  # the screened-out pixels as regressors of their own
+        return np.concatenate([screened, np.where(cold[:, :, None], dep, np.nan)], 2)
     if variant == "screened-mean":  # one "frame": the mean of the frames that see the pixel
         seen = np.isfinite(screened)
         n = seen.sum(1, keepdims=True)
@@ -200,8 +218,9 @@ def shift(a: np.ndarray, di: int, dj: int) -> np.ndarray:
     return out
 
 
-def features(seen: np.ndarray, zenith: np.ndarray, half: int) -> np.ndarray:
-    """Regressors ``(T, P, H, W)`` from the departures a variant sees."""
+def features(seen: np.ndarray, zenith: np.ndarray, half: int, blocks: int = 1) -> np.ndarray:
+    """Regressors ``(T, P, H, W)`` from the departures a variant sees (``blocks``: the
+    channel axis holds that many blocks of the channels, each with its own indicator)."""
     t, f, s, h, w = seen.shape
     feats = []
     for di in range(-half, half + 1):
@@ -209,12 +228,20 @@ def features(seen: np.ndarray, zenith: np.ndarray, half: int) -> np.ndarray:
             a = shift(seen, di, dj)
             ok = np.isfinite(a)
             feats.append(np.where(ok, a, 0.0).reshape(t, f * s, h, w))
-            feats.append(ok.all(2).astype("float64"))  # the pixel is there in that frame
+            # the pixel is there in that frame (in that block)
+            seen_in = ok.reshape(t, f, blocks, s // blocks, h, w).all(3)
+            feats.append(seen_in.reshape(t, f * blocks, h, w).astype("float64"))
     sec = 1.0 / np.cos(np.deg2rad(np.where(np.isfinite(zenith), zenith, 0.0))) - 1.0
     centre = seen[:, f // 2] if f > 1 else seen[:, 0]
     feats.append(np.where(np.isfinite(centre), centre, 0.0) * sec)
     feats.append(np.ones((t, 1, h, w)))
     return np.concatenate(feats, 1)
+
+
+def regressors(d: dict, variant: str, half: int) -> np.ndarray:
+    """:func:`features` of the departures ``variant`` sees in ``d``."""
+    blocks = 2 if variant in TWO_BLOCKS else 1
+    return features(seen_departures(d, variant), d["zenith"], half, blocks)
 
 
 def band_of(lat: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -243,8 +270,7 @@ def fit(d: dict, variant: str, *, half: int, edges: np.ndarray, holdout: float =
     for part, (lo, hi) in {"fit": (0, cut), "held": (cut, n_t)}.items():
         for sl in _chunks(hi - lo):
             sl = slice(lo + sl.start, lo + sl.stop)
-            x = features(seen_departures({k: _take(d, k, sl) for k in d}, variant),
-                         d["zenith"], half).transpose(0, 2, 3, 1)  # fmt: skip
+            x = regressors({k: _take(d, k, sl) for k in d}, variant, half).transpose(0, 2, 3, 1)
             y = (y_all[sl] / scale[None, :, None, None]).transpose(0, 2, 3, 1)
             for b in np.unique(bands[inside]):
                 m = inside & (bands == b)
@@ -276,8 +302,7 @@ def predict(d: dict, variant: str, coefs, scale, *, half: int, edges: np.ndarray
     bands = band_of(np.broadcast_to(d["lat"][:, None], inside.shape), edges)
     inc = np.zeros_like(d["base"])
     for sl in _chunks(inc.shape[0]):
-        x = features(seen_departures({k: _take(d, k, sl) for k in d}, variant), d["zenith"], half)
-        x = x.transpose(0, 2, 3, 1)
+        x = regressors({k: _take(d, k, sl) for k in d}, variant, half).transpose(0, 2, 3, 1)
         part = inc[sl].transpose(0, 2, 3, 1)  # a view: written through
         for b, w in coefs.items():
             m = inside & (bands == b)

@@ -107,3 +107,38 @@ def test_the_frame_mean_averages_the_frames_that_see_a_pixel_after_screening(lb)
     np.testing.assert_allclose(mean[0, 0, 0, 0, :2], [1.5, 4.0])
     np.testing.assert_allclose(mean[0, 0, 1, 0, :2], [0.0, 0.0])
     assert np.isnan(mean[0, 0, :, 0, 2]).all()
+
+
+def test_cloudy_pixels_as_regressors_of_their_own_recover_what_the_clouds_tell(lb):
+    """Under a cloud the error of the tracer-like channel follows the cloud top (the cold
+    window's departure), which the screened estimate cannot read (it drops the cloudy
+    pixels' values; that a pixel is missing it does see) and the screened + cloudy one
+    reads from its cloudy block; where no cloud is, both recover the clear part."""
+    rng = np.random.default_rng(1)
+    t, f, s, c, h, w = 80, 1, 2, 2, 4, 8
+    dep = rng.normal(0.0, 1.0, (t, f, s, h, w))
+    cloudy = rng.random((t, f, h, w)) < 0.3
+    dep[:, :, 1] = np.where(cloudy, -10.0 + rng.normal(0.0, 1.0, cloudy.shape), dep[:, :, 1])
+    zenith = np.full((h, w), 30.0)
+    err = np.zeros((t, c, h, w))
+    err[:, 0] = np.where(cloudy[:, 0], 0.5 * (dep[:, 0, 1] + 10.0), 0.4 * dep[:, 0, 0])
+    base = rng.normal(0.0, 1.0, (t, c, h, w))
+    d = {
+        "truth": base + err, "corr": base, "base": base, "dep": dep, "cloudy": cloudy,
+        "exact": dep[:, 0], "zenith": zenith, "lat": np.linspace(-50, 50, h),
+        "channels": ["wv6.2", "ir10.8"],
+    }  # fmt: skip
+    seen = lb["seen_departures"](d, "screened-cloudy")
+    assert seen.shape == (t, f, 2 * s, h, w)
+    np.testing.assert_array_equal(np.isfinite(seen[:, 0, 2]), cloudy[:, 0])  # cloudy block
+    np.testing.assert_array_equal(np.isfinite(seen[:, 0, 0]), ~cloudy[:, 0])  # clear block
+    edges = np.array([0.0])
+
+    def rmse(variant):
+        coefs, scale, _ = lb["fit"](d, variant, half=0, edges=edges)
+        x = lb["predict"](d, variant, coefs, scale, half=0, edges=edges)
+        return np.sqrt(((x - d["truth"])[:, 0] ** 2).mean())
+
+    before = np.sqrt((err[:, 0] ** 2).mean())
+    assert rmse("screened-cloudy") < 0.05 * before
+    assert rmse("screened") > 0.3 * before
