@@ -210,6 +210,7 @@ def test_shipped_models_load():
     assert {
         "fuxi-da-hs-t21", "fuxi-da-hs-t21-corr", "fuxi-da-hs-t21-screened",
         "fuxi-da-hs-t21-screened-update", "fuxi-da-hs-t21-screened-5frames",
+        "fuxi-da-hs-t21-screened-5frames-k10",
     } <= set(shipped_da_models())  # fmt: skip
     screened = load_da_model("fuxi-da-hs-t21-screened")
     assert screened.screen_threshold == 4.0 and screened.departure_input
@@ -229,6 +230,13 @@ def test_shipped_models_load():
     five = load_da_model("fuxi-da-hs-t21-screened-5frames")
     assert five.frames == (-3.0, -1.5, 0.0, 1.5, 3.0)
     assert five.linear_update and five.screen_threshold == 4.0
+    k10 = load_da_model("fuxi-da-hs-t21-screened-5frames-k10")
+    assert k10.frames == five.frames and k10.linear_update and k10.screen_threshold == 4.0
+    assert k10.metadata["train_config"]["forecast_steps"] == 10
+    assert k10.metadata["train_config"]["init_from"] == "fuxi-da-hs-t21-screened-5frames"
+    assert any(  # trained on: not the five-frame network's weights
+        not torch.equal(a, b) for a, b in zip(k10.net.parameters(), five.net.parameters())
+    )
 
 
 def _gradient_case(model):
