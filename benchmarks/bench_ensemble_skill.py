@@ -36,6 +36,7 @@ import pandas as pd
 
 import xfuxi
 from xfuxi.datasets import held_suarez_split
+from xfuxi.files import atomic_write_bytes, atomic_write_file
 from xfuxi.forecasting.ensemble import PerlinNoise, VAEPerturbation, ensemble
 from xfuxi.models.ens import load_perturbation
 from xfuxi.models.registry import load_model
@@ -96,7 +97,7 @@ def _rank_figure(fcs, truth, leads_h, path):
     fig.supxlabel("rank of the truth among members")
     fig.supylabel("relative frequency (1 = flat)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -146,7 +147,7 @@ def main() -> None:
             run=TuningRun(n=args.tune_n, steps=args.steps, init_times=vt, seed=args.seed + 1),
         )  # fmt: skip
         scores = tune.values.tolist()
-        cache.write_text(json.dumps({"key": key, "scores": scores}))
+        atomic_write_bytes(cache, json.dumps({"key": key, "scores": scores}).encode())
     best_amp = amps[int(np.argmin(scores))]
     print(f"Perlin amplitude tuned on validation ({args.tune_n} members, {args.tune_inits} "
           f"initial times, {args.steps} steps): best {best_amp:g} of {amps}")  # fmt: skip
@@ -216,7 +217,7 @@ def main() -> None:
         "seconds_ens": t_ens, "seconds_perlin": t_per, "model": model.name,
         "perturbation": vae.name, "perturbation_metadata": getattr(vae, "metadata", {}),
     }  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=1, default=str).encode())
     print(f"\nrank histograms: {out / 'rank_histograms.png'}; table: {out / 'scores.csv'}")
     print(f"wall time {time.time() - t_start:.0f} s (FuXi-ENS {t_ens:.0f} s, Perlin "
           f"{t_per:.0f} s), {os.cpu_count()} CPUs")  # fmt: skip

@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import xfuxi  # noqa: E402
+from xfuxi.files import atomic_write_file  # noqa: E402
 from xfuxi.world.simulator import held_suarez  # noqa: E402
 
 
@@ -42,12 +43,14 @@ def main() -> None:
     snap = ds.isel(time=-1)
     ax = snap.fuxi.plot_map(variable="geopotential", level=500, wind=True,
                             style=xfuxi.MapStyle(title="Z500 and wind"))  # fmt: skip
-    ax.figure.savefig(out / "z500_wind.png", dpi=80)
+    fig = ax.figure
+    atomic_write_file(out / "z500_wind.png", lambda p: fig.savefig(p, format="png", dpi=80))
     ageo = snap.fuxi.ageostrophic_wind()
     ageo.attrs = dict(ds.attrs)
     ax = ageo.fuxi.plot_map(variable="ageostrophic_wind_speed", level=500,
                             style=xfuxi.MapStyle(cmap="magma"))  # fmt: skip
-    ax.figure.savefig(out / "ageostrophic_500.png", dpi=80)
+    fig = ax.figure
+    atomic_write_file(out / "ageostrophic_500.png", lambda p: fig.savefig(p, format="png", dpi=80))
     print(f"\nmaps written to {out}")
 
 

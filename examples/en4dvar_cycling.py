@@ -22,6 +22,7 @@ from _en4dvar_common import calibrated_spread, obs_errors, options, parser
 
 import xfuxi
 from xfuxi.assimilation.cycling import cycle_4dvar
+from xfuxi.files import atomic_write_file
 from xfuxi.observations.sets import radiosonde_observations
 
 CHANNELS = [
@@ -203,7 +204,10 @@ def main() -> None:
         stem += f"_{args.spread}"
     if args.model != p.get_default("model"):
         stem += f"_{Path(args.model).name}"
-    fig.savefig(f"{args.outdir}/{stem}.png", dpi=100, bbox_inches="tight")
+    atomic_write_file(
+        f"{args.outdir}/{stem}.png",
+        lambda p: fig.savefig(p, format="png", dpi=100, bbox_inches="tight"),
+    )
     out.to_netcdf(f"{args.outdir}/{stem}.nc")
     print(f"figure: {args.outdir}/{stem}.png")
 

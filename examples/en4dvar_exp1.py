@@ -15,6 +15,7 @@ import xarray as xr
 from _en4dvar_common import local_box, obs_errors, parser, run, setup
 
 import xfuxi
+from xfuxi.files import atomic_write_file
 from xfuxi.observations.sets import single_observation
 
 
@@ -108,7 +109,7 @@ def main() -> None:
     ax.plot([args.lon], [args.lat], "k*", ms=12)
     ax.set_title("EXP_1: z500 increment and wind increment (500 hPa)")
     out = f"{args.outdir}/en4dvar_exp1.png"
-    fig.savefig(out, dpi=100, bbox_inches="tight")
+    atomic_write_file(out, lambda p: fig.savefig(p, format="png", dpi=100, bbox_inches="tight"))
     print(f"figure: {out}")
     xr.Dataset.close(res.analysis)
 

@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 from _en4dvar_common import centroid, displacement_km, local_box, obs_errors, parser, run, setup
 
+from xfuxi.files import atomic_write_file
 from xfuxi.observations.sets import single_observation
 
 
@@ -144,7 +145,7 @@ def main() -> None:
         ax.set_ylim(lat - 35, lat + 35)
         ax.set_title(f"EXP_2 tracer {args.level:g} hPa: {title}")
     out = f"{args.outdir}/en4dvar_exp2.png"
-    fig.savefig(out, dpi=100, bbox_inches="tight")
+    atomic_write_file(out, lambda p: fig.savefig(p, format="png", dpi=100, bbox_inches="tight"))
     print(f"figure: {out}")
 
 

@@ -53,7 +53,7 @@ per analysis on this machine; ``--workers 2`` runs two variants at a time.
         --figure examples/figures/fuxi_da_cycling_T21.png   # the model with the T21 filter
 
 Writes ``benchmarks/results/fuxi_da_cycling.json`` and ``.md`` and
-``examples/figures/fuxi_da_cycling.png``.
+``examples/figures/fuxi_da_cycling.png`` (with another ``--out``, the figure goes beside it).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ from xfuxi.assimilation.da import resolve_da_model
 from xfuxi.assimilation.da_cycle import FuXiDAMethod, ImagerNetwork
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
-from xfuxi.files import atomic_write_json
+from xfuxi.files import atomic_write_bytes, atomic_write_file, atomic_write_json
 from xfuxi.grid import area_weights
 from xfuxi.models.registry import load_model
 from xfuxi.observations.imager import zenith_angle
@@ -277,7 +277,13 @@ def main() -> None:
     p.add_argument("--members", type=int, default=None, help="--en4dvar smoke runs only")
     p.add_argument("--max-iter", type=int, default=None, help="--en4dvar smoke runs only")
     p.add_argument("--out", default="benchmarks/results/fuxi_da_cycling.json")
-    p.add_argument("--figure", default="examples/figures/fuxi_da_cycling.png")
+    p.add_argument(
+        "--figure",
+        default=None,
+        help="the figure (default: examples/figures/fuxi_da_cycling.png with the default --out, "
+        "else beside --out with its name and .png, so that a run with its own --out leaves "
+        "the other runs' figures alone)",
+    )
     args = p.parse_args()
     unknown = sorted(set(args.en4dvar_sets) - set(EN4DVAR_SETS))
     if unknown:
@@ -433,9 +439,15 @@ def main() -> None:
         lines.append(
             f"| {r['region']} | {r['channel']} | {r['period']} | " + " | ".join(cells) + " |"
         )
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(out.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
-    figure(series, order, regions, idx, cycle_times, Path(args.figure))
+    if args.figure:
+        path = Path(args.figure)
+    elif out == Path(p.get_default("out")):
+        path = Path("examples/figures/fuxi_da_cycling.png")
+    else:
+        path = out.with_suffix(".png")
+    figure(series, order, regions, idx, cycle_times, path)
 
 
 def figure(series, order, regions, idx, cycle_times, path: Path) -> None:
@@ -458,7 +470,7 @@ def figure(series, order, regions, idx, cycle_times, path: Path) -> None:
     fig.suptitle("FuXi-DA cycling: analysis RMSE against the truth (world's test split)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=80))
 
 
 if __name__ == "__main__":

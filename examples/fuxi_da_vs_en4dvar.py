@@ -67,7 +67,7 @@ from xfuxi.assimilation.radiances import (
 )
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
-from xfuxi.files import atomic_write_json
+from xfuxi.files import atomic_write_bytes, atomic_write_json
 from xfuxi.models.registry import load_model
 from xfuxi.observations.imager import (
     imager_observations,
@@ -389,7 +389,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, json.loads(json.dumps(results, default=str)))
     md = markdown(results, methods)
-    out.with_suffix(".md").write_text(md)
+    atomic_write_bytes(out.with_suffix(".md"), md.encode())
     print(md)
     print(f"wrote {out}; {results['timing_s']['total']:.0f} s")
 
