@@ -394,7 +394,12 @@ def assimilate_da(
         are NaN (they are data, not errors). Needed unless the model is a CORR model.
     model : FuXiDA, str or path, optional
         A model, a shipped name or a checkpoint directory; default the shipped
-        ``"fuxi-da-hs-t21"``.
+        ``"fuxi-da-hs-t21"`` (all-sky, three frames). The others
+        (:func:`~xfuxi.models.fuxi_da.shipped_da_models`): the best analyses here come from
+        ``"fuxi-da-hs-t21-screened-5frames"`` (five frames, cloud screening, linear
+        update), the best forecasts started from its analyses from
+        ``"fuxi-da-hs-t21-screened-5frames-k10"`` (worse analyses; not for cycling); see
+        docs/fuxi_da.md, "Shipped models and measured figures".
     allow_missing_channels : bool, default False
         Treat channels the model was trained for but the radiances lack as missing pixels
         (otherwise an error).
