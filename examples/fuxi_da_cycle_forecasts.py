@@ -26,7 +26,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from fuxi_da_cycling import SCORED, load_forecast_model, network_for, region_rmse
+from fuxi_da_cycling import SCORED, load_forecast_model, network_for, region_rmse, scoring
 from fuxi_da_experiments import block_bootstrap_gain
 from fuxi_da_variants import write_table
 
@@ -34,8 +34,6 @@ import xfuxi
 from xfuxi.assimilation.da_cycle import FuXiDAMethod
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
-from xfuxi.grid import area_weights
-from xfuxi.observations.imager import zenith_angle
 
 
 class TwoNetworks(FuXiDAMethod):
@@ -116,12 +114,7 @@ def main() -> None:
     data = stack(truth, model.channels).transpose("time", "channel", "latitude", "longitude")
     data = np.asarray(data.values, dtype="float64")
     index = {t: i for i, t in enumerate(times)}
-    names = [channel_name(c) for c in model.channels]
-    idx = [names.index(channel_name(c)) for c in SCORED]
-    lat, lon = truth["latitude"].values, truth["longitude"].values
-    weights = np.asarray(area_weights(lat).values, dtype="float64")
-    zen, _ = zenith_angle(lat, lon, satellites=[105.0])
-    regions = {"inside": np.isfinite(np.asarray(zen)), "global": np.ones(zen.shape, bool)}
+    idx, weights, regions = scoring(truth, model)
     labels = {"cycling": a.cycling, "forecasting": a.forecasting}
     mse = {k: {} for k in labels}  # label -> (lead, region) -> (cycles, scored channels)
     for k, which in zip(labels, (0, 1), strict=True):

@@ -122,6 +122,18 @@ EN4DVAR_SETS = {
 DEFAULT_SETS = ["bc", "varbc", "sondes", "bc+sondes", "bc3", "bc3+sondes"]
 
 
+def scoring(truth, model) -> tuple[list[int], np.ndarray, dict[str, np.ndarray]]:
+    """The model's channel indices of :data:`SCORED`, the area weights (H,) and the regions
+    (inside the 105° E disc, global) as masks (H, W)."""
+    names = [channel_name(c) for c in model.channels]
+    idx = [names.index(channel_name(c)) for c in SCORED]
+    lat, lon = truth["latitude"].values, truth["longitude"].values
+    weights = np.asarray(area_weights(lat).values, dtype="float64")
+    zen, _ = zenith_angle(lat, lon, satellites=[105.0])
+    regions = {"inside": np.isfinite(np.asarray(zen)), "global": np.ones(zen.shape, bool)}
+    return idx, weights, regions
+
+
 def region_rmse(err: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Area-weighted RMSE over the points of ``mask``: ``(T, C, H, W) → (T, C)``."""
     w = weights[:, None] * mask
@@ -306,12 +318,7 @@ def main() -> None:
         "time", "channel", "latitude", "longitude"
     )
     tr = np.asarray(tr.values, dtype="float64")
-    names = [channel_name(c) for c in model.channels]
-    idx = [names.index(channel_name(c)) for c in SCORED]
-    lat, lon = truth["latitude"].values, truth["longitude"].values
-    weights = np.asarray(area_weights(lat).values, dtype="float64")
-    zen, _ = zenith_angle(lat, lon, satellites=[105.0])
-    regions = {"inside": np.isfinite(np.asarray(zen)), "global": np.ones(zen.shape, bool)}
+    idx, weights, regions = scoring(truth, model)
     if args.en4dvar:
         variants += en4dvar_methods(model, args)
 
