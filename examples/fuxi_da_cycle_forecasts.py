@@ -34,6 +34,7 @@ import xfuxi
 from xfuxi.assimilation.da_cycle import FuXiDAMethod
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
+from xfuxi.models.rollout import advance_pair
 
 
 class TwoNetworks(FuXiDAMethod):
@@ -65,7 +66,7 @@ def rollout(model, pair: torch.Tensor, steps: int) -> torch.Tensor:
         for _ in range(steps):
             nxt = model(pair)
             out.append(nxt)
-            pair = torch.stack([pair[:, 1], nxt], 1)
+            pair = advance_pair(pair, nxt)
     return torch.stack(out)
 
 

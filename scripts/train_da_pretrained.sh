@@ -109,41 +109,34 @@ $PY - "$OUT" <<'PYEOF'
 import sys
 from xfuxi.models.registry import register_pretrained
 out = sys.argv[1]
-print(register_pretrained(
-    "fuxi-da-hs-t21", source=f"{out}/assi/model", kind="da-model",
-    description="FuXi-DA (ASSI, radiances and their departures) for fuxi-hs-t21 backgrounds "
-    "and the synthetic imager at 105E (scripts/train_da_pretrained.sh)",
-))
-print(register_pretrained(
-    "fuxi-da-hs-t21-screened", source=f"{out}/screened/model", kind="da-model",
-    description="FuXi-DA (ASSI, radiances screened for clouds on the ir10.8 departure at 4 K, "
-    "and their departures) for fuxi-hs-t21 backgrounds and the synthetic imager at 105E "
-    "(scripts/train_da_pretrained.sh)",
-))
-print(register_pretrained(
-    "fuxi-da-hs-t21-screened-update", source=f"{out}/update/model", kind="da-model",
-    description="FuXi-DA (ASSI, screened radiances and their departures) with the linear "
-    "update: a second, linear step on the departures from its own analysis (fitted by least "
-    "squares, then trained; scripts/train_da_pretrained.sh)",
-))
-print(register_pretrained(
-    "fuxi-da-hs-t21-screened-5frames", source=f"{out}/five/model", kind="da-model",
-    description="FuXi-DA (ASSI, screened radiances and their departures, five frames at -3, "
-    "-1.5, 0, 1.5 and 3 h) with the linear update, for fuxi-hs-t21 backgrounds and the "
-    "synthetic imager at 105E (scripts/train_da_pretrained.sh)",
-))
-print(register_pretrained(
-    "fuxi-da-hs-t21-screened-5frames-k10", source=f"{out}/k10/model", kind="da-model",
-    description="FuXi-DA trained for forecasts: fuxi-da-hs-t21-screened-5frames trained on with "
-    "the loss of ten 6-hour forecast steps through the frozen fuxi-hs-t21 (K = 10); forecasts "
-    "from its analyses are better, its analyses themselves worse than CORR's and it does not "
-    "hold a cycle (docs/fuxi_da.md; scripts/train_da_pretrained.sh)",
-))
-print(register_pretrained(
-    "fuxi-da-hs-t21-corr", source=f"{out}/corr/model", kind="da-model",
-    description="FuXi-DA CORR (no observation branch) for fuxi-hs-t21 backgrounds "
-    "(scripts/train_da_pretrained.sh)",
-))
+SCRIPT = "scripts/train_da_pretrained.sh"
+IMAGER = "for fuxi-hs-t21 backgrounds and the synthetic imager at 105E"
+SHIPPED = [  # (name, run directory, description)
+    ("fuxi-da-hs-t21", "assi",
+     f"FuXi-DA (ASSI, radiances and their departures) {IMAGER} ({SCRIPT})"),
+    ("fuxi-da-hs-t21-screened", "screened",
+     "FuXi-DA (ASSI, radiances screened for clouds on the ir10.8 departure at 4 K, and "
+     f"their departures) {IMAGER} ({SCRIPT})"),
+    ("fuxi-da-hs-t21-screened-update", "update",
+     "FuXi-DA (ASSI, screened radiances and their departures) with the linear update: a "
+     "second, linear step on the departures from its own analysis (fitted by least squares, "
+     f"then trained; {SCRIPT})"),
+    ("fuxi-da-hs-t21-screened-5frames", "five",
+     "FuXi-DA (ASSI, screened radiances and their departures, five frames at -3, -1.5, 0, "
+     f"1.5 and 3 h) with the linear update, {IMAGER} ({SCRIPT})"),
+    ("fuxi-da-hs-t21-screened-5frames-k10", "k10",
+     "FuXi-DA trained for forecasts: fuxi-da-hs-t21-screened-5frames trained on with the "
+     "loss of ten 6-hour forecast steps through the frozen fuxi-hs-t21 (K = 10); forecasts "
+     "from its analyses are better, its analyses themselves worse than CORR's and it does "
+     f"not hold a cycle (docs/fuxi_da.md; {SCRIPT})"),
+    ("fuxi-da-hs-t21-corr", "corr",
+     f"FuXi-DA CORR (no observation branch) for fuxi-hs-t21 backgrounds ({SCRIPT})"),
+]
+for name, run, description in SHIPPED:
+    print(register_pretrained(
+        name, source=f"{out}/{run}/model", kind="da-model",
+        description=description,
+    ))
 PYEOF
 echo "installed $OUT/assi/model, $OUT/screened/model, $OUT/update/model, $OUT/five/model," \
   "$OUT/k10/model and $OUT/corr/model"

@@ -492,3 +492,20 @@ def test_linear_update_maps_the_departures_from_the_networks_own_analysis(tmp_pa
 
     with pytest.raises(ValueError, match="linear_update needs observations and zenith_input"):
         DAConfig(linear_update=True, observations=False)
+
+
+def test_network_keeps_channels_last_weights_and_returns_the_standard_layout():
+    net = FuXiDANet(3, 7, width=4, scales=2, linear_inputs=2)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    again = FuXiDANet(3, 7, width=4, scales=2, linear_inputs=2)
+    again.load_state_dict(net.state_dict())  # loading keeps the layout
+    assert all(
+        m.weight.is_contiguous(memory_format=torch.channels_last)
+        for m in again.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    )
+    with torch.no_grad():
+        net.head.weight.normal_()  # a non-zero increment
+        out = net(torch.randn(2, 3, 4, 8), torch.randn(2, 7, 4, 8))
+    assert out.is_contiguous() and float(out.abs().max()) > 0
