@@ -7,6 +7,11 @@ On one analysis time of the test split, from the same background (a 4-step forec
   (one satellite at 105° E, frames −2, 0, +2 h), including its O−B / O−A diagnostics (and,
   apart, the median of its own ``analysis_seconds``: the inputs with the departures and the
   network, without the diagnostics and the Datasets);
+* FuXi-DA fast: the same call with ``precision="bfloat16"`` and ``diagnostics=False``;
+* FuXi-DA, many times: one call for ``--batch-times`` analysis times (backgrounds 12-hour
+  forecasts from the truth, the same radiances' draw), ``precision="bfloat16"``,
+  ``diagnostics=False``, ``batch_size=8``; its time over the number of analyses (the cost
+  of an analysis in a run of many, as in an experiment or a reanalysis);
 * En4DVar, radiosondes: ``assimilate_4dvar`` with its defaults (200 members) and 300 sites;
 * En4DVar, radiances: :func:`xfuxi.assimilation.radiances.radiance_analysis`, the same
   defaults, the analysis-time frame's clear-looking pixels with a bias correction (fitted on
@@ -14,11 +19,13 @@ On one analysis time of the test split, from the same background (a 4-step forec
 
 The network's forward pass alone (``network_increment``: the shipped weights, one
 background, its observation inputs) is also timed in the channels-last layout the network
-keeps its convolution weights in and, from a copy of the same weights, in the standard
-layout (50 calls each, interleaved; the median).
+keeps its convolution weights in, from a copy of the same weights in the standard layout,
+and channels-last under a bfloat16 autocast (50 calls each, interleaved; the median), with
+the bfloat16 increment's RMS difference from the float32 one relative to its RMS.
 
 Each case runs ``--repeat`` times, interleaved; the table gives the median wall time and
-the min–max, and the peak **resident set size above the RSS just before the call**
+the min–max (of calls timed alone) and the peak **resident set size above the RSS just
+before the call** (of a second call of each repeat)
 (sampled every 2 ms from ``/proc/self/statm`` by a thread, after ``malloc_trim`` has handed
 freed memory back: a lower bound of the true peak; the largest repeat is reported). Models
 are loaded before timing. Training throughput: ``train_da`` samples per second on a tiny
@@ -27,7 +34,8 @@ configuration (width 8, 2 scales, 8 channels, 3 frames, 6-hour backgrounds) with
 samples per second, timed from ``train_da``'s "prepared samples" log line to its return
 (the set-up — backgrounds, radiances — left out), after a warm-up run.
 
-    python benchmarks/bench_fuxi_da.py [--repeat 3] [--train-steps 40] [--threads 1]
+    python benchmarks/bench_fuxi_da.py [--repeat 5] [--train-steps 40] [--threads 1]
+        [--batch-times 24]
 
 Writes ``benchmarks/results/fuxi_da_bench.json`` (atomically) and prints a table.
 """
@@ -48,6 +56,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import xarray as xr
 
 import xfuxi
 from xfuxi.assimilation.cycling import world_background
@@ -83,7 +92,13 @@ def release() -> None:
 
 
 def measure(fn) -> tuple[float, float]:
-    """(wall seconds, peak RSS above the start in MB) of one call of ``fn``."""
+    """(wall seconds, peak RSS above the start in MB) of ``fn``: two calls, one timed alone,
+    one with the memory sampler (whose thread would lengthen a call of a few milliseconds)
+    after ``malloc_trim`` (which would lengthen the timed one: its memory comes back through
+    page faults)."""
+    tic = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - tic
     release()
     start = rss()
     peak = [start]
@@ -96,9 +111,7 @@ def measure(fn) -> tuple[float, float]:
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    tic = time.perf_counter()
     fn()
-    wall = time.perf_counter() - tic
     done.set()
     th.join()
     peak[0] = max(peak[0], rss())
@@ -152,24 +165,42 @@ def network_layouts(net: Any, background: Any, radiances: Any, calls: int = 50) 
     standard = copy.deepcopy(net)
     for p in standard.parameters():
         p.data = p.data.contiguous()
-    runs: dict[str, list[float]] = {"channels_last_ms": [], "standard_ms": []}
+
+    def bf16(model: Any) -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model.network_increment(xb, obs)
+
+    cases = {
+        "channels_last_ms": net.network_increment,
+        "standard_ms": standard.network_increment,
+        "channels_last_bfloat16_ms": lambda x, o: bf16(net),
+    }
+    runs: dict[str, list[float]] = {k: [] for k in cases}
     with torch.no_grad():
         for _ in range(3):  # warm-up
-            net.network_increment(xb, obs), standard.network_increment(xb, obs)
+            for fn in cases.values():
+                fn(xb, obs)
         for _ in range(calls):
-            for key, model in (("channels_last_ms", net), ("standard_ms", standard)):
+            for key, fn in cases.items():
                 tic = time.perf_counter()
-                model.network_increment(xb, obs)
+                fn(xb, obs)
                 runs[key].append(1e3 * (time.perf_counter() - tic))
-    return {k: statistics.median(v) for k, v in runs.items()}
+        full, half = net.network_increment(xb, obs), bf16(net).float()
+    out: dict[str, float] = {k: statistics.median(v) for k, v in runs.items()}
+    out["bfloat16_relative_rms_difference"] = float(
+        (half - full).pow(2).mean().sqrt() / full.pow(2).mean().sqrt()
+    )
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--train-steps", type=int, default=40)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave)")
     p.add_argument("--sites", type=int, default=300)
+    p.add_argument("--batch-times", type=int, default=24,
+                   help="analysis times of the many-times FuXi-DA case")  # fmt: skip
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "fuxi_da_bench.json"))
     a = p.parse_args()
     if a.threads:
@@ -178,10 +209,16 @@ def main() -> None:
     xfuxi.set_options(progress=False)
     model = xfuxi.load_model("fuxi-hs-t21")
     net = load_da_model("fuxi-da-hs-t21")
-    truth = xfuxi.held_suarez_split("test", days=4).load()
+    truth = xfuxi.held_suarez_split("test", days=4 + a.batch_times // 4).load()
     t0 = truth["time"].values[10]
     bg = world_background(truth, model=model, time=t0, lead_steps=4)
     radiances = imager_observations(truth, satellites=[105.0], times=[t0], seed=12345)
+    many_times = truth["time"].values[10 : 10 + a.batch_times]
+    many_bg = xr.concat(
+        [world_background(truth, model=model, time=t, lead_steps=2).isel(time=[-1])
+         for t in many_times], "time",
+    )  # fmt: skip
+    many_rad = imager_observations(truth, satellites=[105.0], times=many_times, seed=12345)
     err = {
         v: 0.1
         * float(np.mean([s for (vv, _), s in zip(model.channels, model.stats.std) if vv == v]))
@@ -202,8 +239,15 @@ def main() -> None:
         res = assimilate_da(bg.isel(time=[-1]), radiances, model=net)
         network_s.append(float(res.diagnostics["analysis_seconds"]))
 
+    fast = dict(precision="bfloat16", diagnostics=False)
     cases = {
         "FuXi-DA (assimilate_da)": fuxi_da,
+        "FuXi-DA (bfloat16, no diagnostics)": lambda: assimilate_da(
+            bg.isel(time=[-1]), radiances, model=net, **fast
+        ),
+        f"FuXi-DA ({a.batch_times} times in one call, bfloat16, no diagnostics)": lambda: (
+            assimilate_da(many_bg, many_rad, model=net, batch_size=8, **fast)
+        ),
         "En4DVar radiosondes (assimilate_4dvar defaults)": lambda: xfuxi.assimilate_4dvar(
             bg, sondes, model=model, progress=False
         ),
@@ -217,9 +261,11 @@ def main() -> None:
             runs[c].append(measure(fn))
     rows = []
     for c, r in runs.items():
-        walls = [w for w, _ in r]
+        n = a.batch_times if "times in one call" in c else 1
+        walls = [w / n for w, _ in r]  # per analysis
         rows.append({
-            "case": c,
+            "case": c if n == 1 else f"{c}, per analysis",
+            "analyses_per_call": n,
             "median_s": statistics.median(walls),
             "min_s": min(walls),
             "max_s": max(walls),
@@ -234,13 +280,17 @@ def main() -> None:
         train_rate(train, model, k=1, steps=max(a.train_steps // 4, 1), batch=2),
     ]
     analysis_only = statistics.median(network_s)
+    en4dvar_rad = next(r["median_s"] for r in rows if r["case"].startswith("En4DVar clear-sky"))
     layouts = network_layouts(net, bg.isel(time=[-1]), radiances)
     result = {
         "rows": rows,
         "fuxi_da_analysis_only_s": analysis_only,
         "fuxi_da_analysis_only": "median of assimilate_da's analysis_seconds: the inputs "
         "(with the departures) and the network, without the diagnostics and the Datasets",
-        "en4dvar_radiances_over_fuxi_da_analysis_only": rows[2]["median_s"] / analysis_only,
+        "en4dvar_radiances_over_fuxi_da_analysis_only": en4dvar_rad / analysis_only,
+        "en4dvar_radiances_over_fuxi_da_fast": {
+            r["case"]: en4dvar_rad / r["median_s"] for r in rows if r["case"].startswith("FuXi-DA")
+        },
         "network_forward": layouts,
         "training": training,
         "n_radiances": int(table.sizes["obs"]),
@@ -254,19 +304,24 @@ def main() -> None:
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(a.out, result)
-    print(f"{'case':<55} {'median s':>9} {'min-max s':>14} {'peak MB':>8} {'x FuXi-DA':>9}")
+    print(f"{'case':<72} {'median ms':>10} {'min-max ms':>16} {'peak MB':>8} {'x FuXi-DA':>9}")
     for r in rows:
         print(
-            f"{r['case']:<55} {r['median_s']:9.2f} {r['min_s']:6.2f}-{r['max_s']:<7.2f} "
-            f"{r['peak_rss_above_start_mb']:8.0f} {r['time_over_fuxi_da']:9.1f}"
+            f"{r['case']:<72} {1e3 * r['median_s']:10.1f} {1e3 * r['min_s']:7.1f}-"
+            f"{1e3 * r['max_s']:<8.1f} {r['peak_rss_above_start_mb']:8.0f} "
+            f"{r['time_over_fuxi_da']:9.2f}"
         )
+    for case, ratio in result["en4dvar_radiances_over_fuxi_da_fast"].items():
+        print(f"En4DVar radiances over {case}: {ratio:.0f}x")
     print(
         f"FuXi-DA inputs + network only: {analysis_only * 1e3:.1f} ms "
         f"(En4DVar radiances {result['en4dvar_radiances_over_fuxi_da_analysis_only']:.0f}x)"
     )
     print(
         f"network forward: {layouts['channels_last_ms']:.1f} ms channels-last, "
-        f"{layouts['standard_ms']:.1f} ms standard layout"
+        f"{layouts['standard_ms']:.1f} ms standard layout, "
+        f"{layouts['channels_last_bfloat16_ms']:.1f} ms bfloat16 (increment off by "
+        f"{100 * layouts['bfloat16_relative_rms_difference']:.1f} % RMS)"
     )
     for t in training:
         print(f"train_da K={t['forecast_steps_K']}: {t['samples_per_s']:.2f} samples/s")

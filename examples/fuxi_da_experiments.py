@@ -228,6 +228,12 @@ def main() -> None:
         action="store_true",
         help="give ASSI only the clear pixels (the truth's cloud flag; for the ablation)",
     )
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="the precision of the CORR and ASSI analyses (assimilate_da's precision)",
+    )
     args = p.parse_args()
     torch.set_grad_enabled(False)
     t_start = time.perf_counter()
@@ -252,10 +258,10 @@ def main() -> None:
         bt = radiances["brightness_temperature"].where(~radiances["cloudy"])
         radiances = radiances.assign(brightness_temperature=bt)
     t0 = time.perf_counter()
-    corr = assimilate_da(background, model=args.corr)
+    corr = assimilate_da(background, model=args.corr, precision=args.precision)
     t_corr = time.perf_counter() - t0
     t0 = time.perf_counter()
-    assi = assimilate_da(background, radiances, model=args.assi)
+    assi = assimilate_da(background, radiances, model=args.assi, precision=args.precision)
     t_assi = time.perf_counter() - t0
     states = {
         "CTRL": bg,
@@ -343,7 +349,7 @@ def main() -> None:
     # ablation at analysis time: one water-vapour channel missing at inference
     missing = assimilate_da(
         background, radiances.drop_sel(sensor_channel=["wv6.9"]), model=args.assi,
-        allow_missing_channels=True,
+        allow_missing_channels=True, precision=args.precision,
     ).analysis  # fmt: skip
     xm = stack(missing, model.channels).transpose("time", "channel", "latitude", "longitude")
     xm = xm.values.astype("float32")

@@ -284,6 +284,7 @@ COMMAND_DEFAULTS = {
     "calibrate-ens": {"initial_gains", "step_factors"},
     "calibrate-ens-early": {"channels", "gains", "steps_options"},
     "calibrate-ens-stage": {"gains", "stage"},
+    "assimilate-da": set(),
 }
 
 
@@ -443,8 +444,72 @@ def test_cycle_fuxi_da_takes_the_network_satellites_and_imager_errors(monkeypatc
     assert seen["config"].days == 1.0 and str(seen["store"]) == "s.zarr"
     assert main(base) == 0
     assert seen["method"].name == "FuXi-DA" and seen["network"].satellites == (105.0,)
+    assert seen["method"].precision == "float32" and "precision" not in seen["method"].settings()
+    assert main(base + ["--da-precision", "bfloat16"]) == 0
+    assert seen["method"].settings()["precision"] == "bfloat16"
     assert seen["network"].frames == (-2.0, 0.0, 2.0)
     assert main(base + ["--da-model", "fuxi-da-hs-t21-screened-5frames"]) == 0
     assert seen["network"].frames == (-3.0, -1.5, 0.0, 1.5, 3.0)  # the network's own frames
     assert main(base + ["--satellites", "east"]) != 0
     assert "east" in capsys.readouterr().err
+
+
+def test_imager_then_assimilate_da(tmp_path, capsys):
+    """``xfuxi imager`` writes the radiances ``xfuxi assimilate-da`` reads (its output
+    directory or the file); the analysis is the API's, in float32 and in bfloat16."""
+    import torch
+
+    from tests import tiny_da
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.assimilation.da import assimilate_da
+    from xfuxi.models.fuxi_da import save_da_model
+
+    truth = tiny_da.truth(4)
+    truth.to_netcdf(tmp_path / "truth.nc")
+    model = tiny_da_model()
+    with torch.no_grad():
+        model.net.head.weight.normal_(0, 0.05)
+    save_da_model(model, tmp_path / "net")
+    rc = main(["--no-progress", "imager", str(tmp_path / "truth.nc"), "--satellites", "90",
+               "--channels", "wv6.2,ir10.8", "--frames=-2,0", "--seed", "3", "--no-noise",
+               "--output", str(tmp_path / "rad")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert read_marker(tmp_path / "rad")["kind"] == "radiances"
+    with xr.open_dataset(tmp_path / "rad" / "radiances.nc") as f:
+        radiances = f.load()
+    expected = xfuxi.imager_observations(
+        truth, satellites=[90.0], channels=["wv6.2", "ir10.8"], frames=[-2.0, 0.0], seed=3,
+        errors={"noise": False},
+    )  # fmt: skip
+    xr.testing.assert_allclose(radiances["brightness_temperature"],
+                               expected["brightness_temperature"])  # fmt: skip
+    background = truth.sel(time=radiances["time"].values) + 0.0
+    background["temperature"] = background["temperature"] + 1.0
+    background.to_netcdf(tmp_path / "bg.nc")
+    for extra, source in (([], "rad"), (["--precision", "bfloat16"], "rad/radiances.nc")):
+        out = tmp_path / f"an{len(extra)}"
+        rc = main(["--no-progress", "assimilate-da", str(tmp_path / "bg.nc"),
+                   str(tmp_path / source), "--model", str(tmp_path / "net"), "--output",
+                   str(out), *extra])  # fmt: skip
+        assert rc == 0, capsys.readouterr().err
+        assert read_marker(out)["kind"] == "fuxi-da-analysis"
+        precision = extra[1] if extra else "float32"
+        ref = assimilate_da(background, radiances, model=model, precision=precision)
+        with xr.open_dataset(out / "analysis.nc") as got:
+            xr.testing.assert_allclose(got.load(), ref.analysis)
+        with xr.open_dataset(out / "diagnostics.nc") as diagnostics:
+            assert "rms_oma" in diagnostics
+    assert "rms O-B" in capsys.readouterr().out
+    # bad input: one clear line, nothing written
+    rc = main(["--no-progress", "assimilate-da", str(tmp_path / "bg.nc"), str(tmp_path / "rad"),
+               "--model", str(tmp_path / "net"), "--output", str(tmp_path / "bad"),
+               "--batch-size", "0"])  # fmt: skip
+    assert rc != 0 and not (tmp_path / "bad").exists()
+    assert "batch_size must be a positive integer" in capsys.readouterr().err
+    rc = main(["--no-progress", "assimilate-da", str(tmp_path / "bg.nc"), "--model",
+               str(tmp_path / "net"), "--output", str(tmp_path / "bad")])  # fmt: skip
+    assert rc != 0 and not (tmp_path / "bad").exists()
+    assert "assimilates radiances" in capsys.readouterr().err
+    rc = main(["--no-progress", "imager", str(tmp_path / "truth.nc"), "--satellites", "x",
+               "--output", str(tmp_path / "bad")])  # fmt: skip
+    assert rc != 0 and "--satellites must be comma-separated numbers" in capsys.readouterr().err

@@ -91,6 +91,51 @@ def test_corr_without_radiances(case):
     xr.testing.assert_identical(res.analysis, background[list(res.analysis.data_vars)])
 
 
+def test_bfloat16_and_no_diagnostics(case, monkeypatch):
+    import xfuxi.observations.imager as imager
+
+    background, radiances, model = case
+    full = assimilate_da(background, radiances, model=model)
+    # without diagnostics: the same analysis, no radiance statistics
+    bare = assimilate_da(background, radiances, model=model, diagnostics=False)
+    xr.testing.assert_identical(bare.analysis, full.analysis)
+    assert "rms_omb" not in bare.diagnostics and float(bare.diagnostics["analysis_seconds"]) > 0
+    # bfloat16: the convolutions in bfloat16 (close to float32, not equal)
+    dtypes = []
+    conv = torch.nn.functional.conv2d
+
+    def spy(x, *args, **kwargs):
+        out = conv(x, *args, **kwargs)
+        dtypes.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", spy)
+    half = assimilate_da(background, radiances, model=model, precision="bfloat16")
+    monkeypatch.undo()
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    inc, inc16 = full.increment["temperature"], half.increment["temperature"]
+    rel = float(np.sqrt(((inc16 - inc) ** 2).mean() / (inc**2).mean()))
+    assert 0 < rel < 0.05, rel
+    assert half.analysis["temperature"].dtype == full.analysis["temperature"].dtype
+    # the departures' operator in float32 there, in float64 otherwise
+    seen = []
+    operator = imager.NominalImager.forward
+
+    def spy_op(self, x):
+        seen.append(x.dtype)
+        return operator(self, x)
+
+    monkeypatch.setattr(imager.NominalImager, "forward", spy_op)
+    dep = tiny_da_model(departures=True)
+    assimilate_da(background, radiances, model=dep, diagnostics=False)
+    assimilate_da(background, radiances, model=dep, precision="bfloat16", diagnostics=False)
+    assert seen == [torch.float64, torch.float32]
+    with pytest.raises(ValueError, match="precision must be one of"):
+        assimilate_da(background, radiances, model=model, precision="float16x")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        assimilate_da(background, radiances, model=model, batch_size=0)
+
+
 def test_inputs_not_mutated(case):
     background, radiances, model = case
     b0, r0 = background.copy(deep=True), radiances.copy(deep=True)

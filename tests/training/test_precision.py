@@ -15,13 +15,13 @@ import torch
 
 from tests import tiny
 from xfuxi.models.ens import load_perturbation
+from xfuxi.models.precision import autocast
 from xfuxi.models.registry import load_model
 from xfuxi.models.training_state import load_training_state
 from xfuxi.training.config import PerturbationTrainConfig, TrainConfig
 from xfuxi.training.da_config import DAConfig
 from xfuxi.training.ens import train_perturbation
 from xfuxi.training.forecast import train_forecast
-from xfuxi.training.precision import autocast
 
 FORECAST = dict(preset="tiny", steps=2, batch_size=4, warmup_steps=1, checkpoint_every=1,
                 variables=("temperature", "passive_tracer"), val_every=1,

@@ -23,6 +23,7 @@ import xarray as xr
 
 from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA
+from ..models.precision import check_precision
 from ..observations.imager import CHANNELS, ImagerErrors, imager_observations
 from .cycle import CycleAnalysis, CycleMethod, _dataset, _stack
 from .da import assimilate_da, check_frames, resolve_da_model
@@ -160,6 +161,9 @@ class FuXiDAMethod(CycleMethod):
     allow_missing_channels, allow_new_satellites : bool, default False
         As for :func:`~xfuxi.assimilation.da.assimilate_da` (``allow_new_satellites=True``
         to use satellites other than those of its training).
+    precision : {"float32", "bfloat16"}, default "float32"
+        As for :func:`~xfuxi.assimilation.da.assimilate_da`; recorded with the run's
+        settings (a resumed run must use the same).
 
     Examples
     --------
@@ -185,22 +189,28 @@ class FuXiDAMethod(CycleMethod):
         *,
         allow_missing_channels: bool = False,
         allow_new_satellites: bool = False,
+        precision: str = "float32",
     ) -> None:
+        check_precision("FuXiDAMethod", precision)
         self.model = resolve_da_model(model)
         self.allow_missing_channels = bool(allow_missing_channels)
         self.allow_new_satellites = bool(allow_new_satellites)
+        self.precision = precision
         self.name = "FuXi-DA" if self.model.uses_observations else "FuXi-DA CORR"
 
     def __repr__(self) -> str:
         return f"FuXiDAMethod({self.model.name!r})"
 
     def settings(self) -> dict[str, Any]:
-        return {
+        out = {
             "method": self.name,
             "model": self.model.name,
             "allow_missing_channels": self.allow_missing_channels,
             "allow_new_satellites": self.allow_new_satellites,
         }
+        if self.precision != "float32":  # absent for float32: older stores still resume
+            out["precision"] = self.precision
+        return out
 
     def observe(
         self, network: Any, truth: xr.Dataset, times: Sequence[Any], *, cycle: int, model: Any
@@ -235,6 +245,7 @@ class FuXiDAMethod(CycleMethod):
             model=self.model,
             allow_missing_channels=self.allow_missing_channels,
             allow_new_satellites=self.allow_new_satellites,
+            precision=self.precision,
         )
         analysis = _stack(res.analysis, model, t)[0]
         extra = None

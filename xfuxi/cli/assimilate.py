@@ -1,6 +1,8 @@
 """Data-assimilation commands: ``xfuxi assimilate`` (one FuXi-En4DVar analysis),
-``xfuxi cycle`` (cycled assimilation on a truth run, docs/cycling.md) and
-``xfuxi fit-radiance-bias`` (an offline fit of the imager radiances' bias, docs/fuxi_da.md)."""
+``xfuxi imager`` (synthetic imager radiances of a truth run), ``xfuxi assimilate-da`` (one
+FuXi-DA analysis of them), ``xfuxi cycle`` (cycled assimilation on a truth run,
+docs/cycling.md) and ``xfuxi fit-radiance-bias`` (an offline fit of the imager radiances'
+bias, docs/fuxi_da.md)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from .common import (
     arg,
     command,
     config_args,
+    function_args,
+    function_kwargs,
     load_model,
     open_data,
     output_args,
@@ -100,6 +104,141 @@ def _cmd_assimilate(args) -> int:
     return 0
 
 
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    """A comma-separated list of numbers (``flag`` names it in the error)."""
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"{flag} must be comma-separated numbers; got {text!r}") from None
+
+
+@arg("truth", help="zarr/netCDF truth run (temperature and passive_tracer on levels, "
+     "surface_pressure; 6-hourly, as the world)")  # fmt: skip
+@arg("--satellites", default="105",
+     help="comma-separated sub-satellite longitudes, degrees east (default 105)")  # fmt: skip
+@arg("--frames", default="-2,0,2",
+     help="comma-separated frame offsets from each analysis time, hours; with a leading "
+          "minus write --frames=-3,0,3 (default -2,0,2)")  # fmt: skip
+@arg("--channels", default=None,
+     help="comma-separated imager channels (default all eight)")  # fmt: skip
+@arg("--times", default=None,
+     help="comma-separated analysis times, e.g. 2020-01-02T06 (default every truth time "
+          "whose frames lie within the truth)")  # fmt: skip
+@arg("--max-zenith", type=float, default=70.0,
+     help="no data beyond this satellite zenith angle, degrees (default 70)")  # fmt: skip
+@arg("--seed", type=int, default=0, help="the imager's seed (cloud texture, noise)")
+@config_args("observations.imager:ImagerErrors")
+@output_args("output directory: radiances.nc (xfuxi.imager_observations' Dataset)")
+@command("imager", "synthetic geostationary imager radiances of a truth run (docs/fuxi_da.md)")
+def _cmd_imager(args) -> int:
+    # torch-backed: imported when the command runs (the CLI starts without torch)
+    import pandas as pd
+
+    from ..observations.imager import ImagerError, ImagerErrors, imager_observations
+
+    cmd = "imager"
+    try:
+        errors = from_arguments(ImagerErrors, args)
+        satellites = _floats(args.satellites, "--satellites")
+        frames = _floats(args.frames, "--frames")
+        times = None
+        if args.times:
+            times = pd.DatetimeIndex([t.strip() for t in args.times.split(",") if t.strip()])
+    except (ValueError, TypeError) as err:
+        return usage_error(cmd, str(err))
+    if not satellites or not frames:
+        return usage_error(cmd, "--satellites and --frames need at least one value each")
+    channels = None
+    if args.channels:
+        channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
+    out = output_path(args.output, [args.truth], kind="radiances", overwrite=args.overwrite)
+    options = {} if channels is None else {"channels": channels}
+    try:
+        with open_data(args.truth) as truth:
+            radiances = imager_observations(
+                truth, satellites=satellites, frames=frames, times=times,
+                max_zenith=args.max_zenith, errors=errors, seed=args.seed, **options,
+            ).load()  # fmt: skip
+    except ImagerError as err:
+        return usage_error(cmd, str(err))
+
+    def write(directory: Path) -> None:
+        radiances.drop_encoding().to_netcdf(directory / "radiances.nc")
+
+    write_directory(out, write, args, kind="radiances")
+    seen = float(radiances["zenith_angle"].notnull().mean())
+    print(
+        f"{radiances.sizes['time']} analysis times x {radiances.sizes['frame']} frames x "
+        f"{radiances.sizes['sensor_channel']} channels; {100 * seen:.0f} % of the grid seen"
+    )
+    print(f"wrote {out / 'radiances.nc'}")
+    return 0
+
+
+#: the parameters of :func:`xfuxi.assimilate_da` that are flags of ``xfuxi assimilate-da``
+ASSIMILATE_DA_FLAGS = (
+    "allow_missing_channels", "allow_new_satellites", "batch_size", "precision", "diagnostics",
+)  # fmt: skip
+
+
+@arg("background", help="zarr/netCDF background at the analysis times (the model's grid)")
+@arg("radiances", nargs="?", default=None,
+     help="zarr/netCDF radiances (xfuxi imager, or radiances.nc of its output); not for a "
+          "CORR network")  # fmt: skip
+@arg("--model", default="fuxi-da-hs-t21",
+     help="FuXi-DA network: a shipped name or a checkpoint directory "
+          "(default fuxi-da-hs-t21)")  # fmt: skip
+@function_args("assimilation.da:assimilate_da", only=ASSIMILATE_DA_FLAGS,
+               types={"precision": str})  # fmt: skip
+@output_args("output directory: analysis.nc, increment.nc, diagnostics.nc")
+@command("assimilate-da", "one FuXi-DA analysis of imager radiances into a background")
+def _cmd_assimilate_da(args) -> int:
+    # torch-backed: imported when the command runs (the CLI starts without torch)
+    from ..assimilation.da import assimilate_da
+    from ..observations.imager import ImagerError
+
+    cmd = "assimilate-da"
+    radiances_path = args.radiances
+    if (
+        radiances_path
+        and Path(radiances_path).is_dir()
+        and not radiances_path.rstrip("/").endswith(".zarr")
+    ):  # the output directory of `xfuxi imager`
+        radiances_path = str(Path(radiances_path) / "radiances.nc")
+    out = output_path(
+        args.output, [args.background, radiances_path], kind="fuxi-da-analysis",
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    try:
+        radiances = None
+        if radiances_path:
+            with open_data(radiances_path) as ds:
+                radiances = ds.load()
+        with open_data(args.background) as ds:
+            background = ds.load()
+        res = assimilate_da(
+            background, radiances, model=args.model, **function_kwargs(args, ASSIMILATE_DA_FLAGS)
+        )
+    except (ImagerError, ValueError, FileNotFoundError) as err:
+        return usage_error(cmd, str(err))
+
+    def write(directory: Path) -> None:
+        for name in ("analysis", "increment", "diagnostics"):
+            getattr(res, name).drop_encoding().to_netcdf(directory / f"{name}.nc")
+
+    write_directory(out, write, args, kind="fuxi-da-analysis")
+    d = res.diagnostics
+    if "rms_omb" in d:
+        omb = d["rms_omb"].sel(group="all").mean("time")
+        oma = d["rms_oma"].sel(group="all").mean("time")
+        for c in d["sensor_channel"].values.astype(str):
+            print(f"{c:>10}  rms O-B {float(omb.sel(sensor_channel=c)):6.3f} K  "
+                  f"O-A {float(oma.sel(sensor_channel=c)):6.3f} K")  # fmt: skip
+    print(f"{res.analysis.sizes['time']} analyses in {float(d['analysis_seconds']):.3f} s "
+          f"({d.attrs['model']}); wrote analysis, increment and diagnostics to {out}")  # fmt: skip
+    return 0
+
+
 @arg("truth", help="truth run (a .nc file or a zarr store) with the model's channels and grid")
 @arg("--store", required=True, help="zarr store written one cycle at a time (resumed if it exists)")
 @arg("--method",
@@ -152,6 +291,9 @@ def _cmd_assimilate(args) -> int:
 @arg("--sites", type=int, default=300,
      help="radiosonde sites (default 300; --method en4dvar-radiances: 0 for radiances "
           "only)")  # fmt: skip
+@arg("--da-precision", default="float32", choices=["float32", "bfloat16"],
+     help="--method fuxi-da: the network's precision (xfuxi assimilate-da --precision; "
+          "default float32)")  # fmt: skip
 @arg("--da-model", default="fuxi-da-hs-t21",
      help="--method fuxi-da: the FuXi-DA network, a shipped name or checkpoint (default "
           "fuxi-da-hs-t21; CORR: fuxi-da-hs-t21-corr)")  # fmt: skip
@@ -280,7 +422,7 @@ def _cmd_cycle(args) -> int:
     network = RadiosondeNetwork(n_sites=args.sites, seed=config.seed)
     if args.method == "fuxi-da":
         # the imager's radiances; satellites other than the network's training ones allowed
-        method = FuXiDAMethod(args.da_model, allow_new_satellites=True)
+        method = FuXiDAMethod(args.da_model, allow_new_satellites=True, precision=args.da_precision)
         network = ImagerNetwork(  # the frames the network takes
             satellites=satellites, frames=method.model.frames, errors=errors, seed=config.seed
         )

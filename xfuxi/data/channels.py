@@ -123,40 +123,44 @@ def _stack_in_memory(ds: xr.Dataset, channels: Sequence[Channel]) -> xr.DataArra
     variable's) as the general way."""
     if not channels:
         return None
+    variables = ds.variables  # Variables, not DataArrays: no coordinates built per channel
+    levels = ds["level"].values if "level" in ds.variables else None
+    where: dict[float, int | None] = {}  # level (hPa) -> its index in ds.level
     first = None
     blocks: list[np.ndarray] = []
     for var, level in channels:
         if var not in ds.data_vars:
             return None
-        da = ds[var]
-        if da.chunks is not None:  # dask: the general way keeps it lazy
+        v = variables[var]
+        if not isinstance(v.data, np.ndarray):  # dask (the general way keeps it lazy), ...
             return None
-        dims = tuple(d for d in da.dims if d != "level")
-        if ("level" in da.dims) == (level is None):
+        dims = tuple(d for d in v.dims if d != "level")
+        if ("level" in v.dims) == (level is None):
             return None
         if first is None:
-            first = da
-            other = dims
+            first, other = var, dims
         elif dims != other:
             return None
-        values = da.values
+        values = v.data
         if level is not None:
-            lev = ds["level"].values
-            idx = np.nonzero(np.isclose(lev, level))[0]
-            if idx.size == 0:
+            if level not in where:
+                idx = np.nonzero(np.isclose(levels, level))[0]
+                where[level] = int(idx[0]) if idx.size else None
+            if where[level] is None:
                 return None
-            values = np.take(values, int(idx[0]), axis=da.dims.index("level"))
+            values = np.take(values, where[level], axis=v.dims.index("level"))
         blocks.append(values)
     if other[-2:] != ("latitude", "longitude"):
         return None
     lead = other[:-2]
     data = np.stack(blocks, axis=len(lead))
-    coords = {d: first.coords[d].variable for d in other if d in first.coords}
-    out = xr.DataArray(
+    first_da = ds[first]
+    coords = {d: first_da.coords[d].variable for d in other if d in first_da.coords}
+    coords["channel"] = ("channel", [channel_name(c) for c in channels])
+    return xr.DataArray(
         data, dims=(*lead, "channel", "latitude", "longitude"), coords=coords,
-        name=first.name, attrs=dict(first.attrs),
+        name=first_da.name, attrs=dict(first_da.attrs),
     )  # fmt: skip
-    return out.assign_coords(channel=[channel_name(c) for c in channels])
 
 
 def unstack(array: xr.DataArray, channels: Sequence[Channel] | None = None) -> xr.Dataset:

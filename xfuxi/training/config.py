@@ -25,7 +25,7 @@ from ..config import (
     config_with_legacy,
     field,
 )
-from .precision import Precision, check_precision, precision_field
+from ..models.precision import Precision, check_precision, precision_field
 
 __all__ = ["PerturbationTrainConfig", "TrainConfig", "config_with_legacy"]
 

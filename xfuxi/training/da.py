@@ -52,6 +52,7 @@ from ..models.fuxi_da import (
     with_departure_context,
     with_linear_update,
 )
+from ..models.precision import autocast
 from ..models.training_state import (
     check_training_directory,
     load_training_state,
@@ -63,7 +64,6 @@ from ..verify.weights import area_weights
 from .da_config import DAConfig
 from .forecast import dist_info
 from .loop import LoopPlan, average_gradients, freeze, gradient_step, process_share, run_loop
-from .precision import autocast
 from .samples import CycledStarts
 
 __all__ = [
@@ -594,7 +594,7 @@ def train_da(
         ``precision="bfloat16"`` the loss (the network and the frozen model's forecast
         steps) runs under :func:`torch.autocast` on the network's device; the backgrounds
         are made in float32 and the weights and optimizer state stay float32
-        (:mod:`xfuxi.training.precision`). ``config.device`` (default: the ``device``
+        (:mod:`xfuxi.models.precision`). ``config.device`` (default: the ``device``
         option) holds the network, the frozen model (moved back where it was at the end)
         and the samples; under ``torchrun`` each process takes its share of every batch
         (module docstring).

@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 
 from ..config import Config, check_integers, check_number, check_run_place, field
+from ..models.precision import Precision, check_precision, precision_field
 from .config import CHECKPOINT_DIR_HELP, DEVICE_HELP
-from .precision import Precision, check_precision, precision_field
 
 __all__ = ["IMAGER_CHANNEL_NAMES", "DAConfig"]
 

@@ -37,6 +37,7 @@ from ..models.ens import (
     perturbation_files,
     perturbation_from_files,
 )
+from ..models.precision import autocast
 from ..models.training_state import (
     check_training_directory,
     load_training_state,
@@ -48,7 +49,6 @@ from .config import PerturbationTrainConfig, config_with_legacy
 from .forecast import dist_info
 from .loop import LoopPlan, average_gradients, freeze, gradient_step, process_share, run_loop
 from .losses import ensemble_loss
-from .precision import autocast
 from .samples import sequences
 
 __all__ = ["PerturbationTrainConfig", "train_perturbation"]

@@ -12,7 +12,7 @@ settings of a :class:`~xfuxi.training.config.TrainConfig`:
 * optional gradient checkpointing of the transformer blocks;
 * ``precision="bfloat16"``: mixed precision (the forward pass and the loss under
   :func:`torch.autocast`; float32 weights, gradients and optimizer state;
-  :mod:`~xfuxi.training.precision`);
+  :mod:`~xfuxi.models.precision`);
 * validation loss on a held-out period every ``val_every`` steps;
 * checkpoints in ``checkpoint_dir``: a loadable model checkpoint (``model.safetensors`` +
   ``config.json``) plus ``optimizer.safetensors`` and ``trainer.json`` (which also holds the
@@ -48,6 +48,7 @@ from ..data.stats import normalization_stats
 from ..models.base import ForecastModel, NormStats
 from ..models.checkpoint import WEIGHTS, model_files, tensors_from_bytes
 from ..models.fuxi import build_fuxi
+from ..models.precision import autocast
 from ..models.registry import load_model
 from ..models.rollout import copy_model
 from ..models.training_state import (
@@ -62,7 +63,6 @@ from .climate import FreeRunPool
 from .config import TrainConfig, config_with_legacy
 from .loop import process_share
 from .losses import amse_loss, forecast_loss
-from .precision import autocast
 from .samples import CycledStarts, regular_starts, stacked_states, start_states
 
 # amse_loss and anomaly_samples are re-exported (their documented home until this split)

@@ -1,6 +1,7 @@
-"""The numerical precision of a training run: float32, or bfloat16 mixed precision.
+"""The numerical precision of a training run or an analysis: float32, or bfloat16 mixed precision.
 
-Every trainer (:func:`~xfuxi.training.forecast.train_forecast`,
+FuXi-DA analyses (:func:`~xfuxi.assimilation.da.assimilate_da`, ``precision=``) run the
+network under :func:`autocast` too. Every trainer (:func:`~xfuxi.training.forecast.train_forecast`,
 :func:`~xfuxi.training.ens.train_perturbation`, :func:`~xfuxi.training.da.train_da`) takes a
 ``precision`` setting in its configuration:
 
