@@ -222,15 +222,17 @@ def load_forecast_model(name: str, truncation: int | None):
 
 
 def run_variant(
-    truth, model_spec, method, satellites, sondes, n_cycles, store, frames, threads=None
-):
+    truth, model_spec, method, satellites, sondes, n_cycles, store, frames, threads=None,
+    precision="float32",
+):  # fmt: skip
     """One variant's cycle: ``(name, scores, analyses, free-run states, wall time)``; runs
-    in a worker process with ``--workers`` (the model is loaded there from ``model_spec``)."""
+    in a worker process with ``--workers`` (the model is loaded there from ``model_spec``;
+    ``precision``: the FuXi-DA variants')."""
     if threads is not None:
         torch.set_num_threads(threads)
     model = load_forecast_model(*model_spec)
     if not isinstance(method, CycleMethod):
-        method = FuXiDAMethod(method, allow_new_satellites=len(satellites) > 1)
+        method = FuXiDAMethod(method, allow_new_satellites=len(satellites) > 1, precision=precision)
     tic = time.perf_counter()
     run = cycle(
         truth,
@@ -260,6 +262,8 @@ def main() -> None:
                    help="validation: for choices; test: to report")  # fmt: skip
     p.add_argument("--assi", default="fuxi-da-hs-t21", help="FuXi-DA model (name or directory)")
     p.add_argument("--corr", default="fuxi-da-hs-t21-corr", help="CORR model (name or directory)")
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                   help="the FuXi-DA variants' precision (FuXiDAMethod)")  # fmt: skip
     p.add_argument("--en4dvar", action="store_true",
                    help="also cycle En4DVar with radiances: offline BC and VarBC")  # fmt: skip
     p.add_argument(
@@ -333,7 +337,9 @@ def main() -> None:
             for name, method, sats, sondes in variants
         }  # fmt: skip
         if args.workers == 1:
-            results = ((name, run_variant(*job)) for name, job in jobs.items())
+            results = (
+                (name, run_variant(*job, precision=args.precision)) for name, job in jobs.items()
+            )
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -343,7 +349,8 @@ def main() -> None:
             )
             # the costliest (the En4DVar variants, listed last) first
             futures = {
-                name: pool.submit(run_variant, *jobs[name], threads=1) for name in reversed(jobs)
+                name: pool.submit(run_variant, *jobs[name], threads=1, precision=args.precision)
+                for name in reversed(jobs)
             }
             results = ((name, futures[name].result()) for name in jobs)
         for name, (s, analysis, free_states, wall) in results:
@@ -410,6 +417,7 @@ def main() -> None:
             "model": model.name,
             "imager_seed": f"{SEED} + cycle",
             "split": args.split,
+            "precision": args.precision,
             "variants": {
                 n: {
                     "model": m if isinstance(m, str) else m.settings(),

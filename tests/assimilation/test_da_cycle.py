@@ -147,6 +147,16 @@ def test_an_interrupted_run_resumes_with_identical_results(setting, tmp_path):
         _run(setting, 4, store=tmp_path / "b", network=other)
     with pytest.raises(ValueError, match="model"):
         _run(setting, 4, store=tmp_path / "b", method=FuXiDAMethod(_da_model(False)))
+    # another precision is refused too; a bfloat16 cycle is close to, not equal to, float32
+    half = FuXiDAMethod(_da_model(), precision="bfloat16")
+    with pytest.raises(ValueError, match="precision"):
+        _run(setting, 4, store=tmp_path / "b", method=half)
+    quick = _run(setting, 4, method=half).scores["analysis_error"]
+    ref = whole.scores["analysis_error"]
+    assert not ref.equals(quick)
+    np.testing.assert_allclose(quick, ref, rtol=0.05)
+    with pytest.raises(ValueError, match="FuXiDAMethod.precision must be one of"):
+        FuXiDAMethod(_da_model(), precision="half")
 
 
 def test_the_radiances_of_a_cycle_are_seeded_by_the_cycle(setting):
