@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -500,6 +501,28 @@ def test_imager_then_assimilate_da(tmp_path, capsys):
         with xr.open_dataset(out / "diagnostics.nc") as diagnostics:
             assert "rms_oma" in diagnostics
     assert "rms O-B" in capsys.readouterr().out
+    # a forecast store as the background: its states at --lead, on their valid times
+    six = np.timedelta64(6, "h")
+    init = background.assign_coords(time=background["time"].values - six)
+    fc = xr.concat([init * 0.0 + 1.0, init], dim="prediction_timedelta")
+    fc = fc.assign_coords(prediction_timedelta=[np.timedelta64(0, "h"), six])
+    fc.transpose("time", "prediction_timedelta", ...).to_netcdf(tmp_path / "fc.nc")
+    rc = main(["--no-progress", "assimilate-da", str(tmp_path / "fc.nc"), str(tmp_path / "rad"),
+               "--model", str(tmp_path / "net"), "--lead", "6", "--output",
+               str(tmp_path / "an_fc")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    with xr.open_dataset(tmp_path / "an_fc" / "analysis.nc") as got:
+        with xr.open_dataset(tmp_path / "an0" / "analysis.nc") as ref:
+            xr.testing.assert_identical(got.load(), ref.load())
+    for extra, message in (([], "give --lead HOURS"), (["--lead", "3"], "no lead 3 h")):
+        rc = main(["--no-progress", "assimilate-da", str(tmp_path / "fc.nc"),
+                   str(tmp_path / "rad"), "--model", str(tmp_path / "net"), "--output",
+                   str(tmp_path / "bad"), *extra])  # fmt: skip
+        assert rc != 0 and message in capsys.readouterr().err
+    rc = main(["--no-progress", "assimilate-da", str(tmp_path / "bg.nc"), str(tmp_path / "rad"),
+               "--model", str(tmp_path / "net"), "--lead", "6", "--output",
+               str(tmp_path / "bad")])  # fmt: skip
+    assert rc != 0 and "--lead is for a forecast background" in capsys.readouterr().err
     # bad input: one clear line, nothing written
     rc = main(["--no-progress", "assimilate-da", str(tmp_path / "bg.nc"), str(tmp_path / "rad"),
                "--model", str(tmp_path / "net"), "--output", str(tmp_path / "bad"),

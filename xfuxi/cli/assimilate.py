@@ -175,13 +175,43 @@ def _cmd_imager(args) -> int:
     return 0
 
 
+def _background_at_lead(ds, lead_hours: float | None):
+    """The states of a forecast (``prediction_timedelta``) at ``lead_hours``, on their valid
+    times; an analysis-layout background as it is (``lead_hours`` must then be None)."""
+    import numpy as np
+
+    if "prediction_timedelta" not in ds.dims:
+        if lead_hours is not None:
+            raise ValueError(
+                "--lead is for a forecast background (a prediction_timedelta dim); "
+                f"{list(ds.dims)} has none"
+            )
+        return ds
+    if lead_hours is None:
+        raise ValueError(
+            "the background is a forecast (it has a prediction_timedelta dim): give --lead "
+            "HOURS, the lead whose states to analyse"
+        )
+    leads = ds["prediction_timedelta"].values
+    lead = np.timedelta64(int(round(lead_hours * 3600)), "s").astype(leads.dtype)
+    if lead not in leads:
+        hours = [float(x / np.timedelta64(1, "h")) for x in leads]
+        raise ValueError(f"the forecast has no lead {lead_hours:g} h; its leads: {hours} h")
+    out = ds.sel(prediction_timedelta=lead, drop=True)
+    return out.assign_coords(time=out["time"].values + lead)
+
+
 #: the parameters of :func:`xfuxi.assimilate_da` that are flags of ``xfuxi assimilate-da``
 ASSIMILATE_DA_FLAGS = (
     "allow_missing_channels", "allow_new_satellites", "batch_size", "precision", "diagnostics",
 )  # fmt: skip
 
 
-@arg("background", help="zarr/netCDF background at the analysis times (the model's grid)")
+@arg("background", help="zarr/netCDF background at the analysis times (the model's grid), "
+     "or a forecast store of xfuxi forecast with --lead")  # fmt: skip
+@arg("--lead", type=float, default=None,
+     help="the background is a forecast (WeatherBench2 layout): take its states at this lead, "
+          "hours, valid at initial time + lead (e.g. 6)")  # fmt: skip
 @arg("radiances", nargs="?", default=None,
      help="zarr/netCDF radiances (xfuxi imager, or radiances.nc of its output); not for a "
           "CORR network")  # fmt: skip
@@ -215,7 +245,7 @@ def _cmd_assimilate_da(args) -> int:
             with open_data(radiances_path) as ds:
                 radiances = ds.load()
         with open_data(args.background) as ds:
-            background = ds.load()
+            background = _background_at_lead(ds, args.lead).load()
         res = assimilate_da(
             background, radiances, model=args.model, **function_kwargs(args, ASSIMILATE_DA_FLAGS)
         )
