@@ -30,7 +30,9 @@ before the call** (of a second call of each repeat)
 freed memory back: a lower bound of the true peak; the largest repeat is reported). Models
 are loaded before timing. Training throughput: ``train_da`` samples per second on a tiny
 configuration (width 8, 2 scales, 8 channels, 3 frames, 6-hour backgrounds) with K = 0
-(batch 4, n = ``--train-steps``) and K = 1 (batch 2, n / 4 steps): the optimizer loop's
+(batch 4, n = ``--train-steps``) and K = 1 (batch 2, n / 4 steps), and at the shipped
+networks' size (width 24, 3 scales, K = 0, batch 4, n steps) in float32 and in bfloat16
+mixed precision (``DAConfig(precision=...)``): the optimizer loop's
 samples per second, timed from ``train_da``'s "prepared samples" log line to its return
 (the set-up — backgrounds, radiances — left out), after a warm-up run.
 
@@ -131,10 +133,14 @@ class _Prepared(logging.Handler):
             self.at = time.perf_counter()
 
 
-def train_rate(truth: Any, model: Any, *, k: int, steps: int, batch: int) -> dict[str, float]:
+def train_rate(
+    truth: Any, model: Any, *, k: int, steps: int, batch: int, width: int = 8, scales: int = 2,
+    precision: str = "float32",
+) -> dict[str, Any]:  # fmt: skip
     """Samples per second of ``train_da``'s optimizer loop (after the samples are prepared)."""
-    cfg = dict(batch_size=batch, leads=(1,), forecast_steps=k, width=8, scales=2,
-               checkpoint_every=10**6, val_every=10**6, log_every=10**6)  # fmt: skip
+    cfg = dict(batch_size=batch, leads=(1,), forecast_steps=k, width=width, scales=scales,
+               precision=precision, checkpoint_every=10**6, val_every=10**6,
+               log_every=10**6)  # fmt: skip
     train_da(truth, model, config=DAConfig(steps=1, **cfg), progress=False)  # warm-up
     logger = logging.getLogger("xfuxi.training.da")
     handler, level = _Prepared(), logger.level
@@ -150,6 +156,8 @@ def train_rate(truth: Any, model: Any, *, k: int, steps: int, batch: int) -> dic
     if handler.at is None:
         raise RuntimeError("train_da did not log when its samples were prepared")
     return {
+        "network": f"width {width}, {scales} scales",
+        "precision": precision,
         "forecast_steps_K": k,
         "batch_size": batch,
         "steps_timed": steps,
@@ -278,6 +286,20 @@ def main() -> None:
     training = [
         train_rate(train, model, k=0, steps=a.train_steps, batch=4),
         train_rate(train, model, k=1, steps=max(a.train_steps // 4, 1), batch=2),
+        # the shipped networks' size, in both precisions
+        *(
+            train_rate(
+                train,
+                model,
+                k=0,
+                steps=a.train_steps,
+                batch=4,
+                width=24,
+                scales=3,
+                precision=precision,
+            )  # fmt: skip
+            for precision in ("float32", "bfloat16")
+        ),
     ]
     analysis_only = statistics.median(network_s)
     en4dvar_rad = next(r["median_s"] for r in rows if r["case"].startswith("En4DVar clear-sky"))
@@ -324,7 +346,10 @@ def main() -> None:
         f"{100 * layouts['bfloat16_relative_rms_difference']:.1f} % RMS)"
     )
     for t in training:
-        print(f"train_da K={t['forecast_steps_K']}: {t['samples_per_s']:.2f} samples/s")
+        print(
+            f"train_da {t['network']}, {t['precision']}, K={t['forecast_steps_K']}: "
+            f"{t['samples_per_s']:.2f} samples/s"
+        )
     print(f"wrote {a.out}")
 
 
