@@ -439,9 +439,9 @@ def assimilate_da(
         ``"bfloat16"`` runs the network under :func:`torch.autocast` (its convolutions in
         bfloat16, :mod:`xfuxi.models.precision`); the inputs, the departures and the sum
         ``x_b + δ`` stay in float32 or better, and the departures' nominal operator runs in
-        float32 instead of float64 (about 1e-4 K). About two thirds of the time on a CPU
-        with bfloat16 units, at a relative change of the increment of about 1 %
-        (docs/fuxi_da.md, "Side by side with En4DVar").
+        float32 instead of float64 (about 1e-4 K). On a CPU with bfloat16 units the network
+        takes about three quarters of its float32 time, and the increment changes by about
+        1 % of its RMS (docs/fuxi_da.md, "Side by side with En4DVar").
     diagnostics : bool, default True
         Compute the radiance diagnostics. ``False`` skips them (the nominal operator on the
         background and the analysis, the binning): ``diagnostics`` then holds only
