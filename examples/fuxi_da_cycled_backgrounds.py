@@ -89,12 +89,13 @@ def run_cycles(a: argparse.Namespace) -> None:
     # and cycles inside the split
     first, last = times[0] + 3 * step, times[-1] - (n_cycles + 1) * step
     starts = pd.date_range(first, last, periods=a.runs).round("6h")
+    method = FuXiDAMethod(a.assi)
     for k, start in enumerate(starts):
         tic = time.perf_counter()
         run = cycle(
-            truth,
-            ImagerNetwork(satellites=[105.0], seed=1000 * (k + 1)),
-            method=FuXiDAMethod(a.assi),
+            truth,  # the imager draws the network's frames
+            ImagerNetwork(satellites=[105.0], frames=method.model.frames, seed=1000 * (k + 1)),
+            method=method,
             model=model,
             config=CycleConfig(n_cycles=n_cycles, lead_steps=2, start=str(start)),
             store=out / f"run-{k}.zarr",
