@@ -25,6 +25,18 @@ def lb():
         sys.path.remove(str(EXAMPLES))
 
 
+def _samples(rng, err, seen, dep, cloudy, zenith):
+    """The example's sample dict: a random background ``base`` (its own and CORR's) whose
+    truth is off by ``err``, the departures the estimate sees (``seen``) and the exact
+    analysis-time ones."""
+    base = rng.normal(0.0, 1.0, err.shape)
+    return {
+        "truth": base + err, "corr": base, "base": base, "dep": seen, "cloudy": cloudy,
+        "exact": dep[:, 0], "zenith": zenith, "lat": np.linspace(-50, 50, err.shape[-2]),
+        "channels": ["wv6.2", "ir10.8"],
+    }  # fmt: skip
+
+
 def test_shift_is_periodic_in_longitude_and_missing_beyond_the_poles(lb):
     a = np.arange(12.0).reshape(3, 4)
     s = lb["shift"](a, 1, -1)  # a[i + 1, j - 1]
@@ -57,12 +69,7 @@ def test_the_ridge_fit_recovers_a_linear_error_from_neighbouring_departures(lb):
     err[:, 0] += 0.2 * np.where(lb["shift"](cloudy, 0, 1)[:, 0], np.nan_to_num(east[:, 0, 1]), 0.0)
     err[:, 1] -= np.where(cloudy[:, 0], 0.3 * dep[:, 0, 1], 0.0)
     err[:, :, :, -2:] = 0.0
-    base = rng.normal(0.0, 1.0, (t, c, h, w))
-    d = {
-        "truth": base + err, "corr": base, "base": base, "dep": dep_seen, "cloudy": cloudy,
-        "exact": dep[:, 0], "zenith": zenith, "lat": np.linspace(-50, 50, h),
-        "channels": ["wv6.2", "ir10.8"],
-    }  # fmt: skip
+    d = _samples(rng, err, dep_seen, dep, cloudy, zenith)
     edges = np.array([0.0])
     coefs, scale, chosen = lb["fit"](d, "screened", half=1, edges=edges)
     assert set(coefs) == {0, 1} and all(len(v) == c for v in chosen.values())
@@ -71,7 +78,7 @@ def test_the_ridge_fit_recovers_a_linear_error_from_neighbouring_departures(lb):
     before = np.sqrt((err[:, :2][..., inside] ** 2).mean())
     after = np.sqrt(((analysis - d["truth"])[:, :2][..., inside] ** 2).mean())
     assert after < 0.05 * before
-    np.testing.assert_array_equal(analysis[..., ~inside], base[..., ~inside])
+    np.testing.assert_array_equal(analysis[..., ~inside], d["base"][..., ~inside])
     # all-sky, the cold departures of the cloudy pixels enter the regression and spoil it
     coefs_a, scale_a, _ = lb["fit"](d, "all-sky", half=1, edges=edges)
     all_sky = lb["predict"](d, "all-sky", coefs_a, scale_a, half=1, edges=edges)
@@ -122,12 +129,7 @@ def test_cloudy_pixels_as_regressors_of_their_own_recover_what_the_clouds_tell(l
     zenith = np.full((h, w), 30.0)
     err = np.zeros((t, c, h, w))
     err[:, 0] = np.where(cloudy[:, 0], 0.5 * (dep[:, 0, 1] + 10.0), 0.4 * dep[:, 0, 0])
-    base = rng.normal(0.0, 1.0, (t, c, h, w))
-    d = {
-        "truth": base + err, "corr": base, "base": base, "dep": dep, "cloudy": cloudy,
-        "exact": dep[:, 0], "zenith": zenith, "lat": np.linspace(-50, 50, h),
-        "channels": ["wv6.2", "ir10.8"],
-    }  # fmt: skip
+    d = _samples(rng, err, dep, dep, cloudy, zenith)
     seen = lb["seen_departures"](d, "screened-cloudy")
     assert seen.shape == (t, f, 2 * s, h, w)
     np.testing.assert_array_equal(np.isfinite(seen[:, 0, 2]), cloudy[:, 0])  # cloudy block

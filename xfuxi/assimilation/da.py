@@ -26,6 +26,7 @@ from ..data.schema import canonical_order
 from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
 from ..models.precision import autocast, check_precision
+from ..models.rollout import model_device
 from ..observations.imager import DOC_PARTS as IMAGER_DOC_PARTS
 from ..observations.imager import ImagerError, NominalImager, check_radiances
 
@@ -83,12 +84,6 @@ class DAResult(NamedTuple):
                 lines.append(f"  {c:>9}: RMS O-B {b:6.3f} K, O-A {o:6.3f} K")
         lines.append("  attributes: analysis, increment, diagnostics")
         return "\n".join(lines)
-
-
-def _device_of(net: FuXiDA) -> torch.device:
-    """Where the network's weights are (the CPU for a network without any)."""
-    param = next(net.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def resolve_da_model(model: FuXiDA | str | os.PathLike[str] | None) -> FuXiDA:
@@ -526,7 +521,7 @@ def assimilate_da(
     )
     incs = []
     net.eval()
-    device = _device_of(net)
+    device = model_device(net)
     with torch.no_grad(), autocast(device, precision):
         for i in range(0, len(times), int(batch_size)):
             o = None if obs is None else obs[i : i + batch_size].to(device)

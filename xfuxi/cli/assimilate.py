@@ -16,6 +16,7 @@ from ..assimilation.cycle_config import CycleConfig
 from ..config import from_arguments
 from ..data.schema import SchemaError
 from .common import (
+    _comma_separated,
     arg,
     command,
     config_args,
@@ -107,7 +108,7 @@ def _cmd_assimilate(args) -> int:
 def _floats(text: str, flag: str) -> tuple[float, ...]:
     """A comma-separated list of numbers (``flag`` names it in the error)."""
     try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
+        return tuple(_comma_separated(float)(text))
     except ValueError:
         raise ValueError(f"{flag} must be comma-separated numbers; got {text!r}") from None
 
@@ -180,6 +181,8 @@ def _background_at_lead(ds, lead_hours: float | None):
     times; an analysis-layout background as it is (``lead_hours`` must then be None)."""
     import numpy as np
 
+    from ..verify.weights import valid_time
+
     if "prediction_timedelta" not in ds.dims:
         if lead_hours is not None:
             raise ValueError(
@@ -197,8 +200,8 @@ def _background_at_lead(ds, lead_hours: float | None):
     if lead not in leads:
         hours = [float(x / np.timedelta64(1, "h")) for x in leads]
         raise ValueError(f"the forecast has no lead {lead_hours:g} h; its leads: {hours} h")
-    out = ds.sel(prediction_timedelta=lead, drop=True)
-    return out.assign_coords(time=out["time"].values + lead)
+    out = ds.sel(prediction_timedelta=lead)
+    return out.assign_coords(time=valid_time(out).values).drop_vars("prediction_timedelta")
 
 
 #: the parameters of :func:`xfuxi.assimilate_da` that are flags of ``xfuxi assimilate-da``
@@ -396,7 +399,7 @@ def _cmd_cycle(args) -> int:
             length_scale=args.localization, vertical_length_scale=vertical or None
         )
         errors = from_arguments(ImagerErrors, args)
-        satellites = tuple(float(x) for x in args.satellites.split(",") if x.strip())
+        satellites = _floats(args.satellites, "--satellites")
     except ValueError as err:
         return usage_error("cycle", str(err))
     if not 0 <= args.bias_rate <= 1:
@@ -609,7 +612,7 @@ def _cmd_fit_radiance_bias(args) -> int:
     cmd = "fit-radiance-bias"
     try:
         errors = from_arguments(ImagerErrors, args)
-        satellites = tuple(float(x) for x in args.satellites.split(",") if x.strip())
+        satellites = _floats(args.satellites, "--satellites")
     except ValueError as err:
         return usage_error(cmd, str(err))
     if not satellites:
