@@ -21,7 +21,10 @@ The network's forward pass alone (``network_increment``: the shipped weights, on
 background, its observation inputs) is also timed in the channels-last layout the network
 keeps its convolution weights in, from a copy of the same weights in the standard layout,
 and channels-last under a bfloat16 autocast (50 calls each, interleaved; the median), with
-the bfloat16 increment's RMS difference from the float32 one relative to its RMS.
+the bfloat16 increment's RMS difference from the float32 one relative to its RMS; and the
+parts of the fast call (checks, stacking, observation inputs, network, output Datasets) and
+the whole call, each repeated 50 times in a loop (warm; a call made alone, after other work,
+takes longer: the rows' figure).
 
 Each case runs ``--repeat`` times, interleaved; the table gives the median wall time and
 the min–max (of calls timed alone) and the peak **resident set size above the RSS just
@@ -61,6 +64,7 @@ import torch
 import xarray as xr
 
 import xfuxi
+from xfuxi.assimilation import da as da_module
 from xfuxi.assimilation.cycling import world_background
 from xfuxi.assimilation.da import assimilate_da, da_inputs
 from xfuxi.assimilation.radiances import (
@@ -69,6 +73,7 @@ from xfuxi.assimilation.radiances import (
     fit_radiance_bias,
     radiance_analysis,
 )
+from xfuxi.data.channels import stack_values
 from xfuxi.files import atomic_write_json
 from xfuxi.models.fuxi_da import load_da_model
 from xfuxi.observations.imager import imager_observations, radiance_table
@@ -201,6 +206,65 @@ def network_layouts(net: Any, background: Any, radiances: Any, calls: int = 50) 
     return out
 
 
+def fast_call_parts(background: Any, radiances: Any, net: Any, calls: int = 50) -> dict:
+    """Median ms of the parts of one ``assimilate_da(..., precision="bfloat16",
+    diagnostics=False)`` call, each repeated ``calls`` times in a loop (warm: a call made
+    alone, after other work, takes longer; the rows' figure): the checks of the inputs, the
+    stacking of the background, the observation inputs (the radiances' frames, the
+    departures through the nominal operator in float32, the features), the network under
+    the bfloat16 autocast, the increment and analysis Datasets; and the whole call the same
+    way."""
+    times = background["time"].values
+    xb = torch.as_tensor(np.asarray(stack_values(background, net.channels), dtype="float32"))
+    obs = da_module.observation_inputs(
+        xb, radiances, net, times=times, operator_dtype=torch.float32
+    )
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        inc = net(xb, obs).float().double().numpy()
+
+    def network() -> None:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            net(xb, obs).float()
+
+    def outputs() -> None:
+        increment = da_module.increment_dataset(background, inc, net.channels)
+        values = {
+            v: background.variables[v].values
+            + increment.variables[v].transpose(*background.variables[v].dims).values
+            for v in increment.data_vars
+        }
+        background[list(increment.data_vars)].copy(data=values)
+
+    parts = {
+        "checks": lambda: (
+            da_module._check_background(background, net),
+            da_module._radiances_for(
+                radiances, net, allow_missing_channels=False, allow_new_satellites=False
+            ),
+        ),
+        "stack the background": lambda: stack_values(background, net.channels),
+        "observation inputs": lambda: da_module.observation_inputs(
+            xb, radiances, net, times=times, operator_dtype=torch.float32
+        ),
+        "network (bfloat16)": network,
+        "increment and analysis Datasets": outputs,
+        "whole call": lambda: assimilate_da(
+            background, radiances, model=net, precision="bfloat16", diagnostics=False
+        ),
+    }
+    out = {}
+    for key, fn in parts.items():
+        for _ in range(3):
+            fn()
+        walls = []
+        for _ in range(calls):
+            tic = time.perf_counter()
+            fn()
+            walls.append(1e3 * (time.perf_counter() - tic))
+        out[key] = statistics.median(walls)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=5)
@@ -220,6 +284,7 @@ def main() -> None:
     truth = xfuxi.held_suarez_split("test", days=4 + a.batch_times // 4).load()
     t0 = truth["time"].values[10]
     bg = world_background(truth, model=model, time=t0, lead_steps=4)
+    bg_t0 = bg.isel(time=[-1])  # FuXi-DA's background: the analysis time (sliced once)
     radiances = imager_observations(truth, satellites=[105.0], times=[t0], seed=12345)
     many_times = truth["time"].values[10 : 10 + a.batch_times]
     many_bg = xr.concat(
@@ -234,7 +299,7 @@ def main() -> None:
     }
     sondes = radiosonde_observations(truth, n_sites=a.sites, error=err, times=[t0], seed=0)
     table = radiance_table(radiances, error=1.0).drop_vars("cloudy")
-    hxb = background_radiances(table, bg.isel(time=[-1]), channels=model.channels)
+    hxb = background_radiances(table, bg_t0, channels=model.channels)
     clear = ~cloud_screen(table, hxb)
     names = table["sensor_channel"].values.astype(str)
     bc = fit_radiance_bias(
@@ -244,14 +309,14 @@ def main() -> None:
     network_s: list[float] = []  # assimilate_da's own "analysis_seconds": inputs + network
 
     def fuxi_da() -> None:
-        res = assimilate_da(bg.isel(time=[-1]), radiances, model=net)
+        res = assimilate_da(bg_t0, radiances, model=net)
         network_s.append(float(res.diagnostics["analysis_seconds"]))
 
     fast = dict(precision="bfloat16", diagnostics=False)
     cases = {
         "FuXi-DA (assimilate_da)": fuxi_da,
         "FuXi-DA (bfloat16, no diagnostics)": lambda: assimilate_da(
-            bg.isel(time=[-1]), radiances, model=net, **fast
+            bg_t0, radiances, model=net, **fast
         ),
         f"FuXi-DA ({a.batch_times} times in one call, bfloat16, no diagnostics)": lambda: (
             assimilate_da(many_bg, many_rad, model=net, batch_size=8, **fast)
@@ -303,7 +368,8 @@ def main() -> None:
     ]
     analysis_only = statistics.median(network_s)
     en4dvar_rad = next(r["median_s"] for r in rows if r["case"].startswith("En4DVar clear-sky"))
-    layouts = network_layouts(net, bg.isel(time=[-1]), radiances)
+    layouts = network_layouts(net, bg_t0, radiances)
+    parts = fast_call_parts(bg_t0, radiances, net)
     result = {
         "rows": rows,
         "fuxi_da_analysis_only_s": analysis_only,
@@ -314,6 +380,9 @@ def main() -> None:
             r["case"]: en4dvar_rad / r["median_s"] for r in rows if r["case"].startswith("FuXi-DA")
         },
         "network_forward": layouts,
+        "fast_call_parts_ms": parts,
+        "fast_call_parts": "median ms of each part of one bfloat16 call without diagnostics, "
+        "each repeated 50 times in a loop (warm)",
         "training": training,
         "n_radiances": int(table.sizes["obs"]),
         "n_radiances_clear_looking": int(clear.sum()),
@@ -344,6 +413,10 @@ def main() -> None:
         f"{layouts['standard_ms']:.1f} ms standard layout, "
         f"{layouts['channels_last_bfloat16_ms']:.1f} ms bfloat16 (increment off by "
         f"{100 * layouts['bfloat16_relative_rms_difference']:.1f} % RMS)"
+    )
+    print(
+        "one bfloat16 call without diagnostics, parts (warm, ms): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
     )
     for t in training:
         print(

@@ -9,8 +9,11 @@ import xarray as xr
 
 from tests import tiny_da
 from tests.models.test_fuxi_da import tiny_da_model
+from xfuxi.assimilation import da as da_module
 from xfuxi.assimilation.da import DAMethod, assimilate_da
 from xfuxi.observations.imager import ImagerError, imager_observations
+
+C_MODEL = len(tiny_da.MODEL_CHANNELS)
 
 
 @pytest.fixture
@@ -45,6 +48,35 @@ def test_analysis_increment_and_diagnostics(case):
     xr.testing.assert_identical(background.fuxi.assimilate_da(radiances, model=model).analysis,
                                 res.analysis)  # fmt: skip
     xr.testing.assert_identical(DAMethod(model)(background, radiances), res.analysis)
+
+
+def test_increment_dataset_by_slices_equals_the_unstacked_way(case):
+    """The increment Dataset built from NumPy slices is the one the general way builds, for
+    backgrounds with extra coordinates, another layout or float32 values."""
+    background, _, model = case
+    inc = np.random.default_rng(1).normal(size=(background.sizes["time"], C_MODEL, 8, 16))
+    extra = background.assign_coords(
+        lead=np.timedelta64(6, "h"),  # scalar
+        valid=("time", background["time"].values),  # along time
+        pair=(("latitude", "longitude"), np.zeros((8, 16))),  # 2-D: not carried
+    )
+    extra.attrs["title"] = "not carried"
+    extra["temperature"].attrs["units"] = "K"
+    cases = {
+        "as is": background,
+        "extra coordinates": extra,
+        "longitude first": background.transpose("longitude", ...),
+        "float32": background.astype("float32"),
+    }
+    for label, bg in cases.items():
+        fast = da_module._increment_in_memory(bg, inc, model.channels)
+        assert fast is not None, label
+        xr.testing.assert_identical(fast, da_module._increment_unstacked(bg, inc, model.channels))
+        assert fast["temperature"].dims == ("time", "level", "latitude", "longitude"), label
+    # a background with other levels than the model's goes the general way
+    more = xr.concat([background, background.isel(level=[0]).assign_coords(level=[100.0])],
+                     "level", data_vars="minimal").sortby("level")  # fmt: skip
+    assert da_module._increment_in_memory(more, inc, model.channels) is None
 
 
 def test_departure_input_is_radiances_minus_the_background_through_the_nominal_operator(case):

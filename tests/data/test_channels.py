@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xfuxi.data.channels import channel_name, channels_of, parse_channel_name, stack, unstack
+from xfuxi.data.channels import (
+    channel_name,
+    channels_of,
+    parse_channel_name,
+    stack,
+    stack_values,
+    unstack,
+)
 from xfuxi.data.schema import SchemaError
 
 
@@ -74,6 +81,26 @@ def test_in_memory_stack_equals_the_general_way(ds):
     mixed = ds.assign(surface_pressure=ds.surface_pressure.transpose("latitude", "time", ...))
     assert channels._stack_in_memory(mixed, chans) is None
     xr.testing.assert_identical(stack(mixed, chans), stack(ds, chans))
+
+
+def test_stack_values_are_the_stacked_arrays_values(ds):
+    chans = [("surface_pressure", None), ("temperature", 850.0), ("temperature", 250.0)]
+    order = ("time", "channel", "latitude", "longitude")
+    cases = {
+        "in memory": ds,
+        "dask": ds.chunk(),
+        "time last": ds.transpose("level", "latitude", "longitude", "time"),
+        "float32": ds.astype("float32"),
+    }
+    for label, case in cases.items():
+        got = stack_values(case, chans)
+        want = stack(case, chans).transpose(*order).values
+        assert isinstance(got, np.ndarray), label
+        assert got.dtype == want.dtype and got.shape == (2, 3, 4, 8), label
+        np.testing.assert_array_equal(got, want, err_msg=label)
+    np.testing.assert_array_equal(stack_values(ds, chans)[:, 1], ds.temperature.sel(level=850.0))
+    with pytest.raises(SchemaError, match="level 300"):
+        stack_values(ds, [("temperature", 300.0)])
 
 
 def test_in_memory_unstack_equals_the_general_way(ds):

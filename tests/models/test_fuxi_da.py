@@ -509,3 +509,29 @@ def test_network_keeps_channels_last_weights_and_returns_the_standard_layout():
         net.head.weight.normal_()  # a non-zero increment
         out = net(torch.randn(2, 3, 4, 8), torch.randn(2, 7, 4, 8))
     assert out.is_contiguous() and float(out.abs().max()) > 0
+
+
+@pytest.mark.parametrize("observations", [True, False])
+def test_autocast_inference_copy_gives_autocasts_increment_and_follows_the_weights(observations):
+    model = tiny_da_model(observations=observations).eval()
+    _randomise_head(model)
+    x = torch.randn(2, C, 8, 16) * 50.0 + 100.0
+    obs = torch.randn(2, model.n_obs_channels, 8, 16) if observations else None
+
+    def under_autocast(grad: bool) -> torch.Tensor:
+        with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+            return model.network_increment(x, obs).detach()
+
+    reference = under_autocast(True)  # with gradients: autocast on the model's own weights
+    assert not model._autocast_copies
+    fast = under_autocast(False)  # without: the bfloat16 copy
+    assert list(model._autocast_copies) == [("cpu", torch.bfloat16)]
+    assert fast.dtype == reference.dtype == torch.float32
+    assert torch.equal(fast, reference)  # bit for bit
+    assert float((fast - model.network_increment(x, obs).detach()).abs().max()) > 0  # not fp32
+    assert not any("autocast" in k for k in model.state_dict())  # the copy is not saved
+    with torch.no_grad():
+        model.net.head.bias.add_(1.0)  # an in-place update (as an optimiser's): a new copy
+    changed = under_autocast(False)
+    assert not torch.equal(changed, fast)
+    assert torch.equal(changed, under_autocast(True))

@@ -89,6 +89,31 @@ def test_moister_column_lifts_water_vapour_peak():
     assert p[w2[0].argmax(0)[0, 0], 0, 0] < p[w[0].argmax(0)[0, 0], 0, 0]
 
 
+def test_channels_computed_together_equal_each_channel_alone():
+    """A channel's radiance and weights do not depend on which other channels are asked for,
+    or in which order (batched states and the truth's spectroscopy error too)."""
+    rng = torch.Generator().manual_seed(3)
+    t = 250.0 + 20.0 * torch.randn(2, 4, 3, 5, generator=rng, dtype=torch.float64)
+    q = 0.3 + 0.2 * torch.rand(2, 4, 3, 5, generator=rng, dtype=torch.float64)
+    ps = 1.0e5 + 2.0e3 * torch.randn(2, 3, 5, generator=rng, dtype=torch.float64)
+    zen = 60.0 * torch.rand(3, 5, generator=rng, dtype=torch.float64)
+    names = list(CHANNELS)[::-1]
+    for spectroscopy in (False, True):
+        together = brightness_temperature(
+            t, q, ps, zen, levels=LEVELS, channels=names, spectroscopy=spectroscopy
+        )
+        assert together.shape == (2, len(names), 3, 5)
+        for i, name in enumerate(names):
+            alone = brightness_temperature(
+                t, q, ps, zen, levels=LEVELS, channels=[name], spectroscopy=spectroscopy
+            )
+            assert torch.equal(together[:, i], alone[:, 0]), name
+    w, s, _ = weighting_functions(t, q, ps, 30.0, levels=LEVELS, channels=names)
+    for i, name in enumerate(names):
+        w1, s1, _ = weighting_functions(t, q, ps, 30.0, levels=LEVELS, channels=[name])
+        assert torch.equal(w[:, i], w1[:, 0]) and torch.equal(s[:, i], s1[:, 0]), name
+
+
 # --- the nominal operator ---------------------------------------------------------------------
 
 

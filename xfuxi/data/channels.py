@@ -8,6 +8,7 @@ single-level variable. Arrays stacked by :func:`stack` have the channel axis rig
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -21,6 +22,7 @@ __all__ = [
     "channels_of",
     "parse_channel_name",
     "stack",
+    "stack_values",
     "unstack",
 ]
 
@@ -115,12 +117,25 @@ def stack(ds: xr.Dataset, channels: Sequence[Channel]) -> xr.DataArray:
     return out.transpose(*other, "channel", "latitude", "longitude")
 
 
-def _stack_in_memory(ds: xr.Dataset, channels: Sequence[Channel]) -> xr.DataArray | None:
+def stack_values(ds: xr.Dataset, channels: Sequence[Channel], lead: str = "time") -> np.ndarray:
+    """The values of :func:`stack` as an array ``(lead, channel, latitude, longitude)``.
+
+    The same numbers as ``stack(ds, channels).transpose(lead, "channel", "latitude",
+    "longitude").values``, without building the DataArray where the data are in memory.
+    """
+    fast = _stack_in_memory(ds, channels, values_only=True)
+    if fast is not None and fast[1] == (lead,):
+        return fast[0]
+    return stack(ds, channels).transpose(lead, "channel", "latitude", "longitude").values
+
+
+def _stack_in_memory(ds: xr.Dataset, channels: Sequence[Channel], values_only: bool = False) -> Any:
     """:func:`stack` with one NumPy concatenation, for in-memory data whose variables share
     their other dimensions in the same order; ``None`` where that does not hold (dask-backed
     data, differing dimensions, a channel ``ds`` lacks: :func:`stack` then goes the general
     way, which also names what is missing). The same result, name and attributes (the first
-    variable's) as the general way."""
+    variable's) as the general way; with ``values_only`` its values and the dims before
+    ``channel``."""
     if not channels:
         return None
     variables = ds.variables  # Variables, not DataArrays: no coordinates built per channel
@@ -154,6 +169,8 @@ def _stack_in_memory(ds: xr.Dataset, channels: Sequence[Channel]) -> xr.DataArra
         return None
     lead = other[:-2]
     data = np.stack(blocks, axis=len(lead))
+    if values_only:
+        return data, lead
     first_da = ds[first]
     coords = {d: first_da.coords[d].variable for d in other if d in first_da.coords}
     coords["channel"] = ("channel", [channel_name(c) for c in channels])

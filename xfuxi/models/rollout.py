@@ -9,6 +9,7 @@ the caller's object.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 from typing import Any
 
@@ -59,7 +60,7 @@ def model_dtype(model: torch.nn.Module, dtype: torch.dtype | None = None) -> tor
     """``dtype`` if given, else the dtype of the model's first floating parameter or buffer."""
     if dtype is not None:
         return dtype
-    for t in list(model.parameters()) + list(model.buffers()):
+    for t in itertools.chain(model.parameters(), model.buffers()):
         if t.is_floating_point():
             return t.dtype
     return torch.float32
@@ -67,7 +68,7 @@ def model_dtype(model: torch.nn.Module, dtype: torch.dtype | None = None) -> tor
 
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a model without any)."""
-    for t in list(model.parameters()) + list(model.buffers()):
+    for t in itertools.chain(model.parameters(), model.buffers()):
         return t.device
     return torch.device("cpu")
 
