@@ -21,3 +21,50 @@ def test_demo_refuses_an_earlier_demo_without_overwrite(tmp_path):
     out = replace_directory(tmp_path / "d", lambda d: None, kind="demo")
     with pytest.raises(OutputExistsError, match="overwrite"):
         run_demo(out)
+
+
+def test_fuxi_da_stage_scores_ctrl_corr_and_assi_and_maps_the_increment(tmp_path):
+    import numpy as np
+    import torch
+
+    import xfuxi
+    from tests import tiny_da
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.demo import DemoResult, stage_fuxi_da
+
+    truth = tiny_da.truth(12)
+    assi, corr = tiny_da_model(), tiny_da_model(observations=False)
+    with torch.no_grad():  # trained-looking heads: non-zero increments
+        assi.net.head.weight.normal_(0, 0.05)
+        corr.net.head.weight.normal_(0, 0.05)
+    result = DemoResult(output_dir=tmp_path)
+    # the first initial time lacks the truth 12 h before; the last, 6 h after: left out
+    init = truth["time"].values[[1, 3, 5, 7, 11]]
+    out = stage_fuxi_da(
+        result, {"truth": truth, "init_times": init}, tiny_da.forecast_model(), n_times=2,
+        satellite=90.0, da_model=assi, corr_model=corr,
+    )  # fmt: skip
+    np.testing.assert_array_equal(out["background"]["time"].values, init[[1, 2]])
+    table = result.tables["fuxi_da_rmse"]
+    assert set(table.index.get_level_values("region")) == {"inside the disc", "global"}
+    assert list(table.index.get_level_values("variable").unique()) == [
+        "temperature",
+        "passive_tracer",
+    ]
+    # the table's CTRL is the 6-hour background's area-weighted RMSE, ASSI the analysis's
+    target = truth.sel(time=init[[1, 2]])
+    dims = ["time", "latitude", "longitude"]
+    ctrl = xfuxi.rmse(out["background"], target, dim=dims)["passive_tracer"].sel(level=500.0)
+    row = table.loc[("global", "passive_tracer", 500.0)]
+    assert row["rmse_CTRL"] == float(ctrl)
+    inside = out["radiances"]["zenith_angle"].notnull()
+    assi_in = xfuxi.rmse(out["result"].analysis, target, dim=dims, region=inside)
+    inside_row = table.loc[("inside the disc", "passive_tracer", 500.0)]
+    assert inside_row["rmse_ASSI"] == float(assi_in["passive_tracer"].sel(level=500.0))
+    assert inside_row["rmse_ASSI"] != inside_row["rmse_CORR"] != inside_row["rmse_CTRL"]
+    gain = 100 * (1 - inside_row["rmse_ASSI"] / inside_row["rmse_CORR"])
+    assert inside_row["ASSI_vs_CORR_%"] == gain
+    radiances = result.tables["fuxi_da_radiances"]
+    assert {"rms_omb", "rms_oma", "count"} <= set(radiances.columns)
+    assert set(radiances.index.get_level_values("group")) == {"all", "clear", "cloudy"}
+    assert result.figures["fuxi_da_increment"].is_file()

@@ -3,7 +3,8 @@
 ``xfuxi demo`` (or :func:`run_demo`) generates (or reads from the cache) the test period of
 the world and a climatology, scores persistence and climatology baselines, forecasts 10 days
 with the pretrained FuXi model, runs a 48-member FuXi-ENS ensemble, assimilates synthetic
-radiosondes with FuXi-En4DVar, and writes every table and figure into one output folder.
+radiosondes with FuXi-En4DVar and a synthetic geostationary imager's radiances with FuXi-DA,
+and writes every table and figure into one output folder.
 Each stage returns its tables, so the same steps can be run one by one in a notebook.
 """
 
@@ -21,6 +22,7 @@ import xarray as xr
 
 import xfuxi
 
+from .assimilation.da import resolve_da_model
 from .files import atomic_write_bytes, replace_directory
 from .models.cascade import Cascade
 
@@ -238,6 +240,81 @@ def stage_assimilation(
     return {"result": res, "observations": obs}
 
 
+def stage_fuxi_da(
+    result: DemoResult,
+    base: dict,
+    model: Any,
+    *,
+    n_times: int,
+    satellite: float = 105.0,
+    da_model: Any = "fuxi-da-hs-t21",
+    corr_model: Any = "fuxi-da-hs-t21-corr",
+) -> dict:
+    """FuXi-DA analyses of a synthetic geostationary imager's radiances.
+
+    At ``n_times`` of the initial times, the background is the 6-hour forecast of ``model``
+    from the truth (as FuXi-DA was trained); one satellite at ``satellite`` °E sees the
+    truth (clouds, biases, noise; three frames). The background (CTRL), the learned
+    correction without radiances (CORR, ``corr_model``) and the analysis (ASSI,
+    ``da_model``) are scored against the truth inside the satellite's disc and globally;
+    the radiances' O − B and O − A by channel, and a map of the temperature increment at
+    850 hPa.
+    """
+    truth = base["truth"]
+    step = np.timedelta64(6, "h")
+    # a 6-hour background needs the truth 12 hours before; the imager's frames, 6 hours after
+    t = truth["time"].values
+    usable = base["init_times"][
+        (base["init_times"] - 2 * step >= t[0]) & (base["init_times"] + step <= t[-1])
+    ]
+    times = usable[:: max(1, len(usable) // n_times)][:n_times]
+    fc = xfuxi.forecast(truth, model=model, steps=1, init_times=times - step)
+    background = (
+        fc.isel(prediction_timedelta=-1, drop=True).assign_coords(time=times).transpose(
+            "time", ...)
+    )  # fmt: skip
+    net = resolve_da_model(da_model)  # the imager draws the channels and frames it takes
+    radiances = xfuxi.imager_observations(
+        truth, satellites=[satellite], channels=net.sensor_channels, frames=net.frames,
+        times=times, seed=0,
+    )  # fmt: skip
+    assi = xfuxi.assimilate_da(background, radiances, model=net)
+    corr = xfuxi.assimilate_da(background, model=corr_model)
+    target = truth.sel(time=times)
+    regions = {"inside the disc": radiances["zenith_angle"].notnull(), "global": None}
+    states = {"CTRL": background, "CORR": corr.analysis, "ASSI": assi.analysis}
+    rows = []
+    for region, mask in regions.items():
+        scores = {
+            k: xfuxi.rmse(x, target, dim=["time", "latitude", "longitude"], region=mask)
+            for k, x in states.items()
+        }
+        for var, level in (*HEADLINE, ("passive_tracer", 500.0)):
+            if var not in scores["CTRL"] or level not in scores["CTRL"]["level"]:
+                continue  # a model without this channel
+            row: dict[str, Any] = {"region": region, "variable": var, "level": level}
+            for k, sc in scores.items():
+                row[f"rmse_{k}"] = float(sc[var].sel(level=level))
+            row["ASSI_vs_CORR_%"] = 100 * (1 - row["rmse_ASSI"] / row["rmse_CORR"])
+            rows.append(row)
+    result.tables["fuxi_da_rmse"] = pd.DataFrame(rows).set_index(["region", "variable", "level"])
+    diag = assi.diagnostics.mean("time")
+    result.tables["fuxi_da_radiances"] = (
+        diag[["rms_omb", "rms_oma", "count"]].sel(group=["all", "clear", "cloudy"]).to_dataframe()
+    )
+    first = times[0]
+    ax = xfuxi.plot_increment(
+        assi.analysis.sel(time=[first]), background.sel(time=[first]),
+        variable="temperature", level=850.0,
+        style=xfuxi.MapStyle(coastlines=False,
+                             title=f"FuXi-DA increment, T850, {str(first)[:16]}"),
+    )  # fmt: skip
+    result.figures["fuxi_da_increment"] = _save_figure(
+        ax.figure, result.output_dir / "fuxi_da_increment_t850.png"
+    )
+    return {"result": assi, "corr": corr, "radiances": radiances, "background": background}
+
+
 def _innovation_table(diag: xr.Dataset) -> pd.DataFrame:
     """OMB and OMA RMS per variable and level from the En4DVar diagnostics."""
     keys = [k for k in diag.data_vars if str(k).startswith(("omb_", "oma_"))]
@@ -256,6 +333,7 @@ def run_demo(
     n_init_ensemble: int = 2,
     n_sites: int = 200,
     n_members_4dvar: int = 200,
+    n_times_da: int = 8,
     overwrite: bool = False,
 ) -> DemoResult:
     """Run the whole loop on the embedded world and write tables and figures.
@@ -285,6 +363,8 @@ def run_demo(
         Radiosonde sites for the En4DVar analysis.
     n_members_4dvar : int, default 200
         Ensemble size of the En4DVar background error.
+    n_times_da : int, default 8
+        Analysis times of the FuXi-DA stage (0: skip it).
     overwrite : bool, default False
         Replace an earlier demo output in ``output_dir``.
 
@@ -301,7 +381,8 @@ def run_demo(
     out = Path(output_dir)
     settings = {"test_days": test_days, "lead_days": lead_days, "n_init": n_init, "model": model,
                 "n_members": n_members, "n_init_ensemble": n_init_ensemble, "n_sites": n_sites,
-                "n_members_4dvar": n_members_4dvar, "xfuxi_version": xfuxi.__version__}  # fmt: skip
+                "n_members_4dvar": n_members_4dvar, "n_times_da": n_times_da,
+                "xfuxi_version": xfuxi.__version__}  # fmt: skip
     result = DemoResult(output_dir=out)
 
     def write(tmp: Path) -> None:
@@ -316,6 +397,9 @@ def run_demo(
         stage_assimilation(
             result, base, fc["step_model"], n_sites=n_sites, n_members=n_members_4dvar
         )
+        if n_times_da:
+            log.info("stage 5: FuXi-DA analyses of imager radiances")
+            stage_fuxi_da(result, base, fc["step_model"], n_times=n_times_da)
         for name, df in result.tables.items():
             _save_table(df, tmp / f"{name}.csv")
 

@@ -21,6 +21,8 @@ __all__: list[str] = []
     help="pretrained model or cascade name, or checkpoint directory",
 )
 @arg("--members", type=int, default=48, help="FuXi-ENS ensemble size")
+@arg("--da-times", type=int, default=8,
+     help="analysis times of the FuXi-DA stage (0: skip it)")  # fmt: skip
 @arg("--overwrite", **OVERWRITE)
 @command("demo", "run the whole FuXi loop on the embedded Held–Suarez world")
 def _demo(args: argparse.Namespace) -> int:
@@ -34,6 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
         n_init=args.n_init,
         model=args.model,
         n_members=args.members,
+        n_times_da=args.da_times,
         overwrite=args.overwrite,
     )
     with pd.option_context("display.width", 160, "display.max_columns", 20,

@@ -588,7 +588,9 @@ class FuXiDA(nn.Module):
         Autocast casts every convolution's weights at each call; the copy casts them once.
         Its convolutions get the same low-precision inputs and weights, and the network has
         no operation that autocast runs in float32, so it gives the same increments, bit for
-        bit (tested), in less time (docs/fuxi_da.md, "Side by side with En4DVar").
+        bit (tested), in less time (docs/fuxi_da.md, "Side by side with En4DVar"). The
+        model keeps the copy (half the float32 weights' memory for bfloat16) until its
+        weights change; it is not part of the state dict.
         """
         if torch.is_grad_enabled() or not torch.is_autocast_enabled(device_type):
             return None
