@@ -30,6 +30,15 @@ fit times (then refitted on all). Variants, by which pixels the estimate sees:
   indicator): what the cloudy radiances' values (the cloud tops) add to the clear ones when
   they do not spoil them (the all-sky target's question; that a pixel inside the disc is
   missing, i.e. cloudy, the screened estimate already sees);
+* ``linear screened + motion``: the screened departures and, at each pixel, what the
+  radiances' motion between the first and the last frame says of the wind (a linear
+  analysis of single frames cannot see it: "atmospheric motion vectors"): per channel, the
+  observed change ``ΔO`` (screened; 0 where a frame misses the pixel) times the gradient of
+  the channel's radiance through the nominal operator at ``x_c``, ``ΔO ∇H / (|∇H|² + ε)``
+  (the wind along the gradient that would move the radiance field by ``ΔO``; ``ε`` the
+  median ``|∇H|²`` of the disc), and the same projection of the background's winds at
+  250 and 500 hPa, ``(v_c · ∇H) ∇H / (|∇H|² + ε)``, so that the regression can take their
+  difference (the wind error);
 * ``linear noise-free clear-sky``: ``H(x_t) − H(x_c)`` at every pixel of the disc at
   analysis time, no clouds, noise or bias (what the channels' weighting functions can
   tell at all, linearly).
@@ -76,6 +85,7 @@ from xfuxi.assimilation.da import assimilate_da, resolve_da_model
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.datasets import held_suarez_split
 from xfuxi.models.registry import load_model
+from xfuxi.observations.imager import CHANNELS as IMAGER_CHANNELS
 from xfuxi.observations.imager import ImagerErrors, NominalImager, imager_observations
 from xfuxi.training.da import ridge_by_holdout
 
@@ -87,6 +97,7 @@ VARIANTS = (
     "per-channel",
     "screened-mean",
     "screened-cloudy",
+    "screened-motion",
 )
 LABELS = {
     "screened": "linear screened",
@@ -96,7 +107,10 @@ LABELS = {
     "per-channel": "linear per-channel screened",
     "screened-mean": "linear screened frame mean",
     "screened-cloudy": "linear screened + cloudy",
+    "screened-motion": "linear screened + motion",
 }
+#: the background's winds the motion regressors project (hPa)
+MOTION_LEVELS = (250.0, 500.0)
 #: variants whose departures come in two blocks of the channels (clear, then cloudy pixels)
 TWO_BLOCKS = ("screened-cloudy",)
 RIDGE = tuple(10.0**k for k in range(-6, 5))  # times the mean diagonal of XᵀX
@@ -124,7 +138,7 @@ def prepare(
     imager = imager or {}
     truth = held_suarez_split(split, days=days).load()
     data = truth_tensor(truth, model)
-    out = {k: [] for k in ("truth", "corr", "dep", "cloudy", "exact", "base")}
+    out = {k: [] for k in ("truth", "corr", "dep", "cloudy", "exact", "base", "hc")}
     zenith = None
     for start in range(0, len(idx), batch):
         sl = idx[start : start + batch]
@@ -149,6 +163,7 @@ def prepare(
             rad["cloudy"].transpose("time", "frame", "latitude", "longitude").values
         )
         out["exact"].append(ht - hc)
+        out["hc"].append(hc)
         out["truth"].append(xt)
         out["corr"].append(xc)
         out["base"].append(base)
@@ -239,9 +254,37 @@ def features(seen: np.ndarray, zenith: np.ndarray, half: int, blocks: int = 1) -
 
 
 def regressors(d: dict, variant: str, half: int) -> np.ndarray:
-    """:func:`features` of the departures ``variant`` sees in ``d``."""
+    """:func:`features` of the departures ``variant`` sees in ``d`` (and, for
+    ``screened-motion``, :func:`motion_features`)."""
+    if variant == "screened-motion":
+        seen = seen_departures(d, "screened")
+        return np.concatenate([features(seen, d["zenith"], half), motion_features(d, seen)], 1)
     blocks = 2 if variant in TWO_BLOCKS else 1
     return features(seen_departures(d, variant), d["zenith"], half, blocks)
+
+
+def motion_features(d: dict, seen: np.ndarray) -> np.ndarray:
+    """Per channel ``ΔO ∇H / (|∇H|² + ε)`` (two components) and ``(v_c · ∇H) ∇H / (|∇H|² +
+    ε)`` for the background's winds at each of :data:`MOTION_LEVELS`: ``(T, 2 S (1 + L), H,
+    W)``; ``∇H`` by centred differences per grid step (periodic in longitude, one-sided at
+    the poles' rows), 0 outside the disc."""
+    hc = d["hc"].astype("float64")  # (T, S, H, W)
+    gx = 0.5 * (np.roll(hc, -1, -1) - np.roll(hc, 1, -1))
+    gy = np.gradient(hc, axis=-2)
+    norm = gx**2 + gy**2
+    inside = np.isfinite(d["zenith"])
+    eps = np.median(norm[..., inside], axis=-1)[..., None, None]  # (T, S, 1, 1)
+    norm = norm + np.maximum(eps, 1e-12)
+    first, last = seen[:, 0], seen[:, -1]
+    change = np.where(np.isfinite(first) & np.isfinite(last), last - first, 0.0)  # (T, S, H, W)
+    feats = [change * gx / norm, change * gy / norm]
+    for level in MOTION_LEVELS:
+        u = d["corr"][:, d["wind_rows"][("u", level)], None].astype("float64")
+        v = d["corr"][:, d["wind_rows"][("v", level)], None].astype("float64")
+        along = u * gx + v * gy
+        feats += [along * gx / norm, along * gy / norm]
+    out = np.concatenate(feats, 1)
+    return np.where(inside & np.isfinite(out), out, 0.0)  # NaN: a neighbour outside the disc
 
 
 def band_of(lat: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -293,7 +336,8 @@ def fit(d: dict, variant: str, *, half: int, edges: np.ndarray, holdout: float =
 
 def _take(d: dict, key: str, sl: slice):
     """``d[key]`` for the times ``sl`` (the per-time arrays), else as it is."""
-    return d[key][sl] if key in ("truth", "corr", "dep", "cloudy", "exact", "base") else d[key]
+    per_time = ("truth", "corr", "dep", "cloudy", "exact", "base", "hc")
+    return d[key][sl] if key in per_time else d[key]
 
 
 def predict(d: dict, variant: str, coefs, scale, *, half: int, edges: np.ndarray) -> np.ndarray:
@@ -393,12 +437,19 @@ def main() -> None:
         imager=imager,
     )
     fit_data["lat"] = lat
+    wind_rows = {
+        (c[0], level): model.channels.index((name, level))
+        for c, name in (("u", "u_component_of_wind"), ("v", "v_component_of_wind"))
+        for level in MOTION_LEVELS
+    }
+    fit_data["wind_rows"] = wind_rows
     val_idx = np.arange(2, 2 + a.times)
     val = prepare(
         "validation", val_idx, model=model, corr=corr, seed=12345, days=12, on=a.on,
         from_base=a.departures_from == "on", imager=imager,
     )  # fmt: skip
     val["lat"] = lat
+    val["wind_rows"] = wind_rows
     t_prep = time.perf_counter() - tic
 
     analyses, chosen = {"CORR": val["corr"]}, {}
@@ -447,7 +498,43 @@ def main() -> None:
         "wall_time_s": {"prepare": t_prep, "total": time.perf_counter() - tic},
         "rows": rows,
     }
+    if "screened-motion" in variants:
+        result["motion_signal"] = motion_signal(val, a.frames, lat.size, model.longitude.size)
     write_table(a.out, result)
+
+
+def motion_signal(d: dict, frames, n_lat: int, n_lon: int) -> dict:
+    """What the wind error of ``x_c`` can do to the radiances between the first and the last
+    frame, against the instrument noise, inside the disc on the scored times: per channel
+    the RMS radiance gradient (K per grid step), the radiance change the RMS wind error
+    makes (``|v_t − v_c| Δt |∇H| / Δx``, at each of :data:`MOTION_LEVELS`; ``Δx`` the grid
+    step at the equator) and the noise of a frame difference (``√2`` × the channel's
+    noise)."""
+    inside = np.isfinite(d["zenith"])
+    hc = d["hc"].astype("float64")
+    gx = 0.5 * (np.roll(hc, -1, -1) - np.roll(hc, 1, -1))
+    gy = np.gradient(hc, axis=-2)
+    grad = np.sqrt(np.nanmean((gx**2 + gy**2)[..., inside], axis=(0, 2)))  # (S,)
+    dt = 3600.0 * (max(frames) - min(frames))
+    dx = 2 * np.pi * 6.371e6 / n_lon
+    out: dict = {"grid_step_km": dx / 1e3, "frames_apart_h": dt / 3600.0, "channels": {}}
+    err = {}
+    for level in MOTION_LEVELS:
+        du = (
+            d["truth"][:, d["wind_rows"][("u", level)]] - d["corr"][:, d["wind_rows"][("u", level)]]
+        )
+        dv = (
+            d["truth"][:, d["wind_rows"][("v", level)]] - d["corr"][:, d["wind_rows"][("v", level)]]
+        )
+        err[level] = float(np.sqrt((du**2 + dv**2)[:, inside].mean()))
+    out["wind_error_rms_m_s"] = {f"{level:g} hPa": e for level, e in err.items()}
+    for k, name in enumerate(d["channels"]):
+        noise = np.sqrt(2.0) * IMAGER_CHANNELS[name].noise
+        row = {"rms_gradient_K_per_step": float(grad[k]), "frame_difference_noise_K": noise}
+        for level, e in err.items():
+            row[f"change_from_wind_error_{level:g}hPa_K"] = float(e * dt * grad[k] / dx)
+        out["channels"][name] = row
+    return out
 
 
 if __name__ == "__main__":
