@@ -68,3 +68,20 @@ def test_fuxi_da_stage_scores_ctrl_corr_and_assi_and_maps_the_increment(tmp_path
     assert {"rms_omb", "rms_oma", "count"} <= set(radiances.columns)
     assert set(radiances.index.get_level_values("group")) == {"all", "clear", "cloudy"}
     assert result.figures["fuxi_da_increment"].is_file()
+    assert result.figures["fuxi_da_radiances_increment"].is_file()
+
+
+def test_fuxi_da_stage_needs_times_with_the_truth_around_them(tmp_path):
+    from tests import tiny_da
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.demo import DemoResult, stage_fuxi_da
+
+    truth = tiny_da.truth(4)
+    with pytest.raises(ValueError, match="12 hours before and 6 hours after"):
+        stage_fuxi_da(
+            DemoResult(output_dir=tmp_path),
+            {"truth": truth, "init_times": truth.time.values[[0, 1, 3]]},
+            tiny_da.forecast_model(), n_times=2, satellite=90.0, da_model=tiny_da_model(),
+            corr_model=tiny_da_model(observations=False),
+        )  # fmt: skip
+    assert not list(tmp_path.iterdir())

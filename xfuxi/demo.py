@@ -257,8 +257,8 @@ def stage_fuxi_da(
     truth (clouds, biases, noise; three frames). The background (CTRL), the learned
     correction without radiances (CORR, ``corr_model``) and the analysis (ASSI,
     ``da_model``) are scored against the truth inside the satellite's disc and globally;
-    the radiances' O − B and O − A by channel, and a map of the temperature increment at
-    850 hPa.
+    the radiances' O − B and O − A by channel; maps of the temperature increment at 850 hPa
+    and of ASSI − CORR there (what the radiances add).
     """
     truth = base["truth"]
     step = np.timedelta64(6, "h")
@@ -267,6 +267,11 @@ def stage_fuxi_da(
     usable = base["init_times"][
         (base["init_times"] - 2 * step >= t[0]) & (base["init_times"] + step <= t[-1])
     ]
+    if not usable.size:
+        raise ValueError(
+            "no initial time has the truth 12 hours before and 6 hours after it, as the "
+            "FuXi-DA stage needs (a 6-hour background, the imager's frames)"
+        )
     times = usable[:: max(1, len(usable) // n_times)][:n_times]
     fc = xfuxi.forecast(truth, model=model, steps=1, init_times=times - step)
     background = (
@@ -311,6 +316,16 @@ def stage_fuxi_da(
     )  # fmt: skip
     result.figures["fuxi_da_increment"] = _save_figure(
         ax.figure, result.output_dir / "fuxi_da_increment_t850.png"
+    )
+    # what the radiances add: ASSI − CORR (CORR corrects the background everywhere)
+    ax = xfuxi.plot_increment(
+        assi.analysis.sel(time=[first]), corr.analysis.sel(time=[first]),
+        variable="temperature", level=850.0,
+        style=xfuxi.MapStyle(coastlines=False, title=f"FuXi-DA: ASSI − CORR, T850, "
+                             f"{str(first)[:16]} (satellite at {satellite:g}° E)"),
+    )  # fmt: skip
+    result.figures["fuxi_da_radiances_increment"] = _save_figure(
+        ax.figure, result.output_dir / "fuxi_da_assi_minus_corr_t850.png"
     )
     return {"result": assi, "corr": corr, "radiances": radiances, "background": background}
 
