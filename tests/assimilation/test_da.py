@@ -79,6 +79,22 @@ def test_increment_dataset_by_slices_equals_the_unstacked_way(case):
     assert da_module._increment_in_memory(more, inc, model.channels) is None
 
 
+def test_lazy_and_reordered_backgrounds_give_the_same_analysis(case):
+    """A dask-backed background (as read lazily from a store) and one in another layout go
+    the general ways (stacking, increments); the analysis and increment are the same."""
+    background, radiances, model = case
+    res = assimilate_da(background, radiances, model=model)
+    lazy = assimilate_da(background.chunk({"time": 1}), radiances, model=model)
+    xr.testing.assert_identical(lazy.analysis.compute(), res.analysis)
+    xr.testing.assert_identical(lazy.increment, res.increment)
+    moved = background.transpose("longitude", "latitude", "level", "time")
+    other = assimilate_da(moved, radiances, model=model)
+    xr.testing.assert_identical(other.increment, res.increment)
+    xr.testing.assert_allclose(
+        other.analysis.transpose(*res.analysis["temperature"].dims, ...), res.analysis
+    )
+
+
 def test_departure_input_is_radiances_minus_the_background_through_the_nominal_operator(case):
     from xfuxi.assimilation.da import da_inputs
     from xfuxi.observations.imager import NominalImager
