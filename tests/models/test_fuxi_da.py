@@ -535,3 +535,18 @@ def test_autocast_inference_copy_gives_autocasts_increment_and_follows_the_weigh
     changed = under_autocast(False)
     assert not torch.equal(changed, fast)
     assert torch.equal(changed, under_autocast(True))
+
+
+def test_autocast_without_a_copy_for_weights_made_in_inference_mode():
+    """Weights created under torch.inference_mode have no version counter to follow: the
+    model then runs autocast on its own weights (no copy), with the same result."""
+    with torch.inference_mode():
+        model = tiny_da_model().eval()
+        _randomise_head(model)
+    x = torch.randn(1, C, 8, 16) * 50.0 + 100.0
+    obs = torch.randn(1, model.n_obs_channels, 8, 16)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.network_increment(x, obs)
+        reference = model.net(((x - model._mean) / model._std), obs) * model._diff_std
+    assert not model._autocast_copies
+    assert torch.equal(out, reference)

@@ -595,7 +595,10 @@ class FuXiDA(nn.Module):
         if torch.is_grad_enabled() or not torch.is_autocast_enabled(device_type):
             return None
         dtype = torch.get_autocast_dtype(device_type)
-        versions = tuple((p.data_ptr(), p._version) for p in self.net.parameters())
+        try:
+            versions = tuple((p.data_ptr(), p._version) for p in self.net.parameters())
+        except RuntimeError:  # weights made under torch.inference_mode: no version to follow
+            return None
         have = self._autocast_copies.get((device_type, dtype))
         if have is None or have[0] != versions:
             have = (versions, copy.deepcopy(self.net).to(dtype))
