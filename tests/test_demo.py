@@ -67,6 +67,14 @@ def test_fuxi_da_stage_scores_ctrl_corr_and_assi_and_maps_the_increment(tmp_path
     radiances = result.tables["fuxi_da_radiances"]
     assert {"rms_omb", "rms_oma", "count"} <= set(radiances.columns)
     assert set(radiances.index.get_level_values("group")) == {"all", "clear", "cloudy"}
+    # pooled over the times: every pixel counted once, the RMS between the times' RMS
+    per_time = out["result"].diagnostics.sel(group="all", sensor_channel="wv6.2")
+    row = radiances.loc[("wv6.2", "all")]
+    assert row["count"] == int(per_time["count"].sum()) > 0
+    rms = per_time["rms_omb"].values
+    assert rms.min() <= row["rms_omb"] <= rms.max() and rms.min() < rms.max()
+    expected = np.sqrt((rms**2 * per_time["count"].values).sum() / per_time["count"].sum())
+    assert row["rms_omb"] == pytest.approx(float(expected))
     assert result.figures["fuxi_da_increment"].is_file()
     assert result.figures["fuxi_da_radiances_increment"].is_file()
 
@@ -85,3 +93,15 @@ def test_fuxi_da_stage_needs_times_with_the_truth_around_them(tmp_path):
             corr_model=tiny_da_model(observations=False),
         )  # fmt: skip
     assert not list(tmp_path.iterdir())
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n_times must be a positive integer"):
+            stage_fuxi_da(
+                DemoResult(output_dir=tmp_path), {"truth": truth, "init_times": truth.time.values},
+                tiny_da.forecast_model(), n_times=bad,
+            )  # fmt: skip
+
+
+def test_demo_refuses_a_negative_number_of_fuxi_da_times(tmp_path):
+    with pytest.raises(ValueError, match="n_times_da must be an integer >= 0"):
+        run_demo(tmp_path / "out", n_times_da=-1)
+    assert not (tmp_path / "out").exists()

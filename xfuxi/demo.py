@@ -254,12 +254,14 @@ def stage_fuxi_da(
 
     At ``n_times`` of the initial times, the background is the 6-hour forecast of ``model``
     from the truth (as FuXi-DA was trained); one satellite at ``satellite`` °E sees the
-    truth (clouds, biases, noise; three frames). The background (CTRL), the learned
+    truth (clouds, biases, noise; the frames the network takes). The background (CTRL), the learned
     correction without radiances (CORR, ``corr_model``) and the analysis (ASSI,
     ``da_model``) are scored against the truth inside the satellite's disc and globally;
     the radiances' O − B and O − A by channel; maps of the temperature increment at 850 hPa
     and of ASSI − CORR there (what the radiances add).
     """
+    if isinstance(n_times, bool) or not isinstance(n_times, (int, np.integer)) or n_times < 1:
+        raise ValueError(f"n_times must be a positive integer; got {n_times!r}")
     truth = base["truth"]
     step = np.timedelta64(6, "h")
     # a 6-hour background needs the truth 12 hours before; the imager's frames, 6 hours after
@@ -303,10 +305,17 @@ def stage_fuxi_da(
             row["ASSI_vs_CORR_%"] = 100 * (1 - row["rmse_ASSI"] / row["rmse_CORR"])
             rows.append(row)
     result.tables["fuxi_da_rmse"] = pd.DataFrame(rows).set_index(["region", "variable", "level"])
-    diag = assi.diagnostics.mean("time")
-    result.tables["fuxi_da_radiances"] = (
-        diag[["rms_omb", "rms_oma", "count"]].sel(group=["all", "clear", "cloudy"]).to_dataframe()
+    # O − B and O − A pooled over the times: the RMS of every pixel's departure, its count
+    diag = assi.diagnostics[["rms_omb", "rms_oma", "count"]].sel(group=["all", "clear", "cloudy"])
+    n = diag["count"].sum("time")
+    pooled = xr.Dataset(
+        {
+            k: np.sqrt((diag[k].fillna(0.0) ** 2 * diag["count"]).sum("time") / n.where(n > 0))
+            for k in ("rms_omb", "rms_oma")
+        }
     )
+    pooled["count"] = n
+    result.tables["fuxi_da_radiances"] = pooled.to_dataframe()
     first = times[0]
     ax = xfuxi.plot_increment(
         assi.analysis.sel(time=[first]), background.sel(time=[first]),
@@ -393,6 +402,12 @@ def run_demo(
     xfuxi.files.OutputExistsError
         ``output_dir`` exists and is not an earlier demo output that may be replaced.
     """
+    if (
+        isinstance(n_times_da, bool)
+        or not isinstance(n_times_da, (int, np.integer))
+        or (n_times_da < 0)
+    ):
+        raise ValueError(f"n_times_da must be an integer >= 0; got {n_times_da!r}")
     out = Path(output_dir)
     settings = {"test_days": test_days, "lead_days": lead_days, "n_init": n_init, "model": model,
                 "n_members": n_members, "n_init_ensemble": n_init_ensemble, "n_sites": n_sites,
