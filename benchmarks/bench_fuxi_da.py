@@ -228,12 +228,7 @@ def fast_call_parts(background: Any, radiances: Any, net: Any, calls: int = 50) 
 
     def outputs() -> None:
         increment = da_module.increment_dataset(background, inc, net.channels)
-        values = {
-            v: background.variables[v].values
-            + increment.variables[v].transpose(*background.variables[v].dims).values
-            for v in increment.data_vars
-        }
-        background[list(increment.data_vars)].copy(data=values)
+        da_module.analysis_dataset(background, increment)
 
     parts = {
         "checks": lambda: (

@@ -263,14 +263,19 @@ def regressors(d: dict, variant: str, half: int) -> np.ndarray:
     return features(seen_departures(d, variant), d["zenith"], half, blocks)
 
 
+def radiance_gradient(hc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Zonal and meridional differences of radiances ``(..., H, W)`` per grid step: centred,
+    periodic in longitude, one-sided at the poles' rows."""
+    hc = np.asarray(hc, dtype="float64")
+    return 0.5 * (np.roll(hc, -1, -1) - np.roll(hc, 1, -1)), np.gradient(hc, axis=-2)
+
+
 def motion_features(d: dict, seen: np.ndarray) -> np.ndarray:
     """Per channel ``ΔO ∇H / (|∇H|² + ε)`` (two components) and ``(v_c · ∇H) ∇H / (|∇H|² +
     ε)`` for the background's winds at each of :data:`MOTION_LEVELS`: ``(T, 2 S (1 + L), H,
     W)``; ``∇H`` by centred differences per grid step (periodic in longitude, one-sided at
     the poles' rows), 0 outside the disc."""
-    hc = d["hc"].astype("float64")  # (T, S, H, W)
-    gx = 0.5 * (np.roll(hc, -1, -1) - np.roll(hc, 1, -1))
-    gy = np.gradient(hc, axis=-2)
+    gx, gy = radiance_gradient(d["hc"])
     norm = gx**2 + gy**2
     inside = np.isfinite(d["zenith"])
     eps = np.median(norm[..., inside], axis=-1)[..., None, None]  # (T, S, 1, 1)
@@ -511,9 +516,7 @@ def motion_signal(d: dict, frames, n_lat: int, n_lon: int) -> dict:
     step at the equator) and the noise of a frame difference (``√2`` × the channel's
     noise)."""
     inside = np.isfinite(d["zenith"])
-    hc = d["hc"].astype("float64")
-    gx = 0.5 * (np.roll(hc, -1, -1) - np.roll(hc, 1, -1))
-    gy = np.gradient(hc, axis=-2)
+    gx, gy = radiance_gradient(d["hc"])
     grad = np.sqrt(np.nanmean((gx**2 + gy**2)[..., inside], axis=(0, 2)))  # (S,)
     dt = 3600.0 * (max(frames) - min(frames))
     dx = 2 * np.pi * 6.371e6 / n_lon

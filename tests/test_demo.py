@@ -1,10 +1,15 @@
-"""The demo's output folder: never replaces what xfuxi did not write."""
+"""The demo: its output folder never replaces what xfuxi did not write; its FuXi-DA stage."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
-from xfuxi.demo import run_demo
+import xfuxi
+from tests import tiny_da
+from tests.models.test_fuxi_da import tiny_da_model
+from xfuxi.demo import DemoResult, run_demo, stage_fuxi_da
 from xfuxi.files import OutputExistsError, replace_directory
 
 
@@ -24,13 +29,6 @@ def test_demo_refuses_an_earlier_demo_without_overwrite(tmp_path):
 
 
 def test_fuxi_da_stage_scores_ctrl_corr_and_assi_and_maps_the_increment(tmp_path):
-    import numpy as np
-    import torch
-
-    import xfuxi
-    from tests import tiny_da
-    from tests.models.test_fuxi_da import tiny_da_model
-    from xfuxi.demo import DemoResult, stage_fuxi_da
 
     truth = tiny_da.truth(12)
     assi, corr = tiny_da_model(), tiny_da_model(observations=False)
@@ -80,9 +78,6 @@ def test_fuxi_da_stage_scores_ctrl_corr_and_assi_and_maps_the_increment(tmp_path
 
 
 def test_fuxi_da_stage_needs_times_with_the_truth_around_them(tmp_path):
-    from tests import tiny_da
-    from tests.models.test_fuxi_da import tiny_da_model
-    from xfuxi.demo import DemoResult, stage_fuxi_da
 
     truth = tiny_da.truth(4)
     with pytest.raises(ValueError, match="12 hours before and 6 hours after"):

@@ -276,10 +276,8 @@ def stage_fuxi_da(
         )
     times = usable[:: max(1, len(usable) // n_times)][:n_times]
     fc = xfuxi.forecast(truth, model=model, steps=1, init_times=times - step)
-    background = (
-        fc.isel(prediction_timedelta=-1, drop=True).assign_coords(time=times).transpose(
-            "time", ...)
-    )  # fmt: skip
+    background = fc.isel(prediction_timedelta=-1, drop=True).assign_coords(time=times)
+    background = background.transpose("time", ...)  # the init time becomes the valid time
     net = resolve_da_model(da_model)  # the imager draws the channels and frames it takes
     radiances = xfuxi.imager_observations(
         truth, satellites=[satellite], channels=net.sensor_channels, frames=net.frames,

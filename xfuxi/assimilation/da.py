@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..data.channels import stack, stack_values, unstack
+from ..data.channels import stack_values, unstack
 from ..data.schema import canonical_order
 from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
@@ -36,6 +36,7 @@ __all__ = [
     "ZENITH_BINS",
     "DAMethod",
     "DAResult",
+    "analysis_dataset",
     "assimilate_da",
     "da_inputs",
     "increment_dataset",
@@ -460,6 +461,31 @@ def _increment_in_memory(
     return xr.Dataset(data_vars, coords=coords)  # each variable in the canonical order
 
 
+def analysis_dataset(background: xr.Dataset, increment: xr.Dataset) -> tuple[xr.Dataset, bool]:
+    """``x_a = x_b + δ`` for the increment's variables, and whether the background has the
+    increment's levels.
+
+    With the same levels, on the background's own coordinates, layout, dtypes and attributes
+    (NumPy sums); otherwise aligned on the increment's levels.
+    """
+    names = list(increment.data_vars)
+    same_levels = "level" not in increment.dims or np.array_equal(
+        background["level"].values, increment["level"].values
+    )
+    if same_levels:
+        values = {}
+        for v in names:
+            b_v = background.variables[v]
+            delta = increment.variables[v].transpose(*b_v.dims).values
+            values[v] = (b_v.values + delta).astype(b_v.dtype)
+        return background[names].copy(data=values), True
+    analysis = background[names].copy()
+    for v in names:
+        analysis[v] = (background[v] + increment[v]).astype(background[v].dtype)
+        analysis[v].attrs = dict(background[v].attrs)
+    return analysis, False
+
+
 @docstring_parts(IMAGER_DOC_PARTS)
 def assimilate_da(
     background: xr.Dataset,
@@ -598,21 +624,7 @@ def assimilate_da(
     t_net = _time.perf_counter() - t_start
     increment = increment_dataset(background, inc, net.channels)
     names = list(increment.data_vars)
-    same_levels = "level" not in increment.dims or np.array_equal(
-        background["level"].values, increment["level"].values
-    )
-    if same_levels:  # x_a = x_b + δ on the background's own coordinates, layout and dtype
-        values = {}
-        for v in names:
-            b_v = background.variables[v]
-            delta = increment.variables[v].transpose(*b_v.dims).values
-            values[v] = (b_v.values + delta).astype(b_v.dtype)
-        analysis = background[names].copy(data=values)
-    else:  # the background has other levels: aligned on the model's
-        analysis = background[names].copy()
-        for v in names:
-            analysis[v] = (background[v] + increment[v]).astype(background[v].dtype)
-            analysis[v].attrs = dict(background[v].attrs)
+    analysis, same_levels = analysis_dataset(background, increment)
     diags = []
     if diagnostics and radiances is not None and net.uses_observations:
         xb64 = np.asarray(x_b, dtype="float64")
@@ -620,8 +632,7 @@ def assimilate_da(
             # the analysis in the model's channels: the same sums, in the same dtype
             xa = (x_b + inc).astype(x_b.dtype).astype("float64")
         else:
-            xa = stack(analysis, net.channels).transpose("time", "channel", "latitude", "longitude")
-            xa = np.asarray(xa.values, dtype="float64")
+            xa = np.asarray(stack_values(analysis, net.channels), dtype="float64")
         cloud_names = radiances["sensor_channel"].values.astype(str).tolist()
         for k, t in enumerate(times):
             bt = radiances["brightness_temperature"]
