@@ -42,7 +42,8 @@ samples per second, timed from ``train_da``'s "prepared samples" log line to its
     python benchmarks/bench_fuxi_da.py [--repeat 5] [--train-steps 40] [--threads 1]
         [--batch-times 24]
 
-Writes ``benchmarks/results/fuxi_da_bench.json`` (atomically) and prints a table.
+Writes ``benchmarks/results/fuxi_da_bench.json`` (atomically; with the CPU's model and its
+bfloat16 instructions, on which the bfloat16 figures depend) and prints a table.
 """
 
 from __future__ import annotations
@@ -86,6 +87,27 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE
+
+
+def cpu() -> dict:
+    """The CPU the figures come from: its model name and whether it has bfloat16 vector
+    (``avx512_bf16``) or matrix (``amx_bf16``) instructions (Linux; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return {}
+    first = {}  # the first processor's entries
+    for line in text.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        first[key.strip()] = value.strip()
+    flags = first.get("flags", "").split()
+    return {
+        "model": first.get("model name", ""),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "cores": os.cpu_count(),
+    }
 
 
 def release() -> None:
@@ -387,6 +409,7 @@ def main() -> None:
         "memory": "peak RSS above the RSS before the call (after malloc_trim), sampled every "
         "2 ms (max of repeats)",
         "load_average": [load_start, os.getloadavg()[0]],
+        "cpu": cpu(),
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(a.out, result)

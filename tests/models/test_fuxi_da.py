@@ -550,3 +550,37 @@ def test_autocast_without_a_copy_for_weights_made_in_inference_mode():
         reference = model.net(((x - model._mean) / model._std), obs) * model._diff_std
     assert not model._autocast_copies
     assert torch.equal(out, reference)
+
+
+@pytest.mark.parametrize("observations", [True, False])
+def test_fusion_blocks_output_convolutions_in_one_pass_equal_each_alone(observations):
+    """A fusion block runs its increment, bias and condition convolutions as one
+    convolution with their weights stacked: the same outputs as each convolution on its
+    own, and gradients reach each one's weights."""
+    net = FuXiDANet(3, 7 if observations else 0, width=4, scales=2)
+    block = net.fusion[0]
+    torch.manual_seed(1)
+    b, c = torch.randn(2, 4, 4, 8), torch.randn(2, 4, 4, 8)
+    o = torch.randn(2, 4, 4, 8) if observations else None
+    inc, bias, cond = block(b, o, c)
+    h = block.mix(torch.cat([b, c] if o is None else [b, o, c], 1))
+    torch.testing.assert_close(inc, block.increment(h), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(cond, block.condition(h), rtol=1e-6, atol=1e-6)
+    if observations:
+        torch.testing.assert_close(bias, block.bias(h), rtol=1e-6, atol=1e-6)
+    else:
+        assert bias is None
+    heads = [block.increment, block.condition] + ([block.bias] if observations else [])
+    (inc.square().sum() + cond.square().sum() + (bias.sum() if observations else 0)).backward()
+    assert all(m.weight.grad is not None and float(m.weight.grad.abs().max()) > 0 for m in heads)
+
+
+def test_network_gives_the_same_increment_from_either_input_layout():
+    net = FuXiDANet(3, 7, width=4, scales=2)
+    with torch.no_grad():
+        net.head.weight.normal_()
+        x, o = torch.randn(2, 3, 4, 8), torch.randn(2, 7, 4, 8)
+        cl = torch.channels_last
+        standard = net(x, o)
+        last = net(x.contiguous(memory_format=cl), o.contiguous(memory_format=cl))
+    torch.testing.assert_close(standard, last, rtol=1e-6, atol=1e-6)

@@ -186,7 +186,9 @@ class _Frames:
             hours = (radiances["frame"].values / np.timedelta64(1, "h")).astype("float64")
         else:
             bt, hours = bt.set_dims({"frame": 1, **bt.sizes}), np.zeros(1)
-        self.times = pd.DatetimeIndex(radiances["time"].values) if "time" in bt.dims else None
+        self.times = (
+            radiances["time"].values.astype("datetime64[ns]") if "time" in bt.dims else None
+        )
         order = ("time",) if self.times is not None else ()
         self.values = bt.transpose(
             *order, "frame", "sensor_channel", "latitude", "longitude"
@@ -201,10 +203,10 @@ class _Frames:
     def __call__(self, t: Any) -> np.ndarray:
         values = self.values
         if self.times is not None:
-            where = self.times.get_indexer([pd.Timestamp(t)])[0]
-            if where < 0:
+            where = np.flatnonzero(self.times == np.datetime64(pd.Timestamp(t), "ns"))
+            if not where.size:
                 raise ImagerError(f"the radiances have no analysis time {pd.Timestamp(t)}")
-            values = values[where]
+            values = values[where[0]]
         out = np.full(self.shape, np.nan)
         for k, j in self.channels:
             out[:, k] = values[self.rows, j]
@@ -659,7 +661,13 @@ def assimilate_da(
         diagnostics = xr.concat(diags, dim=pd.Index(times, name="time"), combine_attrs="override")
         diagnostics["analysis_seconds"] = ((), t_net)
     else:
-        diagnostics = xr.Dataset({"analysis_seconds": ((), t_net)}, coords={"time": times})
+        time_coord: Any = {"time": times}
+        if "time" in background.xindexes:  # the background's coordinate and index, not rebuilt
+            time_coord = xr.Coordinates(
+                {"time": background.variables["time"]},
+                indexes={"time": background.xindexes["time"]},
+            )
+        diagnostics = xr.Dataset({"analysis_seconds": ((), t_net)}, coords=time_coord)
     diagnostics.attrs.update(
         {
             "method": "FuXi-DA" if net.uses_observations else "FuXi-DA CORR",

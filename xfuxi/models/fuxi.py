@@ -92,17 +92,31 @@ class PeriodicConv2d(nn.Conv2d):
         self.pad = kernel // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.pad
-        if not p:
-            return super().forward(x)
-        if torch.onnx.is_in_onnx_export():
-            # explicit pads: ONNX importers (onnx2torch) rebuild this as Pad + Conv
-            return super().forward(F.pad(F.pad(x, (p, p, 0, 0), mode="circular"), (0, 0, p, p)))
-        # the same values with the latitude zeros left to the convolution's own padding:
-        # one copy (the longitude wrap) instead of two and a zero fill (at 48 members the
-        # pads took about a tenth of the model's time on CPU)
-        x = torch.cat([x[..., -p:], x, x[..., :p]], dim=-1)
-        return F.conv2d(x, self.weight, self.bias, self.stride, (p, 0))
+        return periodic_conv2d(x, self.weight, self.bias, self.pad, self.stride)
+
+
+def periodic_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    pad: int,
+    stride: Any = 1,
+) -> torch.Tensor:
+    """:class:`PeriodicConv2d`'s convolution with given weights: ``pad`` points wrapped
+    around in longitude (the last axis), ``pad`` zeros in latitude."""
+    p = pad
+    if not p:
+        return F.conv2d(x, weight, bias, stride)
+    if torch.onnx.is_in_onnx_export():
+        # explicit pads: ONNX importers (onnx2torch) rebuild this as Pad + Conv
+        return F.conv2d(
+            F.pad(F.pad(x, (p, p, 0, 0), mode="circular"), (0, 0, p, p)), weight, bias, stride
+        )
+    # the same values with the latitude zeros left to the convolution's own padding:
+    # one copy (the longitude wrap) instead of two and a zero fill (at 48 members the
+    # pads took about a tenth of the model's time on CPU)
+    x = torch.cat([x[..., -p:], x, x[..., :p]], dim=-1)
+    return F.conv2d(x, weight, bias, stride, (p, 0))
 
 
 class ResidualBlock(nn.Module):

@@ -56,7 +56,7 @@ from ..observations.imager import (
 from . import checkpoint as store
 from .base import NormStats, register_stats_buffers
 from .checkpoint import CONFIG, WEIGHTS
-from .fuxi import PeriodicConv2d
+from .fuxi import PeriodicConv2d, periodic_conv2d
 
 __all__ = [
     "DA_FORMAT",
@@ -147,8 +147,21 @@ class _Fusion(nn.Module):
         self, b: torch.Tensor, o: torch.Tensor | None, c: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         h = self.mix(torch.cat([b, c] if o is None else [b, o, c], 1))
-        bias = None if self.bias is None else self.bias(h)
-        return self.increment(h), bias, self.condition(h)
+        # the three output convolutions read the same features: one convolution with their
+        # weights stacked (the same values, bit for bit on this CPU; fewer, larger operations:
+        # docs/fuxi_da.md, "Side by side with En4DVar")
+        heads = [self.increment, self.condition]
+        if self.bias is not None:
+            heads.insert(1, self.bias)
+        out = periodic_conv2d(
+            h,
+            torch.cat([m.weight for m in heads]),
+            torch.cat([m.bias for m in heads]),
+            self.increment.pad,
+        ).split([m.out_channels for m in heads], 1)
+        if self.bias is None:
+            return out[0], None, out[1]
+        return out[0], out[1], out[2]
 
 
 class FuXiDANet(nn.Module):
@@ -250,6 +263,11 @@ class FuXiDANet(nn.Module):
             raise ValueError("this network assimilates observations; give them")
         if not self.uses_observations:
             observations = None
+        # the convolutions' layout (weights and activations channels-last): converted once
+        # here instead of inside each first convolution
+        background = background.contiguous(memory_format=torch.channels_last)
+        if observations is not None:
+            observations = observations.contiguous(memory_format=torch.channels_last)
         inputs = background if observations is None else torch.cat([background, observations], 1)
         b = self.background_in(background)
         o = self.observation_in(observations) if self.observation_in is not None else None
@@ -577,7 +595,10 @@ class FuXiDA(nn.Module):
         if low is not None:
             dtype = torch.get_autocast_dtype(background.device.type)
             xn, obs = xn.to(dtype), None if obs is None else obs.to(dtype)
-            return low(xn, obs) * self._diff_std
+            # the copy's weights and inputs are in the autocast dtype already: autocast would
+            # only add its dispatch to every operation
+            with torch.autocast(background.device.type, enabled=False):
+                return low(xn, obs) * self._diff_std
         return self.net(xn, obs) * self._diff_std
 
     def _autocast_network(self, device_type: str) -> FuXiDANet | None:
