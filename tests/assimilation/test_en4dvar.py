@@ -117,6 +117,29 @@ def test_taylor_and_finite_differences(loc):
     assert fd == pytest.approx(gd, rel=1e-6)
 
 
+@pytest.mark.parametrize("loc", ["spatial", "channel"])
+def test_localized_increment_is_the_schur_product_sum_over_members(loc):
+    """δx = Σ_n (L^½ v_n) ∘ X_n, with L^½ the horizontal square root and, with channel
+    localization, its vertical / cross-variable one: the increment written out in full."""
+    prev, xb, members = _states()
+    lz = localization(
+        LAT, LON, length_scale=4000.0, variance=1.0,
+        **({"channels": CHANNELS, "cross_variable": 0.5} if loc == "channel" else {}),
+    )  # fmt: skip
+    anoms = _anoms(members)
+    prob = En4DVarProblem(_model(LinearNet()), prev, xb, anoms, [], localization=lz, dtype=F64)
+    v = torch.randn(prob.n_state, generator=torch.Generator().manual_seed(3), dtype=F64)
+    n, c, h, w = anoms.shape
+    lh = torch.as_tensor(lz.spatial, dtype=F64)
+    if loc == "channel":
+        lc = torch.as_tensor(lz.channel, dtype=F64)
+        weights = torch.einsum("cs,nsr,pr->ncp", lc, v.reshape(n, lc.shape[1], -1), lh)
+    else:
+        weights = (v.reshape(n, -1) @ lh.T)[:, None, :].expand(n, c, h * w)
+    expected = (weights * anoms.double().reshape(n, c, h * w)).sum(0).reshape(c, h, w)
+    torch.testing.assert_close(prob.increment(v), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_linear_model_reaches_closed_form_solution():
     prev, xb, members = _states(n=10)
     net = LinearNet()

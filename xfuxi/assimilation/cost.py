@@ -296,11 +296,18 @@ class En4DVarProblem:
         n, c, h, w = self.anomalies.shape
         if self.localization is None:
             return (v.view(n, 1, 1, 1) * self.anomalies).sum(0)
+        # δx[c, p] = Σ_n f[n, c, p] X_b[n, c, p] with the localized weights f, one channel
+        # at a time: no (N, C, P) temporary, whose writing and reading took most of the time
+        # (forward and backward half the time without vertical localization, three fifths
+        # with it; docs/benchmarks.md, the En4DVar table)
+        xb = self._xb_flat
         if self._lc is None:
             f = v @ self._lh.T  # (N, P)
-            return (f[:, None, :] * self._xb_flat).sum(0).reshape(c, h, w)
-        f = torch.einsum("cs,nsr,pr->ncp", self._lc, v, self._lh)
-        return (f * self._xb_flat).sum(0).reshape(c, h, w)
+            rows = [(f * xb[:, k]).sum(0) for k in range(c)]
+        else:
+            g = v @ self._lh.T  # (N, S, P): the weights of each vertical mode
+            rows = [((self._lc[k][:, None] * g).sum(1) * xb[:, k]).sum(0) for k in range(c)]
+        return torch.stack(rows).reshape(c, h, w)
 
     def trajectory(self, x0: torch.Tensor, n_steps: int | None = None) -> list[torch.Tensor]:
         """States at t0, t0 + Δ, ... (``n_steps`` steps; default the last slot's)."""
