@@ -256,6 +256,36 @@ def test_minimize_zero_gradient_returns_background():
     assert float(v.abs().max()) == 0.0 and hist.converged
 
 
+
+def test_lbfgs_runs_with_one_blas_thread_and_restores_the_limit():
+    """SciPy's L-BFGS-B runs with one BLAS thread (its threads would compete with torch's
+    for the cores); the BLAS thread count outside is unchanged afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+
+    prev, xb, members = _states(n=5)
+    s0 = _slot(0, [10.0], [30.0], [1.0], 0.5)
+    prob = En4DVarProblem(_model(TinyNonlinear()), prev, xb, _anoms(members), [s0], dtype=F64)
+    seen: list[set[int]] = []
+    cost = prob.cost
+
+    def recording(v):
+        seen.append(blas_threads())
+        return cost(v)
+
+    prob.cost = recording
+    if not blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl controls")
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        v, hist = minimize_cost(prob, progress=False)
+        assert blas_threads() == before == {2}
+    assert len(seen) > 2 and seen[0] == {2}  # the first evaluation is before L-BFGS-B
+    assert all(s == {1} for s in seen[1:]), seen
+    assert float(v.abs().max()) > 0
+
 # ---------------------------------------------------------------------------------------------
 # xarray front end
 # ---------------------------------------------------------------------------------------------

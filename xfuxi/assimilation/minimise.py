@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..options import progress_enabled
@@ -126,14 +127,24 @@ def minimize_cost(
                 hist.converged = True
                 raise StopIteration
 
-        res = minimize(
-            fun,
-            v0.numpy(),
-            jac=True,
-            method="L-BFGS-B",
-            callback=callback,
-            options={"maxiter": int(max_iter), "gtol": 0.0, "ftol": 1e-15, "maxcor": opts.history},
-        )
+        # L-BFGS-B's vector operations run on OpenBLAS, whose threads and torch's OpenMP
+        # threads (the cost and its gradient) then fight over the cores: with one BLAS thread
+        # the minimisation took a third of the time on two cores (docs/benchmarks.md, the
+        # En4DVar table); torch's own threads are left as they are
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = minimize(
+                fun,
+                v0.numpy(),
+                jac=True,
+                method="L-BFGS-B",
+                callback=callback,
+                options={
+                    "maxiter": int(max_iter),
+                    "gtol": 0.0,
+                    "ftol": 1e-15,
+                    "maxcor": opts.history,
+                },
+            )
         v = torch.from_numpy(np.asarray(res.x, dtype="float64"))
         hist.message = "relative gradient tolerance reached" if hist.converged else str(res.message)
     else:
