@@ -256,7 +256,6 @@ def test_minimize_zero_gradient_returns_background():
     assert float(v.abs().max()) == 0.0 and hist.converged
 
 
-
 def test_lbfgs_runs_with_one_blas_thread_and_restores_the_limit():
     """SciPy's L-BFGS-B runs with one BLAS thread (its threads would compete with torch's
     for the cores); the BLAS thread count outside is unchanged afterwards."""
@@ -285,6 +284,7 @@ def test_lbfgs_runs_with_one_blas_thread_and_restores_the_limit():
     assert len(seen) > 2 and seen[0] == {2}  # the first evaluation is before L-BFGS-B
     assert all(s == {1} for s in seen[1:]), seen
     assert float(v.abs().max()) > 0
+
 
 # ---------------------------------------------------------------------------------------------
 # xarray front end
