@@ -211,6 +211,45 @@ def test_vertical_localization_analyses_each_channel_on_its_own():
     assert not torch.allclose(res2.members[:, :, 0], pairs[:, :, 0])
 
 
+@pytest.mark.parametrize("cross_variable", [1.0, 0.5])
+def test_channels_with_the_same_weights_share_one_local_analysis(monkeypatch, cross_variable):
+    """Channels whose localization weights are equal (every variable at one level, without a
+    cross-variable factor) get one transform; the analysis equals the one with a unit per
+    channel, and with a cross-variable factor every channel keeps its own."""
+    g = torch.Generator().manual_seed(7)
+    channels = [("t", 250.0), ("u", 250.0), ("t", 850.0), ("u", 850.0), ("ps", None)]
+    lat, lon = np.array([-30.0, 30.0]), np.arange(4) * 90.0
+    x = 250 + torch.randn(N, 1, 5, 2, 4, generator=g, dtype=torch.float64)
+    pairs = torch.cat([x + 0.1 * torch.randn(x.shape, generator=g, dtype=x.dtype), x], 1)
+    op, _ = build_operator(
+        channels, lat, lon, obs_variable=["t", "u", "t"], obs_latitude=[-30.0, 30.0, 30.0],
+        obs_longitude=[0.0, 90.0, 180.0], obs_level=[850.0, 250.0, 500.0],
+    )  # fmt: skip
+    y = torch.tensor([252.0, 249.0, 251.0], dtype=torch.float64)
+    slots = [ObsSlot(0, op, y, torch.ones(3, dtype=torch.float64))]
+    loc = LocalizationOptions(
+        length_scale=8000.0, vertical_length_scale=1.0, cross_variable=cross_variable
+    )
+    kw = dict(localization=loc, latitude=lat, longitude=lon, channels=channels,
+              options=LETKFOptions(point_chunk=10))  # fmt: skip
+    wts = op.weights()
+    index, weight = wts.index, wts.weight
+    lz = observation_localization(
+        index, weight, state_shape=(5, 2, 4), localization=loc, latitude=lat, longitude=lon,
+        channels=channels,
+    )  # fmt: skip
+    rows, of = lz.channel_groups()
+    assert of.shape == (5,) and np.array_equal(rows[of], lz.channel)
+    assert len(rows) == (3 if cross_variable == 1.0 else 5)  # 250, 850 hPa and the surface
+    grouped = letkf_analysis(pairs, slots, **kw)
+    monkeypatch.setattr(
+        "xfuxi.assimilation.letkf.ObservationLocalization.channel_groups", lambda self: None
+    )
+    per_channel = letkf_analysis(pairs, slots, **kw)
+    torch.testing.assert_close(grouped.members, per_channel.members, rtol=1e-12, atol=1e-10)
+    assert not torch.allclose(grouped.members, pairs)
+
+
 def test_lorenz96_letkf_takes_one_config_and_the_old_keywords_still_work():
     """Issue 19 item 3: the experiment's settings are one Lorenz96LETKFConfig (saved in attrs)."""
     import json

@@ -131,6 +131,19 @@ class ObservationLocalization:
         """Horizontal weights ``(P_c, m)`` of the observations at the columns ``points``."""
         return self.footprint[points][:, self.footprint_of]
 
+    def channel_groups(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The distinct rows of :attr:`channel` ``(G, m)`` and each channel's row ``(C,)``
+        (None without channel localization).
+
+        Channels whose weights to every observation are equal (without a cross-variable
+        factor: every variable at one level) have the same local analysis; it is computed
+        once for them.
+        """
+        if self.channel is None:
+            return None
+        rows, of = np.unique(self.channel, axis=0, return_inverse=True)
+        return rows, of.reshape(-1)
+
     def weights(self, points: np.ndarray) -> np.ndarray:
         """Weights ``(P_c, m)``, or ``(C, P_c, m)`` with channel localization, for ``points``."""
         h = self.horizontal(points)
@@ -344,16 +357,19 @@ def _local_update(
     d: torch.Tensor,
     rinv: torch.Tensor,
     rho: float,
+    groups: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> torch.Tensor:
     """The analysis anomalies ``(N, 2, C, Pc)`` of the columns ``pts`` (see docs/cycling.md).
 
     The observations a column sees are those within its horizontal localization: they are
     selected once per column (all its channel units share them; an observation a channel's
     vertical weight removes enters with weight 0), and each unit's ensemble-space matrix is
-    one batched product, its square root one batched eigendecomposition.
+    one batched product, its square root one batched eigendecomposition. With channel
+    localization, ``groups`` (:meth:`ObservationLocalization.channel_groups`) makes the
+    units the distinct channel weights of a column rather than its channels: channels with
+    the same weights share one transform.
     """
     n = xp.shape[0]
-    c = xp.shape[2]
     hor = torch.as_tensor(loc.horizontal(pts))  # (Pc, m)
     count = int((hor > 0).sum(1).max())
     if count == 0:  # no observation near these columns: the inflated background
@@ -361,7 +377,8 @@ def _local_update(
     hsel, sel = torch.topk(hor, count, dim=1)  # (Pc, M)
     r = hsel * rinv[sel]  # (Pc, M)
     if loc.channel is not None:
-        r = torch.as_tensor(loc.channel)[:, sel] * r[None]  # (C, Pc, M)
+        rows = loc.channel if groups is None else groups[0]
+        r = torch.as_tensor(rows)[:, sel] * r[None]  # (C or G, Pc, M)
     else:
         r = r[None]  # (1, Pc, M): one unit per column
     ysel = ybt[sel]  # (Pc, M, N)
@@ -375,7 +392,10 @@ def _local_update(
     tr = (q * (math.sqrt(n - 1) / lam.sqrt())[:, None, :]) @ qt + wbar  # column j: member j
     if loc.channel is None:
         return torch.einsum("itcp,pij->jtcp", xp, tr)
-    return torch.einsum("itcp,cpij->jtcp", xp, tr.reshape(c, len(pts), n, n))
+    tr = tr.reshape(-1, len(pts), n, n)  # (C or G, Pc, N, N)
+    if groups is not None:
+        tr = tr[torch.as_tensor(groups[1])]  # each channel its group's transform
+    return torch.einsum("itcp,cpij->jtcp", xp, tr)
 
 
 def letkf_analysis(
@@ -501,6 +521,7 @@ def letkf_analysis(
         )
         rinv = 1.0 / err**2
         ybt = yb.T.contiguous()  # (m, N)
+        groups = loc.channel_groups()
         # thousands of N × N eigendecompositions: threads only wait on each other there
         # (on a busy machine the thread barriers made a T21 analysis take many minutes)
         n_threads = torch.get_num_threads()
@@ -513,7 +534,7 @@ def letkf_analysis(
                 torch.set_num_threads(1)  # OpenMP's thread count is per calling thread
                 pts = np.arange(start, min(start + chunk, h * w))
                 out[..., pts] = mean_b[..., pts] + _local_update(
-                    loc, pts, xanom[..., pts], ybt, d, rinv, rho
+                    loc, pts, xanom[..., pts], ybt, d, rinv, rho, groups
                 )
 
             # independent batches on the torch thread budget, each single-threaded: the
