@@ -279,6 +279,8 @@ def test_lbfgs_runs_with_one_blas_thread_and_restores_the_limit():
         pytest.skip("no BLAS library that threadpoolctl controls")
     with threadpool_limits(limits=2, user_api="blas"):
         before = blas_threads()
+        if before != {2}:
+            pytest.skip(f"this BLAS does not take two threads ({before})")
         v, hist = minimize_cost(prob, progress=False)
         assert blas_threads() == before == {2}
     assert len(seen) > 2 and seen[0] == {2}  # the first evaluation is before L-BFGS-B
