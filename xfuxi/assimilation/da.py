@@ -529,9 +529,10 @@ def assimilate_da(
         ``"bfloat16"`` runs the network under :func:`torch.autocast` (its convolutions in
         bfloat16, :mod:`xfuxi.models.precision`); the inputs, the departures and the sum
         ``x_b + δ`` stay in float32 or better, and the departures' nominal operator runs in
-        float32 instead of float64 (about 1e-4 K). On a CPU with bfloat16 units the network
-        takes about two thirds of its float32 time, and the increment changes by about
-        1 % of its RMS (docs/fuxi_da.md, "Side by side with En4DVar").
+        float32 instead of float64 (about 1e-4 K). On a CPU with bfloat16 instructions the
+        network takes two thirds (with AMX matrix units) to three quarters (AVX-512 only) of
+        its float32 time, and the increment changes by about 1 % of its RMS
+        (docs/fuxi_da.md, "Side by side with En4DVar").
     diagnostics : bool, default True
         Compute the radiance diagnostics. ``False`` skips them (the nominal operator on the
         background and the analysis, the binning): ``diagnostics`` then holds only
