@@ -518,6 +518,195 @@ def test_cli_cycle_hybrid_gain_and_a_static_b(monkeypatch, tmp_path, capsys):
     assert method.variational.localization.length_scale == 2000.0
     assert main([*base, "--method", "hybrid-gain", "--static-b", "b.nc", "--gain-weight", "2"]) == 2
     assert "weight must be" in capsys.readouterr().err
+    gain = [*base, "--method", "hybrid-gain", "--static-b", "b.nc"]
+    assert main([*gain, "--adaptive-static", "0.1", "--ensemble-variances"]) == 0
+    assert seen["method"].variational.adaptive_static == 0.1
+    assert seen["method"].ensemble_variances is True
+    assert main([*gain, "--adaptive-static", "2"]) == 2
+    assert "adaptive_static must be" in capsys.readouterr().err
+    assert main([*base, "--method", "letkf", "--ensemble-variances"]) == 2
+    assert "need --method hybrid-gain" in capsys.readouterr().err
     assert main([*base, "--method", "cycled-en4dvar", "--static-b", "b.nc"]) == 0
     assert seen["method"].static.shape[0] == 6
     assert seen["method"].background_error.hybrid_weight == 0.25
+
+
+def test_static_inflation_estimate_recovers_the_factor_of_b():
+    """``E[dᵀR⁻¹d] = m + ρ Σ σ_s²/σ_o²``: innovations drawn with ``ρ`` times the samples'
+    variance (plus R) give back ``ρ``; a slot after t0 is ignored, gross errors are left
+    out, and a nonlinear operator is linearised by differences about the prior."""
+    import torch
+
+    from xfuxi.assimilation.cost import ObsSlot
+    from xfuxi.assimilation.cycle import static_inflation_estimate
+
+    g = torch.Generator().manual_seed(3)
+    m, k = 4000, 300
+    sigma_s = 0.5 + torch.rand(m, generator=g, dtype=torch.float64)  # varies by row
+    static = torch.randn(k, 1, 1, m, generator=g, dtype=torch.float64) * sigma_s
+    err = 0.5 + torch.rand(m, generator=g, dtype=torch.float64)
+    rho = 2.5
+    d = torch.randn(m, generator=g, dtype=torch.float64) * (err**2 + rho * sigma_s**2).sqrt()
+    prior = torch.zeros(1, 1, m, dtype=torch.float64)
+
+    def op(x):
+        return x[..., 0, 0, :]
+
+    est = static_inflation_estimate(static, prior, [ObsSlot(0, op, d, err)])
+    assert est == pytest.approx(rho, rel=0.08)
+    later = ObsSlot(1, op, 100 * d, err)  # not at t0: not used
+    assert static_inflation_estimate(static, prior, [ObsSlot(0, op, d, err), later]) == est
+    bad = d.clone()
+    bad[:20] = 1e6  # gross errors: rejected by the background check
+    est_bad = static_inflation_estimate(static, prior, [ObsSlot(0, op, bad, err)], rho)
+    assert est_bad == pytest.approx(rho, rel=0.08)
+    # a nonlinear operator: H(x) = 3 x + x³ about a prior of 1 behaves as 6 s for small s
+    small = 1e-3 * static
+    est3 = static_inflation_estimate(
+        small, prior + 1, [ObsSlot(0, lambda x: 3 * op(x) + op(x) ** 3, 4 + 6e-3 * d, 6e-3 * err)]
+    )
+    assert est3 == pytest.approx(rho, rel=0.08)
+    assert np.isnan(static_inflation_estimate(static, prior, [later]))
+
+
+def test_a_fixed_static_inflation_is_the_samples_scaled(setting):
+    """``static_inflation=ρ`` gives the analysis of the samples times √ρ; the factor and its
+    adaptive update are settings (a resumed run with others is refused) and refused without
+    a static B alone."""
+    import torch
+
+    from xfuxi.assimilation.cycle import _stack, static_var
+
+    model, truth = setting
+    x = torch.as_tensor(truth["x"].values)
+    samples = (x[1:21] - x[:20])[:, None]
+    loc = LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999)
+    t = truth["time"].values
+    bg = _stack(truth, model, t[:3]) + 0.5
+    scaled = static_var(samples, localization=loc, static_inflation=4.0)
+    plain = static_var(2.0 * samples, localization=loc)
+    slots, _, _ = plain.observe(Lorenz96Network(seed=2), truth, [t[2]], cycle=0, model=model)
+    a = scaled.analyse({"background": bg}, slots, model=model, generator=None)
+    b = plain.analyse({"background": bg}, slots, model=model, generator=None)
+    torch.testing.assert_close(a.analysis, b.analysis)
+    assert a.diagnostics["static_inflation"] == 4.0
+    assert scaled.settings()["static_inflation"] == 4.0
+    assert "static_inflation" not in plain.settings()  # older stores stay resumable
+    with pytest.raises(ValueError, match="static B alone"):
+        En4DVarMethod(static_inflation=2.0)
+    with pytest.raises(ValueError, match="adaptive_static must be"):
+        static_var(samples, adaptive_static=1.5)
+    with pytest.raises(ValueError, match="static_inflation must be"):
+        static_var(samples, static_inflation=0.0)
+
+
+def test_adaptive_static_inflation_follows_the_innovations_and_resumes(setting, tmp_path):
+    """A 3D-Var whose static samples are too small (0.3 of a 6-hour change): the adaptive
+    factor grows from 1 towards the innovations' estimate, is carried through the store (a
+    resumed run is identical) and is a diagnostic of every cycle."""
+    import torch
+
+    from xfuxi.assimilation.cycle import static_var
+
+    model, truth = setting
+    x = torch.as_tensor(truth["x"].values)
+    samples = 0.3 * (x[1:21] - x[:20])[:, None]
+    loc = LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999)
+    method = static_var(samples, localization=loc, adaptive_static=0.2)
+    whole = _run(setting, 6, store=tmp_path / "a", method=method)
+    rho = whole.scores["static_inflation"].values
+    assert 1.0 < rho[0] < rho[-1] and rho[-1] > 3.0, rho  # grows
+    fixed = _run(setting, 6, method=static_var(samples, localization=loc))
+    assert "static_inflation" not in fixed.scores
+    late = slice(3, None)
+    assert float(whole.scores["analysis_error"][late].mean()) < float(
+        fixed.scores["analysis_error"][late].mean()
+    )
+    _run(setting, 3, store=tmp_path / "b", method=method)
+    resumed = _run(setting, 6, store=tmp_path / "b", method=method)
+    xr.testing.assert_identical(
+        whole.scores.drop_vars("wall_time_s"), resumed.scores.drop_vars("wall_time_s")
+    )
+    with pytest.raises(ValueError, match="settings"):
+        _run(setting, 7, store=tmp_path / "b", method=static_var(samples, localization=loc))
+
+
+def test_spread_modulation_keeps_the_global_variance():
+    import torch
+
+    from xfuxi.assimilation.cycle import spread_modulation
+    from xfuxi.grid import area_weights
+
+    model = type("M", (), {"latitude": np.linspace(-80, 80, 9)})()
+    g = torch.Generator().manual_seed(0)
+    spread = 1.0 + torch.rand(3, 9, 16, generator=g, dtype=torch.float64)
+    spread[2] = 0.0  # a channel without spread: left as it is
+    m = spread_modulation(spread, model)
+    w = torch.as_tensor(np.asarray(area_weights(model.latitude).values))
+    mean_m2 = (m.pow(2) * w[None, :, None]).mean((-2, -1))
+    torch.testing.assert_close(mean_m2[:2], torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(m[0] / m[0, 0, 0], spread[0] / spread[0, 0, 0])  # its pattern
+    assert bool((m[2] == 1).all())
+    spread[1, 0, 0] = 1e3  # one outlier: clipped
+    assert float(spread_modulation(spread, model)[1].max()) == 4.0
+
+
+def test_hybrid_gain_with_ensemble_variances_modulates_the_static_samples(setting):
+    """``ensemble_variances=True``: the 3D-Var of the hybrid gain is that of the static
+    samples times the modulation of the LETKF's background spread."""
+    import torch
+
+    from xfuxi.assimilation.cycle import (
+        HybridGainMethod,
+        _letkf_update,
+        _stack,
+        spread_modulation,
+        static_var,
+    )
+
+    model, truth = setting
+    x = torch.as_tensor(truth["x"].values)
+    samples = (x[1:21] - x[:20])[:, None]
+    loc = LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999)
+    hybrid = HybridGainMethod(
+        letkf=_letkf(), variational=static_var(samples, localization=loc), ensemble_variances=True
+    )
+    t = truth["time"].values
+    bg = _stack(truth, model, t[:3]) + 0.5
+    state = hybrid.start(bg, model=model, generator=torch.Generator().manual_seed(0))
+    slots, _, _ = hybrid.observe(Lorenz96Network(seed=2), truth, [t[2]], cycle=0, model=model)
+    out = hybrid.analyse(state, slots, model=model, generator=None)
+    ref = _letkf_update(state, slots, model, hybrid.letkf.options, hybrid.letkf.localization)
+    m = spread_modulation(ref.background_spread, model)
+    assert float(m.std()) > 0.05  # the spread is not uniform: the test can tell
+    mean = ref.members.mean(0)
+    manual = static_var(samples * m[None], localization=loc).analyse(
+        {"background": torch.stack([bg[0], mean[0], mean[1]])}, slots, model=model, generator=None
+    )
+    torch.testing.assert_close(out.analysis, manual.analysis)
+    plain = HybridGainMethod(letkf=_letkf(), variational=static_var(samples, localization=loc))
+    assert "ensemble_variances" not in plain.settings()  # older stores stay resumable
+    assert hybrid.settings()["ensemble_variances"] is True
+    with pytest.raises(TypeError, match="ensemble_variances"):
+        HybridGainMethod(letkf=_letkf(), variational=plain.variational, ensemble_variances=1)
+
+
+@pytest.mark.parametrize("kind", ["3d-var", "hybrid gain"])
+def test_the_adaptive_static_factor_is_a_running_mean_of_the_estimates(setting, kind):
+    """``ρ_t = ρ_{t−1} + g (ρ̂_t − ρ_{t−1})`` from ``ρ_{−1} = static_inflation``: the factor
+    is carried from cycle to cycle by both methods (the hybrid gain's LETKF state too)."""
+    import torch
+
+    from xfuxi.assimilation.cycle import HybridGainMethod, static_var
+
+    model, truth = setting
+    x = torch.as_tensor(truth["x"].values)
+    samples = 0.3 * (x[1:21] - x[:20])[:, None]
+    loc = LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999)
+    var = static_var(samples, localization=loc, adaptive_static=0.3, static_inflation=2.0)
+    method = var if kind == "3d-var" else HybridGainMethod(letkf=_letkf(), variational=var)
+    s = _run(setting, 5, method=method).scores
+    rho, est = s["static_inflation"].values, s["static_inflation_estimate"].values
+    assert np.isfinite(est).all() and np.ptp(est) > 0.1
+    previous = np.concatenate([[2.0], rho[:-1]])
+    np.testing.assert_allclose(rho, np.clip(previous + 0.3 * (est - previous), 0.1, 10.0))

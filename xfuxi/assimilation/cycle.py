@@ -47,7 +47,7 @@ from .config import BackgroundError, LocalizationOptions, Minimiser, QualityCont
 from .cycle_config import CycleConfig
 from .en4dvar import en4dvar_analysis
 from .inputs import build_localization, observation_slots, states_tensor
-from .letkf import LETKFOptions, forecast_members, letkf_analysis
+from .letkf import LETKFOptions, forecast_members, innovation_inflation, letkf_analysis
 from .members import background_anomalies, perlin_state_perturbations
 
 __all__ = [
@@ -63,6 +63,8 @@ __all__ = [
     "additive_inflation",
     "cycle",
     "open_cycle",
+    "spread_modulation",
+    "static_inflation_estimate",
     "static_var",
 ]
 
@@ -449,6 +451,17 @@ class En4DVarMethod(CycleMethod):
         :func:`~xfuxi.assimilation.calibration.forecast_error_samples`).
     spread : array (C,) or (C, H), optional
         Calibrated B standard deviations of the ensemble part.
+    static_inflation : float, default 1.0
+        Variance factor ρ_s of the static samples (``hybrid_weight=1``: B = ρ_s B_static);
+        with ``adaptive_static`` its starting value.
+    adaptive_static : float, default 0.0
+        Gain ``g`` in ``(0, 1]`` of an adaptive ρ_s (0: fixed): each cycle the innovations
+        of the t0 observations against the prior give an estimate ρ̂ =
+        ``(dᵀR⁻¹d − m) / Σ_j (H B_static Hᵀ)_jj / σ_o,j²`` (Li et al. 2009, as the LETKF's
+        adaptive inflation; rows failing a 5σ background check left out), and
+        ``ρ_s ← ρ_s + g (ρ̂ − ρ_s)``, kept in ``[0.1, 10]`` and carried from cycle to cycle,
+        so that the static B follows the size of the cycle's background error instead of
+        that of the samples. Static B alone (``hybrid_weight=1``) only.
     additive, additive_scale : optional
         Additive inflation of the cycled members after their update, as for
         :class:`LETKFMethod` (``members="cycled"`` only).
@@ -486,9 +499,23 @@ class En4DVarMethod(CycleMethod):
     additive: Any = None
     additive_scale: float = 1.0
     name: str = "En4DVar"
+    static_inflation: float = 1.0
+    adaptive_static: float = 0.0
 
     def __post_init__(self) -> None:
         self.additive = _check_additive(self.additive, self.additive_scale)
+        rho, gain = self.static_inflation, self.adaptive_static
+        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho < math.inf:
+            raise ValueError(f"static_inflation must be a positive number; got {rho!r}")
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 <= gain <= 1:
+            raise ValueError(f"adaptive_static must be a number in [0, 1]; got {gain!r}")
+        if (rho != 1.0 or gain > 0) and (
+            self.static is None or float(self.background_error.hybrid_weight) != 1.0
+        ):
+            raise ValueError(
+                "static_inflation and adaptive_static scale a static B alone: they need "
+                "static samples and background_error.hybrid_weight=1 (e.g. static_var)"
+            )
         if self.additive is not None and self.members != "cycled":
             raise ValueError("additive inflation needs members='cycled'")
         if self.members not in ("perlin", "cycled"):
@@ -515,6 +542,10 @@ class En4DVarMethod(CycleMethod):
             "static_sum": None if self.static is None else _exact_sum(self.static),
             "spread": None if self.spread is None else np.asarray(self.spread).tolist(),
         }
+        if self.static_inflation != 1.0 or self.adaptive_static > 0:
+            # absent otherwise: older stores stay resumable
+            out["static_inflation"] = float(self.static_inflation)
+            out["adaptive_static"] = float(self.adaptive_static)
         if self.members == "cycled":
             out["letkf"] = self.letkf.to_dict()
             out["letkf_localization"] = (self.letkf_localization or self.localization).to_dict()
@@ -528,6 +559,10 @@ class En4DVarMethod(CycleMethod):
 
     def start(self, background, *, model, generator):
         state: dict[str, torch.Tensor] = {"background": background}
+        if self.adaptive_static > 0:
+            state["static_inflation"] = torch.tensor(
+                float(self.static_inflation), dtype=torch.float64
+            )
         if self.members == "cycled":
             init = self.initial.replace(n_members=self.letkf.n_members)
             state["members"] = _initial_members(model, background, init, generator)
@@ -549,12 +584,13 @@ class En4DVarMethod(CycleMethod):
         opts = self.background_error
         if opts.perturbation_std is None:
             opts = opts.replace(perturbation_std=tuple(float(s) for s in model.stats.std))
+        static, static_diag = self._static_part(state, slots)
         anomalies = background_anomalies(
             model,
             bg,
             background_error=opts,
             members=None if self.members == "perlin" else state["members"][:, 1],
-            static=self.static,
+            static=static,
             spread=self.spread,
             spread_groups=wind_pairs(model.channels),
             generator=generator,
@@ -577,8 +613,33 @@ class En4DVarMethod(CycleMethod):
             "cost_initial": float(costs[0].cost) if costs else float("nan"),
             "cost_final": float(costs[-1].cost) if costs else float("nan"),
             "iterations": float(len(costs) - 1),
+            **static_diag,
         }
         return res, diag
+
+    def _static_part(
+        self, state: dict[str, torch.Tensor], slots: Sequence[Any]
+    ) -> tuple[Any, dict[str, float]]:
+        """The static samples scaled by ρ_s (this cycle's, adaptive: updated from the t0
+        innovations against ``state["prior"]``, default the background at t0) and its
+        diagnostics."""
+        modulation = state.get("static_modulation")
+        if modulation is not None and self.static is not None:
+            static = self.static * modulation[None]
+        else:
+            static = self.static
+        if static is None or (self.static_inflation == 1.0 and self.adaptive_static == 0):
+            return static, {}
+        rho = float(state.get("static_inflation", self.static_inflation))
+        estimate = float("nan")
+        if self.adaptive_static > 0:
+            prior = state.get("prior", state["background"][2])
+            estimate = static_inflation_estimate(static, prior, slots, rho)
+            if math.isfinite(estimate):
+                rho += float(self.adaptive_static) * (estimate - rho)
+            rho = min(max(rho, 0.1), 10.0)
+        diag = {"static_inflation": rho, "static_inflation_estimate": estimate}
+        return static * math.sqrt(rho), diag
 
     def _update_members(
         self,
@@ -609,6 +670,8 @@ class En4DVarMethod(CycleMethod):
         res, diag = self._variational(state, slots, model, generator)
         pair = torch.stack([state["background"][1], res.analysis])
         new: dict[str, torch.Tensor] = {"pair": pair}
+        if "static_inflation" in diag and self.adaptive_static > 0:
+            new["static_inflation"] = torch.tensor(diag["static_inflation"], dtype=torch.float64)
         spread, bspread = self._update_members(state, slots, pair, new, diag, model, generator)
         return CycleAnalysis(
             analysis=res.analysis,
@@ -622,6 +685,80 @@ class En4DVarMethod(CycleMethod):
         )
 
 
+def spread_modulation(spread: torch.Tensor, model: Any, *, bounds=(0.25, 4.0)) -> torch.Tensor:
+    """``σ(x) / ⟨σ²⟩^½`` per channel: a spread map ``(C, H, W)`` over its area-weighted RMS.
+
+    Clipped to ``bounds``; a channel without spread gets 1 everywhere. Multiplying B's
+    square-root columns by it gives B the spread's spatial pattern at the same global
+    variance (:class:`HybridGainMethod` ``ensemble_variances``).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> m = spread_modulation(torch.tensor([[[1.0, 3.0]]]), SimpleNamespace(latitude=[0.0]))
+    >>> [round(v, 3) for v in m.flatten().tolist()]
+    [0.447, 1.342]
+    """
+    s = spread.double()
+    w = torch.as_tensor(np.asarray(area_weights(np.asarray(model.latitude)).values)).to(s)
+    rms = (s.pow(2) * w[None, :, None]).mean((-2, -1)).sqrt()
+    m = torch.where(rms[:, None, None] > 0, s / rms.clamp_min(1e-300)[:, None, None], 1.0)
+    return m.clamp(*bounds)
+
+
+def static_inflation_estimate(
+    static: torch.Tensor,
+    prior: torch.Tensor,
+    slots: Sequence[Any],
+    inflation: float = 1.0,
+    *,
+    qc_threshold: float = 5.0,
+) -> float:
+    """The variance factor of a static B that the t0 innovations imply (Li et al. 2009).
+
+    ``ρ̂ = (dᵀR⁻¹d − m) / Σ_j σ_s,j² / σ_o,j²`` over the observations of the slots at step 0,
+    with ``d = y − H(prior)`` and ``σ_s,j²`` the variance of ``H(prior + s) − H(prior)`` over
+    the static samples ``s`` (their sample variance: the static B's variance at observation
+    ``j``); rows with ``|d| > qc_threshold · √(σ_o² + inflation · σ_s²)`` are left out. NaN
+    without observations at t0. The consistency relation ``E[ddᵀ] = HBHᵀ + R`` solved for
+    one factor of B; :class:`En4DVarMethod` ``adaptive_static`` smooths it over cycles.
+
+    Examples
+    --------
+    Samples of variance 1 at the observed points and innovations of variance 4 against
+    σo = 1 imply ρ̂ ≈ 3:
+
+    >>> from xfuxi.assimilation.cost import ObsSlot
+    >>> g = torch.Generator().manual_seed(0)
+    >>> static = torch.randn(400, 1, 1, 2000, generator=g, dtype=torch.float64)
+    >>> d = 2 * torch.randn(2000, generator=g, dtype=torch.float64)
+    >>> slot = ObsSlot(0, lambda x: x[..., 0, 0, :], d, torch.ones(2000))
+    >>> round(static_inflation_estimate(static, torch.zeros(1, 1, 2000), [slot]), 1)
+    2.9
+    """
+    xs = static.double()
+    xs = xs - xs.mean(0, keepdim=True)
+    k = xs.shape[0]
+    prior = prior.double()
+    ds, hs, es = [], [], []
+    with torch.no_grad():
+        for slot in slots:
+            if int(slot.step) != 0:
+                continue
+            hb = slot.operator(prior[None])[0].double()
+            hx = slot.operator(prior[None] + xs).double() - hb[None]  # (K, m)
+            d = slot.value.double() - hb
+            err = slot.error.double()
+            sb2 = (hx**2).sum(0) / (k - 1)
+            keep = d.abs() <= qc_threshold * torch.sqrt(err**2 + float(inflation) * sb2)
+            ds.append(d[keep])
+            hs.append(hx[:, keep])
+            es.append(err[keep])
+    if not ds or sum(int(d.numel()) for d in ds) == 0:
+        return float("nan")
+    return innovation_inflation(torch.cat(ds), torch.cat(hs, 1), torch.cat(es))
+
+
 def static_var(
     samples: Any,
     *,
@@ -630,13 +767,16 @@ def static_var(
     localization: LocalizationOptions | None = None,
     minimiser: Minimiser | None = None,
     quality_control: QualityControl | None = None,
+    static_inflation: float = 1.0,
+    adaptive_static: float = 0.0,
 ) -> En4DVarMethod:
     """3D-Var (``n_slots=1``) or 4D-Var with a static B from background-error samples.
 
     ``samples``: a Dataset with a ``sample`` dim (e.g.
     :func:`~xfuxi.assimilation.calibration.forecast_error_samples`; ``model`` then needed)
     or a tensor ``(K, C, H, W)``. ``localization`` default: none (the samples' own
-    correlations; with few samples, localize).
+    correlations; with few samples, localize). ``static_inflation``, ``adaptive_static``:
+    a fixed or adaptive variance factor of B (:class:`En4DVarMethod`).
 
     Examples
     --------
@@ -671,6 +811,8 @@ def static_var(
         quality_control=quality_control or QualityControl(),
         static=torch.as_tensor(samples).double(),
         name="3D-Var (static B)" if n_slots == 1 else "4D-Var (static B)",
+        static_inflation=static_inflation,
+        adaptive_static=adaptive_static,
     )
 
 
@@ -697,6 +839,13 @@ class HybridGainMethod(CycleMethod):
         One slot; the background is the LETKF mean.
     weight : float, default 1.0
         α in ``(0, 1]``; 1: the variational analysis of the LETKF mean.
+    ensemble_variances : bool, default False
+        Give the static B the spatial pattern of the LETKF's background spread: each
+        channel's static samples are multiplied by ``m(x) = σ_e(x) / ⟨σ_e²⟩^½`` (the
+        members' spread over its area-weighted RMS, kept in ``[0.25, 4]``), so that B keeps
+        its global variance and correlations but is larger where the members spread more
+        (between the observing sites) and smaller near them (flow-dependent variances in a
+        static B, as operational systems take them from an ensemble of data assimilations).
 
     Examples
     --------
@@ -718,6 +867,7 @@ class HybridGainMethod(CycleMethod):
     variational: Any = None
     weight: float = 1.0
     name: str = "hybrid-gain LETKF"
+    ensemble_variances: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.letkf, LETKFMethod):
@@ -735,6 +885,10 @@ class HybridGainMethod(CycleMethod):
         w = self.weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1:
             raise ValueError(f"weight must be a number in (0, 1]; got {w!r}")
+        if not isinstance(self.ensemble_variances, bool):
+            raise TypeError(
+                f"ensemble_variances must be True or False; got {self.ensemble_variances!r}"
+            )
         self.n_slots = 1
 
     def settings(self) -> dict[str, Any]:
@@ -743,20 +897,26 @@ class HybridGainMethod(CycleMethod):
             "letkf": self.letkf.settings(),
             "variational": self.variational.settings(),
             "weight": float(self.weight),
+            # absent when off: older stores stay resumable
+            **({"ensemble_variances": True} if self.ensemble_variances else {}),
         }
 
     def _chunk(self) -> int:
         return self.letkf._chunk()
-
-    def start(self, background, *, model, generator):
-        return self.letkf.start(background, model=model, generator=generator)
 
     def analyse(self, state, slots, *, model, generator):
         opts = self.letkf
         res = _letkf_update(state, slots, model, opts.options, opts.localization)
         pair = res.members.mean(0)
         bg = torch.stack([state["background"][0], pair[0], pair[1]])
-        var = self.variational.analyse({"background": bg}, slots, model=model, generator=generator)
+        # the static B's adaptive factor is estimated against the prior (the LETKF's
+        # background mean), not against the LETKF analysis that already used the observations
+        vstate = {"background": bg, "prior": state["background"][2]}
+        if "static_inflation" in state:
+            vstate["static_inflation"] = state["static_inflation"]
+        if self.ensemble_variances:
+            vstate["static_modulation"] = spread_modulation(res.background_spread, model)
+        var = self.variational.analyse(vstate, slots, model=model, generator=generator)
         mean = pair[1] + float(self.weight) * (var.analysis - pair[1])
         members = res.members.clone()
         members[:, 1] += (mean - pair[1])[None]
@@ -769,15 +929,23 @@ class HybridGainMethod(CycleMethod):
         diag = {
             "inflation": res.inflation,
             "inflation_estimate": res.inflation_estimate,
-            **{k: var.diagnostics[k] for k in ("cost_initial", "cost_final", "iterations")},
+            **{
+                k: v
+                for k, v in var.diagnostics.items()
+                if k in ("cost_initial", "cost_final", "iterations")
+                or k.startswith("static_inflation")
+            },
         }
+        new = {
+            "pair": torch.stack([pair[0], mean]),
+            "members": members,
+            "inflation": torch.tensor(res.inflation, dtype=torch.float64),
+        }
+        if "static_inflation" in var.state:
+            new["static_inflation"] = var.state["static_inflation"]
         return CycleAnalysis(
             analysis=mean,
-            state={
-                "pair": torch.stack([pair[0], mean]),
-                "members": members,
-                "inflation": torch.tensor(res.inflation, dtype=torch.float64),
-            },
+            state=new,
             diagnostics=diag,
             spread=res.analysis_spread,
             background_spread=res.background_spread,
@@ -786,8 +954,18 @@ class HybridGainMethod(CycleMethod):
             error=_used_errors(slots, res.qc_rejected),
         )
 
+    def start(self, background, *, model, generator):
+        state = self.letkf.start(background, model=model, generator=generator)
+        if self.variational.adaptive_static > 0:
+            start = self.variational.static_inflation
+            state["static_inflation"] = torch.tensor(float(start), dtype=torch.float64)
+        return state
+
     def forecast(self, state, *, model):
-        return self.letkf.forecast(state, model=model)
+        out = self.letkf.forecast(state, model=model)
+        if "static_inflation" in state:
+            out["static_inflation"] = state["static_inflation"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -1344,6 +1522,9 @@ def _row(
         },
         coords={"time": [np.datetime64(pd.Timestamp(t), "ns")], "channel": names},
     )
+    if "static_inflation" in d:  # methods with a scaled static B
+        row["static_inflation"] = ("time", [d["static_inflation"]])
+        row["static_inflation_estimate"] = ("time", [d.get("static_inflation_estimate", nan[0])])
     if res.extra is not None:
         row = row.merge(res.extra.expand_dims(time=row["time"].values))
     return row

@@ -297,6 +297,18 @@ def _cmd_assimilate_da(args) -> int:
     help="--method hybrid-gain: weight of the 3D-Var analysis of the LETKF mean (default 1)",
 )
 @arg(
+    "--adaptive-static",
+    type=float,
+    default=0.0,
+    help="--method hybrid-gain: gain of an adaptive variance factor of the static B, "
+    "estimated from the innovations each cycle (0: off, the default)",
+)
+@arg(
+    "--ensemble-variances",
+    action="store_true",
+    help="--method hybrid-gain: give the static B the spatial pattern of the members' spread",
+)
+@arg(
     "--hybrid-weight",
     type=float,
     default=0.25,
@@ -412,6 +424,10 @@ def _cmd_cycle(args) -> int:
         return usage_error("cycle", f"--bias-spinup must be >= 0; got {args.bias_spinup}")
     if args.method == "hybrid-gain" and args.static_b is None:
         return usage_error("cycle", "--method hybrid-gain needs --static-b (error samples)")
+    if args.method != "hybrid-gain" and (args.adaptive_static or args.ensemble_variances):
+        return usage_error(
+            "cycle", "--adaptive-static and --ensemble-variances need --method hybrid-gain"
+        )
     if args.static_b is not None and args.method == "fuxi-da":
         return usage_error("cycle", f"--static-b is not used by --method {args.method}")
     if args.method != "en4dvar-radiances" and args.varbc:
@@ -468,11 +484,13 @@ def _cmd_cycle(args) -> int:
                     variational=static_var(
                         static,
                         localization=da.LocalizationOptions(length_scale=args.static_localization),
+                        adaptive_static=args.adaptive_static,
                     ),
                     weight=args.gain_weight,
+                    ensemble_variances=args.ensemble_variances,
                 )
             except ValueError as err:
-                return usage_error("cycle", f"--gain-weight: {err}")
+                return usage_error("cycle", f"--gain-weight / --adaptive-static: {err}")
     elif args.method == "en4dvar-radiances":
         hybrid = {} if static is None else {"hybrid_weight": args.hybrid_weight}
         try:
