@@ -71,7 +71,8 @@ def main() -> None:
             row[f"{s} days 2-10"] = r["analysis_days_2_10"]
             row[f"{s} last third"] = r["analysis_last_third"]
             row[f"{s} ratio"] = r["steady_ratio"]
-        row["spread/error z500"] = table["geopotential@500"]["spread_over_error_after_day_2"]
+        for ch in CHANNELS:  # after day 2
+            row[f"spread/error {SHORT[ch]}"] = table[ch]["spread_over_error_after_day_2"]
         rows.append(row)
     out = {"days": a.days, "rows": rows}
     atomic_write_json(Path(a.out), out)
