@@ -622,7 +622,8 @@ class En4DVarMethod(CycleMethod):
     ) -> tuple[Any, dict[str, float]]:
         """The static samples scaled by ρ_s (this cycle's, adaptive: updated from the t0
         innovations against ``state["prior"]``, default the background at t0) and its
-        diagnostics."""
+        diagnostics; multiplied first by ``state["static_modulation"]`` ``(C, H, W)`` when a
+        caller gives one (:class:`HybridGainMethod` ``ensemble_variances``)."""
         modulation = state.get("static_modulation")
         if modulation is not None and self.static is not None:
             static = self.static * modulation[None]
@@ -700,8 +701,7 @@ def spread_modulation(spread: torch.Tensor, model: Any, *, bounds=(0.25, 4.0)) -
     [0.447, 1.342]
     """
     s = spread.double()
-    w = torch.as_tensor(np.asarray(area_weights(np.asarray(model.latitude)).values)).to(s)
-    rms = (s.pow(2) * w[None, :, None]).mean((-2, -1)).sqrt()
+    rms = torch.as_tensor(_area_rms(s, _grid_weights(model))).to(s)
     m = torch.where(rms[:, None, None] > 0, s / rms.clamp_min(1e-300)[:, None, None], 1.0)
     return m.clamp(*bounds)
 
@@ -1080,6 +1080,11 @@ def _channel_names(model: Any) -> list[str]:
     return [channel_name(c) for c in model.channels]
 
 
+def _grid_weights(model: Any) -> torch.Tensor:
+    """Area weights ``(H,)`` of the model's latitude rows (mean 1), float64."""
+    return torch.as_tensor(np.asarray(area_weights(np.asarray(model.latitude)).values))
+
+
 def _area_rms(x: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
     """Area-weighted root-mean-square over the grid, per channel: ``(C, H, W) → (C,)``."""
     return (x.pow(2) * weights[None, :, None]).mean((-2, -1)).sqrt().numpy()
@@ -1338,7 +1343,7 @@ def cycle(
         )
     settings = _settings(method, network, model, t0, lead_steps, seed, initial_error)
     bound = divergence_factor * np.asarray(model.stats.std, dtype="float64")
-    weights = torch.as_tensor(np.asarray(area_weights(np.asarray(model.latitude)).values))
+    weights = _grid_weights(model)
     names = _channel_names(model)
     path = None if store is None else Path(store)
     done: list[int] = []
@@ -1524,7 +1529,8 @@ def _row(
     )
     if "static_inflation" in d:  # methods with a scaled static B
         row["static_inflation"] = ("time", [d["static_inflation"]])
-        row["static_inflation_estimate"] = ("time", [d.get("static_inflation_estimate", nan[0])])
+        estimate = d.get("static_inflation_estimate", float("nan"))
+        row["static_inflation_estimate"] = ("time", [estimate])
     if res.extra is not None:
         row = row.merge(res.extra.expand_dims(time=row["time"].values))
     return row
