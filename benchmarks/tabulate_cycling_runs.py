@@ -63,7 +63,7 @@ def main() -> None:
         if scores.sizes["time"] < stop:
             raise SystemExit(f"{store}: {scores.sizes['time']} cycles, fewer than --common {stop}")
         common = scores["analysis_error"].isel(time=slice(first, stop)).mean("time")
-        for ch in ("geopotential@500", "temperature@850"):
+        for ch in CHANNELS:
             row[f"{SHORT[ch]} cycles {first}-{stop - 1}"] = float(common.sel(channel=ch))
         for ch in CHANNELS:
             r = table[ch]

@@ -99,11 +99,18 @@ def run_world(
     static_length_scale: float = 2000.0,
     adaptive_static: float = 0.0,
     ensemble_variances: bool = False,
+    blend: str | None = None,
+    blend_strength: float = 1.0,
 ) -> dict:
     """Run the comparison; returns ``{"table": ..., "runs": ...}`` (also written as JSON)."""
     import torch
 
     import xfuxi
+    from xfuxi.assimilation.climatology_blend import (
+        ClimatologyBlendMethod,
+        climatology_tensor,
+        read_blend_factors,
+    )
     from xfuxi.assimilation.config import BackgroundError, LocalizationOptions
     from xfuxi.assimilation.cycle import (
         CycleConfig,
@@ -203,12 +210,27 @@ def run_world(
         "adaptive_static": adaptive_static, "ensemble_variances": ensemble_variances,
         "table": {}, "runs": {},
     }  # fmt: skip
+    blend_args: dict = {}
+    if blend is not None:  # the analyses blended with the climatology, band by band
+        fit = json.loads(Path(blend).read_text())
+        if fit.get("split") == split:
+            print(f"note: {blend} was fitted on the {split} split itself", flush=True)
+        factors, bands = read_blend_factors(blend, model)
+        source = fit["climatology"]
+        clim = climatology_tensor(
+            xfuxi.held_suarez_split(source["split"], days=source["days"]), model
+        )
+        factors = 1.0 + blend_strength * (factors - 1.0)
+        blend_args = {"climatology": clim, "factors": factors, "bands": bands}
+        out["blend"], out["blend_strength"] = blend, blend_strength
     for key in methods.split(","):
         method = builders[key]()
         if bias_rate > 0:  # the model's bias estimated online from the increments
             method = BiasCorrectedMethod(
                 method, rate=bias_rate, truncation=bias_truncation, spinup=bias_spinup
             )
+        if blend_args:
+            method = ClimatologyBlendMethod(method, **blend_args)
         tic = time.perf_counter()
         run = cycle(
             truth,
@@ -330,6 +352,18 @@ def main() -> None:
         help="hgain: the static B takes the spatial pattern of the members' spread",
     )
     p.add_argument(
+        "--blend",
+        default=None,
+        help="blend each analysis with the climatology by the factors of this file "
+        "(benchmarks/fit_climatology_blend.py)",
+    )
+    p.add_argument(
+        "--blend-strength",
+        type=float,
+        default=1.0,
+        help="--blend: factors 1 + s (beta - 1) (1: the fitted ones)",
+    )
+    p.add_argument(
         "--bias-spinup", type=int, default=8, help="bias correction: analyses before it starts"
     )
     p.add_argument("--threads", type=int, default=2, help="torch threads (one run per core: 1)")
@@ -370,6 +404,8 @@ def main() -> None:
         static_length_scale=a.static_length_scale,
         adaptive_static=a.adaptive_static,
         ensemble_variances=a.ensemble_variances,
+        blend=a.blend,
+        blend_strength=a.blend_strength,
     )
     print(json.dumps(out["table"], indent=1))
 

@@ -184,6 +184,8 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("LETKFMethod", "assimilation.cycle:LETKFMethod"),
     Entry("HybridGainMethod", "assimilation.cycle:HybridGainMethod"),
     Entry("BiasCorrectedMethod", "assimilation.model_bias:BiasCorrectedMethod"),
+    Entry("ClimatologyBlendMethod", "assimilation.climatology_blend:ClimatologyBlendMethod"),
+    Entry("fit_climatology_blend", "assimilation.climatology_blend:fit_climatology_blend"),
     Entry("En4DVarMethod", "assimilation.cycle:En4DVarMethod"),
     Entry("static_var", "assimilation.cycle:static_var"),
     Entry("RadiosondeNetwork", "assimilation.cycle:RadiosondeNetwork"),

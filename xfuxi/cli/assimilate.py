@@ -333,6 +333,12 @@ def _cmd_assimilate_da(args) -> int:
     default=8,
     help="--bias-rate: analyses before the estimate starts (default 8, two days)",
 )
+@arg("--blend", default=None,
+     help="blend each analysis with the climatology band by band, by the factors of this "
+          "JSON file (channels, bands, factors; xfuxi.fit_climatology_blend; docs/cycling.md); "
+          "needs --climatology")  # fmt: skip
+@arg("--climatology", default=None,
+     help="--blend: a Dataset of states whose time mean is the climatology (or one state)")
 @arg("--sites", type=int, default=300,
      help="radiosonde sites (default 300; --method en4dvar-radiances: 0 for radiances "
           "only)")  # fmt: skip
@@ -424,6 +430,8 @@ def _cmd_cycle(args) -> int:
         return usage_error("cycle", f"--bias-spinup must be >= 0; got {args.bias_spinup}")
     if args.method == "hybrid-gain" and args.static_b is None:
         return usage_error("cycle", "--method hybrid-gain needs --static-b (error samples)")
+    if (args.blend is None) != (args.climatology is None):
+        return usage_error("cycle", "--blend and --climatology go together")
     if args.method != "hybrid-gain" and (args.adaptive_static or args.ensemble_variances):
         return usage_error(
             "cycle", "--adaptive-static and --ensemble-variances need --method hybrid-gain"
@@ -466,7 +474,17 @@ def _cmd_cycle(args) -> int:
                                    name="--static-b")  # fmt: skip
         except (ValueError, SchemaError) as err:
             return usage_error("cycle", str(err))
-    method: LETKFMethod | HybridGainMethod | En4DVarMethod | FuXiDAMethod | BiasCorrectedMethod
+    blend = None
+    if args.blend is not None:
+        from ..assimilation.climatology_blend import climatology_tensor, read_blend_factors
+
+        try:
+            factors, bands = read_blend_factors(args.blend, model)
+            clim = climatology_tensor(open_data(args.climatology).load(), model)
+        except (OSError, ValueError, TypeError) as err:
+            return usage_error("cycle", f"--blend: {err}")
+        blend = {"climatology": clim, "factors": factors, "bands": bands}
+    method: Any
     network: RadiosondeNetwork | ImagerNetwork | ImagerSondeNetwork
     network = RadiosondeNetwork(n_sites=args.sites, seed=config.seed)
     if args.method == "fuxi-da":
@@ -541,6 +559,13 @@ def _cmd_cycle(args) -> int:
         method = BiasCorrectedMethod(
             method, rate=args.bias_rate, truncation=trunc, spinup=args.bias_spinup
         )
+    if blend is not None:
+        from ..assimilation.climatology_blend import ClimatologyBlendMethod
+
+        try:
+            method = ClimatologyBlendMethod(method, **blend)
+        except ValueError as err:
+            return usage_error("cycle", f"--blend: {err}")
     run = cycle(
         open_data(args.truth),
         network,

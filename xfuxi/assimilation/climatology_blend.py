@@ -1,0 +1,305 @@
+"""Scale-by-scale blending of a cycle's analyses with the climatology.
+
+Between sparse observing sites a cycled analysis is a forecast of the model, and a model that
+drifts towards a more energetic climate than the atmosphere's leaves analyses whose anomalies
+(from the climatology) are too large at the scales the observations do not hold: there the
+analysis regressed on the truth has a slope below one (docs/cycling.md). The least-squares
+remedy is to shrink the analysis anomaly towards the climatology, band of total wavenumber by
+band and channel by channel, by the slope ``β`` of that regression,
+
+    x_a ← c + Σ_b β_{k,b} P_b (x_a − c)          (channel k; bands b of spherical harmonics)
+
+with ``c`` the climatology and ``P_b`` the projection on band ``b`` (wavenumbers above the
+last band are left as they are). The factors are estimated once, from a cycle's analyses
+and the truth of a training period (:func:`fit_climatology_blend`), as a forecast centre
+calibrates a post-processing with a reanalysis; in the cycle nothing but the analyses is
+used. :class:`ClimatologyBlendMethod` wraps any cycling method and blends its analysis
+pair after each analysis; the members keep their perturbations about the blended mean.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..data.channels import channel_name
+from ..grid import area_weights
+from .cycle import CycleMethod, _area_rms
+
+__all__ = [
+    "ClimatologyBlendMethod",
+    "climatology_tensor",
+    "fit_climatology_blend",
+    "read_blend_factors",
+]
+
+#: the default bands: planetary (l ≤ 5), synoptic (6–10) and the smallest scales of T21
+DEFAULT_BANDS = (5, 10, 21)
+
+
+def _check_bands(bands: Any) -> tuple[int, ...]:
+    try:
+        out = tuple(int(b) for b in bands)
+    except TypeError as exc:
+        raise TypeError(f"bands must be a sequence of integers; got {bands!r}") from exc
+    if not out or any(b < 0 for b in out) or any(b2 <= b1 for b1, b2 in zip(out, out[1:])):
+        raise ValueError(
+            f"bands must be increasing total wavenumbers >= 0 (the top of each band); got {bands!r}"
+        )
+    return out
+
+
+class _BandSplit:
+    """Split fields ``(..., H, W)`` into bands of total wavenumber (float64)."""
+
+    def __init__(self, latitude: Any, longitude: Any, bands: tuple[int, ...]) -> None:
+        from ..models.spectral import SpectralFilter
+
+        self.filters = [SpectralFilter(latitude, longitude, b) for b in bands]
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out, below = [], torch.zeros_like(x, dtype=torch.float64)
+        for f in self.filters:
+            upto = f(x)
+            out.append(upto - below)
+            below = upto
+        return out
+
+
+def _as_tensor(x: Any, name: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x, dtype="float64"))
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} has NaN or infinite values")
+    return t
+
+
+def climatology_tensor(data: Any, model: Any) -> torch.Tensor:
+    """The time mean of a Dataset of states in ``model``'s channels: ``(channel, lat, lon)``.
+
+    ``data`` has a ``time`` dim of at least two states (e.g. the training data), or is one
+    state without it (a climatology computed elsewhere).
+    """
+    from .inputs import states_tensor
+
+    if not isinstance(data, xr.Dataset):
+        raise TypeError(f"the climatology must come from a Dataset; got {type(data).__name__}")
+    if "time" not in data.dims:
+        data = xr.concat([data, data], dim="time")
+    states = states_tensor(data.rename(time="sample"), model, dim="sample", name="climatology")
+    return states.mean(0)
+
+
+def read_blend_factors(path: Any, model: Any) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``(factors, bands)`` from a JSON file of fitted factors, checked against ``model``.
+
+    The file has ``channels`` (names such as ``"temperature@850"``, in the model's order),
+    ``bands`` and ``factors`` (channel × band), as ``benchmarks/fit_climatology_blend.py``
+    writes it.
+    """
+    try:
+        fit = json.loads(Path(path).read_text())
+        channels, bands, factors = fit["channels"], fit["bands"], fit["factors"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"{path} is not a file of blend factors (JSON with channels, bands, factors): {err}"
+        ) from err
+    names = [channel_name(c) for c in model.channels]
+    if list(channels) != names:
+        raise ValueError(f"{path} was fitted for other channels than the model's: {channels}")
+    return np.asarray(factors, dtype="float64"), _check_bands(bands)
+
+
+def fit_climatology_blend(
+    analyses: Any,
+    truth: Any,
+    climatology: Any,
+    *,
+    latitude: Any,
+    longitude: Any,
+    weights: Any,
+    bands: Any = DEFAULT_BANDS,
+) -> np.ndarray:
+    """The least-squares factors ``β`` (channel, band) of :class:`ClimatologyBlendMethod`.
+
+    For each channel ``k`` and band ``b``, ``β = ⟨a, t⟩ / ⟨a, a⟩`` with ``a`` and ``t`` the
+    band's part of the analyses' and the truth's anomalies from the climatology and ⟨·,·⟩
+    the area-weighted inner product summed over the times: the slope of the regression of
+    the truth on the analysis, the factor that minimises the blended analysis's error.
+
+    Parameters
+    ----------
+    analyses, truth : array-like (time, channel, latitude, longitude)
+        A cycle's analyses and the truth at the same times (a training or validation
+        period: never the period the blend is scored on).
+    climatology : array-like (channel, latitude, longitude)
+    latitude, longitude : array-like
+        The grid (degrees; longitudes over the whole circle).
+    weights : array-like (latitude,)
+        Area weights of the rows.
+    bands : sequence of int, default (5, 10, 21)
+        The top total wavenumber of each band.
+
+    Returns
+    -------
+    numpy.ndarray (channel, band)
+
+    Examples
+    --------
+    Analyses that are the truth's anomaly doubled give β = ½ in every band:
+
+    >>> lat = np.linspace(-87.5, 87.5, 36); lon = np.arange(72) * 5.0
+    >>> t = np.random.default_rng(0).normal(size=(4, 2, 36, 72))
+    >>> beta = fit_climatology_blend(2 * t, t, np.zeros((2, 36, 72)), latitude=lat,
+    ...                              longitude=lon, weights=np.cos(np.deg2rad(lat)),
+    ...                              bands=(5, 10))
+    >>> beta.round(6).tolist()
+    [[0.5, 0.5], [0.5, 0.5]]
+    """
+    bands = _check_bands(bands)
+    a = _as_tensor(analyses, "analyses")
+    t = _as_tensor(truth, "truth")
+    c = _as_tensor(climatology, "climatology")
+    if a.ndim != 4 or a.shape != t.shape:
+        raise ValueError(
+            "analyses and truth must have the same shape (time, channel, latitude, longitude); "
+            f"got {tuple(a.shape)} and {tuple(t.shape)}"
+        )
+    if c.shape != a.shape[1:]:
+        raise ValueError(
+            f"climatology must be (channel, latitude, longitude) = {tuple(a.shape[1:])}; "
+            f"got {tuple(c.shape)}"
+        )
+    w = _as_tensor(weights, "weights")
+    if w.shape != (a.shape[-2],):
+        raise ValueError(f"weights must have one value per latitude ({a.shape[-2]})")
+    split = _BandSplit(latitude, longitude, bands)
+    ab, tb = split(a - c), split(t - c)
+    beta = np.empty((a.shape[1], len(bands)))
+    for j, (x, y) in enumerate(zip(ab, tb, strict=True)):
+        xy = (x * y * w[:, None]).sum(dim=(0, 2, 3))
+        xx = (x * x * w[:, None]).sum(dim=(0, 2, 3))
+        if (xx <= 0).any():
+            raise ValueError(f"the analyses have no anomaly in band {j} of some channel")
+        beta[:, j] = (xy / xx).numpy()
+    return beta
+
+
+@dataclass
+class ClimatologyBlendMethod(CycleMethod):
+    """A cycling method whose analyses are blended, band by band, with the climatology.
+
+    After each analysis of ``method`` the analysed pair (both input times) becomes
+    ``c + Σ_b β_{k,b} P_b (x − c)`` (module docstring); the members are shifted by the
+    mean's change, so they keep their perturbations (and the ensemble its spread).
+
+    Parameters
+    ----------
+    method : CycleMethod
+        The assimilation; it sees blended backgrounds and knows nothing of the blend.
+    climatology : array-like (channel, latitude, longitude)
+        The climatology ``c`` in the model's channels and grid (e.g. the time mean of the
+        training data).
+    factors : array-like (channel, band)
+        ``β``, e.g. from :func:`fit_climatology_blend` on a validation period; each in
+        ``[0, 1.5]``.
+    bands : sequence of int, default (5, 10, 21)
+        The top total wavenumber of each band; scales above the last are left unchanged.
+
+    Notes
+    -----
+    The per-cycle scores get ``climatology_blend_change`` (channel): the area-weighted RMS
+    of what the blend changed in the analysis at t0. O−B and O−A are those of ``method``'s
+    analysis, before the blend.
+    """
+
+    method: CycleMethod
+    climatology: Any = None
+    factors: Any = None
+    bands: Any = DEFAULT_BANDS
+    name: str = ""
+    _split: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, CycleMethod):
+            raise TypeError(f"method must be a CycleMethod; got {type(self.method).__name__}")
+        self.bands = _check_bands(self.bands)
+        if self.climatology is None or self.factors is None:
+            raise ValueError("climatology and factors are required")
+        self.climatology = _as_tensor(self.climatology, "climatology")
+        self.factors = _as_tensor(self.factors, "factors")
+        if self.climatology.ndim != 3:
+            raise ValueError(
+                "climatology must be (channel, latitude, longitude); "
+                f"got shape {tuple(self.climatology.shape)}"
+            )
+        n = self.climatology.shape[0]
+        if self.factors.shape != (n, len(self.bands)):
+            raise ValueError(
+                f"factors must be (channel, band) = ({n}, {len(self.bands)}); "
+                f"got {tuple(self.factors.shape)}"
+            )
+        if ((self.factors < 0) | (self.factors > 1.5)).any():
+            raise ValueError("factors must lie in [0, 1.5]")
+        self.n_slots = self.method.n_slots
+        if not self.name:
+            self.name = f"{self.method.name} + climatology blend"
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "method": self.name,
+            "inner": self.method.settings(),
+            "blend_bands": list(self.bands),
+            "blend_factors": [[round(float(v), 12) for v in row] for row in self.factors],
+            "blend_climatology_sum": float(self.climatology.sum()),
+        }
+
+    def _chunk(self) -> int:
+        return self.method._chunk()
+
+    def start(self, background, *, model, generator):
+        return self.method.start(background, model=model, generator=generator)
+
+    def observe(self, network, truth, times, *, cycle, model):
+        return self.method.observe(network, truth, times, cycle=cycle, model=model)
+
+    def forecast(self, state, *, model):
+        return self.method.forecast(state, model=model)
+
+    def no_observations(self, state):
+        return self.method.no_observations(state)
+
+    def blend(self, x: torch.Tensor, model: Any) -> torch.Tensor:
+        """Blend states ``(..., channel, latitude, longitude)`` with the climatology."""
+        if x.shape[-3:] != self.climatology.shape:
+            raise ValueError(
+                f"states must end in {tuple(self.climatology.shape)}; got {tuple(x.shape)}"
+            )
+        if self._split is None:
+            self._split = _BandSplit(model.latitude, model.longitude, self.bands)
+        anomaly = x.double() - self.climatology
+        out = x.double().clone()
+        for j, part in enumerate(self._split(anomaly)):
+            out += (self.factors[:, j, None, None] - 1.0) * part
+        return out.to(x.dtype)
+
+    def analyse(self, state, slots, *, model, generator):
+        res = self.method.analyse(state, slots, model=model, generator=generator)
+        pair = res.state["pair"]
+        blended = self.blend(pair, model)
+        new = dict(res.state)
+        new["pair"] = blended
+        if "members" in new:
+            new["members"] = new["members"] + (blended - pair).to(new["members"].dtype)[None]
+        change = blended[1] - pair[1]
+        res.analysis = blended[1]
+        res.state = new
+        weights = torch.as_tensor(np.asarray(area_weights(np.asarray(model.latitude)).values))
+        extra = xr.Dataset({"climatology_blend_change": (("channel",), _area_rms(change, weights))})
+        res.extra = extra if res.extra is None else res.extra.merge(extra)
+        return res
