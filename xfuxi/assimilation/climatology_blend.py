@@ -215,7 +215,25 @@ class ClimatologyBlendMethod(CycleMethod):
     -----
     The per-cycle scores get ``climatology_blend_change`` (channel): the area-weighted RMS
     of what the blend changed in the analysis at t0. O−B and O−A are those of ``method``'s
-    analysis, before the blend.
+    analysis, before the blend. Its effect on the world's cycles: docs/cycling.md.
+
+    Examples
+    --------
+    Keep the planetary scales (``l ≤ 5``) of an anomaly and halve the rest:
+
+    >>> from xfuxi.assimilation.cycle import LETKFMethod
+    >>> lat = np.linspace(-87.5, 87.5, 36); lon = np.arange(72) * 5.0
+    >>> grid = type("Grid", (), {"latitude": lat, "longitude": lon})
+    >>> method = ClimatologyBlendMethod(LETKFMethod(), climatology=np.zeros((1, 36, 72)),
+    ...                                 factors=[[1.0, 0.5]], bands=(5, 35))
+    >>> method.name
+    'LETKF + climatology blend'
+    >>> c = np.cos(np.deg2rad(lat))[:, None]
+    >>> planetary = torch.as_tensor(c * np.cos(np.deg2rad(lon)))[None]  # l = 1
+    >>> small = torch.as_tensor(c**10 * np.cos(np.deg2rad(10 * lon)))[None]  # l = 10
+    >>> [round(float(method.blend(x, grid).abs().max() / x.abs().max()), 3)
+    ...  for x in (planetary, small)]
+    [1.0, 0.5]
     """
 
     method: CycleMethod
