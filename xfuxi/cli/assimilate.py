@@ -337,8 +337,11 @@ def _cmd_assimilate_da(args) -> int:
      help="blend each analysis with the climatology band by band, by the factors of this "
           "JSON file (channels, bands, factors; xfuxi.fit_climatology_blend; docs/cycling.md); "
           "needs --climatology")  # fmt: skip
-@arg("--climatology", default=None,
-     help="--blend: a Dataset of states whose time mean is the climatology (or one state)")
+@arg(
+    "--climatology",
+    default=None,
+    help="--blend: a Dataset of states whose time mean is the climatology (or one state)",
+)
 @arg("--sites", type=int, default=300,
      help="radiosonde sites (default 300; --method en4dvar-radiances: 0 for radiances "
           "only)")  # fmt: skip
