@@ -124,6 +124,13 @@ def test_bad_settings_are_named(kwargs, match):
         ClimatologyBlendMethod(CycleMethod(), **{**base, **kwargs})
 
 
+def test_a_climatology_on_another_grid_is_refused_before_the_first_cycle():
+    method = ClimatologyBlendMethod(CycleMethod(), climatology=np.zeros((2, 36, 72)),
+                                    factors=np.ones((2, 3)))  # fmt: skip
+    with pytest.raises(ValueError, match=r"the climatology is \(2, 36, 72\).*\(2, 8, 16\)"):
+        method.start(torch.zeros(3, 2, 8, 16), model=Grid, generator=torch.Generator())
+
+
 def test_fit_refuses_mismatched_inputs():
     a = np.zeros((3, 2, 36, 72))
     kw = dict(latitude=LAT, longitude=LON, weights=np.ones(36))

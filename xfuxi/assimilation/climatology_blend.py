@@ -281,6 +281,11 @@ class ClimatologyBlendMethod(CycleMethod):
         return self.method._chunk()
 
     def start(self, background, *, model, generator):
+        if background.shape[-3:] != self.climatology.shape:
+            raise ValueError(
+                f"the climatology is {tuple(self.climatology.shape)} (channel, latitude, "
+                f"longitude); the model's states are {tuple(background.shape[-3:])}"
+            )
         return self.method.start(background, model=model, generator=generator)
 
     def observe(self, network, truth, times, *, cycle, model):
