@@ -29,8 +29,7 @@ import torch
 import xarray as xr
 
 from ..data.channels import channel_name
-from ..grid import area_weights
-from .cycle import CycleMethod, _area_rms
+from .cycle import CycleMethod, _area_rms, _grid_weights
 
 __all__ = [
     "ClimatologyBlendMethod",
@@ -322,7 +321,7 @@ class ClimatologyBlendMethod(CycleMethod):
         change = blended[1] - pair[1]
         res.analysis = blended[1]
         res.state = new
-        weights = torch.as_tensor(np.asarray(area_weights(np.asarray(model.latitude)).values))
-        extra = xr.Dataset({"climatology_blend_change": (("channel",), _area_rms(change, weights))})
+        rms = _area_rms(change, _grid_weights(model))
+        extra = xr.Dataset({"climatology_blend_change": (("channel",), rms)})
         res.extra = extra if res.extra is None else res.extra.merge(extra)
         return res

@@ -32,8 +32,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..grid import area_weights
-from .cycle import CycleAnalysis, CycleMethod, _area_rms
+from .cycle import CycleAnalysis, CycleMethod, _area_rms, _grid_weights
 
 __all__ = ["BiasCorrectedMethod"]
 
@@ -176,8 +175,7 @@ class BiasCorrectedMethod(CycleMethod):
 
     def _remember(self, model: Any) -> None:
         """The area weights of the model's grid, for the diagnostics."""
-        lat = np.asarray(model.latitude)
-        self._weights = torch.as_tensor(np.asarray(area_weights(lat).values))
+        self._weights = _grid_weights(model)
 
     def _with_diagnostics(self, res: CycleAnalysis, bias: torch.Tensor) -> CycleAnalysis:
         rms = _area_rms(bias, self._weights)
