@@ -98,7 +98,9 @@ def run_world(
     bias_spinup: int = 8,
     static_length_scale: float = 2000.0,
     adaptive_static: float = 0.0,
+    static_inflation: float = 1.0,
     ensemble_variances: bool = False,
+    increment_previous: bool = False,
     blend: str | None = None,
     blend_strength: float = 1.0,
 ) -> dict:
@@ -186,9 +188,11 @@ def run_world(
                 static_samples("hgain"),
                 localization=LocalizationOptions(length_scale=static_length_scale),
                 adaptive_static=adaptive_static,
+                static_inflation=static_inflation,
             ),
             weight=gain_weight,
             ensemble_variances=ensemble_variances,
+            increment_previous=increment_previous,
         ),
         "3dvar": lambda: static_var(
             xfuxi.forecast_error_samples(
@@ -207,7 +211,9 @@ def run_world(
         "inflation": inflation, "hybrid": hybrid, "hybrid_lead": hybrid_lead or leads,
         "gain_weight": gain_weight, "bias_rate": bias_rate, "bias_truncation": bias_truncation,
         "bias_spinup": bias_spinup, "static_length_scale_km": static_length_scale,
-        "adaptive_static": adaptive_static, "ensemble_variances": ensemble_variances,
+        "adaptive_static": adaptive_static, "static_inflation": static_inflation,
+        "ensemble_variances": ensemble_variances,
+        "increment_previous": increment_previous,
         "table": {}, "runs": {},
     }  # fmt: skip
     blend_args: dict = {}
@@ -347,9 +353,21 @@ def main() -> None:
         help="hgain: gain of the static B's adaptive variance factor (0: fixed at 1)",
     )
     p.add_argument(
+        "--static-inflation",
+        type=float,
+        default=1.0,
+        help="hgain: variance factor of the static B (with --adaptive-static its start)",
+    )
+    p.add_argument(
         "--ensemble-variances",
         action="store_true",
         help="hgain: the static B takes the spatial pattern of the members' spread",
+    )
+    p.add_argument(
+        "--increment-previous",
+        action="store_true",
+        help="add each analysis increment to the earlier time of the pair too (hgain: the "
+        "static part's)",
     )
     p.add_argument(
         "--blend",
@@ -403,7 +421,9 @@ def main() -> None:
         bias_spinup=a.bias_spinup,
         static_length_scale=a.static_length_scale,
         adaptive_static=a.adaptive_static,
+        static_inflation=a.static_inflation,
         ensemble_variances=a.ensemble_variances,
+        increment_previous=a.increment_previous,
         blend=a.blend,
         blend_strength=a.blend_strength,
     )

@@ -529,6 +529,14 @@ def test_cli_cycle_hybrid_gain_and_a_static_b(monkeypatch, tmp_path, capsys):
     assert main([*base, "--method", "cycled-en4dvar", "--static-b", "b.nc"]) == 0
     assert seen["method"].static.shape[0] == 6
     assert seen["method"].background_error.hybrid_weight == 0.25
+    assert seen["method"].increment_previous is False
+    assert main([*gain, "--increment-previous"]) == 0
+    assert seen["method"].increment_previous is True
+    for name in ("en4dvar", "cycled-en4dvar"):
+        assert main([*base, "--method", name, "--increment-previous"]) == 0
+        assert seen["method"].increment_previous is True
+    assert main([*base, "--method", "letkf", "--increment-previous"]) == 2
+    assert "--increment-previous is not used by --method letkf" in capsys.readouterr().err
 
 
 def test_static_inflation_estimate_recovers_the_factor_of_b():
@@ -710,3 +718,98 @@ def test_the_adaptive_static_factor_is_a_running_mean_of_the_estimates(setting, 
     assert np.isfinite(est).all() and np.ptp(est) > 0.1
     previous = np.concatenate([[2.0], rho[:-1]])
     np.testing.assert_allclose(rho, np.clip(previous + 0.3 * (est - previous), 0.1, 10.0))
+
+
+def test_hybrid_gain_increment_previous_keeps_the_letkf_pair_difference(setting):
+    """``increment_previous=True``: the static part's increment goes to both times of the
+    mean's pair and of every member's, so the pairs' differences stay the LETKF's; the
+    analysis at t0 is the same as without it."""
+    import torch
+
+    from xfuxi.assimilation.cycle import HybridGainMethod, _letkf_update, _stack, static_var
+
+    model, truth = setting
+    x = torch.as_tensor(truth["x"].values)
+    var = static_var(
+        (x[1:21] - x[:20])[:, None],
+        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+    )
+    t = truth["time"].values
+    bg = _stack(truth, model, t[:3]) + 0.5
+    outs = {}
+    for flag in (False, True):
+        hybrid = HybridGainMethod(letkf=_letkf(), variational=var, increment_previous=flag)
+        state = hybrid.start(bg, model=model, generator=torch.Generator().manual_seed(0))
+        slots, _, _ = hybrid.observe(Lorenz96Network(seed=2), truth, [t[2]], cycle=0, model=model)
+        outs[flag] = hybrid.analyse(state, slots, model=model, generator=None)
+    ref = _letkf_update(state, slots, model, hybrid.letkf.options, hybrid.letkf.localization)
+    mean = ref.members.mean(0)
+    on, off = outs[True], outs[False]
+    torch.testing.assert_close(on.analysis, off.analysis)
+    increment = on.analysis - mean[1]
+    assert float(increment.abs().max()) > 0.01  # the static part changes something
+    torch.testing.assert_close(on.state["pair"][0], mean[0] + increment)
+    torch.testing.assert_close(off.state["pair"][0], mean[0])
+    torch.testing.assert_close(on.state["members"][:, 0], ref.members[:, 0] + increment)
+    torch.testing.assert_close(
+        on.state["members"][:, 1] - on.state["members"][:, 0],
+        ref.members[:, 1] - ref.members[:, 0],
+    )
+    assert hybrid.settings()["increment_previous"] is True
+    assert "increment_previous" not in HybridGainMethod(letkf=_letkf(), variational=var).settings()
+    with pytest.raises(TypeError, match="increment_previous"):
+        HybridGainMethod(letkf=_letkf(), variational=var, increment_previous=1)
+
+
+@pytest.mark.parametrize("n_slots", [1, 2])
+def test_en4dvar_increment_previous_moves_the_earlier_time_of_the_pair(setting, n_slots):
+    """``En4DVarMethod(increment_previous=True)``: the analysed pair is
+    ``(x_b(t0 − Δ) + δ, x_a)``, and the 4DVar is asked for the same pairs in its window."""
+    import torch
+
+    from xfuxi.assimilation import cycle as cycle_module
+    from xfuxi.assimilation.config import Minimiser
+    from xfuxi.assimilation.cycle import _stack, static_var
+
+    model, truth = setting
+    x = torch.as_tensor(truth["x"].values)
+    t = truth["time"].values
+    bg = _stack(truth, model, t[:3]) + 0.5
+    seen = []
+    real = cycle_module.en4dvar_analysis
+
+    def spy(*args, **kw):
+        seen.append(kw["increment_previous"])
+        return real(*args, **kw)
+
+    outs = {}
+    for flag in (False, True):
+        method = static_var(
+            (x[1:21] - x[:20])[:, None],
+            n_slots=n_slots,
+            localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+            minimiser=Minimiser(max_iter=15),
+        )
+        method.increment_previous = flag
+        state = method.start(bg, model=model, generator=torch.Generator().manual_seed(0))
+        slots, _, _ = method.observe(
+            Lorenz96Network(seed=2), truth, list(t[2 : 2 + n_slots]), cycle=0, model=model
+        )
+        mp = pytest.MonkeyPatch()
+        mp.setattr(cycle_module, "en4dvar_analysis", spy)
+        try:
+            outs[flag] = method.analyse(state, slots, model=model, generator=None)
+        finally:
+            mp.undo()
+    assert seen == [False, True]
+    on, off = outs[True], outs[False]
+    torch.testing.assert_close(off.state["pair"][0], bg[1])
+    torch.testing.assert_close(on.state["pair"][0], bg[1] + (on.analysis - bg[2]))
+    torch.testing.assert_close(on.state["pair"][1], on.analysis)
+    # the same analysis: one slot rolls nothing forward, and Lorenz-96 reads only the later
+    # input (the window's use of the flag: test_en4dvar.py::test_increment_previous_...)
+    torch.testing.assert_close(on.analysis, off.analysis)
+    assert float((on.analysis - bg[2]).abs().max()) > 0.01  # an increment to carry
+    assert method.settings()["increment_previous"] is True
+    with pytest.raises(TypeError, match="increment_previous"):
+        En4DVarMethod(increment_previous="yes")

@@ -465,6 +465,11 @@ class En4DVarMethod(CycleMethod):
     additive, additive_scale : optional
         Additive inflation of the cycled members after their update, as for
         :class:`LETKFMethod` (``members="cycled"`` only).
+    increment_previous : bool, default False
+        The analysed pair is ``(x_b(t0 − Δ) + δ, x_a)`` with ``δ = x_a − x_b(t0)``, and the
+        4DVar rolls its window from such pairs (``en4dvar_analysis(increment_previous=True)``):
+        the pair's difference, the tendency a two-time model reads, stays the background's.
+        False: ``(x_b(t0 − Δ), x_a)``, and the model reads the increment as a six-hour change.
     name : str
 
     Examples
@@ -501,9 +506,14 @@ class En4DVarMethod(CycleMethod):
     name: str = "En4DVar"
     static_inflation: float = 1.0
     adaptive_static: float = 0.0
+    increment_previous: bool = False
 
     def __post_init__(self) -> None:
         self.additive = _check_additive(self.additive, self.additive_scale)
+        if not isinstance(self.increment_previous, bool):
+            raise TypeError(
+                f"increment_previous must be True or False; got {self.increment_previous!r}"
+            )
         rho, gain = self.static_inflation, self.adaptive_static
         if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho < math.inf:
             raise ValueError(f"static_inflation must be a positive number; got {rho!r}")
@@ -546,6 +556,8 @@ class En4DVarMethod(CycleMethod):
             # absent otherwise: older stores stay resumable
             out["static_inflation"] = float(self.static_inflation)
             out["adaptive_static"] = float(self.adaptive_static)
+        if self.increment_previous:  # absent when off: older stores stay resumable
+            out["increment_previous"] = True
         if self.members == "cycled":
             out["letkf"] = self.letkf.to_dict()
             out["letkf_localization"] = (self.letkf_localization or self.localization).to_dict()
@@ -603,6 +615,7 @@ class En4DVarMethod(CycleMethod):
             anomalies=anomalies,
             background_error=opts,
             localization=self._loc,
+            increment_previous=self.increment_previous,
             minimiser=self.minimiser,
             quality_control=self.quality_control,
             generator=generator,
@@ -616,6 +629,14 @@ class En4DVarMethod(CycleMethod):
             **static_diag,
         }
         return res, diag
+
+    def _analysed_pair(self, background: torch.Tensor, analysis: torch.Tensor) -> torch.Tensor:
+        """The model's next input pair: ``(x_b(t0 − Δ), x_a)``, or with
+        ``increment_previous`` ``(x_b(t0 − Δ) + x_a − x_b(t0), x_a)``."""
+        previous = background[1]
+        if self.increment_previous:
+            previous = previous + (analysis - background[2])
+        return torch.stack([previous, analysis])
 
     def _static_part(
         self, state: dict[str, torch.Tensor], slots: Sequence[Any]
@@ -669,7 +690,7 @@ class En4DVarMethod(CycleMethod):
 
     def analyse(self, state, slots, *, model, generator):
         res, diag = self._variational(state, slots, model, generator)
-        pair = torch.stack([state["background"][1], res.analysis])
+        pair = self._analysed_pair(state["background"], res.analysis)
         new: dict[str, torch.Tensor] = {"pair": pair}
         if "static_inflation" in diag and self.adaptive_static > 0:
             new["static_inflation"] = torch.tensor(diag["static_inflation"], dtype=torch.float64)
@@ -846,6 +867,11 @@ class HybridGainMethod(CycleMethod):
         its global variance and correlations but is larger where the members spread more
         (between the observing sites) and smaller near them (flow-dependent variances in a
         static B, as operational systems take them from an ensemble of data assimilations).
+    increment_previous : bool, default False
+        Add the static part's increment to the earlier time of each pair too (the mean's
+        and every member's), so that the pair's difference, the tendency a two-time model
+        reads from its input, stays the LETKF's. False: only t0 gets it, and the model reads
+        the increment as a six-hour change.
 
     Examples
     --------
@@ -868,6 +894,7 @@ class HybridGainMethod(CycleMethod):
     weight: float = 1.0
     name: str = "hybrid-gain LETKF"
     ensemble_variances: bool = False
+    increment_previous: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.letkf, LETKFMethod):
@@ -885,10 +912,9 @@ class HybridGainMethod(CycleMethod):
         w = self.weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1:
             raise ValueError(f"weight must be a number in (0, 1]; got {w!r}")
-        if not isinstance(self.ensemble_variances, bool):
-            raise TypeError(
-                f"ensemble_variances must be True or False; got {self.ensemble_variances!r}"
-            )
+        for flag in ("ensemble_variances", "increment_previous"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be True or False; got {getattr(self, flag)!r}")
         self.n_slots = 1
 
     def settings(self) -> dict[str, Any]:
@@ -899,6 +925,7 @@ class HybridGainMethod(CycleMethod):
             "weight": float(self.weight),
             # absent when off: older stores stay resumable
             **({"ensemble_variances": True} if self.ensemble_variances else {}),
+            **({"increment_previous": True} if self.increment_previous else {}),
         }
 
     def _chunk(self) -> int:
@@ -918,8 +945,13 @@ class HybridGainMethod(CycleMethod):
             vstate["static_modulation"] = spread_modulation(res.background_spread, model)
         var = self.variational.analyse(vstate, slots, model=model, generator=generator)
         mean = pair[1] + float(self.weight) * (var.analysis - pair[1])
+        increment = mean - pair[1]
         members = res.members.clone()
-        members[:, 1] += (mean - pair[1])[None]
+        members[:, 1] += increment[None]
+        previous = pair[0]
+        if self.increment_previous:  # the pair's difference stays the LETKF's
+            previous = previous + increment
+            members[:, 0] += increment[None]
         if opts.additive is not None:
             members = additive_inflation(members, opts.additive, opts.additive_scale, generator)
         used = [
@@ -937,7 +969,7 @@ class HybridGainMethod(CycleMethod):
             },
         }
         new = {
-            "pair": torch.stack([pair[0], mean]),
+            "pair": torch.stack([previous, mean]),
             "members": members,
             "inflation": torch.tensor(res.inflation, dtype=torch.float64),
         }

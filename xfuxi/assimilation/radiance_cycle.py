@@ -345,7 +345,7 @@ class RadianceEn4DVarMethod(En4DVarMethod):
             out.extra = self._extra(names, diag, None, None, None, state.get("varbc"), state)
             return out
         res, cdiag = self._variational(state, used, model, generator)
-        pair = torch.stack([bg[1], res.analysis])
+        pair = self._analysed_pair(bg, res.analysis)
         new: dict[str, torch.Tensor] = {"pair": pair}
         omb = oma = row_names = None
         if rows is not None:

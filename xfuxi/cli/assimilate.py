@@ -309,6 +309,13 @@ def _cmd_assimilate_da(args) -> int:
     help="--method hybrid-gain: give the static B the spatial pattern of the members' spread",
 )
 @arg(
+    "--increment-previous",
+    action="store_true",
+    help="hybrid-gain, en4dvar, cycled-en4dvar, en4dvar-radiances: add each variational "
+    "increment to the earlier time of the model's input pair too (its difference, the "
+    "tendency the model reads, stays the background's)",
+)
+@arg(
     "--hybrid-weight",
     type=float,
     default=0.25,
@@ -439,6 +446,8 @@ def _cmd_cycle(args) -> int:
         return usage_error(
             "cycle", "--adaptive-static and --ensemble-variances need --method hybrid-gain"
         )
+    if args.increment_previous and args.method in ("letkf", "fuxi-da"):
+        return usage_error("cycle", f"--increment-previous is not used by --method {args.method}")
     if args.static_b is not None and args.method == "fuxi-da":
         return usage_error("cycle", f"--static-b is not used by --method {args.method}")
     if args.method != "en4dvar-radiances" and args.varbc:
@@ -509,6 +518,7 @@ def _cmd_cycle(args) -> int:
                     ),
                     weight=args.gain_weight,
                     ensemble_variances=args.ensemble_variances,
+                    increment_previous=args.increment_previous,
                 )
             except ValueError as err:
                 return usage_error("cycle", f"--gain-weight / --adaptive-static: {err}")
@@ -534,6 +544,7 @@ def _cmd_cycle(args) -> int:
                 screen_threshold=args.screen_threshold,
                 members="cycled" if args.cycled_ensemble else "perlin",
                 letkf=letkf,
+                increment_previous=args.increment_previous,
                 **rad,
             )
         except ValueError as err:
@@ -556,6 +567,7 @@ def _cmd_cycle(args) -> int:
             members="perlin" if args.method == "en4dvar" else "cycled",
             letkf=letkf,
             static=static,
+            increment_previous=args.increment_previous,
         )
     if args.bias_rate > 0:
         trunc = None if args.bias_truncation < 0 else args.bias_truncation
