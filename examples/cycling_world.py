@@ -103,6 +103,8 @@ def run_world(
     increment_previous: bool = False,
     blend: str | None = None,
     blend_strength: float = 1.0,
+    keep_members: bool = True,
+    update_previous: bool = True,
 ) -> dict:
     """Run the comparison; returns ``{"table": ..., "runs": ...}`` (also written as JSON)."""
     import torch
@@ -141,6 +143,7 @@ def run_world(
     network = RadiosondeNetwork(n_sites=sites)
     loc = LocalizationOptions(length_scale=length_scale, vertical_length_scale=1.0)
     letkf = LETKFOptions(n_members=members, rtps=rtps, inflation=inflation, qc_threshold=5.0)
+    ens = {"update_previous": update_previous}  # the LETKF's earlier input time
 
     def error_samples(lead_steps: int):
         """The model's forecast errors at this lead, from the train split (independent of
@@ -169,7 +172,7 @@ def run_world(
         return samples[lead]
 
     builders = {
-        "letkf": lambda: LETKFMethod(options=letkf, localization=loc, **extra),
+        "letkf": lambda: LETKFMethod(options=letkf, localization=loc, **ens, **extra),
         "cycled": lambda: En4DVarMethod(
             background_error=BackgroundError(n_members=members, hybrid_weight=hybrid or 0.25),
             static=static_samples("cycled") if hybrid > 0 else None,
@@ -183,7 +186,7 @@ def run_world(
             background_error=BackgroundError(n_members=100), localization=loc, name="Perlin En4DVar"
         ),
         "hgain": lambda: HybridGainMethod(
-            letkf=LETKFMethod(options=letkf, localization=loc, **extra),
+            letkf=LETKFMethod(options=letkf, localization=loc, **ens, **extra),
             variational=static_var(
                 static_samples("hgain"),
                 localization=LocalizationOptions(length_scale=static_length_scale),
@@ -213,7 +216,7 @@ def run_world(
         "bias_spinup": bias_spinup, "static_length_scale_km": static_length_scale,
         "adaptive_static": adaptive_static, "static_inflation": static_inflation,
         "ensemble_variances": ensemble_variances,
-        "increment_previous": increment_previous,
+        "increment_previous": increment_previous, "update_previous": update_previous,
         "table": {}, "runs": {},
     }  # fmt: skip
     blend_args: dict = {}
@@ -243,7 +246,7 @@ def run_world(
             network,
             method=method,
             model=model,
-            config=CycleConfig(days=days),
+            config=CycleConfig(days=days, keep_members=keep_members),
             store=None if store is None else f"{store}-{key}.zarr",
         )
         wall = time.perf_counter() - tic
@@ -370,6 +373,18 @@ def main() -> None:
         "static part's)",
     )
     p.add_argument(
+        "--no-update-previous",
+        action="store_true",
+        help="letkf, hgain: the LETKF analyses t0 only; the earlier input time keeps the "
+        "previous analysis",
+    )
+    p.add_argument(
+        "--no-keep-members",
+        action="store_true",
+        help="keep the members of the last complete cycle only in the stores (smaller; "
+        "the run stays resumable)",
+    )
+    p.add_argument(
         "--blend",
         default=None,
         help="blend each analysis with the climatology by the factors of this file "
@@ -426,6 +441,8 @@ def main() -> None:
         increment_previous=a.increment_previous,
         blend=a.blend,
         blend_strength=a.blend_strength,
+        keep_members=not a.no_keep_members,
+        update_previous=not a.no_update_previous,
     )
     print(json.dumps(out["table"], indent=1))
 

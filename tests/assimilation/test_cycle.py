@@ -265,13 +265,14 @@ def test_cli_cycle_flags_come_from_cycle_config(monkeypatch, tmp_path):
         "--divergence-factor",
         "7",
         "--no-save-states",
+        "--no-keep-members",
         "--start",
         "2001-03-02T06",
     ]
     assert main(base + args) == 0
     assert seen["config"] == CycleConfig(
         n_cycles=5, lead_steps=3, seed=4, initial_error=0.5, divergence_factor=7.0,
-        save_states=False, start="2001-03-02 06:00:00",
+        save_states=False, keep_members=False, start="2001-03-02 06:00:00",
     )  # fmt: skip
     assert seen["network"].seed == 4
 
@@ -537,6 +538,14 @@ def test_cli_cycle_hybrid_gain_and_a_static_b(monkeypatch, tmp_path, capsys):
         assert seen["method"].increment_previous is True
     assert main([*base, "--method", "letkf", "--increment-previous"]) == 2
     assert "--increment-previous is not used by --method letkf" in capsys.readouterr().err
+    assert main([*gain, "--no-update-previous"]) == 0
+    assert seen["method"].letkf.update_previous is False
+    assert main([*base, "--method", "letkf"]) == 0
+    assert seen["method"].update_previous is True
+    assert main([*base, "--method", "letkf", "--no-update-previous"]) == 0
+    assert seen["method"].update_previous is False
+    assert main([*base, "--method", "en4dvar", "--no-update-previous"]) == 2
+    assert "--no-update-previous is not used by --method en4dvar" in capsys.readouterr().err
 
 
 def test_static_inflation_estimate_recovers_the_factor_of_b():
@@ -789,8 +798,8 @@ def test_en4dvar_increment_previous_moves_the_earlier_time_of_the_pair(setting, 
             n_slots=n_slots,
             localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
             minimiser=Minimiser(max_iter=15),
+            increment_previous=flag,
         )
-        method.increment_previous = flag
         state = method.start(bg, model=model, generator=torch.Generator().manual_seed(0))
         slots, _, _ = method.observe(
             Lorenz96Network(seed=2), truth, list(t[2 : 2 + n_slots]), cycle=0, model=model
@@ -813,3 +822,92 @@ def test_en4dvar_increment_previous_moves_the_earlier_time_of_the_pair(setting, 
     assert method.settings()["increment_previous"] is True
     with pytest.raises(TypeError, match="increment_previous"):
         En4DVarMethod(increment_previous="yes")
+
+
+def test_keep_members_false_keeps_only_the_last_cycles_members_and_resumes(setting, tmp_path):
+    """``CycleConfig(keep_members=False)``: every complete cycle but the last is rewritten
+    without its members; an interrupted run still resumes identically, and
+    ``open_cycle_states`` refuses the cycles without members."""
+    import xarray as xr
+
+    from xfuxi.assimilation.cycle import open_cycle_states
+    from xfuxi.files import read_marker
+
+    whole = _run(setting, 6, store=tmp_path / "a")
+
+    class Interrupt(Exception):
+        pass
+
+    class Failing(Lorenz96Network):
+        def __call__(self, truth, times, *, cycle, model):
+            if cycle == 4:
+                raise Interrupt
+            return super().__call__(truth, times, cycle=cycle, model=model)
+
+    with pytest.raises(Interrupt):
+        _run(setting, 6, store=tmp_path / "b", network=Failing(seed=2), keep_members=False)
+    cycles = sorted((tmp_path / "b" / "cycles").glob("*.zarr"))
+    assert len(cycles) == 4
+    for i, p in enumerate(cycles):
+        with xr.open_zarr(p) as ds:
+            assert ("state__members" in ds) == (i == 3), i
+            assert "state__pair" in ds and "analysis_state" in ds
+        marker = read_marker(p)
+        assert marker["cycle"] == i  # still a complete cycle
+        assert bool(marker.get("members_dropped", False)) == (i < 3)
+    resumed = _run(setting, 6, store=tmp_path / "b", keep_members=False)
+    a, b = whole.scores.drop_vars("wall_time_s"), resumed.scores.drop_vars("wall_time_s")
+    assert a.attrs.pop("config") != b.attrs.pop("config")  # keep_members differs
+    xr.testing.assert_identical(a, b)
+    np.testing.assert_array_equal(
+        open_cycle(tmp_path / "a")["analysis_state"].values,
+        open_cycle(tmp_path / "b")["analysis_state"].values,
+    )
+    with xr.open_zarr(tmp_path / "b" / "cycles" / "000005.zarr") as ds:
+        assert "state__members" in ds
+    assert open_cycle_states(tmp_path / "a").sizes["member"] == 10
+    with pytest.raises(ValueError, match="cycle 0 of .* no longer has its members"):
+        open_cycle_states(tmp_path / "b")
+    with pytest.raises(ValueError, match="keep_members must be True or False"):
+        CycleConfig(n_cycles=2, keep_members="no")
+
+
+@pytest.mark.parametrize("kind", ["letkf", "hybrid gain"])
+def test_update_previous_false_keeps_the_earlier_time_of_every_pair(setting, kind):
+    """``LETKFMethod(update_previous=False)``: the analysis at t0 is the same, the earlier
+    time of every member's pair and of the mean pair keeps the previous analysis (the
+    hybrid gain follows its LETKF's setting)."""
+    import torch
+
+    from xfuxi.assimilation.cycle import HybridGainMethod, _stack, static_var
+
+    model, truth = setting
+    x = torch.as_tensor(truth["x"].values)
+    var = static_var(
+        (x[1:21] - x[:20])[:, None],
+        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+    )
+    t = truth["time"].values
+    bg = _stack(truth, model, t[:3]) + 0.5
+    outs, states = {}, {}
+    for flag in (True, False):
+        letkf = _letkf()
+        letkf.update_previous = flag
+        method = letkf if kind == "letkf" else HybridGainMethod(letkf=letkf, variational=var)
+        state = method.start(bg, model=model, generator=torch.Generator().manual_seed(0))
+        slots, _, _ = method.observe(Lorenz96Network(seed=2), truth, [t[2]], cycle=0, model=model)
+        outs[flag] = method.analyse(state, slots, model=model, generator=None)
+        states[flag] = state
+    on, off = outs[True], outs[False]
+    state = states[False]
+    torch.testing.assert_close(off.analysis, on.analysis)
+    torch.testing.assert_close(off.state["members"][:, 1], on.state["members"][:, 1])
+    torch.testing.assert_close(off.state["members"][:, 0], state["members"][:, 0])
+    assert float((on.state["members"][:, 0] - state["members"][:, 0]).abs().max()) > 0.01
+    torch.testing.assert_close(off.state["pair"][0], state["background"][1])
+    torch.testing.assert_close(off.state["pair"][1], on.state["pair"][1])
+    assert method.settings().get("update_previous", method.settings().get("letkf", {}).get(
+        "update_previous")) is False  # fmt: skip
+    assert "update_previous" not in _letkf().settings()  # older stores stay resumable
+    with pytest.raises(TypeError, match="update_previous"):
+        LETKFMethod(update_previous=0)

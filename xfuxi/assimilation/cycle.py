@@ -292,6 +292,12 @@ class LETKFMethod(CycleMethod):
         ``lead_steps=1``, from a period apart from the one assimilated) represent the error
         the model adds in one cycle, which no multiplicative inflation can.
     additive_scale : float, default 1.0
+    update_previous : bool, default True
+        The weights of each local analysis update both input times of every member's pair
+        (a lag-one smoother: each analysed pair stays a consistent pair). False: only t0 is
+        analysed; the earlier time keeps the previous cycle's analysis (every member's and
+        the mean's), as after the variational methods of the driver, so the model reads the
+        increment as a six-hour change (measured in docs/cycling.md).
 
     Examples
     --------
@@ -314,9 +320,12 @@ class LETKFMethod(CycleMethod):
     additive: Any = None
     additive_scale: float = 1.0
     name: str = "LETKF"
+    update_previous: bool = True
 
     def __post_init__(self) -> None:
         self.additive = _check_additive(self.additive, self.additive_scale)
+        if not isinstance(self.update_previous, bool):
+            raise TypeError(f"update_previous must be True or False; got {self.update_previous!r}")
 
     def settings(self) -> dict[str, Any]:
         out = {
@@ -328,6 +337,8 @@ class LETKFMethod(CycleMethod):
         }
         if self.additive is not None:  # absent otherwise: older stores stay resumable
             out["additive"] = _additive_settings(self.additive, self.additive_scale)
+        if not self.update_previous:  # absent when on: older stores stay resumable
+            out["update_previous"] = False
         return out
 
     def _chunk(self) -> int:
@@ -342,9 +353,27 @@ class LETKFMethod(CycleMethod):
             "inflation": torch.tensor(float(self.options.inflation), dtype=torch.float64),
         }
 
-    def analyse(self, state, slots, *, model, generator):
+    def _update(self, state, slots, model):
+        """The LETKF update of the state's members; with ``update_previous=False`` the
+        earlier time of each pair is put back to the previous cycle's analysis."""
         res = _letkf_update(state, slots, model, self.options, self.localization)
-        pair = res.members.mean(0)
+        if not self.update_previous:
+            members = res.members.clone()
+            members[:, 0] = state["members"][:, 0]
+            res = res._replace(members=members)
+        return res
+
+    def _pair(self, state, members: torch.Tensor) -> torch.Tensor:
+        """The analysed mean pair of ``members``; its earlier time the previous analysis
+        when ``update_previous`` is False."""
+        pair = members.mean(0)
+        if not self.update_previous:
+            pair[0] = state["background"][1]
+        return pair
+
+    def analyse(self, state, slots, *, model, generator):
+        res = self._update(state, slots, model)
+        pair = self._pair(state, res.members)
         members = res.members
         if self.additive is not None:
             members = additive_inflation(members, self.additive, self.additive_scale, generator)
@@ -790,6 +819,7 @@ def static_var(
     quality_control: QualityControl | None = None,
     static_inflation: float = 1.0,
     adaptive_static: float = 0.0,
+    increment_previous: bool = False,
 ) -> En4DVarMethod:
     """3D-Var (``n_slots=1``) or 4D-Var with a static B from background-error samples.
 
@@ -797,7 +827,8 @@ def static_var(
     :func:`~xfuxi.assimilation.calibration.forecast_error_samples`; ``model`` then needed)
     or a tensor ``(K, C, H, W)``. ``localization`` default: none (the samples' own
     correlations; with few samples, localize). ``static_inflation``, ``adaptive_static``:
-    a fixed or adaptive variance factor of B (:class:`En4DVarMethod`).
+    a fixed or adaptive variance factor of B; ``increment_previous``: the increment on both
+    input times of the analysed pair (:class:`En4DVarMethod`).
 
     Examples
     --------
@@ -834,6 +865,7 @@ def static_var(
         name="3D-Var (static B)" if n_slots == 1 else "4D-Var (static B)",
         static_inflation=static_inflation,
         adaptive_static=adaptive_static,
+        increment_previous=increment_previous,
     )
 
 
@@ -847,10 +879,10 @@ class HybridGainMethod(CycleMethod):
     :class:`En4DVarMethod`, e.g. :func:`static_var`: 3D-Var with a climatological B)
     analyses the same observations with the LETKF mean as its background, and the analysis
     is ``x̄_a + weight · (x_a^var − x̄_a)``; the members are recentred on it (their values at
-    t0; the earlier time of each pair keeps the LETKF's). The static B brings what a small
-    ensemble's covariances miss (docs/cycling.md): the gain is a blend of the ensemble's and
-    the static one (Penny 2014, "The hybrid local ensemble transform Kalman filter", Mon.
-    Wea. Rev. 142).
+    t0; the earlier time of each pair keeps the LETKF's unless ``increment_previous``). The
+    static B brings what a small ensemble's covariances miss (docs/cycling.md): the gain is a
+    blend of the ensemble's and the static one (Penny 2014, "The hybrid local ensemble
+    transform Kalman filter", Mon. Wea. Rev. 142).
 
     Parameters
     ----------
@@ -933,8 +965,8 @@ class HybridGainMethod(CycleMethod):
 
     def analyse(self, state, slots, *, model, generator):
         opts = self.letkf
-        res = _letkf_update(state, slots, model, opts.options, opts.localization)
-        pair = res.members.mean(0)
+        res = opts._update(state, slots, model)
+        pair = opts._pair(state, res.members)
         bg = torch.stack([state["background"][0], pair[0], pair[1]])
         # the static B's adaptive factor is estimated against the prior (the LETKF's
         # background mean), not against the LETKF analysis that already used the observations
@@ -1239,6 +1271,27 @@ def _state_to_vars(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     return out
 
 
+def _drop_members(cycle_path: Path) -> None:
+    """Rewrite a complete cycle without its ensemble members (``keep_members=False``).
+
+    Atomic: the cycle stays complete, with or without them, whenever the process stops."""
+    marker = read_marker(cycle_path)
+    if marker is None or marker.get("kind") != CYCLE_KIND:
+        return
+    with xr.open_zarr(cycle_path) as ds:
+        if "state__members" not in ds:
+            return
+        ds = ds.load()
+    ds = ds.drop_vars("state__members")
+    replace_directory(
+        cycle_path,
+        lambda d: ds.to_zarr(d, mode="w", consolidated=True, zarr_format=2),
+        kind=CYCLE_KIND,
+        overwrite=True,
+        metadata={**{k: v for k, v in marker.items() if k != "kind"}, "members_dropped": True},
+    )
+
+
 def _state_from(ds: xr.Dataset) -> dict[str, torch.Tensor]:
     return {
         str(k)[len("state__") :]: torch.as_tensor(np.array(ds[k].values))
@@ -1290,7 +1343,13 @@ def cycle(
           (drawn from the run's generator): a perfect-model twin (Lorenz-96) would
           otherwise start from the truth itself;
         - ``save_states`` (default True): write the analysis, background and spread fields
-          of each cycle (not only scores).
+          of each cycle (not only scores);
+        - ``keep_members`` (default True): keep each cycle's ensemble members (the analysed
+          input pair of every member, float64: about 90 MB a cycle for 160 members on the
+          T21 grid). False: once a cycle is complete, the previous one is rewritten
+          (atomically) without them, so that only the last complete cycle has them, which
+          is all a resumed run needs; :func:`open_cycle_states` then refuses the cycles
+          without them.
 
         It is saved with the store (the marker of ``store``) and in the scores' attrs
         (``config``).
@@ -1351,6 +1410,7 @@ def cycle(
     days, n_cycles, start, lead_steps = cfg.days, cfg.n_cycles, cfg.start, cfg.lead_steps
     seed, divergence_factor, initial_error = cfg.seed, cfg.divergence_factor, cfg.initial_error
     save_states = cfg.save_states
+    keep_members = cfg.keep_members
     if model is None:
         model = CYCLING_MODEL
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
@@ -1496,6 +1556,8 @@ def cycle(
                 kind=CYCLE_KIND,
                 metadata={"cycle": c, "time": str(t)},
             )
+            if not keep_members and c > 0:
+                _drop_members(path / "cycles" / f"{c - 1:06d}.zarr")
         rows.append(row)
         state = method.forecast(res.state, model=model)
         free = torch.stack([free[1], _step(model, free[None])[0]])
@@ -1663,7 +1725,8 @@ def open_cycle_states(
     Raises
     ------
     ValueError
-        Not a cycling store, no complete cycle after ``skip_days``, or ``members`` < 1.
+        Not a cycling store, no complete cycle after ``skip_days``, ``members`` < 1, or a
+        cycle whose members the run did not keep (``CycleConfig(keep_members=False)``).
     """
     path = Path(store)
     marker = read_marker(path) if path.exists() else None
@@ -1686,6 +1749,11 @@ def open_cycle_states(
                 continue
             if "state__members" in ds:
                 x = np.asarray(ds["state__members"].values, dtype="float32")
+            elif (read_marker(path / "cycles" / f"{c:06d}.zarr") or {}).get("members_dropped"):
+                raise ValueError(
+                    f"cycle {c} of {path} no longer has its members: the run kept only the "
+                    "last cycle's (CycleConfig(keep_members=False))"
+                )
             elif "state__pair" in ds:
                 x = np.asarray(ds["state__pair"].values, dtype="float32")[None]
             else:

@@ -63,6 +63,11 @@ class CycleConfig(Config):
     save_states: bool = config_field(
         True, help="write the analysis, background and spread fields of each cycle"
     )
+    keep_members: bool = config_field(
+        True,
+        help="keep every cycle's ensemble members in the store (false: only the last complete "
+        "cycle's, which a resumed run needs)",
+    )
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -76,8 +81,11 @@ class CycleConfig(Config):
         check_integers(self, {"lead_steps": 2, "seed": 0})
         check_number(self, "divergence_factor", above=True)
         check_number(self, "initial_error")
-        if not isinstance(self.save_states, (bool, np.bool_)):
-            raise ValueError(f"{owner}.save_states must be True or False; got {self.save_states!r}")
+        for flag in ("save_states", "keep_members"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise ValueError(
+                    f"{owner}.{flag} must be True or False; got {getattr(self, flag)!r}"
+                )
         if self.start is not None:
             try:
                 start = str(pd.Timestamp(self.start))

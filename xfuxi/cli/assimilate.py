@@ -309,6 +309,12 @@ def _cmd_assimilate_da(args) -> int:
     help="--method hybrid-gain: give the static B the spatial pattern of the members' spread",
 )
 @arg(
+    "--no-update-previous",
+    action="store_true",
+    help="letkf, hybrid-gain: the LETKF analyses t0 only; the earlier time of each input pair "
+    "keeps the previous analysis (as after a variational analysis)",
+)
+@arg(
     "--increment-previous",
     action="store_true",
     help="hybrid-gain, en4dvar, cycled-en4dvar, en4dvar-radiances: add each variational "
@@ -446,6 +452,8 @@ def _cmd_cycle(args) -> int:
         return usage_error(
             "cycle", "--adaptive-static and --ensemble-variances need --method hybrid-gain"
         )
+    if args.no_update_previous and args.method not in ("letkf", "hybrid-gain"):
+        return usage_error("cycle", f"--no-update-previous is not used by --method {args.method}")
     if args.increment_previous and args.method in ("letkf", "fuxi-da"):
         return usage_error("cycle", f"--increment-previous is not used by --method {args.method}")
     if args.static_b is not None and args.method == "fuxi-da":
@@ -506,7 +514,9 @@ def _cmd_cycle(args) -> int:
             satellites=satellites, frames=method.model.frames, errors=errors, seed=config.seed
         )
     elif args.method in ("letkf", "hybrid-gain"):
-        method = LETKFMethod(options=letkf, localization=loc)
+        method = LETKFMethod(
+            options=letkf, localization=loc, update_previous=not args.no_update_previous
+        )
         if args.method == "hybrid-gain":
             try:
                 method = HybridGainMethod(
