@@ -48,6 +48,19 @@ def _run(setting, n, store=None, method=None, network=None, **kw):
     )
 
 
+class _Interrupt(Exception):
+    pass
+
+
+class _FailingAt4(Lorenz96Network):
+    """A network whose fifth cycle fails: an interrupted run."""
+
+    def __call__(self, truth, times, *, cycle, model):
+        if cycle == 4:
+            raise _Interrupt
+        return super().__call__(truth, times, cycle=cycle, model=model)
+
+
 def test_letkf_cycles_beat_the_free_run(setting):
     run = _run(setting, 12)
     s = run.scores
@@ -62,17 +75,8 @@ def test_letkf_cycles_beat_the_free_run(setting):
 def test_an_interrupted_run_resumes_with_identical_results(setting, tmp_path):
     whole = _run(setting, 6, store=tmp_path / "a")
 
-    class Interrupt(Exception):
-        pass
-
-    class Failing(Lorenz96Network):
-        def __call__(self, truth, times, *, cycle, model):
-            if cycle == 4:
-                raise Interrupt
-            return super().__call__(truth, times, cycle=cycle, model=model)
-
-    with pytest.raises(Interrupt):
-        _run(setting, 6, store=tmp_path / "b", network=Failing(seed=2))
+    with pytest.raises(_Interrupt):
+        _run(setting, 6, store=tmp_path / "b", network=_FailingAt4(seed=2))
     assert len(list((tmp_path / "b" / "cycles").glob("*.zarr"))) == 4
     resumed = _run(setting, 6, store=tmp_path / "b")
     xr.testing.assert_identical(
@@ -835,17 +839,8 @@ def test_keep_members_false_keeps_only_the_last_cycles_members_and_resumes(setti
 
     whole = _run(setting, 6, store=tmp_path / "a")
 
-    class Interrupt(Exception):
-        pass
-
-    class Failing(Lorenz96Network):
-        def __call__(self, truth, times, *, cycle, model):
-            if cycle == 4:
-                raise Interrupt
-            return super().__call__(truth, times, cycle=cycle, model=model)
-
-    with pytest.raises(Interrupt):
-        _run(setting, 6, store=tmp_path / "b", network=Failing(seed=2), keep_members=False)
+    with pytest.raises(_Interrupt):
+        _run(setting, 6, store=tmp_path / "b", network=_FailingAt4(seed=2), keep_members=False)
     cycles = sorted((tmp_path / "b" / "cycles").glob("*.zarr"))
     assert len(cycles) == 4
     for i, p in enumerate(cycles):
