@@ -48,6 +48,19 @@ def _run(setting, n, store=None, method=None, network=None, **kw):
     )
 
 
+def _static_3dvar(truth):
+    """3D-Var with a static B of the truth's 6-hour tendencies (Lorenz-96)."""
+    import torch
+
+    from xfuxi.assimilation.cycle import static_var
+
+    x = torch.as_tensor(truth["x"].values)
+    return static_var(
+        (x[1:21] - x[:20])[:, None],
+        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
+    )
+
+
 class _Interrupt(Exception):
     pass
 
@@ -416,14 +429,10 @@ def test_a_store_written_before_a_diagnostic_existed_still_reads(setting, tmp_pa
 def test_hybrid_gain_blends_the_letkf_mean_with_a_static_b_analysis_of_it(setting):
     import torch
 
-    from xfuxi.assimilation.cycle import HybridGainMethod, _letkf_update, _stack, static_var
+    from xfuxi.assimilation.cycle import HybridGainMethod, _letkf_update, _stack
 
     model, truth = setting
-    x = torch.as_tensor(truth["x"].values)
-    var = static_var(
-        (x[1:21] - x[:20])[:, None],
-        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
-    )
+    var = _static_3dvar(truth)
     hybrid = HybridGainMethod(letkf=_letkf(), variational=var, weight=0.4)
     gen = torch.Generator().manual_seed(0)
     t = truth["time"].values
@@ -739,14 +748,10 @@ def test_hybrid_gain_increment_previous_keeps_the_letkf_pair_difference(setting)
     analysis at t0 is the same as without it."""
     import torch
 
-    from xfuxi.assimilation.cycle import HybridGainMethod, _letkf_update, _stack, static_var
+    from xfuxi.assimilation.cycle import HybridGainMethod, _letkf_update, _stack
 
     model, truth = setting
-    x = torch.as_tensor(truth["x"].values)
-    var = static_var(
-        (x[1:21] - x[:20])[:, None],
-        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
-    )
+    var = _static_3dvar(truth)
     t = truth["time"].values
     bg = _stack(truth, model, t[:3]) + 0.5
     outs = {}
@@ -874,14 +879,10 @@ def test_update_previous_false_keeps_the_earlier_time_of_every_pair(setting, kin
     hybrid gain follows its LETKF's setting)."""
     import torch
 
-    from xfuxi.assimilation.cycle import HybridGainMethod, _stack, static_var
+    from xfuxi.assimilation.cycle import HybridGainMethod, _stack
 
     model, truth = setting
-    x = torch.as_tensor(truth["x"].values)
-    var = static_var(
-        (x[1:21] - x[:20])[:, None],
-        localization=LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999),
-    )
+    var = _static_3dvar(truth)
     t = truth["time"].values
     bg = _stack(truth, model, t[:3]) + 0.5
     outs, states = {}, {}
