@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from diagnose_model_drift import CHANNELS  # the five channels of the cycling targets
 from scipy.ndimage import map_coordinates
 
 import xfuxi
@@ -52,13 +53,6 @@ from xfuxi.models.rollout import advance_pair, model_dtype
 from xfuxi.world.perturbed import world_perturbed_runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CHANNELS = [
-    "geopotential@500",
-    "temperature@850",
-    "u_component_of_wind@250",
-    "passive_tracer@500",
-    "surface_pressure",
-]
 LAGS = [1, 4, 8, 20]  # cycles
 LEADS = [4, 8, 20]  # 6-hour steps: 24, 48, 120 h (part 2)
 PAIR_LEADS = [1, 4, 8]  # 6, 24, 48 h (part 3)
