@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from bench_model_stability import rollout  # batched, as that benchmark runs its forecasts
 from diagnose_model_drift import CHANNELS  # the five channels of the cycling targets
 from scipy.ndimage import map_coordinates
 
@@ -49,7 +50,6 @@ from xfuxi.assimilation.cycle import _complete_cycles, open_cycle  # noqa: PLC27
 from xfuxi.data.channels import channel_name, stack
 from xfuxi.files import atomic_write_json
 from xfuxi.grid import area_weights
-from xfuxi.models.rollout import advance_pair, model_dtype
 from xfuxi.world.perturbed import world_perturbed_runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,19 +65,9 @@ def _array(ds: xr.Dataset, model, *dims: str) -> np.ndarray:
     return np.asarray(arr.transpose(*dims, "channel", "latitude", "longitude").values, "f8")
 
 
-def _rollout(model, pairs: np.ndarray, steps: int, batch: int = 16) -> np.ndarray:
+def _rollout(model, pairs: np.ndarray, steps: int) -> np.ndarray:
     """``(B, 2, C, H, W)`` pairs → ``(B, steps, C, H, W)`` 6-hourly forecasts."""
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(pairs), batch):
-            x = torch.as_tensor(pairs[i : i + batch]).to(model_dtype(model))
-            seq = []
-            for _ in range(steps):
-                y = model(x)
-                seq.append(y.double())
-                x = advance_pair(x, y)
-            out.append(torch.stack(seq, 1).numpy())
-    return np.concatenate(out)
+    return rollout(model, torch.as_tensor(pairs), steps).numpy()
 
 
 class _Weighted:
