@@ -70,6 +70,7 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("ForecastModel", "models.base:ForecastModel"),
     Entry("wrap_model", "models.base:wrap_model"),
     Entry("with_spectral_filter", "models.spectral:with_spectral_filter"),
+    Entry("with_single_time_input", "models.base:with_single_time_input"),
     Entry("lorenz96_model", "models.lorenz96:lorenz96_model"),
     Entry("load_model", "models.registry:load_model"),
     Entry("Cascade", "models.cascade:Cascade"),

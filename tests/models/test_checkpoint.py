@@ -383,3 +383,35 @@ def test_conversion_of_a_legacy_checkpoint_is_exact(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), old.eval()(x))
         assert torch.equal(loaded(x), model(x))
+
+
+def test_single_time_input_ignores_the_earlier_time_and_survives_a_checkpoint(tmp_path):
+    from xfuxi.models.base import with_single_time_input
+
+    model = tiny.fuxi_model()
+    one = with_single_time_input(model)
+    assert model.input_times == 2 and "input_times" not in model.config  # unchanged
+    assert one.input_times == 1 and one.name == "tiny-fuxi+1t"
+    g = torch.Generator().manual_seed(0)
+    x = model.denormalize(torch.randn(2, 2, len(tiny.CHANNELS), 8, 16, generator=g))
+    other = x.clone()
+    other[:, 0] = model.denormalize(torch.randn(2, len(tiny.CHANNELS), 8, 16, generator=g))
+    same = torch.stack([x[:, 1], x[:, 1]], 1)
+    with torch.no_grad():
+        out = one(x)
+        torch.testing.assert_close(one(other), out, rtol=0, atol=0)
+        torch.testing.assert_close(model(same), out, rtol=0, atol=0)  # the net sees (t0, t0)
+        assert not torch.allclose(model(x), out)  # the two-time model reads the earlier time
+    back = load_model(save_model(one, tmp_path / "m"))
+    assert back.input_times == 1
+    with torch.no_grad():
+        torch.testing.assert_close(back(other), out)
+    assert "1 (t0 alone)" in back._repr_html_()
+    two = load_model(save_model(model, tmp_path / "two"))  # a two-time checkpoint: no key
+    assert two.input_times == 2
+    assert "input_times" not in json.loads((tmp_path / "two" / "config.json").read_text())
+    with pytest.raises(ValueError, match=r"input_times.*must be 1 or 2; got 3"):
+        ForecastModel(model.net, channels=model.channels, latitude=model.latitude,
+                      longitude=model.longitude, config={"input_times": 3})  # fmt: skip
+    with pytest.raises(TypeError, match="expected a ForecastModel"):
+        with_single_time_input(torch.nn.Identity())

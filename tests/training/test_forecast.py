@@ -256,6 +256,22 @@ def test_fine_tune_from_model_keeps_caller_model():
     assert tuned.channels == base.channels
 
 
+def test_fine_tune_of_a_single_time_input_model_stays_single_time(tmp_path):
+    from xfuxi.models.base import with_single_time_input
+
+    ds = _world(20)
+    one = with_single_time_input(_train(ds, steps=1, **KW))
+    tuned = _train(ds, model=one, steps=2, batch_size=2, checkpoint_dir=tmp_path / "ft",
+                   checkpoint_every=2)  # fmt: skip
+    for m in (tuned, load_model(tmp_path / "ft")):
+        assert m.input_times == 1
+        x = torch.randn(1, 2, m.n_channels, *m.grid_shape) * m._std + m._mean
+        y = x.clone()
+        y[:, 0] = x[:, 0] + m._std[0]
+        with torch.no_grad():
+            torch.testing.assert_close(m(x), m(y), rtol=0, atol=0)
+
+
 def test_bad_settings_and_data():
     ds = _world(8)
     with pytest.raises(ValueError, match="steps"):

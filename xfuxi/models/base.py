@@ -15,6 +15,7 @@ normalised (or physical) inputs to outputs can be wrapped with :func:`wrap_model
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = [
     "check_input_pair",
     "check_plausible",
     "register_stats_buffers",
+    "with_single_time_input",
     "wrap_model",
 ]
 
@@ -225,7 +227,10 @@ class ForecastModel(torch.nn.Module):
     name : str
         Name recorded in the provenance of forecasts.
     config : dict, optional
-        JSON-serialisable construction config (saved with checkpoints).
+        JSON-serialisable construction config (saved with checkpoints). Its
+        ``"input_times"`` (1 or 2, default 2) is the number of input times the model reads:
+        with 1 the earlier time of each pair is replaced by the later one before the
+        network sees it (:func:`with_single_time_input`).
 
     Examples
     --------
@@ -269,6 +274,9 @@ class ForecastModel(torch.nn.Module):
         self.timestep_hours = _positive_hours(timestep_hours)
         self.name = name
         self.config = dict(config or {})
+        self.input_times = int(self.config.get("input_times", 2))
+        if self.input_times not in (1, 2):
+            raise ValueError(f"config['input_times'] must be 1 or 2; got {self.input_times}")
         self.stats = stats if stats is not None else NormStats.identity(len(self.channels))
         register_stats_buffers(self, self.stats, len(self.channels))
 
@@ -293,6 +301,8 @@ class ForecastModel(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_pair(x, self.n_channels, self.grid_shape)
+        if self.input_times == 1:  # with_single_time_input: the earlier time is not used
+            x = x[:, 1:].expand(-1, 2, -1, -1, -1)
         out = self.net(self.normalize(x))
         y = x[:, 1] + out * self._diff_std if self.residual else self.denormalize(out)
         filt = getattr(self, "output_filter", None)  # xfuxi.models.spectral.with_spectral_filter
@@ -359,6 +369,7 @@ class ForecastModel(torch.nn.Module):
             ("channels", f"{self.n_channels}: " + ", ".join(map(channel_name, self.channels))),
             ("grid", f"{self.grid_shape[0]} × {self.grid_shape[1]} (latitude × longitude)"),
             ("time step", f"{self.timestep_hours:g} h"),
+            ("input times", "2 (t0 − Δ and t0)" if self.input_times == 2 else "1 (t0 alone)"),
             ("network", f"{type(self.net).__name__}, {n_params:,} parameters"),
             ("output", "tendency (residual)" if self.residual else "next state"),
         ]
@@ -515,3 +526,49 @@ def wrap_model(
         residual=residual,
         name=name or type(module).__name__,
     )
+
+
+def with_single_time_input(model: ForecastModel) -> ForecastModel:
+    """A copy of ``model`` that forecasts from the later input time alone.
+
+    The copy keeps the two-time call contract (pairs ``(B, 2, C, H, W)`` in) but replaces
+    the earlier time of each pair by the later one before its network sees it, so that a
+    forecast depends on the state at t0 only: an error on t0 is carried as the state
+    carries it, not read as a six-hour change against the earlier time. The network's
+    weights are copied unchanged, so the copy must be fine-tuned in this form before it
+    forecasts well (``xfuxi train --from-model DIR`` on the copy saved with
+    :func:`~xfuxi.models.checkpoint.save_model`; docs/cycling.md, "A forecast model with
+    one input time"). The setting is ``config["input_times"] = 1``, saved with the
+    checkpoint and restored by :func:`~xfuxi.models.registry.load_model`.
+
+    Parameters
+    ----------
+    model : ForecastModel
+        Not changed; the copy shares nothing mutable with it (an output filter is kept).
+
+    Returns
+    -------
+    ForecastModel
+        Same channels, grid, statistics and time step; ``name`` gets ``"+1t"``.
+
+    Examples
+    --------
+    >>> import torch, xfuxi
+    >>> model = xfuxi.with_single_time_input(xfuxi.load_model("fuxi-hs-t21"))
+    >>> model.name, model.input_times
+    ('fuxi-hs-t21+1t', 1)
+    >>> x = torch.randn(1, 2, model.n_channels, *model.grid_shape) * model._std + model._mean
+    >>> other = x.clone()
+    >>> other[:, 0] += 1.0  # another earlier time: the same forecast
+    >>> with torch.no_grad():
+    ...     bool(torch.equal(model(x), model(other)))
+    True
+    """
+    if not isinstance(model, ForecastModel):
+        raise TypeError(f"expected a ForecastModel; got {type(model).__name__}")
+    out = copy.deepcopy(model)
+    out.config = dict(out.config)
+    out.config["input_times"] = 1
+    out.input_times = 1
+    out.name = f"{model.name}+1t"
+    return out

@@ -620,6 +620,8 @@ def model_files(
         "timestep_hours": model.timestep_hours,
         "metadata": meta,
     }
+    if model.input_times != 2:  # xfuxi.with_single_time_input
+        config["input_times"] = model.input_times
     filt = getattr(model, "output_filter", None)
     if filt is not None:  # xfuxi.models.spectral.with_spectral_filter
         config["output_filter"] = {"kind": "spectral", "truncation": int(filt.truncation)}
