@@ -191,6 +191,9 @@ def test_configs_that_cannot_rebuild_the_object_name_the_file(tmp_path):
     negative = _with_config(d, tmp_path, "m2", "forecast-model", lambda c: {**c, "stats": bad_std})
     with pytest.raises(CheckpointError, match=r"m2/config\.json: normalization statistic 'std'"):
         load_model(negative)
+    three = _with_config(d, tmp_path, "m3", "forecast-model", lambda c: {**c, "input_times": 3})
+    with pytest.raises(CheckpointError, match=r"m3/config\.json: .*input_times.* 1 or 2; got 3"):
+        load_model(three)
     v = save_perturbation(PerturbationVAE(CHANNELS, (8, 16), hidden=4, latent=2), tmp_path / "v")
     no_hidden = _with_config(v, tmp_path, "v1", "perturbation",
                              lambda c: {k: x for k, x in c.items() if k != "hidden"})  # fmt: skip
@@ -410,8 +413,9 @@ def test_single_time_input_ignores_the_earlier_time_and_survives_a_checkpoint(tm
     two = load_model(save_model(model, tmp_path / "two"))  # a two-time checkpoint: no key
     assert two.input_times == 2
     assert "input_times" not in json.loads((tmp_path / "two" / "config.json").read_text())
-    with pytest.raises(ValueError, match=r"input_times.*must be 1 or 2; got 3"):
-        ForecastModel(model.net, channels=model.channels, latitude=model.latitude,
-                      longitude=model.longitude, config={"input_times": 3})  # fmt: skip
+    for bad in (3, True, "1"):
+        with pytest.raises(ValueError, match=r"input_times.*must be 1 or 2; got"):
+            ForecastModel(model.net, channels=model.channels, latitude=model.latitude,
+                          longitude=model.longitude, config={"input_times": bad})  # fmt: skip
     with pytest.raises(TypeError, match="expected a ForecastModel"):
         with_single_time_input(torch.nn.Identity())

@@ -274,9 +274,10 @@ class ForecastModel(torch.nn.Module):
         self.timestep_hours = _positive_hours(timestep_hours)
         self.name = name
         self.config = dict(config or {})
-        self.input_times = int(self.config.get("input_times", 2))
-        if self.input_times not in (1, 2):
-            raise ValueError(f"config['input_times'] must be 1 or 2; got {self.input_times}")
+        times = self.config.get("input_times", 2)
+        if isinstance(times, bool) or times not in (1, 2):
+            raise ValueError(f"config['input_times'] must be 1 or 2; got {times!r}")
+        self.input_times = int(times)
         self.stats = stats if stats is not None else NormStats.identity(len(self.channels))
         register_stats_buffers(self, self.stats, len(self.channels))
 

@@ -734,17 +734,18 @@ def load_checkpoint(
         raise CheckpointError(f"{directory}: network size does not match the channels or grid")
     net = ARCHITECTURES[arch](in_channels, grid, **net_kwargs)
     load_weights(net, files, directory, WEIGHTS)
-    model = ForecastModel(
-        net,
-        channels=channels,
-        latitude=np.asarray(latitude),
-        longitude=np.asarray(longitude),
-        stats=stats,
-        residual=bool(config.get("residual", True)),
-        timestep_hours=float(config.get("timestep_hours", 6.0)),
-        name=config.get("name", directory.name),
-        config={**config, "sha256": _sha256_bytes(files[WEIGHTS]), "source": str(directory)},
-    )
+    with config_entries(directory / CONFIG):  # e.g. a bad "input_times"
+        model = ForecastModel(
+            net,
+            channels=channels,
+            latitude=np.asarray(latitude),
+            longitude=np.asarray(longitude),
+            stats=stats,
+            residual=bool(config.get("residual", True)),
+            timestep_hours=float(config.get("timestep_hours", 6.0)),
+            name=config.get("name", directory.name),
+            config={**config, "sha256": _sha256_bytes(files[WEIGHTS]), "source": str(directory)},
+        )
     spec = config.get("output_filter")
     if spec is not None:
         if not isinstance(spec, dict) or spec.get("kind") != "spectral":
