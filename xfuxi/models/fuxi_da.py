@@ -906,6 +906,7 @@ def with_linear_update(model: FuXiDA) -> FuXiDA:
     Examples
     --------
     >>> from xfuxi.models.base import NormStats
+    >>> _ = torch.manual_seed(0)  # the random "states" below are not physical everywhere
     >>> chans = [("temperature", 500.0), ("passive_tracer", 500.0), ("surface_pressure", None)]
     >>> m = FuXiDA(FuXiDANet(3, n_observation_inputs(1, 2), width=4, scales=2),
     ...            channels=chans, latitude=[-45, 45], longitude=[0, 90, 180, 270],
