@@ -395,6 +395,7 @@ def test_single_time_input_ignores_the_earlier_time_and_survives_a_checkpoint(tm
     one = with_single_time_input(model)
     assert model.input_times == 2 and "input_times" not in model.config  # unchanged
     assert one.input_times == 1 and one.name == "tiny-fuxi+1t"
+    assert with_single_time_input(one).name == "tiny-fuxi+1t"  # once
     g = torch.Generator().manual_seed(0)
     x = model.denormalize(torch.randn(2, 2, len(tiny.CHANNELS), 8, 16, generator=g))
     other = x.clone()

@@ -550,7 +550,8 @@ def with_single_time_input(model: ForecastModel) -> ForecastModel:
     Returns
     -------
     ForecastModel
-        Same channels, grid, statistics and time step; ``name`` gets ``"+1t"``.
+        Same channels, grid, statistics and time step; ``name`` gets ``"+1t"`` (unless
+        ``model`` reads one time already).
 
     Examples
     --------
@@ -558,7 +559,7 @@ def with_single_time_input(model: ForecastModel) -> ForecastModel:
     >>> model = xfuxi.with_single_time_input(xfuxi.load_model("fuxi-hs-t21"))
     >>> model.name, model.input_times
     ('fuxi-hs-t21+1t', 1)
-    >>> x = torch.randn(1, 2, model.n_channels, *model.grid_shape) * model._std + model._mean
+    >>> x = model.denormalize(torch.randn(1, 2, model.n_channels, *model.grid_shape))
     >>> other = x.clone()
     >>> other[:, 0] += 1.0  # another earlier time: the same forecast
     >>> with torch.no_grad():
@@ -570,6 +571,7 @@ def with_single_time_input(model: ForecastModel) -> ForecastModel:
     out = copy.deepcopy(model)
     out.config = dict(out.config)
     out.config["input_times"] = 1
-    out.input_times = 1
-    out.name = f"{model.name}+1t"
+    if model.input_times != 1:
+        out.input_times = 1
+        out.name = f"{model.name}+1t"
     return out
