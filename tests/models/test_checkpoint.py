@@ -141,6 +141,26 @@ def test_shipped_model_is_registered_small_and_loads():
     assert model.residual and model.timestep_hours == 6.0
 
 
+def test_cycling_default_model_is_shipped_with_its_statistics_and_filter():
+    from xfuxi.assimilation.calibration import model_background_error
+    from xfuxi.assimilation.cycle import CYCLING_MODEL
+
+    assert CYCLING_MODEL == "fuxi-hs-t21-cycling-v2"
+    assert {CYCLING_MODEL, "fuxi-hs-t21-cycling"} <= set(xfuxi.pretrained_models())
+    v1, v2 = xfuxi.load_model("fuxi-hs-t21-cycling"), xfuxi.load_model(CYCLING_MODEL)
+    assert v2.config["name"] == CYCLING_MODEL and v2.input_times == 2
+    truncation = [m.config["output_filter"]["truncation"] for m in (v1, v2)]
+    assert truncation == [21, 21]
+    # its own background-error statistics (not the first version's): a default En4DVar's B
+    std1, std2 = model_background_error(v1), model_background_error(v2)
+    assert std2 is not None and std2.attrs["split"] == "train"
+    assert not np.allclose(std1["temperature"].values, std2["temperature"].values)
+    # different weights, the same architecture
+    p1, p2 = dict(v1.net.named_parameters()), dict(v2.net.named_parameters())
+    assert p1.keys() == p2.keys()
+    assert any(not torch.equal(p1[k], p2[k]) for k in p1)
+
+
 # ------------------------------------------------------------------ the one checkpoint store
 
 
