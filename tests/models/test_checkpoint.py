@@ -145,20 +145,25 @@ def test_cycling_default_model_is_shipped_with_its_statistics_and_filter():
     from xfuxi.assimilation.calibration import model_background_error
     from xfuxi.assimilation.cycle import CYCLING_MODEL
 
-    assert CYCLING_MODEL == "fuxi-hs-t21-cycling-v2"
-    assert {CYCLING_MODEL, "fuxi-hs-t21-cycling"} <= set(xfuxi.pretrained_models())
-    v1, v2 = xfuxi.load_model("fuxi-hs-t21-cycling"), xfuxi.load_model(CYCLING_MODEL)
-    assert v2.config["name"] == CYCLING_MODEL and v2.input_times == 2
-    truncation = [m.config["output_filter"]["truncation"] for m in (v1, v2)]
-    assert truncation == [21, 21]
-    # its own background-error statistics (not the first version's): a default En4DVar's B
-    std1, std2 = model_background_error(v1), model_background_error(v2)
-    assert std2 is not None and std2.attrs["split"] == "train"
-    assert not np.allclose(std1["temperature"].values, std2["temperature"].values)
-    # different weights, the same architecture
-    p1, p2 = dict(v1.net.named_parameters()), dict(v2.net.named_parameters())
-    assert p1.keys() == p2.keys()
-    assert any(not torch.equal(p1[k], p2[k]) for k in p1)
+    assert CYCLING_MODEL == "fuxi-hs-t21-cycling-v3"
+    earlier = ["fuxi-hs-t21-cycling", "fuxi-hs-t21-cycling-v2"]  # stay shipped: docs name them
+    assert {CYCLING_MODEL, *earlier} <= set(xfuxi.pretrained_models())
+    new = xfuxi.load_model(CYCLING_MODEL)
+    assert new.config["name"] == CYCLING_MODEL and new.input_times == 2
+    std_new = model_background_error(new)
+    assert std_new is not None and std_new.attrs["split"] == "train"
+    p_new = dict(new.net.named_parameters())
+    for name in earlier:
+        old = xfuxi.load_model(name)
+        truncation = [m.config["output_filter"]["truncation"] for m in (old, new)]
+        assert truncation == [21, 21]
+        # its own background-error statistics (not an earlier version's): a default B
+        std_old = model_background_error(old)
+        assert not np.allclose(std_old["temperature"].values, std_new["temperature"].values)
+        # different weights, the same architecture
+        p_old = dict(old.net.named_parameters())
+        assert p_old.keys() == p_new.keys()
+        assert any(not torch.equal(p_old[k], p_new[k]) for k in p_old)
 
 
 # ------------------------------------------------------------------ the one checkpoint store
