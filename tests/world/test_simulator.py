@@ -243,6 +243,15 @@ def test_cache_is_reused_not_recomputed(tmp_path, monkeypatch):
     assert len(calls) == 2 and len(os.listdir(tmp_path)) == 2
 
 
+def test_world_from_the_cache_writes_to_zarr_in_either_format(tiny, tmp_path):
+    # the cache is zarr v2 with its own codecs; a user's copy must not inherit them
+    assert not tiny.temperature.encoding and tiny.temperature.chunks is not None  # still lazy
+    for fmt in (2, 3):
+        store = tmp_path / f"world-v{fmt}.zarr"
+        tiny.to_zarr(store, zarr_format=fmt)
+        xr.testing.assert_identical(xr.open_zarr(store).load(), tiny.load())
+
+
 def test_failed_generation_leaves_no_store(tmp_path, monkeypatch):
     def failing(config, progress):
         raise FloatingPointError("boom")

@@ -676,8 +676,10 @@ def held_suarez(
     else:
         log.info("Held-Suarez world not in the cache; generating %s", target)
         _write_store(_chunks(config, show), target, attrs, config)
-    # attrs are re-applied so that stores written by an older xfuxi carry current metadata
-    return validate(xr.open_zarr(target)).assign_attrs(attrs)
+    # attrs are re-applied so that stores written by an older xfuxi carry current metadata;
+    # the cache's storage encoding (zarr v2 codecs, chunks) is its own, not the data's: kept,
+    # it would make ``ds.to_zarr(...)`` in zarr's current format fail
+    return validate(xr.open_zarr(target)).drop_encoding().assign_attrs(attrs)
 
 
 def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> xr.Dataset:

@@ -197,7 +197,7 @@ def held_suarez_tracer_anomalies(
     target = cache_directory(cache_dir) / f"tracer_anomalies-{world.resolution}-{digest}.zarr"
     if use_cache and cached_store_is_valid(target, config):
         log.info("reading tracer anomalies from the cache: %s", target)
-        return xr.open_zarr(target).load()
+        return xr.open_zarr(target).load().drop_encoding()  # the cache's codecs are its own
     ds = _generate(config, show)
     if use_cache:
         write_cached_store(
