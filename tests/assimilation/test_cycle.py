@@ -10,6 +10,7 @@ from xfuxi.assimilation.config import BackgroundError, LocalizationOptions, Qual
 from xfuxi.assimilation.cycle import (
     CycleConfig,
     CycleDivergedError,
+    CycleRun,
     En4DVarMethod,
     LETKFMethod,
     cycle,
@@ -83,6 +84,25 @@ def test_letkf_cycles_beat_the_free_run(setting):
     assert float(late.analysis_error) < 1.0  # the observation error
     assert bool(np.isfinite(s["spread"]).all())
     assert "LETKF" in repr(run) and "x" in repr(run)
+
+
+def test_summary_shows_no_spread_for_a_method_without_members():
+    t = np.array(["2000-01-01T00", "2000-01-01T06"], dtype="datetime64[ns]")
+    dims = ("time", "channel")
+    one = np.ones((2, 1))
+    scores = xr.Dataset(
+        {
+            **{k: (dims, one) for k in ("analysis_error", "background_error", "free_error")},
+            "spread": (dims, np.full((2, 1), np.nan)),
+            "omb_rms": ("time", [1.0, 1.0]),
+            "oma_rms": ("time", [0.5, 0.5]),
+            "no_observations": ("time", [False, False]),
+        },
+        coords={"time": t, "channel": ["x"]},
+        attrs={"method": "En4DVar"},
+    )
+    lines = repr(CycleRun(scores)).splitlines()
+    assert lines[2].split() == ["x", "1", "1", "1", "-"] and "nan" not in repr(CycleRun(scores))
 
 
 def test_an_interrupted_run_resumes_with_identical_results(setting, tmp_path):
@@ -255,7 +275,6 @@ def test_cli_cycle_flags_come_from_cycle_config(monkeypatch, tmp_path):
     """Issue 19 item 3: ``xfuxi cycle`` builds its run options from CycleConfig."""
     import xfuxi.assimilation.cycle as cycle_module
     import xfuxi.cli.assimilate as cli_assimilate
-    from xfuxi.assimilation.cycle import CycleRun
     from xfuxi.cli import main
 
     seen = {}

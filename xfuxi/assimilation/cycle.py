@@ -1194,10 +1194,11 @@ class CycleRun:
             last = s.isel(time=slice(-third, None)).mean("time")
             for ch in s["channel"].values:
                 r = last.sel(channel=ch)
+                spread = float(r.spread)  # NaN: a method without members has no spread
                 lines.append(
                     f"{str(ch):32s} {float(r.analysis_error):10.4g} "
                     f"{float(r.background_error):10.4g} {float(r.free_error):10.4g} "
-                    f"{float(r.spread):10.4g}"
+                    + (f"{spread:10.4g}" if np.isfinite(spread) else f"{'-':>10s}")
                 )
             lines.append(
                 f"O-B rms {float(last.omb_rms):.3g} σo, O-A rms {float(last.oma_rms):.3g} σo, "
