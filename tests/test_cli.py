@@ -40,6 +40,17 @@ def _tree(path):
     }
 
 
+def test_forecast_writes_a_store_that_reads_back_without_warnings(inputs, tmp_path):
+    import warnings
+
+    out = tmp_path / "fc.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither zarr's on writing nor xarray's on reading
+        assert _forecast(inputs, out) == 0
+        back = xr.open_zarr(out)
+    assert back.sizes["prediction_timedelta"] == 1 and back.sizes["time"] == 2  # 3 states
+
+
 def test_forecast_never_deletes_a_foreign_directory(inputs, tmp_path, capsys):
     """mkdir results && echo precious > results/thesis.txt && xfuxi forecast ... --output results"""
     results = tmp_path / "results"

@@ -16,6 +16,7 @@ import inspect
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -394,8 +395,18 @@ def write_directory(out: Path, write: Callable[[Path], None], args, *, kind: str
 
 def zarr_writer(ds) -> Callable[[Path], None]:
     """Write ``ds`` as a zarr store into a directory; encodings read from the input (a zarr-v2
-    codec, chunks) are dropped, so any input gives a store of the current format."""
-    return lambda store: ds.drop_encoding().to_zarr(store, mode="w")
+    codec, chunks) are dropped, so any input gives a store of the current format.
+
+    The store carries consolidated metadata, which xarray reads without falling back (and
+    without its warning); zarr's warning that consolidated metadata is not yet part of the
+    v3 specification is silenced for this write only, as it says nothing about the data."""
+
+    def write(store: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
+            ds.drop_encoding().to_zarr(store, mode="w", consolidated=True)
+
+    return write
 
 
 def open_data(path: str) -> xr.Dataset:
