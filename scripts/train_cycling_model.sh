@@ -63,9 +63,11 @@ ship fuxi-hs-t21-cycling "$RUN/finetune" \
   "FuXi-Short for cycling: fuxi-hs-t21 with the T21 output filter, fine-tuned over 8 steps from inputs perturbed by 0.15 x a state difference; its climate does not drift over weeks (scripts/train_cycling_model.sh)"
 fi
 
+# the recipe of every later stage (v2, v3)
+common=(--rollout-steps 8 --batch-size 8 --lr 1e-4 --warmup-steps 10 --input-perturbation 0.15
+        --validation none --log-every 50 --checkpoint-every 200)
+
 if [[ ",$STAGES," == *",v2,"* ]]; then
-  common=(--rollout-steps 8 --batch-size 8 --lr 1e-4 --warmup-steps 10 --input-perturbation 0.15
-          --validation none --log-every 50 --checkpoint-every 200)
   $PY -m xfuxi.cli --no-progress train --from-model fuxi-hs-t21-cycling \
     --name fuxi-hs-t21-cycling-v2 --steps 800 --seed 31 "${common[@]}" --out "$RUN/v2-stage1"
   $PY -m xfuxi.cli --no-progress train --from-model "$RUN/v2-stage1" \
@@ -78,9 +80,7 @@ fi
 
 if [[ ",$STAGES," == *",v3,"* ]]; then
   $PY -m xfuxi.cli --no-progress train --from-model fuxi-hs-t21-cycling-v2 \
-    --name fuxi-hs-t21-cycling-v3 --rollout-steps 8 --steps 1600 --batch-size 8 --lr 1e-4 \
-    --warmup-steps 10 --input-perturbation 0.15 --validation none --log-every 50 \
-    --checkpoint-every 200 --seed 34 --out "$RUN/v3-stage4"
+    --name fuxi-hs-t21-cycling-v3 --steps 1600 --seed 34 "${common[@]}" --out "$RUN/v3-stage4"
   ship fuxi-hs-t21-cycling-v3 "$RUN/v3-stage4" \
     "FuXi-Short for cycling, third version: fuxi-hs-t21-cycling-v2 fine-tuned 1600 more steps with the same recipe (8-step rollouts from inputs perturbed by 0.15 x a state difference); better forecasts from the truth and better validation cycles than the second (scripts/train_cycling_model.sh)"
 fi

@@ -1693,7 +1693,9 @@ def open_cycle(store: str | Path) -> xr.Dataset:
         ds = xr.open_zarr(path / "cycles" / f"{c:06d}.zarr")
         keep = [v for v in ds.data_vars if "time" in ds[v].dims]
         parts.append(ds[keep])
-    out = _concat_rows(parts)
+    # the store's zarr-v2 codecs are its own: kept, ``out.to_zarr(...)`` in zarr's current
+    # format would fail
+    out = _concat_rows(parts).drop_encoding()
     out.attrs["settings"] = (path / "run.json").read_text()
     return out
 
