@@ -327,3 +327,39 @@ def test_truth_must_cover_the_forecast_grid_and_times():
         rmse(fc.sel(level=500), tr)
     with pytest.raises(ValueError, match="repeated 'latitude'"):
         rmse(fc, tr.isel(latitude=[0, 0, 1, 2]))
+
+
+def test_a_dataset_with_and_without_levels_is_scored_variable_by_variable():
+    # WeatherBench2's layout: surface pressure has no `level`; scoring the whole Dataset
+    # over every dim (the default) once raised "Dimension(s) 'level' do not exist"
+    def mixed(seed):
+        ds = grid(seed)
+        rng = np.random.default_rng(seed + 10)
+        sp = rng.normal(size=(3, LAT.size, LON.size)) * 100.0
+        return ds.assign(surface_pressure=(("time", "latitude", "longitude"), sp))
+
+    fc, tr = mixed(0), mixed(1)
+    ens = xr.concat([fc, mixed(2), mixed(3)], dim="number")
+    for dim in (None, ["time", "level", "latitude", "longitude"]):
+        for score in (rmse, mse, mae, bias):
+            got = score(fc, tr, dim=dim)
+            for name in fc.data_vars:
+                alone = score(fc[name], tr[name], dim=None)
+                assert float(got[name]) == pytest.approx(float(alone), rel=1e-12), (score, name)
+        got = xfuxi.verify.crps(ens, tr, dim=dim)
+        alone = xfuxi.verify.crps(ens["surface_pressure"], tr["surface_pressure"], dim=None)
+        assert float(got["surface_pressure"]) == pytest.approx(float(alone), rel=1e-12)
+    clim = tr.mean("time") + 0.5
+    got = acc(fc, tr, clim, dim=["level", "latitude", "longitude"])
+    alone = acc(fc["surface_pressure"], tr["surface_pressure"], clim["surface_pressure"],
+                dim=["latitude", "longitude"])  # fmt: skip
+    xr.testing.assert_allclose(got["surface_pressure"], alone.rename("surface_pressure"))
+    # weights over a dim a variable lacks: that variable's weights are summed over it (the
+    # same mean as the variable broadcast along the dim)
+    w = area_weights(fc["latitude"]) * xr.DataArray([1.0, 3.0], dims="level",
+                                                     coords={"level": [500, 850]})  # fmt: skip
+    got = rmse(fc, tr, weights=w, dim=["level", "latitude", "longitude"])
+    spread = fc["surface_pressure"].expand_dims(level=[500, 850])
+    ref = rmse(spread, tr["surface_pressure"].expand_dims(level=[500, 850]), weights=w,
+               dim=["level", "latitude", "longitude"])  # fmt: skip
+    xr.testing.assert_allclose(got["surface_pressure"], ref.rename("surface_pressure"))

@@ -264,7 +264,21 @@ def weighted_mean(
     """Weighted mean over ``dims``; with skipna the weights of missing values are dropped.
 
     Points of zero weight do not count, even where ``x`` is NaN there (a region's outside).
+    A Dataset's variables are each reduced over the dims of ``dims`` they have (xarray's
+    rule: surface pressure has no ``level``), with the weights summed over the reduced dims
+    a variable lacks (the same mean as the variable broadcast along them).
     """
+    if isinstance(x, xr.Dataset) and any(
+        d not in v.dims for v in x.data_vars.values() for d in dims
+    ):
+        out = {}
+        for name, v in x.data_vars.items():
+            own = [d for d in dims if d in v.dims]
+            w = weights
+            if w is not None:
+                w = w.sum([d for d in w.dims if d in dims and d not in v.dims])
+            out[name] = weighted_mean(v, own, w, skipna)
+        return xr.Dataset(out, attrs=x.attrs)
     if not dims:
         if weights is not None and "region" in weights.dims:
             # regions over no reduced dim are scalar masks: the same value for each
