@@ -32,7 +32,13 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_TARGETS))
+    # the public names and the package's submodules (for tab completion), not the names
+    # this module imports for its own use (``sys``, ``Any``, ...)
+    subpackages = {
+        k for k, v in globals().items()
+        if isinstance(v, ModuleType) and v.__name__.startswith(__name__ + ".")
+    }  # fmt: skip
+    return sorted(set(__all__) | subpackages)
 
 
 def _register_accessor() -> None:

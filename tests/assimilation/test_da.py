@@ -214,11 +214,28 @@ def test_bad_input(case):
     first = radiances.isel(frame=[0])  # a frame the model takes is absent
     with pytest.raises(ImagerError, match=r"takes frames at .*; the radiances have frames at"):
         assimilate_da(background, first, model=model)
-    moved = radiances.assign_attrs(satellite_longitudes=[140.0])
-    with pytest.raises(ImagerError, match="trained with satellites at"):
+    moved = radiances.assign_attrs(satellite_longitudes=[np.float64(140.0)])
+    with pytest.raises(ImagerError, match=r"trained with satellites at .*come from \[140.0\]"):
         assimilate_da(background, moved, model=model)
     with pytest.raises(ValueError, match="assimilates radiances"):
         assimilate_da(background, model=model)
-    with pytest.raises(ImagerError, match="no analysis time"):
+    with pytest.raises(ImagerError, match="no analysis time .* select the background's times"):
         assimilate_da(background.assign_coords(time=background["time"] + np.timedelta64(1, "h")),
                       radiances, model=model)  # fmt: skip
+
+
+def test_radiances_in_another_orientation_give_the_same_analysis(case):
+    # latitudes north to south and longitudes in -180..180 are the model's grid in another
+    # order: put in xfuxi's order on a copy (as validate does for states), not refused
+    background, radiances, model = case
+    expected = assimilate_da(background, radiances, model=model)
+    lon = ((radiances["longitude"] + 180.0) % 360.0) - 180.0
+    turned = radiances.assign_coords(longitude=lon).sortby("longitude")
+    turned = turned.isel(latitude=slice(None, None, -1))
+    kept = turned.copy(deep=True)
+    got = assimilate_da(background, turned, model=model)
+    xr.testing.assert_allclose(got.analysis, expected.analysis, rtol=0, atol=1e-12)
+    xr.testing.assert_identical(turned, kept)  # the user's radiances are not reordered
+    repeated = radiances.isel(longitude=[0, 0, *range(2, radiances.sizes["longitude"])])
+    with pytest.raises(ImagerError, match="longitude has repeated values"):
+        assimilate_da(background, repeated, model=model)

@@ -156,7 +156,8 @@ def _radiances_for(
         if new:
             raise ImagerError(
                 f"the model {model.name!r} was trained with satellites at {list(model.satellites)}"
-                f" degrees east; the radiances come from {list(np.atleast_1d(sats))} (pass "
+                f" degrees east; the radiances come from "
+                f"{np.atleast_1d(sats).astype(float).tolist()} (pass "
                 "allow_new_satellites=True to use it outside its training geometry)"
             )
     if "frame" in radiances.dims:
@@ -205,7 +206,14 @@ class _Frames:
         if self.times is not None:
             where = np.flatnonzero(self.times == np.datetime64(pd.Timestamp(t), "ns"))
             if not where.size:
-                raise ImagerError(f"the radiances have no analysis time {pd.Timestamp(t)}")
+                have = ", ".join(str(pd.Timestamp(x)) for x in self.times[:4])
+                more = ", ..." if self.times.size > 4 else ""
+                raise ImagerError(
+                    f"the radiances have no analysis time {pd.Timestamp(t)}: every time of "
+                    f"the background is an analysis time, and the radiances have {have}{more}; "
+                    "select the background's times that have radiances "
+                    "(background.sel(time=radiances.time))"
+                )
             values = values[where[0]]
         out = np.full(self.shape, np.nan)
         for k, j in self.channels:

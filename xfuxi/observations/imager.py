@@ -753,6 +753,29 @@ def imager_observations(
     return ds
 
 
+def _canonical_orientation(radiances: xr.Dataset) -> xr.Dataset:
+    """The radiances with longitudes wrapped to [0, 360) and latitude and longitude
+    ascending (the order of every xfuxi state, :func:`xfuxi.validate`), on a copy where
+    they were not; the values are not changed."""
+    lon = np.asarray(radiances["longitude"].values, dtype="float64")
+    if lon.size and (lon.min() < 0.0 or lon.max() >= 360.0):
+        if lon.min() < -180.0 or lon.max() > 360.0:
+            raise ImagerError(
+                f"radiance longitudes must lie in [-180, 360] degrees; they span "
+                f"[{lon.min():g}, {lon.max():g}]"
+            )
+        radiances = radiances.assign_coords(
+            longitude=radiances["longitude"].copy(data=np.mod(lon, 360.0))
+        )
+    for name in ("latitude", "longitude"):
+        values = radiances[name].values
+        if values.size > 1 and np.any(np.diff(values) <= 0):
+            if np.unique(values).size != values.size:
+                raise ImagerError(f"the radiances' {name} has repeated values")
+            radiances = radiances.sortby(name)
+    return radiances
+
+
 def check_radiances(
     radiances: xr.Dataset,
     *,
@@ -761,6 +784,9 @@ def check_radiances(
     channels: Sequence[str] | None = None,
 ) -> xr.Dataset:
     """Check a radiances Dataset (from :func:`imager_observations`) and return it.
+
+    Latitudes north to south and longitudes in −180..180 are put in xfuxi's order (ascending,
+    0..360) on a copy, as :func:`xfuxi.validate` does for states; the values are unchanged.
 
     Parameters
     ----------
@@ -789,6 +815,7 @@ def check_radiances(
             "Dataset a 'zenith_angle'"
         )
     _check_channels(radiances["sensor_channel"].values.tolist())
+    radiances = _canonical_orientation(radiances)
     for name, grid in (("latitude", latitude), ("longitude", longitude)):
         if grid is None:
             continue
