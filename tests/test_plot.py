@@ -172,6 +172,13 @@ def test_bad_plot_input():
         xfuxi.plot_convergence([1.0, 0.0])
     with pytest.raises(ValueError, match="expected 1-D along"):
         xfuxi.plot_scores(ds["temperature"])
+    lead = pd.to_timedelta([6, 12], "h")
+    by_level = xr.DataArray([[1.0, 2.0], [3.0, 4.0]], dims=("prediction_timedelta", "level"),
+                            coords={"prediction_timedelta": lead, "level": [500, 850]})  # fmt: skip
+    with pytest.raises(ValueError, match="one line per level with system_dim='level'"):
+        xfuxi.plot_scores(by_level)
+    ax = xfuxi.plot_scores(by_level, system_dim="level")  # what the message proposes
+    assert [line.get_label() for line in ax.get_lines()] == ["500", "850"]
 
 
 def test_map_style_replaces_the_styling_keywords():

@@ -549,7 +549,16 @@ def plot_scores(
     for name, s in series.items():
         s = s.squeeze(drop=True) if s.ndim > 1 else s
         if s.dims != (dim,):
-            raise ValueError(f"score {name!r} has dims {s.dims}; expected 1-D along {dim!r}")
+            other = [d for d in s.dims if d != dim]
+            hint = (
+                f"; select one value of {other} (e.g. .sel({other[0]}=...)), or draw one line "
+                f"per {other[0]} with system_dim={other[0]!r}"
+                if other and dim in s.dims
+                else ""
+            )
+            raise ValueError(
+                f"score {name!r} has dims {s.dims}; expected 1-D along {dim!r}{hint}"
+            )
         x, xl = _lead_axis(s[dim].values) if dim in s.coords else (np.arange(s.size), "")
         xlabel = xl or dim
         ax.plot(x, s.values, marker="o", markersize=3, label=name)
