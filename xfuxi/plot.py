@@ -556,9 +556,7 @@ def plot_scores(
                 if other and dim in s.dims
                 else ""
             )
-            raise ValueError(
-                f"score {name!r} has dims {s.dims}; expected 1-D along {dim!r}{hint}"
-            )
+            raise ValueError(f"score {name!r} has dims {s.dims}; expected 1-D along {dim!r}{hint}")
         x, xl = _lead_axis(s[dim].values) if dim in s.coords else (np.arange(s.size), "")
         xlabel = xl or dim
         ax.plot(x, s.values, marker="o", markersize=3, label=name)
