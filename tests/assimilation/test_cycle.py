@@ -111,6 +111,10 @@ def test_summary_shows_no_spread_for_a_method_without_members():
     )
     lines = repr(CycleRun(scores)).splitlines()
     assert lines[2].split() == ["x", "1", "1", "1", "-"] and "nan" not in repr(CycleRun(scores))
+    # counts read as English: "2 cycles", "the last cycle" (not "the last 1 cycles")
+    assert ": 2 cycles from" in lines[0] and lines[1].endswith("(the last cycle)")
+    one_cycle = repr(CycleRun(scores.isel(time=[0]))).splitlines()[0]
+    assert ": 1 cycle from" in one_cycle
 
 
 def test_an_interrupted_run_resumes_with_identical_results(setting, tmp_path):

@@ -1179,7 +1179,7 @@ class CycleRun:
     def __repr__(self) -> str:
         s = self.scores
         n = s.sizes.get("time", 0)
-        head = f"<CycleRun {s.attrs.get('method', '')!s}: {n} cycles"
+        head = f"<CycleRun {s.attrs.get('method', '')!s}: {n} cycle{'s' if n != 1 else ''}"
         if n:
             head += (
                 f" from {pd.Timestamp(s['time'].values[0])} to {pd.Timestamp(s['time'].values[-1])}"
@@ -1189,7 +1189,8 @@ class CycleRun:
             third = max(1, n // 3)
             lines.append(
                 f"{'channel':32s} {'analysis':>10s} {'background':>10s} {'free':>10s} "
-                f"{'spread':>10s}  (means over the last {third} cycles)"
+                f"{'spread':>10s}  "
+                + ("(the last cycle)" if third == 1 else f"(means over the last {third} cycles)")
             )
             last = s.isel(time=slice(-third, None)).mean("time")
             for ch in s["channel"].values:
