@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from ._version import __version__
-from .config import Config, config_with_legacy, field
+from .config import Config, config_with_legacy, field, is_integer
 from .options import progress_bar
 
 __all__ = [
@@ -88,7 +88,7 @@ class CampaignError(RuntimeError):
 def _check_int(label: str, value: Any, low: int, *, optional: bool = False) -> None:
     if optional and value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+    if not is_integer(value) or value < low:
         extra = " or None" if optional else ""
         raise ValueError(
             f"CampaignConfig.{label} must be an integer >= {low}{extra}; got {value!r}"

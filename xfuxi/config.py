@@ -39,6 +39,7 @@ __all__ = [
     "config_with_legacy",
     "field",
     "from_arguments",
+    "is_integer",
     "summary_html",
 ]
 
@@ -159,6 +160,24 @@ def config_with_legacy(
     return base.replace(**legacy)
 
 
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer for a count or a seed: a Python or NumPy integer, not a
+    bool and not a ``numpy.timedelta64`` (which NumPy makes an integer subclass, so that a
+    lead given as ``np.timedelta64(12, "h")`` would otherwise pass for 12 steps).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_integer(3), is_integer(np.int32(3)), is_integer(True), is_integer(3.0)
+    (True, True, False, False)
+    >>> is_integer(np.timedelta64(12, "h"))
+    False
+    """
+    return isinstance(value, (int, np.integer)) and not isinstance(
+        value, (bool, np.bool_, np.timedelta64)
+    )
+
+
 def check_integers(config: Config, lows: Mapping[str, int]) -> None:
     """Check that each named field of ``config`` is an integer at least its bound.
 
@@ -192,7 +211,7 @@ def check_integers(config: Config, lows: Mapping[str, int]) -> None:
     owner = type(config).__name__
     for label, low in lows.items():
         value = getattr(config, label)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        if not is_integer(value) or value < low:
             raise ValueError(f"{owner}.{label} must be an integer >= {low}; got {value!r}")
 
 

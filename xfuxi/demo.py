@@ -23,6 +23,7 @@ import xarray as xr
 import xfuxi
 
 from .assimilation.da import resolve_da_model
+from .config import is_integer
 from .files import atomic_write_bytes, replace_directory
 from .models.cascade import Cascade
 
@@ -260,7 +261,7 @@ def stage_fuxi_da(
     the radiances' O − B and O − A by channel; maps of the temperature increment at 850 hPa
     and of ASSI − CORR there (what the radiances add).
     """
-    if isinstance(n_times, bool) or not isinstance(n_times, (int, np.integer)) or n_times < 1:
+    if not is_integer(n_times) or n_times < 1:
         raise ValueError(f"n_times must be a positive integer; got {n_times!r}")
     truth = base["truth"]
     step = np.timedelta64(6, "h")
@@ -400,11 +401,7 @@ def run_demo(
     xfuxi.files.OutputExistsError
         ``output_dir`` exists and is not an earlier demo output that may be replaced.
     """
-    if (
-        isinstance(n_times_da, bool)
-        or not isinstance(n_times_da, (int, np.integer))
-        or (n_times_da < 0)
-    ):
+    if not is_integer(n_times_da) or n_times_da < 0:
         raise ValueError(f"n_times_da must be an integer >= 0; got {n_times_da!r}")
     out = Path(output_dir)
     settings = {"test_days": test_days, "lead_days": lead_days, "n_init": n_init, "model": model,

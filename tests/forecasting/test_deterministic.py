@@ -165,6 +165,8 @@ def test_errors_name_what_is_wrong():
         forecast(ds, model=model, steps=1, init_times=[ds.time.values[0]])
     with pytest.raises(ValueError, match="steps"):
         forecast(ds, model=model, steps=0)
+    with pytest.raises(ValueError, match="steps must be an integer"):  # a lead, not a count
+        forecast(ds, model=model, steps=np.timedelta64(12, "h"))
     with pytest.raises(ValueError, match="batch_size"):
         forecast(ds, model=model, steps=1, batch_size=0)
     with pytest.raises(TypeError, match="wrap_model"):

@@ -240,6 +240,8 @@ def test_perturbation_loaded_from_directory(setup, tmp_path):
         ({"method": "lorenz"}, "method must be one of"),
         ({"n": 0}, "n must be an integer >= 1"),
         ({"steps": 1.5}, "steps must be an integer"),
+        # NumPy makes timedelta64 an integer subclass: a lead is not a number of steps
+        ({"steps": np.timedelta64(12, "h")}, "steps must be an integer"),
         ({"seed": -1}, "seed must be an integer >= 0"),
         ({"chunk_size": 0}, "chunk_size"),
         ({"amplitude": -1.0}, "amplitude"),

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..config import Config, field
+from ..config import Config, field, is_integer
 from .localization import Localization
 
 __all__ = [
@@ -45,7 +45,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+    if not is_integer(value):
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")

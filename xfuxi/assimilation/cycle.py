@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..config import config_with_legacy
+from ..config import config_with_legacy, is_integer
 from ..docstrings import docstring_parts
 from ..files import atomic_write_json, read_marker, replace_directory
 from ..grid import area_weights
@@ -1739,9 +1739,7 @@ def open_cycle_states(
     marker = read_marker(path) if path.exists() else None
     if marker is None or marker.get("kind") != STORE_KIND:
         raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
-    if members is not None and (
-        isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1
-    ):
+    if members is not None and (not is_integer(members) or members < 1):
         raise ValueError(f"members must be a positive integer or None; got {members!r}")
     if not np.isfinite(skip_days) or skip_days < 0:
         raise ValueError(f"skip_days must be a finite number >= 0; got {skip_days!r}")

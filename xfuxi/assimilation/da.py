@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..config import is_integer
 from ..data.channels import stack_values, unstack
 from ..data.schema import canonical_order
 from ..docstrings import docstring_parts
@@ -599,11 +600,7 @@ def assimilate_da(
     """
     t_start = _time.perf_counter()
     check_precision("", precision)
-    if (
-        not isinstance(batch_size, (int, np.integer))
-        or isinstance(batch_size, bool)
-        or (batch_size < 1)
-    ):
+    if not is_integer(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     net = resolve_da_model(model)
     background = _check_background(background, net)

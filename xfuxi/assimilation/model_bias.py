@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..config import is_integer
 from .cycle import CycleAnalysis, CycleMethod, _area_rms, _grid_weights
 
 __all__ = ["BiasCorrectedMethod"]
@@ -113,10 +114,10 @@ class BiasCorrectedMethod(CycleMethod):
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1:
             raise ValueError(f"rate must be a number in (0, 1]; got {r!r}")
         t = self.truncation
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0):
+        if t is not None and (not is_integer(t) or t < 0):
             raise ValueError(f"truncation must be None or an integer >= 0; got {t!r}")
         n = self.spinup
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        if not is_integer(n) or n < 0:
             raise ValueError(f"spinup must be an integer >= 0; got {n!r}")
         self.n_slots = self.method.n_slots
         if not self.name:

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
+from ..config import is_integer
 from ..docstrings import with_signature_of
 from ..options import progress_bar
 from .edge import forecast_dataset, initial_conditions
@@ -58,12 +59,9 @@ def _rollout_arrays(
     model = resolve_model(DEFAULT_MODEL if model is None else model, allow_cascade=True)
     if steps is None:
         steps = _default_steps(model)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+    if not is_integer(steps) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):  # fmt: skip
+    if batch_size is not None and (not is_integer(batch_size) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
     x, t0 = initial_conditions(ds, model, init_times=init_times)
     leads = model.timestep * np.arange(1, int(steps) + 1)

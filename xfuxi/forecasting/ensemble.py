@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from ..config import Config, field
+from ..config import Config, field, is_integer
 from ..docstrings import with_signature_of
 from ..options import progress_bar
 from ..perturbations.scales import PerlinScales, check_perlin_scales
@@ -274,13 +274,9 @@ def _ensemble_setup(
     from ..models.rollout import model_on
 
     for label, value, low in (("n", n, 1), ("steps", steps, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        if not is_integer(value) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}; got {value!r}")
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, (int, np.integer))
-        or chunk_size < 1
-    ):
+    if chunk_size is not None and (not is_integer(chunk_size) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
     model = resolve_model(model, allow_cascade=True)
     vae = None

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import summary_html
+from ..config import is_integer, summary_html
 from .base import ForecastModel
 from .checkpoint import load_checkpoint
 
@@ -83,7 +83,7 @@ class Cascade:
                 f"{len(models)} stages need {len(models) - 1} switch step(s); got {switch}"
             )
         for s in switch:
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+            if not is_integer(s) or s < 1:
                 raise ValueError(f"switch_steps must be integers >= 1; got {switch}")
         if any(b <= a for a, b in zip(switch, switch[1:])):
             raise ValueError(f"switch_steps must increase strictly; got {switch}")

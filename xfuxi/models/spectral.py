@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import is_integer
+
 __all__ = ["SpectralFilter", "with_spectral_filter"]
 
 
@@ -96,11 +98,7 @@ class SpectralFilter(torch.nn.Module):
         super().__init__()
         lat = np.asarray(latitude, dtype="float64")
         lon = np.asarray(longitude, dtype="float64")
-        if (
-            isinstance(truncation, bool)
-            or not isinstance(truncation, (int, np.integer))
-            or truncation < 0
-        ):
+        if not is_integer(truncation) or truncation < 0:
             raise ValueError(f"truncation must be an integer >= 0; got {truncation!r}")
         nlon = lon.size
         if nlon < 2 or not np.allclose(np.diff(lon) % 360.0, 360.0 / nlon):

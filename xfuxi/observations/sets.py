@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..config import is_integer
 from ..data.channels import channels_of, stack
 from ..data.schema import SchemaError, validate
 from ..docstrings import docstring_parts
@@ -139,7 +140,7 @@ def make_observations(
 
 def _positive_count(value: Any, name: str) -> int:
     """``value`` as a positive int, else an ObservationError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    if not is_integer(value):
         raise ObservationError(f"{name} must be a positive integer, got {value!r}")
     if value < 1:
         raise ObservationError(f"{name} must be a positive integer (at least 1), got {value}")

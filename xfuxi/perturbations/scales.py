@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Config, config_with_legacy, field
+from ..config import Config, config_with_legacy, field, is_integer
 
 __all__ = ["PerlinScales", "check_perlin_scales", "perlin_scales"]
 
@@ -22,7 +22,7 @@ def check_perlin_scales(owner: str, wavelength: Any, octaves: Any, persistence: 
     are positive finite numbers and ``octaves`` an integer of at least 1."""
     if not (np.isfinite(wavelength) and wavelength > 0):
         raise ValueError(f"{owner}.wavelength must be positive; got {wavelength!r}")
-    if isinstance(octaves, bool) or not isinstance(octaves, (int, np.integer)) or octaves < 1:
+    if not is_integer(octaves) or octaves < 1:
         raise ValueError(f"{owner}.octaves must be an integer >= 1; got {octaves!r}")
     if not (np.isfinite(persistence) and persistence > 0):
         raise ValueError(f"{owner}.persistence must be positive; got {persistence!r}")
@@ -75,9 +75,7 @@ class PerlinScales(Config):
     def __post_init__(self) -> None:
         if not (np.isfinite(self.wavelength) and self.wavelength > 0):
             raise ValueError(f"PerlinScales.wavelength must be positive; got {self.wavelength!r}")
-        if isinstance(self.octaves, bool) or not isinstance(self.octaves, (int, np.integer)) or (
-            self.octaves < 1
-        ):  # fmt: skip
+        if not is_integer(self.octaves) or self.octaves < 1:
             raise ValueError(f"PerlinScales.octaves must be an integer >= 1; got {self.octaves!r}")
         if not (np.isfinite(self.persistence) and self.persistence > 0):
             raise ValueError(f"PerlinScales.persistence must be positive; got {self.persistence!r}")

@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-import numpy as np
-
-from ..config import Config, check_integers, check_number, check_run_place, field
+from ..config import Config, check_integers, check_number, check_run_place, field, is_integer
 from ..models.precision import Precision, check_precision, precision_field
 from .config import CHECKPOINT_DIR_HELP, DEVICE_HELP
 
@@ -131,9 +129,7 @@ class DAConfig(Config):
             v = getattr(self, label)
             if not isinstance(v, tuple):
                 object.__setattr__(self, label, tuple(v))
-        if not self.leads or any(
-            isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in self.leads
-        ):
+        if not self.leads or any(not is_integer(v) or v < 1 for v in self.leads):
             raise ValueError(
                 f"{owner}.leads must be positive integers (6-hour steps); got {self.leads!r}"
             )

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..config import is_integer
 from ..options import progress_enabled
 from .simulator import SPLITS, get_model, pressure_dataset, world_config
 
@@ -135,7 +136,7 @@ def world_perturbed_runs(
         raise ValueError(f"split must be one of {sorted(SPLITS)}; got {split!r}")
     for name, value in (("n_members", n_members), ("steps", steps),
                         ("reference_days", reference_days)):  # fmt: skip
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_integer(value) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
         raise ValueError(f"scale must be a positive number; got {scale!r}")

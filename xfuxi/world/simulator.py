@@ -79,7 +79,7 @@ import pandas as pd
 import xarray as xr
 
 from .._version import __version__
-from ..config import Config, field
+from ..config import Config, field, is_integer
 from ..data.schema import ERA5_PRESSURE_LEVELS, VARIABLES, validate
 from ..files import (
     CorruptedOutputError,
@@ -209,9 +209,9 @@ class WorldConfig(Config):
         days, start, seed, resolution = self.days, self.start, self.seed, self.resolution
         levels, spinup_days = self.levels, self.spinup_days
         n_sigma_levels, output_hours = self.n_sigma_levels, self.output_hours
-        if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
+        if not is_integer(days) or days < 1:
             raise ValueError(f"days must be a positive integer; got {days!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        if not is_integer(seed) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
         if resolution not in _RESOLUTIONS:
             raise ValueError(

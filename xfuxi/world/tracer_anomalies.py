@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..config import is_integer
 from ..constants import EARTH_RADIUS
 from ..options import progress_enabled
 from .perturbed import states_at
@@ -178,7 +179,7 @@ def held_suarez_tracer_anomalies(
     6
     """
 
-    if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
+    if not is_integer(members) or members < 1:
         raise ValueError(f"members must be an integer >= 1; got {members!r}")
     for label, rng_, low in (("blobs", blobs, 1), ("radius_km", radius_km, 1e-9),
                              ("amplitude", amplitude, 1e-12)):  # fmt: skip
@@ -357,7 +358,7 @@ def world_tracer_transport(
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}; got {split!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+    if not is_integer(steps) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     spec = SPLITS[split]
     config = world_config(days=spec["days"], seed=spec["seed"], start=spec["start"], **world)
