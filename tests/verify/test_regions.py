@@ -107,8 +107,10 @@ def test_masks_boolean_and_weights_and_nan_outside():
 def test_region_errors():
     fc, truth = ens()
     f = fc.isel(number=0)
-    with pytest.raises(ValueError, match="unknown region 'mars'"):
+    with pytest.raises(ValueError, match="unknown region 'mars'; named regions are"):
         rmse(f, truth, region="mars")
+    with pytest.raises(ValueError, match="'extratropics' \\(did you mean 'extra-tropics'\\?\\)"):
+        rmse(f, truth, region="extratropics")
     with pytest.raises(ValueError, match="does not reduce"):
         rmse(f, truth, dim=["time", "longitude"], region="tropics")
     with pytest.raises(ValueError, match="no grid point"):

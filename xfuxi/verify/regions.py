@@ -134,7 +134,13 @@ def _one(region: RegionLike, obj: xr.Dataset | xr.DataArray, i: int) -> tuple[st
     """(label, mask) of one region; a DataArray mask is returned as given (checked later)."""
     if isinstance(region, str):
         if region not in REGIONS:
-            raise ValueError(f"unknown region {region!r}; named regions are {sorted(REGIONS)}")
+            import difflib
+
+            close = difflib.get_close_matches(region, list(REGIONS), n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"unknown region {region!r}{hint}; named regions are {sorted(REGIONS)}"
+            )
         region = REGIONS[region]
     if isinstance(region, Mapping):
         unknown = [k for k in region if k not in ("latitude", "longitude", "name")]
