@@ -547,3 +547,20 @@ def test_imager_then_assimilate_da(tmp_path, capsys):
     rc = main(["--no-progress", "imager", str(tmp_path / "truth.nc"), "--satellites", "x",
                "--output", str(tmp_path / "bad")])  # fmt: skip
     assert rc != 0 and "--satellites must be comma-separated numbers" in capsys.readouterr().err
+
+
+def test_every_output_flag_takes_both_spellings():
+    # the trainers' flag was --out and the others' --output; `xfuxi world --out` was an
+    # ambiguous prefix (--output, --output-hours): each now accepts both, exactly
+    from xfuxi.cli.common import COMMANDS
+
+    for name in COMMANDS:
+        parser, _ = _command_parser(name)
+        flags = {s for a in parser._actions for s in a.option_strings}
+        if not flags & {"--out", "--output"}:
+            continue
+        assert {"--out", "--output"} <= flags, name
+    parser, _ = _command_parser("world")
+    assert parser.parse_args(["--out", "w.nc"]).output == "w.nc"
+    parser, _ = _command_parser("train")
+    assert parser.parse_args(["--output", "ckpt"]).out == "ckpt"

@@ -349,10 +349,13 @@ OVERWRITE = dict(
 
 
 def output_args(help: str, *, flag: str = "--output"):  # noqa: A002
-    """Declare the required output flag of a command (with ``help``) and ``--overwrite``."""
+    """Declare the required output flag of a command (with ``help``) and ``--overwrite``;
+    ``--output`` and ``--out`` are both accepted (the trainers' flag is ``--out``)."""
+    other = "--out" if flag == "--output" else "--output"
 
     def deco(run):
-        return arg(flag, required=True, help=help)(arg("--overwrite", **OVERWRITE)(run))
+        out = arg(flag, other, dest=flag[2:], required=True, help=help)
+        return out(arg("--overwrite", **OVERWRITE)(run))
 
     return deco
 

@@ -11,7 +11,9 @@ from .common import OVERWRITE, arg, command
 __all__: list[str] = []
 
 
-@arg("--output", default="demo_output", help="folder for figures and tables")
+@arg(
+    "--output", "--out", dest="output", default="demo_output", help="folder for figures and tables"
+)
 @arg("--test-days", type=int, default=60, help="length of the test period (days)")
 @arg("--lead-days", type=int, default=10, help="forecast length (days)")
 @arg("--n-init", type=int, default=20, help="number of initial times scored")

@@ -103,7 +103,13 @@ def _cycled_states(args):
 )
 @_cycled_args("whose analysed member pairs start a share --cycled-fraction of each batch")
 @config_args(TrainConfig)
-@arg("--out", required=True, help="checkpoint directory (resumed if it holds a matching run)")
+@arg(
+    "--out",
+    "--output",
+    dest="out",
+    required=True,
+    help="checkpoint directory (resumed if it holds a matching run)",
+)
 @command("train", "train or fine-tune a FuXi forecast model (runs under torchrun too)")
 def _cmd_train(args) -> int:
     # torch-backed modules are imported when the command runs (the CLI starts without torch)
@@ -154,7 +160,13 @@ def _cmd_train(args) -> int:
 @arg("--calibrate-variables", default="0.7,1.4",
      help="per-variable inflation candidates tuned after the global one ('' to skip)")  # fmt: skip
 @arg("--calibrate-steps", type=int, default=40, help="forecast steps used to calibrate")
-@arg("--out", required=True, help="output directory of the perturbation module")
+@arg(
+    "--out",
+    "--output",
+    dest="out",
+    required=True,
+    help="output directory of the perturbation module",
+)
 @arg("--overwrite", **OVERWRITE)
 @command("train-ens", "train the FuXi-ENS perturbation module for a deterministic model")
 def _cmd_train_ens(args) -> int:
@@ -231,7 +243,7 @@ def _cmd_train_ens(args) -> int:
     "whose analysed pairs, run 6 hours, are backgrounds of a share --cycled-fraction of each batch"
 )
 @config_args(DAConfig)
-@arg("--out", required=True,
+@arg("--out", "--output", dest="out", required=True,
      help="training directory: OUT/latest (resumable state), OUT/model (the network)")  # fmt: skip
 @command("train-da", "train a FuXi-DA network or its CORR variant (runs under torchrun too)")
 def _cmd_train_da(args) -> int:

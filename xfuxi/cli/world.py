@@ -39,7 +39,13 @@ __all__: list[str] = []
 @config_args(WorldConfig, skip=("days",))
 @arg("--levels", default="250,500,700,850", help="pressure levels in hPa, comma-separated")
 @arg("--cache-dir", default=None, help="cache directory (default $XFUXI_CACHE or ~/.cache/xfuxi)")
-@arg("--output", default=None, help="also write a copy here (a .nc file, else a zarr store)")
+@arg(
+    "--output",
+    "--out",
+    dest="output",
+    default=None,
+    help="also write a copy here (a .nc file, else a zarr store)",
+)
 @arg("--overwrite", **OVERWRITE)
 @command("world", "generate (or read from the cache) a Held-Suarez world on pressure levels")
 def _cmd_world(args) -> int:
