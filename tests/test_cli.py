@@ -534,6 +534,29 @@ def test_imager_then_assimilate_da(tmp_path, capsys):
                "--model", str(tmp_path / "net"), "--lead", "6", "--output",
                str(tmp_path / "bad")])  # fmt: skip
     assert rc != 0 and "--lead is for a forecast background" in capsys.readouterr().err
+    # a background with a time the radiances lack: refused, with the flag that selects
+    later = background["time"].values[-1] + six
+    extended = xr.concat([background, background.isel(time=[-1]).assign_coords(time=[later])],
+                         dim="time")  # fmt: skip
+    extended.to_netcdf(tmp_path / "bg_more.nc")
+    base = ["--no-progress", "assimilate-da", str(tmp_path / "bg_more.nc"),
+            str(tmp_path / "rad"), "--model", str(tmp_path / "net")]  # fmt: skip
+    rc = main([*base, "--output", str(tmp_path / "bad")])
+    assert rc != 0 and not (tmp_path / "bad").exists()
+    assert "no analysis time" in (err := capsys.readouterr().err) and "--times radiances" in err
+    rc = main([*base, "--times", "radiances", "--output", str(tmp_path / "an_sel")])
+    assert rc == 0, capsys.readouterr().err
+    with xr.open_dataset(tmp_path / "an_sel" / "analysis.nc") as got:
+        with xr.open_dataset(tmp_path / "an0" / "analysis.nc") as ref:
+            xr.testing.assert_identical(got.load(), ref.load())
+    first = str(background["time"].values[0])[:19]
+    rc = main([*base, "--times", f"{first},{first}", "--output", str(tmp_path / "an_one")])
+    assert rc == 0, capsys.readouterr().err
+    with xr.open_dataset(tmp_path / "an_one" / "analysis.nc") as got:
+        assert got.sizes["time"] == 1  # a time given twice is analysed once
+    for times, message in (("2031-01-01T00", "has no time"), ("soon", "ISO times")):
+        rc = main([*base, "--times", times, "--output", str(tmp_path / "bad")])
+        assert rc != 0 and message in capsys.readouterr().err
     # bad input: one clear line, nothing written
     rc = main(["--no-progress", "assimilate-da", str(tmp_path / "bg.nc"), str(tmp_path / "rad"),
                "--model", str(tmp_path / "net"), "--output", str(tmp_path / "bad"),

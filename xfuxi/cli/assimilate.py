@@ -204,6 +204,37 @@ def _background_at_lead(ds, lead_hours: float | None):
     return out.assign_coords(time=valid_time(out).values).drop_vars("prediction_timedelta")
 
 
+def _select_analysis_times(background, radiances, times: str | None):
+    """The background at ``--times``: ``None`` every time, ``"radiances"`` the times the
+    radiances have, else a comma-separated list of times (each must be in the background)."""
+    import numpy as np
+    import pandas as pd
+
+    if times is None:
+        return background
+    have = background["time"].values.astype("datetime64[ns]")
+    if times == "radiances":
+        if radiances is None or "time" not in radiances.dims:
+            raise ValueError("--times radiances needs radiances with a time dim")
+        wanted = np.intersect1d(have, radiances["time"].values.astype("datetime64[ns]"))
+        if not wanted.size:
+            raise ValueError("no time of the background has radiances")
+    else:
+        try:
+            wanted = pd.to_datetime(times.split(","), format="ISO8601")
+            wanted = np.unique(wanted.values.astype("datetime64[ns]"))
+        except ValueError as err:
+            raise ValueError(
+                f"--times {times!r}: not 'radiances' or comma-separated ISO times "
+                "(2020-01-02T06,2020-01-02T12)"
+            ) from err
+        absent = [str(pd.Timestamp(t)) for t in wanted if t not in have]
+        if absent:
+            raise ValueError(f"--times: the background has no time {absent}")
+    print(f"analysing {wanted.size} of the background's {have.size} times")
+    return background.sel(time=wanted)
+
+
 #: the parameters of :func:`xfuxi.assimilate_da` that are flags of ``xfuxi assimilate-da``
 ASSIMILATE_DA_FLAGS = (
     "allow_missing_channels", "allow_new_satellites", "batch_size", "precision", "diagnostics",
@@ -218,6 +249,10 @@ ASSIMILATE_DA_FLAGS = (
 @arg("radiances", nargs="?", default=None,
      help="zarr/netCDF radiances (xfuxi imager, or radiances.nc of its output); not for a "
           "CORR network")  # fmt: skip
+@arg("--times", default=None,
+     help="analyse only these times of the background: 'radiances' (those the "
+          "radiances have) or comma-separated ISO times (2020-01-02T06,2020-01-02T12); "
+          "default all")  # fmt: skip
 @arg("--model", default="fuxi-da-hs-t21",
      help="FuXi-DA network: a shipped name or a checkpoint directory "
           "(default fuxi-da-hs-t21)")  # fmt: skip
@@ -249,11 +284,15 @@ def _cmd_assimilate_da(args) -> int:
                 radiances = ds.load()
         with open_data(args.background) as ds:
             background = _background_at_lead(ds, args.lead).load()
+        background = _select_analysis_times(background, radiances, args.times)
         res = assimilate_da(
             background, radiances, model=args.model, **function_kwargs(args, ASSIMILATE_DA_FLAGS)
         )
     except (ImagerError, ValueError, FileNotFoundError) as err:
-        return usage_error(cmd, str(err))
+        message = str(err)
+        if "no analysis time" in message:
+            message += "; on the command line, --times radiances"
+        return usage_error(cmd, message)
 
     def write(directory: Path) -> None:
         for name in ("analysis", "increment", "diagnostics"):
