@@ -105,6 +105,13 @@ def test_a_model_and_data_are_targets():
     f = smooth(target_grid("wb2_64x32"))
     xr.testing.assert_identical(regrid(f, Model()), regrid(f, "T21"))
     xr.testing.assert_identical(regrid(f, smooth(target_grid("T21"))), regrid(f, "T21"))
+    # a mapping of the grid's coordinates (long or short names) is a target too
+    grid = {"latitude": Model.latitude, "longitude": Model.longitude}
+    xr.testing.assert_identical(regrid(f, grid), regrid(f, "T21"))
+    short = {"lat": Model.latitude, "lon": Model.longitude}
+    xr.testing.assert_identical(regrid(f, short), regrid(f, "T21"))
+    with pytest.raises(TypeError, match="gives no latitude and longitude"):
+        regrid(f, {"latitude": Model.latitude})
 
 
 def test_flux_or_total():

@@ -26,7 +26,7 @@ The method used is recorded in each variable's ``regrid_method`` attribute.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -137,9 +137,10 @@ def target_grid(target: Any) -> xr.Dataset:
 
     Parameters
     ----------
-    target : str, xarray.Dataset, xarray.DataArray or model
+    target : str, xarray.Dataset, xarray.DataArray, mapping or model
         A name of :data:`GRIDS` (``"T21"``, ``"wb2_64x32"``, ...), data whose ``latitude``
-        and ``longitude`` (or ``lat``/``lon``) give the grid, or any object with
+        and ``longitude`` (or ``lat``/``lon``) give the grid, a mapping of those names to
+        arrays (``{"latitude": [...], "longitude": [...]}``), or any object with
         ``latitude`` and ``longitude`` arrays (a :class:`xfuxi.models.base.ForecastModel`).
 
     Returns
@@ -156,13 +157,17 @@ def target_grid(target: Any) -> xr.Dataset:
         names = {"lat": "latitude", "lon": "longitude"}
         coords = {names.get(str(k), str(k)): target[k].values for k in target.coords}
         latitude, longitude = coords.get("latitude"), coords.get("longitude")
+    elif isinstance(target, Mapping):
+        latitude = target.get("latitude", target.get("lat"))
+        longitude = target.get("longitude", target.get("lon"))
     else:
         latitude = getattr(target, "latitude", None)
         longitude = getattr(target, "longitude", None)
     if latitude is None or longitude is None:
         raise TypeError(
             f"target {type(target).__name__} gives no latitude and longitude; expected a grid "
-            f"name ({sorted(GRIDS)}), a Dataset or DataArray on the grid, or a model"
+            f"name ({sorted(GRIDS)}), a Dataset or DataArray on the grid, a mapping "
+            "{'latitude': ..., 'longitude': ...}, or a model"
         )
     grid = validate(_grid(np.asarray(latitude, "float64"), np.asarray(longitude, "float64")))
     return xr.Dataset(coords={"latitude": grid["latitude"], "longitude": grid["longitude"]})
@@ -276,9 +281,10 @@ def regrid(
         Global data with dims ``latitude`` and ``longitude`` (any others are carried
         along); brought into the canonical layout first
         (:func:`xfuxi.data.schema.validate`).
-    target : str, xarray.Dataset, xarray.DataArray or model
+    target : str, xarray.Dataset, xarray.DataArray, mapping or model
         The grid (see :func:`target_grid`): ``"T21"`` (the world's Gaussian grid),
-        ``"wb2_64x32"``, ``"wb2_240x121"``, data on the grid, or a model.
+        ``"wb2_64x32"``, ``"wb2_240x121"``, data on the grid, ``{"latitude": ...,
+        "longitude": ...}``, or a model.
     method : {"auto", "bilinear", "conservative"}, default "auto"
         ``"auto"``: conservative for fluxes and totals (:func:`is_flux_or_total`), bilinear
         for the rest. See the module documentation for both schemes.
