@@ -349,6 +349,21 @@ def test_a_dataset_with_and_without_levels_is_scored_variable_by_variable():
         got = xfuxi.verify.crps(ens, tr, dim=dim)
         alone = xfuxi.verify.crps(ens["surface_pressure"], tr["surface_pressure"], dim=None)
         assert float(got["surface_pressure"]) == pytest.approx(float(alone), rel=1e-12)
+        ranks = xfuxi.verify.rank_histogram(ens, tr, dim=dim)
+        alone = xfuxi.verify.rank_histogram(ens["surface_pressure"], tr["surface_pressure"])
+        np.testing.assert_array_equal(ranks["surface_pressure"].values, alone.values)
+        assert int(ranks["temperature"].sum()) == fc["temperature"].size
+    # the energy score over vectors with a level: surface pressure's vector is its field
+    vector = ["level", "latitude", "longitude"]
+    got = xfuxi.verify.energy_score(ens, tr, vector_dims=vector)
+    alone = xfuxi.verify.energy_score(ens["surface_pressure"], tr["surface_pressure"])
+    assert float(got["surface_pressure"]) == pytest.approx(float(alone), rel=1e-12)
+    alone = xfuxi.verify.energy_score(ens["temperature"], tr["temperature"], vector_dims=vector)
+    assert float(got["temperature"]) == pytest.approx(float(alone), rel=1e-12)
+    with pytest.raises(ValueError, match="must not include the ensemble dimension"):
+        xfuxi.verify.rank_histogram(ens, tr, dim=["number", "time"])
+    with pytest.raises(ValueError, match=r"cannot reduce over \['height'\]"):
+        xfuxi.verify.rank_histogram(ens, tr, dim=["height"])
     clim = tr.mean("time") + 0.5
     got = acc(fc, tr, clim, dim=["level", "latitude", "longitude"])
     alone = acc(fc["surface_pressure"], tr["surface_pressure"], clim["surface_pressure"],

@@ -564,9 +564,13 @@ def rank_histogram(
         b = (r * nbins) // np.maximum(n + 1, 1)
         return np.where(bad, -1, b)
 
+    _check_dim(dim, mdim)
+    wanted = reduced_dims(fc, dim)  # each a dim of the data (of some variable)
+
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         r = _over_members(kernel, f, t, mdim, np.int64)
-        dims = reduced_dims(r, dim)
+        # a Dataset's variable over the reduced dims it has (surface pressure has no level)
+        dims = [d for d in wanted if d in r.dims] if dim is not None else list(r.dims)
         inside = region_weights(r, dims, None, region)
         counts = [
             ((r == k) if inside is None else (r == k) & (inside > 0)).sum(dims)
@@ -824,7 +828,8 @@ def energy_score(
     ----------
     {{ensemble_truth}}
     vector_dims : sequence of str, default ("latitude", "longitude")
-        Dims that make up one vector (a field); each must be in the data.
+        Dims that make up one vector (a field); each must be in the data. A Dataset's
+        variable takes those it has (surface pressure has no ``level``).
     dim : str or list of str, optional
         Dims (besides the vector and ensemble dims) to average the energy score over;
         ``None`` (default) averages all the others (time first-last as everywhere).
@@ -880,9 +885,14 @@ def energy_score(
         )
     if dim is not None and set([dim] if isinstance(dim, str) else dim) & set(vdims):
         raise ValueError(f"dim must not include the vector dims {vdims}")
+    all_vdims = vdims
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         f, t = xr.broadcast(f, t, exclude=[mdim])
+        # a Dataset's variable over the vector dims it has (surface pressure has no level)
+        vdims = [d for d in all_vdims if d in f.dims]
+        if not vdims:
+            raise ValueError(f"{name!r} has none of the vector_dims {all_vdims}")
         template = t.isel({d: 0 for d in t.dims if d not in vdims}, drop=True)
         w = region_weights(template, vdims, weights, region)
         w = xr.ones_like(template, dtype=float) if w is None else w.broadcast_like(template)
