@@ -168,6 +168,12 @@ def test_rps_matches_xskillscore(fair):
                                atol=1e-15)  # fmt: skip
     with pytest.raises(ValueError, match="increasing"):
         ranked_probability_score(fc, truth, thresholds=[1.0, 0.0])
+    # edges that vary in space are brier_score's; the message says so (it was "could not
+    # convert string to float" for a Dataset, whose iteration gives its variable names)
+    with pytest.raises(TypeError, match="sequence of numbers.*got Dataset.*brier_score"):
+        ranked_probability_score(fc, truth, thresholds=truth.to_dataset(name="t"))
+    with pytest.raises(TypeError, match="thresholds must be numbers"):
+        ranked_probability_score(fc, truth, thresholds=["low", "high"])
 
 
 def test_rps_one_threshold_is_brier_of_below():

@@ -693,6 +693,9 @@ def ranked_probability_score(
     {{raises_ensemble}}
         Also if the thresholds are empty or not increasing, or the fair form is asked for
         one member.
+    TypeError
+        If the thresholds are not a sequence of numbers (a Dataset or DataArray of
+        thresholds that vary in space: use :func:`brier_score` per edge).
 
     Notes
     -----
@@ -709,7 +712,16 @@ def ranked_probability_score(
     >>> float(fc.fuxi.ranked_probability_score(xr.DataArray([2.5], dims="x"), thresholds=[1.5]))
     0.25
     """
-    edges = np.asarray(list(thresholds), dtype=float)
+    if isinstance(thresholds, (xr.Dataset, xr.DataArray, str)) or not np.iterable(thresholds):
+        raise TypeError(
+            "thresholds must be a sequence of numbers (the same edges at every point); got "
+            f"{type(thresholds).__name__} (for thresholds that vary in space, score each "
+            "edge with brier_score)"
+        )
+    try:
+        edges = np.asarray(list(thresholds), dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"thresholds must be numbers; got {list(thresholds)!r}") from err
     if edges.size == 0 or np.any(np.diff(edges) <= 0) or not np.all(np.isfinite(edges)):
         raise ValueError(f"thresholds must be finite and increasing, at least one; got {edges}")
     ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
