@@ -91,6 +91,11 @@ def test_errors():
     )
     with pytest.raises(ValueError, match=r"level \[700\] are not in the state"):
         osp.innovations(obs, bg)
+    # times are named as times, not as nanosecond integers
+    timed = bg.expand_dims(time=[np.datetime64("2020-01-01T00", "ns")])
+    late = obs.assign_coords(level=("obs", [500]), time=("obs", [np.datetime64("2020-01-01T06")]))
+    with pytest.raises(ValueError, match=r"time \['2020-01-01 06:00:00'\] are not in the state"):
+        osp.innovations(late, timed)
     with pytest.raises(ValueError, match="need a coordinate 'latitude'"):
         osp.innovations(xr.Dataset({"temperature": ("obs", [1.0])}), bg)
     with pytest.raises(ValueError, match="coordinate 'latitude' differs"):

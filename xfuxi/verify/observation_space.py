@@ -90,9 +90,12 @@ def _interp_to_points(
             pos = pd.Index(field[c].values).get_indexer(want)
             if np.any(pos < 0):
                 missing = np.unique(want[pos < 0])
-                raise ValueError(
-                    f"observations at {c} {missing.tolist()[:5]} are not in the state's {c!r}"
+                shown = (
+                    [str(pd.Timestamp(x)) for x in missing[:5]]
+                    if np.issubdtype(missing.dtype, np.datetime64)
+                    else missing[:5].tolist()
                 )
+                raise ValueError(f"observations at {c} {shown} are not in the state's {c!r}")
             points[c] = xr.DataArray(pos, dims=obs_dim)
     olat = obs["latitude"].values.astype("float64")
     olon = obs["longitude"].values.astype("float64")
