@@ -187,12 +187,17 @@ def test_level_in_pa_is_an_error():
     ds = ds.assign_coords(level=("level", [50000.0, 85000.0], {"units": "Pa"}))
     with pytest.raises(SchemaError, match="in Pa"):
         validate(ds)
+    # without a units attribute, levels that are hPa levels times 100 are named as Pa
+    ds = ds.assign_coords(level=("level", [50000.0, 85000.0]))
+    with pytest.raises(SchemaError, match=r"they look like Pa: divide the levels by 100"):
+        validate(ds)
 
 
 def test_duplicated_time_is_an_error():
     ds = _wb2()
     ds = ds.assign_coords(time=[ds.time.values[0]] * 2)
-    with pytest.raises(SchemaError, match="'time' has duplicated values"):
+    first = str(pd.Timestamp(ds.time.values[0]))
+    with pytest.raises(SchemaError, match=f"'time' has duplicated values: \\['{first}'\\]"):
         validate(ds)
 
 

@@ -294,8 +294,11 @@ def _fix_level(ds: xr.Dataset, levels: Sequence[float] | None) -> xr.Dataset:
     allowed = np.asarray(ERA5_PRESSURE_LEVELS if levels is None else levels, dtype="float64")
     unknown = [float(v) for v in lev if not np.any(np.isclose(v, allowed))]
     if unknown:
+        in_pa = all(np.any(np.isclose(v / 100.0, allowed)) for v in lev)
+        hint = " (they look like Pa: divide the levels by 100)" if in_pa else ""
         raise SchemaError(
-            f"unknown pressure level(s) {unknown} hPa; expected levels among {allowed.tolist()}"
+            f"unknown pressure level(s) {unknown} hPa{hint}; expected levels among "
+            f"{allowed.tolist()}"
         )
     if lev.size > 1:
         if _check_monotonic("level", lev) < 0:
@@ -315,8 +318,12 @@ def _fix_time(ds: xr.Dataset, dim: str) -> xr.Dataset:
             f"coordinate 'prediction_timedelta' must be timedelta64; got dtype {values.dtype}"
         )
     if values.size != np.unique(values).size:
-        dup = values[np.nonzero(np.diff(np.sort(values)) == np.timedelta64(0))[0]]
-        raise SchemaError(f"coordinate {dim!r} has duplicated values: {dup[:5].tolist()}")
+        import pandas as pd  # xarray's own dependency
+
+        ordered = np.sort(values)
+        dup = ordered[np.nonzero(np.diff(ordered) == np.timedelta64(0))[0]]
+        shown = [str(pd.Timestamp(v)) if dim == "time" else str(pd.Timedelta(v)) for v in dup[:5]]
+        raise SchemaError(f"coordinate {dim!r} has duplicated values: {shown}")
     if values.size > 1 and not np.all(np.diff(values) > np.timedelta64(0)):
         ds = ds.sortby(dim)
     return ds
