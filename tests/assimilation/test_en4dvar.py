@@ -665,3 +665,21 @@ def test_world_background_with_the_shortest_lead_holds_its_initial_state():
         bg = xfuxi.world_background(truth, model=model, time="2000-01-02T06", lead_steps=lead)
         assert list(bg.time.values) == list(truth.time.values[-3:])
         xr.testing.assert_allclose(bg.temperature, truth.temperature.isel(time=slice(-3, None)))
+
+
+def test_world_background_takes_a_model_name_like_every_model_argument(
+    tiny_fuxi_checkpoint, tiny_dataset
+):
+    """model= a shipped name or a checkpoint directory failed with "'str' object has no
+    attribute 'timestep'"; it is loaded as by every other model argument."""
+    import xarray as xr
+
+    import xfuxi
+
+    directory, model = tiny_fuxi_checkpoint
+    truth = tiny_dataset(n_time=6)
+    kw = dict(time=truth.time.values[-1], lead_steps=3)
+    by_path = xfuxi.world_background(truth, model=str(directory), **kw)
+    xr.testing.assert_identical(by_path, xfuxi.world_background(truth, model=model, **kw))
+    with pytest.raises(ValueError, match="lead_steps must be an integer >= 2"):
+        xfuxi.world_background(truth, model=model, time=kw["time"], lead_steps=2.5)

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..config import is_integer
 from ..data.channels import stack, unstack
 from ..data.schema import canonical_order
+from ..models.registry import resolve_model
 from ..models.rollout import rollout
 from ..options import progress_enabled
 from ..verify.deterministic import acc, rmse
@@ -75,8 +77,9 @@ def world_background(
         Truth run in the analysis layout (dims ``time``, [``level``,] ``latitude``,
         ``longitude``) with the model's channels and grid; it must hold the two input
         times ``time − lead_steps·6 h − 6 h`` and ``time − lead_steps·6 h``.
-    model : ForecastModel
-        The forecast model (:func:`xfuxi.load_model`).
+    model : ForecastModel, str or path
+        The forecast model: a loaded one, a shipped name (:func:`xfuxi.pretrained_models`)
+        or a checkpoint directory.
     time : datetime-like
         Analysis time t0.
     lead_steps : int, default 8
@@ -115,8 +118,9 @@ def world_background(
     >>> float(bg.temperature.isel(time=-1).mean())  # persisted from 2000-01-01T06
     251.0
     """
-    if lead_steps < 2:
-        raise ValueError(f"lead_steps must be >= 2, got {lead_steps}")
+    if not is_integer(lead_steps) or lead_steps < 2:
+        raise ValueError(f"lead_steps must be an integer >= 2, got {lead_steps!r}")
+    model = resolve_model(model)
     step = pd.Timedelta(model.timestep)
     t0 = pd.Timestamp(time)
     ta = t0 - lead_steps * step
