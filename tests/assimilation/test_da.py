@@ -184,6 +184,24 @@ def test_bfloat16_and_no_diagnostics(case, monkeypatch):
         assimilate_da(background, radiances, model=model, batch_size=0)
 
 
+def test_the_result_is_saved_as_the_command_line_writes_it(case, tmp_path):
+    import xfuxi
+
+    background, radiances, model = case
+    res = assimilate_da(background, radiances, model=model)
+    out = res.save(tmp_path / "an")
+    assert sorted(p.name for p in out.glob("*.nc")) == [
+        "analysis.nc", "diagnostics.nc", "increment.nc"
+    ]  # fmt: skip
+    assert xfuxi.files.read_marker(out)["kind"] == "fuxi-da-analysis"
+    with xr.open_dataset(out / "increment.nc") as back:
+        xr.testing.assert_identical(back.load(), res.increment)
+    with pytest.raises(xfuxi.files.OutputExistsError, match="overwrite"):
+        res.save(out)
+    assert res.save(out, overwrite=True) == out
+    assert "save(directory)" in repr(res)
+
+
 def test_inputs_not_mutated(case):
     background, radiances, model = case
     b0, r0 = background.copy(deep=True), radiances.copy(deep=True)

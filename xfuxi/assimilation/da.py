@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time as _time
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,6 +31,7 @@ from ..models.precision import autocast, check_precision
 from ..models.rollout import model_device
 from ..observations.imager import DOC_PARTS as IMAGER_DOC_PARTS
 from ..observations.imager import ImagerError, NominalImager, check_radiances
+from .result import save_datasets
 
 __all__ = [
     "DEFAULT_DA_MODEL",
@@ -85,8 +87,24 @@ class DAResult(NamedTuple):
             oma = d["rms_oma"].sel(group="all").mean("time").values
             for c, b, o in zip(d["sensor_channel"].values, omb, oma):
                 lines.append(f"  {c:>9}: RMS O-B {b:6.3f} K, O-A {o:6.3f} K")
-        lines.append("  attributes: analysis, increment, diagnostics")
+        lines.append("  attributes: analysis, increment, diagnostics; .save(directory)")
         return "\n".join(lines)
+
+    def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write ``analysis.nc``, ``increment.nc`` and ``diagnostics.nc`` into ``directory``
+        (atomically; what ``xfuxi assimilate-da --output`` writes).
+
+        ``directory`` must be new or empty; an earlier FuXi-DA analysis written by xfuxi is
+        replaced only with ``overwrite=True``, and nothing else ever. Returns its absolute
+        path. Read a file back with ``xr.open_dataset(path / "analysis.nc")``.
+        """
+        return save_datasets(
+            self.datasets(), directory, kind="fuxi-da-analysis", overwrite=overwrite
+        )
+
+    def datasets(self) -> dict[str, xr.Dataset]:
+        """The three Datasets by name, as :meth:`save` writes them."""
+        return {n: getattr(self, n) for n in ("analysis", "increment", "diagnostics")}
 
 
 def resolve_da_model(model: FuXiDA | str | os.PathLike[str] | None) -> FuXiDA:

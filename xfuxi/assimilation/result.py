@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -12,10 +14,37 @@ import xarray as xr
 from ..config import summary_html
 from ..data.channels import unstack
 from ..data.schema import canonical_order
+from ..files import replace_directory
 from ..forecasting.edge import forecast_dataset
 from ..observations.operator import REJECT_REASONS
 
-__all__ = ["En4DVarResult", "result_datasets"]
+__all__ = ["En4DVarResult", "result_datasets", "save_datasets", "write_datasets"]
+
+
+def save_datasets(
+    datasets: dict[str, xr.Dataset], directory: str | os.PathLike[str], *, kind: str,
+    overwrite: bool = False, metadata: dict[str, Any] | None = None,
+) -> Path:  # fmt: skip
+    """Write each Dataset as ``NAME.nc`` into ``directory``, atomically, marked as an xfuxi
+    output of ``kind`` (the layout the command line writes).
+
+    ``directory`` must be new, an empty directory, or (with ``overwrite``) an earlier xfuxi
+    output of the same ``kind``: xfuxi never replaces what it did not write
+    (:func:`xfuxi.files.replace_directory`). Encodings read from inputs are dropped.
+    Returns the absolute path of the directory.
+    """
+
+    def write(tmp: Path) -> None:
+        write_datasets(datasets, tmp)
+
+    return replace_directory(directory, write, kind=kind, overwrite=overwrite, metadata=metadata)
+
+
+def write_datasets(datasets: dict[str, xr.Dataset], directory: Path) -> None:
+    """Each Dataset as ``directory/NAME.nc`` (the encodings read from inputs dropped: an
+    observation file's chunk layout does not apply to them)."""
+    for name, ds in datasets.items():
+        ds.drop_encoding().to_netcdf(Path(directory) / f"{name}.nc")
 
 
 class En4DVarResult(NamedTuple):
@@ -37,6 +66,20 @@ class En4DVarResult(NamedTuple):
     trajectory: xr.Dataset
     increment: xr.Dataset
     diagnostics: xr.Dataset
+
+    def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write ``analysis.nc``, ``increment.nc``, ``trajectory.nc`` and ``diagnostics.nc``
+        into ``directory`` (atomically; what ``xfuxi assimilate --output`` writes).
+
+        ``directory`` must be new or empty; an earlier analysis written by xfuxi is replaced
+        only with ``overwrite=True``, and nothing else ever. Returns its absolute path.
+        Read a file back with ``xr.open_dataset(path / "analysis.nc")``.
+        """
+        return save_datasets(self.datasets(), directory, kind="assimilation", overwrite=overwrite)
+
+    def datasets(self) -> dict[str, xr.Dataset]:
+        """The four Datasets by name, as :meth:`save` writes them."""
+        return {n: getattr(self, n) for n in ("analysis", "increment", "trajectory", "diagnostics")}
 
     def _summary(self) -> tuple[str, list[tuple[str, str]]]:
         d = self.diagnostics
@@ -61,7 +104,7 @@ class En4DVarResult(NamedTuple):
                              f"{cost[-1]:.5g} ({a.get('message', '')})"),
             ("observations", f"{a.get('n_observations_used', '?')} used, rejected "
                              f"{rejected or 'none'}"),
-            ("attributes", "analysis, trajectory, increment, diagnostics"),
+            ("attributes", "analysis, trajectory, increment, diagnostics; .save(directory)"),
         ]  # fmt: skip
         return title, rows
 

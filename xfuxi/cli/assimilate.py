@@ -60,6 +60,7 @@ __all__: list[str] = []
 def _cmd_assimilate(args) -> int:
     # torch-backed modules are imported when the command runs (the CLI starts without torch)
     from ..assimilation.en4dvar import DEFAULT_LOCALIZATION, assimilate_4dvar
+    from ..assimilation.result import write_datasets
 
     loc_arg = (args.length_scale or str(DEFAULT_LOCALIZATION.length_scale)).strip().lower()
     try:
@@ -89,12 +90,7 @@ def _cmd_assimilate(args) -> int:
         error_data=da.BackgroundErrorData(spread=spread, static_b=static_b), **options,
     )  # fmt: skip
 
-    def write(directory: Path) -> None:
-        # encodings read from the inputs (an observation file's chunk layout) do not apply
-        for name in ("analysis", "increment", "trajectory", "diagnostics"):
-            getattr(res, name).drop_encoding().to_netcdf(directory / f"{name}.nc")
-
-    write_directory(out, write, args, kind="assimilation")
+    write_directory(out, lambda d: write_datasets(res.datasets(), d), args, kind="assimilation")
     d = res.diagnostics
     print(
         f"{d.attrs['iterations']} iterations, J {float(d['cost'][0]):.4g} -> "
@@ -263,6 +259,7 @@ ASSIMILATE_DA_FLAGS = (
 def _cmd_assimilate_da(args) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
     from ..assimilation.da import assimilate_da
+    from ..assimilation.result import write_datasets
     from ..observations.imager import ImagerError
 
     cmd = "assimilate-da"
@@ -294,11 +291,7 @@ def _cmd_assimilate_da(args) -> int:
             message += "; on the command line, --times radiances"
         return usage_error(cmd, message)
 
-    def write(directory: Path) -> None:
-        for name in ("analysis", "increment", "diagnostics"):
-            getattr(res, name).drop_encoding().to_netcdf(directory / f"{name}.nc")
-
-    write_directory(out, write, args, kind="fuxi-da-analysis")
+    write_directory(out, lambda d: write_datasets(res.datasets(), d), args, kind="fuxi-da-analysis")
     d = res.diagnostics
     if "rms_omb" in d:
         omb = d["rms_omb"].sel(group="all").mean("time")
