@@ -167,3 +167,28 @@ def da_background() -> xr.Dataset:
         },
         coords={"time": times, "level": [500.0], "latitude": DA_LAT, "longitude": DA_LON},
     )
+
+
+def check_saved_result(result, directory: Path, *, kind: str) -> None:
+    """``result.save`` writes one marked netCDF per Dataset of ``result.datasets()``, each
+    read back identical; refuses to replace it without ``overwrite``, replaces it with it,
+    and never writes into a directory xfuxi did not make."""
+    import pytest
+
+    from xfuxi.files import OutputExistsError, read_marker
+
+    out = result.save(directory / "saved")
+    datasets = result.datasets()
+    assert sorted(p.name for p in out.glob("*.nc")) == sorted(f"{n}.nc" for n in datasets)
+    assert read_marker(out)["kind"] == kind
+    for name, ds in datasets.items():
+        with xr.open_dataset(out / f"{name}.nc") as back:
+            xr.testing.assert_identical(back.load(), ds)
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        result.save(out)
+    assert result.save(out, overwrite=True) == out
+    (directory / "mine").mkdir()
+    (directory / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(OutputExistsError):
+        result.save(directory / "mine", overwrite=True)
+    assert (directory / "mine" / "notes.txt").read_text() == "keep"

@@ -185,20 +185,12 @@ def test_bfloat16_and_no_diagnostics(case, monkeypatch):
 
 
 def test_the_result_is_saved_as_the_command_line_writes_it(case, tmp_path):
-    import xfuxi
+    from tests.tiny import check_saved_result
 
     background, radiances, model = case
     res = assimilate_da(background, radiances, model=model)
-    out = res.save(tmp_path / "an")
-    assert sorted(p.name for p in out.glob("*.nc")) == [
-        "analysis.nc", "diagnostics.nc", "increment.nc"
-    ]  # fmt: skip
-    assert xfuxi.files.read_marker(out)["kind"] == "fuxi-da-analysis"
-    with xr.open_dataset(out / "increment.nc") as back:
-        xr.testing.assert_identical(back.load(), res.increment)
-    with pytest.raises(xfuxi.files.OutputExistsError, match="overwrite"):
-        res.save(out)
-    assert res.save(out, overwrite=True) == out
+    check_saved_result(res, tmp_path, kind="fuxi-da-analysis")  # the kind the CLI writes
+    assert list(res.datasets()) == ["analysis", "increment", "diagnostics"]
     assert "save(directory)" in repr(res)
 
 

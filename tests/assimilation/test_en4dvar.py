@@ -363,21 +363,8 @@ def test_assimilate_4dvar_dataset_counts_and_accessor(tmp_path):
     assert f"{diag.attrs['iterations']} iterations" in text and "2 used" in text
     assert "'nan_value': 1" in text and "'background_check'" not in text
     # saved as the command line writes it: four files, marked, never over another output
-    out = res.save(tmp_path / "analysis")
-    assert sorted(p.name for p in out.glob("*.nc")) == [
-        "analysis.nc", "diagnostics.nc", "increment.nc", "trajectory.nc"
-    ]  # fmt: skip
-    assert xfuxi.files.read_marker(out)["kind"] == "assimilation"
-    with xr.open_dataset(out / "analysis.nc") as back:
-        xr.testing.assert_identical(back.load(), res.analysis)
-    with pytest.raises(xfuxi.files.OutputExistsError, match="overwrite"):
-        res.save(out)
-    res.save(out, overwrite=True)
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep")
-    with pytest.raises(xfuxi.files.OutputExistsError):
-        res.save(tmp_path / "mine", overwrite=True)
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    tiny.check_saved_result(res, tmp_path, kind="assimilation")
+    assert list(res.datasets()) == ["analysis", "increment", "trajectory", "diagnostics"]
     # max_iter=0: not minimised, the analysis is the background with its diagnostics
     none = assimilate_4dvar(bg, obs, minimiser=Minimiser(max_iter=0), **kw)
     assert none.diagnostics.attrs["iterations"] == 0
