@@ -127,6 +127,13 @@ def test_held_suarez_world_uses_plain_axes(tmp_path):
     ax.figure.savefig(tmp_path / "hs.png")
     ax2 = ds.fuxi.plot_map(variable="temperature", style=xfuxi.MapStyle(projection="plain"))
     assert type(ax2).__name__ == "Axes"
+    # a forecast or an analysis of the world says what it started from: no Earth coastlines
+    # on its maps either (a forecast's own "source" is xfuxi.forecast)
+    for key in ("initial_conditions", "background_source"):
+        derived = ds.assign_attrs(source="xfuxi.forecast", **{key: "Held-Suarez world (T21)"})
+        assert type(derived.fuxi.plot_map(variable="temperature")).__name__ == "Axes"
+    other = ds.assign_attrs(source="xfuxi.forecast", initial_conditions="ERA5")
+    assert type(other.fuxi.plot_map(variable="temperature")).__name__ == "GeoAxes"
 
 
 def test_every_plot_renders(tmp_path):

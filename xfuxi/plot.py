@@ -134,7 +134,9 @@ def _use_shipped_coastlines() -> None:
 
 
 def _is_held_suarez(obj: xr.Dataset | xr.DataArray) -> bool:
-    text = " ".join(str(obj.attrs.get(k, "")) for k in ("source", "title")).lower()
+    # the data's own title or source, or those of what a forecast or analysis started from
+    keys = ("source", "title", "initial_conditions", "background_source")
+    text = " ".join(str(obj.attrs.get(k, "")) for k in keys).lower()
     text = text.replace("–", "-").replace("_", "-").replace(" ", "-")
     return "held-suarez" in text
 

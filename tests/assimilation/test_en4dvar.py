@@ -362,6 +362,10 @@ def test_assimilate_4dvar_dataset_counts_and_accessor(tmp_path):
     assert text.startswith("En4DVarResult: FuXi-En4DVar analysis at ")
     assert f"{diag.attrs['iterations']} iterations" in text and "2 used" in text
     assert "'nan_value': 1" in text and "'background_check'" not in text
+    # an analysis says what its background came from
+    assert "background_source" not in res.analysis.attrs  # the test background has no title
+    titled = assimilate_4dvar(bg.assign_attrs(title="Held-Suarez world"), obs, **kw)
+    assert titled.analysis.attrs["background_source"] == "Held-Suarez world"
     # saved as the command line writes it: four files, marked, never over another output
     tiny.check_saved_result(res, tmp_path, kind="assimilation")
     assert list(res.datasets()) == ["analysis", "increment", "trajectory", "diagnostics"]
@@ -684,5 +688,8 @@ def test_world_background_takes_a_model_name_like_every_model_argument(
     kw = dict(time=truth.time.values[-1], lead_steps=3)
     by_path = xfuxi.world_background(truth, model=str(directory), **kw)
     xr.testing.assert_identical(by_path, xfuxi.world_background(truth, model=model, **kw))
+    # with the truth's attributes, as documented (a map then knows the world it shows)
+    titled = truth.assign_attrs(title="Held-Suarez world (T21, seed 3)")
+    assert xfuxi.world_background(titled, model=model, **kw).attrs == titled.attrs
     with pytest.raises(ValueError, match="lead_steps must be an integer >= 2"):
         xfuxi.world_background(truth, model=model, time=kw["time"], lead_steps=2.5)

@@ -82,6 +82,12 @@ def test_layout_coords_and_attrs():
     assert fc.attrs["model"] == "tiny-fuxi" and fc.attrs["steps"] == 5
     assert fc.attrs["xfuxi_version"] == xfuxi.__version__
     assert {"checkpoint_sha256", "created", "source"} <= set(fc.attrs)
+    # what it started from, as the initial states' attributes say (title, else source)
+    assert "initial_conditions" not in fc.attrs  # the test data have neither
+    titled = ds.assign_attrs(title="Held-Suarez world (T21, seed 3)", source="dinosaur")
+    fc2 = forecast(titled, model=_fuxi(), steps=1, progress=False)
+    assert fc2.attrs["initial_conditions"] == "Held-Suarez world (T21, seed 3)"
+    assert fc2.attrs["source"] == "xfuxi.forecast"
     # geopotential is a channel at 500 hPa only: the 850 hPa slot is NaN (outer join of levels)
     assert bool(np.isfinite(fc.geopotential.sel(level=500)).all())
     assert bool(fc.geopotential.sel(level=850).isnull().all())

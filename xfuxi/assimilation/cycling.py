@@ -134,7 +134,9 @@ def world_background(
     pair = _stack_times(truth, model, inputs)
     # with lead_steps == 2 the state at t0 − 12 h is the forecast's own initial state
     states = np.concatenate([pair[-1:], rollout(model, pair, lead_steps)])[-3:]
-    return _to_dataset(states, model, [t0 - 2 * step, t0 - step, t0], truth)
+    out = _to_dataset(states, model, [t0 - 2 * step, t0 - step, t0], truth)
+    out.attrs = dict(truth.attrs)
+    return out
 
 
 def _scores(state: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:

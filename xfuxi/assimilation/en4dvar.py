@@ -39,6 +39,7 @@ import torch
 import xarray as xr
 
 from ..config import config_with_legacy
+from ..forecasting.deterministic import input_source
 from ..models.cascade import reject_cascade
 from ..models.registry import load_model
 from ..observations.sets import ObservationError, screen_observations
@@ -648,6 +649,9 @@ def assimilate_4dvar(
         "seed": seed,
         "config": json.dumps(config, sort_keys=True),
     }
+    source = input_source(background.attrs)
+    if source is not None:
+        attrs["background_source"] = source
     out = result_datasets(
         res,
         model=model,

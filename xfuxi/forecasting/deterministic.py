@@ -100,8 +100,20 @@ def _rollout_arrays(
     return model, t0, leads, states()
 
 
-def forecast_attrs(model: ForecastModel, steps: int) -> dict[str, Any]:
-    """Provenance attributes of a forecast made by ``model`` over ``steps`` steps."""
+def input_source(attrs: Any) -> str | None:
+    """What the data came from, as its attributes say (``title``, else ``source``): kept by
+    forecasts and analyses as ``initial_conditions`` / ``background_source``, so that, for
+    example, a map of a forecast of the embedded world knows that world has no continents."""
+    for key in ("title", "source", "initial_conditions", "background_source"):
+        value = attrs.get(key) if attrs is not None else None
+        if value:
+            return str(value)
+    return None
+
+
+def forecast_attrs(model: ForecastModel, steps: int, initial: Any = None) -> dict[str, Any]:
+    """Provenance attributes of a forecast made by ``model`` over ``steps`` steps (from
+    initial states whose attributes are ``initial``)."""
     attrs = {
         "source": "xfuxi.forecast",
         "model": model.name,
@@ -111,6 +123,9 @@ def forecast_attrs(model: ForecastModel, steps: int) -> dict[str, Any]:
         "xfuxi_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    source = input_source(initial)
+    if source is not None:
+        attrs["initial_conditions"] = source
     cascade = model.config.get("cascade")
     if cascade:  # a Cascade: which stage made which steps
         attrs["cascade_stages"] = ",".join(cascade["stages"])
@@ -156,7 +171,7 @@ def forecast_iter(ds: xr.Dataset, /, **options: Any):
     [252.0, 253.0]
     """
     model_, t0, leads, gen = _rollout_arrays(ds, **options)
-    attrs = forecast_attrs(model_, len(leads))
+    attrs = forecast_attrs(model_, len(leads), ds.attrs)
     for k, states in gen:
         yield forecast_dataset(
             states[:, None], model=model_, init_times=t0, leads=leads[k : k + 1], attrs=attrs
@@ -202,7 +217,8 @@ def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         Dims ``time`` (initial time), ``prediction_timedelta``, ``level``, ``latitude``,
         ``longitude``; one variable per model variable (float32, units attrs). Attrs:
         ``source``, ``model``, ``checkpoint_sha256``, ``steps``, ``timestep_hours``,
-        ``xfuxi_version``, ``created``.
+        ``xfuxi_version``, ``created``, and ``initial_conditions`` (the ``title``, else the
+        ``source``, of ``ds``, when it has one).
 
     Raises
     ------
@@ -258,8 +274,9 @@ def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
             out = np.empty((states.shape[0], len(leads), *states.shape[1:]), dtype="float32")
         out[:, k] = states
     return forecast_dataset(
-        out, model=model_, init_times=t0, leads=leads, attrs=forecast_attrs(model_, len(leads))
-    )
+        out, model=model_, init_times=t0, leads=leads,
+        attrs=forecast_attrs(model_, len(leads), ds.attrs),
+    )  # fmt: skip
 
 
 # --- ensembles ---

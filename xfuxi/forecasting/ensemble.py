@@ -406,9 +406,9 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, seed: int, progress):
             m.train(mode)
 
 
-def _ensemble_attrs(setup: dict[str, Any], n: int, seed: int) -> dict[str, Any]:
+def _ensemble_attrs(setup: dict[str, Any], n: int, seed: int, initial: Any) -> dict[str, Any]:
     vae, spec = setup["vae"], setup["spec"]
-    attrs = forecast_attrs(setup["model"], len(setup["leads"]))
+    attrs = forecast_attrs(setup["model"], len(setup["leads"]), initial)
     return {
         **attrs,
         "ensemble_method": spec.method,
@@ -440,7 +440,7 @@ def _prepare(
     and return ``(setup, generator of (lead index, states))``."""
     spec = _perturbation_spec(perturbation, legacy)
     setup = _ensemble_setup(ds, model, n, steps, spec, seed, chunk_size, init_times, device)
-    setup["attrs"] = _ensemble_attrs(setup, n, seed)
+    setup["attrs"] = _ensemble_attrs(setup, n, seed, ds.attrs)
     return setup, _ensemble_arrays(setup, int(n), seed, progress)
 
 
