@@ -13,6 +13,7 @@ from xfuxi.assimilation.cycle import (
     CycleRun,
     En4DVarMethod,
     LETKFMethod,
+    RadiosondeNetwork,
     cycle,
     open_cycle,
 )
@@ -938,3 +939,20 @@ def test_update_previous_false_keeps_the_earlier_time_of_every_pair(setting, kin
     assert "update_previous" not in _letkf().settings()  # older stores stay resumable
     with pytest.raises(TypeError, match="update_previous"):
         LETKFMethod(update_previous=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"n_sites": 0}, ValueError, "n_sites must be an integer >= 1; got 0"),
+        ({"n_sites": 2.5}, ValueError, "n_sites must be an integer"),
+        ({"error_fraction": 0.0}, ValueError, "error_fraction must be a number > 0"),
+        ({"error_fraction": float("nan")}, ValueError, "error_fraction must be a number > 0"),
+        ({"seed": -1}, ValueError, "seed must be an integer >= 0"),
+        ({"variables": "temperature"}, TypeError, r"not one string: write \('temperature',\)"),
+    ],
+)
+def test_a_radiosonde_network_with_bad_settings_is_refused_when_made(kwargs, error, match):
+    # n_sites=0 failed at the first cycle with a message about `sites` pairs
+    with pytest.raises(error, match=match):
+        RadiosondeNetwork(**kwargs)

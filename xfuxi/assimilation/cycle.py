@@ -1071,6 +1071,26 @@ class RadiosondeNetwork:
     error_fraction: float = 0.1
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not is_integer(self.n_sites) or self.n_sites < 1:
+            raise ValueError(
+                f"RadiosondeNetwork.n_sites must be an integer >= 1; got {self.n_sites!r}"
+            )
+        if not is_integer(self.seed) or self.seed < 0:
+            raise ValueError(f"RadiosondeNetwork.seed must be an integer >= 0; got {self.seed!r}")
+        fraction = self.error_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or (
+            not np.isfinite(fraction) or fraction <= 0
+        ):  # fmt: skip
+            raise ValueError(
+                f"RadiosondeNetwork.error_fraction must be a number > 0; got {fraction!r}"
+            )
+        if isinstance(self.variables, str):
+            raise TypeError(
+                "RadiosondeNetwork.variables must be a sequence of names, not one string: "
+                f"write ({self.variables!r},)"
+            )
+
     def settings(self) -> dict[str, Any]:
         return {
             "network": "radiosonde",
