@@ -283,6 +283,12 @@ def test_the_cli_cycles_en4dvar_with_radiances(monkeypatch, capsys):
     assert method.localization.vertical_length_scale == 1.0
     assert main(base + ["--sites", "0", "--screen-threshold", "2"]) == 0
     assert seen["network"].radiosondes is None and seen["method"].varbc is False
+    # a radiosonde-only method needs sites: one line naming the flag, no run
+    seen.clear()
+    letkf = ["cycle", "truth.zarr", "--store", "s.zarr", "--method", "letkf", "--sites", "0"]
+    assert main(letkf) != 0 and not seen
+    assert "--sites: RadiosondeNetwork.n_sites must be an integer >= 1" in capsys.readouterr().err
+    assert main(base + ["--sites", "0", "--screen-threshold", "2"]) == 0
     assert seen["method"].localization.vertical_length_scale is None
     assert seen["method"].screen_threshold == 2.0
     assert main(base + ["--vertical-localization", "0"]) == 0

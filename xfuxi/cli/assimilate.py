@@ -537,8 +537,8 @@ def _cmd_cycle(args) -> int:
             return usage_error("cycle", f"--blend: {err}")
         blend = {"climatology": clim, "factors": factors, "bands": bands}
     method: Any
-    network: RadiosondeNetwork | ImagerNetwork | ImagerSondeNetwork
-    network = RadiosondeNetwork(n_sites=args.sites, seed=config.seed)
+    # the radiosondes (made below) unless the method's branch sets another network
+    network: RadiosondeNetwork | ImagerNetwork | ImagerSondeNetwork | None = None
     if args.method == "fuxi-da":
         # the imager's radiances; satellites other than the network's training ones allowed
         method = FuXiDAMethod(args.da_model, allow_new_satellites=True, precision=args.da_precision)
@@ -623,6 +623,11 @@ def _cmd_cycle(args) -> int:
             method = ClimatologyBlendMethod(method, **blend)
         except ValueError as err:
             return usage_error("cycle", f"--blend: {err}")
+    if network is None:
+        try:
+            network = RadiosondeNetwork(n_sites=args.sites, seed=config.seed)
+        except ValueError as err:
+            return usage_error("cycle", f"--sites: {err}")
     run = cycle(
         open_data(args.truth),
         network,
