@@ -51,14 +51,14 @@ res = background.fuxi.assimilate_4dvar(
 res
 
 # %%
-# The increment of z500 with the wind increment: a high with clockwise (anticyclonic)
-# circulation.
+# The increment of z500: a high centred near the observation (its winds, clockwise around
+# it, are in ``res.increment``).
 ax = res.analysis.fuxi.plot_increment(
     background.sel(time=[t0]),
     variable="geopotential",
     level=500.0,
     observations=obs,
-    style=xfuxi.MapStyle(title="z500 increment (m² s⁻²) and wind increment"),
+    style=xfuxi.MapStyle(title="z500 increment (m² s⁻²)"),
 )
 inc = res.increment.isel(time=0)["geopotential"].sel(level=500.0)
 print(
