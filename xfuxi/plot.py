@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from .config import Config, config_with_legacy, field
+from .data.schema import PROVENANCE_KEYS
 from .docstrings import docstring_parts
 from .verify.probabilistic import ensemble_mean_rmse, rank_histogram, spread
 from .verify.weights import ensemble_dim, prepare_pair
@@ -135,8 +136,7 @@ def _use_shipped_coastlines() -> None:
 
 def _is_held_suarez(obj: xr.Dataset | xr.DataArray) -> bool:
     # the data's own title or source, or those of what a forecast or analysis started from
-    keys = ("source", "title", "initial_conditions", "background_source")
-    text = " ".join(str(obj.attrs.get(k, "")) for k in keys).lower()
+    text = " ".join(str(obj.attrs.get(k, "")) for k in PROVENANCE_KEYS).lower()
     text = text.replace("–", "-").replace("_", "-").replace(" ", "-")
     return "held-suarez" in text
 

@@ -88,6 +88,10 @@ def test_layout_coords_and_attrs():
     fc2 = forecast(titled, model=_fuxi(), steps=1, progress=False)
     assert fc2.attrs["initial_conditions"] == "Held-Suarez world (T21, seed 3)"
     assert fc2.attrs["source"] == "xfuxi.forecast"
+    # states that were themselves forecast keep the origin, not "xfuxi.forecast"
+    again = ds.assign_attrs(source="xfuxi.forecast", initial_conditions="ERA5")
+    fc3 = forecast(again, model=_fuxi(), steps=1, progress=False)
+    assert fc3.attrs["initial_conditions"] == "ERA5"
     # geopotential is a channel at 500 hPa only: the 850 hPa slot is NaN (outer join of levels)
     assert bool(np.isfinite(fc.geopotential.sel(level=500)).all())
     assert bool(fc.geopotential.sel(level=850).isnull().all())

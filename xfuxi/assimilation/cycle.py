@@ -71,8 +71,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: the forecast model a cycle runs by default: fine-tuned so that its climate does not drift
-#: over weeks (docs/cycling.md, "A forecast model that does not drift", "The second
-#: cycling model" and "The third cycling model")
+#: over weeks (docs/cycling.md, "A forecast model that does not drift" and the sections on
+#: the second, third and fourth cycling models)
 CYCLING_MODEL = "fuxi-hs-t21-cycling-v4"
 
 #: docstring parts: a 10-member LETKF on a Lorenz-96 twin, for the examples

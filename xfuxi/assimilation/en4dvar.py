@@ -39,7 +39,7 @@ import torch
 import xarray as xr
 
 from ..config import config_with_legacy
-from ..forecasting.deterministic import input_source
+from ..data.schema import input_source
 from ..models.cascade import reject_cascade
 from ..models.registry import load_model
 from ..observations.sets import ObservationError, screen_observations

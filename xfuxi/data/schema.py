@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -26,8 +27,10 @@ __all__ = [
     "ERA5_PRESSURE_LEVELS",
     "ERA5_SHORT_NAMES",
     "PHYSICAL_RANGES",
+    "PROVENANCE_KEYS",
     "VARIABLES",
     "SchemaError",
+    "input_source",
     "likely_unit_mistake",
     "physical_range_error",
     "same_unit",
@@ -327,6 +330,34 @@ def _fix_time(ds: xr.Dataset, dim: str) -> xr.Dataset:
     if values.size > 1 and not np.all(np.diff(values) > np.timedelta64(0)):
         ds = ds.sortby(dim)
     return ds
+
+
+#: the attributes that say what data came from: what a forecast started from
+#: (``initial_conditions``) or an analysis's background (``background_source``) first, then the
+#: data's own ``title`` and ``source``
+PROVENANCE_KEYS: tuple[str, ...] = ("initial_conditions", "background_source", "title", "source")
+
+
+def input_source(attrs: Any) -> str | None:
+    """What data came from, as its attributes say (the first of :data:`PROVENANCE_KEYS`
+    set), or None: forecasts and analyses keep it as ``initial_conditions`` /
+    ``background_source``, so that, for example, a map of a forecast of the embedded world
+    knows that world has no continents, and a forecast from a forecast keeps the origin.
+
+    Examples
+    --------
+    >>> input_source({"title": "Held-Suarez world", "source": "dinosaur"})
+    'Held-Suarez world'
+    >>> input_source({"source": "xfuxi.forecast", "initial_conditions": "ERA5"})
+    'ERA5'
+    >>> input_source({}) is None
+    True
+    """
+    for key in PROVENANCE_KEYS:
+        value = attrs.get(key) if attrs is not None else None
+        if value:
+            return str(value)
+    return None
 
 
 def canonical_order(dims: Iterable[str]) -> tuple[str, ...]:

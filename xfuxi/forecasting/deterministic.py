@@ -16,6 +16,7 @@ import xarray as xr
 
 from .._version import __version__
 from ..config import is_integer
+from ..data.schema import input_source
 from ..docstrings import with_signature_of
 from ..options import progress_bar
 from .edge import forecast_dataset, initial_conditions
@@ -98,17 +99,6 @@ def _rollout_arrays(
                 r.train(mode)
 
     return model, t0, leads, states()
-
-
-def input_source(attrs: Any) -> str | None:
-    """What the data came from, as its attributes say (``title``, else ``source``): kept by
-    forecasts and analyses as ``initial_conditions`` / ``background_source``, so that, for
-    example, a map of a forecast of the embedded world knows that world has no continents."""
-    for key in ("title", "source", "initial_conditions", "background_source"):
-        value = attrs.get(key) if attrs is not None else None
-        if value:
-            return str(value)
-    return None
 
 
 def forecast_attrs(model: ForecastModel, steps: int, initial: Any = None) -> dict[str, Any]:
@@ -217,8 +207,8 @@ def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         Dims ``time`` (initial time), ``prediction_timedelta``, ``level``, ``latitude``,
         ``longitude``; one variable per model variable (float32, units attrs). Attrs:
         ``source``, ``model``, ``checkpoint_sha256``, ``steps``, ``timestep_hours``,
-        ``xfuxi_version``, ``created``, and ``initial_conditions`` (the ``title``, else the
-        ``source``, of ``ds``, when it has one).
+        ``xfuxi_version``, ``created``, and ``initial_conditions`` (what ``ds`` came from,
+        when its attributes say: :func:`xfuxi.data.schema.input_source`).
 
     Raises
     ------
