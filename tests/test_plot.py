@@ -205,6 +205,59 @@ def test_map_style_replaces_the_styling_keywords():
         xfuxi.plot_map(ds, variable="temperature", colour="red")
     with pytest.raises(ValueError, match="MapStyle.wind_stride must be >= 1; got 0"):
         xfuxi.MapStyle(wind_stride=0)
+    for bad in (0.0, -1.0, float("nan"), "5", True):
+        with pytest.raises(ValueError, match="MapStyle.wind_scale must be a positive number"):
+            xfuxi.MapStyle(wind_scale=bad)
+
+
+def _arrows(ax):
+    (quiver,) = [c for c in ax.collections if type(c).__name__ == "Quiver"]
+    return quiver
+
+
+def test_wind_arrows_scale_to_their_spacing():
+    # a local increment: one strong vortex and a near-calm elsewhere. matplotlib's autoscale
+    # follows the mean speed and drew its arrows across the map; the longest arrow must span
+    # 1.5 arrow spacings whatever the field's size
+    ds = field(source="Held-Suarez world")
+    la, lo = np.meshgrid(LAT, LON, indexing="ij")
+    bump = np.exp(-((la - 45.0) ** 2 + (lo - 180.0) ** 2) / 200.0)
+    for size in (0.01, 30.0):
+        inc = ds.assign(
+            u_component_of_wind=(("latitude", "longitude"), size * bump + 1e-6, {"units": "m s-1"}),
+            v_component_of_wind=(("latitude", "longitude"), -size * bump),
+        )
+        stride = 2
+        ax = inc.fuxi.plot_map(variable="temperature", wind=True,
+                               style=xfuxi.MapStyle(wind_stride=stride))  # fmt: skip
+        quiver = _arrows(ax)
+        assert quiver.scale_units == "width"
+        drawn = np.hypot(inc.u_component_of_wind.values[::stride, ::stride],
+                         inc.v_component_of_wind.values[::stride, ::stride])  # fmt: skip
+        spacing = stride * (LON[1] - LON[0]) / 360.0
+        longest = drawn.max() / quiver.scale  # in widths of the map
+        assert longest == pytest.approx(1.5 * spacing)
+        # the reference arrow names a round speed at or below the scale, with the units
+        (key,) = [a for a in ax.artists if type(a).__name__ == "QuiverKey"]
+        assert key.U <= drawn.max() / 1.5 and key.text.get_text().endswith("m s⁻¹")
+        assert key.U in {m * 10.0**e for m in (1, 2, 5) for e in range(-4, 3)}
+    # a fixed scale is kept, so that maps compare by eye
+    ax = inc.fuxi.plot_map(variable="temperature", wind=True,
+                           style=xfuxi.MapStyle(wind_stride=stride, wind_scale=10.0))  # fmt: skip
+    assert _arrows(ax).scale == pytest.approx(10.0 / spacing)
+    # an increment map draws the increment of the wind, not the wind
+    an = inc.assign(u_component_of_wind=inc.u_component_of_wind + 2.0 * bump)
+    ax = an.fuxi.plot_increment(inc, variable="temperature", wind=True,
+                                style=xfuxi.MapStyle(wind_stride=stride))  # fmt: skip
+    quiver = _arrows(ax)
+    np.testing.assert_allclose(quiver.U.ravel(), (2.0 * bump)[::stride, ::stride].ravel(),
+                               atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(quiver.V.ravel(), 0.0, atol=1e-9)
+    # no wind at all: no arrows, no error
+    calm = ds.assign(u_component_of_wind=ds.u_component_of_wind * 0,
+                     v_component_of_wind=ds.v_component_of_wind * 0)  # fmt: skip
+    ax = calm.fuxi.plot_map(variable="temperature", wind=True)
+    assert not [c for c in ax.collections if type(c).__name__ == "Quiver"]
 
 
 def test_increment_style_defaults_and_old_keywords():

@@ -231,9 +231,10 @@ def stage_assimilation(
     result.tables["en4dvar_rmse"] = pd.DataFrame(rows).set_index(["variable", "level"])
     result.tables["en4dvar_innovations"] = _innovation_table(diag)
     ax = xfuxi.plot_increment(
-        res.analysis, bg0, variable="geopotential", level=500.0,
+        res.analysis, bg0, variable="geopotential", level=500.0, wind=True,
         observations=obs,  # the Held–Suarez world has no land: no coastlines
-        style=xfuxi.MapStyle(coastlines=False, title=f"En4DVar increment, Z500, {str(t0)[:16]}"),
+        style=xfuxi.MapStyle(coastlines=False,
+                             title=f"En4DVar increment, Z500 and wind, {str(t0)[:16]}"),
     )  # fmt: skip
     result.figures["increment"] = _save_figure(ax.figure, result.output_dir / "increment_z500.png")
     ax = xfuxi.plot_convergence(diag)

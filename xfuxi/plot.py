@@ -10,6 +10,7 @@ shipped with xfuxi (public domain), so no network is needed.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,17 @@ class MapStyle(Config):
         Axes title.
     wind_stride : int, default 2
         Draw every n-th wind vector in each direction.
+    wind_scale : float, optional
+        Wind speed (in the wind's units) drawn as an arrow as long as the spacing of the
+        drawn arrows. Default: the largest speed drawn over 1.5, so that the longest arrow
+        spans one and a half spacings whatever the field (a wind or a small, local
+        increment of one). Give the same value to maps that should be compared by eye. A
+        reference arrow with its speed is drawn above the map's right corner.
 
     Raises
     ------
     ValueError
-        If ``wind_stride`` is below 1.
+        If ``wind_stride`` is below 1 or ``wind_scale`` is not a positive number.
 
     Examples
     --------
@@ -104,10 +111,23 @@ class MapStyle(Config):
     colorbar: bool = field(True, help="add a colour bar")
     title: str | None = field(None, help="axes title")
     wind_stride: int = field(2, help="draw every n-th wind vector in each direction")
+    wind_scale: float | None = field(
+        None, help="wind speed drawn as an arrow as long as the spacing of the arrows"
+    )
 
     def __post_init__(self) -> None:
         if self.wind_stride < 1:
             raise ValueError(f"MapStyle.wind_stride must be >= 1; got {self.wind_stride}")
+        if self.wind_scale is not None and not (
+            isinstance(self.wind_scale, (int, float, np.number))
+            and not isinstance(self.wind_scale, bool)
+            and np.isfinite(self.wind_scale)
+            and self.wind_scale > 0
+        ):
+            raise ValueError(
+                f"MapStyle.wind_scale must be a positive number of the wind's units; "
+                f"got {self.wind_scale!r}"
+            )
 
 
 def _map_style(style: MapStyle | dict | None, legacy: dict[str, Any], function: str) -> MapStyle:
@@ -255,10 +275,7 @@ def _map(
         cs = ax.contour(lon_c, lat, cvals, colors="k", linewidths=0.6, **transform)
         ax.clabel(cs, fontsize=6, fmt="%g")
     if wind is not None:
-        u, v = wind
-        s = slice(None, None, style.wind_stride)
-        ax.quiver(lon[s], lat[s], u.values[s, s], v.values[s, s], scale=None, width=0.003,
-                  **transform)  # fmt: skip
+        _wind_arrows(ax, field, wind, style, transform)
     if observations is not None:
         for c in ("latitude", "longitude"):
             if c not in observations.coords:
@@ -279,10 +296,71 @@ def _map(
         ax.set_ylabel("latitude (°N)")
         ax.set_aspect("equal")
     if style.colorbar:
-        units = field.attrs.get("units", "")
+        units = _units_label(field.attrs.get("units", ""))
         label = f"{field.name or ''} ({units})" if units else str(field.name or "")
         ax.figure.colorbar(mesh, ax=ax, shrink=0.8, label=label)
     return _titled(ax, style.title)
+
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def _units_label(units: Any) -> str:
+    """CF-style units for a label: ``"m**2 s**-2"`` and ``"m2 s-2"`` as ``"m² s⁻²"``.
+
+    >>> _units_label("m**2 s**-2"), _units_label("m s-1"), _units_label("(m s-1)**2")
+    ('m² s⁻²', 'm s⁻¹', '(m s⁻¹)²')
+    >>> _units_label("K"), _units_label("1"), _units_label(None)
+    ('K', '1', '')
+    """
+    if not units:
+        return ""
+
+    def sup(match: re.Match) -> str:
+        return match.group(1).translate(_SUPERSCRIPT)
+
+    text = re.sub(r"\*\*(-?\d+)", sup, str(units))  # m**2, (m s-1)**2
+    return re.sub(r"(?<=[A-Za-z])(-?\d+)\b", sup, text)  # m2 s-2
+
+
+def _nice_speed(speed: float) -> float:
+    """The largest of 1, 2 and 5 times a power of ten not above ``speed`` (> 0)."""
+    power = 10.0 ** np.floor(np.log10(speed))
+    return float(max(m * power for m in (1.0, 2.0, 5.0) if m * power <= speed * (1 + 1e-9)))
+
+
+def _wind_arrows(ax, field, wind, style, transform) -> None:
+    """Wind vectors every ``style.wind_stride`` points, scaled to the spacing of the arrows
+    (not matplotlib's autoscale, which follows the mean speed: a local increment's arrows
+    would run across the map), with a reference arrow."""
+    u, v = wind
+    for name, comp in (("u", u), ("v", v)):
+        if comp.shape != field.shape:
+            raise ValueError(
+                f"wind component {comp.name or name!r} has shape {comp.shape}; expected "
+                f"{field.shape}, the shaded field's"
+            )
+    s = slice(None, None, style.wind_stride)
+    lon, lat = field["longitude"].values, field["latitude"].values
+    uu, vv = np.asarray(u.values, float)[s, s], np.asarray(v.values, float)[s, s]
+    speed = np.hypot(uu, vv)
+    top = float(np.nanmax(speed)) if np.isfinite(speed).any() else 0.0
+    scale = style.wind_scale if style.wind_scale is not None else top / 1.5
+    if not scale > 0:  # no wind anywhere: nothing to draw
+        return
+    # the arrows' spacing as a fraction of the map's width (360 degrees of longitude)
+    dlon = float(np.abs(np.diff(lon)).min()) if lon.size > 1 else 360.0
+    spacing = min(style.wind_stride * dlon, 360.0) / 360.0
+    # minlength=0: an arrow too short to see is not drawn (matplotlib draws a dot)
+    arrows = ax.quiver(lon[s], lat[s], uu, vv, scale=scale / spacing, scale_units="width",
+                       width=0.003, minlength=0.0, **transform)  # fmt: skip
+    reference = _nice_speed(scale)
+    label = f"{reference:g} {_units_label(u.attrs.get('units', ''))}".strip()
+    # the reference arrow below the map's right corner (below the tick labels of plain axes),
+    # clear of the title and of the x label
+    below = -0.07 if transform else -0.2
+    ax.quiverkey(arrows, 1.0, below, reference, label, labelpos="W", coordinates="axes",
+                 fontproperties={"size": 7})  # fmt: skip
 
 
 def _wind_pair(data, wind, selection):
@@ -395,6 +473,7 @@ def plot_increment(
     level: float | None = None,
     time: Any = None,
     sel: Mapping[Hashable, Any] | None = None,
+    wind: bool | Sequence[str] | None = None,
     observations: xr.Dataset | xr.DataArray | None = None,
     style: MapStyle | None = None,
     ax: Any = None,
@@ -410,6 +489,9 @@ def plot_increment(
         Variable to map (required for a Dataset with several variables).
     level, time, sel : optional
         Selections as in :func:`plot_map`.
+    wind : bool or (str, str), optional
+        Draw the increment of the wind as arrows (the components as in :func:`plot_map`),
+        scaled to its own size unless ``style.wind_scale`` is given.
     observations : Dataset or DataArray, optional
         Observation locations to overlay.
     style : MapStyle, optional
@@ -455,6 +537,7 @@ def plot_increment(
             inc[v].attrs = dict(analysis[v].attrs)
     selection = {"level": level, "time": time, **dict(sel or {})}
     field = _select_2d(inc, variable, selection)
+    wpair = _wind_pair(inc, wind, selection)
     field.name = f"{field.name or 'field'} increment"
     lim = float(np.nanmax(np.abs(field.values))) or 1.0
     style = style.replace(
@@ -462,7 +545,7 @@ def plot_increment(
         vmin=-lim if style.vmin is None else style.vmin,
         vmax=lim if style.vmax is None else style.vmax,
     )
-    return _map(field, analysis, style, ax, observations=observations)
+    return _map(field, analysis, style, ax, wind=wpair, observations=observations)
 
 
 def _lead_axis(values: np.ndarray) -> tuple[np.ndarray, str]:
@@ -565,7 +648,7 @@ def plot_scores(
         first = first if first is not None else s
     if first is not None:
         metric = str(first.attrs.get("metric", ""))
-        units = first.attrs.get("units")
+        units = _units_label(first.attrs.get("units"))
         ax.set_ylabel(ylabel or (f"{metric} ({units})" if units else metric))
     ax.set_xlabel(xlabel)
     ax.grid(True, alpha=0.3)
@@ -652,7 +735,7 @@ def plot_spread_skill(
         markersize=3,
         label="spread" + (" (corrected)" if correction else ""),
     )
-    units = forecast.attrs.get("units")
+    units = _units_label(forecast.attrs.get("units"))
     ax.set_ylabel(f"{forecast.name or ''} ({units})" if units else str(forecast.name or ""))
     ax.set_xlabel(xl or dim)
     ax.grid(True, alpha=0.3)

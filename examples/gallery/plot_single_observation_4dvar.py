@@ -51,14 +51,15 @@ res = background.fuxi.assimilate_4dvar(
 res
 
 # %%
-# The increment of z500: a high centred near the observation (its winds, clockwise around
-# it, are in ``res.increment``).
+# The increment of z500: a high centred near the observation, with the increment of the
+# 500 hPa wind blowing clockwise around it.
 ax = res.analysis.fuxi.plot_increment(
     background.sel(time=[t0]),
     variable="geopotential",
     level=500.0,
+    wind=True,
     observations=obs,
-    style=xfuxi.MapStyle(title="z500 increment (m² s⁻²)"),
+    style=xfuxi.MapStyle(title="z500 and wind increments (m² s⁻², m s⁻¹)"),
 )
 inc = res.increment.isel(time=0)["geopotential"].sel(level=500.0)
 print(
