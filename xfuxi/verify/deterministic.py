@@ -29,8 +29,10 @@ from ._docs import fill_doc, score_doc
 from .weights import (
     Weights,
     XarrayObj,
+    align_valid_time,
     conform,
     finish_score,
+    needs_valid_time,
     prepare_pair,
     reduce_score,
     reduced_dims,
@@ -132,10 +134,11 @@ def rmse(
 
     Notes
     -----
-    WeatherBench2's ``RMSE``: for each time the area-weighted spatial mean of the squared
-    error is taken first, then the mean over ``time``, and the square root last:
-    ``sqrt(mean_t ⟨(f − t)²⟩)``. This is not the time mean of per-time RMSEs. Defined in the
-    documentation, docs/design.md (Verification).
+    The square root of WeatherBench2's ``MSE`` (its recommended RMSE): for each time the
+    area-weighted spatial mean of the squared error is taken first, then the mean over
+    ``time``, and the square root last: ``sqrt(mean_t ⟨(f − t)²⟩)``. This is not the time
+    mean of per-time RMSEs (WeatherBench2's ``RMSESqrtBeforeTimeAvg``, formerly ``RMSE``).
+    Defined in the documentation, docs/design.md (Verification).
 
     Examples
     --------
@@ -163,6 +166,9 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
         )
     if "time" in fc.coords:
         clim = select_climatology(climatology, valid_time(fc))
+        if clim is climatology and needs_valid_time(fc, clim):
+            # a climatology on time, as the truth is: taken at the valid times as the truth
+            clim = align_valid_time(fc, clim).drop_vars("valid_time")
     elif "hour" in climatology.dims or "dayofyear" in climatology.dims:
         raise ValueError("forecast has no 'time' coordinate to match the climatology by")
     else:
@@ -283,8 +289,10 @@ def wind_vector_rmse(
 
     Notes
     -----
-    WeatherBench2's ``WindVectorRMSE``; the reduction as :func:`rmse`. Defined in the
-    documentation, docs/verification.md.
+    The square root of WeatherBench2's ``WindVectorMSE`` (the reduction as :func:`rmse`: the
+    square root after the time mean; WeatherBench2's ``WindVectorRMSESqrtBeforeTimeAvg``,
+    formerly ``WindVectorRMSE``, takes it before). Defined in the documentation,
+    docs/verification.md.
 
     Examples
     --------

@@ -113,7 +113,8 @@ def _crps_point(mu: XarrayObj, sigma: XarrayObj, tr: XarrayObj) -> XarrayObj:
     sigma_safe = sigma.where(sigma > 0, 1.0)
     z = (tr - mu) / sigma_safe
     crps = sigma * (z * (2.0 * _cdf(z) - 1.0) + 2.0 * _pdf(z) - 1.0 / _SQRT_PI)
-    return crps.where(sigma > 0, np.abs(tr - mu))  # σ = 0: a point forecast, CRPS = |y − μ|
+    # σ = 0: a point forecast, CRPS = |y − μ|; a missing σ stays missing (NaN)
+    return crps.where((sigma > 0) | sigma.isnull(), np.abs(tr - mu))
 
 
 gaussian_crps = _point_score(

@@ -264,16 +264,25 @@ def innovation_statistics(
     for v, x in series.items():
         keep = [b for b in by if b in x.dims]
         coord_keys = [b for b in by if b not in x.dims and b in x.coords and x[b].dims]
-        if coord_keys:
-            key = coord_keys[0]
-            stats = x.groupby(key).map(lambda g, k=key: _stats(g, [dd for dd in g.dims]))
-        else:
-            stats = _stats(x, [dd for dd in x.dims if dd not in keep])
-        out[v] = stats
+        out[v] = _grouped_stats(x, coord_keys, keep)
     res = xr.Dataset(out)
     res = res.assign_coords(statistic=list(STATISTICS))
     res.attrs = {"kind": label}
     return res
+
+
+def _grouped_stats(x: xr.DataArray, keys: list[Hashable], keep: list[Hashable]) -> xr.DataArray:
+    """The statistics of ``x`` for each combination of the values of the coordinates
+    ``keys`` (one group per key, nested; a combination without observations is NaN, with
+    count 0), over every dim but those in ``keep``."""
+    if not keys:
+        return _stats(x, [d for d in x.dims if d not in keep])
+    key, rest = keys[0], keys[1:]
+    out = x.groupby(key).map(lambda g: _grouped_stats(g, rest, keep))
+    if "statistic" in out.dims and rest:  # combinations absent from a group: count 0
+        count = out.isel(statistic=3).fillna(0.0)
+        out = xr.concat([out.isel(statistic=slice(0, 3)), count], dim="statistic")
+    return out
 
 
 def _stats(x: xr.DataArray, dims: list[Hashable]) -> xr.DataArray:

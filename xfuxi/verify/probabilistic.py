@@ -24,9 +24,11 @@ from .deterministic import rmse
 from .weights import (
     Weights,
     XarrayObj,
+    align_valid_time,
     conform,
     ensemble_dim,
     finish_score,
+    needs_valid_time,
     prepare_pair,
     reduce_score,
     reduced_dims,
@@ -382,9 +384,18 @@ def spread_skill_ratio(
           "skipna": skipna}  # fmt: skip
     if skipna:
         fc = fc.where(tr.notnull())
-    out = spread(fc, **kw) / ensemble_mean_rmse(fc, tr, **kw)
-    if correction:
-        out = out * np.sqrt((m + 1.0) / m)
+    if correction and skipna:
+        # M is the number of valid members at each point: each point's member variance is
+        # scaled by its own (M+1)/M (the members' deviations from their mean by the root),
+        # which leaves the ensemble mean, and so the RMSE, unchanged
+        mean = fc.mean(ens.mdim, skipna=True)
+        n = fc.count(ens.mdim)
+        spread_fc = mean + (fc - mean) * np.sqrt((n + 1.0) / n.where(n > 0))
+        out = spread(spread_fc, **kw) / ensemble_mean_rmse(fc, tr, **kw)
+    else:
+        out = spread(fc, **kw) / ensemble_mean_rmse(fc, tr, **kw)
+        if correction:
+            out = out * np.sqrt((m + 1.0) / m)
     correct = "sqrt((M+1)/M)" if correction else "none"
     return ens.finish(out, "spread_skill_ratio", correction=correct)
 
@@ -475,10 +486,14 @@ def brier_score(
         if isinstance(thr, xr.DataArray):
             if "units" in thr.attrs:
                 _check_threshold_units(f, str(name), str(thr.attrs["units"]))
+            if needs_valid_time(f, thr):  # a threshold on time, as the truth: at valid times
+                thr = align_valid_time(f, thr).drop_vars("valid_time")
             thr = conform(thr, f, name="threshold", new_dims=True)
         p = (f > thr).where(f.notnull()).mean(mdim, skipna=skipna)
         o = (t > thr).where(t.notnull())
         bs = (p - o) ** 2
+        # no event where the threshold is missing: the score is NaN there, not 0
+        bs = bs.where(xr.DataArray(thr).notnull())
         if fair:
             n = f.count(mdim) if skipna else m
             bs = bs - p * (1 - p) / (n - 1)
@@ -774,19 +789,26 @@ def central_reliability(
 
     Notes
     -----
-    For each ``p`` the interval runs from the member quantile ``(1 − p)/2`` to ``(1 + p)/2``,
-    quantile ``q`` being the ``q(M + 1)``-th sorted member (Weibull plotting position,
-    interpolated; clamped to the extreme members), so that a truth exchangeable with the
-    members falls inside with probability ``p``; the score is the weighted fraction of
-    points whose truth lies in it (bounds included).
+    A score of the truth's rank among the members (a summary of the rank histogram, as in
+    WeatherBench2, and exact for every ``p`` and ``M``): with ``r`` members below the truth
+    and ``t`` equal to it, the truth occupies the slot ``[r, r + t + 1]`` of the scale
+    ``0 … M + 1`` of the ``M + 1`` possible ranks (ties spread evenly), and a point scores the
+    fraction of its slot that lies inside the central interval
+    ``[(1 − p)(M + 1)/2, (1 + p)(M + 1)/2]``. A truth exchangeable with the members takes
+    each slot with probability ``1/(M + 1)``, so its expected score is exactly ``p``, even for
+    coverages no two members bracket (``p`` above ``(M − 1)/(M + 1)``).
     {{reduction}}
 
     Examples
     --------
-    >>> fc = xr.DataArray([[0.0, 1.0, 2.0, 3.0, 4.0]] * 2, dims=("x", "number"))
-    >>> truth = xr.DataArray([2.0, 3.9], dims="x")
-    >>> central_reliability(fc, truth, probabilities=[0.5]).values.tolist()
-    [0.5]
+    Five members, so the interval of ``p = 0.5`` is ``[1.5, 4.5]`` on the scale 0 … 6; a
+    truth between the third and fourth members (slot ``[3, 4]``) scores 1, one between the
+    fourth and fifth (``[4, 5]``) 0.5, one above all members (``[5, 6]``) 0:
+
+    >>> fc = xr.DataArray([[0.0, 1.0, 2.0, 3.0, 4.0]] * 3, dims=("x", "number"))
+    >>> truth = xr.DataArray([2.5, 3.9, 4.5], dims="x")
+    >>> central_reliability(fc, truth, probabilities=[0.5], dim=[]).values.tolist()
+    [[1.0], [0.5], [0.0]]
     >>> fc.fuxi.central_reliability(truth, probabilities=[0.5]).values.tolist()  # accessor
     [0.5]
     """
@@ -795,23 +817,18 @@ def central_reliability(
         raise ValueError(f"probabilities must lie in (0, 1); got {probs}")
     ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
     mdim = ens.mdim
-    q = np.concatenate([(1 - probs) / 2, (1 + probs) / 2])
 
     def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        # one sort (NaN last), then each quantile by interpolating between order statistics
-        srt = np.sort(x, axis=-1)
-        n = (~np.isnan(x)).sum(-1)
-        nq = q.shape[0]
-        pos = np.clip(q * (n[..., None] + 1.0) - 1.0, 0.0, np.maximum(n[..., None] - 1.0, 0.0))
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, np.maximum(n[..., None] - 1, 0))
-        a = np.take_along_axis(srt, lo, axis=-1)
-        b = np.take_along_axis(srt, hi, axis=-1)
-        qs = a + (pos - lo) * (b - a)
-        lo_q, hi_q = qs[..., : nq // 2], qs[..., nq // 2 :]
-        inside = ((y[..., None] >= lo_q) & (y[..., None] <= hi_q)).astype(float)
-        bad = (n == 0) if skipna else (n < x.shape[-1])
-        return np.where((bad | np.isnan(y))[..., None], np.nan, inside)
+        valid = ~np.isnan(x)
+        n = valid.sum(-1)[..., None].astype(float)
+        below = (valid & (x < y[..., None])).sum(-1)[..., None]
+        ties = (valid & (x == y[..., None])).sum(-1)[..., None]
+        # the truth's slot [lo, hi] on the rank scale 0..M+1, and the central interval [a, b]
+        lo, hi = below, below + ties + 1.0
+        a, b = (1 - probs) / 2 * (n + 1), (1 + probs) / 2 * (n + 1)
+        cover = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0.0, None) / (hi - lo)
+        bad = (n[..., 0] == 0) if skipna else (n[..., 0] < x.shape[-1])
+        return np.where((bad | np.isnan(y))[..., None], np.nan, cover)
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         f, t = xr.broadcast(f, t, exclude=[mdim])

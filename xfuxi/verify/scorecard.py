@@ -58,7 +58,8 @@ _ENSEMBLE: dict[str, Callable[..., Any]] = {
     "ensemble_ignorance": ensemble_ignorance,
     "energy_score": energy_score,
 }
-KNOWN_SCORES = (*_PAIR, *_ENSEMBLE, "acc", "wind_vector_rmse", "spread", "central_reliability")
+#: (central_reliability is not among them: it has a ``probability`` dim, not one value a lead)
+KNOWN_SCORES = (*_PAIR, *_ENSEMBLE, "acc", "wind_vector_rmse", "spread")
 
 
 def _open(obj: Any, role: str) -> xr.Dataset:
@@ -168,10 +169,16 @@ def scorecard(
         ]  # fmt: skip
     unknown = [s for s in scores if s not in KNOWN_SCORES]
     if unknown:
-        raise ValueError(f"unknown score(s) {unknown}; known: {list(KNOWN_SCORES)}")
+        hint = (
+            "; central_reliability has a coverage per nominal probability, not one value a "
+            "lead: call xfuxi.central_reliability(forecast, truth, dim=...) instead"
+            if "central_reliability" in unknown
+            else ""
+        )
+        raise ValueError(f"unknown score(s) {unknown}; known: {list(KNOWN_SCORES)}{hint}")
     if "acc" in scores and clim is None:
         raise ValueError("the score 'acc' needs a climatology (climatology=...)")
-    ens_only = [s for s in scores if s in _ENSEMBLE or s in ("spread", "central_reliability")]
+    ens_only = [s for s in scores if s in _ENSEMBLE or s == "spread"]
     if ens_only and mdim is None:
         raise ValueError(f"score(s) {ens_only} need an ensemble; the forecast has no member dim")
     regions = list(region) if isinstance(region, (list, tuple)) else [region]

@@ -145,7 +145,7 @@ def conform(
             continue
         want, have = reference[d].values, obj[d].values
         if _same_values(want, have):
-            if want.dtype.kind == "f" and not np.array_equal(want, have):
+            if not np.array_equal(want, have):
                 obj = obj.assign_coords({d: reference[d].variable})
             continue
         if pd.Index(have).has_duplicates:
@@ -392,7 +392,8 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     Parameters
     ----------
     forecast : Dataset or DataArray
-        Forecast with ``time`` (initial time) and ``prediction_timedelta`` dims.
+        Forecast with ``time`` (initial time) and ``prediction_timedelta`` dims, or with
+        one lead selected (``prediction_timedelta`` a scalar coordinate).
     truth : Dataset or DataArray
         Analysis or reanalysis on ``time`` (valid time), without ``prediction_timedelta``.
 
@@ -429,7 +430,8 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     >>> fc.fuxi.align_valid_time(truth).values.tolist()  # the same through the accessor
     [[1.0, 2.0], [2.0, 3.0]]
     """
-    if "prediction_timedelta" not in forecast.dims:
+    scalar = has_scalar_lead(forecast)
+    if "prediction_timedelta" not in forecast.dims and not scalar:
         raise ValueError("forecast has no 'prediction_timedelta' dimension; nothing to align")
     if "time" not in truth.dims:
         raise ValueError("truth has no 'time' dimension; cannot select it at valid times")
@@ -445,7 +447,29 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     indexer = xr.DataArray(vt.values, dims=vt.dims)
     out = truth.sel(time=indexer).drop_vars("time", errors="ignore")
     coords = {d: forecast[d] for d in vt.dims if d in forecast.coords}
+    if scalar:  # one lead selected: it stays a scalar coordinate, as on the forecast
+        coords["prediction_timedelta"] = forecast["prediction_timedelta"]
+        if "time" not in vt.dims:  # one initial time too
+            coords["time"] = forecast["time"]
     return out.assign_coords(coords).assign_coords(valid_time=(vt.dims, vt.values))
+
+
+def has_scalar_lead(obj: XarrayObj) -> bool:
+    """Whether ``obj`` is a forecast at one lead selected (a 0-d ``prediction_timedelta``
+    coordinate, as ``fc.sel(prediction_timedelta=...)`` leaves it) with a ``time``."""
+    return (
+        "prediction_timedelta" in obj.coords
+        and obj["prediction_timedelta"].ndim == 0
+        and "time" in obj.coords
+    )
+
+
+def needs_valid_time(forecast: XarrayObj, other: XarrayObj) -> bool:
+    """Whether ``other`` (a truth or a climatology on ``time``) must be taken at the valid
+    times of ``forecast``: the forecast has a lead (a dim, or one lead selected) and
+    ``other`` has none (two forecasts at the same leads are compared as they are)."""
+    lead = "prediction_timedelta" in forecast.dims or has_scalar_lead(forecast)
+    return lead and "prediction_timedelta" not in other.coords and "time" in other.dims
 
 
 def prepare_pair(
@@ -461,7 +485,7 @@ def prepare_pair(
             f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
-    if "prediction_timedelta" in forecast.dims and "prediction_timedelta" not in truth.dims:
+    if needs_valid_time(forecast, truth):
         truth = align_valid_time(forecast, truth)
         forecast = forecast.assign_coords(valid_time=truth["valid_time"])
     if isinstance(forecast, xr.Dataset):
@@ -470,7 +494,21 @@ def prepare_pair(
             raise ValueError(f"{names[1]} lacks variable(s) {missing} of the {names[0]}")
         truth = truth[list(forecast.data_vars)]
     truth = conform(truth, forecast, name=names[1], reference_name=names[0], new_dims=True)
-    return forecast, truth
+    return _as_float(forecast), _as_float(truth)
+
+
+def _as_float(obj: XarrayObj) -> XarrayObj:
+    """Integer and boolean data as float64, so that differences and squares neither wrap nor
+    overflow (an int16 error of 200 squared); float data (float32 included) as it is."""
+
+    def cast(da: xr.DataArray) -> xr.DataArray:
+        return da.astype(np.float64) if da.dtype.kind in "iub" else da
+
+    if isinstance(obj, xr.Dataset):
+        if all(obj[v].dtype.kind not in "iub" for v in obj.data_vars):
+            return obj
+        return obj.map(cast, keep_attrs=True)
+    return cast(obj)
 
 
 def ensemble_dim(obj: XarrayObj, member_dim: str | None) -> str:
