@@ -337,6 +337,18 @@ def test_scorecard_of_a_stored_ensemble(client, checkpoint, tmp_path):
     assert card.attrs["init_times_scored"] == 4
     xr.testing.assert_allclose(xr.open_dataset(tmp_path / "card.nc").load(), card)
     assert (tmp_path / "card.png").stat().st_size > 1000
+    # its own outputs are replaced only with overwrite=True; a user's file never
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        campaign_scorecard(store, truth, client=client, out=tmp_path / "card.nc")
+    card2 = campaign_scorecard(store, truth, client=client, out=tmp_path / "card.nc",
+                               plot=tmp_path / "card.png", overwrite=True)  # fmt: skip
+    assert "acc_temperature" not in card2  # the new scorecard (no climatology) is there
+    assert "acc_temperature" not in xr.open_dataset(tmp_path / "card.nc")
+    user = tmp_path / "user.png"
+    user.write_bytes(b"a user's figure")
+    with pytest.raises(FileExistsError, match="not written by xfuxi.campaign_scorecard"):
+        campaign_scorecard(store, truth, client=client, plot=user, overwrite=True)
+    assert user.read_bytes() == b"a user's figure"
 
 
 def test_assimilate_and_forecast_campaign(client, tmp_path):

@@ -882,6 +882,7 @@ def campaign_scorecard(
     client: Any = None,
     out: str | os.PathLike[str] | None = None,
     plot: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> xr.Dataset:
     """Scores of a stored campaign against a truth, by lead time and variable.
 
@@ -901,6 +902,10 @@ def campaign_scorecard(
         Write the scorecard here (netCDF, atomically).
     plot : path, optional
         Save a figure of the scores by lead here (PNG).
+    overwrite : bool, default False
+        Replace an earlier scorecard or figure of this function at ``out`` / ``plot``. Any
+        other file there is never replaced (both are checked before the scores are
+        computed; the data-safety policy, docs/safety.md).
 
     Returns
     -------
@@ -929,8 +934,17 @@ def campaign_scorecard(
     >>> card["rmse_temperature"].values.tolist()
     [1.0, 1.0]
     """
+    from .files import check_file_replaceable, netcdf_written_by
     from .verify import acc, crps, ensemble_mean_rmse, rmse, spread_skill_ratio
 
+    if out is not None:
+        out = Path(out).expanduser()
+        check_file_replaceable(out, overwrite=overwrite, writer=SCORECARD_WRITER,
+                               ours=lambda p: netcdf_written_by(p, SCORECARD_WRITER))  # fmt: skip
+    if plot is not None:
+        plot = Path(plot).expanduser()
+        check_file_replaceable(plot, overwrite=overwrite, writer=SCORECARD_WRITER,
+                               ours=lambda p: _png_written_by(p, SCORECARD_WRITER))  # fmt: skip
     ds = xr.open_zarr(store, consolidated=False) if not isinstance(store, xr.Dataset) else store
     if "done" not in ds:
         raise ValueError("store has no 'done' variable: not a campaign store")
@@ -979,10 +993,27 @@ def campaign_scorecard(
     if out is not None:
         from .files import atomic_write_file
 
-        atomic_write_file(out, lambda p: card.to_netcdf(p))
+        marked = card.copy()
+        marked.attrs = {**card.attrs, "xfuxi_writer": SCORECARD_WRITER}
+        atomic_write_file(out, lambda p: marked.to_netcdf(p))
     if plot is not None:
         _plot_scorecard(card, plot)
     return card
+
+
+#: what campaign_scorecard records in its files (netCDF ``xfuxi_writer``, PNG ``Software``)
+SCORECARD_WRITER = "xfuxi.campaign_scorecard"
+
+
+def _png_written_by(path: Path, writer: str) -> bool:
+    """Whether the PNG file ``path`` records ``Software = writer`` in its text chunks."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return getattr(image, "text", {}).get("Software") == writer
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
 
 
 def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
@@ -1010,5 +1041,6 @@ def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
                 lines[label] = da
         plot_scores(lines, ylabel=score.upper(), title=score.upper(), ax=ax)
     fig.tight_layout()
-    atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    mark = {"Software": SCORECARD_WRITER}
+    atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=100, metadata=mark))
     plt.close(fig)

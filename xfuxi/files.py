@@ -246,6 +246,88 @@ def check_replaceable(
     return True
 
 
+def check_file_replaceable(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+    ours: Callable[[Path], bool],
+    writer: str,
+    flag: str = "overwrite=True",
+) -> bool:
+    """Whether the file ``path`` exists and may be replaced by an output of ``writer``.
+
+    Parameters
+    ----------
+    path : path-like
+        The output file.
+    overwrite : bool
+        Whether an earlier output of ``writer`` may be replaced.
+    ours : callable
+        ``ours(path)`` tells whether the existing file was written by ``writer`` (e.g. an
+        attribute it records in the file).
+    writer : str
+        The function that writes such files, for the messages.
+    flag : str, default "overwrite=True"
+        How the caller asks for a replacement, for the message (``"--overwrite"`` on the
+        command line).
+
+    Returns
+    -------
+    bool
+        False if nothing is at ``path``, True if an earlier output of ``writer`` is there and
+        ``overwrite`` is set.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` is a link (a dangling one too) or a directory, a file ``writer`` did not
+        write (even with ``overwrite``: xfuxi never replaces a file it did not create), or
+        an output of ``writer`` without ``overwrite``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> check_file_replaceable(d / "new.nc", overwrite=False, ours=bool, writer="f")
+    False
+    >>> (d / "mine.txt").write_text("a user's file") and None
+    >>> check_file_replaceable(d / "mine.txt", overwrite=True, ours=lambda p: False, writer="f")
+    Traceback (most recent call last):
+    ...
+    xfuxi.files.OutputExistsError: ... was not written by f; xfuxi never replaces a file ...
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        return False
+    if path.is_symlink() or not path.is_file():
+        raise OutputExistsError(
+            f"{path} exists and is a {'link' if path.is_symlink() else 'directory'}, not a file "
+            f"{writer} wrote; choose another path (xfuxi never replaces what it did not create)"
+        )
+    if not ours(path):
+        raise OutputExistsError(
+            f"{path} exists and was not written by {writer}; xfuxi never replaces a file it "
+            "did not create (docs/safety.md): choose another path"
+        )
+    if not overwrite:
+        raise OutputExistsError(
+            f"{path} holds an earlier output of {writer}; pass {flag} to replace it"
+        )
+    return True
+
+
+def netcdf_written_by(path: Path, writer: str) -> bool:
+    """Whether the netCDF file ``path`` records ``xfuxi_writer = writer`` (False for a file
+    that is not netCDF or cannot be read)."""
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, decode_cf=False) as existing:
+            return existing.attrs.get("xfuxi_writer") == writer
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
+
+
 def _files_of(path: Path) -> dict[str, int]:
     """Relative POSIX path -> size of every file under ``path``, but the top-level marker."""
     out = {}

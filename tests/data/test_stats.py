@@ -229,6 +229,14 @@ def test_save_load_roundtrip_and_atomic(tmp_path):
     save_stats(clim, tmp_path / "stats.nc", overwrite=True)  # replaces
     xr.testing.assert_identical(load_stats(tmp_path / "stats.nc"), clim)
     assert os.listdir(tmp_path) == ["stats.nc"]  # no temp file left
+    # a file save_stats did not write is never replaced, not even with overwrite=True
+    foreign = tmp_path / "user.nc"
+    xr.Dataset({"x": ("a", [1.0])}).to_netcdf(foreign)
+    before = foreign.read_bytes()
+    with pytest.raises(FileExistsError, match="not written by xfuxi.save_stats"):
+        save_stats(s, foreign, overwrite=True)
+    assert foreign.read_bytes() == before
+    os.remove(foreign)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_stats(s, tmp_path / "missing" / "s.nc")
     with pytest.raises(FileNotFoundError, match="no statistics file"):

@@ -155,6 +155,29 @@ def test_netcdf_is_cf_compliant_and_round_trips(tmp_path):
         assert back2["time"].attrs["axis"] == "T" and "valid_time" not in back2
 
 
+def test_a_forecast_netcdf_reads_back_through_xfuxi(tmp_path):
+    # the writer's valid_time(time, prediction_timedelta) is a derived coordinate, not
+    # another name for time: reading the file back was refused ("has both 'valid_time' and
+    # 'time'") by validate, regrid and the writers
+    import xfuxi
+    from xfuxi.data.schema import validate
+
+    ds = _forecast(None)
+    path = write_netcdf(ds, tmp_path / "fc.nc")
+    with xr.open_dataset(path) as back:
+        assert back["valid_time"].dims == ("time", "prediction_timedelta")
+        checked = validate(back)
+        np.testing.assert_array_equal(checked["temperature"].values,
+                                      validate(ds)["temperature"].values)  # fmt: skip
+        again = write_netcdf(back, tmp_path / "again.nc")
+        assert xfuxi.regrid(back, "T21")["temperature"].sizes["latitude"] == 32
+    with xr.open_dataset(again) as twice:
+        np.testing.assert_array_equal(twice["temperature"].values, back["temperature"].values)
+    # an analysis whose valid_time is another name for time is still renamed
+    an = ds.isel(prediction_timedelta=0, drop=True).rename(time="valid_time")
+    assert "time" in validate(an).dims
+
+
 def test_netcdf_never_replaces_a_foreign_file(tmp_path):
     ds = _forecast(None)
     foreign = tmp_path / "user.nc"
@@ -162,7 +185,14 @@ def test_netcdf_never_replaces_a_foreign_file(tmp_path):
     before = foreign.read_bytes()
     with pytest.raises(OutputExistsError, match="not written by xfuxi"):
         write_netcdf(ds, foreign, overwrite=True)
+    with pytest.raises(OutputExistsError, match="not written by xfuxi"):  # not "overwrite=True"
+        write_netcdf(ds, foreign)
     assert foreign.read_bytes() == before
+    dangling = tmp_path / "link.nc"
+    dangling.symlink_to(tmp_path / "nowhere.nc")
+    with pytest.raises(OutputExistsError, match="is a link"):
+        write_netcdf(ds, dangling, overwrite=True)
+    assert dangling.is_symlink() and not (tmp_path / "nowhere.nc").exists()
     path = write_netcdf(ds, tmp_path / "fc.nc")
     with pytest.raises(OutputExistsError, match="overwrite=True"):
         write_netcdf(ds, path)

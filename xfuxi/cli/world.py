@@ -9,7 +9,7 @@ from pathlib import Path
 import xarray as xr
 
 from ..config import from_arguments
-from ..files import OutputExistsError, atomic_write_file
+from ..files import atomic_write_file, check_file_replaceable
 from ..world.simulator import (
     SPLITS,
     WorldConfig,
@@ -87,23 +87,15 @@ def _cmd_world(args) -> int:
 def _world_netcdf_path(output: str, *, overwrite: bool) -> Path:
     """The absolute ``--output`` netCDF file of ``xfuxi world``: new, or (with
     ``overwrite``) a world file that xfuxi wrote (its attrs say so)."""
-    out = Path(os.path.abspath(output))
-    if not os.path.lexists(out):
-        return out
-    if not overwrite:
-        raise OutputExistsError(
-            f"{out} exists; pass --overwrite to replace a world file xfuxi wrote"
-        )
-    own = False
-    if out.is_file() and not out.is_symlink():
-        try:
-            with xr.open_dataset(out) as old:
-                own = "xfuxi_version" in old.attrs and "config" in old.attrs
-        except Exception:  # noqa: BLE001 - anything unreadable is not xfuxi's world
-            own = False
-    if not own:
-        raise OutputExistsError(
-            f"{out} exists and is not a world file that xfuxi wrote; xfuxi never replaces "
-            "files it did not create: choose another output path"
-        )
+    out = Path(os.path.abspath(os.path.expanduser(output)))
+    check_file_replaceable(out, overwrite=overwrite, writer="xfuxi world", ours=_is_world_file,
+                           flag="--overwrite")  # fmt: skip
     return out
+
+
+def _is_world_file(path: Path) -> bool:
+    try:
+        with xr.open_dataset(path) as old:
+            return "xfuxi_version" in old.attrs and "config" in old.attrs
+    except Exception:  # noqa: BLE001 - anything unreadable is not xfuxi's world
+        return False

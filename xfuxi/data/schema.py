@@ -209,6 +209,14 @@ def _rename_aliases(ds: xr.Dataset) -> xr.Dataset:
     for alias in ("step", "member", "realization"):
         if alias in names and alias not in ds.dims:
             names.pop(alias)
+    # a forecast's valid_time(time, lead), as xfuxi's netCDF writer and cfgrib's forecasts
+    # carry it, is a derived coordinate beside the initial time, not another name for time
+    if (
+        "valid_time" in names
+        and "valid_time" not in ds.dims
+        and ({"prediction_timedelta", "step"} & set(ds.dims))
+    ):
+        names.pop("valid_time")
     for src, dst in list(names.items()):
         if dst in ds.variables or dst in ds.dims:
             hint = (

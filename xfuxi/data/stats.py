@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..files import atomic_write_file
+from ..files import atomic_write_file, check_file_replaceable, netcdf_written_by
 from ..grid import area_weights
 from .schema import SchemaError, validate
 
@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: what save_stats records in its files (``xfuxi_writer``), so that it replaces only its own
+STATS_WRITER = "xfuxi.save_stats"
 
 #: the entries of the ``statistic`` dimension, in order
 STATISTICS: tuple[str, ...] = ("mean", "std", "diff_std")
@@ -365,8 +368,9 @@ def save_stats(
     path : path
         Target file; its directory must exist.
     overwrite : bool, default False
-        Replace an existing file at ``path``; without it an existing file is never touched
-        (see the data-safety policy, docs/safety.md).
+        Replace an earlier file of ``save_stats`` at ``path`` (it records itself in the
+        file's ``xfuxi_writer`` attribute); any other file is never replaced, a link or a
+        directory never (the data-safety policy, docs/safety.md).
 
     Returns
     -------
@@ -388,12 +392,14 @@ def save_stats(
     True
     """
     ds = as_dataset(stats, "save_stats")
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {str(path.parent)!r} does not exist")
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    return atomic_write_file(path, lambda tmp: ds.to_netcdf(tmp))
+    check_file_replaceable(path, overwrite=overwrite, writer=STATS_WRITER,
+                           ours=lambda p: netcdf_written_by(p, STATS_WRITER))  # fmt: skip
+    out = ds.copy()
+    out.attrs = {**ds.attrs, "xfuxi_writer": STATS_WRITER}
+    return atomic_write_file(path, lambda tmp: out.to_netcdf(tmp))
 
 
 def load_stats(path: str | os.PathLike) -> xr.Dataset:
@@ -423,11 +429,13 @@ def load_stats(path: str | os.PathLike) -> xr.Dataset:
     >>> back.temperature.sel(statistic="std").item()
     10.0
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"no statistics file at {str(path)!r}")
     with xr.open_dataset(path) as ds:
-        return ds.load()
+        out = ds.load()
+    out.attrs.pop("xfuxi_writer", None)  # the writer's record, not the statistics'
+    return out
 
 
 def select_climatology(

@@ -25,7 +25,12 @@ import numpy as np
 import xarray as xr
 
 from ..docstrings import docstring_parts
-from ..files import OutputExistsError, atomic_write_file, replace_directory
+from ..files import (
+    atomic_write_file,
+    check_file_replaceable,
+    netcdf_written_by,
+    replace_directory,
+)
 from .schema import CANONICAL_DIMS, VARIABLES, SchemaError, validate
 
 __all__ = [
@@ -379,17 +384,11 @@ def write_netcdf(
     ...     float(back["temperature"].mean())
     250.0
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     out = _with_plain_attrs(to_cf_layout(ds)).drop_encoding()
     out.attrs["xfuxi_writer"] = NETCDF_WRITER
-    if path.exists():
-        if not overwrite:
-            raise OutputExistsError(f"'{path}' exists; pass overwrite=True to replace it")
-        if path.is_dir() or not _written_by_xfuxi(path):
-            raise OutputExistsError(
-                f"'{path}' was not written by xfuxi.write_netcdf; xfuxi never replaces a file "
-                "it did not create (docs/safety.md)"
-            )
+    check_file_replaceable(path, overwrite=overwrite, writer=NETCDF_WRITER,
+                           ours=lambda p: netcdf_written_by(p, NETCDF_WRITER))  # fmt: skip
     encoding = {
         str(name): {"zlib": True, "complevel": 4}
         for name in out.data_vars
@@ -398,11 +397,3 @@ def write_netcdf(
     return atomic_write_file(
         path, lambda tmp: out.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
     )
-
-
-def _written_by_xfuxi(path: Path) -> bool:
-    try:
-        with xr.open_dataset(path, decode_cf=False) as existing:
-            return existing.attrs.get("xfuxi_writer") == NETCDF_WRITER
-    except (OSError, ValueError):
-        return False
