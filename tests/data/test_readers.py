@@ -104,6 +104,16 @@ def test_hourly_precipitation_is_summed_over_the_six_hours_up_to_time():
     np.testing.assert_array_equal(six["total_precipitation_6hr"].values, tp.values[:, ::-1])
 
 
+def test_accumulations_in_other_units_are_refused_not_relabelled():
+    base = layouts.new_cds(8, freq="1h")
+    tp = xr.full_like(base["sp"], 0.5).assign_attrs(units="mm")  # was labelled 'm': x1000
+    with pytest.raises(SchemaError, match="'tp'.* has units 'mm'; expected 'm'"):
+        from_era5(base.assign(tp=tp))
+    tisr = xr.full_like(base["sp"], 1.0).assign_attrs(units="MJ m**-2")
+    with pytest.raises(SchemaError, match="'tisr'.* has units 'MJ m\\*\\*-2'"):
+        from_era5(base.assign(tisr=tisr))
+
+
 def test_hourly_precipitation_sampled_six_hourly_is_refused_by_name():
     base = layouts.new_cds(8)  # 6-hourly
     tp = xr.full_like(base["sp"], 1e-4).assign_attrs(units="m")

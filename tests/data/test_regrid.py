@@ -97,6 +97,36 @@ def test_auto_is_conservative_for_totals_and_bilinear_for_the_rest():
     xr.testing.assert_identical(xfuxi.regrid(ds, "T21"), out)
 
 
+def test_dtypes_and_lazy_data():
+    src = target_grid("wb2_64x32")
+    f = smooth(src)
+    # float32 stays float32 (bilinear came back float64, twice the memory)
+    for method in ("bilinear", "conservative"):
+        out = regrid(f.astype("float32"), "T21", method=method)
+        assert out.dtype == np.float32, method
+    # an integer mask regrids to fractions: conservative was cast back to int8, which kept
+    # only 0 and 1 and broke the area integral
+    mask = (f > 3.0).astype("int8").rename("land_sea_mask")
+    out = regrid(mask, "T21", method="conservative")
+    assert out.dtype == np.float64 and ((out > 0) & (out < 1)).any()
+    assert abs(integral(out) - integral(mask.astype(float))) < 1e-12
+    # dask data stay lazy: nothing is read until the result is computed (the conservative
+    # scheme asked whether all values were valid, which read every block at the call)
+    import dask
+
+    lazy = f.expand_dims(time=np.arange(4).astype("datetime64[D]").astype("datetime64[ns]"))
+    lazy = lazy.rename("total_precipitation_6hr").assign_attrs(units="m").chunk(time=1)
+
+    def refuse(dsk, keys, **kwargs):
+        raise RuntimeError("a dask array was computed before .compute()")
+
+    with dask.config.set(scheduler=refuse):
+        out = regrid(lazy, "T21", method="conservative")
+    assert out.chunks is not None
+    eager = regrid(lazy.compute(), "T21", method="conservative")
+    np.testing.assert_allclose(out.compute().values, eager.values, rtol=1e-14)
+
+
 def test_a_model_and_data_are_targets():
     class Model:
         latitude = gaussian_grid(32).latitude.values

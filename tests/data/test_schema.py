@@ -210,8 +210,22 @@ def test_unsorted_time_is_sorted():
 def test_wrong_units_are_an_error():
     ds = _wb2()
     ds["geopotential"].attrs["units"] = "m"
-    with pytest.raises(SchemaError, match="'geopotential' has units 'm'"):
+    with pytest.raises(SchemaError, match="'geopotential' has units 'm'.*multiply metres by 9.8"):
         validate(ds)
+
+
+def test_missing_times_coordinates_without_values_and_millibar_levels():
+    ds = _wb2()
+    times = ds.time.values.copy()
+    times[1] = np.datetime64("NaT")
+    with pytest.raises(SchemaError, match="'time' holds 1 missing value"):
+        validate(ds.assign_coords(time=times))  # a NaT was sorted to the end and accepted
+    for dim in ("latitude", "longitude"):
+        with pytest.raises(SchemaError, match=f"dimension '{dim}' has no coordinate values"):
+            validate(ds.drop_vars(dim))  # positions 0, 1, 2, ... were taken as degrees
+    for units in ("millibar", "mb"):  # CF's spelling (NCEP files) and the common one
+        lev = ds.level.assign_attrs(units=units)
+        assert validate(ds.assign_coords(level=lev)).level.values.tolist() == [500.0, 850.0]
 
 
 def test_missing_latitude_dimension():

@@ -155,6 +155,13 @@ def test_netcdf_is_cf_compliant_and_round_trips(tmp_path):
         assert back2["time"].attrs["axis"] == "T" and "valid_time" not in back2
 
 
+def test_dask_data_with_uneven_chunks_along_any_dim(tmp_path):
+    ds = _forecast(None).chunk({"time": 1, "latitude": (1, LAT.size - 1)})
+    store = write_weatherbench2(ds, tmp_path / "uneven.zarr")  # zarr refused uneven chunks
+    back = from_weatherbench2(store)
+    np.testing.assert_array_equal(back["temperature"].values, ds["temperature"].values)
+
+
 def test_a_forecast_netcdf_reads_back_through_xfuxi(tmp_path):
     # the writer's valid_time(time, prediction_timedelta) is a derived coordinate, not
     # another name for time: reading the file back was refused ("has both 'valid_time' and

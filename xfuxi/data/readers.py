@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .schema import VARIABLES, SchemaError, validate
+from .schema import VARIABLES, SchemaError, same_unit, validate
 
 __all__ = [
     "ACCUMULATED_SHORT_NAMES",
@@ -316,6 +316,13 @@ def _accumulate(ds: xr.Dataset, period: pd.Timedelta, source: str) -> xr.Dataset
                 "the 6 hours are not all in the data"
             )
         units = VARIABLES.get(target, (da.attrs.get("units", ""),))[0]
+        given = da.attrs.get("units")
+        if given is not None and not same_unit(units, str(given)):
+            # the units attribute is set below: a mismatch must be refused here, not relabelled
+            raise SchemaError(
+                f"variable {short!r} of '{source}' has units {given!r}; expected {units!r} "
+                f"for {target!r} (convert the values first: xfuxi does not guess)"
+            )
         total = total.assign_attrs(units=units, long_name=target, accumulation=note)
         ds = ds.drop_vars(short).assign({target: total})
     return ds

@@ -246,14 +246,22 @@ def _conservative(da: xr.DataArray, grid: xr.Dataset) -> xr.DataArray:
     )
     valid = da.notnull()
     summed = xr.dot(wlat, wlon, da.fillna(0.0), dim=["latitude", "longitude"])
-    if bool(valid.all()):
+    # dask data take the masked path whatever they hold: asking whether all is valid would
+    # read every block now (and again when the result is computed)
+    if da.chunks is None and bool(valid.all()):
         out = summed
     else:  # the mean over the valid part of each target cell; NaN where none is valid
-        cover = xr.dot(wlat, wlon, valid.astype(da.dtype), dim=["latitude", "longitude"])
+        cover = xr.dot(wlat, wlon, valid.astype("float64"), dim=["latitude", "longitude"])
         out = (summed / cover).where(cover > 0)
     out = out.rename(__lat="latitude", __lon="longitude")
     out = out.assign_coords(latitude=grid["latitude"], longitude=grid["longitude"])
-    return out.transpose(*da.dims).astype(da.dtype, copy=False)
+    return _like_input(out.transpose(*da.dims), da)
+
+
+def _like_input(out: xr.DataArray, da: xr.DataArray) -> xr.DataArray:
+    """``out`` in the float type of ``da`` (float32 stays float32); integer input (a mask of
+    0 and 1) gives float64, since its regridded values are fractions."""
+    return out.astype(da.dtype, copy=False) if da.dtype.kind == "f" else out
 
 
 def _bilinear(ds: xr.Dataset, grid: xr.Dataset) -> xr.Dataset:
@@ -264,7 +272,11 @@ def _bilinear(ds: xr.Dataset, grid: xr.Dataset) -> xr.Dataset:
             "bilinear regridding needs xarray-regrid: pip install 'xfuxi[regrid]'"
         ) from err
     out = ds.regrid.linear(grid, time_dim=None)
-    return out.assign_coords(latitude=grid["latitude"], longitude=grid["longitude"])
+    out = out.assign_coords(latitude=grid["latitude"], longitude=grid["longitude"])
+    for name in out.data_vars:  # xarray-regrid computes in float64: float32 stays float32
+        if name in ds.data_vars:
+            out[name] = _like_input(out[name], ds[name])
+    return out
 
 
 def regrid(

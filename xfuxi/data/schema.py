@@ -170,6 +170,30 @@ def same_unit(expected: str, given: str) -> bool:
     return given.strip() in _UNIT_SPELLINGS.get(expected, {expected})
 
 
+#: units often given instead of the canonical ones, with the conversion (for the error)
+_UNIT_HINTS: dict[str, tuple[tuple[frozenset[str], str], ...]] = {
+    "m**2 s**-2": (
+        (frozenset({"m", "gpm", "metre", "metres", "meter", "meters"}),
+         "geopotential height, not geopotential: multiply metres by 9.80665"),
+    ),
+    "K": ((frozenset({"degC", "C", "°C", "celsius", "degree_Celsius"}), "°C: add 273.15"),),
+    "Pa": ((frozenset({"hPa", "mbar", "mb", "millibar", "millibars"}), "hPa: multiply by 100"),),
+    "kg kg**-1": ((frozenset({"g kg**-1", "g/kg", "g kg-1"}), "g/kg: divide by 1000"),),
+}  # fmt: skip
+
+
+def _unit_hint(expected: str, given: str) -> str:
+    """`` (…: the conversion)`` for a known mistake, else ``""``.
+
+    >>> _unit_hint("m**2 s**-2", "gpm")
+    ' (geopotential height, not geopotential: multiply metres by 9.80665)'
+    """
+    for spellings, hint in _UNIT_HINTS.get(expected, ()):
+        if given.strip() in spellings:
+            return f" ({hint})"
+    return ""
+
+
 def likely_unit_mistake(variable: str, value: float, expected: float, tolerance: float) -> str:
     """Name the unit mistake that would explain ``value`` where ``expected`` was expected.
 
@@ -300,7 +324,7 @@ def _fix_level(ds: xr.Dataset, levels: Sequence[float] | None) -> xr.Dataset:
             "coordinate 'level' is in Pa; xfuxi expects pressure levels in hPa "
             "(divide by 100 and set units='hPa')"
         )
-    if units not in ("hPa", "millibars", "mbar", "hectopascal", "hectopascals"):
+    if units not in ("hPa", "millibar", "millibars", "mbar", "mb", "hectopascal", "hectopascals"):
         raise SchemaError(f"coordinate 'level' has units {units!r}; expected 'hPa'")
     allowed = np.asarray(ERA5_PRESSURE_LEVELS if levels is None else levels, dtype="float64")
     unknown = [float(v) for v in lev if not np.any(np.isclose(v, allowed))]
@@ -327,6 +351,11 @@ def _fix_time(ds: xr.Dataset, dim: str) -> xr.Dataset:
     if dim == "prediction_timedelta" and values.dtype.kind != "m":
         raise SchemaError(
             f"coordinate 'prediction_timedelta' must be timedelta64; got dtype {values.dtype}"
+        )
+    if np.isnat(values).any():
+        raise SchemaError(
+            f"coordinate {dim!r} holds {int(np.isnat(values).sum())} missing value(s) (NaT); "
+            "every time must be known: select the others first"
         )
     if values.size != np.unique(values).size:
         import pandas as pd  # xarray's own dependency
@@ -471,6 +500,11 @@ def validate(
     for dim in ("latitude", "longitude"):
         if dim not in out.dims:
             raise SchemaError(f"missing dimension {dim!r}; got dims {sorted(map(str, out.dims))}")
+        if dim not in out.coords:  # positions 0, 1, 2, ... are not degrees
+            raise SchemaError(
+                f"dimension {dim!r} has no coordinate values; assign them in degrees "
+                f"(ds.assign_coords({dim}=...))"
+            )
     if require_time and "time" not in out.dims:
         raise SchemaError(f"missing dimension 'time'; got dims {sorted(map(str, out.dims))}")
     if variables is not None:
@@ -494,7 +528,10 @@ def validate(
         expected = VARIABLES.get(str(name))
         given = var.attrs.get("units")
         if expected is not None and given is not None and not same_unit(expected[0], given):
-            raise SchemaError(f"variable {name!r} has units {given!r}; expected {expected[0]!r}")
+            raise SchemaError(
+                f"variable {name!r} has units {given!r}; expected {expected[0]!r}"
+                + _unit_hint(expected[0], str(given))
+            )
         if check_ranges and str(name) in PHYSICAL_RANGES and var.dtype.kind in "iuf":
             if var.chunks is not None:  # dask: check each block when it is computed
                 check = functools.partial(_check_range_block, name=str(name))

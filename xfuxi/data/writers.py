@@ -227,7 +227,9 @@ def write_weatherbench2(
         raise SchemaError(f"chunks name dimension(s) {unknown} that the data do not have")
     out = out.drop_encoding()
     if any(out[name].chunks is not None for name in out.variables):
-        out = out.chunk(sizes)  # dask-backed data: rechunk lazily
+        # dask-backed data: rechunk lazily, every dim (the others whole): zarr needs even
+        # chunks, and the input's may be uneven along any dim
+        out = out.chunk({d: sizes.get(str(d), -1) for d in out.dims})
     else:  # data in memory: zarr chunks by encoding (no dask needed)
         for name in out.variables:
             var = out[name]
