@@ -67,8 +67,12 @@ def test_accessor_delegates_without_mutating():
 def test_options_validate_and_restore():
     with pytest.raises(ValueError, match="not a valid xfuxi option"):
         xfuxi.set_options(colour="red")
-    with pytest.raises(ValueError, match="invalid value"):
+    with pytest.raises(ValueError, match="invalid value 'yes'.*expected True or False"):
         xfuxi.set_options(progress="yes")
+    import torch
+
+    with pytest.raises(ValueError, match="expected one of 'float32'.*not a torch.dtype"):
+        xfuxi.set_options(dtype=torch.float64)
     old = xfuxi.get_options()["device"]
     with xfuxi.set_options(device="cuda"):
         assert xfuxi.get_options()["device"] == "cuda"

@@ -224,3 +224,18 @@ def test_temporaries_of_replace_directory_name_their_writer(tmp_path):
     replace_directory(tmp_path / "r", lambda d: seen.append(d.name), kind="demo")
     assert seen[0].startswith(f".r.{os.getpid()}@{socket.gethostname()}.")
     assert seen[0].endswith(".tmp")
+
+
+def test_a_home_relative_path_is_expanded(tmp_path, monkeypatch):
+    # "~/out" made a directory named "~" in the working directory, then failed
+    from xfuxi.files import atomic_write_bytes, replace_directory
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    out = replace_directory("~/out", lambda d: (d / "x.txt").write_text("1"), kind="demo")
+    assert out == home / "out" and (home / "out" / "x.txt").read_text() == "1"
+    assert atomic_write_bytes("~/f.bin", b"1") == home / "f.bin"
+    assert list(cwd.iterdir()) == []

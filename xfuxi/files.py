@@ -112,7 +112,7 @@ def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None
     >>> atomic_write_file(p, lambda tmp: tmp.write_text("hi")).read_text()
     'hi'
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
@@ -215,7 +215,7 @@ def check_replaceable(
     >>> check_replaceable(d / "new", kind="forecast"), check_replaceable(d, kind="forecast")
     (False, True)
     """
-    target = Path(target)
+    target = Path(target).expanduser()
     if not os.path.lexists(target):
         return False
     if target.is_symlink() or not target.is_dir():
@@ -296,7 +296,7 @@ def check_file_replaceable(
     ...
     xfuxi.files.OutputExistsError: ... was not written by f; xfuxi never replaces a file ...
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not os.path.lexists(path):
         return False
     if path.is_symlink() or not path.is_file():
@@ -491,7 +491,7 @@ def replace_directory(
     >>> sorted(p.name for p in out.iterdir()), read_marker(out)["kind"]
     (['.xfuxi-output.json', 'x.txt'], 'demo')
     """
-    target = Path(target)
+    target = Path(target).expanduser()
     exists = check_replaceable(target, kind=kind, overwrite=overwrite, adopt=adopt)
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = _temporary_prefix(target)

@@ -29,6 +29,15 @@ _VALIDATORS = {
     ),
 }
 
+# what each option takes, for the error message
+_EXPECTED = {
+    "ensemble_dims": "a non-empty tuple of dimension names, e.g. ('number', 'member')",
+    "device": "a torch device name such as 'cpu', 'cuda' or 'cuda:1'",
+    "dtype": "one of 'float32', 'float64', 'bfloat16', 'float16' (a name, not a torch.dtype)",
+    "progress": "True or False",
+    "cache_dir": "a path or None",
+}
+
 # values stored in a normal form (what get_options returns)
 _NORMALISE = {"cache_dir": lambda v: v if v is None else os.fspath(v)}
 
@@ -64,7 +73,9 @@ class set_options:  # noqa: N801 - named like xarray.set_options
                     f"{key!r} is not a valid xfuxi option; valid options are {sorted(OPTIONS)}"
                 )
             if not _VALIDATORS[key](value):
-                raise ValueError(f"invalid value {value!r} for xfuxi option {key!r}")
+                raise ValueError(
+                    f"invalid value {value!r} for xfuxi option {key!r}; expected {_EXPECTED[key]}"
+                )
             new[key] = _NORMALISE.get(key, lambda v: v)(value)
         # all are checked before any is set: a bad value leaves the options as they were
         for key in new:

@@ -139,6 +139,30 @@ def test_a_resumed_run_with_other_settings_is_refused(setting, tmp_path):
         _run(setting, 3, store=tmp_path / "s", method=_letkf(1.1))
     with pytest.raises(ValueError, match="seed"):
         _run(setting, 3, store=tmp_path / "s", seed=5)
+    # another truth on the same times (another run of the world) is refused too: the stored
+    # cycles were scored against the first
+    model, truth = setting
+    other = lorenz96_truth(n_states=40, seed=7)
+    assert other.time.equals(truth.time)
+    with pytest.raises(ValueError, match=r"fingerprints\.truth_at_start"):
+        _run((model, other), 3, store=tmp_path / "s")
+    # a longer truth of the same run resumes (the fingerprint is the truth at the start)
+    assert _run((model, truth.isel(time=slice(0, 30))), 3, store=tmp_path / "s")
+
+
+def test_a_store_asked_for_fewer_cycles_and_a_start_off_the_truth(setting, tmp_path):
+    whole = _run(setting, 3, store=tmp_path / "s")
+    first = _run(setting, 1, store=tmp_path / "s")  # returned all three before
+    assert first.scores.sizes["time"] == 1
+    xr.testing.assert_equal(  # the same cycle (attrs differ: the config's n_cycles)
+        first.scores.drop_vars("wall_time_s"),
+        whole.scores.isel(time=[0]).drop_vars("wall_time_s"),
+    )
+    assert '"n_cycles": 1' in first.scores.attrs["config"]
+    model, truth = setting
+    start = truth.time.values[5] + np.timedelta64(1, "h")  # not on the truth's 6-hour step
+    with pytest.raises(ValueError, match="start=.* is not one of the truth's times"):
+        _run(setting, 2, start=start)  # was a bare KeyError from the truth's index
 
 
 def test_a_cycle_without_observations_keeps_the_background(setting):

@@ -79,6 +79,9 @@ def test_persistence_defaults_numbers_and_errors():
     ds = make_ds(n_time=4)
     before = ds.copy(deep=True)
     f = persistence_forecast(ds, leads=[6, 12])
+    # a forecast's own lead coordinate (a DataArray) was refused as "not timedeltas"
+    again = persistence_forecast(ds, leads=f.prediction_timedelta)
+    xr.testing.assert_identical(again, f)
     assert f.sizes["time"] == 4
     np.testing.assert_array_equal(f.prediction_timedelta, pd.to_timedelta([6, 12], "h"))
     xr.testing.assert_identical(ds, before)

@@ -379,6 +379,23 @@ def test_init_times_duplicates_are_refused_and_order_is_ascending():
     )
 
 
+def test_one_init_time_alone_and_a_variable_the_model_does_not_read():
+    ds = _data(4)
+    model = _fuxi()
+    t = ds.time.values[2]
+    ref = forecast(ds, model=model, steps=1, init_times=[t], progress=False)
+    # one time given alone: a string was split into its characters, a Timestamp not iterable
+    for one in (str(pd.Timestamp(t)), pd.Timestamp(t), t):
+        got = forecast(ds, model=model, steps=1, init_times=one, progress=False)
+        xr.testing.assert_identical(got, ref)
+    # CF bounds (a variable with a dim the model does not know) were refused as "dims
+    # ['bnds']"; the model does not read them
+    bounds = xr.DataArray(np.zeros((ds.sizes["latitude"], 2)), dims=("latitude", "bnds"))
+    got = forecast(ds.assign(latitude_bnds=bounds), model=model, steps=1, init_times=[t],
+                   progress=False)  # fmt: skip
+    xr.testing.assert_identical(got, ref)
+
+
 def test_float16_overflow_names_the_channel():
     ds = _data(2)
     with np.errstate(over="ignore"):

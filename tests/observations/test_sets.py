@@ -131,6 +131,14 @@ def test_random_network_noise_statistics_and_seed(truth):
         match=r"no observation error given for variable 'temperature' \(errors given for \['x'\]\)",
     ):
         random_observations(truth, n=5, variables=["temperature"], error={"x": 1.0})
+    # one name given as a string was read as its letters ("No variable named 't'")
+    for make, kw in (
+        (random_observations, {"n": 5}),
+        (radiosonde_observations, {"sites": [(10.0, 20.0)]}),
+        (region_observations, {"latitude": (0.0, 30.0), "longitude": (0.0, 60.0)}),
+    ):
+        with pytest.raises(ObservationError, match=r"not one string: variables=\['temperature'\]"):
+            make(truth, variables="temperature", error=1.0, **kw)
 
 
 def test_radiosonde_columns(truth):

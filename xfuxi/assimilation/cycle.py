@@ -1254,6 +1254,30 @@ def _settings(
     }
 
 
+def _fingerprints(model: Any, truth: xr.Dataset, t0: pd.Timestamp) -> dict[str, str]:
+    """What a resumed run must share with the stored one beyond its settings: the model's
+    weights (a model of the same name may hold others) and the truth (another run of the
+    world on the same times): sha256 of the parameters and of the truth at the first
+    analysis time (a longer truth of the same run has the same one)."""
+    import hashlib
+
+    out: dict[str, str] = {}
+    module = getattr(model, "net", model)
+    if hasattr(module, "state_dict"):
+        h = hashlib.sha256()
+        for name, tensor in sorted(module.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        out["model_weights"] = h.hexdigest()[:16]
+    h = hashlib.sha256()
+    at = truth.sel(time=t0)
+    for name in sorted(map(str, at.data_vars)):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(at[name].values, dtype="float64").tobytes())
+    out["truth_at_start"] = h.hexdigest()[:16]
+    return out
+
+
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
@@ -1458,11 +1482,21 @@ def cycle(
             f"truth covers {times[0]} to {times[-1]}; the run needs "
             f"{t0 - (lead_steps + 1) * step} to {last}"
         )
+    needed = pd.date_range(t0 - (lead_steps + 1) * step, last, freq=step)
+    absent = needed.difference(times)
+    if absent.size:
+        raise ValueError(
+            f"the truth lacks {absent.size} of the {needed.size} times the run needs, every "
+            f"{step} from {needed[0]} to {needed[-1]} (first missing: {absent[0]}); "
+            + (f"start={t0} is not one of the truth's times on that step"
+               if start is not None and t0 not in times else "give a truth on the model's step")
+        )  # fmt: skip
     settings = _settings(method, network, model, t0, lead_steps, seed, initial_error)
+    settings["fingerprints"] = _fingerprints(model, truth, t0)
     bound = divergence_factor * np.asarray(model.stats.std, dtype="float64")
     weights = _grid_weights(model)
     names = _channel_names(model)
-    path = None if store is None else Path(store)
+    path = None if store is None else Path(store).expanduser()
     done: list[int] = []
     generator = torch.Generator().manual_seed(int(seed))
     if path is not None:
@@ -1478,7 +1512,10 @@ def cycle(
             if marker.get("kind") != STORE_KIND:
                 raise ValueError(f"{path} is not a cycling store (its kind is {marker['kind']!r})")
             old = json.loads((path / "run.json").read_text())
-            diff = _differences(old, json.loads(json.dumps(settings)))
+            new = json.loads(json.dumps(settings))
+            if "fingerprints" not in old:  # a store of an earlier release: not recorded
+                new.pop("fingerprints")
+            diff = _differences(old, new)
             if diff:
                 raise ValueError(
                     f"{path} holds a run with different settings; refusing to mix them: "
@@ -1486,6 +1523,9 @@ def cycle(
                     + ". Give another store, or the same settings to resume"
                 )
             done = _complete_cycles(path)
+            if len(done) > n_cycles:  # the run asked for fewer: its first n_cycles
+                log.info("%s holds %d cycles; returning the first %d", path, len(done), n_cycles)
+                done = done[:n_cycles]
     rows: list[xr.Dataset] = []
     if done:
         last_ds = xr.open_zarr(path / "cycles" / f"{done[-1]:06d}.zarr").load()  # type: ignore[operator]

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 def _leads(leads: Any) -> np.ndarray:
     """Leads as timedelta64[ns]; plain numbers are hours."""
+    if isinstance(leads, (xr.DataArray, xr.Variable, pd.Index, pd.Series)):
+        leads = np.asarray(leads)  # e.g. a forecast's own prediction_timedelta
     if isinstance(leads, (str, np.timedelta64, pd.Timedelta)) or np.ndim(leads) == 0:
         leads = [leads]
     items = list(np.asarray(leads).ravel()) if isinstance(leads, np.ndarray) else list(leads)

@@ -72,6 +72,11 @@ def initial_conditions(
         )
         raise TypeError(f"initial conditions must be an xarray.Dataset{hint}; got {type(ds)}")
     ds = validate(ds, require_time=True)
+    # only the model's variables count: a variable it does not read (CF bounds such as
+    # latitude_bnds(latitude, bnds), a diagnostic) may have other dims
+    model_vars = [v for v in ds.data_vars if str(v) in {str(c[0]) for c in model.channels}]
+    if model_vars:
+        ds = ds[model_vars]
     extra = [str(d) for d in ds.dims if d not in ("time", "level", "latitude", "longitude")]
     if "number" in extra:
         raise SchemaError(
@@ -95,6 +100,8 @@ def initial_conditions(
                 f"needs two consecutive input times (got times {list(times[:4])}...)"
             )
     else:
+        if isinstance(init_times, (str, bytes)) or np.ndim(init_times) == 0:
+            init_times = [init_times]  # one time given alone, not a sequence of them
         chosen = list(pd.DatetimeIndex(pd.to_datetime(list(init_times))))
         twice = sorted({t for t in chosen if chosen.count(t) > 1})
         if twice:

@@ -536,7 +536,8 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         two cores ran at a median 184 member-steps/s in batches of 16 against 151 in one
         batch of 48 (``benchmarks/bench_ensemble_speed.py``).
     device : str or torch.device, optional
-        Default ``xfuxi.get_options()["device"]``.
+        Where to run (a copy of the model is moved there). Default: where the model is (a
+        model given by name is loaded on ``xfuxi.get_options()["device"]``).
     progress : bool, optional
         Progress bar (default: the ``progress`` option).
     **legacy

@@ -432,6 +432,16 @@ def single_observation(
     )
 
 
+def _variable_names(variables: Any) -> list[str]:
+    """``variables`` as a list of names; one string is refused (it would be read as its
+    letters), as :class:`xfuxi.RadiosondeNetwork` refuses it."""
+    if isinstance(variables, (str, bytes)):
+        raise ObservationError(
+            f"variables must be a sequence of names, not one string: variables=[{variables!r}]"
+        )
+    return [str(v) for v in variables]
+
+
 @_doc
 def random_observations(
     truth: xr.Dataset,
@@ -462,7 +472,7 @@ def random_observations(
     n = _positive_count(n, "n")
     rng = np.random.default_rng(seed)
     tims = _truth_times(truth, times)
-    var = rng.choice(np.asarray(list(variables), dtype=str), size=int(n))
+    var = rng.choice(np.asarray(_variable_names(variables), dtype=str), size=int(n))
     lev = np.array([rng.choice(_levels_for(truth, v, levels)) for v in var], dtype="float64")
     lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, int(n))))
     lon = rng.uniform(0.0, 360.0, int(n))
@@ -492,7 +502,9 @@ def radiosonde_observations(
         Number of random sites (uniform in area). Exactly one of ``n_sites``/``sites``.
     sites : sequence of (latitude, longitude), optional
     variables : sequence of str, optional
-        Default: every truth variable with a ``level`` dim.
+        Default: every truth variable with a ``level`` dim, in the truth's order. The
+        noise is drawn row by row (times, sites, variables in this order, levels): the
+        same seed with the variables in another order gives other noise.
     levels : sequence of float, optional
         Default: all truth levels.
     times : datetime-like or sequence, optional
@@ -535,6 +547,7 @@ def radiosonde_observations(
         lat_s, lon_s = arr[:, 0], arr[:, 1]
     if variables is None:
         variables = [str(v) for v in truth.data_vars if "level" in truth[v].dims]
+    variables = _variable_names(variables)
     if len(variables) == 0:
         raise ObservationError("radiosonde observations need at least one variable with levels")
     tims = _truth_times(truth, times)
@@ -577,6 +590,7 @@ def region_observations(
     [0.0, 90.0, 270.0]
     """
     truth = validate(truth, require_time=True)
+    variables = _variable_names(variables)
     rng = np.random.default_rng(seed)
     lat_g = truth["latitude"].values
     lon_g = truth["longitude"].values % 360.0
