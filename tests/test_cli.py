@@ -7,6 +7,7 @@ import os
 import stat
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -587,3 +588,19 @@ def test_every_output_flag_takes_both_spellings():
     assert parser.parse_args(["--out", "w.nc"]).output == "w.nc"
     parser, _ = _command_parser("train")
     assert parser.parse_args(["--output", "ckpt"]).out == "ckpt"
+
+
+def test_open_data_recognises_the_content_not_the_name(tmp_path):
+    from xfuxi.cli.common import open_data
+    from xfuxi.data.writers import write_weatherbench2
+
+    ds = xr.Dataset(
+        {"temperature": (("time", "latitude", "longitude"), np.full((2, 3, 4), 250.0))},
+        coords={"time": pd.date_range("2020", periods=2, freq="6h"),
+                "latitude": [-45.0, 0.0, 45.0], "longitude": [0.0, 90.0, 180.0, 270.0]},
+    )  # fmt: skip
+    store = write_weatherbench2(ds, tmp_path / "analysis")  # a zarr store without '.zarr'
+    assert list(open_data(str(store)).data_vars) == ["temperature"]
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ValueError, match="not a zarr store.*a directory without zarr metadata"):
+        open_data(str(tmp_path / "notes"))

@@ -413,10 +413,22 @@ def zarr_writer(ds) -> Callable[[Path], None]:
 
 
 def open_data(path: str) -> xr.Dataset:
-    """Open a zarr store (a path ending in ``.zarr``) or a netCDF file."""
-    if path.rstrip("/").endswith(".zarr"):
+    """Open what ``path`` holds, recognised by content (:func:`xfuxi.data.readers.file_kind`),
+    not by name: a zarr store, a netCDF file, or ERA5 as the CDS delivers it (GRIB, or a
+    zip of netCDF files: read by :func:`xfuxi.from_era5`)."""
+    from ..data.readers import file_kind, from_era5
+
+    kind = file_kind(path)
+    if kind == "zarr":
         return xr.open_zarr(path)
-    return xr.open_dataset(path)
+    if kind == "netcdf":
+        return xr.open_dataset(path)
+    if kind in ("grib", "zip"):
+        return from_era5(path)
+    raise ValueError(
+        f"{path} is not a zarr store, a netCDF file, GRIB or a zip of netCDF files "
+        f"({'a directory without zarr metadata' if kind == 'directory' else 'unknown content'})"
+    )
 
 
 def world_split(split: str, days: int | None) -> xr.Dataset:
