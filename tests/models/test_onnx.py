@@ -82,11 +82,15 @@ def test_layout_keywords_are_those_of_wrap_model(original, tmp_path):
     assert (model.name, model.residual, model.channels) == ("mine", False, tuple(CHANNELS))
 
 
-def test_export_never_replaces_an_existing_file_unasked(original, tmp_path):
+def test_export_never_replaces_a_file_it_did_not_write(original, tmp_path):
     target = tmp_path / "mine.onnx"
     target.write_text("precious")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        export_onnx(original, target)
+    for overwrite in (False, True):  # a user's file: not even with overwrite=True
+        with pytest.raises(FileExistsError, match="not written by xfuxi.export_onnx"):
+            export_onnx(original, target, overwrite=overwrite)
     assert target.read_text() == "precious"
-    export_onnx(original, target, overwrite=True)
-    assert target.stat().st_size > 100
+    own = export_onnx(original, tmp_path / "own.onnx")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_onnx(original, own)
+    export_onnx(original, own, overwrite=True)  # its own earlier export: replaced
+    assert own.stat().st_size > 100

@@ -150,3 +150,11 @@ def test_innovations_grouped_by_two_coordinates():
     assert mean.sel(level=500.0).values.tolist() == [1.0, 2.5]
     assert count.values.tolist() == [[1.0, 2.0], [0.0, 1.0]]
     assert np.isnan(mean.sel(level=850.0, time=t[0]))
+
+
+def test_weights_over_time_are_refused_with_the_reason():
+    fc, truth = wb2_pair(nlead=1)
+    fc = fc.isel(prediction_timedelta=0, drop=True)
+    w = xr.ones_like(fc.isel(latitude=0, longitude=0, drop=True))
+    with pytest.raises(ValueError, match=r"weights vary along \['time'\].*mean over time"):
+        V.rmse(fc, truth.sel(time=fc.time), weights=w)

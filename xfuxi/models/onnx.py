@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..files import atomic_write_file
+from ..files import atomic_write_file, check_file_replaceable
 from .base import ForecastModel, wrap_model
 
 __all__ = ["export_onnx", "import_onnx"]
@@ -88,7 +88,8 @@ def export_onnx(
         converts for any batch size (its converter of opset 17's LayerNormalization needs
         static shapes).
     overwrite : bool, default False
-        Replace an existing file at ``path``; without it an existing file is never touched.
+        Replace an earlier file of ``export_onnx`` at ``path`` (it records itself in the
+        model's properties); any other file is never replaced, not even with ``overwrite``.
 
     Returns
     -------
@@ -112,28 +113,47 @@ def export_onnx(
     net = model.net
     p = next(net.parameters())
     x = torch.zeros(batch_size, 2, model.n_channels, *model.grid_shape, dtype=p.dtype)
-    out = Path(path)
-    if os.path.lexists(out) and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
+    out = Path(path).expanduser()
+    check_file_replaceable(out, overwrite=overwrite, writer=ONNX_WRITER, ours=_written_by_us)
+    import onnx
+
+    def write(tmp: Path) -> None:
+        torch.onnx.export(
+            net,
+            (x.to(p.device),),
+            str(tmp),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        )
+        graph = onnx.load(str(tmp))  # mark the file as this function's, for overwrite=True
+        onnx.helper.set_model_props(graph, {"xfuxi_writer": ONNX_WRITER})
+        onnx.save(graph, str(tmp))
+
     was_training = net.training
     try:
         net.eval()
-        atomic_write_file(
-            out,
-            lambda tmp: torch.onnx.export(
-                net,
-                (x.to(p.device),),
-                str(tmp),
-                dynamo=False,
-                opset_version=opset,
-                input_names=["x"],
-                output_names=["y"],
-                dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-            ),
-        )
+        atomic_write_file(out, write)
     finally:
         net.train(was_training)
     return out
+
+
+#: what export_onnx records in its files (a model property), so that it replaces only its own
+ONNX_WRITER = "xfuxi.export_onnx"
+
+
+def _written_by_us(path: Path) -> bool:
+    try:
+        import onnx
+
+        graph = onnx.load(str(path), load_external_data=False)
+        return any(p.key == "xfuxi_writer" and p.value == ONNX_WRITER
+                   for p in graph.metadata_props)  # fmt: skip
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
 
 
 def import_onnx(

@@ -201,6 +201,13 @@ def weights_for(obj: XarrayObj, dims: Sequence[Hashable], weights: Weights) -> x
     if not isinstance(weights, xr.DataArray):
         raise TypeError(f"weights must be 'area', None or a DataArray; got {type(weights)}")
     extra = [d for d in weights.dims if d not in dims]
+    timed = [d for d in extra if d in TIME_DIMS]
+    if timed:
+        raise ValueError(
+            f"weights vary along {timed}: a score is the plain mean over time of weighted "
+            "means at each time (WeatherBench2's order), so weights may vary over the other "
+            "reduced dims only"
+        )
     if extra:
         raise ValueError(f"weights have dims {extra} that are not reduced (dim={list(dims)})")
     if weights.dtype.kind not in "fiub":
