@@ -318,7 +318,17 @@ def check_file_replaceable(
 
 def netcdf_written_by(path: Path, writer: str) -> bool:
     """Whether the netCDF file ``path`` records ``xfuxi_writer = writer`` (False for a file
-    that is not netCDF or cannot be read)."""
+    that is not netCDF or cannot be read).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, xarray as xr
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> xr.Dataset(attrs={"xfuxi_writer": "me"}).to_netcdf(d / "a.nc")
+    >>> _ = (d / "b.nc").write_text("not netCDF")
+    >>> netcdf_written_by(d / "a.nc", "me"), netcdf_written_by(d / "b.nc", "me")
+    (True, False)
+    """
     import xarray as xr
 
     try:

@@ -463,7 +463,17 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
 
 def has_scalar_lead(obj: XarrayObj) -> bool:
     """Whether ``obj`` is a forecast at one lead selected (a 0-d ``prediction_timedelta``
-    coordinate, as ``fc.sel(prediction_timedelta=...)`` leaves it) with a ``time``."""
+    coordinate, as ``fc.sel(prediction_timedelta=...)`` leaves it) with a ``time``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> fc = xr.DataArray(np.zeros((1, 2)), dims=("time", "prediction_timedelta"),
+    ...                   coords={"time": pd.to_datetime(["2020-01-01"]),
+    ...                           "prediction_timedelta": pd.to_timedelta([6, 12], "h")})
+    >>> has_scalar_lead(fc), has_scalar_lead(fc.isel(prediction_timedelta=1))
+    (False, True)
+    """
     return (
         "prediction_timedelta" in obj.coords
         and obj["prediction_timedelta"].ndim == 0
@@ -474,7 +484,18 @@ def has_scalar_lead(obj: XarrayObj) -> bool:
 def needs_valid_time(forecast: XarrayObj, other: XarrayObj) -> bool:
     """Whether ``other`` (a truth or a climatology on ``time``) must be taken at the valid
     times of ``forecast``: the forecast has a lead (a dim, or one lead selected) and
-    ``other`` has none (two forecasts at the same leads are compared as they are)."""
+    ``other`` has none (two forecasts at the same leads are compared as they are).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.date_range("2020-01-01", periods=3, freq="6h")
+    >>> fc = xr.DataArray(np.zeros((1, 1)), dims=("time", "prediction_timedelta"),
+    ...                   coords={"time": t[:1], "prediction_timedelta": pd.to_timedelta([6], "h")})
+    >>> truth = xr.DataArray(np.zeros(3), dims="time", coords={"time": t})
+    >>> needs_valid_time(fc, truth), needs_valid_time(fc, fc)
+    (True, False)
+    """
     lead = "prediction_timedelta" in forecast.dims or has_scalar_lead(forecast)
     return lead and "prediction_timedelta" not in other.coords and "time" in other.dims
 
