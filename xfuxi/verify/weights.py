@@ -513,7 +513,8 @@ def prepare_pair(
             f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
-    if needs_valid_time(forecast, truth):
+    lead = "prediction_timedelta" in forecast.dims or has_scalar_lead(forecast)
+    if lead and "prediction_timedelta" not in truth.coords:  # a truth without time: an error
         truth = align_valid_time(forecast, truth)
         forecast = forecast.assign_coords(valid_time=truth["valid_time"])
     if isinstance(forecast, xr.Dataset):
