@@ -1267,7 +1267,7 @@ def _fingerprints(model: Any, truth: xr.Dataset, t0: pd.Timestamp) -> dict[str, 
         h = hashlib.sha256()
         for name, tensor in sorted(module.state_dict().items()):
             h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            h.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())  # any dtype
         out["model_weights"] = h.hexdigest()[:16]
     h = hashlib.sha256()
     at = truth.sel(time=t0)
