@@ -145,7 +145,7 @@ def test_cycling_default_model_is_shipped_with_its_statistics_and_filter():
     from xfuxi.assimilation.calibration import model_background_error
     from xfuxi.assimilation.cycle import CYCLING_MODEL
 
-    assert CYCLING_MODEL == "fuxi-hs-t21-cycling-v4"
+    assert CYCLING_MODEL == "fuxi-hs-t21-cycling-v5"
     # the earlier versions stay shipped: the docs' recorded commands name them
     earlier = ["fuxi-hs-t21-cycling", "fuxi-hs-t21-cycling-v2", "fuxi-hs-t21-cycling-v3"]
     assert {CYCLING_MODEL, *earlier} <= set(xfuxi.pretrained_models())
