@@ -51,6 +51,12 @@ def test_one_lead_selected_is_scored_at_its_valid_time():
     )
     # two forecasts at the same lead are compared as they are
     assert float(V.rmse(one, one, dim=DIMS)) == 0.0
+    # so is a truth with a lead dim of its own, even without values on it
+    plain = fc.drop_vars("prediction_timedelta")
+    assert float(V.rmse(plain, plain * 0, dim=DIMS)[1]) == pytest.approx(
+        float(np.sqrt((fc.isel(prediction_timedelta=1) ** 2).weighted(
+            V.area_weights(fc.latitude)).mean(["latitude", "longitude"]).mean("time")))
+    )  # fmt: skip
 
 
 def test_a_climatology_or_threshold_on_time_is_taken_at_the_valid_time():

@@ -497,7 +497,13 @@ def needs_valid_time(forecast: XarrayObj, other: XarrayObj) -> bool:
     (True, False)
     """
     lead = "prediction_timedelta" in forecast.dims or has_scalar_lead(forecast)
-    return lead and "prediction_timedelta" not in other.coords and "time" in other.dims
+    return lead and not _has_lead(other) and "time" in other.dims
+
+
+def _has_lead(obj: XarrayObj) -> bool:
+    """Whether ``obj`` has a lead of its own: a ``prediction_timedelta`` dim (with or without
+    values) or a scalar one."""
+    return "prediction_timedelta" in obj.dims or "prediction_timedelta" in obj.coords
 
 
 def prepare_pair(
@@ -514,7 +520,7 @@ def prepare_pair(
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
     lead = "prediction_timedelta" in forecast.dims or has_scalar_lead(forecast)
-    if lead and "prediction_timedelta" not in truth.coords:  # a truth without time: an error
+    if lead and not _has_lead(truth):  # a truth without time: an error
         truth = align_valid_time(forecast, truth)
         forecast = forecast.assign_coords(valid_time=truth["valid_time"])
     if isinstance(forecast, xr.Dataset):
