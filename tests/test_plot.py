@@ -206,7 +206,7 @@ def test_map_style_replaces_the_styling_keywords():
     with pytest.raises(ValueError, match="MapStyle.wind_stride must be >= 1; got 0"):
         xfuxi.MapStyle(wind_stride=0)
     for bad in (0.0, -1.0, float("nan"), "5", True):
-        with pytest.raises(ValueError, match="MapStyle.wind_scale must be a positive number"):
+        with pytest.raises(ValueError, match=r"MapStyle.wind_scale must be a finite number > 0"):
             xfuxi.MapStyle(wind_scale=bad)
 
 

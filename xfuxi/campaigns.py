@@ -934,7 +934,7 @@ def campaign_scorecard(
     >>> card["rmse_temperature"].values.tolist()
     [1.0, 1.0]
     """
-    from .files import check_file_replaceable, netcdf_written_by
+    from .files import atomic_write_netcdf, check_file_replaceable, netcdf_written_by
     from .verify import acc, crps, ensemble_mean_rmse, rmse, spread_skill_ratio
 
     if out is not None:
@@ -991,11 +991,7 @@ def campaign_scorecard(
         "scores": ",".join(parts),
     }
     if out is not None:
-        from .files import atomic_write_file
-
-        marked = card.copy()
-        marked.attrs = {**card.attrs, "xfuxi_writer": SCORECARD_WRITER}
-        atomic_write_file(out, lambda p: marked.to_netcdf(p))
+        atomic_write_netcdf(card, out, writer=SCORECARD_WRITER)
     if plot is not None:
         _plot_scorecard(card, plot)
     return card

@@ -316,6 +316,27 @@ def check_file_replaceable(
     return True
 
 
+def atomic_write_netcdf(
+    ds: Any, path: str | os.PathLike[str], *, writer: str, **kwargs: Any
+) -> Path:
+    """Write the Dataset ``ds`` to ``path`` as netCDF, atomically, recording ``writer`` in its
+    ``xfuxi_writer`` attribute (what :func:`netcdf_written_by` reads back); ``ds`` is not
+    modified. ``kwargs`` go to ``Dataset.to_netcdf``. Check the path first
+    (:func:`check_file_replaceable`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, xarray as xr
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.nc"
+    >>> _ = atomic_write_netcdf(xr.Dataset({"x": ("i", [1.0])}), p, writer="me")
+    >>> netcdf_written_by(p, "me")
+    True
+    """
+    marked = ds.copy()
+    marked.attrs = {**ds.attrs, "xfuxi_writer": writer}
+    return atomic_write_file(path, lambda tmp: marked.to_netcdf(tmp, **kwargs))
+
+
 def netcdf_written_by(path: Path, writer: str) -> bool:
     """Whether the netCDF file ``path`` records ``xfuxi_writer = writer`` (False for a file
     that is not netCDF or cannot be read).

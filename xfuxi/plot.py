@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .config import Config, config_with_legacy, field
+from .config import Config, check_number, config_with_legacy, field
 from .data.schema import PROVENANCE_KEYS
 from .docstrings import docstring_parts
 from .verify.probabilistic import ensemble_mean_rmse, rank_histogram, spread
@@ -81,7 +81,7 @@ class MapStyle(Config):
         drawn arrows. Default: the largest speed drawn over 1.5, so that the longest arrow
         spans one and a half spacings whatever the field (a wind or a small, local
         increment of one). Give the same value to maps that should be compared by eye. A
-        reference arrow with its speed is drawn above the map's right corner.
+        reference arrow with its speed is drawn below the map's right corner.
 
     Raises
     ------
@@ -118,16 +118,7 @@ class MapStyle(Config):
     def __post_init__(self) -> None:
         if self.wind_stride < 1:
             raise ValueError(f"MapStyle.wind_stride must be >= 1; got {self.wind_stride}")
-        if self.wind_scale is not None and not (
-            isinstance(self.wind_scale, (int, float, np.number))
-            and not isinstance(self.wind_scale, bool)
-            and np.isfinite(self.wind_scale)
-            and self.wind_scale > 0
-        ):
-            raise ValueError(
-                f"MapStyle.wind_scale must be a positive number of the wind's units; "
-                f"got {self.wind_scale!r}"
-            )
+        check_number(self, "wind_scale", above=True, optional=True)
 
 
 def _map_style(style: MapStyle | dict | None, legacy: dict[str, Any], function: str) -> MapStyle:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..files import atomic_write_file, check_file_replaceable, netcdf_written_by
+from ..files import atomic_write_netcdf, check_file_replaceable, netcdf_written_by
 from ..grid import area_weights
 from .schema import SchemaError, validate
 
@@ -397,9 +397,7 @@ def save_stats(
         raise FileNotFoundError(f"directory {str(path.parent)!r} does not exist")
     check_file_replaceable(path, overwrite=overwrite, writer=STATS_WRITER,
                            ours=lambda p: netcdf_written_by(p, STATS_WRITER))  # fmt: skip
-    out = ds.copy()
-    out.attrs = {**ds.attrs, "xfuxi_writer": STATS_WRITER}
-    return atomic_write_file(path, lambda tmp: out.to_netcdf(tmp))
+    return atomic_write_netcdf(ds, path, writer=STATS_WRITER)
 
 
 def load_stats(path: str | os.PathLike) -> xr.Dataset:

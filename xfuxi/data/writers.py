@@ -26,7 +26,7 @@ import xarray as xr
 
 from ..docstrings import docstring_parts
 from ..files import (
-    atomic_write_file,
+    atomic_write_netcdf,
     check_file_replaceable,
     netcdf_written_by,
     replace_directory,
@@ -388,7 +388,6 @@ def write_netcdf(
     """
     path = Path(path).expanduser()
     out = _with_plain_attrs(to_cf_layout(ds)).drop_encoding()
-    out.attrs["xfuxi_writer"] = NETCDF_WRITER
     check_file_replaceable(path, overwrite=overwrite, writer=NETCDF_WRITER,
                            ours=lambda p: netcdf_written_by(p, NETCDF_WRITER))  # fmt: skip
     encoding = {
@@ -396,6 +395,5 @@ def write_netcdf(
         for name in out.data_vars
         if compress and out[name].dtype.kind in "iuf"
     }
-    return atomic_write_file(
-        path, lambda tmp: out.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
-    )
+    return atomic_write_netcdf(out, path, writer=NETCDF_WRITER, format="NETCDF4",
+                               engine="netcdf4", encoding=encoding)  # fmt: skip

@@ -280,8 +280,9 @@ def _grouped_stats(x: xr.DataArray, keys: list[Hashable], keep: list[Hashable]) 
     key, rest = keys[0], keys[1:]
     out = x.groupby(key).map(lambda g: _grouped_stats(g, rest, keep))
     if "statistic" in out.dims and rest:  # combinations absent from a group: count 0
-        count = out.isel(statistic=3).fillna(0.0)
-        out = xr.concat([out.isel(statistic=slice(0, 3)), count], dim="statistic")
+        k = STATISTICS.index("count")
+        count = out.isel(statistic=[k]).fillna(0.0)
+        out = xr.concat([out.isel(statistic=slice(0, k)), count], dim="statistic")
     return out
 
 

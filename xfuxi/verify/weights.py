@@ -496,13 +496,12 @@ def needs_valid_time(forecast: XarrayObj, other: XarrayObj) -> bool:
     >>> needs_valid_time(fc, truth), needs_valid_time(fc, fc)
     (True, False)
     """
-    lead = "prediction_timedelta" in forecast.dims or has_scalar_lead(forecast)
-    return lead and not _has_lead(other) and "time" in other.dims
+    return _has_lead(forecast) and not _has_lead(other) and "time" in other.dims
 
 
 def _has_lead(obj: XarrayObj) -> bool:
     """Whether ``obj`` has a lead of its own: a ``prediction_timedelta`` dim (with or without
-    values) or a scalar one."""
+    values) or a scalar one (one lead selected)."""
     return "prediction_timedelta" in obj.dims or "prediction_timedelta" in obj.coords
 
 
@@ -519,8 +518,7 @@ def prepare_pair(
             f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
-    lead = "prediction_timedelta" in forecast.dims or has_scalar_lead(forecast)
-    if lead and not _has_lead(truth):  # a truth without time: an error
+    if _has_lead(forecast) and not _has_lead(truth):  # a truth without time: an error
         truth = align_valid_time(forecast, truth)
         forecast = forecast.assign_coords(valid_time=truth["valid_time"])
     if isinstance(forecast, xr.Dataset):
