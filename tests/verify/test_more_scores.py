@@ -158,6 +158,20 @@ def test_ensemble_ignorance_is_gaussian_fit():
     xr.testing.assert_allclose(ensemble_ignorance(fc, truth), gaussian_ignorance(mu, sd, truth))
 
 
+def test_ignorance_of_a_point_mass_is_its_limit():
+    # σ = 0 is a point mass: −log density is −inf where it is hit and +inf where it is missed
+    # (the limits of ½ log 2π + log σ + z²/2 as σ → 0), not the NaN of 0/0; NaN stays NaN
+    mu = xr.DataArray([1.0, 1.0, 2.0, np.nan], dims="x")
+    y = xr.DataArray([1.0, 3.0, 2.0, 2.0], dims="x")
+    sigma = xr.DataArray([0.0, 0.0, 1.0, 0.0], dims="x")
+    got = gaussian_ignorance(mu, sigma, y, dim=[]).values
+    assert got[0] == -np.inf and got[1] == np.inf and np.isnan(got[3])
+    assert got[2] == pytest.approx(0.5 * np.log(2 * np.pi))
+    same = xr.DataArray([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], dims=("x", "number"))
+    ens_got = ensemble_ignorance(same, xr.DataArray([1.0, 2.0], dims="x"), dim=[]).values
+    assert ens_got[0] == -np.inf and ens_got[1] == np.inf
+
+
 @pytest.mark.parametrize("fair", [False, True])
 def test_rps_matches_xskillscore(fair):
     fc, truth = ens(m=7)

@@ -187,9 +187,18 @@ gaussian_brier_score = _document(
 
 
 def gaussian_log_score(y: XarrayObj, mu: XarrayObj, sigma: XarrayObj) -> XarrayObj:
-    """Point-wise ``−log N(y; μ, σ²)`` (natural log); ``+inf`` where ``σ = 0``, ``y ≠ μ``."""
+    """Point-wise ``−log N(y; μ, σ²)`` (natural log).
+
+    Where ``σ = 0`` the forecast is a point mass: ``+inf`` where ``y ≠ μ`` and ``−inf``
+    where ``y = μ`` (the limit of the formula as ``σ → 0``), not the ``NaN`` of ``0/0``.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 0.5 * _LOG_2PI + np.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2
+        score = 0.5 * _LOG_2PI + np.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2
+    point = sigma == 0
+    hit, miss = point & (y == mu), point & (abs(y - mu) > 0)  # NaN stays NaN
+    if isinstance(score, xr.DataArray | xr.Dataset):
+        return score.where(~hit, -np.inf).where(~miss, np.inf)
+    return np.where(hit, -np.inf, np.where(miss, np.inf, score))
 
 
 gaussian_ignorance = _point_score(
