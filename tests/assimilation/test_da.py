@@ -249,3 +249,112 @@ def test_radiances_in_another_orientation_give_the_same_analysis(case):
     repeated = radiances.isel(longitude=[0, 0, *range(2, radiances.sizes["longitude"])])
     with pytest.raises(ImagerError, match="longitude has repeated values"):
         assimilate_da(background, repeated, model=model)
+
+
+def test_a_single_time_or_frame_is_read_from_its_scalar_coordinate(case):
+    # radiances of one time stored without a time dim carry their time as a scalar: they
+    # are refused for another background time (they were used for every time)
+    background, radiances, model = case
+    first = radiances.isel(time=0)
+    with pytest.raises(ImagerError, match="no analysis time"):
+        assimilate_da(background.isel(time=[1]), first, model=model)
+    same = assimilate_da(background.isel(time=[0]), first, model=model)
+    expected = assimilate_da(background.isel(time=[0]), radiances.isel(time=[0]), model=model)
+    xr.testing.assert_identical(same.analysis, expected.analysis)
+    with pytest.raises(ImagerError, match="no time coordinate"):
+        assimilate_da(background, radiances.drop_vars("time"), model=model)
+    # a single frame as a scalar is that frame, not the analysis time's
+    with pytest.raises(ImagerError, match=r"takes frames at \[-2.0, 0.0\] h.*frames at \[-2.0\]"):
+        assimilate_da(background, radiances.isel(frame=0), model=model)
+    hours = radiances.assign_coords(frame=[-2.0, 0.0])
+    with pytest.raises(ImagerError, match="frame coordinate must hold .* timedelta"):
+        assimilate_da(background, hours, model=model)
+
+
+def test_radiance_variables_are_read_by_dim_name(case):
+    background, radiances, model = case
+    expected = assimilate_da(background, radiances, model=model)
+    turned = radiances.transpose("longitude", "latitude", "sensor_channel", "frame", "time")
+    got = assimilate_da(background, turned, model=model)
+    xr.testing.assert_identical(got.analysis, expected.analysis)
+    xr.testing.assert_identical(got.diagnostics.drop_vars("analysis_seconds"),
+                                expected.diagnostics.drop_vars("analysis_seconds"))  # fmt: skip
+    with pytest.raises(ImagerError, match=r"dim\(s\) \['member'\]"):
+        assimilate_da(background, radiances.expand_dims(member=2), model=model)
+
+
+def test_satellites_checked_by_geometry_and_modulo_360(case):
+    background, radiances, model = case  # trained with a satellite at 90 E
+    same = radiances.assign_attrs(satellite_longitudes=[-270.0])  # 90 E again
+    assimilate_da(background, same, model=model)
+    bare = radiances.copy()
+    bare.attrs = {k: v for k, v in radiances.attrs.items() if k != "satellite_longitudes"}
+    assimilate_da(background, bare, model=model)  # its zenith angles are the model's
+    truth = tiny_da.truth(4)
+    far = imager_observations(truth, satellites=[270.0], channels=["wv6.2", "ir10.8"],
+                              frames=(-2.0, 0.0))  # fmt: skip
+    far.attrs = {k: v for k, v in far.attrs.items() if k != "satellite_longitudes"}
+    with pytest.raises(ImagerError, match="zenith angles of .* not those of the satellites"):
+        assimilate_da(background, far, model=model)
+    assimilate_da(background, far, model=model, allow_new_satellites=True)
+
+
+def test_non_finite_values_and_flags_refused(case):
+    background, radiances, model = case
+    bad = background.copy(deep=True)
+    bad["surface_pressure"][0, 1, 2] = np.inf
+    with pytest.raises(ValueError, match="surface_pressure.*non-finite"):
+        assimilate_da(bad, radiances, model=model)
+    hot = radiances.copy(deep=True)
+    hot["brightness_temperature"][0, 0, 0, 4, 4] = np.inf
+    with pytest.raises(ImagerError, match="1 infinite value"):
+        assimilate_da(background, hot, model=model)
+    for flag in ("allow_missing_channels", "allow_new_satellites", "diagnostics"):
+        with pytest.raises(TypeError, match=f"{flag} must be True or False"):
+            assimilate_da(background, radiances, model=model, **{flag: "no"})
+    with pytest.raises(ValueError, match="no time"):
+        assimilate_da(background.isel(time=[]), radiances, model=model)
+    north_south = background.isel(latitude=slice(None, None, -1))
+    with pytest.raises(ValueError, match=r"another order: xfuxi.validate\(background\)"):
+        assimilate_da(north_south, radiances, model=model)
+
+
+def test_a_background_with_levels_the_model_does_not_read(case):
+    background, radiances, model = case
+    expected = assimilate_da(background, radiances, model=model)
+    top = background.isel(level=[0]).assign_coords(level=[100.0])
+    top["temperature"] = top["temperature"] * np.nan  # not read: no error
+    more = xr.concat([background, top], "level", data_vars="minimal").sortby("level")
+    got = assimilate_da(more, radiances, model=model)
+    xr.testing.assert_allclose(got.analysis, expected.analysis, rtol=0, atol=1e-12)
+    xr.testing.assert_allclose(got.diagnostics.drop_vars("analysis_seconds"),
+                               expected.diagnostics.drop_vars("analysis_seconds"))  # fmt: skip
+
+
+def test_cloud_groups_leave_out_pixels_without_a_window_value(case):
+    background, radiances, model = case
+    plain = radiances.drop_vars("cloudy")  # the flag comes from the window channel's O−B
+    bt = plain["brightness_temperature"]
+    gone = (bt["sensor_channel"] == "ir10.8") & (bt["longitude"] >= 90.0)
+    half = plain.assign(brightness_temperature=bt.where(~gone))
+    d = assimilate_da(background, half, model=model).diagnostics
+    counts = d["count"].sel(group=["clear", "cloudy"]).sum("group")
+    # every channel's clear + cloudy pixels are those with an ir10.8 value
+    np.testing.assert_array_equal(counts.sel(sensor_channel="wv6.2"),
+                                  d["count"].sel(sensor_channel="ir10.8", group="all"))  # fmt: skip
+    assert (counts.sel(sensor_channel="wv6.2")
+            < d["count"].sel(sensor_channel="wv6.2", group="all")).all()  # fmt: skip
+
+
+def test_zenith_bins_hold_what_their_names_say():
+    zen = np.array([[10.0, 30.0, 50.0, 60.0, 70.0, 80.0]])
+    channels = list(tiny_da.MODEL_CHANNELS)
+    state = np.zeros((len(channels), 1, 6))
+    for i, (v, _) in enumerate(channels):
+        state[i] = {"temperature": 250.0, "passive_tracer": 0.1}.get(v, 1.0e5)
+    obs = np.full((1, 1, 6), 250.0)
+    d = da_module.radiance_diagnostics(state, state, obs, zen, model_channels=channels,
+                                       sensor_channels=["wv6.2"])  # fmt: skip
+    counts = d["count"].sel(sensor_channel="wv6.2").to_series()
+    assert counts["zenith 55-70"] == 2  # 60 and 70; 80 only in "all"
+    assert counts["all"] == 6 and counts["zenith 0-20"] == 1

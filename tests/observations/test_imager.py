@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from tests import tiny_da
 from xfuxi.observations.imager import (
@@ -271,3 +272,24 @@ def test_training_config_names_the_imager_channels():
     from xfuxi.training.da_config import IMAGER_CHANNEL_NAMES
 
     assert IMAGER_CHANNEL_NAMES == tuple(CHANNELS)
+
+
+def test_truth_in_another_order_gives_the_same_radiances():
+    truth = tiny_da.truth(4)
+    kw = dict(satellites=[90.0], channels=["wv6.2", "ir10.8"], frames=(0.0,))
+    expected = imager_observations(truth, **kw)
+    for turned in (
+        truth.isel(level=slice(None, None, -1)),  # top-down levels (a view)
+        truth.sortby("level", ascending=False),  # top-down levels (a copy)
+        truth.isel(latitude=slice(None, None, -1)),  # north to south
+    ):
+        got = imager_observations(turned, **kw)
+        xr.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    with pytest.raises(ImagerError, match="levels must be pressures in hPa"):
+        imager_observations(truth.assign_coords(level=truth["level"] * 100.0), **kw)
+    with pytest.raises(ImagerError, match=r"dim\(s\) \['member'\]"):
+        imager_observations(truth.expand_dims(member=2), **kw)
+    with pytest.raises(ImagerError, match="seed must be a non-negative integer"):
+        imager_observations(truth, seed=-1, **kw)
+    with pytest.raises(ImagerError, match="sub-satellite longitudes"):
+        imager_observations(truth, **{**kw, "satellites": [True]})

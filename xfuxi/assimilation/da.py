@@ -30,7 +30,7 @@ from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
 from ..models.precision import autocast, check_precision
 from ..models.rollout import model_device
 from ..observations.imager import DOC_PARTS as IMAGER_DOC_PARTS
-from ..observations.imager import ImagerError, NominalImager, check_radiances
+from ..observations.imager import ImagerError, NominalImager, check_radiances, zenith_angle
 from .result import save_datasets
 
 __all__ = [
@@ -125,12 +125,24 @@ def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
         background = background.expand_dims("time") if "time" in background.coords else background
     if "time" not in background.dims:
         raise ValueError("background needs a 'time' coordinate (the analysis time)")
+    if background.sizes["time"] == 0:
+        raise ValueError("background has no time: there is nothing to analyse")
     for name, grid in (("latitude", model.latitude), ("longitude", model.longitude)):
+        if name not in background.coords:
+            raise ValueError(f"background has no {name} coordinate; the model needs its grid")
         have = np.asarray(background[name].values, dtype="float64")
         if have.shape != grid.shape or not np.allclose(have, grid, atol=1e-6):
+            hint = "regrid the background to the model's grid"
+            if have.shape == grid.shape and np.allclose(
+                np.sort(np.mod(have, 360.0) if name == "longitude" else have), grid, atol=1e-6
+            ):
+                hint = (
+                    "it is the model's grid in another order: xfuxi.validate(background) puts "
+                    "it in xfuxi's (latitudes ascending, longitudes 0..360)"
+                )
             raise ValueError(
                 f"the background's {name} ({have.size} values) is not the model's grid "
-                f"({grid.size} values); regrid the background to the model's grid"
+                f"({grid.size} values); {hint}"
             )
     variables = sorted({v for v, _ in model.channels})
     missing = [v for v in variables if v not in background.data_vars]
@@ -138,11 +150,21 @@ def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
         raise ValueError(
             f"background lacks variable(s) {missing} that the model {model.name!r} needs"
         )
-    for v in variables:
-        n_bad = int(np.isnan(np.asarray(background[v].values)).sum())
+    for v in variables:  # only what the model reads: a level it does not use may hold anything
+        levels = [lv for name, lv in model.channels if name == v and lv is not None]
+        field = background[v]
+        if levels and "level" in field.dims:
+            absent = [lv for lv in levels if not np.isclose(field["level"].values, lv).any()]
+            if absent:
+                raise ValueError(
+                    f"background[{v!r}] lacks level(s) {absent} that the model {model.name!r} needs"
+                )
+            field = field.sel(level=levels, method="nearest")
+        n_bad = int((~np.isfinite(np.asarray(field.values))).sum())
         if n_bad:
             raise ValueError(
-                f"background[{v!r}] has {n_bad} NaN value(s); a background must be complete"
+                f"background[{v!r}] has {n_bad} non-finite value(s) (NaN or inf) where the "
+                "model reads it; a background must be complete"
             )
     return background
 
@@ -154,7 +176,19 @@ def _radiances_for(
     allow_missing_channels: bool,
     allow_new_satellites: bool,
 ) -> xr.Dataset:
+    for flag, value in (
+        ("allow_missing_channels", allow_missing_channels),
+        ("allow_new_satellites", allow_new_satellites),
+    ):
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{flag} must be True or False; got {value!r}")
     radiances = check_radiances(radiances, latitude=model.latitude, longitude=model.longitude)
+    if "time" not in radiances.coords:
+        raise ImagerError(
+            "the radiances have no time coordinate, so their analysis time cannot be matched "
+            "with the background's; give them with their time (as xfuxi.imager_observations "
+            "makes them)"
+        )
     have = radiances["sensor_channel"].values.astype(str).tolist()
     absent = [c for c in model.sensor_channels if c not in have]
     if absent and not allow_missing_channels:
@@ -169,20 +203,43 @@ def _radiances_for(
             f"the radiances have channel(s) {extra} that the model {model.name!r} was not "
             f"trained for (it takes {list(model.sensor_channels)}); select its channels"
         )
-    sats = radiances.attrs.get("satellite_longitudes")
-    if sats is not None and model.satellites and not allow_new_satellites:
-        new = [s for s in np.atleast_1d(sats).tolist() if s not in model.satellites]
-        if new:
-            raise ImagerError(
-                f"the model {model.name!r} was trained with satellites at {list(model.satellites)}"
-                f" degrees east; the radiances come from "
-                f"{np.atleast_1d(sats).astype(float).tolist()} (pass "
-                "allow_new_satellites=True to use it outside its training geometry)"
-            )
-    if "frame" in radiances.dims:
-        frames = radiances["frame"].values / np.timedelta64(1, "h")
+    if model.satellites and not allow_new_satellites:
+        _check_satellites(radiances, model)
+    if "frame" in radiances.coords:  # a frame dim or a single frame as a scalar
+        frames = np.atleast_1d(radiances["frame"].values) / np.timedelta64(1, "h")
         check_frames(model, frames, "the radiances have frames")
     return radiances
+
+
+def _check_satellites(radiances: xr.Dataset, model: FuXiDA) -> None:
+    """Refuse radiances from satellites the ``model`` was not trained with: by their
+    ``satellite_longitudes`` attribute (modulo 360, to 10⁻³ degree), or, without it, by their
+    zenith angles, each of which must be that of one of the model's satellites (to 0.5°)."""
+    trained = np.asarray(model.satellites, dtype="float64")
+    hint = "(pass allow_new_satellites=True to use it outside its training geometry)"
+    sats = radiances.attrs.get("satellite_longitudes")
+    if sats is not None:
+        sats = np.atleast_1d(np.asarray(sats, dtype="float64"))
+        gap = np.abs((sats[:, None] - trained[None, :] + 180.0) % 360.0 - 180.0)
+        if np.any(gap.min(1) > 1e-3):
+            raise ImagerError(
+                f"the model {model.name!r} was trained with satellites at "
+                f"{trained.tolist()} degrees east; the radiances come from {sats.tolist()} " + hint
+            )
+        return
+    zen = np.asarray(radiances["zenith_angle"].values, dtype="float64")
+    seen = np.isfinite(zen)
+    lat, lon = radiances["latitude"].values, radiances["longitude"].values
+    each = np.stack([zenith_angle(lat, lon, satellites=[s], max_zenith=89.999)[0] for s in trained])
+    gap = np.fmin.reduce(np.abs(each - zen[None]), axis=0)  # NaN where no satellite fits
+    bad = seen & ~(gap <= 0.5)
+    if bad.any():
+        raise ImagerError(
+            f"the radiances have no 'satellite_longitudes' attribute, and the zenith angles of "
+            f"{int(bad.sum())} of their {int(seen.sum())} seen pixels are not those of the "
+            f"satellites the model {model.name!r} was trained with ({trained.tolist()} degrees "
+            "east) " + hint
+        )
 
 
 def check_frames(model: FuXiDA, frames: Any, what: str, hint: str = "") -> None:
@@ -202,13 +259,19 @@ class _Frames:
 
     def __init__(self, radiances: xr.Dataset, model: FuXiDA) -> None:
         bt = radiances.variables["brightness_temperature"]  # a Variable: no coordinates built
-        if "frame" in bt.dims:
-            hours = (radiances["frame"].values / np.timedelta64(1, "h")).astype("float64")
-        else:
-            bt, hours = bt.set_dims({"frame": 1, **bt.sizes}), np.zeros(1)
-        self.times = (
-            radiances["time"].values.astype("datetime64[ns]") if "time" in bt.dims else None
-        )
+        # a single frame or time as a scalar coordinate counts as a dim of length one (no
+        # frame at all: at the analysis time)
+        hours = np.zeros(1)
+        if "frame" in radiances.coords:
+            hours = np.atleast_1d(radiances["frame"].values / np.timedelta64(1, "h"))
+            hours = hours.astype("float64")
+        if "frame" not in bt.dims:
+            bt = bt.set_dims({"frame": 1, **bt.sizes})
+        self.times = None
+        if "time" in radiances.coords:
+            self.times = np.atleast_1d(radiances["time"].values).astype("datetime64[ns]")
+            if "time" not in bt.dims:
+                bt = bt.set_dims({"time": 1, **bt.sizes})
         order = ("time",) if self.times is not None else ()
         self.values = bt.transpose(
             *order, "frame", "sensor_channel", "latitude", "longitude"
@@ -394,18 +457,28 @@ def radiance_diagnostics(
     omb = (observed - hb).reshape(s, -1)
     oma = (observed - ha).reshape(s, -1)
     zen = np.asarray(zenith, dtype="float64").ravel()
+    known = np.ones(zen.size, bool)
     if cloudy is None:
-        window = [i for i, c in enumerate(op.channels) if c in ("ir10.8", "ir12.0", "ir8.5")]
-        cloudy = omb[window[0]] < CLOUD_SCREEN_K if window else np.zeros(zen.size, bool)
-        cloud_source = "screened" if window else "none"
+        # a window channel's O−B decides, in the order of SCREEN_WINDOWS: where the first is
+        # missing the next; where every window is missing the pixel is neither clear nor cloudy
+        windows = [op.channels.index(c) for c in SCREEN_WINDOWS if c in op.channels]
+        window_omb = np.full(zen.size, np.nan)
+        for i in windows:
+            window_omb = np.where(np.isnan(window_omb), omb[i], window_omb)
+        known = np.isfinite(window_omb) if windows else known
+        with np.errstate(invalid="ignore"):
+            cloudy = window_omb < CLOUD_SCREEN_K if windows else np.zeros(zen.size, bool)
+        cloud_source = "screened" if windows else "none"
     else:
         cloud_source = "given"
     cloudy = np.asarray(cloudy, dtype=bool).ravel()
     groups = {"all": np.ones(zen.size, bool)}
-    for lo, hi in zip(ZENITH_BINS[:-1], ZENITH_BINS[1:]):
-        groups[f"zenith {lo:g}-{hi:g}"] = (zen >= lo) & (zen < hi) if hi < 70 else (zen >= lo)
-    groups["clear"] = ~cloudy
-    groups["cloudy"] = cloudy
+    edges = list(zip(ZENITH_BINS[:-1], ZENITH_BINS[1:]))
+    for lo, hi in edges:  # [lo, hi), the last [lo, hi]: angles beyond it are in "all" only
+        upper = zen <= hi if (lo, hi) == edges[-1] else zen < hi
+        groups[f"zenith {lo:g}-{hi:g}"] = (zen >= lo) & upper
+    groups["clear"] = known & ~cloudy
+    groups["cloudy"] = known & cloudy
     mb, rb, nb = _bin_stats(omb, groups)
     ma, ra, _ = _bin_stats(oma, groups)
     dims = ("sensor_channel", "group")
@@ -447,8 +520,13 @@ def _increment_unstacked(background: xr.Dataset, inc: np.ndarray, channels: Any)
         },
     )
     increment = unstack(da, channels)
-    increment = increment.assign_coords(
-        {c: background[c] for c in increment.coords if c in background.coords}
+    increment = increment.assign_coords(  # the background's own, where it has the same size
+        {
+            c: background[c]
+            for c in increment.coords
+            if c in background.coords
+            and all(background.sizes.get(d) == n for d, n in increment[c].sizes.items())
+        }
     )
     increment = increment.transpose(*canonical_order(increment.dims))
     for v in increment.data_vars:
@@ -508,11 +586,18 @@ def analysis_dataset(background: xr.Dataset, increment: xr.Dataset) -> tuple[xr.
             delta = increment.variables[v].transpose(*b_v.dims).values
             values[v] = (b_v.values + delta).astype(b_v.dtype)
         return background[names].copy(data=values), True
-    analysis = background[names].copy()
+    # on the increment's levels (the background's others are not analysed)
+    fields = {}
     for v in names:
-        analysis[v] = (background[v] + increment[v]).astype(background[v].dtype)
-        analysis[v].attrs = dict(background[v].attrs)
-    return analysis, False
+        b_v = background[v]
+        if "level" in increment[v].dims:
+            b_v = b_v.sel(level=increment[v]["level"].values, method="nearest")
+            b_v = b_v.assign_coords(level=increment[v]["level"].values)
+        a_v = (b_v + increment[v].transpose(*b_v.dims)).astype(background[v].dtype)
+        a_v.attrs = dict(background[v].attrs)
+        fields[v] = a_v
+    analysis = xr.Dataset(fields, attrs=dict(background.attrs))
+    return analysis.transpose(*canonical_order(analysis.dims)), False
 
 
 @docstring_parts(IMAGER_DOC_PARTS)
@@ -618,6 +703,8 @@ def assimilate_da(
     """
     t_start = _time.perf_counter()
     check_precision("", precision)
+    if not isinstance(diagnostics, bool | np.bool_):
+        raise TypeError(f"diagnostics must be True or False; got {diagnostics!r}")
     if not is_integer(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     net = resolve_da_model(model)

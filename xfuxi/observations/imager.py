@@ -52,7 +52,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..config import Config, config_with_legacy, field
+from ..config import Config, config_with_legacy, field, is_integer
 from ..constants import EARTH_RADIUS
 from ..docstrings import docstring_parts
 
@@ -242,6 +242,8 @@ def zenith_angle(
     """
     lat = np.radians(np.asarray(latitude, dtype="float64"))[:, None]
     lon = np.asarray(longitude, dtype="float64")[None, :]
+    if any(isinstance(x, bool | np.bool_) for x in np.atleast_1d(np.asarray(satellites, "O"))):
+        raise ImagerError(f"satellites must be sub-satellite longitudes; got {satellites!r}")
     sats = np.atleast_1d(np.asarray(satellites, dtype="float64"))
     if sats.size == 0 or not np.all(np.isfinite(sats)):
         raise ImagerError(f"satellites must be finite sub-satellite longitudes; got {satellites}")
@@ -543,7 +545,30 @@ def _check_truth(truth: xr.Dataset) -> xr.Dataset:
             raise ImagerError(f"truth[{v!r}] has no 'level' dim; the imager needs its levels")
     if "time" not in truth.dims:
         raise ImagerError("truth needs a 'time' dim")
-    return truth[list(STATE_VARIABLES)].transpose("time", "level", "latitude", "longitude")
+    truth = truth[list(STATE_VARIABLES)]
+    known = ("time", "level", "latitude", "longitude")
+    extra = [d for d in truth.dims if d not in known]
+    if extra:
+        raise ImagerError(
+            f"truth has dim(s) {extra} beside {list(known)}; the imager observes one state "
+            f"per time: select one (e.g. truth.isel({extra[0]}=0))"
+        )
+    levels = np.asarray(truth["level"].values, dtype="float64")
+    units = str(truth["level"].attrs.get("units", "hPa")).strip()
+    if units in ("Pa", "pascal") or levels.max() > 1100.0:
+        raise ImagerError(
+            f"the truth's levels must be pressures in hPa; they are {levels.tolist()} "
+            f"(units {units!r}); divide pressures in Pa by 100"
+        )
+    # the columns need levels, latitudes and times ascending (a file often stores levels
+    # top-down and latitudes north to south): sorted on a copy, the values unchanged
+    for name in ("time", "level", "latitude", "longitude"):
+        values = truth[name].values
+        if values.size > 1 and np.any(values[1:] <= values[:-1]):
+            if np.unique(values).size != values.size:
+                raise ImagerError(f"the truth's {name} has repeated values")
+            truth = truth.sortby(name)
+    return truth.transpose(*known)
 
 
 @_doc
@@ -637,6 +662,8 @@ def imager_observations(
     clouds, bias, noise, drift = err.clouds, err.bias, err.noise, err.drift
     truth = _check_truth(truth)
     names = _check_channels(channels)
+    if not is_integer(seed) or seed < 0:
+        raise ImagerError(f"seed must be a non-negative integer; got {seed!r}")
     offsets = np.asarray(frames, dtype="float64")
     if offsets.ndim != 1 or offsets.size == 0 or not np.all(np.isfinite(offsets)):
         raise ImagerError(f"frames must be a non-empty sequence of hours; got {frames}")
@@ -659,7 +686,7 @@ def imager_observations(
     seen = sat >= 0
     if not seen.any():
         raise ImagerError(
-            f"no grid point is seen by the satellites {list(satellites)} within "
+            f"no grid point is seen by the satellites {np.atleast_1d(satellites).tolist()} within "
             f"{max_zenith} degrees of zenith"
         )
     zen_t = torch.as_tensor(np.where(seen, zen, 0.0))
@@ -673,9 +700,9 @@ def imager_observations(
         thin = 1.0 / (1.0 + np.exp(-_smooth_noise(rng, shape2)))
         for f, d in enumerate(deltas):
             state = _state_at(truth, t + d)
-            temp = np.asarray(state["temperature"].values, dtype="float64")
-            trac = np.asarray(state["passive_tracer"].values, dtype="float64")
-            ps = np.asarray(state["surface_pressure"].values, dtype="float64")
+            temp = np.ascontiguousarray(state["temperature"].values, dtype="float64")
+            trac = np.ascontiguousarray(state["passive_tracer"].values, dtype="float64")
+            ps = np.ascontiguousarray(state["surface_pressure"].values, dtype="float64")
             pc = em = None
             if clouds:
                 texture = 0.85 * base_texture + 0.5 * _smooth_noise(rng, shape2)
@@ -753,6 +780,10 @@ def imager_observations(
     return ds
 
 
+#: the dims of a radiances Dataset's variables, in their canonical order
+RADIANCE_DIMS = ("time", "frame", "sensor_channel", "latitude", "longitude")
+
+
 def _canonical_orientation(radiances: xr.Dataset) -> xr.Dataset:
     """The radiances with longitudes wrapped to [0, 360) and latitude and longitude
     ascending (the order of every xfuxi state, :func:`xfuxi.validate`), on a copy where
@@ -786,7 +817,8 @@ def check_radiances(
     """Check a radiances Dataset (from :func:`imager_observations`) and return it.
 
     Latitudes north to south and longitudes in −180..180 are put in xfuxi's order (ascending,
-    0..360) on a copy, as :func:`xfuxi.validate` does for states; the values are unchanged.
+    0..360), and every variable's dims in the order of :data:`RADIANCE_DIMS`, on a copy, as
+    :func:`xfuxi.validate` does for states; the values are unchanged.
 
     Parameters
     ----------
@@ -800,7 +832,9 @@ def check_radiances(
     ------
     ImagerError
         Not a radiances Dataset, an unknown channel, radiances on another grid, a required
-        channel absent, or every pixel missing.
+        channel absent, every pixel missing, an infinite value, a zenith angle outside
+        [0, 90), a dim beyond time, frame, sensor_channel, latitude and longitude, or a frame
+        coordinate that is not a timedelta.
     """
     if not isinstance(radiances, xr.Dataset) or "brightness_temperature" not in radiances:
         raise ImagerError(
@@ -814,7 +848,23 @@ def check_radiances(
             f"brightness_temperature needs dims {sorted(need)} (has {bt.dims}) and the "
             "Dataset a 'zenith_angle'"
         )
+    extra = [d for d in bt.dims if d not in RADIANCE_DIMS]
+    if extra:
+        raise ImagerError(
+            f"brightness_temperature has dim(s) {extra} beside {list(RADIANCE_DIMS)}; select "
+            f"one value of each (e.g. radiances.isel({extra[0]}=0))"
+        )
     _check_channels(radiances["sensor_channel"].values.tolist())
+    if "frame" in radiances.coords or "frame" in bt.dims:
+        frame = radiances["frame"]
+        if "frame" not in radiances.coords or not np.issubdtype(frame.dtype, np.timedelta64):
+            raise ImagerError(
+                "the radiances' frame coordinate must hold each frame's offset from the "
+                f"analysis time as a timedelta (as xfuxi.imager_observations writes it); got "
+                f"{'no coordinate' if 'frame' not in radiances.coords else frame.dtype}"
+            )
+    # every variable in the canonical order of its dims, so that values are read by name
+    radiances = radiances.transpose(*RADIANCE_DIMS, missing_dims="ignore")
     radiances = _canonical_orientation(radiances)
     for name, grid in (("latitude", latitude), ("longitude", longitude)):
         if grid is None:
@@ -832,9 +882,25 @@ def check_radiances(
         absent = [c for c in channels if c not in have_ch]
         if absent:
             raise ImagerError(f"radiances lack channel(s) {absent}; they have {have_ch}")
-    if not bool(np.isfinite(bt.values).any()):
+    values = radiances["brightness_temperature"].values
+    if not bool(np.isfinite(values).any()):
         raise ImagerError(
             "every pixel of brightness_temperature is missing (NaN): there is nothing to assimilate"
+        )
+    n_inf = int(np.isinf(values).sum())
+    zen = np.asarray(radiances["zenith_angle"].values, dtype="float64")
+    if n_inf:
+        raise ImagerError(
+            f"brightness_temperature has {n_inf} infinite value(s); a missing pixel is NaN"
+        )
+    if (
+        np.isinf(zen).any()
+        or bool((zen[np.isfinite(zen)] < 0).any())
+        or bool((zen[np.isfinite(zen)] >= 90).any())
+    ):
+        raise ImagerError(
+            "zenith_angle must be in [0, 90) degrees where a satellite sees the point and NaN "
+            "elsewhere"
         )
     return radiances
 
