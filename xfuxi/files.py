@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MARKER",
@@ -596,7 +599,9 @@ def remove_stale_temporaries(
     considered, and one of them is removed only if it is stale: its writer's process is gone
     (same host), or, where that cannot be told (another host, no process id recorded),
     nothing in it has changed for ``max_age_s`` seconds. Anything else, and anything whose
-    writer still runs, is kept.
+    writer still runs, is kept. A stale ``.old`` directory whose target is missing holds the
+    only copy of an output that :func:`replace_directory` was replacing when its writer was
+    killed (between its two renames): the output is moved back to its place, not removed.
 
     Parameters
     ----------
@@ -646,6 +651,10 @@ def remove_stale_temporaries(
             )
             if not stale:
                 continue
+            target, previous = directory / match["target"], path / "previous"
+            if entry.name.endswith(".old") and previous.is_dir() and not target.exists():
+                os.replace(previous, target)  # the writer died between its two renames
+                log.warning("restored %s, which an interrupted replacement left aside", target)
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(path)
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from xfuxi.assimilation.config import BackgroundError, LocalizationOptions, QualityControl
@@ -980,3 +981,172 @@ def test_a_radiosonde_network_with_bad_settings_is_refused_when_made(kwargs, err
     # n_sites=0 failed at the first cycle with a message about `sites` pairs
     with pytest.raises(error, match=match):
         RadiosondeNetwork(**kwargs)
+
+
+class _Outage(Lorenz96Network):
+    """Cycle 2's observations are all far off the background: every one fails the check."""
+
+    def __call__(self, truth, times, *, cycle, model):
+        obs = super().__call__(truth, times, cycle=cycle, model=model)
+        if cycle == 2:
+            obs["value"][:] = obs["value"] + 50.0
+        return obs
+
+
+@pytest.mark.parametrize("kind", ["3D-Var", "LETKF"])
+def test_a_cycle_whose_observations_all_fail_the_check_keeps_the_background(
+    setting, tmp_path, kind
+):
+    # it stopped the run for good with 3D-Var / En4DVar (an ObservationError the resumed
+    # run met again); the LETKF went on with no observation and said nothing
+    model, truth = setting
+    if kind == "3D-Var":
+        method = _static_3dvar(truth)
+        method.quality_control = QualityControl(qc_threshold=5.0)
+    else:
+        method = LETKFMethod(
+            options=LETKFOptions(n_members=10, inflation=1.05, qc_threshold=5.0),
+            localization=LocalizationOptions(length_scale=4.0, n_points=40),
+            initial=INIT,
+        )
+    with pytest.warns(UserWarning, match="cycle 2 .*failed the background check.*background"):
+        run = _run(setting, 4, store=tmp_path / "s", method=method, network=_Outage(seed=2))
+    s = run.scores
+    assert s["no_observations"].values.tolist() == [False, False, True, False]
+    np.testing.assert_array_equal(
+        s["analysis_error"].isel(time=2), s["background_error"].isel(time=2)
+    )
+    assert int(s["n_obs"].isel(time=2)) == 0 and int(s["n_obs"].isel(time=3)) > 0
+
+
+class _BlowsUp(torch.nn.Module):
+    """A Lorenz-96 core whose outputs are NaN from its ``k``-th call on."""
+
+    def __init__(self, core, k):
+        super().__init__()
+        self.core, self.k, self.calls = core, k, 0
+
+    def forward(self, x):
+        self.calls += 1
+        y = self.core(x)
+        return y * np.nan if self.calls >= self.k else y
+
+
+@pytest.mark.parametrize("kind", ["LETKF", "cycled En4DVar"])
+def test_a_model_that_blows_up_stops_the_cycle_as_diverged(setting, tmp_path, kind):
+    # the LETKF raised a bare ValueError on NaN members, cycled En4DVar a LinAlgError
+    model, truth = setting
+    counting = lorenz96_model()
+    counting.net = _BlowsUp(counting.net, 10**9)
+
+    def method():
+        if kind == "LETKF":
+            return _letkf()
+        return En4DVarMethod(
+            background_error=BackgroundError(amplitude=1.0, n_members=10, wavelength=1,
+                                             octaves=1, perturbation_std=(1.0,)),
+            localization=LocalizationOptions(length_scale=4.0, n_points=40),
+            members="cycled", letkf=LETKFOptions(n_members=10, inflation=1.05,
+                                                 qc_threshold=None), initial=INIT,
+        )  # fmt: skip
+
+    _run((counting, truth), 2, method=method())
+    blowing = lorenz96_model()
+    blowing.net = _BlowsUp(blowing.net, counting.net.calls)
+    with pytest.raises(CycleDivergedError, match=r"cycle \d .*diverged.*NaN or infinite"):
+        _run((blowing, truth), 5, store=tmp_path / "s", method=method())
+    assert 2 <= open_cycle(tmp_path / "s").sizes["time"] < 5
+
+
+def test_a_resumed_run_with_another_model_set_up_is_refused(setting, tmp_path):
+    # the fingerprint held the network's weights only: other normalization statistics or
+    # another Lorenz-96 forcing under the same name resumed and mixed two models
+    model, truth = setting
+    _run(setting, 2, store=tmp_path / "s")
+    with pytest.raises(ValueError, match=r"fingerprints\.model_setup"):
+        _run((lorenz96_model(forcing=9.0), truth), 3, store=tmp_path / "s")
+    assert _run((lorenz96_model(), truth), 3, store=tmp_path / "s")  # the same set-up
+
+
+def test_keep_members_false_store_asked_for_fewer_cycles(setting, tmp_path):
+    whole = _run(setting, 4, store=tmp_path / "s", keep_members=False)
+    first = _run(setting, 2, store=tmp_path / "s", keep_members=False)  # was a KeyError
+    xr.testing.assert_equal(first.scores.drop_vars("wall_time_s"),
+                            whole.scores.isel(time=[0, 1]).drop_vars("wall_time_s"))  # fmt: skip
+
+
+def test_a_run_killed_while_dropping_members_resumes(setting, tmp_path):
+    """A run killed between the two renames of a members-dropping rewrite left a cycle
+    aside (a store that no longer resumed) and its temporaries; a run killed after writing
+    a cycle left the previous cycle's members. The resumed run puts the cycle back,
+    removes the temporaries and drops the members, with identical results."""
+    import os
+    import socket
+
+    from xfuxi.files import read_marker
+
+    whole = _run(setting, 5, store=tmp_path / "a")
+    _run(setting, 3, store=tmp_path / "b")  # every cycle with its members
+    cycles = tmp_path / "b" / "cycles"
+    dead = 2**22 + 12345  # no such process
+    while True:
+        try:
+            os.kill(dead, 0)
+            dead += 1
+        except ProcessLookupError:
+            break
+        except PermissionError:
+            dead += 1
+    aside = cycles / f".000001.zarr.{dead}@{socket.gethostname()}.abcd1234.old"
+    aside.mkdir()
+    os.replace(cycles / "000001.zarr", aside / "previous")
+    temp = cycles / f".000003.zarr.{dead}@{socket.gethostname()}.wxyz5678.tmp"
+    temp.mkdir()
+    (temp / "half-written").write_text("x")
+    resumed = _run(setting, 5, store=tmp_path / "b", keep_members=False)
+    assert sorted(p.name for p in cycles.iterdir()) == [f"{c:06d}.zarr" for c in range(5)]
+    for c in range(4):
+        with xr.open_zarr(cycles / f"{c:06d}.zarr") as ds:
+            assert "state__members" not in ds, c
+        assert read_marker(cycles / f"{c:06d}.zarr")["cycle"] == c
+    a, b = whole.scores.drop_vars("wall_time_s"), resumed.scores.drop_vars("wall_time_s")
+    a.attrs.pop("config"), b.attrs.pop("config")
+    xr.testing.assert_identical(a, b)
+
+
+def test_method_options_checked_when_made():
+    from xfuxi.assimilation.cycle import HybridGainMethod
+
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="n_slots must be an integer >= 1"):
+            LETKFMethod(n_slots=bad)
+    with pytest.raises(ValueError, match="n_slots must be an integer >= 1"):
+        En4DVarMethod(n_slots=1.5)
+    with pytest.raises(ValueError, match="needs members='perlin' or a static B"):
+        HybridGainMethod(variational=En4DVarMethod(members="cycled", n_slots=1))
+    with pytest.raises(ValueError, match="days must be a finite number"):
+        CycleConfig(days=float("inf"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "match"),
+    [
+        (["--method", "letkf", "--gain-weight", "0.3"], "--gain-weight needs --method hybrid-gain"),
+        (["--method", "en4dvar", "--static-localization", "500"], "--static-localization needs"),
+        (["--method", "en4dvar", "--hybrid-weight", "0.7"], "--hybrid-weight .* needs --static-b"),
+        (["--method", "en4dvar", "--rtps", "0.9"], "--rtps: the members' inflation is not used"),
+    ],
+)
+def test_cli_cycle_refuses_options_the_method_does_not_read(tmp_path, capsys, flags, match):
+    from xfuxi.cli import main
+
+    rc = main(["cycle", str(tmp_path / "none.zarr"), "--store", str(tmp_path / "s"), *flags])
+    assert rc == 2
+    assert re_search(match, capsys.readouterr().err)
+    assert not (tmp_path / "s").exists()
+
+
+def re_search(pattern, text):
+    import re
+
+    return re.search(pattern, text) is not None

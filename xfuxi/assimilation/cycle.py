@@ -38,10 +38,14 @@ import xarray as xr
 
 from ..config import config_with_legacy, is_integer
 from ..docstrings import docstring_parts
-from ..files import atomic_write_json, read_marker, replace_directory
+from ..files import atomic_write_json, read_marker, remove_stale_temporaries, replace_directory
 from ..grid import area_weights
 from ..models.rollout import model_device, model_dtype
-from ..observations.sets import radiosonde_observations, screen_observations
+from ..observations.sets import (
+    ObservationsRejectedError,
+    radiosonde_observations,
+    screen_observations,
+)
 from .calibration import wind_pairs
 from .config import BackgroundError, LocalizationOptions, Minimiser, QualityControl
 from .cycle_config import CycleConfig
@@ -226,6 +230,11 @@ def _step(model: Any, pairs: torch.Tensor) -> torch.Tensor:
         return model(x).double().cpu()
 
 
+def _check_n_slots(n_slots: Any) -> None:
+    if not is_integer(n_slots) or n_slots < 1:
+        raise ValueError(f"n_slots must be an integer >= 1; got {n_slots!r}")
+
+
 def _initial_members(
     model: Any,
     background: torch.Tensor,
@@ -327,6 +336,7 @@ class LETKFMethod(CycleMethod):
         self.additive = _check_additive(self.additive, self.additive_scale)
         if not isinstance(self.update_previous, bool):
             raise TypeError(f"update_previous must be True or False; got {self.update_previous!r}")
+        _check_n_slots(self.n_slots)
 
     def settings(self) -> dict[str, Any]:
         out = {
@@ -460,7 +470,9 @@ class En4DVarMethod(CycleMethod):
     background_error : BackgroundError
         ``members="perlin"``: the Perlin members of each cycle (``perturbation_std``
         default: the model's normalization std); ``hybrid_weight`` β of the static part (with
-        ``static``; 1: static B alone).
+        ``static``; 1: static B alone). Its ``seed`` is not used by :func:`cycle`, whose
+        generator (``CycleConfig.seed``) draws every cycle's members so that a resumed run
+        continues the same draws; it is kept in the settings a resumed run must match.
     localization : LocalizationOptions
     n_slots : int, default 2
         Observation slots (1: 3D-Var, the analysis at t0 from observations at t0).
@@ -560,8 +572,7 @@ class En4DVarMethod(CycleMethod):
             raise ValueError("additive inflation needs members='cycled'")
         if self.members not in ("perlin", "cycled"):
             raise ValueError(f"members must be 'perlin' or 'cycled'; got {self.members!r}")
-        if self.n_slots < 1:
-            raise ValueError(f"n_slots must be >= 1; got {self.n_slots!r}")
+        _check_n_slots(self.n_slots)
         if self.static is not None and not torch.is_tensor(self.static):
             raise TypeError(
                 "static must be a tensor (K, C, H, W) of background-error samples; got "
@@ -937,6 +948,11 @@ class HybridGainMethod(CycleMethod):
                 "variational must be an En4DVarMethod (e.g. static_var(samples, ...)); got "
                 f"{type(self.variational).__name__}"
             )
+        if self.variational.members == "cycled":
+            raise ValueError(
+                "the hybrid gain's variational part needs members='perlin' or a static B "
+                "(static_var): the LETKF carries the members; got members='cycled'"
+            )
         if self.letkf.n_slots != 1 or self.variational.n_slots != 1:
             raise ValueError(
                 "hybrid gain needs one observation slot in both methods; got "
@@ -1269,6 +1285,25 @@ def _fingerprints(model: Any, truth: xr.Dataset, t0: pd.Timestamp) -> dict[str, 
             h.update(name.encode())
             h.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())  # any dtype
         out["model_weights"] = h.hexdigest()[:16]
+    # what else makes the forecasts: the normalization (buffers outside the network), the
+    # residual step, the configuration, the network's plain settings (Lorenz-96's forcing)
+    h = hashlib.sha256()
+    if hasattr(model, "named_buffers"):  # the statistics' buffers are not in state_dict()
+        for name, tensor in sorted(model.named_buffers()):
+            if not name.startswith("net."):
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())
+    for obj in {id(o): o for o in (model, module)}.values():
+        plain = {
+            k: v
+            for k, v in sorted(vars(obj).items())
+            if not k.startswith("_")
+            and k not in ("training", "grad_checkpointing")  # no effect on the forecasts
+            and isinstance(v, bool | int | float | str)
+        }
+        h.update(json.dumps(plain, sort_keys=True).encode())
+    h.update(json.dumps(getattr(model, "config", {}), sort_keys=True, default=str).encode())
+    out["model_setup"] = h.hexdigest()[:16]
     h = hashlib.sha256()
     at = truth.sel(time=t0)
     for name in sorted(map(str, at.data_vars)):
@@ -1515,6 +1550,9 @@ def cycle(
             new = json.loads(json.dumps(settings))
             if "fingerprints" not in old:  # a store of an earlier release: not recorded
                 new.pop("fingerprints")
+            else:  # a fingerprint that an earlier release did not record
+                for key in set(new["fingerprints"]) - set(old["fingerprints"]):
+                    new["fingerprints"].pop(key)
             diff = _differences(old, new)
             if diff:
                 raise ValueError(
@@ -1522,23 +1560,30 @@ def cycle(
                     + "; ".join(diff)
                     + ". Give another store, or the same settings to resume"
                 )
+            # a killed run may have left a cycle's temporary copy (removed) or, killed while
+            # dropping a cycle's members, that cycle aside (put back)
+            remove_stale_temporaries(path / "cycles", prefixes=tuple("0123456789"))
             done = _complete_cycles(path)
+            if not keep_members:  # members a killed run had not dropped yet
+                for c in done[:-1]:
+                    _drop_members(path / "cycles" / f"{c:06d}.zarr")
             if len(done) > n_cycles:  # the run asked for fewer: its first n_cycles
                 log.info("%s holds %d cycles; returning the first %d", path, len(done), n_cycles)
                 done = done[:n_cycles]
     rows: list[xr.Dataset] = []
     if done:
-        last_ds = xr.open_zarr(path / "cycles" / f"{done[-1]:06d}.zarr").load()  # type: ignore[operator]
-        state = method.forecast(_state_from(last_ds), model=model)
-        free = torch.as_tensor(last_ds["free_pair"].values)
-        free = torch.stack([free[1], _step(model, free[None])[0]])
-        generator.set_state(torch.as_tensor(last_ds["generator_state"].values))
         rows = [
             _scores_only(xr.open_zarr(path / "cycles" / f"{c:06d}.zarr"))  # type: ignore[operator]
             for c in done
         ]
         first = done[-1] + 1
-        log.info("resuming %s at cycle %d", path, first)
+        if first < n_cycles:  # cycles left to run: the state after the last complete one
+            last_ds = xr.open_zarr(path / "cycles" / f"{done[-1]:06d}.zarr").load()  # type: ignore[operator]
+            state = method.forecast(_state_from(last_ds), model=model)
+            free = torch.as_tensor(last_ds["free_pair"].values)
+            free = torch.stack([free[1], _step(model, free[None])[0]])
+            generator.set_state(torch.as_tensor(last_ds["generator_state"].values))
+            log.info("resuming %s at cycle %d", path, first)
     else:
         ta = t0 - lead_steps * step
         pair = _stack(truth, model, [ta - step, ta])
@@ -1566,17 +1611,34 @@ def cycle(
         tic = _time.perf_counter()
         t = t0 + c * step
         slot_times = [t + k * step for k in range(method.n_slots)]
+        kept = f"; the {c} complete cycle(s) are kept in {path}" if path is not None else ""
+        _check_forecast(state, names, f"cycle {c} at {t} diverged", kept)
         slots, n_given, counts = method.observe(network, truth, slot_times, cycle=c, model=model)
-        if not slots:
+        why = f"no usable observation in the window (rejected: {counts})" if not slots else ""
+        if slots:
+            try:
+                res = method.analyse(state, slots, model=model, generator=generator)
+            except ObservationsRejectedError as error:  # every observation failed the QC
+                why = f"{error}".split(":")[0]  # "all N observations failed the background check"
+            except Exception as error:
+                # the model may blow up inside the window (4D slots run it): then the failure
+                # is a divergence, named as such; any other error is the error it is
+                with torch.no_grad():
+                    ahead = _step(model, state["background"][1:][None])
+                if bool(torch.isfinite(ahead).all()):
+                    raise
+                raise CycleDivergedError(
+                    f"cycle {c} at {t} diverged: the analysis failed ({type(error).__name__}: "
+                    f"{str(error)[:120]}) and the model's forecast from the background holds "
+                    f"NaN or infinite values (the forecast model blew up){kept}"
+                ) from error
+        if why:
             warnings.warn(
-                f"cycle {c} at {t}: no usable observation in the window (rejected: {counts}); "
-                "the analysis is the background",
+                f"cycle {c} at {t}: {why}; the analysis is the background",
                 UserWarning,
                 stacklevel=2,
             )
             res = method.no_observations(state)
-        else:
-            res = method.analyse(state, slots, model=model, generator=generator)
         bg = state["background"][2]
         tr = _stack(truth, model, [t])[0]
         a_err = _area_rms(res.analysis - tr, weights)
@@ -1585,12 +1647,11 @@ def cycle(
             i = int(np.nonzero(bad)[0][0])
             raise CycleDivergedError(
                 f"cycle {c} at {t} diverged: the {names[i]} analysis error is {a_err[i]:.4g} "
-                f"(bound {bound[i]:.4g} = {divergence_factor:g} × its climatological std)"
-                + (f"; the {c} complete cycle(s) are kept in {path}" if path is not None else "")
+                f"(bound {bound[i]:.4g} = {divergence_factor:g} × its climatological std)" + kept
             )
         row = _row(c, t, res, bg, free[1], tr, weights, names, n_given)
         row["wall_time_s"] = ("time", [_time.perf_counter() - tic])
-        row["no_observations"] = ("time", [not slots])
+        row["no_observations"] = ("time", [bool(why)])
         if path is not None:
             full = row.copy()
             full["free_pair"] = (("pair_time", "channel", "latitude", "longitude"), free.numpy())
@@ -1632,6 +1693,24 @@ def cycle(
         method=method.name, settings=json.dumps(settings, sort_keys=True), config=cfg.to_json()
     )
     return CycleRun(scores=out, store=path)
+
+
+def _check_forecast(state: dict[str, torch.Tensor], names: list[str], what: str, kept: str) -> None:
+    """Raise :class:`CycleDivergedError` where the background or a member of a cycle holds
+    NaN or inf (a model that blew up), naming the first channel that does."""
+    for key, label in (("background", "background"), ("members", "members' forecasts")):
+        x = state.get(key)
+        if x is None or not torch.is_tensor(x) or x.ndim < 3:
+            continue
+        finite = torch.isfinite(x)
+        if bool(finite.all()):
+            continue
+        bad = (~finite).movedim(-3, 0).reshape(x.shape[-3], -1).any(1)
+        i = int(torch.nonzero(bad)[0])
+        raise CycleDivergedError(
+            f"{what}: the {label} hold(s) NaN or infinite values in {names[i]} (the forecast "
+            f"model blew up){kept}"
+        )
 
 
 def _row(

@@ -76,7 +76,7 @@ class CycleConfig(Config):
                 f"give exactly one of days and n_cycles; got {owner}(days={self.days!r}, "
                 f"n_cycles={self.n_cycles!r})"
             )
-        check_number(self, "days", above=True, finite=False, optional=True)
+        check_number(self, "days", above=True, optional=True)
         check_integers(self, {"n_cycles": 1} if self.n_cycles is not None else {})
         check_integers(self, {"lead_steps": 2, "seed": 0})
         check_number(self, "divergence_factor", above=True)

@@ -42,7 +42,7 @@ from ..config import config_with_legacy
 from ..data.schema import input_source
 from ..models.cascade import reject_cascade
 from ..models.registry import load_model
-from ..observations.sets import ObservationError, screen_observations
+from ..observations.sets import ObservationError, ObservationsRejectedError, screen_observations
 from .calibration import (
     channel_values,
     innovation_spread,
@@ -200,8 +200,9 @@ def en4dvar_analysis(
 
     Raises
     ------
-    ObservationError
-        Every observation failed the background check (nothing would be assimilated).
+    ObservationsRejectedError
+        Every observation failed the background check (nothing would be assimilated); a
+        subclass of :class:`~xfuxi.observations.sets.ObservationError`.
 
     Examples
     --------
@@ -298,7 +299,7 @@ def en4dvar_analysis(
         kept_slots.append(ObsSlot(s.step, op, s.value[keep], s.error[keep], bias))
     n_in = sum(int(r.size) for r in rejected)
     if n_in > 0 and all(bool(r.all()) for r in rejected):
-        raise ObservationError(
+        raise ObservationsRejectedError(
             f"all {n_in} observations failed the background check "
             f"(|y - H x_b| > {qc.qc_threshold:g} sqrt(σo² + σb²)): nothing would be "
             "assimilated. Check the observations' values, units and errors, or loosen the "

@@ -466,6 +466,7 @@ def _cmd_cycle(args) -> int:
         )
         errors = from_arguments(ImagerErrors, args)
         satellites = _floats(args.satellites, "--satellites")
+        LETKF_DEFAULTS = LETKFOptions(rtps=0.5)  # noqa: N806 (the command's own defaults)
     except ValueError as err:
         return usage_error("cycle", str(err))
     if not 0 <= args.bias_rate <= 1:
@@ -488,8 +489,36 @@ def _cmd_cycle(args) -> int:
         return usage_error("cycle", f"--no-update-previous is not used by --method {args.method}")
     if args.increment_previous and args.method in ("letkf", "fuxi-da"):
         return usage_error("cycle", f"--increment-previous is not used by --method {args.method}")
-    if args.static_b is not None and args.method == "fuxi-da":
+    if args.static_b is not None and args.method in ("fuxi-da", "letkf"):
         return usage_error("cycle", f"--static-b is not used by --method {args.method}")
+    # options a method does not read are refused, not dropped (given away from their default)
+    if args.method != "hybrid-gain":
+        for flag, value, default in (
+            ("--gain-weight", args.gain_weight, 1.0),
+            ("--static-localization", args.static_localization, 2000.0),
+        ):
+            if value != default:
+                return usage_error("cycle", f"{flag} needs --method hybrid-gain")
+    if args.hybrid_weight != 0.25 and (
+        args.static_b is None or args.method in ("letkf", "hybrid-gain", "fuxi-da")
+    ):
+        return usage_error(
+            "cycle", "--hybrid-weight weighs the static part of an En4DVar B: it needs "
+            "--static-b and --method en4dvar, cycled-en4dvar or en4dvar-radiances",
+        )  # fmt: skip
+    if args.method in ("en4dvar", "fuxi-da") or (
+        args.method == "en4dvar-radiances" and not args.cycled_ensemble
+    ):
+        unused = [
+            f"--{name.replace('_', '-')}"
+            for name in ("inflation", "rtps", "adaptive_inflation", "adaptive_gain")
+            if hasattr(args, name) and getattr(letkf, name) != getattr(LETKF_DEFAULTS, name)
+        ]
+        if unused:
+            return usage_error(
+                "cycle", f"{', '.join(unused)}: the members' inflation is not used by "
+                f"--method {args.method} (no members are carried between cycles)",
+            )  # fmt: skip
     if args.method != "en4dvar-radiances" and args.varbc:
         return usage_error("cycle", "--varbc needs --method en4dvar-radiances")
     if args.method != "en4dvar-radiances" and args.radiance_bias is not None:

@@ -37,6 +37,7 @@ from .interpolation import LONGITUDE_RANGE, REJECT_REASONS, observation_weights
 
 __all__ = [
     "ObservationError",
+    "ObservationsRejectedError",
     "duplicated_observations",
     "make_observations",
     "radiosonde_observations",
@@ -68,6 +69,11 @@ truth : xarray.Dataset
 
 class ObservationError(ValueError):
     """Raised for malformed observations, or bad observations in strict mode."""
+
+
+class ObservationsRejectedError(ObservationError):
+    """Raised where every observation failed the background check: nothing would be
+    assimilated (a cycling driver takes the background as the analysis instead)."""
 
 
 def make_observations(
