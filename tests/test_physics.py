@@ -101,3 +101,25 @@ def test_earth_constants_are_defined_once():
                 if any(lo <= value <= hi for lo, hi in ranges):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {value}")
     assert not found, "Earth constants defined outside xfuxi/constants.py: " + ", ".join(found)
+
+
+def test_pole_rows_and_float32_longitudes():
+    # a pole row that varies a little in longitude (as a regridded field's does) gave
+    # v ~ 1e13 m/s through 1/cos(90°); v there is now the next row's
+    lat = np.linspace(-90.0, 90.0, 25)
+    lon = np.arange(0.0, 360.0, 7.5)
+    la, lo = np.meshgrid(np.deg2rad(lat), np.deg2rad(lon), indexing="ij")
+    z = 5e4 - 2e5 * np.sin(la) ** 2 + 3e4 * np.cos(la) * np.sin(la) * np.sin(2 * lo)
+    z[-1] += 5.0 * np.cos(lo[-1])  # the pole row is not constant
+    u, v = physics.geostrophic_wind(z, lat, lon)
+    assert np.isfinite(v).all() and np.abs(v).max() < 200.0
+    np.testing.assert_array_equal(v[-1], v[-2])
+    np.testing.assert_array_equal(v[0], v[1])
+    # float32 longitudes of a 1/3° grid are evenly spaced to float32 precision: accepted
+    lon32 = (np.arange(1080) / 3.0).astype("float32")
+    lat3 = np.array([30.0, 40.0, 50.0])
+    zz = np.zeros((3, lon32.size))
+    uu, _ = physics.geostrophic_wind(zz, lat3, lon32)
+    assert uu.shape == zz.shape
+    with pytest.raises(ValueError, match="evenly spaced"):
+        physics.geostrophic_wind(zz, lat3, lon32 * 0.9)  # does not cover the globe

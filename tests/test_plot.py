@@ -275,3 +275,29 @@ def test_increment_style_defaults_and_old_keywords():
         old = xfuxi.plot_increment(an, bg, variable="temperature", cmap="PuOr", title="inc")
     assert old.collections[0].get_cmap().name == "PuOr" and old.get_title() == "inc"
     assert old.collections[0].get_clim() == pytest.approx((-2.0, 2.0))
+
+
+def test_scores_share_one_lead_unit_and_a_single_lead_is_drawn():
+    lead = pd.to_timedelta(np.arange(1, 11) * 24, "h")
+    long = xr.DataArray(np.arange(1.0, 11.0), dims="prediction_timedelta",
+                        coords={"prediction_timedelta": lead})  # fmt: skip
+    short = long.isel(prediction_timedelta=slice(0, 2))
+    short = short.assign_coords(prediction_timedelta=pd.to_timedelta([24, 48], "h"))
+    ax = xfuxi.plot_scores({"ten days": long, "two days": short})
+    assert ax.get_xlabel() == "lead time (days)"
+    assert ax.lines[1].get_xdata().tolist() == [1.0, 2.0]  # in days too, not 24 and 48
+    one = long.isel(prediction_timedelta=[0]).expand_dims(level=[500])
+    ax = xfuxi.plot_scores(one)
+    assert ax.lines[0].get_xdata().tolist() == [24.0]
+    mse = xfuxi.mse(long.assign_attrs(units="K") + 1.0, long.assign_attrs(units="K"),
+                    dim=[], keep_attrs=True)  # fmt: skip
+    assert mse.attrs["units"] == "K**2"
+
+
+def test_plain_map_follows_longitudes_west_of_greenwich(tmp_path):
+    ds = field(source="dinosaur dry primitive equations with Held-Suarez (1994) forcing")
+    west = ds.assign_coords(longitude=((ds["longitude"] + 180.0) % 360.0) - 180.0).sortby(
+        "longitude"
+    )
+    ax = west.fuxi.plot_map(variable="temperature")
+    assert [float(x) for x in ax.get_xlim()] == [-180.0, 180.0]

@@ -280,8 +280,9 @@ def _map(
             _use_shipped_coastlines()
             ax.coastlines(resolution="110m", linewidth=0.5)
         ax.set_global()
-    else:
-        ax.set_xlim(0.0, 360.0)
+    else:  # the data's own longitudes: 0..360, or -180..180
+        west = -180.0 if float(np.nanmin(field["longitude"].values)) < 0.0 else 0.0
+        ax.set_xlim(west, west + 360.0)
         ax.set_ylim(-90.0, 90.0)
         ax.set_xlabel("longitude (°E)")
         ax.set_ylabel("latitude (°N)")
@@ -539,10 +540,16 @@ def plot_increment(
     return _map(field, analysis, style, ax, wind=wpair, observations=observations)
 
 
-def _lead_axis(values: np.ndarray) -> tuple[np.ndarray, str]:
+_HOUR = np.timedelta64(1, "h")
+
+
+def _lead_axis(values: np.ndarray, *, days: bool | None = None) -> tuple[np.ndarray, str]:
+    """Leads in hours, or in days (``days``; default: where they reach 72 hours)."""
     if np.issubdtype(values.dtype, np.timedelta64):
-        hours = values / np.timedelta64(1, "h")
-        if hours.size and np.nanmax(hours) >= 72:
+        hours = values / _HOUR
+        if days is None:
+            days = bool(hours.size and np.nanmax(hours) >= 72)
+        if days:
             return hours / 24.0, "lead time (days)"
         return hours, "lead time (hours)"
     return values, ""
@@ -622,8 +629,10 @@ def plot_scores(
     ax = _new_axes(ax, None)
     xlabel = dim
     first = None
+    lines = []
     for name, s in series.items():
-        s = s.squeeze(drop=True) if s.ndim > 1 else s
+        if s.ndim > 1:  # other dims of length one go; the lead stays, even of length one
+            s = s.squeeze([d for d in s.dims if d != dim and s.sizes[d] == 1], drop=True)
         if s.dims != (dim,):
             other = [d for d in s.dims if d != dim]
             hint = (
@@ -633,10 +642,19 @@ def plot_scores(
                 else ""
             )
             raise ValueError(f"score {name!r} has dims {s.dims}; expected 1-D along {dim!r}{hint}")
-        x, xl = _lead_axis(s[dim].values) if dim in s.coords else (np.arange(s.size), "")
+        lines.append((name, s))
+        first = first if first is not None else s
+    # one unit for the whole axis (days where any line reaches 72 hours), not one per line
+    leads = [s[dim].values for _, s in lines if dim in s.coords]
+    in_days = any(
+        np.issubdtype(v.dtype, np.timedelta64) and v.size and np.nanmax(v / _HOUR) >= 72
+        for v in leads
+    )
+    for name, s in lines:
+        x, xl = _lead_axis(s[dim].values, days=in_days) if dim in s.coords else (
+            np.arange(s.size), "")  # fmt: skip
         xlabel = xl or dim
         ax.plot(x, s.values, marker="o", markersize=3, label=name)
-        first = first if first is not None else s
     if first is not None:
         metric = str(first.attrs.get("metric", ""))
         units = _units_label(first.attrs.get("units"))

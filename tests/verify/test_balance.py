@@ -159,3 +159,29 @@ def test_equator_band_zero_masks_only_the_equator():
     speed = g["geostrophic_wind_speed"]
     assert speed.sel(latitude=0.0).isnull().all()
     assert np.isfinite(speed.sel(latitude=LAT[LAT != 0])).all()
+
+
+def test_units_of_winds_and_background_are_checked_and_pole_rows_left_out():
+    ds = height_field()
+    g = geostrophic_wind(ds)
+    ds["u_component_of_wind"] = g["u_component_of_geostrophic_wind"].fillna(0.0)
+    ds["v_component_of_wind"] = g["v_component_of_geostrophic_wind"].fillna(0.0)
+    knots = ds.copy()
+    knots["u_component_of_wind"] = (ds["u_component_of_wind"] / 0.514444).assign_attrs(
+        units="knots"
+    )
+    with pytest.raises(ValueError, match="u_component_of_wind has units 'knots'"):
+        ageostrophic_wind(knots)
+    heights = ds.copy()
+    heights["geopotential"] = (ds["geopotential"] / 9.80665).assign_attrs(units="m")
+    with pytest.raises(ValueError, match="geopotential has units 'm'"):
+        balance_summary(ds, heights)  # the background was not checked
+    # a grid with pole rows: no geostrophic wind is diagnosed there
+    lat = np.linspace(-90.0, 90.0, 13)
+    noise = np.random.default_rng(0).normal(size=(13, 12))
+    zp = xr.DataArray(noise, dims=("latitude", "longitude"),
+                      coords={"latitude": lat, "longitude": np.arange(12) * 30.0},
+                      attrs={"units": "m**2 s**-2"})  # fmt: skip
+    gp = geostrophic_wind(xr.Dataset({"geopotential": zp}))["v_component_of_geostrophic_wind"]
+    assert gp.sel(latitude=[-90.0, 90.0]).isnull().all()
+    assert gp.sel(latitude=[-75.0, 75.0]).notnull().all()

@@ -45,6 +45,19 @@ def _check_geopotential_units(z: xr.DataArray) -> None:
         )
 
 
+_WIND_UNITS = ("ms**-1", "ms-1", "m/s", "ms^-1", "meter/second", "meterspersecond", "m.s-1")
+
+
+def _check_wind_units(ds: xr.Dataset) -> None:
+    for name in ("u_component_of_wind", "v_component_of_wind"):
+        units = str(ds[name].attrs.get("units", "m s**-1"))
+        if units.replace(" ", "").lower() not in _WIND_UNITS:
+            raise ValueError(
+                f"{name} has units {units!r}; expected m s**-1 (the geostrophic wind's): "
+                "convert it first"
+            )
+
+
 def geostrophic_wind(
     ds: xr.Dataset,
     /,
@@ -122,8 +135,10 @@ def geostrophic_wind(
         dask="allowed",
         keep_attrs=False,
     )
-    # no geostrophic wind is diagnosed inside the band, where the kernel only tapers it
-    outside = xr.DataArray(np.abs(lat) >= band, dims="latitude", coords={"latitude": z["latitude"]})
+    # no geostrophic wind is diagnosed inside the band, where the kernel only tapers it, nor
+    # on a pole row, where the kernel copies the next row's v
+    keep = (np.abs(lat) >= band) & (np.abs(lat) <= 90.0 - 1e-6)
+    outside = xr.DataArray(keep, dims="latitude", coords={"latitude": z["latitude"]})
     ug, vg = ug.where(outside), vg.where(outside)
     attrs = {"units": "m s**-1"}
     out = xr.Dataset(
@@ -158,7 +173,8 @@ def ageostrophic_wind(ds: xr.Dataset, /, *, equator_band: float = 10.0) -> xr.Da
     Raises
     ------
     ValueError
-        As :func:`geostrophic_wind`, or if a wind component is missing.
+        As :func:`geostrophic_wind`, or if a wind component is missing or its units are
+        not m s⁻¹ (a missing ``units`` attribute is taken to be m s⁻¹).
 
     Notes
     -----
@@ -177,6 +193,7 @@ def ageostrophic_wind(ds: xr.Dataset, /, *, equator_band: float = 10.0) -> xr.Da
     5.0
     """
     _require(ds, ["geopotential", "u_component_of_wind", "v_component_of_wind"])
+    _check_wind_units(ds)
     g = geostrophic_wind(ds, equator_band=equator_band)
     attrs = {"units": "m s**-1"}
     ua = (ds["u_component_of_wind"] - g["u_component_of_geostrophic_wind"]).assign_attrs(attrs)
@@ -229,7 +246,8 @@ def balance_summary(
     Raises
     ------
     ValueError
-        If a variable is missing, a band is empty or malformed, or grids differ.
+        If a variable is missing, a band is empty or malformed, grids differ, or the
+        geopotential or the winds of ``ds`` or ``background`` are not in m² s⁻² and m s⁻¹.
 
     Notes
     -----
@@ -258,8 +276,12 @@ def balance_summary(
     """
     names = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
     _require(ds, names)
+    _check_wind_units(ds)
     if background is not None:
         _require(background, names)
+        # an increment needs both in the same units: the background is checked as ds is
+        _check_geopotential_units(background["geopotential"])
+        _check_wind_units(background)
         from .weights import prepare_pair
 
         a, b = prepare_pair(ds[names], background[names])

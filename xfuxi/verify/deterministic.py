@@ -149,11 +149,8 @@ def rmse(
     2.1213203435596424
     """
     out = mse(forecast, truth, dim=dim, weights=weights, region=region, skipna=skipna,
-              keep_attrs=keep_attrs)  # fmt: skip
-    attrs = dict(out.attrs, metric="rmse")
-    out = np.sqrt(out)
-    out.attrs = attrs
-    return out
+              keep_attrs=False)  # fmt: skip
+    return finish_score(np.sqrt(out), forecast, keep_attrs, {"metric": "rmse"})
 
 
 def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:

@@ -337,20 +337,51 @@ METRIC_INFO: dict[str, tuple[float, bool]] = {
 }  # fmt: skip
 
 
+#: metrics whose values are in the data's units squared, and those without the data's units
+#: (dimensionless, or nats): with ``keep_attrs`` their ``units`` are changed accordingly
+SQUARED_METRICS = frozenset({"mse", "debiased_ensemble_mean_mse", "gaussian_variance"})
+UNITLESS_METRICS = {
+    **dict.fromkeys(
+        ("acc", "brier_score", "gaussian_brier_score", "spread_skill_ratio",
+         "ranked_probability_score", "central_reliability", "rank_histogram"),
+        None,
+    ),
+    **dict.fromkeys(("gaussian_ignorance", "ensemble_ignorance"), "nat"),
+}  # fmt: skip
+
+
+def _score_units(attrs: dict[str, Any], metric: str) -> dict[str, Any]:
+    """``attrs`` with the ``units`` of the data turned into those of ``metric``'s values."""
+    if "units" not in attrs:
+        return attrs
+    out = dict(attrs)
+    if metric in SQUARED_METRICS:
+        units = str(out["units"]).strip()
+        plain = units.replace("_", "").isalnum()
+        out["units"] = f"{units}**2" if plain else f"({units})**2"
+    elif metric in UNITLESS_METRICS:
+        out.pop("units")
+        if UNITLESS_METRICS[metric] is not None:
+            out["units"] = UNITLESS_METRICS[metric]
+    return out
+
+
 def finish_score(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: dict[str, Any]):
     """Set the attributes of a score: ``attrs`` (with the metric's perfect value and
-    direction), plus the source's own when ``keep_attrs``."""
-    info = METRIC_INFO.get(str(attrs.get("metric")))
+    direction), plus the source's own when ``keep_attrs`` (its ``units`` squared for the
+    squared metrics, dropped for the dimensionless ones, nats for the ignorance)."""
+    metric = str(attrs.get("metric"))
+    info = METRIC_INFO.get(metric)
     if info is not None:
         attrs = {**attrs, "perfect_value": info[0], "higher_is_better": int(info[1])}
     if keep_attrs:
         if isinstance(result, xr.Dataset):
             for name in result.data_vars:
                 if name in source.variables:
-                    result[name].attrs = dict(source[name].attrs)
-            result.attrs = {**source.attrs, **attrs}
+                    result[name].attrs = _score_units(dict(source[name].attrs), metric)
+            result.attrs = {**_score_units(dict(source.attrs), metric), **attrs}
         else:
-            result.attrs = {**source.attrs, **attrs}
+            result.attrs = {**_score_units(dict(source.attrs), metric), **attrs}
     else:
         result.attrs = dict(attrs)
         if isinstance(result, xr.Dataset):
