@@ -411,8 +411,7 @@ def test_training_learns_spread_keeps_model_frozen_and_checkpoints(tmp_path):
     assert PerturbationTrainConfig.from_dict(saved) == cfg.replace(checkpoint_dir=tmp_path)
     _, hist2 = train_perturbation(
         model, data,
-        config=PerturbationTrainConfig(members=2, iterations=42, resume=True,
-                                       checkpoint_dir=tmp_path),
+        config=cfg.replace(iterations=42, checkpoint_dir=tmp_path),
         perturbation=_vae(), progress=False,
     )  # fmt: skip
     assert hist2["iteration"][-1] == 42 and len(hist2["loss"]) == 42
@@ -732,3 +731,35 @@ def test_separable_upsampling_equals_the_wrapped_interpolation(coarse, fine):
             (y * up).sum().backward()
             grads.append(v.grad)
         torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+
+
+def test_training_resumes_by_default_and_refuses_other_settings(tmp_path):
+    # only the precision was compared: a checkpoint of other settings was resumed, and by
+    # default (resume=False) an interrupted run started again from iteration 1
+    model, data = _model(), _random_walk(30, 0.3, 0)
+    cfg = PerturbationTrainConfig(members=2, iterations=2, batch_size=2, lr=1e-2,
+                                  checkpoint_every=2, validate_every=100,
+                                  checkpoint_dir=str(tmp_path / "run"))  # fmt: skip
+    train_perturbation(model, data, perturbation=_vae(), config=cfg, progress=False)
+    for change in ({"lr": 0.5}, {"seed": 3}, {"kl_weight": 0.5}, {"members": 3}):
+        with pytest.raises(ValueError, match=f"other settings .*{next(iter(change))}"):
+            train_perturbation(model, data, perturbation=_vae(), config=cfg.replace(**change),
+                               progress=False)  # fmt: skip
+    # the same settings: resumes where it stopped (read back, not trained again), and a
+    # longer run extends it
+    _, again = train_perturbation(model, data, perturbation=_vae(), config=cfg, progress=False)
+    assert again["iteration"] == [1, 2]
+    _, longer = train_perturbation(model, data, perturbation=_vae(),
+                                   config=cfg.replace(iterations=3), progress=False)  # fmt: skip
+    assert longer["iteration"] == [1, 2, 3]
+    with pytest.raises(ValueError, match="batch_size 64 exceeds the .* training sequences"):
+        train_perturbation(model, data, perturbation=_vae(),
+                           config=cfg.replace(batch_size=64, checkpoint_dir=None),
+                           progress=False)  # fmt: skip
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("x")
+    with pytest.raises(Exception, match="notes.txt"):
+        train_perturbation(model, data, perturbation=_vae(), progress=False,
+                           config=cfg.replace(checkpoint_dir=str(user)))  # fmt: skip
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]

@@ -605,3 +605,41 @@ def test_the_forecast_weight_scales_the_forecast_term_only():
     assert DAConfig().forecast_weight == 1.0  # the paper's loss by default
     with pytest.raises(ValueError, match="forecast_weight"):
         DAConfig(forecast_weight=-0.5)
+
+
+def test_bad_truths_and_directories_refused_before_training(tmp_path):
+    truth = tiny_da.truth(8)
+    cfg = DAConfig(**CFG)
+    gap = truth.isel(time=[0, 1, 2, 4, 5, 6, 7])  # samples were taken by position
+    with pytest.raises(ValueError, match="regular 6-hourly run .* steps from"):
+        train_da(gap, forecast_model(), config=cfg, progress=False)
+    bad = truth.copy(deep=True)
+    bad["temperature"][3, 0, 2, 2] = np.nan
+    with pytest.raises(Exception, match="truth data contain NaN"):
+        train_da(bad, forecast_model(), config=cfg, progress=False)
+    with pytest.raises(Exception, match="validation truth data contain NaN"):
+        train_da(truth, forecast_model(), config=cfg, validation=bad, progress=False)
+    with pytest.raises(ValueError, match="batch_size 64 exceeds"):
+        train_da(truth, forecast_model(), config=cfg.replace(batch_size=64), progress=False)
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "thesis.txt").write_text("x")
+    with pytest.raises(Exception, match="thesis.txt"):
+        train_da(truth, forecast_model(), config=cfg.replace(checkpoint_dir=user), progress=False)
+    assert sorted(p.name for p in user.iterdir()) == ["thesis.txt"]
+
+
+def test_resume_on_another_truth_or_forecast_model_is_refused(tmp_path):
+    truth = tiny_da.truth(8)
+    cfg = DAConfig(**CFG).replace(checkpoint_dir=tmp_path)
+    train_da(truth, forecast_model(), config=cfg.replace(max_minutes=1e-9), progress=False)
+    other = truth.copy(deep=True)
+    other["temperature"] = other["temperature"] + 0.5
+    with pytest.raises(ValueError, match="another truth"):
+        train_da(other, forecast_model(), config=cfg, progress=False)
+    changed = forecast_model()
+    with torch.no_grad():
+        next(changed.net.parameters()).add_(0.1)
+    with pytest.raises(ValueError, match="another forecast_model"):
+        train_da(truth, changed, config=cfg, progress=False)
+    train_da(truth, forecast_model(), config=cfg, progress=False)  # the same: resumes

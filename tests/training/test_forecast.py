@@ -563,3 +563,12 @@ def test_cli_train_refuses_a_path_that_is_not_a_cycling_store(tmp_path, capsys):
 
     with pytest.raises(SystemExit, match="--cycled-states: .* is not a cycling store"):
         main(["train", "--cycled-states", str(tmp_path), "--out", str(tmp_path / "m")])
+
+
+def test_resume_on_other_data_of_the_same_length_is_refused(tmp_path):
+    # the signature held the number of samples only
+    ds, other = _world(seed=0), _world(seed=5)
+    _train(ds, steps=2, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"other settings \(\['data'\]\)"):
+        _train(other, steps=2, checkpoint_dir=tmp_path)
+    _train(ds, steps=2, checkpoint_dir=tmp_path)  # the same data resume

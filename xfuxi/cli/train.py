@@ -173,6 +173,7 @@ def _cmd_train_ens(args) -> int:
     # torch-backed modules are imported when the command runs (the CLI starts without torch)
     import torch
 
+    from ..files import check_replaceable
     from ..models.ens import PerturbationVAE, save_perturbation
     from ..training.calibration import (
         TuningRun,
@@ -183,6 +184,8 @@ def _cmd_train_ens(args) -> int:
     from ..training.ens import train_perturbation
 
     cfg = from_arguments(_train_ens_config(), args)
+    # the output is checked before the training and the calibration, not after them
+    check_replaceable(Path(args.out), kind="perturbation", overwrite=args.overwrite)
     torch.manual_seed(cfg.seed)
     model = load_model(args.model, device=cfg.device)
     train = world_split("train", args.train_days)
@@ -205,9 +208,11 @@ def _cmd_train_ens(args) -> int:
         "val_crps": list(zip(history["val_iteration"], history["val_crps"])),
     }  # fmt: skip
     # both calibrations score 8 members from 4 validation starts over --calibrate-steps
-    times = spaced_init_times(validation, model, args.calibrate_steps, 4)
-    run = TuningRun(n=8, steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1)
     cands = float_list(args.calibrate)
+    var_cands = float_list(args.calibrate_variables)
+    if cands or var_cands:  # (validation times are needed only to calibrate)
+        times = spaced_init_times(validation, model, args.calibrate_steps, 4)
+        run = TuningRun(n=8, steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1)
     if cands:
         best, score = tune_amplitude(
             validation, model=model, method="vae", perturbation=vae, amplitudes=cands, run=run,
@@ -218,7 +223,6 @@ def _cmd_train_ens(args) -> int:
         meta["inflation_scores"] = dict(zip(map(str, cands), score.values.tolist()))
         print(f"inflation {best:g} baked in; mean normalised CRPS by candidate: "
               f"{meta['inflation_scores']}")  # fmt: skip
-    var_cands = float_list(args.calibrate_variables)
     if var_cands:
         best_var, vscore = tune_variable_inflation(
             validation, model=model, perturbation=vae, factors=var_cands, run=run,

@@ -30,6 +30,7 @@ from .checkpoint import (
 
 __all__ = [
     "TrainingState",
+    "check_run_directory",
     "check_training_directory",
     "load_training_state",
     "save_training_state",
@@ -173,6 +174,48 @@ def check_training_directory(path: str | os.PathLike[str], *, kind: str) -> bool
             "choose another checkpoint directory"
         )
     return True
+
+
+def check_run_directory(
+    path: str | os.PathLike[str], *, kind: str, outputs: dict[str, str] | None = None
+) -> None:
+    """Raise unless a trainer may write its run into ``path`` (before training).
+
+    ``path`` may be absent or an empty directory, or hold what such a run writes: its
+    checkpoint ``latest`` (of ``kind``), the outputs named in ``outputs`` (entry name to
+    xfuxi output kind, e.g. ``{"model": "fuxi-da"}``) and xfuxi's temporaries of them.
+
+    Raises
+    ------
+    xfuxi.files.OutputExistsError
+        ``path`` is a file, or holds something else (xfuxi never replaces what it did not
+        create).
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise OutputExistsError(
+            f"{path} exists and is not a directory; choose another output directory"
+        )
+    outputs = dict(outputs or {})
+    for entry in sorted(path.iterdir()):
+        name = entry.name
+        if name == "latest":
+            check_training_directory(entry, kind=kind)
+            continue
+        if name in outputs:
+            marker = read_marker(entry) if entry.is_dir() and not entry.is_symlink() else None
+            if marker is not None and marker.get("kind") == outputs[name]:
+                continue
+        elif name.startswith(".") and any(
+            name.startswith(f".{own}.") for own in ("latest", *outputs)
+        ):
+            continue  # a temporary of this run's outputs
+        raise OutputExistsError(
+            f"{path} holds {name!r}, which is not what this training run writes there; "
+            "choose another output directory (xfuxi never deletes what it did not create)"
+        )
 
 
 def load_training_state(

@@ -200,7 +200,7 @@ class PerturbationTrainConfig(Config):
     seed: int = field(0, help="seeds the batches and the latents")
     checkpoint_dir: str | None = field(None, help=CHECKPOINT_DIR_HELP, cli=False)
     checkpoint_every: int = field(100, help="iterations between checkpoints")
-    resume: bool = field(False, help="start from the checkpoint directory's latest/")
+    resume: bool = field(True, help="resume from checkpoint_dir/latest if it holds this run")
     validate_every: int = field(50, help="iterations between validations")
     log_every: int = field(10, help="iterations between log lines")
     precision: Precision = precision_field()

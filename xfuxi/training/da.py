@@ -37,9 +37,10 @@ import xarray as xr
 
 from ..assimilation.da import da_inputs, observation_inputs
 from ..config import config_with_legacy
-from ..data.channels import channel_name, stack
+from ..data.channels import channel_name
 from ..models.base import ForecastModel
 from ..models.fuxi_da import (
+    DA_KIND,
     FuXiDA,
     FuXiDANet,
     assi_from_corr,
@@ -54,7 +55,7 @@ from ..models.fuxi_da import (
 )
 from ..models.precision import autocast
 from ..models.training_state import (
-    check_training_directory,
+    check_run_directory,
     load_training_state,
     save_training_state,
 )
@@ -64,7 +65,7 @@ from ..verify.weights import area_weights
 from .da_config import DAConfig
 from .forecast import dist_info
 from .loop import LoopPlan, average_gradients, freeze, gradient_step, process_share, run_loop
-from .samples import CycledStarts
+from .samples import CycledStarts, data_digest, stacked_states
 
 __all__ = [
     "DAConfig",
@@ -179,6 +180,7 @@ class DASamples:
     observations: torch.Tensor | None
     times: np.ndarray
     cycled_digest: str | None = None  # of the cycled states the last samples came from
+    truth_digest: str | None = None  # of the truth (xfuxi.training.samples.data_digest)
 
     def __len__(self) -> int:
         return int(self.index.size)
@@ -209,6 +211,7 @@ def prepare_da_samples(
     seed: int = 0,
     batch_size: int = 16,
     cycled_states: xr.DataArray | None = None,
+    name: str = "truth",
 ) -> DASamples:
     """Backgrounds (forecasts of the frozen model), radiances and targets for training.
 
@@ -239,14 +242,27 @@ def prepare_da_samples(
     Raises
     ------
     ValueError
-        The truth is too short for the leads, frames and forecast steps; cycled states with
-        other channels, another grid or time step, NaN, or from another period.
+        The truth is too short for the leads, frames and forecast steps, not a regular run
+        on the model's step, or on another grid; cycled states with other channels, another
+        grid or time step, NaN, or from another period. (``name`` names the truth in the
+        messages.)
+    xfuxi.data.schema.SchemaError
+        NaN or infinite values in the truth.
     """
-    arr = stack(truth, model.channels).transpose("time", "channel", "latitude", "longitude")
-    data = torch.as_tensor(np.asarray(arr.values, dtype="float32"))
+    values, truth = stacked_states(truth, model.channels, name, model)  # NaN, grid: refused
+    data = torch.as_tensor(values)
     times = truth["time"].values
     n = data.shape[0]
     step_h = model.timestep_hours
+    gaps = np.nonzero(
+        np.diff(times.astype("datetime64[ns]")) != np.timedelta64(model.timestep, "ns")
+    )[0]
+    if gaps.size:
+        k = int(gaps[0])
+        raise ValueError(
+            f"the {name} must be a regular {step_h:g}-hourly run (samples are taken by "
+            f"position); it steps from {times[k]} to {times[k + 1]}"
+        )
     frame_pad = int(math.ceil(max(abs(f) for f in network.frames) / step_h))
     first = max(leads) + 1
     last = n - 1 - max(forecast_steps, frame_pad)
@@ -319,6 +335,7 @@ def prepare_da_samples(
         observations=obs,
         times=an_times,
         cycled_digest=digest,
+        truth_digest=data_digest(times, values),
     )
 
 
@@ -547,6 +564,20 @@ def _draw(
     return np.concatenate([lead, cyc])
 
 
+def _weights_digest(model: torch.nn.Module) -> str:
+    """A short sha256 of a model's parameters and buffers (the frozen forecast model)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())
+    for name, tensor in sorted(model.named_buffers()):  # the statistics (not persistent)
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The settings a resumed run must share (not the wall-time limit, the logging or where
     the checkpoint is).
@@ -673,8 +704,8 @@ def train_da(
             "network for this model"
         )
     ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
-    if ckpt is not None:
-        check_training_directory(ckpt / "latest", kind=_STATE_KIND)
+    if ckpt is not None:  # before any work: nothing of the user's is written into
+        check_run_directory(ckpt, kind=_STATE_KIND, outputs={"model": DA_KIND})
     saved = None
     if cfg.resume and ckpt is not None:
         saved = load_training_state(ckpt / "latest", kind=_STATE_KIND, state_format=_STATE_FORMAT)
@@ -708,17 +739,34 @@ def train_da(
         cycled_states=cycled_states,
     )  # fmt: skip
     n_cyc = samples.n_cycled
+    if cfg.batch_size > len(samples) - n_cyc:
+        restore()
+        raise ValueError(
+            f"batch_size {cfg.batch_size} exceeds the {len(samples) - n_cyc} training samples "
+            "the truth gives for these leads, frames and forecast steps; give a longer truth "
+            "or a smaller batch_size"
+        )
     if saved is not None and saved.state.get("cycled_states") != samples.cycled_digest:
         restore()
         raise ValueError(
             f"{saved.path} was trained with other cycled states (or without them); give the "
             "same cycled_states or use another checkpoint directory"
         )
+    run_data = {"truth": samples.truth_digest, "forecast_model": _weights_digest(model)}
+    if saved is not None:  # (checkpoints of earlier releases recorded neither)
+        other = [k for k, v in run_data.items() if saved.state.get(k, v) != v]
+        if other:
+            restore()
+            raise ValueError(
+                f"{saved.path} was trained on another {' and another '.join(other)} "
+                f"({', '.join(other)} differ); give the same or use another checkpoint "
+                "directory"
+            )
     val = None
     if validation is not None:
         val = prepare_da_samples(
             validation, model, net, leads=cfg.leads[:1], forecast_steps=0,
-            clear_only=cfg.clear_only, seed=cfg.seed + 1,
+            clear_only=cfg.clear_only, seed=cfg.seed + 1, name="validation truth",
         )  # fmt: skip
     samples = samples.to(dev)
     val = None if val is None else val.to(dev)
@@ -776,7 +824,7 @@ def train_da(
             ckpt / "latest", da_model_files(net), optimizer=opt,
             state={"step": step, "history": history, "rng": rng.bit_generator.state,
                    "config": cfg.to_dict(), "world_size": world,
-                   "cycled_states": samples.cycled_digest},
+                   "cycled_states": samples.cycled_digest, **run_data},
             kind=_STATE_KIND, state_format=_STATE_FORMAT,
         )  # fmt: skip
 

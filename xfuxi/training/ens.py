@@ -21,6 +21,7 @@ trained module lives in :mod:`xfuxi.training.calibration` (inflation) and
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import math
 import warnings
@@ -39,7 +40,7 @@ from ..models.ens import (
 )
 from ..models.precision import autocast
 from ..models.training_state import (
-    check_training_directory,
+    check_run_directory,
     load_training_state,
     save_training_state,
 )
@@ -85,6 +86,27 @@ def __getattr__(name: str) -> Any:
         stacklevel=2,
     )
     return getattr(importlib.import_module(f"xfuxi.training.{module}"), name)
+
+
+#: settings a resumed run may change: where and how often it logs, saves and stops, and
+#: its length (a run is extended by more iterations; its cosine schedule then follows them)
+_RESUME_FREE = frozenset(
+    {"max_minutes", "resume", "log_every", "checkpoint_dir", "checkpoint_every", "device",
+     "iterations"}
+)  # fmt: skip
+
+
+def _settings_differences(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The settings of ``now`` that differ from those a checkpoint's metadata recorded (a
+    setting it did not record, from an earlier release, is not compared)."""
+    return [
+        f"{key} (stored {stored[key]!r}, now {value!r})"
+        for key, value in now.items()
+        if key not in _RESUME_FREE
+        and key in stored
+        and json.dumps(stored[key], sort_keys=True, default=str)
+        != json.dumps(value, sort_keys=True, default=str)
+    ]
 
 
 def train_perturbation(
@@ -182,6 +204,11 @@ def train_perturbation(
     rank, world, local, dev = process_share(cfg.batch_size, cfg.device, dist_info())
     data_arr, starts = sequences(data, model, cfg.rollout + 2)
     length = cfg.rollout + 2
+    if cfg.batch_size > starts.size:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} exceeds the {starts.size} training sequences of "
+            f"{length} consecutive times the data hold; give more data or a smaller batch_size"
+        )
     if perturbation is None:
         perturbation = PerturbationVAE(
             model.channels, model.grid_shape, stats=model.stats, **cfg.module_options()
@@ -194,8 +221,8 @@ def train_perturbation(
         k: [] for k in ("iteration", "loss", "crps", "kl", "val_iteration", "val_crps")
     }
     saved = None
-    if ckpt is not None:
-        check_training_directory(ckpt / "latest", kind=_STATE_KIND)  # before training
+    if ckpt is not None:  # before training: nothing of the user's is written into
+        check_run_directory(ckpt, kind=_STATE_KIND)
     if cfg.resume and ckpt is not None:
         saved = load_training_state(ckpt / "latest", kind=_STATE_KIND, state_format=_STATE_FORMAT)
     if saved is not None:
@@ -206,6 +233,14 @@ def train_perturbation(
                 f"cannot resume from {saved.path}: it was trained with precision {was!r}, "
                 f"this run has precision {cfg.precision!r}; use the same precision, another "
                 "checkpoint_dir or resume=False"
+            )
+        diff = _settings_differences(back.metadata, cfg.to_dict())
+        if back.metadata.get("base_model") not in (None, model.name):
+            diff.append(f"base_model (stored {back.metadata['base_model']!r}, now {model.name!r})")
+        if diff:
+            raise ValueError(
+                f"cannot resume from {saved.path}: it was written by a run with other settings "
+                f"({'; '.join(diff)}); use another checkpoint_dir or resume=False"
             )
         vae.load_state_dict(back.state_dict())
         start_iter = int(saved.state["iteration"])
@@ -231,7 +266,7 @@ def train_perturbation(
 
     val = None
     if validation is not None:
-        v_arr, v_starts = sequences(validation, model, length)
+        v_arr, v_starts = sequences(validation, model, length, "validation")
         pick = np.random.default_rng(cfg.seed + 1).choice(
             v_starts, size=min(16, v_starts.size), replace=False
         )
@@ -274,7 +309,7 @@ def train_perturbation(
         )  # fmt: skip
 
     def _advance(it: int) -> dict[str, float]:
-        idx = rng.choice(starts, size=cfg.batch_size, replace=starts.size < cfg.batch_size)
+        idx = rng.choice(starts, size=cfg.batch_size, replace=False)
         if world > 1:  # this process's part of the global batch (same idx on all)
             idx = idx[rank * local : (rank + 1) * local]
         seq = torch.from_numpy(np.stack([data_arr[s : s + length] for s in idx])).to(dev)

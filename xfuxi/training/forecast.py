@@ -63,7 +63,7 @@ from .climate import FreeRunPool
 from .config import TrainConfig, config_with_legacy
 from .loop import process_share
 from .losses import amse_loss, forecast_loss
-from .samples import CycledStarts, regular_starts, stacked_states, start_states
+from .samples import CycledStarts, data_digest, regular_starts, stacked_states, start_states
 
 # amse_loss and anomaly_samples are re-exported (their documented home until this split)
 __all__ = ["TrainConfig", "amse_loss", "anomaly_samples", "train_forecast"]
@@ -160,8 +160,10 @@ def _load_state(
     if saved is None:
         return None
     state = saved.state
-    if state.get("signature") != signature:
-        old = state.get("signature") or {}
+    old = state.get("signature") or {}
+    if "data" not in old:  # a checkpoint of an earlier release did not record its data
+        signature = {k: v for k, v in signature.items() if k != "data"}
+    if old != signature:
         diff = sorted(k for k in {*signature, *old} if old.get(k) != signature.get(k))
         raise ValueError(
             f"cannot resume from {directory}: it was written by a run with other settings "
@@ -450,6 +452,8 @@ def train_forecast(
         "seed": int(seed), "channels": [channel_name(c) for c in channels],
         "samples": int(starts.size), "world_size": int(world),
         "grad_clip": None if grad_clip is None else float(grad_clip),
+        # the data themselves (other data of the same length resumed): see _load_state
+        "data": data_digest(train_c["time"].values, data_np),
     }  # fmt: skip
     if lead is not None:
         signature.update(lead_steps=int(lead_steps), lead_model=lead_sha)

@@ -20,7 +20,14 @@ from ..data.channels import Channel, stack
 from ..data.schema import SchemaError, validate
 from ..models.base import ForecastModel
 
-__all__ = ["CycledStarts", "regular_starts", "sequences", "stacked_states", "start_states"]
+__all__ = [
+    "CycledStarts",
+    "data_digest",
+    "regular_starts",
+    "sequences",
+    "stacked_states",
+    "start_states",
+]
 
 
 def stacked_states(
@@ -58,6 +65,27 @@ def stacked_states(
     return values, ds
 
 
+def data_digest(times: np.ndarray, values: np.ndarray, *, rows: int = 64) -> str:
+    """A short sha256 of training data: every time and the values of about ``rows`` of
+    them, evenly spaced (another period, another run of the world or data of another seed
+    differ there), for a resumed run to refuse other data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(4).astype("datetime64[D]")
+    >>> v = np.zeros((4, 2), dtype="float32")
+    >>> data_digest(t, v) == data_digest(t, v.copy()), data_digest(t, v) == data_digest(t, v + 1)
+    (True, False)
+    """
+    import hashlib
+
+    h = hashlib.sha256(np.asarray(times).astype("datetime64[ns]").astype("int64").tobytes())
+    step = max(1, len(values) // rows)
+    h.update(np.ascontiguousarray(np.asarray(values)[::step], dtype="float32").tobytes())
+    return h.hexdigest()[:16]
+
+
 def regular_starts(times: np.ndarray, step: np.timedelta64, length: int) -> np.ndarray:
     """Indices ``s`` such that times ``s .. s + length - 1`` are consecutive, ``step`` apart.
 
@@ -74,13 +102,16 @@ def regular_starts(times: np.ndarray, step: np.timedelta64, length: int) -> np.n
     return np.asarray(ok, dtype="int64")
 
 
-def sequences(ds: xr.Dataset, model: ForecastModel, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stack ``ds`` to (T, C, H, W) and list start indices of regular runs of ``length``."""
-    data, ds = stacked_states(ds, model.channels, "training", model)
+def sequences(
+    ds: xr.Dataset, model: ForecastModel, length: int, name: str = "training"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``ds`` to (T, C, H, W) and list start indices of regular runs of ``length``
+    (``name`` names the data in errors: "training", "validation")."""
+    data, ds = stacked_states(ds, model.channels, name, model)
     starts = regular_starts(ds["time"].values, model.timestep, length)
     if starts.size == 0:
         raise SchemaError(
-            f"training data hold no run of {length} consecutive {model.timestep_hours:g}-hour "
+            f"{name} data hold no run of {length} consecutive {model.timestep_hours:g}-hour "
             f"times (got {ds.sizes['time']} times)"
         )
     return data, starts
