@@ -1150,3 +1150,21 @@ def re_search(pattern, text):
     import re
 
     return re.search(pattern, text) is not None
+
+
+def test_the_model_setup_fingerprint_does_not_depend_on_where_the_model_was_read(tmp_path):
+    import pandas as pd
+
+    from xfuxi.assimilation.cycle import _fingerprints
+    from xfuxi.models.checkpoint import save_model
+    from xfuxi.models.registry import load_model
+
+    from tests import tiny
+
+    model, truth = tiny.fuxi_model(), tiny.dataset(4)
+    save_model(model, tmp_path / "a")
+    save_model(model, tmp_path / "b")
+    t0 = pd.Timestamp(truth["time"].values[0])
+    a = _fingerprints(load_model(tmp_path / "a"), truth, t0)
+    b = _fingerprints(load_model(tmp_path / "b"), truth, t0)
+    assert a == b

@@ -1302,7 +1302,8 @@ def _fingerprints(model: Any, truth: xr.Dataset, t0: pd.Timestamp) -> dict[str, 
             and isinstance(v, bool | int | float | str)
         }
         h.update(json.dumps(plain, sort_keys=True).encode())
-    h.update(json.dumps(getattr(model, "config", {}), sort_keys=True, default=str).encode())
+    config = {k: v for k, v in dict(getattr(model, "config", {}) or {}).items() if k != "source"}
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())  # not where it was read
     out["model_setup"] = h.hexdigest()[:16]
     h = hashlib.sha256()
     at = truth.sel(time=t0)
