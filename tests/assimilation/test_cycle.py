@@ -1155,11 +1155,10 @@ def re_search(pattern, text):
 def test_the_model_setup_fingerprint_does_not_depend_on_where_the_model_was_read(tmp_path):
     import pandas as pd
 
+    from tests import tiny
     from xfuxi.assimilation.cycle import _fingerprints
     from xfuxi.models.checkpoint import save_model
     from xfuxi.models.registry import load_model
-
-    from tests import tiny
 
     model, truth = tiny.fuxi_model(), tiny.dataset(4)
     save_model(model, tmp_path / "a")
