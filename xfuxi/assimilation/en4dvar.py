@@ -42,7 +42,7 @@ from ..config import config_with_legacy
 from ..data.schema import input_source
 from ..models.cascade import reject_cascade
 from ..models.registry import load_model
-from ..observations.sets import ObservationError, ObservationsRejectedError, screen_observations
+from ..observations.sets import ObservationError, screen_observations
 from .calibration import (
     channel_values,
     innovation_spread,
@@ -65,7 +65,7 @@ from .inputs import background_tensor, build_localization, observation_slots, st
 from .localization import Localization
 from .members import background_anomalies, ensemble_members, resolve_balance
 from .minimise import History, minimize_cost
-from .quality import background_check
+from .quality import background_check, check_not_all_rejected
 from .result import En4DVarResult, result_datasets
 
 __all__ = [
@@ -297,14 +297,7 @@ def en4dvar_analysis(
         op = s.operator.subset(keep) if bad.any() else s.operator
         bias = None if s.bias is None else s.bias.subset(keep) if bad.any() else s.bias
         kept_slots.append(ObsSlot(s.step, op, s.value[keep], s.error[keep], bias))
-    n_in = sum(int(r.size) for r in rejected)
-    if n_in > 0 and all(bool(r.all()) for r in rejected):
-        raise ObservationsRejectedError(
-            f"all {n_in} observations failed the background check "
-            f"(|y - H x_b| > {qc.qc_threshold:g} sqrt(σo² + σb²)): nothing would be "
-            "assimilated. Check the observations' values, units and errors, or loosen the "
-            "check (QualityControl(qc_threshold=...); None disables it)"
-        )
+    check_not_all_rejected(rejected, qc.qc_threshold or 0.0, "QualityControl")
     problem = En4DVarProblem(
         model,
         background[1],

@@ -40,10 +40,10 @@ import torch
 
 from ..config import Config, field
 from ..models.rollout import advance_pair, model_device, model_dtype
-from ..observations.sets import ObservationsRejectedError
 from .config import LocalizationOptions
 from .cost import ObsSlot
 from .localization import channel_correlation, index_correlation, sphere_correlation
+from .quality import check_not_all_rejected
 
 __all__ = [
     "LETKFAnalysis",
@@ -491,14 +491,7 @@ def letkf_analysis(
         idx_list.append(wts.index[keep.numpy()])
         wt_list.append(wts.weight[keep.numpy()])
         kept_slots.append((s, keep))
-    n_in = sum(int(r.size) for r in rejected)
-    if n_in > 0 and all(bool(r.all()) for r in rejected):
-        raise ObservationsRejectedError(
-            f"all {n_in} observations failed the background check "
-            f"(|y - H x_b| > {opts.qc_threshold:g} sqrt(σo² + σb²)): nothing would be "
-            "assimilated. Check the observations' values, units and errors, or loosen the "
-            "check (LETKFOptions(qc_threshold=...); None disables it)"
-        )
+    check_not_all_rejected(rejected, opts.qc_threshold or 0.0, "LETKFOptions")
     k_max = max([a.shape[1] for a in idx_list] + [1])
     index = np.concatenate(
         [np.pad(a, ((0, 0), (0, k_max - a.shape[1]))) for a in idx_list] or [np.zeros((0, 1))]

@@ -11,9 +11,31 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..observations.sets import ObservationsRejectedError
 from .cost import ObsSlot
 
-__all__ = ["background_check"]
+__all__ = ["background_check", "check_not_all_rejected"]
+
+
+def check_not_all_rejected(rejected: list[np.ndarray], threshold: float, option: str) -> None:
+    """Raise :class:`~xfuxi.observations.sets.ObservationsRejectedError` where every
+    observation failed the background check (``rejected``: a mask per slot; ``option``
+    names the setting that loosens the check).
+
+    >>> check_not_all_rejected([np.array([True, False])], 5.0, "QualityControl")
+    >>> check_not_all_rejected([np.array([True, True])], 5.0, "QualityControl")
+    Traceback (most recent call last):
+    ...
+    xfuxi.observations.sets.ObservationsRejectedError: all 2 observations failed ...
+    """
+    n_in = sum(int(r.size) for r in rejected)
+    if n_in > 0 and all(bool(r.all()) for r in rejected):
+        raise ObservationsRejectedError(
+            f"all {n_in} observations failed the background check "
+            f"(|y - H x_b| > {threshold:g} sqrt(σo² + σb²)): nothing would be "
+            "assimilated. Check the observations' values, units and errors, or loosen the "
+            f"check ({option}(qc_threshold=...); None disables it)"
+        )
 
 
 def background_check(
