@@ -198,16 +198,19 @@ def test_loss_scale_divides_by_the_chosen_std():
 
 def test_resume_continues_exactly(tmp_path):
     truth = tiny_da.truth(8)
+    val = {"validation": tiny_da.truth(8, seed=3), "progress": False}
     cfg = DAConfig(**CFG)
-    full, h_full = train_da(truth, forecast_model(), config=cfg, progress=False)
+    full, h_full = train_da(truth, forecast_model(), config=cfg, **val)
     train_da(truth, forecast_model(), config=cfg.replace(max_minutes=1e-9, checkpoint_dir=tmp_path),
-             progress=False)  # fmt: skip
+             **val)  # fmt: skip
     with pytest.raises(ValueError, match="other settings"):
         train_da(truth, forecast_model(), config=cfg.replace(lr=0.5, checkpoint_dir=tmp_path),
-                 progress=False)  # fmt: skip
+                 **val)  # fmt: skip
     resumed, h_res = train_da(truth, forecast_model(), config=cfg.replace(checkpoint_dir=tmp_path),
-                              progress=False)  # fmt: skip
+                              **val)  # fmt: skip
     assert h_res["step"] == h_full["step"]
+    # the run stopped by max_minutes added no validation of its own (it did: [0, 1, 3, 6])
+    assert h_res["val_step"] == h_full["val_step"] == [0, 3, 6]
     np.testing.assert_allclose(h_res["loss"], h_full["loss"], rtol=1e-5)
     for a, b in zip(resumed.parameters(), full.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -191,6 +191,9 @@ def run_loop(
 ) -> int:
     """Run steps ``start + 1 … plan.total`` (fewer if ``plan.max_minutes`` runs out).
 
+    Validates at step 0, every ``plan.validate_every`` steps and at the end of a complete
+    run; saves every ``plan.checkpoint_every`` steps and when it stops.
+
     Parameters
     ----------
     plan : LoopPlan
@@ -249,7 +252,9 @@ def run_loop(
             logger.info("stopping after %.1f min at %s %d", plan.max_minutes, plan.unit, done)
             break
     validated = history["val_" + plan.unit]
-    if not validated or validated[-1] != done:
+    # a complete run ends validated; one stopped by max_minutes only saved, so that its
+    # resumed run's history is the uninterrupted run's (no extra validation in between)
+    if done == plan.total and (not validated or validated[-1] != done):
         validate(done)
     save(done)
     return done
