@@ -3,9 +3,9 @@
 The free run, Perlin En4DVar, static-B 3D-Var, the LETKF and the cycled-ensemble En4DVar,
 each cycled every 6 h with the same radiosonde network (``--sites`` columns of every
 variable and level plus surface pressure) through :func:`xfuxi.cycle`, scored against the
-truth (test split). The model is the shipped ``fuxi-hs-t21-cycling-v5`` (``--model``; the
+truth (test split). The model is the shipped ``fuxi-hs-t21-cycling-v6`` (``--model``; the
 figures recorded before it ran ``fuxi-hs-t21-cycling`` or ``fuxi-hs-t21-cycling-v2`` to
-``-v4``, named in their commands): the
+``-v5``, named in their commands): the
 shipped ``fuxi-hs-t21`` with its every step truncated to the world's T21 wavenumbers
 (:func:`xfuxi.with_spectral_filter`), fine-tuned from perturbed inputs so that its climate
 does not drift over weeks (a model without a filter of its own gets ``--truncation`` 21), the
@@ -88,7 +88,7 @@ def run_world(
     truncation: int | None | str = "auto",
     length_scale: float = 1000.0,
     split: str = "test",
-    model_name: str = "fuxi-hs-t21-cycling-v5",
+    model_name: str = "fuxi-hs-t21-cycling-v6",
     additive: float = 0.0,
     rtps: float = 0.8,
     inflation: float = 1.0,
@@ -303,7 +303,7 @@ def main() -> None:
     )
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument(
-        "--model", default="fuxi-hs-t21-cycling-v5", help="forecast model (name or directory)"
+        "--model", default="fuxi-hs-t21-cycling-v6", help="forecast model (name or directory)"
     )
     p.add_argument(
         "--additive",

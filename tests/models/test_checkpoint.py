@@ -145,9 +145,9 @@ def test_cycling_default_model_is_shipped_with_its_statistics_and_filter():
     from xfuxi.assimilation.calibration import model_background_error
     from xfuxi.assimilation.cycle import CYCLING_MODEL
 
-    assert CYCLING_MODEL == "fuxi-hs-t21-cycling-v5"
+    assert CYCLING_MODEL == "fuxi-hs-t21-cycling-v6"
     # the earlier versions stay shipped: the docs' recorded commands name them
-    earlier = ["fuxi-hs-t21-cycling", "fuxi-hs-t21-cycling-v2", "fuxi-hs-t21-cycling-v3"]
+    earlier = ["fuxi-hs-t21-cycling", "fuxi-hs-t21-cycling-v3", "fuxi-hs-t21-cycling-v5"]
     assert {CYCLING_MODEL, *earlier} <= set(xfuxi.pretrained_models())
     new = xfuxi.load_model(CYCLING_MODEL)
     assert new.config["name"] == CYCLING_MODEL and new.input_times == 2

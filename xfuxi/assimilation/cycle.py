@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 #: the forecast model a cycle runs by default: fine-tuned so that its climate does not drift
 #: over weeks (docs/cycling.md, "A forecast model that does not drift" and the sections on
 #: the second to fifth cycling models)
-CYCLING_MODEL = "fuxi-hs-t21-cycling-v5"
+CYCLING_MODEL = "fuxi-hs-t21-cycling-v6"
 
 #: docstring parts: a 10-member LETKF on a Lorenz-96 twin, for the examples
 _doc = docstring_parts(
@@ -1437,11 +1437,11 @@ def cycle(
         It is saved with the store (the marker of ``store``) and in the scores' attrs
         (``config``).
     model : ForecastModel, str or path, optional
-        Default: the shipped ``"fuxi-hs-t21-cycling-v5"`` (``CYCLING_MODEL``):
+        Default: the shipped ``"fuxi-hs-t21-cycling-v6"`` (``CYCLING_MODEL``):
         ``fuxi-hs-t21`` with its output kept to the world's T21 wavenumbers, fine-tuned
         from perturbed inputs so that its climate does not drift over weeks of cycling
         (the earlier ``"fuxi-hs-t21-cycling"`` and ``"fuxi-hs-t21-cycling-v2"`` to
-        ``"-v4"`` are shipped too).
+        ``"-v5"`` are shipped too).
     store : path, optional
         Zarr store (a directory) written one cycle at a time; an existing store of the
         same settings is resumed from its last complete cycle.

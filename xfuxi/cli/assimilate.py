@@ -359,8 +359,8 @@ def _cmd_assimilate_da(args) -> int:
     default=0.25,
     help="En4DVar with --static-b: weight of the static part of B (default 0.25)",
 )
-@arg("--model", default="fuxi-hs-t21-cycling-v5",
-     help="forecast model name or checkpoint (default fuxi-hs-t21-cycling-v5: fine-tuned so "
+@arg("--model", default="fuxi-hs-t21-cycling-v6",
+     help="forecast model name or checkpoint (default fuxi-hs-t21-cycling-v6: fine-tuned so "
           "that its climate does not drift over weeks; it carries the T21 filter)")  # fmt: skip
 @arg("--truncation", type=int, default=None,
      help="keep only spherical harmonics up to this total wavenumber at every model step "
