@@ -190,6 +190,17 @@ def check_run_directory(
     xfuxi.files.OutputExistsError
         ``path`` is a file, or holds something else (xfuxi never replaces what it did not
         create).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> check_run_directory(d / "new", kind="demo")  # absent: a new run
+    >>> _ = (d / "notes.txt").write_text("mine")
+    >>> check_run_directory(d, kind="demo")
+    Traceback (most recent call last):
+    ...
+    xfuxi.files.OutputExistsError: ... holds 'notes.txt', which is not what this training run ...
     """
     path = Path(path)
     if not os.path.lexists(path):
