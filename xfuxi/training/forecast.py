@@ -501,6 +501,8 @@ def train_forecast(
         if state is not None:
             start_step, history = int(state["step"]), list(state["history"])
             running = list(state.get("running", []))
+            running_anom = list(state.get("running_anomaly", []))  # (absent before: none)
+            running_climate = list(state.get("running_climate", []))
             fm.to(dev)
             log.info("resuming training from %s at step %d", ckpt, start_step)
     net: torch.nn.Module = fm
@@ -613,6 +615,8 @@ def train_forecast(
                     "step": done,
                     "history": history,
                     "running": running,
+                    "running_anomaly": running_anom,
+                    "running_climate": running_climate,
                     "signature": signature,
                     "config": cfg.to_dict(),
                 },
