@@ -572,3 +572,15 @@ def test_resume_on_other_data_of_the_same_length_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"other settings \(\['data'\]\)"):
         _train(other, steps=2, checkpoint_dir=tmp_path)
     _train(ds, steps=2, checkpoint_dir=tmp_path)  # the same data resume
+
+
+def test_resume_with_other_validation_settings_is_refused(tmp_path):
+    # val_every and val_samples were not in the signature: the history mixed validation
+    # losses over other samples and intervals
+    ds, val = _world(seed=0), _world(seed=1)
+    _train(ds, steps=2, checkpoint_dir=tmp_path, validation=val, val_every=1)
+    with pytest.raises(ValueError, match=r"other settings \(\['validation'\]\)"):
+        _train(ds, steps=2, checkpoint_dir=tmp_path, validation=val, val_every=2)
+    with pytest.raises(ValueError, match=r"other settings \(\['validation'\]\)"):
+        _train(ds, steps=2, checkpoint_dir=tmp_path, validation=_world(seed=2), val_every=1)
+    _train(ds, steps=2, checkpoint_dir=tmp_path, validation=val, val_every=1)  # the same

@@ -161,8 +161,9 @@ def _load_state(
         return None
     state = saved.state
     old = state.get("signature") or {}
-    if "data" not in old:  # a checkpoint of an earlier release did not record its data
-        signature = {k: v for k, v in signature.items() if k != "data"}
+    for key in ("data", "validation"):  # a checkpoint of an earlier release lacks them
+        if key not in old:
+            signature = {k: v for k, v in signature.items() if k != key}
     if old != signature:
         diff = sorted(k for k in {*signature, *old} if old.get(k) != signature.get(k))
         raise ValueError(
@@ -428,6 +429,7 @@ def train_forecast(
         pick = np.unique(np.linspace(0, vs.size - 1, min(val_samples, vs.size)).astype(int))
         val_starts = vs[pick]
         val_data = torch.from_numpy(v_np).to(dev)
+        val_digest = data_digest(val_c["time"].values, v_np)
 
     anom = None
     if tracer_anomalies is not None:
@@ -455,6 +457,8 @@ def train_forecast(
         # the data themselves (other data of the same length resumed): see _load_state
         "data": data_digest(train_c["time"].values, data_np),
     }  # fmt: skip
+    if val_data is not None:  # what the logged validation losses are over (see _load_state)
+        signature["validation"] = [int(val_every), int(val_starts.size), val_digest]
     if lead is not None:
         signature.update(lead_steps=int(lead_steps), lead_model=lead_sha)
     if loss != "l1":  # absent for L1 so that older checkpoints still resume
