@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -144,11 +145,12 @@ def test_failed_initial_time_is_named_others_kept_and_rerun_completes_the_rest(
     assert "NaN" in info.value.failures["2001-03-02T06:00:00"]
     np.testing.assert_array_equal(completed(store), ds["time"].values[1:5])
     # the rerun runs only the missing time: data that break every other time do not matter
+    # (the data differ from those the store was started from: said with a warning)
     only_last = ds.copy(deep=True)
     only_last["temperature"][:3, 0, 0, 0] = np.nan
-    campaign(
-        only_last, store, model=path, config=CampaignConfig(steps=2), client=client, progress=False
-    )
+    with pytest.warns(UserWarning, match="started from other source"):
+        campaign(only_last, store, model=path, config=CampaignConfig(steps=2), client=client,
+                 progress=False)  # fmt: skip
     whole = campaign(
         ds,
         tmp_path / "whole.zarr",
@@ -157,7 +159,11 @@ def test_failed_initial_time_is_named_others_kept_and_rerun_completes_the_rest(
         client=client,
         progress=False,
     )
-    xr.testing.assert_identical(_loaded(store), whole.load())
+    a, b = _loaded(store), whole.load()
+    settings = [json.loads(x.attrs.pop("xfuxi_campaign")) for x in (a, b)]
+    assert [x.pop("source_sha256") for x in settings] != [None, None]  # the bad data's, the good
+    assert settings[0] == settings[1]
+    xr.testing.assert_identical(a, b)
 
 
 def test_a_failed_write_leaves_only_complete_initial_times_marked(
@@ -349,6 +355,15 @@ def test_scorecard_of_a_stored_ensemble(client, checkpoint, tmp_path):
     with pytest.raises(FileExistsError, match="not written by xfuxi.campaign_scorecard"):
         campaign_scorecard(store, truth, client=client, plot=user, overwrite=True)
     assert user.read_bytes() == b"a user's figure"
+    # units of the truth where the score has them (none for ratios)
+    units = truth["temperature"].attrs.get("units")
+    assert card["rmse_temperature"].attrs.get("units") == units
+    assert "units" not in card["ssr_temperature"].attrs
+    # a missing directory is named before the scores are computed, nothing written
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        campaign_scorecard(store, truth, client=client, out=tmp_path / "c2.nc",
+                           plot=tmp_path / "none" / "c2.png")  # fmt: skip
+    assert not (tmp_path / "c2.nc").exists()
 
 
 def test_assimilate_and_forecast_campaign(client, tmp_path):
@@ -574,3 +589,55 @@ def json_round_trip(cfg):
     import json
 
     return json.loads(cfg.to_json())
+
+
+def test_a_resumed_store_refuses_another_precision_chunking_or_module(client, checkpoint, tmp_path):
+    # dtype was not recorded, chunk_size recorded but not compared, a perturbation module
+    # given by path only by its path: each was mixed into a resumed store
+    path, fm = checkpoint
+    ds = _data(3)
+    kw = dict(model=path, client=client, progress=False)
+    campaign(ds, tmp_path / "fc.zarr", config=CampaignConfig(steps=2), **kw)
+    with pytest.raises(ValueError, match="dtype: store has None, this call 'float64'"):
+        campaign(ds, tmp_path / "fc.zarr", config=CampaignConfig(steps=2, dtype="float64"), **kw)
+    with pytest.warns(UserWarning, match="started from other source"):  # said, not silent
+        campaign(tiny.dataset(3, seed=9), tmp_path / "fc.zarr", config=CampaignConfig(steps=2),
+                 **kw)  # fmt: skip
+    ens = CampaignConfig(steps=2, kind="ensemble", members=2, chunk_size=2)
+    with pytest.raises(ValueError, match="dtype applies to kind='forecast'"):
+        campaign(ds, tmp_path / "e0.zarr", config=ens.replace(dtype="float64"),
+                 perturbation=GaussianNoise(), **kw)  # fmt: skip
+    campaign(ds, tmp_path / "e.zarr", config=ens, perturbation=GaussianNoise(), **kw)
+    with pytest.raises(ValueError, match="chunk_size: store has 2, this call 1"):
+        campaign(ds, tmp_path / "e.zarr", config=ens.replace(chunk_size=1),
+                 perturbation=GaussianNoise(), **kw)  # fmt: skip
+    import torch
+
+    from xfuxi.models.ens import save_perturbation
+
+    vae = tiny.vae(fm)
+    module = save_perturbation(vae, tmp_path / "vae")
+    campaign(ds, tmp_path / "v.zarr", config=ens, perturbation=str(module), **kw)
+    with torch.no_grad():
+        next(vae.parameters()).add_(0.5)
+    save_perturbation(vae, tmp_path / "vae", overwrite=True)  # retrained at the same path
+    with pytest.raises(ValueError, match="perturbation: store has"):
+        campaign(ds, tmp_path / "v.zarr", config=ens, perturbation=str(module), **kw)
+
+
+def test_a_campaign_killed_while_writing_its_metadata_leaves_no_store(
+    checkpoint, tmp_path, monkeypatch
+):
+    path, _ = checkpoint
+
+    real = xr.Dataset.to_zarr
+
+    def dying(self, *args, **kwargs):  # killed once the metadata are (partly) written
+        real(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", dying)
+    with pytest.raises(KeyboardInterrupt):
+        campaign(_data(3), tmp_path / "fc.zarr", model=path, config=CampaignConfig(steps=2),
+                 client="127.0.0.1:1", progress=False)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no half-made store, no temporary

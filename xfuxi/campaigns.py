@@ -17,8 +17,10 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +55,11 @@ CONFIG_ATTR = "xfuxi_campaign_config"
 #: the settings that must match for a store to be resumed (in this order in messages)
 _MATCHED = ("kind", "model", "model_sha256", "steps", "members", "seed", "perturbation",
             "assimilation", "variables", "init_times")  # fmt: skip
+#: settings compared where the store records them (stores of earlier releases did not)
+_MATCHED_IF_RECORDED = ("chunk_size", "dtype", "assimilation_model")
+#: the data a store was started from: a rerun with other data is warned about, not refused
+#: (a rerun that fixes the data of a failed initial time is how a campaign is completed)
+_DATA_RECORDED = ("source_sha256", "observations_sha256")
 
 
 class CampaignError(RuntimeError):
@@ -209,7 +216,27 @@ def _describe_perturbation(spec: Any) -> str | None:
             f"{getattr(module, 'name', type(module).__name__)}:" + (_model_fingerprint(module)[:16])
         )
         return json.dumps(data, sort_keys=True)
-    return json.dumps(json.loads(spec.to_json()), sort_keys=True)
+    data = json.loads(spec.to_json())
+    if isinstance(module, (str, os.PathLike)):  # by name or path: its weights, as a model's
+        from .models.ens import load_perturbation
+
+        data["module_sha256"] = _model_fingerprint(load_perturbation(module))[:16]
+    return json.dumps(data, sort_keys=True)
+
+
+def _data_fingerprint(ds: xr.Dataset, times: Any = None) -> str:
+    """A short sha256 of a Dataset's variables (at ``times``), to refuse resuming a store
+    from other data (another run of the world, other observations)."""
+    part = ds if times is None else ds.sel(time=times)
+    digest = hashlib.sha256()
+    for name in sorted(map(str, part.data_vars)):
+        values = np.asarray(part[name].values)
+        digest.update(name.encode())
+        if values.dtype.kind in "biuf":
+            digest.update(np.ascontiguousarray(values, dtype="float64").tobytes())
+        else:  # times, strings: their text
+            digest.update("\x00".join(map(str, values.ravel())).encode())
+    return digest.hexdigest()[:16]
 
 
 def _iso(t: Any) -> str:
@@ -234,6 +261,17 @@ def _check_settings(store: Path, settings: dict[str, Any]) -> None:
         )
     old = json.loads(raw)
     differ = [k for k in _MATCHED if old.get(k) != settings.get(k)]
+    differ += [k for k in _MATCHED_IF_RECORDED if k in old and old[k] != settings.get(k)]
+    other_data = [k.replace("_sha256", "") for k in _DATA_RECORDED
+                  if k in old and old[k] != settings.get(k)]  # fmt: skip
+    if other_data and not differ:
+        warnings.warn(
+            f"store {str(store)!r} was started from other {' and '.join(other_data)} than "
+            "this call's: its complete initial times keep the forecasts made from those; only "
+            "the missing ones are made from these (a new store keeps them apart)",
+            UserWarning,
+            stacklevel=3,
+        )
     if differ:
         lines = []
         for k in differ:
@@ -700,6 +738,11 @@ def campaign(
         raise ValueError("kind='assimilate' needs observations")
     if kind != "assimilate" and (observations is not None or assimilation):
         raise ValueError("observations and assimilation only apply to kind='assimilate'")
+    if kind == "ensemble" and dtype is not None:
+        raise ValueError(
+            "dtype applies to kind='forecast' (xfuxi.forecast); an ensemble campaign runs in "
+            "the model's own precision: leave dtype unset"
+        )
     model = DEFAULT_MODEL if model is None else model
     loaded = resolve_model(model, allow_cascade=True)
     if members is not None:
@@ -758,7 +801,21 @@ def campaign(
         "variables": variables,
         "init_times": [_iso(t) for t in t0],
         "chunk_size": chunk_size,
-    }
+        "dtype": None if dtype is None else str(dtype),
+        # the states the forecasts start from (another run on the same times was mixed in)
+        "source_sha256": _data_fingerprint(source[[str(v) for v in variables
+                                                    if v in source.data_vars]], t0),
+    }  # fmt: skip
+    if kind == "assimilate":
+        obs_data = observations
+        if isinstance(observations, (str, os.PathLike)):
+            obs_data = _open_path(observations)
+        settings["observations_sha256"] = _data_fingerprint(obs_data)
+        settings["assimilation_model"] = (
+            None if assimilation_model is None
+            else str(getattr(assimilation_model, "name", assimilation_model))
+            + ":" + _model_fingerprint(resolve_model(assimilation_model))[:16]
+        )  # fmt: skip
     attrs = {
         SETTINGS_ATTR: json.dumps(settings, sort_keys=True),
         # the initial times resolved (sorted): the store's own, whichever way they were given
@@ -776,8 +833,22 @@ def campaign(
     if store_path.exists():
         _check_settings(store_path, settings)
     else:
+        # the metadata into a temporary store renamed into place: a campaign killed while
+        # writing them leaves no half-made store (its settings were written first: a rerun
+        # then met a store it could never finish)
         template = _weatherbench2(_template(loaded, t0, steps, members, attrs))
-        template.to_zarr(store_path, compute=False, mode="w-", consolidated=False)
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = (
+            store_path.parent
+            / (  # named as xfuxi.files names its temporaries
+                f".{store_path.name}.{os.getpid()}@{socket.gethostname()}.{uuid.uuid4().hex[:8]}.tmp"
+            )
+        )
+        try:
+            template.to_zarr(tmp, compute=False, mode="w-", consolidated=False)
+            os.rename(tmp, store_path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         log.info("campaign store %s: metadata written (%d initial times)", store_path, t0.size)
     done = set(completed(store_path).astype("datetime64[ns]").tolist())
     pending = [(i, t) for i, t in enumerate(t0) if t.astype("datetime64[ns]").tolist() not in done]
@@ -910,9 +981,10 @@ def campaign_scorecard(
     Returns
     -------
     xarray.Dataset
-        Variables ``<score>_<variable>`` (``rmse``, ``acc``; for ensembles also ``crps``,
-        ``ssr`` and ``ensemble_mean_rmse``) with dims ``prediction_timedelta`` [and
-        ``level``], area-weighted over the globe and averaged over the initial times.
+        Variables ``<score>_<variable>`` (``rmse``, ``acc``; for ensembles ``rmse`` is the
+        ensemble mean's, and ``crps`` and ``ssr`` are added) with dims
+        ``prediction_timedelta`` [and ``level``], area-weighted over the globe and averaged
+        over the initial times, each with the truth's ``units`` where the score has them.
         Attrs give the campaign and the number of initial times scored.
 
     Examples
@@ -936,6 +1008,7 @@ def campaign_scorecard(
     """
     from .files import atomic_write_netcdf, check_file_replaceable, netcdf_written_by
     from .verify import acc, crps, ensemble_mean_rmse, rmse, spread_skill_ratio
+    from .verify.weights import score_units
 
     if out is not None:
         out = Path(out).expanduser()
@@ -945,6 +1018,9 @@ def campaign_scorecard(
         plot = Path(plot).expanduser()
         check_file_replaceable(plot, overwrite=overwrite, writer=SCORECARD_WRITER,
                                ours=lambda p: _png_written_by(p, SCORECARD_WRITER))  # fmt: skip
+    for path in (out, plot):  # before the scores are computed, not after
+        if path is not None and not path.parent.is_dir():
+            raise FileNotFoundError(f"the directory of {str(path)!r} does not exist")
     ds = xr.open_zarr(store, consolidated=False) if not isinstance(store, xr.Dataset) else store
     if "done" not in ds:
         raise ValueError("store has no 'done' variable: not a campaign store")
@@ -953,11 +1029,16 @@ def campaign_scorecard(
         raise ValueError("store holds no complete initial time (none is marked done)")
     fc = ds.isel(time=np.flatnonzero(done)).drop_vars("done")
     names = list(variables) if variables is not None else list(fc.data_vars)
+    if not names:
+        raise ValueError("variables is empty; give at least one variable of the campaign")
     unknown = sorted(set(names) - set(fc.data_vars))
     if unknown:
         raise ValueError(f"variables {unknown} are not in the campaign ({list(fc.data_vars)})")
     fc = fc[names]
     tr = _open_path(truth) if isinstance(truth, (str, os.PathLike)) else truth
+    lacking = [n for n in names if n not in tr.data_vars]
+    if lacking:
+        raise ValueError(f"the truth lacks the campaign's variable(s) {lacking}")
     tr = tr[names]
     dims = ["time", "latitude", "longitude"]
     owned = False
@@ -977,10 +1058,17 @@ def campaign_scorecard(
             mean = fc.mean("number") if ensemble_run else fc
             parts["acc"] = acc(mean, tr, climatology, dim=dims)
         card = xr.Dataset()
+        metric = {"crps": "crps", "ssr": "spread_skill_ratio", "rmse": "rmse", "acc": "acc"}
         for score, value in parts.items():
             value = value.compute()
             for name in names:
-                card[f"{score}_{name}"] = value[name].astype("float64")
+                # the truth's units, as the score's values carry them (none for ratios)
+                units = score_units(dict(tr[name].attrs), metric[score]).get("units")
+                card[f"{score}_{name}"] = (
+                    value[name]
+                    .astype("float64")
+                    .assign_attrs({} if units is None else {"units": str(units)})
+                )
     finally:
         if owned and cl is not None:
             cl.close()
@@ -990,9 +1078,14 @@ def campaign_scorecard(
         "init_times_total": int(done.size),
         "scores": ",".join(parts),
     }
+    # checked again: a file may have appeared there while the scores were computed
     if out is not None:
+        check_file_replaceable(out, overwrite=overwrite, writer=SCORECARD_WRITER,
+                               ours=lambda p: netcdf_written_by(p, SCORECARD_WRITER))  # fmt: skip
         atomic_write_netcdf(card, out, writer=SCORECARD_WRITER)
     if plot is not None:
+        check_file_replaceable(plot, overwrite=overwrite, writer=SCORECARD_WRITER,
+                               ours=lambda p: _png_written_by(p, SCORECARD_WRITER))  # fmt: skip
         _plot_scorecard(card, plot)
     return card
 
@@ -1026,16 +1119,20 @@ def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
     fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.2), squeeze=False)
     for ax, score in zip(axes[0], scores):
         lines: dict[str, xr.DataArray] = {}
-        for name in card.data_vars:
-            if not str(name).startswith(score + "_"):
-                continue
+        names = [n for n in card.data_vars if str(n).startswith(score + "_")]
+        units = {str(card[n].attrs.get("units", "")) for n in names}
+        for name in names:
             da, label = card[name], str(name)[len(score) + 1 :]
+            if len(units) > 1 and da.attrs.get("units"):  # units by line where they differ
+                label = f"{label} ({da.attrs['units']})"
             if "level" in da.dims:
                 for lev in da["level"].values:
                     lines[f"{label} {lev:g}"] = da.sel(level=lev, drop=True)
             else:
                 lines[label] = da
-        plot_scores(lines, ylabel=score.upper(), title=score.upper(), ax=ax)
+        shared = next(iter(units)) if len(units) == 1 else ""
+        ylabel = f"{score.upper()} ({shared})" if shared else score.upper()
+        plot_scores(lines, ylabel=ylabel, title=score.upper(), ax=ax)
     fig.tight_layout()
     mark = {"Software": SCORECARD_WRITER}
     atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=100, metadata=mark))

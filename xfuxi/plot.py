@@ -543,6 +543,13 @@ def plot_increment(
 _HOUR = np.timedelta64(1, "h")
 
 
+def _lead_text(values: np.ndarray) -> str:
+    """Leads as hours where they are timedeltas: "[6, 12, 18] h"."""
+    if np.issubdtype(values.dtype, np.timedelta64):
+        return f"{(values / _HOUR).astype(float).tolist()} h"
+    return str(values.tolist())
+
+
 def _lead_axis(values: np.ndarray, *, days: bool | None = None) -> tuple[np.ndarray, str]:
     """Leads in hours, or in days (``days``; default: where they reach 72 hours)."""
     if np.issubdtype(values.dtype, np.timedelta64):
@@ -980,6 +987,15 @@ def plot_scorecard(
         if "region" not in c.dims or region not in c["region"].values:
             raise ValueError(f"the {label} has no region {region!r}")
     b, a = card.sel(region=region), reference.sel(region=region)
+    if lead_dim in a.dims or lead_dim in b.dims:  # cells are drawn by position: same leads
+        la = a[lead_dim].values if lead_dim in a.dims else np.array([])
+        lb = b[lead_dim].values if lead_dim in b.dims else np.array([])
+        if la.shape != lb.shape or not np.array_equal(la, lb):
+            raise ValueError(
+                f"the card and the reference must have the same leads ({lead_dim}); the "
+                f"card has {_lead_text(lb)}, the reference {_lead_text(la)}: select the "
+                "common ones in both"
+            )
     perfect = a["perfect_value"] if "perfect_value" in a.coords else None
     rows, labels = [], []
     for score in a["score"].values:

@@ -140,3 +140,19 @@ def test_scorecard_of_an_ensemble_store_and_plot(tmp_path):
     ax.figure.savefig(tmp_path / "card.png")
     with pytest.raises(ValueError, match="no region"):
         xfuxi.plot_scorecard(better, card, region="arctic")
+
+
+def test_scorecard_refusals_name_what_is_wrong(world_forecast):
+    fc, ds = world_forecast
+    with pytest.raises(ValueError, match="scores is empty"):
+        scorecard(fc, ds, scores=[])  # was xarray's "must supply at least one object"
+    with pytest.raises(ValueError, match="lists a score twice"):
+        scorecard(fc, ds, scores=["rmse", "rmse"])
+    with pytest.raises(ValueError, match=r"the forecast lacks \['zz'\]"):
+        scorecard(fc, ds, variables=["zz"])  # was a bare KeyError
+    card = scorecard(fc, ds)
+    later = card.assign_coords(
+        prediction_timedelta=card["prediction_timedelta"] + np.timedelta64(6, "h")
+    )
+    with pytest.raises(ValueError, match="the same leads"):  # cells were drawn under other leads
+        xfuxi.plot_scorecard(later, card)

@@ -155,7 +155,19 @@ def scorecard(
     fc, tr = _open(forecast, "forecast"), _open(truth, "truth")
     clim = _open(climatology, "climatology") if climatology is not None else None
     if variables is not None:
-        fc = fc[list(variables)]
+        variables = [variables] if isinstance(variables, str) else list(variables)
+        missing = {
+            label: [v for v in variables if v not in ds.data_vars]
+            for label, ds in (("forecast", fc), ("truth", tr))
+        }
+        missing = {k: v for k, v in missing.items() if v}
+        if not variables or missing:
+            raise ValueError(
+                "variables must name variables of the forecast and the truth; "
+                + ("none given" if not variables else "; ".join(
+                    f"the {k} lacks {v}" for k, v in missing.items()))
+            )  # fmt: skip
+        fc = fc[variables]
     else:
         fc = fc[[v for v in fc.data_vars if v in tr.data_vars]]
         if not fc.data_vars:
@@ -167,6 +179,11 @@ def scorecard(
             s for s in (ENSEMBLE_SCORES if mdim else DETERMINISTIC_SCORES)
             if not (s == "acc" and clim is None) and not (s == "wind_vector_rmse" and not has_wind)
         ]  # fmt: skip
+    scores = [scores] if isinstance(scores, str) else list(scores)
+    if not scores:
+        raise ValueError("scores is empty; give at least one of " + ", ".join(KNOWN_SCORES))
+    if len(set(scores)) != len(scores):
+        raise ValueError(f"scores lists a score twice: {scores}")
     unknown = [s for s in scores if s not in KNOWN_SCORES]
     if unknown:
         hint = (

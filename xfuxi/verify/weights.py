@@ -350,8 +350,14 @@ UNITLESS_METRICS = {
 }  # fmt: skip
 
 
-def _score_units(attrs: dict[str, Any], metric: str) -> dict[str, Any]:
-    """``attrs`` with the ``units`` of the data turned into those of ``metric``'s values."""
+def score_units(attrs: dict[str, Any], metric: str) -> dict[str, Any]:
+    """``attrs`` with the ``units`` of the data turned into those of ``metric``'s values.
+
+    >>> score_units({"units": "K"}, "mse"), score_units({"units": "m s**-1"}, "mse")
+    ({'units': 'K**2'}, {'units': '(m s**-1)**2'})
+    >>> score_units({"units": "K"}, "acc"), score_units({"units": "K"}, "crps")
+    ({}, {'units': 'K'})
+    """
     if "units" not in attrs:
         return attrs
     out = dict(attrs)
@@ -378,10 +384,10 @@ def finish_score(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: 
         if isinstance(result, xr.Dataset):
             for name in result.data_vars:
                 if name in source.variables:
-                    result[name].attrs = _score_units(dict(source[name].attrs), metric)
-            result.attrs = {**_score_units(dict(source.attrs), metric), **attrs}
+                    result[name].attrs = score_units(dict(source[name].attrs), metric)
+            result.attrs = {**score_units(dict(source.attrs), metric), **attrs}
         else:
-            result.attrs = {**_score_units(dict(source.attrs), metric), **attrs}
+            result.attrs = {**score_units(dict(source.attrs), metric), **attrs}
     else:
         result.attrs = dict(attrs)
         if isinstance(result, xr.Dataset):
