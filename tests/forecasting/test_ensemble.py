@@ -674,7 +674,8 @@ def test_ensemble_iter_shares_the_signature_of_ensemble():
     assert inspect.signature(ensemble).parameters == inspect.signature(ensemble_iter).parameters
     params = inspect.signature(ensemble).parameters
     assert len(params) <= 11 and "noise_kwargs" not in params
-    assert params["model"].default == "fuxi-hs-t21-cascade" and params["steps"].default == 40
+    assert params["model"].default == "fuxi-hs-t21-cascade"
+    assert params["steps"].default is None  # 10 days of the model's steps, as forecast()
 
 
 def test_design_card_call_runs_fuxi_ens_on_the_shipped_cascade(monkeypatch):
@@ -704,3 +705,35 @@ def test_design_card_call_runs_fuxi_ens_on_the_shipped_cascade(monkeypatch):
     short = ds.fuxi.ensemble(n=2, model=model, steps=2, perturbation=GaussianNoise(),
                              progress=False)  # fmt: skip
     assert short.sizes["prediction_timedelta"] == 2 and short.attrs["model"] == "fuxi-hs-t21"
+
+
+def test_init_times_as_a_dataarray_defaults_and_refusals(setup, tmp_path):
+    model, vae, ds = setup
+    t = ds["time"]
+    a = _run(ds, model, vae, n=2, steps=1, init_times=t[1:3])  # crashed: a DataArray
+    b = _run(ds, model, vae, n=2, steps=1, init_times=t.values[1:3])
+    xr.testing.assert_identical(a, b)
+    with pytest.raises(SchemaError, match="init_times is empty"):
+        _run(ds, model, vae, n=2, steps=1, init_times=[])
+    stamp = pd.Timestamp(t.values[1]).strftime("%Y-%m-%dT%H:%MZ")
+    with pytest.raises(SchemaError, match="carry a time zone"):
+        _run(ds, model, vae, n=2, steps=1, init_times=[stamp])
+    with pytest.raises(ValueError, match="seed must be below 2\\*\\*63"):
+        _run(ds, model, vae, n=2, steps=1, seed=2**64 + 5)
+    # steps=None as forecast(): 10 days of the model's steps (was a ValueError)
+    ten = _run(ds, model, vae, n=1, steps=None, init_times=t.values[1:2])
+    assert ten.sizes["prediction_timedelta"] == 240 // int(model.timestep_hours)
+    # the module itself is recorded: a recalibrated copy of one name differs
+    other = copy.deepcopy(vae)
+    other.set_initial_gain([3.0] * other.n_channels)
+    x = _run(ds, model, vae, n=1, steps=1, init_times=t.values[1:2])
+    y = _run(ds, model, other, n=1, steps=1, init_times=t.values[1:2])
+    assert x.attrs["perturbation_sha256"] != y.attrs["perturbation_sha256"]
+
+
+def test_cli_names_perlin_flags_given_to_another_method(tmp_path, capsys):
+    from xfuxi.cli import main
+
+    rc = main(["ensemble", str(tmp_path / "none.zarr"), "--method", "gaussian",
+               "--wavelength", "4", "--output", str(tmp_path / "o.zarr")])  # fmt: skip
+    assert rc == 2 and "--wavelength only apply to --method perlin" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from .common import (
     open_data,
     output_args,
     output_path,
+    usage_error,
     write_directory,
     zarr_writer,
 )
@@ -79,6 +80,9 @@ def _cmd_ensemble(args) -> int:
         for f in dataclasses.fields(PerlinNoise)
         if f.name not in _PERLIN_SKIP and getattr(args, f.name) is not None
     }
+    if noise and args.method != "perlin":  # named by their flags, not the API keyword
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(noise))
+        return usage_error("ensemble", f"{flags} only apply to --method perlin")
     spec = perturbation_for(
         args.method, module=args.perturbation, amplitude=args.amplitude, noise_options=noise
     )

@@ -100,9 +100,22 @@ def initial_conditions(
                 f"needs two consecutive input times (got times {list(times[:4])}...)"
             )
     else:
+        if isinstance(init_times, xr.DataArray | xr.Variable):  # e.g. ds.time[1:3]
+            init_times = init_times.values
         if isinstance(init_times, (str, bytes)) or np.ndim(init_times) == 0:
             init_times = [init_times]  # one time given alone, not a sequence of them
-        chosen = list(pd.DatetimeIndex(pd.to_datetime(list(init_times))))
+        try:
+            index = pd.DatetimeIndex(pd.to_datetime(list(init_times)))
+        except (TypeError, ValueError) as err:
+            raise SchemaError(f"init_times are not times: {err}") from None
+        if index.size == 0:
+            raise SchemaError("init_times is empty; give at least one initial time")
+        if index.tz is not None:
+            raise SchemaError(
+                f"init_times carry a time zone ({index.tz}); give them as UTC without one "
+                "(e.g. '2001-03-01T06:00'), as the data's times are"
+            )
+        chosen = list(index)
         twice = sorted({t for t in chosen if chosen.count(t) > 1})
         if twice:
             raise SchemaError(

@@ -9,6 +9,7 @@ lives in :mod:`xfuxi.models.ens`. How the members are perturbed is one typed spe
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import warnings
@@ -45,8 +46,6 @@ _DEFAULT_CHUNK_ACCELERATOR = 64
 
 #: the shipped FuXi-ENS module (run on the shipped cascade by default)
 DEFAULT_PERTURBATION = "fuxi-ens-hs-t21"
-#: default forecast length of :func:`ensemble`: 10 days of 6-hour steps, as ``forecast()``
-DEFAULT_STEPS = 40
 
 
 def _check_fraction(owner: str, label: str, value: Any) -> None:
@@ -273,9 +272,17 @@ def _ensemble_setup(
     from ..models.registry import resolve_model
     from ..models.rollout import model_on
 
+    if model is None:
+        model = DEFAULT_MODEL
+    if steps is None:  # as forecast(): 10 days of the model's steps
+        from .deterministic import _default_steps
+
+        steps = _default_steps(resolve_model(model, allow_cascade=True))
     for label, value, low in (("n", n, 1), ("steps", steps, 1), ("seed", seed, 0)):
         if not is_integer(value) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}; got {value!r}")
+    if seed > 2**63 - 1:  # a larger one cannot be stored in a netCDF attribute
+        raise ValueError(f"seed must be below 2**63; got {seed!r}")
     if chunk_size is not None and (not is_integer(chunk_size) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
     model = resolve_model(model, allow_cascade=True)
@@ -406,6 +413,20 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, seed: int, progress):
             m.train(mode)
 
 
+def _module_digest(module: Any) -> str:
+    """A short sha256 of a module's parameters, buffers (the gains are not persistent) and
+    configuration."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    tensors = {**dict(module.named_buffers()), **module.state_dict()}
+    for name, tensor in sorted(tensors.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())
+    digest.update(json.dumps(getattr(module, "config", {}), sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
 def _ensemble_attrs(setup: dict[str, Any], n: int, seed: int, initial: Any) -> dict[str, Any]:
     vae, spec = setup["vae"], setup["spec"]
     attrs = forecast_attrs(setup["model"], len(setup["leads"]), initial)
@@ -418,6 +439,8 @@ def _ensemble_attrs(setup: dict[str, Any], n: int, seed: int, initial: Any) -> d
         "perturbation": spec.to_json(),
         "model": setup["model"].name,
         "perturbation_model": vae.name if vae is not None else "none",
+        # which module exactly: two modules of one name (a recalibrated copy) differ here
+        **({"perturbation_sha256": _module_digest(vae)} if vae is not None else {}),
         "source": "xfuxi.ensemble (FuXi-ENS)" if spec.method == "vae" else "xfuxi.ensemble",
     }
 
@@ -427,7 +450,7 @@ def _prepare(
     *,
     model: Any = DEFAULT_MODEL,
     n: int,
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     perturbation: Any = None,
     seed: int = 0,
     init_times: Sequence[Any] | None = None,
@@ -512,8 +535,9 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         for ``"fuxi-hs-t21-medium"``).
     n : int
         Ensemble size (members per initial time).
-    steps : int, default 40
-        Number of 6-hour steps (leads ``6 h .. steps · 6 h``; default 10 days).
+    steps : int, optional
+        Number of the model's steps (leads ``Δ .. steps · Δ``); default: those that make 10
+        days (40 of a 6-hour model), as for :func:`~xfuxi.forecasting.deterministic.forecast`.
     perturbation : VAEPerturbation, PerlinNoise, GaussianNoise, PerturbationVAE or str, optional
         How the members are perturbed. :class:`VAEPerturbation` (default: the shipped
         ``"fuxi-ens-hs-t21"`` module, inflation 1): FuXi-ENS, the learned module perturbs
