@@ -105,19 +105,18 @@ if [[ ",$STAGES," == *",v4,"* ]]; then
   ship fuxi-hs-t21-cycling-v4 "$RUN/v4-stage5" \
     "FuXi-Short for cycling, fourth version: fuxi-hs-t21-cycling-v3 fine-tuned 1600 more steps with the same recipe (8-step rollouts from inputs perturbed by 0.15 x a state difference); better forecasts from the truth and better validation cycles than the third (scripts/train_cycling_model.sh)"
 fi
+# stage16 FROM NAME SEED OUT DESCRIPTION: 800 steps of FROM over 16-step rollouts, shipped as NAME
+stage16() {
+  $PY -m xfuxi.cli --no-progress train --from-model "$1" --name "$2" --steps 800 --seed "$3" \
+    --rollout-steps 16 --batch-size 8 --lr 1e-4 --warmup-steps 10 --input-perturbation 0.15 \
+    --validation none --log-every 25 --checkpoint-every 100 --out "$4"
+  ship "$2" "$4" "$5"
+}
 if [[ ",$STAGES," == *",v5,"* ]]; then
-  $PY -m xfuxi.cli --no-progress train --from-model fuxi-hs-t21-cycling-v4 \
-    --name fuxi-hs-t21-cycling-v5 --steps 800 --seed 36 --rollout-steps 16 --batch-size 8 \
-    --lr 1e-4 --warmup-steps 10 --input-perturbation 0.15 --validation none --log-every 25 \
-    --checkpoint-every 100 --out "$RUN/v5-stage6"
-  ship fuxi-hs-t21-cycling-v5 "$RUN/v5-stage6" \
+  stage16 fuxi-hs-t21-cycling-v4 fuxi-hs-t21-cycling-v5 36 "$RUN/v5-stage6" \
     "FuXi-Short for cycling, fifth version: fuxi-hs-t21-cycling-v4 fine-tuned 800 more steps over 16-step rollouts (4 days) from inputs perturbed by 0.15 x a state difference; better 72-hour forecasts from the truth and better validation cycles than the fourth (scripts/train_cycling_model.sh)"
 fi
 if [[ ",$STAGES," == *",v6,"* ]]; then
-  $PY -m xfuxi.cli --no-progress train --from-model fuxi-hs-t21-cycling-v5 \
-    --name fuxi-hs-t21-cycling-v6 --steps 800 --seed 37 --rollout-steps 16 --batch-size 8 \
-    --lr 1e-4 --warmup-steps 10 --input-perturbation 0.15 --validation none --log-every 25 \
-    --checkpoint-every 100 --out "$RUN/v6-stage7"
-  ship fuxi-hs-t21-cycling-v6 "$RUN/v6-stage7" \
+  stage16 fuxi-hs-t21-cycling-v5 fuxi-hs-t21-cycling-v6 37 "$RUN/v6-stage7" \
     "FuXi-Short for cycling, sixth version: fuxi-hs-t21-cycling-v5 fine-tuned 800 more steps over 16-step rollouts (4 days) from inputs perturbed by 0.15 x a state difference; better 72-hour forecasts from the truth and better validation cycles than the fifth (scripts/train_cycling_model.sh)"
 fi
