@@ -31,6 +31,7 @@ import xarray as xr
 
 from ._version import __version__
 from .config import Config, config_with_legacy, field, is_integer
+from .files import temporary_path
 from .options import progress_bar
 
 __all__ = [
@@ -838,12 +839,7 @@ def campaign(
         # then met a store it could never finish)
         template = _weatherbench2(_template(loaded, t0, steps, members, attrs))
         store_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = (
-            store_path.parent
-            / (  # named as xfuxi.files names its temporaries
-                f".{store_path.name}.{os.getpid()}@{socket.gethostname()}.{uuid.uuid4().hex[:8]}.tmp"
-            )
-        )
+        tmp = temporary_path(store_path)
         try:
             template.to_zarr(tmp, compute=False, mode="w-", consolidated=False)
             os.rename(tmp, store_path)
@@ -1058,12 +1054,11 @@ def campaign_scorecard(
             mean = fc.mean("number") if ensemble_run else fc
             parts["acc"] = acc(mean, tr, climatology, dim=dims)
         card = xr.Dataset()
-        metric = {"crps": "crps", "ssr": "spread_skill_ratio", "rmse": "rmse", "acc": "acc"}
         for score, value in parts.items():
             value = value.compute()
             for name in names:
                 # the truth's units, as the score's values carry them (none for ratios)
-                units = score_units(dict(tr[name].attrs), metric[score]).get("units")
+                units = score_units(dict(tr[name].attrs), value.attrs["metric"]).get("units")
                 card[f"{score}_{name}"] = (
                     value[name]
                     .astype("float64")

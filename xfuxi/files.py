@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
@@ -48,6 +49,7 @@ __all__ = [
     "remove_stale_temporaries",
     "replace_directory",
     "sha256_of",
+    "temporary_path",
     "verify_directory",
 ]
 
@@ -78,6 +80,19 @@ def _dir_mode() -> int:
 def _temporary_prefix(target: Path) -> str:
     """Prefix of a temporary name beside ``target``: its name, this process's id and host."""
     return f".{target.name}.{os.getpid()}@{socket.gethostname()}."
+
+
+def temporary_path(target: str | os.PathLike[str]) -> Path:
+    """A fresh path beside ``target`` (not created) named as this module names its
+    temporaries, so that :func:`remove_stale_temporaries` recognises it: for writers that
+    make a directory themselves (a zarr store) before renaming it onto ``target``.
+
+    >>> p = temporary_path("/data/run.zarr")
+    >>> p.parent.as_posix(), p.name.startswith(".run.zarr."), p.suffix
+    ('/data', True, '.tmp')
+    """
+    target = Path(target)
+    return target.parent / f"{_temporary_prefix(target)}{secrets.token_hex(4)}.tmp"
 
 
 #: ``.<target>.<pid>@<host>.<8 random characters>.<tmp|old>``, the temporary names of this

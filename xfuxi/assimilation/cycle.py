@@ -1277,14 +1277,12 @@ def _fingerprints(model: Any, truth: xr.Dataset, t0: pd.Timestamp) -> dict[str, 
     analysis time (a longer truth of the same run has the same one)."""
     import hashlib
 
+    from ..models.checkpoint import tensor_digest
+
     out: dict[str, str] = {}
     module = getattr(model, "net", model)
     if hasattr(module, "state_dict"):
-        h = hashlib.sha256()
-        for name, tensor in sorted(module.state_dict().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())  # any dtype
-        out["model_weights"] = h.hexdigest()[:16]
+        out["model_weights"] = tensor_digest(module, buffers=False)  # as earlier stores hold
     # what else makes the forecasts: the normalization (buffers outside the network), the
     # residual step, the configuration, the network's plain settings (Lorenz-96's forcing)
     h = hashlib.sha256()

@@ -9,7 +9,6 @@ lives in :mod:`xfuxi.models.ens`. How the members are perturbed is one typed spe
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import warnings
@@ -413,18 +412,11 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, seed: int, progress):
             m.train(mode)
 
 
-def _module_digest(module: Any) -> str:
-    """A short sha256 of a module's parameters, buffers (the gains are not persistent) and
-    configuration."""
-    import hashlib
+def _perturbation_digest(vae: Any) -> str:
+    """The module's tensors (its gains are buffers that are not persistent) and config."""
+    from ..models.checkpoint import tensor_digest
 
-    digest = hashlib.sha256()
-    tensors = {**dict(module.named_buffers()), **module.state_dict()}
-    for name, tensor in sorted(tensors.items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())
-    digest.update(json.dumps(getattr(module, "config", {}), sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
+    return tensor_digest(vae, extra=getattr(vae, "config", {}))
 
 
 def _ensemble_attrs(setup: dict[str, Any], n: int, seed: int, initial: Any) -> dict[str, Any]:
@@ -440,7 +432,7 @@ def _ensemble_attrs(setup: dict[str, Any], n: int, seed: int, initial: Any) -> d
         "model": setup["model"].name,
         "perturbation_model": vae.name if vae is not None else "none",
         # which module exactly: two modules of one name (a recalibrated copy) differ here
-        **({"perturbation_sha256": _module_digest(vae)} if vae is not None else {}),
+        **({"perturbation_sha256": _perturbation_digest(vae)} if vae is not None else {}),
         "source": "xfuxi.ensemble (FuXi-ENS)" if spec.method == "vae" else "xfuxi.ensemble",
     }
 

@@ -39,6 +39,7 @@ from ..assimilation.da import da_inputs, observation_inputs
 from ..config import config_with_legacy
 from ..data.channels import channel_name
 from ..models.base import ForecastModel
+from ..models.checkpoint import tensor_digest
 from ..models.fuxi_da import (
     DA_KIND,
     FuXiDA,
@@ -564,20 +565,6 @@ def _draw(
     return np.concatenate([lead, cyc])
 
 
-def _weights_digest(model: torch.nn.Module) -> str:
-    """A short sha256 of a model's parameters and buffers (the frozen forecast model)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())
-    for name, tensor in sorted(model.named_buffers()):  # the statistics (not persistent)
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The settings a resumed run must share (not the wall-time limit, the logging or where
     the checkpoint is).
@@ -752,7 +739,7 @@ def train_da(
             f"{saved.path} was trained with other cycled states (or without them); give the "
             "same cycled_states or use another checkpoint directory"
         )
-    run_data = {"truth": samples.truth_digest, "forecast_model": _weights_digest(model)}
+    run_data = {"truth": samples.truth_digest, "forecast_model": tensor_digest(model)}
     if saved is not None:  # (checkpoints of earlier releases recorded neither)
         other = [k for k, v in run_data.items() if saved.state.get(k, v) != v]
         if other:
