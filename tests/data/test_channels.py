@@ -44,6 +44,27 @@ def test_round_trip_keeps_order_and_values(ds):
     xr.testing.assert_equal(back, ds.drop_vars([]))
 
 
+def _root(a):
+    while a.base is not None:
+        a = a.base
+    return a
+
+
+def test_unstack_without_copy_gives_views_of_the_buffer(ds):
+    chans = channels_of(ds)
+    arr = stack(ds, chans).drop_vars("channel")
+    buffer = arr.values
+    views = unstack(arr, chans, copy=False)
+    xr.testing.assert_identical(views, unstack(arr, chans))
+    for name in views.data_vars:
+        assert _root(views[name].values) is _root(buffer)  # no second copy
+        assert not np.shares_memory(unstack(arr, chans)[name].values, buffer)
+    # channels of a variable out of order: a copy, in the right order
+    swapped = [chans[1], chans[0], chans[2], chans[3]]
+    out = unstack(stack(ds, swapped).drop_vars("channel"), swapped, copy=False)
+    np.testing.assert_array_equal(out.temperature.sel(level=250.0), ds.temperature.sel(level=250.0))
+
+
 def test_channel_subset_and_order(ds):
     chans = [("surface_pressure", None), ("temperature", 850.0)]
     arr = stack(ds, chans)

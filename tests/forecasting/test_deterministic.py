@@ -399,6 +399,45 @@ def test_one_init_time_alone_and_a_variable_the_model_does_not_read():
     xr.testing.assert_identical(run(ds.assign(latitude_bnds=bounds), [t]), ref)
 
 
+def test_init_times_validate_and_copy_only_the_times_used(monkeypatch):
+    import xfuxi.forecasting.edge as edge
+
+    ds = _data(6)
+    model = _fuxi()
+    t = ds.time.values
+    ref = forecast(ds, model=model, steps=1, progress=False).sel(time=[t[3]])
+    seen = []
+
+    def recording(data, **kw):
+        seen.append(data.sizes["time"])
+        return validate(data, **kw)
+
+    validate = edge.validate
+    monkeypatch.setattr(edge, "validate", recording)
+    # the record is reversed: the times used are found by value, not by position
+    out = forecast(ds.isel(time=slice(None, None, -1)), model=model, steps=1,
+                   init_times=[t[3]], progress=False)  # fmt: skip
+    assert seen == [2]  # t - 6 h and t; the whole record (6 times) was validated and copied
+    xr.testing.assert_allclose(out.drop_attrs(), ref.drop_attrs())
+    with pytest.raises(SchemaError, match="needs data at .* not both in the data"):
+        forecast(ds.isel(time=[0, 2]), model=model, steps=1, init_times=[t[2]])
+
+
+def test_forecast_variables_share_one_output_buffer():
+    fc = forecast(_data(3), model=_fuxi(), steps=2, progress=False)
+
+    def root(a):
+        while a.base is not None:
+            a = a.base
+        return a
+
+    # the rollout's output buffer is handed over: no second copy of the forecast (it took
+    # twice the forecast's memory at its peak); geopotential, at 500 hPa only, is filled
+    # out to both levels and so a copy of its own
+    assert root(fc["temperature"].values) is root(fc["surface_pressure"].values)
+    assert fc["geopotential"].sel(level=850.0).isnull().all()
+
+
 def test_float16_overflow_names_the_channel():
     ds = _data(2)
     with np.errstate(over="ignore"):

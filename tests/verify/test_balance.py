@@ -185,3 +185,27 @@ def test_units_of_winds_and_background_are_checked_and_pole_rows_left_out():
     gp = geostrophic_wind(xr.Dataset({"geopotential": zp}))["v_component_of_geostrophic_wind"]
     assert gp.sel(latitude=[-90.0, 90.0]).isnull().all()
     assert gp.sel(latitude=[-75.0, 75.0]).notnull().all()
+
+
+def test_geopotential_without_units_is_read_from_its_values():
+    ds = height_field(levels=(300.0, 500.0, 850.0))
+    bare = ds.copy()
+    bare["geopotential"] = bare["geopotential"].copy()
+    bare["geopotential"].attrs = {}
+    # geopotential in m**2 s**-2 without the attribute gives the same wind
+    xr.testing.assert_identical(geostrophic_wind(bare), geostrophic_wind(ds))
+    # heights in metres without the attribute (9.8 times too small a wind) are refused
+    standard = xr.DataArray([9164.0, 5574.0, 1457.0], dims="level")  # ICAO heights (m)
+    pattern = ds["geopotential"] - ds["geopotential"].mean(("latitude", "longitude"))
+    heights = (standard + pattern / 9.80665).drop_attrs().to_dataset(name="geopotential")
+    with pytest.raises(ValueError, match="no units attribute.*500 hPa.*geopotential height"):
+        geostrophic_wind(heights)
+    with pytest.raises(ValueError, match="no units attribute"):
+        balance_summary(_with_wind(heights))
+    # levels in Pa, or no pressure level between 100 and 850 hPa: nothing to tell by
+    geostrophic_wind(
+        heights.assign_coords(level=heights.level * 100.0).assign(
+            level=lambda d: d.level.assign_attrs(units="Pa")
+        )
+    )
+    geostrophic_wind(heights.sel(level=[500.0]).assign_coords(level=[925.0]))

@@ -180,10 +180,15 @@ def _stack_in_memory(ds: xr.Dataset, channels: Sequence[Channel], values_only: b
     )  # fmt: skip
 
 
-def unstack(array: xr.DataArray, channels: Sequence[Channel] | None = None) -> xr.Dataset:
+def unstack(
+    array: xr.DataArray, channels: Sequence[Channel] | None = None, *, copy: bool = True
+) -> xr.Dataset:
     """Inverse of :func:`stack`: a DataArray with a ``channel`` dim back to a Dataset.
 
-    Channels of one variable with levels are gathered along ``level`` (hPa).
+    Channels of one variable with levels are gathered along ``level`` (hPa). With
+    ``copy=False`` an in-memory array whose variables hold consecutive channels (the
+    models' layout) gives variables that are views of it, not copies: for a buffer the
+    caller owns and hands over (a forecast's output), which then takes no second copy.
     """
     if channels is None:
         channels = [parse_channel_name(str(c)) for c in array["channel"].values]
@@ -199,14 +204,17 @@ def unstack(array: xr.DataArray, channels: Sequence[Channel] | None = None) -> x
         tuple(lv for lv, _ in items) for items in by_var.values() if items[0][0] is not None
     }
     if arr.chunks is None and len(level_sets) <= 1:  # in memory, one set of levels
-        return _unstack_in_memory(arr, by_var)
+        return _unstack_in_memory(arr, by_var, copy=copy)
     data_vars = {}
     for var, items in by_var.items():
         if items[0][0] is None:
             data_vars[var] = arr.isel(channel=items[0][1], drop=True)
         else:
             levels = [float(lv) for lv, _ in items]
-            da = arr.isel(channel=[i for _, i in items]).rename(channel="level")
+            index: list[int] | slice = [i for _, i in items]
+            if not copy and index == list(range(index[0], index[0] + len(index))):
+                index = slice(index[0], index[0] + len(index))  # a view
+            da = arr.isel(channel=index).rename(channel="level")
             da = da.assign_coords(level=("level", levels, {"units": "hPa"}))
             data_vars[var] = da
     ds = xr.Dataset(data_vars)
@@ -215,22 +223,32 @@ def unstack(array: xr.DataArray, channels: Sequence[Channel] | None = None) -> x
 
 
 def _unstack_in_memory(
-    arr: xr.DataArray, by_var: dict[str, list[tuple[float | None, int]]]
+    arr: xr.DataArray, by_var: dict[str, list[tuple[float | None, int]]], *, copy: bool = True
 ) -> xr.Dataset:
     """:func:`unstack` of an in-memory array (no ``channel`` coordinate) whose variables with
     levels share them, by NumPy indexing: the same Dataset as the general way, without
-    aligning a DataArray per variable."""
+    aligning a DataArray per variable (views of it where ``copy`` is False and the
+    channels of a variable are consecutive)."""
     axis = arr.dims.index("channel")
     values = arr.values
     coords = {k: v.variable for k, v in arr.coords.items()}
+    before = (slice(None),) * axis
+
+    def pick(index: int | list[int]) -> np.ndarray:
+        if not copy and isinstance(index, int):
+            return values[(*before, index)]
+        if not copy and list(index) == list(range(index[0], index[0] + len(index))):
+            return values[(*before, slice(index[0], index[0] + len(index)))]
+        return np.take(values, index, axis=axis)
+
     data_vars = {}
     for var, items in by_var.items():
         if items[0][0] is None:
             dims = arr.dims[:axis] + arr.dims[axis + 1 :]
-            data_vars[var] = xr.Variable(dims, np.take(values, items[0][1], axis=axis), arr.attrs)
+            data_vars[var] = xr.Variable(dims, pick(items[0][1]), arr.attrs)
         else:
             dims = arr.dims[:axis] + ("level",) + arr.dims[axis + 1 :]
-            picked = np.take(values, [i for _, i in items], axis=axis)
+            picked = pick([i for _, i in items])
             data_vars[var] = xr.Variable(dims, picked, arr.attrs)
             coords["level"] = xr.Variable("level", [float(lv) for lv, _ in items], {"units": "hPa"})
     ds = xr.Dataset(data_vars, coords=coords)

@@ -195,9 +195,12 @@ def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         ascending, whatever order they are given in.
     batch_size : int, optional
         Initial times run together (default: all).
-    device, dtype : optional
-        Run on this torch device / dtype (default: the model's). If they differ from the
-        model's, a copy of the model is used; the model passed in is never changed.
+    device : str or torch.device, optional
+        Run on this torch device (default: the model's).
+    dtype : torch.dtype, optional
+        Run in this floating-point precision (default: the model's). If the device or the
+        dtype differ from the model's, a copy of the model is used; the model passed in is
+        never changed.
     progress : bool, optional
         Progress bar over lead times (default: the ``progress`` option).
 
@@ -265,7 +268,7 @@ def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         out[:, k] = states
     return forecast_dataset(
         out, model=model_, init_times=t0, leads=leads,
-        attrs=forecast_attrs(model_, len(leads), ds.attrs),
+        attrs=forecast_attrs(model_, len(leads), ds.attrs), copy=False,
     )  # fmt: skip
 
 

@@ -47,6 +47,8 @@ def initial_conditions(
         Initial times to use, each at most once; they are used (and returned) in ascending
         order, whatever order they are given in. Default: every time in ``ds`` whose
         predecessor at ``t - Δ`` is also in ``ds`` (two times → one initial time, the later).
+        Given, only the times they need are validated and read (a long in-memory record is
+        not copied).
 
     Returns
     -------
@@ -71,6 +73,12 @@ def initial_conditions(
             else ""
         )
         raise TypeError(f"initial conditions must be an xarray.Dataset{hint}; got {type(ds)}")
+    if init_times is not None and "time" in ds.dims and ds["time"].dtype.kind == "M":
+        # only the times used are validated and copied: one initial time of a long
+        # in-memory record copied the whole record (1 GB and 3.5 s for 16 years of the world)
+        wanted = _parse_init_times(init_times)
+        wanted = wanted.union(wanted - pd.Timedelta(model.timestep))
+        ds = ds.isel(time=np.isin(ds["time"].values, wanted.values.astype(ds["time"].dtype)))
     ds = validate(ds, require_time=True)
     # only the model's variables count: a variable it does not read (CF bounds such as
     # latitude_bnds(latitude, bnds), a diagnostic) may have other dims
@@ -100,21 +108,7 @@ def initial_conditions(
                 f"needs two consecutive input times (got times {list(times[:4])}...)"
             )
     else:
-        if isinstance(init_times, xr.DataArray | xr.Variable):  # e.g. ds.time[1:3]
-            init_times = init_times.values
-        if isinstance(init_times, (str, bytes)) or np.ndim(init_times) == 0:
-            init_times = [init_times]  # one time given alone, not a sequence of them
-        try:
-            index = pd.DatetimeIndex(pd.to_datetime(list(init_times)))
-        except (TypeError, ValueError) as err:
-            raise SchemaError(f"init_times are not times: {err}") from None
-        if index.size == 0:
-            raise SchemaError("init_times is empty; give at least one initial time")
-        if index.tz is not None:
-            raise SchemaError(
-                f"init_times carry a time zone ({index.tz}); give them as UTC without one "
-                "(e.g. '2001-03-01T06:00'), as the data's times are"
-            )
+        index = _parse_init_times(init_times)
         chosen = list(index)
         twice = sorted({t for t in chosen if chosen.count(t) > 1})
         if twice:
@@ -143,6 +137,26 @@ def initial_conditions(
     return x, chosen_idx.values.astype("datetime64[ns]")
 
 
+def _parse_init_times(init_times: Any) -> pd.DatetimeIndex:
+    """``init_times`` as given (one time, a sequence, a DataArray) as a DatetimeIndex."""
+    if isinstance(init_times, xr.DataArray | xr.Variable):  # e.g. ds.time[1:3]
+        init_times = init_times.values
+    if isinstance(init_times, (str, bytes)) or np.ndim(init_times) == 0:
+        init_times = [init_times]  # one time given alone, not a sequence of them
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(list(init_times)))
+    except (TypeError, ValueError) as err:
+        raise SchemaError(f"init_times are not times: {err}") from None
+    if index.size == 0:
+        raise SchemaError("init_times is empty; give at least one initial time")
+    if index.tz is not None:
+        raise SchemaError(
+            f"init_times carry a time zone ({index.tz}); give them as UTC without one "
+            "(e.g. '2001-03-01T06:00'), as the data's times are"
+        )
+    return index
+
+
 def _check_finite(x: np.ndarray, model: ForecastModel, ds: xr.Dataset) -> None:
     """Raise SchemaError naming the channels of ``x`` (T, 2, C, H, W) that hold NaN or ±inf."""
     finite = np.isfinite(x).all(axis=(0, 1, 3, 4))
@@ -168,6 +182,7 @@ def forecast_dataset(
     leads: np.ndarray,
     member_dim: str | None = None,
     attrs: dict[str, Any] | None = None,
+    copy: bool = True,
 ) -> xr.Dataset:
     """Turn predicted states into a WeatherBench2 forecast Dataset.
 
@@ -183,6 +198,9 @@ def forecast_dataset(
         Name of the ensemble dim (``"number"``) if the second axis holds members.
     attrs : dict, optional
         Provenance attributes for the Dataset.
+    copy : bool, default True
+        False for a NumPy buffer the caller hands over: the variables are views of it
+        where the channels allow (no second copy of a large forecast).
 
     Returns
     -------
@@ -204,7 +222,7 @@ def forecast_dataset(
     if arr.ndim != len(dims):
         raise ValueError(f"states has shape {arr.shape}; expected {len(dims)} dims {dims}")
     da = xr.DataArray(arr, dims=dims, coords=coords)
-    ds = unstack(da, model.channels)
+    ds = unstack(da, model.channels, copy=copy)
     for name in ds.data_vars:
         if str(name) in VARIABLES:
             ds[name].attrs["units"] = VARIABLES[str(name)][0]

@@ -636,4 +636,5 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         leads=setup["leads"],
         member_dim="number",
         attrs=setup["attrs"],
+        copy=False,  # ``out`` is ours: its variables are views of it, not a second copy
     )

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .. import physics
+from ..constants import GRAVITY
 from .weights import area_weights
 
 __all__ = ["ageostrophic_wind", "balance_summary", "geostrophic_wind"]
@@ -37,11 +38,50 @@ def _require(ds: xr.Dataset, names: Sequence[str]) -> None:
             raise ValueError(f"dataset has no {d!r} dimension")
 
 
+def _standard_height(pressure_hpa: float) -> float:
+    """Geopotential height (m) of a pressure level in the ICAO standard atmosphere.
+
+    >>> round(_standard_height(500.0))
+    5574
+    """
+    if pressure_hpa >= 226.32:  # troposphere, 6.5 K/km from 288.15 K at 1013.25 hPa
+        return 44330.8 * (1.0 - (pressure_hpa / 1013.25) ** 0.190263)
+    return 11000.0 + 6341.6 * np.log(226.32 / pressure_hpa)  # isothermal at 216.65 K
+
+
 def _check_geopotential_units(z: xr.DataArray) -> None:
-    units = str(z.attrs.get("units", "m**2 s**-2"))
-    if units.replace(" ", "") not in ("m**2s**-2", "m2s-2", "m^2s^-2", "m^2/s^2", "m**2/s**2"):
+    """Refuse geopotential in other units than m² s⁻².
+
+    Without a ``units`` attribute the values decide where a pressure level between 100 and
+    850 hPa shows them: a mean within half of the standard atmosphere's geopotential
+    *height* of that level is geopotential height in metres (9.8 times too small).
+    """
+    if "units" in z.attrs:
+        units = str(z.attrs["units"])
+        if units.replace(" ", "") not in (
+            "m**2s**-2", "m2s-2", "m^2s^-2", "m^2/s^2", "m**2/s**2"
+        ):  # fmt: skip
+            raise ValueError(
+                f"geopotential has units {units!r}; expected m**2 s**-2 (multiply heights by g)"
+            )
+        return
+    if "level" not in z.dims or "level" not in z.coords:
+        return
+    level_units = str(z["level"].attrs.get("units", "hPa")).strip()
+    if level_units not in ("hPa", "mbar", "millibar", "millibars", "mb"):
+        return
+    levels = [float(p) for p in z["level"].values if 100.0 <= float(p) <= 850.0]
+    if not levels:
+        return
+    level = min(levels, key=lambda p: abs(p - 500.0))
+    mean = float(z.sel(level=level).mean())
+    height = _standard_height(level)
+    if abs(mean - height) < 0.5 * height:
         raise ValueError(
-            f"geopotential has units {units!r}; expected m**2 s**-2 (multiply heights by g)"
+            f"geopotential has no units attribute and its mean at {level:g} hPa is {mean:.0f}, "
+            f"a geopotential height in m (the standard atmosphere's is {height:.0f} m; its "
+            f"geopotential {height * GRAVITY:.0f} m**2 s**-2): multiply heights by g "
+            f"({GRAVITY}) or set units to 'm**2 s**-2'"
         )
 
 
@@ -86,7 +126,8 @@ def geostrophic_wind(
     ------
     ValueError
         If ``geopotential`` or a horizontal dimension is missing, or its units are not
-        m² s⁻², or ``equator_band`` is negative.
+        m² s⁻² (without a ``units`` attribute: its values at a pressure level are those of
+        geopotential height in metres), or ``equator_band`` is negative.
 
     Notes
     -----
