@@ -248,3 +248,16 @@ def test_public_api_and_accessor():
     xr.testing.assert_identical(ds.fuxi.normalization_stats(), xfuxi.normalization_stats(ds))
     xr.testing.assert_identical(ds.fuxi.climatology(), xfuxi.climatology(ds))
     assert "weighted" in str(__import__("inspect").signature(ds.fuxi.normalization_stats))
+
+
+def test_climatology_of_a_dataarray_reads_its_own_seasonal_cycle_attr():
+    ds = make_ds(n_time=2 * 366 * 2, freq="12h", start="2001-01-01")  # two years
+    da = ds.temperature.assign_attrs(seasonal_cycle="none")  # the DataArray declares it
+    clim = climatology(da)
+    assert clim.dims[:2] == ("hour", "level") and "dayofyear" not in clim.dims
+    xr.testing.assert_allclose(
+        clim, climatology(ds.assign_attrs(seasonal_cycle="none")).temperature
+    )
+    assert da.fuxi.climatology().dims == clim.dims  # the same through the accessor
+    assert "dayofyear" in climatology(ds.temperature).dims  # without the attr: seasonal
+    assert climatology(da, seasonal=True).dims[0] == "dayofyear"  # asked for explicitly

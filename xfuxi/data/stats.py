@@ -205,7 +205,9 @@ def normalization_stats(
     return res.compute()
 
 
-def _has_seasonal_cycle(ds: xr.Dataset, dim: str) -> bool:
+def _has_seasonal_cycle(ds: xr.Dataset | xr.DataArray, dim: str) -> bool:
+    """Whether ``ds`` covers a year along ``dim`` and does not declare
+    ``attrs["seasonal_cycle"] == "none"`` (its own attrs: a DataArray's or a Dataset's)."""
     if str(ds.attrs.get("seasonal_cycle", "")).lower() == "none":
         return False
     t = ds[dim].values
@@ -227,8 +229,8 @@ def climatology(
     seasonal : bool, optional
         Group by day of year as well. By default True when the data covers a year (first and
         last times at least 364 days apart) and does not declare
-        ``attrs["seasonal_cycle"] == "none"`` (the Held–Suarez world declares it: its climate
-        has no seasons).
+        ``attrs["seasonal_cycle"] == "none"`` (in the attrs of the Dataset, or of the
+        DataArray; the Held–Suarez world declares it: its climate has no seasons).
     dim : str, default "time"
         Time dimension.
 
@@ -267,7 +269,7 @@ def climatology(
         raise ValueError(f"dimension {dim!r} not found; the data has dims {list(data.dims)}")
     if data[dim].dtype.kind != "M":
         raise ValueError(f"coordinate {dim!r} must be datetime64; got {data[dim].dtype}")
-    auto = _has_seasonal_cycle(data, dim)
+    auto = _has_seasonal_cycle(ds if is_da else data, dim)  # a DataArray's own attrs
     if seasonal is None:
         seasonal = auto
     elif seasonal and data[dim].size and (data[dim].values[-1] - data[dim].values[0] < _YEAR_SPAN):

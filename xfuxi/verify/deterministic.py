@@ -37,6 +37,7 @@ from .weights import (
     reduce_score,
     reduced_dims,
     region_weights,
+    score_units,
     time_split,
     valid_time,
     weighted_mean,
@@ -154,7 +155,12 @@ def rmse(
 
 
 def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
-    """The climatology at the forecast's valid times, on exactly the forecast's grid."""
+    """The climatology at the forecast's valid times, on exactly the forecast's grid.
+
+    Its scalar coordinates are checked by :func:`~xfuxi.verify.weights.conform` (a
+    climatology at one level is refused against a forecast on several) before its non-dim
+    coordinates are dropped.
+    """
     if isinstance(fc, xr.Dataset) != isinstance(climatology, xr.Dataset):
         raise TypeError(
             "climatology must be a Dataset when the forecast is a Dataset, and a DataArray "
@@ -185,8 +191,8 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
             )
         clim = clim[[*renames, *(v for v in fc.data_vars if v not in renames.values())]]
         clim = clim.rename(renames)[list(fc.data_vars)]
-    clim = clim.drop_vars([c for c in clim.coords if c not in clim.dims], errors="ignore")
-    return conform(clim, fc, name="climatology")
+    clim = conform(clim, fc, name="climatology")
+    return clim.drop_vars([c for c in clim.coords if c not in clim.dims], errors="ignore")
 
 
 @fill_doc
@@ -309,6 +315,16 @@ def wind_vector_rmse(
     err2 = (fc[u] - tr[u]) ** 2 + (fc[v] - tr[v]) ** 2
     out = np.sqrt(reduce_score(err2, dim, weights, skipna, region)).rename(name)
     attrs = {"metric": "wind_vector_rmse"}
-    if keep_attrs:
-        attrs = {**forecast.attrs, **attrs}
+    if keep_attrs:  # the Dataset's attributes, and those both components share (units)
+        au, av = forecast[u].attrs, forecast[v].attrs
+        shared = {k: a for k, a in au.items() if k in av and _same_attr(a, av[k])}
+        attrs = {**forecast.attrs, **score_units(shared, "wind_vector_rmse"), **attrs}
     return finish_score(out, forecast[u], False, attrs)
+
+
+def _same_attr(a: Any, b: Any) -> bool:
+    """Whether two attribute values are equal (arrays element by element)."""
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):
+        return a is b

@@ -8,6 +8,7 @@ data as every other score; definitions in the documentation (docs/verification.m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
@@ -16,7 +17,16 @@ import xarray as xr
 from scipy.special import ndtr
 
 from ._docs import score_doc
-from .weights import Weights, XarrayObj, conform, finish_score, prepare_pair, reduce_score
+from .weights import (
+    Weights,
+    XarrayObj,
+    align_valid_time,
+    conform,
+    finish_score,
+    needs_valid_time,
+    prepare_pair,
+    reduce_score,
+)
 
 __all__ = [
     "gaussian_brier_score",
@@ -40,8 +50,44 @@ def _pdf(z: XarrayObj) -> XarrayObj:
     return np.exp(-0.5 * z**2) / np.sqrt(2.0 * np.pi)
 
 
+_NEGATIVE_STD = "std holds negative values; a standard deviation must be >= 0"
+
+
+def _check_std_block(block: np.ndarray, *, name: str) -> np.ndarray:
+    """Raise if a block of ``std`` holds a negative value; else return it as it is."""
+    negative = np.asarray(block) < 0  # NaN (a missing σ) is not negative
+    if negative.any():
+        raise ValueError(
+            f"{_NEGATIVE_STD} ({name}: {int(negative.sum())} negative value(s) in one block, "
+            f"min {np.nanmin(block)})"
+        )
+    return block
+
+
+def _nonnegative(std: XarrayObj) -> XarrayObj:
+    """``std`` checked to be ≥ 0: at once for NumPy data, block by block as it is computed
+    for dask data (so that a lazy score stays lazy; the error comes at ``compute``)."""
+
+    def check(da: xr.DataArray, name: str) -> xr.DataArray:
+        if da.chunks is None:
+            negative = np.asarray(da.values) < 0
+            if negative.any():
+                raise ValueError(
+                    f"{_NEGATIVE_STD} ({name}: {int(negative.sum())} negative value(s), min "
+                    f"{np.nanmin(da.values)})"
+                )
+            return da
+        block_check = functools.partial(_check_std_block, name=name)
+        return da.copy(deep=False, data=da.data.map_blocks(block_check, dtype=da.dtype))
+
+    if isinstance(std, xr.Dataset):
+        return std.assign({v: check(std[v], f"variable {v!r}") for v in std.data_vars})
+    return check(std, "std")
+
+
 def _triple(mean: XarrayObj, std: XarrayObj, truth: XarrayObj | None):
-    """Check and align mean, std (and truth): std must cover the mean's grid, be ≥ 0."""
+    """Check and align mean, std (and truth): std must cover the mean's grid, be ≥ 0 (checked
+    lazily for dask data, :func:`_nonnegative`)."""
     if isinstance(mean, xr.Dataset) != isinstance(std, xr.Dataset):
         raise TypeError(
             "mean and std must both be Datasets or both DataArrays; got "
@@ -52,10 +98,7 @@ def _triple(mean: XarrayObj, std: XarrayObj, truth: XarrayObj | None):
         if missing:
             raise ValueError(f"std lacks variable(s) {missing} of the mean")
         std = std[list(mean.data_vars)]
-    std = conform(std, mean, name="std", reference_name="mean")
-    negative = (std < 0).any()
-    if bool(negative.to_array().any() if isinstance(negative, xr.Dataset) else negative):
-        raise ValueError("std holds negative values; a standard deviation must be >= 0")
+    std = _nonnegative(conform(std, mean, name="std", reference_name="mean"))
     if truth is None:
         return mean, std, None
     mean_, tr = prepare_pair(mean, truth, names=("mean", "truth"))
@@ -71,7 +114,8 @@ _TRUTH = """
     truth : Dataset or DataArray
         Verifying truth, matched as in :func:`~xfuxi.rmse`."""
 _RAISES = """ValueError
-        If ``std`` is negative or does not cover the mean's grid, or as :func:`~xfuxi.rmse`."""
+        If ``std`` is negative (for dask data when the result is computed) or does not cover
+        the mean's grid, or as :func:`~xfuxi.rmse`."""
 
 
 def _document(func: Callable, *, truth: str, formula: str, **doc: str) -> Callable:
@@ -160,6 +204,8 @@ def gaussian_brier_score(
     mu, sigma, tr = _triple(mean, std, truth)
     thr = threshold
     if isinstance(thr, xr.DataArray):
+        if needs_valid_time(mu, thr):  # a threshold on time, as the truth: at valid times
+            thr = align_valid_time(mu, thr).drop_vars("valid_time")
         thr = conform(thr, mu, name="threshold", reference_name="mean", new_dims=True)
     sigma_safe = sigma.where(sigma > 0, 1.0)
     p = (1.0 - _cdf((thr - mu) / sigma_safe)).where(sigma > 0, (mu > thr) * 1.0)
@@ -175,7 +221,9 @@ gaussian_brier_score = _document(
     truth=_TRUTH
     + """
     threshold : float or DataArray
-        Event threshold (``value > threshold``), in the units of the data.""",
+        Event threshold (``value > threshold``), in the units of the data. A DataArray may
+        vary in space or time; one on ``time`` (as the truth) is taken at the valid times of
+        a forecast with ``prediction_timedelta``, as in :func:`~xfuxi.brier_score`.""",
     formula="``(p − o)²`` with ``p = 1 − Φ((t − μ)/σ)`` and ``o = 1`` where the truth "
     "exceeds ``t``.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])

@@ -43,9 +43,16 @@ def reduced_dims(obj: XarrayObj, dim: str | Iterable[Hashable] | None) -> list[H
     return dims
 
 
+def _show(value: Any) -> str:
+    """One value for messages; a timedelta as pandas writes it (``0 days 06:00:00``)."""
+    if np.asarray(value).dtype.kind == "m":
+        return str(pd.Timedelta(value))
+    return str(value)
+
+
 def _brief(a: np.ndarray) -> str:
     """A short list of values for messages: ``[a, b, c]`` or ``[a, b, ..., z]``."""
-    shown = [str(v) for v in (a if a.size <= 4 else [a[0], a[1], a[-1]])]
+    shown = [_show(v) for v in (a if a.size <= 4 else [a[0], a[1], a[-1]])]
     return "[" + ", ".join(shown if a.size <= 4 else [*shown[:2], "...", shown[-1]]) + "]"
 
 
@@ -112,7 +119,10 @@ def conform(
         values or holds others (the message names the dim and how many are missing and
         extra); if ``obj`` lacks some of the reference's times; if a shared dim without
         coordinates differs in size; if ``obj`` has a dim that ``reference`` holds as a
-        single (scalar) coordinate, or, without ``new_dims``, any dim ``reference`` lacks.
+        single (scalar) coordinate, or, without ``new_dims``, any dim ``reference`` lacks;
+        if ``obj`` holds as a single (scalar) coordinate a dim along which ``reference``
+        has several values, or another value; if a coordinate is scalar on both and its
+        values differ.
 
     Notes
     -----
@@ -120,7 +130,11 @@ def conform(
     a different order is undone by an explicit reindex. Along ``time``, ``obj`` may hold more
     values than ``reference`` (a longer truth series): it is taken at the reference's times,
     and a missing one raises. Nothing is ever intersected: a score always covers the whole
-    forecast. The rules are in the documentation, docs/design.md (Verification).
+    forecast. A single value held as a scalar coordinate (``truth.sel(level=850)``) is never
+    broadcast along a dim of ``reference``: it is accepted only where ``reference`` has that
+    one value (a dim of size one, or a scalar coordinate, equal to it), and dropped then (the
+    reference's coordinate is kept). The rules are in the documentation, docs/design.md
+    (Verification).
     """
     for d in obj.dims:
         if d in reference.dims:
@@ -135,6 +149,7 @@ def conform(
                 f"{name} has dimension {d!r} that the {reference_name} lacks "
                 f"(dims of the {reference_name}: {list(reference.dims)})"
             )
+    obj = _conform_scalars(obj, reference, name, reference_name)
     for d in [d for d in reference.dims if d in obj.dims]:
         if d not in obj.coords or d not in reference.coords:
             if obj.sizes[d] != reference.sizes[d]:
@@ -173,6 +188,82 @@ def conform(
             )
         obj = obj.isel({d: pos}).assign_coords({d: reference[d].variable})
     return obj
+
+
+def _scalar(obj: XarrayObj, name: Hashable) -> bool:
+    """Whether ``obj`` holds the coordinate ``name`` as a single (0-d) value."""
+    return name in obj.coords and obj[name].ndim == 0
+
+
+def _same_scalar(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two single values are the same (numbers to within ``COORD_ATOL``; two missing
+    values count as the same)."""
+    a, b = np.asarray(a).reshape(1), np.asarray(b).reshape(1)
+    if bool(pd.isna(a[0])) or bool(pd.isna(b[0])):
+        return bool(pd.isna(a[0])) and bool(pd.isna(b[0]))
+    try:
+        return _same_values(a, b)
+    except TypeError:  # values that cannot be compared (mixed types): not the same
+        return False
+
+
+def _lead_hint(d: Hashable) -> str:
+    """What to do when a single lead is found against several (``prediction_timedelta``)."""
+    if d != "prediction_timedelta":
+        return ""
+    return (
+        "; only an input on time without a lead, or with the single lead 0 (an analysis), is "
+        "taken at the valid times time + prediction_timedelta; one at another single lead is a "
+        "forecast at that lead"
+    )
+
+
+def _conform_scalars(
+    obj: XarrayObj, reference: XarrayObj, name: str, reference_name: str
+) -> XarrayObj:
+    """Check the coordinates that ``obj`` holds as single (scalar) values against
+    ``reference`` (:func:`conform`): along a dim of ``reference`` the one value must be the
+    reference's only value (it is then dropped, the reference's coordinate kept); a
+    coordinate that is scalar on both must hold the same value on both."""
+    drop = []
+    for d in reference.dims:
+        if d in obj.dims or not _scalar(obj, d):
+            continue
+        value = _show(obj[d].values)
+        if d in reference.coords:
+            want = reference[d].values
+            if want.size == 1 and _same_scalar(obj[d].values, want):
+                drop.append(d)
+                continue
+            raise ValueError(
+                f"the {name} holds the single {d} {value} (a scalar coordinate) but the "
+                f"{reference_name} has dimension {d!r} with the {want.size} value(s) "
+                f"{_brief(want)}: it would be broadcast along {d!r}, and compared at "
+                f"values of {d} it was not taken at; give the {name} the {reference_name}'s "
+                f"{d} values along a dimension, or select the {reference_name} at {d}={value}"
+                + _lead_hint(d)
+            )
+        if reference.sizes[d] != 1:
+            raise ValueError(
+                f"the {name} holds the single {d} {value} (a scalar coordinate) but the "
+                f"{reference_name} has dimension {d!r} of size {reference.sizes[d]} (without "
+                f"coordinate values): it would be broadcast along {d!r}; give the {name} that "
+                "dimension" + _lead_hint(d)
+            )
+        drop.append(d)
+    for c in obj.coords:
+        if c in drop or not _scalar(obj, c) or not _scalar(reference, c):
+            continue
+        value, want = obj[c].values, reference[c].values
+        if not _same_scalar(value, want):
+            raise ValueError(
+                f"coordinate {c!r} differs between {reference_name} and {name}: the "
+                f"{reference_name} is at {c}={_show(want)} and the {name} at "
+                f"{c}={_show(value)}; select both at the same value" + _lead_hint(c)
+            )
+        if not np.array_equal(value, want):  # the same to within COORD_ATOL
+            obj = obj.assign_coords({c: reference[c].variable})
+    return obj.drop_vars(drop) if drop else obj
 
 
 def weights_for(obj: XarrayObj, dims: Sequence[Hashable], weights: Weights) -> xr.DataArray | None:
@@ -414,6 +505,9 @@ def valid_time(forecast: XarrayObj) -> xr.DataArray:
     ------
     ValueError
         If ``forecast`` has no ``time`` coordinate.
+    TypeError
+        If its ``prediction_timedelta`` is not timedelta64 (leads given as plain numbers,
+        whose unit is unknown).
 
     Examples
     --------
@@ -426,7 +520,20 @@ def valid_time(forecast: XarrayObj) -> xr.DataArray:
     if "time" not in forecast.coords:
         raise ValueError("forecast has no 'time' coordinate; cannot compute its valid time")
     if "prediction_timedelta" in forecast.coords:
-        return forecast["time"] + forecast["prediction_timedelta"]
+        lead = forecast["prediction_timedelta"]
+        if lead.dtype.kind != "m":
+            raise TypeError(
+                f"prediction_timedelta has dtype {lead.dtype} (values {_brief(lead.values.ravel())}"
+                "); leads must be timedelta64, so that time + prediction_timedelta is the valid "
+                "time: convert them, e.g. fc.assign_coords(prediction_timedelta="
+                "pd.to_timedelta(fc.prediction_timedelta.values, 'h')) for hours"
+            )
+        return forecast["time"] + lead
+    if "prediction_timedelta" in forecast.dims:
+        raise ValueError(
+            "forecast has a 'prediction_timedelta' dimension without coordinate values; give "
+            "it the leads (timedelta64) to compute its valid time"
+        )
     return forecast["time"]
 
 
@@ -439,7 +546,9 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
         Forecast with ``time`` (initial time) and ``prediction_timedelta`` dims, or with
         one lead selected (``prediction_timedelta`` a scalar coordinate).
     truth : Dataset or DataArray
-        Analysis or reanalysis on ``time`` (valid time), without ``prediction_timedelta``.
+        Analysis or reanalysis on ``time`` (valid time), without ``prediction_timedelta``, or
+        with the single lead 0 as a scalar coordinate (an analysis taken from a forecast
+        store, ``fc.sel(prediction_timedelta=0)``; that lead is dropped).
 
     Returns
     -------
@@ -452,7 +561,10 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     ------
     ValueError
         If the forecast lacks ``prediction_timedelta`` or ``time``, if the truth has no ``time``,
-        or if some valid time is not in the truth.
+        if the truth has a lead of its own (a ``prediction_timedelta`` dimension, or a single
+        lead other than 0), or if some valid time is not in the truth.
+    TypeError
+        If the forecast's ``prediction_timedelta`` is not timedelta64 (:func:`valid_time`).
 
     Notes
     -----
@@ -479,6 +591,7 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
         raise ValueError("forecast has no 'prediction_timedelta' dimension; nothing to align")
     if "time" not in truth.dims:
         raise ValueError("truth has no 'time' dimension; cannot select it at valid times")
+    truth = _drop_analysis_lead(truth)
     vt = valid_time(forecast)
     wanted = np.unique(vt.values.ravel())
     have = truth["time"].values
@@ -496,6 +609,49 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
         if "time" not in vt.dims:  # one initial time too
             coords["time"] = forecast["time"]
     return out.assign_coords(coords).assign_coords(valid_time=(vt.dims, vt.values))
+
+
+def _zero_lead(value: Any) -> bool:
+    """Whether ``value`` is the lead 0 (a timedelta64 of zero)."""
+    value = np.asarray(value)
+    return value.dtype.kind == "m" and bool(value == np.timedelta64(0, "ns"))
+
+
+def _drop_analysis_lead(truth: XarrayObj) -> XarrayObj:
+    """``truth`` without its single lead of 0 (an analysis); raise if it has another lead."""
+    if "prediction_timedelta" in truth.dims:
+        raise ValueError(
+            "truth has a 'prediction_timedelta' dimension: it is a forecast, not a truth on "
+            "time; select its lead 0 (an analysis) first, or compare the two forecasts as they "
+            "are"
+        )
+    if "prediction_timedelta" not in truth.coords:
+        return truth
+    value = truth["prediction_timedelta"].values
+    if truth["prediction_timedelta"].ndim != 0 or not _zero_lead(value):
+        raise ValueError(
+            f"truth holds the lead (prediction_timedelta) {_brief(np.ravel(value))}: a truth "
+            "at a nonzero lead is a forecast, not an analysis on time, and cannot be taken at "
+            "valid times; only a single lead of 0 (an analysis) is"
+        )
+    return truth.drop_vars("prediction_timedelta")
+
+
+def _is_analysis_lead(forecast: XarrayObj, other: XarrayObj) -> bool:
+    """Whether ``other`` holds the single lead 0 as a scalar coordinate (an analysis taken
+    from a forecast store) while the forecast has another lead, or several: then ``other``
+    is an analysis, to be taken at the forecast's valid times. A forecast whose only lead is
+    0 is compared with it as it is (the same thing)."""
+    if not _has_lead(forecast) or not _scalar(other, "prediction_timedelta"):
+        return False
+    value = other["prediction_timedelta"].values
+    if not _zero_lead(value):
+        return False  # a forecast at that lead: conform accepts it at that lead only
+    if "prediction_timedelta" in forecast.coords:
+        leads = np.asarray(forecast["prediction_timedelta"].values).ravel()
+        if leads.size == 1 and _same_scalar(leads[0], value):
+            return False
+    return True
 
 
 def has_scalar_lead(obj: XarrayObj) -> bool:
@@ -521,7 +677,10 @@ def has_scalar_lead(obj: XarrayObj) -> bool:
 def needs_valid_time(forecast: XarrayObj, other: XarrayObj) -> bool:
     """Whether ``other`` (a truth or a climatology on ``time``) must be taken at the valid
     times of ``forecast``: the forecast has a lead (a dim, or one lead selected) and
-    ``other`` has none (two forecasts at the same leads are compared as they are).
+    ``other`` has none, or only the single lead 0 (an analysis, ``fc.sel(
+    prediction_timedelta=0)``; unless that is the forecast's only lead). Two forecasts at
+    the same leads are compared as they are; a single other lead is checked by
+    :func:`conform` (accepted only where it is the forecast's only lead).
 
     Examples
     --------
@@ -533,7 +692,11 @@ def needs_valid_time(forecast: XarrayObj, other: XarrayObj) -> bool:
     >>> needs_valid_time(fc, truth), needs_valid_time(fc, fc)
     (True, False)
     """
-    return _has_lead(forecast) and not _has_lead(other) and "time" in other.dims
+    return (
+        _has_lead(forecast)
+        and "time" in other.dims
+        and (not _has_lead(other) or _is_analysis_lead(forecast, other))
+    )
 
 
 def _has_lead(obj: XarrayObj) -> bool:
@@ -548,15 +711,18 @@ def prepare_pair(
     """Align the truth to the forecast's valid times when needed, and to its grid exactly.
 
     The truth is taken at the forecast's times (it may hold more); on every other shared dim
-    it must hold exactly the forecast's values, in any order (:func:`conform`).
+    it must hold exactly the forecast's values, in any order (:func:`conform`). A truth with
+    the single lead 0 as a scalar coordinate (an analysis from a forecast store) is taken at
+    the valid times, as one without a lead (:func:`needs_valid_time`); one at another single
+    lead is accepted only against a forecast at that one lead.
     """
     if isinstance(forecast, xr.Dataset) != isinstance(truth, xr.Dataset):
         raise TypeError(
             f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
-    if _has_lead(forecast) and not _has_lead(truth):  # a truth without time: an error
-        truth = align_valid_time(forecast, truth)
+    if _has_lead(forecast) and (not _has_lead(truth) or _is_analysis_lead(forecast, truth)):
+        truth = align_valid_time(forecast, truth)  # a truth without time: an error
         forecast = forecast.assign_coords(valid_time=truth["valid_time"])
     if isinstance(forecast, xr.Dataset):
         missing = [v for v in forecast.data_vars if v not in truth.data_vars]

@@ -1,0 +1,224 @@
+"""Audit 42: inputs that were scored wrongly or with a misleading error. A truth holding the
+lead 0 as a scalar coordinate (an analysis from a forecast store), a truth or climatology
+holding as one value what the forecast has along a dim, a Gaussian Brier threshold on time,
+integer leads, the units of the wind vector RMSE and a lazy Gaussian std check. Each test
+fails on the code before the fix."""
+
+import dask
+import dask.array
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy.special import ndtr
+
+import xfuxi.verify as V
+from xfuxi.verify.weights import align_valid_time, valid_time
+
+LAT = np.array([-60.0, 0.0, 60.0])
+LON = np.array([0.0, 180.0])
+LEVELS = [500.0, 850.0]
+DIMS = ["time", "latitude", "longitude"]
+LEADS = pd.to_timedelta([0, 6, 12], "h")
+
+
+def truth_series(n=6, seed=0, levels=False):
+    """A truth on 6-hourly valid times (with a ``level`` dim when ``levels``)."""
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2020-01-01", periods=n, freq="6h")
+    dims, coords = ["time", "latitude", "longitude"], {"time": t, "latitude": LAT, "longitude": LON}
+    if levels:
+        dims.insert(1, "level")
+        coords["level"] = LEVELS
+    shape = [coords[d].size if hasattr(coords[d], "size") else len(coords[d]) for d in dims]
+    return xr.DataArray(rng.standard_normal(shape), dims=dims, coords=coords, name="temperature")
+
+
+def persistence(truth, n_init=3):
+    """Persistence forecasts from the first ``n_init`` times, at ``LEADS``, and the store's
+    lead-0 slice over all times (an analysis with a scalar ``prediction_timedelta`` of 0)."""
+    store = truth.fuxi.persistence_forecast(leads=[0, 6, 12])
+    analysis = store.sel(prediction_timedelta=pd.Timedelta(0))
+    return store.isel(time=slice(0, n_init)), analysis, store
+
+
+# --- 1: a truth with a scalar lead --------------------------------------------------------
+
+
+def test_truth_with_scalar_lead_zero_is_an_analysis_taken_at_valid_times():
+    truth = truth_series()
+    fc, analysis, _ = persistence(truth)
+    assert analysis["prediction_timedelta"].ndim == 0
+    expected = V.rmse(fc, truth, dim=DIMS)
+    got = V.rmse(fc, analysis, dim=DIMS)
+    np.testing.assert_allclose(got.values, expected.values, rtol=1e-12)
+    assert float(got[0]) == 0.0 and (got[1:] > 0.5).all()  # persistence is perfect at lead 0
+    # one lead selected, against the analysis: at its valid time too
+    one = fc.sel(prediction_timedelta=pd.Timedelta("12h"))
+    assert float(V.rmse(one, analysis, dim=DIMS)) == pytest.approx(float(expected[2]), rel=1e-12)
+    # the ensemble scores and a threshold on time given as the analysis' lead 0
+    rng = np.random.default_rng(1)
+    ens = xr.concat([fc + 0.01 * rng.standard_normal(fc.shape) for _ in range(4)], "number")
+    np.testing.assert_allclose(
+        V.crps(ens, analysis, dim=DIMS).values, V.crps(ens, truth, dim=DIMS).values, rtol=1e-12
+    )
+    thr = analysis * 0 + 0.3
+    plain = thr.drop_vars("prediction_timedelta")
+    np.testing.assert_allclose(
+        V.brier_score(ens, truth, threshold=thr, dim=DIMS).values,
+        V.brier_score(ens, truth, threshold=plain, dim=DIMS).values,
+    )
+    # inputs are not modified
+    assert analysis["prediction_timedelta"].ndim == 0 and "valid_time" not in fc.coords
+
+
+def test_truth_at_a_nonzero_single_lead_is_refused_against_other_leads():
+    truth = truth_series()
+    fc, _, store = persistence(truth)
+    at6 = store.sel(prediction_timedelta=pd.Timedelta("6h"))
+    with pytest.raises(ValueError, match=r"single prediction_timedelta 0 days 06:00:00.*0 days 12"):
+        V.rmse(fc, at6, dim=DIMS)
+    with pytest.raises(ValueError, match="prediction_timedelta.*0 days 12:00:00.*0 days 06:00:00"):
+        V.rmse(fc.sel(prediction_timedelta=pd.Timedelta("12h")), at6, dim=DIMS)
+    with pytest.raises(ValueError, match="nonzero lead"):
+        align_valid_time(fc, at6)
+    # two forecasts at the same single lead are compared as they are
+    same = at6.isel(time=slice(0, 3))
+    one = fc.sel(prediction_timedelta=pd.Timedelta("6h"))
+    assert float(V.rmse(one, same, dim=DIMS)) == 0.0
+    assert float(V.rmse(fc.isel(prediction_timedelta=[1]), same, dim=DIMS)[0]) == 0.0
+
+
+# --- 2: a single value held as a scalar coordinate -----------------------------------------
+
+
+def test_truth_at_one_level_is_not_broadcast_along_the_forecast_levels():
+    truth = truth_series(levels=True)
+    fc = truth.isel(time=slice(0, 3)) + 0.1
+    with pytest.raises(ValueError, match=r"single level 850\.0.*'level'.*\[500\.0, 850\.0\]"):
+        V.rmse(fc, truth.sel(level=850.0), dim=DIMS)
+    with pytest.raises(ValueError, match=r"'level' differs.*level=500\.0.*level=850\.0"):
+        V.rmse(fc.sel(level=500.0), truth.sel(level=850.0))
+    with pytest.raises(ValueError, match=r"single level 850\.0.*\[500\.0\]"):
+        V.rmse(fc.sel(level=[500.0]), truth.sel(level=850.0), dim=DIMS)
+    # the same single level on both, or the forecast's only level: accepted
+    assert float(V.rmse(fc.sel(level=500.0), truth.sel(level=500.0))) == pytest.approx(0.1)
+    one = V.rmse(fc.sel(level=[850.0]), truth.sel(level=850.0), dim=DIMS)
+    assert one.dims == ("level",) and float(one[0]) == pytest.approx(0.1)
+    # a Dataset, and a Gaussian mean/std pair, go through the same check
+    with pytest.raises(ValueError, match="single level 850.0"):
+        V.rmse(fc.to_dataset(), truth.sel(level=850.0).to_dataset(), dim=DIMS)
+    with pytest.raises(ValueError, match="std holds the single level"):
+        V.gaussian_crps(fc, abs(fc).sel(level=850.0) + 1, truth, dim=DIMS)
+
+
+def test_climatology_at_one_level_is_checked_before_its_scalars_are_dropped():
+    truth = truth_series(levels=True)
+    days = pd.date_range("2020-01-01", periods=3, freq="D")
+    fc = (truth.isel(time=slice(0, 3)) + 0.1).sel(level=[500.0]).assign_coords(time=days)
+    tr = truth.isel(time=slice(0, 3)).sel(level=[500.0]).assign_coords(time=days)
+    rng = np.random.default_rng(2)
+    coords = {"hour": [0], "level": LEVELS, "latitude": LAT, "longitude": LON}
+    clim = xr.DataArray(rng.standard_normal((1, 2, 3, 2)), dims=list(coords), coords=coords)
+    with pytest.raises(ValueError, match=r"climatology holds the single level 850\.0"):
+        V.acc(fc, tr, clim.sel(level=850.0))
+    right = float(V.acc(fc, tr, clim.sel(level=[500.0])))
+    assert float(V.acc(fc, tr, clim.sel(level=500.0))) == pytest.approx(right, rel=1e-12)
+
+
+# --- 3: Gaussian Brier threshold on time ----------------------------------------------------
+
+
+def test_gaussian_brier_threshold_on_time_is_taken_at_valid_times():
+    rng = np.random.default_rng(0)
+    t = pd.date_range("2020-01-01", periods=4, freq="6h")
+    truth = xr.DataArray(rng.standard_normal(4), dims="time", coords={"time": t})
+    mu = xr.DataArray(rng.standard_normal((2, 3)), dims=("time", "prediction_timedelta"),
+                      coords={"time": t[:2], "prediction_timedelta": LEADS})  # fmt: skip
+    sd = xr.ones_like(mu)
+    thr = xr.DataArray([0.0, 0.0, 100.0, 100.0], dims="time", coords={"time": t})
+    got = V.gaussian_brier_score(mu, sd, truth, threshold=thr, dim="time")
+    vt = mu.time + mu.prediction_timedelta
+    th_v, y_v = thr.sel(time=vt), truth.sel(time=vt)
+    hand = ((1 - ndtr((th_v - mu) / sd) - (y_v > th_v)) ** 2).mean("time")
+    np.testing.assert_allclose(got.values, hand.values, rtol=1e-12, atol=1e-15)
+    assert float(got[2]) == pytest.approx(0.0, abs=1e-12)  # the threshold of 100 is never met
+    # one lead selected: at its valid time too
+    one = V.gaussian_brier_score(mu.isel(prediction_timedelta=2), sd.isel(prediction_timedelta=2),
+                                 truth, threshold=thr, dim="time")  # fmt: skip
+    assert float(one) == pytest.approx(float(hand[2]), abs=1e-12)
+
+
+# --- 5: integer leads ---------------------------------------------------------------------
+
+
+def test_integer_leads_raise_a_clear_error():
+    t = pd.date_range("2020-01-01", periods=4, freq="6h")
+    truth = xr.DataArray(np.arange(4.0), dims="time", coords={"time": t})
+    fc = xr.DataArray(np.zeros((2, 2)), dims=("time", "prediction_timedelta"),
+                      coords={"time": t[:2], "prediction_timedelta": [6, 12]})  # fmt: skip
+    with pytest.raises(TypeError, match=r"prediction_timedelta has dtype int64.*timedelta64"):
+        V.rmse(fc, truth, dim="time")
+    with pytest.raises(TypeError, match="int64"):
+        valid_time(fc)
+    hours = fc.assign_coords(prediction_timedelta=pd.to_timedelta([6, 12], "h"))
+    np.testing.assert_allclose(V.rmse(hours, truth, dim="time").values, np.sqrt([2.5, 6.5]))
+    with pytest.raises(ValueError, match="without coordinate values"):
+        valid_time(fc.drop_vars("prediction_timedelta"))
+
+
+# --- 6: wind vector RMSE attributes ---------------------------------------------------------
+
+
+def test_wind_vector_rmse_keep_attrs_keeps_the_wind_units():
+    units = "m s**-1"
+    ds = xr.Dataset(
+        {"u_component_of_wind": ("x", [3.0], {"units": units, "long_name": "eastward wind"}),
+         "v_component_of_wind": ("x", [4.0], {"units": units, "long_name": "northward wind"})},
+        attrs={"title": "t"},
+    )  # fmt: skip
+    out = V.wind_vector_rmse(ds, ds * 0, keep_attrs=True)
+    assert float(out) == 5.0
+    assert out.attrs["units"] == units and out.attrs["title"] == "t"
+    assert out.attrs["metric"] == "wind_vector_rmse"
+    assert "long_name" not in out.attrs  # each component's own name is not the vector's
+    assert "units" not in V.wind_vector_rmse(ds, ds * 0).attrs
+    assert ds.u_component_of_wind.attrs["long_name"] == "eastward wind"  # not mutated
+
+
+# --- 7: a dask std stays lazy ---------------------------------------------------------------
+
+
+def test_gaussian_scores_check_a_dask_std_lazily():
+    truth = truth_series(n=4).chunk({"time": 2})
+    mean = truth + 0.1
+    std = abs(mean) + 0.1
+    calls = {"n": 0}
+
+    def counting(dsk, keys, **kw):
+        calls["n"] += 1
+        return dask.get(dsk, keys, **kw)
+
+    with dask.config.set(scheduler=counting):
+        lazy = {
+            "crps": V.gaussian_crps(mean, std, truth),
+            "brier": V.gaussian_brier_score(mean, std, truth, threshold=0.0),
+            "ign": V.gaussian_ignorance(mean, std, truth),
+            "var": V.gaussian_variance(mean.to_dataset(), std.to_dataset()),
+        }
+    assert calls["n"] == 0
+    assert all(
+        isinstance((r if isinstance(r, xr.DataArray) else r["temperature"]).data, dask.array.Array)
+        for r in lazy.values()
+    )
+    eager = V.gaussian_crps(mean.compute(), std.compute(), truth.compute())
+    assert float(lazy["crps"].compute()) == pytest.approx(float(eager), rel=1e-12)
+    # a negative std raises when the score is computed (NumPy data: at once)
+    bad = std.where(std.time != std.time[-1], -1.0)  # negative in the last chunk only
+    score = V.gaussian_crps(mean, bad, truth)
+    with pytest.raises(ValueError, match="std holds negative values"):
+        score.compute()
+    with pytest.raises(ValueError, match="variable 'temperature'.*negative"):
+        V.gaussian_crps(mean.to_dataset(), bad.to_dataset(), truth.to_dataset()).compute()
+    with pytest.raises(ValueError, match="std holds negative values"):
+        V.gaussian_crps(mean.compute(), bad.compute(), truth.compute())
