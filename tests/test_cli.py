@@ -185,6 +185,16 @@ def test_assimilate_writes_a_marked_directory(inputs, assimilation_inputs, monke
     assert _assimilate(inputs, "an", "--overwrite") == 0
 
 
+def test_assimilate_refuses_a_hybrid_weight_without_static_samples(
+    inputs, assimilation_inputs, monkeypatch, capsys
+):
+    """--hybrid-weight without --static-b was accepted and ignored (xfuxi cycle refuses it)."""
+    monkeypatch.chdir(assimilation_inputs)
+    assert _assimilate(inputs, "hw", "--hybrid-weight", "0.9") == 2
+    assert "--hybrid-weight weighs a static B: it needs --static-b" in capsys.readouterr().err
+    assert not (assimilation_inputs / "hw").exists()
+
+
 def test_runtime_error_is_one_line_on_stderr(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("XFUXI_DEBUG", raising=False)
     args = ["forecast", str(tmp_path / "missing.nc"), "--steps", "1", "--output",

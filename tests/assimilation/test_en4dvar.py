@@ -404,6 +404,13 @@ def test_assimilate_4dvar_bad_background():
             background_error=BackgroundError(n_members=4, perturbation_std=(1.0, 1.0)),
             progress=False,
         )
+    # a time-zone-aware analysis time: every background time was reported missing
+    t0 = pd.Timestamp(_background_ds()["time"].values[-1])
+    from xfuxi.data.schema import SchemaError
+
+    with pytest.raises(SchemaError, match="carries a time zone"):
+        assimilate_4dvar(_background_ds(), obs, model=model, progress=False,
+                         window=Window(time=t0.isoformat() + "Z"))  # fmt: skip
 
 
 def test_assimilate_4dvar_hybrid_static_b():
@@ -429,6 +436,10 @@ def test_assimilate_4dvar_hybrid_static_b():
     kw = dict(model=model, localization=None, progress=False,
               quality_control=QualityControl(qc_threshold=None))  # fmt: skip
     ens = assimilate_4dvar(bg, obs, background_error=be, **kw)
+    # a hybrid weight without static samples is not used: said, not silently recorded
+    with pytest.warns(UserWarning, match="hybrid_weight=0.5 has no effect without static"):
+        alone = assimilate_4dvar(bg, obs, background_error=be.replace(hybrid_weight=0.5), **kw)
+    xr.testing.assert_equal(alone.increment, ens.increment)  # the config attribute differs
     hyb = assimilate_4dvar(
         bg, obs, background_error=be.replace(hybrid_weight=0.5),
         error_data=xfuxi.BackgroundErrorData(static_b=static_b), **kw,
@@ -503,6 +514,20 @@ def test_ensemble_members_with_given_perturbations():
     torch.testing.assert_close(old, perlin, rtol=0, atol=0)
 
 
+def test_balanced_perlin_members_keep_each_channels_amplitude():
+    """Balanced perturbations took the mean of per-channel amplitudes (0 and 0.5 gave 0.25
+    to both channels)."""
+    from xfuxi.assimilation.members import perlin_state_perturbations
+
+    model = _model(TinyNonlinear())  # temperature@500 and geopotential@500: none derived
+    for balance in ("none", "geostrophic"):
+        opts = BackgroundError(n_members=64, perturbation_std=(2.0, 100.0), amplitude=(0.0, 0.5),
+                               wavelength=1, balance=balance)  # fmt: skip
+        pert = perlin_state_perturbations(model, background_error=opts)
+        assert float(pert[:, 0].abs().max()) == 0.0, balance
+        assert float(pert[:, 1].std()) == pytest.approx(50.0, rel=0.05), balance
+
+
 def test_assimilate_4dvar_with_a_given_ensemble():
     """B from given members (WB2 ``number`` dim): the single-observation increment is its column."""
     from xfuxi.data.schema import SchemaError
@@ -540,9 +565,15 @@ def test_assimilate_4dvar_with_a_given_ensemble():
         assimilate_4dvar(
             bg,
             obs,
-            error_data=xfuxi.BackgroundErrorData(members=members.rename(number="member")),
+            error_data=xfuxi.BackgroundErrorData(members=members.rename(number="ens")),
             **kw,
         )
+    # members read in the canonical layout, as the background is: ``member`` (an alias of
+    # ``number``) and north-to-south latitudes (refused with "regrid" before)
+    for other in (members.rename(number="member"), members.isel(latitude=slice(None, None, -1))):
+        given = xfuxi.BackgroundErrorData(members=other)
+        xr.testing.assert_allclose(assimilate_4dvar(bg, obs, error_data=given, **kw).increment,
+                                   res.increment)  # fmt: skip
     with pytest.raises(SchemaError, match="one time"):
         assimilate_4dvar(
             bg,
@@ -558,6 +589,14 @@ def test_assimilate_4dvar_with_a_given_ensemble():
             bg,
             obs,
             error_data=xfuxi.BackgroundErrorData(members=members.expand_dims(time=[earlier])),
+            **kw,
+        )
+    # the same with time a scalar coordinate (members.isel(time=0)): it was not checked
+    with pytest.raises(SchemaError, match="not at the analysis time"):
+        assimilate_4dvar(
+            bg,
+            obs,
+            error_data=xfuxi.BackgroundErrorData(members=members.assign_coords(time=earlier)),
             **kw,
         )
     # a forecast layout: initial time + lead = t0 is accepted
@@ -693,3 +732,68 @@ def test_world_background_takes_a_model_name_like_every_model_argument(
     assert xfuxi.world_background(titled, model=model, **kw).attrs == titled.attrs
     with pytest.raises(ValueError, match="lead_steps must be an integer >= 2"):
         xfuxi.world_background(truth, model=model, time=kw["time"], lead_steps=2.5)
+
+
+def test_world_background_reads_the_truth_in_any_layout(tiny_fuxi_checkpoint, tiny_dataset):
+    """A north-to-south truth (ERA5's order) or one in -180..180 was fed to the model as it
+    was (0.6 K off after two steps of the tiny model) and labelled with its coordinates."""
+    import xarray as xr
+
+    import xfuxi
+    from xfuxi.data.schema import SchemaError
+
+    _, model = tiny_fuxi_checkpoint
+    truth = tiny_dataset(n_time=6)
+    kw = dict(model=model, time=truth.time.values[-1], lead_steps=2)
+    ref = xfuxi.world_background(truth, **kw)
+    north_to_south = truth.isel(latitude=slice(None, None, -1))
+    xr.testing.assert_identical(xfuxi.world_background(north_to_south, **kw), ref)
+    west = truth.assign_coords(longitude=(truth.longitude + 180) % 360 - 180).sortby("longitude")
+    xr.testing.assert_allclose(xfuxi.world_background(west, **kw), ref)
+    with pytest.raises(SchemaError, match="grid"):
+        xfuxi.world_background(truth.isel(latitude=slice(1, None)), **kw)
+
+
+def test_innovations_against_the_trajectory_match_the_analysis_diagnostics():
+    """xfuxi.innovations(obs, res.trajectory) crashed with a NumPy shape error (the forecast
+    layout's leads were ignored); it matches observations by valid time now."""
+    model = _model(TinyNonlinear())
+    bg = _background_ds()
+    t0 = bg["time"].values[-1]
+    t1 = t0 + np.timedelta64(6, "h")
+    obs = make_observations([250.5, 251.0], error=0.5, time=[t0, t1], latitude=[10.0, -20.0],
+                            longitude=[45.0, 200.0], variable="temperature",
+                            level=500.0)  # fmt: skip
+    res = assimilate_4dvar(
+        bg, obs, model=model, localization=3000.0, progress=False,
+        background_error=BackgroundError(n_members=16, perturbation_std=(2.0, 100.0),
+                                         amplitude=0.5, wavelength=1, seed=3),
+    )  # fmt: skip
+    got = xfuxi.innovations(obs, res.trajectory)["innovation"].values
+    np.testing.assert_allclose(got, res.diagnostics["oma"].values, rtol=1e-6)
+    two_starts = xr.concat([res.trajectory, res.trajectory.assign_coords(time=[t1])], "time")
+    with pytest.raises(ValueError, match="forecast of 2 initial times"):
+        xfuxi.innovations(obs, two_starts)
+
+
+@pytest.mark.parametrize("n_slots", [2, 3])
+def test_the_trajectory_runs_through_the_whole_window(n_slots):
+    """It stopped at the last slot with observations (t0 alone for observations at t0)."""
+    model = _model(TinyNonlinear())
+    bg = _background_ds()
+    t0 = bg["time"].values[-1]
+    obs = make_observations([250.5], error=0.5, time=t0, latitude=10.0, longitude=45.0,
+                            variable="temperature", level=500.0)  # fmt: skip
+    res = assimilate_4dvar(
+        bg, obs, model=model, localization=3000.0, progress=False,
+        window=Window(n_slots=n_slots),
+        background_error=BackgroundError(n_members=16, perturbation_std=(2.0, 100.0),
+                                         amplitude=0.5, wavelength=1, seed=3),
+    )  # fmt: skip
+    leads = res.trajectory["prediction_timedelta"].values
+    np.testing.assert_array_equal(leads, np.arange(n_slots) * np.timedelta64(6, "h"))
+    # it starts from the analysis, and the model moves it on
+    first = res.trajectory["temperature"].isel(prediction_timedelta=0).values.squeeze()
+    np.testing.assert_allclose(first, res.analysis["temperature"].values.squeeze())
+    last = res.trajectory["temperature"].isel(prediction_timedelta=-1).values.squeeze()
+    assert np.isfinite(last).all() and not np.allclose(last, first)

@@ -178,6 +178,12 @@ def test_region_box_and_wrap(truth):
         region_observations(
             truth, latitude=(1, 2), longitude=(0, 10), variables=["temperature"], error=1.0
         )
+    # a box around the globe: both ends were one meridian modulo 360, which alone was kept
+    kw = dict(latitude=(15, 45), variables=["temperature"], levels=[500.0], error=0.3,
+              times=TIMES[0], seed=0)  # fmt: skip
+    for box in ((0, 360), (-180, 180), (-10, 400)):
+        obs = region_observations(truth, longitude=box, **kw)
+        assert set(obs["longitude"].values.tolist()) == set(LON.tolist()), box
 
 
 def test_screen_counts_every_reason_and_strict_mode():
@@ -292,3 +298,18 @@ def test_duplicated_observations_detected_and_copies_refused_by_screening():
     with pytest.warns(UserWarning, match="1 usable observation.*independent reports"):
         used, *_ = screen_observations(two, **kw)
     assert used.sizes["obs"] == 2
+
+
+def test_an_observation_without_a_time_is_outside_the_window():
+    """NaT − t is int64's minimum, whose abs stays negative: such an observation was used
+    at the first slot."""
+    t0 = TIMES[0].to_datetime64()
+    obs = make_observations([1.0, 2.0], error=1.0, time=[np.datetime64("NaT"), t0],
+                            latitude=0.0, longitude=0.0, variable="temperature",
+                            level=500.0)  # fmt: skip
+    used, _, why, counts = screen_observations(
+        obs, channels=[("temperature", 500.0)], latitude=[-45.0, 45.0],
+        longitude=[0.0, 180.0], slot_times=np.array([t0], dtype="M8[ns]"),
+    )  # fmt: skip
+    assert why.tolist() == ["outside_window", ""]
+    assert counts["outside_window"] == 1 and used.sizes["obs"] == 1

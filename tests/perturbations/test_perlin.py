@@ -140,6 +140,16 @@ def test_perlin_ensemble_dataset_does_not_mutate():
         d["temperature"].std(["number", "latitude", "longitude"]), [0.4, 0.8], rtol=0.05
     )
     assert float(d["surface_pressure"].std()) == pytest.approx(100.0, rel=0.05)
+    # each variable keeps its own precision; the first variable's was used for all (a
+    # float16 first variable rounded the surface pressure's noise away)
+    mixed = ds.assign(temperature=ds.temperature.astype("float16"))
+    ens = perlin_ensemble(mixed, n_members=300, amplitude=0.1, std=std, seed=0)
+    assert ens["temperature"].dtype == np.float16 and ens["surface_pressure"].dtype == np.float64
+    d = ens - mixed
+    assert float(d["surface_pressure"].std()) == pytest.approx(100.0, rel=0.05)
+    # a mask lost its noise or turned to 0/1 (by variable order): refused, named
+    with pytest.raises(ValueError, match=r"\['mask'\] are not floating point"):
+        perlin_ensemble(ds.assign(mask=ds.surface_pressure > 1e5), n_members=2, std=std)
 
 
 def test_balanced_perturbations_are_geostrophic_and_hydrostatic():
@@ -197,6 +207,19 @@ def test_balanced_perturbations_are_geostrophic_and_hydrostatic():
         balanced_perturbations(
             1, channels=[("temperature", 500.0)], latitude=lat, longitude=lon, std=[1.0]
         )
+    # one amplitude per channel: the geopotential levels and the tracer each their own, the
+    # balanced channels following their geopotential; the same draws as one for all
+    kw = dict(channels=ch, latitude=lat, longitude=lon, std=std, seed=0, dtype=torch.float64)
+    amp = np.array([0.1, 0.2, 0.1] + [0.1, 0.2, 0.1] * 2 + [0.2, 0.0])
+    q = balanced_perturbations(3, amplitude=amp, **kw).numpy()
+    for c in (0, 2, 3, 5, 6, 8):
+        np.testing.assert_array_equal(q[:, c], p[:, c])
+    np.testing.assert_allclose(q[:, [1, 4, 7]], 2 * p[:, [1, 4, 7]], rtol=1e-12)
+    assert np.abs(q[:, 10]).max() == 0.0
+    with pytest.raises(ValueError, match="u_component_of_wind@500 is 0.1, but balanced it follows"):
+        balanced_perturbations(3, amplitude=np.where(np.arange(11) == 1, 0.2, 0.1), **kw)
+    with pytest.raises(ValueError, match=r"amplitude has shape \(2,\)"):
+        balanced_perturbations(3, amplitude=[0.1, 0.2], **kw)
 
 
 def test_perlin_scales_are_one_option_object_and_the_old_keywords_still_work():

@@ -20,7 +20,8 @@ import xarray as xr
 
 from ..config import is_integer
 from ..data.channels import stack, unstack
-from ..data.schema import canonical_order
+from ..data.schema import canonical_order, validate
+from ..models.base import check_plausible
 from ..models.registry import resolve_model
 from ..models.rollout import rollout
 from ..options import progress_enabled
@@ -131,10 +132,15 @@ def world_background(
             f"truth lacks the input time(s) {[str(t) for t in missing]} of a background at "
             f"{t0} with lead_steps={lead_steps}"
         )
-    pair = _stack_times(truth, model, inputs)
+    # the inputs in the canonical layout, on the model's grid (a north-to-south truth or
+    # one in -180..180 was fed to the model as it was and labelled with its coordinates)
+    start = validate(truth.sel(time=inputs), require_time=True)
+    model.check_dataset(start)
+    check_plausible(start, model)
+    pair = _stack_times(start, model, inputs)
     # with lead_steps == 2 the state at t0 − 12 h is the forecast's own initial state
     states = np.concatenate([pair[-1:], rollout(model, pair, lead_steps)])[-3:]
-    out = _to_dataset(states, model, [t0 - 2 * step, t0 - step, t0], truth)
+    out = _to_dataset(states, model, [t0 - 2 * step, t0 - step, t0], start)
     out.attrs = dict(truth.attrs)
     return out
 

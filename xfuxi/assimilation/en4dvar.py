@@ -147,6 +147,7 @@ def en4dvar_analysis(
     generator: torch.Generator | None = None,
     dtype: torch.dtype | None = None,
     progress: bool | None = None,
+    trajectory_steps: int | None = None,
     **deprecated: Any,
 ) -> TensorAnalysis:
     """One En4DVar analysis on tensors (the core behind :func:`assimilate_4dvar`).
@@ -182,6 +183,9 @@ def en4dvar_analysis(
         Draws the perturbations (default: seeded with ``background_error.seed``).
     dtype : torch.dtype, optional
     progress : bool, optional
+    trajectory_steps : int, optional
+        Model steps of the returned trajectories (t0 to t0 + ``trajectory_steps`` Δ: the
+        whole window); at least the last observed slot's, which is the default.
     **deprecated
         The older flat keywords (``n_members``, ``perturbation_std``, ``amplitude``,
         ``qc_threshold``, ``max_iter``, ...; and ``members``, ``spread``,
@@ -280,8 +284,9 @@ def en4dvar_analysis(
         dtype=dtype,
         increment_previous=increment_previous,
     )
+    steps = full.n_steps if trajectory_steps is None else max(full.n_steps, int(trajectory_steps))
     with torch.no_grad():
-        bg_traj = full.trajectory(background[2])
+        bg_traj = full.trajectory(background[2], steps)
     rejected = []
     kept_slots = []
     for s in slots:
@@ -313,7 +318,7 @@ def en4dvar_analysis(
     with torch.no_grad():
         inc = problem.increment(control)
         xa = background[2] + inc
-        an_traj = full.trajectory(xa)
+        an_traj = full.trajectory(xa, steps)
         beta_a = problem.bias_coefficients(control)
     omb = [_departure(s, bg_traj, None if s.bias is None else s.bias.prior) for s in kept_slots]
     oma = [_departure(s, an_traj, b) for s, b in zip(kept_slots, beta_a)]
@@ -575,6 +580,14 @@ def assimilate_4dvar(
     static = (
         None if static_b is None else states_tensor(static_b, model, dim="sample", name="static_b")
     )
+    if static is None and opts.hybrid_weight != BackgroundError().hybrid_weight:
+        warnings.warn(
+            f"background_error.hybrid_weight={opts.hybrid_weight:g} has no effect without "
+            "static samples (error_data=BackgroundErrorData(static_b=...)): B is the "
+            "ensemble's alone",
+            UserWarning,
+            stacklevel=2,
+        )
     given = (
         None
         if members is None
@@ -608,6 +621,7 @@ def assimilate_4dvar(
         quality_control=qc,
         generator=generator,
         progress=progress,
+        trajectory_steps=win.n_slots - 1,  # through the whole window, slots observed or not
     )
     # the members were made before the core (which got ready anomalies)
     members_s = anomalies_s + res.timings["members_s"]

@@ -40,6 +40,11 @@ def background_tensor(
     step = pd.Timedelta(model.timestep)
     times = pd.DatetimeIndex(background["time"].values)
     t0 = times.max() if time is None else pd.Timestamp(time)
+    if t0.tz is not None:  # compared with the data's naive times, every one was "missing"
+        raise SchemaError(
+            f"the analysis time {time!r} carries a time zone ({t0.tz}); give it as UTC "
+            "without one (e.g. '2001-03-01T06:00'), as the data's times are"
+        )
     need = [t0 - 2 * step, t0 - step, t0]
     missing = [str(t) for t in need if t not in times]
     if missing:
@@ -61,9 +66,14 @@ def states_tensor(
 ) -> torch.Tensor:
     """A Dataset of states along ``dim`` as a float64 tensor (K, C, H, W), checked.
 
-    With ``valid_at``, a ``time`` (initial time, plus ``prediction_timedelta`` if present)
-    of length one must give that valid time."""
-    if not isinstance(ds, xr.Dataset) or dim not in ds.dims:
+    With ``valid_at``, a ``time`` (initial time, plus ``prediction_timedelta`` if present;
+    a dim of length one or a scalar coordinate) must give that valid time. The states are
+    read in the canonical layout (:func:`xfuxi.validate`: north-to-south or −180..180 data
+    are sorted, as a background is)."""
+    if not isinstance(ds, xr.Dataset):
+        raise SchemaError(f"{name} must be a Dataset with a {dim!r} dim")
+    ds = validate(ds)
+    if dim not in ds.dims:
         raise SchemaError(f"{name} must be a Dataset with a {dim!r} dim")
     when: dict[str, Any] = {}
     for d in ("time", "prediction_timedelta"):
@@ -72,6 +82,8 @@ def states_tensor(
                 raise SchemaError(f"{name} must be valid at one time; its {d!r} has {ds.sizes[d]}")
             when[d] = ds[d].values[0]
             ds = ds.isel({d: 0})
+        elif d in ds.coords and ds[d].ndim == 0:  # after .isel(time=0) or .sel(...)
+            when[d] = ds[d].values
     if valid_at is not None and "time" in when:
         valid = pd.Timestamp(when["time"]) + pd.Timedelta(when.get("prediction_timedelta", 0))
         if valid != pd.Timestamp(valid_at):

@@ -109,7 +109,7 @@ def perlin_state_perturbations(
             latitude=model.latitude,
             longitude=model.longitude,
             std=std,
-            amplitude=float(np.mean(amplitude)),
+            amplitude=amplitude,  # one per channel or one for all (its mean was used)
             scales=scales,
             generator=g,
             dtype=torch.float64,

@@ -80,6 +80,10 @@ def _cmd_assimilate(args) -> int:
         }
     except ValueError as err:
         return usage_error("assimilate", str(err))
+    if args.static_b is None and args.hybrid_weight is not None:
+        return usage_error(  # it weighs the static part of B, which needs the samples
+            "assimilate", "--hybrid-weight weighs a static B: it needs --static-b"
+        )
     inputs = [args.background, args.observations, args.spread, args.static_b]
     out = output_path(args.output, inputs, kind="assimilation", overwrite=args.overwrite)
     spread = open_data(args.spread).load() if args.spread else None

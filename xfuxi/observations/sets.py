@@ -580,7 +580,8 @@ def region_observations(
 ) -> xr.Dataset:
     """Observations at every grid point inside a latitude–longitude box.
 
-    ``longitude=(lo, hi)`` with ``lo > hi`` wraps across 0°. Each variable is observed at
+    ``longitude=(lo, hi)`` with ``lo > hi`` wraps across 0°; a box 360° wide or wider, such as
+    ``(0, 360)`` or ``(-180, 180)``, takes every longitude. Each variable is observed at
     each of ``levels`` (default all truth levels) and ``times`` (default all).
 
     Examples
@@ -602,7 +603,9 @@ def region_observations(
     lon_g = truth["longitude"].values % 360.0
     in_lat = lat_g[(lat_g >= min(latitude)) & (lat_g <= max(latitude))]
     lo, hi = float(longitude[0]) % 360.0, float(longitude[1]) % 360.0
-    if lo <= hi:
+    if float(longitude[1]) - float(longitude[0]) >= 360.0:  # (0, 360), (-180, 180): all
+        in_lon = lon_g  # (both ends are one meridian modulo 360, which kept that one alone)
+    elif lo <= hi:
         in_lon = lon_g[(lon_g >= lo) & (lon_g <= hi)]
     else:
         in_lon = lon_g[(lon_g >= lo) | (lon_g <= hi)]
@@ -639,7 +642,8 @@ def screen_observations(
 
     Checked in this order (first failing reason counts): ``nan_value``; ``bad_error``
     (NaN or ≤ 0); ``unknown_variable``; ``unknown_level``; ``outside_grid``;
-    ``outside_window`` (farther than half a slot interval from every slot time). Usable
+    ``outside_window`` (farther than half a slot interval from every slot time, or without
+    a time: NaT). Usable
     observations that are copies of an earlier one (:func:`duplicated_observations` with
     ``copies=True``) are refused, or, with ``duplicates="first"``, rejected as ``duplicate``
     with a warning (the first of each group is used); different values at the same
@@ -707,7 +711,9 @@ def screen_observations(
         if slots.size > 1
         else np.timedelta64(3, "h").astype("m8[ns]").astype("int64")
     )
-    outside = dist[np.arange(m), slot] > half
+    # a missing time (NaT) is in no window: NaT − t is int64's minimum, whose abs stays
+    # negative, which put such observations in the first slot
+    outside = (dist[np.arange(m), slot] > half) | np.isnat(t)
     reason[(reason == "") & outside] = "outside_window"
     usable = np.flatnonzero(reason == "")
     kept = obs.isel(obs=usable)

@@ -16,6 +16,7 @@ import torch
 
 from .. import physics
 from ..constants import R_DRY
+from ..data.channels import channel_name
 from .perlin import make_generator, perlin_noise
 from .scales import PerlinScales, perlin_scales
 
@@ -29,7 +30,7 @@ def balanced_perturbations(
     latitude: Any,
     longitude: Any,
     std: Any,
-    amplitude: float = 0.05,
+    amplitude: float | Any = 0.05,
     scales: PerlinScales | None = None,
     equator_band: float = 15.0,
     vertical_correlation: float = 0.5,
@@ -63,9 +64,12 @@ def balanced_perturbations(
     std : array-like (C,)
         Climatological std per channel.
     amplitude, scales
-        As for :func:`~xfuxi.perturbations.perlin.perlin_perturbations` (``amplitude`` a
-        float; the old keywords ``wavelength``, ``octaves`` and ``persistence`` still work,
-        with a ``DeprecationWarning``).
+        As for :func:`~xfuxi.perturbations.perlin.perlin_perturbations`: ``amplitude`` a
+        float or one per channel; the balanced channels (the winds and temperature of a
+        level with geopotential, surface pressure) follow the geopotential of their level
+        (the lowest for surface pressure), so their entries must equal its. The old
+        keywords ``wavelength``, ``octaves`` and ``persistence`` still work, with a
+        ``DeprecationWarning``.
     equator_band : float, default 15
     vertical_correlation : float, default 0.5
         Correlation ``ρ`` of the geopotential perturbation between levels (1: one pattern
@@ -80,8 +84,9 @@ def balanced_perturbations(
     Raises
     ------
     ValueError
-        If there is no geopotential channel, ``std`` has the wrong shape, or the grid is
-        not as described.
+        If there is no geopotential channel, ``std`` or ``amplitude`` has the wrong shape,
+        a balanced channel's amplitude differs from its geopotential's, or the grid is not
+        as described.
     TypeError
         An unknown keyword argument.
 
@@ -119,11 +124,13 @@ def balanced_perturbations(
     if not 0.0 <= vertical_correlation <= 1.0:
         raise ValueError(f"vertical_correlation must be in [0, 1], got {vertical_correlation}")
     rho = float(vertical_correlation)
+    amp = _channel_amplitudes(amplitude, chans, z_levels)
     z_std = {lv: std_arr[chans.index(("geopotential", lv))] for lv in z_levels}
+    z_amp = {lv: amp[chans.index(("geopotential", lv))] for lv in z_levels}
     phi = {}
     for lv in z_levels:  # (n, H, W) each
         own = perlin_noise(n, (h, w), generator=g, **noise_kw).numpy()
-        phi[lv] = float(amplitude) * z_std[lv] * (rho * base + np.sqrt(1 - rho**2) * own)
+        phi[lv] = z_amp[lv] * z_std[lv] * (rho * base + np.sqrt(1 - rho**2) * own)
     wind = {
         lv: physics.geostrophic_wind(p, lat, lon, equator_band=equator_band)
         for lv, p in phi.items()
@@ -146,5 +153,38 @@ def balanced_perturbations(
             out[:, c] = phi[low] * 100.0 * low / (R_DRY * 280.0)
         else:
             noise = perlin_noise(n, (h, w), generator=g, **noise_kw).numpy()
-            out[:, c] = float(amplitude) * std_arr[c] * noise
+            out[:, c] = amp[c] * std_arr[c] * noise
     return torch.as_tensor(out, dtype=dtype)
+
+
+def _channel_amplitudes(
+    amplitude: Any, chans: list[tuple[str, float | None]], z_levels: list[float]
+) -> list[float]:
+    """One amplitude per channel; a balanced channel's must be its geopotential's."""
+    values = np.asarray(amplitude, dtype="float64")
+    if values.ndim == 0:
+        return [float(values)] * len(chans)
+    if values.shape != (len(chans),):
+        raise ValueError(
+            f"amplitude has shape {values.shape}; expected a float or ({len(chans)},), one "
+            "per channel"
+        )
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(f"amplitude must be finite and non-negative; got {values.tolist()}")
+    amp = [float(a) for a in values]
+    z_amp = {lv: amp[chans.index(("geopotential", lv))] for lv in z_levels}
+    winds = ("u_component_of_wind", "v_component_of_wind")
+    for c, (var, lv) in enumerate(chans):
+        if var == "surface_pressure":
+            follows: float | None = z_levels[-1]
+        elif lv in z_amp and (var in winds or (var == "temperature" and len(z_levels) > 1)):
+            follows = lv
+        else:
+            follows = None  # its own Perlin noise, its own amplitude
+        if follows is not None and amp[c] != z_amp[follows]:
+            raise ValueError(
+                f"amplitude of {channel_name((var, lv))} is {amp[c]:g}, but balanced it follows "
+                f"the geopotential at {follows:g} hPa (amplitude {z_amp[follows]:g}): give "
+                "both the same amplitude, or balance='none' for independent channels"
+            )
+    return amp

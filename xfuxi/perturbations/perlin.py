@@ -381,6 +381,12 @@ def perlin_ensemble(
     for dim in ("latitude", "longitude"):
         if dim not in ds.dims:
             raise ValueError(f"dataset lacks dim {dim!r} needed for Perlin noise")
+    not_float = [str(v) for v in ds.data_vars if ds[v].dtype.kind != "f"]
+    if not_float:  # noise cast to an integer or boolean mask is lost or turns it to 0/1
+        raise ValueError(
+            f"perlin_ensemble perturbs every data variable; {not_float} are not floating "
+            "point (masks or flags?): drop them first (ds.drop_vars([...]))"
+        )
     chans = channels_of(ds)
     std_ds = std if std is not None else ds.std([d for d in ds.dims if d != "level"])
     stds = []
@@ -413,7 +419,8 @@ def perlin_ensemble(
         },
     )
     noise = unstack(da, chans)
-    out = ds + noise.astype(ds[list(ds.data_vars)[0]].dtype)
+    # each variable's noise in its own precision (the first variable's was used for all)
+    out = ds + noise.assign({str(v): noise[v].astype(ds[v].dtype) for v in noise.data_vars})
     out.attrs = dict(ds.attrs)
     out.attrs.update(
         perturbation="perlin", perlin_amplitude=amplitude, perlin_wavelength=scales.wavelength

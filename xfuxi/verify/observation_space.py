@@ -42,6 +42,30 @@ def _is_long(observations: xr.Dataset, obs_dim: str) -> bool:
     )
 
 
+def _at_valid_times(state: xr.Dataset) -> xr.Dataset:
+    """A forecast of one initial time (``time`` × ``prediction_timedelta``, e.g. an
+    En4DVar trajectory) as states along ``time`` = its valid times, for point observations
+    (which carry the time they were made); other states as they are."""
+    if "prediction_timedelta" not in state.dims:
+        return state
+    if "time" in state.dims and state.sizes["time"] != 1:
+        raise ValueError(
+            f"the state is a forecast of {state.sizes['time']} initial times; point "
+            "observations are matched by valid time, which several initial times give more "
+            "than once: select one (state.isel(time=k))"
+        )
+    if "time" not in state.coords:
+        raise ValueError("the state has leads (prediction_timedelta) but no initial time")
+    start = state["time"].values.reshape(-1)[0]
+    one = state.isel(time=0) if "time" in state.dims else state
+    valid = start + one["prediction_timedelta"].values
+    return (
+        one.drop_vars("time")
+        .assign_coords(prediction_timedelta=valid)
+        .rename(prediction_timedelta="time")
+    )
+
+
 def _long_innovations(observations: xr.Dataset, state: xr.Dataset, obs_dim: str) -> xr.Dataset:
     names = observations["variable"].values.astype(str)
     missing = sorted(set(names) - set(map(str, state.data_vars)))
@@ -140,7 +164,9 @@ def innovations(
         observations along ``obs_dim`` with ``latitude``/``longitude`` (and optionally
         ``level``/``time``) coordinates on that dim.
     state : Dataset
-        Gridded background or analysis with the observed variables.
+        Gridded background or analysis with the observed variables; for point
+        observations also a forecast of one initial time (``time`` ×
+        ``prediction_timedelta``, such as an En4DVar trajectory), matched by valid time.
     obs_dim : str, default "obs"
         Name of the observation dimension of point observations.
 
@@ -180,6 +206,8 @@ def innovations(
     """
     if not isinstance(observations, xr.Dataset) or not isinstance(state, xr.Dataset):
         raise TypeError("observations and state must both be xarray Datasets")
+    if obs_dim in observations.dims:  # point observations: a forecast by its valid times
+        state = _at_valid_times(state)
     if _is_long(observations, obs_dim):
         return _long_innovations(observations, state, obs_dim)
     _check_names(observations, state)
