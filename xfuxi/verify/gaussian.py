@@ -9,7 +9,7 @@ data as every other score; definitions in the documentation (docs/verification.m
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -197,16 +197,28 @@ gaussian_variance = _document(
 
 
 def gaussian_brier_score(
-    mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, threshold: float | xr.DataArray,
+    mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, threshold: Any,
     dim: Dim = None, weights: Weights = "area", region: Any = None, skipna: bool = False,
     keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     mu, sigma, tr = _triple(mean, std, truth)
-    thr = threshold
-    if isinstance(thr, xr.DataArray):
-        if needs_valid_time(mu, thr):  # a threshold on time, as the truth: at valid times
-            thr = align_valid_time(mu, thr).drop_vars("valid_time")
-        thr = conform(thr, mu, name="threshold", reference_name="mean", new_dims=True)
+
+    def aligned(t: Any, like: XarrayObj) -> Any:
+        if not isinstance(t, xr.DataArray):
+            return t
+        if needs_valid_time(like, t):  # a threshold on time, as the truth: at valid times
+            t = align_valid_time(like, t).drop_vars("valid_time")
+        return conform(t, like, name="threshold", reference_name="mean", new_dims=True)
+
+    if isinstance(threshold, Mapping):  # one per variable, as for brier_score
+        if not isinstance(mu, xr.Dataset):
+            raise TypeError("a mapping of thresholds needs a Dataset forecast")
+        missing = [str(v) for v in mu.data_vars if v not in threshold]
+        if missing:
+            raise ValueError(f"no threshold given for variable(s) {missing}")
+        thr: Any = xr.Dataset({v: aligned(threshold[v], mu[v]) for v in mu.data_vars})
+    else:
+        thr = aligned(threshold, mu)
     sigma_safe = sigma.where(sigma > 0, 1.0)
     p = (1.0 - _cdf((thr - mu) / sigma_safe)).where(sigma > 0, (mu > thr) * 1.0)
     o = (tr > thr).where(tr.notnull())
@@ -220,10 +232,12 @@ gaussian_brier_score = _document(
     summary='Brier score of a Gaussian forecast for the event "value exceeds ``threshold``".',
     truth=_TRUTH
     + """
-    threshold : float or DataArray
-        Event threshold (``value > threshold``), in the units of the data. A DataArray may
-        vary in space or time; one on ``time`` (as the truth) is taken at the valid times of
-        a forecast with ``prediction_timedelta``, as in :func:`~xfuxi.brier_score`.""",
+    threshold : float, DataArray or mapping
+        Event threshold (``value > threshold``), in the units of the data; for a Dataset,
+        also a mapping of variable name to threshold (every variable needs one). A
+        DataArray may vary in space or time; one on ``time`` (as the truth) is taken at the
+        valid times of a forecast with ``prediction_timedelta``, as in
+        :func:`~xfuxi.brier_score`.""",
     formula="``(p − o)²`` with ``p = 1 − Φ((t − μ)/σ)`` and ``o = 1`` where the truth "
     "exceeds ``t``.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])

@@ -1,8 +1,8 @@
-"""Audit 42: inputs that were scored wrongly or with a misleading error. A truth holding the
+"""Inputs that were scored wrongly or with a misleading error. A truth holding the
 lead 0 as a scalar coordinate (an analysis from a forecast store), a truth or climatology
 holding as one value what the forecast has along a dim, a Gaussian Brier threshold on time,
-integer leads, the units of the wind vector RMSE and a lazy Gaussian std check. Each test
-fails on the code before the fix."""
+integer leads, the units of the wind vector RMSE, a lazy Gaussian std check and Gaussian
+Brier thresholds per variable. Each test fails on the code before its fix."""
 
 import dask
 import dask.array
@@ -147,6 +147,28 @@ def test_gaussian_brier_threshold_on_time_is_taken_at_valid_times():
     one = V.gaussian_brier_score(mu.isel(prediction_timedelta=2), sd.isel(prediction_timedelta=2),
                                  truth, threshold=thr, dim="time")  # fmt: skip
     assert float(one) == pytest.approx(float(hand[2]), abs=1e-12)
+
+
+def test_gaussian_brier_thresholds_per_variable_like_brier_score():
+    """A mapping of thresholds worked by accident of xarray, unchecked, and a partial one
+    failed with an obscure error; it is read as brier_score reads it."""
+    rng = np.random.default_rng(1)
+    t = pd.date_range("2020-01-01", periods=4, freq="6h")
+    mu = xr.Dataset({v: ("time", rng.standard_normal(4)) for v in ("a", "b")}, coords={"time": t})
+    sd = xr.ones_like(mu)
+    truth = mu + 0.5
+    both = V.gaussian_brier_score(mu, sd, truth, threshold={"a": 0.0, "b": 1.0})
+    for v, th in (("a", 0.0), ("b", 1.0)):
+        alone = V.gaussian_brier_score(mu[v], sd[v], truth[v], threshold=th)
+        assert float(both[v]) == pytest.approx(float(alone), rel=1e-12)
+    per_time = xr.DataArray([0.0, 0.0, 9.0, 9.0], dims="time", coords={"time": t})
+    mixed = V.gaussian_brier_score(mu, sd, truth, threshold={"a": per_time, "b": 1.0})
+    alone = V.gaussian_brier_score(mu["a"], sd["a"], truth["a"], threshold=per_time)
+    assert float(mixed["a"]) == pytest.approx(float(alone), rel=1e-12)
+    with pytest.raises(ValueError, match=r"no threshold given for variable\(s\) \['b'\]"):
+        V.gaussian_brier_score(mu, sd, truth, threshold={"a": 0.0})
+    with pytest.raises(TypeError, match="mapping of thresholds needs a Dataset"):
+        V.gaussian_brier_score(mu["a"], sd["a"], truth["a"], threshold={"a": 0.0})
 
 
 # --- 5: integer leads ---------------------------------------------------------------------
