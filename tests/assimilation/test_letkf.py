@@ -162,6 +162,25 @@ def test_bad_input_is_named():
             np.zeros((1, 1), dtype=int), np.ones((1, 1)), state_shape=(1, 1, 8),
             localization=LocalizationOptions(length_scale=1.0, n_points=9),
         )  # fmt: skip
+    # a NaN value passed the background check and made the analysis NaN far beyond its
+    # localization; a zero error broke the eigensolver; a negative one read as positive
+    for value, error, match in (
+        (torch.tensor([7.0, float("nan"), 8.5], dtype=torch.float64), e, "1 value.* NaN"),
+        (y, torch.tensor([0.5, 0.0, 0.7], dtype=torch.float64), "finite and > 0"),
+        (y, torch.tensor([0.5, -1.0, 0.7], dtype=torch.float64), "finite and > 0"),
+        (y, e[:2], "of one length"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            ObsSlot(0, op, value, error)
+    # a localization in km needs the grid (an IndexError before)
+    with pytest.raises(ValueError, match="1500 km needs the grid"):
+        letkf_analysis(pairs, [ObsSlot(0, op, y, e)],
+                       localization=LocalizationOptions(length_scale=1500.0))  # fmt: skip
+    # the Lorenz-96 experiment's settings: a zero error crashed, rtps 2 was accepted
+    for bad_setting, match in ((dict(obs_error=0.0), "obs_error"), (dict(rtps=2.0), "rtps"),
+                               (dict(inflation=0.0), "inflation")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            Lorenz96LETKFConfig(**bad_setting)
 
 
 def test_no_observation_returns_the_inflated_background():

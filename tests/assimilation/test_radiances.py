@@ -167,6 +167,14 @@ def test_radiance_analysis_clear_sky_and_all_sky():
     assert np.isfinite(hxb).all() and len(set(names)) == 3
     with pytest.raises(ValueError, match="needs screen_threshold"):
         radiance_analysis(bg, table, screen_threshold=None, cloudy_error=5.0, **kw)
+    # a zero or negative cloudy error was clamped to 0: an analysis that did nothing
+    for bad in (0.0, -5.0, float("nan")):
+        with pytest.raises(ValueError, match="cloudy_error must be a finite error > 0"):
+            radiance_analysis(bg, table, screen_threshold=3.0, cloudy_error=bad, **kw)
+    # without the window channel every pixel looked cloudy: nothing was ever assimilated
+    no_window = table.isel(obs=np.flatnonzero(names != "ir10.8"))
+    with pytest.raises(ImagerError, match="no 'ir10.8' rows to screen clouds with"):
+        radiance_analysis(bg, no_window, screen_threshold=3.0, **kw)
     with pytest.raises(ValueError, match="nothing to assimilate"):
         radiance_analysis(bg, None, **kw)
 
@@ -190,3 +198,32 @@ def test_conventional_only_is_assimilate_4dvar():
     )
     assert ours.diagnostics["n_conventional"] == int(ref.diagnostics["n_used"].sum())
     assert float(np.abs(ours.increment["temperature"]).max()) > 0.05
+
+
+def test_two_satellites_rows_at_one_pixel_keep_their_own_zenith_and_screening():
+    """Two satellites' tables joined (xr.concat): rows at a grid point both see were given
+    the first row's zenith (15 K off) and screened by the first satellite's window channel;
+    results depended on the order of the rows."""
+    import xarray as xr
+
+    truth = tiny_da.truth(2)
+    nominal = ImagerErrors(clouds=False, bias=False, noise=False, spectroscopy=False)
+    kw = dict(channels=["wv6.9", "ir10.8"], frames=(0.0,), errors=nominal,
+              times=truth.time.values[1:])  # fmt: skip
+    a, b = (radiance_table(imager_observations(truth, satellites=[s], **kw), error=1.0)
+            for s in (0.0, 60.0))  # fmt: skip
+    x = torch.as_tensor(np.asarray(stack(truth.isel(time=1), tiny_da.MODEL_CHANNELS).transpose(
+        "channel", "latitude", "longitude").values, dtype="float64"))  # fmt: skip
+    for both in (xr.concat([a, b], "obs"), xr.concat([b, a], "obs")):
+        op = radiance_operator(both, channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT,
+                               longitude=tiny_da.LON)  # fmt: skip
+        torch.testing.assert_close(PixelRadianceOperator.of(op)(x), op(x))
+    # satellite B's window channel 10 K colder: its rows, and only its, look cloudy
+    both = xr.concat([a, b], "obs")
+    colder = both["value"].values.copy()
+    of_b = np.arange(both.sizes["obs"]) >= a.sizes["obs"]
+    colder[of_b & (both["sensor_channel"].values.astype(str) == "ir10.8")] -= 10.0
+    both = both.assign(value=("obs", colder))
+    hxb = background_radiances(both, truth, channels=tiny_da.MODEL_CHANNELS)
+    flag = cloud_screen(both, hxb, threshold=3.0)
+    assert flag[of_b].all() and not flag[~of_b].any()

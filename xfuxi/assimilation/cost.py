@@ -157,6 +157,24 @@ class ObsSlot:
     bias: SlotBias | None = None
 
     def __post_init__(self) -> None:
+        value, error = torch.as_tensor(self.value), torch.as_tensor(self.error)
+        if value.ndim != 1 or tuple(error.shape) != tuple(value.shape):
+            raise ValueError(
+                f"ObsSlot (step {self.step}): value and error must be (m,) tensors of one "
+                f"length; got shapes {tuple(value.shape)} and {tuple(error.shape)}"
+            )
+        # a NaN value passed the LETKF's background check (NaN > bound is False) and made
+        # the analysis NaN far beyond its localization; a zero error broke its eigensolver
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(
+                f"ObsSlot (step {self.step}): {int((~torch.isfinite(value)).sum())} value(s) "
+                "are NaN or infinite; screen them out first (screen_observations does)"
+            )
+        if not bool((torch.isfinite(error) & (error > 0)).all()):
+            raise ValueError(
+                f"ObsSlot (step {self.step}): observation errors must be finite and > 0; got "
+                f"{int((~(torch.isfinite(error) & (error > 0))).sum())} that are not"
+            )
         if self.bias is not None:
             if not isinstance(self.bias, SlotBias):
                 raise TypeError(f"ObsSlot.bias must be a SlotBias or None; got {self.bias!r}")

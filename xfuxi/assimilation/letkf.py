@@ -161,6 +161,11 @@ def _grid_correlation(
     ls, kind = float(options.length_scale), options.kind  # type: ignore[arg-type]
     if options.n_points is not None:
         return index_correlation(int(options.n_points), length_scale=ls, kind=kind)
+    if latitude is None or longitude is None:  # an IndexError from the distances before
+        raise ValueError(
+            f"a localization of {ls:g} km needs the grid: pass latitude= and longitude= (or "
+            "n_points= in the LocalizationOptions for a 1-D grid in grid points)"
+        )
     return sphere_correlation(latitude, longitude, length_scale=ls, kind=kind)
 
 

@@ -366,9 +366,10 @@ def cloud_screen(
 ) -> np.ndarray:
     """Rows of cloudy-looking pixels: the window channel's ``O − H(x_b) < −threshold``.
 
-    A pixel (time, position) is flagged for all its channels. Pixels without a
-    window-channel row are flagged too (they cannot be screened). The truth's ``cloudy``
-    flag is not read.
+    A pixel (time, position and zenith angle: one satellite's view) is flagged for all its
+    channels. Pixels without a window-channel row are flagged too (they cannot be
+    screened); radiances without any are refused (:class:`ImagerError`), as nothing of
+    them could pass. The truth's ``cloudy`` flag is not read.
 
     Examples
     --------
@@ -388,10 +389,19 @@ def cloud_screen(
     if bt.shape != (table.sizes["obs"],):
         raise ValueError(f"background_bt must have one value per row ({table.sizes['obs']})")
     names = table["sensor_channel"].values.astype(str)
+    # a pixel as one satellite sees it (its zenith angle): two satellites' rows at one grid
+    # point were one pixel, screened by whichever came first
     pixel = pd.MultiIndex.from_arrays(
-        [table["time"].values, table["latitude"].values, table["longitude"].values]
-    )
+        [table["time"].values, table["latitude"].values, table["longitude"].values,
+         table["zenith_angle"].values]
+    )  # fmt: skip
     win = names == window_channel
+    if names.size and not win.any():  # every pixel flagged: nothing would ever be assimilated
+        raise ImagerError(
+            f"the radiances have no {window_channel!r} rows to screen clouds with (channels "
+            f"{sorted(set(names.tolist()))}): add that channel to the imager, name another "
+            "window_channel, or assimilate unscreened (screen_threshold=None)"
+        )
     cold = pd.Series(table["value"].values[win] - bt[win] < -threshold, index=pixel[win])
     cold = cold[~cold.index.duplicated()]
     flag = cold.reindex(pixel)
@@ -408,10 +418,14 @@ class PixelRadianceOperator(RadianceOperator):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        key = torch.stack([self.lat_index, self.lon_index], 1).numpy()
+        # a pixel is a grid point seen at one zenith angle: rows of two satellites at one
+        # point were given the first row's zenith (15 K off)
+        key = np.stack(
+            [self.lat_index.numpy(), self.lon_index.numpy(), self.zenith.double().numpy()], 1
+        )
         uniq, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        self.pixel_lat = torch.as_tensor(uniq[:, 0])
-        self.pixel_lon = torch.as_tensor(uniq[:, 1])
+        self.pixel_lat = self.lat_index[torch.as_tensor(first)]
+        self.pixel_lon = self.lon_index[torch.as_tensor(first)]
         self.pixel_zenith = self.zenith[torch.as_tensor(first)]
         self.pixel_of_row = torch.as_tensor(inverse.reshape(-1))
 
@@ -629,6 +643,9 @@ def _radiance_rows(
     """
     if cloudy_error is not None and screen_threshold is None:
         raise ValueError("cloudy_error needs screen_threshold (to find the cloudy-looking rows)")
+    if cloudy_error is not None and not (np.isfinite(cloudy_error) and cloudy_error > 0):
+        # it was clamped to 0: a zero error, a non-finite cost and an analysis that did nothing
+        raise ValueError(f"cloudy_error must be a finite error > 0 (K); got {cloudy_error!r}")
     hxb = background_radiances(table, background, channels=model.channels)
     value = table["value"].values.astype("float64")
     error = table["error"].values.astype("float64")
@@ -640,7 +657,7 @@ def _radiance_rows(
         if cloudy_error is None:
             keep = ~cloudy
         else:
-            error = np.where(cloudy, max(float(cloudy_error), 0.0), error)
+            error = np.where(cloudy, float(cloudy_error), error)
     if bias is not None:
         names = table["sensor_channel"].values.astype(str)
         value = value - bias.predict(names, table["zenith_angle"].values, hxb)

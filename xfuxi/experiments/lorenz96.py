@@ -58,9 +58,10 @@ class _Lorenz96Config(Config):
     def __post_init__(self) -> None:
         check_integers(self, {"n_cycles": 1, "burn_in": 0, "n_variables": 4, "n_members": 2,
                               "seed": 0})  # fmt: skip
-        check_number(self, "obs_error", finite=False)
-        check_number(self, "forcing", low=-np.inf, finite=False)
-        check_number(self, "localization_length", finite=False, optional=True)
+        # a zero or infinite error broke the LETKF's eigensolver or read as NaN members
+        check_number(self, "obs_error", above=True)
+        check_number(self, "forcing", low=-np.inf)
+        check_number(self, "localization_length", above=True, finite=False, optional=True)
         if self.n_cycles <= self.burn_in:
             raise ValueError(f"n_cycles ({self.n_cycles}) must exceed burn_in ({self.burn_in})")
 
@@ -130,8 +131,14 @@ class Lorenz96LETKFConfig(_Lorenz96Config):
     n_cycles: int = field(3200, help="cycles (one per model step of 0.05), burn-in included")
     n_members: int = field(40, help="ensemble size")
     inflation: float = field(1.0, help="multiplicative prior inflation (start value if adaptive)")
-    rtps: float = field(0.5, help="relaxation to prior spread")
+    rtps: float = field(0.5, help="relaxation to prior spread alpha in [0, 1]")
     adaptive_inflation: bool = field(False, help="estimate the inflation each cycle")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_number(self, "inflation", above=True)
+        if not 0.0 <= float(self.rtps) <= 1.0:  # as LETKFOptions (rtps=2 was accepted)
+            raise ValueError(f"Lorenz96LETKFConfig.rtps must be in [0, 1]; got {self.rtps!r}")
 
 
 def lorenz96_twin(
