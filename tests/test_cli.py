@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -169,6 +170,25 @@ def test_assimilate_output_dot_keeps_the_inputs(inputs, assimilation_inputs, mon
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "holds the input bg.nc" in err
     assert _tree(assimilation_inputs) == before
+
+
+def test_output_inside_an_input_or_a_file_is_refused_before_the_work(inputs, tmp_path, capsys):
+    """--output in.zarr/fc.zarr wrote into the input store; --output in.nc/fc.zarr ran the
+    forecast and then failed to make the folder, naming the input."""
+    store = tmp_path / "in.zarr"
+    xr.open_dataset(inputs["init"]).to_zarr(store)
+    before = sorted(p.name for p in store.iterdir())
+    args = ["--no-progress", "forecast", str(store), "--model", inputs["model"], "--steps", "1"]
+    assert main([*args, "--output", str(store / "fc.zarr")]) != 0
+    assert "lies inside the input" in capsys.readouterr().err
+    assert sorted(p.name for p in store.iterdir()) == before
+    assert _forecast(inputs, Path(inputs["init"]) / "fc.zarr") != 0
+    assert "lies inside the input" in capsys.readouterr().err
+    notes = tmp_path / "notes.txt"  # not an input: a file where a folder would have to be
+    notes.write_text("mine")
+    assert _forecast(inputs, notes / "fc.zarr") != 0
+    assert "which is a file, not a folder" in capsys.readouterr().err
+    assert notes.read_text() == "mine"
 
 
 def test_assimilate_writes_a_marked_directory(inputs, assimilation_inputs, monkeypatch, capsys):

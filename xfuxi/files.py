@@ -338,9 +338,9 @@ def atomic_write_netcdf(
     ds: Any, path: str | os.PathLike[str], *, writer: str, **kwargs: Any
 ) -> Path:
     """Write the Dataset ``ds`` to ``path`` as netCDF, atomically, recording ``writer`` in its
-    ``xfuxi_writer`` attribute (what :func:`netcdf_written_by` reads back); ``ds`` is not
-    modified. ``kwargs`` go to ``Dataset.to_netcdf``. Check the path first
-    (:func:`check_file_replaceable`).
+    ``xfuxi_writer`` attribute and the file's own name in ``xfuxi_file`` (what
+    :func:`netcdf_written_by` reads back); ``ds`` is not modified. ``kwargs`` go to
+    ``Dataset.to_netcdf``. Check the path first (:func:`check_file_replaceable`).
 
     Examples
     --------
@@ -351,28 +351,38 @@ def atomic_write_netcdf(
     True
     """
     marked = ds.copy()
-    marked.attrs = {**ds.attrs, "xfuxi_writer": writer}
+    marked.attrs = {**ds.attrs, "xfuxi_writer": writer, "xfuxi_file": Path(path).name}
     return atomic_write_file(path, lambda tmp: marked.to_netcdf(tmp, **kwargs))
 
 
 def netcdf_written_by(path: Path, writer: str) -> bool:
-    """Whether the netCDF file ``path`` records ``xfuxi_writer = writer`` (False for a file
-    that is not netCDF or cannot be read).
+    """Whether the netCDF file ``path`` records ``xfuxi_writer = writer`` and its own name
+    (False for a file that is not netCDF or cannot be read).
+
+    The name tells a file xfuxi wrote from one a user saved from it: xarray carries the
+    attributes of data it read into what it writes, so ``xr.open_dataset("fc.nc")``
+    ``.isel(...).to_netcdf("mine.nc")`` holds ``xfuxi_writer`` too, with another name.
 
     Examples
     --------
     >>> import tempfile, pathlib, xarray as xr
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> xr.Dataset(attrs={"xfuxi_writer": "me"}).to_netcdf(d / "a.nc")
+    >>> xr.Dataset(attrs={"xfuxi_writer": "me", "xfuxi_file": "a.nc"}).to_netcdf(d / "a.nc")
     >>> _ = (d / "b.nc").write_text("not netCDF")
     >>> netcdf_written_by(d / "a.nc", "me"), netcdf_written_by(d / "b.nc", "me")
     (True, False)
+    >>> xr.open_dataset(d / "a.nc").load().to_netcdf(d / "mine.nc")  # the user's copy
+    >>> netcdf_written_by(d / "mine.nc", "me")
+    False
     """
     import xarray as xr
 
     try:
         with xr.open_dataset(path, decode_cf=False) as existing:
-            return existing.attrs.get("xfuxi_writer") == writer
+            return (
+                existing.attrs.get("xfuxi_writer") == writer
+                and existing.attrs.get("xfuxi_file") == Path(path).name
+            )
     except Exception:  # noqa: BLE001 - anything unreadable is not ours
         return False
 

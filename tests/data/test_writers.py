@@ -124,7 +124,14 @@ def test_chunks_are_checked_and_applied(tmp_path):
     with pytest.raises(SchemaError, match="member"):
         write_weatherbench2(ds, tmp_path / "a.zarr", chunks={"member": 1})
     store = write_weatherbench2(ds, tmp_path / "b.zarr", chunks={"time": 2, "level": 1})
-    assert zarr.open_group(str(store), mode="r")["temperature"].chunks[:4] == (2, 3, 1, 3)
+    group = zarr.open_group(str(store), mode="r")
+    assert group["temperature"].chunks[:4] == (2, 3, 1, 3)
+    # index coordinates whole, as for dask data (the time coordinate was one chunk per
+    # time: a file each, and a long record opened 100 times slower)
+    for coord in ("time", "level", "latitude", "longitude"):
+        assert group[coord].chunks == group[coord].shape, coord
+    lazy = write_weatherbench2(ds.chunk(), tmp_path / "c.zarr", chunks={"time": 2, "level": 1})
+    assert zarr.open_group(str(lazy), mode="r")["time"].chunks == group["time"].chunks
 
 
 def test_netcdf_is_cf_compliant_and_round_trips(tmp_path):
@@ -208,3 +215,22 @@ def test_netcdf_never_replaces_a_foreign_file(tmp_path):
         np.testing.assert_allclose(
             back["temperature"].values, to_weatherbench2_layout(ds)["temperature"].values + 1
         )
+    # float16 (a raw netCDF4 TypeError) is written as float32, exactly; a missing folder is
+    # made (the error named xfuxi's hidden temporary file)
+    with np.errstate(over="ignore"):
+        half = (ds.drop_vars("geopotential") - 200.0).astype("float16")
+    path16 = write_netcdf(half, tmp_path / "new" / "half.nc")
+    with xr.open_dataset(path16) as back:
+        assert back["temperature"].dtype == np.float32
+        np.testing.assert_array_equal(
+            back["temperature"].values,
+            to_weatherbench2_layout(half)["temperature"].values.astype("float32"),
+        )
+    # a user's copy of an xfuxi file, saved by xarray, carries its attributes (it was
+    # replaced with overwrite=True): it is not xfuxi's
+    with xr.open_dataset(path) as back:
+        back.isel(level=[0]).to_netcdf(tmp_path / "mine.nc")
+    mine = (tmp_path / "mine.nc").read_bytes()
+    with pytest.raises(OutputExistsError, match="not written by xfuxi"):
+        write_netcdf(ds, tmp_path / "mine.nc", overwrite=True)
+    assert (tmp_path / "mine.nc").read_bytes() == mine

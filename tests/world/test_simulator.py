@@ -493,6 +493,17 @@ def test_cli_world(tmp_path, capsys):
     assert dict(ds.sizes) == {"time": 4, "level": 4, "latitude": 32, "longitude": 64}
     ds.close()
     assert len(os.listdir(tmp_path / "cache")) == 1
+    # replaced with --overwrite; a user's subset of it (xarray keeps its attributes) is not
+    again = ["--no-progress", "world", "--days", "1", "--spinup-days", "0", "--cache-dir",
+             str(tmp_path / "cache"), "--overwrite", "--output"]  # fmt: skip
+    assert main([*again, str(out)]) == 0
+    with xr.open_dataset(out) as world:
+        world.isel(level=[0]).to_netcdf(tmp_path / "mine.nc")
+    mine = (tmp_path / "mine.nc").read_bytes()
+    capsys.readouterr()
+    assert main([*again, str(tmp_path / "mine.nc")]) == 1
+    assert "mine.nc" in capsys.readouterr().err
+    assert (tmp_path / "mine.nc").read_bytes() == mine
 
 
 def test_cli_world_zarr_output(tmp_path, capsys):
@@ -519,8 +530,10 @@ def test_cli_world_zarr_output(tmp_path, capsys):
     nc = tmp_path / "w.nc"
     assert main([*args[:-1], str(nc)]) == 0
     assert main([*args[:-1], str(nc), "--overwrite"]) == 0
-    with xr.open_dataset(nc) as ds:
-        xr.testing.assert_identical(ds.load(), cached)
+    with xr.open_dataset(nc) as ds:  # and the writer's marks (what --overwrite reads)
+        assert (ds.attrs["xfuxi_writer"], ds.attrs["xfuxi_file"]) == ("xfuxi world", "w.nc")
+        xr.testing.assert_identical(ds.load().drop_attrs(deep=False), cached.drop_attrs(deep=False))
+        assert {**cached.attrs, "xfuxi_writer": "xfuxi world", "xfuxi_file": "w.nc"} == ds.attrs
     assert sorted(os.listdir(tmp_path)) == ["cache", "w.nc", "w.zarr"]
 
 

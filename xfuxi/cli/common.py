@@ -363,9 +363,10 @@ def output_args(help: str, *, flag: str = "--output"):  # noqa: A002
 def output_path(output: str, inputs: Sequence[str | None], *, kind: str, overwrite: bool) -> Path:
     """The absolute ``--output`` directory, checked before any work is done.
 
-    It must not be, or hold, one of the ``inputs``, and must be new, an empty directory, or
-    (with ``overwrite``) an earlier xfuxi output of ``kind``; otherwise
-    :class:`xfuxi.files.OutputExistsError` says why.
+    It must not be, hold, or lie inside one of the ``inputs``, every existing folder above
+    it must be a folder, and it must be new, an empty directory, or (with ``overwrite``) an
+    earlier xfuxi output of ``kind``; otherwise :class:`xfuxi.files.OutputExistsError`
+    says why.
     """
     out = Path(os.path.abspath(output))
     real = Path(os.path.realpath(out))
@@ -376,6 +377,16 @@ def output_path(output: str, inputs: Sequence[str | None], *, kind: str, overwri
         if src == real or real in src.parents:
             raise OutputExistsError(
                 f"--output {output} is or holds the input {item}; choose another output path"
+            )
+        if src in real.parents:  # e.g. in.zarr/fc.zarr: a new entry in the input store
+            raise OutputExistsError(
+                f"--output {output} lies inside the input {item}; xfuxi does not write into "
+                "what it reads: choose another output path"
+            )
+    for parent in real.parents:  # found after the work, when the folder could not be made
+        if parent.exists() and not parent.is_dir():
+            raise OutputExistsError(
+                f"--output {output} would lie inside {parent}, which is a file, not a folder"
             )
     check_replaceable(out, kind=kind, overwrite=overwrite)
     return out

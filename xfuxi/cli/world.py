@@ -6,10 +6,8 @@ import json
 import os
 from pathlib import Path
 
-import xarray as xr
-
 from ..config import from_arguments
-from ..files import atomic_write_file, check_file_replaceable
+from ..files import atomic_write_netcdf, check_file_replaceable, netcdf_written_by
 from ..world.simulator import (
     SPLITS,
     WorldConfig,
@@ -76,7 +74,7 @@ def _cmd_world(args) -> int:
         path = world_cache_path(full, args.cache_dir)
     print(f"cache: {path}")
     if out is not None and out.suffix == ".nc":
-        atomic_write_file(out, lambda tmp: ds.to_netcdf(tmp))
+        atomic_write_netcdf(ds, out, writer=WORLD_WRITER)
         print(f"wrote {out}")
     elif out is not None:
         write_directory(out, zarr_writer(ds), args, kind="world")
@@ -93,9 +91,11 @@ def _world_netcdf_path(output: str, *, overwrite: bool) -> Path:
     return out
 
 
+#: the ``xfuxi_writer`` of the netCDF files ``xfuxi world`` writes
+WORLD_WRITER = "xfuxi world"
+
+
 def _is_world_file(path: Path) -> bool:
-    try:
-        with xr.open_dataset(path) as old:
-            return "xfuxi_version" in old.attrs and "config" in old.attrs
-    except Exception:  # noqa: BLE001 - anything unreadable is not xfuxi's world
-        return False
+    """A world file this command wrote at ``path`` (any file with the world's attributes
+    passed: a user's subset of one, saved by xarray, carries them too)."""
+    return netcdf_written_by(path, WORLD_WRITER)
