@@ -334,6 +334,10 @@ def check_file_replaceable(
     return True
 
 
+#: the global attributes :func:`atomic_write_netcdf` adds (the writer's record, not data)
+WRITER_ATTRS: tuple[str, ...] = ("xfuxi_writer", "xfuxi_file")
+
+
 def atomic_write_netcdf(
     ds: Any, path: str | os.PathLike[str], *, writer: str, **kwargs: Any
 ) -> Path:

@@ -161,3 +161,160 @@ def test_bad_input_is_named():
     ds = xr.Dataset({"temperature": f, "co2": xr.DataArray(400.0)})
     with pytest.raises(SchemaError, match=r"\['co2'\] lack latitude"):
         regrid(ds, "T21")
+
+
+# Regional grids (audit 43): the conservative scheme stretched the outermost cells of both
+# grids to the poles and wrapped every target round the globe, and a source missing a
+# longitude column passed as global.
+
+
+def on_grid(values: np.ndarray, grid: xr.Dataset, name: str = "total_precipitation_6hr"):
+    return xr.DataArray(
+        values,
+        dims=("latitude", "longitude"),
+        coords={"latitude": grid.latitude, "longitude": grid.longitude},
+        name=name,
+    )
+
+
+def test_conservative_global_to_global_is_unchanged():
+    """A tiny global pair whose weights are exact binary fractions, worked out by hand: the
+    target cells [0, 180] and [180, 360] take 1/4, 1/2 and 1/4 of three 90° source cells
+    (centred on 0, 90, 180, 270); both grids have the latitude cells [-90, 0] and [0, 90]."""
+    src = equiangular_grid(4, 2, poles=False)
+    values = np.array([[1.0, 2.0, 3.0, 4.0], [8.0, 0.0, -4.0, 16.0]])
+    target = {"latitude": [-45.0, 45.0], "longitude": [90.0, 270.0]}
+    out = regrid(on_grid(values, src), target, method="conservative")
+    np.testing.assert_array_equal(out.values, [[2.0, 3.0], [1.0, 9.0]])
+    # NaN data: the mean over the valid part of the cell, [0, 180] now 1/4 of 1 and 3 each
+    values[0, 1] = np.nan
+    out = regrid(on_grid(values, src), target, method="conservative")
+    np.testing.assert_array_equal(out.values, [[2.0, 3.0], [1.0, 9.0]])
+
+
+def band_field(grid: xr.Dataset, latitudes: bool, longitudes: bool) -> xr.DataArray:
+    """1 mm in the band 30..60°N if ``latitudes`` and 330..30°E if ``longitudes``, 0
+    elsewhere."""
+    lat, lon = np.meshgrid(grid.latitude.values, grid.longitude.values, indexing="ij")
+    inside = np.ones(lat.shape, dtype=bool)
+    if latitudes:
+        inside &= (lat >= 30) & (lat <= 60)
+    if longitudes:
+        inside &= (lon <= 30) | (lon >= 330)
+    return on_grid(np.where(inside, 1e-3, 0.0), grid).assign_attrs(units="m")
+
+
+@pytest.mark.parametrize(
+    "longitude",
+    [np.arange(0.0, 19.0, 3.0), np.array([351.0, 354.0, 357.0, 0.0, 3.0, 6.0])],
+    ids=["0..18E", "across 0"],
+)
+def test_conservative_regional_target_inside_a_band_is_the_constant(longitude):
+    # the 3° Europe box of the audit: its edge rows came out 13 and 2.6 times too small
+    # (stretched to the poles), its edge columns too small (wrapped round the globe)
+    src = target_grid("wb2_240x121")
+    box = {"latitude": np.arange(36.0, 55.0, 3.0), "longitude": longitude}
+    for latitudes, longitudes in [(True, False), (False, True), (True, True)]:
+        field = band_field(src, latitudes=latitudes, longitudes=longitudes)
+        out = regrid(field, box)
+        assert out.attrs["regrid_method"] == "conservative"
+        np.testing.assert_allclose(out.values, 1e-3, rtol=1e-12)
+        assert out.sizes == {"latitude": 7, "longitude": longitude.size}
+
+
+@pytest.mark.parametrize(
+    "longitude",
+    [np.arange(2.25, 18.0, 3.0), np.array([351.75, 354.75, 357.75, 0.75, 3.75])],
+    ids=["0.75..18.75E", "across 0"],
+)
+def test_conservative_regional_target_keeps_the_area_mean(longitude):
+    """A box whose 3° cells are made of whole 1.5° source cells: the area mean over the
+    box is the source's over the same region, to rounding."""
+    src = target_grid("wb2_240x121")
+    f = on_grid(np.random.default_rng(3).uniform(0, 1, (121, 240)), src)
+    latitude = np.arange(36.75, 55.0, 3.0)  # cells 35.25..56.25°N
+    out = regrid(f, {"latitude": latitude, "longitude": longitude}, method="conservative")
+    lat = np.deg2rad(latitude)
+    area = np.sin(lat + np.deg2rad(1.5)) - np.sin(lat - np.deg2rad(1.5))  # equal widths
+    got = float((out.mean("longitude") * area).sum() / area.sum())
+    first, last = longitude[0] - 1.5, longitude[-1] + 1.5
+    lon = f.longitude.values
+    in_lon = (lon > first) & (lon < last) if first < last else (lon > first) | (lon < last)
+    inner = f.sel(latitude=slice(35.25, 56.25)).isel(longitude=in_lon)
+    assert inner.sizes == {"latitude": 14, "longitude": 2 * longitude.size}
+    slat = np.deg2rad(inner.latitude)
+    sarea = np.sin(slat + np.deg2rad(0.75)) - np.sin(slat - np.deg2rad(0.75))
+    expected = float((inner.mean("longitude") * sarea).sum() / sarea.sum())
+    assert abs(got - expected) < 1e-14, (got, expected)
+
+
+def test_conservative_band_source_is_nan_outside_its_band():
+    # a source on 30°S..30°N used to be copied out to the poles (0.005 at 85.8°N)
+    src = target_grid("wb2_240x121")
+    rng = np.random.default_rng(4)
+    band = on_grid(rng.uniform(0, 1, (121, 240)), src).sel(latitude=slice(-30, 30))
+    out = regrid(band, "T21", method="conservative")
+    # the T21 cells (bounds at the midpoints and the poles) against the band's (±30.75°)
+    lat = target_grid("T21").latitude.values
+    bounds = np.concatenate([[-90.0], (lat[:-1] + lat[1:]) / 2, [90.0]])
+    outside = (bounds[1:] <= -30.75) | (bounds[:-1] >= 30.75)
+    assert outside.sum() == 20 and not outside[10:22].any()
+    assert out.isel(latitude=outside).isnull().all()
+    assert out.isel(latitude=~outside).notnull().all()
+    # a cell partly in the band is the mean over its part in the band: a constant stays
+    # constant, and the integral over the covered area is the band's
+    const = regrid(xr.full_like(band, 5e-3), "T21", method="conservative")
+    np.testing.assert_allclose(const.isel(latitude=~outside), 5e-3, rtol=1e-14)
+    s = np.sin(np.deg2rad(np.clip(bounds, -30.75, 30.75)))
+    covered = np.diff(s)  # the area of each T21 cell within the band (equal widths)
+    got = float(np.nansum(out.mean("longitude").values * covered))
+    blat = np.deg2rad(band.latitude.values)
+    barea = np.sin(blat + np.deg2rad(0.75)) - np.sin(blat - np.deg2rad(0.75))
+    expected = float((band.mean("longitude").values * barea).sum())
+    assert abs(got - expected) < 1e-13, (got, expected)
+    # NaN data inside the band are treated alike: the mean over the valid part
+    holes = band.where(rng.uniform(size=band.shape) > 0.3)
+    out = regrid(xr.full_like(band, 2.0).where(holes.notnull()), "T21", method="conservative")
+    np.testing.assert_allclose(out.isel(latitude=~outside), 2.0, rtol=1e-14)
+    assert out.isel(latitude=outside).isnull().all()
+
+
+def test_a_longitude_gap_of_one_column_is_not_global():
+    g = target_grid("wb2_64x32")
+    ones = on_grid(np.ones((32, 64)), g)
+    # the last column (354.375°) missing: a gap of two spacings across 360° was filled
+    with pytest.raises(SchemaError, match="gap of 11.25° between 348.75 and 0"):
+        regrid(ones.isel(longitude=slice(0, 63)), "wb2_64x32", method="conservative")
+    # an inner column missing
+    with pytest.raises(SchemaError, match="gap of 11.25° between 174.375 and 185.625"):
+        regrid(ones.drop_isel(longitude=32), "T21", method="bilinear")
+    # the whole grid, or one starting elsewhere, is global
+    assert regrid(ones, "T21").notnull().all()
+    rolled = ones.assign_coords(longitude=(ones.longitude + 2.0) % 360)
+    assert regrid(rolled, "T21").notnull().all()
+
+
+def test_conservative_needs_two_points_each_way():
+    f = smooth(target_grid("T21"))
+    with pytest.raises(ValueError, match="at least 2 latitudes .* the target 1"):
+        regrid(f, {"latitude": [45.0], "longitude": [0.0, 90.0]}, method="conservative")
+    with pytest.raises(ValueError, match="at least 2 longitudes .* the target 1"):
+        regrid(f, {"latitude": [0.0, 45.0], "longitude": [10.0]}, method="conservative")
+
+
+def test_longitude_cells_of_a_regional_source_are_not_periodic():
+    """regrid refuses sources not global in longitude, but the weights treat one as its
+    cells say: source cells [-5, 5], [5, 15], [15, 25]; target cells [0, 10], [10, 20],
+    [20, 32.5], [32.5, 47.5]."""
+    from xfuxi.data.regrid import _longitude_weights
+
+    weights, inside = _longitude_weights(np.array([0.0, 10.0, 20.0]), np.array([5.0, 15, 25, 40]))
+    np.testing.assert_allclose(
+        weights, [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 0.4], [0.0, 0.0, 0.0]]
+    )
+    np.testing.assert_array_equal(inside, [True, True, False, False])
+    # both across 0°: source cells [355, 365], [365, 375], [345, 355]; target cells
+    # [360, 370] (5°E) and [350, 360] (355°E)
+    weights, inside = _longitude_weights(np.array([0.0, 10.0, 350.0]), np.array([5.0, 355.0]))
+    np.testing.assert_allclose(weights, [[0.5, 0.5, 0.0], [0.5, 0.0, 0.5]])
+    np.testing.assert_array_equal(inside, [True, True])

@@ -1,10 +1,10 @@
-"""Regridding between global latitude–longitude grids: regular, Gaussian, WeatherBench2.
+"""Regridding from global latitude–longitude grids: regular, Gaussian, WeatherBench2.
 
 Real data rarely come on the grid of a model: ERA5 is delivered on a 0.25° grid (or any
 grid the CDS is asked for), WeatherBench2 stores use equiangular grids with or without the
 poles (64 × 32, 240 × 121, 1440 × 721), and the Held–Suarez world and its models use the
 T21 Gaussian grid (64 × 32, latitudes ±85.76°). :func:`regrid` moves data between any two
-of them:
+of them, or to a regional grid (a box, which may cross 0°):
 
 * ``"bilinear"``: bilinear interpolation in latitude and longitude through the
   ``xarray-regrid`` library (the ``regrid`` extra), periodic in longitude, with the poles
@@ -12,11 +12,16 @@ of them:
   of the source's outermost latitude are filled;
 * ``"conservative"``: first-order conservative remapping. Each target cell takes the
   area-weighted mean of the source cells it overlaps, with cells bounded by the midpoints
-  between neighbouring latitudes and longitudes and by ±90° at the poles — the cells of
-  :func:`xfuxi.grid.area_weights`. The area integral is kept to rounding (the
-  ``xarray-regrid`` conservative scheme approximates the cell areas on non-uniform
-  grids and does not keep it on Gaussian grids, so xfuxi computes the exact overlaps
-  itself; the remap factorises into one matrix for latitude and one for longitude);
+  between neighbouring latitudes and longitudes. An outermost latitude within one grid
+  spacing of a pole (every global grid) has its cell reach the pole — the cells of
+  :func:`xfuxi.grid.area_weights`; the outermost cell of a latitude band or region
+  stops half a spacing beyond it, as do the first and last longitude cells of a regional
+  target. The area integral is kept to rounding (the ``xarray-regrid`` conservative
+  scheme approximates the cell areas on non-uniform grids and does not keep it on
+  Gaussian grids, so xfuxi computes the exact overlaps itself; the remap factorises into
+  one matrix for latitude and one for longitude). A target cell only partly covered by
+  the source (data on a latitude band) or by valid values (NaN) takes the mean over its
+  covered part; one not covered at all is NaN;
 * ``"auto"`` (the default): conservative for fluxes and totals (accumulations such as
   ``total_precipitation_6hr``: their area integral is what matters), bilinear for
   instantaneous fields.
@@ -202,57 +207,121 @@ def is_flux_or_total(name: Hashable, attrs: dict[str, Any] | None = None) -> boo
     return "accumulation" in attrs or units in ("Jm**-2", "Wm**-2", "Jm-2", "Wm-2")
 
 
-def _bounds(centres: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Cell bounds: midpoints between centres, and ``low``/``high`` outside."""
-    mid = (centres[:-1] + centres[1:]) / 2
-    return np.concatenate([[low], mid, [high]])
-
-
-def _overlap(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
-    """Overlap lengths of target (rows) and source (columns) intervals given by bounds."""
-    lo = np.maximum(tgt[:-1, None], src[None, :-1])
-    hi = np.minimum(tgt[1:, None], src[None, 1:])
+def _overlap(
+    src_lo: np.ndarray, src_hi: np.ndarray, tgt_lo: np.ndarray, tgt_hi: np.ndarray
+) -> np.ndarray:
+    """Overlap lengths of target (rows) and source (columns) intervals ``[lo, hi]``."""
+    lo = np.maximum(tgt_lo[:, None], src_lo[None, :])
+    hi = np.minimum(tgt_hi[:, None], src_hi[None, :])
     return np.clip(hi - lo, 0.0, None)
 
 
-def _latitude_weights(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
-    """Fractions of each target cell's area in each source cell, in sin(latitude)."""
-    s = np.sin(np.deg2rad(_bounds(src, -90.0, 90.0)))
-    t = np.sin(np.deg2rad(_bounds(tgt, -90.0, 90.0)))
-    return _overlap(s, t) / np.diff(t)[:, None]
+def _latitude_bounds(centres: np.ndarray) -> np.ndarray:
+    """Bounds of the latitude cells (``n + 1`` for ``n`` ascending centres), in degrees.
+
+    Cells meet at the midpoints between neighbouring latitudes. An outermost cell reaches
+    the pole when its latitude lies within one grid spacing of it (the pole row itself, the
+    rows of an equiangular grid without poles, a Gaussian grid's outermost rows: every
+    global grid); otherwise, as for a regional grid or a latitude band, it stops half a
+    spacing beyond its latitude.
+    """
+    first, last = centres[1] - centres[0], centres[-1] - centres[-2]
+    tol = 1e-9
+    low = -90.0 if centres[0] - first <= -90.0 + tol else centres[0] - first / 2
+    high = 90.0 if centres[-1] + last >= 90.0 - tol else centres[-1] + last / 2
+    return np.concatenate([[low], (centres[:-1] + centres[1:]) / 2, [high]])
 
 
-def _longitude_weights(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
-    """Fractions of each target cell's width in each source cell, periodic in 360°."""
+def _longitude_gaps(centres: np.ndarray) -> np.ndarray:
+    """The gap after each of the ascending longitudes (in [0, 360)), round the circle."""
+    return np.diff(np.concatenate([centres, [centres[0] + 360.0]]))
 
-    def periodic_bounds(c: np.ndarray) -> np.ndarray:
-        ext = np.concatenate([[c[-1] - 360.0], c, [c[0] + 360.0]])
-        return (ext[:-1] + ext[1:]) / 2
 
-    s = periodic_bounds(src)
-    t = periodic_bounds(tgt)
-    overlap = sum(_overlap(s + shift, t) for shift in (-360.0, 0.0, 360.0))
-    return overlap / np.diff(t)[:, None]
+def _is_global_longitude(centres: np.ndarray) -> bool:
+    """Whether longitudes go round the whole circle: no gap between neighbours (the one
+    across 360° included) is wider than 1.5 times the grid spacing, taken as the widest of
+    the other gaps. A missing column leaves a gap of two spacings."""
+    if centres.size < 2:
+        return False
+    gaps = np.sort(_longitude_gaps(centres))
+    return bool(gaps[-1] <= 1.5 * gaps[-2] + 1e-9)
+
+
+def _longitude_cells(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Lower and upper bounds of the longitude cells (degrees, in the order given), and
+    whether they go round the circle.
+
+    Cells meet at the midpoints between neighbouring longitudes. Global longitudes
+    (:func:`_is_global_longitude`) are periodic: the cells tile the circle. Regional ones
+    (a box, which may cross 0°) end half a spacing beyond the first and last longitude of
+    the region, the widest gap lying outside it.
+    """
+    if _is_global_longitude(centres):
+        ext = np.concatenate([[centres[-1] - 360.0], centres, [centres[0] + 360.0]])
+        bounds = (ext[:-1] + ext[1:]) / 2
+        return bounds[:-1], bounds[1:], True
+    n = centres.size
+    start = (int(np.argmax(_longitude_gaps(centres))) + 1) % n  # the region's first point
+    unwrapped = np.roll(centres, -start) + 360.0 * (np.arange(n) >= n - start)
+    mid = (unwrapped[:-1] + unwrapped[1:]) / 2
+    lo = np.concatenate([[unwrapped[0] - (unwrapped[1] - unwrapped[0]) / 2], mid])
+    hi = np.concatenate([mid, [unwrapped[-1] + (unwrapped[-1] - unwrapped[-2]) / 2]])
+    return np.roll(lo, start), np.roll(hi, start), False
+
+
+def _latitude_weights(src: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fractions of each target cell's area in each source cell, in sin(latitude), and
+    whether each target cell lies wholly within the source's cells."""
+    sb, tb = _latitude_bounds(src), _latitude_bounds(tgt)
+    s, t = np.sin(np.deg2rad(sb)), np.sin(np.deg2rad(tb))
+    inside = (tb[:-1] >= sb[0]) & (tb[1:] <= sb[-1])
+    return _overlap(s[:-1], s[1:], t[:-1], t[1:]) / np.diff(t)[:, None], inside
+
+
+def _longitude_weights(src: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fractions of each target cell's width in each source cell, modulo 360°, and whether
+    each target cell lies wholly within the source's cells."""
+    s_lo, s_hi, s_global = _longitude_cells(src)
+    t_lo, t_hi, _ = _longitude_cells(tgt)
+    overlap = sum(
+        _overlap(s_lo + shift, s_hi + shift, t_lo, t_hi) for shift in (-360.0, 0.0, 360.0)
+    )
+    if s_global:
+        inside = np.ones(tgt.size, dtype=bool)
+    else:
+        first, last = s_lo.min(), s_hi.max()
+        inside = np.zeros(tgt.size, dtype=bool)
+        for shift in (-360.0, 0.0, 360.0):
+            inside |= (t_lo >= first + shift) & (t_hi <= last + shift)
+    return overlap / (t_hi - t_lo)[:, None], inside
 
 
 def _conservative(da: xr.DataArray, grid: xr.Dataset) -> xr.DataArray:
-    wlat = xr.DataArray(
-        _latitude_weights(da["latitude"].values, grid["latitude"].values),
-        dims=("__lat", "latitude"),
-    )
-    wlon = xr.DataArray(
-        _longitude_weights(da["longitude"].values, grid["longitude"].values),
-        dims=("__lon", "longitude"),
-    )
+    for name, src, tgt in (
+        ("latitude", da["latitude"].values, grid["latitude"].values),
+        ("longitude", da["longitude"].values, grid["longitude"].values),
+    ):
+        if min(src.size, tgt.size) < 2:
+            raise ValueError(
+                f"conservative regridding needs at least 2 {name}s on each grid to bound its "
+                f"cells; the data have {src.size} and the target {tgt.size}"
+            )
+    lat_weights, lat_inside = _latitude_weights(da["latitude"].values, grid["latitude"].values)
+    lon_weights, lon_inside = _longitude_weights(da["longitude"].values, grid["longitude"].values)
+    wlat = xr.DataArray(lat_weights, dims=("__lat", "latitude"))
+    wlon = xr.DataArray(lon_weights, dims=("__lon", "longitude"))
     valid = da.notnull()
     summed = xr.dot(wlat, wlon, da.fillna(0.0), dim=["latitude", "longitude"])
     # dask data take the masked path whatever they hold: asking whether all is valid would
-    # read every block now (and again when the result is computed)
-    if da.chunks is None and bool(valid.all()):
+    # read every block now (and again when the result is computed). So do target cells
+    # reaching beyond the source's cells (a regional source): like NaN data, only the
+    # covered part of such a cell counts, and a cell not covered at all is NaN
+    covered = bool(lat_inside.all() and lon_inside.all())
+    if covered and da.chunks is None and bool(valid.all()):
         out = summed
     else:  # the mean over the valid part of each target cell; NaN where none is valid
         cover = xr.dot(wlat, wlon, valid.astype("float64"), dim=["latitude", "longitude"])
-        out = (summed / cover).where(cover > 0)
+        out = summed / cover.where(cover > 0)  # no 0 / 0 (a warning from dask)
     out = out.rename(__lat="latitude", __lon="longitude")
     out = out.assign_coords(latitude=grid["latitude"], longitude=grid["longitude"])
     return _like_input(out.transpose(*da.dims), da)
@@ -285,18 +354,19 @@ def regrid(
     *,
     method: Literal["auto", "bilinear", "conservative"] = "auto",
 ) -> xr.Dataset | xr.DataArray:
-    """Regrid global latitude–longitude data to another grid.
+    """Regrid latitude–longitude data, global in longitude, to another grid.
 
     Parameters
     ----------
     ds : xarray.Dataset or xarray.DataArray
-        Global data with dims ``latitude`` and ``longitude`` (any others are carried
-        along); brought into the canonical layout first
-        (:func:`xfuxi.data.schema.validate`).
+        Data with dims ``latitude`` and ``longitude`` (any others are carried along),
+        global in longitude (no gap between neighbouring longitudes, the one across 360°
+        included, over 1.5 grid spacings) and global or a band in latitude; brought into
+        the canonical layout first (:func:`xfuxi.data.schema.validate`).
     target : str, xarray.Dataset, xarray.DataArray, mapping or model
         The grid (see :func:`target_grid`): ``"T21"`` (the world's Gaussian grid),
         ``"wb2_64x32"``, ``"wb2_240x121"``, data on the grid, ``{"latitude": ...,
-        "longitude": ...}``, or a model.
+        "longitude": ...}``, or a model. It may be regional (a box, which may cross 0°).
     method : {"auto", "bilinear", "conservative"}, default "auto"
         ``"auto"``: conservative for fluxes and totals (:func:`is_flux_or_total`), bilinear
         for the rest. See the module documentation for both schemes.
@@ -305,14 +375,18 @@ def regrid(
     -------
     xarray.Dataset or xarray.DataArray
         A new object on the target grid (``ds`` is not modified); each variable's
-        ``regrid_method`` attribute says how it was regridded.
+        ``regrid_method`` attribute says how it was regridded. Where the data cover only
+        a latitude band, the target outside it is NaN (conservative: cells the band does
+        not reach at all; a cell it covers in part is the mean over that part).
 
     Raises
     ------
     ValueError
-        Unknown method or grid name.
+        Unknown method or grid name; conservative regridding with fewer than 2
+        latitudes or longitudes on either grid (its cells cannot be bounded).
     SchemaError
-        ``ds`` has no ``latitude``/``longitude`` or is not global in longitude.
+        ``ds`` has no ``latitude``/``longitude`` or is not global in longitude (the error
+        names the widest gap).
     ImportError
         Bilinear regridding without xarray-regrid (``pip install 'xfuxi[regrid]'``).
 
@@ -339,11 +413,8 @@ def regrid(
     data = validate(ds)
     grid = target_grid(target)
     lon = data["longitude"].values
-    if lon.size < 2 or lon[-1] - lon[0] < 360.0 - 2 * np.max(np.diff(lon)) - 1e-9:
-        raise SchemaError(
-            f"data longitudes span {lon[0]:g}..{lon[-1]:g}; regrid needs global data "
-            "(longitudes around the whole circle)"
-        )
+    if not _is_global_longitude(lon):
+        raise SchemaError(_not_global(lon))
     chosen = {
         name: (
             method
@@ -378,3 +449,21 @@ def regrid(
     for name in ("latitude", "longitude"):
         out[name].attrs = {**data[name].attrs, **grid[name].attrs}
     return out.transpose(*[d for d in data.dims if d in out.dims])
+
+
+def _not_global(lon: np.ndarray) -> str:
+    """Why longitudes are not global, for the error."""
+    if lon.size < 2:
+        return (
+            f"data have {lon.size} longitude(s); regrid needs global data (longitudes "
+            "around the whole circle)"
+        )
+    gaps = _longitude_gaps(lon)
+    i = int(np.argmax(gaps))
+    spacing = np.sort(gaps)[-2]
+    return (
+        f"data longitudes span {lon[0]:g}..{lon[-1]:g} with a gap of {gaps[i]:g}° between "
+        f"{lon[i]:g} and {lon[(i + 1) % lon.size]:g} (the grid spacing is {spacing:g}°; "
+        "a global grid has no gap over 1.5 spacings, a missing column leaves 2); regrid needs "
+        "global data (longitudes around the whole circle)"
+    )

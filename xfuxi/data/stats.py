@@ -21,7 +21,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..files import atomic_write_netcdf, check_file_replaceable, netcdf_written_by
+from ..files import (
+    WRITER_ATTRS,
+    atomic_write_netcdf,
+    check_file_replaceable,
+    netcdf_written_by,
+)
 from ..grid import area_weights
 from .schema import SchemaError, validate
 
@@ -434,7 +439,8 @@ def load_stats(path: str | os.PathLike) -> xr.Dataset:
         raise FileNotFoundError(f"no statistics file at {str(path)!r}")
     with xr.open_dataset(path) as ds:
         out = ds.load()
-    out.attrs.pop("xfuxi_writer", None)  # the writer's record, not the statistics'
+    for key in WRITER_ATTRS:  # the writer's record, not the statistics'
+        out.attrs.pop(key, None)
     return out
 
 
