@@ -109,6 +109,9 @@ def test_wrapped_model_gives_exact_linear_extrapolation():
         np.testing.assert_allclose(
             fc.temperature.isel(time=0, prediction_timedelta=k).values, expect, rtol=1e-5
         )
+    # a ForecastModel is not wrapped again: every argument was ignored
+    with pytest.raises(TypeError, match="is a ForecastModel already"):
+        wrap_model(model, channels=CHANNELS[:1], latitude=LAT, longitude=LON, residual=True)
 
 
 def test_iter_matches_forecast_and_batches_do_not_change_results():
@@ -148,6 +151,23 @@ def test_dtype_and_device_options_use_a_copy():
     xr.testing.assert_allclose(f32, f64, rtol=1e-4, atol=1e-2)
     with pytest.raises(ValueError, match="dtype"):
         forecast(ds, model=model, steps=1, dtype="int32", progress=False)
+
+
+def test_the_copy_for_another_dtype_keeps_a_model_subclass():
+    """The copy was rebuilt as a plain ForecastModel: a subclass's own forward was dropped,
+    and asking for float64 changed the forecast itself."""
+
+    class Damped(ForecastModel):
+        def forward(self, x):
+            return 0.5 * super().forward(x)
+
+    base = _fuxi()
+    model = Damped(base.net, channels=base.channels, latitude=base.latitude,
+                   longitude=base.longitude, stats=base.stats, residual=base.residual)  # fmt: skip
+    ds = _data(2)
+    f32 = forecast(ds, model=model, steps=1, progress=False)
+    f64 = forecast(ds, model=model, steps=1, dtype="float64", progress=False)
+    xr.testing.assert_allclose(f32.drop_attrs(), f64.drop_attrs(), rtol=1e-4, atol=1e-2)
 
 
 def test_no_autograd_state_in_outputs():

@@ -128,6 +128,14 @@ def test_registry_checks_sha256(tmp_path, monkeypatch):
     weights.write_bytes(bytes(raw))
     with pytest.raises(ChecksumError, match="model.safetensors"):
         load_model("demo")
+    # a name is a plain folder name: a path wrote outside the models folder, over the
+    # user's own checkpoint at that path
+    outside = save_model(_model(), tmp_path.parent / f"{tmp_path.name}-mine")
+    before = (outside / "config.json").read_bytes()
+    for name in (str(outside), f"../{outside.name}", ".hidden", ""):
+        with pytest.raises(ValueError, match="plain folder name"):
+            register_pretrained(name, source=src)
+    assert (outside / "config.json").read_bytes() == before
 
 
 def test_shipped_model_is_registered_small_and_loads():
@@ -446,3 +454,17 @@ def test_single_time_input_ignores_the_earlier_time_and_survives_a_checkpoint(tm
                           longitude=model.longitude, config={"input_times": bad})  # fmt: skip
     with pytest.raises(TypeError, match="expected a ForecastModel"):
         with_single_time_input(torch.nn.Identity())
+
+
+def test_check_plausible_names_a_missing_channel():
+    """A missing level or variable raised a raw IndexError / KeyError."""
+    from tests import tiny
+    from xfuxi.data.schema import SchemaError
+    from xfuxi.models.base import check_plausible
+
+    model, ds = tiny.fuxi_model(), tiny.dataset()
+    check_plausible(ds, model)
+    with pytest.raises(SchemaError, match="lack level 850 hPa of 'temperature'"):
+        check_plausible(ds.sel(level=[500]), model)
+    with pytest.raises(SchemaError, match="lack the model's variable 'passive_tracer'"):
+        check_plausible(ds.drop_vars("passive_tracer"), model)

@@ -609,6 +609,11 @@ def test_model_gain_scales_the_perturbations_before_that_models_steps(tmp_path):
         torch.testing.assert_close(vae.perturb(x, eps, step=5, model="medium"), plain * scale)
         # on top of the early gain
         torch.testing.assert_close(vae.perturb(x, eps, step=1, model="medium"), plain * 3 * scale)
+        # a stage wrapped by with_spectral_filter / with_single_time_input ("medium+T21",
+        # "medium+1t") takes the factors of the model it wraps: a filtered cascade lost them
+        for wrapped in ("medium+T21", "medium+1t+T21"):
+            torch.testing.assert_close(vae.perturb(x, eps, step=5, model=wrapped), plain * scale)
+        torch.testing.assert_close(vae.perturb(x, eps, step=5, model="mediumT21"), plain)
         vae.set_early_gain([1.0, 1.0, 1.0], 0)
         # a rollout through a cascade: the first two steps by "short", the third by "medium"
         gens = member_generators(0, [(0, 0), (0, 1), (0, 2)])
@@ -620,8 +625,12 @@ def test_model_gain_scales_the_perturbations_before_that_models_steps(tmp_path):
             curr = state[:, 1] + vae.perturb(state, e) * factor
             torch.testing.assert_close(outs[k], curr)
             state = torch.stack([curr, curr], dim=1)
-    back = load_perturbation(save_perturbation(vae, tmp_path / "ck"))
+    back = load_perturbation(save_perturbation(vae, tmp_path / "ck", metadata={"base": "m"}))
     assert back.config["model_gain"] == {"medium": [2.0, 2.0, 1.0]}
+    # a loaded module re-saved keeps its metadata (it was dropped: resuming its training
+    # checks the base model recorded there); new entries are merged over it
+    again = load_perturbation(save_perturbation(back, tmp_path / "ck2", metadata={"n": 1}))
+    assert again.metadata == {"base": "m", "n": 1}
     vae.set_model_gain("medium", None)
     assert vae.config["model_gain"] == {}
     with pytest.raises(ValueError, match="positive"):

@@ -89,6 +89,18 @@ def test_with_spectral_filter_copies_and_survives_a_checkpoint(tmp_path):
     assert copied.output_filter is not filtered.output_filter
     with torch.no_grad():
         torch.testing.assert_close(copied(x), out)
+    # a filter with per-wavenumber weights keeps them (they were dropped: another forecast)
+    damped = copy_model(filtered)
+    damped.output_filter = SpectralFilter(tiny.LAT, tiny.LON, 3, weights=[1.0, 1.0, 0.5, 0.25])
+    back = load_model(save_model(damped, tmp_path / "damped"))
+    assert back.output_filter.weights == [1.0, 1.0, 0.5, 0.25]
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), damped(x))
+    # any other filter cannot be written and read back
+    other = copy_model(filtered)
+    other.output_filter = torch.nn.Identity()
+    with pytest.raises(TypeError, match="output_filter is a Identity"):
+        save_model(other, tmp_path / "other")
 
 
 def test_with_spectral_filter_filters_every_stage_of_a_cascade():

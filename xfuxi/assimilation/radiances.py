@@ -391,10 +391,10 @@ def cloud_screen(
     names = table["sensor_channel"].values.astype(str)
     # a pixel as one satellite sees it (its zenith angle): two satellites' rows at one grid
     # point were one pixel, screened by whichever came first
-    pixel = pd.MultiIndex.from_arrays(
-        [table["time"].values, table["latitude"].values, table["longitude"].values,
-         table["zenith_angle"].values]
-    )  # fmt: skip
+    keys = [table["time"].values, table["latitude"].values, table["longitude"].values]
+    if "zenith_angle" in table.coords:  # radiance_table's rows carry it
+        keys.append(table["zenith_angle"].values)
+    pixel = pd.MultiIndex.from_arrays(keys)
     win = names == window_channel
     if names.size and not win.any():  # every pixel flagged: nothing would ever be assimilated
         raise ImagerError(

@@ -439,9 +439,14 @@ def check_plausible(ds: xr.Dataset, model: Any) -> None:
     for i, (var, level) in enumerate(model.channels):
         if not has_stats[i]:
             continue
+        if var not in ds.data_vars:  # a raw KeyError / IndexError before
+            raise SchemaError(f"the data lack the model's variable {var!r}")
         da = ds[var]
         if level is not None:
-            index = np.nonzero(np.isclose(ds["level"].values, level))[0]
+            levels = ds["level"].values if "level" in ds.coords else np.array([])
+            index = np.nonzero(np.isclose(levels, level))[0]
+            if index.size == 0:
+                raise SchemaError(f"the data lack level {level:g} hPa of {var!r}")
             da = da.isel(level=int(index[0]), drop=True)
         checked.append(i)
         reductions += [da.mean(dtype="float64"), da.min(), da.max()]
@@ -502,6 +507,11 @@ def wrap_model(
     ForecastModel
         Usable by :func:`xfuxi.forecast`, ensembles and 4DVar.
 
+    Raises
+    ------
+    TypeError
+        ``module`` is not a torch module, or is a ForecastModel already.
+
     Examples
     --------
     >>> import torch
@@ -514,8 +524,12 @@ def wrap_model(
     >>> bool(torch.equal(m(x), x[:, 1]))
     True
     """
-    if isinstance(module, ForecastModel):
-        return module
+    if isinstance(module, ForecastModel):  # it was returned as it was, every argument unused
+        raise TypeError(
+            f"{module.name!r} is a ForecastModel already, with its own channels, grid, "
+            "statistics and residual setting; use it as it is, or wrap its network "
+            "(wrap_model(model.net, ...)) to give it others"
+        )
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(module).__name__}")
     return ForecastModel(

@@ -625,7 +625,16 @@ def model_files(
         config["input_times"] = model.input_times
     filt = getattr(model, "output_filter", None)
     if filt is not None:  # xfuxi.models.spectral.with_spectral_filter
+        from .spectral import SpectralFilter
+
+        if not isinstance(filt, SpectralFilter):  # nothing else can be written and read back
+            raise TypeError(
+                f"the model's output_filter is a {type(filt).__name__}; a checkpoint holds a "
+                "SpectralFilter (xfuxi.with_spectral_filter) only"
+            )
         config["output_filter"] = {"kind": "spectral", "truncation": int(filt.truncation)}
+        if filt.weights is not None:  # dropped before: the loaded model forecast otherwise
+            config["output_filter"]["weights"] = list(filt.weights)
     return {WEIGHTS: safetensors_bytes(model.net.state_dict()), CONFIG: json_bytes(config)}
 
 
@@ -724,16 +733,24 @@ def load_checkpoint(
         raise CheckpointError(
             f"{directory}: unknown architecture {arch!r}; known {sorted(ARCHITECTURES)}"
         )
-    with config_entries(directory / CONFIG):
+    # every entry read where its failure names the checkpoint (a raw TypeError from the
+    # network's constructor, say, for an option of a newer xfuxi)
+    with config_entries(directory / CONFIG, errors=(ValueError, TypeError)):
         net_kwargs = dict(config["net"])
         in_channels = net_kwargs.pop("in_channels")
-        grid = net_kwargs.pop("grid")
+        grid = list(net_kwargs.pop("grid"))
         channels = [parse_channel_name(c) for c in config["channels"]]
         latitude, longitude = config["latitude"], config["longitude"]
         stats = NormStats.from_dict(config["stats"], channels=config["channels"])
-    if in_channels != len(channels) or list(grid) != [len(latitude), len(longitude)]:
+    if in_channels != len(channels) or grid != [len(latitude), len(longitude)]:
         raise CheckpointError(f"{directory}: network size does not match the channels or grid")
-    net = ARCHITECTURES[arch](in_channels, grid, **net_kwargs)
+    try:
+        net = ARCHITECTURES[arch](in_channels, grid, **net_kwargs)
+    except TypeError as err:
+        raise CheckpointError(
+            f"{directory}: the {arch} network cannot be built from its config ({err}); the "
+            "checkpoint may come from a newer xfuxi"
+        ) from None
     load_weights(net, files, directory, WEIGHTS)
     with config_entries(directory / CONFIG):  # e.g. a bad "input_times"
         model = ForecastModel(
@@ -749,11 +766,21 @@ def load_checkpoint(
         )
     spec = config.get("output_filter")
     if spec is not None:
-        if not isinstance(spec, dict) or spec.get("kind") != "spectral":
+        if (
+            not isinstance(spec, dict)
+            or spec.get("kind") != "spectral"
+            or "truncation" not in spec
+            or set(spec) - {"kind", "truncation", "weights"}
+        ):  # a newer xfuxi's filter is refused, not read in part
             raise CheckpointError(f"{directory}: unknown output_filter {spec!r}")
         from .spectral import SpectralFilter
 
-        model.output_filter = SpectralFilter(latitude, longitude, int(spec["truncation"]))
+        try:
+            model.output_filter = SpectralFilter(
+                latitude, longitude, spec["truncation"], weights=spec.get("weights")
+            )
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{directory}: output_filter {spec!r}: {err}") from None
     opts = get_options()
     dev = torch.device(device if device is not None else opts["device"])
     dt = as_dtype(dtype if dtype is not None else opts["dtype"])

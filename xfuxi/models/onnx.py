@@ -99,6 +99,11 @@ def export_onnx(
     ------
     TypeError
         ``model`` is not a ForecastModel.
+    ValueError
+        The model does more than its network: an output filter
+        (:func:`xfuxi.with_spectral_filter`) or one input time
+        (:func:`xfuxi.with_single_time_input`), which the exported network would not do
+        and :func:`import_onnx` cannot restore.
     ImportError
         ``onnx`` is not installed.
 
@@ -109,6 +114,19 @@ def export_onnx(
     """
     if not isinstance(model, ForecastModel):
         raise TypeError(f"expected a ForecastModel; got {type(model).__name__}")
+    extra = [
+        what
+        for what, present in (
+            ("an output filter (with_spectral_filter)", getattr(model, "output_filter", None)),
+            ("one input time (with_single_time_input)", model.input_times != 2),
+        )
+        if present
+    ]
+    if extra:  # an imported network forecast otherwise (24 K off with a T5 filter)
+        raise ValueError(
+            f"model {model.name!r} has {' and '.join(extra)}, which only its network would "
+            "be exported without; export the model it wraps, or keep xfuxi's checkpoint"
+        )
     _onnx2torch()
     net = model.net
     p = next(net.parameters())

@@ -109,6 +109,9 @@ def register_pretrained(
     if kind not in formats:
         raise ValueError(f"kind must be one of {sorted(formats)}; got {kind!r}")
     fmt, weights = formats[kind]
+    _check_entry_name(name)
+    if entry_kind(read_registry().get(name, {})) == "cascade":
+        raise ValueError(f"{name!r} is a shipped cascade; a checkpoint cannot replace it")
     d = _store.PRETRAINED_DIR / name
     if source is not None:
         src = Path(source)
@@ -134,6 +137,23 @@ def register_pretrained(
     return entry
 
 
+def _check_entry_name(name: str) -> None:
+    """A shipped name is one plain folder name under the models folder (an absolute path or
+    ``../x`` wrote outside it, over whatever was there)."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or Path(name).name != name
+        or name.startswith(".")
+        or "/" in name
+        or "\\" in name
+    ):
+        raise ValueError(
+            f"a shipped model's name must be a plain folder name (no path, not hidden); "
+            f"got {name!r}"
+        )
+
+
 def register_cascade(
     name: str, stages: list[str], switch_steps: list[int], *, description: str = ""
 ) -> dict[str, Any]:
@@ -143,6 +163,7 @@ def register_cascade(
     ``switch_steps`` as for :class:`~xfuxi.models.cascade.Cascade`. The registry is written
     atomically. ``load_model(name)`` then returns the :class:`Cascade`.
     """
+    _check_entry_name(name)
     registry = read_registry()
     for stage in stages:
         if stage not in registry or entry_kind(registry[stage]) != "forecast-model":

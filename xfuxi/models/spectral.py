@@ -125,6 +125,8 @@ class SpectralFilter(torch.nn.Module):
             # area-weighted least squares, each degree l = m .. truncation scaled by its weight
             proj[m] = (a * per_l[m:]) @ np.linalg.solve(a.T @ aw, aw.T)
         self.truncation = int(truncation)
+        #: the factor of each total wavenumber (None: a plain truncation), kept for checkpoints
+        self.weights = None if weights is None else [float(v) for v in per_l]
         self.n_longitude = int(nlon)
         # float64 and not a buffer: a model moved to float32 keeps an exact projection
         self._projection = torch.as_tensor(proj)
