@@ -48,6 +48,7 @@ __all__ = [
     "read_marker",
     "remove_stale_temporaries",
     "replace_directory",
+    "set_aside",
     "sha256_of",
     "temporary_path",
     "verify_directory",
@@ -612,6 +613,37 @@ def _newest_change(path: Path) -> float:
             except OSError:
                 continue  # removed meanwhile
     return newest
+
+
+def set_aside(directory: str | os.PathLike[str]) -> dict[str, Path]:
+    """The earlier outputs in ``directory`` that a replacement has moved aside, by the name of
+    the output they were (its target is missing): :func:`replace_directory` renames the old
+    output aside, then the new one into place, so between the two renames (or after a writer
+    died there) the old one is the complete output of that name. For readers; nothing is
+    changed (:func:`remove_stale_temporaries` puts them back).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> (d / ".a.zarr.12@host.abcd1234.old" / "previous").mkdir(parents=True)
+    >>> {name: path.name for name, path in set_aside(d).items()}
+    {'a.zarr': 'previous'}
+    """
+    directory = Path(directory)
+    out = {}
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or not entry.name.endswith(".old") or entry.is_symlink():
+            continue
+        previous = Path(entry.path) / "previous"
+        if previous.is_dir() and not (directory / match["target"]).exists():
+            out[match["target"]] = previous
+    return out
 
 
 def remove_stale_temporaries(

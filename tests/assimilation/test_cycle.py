@@ -1100,6 +1100,18 @@ def test_a_run_killed_while_dropping_members_resumes(setting, tmp_path):
     aside = cycles / f".000001.zarr.{dead}@{socket.gethostname()}.abcd1234.old"
     aside.mkdir()
     os.replace(cycles / "000001.zarr", aside / "previous")
+    # a reader meanwhile (a run rewriting the cycle, or killed there) reads the cycle from
+    # its set-aside copy; it could not open the store ("not consecutive from 0")
+    from xfuxi.assimilation.cycle import open_cycle, open_cycle_states
+
+    read = open_cycle(tmp_path / "b")
+    assert read.sizes["time"] == 3
+    xr.testing.assert_equal(
+        read["analysis_error"], whole.scores["analysis_error"].isel(time=[0, 1, 2])
+    )
+    states = open_cycle_states(tmp_path / "b")
+    assert states.sizes["time"] == 3 and {"latitude", "longitude"} <= set(states.coords)
+    assert (cycles / "000001.zarr").exists() is False  # reading changed nothing
     temp = cycles / f".000003.zarr.{dead}@{socket.gethostname()}.wxyz5678.tmp"
     temp.mkdir()
     (temp / "half-written").write_text("x")

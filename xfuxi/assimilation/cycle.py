@@ -38,7 +38,13 @@ import xarray as xr
 
 from ..config import config_with_legacy, is_integer
 from ..docstrings import docstring_parts
-from ..files import atomic_write_json, read_marker, remove_stale_temporaries, replace_directory
+from ..files import (
+    atomic_write_json,
+    read_marker,
+    remove_stale_temporaries,
+    replace_directory,
+    set_aside,
+)
 from ..grid import area_weights
 from ..models.rollout import model_device, model_dtype
 from ..observations.sets import (
@@ -1344,6 +1350,41 @@ def _complete_cycles(store: Path) -> list[int]:
     return out
 
 
+def _readable_cycles(store: Path) -> list[Path]:
+    """The complete cycles' directories in order, for readers, while a run may be writing.
+
+    A cycle that a run is rewriting without its members (``keep_members=False``), or that a
+    run killed between the two renames left aside, is read from its earlier copy (the
+    writer's resume puts it back); the store could not be opened before.
+    """
+    d = store / "cycles"
+    found = {}
+    if d.exists():
+        for p in d.iterdir():
+            if p.suffix == ".zarr" and p.stem.isdigit() and read_marker(p) is not None:
+                found[int(p.stem)] = p
+        for name, previous in set_aside(d).items():
+            stem = name.removesuffix(".zarr")
+            if name.endswith(".zarr") and stem.isdigit() and read_marker(previous) is not None:
+                found.setdefault(int(stem), previous)
+    numbers = sorted(found)
+    if numbers != list(range(len(numbers))):
+        raise RuntimeError(f"the cycles in {d} are not consecutive from 0: {numbers[:10]}...")
+    return [found[c] for c in numbers]
+
+
+def _read_while_written(read: Callable[[], Any]) -> Any:
+    """``read()``, again if a cycle it found moved meanwhile (a run rewriting it)."""
+    for attempt in range(3):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+            _time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 def _state_to_vars(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     out = {}
     for k, v in state.items():
@@ -1824,17 +1865,24 @@ def open_cycle(store: str | Path) -> xr.Dataset:
     marker = read_marker(path) if path.exists() else None
     if marker is None or marker.get("kind") != STORE_KIND:
         raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
-    done = _complete_cycles(path)
-    if not done:
-        raise ValueError(f"{path} holds no complete cycle")
-    parts = []
-    for c in done:
-        ds = xr.open_zarr(path / "cycles" / f"{c:06d}.zarr")
-        keep = [v for v in ds.data_vars if "time" in ds[v].dims]
-        parts.append(ds[keep])
+
+    def read() -> list[xr.Dataset]:
+        done = _readable_cycles(path)
+        if not done:
+            raise ValueError(f"{path} holds no complete cycle")
+        parts = []
+        for k, cycle_path in enumerate(done):
+            ds = xr.open_zarr(cycle_path)
+            keep = [v for v in ds.data_vars if "time" in ds[v].dims]
+            # read now what a run may still rewrite: the last cycle (its members dropped
+            # when the next completes) and one read from its set-aside copy
+            last = k == len(done) - 1 or cycle_path.name == "previous"
+            parts.append(ds[keep].load() if last else ds[keep])
+        return parts
+
     # the store's zarr-v2 codecs are its own: kept, ``out.to_zarr(...)`` in zarr's current
     # format would fail
-    out = _concat_rows(parts).drop_encoding()
+    out = _concat_rows(_read_while_written(read)).drop_encoding()
     out.attrs["settings"] = (path / "run.json").read_text()
     return out
 
@@ -1865,7 +1913,8 @@ def open_cycle_states(
     xarray.DataArray
         ``(time, member, pair, channel, latitude, longitude)`` float32, in the model's
         channel order and physical units; ``time`` the analysis time ``t``, ``pair`` the
-        offsets ``[-Δ, 0]`` of the two input times, ``channel`` the channel names.
+        offsets ``[-Δ, 0]`` of the two input times, ``channel`` the channel names,
+        ``latitude`` and ``longitude`` the grid's.
 
     Raises
     ------
@@ -1881,10 +1930,15 @@ def open_cycle_states(
         raise ValueError(f"members must be a positive integer or None; got {members!r}")
     if not np.isfinite(skip_days) or skip_days < 0:
         raise ValueError(f"skip_days must be a finite number >= 0; got {skip_days!r}")
-    arrays, times, names = [], [], None
+    return _read_while_written(lambda: _cycle_states(path, members, skip_days))
+
+
+def _cycle_states(path: Path, members: int | None, skip_days: float) -> xr.DataArray:
+    """:func:`open_cycle_states`' reading, once."""
+    arrays, times, names, grid = [], [], None, {}
     first, last = None, (0, None)
-    for c in _complete_cycles(path):
-        with xr.open_zarr(path / "cycles" / f"{c:06d}.zarr") as ds:
+    for c, cycle_path in enumerate(_readable_cycles(path)):
+        with xr.open_zarr(cycle_path) as ds:
             t = pd.Timestamp(ds["time"].values[0])
             first = t if first is None else first
             last = (c, t)
@@ -1892,7 +1946,7 @@ def open_cycle_states(
                 continue
             if "state__members" in ds:
                 x = np.asarray(ds["state__members"].values, dtype="float32")
-            elif (read_marker(path / "cycles" / f"{c:06d}.zarr") or {}).get("members_dropped"):
+            elif (read_marker(cycle_path) or {}).get("members_dropped"):
                 raise ValueError(
                     f"cycle {c} of {path} no longer has its members: the run kept only the "
                     "last cycle's (CycleConfig(keep_members=False))"
@@ -1902,6 +1956,7 @@ def open_cycle_states(
             else:
                 raise ValueError(f"cycle {c} of {path} holds neither members nor an analysis pair")
             names = [str(n) for n in ds["channel"].values]
+            grid = {d: ds[d].values for d in ("latitude", "longitude") if d in ds.coords}
         arrays.append(x if members is None else x[:members])
         times.append(t)
     if not arrays:
@@ -1923,6 +1978,7 @@ def open_cycle_states(
             "time": np.asarray(times, dtype="M8[ns]"),
             "pair": np.asarray([-step, pd.Timedelta(0)], dtype="m8[ns]"),
             "channel": names,
+            **grid,  # the grid's coordinates (they were dropped)
         },
         name="cycled_states",
         attrs={"store": str(path), "method": settings.get("method", {}).get("method", "")},

@@ -54,12 +54,12 @@ _NEGATIVE_STD = "std holds negative values; a standard deviation must be >= 0"
 
 
 def _check_std_block(block: np.ndarray, *, name: str) -> np.ndarray:
-    """Raise if a block of ``std`` holds a negative value; else return it as it is."""
+    """Raise if (a block of) ``std`` holds a negative value; else return it as it is."""
     negative = np.asarray(block) < 0  # NaN (a missing σ) is not negative
     if negative.any():
         raise ValueError(
-            f"{_NEGATIVE_STD} ({name}: {int(negative.sum())} negative value(s) in one block, "
-            f"min {np.nanmin(block)})"
+            f"{_NEGATIVE_STD} ({name}: {int(negative.sum())} negative value(s), min "
+            f"{np.nanmin(block)})"
         )
     return block
 
@@ -70,12 +70,7 @@ def _nonnegative(std: XarrayObj) -> XarrayObj:
 
     def check(da: xr.DataArray, name: str) -> xr.DataArray:
         if da.chunks is None:
-            negative = np.asarray(da.values) < 0
-            if negative.any():
-                raise ValueError(
-                    f"{_NEGATIVE_STD} ({name}: {int(negative.sum())} negative value(s), min "
-                    f"{np.nanmin(da.values)})"
-                )
+            _check_std_block(da.values, name=name)
             return da
         block_check = functools.partial(_check_std_block, name=name)
         return da.copy(deep=False, data=da.data.map_blocks(block_check, dtype=da.dtype))
