@@ -557,6 +557,12 @@ def test_cli_calibrate_ens_saves_the_chosen_pairs(tmp_path, monkeypatch, capsys)
         assert cal.config["initial_gain"][i] == gain
     assert len(cal.metadata["spread_growth"]["init_times"]) == 2
     assert "chosen (initial gain, step factor)" in capsys.readouterr().out
+    # calibrated again: the first calibration's record is kept (it was replaced)
+    again = [*args[:5], str(tmp_path / "cal"), *args[6:-1], str(tmp_path / "cal2")]
+    assert cli.main(again) == 0
+    cal2 = load_perturbation(tmp_path / "cal2")
+    assert cal2.metadata["spread_growth_history"] == [cal.metadata["spread_growth"]]
+    capsys.readouterr()
     # bad settings: a one-line message on stderr and exit status 1, nothing written
     assert cli.main(args[:-4] + ["--inits", "0", "--out", str(tmp_path / "cal0")]) == 1
     assert "initial times must be >= 1" in capsys.readouterr().err
@@ -625,6 +631,10 @@ def test_cli_calibrate_ens_stage_saves_the_chosen_model_gain(tmp_path, monkeypat
     # a single model is refused with a one-line message on stderr and exit status 1
     assert cli.main(args[:3] + [str(model_dir)] + args[4:-1] + [str(tmp_path / "c1")]) == 1
     assert "model must be a Cascade" in capsys.readouterr().err
+    # --after-hours is for the first stage only (it was accepted and ignored at stage 1)
+    assert cli.main([*args[:-1], str(tmp_path / "c2"), "--after-hours", "30"]) == 2
+    assert "--after-hours applies to --stage 0 only" in capsys.readouterr().err
+    assert not (tmp_path / "c2").exists()
 
 
 def test_perturbation_specs_match_the_old_keywords_bit_for_bit(setup):

@@ -28,7 +28,7 @@ from xfuxi.models.ens import (
 from xfuxi.training.calibration import TuningRun, tune_amplitude
 from xfuxi.training.config import PerturbationTrainConfig
 from xfuxi.training.ens import train_perturbation
-from xfuxi.training.gains import tune_early_gain, tune_model_gain
+from xfuxi.training.gains import apply_model_gain, tune_early_gain, tune_model_gain
 from xfuxi.training.losses import ensemble_loss, fair_crps, gaussian_kl
 
 LAT, LON, CHANNELS, STD, MEAN = tiny.LAT, tiny.LON, tiny.CHANNELS, tiny.STD, tiny.MEAN
@@ -559,6 +559,12 @@ def test_early_gain_scales_the_first_steps_only(tmp_path):
         apply_early_gain(vae, [("passive_tracer", None)], 2.0, 4)
     apply_early_gain(vae, [("passive_tracer", None)], 2.0, 2)
     assert vae.config["early_gain"] == [3.0, 3.0, 2.0] and vae.config["early_steps"] == 2
+    # so is a second gain of the same channel over other steps (it cut the first one short)
+    alone = apply_early_gain(_vae(), [("passive_tracer", None)], 3.0, 4)
+    with pytest.raises(ValueError, match="shared by all channels"):
+        apply_early_gain(alone, [("passive_tracer", None)], 2.0, 2)
+    apply_early_gain(alone, [("passive_tracer", None)], 2.0, 4)  # over the same steps: 6
+    assert alone.config["early_gain"] == [1.0, 1.0, 6.0] and alone.config["early_steps"] == 4
     with pytest.raises(ValueError, match="early_steps"):
         vae.set_early_gain([1.0, 1.0, 1.0], -1)
     with pytest.raises(ValueError, match="positive"):
@@ -614,6 +620,11 @@ def test_model_gain_scales_the_perturbations_before_that_models_steps(tmp_path):
         for wrapped in ("medium+T21", "medium+1t+T21"):
             torch.testing.assert_close(vae.perturb(x, eps, step=5, model=wrapped), plain * scale)
         torch.testing.assert_close(vae.perturb(x, eps, step=5, model="mediumT21"), plain)
+        # applying a gain for the wrapped stage multiplies the factors it uses (it wrote a
+        # new "medium+T21" entry that shadowed them: the gain of 2 was lost, not doubled)
+        apply_model_gain(vae, "medium+T21", 2.0)
+        assert vae.config["model_gain"] == {"medium": [4.0, 4.0, 2.0]}
+        vae.set_model_gain("medium", [2.0, 2.0, 1.0])
         vae.set_early_gain([1.0, 1.0, 1.0], 0)
         # a rollout through a cascade: the first two steps by "short", the third by "medium"
         gens = member_generators(0, [(0, 0), (0, 1), (0, 2)])

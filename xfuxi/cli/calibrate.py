@@ -17,6 +17,7 @@ from .common import (
     load_model,
     output_args,
     spaced_init_times,
+    usage_error,
     world_split,
 )
 
@@ -118,6 +119,10 @@ def _cmd_calibrate_ens(args) -> int:
     table = scores.drop_vars(["crps_by_lead", "prediction_timedelta"])
     chosen = {channel_name(ch): list(p) for ch, p in best.items()}
     meta = dict(getattr(vae, "metadata", {}))
+    if "spread_growth" in meta:  # an earlier calibration's record is kept (it was replaced:
+        # its factors stay in the module, multiplied, with nothing saying so)
+        meta["spread_growth_history"] = [*meta.get("spread_growth_history", []),
+                                         meta["spread_growth"]]  # fmt: skip
     meta["spread_growth"] = {
         "chosen": chosen, "band": list(run.band), "weighting": args.weighting,
         **_record(args, run, table),
@@ -180,11 +185,17 @@ def _cmd_calibrate_ens_early(args) -> int:
 def _cmd_calibrate_ens_stage(args) -> int:
     from ..training.gains import apply_model_gain, tune_model_gain
 
+    if args.after_hours is not None and args.stage != 0:  # it was accepted and ignored
+        return usage_error(
+            "calibrate-ens-stage",
+            "--after-hours applies to --stage 0 only: a later stage is held to the band over "
+            "the leads it makes, from the cascade's switch on",
+        )
     model, vae, validation, run = _setup(args)
     options = function_kwargs(args, MODEL_GAIN_FLAGS)
     chans = options["channels"] = None if args.channels is None else list(args.channels)
     gain, scores = tune_model_gain(validation, model=model, perturbation=vae, run=run, **options)
-    name = model.stages[args.stage].name
+    name = vae.model_gain_key(model.stages[args.stage].name)  # where the factors are kept
     apply_model_gain(vae, name, gain, chans)
     meta = dict(getattr(vae, "metadata", {}))
     records = dict(meta.get("model_gain", {}))  # per stage name, one record per call

@@ -558,14 +558,27 @@ class PerturbationVAE(nn.Module):
         """
         if model is None:
             return None
+        key = self.model_gain_key(model)
+        gains = self.config["model_gain"]
+        return list(gains[key]) if key in gains else None
+
+    def model_gain_key(self, model: str) -> str:
+        """The name under which the factors for ``model`` are kept: its own, or that of the
+        model it wraps when only that one has factors (:meth:`model_gain_for`); ``model``
+        when neither has. Tuning a wrapped stage changes the factors it uses there.
+
+        >>> vae = PerturbationVAE([("x", None)], (4, 8), model_gain={"fuxi-m": [2.0]})
+        >>> vae.model_gain_key("fuxi-m+T21"), vae.model_gain_key("other+T21")
+        ('fuxi-m', 'other+T21')
+        """
         gains = self.config["model_gain"]
         name = str(model)
         while name not in gains:
             base = re.sub(r"\+(T\d+|1t)$", "", name)
             if base == name:
-                return None
+                return str(model)
             name = base
-        return list(gains[name])
+        return name
 
     def extra_repr(self) -> str:
         return (

@@ -437,11 +437,9 @@ def apply_early_gain(
         raise ValueError(f"gain must be positive and steps >= 0; got {gain}, {steps}")
     if int(steps) == 0:
         return vae
-    others = [
-        channel_name(ch)
-        for i, (ch, g) in enumerate(zip(vae.channels, vae.config["early_gain"]))
-        if i not in rows and g != 1.0
-    ]
+    # the channels tuned count too: a second gain over other steps cut their first one
+    # short (or stretched it), as the steps are one number for the module
+    others = [channel_name(ch) for ch, g in zip(vae.channels, vae.config["early_gain"]) if g != 1.0]
     current = vae.config["early_steps"]
     if others and current and int(steps) != current:
         raise ValueError(
@@ -528,7 +526,8 @@ def tune_model_gain(
         )
     truth = validate(ds, require_time=True)
     init_times = cfg.times(truth, model)
-    name = model.stages[stage].name
+    # the factors the stage uses: a filtered stage ("medium+T21") those of the stage it wraps
+    name = perturbation.model_gain_key(model.stages[stage].name)
     saved = perturbation.config["model_gain"].get(name)
     base = np.ones(perturbation.n_channels) if saved is None else np.asarray(saved, dtype=float)
     in_band, by_lead = [], []
@@ -563,7 +562,9 @@ def apply_model_gain(
 ) -> PerturbationVAE:
     """Multiply the factor on the perturbations before ``model``'s steps by ``gain``, in place.
 
-    ``channels`` default to all of the module's (see :func:`tune_model_gain`).
+    ``channels`` default to all of the module's (see :func:`tune_model_gain`). For a model
+    wrapped by :func:`xfuxi.with_spectral_filter` (``"medium+T21"``) whose base has factors,
+    those are the ones multiplied (:meth:`~xfuxi.models.ens.PerturbationVAE.model_gain_key`).
 
     Examples
     --------
@@ -576,8 +577,9 @@ def apply_model_gain(
     rows = _channel_indices(vae, list(vae.channels) if channels is None else channels)
     if not gain > 0:
         raise ValueError(f"gain must be positive; got {gain}")
-    current = vae.config["model_gain"].get(str(model))
+    key = vae.model_gain_key(str(model))  # a wrapped stage's factors are its base's
+    current = vae.config["model_gain"].get(key)
     g = np.ones(vae.n_channels) if current is None else np.asarray(current, dtype=float)
     g[rows] *= float(gain)
-    vae.set_model_gain(str(model), g)
+    vae.set_model_gain(key, g)
     return vae
