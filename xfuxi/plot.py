@@ -1058,11 +1058,18 @@ def plot_cycle(
         ``analysis_error``, ``background_error``, ``free_error`` and ``spread`` on dims
         ``time`` and ``channel``.
     channel : str, optional
-        The channel to draw (default: the first of ``channels``, else the first).
-    channels : sequence of str, optional
-        Accepted for the ``plot`` method of what :func:`xfuxi.cycle` returns; the first is drawn.
+        The channel to draw (default: that of ``channels``, else the first).
+    channels : str or sequence of one str, optional
+        The same, for the ``plot`` method of what :func:`xfuxi.cycle` returns. One channel
+        is drawn: several are refused (call once per channel, each on its own ``ax``).
     ax : matplotlib Axes, optional
     title : str, optional
+
+    Notes
+    -----
+    A spread that is NaN throughout (a method without members) is not drawn; cycles
+    without observations (``no_observations``) are marked by a vertical line; a run of one
+    cycle is drawn with markers.
 
     Returns
     -------
@@ -1087,6 +1094,12 @@ def plot_cycle(
     if missing:
         raise ValueError(f"scores lack {missing}; give the scores of xfuxi.cycle")
     names = [str(c) for c in scores["channel"].values]
+    if isinstance(channels, str):  # one name, not its characters
+        channels = [channels]
+    if channels is not None and len(channels) > 1:  # the first alone was drawn, silently
+        raise ValueError(
+            f"plot_cycle draws one channel; got {list(channels)}: call it once per channel"
+        )
     if channel is None:
         channel = channels[0] if channels else names[0]
     if channel not in names:
@@ -1100,8 +1113,18 @@ def plot_cycle(
         "free_error": ("free run", ":"),
         "spread": ("spread", "-."),
     }
+    marker = "o" if t.size < 2 else None  # one cycle: a line of one point is not seen
     for var, (label, style) in styles.items():
-        ax.plot(t, np.asarray(s[var], dtype="float64"), style, label=label)
+        values = np.asarray(s[var], dtype="float64")
+        if var == "spread" and not np.isfinite(values).any():
+            continue  # a method without members
+        ax.plot(t, values, style, marker=marker, label=label)
+    if "no_observations" in scores:
+        empty = t[np.asarray(scores["no_observations"], dtype=bool)]
+        for k, when in enumerate(empty):
+            ax.axvline(when, color="0.6", lw=0.8, label="no observations" if k == 0 else None)
+    if t.size == 1:
+        ax.set_xlim(t[0] - np.timedelta64(6, "h"), t[0] + np.timedelta64(6, "h"))
     ax.set_xlabel("time")
     ax.set_ylabel(f"{channel}: RMSE / spread")
     ax.grid(True, alpha=0.3)

@@ -280,6 +280,19 @@ def test_plot_of_a_run(setting):
     ]
     with pytest.raises(ValueError, match="channel 'y' is not in the scores"):
         run.plot(["y"])
+    # a name alone (it was read as a list of its characters), several names (the first was
+    # drawn alone, silently), one cycle (an invisible line), a spread without members and
+    # cycles without observations
+    channel = str(run.scores["channel"].values[0])
+    assert run.plot(channel).get_title().endswith(channel)
+    with pytest.raises(ValueError, match="draws one channel"):
+        run.plot([channel, channel])
+    one = run.scores.isel(time=[1]).assign(spread=lambda d: d["spread"] * np.nan)
+    one["no_observations"] = ("time", [True])
+    ax = one.fuxi.plot_cycle()
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["analysis", "background", "free run", "no observations"]
+    assert ax.get_lines()[0].get_marker() == "o"
 
 
 def test_cli_cycle_refuses_bad_options_before_work(tmp_path, capsys):
