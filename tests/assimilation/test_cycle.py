@@ -1192,3 +1192,28 @@ def test_the_model_setup_fingerprint_does_not_depend_on_where_the_model_was_read
     a = _fingerprints(load_model(tmp_path / "a"), truth, t0)
     b = _fingerprints(load_model(tmp_path / "b"), truth, t0)
     assert a == b
+
+
+def test_open_cycle_states_of_one_cycle_knows_the_models_step(tmp_path):
+    """A one-cycle store of a 12-hour model gave the pair offsets [-6 h, 0] (guessed): each
+    cycle records its model's step now."""
+    import pandas as pd
+
+    from tests import tiny
+    from xfuxi.assimilation.config import LocalizationOptions
+    from xfuxi.assimilation.cycle import RadiosondeNetwork, open_cycle_states
+    from xfuxi.assimilation.letkf import LETKFOptions
+    from xfuxi.models.base import ForecastModel
+
+    model = ForecastModel(tiny.TinyNet(3), channels=tiny.CHANNELS, latitude=tiny.LAT,
+                          longitude=tiny.LON, stats=tiny.stats(), name="tiny12",
+                          timestep_hours=12.0)  # fmt: skip
+    truth = tiny.dataset(10, seed=3)
+    truth = truth.assign_coords(time=pd.date_range("2001-03-01", periods=10, freq="12h"))
+    method = LETKFMethod(options=LETKFOptions(n_members=6, qc_threshold=None),
+                         localization=LocalizationOptions(length_scale=3000.0))  # fmt: skip
+    cycle(truth, RadiosondeNetwork(n_sites=20, seed=1), method=method, model=model,
+          config=CycleConfig(n_cycles=1, lead_steps=2), store=tmp_path / "s",
+          progress=False)  # fmt: skip
+    pair = open_cycle_states(tmp_path / "s")["pair"].values
+    np.testing.assert_array_equal(pair, np.array([-12, 0], dtype="m8[h]").astype("m8[ns]"))

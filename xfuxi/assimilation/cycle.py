@@ -1720,7 +1720,8 @@ def cycle(
                 path / "cycles" / f"{c:06d}.zarr",
                 lambda d, ds=full: ds.to_zarr(d, mode="w", consolidated=True, zarr_format=2),
                 kind=CYCLE_KIND,
-                metadata={"cycle": c, "time": str(t)},
+                # the model's step: the offset of the input pair (one cycle cannot tell it)
+                metadata={"cycle": c, "time": str(t), "step_hours": step / pd.Timedelta("1h")},
             )
             if not keep_members and c > 0:
                 _drop_members(path / "cycles" / f"{c - 1:06d}.zarr")
@@ -1935,9 +1936,11 @@ def open_cycle_states(
 
 def _cycle_states(path: Path, members: int | None, skip_days: float) -> xr.DataArray:
     """:func:`open_cycle_states`' reading, once."""
-    arrays, times, names, grid = [], [], None, {}
+    arrays, times, names, grid, marked_step = [], [], None, {}, None
     first, last = None, (0, None)
     for c, cycle_path in enumerate(_readable_cycles(path)):
+        hours = (read_marker(cycle_path) or {}).get("step_hours")
+        marked_step = pd.Timedelta(hours=float(hours)) if hours is not None else marked_step
         with xr.open_zarr(cycle_path) as ds:
             t = pd.Timestamp(ds["time"].values[0])
             first = t if first is None else first
@@ -1969,8 +1972,12 @@ def _cycle_states(path: Path, members: int | None, skip_days: float) -> xr.DataA
             f"{len(names)} channels, latitude, longitude)"
         )
     settings = json.loads((path / "run.json").read_text())
-    # cycles are one model step apart, and the input pair is one step long
-    step = (last[1] - first) / last[0] if last[0] > 0 else pd.Timedelta(hours=6)
+    # the input pair is one model step long: as the cycle recorded it, or (stores written
+    # before it did) the cycles' spacing, one model step (6 h for a store of one cycle)
+    if marked_step is not None:
+        step = marked_step
+    else:
+        step = (last[1] - first) / last[0] if last[0] > 0 else pd.Timedelta(hours=6)
     return xr.DataArray(
         states,
         dims=("time", "member", "pair", "channel", "latitude", "longitude"),
