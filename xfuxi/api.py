@@ -182,6 +182,7 @@ PUBLIC: tuple[Entry, ...] = (
     # cycling (issue 22)
     Entry("cycle", "assimilation.cycle:cycle", accessor="dataset"),
     Entry("open_cycle", "assimilation.cycle:open_cycle"),
+    Entry("cycle_initial_conditions", "assimilation.cycle:cycle_initial_conditions"),
     Entry("LETKFMethod", "assimilation.cycle:LETKFMethod"),
     Entry("HybridGainMethod", "assimilation.cycle:HybridGainMethod"),
     Entry("BiasCorrectedMethod", "assimilation.model_bias:BiasCorrectedMethod"),

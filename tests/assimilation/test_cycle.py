@@ -1217,3 +1217,44 @@ def test_open_cycle_states_of_one_cycle_knows_the_models_step(tmp_path):
           progress=False)  # fmt: skip
     pair = open_cycle_states(tmp_path / "s")["pair"].values
     np.testing.assert_array_equal(pair, np.array([-12, 0], dtype="m8[h]").astype("m8[ns]"))
+
+
+def test_a_forecast_starts_from_a_cycles_analysed_pair(tmp_path):
+    """The cycled states did not go into forecast() (channels, no grid coordinates): the
+    pair of a cycle is a Dataset in the analysis layout now."""
+    from tests import tiny
+    from xfuxi.assimilation.config import LocalizationOptions
+    from xfuxi.assimilation.cycle import (
+        RadiosondeNetwork,
+        cycle_initial_conditions,
+        open_cycle_states,
+    )
+    from xfuxi.assimilation.letkf import LETKFOptions
+    from xfuxi.forecasting.deterministic import forecast
+
+    model, truth = tiny.model(), tiny.dataset(12, seed=3)
+    method = LETKFMethod(options=LETKFOptions(n_members=6, qc_threshold=None),
+                         localization=LocalizationOptions(length_scale=3000.0))  # fmt: skip
+    cycle(truth, RadiosondeNetwork(n_sites=20, seed=1), method=method, model=model,
+          config=CycleConfig(n_cycles=2, lead_steps=2), store=tmp_path / "s",
+          progress=False)  # fmt: skip
+    states = open_cycle_states(tmp_path / "s")
+    ic = cycle_initial_conditions(tmp_path / "s")
+    t = states["time"].values[-1]
+    assert list(ic["time"].values) == [t + states["pair"].values[0], t]
+    mean = states.isel(time=-1).mean("member")
+    np.testing.assert_allclose(
+        ic["temperature"].sel(level=500.0).isel(time=1).values,
+        mean.sel(channel="temperature@500").isel(pair=1).values, rtol=1e-6,
+    )  # fmt: skip
+    fc = forecast(ic, model=model, steps=2, progress=False)
+    assert fc.sizes["prediction_timedelta"] == 2 and fc["time"].values[0] == t
+    one = cycle_initial_conditions(tmp_path / "s", states["time"].values[0], member=2)
+    np.testing.assert_allclose(
+        one["temperature"].sel(level=500.0).isel(time=1).values,
+        states.isel(time=0, member=2).sel(channel="temperature@500").isel(pair=1).values,
+    )
+    with pytest.raises(ValueError, match="no complete cycle at"):
+        cycle_initial_conditions(tmp_path / "s", "1990-01-01")
+    with pytest.raises(ValueError, match="member must be one of 0 .. 5"):
+        cycle_initial_conditions(tmp_path / "s", member=6)

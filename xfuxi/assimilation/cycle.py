@@ -72,6 +72,7 @@ __all__ = [
     "RadiosondeNetwork",
     "additive_inflation",
     "cycle",
+    "cycle_initial_conditions",
     "open_cycle",
     "spread_modulation",
     "static_inflation_estimate",
@@ -1886,6 +1887,78 @@ def open_cycle(store: str | Path) -> xr.Dataset:
     out = _concat_rows(_read_while_written(read)).drop_encoding()
     out.attrs["settings"] = (path / "run.json").read_text()
     return out
+
+
+@_doc
+def cycle_initial_conditions(
+    store: str | Path, time: Any = None, *, member: int | None = None
+) -> xr.Dataset:
+    """The analysed input pair of one cycle as initial conditions: ready for a forecast.
+
+    Parameters
+    ----------
+    store : str or path
+        A store written by :func:`cycle`.
+    time : datetime-like, optional
+        The cycle's analysis time ``t`` (default: the last complete cycle's).
+    member : int, optional
+        One ensemble member (default: the members' mean, the analysis of an ensemble
+        method; a method without members keeps its analysis pair).
+
+    Returns
+    -------
+    xarray.Dataset
+        Times ``t − Δ`` and ``t`` (the model's input pair as the cycle analysed it), one
+        variable per field on ``level`` (hPa), ``latitude``, ``longitude``, in physical
+        units: the analysis layout of :func:`xfuxi.forecast` and :func:`xfuxi.ensemble`
+        (``xfuxi.forecast(ic, model=...)`` starts one forecast from it).
+
+    Raises
+    ------
+    ValueError
+        As :func:`open_cycle_states`, or no cycle at ``time``, or no such ``member``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from xfuxi.assimilation.config import BackgroundError, LocalizationOptions
+    >>> from xfuxi.assimilation.letkf import LETKFOptions
+    {{example_letkf}}
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "letkf.zarr"
+    >>> _ = cycle(lorenz96_truth(n_states=8, seed=1), Lorenz96Network(seed=2),
+    ...           method=method, model=lorenz96_model(), store=store, progress=False,
+    ...           config=CycleConfig(n_cycles=2, lead_steps=2, initial_error=1.0))
+    >>> ic = cycle_initial_conditions(store)
+    >>> ic.sizes["time"], list(ic.data_vars)
+    (2, ['x'])
+    """
+    from ..data.channels import parse_channel_name, unstack
+    from ..data.schema import VARIABLES, canonical_order
+
+    states = open_cycle_states(store)
+    t = states["time"].values[-1] if time is None else np.datetime64(pd.Timestamp(time), "ns")
+    if t not in states["time"].values:
+        raise ValueError(
+            f"{store} has no complete cycle at {pd.Timestamp(t)}; its cycles are "
+            f"{pd.Timestamp(states['time'].values[0])} .. {pd.Timestamp(states['time'].values[-1])}"
+        )
+    pair = states.sel(time=t)
+    n = pair.sizes["member"]
+    if member is None:
+        pair = pair.astype("float64").mean("member")
+    elif not is_integer(member) or not 0 <= int(member) < n:
+        raise ValueError(f"member must be one of 0 .. {n - 1}; got {member!r}")
+    else:
+        pair = pair.isel(member=int(member)).astype("float64")
+    channels = [parse_channel_name(str(c)) for c in pair["channel"].values]
+    pair = pair.drop_vars("time").assign_coords(pair=t + pair["pair"].values)
+    pair = pair.rename(pair="time")
+    out = unstack(pair.drop_vars("channel"), channels)
+    for name in out.data_vars:
+        if str(name) in VARIABLES:
+            out[name].attrs["units"] = VARIABLES[str(name)][0]
+    out.attrs = {"source": "xfuxi.cycle", "store": str(store), "analysis_time": str(t)[:19]}
+    return out.transpose(*canonical_order(out.dims))
 
 
 def open_cycle_states(
