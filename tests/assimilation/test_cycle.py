@@ -1258,3 +1258,13 @@ def test_a_forecast_starts_from_a_cycles_analysed_pair(tmp_path):
         cycle_initial_conditions(tmp_path / "s", "1990-01-01")
     with pytest.raises(ValueError, match="member must be one of 0 .. 5"):
         cycle_initial_conditions(tmp_path / "s", member=6)
+    # a run that kept only the last cycle's members: the earlier analyses still start one
+    cycle(truth, RadiosondeNetwork(n_sites=20, seed=1), method=method, model=model,
+          config=CycleConfig(n_cycles=2, lead_steps=2, keep_members=False),
+          store=tmp_path / "k", progress=False)  # fmt: skip
+    first = states["time"].values[0]
+    xr.testing.assert_allclose(cycle_initial_conditions(tmp_path / "k", first),
+                               cycle_initial_conditions(tmp_path / "s", first).assign_attrs(
+                                   store=str(tmp_path / "k")))  # fmt: skip
+    with pytest.raises(ValueError, match="no longer has its members"):
+        cycle_initial_conditions(tmp_path / "k", first, member=0)

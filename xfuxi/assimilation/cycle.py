@@ -1935,30 +1935,71 @@ def cycle_initial_conditions(
     from ..data.channels import parse_channel_name, unstack
     from ..data.schema import VARIABLES, canonical_order
 
-    states = open_cycle_states(store)
-    t = states["time"].values[-1] if time is None else np.datetime64(pd.Timestamp(time), "ns")
-    if t not in states["time"].values:
-        raise ValueError(
-            f"{store} has no complete cycle at {pd.Timestamp(t)}; its cycles are "
-            f"{pd.Timestamp(states['time'].values[0])} .. {pd.Timestamp(states['time'].values[-1])}"
-        )
-    pair = states.sel(time=t)
-    n = pair.sizes["member"]
-    if member is None:
-        pair = pair.astype("float64").mean("member")
-    elif not is_integer(member) or not 0 <= int(member) < n:
-        raise ValueError(f"member must be one of 0 .. {n - 1}; got {member!r}")
-    else:
-        pair = pair.isel(member=int(member)).astype("float64")
-    channels = [parse_channel_name(str(c)) for c in pair["channel"].values]
-    pair = pair.drop_vars("time").assign_coords(pair=t + pair["pair"].values)
-    pair = pair.rename(pair="time")
-    out = unstack(pair.drop_vars("channel"), channels)
+    path = Path(store)
+    marker = read_marker(path) if path.exists() else None
+    if marker is None or marker.get("kind") != STORE_KIND:
+        raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
+    if member is not None and (not is_integer(member) or int(member) < 0):
+        raise ValueError(f"member must be an integer >= 0 or None; got {member!r}")
+    # one cycle read, not the whole run's members (gigabytes for a month of 80 members)
+    pair, t, step, names, grid = _read_while_written(lambda: _cycle_pair(path, time, member))
+    channels = [parse_channel_name(n) for n in names]
+    pair = xr.DataArray(
+        pair,
+        dims=("time", "channel", "latitude", "longitude"),
+        coords={"time": np.array([t - step, t], dtype="M8[ns]"), **grid},
+    )
+    out = unstack(pair, channels)
     for name in out.data_vars:
         if str(name) in VARIABLES:
             out[name].attrs["units"] = VARIABLES[str(name)][0]
-    out.attrs = {"source": "xfuxi.cycle", "store": str(store), "analysis_time": str(t)[:19]}
+    out.attrs = {"source": "xfuxi.cycle", "store": str(path), "analysis_time": str(t)[:19]}
     return out.transpose(*canonical_order(out.dims))
+
+
+def _cycle_pair(path: Path, time: Any, member: int | None) -> tuple:
+    """The analysed pair ``(2, C, H, W)`` float64 of the cycle at ``time`` (default the
+    last), its time, the model's step, the channel names and the grid's coordinates."""
+    cycles = _readable_cycles(path)
+    if not cycles:
+        raise ValueError(f"{path} holds no complete cycle")
+    markers = [read_marker(p) or {} for p in cycles]
+    times = [pd.Timestamp(m["time"]) for m in markers]
+    k = len(cycles) - 1 if time is None else None
+    if time is not None:
+        wanted = pd.Timestamp(time)
+        if wanted not in times:
+            raise ValueError(
+                f"{path} has no complete cycle at {wanted}; its cycles are {times[0]} .. "
+                f"{times[-1]}"
+            )
+        k = times.index(wanted)
+    hours = markers[k].get("step_hours")
+    if hours is not None:
+        step = pd.Timedelta(hours=float(hours))
+    else:  # stores written before cycles recorded it: cycles are one model step apart
+        step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(hours=6)
+    with xr.open_zarr(cycles[k]) as ds:
+        names = [str(n) for n in ds["channel"].values]
+        grid = {d: ds[d].values for d in ("latitude", "longitude") if d in ds.coords}
+        if member is None and "state__pair" in ds:  # the analysis: the members' mean
+            pair = np.asarray(ds["state__pair"].values, dtype="float64")
+        elif "state__members" in ds:
+            x = ds["state__members"]
+            if member is None:
+                pair = np.asarray(x.values, dtype="float64").mean(axis=0)
+            elif int(member) >= x.shape[0]:
+                raise ValueError(f"member must be one of 0 .. {x.shape[0] - 1}; got {member!r}")
+            else:
+                pair = np.asarray(x[int(member)].values, dtype="float64")
+        elif markers[k].get("members_dropped"):
+            raise ValueError(
+                f"the cycle at {times[k]} of {path} no longer has its members: the run kept "
+                "only the last cycle's (CycleConfig(keep_members=False))"
+            )
+        else:
+            raise ValueError(f"the cycle at {times[k]} of {path} holds no member {member!r}")
+    return pair, np.datetime64(times[k], "ns"), np.timedelta64(step), names, grid
 
 
 def open_cycle_states(
