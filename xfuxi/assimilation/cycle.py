@@ -1351,6 +1351,15 @@ def _complete_cycles(store: Path) -> list[int]:
     return out
 
 
+def _cycling_store(store: str | Path) -> Path:
+    """``store`` as a path, refused unless :func:`cycle` wrote it (its marker says so)."""
+    path = Path(store)
+    marker = read_marker(path) if path.exists() else None
+    if marker is None or marker.get("kind") != STORE_KIND:
+        raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
+    return path
+
+
 def _readable_cycles(store: Path) -> list[Path]:
     """The complete cycles' directories in order, for readers, while a run may be writing.
 
@@ -1863,10 +1872,7 @@ def open_cycle(store: str | Path) -> xr.Dataset:
     >>> back.sizes["time"], bool(back["analysis_error"].equals(run.scores["analysis_error"]))
     (1, True)
     """
-    path = Path(store)
-    marker = read_marker(path) if path.exists() else None
-    if marker is None or marker.get("kind") != STORE_KIND:
-        raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
+    path = _cycling_store(store)
 
     def read() -> list[xr.Dataset]:
         done = _readable_cycles(path)
@@ -1935,10 +1941,7 @@ def cycle_initial_conditions(
     from ..data.channels import parse_channel_name, unstack
     from ..data.schema import VARIABLES, canonical_order
 
-    path = Path(store)
-    marker = read_marker(path) if path.exists() else None
-    if marker is None or marker.get("kind") != STORE_KIND:
-        raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
+    path = _cycling_store(store)
     if member is not None and (not is_integer(member) or int(member) < 0):
         raise ValueError(f"member must be an integer >= 0 or None; got {member!r}")
     # one cycle read, not the whole run's members (gigabytes for a month of 80 members)
@@ -2037,10 +2040,7 @@ def open_cycle_states(
         Not a cycling store, no complete cycle after ``skip_days``, ``members`` < 1, or a
         cycle whose members the run did not keep (``CycleConfig(keep_members=False)``).
     """
-    path = Path(store)
-    marker = read_marker(path) if path.exists() else None
-    if marker is None or marker.get("kind") != STORE_KIND:
-        raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
+    path = _cycling_store(store)
     if members is not None and (not is_integer(members) or members < 1):
         raise ValueError(f"members must be a positive integer or None; got {members!r}")
     if not np.isfinite(skip_days) or skip_days < 0:
