@@ -1126,7 +1126,8 @@ def plot_cycle(
     if t.size == 1:
         ax.set_xlim(t[0] - np.timedelta64(6, "h"), t[0] + np.timedelta64(6, "h"))
     ax.set_xlabel("time")
-    ax.set_ylabel(f"{channel}: RMSE / spread")
+    units = str(s["channel_units"].values) if "channel_units" in s.coords else ""
+    ax.set_ylabel(f"{channel}: RMSE / spread" + (f" ({units})" if units else ""))
     ax.grid(True, alpha=0.3)
     ax.legend()
     ax.set_title(title if title is not None else f"cycled assimilation, {channel}")

@@ -1268,3 +1268,30 @@ def test_a_forecast_starts_from_a_cycles_analysed_pair(tmp_path):
                                    store=str(tmp_path / "k")))  # fmt: skip
     with pytest.raises(ValueError, match="no longer has its members"):
         cycle_initial_conditions(tmp_path / "k", first, member=0)
+
+
+def test_scores_name_the_units_of_each_channel(setting, tmp_path):
+    """The scores mix channels of several variables along ``channel``: each carries its
+    variable's units (they carried none)."""
+    import matplotlib
+
+    from tests import tiny
+    from xfuxi.assimilation.config import LocalizationOptions
+    from xfuxi.assimilation.cycle import RadiosondeNetwork
+    from xfuxi.assimilation.letkf import LETKFOptions
+
+    matplotlib.use("Agg")
+    method = LETKFMethod(options=LETKFOptions(n_members=6, qc_threshold=None),
+                         localization=LocalizationOptions(length_scale=3000.0))  # fmt: skip
+    run = cycle(tiny.dataset(12, seed=3), RadiosondeNetwork(n_sites=20, seed=1), method=method,
+                model=tiny.model(), config=CycleConfig(n_cycles=1, lead_steps=2),
+                store=tmp_path / "s", progress=False)  # fmt: skip
+    want = {"temperature@500": "K", "temperature@850": "K", "passive_tracer": "1"}
+    for scores in (run.scores, open_cycle(tmp_path / "s")):
+        got = dict(zip(scores["channel"].values, scores["channel_units"].values, strict=True))
+        assert got == want
+    assert run.plot("temperature@850").get_ylabel().endswith("(K)")
+    # a state xfuxi has no units for (Lorenz-96): empty, and no units in the label
+    l96 = _run(setting, 1).scores
+    assert list(l96["channel_units"].values) == [""]
+    assert l96.fuxi.plot_cycle().get_ylabel() == "x: RMSE / spread"

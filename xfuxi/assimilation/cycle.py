@@ -1182,6 +1182,21 @@ def _dataset(states: torch.Tensor, model: Any, times: Any, like: xr.Dataset) -> 
     return unstack(da, model.channels)
 
 
+def _with_channel_units(scores: xr.Dataset) -> xr.Dataset:
+    """``scores`` with the coordinate ``channel_units``: the units of each channel's
+    errors and spread, those of its variable (empty for a variable xfuxi does not know, such
+    as the Lorenz-96 state)."""
+    from ..data.channels import parse_channel_name
+    from ..data.schema import VARIABLES
+
+    if "channel" not in scores.dims:
+        return scores
+    units = [
+        VARIABLES.get(parse_channel_name(str(c))[0], ("",))[0] for c in scores["channel"].values
+    ]
+    return scores.assign_coords(channel_units=("channel", units))
+
+
 def _channel_names(model: Any) -> list[str]:
     from ..data.channels import channel_name
 
@@ -1212,7 +1227,9 @@ class CycleRun:
         ``desroziers_r``, ``desroziers_hbh`` (Desroziers et al. 2005: the mean of
         (O−A)(O−B)/σo², an estimate of the true R over the assumed one, and of
         (A−B)(O−B)/σo², of H B Hᵀ over it), ``n_obs``, ``cost_initial``, ``cost_final``,
-        ``iterations``, ``inflation``, ``no_observations``, ``wall_time_s``.
+        ``iterations``, ``inflation``, ``no_observations``, ``wall_time_s``. The
+        coordinate ``channel_units`` gives the units of each channel's errors and spread
+        (those of its variable; empty where the variable is not a known one).
     store : pathlib.Path or None
     """
 
@@ -1739,7 +1756,7 @@ def cycle(
         state = method.forecast(res.state, model=model)
         free = torch.stack([free[1], _step(model, free[None])[0]])
         bar.set_postfix(a=f"{float(np.nanmean(a_err)):.3g}")
-    out = _concat_rows(rows) if rows else xr.Dataset()
+    out = _with_channel_units(_concat_rows(rows)) if rows else xr.Dataset()
     out.attrs.update(
         method=method.name, settings=json.dumps(settings, sort_keys=True), config=cfg.to_json()
     )
@@ -1890,7 +1907,7 @@ def open_cycle(store: str | Path) -> xr.Dataset:
 
     # the store's zarr-v2 codecs are its own: kept, ``out.to_zarr(...)`` in zarr's current
     # format would fail
-    out = _concat_rows(_read_while_written(read)).drop_encoding()
+    out = _with_channel_units(_concat_rows(_read_while_written(read)).drop_encoding())
     out.attrs["settings"] = (path / "run.json").read_text()
     return out
 
