@@ -634,3 +634,18 @@ def test_open_data_recognises_the_content_not_the_name(tmp_path):
     (tmp_path / "notes").mkdir()
     with pytest.raises(ValueError, match="not a zarr store.*a directory without zarr metadata"):
         open_data(str(tmp_path / "notes"))
+
+
+@pytest.mark.parametrize(
+    "command, flag",
+    [("forecast", "--steps"), ("forecast", "--batch-size"), ("ensemble", "-n"),
+     ("ensemble", "--steps"), ("ensemble", "--chunk-size")],
+)  # fmt: skip
+def test_counts_below_one_are_usage_errors(inputs, tmp_path, capsys, command, flag):
+    """``--steps 0`` exited 1 after reading the model and the data; a usage error now."""
+    out = tmp_path / "o.zarr"
+    with pytest.raises(SystemExit) as stop:
+        main(["--no-progress", command, inputs["init"], "--model", inputs["model"], flag, "0",
+              "--output", str(out)])  # fmt: skip
+    assert stop.value.code == 2 and "must be at least 1; got 0" in capsys.readouterr().err
+    assert not out.exists()

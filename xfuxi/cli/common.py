@@ -279,6 +279,21 @@ def _flag_type(
     return None, None, False
 
 
+def positive_int(text: str) -> int:
+    """The parser of a count flag (``--steps``, ``--members``): an integer of at least 1,
+    refused by argparse (exit status 2, before any work) otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
+
+
+positive_int.__name__ = "positive int"
+
+
 def _comma_separated(element: type) -> Callable[[str], list]:
     """The parser of a comma-separated flag of ``element`` items (blank items skipped)."""
 

@@ -17,6 +17,7 @@ from .common import (
     open_data,
     output_args,
     output_path,
+    positive_int,
     usage_error,
     write_directory,
     zarr_writer,
@@ -40,7 +41,7 @@ FORECAST_FLAGS = ("model", "steps", "batch_size", "device")
 @function_args(
     forecast,
     only=FORECAST_FLAGS,
-    types={"device": str},
+    types={"device": str, "steps": positive_int, "batch_size": positive_int},
 )
 @output_args("output zarr store (WeatherBench2 forecast layout)")
 @command("forecast", "run a deterministic FuXi forecast from a file of initial states")
@@ -63,7 +64,7 @@ ENSEMBLE_FLAGS = ("model", "n", "steps", "seed", "chunk_size", "device")
     only=ENSEMBLE_FLAGS,
     flags={"n": ("-n", "--members")},
     defaults={"n": 48},  # the function has none: FuXi-ENS's 48 members
-    types={"device": str},
+    types={"device": str, **{k: positive_int for k in ("n", "steps", "chunk_size")}},
 )
 @arg("--method", choices=["vae", "perlin", "gaussian"], default="vae",
      help="vae: FuXi-ENS; perlin / gaussian: noise added to the initial pair")  # fmt: skip
