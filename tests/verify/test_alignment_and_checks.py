@@ -126,6 +126,24 @@ def test_climatology_at_one_level_is_checked_before_its_scalars_are_dropped():
     assert float(V.acc(fc, tr, clim.sel(level=500.0))) == pytest.approx(right, rel=1e-12)
 
 
+def test_a_forecast_with_leads_at_one_level_is_checked_against_the_truths_level():
+    """With a lead dim the truth was taken at valid times with the forecast's coordinates,
+    its own scalar level overwritten: 500 hPa was scored against 850 hPa."""
+    truth = truth_series(levels=True)
+    fc, _, _ = persistence(truth)
+    with pytest.raises(ValueError, match=r"'level' differs.*level=500\.0.*level=850\.0"):
+        V.rmse(fc.sel(level=500.0), truth.sel(level=850.0), dim=DIMS)
+    with pytest.raises(ValueError, match=r"'level' differs"):
+        V.rmse(fc.sel(level=500.0).to_dataset(), truth.sel(level=850.0).to_dataset(), dim=DIMS)
+    with pytest.raises(ValueError, match=r"single level 850\.0.*'level'.*\[500\.0, 850\.0\]"):
+        V.rmse(fc, truth.sel(level=850.0), dim=DIMS)
+    right = V.rmse(fc, truth, dim=DIMS).sel(level=500.0)
+    got = V.rmse(fc.sel(level=500.0), truth.sel(level=500.0), dim=DIMS)
+    np.testing.assert_allclose(got.values, right.values, rtol=1e-12)
+    aligned = align_valid_time(fc.sel(level=500.0), truth.sel(level=850.0))
+    assert float(aligned["level"]) == 850.0  # the truth's own coordinate is kept
+
+
 # --- 3: Gaussian Brier threshold on time ----------------------------------------------------
 
 

@@ -98,7 +98,7 @@ def _triple(mean: XarrayObj, std: XarrayObj, truth: XarrayObj | None):
         return mean, std, None
     mean_, tr = prepare_pair(mean, truth, names=("mean", "truth"))
     if "valid_time" in mean_.coords:
-        std = std.assign_coords(valid_time=mean_["valid_time"])
+        std = std.assign_coords(valid_time=mean_["valid_time"].variable)
     return mean_, std, tr
 
 

@@ -603,11 +603,13 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
         )
     indexer = xr.DataArray(vt.values, dims=vt.dims)
     out = truth.sel(time=indexer).drop_vars("time", errors="ignore")
-    coords = {d: forecast[d] for d in vt.dims if d in forecast.coords}
+    # the forecast's index values alone (``.variable``): a DataArray would bring the
+    # forecast's other coordinates along, a scalar ``level`` overwriting the truth's own
+    coords = {d: forecast[d].variable for d in vt.dims if d in forecast.coords}
     if scalar:  # one lead selected: it stays a scalar coordinate, as on the forecast
-        coords["prediction_timedelta"] = forecast["prediction_timedelta"]
+        coords["prediction_timedelta"] = forecast["prediction_timedelta"].variable
         if "time" not in vt.dims:  # one initial time too
-            coords["time"] = forecast["time"]
+            coords["time"] = forecast["time"].variable
     return out.assign_coords(coords).assign_coords(valid_time=(vt.dims, vt.values))
 
 
@@ -723,7 +725,8 @@ def prepare_pair(
         )
     if _has_lead(forecast) and (not _has_lead(truth) or _is_analysis_lead(forecast, truth)):
         truth = align_valid_time(forecast, truth)  # a truth without time: an error
-        forecast = forecast.assign_coords(valid_time=truth["valid_time"])
+        # the values alone: the DataArray would bring the truth's scalar coordinates along
+        forecast = forecast.assign_coords(valid_time=truth["valid_time"].variable)
     if isinstance(forecast, xr.Dataset):
         missing = [v for v in forecast.data_vars if v not in truth.data_vars]
         if missing:
