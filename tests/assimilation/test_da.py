@@ -358,3 +358,85 @@ def test_zenith_bins_hold_what_their_names_say():
     counts = d["count"].sel(sensor_channel="wv6.2").to_series()
     assert counts["zenith 55-70"] == 2  # 60 and 70; 80 only in "all"
     assert counts["all"] == 6 and counts["zenith 0-20"] == 1
+
+
+def test_without_a_window_channel_or_a_cloud_flag_no_pixel_is_clear_or_cloudy():
+    # a model reading wv6.2 only, radiances without the truth's cloud flag: nothing tells
+    # clear from cloudy pixels, so both groups are empty (not every pixel "clear")
+    truth = tiny_da.truth(4)
+    model = _one_model(sensors=("wv6.2",), frames=(0.0,))
+    radiances = imager_observations(truth, satellites=[90.0], channels=["wv6.2"], frames=(0.0,))
+    background = truth.sel(time=radiances["time"].values) + 0.0
+    d = assimilate_da(background, radiances.drop_vars("cloudy"), model=model).diagnostics
+    assert d.attrs["cloud_flag"] == "none"
+    assert int(d["count"].sel(group="all").min()) > 0
+    assert int(d["count"].sel(group=["clear", "cloudy"]).max()) == 0
+    assert bool(d["rms_omb"].sel(group=["clear", "cloudy"]).isnull().all())
+
+
+def _one_model(sensors=("wv6.2", "ir10.8"), frames=(0.0,)):
+    from xfuxi.models.base import NormStats
+    from xfuxi.models.fuxi_da import FuXiDA, FuXiDANet, n_observation_inputs
+
+    torch.manual_seed(0)
+    return FuXiDA(
+        FuXiDANet(C_MODEL, n_observation_inputs(len(frames), len(sensors)), width=4, scales=2),
+        channels=tiny_da.MODEL_CHANNELS, latitude=tiny_da.LAT, longitude=tiny_da.LON,
+        stats=NormStats(np.full(C_MODEL, 100.0), np.full(C_MODEL, 50.0), np.full(C_MODEL, 2.0)),
+        sensor_channels=sensors, frames=frames, satellites=(90.0,), name="one",
+    )  # fmt: skip
+
+
+def test_diagnostics_record_the_frame_they_use(case):
+    background, radiances, model = case
+    d = assimilate_da(background, radiances, model=model).diagnostics
+    assert d.attrs["diagnostics_frame_hours"] == 0.0
+    # a model without a 0 h frame: the frame nearest the analysis time, and it is said
+    truth = tiny_da.truth(4)
+    early = _one_model(frames=(-2.0,))
+    rad = imager_observations(truth, satellites=[90.0], channels=["wv6.2", "ir10.8"],
+                              frames=(-2.0, 2.0))  # fmt: skip
+    bg = truth.sel(time=rad["time"].values) + 0.0
+    d = assimilate_da(bg, rad, model=early).diagnostics
+    assert d.attrs["diagnostics_frame_hours"] == -2.0
+    alone = assimilate_da(bg, rad.sel(frame=[np.timedelta64(-2, "h")]), model=early).diagnostics
+    xr.testing.assert_identical(d.drop_vars("analysis_seconds"),
+                                alone.drop_vars("analysis_seconds"))  # fmt: skip
+    scalar = assimilate_da(bg, rad.isel(frame=0), model=early).diagnostics
+    assert scalar.attrs["diagnostics_frame_hours"] == -2.0
+
+
+def test_an_analysis_time_without_any_pixel_is_refused(case):
+    background, radiances, model = case
+    bt = radiances["brightness_temperature"].copy()
+    bt[0] = np.nan  # the first time: every pixel of every frame missing
+    gone = radiances.assign(brightness_temperature=bt)
+    with pytest.raises(ImagerError, match="every pixel .* missing .* 2001-01-01 06:00"):
+        assimilate_da(background.isel(time=[0]), gone, model=model)
+    with pytest.raises(ImagerError, match="every pixel .* missing .* 2001-01-01 06:00"):
+        assimilate_da(background, gone, model=model)
+    # a frame the model does not read keeps its pixels: still nothing for the model
+    later = _one_model(frames=(0.0,))
+    zero = radiances.copy(deep=True)
+    zero["brightness_temperature"][0, 1] = np.nan  # the 0 h frame of the first time
+    with pytest.raises(ImagerError, match="every pixel .* missing .* 2001-01-01 06:00"):
+        assimilate_da(background, zero, model=later)
+    assimilate_da(background.isel(time=[1, 2]), zero, model=later)  # the other times: fine
+
+
+def test_radiances_without_frames_for_a_model_of_several_frames(case):
+    background, radiances, model = case  # the model takes frames at -2 and 0 h
+    bare = radiances.isel(frame=1, drop=True)
+    with pytest.raises(ImagerError, match=r"takes frames at \[-2.0, 0.0\] h.*no frame coordinate"):
+        assimilate_da(background, bare, model=model)
+    # a model of the analysis-time frame alone reads them as that frame
+    one = _one_model(frames=(0.0,))
+    got = assimilate_da(background, bare, model=one)
+    expected = assimilate_da(background, radiances.isel(frame=[1]), model=one)
+    xr.testing.assert_identical(got.analysis, expected.analysis)
+
+
+def test_a_background_with_an_extra_dim_is_refused(case):
+    background, radiances, model = case
+    with pytest.raises(ValueError, match=r"background\['.*'\] has dim\(s\) \['member'\]"):
+        assimilate_da(background.expand_dims(member=2), radiances, model=model)

@@ -293,3 +293,65 @@ def test_truth_in_another_order_gives_the_same_radiances():
         imager_observations(truth, seed=-1, **kw)
     with pytest.raises(ImagerError, match="sub-satellite longitudes"):
         imager_observations(truth, **{**kw, "satellites": [True]})
+
+
+def test_non_finite_truth_at_the_frames_times_is_refused():
+    truth = tiny_da.truth(4)
+    kw = dict(satellites=[90.0], channels=["wv6.2", "ir10.8"], frames=(-2.0, 0.0))
+    holed = truth.copy(deep=True)
+    holed["passive_tracer"][1, 1, 4, 5] = np.nan  # 06 h: read by frames of 06 and 12 h
+    holed["temperature"][1, 0, 0, 0] = np.inf
+    with pytest.raises(ImagerError, match=r"truth\['temperature'\] has 1 non-finite"):
+        imager_observations(holed, **kw)
+    holed["temperature"][1, 0, 0, 0] = 250.0
+    with pytest.raises(ImagerError, match=r"truth\['passive_tracer'\] has 1 non-finite.*06:00"):
+        imager_observations(holed, **kw)
+    before = truth.copy(deep=True)
+    before["passive_tracer"][0, 1, 4, 5] = np.nan  # 00 h: no frame of 18 h reads it
+    late = imager_observations(before, times=truth["time"].values[-1:], **kw)
+    expected = imager_observations(truth, times=truth["time"].values[-1:], **kw)
+    xr.testing.assert_identical(late, expected)
+
+
+def test_radiance_table_reads_a_scalar_time_or_frame():
+    rad = imager_observations(tiny_da.truth(4), satellites=[90.0], channels=["wv6.2", "ir10.8"],
+                              frames=(-2.0, 0.0))  # fmt: skip
+    full = radiance_table(rad, frames=None)
+    for one in (rad.isel(time=1), rad.isel(time=1).drop_vars("cloudy")):
+        got = radiance_table(one, frames=None)
+        expected = full.isel(obs=np.flatnonzero(np.isin(
+            full["time"].values, rad["time"].values[1] + rad["frame"].values)))  # fmt: skip
+        np.testing.assert_array_equal(got["time"].values, expected["time"].values)
+        np.testing.assert_array_equal(got["value"].values, expected["value"].values)
+        if "cloudy" in one:
+            np.testing.assert_array_equal(got["cloudy"].values, expected["cloudy"].values)
+    early = rad.isel(frame=0)  # the -2 h frame as a scalar: not the analysis time's
+    with pytest.raises(ImagerError, match=r"no frame\(s\) \[0.0\]"):
+        radiance_table(early)
+    got = radiance_table(early, frames=None)
+    mine = full.isel(
+        obs=np.flatnonzero(
+            np.isin(full["time"].values, rad["time"].values - np.timedelta64(2, "h"))
+        )
+    )
+    np.testing.assert_array_equal(got["time"].values, mine["time"].values)
+    np.testing.assert_array_equal(got["cloudy"].values, mine["cloudy"].values)
+    got = radiance_table(early.drop_vars("frame"), frames=None)  # no frame at all: 0 h
+    np.testing.assert_array_equal(np.unique(got["time"].values), rad["time"].values)
+    with pytest.raises(ImagerError, match=r"error has no value for channel\(s\) \['ir10.8'\]"):
+        radiance_table(rad, error={"wv6.2": 1.0})
+
+
+def test_repeated_frames_or_times_are_refused():
+    truth = tiny_da.truth(4)
+    kw = dict(satellites=[90.0], channels=["wv6.2"])
+    with pytest.raises(ImagerError, match=r"frames .* repeated"):
+        imager_observations(truth, frames=(0.0, 0.0), **kw)
+    t = truth["time"].values[1]
+    with pytest.raises(ImagerError, match=r"times .* repeated"):
+        imager_observations(truth, frames=(0.0,), times=[t, t], **kw)
+    rad = imager_observations(truth, frames=(-2.0, 0.0), **kw)
+    with pytest.raises(ImagerError, match="the radiances' time has repeated values"):
+        check_radiances(rad.isel(time=[0, 0, 1]))
+    with pytest.raises(ImagerError, match="the radiances' frame has repeated values"):
+        check_radiances(rad.isel(frame=[1, 1]))

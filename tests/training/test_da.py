@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from tests import tiny_da
 from xfuxi.models.base import ForecastModel, NormStats
@@ -646,3 +647,62 @@ def test_resume_on_another_truth_or_forecast_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match="another forecast_model"):
         train_da(truth, changed, config=cfg, progress=False)
     train_da(truth, forecast_model(), config=cfg, progress=False)  # the same: resumes
+
+
+def test_given_radiances_are_checked_and_put_in_order():
+    from xfuxi.observations.imager import ImagerError, imager_observations
+    from xfuxi.training.da import prepare_da_samples
+
+    truth = tiny_da.truth(8)
+    model = forecast_model()
+    cfg = DAConfig(**{**CFG, "forecast_steps": 0})
+    net = initial_da_network(cfg, model)
+    kw = dict(satellites=[90.0], channels=["wv6.9", "ir10.8"], frames=(0.0,))
+    rad = imager_observations(truth, **kw)
+    keep = rad.copy(deep=True)
+    args = dict(leads=(1,), forecast_steps=0)
+    expected = prepare_da_samples(truth, model, net, radiances=rad, **args)
+    lon = ((rad["longitude"] + 180.0) % 360.0) - 180.0
+    for turned in (
+        rad.isel(latitude=slice(None, None, -1)),  # north to south
+        rad.assign_coords(longitude=lon).sortby("longitude"),
+    ):  # -180..180
+        got = prepare_da_samples(truth, model, net, radiances=turned, **args)
+        torch.testing.assert_close(got.observations, expected.observations, rtol=0, atol=0)
+    xr.testing.assert_identical(rad, keep)
+    bad = {
+        r"lack \['wv6.9'\] \(give radiances of every channel": rad.sel(sensor_channel=["ir10.8"]),
+        "another grid": rad.isel(latitude=slice(0, 6)),
+        "every pixel": rad.assign(brightness_temperature=rad["brightness_temperature"] * np.nan),
+        r"come from \[270.0\] \(give radiances from the satellites": imager_observations(
+            truth, **{**kw, "satellites": [270.0]}
+        ),
+    }
+    for match, radiances in bad.items():
+        with pytest.raises(ImagerError, match=match):
+            prepare_da_samples(truth, model, net, radiances=radiances, **args)
+    with pytest.raises(ImagerError, match="clear_only .* 'cloudy'"):
+        prepare_da_samples(truth, model, net, radiances=rad.drop_vars("cloudy"),
+                           clear_only=True, **args)  # fmt: skip
+    with pytest.raises(ImagerError, match="another grid"):
+        train_da(truth, model, config=cfg, radiances=bad["another grid"], progress=False)
+
+
+def test_resume_with_other_radiances_is_refused(tmp_path):
+    from xfuxi.observations.imager import imager_observations
+
+    truth = tiny_da.truth(8)
+    cfg = DAConfig(**{**CFG, "forecast_steps": 0}).replace(checkpoint_dir=tmp_path)
+    rad = imager_observations(truth, satellites=[90.0], channels=["wv6.9", "ir10.8"],
+                              frames=(0.0,), seed=1)  # fmt: skip
+    train_da(truth, forecast_model(), config=cfg.replace(max_minutes=1e-9), radiances=rad,
+             progress=False)  # fmt: skip
+    warmer = rad.assign(brightness_temperature=rad["brightness_temperature"] + 20.0)
+    with pytest.raises(ValueError, match="other radiances"):
+        train_da(truth, forecast_model(), config=cfg, radiances=warmer, progress=False)
+    with pytest.raises(ValueError, match="other radiances"):  # drawn by the imager instead
+        train_da(truth, forecast_model(), config=cfg, progress=False)
+    _, hist = train_da(
+        truth, forecast_model(), config=cfg, radiances=rad.copy(deep=True), progress=False
+    )  # the same: resumes
+    assert hist["step"] == list(range(1, 7))

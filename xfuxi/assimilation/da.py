@@ -153,6 +153,13 @@ def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
     for v in variables:  # only what the model reads: a level it does not use may hold anything
         levels = [lv for name, lv in model.channels if name == v and lv is not None]
         field = background[v]
+        extra = [d for d in field.dims if d not in ("time", "level", "latitude", "longitude")]
+        if extra:
+            raise ValueError(
+                f"background[{v!r}] has dim(s) {extra} beside time, level, latitude and "
+                f"longitude; FuXi-DA analyses one state per time: select one (e.g. "
+                f"background.isel({extra[0]}=0))"
+            )
         if levels and "level" in field.dims:
             absent = [lv for lv in levels if not np.isclose(field["level"].values, lv).any()]
             if absent:
@@ -175,7 +182,11 @@ def _radiances_for(
     *,
     allow_missing_channels: bool,
     allow_new_satellites: bool,
+    training: bool = False,
 ) -> xr.Dataset:
+    """The radiances checked for ``model`` and put in xfuxi's order (a copy where they were
+    not); ``training``: for a network to be trained on them (the messages do not offer the
+    ``allow_*`` switches of :func:`assimilate_da`)."""
     for flag, value in (
         ("allow_missing_channels", allow_missing_channels),
         ("allow_new_satellites", allow_new_satellites),
@@ -192,10 +203,12 @@ def _radiances_for(
     have = radiances["sensor_channel"].values.astype(str).tolist()
     absent = [c for c in model.sensor_channels if c not in have]
     if absent and not allow_missing_channels:
+        hint = "(pass allow_missing_channels=True to treat them as missing pixels)"
+        if training:
+            hint = "(give radiances of every channel the network takes)"
         raise ImagerError(
             f"the model {model.name!r} was trained for imager channels "
-            f"{list(model.sensor_channels)}; the radiances lack {absent} (pass "
-            "allow_missing_channels=True to treat them as missing pixels)"
+            f"{list(model.sensor_channels)}; the radiances lack {absent} {hint}"
         )
     extra = [c for c in have if c not in model.sensor_channels]
     if extra and model.uses_observations:
@@ -204,19 +217,37 @@ def _radiances_for(
             f"trained for (it takes {list(model.sensor_channels)}); select its channels"
         )
     if model.satellites and not allow_new_satellites:
-        _check_satellites(radiances, model)
-    if "frame" in radiances.coords:  # a frame dim or a single frame as a scalar
-        frames = np.atleast_1d(radiances["frame"].values) / np.timedelta64(1, "h")
-        check_frames(model, frames, "the radiances have frames")
+        _check_satellites(radiances, model, training=training)
+    _check_radiance_frames(radiances, model)
     return radiances
 
 
-def _check_satellites(radiances: xr.Dataset, model: FuXiDA) -> None:
+def _check_radiance_frames(radiances: xr.Dataset, model: FuXiDA) -> np.ndarray:
+    """The radiances' frame offsets (hours; ``[0]`` without a frame coordinate: the analysis
+    time's frame alone), refused where they lack a frame the ``model`` takes."""
+    if "frame" in radiances.coords:  # a frame dim or a single frame as a scalar
+        hours = np.atleast_1d(radiances["frame"].values / np.timedelta64(1, "h"))
+        hours = hours.astype("float64")
+        check_frames(model, hours, "the radiances have frames")
+        return hours
+    hours = np.zeros(1)
+    check_frames(
+        model,
+        hours,
+        "the radiances have no frame coordinate, so they hold only the analysis time's frame,",
+        "; give them with their frame coordinate (as xfuxi.imager_observations makes them)",
+    )
+    return hours
+
+
+def _check_satellites(radiances: xr.Dataset, model: FuXiDA, *, training: bool = False) -> None:
     """Refuse radiances from satellites the ``model`` was not trained with: by their
     ``satellite_longitudes`` attribute (modulo 360, to 10⁻³ degree), or, without it, by their
     zenith angles, each of which must be that of one of the model's satellites (to 0.5°)."""
     trained = np.asarray(model.satellites, dtype="float64")
     hint = "(pass allow_new_satellites=True to use it outside its training geometry)"
+    if training:
+        hint = "(give radiances from the satellites the network is made for)"
     sats = radiances.attrs.get("satellite_longitudes")
     if sats is not None:
         sats = np.atleast_1d(np.asarray(sats, dtype="float64"))
@@ -261,10 +292,7 @@ class _Frames:
         bt = radiances.variables["brightness_temperature"]  # a Variable: no coordinates built
         # a single frame or time as a scalar coordinate counts as a dim of length one (no
         # frame at all: at the analysis time)
-        hours = np.zeros(1)
-        if "frame" in radiances.coords:
-            hours = np.atleast_1d(radiances["frame"].values / np.timedelta64(1, "h"))
-            hours = hours.astype("float64")
+        hours = _check_radiance_frames(radiances, model)
         if "frame" not in bt.dims:
             bt = bt.set_dims({"frame": 1, **bt.sizes})
         self.times = None
@@ -282,6 +310,7 @@ class _Frames:
             (k, have.index(c)) for k, c in enumerate(model.sensor_channels) if c in have
         ]
         self.shape = (len(model.frames), len(model.sensor_channels), *model.grid_shape)
+        self.model = model
 
     def __call__(self, t: Any) -> np.ndarray:
         values = self.values
@@ -300,6 +329,14 @@ class _Frames:
         out = np.full(self.shape, np.nan)
         for k, j in self.channels:
             out[:, k] = values[self.rows, j]
+        if not np.isfinite(out).any():
+            m = self.model
+            raise ImagerError(
+                f"every pixel of brightness_temperature that the model {m.name!r} reads (frames "
+                f"at {list(m.frames)} h, channels {list(m.sensor_channels)}) is missing (NaN) "
+                f"at the analysis time {pd.Timestamp(t)}: there is nothing to assimilate then; "
+                "leave that time out of the background"
+            )
         return out
 
 
@@ -439,8 +476,9 @@ def radiance_diagnostics(
     zenith : array (H, W)
     model_channels, sensor_channels
     cloudy : array of bool (H, W), optional
-        The cloud flag; default: a window channel's O−B below ``CLOUD_SCREEN_K`` (clear
-        everywhere if there is no window channel).
+        The cloud flag; default: a window channel's O−B below ``CLOUD_SCREEN_K`` (a pixel
+        without any window value is neither clear nor cloudy; without a window channel no
+        pixel is, and both groups are empty).
 
     Returns
     -------
@@ -465,7 +503,8 @@ def radiance_diagnostics(
         window_omb = np.full(zen.size, np.nan)
         for i in windows:
             window_omb = np.where(np.isnan(window_omb), omb[i], window_omb)
-        known = np.isfinite(window_omb) if windows else known
+        # without a window channel nothing tells clear from cloudy: neither group has a pixel
+        known = np.isfinite(window_omb) if windows else np.zeros(zen.size, bool)
         with np.errstate(invalid="ignore"):
             cloudy = window_omb < CLOUD_SCREEN_K if windows else np.zeros(zen.size, bool)
         cloud_source = "screened" if windows else "none"
@@ -661,11 +700,20 @@ def assimilate_da(
     Raises
     ------
     ValueError
-        Background on another grid, lacking a variable, or with NaN.
+        Background on another grid, lacking a variable, with NaN, or with a dim beyond
+        time, level, latitude and longitude (e.g. ensemble members).
     xfuxi.observations.imager.ImagerError
-        Radiances on another grid, an unknown channel, every pixel missing, a time of the
-        background absent from the radiances, or a model trained for other channels,
-        frames or satellites.
+        Radiances on another grid, an unknown channel, every pixel missing (in the whole
+        Dataset, or at an analysis time in the frames and channels the model reads), a time
+        of the background absent from the radiances, or a model trained for other
+        channels, frames or satellites (radiances without a frame coordinate hold only the
+        analysis time's frame).
+
+    Notes
+    -----
+    The diagnostics are of one frame: the analysis time's (0 h), or, where the radiances
+    have none, the frame nearest to it (a single frame as a scalar coordinate is that
+    frame). ``diagnostics.attrs["diagnostics_frame_hours"]`` records its offset (hours).
 
     Examples
     --------
@@ -747,6 +795,12 @@ def assimilate_da(
         else:
             xa = np.asarray(stack_values(analysis, net.channels), dtype="float64")
         cloud_names = radiances["sensor_channel"].values.astype(str).tolist()
+        # the frame nearest the analysis time (the analysis time's where there is one): a
+        # scalar frame is its own, radiances without frames hold the analysis time's
+        frame_hours = 0.0
+        if "frame" in radiances.coords:
+            hours = np.atleast_1d(radiances["frame"].values / np.timedelta64(1, "h"))
+            frame_hours = float(hours[int(np.argmin(np.abs(hours)))])
         for k, t in enumerate(times):
             bt = radiances["brightness_temperature"]
             bt = bt.sel(time=t) if "time" in bt.dims else bt
@@ -771,6 +825,7 @@ def assimilate_da(
     if diags:
         diagnostics = xr.concat(diags, dim=pd.Index(times, name="time"), combine_attrs="override")
         diagnostics["analysis_seconds"] = ((), t_net)
+        diagnostics.attrs["diagnostics_frame_hours"] = frame_hours
     else:
         time_coord: Any = {"time": times}
         if "time" in background.xindexes:  # the background's coordinate and index, not rebuilt

@@ -571,6 +571,31 @@ def _check_truth(truth: xr.Dataset) -> xr.Dataset:
     return truth.transpose(*known)
 
 
+def _check_finite_truth(truth: xr.Dataset, when: np.ndarray) -> None:
+    """Refuse a NaN or infinite value of the truth at the times the frames at ``when`` read
+    (a frame between two truth times reads both): NaN radiances would look like missing
+    pixels, and a NaN moves the clouds of its whole row. Times outside the truth are left
+    to :func:`_state_at`'s error."""
+    times = truth["time"].values
+    j = np.searchsorted(times, when)  # times[j - 1] < when <= times[j]
+    exact = (j < times.size) & (times[np.minimum(j, times.size - 1)] == when)
+    between = (j > 0) & (j < times.size) & ~exact
+    read = np.unique(np.concatenate([j[exact], j[between], j[between] - 1]))
+    if not read.size:
+        return
+    for v in STATE_VARIABLES:
+        field = truth[v].isel(time=read)
+        per_time = np.asarray((~np.isfinite(field)).sum([d for d in field.dims if d != "time"]))
+        n_bad = int(per_time.sum())
+        if n_bad:
+            at = [str(pd.Timestamp(times[read[k]])) for k in np.flatnonzero(per_time)]
+            raise ImagerError(
+                f"truth[{v!r}] has {n_bad} non-finite value(s) (NaN or inf) at the times the "
+                f"frames read (at {', '.join(at[:3])}{', ...' if len(at) > 3 else ''}); the "
+                "imager needs a complete truth there"
+            )
+
+
 @_doc
 def imager_observations(
     truth: xr.Dataset,
@@ -627,8 +652,10 @@ def imager_observations(
     Raises
     ------
     ImagerError
-        Truth lacking a variable or levels, unknown channel, no frame time inside the truth,
-        no grid point seen by any satellite.
+        Truth lacking a variable or levels, or with a NaN or infinite value at a time the
+        frames read (named with the number of such values), unknown channel, repeated
+        frames or times, no frame time inside the truth, no grid point seen by any
+        satellite.
 
     Examples
     --------
@@ -668,6 +695,8 @@ def imager_observations(
     if offsets.ndim != 1 or offsets.size == 0 or not np.all(np.isfinite(offsets)):
         raise ImagerError(f"frames must be a non-empty sequence of hours; got {frames}")
     deltas = (offsets * 3600e9).round().astype("int64").astype("m8[ns]")
+    if np.unique(deltas).size != deltas.size:
+        raise ImagerError(f"frames must be distinct; {offsets.tolist()} h has repeated values")
     all_times = np.asarray(truth["time"].values, dtype="M8[ns]")
     if times is None:
         ok = [t for t in all_times if t + deltas.min() >= all_times[0]
@@ -679,6 +708,10 @@ def imager_observations(
         an_times = np.asarray(ok, dtype="M8[ns]")
     else:
         an_times = np.asarray(pd.to_datetime(np.atleast_1d(times)).values, dtype="M8[ns]")
+        if np.unique(an_times).size != an_times.size:
+            shown = [str(pd.Timestamp(t)) for t in an_times]
+            raise ImagerError(f"times must be distinct; {shown} has repeated values")
+    _check_finite_truth(truth, (an_times[:, None] + deltas[None, :]).ravel())
     lat = truth["latitude"].values
     lon = truth["longitude"].values
     levels = truth["level"].values.astype("float64")
@@ -833,8 +866,9 @@ def check_radiances(
     ImagerError
         Not a radiances Dataset, an unknown channel, radiances on another grid, a required
         channel absent, every pixel missing, an infinite value, a zenith angle outside
-        [0, 90), a dim beyond time, frame, sensor_channel, latitude and longitude, or a frame
-        coordinate that is not a timedelta.
+        [0, 90), a dim beyond time, frame, sensor_channel, latitude and longitude, a frame
+        coordinate that is not a timedelta, or repeated times, frames, latitudes or
+        longitudes.
     """
     if not isinstance(radiances, xr.Dataset) or "brightness_temperature" not in radiances:
         raise ImagerError(
@@ -863,6 +897,11 @@ def check_radiances(
                 f"analysis time as a timedelta (as xfuxi.imager_observations writes it); got "
                 f"{'no coordinate' if 'frame' not in radiances.coords else frame.dtype}"
             )
+    for name in ("time", "frame"):  # each analysis time and frame is looked up by value
+        if name in radiances.dims and name in radiances.coords:
+            values = radiances[name].values
+            if np.unique(values).size != values.size:
+                raise ImagerError(f"the radiances' {name} has repeated values")
     # every variable in the canonical order of its dims, so that values are read by name
     radiances = radiances.transpose(*RADIANCE_DIMS, missing_dims="ignore")
     radiances = _canonical_orientation(radiances)
@@ -1091,28 +1130,46 @@ def radiance_table(
     Returns
     -------
     xarray.Dataset
+
+    Raises
+    ------
+    ImagerError
+        What :func:`check_radiances` refuses, a frame of ``frames`` the radiances lack,
+        every pixel of those frames missing, or an ``error`` mapping without a channel of
+        the radiances.
+
+    Notes
+    -----
+    Radiances of a single time or frame held as a scalar coordinate
+    (``radiances.isel(time=0)``) are of that time and frame; without a time coordinate the
+    rows' time is NaT, without a frame coordinate the pixels are the analysis time's (0 h).
     """
     from .sets import make_observations
 
     radiances = check_radiances(radiances)
-    bt = radiances["brightness_temperature"]
-    if "time" not in bt.dims:
-        bt = bt.expand_dims(time=[np.datetime64("NaT", "ns")])
-    if "frame" not in bt.dims:
-        bt = bt.expand_dims(frame=[np.timedelta64(0, "ns")])
+    bt = _with_time_and_frame(radiances["brightness_temperature"])
+    pick = slice(None)
     if frames is not None:
         want = (np.asarray(frames, dtype="float64") * 3600e9).round().astype("int64")
         have = bt["frame"].values.astype("m8[ns]").astype("int64")
         absent = [f for f, w in zip(frames, want) if w not in have]
         if absent:
             raise ImagerError(f"radiances have no frame(s) {absent} h")
-        bt = bt.isel(frame=[int(np.flatnonzero(have == w)[0]) for w in want])
+        pick = [int(np.flatnonzero(have == w)[0]) for w in want]
+        bt = bt.isel(frame=pick)
     bt = bt.transpose("time", "frame", "sensor_channel", "latitude", "longitude")
+    names = bt["sensor_channel"].values.astype(str)
+    if isinstance(error, Mapping):
+        lacking = [str(n) for n in names if n not in error]
+        if lacking:
+            raise ImagerError(
+                f"error has no value for channel(s) {lacking}; give one for each of the "
+                f"radiances' channels {names.tolist()}"
+            )
     v = bt.values
     it, fr, ch, la, lo = np.nonzero(np.isfinite(v))
     if it.size == 0:
         raise ImagerError("every pixel of the selected frames is missing: nothing to assimilate")
-    names = bt["sensor_channel"].values.astype(str)
     errs = np.array(
         [float(error[n]) if isinstance(error, Mapping) else float(error) for n in names]
     )
@@ -1135,11 +1192,23 @@ def radiance_table(
     if "satellite" in radiances:
         extra["satellite"] = ("obs", radiances["satellite"].values[la, lo])
     if "cloudy" in radiances:
-        cl = radiances["cloudy"].transpose("time", "frame", "latitude", "longitude")
-        if frames is not None:
-            cl = cl.sel(frame=bt["frame"].values)
+        cl = _with_time_and_frame(radiances["cloudy"]).isel(frame=pick)
+        cl = cl.transpose("time", "frame", "latitude", "longitude")
         extra["cloudy"] = ("obs", cl.values[it, fr, la, lo])
     return table.assign_coords(extra)
+
+
+def _with_time_and_frame(field: xr.DataArray) -> xr.DataArray:
+    """``field`` with ``time`` and ``frame`` dims: a single time or frame held as a scalar
+    coordinate is that time or frame (as :func:`xfuxi.assimilate_da` reads it); only where
+    there is none, an unknown time (NaT) and the analysis time's frame (0 h)."""
+    for name, absent in (("time", np.datetime64("NaT", "ns")), ("frame", np.timedelta64(0, "ns"))):
+        if name in field.dims:
+            continue
+        field = (
+            field.expand_dims(name) if name in field.coords else field.expand_dims({name: [absent]})
+        )
+    return field
 
 
 class RadianceOperator(torch.nn.Module):

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..assimilation.da import da_inputs, observation_inputs
+from ..assimilation.da import _radiances_for, da_inputs, observation_inputs
 from ..config import config_with_legacy
 from ..data.channels import channel_name
 from ..models.base import ForecastModel
@@ -60,7 +60,7 @@ from ..models.training_state import (
     load_training_state,
     save_training_state,
 )
-from ..observations.imager import imager_observations
+from ..observations.imager import ImagerError, imager_observations
 from ..options import progress_enabled
 from ..verify.weights import area_weights
 from .da_config import DAConfig
@@ -182,6 +182,7 @@ class DASamples:
     times: np.ndarray
     cycled_digest: str | None = None  # of the cycled states the last samples came from
     truth_digest: str | None = None  # of the truth (xfuxi.training.samples.data_digest)
+    radiances_digest: str | None = None  # of the given radiances (None: drawn by the imager)
 
     def __len__(self) -> int:
         return int(self.index.size)
@@ -230,9 +231,12 @@ def prepare_da_samples(
         ``K``: the truth must reach ``K`` steps after each analysis time.
     radiances : xarray.Dataset, optional
         Radiances at the analysis times (default: drawn with the imager from the truth,
-        seeded with ``seed``).
+        seeded with ``seed``). Checked as :func:`xfuxi.assimilate_da` checks them (the
+        network's grid, channels, frames and satellites; at least one pixel) and, where
+        their latitudes run north to south or their longitudes over −180..180, put in
+        xfuxi's order (ascending, 0..360) on a copy.
     clear_only : bool, default False
-        Set cloudy pixels (the truth's cloud flag) missing.
+        Set cloudy pixels (the radiances' ``cloudy`` flag, the truth's) missing.
     cycled_states : xarray.DataArray, optional
         Analysed input pairs of a cycled assimilation on the truth's period
         (:func:`xfuxi.assimilation.cycle.open_cycle_states`): each pair at ``t`` run one step
@@ -249,6 +253,11 @@ def prepare_da_samples(
         messages.)
     xfuxi.data.schema.SchemaError
         NaN or infinite values in the truth.
+    xfuxi.observations.imager.ImagerError
+        Given radiances that :func:`xfuxi.assimilate_da` would refuse for the network
+        (another grid, a channel, frame or satellite it was not trained for, every pixel
+        missing, an analysis time absent), or without a ``cloudy`` flag with
+        ``clear_only``.
     """
     values, truth = stacked_states(truth, model.channels, name, model)  # NaN, grid: refused
     data = torch.as_tensor(values)
@@ -277,12 +286,25 @@ def prepare_da_samples(
     idx = np.arange(first, last + 1)
     an_times = times[idx]
     obs = None
+    rad_digest = None
     if network.uses_observations:
         if radiances is None:
             radiances = imager_observations(
                 truth, satellites=network.satellites, channels=network.sensor_channels,
                 frames=network.frames, times=an_times, seed=seed,
             )  # fmt: skip
+        else:  # checked and put in xfuxi's order (on a copy) as assimilate_da does
+            radiances = _radiances_for(
+                radiances, network, allow_missing_channels=False, allow_new_satellites=False,
+                training=True,
+            )  # fmt: skip
+            rad_digest = _radiances_digest(radiances)
+        if clear_only and "cloudy" not in radiances:
+            raise ImagerError(
+                "clear_only sets the pixels of the radiances' 'cloudy' flag missing; the "
+                "radiances have no 'cloudy' variable (give them with it, as "
+                "xfuxi.imager_observations makes them, or train without clear_only)"
+            )
         if clear_only:
             bt = radiances["brightness_temperature"].where(~radiances["cloudy"])
             radiances = radiances.assign(brightness_temperature=bt)
@@ -337,7 +359,31 @@ def prepare_da_samples(
         times=an_times,
         cycled_digest=digest,
         truth_digest=data_digest(times, values),
+        radiances_digest=rad_digest,
     )
+
+
+def _radiances_digest(radiances: xr.Dataset) -> str:
+    """A short sha256 of a checked radiances Dataset (:func:`~xfuxi.observations.imager.
+    check_radiances`, with a time coordinate), for a resumed run to refuse other radiances:
+    their times, frames, channels and zenith angles, and, as
+    :func:`~xfuxi.training.samples.data_digest` takes them, the values of about 64 of their
+    times' brightness temperatures and cloud flags."""
+    import hashlib
+
+    times = np.atleast_1d(radiances["time"].values)
+    h = hashlib.sha256()
+    for name in ("brightness_temperature", "cloudy"):
+        if name not in radiances:
+            continue
+        field = radiances[name]
+        field = field if "time" in field.dims else field.expand_dims("time")
+        h.update(data_digest(times, np.asarray(field.transpose("time", ...).values)).encode())
+    for name in ("frame", "sensor_channel"):
+        if name in radiances.coords:
+            h.update(np.atleast_1d(radiances[name].values).astype(str).tobytes())
+    h.update(np.ascontiguousarray(radiances["zenith_angle"].values, dtype="float64").tobytes())
+    return h.hexdigest()[:16]
 
 
 def da_loss(
@@ -619,7 +665,9 @@ def train_da(
     network : FuXiDA, optional
         Starting network (default: a new one from the config); trained in place.
     radiances : xarray.Dataset, optional
-        Radiances at the analysis times (default: drawn by the imager with ``config.seed``).
+        Radiances at the analysis times (default: drawn by the imager with ``config.seed``),
+        checked as :func:`prepare_da_samples` checks them. A resumed run must be given the
+        same radiances (or none, if it drew them).
     validation : xarray.Dataset, optional
         A held-back truth run: the analysis L1 (``L_0``) on up to 16 of its samples is
         logged every ``config.val_every`` steps.
@@ -739,13 +787,19 @@ def train_da(
             f"{saved.path} was trained with other cycled states (or without them); give the "
             "same cycled_states or use another checkpoint directory"
         )
-    run_data = {"truth": samples.truth_digest, "forecast_model": tensor_digest(model)}
-    if saved is not None:  # (checkpoints of earlier releases recorded neither)
+    run_data = {
+        "truth": samples.truth_digest,
+        "radiances": samples.radiances_digest,  # None: drawn by the imager from the truth
+        "forecast_model": tensor_digest(model),
+    }
+    if saved is not None:  # (checkpoints of earlier releases recorded none of them)
         other = [k for k, v in run_data.items() if saved.state.get(k, v) != v]
         if other:
             restore()
+            what = {"radiances": "other radiances (given or drawn by the imager)"}
             raise ValueError(
-                f"{saved.path} was trained on another {' and another '.join(other)} "
+                f"{saved.path} was trained on "
+                f"{' and '.join(what.get(k, f'another {k}') for k in other)} "
                 f"({', '.join(other)} differ); give the same or use another checkpoint "
                 "directory"
             )
