@@ -282,11 +282,19 @@ def test_truth_in_another_order_gives_the_same_radiances():
         truth.isel(level=slice(None, None, -1)),  # top-down levels (a view)
         truth.sortby("level", ascending=False),  # top-down levels (a copy)
         truth.isel(latitude=slice(None, None, -1)),  # north to south
+        # longitudes -180..180, as stored and sorted (the clouds' texture was drawn on the
+        # grid in the order given: other clouds, and radiances in -180..180)
+        truth.assign_coords(longitude=(truth["longitude"] + 180.0) % 360.0 - 180.0),
+        truth.assign_coords(longitude=(truth["longitude"] + 180.0) % 360.0 - 180.0).sortby(
+            "longitude"
+        ),
     ):
         got = imager_observations(turned, **kw)
         xr.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
     with pytest.raises(ImagerError, match="levels must be pressures in hPa"):
         imager_observations(truth.assign_coords(level=truth["level"] * 100.0), **kw)
+    with pytest.raises(ImagerError, match=r"longitudes must lie in \[-180, 360\]"):
+        imager_observations(truth.assign_coords(longitude=truth["longitude"] - 360.0), **kw)
     with pytest.raises(ImagerError, match=r"dim\(s\) \['member'\]"):
         imager_observations(truth.expand_dims(member=2), **kw)
     with pytest.raises(ImagerError, match="seed must be a non-negative integer"):
@@ -340,6 +348,17 @@ def test_radiance_table_reads_a_scalar_time_or_frame():
     np.testing.assert_array_equal(np.unique(got["time"].values), rad["time"].values)
     with pytest.raises(ImagerError, match=r"error has no value for channel\(s\) \['ir10.8'\]"):
         radiance_table(rad, error={"wv6.2": 1.0})
+
+
+def test_radiance_table_refuses_errors_that_are_not_positive():
+    rad = imager_observations(tiny_da.truth(4), satellites=[90.0], channels=["wv6.2", "ir10.8"],
+                              frames=(0.0,))  # fmt: skip
+    cases = [(0.0, "wv6.2: 0, ir10.8: 0"), ({"wv6.2": 1.0, "ir10.8": -1.0}, "ir10.8: -1"),
+             ({"wv6.2": np.nan, "ir10.8": 1.0}, "wv6.2: nan")]  # fmt: skip
+    for error, shown in cases:
+        with pytest.raises(ImagerError, match=f"must be positive and finite; got {shown}$"):
+            radiance_table(rad, error=error)
+    assert (radiance_table(rad, error={"wv6.2": 1.0, "ir10.8": 2.0})["error"] > 0).all()
 
 
 def test_repeated_frames_or_times_are_refused():

@@ -560,6 +560,16 @@ def _check_truth(truth: xr.Dataset) -> xr.Dataset:
             f"the truth's levels must be pressures in hPa; they are {levels.tolist()} "
             f"(units {units!r}); divide pressures in Pa by 100"
         )
+    # longitudes in [0, 360), as every xfuxi state: the texture of the clouds is drawn on
+    # the grid, so a truth in -180..180 would get other clouds, and radiances in another order
+    lon = np.asarray(truth["longitude"].values, dtype="float64")
+    if lon.size and (lon.min() < 0.0 or lon.max() >= 360.0):
+        if lon.min() < -180.0 or lon.max() > 360.0:
+            raise ImagerError(
+                f"the truth's longitudes must lie in [-180, 360] degrees; they span "
+                f"[{lon.min():g}, {lon.max():g}]"
+            )
+        truth = truth.assign_coords(longitude=truth["longitude"].copy(data=np.mod(lon, 360.0)))
     # the columns need levels, latitudes and times ascending (a file often stores levels
     # top-down and latitudes north to south): sorted on a copy, the values unchanged
     for name in ("time", "level", "latitude", "longitude"):
@@ -1135,8 +1145,8 @@ def radiance_table(
     ------
     ImagerError
         What :func:`check_radiances` refuses, a frame of ``frames`` the radiances lack,
-        every pixel of those frames missing, or an ``error`` mapping without a channel of
-        the radiances.
+        every pixel of those frames missing, an ``error`` mapping without a channel of
+        the radiances, or an error that is not positive and finite.
 
     Notes
     -----
@@ -1173,6 +1183,12 @@ def radiance_table(
     errs = np.array(
         [float(error[n]) if isinstance(error, Mapping) else float(error) for n in names]
     )
+    bad = ~(np.isfinite(errs) & (errs > 0))
+    if bad.any():  # a zero error breaks every analysis that divides by it
+        raise ImagerError(
+            "observation errors must be positive and finite; got "
+            + ", ".join(f"{n}: {e:g}" for n, e in zip(names[bad], errs[bad], strict=True))
+        )
     when = bt["time"].values[it] + bt["frame"].values[fr]
     table = make_observations(
         v[it, fr, ch, la, lo],
