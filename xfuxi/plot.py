@@ -1061,7 +1061,8 @@ def plot_cycle(
         The channel to draw (default: that of ``channels``, else the first).
     channels : str or sequence of one str, optional
         The same, for the ``plot`` method of what :func:`xfuxi.cycle` returns. One channel
-        is drawn: several are refused (call once per channel, each on its own ``ax``).
+        is drawn: several are refused (call once per channel, each on its own ``ax``), and
+        so is a ``channels`` naming another channel than ``channel``.
     ax : matplotlib Axes, optional
     title : str, optional
 
@@ -1099,6 +1100,11 @@ def plot_cycle(
     if channels is not None and len(channels) > 1:  # the first alone was drawn, silently
         raise ValueError(
             f"plot_cycle draws one channel; got {list(channels)}: call it once per channel"
+        )
+    if channel is not None and channels and str(channels[0]) != str(channel):
+        raise ValueError(
+            f"plot_cycle got channel={channel!r} and channels={list(channels)}: give one of "
+            "them (they name the same thing)"
         )
     if channel is None:
         channel = channels[0] if channels else names[0]

@@ -179,6 +179,15 @@ def test_a_blended_cycle_runs_resumes_and_refuses_other_factors(tmp_path):
     assert not np.allclose(plain["analysis_error"], blended["analysis_error"])
     with pytest.raises(ValueError, match="blend_factors"):
         run(0.6, 4, tmp_path / "b")
+    # another climatology of the same sum (rolled) is refused too
+    rolled = method(0.5)
+    rolled.climatology = torch.roll(rolled.climatology + torch.arange(16.0), 3, dims=-1)
+    assert float(rolled.climatology.sum()) == float(method(0.5).climatology.sum()) + 8 * 120
+    rolled.climatology -= 8 * 120 / (8 * 16)
+    with pytest.raises(ValueError, match="fingerprints.method.climatology"):
+        cycle(truth, RadiosondeNetwork(n_sites=10, seed=1), method=rolled, model=model,
+              config=CycleConfig(n_cycles=4, lead_steps=2), store=tmp_path / "b",
+              progress=False)  # fmt: skip
     run(0.5, 4, tmp_path / "b")  # resumed: one more cycle
     run(0.5, 4, tmp_path / "a")  # in one go
     a, b = open_cycle(tmp_path / "a"), open_cycle(tmp_path / "b")

@@ -1295,3 +1295,175 @@ def test_scores_name_the_units_of_each_channel(setting, tmp_path):
     l96 = _run(setting, 1).scores
     assert list(l96["channel_units"].values) == [""]
     assert l96.fuxi.plot_cycle().get_ylabel() == "x: RMSE / spread"
+
+
+# --- audit 46: fingerprints, truth and store checks, readers' arguments -----------------
+
+
+def _forget_new_fingerprints(store, *keys):
+    """Make ``store`` look written by a release that did not record ``keys``."""
+    import json
+
+    path = store / "run.json"
+    settings = json.loads(path.read_text())
+    for key in keys:
+        settings["fingerprints"].pop(key)
+    path.write_text(json.dumps(settings))
+
+
+def test_resume_refuses_other_samples_of_the_same_shape_and_sum(setting, tmp_path):
+    """Additive-inflation and static-B samples rolled along the grid have the shape and sum
+    of the stored ones: a resumed run with them is refused; a store that does not record
+    their digest (an earlier release) still resumes."""
+    from xfuxi.assimilation.cycle import static_var
+
+    _, truth = setting
+    x = torch.as_tensor(truth["x"].values)
+    samples = (x[1:21] - x[:20])[:, None]
+    rolled = torch.roll(samples, 7, dims=-1)
+    assert float(rolled.sum()) == float(samples.sum())
+
+    def additive(s):
+        opts = LETKFOptions(n_members=10, inflation=1.05, qc_threshold=None)
+        loc = LocalizationOptions(length_scale=4.0, n_points=40)
+        return LETKFMethod(options=opts, localization=loc, initial=INIT, additive=s.clone(),
+                           additive_scale=0.5)  # fmt: skip
+
+    def static(s):
+        loc = LocalizationOptions(length_scale=4.0, n_points=40, variance=0.999)
+        return static_var(s.clone(), localization=loc)
+
+    for name, make in (("additive", additive), ("static", static)):
+        store = tmp_path / name
+        _run(setting, 2, store=store, method=make(samples))
+        with pytest.raises(ValueError, match=f"fingerprints.method.{name}"):
+            _run(setting, 3, store=store, method=make(rolled))
+        _forget_new_fingerprints(store, f"method.{name}")
+        assert _run(setting, 3, store=store, method=make(samples)).scores.sizes["time"] == 3
+
+
+def test_resume_refuses_the_model_in_another_precision(setting, tmp_path):
+    import copy
+
+    model, _ = setting
+    _run(setting, 2, store=tmp_path / "s")
+    double = copy.deepcopy(model).double()
+    with pytest.raises(ValueError, match="model_dtype"):
+        cycle(setting[1], Lorenz96Network(seed=2), method=_letkf(), model=double,
+              config=CycleConfig(n_cycles=3, lead_steps=2, initial_error=1.0),
+              store=tmp_path / "s", progress=False)  # fmt: skip
+    _forget_new_fingerprints(tmp_path / "s", "model_dtype")  # an earlier release's store
+    assert _run(setting, 3, store=tmp_path / "s").scores.sizes["time"] == 3
+
+
+def test_a_run_failing_before_its_first_cycle_leaves_no_store_in_the_way(setting, tmp_path):
+    """A truth without the model's variable or no network is refused before the store is
+    made; a store holding no complete cycle (left by an earlier release) takes the settings
+    of the next run."""
+    import json
+
+    model, truth = setting
+    store = tmp_path / "s"
+    with pytest.raises(ValueError, match="'x'"):
+        _run((model, truth.rename(x="y")), 2, store=store)
+    assert not store.exists()
+    with pytest.raises(TypeError, match="network must be callable"):
+        config = CycleConfig(n_cycles=1, lead_steps=2)
+        cycle(truth, None, method=_letkf(), model=model, config=config, store=store)
+    assert not store.exists()
+    _run(setting, 1, store=store)
+    import shutil
+
+    shutil.rmtree(store / "cycles")  # what a run that failed in its first cycle left
+    run = _run(setting, 2, store=store, method=_letkf(1.1))
+    assert run.scores.sizes["time"] == 2
+    assert json.loads((store / "run.json").read_text())["method"]["options"]["inflation"] == 1.1
+    shutil.rmtree(store / "cycles")
+    (store / "notes.txt").write_text("mine")  # not xfuxi's: the store is not replaced then
+    with pytest.raises(ValueError, match="different settings"):
+        _run(setting, 3, store=store)
+    assert (store / "notes.txt").read_text() == "mine"
+
+
+def test_a_store_without_its_run_json_is_named(setting, tmp_path):
+    _run(setting, 1, store=tmp_path / "s")
+    (tmp_path / "s" / "run.json").unlink()
+    with pytest.raises(ValueError, match="run.json"):
+        _run(setting, 2, store=tmp_path / "s")
+
+
+def test_missing_values_in_the_truth_are_named_before_the_run(setting, tmp_path):
+    import pandas as pd
+
+    model, truth = setting
+    bad = truth.copy(deep=True)
+    bad["x"][3, 0, 5] = np.nan
+    when = pd.Timestamp(truth.time.values[3])
+    with pytest.raises(ValueError, match=f"truth.*missing.*'x'.*{when}"):
+        _run((model, bad), 4, store=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+    # a time the run does not need may hold NaN
+    late = truth.copy(deep=True)
+    late["x"][-1, 0, 5] = np.nan
+    assert _run((model, late), 2).scores.sizes["time"] == 2
+
+
+def test_readers_name_bad_arguments(setting, tmp_path):
+    from xfuxi.assimilation.cycle import cycle_initial_conditions, open_cycle_states
+
+    _run(setting, 2, store=tmp_path / "s")
+    with pytest.raises(TypeError, match="skip_days must be a number"):
+        open_cycle_states(tmp_path / "s", skip_days="1")
+    with pytest.raises(ValueError, match="time must be a date"):
+        cycle_initial_conditions(tmp_path / "s", time="banana")
+
+
+def test_a_lorenz96_network_with_a_bad_error_is_refused():
+    for bad in (-1.0, 0.0, float("nan"), "1"):
+        with pytest.raises((ValueError, TypeError), match="error"):
+            Lorenz96Network(error=bad)
+    assert Lorenz96Network(error=0.5).settings()["error"] == 0.5
+
+
+def test_plot_cycle_refuses_channel_and_other_channels(setting):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from xfuxi.plot import plot_cycle
+
+    s = _run(setting, 1).scores
+    with pytest.raises(ValueError, match="channel.*channels"):
+        plot_cycle(s, channel="x", channels=["y"])
+    assert plot_cycle(s, channel="x", channels=["x"]) is not None
+
+
+@pytest.mark.parametrize(
+    ("flags", "match"),
+    [
+        (["--method", "letkf", "--da-model", "my-da"], "--da-model"),
+        (["--method", "letkf", "--da-precision", "bfloat16"], "--da-precision"),
+        (["--method", "letkf", "--satellites", "0,120"], "--satellites"),
+        (["--method", "en4dvar", "--screen-threshold", "5"], "--screen-threshold"),
+        (["--method", "letkf", "--radiance-error", "2"], "--radiance-error"),
+        (["--method", "letkf", "--no-clouds"], "--clouds"),
+        (["--method", "cycled-en4dvar", "--drift", "1"], "--drift"),
+        (["--method", "en4dvar", "--bias-truncation", "5"], "--bias-truncation needs --bias-rate"),
+        (["--method", "en4dvar", "--bias-spinup", "2"], "--bias-spinup needs --bias-rate"),
+        (["--method", "fuxi-da", "--sites", "50"], "--sites"),
+        (["--method", "fuxi-da", "--members", "20"], "--n-members"),
+        (["--method", "fuxi-da", "--localization", "500"], "--localization"),
+        (["--method", "fuxi-da", "--vertical-localization", "1"], "--vertical-localization"),
+        (["--method", "en4dvar", "--qc-threshold", "3"], "--qc-threshold"),
+        (["--method", "en4dvar-radiances", "--member-chunk", "3"], "--member-chunk"),
+    ],
+)
+def test_cli_cycle_refuses_every_flag_the_method_does_not_read(tmp_path, capsys, flags, match):
+    from xfuxi.cli import main
+
+    rc = main(["cycle", str(tmp_path / "none.zarr"), "--store", str(tmp_path / "s"), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert match in err
+    if "needs" not in match:
+        assert "given away from its default" in err and "not read by" in err
+    assert not (tmp_path / "s").exists()

@@ -213,3 +213,35 @@ def test_a_network_for_other_satellites_or_channels_is_refused(setting):
         ImagerNetwork(satellites=())
     with pytest.raises(TypeError, match="ImagerErrors"):
         ImagerNetwork(errors="none")
+
+
+def test_a_radiance_outage_keeps_the_background_with_a_warning(setting):
+    class Outage(ImagerNetwork):
+        def __call__(self, truth, times, *, cycle, model):
+            r = super().__call__(truth, times, cycle=cycle, model=model)
+            if cycle == 1:
+                r["brightness_temperature"][:] = np.nan
+            return r
+
+    with pytest.warns(UserWarning, match="cycle 1 .*the analysis is the background"):
+        run = _run(setting, 3, network=Outage(satellites=(90.0,), channels=SENSORS, seed=7))
+    s = run.scores
+    assert s["no_observations"].values.tolist() == [False, True, False]
+    assert bool((s["analysis_error"][1] == s["background_error"][1]).all())
+    assert int(s["n_obs"][1]) == 0 and bool((s["n_obs"][[0, 2]] > 0).all())
+
+
+def test_resume_refuses_a_network_of_other_weights_under_the_same_name(setting, tmp_path):
+    import json
+
+    _run(setting, 2, store=tmp_path / "s")
+    other = _da_model(seed=2)
+    assert other.name == _da_model().name
+    with pytest.raises(ValueError, match="fingerprints.method.da_model"):
+        _run(setting, 3, store=tmp_path / "s", method=FuXiDAMethod(other))
+    # a store of an earlier release, without the digest, resumes
+    path = tmp_path / "s" / "run.json"
+    settings = json.loads(path.read_text())
+    settings["fingerprints"].pop("method.da_model")
+    path.write_text(json.dumps(settings))
+    assert _run(setting, 3, store=tmp_path / "s").scores.sizes["time"] == 3

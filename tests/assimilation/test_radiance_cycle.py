@@ -414,3 +414,41 @@ def test_the_cli_fits_the_bias_offline_and_cycles_with_it(setting, monkeypatch, 
     assert "no such file" in capsys.readouterr().err
     assert main([*base, "--varbc-std", "0.1"]) != 0
     assert "--varbc-std needs --varbc" in capsys.readouterr().err
+
+
+class _Outage(ImagerNetwork):
+    """Every radiance of cycle 1 missing (an outage)."""
+
+    def __call__(self, truth, times, *, cycle, model):
+        r = super().__call__(truth, times, cycle=cycle, model=model)
+        if cycle == 1:
+            r["brightness_temperature"][:] = np.nan
+        return r
+
+
+class _Overcast(ImagerNetwork):
+    """Every pixel of cycle 1 100 K cold: all fail the cloud screen."""
+
+    def __call__(self, truth, times, *, cycle, model):
+        r = super().__call__(truth, times, cycle=cycle, model=model)
+        if cycle == 1:
+            r["brightness_temperature"][:] = r["brightness_temperature"] - 100.0
+        return r
+
+
+@pytest.mark.parametrize("network", [_Outage, _Overcast])
+def test_a_cycle_without_a_usable_radiance_keeps_its_background_with_a_warning(setting, network):
+    base = dict(satellites=(90.0, 270.0), channels=SENSORS, frames=(0.0,), errors=BIASED, seed=3)
+    with pytest.warns(UserWarning, match="cycle 1 .*the analysis is the background"):
+        run = _run(setting, 3, network=network(**base))
+    s = run.scores
+    assert s["no_observations"].values.tolist() == [False, True, False]
+    assert int(s["n_obs"][1]) == 0 and int(s["n_obs"][2]) > 0
+    assert bool((s["analysis_error"][1] == s["background_error"][1]).all())
+    # VarBC's coefficients are carried over the cycle unchanged
+    np.testing.assert_array_equal(s["varbc_prior"][2].values, s["varbc_coefficients"][0].values)
+    # with radiosondes the cycle analyses them
+    sondes = ImagerSondeNetwork(network(**base), RadiosondeNetwork(n_sites=5, seed=1))
+    s = _run(setting, 3, network=sondes).scores
+    assert s["no_observations"].values.tolist() == [False, False, False]
+    assert int(s["n_obs"][1]) > 0

@@ -29,7 +29,7 @@ import torch
 import xarray as xr
 
 from ..data.channels import channel_name
-from .cycle import CycleMethod, _area_rms, _grid_weights
+from .cycle import CycleMethod, _area_rms, _grid_weights, _tensor_fingerprint
 
 __all__ = [
     "ClimatologyBlendMethod",
@@ -275,6 +275,11 @@ class ClimatologyBlendMethod(CycleMethod):
             "blend_factors": [[round(float(v), 12) for v in row] for row in self.factors],
             "blend_climatology_sum": float(self.climatology.sum()),
         }
+
+    def fingerprints(self) -> dict[str, str]:
+        """The climatology's digest (the settings hold its sum alone), and the inner
+        method's fingerprints."""
+        return {**super().fingerprints(), "climatology": _tensor_fingerprint(self.climatology)}
 
     def _chunk(self) -> int:
         return self.method._chunk()

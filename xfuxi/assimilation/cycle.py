@@ -39,6 +39,7 @@ import xarray as xr
 from ..config import config_with_legacy, is_integer
 from ..docstrings import docstring_parts
 from ..files import (
+    MARKER,
     atomic_write_json,
     read_marker,
     remove_stale_temporaries,
@@ -134,6 +135,11 @@ class CycleAnalysis:
         radiance O−B and O−A), written with the scores under their own names.
     n_obs : int, optional
         The number of observations used, for methods without ``omb`` (default its size).
+    rejected : str
+        Non-empty when the method used none of the observations it was given (e.g. every
+        radiance failed the cloud screen) and ``analysis`` is the background: why. The
+        driver then warns and flags the cycle (``no_observations``), as for a cycle without
+        observations, and keeps the method's state and ``extra`` diagnostics.
     """
 
     analysis: torch.Tensor
@@ -146,6 +152,7 @@ class CycleAnalysis:
     error: torch.Tensor | None = None
     extra: xr.Dataset | None = None
     n_obs: int | None = None
+    rejected: str = ""
 
 
 class CycleMethod:
@@ -166,6 +173,19 @@ class CycleMethod:
     def settings(self) -> dict[str, Any]:
         """JSON-ready settings; a resumed run with different settings is refused."""
         raise NotImplementedError
+
+    def fingerprints(self) -> dict[str, str]:
+        """Digests of what the settings hold only in summary (samples, weights), by name.
+
+        A resumed run must give the same ones; one a store does not record (a store of an
+        earlier release) is not compared. The default: those of the methods this one wraps
+        (its public attributes that are methods), their names prefixed by the attribute's.
+        """
+        out: dict[str, str] = {}
+        for name, value in sorted(vars(self).items()):
+            if not name.startswith("_") and isinstance(value, CycleMethod):
+                out.update({f"{name}.{k}": v for k, v in value.fingerprints().items()})
+        return out
 
     def start(
         self, background: torch.Tensor, *, model: Any, generator: torch.Generator
@@ -359,6 +379,12 @@ class LETKFMethod(CycleMethod):
             out["update_previous"] = False
         return out
 
+    def fingerprints(self) -> dict[str, str]:
+        out = super().fingerprints()
+        if self.additive is not None:
+            out["additive"] = _tensor_fingerprint(self.additive)
+        return out
+
     def _chunk(self) -> int:
         return self.options.member_chunk
 
@@ -460,6 +486,18 @@ def _exact_sum(samples: torch.Tensor) -> float:
 
 def _additive_settings(samples: torch.Tensor, scale: float) -> dict[str, Any]:
     return {"shape": list(samples.shape), "sum": _exact_sum(samples), "scale": float(scale)}
+
+
+def _tensor_fingerprint(x: Any) -> str:
+    """sha256 (16 hex digits) of an array's shape and float64 bytes: the same whatever the
+    thread count, and different for samples of the same shape and sum in another order (a
+    fingerprint in a store's settings, beside the sum that earlier stores recorded)."""
+    import hashlib
+
+    a = np.ascontiguousarray(torch.as_tensor(x).detach().cpu().double().numpy())
+    h = hashlib.sha256(json.dumps(list(a.shape)).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:16]
 
 
 def _used_errors(slots: Sequence[Any], rejected: Sequence[np.ndarray]) -> torch.Tensor:
@@ -612,6 +650,14 @@ class En4DVarMethod(CycleMethod):
             out["initial"] = self.initial.to_dict()
             if self.additive is not None:
                 out["additive"] = _additive_settings(self.additive, self.additive_scale)
+        return out
+
+    def fingerprints(self) -> dict[str, str]:
+        out = super().fingerprints()
+        if self.static is not None:
+            out["static"] = _tensor_fingerprint(self.static)
+        if self.additive is not None:
+            out["additive"] = _tensor_fingerprint(self.additive)
         return out
 
     def _chunk(self) -> int:
@@ -1296,9 +1342,10 @@ def _settings(
 
 def _fingerprints(model: Any, truth: xr.Dataset, t0: pd.Timestamp) -> dict[str, str]:
     """What a resumed run must share with the stored one beyond its settings: the model's
-    weights (a model of the same name may hold others) and the truth (another run of the
-    world on the same times): sha256 of the parameters and of the truth at the first
-    analysis time (a longer truth of the same run has the same one)."""
+    weights (a model of the same name may hold others), the precision it runs in (the
+    digests hash every dtype as float64) and the truth (another run of the world on the
+    same times): sha256 of the parameters and of the truth at the first analysis time (a
+    longer truth of the same run has the same one)."""
     import hashlib
 
     from ..models.checkpoint import tensor_digest
@@ -1327,6 +1374,8 @@ def _fingerprints(model: Any, truth: xr.Dataset, t0: pd.Timestamp) -> dict[str, 
     config = {k: v for k, v in dict(getattr(model, "config", {}) or {}).items() if k != "source"}
     h.update(json.dumps(config, sort_keys=True, default=str).encode())  # not where it was read
     out["model_setup"] = h.hexdigest()[:16]
+    # a key of its own: model_setup's digest stays that of the stores written before it
+    out["model_dtype"] = str(model_dtype(model)).removeprefix("torch.")
     h = hashlib.sha256()
     at = truth.sel(time=t0)
     for name in sorted(map(str, at.data_vars)):
@@ -1510,7 +1559,9 @@ def cycle(
         ``"-v5"`` are shipped too).
     store : path, optional
         Zarr store (a directory) written one cycle at a time; an existing store of the
-        same settings is resumed from its last complete cycle.
+        same settings is resumed from its last complete cycle (its settings and
+        fingerprints, docs/cycling.md "The store"). A store that holds no complete cycle
+        and nothing but what xfuxi wrote takes this run's settings.
     progress : bool, optional
     **legacy
         The old keyword arguments (``days=``, ``n_cycles=``, ``start=``, ``lead_steps=``,
@@ -1525,8 +1576,14 @@ def cycle(
     ------
     CycleDivergedError
         NaN or an error beyond the bound; every complete cycle stays in the store.
+    TypeError
+        A ``method`` that is not a :class:`CycleMethod`, or a ``network`` that cannot be
+        called.
     ValueError
-        A store written with different settings (named).
+        A store written with different settings (named) or without its ``run.json``; a
+        truth that lacks a channel of the model or holds NaN or infinite values at a time
+        the run needs (named, with the first such time). Both are checked before anything
+        is written.
 
     Examples
     --------
@@ -1568,6 +1625,11 @@ def cycle(
         model = load_model(model)
     if not isinstance(method, CycleMethod):
         raise TypeError(f"method must be a CycleMethod; got {type(method).__name__}")
+    if not callable(network):
+        raise TypeError(
+            "network must be callable as network(truth, times, *, cycle, model) -> "
+            f"observations (e.g. RadiosondeNetwork()); got {type(network).__name__}"
+        )
     if (days is None) == (n_cycles is None):
         raise ValueError("give exactly one of days and n_cycles")
     step = pd.Timedelta(model.timestep)
@@ -1593,8 +1655,10 @@ def cycle(
             + (f"start={t0} is not one of the truth's times on that step"
                if start is not None and t0 not in times else "give a truth on the model's step")
         )  # fmt: skip
+    _check_truth(truth, model, needed)  # before the store is made: nothing written for it
     settings = _settings(method, network, model, t0, lead_steps, seed, initial_error)
     settings["fingerprints"] = _fingerprints(model, truth, t0)
+    settings["fingerprints"].update({f"method.{k}": v for k, v in method.fingerprints().items()})
     bound = divergence_factor * np.asarray(model.stats.std, dtype="float64")
     weights = _grid_weights(model)
     names = _channel_names(model)
@@ -1603,17 +1667,30 @@ def cycle(
     generator = torch.Generator().manual_seed(int(seed))
     if path is not None:
         marker = read_marker(path) if path.exists() else None
-        if marker is None:
+        if marker is not None and marker.get("kind") != STORE_KIND:
+            raise ValueError(f"{path} is not a cycling store (its kind is {marker['kind']!r})")
+        # a store of no cycle (a run that failed before its first one left it) is replaced:
+        # nothing in it but what xfuxi wrote, no settings of a cycle to keep
+        empty = marker is not None and _holds_no_cycle(path)
+        if empty:
+            log.info("%s holds no complete cycle: its settings are replaced", path)
+        if marker is None or empty:
             replace_directory(
                 path,
                 lambda d: atomic_write_json(d / "run.json", settings),
                 kind=STORE_KIND,
+                overwrite=empty,
                 metadata={"method": method.name, "config": cfg.to_dict()},
             )
         else:
-            if marker.get("kind") != STORE_KIND:
-                raise ValueError(f"{path} is not a cycling store (its kind is {marker['kind']!r})")
-            old = json.loads((path / "run.json").read_text())
+            run_json = path / "run.json"
+            if not run_json.is_file():
+                raise ValueError(
+                    f"{path} is a cycling store without its settings file {run_json}: its "
+                    "cycles cannot be checked against this run's settings, so it is not "
+                    "resumed; give another store"
+                )
+            old = json.loads(run_json.read_text())
             new = json.loads(json.dumps(settings))
             if "fingerprints" not in old:  # a store of an earlier release: not recorded
                 new.pop("fingerprints")
@@ -1682,6 +1759,7 @@ def cycle(
         _check_forecast(state, names, f"cycle {c} at {t} diverged", kept)
         slots, n_given, counts = method.observe(network, truth, slot_times, cycle=c, model=model)
         why = f"no usable observation in the window (rejected: {counts})" if not slots else ""
+        res: CycleAnalysis | None = None
         if slots:
             try:
                 res = method.analyse(state, slots, model=model, generator=generator)
@@ -1699,13 +1777,16 @@ def cycle(
                     f"{str(error)[:120]}) and the model's forecast from the background holds "
                     f"NaN or infinite values (the forecast model blew up){kept}"
                 ) from error
+            if res is not None and res.rejected:  # the method used none of them
+                why = res.rejected
         if why:
             warnings.warn(
                 f"cycle {c} at {t}: {why}; the analysis is the background",
                 UserWarning,
                 stacklevel=2,
             )
-            res = method.no_observations(state)
+            if res is None:
+                res = method.no_observations(state)
         bg = state["background"][2]
         tr = _stack(truth, model, [t])[0]
         a_err = _area_rms(res.analysis - tr, weights)
@@ -1761,6 +1842,45 @@ def cycle(
         method=method.name, settings=json.dumps(settings, sort_keys=True), config=cfg.to_json()
     )
     return CycleRun(scores=out, store=path)
+
+
+def _check_truth(truth: xr.Dataset, model: Any, times: pd.DatetimeIndex) -> None:
+    """Refuse a truth that lacks a channel of the model or holds NaN or infinite values at
+    a time the run needs, naming the channel and the first such time (otherwise a missing
+    value is met as an analysis that diverged, and a missing variable after the store is
+    made)."""
+    from ..data.channels import stack
+    from ..data.schema import SchemaError
+
+    names = _channel_names(model)
+    for i in range(0, len(times), 32):  # a few times at once: a long truth is not loaded whole
+        chunk = times[i : i + 32]
+        try:
+            arr = stack(truth.sel(time=list(chunk)), model.channels)
+        except SchemaError as err:
+            raise ValueError(f"the truth lacks a channel of the model: {err}") from None
+        values = np.asarray(arr.transpose("time", "channel", "latitude", "longitude").values)
+        finite = np.isfinite(values).reshape(values.shape[0], values.shape[1], -1).all(-1)
+        if not finite.all():
+            k, j = (int(v) for v in np.argwhere(~finite)[0])
+            raise ValueError(
+                f"the truth holds missing (NaN) or infinite values in {names[j]!r} at "
+                f"{chunk[k]}, a time the run needs ({times[0]} to {times[-1]}): fill "
+                "them, or start the run after them"
+            )
+
+
+def _holds_no_cycle(path: Path) -> bool:
+    """Whether a cycling store holds nothing but its marker, its settings and no cycle: what
+    a run that failed before its first cycle left (a killed writer's temporaries removed)."""
+    cycles = path / "cycles"
+    if cycles.is_dir():
+        remove_stale_temporaries(cycles, prefixes=tuple("0123456789"))
+        if any(cycles.iterdir()):
+            return False
+    elif cycles.exists() or cycles.is_symlink():
+        return False
+    return {p.name for p in path.iterdir()} <= {MARKER, "run.json", "cycles"}
 
 
 def _check_forecast(state: dict[str, torch.Tensor], names: list[str], what: str, kept: str) -> None:
@@ -1939,7 +2059,8 @@ def cycle_initial_conditions(
     Raises
     ------
     ValueError
-        As :func:`open_cycle_states`, or no cycle at ``time``, or no such ``member``.
+        As :func:`open_cycle_states`, a ``time`` that is not a date and time, no cycle at
+        ``time``, or no such ``member``.
 
     Examples
     --------
@@ -1961,6 +2082,17 @@ def cycle_initial_conditions(
     path = _cycling_store(store)
     if member is not None and (not is_integer(member) or int(member) < 0):
         raise ValueError(f"member must be an integer >= 0 or None; got {member!r}")
+    if time is not None:
+        try:
+            parsed = pd.Timestamp(time)
+        except (TypeError, ValueError):
+            parsed = pd.NaT
+        if pd.isna(parsed):
+            raise ValueError(
+                f"time must be a date and time (a cycle's analysis time, e.g. "
+                f"'2000-01-02T06') or None; got {time!r}"
+            )
+        time = parsed
     # one cycle read, not the whole run's members (gigabytes for a month of 80 members)
     pair, t, step, names, grid = _read_while_written(lambda: _cycle_pair(path, time, member))
     channels = [parse_channel_name(n) for n in names]
@@ -2053,6 +2185,8 @@ def open_cycle_states(
 
     Raises
     ------
+    TypeError
+        A ``skip_days`` that is not a number.
     ValueError
         Not a cycling store, no complete cycle after ``skip_days``, ``members`` < 1, or a
         cycle whose members the run did not keep (``CycleConfig(keep_members=False)``).
@@ -2060,6 +2194,8 @@ def open_cycle_states(
     path = _cycling_store(store)
     if members is not None and (not is_integer(members) or members < 1):
         raise ValueError(f"members must be a positive integer or None; got {members!r}")
+    if isinstance(skip_days, bool) or not isinstance(skip_days, (int, float, np.number)):
+        raise TypeError(f"skip_days must be a number (days) >= 0; got {skip_days!r}")
     if not np.isfinite(skip_days) or skip_days < 0:
         raise ValueError(f"skip_days must be a finite number >= 0; got {skip_days!r}")
     return _read_while_written(lambda: _cycle_states(path, members, skip_days))

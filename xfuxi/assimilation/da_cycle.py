@@ -165,6 +165,13 @@ class FuXiDAMethod(CycleMethod):
         As for :func:`~xfuxi.assimilation.da.assimilate_da`; recorded with the run's
         settings (a resumed run must use the same).
 
+    Notes
+    -----
+    The store records the network's name and a digest of its weights: a resumed run with
+    another network, of the same name or not, is refused. A cycle whose radiances are all
+    missing (an outage) keeps its background with a warning, flagged in ``no_observations``
+    (CORR, which reads no radiance, analyses it).
+
     Examples
     --------
     Three cycles on a tiny world with a persistence forecast model and an untrained network
@@ -212,10 +219,20 @@ class FuXiDAMethod(CycleMethod):
             out["precision"] = self.precision
         return out
 
+    def fingerprints(self) -> dict[str, str]:
+        """The network's weights (and buffers): another network under the same name is
+        refused on resume."""
+        from ..models.checkpoint import tensor_digest
+
+        return {**super().fingerprints(), "da_model": tensor_digest(self.model, buffers=True)}
+
     def observe(
         self, network: Any, truth: xr.Dataset, times: Sequence[Any], *, cycle: int, model: Any
     ) -> tuple[list[Any], int, dict[str, int]]:
-        """The radiances of the cycle (one Dataset; CORR gets them for its diagnostics)."""
+        """The radiances of the cycle (one Dataset; CORR gets them for its diagnostics).
+
+        An outage (every radiance missing) gives no slot for a network that uses them: the
+        driver then warns and keeps the background (CORR, which reads none, analyses)."""
         if list(self.model.channels) != list(model.channels):
             raise ValueError(
                 f"the FuXi-DA model {self.model.name!r} has channels {list(self.model.channels)}"
@@ -231,8 +248,10 @@ class FuXiDAMethod(CycleMethod):
                 f": give it ImagerNetwork(frames={list(self.model.frames)})",
             )
         radiances = network(truth, times, cycle=cycle, model=model)
-        bt = radiances["brightness_temperature"]
-        return [radiances], int(np.isfinite(bt.values).sum()), {}
+        bt = np.asarray(radiances["brightness_temperature"].values)
+        if self.model.uses_observations and bt.size and bool(np.isnan(bt).all()):
+            return [], 0, {"radiance pixels missing (NaN)": int(bt.size)}
+        return [radiances], int(np.isfinite(bt).sum()), {}
 
     def analyse(self, state, slots, *, model, generator):
         (radiances,) = slots

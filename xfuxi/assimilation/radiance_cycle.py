@@ -131,8 +131,10 @@ class RadianceEn4DVarMethod(En4DVarMethod):
     by the analysed ones), ``radiance_count`` (rows used), ``radiance_given``,
     ``radiance_cloudy_looking``; with VarBC ``varbc_prior`` and ``varbc_coefficients``
     (dims ``sensor_channel``, ``predictor``) and ``varbc_rms`` (RMS of the analysed
-    coefficients, K per unit of the predictors). A cycle whose radiances are all screened
-    out and that has no radiosonde keeps its background (``n_obs`` 0).
+    coefficients, K per unit of the predictors). A cycle whose radiances are all missing
+    (an outage) or all screened out, and that has no radiosonde, keeps its background
+    (``n_obs`` 0) with a warning, flagged in ``no_observations`` (with VarBC the
+    coefficients are carried over it unchanged); with radiosondes it analyses them.
 
     Parameters
     ----------
@@ -301,7 +303,11 @@ class RadianceEn4DVarMethod(En4DVarMethod):
         self, network: Any, truth: xr.Dataset, times: Sequence[Any], *, cycle: int, model: Any
     ) -> tuple[list[Any], int, dict[str, int]]:
         """The radiosondes as screened slots, then the radiance rows of the analysis time
-        (a table: screened in :meth:`analyse`, against the background)."""
+        (a table: screened in :meth:`analyse`, against the background).
+
+        An outage (every radiance of the analysis time missing) gives a table of no row
+        beside the radiosondes, or, without radiosondes, no slot: the driver then warns and
+        keeps the background."""
         if isinstance(network, ImagerNetwork):
             network = ImagerSondeNetwork(network)
         if not isinstance(network, ImagerSondeNetwork):
@@ -316,6 +322,14 @@ class RadianceEn4DVarMethod(En4DVarMethod):
                 self, network.radiosondes, truth, times, cycle=cycle, model=model
             )
         radiances = network.imager(truth, times, cycle=cycle, model=model)
+        missing = _outage(radiances)
+        if missing:
+            counts = {**counts, "radiance pixels missing (NaN)": missing}
+            if not slots:
+                return [], n_given, counts
+            # no row, but the channels, for the cycle's radiance diagnostics
+            names = radiances["sensor_channel"].values.astype(str)
+            return [*slots, xr.Dataset(coords={"sensor_channel": names})], n_given, counts
         table = radiance_table(radiances, error=self.radiance_error, frames=(0.0,))
         return [*slots, table], n_given + int(table.sizes["obs"]), counts
 
@@ -327,22 +341,28 @@ class RadianceEn4DVarMethod(En4DVarMethod):
                 "radiance table); use it with an ImagerNetwork or an ImagerSondeNetwork"
             )
         bg = state["background"]
-        t0 = pd.Timestamp(table["time"].values[0])
-        grid = xr.Dataset(coords={"latitude": model.latitude, "longitude": model.longitude})
-        background = _dataset(bg[2:], model, [t0], like=grid)
         prior = self._prior(state)
         diag: dict[str, Any] = {}
-        rows = _radiance_rows(
-            table, background, model, bias=self.bias, varbc=prior,
-            varbc_std=np.asarray(self.varbc_std), screen_threshold=self.screen_threshold,
-            cloudy_error=self.cloudy_error, window_channel=self.window_channel, diag=diag,
-            empty="none",
-        )  # fmt: skip
+        rows = None
+        if "obs" in table.dims:  # (a table of no row: an outage of the imager)
+            t0 = pd.Timestamp(table["time"].values[0])
+            grid = xr.Dataset(coords={"latitude": model.latitude, "longitude": model.longitude})
+            background = _dataset(bg[2:], model, [t0], like=grid)
+            rows = _radiance_rows(
+                table, background, model, bias=self.bias, varbc=prior,
+                varbc_std=np.asarray(self.varbc_std), screen_threshold=self.screen_threshold,
+                cloudy_error=self.cloudy_error, window_channel=self.window_channel, diag=diag,
+                empty="none",
+            )  # fmt: skip
         used = [*conventional] + ([rows] if rows is not None else [])
         names = _table_channels(table)
-        if not used:
+        if not used:  # every radiance screened out and no radiosonde: the background
             out = self.no_observations(state)
             out.extra = self._extra(names, diag, None, None, None, state.get("varbc"), state)
+            out.rejected = (
+                f"all {diag.get('n_radiances', 0)} radiances failed the cloud screen "
+                f"(window-channel O-B below -{self.screen_threshold:g} K)"
+            )
             return out
         res, cdiag = self._variational(state, used, model, generator)
         pair = self._analysed_pair(bg, res.analysis)
@@ -438,6 +458,23 @@ class RadianceEn4DVarMethod(En4DVarMethod):
             out["varbc_rms"] = ((), float(np.sqrt(np.nanmean(post**2))))
             out = out.assign_coords(predictor=list(PREDICTORS))
         return out
+
+
+def _outage(radiances: xr.Dataset) -> int:
+    """The number of radiances of the analysis-time frame where every one is missing (NaN),
+    else 0 (and 0 where the radiances have no such frame: :func:`radiance_table` names
+    that)."""
+    if "brightness_temperature" not in radiances:
+        return 0
+    bt = radiances["brightness_temperature"]
+    if "frame" in bt.coords:
+        at0 = np.atleast_1d(bt["frame"].values.astype("m8[ns]") == np.timedelta64(0, "ns"))
+        if not at0.any():
+            return 0
+        if "frame" in bt.dims:
+            bt = bt.isel(frame=np.flatnonzero(at0))
+    values = np.asarray(bt.values)
+    return int(values.size) if values.size and bool(np.isnan(values).all()) else 0
 
 
 def _table_channels(table: xr.Dataset) -> list[str]:

@@ -16,6 +16,7 @@ from ..assimilation.cycle_config import CycleConfig
 from ..config import from_arguments
 from ..data.schema import SchemaError
 from .common import (
+    COMMANDS,
     _comma_separated,
     arg,
     command,
@@ -534,6 +535,9 @@ def _cmd_cycle(args) -> int:
         )  # fmt: skip
     if args.varbc_std is not None and not args.varbc:
         return usage_error("cycle", "--varbc-std needs --varbc")
+    unread = _cycle_flags_not_read(args)
+    if unread:
+        return usage_error("cycle", unread)
     radiance_fit = None
     if args.radiance_bias is not None:
         try:
@@ -671,6 +675,61 @@ def _cmd_cycle(args) -> int:
     )
     print(repr(run))
     return 0
+
+
+#: ``xfuxi cycle``'s methods
+_CYCLE_METHODS = ("letkf", "hybrid-gain", "en4dvar", "cycled-en4dvar", "fuxi-da",
+                  "en4dvar-radiances")  # fmt: skip
+_WITH_RADIOSONDES = tuple(m for m in _CYCLE_METHODS if m != "fuxi-da")
+_WITH_IMAGER = ("fuxi-da", "en4dvar-radiances")
+#: the methods whose members are carried from cycle to cycle (updated by the LETKF)
+_WITH_MEMBERS = ("letkf", "hybrid-gain", "cycled-en4dvar", "en4dvar-radiances --cycled-ensemble")
+#: the flags of ``xfuxi cycle`` that some methods do not read (by dest), and the methods
+#: that do; the flags of other dests are read by every method, or checked on their own
+_CYCLE_FLAG_READERS: dict[str, tuple[str, ...]] = {
+    "da_model": ("fuxi-da",),
+    "da_precision": ("fuxi-da",),
+    "satellites": _WITH_IMAGER,
+    "radiance_error": ("en4dvar-radiances",),
+    "screen_threshold": ("en4dvar-radiances",),
+    "sites": _WITH_RADIOSONDES,
+    "localization": _WITH_RADIOSONDES,
+    "vertical_localization": _WITH_RADIOSONDES,
+    "n_members": _WITH_RADIOSONDES,  # the LETKF's members, or En4DVar's Perlin members
+    # the imager's errors (observations.imager.ImagerErrors)
+    **dict.fromkeys(
+        ("clouds", "cloud_threshold", "bias", "noise", "spectroscopy", "drift"), _WITH_IMAGER
+    ),
+    # the LETKF of the carried members (its inflation options have a message of their own)
+    **dict.fromkeys(
+        ("inflation_max", "qc_threshold", "point_chunk", "member_chunk"), _WITH_MEMBERS
+    ),
+}
+
+
+def _cycle_flags_not_read(args: Any) -> str:
+    """The usage error for the first flag of ``xfuxi cycle`` given away from its default that
+    ``args.method`` does not read ("" if none): such a flag is refused, not dropped."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    COMMANDS["cycle"][0](parser)  # the command's own flags and defaults
+    method = args.method
+    if method == "en4dvar-radiances" and args.cycled_ensemble:
+        method = "en4dvar-radiances --cycled-ensemble"
+    for action in parser._actions:
+        dest, flag = action.dest, "/".join(action.option_strings)
+        if not flag or getattr(args, dest, action.default) == action.default:
+            continue
+        if dest in ("bias_truncation", "bias_spinup") and not args.bias_rate > 0:
+            return f"{flag} needs --bias-rate (the model-bias correction it sets is off)"
+        readers = _CYCLE_FLAG_READERS.get(dest)
+        if readers is not None and method not in readers and args.method not in readers:
+            return (
+                f"{flag} was given away from its default, and it is not read by --method "
+                f"{args.method} (only by --method {', '.join(readers)}): leave it out"
+            )
+    return ""
 
 
 def read_radiance_bias(path: str) -> tuple[Any, dict[str, float]]:

@@ -520,9 +520,26 @@ class Lorenz96Network:
     """Every Lorenz-96 variable observed at every slot with error std ``error`` (R = σ² I).
 
     A network for :func:`xfuxi.cycle`: cycle ``c`` draws its noise with seed ``seed + c``.
+
+    Parameters
+    ----------
+    error : float, default 1.0
+        The observation-error std, a finite number > 0.
+    seed : int, default 0
+
+    Raises
+    ------
+    ValueError
+        An ``error`` that is not a finite number > 0.
     """
 
     def __init__(self, *, error: float = 1.0, seed: int = 0) -> None:
+        if (
+            isinstance(error, bool)
+            or not isinstance(error, (int, float, np.number))
+            or not (np.isfinite(error) and error > 0)
+        ):
+            raise ValueError(f"Lorenz96Network.error must be a finite number > 0; got {error!r}")
         self.error = float(error)
         self.seed = int(seed)
 
