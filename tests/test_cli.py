@@ -649,3 +649,77 @@ def test_counts_below_one_are_usage_errors(inputs, tmp_path, capsys, command, fl
               "--output", str(out)])  # fmt: skip
     assert stop.value.code == 2 and "must be at least 1; got 0" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_train_on_a_file_does_not_validate_on_the_world_by_default(tmp_path, monkeypatch):
+    # --validation defaulted to 'world' with any --train: a file on another grid failed
+    # with a grid error about the world's validation split
+    import xfuxi.cli.train as train_cli
+    from tests.training.test_forecast import _world
+
+    def no_world(split, days):
+        raise AssertionError(f"the world's {split} split was read")
+
+    monkeypatch.setattr(train_cli, "world_split", no_world)
+    _world(12).to_netcdf(tmp_path / "train.nc")
+    rc = main(["--no-progress", "train", "--train", str(tmp_path / "train.nc"), "--preset",
+               "tiny", "--steps", "1", "--batch-size", "4", "--warmup-steps", "1", "--out",
+               str(tmp_path / "ckpt")])  # fmt: skip
+    assert rc == 0
+    assert "validation" not in xfuxi.load_model(tmp_path / "ckpt").config["metadata"]["training"]
+    parser, _ = _command_parser("train")
+    text = parser.format_help().replace("\n", " ")
+    assert "'none' when --train is a path" in " ".join(text.split())
+
+
+def test_cli_train_ens_checkpoints_next_to_its_output_and_resumes(tmp_path, monkeypatch):
+    # the checkpoints went to a temporary directory deleted at exit: a killed run could
+    # not resume
+    import torch
+
+    import xfuxi.cli.train as train_cli
+    import xfuxi.training.ens as ens_module
+    from tests.models.test_ens import _model, _random_walk
+    from xfuxi.models.ens import load_perturbation
+
+    monkeypatch.setattr(train_cli, "load_model", lambda name, device=None: _model())
+    monkeypatch.setattr(
+        train_cli, "world_split", lambda split, days: _random_walk(20, 0.3, split == "train")
+    )
+    real, calls = ens_module.ensemble_loss, []
+
+    class Killed(BaseException):  # (as a kill: not caught by the command's error report)
+        pass
+
+    def loss(*args, **kwargs):
+        if kwargs["kl_weight"] == 0.0:  # a validation's
+            return real(*args, **kwargs)
+        calls.append(1)
+        if kill[0] is not None and len(calls) == kill[0]:
+            raise Killed
+        return real(*args, **kwargs)
+
+    kill = [None]
+    monkeypatch.setattr(ens_module, "ensemble_loss", loss)
+
+    def run(out):
+        return main(["--no-progress", "train-ens", "--iterations", "3", "--batch-size", "2",
+                     "--members", "2", "--hidden", "4", "--latent", "2", "--downsample", "2",
+                     "--checkpoint-every", "1", "--validate-every", "100", "--calibrate", "",
+                     "--calibrate-variables", "", "--out", str(out)])  # fmt: skip
+
+    kill[0] = 3  # killed in its third iteration: two are checkpointed
+    with pytest.raises(Killed):
+        run(tmp_path / "ens")
+    assert not (tmp_path / "ens").exists()
+    ckpt = tmp_path / "ens.training"
+    assert (ckpt / "latest").is_dir()
+    kill[0], calls[:] = None, []
+    assert run(tmp_path / "ens") == 0
+    assert len(calls) == 1  # resumed: only the third iteration was trained
+    resumed = load_perturbation(tmp_path / "ens")
+    calls[:] = []
+    assert run(tmp_path / "fresh") == 0 and len(calls) == 3
+    fresh = load_perturbation(tmp_path / "fresh")
+    for (name, p), q in zip(fresh.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), name

@@ -468,3 +468,19 @@ def test_check_plausible_names_a_missing_channel():
         check_plausible(ds.sel(level=[500]), model)
     with pytest.raises(SchemaError, match="lack the model's variable 'passive_tracer'"):
         check_plausible(ds.drop_vars("passive_tracer"), model)
+
+
+@pytest.mark.parametrize(
+    "lat, lon, match",
+    [([60.0, 20.0, -20.0, -60.0], np.arange(8) * 45.0, "latitude .*60..-60.*south to north"),
+     ([-60.0, 20.0, 20.0, 60.0], np.arange(8) * 45.0, "latitude .*south to north"),
+     ([-60.0, -20.0, 20.0, 60.0], np.arange(8) * 45.0 - 180.0, r"longitude .*\[0, 360\)")],
+)  # fmt: skip
+def test_a_model_grid_must_run_south_to_north_with_longitudes_in_0_360(lat, lon, match):
+    # a north-to-south latitude was accepted, and then every forecast failed
+    with pytest.raises(ValueError, match=match):
+        wrap_model(torch.nn.Identity(), channels=[("temperature", 500.0)], latitude=lat,
+                   longitude=lon)  # fmt: skip
+    with pytest.raises(ValueError, match=match):
+        ForecastModel(torch.nn.Identity(), channels=[("temperature", 500.0)], latitude=lat,
+                      longitude=lon)  # fmt: skip

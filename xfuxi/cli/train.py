@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import json
 import math
-import tempfile
 from pathlib import Path
 
 from ..config import field, from_arguments
@@ -82,7 +81,12 @@ def _cycled_states(args):
 
 
 @arg("--train", default="world", help="training data: a zarr/netCDF path, or 'world' (default)")
-@arg("--validation", default="world", help="validation data: path, 'world' or 'none'")
+@arg(
+    "--validation",
+    default=None,
+    help="validation data: path, 'world' or 'none' (default: 'world' with --train world, "
+    "'none' when --train is a path)",
+)
 @arg("--train-days", type=int, default=None, help="days of the world's train split to use")
 @arg("--validation-days", type=int, default=30, help="days of the world's validation split")
 @arg("--from-model", default=None, help="fine-tune this model (shipped name or checkpoint)")
@@ -123,7 +127,9 @@ def _cmd_train(args) -> int:
 
     cycled = _cycled_states(args)  # read first: a bad store is refused before the data are
     train = load(args.train, "train", args.train_days)
-    validation = load(args.validation, "validation", args.validation_days)
+    # data of one's own are not validated on the world (another grid) unless asked for
+    spec = args.validation or ("world" if args.train == "world" else "none")
+    validation = load(spec, "validation", args.validation_days)
     preset = args.preset if args.preset is not None else TrainConfig().preset
     if args.set:
         if preset not in PRESETS:
@@ -150,6 +156,13 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def training_directory(out: Path) -> Path:
+    """Where ``xfuxi train-ens`` keeps the training checkpoints of output ``out``:
+    ``OUT.training`` beside it (the trainer refuses it unless new, empty or its own)."""
+    out = out.expanduser().resolve()
+    return out.with_name(out.name + ".training")
+
+
 @arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
 @arg("--train-days", type=int, default=None, help="days of the world's train split to use")
 @arg("--validation-days", type=int, default=60, help="days of the world's validation split")
@@ -165,7 +178,8 @@ def _cmd_train(args) -> int:
     "--output",
     dest="out",
     required=True,
-    help="output directory of the perturbation module",
+    help="output directory of the perturbation module; the training checkpoints go to "
+    "OUT.training beside it (resumed by a run with the same settings)",
 )
 @arg("--overwrite", **OVERWRITE)
 @command("train-ens", "train the FuXi-ENS perturbation module for a deterministic model")
@@ -193,11 +207,12 @@ def _cmd_train_ens(args) -> int:
     vae = PerturbationVAE(
         model.channels, model.grid_shape, stats=model.stats, **cfg.module_options()
     )
-    with tempfile.TemporaryDirectory() as ckpt:
-        vae, history = train_perturbation(
-            model, train, config=cfg.replace(checkpoint_dir=ckpt), perturbation=vae,
-            validation=validation,
-        )  # fmt: skip
+    # beside the output (which is written at the end, as one unit): a killed run resumes
+    ckpt = training_directory(Path(args.out))
+    vae, history = train_perturbation(
+        model, train, config=cfg.replace(checkpoint_dir=str(ckpt)), perturbation=vae,
+        validation=validation,
+    )  # fmt: skip
     meta = {
         "base_model": model.name,
         "base_model_sha256": model.config.get("sha256"),

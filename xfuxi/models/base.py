@@ -232,6 +232,12 @@ class ForecastModel(torch.nn.Module):
         with 1 the earlier time of each pair is replaced by the later one before the
         network sees it (:func:`with_single_time_input`).
 
+    Raises
+    ------
+    ValueError
+        A latitude that does not ascend strictly (south to north), a longitude outside
+        ``[0, 360)``, or a bad ``config["input_times"]``.
+
     Examples
     --------
     A residual network that predicts no tendency is persistence of the second input:
@@ -270,6 +276,7 @@ class ForecastModel(torch.nn.Module):
         )
         self.latitude = np.asarray(latitude, dtype="float64")
         self.longitude = np.asarray(longitude, dtype="float64")
+        _check_grid(self.latitude, self.longitude, name)
         self.residual = bool(residual)
         self.timestep_hours = _positive_hours(timestep_hours)
         self.name = name
@@ -379,6 +386,30 @@ class ForecastModel(torch.nn.Module):
         return (
             f"name={self.name!r}, channels={self.n_channels}, grid={self.grid_shape}, "
             f"timestep={self.timestep_hours:g}h, residual={self.residual}"
+        )
+
+
+def _check_grid(latitude: np.ndarray, longitude: np.ndarray, name: str) -> None:
+    """Refuse a model grid outside xfuxi's canonical layout: latitude ascending (south to
+    north), longitude in ``[0, 360)`` (the layout data are brought into, so that a model on
+    another order could never forecast)."""
+    if latitude.ndim != 1 or longitude.ndim != 1:
+        raise ValueError(
+            f"model {name!r}: latitude and longitude must be 1-D; got shapes "
+            f"{latitude.shape} and {longitude.shape}"
+        )
+    if latitude.size > 1 and not np.all(np.diff(latitude) > 0):
+        raise ValueError(
+            f"model {name!r}: its grid's latitude ({latitude.size} points, {_span(latitude)}) "
+            "must ascend strictly, south to north, as xfuxi's canonical data do; give the "
+            "grid south to north (latitude[::-1]) with a network that reads its rows in "
+            "that order"
+        )
+    if longitude.size and (longitude.min() < 0 or longitude.max() >= 360):
+        raise ValueError(
+            f"model {name!r}: its grid's longitude ({longitude.size} points, "
+            f"{_span(longitude)}) must lie in [0, 360), as xfuxi's canonical data do; give "
+            "it as longitude % 360 in ascending order"
         )
 
 
@@ -511,6 +542,9 @@ def wrap_model(
     ------
     TypeError
         ``module`` is not a torch module, or is a ForecastModel already.
+    ValueError
+        A latitude that does not ascend strictly (south to north), or a longitude outside
+        ``[0, 360)`` (see :class:`ForecastModel`).
 
     Examples
     --------

@@ -15,6 +15,7 @@ training functions, not part of a configuration; where a run checkpoints and run
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Literal
 
 from ..config import (
@@ -48,9 +49,15 @@ class TrainConfig(Config):
     Every field but ``checkpoint_dir`` (``--out``) is also a flag of ``xfuxi train``
     (``batch_size`` → ``--batch-size``). Invalid values raise ``ValueError`` naming the field.
 
+    Warns
+    -----
+    UserWarning
+        ``warmup_steps`` exceeds ``steps``: the learning rate never reaches its peak ``lr``
+        (allowed, as in short test runs, but rarely meant).
+
     Examples
     --------
-    >>> cfg = TrainConfig(steps=3, batch_size=4)
+    >>> cfg = TrainConfig(steps=3, batch_size=4, warmup_steps=1)
     >>> cfg.steps, cfg.lr
     (3, 0.001)
     >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -162,6 +169,14 @@ class TrainConfig(Config):
         if self.variables is not None and not isinstance(self.variables, tuple):
             object.__setattr__(self, "variables", tuple(self.variables))
         check_run_place(self)
+        if self.warmup_steps > self.steps:
+            warnings.warn(
+                f"{owner}.warmup_steps {self.warmup_steps} exceeds steps {self.steps}: the "
+                f"learning rate rises to only {self.steps / self.warmup_steps:.3g} x lr and "
+                "never reaches its peak; set warmup_steps <= steps",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,9 +48,17 @@ from ..options import progress_enabled
 from ..verify.weights import area_weights
 from .config import PerturbationTrainConfig, config_with_legacy
 from .forecast import dist_info
-from .loop import LoopPlan, average_gradients, freeze, gradient_step, process_share, run_loop
+from .loop import (
+    LoopPlan,
+    average_gradients,
+    freeze,
+    gradient_step,
+    module_digest,
+    process_share,
+    run_loop,
+)
 from .losses import ensemble_loss
-from .samples import sequences
+from .samples import digested_sequences
 
 __all__ = ["PerturbationTrainConfig", "train_perturbation"]
 
@@ -143,7 +151,8 @@ def train_perturbation(
         (:func:`xfuxi.models.training_state.save_training_state`). With ``config.resume``,
         training starts from ``checkpoint_dir/latest`` if it exists: with the same settings
         the run continues exactly as if never interrupted; an incomplete or corrupt
-        checkpoint, or one trained with another ``precision``, is refused
+        checkpoint, or one of other settings (another ``precision``, other data, another
+        frozen model, more iterations), is refused
         (:class:`~xfuxi.models.checkpoint.CheckpointError`, ``ValueError``).
 
         ``config.device``: default the ``device`` option.
@@ -167,6 +176,21 @@ def train_perturbation(
     history : dict
         Lists ``iteration``, ``loss``, ``crps``, ``kl`` (per iteration) and
         ``val_iteration``, ``val_crps``.
+
+    Raises
+    ------
+    TypeError
+        ``data`` or ``validation`` is not a Dataset (e.g. a DataArray).
+    SchemaError
+        Data the model does not fit, with an extra dim (such as an ensemble's ``number``),
+        NaN, or no run of consecutive times.
+    ValueError
+        Bad settings, or a checkpoint in ``config.checkpoint_dir`` that this run may not
+        resume: of other settings, another precision, other training data, other validation
+        data (compared where both runs have them), another frozen model (its name, its
+        weights or its network), or more iterations than ``config.iterations``.
+    xfuxi.models.checkpoint.CheckpointError
+        An incomplete or corrupt checkpoint.
 
     Notes
     -----
@@ -202,7 +226,7 @@ def train_perturbation(
     legacy.update(module_options)
     cfg = config_with_legacy(PerturbationTrainConfig, config, legacy, "train_perturbation")
     rank, world, local, dev = process_share(cfg.batch_size, cfg.device, dist_info())
-    data_arr, starts = sequences(data, model, cfg.rollout + 2)
+    data_arr, starts, data_sha = digested_sequences(data, model, cfg.rollout + 2)
     length = cfg.rollout + 2
     if cfg.batch_size > starts.size:
         raise ValueError(
@@ -215,6 +239,20 @@ def train_perturbation(
         )
     vae = perturbation
     vae.check_model(model)
+    val, val_sha = None, None
+    if validation is not None:
+        v_arr, v_starts, val_sha = digested_sequences(validation, model, length, "validation")
+        pick = np.random.default_rng(cfg.seed + 1).choice(
+            v_starts, size=min(16, v_starts.size), replace=False
+        )
+        val = torch.from_numpy(np.stack([v_arr[s : s + length] for s in np.sort(pick)]))
+    # what the run is of besides its settings: its data and its frozen model (kept in the
+    # checkpoint's trainer state; a checkpoint of an earlier release lacks them)
+    provenance = {
+        "data": data_sha,
+        "validation": val_sha,
+        "base_model_tensors": module_digest(model),
+    }
     ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
     start_iter = 0
     history: dict[str, list[float]] = {
@@ -237,13 +275,25 @@ def train_perturbation(
         diff = _settings_differences(back.metadata, cfg.to_dict())
         if back.metadata.get("base_model") not in (None, model.name):
             diff.append(f"base_model (stored {back.metadata['base_model']!r}, now {model.name!r})")
+        stored = saved.state.get("provenance", {})
+        diff += [  # (validation data are compared where both runs have them)
+            f"{key} (stored {stored[key]!r}, now {value!r})"
+            for key, value in provenance.items()
+            if stored.get(key) is not None and value is not None and stored[key] != value
+        ]
         if diff:
             raise ValueError(
                 f"cannot resume from {saved.path}: it was written by a run with other settings "
                 f"({'; '.join(diff)}); use another checkpoint_dir or resume=False"
             )
-        vae.load_state_dict(back.state_dict())
         start_iter = int(saved.state["iteration"])
+        if start_iter > cfg.iterations:
+            raise ValueError(
+                f"cannot resume from {saved.path}: it has done {start_iter} iterations, more "
+                f"than this run asks for ({cfg.iterations}) and a run is not shortened; ask "
+                f"for iterations >= {start_iter}, use another checkpoint_dir or resume=False"
+            )
+        vae.load_state_dict(back.state_dict())
         history = saved.state["history"]
         log.info("resumed from %s at iteration %d", saved.path, start_iter)
 
@@ -264,13 +314,8 @@ def train_perturbation(
         rng.bit_generator.state = saved.state["rng"]
         gen.set_state(saved.tensors["generator"])
 
-    val = None
-    if validation is not None:
-        v_arr, v_starts = sequences(validation, model, length, "validation")
-        pick = np.random.default_rng(cfg.seed + 1).choice(
-            v_starts, size=min(16, v_starts.size), replace=False
-        )
-        val = torch.from_numpy(np.stack([v_arr[s : s + length] for s in np.sort(pick)])).to(dev)
+    if val is not None:
+        val = val.to(dev)
 
     def _validate(it: int) -> None:
         if val is None:
@@ -304,7 +349,7 @@ def train_perturbation(
         save_training_state(
             ckpt / "latest", perturbation_files(vae, metadata=meta), optimizer=opt,
             state={"iteration": it, "history": history, "rng": rng.bit_generator.state,
-                   "world_size": world},
+                   "world_size": world, "provenance": provenance},
             tensors={"generator": gen.get_state()}, kind=_STATE_KIND, state_format=_STATE_FORMAT,
         )  # fmt: skip
 

@@ -22,7 +22,10 @@ settings of a :class:`~xfuxi.training.config.TrainConfig`:
   an interrupted run stopped (the sample order is a function of the seed and the step
   only), and an incomplete or corrupt checkpoint is refused, never resumed from;
 * DistributedDataParallel when started by ``torchrun`` (``gloo`` on CPU, ``nccl`` on GPU):
-  each process takes its share of every global batch.
+  each process takes its share of every global batch, and of the step's random draws
+  (input perturbations, cycled states, tracer anomalies), which every process makes for
+  the whole batch as one process does; the free runs of ``climate_runs`` are each
+  process's own (docs/scaling.md).
 
 The samples live in :mod:`~xfuxi.training.samples`, the losses in
 :mod:`~xfuxi.training.losses`, the tracer-anomaly objective in
@@ -43,7 +46,7 @@ import torch
 import xarray as xr
 
 from ..data.channels import channel_name, channels_of
-from ..data.schema import SchemaError, validate
+from ..data.schema import SchemaError
 from ..data.stats import normalization_stats
 from ..models.base import ForecastModel, NormStats
 from ..models.checkpoint import WEIGHTS, model_files, tensors_from_bytes
@@ -63,7 +66,14 @@ from .climate import FreeRunPool
 from .config import TrainConfig, config_with_legacy
 from .loop import process_share
 from .losses import amse_loss, forecast_loss
-from .samples import CycledStarts, data_digest, regular_starts, stacked_states, start_states
+from .samples import (
+    CycledStarts,
+    check_layout,
+    data_digest,
+    regular_starts,
+    stacked_states,
+    start_states,
+)
 
 # amse_loss and anomaly_samples are re-exported (their documented home until this split)
 __all__ = ["TrainConfig", "amse_loss", "anomaly_samples", "train_forecast"]
@@ -115,20 +125,31 @@ def _rollout_loss(
 
 
 def input_perturbations(
-    data: torch.Tensor, n: int, scale: float, seed: int, step: int, rank: int = 0
+    data: torch.Tensor,
+    n: int,
+    scale: float,
+    seed: int,
+    step: int,
+    rank: int = 0,
+    world: int = 1,
 ) -> torch.Tensor:
     """Balanced perturbations ``scale · (x_a − x_b)`` of ``n`` samples: a training step's.
 
     ``x_a``, ``x_b`` are two states of the training data drawn at random (reproducibly from
-    the run's seed, the step and the process's rank, so a resumed run draws the same). The
+    the run's seed and the step, so a resumed run draws the same). ``n`` is the global
+    batch's size: in a distributed run every process draws the whole batch's pairs, as one
+    process does, and returns the ``n / world`` of its ``rank`` (so the processes together
+    perturb the global batch as one process would). The
     difference of two states of the same atmosphere is in its balance, with its scales and
     its vertical structure, like an analysis error; ``scale`` 0.2 gives perturbations of
     about 0.28 climatological standard deviations. A model trained to forecast the truth
     from inputs perturbed so learns to carry analysis-size errors without amplifying them
     (see docs/cycling.md, Stability of the forecast model).
     """
-    g = np.random.default_rng([seed, step, rank, 17])
-    pick = torch.as_tensor(g.integers(0, data.shape[0], size=(2, n)), device=data.device)
+    g = np.random.default_rng([seed, step, 0, 17])  # (0: the single-process run's key)
+    pick = g.integers(0, data.shape[0], size=(2, n))
+    local = n // world
+    pick = torch.as_tensor(pick[:, rank * local : (rank + 1) * local], device=data.device)
     return scale * (data[pick[0]] - data[pick[1]])
 
 
@@ -161,14 +182,21 @@ def _load_state(
         return None
     state = saved.state
     old = state.get("signature") or {}
-    for key in ("data", "validation"):  # a checkpoint of an earlier release lacks them
+    # a checkpoint of an earlier release lacks them
+    for key in ("data", "validation", "stats", "architecture"):
         if key not in old:
             signature = {k: v for k, v in signature.items() if k != key}
     if old != signature:
         diff = sorted(k for k in {*signature, *old} if old.get(k) != signature.get(k))
+        counts = ""
+        if "steps" in diff:  # (a run is not extended: its schedule depends on its length)
+            counts = (
+                f"; it is of a run of {old.get('steps')} steps, at step {state.get('step')}, "
+                f"this run asks for {signature['steps']}"
+            )
         raise ValueError(
             f"cannot resume from {directory}: it was written by a run with other settings "
-            f"({diff}); use another checkpoint_dir or resume=False"
+            f"({diff}){counts}; use another checkpoint_dir or resume=False"
         )
     weights = tensors_from_bytes(saved.files[WEIGHTS], directory / WEIGHTS)
     model.net.load_state_dict(weights)
@@ -179,6 +207,65 @@ def _load_state(
         except ValueError as err:
             raise ValueError(f"cannot resume from {directory}: {err}") from None
     return state
+
+
+def _stats_digest(model: ForecastModel) -> str:
+    """A short sha256 of the model's normalization statistics (mean, std, diff_std)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in ("mean", "std", "diff_std"):
+        h.update(np.ascontiguousarray(getattr(model.stats, key), dtype="float64").tobytes())
+    return h.hexdigest()[:16]
+
+
+def _architecture_digest(model: ForecastModel) -> str:
+    """A short sha256 of the network's class and construction config, its tensors' names and
+    shapes, and the model's channels, grid, time step and form (residual, input times)."""
+    import hashlib
+    import json
+
+    described = {
+        "net": type(model.net).__qualname__,
+        "config": getattr(model.net, "config", None),
+        "tensors": [[k, list(v.shape)] for k, v in model.net.state_dict().items()],
+        "channels": [channel_name(c) for c in model.channels],
+        "latitude": model.latitude.tolist(),
+        "longitude": model.longitude.tolist(),
+        "timestep_hours": model.timestep_hours,
+        "residual": model.residual,
+        "input_times": model.input_times,
+    }
+    text = json.dumps(described, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _anomaly_objective(
+    anom: AnomalySamples,
+    net: torch.nn.Module,
+    fm: ForecastModel,
+    w: torch.Tensor,
+    seed: int,
+    step: int,
+    size: int,
+    rank: int,
+    world: int,
+) -> torch.Tensor:
+    """The tracer-anomaly objective of this process's share of the step's ``size`` samples.
+
+    In a distributed run each process draws the global batch's samples, as one process does,
+    and scores its ``size / world`` of them (their mean; DDP averages the gradients).
+    """
+    if world == 1:
+        return anom.objective(net, fm, w, seed, step, size, rank)
+    import copy
+
+    local = size // world
+    clean, anomaly = anom.batch(seed, step, size)  # the single-process run's draw
+    mine = slice(rank * local, (rank + 1) * local)
+    share = copy.copy(anom)  # (shallow: the same tensors; only its batch is this share)
+    share.batch = lambda *_: (clean[mine], anomaly[mine])  # type: ignore[method-assign]
+    return share.objective(net, fm, w, seed, step, local, rank)
 
 
 def _lead_model(
@@ -206,6 +293,31 @@ def _lead_model(
         digest.update(key.encode())
         digest.update(value.detach().cpu().numpy().tobytes())
     return lead, digest.hexdigest()
+
+
+def _check_fine_tuning(
+    fm: ForecastModel, stats: xr.Dataset | NormStats | None, variables: Any
+) -> None:
+    """Refuse ``stats`` or ``variables`` given with a model to fine-tune unless they are the
+    model's own (they were dropped silently: a fine-tuned model keeps its channels and
+    statistics)."""
+    own = list(dict.fromkeys(c[0] for c in fm.channels))
+    if variables is not None and list(variables) != own:
+        raise ValueError(
+            f"variables {tuple(variables)} differ from the model's {tuple(own)}: a fine-tuned "
+            f"model keeps its channels; leave TrainConfig.variables None with model="
+        )
+    if stats is None:
+        return
+    given = stats if isinstance(stats, NormStats) else NormStats.from_dataset(stats, fm.channels)
+    for key in ("mean", "std", "diff_std"):
+        a, b = np.asarray(getattr(given, key), "float64"), np.asarray(getattr(fm.stats, key))
+        if a.shape != b.shape or not np.allclose(a, b, rtol=1e-6, atol=0):
+            raise ValueError(
+                f"stats ({key} {a.tolist()}) differ from those of the model {fm.name!r} "
+                f"({b.tolist()}): a fine-tuned model keeps its normalization statistics; "
+                "leave stats None with model="
+            )
 
 
 def dist_info() -> tuple[int, int]:
@@ -262,7 +374,8 @@ def train_forecast(
         Held-out period; its loss is logged every ``config.val_every`` steps and at the end.
     model : ForecastModel, str or path, optional
         Start from this model (fine-tuning, e.g. ``rollout_steps=4``); its channels, grid and
-        statistics are kept. Default: a new :class:`~xfuxi.models.fuxi.FuXiNet` of
+        statistics are kept (``stats`` or ``config.variables`` other than its own are
+        refused). Default: a new :class:`~xfuxi.models.fuxi.FuXiNet` of
         ``config.preset`` on all channels of ``config.variables``.
     lead_model : ForecastModel, str or path, optional
         With ``config.lead_steps > 0``: the frozen model whose forecasts start each sample
@@ -309,13 +422,19 @@ def train_forecast(
 
     Raises
     ------
+    TypeError
+        ``train`` or ``validation`` is not a Dataset (e.g. a DataArray).
     ValueError
-        Bad settings, a batch size not divisible by the number of processes, or a
-        checkpoint written with other settings, incomplete or corrupt.
+        Bad settings, a batch size not divisible by the number of processes, ``stats`` or
+        ``config.variables`` given with ``model`` and differing from the model's, or a
+        checkpoint written with other settings (another number of steps, other data,
+        normalization statistics or network among them), incomplete or corrupt.
     xfuxi.files.OutputExistsError
         ``config.checkpoint_dir`` holds something other than an xfuxi training checkpoint.
     SchemaError
-        Data lacking the model's channels, on another grid, with NaN, or too short.
+        Data lacking the model's channels, on another grid, with an extra dim (such as an
+        ensemble's ``number``), with NaN, or too short (an error about ``validation``
+        starts with "validation data").
 
     Notes
     -----
@@ -363,7 +482,9 @@ def train_forecast(
         )
 
     # ---- the model ----------------------------------------------------------------------
-    train = validate(train, require_time=True).load()  # read once (a copy; input untouched)
+    # read once (a copy; input untouched); a DataArray or an extra dim is refused, named
+    # (a model's variables are checked where the data are stacked: stacked_states)
+    train = check_layout(train, "training", variables if model is None else ()).load()
     if model is None:
         canonical = train
         channels = channels_of(canonical, variables)
@@ -396,6 +517,7 @@ def train_forecast(
         fm = copy_model(fm).float().cpu()  # never modify the caller's model
         fm.name = name if name != "fuxi" else fm.name
         channels = list(fm.channels)
+        _check_fine_tuning(fm, stats, variables)
     fm.check_dataset(train)
     lead, lead_sha = _lead_model(lead_model, lead_steps, fm, model)
     if hasattr(fm.net, "grad_checkpointing"):
@@ -421,8 +543,13 @@ def train_forecast(
     ).view(1, 1, -1, 1)
     val_data = val_starts = None
     if validation is not None:
-        fm.check_dataset(validate(validation, require_time=True))
-        v_np, val_c = stacked_states(validation, fm.channels, "validation")
+        try:
+            v_np, val_c = stacked_states(validation, fm.channels, "validation", fm)
+        except SchemaError as err:  # (the model's check names the data "data")
+            text = str(err)
+            raise SchemaError(
+                text if text.startswith("validation data") else f"validation data: {text}"
+            ) from None
         vs = _sample_starts(val_c["time"].values, fm.timestep, horizon)
         if vs.size == 0:
             raise SchemaError("validation data hold no sample of consecutive 6-hourly states")
@@ -456,6 +583,8 @@ def train_forecast(
         "grad_clip": None if grad_clip is None else float(grad_clip),
         # the data themselves (other data of the same length resumed): see _load_state
         "data": data_digest(train_c["time"].values, data_np),
+        # the model's statistics and network (absent in older checkpoints: see _load_state)
+        "stats": _stats_digest(fm), "architecture": _architecture_digest(fm),
     }  # fmt: skip
     if val_data is not None:  # what the logged validation losses are over (see _load_state)
         signature["validation"] = [int(val_every), int(val_starts.size), val_digest]
@@ -518,10 +647,12 @@ def train_forecast(
     per_epoch = starts.size // batch_size
 
     def batch_of(step: int) -> np.ndarray:
+        """The step's global batch (every process draws it; each takes its positions)."""
         epoch, b = divmod(step, per_epoch)
         perm = np.random.default_rng([seed, epoch]).permutation(starts)
-        rows = perm[b * batch_size : (b + 1) * batch_size]
-        return rows[rank * local : (rank + 1) * local]
+        return perm[b * batch_size : (b + 1) * batch_size]
+
+    lo, hi = rank * local, (rank + 1) * local  # this process's positions in a global batch
 
     def validate_now() -> float:
         fm.eval()
@@ -544,20 +675,27 @@ def train_forecast(
         for g in opt.param_groups:
             g["lr"] = lr * factor
         with autocast(dev, cfg.precision):
-            rows = batch_of(step)
+            batch = batch_of(step)
+            rows = batch[lo:hi]
             pert = None
-            if cfg.input_perturbation > 0:
+            if cfg.input_perturbation > 0:  # this process's rows of the global batch's
                 pert = input_perturbations(
-                    data, rows.size, cfg.input_perturbation, seed, step, rank
+                    data, batch.size, cfg.input_perturbation, seed, step, rank, world
                 )
             inputs = None
-            n_cyc = 0 if cycled is None else int(round(cfg.cycled_fraction * rows.size))
+            n_cyc = 0 if cycled is None else int(round(cfg.cycled_fraction * batch.size))
             if n_cyc:  # that many of the batch start from cycled analyses instead (one pass)
-                rows = rows[: rows.size - n_cyc]
+                # the global batch: its first batch.size - n_cyc samples start from the
+                # truth, the others from cycled draws; this process takes positions lo..hi
+                n_true = batch.size - n_cyc
+                rows = batch[lo : max(lo, min(hi, n_true))]
                 prev, curr, idx = start_states(data, torch.from_numpy(rows), None, 0)
                 if pert is not None:
                     prev, curr = prev + pert[: rows.size], curr + pert[: rows.size]
-                c_prev, c_curr, c_idx = cycled.draw(n_cyc, seed, step, rank)
+                c_prev, c_curr, c_idx = cycled.draw(n_cyc, seed, step)
+                if world > 1:
+                    mine = slice(max(lo - n_true, 0), max(hi - n_true, 0))
+                    c_prev, c_curr, c_idx = c_prev[mine], c_curr[mine], c_idx[mine]
                 inputs = (
                     torch.cat([prev, c_prev]),
                     torch.cat([curr, c_curr]),
@@ -568,7 +706,9 @@ def train_forecast(
                 net, fm, data, rows, rollout_steps, w, lead, lead_steps, loss, pert, inputs
             )
             if anom is not None:
-                part = anom.objective(net, fm, w, seed, step, anomaly_batch_size // world, rank)
+                part = _anomaly_objective(
+                    anom, net, fm, w, seed, step, anomaly_batch_size, rank, world
+                )
                 running_anom.append(float(part.detach()))
                 objective = objective + anomaly_weight * part
             if pool is not None:

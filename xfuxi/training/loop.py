@@ -28,6 +28,7 @@ __all__ = [
     "average_gradients",
     "freeze",
     "gradient_step",
+    "module_digest",
     "process_share",
     "run_loop",
 ]
@@ -93,6 +94,26 @@ def freeze(model: torch.nn.Module) -> Callable[[], None]:
             p.requires_grad_(r)
 
     return restore
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """A short sha256 of every tensor of ``module`` (weights and buffers, with their names)
+    and of the classes of its submodules: a frozen model with the same name but other
+    weights or another network differs here.
+
+    Examples
+    --------
+    >>> a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    >>> module_digest(a) == module_digest(a), module_digest(a) == module_digest(b)
+    (True, False)
+    """
+    import hashlib
+
+    h = hashlib.sha256(" ".join(type(m).__qualname__ for m in module.modules()).encode())
+    for key, value in sorted(module.state_dict().items()):
+        h.update(f"{key} {value.dtype} {tuple(value.shape)}".encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()[:16]
 
 
 def process_share(
@@ -218,6 +239,11 @@ def run_loop(
     int
         The steps done.
 
+    Raises
+    ------
+    ValueError
+        ``start`` is past ``plan.total`` (a checkpoint of a longer run: it is not shortened).
+
     Examples
     --------
     >>> history = {"step": [], "loss": [], "val_step": []}
@@ -230,6 +256,11 @@ def run_loop(
     >>> history["step"], history["val_step"]
     ([1, 2, 3], [0, 2, 3])
     """
+    if start > plan.total:
+        raise ValueError(
+            f"{start} {plan.unit}s are done already, more than this run's {plan.total}: a "
+            "checkpoint of a longer run is not shortened"
+        )
     t_start = time.monotonic()
     done = start
     if start == 0:

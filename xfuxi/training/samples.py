@@ -22,12 +22,76 @@ from ..models.base import ForecastModel
 
 __all__ = [
     "CycledStarts",
+    "check_layout",
     "data_digest",
     "regular_starts",
     "sequences",
     "stacked_states",
     "start_states",
 ]
+
+
+#: the dims a variable of training data may have
+_DIMS = ("time", "level", "latitude", "longitude")
+
+
+def check_layout(ds: xr.Dataset, name: str, variables: Sequence[str] | None = None) -> xr.Dataset:
+    """``ds`` validated (:func:`~xfuxi.data.schema.validate`, with a ``time``), or a clear
+    error: a DataArray, or an extra dim (an ensemble's ``number``) on a variable trained on.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    name : str
+        What the data are, for the messages ("training", "validation").
+    variables : sequence of str, optional
+        The variables used (default: all); another variable's dims are not checked.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    TypeError
+        ``ds`` is not a Dataset.
+    SchemaError
+        A used variable has a dim besides time, level, latitude and longitude (or the
+        data cannot be brought into the canonical layout).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("time", "x"), name="t")
+    >>> check_layout(da, "training")
+    Traceback (most recent call last):
+    ...
+    TypeError: training data must be an xarray.Dataset with a variable per model variable; \
+make one with da.to_dataset(name=...) or pass the Dataset the DataArray came from; got \
+<class 'xarray.core.dataarray.DataArray'>
+    """
+    if not isinstance(ds, xr.Dataset):
+        hint = (
+            " with a variable per model variable; make one with da.to_dataset(name=...) or "
+            "pass the Dataset the DataArray came from"
+            if isinstance(ds, xr.DataArray)
+            else ""
+        )
+        raise TypeError(f"{name} data must be an xarray.Dataset{hint}; got {type(ds)}")
+    ds = validate(ds, require_time=True)
+    used = [v for v in ds.data_vars if variables is None or str(v) in set(map(str, variables))]
+    extra = list(dict.fromkeys(str(d) for v in used for d in ds[v].dims if d not in _DIMS))
+    if "number" in extra:
+        raise SchemaError(
+            f"the {name} data have an ensemble dim 'number' ({ds.sizes['number']} members); "
+            "training takes one state per time: select a member (ds.isel(number=0))"
+        )
+    if extra:
+        raise SchemaError(
+            f"the {name} data have dims {extra} besides time, level, latitude and "
+            f"longitude; select one value of each (e.g. ds.isel({extra[0]}=0))"
+        )
+    return ds
 
 
 def stacked_states(
@@ -52,10 +116,13 @@ def stacked_states(
 
     Raises
     ------
+    TypeError
+        ``ds`` is not a Dataset.
     SchemaError
-        NaN or infinite values (or data the model does not fit).
+        NaN or infinite values, an extra dim such as an ensemble's ``number``
+        (:func:`check_layout`), or data the model does not fit.
     """
-    ds = validate(ds, require_time=True)
+    ds = check_layout(ds, name, [str(c[0]) for c in channels])
     if model is not None:
         model.check_dataset(ds)
     arr = stack(ds, channels).transpose("time", "channel", "latitude", "longitude")
@@ -107,6 +174,14 @@ def sequences(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stack ``ds`` to (T, C, H, W) and list start indices of regular runs of ``length``
     (``name`` names the data in errors: "training", "validation")."""
+    data, starts, _ = digested_sequences(ds, model, length, name)
+    return data, starts
+
+
+def digested_sequences(
+    ds: xr.Dataset, model: ForecastModel, length: int, name: str = "training"
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """:func:`sequences` and the :func:`data_digest` of the data (for resuming)."""
     data, ds = stacked_states(ds, model.channels, name, model)
     starts = regular_starts(ds["time"].values, model.timestep, length)
     if starts.size == 0:
@@ -114,7 +189,7 @@ def sequences(
             f"{name} data hold no run of {length} consecutive {model.timestep_hours:g}-hour "
             f"times (got {ds.sizes['time']} times)"
         )
-    return data, starts
+    return data, starts, data_digest(ds["time"].values, data)
 
 
 def start_states(
@@ -214,11 +289,21 @@ class CycledStarts:
         self.index = torch.as_tensor([at[k] for k in keep], device=device)
         self.n_times, self.n_members = self.values.shape[:2]
 
-    def draw(self, n: int, seed: int, step: int, rank: int = 0) -> tuple[torch.Tensor, ...]:
-        """``(prev, curr, idx)`` of ``n`` samples drawn reproducibly from seed, step, rank."""
-        g = np.random.default_rng([seed, step, rank, 29])
-        k = torch.as_tensor(g.integers(0, self.n_times, size=n), device=self.values.device)
-        m = torch.as_tensor(g.integers(0, self.n_members, size=n), device=self.values.device)
+    def draw(
+        self, n: int, seed: int, step: int, rank: int = 0, world: int = 1
+    ) -> tuple[torch.Tensor, ...]:
+        """``(prev, curr, idx)`` of ``n`` samples drawn reproducibly from the seed and the step.
+
+        In a distributed run (``world`` processes) every process draws the ``n`` samples, as
+        one process does, and gets the ``n / world`` of its ``rank``.
+        """
+        if not 0 <= rank < world or n % world:
+            raise ValueError(f"cannot share {n} draws as rank {rank} of {world} processes")
+        g = np.random.default_rng([seed, step, 0, 29])  # (0: the single-process run's key)
+        mine = slice(rank * (n // world), (rank + 1) * (n // world))
+        dev = self.values.device
+        k = torch.as_tensor(g.integers(0, self.n_times, size=n)[mine], device=dev)
+        m = torch.as_tensor(g.integers(0, self.n_members, size=n)[mine], device=dev)
         pair = self.values[k, m]
         return pair[:, 0], pair[:, 1], self.index[k]
 
