@@ -641,3 +641,171 @@ def test_a_campaign_killed_while_writing_its_metadata_leaves_no_store(
         campaign(_data(3), tmp_path / "fc.zarr", model=path, config=CampaignConfig(steps=2),
                  client="127.0.0.1:1", progress=False)  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no half-made store, no temporary
+
+
+# --- audit 46 ----------------------------------------------------------------------------
+
+
+def test_a_store_in_or_around_an_input_is_refused_before_any_work(client, checkpoint, tmp_path):
+    """The store was written into the source zarr store and into the model's folder."""
+    import shutil
+
+    from xfuxi.files import OutputExistsError
+
+    path, _ = checkpoint
+    model = tmp_path / "model"
+    shutil.copytree(path, model)
+    src = tmp_path / "src.zarr"
+    _data(3).to_zarr(src, consolidated=False)
+    listing = {p: sorted(os.listdir(p)) for p in (src, model)}
+    kw = dict(model=str(model), config=CampaignConfig(steps=1), client=client, progress=False)
+    for store, match in ((src / "fc.zarr", "lies inside the input"),
+                         (model / "fc.zarr", "lies inside the input"),
+                         (src, "is or holds the input"),
+                         (tmp_path, "is or holds the input")):  # fmt: skip
+        with pytest.raises(OutputExistsError, match=match):
+            campaign(str(src), store, **kw)
+    # the perturbation module's checkpoint too (refused before it is loaded)
+    vae_dir = tmp_path / "vae"
+    vae_dir.mkdir()
+    ens = CampaignConfig(kind="ensemble", members=2, steps=1)
+    with pytest.raises(OutputExistsError, match="lies inside the input"):
+        campaign(_data(3), vae_dir / "fc.zarr", model=str(model), config=ens,
+                 perturbation=str(vae_dir), client=client, progress=False)  # fmt: skip
+    assert {p: sorted(os.listdir(p)) for p in (src, model)} == listing
+    assert os.listdir(vae_dir) == []
+
+
+def test_an_invalid_dtype_or_device_is_refused_by_the_config():
+    """CampaignConfig(dtype="float99") made a store whose every task failed."""
+    for dtype in ("float99", "int32"):
+        with pytest.raises(ValueError, match="CampaignConfig.dtype"):
+            CampaignConfig(dtype=dtype)
+    with pytest.raises(ValueError, match="CampaignConfig.device"):
+        CampaignConfig(device="gpu9")
+    assert CampaignConfig(dtype="float64", device="cuda:1").dtype == "float64"  # not run here
+
+
+def test_assimilate_with_members_refuses_a_dtype(checkpoint, tmp_path):
+    """The dtype was silently dropped (the ensemble runs in the model's precision)."""
+    path, _ = checkpoint
+    obs = xr.Dataset({"value": ("obs", [1.0])})
+    cfg = CampaignConfig(kind="assimilate", members=2, steps=1, dtype="float64")
+    with pytest.raises(ValueError, match="without members; an ensemble"):
+        campaign(_data(3), tmp_path / "fc.zarr", config=cfg, model=path, observations=obs,
+                 client="127.0.0.1:1", progress=False)  # fmt: skip
+    assert not (tmp_path / "fc.zarr").exists()
+
+
+def test_a_store_path_with_a_tilde_is_in_the_home_directory(
+    client, checkpoint, tmp_path, monkeypatch
+):
+    """A store "~/fc.zarr" made a literal ./~ folder and left a temporary in $HOME."""
+    path, _ = checkpoint
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    ds = _data(3)
+    out = campaign(ds, "~/fc.zarr", model=path, config=CampaignConfig(steps=1), client=client,
+                   progress=False)  # fmt: skip
+    assert out["done"].values.all()
+    assert os.listdir(cwd) == [] and os.listdir(home) == ["fc.zarr"]
+    assert completed("~/fc.zarr").size == 2
+    card = campaign_scorecard("~/fc.zarr", _data(4))
+    assert card.attrs["init_times_scored"] == 2
+
+
+def test_cli_ensemble_flags_without_an_ensemble_are_usage_errors(
+    client, checkpoint, tmp_path, capsys
+):
+    """--perturbation, --amplitude and --method were silently ignored without an ensemble."""
+    from xfuxi.cli import main
+
+    path, _ = checkpoint
+    _data(3).to_netcdf(tmp_path / "source.nc")
+    base = ["--no-progress", "campaign", str(tmp_path / "source.nc"), "--store",
+            str(tmp_path / "fc.zarr"), "--model", path, "--steps", "1",
+            "--scheduler", client.scheduler.address]  # fmt: skip
+    for extra, flag in ((["--method", "gaussian"], "--method"),
+                        (["--amplitude", "0.1"], "--amplitude"),
+                        (["--perturbation", "fuxi-ens"], "--perturbation"),
+                        (["--kind", "assimilate", "--observations", "o.nc", "--method",
+                          "perlin"], "--method")):  # fmt: skip
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert flag in err and "no ensemble" in err
+    assert not (tmp_path / "fc.zarr").exists()
+
+
+def test_two_clients_creating_one_store_at_once_both_finish(
+    client, checkpoint, tmp_path, monkeypatch
+):
+    """The client whose rename lost died with OSError ENOTEMPTY."""
+    path, _ = checkpoint
+    ds = _data(3)
+    real = campaign_module._weatherbench2
+    state = {"store": None}
+
+    def racing(template):  # the other client (steps=1) creates the store first
+        store, state["store"] = state["store"], None
+        if store is not None:
+            campaign(ds, store, model=path, config=CampaignConfig(steps=1), client=client,
+                     progress=False)  # fmt: skip
+        return real(template)
+
+    monkeypatch.setattr(campaign_module, "_weatherbench2", racing)
+    state["store"] = tmp_path / "fc.zarr"
+    out = campaign(ds, tmp_path / "fc.zarr", model=path, config=CampaignConfig(steps=1),
+                   client=client, progress=False)  # fmt: skip
+    assert state["store"] is None and out["done"].values.all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fc.zarr"]  # no temporary left
+    # a loser with other settings is refused (its temporary removed), not mixed in
+    state["store"] = tmp_path / "other.zarr"
+    with pytest.raises(ValueError, match="steps: store has 1, this call 2"):
+        campaign(ds, tmp_path / "other.zarr", model=path, config=CampaignConfig(steps=2),
+                 client=client, progress=False)  # fmt: skip
+    assert state["store"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fc.zarr", "other.zarr"]
+
+
+def test_a_store_with_other_initial_times_names_them(client, checkpoint, tmp_path):
+    """The message said "store has '2 initial times', this call '2 initial times'"."""
+    path, _ = checkpoint
+    ds = _data(4)
+    kw = dict(model=path, client=client, progress=False)
+    t = [str(x)[:19] for x in ds["time"].values]
+    campaign(ds, tmp_path / "fc.zarr", config=CampaignConfig(steps=1, init_times=t[1:3]), **kw)
+    with pytest.raises(ValueError) as err:
+        campaign(ds, tmp_path / "fc.zarr", config=CampaignConfig(steps=1, init_times=t[2:4]),
+                 **kw)  # fmt: skip
+    msg = str(err.value)
+    assert f"only in the store: ['{t[1]}']" in msg and f"only in this call: ['{t[3]}']" in msg
+
+
+def test_an_xfuxi_output_of_another_kind_is_not_resumed_as_a_campaign(client, checkpoint, tmp_path):
+    """A store is a campaign's by its settings attribute (it has no marker file, see
+    docs/safety.md); one that carries the marker of another xfuxi output is refused."""
+    from xfuxi.files import MARKER, read_marker
+
+    path, _ = checkpoint
+    ds = _data(3)
+    kw = dict(model=path, config=CampaignConfig(steps=1), client=client, progress=False)
+    store = tmp_path / "fc.zarr"
+    before = campaign(ds, store, **kw).load()
+    assert read_marker(store) is None  # as docs/safety.md says
+    (store / MARKER).write_text(json.dumps({"kind": "forecast"}))
+    with pytest.raises(FileExistsError, match="'forecast' output, not a campaign store"):
+        campaign(ds, store, **kw)
+    (store / MARKER).unlink()
+    xr.testing.assert_identical(campaign(ds, store, **kw).load(), before)
+
+
+def test_initial_times_that_are_none_or_empty_are_refused():
+    with pytest.raises(ValueError, match=r"init_times holds None.*not a time"):
+        CampaignConfig(init_times=[None])
+    with pytest.raises(ValueError, match=r"init_times holds .*not a time"):
+        CampaignConfig(init_times=["2000-01-01T06", pd.NaT])
+    with pytest.raises(ValueError, match="init_times is empty"):
+        CampaignConfig(init_times=())

@@ -13,6 +13,7 @@ in the documentation (docs/scaling.md).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ import xarray as xr
 
 from ._version import __version__
 from .config import Config, config_with_legacy, field, is_integer
-from .files import temporary_path
+from .files import OutputExistsError, read_marker, temporary_path
 from .options import progress_bar
 
 __all__ = [
@@ -112,7 +113,9 @@ class CampaignConfig(Config):
     ``xfuxi campaign`` (``chunk_size`` → ``--chunk-size``; ``--init-times`` takes a
     comma-separated list). The configuration is saved with the store (its attribute
     ``xfuxi_campaign_config``, with the initial times that the store holds). Invalid values
-    raise ``ValueError`` naming the field.
+    raise ``ValueError`` naming the field, before any store is made: ``dtype`` must name a
+    floating torch dtype and ``device`` a torch device (its availability is the workers'
+    to check), ``init_times`` must be a non-empty sequence of times (no ``None`` / NaT).
 
     Examples
     --------
@@ -173,6 +176,24 @@ class CampaignConfig(Config):
             object.__setattr__(self, "device", str(self.device))
         if self.dtype is not None and not isinstance(self.dtype, str):
             object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))
+        # checked here, not on the workers: a bad value made a store whose every task failed
+        if self.dtype is not None:
+            from .models.checkpoint import as_dtype  # torch: only when a dtype is given
+
+            try:
+                as_dtype(self.dtype)
+            except ValueError as err:
+                raise ValueError(f"CampaignConfig.dtype: {err}") from None
+        if self.device is not None:
+            import torch
+
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError, ValueError) as err:
+                raise ValueError(
+                    f"CampaignConfig.device must be a torch device (e.g. 'cpu', 'cuda:0'); "
+                    f"got {self.device!r} ({err})"
+                ) from None
         if self.init_times is not None:
             if isinstance(self.init_times, str):
                 raise ValueError(
@@ -185,6 +206,16 @@ class CampaignConfig(Config):
                 raise ValueError(
                     f"CampaignConfig.init_times holds a value that is no time ({err})"
                 ) from err
+            if not times:
+                raise ValueError(
+                    "CampaignConfig.init_times is empty; give at least one initial time, or "
+                    "None for every time of the source whose predecessors it holds"
+                )
+            bad = [t for t, iso in zip(self.init_times, times) if iso == "NaT"]
+            if bad:
+                raise ValueError(
+                    f"CampaignConfig.init_times holds {bad[0]!r}, which is not a time (NaT)"
+                )
             dup = sorted({t for t in times if times.count(t) > 1})
             if dup:
                 raise ValueError(f"init_times lists {dup} more than once")
@@ -245,7 +276,17 @@ def _iso(t: Any) -> str:
 
 
 def _check_settings(store: Path, settings: dict[str, Any]) -> None:
-    """Refuse a store made by another campaign (naming each setting that differs)."""
+    """Refuse a store made by another campaign (naming each setting that differs).
+
+    A campaign store is recognised by its settings attribute (it carries no marker file,
+    docs/safety.md); a directory with xfuxi's marker is another xfuxi output, refused by
+    its kind."""
+    marker = read_marker(store)
+    if marker is not None:
+        raise OutputExistsError(
+            f"store {str(store)!r} holds an xfuxi {marker.get('kind')!r} output, not a "
+            "campaign store; choose a new path (xfuxi never overwrites what it did not create)"
+        )
     try:
         old_ds = xr.open_zarr(store, consolidated=False)
     except Exception as err:  # not a zarr store at all
@@ -277,8 +318,15 @@ def _check_settings(store: Path, settings: dict[str, Any]) -> None:
         lines = []
         for k in differ:
             a, b = old.get(k), settings.get(k)
-            if k == "init_times":
-                a, b = f"{len(a or [])} initial times", f"{len(b or [])} initial times"
+            if k == "init_times":  # the times that differ, not the counts (often equal)
+                only_store = sorted(set(a or []) - set(b or []))
+                only_call = sorted(set(b or []) - set(a or []))
+                lines.append(
+                    f"init_times: the store holds {len(a or [])}, this call asks for "
+                    f"{len(b or [])}; only in the store: {_few_times(only_store)}, only in "
+                    f"this call: {_few_times(only_call)}"
+                )
+                continue
             lines.append(f"{k}: store has {a!r}, this call {b!r}")
         raise ValueError(
             f"store {str(store)!r} holds a campaign with other settings ("
@@ -287,11 +335,50 @@ def _check_settings(store: Path, settings: dict[str, Any]) -> None:
         )
 
 
+def _few_times(times: list[str], limit: int = 3) -> str:
+    """The first ``limit`` of ``times`` (a list's repr), and how many more there are."""
+    more = f" and {len(times) - limit} more" if len(times) > limit else ""
+    return f"{times[:limit]!r}{more}"
+
+
+def _check_not_an_input(store: Path, inputs: Sequence[Any]) -> None:
+    """Refuse a store that is, holds, or lies inside one of the ``inputs`` (paths, or None).
+
+    As the ``--output`` check of the commands (``xfuxi.cli.common.output_path``), without
+    its replace rule: an existing store is a campaign to resume."""
+    real = Path(os.path.realpath(store))
+    for item in inputs:
+        if item is None:
+            continue
+        src = Path(os.path.realpath(Path(item).expanduser()))
+        if src == real or real in src.parents:
+            raise OutputExistsError(
+                f"store {str(store)!r} is or holds the input {str(item)!r}; choose another "
+                "store path"
+            )
+        if src in real.parents:  # e.g. in.zarr/fc.zarr: a new entry in the input store
+            raise OutputExistsError(
+                f"store {str(store)!r} lies inside the input {str(item)!r}; xfuxi does not "
+                "write into what it reads: choose another store path"
+            )
+
+
+def _input_paths(*candidates: Any) -> list[str]:
+    """The paths among a campaign's inputs (sources, checkpoints; a perturbation's module)."""
+    out = []
+    for value in candidates:
+        module = getattr(value, "module", None)  # a VAEPerturbation given its module's path
+        for item in (value, module):
+            if isinstance(item, (str, os.PathLike)) and os.path.exists(Path(item).expanduser()):
+                out.append(os.fspath(item))
+    return out
+
+
 # --- the source of initial states ---------------------------------------------------------
 
 
 def _open_path(path: str | os.PathLike[str]) -> xr.Dataset:
-    p = Path(path)
+    p = Path(path).expanduser()
     if p.is_dir() or str(path).rstrip("/").endswith(".zarr"):
         return xr.open_zarr(p)
     return xr.open_dataset(p)
@@ -590,13 +677,13 @@ def completed(store: str | os.PathLike[str]) -> np.ndarray:
     Parameters
     ----------
     store : path
-        A store written by :func:`campaign`.
+        A store written by :func:`campaign` (``~`` is expanded).
 
     Returns
     -------
     numpy.ndarray of datetime64[ns]
     """
-    with xr.open_zarr(store, consolidated=False) as ds:
+    with xr.open_zarr(Path(store).expanduser(), consolidated=False) as ds:
         done = ds["done"].values.astype(bool)
         return ds["time"].values[done]
 
@@ -626,8 +713,10 @@ def campaign(
         ``kind="assimilate"``, where it is the background).
     store : path
         The zarr store to write (WeatherBench2 forecast layout, one chunk per initial time,
-        plus a ``done`` flag per initial time). If it exists and was made by a campaign
-        with the same settings, only the initial times not yet ``done`` are run.
+        plus a ``done`` flag per initial time; ``~`` is expanded). If it exists and was made
+        by a campaign with the same settings, only the initial times not yet ``done`` are
+        run. It must not be, hold or lie inside an input (the source, the observations, a
+        model or perturbation checkpoint given by path).
     config : CampaignConfig or dict, optional
         The run options (default ``CampaignConfig()``): ``kind`` (``"forecast"``,
         ``"ensemble"`` (needs ``members``) or ``"assimilate"``: En4DVar analyses of
@@ -677,9 +766,13 @@ def campaign(
     Raises
     ------
     ValueError
-        Bad settings, or a store made with other settings (each differing setting named).
+        Bad settings (a ``dtype`` with ``members``: an ensemble runs in the model's own
+        precision), or a store made with other settings (each differing setting named;
+        other initial times by the first few that only the store or only the call has).
     FileExistsError
-        ``store`` exists and is not a campaign store.
+        ``store`` exists and is not a campaign store (an
+        :class:`xfuxi.files.OutputExistsError` names an xfuxi output of another kind), or
+        it is, holds or lies inside one of the inputs (refused before any work).
     ConnectionError
         No scheduler at the address ``client``.
     CampaignError
@@ -693,6 +786,14 @@ def campaign(
     times marked; running the campaign again completes the others, and the store then
     equals the one an uninterrupted run writes (on the same hardware, torch threads and
     ``chunk_size``). Readers should use :func:`completed` or the ``done`` variable.
+
+    Two clients that start the same new campaign at once each write the metadata into a
+    temporary store; the first rename wins, and the other client discards its copy, checks
+    the winner's settings and resumes the store (both then run the missing initial times;
+    a time written twice holds the same data). A campaign store carries no
+    ``.xfuxi-output.json`` marker (zarr warns of a foreign object at every unconsolidated
+    open of a store that holds one); it is recognised by its settings attribute
+    ``xfuxi_campaign``.
 
     Examples
     --------
@@ -739,12 +840,20 @@ def campaign(
         raise ValueError("kind='assimilate' needs observations")
     if kind != "assimilate" and (observations is not None or assimilation):
         raise ValueError("observations and assimilation only apply to kind='assimilate'")
-    if kind == "ensemble" and dtype is not None:
+    if members is not None and dtype is not None:  # kind="assimilate" dropped it silently
         raise ValueError(
-            "dtype applies to kind='forecast' (xfuxi.forecast); an ensemble campaign runs in "
-            "the model's own precision: leave dtype unset"
+            "dtype applies to kind='forecast' (xfuxi.forecast) and to kind='assimilate' "
+            "without members; an ensemble campaign runs in the model's own precision: leave "
+            "dtype unset"
         )
     model = DEFAULT_MODEL if model is None else model
+    store_path = Path(store).expanduser()
+    # before any work: a store inside what the campaign reads (the source store, a model's
+    # checkpoint folder) would change its inputs
+    _check_not_an_input(
+        store_path,
+        _input_paths(init_times_source, observations, model, assimilation_model, perturbation),
+    )
     loaded = resolve_model(model, allow_cascade=True)
     if members is not None:
         from .forecasting.ensemble import DEFAULT_PERTURBATION, VAEPerturbation
@@ -759,7 +868,7 @@ def campaign(
 
     # the initial times and the source
     if isinstance(init_times_source, (str, os.PathLike)):
-        source_path: str | None = str(init_times_source)
+        source_path: str | None = str(Path(init_times_source).expanduser())
         source = validate(_open_path(init_times_source))
     elif isinstance(init_times_source, xr.Dataset):
         source_path = None
@@ -830,22 +939,34 @@ def campaign(
     if members is not None:
         attrs.update(ensemble_size=int(members), seed=int(seed))
 
-    store_path = Path(store)
-    if store_path.exists():
+    if os.path.lexists(store_path):
         _check_settings(store_path, settings)
     else:
         # the metadata into a temporary store renamed into place: a campaign killed while
         # writing them leaves no half-made store (its settings were written first: a rerun
-        # then met a store it could never finish)
+        # then met a store it could never finish). No marker file (xfuxi.files.MARKER): zarr
+        # warns of a foreign object at every unconsolidated open of the store (docs/safety.md)
         template = _weatherbench2(_template(loaded, t0, steps, members, attrs))
         store_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temporary_path(store_path)
+        lost = False
         try:
             template.to_zarr(tmp, compute=False, mode="w-", consolidated=False)
-            os.rename(tmp, store_path)
+            try:
+                os.rename(tmp, store_path)
+            except OSError as err:
+                # another client created the store first (its rename won): resume it
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                lost = True
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        log.info("campaign store %s: metadata written (%d initial times)", store_path, t0.size)
+        if lost:
+            log.info("campaign store %s was created by another client; resuming it", store_path)
+            _check_settings(store_path, settings)
+        else:
+            log.info("campaign store %s: metadata written (%d initial times)", store_path,
+                     t0.size)  # fmt: skip
     done = set(completed(store_path).astype("datetime64[ns]").tolist())
     pending = [(i, t) for i, t in enumerate(t0) if t.astype("datetime64[ns]").tolist() not in done]
     if not pending:
@@ -855,7 +976,8 @@ def campaign(
     job = {
         "kind": kind, "model": model, "steps": int(steps), "members": members,
         "seed": int(seed), "perturbation": perturbation, "source": source_path,
-        "observations": observations if isinstance(observations, (str, os.PathLike)) else None,
+        "observations": (str(Path(observations).expanduser())
+                         if isinstance(observations, (str, os.PathLike)) else None),
         "assimilation": dict(assimilation or {}), "assimilation_model": assimilation_model,
         "chunk_size": chunk_size, "device": device, "dtype": dtype,
         "torch_threads": int(torch_threads),
@@ -1017,7 +1139,10 @@ def campaign_scorecard(
     for path in (out, plot):  # before the scores are computed, not after
         if path is not None and not path.parent.is_dir():
             raise FileNotFoundError(f"the directory of {str(path)!r} does not exist")
-    ds = xr.open_zarr(store, consolidated=False) if not isinstance(store, xr.Dataset) else store
+    if isinstance(store, xr.Dataset):
+        ds = store
+    else:
+        ds = xr.open_zarr(Path(store).expanduser(), consolidated=False)
     if "done" not in ds:
         raise ValueError("store has no 'done' variable: not a campaign store")
     done = ds["done"].values.astype(bool)

@@ -79,7 +79,8 @@ def test_layout_keywords_are_those_of_wrap_model(original, tmp_path):
     with pytest.raises(TypeError, match="timestep"):
         import_onnx(path, channels=CHANNELS, latitude=LAT, longitude=LON, timestep=3)
     model = import_onnx(path, name="mine", channels=CHANNELS, latitude=LAT, longitude=LON)
-    assert (model.name, model.residual, model.channels) == ("mine", False, tuple(CHANNELS))
+    # residual is the exported model's (recorded in the file), no longer False by default
+    assert (model.name, model.residual, model.channels) == ("mine", True, tuple(CHANNELS))
 
 
 def test_export_never_replaces_a_file_it_did_not_write(original, tmp_path):
@@ -107,3 +108,92 @@ def test_a_model_that_does_more_than_its_network_is_refused(original, tmp_path):
         with pytest.raises(ValueError, match=match):
             export_onnx(wrapped, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+# --- audit 46 ----------------------------------------------------------------------------
+
+
+def _without_metadata(path):
+    """The exported graph as a file of another exporter (no xfuxi properties)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    return proto
+
+
+def test_layout_is_checked_against_the_graphs_input_shape(original, tmp_path):
+    """Channels and grid were not compared with the graph's static input shape."""
+    from onnx import TensorProto, helper
+
+    proto = _without_metadata(export_onnx(original, tmp_path / "m.onnx"))
+    three = CHANNELS + [("temperature", 250.0)]
+    for kw, match in (({"channels": three}, r"3 channels.*graph takes 2"),
+                      ({"latitude": LAT[:-1]}, r"7 latitudes.*graph takes 8"),
+                      ({"longitude": LON[:-2]}, r"14 longitudes.*graph takes 16")):  # fmt: skip
+        layout = {"channels": CHANNELS, "latitude": LAT, "longitude": LON, **kw}
+        with pytest.raises(ValueError, match=match):
+            import_onnx(proto, **layout)
+    # a graph of another rank, or of one input time
+    for shape, match in (([1, 2, 8, 16], "rank 5"), (["b", 1, 2, 8, 16], "2 input times")):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+        with pytest.raises(ValueError, match=match):
+            import_onnx(helper.make_model(graph), channels=CHANNELS, latitude=LAT, longitude=LON)
+    # dynamic dimensions are not checked
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 2, "c", "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model = import_onnx(proto, channels=three, latitude=LAT, longitude=LON)
+    assert model.n_channels == 3
+
+
+def test_bad_export_and_import_arguments_are_named(original, tmp_path):
+    for kw, match in (({"batch_size": 0}, "batch_size"), ({"batch_size": 2.5}, "batch_size"),
+                      ({"batch_size": True}, "batch_size"), ({"opset": "x"}, "opset"),
+                      ({"opset": 3}, "opset")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            export_onnx(original, tmp_path / "m.onnx", **kw)
+    with pytest.raises(FileNotFoundError, match=r"directory of .*missing.* does not exist"):
+        export_onnx(original, tmp_path / "missing" / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with pytest.raises(TypeError, match="ForecastModel"):
+        import_onnx(original, channels=CHANNELS, latitude=LAT, longitude=LON)
+
+
+def test_export_needs_onnx_only(original, tmp_path, monkeypatch):
+    """export_onnx required onnx2torch, which only import_onnx uses."""
+    import xfuxi.models.onnx as module
+
+    def missing():
+        raise ImportError("no onnx2torch here")
+
+    monkeypatch.setattr(module, "_onnx2torch", missing)
+    assert export_onnx(original, tmp_path / "m.onnx").stat().st_size > 100
+
+
+def test_the_layout_travels_with_the_file(original, tmp_path):
+    """A residual model imported without residual=True forecast wrongly, silently."""
+    from xfuxi.models.base import ForecastModel as FM
+
+    twelve = FM(original.net, channels=CHANNELS, latitude=LAT, longitude=LON,
+                stats=original.stats, timestep_hours=12.0, name="m12").eval()  # fmt: skip
+    path = export_onnx(twelve, tmp_path / "m.onnx")
+    model = import_onnx(path, channels=CHANNELS, latitude=LAT, longitude=LON,
+                        stats=original.stats)  # fmt: skip
+    assert model.residual and model.timestep_hours == 12.0
+    x = torch.randn(2, 2, 2, 8, 16) * 5 + 260
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), twelve(x), rtol=1e-4, atol=1e-3)
+    for kw, match in (({"residual": False}, "residual=True"),
+                      ({"channels": CHANNELS[::-1]}, "channels"),
+                      ({"longitude": LON + 1.0}, "longitude")):  # fmt: skip
+        layout = {"channels": CHANNELS, "latitude": LAT, "longitude": LON, **kw}
+        with pytest.raises(ValueError, match=match):
+            import_onnx(path, **layout)
+    # a file without the metadata (another exporter) imports as before
+    bare = import_onnx(_without_metadata(path), channels=CHANNELS, latitude=LAT,
+                       longitude=LON)  # fmt: skip
+    assert not bare.residual and bare.timestep_hours == 6.0

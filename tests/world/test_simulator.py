@@ -573,3 +573,27 @@ def test_world_options_are_one_config_for_the_function_the_splits_and_the_cli(mo
     with pytest.raises(_Stop):
         main(["--no-progress", "world", "--days", "2", "--seed", "4", "--n-sigma-levels", "10"])
     assert calls.pop()["config"] == WorldConfig(days=2, seed=4, n_sigma_levels=10)
+
+
+class _Generated(Exception):
+    """Raised by the stand-in of the dynamics: the world would have been generated."""
+
+
+def test_a_split_reaching_the_next_split_is_refused(monkeypatch):
+    """days=3700 made the train split run into the validation split's dates."""
+
+    def generator(*args):
+        raise _Generated
+
+    monkeypatch.setattr(world, "_chunks", generator)
+    kw = dict(use_cache=False, levels=(500,), spinup_days=0, progress=False)
+    for split, next_start in (("train", "2010-01-01"), ("validation", "2020-01-01")):
+        with pytest.raises(ValueError, match=f"{split}.*{next_start}"):
+            held_suarez_split(split, days=3700, **kw)
+    for days in ("5", 2.5, 0, True):
+        with pytest.raises(ValueError, match="days must be a positive integer"):
+            held_suarez_split("test", days=days, **kw)
+    # periods that end before the next split are generated as before
+    for split, days in (("train", 3653), ("test", 3700), ("validation", 365)):
+        with pytest.raises(_Generated):
+            held_suarez_split(split, days=days, **kw)

@@ -10,17 +10,19 @@ import argparse
 
 from ..campaigns import CampaignConfig, campaign, completed
 from ..config import from_arguments
-from .common import arg, command, config_args
+from .common import arg, command, config_args, usage_error
 
 
 @arg("data", help="zarr/netCDF file with the initial states (analysis layout; read by workers)")
 @arg("--store", required=True, help="campaign zarr store (resumed if it holds this campaign)")
 @config_args(CampaignConfig)
 @arg("--model", default="fuxi-hs-t21-cascade", help="shipped model name or checkpoint")
-@arg("--method", choices=["vae", "perlin", "gaussian"], default="vae",
-     help="ensemble perturbation")  # fmt: skip
-@arg("--perturbation", default=None, help="FuXi-ENS module (shipped name or directory)")
-@arg("--amplitude", type=float, default=None, help="VAE inflation or noise std fraction")
+@arg("--method", choices=["vae", "perlin", "gaussian"], default=None,
+     help="ensemble perturbation (default vae; only with an ensemble)")  # fmt: skip
+@arg("--perturbation", default=None,
+     help="FuXi-ENS module (shipped name or directory; only with an ensemble)")  # fmt: skip
+@arg("--amplitude", type=float, default=None,
+     help="VAE inflation or noise std fraction (only with an ensemble)")  # fmt: skip
 @arg("--init-times", default=None, help="comma-separated initial times (default: all)")
 @arg("--observations", default=None, help="observations file (kind assimilate)")
 @arg("--scheduler", default=None,
@@ -37,8 +39,19 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
         from ..forecasting.ensemble import perturbation_for
 
         perturbation = perturbation_for(
-            args.method, module=args.perturbation, amplitude=args.amplitude
+            args.method or "vae", module=args.perturbation, amplitude=args.amplitude
         )
+    else:  # they were silently ignored
+        flags = {"--method": args.method, "--perturbation": args.perturbation,
+                 "--amplitude": args.amplitude}  # fmt: skip
+        given = [flag for flag, value in flags.items() if value is not None]
+        if given:
+            return usage_error(
+                "campaign",
+                f"{', '.join(given)} only apply to an ensemble (--kind ensemble, or --kind "
+                f"assimilate with --members); --kind {config.kind} without --members makes "
+                "no ensemble",
+            )
     ds = campaign(
         args.data, args.store, config=config, model=args.model, perturbation=perturbation,
         observations=args.observations, client=args.scheduler,

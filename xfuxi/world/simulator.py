@@ -693,9 +693,10 @@ def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> 
         validation = 365 days from 2010-01-01 (seed 2), test = 365 days from 2020-01-01
         (seed 3).
     days : int, optional
-        Override the split's default length. A shorter period is the start of the full
-        split (the world is deterministic); it is sliced from the full split when that is
-        in the cache, and generated on its own otherwise.
+        Override the split's default length (a positive integer; the period must end by
+        the next split's start, so that the splits never overlap). A shorter period is the
+        start of the full split (the world is deterministic); it is sliced from the full
+        split when that is in the cache, and generated on its own otherwise.
     **kwargs
         Other arguments of :func:`held_suarez` (``resolution``, ``levels``, ``cache_dir``,
         ``config``, ...); ``seed`` and ``start`` are fixed by the split (those of a
@@ -709,7 +710,10 @@ def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> 
     Raises
     ------
     ValueError
-        Unknown split, or ``seed`` / ``start`` passed.
+        Unknown split, ``seed`` / ``start`` passed, ``days`` not a positive integer, or a
+        ``days`` that would run the split into the next split's dates (more days than
+        lie between the split's start and the next split's start: 3653 for train, 3652
+        for validation; the test split is the last).
 
     Notes
     -----
@@ -730,7 +734,23 @@ def held_suarez_split(split: str, *, days: int | None = None, **kwargs: Any) -> 
     if fixed:
         raise ValueError(f"{fixed} are fixed by the split {split!r}; use held_suarez() instead")
     spec = SPLITS[split]
-    n_days = spec["days"] if days is None else days
+    if days is not None and (not is_integer(days) or days < 1):  # before any comparison
+        raise ValueError(f"days must be a positive integer; got {days!r}")
+    n_days = spec["days"] if days is None else int(days)
+    start = pd.Timestamp(spec["start"])
+    later = sorted(
+        (pd.Timestamp(s["start"]), name)
+        for name, s in SPLITS.items()
+        if pd.Timestamp(s["start"]) > start
+    )
+    if later and start + pd.Timedelta(days=n_days) > later[0][0]:
+        end = start + pd.Timedelta(days=n_days)
+        raise ValueError(
+            f"days={n_days} would run the {split!r} split from {start:%Y-%m-%d} to "
+            f"{end:%Y-%m-%d}, into the {later[0][1]!r} split, which starts on "
+            f"{later[0][0]:%Y-%m-%d}; the splits must not overlap: at most "
+            f"{(later[0][0] - start).days} days (use held_suarez() for a longer run)"
+        )
     if kwargs.get("config") is not None:  # its model options, under the keywords given
         base = WorldConfig.from_dict(kwargs.pop("config")).to_dict()
         kwargs = {**{k: base[k] for k in _CONFIG_KEYS}, **kwargs}
