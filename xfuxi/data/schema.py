@@ -405,6 +405,30 @@ def canonical_order(dims: Iterable[str]) -> tuple[str, ...]:
     )
 
 
+def require_dataset(ds: Any, what: str) -> None:
+    """Raise a ``TypeError`` naming ``what`` (e.g. ``"initial conditions"``) unless ``ds`` is
+    an :class:`xarray.Dataset` (a DataArray gets the hint of how to make one).
+
+    Examples
+    --------
+    >>> require_dataset(xr.DataArray([1.0], dims="x"), "training data")
+    Traceback (most recent call last):
+    ...
+    TypeError: training data must be an xarray.Dataset with a variable per model variable; \
+make one with da.to_dataset(name=...) or pass the Dataset the DataArray came from; got \
+<class 'xarray.core.dataarray.DataArray'>
+    """
+    if isinstance(ds, xr.Dataset):
+        return
+    hint = (
+        " with a variable per model variable; make one with da.to_dataset(name=...) or pass "
+        "the Dataset the DataArray came from"
+        if isinstance(ds, xr.DataArray)
+        else ""
+    )
+    raise TypeError(f"{what} must be an xarray.Dataset{hint}; got {type(ds)}")
+
+
 def validate(
     ds: xr.Dataset | xr.DataArray,
     *,

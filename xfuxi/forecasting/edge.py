@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from ..data.channels import channel_name, stack, unstack
-from ..data.schema import VARIABLES, SchemaError, canonical_order, validate
+from ..data.schema import VARIABLES, SchemaError, canonical_order, require_dataset, validate
 
 if TYPE_CHECKING:
     import torch
@@ -65,14 +65,7 @@ def initial_conditions(
         an input (naming the channels), an initial time without its predecessor, or a
         duplicated initial time.
     """
-    if not isinstance(ds, xr.Dataset):
-        hint = (
-            " with a variable per model variable; make one with da.to_dataset(name=...) or "
-            "pass the Dataset the DataArray came from"
-            if isinstance(ds, xr.DataArray)
-            else ""
-        )
-        raise TypeError(f"initial conditions must be an xarray.Dataset{hint}; got {type(ds)}")
+    require_dataset(ds, "initial conditions")
     if init_times is not None and "time" in ds.dims and ds["time"].dtype.kind == "M":
         # only the times used are validated and copied: one initial time of a long
         # in-memory record copied the whole record (1 GB and 3.5 s for 16 years of the world)

@@ -562,14 +562,7 @@ def _check_truth(truth: xr.Dataset) -> xr.Dataset:
         )
     # longitudes in [0, 360), as every xfuxi state: the texture of the clouds is drawn on
     # the grid, so a truth in -180..180 would get other clouds, and radiances in another order
-    lon = np.asarray(truth["longitude"].values, dtype="float64")
-    if lon.size and (lon.min() < 0.0 or lon.max() >= 360.0):
-        if lon.min() < -180.0 or lon.max() > 360.0:
-            raise ImagerError(
-                f"the truth's longitudes must lie in [-180, 360] degrees; they span "
-                f"[{lon.min():g}, {lon.max():g}]"
-            )
-        truth = truth.assign_coords(longitude=truth["longitude"].copy(data=np.mod(lon, 360.0)))
+    truth = _wrapped_longitudes(truth, "the truth's longitudes")
     # the columns need levels, latitudes and times ascending (a file often stores levels
     # top-down and latitudes north to south): sorted on a copy, the values unchanged
     for name in ("time", "level", "latitude", "longitude"):
@@ -827,20 +820,24 @@ def imager_observations(
 RADIANCE_DIMS = ("time", "frame", "sensor_channel", "latitude", "longitude")
 
 
+def _wrapped_longitudes(ds: xr.Dataset, what: str) -> xr.Dataset:
+    """``ds`` with its longitudes wrapped to [0, 360) (a copy of the coordinate where they
+    were not; the values unchanged); longitudes outside [-180, 360] are refused."""
+    lon = np.asarray(ds["longitude"].values, dtype="float64")
+    if lon.size and (lon.min() < 0.0 or lon.max() >= 360.0):
+        if lon.min() < -180.0 or lon.max() > 360.0:
+            raise ImagerError(
+                f"{what} must lie in [-180, 360] degrees; they span [{lon.min():g}, {lon.max():g}]"
+            )
+        ds = ds.assign_coords(longitude=ds["longitude"].copy(data=np.mod(lon, 360.0)))
+    return ds
+
+
 def _canonical_orientation(radiances: xr.Dataset) -> xr.Dataset:
     """The radiances with longitudes wrapped to [0, 360) and latitude and longitude
     ascending (the order of every xfuxi state, :func:`xfuxi.validate`), on a copy where
     they were not; the values are not changed."""
-    lon = np.asarray(radiances["longitude"].values, dtype="float64")
-    if lon.size and (lon.min() < 0.0 or lon.max() >= 360.0):
-        if lon.min() < -180.0 or lon.max() > 360.0:
-            raise ImagerError(
-                f"radiance longitudes must lie in [-180, 360] degrees; they span "
-                f"[{lon.min():g}, {lon.max():g}]"
-            )
-        radiances = radiances.assign_coords(
-            longitude=radiances["longitude"].copy(data=np.mod(lon, 360.0))
-        )
+    radiances = _wrapped_longitudes(radiances, "radiance longitudes")
     for name in ("latitude", "longitude"):
         values = radiances[name].values
         if values.size > 1 and np.any(np.diff(values) <= 0):

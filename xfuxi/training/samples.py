@@ -17,7 +17,7 @@ import torch
 import xarray as xr
 
 from ..data.channels import Channel, stack
-from ..data.schema import SchemaError, validate
+from ..data.schema import SchemaError, require_dataset, validate
 from ..models.base import ForecastModel
 
 __all__ = [
@@ -70,14 +70,7 @@ def check_layout(ds: xr.Dataset, name: str, variables: Sequence[str] | None = No
 make one with da.to_dataset(name=...) or pass the Dataset the DataArray came from; got \
 <class 'xarray.core.dataarray.DataArray'>
     """
-    if not isinstance(ds, xr.Dataset):
-        hint = (
-            " with a variable per model variable; make one with da.to_dataset(name=...) or "
-            "pass the Dataset the DataArray came from"
-            if isinstance(ds, xr.DataArray)
-            else ""
-        )
-        raise TypeError(f"{name} data must be an xarray.Dataset{hint}; got {type(ds)}")
+    require_dataset(ds, f"{name} data")
     ds = validate(ds, require_time=True)
     used = [v for v in ds.data_vars if variables is None or str(v) in set(map(str, variables))]
     extra = list(dict.fromkeys(str(d) for v in used for d in ds[v].dims if d not in _DIMS))
