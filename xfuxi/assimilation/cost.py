@@ -236,6 +236,13 @@ class En4DVarProblem:
         self.slots = list(slots)
         self.n_steps = max((s.step for s in self.slots), default=0)
         n, c, h, w = self.anomalies.shape
+        if n < 1:
+            raise ValueError("anomalies hold no member: B has no direction to correct")
+        if not bool(torch.isfinite(self.anomalies).all()):  # NaN analysis, no error, else
+            raise ValueError(
+                "anomalies hold NaN or infinite values (members with NaN, or one member: "
+                "(x - mean) / sqrt(N - 1) is 0 / 0)"
+            )
         self.n_members = n
         self.localization = localization
         if localization is None:

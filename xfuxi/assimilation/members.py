@@ -226,6 +226,8 @@ def ensemble_anomalies(
     """
     members = members.double()
     n, c, h = members.shape[0], members.shape[1], members.shape[2]
+    if n < 2:  # 0 / 0: anomalies of NaN, and an analysis of NaN without an error
+        raise ValueError(f"ensemble anomalies need at least 2 members; got {n}")
     anomalies = (members - members.mean(0, keepdim=True)) / math.sqrt(n - 1)
     if spread is not None:
         target = torch.as_tensor(np.asarray(spread, dtype="float64")).to(anomalies)
@@ -236,7 +238,8 @@ def ensemble_anomalies(
             )
         by_row = target.ndim == 2
         var = anomalies.pow(2).sum(0).mean(dim=-1 if by_row else (-2, -1))
-        if not bool((var > 0).all()):
+        # a channel whose target is NaN keeps its own spread, zero or not
+        if not bool((var > 0)[torch.isfinite(target)].all()):
             raise ValueError(
                 "the ensemble has zero spread in some channel"
                 + (" and latitude row" if by_row else "")

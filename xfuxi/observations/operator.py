@@ -17,6 +17,7 @@ Observations that cannot be interpolated are reported with a reason (see
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -79,7 +80,7 @@ class ObservationOperator(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[-3:]) != self.state_shape:
             raise ValueError(f"expected states (..., {self.state_shape}); got {tuple(x.shape)}")
-        flat = x.reshape(*x.shape[:-3], -1)
+        flat = x.reshape(*x.shape[:-3], math.prod(self.state_shape))  # also for 0 states
         vals = flat[..., self.index]
         return (vals * self.weight.to(vals.dtype)).sum(-1)
 
