@@ -72,7 +72,9 @@ class LETKFOptions(Config):
 
     n_members: int = field(40, help="ensemble members")
     inflation: float = field(
-        1.0, help="multiplicative prior inflation rho of the covariance (> 0, usually >= 1; adaptive: start)"
+        1.0,
+        help="multiplicative prior inflation rho of the covariance (> 0, usually >= 1; "
+        "adaptive: start)",
     )
     rtps: float = field(0.0, help="relaxation to prior spread alpha in [0, 1] (0: none)")
     adaptive_inflation: bool = field(
