@@ -301,3 +301,157 @@ def test_plain_map_follows_longitudes_west_of_greenwich(tmp_path):
     )
     ax = west.fuxi.plot_map(variable="temperature")
     assert [float(x) for x in ax.get_xlim()] == [-180.0, 180.0]
+
+
+def _hs_grid(values, lat, lon, name="f"):
+    return xr.DataArray(values, dims=("latitude", "longitude"), name=name,
+                        coords={"latitude": lat, "longitude": lon},
+                        attrs={"source": "Held-Suarez world"})  # fmt: skip
+
+
+def _contour_values(ax):
+    """The Z array handed to ``contour`` (the ContourSet keeps its levels and segments)."""
+    (cs,) = [c for c in ax.collections if hasattr(c, "levels")]
+    return cs
+
+
+def test_contour_is_matched_to_the_map_by_coordinates(monkeypatch):
+    lat, lon = np.arange(-75.0, 76, 15), np.arange(0.0, 360, 30)
+    by_lat = _hs_grid(np.broadcast_to(lat[:, None], (lat.size, lon.size)).copy(), lat, lon)
+    by_lon = _hs_grid(np.broadcast_to(lon[None, :], (lat.size, lon.size)).astype(float), lat, lon)
+    seen = []
+    original = mpl.axes.Axes.contour
+
+    def spy(self, x, y, z, *args, **kwargs):
+        seen.append((np.asarray(x), np.asarray(y), np.asarray(z)))
+        return original(self, x, y, z, *args, **kwargs)
+
+    monkeypatch.setattr(mpl.axes.Axes, "contour", spy)
+    # north-to-south (ERA5 order) over south-to-north: was drawn mirrored
+    xfuxi.plot_map(by_lat, contour=by_lat.isel(latitude=slice(None, None, -1)))
+    x, y, z = seen[-1]
+    np.testing.assert_array_equal(z, np.broadcast_to(y[:, None], z.shape))
+    # -180..180 over 0..360: was 180 degrees off
+    west = by_lon.assign_coords(longitude=((by_lon.longitude + 180) % 360) - 180)
+    xfuxi.plot_map(by_lon, contour=west.sortby("longitude"))
+    x, y, z = seen[-1]
+    np.testing.assert_array_equal(z[:, :-1], np.broadcast_to(x[:-1] % 360, z[:, :-1].shape))
+    # another grid is refused, naming the coordinate
+    with pytest.raises(ValueError, match="contour.*'latitude'"):
+        xfuxi.plot_map(by_lat, contour=by_lat.assign_coords(latitude=lat + 1.0))
+    with pytest.raises(ValueError, match="contour.*'longitude'"):
+        xfuxi.plot_map(by_lat, contour=by_lat.isel(longitude=slice(0, 6)))
+
+
+def test_unsorted_longitudes_are_drawn_in_order():
+    lat, lon = np.arange(-80.0, 81, 20), np.arange(0.0, 360, 20)
+    f = _hs_grid(np.broadcast_to(lon[None, :], (lat.size, lon.size)).astype(float), lat, lon)
+    g = f.assign_coords(longitude=((f.longitude + 180) % 360) - 180)  # relabelled, not sorted
+    before = g.copy(deep=True)
+    ax = xfuxi.plot_map(g)
+    mesh = ax.collections[0]
+    edges = mesh.get_coordinates()[0, :, 0]
+    assert np.all(np.diff(edges) > 0)  # were overlapping cells, one 380 degrees wide
+    np.testing.assert_array_equal(  # each value at its own longitude
+        np.asarray(mesh.get_array()).reshape(lat.size, -1)[0],
+        xfuxi.plot_map(g.sortby("longitude")).collections[0].get_array().reshape(lat.size, -1)[0],
+    )
+    xr.testing.assert_identical(g, before)
+    with pytest.raises(ValueError, match="repeated.*'longitude'"):
+        xfuxi.plot_map(f.assign_coords(longitude=np.r_[lon[:-1], lon[0]]))
+
+
+def test_variable_must_name_a_dataarray():
+    lat, lon = np.arange(-80.0, 81, 20), np.arange(0.0, 360, 20)
+    z = _hs_grid(np.zeros((lat.size, lon.size)), lat, lon, name="geopotential")
+    with pytest.raises(ValueError, match="variable='temperature'.*'geopotential'"):
+        xfuxi.plot_map(z, variable="temperature")
+    with pytest.raises(ValueError, match="variable='temperature'.*'geopotential'"):
+        xfuxi.plot_increment(z, z, variable="temperature")
+    xfuxi.plot_map(z, variable="geopotential")  # its own name is fine
+    rng = np.random.default_rng(0)
+    fc = xr.DataArray(rng.normal(size=(3, 4, 5)), dims=("prediction_timedelta", "number", "x"),
+                      name="t")  # fmt: skip
+    tr = xr.DataArray(rng.normal(size=(3, 5)), dims=("prediction_timedelta", "x"), name="t")
+    with pytest.raises(ValueError, match="variable='z'.*'t'"):
+        xfuxi.plot_spread_skill(fc, tr, variable="z")
+    with pytest.raises(ValueError, match="variable='z'.*'t'"):
+        xfuxi.plot_rank_histogram(fc, tr, variable="z")
+    with pytest.raises(ValueError, match="variable='z'.*'t'"):
+        xfuxi.plot_scores(tr.isel(x=0), variable="z")
+
+
+def test_level_and_time_are_not_overridden_by_sel():
+    lat, lon = np.arange(-80.0, 81, 20), np.arange(0.0, 360, 20)
+    da = xr.DataArray(np.ones((2, lat.size, lon.size)) * np.array([500.0, 850.0])[:, None, None],
+                      dims=("level", "latitude", "longitude"), name="v",
+                      coords={"level": [500, 850], "latitude": lat, "longitude": lon},
+                      attrs={"source": "Held-Suarez world"})  # fmt: skip
+    with pytest.raises(ValueError, match=r"level=500.*sel.*850"):
+        da.fuxi.plot_map(level=500, sel={"level": 850})
+    with pytest.raises(ValueError, match=r"level=500.*sel.*850"):
+        da.fuxi.plot_increment(da * 0, level=500, sel={"level": 850})
+    ax = da.fuxi.plot_map(level=500, sel={"level": 500})  # the same value twice is fine
+    assert np.unique(ax.collections[0].get_array()).tolist() == [500.0]
+
+
+def test_observations_follow_the_plain_maps_longitudes():
+    lat, lon = np.arange(-80.0, 81, 20), np.arange(0.0, 360, 20)
+    da = _hs_grid(np.zeros((lat.size, lon.size)), lat, lon, name="t")
+    obs = xr.Dataset(coords={"latitude": ("obs", [10.0, 20.0, 30.0]),
+                             "longitude": ("obs", [-90.0, -10.0, 90.0])})  # fmt: skip
+    ax = da.fuxi.plot_map(observations=obs)
+    assert ax.collections[-1].get_offsets()[:, 0].tolist() == [270.0, 350.0, 90.0]
+    ax = da.assign_coords(longitude=lon - 180).fuxi.plot_map(
+        observations=obs.assign_coords(longitude=("obs", [270.0, 350.0, 90.0]))
+    )
+    assert ax.collections[-1].get_offsets()[:, 0].tolist() == [-90.0, -10.0, 90.0]
+    assert obs.longitude.values.tolist() == [-90.0, -10.0, 90.0]  # not mutated
+
+
+def _card(variables=("t", "z"), score="rmse"):
+    lead = np.array([6, 12], dtype="timedelta64[h]")
+    return xr.Dataset(
+        {v: (("score", "prediction_timedelta", "region"), [[[1.0], [2.0]]]) for v in variables},
+        coords={"score": [score], "prediction_timedelta": lead, "region": ["global"],
+                "perfect_value": ("score", [0.0])},
+    )  # fmt: skip
+
+
+def test_scorecard_refuses_cards_that_do_not_match():
+    a = _card()
+    with pytest.raises(ValueError, match=r"card lacks.*\['z'\]"):
+        xfuxi.plot_scorecard((a * 0.9)[["t"]], a)
+    with pytest.raises(ValueError, match=r"reference lacks.*\['z'\]"):
+        xfuxi.plot_scorecard(a, a[["t"]])
+    with pytest.raises(ValueError, match=r"score.*\['rmse'\]"):
+        xfuxi.plot_scorecard(_card(score="mae"), a)
+    with pytest.raises(ValueError, match=r"level.*\[500\].*\[850\]"):
+        xfuxi.plot_scorecard(a.expand_dims(level=[500]), a.expand_dims(level=[850]))
+    with pytest.raises(ValueError, match=r"\['number'\]"):
+        xfuxi.plot_scorecard(a.expand_dims(number=2), a.expand_dims(number=2))
+
+
+def test_plot_messages_name_what_is_wrong():
+    lat, lon = np.arange(-80.0, 81, 20), np.arange(0.0, 360, 20)
+    d = _hs_grid(np.ones((lat.size, lon.size)), lat, lon)
+    ds = xr.Dataset({"t": d, "u_component_of_wind": d, "v_component_of_wind": d},
+                    attrs={"source": "Held-Suarez world"})  # fmt: skip
+    for wind in ("u_component_of_wind", ("u_component_of_wind",)):
+        with pytest.raises(ValueError, match="wind= must be True or a pair"):
+            ds.fuxi.plot_map(variable="t", wind=wind)
+    for bad in (1.5, "2", True):
+        with pytest.raises(ValueError, match="MapStyle.wind_stride must be an integer >= 1"):
+            xfuxi.MapStyle(wind_stride=bad)
+    assert xfuxi.MapStyle(wind_stride=np.int64(3)).wind_stride == 3
+    with pytest.raises(ValueError, match="background lacks.*of the analysis"):
+        ds.fuxi.plot_increment(ds[["t"]], variable="t")
+    with pytest.raises(TypeError, match="analysis and background must both be"):
+        ds.fuxi.plot_increment(ds["t"], variable="t")
+    fc = ds.expand_dims(number=2, prediction_timedelta=1)
+    with pytest.raises(TypeError, match="forecast and truth must both be Datasets"):
+        xfuxi.plot_spread_skill(fc, ds["t"], variable="t")
+    with pytest.raises(ValueError, match=r"variable 'J' not in the Dataset \(\['cost'\]\)"):
+        xfuxi.plot_convergence(xr.Dataset({"cost": ("iteration", [3.0, 2.0])}), variable="J")
+    with pytest.raises(TypeError, match="scores\\['a'\\] must be a DataArray; got list"):
+        xfuxi.plot_scores({"a": [1.0, 2.0]})

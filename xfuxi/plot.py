@@ -75,7 +75,7 @@ class MapStyle(Config):
     title : str, optional
         Axes title.
     wind_stride : int, default 2
-        Draw every n-th wind vector in each direction.
+        Draw every n-th wind vector in each direction (a whole number, at least 1).
     wind_scale : float, optional
         Wind speed (in the wind's units) drawn as an arrow as long as the spacing of the
         drawn arrows. Default: the largest speed drawn over 1.5, so that the longest arrow
@@ -86,7 +86,8 @@ class MapStyle(Config):
     Raises
     ------
     ValueError
-        If ``wind_stride`` is below 1 or ``wind_scale`` is not a positive number.
+        If ``wind_stride`` is not an integer of at least 1 or ``wind_scale`` is not a
+        positive number.
 
     Examples
     --------
@@ -116,8 +117,12 @@ class MapStyle(Config):
     )
 
     def __post_init__(self) -> None:
-        if self.wind_stride < 1:
-            raise ValueError(f"MapStyle.wind_stride must be >= 1; got {self.wind_stride}")
+        stride = self.wind_stride
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)):
+            # a float (1.5) or a string failed only when arrows were drawn, as a slice error
+            raise ValueError(f"MapStyle.wind_stride must be an integer >= 1; got {stride!r}")
+        if stride < 1:
+            raise ValueError(f"MapStyle.wind_stride must be >= 1; got {stride}")
         check_number(self, "wind_scale", above=True, optional=True)
 
 
@@ -165,14 +170,104 @@ def _one_variable(data: xr.Dataset, variable: str | None) -> str:
     return variable
 
 
+def _check_variable(da: xr.DataArray, variable: str | None) -> None:
+    """Refuse a ``variable`` that is not the name of the DataArray ``da`` (it was ignored)."""
+    if variable is not None and variable != da.name:
+        raise ValueError(
+            f"variable={variable!r} chooses a variable of a Dataset, but the data is a "
+            f"DataArray named {da.name!r}: pass the Dataset, or leave variable out"
+        )
+
+
 def _one_pair(
-    forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArray, variable: str | None
+    forecast: xr.Dataset | xr.DataArray,
+    truth: xr.Dataset | xr.DataArray,
+    variable: str | None,
+    names: tuple[str, str] = ("forecast", "truth"),
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Forecast and truth of the one variable to plot (:func:`_one_variable`) of a Dataset."""
+    if isinstance(forecast, xr.Dataset) != isinstance(truth, xr.Dataset):
+        raise TypeError(
+            f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
+            f"{type(forecast).__name__} and {type(truth).__name__}"
+        )
     if isinstance(forecast, xr.Dataset):
         variable = _one_variable(forecast, variable)
+        if variable not in truth.data_vars:
+            raise ValueError(
+                f"variable {variable!r} not in the {names[1]} ({list(truth.data_vars)})"
+            )
         return forecast[variable], truth[variable]
+    _check_variable(forecast, variable)
     return forecast, truth
+
+
+def _selection(level: Any, time: Any, sel: Mapping[Hashable, Any] | None) -> dict:
+    """``level=`` and ``time=`` with ``sel``, refusing ``sel`` repeating one with another
+    value (it overrode it)."""
+    selection: dict[Hashable, Any] = {"level": level, "time": time}
+    for k, v in dict(sel or {}).items():
+        if k in ("level", "time") and selection[k] is not None and v is not None:
+            try:
+                same = bool(np.all(np.asarray(selection[k]) == np.asarray(v)))
+            except Exception:  # noqa: BLE001 - values that do not compare differ
+                same = False
+            if not same:
+                raise ValueError(
+                    f"{k}={selection[k]!r} and sel={{{k!r}: {v!r}}} select different {k} "
+                    "values: give it once"
+                )
+        selection[k] = v
+    return selection
+
+
+def _sorted_grid(da: xr.DataArray) -> xr.DataArray:
+    """``da`` with latitudes and longitudes out of order sorted (a copy; the map is drawn by
+    coordinates), refusing repeated values."""
+    for d in ("latitude", "longitude"):
+        if d not in da.coords:
+            raise ValueError(f"{da.name!r} has a {d!r} dimension but no {d!r} coordinate")
+        values = np.asarray(da[d].values)
+        if np.unique(values).size != values.size:
+            raise ValueError(f"{da.name!r} has repeated {d!r} values: {values.tolist()}")
+        step = np.diff(values.astype("float64"))
+        if not (np.all(step > 0) or np.all(step < 0)):
+            da = da.sortby(d)
+    return da
+
+
+def _on_grid(other: xr.DataArray, field: xr.DataArray, what: str) -> xr.DataArray:
+    """``other`` (2-D) on the grid of ``field``, matched by coordinates: longitudes wrapped
+    to the field's convention, then each row and column put where the field has it."""
+    index = {}
+    for d in ("latitude", "longitude"):
+        want = np.asarray(field[d].values, dtype="float64")
+        have = np.asarray(other[d].values, dtype="float64")
+        if d == "longitude" and want.size:
+            west = float(np.nanmin(want))
+            have = (have - west) % 360.0 + west
+            have = np.where(have >= west + 360.0, west, have)  # -1e-14 % 360 is 360
+        order = np.argsort(have)
+        at = np.searchsorted(have[order], want)
+        pos = order[np.clip(at, 0, have.size - 1)]
+        near = order[np.clip(at - 1, 0, have.size - 1)]
+        pos = np.where(np.abs(have[near] - want) < np.abs(have[pos] - want), near, pos)
+        # a fraction of the spacing: float32 coordinates of the same grid still match
+        tol = 1e-3 * float(np.abs(np.diff(want)).min()) if want.size > 1 else 1e-6
+        matched = np.abs(have[pos] - want) <= max(tol, 1e-6)
+        if have.size == want.size and matched.all():
+            index[d] = pos
+            continue
+        lacking = want[~matched].tolist()
+        raise ValueError(
+            f"the {what} field is on other {d!r} values than the map ({have.size} values, "
+            f"the map {want.size})"
+            + (f", and lacks the map's {lacking[:5]}{' ...' if len(lacking) > 5 else ''}"
+               if lacking else "")
+            + "; give it on the map's grid"
+        )  # fmt: skip
+    out = other.isel(latitude=index["latitude"], longitude=index["longitude"])
+    return out.assign_coords(latitude=field["latitude"], longitude=field["longitude"])
 
 
 def _select_2d(
@@ -180,7 +275,11 @@ def _select_2d(
     variable: str | None,
     selection: Mapping[Hashable, Any],
 ) -> xr.DataArray:
-    da = data[_one_variable(data, variable)] if isinstance(data, xr.Dataset) else data
+    if isinstance(data, xr.Dataset):
+        da = data[_one_variable(data, variable)]
+    else:
+        _check_variable(data, variable)
+        da = data
     sel = {k: v for k, v in selection.items() if v is not None}
     for k in sel:
         if k not in da.dims:
@@ -202,7 +301,7 @@ def _select_2d(
             f"{da.name!r} still has dims {extra} after selection; choose one value of each "
             "(level=, time=, or sel={...})"
         )
-    return da.squeeze(drop=True).transpose("latitude", "longitude")
+    return _sorted_grid(da.squeeze(drop=True).transpose("latitude", "longitude"))
 
 
 def _new_axes(ax, projection):
@@ -249,6 +348,8 @@ def _map(
     ax = _new_axes(ax, projection)
     lon = field["longitude"].values
     lat = field["latitude"].values
+    # plain axes: the data's own longitudes, 0..360 or -180..180
+    west = -180.0 if float(np.nanmin(lon)) < 0.0 else 0.0
     # close the periodic seam so the map covers 0..360
     if lon.size > 1 and np.isclose((lon[-1] + (lon[1] - lon[0])) % 360.0, lon[0] % 360.0):
         lon_c = np.append(lon, lon[0] + 360.0)
@@ -259,7 +360,7 @@ def _map(
                          shading="nearest", **transform)  # fmt: skip
     if contour is not None:
         cvals = contour.values
-        if cvals.shape != field.shape:
+        if cvals.shape != field.shape:  # pragma: no cover - put on the grid by _on_grid
             raise ValueError(f"contour field has shape {cvals.shape}; expected {field.shape}")
         if lon_c.size != lon.size:
             cvals = np.concatenate([cvals, cvals[:, :1]], axis=1)
@@ -271,8 +372,10 @@ def _map(
         for c in ("latitude", "longitude"):
             if c not in observations.coords:
                 raise ValueError(f"observations need a {c!r} coordinate to be plotted")
-        ax.scatter(np.asarray(observations["longitude"]).ravel(),
-                   np.asarray(observations["latitude"]).ravel(), s=6, marker="o",
+        olon = np.asarray(observations["longitude"], dtype="float64").ravel()
+        if projection is None:  # no transform: wrapped to the map's longitudes
+            olon = (olon - west) % 360.0 + west
+        ax.scatter(olon, np.asarray(observations["latitude"]).ravel(), s=6, marker="o",
                    facecolors="none", edgecolors="m", linewidths=0.6, label="observations",
                    **transform)  # fmt: skip
     if projection is not None:
@@ -281,7 +384,6 @@ def _map(
             ax.coastlines(resolution="110m", linewidth=0.5)
         ax.set_global()
     else:  # the data's own longitudes: 0..360, or -180..180
-        west = -180.0 if float(np.nanmin(field["longitude"].values)) < 0.0 else 0.0
         ax.set_xlim(west, west + 360.0)
         ax.set_ylim(-90.0, 90.0)
         ax.set_xlabel("longitude (°E)")
@@ -358,7 +460,13 @@ def _wind_arrows(ax, field, wind, style, transform) -> None:
 def _wind_pair(data, wind, selection):
     if wind is None or wind is False:
         return None
-    names = ("u_component_of_wind", "v_component_of_wind") if wind is True else tuple(wind)
+    if wind is True:
+        names = ("u_component_of_wind", "v_component_of_wind")
+    elif isinstance(wind, str) or not isinstance(wind, Sequence) or len(wind) != 2:
+        # a string was taken letter by letter, a 1-tuple failed to unpack
+        raise ValueError(f"wind= must be True or a pair of variable names (u, v); got {wind!r}")
+    else:
+        names = tuple(wind)
     if not isinstance(data, xr.Dataset):
         raise ValueError("wind vectors need a Dataset holding the wind components")
     return tuple(_select_2d(data, n, selection) for n in names)
@@ -368,7 +476,7 @@ def _contour_field(data, contour, selection):
     if contour is None:
         return None
     if isinstance(contour, xr.DataArray):
-        return _select_2d(contour, None, selection)
+        return _select_2d(contour, None, selection)  # put on the map's grid by plot_map
     if not isinstance(data, xr.Dataset):
         raise ValueError("contour= by name needs a Dataset; pass a DataArray instead")
     return _select_2d(data, contour, selection)
@@ -398,14 +506,16 @@ def plot_map(
     variable : str, optional
         Variable to shade (required for a Dataset with several variables).
     level, time : optional
-        Values of ``level`` and ``time`` to select; ``sel`` selects any other dims.
+        Values of ``level`` and ``time`` to select; ``sel`` selects any other dims (it may
+        repeat ``level`` or ``time`` only with the same value).
     sel : mapping, optional
         Further selections, e.g. ``{"prediction_timedelta": np.timedelta64(24, "h")}``.
     contour : str or DataArray, optional
-        Field drawn as black contours (a variable name of ``data`` or a DataArray).
+        Field drawn as black contours (a variable name of ``data`` or a DataArray on the
+        same grid, matched by coordinates).
     wind : bool or (str, str), optional
         Draw wind vectors: ``True`` for ``u_component_of_wind``/``v_component_of_wind``,
-        or a pair of variable names.
+        or a pair of variable names (of a Dataset ``data``).
     observations : Dataset or DataArray, optional
         Anything with ``latitude`` and ``longitude`` coordinates; drawn as open circles.
     style : MapStyle, optional
@@ -425,12 +535,20 @@ def plot_map(
     Raises
     ------
     ValueError
-        If the field is not 2-D after selection, a variable or dimension is missing, or a
-        contour field does not match the shaded one.
+        If the field is not 2-D after selection, a variable, dimension or latitude/longitude
+        coordinate is missing or has repeated values, ``variable`` is given with a DataArray
+        of another name, ``sel`` repeats ``level`` or ``time`` with another value, ``wind``
+        is neither ``True`` nor a pair of names, or a contour field is on another grid than
+        the shaded one (the message names the coordinate).
 
     Notes
     -----
-    The periodic longitude seam is closed so that the map covers 0–360°. Coastlines come
+    A ``contour`` DataArray is matched to the shaded field by its coordinates (its
+    longitudes wrapped to the field's convention, 0–360° or −180–180°, latitudes in either
+    order), not by array position. Latitudes or longitudes out of order (relabelled to
+    −180–180° without ``sortby``) are drawn sorted, on a copy. On plain axes the
+    observations' longitudes are wrapped to the map's. The periodic longitude seam is closed
+    so that the map covers 0–360°. Coastlines come
     from ``xfuxi/_data/naturalearth`` (cartopy's ``pre_existing_data_dir`` is pointed there
     when it does not already hold them), so no download is attempted.
 
@@ -448,9 +566,11 @@ def plot_map(
     [0.0, 360.0]
     """
     style = _map_style(style, legacy, "plot_map")
-    selection = {"level": level, "time": time, **dict(sel or {})}
+    selection = _selection(level, time, sel)
     field = _select_2d(data, variable, selection)
     cfield = _contour_field(data, contour, selection)
+    if cfield is not None:
+        cfield = _on_grid(cfield, field, "contour")
     wpair = _wind_pair(data, wind, selection)
     style = style if style.cmap is not None else style.replace(cmap="viridis")
     return _map(field, data, style, ax, contour=cfield, wind=wpair, observations=observations)
@@ -502,6 +622,8 @@ def plot_increment(
     ------
     ValueError
         As :func:`plot_map`, or if the grids of analysis and background differ.
+    TypeError
+        If one of analysis and background is a Dataset and the other a DataArray.
 
     Notes
     -----
@@ -521,13 +643,16 @@ def plot_increment(
     (-2.0, 2.0)
     """
     style = _map_style(style, legacy, "plot_increment")
-    a, b = prepare_pair(analysis, background)
+    if isinstance(analysis, xr.DataArray) and isinstance(background, xr.DataArray):
+        _check_variable(analysis, variable)
+        variable = None  # the increment of two DataArrays may have lost the name
+    selection = _selection(level, time, sel)
+    a, b = prepare_pair(analysis, background, names=("analysis", "background"))
     inc = a - b
     inc.attrs = dict(analysis.attrs)
     if isinstance(inc, xr.Dataset):
         for v in inc.data_vars:
             inc[v].attrs = dict(analysis[v].attrs)
-    selection = {"level": level, "time": time, **dict(sel or {})}
     field = _select_2d(inc, variable, selection)
     wpair = _wind_pair(inc, wind, selection)
     field.name = f"{field.name or 'field'} increment"
@@ -601,7 +726,11 @@ def plot_scores(
     Raises
     ------
     ValueError
-        If a series is not 1-D along ``dim`` or lines have different lead dims.
+        If a series is not 1-D along ``dim``, lines have different lead dims, or
+        ``variable`` is given with a DataArray of another name.
+    TypeError
+        If ``scores`` or an entry of a mapping is not a DataArray (or, for ``scores``, a
+        Dataset or mapping).
 
     Notes
     -----
@@ -624,6 +753,8 @@ def plot_scores(
     """
     if isinstance(scores, xr.Dataset):
         scores = scores[_one_variable(scores, variable)]
+    elif isinstance(scores, xr.DataArray):
+        _check_variable(scores, variable)
     if isinstance(scores, xr.DataArray):
         if system_dim in scores.dims:
             series = {str(s): scores.sel({system_dim: s}) for s in scores[system_dim].values}
@@ -631,6 +762,9 @@ def plot_scores(
             series = {label or str(scores.attrs.get("system", scores.name or "")): scores}
     elif isinstance(scores, Mapping):
         series = dict(scores)
+        for name, s in series.items():
+            if not isinstance(s, xr.DataArray):
+                raise TypeError(f"scores[{name!r}] must be a DataArray; got {type(s).__name__}")
     else:
         raise TypeError(f"scores must be a DataArray, Dataset or mapping; got {type(scores)}")
     ax = _new_axes(ax, None)
@@ -710,7 +844,10 @@ def plot_spread_skill(
     Raises
     ------
     ValueError
-        As :func:`~xfuxi.spread_skill_ratio`, or if ``dim`` is missing.
+        As :func:`~xfuxi.spread_skill_ratio`, or if ``dim`` or ``variable`` is missing, or
+        ``variable`` is given with a DataArray of another name.
+    TypeError
+        If one of forecast and truth is a Dataset and the other a DataArray.
 
     Notes
     -----
@@ -796,7 +933,10 @@ def plot_rank_histogram(
     Raises
     ------
     ValueError
-        As :func:`~xfuxi.rank_histogram`.
+        As :func:`~xfuxi.rank_histogram`, or if ``variable`` is missing, or is given with a
+        DataArray of another name.
+    TypeError
+        If one of forecast and truth is a Dataset and the other a DataArray.
 
     Notes
     -----
@@ -863,7 +1003,8 @@ def plot_convergence(
     Raises
     ------
     ValueError
-        If a curve is not 1-D, is empty, or has non-positive values on a log axis.
+        If a curve is not 1-D, is empty, or has non-positive values on a log axis, or
+        ``variable`` is not a variable of the Dataset.
 
     Notes
     -----
@@ -883,6 +1024,10 @@ def plot_convergence(
     """
     if isinstance(costs, xr.Dataset):
         if variable is not None:
+            if variable not in costs.data_vars:
+                raise ValueError(
+                    f"variable {variable!r} not in the Dataset ({list(costs.data_vars)})"
+                )
             curves = {variable: costs[variable]}
         elif "cost" in costs.data_vars:
             curves = {"cost": costs["cost"]}
@@ -935,7 +1080,8 @@ def plot_scorecard(
     card : Dataset
         Scorecard of system B (:func:`xfuxi.verify.scorecard.scorecard`).
     reference : Dataset
-        Scorecard of system A, with the same scores, variables, levels and leads.
+        Scorecard of system A, with the same scores, variables, levels and leads (a
+        difference is refused, not left out).
     region : str, default "global"
         Region (label on the ``region`` dim) to show.
     lead_dim : str, default "prediction_timedelta"
@@ -960,7 +1106,9 @@ def plot_scorecard(
     Raises
     ------
     ValueError
-        If the two cards share no score with a perfect value, or lack ``region``.
+        If the two cards share no score with a perfect value, or lack ``region``, or differ
+        in their variables, their scores with a perfect value, their levels or their leads,
+        or have dims other than ``score``, ``region``, ``lead_dim`` and ``level``.
 
     Notes
     -----
@@ -996,17 +1144,14 @@ def plot_scorecard(
                 f"card has {_lead_text(lb)}, the reference {_lead_text(la)}: select the "
                 "common ones in both"
             )
+    _same_cards(b, a, lead_dim)
     perfect = a["perfect_value"] if "perfect_value" in a.coords else None
     rows, labels = [], []
     for score in a["score"].values:
-        if score not in b["score"].values:
-            continue
         p = float(perfect.sel(score=score)) if perfect is not None else np.nan
         if not np.isfinite(p):
             continue
         for var in a.data_vars:
-            if var not in b.data_vars:
-                continue
             va, vb = a[var].sel(score=score), b[var].sel(score=score)
             if bool(va.isnull().all()):
                 continue
@@ -1039,6 +1184,49 @@ def plot_scorecard(
 
 
 __all__ += ["plot_scorecard"]  # appended with the function (issue 24)
+
+
+def _perfect_scores(card: xr.Dataset) -> list:
+    """The scores of ``card`` with a finite perfect value (those drawn)."""
+    if "score" not in card.dims or "perfect_value" not in card.coords:
+        return []
+    p = np.asarray(card["perfect_value"].values, dtype="float64")
+    return [s for s, v in zip(card["score"].values.tolist(), np.atleast_1d(p)) if np.isfinite(v)]
+
+
+def _same_cards(card: xr.Dataset, reference: xr.Dataset, lead_dim: str) -> None:
+    """Refuse cards (at one region) whose variables, drawn scores or levels differ, or
+    with dims a scorecard cell cannot show: nothing is left out without a word."""
+
+    def differ(what: str, b: list, a: list) -> None:
+        lacks_b = [x for x in a if x not in b]
+        lacks_a = [x for x in b if x not in a]
+        if lacks_b or lacks_a:
+            parts = [f"the card lacks {what} {lacks_b} of the reference"] if lacks_b else []
+            parts += [f"the reference lacks {what} {lacks_a} of the card"] if lacks_a else []
+            raise ValueError(
+                f"{'; '.join(parts)}: plot_scorecard compares the same {what} in both "
+                "(select the common ones)"
+            )
+
+    differ("variable(s)", list(card.data_vars), list(reference.data_vars))
+    differ("score(s)", _perfect_scores(card), _perfect_scores(reference))
+    for label, c in (("card", card), ("reference", reference)):
+        extra = sorted(
+            {str(d) for v in c.data_vars.values() for d in v.dims} - {"score", lead_dim, "level"}
+        )
+        if extra:
+            raise ValueError(
+                f"the {label} has dims {extra} besides score, {lead_dim} and level: select "
+                "one value of each (e.g. .sel(...) or .mean(...)) first"
+            )
+    la = reference["level"].values.tolist() if "level" in reference.dims else []
+    lb = card["level"].values.tolist() if "level" in card.dims else []
+    if la != lb and sorted(la) != sorted(lb):
+        raise ValueError(
+            f"the card and the reference must have the same levels; the card has {lb}, the "
+            f"reference {la}: select the common ones in both"
+        )
 
 
 def plot_cycle(

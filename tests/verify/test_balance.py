@@ -202,10 +202,70 @@ def test_geopotential_without_units_is_read_from_its_values():
         geostrophic_wind(heights)
     with pytest.raises(ValueError, match="no units attribute"):
         balance_summary(_with_wind(heights))
-    # levels in Pa, or no pressure level between 100 and 850 hPa: nothing to tell by
-    geostrophic_wind(
-        heights.assign_coords(level=heights.level * 100.0).assign(
-            level=lambda d: d.level.assign_attrs(units="Pa")
-        )
-    )
+    # no pressure level between 100 and 850 hPa: nothing to tell by (levels in Pa are read
+    # as hPa: test_heights_are_refused_on_a_scalar_level_and_on_levels_in_pa)
     geostrophic_wind(heights.sel(level=[500.0]).assign_coords(level=[925.0]))
+
+
+def _heights(levels=(300.0, 500.0, 850.0)):
+    """Geopotential height in metres without a units attribute (9.8 times too small)."""
+    ds = height_field(levels=levels)
+    standard = xr.DataArray([9164.0, 5574.0, 1457.0][: len(levels)], dims="level")  # ICAO (m)
+    pattern = ds["geopotential"] - ds["geopotential"].mean(("latitude", "longitude"))
+    return (standard + pattern / 9.80665).drop_attrs().to_dataset(name="geopotential")
+
+
+def test_heights_are_refused_on_a_scalar_level_and_on_levels_in_pa():
+    heights = _heights()
+    with pytest.raises(ValueError, match="no units attribute.*500 hPa.*geopotential height"):
+        geostrophic_wind(heights.sel(level=500.0))  # the level a scalar coordinate
+    winds = _with_wind(height_field(levels=(300.0, 500.0, 850.0)))
+    with pytest.raises(ValueError, match="no units attribute.*500 hPa"):
+        balance_summary(winds.assign(geopotential=heights.geopotential).sel(level=500.0))
+    pa = heights.assign_coords(level=("level", heights.level.values * 100.0, {"units": "Pa"}))
+    with pytest.raises(ValueError, match="no units attribute.*500 hPa"):
+        geostrophic_wind(pa)
+    with pytest.raises(ValueError, match="no units attribute.*500 hPa"):
+        geostrophic_wind(heights.assign_coords(level=heights.level * 100.0))  # Pa, no units
+    # geopotential without the attribute still passes on a scalar level and on levels in Pa
+    ds = height_field(levels=(300.0, 500.0, 850.0))
+    bare = ds.assign(geopotential=ds.geopotential.drop_attrs())
+    xr.testing.assert_identical(geostrophic_wind(bare.sel(level=500.0)),
+                                geostrophic_wind(ds.sel(level=500.0)))  # fmt: skip
+    geostrophic_wind(bare.assign_coords(level=bare.level * 100.0))
+
+
+def test_the_analysis_units_are_checked_before_the_increment():
+    bg = _with_wind(height_field(0), noise=1.0, seed=2)
+    an = bg.copy()
+    an["geopotential"] = (bg["geopotential"] * 1.05 / 9.80665).drop_attrs()  # heights, no units
+    with pytest.raises(ValueError, match="no units attribute.*geopotential height"):
+        balance_summary(an, bg)
+    with pytest.raises(ValueError, match="geopotential has units 'm'"):
+        balance_summary(an.assign(geopotential=an.geopotential.assign_attrs(units="m")), bg)
+
+
+def test_latitude_and_longitude_must_be_coordinates():
+    ds = _with_wind(height_field())
+    for name in ("latitude", "longitude"):
+        bare = ds.drop_vars(name)
+        with pytest.raises(ValueError, match=f"no {name!r} coordinate"):
+            geostrophic_wind(bare)
+        with pytest.raises(ValueError, match=f"no {name!r} coordinate"):
+            balance_summary(bare)
+
+
+def test_keep_may_be_one_name():
+    ds = _with_wind(height_field()).expand_dims(
+        prediction_timedelta=np.array([6, 12], "timedelta64[h]"), time=2
+    )
+    one = balance_summary(ds, keep="prediction_timedelta")
+    assert one["correlation"].dims == ("band", "prediction_timedelta")  # 'time' kept too
+    xr.testing.assert_identical(one, balance_summary(ds, keep=("prediction_timedelta",)))
+
+
+def test_increment_messages_speak_of_analysis_and_background():
+    a = _with_wind(height_field()).expand_dims(time=np.array(["2000-01-01", "2000-01-02"],
+                                                             "datetime64[ns]"))  # fmt: skip
+    with pytest.raises(ValueError, match="between analysis and background.*of the analysis"):
+        balance_summary(a, a.isel(time=[0]))

@@ -36,6 +36,11 @@ def _require(ds: xr.Dataset, names: Sequence[str]) -> None:
     for d in ("latitude", "longitude"):
         if d not in ds.dims:
             raise ValueError(f"dataset has no {d!r} dimension")
+        if d not in ds.coords:  # its positions 0..n-1 would be read as degrees
+            raise ValueError(
+                f"dataset has a {d!r} dimension but no {d!r} coordinate: the balance "
+                f"diagnostics need the {d} of each grid point in degrees"
+            )
 
 
 def _standard_height(pressure_hpa: float) -> float:
@@ -54,7 +59,9 @@ def _check_geopotential_units(z: xr.DataArray) -> None:
 
     Without a ``units`` attribute the values decide where a pressure level between 100 and
     850 hPa shows them: a mean within half of the standard atmosphere's geopotential
-    *height* of that level is geopotential height in metres (9.8 times too small).
+    *height* of that level is geopotential height in metres (9.8 times too small). The
+    level may be a dimension or a scalar coordinate (``ds.sel(level=500)``), in hPa (the
+    default) or in Pa (``units`` "Pa", or, without units, every level above 1100).
     """
     if "units" in z.attrs:
         units = str(z.attrs["units"])
@@ -65,16 +72,29 @@ def _check_geopotential_units(z: xr.DataArray) -> None:
                 f"geopotential has units {units!r}; expected m**2 s**-2 (multiply heights by g)"
             )
         return
-    if "level" not in z.dims or "level" not in z.coords:
+    if "level" not in z.coords or z["level"].ndim > 1:
         return
-    level_units = str(z["level"].attrs.get("units", "hPa")).strip()
-    if level_units not in ("hPa", "mbar", "millibar", "millibars", "mb"):
+    coord = z["level"]
+    if coord.ndim == 1 and "level" not in z.dims:  # a level coordinate on another dim
         return
-    levels = [float(p) for p in z["level"].values if 100.0 <= float(p) <= 850.0]
+    if coord.dtype.kind not in "iuf":  # not pressures: nothing to tell by
+        return
+    values = np.atleast_1d(np.asarray(coord.values, dtype="float64"))
+    if "units" in coord.attrs:
+        level_units = str(coord.attrs["units"]).strip()
+        if level_units in ("Pa", "pascal", "pascals"):
+            scale = 0.01
+        elif level_units in ("hPa", "mbar", "millibar", "millibars", "mb"):
+            scale = 1.0
+        else:
+            return
+    else:  # hPa, unless every level is above any pressure in hPa (then Pa)
+        scale = 0.01 if values.size and bool(np.all(values > 1100.0)) else 1.0
+    levels = [(float(p) * scale, float(p)) for p in values if 100.0 <= float(p) * scale <= 850.0]
     if not levels:
         return
-    level = min(levels, key=lambda p: abs(p - 500.0))
-    mean = float(z.sel(level=level).mean())
+    level, raw = min(levels, key=lambda p: abs(p[0] - 500.0))
+    mean = float((z.sel(level=raw) if coord.ndim == 1 else z).mean())
     height = _standard_height(level)
     if abs(mean - height) < 0.5 * height:
         raise ValueError(
@@ -125,9 +145,12 @@ def geostrophic_wind(
     Raises
     ------
     ValueError
-        If ``geopotential`` or a horizontal dimension is missing, or its units are not
-        m² s⁻² (without a ``units`` attribute: its values at a pressure level are those of
-        geopotential height in metres), or ``equator_band`` is negative.
+        If ``geopotential`` or a horizontal dimension or its coordinate is missing, or its
+        units are not m² s⁻² (without a ``units`` attribute: its values at a pressure level,
+        a dimension or a scalar coordinate in hPa or Pa, are those of geopotential height in
+        metres), or ``equator_band`` is negative.
+    TypeError
+        If ``ds`` is not a Dataset.
 
     Notes
     -----
@@ -272,8 +295,9 @@ def balance_summary(
     bands : mapping of name to (lat_min, lat_max), optional
         Latitude bands (degrees, inclusive); by default southern extratropics
         (−90, −20), tropics (−20, 20), northern extratropics (20, 90).
-    keep : sequence of str, default ("level",)
-        Dimensions not reduced (those present); everything else in a band is reduced.
+    keep : str or sequence of str, default ("level",)
+        Dimensions not reduced (those present); everything else in a band is reduced. A
+        single name is one dimension.
     equator_band : float, default 10.0
         Half-width (degrees) of the equatorial band excluded from the statistics.
 
@@ -287,8 +311,12 @@ def balance_summary(
     Raises
     ------
     ValueError
-        If a variable is missing, a band is empty or malformed, grids differ, or the
-        geopotential or the winds of ``ds`` or ``background`` are not in m² s⁻² and m s⁻¹.
+        If a variable, or the ``latitude`` or ``longitude`` coordinate, is missing, a band
+        is empty or malformed, grids differ, or the geopotential or the winds of ``ds`` or
+        ``background`` are not in m² s⁻² and m s⁻¹ (each checked before the increment is
+        taken).
+    TypeError
+        If ``ds`` or ``background`` is not a Dataset.
 
     Notes
     -----
@@ -318,14 +346,18 @@ def balance_summary(
     names = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
     _require(ds, names)
     _check_wind_units(ds)
+    if isinstance(keep, str):  # one name, not its characters
+        keep = (keep,)
     if background is not None:
         _require(background, names)
-        # an increment needs both in the same units: the background is checked as ds is
+        # an increment needs both in the same units: each is checked before the
+        # subtraction (the increment's values no longer tell heights from geopotential)
+        _check_geopotential_units(ds["geopotential"])
         _check_geopotential_units(background["geopotential"])
         _check_wind_units(background)
         from .weights import prepare_pair
 
-        a, b = prepare_pair(ds[names], background[names])
+        a, b = prepare_pair(ds[names], background[names], names=("analysis", "background"))
         ds = a - b
         ds["geopotential"].attrs = dict(a["geopotential"].attrs)
     bands = DEFAULT_BANDS if bands is None else dict(bands)
