@@ -17,6 +17,7 @@ an error that names it and says what was expected. See the data page of the docu
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import warnings
@@ -29,7 +30,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .schema import VARIABLES, SchemaError, same_unit, validate
+from .schema import (
+    ERA5_SHORT_NAMES,
+    VARIABLES,
+    SchemaError,
+    same_unit,
+    surface_geopotential,
+    validate,
+)
 
 __all__ = [
     "ACCUMULATED_SHORT_NAMES",
@@ -60,6 +68,29 @@ _LEVEL_TYPE_COORDS = (
     "nominalTop",
 )
 _LEVEL_NAMES = ("isobaricInhPa", "pressure_level", "level", "plev")
+# the variables ERA5 has on pressure levels only (long names, and short names but ``z``,
+# which is the surface geopotential in single-level requests)
+_PRESSURE_LEVEL_LONG = frozenset(
+    {
+        "geopotential",
+        "temperature",
+        "u_component_of_wind",
+        "v_component_of_wind",
+        "vertical_velocity",
+        "specific_humidity",
+        "relative_humidity",
+    }
+)
+_PRESSURE_LEVEL_NAMES = _PRESSURE_LEVEL_LONG | frozenset(
+    {k for k, v in ERA5_SHORT_NAMES.items() if v in _PRESSURE_LEVEL_LONG and k != "z"}
+    | {"vo", "d", "pv", "o3", "cc", "clwc", "ciwc", "crwc", "cswc"}
+)
+# the variables that are never on a pressure level (single-level fields)
+_SURFACE_NAMES = frozenset(
+    {k for k, v in ERA5_SHORT_NAMES.items() if v not in _PRESSURE_LEVEL_LONG}
+    | (set(VARIABLES) - _PRESSURE_LEVEL_LONG - {"passive_tracer"})
+    | set(ACCUMULATED_SHORT_NAMES)
+)
 _ZARR_MARKERS = (".zgroup", ".zmetadata", ".zarray", "zarr.json")
 _EXPECTED_ERA5 = "ERA5 as the CDS delivers it: a GRIB file, a netCDF file or the CDS zip of netCDFs"
 
@@ -148,6 +179,7 @@ def _open_zip(path: Path) -> list[xr.Dataset]:
 
 
 def _open_era5_path(path: str | os.PathLike[str]) -> list[xr.Dataset]:
+    """The datasets of one file: lazily opened (netCDF, GRIB) or loaded (the zip)."""
     path = Path(path)
     kind = file_kind(path)
     if kind == "netcdf":
@@ -250,21 +282,61 @@ def _cfgrib_times(ds: xr.Dataset, source: str) -> xr.Dataset:
     return ds
 
 
+def _on_pressure_level(name: Any, var: xr.DataArray) -> bool | None:
+    """Whether ``var`` is a field on pressure levels: True, False, or None (cannot tell)."""
+    level_type = var.attrs.get("GRIB_typeOfLevel")
+    if level_type is not None:  # cfgrib's (and the CDS netCDF's) own word
+        return str(level_type) == "isobaricInhPa"
+    if name in _PRESSURE_LEVEL_NAMES:
+        return True
+    if name in _SURFACE_NAMES:
+        return False
+    return None  # z (pressure level or orography) and names xfuxi does not know
+
+
+def _scalar_level(ds: xr.Dataset, name: str, source: str) -> xr.Dataset:
+    """A single pressure level as a scalar coordinate (cfgrib's single level, ``.sel``):
+    a ``level`` dimension of length 1 for the fields on pressure levels only."""
+    kinds = {v: _on_pressure_level(v, ds[v]) for v in ds.data_vars}
+    surface = sorted(str(v) for v, k in kinds.items() if k is False)
+    if not surface:  # every field is on that level
+        return ds.expand_dims(name)
+    unsure = sorted(str(v) for v, k in kinds.items() if k is None)
+    if unsure:
+        raise SchemaError(
+            f"'{source}': cannot tell whether the variable(s) {unsure} are on the single "
+            f"pressure level {name}={ds[name].values.item()!r} (a scalar coordinate) or at "
+            f"the surface, as the field(s) {surface} are. Give the pressure-level fields a "
+            f"'{name}' dimension (expand_dims) before merging them with surface fields, or "
+            "rename a surface 'z' to 'geopotential_at_surface'"
+        )
+    on_level = {v: ds[v].expand_dims(name) for v, k in kinds.items() if k}
+    return ds.drop_vars(name).assign(on_level)
+
+
 def _standardise_part(ds: xr.Dataset, source: str) -> xr.Dataset:
     """One file's part: one time coordinate, ERA5 with ERA5T, scalar coordinates settled."""
     ds = _cfgrib_times(ds, source)
     ds = _combine_expver(ds, source)
     drop = [c for c in _LEVEL_TYPE_COORDS if c in ds.coords and ds[c].ndim == 0]
-    if "number" in ds.coords and "number" not in ds.dims:
-        drop.append("number")  # the member of a deterministic analysis (0)
     ds = ds.drop_vars(drop)
+    if "number" in ds.coords and ds["number"].ndim == 0:
+        if ds["number"].values.item() == 0:  # the member of a deterministic analysis
+            ds = ds.drop_vars("number")
+        else:  # one member of an ensemble (the EDA): kept as such
+            ds = ds.expand_dims("number")
     for name in _LEVEL_NAMES:  # a single pressure level: cfgrib makes it scalar
         if name in ds.coords and ds[name].ndim == 0:
-            ds = ds.expand_dims(name)
-    # geopotential without a level is the surface geopotential (orography)
-    if "z" in ds.data_vars and not any(n in ds["z"].dims for n in _LEVEL_NAMES):
-        ds = ds.rename(z="geopotential_at_surface")
-    return ds
+            ds = _scalar_level(ds, name, source)
+    # the canonical names of time and level, so that parts of different layouts compare
+    names = {"valid_time": "time"} if "valid_time" in ds.dims and "time" not in ds else {}
+    level = [n for n in _LEVEL_NAMES if n != "level" and n in ds.dims]
+    if len(level) == 1 and "level" not in ds.variables:
+        names[level[0]] = "level"
+    ds = ds.rename(names) if names else ds
+    # geopotential without a level is the surface geopotential (orography): the rule of
+    # validate, applied before combining, where a surface and a pressure-level z would clash
+    return surface_geopotential(ds)
 
 
 def _duration(td: pd.Timedelta) -> str:
@@ -349,7 +421,9 @@ def from_era5(
         * netCDF written by cfgrib (``time``, ``step`` and ``valid_time``);
         * the CDS zip holding several netCDFs (instantaneous and accumulated fields).
 
-        Several paths (or a Dataset already opened) are combined by their coordinates.
+        Several paths (or a Dataset already opened) are combined by their coordinates:
+        they must be on the same latitudes, longitudes and levels, and every variable must
+        be given at every time of the data (accumulations may hold other hours, below).
     accumulation_period : str or pandas.Timedelta, default "1h"
         The period each value of an accumulated field (``tp``, ``tisr``) covers as given:
         ERA5's hourly data hold 1-hour accumulations, which are summed to the 6-hour totals
@@ -366,17 +440,38 @@ def from_era5(
         ...), ``time``, ``level``, latitude ascending. ``attrs['expver']`` says how ERA5 and
         ERA5T were combined (ERA5 where present, else ERA5T); accumulated fields say in
         their ``accumulation`` attribute how they were summed. Instantaneous fields keep
-        their values.
+        their values. Read lazily from the files it opened: ``ds.close()`` (or
+        ``with xfuxi.from_era5(path) as ds:``) closes them.
 
     Raises
     ------
     SchemaError
-        The file is of another kind (a zarr store, ...), named with what was expected; or
-        the data cannot be brought into the canonical layout (see ``validate``).
+        The file is of another kind (a zarr store, ...), named with what was expected; the
+        files are on other latitudes, longitudes or levels, or a variable is missing at
+        some of the times of the data (combining would pad them with NaN: the files, the
+        variable and the count are named); a single pressure level given as a scalar
+        coordinate beside surface fields, with a variable that may be either (``z``, a
+        name xfuxi does not know); or the data cannot be brought into the canonical layout
+        (see ``validate``).
     FileNotFoundError
         A path does not exist.
     ImportError
         A GRIB file without cfgrib installed (``pip install 'xfuxi[grib]'``).
+
+    Notes
+    -----
+    Scalar coordinates: ``number`` 0 (a deterministic analysis) is dropped, another
+    member is kept as a ``number`` dimension of length 1. A single pressure level given as
+    a scalar coordinate (cfgrib's single level, ``ds.sel(pressure_level=500)``) becomes a
+    ``level`` dimension of length 1 of the fields on pressure levels only; surface fields
+    stay without a level. ``z`` without a level is ``geopotential_at_surface``
+    (:func:`xfuxi.data.schema.surface_geopotential`, the rule of ``validate``).
+
+    Accumulations (``tp``, ``tisr``) are summed on their own hours and then taken at the
+    times of the other variables: hourly accumulations beside 6-hourly fields give the
+    6-hour totals at the 6-hourly times. Times of the other variables before the first
+    accumulation are NaN (the 6 hours are not in the data, as at the start); later times
+    the accumulations lack are refused.
 
     Examples
     --------
@@ -395,33 +490,182 @@ def from_era5(
     (['temperature'], ('time', 'level', 'latitude', 'longitude'), [-90.0, 0.0, 90.0])
     """
     period = pd.Timedelta(accumulation_period)
-    if isinstance(obj, xr.Dataset):
-        named = [("the given Dataset", obj)]
-    elif isinstance(obj, (str, os.PathLike)):
-        named = [(os.fspath(obj), p) for p in _open_era5_path(obj)]
-    elif isinstance(obj, Sequence) and obj and all(isinstance(p, (str, os.PathLike)) for p in obj):
-        named = [(os.fspath(path), p) for path in obj for p in _open_era5_path(path)]
-    else:
-        raise TypeError(f"expected a path, a list of paths or an xarray.Dataset, got {type(obj)}")
-    parts = [_standardise_part(ds, source) for source, ds in named]
+    opened: list[xr.Dataset] = []  # what this call opened, closed with the result
+    try:
+        if isinstance(obj, xr.Dataset):
+            named = [("the given Dataset", obj)]
+        elif isinstance(obj, (str, os.PathLike)):
+            named = [(os.fspath(obj), p) for p in _opened(obj, opened)]
+        elif (
+            isinstance(obj, Sequence)
+            and obj
+            and all(isinstance(p, (str, os.PathLike)) for p in obj)
+        ):
+            named = [(os.fspath(path), p) for path in obj for p in _opened(path, opened)]
+        else:
+            raise TypeError(
+                f"expected a path, a list of paths or an xarray.Dataset, got {type(obj)}"
+            )
+        result = _read_era5(named, period, validate_kwargs)
+    except BaseException:
+        _close_all(opened)
+        raise
+    if opened:  # ds.close() and `with` close the files (the data are read lazily from them)
+        result.set_close(functools.partial(_close_all, opened))
+    return result
+
+
+def _opened(path: str | os.PathLike[str], opened: list[xr.Dataset]) -> list[xr.Dataset]:
+    parts = _open_era5_path(path)
+    opened.extend(parts)
+    return parts
+
+
+def _close_all(datasets: list[xr.Dataset]) -> None:
+    for ds in datasets:
+        ds.close()
+
+
+def _read_era5(
+    named: list[tuple[str, xr.Dataset]], period: pd.Timedelta, validate_kwargs: dict[str, Any]
+) -> xr.Dataset:
+    parts = [(source, _standardise_part(ds, source)) for source, ds in named]
     sources = sorted({source for source, _ in named})
-    if len(parts) == 1:
-        ds = parts[0]
+    parts = _same_grid(parts, sources)
+    accumulated = [s for s in ACCUMULATED_SHORT_NAMES if any(s in p.data_vars for _, p in parts)]
+    for short in accumulated:
+        target = f"{ACCUMULATED_SHORT_NAMES[short]}_6hr"
+        if any(target in p.data_vars for _, p in parts):
+            raise SchemaError(f"'{', '.join(sources)}' has both {short!r} and {target!r}")
+    instant = [(s, p.drop_vars(accumulated, errors="ignore")) for s, p in parts]
+    instant = [(s, p) for s, p in instant if p.data_vars]
+    accum = [(s, p[[v for v in accumulated if v in p.data_vars]]) for s, p in parts]
+    accum = [(s, p) for s, p in accum if p.data_vars]
+    combined = [_combine(group, sources) for group in (instant, accum) if group]
+    if accum:
+        totals = _accumulate(combined[-1], period, ", ".join(sources))
+        if instant and "time" in combined[0].dims and "time" in totals.dims:
+            totals = _at_times(totals, combined[-1], combined[0]["time"].values, sources)
+        combined[-1] = totals
+    if len(combined) == 1:
+        ds = combined[0]
     else:
         try:
-            ds = xr.combine_by_coords(
-                parts, compat="no_conflicts", join="outer", combine_attrs="drop_conflicts"
+            ds = xr.merge(
+                combined, compat="no_conflicts", join="exact", combine_attrs="drop_conflicts"
             )
         except (ValueError, KeyError) as err:
             raise SchemaError(f"cannot combine the data of {sources}: {err}") from err
+    if len(parts) > 1:
         # each part's note on ERA5/ERA5T is kept (combine_attrs drops differing values)
-        notes = list(dict.fromkeys(p.attrs["expver"] for p in parts if "expver" in p.attrs))
+        notes = list(dict.fromkeys(p.attrs["expver"] for _, p in parts if "expver" in p.attrs))
         if notes:
             ds = ds.assign_attrs(expver="; ".join(notes))
-    # the time coordinate's name before validate renames it
-    ds = ds.rename(valid_time="time") if "valid_time" in ds.dims and "time" not in ds else ds
-    ds = _accumulate(ds, period, ", ".join(sources))
     return validate(ds, **validate_kwargs)
+
+
+def _grid_text(dim: str, values: np.ndarray) -> str:
+    if dim == "level":
+        return f"levels {sorted(values.tolist())}"
+    return f"{values.size} points, {values.min():g}..{values.max():g}"
+
+
+def _same_grid(
+    parts: list[tuple[str, xr.Dataset]], sources: list[str]
+) -> list[tuple[str, xr.Dataset]]:
+    """Every part on the latitudes, longitudes and levels of the first (same order), or raise."""
+    parts = list(parts)
+    for dim in ("latitude", "longitude", "level"):
+        held = [i for i, (_, p) in enumerate(parts) if dim in p.dims]
+        if len(held) < 2:
+            continue
+        ref_source, ref = parts[held[0]]
+        ref_values = np.asarray(ref[dim].values)
+        for i in held[1:]:
+            source, part = parts[i]
+            values = np.asarray(part[dim].values)
+            if np.array_equal(values, ref_values):
+                continue
+            if np.array_equal(np.sort(values), np.sort(ref_values)) and (
+                np.unique(values).size == values.size
+            ):  # the same points in another order (north to south, ...): the first's order
+                position = {v: j for j, v in enumerate(values.tolist())}
+                parts[i] = (source, part.isel({dim: [position[v] for v in ref_values.tolist()]}))
+                continue
+            raise SchemaError(
+                f"cannot combine the data of {sources}: {dim} differs between "
+                f"'{ref_source}' ({_grid_text(dim, ref_values)}) and '{source}' "
+                f"({_grid_text(dim, values)}); combining them would fill the rest with NaN. "
+                + (
+                    "Select the same levels in each file"
+                    if dim == "level"
+                    else "Regrid the files to one grid first (xfuxi.regrid)"
+                )
+            )
+    return parts
+
+
+def _combine(parts: list[tuple[str, xr.Dataset]], sources: list[str]) -> xr.Dataset:
+    """The parts combined by their coordinates; refused where a variable would be NaN-padded."""
+    if len(parts) == 1:
+        return parts[0][1]
+    timed = [p for _, p in parts if "time" in p.dims]
+    if timed:
+        every = np.unique(np.concatenate([p["time"].values for p in timed]))
+        names = dict.fromkeys(v for p in timed for v in p.data_vars if "time" in p[v].dims)
+        for name in names:
+            held = [p["time"].values for p in timed if name in p.data_vars]
+            missing = np.setdiff1d(every, np.concatenate(held))
+            if missing.size:
+                raise SchemaError(
+                    f"cannot combine the data of {sources}: variable {name!r} is missing at "
+                    f"{missing.size} of the {every.size} times of the data "
+                    f"({_times_text(missing)}); combining would fill them with NaN. Give "
+                    "every variable at the same times (select the common times first)"
+                )
+    try:
+        return xr.combine_by_coords(
+            [p for _, p in parts],
+            compat="no_conflicts",
+            join="exact",
+            combine_attrs="drop_conflicts",
+        )
+    except (ValueError, KeyError) as err:
+        raise SchemaError(f"cannot combine the data of {sources}: {err}") from err
+
+
+def _at_times(
+    totals: xr.Dataset, hourly: xr.Dataset, times: np.ndarray, sources: list[str]
+) -> xr.Dataset:
+    """The accumulated totals at the times of the other variables.
+
+    The accumulations may hold other times than the instantaneous fields: those the sums
+    need (hourly values before a 6-hourly time; cfgrib's valid times of each step). Times
+    of the other fields before the first accumulation are NaN, as where the 6 hours are
+    not all in the data; later times that the accumulations do not hold are refused.
+    """
+    have = hourly["time"].values
+    if np.array_equal(have, times):
+        return totals
+    missing = times[~np.isin(times, have)]
+    late = missing[missing > have.min()] if have.size else missing
+    if late.size:
+        names = [str(v) for v in hourly.data_vars]
+        raise SchemaError(
+            f"cannot combine the data of {sources}: the accumulated variable(s) {names} are "
+            f"missing at {late.size} of the {times.size} times of the other variables "
+            f"({_times_text(late)}); their totals would be NaN there. Give the accumulations "
+            "at every time of the other variables (and the hours before, for the sums)"
+        )
+    early = missing.size
+    out = totals.reindex(time=times)
+    for name in out.data_vars:
+        note = out[name].attrs.get("accumulation", "")
+        note += f"; taken at the {times.size} time(s) of the other variables"
+        if early:
+            note += f", NaN at the {early} before the first accumulation"
+        out[name].attrs["accumulation"] = note
+    return out
 
 
 def _has_dask() -> bool:

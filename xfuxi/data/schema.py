@@ -26,6 +26,7 @@ __all__ = [
     "CANONICAL_DIMS",
     "ERA5_PRESSURE_LEVELS",
     "ERA5_SHORT_NAMES",
+    "LEVEL_NAMES",
     "PHYSICAL_RANGES",
     "PROVENANCE_KEYS",
     "VARIABLES",
@@ -34,6 +35,7 @@ __all__ = [
     "likely_unit_mistake",
     "physical_range_error",
     "same_unit",
+    "surface_geopotential",
     "validate",
 ]
 
@@ -225,6 +227,54 @@ def likely_unit_mistake(variable: str, value: float, expected: float, tolerance:
         if abs(value * scale + offset - expected) <= tolerance:
             return what
     return ""
+
+
+#: names of the pressure-level dimension (the canonical ``level`` and its aliases)
+LEVEL_NAMES: tuple[str, ...] = ("level", *(k for k, v in _DIM_ALIASES.items() if v == "level"))
+
+
+def surface_geopotential(ds: xr.Dataset) -> xr.Dataset:
+    """Rename ERA5's ``z`` to ``geopotential_at_surface`` where it is the orography.
+
+    ERA5 calls the geopotential ``z`` on pressure levels and at the surface alike; a ``z``
+    with neither a pressure-level dimension nor a scalar pressure-level coordinate (a
+    single-level request) is the surface geopotential, not ``geopotential``. The one rule,
+    used by :func:`validate` and :func:`xfuxi.data.readers.from_era5`.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Data with ERA5 short names or long names; not modified.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` itself, or a copy with ``z`` renamed.
+
+    Raises
+    ------
+    SchemaError
+        ``ds`` holds the surface ``z`` and ``geopotential_at_surface`` both.
+
+    Examples
+    --------
+    >>> orog = xr.Dataset({"z": (("latitude", "longitude"), np.zeros((2, 3)))})
+    >>> list(surface_geopotential(orog).data_vars)
+    ['geopotential_at_surface']
+    >>> list(surface_geopotential(orog.expand_dims(level=[500.0])).data_vars)
+    ['z']
+    """
+    if "z" not in ds.data_vars:
+        return ds
+    z = ds["z"]
+    if any(name in z.dims or name in z.coords for name in LEVEL_NAMES):
+        return ds
+    if "geopotential_at_surface" in ds.data_vars:
+        raise SchemaError(
+            "data has both 'z' and 'geopotential_at_surface' (a 'z' without a pressure "
+            "level is the surface geopotential)"
+        )
+    return ds.rename(z="geopotential_at_surface")
 
 
 def _rename_aliases(ds: xr.Dataset) -> xr.Dataset:
@@ -482,8 +532,11 @@ def validate(
     Notes
     -----
     Canonical fixes (sorting, wrapping longitudes, renaming) are applied to a copy; nothing
-    is dropped or interpolated. See the data conventions in the documentation
-    (docs/design.md).
+    is dropped or interpolated. ``z`` without a pressure level is renamed
+    ``geopotential_at_surface`` (:func:`surface_geopotential`), other ERA5 short names to
+    their long names. Closing the result (``close()``, ``with``) closes what the input
+    reads (its own ``close``: the files of a lazily opened Dataset). See the data
+    conventions in the documentation (docs/design.md).
 
     Examples
     --------
@@ -513,7 +566,7 @@ def validate(
         raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")
 
     # a deep copy: the result never shares memory with the input (dask arrays stay lazy)
-    out = _rename_aliases(ds.copy(deep=True))
+    out = surface_geopotential(_rename_aliases(ds.copy(deep=True)))
     short = {k: v for k, v in ERA5_SHORT_NAMES.items() if k in out.data_vars}
     for src, dst in short.items():
         if dst in out.data_vars:
@@ -575,7 +628,10 @@ def validate(
         for name, n_nan in counts.items():
             _raise_if_nan(name, int(n_nan))
 
-    return out.transpose(*canonical_order(out.dims))
+    out = out.transpose(*canonical_order(out.dims))
+    # the files a lazy input reads stay open for the result: closing it closes them
+    out.set_close(ds.close)
+    return out
 
 
 def _raise_if_nan(name: Hashable, n_nan: int) -> None:
