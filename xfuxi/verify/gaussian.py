@@ -1,7 +1,9 @@
 """Scores of a Gaussian forecast given by its mean and standard deviation.
 
-WeatherBench2's ``GaussianCRPS``, ``GaussianVariance``, ``GaussianBrierScore`` and
-``GaussianIgnoranceScore``: the forecast at each point is ``N(μ, σ²)``. Closed forms,
+WeatherBench2's ``GaussianCRPS``, ``GaussianVariance`` and ``GaussianBrierScore``, and the
+continuous logarithmic (ignorance) score (not WeatherBench2's ``GaussianIgnoranceScore``,
+which scores the yes/no event of a threshold): the forecast at each point is ``N(μ, σ²)``.
+Closed forms,
 vectorised (scipy's ``ndtr`` for Φ), lazy on dask arrays. Reductions, regions and missing
 data as every other score; definitions in the documentation (docs/verification.md).
 """
@@ -261,8 +263,9 @@ def gaussian_log_score(y: XarrayObj, mu: XarrayObj, sigma: XarrayObj) -> XarrayO
 gaussian_ignorance = _point_score(
     "gaussian_ignorance",
     lambda mu, sigma, tr: gaussian_log_score(tr, mu, sigma),
-    summary="Ignorance (logarithmic) score of a Gaussian forecast, in nats.",
-    formula="``−log φ_σ(y − μ) = ½ log(2π) + log σ + (y − μ)²/(2σ²)`` (natural log, nats).",
+    summary="Continuous ignorance (logarithmic) score of a Gaussian forecast, in nats.",
+    formula="``−log φ_σ(y − μ) = ½ log(2π) + log σ + (y − μ)²/(2σ²)`` (natural log, nats). "
+    "Not WeatherBench2's ``GaussianIgnoranceScore``, which scores a threshold's yes/no event.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
     >>> round(float(gaussian_ignorance(m, s, xr.DataArray([0.0]))), 6)  # ½ log 2π
     0.918939

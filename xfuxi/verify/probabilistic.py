@@ -864,7 +864,9 @@ def energy_score(
         ``None`` (default) averages all the others (time first-last as everywhere).
     {{member_dim}}
     fair : bool, default True
-        ``M(M − 1)`` in the spread term (WeatherBench2's ``EnergyScore``); else ``M²``.
+        ``M(M − 1)`` in the spread term (every pair of members); else ``M²``.
+        WeatherBench2's ``EnergyScore`` averages the ``M − 1`` neighbouring pairs instead:
+        the same expected value, another number for ``M ≥ 3``.
     {{weights}}
         Here they weight the norm over ``vector_dims``.
     {{region}}
