@@ -145,6 +145,11 @@ def from_cycle_pairs(store, model, truth_ds, truth_times, idx, wt) -> dict:
         pairs.append(np.asarray(g["state__pair"].values, "f8"))
         tpairs.append(tp)
         errs.append(pairs[-1][1] - tp[1])
+    if not pairs:
+        raise SystemExit(
+            f"{store}: part 2 needs a complete cycle from the ninth on, with the truth "
+            f"{steps} steps after it; the store has {len(done)} cycle(s)"
+        )
     fa = _rollout(model, np.stack(pairs), steps)
     ft = _rollout(model, np.stack(tpairs), steps)
     out = {"n_forecasts": len(pairs), "channels": {}}

@@ -40,13 +40,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", help="LABEL=FILE, one per variant")
     p.add_argument("--lead", default="0h")
-    p.add_argument("--regions", default="inside,outside,global")  # --cycling: inside, global
+    p.add_argument("--regions", default=None,
+                   help="comma-separated (default inside,outside,global; with --linear "
+                   "inside,outside, the regions its files have)")  # fmt: skip
     p.add_argument("--cycling", action="store_true", help="fuxi_da_cycling.py result files")
     p.add_argument("--variant", default="ASSI 1 sat", help="--cycling: the variant tabulated")
     p.add_argument("--linear", action="store_true", help="fuxi_da_linear_bound.py result files")
     p.add_argument("--column", default="linear screened", help="--linear: the estimate tabulated")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
+    if a.regions is None:
+        a.regions = "inside,outside" if a.linear else "inside,outside,global"
     variants = {}
     for item in a.files:
         label, sep, path = item.partition("=")
