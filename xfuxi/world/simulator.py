@@ -150,7 +150,8 @@ class WorldConfig(Config):
     days : int, default 365
         Length of the output period after spin-up, in days.
     start : str, default "2000-01-01"
-        Valid time of the first output (the end of spin-up).
+        Valid time of the first output, one output interval (6 hours) after the end of the
+        spin-up.
     seed : int, default 0
         Seeds the perturbation that breaks the zonal symmetry of the initial state (a
         surface-pressure bump at a random place and white vorticity noise of 10⁻⁶ s⁻¹).
@@ -651,8 +652,9 @@ def held_suarez(
     stepping by the IMEX SIL3 Runge–Kutta scheme with an exponential spectral filter.
     Geopotential is integrated hydrostatically on sigma levels from a flat surface
     (surface geopotential 0) and, like the other fields, interpolated linearly in sigma to
-    the pressure levels. See the module docstring for the passive tracer, the
-    train/validation/test convention and the cache.
+    the pressure levels; geopotential varies like ln p, so this puts it up to about 2 % too
+    high between sigma levels (docs/explanation/world.md). See the module docstring for the
+    passive tracer, the train/validation/test convention and the cache.
 
     Examples
     --------
