@@ -747,3 +747,28 @@ def test_cli_names_perlin_flags_given_to_another_method(tmp_path, capsys):
     rc = main(["ensemble", str(tmp_path / "none.zarr"), "--method", "gaussian",
                "--wavelength", "4", "--output", str(tmp_path / "o.zarr")])  # fmt: skip
     assert rc == 2 and "--wavelength only apply to --method perlin" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["ensemble_iter", "forecast_iter"])
+def test_iterators_leave_torch_and_the_modules_as_the_caller_had_them(kind):
+    """Between the leads the caller's code ran in torch's inference mode (no gradient could
+    be taken) with the modules in evaluation mode, until the iterator was used up."""
+    model = tiny.model()
+    vae = tiny.vae(model)
+    model.train()
+    vae.train()
+    ds = tiny.dataset(3)
+    ens = {"n": 2, "perturbation": VAEPerturbation(vae)} if kind == "ensemble_iter" else {}
+    iterate = xfuxi.ensemble_iter if kind == "ensemble_iter" else xfuxi.forecast_iter
+    whole = xfuxi.ensemble if kind == "ensemble_iter" else xfuxi.forecast
+    seen, leads = [], []
+    for lead in iterate(ds, model=model, steps=3, progress=False, **ens):
+        w = torch.ones(3, requires_grad=True)
+        (w * 2).sum().backward()  # the caller's own torch work between leads
+        seen.append((torch.is_inference_mode_enabled(), model.training, vae.training))
+        assert w.grad is not None
+        leads.append(lead)
+    assert seen == [(False, True, True)] * 3
+    expected = whole(ds, model=model, steps=3, progress=False, **ens)
+    got = xr.concat(leads, "prediction_timedelta")
+    xr.testing.assert_equal(got.drop_attrs(), expected.drop_attrs())

@@ -75,28 +75,33 @@ def _rollout_arrays(
 
     def states():
         was_training = [r.training for r in runs]
-        for r in runs:
-            r.eval()
         bar = progress_bar(int(steps), progress, f"forecast {model.name}")
+        # inference and evaluation mode only while xfuxi computes a lead: between the leads
+        # the caller's code runs with torch's state and the modules' modes as it left them
+        with torch.inference_mode():
+            pairs = [
+                torch.from_numpy(x[i : i + size]).to(device=dev, dtype=dt)
+                for i in range(0, x.shape[0], size)
+            ]
         try:
-            with torch.inference_mode():
-                pairs = [
-                    torch.from_numpy(x[i : i + size]).to(device=dev, dtype=dt)
-                    for i in range(0, x.shape[0], size)
-                ]
-                for k in range(int(steps)):
-                    run = runs[model.stage_index(k + 1)] if len(runs) > 1 else runs[0]
-                    outs = []
-                    for j, pair in enumerate(pairs):
-                        y = run(pair)
-                        pairs[j] = advance_pair(pair, y)
-                        outs.append(y.float().cpu().numpy())
-                    bar.update(1)
-                    yield k, np.concatenate(outs)
+            for k in range(int(steps)):
+                run = runs[model.stage_index(k + 1)] if len(runs) > 1 else runs[0]
+                outs = []
+                for r in runs:
+                    r.eval()
+                try:
+                    with torch.inference_mode():
+                        for j, pair in enumerate(pairs):
+                            y = run(pair)
+                            pairs[j] = advance_pair(pair, y)
+                            outs.append(y.float().cpu().numpy())
+                finally:
+                    for r, mode in zip(runs, was_training):
+                        r.train(mode)
+                bar.update(1)
+                yield k, np.concatenate(outs)
         finally:
             bar.close()
-            for r, mode in zip(runs, was_training):
-                r.train(mode)
 
     return model, t0, leads, states()
 

@@ -382,34 +382,42 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, seed: int, progress):
     noise = None if method == "vae" else _initial_noise(spec, model)
     modules = [*getattr(model, "stages", (model,)), *([vae] if vae is not None else [])]
     modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        with torch.inference_mode():
-            rollouts = []
-            for start in range(0, len(keys), size):
-                sl = slice(start, start + size)
-                xb = torch.from_numpy(x[rows[sl]]).to(device=dev, dtype=setup["dtype"])
-                rollouts.append(
-                    ensemble_rollout(
-                        model,
-                        xb,
-                        steps=len(setup["leads"]),
-                        generators=member_generators(seed, keys[sl]),
-                        perturbation=vae,
-                        initial_noise=noise,
-                        amplitude=setup["amplitude"] if method == "vae" else 1.0,
-                    )
-                )
-            bar = progress_bar(len(setup["leads"]), progress, f"ensemble ({method}, n={n})")
-            for k in range(len(setup["leads"])):
-                out = torch.cat([next(r) for r in rollouts]).float().cpu().numpy()
-                bar.update(1)
-                yield k, out.reshape(n_t, n, *out.shape[1:])
-            bar.close()
-    finally:
+
+    def restore() -> None:
         for m, mode in zip(modules, modes):
             m.train(mode)
+
+    # inference and evaluation mode only while xfuxi computes a lead: between the leads the
+    # caller's code runs with torch's state and the modules' modes as it left them
+    rollouts = []
+    for start in range(0, len(keys), size):
+        sl = slice(start, start + size)
+        xb = torch.from_numpy(x[rows[sl]]).to(device=dev, dtype=setup["dtype"])
+        rollouts.append(
+            ensemble_rollout(
+                model,
+                xb,
+                steps=len(setup["leads"]),
+                generators=member_generators(seed, keys[sl]),
+                perturbation=vae,
+                initial_noise=noise,
+                amplitude=setup["amplitude"] if method == "vae" else 1.0,
+            )
+        )  # lazy: each rollout computes a lead at its next()
+    bar = progress_bar(len(setup["leads"]), progress, f"ensemble ({method}, n={n})")
+    try:
+        for k in range(len(setup["leads"])):
+            for m in modules:
+                m.eval()
+            try:
+                with torch.inference_mode():
+                    out = torch.cat([next(r) for r in rollouts]).float().cpu().numpy()
+            finally:
+                restore()
+            bar.update(1)
+            yield k, out.reshape(n_t, n, *out.shape[1:])
+    finally:
+        bar.close()
 
 
 def _perturbation_digest(vae: Any) -> str:
