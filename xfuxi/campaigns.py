@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from ._version import __version__
-from .config import Config, config_with_legacy, field, is_integer
+from .config import Config, config_with_legacy, field, is_integer, user_stacklevel
 from .files import OutputExistsError, read_marker, temporary_path
 from .options import progress_bar
 
@@ -312,7 +312,7 @@ def _check_settings(store: Path, settings: dict[str, Any]) -> None:
             "this call's: its complete initial times keep the forecasts made from those; only "
             "the missing ones are made from these (a new store keeps them apart)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     if differ:
         lines = []

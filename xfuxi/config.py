@@ -22,6 +22,7 @@ import dataclasses
 import html
 import json
 import os
+import sys
 import types
 import typing
 import warnings
@@ -105,6 +106,32 @@ class Config:
         )
 
 
+#: xfuxi's package folder: frames of files inside it are xfuxi's own
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` made by the function that calls this one
+    that attributes the warning to the first frame outside xfuxi: the user's line, whether
+    the function was called directly, through another xfuxi function or through the
+    ``.fuxi`` accessor (a fixed level pointed inside xfuxi through the accessor, and Python
+    hides a ``DeprecationWarning`` attributed there).
+
+    Examples
+    --------
+    >>> user_stacklevel() >= 1
+    True
+    """
+    frame = sys._getframe(1)  # the function that warns: stacklevel 1
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def config_with_legacy(
     cls: type[C],
     config: C | dict | None,
@@ -112,7 +139,7 @@ def config_with_legacy(
     function: str,
     *,
     parameter: str = "config",
-    stacklevel: int = 3,
+    stacklevel: int | None = None,
 ) -> C:
     """``config`` (default ``cls()``) with the old keyword arguments of ``function`` applied.
 
@@ -131,8 +158,9 @@ def config_with_legacy(
         The public function's name, for the messages.
     parameter : str, default "config"
         The keyword that takes the configuration now.
-    stacklevel : int, default 3
-        Of the warning: 3 points at the caller of ``function``.
+    stacklevel : int, optional
+        Of the warning; default: the first frame outside xfuxi (:func:`user_stacklevel`),
+        the user's call of ``function`` or of its accessor method.
 
     Returns
     -------
@@ -155,7 +183,7 @@ def config_with_legacy(
     warnings.warn(
         f"{function}({keys}) is deprecated; pass {parameter}={cls.__name__}({keys})",
         DeprecationWarning,
-        stacklevel=stacklevel,
+        stacklevel=user_stacklevel() if stacklevel is None else stacklevel,
     )
     return base.replace(**legacy)
 

@@ -129,7 +129,7 @@ class MapStyle(Config):
 def _map_style(style: MapStyle | dict | None, legacy: dict[str, Any], function: str) -> MapStyle:
     """``style`` (default :class:`MapStyle`) with the old styling keywords of ``function``
     applied, each with a ``DeprecationWarning`` naming ``style=MapStyle(...)``."""
-    return config_with_legacy(MapStyle, style, legacy, function, parameter="style", stacklevel=4)
+    return config_with_legacy(MapStyle, style, legacy, function, parameter="style")
 
 
 def _plt():

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..config import Config, field, is_integer
+from ..config import Config, field, is_integer, user_stacklevel
 from .localization import Localization
 
 __all__ = [
@@ -488,7 +488,7 @@ def legacy_options(
         warnings.warn(
             f"{where}({key}=...) is deprecated; use {target}={cls.__name__}({fld}=...)",
             DeprecationWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         if fld in ("amplitude", "perturbation_std") and value is not None and not _is_number(value):
             value = tuple(np.asarray(value, dtype="float64").ravel().tolist())

@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..config import config_with_legacy, is_integer
+from ..config import config_with_legacy, is_integer, user_stacklevel
 from ..docstrings import docstring_parts
 from ..files import (
     MARKER,
@@ -1783,7 +1783,7 @@ def cycle(
             warnings.warn(
                 f"cycle {c} at {t}: {why}; the analysis is the background",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             if res is None:
                 res = method.no_observations(state)

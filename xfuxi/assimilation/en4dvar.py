@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..config import config_with_legacy
+from ..config import config_with_legacy, user_stacklevel
 from ..data.schema import input_source
 from ..models.cascade import reject_cascade
 from ..models.registry import load_model
@@ -260,7 +260,7 @@ def en4dvar_analysis(
             f"en4dvar_analysis({', '.join(sorted(data))}=...) is deprecated; pass "
             "anomalies=xfuxi.assimilation.members.background_anomalies(...)",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     if anomalies is None:
         anomalies = background_anomalies(
@@ -586,7 +586,7 @@ def assimilate_4dvar(
             "static samples (error_data=BackgroundErrorData(static_b=...)): B is the "
             "ensemble's alone",
             UserWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     given = (
         None

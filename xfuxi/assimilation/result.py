@@ -85,6 +85,7 @@ class En4DVarResult(NamedTuple):
         d = self.diagnostics
         a = d.attrs
         cost = d["cost"].values if "cost" in d else np.array([np.nan])
+        cost = cost if cost.size else np.array([np.nan])  # an empty history: shown as nan
         rejected = {
             str(r): int(n)
             for r, n in zip(d["reason"].values, d["n_rejected"].values)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from ..config import Config, field, is_integer
+from ..config import Config, field, is_integer, user_stacklevel
 from ..docstrings import with_signature_of
 from ..options import progress_bar
 from ..perturbations.scales import PerlinScales, check_perlin_scales
@@ -196,7 +196,7 @@ def _perturbation_spec(perturbation: Any, legacy: dict[str, Any]) -> Any:
         "perturbation=VAEPerturbation(module, inflation=...), PerlinNoise(std_fraction=..., "
         "wavelength=..., octaves=..., persistence=...) or GaussianNoise(std_fraction=...)",
         DeprecationWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
     return perturbation_for(
         legacy.get("method", "vae"),
@@ -449,7 +449,7 @@ def _prepare(
     ds: xr.Dataset,
     *,
     model: Any = DEFAULT_MODEL,
-    n: int,
+    n: Any = None,
     steps: int | None = None,
     perturbation: Any = None,
     seed: int = 0,
@@ -461,7 +461,9 @@ def _prepare(
 ) -> tuple[dict[str, Any], Any]:
     """The one signature of :func:`ensemble` and :func:`ensemble_iter`: check the arguments
     and return ``(setup, generator of (lead index, states))``."""
-    spec = _perturbation_spec(perturbation, legacy)
+    spec = _perturbation_spec(perturbation, legacy)  # an unknown keyword named first
+    if n is None:  # (required: a default of its own named _prepare, not ensemble, when absent)
+        raise TypeError("ensemble() missing the ensemble size n (members per initial time)")
     setup = _ensemble_setup(ds, model, n, steps, spec, seed, chunk_size, init_times, device)
     setup["attrs"] = _ensemble_attrs(setup, n, seed, ds.attrs)
     return setup, _ensemble_arrays(setup, int(n), seed, progress)

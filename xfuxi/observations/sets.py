@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..config import is_integer
+from ..config import is_integer, user_stacklevel
 from ..data.channels import channels_of, stack
 from ..data.schema import SchemaError, validate
 from ..docstrings import docstring_parts
@@ -726,7 +726,7 @@ def screen_observations(
             "level, time, position, value and error); keeping the first of each group"
         )
         log.warning(message)
-        warnings.warn(message, UserWarning, stacklevel=2)
+        warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
         reason[copied] = "duplicate"
         usable = np.flatnonzero(reason == "")
         kept = obs.isel(obs=usable)
@@ -750,7 +750,7 @@ def screen_observations(
             "(uncorrelated errors); merge them if they are one measurement"
         )
         log.warning(message)
-        warnings.warn(message, UserWarning, stacklevel=2)
+        warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
     counts = {r: int(np.sum(reason == r)) for r in REJECT_REASONS}
     n_bad = int(np.sum(reason != ""))
     if n_bad and strict:

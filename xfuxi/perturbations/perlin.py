@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..config import user_stacklevel
 from ..data.channels import channels_of, stack, unstack
 from ..data.schema import canonical_order
 from .scales import PerlinScales, perlin_scales
@@ -293,7 +294,7 @@ def perlin_perturbations(
         warnings.warn(
             "perlin_perturbations(device=...) is deprecated; move the result with .to(device)",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     device = legacy.pop("device", None)
     scales = perlin_scales(scales, legacy, "perlin_perturbations")

@@ -86,6 +86,4 @@ def perlin_scales(
 ) -> PerlinScales:
     """``scales`` (default :class:`PerlinScales`) with the old ``wavelength`` / ``octaves`` /
     ``persistence`` keywords of ``function`` applied (each with a ``DeprecationWarning``)."""
-    return config_with_legacy(
-        PerlinScales, scales, legacy, function, parameter="scales", stacklevel=4
-    )
+    return config_with_legacy(PerlinScales, scales, legacy, function, parameter="scales")

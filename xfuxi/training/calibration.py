@@ -128,7 +128,7 @@ def tuning_run(
 ) -> TuningRun:
     """``run`` with the old keywords of ``function`` applied (``DeprecationWarning``) and the
     function's default ``n`` and ``steps``."""
-    cfg = config_with_legacy(TuningRun, run, legacy, function, parameter="run", stacklevel=4)
+    cfg = config_with_legacy(TuningRun, run, legacy, function, parameter="run")
     return cfg.with_defaults(n=n, steps=steps)
 
 

@@ -25,6 +25,7 @@ from ..config import (
     check_run_place,
     config_with_legacy,
     field,
+    user_stacklevel,
 )
 from ..models.precision import Precision, check_precision, precision_field
 
@@ -175,7 +176,7 @@ class TrainConfig(Config):
                 f"learning rate rises to only {self.steps / self.warmup_steps:.3g} x lr and "
                 "never reaches its peak; set warmup_steps <= steps",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..config import user_stacklevel
 from ..models.base import ForecastModel
 from ..models.ens import (
     PerturbationVAE,
@@ -91,7 +92,7 @@ def __getattr__(name: str) -> Any:
     warnings.warn(
         f"xfuxi.training.ens.{name} moved to xfuxi.training.{module}.{name}",
         DeprecationWarning,
-        stacklevel=2,
+        stacklevel=user_stacklevel(),
     )
     return getattr(importlib.import_module(f"xfuxi.training.{module}"), name)
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..config import user_stacklevel
 from ._docs import fill_doc, score_doc
 from ._kernels import crps_ensemble_kernel
 from .deterministic import rmse
@@ -227,7 +228,7 @@ def member_variance(forecast: XarrayObj, mdim: str, *, skipna: bool = False) -> 
     if m == 1:
         warnings.warn(
             f"the ensemble has one member along {mdim!r}: its spread is 0", UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )  # fmt: skip
         return (forecast - forecast).sum(mdim, skipna=False)
     var = forecast.var(mdim, ddof=1, skipna=skipna)

@@ -79,7 +79,7 @@ import pandas as pd
 import xarray as xr
 
 from .._version import __version__
-from ..config import Config, field, is_integer
+from ..config import Config, field, is_integer, user_stacklevel
 from ..data.schema import ERA5_PRESSURE_LEVELS, VARIABLES, validate
 from ..files import (
     CorruptedOutputError,
@@ -542,7 +542,7 @@ def cached_store_is_valid(target: Path, config: dict[str, Any]) -> bool:
 def _say_regenerated(message: str) -> None:
     """Tell the user that a cache store is generated again: a warning and a log line."""
     log.warning(message)
-    warnings.warn(message, UserWarning, stacklevel=3)
+    warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
 
 
 def write_cached_store(target: Path, write: Callable[[Path], None], config: dict[str, Any]) -> None:
