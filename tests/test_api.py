@@ -77,3 +77,7 @@ def test_options_validate_and_restore():
     with xfuxi.set_options(device="cuda"):
         assert xfuxi.get_options()["device"] == "cuda"
     assert xfuxi.get_options()["device"] == old
+    for bad in ("gpu", "", torch.device("cpu")):  # names torch does not know failed at loading
+        with pytest.raises(ValueError, match="expected a torch device name"):
+            xfuxi.set_options(device=bad)
+    assert xfuxi.get_options()["device"] == old

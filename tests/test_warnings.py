@@ -63,3 +63,9 @@ def test_an_en4dvar_summary_of_an_empty_cost_history():
     diagnostics = xr.Dataset({"cost": ("iteration", np.array([], float))})
     res = En4DVarResult(state, trajectory, state, diagnostics)
     assert "J nan -> nan" in repr(res) and "J nan -&gt; nan" in res._repr_html_()
+
+
+def test_a_config_summary_shows_a_network_by_its_class_and_size():
+    """A VAEPerturbation's Jupyter summary printed the module's whole layer tree."""
+    html = xfuxi.VAEPerturbation(tiny.vae(tiny.model()))._repr_html_()
+    assert "Conv2d" not in html and "PerturbationVAE (" in html and " parameters)" in html

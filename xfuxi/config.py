@@ -98,12 +98,23 @@ class Config:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             default = f.default if f.default is not dataclasses.MISSING else None
-            rows.append((f.name, repr(value), value != default))
+            rows.append((f.name, _shown(value), value is not default and value != default))
         return summary_html(
             type(self).__name__,
             [(k, v) for k, v, _ in rows],
             bold=[k for k, _, changed in rows if changed],
         )
+
+
+def _shown(value: Any) -> str:
+    """A field's value for a summary: its repr, or for a network (a torch module, whose repr
+    is its whole layer tree) its class and size."""
+    if callable(getattr(value, "state_dict", None)) and callable(
+        getattr(value, "parameters", None)
+    ):
+        n = sum(int(p.numel()) for p in value.parameters())
+        return f"{type(value).__name__} ({n:,} parameters)"
+    return repr(value)
 
 
 #: xfuxi's package folder: frames of files inside it are xfuxi's own

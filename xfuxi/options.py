@@ -19,9 +19,24 @@ OPTIONS: dict[str, Any] = {
     "cache_dir": None,
 }
 
+
+def _is_device(value: Any) -> bool:
+    """Whether ``value`` names a torch device (``"cpu"``, ``"cuda:1"``; checked by torch
+    itself, imported only here: a bad name failed when a model was loaded)."""
+    if not isinstance(value, str) or not value:
+        return False
+    import torch
+
+    try:
+        torch.device(value)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
 _VALIDATORS = {
     "ensemble_dims": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v) and v,
-    "device": lambda v: isinstance(v, str),
+    "device": _is_device,
     "dtype": lambda v: v in ("float32", "float64", "bfloat16", "float16"),
     "progress": lambda v: isinstance(v, bool),
     "cache_dir": lambda v: (
