@@ -34,6 +34,8 @@ __all__ = [
     "input_source",
     "likely_unit_mistake",
     "physical_range_error",
+    "check_state_dims",
+    "require_dataset",
     "same_unit",
     "surface_geopotential",
     "validate",
@@ -453,6 +455,32 @@ def canonical_order(dims: Iterable[str]) -> tuple[str, ...]:
     return tuple(d for d in dims if d not in CANONICAL_DIMS) + tuple(
         d for d in CANONICAL_DIMS if d in dims
     )
+
+
+def check_state_dims(ds: xr.Dataset, what: str, number_advice: str) -> None:
+    """Raise a :class:`SchemaError` naming the dims of ``ds`` besides time, level, latitude and
+    longitude: states are one per time. ``what`` names the data (``"the initial
+    conditions"``); ``number_advice`` says what to do with an ensemble's ``number`` dim.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"t": (("member", "time"), [[1.0]])})
+    >>> check_state_dims(ds, "the states", "")
+    Traceback (most recent call last):
+    ...
+    xfuxi.data.schema.SchemaError: the states have dims ['member'] besides time, level, \
+latitude and longitude; select one value of each (e.g. ds.isel(member=0))
+    """
+    extra = [str(d) for d in ds.dims if d not in ("time", "level", "latitude", "longitude")]
+    if "number" in extra:
+        raise SchemaError(
+            f"{what} have an ensemble dim 'number' ({ds.sizes['number']} members); " + number_advice
+        )
+    if extra:
+        raise SchemaError(
+            f"{what} have dims {extra} besides time, level, latitude and longitude; select "
+            f"one value of each (e.g. ds.isel({extra[0]}=0))"
+        )
 
 
 def require_dataset(ds: Any, what: str) -> None:

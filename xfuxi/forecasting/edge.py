@@ -15,7 +15,14 @@ import pandas as pd
 import xarray as xr
 
 from ..data.channels import channel_name, stack, unstack
-from ..data.schema import VARIABLES, SchemaError, canonical_order, require_dataset, validate
+from ..data.schema import (
+    VARIABLES,
+    SchemaError,
+    canonical_order,
+    check_state_dims,
+    require_dataset,
+    validate,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -78,19 +85,13 @@ def initial_conditions(
     model_vars = [v for v in ds.data_vars if str(v) in {str(c[0]) for c in model.channels}]
     if model_vars:
         ds = ds[model_vars]
-    extra = [str(d) for d in ds.dims if d not in ("time", "level", "latitude", "longitude")]
-    if "number" in extra:
-        raise SchemaError(
-            f"the initial conditions have an ensemble dim 'number' ({ds.sizes['number']} "
-            "members); forecasts and ensembles start from one state per time: select a "
-            "member (ds.isel(number=0)) and forecast each member separately, or pass the "
-            "ensemble mean (ds.mean('number'))"
-        )
-    if extra:
-        raise SchemaError(
-            f"the initial conditions have dims {extra} besides time, level, latitude and "
-            f"longitude; select one value of each (e.g. ds.isel({extra[0]}=0))"
-        )
+    check_state_dims(
+        ds,
+        "the initial conditions",
+        "forecasts and ensembles start from one state per time: select a member "
+        "(ds.isel(number=0)) and forecast each member separately, or pass the ensemble mean "
+        "(ds.mean('number'))",
+    )
     times = pd.DatetimeIndex(ds["time"].values)
     step = pd.Timedelta(model.timestep)
     if init_times is None:

@@ -17,7 +17,7 @@ import torch
 import xarray as xr
 
 from ..data.channels import Channel, stack
-from ..data.schema import SchemaError, require_dataset, validate
+from ..data.schema import SchemaError, check_state_dims, require_dataset, validate
 from ..models.base import ForecastModel
 
 __all__ = [
@@ -29,10 +29,6 @@ __all__ = [
     "stacked_states",
     "start_states",
 ]
-
-
-#: the dims a variable of training data may have
-_DIMS = ("time", "level", "latitude", "longitude")
 
 
 def check_layout(ds: xr.Dataset, name: str, variables: Sequence[str] | None = None) -> xr.Dataset:
@@ -73,17 +69,11 @@ make one with da.to_dataset(name=...) or pass the Dataset the DataArray came fro
     require_dataset(ds, f"{name} data")
     ds = validate(ds, require_time=True)
     used = [v for v in ds.data_vars if variables is None or str(v) in set(map(str, variables))]
-    extra = list(dict.fromkeys(str(d) for v in used for d in ds[v].dims if d not in _DIMS))
-    if "number" in extra:
-        raise SchemaError(
-            f"the {name} data have an ensemble dim 'number' ({ds.sizes['number']} members); "
-            "training takes one state per time: select a member (ds.isel(number=0))"
-        )
-    if extra:
-        raise SchemaError(
-            f"the {name} data have dims {extra} besides time, level, latitude and "
-            f"longitude; select one value of each (e.g. ds.isel({extra[0]}=0))"
-        )
+    check_state_dims(
+        ds[used],
+        f"the {name} data",
+        "training takes one state per time: select a member (ds.isel(number=0))",
+    )
     return ds
 
 
