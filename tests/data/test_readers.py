@@ -88,6 +88,22 @@ def test_cds_zip_of_two_netcdfs_and_hourly_precipitation(tmp_path):
     assert not tp6.isel(time=slice(5, None)).isnull().any()
 
 
+def test_zip_parts_on_different_grids_are_named_by_part(tmp_path):
+    """A zip's netCDFs on two grids: the error names each part, not the zip twice."""
+    instant = layouts.new_cds(2, freq="1h")
+    other = instant[["sp"]].isel(longitude=slice(0, 3))
+    a, b = tmp_path / "a.nc", tmp_path / "b.nc"
+    instant.to_netcdf(a)
+    other.to_netcdf(b)
+    path = tmp_path / "download.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.write(a, "one.nc")
+        z.write(b, "two.nc")
+    with pytest.raises(SchemaError, match=r"part 1 of 2\).*part 2 of 2\)") as err:
+        from_era5(path)
+    assert "longitude differs" in str(err.value)
+
+
 def test_hourly_precipitation_is_summed_over_the_six_hours_up_to_time():
     base = layouts.new_cds(8, freq="1h")
     tp = xr.full_like(base["sp"], 0.0).assign_attrs(units="m")

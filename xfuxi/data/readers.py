@@ -17,6 +17,7 @@ an error that names it and says what was expected. See the data page of the docu
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import tempfile
@@ -575,14 +576,26 @@ def _same_grid(
 ) -> list[tuple[str, xr.Dataset]]:
     """Every part on the latitudes, longitudes and levels of the first (same order), or raise."""
     parts = list(parts)
+    # a source of several parts (a zip of netCDFs, a GRIB file of several level types) is
+    # named with the part's number, so that an error does not name one file twice
+    counts = collections.Counter(source for source, _ in parts)
+    seen: collections.Counter[str] = collections.Counter()
+    labels = []
+    for source, _ in parts:
+        seen[source] += 1
+        labels.append(
+            f"{source} (part {seen[source]} of {counts[source]})" if counts[source] > 1 else source
+        )
     for dim in ("latitude", "longitude", "level"):
         held = [i for i, (_, p) in enumerate(parts) if dim in p.dims]
         if len(held) < 2:
             continue
-        ref_source, ref = parts[held[0]]
+        ref = parts[held[0]][1]
+        ref_source = labels[held[0]]
         ref_values = np.asarray(ref[dim].values)
         for i in held[1:]:
             source, part = parts[i]
+            label = labels[i]
             values = np.asarray(part[dim].values)
             if np.array_equal(values, ref_values):
                 continue
@@ -594,7 +607,7 @@ def _same_grid(
                 continue
             raise SchemaError(
                 f"cannot combine the data of {sources}: {dim} differs between "
-                f"'{ref_source}' ({_grid_text(dim, ref_values)}) and '{source}' "
+                f"'{ref_source}' ({_grid_text(dim, ref_values)}) and '{label}' "
                 f"({_grid_text(dim, values)}); combining them would fill the rest with NaN. "
                 + (
                     "Select the same levels in each file"
