@@ -44,6 +44,24 @@ def test_json_round_trip_with_nested_and_tuples():
     assert Outer.from_dict(None) == Outer()
 
 
+def test_numpy_scalars_are_written_as_python_numbers():
+    """A numpy integer or float passes the checks (they take any integer) and must then go
+    to JSON: an analysis's provenance failed at its end on ``np.int64`` (after the work)."""
+    import json
+
+    import numpy as np
+
+    from xfuxi.assimilation.config import BackgroundError, Minimiser, Window
+
+    o = Outer(x=np.float32(0.25), levels=(np.float64(1.0), 2.0), inner=Inner(a=np.int64(3)))
+    assert json.loads(o.to_json()) == {"x": 0.25, "kind": "gc", "levels": [1.0, 2.0],
+                                       "flag": False, "inner": {"a": 3}}  # fmt: skip
+    assert type(o.to_dict()["inner"]["a"]) is int
+    for cfg in (Minimiser(max_iter=np.int64(20)), BackgroundError(n_members=np.int64(5)),
+                Window(n_slots=np.int64(2))):  # fmt: skip
+        assert type(cfg).from_dict(json.loads(cfg.to_json())) == cfg
+
+
 def test_unknown_key_and_bad_value_raise_naming_them():
     with pytest.raises(ValueError, match=r"unknown Outer option\(s\) \['y'\]"):
         Outer.from_dict({"y": 1})

@@ -387,6 +387,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):  # np.int64(5), np.float32(0.1): JSON takes Python's
+        return value.item()
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -256,6 +257,42 @@ def test_minimize_zero_gradient_returns_background():
     assert float(v.abs().max()) == 0.0 and hist.converged
 
 
+def test_torch_lbfgs_reaches_the_minimum_of_an_ill_scaled_3dvar():
+    """The torch L-BFGS line search may shorten a step that raises J: both optimizers reach
+    the BLUE's minimum (before, a first trial step that raised J stopped v for good, and the
+    run reported "iteration cap reached" far above the minimum)."""
+    g = torch.Generator().manual_seed(3)
+    c, h, w, k = 2, 3, 4, 6
+    prev = torch.randn(c, h, w, generator=g, dtype=F64)
+    xb = torch.randn(c, h, w, generator=g, dtype=F64)
+    anoms = torch.randn(k, c, h, w, generator=g, dtype=F64) * 0.7
+    lats, lons = [-50.0, 0.0, 50.0, 10.0, 0.0], [0.0, 90.0, 180.0, 45.0, 270.0]
+    names = ["temperature", "geopotential", "temperature", "temperature", "geopotential"]
+    op, why = build_operator(
+        tiny.DA_CHANNELS, tiny.DA_LAT, tiny.DA_LON, obs_variable=names, obs_latitude=lats,
+        obs_longitude=lons, obs_level=[500.0] * 5,
+    )  # fmt: skip
+    assert (why == "").all()
+    y = torch.randn(5, generator=g, dtype=F64) * 2
+    sigma = torch.tensor([0.5, 1.0, 0.3, 0.8, 2.0], dtype=F64)
+    prob = En4DVarProblem(tiny.da_model(tiny.TinyNonlinear()), prev, xb, anoms, [
+        ObsSlot(0, op, y, sigma)])  # fmt: skip
+    hmat = torch.as_tensor(op.matrix(), dtype=F64)
+    xf = anoms.reshape(k, -1).T
+    gmat = hmat @ xf / sigma[:, None]
+    d = (y - hmat @ xb.reshape(-1)) / sigma
+    w_ref = torch.linalg.solve(torch.eye(k, dtype=F64) + gmat.T @ gmat, gmat.T @ d)
+    j_min = float(prob.cost(w_ref)[0])
+    for optimizer in ("scipy", "torch"):
+        v, hist = minimize_cost(
+            prob, minimiser=Minimiser(max_iter=100, gtol=1e-10, optimizer=optimizer),
+            progress=False,
+        )  # fmt: skip
+        assert float(prob.cost(v)[0]) == pytest.approx(j_min, rel=1e-9), optimizer
+        torch.testing.assert_close(v, w_ref, rtol=1e-5, atol=1e-6)
+        assert hist.message != "iteration cap reached", (optimizer, hist.message)
+
+
 def test_lbfgs_runs_with_one_blas_thread_and_restores_the_limit():
     """SciPy's L-BFGS-B runs with one BLAS thread (its threads would compete with torch's
     for the cores); the BLAS thread count outside is unchanged afterwards."""
@@ -451,6 +488,12 @@ def test_assimilate_4dvar_hybrid_static_b():
     xr.testing.assert_identical(static_b, before)
     assert hyb.diagnostics.attrs["background_error"].startswith("hybrid: 0.5 ensemble")
     assert ens.diagnostics.attrs["background_error"] == "ensemble"
+    # static B alone draws no members: the provenance says so (it named 8 Perlin members)
+    s_attrs = static.diagnostics.attrs
+    assert s_attrs["background_error"] == "static (12 samples)"
+    assert s_attrs["n_members"] == 0 and s_attrs["perturbations"] == "none (static B only)"
+    assert json.loads(s_attrs["config"])["members"] == "none (static B only)"
+    assert hyb.diagnostics.attrs["n_members"] == 8
     for res in (ens, hyb, static):
         assert float(np.abs(res.diagnostics["oma"]).max()) < 1.0  # drawn to the observation
     # the hybrid increment is neither the ensemble's nor the static one
@@ -480,6 +523,27 @@ def test_assimilate_4dvar_hybrid_static_b():
             error_data=xfuxi.BackgroundErrorData(static_b=static_b),
             **kw,
         )
+
+
+def test_analysis_trajectory_and_increment_spell_units_as_the_background():
+    """The trajectory (whose lead 0 is the analysis) keeps the background's spelling of each
+    unit, as the analysis and the increment do (it had the catalogue's ``m**2 s**-2``)."""
+    model = _model(TinyNonlinear())
+    bg = _background_ds()
+    bg["geopotential"].attrs["units"] = "m2 s-2"
+    bg["temperature"].attrs["units"] = "K"
+    t0 = bg["time"].values[-1]
+    obs = make_observations(
+        [250.0], error=0.5, time=t0, latitude=10.0, longitude=45.0, variable="temperature",
+        level=500.0,
+    )  # fmt: skip
+    res = assimilate_4dvar(
+        bg, obs, model=model, background_error=BackgroundError(n_members=4), progress=False,
+        minimiser=Minimiser(max_iter=0),
+    )  # fmt: skip
+    for ds in (res.analysis, res.increment, res.trajectory):
+        assert ds["geopotential"].attrs["units"] == "m2 s-2"
+        assert ds["temperature"].attrs["units"] == "K"
 
 
 def test_ensemble_members_with_given_perturbations():

@@ -67,6 +67,16 @@ def test_the_correction_learns_the_bias_and_lowers_the_error(biased, tmp_path):
     assert run.scores.attrs["method"] == "LETKF + bias correction"
 
 
+def test_settings_with_a_numpy_truncation_go_to_json():
+    """The settings a resumed run must match are JSON: a numpy integer truncation (accepted)
+    stopped the cycle at its settings check."""
+    import json
+
+    method = BiasCorrectedMethod(_letkf(), rate=0.1, truncation=np.int64(10))
+    settings = json.loads(json.dumps(method.settings()))
+    assert settings["bias_truncation"] == 10
+
+
 def test_a_resumed_corrected_run_is_identical(biased, tmp_path):
     method = BiasCorrectedMethod(_letkf(), rate=0.1, truncation=None)
     whole = _run(biased, method, n=6, store=tmp_path / "a")

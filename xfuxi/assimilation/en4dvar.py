@@ -626,7 +626,8 @@ def assimilate_4dvar(
     # the members were made before the core (which got ready anomalies)
     members_s = anomalies_s + res.timings["members_s"]
     res = res._replace(timings=dict(res.timings, members_s=members_s))
-    n_members = int(opts.n_members if given is None else given.shape[0])
+    static_only = static is not None and float(opts.hybrid_weight) == 1.0  # no members drawn
+    n_members = 0 if static_only else int(opts.n_members if given is None else given.shape[0])
     config = {
         "model": getattr(model, "name", type(model).__name__),
         "background_error": opts.replace(seed=seed).to_dict(),
@@ -637,7 +638,11 @@ def assimilate_4dvar(
         "minimiser": cfg["minimiser"].to_dict(),
         "quality_control": qc.to_dict(),
         "spread": _spread_provenance(spread, shipped),
-        "members": "Perlin" if given is None else f"given ({n_members})",
+        "members": "none (static B only)"
+        if static_only
+        else "Perlin"
+        if given is None
+        else f"given ({n_members})",
         "static_b": None if static is None else f"given ({static.shape[0]} samples)",
     }  # fmt: skip
     attrs = {
@@ -646,12 +651,16 @@ def assimilate_4dvar(
         "method": "FuXi-En4DVar",
         "n_members": n_members,
         "localization": "none" if loc is None else loc.description,
-        "perturbations": str(resolve_balance(opts.balance, model) or "independent")
+        "perturbations": "none (static B only)"
+        if static_only
+        else str(resolve_balance(opts.balance, model) or "independent")
         + f" Perlin, amplitude {_amplitude_str(opts.amplitude)}, wavelength {opts.wavelength:g}"
         if given is None
         else "given ensemble",
         "background_error": "ensemble"
         if static is None
+        else f"static ({static.shape[0]} samples)"
+        if static_only
         else f"hybrid: {1 - opts.hybrid_weight:g} ensemble + {opts.hybrid_weight:g} static "
         f"({static.shape[0]} samples)",
         "seed": seed,

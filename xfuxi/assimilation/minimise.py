@@ -17,6 +17,9 @@ from .cost import En4DVarProblem
 
 __all__ = ["History", "IterationRecord", "minimize_cost"]
 
+# cost evaluations a torch L-BFGS line search may make (SciPy L-BFGS-B's maxls default)
+_LINE_SEARCH_EVALUATIONS = 20
+
 
 @dataclass
 class IterationRecord:
@@ -153,6 +156,10 @@ def minimize_cost(
             [v],
             lr=1.0,
             max_iter=1,
+            # one iteration a step: without max_eval torch allows it max_iter * 5 // 4 = 1
+            # evaluation, which leaves the strong-Wolfe line search none of its own, so a
+            # first trial step that raises J is never shortened and v stops moving
+            max_eval=1 + _LINE_SEARCH_EVALUATIONS,
             history_size=opts.history,
             line_search_fn="strong_wolfe",
             tolerance_grad=0.0,
@@ -165,14 +172,23 @@ def minimize_cost(
             v.grad = g.clone()
             return torch.tensor(j, dtype=torch.float64)
 
+        stalled = False
         for _ in range(int(max_iter)):
+            before = v.detach().clone()
             opt.step(closure)
             if record(v.detach()):
                 hist.converged = True
                 break
+            if torch.equal(v.detach(), before):  # the line search found no lower J
+                stalled = True
+                break
         v = v.detach()
         hist.message = (
-            "relative gradient tolerance reached" if hist.converged else "iteration cap reached"
+            "relative gradient tolerance reached"
+            if hist.converged
+            else "the line search found no decrease of J (stopped)"
+            if stalled
+            else "iteration cap reached"
         )
     bar.close()
     if not hist.converged and len(hist.records) - 1 >= max_iter:

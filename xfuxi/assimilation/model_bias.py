@@ -129,7 +129,7 @@ class BiasCorrectedMethod(CycleMethod):
             "method": self.name,
             "inner": self.method.settings(),
             "bias_rate": float(self.rate),
-            "bias_truncation": self.truncation,
+            "bias_truncation": None if self.truncation is None else int(self.truncation),
             "bias_spinup": int(self.spinup),
         }
 

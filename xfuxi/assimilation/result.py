@@ -164,7 +164,7 @@ def result_datasets(
     increment = unstack(inc_da, model.channels)
     increment = increment.transpose(*canonical_order(increment.dims))
     increment.attrs = dict(attrs, description="analysis minus background at t0")
-    for ds in (analysis, increment):
+    for ds in (traj, analysis, increment):  # the background's spelling of every unit
         for v in ds.data_vars:
             if "units" in background[v].attrs:
                 ds[v].attrs["units"] = background[v].attrs["units"]
