@@ -383,6 +383,38 @@ def test_function_flags_take_types_help_and_choices_from_the_function():
     assert args.steps_options == [2, 4] and args.channels == [("temperature", 850.0)]
 
 
+def test_calibration_commands_refuse_bad_values_and_outputs_before_any_work(
+    tmp_path, monkeypatch, capsys
+):
+    """Counts, gains, the stage and ``--out`` are checked before the world is read (they were
+    found after it, or after the whole tuning at the save)."""
+    import xfuxi.cli.calibrate as calibrate
+
+    def no_world(*args, **kwargs):
+        raise AssertionError("the world was read")
+
+    monkeypatch.setattr(calibrate, "world_split", no_world)
+    new = str(tmp_path / "new")
+    for argv, message in (
+        (["calibrate-ens", "--inits", "0"], "--inits must be at least 1; got 0"),
+        (["calibrate-ens", "--validation-days", "-3"], "--validation-days must be at least 1"),
+        (["calibrate-ens-early", "--members", "1"], "--members must be at least 2; got 1"),
+        (["calibrate-ens", "--steps", "0"], "--steps must be at least 1; got 0"),
+        (["calibrate-ens", "--gains", "-1"], "--gains must be positive; got [-1.0]"),
+        (["calibrate-ens-stage", "--gains", "0,2"], "--gains must be positive"),
+    ):
+        assert main(["--no-progress", *argv, "--out", new]) == 2, argv
+        assert message in capsys.readouterr().err
+    assert main(["--no-progress", "calibrate-ens-stage", "--stage", "7", "--out", new]) == 1
+    assert "--stage 7 is not a stage of the cascade" in capsys.readouterr().err
+    mine = tmp_path / "mine.txt"
+    mine.write_text("mine")
+    for command in ("calibrate-ens", "calibrate-ens-early", "calibrate-ens-stage"):
+        assert main(["--no-progress", command, "--out", str(mine)]) == 1
+        assert "not a directory that xfuxi wrote" in capsys.readouterr().err
+    assert mine.read_text() == "mine" and not (tmp_path / "new").exists()
+
+
 def test_function_args_refuse_what_they_cannot_build():
     import argparse
 

@@ -563,9 +563,10 @@ def test_cli_calibrate_ens_saves_the_chosen_pairs(tmp_path, monkeypatch, capsys)
     cal2 = load_perturbation(tmp_path / "cal2")
     assert cal2.metadata["spread_growth_history"] == [cal.metadata["spread_growth"]]
     capsys.readouterr()
-    # bad settings: a one-line message on stderr and exit status 1, nothing written
-    assert cli.main(args[:-4] + ["--inits", "0", "--out", str(tmp_path / "cal0")]) == 1
-    assert "initial times must be >= 1" in capsys.readouterr().err
+    # bad settings: a one-line message on stderr, nothing written; a count out of range is
+    # a usage error (exit status 2) found before the world is read, the others exit with 1
+    assert cli.main(args[:-4] + ["--inits", "0", "--out", str(tmp_path / "cal0")]) == 2
+    assert "--inits must be at least 1; got 0" in capsys.readouterr().err
     assert (
         cli.main(args[:-6] + ["--steps", "4", "--inits", "2", "--out", str(tmp_path / "c4")]) == 1
     )
@@ -630,7 +631,7 @@ def test_cli_calibrate_ens_stage_saves_the_chosen_model_gain(tmp_path, monkeypat
     assert "chosen: gain" in capsys.readouterr().out
     # a single model is refused with a one-line message on stderr and exit status 1
     assert cli.main(args[:3] + [str(model_dir)] + args[4:-1] + [str(tmp_path / "c1")]) == 1
-    assert "model must be a Cascade" in capsys.readouterr().err
+    assert "calibrate-ens-stage needs a cascade model" in capsys.readouterr().err
     # --after-hours is for the first stage only (it was accepted and ignored at stage 1)
     assert cli.main([*args[:-1], str(tmp_path / "c2"), "--after-hours", "30"]) == 2
     assert "--after-hours applies to --stage 0 only" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from .common import (
     function_kwargs,
     load_model,
     output_args,
+    output_path,
     spaced_init_times,
     usage_error,
     world_split,
@@ -67,13 +68,36 @@ def _ens_calibration_args(target: str, own: tuple[str, ...], model: str = "fuxi-
     return deco
 
 
-def _setup(args):
-    """``(model, module, validation split, TuningRun)`` of a calibration command."""
+def _refused(args, command: str) -> int | None:
+    """A usage error (exit status 2) for a count or gain out of range, else ``None``; an
+    unusable ``--out`` raises. Checked before the model, the module and the world are read
+    and the tuning runs (they were found only then, or at the save after the tuning)."""
+    counts = (("--inits", "inits", 1), ("--validation-days", "validation_days", 1),
+              ("--members", "n", 2), ("--steps", "steps", 1))  # fmt: skip
+    for flag, name, low in counts:
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            return usage_error(command, f"{flag} must be at least {low}; got {value}")
+    for flag, name in (("--gains", "initial_gains"), ("--factors", "step_factors"),
+                       ("--gains", "gains")):  # fmt: skip
+        values = getattr(args, name, None)
+        if values is not None and not all(float(v) > 0 for v in values):
+            return usage_error(command, f"{flag} must be positive; got {list(values)}")
+    output_path(args.out, [args.perturbation, args.model], kind="perturbation",
+                overwrite=args.overwrite)  # fmt: skip
+    return None
+
+
+def _setup(args, check_model=None):
+    """``(model, module, validation split, TuningRun)`` of a calibration command;
+    ``check_model(model)`` may refuse the model before the world is read."""
     # torch-backed modules are imported when a command runs (the CLI starts without torch)
     from ..models.ens import load_perturbation
     from ..training.calibration import TuningRun
 
     model = load_model(args.model)
+    if check_model is not None:
+        check_model(model)
     vae = load_perturbation(args.perturbation)
     validation = world_split("validation", args.validation_days)
     times = spaced_init_times(validation, model, args.steps, args.inits)
@@ -110,6 +134,8 @@ def _save(vae, args, meta: dict, table, chosen: str) -> int:
 def _cmd_calibrate_ens(args) -> int:
     from ..training.gains import apply_spread_growth, tune_spread_growth
 
+    if (refused := _refused(args, "calibrate-ens")) is not None:
+        return refused
     model, vae, validation, run = _setup(args)
     best, scores = tune_spread_growth(
         validation, model=model, perturbation=vae, run=run,
@@ -146,6 +172,8 @@ def _cmd_calibrate_ens(args) -> int:
 def _cmd_calibrate_ens_early(args) -> int:
     from ..training.gains import apply_early_gain, tune_early_gain
 
+    if (refused := _refused(args, "calibrate-ens-early")) is not None:
+        return refused
     model, vae, validation, run = _setup(args)
     options = function_kwargs(args, EARLY_GAIN_FLAGS)
     chans = options["channels"] = list(args.channels)
@@ -191,7 +219,20 @@ def _cmd_calibrate_ens_stage(args) -> int:
             "--after-hours applies to --stage 0 only: a later stage is held to the band over "
             "the leads it makes, from the cascade's switch on",
         )
-    model, vae, validation, run = _setup(args)
+    if (refused := _refused(args, "calibrate-ens-stage")) is not None:
+        return refused
+
+    def check_stage(model) -> None:
+        stages = getattr(model, "stages", None)
+        if stages is None:
+            raise ValueError(f"calibrate-ens-stage needs a cascade model; {args.model} is not one")
+        if not 0 <= args.stage < len(stages):
+            raise ValueError(
+                f"--stage {args.stage} is not a stage of the cascade {args.model} "
+                f"({len(stages)} stages: 0..{len(stages) - 1})"
+            )
+
+    model, vae, validation, run = _setup(args, check_model=check_stage)
     options = function_kwargs(args, MODEL_GAIN_FLAGS)
     chans = options["channels"] = None if args.channels is None else list(args.channels)
     gain, scores = tune_model_gain(validation, model=model, perturbation=vae, run=run, **options)
