@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import xarray as xr
 
 import xfuxi
@@ -76,6 +77,21 @@ def test_options_validate_with_clear_errors():
         Minimiser(optimizer="adam")
     with pytest.raises(TypeError, match="unexpected keyword argument 'n_member'"):
         assimilate_4dvar(bg, obs, model=m, n_member=10)
+    # read as something else before: a std table flattened, a number as nanoseconds
+    with pytest.raises(ValueError, match=r"one value per channel .* shape \(2, 2\)"):
+        BackgroundError(perturbation_std=[[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match="got the number 123"):
+        Window(time=123)
+    assert Window(time=np.datetime64("2000-01-01T06")).time == "2000-01-01 06:00:00"
+    # static samples with NaN were found at the first cycle's analysis
+    from xfuxi.assimilation.cycle import static_var
+
+    samples = torch.zeros(3, 1, 1, 40, dtype=torch.float64)
+    samples[1, 0, 0, 5] = float("nan")
+    with pytest.raises(ValueError, match="static must be finite"):
+        static_var(samples)
+    with pytest.raises(ValueError, match=r"of shape \(3, 40\)"):
+        static_var(torch.zeros(3, 40))
 
 
 def test_new_options_equal_old_keywords_and_provenance_round_trips():

@@ -130,7 +130,13 @@ class BackgroundError(Config):
                 f"balance must be 'auto', 'geostrophic' or 'none' (None); got {self.balance!r}"
             )
         if self.perturbation_std is not None:
-            std = np.asarray(self.perturbation_std, dtype="float64").ravel()
+            std = np.asarray(self.perturbation_std, dtype="float64")
+            if std.ndim > 1:  # one std per channel: a table would be read flattened
+                raise ValueError(
+                    "perturbation_std must be one value per channel (a flat sequence); got an "
+                    f"array of shape {std.shape}"
+                )
+            std = std.ravel()
             if std.size == 0 or not bool(np.isfinite(std).all()) or bool((std < 0).any()):
                 raise ValueError(
                     f"perturbation_std must be finite values >= 0; got {self.perturbation_std!r}"
@@ -345,6 +351,11 @@ class Window(Config):
         if self.time is not None:
             import pandas as pd
 
+            if _is_number(self.time):  # pandas would read 123 as nanoseconds after 1970
+                raise ValueError(
+                    f"time must be a date and time (a string, datetime or datetime64); got "
+                    f"the number {self.time!r}"
+                )
             try:
                 stamp = pd.Timestamp(self.time)
             except (TypeError, ValueError) as err:

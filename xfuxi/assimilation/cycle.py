@@ -623,6 +623,13 @@ class En4DVarMethod(CycleMethod):
                 "static must be a tensor (K, C, H, W) of background-error samples; got "
                 f"{type(self.static).__name__}"
             )
+        if self.static is not None and (
+            self.static.ndim != 4 or not bool(torch.isfinite(self.static).all())
+        ):  # found at the first cycle's analysis otherwise, as a NaN analysis or a raw error
+            bad = "not finite" if self.static.ndim == 4 else f"of shape {tuple(self.static.shape)}"
+            raise ValueError(
+                f"static must be finite background-error samples (K, C, H, W); they are {bad}"
+            )
         self._loc: Any = None
 
     def settings(self) -> dict[str, Any]:
