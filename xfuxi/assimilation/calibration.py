@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from ..data.channels import WIND_COMPONENTS, channel_name, parse_channel_name, stack, unstack
-from ..data.schema import canonical_order
+from ..data.schema import canonical_order, validate
 from ..docstrings import docstring_parts
 from ..models.cascade import reject_cascade
 from ..models.checkpoint import (
@@ -204,6 +204,10 @@ def _forecast_errors(
     reject_cascade(model)
     if int(lead_steps) < 1 or int(n_samples) < 1:
         raise ValueError(f"lead_steps and n_samples must be >= 1; got {lead_steps}, {n_samples}")
+    # canonical first (latitude ascending, longitude 0..360, times ascending), as
+    # background_tensor reads its input: north-to-south or -180..180 data are the model's
+    # grid in another order, not another grid to regrid to, and reversed times are regular
+    data = validate(data, require_time=True)
     model.check_dataset(data)
     step = pd.Timedelta(model.timestep)
     times = pd.DatetimeIndex(data["time"].values)
@@ -291,8 +295,10 @@ def background_error_std(
     Parameters
     ----------
     data : xarray.Dataset
-        Canonical states with a regular ``time`` axis at the model's step (analyses, or a
-        truth run of a period *independent* of the one being assimilated).
+        States with a regular ``time`` axis at the model's step (analyses, or a truth run
+        of a period *independent* of the one being assimilated), on the model's grid in
+        any order: they are put in the canonical layout first (:func:`xfuxi.validate`:
+        latitude ascending, longitude 0..360, times ascending).
     model : ForecastModel or str
         Deterministic model (or shipped name / checkpoint directory).
     lead_steps : int, default 4
@@ -368,7 +374,8 @@ def forecast_error_samples(
     Parameters
     ----------
     data : xarray.Dataset
-        Canonical states with a regular ``time`` axis at the model's step.
+        States with a regular ``time`` axis at the model's step, on the model's grid in any
+        order (put in the canonical layout first, as for :func:`background_error_std`).
     model : ForecastModel or str
     lead_steps : int, default 1
         Forecast length (1 step = 6 h: the background of a 6-hourly cycle).

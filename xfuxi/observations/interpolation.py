@@ -5,11 +5,12 @@ applied either with NumPy (:meth:`ObservationWeights.apply`, used by verificatio
 :func:`horizontal_weights`) or with torch (:class:`xfuxi.observations.operator.
 ObservationOperator`, used by assimilation). The definition (see docs/design.md):
 
-* horizontally, bilinear in latitude and longitude; longitude is periodic (an observation
-  between the last and the first meridian uses both); poleward of the outermost latitude
-  row the interpolation runs *across the pole* to the same row at longitude + 180°, with
-  the sign of wind components reversed there (the local east/north axes turn over at the
-  pole);
+* horizontally, bilinear in latitude and longitude; on a global grid longitude is
+  periodic (an observation between the last and the first meridian uses both) and poleward
+  of the outermost latitude row the interpolation runs *across the pole* to the same row
+  at longitude + 180°, with the sign of wind components reversed there (the local
+  east/north axes turn over at the pole); a regional grid is neither wrapped nor crossed
+  over the pole: what lies beyond its edges is outside it (see :func:`horizontal_weights`);
 * vertically, an observation on a model pressure level uses that level; one between two
   levels of its variable is linear in log-pressure; single-level variables have level NaN;
 * observation longitudes are accepted in [-180, 360] (:data:`LONGITUDE_RANGE`) and taken
@@ -103,6 +104,12 @@ class ObservationWeights:
         Interpolation weights (zero for padding).
     state_shape : tuple (C, H, W)
 
+    Notes
+    -----
+    A value of zero weight does not reach ``H x``: a NaN there (SST over land read by the
+    padding of an observation on another channel, or the neighbour of an observation
+    exactly on a grid point) leaves ``H x`` finite. A NaN of non-zero weight gives NaN.
+
     Examples
     --------
     >>> w = ObservationWeights(np.array([[0, 1]]), np.array([[0.25, 0.75]]), (1, 1, 2))
@@ -142,7 +149,15 @@ class ObservationWeights:
         if tuple(x.shape[-3:]) != self.state_shape:
             raise ValueError(f"expected states (..., {self.state_shape}); got {x.shape}")
         flat = x.reshape(*x.shape[:-3], -1)
-        return (flat[..., self.index] * self.weight).sum(-1)
+        vals = flat[..., self.index]
+        # a NaN the operator gives no weight (a neighbour of an observation exactly on a grid
+        # point, the padding that reads channel 0: SST missing over land) must not reach
+        # H x, yet NaN * 0 is NaN: only non-finite values of zero weight are zeroed, so
+        # every other term (and H x of complete states) is the product it always was
+        unused = (self.weight == 0) & ~np.isfinite(vals)
+        if unused.any():
+            vals = np.where(unused, 0, vals)
+        return (vals * self.weight).sum(-1)
 
     def matrix(self) -> np.ndarray:
         """The operator as a dense ``(m, C*H*W)`` matrix (for tests and small problems)."""
@@ -176,6 +191,34 @@ def _sorted_grid(latitude: Any, longitude: Any) -> tuple[np.ndarray, np.ndarray,
     if np.any(np.diff(lon_s) <= 0):
         raise ValueError("grid longitude must not repeat a meridian (modulo 360 degrees)")
     return lat_s, lon_s, lat_order, lon_order
+
+
+#: a grid covers the circle of longitudes (is periodic) when its widest gap between adjacent
+#: meridians, across 360° included, is at most this many times the typical (median) one of
+#: the others; a wider gap is the outside of a regional grid
+_PERIODIC_GAP_FACTOR = 1.5
+
+#: slack (degrees) at the edges of a regional grid's gap in longitude, for rounding
+_EDGE_SLACK = 1e-9
+
+#: a periodic grid is crossed over a pole when its outermost row is at most this many row
+#: spacings from it: a global grid's is within one (0 with pole rows, about half on offset
+#: and Gaussian grids); two also keeps coarse toy grids (three rows at 0, ±30°) global,
+#: while a band or cap of any real resolution stops short of the pole by many spacings
+_POLE_GAP_FACTOR = 2.0
+
+
+def _lon_gap(lon_s: np.ndarray) -> tuple[float, float] | None:
+    """The longitudes a regional grid leaves out, ``(start, width)`` in degrees east of
+    ``start``; None for a grid that covers the circle."""
+    if lon_s.size < 2:
+        return None  # one meridian: only observations on it (checked by the caller)
+    gaps = np.diff(np.append(lon_s, lon_s[0] + 360.0))
+    g = int(np.argmax(gaps))
+    typical = float(np.median(np.delete(gaps, g)))
+    if gaps[g] <= _PERIODIC_GAP_FACTOR * typical:
+        return None
+    return float(lon_s[g]), float(gaps[g])
 
 
 def _lon_stencil(lon_s: np.ndarray, x: np.ndarray) -> tuple[Any, ...]:
@@ -220,8 +263,10 @@ def horizontal_weights(
         Their weights (zero for padding and for observations outside the grid).
     inside : numpy.ndarray (m,) of bool
         False for an observation that cannot be interpolated: a non-finite position, a
-        latitude outside [-90, 90], a longitude outside [-180, 360], or a position off a
-        one-row or one-column grid.
+        latitude outside [-90, 90], a longitude outside [-180, 360], a position off a
+        one-row or one-column grid, or outside a regional grid (in the longitudes it
+        does not cover, or poleward of its outermost row where that is not crossed over the
+        pole, see Notes).
 
     Raises
     ------
@@ -231,11 +276,17 @@ def horizontal_weights(
 
     Notes
     -----
-    Bilinear in latitude and longitude, periodic in longitude. Poleward of the outermost
-    row ``φ_0`` (when it is not the pole itself), the value is linear along the meridian
-    through the pole between the row at the observation's longitude and the same row at
-    longitude + 180°, at fraction ``t = (|φ| − |φ_0|) / (2 (90° − |φ_0|))`` of the way; a
-    wind component reached across the pole changes sign. See docs/design.md.
+    Bilinear in latitude and longitude. Longitude is periodic when the grid covers the
+    circle: its widest gap between adjacent meridians (across 360° included) is at most
+    1.5 times the median of the others. Otherwise the grid is regional and an observation
+    in that gap is outside it, never interpolated across it.
+    Poleward of the outermost row ``φ_0`` (when it is not the pole itself), on a periodic
+    grid whose ``φ_0`` lies within two row spacings of the pole, the value is linear along
+    the meridian through the pole between the row at the observation's longitude and the
+    same row at longitude + 180°, at fraction ``t = (|φ| − |φ_0|) / (2 (90° − |φ_0|))`` of
+    the way; a wind component reached across the pole changes sign. On any other grid (a
+    regional box, or one column) an observation poleward of the outermost row is outside
+    it. See docs/design.md.
 
     Examples
     --------
@@ -265,6 +316,11 @@ def horizontal_weights(
     lat = np.where(inside, olat, lat_s[0])
     lon = np.where(inside, olon % 360.0, lon_s[0])
     h, w = lat_s.size, lon_s.size
+    gap = _lon_gap(lon_s)
+    if gap is not None:  # a regional grid: its periodic stencil would bridge the gap
+        start, width = gap
+        east = (lon - start) % 360.0
+        inside &= ~((east > _EDGE_SLACK) & (east < width - _EDGE_SLACK))
     c0, c1, w0, w1, lon_used = _lon_stencil(lon_s, lon)
     if w == 1:
         inside &= np.isclose(lon, lon_s[0] % 360.0)
@@ -290,11 +346,18 @@ def horizontal_weights(
         north = inside & (lat > lat_s[-1])
         south = inside & (lat < lat_s[0])
         middle = inside & ~north & ~south
-        for pole, sel, edge in ((90.0, north, h - 1), (-90.0, south, 0)):
+        for pole, sel, edge, near in ((90.0, north, h - 1, h - 2), (-90.0, south, 0, 1)):
             if not sel.any():
                 continue
             if np.isclose(lat_s[edge], pole):
                 put(sel, edge, [(c0, w0, False), (c1, w1, False)])
+                continue
+            spacing = abs(lat_s[edge] - lat_s[near])
+            far = abs(pole - lat_s[edge]) > _POLE_GAP_FACTOR * spacing * (1 + 1e-9)
+            if w == 1 or gap is not None or far:
+                # not a global grid: what lies beyond its outermost row is outside it, not
+                # across the pole (the row at longitude + 180° is not there, or far away)
+                inside &= ~sel
                 continue
             t = (lat - lat_s[edge]) / (2.0 * (pole - lat_s[edge]))
             put(

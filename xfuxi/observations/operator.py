@@ -6,8 +6,9 @@ observations ``(..., m)``. It is linear, so it is stored as a gather of at most 
 per observation with fixed weights, and it is differentiable by construction.
 
 The weights are computed once, in NumPy, by :mod:`xfuxi.observations.interpolation` (which
-defines the interpolation: bilinear and periodic in longitude, across the pole with the sign
-of wind components reversed, linear in log-pressure between levels); this module is their
+defines the interpolation: bilinear, on a global grid periodic in longitude and across the
+pole with the sign of wind components reversed, linear in log-pressure between levels;
+nothing beyond the edges of a regional grid); this module is their
 torch view, used by assimilation. Verification uses the same weights without torch, so O−B
 from an analysis' diagnostics and from :func:`xfuxi.innovations` agree.
 
@@ -49,6 +50,11 @@ class ObservationOperator(torch.nn.Module):
     weight : array (m, k)
         Interpolation weights (zero for padding).
     state_shape : tuple (C, H, W)
+
+    Notes
+    -----
+    A value of zero weight does not reach ``op(x)`` nor its gradient: a NaN there (SST over
+    land read by the padding of an observation on another channel) leaves them finite.
     """
 
     def __init__(self, index: Any, weight: Any, state_shape: Sequence[int]) -> None:
@@ -82,7 +88,14 @@ class ObservationOperator(torch.nn.Module):
             raise ValueError(f"expected states (..., {self.state_shape}); got {tuple(x.shape)}")
         flat = x.reshape(*x.shape[:-3], math.prod(self.state_shape))  # also for 0 states
         vals = flat[..., self.index]
-        return (vals * self.weight.to(vals.dtype)).sum(-1)
+        weight = self.weight.to(vals.dtype)
+        # as ObservationWeights.apply: a non-finite value of zero weight (padding reading
+        # channel 0, the neighbour of an observation on a grid point) is zeroed *before* the
+        # product, since NaN * 0 is NaN and would also make the gradient NaN; every other
+        # value is used as it is, so H x of complete states is unchanged
+        unused = (weight == 0) & ~torch.isfinite(vals)
+        vals = torch.where(unused, vals.new_zeros(()), vals)
+        return (vals * weight).sum(-1)
 
     def matrix(self) -> np.ndarray:
         """The operator as a dense ``(m, C*H*W)`` matrix (for tests and small problems)."""
@@ -121,8 +134,10 @@ def build_operator(
     Notes
     -----
     The torch view of :func:`xfuxi.observations.interpolation.observation_weights`:
-    bilinear in latitude/longitude, periodic in longitude, across the pole poleward of the
-    outermost rows (wind components change sign across the pole); linear in ln p between
+    bilinear in latitude/longitude; on a global grid periodic in longitude and across the
+    pole poleward of the outermost rows (wind components change sign across the pole), on a
+    regional one ``"outside_grid"`` beyond its edges (see
+    :func:`~xfuxi.observations.interpolation.horizontal_weights`); linear in ln p between
     the two model levels that bracket the observation. See docs/design.md.
 
     Examples
@@ -134,11 +149,18 @@ def build_operator(
     >>> float(op(x)[0]), why.tolist()   # mean of 3, 0, 7, 4
     (3.5, [''])
     """
+    lat_grid, lon_grid = _model_grid(latitude, longitude)
+    weights, reason = observation_weights(channels, lat_grid, lon_grid, **obs)
+    return ObservationOperator.from_weights(weights), reason
+
+
+def _model_grid(latitude: Any, longitude: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The model grid as :func:`build_operator` takes it (longitude modulo 360), checked:
+    the states it is applied to are stacked in this canonical order."""
     lat_grid = np.asarray(latitude, dtype="float64")
     lon_grid = np.asarray(longitude, dtype="float64") % 360.0
     if lat_grid.ndim != 1 or np.any(np.diff(lat_grid) <= 0):
         raise ValueError("latitude of the model grid must be 1-D and strictly ascending")
     if lon_grid.ndim != 1 or np.any(np.diff(lon_grid) <= 0):
         raise ValueError("longitude of the model grid must be 1-D, ascending within 0..360")
-    weights, reason = observation_weights(channels, lat_grid, lon_grid, **obs)
-    return ObservationOperator.from_weights(weights), reason
+    return lat_grid, lon_grid

@@ -438,14 +438,21 @@ def single_observation(
     )
 
 
-def _variable_names(variables: Any) -> list[str]:
-    """``variables`` as a list of names; one string is refused (it would be read as its
-    letters), as :class:`xfuxi.RadiosondeNetwork` refuses it."""
+def _variable_names(variables: Any, truth: xr.Dataset) -> list[str]:
+    """``variables`` as a list of names of ``truth``; one string is refused (it would be
+    read as its letters), as :class:`xfuxi.RadiosondeNetwork` refuses it, and so is a name
+    the truth lacks (as :func:`single_observation` refuses it, not xarray's KeyError)."""
     if isinstance(variables, (str, bytes)):
         raise ObservationError(
             f"variables must be a sequence of names, not one string: variables=[{variables!r}]"
         )
-    return [str(v) for v in variables]
+    names = [str(v) for v in variables]
+    missing = sorted({v for v in names if v not in truth.data_vars})
+    if missing:
+        raise ObservationError(
+            f"truth lacks variable(s) {missing} (it has {[str(v) for v in truth.data_vars]})"
+        )
+    return names
 
 
 @_doc
@@ -478,7 +485,10 @@ def random_observations(
     n = _positive_count(n, "n")
     rng = np.random.default_rng(seed)
     tims = _truth_times(truth, times)
-    var = rng.choice(np.asarray(_variable_names(variables), dtype=str), size=int(n))
+    names = _variable_names(variables, truth)
+    if not names:
+        raise ObservationError("random observations need at least one variable")
+    var = rng.choice(np.asarray(names, dtype=str), size=int(n))
     lev = np.array([rng.choice(_levels_for(truth, v, levels)) for v in var], dtype="float64")
     lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, int(n))))
     lon = rng.uniform(0.0, 360.0, int(n))
@@ -553,7 +563,7 @@ def radiosonde_observations(
         lat_s, lon_s = arr[:, 0], arr[:, 1]
     if variables is None:
         variables = [str(v) for v in truth.data_vars if "level" in truth[v].dims]
-    variables = _variable_names(variables)
+    variables = _variable_names(variables, truth)
     if len(variables) == 0:
         raise ObservationError("radiosonde observations need at least one variable with levels")
     tims = _truth_times(truth, times)
@@ -597,7 +607,7 @@ def region_observations(
     [0.0, 90.0, 270.0]
     """
     truth = validate(truth, require_time=True)
-    variables = _variable_names(variables)
+    variables = _variable_names(variables, truth)
     rng = np.random.default_rng(seed)
     lat_g = truth["latitude"].values
     lon_g = truth["longitude"].values % 360.0
@@ -628,6 +638,33 @@ def _operator_columns(obs: xr.Dataset) -> dict[str, np.ndarray]:
     }
 
 
+#: half the window of the one slot when ``slot_times`` has one time (there is no interval
+#: to take half of): half the 6-hour step of the FuXi models
+_SINGLE_SLOT_HALF_WINDOW = np.timedelta64(3, "h")
+
+
+def _slot_times(slot_times: Any) -> np.ndarray:
+    """``slot_times`` as datetime64[ns], checked: 1-D, non-empty, no NaT, strictly ascending
+    and equally spaced (the windows are half the first interval around each slot)."""
+    slots = np.asarray(slot_times, dtype="M8[ns]")
+    if slots.ndim != 1 or slots.size == 0:
+        raise ValueError(
+            f"slot_times must be a non-empty 1-D array of times; got shape {slots.shape}"
+        )
+    shown = [str(pd.Timestamp(t)) for t in slots[:10]]  # (the first ten)
+    if np.isnat(slots).any():
+        raise ValueError(f"slot_times must not contain NaT; got {shown}")
+    step = np.diff(slots)
+    if np.any(step <= np.timedelta64(0, "ns")):
+        raise ValueError(
+            "slot_times must be strictly ascending (the window of a slot is the time "
+            f"nearer to it than half a slot interval); got {shown}"
+        )
+    if step.size and np.any(step != step[0]):
+        raise ValueError(f"slot_times must be equally spaced; got {shown}")
+    return slots
+
+
 def screen_observations(
     obs: xr.Dataset,
     *,
@@ -642,8 +679,8 @@ def screen_observations(
 
     Checked in this order (first failing reason counts): ``nan_value``; ``bad_error``
     (NaN or ≤ 0); ``unknown_variable``; ``unknown_level``; ``outside_grid``;
-    ``outside_window`` (farther than half a slot interval from every slot time, or without
-    a time: NaT). Usable
+    ``outside_window`` (farther than half a slot interval from every slot time, or than
+    3 h from the one slot time, or without a time: NaT). Usable
     observations that are copies of an earlier one (:func:`duplicated_observations` with
     ``copies=True``) are refused, or, with ``duplicates="first"``, rejected as ``duplicate``
     with a warning (the first of each group is used); different values at the same
@@ -654,9 +691,14 @@ def screen_observations(
     obs : xarray.Dataset
         Observation Dataset.
     channels, latitude, longitude
-        The model's channels and grid.
+        The model's channels and grid, in the model's order: latitude ascending (south to
+        north), longitude ascending within 0..360 (as :func:`xfuxi.validate` orders data
+        and :func:`~xfuxi.observations.operator.build_operator` requires).
     slot_times : array of datetime64 (K,)
-        Observation slot times (equally spaced).
+        Observation slot times: non-empty, strictly ascending and equally spaced. Each
+        observation goes to the nearest slot (the earlier one at a tie) if it is within
+        half the slot interval of it; with one slot time, within 3 h of it (half the
+        models' 6-hour step).
     strict : bool, default False
         Raise :class:`ObservationError` listing the counts if anything is rejected.
     duplicates : {"refuse", "first"}, default "refuse"
@@ -678,6 +720,9 @@ def screen_observations(
     ObservationError
         If usable observations are copies of one another (same variable, level, time,
         position, value and error); in strict mode, if any observation is rejected.
+    ValueError
+        If the grid is not in the model's order (see above), ``slot_times`` is empty, not
+        strictly ascending or not equally spaced, or ``duplicates`` is unknown.
 
     Examples
     --------
@@ -689,8 +734,12 @@ def screen_observations(
     >>> used.sizes["obs"], counts["nan_value"]
     (1, 1)
     """
-    from .operator import build_operator  # the torch view, for the assimilation
+    from .operator import _model_grid, build_operator  # the torch view, for the assimilation
 
+    # the grid and the slots are checked before any work (the grid is refused by the
+    # operator built at the end otherwise; unordered slots gave negative windows)
+    _model_grid(latitude, longitude)
+    slots = _slot_times(slot_times)
     obs = validate_observations(obs)
     m = obs.sizes["obs"]
     reason = np.full(m, "", dtype=object)
@@ -702,14 +751,13 @@ def screen_observations(
     _, why = observation_weights(channels, latitude, longitude, **_operator_columns(obs))
     fill = (reason == "") & (why != "")
     reason[fill] = why[fill]
-    slots = np.asarray(slot_times, dtype="M8[ns]")
     t = obs["time"].values.astype("M8[ns]")
     dist = np.abs((t[:, None] - slots[None, :]).astype("int64"))
     slot = np.argmin(dist, axis=1)
     half = (
         (slots[1] - slots[0]).astype("int64") / 2
         if slots.size > 1
-        else np.timedelta64(3, "h").astype("m8[ns]").astype("int64")
+        else _SINGLE_SLOT_HALF_WINDOW.astype("m8[ns]").astype("int64")
     )
     # a missing time (NaT) is in no window: NaT − t is int64's minimum, whose abs stays
     # negative, which put such observations in the first slot

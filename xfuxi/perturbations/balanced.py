@@ -17,7 +17,7 @@ import torch
 from .. import physics
 from ..constants import R_DRY
 from ..data.channels import channel_name
-from .perlin import make_generator, perlin_noise
+from .perlin import check_amplitude, check_std, make_generator, perlin_noise
 from .scales import PerlinScales, perlin_scales
 
 __all__ = ["balanced_perturbations"]
@@ -62,7 +62,7 @@ def balanced_perturbations(
         Grid (latitude strictly monotonic, at least 3 rows; longitude evenly spaced and
         covering the globe).
     std : array-like (C,)
-        Climatological std per channel.
+        Climatological std per channel (finite and non-negative).
     amplitude, scales
         As for :func:`~xfuxi.perturbations.perlin.perlin_perturbations`: ``amplitude`` a
         float or one per channel; the balanced channels (the winds and temperature of a
@@ -84,9 +84,9 @@ def balanced_perturbations(
     Raises
     ------
     ValueError
-        If there is no geopotential channel, ``std`` or ``amplitude`` has the wrong shape,
-        a balanced channel's amplitude differs from its geopotential's, or the grid is not
-        as described.
+        If there is no geopotential channel, ``std`` or ``amplitude`` has the wrong shape or
+        a non-finite or negative value, a balanced channel's amplitude differs from its
+        geopotential's, or the grid is not as described.
     TypeError
         An unknown keyword argument.
 
@@ -112,6 +112,7 @@ def balanced_perturbations(
     std_arr = np.asarray(std, dtype="float64")
     if std_arr.shape != (len(chans),):
         raise ValueError(f"std has shape {std_arr.shape}; expected ({len(chans)},)")
+    std_arr = check_std(std_arr)  # finite and non-negative, as perlin_perturbations wants
     z_levels = sorted(lv for v, lv in chans if v == "geopotential" and lv is not None)
     if not z_levels:
         raise ValueError("balanced perturbations need a geopotential channel")
@@ -162,15 +163,15 @@ def _channel_amplitudes(
 ) -> list[float]:
     """One amplitude per channel; a balanced channel's must be its geopotential's."""
     values = np.asarray(amplitude, dtype="float64")
-    if values.ndim == 0:
-        return [float(values)] * len(chans)
-    if values.shape != (len(chans),):
+    if values.ndim not in (0, 1) or (values.ndim == 1 and values.shape != (len(chans),)):
         raise ValueError(
             f"amplitude has shape {values.shape}; expected a float or ({len(chans)},), one "
             "per channel"
         )
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise ValueError(f"amplitude must be finite and non-negative; got {values.tolist()}")
+    # finite and non-negative, a float included (as perlin_perturbations checks it)
+    values = check_amplitude(values, len(chans))
+    if values.ndim == 0:
+        return [float(values)] * len(chans)
     amp = [float(a) for a in values]
     z_amp = {lv: amp[chans.index(("geopotential", lv))] for lv in z_levels}
     winds = ("u_component_of_wind", "v_component_of_wind")

@@ -42,6 +42,28 @@ __all__ = ["perlin_ensemble", "perlin_noise", "perlin_perturbations"]
 log = logging.getLogger(__name__)
 
 
+def check_std(std: Any) -> np.ndarray:
+    """``std`` as a float64 array (C,), refused unless 1-D, finite and non-negative (a NaN
+    std would give NaN perturbations, a negative one flip their sign unnoticed)."""
+    std_arr = np.asarray(std, dtype="float64")
+    if std_arr.ndim != 1:
+        raise ValueError(f"std must be 1-D (one value per channel), got shape {std_arr.shape}")
+    if not np.all(np.isfinite(std_arr)) or np.any(std_arr < 0):
+        raise ValueError(f"std must be finite and non-negative, got {std_arr.tolist()}")
+    return std_arr
+
+
+def check_amplitude(amplitude: Any, c: int) -> np.ndarray:
+    """``amplitude`` as a float64 scalar or (C,) array, refused unless finite and
+    non-negative."""
+    amp = np.asarray(amplitude, dtype="float64")
+    if amp.ndim == 1 and amp.size != c:
+        raise ValueError(f"amplitude has {amp.size} values for {c} channels")
+    if amp.ndim > 1 or not np.all(np.isfinite(amp)) or np.any(amp < 0):
+        raise ValueError(f"amplitude must be a non-negative float or (C,) array, got {amplitude}")
+    return amp
+
+
 def make_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
     """The torch generator to draw from: ``generator``, or a new one seeded with ``seed``."""
     if generator is not None and seed is not None:
@@ -298,17 +320,9 @@ def perlin_perturbations(
         )
     device = legacy.pop("device", None)
     scales = perlin_scales(scales, legacy, "perlin_perturbations")
-    std_arr = np.asarray(std, dtype="float64")
-    if std_arr.ndim != 1:
-        raise ValueError(f"std must be 1-D (one value per channel), got shape {std_arr.shape}")
-    if not np.all(np.isfinite(std_arr)) or np.any(std_arr < 0):
-        raise ValueError(f"std must be finite and non-negative, got {std_arr.tolist()}")
+    std_arr = check_std(std)
     c = std_arr.size
-    amp = np.asarray(amplitude, dtype="float64")
-    if amp.ndim == 1 and amp.size != c:
-        raise ValueError(f"amplitude has {amp.size} values for {c} channels")
-    if amp.ndim > 1 or not np.all(np.isfinite(amp)) or np.any(amp < 0):
-        raise ValueError(f"amplitude must be a non-negative float or (C,) array, got {amplitude}")
+    amp = check_amplitude(amplitude, c)
     noise = perlin_noise(
         int(n) * c,
         shape,
@@ -353,7 +367,12 @@ def perlin_ensemble(
         Climatological std per variable (and level). Default: the std of ``ds`` over all
         dims but ``level``.
     seed : int, optional
-        Seed for reproducible draws.
+        Seed for reproducible draws. The noise is drawn channel by channel in the order of
+        ``ds``'s data variables (each one's levels ascending): the same seed with the
+        variables in another order gives other noise. The order of the levels, latitudes
+        and longitudes does not matter: the noise is drawn on the canonical grid (latitude
+        ascending, longitude ascending within 0..360) and put back in ``ds``'s order, so a
+        north-to-south or −180..180 copy of a state gets the same noise at the same places.
 
     Returns
     -------
@@ -399,15 +418,30 @@ def perlin_ensemble(
             s = s.sel(level=level)
         stds.append(float(s))
     shape = (ds.sizes["latitude"], ds.sizes["longitude"])
+    # drawn in a canonical order (levels ascending within each variable, latitude south to
+    # north, longitude ascending within 0..360) and put back in ds's order, so the noise of a
+    # point does not depend on how ds is sorted; for canonical ds every order is the identity
+    var_of = {str(v): k for k, v in enumerate(ds.data_vars)}
+    draw = sorted(
+        range(len(chans)),
+        key=lambda i: (var_of[chans[i][0]], -np.inf if chans[i][1] is None else chans[i][1]),
+    )
+    lat_order = np.argsort(np.asarray(ds["latitude"].values, dtype="float64"), kind="stable")
+    lon_order = np.argsort(
+        np.asarray(ds["longitude"].values, dtype="float64") % 360.0, kind="stable"
+    )
+    amp = np.asarray(amplitude, dtype="float64")
     pert = perlin_perturbations(
         n_members,
-        std=np.asarray(stds),
+        std=np.asarray(stds)[draw],
         shape=shape,
-        amplitude=amplitude,
+        # one per channel (in ds's order) goes with its channel; any other is checked there
+        amplitude=amp[draw] if amp.shape == (len(chans),) else amplitude,
         scales=scales,
         seed=seed,
         dtype=torch.float64,
     ).numpy()
+    pert = pert[:, np.argsort(draw)][:, :, np.argsort(lat_order)][..., np.argsort(lon_order)]
     names = stack(ds, chans)
     da = xr.DataArray(
         pert,

@@ -8,10 +8,10 @@ Observations come in one of two layouts:
   coordinates ``latitude`` and ``longitude`` (and optionally ``level``, ``time``) give each
   observation's position; the state is interpolated to those positions with the
   horizontal weights of the assimilation's observation operator
-  (:func:`xfuxi.observations.interpolation.horizontal_weights`: bilinear, longitude
-  periodic, across the pole with wind components changing sign), and selected exactly at
-  ``level`` and ``time``. Each data variable is compared with the state variable of that
-  name;
+  (:func:`xfuxi.observations.interpolation.horizontal_weights`: bilinear; on a global grid
+  longitude periodic and across the pole with wind components changing sign), and selected
+  exactly at ``level`` and ``time``. Each data variable is compared with the state variable
+  of that name;
 * **assimilation layout** (:mod:`xfuxi.observations.sets`): point observations with
   one data variable ``value`` and a ``variable`` coordinate naming each observation's
   variable (``level`` NaN for single-level variables).
@@ -133,7 +133,9 @@ def _interp_to_points(
             f"{bad.size} observation(s) of {field.name!r} cannot be interpolated from the "
             f"state's grid, e.g. at latitude {olat[bad[:5]].tolist()}, longitude "
             f"{olon[bad[:5]].tolist()} ({obs_dim} index {bad[:5].tolist()}); positions must "
-            f"be finite, latitude within [-90, 90] and longitude within [{lo:g}, {hi:g}]"
+            f"be finite, latitude within [-90, 90] and longitude within [{lo:g}, {hi:g}], "
+            "and within the grid where it is regional (not wrapped in longitude nor across "
+            "the pole)"
         )
     out = None
     for k in range(rows.shape[1]):
@@ -142,7 +144,13 @@ def _interp_to_points(
             longitude=xr.DataArray(cols[:, k], dims=obs_dim),
             **points,
         )
-        term = at * xr.DataArray(weight[:, k], dims=obs_dim)
+        wk = weight[:, k]
+        if not wk.all():
+            # a NaN of zero weight (the neighbour of an observation exactly on a grid point,
+            # SST masked over land next to an ocean point) must not make H x NaN: NaN * 0 is
+            # NaN. Only non-finite values there are replaced, the others are used as they are
+            at = at.where(xr.DataArray(wk != 0, dims=obs_dim) | np.isfinite(at), 0)
+        term = at * xr.DataArray(wk, dims=obs_dim)
         out = term if out is None else out + term
     assert out is not None
     return out.drop_vars(["latitude", "longitude", *points], errors="ignore")
@@ -181,17 +189,21 @@ def innovations(
     ValueError
         If a variable is missing from the state, grids differ (gridded layout), an
         observation's level or time is not in the state, or its position cannot be
-        interpolated (non-finite, latitude outside [-90, 90], longitude outside [-180, 360]).
+        interpolated (non-finite, latitude outside [-90, 90], longitude outside [-180, 360],
+        or outside a regional grid).
 
     Notes
     -----
     ``H`` is the identity on the grid (gridded layout) or, for point observations, the
     horizontal interpolation of the assimilation's observation operator
     (:func:`xfuxi.observations.interpolation.horizontal_weights`): bilinear in latitude and
-    longitude, longitude periodic, and poleward of the outermost grid row across the pole to
-    the row at longitude + 180° (wind components change sign there); levels and times are
-    selected exactly. O−B here therefore equals the O−B of the 4DVar's diagnostics. See the
-    definitions in the documentation (docs/design.md). Inputs are not modified.
+    longitude; on a global grid longitude periodic, and poleward of the outermost grid row
+    across the pole to the row at longitude + 180° (wind components change sign there); a
+    regional grid is not extended beyond its edges. A NaN of the state that an observation
+    gives zero weight (next to an observation exactly on a grid point) does not make its
+    O−B NaN. Levels and times are selected exactly. O−B here therefore equals the O−B of
+    the 4DVar's diagnostics. See the definitions in the documentation (docs/design.md).
+    Inputs are not modified.
 
     Examples
     --------

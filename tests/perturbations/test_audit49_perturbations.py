@@ -1,0 +1,104 @@
+"""Audit 49: balanced perturbations check std and amplitude as Perlin ones do; the noise of
+perlin_ensemble does not depend on the order of levels, latitudes or longitudes (each test
+failed on the code before its fix)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from tests import tiny
+from xfuxi.perturbations.balanced import balanced_perturbations
+from xfuxi.perturbations.perlin import perlin_ensemble, perlin_perturbations
+
+CH = [
+    ("geopotential", 500.0),
+    ("u_component_of_wind", 500.0),
+    ("v_component_of_wind", 500.0),
+    ("passive_tracer", 500.0),
+]
+LAT = np.linspace(-80, 80, 9)
+LON = np.arange(16) * 22.5
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(std=[500.0, 10, 10, np.nan]), "std must be finite and non-negative"),
+        (dict(std=[500.0, 10, 10, np.inf]), "std must be finite and non-negative"),
+        (dict(std=[-500.0, 10, 10, 1]), "std must be finite and non-negative"),
+        (dict(std=[500.0, 10, 10, 1], amplitude=-0.05), "amplitude must be a non-negative"),
+        (dict(std=[500.0, 10, 10, 1], amplitude=np.nan), "amplitude must be a non-negative"),
+        (dict(std=[500.0, 10, 10, 1], amplitude=[0.1, 0.1, 0.1, -1.0]), "non-negative"),
+    ],
+)
+def test_balanced_refuses_what_perlin_refuses(kw, match):
+    with pytest.raises(ValueError, match=match):
+        balanced_perturbations(1, channels=CH, latitude=LAT, longitude=LON, seed=0, **kw)
+    with pytest.raises(ValueError, match=match):  # the same check, the same message
+        perlin_perturbations(1, shape=(8, 16), seed=0, **kw)
+
+
+def test_balanced_zero_std_and_amplitude_are_accepted():
+    p = balanced_perturbations(
+        1, channels=CH, latitude=LAT, longitude=LON, std=[500.0, 10, 10, 0.0], seed=0
+    )
+    assert torch.isfinite(p).all() and (p[:, 3] == 0).all()
+    p = balanced_perturbations(
+        1, channels=CH, latitude=LAT, longitude=LON, std=[500.0, 10, 10, 1], amplitude=0.0
+    )
+    assert (p == 0).all()
+
+
+def _noise(ds: xr.Dataset, **kw) -> xr.Dataset:
+    std = ds.std([d for d in ds.dims if d != "level"])  # fixed, whatever the order
+    return perlin_ensemble(ds, n_members=2, std=std, seed=3, **kw) - ds
+
+
+def _canonical(ds: xr.Dataset) -> xr.Dataset:
+    ds = ds.assign_coords(longitude=ds.longitude % 360)
+    return ds.sortby("longitude").sortby("latitude").sortby("level")
+
+
+def test_perlin_ensemble_of_a_canonical_state_is_the_documented_draw():
+    # the normal path: channels in ds's order (levels ascending), the grid as given
+    ds = tiny.dataset(n_time=1)
+    std = ds.std([d for d in ds.dims if d != "level"])
+    got = perlin_ensemble(ds, n_members=2, std=std, seed=3, amplitude=0.1) - ds
+    stds = [float(std["temperature"].sel(level=lv)) for lv in ds.level.values]
+    stds.append(float(std["passive_tracer"]))
+    want = perlin_perturbations(
+        2, std=stds, shape=(8, 16), amplitude=0.1, seed=3, dtype=torch.float64
+    ).numpy()
+    np.testing.assert_allclose(got["temperature"].isel(time=0).values, want[:, :2], atol=1e-9)
+    np.testing.assert_allclose(got["passive_tracer"].isel(time=0).values, want[:, 2], atol=1e-9)
+
+
+@pytest.mark.parametrize("flip", ["latitude", "longitude", "level", "all"])
+def test_perlin_ensemble_noise_does_not_depend_on_grid_order(flip):
+    ds = tiny.dataset(n_time=1)
+    other = ds
+    if flip in ("latitude", "all"):
+        other = other.isel(latitude=slice(None, None, -1))
+    if flip in ("level", "all"):
+        other = other.isel(level=slice(None, None, -1))
+    if flip in ("longitude", "all"):
+        other = other.assign_coords(longitude=((other.longitude + 180) % 360) - 180)
+        other = other.sortby("longitude")
+    kept = other.copy(deep=True)
+    a = _noise(ds)
+    b = _canonical(_noise(other))
+    for v in a.data_vars:
+        np.testing.assert_array_equal(a[v].values, b[v].transpose(*a[v].dims).values)
+    xr.testing.assert_identical(other, kept)  # the input is not modified
+
+
+def test_perlin_ensemble_amplitude_per_channel_follows_its_channel():
+    ds = tiny.dataset(n_time=1)
+    flipped = ds.isel(level=slice(None, None, -1))  # channels 850, 500, tracer
+    a = _noise(ds, amplitude=np.array([0.1, 0.0, 0.2]))  # 500, 850, tracer
+    b = _noise(flipped, amplitude=np.array([0.0, 0.1, 0.2]))
+    assert (a["temperature"].sel(level=850) == 0).all()
+    np.testing.assert_array_equal(a["temperature"].values, b["temperature"].sortby("level").values)
