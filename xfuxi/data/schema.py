@@ -546,7 +546,8 @@ def validate(
     xarray.Dataset or xarray.DataArray
         A new object that shares no memory with ``ds`` (editing it never edits ``ds``;
         dask arrays stay lazy): aliases renamed (``lat``, ``valid_time``,
-        ``pressure_level``, ``member``, ERA5 short names, ...), latitude ascending,
+        ``pressure_level``, ``member``, ERA5 short names, ...; a DataArray named by an ERA5
+        short name comes back under the long name), latitude ascending,
         longitude wrapped to 0..360 and ascending, levels and times ascending, dimensions in
         canonical order.
 
@@ -588,7 +589,11 @@ def validate(
             require_time=require_time,
             check_ranges=check_ranges,
         )
-        da = out[name]
+        # the one variable under its canonical name: a DataArray named "t" or "z" comes
+        # back as "temperature" / "geopotential_at_surface" (looking it up by the name it
+        # came with raised a bare KeyError)
+        (renamed,) = out.data_vars
+        da = out[renamed]
         return da.rename(None) if ds.name is None else da
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")

@@ -55,7 +55,7 @@ def _rollout_arrays(
     import torch
 
     from ..models.registry import resolve_model
-    from ..models.rollout import advance_pair, model_on
+    from ..models.rollout import advance_pair, model_device, model_dtype, model_on
 
     model = resolve_model(DEFAULT_MODEL if model is None else model, allow_cascade=True)
     if steps is None:
@@ -64,13 +64,17 @@ def _rollout_arrays(
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     if batch_size is not None and (not is_integer(batch_size) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
-    x, t0 = initial_conditions(ds, model, init_times=init_times)
     leads = model.timestep * np.arange(1, int(steps) + 1)
     run = model_on(model, device, dtype)
     runs = list(getattr(run, "stages", (run,)))
-    param = next(iter(runs[0].parameters()), None)
-    dev = param.device if param is not None else torch.device(device or "cpu")
-    dt = param.dtype if param is not None else torch.float32
+    # the run's device and dtype from its parameters or, without any (Lorenz-96), its
+    # buffers: read from the parameters alone, dtype=torch.float64 ran such a model in float32
+    dev, dt = model_device(runs[0]), model_dtype(runs[0])
+    # float64 runs start from the data's float64 values, not their float32 rounding; the
+    # other dtypes from float32 (cast to dt on the device), as before
+    x, t0 = initial_conditions(
+        ds, model, init_times=init_times, dtype="float64" if dt == torch.float64 else "float32"
+    )
     size = x.shape[0] if batch_size is None else int(batch_size)
 
     def states():
@@ -203,9 +207,11 @@ def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     device : str or torch.device, optional
         Run on this torch device (default: the model's).
     dtype : torch.dtype, optional
-        Run in this floating-point precision (default: the model's). If the device or the
-        dtype differ from the model's, a copy of the model is used; the model passed in is
-        never changed.
+        Run in this floating-point precision (default: the model's: that of its parameters,
+        or of its buffers for a model without parameters such as Lorenz-96). A float64 run
+        starts from the data's values, not from their float32 rounding; the result is
+        float32 whatever the dtype. If the device or the dtype differ from the model's, a
+        copy of the model is used; the model passed in is never changed.
     progress : bool, optional
         Progress bar over lead times (default: the ``progress`` option).
 

@@ -37,6 +37,7 @@ def initial_conditions(
     model: ForecastModel,
     *,
     init_times: Sequence[Any] | None = None,
+    dtype: Any = "float32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stack the model's input pairs (t − Δ, t) for each initial time from a canonical Dataset.
 
@@ -56,16 +57,21 @@ def initial_conditions(
         predecessor at ``t - Δ`` is also in ``ds`` (two times → one initial time, the later).
         Given, only the times they need are validated and read (a long in-memory record is
         not copied).
+    dtype : {"float32", "float64"}, default "float32"
+        The dtype of the pairs: float64 for a model run in float64, which then starts from
+        the data's values and not from their float32 rounding.
 
     Returns
     -------
-    x : numpy.ndarray, shape (T, 2, C, H, W), float32
+    x : numpy.ndarray, shape (T, 2, C, H, W), of ``dtype``
     init_times : numpy.ndarray of datetime64[ns], shape (T,), ascending
 
     Raises
     ------
     TypeError
         ``ds`` is not a Dataset (e.g. a DataArray).
+    ValueError
+        ``dtype`` is neither float32 nor float64.
     SchemaError
         Missing channel, grid mismatch, an extra dim (such as an ensemble's ``number``),
         values implausible for the model (e.g. °C given as K), NaN or infinite values in
@@ -73,6 +79,11 @@ def initial_conditions(
         duplicated initial time.
     """
     require_dataset(ds, "initial conditions")
+    out_dtype = {"float32": np.float32, "float64": np.float64}.get(
+        str(np.dtype(dtype) if isinstance(dtype, type) else dtype).removeprefix("torch.")
+    )  # a name, a NumPy or a torch dtype
+    if out_dtype is None:
+        raise ValueError(f"initial_conditions: dtype must be float32 or float64; got {dtype!r}")
     if init_times is not None and "time" in ds.dims and ds["time"].dtype.kind == "M":
         # only the times used are validated and copied: one initial time of a long
         # in-memory record copied the whole record (1 GB and 3.5 s for 16 years of the world)
@@ -125,7 +136,7 @@ def initial_conditions(
     for times_of_part in (chosen_idx - step, chosen_idx):
         part = used.sel(time=times_of_part)
         arr = stack(part, model.channels).transpose("time", "channel", "latitude", "longitude")
-        arrays.append(np.asarray(arr.values, dtype="float32"))
+        arrays.append(np.asarray(arr.values, dtype=out_dtype))
     x = np.stack(arrays, axis=1)
     _check_finite(x, model, used)
     return x, chosen_idx.values.astype("datetime64[ns]")

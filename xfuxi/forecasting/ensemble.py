@@ -269,7 +269,7 @@ def _ensemble_setup(
 
     from ..models.ens import PerturbationVAE, load_perturbation
     from ..models.registry import resolve_model
-    from ..models.rollout import model_on
+    from ..models.rollout import model_device, model_dtype, model_on
 
     if model is None:
         model = DEFAULT_MODEL
@@ -296,11 +296,15 @@ def _ensemble_setup(
                 f"one, or a perturbation spec; got {type(vae).__name__}"
             )
         vae.check_model(model)
-    x, t0 = initial_conditions(ds, model, init_times=init_times)
     run = model_on(model, device, None)
-    param = next(iter(getattr(run, "stages", (run,))[0].parameters()), None)
-    dev = param.device if param is not None else torch.device(device or "cpu")
-    dtype = param.dtype if param is not None else torch.float32
+    # the run's device and dtype from its parameters or, without any (Lorenz-96), its
+    # buffers: read from the parameters alone, a float64 Lorenz-96 model ran in float32
+    first = getattr(run, "stages", (run,))[0]
+    dev, dtype = model_device(first), model_dtype(first)
+    # float64 runs start from the data's float64 values, not their float32 rounding
+    x, t0 = initial_conditions(
+        ds, model, init_times=init_times, dtype="float64" if dtype == torch.float64 else "float32"
+    )
     if vae is not None:
         vae = _vae_on(vae, dev, dtype)
     rows = x.shape[0] * int(n)
@@ -563,7 +567,10 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         batch of 48 (``benchmarks/bench_ensemble_speed.py``).
     device : str or torch.device, optional
         Where to run (a copy of the model is moved there). Default: where the model is (a
-        model given by name is loaded on ``xfuxi.get_options()["device"]``).
+        model given by name is loaded on ``xfuxi.get_options()["device"]``). The run's
+        dtype is the model's (that of its parameters, or of its buffers for a model without
+        parameters such as Lorenz-96); a float64 model starts from the data's values, not
+        from their float32 rounding. The result is float32.
     progress : bool, optional
         Progress bar (default: the ``progress`` option).
     **legacy

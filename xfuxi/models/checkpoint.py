@@ -741,7 +741,13 @@ def load_checkpoint(
         grid = list(net_kwargs.pop("grid"))
         channels = [parse_channel_name(c) for c in config["channels"]]
         latitude, longitude = config["latitude"], config["longitude"]
+        for key, value in (("latitude", latitude), ("longitude", longitude)):
+            if not isinstance(value, list):  # null: a raw TypeError from len() below
+                raise ValueError(f"entry {key!r} must be a list of degrees; got {value!r}")
         stats = NormStats.from_dict(config["stats"], channels=config["channels"])
+        residual = config.get("residual", True)
+        if not isinstance(residual, bool):  # bool("false") loaded as True
+            raise ValueError(f"entry 'residual' must be true or false; got {residual!r}")
     if in_channels != len(channels) or grid != [len(latitude), len(longitude)]:
         raise CheckpointError(f"{directory}: network size does not match the channels or grid")
     try:
@@ -759,8 +765,9 @@ def load_checkpoint(
             latitude=np.asarray(latitude),
             longitude=np.asarray(longitude),
             stats=stats,
-            residual=bool(config.get("residual", True)),
-            timestep_hours=float(config.get("timestep_hours", 6.0)),
+            residual=residual,
+            # checked by ForecastModel (a ValueError): float() of null was a raw TypeError
+            timestep_hours=config.get("timestep_hours", 6.0),
             name=config.get("name", directory.name),
             config={**config, "sha256": _sha256_bytes(files[WEIGHTS]), "source": str(directory)},
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..config import is_integer
 from ..files import atomic_write_bytes, sha256_of
 from . import checkpoint as _store
 from .base import ForecastModel
@@ -162,16 +163,52 @@ def register_cascade(
     ``stages`` are names of shipped models (each checked by its own sha256 when loaded);
     ``switch_steps`` as for :class:`~xfuxi.models.cascade.Cascade`. The registry is written
     atomically. ``load_model(name)`` then returns the :class:`Cascade`.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a plain folder name or is already the name of a shipped entry of
+        another kind (a single model, a perturbation or a DA module, which a cascade would
+        hide from :func:`load_model`); a stage is not a shipped single model; fewer than 2
+        stages; ``switch_steps`` are not one integer >= 1 per stage after the first, in
+        strictly increasing order. Nothing is written then.
     """
     _check_entry_name(name)
     registry = read_registry()
+    if name in registry and entry_kind(registry[name]) != "cascade":
+        # (register_pretrained refuses the reverse) the entry replaced was lost: its
+        # checkpoint stayed on disk, but load_model(name) then read a cascade
+        raise ValueError(
+            f"{name!r} is a shipped {entry_kind(registry[name])}; a cascade cannot replace "
+            "it (choose another name)"
+        )
+    if isinstance(stages, (str, bytes)) or not hasattr(stages, "__iter__"):
+        raise ValueError(f"stages must be a list of shipped model names; got {stages!r}")
+    stages = list(stages)
+    if len(stages) < 2:
+        raise ValueError(f"a cascade needs at least 2 stages; got {stages}")
     for stage in stages:
-        if stage not in registry or entry_kind(registry[stage]) != "forecast-model":
+        if (
+            not isinstance(stage, str)
+            or stage not in registry
+            or entry_kind(registry[stage]) != "forecast-model"
+        ):
             raise ValueError(f"cascade stage {stage!r} is not a shipped single model")
-    if len(switch_steps) != len(stages) - 1:
-        raise ValueError(f"{len(stages)} stages need {len(stages) - 1} switch step(s)")
+    # checked as Cascade() checks them, before the registry is written: [0], [5, 3] were
+    # recorded and the name then failed to load; [2.7] was recorded as 2
+    if not hasattr(switch_steps, "__iter__") or isinstance(switch_steps, (str, bytes)):
+        raise ValueError(f"switch_steps must be a list of integers; got {switch_steps!r}")
+    switch = list(switch_steps)
+    if len(switch) != len(stages) - 1:
+        raise ValueError(
+            f"{len(stages)} stages need {len(stages) - 1} switch step(s); got {switch}"
+        )
+    if not all(is_integer(s) and s >= 1 for s in switch):
+        raise ValueError(f"switch_steps must be integers >= 1; got {switch}")
+    if any(b <= a for a, b in zip(switch, switch[1:])):
+        raise ValueError(f"switch_steps must increase strictly; got {switch}")
     entry = {
-        "cascade": {"stages": list(stages), "switch_steps": [int(s) for s in switch_steps]},
+        "cascade": {"stages": stages, "switch_steps": [int(s) for s in switch]},
         "description": description or registry.get(name, {}).get("description", ""),
     }
     registry[name] = entry

@@ -98,6 +98,9 @@ def model_on(model: Any, device: Any, dtype: Any) -> Any:
     """The model on ``device`` / ``dtype``: itself if it is there already, else a copy.
 
     A Cascade gives a Cascade of its stages, each put there (switch steps and name kept).
+    Where the model is: the device and dtype of its parameters, or of its buffers for a
+    model without parameters (:func:`model_device`, :func:`model_dtype`); ``dtype=None``
+    keeps that dtype (``xfuxi.get_options()["dtype"]`` for a model with no floating tensor).
     """
     if isinstance(model, Cascade):
         stages = [model_on(m, device, dtype) for m in model.stages]
@@ -105,12 +108,17 @@ def model_on(model: Any, device: Any, dtype: Any) -> Any:
             return model
         return Cascade(stages, model.switch_steps, name=model.name)
 
-    param = next(iter(model.parameters()), None)
-    cur_dev = param.device if param is not None else torch.device("cpu")
-    cur_dtype = param.dtype if param is not None else torch.float32
+    # the model's device and dtype are those of its parameters, or of its buffers when it
+    # has none (Lorenz-96: only the statistics buffers): read from the parameters alone, a
+    # float64 parameterless model counted as float32 and ran on float32-rounded inputs
+    has_tensors = any(
+        t.is_floating_point() for t in itertools.chain(model.parameters(), model.buffers())
+    )
+    cur_dev = model_device(model)
+    cur_dtype = model_dtype(model)
     dev = cur_dev if device is None else torch.device(device)
     dt = as_dtype(dtype) if dtype is not None else (
-        cur_dtype if param is not None else as_dtype(get_options()["dtype"])
+        cur_dtype if has_tensors else as_dtype(get_options()["dtype"])
     )  # fmt: skip
     same_dev = dev.type == cur_dev.type and (dev.index is None or dev.index == cur_dev.index)
     if same_dev and dt == cur_dtype:

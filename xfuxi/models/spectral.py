@@ -15,8 +15,11 @@ projected, by area-weighted least squares, onto the normalized associated Legend
 ``P̄_l^m(sin φ)``, ``m ≤ l ≤ truncation``; ``m > truncation`` is removed. A field that is a
 sum of retained harmonics is returned unchanged (to rounding). On a Gaussian grid the
 weights are the Gaussian quadrature weights and the projection is the exact spectral
-truncation; on other grids (cos-latitude weights) higher harmonics leave a residue of the
-order of a percent.
+truncation (the shipped T21 grid is Gaussian). On other grids (cos-latitude weights) the
+retained harmonics are still returned unchanged, but a removed harmonic leaves a residue
+that depends on how many latitudes resolve the truncation: at T21 with 64 longitudes, the
+worst area-weighted RMS residue of a harmonic of ``22 ≤ l ≤ 30`` is 8.6 % of it
+(``Y_29^0``) on a regular grid of 32 latitudes and 1.4 % on one of 64 latitudes.
 """
 
 from __future__ import annotations
@@ -172,6 +175,16 @@ def with_spectral_filter(model: Any, truncation: int) -> Any:
         and ``config["output_filter"]`` records the filter (it is saved with the checkpoint
         and restored by :func:`~xfuxi.models.registry.load_model`).
 
+    Raises
+    ------
+    TypeError
+        ``model`` is neither a ForecastModel nor a Cascade.
+    ValueError
+        A bad ``truncation`` (see :class:`SpectralFilter`), or the model (a stage of the
+        cascade) has an output filter already, e.g. one made by this function or a shipped
+        ``fuxi-hs-t21-cycling*`` model: a model has one filter, which a second would
+        replace, so it is refused rather than silently swapped.
+
     Examples
     --------
     The shipped model with its output kept to the T21 world's wavenumbers, as the cycling
@@ -193,6 +206,15 @@ def with_spectral_filter(model: Any, truncation: int) -> Any:
         return type(model)(stages, model.switch_steps, name=name)
     if not isinstance(model, ForecastModel):
         raise TypeError(f"expected a ForecastModel or Cascade; got {type(model).__name__}")
+    current = getattr(model, "output_filter", None)
+    if current is not None:
+        # a model has one output filter: the new one replaced it, and the name then
+        # listed both ("+T2+T6") while only the last applied
+        raise ValueError(
+            f"model {model.name!r} already has an output filter (truncation "
+            f"{getattr(current, 'truncation', '?')}); a second one would replace it, not add "
+            "to it: filter the model without a filter (e.g. the checkpoint it was made from)"
+        )
     filt = SpectralFilter(model.latitude, model.longitude, truncation)
     out = copy.deepcopy(model)
     out.output_filter = filt  # ForecastModel.forward applies it; saved with the checkpoint
