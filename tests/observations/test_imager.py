@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
@@ -209,6 +210,43 @@ def test_drift_shifts_later_times():
     b = imager_observations(ds, errors=quiet.replace(drift=3.0), **kw)["brightness_temperature"]
     d = (b - a).mean(("frame", "sensor_channel", "latitude", "longitude")).values
     np.testing.assert_allclose(d, 3.0 * np.arange(4) * 0.25 / 30.0, atol=1e-9)
+
+
+def test_drift_grows_from_one_origin_call_after_call():
+    """A cycling run draws one analysis time a call: the drift counts from the truth's first
+    time (it counted from each call's own time, so it never drifted), in any order of
+    ``times``, and without the bias too (it was dropped there, yet recorded)."""
+    from xfuxi.assimilation.da_cycle import ImagerNetwork
+
+    ds = truth(n_time=4)
+    times = ds["time"].values
+    quiet = ImagerErrors(clouds=False, noise=False, bias=False, spectroscopy=False)
+    kw = dict(satellites=[90.0], frames=(0.0,))
+    bt = "brightness_temperature"
+
+    def shift(errors, **call):
+        a = imager_observations(ds, errors=quiet, **kw, **call)[bt]
+        b = imager_observations(ds, errors=errors, **kw, **call)[bt]
+        return (b - a).mean(("frame", "sensor_channel", "latitude", "longitude")).values
+
+    drifting = quiet.replace(drift=3.0)
+    per_day = 3.0 / 30.0
+    np.testing.assert_allclose(shift(drifting), per_day * 0.25 * np.arange(4), atol=1e-9)
+    np.testing.assert_allclose(shift(drifting, times=times[[3, 1]]), per_day * np.array(
+        [0.5, 0.0]), atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        shift(drifting, times=[times[3]], drift_origin=times[0]), [per_day * 0.75], atol=1e-9
+    )
+    one = imager_observations(ds, errors=drifting, times=[times[2]], drift_origin=times[0], **kw)
+    assert one.attrs["drift_origin"] == str(pd.Timestamp(times[0]))
+    with pytest.raises(ImagerError, match="drift_origin must be a date and time"):
+        imager_observations(ds, errors=drifting, drift_origin="soon", **kw)
+    network = ImagerNetwork(satellites=(90.0,), frames=(0.0,), errors=drifting)
+    model = type("M", (), {"timestep": np.timedelta64(6, "h")})()
+    for k in (1, 3):
+        drawn = network(ds, [times[k]], cycle=k, model=model)[bt]
+        clean = imager_observations(ds, errors=quiet, times=[times[k]], seed=k, **kw)[bt]
+        np.testing.assert_allclose(float((drawn - clean).mean()), per_day * 0.25 * k, atol=1e-9)
 
 
 def test_legacy_error_keywords_warn_and_match_errors():

@@ -82,7 +82,9 @@ class ImagerNetwork:
     frames : sequence of float, default (-2, 0, 2)
         Frame offsets (hours) around the analysis time.
     errors : ImagerErrors, optional
-        Clouds, biases, noise, spectroscopy error and drift of the truth's radiances.
+        Clouds, biases, noise, spectroscopy error and drift of the truth's radiances; the
+        drift grows from the first time of the truth the run is given (each cycle's draw
+        counted from its own time never drifted).
     seed : int, default 0
 
     Examples
@@ -138,6 +140,7 @@ class ImagerNetwork:
             times=[t],
             errors=self.errors,
             seed=int(self.seed) + int(cycle),
+            drift_origin=truth["time"].values.min(),
         )
 
 

@@ -610,6 +610,7 @@ def imager_observations(
     max_zenith: float = 70.0,
     errors: ImagerErrors | dict | None = None,
     seed: int = 0,
+    drift_origin: Any = None,
     **legacy: Any,
 ) -> xr.Dataset:
     """Radiances of a synthetic geostationary infrared imager, drawn from a truth.
@@ -634,10 +635,16 @@ def imager_observations(
         The truth's clouds (``clouds``, ``cloud_threshold``: higher, fewer clouds; the
         default 0.35 gives about 40%), channel biases, instrument noise and spectroscopy
         error (each switched by a bool; all off: the nominal operator's clear-sky values)
-        and ``drift``, a slow bias drift (K per 30 days, the same sign for every channel)
-        from the first analysis time. Default :class:`ImagerErrors`: all on, no drift.
+        and ``drift``, a slow bias drift (K per 30 days, the same sign for every channel;
+        added with or without ``bias``) counted from ``drift_origin``. Default
+        :class:`ImagerErrors`: all on, no drift.
     seed : int, default 0
         Seeds the texture of the clouds and the noise.
+    drift_origin : datetime-like, optional
+        When the drift is zero (default: the earliest analysis time). Calls that draw one
+        analysis time each, as a cycling run's do, need a common origin for the drift to
+        grow from call to call (:class:`~xfuxi.assimilation.da_cycle.ImagerNetwork` passes
+        the first time of its truth).
     **legacy
         The older keywords ``clouds``, ``bias``, ``noise``, ``spectroscopy``, ``drift`` and
         ``cloud_threshold`` still work, with a ``DeprecationWarning``: each is a field of
@@ -715,6 +722,17 @@ def imager_observations(
             shown = [str(pd.Timestamp(t)) for t in an_times]
             raise ImagerError(f"times must be distinct; {shown} has repeated values")
     _check_finite_truth(truth, (an_times[:, None] + deltas[None, :]).ravel())
+    if drift_origin is None:  # the earliest analysis time, whatever the order of ``times``
+        origin = an_times.min()
+    else:
+        try:
+            origin = np.datetime64(pd.Timestamp(drift_origin), "ns")
+        except (TypeError, ValueError) as err_:
+            raise ImagerError(f"drift_origin must be a date and time; got {drift_origin!r}") from (
+                err_
+            )
+        if np.isnat(origin):
+            raise ImagerError(f"drift_origin must be a date and time; got {drift_origin!r}")
     lat = truth["latitude"].values
     lon = truth["longitude"].values
     levels = truth["level"].values.astype("float64")
@@ -765,8 +783,9 @@ def imager_observations(
                 v = value[c]
                 if bias:
                     b0, bz, bs = ch.bias
-                    days = float((t + d - an_times[0]) / np.timedelta64(1, "D"))
                     v = v + b0 + bz * (sec - 1.0) + bs * (clear[c] - 250.0) / 50.0
+                if drift:  # (it was added only with the bias, and recorded without it)
+                    days = float((t + d - origin) / np.timedelta64(1, "D"))
                     v = v + drift * days / 30.0
                 if noise:
                     v = v + ch.noise * rng.standard_normal(shape2)
@@ -809,6 +828,7 @@ def imager_observations(
             "noise": int(noise),
             "spectroscopy": int(err.spectroscopy),
             "drift_K_per_30_days": float(drift),
+            **({"drift_origin": str(pd.Timestamp(origin))} if drift else {}),
             "seed": int(seed),
             "satellite_longitudes": [float(x) for x in np.atleast_1d(satellites)],
         }
