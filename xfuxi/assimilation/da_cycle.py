@@ -125,6 +125,9 @@ class ImagerNetwork:
             "frames": list(self.frames),
             "errors": self.errors.to_dict(),
             "seed": int(self.seed),
+            # a store of a drifting imager from before the drift had an origin (it never
+            # drifted) is not resumed with drifting radiances
+            **({"drift_origin": "first time of the truth"} if self.errors.drift else {}),
         }
 
     def __call__(self, truth: xr.Dataset, times: Any, *, cycle: int, model: Any) -> xr.Dataset:
