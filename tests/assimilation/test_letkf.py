@@ -126,6 +126,18 @@ def test_innovation_inflation_recovers_a_known_factor():
     )
 
 
+def test_a_collapsed_ensemble_gives_no_inflation_estimate():
+    """Rounding noise of members that are all one state is no spread: no estimate (it gave
+    about ±1e29, which could have sent the inflation to its bound)."""
+    m = 50
+    yb = torch.full((10, m), 1e-200, dtype=torch.float64)
+    yb[0] += 1e-13  # a spread of 3e-14 observation errors
+    d = torch.ones(m, dtype=torch.float64) * 2.0
+    assert math.isnan(innovation_inflation(d, yb, torch.ones(m, dtype=torch.float64)))
+    yb[0] += 1e-3  # a small but real spread still gives one
+    assert math.isfinite(innovation_inflation(d, yb, torch.ones(m, dtype=torch.float64)))
+
+
 def test_adaptive_inflation_moves_towards_the_estimate_within_bounds():
     pairs, op, y, e = _setup()
     opts = LETKFOptions(adaptive_inflation=True, adaptive_gain=0.5, inflation_max=1.4)
@@ -176,6 +188,13 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="1500 km needs the grid"):
         letkf_analysis(pairs, [ObsSlot(0, op, y, e)],
                        localization=LocalizationOptions(length_scale=1500.0))  # fmt: skip
+    # the inflation given to the call (the cycle methods pass theirs) is checked as the
+    # options' is: NaN members, a collapse to the mean or a raw eigh error before
+    for rho in (float("nan"), 0.0, -1.0, float("inf")):
+        for slots in ([ObsSlot(0, op, y, e)], []):
+            with pytest.raises(ValueError, match="inflation must be a finite number > 0"):
+                letkf_analysis(pairs, slots, localization=LocalizationOptions(length_scale=None),
+                               inflation=rho)  # fmt: skip
     # the Lorenz-96 experiment's settings: a zero error crashed, rtps 2 was accepted
     for bad_setting, match in ((dict(obs_error=0.0), "obs_error"), (dict(rtps=2.0), "rtps"),
                                (dict(inflation=0.0), "inflation")):  # fmt: skip

@@ -322,7 +322,9 @@ def innovation_inflation(
     sb2 = (hx_anomalies.double() ** 2).sum(0) / (n - 1)
     num = float((innovation.double() ** 2 * r).sum()) - innovation.numel()
     den = float((sb2 * r).sum())
-    return num / den if den > 0 else float("nan")
+    # a collapsed ensemble's rounding noise is no estimate (it gave ±1e29): none below a
+    # spread of 1e-6 observation errors on average
+    return num / den if den > 1e-12 * innovation.numel() else float("nan")
 
 
 class LETKFAnalysis(NamedTuple):
@@ -475,6 +477,9 @@ def letkf_analysis(
             "(ObsSlot.bias, VarBC) are for En4DVar; correct the values before the LETKF"
         )
     rho = float(opts.inflation if inflation is None else inflation)
+    if not (math.isfinite(rho) and rho > 0):  # as LETKFOptions.inflation (NaN members or a
+        # raw linear-algebra error otherwise)
+        raise ValueError(f"inflation must be a finite number > 0; got {inflation!r}")
     states = _slot_members(model, members, slots, opts)
     # observation space: members, innovations, background check
     hx_list, y_list, e_list, idx_list, wt_list, rejected, kept_slots = [], [], [], [], [], [], []
