@@ -41,6 +41,16 @@ def area_weights(latitude: xr.DataArray | Sequence[float] | np.ndarray) -> xr.Da
     so the weights average to 1 — exactly WeatherBench2's ``get_lat_weights``. Defined in the
     documentation, docs/design.md (Verification).
 
+    That holds for every global grid: its outermost latitudes lie within one grid spacing
+    of the poles (a pole row, the outer rows of an equiangular grid without poles or of a
+    Gaussian grid). An outermost latitude further from its pole (a latitude band, a
+    regional grid: 40°, 45°, 50°) bounds its cell half a spacing beyond it instead, as
+    :func:`xfuxi.regrid` bounds the cells of such a grid: with ±90° its edge rows would
+    take the whole polar cap beyond them (84 % of the weight of a 40–50° band on its 40°
+    row). The weights of such a band are those of its rows within a global grid through
+    them of the same spacing, renormalised (WeatherBench2 weights a region by cutting the
+    global weights, which is the same).
+
     Examples
     --------
     >>> w = area_weights([-45.0, 0.0, 45.0])
@@ -48,6 +58,8 @@ def area_weights(latitude: xr.DataArray | Sequence[float] | np.ndarray) -> xr.Da
     [0.926, 1.1481, 0.926]
     >>> float(w.mean())
     1.0
+    >>> [round(float(v), 4) for v in area_weights([40.0, 45.0, 50.0])]  # a band
+    [1.0861, 1.0025, 0.9114]
     """
     lat = np.asarray(latitude, dtype="float64")
     if lat.ndim != 1 or lat.size == 0:
@@ -59,6 +71,12 @@ def area_weights(latitude: xr.DataArray | Sequence[float] | np.ndarray) -> xr.Da
     if asc.size > 1 and not np.all(np.diff(asc) > 0):
         raise ValueError("latitude must be strictly monotonic")
     bounds = np.concatenate([[-90.0], (asc[1:] + asc[:-1]) / 2.0, [90.0]])
+    if asc.size > 1:  # a band or region: outer bounds half a spacing out, not at the poles
+        first, last, tol = asc[1] - asc[0], asc[-1] - asc[-2], 1e-9
+        if asc[0] - first > -90.0 + tol:
+            bounds[0] = asc[0] - first / 2.0
+        if asc[-1] + last < 90.0 - tol:
+            bounds[-1] = asc[-1] + last / 2.0
     area = np.diff(np.sin(np.deg2rad(bounds)))
     area = area / area.mean()
     if descending:

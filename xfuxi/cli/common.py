@@ -33,6 +33,7 @@ __all__ = [
     "FunctionArgs",
     "OVERWRITE",
     "arg",
+    "check_output_outside",
     "command",
     "config_args",
     "float_list",
@@ -381,14 +382,27 @@ def output_path(output: str, inputs: Sequence[str | None], *, kind: str, overwri
     It must not be, hold, or lie inside one of the ``inputs``, every existing folder above
     it must be a folder, and it must be new, an empty directory, or (with ``overwrite``) an
     earlier xfuxi output of ``kind``; otherwise :class:`xfuxi.files.OutputExistsError`
-    says why.
+    says why. A leading ``~`` is the home folder, in ``output`` and ``inputs`` alike (the
+    shell does not expand a quoted ``'~/fc.zarr'`` or ``--output=~/fc.zarr``).
     """
-    out = Path(os.path.abspath(output))
+    out = check_output_outside(output, inputs)
+    check_replaceable(out, kind=kind, overwrite=overwrite)
+    return out
+
+
+def check_output_outside(output: str, inputs: Sequence[str | None]) -> Path:
+    """The absolute ``--output`` path (a leading ``~`` expanded), checked before any work:
+    it must not be, hold, or lie inside one of the ``inputs`` (``~`` expanded too), and
+    every existing folder above it must be a folder; otherwise
+    :class:`xfuxi.files.OutputExistsError` says why. What lies at the path itself is for
+    the caller to check (:func:`xfuxi.files.check_replaceable` for a directory,
+    :func:`xfuxi.files.check_file_replaceable` for a file)."""
+    out = Path(os.path.abspath(os.path.expanduser(output)))
     real = Path(os.path.realpath(out))
     for item in inputs:
         if item is None:
             continue
-        src = Path(os.path.realpath(item))
+        src = Path(os.path.realpath(os.path.expanduser(item)))
         if src == real or real in src.parents:
             raise OutputExistsError(
                 f"--output {output} is or holds the input {item}; choose another output path"
@@ -403,7 +417,6 @@ def output_path(output: str, inputs: Sequence[str | None], *, kind: str, overwri
             raise OutputExistsError(
                 f"--output {output} would lie inside {parent}, which is a file, not a folder"
             )
-    check_replaceable(out, kind=kind, overwrite=overwrite)
     return out
 
 

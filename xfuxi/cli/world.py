@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ..config import from_arguments
@@ -20,6 +19,7 @@ from ..world.simulator import (
 from .common import (
     OVERWRITE,
     arg,
+    check_output_outside,
     command,
     config_args,
     output_path,
@@ -56,10 +56,10 @@ def _cmd_world(args) -> int:
     days = 365 if args.days is None else args.days
     world = from_arguments(WorldConfig, args, levels=levels, days=days)
     out = None
+    cache = str(cache_directory(args.cache_dir))
     if args.output and args.output.endswith(".nc"):
-        out = _world_netcdf_path(args.output, overwrite=args.overwrite)
+        out = _world_netcdf_path(args.output, overwrite=args.overwrite, cache=cache)
     elif args.output:
-        cache = str(cache_directory(args.cache_dir))
         out = output_path(args.output, [cache], kind="world", overwrite=args.overwrite)
     if args.split is not None:
         ds = held_suarez_split(args.split, days=args.days, config=world, cache_dir=args.cache_dir)
@@ -74,6 +74,7 @@ def _cmd_world(args) -> int:
         path = world_cache_path(full, args.cache_dir)
     print(f"cache: {path}")
     if out is not None and out.suffix == ".nc":
+        out.parent.mkdir(parents=True, exist_ok=True)  # as write_netcdf and the zarr branch
         atomic_write_netcdf(ds, out, writer=WORLD_WRITER)
         print(f"wrote {out}")
     elif out is not None:
@@ -82,10 +83,15 @@ def _cmd_world(args) -> int:
     return 0
 
 
-def _world_netcdf_path(output: str, *, overwrite: bool) -> Path:
-    """The absolute ``--output`` netCDF file of ``xfuxi world``: new, or (with
-    ``overwrite``) a world file that xfuxi wrote (its attrs say so)."""
-    out = Path(os.path.abspath(os.path.expanduser(output)))
+def _world_netcdf_path(output: str, *, overwrite: bool, cache: str | None = None) -> Path:
+    """The absolute ``--output`` netCDF file of ``xfuxi world``, checked before the (long)
+    run as the zarr branch's :func:`~xfuxi.cli.common.output_path` is: not in the world
+    ``cache`` (xfuxi does not write into what it reads), no file where a folder above it
+    should be (a missing folder is made when the file is written), and new or (with
+    ``overwrite``) a world file that xfuxi wrote (its attrs say so). ``cache`` defaults
+    to the cache the world is read from without ``--cache-dir``."""
+    cache = str(cache_directory(None)) if cache is None else cache
+    out = check_output_outside(output, [cache])
     check_file_replaceable(out, overwrite=overwrite, writer="xfuxi world", ours=_is_world_file,
                            flag="--overwrite")  # fmt: skip
     return out

@@ -86,6 +86,14 @@ def channels_of(ds: xr.Dataset, variables: Sequence[str] | None = None) -> list[
 def stack(ds: xr.Dataset, channels: Sequence[Channel]) -> xr.DataArray:
     """Stack ``channels`` of ``ds`` into one DataArray with a ``channel`` dim before lat/lon.
 
+    The array is named after the variable where every channel is of one variable (unnamed
+    otherwise) and its attributes are those every stacked variable shares (same name and
+    value): a stack of temperature and surface pressure claims no ``units``, as neither
+    one's holds for the other's channels. It keeps the coordinates of ``ds`` that fit its
+    dimensions: the dimension coordinates, and scalar ones or those along its other dims
+    (``number``, a ``valid_time`` along ``time``); those along ``level`` (other than
+    ``level`` itself, which the channels replace) have no place on it and are left out.
+
     Raises :class:`SchemaError` naming any channel that ``ds`` lacks.
     """
     fast = _stack_in_memory(ds, channels)
@@ -113,8 +121,48 @@ def stack(ds: xr.Dataset, channels: Sequence[Channel]) -> xr.DataArray:
     names = [channel_name(c) for c in channels]
     out = xr.concat(pieces, dim="channel", coords="minimal", compat="override", join="exact")
     out = out.assign_coords(channel=names)
+    out = out.assign_coords(_kept_coords(ds, out.dims))
     other = [d for d in out.dims if d not in ("channel", "latitude", "longitude")]
-    return out.transpose(*other, "channel", "latitude", "longitude")
+    out = out.transpose(*other, "channel", "latitude", "longitude").rename(_stack_name(channels))
+    out = out.copy(deep=False)  # concat gave it the first variable's attrs: its own dict
+    out.attrs = _shared_attrs(ds, channels)
+    return out
+
+
+def _stack_name(channels: Sequence[Channel]) -> str | None:
+    """The name of a stack: its variable's where all channels are of one, else none."""
+    variables = {var for var, _ in channels}
+    return next(iter(variables)) if len(variables) == 1 else None
+
+
+def _shared_attrs(ds: xr.Dataset, channels: Sequence[Channel]) -> dict[str, Any]:
+    """The attributes every stacked variable has, with the same value: what holds for each
+    channel (the first variable's ``units`` would mislabel the others' channels)."""
+    variables = list(dict.fromkeys(var for var, _ in channels))
+    shared = dict(ds[variables[0]].attrs)
+    for var in variables[1:]:
+        attrs = ds[var].attrs
+        shared = {k: v for k, v in shared.items() if k in attrs and _same(attrs[k], v)}
+    return shared
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two attribute values are equal (arrays element by element)."""
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _kept_coords(ds: xr.Dataset, dims: Sequence[Any]) -> dict[Any, xr.Variable]:
+    """The non-index coordinates of ``ds`` that fit a stack with ``dims``: scalar ones and
+    those along its dims but ``channel``."""
+    fit = set(dims) - {"channel"}
+    return {
+        c: ds.coords[c].variable
+        for c in ds.coords
+        if c not in ds.dims and set(ds.coords[c].dims) <= fit
+    }
 
 
 def stack_values(ds: xr.Dataset, channels: Sequence[Channel], lead: str = "time") -> np.ndarray:
@@ -133,8 +181,8 @@ def _stack_in_memory(ds: xr.Dataset, channels: Sequence[Channel], values_only: b
     """:func:`stack` with one NumPy concatenation, for in-memory data whose variables share
     their other dimensions in the same order; ``None`` where that does not hold (dask-backed
     data, differing dimensions, a channel ``ds`` lacks: :func:`stack` then goes the general
-    way, which also names what is missing). The same result, name and attributes (the first
-    variable's) as the general way; with ``values_only`` its values and the dims before
+    way, which also names what is missing). The same result, name, attributes and
+    coordinates as the general way; with ``values_only`` its values and the dims before
     ``channel``."""
     if not channels:
         return None
@@ -172,11 +220,13 @@ def _stack_in_memory(ds: xr.Dataset, channels: Sequence[Channel], values_only: b
     if values_only:
         return data, lead
     first_da = ds[first]
+    dims = (*lead, "channel", "latitude", "longitude")
     coords = {d: first_da.coords[d].variable for d in other if d in first_da.coords}
+    coords.update(_kept_coords(ds, dims))
     coords["channel"] = ("channel", [channel_name(c) for c in channels])
     return xr.DataArray(
-        data, dims=(*lead, "channel", "latitude", "longitude"), coords=coords,
-        name=first_da.name, attrs=dict(first_da.attrs),
+        data, dims=dims, coords=coords,
+        name=_stack_name(channels), attrs=_shared_attrs(ds, channels),
     )  # fmt: skip
 
 
@@ -189,6 +239,13 @@ def unstack(
     ``copy=False`` an in-memory array whose variables hold consecutive channels (the
     models' layout) gives variables that are views of it, not copies: for a buffer the
     caller owns and hands over (a forecast's output), which then takes no second copy.
+
+    The array's attributes go to its variable where all channels are of one variable;
+    otherwise they describe the stack as a whole and go to the Dataset, its variables
+    having none: one set of attributes (``units``) cannot hold for every variable of a
+    mixed stack, and the variables' own are not in the array (set them from a Dataset
+    that has them, as :func:`xfuxi.forecasting.edge.forecast_dataset` sets the units).
+    The array's coordinates other than ``channel`` are kept.
     """
     if channels is None:
         channels = [parse_channel_name(str(c)) for c in array["channel"].values]
@@ -203,8 +260,14 @@ def unstack(
     level_sets = {
         tuple(lv for lv, _ in items) for items in by_var.values() if items[0][0] is not None
     }
+    # the array's attributes hold for each variable only where there is one variable
+    var_attrs, ds_attrs = (dict(arr.attrs), {}) if len(by_var) == 1 else ({}, dict(arr.attrs))
     if arr.chunks is None and len(level_sets) <= 1:  # in memory, one set of levels
-        return _unstack_in_memory(arr, by_var, copy=copy)
+        out = _unstack_in_memory(arr, by_var, var_attrs, copy=copy)
+        out.attrs = ds_attrs
+        return out
+    arr = arr.copy(deep=False)  # its own attrs: the caller's array is not changed
+    arr.attrs = var_attrs
     data_vars = {}
     for var, items in by_var.items():
         if items[0][0] is None:
@@ -217,18 +280,22 @@ def unstack(
             da = arr.isel(channel=index).rename(channel="level")
             da = da.assign_coords(level=("level", levels, {"units": "hPa"}))
             data_vars[var] = da
-    ds = xr.Dataset(data_vars)
+    ds = xr.Dataset(data_vars, attrs=ds_attrs)
 
     return ds.transpose(*canonical_order(ds.dims))
 
 
 def _unstack_in_memory(
-    arr: xr.DataArray, by_var: dict[str, list[tuple[float | None, int]]], *, copy: bool = True
+    arr: xr.DataArray,
+    by_var: dict[str, list[tuple[float | None, int]]],
+    attrs: dict[str, Any],
+    *,
+    copy: bool = True,
 ) -> xr.Dataset:
     """:func:`unstack` of an in-memory array (no ``channel`` coordinate) whose variables with
     levels share them, by NumPy indexing: the same Dataset as the general way, without
     aligning a DataArray per variable (views of it where ``copy`` is False and the
-    channels of a variable are consecutive)."""
+    channels of a variable are consecutive); each variable's attributes are ``attrs``."""
     axis = arr.dims.index("channel")
     values = arr.values
     coords = {k: v.variable for k, v in arr.coords.items()}
@@ -245,11 +312,11 @@ def _unstack_in_memory(
     for var, items in by_var.items():
         if items[0][0] is None:
             dims = arr.dims[:axis] + arr.dims[axis + 1 :]
-            data_vars[var] = xr.Variable(dims, pick(items[0][1]), arr.attrs)
+            data_vars[var] = xr.Variable(dims, pick(items[0][1]), dict(attrs))
         else:
             dims = arr.dims[:axis] + ("level",) + arr.dims[axis + 1 :]
             picked = pick([i for _, i in items])
-            data_vars[var] = xr.Variable(dims, picked, arr.attrs)
+            data_vars[var] = xr.Variable(dims, picked, dict(attrs))
             coords["level"] = xr.Variable("level", [float(lv) for lv, _ in items], {"units": "hPa"})
     ds = xr.Dataset(data_vars, coords=coords)
     return ds.transpose(*canonical_order(ds.dims))

@@ -237,14 +237,31 @@ def _longitude_gaps(centres: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate([centres, [centres[0] + 360.0]]))
 
 
+def _longitude_spacing(gaps: np.ndarray) -> float:
+    """The grid spacing of longitudes with these gaps: their (lower) median, the most common
+    gap. Robust to any number of missing columns short of half the grid: the second-widest
+    gap is itself a missing-column gap where two columns are missing. The lower median, not
+    the mean of the two middle gaps, so that two longitudes 90° apart (gaps of 90° and 270°)
+    have a spacing of 90°, not 180°."""
+    return float(np.sort(gaps)[(gaps.size - 1) // 2])
+
+
+def _wide_gaps(centres: np.ndarray) -> tuple[np.ndarray, float]:
+    """Indices of the longitudes followed by a gap (the one across 360° included) wider than
+    1.5 grid spacings (:func:`_longitude_spacing`), and that spacing."""
+    gaps = _longitude_gaps(centres)
+    spacing = _longitude_spacing(gaps)
+    return np.nonzero(gaps > 1.5 * spacing + 1e-9)[0], spacing
+
+
 def _is_global_longitude(centres: np.ndarray) -> bool:
     """Whether longitudes go round the whole circle: no gap between neighbours (the one
-    across 360° included) is wider than 1.5 times the grid spacing, taken as the widest of
-    the other gaps. A missing column leaves a gap of two spacings."""
+    across 360° included) is wider than 1.5 times the grid spacing, the most common gap
+    (:func:`_longitude_spacing`). A missing column leaves a gap of two spacings, and so
+    does each of several."""
     if centres.size < 2:
         return False
-    gaps = np.sort(_longitude_gaps(centres))
-    return bool(gaps[-1] <= 1.5 * gaps[-2] + 1e-9)
+    return _wide_gaps(centres)[0].size == 0
 
 
 def _longitude_cells(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -359,10 +376,12 @@ def regrid(
     Parameters
     ----------
     ds : xarray.Dataset or xarray.DataArray
-        Data with dims ``latitude`` and ``longitude`` (any others are carried along),
+        Data with dims ``latitude`` and ``longitude`` (any others are carried along, with
+        their coordinates; a non-index coordinate along latitude or longitude is refused),
         global in longitude (no gap between neighbouring longitudes, the one across 360°
-        included, over 1.5 grid spacings) and global or a band in latitude; brought into
-        the canonical layout first (:func:`xfuxi.data.schema.validate`).
+        included, over 1.5 grid spacings, the spacing being the most common gap) and global
+        or a band in latitude; brought into the canonical layout first
+        (:func:`xfuxi.data.schema.validate`).
     target : str, xarray.Dataset, xarray.DataArray, mapping or model
         The grid (see :func:`target_grid`): ``"T21"`` (the world's Gaussian grid),
         ``"wb2_64x32"``, ``"wb2_240x121"``, data on the grid, ``{"latitude": ...,
@@ -385,8 +404,11 @@ def regrid(
         Unknown method or grid name; conservative regridding with fewer than 2
         latitudes or longitudes on either grid (its cells cannot be bounded).
     SchemaError
-        ``ds`` has no ``latitude``/``longitude`` or is not global in longitude (the error
-        names the widest gap).
+        ``ds`` has no ``latitude``/``longitude``, is not global in longitude (the error
+        names each gap over 1.5 grid spacings, the spacing being the most common gap), has
+        a variable without latitude or longitude, or has a non-index coordinate along
+        latitude or longitude (a mask kept as a coordinate: drop it, or make it a data
+        variable to regrid it).
     ImportError
         Bilinear regridding without xarray-regrid (``pip install 'xfuxi[regrid]'``).
 
@@ -412,6 +434,23 @@ def regrid(
         raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")
     data = validate(ds)
     grid = target_grid(target)
+    # a non-index coordinate along latitude or longitude (a land-sea mask or orography kept
+    # as a coordinate, a weight per latitude) has no value on the target grid without a
+    # method to move it, which xfuxi cannot tell: conservative regridding dropped it and
+    # xarray-regrid failed on it, so it is refused up front, named
+    spatial_coords = [
+        str(c)
+        for c in data.coords
+        if c not in data.dims and {"latitude", "longitude"} & set(data[c].dims)
+    ]
+    if spatial_coords:
+        raise SchemaError(
+            f"coordinate(s) {spatial_coords} lie along latitude or longitude; regrid cannot "
+            "tell how to move them to the new grid: drop them "
+            f"(ds.drop_vars({spatial_coords})), or make a field on both latitude and "
+            f"longitude a data variable (ds.reset_coords({spatial_coords})) to regrid it "
+            "with the others"
+        )
     lon = data["longitude"].values
     if not _is_global_longitude(lon):
         raise SchemaError(_not_global(lon))
@@ -459,11 +498,16 @@ def _not_global(lon: np.ndarray) -> str:
             "around the whole circle)"
         )
     gaps = _longitude_gaps(lon)
-    i = int(np.argmax(gaps))
-    spacing = np.sort(gaps)[-2]
+    wide, spacing = _wide_gaps(lon)
+    named = [
+        f"a gap of {gaps[i]:g}° between {lon[i]:g} and {lon[(i + 1) % lon.size]:g}"
+        for i in wide[:5]
+    ]
+    if wide.size > 5:
+        named.append(f"{wide.size - 5} more")
     return (
-        f"data longitudes span {lon[0]:g}..{lon[-1]:g} with a gap of {gaps[i]:g}° between "
-        f"{lon[i]:g} and {lon[(i + 1) % lon.size]:g} (the grid spacing is {spacing:g}°; "
-        "a global grid has no gap over 1.5 spacings, a missing column leaves 2); regrid needs "
-        "global data (longitudes around the whole circle)"
+        f"data longitudes span {lon[0]:g}..{lon[-1]:g} with {', '.join(named)} (the grid "
+        f"spacing, the most common gap, is {spacing:g}°; a global grid has no gap over 1.5 "
+        "spacings, a missing column leaves 2); regrid needs global data (longitudes around "
+        "the whole circle)"
     )

@@ -147,7 +147,8 @@ def normalization_stats(
     step model (see the definitions in docs/design.md). With ``weighted=True`` means are
     area-weighted (the area weights of docs/design.md) and
     ``std = sqrt(weighted mean of squared deviations)``.
-    NaN propagates (no values are skipped).
+    NaN propagates (no values are skipped). Integer and float16 data are differenced in
+    float64 (in their own type a difference would wrap or overflow).
 
     Examples
     --------
@@ -172,7 +173,6 @@ def normalization_stats(
     weights = None
     if weighted:
         weights = area_weights(ds["latitude"])
-    diff = ds.diff(dim)
     out = {}
     for name, var in ds.data_vars.items():
         if var.dtype.kind not in "fiu":
@@ -181,7 +181,12 @@ def normalization_stats(
         if dim not in reduce:
             raise ValueError(f"variable {name!r} lacks the time dimension {dim!r}")
         x = var.astype("float64")
-        dx = diff[name].astype("float64")
+        # differences in float64 for integers and float16: in their own type they wrap
+        # (uint8: 5 - 10 = 251), overflow (int16) or reach inf (float16 beyond 65504).
+        # float32 and float64 are differenced in their own type, as they always were: the
+        # recorded statistics of the shipped models stay bit-identical
+        wide = var.dtype.kind == "f" and var.dtype.itemsize >= 4
+        dx = (var if wide else x).diff(dim).astype("float64")
         if weights is None:
             mean = x.mean(reduce, skipna=False)
             std = x.std(reduce, skipna=False)
