@@ -60,7 +60,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # skip; FC.
         ("paper", (1536, 48, 8, (9, 9), (4, 4), 32, 4.0), {"channels": 70, "grid": (720, 1440)}),
         # the embedded Held–Suarez world, T21 (32 × 64): 16 × 32 tokens, 8 × 16 after the
-        # Down Block, 4 × 8 windows; ~2 M parameters, trains on a CPU
+        # Down Block, 4 × 8 windows; ~1.2 M parameters (21 channels), trains on a CPU
         ("small", (96, 6, 4, (4, 8), (2, 2), 8, 4.0), {}),
         # unit tests
         ("tiny", (16, 2, 2, (2, 2), (2, 2), 4, 2.0), {}),

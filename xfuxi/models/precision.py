@@ -9,9 +9,10 @@ network under :func:`autocast` too. Every trainer (:func:`~xfuxi.training.foreca
 * ``"bfloat16"``: mixed precision. The parameters, their gradients and the optimizer state
   stay float32 (so do the saved checkpoints); the forward pass and the loss run under
   :func:`torch.autocast` with ``dtype=torch.bfloat16``, which runs the matrix products and
-  convolutions in bfloat16 and keeps the reductions and the element-wise arithmetic in
-  float32. bfloat16 has float32's exponent range, so no loss scaling is needed. It works
-  on CUDA (Ampere or newer) and on the CPU.
+  convolutions in bfloat16; on CUDA it keeps the normalizations and reductions in float32,
+  on the CPU the norms and element-wise operations on bfloat16 activations stay bfloat16
+  (the residual stream is summed in bfloat16 there). bfloat16 has float32's exponent range,
+  so no loss scaling is needed. It works on CUDA (Ampere or newer) and on the CPU.
 
 ``"float16"`` is refused: its narrow range needs loss scaling (a ``GradScaler``), which the
 trainers do not do. See the documentation (docs/scaling.md).
