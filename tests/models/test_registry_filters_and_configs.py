@@ -1,4 +1,4 @@
-"""Regression tests of audit 49 (models): model_on's dtype of a model without parameters,
+"""model_on's dtype of a model without parameters,
 register_cascade's checks, a second spectral filter, checkpoint config entries and the
 spectral filter's documented residue on non-Gaussian grids."""
 

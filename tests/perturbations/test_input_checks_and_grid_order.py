@@ -1,4 +1,4 @@
-"""Audit 49: balanced perturbations check std and amplitude as Perlin ones do; the noise of
+"""Balanced perturbations check std and amplitude as Perlin ones do; the noise of
 perlin_ensemble does not depend on the order of levels, latitudes or longitudes (each test
 failed on the code before its fix)."""
 

@@ -1,4 +1,4 @@
-"""Regression tests of audit 49 (forecasting): the run dtype of a model without parameters,
+"""The run dtype of a model without parameters,
 the dtype of the initial conditions, and DataArrays named by an ERA5 short name."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Audit 49: regridding refuses several missing longitude columns and coordinates along the
+"""Regridding refuses several missing longitude columns and coordinates along the
 grid, normalization statistics difference integer and float16 data without wrapping,
 channel stacks carry no single variable's attributes, area weights of a latitude band."""
 

@@ -1,4 +1,4 @@
-"""Audit 49: ``--output '~/...'`` is the home folder, and ``xfuxi world --output X.nc`` is
+"""``--output '~/...'`` is the home folder, and ``xfuxi world --output X.nc`` is
 checked before the run as the zarr branch is (a missing folder made, the cache refused)."""
 
 from __future__ import annotations

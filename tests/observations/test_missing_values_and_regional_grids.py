@@ -1,4 +1,4 @@
-"""Audit 49: NaN of zero weight, regional grids, slot times, unknown variables, calibration
+"""A NaN of zero weight, regional grids, slot times, unknown variables, calibration
 input order (each test failed on the code before its fix)."""
 
 from __future__ import annotations
