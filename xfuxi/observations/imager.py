@@ -690,7 +690,7 @@ def imager_observations(
 
     On the embedded world (two satellites, clouds, biases and noise; needs the world)::
 
-        ds = xfuxi.held_suarez("validation", days=2, resolution="T21")
+        ds = xfuxi.held_suarez_split("validation", days=2)
         rad = ds.fuxi.imager_observations(satellites=[105.0, 225.0])
     """
     err = config_with_legacy(
