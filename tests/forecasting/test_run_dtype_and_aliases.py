@@ -88,6 +88,28 @@ def test_initial_conditions_dtype():
         initial_conditions(ds, model, dtype="bogus")
 
 
+def test_initial_conditions_read_a_lazy_store_once():
+    """A dask-backed dataset is computed once for the initial conditions (the plausibility
+    check and each of the two input times computed it again: three reads of every chunk),
+    and a variable the model does not take is not read."""
+    from dask.callbacks import Callback
+
+    ds = tiny.dataset().chunk({"time": 1})
+    model = tiny.model()
+    ds["unused"] = ds[next(iter(ds.data_vars))] * np.nan  # NaN: refused if it were read
+    computes = []
+
+    class Count(Callback):
+        def _start(self, dsk):
+            computes.append(len(dsk))
+
+    eager = initial_conditions(ds.compute(), model)[0]
+    with Count():
+        lazy = initial_conditions(ds, model)[0]
+    assert len(computes) == 1
+    np.testing.assert_array_equal(lazy, eager)
+
+
 @pytest.mark.parametrize(
     ("short", "long"), [("t", "temperature"), ("z", "geopotential_at_surface")]
 )

@@ -184,7 +184,9 @@ def _open_era5_path(path: str | os.PathLike[str]) -> list[xr.Dataset]:
     path = Path(path)
     kind = file_kind(path)
     if kind == "netcdf":
-        return [xr.open_dataset(path)]
+        # dask-backed (chunks={}: the file's own chunks): several files are then combined
+        # lazily; without it the combination loaded every file into memory
+        return [xr.open_dataset(path, chunks={})]
     if kind == "grib":
         return _open_grib(path)
     if kind == "zip":

@@ -131,6 +131,9 @@ def initial_conditions(
     from ..models.base import check_plausible  # torch: imported when a model is used
 
     model.check_dataset(used)
+    # read once: the plausibility check and each input time computed a lazy (dask) store's
+    # chunks again, three reads of every chunk; only the model's variables are read
+    used = used[list(dict.fromkeys(name for name, _ in model.channels))].load()
     check_plausible(used, model)
     arrays = []
     for times_of_part in (chosen_idx - step, chosen_idx):
