@@ -10,8 +10,11 @@ times) for z500, t850, u250, tracer500 and surface pressure at 1, 3, 5 and 10 da
 ratio of each method's CRPS to that of the ensembles from the truth says what the analysis
 error costs the ensemble forecast.
 
-    python examples/cycling_world.py --days 30 --methods letkf --threads 1 --store run
-    python benchmarks/bench_ens_from_analyses.py --stores run --methods letkf,cycled
+    python examples/cycling_world.py --split test --days 30 --methods letkf --threads 1 --store run
+    python benchmarks/bench_ens_from_analyses.py --split test --stores run --methods letkf,cycled
+
+``--split`` is required (validation for choices, test only to report) and must be the split of
+the stores' runs; the recorded run is on the test split.
 
 Writes ``benchmarks/results/ens_from_analyses.json``.
 """
@@ -85,7 +88,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stores", required=True, help="prefix of the per-method cycling stores")
     p.add_argument("--methods", default="letkf,cycled,perlin,3dvar")
-    p.add_argument("--split", default="test")
+    p.add_argument(
+        "--split",
+        required=True,
+        choices=("validation", "test"),
+        help="validation for choices, test only to report",
+    )
     p.add_argument("--first", type=float, default=3.0, help="day of the first start")
     p.add_argument("--every", type=float, default=5.0, help="days between starts")
     p.add_argument("--starts", type=int, default=5)

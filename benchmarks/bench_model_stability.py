@@ -1,6 +1,7 @@
 """Is the forecast model fit for cycling? Stability and perturbation growth from analysis states.
 
-Two measurements of the model the cycling uses (default ``fuxi-hs-t21``), on the test split:
+Two measurements of the model the cycling uses (default ``fuxi-hs-t21``), on ``--split``
+(required: validation for choices, test only to report; every recorded run is on test):
 
 1. **Perturbed truth.** At ``--starts`` initial times, ``--members`` balanced perturbations
    of analysis-error size (``scale`` × the difference of two other world states, added to
@@ -19,8 +20,9 @@ Two measurements of the model the cycling uses (default ``fuxi-hs-t21``), on the
 
 Prints the tables and writes ``benchmarks/results/model_stability.json``::
 
-    python benchmarks/bench_model_stability.py                       # about 3 minutes
-    python benchmarks/bench_model_stability.py --stores /tmp/cyc30/run --methods letkf,cycled
+    python benchmarks/bench_model_stability.py --split test            # about 3 minutes
+    python benchmarks/bench_model_stability.py --split test --stores /tmp/cyc30/run \\
+        --methods letkf,cycled
 """
 
 from __future__ import annotations
@@ -224,7 +226,12 @@ def main() -> None:
         default=None,
         help="spectral truncation of every step's output (21: the world's T21)",
     )
-    p.add_argument("--split", default="test", help="validation: for choosing, test: to report")
+    p.add_argument(
+        "--split",
+        required=True,
+        choices=("validation", "test"),
+        help="validation for choices, test only to report",
+    )
     p.add_argument("--starts", type=int, default=4)
     p.add_argument("--members", type=int, default=4)
     p.add_argument("--scale", type=float, default=0.2)

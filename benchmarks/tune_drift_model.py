@@ -12,9 +12,10 @@ directory), on ``--split``:
   at 24 and 72 hours.
 
 One row per model (the channels of ``diagnose_model_drift.CHANNELS``), printed and written
-to ``--out``; the docs include the file (docs/cycling.md, A forecast model that does not
-drift). A checkpoint that already carries the T21 filter is given with ``--truncation 0``
-or, per model, as ``LABEL=MODEL@0``.
+to ``--out`` (default ``benchmarks/results/drift_model_<split>.json``, named by ``--split``:
+a model is chosen on validation; ``--split test`` only reports); the docs include the file
+(docs/cycling.md, A forecast model that does not drift). A checkpoint that already carries
+the T21 filter is given with ``--truncation 0`` or, per model, as ``LABEL=MODEL@0``.
 
     python benchmarks/tune_drift_model.py --models shipped=fuxi-hs-t21@21 \\
         w0.3=runs/drift/w0.3@0 w1.0=runs/drift/w1.0@0
@@ -81,14 +82,23 @@ def score(model, truth: np.ndarray, starts: int, skill_starts: int, clim, w, ban
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--split", default="validation", choices=("validation", "test"))
+    p.add_argument(
+        "--split",
+        default="validation",
+        choices=("validation", "test"),
+        help="validation for choices, test only to report",
+    )
     p.add_argument("--models", nargs="+", required=True, help="LABEL=MODEL[@TRUNCATION]")
     p.add_argument("--truncation", type=int, default=21, help="default filter (0: none)")
     p.add_argument("--starts", type=int, default=4, help="30-day free runs")
     p.add_argument("--skill-starts", type=int, default=32, help="3-day forecasts")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=str(RESULTS / "drift_model_validation.json"))
+    p.add_argument(
+        "--out", default=None, help="default: benchmarks/results/drift_model_<split>.json"
+    )
     a = p.parse_args()
+    if a.out is None:  # named by the split, so that a test run never reads as a validation file
+        a.out = str(RESULTS / f"drift_model_{a.split}.json")
     if a.starts < 1 or a.skill_starts < 1:
         raise SystemExit("--starts and --skill-starts must be at least 1")
     specs = []

@@ -3,10 +3,12 @@
 The free run, Perlin En4DVar, static-B 3D-Var, the LETKF and the cycled-ensemble En4DVar,
 each cycled every 6 h with the same radiosonde network (``--sites`` columns of every
 variable and level plus surface pressure) through :func:`xfuxi.cycle`, scored against the
-truth (test split). The model is the shipped ``fuxi-hs-t21-cycling-v6`` (``--model``; the
-figures recorded before it ran ``fuxi-hs-t21-cycling`` or ``fuxi-hs-t21-cycling-v2`` to
-``-v5``, named in their commands): the
-shipped ``fuxi-hs-t21`` with its every step truncated to the world's T21 wavenumbers
+truth of ``--split`` (required: validation for choices, test only to report; the recorded
+runs of docs/cycling.md without ``--split`` in their commands ran on the test split, the
+default of earlier releases). The model is the shipped ``fuxi-hs-t21-cycling-v6``
+(``--model``; the figures recorded before it ran ``fuxi-hs-t21-cycling`` or
+``fuxi-hs-t21-cycling-v2`` to ``-v5``, named in their commands): the shipped
+``fuxi-hs-t21`` with its every step truncated to the world's T21 wavenumbers
 (:func:`xfuxi.with_spectral_filter`), fine-tuned from perturbed inputs so that its climate
 does not drift over weeks (a model without a filter of its own gets ``--truncation`` 21), the
 localization Gaspari–Cohn ``--length-scale`` 1000 km with vertical localization 1.0 (ln p):
@@ -15,11 +17,12 @@ the settings chosen on the validation split (docs/cycling.md). Prints the issue-
 z500, t850, u250, tracer500 and surface pressure, and writes it to
 ``benchmarks/results/cycling_world.json`` after each method (``--out``).
 
-    python examples/cycling_world.py --days 30
-    python examples/cycling_world.py --days 2 --methods letkf,cycled   # a quick look
+    python examples/cycling_world.py --split test --days 30
+    python examples/cycling_world.py --split test --days 2 --methods letkf,cycled   # a quick look
     # one process per method and core, resumable, then one table from the stores:
-    python examples/cycling_world.py --days 30 --methods letkf --threads 1 --store run
-    python examples/cycling_world.py --days 30 --methods letkf,cycled --store run --table-only
+    python examples/cycling_world.py --split test --days 30 --methods letkf --threads 1 --store run
+    python examples/cycling_world.py --split test --days 30 --methods letkf,cycled --store run \\
+        --table-only
 """
 
 from __future__ import annotations
@@ -225,6 +228,11 @@ def run_world(
     if blend is not None:  # the analyses blended with the climatology, band by band
         fit = json.loads(Path(blend).read_text())
         if fit.get("split") == split:
+            if split == "test":  # the test split only reports: nothing is fitted on it
+                raise SystemExit(
+                    f"{blend} was fitted on the test split itself; a blend applied to the "
+                    "test split must be fitted on another split (train or validation)"
+                )
             print(f"note: {blend} was fitted on the {split} split itself", flush=True)
         factors, bands = read_blend_factors(blend, model)
         source = fit["climatology"]
@@ -301,7 +309,12 @@ def main() -> None:
     p.add_argument(
         "--length-scale", type=float, default=1000.0, help="horizontal localization half-width (km)"
     )
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument(
+        "--split",
+        required=True,
+        choices=["train", "validation", "test"],
+        help="validation for choices, test only to report",
+    )
     p.add_argument(
         "--model", default="fuxi-hs-t21-cycling-v6", help="forecast model (name or directory)"
     )

@@ -1,4 +1,4 @@
-"""FuXi-DA cycling on the world's test split: one satellite, three satellites, CORR, free run.
+"""FuXi-DA cycling on a split of the world: one satellite, three satellites, CORR, free run.
 
 Each variant runs :func:`xfuxi.cycle` (analysis → 6-hour forecast of ``fuxi-hs-t21`` →
 background → next analysis) from the same first background (a 12-hour forecast from the
@@ -47,10 +47,12 @@ days 2–5 (the issue's steadiness target ≤ 1.15) and of days 6–11 to the fr
 disc (≤ 0.75 with one satellite). En4DVar cycling is optional (``--en4dvar``): about 10–30 s
 per analysis on this machine; ``--workers 2`` runs two variants at a time.
 
-    python examples/fuxi_da_cycling.py [--days 11] [--en4dvar] [--workers 2]
-    python examples/fuxi_da_cycling.py --truncation 21 \
+    python examples/fuxi_da_cycling.py --split test [--days 11] [--en4dvar] [--workers 2]
+    python examples/fuxi_da_cycling.py --split test --truncation 21 \
         --out benchmarks/results/fuxi_da_cycling_T21.json \
         --figure examples/figures/fuxi_da_cycling_T21.png   # the model with the T21 filter
+
+``--split`` is required: validation for choices, test only to report.
 
 Writes ``benchmarks/results/fuxi_da_cycling.json`` and ``.md`` and
 ``examples/figures/fuxi_da_cycling.png`` (with another ``--out``, the figure goes beside it).
@@ -258,8 +260,8 @@ def main() -> None:
         "--truncation", type=int, default=None,
         help="spectral truncation of every forecast step (21: the world's; docs/cycling.md)",
     )  # fmt: skip
-    p.add_argument("--split", default="test", choices=("test", "validation"),
-                   help="validation: for choices; test: to report")  # fmt: skip
+    p.add_argument("--split", required=True, choices=("test", "validation"),
+                   help="validation for choices, test only to report")  # fmt: skip
     p.add_argument("--assi", default="fuxi-da-hs-t21", help="FuXi-DA model (name or directory)")
     p.add_argument("--corr", default="fuxi-da-hs-t21-corr", help="CORR model (name or directory)")
     p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
@@ -462,10 +464,10 @@ def main() -> None:
         path = Path("examples/figures/fuxi_da_cycling.png")
     else:
         path = out.with_suffix(".png")
-    figure(series, order, regions, idx, cycle_times, path)
+    figure(series, order, regions, idx, cycle_times, path, split=args.split)
 
 
-def figure(series, order, regions, idx, cycle_times, path: Path) -> None:
+def figure(series, order, regions, idx, cycle_times, path: Path, split: str = "test") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -482,7 +484,7 @@ def figure(series, order, regions, idx, cycle_times, path: Path) -> None:
             if i == len(regions) - 1:
                 ax.set_xlabel("days from the first analysis")
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle("FuXi-DA cycling: analysis RMSE against the truth (world's test split)")
+    fig.suptitle(f"FuXi-DA cycling: analysis RMSE against the truth (world's {split} split)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=80))

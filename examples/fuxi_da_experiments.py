@@ -1,20 +1,20 @@
-"""FuXi-DA experiments: CTRL, CORR and ASSI analyses and forecasts on the world's test split.
+"""FuXi-DA experiments: CTRL, CORR and ASSI analyses and forecasts on a split of the world.
 
-For each of ``--times`` analysis times of the test split (a different run from training, and
+For each of ``--times`` analysis times of ``--split`` (a different run from training, and
 imager noise and clouds drawn with another seed), the background is a 6-hour forecast of
 ``fuxi-hs-t21`` from the truth (CTRL); CORR is the shipped CORR network's correction of it
 and ASSI the shipped FuXi-DA analysis with the radiances of one satellite at 105° E.
 Forecasts run from each analysis to ``--forecast-steps`` 6-hour steps (the earlier input is
 the truth 6 hours before the analysis time, the same for the three). RMSE, bias and ACC
-(against the test run's own time mean as climatology) are area-weighted, inside the
+(against the split's own time mean as climatology) are area-weighted, inside the
 satellite's disc (zenith angle ≤ 70°), outside it and globally; gains of ASSI over CORR and
 over CTRL have 95% block-bootstrap confidence intervals (blocks of 4 consecutive analysis
 times, 1000 resamples).
 
-    python examples/fuxi_da_experiments.py [--times 24] [--forecast-steps 12]
+    python examples/fuxi_da_experiments.py --split test [--times 24] [--forecast-steps 12]
 
-``--split validation`` scores the same way on the validation split, where choices between
-networks are made; the test split only reports.
+``--split`` is required: ``validation`` scores on the validation split, where choices between
+networks are made; ``test`` only reports.
 
 Writes ``benchmarks/results/fuxi_da.json`` (atomically) and prints a table.
 """
@@ -215,9 +215,9 @@ def main() -> None:
     p.add_argument("--corr", default="fuxi-da-hs-t21-corr")
     p.add_argument(
         "--split",
-        default="test",
+        required=True,
         choices=("test", "validation"),
-        help="the world's split to score on (validation: for choices; test: to report)",
+        help="validation for choices, test only to report",
     )
     p.add_argument("--test-days", type=int, default=12, help="days of the split to read")
     p.add_argument("--times", type=int, default=24)
