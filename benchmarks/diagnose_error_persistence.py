@@ -23,8 +23,8 @@ Reads one store of ``examples/cycling_world.py`` (any method) and measures, from
    6, 24 and 48 h: correlation, RMS of the difference over the world's, size over the
    world's, and persistence (correlation with the t0 perturbation), beside the world's.
 
-    python examples/cycling_world.py --days 30 --methods hgain --threads 1 --members 160 \\
-        --rtps 0.7 --store PREFIX
+    python examples/cycling_world.py --split test --days 30 --methods hgain --threads 1 \\
+        --members 160 --rtps 0.7 --store PREFIX
     python benchmarks/diagnose_error_persistence.py --store PREFIX-hgain.zarr --split test
 
 Writes ``benchmarks/results/error_persistence_<split>.json`` (``--out``) and prints its

