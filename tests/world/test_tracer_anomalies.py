@@ -202,6 +202,11 @@ def test_world_tracer_transport(cache):
         own = out["passive_tracer"].isel(prediction_timedelta=k).values
         np.testing.assert_allclose(own, split["passive_tracer"].sel(
             time=t + np.timedelta64(6 * k, "h")).values, atol=1e-4)  # fmt: skip
+    # at the time itself, bit for bit (the stored run's compiled chunks and output)
+    np.testing.assert_array_equal(
+        out["passive_tracer"].isel(prediction_timedelta=0).values,
+        split["passive_tracer"].sel(time=t).values,
+    )
     a0 = out["passive_tracer_anomaly"].isel(prediction_timedelta=0).values
     a1 = out["passive_tracer_anomaly"].isel(prediction_timedelta=1).values
     np.testing.assert_allclose(a0, anomaly.values, atol=1e-4)
@@ -219,6 +224,14 @@ def test_world_tracer_transport(cache):
     with pytest.raises(ValueError, match="not on the world's grid"):
         world_tracer_transport(anomaly.isel(longitude=slice(0, 32)), split="test", time=t,
                                spinup_days=2)  # fmt: skip
+    # levels that leave part of the column beyond the interpolation's reach: refused (the
+    # anomaly was NaN everywhere within a step, silently)
+    for levels in ([700.0], [500.0, 850.0]):
+        with pytest.raises(ValueError, match="do not reach every sigma level"):
+            world_tracer_transport(anomaly.sel(level=levels), split="test", time=t,
+                                   spinup_days=2, progress=False)  # fmt: skip
+    with pytest.raises(TypeError, match=r"\['days'\] are the split's own"):
+        world_tracer_transport(anomaly, split="test", time=t, days=3, spinup_days=2)
 
 
 def test_shipped_da_model_carries_anomalies_that_the_forecast_model_amplifies(anomalies):

@@ -40,7 +40,7 @@ import xarray as xr
 from ..config import is_integer
 from ..constants import EARTH_RADIUS
 from ..options import progress_enabled
-from .perturbed import states_at
+from .perturbed import check_world_settings, states_at
 from .simulator import (
     PRESSURE_VARS,
     SPLITS,
@@ -326,9 +326,12 @@ def world_tracer_transport(
     Parameters
     ----------
     anomaly : xarray.DataArray
-        Dims ``level, latitude, longitude`` on the world's grid and some of its levels (hPa).
-        It is interpolated linearly in pressure to the world's sigma levels at ``time``
-        (held constant above the top level and below the bottom one given).
+        Dims ``level, latitude, longitude`` on the world's grid, on pressure levels (hPa).
+        It is interpolated linearly in pressure to the world's sigma levels at ``time`` and
+        extrapolated linearly for one level spacing above the top level and below the
+        bottom one given (dinosaur's rule); levels that leave sigma levels beyond that
+        reach are refused (give the anomaly on all the world's levels, with zeros where it
+        has none).
     split : {"train", "validation", "test"}
     time : datetime-like
         A 6-hourly time of the split.
@@ -345,13 +348,14 @@ def world_tracer_transport(
         ``passive_tracer_anomaly`` with dims ``prediction_timedelta, level, latitude,
         longitude``: the anomaly on the world's pressure levels at ``time`` (lead 0, after
         the round trip to sigma levels) and after each step; ``passive_tracer``: the
-        world's own tracer at the same times (equal to the split's data).
+        world's own tracer at the same times (equal to the split's data at ``time``; the
+        re-run integrates in the stored run's compiled chunks).
 
     Raises
     ------
     ValueError
         Unknown split, a time outside it or off the 6-hourly grid, an anomaly on another
-        grid or with NaN.
+        grid or with NaN, or on levels that do not reach every sigma level of the column.
     """
     import jax.numpy as jnp
     from dinosaur import time_integration, vertical_interpolation
@@ -361,6 +365,7 @@ def world_tracer_transport(
     if not is_integer(steps) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     spec = SPLITS[split]
+    check_world_settings(world)
     config = world_config(days=spec["days"], seed=spec["seed"], start=spec["start"], **world)
     step = pd.Timedelta(hours=config["output_hours"])
     offset = (pd.Timestamp(time) - pd.Timestamp(config["start"])) / step
@@ -395,6 +400,14 @@ def world_tracer_transport(
     on_sigma = vertical_interpolation.interp_pressure_to_sigma(
         {"a": jnp.asarray(nodal)}, pressure, model.coords.vertical, ps
     )["a"]
+    if not bool(jnp.all(jnp.isfinite(on_sigma))):  # dinosaur's NaN beyond its reach: it
+        # spread through the column within one step, silently
+        raise ValueError(
+            f"the anomaly's levels {sorted(levels.tolist())} hPa do not reach every sigma "
+            "level of the world's column at this time (the interpolation extrapolates one "
+            f"level spacing); give it on all the world's levels {list(config['levels'])}, "
+            "with zeros where it has none"
+        )
     state = model._pe.State(
         vorticity=state.vorticity,
         divergence=state.divergence,
@@ -405,7 +418,9 @@ def world_tracer_transport(
             "anomaly_0": model.grid.to_modal(on_sigma),
         },
     )
-    first = model.post(state)
+    import jax
+
+    first = jax.jit(model.post)(state)  # compiled as in the stored runs
     frames = [np.asarray(first["anomaly_0"])]
     own = [np.asarray(first["passive_tracer"])]
     traj = time_integration.trajectory_from_step(
