@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 import xfuxi
-from xfuxi.verify import acc, crps, rmse, scorecard, spread, wind_vector_rmse
+from xfuxi.verify import acc, crps, rmse, scorecard, spread, spread_skill_ratio, wind_vector_rmse
 
 REDUCE = ["time", "latitude", "longitude"]
 
@@ -126,6 +126,12 @@ def test_scorecard_of_an_ensemble_store_and_plot(tmp_path):
                                s["2m_temperature"].transpose(*card["2m_temperature"].dims[1:]).values,
                                rtol=1e-12)  # fmt: skip
     assert float(card.perfect_value.sel(score="spread_skill_ratio")) == 1.0
+    # the corrected ratio, whose perfect value is 1 at any size (the uncorrected one of a
+    # consistent 4-member ensemble is 0.89: an over-dispersive one scored nearer to 1)
+    ssr = spread_skill_ratio(fc, era5, dim=REDUCE, region=["tropics"], correction=True)
+    got = card.temperature.sel(score="spread_skill_ratio")
+    np.testing.assert_allclose(got.values, ssr.temperature.transpose(*got.dims).values,
+                               rtol=1e-12)  # fmt: skip
 
     mpl = pytest.importorskip("matplotlib")
     mpl.use("Agg")

@@ -353,7 +353,8 @@ def spread_skill_ratio(
     Returns
     -------
     Dataset or DataArray
-        The ratio (1 for a statistically consistent ensemble); ``attrs["correction"]`` is
+        The ratio (for a statistically consistent ensemble of M members: 1 with the
+        correction, √(M/(M+1)) without it); ``attrs["correction"]`` is
         ``"sqrt((M+1)/M)"`` or ``"none"``.
 
     Raises

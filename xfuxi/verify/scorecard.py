@@ -218,6 +218,11 @@ def scorecard(
             vdims = [d for d in ("latitude", "longitude") if d in fc.dims]
             rest = [d for d in dim if d not in vdims]
             out = energy_score(fc, tr, vector_dims=vdims, dim=rest, member_dim=mdim, **common)
+        elif name == "spread_skill_ratio":
+            # with the finite-ensemble correction, so that 1 is perfect at any size (the
+            # uncorrected ratio of a consistent M-member ensemble is √(M/(M+1)): 0.89 for
+            # 4 members, where an over-dispersive one came out nearer to 1, "better")
+            out = spread_skill_ratio(fc, tr, dim=dim, member_dim=mdim, correction=True, **common)
         else:
             out = _ENSEMBLE[name](fc, tr, dim=dim, member_dim=mdim, **common)
         rows.append(out.drop_vars([c for c in out.coords if c not in out.dims]))
