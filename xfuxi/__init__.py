@@ -17,7 +17,7 @@ from typing import Any
 
 from ._version import __version__
 from .api import PUBLIC, resolve
-from .options import get_options, set_options
+from .options import get_options, set_options  # noqa: F401  (eager: also in PUBLIC)
 
 _TARGETS: dict[str, str] = {e.name: e.target for e in PUBLIC}
 
@@ -88,4 +88,4 @@ if "xarray" in sys.modules:
 elif not any(isinstance(f, _AccessorOnXarrayImport) for f in sys.meta_path):
     sys.meta_path.insert(0, _AccessorOnXarrayImport())
 
-__all__ = ["__version__", "get_options", "set_options", *_TARGETS]
+__all__ = ["__version__", *_TARGETS]

@@ -218,6 +218,9 @@ PUBLIC: tuple[Entry, ...] = (
     # the Lorenz-96 twin experiments' settings
     Entry("Lorenz96TwinConfig", "experiments.lorenz96:Lorenz96TwinConfig"),
     Entry("Lorenz96LETKFConfig", "experiments.lorenz96:Lorenz96LETKFConfig"),
+    # global options, in the manner of xarray.set_options
+    Entry("get_options", "options:get_options"),
+    Entry("set_options", "options:set_options"),
 )
 
 

@@ -58,7 +58,24 @@ _NORMALISE = {"cache_dir": lambda v: v if v is None else os.fspath(v)}
 
 
 def get_options() -> dict[str, Any]:
-    """Return a copy of the current global options."""
+    """Return a copy of the current global options.
+
+    Returns
+    -------
+    dict of str to Any
+        ``ensemble_dims`` (tuple of str), ``device`` (str), ``dtype`` (str), ``progress``
+        (bool) and ``cache_dir`` (str or None); changing it does not change the options
+        (use :class:`set_options`).
+
+    Examples
+    --------
+    >>> import xfuxi
+    >>> sorted(xfuxi.get_options())
+    ['cache_dir', 'device', 'dtype', 'ensemble_dims', 'progress']
+    >>> with xfuxi.set_options(dtype="float64"):
+    ...     xfuxi.get_options()["dtype"]
+    'float64'
+    """
     return dict(OPTIONS)
 
 

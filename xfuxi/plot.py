@@ -1254,15 +1254,21 @@ def plot_cycle(
     ax : matplotlib Axes, optional
     title : str, optional
 
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        ``scores`` lack one of the four variables, ``channel`` is not in them, or
+        ``channels`` names several channels or another than ``channel``.
+
     Notes
     -----
     A spread that is NaN throughout (a method without members) is not drawn; cycles
     without observations (``no_observations``) are marked by a vertical line; a run of one
     cycle is drawn with markers.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
 
     Examples
     --------

@@ -133,6 +133,28 @@ def test_varbc_coefficients_are_carried_from_cycle_to_cycle(setting, tmp_path):
     assert omb[-1].mean() < omb[0].mean()
 
 
+def test_an_adaptive_static_factor_is_carried_from_cycle_to_cycle(setting, tmp_path):
+    """With a static B and ``adaptive_static``, each cycle starts from the factor the last
+    one reached (it started again from ``static_inflation`` every cycle)."""
+    model, truth = setting
+    rng = np.random.default_rng(2)
+    static = torch.as_tensor(rng.normal(size=(12, len(CHANNELS), len(LAT), len(LON))))
+    static = static * torch.as_tensor(STD)[None, :, None, None]
+    method = _method(
+        background_error=BackgroundError(hybrid_weight=1.0), static=static,
+        static_inflation=4.0, adaptive_static=0.5, localization=LocalizationOptions(
+            length_scale=None),
+    )  # fmt: skip
+    _run(setting, 3, method=method, store=tmp_path / "s")
+    factors = [
+        float(xr.open_zarr(tmp_path / "s" / "cycles" / f"{k:06d}.zarr")["state__static_inflation"])
+        for k in range(3)
+    ]
+    assert factors[0] != 4.0 and len(set(factors)) == 3  # moved, and on from where it was
+    # the second cycle started from the first's factor: its estimate pulls it from there
+    assert abs(factors[1] - factors[0]) < abs(factors[1] - 4.0) or factors[1] == factors[0]
+
+
 def test_a_cycled_ensemble_with_radiances_and_varbc(setting):
     """``members="cycled"``: the members are carried (the LETKF sees the radiances corrected
     by the analysed VarBC coefficients), recentred on each analysis, their spread scored;

@@ -148,6 +148,14 @@ def fit_climatology_blend(
     -------
     numpy.ndarray (channel, band)
 
+    Raises
+    ------
+    ValueError
+        Inputs of mismatched shapes, with NaN or infinite values, ``bands`` that do not
+        increase, or analyses without anomaly in a band of some channel.
+    TypeError
+        ``bands`` is not a sequence of integers.
+
     Examples
     --------
     Analyses that are the truth's anomaly doubled give β = ½ in every band:
@@ -209,6 +217,9 @@ class ClimatologyBlendMethod(CycleMethod):
         ``[0, 1.5]``.
     bands : sequence of int, default (5, 10, 21)
         The top total wavenumber of each band; scales above the last are left unchanged.
+    name : str, optional
+        Name written in the store, the settings and the scores' ``attrs["method"]``;
+        default (``""``): ``method``'s name followed by ``" + climatology blend"``.
 
     Notes
     -----

@@ -329,6 +329,8 @@ class LETKFMethod(CycleMethod):
         ``lead_steps=1``, from a period apart from the one assimilated) represent the error
         the model adds in one cycle, which no multiplicative inflation can.
     additive_scale : float, default 1.0
+    name : str, default ``"LETKF"``
+        Name written in the store, the settings and the scores' ``attrs["method"]``.
     update_previous : bool, default True
         The weights of each local analysis update both input times of every member's pair
         (a lag-one smoother: each analysed pair stays a consistent pair). False: only t0 is
@@ -895,12 +897,46 @@ def static_var(
 ) -> En4DVarMethod:
     """3D-Var (``n_slots=1``) or 4D-Var with a static B from background-error samples.
 
-    ``samples``: a Dataset with a ``sample`` dim (e.g.
-    :func:`~xfuxi.assimilation.calibration.forecast_error_samples`; ``model`` then needed)
-    or a tensor ``(K, C, H, W)``. ``localization`` default: none (the samples' own
-    correlations; with few samples, localize). ``static_inflation``, ``adaptive_static``:
-    a fixed or adaptive variance factor of B; ``increment_previous``: the increment on both
-    input times of the analysed pair (:class:`En4DVarMethod`).
+    An :class:`En4DVarMethod` with B from the samples alone (``hybrid_weight=1``), named
+    ``"3D-Var (static B)"`` or ``"4D-Var (static B)"``.
+
+    Parameters
+    ----------
+    samples : xarray.Dataset or Tensor (K, C, H, W)
+        Background-error samples: a Dataset with a ``sample`` dim (e.g.
+        :func:`~xfuxi.assimilation.calibration.forecast_error_samples`; ``model`` then
+        needed) or a tensor.
+    model : ForecastModel, optional
+        Gives the channels and grid a samples Dataset is stacked in; unused for a tensor.
+    n_slots : int, default 1
+        Observation slots (1: 3D-Var; more: 4D-Var).
+    localization : LocalizationOptions, optional
+        Default: none (the samples' own correlations; with few samples, localize).
+    minimiser : Minimiser, optional
+        Default: ``Minimiser()``.
+    quality_control : QualityControl, optional
+        Default: ``QualityControl()``.
+    static_inflation : float, default 1.0
+        Fixed variance factor of B (with ``adaptive_static``, its starting value).
+    adaptive_static : float, default 0.0
+        Gain of an adaptive variance factor of B (0: fixed); as for :class:`En4DVarMethod`.
+    increment_previous : bool, default False
+        Add the increment to both input times of the analysed pair; as for
+        :class:`En4DVarMethod`.
+
+    Returns
+    -------
+    En4DVarMethod
+
+    Raises
+    ------
+    ValueError
+        A samples Dataset without ``model`` or with fewer than 2 samples, samples that are
+        not finite or not ``(K, C, H, W)``, or a bad ``n_slots``, ``static_inflation`` or
+        ``adaptive_static``.
+    SchemaError
+        A samples Dataset that does not fit ``model`` (see
+        :meth:`ForecastModel.check_dataset`).
 
     Examples
     --------
@@ -964,6 +1000,8 @@ class HybridGainMethod(CycleMethod):
         One slot; the background is the LETKF mean.
     weight : float, default 1.0
         α in ``(0, 1]``; 1: the variational analysis of the LETKF mean.
+    name : str, default ``"hybrid-gain LETKF"``
+        Name written in the store, the settings and the scores' ``attrs["method"]``.
     ensemble_variances : bool, default False
         Give the static B the spatial pattern of the LETKF's background spread: each
         channel's static samples are multiplied by ``m(x) = σ_e(x) / ⟨σ_e²⟩^½`` (the
@@ -1168,6 +1206,14 @@ class RadiosondeNetwork:
             )
 
     def settings(self) -> dict[str, Any]:
+        """JSON-ready settings (a resumed run with other settings is refused).
+
+        Returns
+        -------
+        dict
+            ``network`` (``"radiosonde"``), ``n_sites``, ``variables`` (None or a list),
+            ``error_fraction`` and ``seed``.
+        """
         return {
             "network": "radiosonde",
             "n_sites": self.n_sites,
@@ -1177,6 +1223,19 @@ class RadiosondeNetwork:
         }
 
     def errors(self, model: Any) -> dict[str, float]:
+        """The observation-error std of each variable: ``error_fraction`` times the mean of
+        the model's normalization std over the variable's levels.
+
+        Parameters
+        ----------
+        model : ForecastModel or Cascade
+            Gives the channels and their normalization statistics.
+
+        Returns
+        -------
+        dict of str to float
+            Variable name → error std, in the variable's units.
+        """
         out: dict[str, list[float]] = {}
         for (v, _), s in zip(model.channels, np.asarray(model.stats.std), strict=True):
             out.setdefault(v, []).append(float(s))
@@ -1999,6 +2058,25 @@ def _scores_only(ds: xr.Dataset) -> xr.Dataset:
 @_doc
 def open_cycle(store: str | Path) -> xr.Dataset:
     """A cycling store's complete cycles as one Dataset (dim ``time``): scores and fields.
+
+    Parameters
+    ----------
+    store : str or path
+        A store written by :func:`cycle` (possibly still being written: only its complete
+        cycles are read).
+
+    Returns
+    -------
+    xarray.Dataset
+        The variables of every complete cycle with a ``time`` dim (the analysis time),
+        concatenated along it; ``attrs["settings"]`` holds the run's settings (the store's
+        ``run.json``, as JSON text).
+
+    Raises
+    ------
+    ValueError
+        ``store`` is not a cycling store written by :func:`cycle`, or holds no complete
+        cycle.
 
     Examples
     --------

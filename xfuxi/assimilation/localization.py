@@ -332,6 +332,14 @@ def localization(
     -------
     Localization
 
+    Raises
+    ------
+    ValueError
+        Neither ``latitude`` and ``longitude`` nor ``n_points``; vertical or cross-variable
+        localization without ``channels``; a ``length_scale`` that is not positive, an
+        unknown ``kind``, or ``variance`` outside ``(0, 1]`` or ``cross_variable`` outside
+        ``[0, 1]``.
+
     Examples
     --------
     >>> loc = localization(n_points=40, length_scale=4.0)

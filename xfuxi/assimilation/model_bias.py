@@ -71,6 +71,9 @@ class BiasCorrectedMethod(CycleMethod):
         first increments of a cycle correct the error of its first background, not the
         model's, and an estimate that learned them would carry them for as long as its
         memory.
+    name : str, optional
+        Name written in the store, the settings and the scores' ``attrs["method"]``;
+        default (``""``): ``method``'s name followed by ``" + bias correction"``.
 
     Notes
     -----

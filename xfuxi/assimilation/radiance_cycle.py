@@ -138,15 +138,28 @@ class RadianceEn4DVarMethod(En4DVarMethod):
 
     Parameters
     ----------
-    background_error, minimiser, quality_control, static, spread, members, letkf, initial
-        As for :class:`En4DVarMethod` (``n_slots`` is 1). With ``members="cycled"`` the
-        members are carried from cycle to cycle and updated by the LETKF with the same
-        screened radiances (with VarBC, corrected by the coefficients the variational
-        analysis estimated: the LETKF has no bias model) and radiosondes, then recentred
-        on the En4DVar analysis; the scores get their spread.
+    background_error : BackgroundError, optional
+        As for :class:`En4DVarMethod` (default ``BackgroundError()``).
     localization : LocalizationOptions
         Default: 1500 km, as :func:`~xfuxi.assimilation.radiances.radiance_analysis`
         (without vertical localization unless given).
+    n_slots : int, default 1
+        Observation slots; must be 1 (one slot at t0, where the radiances are): any other
+        value raises ``ValueError``.
+    minimiser, quality_control, members, letkf, letkf_localization, initial, static, spread
+        As for :class:`En4DVarMethod`. With ``members="cycled"`` the members are carried
+        from cycle to cycle and updated by the LETKF (localized by ``letkf_localization``,
+        default ``localization``) with the same screened radiances (with VarBC, corrected
+        by the coefficients the variational analysis estimated: the LETKF has no bias
+        model) and radiosondes, then recentred on the En4DVar analysis; the scores get
+        their spread.
+    additive, additive_scale
+        As for :class:`En4DVarMethod`: additive inflation of the cycled members after
+        their update (``members="cycled"`` only).
+    name : str, default ``"En4DVar radiances"``
+        Name written in the store and the tables.
+    static_inflation, adaptive_static, increment_previous
+        As for :class:`En4DVarMethod` (defaults 1.0, 0.0 and False).
     radiance_error : float or mapping channel → float, default 1.0
         Clear-sky observation-error std of the radiances (K).
     bias : RadianceBiasCorrection, optional
@@ -165,7 +178,8 @@ class RadianceEn4DVarMethod(En4DVarMethod):
     cloudy_error : float, optional
         All-sky: cloudy-looking rows kept with this error (K) instead.
     window_channel : str, default ``"ir10.8"``
-    name : str
+        The imager channel whose O−B against the background finds the cloudy-looking
+        pixels (``screen_threshold``).
 
     Examples
     --------
@@ -367,6 +381,10 @@ class RadianceEn4DVarMethod(En4DVarMethod):
         res, cdiag = self._variational(state, used, model, generator)
         pair = self._analysed_pair(bg, res.analysis)
         new: dict[str, torch.Tensor] = {"pair": pair}
+        if "static_inflation" in cdiag and self.adaptive_static > 0:
+            # carried to the next cycle, as En4DVarMethod does (each cycle started again
+            # from the configured factor, so the adaptive one never adapted)
+            new["static_inflation"] = torch.tensor(cdiag["static_inflation"], dtype=torch.float64)
         omb = oma = row_names = None
         if rows is not None:
             k = len(used) - 1

@@ -403,6 +403,15 @@ def lorenz96_letkf(
         ensemble std, root-mean over the variables) and ``inflation``; attrs with the time
         means after burn-in and the settings.
 
+    Raises
+    ------
+    FloatingPointError
+        The filter diverged: an analysis with NaN (the cycle is named).
+    ValueError
+        An invalid setting in ``config`` (the field is named).
+    TypeError
+        A keyword in ``**legacy`` that is no field of :class:`Lorenz96LETKFConfig`.
+
     Examples
     --------
     >>> out = lorenz96_letkf(config=Lorenz96LETKFConfig(n_cycles=30, burn_in=10), progress=False)

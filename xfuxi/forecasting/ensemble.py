@@ -539,8 +539,9 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         is drawn as with a single model, and a VAE module's ``model_gain`` scales its
         perturbations before the steps of the stage it names (the shipped module has one
         for ``"fuxi-hs-t21-medium"``).
-    n : int
-        Ensemble size (members per initial time).
+    n : int, required
+        Ensemble size (members per initial time). Required: it has no default (the ``None``
+        in the signature stands for a missing ``n``, which raises ``TypeError``).
     steps : int, optional
         Number of the model's steps (leads ``Δ .. steps · Δ``); default: those that make 10
         days (40 of a 6-hour model), as for :func:`~xfuxi.forecasting.deterministic.forecast`.

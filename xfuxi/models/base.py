@@ -305,6 +305,18 @@ class ForecastModel(torch.nn.Module):
         return (x - self._mean) / self._std
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised → physical, the inverse of :meth:`normalize`.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Normalised values with the channel axis third from the end (``(..., C, H, W)``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``x * std + mean`` per channel, in physical units.
+        """
         return x * self._std + self._mean
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -530,8 +542,14 @@ def wrap_model(
     module : torch.nn.Module
         Maps ``(B, 2, C, H, W)`` to ``(B, C, H, W)``: normalised by ``stats`` if given
         (identity otherwise, i.e. physical units in and out).
-    channels, latitude, longitude, stats, residual
+    channels, latitude, longitude, stats
         As for :class:`ForecastModel`.
+    residual : bool, default False
+        As for :class:`ForecastModel`, but off by default (there it is on): a wrapped
+        module is taken to return the next state itself, as ``module`` above describes.
+        Give True if it predicts the 6-hour tendency in units of ``diff_std``.
+    name : str, optional
+        Name recorded in the provenance of forecasts; the module's class name if omitted.
 
     Returns
     -------
@@ -600,6 +618,11 @@ def with_single_time_input(model: ForecastModel) -> ForecastModel:
     ForecastModel
         Same channels, grid, statistics and time step; ``name`` gets ``"+1t"`` (unless
         ``model`` reads one time already).
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a ForecastModel (a :class:`~xfuxi.models.cascade.Cascade`, say).
 
     Examples
     --------

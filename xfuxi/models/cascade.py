@@ -135,6 +135,21 @@ class Cascade:
         }
 
     def check_dataset(self, ds) -> None:
+        """Raise a clear error if ``ds`` does not match the cascade's channels or grid.
+
+        All stages have the same channels and grid, so this is the first stage's
+        :meth:`ForecastModel.check_dataset`.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Canonical data (states, increments or error samples).
+
+        Raises
+        ------
+        SchemaError
+            A missing variable, level or dimension, or a grid other than the model's.
+        """
         self.stages[0].check_dataset(ds)
 
     def stage_index(self, step: int) -> int:

@@ -995,6 +995,18 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
 def load_da_model(name_or_path: str | os.PathLike[str]) -> FuXiDA:
     """Load a FuXi-DA model by shipped name (``"fuxi-da-hs-t21"``) or checkpoint directory.
 
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A shipped FuXi-DA model's name (its files are checked against the sha256 in the
+        registry) or a FuXi-DA checkpoint directory.
+
+    Returns
+    -------
+    FuXiDA
+        The model, in eval mode, with the channels, grid, frames and sensor channels it was
+        built for (for :func:`xfuxi.assimilate_da`).
+
     Raises
     ------
     FileNotFoundError

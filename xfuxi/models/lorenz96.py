@@ -108,6 +108,11 @@ def lorenz96_model(
         Channel ``("x", None)``, latitude ``[0]``, longitude ``360 j / K``; runs in the
         dtype of its input (use float64 for assimilation experiments).
 
+    Raises
+    ------
+    ValueError
+        ``n_variables`` below 4, ``dt`` not positive or ``n_substeps`` below 1.
+
     Notes
     -----
     Lorenz, E. N. (1996). Predictability: a problem partly solved. ECMWF Seminar.

@@ -54,6 +54,11 @@ __all__ = [
 def pretrained_models() -> list[str]:
     """Names of the forecast models (single models and cascades) shipped with xfuxi.
 
+    Returns
+    -------
+    list of str
+        The names, sorted; each loads with :func:`load_model`.
+
     Examples
     --------
     >>> "fuxi-hs-t21" in pretrained_models()

@@ -104,6 +104,12 @@ def make_observations(
         Dim ``obs``, coords ``time, latitude, longitude, level, variable``, data ``value,
         error``.
 
+    Raises
+    ------
+    ObservationError
+        ``value`` is not 1-D, another argument is neither a scalar nor of ``value``'s
+        length, or a longitude lies outside [-180, 360] degrees.
+
     Examples
     --------
     >>> obs = make_observations([5.0, 6.0], error=1.0, time="2000-01-01", latitude=[10, 20],
@@ -471,6 +477,38 @@ def random_observations(
     Each observation draws a variable, a level (from ``levels``, default the truth's levels),
     a time (from ``times``, default all truth times) and a location.
 
+    Parameters
+    ----------
+    {{truth}}
+    n : int
+        Number of observations (at least 1).
+    variables : sequence of str
+        Variables of ``truth`` to draw from (a list, not one string).
+    error : float or mapping variable → float
+        Observation-error std; the noise added has this std.
+    levels : sequence of float, optional
+        Levels (hPa) to draw from; default: all truth levels (single-level variables have
+        none).
+    times : datetime-like or sequence, optional
+        Times to draw from; default: all truth times.
+    seed : int, optional
+        Seed of the generator of the points and the noise.
+
+    Returns
+    -------
+    xarray.Dataset
+        Observation Dataset of ``n`` observations (and their noise-free ``truth`` values),
+        ``attrs["network"] = "random"``.
+
+    Raises
+    ------
+    SchemaError
+        ``truth`` is not canonical data with a ``time`` dim.
+    ObservationError
+        ``n`` is not a positive integer; ``variables`` is one string, empty or names a
+        variable ``truth`` lacks; ``error`` lacks a variable or is not positive; a time or
+        level is not in ``truth``.
+
     Examples
     --------
     {{example_truth}}
@@ -526,6 +564,22 @@ def radiosonde_observations(
     times : datetime-like or sequence, optional
         Default: all truth times.
     seed : int, optional
+
+    Returns
+    -------
+    xarray.Dataset
+        Observation Dataset: one row per time, site, variable and level (and the noise-free
+        ``truth`` values), ``attrs["network"] = "radiosonde"``.
+
+    Raises
+    ------
+    SchemaError
+        ``truth`` is not canonical data with a ``time`` dim.
+    ObservationError
+        Both or neither of ``n_sites`` and ``sites``; ``n_sites`` not a positive integer;
+        ``sites`` not (latitude, longitude) pairs; no variable with levels, or one
+        ``truth`` lacks; ``error`` lacks a variable or is not positive; a time or level is
+        not in ``truth``; nothing to observe (empty ``levels`` or ``times``).
 
     Examples
     --------
@@ -593,6 +647,39 @@ def region_observations(
     ``longitude=(lo, hi)`` with ``lo > hi`` wraps across 0°; a box 360° wide or wider, such as
     ``(0, 360)`` or ``(-180, 180)``, takes every longitude. Each variable is observed at
     each of ``levels`` (default all truth levels) and ``times`` (default all).
+
+    Parameters
+    ----------
+    {{truth}}
+    latitude : (float, float)
+        The box's latitude range (degrees; the ends in either order).
+    longitude : (float, float)
+        The box's longitude range (degrees), from west to east: see above.
+    variables : sequence of str
+        Variables of ``truth`` to observe (a list, not one string).
+    error : float or mapping variable → float
+        Observation-error std; the noise added has this std.
+    levels : sequence of float, optional
+        Levels (hPa); default: all truth levels (single-level variables have none).
+    times : datetime-like or sequence, optional
+        Default: all truth times.
+    seed : int, optional
+        Seed of the generator of the noise.
+
+    Returns
+    -------
+    xarray.Dataset
+        Observation Dataset: one row per time, variable, level and grid point in the box
+        (and the noise-free ``truth`` values), ``attrs["network"] = "region"``.
+
+    Raises
+    ------
+    SchemaError
+        ``truth`` is not canonical data with a ``time`` dim.
+    ObservationError
+        No grid point in the box; ``variables`` is one string or names a variable
+        ``truth`` lacks; ``error`` lacks a variable or is not positive; a time or level is
+        not in ``truth``; nothing to observe (empty ``variables``, ``levels`` or ``times``).
 
     Examples
     --------

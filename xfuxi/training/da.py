@@ -691,6 +691,16 @@ def train_da(
     history : dict
         ``step``, ``loss``, ``l0``, ``lk`` per step; ``val_step``, ``val_l0``.
 
+    Raises
+    ------
+    ValueError
+        Both ``network`` and ``config.init_from``; a network for other channels than
+        ``model``'s; a ``batch_size`` larger than the training samples the truth gives;
+        or, resuming, a checkpoint of a run with other settings, truth, radiances, forecast
+        model or cycled states.
+    xfuxi.files.OutputExistsError
+        ``config.checkpoint_dir`` holds something other than an xfuxi training checkpoint.
+
     Examples
     --------
     Two steps on a tiny random world, with a persistence forecast model and no forecast
