@@ -252,7 +252,7 @@ def test_world_levels_are_checked_before_the_run(tmp_path, monkeypatch, capsys):
     rc = main(["--no-progress", "world", "--levels", "123", "--days", "1", "--spinup-days", "0",
                "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
     err = capsys.readouterr().err
-    assert rc == 1 and "[123] hPa are not standard pressure levels" in err
+    assert rc == 2 and "[123] hPa are not standard pressure levels" in err
     assert not (tmp_path / "cache").exists()
 
 
@@ -289,6 +289,8 @@ def test_campaign_flags_come_from_campaign_config(monkeypatch, tmp_path, capsys)
 
     monkeypatch.setattr(cli_campaign, "campaign", fake_campaign)
     monkeypatch.setattr(cli_campaign, "completed", lambda store: np.array([]))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src.nc").touch()  # a missing source is refused before the run
     args = ["campaign", "src.nc", "--store", str(tmp_path / "s.zarr"), "--steps", "3",
             "--chunk-size", "2", "--torch-threads", "2", "--connect-timeout", "5",
             "--n-workers", "3", "--dtype", "float32", "--init-times",

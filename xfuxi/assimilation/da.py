@@ -24,7 +24,7 @@ import xarray as xr
 
 from ..config import is_integer
 from ..data.channels import stack_values, unstack
-from ..data.schema import canonical_order
+from ..data.schema import canonical_order, input_source
 from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
 from ..models.precision import autocast, check_precision
@@ -834,14 +834,31 @@ def assimilate_da(
                 indexes={"time": background.xindexes["time"]},
             )
         diagnostics = xr.Dataset({"analysis_seconds": ((), t_net)}, coords=time_coord)
+    provenance = _provenance_attrs(background, net)
     diagnostics.attrs.update(
-        {
-            "method": "FuXi-DA" if net.uses_observations else "FuXi-DA CORR",
-            "model": net.name,
-            "diagnostics_operator": "nominal clear-sky imager operator",
-        }
+        {**provenance, "diagnostics_operator": "nominal clear-sky imager operator"}
     )
+    # the analysis and the increment say what made them (the background's own attrs, a
+    # world's title and split, would present them as the background): its source is kept
+    analysis.attrs = dict(provenance)
+    increment.attrs = dict(provenance, description="analysis minus background")
     return DAResult(analysis, increment, diagnostics)
+
+
+def _provenance_attrs(background: xr.Dataset, net: FuXiDA) -> dict[str, Any]:
+    """The attrs of a FuXi-DA analysis, its increment and diagnostics: the ``method``
+    (``"FuXi-DA"``, or ``"FuXi-DA CORR"`` for a network without observations), the
+    ``model`` (the network's name) and, where the background's attrs say where it came from
+    (:func:`xfuxi.data.schema.input_source`), ``background_source``, as an En4DVar
+    analysis records them."""
+    attrs: dict[str, Any] = {
+        "method": "FuXi-DA" if net.uses_observations else "FuXi-DA CORR",
+        "model": net.name,
+    }
+    source = input_source(background.attrs)
+    if source is not None:
+        attrs["background_source"] = source
+    return attrs
 
 
 class DAMethod:

@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .._version import __version__
 from ..options import set_options
 
 # the command groups, in the order of ``xfuxi --help``; importing one registers its commands
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ``--debug`` or ``XFUXI_DEBUG=1`` the exception propagates with its traceback.
     """
     parser = argparse.ArgumentParser(prog="xfuxi", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"xfuxi {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument(

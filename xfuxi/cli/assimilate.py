@@ -19,11 +19,14 @@ from .common import (
     COMMANDS,
     _comma_separated,
     arg,
+    check_inputs_exist,
+    check_output_outside,
     command,
     config_args,
     function_args,
     function_kwargs,
     load_model,
+    local_paths,
     open_data,
     output_args,
     output_path,
@@ -36,7 +39,8 @@ __all__: list[str] = []
 
 @arg("background", help="zarr/netCDF background with times t0 - 12 h, t0 - 6 h and t0")
 @arg("observations", help="zarr/netCDF observation Dataset (dim 'obs'; xfuxi.make_observations)")
-@arg("--model", default="fuxi-hs-t21", help="shipped model name or checkpoint directory")
+@arg("--model", default="fuxi-hs-t21",
+     help="shipped model name or checkpoint directory (default fuxi-hs-t21)")  # fmt: skip
 @arg("--localization", default=None, dest="length_scale",
      help="Gaspari-Cohn half-width in km, or 'none' (default 1500)")  # fmt: skip
 @arg("-n", "--members", type=int, default=None, dest="n_members", help="same as --n-members")
@@ -52,7 +56,10 @@ __all__: list[str] = []
      help="netCDF/zarr of static background-error samples (dim 'sample'; "
           "xfuxi.forecast_error_samples): hybrid B")  # fmt: skip
 @output_args("output directory: analysis.nc, increment.nc, trajectory.nc, diagnostics.nc")
-@config_args(da.BackgroundError, skip=("amplitude", "perturbation_std"))
+# the command line cannot give None (the API's fresh seed): it always seeds, 0 by default
+@config_args(da.BackgroundError, skip=("amplitude", "perturbation_std"),
+             helps={"seed": "seed of the perturbations, recorded in the result's provenance "
+                    "(default 0: a rerun gives the same analysis)"})  # fmt: skip
 @config_args(da.LocalizationOptions, skip=("length_scale",))
 @config_args(da.Window)
 @config_args(da.Minimiser)
@@ -275,6 +282,7 @@ def _cmd_assimilate_da(args) -> int:
         and not radiances_path.rstrip("/").endswith(".zarr")
     ):  # the output directory of `xfuxi imager`
         radiances_path = str(Path(radiances_path) / "radiances.nc")
+    check_inputs_exist(args.background, radiances_path)  # exit status 1, as every command's
     out = output_path(
         args.output, [args.background, radiances_path], kind="fuxi-da-analysis",
         overwrite=args.overwrite,
@@ -290,7 +298,7 @@ def _cmd_assimilate_da(args) -> int:
         res = assimilate_da(
             background, radiances, model=args.model, **function_kwargs(args, ASSIMILATE_DA_FLAGS)
         )
-    except (ImagerError, ValueError, FileNotFoundError) as err:
+    except (ImagerError, ValueError) as err:
         message = str(err)
         if "no analysis time" in message:
             message += "; on the command line, --times radiances"
@@ -428,14 +436,22 @@ def _cmd_assimilate_da(args) -> int:
 @arg("--screen-threshold", type=float, default=3.0,
      help="--method en4dvar-radiances: cloud screening, drop pixels whose window-channel "
           "O-B is below minus this, K (default 3)")  # fmt: skip
-@arg("--localization", type=float, default=1500.0, help="Gaspari-Cohn half-width, km")
+@arg("--localization", type=float, default=1500.0,
+     help="Gaspari-Cohn half-width, km (default 1500)")  # fmt: skip
 @arg("--vertical-localization", type=float, default=None,
      help="vertical Gaspari-Cohn half-width, ln p (default: 1.0 with radiosondes, whose "
           "observations span levels, as the examples chose; none without; 0: off)")  # fmt: skip
 # the LETKF's options (the En4DVar methods take their members from --n-members too); the
 # command relaxes to the prior spread by half unless told otherwise
 @config_args(
-    "assimilation.letkf:LETKFOptions", aliases={"n_members": ("--members",)}, defaults={"rtps": 0.5}
+    "assimilation.letkf:LETKFOptions",
+    aliases={"n_members": ("--members",)},
+    defaults={"rtps": 0.5},
+    # the command line cannot give None (the API's "off"): the check is always on here
+    helps={
+        "qc_threshold": "background check: |y - Hx| > k sqrt(so^2 + sb^2) rejects an "
+        "observation (default 5; always on: a large k keeps nearly every one)"
+    },
 )
 @config_args("observations.imager:ImagerErrors")
 @config_args(CycleConfig)
@@ -538,6 +554,13 @@ def _cmd_cycle(args) -> int:
     unread = _cycle_flags_not_read(args)
     if unread:
         return usage_error("cycle", unread)
+    # the store is written cycle by cycle: never into (or over) what the command reads
+    check_output_outside(
+        args.store,
+        [args.truth, args.static_b, args.climatology, args.blend, args.radiance_bias,
+         *local_paths(args.model, args.da_model)],
+        flag="--store",
+    )  # fmt: skip
     radiance_fit = None
     if args.radiance_bias is not None:
         try:

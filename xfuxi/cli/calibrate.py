@@ -35,22 +35,28 @@ def _channel_list(text: str) -> list:
     return [parse_channel_name(c.strip()) for c in text.split(",")]
 
 
-def _ens_calibration_args(target: str, own: tuple[str, ...], model: str = "fuxi-hs-t21", **kw):
+def _ens_calibration_args(
+    target: str, own: tuple[str, ...], model: str = "fuxi-hs-t21", run_helps=None, **kw
+):
     """The flags of a calibration command: those of the parameters ``own`` of its tune
     function ``target`` (``kw`` as for :func:`function_args`), those of
-    :class:`~xfuxi.training.calibration.TuningRun`, and those every calibration command
-    shares; ``model`` is the default of ``--model``."""
+    :class:`~xfuxi.training.calibration.TuningRun` (``run_helps``: the command's own help
+    of some, as ``config_args``'s ``helps``), and those every calibration command shares;
+    ``model`` is the default of ``--model``."""
 
     def deco(run):
         run = output_args("output directory of the calibrated module", flag="--out")(run)
         for a, k in reversed([
-            (("--model",), dict(default=model,
-                                help="deterministic model (shipped name or checkpoint)")),
+            (("--model",), dict(default=model, help="deterministic model (shipped name or "
+                                f"checkpoint; default {model})")),
             (("--perturbation",), dict(default="fuxi-ens-hs-t21",
-                                       help="module to calibrate (name or directory)")),
-            (("--inits",), dict(type=int, default=4, help="validation initial times")),
+                                       help="module to calibrate (name or directory; default "
+                                            "fuxi-ens-hs-t21)")),
+            (("--inits",), dict(type=int, default=4,
+                                help="validation initial times (default 4)")),
             (("--validation-days",), dict(type=int, default=60,
-                                          help="days of the world's validation split")),
+                                          help="days of the world's validation split "
+                                               "(default 60)")),
         ]):  # fmt: skip
             run = arg(*a, **k)(run)
         # the run every tune function takes (members, steps, seed, band, ...): TuningRun's
@@ -62,6 +68,7 @@ def _ens_calibration_args(target: str, own: tuple[str, ...], model: str = "fuxi-
             # validation initial times are chosen for the steps before the tuning runs
             defaults={"seed": 1, "n": 16, "steps": 40},
             comma=("band",),
+            helps=run_helps,
         )(run)
         return function_args(target, only=own, **kw)(run)
 
@@ -78,6 +85,10 @@ def _refused(args, command: str) -> int | None:
         value = getattr(args, name, None)
         if value is not None and value < low:
             return usage_error(command, f"{flag} must be at least {low}; got {value}")
+    band = getattr(args, "band", None)
+    if band is not None and (len(band) != 2 or not 0 < band[0] < 1 < band[1]):
+        shown = ",".join(map(str, band))
+        return usage_error(command, f"--band must be LOW,HIGH with 0 < LOW < 1 < HIGH; got {shown}")
     for flag, name in (("--gains", "initial_gains"), ("--factors", "step_factors"),
                        ("--gains", "gains")):  # fmt: skip
         values = getattr(args, name, None)
@@ -203,6 +214,12 @@ def _cmd_calibrate_ens_early(args) -> int:
     MODEL_GAIN_FLAGS,
     model="fuxi-hs-t21-cascade",
     defaults={"gains": (1.4, 1.8, 2.2, 2.6), "stage": 1},  # the cascade's later stage
+    # the default --stage 1 refuses --after-hours: no default to show but --stage 0's
+    run_helps={
+        "after_hours": "--stage 0 only: leads at or before this many hours are not "
+        "held to the band (default 24 there); a later stage is held to the band over "
+        "the leads it makes, from the cascade's switch on"
+    },
     types={"channels": _channel_list},
     notes={"channels": "Comma-separated names."},
 )

@@ -7,16 +7,35 @@ store, resumable after an interruption (:func:`xfuxi.campaign`, docs/scaling.md)
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..campaigns import CampaignConfig, campaign, completed
 from ..config import from_arguments
-from .common import arg, command, config_args, usage_error
+from .common import (
+    arg,
+    check_inputs_exist,
+    command,
+    config_args,
+    usage_error,
+)
+
+
+def _flag_message(message: str) -> str:
+    """CampaignConfig's message about a field as the command line names it: ``steps must``
+    is ``--steps must``, ``kind='ensemble' needs members`` says ``--kind ensemble needs
+    --members``."""
+    message = message.removeprefix("CampaignConfig.").replace(" or None;", ";")
+    message = re.sub(r"kind='(\w+)'", r"--kind \1", message)
+    message = re.sub(r"needs members", "needs --members", message)
+    message = re.sub(r"takes no members", "takes no --members", message)
+    return re.sub(r"^(\w+) must", lambda m: f"--{m.group(1).replace('_', '-')} must", message)
 
 
 @arg("data", help="zarr/netCDF file with the initial states (analysis layout; read by workers)")
 @arg("--store", required=True, help="campaign zarr store (resumed if it holds this campaign)")
 @config_args(CampaignConfig)
-@arg("--model", default="fuxi-hs-t21-cascade", help="shipped model name or checkpoint")
+@arg("--model", default="fuxi-hs-t21-cascade",
+     help="shipped model name or checkpoint (default fuxi-hs-t21-cascade)")  # fmt: skip
 @arg("--method", choices=["vae", "perlin", "gaussian"], default=None,
      help="ensemble perturbation (default vae; only with an ensemble)")  # fmt: skip
 @arg("--perturbation", default=None,
@@ -32,15 +51,21 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     times = None
     if args.init_times:
         times = tuple(t.strip() for t in args.init_times.split(",") if t.strip())
-    config = from_arguments(CampaignConfig, args, init_times=times)
+    try:  # --steps 0, --kind ensemble without --members: refused before any work
+        config = from_arguments(CampaignConfig, args, init_times=times)
+    except ValueError as err:
+        return usage_error("campaign", _flag_message(str(err)))
     perturbation = None
     if config.kind == "ensemble" or (config.kind == "assimilate" and config.members):
         # torch-backed: imported when the command runs (the CLI starts without torch)
         from ..forecasting.ensemble import perturbation_for
 
-        perturbation = perturbation_for(
-            args.method or "vae", module=args.perturbation, amplitude=args.amplitude
-        )
+        try:  # a bad --amplitude: a usage error, before the campaign starts
+            perturbation = perturbation_for(
+                args.method or "vae", module=args.perturbation, amplitude=args.amplitude
+            )
+        except ValueError as err:
+            return usage_error("campaign", re.sub(r"^\w+\.amplitude", "--amplitude", str(err)))
     else:  # they were silently ignored
         flags = {"--method": args.method, "--perturbation": args.perturbation,
                  "--amplitude": args.amplitude}  # fmt: skip
@@ -52,6 +77,7 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
                 f"assimilate with --members); --kind {config.kind} without --members makes "
                 "no ensemble",
             )
+    check_inputs_exist(args.data, args.observations)  # as every command's: exit status 1
     ds = campaign(
         args.data, args.store, config=config, model=args.model, perturbation=perturbation,
         observations=args.observations, client=args.scheduler,

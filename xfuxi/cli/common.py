@@ -33,6 +33,7 @@ __all__ = [
     "FunctionArgs",
     "OVERWRITE",
     "arg",
+    "check_inputs_exist",
     "check_output_outside",
     "command",
     "config_args",
@@ -41,6 +42,7 @@ __all__ = [
     "function_kwargs",
     "output_args",
     "load_model",
+    "local_paths",
     "open_data",
     "output_path",
     "spaced_init_times",
@@ -89,6 +91,7 @@ def config_args(
     aliases: Mapping[str, Sequence[str]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     comma: Sequence[str] = (),
+    helps: Mapping[str, str] | None = None,
 ):
     """Declare the flags of a configuration dataclass's fields (stack above ``@command``;
     :func:`xfuxi.config.add_arguments`, read back with :func:`xfuxi.config.from_arguments`).
@@ -98,25 +101,26 @@ def config_args(
     maps a field to more spellings of its flag (an older name that still works);
     ``defaults`` maps a field to the command's own default, where it differs from the
     dataclass's (shown by ``--help``); the tuple fields named in ``comma`` take one
-    comma-separated value (``--band 0.8,1.2``) instead of several.
+    comma-separated value (``--band 0.8,1.2``) instead of several, and show their default
+    so; ``helps`` maps a field to the command's own help text (its default, if any, is for
+    the text to say).
     """
     aliases, defaults, comma = dict(aliases or {}), dict(defaults or {}), tuple(comma)
+    helps = dict(helps or {})
 
     def add(parser: argparse.ArgumentParser) -> None:
         config = _resolve(cls)
-        unknown = sorted(
-            (set(aliases) | set(defaults) | set(comma))
-            - {f.name for f in dataclasses.fields(config)}
-        )
+        fields = {f.name: f for f in dataclasses.fields(config)}
+        unknown = sorted((set(aliases) | set(defaults) | set(comma) | set(helps)) - set(fields))
         if unknown:
             raise TypeError(f"{config.__name__} has no field(s) {unknown}")
-        add_arguments(Edited(parser), config, skip=skip)  # type: ignore[arg-type]
+        add_arguments(Edited(parser, fields), config, skip=skip)  # type: ignore[arg-type]
 
     class Edited:
         """The parser, as :func:`add_arguments` sees it: aliases and defaults applied."""
 
-        def __init__(self, parser: argparse.ArgumentParser) -> None:
-            self.parser = parser
+        def __init__(self, parser: argparse.ArgumentParser, fields: dict) -> None:
+            self.parser, self.fields = parser, fields
 
         def add_argument(self, flag: str, **kwargs: Any) -> argparse.Action:
             dest = kwargs["dest"]
@@ -125,13 +129,22 @@ def config_args(
                     raise TypeError(f"{dest} is not a tuple field: it cannot be comma-separated")
                 kwargs["type"] = _comma_separated(kwargs.get("type") or str)
             action = self.parser.add_argument(flag, *aliases.get(dest, ()), **kwargs)
+            # the text's own "(default: ...)" gives way to the default the command line uses
+            text = re.sub(_DEFAULT_NOTE, "", action.help or "")
+            default = self.fields[dest].default if dest in self.fields else None
             if dest in defaults:
-                action.default = defaults[dest]
-                text = re.sub(r"\s*\(default [^()]*\)$", "", action.help or "")
-                action.help = f"{text} (default {_shown(defaults[dest])})".strip()
+                action.default = default = defaults[dest]
+            if dest in helps:
+                action.help = helps[dest]
+            elif dest in defaults or (dest in comma and default not in (None, dataclasses.MISSING)):
+                action.help = f"{text} (default {_shown(default)})".strip()
             return action
 
     return arg(add)
+
+
+#: a help text's closing "(default ...)" or "(default: ...)" (a tuple default in it too)
+_DEFAULT_NOTE = r"\s*\(default[: ][^()]*(?:\([^()]*\))?[^()]*\)$"
 
 
 def _resolve(target: Any) -> Any:
@@ -376,27 +389,33 @@ def output_args(help: str, *, flag: str = "--output"):  # noqa: A002
     return deco
 
 
-def output_path(output: str, inputs: Sequence[str | None], *, kind: str, overwrite: bool) -> Path:
+def output_path(
+    output: str, inputs: Sequence[str | None], *, kind: str, overwrite: bool, flag: str = "--output"
+) -> Path:
     """The absolute ``--output`` directory, checked before any work is done.
 
     It must not be, hold, or lie inside one of the ``inputs``, every existing folder above
     it must be a folder, and it must be new, an empty directory, or (with ``overwrite``) an
     earlier xfuxi output of ``kind``; otherwise :class:`xfuxi.files.OutputExistsError`
     says why. A leading ``~`` is the home folder, in ``output`` and ``inputs`` alike (the
-    shell does not expand a quoted ``'~/fc.zarr'`` or ``--output=~/fc.zarr``).
+    shell does not expand a quoted ``'~/fc.zarr'`` or ``--output=~/fc.zarr``). ``flag`` names
+    the output in the messages (``--out``, ``--store``).
     """
-    out = check_output_outside(output, inputs)
+    out = check_output_outside(output, inputs, flag=flag)
     check_replaceable(out, kind=kind, overwrite=overwrite)
     return out
 
 
-def check_output_outside(output: str, inputs: Sequence[str | None]) -> Path:
+def check_output_outside(
+    output: str, inputs: Sequence[str | None], *, flag: str = "--output"
+) -> Path:
     """The absolute ``--output`` path (a leading ``~`` expanded), checked before any work:
     it must not be, hold, or lie inside one of the ``inputs`` (``~`` expanded too), and
     every existing folder above it must be a folder; otherwise
     :class:`xfuxi.files.OutputExistsError` says why. What lies at the path itself is for
     the caller to check (:func:`xfuxi.files.check_replaceable` for a directory,
-    :func:`xfuxi.files.check_file_replaceable` for a file)."""
+    :func:`xfuxi.files.check_file_replaceable` for a file). ``flag`` names the output in
+    the messages (``--out``, ``--store``)."""
     out = Path(os.path.abspath(os.path.expanduser(output)))
     real = Path(os.path.realpath(out))
     for item in inputs:
@@ -405,19 +424,34 @@ def check_output_outside(output: str, inputs: Sequence[str | None]) -> Path:
         src = Path(os.path.realpath(os.path.expanduser(item)))
         if src == real or real in src.parents:
             raise OutputExistsError(
-                f"--output {output} is or holds the input {item}; choose another output path"
+                f"{flag} {output} is or holds the input {item}; choose another output path"
             )
         if src in real.parents:  # e.g. in.zarr/fc.zarr: a new entry in the input store
             raise OutputExistsError(
-                f"--output {output} lies inside the input {item}; xfuxi does not write into "
+                f"{flag} {output} lies inside the input {item}; xfuxi does not write into "
                 "what it reads: choose another output path"
             )
     for parent in real.parents:  # found after the work, when the folder could not be made
         if parent.exists() and not parent.is_dir():
             raise OutputExistsError(
-                f"--output {output} would lie inside {parent}, which is a file, not a folder"
+                f"{flag} {output} would lie inside {parent}, which is a file, not a folder"
             )
     return out
+
+
+def local_paths(*specs: str | None) -> list[str]:
+    """The ``specs`` that name something on disk: the inputs among a command's model flags
+    (a checkpoint directory is one, a shipped name such as ``fuxi-hs-t21`` is not), for
+    :func:`check_output_outside`."""
+    return [s for s in specs if s is not None and os.path.exists(os.path.expanduser(s))]
+
+
+def check_inputs_exist(*paths: str | None) -> None:
+    """Raise :class:`FileNotFoundError` (exit status 1, one line, as every command's missing
+    input) for the first of ``paths`` that does not exist, before any work is done."""
+    for path in paths:
+        if path is not None and not os.path.exists(os.path.expanduser(path)):
+            raise FileNotFoundError(f"no such file or directory: '{path}'")
 
 
 def _metadata(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,25 +6,40 @@ import argparse
 
 import pandas as pd
 
-from .common import OVERWRITE, arg, command
+from .common import OVERWRITE, arg, command, positive_int
 
 __all__: list[str] = []
 
 
-@arg(
-    "--output", "--out", dest="output", default="demo_output", help="folder for figures and tables"
-)
-@arg("--test-days", type=int, default=60, help="length of the test period (days)")
-@arg("--lead-days", type=int, default=10, help="forecast length (days)")
-@arg("--n-init", type=int, default=20, help="number of initial times scored")
+def _count(text: str) -> int:
+    """The parser of ``--da-times``: an integer >= 0 (0 skips the stage)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
+    return value
+
+
+_count.__name__ = "count"
+
+
+@arg("--output", "--out", dest="output", default="demo_output",
+     help="folder for figures and tables (default demo_output)")  # fmt: skip
+@arg("--test-days", type=positive_int, default=60,
+     help="length of the test period, days (default 60)")  # fmt: skip
+@arg("--lead-days", type=positive_int, default=10, help="forecast length, days (default 10)")
+@arg("--n-init", type=positive_int, default=20,
+     help="number of initial times scored (default 20)")  # fmt: skip
 @arg(
     "--model",
     default="fuxi-hs-t21-cascade",
-    help="pretrained model or cascade name, or checkpoint directory",
+    help="pretrained model or cascade name, or checkpoint directory (default fuxi-hs-t21-cascade)",
 )
-@arg("--members", type=int, default=48, help="FuXi-ENS ensemble size")
-@arg("--da-times", type=int, default=8,
-     help="analysis times of the FuXi-DA stage (0: skip it)")  # fmt: skip
+@arg("--members", type=positive_int, default=48, help="FuXi-ENS ensemble size (default 48)")
+@arg("--da-times", type=_count, default=8,
+     help="analysis times of the FuXi-DA stage (0: skip it; default 8)")  # fmt: skip
 @arg("--overwrite", **OVERWRITE)
 @command("demo", "run the whole FuXi loop on the embedded Held–Suarez world")
 def _demo(args: argparse.Namespace) -> int:

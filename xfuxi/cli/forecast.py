@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from ..forecasting.deterministic import forecast
 from ..forecasting.ensemble import PerlinNoise, ensemble, perturbation_for
 from .common import (
     arg,
+    check_inputs_exist,
     command,
     config_args,
     function_args,
@@ -46,10 +48,17 @@ FORECAST_FLAGS = ("model", "steps", "batch_size", "device")
 @output_args("output zarr store (WeatherBench2 forecast layout)")
 @command("forecast", "run a deterministic FuXi forecast from a file of initial states")
 def _cmd_forecast(args) -> int:
+    check_inputs_exist(args.data)
     out = output_path(args.output, [args.data], kind="forecast", overwrite=args.overwrite)
     options = function_kwargs(args, FORECAST_FLAGS)
     options["model"] = load_model(args.model, device=args.device)
     return _write_forecast(out, forecast(open_data(args.data), **options), args, kind="forecast")
+
+
+def _flag_message(message: str) -> str:
+    """An API's message about a parameter (``PerlinNoise.octaves must ...``,
+    ``ensemble.amplitude must ...``) as the command line names it (``--octaves must ...``)."""
+    return re.sub(r"^\w+\.(\w+) ", lambda m: f"--{m.group(1).replace('_', '-')} ", message)
 
 
 #: the Perlin options with flags of their own (the std fraction is ``--amplitude``)
@@ -67,7 +76,8 @@ ENSEMBLE_FLAGS = ("model", "n", "steps", "seed", "chunk_size", "device")
     types={"device": str, **{k: positive_int for k in ("n", "steps", "chunk_size")}},
 )
 @arg("--method", choices=["vae", "perlin", "gaussian"], default="vae",
-     help="vae: FuXi-ENS; perlin / gaussian: noise added to the initial pair")  # fmt: skip
+     help="vae: FuXi-ENS; perlin / gaussian: noise added to the initial pair "
+          "(default vae)")  # fmt: skip
 @arg("--perturbation", default=None, help="perturbation module (default: the shipped one)")
 @arg("--amplitude", type=float, default=None,
      help="vae: inflation of the learned perturbations (default 1); perlin / gaussian: noise "
@@ -84,9 +94,15 @@ def _cmd_ensemble(args) -> int:
     if noise and args.method != "perlin":  # named by their flags, not the API keyword
         flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(noise))
         return usage_error("ensemble", f"{flags} only apply to --method perlin")
-    spec = perturbation_for(
-        args.method, module=args.perturbation, amplitude=args.amplitude, noise_options=noise
-    )
+    if not 0 <= args.seed < 2**63:  # found by the ensemble's run, after the model and data
+        return usage_error("ensemble", f"--seed must be in [0, 2**63); got {args.seed}")
+    try:  # a bad --amplitude or Perlin option is a usage error, found before any work
+        spec = perturbation_for(
+            args.method, module=args.perturbation, amplitude=args.amplitude, noise_options=noise
+        )
+    except ValueError as err:
+        return usage_error("ensemble", _flag_message(str(err)))
+    check_inputs_exist(args.data)
     out = output_path(args.output, [args.data], kind="ensemble", overwrite=args.overwrite)
     options = function_kwargs(args, ENSEMBLE_FLAGS)
     options["model"] = load_model(args.model, device=args.device)

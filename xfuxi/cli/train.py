@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 from pathlib import Path
 
 from ..config import field, from_arguments
@@ -16,16 +17,27 @@ from ..world.tracer_anomalies import held_suarez_tracer_anomalies
 from .common import (
     OVERWRITE,
     arg,
+    check_output_outside,
     command,
     config_args,
     float_list,
     load_model,
+    local_paths,
     open_data,
+    output_path,
+    positive_int,
     spaced_init_times,
+    usage_error,
     world_split,
 )
 
 __all__: list[str] = []
+
+
+def _flag_message(message: str) -> str:
+    """A configuration's message about a field (``TrainConfig.steps must be ...``) as the
+    command line names it (``--steps must be ...``)."""
+    return re.sub(r"^\w+\.(\w+) ", lambda m: f"--{m.group(1).replace('_', '-')} ", message)
 
 
 @functools.cache
@@ -53,12 +65,28 @@ def _cycled_args(use: str):
             arg("--cycled-members", type=int, default=None,
                 help="members per cycle to use (default all)"),
             arg("--cycled-skip-days", type=float, default=2.0,
-                help="leave out each store's first days"),
+                help="leave out each store's first days (default 2)"),
         ]):  # fmt: skip
             fn = flag(fn)
         return fn
 
     return decorate
+
+
+def _cycling_stores(args) -> list[str]:
+    """The ``--cycled-states`` paths that are cycling stores (their marker says so; nothing
+    else is read): inputs the output must not lie in. Any other path is refused, before it
+    is read, by :func:`_cycled_states` ("not a cycling store")."""
+    from ..assimilation.cycle import _cycling_store
+
+    stores = []
+    for path in args.cycled_states or ():
+        try:
+            _cycling_store(path)
+        except ValueError:
+            continue
+        stores.append(path)
+    return stores
 
 
 def _cycled_states(args):
@@ -87,8 +115,10 @@ def _cycled_states(args):
     help="validation data: path, 'world' or 'none' (default: 'world' with --train world, "
     "'none' when --train is a path)",
 )
-@arg("--train-days", type=int, default=None, help="days of the world's train split to use")
-@arg("--validation-days", type=int, default=30, help="days of the world's validation split")
+@arg("--train-days", type=int, default=None,
+     help="days of the world's train split to use (default all)")  # fmt: skip
+@arg("--validation-days", type=int, default=30,
+     help="days of the world's validation split (default 30)")  # fmt: skip
 @arg("--from-model", default=None, help="fine-tune this model (shipped name or checkpoint)")
 @arg("--set", action="append", default=[], metavar="KEY=VALUE",
      help="override a preset argument (e.g. embed_dim=128); repeatable")  # fmt: skip
@@ -125,27 +155,54 @@ def _cmd_train(args) -> int:
             return None
         return world_split(split, days) if spec == "world" else open_data(spec)
 
-    cycled = _cycled_states(args)  # read first: a bad store is refused before the data are
-    train = load(args.train, "train", args.train_days)
-    # data of one's own are not validated on the world (another grid) unless asked for
-    spec = args.validation or ("world" if args.train == "world" else "none")
-    validation = load(spec, "validation", args.validation_days)
+    # every value and the output are checked before the data are read and the training runs
+    cmd = "train"
     preset = args.preset if args.preset is not None else TrainConfig().preset
+    if preset not in PRESETS:
+        return usage_error(cmd, f"--preset {preset!r} is not a preset; known: {sorted(PRESETS)}")
     if args.set:
-        if preset not in PRESETS:
-            raise SystemExit(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
         preset = dict(PRESETS[preset])
         for item in args.set:
-            key, _, value = item.partition("=")
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                return usage_error(cmd, f"--set takes KEY=VALUE (e.g. embed_dim=128); got {item!r}")
             if key not in preset:
-                raise SystemExit(f"--set {item}: {key!r} is not an argument of the preset")
-            preset[key] = json.loads(value)
-    anomalies = None
+                return usage_error(
+                    cmd, f"--set {item}: {key!r} is not an argument of the preset; its "
+                    f"arguments: {sorted(preset)}",
+                )  # fmt: skip
+            try:
+                preset[key] = json.loads(value)
+            except ValueError:
+                return usage_error(
+                    cmd, f"--set {item}: {value!r} is not a JSON value (a string is quoted: "
+                    f"{key}='\"text\"')",
+                )  # fmt: skip
     if args.tracer_anomalies < 0:
-        raise SystemExit(f"--tracer-anomalies must be >= 0; got {args.tracer_anomalies}")
+        return usage_error(cmd, f"--tracer-anomalies must be >= 0; got {args.tracer_anomalies}")
+    for flag, days in (("--train-days", args.train_days),
+                       ("--validation-days", args.validation_days)):  # fmt: skip
+        if days is not None and days < 1:
+            return usage_error(cmd, f"{flag} must be at least 1; got {days}")
+    try:
+        config = from_arguments(TrainConfig, args, preset=preset, checkpoint_dir=args.out)
+    except ValueError as err:
+        return usage_error(cmd, _flag_message(str(err)))
+    # data of one's own are not validated on the world (another grid) unless asked for
+    spec = args.validation or ("world" if args.train == "world" else "none")
+    inputs = [s for s in (args.train, spec) if s not in ("world", "none")]
+    # the checkpoints are written as the run goes: never into (or over) what it reads
+    check_output_outside(
+        args.out,
+        [*inputs, *_cycling_stores(args), *local_paths(args.from_model, args.lead_model)],
+        flag="--out",
+    )  # fmt: skip
+    cycled = _cycled_states(args)  # read first: a bad store is refused before the data are
+    train = load(args.train, "train", args.train_days)
+    validation = load(spec, "validation", args.validation_days)
+    anomalies = None
     if args.tracer_anomalies:
         anomalies = held_suarez_tracer_anomalies(days=args.tracer_anomalies)
-    config = from_arguments(TrainConfig, args, preset=preset, checkpoint_dir=args.out)
     model = train_forecast(
         train, config=config, validation=validation, model=args.from_model,
         lead_model=args.lead_model, tracer_anomalies=anomalies, cycled_states=cycled,
@@ -163,16 +220,22 @@ def training_directory(out: Path) -> Path:
     return out.with_name(out.name + ".training")
 
 
-@arg("--model", default="fuxi-hs-t21", help="deterministic model (shipped name or checkpoint)")
-@arg("--train-days", type=int, default=None, help="days of the world's train split to use")
-@arg("--validation-days", type=int, default=60, help="days of the world's validation split")
+@arg("--model", default="fuxi-hs-t21",
+     help="deterministic model (shipped name or checkpoint; default fuxi-hs-t21)")  # fmt: skip
+@arg("--train-days", type=int, default=None,
+     help="days of the world's train split to use (default all)")  # fmt: skip
+@arg("--validation-days", type=int, default=60,
+     help="days of the world's validation split (default 60)")  # fmt: skip
 @arg("--minutes", dest="max_minutes", type=float, default=None, help="as --max-minutes")
 @config_args(_train_ens_config(), skip=("resume",))
 @arg("--calibrate", default="0.5,0.7,1,1.4,2",
-     help="inflation candidates tuned on validation data and baked in ('' to skip)")  # fmt: skip
+     help="inflation candidates tuned on validation data and baked in, comma-separated ('' "
+          "to skip; default 0.5,0.7,1,1.4,2)")  # fmt: skip
 @arg("--calibrate-variables", default="0.7,1.4",
-     help="per-variable inflation candidates tuned after the global one ('' to skip)")  # fmt: skip
-@arg("--calibrate-steps", type=int, default=40, help="forecast steps used to calibrate")
+     help="per-variable inflation candidates tuned after the global one, comma-separated "
+          "('' to skip; default 0.7,1.4)")  # fmt: skip
+@arg("--calibrate-steps", type=positive_int, default=40,
+     help="forecast steps used to calibrate (default 40)")  # fmt: skip
 @arg(
     "--out",
     "--output",
@@ -187,7 +250,6 @@ def _cmd_train_ens(args) -> int:
     # torch-backed modules are imported when the command runs (the CLI starts without torch)
     import torch
 
-    from ..files import check_replaceable
     from ..models.ens import PerturbationVAE, save_perturbation
     from ..training.calibration import (
         TuningRun,
@@ -197,9 +259,35 @@ def _cmd_train_ens(args) -> int:
     )
     from ..training.ens import train_perturbation
 
-    cfg = from_arguments(_train_ens_config(), args)
-    # the output is checked before the training and the calibration, not after them
-    check_replaceable(Path(args.out), kind="perturbation", overwrite=args.overwrite)
+    cmd = "train-ens"
+    try:
+        cfg = from_arguments(_train_ens_config(), args)
+    except ValueError as err:
+        return usage_error(cmd, _flag_message(str(err)))
+    # the calibration's candidates are read before the training, not after it
+    candidates = {}
+    for flag, text in (("--calibrate", args.calibrate),
+                       ("--calibrate-variables", args.calibrate_variables)):  # fmt: skip
+        try:
+            values = float_list(text)
+        except ValueError:
+            return usage_error(
+                cmd, f"{flag} must be comma-separated numbers ('' to skip); got {text!r}"
+            )
+        if not all(math.isfinite(v) and v > 0 for v in values):
+            return usage_error(cmd, f"{flag} must be positive numbers; got {values}")
+        candidates[flag] = values
+    cands, var_cands = candidates["--calibrate"], candidates["--calibrate-variables"]
+    for flag, days in (("--train-days", args.train_days),
+                       ("--validation-days", args.validation_days)):  # fmt: skip
+        if days is not None and days < 1:
+            return usage_error(cmd, f"{flag} must be at least 1; got {days}")
+    # the output (and the training directory beside it) is checked before the training and
+    # the calibration, not after them
+    model_paths = local_paths(args.model)
+    output_path(args.out, model_paths, kind="perturbation", overwrite=args.overwrite,
+                flag="--out")  # fmt: skip
+    check_output_outside(str(training_directory(Path(args.out))), model_paths, flag="--out")
     torch.manual_seed(cfg.seed)
     model = load_model(args.model, device=cfg.device)
     train = world_split("train", args.train_days)
@@ -223,8 +311,6 @@ def _cmd_train_ens(args) -> int:
         "val_crps": list(zip(history["val_iteration"], history["val_crps"])),
     }  # fmt: skip
     # both calibrations score 8 members from 4 validation starts over --calibrate-steps
-    cands = float_list(args.calibrate)
-    var_cands = float_list(args.calibrate_variables)
     if cands or var_cands:  # (validation times are needed only to calibrate)
         times = spaced_init_times(validation, model, args.calibrate_steps, 4)
         run = TuningRun(n=8, steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1)
@@ -255,9 +341,12 @@ def _cmd_train_ens(args) -> int:
     return 0
 
 
-@arg("--model", default="fuxi-hs-t21", help="frozen forecast model (shipped name or checkpoint)")
-@arg("--train-days", type=int, default=60, help="days of the world's train split to use")
-@arg("--validation-days", type=int, default=10, help="days of the world's validation split")
+@arg("--model", default="fuxi-hs-t21",
+     help="frozen forecast model (shipped name or checkpoint; default fuxi-hs-t21)")  # fmt: skip
+@arg("--train-days", type=int, default=60,
+     help="days of the world's train split to use (default 60)")  # fmt: skip
+@arg("--validation-days", type=int, default=10,
+     help="days of the world's validation split (0: no validation; default 10)")  # fmt: skip
 @_cycled_args(
     "whose analysed pairs, run 6 hours, are backgrounds of a share --cycled-fraction of each batch"
 )
@@ -271,7 +360,20 @@ def _cmd_train_da(args) -> int:
     from ..training.da import train_da
     from ..training.forecast import dist_info
 
-    cfg = from_arguments(DAConfig, args, checkpoint_dir=args.out)
+    cmd = "train-da"
+    try:
+        cfg = from_arguments(DAConfig, args, checkpoint_dir=args.out)
+    except ValueError as err:
+        return usage_error(cmd, _flag_message(str(err)))
+    if cfg.steps < 1:  # the Python API's steps=0 saves the initial network; no use here
+        return usage_error(cmd, f"--steps must be at least 1; got {cfg.steps}")
+    if args.train_days is not None and args.train_days < 1:
+        return usage_error(cmd, f"--train-days must be at least 1; got {args.train_days}")
+    if args.validation_days < 0:
+        return usage_error(cmd, f"--validation-days must be >= 0; got {args.validation_days}")
+    # the training directory is written as the run goes: never into what it reads
+    check_output_outside(args.out, [*_cycling_stores(args), *local_paths(args.model)],
+                         flag="--out")  # fmt: skip
     cycled = _cycled_states(args)  # read first: a bad store is refused before the data are
     model = load_model(args.model)
     train = world_split("train", args.train_days)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from ..config import from_arguments
@@ -23,6 +24,7 @@ from .common import (
     command,
     config_args,
     output_path,
+    positive_int,
     usage_error,
     write_directory,
     zarr_writer,
@@ -31,11 +33,21 @@ from .common import (
 __all__: list[str] = []
 
 
+def _flag_message(message: str) -> str:
+    """WorldConfig's message about a field (``days must be ...``, ``n_sigma_levels must
+    be ...``) as the command line names it (``--days must be ...``)."""
+    message = message.removeprefix("WorldConfig.")
+    return re.sub(r"^(\w+) (must|has|are)", lambda m: f"--{m.group(1).replace('_', '-')} "
+                  f"{m.group(2)}", message)  # fmt: skip
+
+
 @arg("--split", choices=["train", "validation", "test"], default=None,
      help="a documented split (fixed seed and start date); overrides --seed/--start")  # fmt: skip
-@arg("--days", type=int, default=None, help="days of output (default 365, or the split's)")
+@arg("--days", type=positive_int, default=None,
+     help="days of output (default 365, or the split's)")  # fmt: skip
 @config_args(WorldConfig, skip=("days",))
-@arg("--levels", default="250,500,700,850", help="pressure levels in hPa, comma-separated")
+@arg("--levels", default="250,500,700,850",
+     help="pressure levels in hPa, comma-separated (default 250,500,700,850)")  # fmt: skip
 @arg("--cache-dir", default=None, help="cache directory (default $XFUXI_CACHE or ~/.cache/xfuxi)")
 @arg(
     "--output",
@@ -54,7 +66,10 @@ def _cmd_world(args) -> int:
                             f"{args.levels!r}")  # fmt: skip
     # the configuration is checked before the (long) run: levels, days, output path
     days = 365 if args.days is None else args.days
-    world = from_arguments(WorldConfig, args, levels=levels, days=days)
+    try:
+        world = from_arguments(WorldConfig, args, levels=levels, days=days)
+    except ValueError as err:  # a bad value of a flag: a usage error, before the run
+        return usage_error("world", _flag_message(str(err)))
     out = None
     cache = str(cache_directory(args.cache_dir))
     if args.output and args.output.endswith(".nc"):

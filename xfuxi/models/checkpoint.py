@@ -526,9 +526,14 @@ def resolve_directory(name_or_path: str | os.PathLike[str], *, kind: str) -> Pat
     if not d.is_dir():
         shipped = sorted(k for k, e in registry.items() if entry_kind(e) == kind)
         noun = {"forecast-model": "model", "perturbation": "perturbation module"}.get(kind, kind)
+        # a shipped cascade is a model name too, for xfuxi.load_model and every --model flag
+        cascades = sorted(k for k, e in registry.items() if entry_kind(e) == "cascade")
+        more = f"; shipped cascades (xfuxi.load_model, --model): {cascades}" if (
+            kind == "forecast-model" and cascades
+        ) else ""  # fmt: skip
         raise FileNotFoundError(
             f"no {noun} {key!r}: not a checkpoint directory and not a shipped name (shipped: "
-            f"{shipped})"
+            f"{shipped}{more})"
         )
     return d
 
