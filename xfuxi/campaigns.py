@@ -256,19 +256,77 @@ def _describe_perturbation(spec: Any) -> str | None:
     return json.dumps(data, sort_keys=True)
 
 
+#: bytes (as float64) of each piece of a variable hashed by :func:`_data_fingerprint`
+_FINGERPRINT_BATCH_BYTES = 32 * 2**20
+
+
 def _data_fingerprint(ds: xr.Dataset, times: Any = None) -> str:
     """A short sha256 of a Dataset's variables (at ``times``), to refuse resuming a store
-    from other data (another run of the world, other observations)."""
-    part = ds if times is None else ds.sel(time=times)
+    from other data (another run of the world, other observations).
+
+    The digest is that of each variable's name then its values at ``times`` as one
+    C-ordered float64 array (text for times and strings), variables by name; the values
+    are read and hashed in pieces along the leading dimension (:func:`_hash_values`), so
+    memory stays bounded however many initial times there are, and the digest is the one
+    that hashing the whole array at once gives (recorded in existing campaign stores)."""
+    positions = None
+    if times is not None:  # what ds.sel(time=times) picks, as positions (nothing loaded)
+        if "time" not in ds.dims:
+            ds.sel(time=times)  # the error ds.sel gives (no time dimension)
+        else:
+            index = xr.DataArray(np.arange(ds.sizes["time"]), dims="time",
+                                 coords={"time": ds["time"]})  # fmt: skip
+            positions = index.sel(time=times)
     digest = hashlib.sha256()
-    for name in sorted(map(str, part.data_vars)):
-        values = np.asarray(part[name].values)
+    text_started = [False]
+    for name in sorted(map(str, ds.data_vars)):
+        var = ds[name].variable
+        at = None
+        if positions is not None and "time" in var.dims:
+            at = positions.values
+            if at.ndim == 0:  # a scalar time drops the dim, as sel does (one step: small)
+                var, at = var.isel(time=int(at)), None
         digest.update(name.encode())
+        text_started[0] = False
+        _hash_values(digest, var, at, text_started)
+    return digest.hexdigest()[:16]
+
+
+def _hash_values(
+    digest: Any, var: xr.Variable, at: np.ndarray | None, text_started: list[bool]
+) -> None:
+    """Feed ``var``'s values (at time positions ``at``, where given) to ``digest`` as one
+    C-ordered float64 array (numbers) or their text joined by NUL (anything else), reading
+    at most about :data:`_FINGERPRINT_BATCH_BYTES` at a time: pieces along the leading
+    dimension (the positions themselves where it is time), whose C-ordered bytes (and
+    texts) follow each other as the whole's do. Nothing is selected ahead of its piece."""
+    shape = [len(at) if (at is not None and d == "time") else n
+             for d, n in zip(var.dims, var.shape)]  # fmt: skip
+    size = int(np.prod(shape, dtype="int64"))
+    if var.ndim == 0 or 8 * size <= _FINGERPRINT_BATCH_BYTES or size == 0:
+        values = np.asarray((var if at is None else var.isel(time=at)).values)
         if values.dtype.kind in "biuf":
             digest.update(np.ascontiguousarray(values, dtype="float64").tobytes())
-        else:  # times, strings: their text
+        elif values.size:  # times, strings: their text
+            if text_started[0]:
+                digest.update(b"\x00")
             digest.update("\x00".join(map(str, values.ravel())).encode())
-    return digest.hexdigest()[:16]
+            text_started[0] = True
+        return
+    n, dim = shape[0], var.dims[0]
+    row = size // n  # elements per index of the leading dim
+    lead_is_time = at is not None and dim == "time"
+    if 8 * row > _FINGERPRINT_BATCH_BYTES:  # one index is too big: each in pieces of its own
+        for i in range(n):
+            one = var.isel({dim: int(at[i]) if lead_is_time else i})
+            _hash_values(digest, one, None if lead_is_time else at, text_started)
+        return
+    per = _FINGERPRINT_BATCH_BYTES // (8 * row)
+    for start in range(0, n, per):
+        if lead_is_time:
+            _hash_values(digest, var.isel(time=at[start : start + per]), None, text_started)
+        else:
+            _hash_values(digest, var.isel({dim: slice(start, start + per)}), at, text_started)
 
 
 def _iso(t: Any) -> str:
@@ -733,9 +791,9 @@ def campaign(
         ``connect_timeout`` (seconds to wait for a scheduler at an address). It is saved
         with the store (attribute ``xfuxi_campaign_config``, with the initial times that the
         store holds).
-    model : ForecastModel, Cascade, str or path, default "fuxi-hs-t21-cascade"
+    model : ForecastModel, Cascade, str or path, optional
         The forecast model, or a shipped name / checkpoint directory (loaded once per
-        worker).
+        worker). None (default): the shipped ``"fuxi-hs-t21-cascade"``.
     perturbation : optional
         The ensemble's perturbation (as :func:`xfuxi.ensemble`; default the shipped FuXi-ENS
         module).
@@ -1104,6 +1162,16 @@ def campaign_scorecard(
         ``prediction_timedelta`` [and ``level``], area-weighted over the globe and averaged
         over the initial times, each with the truth's ``units`` where the score has them.
         Attrs give the campaign and the number of initial times scored.
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory of ``out`` or ``plot`` does not exist.
+    xfuxi.files.OutputExistsError
+        Something is at ``out`` or ``plot`` that may not be replaced (see ``overwrite``).
+    ValueError
+        ``store`` is not a campaign store (no ``done`` variable) or has no complete initial
+        time; ``variables`` is empty or names a variable the campaign or the truth lacks.
 
     Examples
     --------

@@ -346,8 +346,55 @@ def _conservative(da: xr.DataArray, grid: xr.Dataset) -> xr.DataArray:
 
 def _like_input(out: xr.DataArray, da: xr.DataArray) -> xr.DataArray:
     """``out`` in the float type of ``da`` (float32 stays float32); integer input (a mask of
-    0 and 1) gives float64, since its regridded values are fractions."""
-    return out.astype(da.dtype, copy=False) if da.dtype.kind == "f" else out
+    0 and 1) gives float64, since its regridded values are fractions.
+
+    On dask the cast is made inside each block: xarray-regrid declares the input's dtype
+    for its dask result but computes float64, so a declared-dtype ``astype`` would be a
+    no-op and the computed blocks would stay float64."""
+    if da.dtype.kind != "f":
+        return out
+    if out.chunks is None:
+        return out.astype(da.dtype, copy=False)
+    dtype = da.dtype
+    data = out.data.map_blocks(_cast_block, dtype, dtype=dtype)
+    return out.copy(data=data)
+
+
+def _cast_block(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return block.astype(dtype, copy=False)
+
+
+#: bytes (float64) a dask block should reach before regridding: data chunked one time per
+#: chunk (WeatherBench2's stores) are merged along their other dims into blocks this large,
+#: so that the number of tasks, and the graph's memory, do not grow with the record
+_BLOCK_BYTES = 16 * 2**20
+
+
+def _merge_small_chunks(data: xr.Dataset) -> xr.Dataset:
+    """``data`` with the dask chunks of each variable along its non-spatial dims (time
+    first, then the others in order) merged up to about :data:`_BLOCK_BYTES` of float64 per
+    block; latitude and longitude are made one chunk (regridding mixes them). Chunks already
+    larger are kept; numpy data are returned as they are."""
+    changed = {}
+    for name, var in data.data_vars.items():
+        if var.chunks is None:
+            continue
+        spatial = [d for d in var.dims if d in ("latitude", "longitude")]
+        others = [d for d in var.dims if d not in spatial]
+        others.sort(key=lambda d: d != "time")  # time first: blocks of consecutive times
+        want = {d: -1 for d in spatial if len(var.chunksizes[d]) > 1}
+        plane = 8 * int(np.prod([var.sizes[d] for d in spatial], dtype="int64"))
+        budget = max(1, _BLOCK_BYTES // max(plane, 1))  # non-spatial points per block
+        for d in others:
+            have = max(var.chunksizes[d])
+            rest = int(np.prod([max(var.chunksizes[o]) for o in others if o != d], dtype="int64"))
+            per = max(1, budget // max(rest, 1))
+            if have < per and len(var.chunksizes[d]) > 1:
+                want[d] = min(per, var.sizes[d])
+                break  # one dim merged (the time dim where there is one)
+        if want:
+            changed[name] = var.chunk(want)
+    return data.assign(changed) if changed else data
 
 
 def _bilinear(ds: xr.Dataset, grid: xr.Dataset) -> xr.Dataset:
@@ -434,6 +481,8 @@ def regrid(
         raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")
     data = validate(ds)
     grid = target_grid(target)
+    dims_order = list(data.dims)  # the output's order (before chunks are merged)
+    data = _merge_small_chunks(data)  # dask data chunked one time per chunk: bounded graph
     # a non-index coordinate along latitude or longitude (a land-sea mask or orography kept
     # as a coordinate, a weight per latitude) has no value on the target grid without a
     # method to move it, which xfuxi cannot tell: conservative regridding dropped it and
@@ -487,7 +536,7 @@ def regrid(
     ).assign_attrs(data.attrs)
     for name in ("latitude", "longitude"):
         out[name].attrs = {**data[name].attrs, **grid[name].attrs}
-    return out.transpose(*[d for d in data.dims if d in out.dims])
+    return out.transpose(*[d for d in dims_order if d in out.dims])
 
 
 def _not_global(lon: np.ndarray) -> str:

@@ -403,5 +403,50 @@ def write_netcdf(
         for name in out.data_vars
         if compress and out[name].dtype.kind in "iuf"
     }
+    lazy = [name for name in out.data_vars if out[name].chunks is not None]
+    for name in lazy:  # dask data are written a block at a time: see _netcdf_chunksizes
+        if str(name) in encoding and out[name].ndim:
+            encoding[str(name)]["chunksizes"] = _netcdf_chunksizes(out[name])
+    if lazy:
+        out = out.assign({name: _time_blocks(out[name]) for name in lazy})
     return atomic_write_netcdf(out, path, writer=NETCDF_WRITER, format="NETCDF4",
                                engine="netcdf4", encoding=encoding)  # fmt: skip
+
+
+#: the most bytes of a netCDF chunk of one time step written from dask data (level kept
+#: whole below it), and of a dask block written at once
+_NETCDF_CHUNK_BYTES = 4 * 2**20
+_WRITE_BLOCK_BYTES = 16 * 2**20
+_SPATIAL = ("latitude", "longitude")
+
+
+def _netcdf_chunksizes(da: xr.DataArray) -> tuple[int, ...]:
+    """HDF5 chunks for compressed dask data: one step along every dim but the spatial ones
+    and ``level`` (one level too where a step of all levels is over
+    :data:`_NETCDF_CHUNK_BYTES`).
+
+    Without them netCDF picks chunks spanning hundreds of times (``[364, 2, 16, 32]`` for
+    half a year on 32 × 64); dask writes one time chunk at a time, so each compressed
+    chunk is read back, decompressed, changed and recompressed for every time written
+    into it, and once it no longer fits the chunk cache the cost grows with the square of
+    the length. One-step chunks are each written once, whole."""
+    keep = set(_SPATIAL) | {"level"}
+    sizes = [da.sizes[d] if d in keep else 1 for d in da.dims]
+    if int(np.prod(sizes, dtype="int64")) * da.dtype.itemsize > _NETCDF_CHUNK_BYTES:
+        sizes = [da.sizes[d] if d in _SPATIAL else 1 for d in da.dims]
+    return tuple(sizes)
+
+
+def _time_blocks(da: xr.DataArray) -> xr.DataArray:
+    """Dask data with small chunks along ``time`` (one time per chunk, as WeatherBench2
+    stores are) merged into blocks of about :data:`_WRITE_BLOCK_BYTES`: fewer, larger
+    writes. Larger chunks, and data without ``time``, are returned as they are."""
+    if "time" not in da.dims or len(da.chunksizes["time"]) < 2:
+        return da
+    row = da.dtype.itemsize * int(
+        np.prod([max(c) for d, c in da.chunksizes.items() if d != "time"], dtype="int64")
+    )
+    per = max(1, _WRITE_BLOCK_BYTES // max(row, 1))
+    if max(da.chunksizes["time"]) >= per:
+        return da
+    return da.chunk({"time": per})
