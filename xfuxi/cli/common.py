@@ -293,19 +293,25 @@ def _flag_type(
     return None, None, False
 
 
-def positive_int(text: str) -> int:
-    """The parser of a count flag (``--steps``, ``--members``): an integer of at least 1,
-    refused by argparse (exit status 2, before any work) otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
-    return value
+def int_at_least(minimum: int, name: str) -> Callable[[str], int]:
+    """The parser of a count flag: an integer of at least ``minimum``, refused by argparse
+    (exit status 2, before any work) otherwise; ``name`` is how argparse names the type."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {value}")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-positive_int.__name__ = "positive int"
+#: the parser of a count flag (``--steps``, ``--members``): an integer of at least 1
+positive_int = int_at_least(1, "positive int")
 
 
 def _comma_separated(element: type) -> Callable[[str], list]:

@@ -6,23 +6,13 @@ import argparse
 
 import pandas as pd
 
-from .common import OVERWRITE, arg, command, positive_int
+from .common import OVERWRITE, arg, command, int_at_least, positive_int
 
 __all__: list[str] = []
 
 
-def _count(text: str) -> int:
-    """The parser of ``--da-times``: an integer >= 0 (0 skips the stage)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
-    return value
-
-
-_count.__name__ = "count"
+#: the parser of ``--da-times``: an integer >= 0 (0 skips the stage)
+_count = int_at_least(0, "count")
 
 
 @arg("--output", "--out", dest="output", default="demo_output",
