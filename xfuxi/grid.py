@@ -1,7 +1,9 @@
-"""The sphere and its grids: latitude area weights and great-circle distances.
+"""The sphere and its grids: latitude area weights, cell bounds, longitude gaps and
+great-circle distances.
 
 Ground floor of the package: NumPy and xarray only. Every score, loss and localization
-that weights by area or measures distance on the sphere uses these functions.
+that weights by area or measures distance on the sphere uses these functions, and
+regridding and the observation operator decide with them whether a grid is global.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import xarray as xr
 
 from .constants import EARTH_RADIUS
 
-__all__ = ["area_weights", "great_circle_distance"]
+__all__ = [
+    "area_weights",
+    "great_circle_distance",
+    "latitude_bounds",
+    "longitude_gaps",
+    "wide_longitude_gaps",
+]
 
 
 def area_weights(latitude: xr.DataArray | Sequence[float] | np.ndarray) -> xr.DataArray:
@@ -70,19 +78,68 @@ def area_weights(latitude: xr.DataArray | Sequence[float] | np.ndarray) -> xr.Da
     asc = lat[::-1] if descending else lat
     if asc.size > 1 and not np.all(np.diff(asc) > 0):
         raise ValueError("latitude must be strictly monotonic")
-    bounds = np.concatenate([[-90.0], (asc[1:] + asc[:-1]) / 2.0, [90.0]])
-    if asc.size > 1:  # a band or region: outer bounds half a spacing out, not at the poles
-        first, last, tol = asc[1] - asc[0], asc[-1] - asc[-2], 1e-9
-        if asc[0] - first > -90.0 + tol:
-            bounds[0] = asc[0] - first / 2.0
-        if asc[-1] + last < 90.0 - tol:
-            bounds[-1] = asc[-1] + last / 2.0
+    bounds = latitude_bounds(asc) if asc.size > 1 else np.array([-90.0, 90.0])
     area = np.diff(np.sin(np.deg2rad(bounds)))
     area = area / area.mean()
     if descending:
         area = area[::-1]
     coords = {"latitude": latitude} if isinstance(latitude, xr.DataArray) else {"latitude": lat}
     return xr.DataArray(area, dims=["latitude"], coords=coords, name="area_weights")
+
+
+def latitude_bounds(centres: np.ndarray) -> np.ndarray:
+    """Bounds of the latitude cells (``n + 1`` for ``n >= 2`` ascending centres), in degrees.
+
+    Cells meet at the midpoints between neighbouring latitudes. An outermost cell reaches
+    the pole when its latitude lies within one grid spacing of it (the pole row itself, the
+    rows of an equiangular grid without poles, a Gaussian grid's outermost rows: every
+    global grid); otherwise, as for a regional grid or a latitude band, it stops half a
+    spacing beyond its latitude. The cells of :func:`area_weights` and of ``xfuxi.regrid``.
+
+    Examples
+    --------
+    >>> latitude_bounds(np.array([-45.0, 0.0, 45.0])).tolist()
+    [-90.0, -22.5, 22.5, 90.0]
+    >>> latitude_bounds(np.array([40.0, 45.0, 50.0])).tolist()  # a band
+    [37.5, 42.5, 47.5, 52.5]
+    """
+    first, last = centres[1] - centres[0], centres[-1] - centres[-2]
+    tol = 1e-9
+    low = -90.0 if centres[0] - first <= -90.0 + tol else centres[0] - first / 2
+    high = 90.0 if centres[-1] + last >= 90.0 - tol else centres[-1] + last / 2
+    return np.concatenate([[low], (centres[:-1] + centres[1:]) / 2, [high]])
+
+
+def longitude_gaps(centres: np.ndarray) -> np.ndarray:
+    """The gap after each of the ascending longitudes (in [0, 360)), round the circle.
+
+    Examples
+    --------
+    >>> longitude_gaps(np.array([0.0, 90.0, 270.0])).tolist()
+    [90.0, 180.0, 90.0]
+    """
+    return np.diff(np.concatenate([centres, [centres[0] + 360.0]]))
+
+
+def wide_longitude_gaps(centres: np.ndarray) -> tuple[np.ndarray, float]:
+    """Indices of the ascending longitudes followed by a gap (the one across 360° included)
+    wider than 1.5 grid spacings, and that spacing: none for a grid round the whole circle.
+
+    The spacing is the (lower) median gap, the most common one: robust to any number of
+    missing columns short of half the grid (the second-widest gap is itself a
+    missing-column gap where two columns are missing), and the lower median, not the mean
+    of the two middle gaps, so that two longitudes 90° apart (gaps of 90° and 270°) have a
+    spacing of 90°, not 180°. A missing column leaves a gap of two spacings.
+
+    Examples
+    --------
+    >>> wide, spacing = wide_longitude_gaps(np.array([0.0, 10.0, 20.0, 40.0, 50.0]))
+    >>> wide.tolist(), spacing
+    ([2, 4], 10.0)
+    """
+    gaps = longitude_gaps(centres)
+    spacing = float(np.sort(gaps)[(gaps.size - 1) // 2])
+    return np.nonzero(gaps > 1.5 * spacing + 1e-9)[0], spacing
 
 
 def great_circle_distance(

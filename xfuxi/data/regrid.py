@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from ..grid import latitude_bounds, longitude_gaps, wide_longitude_gaps
 from .schema import SchemaError, validate
 
 __all__ = [
@@ -216,52 +217,14 @@ def _overlap(
     return np.clip(hi - lo, 0.0, None)
 
 
-def _latitude_bounds(centres: np.ndarray) -> np.ndarray:
-    """Bounds of the latitude cells (``n + 1`` for ``n`` ascending centres), in degrees.
-
-    Cells meet at the midpoints between neighbouring latitudes. An outermost cell reaches
-    the pole when its latitude lies within one grid spacing of it (the pole row itself, the
-    rows of an equiangular grid without poles, a Gaussian grid's outermost rows: every
-    global grid); otherwise, as for a regional grid or a latitude band, it stops half a
-    spacing beyond its latitude.
-    """
-    first, last = centres[1] - centres[0], centres[-1] - centres[-2]
-    tol = 1e-9
-    low = -90.0 if centres[0] - first <= -90.0 + tol else centres[0] - first / 2
-    high = 90.0 if centres[-1] + last >= 90.0 - tol else centres[-1] + last / 2
-    return np.concatenate([[low], (centres[:-1] + centres[1:]) / 2, [high]])
-
-
-def _longitude_gaps(centres: np.ndarray) -> np.ndarray:
-    """The gap after each of the ascending longitudes (in [0, 360)), round the circle."""
-    return np.diff(np.concatenate([centres, [centres[0] + 360.0]]))
-
-
-def _longitude_spacing(gaps: np.ndarray) -> float:
-    """The grid spacing of longitudes with these gaps: their (lower) median, the most common
-    gap. Robust to any number of missing columns short of half the grid: the second-widest
-    gap is itself a missing-column gap where two columns are missing. The lower median, not
-    the mean of the two middle gaps, so that two longitudes 90° apart (gaps of 90° and 270°)
-    have a spacing of 90°, not 180°."""
-    return float(np.sort(gaps)[(gaps.size - 1) // 2])
-
-
-def _wide_gaps(centres: np.ndarray) -> tuple[np.ndarray, float]:
-    """Indices of the longitudes followed by a gap (the one across 360° included) wider than
-    1.5 grid spacings (:func:`_longitude_spacing`), and that spacing."""
-    gaps = _longitude_gaps(centres)
-    spacing = _longitude_spacing(gaps)
-    return np.nonzero(gaps > 1.5 * spacing + 1e-9)[0], spacing
-
-
 def _is_global_longitude(centres: np.ndarray) -> bool:
     """Whether longitudes go round the whole circle: no gap between neighbours (the one
     across 360° included) is wider than 1.5 times the grid spacing, the most common gap
-    (:func:`_longitude_spacing`). A missing column leaves a gap of two spacings, and so
-    does each of several."""
+    (:func:`xfuxi.grid.wide_longitude_gaps`). A missing column leaves a gap of two spacings,
+    and so does each of several."""
     if centres.size < 2:
         return False
-    return _wide_gaps(centres)[0].size == 0
+    return wide_longitude_gaps(centres)[0].size == 0
 
 
 def _longitude_cells(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -278,7 +241,7 @@ def _longitude_cells(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]
         bounds = (ext[:-1] + ext[1:]) / 2
         return bounds[:-1], bounds[1:], True
     n = centres.size
-    start = (int(np.argmax(_longitude_gaps(centres))) + 1) % n  # the region's first point
+    start = (int(np.argmax(longitude_gaps(centres))) + 1) % n  # the region's first point
     unwrapped = np.roll(centres, -start) + 360.0 * (np.arange(n) >= n - start)
     mid = (unwrapped[:-1] + unwrapped[1:]) / 2
     lo = np.concatenate([[unwrapped[0] - (unwrapped[1] - unwrapped[0]) / 2], mid])
@@ -289,7 +252,7 @@ def _longitude_cells(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]
 def _latitude_weights(src: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fractions of each target cell's area in each source cell, in sin(latitude), and
     whether each target cell lies wholly within the source's cells."""
-    sb, tb = _latitude_bounds(src), _latitude_bounds(tgt)
+    sb, tb = latitude_bounds(src), latitude_bounds(tgt)
     s, t = np.sin(np.deg2rad(sb)), np.sin(np.deg2rad(tb))
     inside = (tb[:-1] >= sb[0]) & (tb[1:] <= sb[-1])
     return _overlap(s[:-1], s[1:], t[:-1], t[1:]) / np.diff(t)[:, None], inside
@@ -546,8 +509,8 @@ def _not_global(lon: np.ndarray) -> str:
             f"data have {lon.size} longitude(s); regrid needs global data (longitudes "
             "around the whole circle)"
         )
-    gaps = _longitude_gaps(lon)
-    wide, spacing = _wide_gaps(lon)
+    gaps = longitude_gaps(lon)
+    wide, spacing = wide_longitude_gaps(lon)
     named = [
         f"a gap of {gaps[i]:g}° between {lon[i]:g} and {lon[(i + 1) % lon.size]:g}"
         for i in wide[:5]

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..docstrings import docstring_parts
+from ..grid import longitude_gaps, wide_longitude_gaps
 
 __all__ = [
     "DOC_PARTS",
@@ -193,11 +194,6 @@ def _sorted_grid(latitude: Any, longitude: Any) -> tuple[np.ndarray, np.ndarray,
     return lat_s, lon_s, lat_order, lon_order
 
 
-#: a grid covers the circle of longitudes (is periodic) when its widest gap between adjacent
-#: meridians, across 360° included, is at most this many times the typical (median) one of
-#: the others; a wider gap is the outside of a regional grid
-_PERIODIC_GAP_FACTOR = 1.5
-
 #: slack (degrees) at the edges of a regional grid's gap in longitude, for rounding
 _EDGE_SLACK = 1e-9
 
@@ -210,14 +206,14 @@ _POLE_GAP_FACTOR = 2.0
 
 def _lon_gap(lon_s: np.ndarray) -> tuple[float, float] | None:
     """The longitudes a regional grid leaves out, ``(start, width)`` in degrees east of
-    ``start``; None for a grid that covers the circle."""
+    ``start``; None for a grid that covers the circle (no gap wider than 1.5 spacings, the
+    rule regridding uses: :func:`xfuxi.grid.wide_longitude_gaps`)."""
     if lon_s.size < 2:
         return None  # one meridian: only observations on it (checked by the caller)
-    gaps = np.diff(np.append(lon_s, lon_s[0] + 360.0))
-    g = int(np.argmax(gaps))
-    typical = float(np.median(np.delete(gaps, g)))
-    if gaps[g] <= _PERIODIC_GAP_FACTOR * typical:
+    if wide_longitude_gaps(lon_s)[0].size == 0:
         return None
+    gaps = longitude_gaps(lon_s)
+    g = int(np.argmax(gaps))
     return float(lon_s[g]), float(gaps[g])
 
 
