@@ -250,7 +250,7 @@ def _cmd_train_ens(args) -> int:
     # torch-backed modules are imported when the command runs (the CLI starts without torch)
     import torch
 
-    from ..models.ens import PerturbationVAE, save_perturbation
+    from ..models.ens import save_perturbation
     from ..training.calibration import (
         TuningRun,
         apply_variable_inflation,
@@ -288,18 +288,14 @@ def _cmd_train_ens(args) -> int:
     output_path(args.out, model_paths, kind="perturbation", overwrite=args.overwrite,
                 flag="--out")  # fmt: skip
     check_output_outside(str(training_directory(Path(args.out))), model_paths, flag="--out")
-    torch.manual_seed(cfg.seed)
     model = load_model(args.model, device=cfg.device)
     train = world_split("train", args.train_days)
     validation = world_split("validation", args.validation_days)
-    vae = PerturbationVAE(
-        model.channels, model.grid_shape, stats=model.stats, **cfg.module_options()
-    )
-    # beside the output (which is written at the end, as one unit): a killed run resumes
+    # beside the output (which is written at the end, as one unit): a killed run resumes;
+    # the module's initial weights are a function of --seed (built by the trainer)
     ckpt = training_directory(Path(args.out))
     vae, history = train_perturbation(
-        model, train, config=cfg.replace(checkpoint_dir=str(ckpt)), perturbation=vae,
-        validation=validation,
+        model, train, config=cfg.replace(checkpoint_dir=str(ckpt)), validation=validation,
     )  # fmt: skip
     meta = {
         "base_model": model.name,

@@ -16,7 +16,8 @@ normalised (or physical) inputs to outputs can be wrapped with :func:`wrap_model
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +36,40 @@ __all__ = [
     "NormStats",
     "check_input_pair",
     "check_plausible",
+    "isolated_rng",
     "register_stats_buffers",
     "with_single_time_input",
     "wrap_model",
 ]
+
+
+@contextmanager
+def isolated_rng(seed: int | None = None) -> Iterator[None]:
+    """Run a block on its own copy of torch's global CPU generator, restored afterwards.
+
+    Building a network draws its initial weights from torch's global generator; xfuxi builds
+    networks inside this block, so that loading a model or starting a training run neither
+    consumes nor resets the caller's random stream. With ``seed``, the block's generator is
+    seeded with it (a trainer's initial weights are a function of its seed alone).
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> with isolated_rng(seed=3):
+    ...     inside = torch.rand(1)
+    >>> after = torch.rand(1)
+    >>> _ = torch.manual_seed(0)
+    >>> bool(after == torch.rand(1))  # the caller's stream went on as if nothing was drawn
+    True
+    >>> _ = torch.manual_seed(3)
+    >>> bool(inside == torch.rand(1))
+    True
+    """
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
 
 #: states whose mean lies further than this many stds from the model's mean are refused
 PLAUSIBLE_MEAN_STDS = 10.0

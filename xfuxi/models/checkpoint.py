@@ -47,7 +47,7 @@ from ..files import (
     sha256_of,
 )
 from ..options import get_options
-from .base import ForecastModel, NormStats
+from .base import ForecastModel, NormStats, isolated_rng
 from .fuxi import FuXiNet
 
 __all__ = [
@@ -756,7 +756,8 @@ def load_checkpoint(
     if in_channels != len(channels) or grid != [len(latitude), len(longitude)]:
         raise CheckpointError(f"{directory}: network size does not match the channels or grid")
     try:
-        net = ARCHITECTURES[arch](in_channels, grid, **net_kwargs)
+        with isolated_rng():  # the caller's random stream is not consumed by the initial weights
+            net = ARCHITECTURES[arch](in_channels, grid, **net_kwargs)
     except TypeError as err:
         raise CheckpointError(
             f"{directory}: the {arch} network cannot be built from its config ({err}); the "

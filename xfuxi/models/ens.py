@@ -43,7 +43,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from ..data.channels import Channel, channel_name, parse_channel_name
-from .base import ForecastModel, NormStats
+from .base import ForecastModel, NormStats, isolated_rng
 from .checkpoint import (
     CONFIG,
     config_entries,
@@ -659,7 +659,7 @@ def perturbation_from_files(files: dict[str, bytes], path: Path) -> Perturbation
         files[CONFIG], path / CONFIG, fmt=PERTURBATION_FORMAT, what="a perturbation checkpoint",
         where=path,
     )  # fmt: skip
-    with config_entries(path / CONFIG):
+    with config_entries(path / CONFIG), isolated_rng():  # the caller's stream is not consumed
         vae = PerturbationVAE(
             [parse_channel_name(c) for c in config["channels"]],
             tuple(config["grid_shape"]),
@@ -746,7 +746,9 @@ def member_generators(seed: int, keys: Sequence[Sequence[int]]) -> list[torch.Ge
 
     Each row (e.g. ``key = (initial time in seconds, member index)``) gets its own stream,
     derived with :class:`numpy.random.SeedSequence`, so a member's noise does not depend on
-    which other members share its batch: chunking cannot change the noise.
+    which other members share its batch: chunking cannot change the noise. torch's CPU
+    generator keeps 32 bits of a seed, so there are 2³² streams: two of ``n`` rows share one
+    with a probability of about n² / 2³³ (see docs/user-guide/ensembles.md).
 
     Examples
     --------

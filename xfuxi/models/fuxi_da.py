@@ -54,7 +54,7 @@ from ..observations.imager import (
     imager_state_channels,
 )
 from . import checkpoint as store
-from .base import NormStats, register_stats_buffers
+from .base import NormStats, isolated_rng, register_stats_buffers
 from .checkpoint import CONFIG, WEIGHTS
 from .fuxi import PeriodicConv2d, periodic_conv2d
 
@@ -967,7 +967,8 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
     config = store.json_of_format(
         files[CONFIG], path / CONFIG, fmt=DA_FORMAT, what="a FuXi-DA checkpoint", where=path
     )
-    with store.config_entries(path / CONFIG, errors=(TypeError, ValueError)):
+    # the initial weights do not consume the caller's random stream
+    with store.config_entries(path / CONFIG, errors=(TypeError, ValueError)), isolated_rng():
         net = FuXiDANet(**config["net"])
         model = FuXiDA(
             net,

@@ -213,7 +213,7 @@ class PerturbationTrainConfig(Config):
     batch_size: int = field(4, help="sequences per step")
     lr: float = field(1e-3, help="learning rate (cosine-decayed)")
     max_minutes: float | None = field(None, help="stop training after this wall time")
-    seed: int = field(0, help="seeds the batches and the latents")
+    seed: int = field(0, help="seeds a new module's weights, the batches and the latents")
     checkpoint_dir: str | None = field(None, help=CHECKPOINT_DIR_HELP, cli=False)
     checkpoint_every: int = field(100, help="iterations between checkpoints")
     resume: bool = field(True, help="resume from checkpoint_dir/latest if it holds this run")

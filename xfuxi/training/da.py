@@ -38,7 +38,7 @@ import xarray as xr
 from ..assimilation.da import _radiances_for, da_inputs, observation_inputs
 from ..config import config_with_legacy
 from ..data.channels import channel_name
-from ..models.base import ForecastModel
+from ..models.base import ForecastModel, isolated_rng
 from ..models.checkpoint import tensor_digest
 from ..models.fuxi_da import (
     DA_KIND,
@@ -95,18 +95,18 @@ def new_da_network(config: DAConfig, model: ForecastModel) -> FuXiDA:
         n_obs += n_gradient_inputs(model.channels)
     if config.departure_context and config.observations:
         n_obs += len(config.sensor_channels)
-    torch.manual_seed(config.seed)
-    net = FuXiDANet(
-        model.n_channels,
-        n_obs if config.observations else 0,
-        width=config.width,
-        scales=config.scales,
-        linear_inputs=(
-            n_linear_inputs(len(config.frames), len(config.sensor_channels))
-            if config.linear_update and config.observations
-            else 0
-        ),
-    )
+    with isolated_rng(config.seed):  # the initial weights: of the seed, the caller's stream kept
+        net = FuXiDANet(
+            model.n_channels,
+            n_obs if config.observations else 0,
+            width=config.width,
+            scales=config.scales,
+            linear_inputs=(
+                n_linear_inputs(len(config.frames), len(config.sensor_channels))
+                if config.linear_update and config.observations
+                else 0
+            ),
+        )
     return FuXiDA(
         net,
         channels=model.channels,

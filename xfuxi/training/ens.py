@@ -33,7 +33,7 @@ import torch
 import xarray as xr
 
 from ..config import user_stacklevel
-from ..models.base import ForecastModel
+from ..models.base import ForecastModel, isolated_rng
 from ..models.ens import (
     PerturbationVAE,
     perturbation_files,
@@ -159,7 +159,8 @@ def train_perturbation(
         ``config.device``: default the ``device`` option.
     perturbation : PerturbationVAE, optional
         Starting module (default: a new one built for ``model``'s channels, grid and stats
-        with the config's module options). It is trained in place and returned.
+        with the config's module options, its initial weights drawn from ``config.seed``
+        without touching torch's global generator). It is trained in place and returned.
     validation : xarray.Dataset, optional
         Held-back states; the fair CRPS of prior-sampled members (as at inference) on a
         fixed set of its sequences is logged every ``config.validate_every`` iterations.
@@ -235,9 +236,10 @@ def train_perturbation(
             f"{length} consecutive times the data hold; give more data or a smaller batch_size"
         )
     if perturbation is None:
-        perturbation = PerturbationVAE(
-            model.channels, model.grid_shape, stats=model.stats, **cfg.module_options()
-        )
+        with isolated_rng(cfg.seed):  # the initial weights: of the seed, the caller's stream kept
+            perturbation = PerturbationVAE(
+                model.channels, model.grid_shape, stats=model.stats, **cfg.module_options()
+            )
     vae = perturbation
     vae.check_model(model)
     val, val_sha = None, None

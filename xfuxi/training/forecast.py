@@ -48,7 +48,7 @@ import xarray as xr
 from ..data.channels import channel_name, channels_of
 from ..data.schema import SchemaError
 from ..data.stats import normalization_stats
-from ..models.base import ForecastModel, NormStats
+from ..models.base import ForecastModel, NormStats, isolated_rng
 from ..models.checkpoint import WEIGHTS, model_files, tensors_from_bytes
 from ..models.fuxi import build_fuxi
 from ..models.precision import autocast
@@ -491,11 +491,11 @@ def train_forecast(
         if stats is None:
             stats = normalization_stats(canonical)
         norm = stats if isinstance(stats, NormStats) else NormStats.from_dataset(stats, channels)
-        torch.manual_seed(seed)
-        net = build_fuxi(
-            preset, in_channels=len(channels), grid=(canonical.sizes["latitude"],
-                                                    canonical.sizes["longitude"]),
-        )  # fmt: skip
+        with isolated_rng(seed):  # the initial weights: of the seed, the caller's stream kept
+            net = build_fuxi(
+                preset, in_channels=len(channels), grid=(canonical.sizes["latitude"],
+                                                        canonical.sizes["longitude"]),
+            )  # fmt: skip
         fm = ForecastModel(
             net,
             channels=channels,
