@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xfuxi
+from xfuxi.data.schema import SchemaError
 from xfuxi.data.stats import (
     climatology,
     climatology_for,
@@ -261,3 +262,48 @@ def test_climatology_of_a_dataarray_reads_its_own_seasonal_cycle_attr():
     assert da.fuxi.climatology().dims == clim.dims  # the same through the accessor
     assert "dayofyear" in climatology(ds.temperature).dims  # without the attr: seasonal
     assert climatology(da, seasonal=True).dims[0] == "dayofyear"  # asked for explicitly
+
+
+def test_climatology_refuses_duplicated_times_as_validate_does():
+    """A time held twice was counted twice in its hour's mean, silently; validate,
+    normalization_stats and forecast refuse it, and so does the climatology now."""
+    ds = make_ds(n_time=8)
+    dup = xr.concat([ds, ds.isel(time=[3]) + 100.0], "time", data_vars="all")
+    shown = str(pd.Timestamp(ds.time.values[3]))
+    for obj in (dup, dup.temperature):
+        with pytest.raises(SchemaError, match=rf"'time' has duplicated values: \['{shown}'\]"):
+            climatology(obj)
+    with pytest.raises(ValueError, match="'time' has duplicated values"):  # as validate's
+        xfuxi.validate(dup)
+    # unsorted but distinct times are a climatology as before, over the same period (it was
+    # named by the first and last times given: backwards for reversed times)
+    back = climatology(ds.isel(time=slice(None, None, -1)))
+    xr.testing.assert_allclose(back, climatology(ds))
+    assert back.attrs["climatology_period"] == climatology(ds).attrs["climatology_period"]
+
+
+def test_statistics_do_not_share_nested_attrs_with_their_input():
+    """The outputs took the input's attrs by a shallow copy: a list held in them was the
+    input's own, and appending to it in the output changed the input."""
+    ds = make_ds(n_time=8)
+    ds.attrs.update(title="t", source=["era5"], history=["made"])
+    ds.temperature.attrs.update(flags=[1, 2], long_name="T")
+    ds.latitude.attrs["bounds"] = [-90.0, 90.0]
+    before = ds.copy(deep=True)
+    for obj in (ds, ds.temperature):
+        clim = climatology(obj)
+        t = clim if isinstance(clim, xr.DataArray) else clim.temperature
+        t.attrs["flags"].append(99)
+        clim.latitude.attrs["bounds"].append(0.0)
+        if isinstance(clim, xr.Dataset):
+            clim.attrs["source"].append("mine")
+        at = climatology_for(clim, pd.to_datetime(["2005-03-01T18"]))
+        at.latitude.attrs["bounds"].append(1.0)
+        (at if isinstance(at, xr.DataArray) else at.temperature).attrs["flags"].append(7)
+        assert ds.temperature.attrs["flags"] == [1, 2]
+        assert ds.latitude.attrs["bounds"] == [-90.0, 90.0]
+        assert ds.attrs["source"] == ["era5"] and ds.attrs["history"] == ["made"]
+    stats = normalization_stats(ds)
+    stats.level.attrs.setdefault("extra", []).append(1)
+    xr.testing.assert_identical(ds, before)
+    assert "extra" not in ds.level.attrs

@@ -1,8 +1,9 @@
 """Inputs that were scored wrongly or with a misleading error. A truth holding the
 lead 0 as a scalar coordinate (an analysis from a forecast store), a truth or climatology
 holding as one value what the forecast has along a dim, a Gaussian Brier threshold on time,
-integer leads, the units of the wind vector RMSE, a lazy Gaussian std check and Gaussian
-Brier thresholds per variable. Each test fails on the code before its fix."""
+integer leads, the units of the wind vector RMSE, a lazy Gaussian std check, Gaussian
+Brier thresholds per variable, duplicated coordinate values, attributes shared with the
+inputs and unknown Brier threshold keys. Each test fails on the code before its fix."""
 
 import dask
 import dask.array
@@ -187,6 +188,9 @@ def test_gaussian_brier_thresholds_per_variable_like_brier_score():
         V.gaussian_brier_score(mu, sd, truth, threshold={"a": 0.0})
     with pytest.raises(TypeError, match="mapping of thresholds needs a Dataset"):
         V.gaussian_brier_score(mu["a"], sd["a"], truth["a"], threshold={"a": 0.0})
+    # a misspelled or extra key was ignored
+    with pytest.raises(ValueError, match=r"variable\(s\) \['c'\] that the forecast lacks"):
+        V.gaussian_brier_score(mu, sd, truth, threshold={"a": 0.0, "b": 1.0, "c": 2.0})
 
 
 # --- 5: integer leads ---------------------------------------------------------------------
@@ -262,3 +266,146 @@ def test_gaussian_scores_check_a_dask_std_lazily():
         V.gaussian_crps(mean.to_dataset(), bad.to_dataset(), truth.to_dataset()).compute()
     with pytest.raises(ValueError, match="std holds negative values"):
         V.gaussian_crps(mean.compute(), bad.compute(), truth.compute())
+
+
+# --- 8: duplicated coordinate values --------------------------------------------------------
+
+
+def _members(fc, n=3, seed=0):
+    """An ensemble of ``n`` members around ``fc`` on a ``number`` dim."""
+    noise = np.random.default_rng(seed).standard_normal((n, *fc.shape))
+    return (fc + xr.DataArray(noise, dims=("number", *fc.dims))).transpose(..., "number")
+
+
+def test_duplicated_coordinate_values_are_refused_naming_them():
+    """A forecast holding an initial time twice was scored with it twice, silently, and a
+    truth holding a time twice failed with pandas' InvalidIndexError; both, and a lead or a
+    grid point held twice, are refused with the coordinate and the values."""
+    truth = truth_series(n=8)
+    fc, _, _ = persistence(truth, n_init=4)
+    twice_init = xr.concat([fc, fc.isel(time=[1])], "time")
+    init = str(pd.Timestamp(fc.time.values[1]))
+    msg = rf"coordinate 'time' of the forecast has duplicated values: \['{init}'\]"
+    for score in (V.rmse, V.mae, V.bias, V.mse):
+        with pytest.raises(ValueError, match=msg):
+            score(twice_init, truth)
+    with pytest.raises(ValueError, match=msg):
+        V.acc(twice_init, truth, truth.mean("time"))
+    with pytest.raises(ValueError, match=msg):
+        V.crps(_members(twice_init), truth)
+    with pytest.raises(ValueError, match=msg):
+        V.brier_score(_members(twice_init), truth, threshold=0.0)
+    with pytest.raises(ValueError, match=msg):
+        align_valid_time(twice_init, truth)
+    # a truth holding a time twice: its value there is ambiguous
+    twice_valid = xr.concat([truth, truth.isel(time=[2]) + 100.0], "time")
+    valid = str(pd.Timestamp(truth.time.values[2]))
+    msg = rf"coordinate 'time' of the truth has duplicated values: \['{valid}'\]"
+    for call in (lambda: V.rmse(fc, twice_valid), lambda: align_valid_time(fc, twice_valid),
+                 lambda: V.crps(_members(fc), twice_valid),
+                 lambda: V.rmse(truth, twice_valid)):  # fmt: skip
+        with pytest.raises(ValueError, match=msg):
+            call()
+    # a lead held twice
+    twice_lead = xr.concat([fc, fc.isel(prediction_timedelta=[2])], "prediction_timedelta")
+    msg = r"coordinate 'prediction_timedelta' of the forecast has duplicated values: \['0 days"
+    with pytest.raises(ValueError, match=msg):
+        V.rmse(twice_lead, truth)
+    with pytest.raises(ValueError, match=msg):
+        align_valid_time(twice_lead, truth)
+    # a forecast without a lead, on the truth's own times, holding one twice
+    with pytest.raises(ValueError, match="coordinate 'time' of the forecast has duplicated"):
+        V.rmse(truth.isel(time=[0, 1, 1]), truth)
+    # a grid point held twice, by the forecast (even where the truth holds it twice too), the
+    # truth, the weights or a climatology
+    for d, i, shown in (("latitude", [0, 0, 1, 2], "-60.0"), ("longitude", [0, 1, 1], "180.0")):
+        both = truth.isel({d: i})
+        with pytest.raises(
+            ValueError, match=rf"'{d}' of the forecast has duplicated values: \['{shown}'\]"
+        ):
+            V.rmse(both, both)
+        with pytest.raises(
+            ValueError, match=rf"'{d}' of the truth has duplicated values: \['{shown}'\]"
+        ):
+            V.rmse(truth, both)
+    lat_twice = xr.DataArray(np.ones(4), dims="latitude", coords={"latitude": LAT[[0, 0, 1, 2]]})
+    with pytest.raises(ValueError, match="'latitude' of the weights has duplicated values"):
+        V.rmse(truth, truth, weights=lat_twice)
+    clim = truth.mean("time").isel(latitude=[0, 0, 1, 2])
+    with pytest.raises(ValueError, match="'latitude' of the climatology has duplicated values"):
+        V.acc(truth, truth, clim)
+    # distinct values in any order are scored as before
+    xr.testing.assert_allclose(V.rmse(fc.isel(time=[2, 0, 1, 3]), truth), V.rmse(fc, truth))
+
+
+# --- 9: attributes held by outputs ------------------------------------------------------------
+
+
+def test_outputs_do_not_share_nested_attrs_with_their_inputs():
+    """Outputs took the inputs' attrs by a shallow copy: a list held in them was the input's
+    own, and appending to it in the output (the score, the aligned truth) changed the input."""
+    truth = truth_series(n=8, levels=True)
+    truth.attrs["flags"] = [1, 2]
+    truth.latitude.attrs["bounds"] = [-90.0, 90.0]
+    fc, _, _ = persistence(truth, n_init=4)
+    fc = fc.assign_attrs(flags=[1, 2], meta={"runs": ["a"]})
+    fc.latitude.attrs["bounds"] = [-90.0, 90.0]
+    fc.level.attrs["list"] = [500]
+    ens = _members(fc).assign_attrs(flags=[1, 2])
+    ens.level.attrs["list"] = [500]
+    inputs = [(fc, fc.copy(deep=True)), (truth, truth.copy(deep=True)),
+              (ens, ens.copy(deep=True))]  # fmt: skip
+    outputs = [
+        V.rmse(fc, truth, keep_attrs=True),
+        V.rmse(fc, truth, keep_attrs=True, dim=["time", "latitude"]),
+        V.rmse(fc.to_dataset(), truth.to_dataset(), keep_attrs=True, dim=["time", "longitude"]),
+        V.mse(fc, truth, dim="time"),
+        V.acc(fc, truth, truth.mean("time"), keep_attrs=True, dim=["latitude", "longitude"]),
+        align_valid_time(fc, truth),
+        align_valid_time(fc.to_dataset(), truth.to_dataset()),
+        V.crps(ens, truth, keep_attrs=True, dim=["time", "latitude"]),
+        V.spread(ens, keep_attrs=True, dim="time"),
+        V.rank_histogram(ens, truth, dim=["time", "longitude"]),
+    ]
+    for out in outputs:
+        for var in [*out.variables.values(), out] if isinstance(out, xr.Dataset) else [
+            out, *(out.coords[c] for c in out.coords)
+        ]:  # fmt: skip
+            for value in var.attrs.values():
+                if isinstance(value, list):
+                    value.append("changed")
+                elif isinstance(value, dict):
+                    value["changed"] = True
+    for obj, before in inputs:
+        xr.testing.assert_identical(obj, before)
+        assert obj.attrs["flags"] == [1, 2]
+    assert fc.latitude.attrs["bounds"] == [-90.0, 90.0] and fc.level.attrs["list"] == [500]
+    assert truth.latitude.attrs["bounds"] == [-90.0, 90.0]
+    assert fc.attrs["meta"] == {"runs": ["a"]}
+
+
+# --- 10: thresholds per variable ---------------------------------------------------------------
+
+
+def test_brier_threshold_mapping_refuses_unknown_variables():
+    """A mapping of thresholds with a misspelled or extra key was scored ignoring it; a key
+    naming no variable of the forecast is refused, listing the unknown keys and the
+    variables."""
+    truth = truth_series(n=8).to_dataset()
+    truth["humidity"] = truth.temperature * 2
+    fc, _, _ = persistence(truth, n_init=4)
+    ens = _members(fc.temperature).to_dataset(name="temperature")
+    ens["humidity"] = ens.temperature * 2
+    good = V.brier_score(ens, truth, threshold={"temperature": 0.0, "humidity": 0.5})
+    assert set(good.data_vars) == {"temperature", "humidity"}
+    extra = {"temperature": 0.0, "humidity": 0.5, "bogus": 1.0}  # was scored, "bogus" ignored
+    msg = (r"threshold given for variable\(s\) \['bogus'\] that the forecast lacks; its "
+           r"variables are \['temperature', 'humidity'\]")  # fmt: skip
+    with pytest.raises(ValueError, match=msg):
+        V.brier_score(ens, truth, threshold=extra)
+    msg = (r"variable\(s\) \['temprature', 'bogus'\] that the forecast lacks \(and no "
+           r"threshold given for variable\(s\) \['temperature'\]\)")  # fmt: skip
+    with pytest.raises(ValueError, match=msg):
+        V.brier_score(ens, truth, threshold={"temprature": 0.0, "humidity": 0.5, "bogus": 1.0})
+    with pytest.raises(ValueError, match="no threshold given for variable 'humidity'"):
+        V.brier_score(ens, truth, threshold={"temperature": 0.0})

@@ -325,7 +325,7 @@ def test_truth_must_cover_the_forecast_grid_and_times():
     # a forecast of one level against a truth of all levels was scored against every level
     with pytest.raises(ValueError, match="truth has dimension 'level' but the forecast holds"):
         rmse(fc.sel(level=500), tr)
-    with pytest.raises(ValueError, match="repeated 'latitude'"):
+    with pytest.raises(ValueError, match=r"'latitude' of the truth has duplicated values: \["):
         rmse(fc, tr.isel(latitude=[0, 0, 1, 2]))
 
 

@@ -11,6 +11,7 @@ as netCDF, atomically.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Hashable, Sequence
@@ -28,7 +29,7 @@ from ..files import (
     netcdf_written_by,
 )
 from ..grid import area_weights
-from .schema import SchemaError, validate
+from .schema import SchemaError, _fix_time, validate
 
 __all__ = [
     "select_climatology",
@@ -85,6 +86,23 @@ def as_dataset(
     if not isinstance(obj, xr.Dataset):
         raise TypeError(f"{what}: expected {accepted}, got {type(obj)}")
     return obj
+
+
+def own_attrs(obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    """``obj`` (a shallow copy: the data is shared) whose attributes, its own and those of
+    each of its variables and coordinates, are deep copies: lists or dicts held in the
+    attributes of an output are not those of the input it was made from."""
+    out = obj.copy(deep=False)
+    out.attrs = copy.deepcopy(out.attrs)
+    variables = (
+        list(out.variables.values())
+        if isinstance(out, xr.Dataset)
+        else [out.variable, *(out.coords[c].variable for c in out.coords)]
+    )
+    for var in variables:
+        if var.attrs:
+            var.attrs = copy.deepcopy(var.attrs)
+    return out
 
 
 def _check_step(times: np.ndarray, step: np.timedelta64, dim: str) -> None:
@@ -224,7 +242,7 @@ def normalization_stats(
         "time_start": str(times[0]),
         "time_end": str(times[-1]),
     }
-    return res.compute()
+    return own_attrs(res.compute())  # lists or dicts in the attrs are not the input's
 
 
 #: float64 working bytes per time block when statistics of dask data are streamed
@@ -391,6 +409,9 @@ def climatology(
     ValueError
         If ``dim`` is missing or not datetime64, or ``seasonal=True`` for data shorter than
         a year.
+    SchemaError
+        If ``dim`` holds a time twice (it would be counted twice) or a missing time (NaT),
+        as :func:`xfuxi.validate` refuses them.
 
     Notes
     -----
@@ -415,6 +436,7 @@ def climatology(
         raise ValueError(f"dimension {dim!r} not found; the data has dims {list(data.dims)}")
     if data[dim].dtype.kind != "M":
         raise ValueError(f"coordinate {dim!r} must be datetime64; got {data[dim].dtype}")
+    _fix_time(data, dim)  # validate's check: a time held twice would be counted twice
     auto = _has_seasonal_cycle(ds if is_da else data, dim)  # a DataArray's own attrs
     if seasonal is None:
         seasonal = auto
@@ -439,7 +461,7 @@ def climatology(
     out.attrs = {
         **{k: v for k, v in data.attrs.items() if k in ("title", "source")},
         "description": "climatological mean by " + " and ".join(order),
-        "climatology_period": f"{t.values[0]} to {t.values[-1]}",
+        "climatology_period": f"{t.values.min()} to {t.values.max()}",
         "n_times": int(t.size),
     }
     for name in out.data_vars:
@@ -447,8 +469,8 @@ def climatology(
     if is_da:
         res = out["__clim__"].rename(ds.name)
         res.attrs = {**ds.attrs, **out.attrs}
-        return res
-    return out
+        return own_attrs(res)  # lists or dicts in the attrs are not the input's
+    return own_attrs(out)
 
 
 def climatology_for(
@@ -649,4 +671,5 @@ def select_climatology(
                 )
             sel[key] = xr.DataArray(val.values, dims=val.dims)
     out = climatology.sel(sel).drop_vars(list(sel), errors="ignore")
-    return out.assign_coords({d: times[d] for d in times.dims if d in times.coords})
+    out = out.assign_coords({d: times[d] for d in times.dims if d in times.coords})
+    return own_attrs(out)  # lists or dicts in the attrs are not the climatology's

@@ -23,6 +23,7 @@ from .weights import (
     Weights,
     XarrayObj,
     align_valid_time,
+    check_variable_keys,
     conform,
     finish_score,
     needs_valid_time,
@@ -210,6 +211,7 @@ def gaussian_brier_score(
     if isinstance(threshold, Mapping):  # one per variable, as for brier_score
         if not isinstance(mu, xr.Dataset):
             raise TypeError("a mapping of thresholds needs a Dataset forecast")
+        check_variable_keys(threshold, mu, "threshold")  # a misspelled name is not ignored
         missing = [str(v) for v in mu.data_vars if v not in threshold]
         if missing:
             raise ValueError(f"no threshold given for variable(s) {missing}")

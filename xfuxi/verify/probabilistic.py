@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from ..config import user_stacklevel
+from ..data.stats import own_attrs
 from ._docs import fill_doc, score_doc
 from ._kernels import crps_ensemble_kernel
 from .deterministic import rmse
@@ -26,6 +27,7 @@ from .weights import (
     Weights,
     XarrayObj,
     align_valid_time,
+    check_variable_keys,
     conform,
     ensemble_dim,
     finish_score,
@@ -433,7 +435,7 @@ def brier_score(
     threshold : float, DataArray or mapping of variable name to those
         Event threshold (``value > threshold``); a DataArray may vary in space or time (it
         must then cover the forecast's grid exactly on its dims); a mapping gives one per
-        variable of a Dataset.
+        variable of a Dataset (each variable needs one; a key naming no variable raises).
     units : str, optional
         Units of the threshold; checked against each variable's ``units`` attribute.
     dim, member_dim, weights, region, skipna, keep_attrs
@@ -452,7 +454,10 @@ def brier_score(
     ------
     {{raises_ensemble}}
         Also if the threshold units do not match the data, a variable lacks a threshold, a
-        threshold does not cover the grid, or the fair form is asked for one member.
+        mapping names a variable the forecast lacks, a threshold does not cover the grid,
+        or the fair form is asked for one member.
+    TypeError
+        If a mapping of thresholds is given for a DataArray forecast.
 
     Notes
     -----
@@ -475,8 +480,10 @@ def brier_score(
     mdim, m = ens.mdim, ens.members
     if fair:
         ens.need_two("the fair Brier score")
-    if isinstance(threshold, Mapping) and not isinstance(ens.fc, xr.Dataset):
-        raise TypeError("a mapping of thresholds needs a Dataset forecast")
+    if isinstance(threshold, Mapping):
+        if not isinstance(ens.fc, xr.Dataset):
+            raise TypeError("a mapping of thresholds needs a Dataset forecast")
+        check_variable_keys(threshold, ens.fc, "threshold")
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
         thr = threshold
@@ -596,7 +603,7 @@ def rank_histogram(
         out = xr.concat(counts, dim="rank").assign_coords(rank=np.arange(nbins))
         return out.transpose("rank", ...)
 
-    out = _per_variable(one, fc, tr)
+    out = own_attrs(_per_variable(one, fc, tr))  # coordinate attrs not the forecast's
     out.attrs = {"metric": "rank_histogram", "members": int(m), "bins": nbins}
     return out
 

@@ -8,6 +8,7 @@ the data exactly, so that no score silently covers only part of it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..data.stats import own_attrs
 from ..grid import area_weights
 from ..options import get_options
 
@@ -24,6 +26,9 @@ XarrayObj = xr.Dataset | xr.DataArray
 #: dims along which the truth (or a climatology) may hold more values than the forecast:
 #: it is taken at the forecast's values; every other shared dim must match exactly
 TIME_DIMS: tuple[str, ...] = ("time",)
+#: the dims of a forecast's initial time and lead, along which the truth on ``time`` is
+#: taken at valid times (:func:`align_valid_time`)
+LEAD_DIMS: tuple[str, ...] = ("time", "prediction_timedelta")
 #: tolerance for numeric coordinates to count as the same point (degrees, hPa, ...)
 COORD_ATOL = 1e-6
 #: ``"area"`` (default): area weights over ``latitude``; ``None``: unweighted; or a DataArray
@@ -79,6 +84,68 @@ def _positions(have: np.ndarray, want: np.ndarray) -> np.ndarray:
     return pd.Index(have).get_indexer(want)
 
 
+def check_unique(obj: XarrayObj, name: str, dims: Iterable[Hashable] | None = None) -> None:
+    """Raise if a dim coordinate of ``obj`` (of ``dims``, default all its dims) holds a value
+    twice: it would be scored twice (a repeated initial time, lead or grid point), or could
+    not be selected by (a truth's repeated time).
+
+    Raises
+    ------
+    ValueError
+        Naming the coordinate, ``name`` and the values held twice (the first five).
+
+    Examples
+    --------
+    >>> check_unique(xr.DataArray([1.0, 2.0], dims="x", coords={"x": [0, 0]}), "truth")
+    Traceback (most recent call last):
+    ...
+    ValueError: coordinate 'x' of the truth has duplicated values: ['0']; each may appear only once
+    """
+    for d in obj.dims if dims is None else dims:
+        if d not in obj.dims or d not in obj.coords or obj[d].ndim != 1:
+            continue
+        index = pd.Index(obj[d].values)
+        if not index.has_duplicates:
+            continue
+        twice = index[index.duplicated()].unique()
+        shown = [str(pd.Timestamp(v)) if twice.dtype.kind == "M" else _show(v) for v in twice[:5]]
+        raise ValueError(
+            f"coordinate {d!r} of the {name} has duplicated values: {shown}"
+            + (f" (and {twice.size - 5} more)" if twice.size > 5 else "")
+            + "; each may appear only once"
+        )
+
+
+def check_variable_keys(mapping: Any, forecast: xr.Dataset, what: str) -> None:
+    """Raise unless every key of ``mapping`` (a per-variable argument, such as the
+    thresholds of :func:`~xfuxi.brier_score`) names a variable of ``forecast``: a misspelled
+    name would be ignored silently.
+
+    Raises
+    ------
+    ValueError
+        Listing the unknown keys, the variables without a key (if any) and the forecast's
+        variables.
+
+    Examples
+    --------
+    >>> fc = xr.Dataset({"temperature": ("x", [1.0])})
+    >>> check_variable_keys({"temperature": 1.0}, fc, "threshold")
+    >>> check_variable_keys({"temperature": 1.0, "temprature": 2.0}, fc, "threshold")
+    Traceback (most recent call last):
+    ...
+    ValueError: threshold given for variable(s) ['temprature'] that the forecast lacks; its variables are ['temperature']
+    """  # noqa: E501
+    unknown = [k for k in mapping if k not in forecast.data_vars]
+    if unknown:
+        missing = [v for v in forecast.data_vars if v not in mapping]
+        also = f" (and no {what} given for variable(s) {missing})" if missing else ""
+        raise ValueError(
+            f"{what} given for variable(s) {unknown} that the forecast lacks{also}; its "
+            f"variables are {list(forecast.data_vars)}"
+        )
+
+
 def conform(
     obj: XarrayObj,
     reference: XarrayObj,
@@ -122,7 +189,8 @@ def conform(
         single (scalar) coordinate, or, without ``new_dims``, any dim ``reference`` lacks;
         if ``obj`` holds as a single (scalar) coordinate a dim along which ``reference``
         has several values, or another value; if a coordinate is scalar on both and its
-        values differ.
+        values differ; if either holds a value twice along a shared dim
+        (:func:`check_unique`).
 
     Notes
     -----
@@ -150,7 +218,10 @@ def conform(
                 f"(dims of the {reference_name}: {list(reference.dims)})"
             )
     obj = _conform_scalars(obj, reference, name, reference_name)
-    for d in [d for d in reference.dims if d in obj.dims]:
+    shared = [d for d in reference.dims if d in obj.dims]
+    check_unique(reference, reference_name, shared)
+    check_unique(obj, name, shared)
+    for d in shared:
         if d not in obj.coords or d not in reference.coords:
             if obj.sizes[d] != reference.sizes[d]:
                 raise ValueError(
@@ -163,8 +234,6 @@ def conform(
             if not np.array_equal(want, have):
                 obj = obj.assign_coords({d: reference[d].variable})
             continue
-        if pd.Index(have).has_duplicates:
-            raise ValueError(f"{name} holds repeated {d!r} values; each may appear only once")
         pos = _positions(have, want)
         missing = want[pos < 0]
         extra = np.delete(have, pos[pos >= 0]) if d not in TIME_DIMS else have[:0]
@@ -466,7 +535,10 @@ def score_units(attrs: dict[str, Any], metric: str) -> dict[str, Any]:
 def finish_score(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: dict[str, Any]):
     """Set the attributes of a score: ``attrs`` (with the metric's perfect value and
     direction), plus the source's own when ``keep_attrs`` (its ``units`` squared for the
-    squared metrics, dropped for the dimensionless ones, nats for the ignorance)."""
+    squared metrics, dropped for the dimensionless ones, nats for the ignorance). Every
+    attribute of the score (of its variables and coordinates too) is its own deep copy: a
+    list or dict in them is never the input's."""
+    result = own_attrs(result)
     metric = str(attrs.get("metric"))
     info = METRIC_INFO.get(metric)
     if info is not None:
@@ -475,12 +547,11 @@ def finish_score(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: 
         if isinstance(result, xr.Dataset):
             for name in result.data_vars:
                 if name in source.variables:
-                    result[name].attrs = score_units(dict(source[name].attrs), metric)
-            result.attrs = {**score_units(dict(source.attrs), metric), **attrs}
-        else:
-            result.attrs = {**score_units(dict(source.attrs), metric), **attrs}
+                    own = copy.deepcopy(source[name].attrs)
+                    result[name].attrs = score_units(own, metric)
+        result.attrs = copy.deepcopy({**score_units(dict(source.attrs), metric), **attrs})
     else:
-        result.attrs = dict(attrs)
+        result.attrs = copy.deepcopy(attrs)
         if isinstance(result, xr.Dataset):
             for name in result.data_vars:
                 result[name].attrs = {}
@@ -562,7 +633,9 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     ValueError
         If the forecast lacks ``prediction_timedelta`` or ``time``, if the truth has no ``time``,
         if the truth has a lead of its own (a ``prediction_timedelta`` dimension, or a single
-        lead other than 0), or if some valid time is not in the truth.
+        lead other than 0), if some valid time is not in the truth, or if the forecast's
+        ``time`` or ``prediction_timedelta``, or the truth's ``time``, holds a value twice
+        (:func:`check_unique`).
     TypeError
         If the forecast's ``prediction_timedelta`` is not timedelta64 (:func:`valid_time`).
 
@@ -592,6 +665,8 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     if "time" not in truth.dims:
         raise ValueError("truth has no 'time' dimension; cannot select it at valid times")
     truth = _drop_analysis_lead(truth)
+    check_unique(forecast, "forecast", [d for d in LEAD_DIMS if d in forecast.dims])
+    check_unique(truth, "truth", ["time"])
     vt = valid_time(forecast)
     wanted = np.unique(vt.values.ravel())
     have = truth["time"].values
@@ -610,7 +685,8 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
         coords["prediction_timedelta"] = forecast["prediction_timedelta"].variable
         if "time" not in vt.dims:  # one initial time too
             coords["time"] = forecast["time"].variable
-    return out.assign_coords(coords).assign_coords(valid_time=(vt.dims, vt.values))
+    out = out.assign_coords(coords).assign_coords(valid_time=(vt.dims, vt.values))
+    return own_attrs(out)  # the truth's attrs (lists, dicts) are not shared with the output
 
 
 def _zero_lead(value: Any) -> bool:
@@ -717,12 +793,28 @@ def prepare_pair(
     the single lead 0 as a scalar coordinate (an analysis from a forecast store) is taken at
     the valid times, as one without a lead (:func:`needs_valid_time`); one at another single
     lead is accepted only against a forecast at that one lead.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conform` and :func:`align_valid_time`; also if the truth lacks a variable
+        of the forecast, or if either holds a value twice along a dim they share, or along
+        ``time`` or ``prediction_timedelta`` (:func:`check_unique`: a repeated initial time
+        or lead would be scored twice).
+    TypeError
+        If one is a Dataset and the other a DataArray.
     """
     if isinstance(forecast, xr.Dataset) != isinstance(truth, xr.Dataset):
         raise TypeError(
             f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
+    # along the dims matched (the time and lead a truth on time is taken at, too), a value
+    # held twice would be scored twice, or could not be selected by
+    check_unique(
+        forecast, names[0], [d for d in forecast.dims if d in truth.dims or d in LEAD_DIMS]
+    )
+    check_unique(truth, names[1], [d for d in truth.dims if d in forecast.dims or d == "time"])
     if _has_lead(forecast) and (not _has_lead(truth) or _is_analysis_lead(forecast, truth)):
         truth = align_valid_time(forecast, truth)  # a truth without time: an error
         # the values alone: the DataArray would bring the truth's scalar coordinates along
