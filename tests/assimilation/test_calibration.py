@@ -484,3 +484,25 @@ def test_assimilate_4dvar_adaptive_spread_option():
         xfuxi.assimilate_4dvar(
             bg, obs, error_data=xfuxi.BackgroundErrorData(spread="adaptive"), **kw
         )
+
+
+@pytest.mark.parametrize("dim", ["member", "number", "realization"])
+def test_forecast_error_statistics_refuse_an_ensemble_naming_its_dim(dim):
+    # xarray's raw transpose error before ("must be a permuted list of ...")
+    from xfuxi.data.schema import SchemaError
+
+    model = _model()
+    ens = _states().expand_dims({dim: 2})
+    for stat in (background_error_std, forecast_error_samples):
+        with pytest.raises(
+            SchemaError,
+            match=rf"the data have an ensemble dim '{dim}' "
+            rf"\(2 members\).*isel\({dim}=0\)",
+        ):
+            stat(ens, model=model, lead_steps=1, n_samples=2)
+    # a variable the model does not read may have other dims
+    extra = _states().assign(flag=ens["temperature"])
+    xr.testing.assert_identical(
+        background_error_std(extra, model=model, lead_steps=1),
+        background_error_std(_states(), model=model, lead_steps=1),
+    )

@@ -861,3 +861,62 @@ def test_the_trajectory_runs_through_the_whole_window(n_slots):
     np.testing.assert_allclose(first, res.analysis["temperature"].values.squeeze())
     last = res.trajectory["temperature"].isel(prediction_timedelta=-1).values.squeeze()
     assert np.isfinite(last).all() and not np.allclose(last, first)
+
+
+@pytest.mark.parametrize("dim", ["member", "number", "realization"])
+def test_a_background_or_state_with_an_ensemble_dim_is_refused_naming_it(dim):
+    """assimilate_4dvar failed with xarray's raw transpose error, innovations of the
+    assimilation layout with a NumPy "shape mismatch"; both name the dim now."""
+    from xfuxi.data.schema import SchemaError
+
+    model = _model(TinyNonlinear())
+    bg = _background_ds()
+    t0 = bg["time"].values[-1]
+    obs = make_observations(
+        [251.0],
+        error=0.5,
+        time=t0,
+        latitude=10.0,
+        longitude=45.0,
+        variable="temperature",
+        level=500.0,
+    )
+    with pytest.raises(
+        SchemaError,
+        match=rf"the background states have an ensemble dim "
+        rf"'{dim}' \(2 members\).*isel\({dim}=0\).*error_data\.members",
+    ):
+        assimilate_4dvar(
+            bg.expand_dims({dim: 2}),
+            obs,
+            model=model,
+            localization=3000.0,
+            background_error=BackgroundError(n_members=4, seed=3),
+            progress=False,
+        )
+    with pytest.raises(
+        SchemaError,
+        match=rf"ensemble dim '{dim}' \(2 members\).*"
+        rf"isel\({dim}=0\)",
+    ):
+        xfuxi.innovations(obs, bg.expand_dims({dim: 2}))
+    # a variable the model does not read may have other dims, as before
+    extra = bg.assign(flag=bg["temperature"].expand_dims({dim: 2}))
+    assert "innovation" in xfuxi.innovations(obs, extra)
+
+
+def test_innovations_of_observations_without_times_against_several_times_name_the_dim():
+    bg = _background_ds()
+    obs = make_observations(
+        [251.0],
+        error=0.5,
+        time=bg["time"].values[-1],
+        latitude=10.0,
+        longitude=45.0,
+        variable="temperature",
+        level=500.0,
+    )
+    with pytest.raises(ValueError, match=r"carry no coordinate \['time'\].*isel\(time=0\)"):
+        xfuxi.innovations(obs.drop_vars("time"), bg)
+    one = xfuxi.innovations(obs.drop_vars("time"), bg.isel(time=-1))["innovation"].values
+    np.testing.assert_array_equal(one, xfuxi.innovations(obs, bg)["innovation"].values)

@@ -324,3 +324,47 @@ def test_range_check_of_dask_data_is_lazy():
         out["temperature"].compute()
     checked = validate(ds.chunk({"time": 1}), check_ranges=True).compute()
     xr.testing.assert_identical(checked, validate(ds))
+
+
+@pytest.mark.parametrize("dim", ["member", "realization"])
+def test_ensemble_dim_error_names_the_dim_the_user_gave(dim):
+    # validate renames member/realization to number; the error named 'number' and advised
+    # ds.isel(number=0), which fails on the user's data
+    from xfuxi.data.schema import check_state_dims
+
+    ds = xr.Dataset(
+        {"temperature": (("time", "latitude", "longitude"), np.full((1, 2, 3), 250.0))},
+        coords={
+            "time": pd.date_range("2000-01-01", periods=1),
+            "latitude": [-10.0, 10.0],
+            "longitude": [0.0, 120.0, 240.0],
+        },
+    ).expand_dims({dim: 2})
+    advice = "select a member (ds.isel(number=0)) or pass the mean (ds.mean('number'))"
+    for data in (validate(ds), ds):  # renamed by validate, or as given
+        with pytest.raises(SchemaError) as err:
+            check_state_dims(data, "the states", advice)
+        assert str(err.value) == (
+            f"the states have an ensemble dim '{dim}' (2 members); select a member "
+            f"(ds.isel({dim}=0)) or pass the mean (ds.mean('{dim}'))"
+        )
+        ds.isel({dim: 0}).mean()  # the advice works on the user's data
+    with pytest.raises(SchemaError, match=r"ensemble dim 'number' .*isel\(number=0\)"):
+        check_state_dims(validate(ds.rename({dim: "number"})), "the states", advice)
+    # only the ensemble dims with ensemble_only
+    check_state_dims(ds.isel({dim: 0}).expand_dims(x=2), "the states", advice, ensemble_only=True)
+    with pytest.raises(SchemaError, match=r"dims \['x'\] besides"):
+        check_state_dims(ds.isel({dim: 0}).expand_dims(x=2), "the states", advice)
+
+
+def test_forecast_error_names_a_member_dim_as_given():
+    import xfuxi
+    from tests import tiny
+
+    ds = tiny.dataset(4).expand_dims(member=2)
+    with pytest.raises(
+        SchemaError,
+        match=r"ensemble dim 'member' \(2 members\).*"
+        r"ds\.isel\(member=0\).*ds\.mean\('member'\)",
+    ):
+        xfuxi.forecast(ds, model=tiny.model(), steps=1, progress=False)

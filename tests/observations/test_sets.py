@@ -192,12 +192,15 @@ def test_screen_counts_every_reason_and_strict_mode():
         [1.0, np.nan, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
         error=[1.0, 1.0, 0.0, np.nan, 1.0, 1.0, 1.0, 1.0, 1.0],
         time=[t0] * 7 + [t0 + np.timedelta64(6, "h"), t0 + np.timedelta64(10, "h")],
-        latitude=[0, 0, 0, 0, 0, 0, 91.0, 0, 0],
+        latitude=0.0,
         longitude=0.0,
         variable=["temperature"] * 4
         + ["dewpoint", "temperature", "temperature", "temperature", "temperature"],
         level=[500, 500, 500, 500, 500, 1000, 500, 500, 500],
     )
+    # make_observations refuses a latitude beyond the pole; one in a Dataset made otherwise
+    # (read from a file) is outside the grid
+    obs["latitude"] = obs["latitude"].copy(data=[0, 0, 0, 0, 0, 0, 91.0, 0, 0])
     before = obs.copy(deep=True)
     kw = dict(
         channels=[("temperature", 500.0), ("temperature", 850.0)],
@@ -313,3 +316,86 @@ def test_an_observation_without_a_time_is_outside_the_window():
     )  # fmt: skip
     assert why.tolist() == ["outside_window", ""]
     assert counts["outside_window"] == 1 and used.sizes["obs"] == 1
+
+
+def test_latitudes_outside_minus90_90_are_refused():
+    kw = dict(error=1.0, time=TIMES[0], longitude=0.0, variable="temperature", level=500.0)
+    for lat in (100.0, 90.5, -91.0):
+        with pytest.raises(
+            ObservationError,
+            match=rf"1 observation latitude\(s\) outside "
+            rf"\[-90, 90\] degrees, e.g. \[{lat}\] at obs index \[1\]",
+        ):
+            make_observations([1.0, 1.0], latitude=[0.0, lat], **kw)
+    # the poles, and what screening rejects and counts (NaN value, non-positive or NaN
+    # error, NaN position: documented as screened) are kept
+    obs = make_observations(
+        [1.0, np.nan, 1.0, 1.0],
+        error=[1.0, 1.0, 0.0, -1.0],
+        latitude=[90.0, -90.0, np.nan, 0.0],
+        time=TIMES[0],
+        longitude=0.0,
+        variable="temperature",
+        level=500.0,
+    )
+    assert obs.sizes["obs"] == 4
+
+
+def test_network_arguments_given_twice_or_misspelt_are_refused(truth):
+    kw = dict(n=5, error=1.0, seed=0)
+    with pytest.raises(
+        ObservationError,
+        match=r"variables lists \['temperature'\] more than "
+        r"once",
+    ):
+        random_observations(truth, variables=["temperature", "temperature"], **kw)
+    # a misspelt name in the error mapping was ignored
+    with pytest.raises(
+        ObservationError,
+        match=r"error names variable\(s\) \['tempreature'\] "
+        r"that truth lacks .*misspelt",
+    ):
+        random_observations(
+            truth,
+            n=5,
+            variables=["temperature"],
+            seed=0,
+            error={"temperature": 1.0, "tempreature": 5.0},
+        )
+    # a table of errors for other variables of the truth is fine, and gives the same draws
+    shared = random_observations(
+        truth,
+        n=5,
+        variables=["temperature"],
+        seed=0,
+        error={"temperature": 1.0, "surface_pressure": 50.0},
+    )
+    xr.testing.assert_identical(shared, random_observations(truth, variables=["temperature"], **kw))
+    # a site given twice (or once more modulo 360) made each sounding twice
+    for sites in (
+        [(10.0, 20.0), (10.0, 20.0)],
+        [(10.0, 20.0), (-5.0, 0.0), (10.0, 380.0)],
+        [(90.0, 0.0), (90.0, 45.0)],
+    ):
+        with pytest.raises(ObservationError, match=r"sites repeats 1 site\(s\)"):
+            radiosonde_observations(truth, sites=sites, error=1.0, seed=0)
+    with pytest.raises(ObservationError, match="more than once"):
+        radiosonde_observations(
+            truth, sites=[(10.0, 20.0)], error=1.0, seed=0, variables=["temperature", "temperature"]
+        )
+    with pytest.raises(ObservationError, match="more than once"):
+        region_observations(
+            truth,
+            latitude=(0, 30),
+            longitude=(0, 60),
+            error=1.0,
+            variables=["temperature", "temperature"],
+        )
+    # the ends of a region's latitude range in either order, as documented
+    a = region_observations(
+        truth, latitude=(40, 0), longitude=(0, 60), error=1.0, seed=0, variables=["temperature"]
+    )
+    b = region_observations(
+        truth, latitude=(0, 40), longitude=(0, 60), error=1.0, seed=0, variables=["temperature"]
+    )
+    xr.testing.assert_identical(a, b)

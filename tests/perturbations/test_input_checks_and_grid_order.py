@@ -102,3 +102,70 @@ def test_perlin_ensemble_amplitude_per_channel_follows_its_channel():
     b = _noise(flipped, amplitude=np.array([0.0, 0.1, 0.2]))
     assert (a["temperature"].sel(level=850) == 0).all()
     np.testing.assert_array_equal(a["temperature"].values, b["temperature"].sortby("level").values)
+
+
+@pytest.mark.parametrize("dim", ["number", "member", "realization"])
+def test_perlin_ensemble_refuses_an_input_ensemble_naming_its_dim(dim):
+    # ds + noise aligned the input's members with the new ones by label: 3 members and
+    # n_members=2 gave 2, number=[10, 11] none; a member dim was kept beside number
+    from xfuxi.data.schema import SchemaError
+
+    ds = tiny.dataset(2)
+    for labels in ([0, 1, 2], [10, 11]):
+        with pytest.raises(
+            SchemaError,
+            match=rf"ensemble dim '{dim}' \({len(labels)} members\)"
+            rf".*ds\.isel\({dim}=0\).*ds\.mean\('{dim}'\)",
+        ):
+            perlin_ensemble(ds.expand_dims({dim: labels}), n_members=2, seed=0)
+    # other dims are perturbed as before
+    assert perlin_ensemble(ds, n_members=2, seed=0).sizes["number"] == 2
+
+
+def test_perlin_ensemble_std_forms_get_clear_errors():
+    ds = tiny.dataset(4)
+    # a field (the std over time only) is not a std per variable and level
+    with pytest.raises(
+        ValueError,
+        match=r"std\['temperature'\] at level 500 must be one value "
+        r"per variable \(and level\).*got dims \{'latitude': 8, 'longitude': 16\}",
+    ):
+        perlin_ensemble(ds, n_members=2, seed=0, std=ds.std("time"))
+    # a table that lacks a level of ds: pandas' KeyError before
+    short = xr.Dataset(
+        {"temperature": ("level", [1.0]), "passive_tracer": 1.0}, coords={"level": [500]}
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"std\['temperature'\] lacks level 850; it has levels "
+        r"\[500\]",
+    ):
+        perlin_ensemble(ds, n_members=2, seed=0, std=short)
+    # the documented forms still work: per variable, and per level
+    table = xr.Dataset(
+        {"temperature": ("level", [1.0, 2.0]), "passive_tracer": 1.0},
+        coords={"level": ds["level"].values},
+    )
+    for std in (table, xr.Dataset({"temperature": 1.0, "passive_tracer": 1.0})):
+        assert perlin_ensemble(ds, n_members=2, seed=0, std=std).sizes["number"] == 2
+
+
+def test_perlin_ensemble_of_float16_data_takes_the_std_in_single_precision():
+    # ds.std of float16 data overflowed: "std must be finite and non-negative, got [inf...]"
+    ds = tiny.dataset(4)
+    half = ds.astype("float16")
+    out = perlin_ensemble(half, n_members=2, seed=0)
+    assert all(out[v].dtype == np.float16 for v in out.data_vars)
+    assert all(np.isfinite(out[v].values).all() for v in out.data_vars)
+    # the noise of the float32 std, in float16
+    ref = perlin_ensemble(half.astype("float32"), n_members=2, seed=0)
+    for v in out.data_vars:
+        np.testing.assert_allclose(out[v].values.astype("float32"), ref[v].values, rtol=2e-3)
+    # float32 and float64 data: the std is taken as before, in their own precision
+    for dt in ("float32", "float64"):
+        d = ds.astype(dt)
+        std = d.std([x for x in d.dims if x != "level"])
+        xr.testing.assert_identical(
+            perlin_ensemble(d, n_members=2, seed=0),
+            perlin_ensemble(d, n_members=2, seed=0, std=std),
+        )

@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from ..data.channels import WIND_COMPONENTS, channel_name, parse_channel_name, stack, unstack
-from ..data.schema import canonical_order, validate
+from ..data.schema import canonical_order, check_state_dims, validate
 from ..docstrings import docstring_parts
 from ..models.cascade import reject_cascade
 from ..models.checkpoint import (
@@ -208,6 +208,12 @@ def _forecast_errors(
     # background_tensor reads its input: north-to-south or -180..180 data are the model's
     # grid in another order, not another grid to regrid to, and reversed times are regular
     data = validate(data, require_time=True)
+    model_vars = {str(c[0]) for c in model.channels}  # another variable may have other dims
+    check_state_dims(
+        data[[v for v in data.data_vars if str(v) in model_vars]],
+        "the data",
+        "forecast-error statistics compare one state per time: select a member (ds.isel(number=0))",
+    )
     model.check_dataset(data)
     step = pd.Timedelta(model.timestep)
     times = pd.DatetimeIndex(data["time"].values)
@@ -258,7 +264,10 @@ _doc = docstring_parts(
 Raises
 ------
 ValueError
-    Too few times, irregular time axis, or non-positive arguments.""",
+    Too few times, irregular time axis, or non-positive arguments.
+SchemaError
+    A model variable of ``data`` with another dim than time, level, latitude and longitude
+    (an ensemble's ``number``/``member``).""",
         "example_persistence": """\
 >>> import numpy as np, pandas as pd, torch, xarray as xr, xfuxi
 >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})

@@ -475,7 +475,9 @@ def assimilate_4dvar(
     Raises
     ------
     SchemaError
-        Background without the needed times, channels or grid.
+        Background without the needed times, channels or grid, or with another dim than
+        time, level, latitude and longitude (an ensemble's ``number``/``member``: one
+        background state per time; members for B go in ``error_data.members``).
     ObservationError
         Malformed observations or bad ones with ``strict=True``; duplicated observations
         (``duplicates="refuse"``); every observation rejected by the background check.

@@ -10,7 +10,7 @@ import torch
 import xarray as xr
 
 from ..data.channels import stack
-from ..data.schema import SchemaError, validate
+from ..data.schema import SchemaError, check_state_dims, validate
 from ..models.base import check_plausible
 from .config import LocalizationOptions
 from .cost import ObsSlot
@@ -31,10 +31,25 @@ def background_tensor(
     Returns
     -------
     (canonical background, t0, tensor)
+
+    Raises
+    ------
+    SchemaError
+        No ``time`` dim, a model variable with another dim than time, level, latitude and
+        longitude (an ensemble's ``number``/``member``), times missing, NaN.
     """
     if not isinstance(background, xr.Dataset) or "time" not in background.dims:
         raise SchemaError("background must be a Dataset with a 'time' dim")
     background = validate(background, require_time=True)
+    # only the model's variables count, as for a forecast: another may have other dims
+    model_vars = {str(c[0]) for c in model.channels}
+    check_state_dims(
+        background[[v for v in background.data_vars if str(v) in model_vars]],
+        "the background states",
+        "an analysis starts from one background state per time: select a member "
+        "(ds.isel(number=0)) or pass the ensemble mean (ds.mean('number')); an ensemble for "
+        "B goes in error_data.members",
+    )
     model.check_dataset(background)
     check_plausible(background, model)  # a state: its values must fit the model's statistics
     step = pd.Timedelta(model.timestep)

@@ -457,25 +457,53 @@ def canonical_order(dims: Iterable[str]) -> tuple[str, ...]:
     )
 
 
-def check_state_dims(ds: xr.Dataset, what: str, number_advice: str) -> None:
+#: the names of an ensemble's member dim: xfuxi's ``number`` and the aliases that
+#: :func:`validate` renames to it
+ENSEMBLE_DIMS: tuple[str, ...] = ("number", "member", "realization")
+
+#: the key of ``Dataset.encoding`` where :func:`validate` records the name of the ensemble dim
+#: it renamed to ``number`` (``member`` or ``realization``), for messages in the user's terms
+_ENSEMBLE_DIM_KEY = "xfuxi_ensemble_dim"
+
+
+def check_state_dims(
+    ds: xr.Dataset, what: str, number_advice: str, *, ensemble_only: bool = False
+) -> None:
     """Raise a :class:`SchemaError` naming the dims of ``ds`` besides time, level, latitude and
     longitude: states are one per time. ``what`` names the data (``"the initial
     conditions"``); ``number_advice`` says what to do with an ensemble's ``number`` dim.
 
+    An ensemble dim (``number``, or ``member`` / ``realization``, which :func:`validate`
+    renames to ``number``) is named as the user gave it: the message and the advice speak of
+    ``member`` where the data came with one. With ``ensemble_only``, other dims are allowed.
+
     Examples
     --------
     >>> ds = xr.Dataset({"t": (("member", "time"), [[1.0]])})
-    >>> check_state_dims(ds, "the states", "")
+    >>> check_state_dims(ds.rename(member="x"), "the states", "")
     Traceback (most recent call last):
     ...
-    xfuxi.data.schema.SchemaError: the states have dims ['member'] besides time, level, \
-latitude and longitude; select one value of each (e.g. ds.isel(member=0))
+    xfuxi.data.schema.SchemaError: the states have dims ['x'] besides time, level, \
+latitude and longitude; select one value of each (e.g. ds.isel(x=0))
+    >>> check_state_dims(ds, "the states", "select one (ds.isel(number=0))")
+    Traceback (most recent call last):
+    ...
+    xfuxi.data.schema.SchemaError: the states have an ensemble dim 'member' (1 members); \
+select one (ds.isel(member=0))
     """
+    for dim in ENSEMBLE_DIMS:
+        if dim in ds.dims:
+            recorded = ds.encoding.get(_ENSEMBLE_DIM_KEY) if dim == "number" else None
+            given = str(recorded) if recorded in ENSEMBLE_DIMS else dim
+            advice = number_advice
+            if given != "number":  # the advice speaks of 'number': put the user's name
+                advice = advice.replace("number=", f"{given}=").replace("'number'", repr(given))
+            raise SchemaError(
+                f"{what} have an ensemble dim {given!r} ({ds.sizes[dim]} members); " + advice
+            )
+    if ensemble_only:
+        return
     extra = [str(d) for d in ds.dims if d not in ("time", "level", "latitude", "longitude")]
-    if "number" in extra:
-        raise SchemaError(
-            f"{what} have an ensemble dim 'number' ({ds.sizes['number']} members); " + number_advice
-        )
     if extra:
         raise SchemaError(
             f"{what} have dims {extra} besides time, level, latitude and longitude; select "
@@ -600,6 +628,9 @@ def validate(
 
     # a deep copy: the result never shares memory with the input (dask arrays stay lazy)
     out = surface_geopotential(_rename_aliases(ds.copy(deep=True)))
+    renamed_ensemble = [d for d in ("member", "realization") if d in ds.dims]
+    if renamed_ensemble and "number" in out.dims:  # messages name the dim the user gave
+        out.encoding = {**out.encoding, _ENSEMBLE_DIM_KEY: renamed_ensemble[0]}
     short = {k: v for k, v in ERA5_SHORT_NAMES.items() if k in out.data_vars}
     for src, dst in short.items():
         if dst in out.data_vars:

@@ -108,7 +108,14 @@ def make_observations(
     ------
     ObservationError
         ``value`` is not 1-D, another argument is neither a scalar nor of ``value``'s
-        length, or a longitude lies outside [-180, 360] degrees.
+        length, a latitude lies outside [-90, 90] degrees or a longitude outside [-180, 360]
+        degrees.
+
+    Notes
+    -----
+    A NaN value (a missing report), a NaN or non-positive error and a NaN position are kept:
+    :func:`screen_observations` rejects such observations and counts them per reason
+    (``nan_value``, ``bad_error``, ``outside_grid``), as the assimilation does.
 
     Examples
     --------
@@ -147,6 +154,13 @@ def make_observations(
             "variable": ("obs", arr(variable, "variable", str)),
         },
     )
+    lat = ds["latitude"].values
+    bad = np.flatnonzero(np.abs(lat) > 90.0)  # (NaN is not: screened as outside the grid)
+    if bad.size:
+        raise ObservationError(
+            f"{bad.size} observation latitude(s) outside [-90, 90] degrees, e.g. "
+            f"{lat[bad[:5]].tolist()} at obs index {bad[:5].tolist()}"
+        )
     return validate_observations(ds)
 
 
@@ -458,6 +472,9 @@ def _variable_names(variables: Any, truth: xr.Dataset) -> list[str]:
         raise ObservationError(
             f"truth lacks variable(s) {missing} (it has {[str(v) for v in truth.data_vars]})"
         )
+    twice = sorted({v for v in names if names.count(v) > 1})
+    if twice:  # drawn twice as often, or each observation made twice
+        raise ObservationError(f"variables lists {twice} more than once; give each name once")
     return names
 
 
@@ -485,7 +502,9 @@ def random_observations(
     variables : sequence of str
         Variables of ``truth`` to draw from (a list, not one string).
     error : float or mapping variable → float
-        Observation-error std; the noise added has this std.
+        Observation-error std; the noise added has this std. A mapping needs each of
+        ``variables``; it may hold other variables of ``truth`` (a table shared by
+        networks), but no name that ``truth`` lacks.
     levels : sequence of float, optional
         Levels (hPa) to draw from; default: all truth levels (single-level variables have
         none).
@@ -505,9 +524,9 @@ def random_observations(
     SchemaError
         ``truth`` is not canonical data with a ``time`` dim.
     ObservationError
-        ``n`` is not a positive integer; ``variables`` is one string, empty or names a
-        variable ``truth`` lacks; ``error`` lacks a variable or is not positive; a time or
-        level is not in ``truth``.
+        ``n`` is not a positive integer; ``variables`` is one string, empty, names a
+        variable ``truth`` lacks or one more than once; ``error`` lacks a variable, names
+        one ``truth`` lacks or is not positive; a time or level is not in ``truth``.
 
     Examples
     --------
@@ -526,6 +545,14 @@ def random_observations(
     names = _variable_names(variables, truth)
     if not names:
         raise ObservationError("random observations need at least one variable")
+    if isinstance(error, Mapping) and all(v in error for v in names):
+        # (a variable without an error is refused by name when the errors are looked up)
+        unknown = sorted(str(k) for k in error if str(k) not in truth.data_vars)
+        if unknown:  # a misspelt name was ignored
+            raise ObservationError(
+                f"error names variable(s) {unknown} that truth lacks (it has "
+                f"{[str(v) for v in truth.data_vars]}); misspelt?"
+            )
     var = rng.choice(np.asarray(names, dtype=str), size=int(n))
     lev = np.array([rng.choice(_levels_for(truth, v, levels)) for v in var], dtype="float64")
     lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, int(n))))
@@ -577,9 +604,10 @@ def radiosonde_observations(
         ``truth`` is not canonical data with a ``time`` dim.
     ObservationError
         Both or neither of ``n_sites`` and ``sites``; ``n_sites`` not a positive integer;
-        ``sites`` not (latitude, longitude) pairs; no variable with levels, or one
-        ``truth`` lacks; ``error`` lacks a variable or is not positive; a time or level is
-        not in ``truth``; nothing to observe (empty ``levels`` or ``times``).
+        ``sites`` not (latitude, longitude) pairs, or a site given twice; no variable with
+        levels, or one ``truth`` lacks, or one listed twice; ``error`` lacks a variable or is
+        not positive; a time or level is not in ``truth``; nothing to observe (empty
+        ``levels`` or ``times``).
 
     Examples
     --------
@@ -615,6 +643,16 @@ def radiosonde_observations(
             )
         arr = arr.reshape(-1, 2)
         lat_s, lon_s = arr[:, 0], arr[:, 1]
+        # one site given twice: each sounding made twice (longitude modulo 360; any at a pole)
+        where = pd.DataFrame(
+            {"lat": lat_s + 0.0, "lon": np.where(np.abs(lat_s) == 90.0, 0.0, lon_s % 360.0 + 0.0)}
+        )
+        twice = np.flatnonzero(where.duplicated(keep="first").to_numpy())
+        if twice.size:
+            raise ObservationError(
+                f"sites repeats {twice.size} site(s), e.g. {arr[twice[0]].tolist()} at index "
+                f"{twice[:5].tolist()} (longitudes compared modulo 360); give each site once"
+            )
     if variables is None:
         variables = [str(v) for v in truth.data_vars if "level" in truth[v].dims]
     variables = _variable_names(variables, truth)
@@ -677,9 +715,10 @@ def region_observations(
     SchemaError
         ``truth`` is not canonical data with a ``time`` dim.
     ObservationError
-        No grid point in the box; ``variables`` is one string or names a variable
-        ``truth`` lacks; ``error`` lacks a variable or is not positive; a time or level is
-        not in ``truth``; nothing to observe (empty ``variables``, ``levels`` or ``times``).
+        No grid point in the box; ``variables`` is one string, names a variable
+        ``truth`` lacks or one more than once; ``error`` lacks a variable or is not
+        positive; a time or level is not in ``truth``; nothing to observe (empty
+        ``variables``, ``levels`` or ``times``).
 
     Examples
     --------

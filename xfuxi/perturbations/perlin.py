@@ -34,7 +34,7 @@ import xarray as xr
 
 from ..config import user_stacklevel
 from ..data.channels import channels_of, stack, unstack
-from ..data.schema import canonical_order
+from ..data.schema import canonical_order, check_state_dims
 from .scales import PerlinScales, perlin_scales
 
 __all__ = ["perlin_ensemble", "perlin_noise", "perlin_perturbations"]
@@ -364,8 +364,9 @@ def perlin_ensemble(
         ``PerlinScales()``; the old keywords ``wavelength``, ``octaves`` and ``persistence``
         still work, with a ``DeprecationWarning``).
     std : xarray.Dataset, optional
-        Climatological std per variable (and level). Default: the std of ``ds`` over all
-        dims but ``level``.
+        Climatological std per variable (and level): one value per variable, or per level
+        (a ``level`` dim holding every level of ``ds``). Default: the std of ``ds`` over
+        all dims but ``level`` (computed in at least single precision).
     seed : int, optional
         Seed for reproducible draws. The noise is drawn channel by channel in the order of
         ``ds``'s data variables (each one's levels ascending): the same seed with the
@@ -382,7 +383,11 @@ def perlin_ensemble(
     Raises
     ------
     ValueError
-        If ``ds`` lacks latitude/longitude, or a std is missing, non-finite or negative.
+        If ``ds`` lacks latitude/longitude, or a std is missing (a variable, or a level of
+        ``ds``), not one value per variable and level (a field), non-finite or negative.
+    SchemaError
+        If ``ds`` is already an ensemble (a ``number``, ``member`` or ``realization`` dim):
+        its members would be matched with the new ones by label, and members lost.
 
     Examples
     --------
@@ -407,15 +412,42 @@ def perlin_ensemble(
             f"perlin_ensemble perturbs every data variable; {not_float} are not floating "
             "point (masks or flags?): drop them first (ds.drop_vars([...]))"
         )
+    # ds + noise aligns the members by their labels: an input ensemble lost members
+    check_state_dims(
+        ds,
+        "the states to perturb",
+        "perlin_ensemble makes a new ensemble from one state per time: select a member "
+        "(ds.isel(number=0)) or pass the ensemble mean (ds.mean('number'))",
+        ensemble_only=True,
+    )
     chans = channels_of(ds)
-    std_ds = std if std is not None else ds.std([d for d in ds.dims if d != "level"])
+    if std is None:
+        # in at least single precision: a float16 sum of squares overflows to inf (float32
+        # and float64 data are reduced as they are)
+        wide = ds.assign(
+            {str(v): ds[v].astype("float32") for v in ds.data_vars if ds[v].dtype.itemsize < 4}
+        )
+        std_ds = wide.std([d for d in ds.dims if d != "level"])
+    else:
+        std_ds = std
     stds = []
     for var, level in chans:
         if var not in std_ds:
             raise ValueError(f"std lacks variable {var!r}")
         s = std_ds[var]
         if level is not None and "level" in s.dims:
+            if not np.isin(level, s["level"].values):
+                raise ValueError(
+                    f"std[{var!r}] lacks level {level:g}; it has levels "
+                    f"{np.asarray(s['level'].values).tolist()} (one value per level of ds)"
+                )
             s = s.sel(level=level)
+        if s.size != 1:
+            where = f"std[{var!r}]" + (f" at level {level:g}" if level is not None else "")
+            raise ValueError(
+                f"{where} must be one value per variable (and level), a climatological std, "
+                f"not a field; got dims {dict(s.sizes)}"
+            )
         stds.append(float(s))
     shape = (ds.sizes["latitude"], ds.sizes["longitude"])
     # drawn in a canonical order (levels ascending within each variable, latitude south to

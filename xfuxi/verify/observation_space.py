@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..data.schema import check_state_dims
 from ..observations.interpolation import LONGITUDE_RANGE, VECTOR_COMPONENTS, horizontal_weights
 
 __all__ = ["innovation_statistics", "innovations"]
@@ -71,6 +72,14 @@ def _long_innovations(observations: xr.Dataset, state: xr.Dataset, obs_dim: str)
     missing = sorted(set(names) - set(map(str, state.data_vars)))
     if missing:
         raise ValueError(f"state lacks observed variable(s) {missing}")
+    # one innovation per observation: one state per time (an extra dim, e.g. an ensemble's
+    # member, gave a raw "shape mismatch")
+    check_state_dims(
+        state[list(np.unique(names))],
+        "the state's observed variables",
+        "the observations are compared with one state per time: select a member "
+        "(ds.isel(number=0)) or pass the ensemble mean (ds.mean('number'))",
+    )
     d = np.full(observations.sizes[obs_dim], np.nan)
     for name in np.unique(names):
         idx = np.flatnonzero(names == name)
@@ -82,6 +91,13 @@ def _long_innovations(observations: xr.Dataset, state: xr.Dataset, obs_dim: str)
             {k: (obs_dim, v.values) for k, v in coords.items()}
         )
         hx = _interp_to_points(state[name], wide, obs_dim, vector=name in VECTOR_COMPONENTS)
+        unmatched = [str(c) for c in hx.dims if c != obs_dim]
+        if unmatched:  # e.g. a state with times for observations without a time
+            raise ValueError(
+                f"the observations of {str(name)!r} carry no coordinate {unmatched} to select the "
+                f"state's {unmatched} by; give each observation one, or select one value of "
+                f"each (e.g. state.isel({unmatched[0]}=0))"
+            )
         d[idx] = (wide[name] - hx).values
     out = xr.Dataset({"innovation": (obs_dim, d)}, coords=observations.coords)
     out.attrs = {"statistic": "innovation"}
@@ -190,7 +206,10 @@ def innovations(
         If a variable is missing from the state, grids differ (gridded layout), an
         observation's level or time is not in the state, or its position cannot be
         interpolated (non-finite, latitude outside [-90, 90], longitude outside [-180, 360],
-        or outside a regional grid).
+        or outside a regional grid). For the assimilation layout, also if an observed
+        variable of the state has another dim than time, level, latitude and longitude (a
+        :class:`~xfuxi.data.schema.SchemaError`, e.g. an ensemble's ``member``), or a time
+        or level dim that the observations carry no coordinate for.
 
     Notes
     -----
