@@ -37,6 +37,7 @@ __all__ = [
     "check_integers",
     "check_number",
     "check_run_place",
+    "check_seed",
     "config_with_legacy",
     "field",
     "from_arguments",
@@ -215,6 +216,40 @@ def is_integer(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(
         value, (bool, np.bool_, np.timedelta64)
     )
+
+
+#: seeds of torch's CPU generator must be below this: it keeps 32 bits of a seed, so a larger
+#: one would silently draw the stream of another (``2**32 + 5`` that of ``5``)
+TORCH_SEED_LIMIT = 2**32
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """Check a seed that seeds torch's CPU generator: an integer in ``[0, 2**32)``.
+
+    torch keeps 32 bits of a seed, so two seeds that differ by a multiple of 2³² would draw
+    the same numbers; a negative one, a float (``3.7`` was taken as 3), a string or a bool
+    is refused as well.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the value.
+
+    Examples
+    --------
+    >>> check_seed(7)
+    7
+    >>> check_seed(2**32 + 7, "BackgroundError.seed")
+    Traceback (most recent call last):
+    ...
+    ValueError: BackgroundError.seed must be an integer in [0, 2**32) (torch's generator keeps 32 bits of a seed); got 4294967303
+    """  # noqa: E501
+    if not is_integer(value) or not 0 <= value < TORCH_SEED_LIMIT:
+        raise ValueError(
+            f"{name} must be an integer in [0, 2**32) (torch's generator keeps 32 bits of a "
+            f"seed); got {value!r}"
+        )
+    return int(value)
 
 
 def check_integers(config: Config, lows: Mapping[str, int]) -> None:

@@ -169,3 +169,22 @@ def test_perlin_ensemble_of_float16_data_takes_the_std_in_single_precision():
             perlin_ensemble(d, n_members=2, seed=0),
             perlin_ensemble(d, n_members=2, seed=0, std=std),
         )
+
+
+@pytest.mark.parametrize("seed", [2**32 + 5, -1, 3.7, "3", True])
+def test_seeds_of_torch_generators_are_integers_below_2_to_the_32(seed):
+    """torch keeps 32 bits of a seed: 2**32 + 5 drew the stream of 5 (Perlin noise, the
+    En4DVar members, a cycle's run); -1, 3.7 (taken as 3), "3" and True were accepted."""
+    from xfuxi.assimilation.config import BackgroundError
+    from xfuxi.assimilation.cycle_config import CycleConfig
+
+    ds = tiny.dataset(n_time=1)
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+        perlin_ensemble(ds, n_members=2, seed=seed)
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+        BackgroundError(seed=seed)
+    with pytest.raises(ValueError, match=r"CycleConfig.seed must be an integer in \[0, 2\*\*32\)"):
+        CycleConfig(n_cycles=1, seed=seed)
+    # the largest seed is taken, and gives its own stream
+    top = perlin_ensemble(ds, n_members=2, seed=2**32 - 1)
+    assert not top.identical(perlin_ensemble(ds, n_members=2, seed=0))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..config import Config, field, is_integer, user_stacklevel
+from ..config import Config, check_seed, field, is_integer, user_stacklevel
 from .localization import Localization
 
 __all__ = [
@@ -147,7 +147,7 @@ class BackgroundError(Config):
             raise ValueError(f"hybrid_weight must be in (0, 1]; got {self.hybrid_weight!r}")
         _check_int("member_chunk", self.member_chunk, 1)
         if self.seed is not None:
-            _check_int("seed", self.seed, 0)
+            check_seed(self.seed, "seed")
 
     @property
     def balance_option(self) -> str | None:

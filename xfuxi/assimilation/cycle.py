@@ -318,7 +318,8 @@ class LETKFMethod(CycleMethod):
     initial : BackgroundError
         The initial members: the first background plus Perlin perturbations (``amplitude``
         × ``perturbation_std``, default the model's normalization std; ``n_members`` is
-        taken from ``options``).
+        taken from ``options``). Its ``seed`` is not used: the run's generator
+        (``CycleConfig.seed``) draws them.
     n_slots : int, default 1
         Observation slots (later slots: 4D-LETKF through the members run forward).
     additive : Tensor (K, C, H, W), optional
@@ -534,7 +535,8 @@ class En4DVarMethod(CycleMethod):
     letkf_localization : LocalizationOptions, optional
         Localization of that update (default: ``localization``).
     initial : BackgroundError
-        The initial members of ``members="cycled"`` (Perlin, around the first background).
+        The initial members of ``members="cycled"`` (Perlin, around the first background;
+        drawn by the run's generator, ``CycleConfig.seed``, not by its ``seed``).
     static : Tensor (K, C, H, W), optional
         Static background-error samples (hybrid B; see
         :func:`~xfuxi.assimilation.calibration.forecast_error_samples`).
@@ -1160,7 +1162,9 @@ class RadiosondeNetwork:
         Observation-error std per variable: this fraction of the model's mean
         normalization std over its levels (as the En4DVar examples).
     seed : int, default 0
-        Sites and observation noise (cycle ``c`` draws its noise with ``seed + 1 + c``).
+        Sites and observation noise (cycle ``c`` draws its noise with ``seed + 1 + c``, so
+        networks whose seeds differ by ``k`` draw the same noise ``k`` cycles apart: give
+        independent runs seeds further apart than their number of cycles).
 
     Examples
     --------

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..config import Config, check_integers, check_number
+from ..config import Config, check_integers, check_number, check_seed
 from ..config import field as config_field
 
 __all__ = ["CycleConfig"]
@@ -78,7 +78,8 @@ class CycleConfig(Config):
             )
         check_number(self, "days", above=True, optional=True)
         check_integers(self, {"n_cycles": 1} if self.n_cycles is not None else {})
-        check_integers(self, {"lead_steps": 2, "seed": 0})
+        check_integers(self, {"lead_steps": 2})
+        check_seed(self.seed, f"{owner}.seed")
         check_number(self, "divergence_factor", above=True)
         check_number(self, "initial_error")
         for flag in ("save_states", "keep_members"):

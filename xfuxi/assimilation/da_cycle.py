@@ -86,6 +86,9 @@ class ImagerNetwork:
         drift grows from the first time of the truth the run is given (each cycle's draw
         counted from its own time never drifted).
     seed : int, default 0
+        Cycle ``c`` draws its radiances' clouds and noise with ``seed + c``, so networks
+        whose seeds differ by ``k`` draw the same ``k`` cycles apart: give independent runs
+        seeds further apart than their number of cycles.
 
     Examples
     --------

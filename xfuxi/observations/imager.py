@@ -639,7 +639,9 @@ def imager_observations(
         added with or without ``bias``) counted from ``drift_origin``. Default
         :class:`ImagerErrors`: all on, no drift.
     seed : int, default 0
-        Seeds the texture of the clouds and the noise.
+        Seeds the texture of the clouds and the noise, drawn for the times requested
+        together: the same seed gives other clouds and noise at a time requested with other
+        times (a cycling network seeds each cycle's call on its own).
     drift_origin : datetime-like, optional
         When the drift is zero (default: the earliest analysis time). Calls that draw one
         analysis time each, as a cycling run's do, need a common origin for the drift to

@@ -418,6 +418,7 @@ def single_observation(
     noise : bool, default True
         Add Gaussian noise (else the observation is the interpolated truth).
     seed : int, optional
+        Seed of the generator of the noise.
 
     Returns
     -------
@@ -591,6 +592,9 @@ def radiosonde_observations(
     times : datetime-like or sequence, optional
         Default: all truth times.
     seed : int, optional
+        Seed of the generator of the noise, drawn row by row in the order of the rows
+        (time, site, variable, level as given): the same seed gives another draw at a time
+        requested with other times, or with the variables or levels in another order.
 
     Returns
     -------

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..config import user_stacklevel
+from ..config import check_seed, user_stacklevel
 from ..data.channels import channels_of, stack, unstack
 from ..data.schema import canonical_order, check_state_dims
 from .scales import PerlinScales, perlin_scales
@@ -76,7 +76,7 @@ def make_generator(seed: int | None, generator: torch.Generator | None) -> torch
     if seed is None:
         g.seed()
     else:
-        g.manual_seed(int(seed))
+        g.manual_seed(check_seed(seed))
     return g
 
 
