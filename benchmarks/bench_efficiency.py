@@ -20,7 +20,7 @@ the median and the min–max spread are reported. Results go to
 Usage::
 
     python benchmarks/bench_efficiency.py --before /tmp/fuxi_before.py --threads 2
-    python benchmarks/bench_efficiency.py --device cuda --grid 720,1440 --preset paper  # (GPU)
+    python benchmarks/bench_efficiency.py --device cuda --grid 720,1440 --cases paper  # (GPU)
 """
 
 from __future__ import annotations

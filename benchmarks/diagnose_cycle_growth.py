@@ -80,6 +80,13 @@ def main() -> None:
     times = pd.DatetimeIndex(s["time"].values)
     days = len(times) / 4.0
     periods = _periods(times, days)
+    empty = [name for name, sel in periods.items() if not sel.any()]
+    if empty:  # every figure of that period would be NaN
+        raise SystemExit(
+            f"{a.store} holds {len(times)} cycles ({days:g} days): no cycle falls in "
+            f"{', '.join(empty)}; the comparison needs a run of more than 2 days (days 2-10 "
+            "against the last third)"
+        )
     names = [str(c) for c in s["channel"].values]
     idx = [names.index(c) for c in CHANNELS]
     truth_ds = xfuxi.held_suarez_split(a.split, days=int(np.ceil(days)) + 6).load()

@@ -51,6 +51,11 @@ def _analyses_and_truth(store: str, split: str, model, start_day: float):
         raise SystemExit(f"the channels of {store} are not {model.name}'s")
     times = ds["time"].values
     keep = times >= times[0] + np.timedelta64(int(start_day * 86400), "s")
+    if keep.sum() < 2:
+        raise SystemExit(
+            f"{store} holds {keep.sum()} analyses from day {start_day:g} on (of {times.size}): "
+            "the fit needs at least 2; give a longer store or a smaller --start-day"
+        )
     ana = np.asarray(ds["analysis_state"].values[keep], dtype="float64")
     days = int(np.ceil((times[-1] - times[0]) / np.timedelta64(1, "D"))) + 4
     truth = xfuxi.held_suarez_split(split, days=days).sel(time=times[keep])

@@ -67,6 +67,11 @@ def setup(args: argparse.Namespace):
     xfuxi.set_options(progress=False)
     model = xfuxi.load_model(args.model)
     truth = xfuxi.held_suarez_split("test", days=args.days).load()
+    if not 0 <= args.t0_index < truth.sizes["time"]:
+        raise SystemExit(
+            f"--t0-index {args.t0_index} is outside the {truth.sizes['time']} times of "
+            f"--days {args.days}: give more --days or a smaller --t0-index"
+        )
     t0 = truth["time"].values[args.t0_index]
     bg = world_background(truth, model=model, time=t0, lead_steps=args.lead)
     args.spread_std = calibrated_spread(args, model, lead_steps=args.lead)

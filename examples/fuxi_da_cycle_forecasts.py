@@ -112,6 +112,12 @@ def main() -> None:
         for c in range(first, n_cycles)
         if cycle_times[c] in method.pairs and cycle_times[c] + steps * step <= times[-1]
     ]
+    if not scored:
+        raise SystemExit(
+            f"no cycle to score: the run has {n_cycles} cycles, --skip-days {a.skip_days:g} "
+            f"leaves out the first {first}, and a forecast of {steps} steps must end within "
+            "the truth: give more --days or a smaller --skip-days"
+        )
     data = stack(truth, model.channels).transpose("time", "channel", "latitude", "longitude")
     data = np.asarray(data.values, dtype="float64")
     index = {t: i for i, t in enumerate(times)}
