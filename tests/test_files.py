@@ -239,3 +239,196 @@ def test_a_home_relative_path_is_expanded(tmp_path, monkeypatch):
     assert out == home / "out" and (home / "out" / "x.txt").read_text() == "1"
     assert atomic_write_bytes("~/f.bin", b"1") == home / "f.bin"
     assert list(cwd.iterdir()) == []
+
+
+# --- concurrent and killed writers (audit 58) --------------------------------------------------
+
+
+def _cache(tmp_path, text="damaged"):
+    """A marked cache store at ``tmp_path / "c.zarr"`` (the caller judged it damaged)."""
+    return replace_directory(tmp_path / "c.zarr", _write(text), kind="world-cache", checksums=True)
+
+
+@pytest.mark.parametrize("other_renames_in", [False, True])
+def test_a_cache_moved_aside_by_another_writer_first_is_no_crash(
+    tmp_path, monkeypatch, other_renames_in
+):
+    """Two processes regenerating one damaged cache store: both judged it replaceable; the
+    other moved it aside first (and, maybe, renamed its copy in before our rename). Our move
+    aside found nothing: it raised FileNotFoundError; now the first rename wins."""
+    target = _cache(tmp_path)
+    real_replace = os.replace
+
+    def other_moves_it_aside(tmp):  # while we write, the other writer moves it aside
+        real_replace(target, tmp_path / "other-aside")
+        (tmp / "data.txt").write_text("ours")
+
+    def replace(src, dst):
+        if other_renames_in and os.fspath(dst) == os.fspath(target) and not landed:
+            landed.append(True)  # the other writer's copy lands just before ours
+            replace_directory(target, _write("theirs"), kind="world-cache", checksums=True)
+        return real_replace(src, dst)
+
+    landed = []
+
+    monkeypatch.setattr(os, "replace", replace)
+    out = replace_directory(
+        target, other_moves_it_aside, kind="world-cache", overwrite=True, keep_existing=True,
+        checksums=True,
+    )  # fmt: skip
+    monkeypatch.undo()
+    assert out == target
+    assert (target / "data.txt").read_text() == ("theirs" if other_renames_in else "ours")
+    verify_directory(target, kind="world-cache")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr", "other-aside"]
+
+
+def test_a_cache_another_writer_replaced_meanwhile_is_kept(tmp_path):
+    """The other writer replaced the damaged store with its complete copy while we wrote:
+    that copy is kept (not moved aside for ours)."""
+    target = _cache(tmp_path)
+
+    def write(tmp):
+        replace_directory(
+            target, _write("theirs"), kind="world-cache", overwrite=True, keep_existing=True
+        )
+        (tmp / "data.txt").write_text("ours")
+
+    replace_directory(target, write, kind="world-cache", overwrite=True, keep_existing=True)
+    assert (target / "data.txt").read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr"]
+
+
+def test_an_output_that_appears_while_written_is_named(tmp_path):
+    """Two `xfuxi forecast --output same.zarr` to a new path: the loser got a raw
+    ``OSError: [Errno 39] Directory not empty``; now an OutputExistsError, and the winner's
+    output is left whole."""
+    target = tmp_path / "same.zarr"
+
+    def write(tmp):
+        replace_directory(target, _write("winner"), kind="forecast")  # the other run
+        (tmp / "data.txt").write_text("loser")
+
+    with pytest.raises(OutputExistsError, match="appeared while this output was being written"):
+        replace_directory(target, write, kind="forecast")
+    assert (target / "data.txt").read_text() == "winner"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.zarr"]
+    # so too when the loser was replacing an earlier output (--overwrite)
+    replace_directory(target, _write("old"), kind="forecast", overwrite=True)
+
+    def write_over(tmp):
+        (tmp / "data.txt").write_text("loser")
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.fspath(dst) == os.fspath(target) and not landed:
+            landed.append(True)  # after our move aside, the other run's output lands
+            replace_directory(target, _write("winner 2"), kind="forecast")
+        return real_replace(src, dst)
+
+    landed = []
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "replace", replace)
+        with pytest.raises(OutputExistsError, match="appeared"):
+            replace_directory(target, write_over, kind="forecast", overwrite=True)
+    assert (target / "data.txt").read_text() == "winner 2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.zarr"]
+
+
+def test_an_output_put_in_place_of_an_empty_folder_meanwhile_is_not_moved_aside(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()  # empty: may be filled
+
+    def write(tmp):
+        replace_directory(target, _write("other"), kind="forecast")  # another run, first
+        (tmp / "data.txt").write_text("mine")
+
+    with pytest.raises(OutputExistsError, match="earlier xfuxi"):
+        replace_directory(target, write, kind="forecast")
+    assert (target / "data.txt").read_text() == "other"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def _killed_between_renames(tmp_path, name="out.zarr", text="previous"):
+    """What a writer of ``name`` killed between its two renames left: no output, the previous
+    one in its hidden ``.old`` folder, and its complete new copy in its ``.tmp`` one."""
+    host, dead = socket.gethostname(), _dead_pid()
+    aside = tmp_path / f".{name}.{dead}@{host}.abcd1234.old"
+    aside.mkdir()
+    replace_directory(aside / "previous", _write(text), kind="forecast")
+    new = tmp_path / f".{name}.{dead}@{host}.efgh5678.tmp"
+    new.mkdir()
+    (new / "data.txt").write_text("complete but never renamed")
+    return aside, new
+
+
+def test_a_writer_killed_between_the_two_renames_is_repaired_by_the_next_write(tmp_path):
+    """The next write of the output puts the previous output back first (then refuses to
+    replace it without overwrite, as it would have), and removes the dead writer's
+    temporaries; those of another output whose name starts the same are kept."""
+    _killed_between_renames(tmp_path)
+    others = _killed_between_renames(tmp_path, name="out.zarr.bak")
+    live = tmp_path / f".out.zarr.{os.getpid()}@{socket.gethostname()}.live1234.tmp"
+    live.mkdir()  # a writer that still runs
+    with pytest.raises(OutputExistsError, match="earlier xfuxi 'forecast' output"):
+        replace_directory(tmp_path / "out.zarr", _write("new"), kind="forecast")
+    assert (tmp_path / "out.zarr" / "data.txt").read_text() == "previous"
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"out.zarr", live.name, *(p.name for p in others)}
+    replace_directory(tmp_path / "out.zarr", _write("new"), kind="forecast", overwrite=True)
+    assert (tmp_path / "out.zarr" / "data.txt").read_text() == "new"
+    assert {p.name for p in tmp_path.iterdir()} == left
+
+
+def test_atomic_write_file_removes_the_stale_temporaries_of_its_file(tmp_path):
+    host = socket.gethostname()
+    stale = tmp_path / f".a.json.{_dead_pid()}@{host}.abcd1234.tmp"
+    stale.write_text("half")
+    other = tmp_path / f".a.json.bak.{_dead_pid()}@{host}.abcd1234.tmp"
+    other.write_text("half")
+    remote = tmp_path / ".a.json.123@elsewhere.abcd1234.tmp"  # cannot be told: kept
+    remote.write_text("half")
+    os.utime(remote, (1_000_000.0, 1_000_000.0))
+    atomic_write_bytes(tmp_path / "a.json", b"{}")
+    assert {p.name for p in tmp_path.iterdir()} == {"a.json", other.name, remote.name}
+
+
+def test_stale_temporaries_by_exact_name(tmp_path):
+    host = socket.gethostname()
+    mine = tmp_path / f".fc.zarr.{_dead_pid()}@{host}.abcd1234.tmp"
+    longer = tmp_path / f".fc.zarr2.{_dead_pid()}@{host}.abcd1234.tmp"
+    for p in (mine, longer):
+        p.mkdir()
+    assert remove_stale_temporaries(tmp_path, names=("fc.zarr",)) == [mine]
+    assert longer.exists()
+    with pytest.raises(ValueError, match="names"):
+        remove_stale_temporaries(tmp_path, names="fc.zarr")
+
+
+def test_a_lock_is_held_once_and_names_its_holder(tmp_path, monkeypatch):
+    from xfuxi.files import OutputInUseError, lock_output
+
+    path = tmp_path / ".lock"
+    held = lock_output(path, what="the store s")
+    assert held.locked
+    with pytest.raises(OutputInUseError, match=rf"process {os.getpid()}@.*the store s"):
+        lock_output(path, what="the store s")
+    held.release()
+    with lock_output(path, what="the store s") as again:
+        assert again.locked and again.holds(path)
+    # where there is no fcntl (Windows), no lock: nothing is refused
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    a, b = lock_output(path, what="s"), lock_output(path, what="s")
+    assert not a.locked and not b.locked
+
+
+def test_the_check_before_the_work_puts_the_previous_output_back(tmp_path):
+    """`xfuxi forecast` checks its output path before the forecast runs: a refusal there
+    costs nothing, also after a writer was killed between the two renames."""
+    _killed_between_renames(tmp_path)
+    with pytest.raises(OutputExistsError, match="earlier xfuxi 'forecast' output"):
+        check_replaceable(tmp_path / "out.zarr", kind="forecast")
+    assert (tmp_path / "out.zarr" / "data.txt").read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]

@@ -20,6 +20,7 @@ documentation's data-safety policy (``docs/safety.md``) hold in one place:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -40,11 +41,14 @@ __all__ = [
     "MARKER",
     "CorruptedOutputError",
     "OutputExistsError",
+    "OutputInUseError",
+    "OutputLock",
     "atomic_write_bytes",
     "atomic_write_file",
     "atomic_write_json",
     "check_replaceable",
     "directory_checksums",
+    "lock_output",
     "read_marker",
     "remove_stale_temporaries",
     "replace_directory",
@@ -64,6 +68,113 @@ class OutputExistsError(FileExistsError):
 
 class CorruptedOutputError(OSError):
     """A directory output does not match the checksums recorded in its marker."""
+
+
+class OutputInUseError(RuntimeError):
+    """Another process holds the lock of an output that it is writing (see
+    :func:`lock_output`)."""
+
+
+class OutputLock:
+    """An exclusive advisory lock (``fcntl.flock``) held on an open lock file, released by
+    :meth:`release` (or at the end of a ``with`` block, or when the process ends).
+
+    ``locked`` is False where the platform has no ``fcntl`` (Windows) or the lock file could
+    not be made (a read-only store): the lock is then only a record, and excludes nothing.
+    """
+
+    def __init__(self, path: Path, fd: int | None) -> None:
+        self.path = path
+        self._fd = fd
+
+    @property
+    def locked(self) -> bool:
+        return self._fd is not None
+
+    def holds(self, path: str | os.PathLike[str]) -> bool:
+        """Whether the file at ``path`` now is the one locked (not one that replaced it)."""
+        if self._fd is None:
+            return True
+        try:
+            st, held = os.stat(path), os.fstat(self._fd)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the file releases its flock
+
+    def __enter__(self) -> OutputLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def lock_output(path: str | os.PathLike[str], *, what: str) -> OutputLock:
+    """Take an exclusive lock on the lock file ``path`` (created if missing), at once or not
+    at all: a writer holds it for as long as it writes an output that it adds to piece by
+    piece (a cycling store), so that a second writer of the same output fails at once
+    instead of mixing its pieces in. Readers do not need it.
+
+    The holder's process id and host are written into the file, for the message another
+    writer gets. Where the platform has no ``fcntl`` (Windows) there is no lock: the
+    returned :class:`OutputLock` is not ``locked``; so too, with a warning in the log, where
+    the file cannot be made (a read-only directory).
+
+    Raises
+    ------
+    OutputInUseError
+        Another process holds the lock; the message names ``what`` and that process.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / ".lock"
+    >>> with lock_output(f, what="the demo store") as held:
+    ...     lock_output(f, what="the demo store")
+    Traceback (most recent call last):
+    xfuxi.files.OutputInUseError: another run (process ...) is writing the demo store: ...
+    >>> lock_output(f, what="the demo store").release()  # free again
+    """
+    path = Path(path)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here (docs/safety.md)
+        return OutputLock(path, None)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _file_mode())
+    except (PermissionError, OSError) as err:
+        if not isinstance(err, PermissionError) and err.errno != errno.EROFS:
+            raise  # its directory is gone (FileNotFoundError), ...: the caller's to handle
+        log.warning("%s is not locked (%s): do not let two runs write it at once", what, err)
+        return OutputLock(path, None)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        except OSError:
+            holder = ""
+        os.close(fd)
+        raise OutputInUseError(
+            f"another run (process {holder or 'unknown'}) is writing {what}: it holds its "
+            f"lock ({path}); wait for it to end, or give another path"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode(), 0)
+    except OSError:
+        pass  # the record is for messages only
+    return OutputLock(path, fd)
 
 
 def _file_mode() -> int:
@@ -109,7 +220,8 @@ def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None
 
     ``path`` is replaced if it exists: the caller decides whether it may be (see
     :func:`check_replaceable` for directories). The file gets the usual mode (``0666`` less
-    the umask), not ``mkstemp``'s ``0600``. If ``write`` fails, nothing is left behind.
+    the umask), not ``mkstemp``'s ``0600``. If ``write`` fails, nothing is left behind; the
+    temporaries of ``path`` that killed writers of this host left are removed first.
 
     Parameters
     ----------
@@ -132,6 +244,7 @@ def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None
     'hi'
     """
     path = Path(path).expanduser()
+    _clear_stale_temporaries(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
@@ -201,7 +314,9 @@ def check_replaceable(
     """Whether ``target`` exists and may be replaced by an xfuxi output of ``kind``.
 
     Call it before long work, so that a refusal comes before the work, not after;
-    :func:`replace_directory` calls it again.
+    :func:`replace_directory` calls it again. It first puts back an earlier output of
+    ``target`` that a writer killed between the two renames of a replacement left aside,
+    and removes the temporaries of ``target`` whose writer (on this host) is gone.
 
     Parameters
     ----------
@@ -235,6 +350,9 @@ def check_replaceable(
     (False, True)
     """
     target = Path(target).expanduser()
+    # what a writer of this output killed on this host left: its temporaries, and the
+    # previous output it had moved aside but not replaced yet (put back first)
+    _clear_stale_temporaries(target)
     if not os.path.lexists(target):
         return False
     if target.is_symlink() or not target.is_dir():
@@ -515,6 +633,13 @@ def replace_directory(
     only if it is empty or an xfuxi output of the same ``kind`` and ``overwrite`` is true;
     otherwise :class:`OutputExistsError` is raised before anything is written.
 
+    Replacing takes two renames: the old output is moved aside into a hidden
+    ``.<name>.<pid>@<host>.<random>.old`` directory, then the new one is renamed into place.
+    A writer killed between the two leaves the old output there (and no output at
+    ``target``); the next :func:`replace_directory` of ``target`` on this host puts it
+    back before anything else, and removes the temporaries of ``target`` that writers now
+    gone left (:func:`remove_stale_temporaries`, for this exact name only).
+
     Parameters
     ----------
     target : path-like
@@ -528,8 +653,10 @@ def replace_directory(
     metadata : dict, optional
         Extra JSON-serialisable entries for the marker (a checksum, a configuration).
     keep_existing : bool
-        For caches written by concurrent processes: if ``target`` appears while writing,
-        keep it and discard this copy.
+        For caches written by concurrent processes: if ``target`` appears while writing (or
+        another writer's copy replaces it, or another writer moves it aside first), the
+        first rename into place wins: a marked copy found there is kept and this one is
+        discarded.
     checksums : bool
         Record ``[size, sha256]`` of every file in the marker (entry ``"files"``), for
         :func:`verify_directory`.
@@ -545,7 +672,9 @@ def replace_directory(
     Raises
     ------
     OutputExistsError
-        ``target`` exists and may not be replaced.
+        ``target`` exists and may not be replaced; or, without ``keep_existing``, something
+        appeared at ``target`` while this output was written (another run writing it at
+        once): it is left as it is and this output is discarded.
 
     Examples
     --------
@@ -556,7 +685,9 @@ def replace_directory(
     (['.xfuxi-output.json', 'x.txt'], 'demo')
     """
     target = Path(target).expanduser()
+    # (first puts back an earlier output that a killed writer of it left aside)
     exists = check_replaceable(target, kind=kind, overwrite=overwrite, adopt=adopt)
+    seen = _marker_identity(target) if exists else None
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = _temporary_prefix(target)
     tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
@@ -568,24 +699,75 @@ def replace_directory(
         if checksums:
             marker["files"] = directory_checksums(tmp)
         atomic_write_json(tmp / MARKER, marker)
+        if exists and keep_existing and _replaced_meanwhile(target, seen):
+            return target  # another writer's copy replaced it meanwhile: keep that one
+        if exists and _marker_identity(target) != seen:
+            # something else is there now (another writer's output where an empty folder
+            # was): it is moved aside only if it may be replaced
+            check_replaceable(target, kind=kind, overwrite=overwrite, adopt=adopt)
         if exists:
             # move the old output aside (same filesystem: a rename), then the new one in
             old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=target.parent))
-            os.replace(target, old / "previous")
+            try:
+                os.replace(target, old / "previous")
+            except FileNotFoundError:
+                # another writer moved it aside first (it is replacing it too): nothing
+                # to move aside; the first rename into place wins
+                shutil.rmtree(old, ignore_errors=True)
+                old = None
         try:
             os.replace(tmp, target)
         except BaseException as err:  # an interrupt here too: never lose the old output
-            if isinstance(err, OSError) and keep_existing and target.exists():
-                if read_marker(target) is not None:
-                    return target
+            appeared = isinstance(err, OSError) and os.path.lexists(target)
+            if appeared and keep_existing and read_marker(target) is not None:
+                return target  # another writer's copy won the race: ours is discarded
             if old is not None:
-                os.replace(old / "previous", target)  # put the old output back
+                try:
+                    os.replace(old / "previous", target)  # put the old output back
+                except OSError:
+                    if not appeared:
+                        raise
+                    # another writer's output took the place: the old one was to be
+                    # replaced anyway (by both writers)
+            if appeared:
+                raise OutputExistsError(
+                    f"{target} appeared while this output was being written (another run "
+                    "writing the same output at once?); it is left as it is and this "
+                    "output is discarded: choose another output path, or run again with "
+                    "overwrite (--overwrite) to replace it"
+                ) from err
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _marker_identity(target: Path) -> tuple[int, int, int] | None:
+    """Device, inode and modification time of ``target``'s marker (None if it has none):
+    what tells that another writer renamed its copy into place meanwhile."""
+    try:
+        st = os.stat(target / MARKER)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _replaced_meanwhile(target: Path, seen: tuple[int, int, int] | None) -> bool:
+    """Whether a marked output other than the one checked (``seen``) is at ``target`` now."""
+    now = _marker_identity(target)
+    return now is not None and now != seen and read_marker(target) is not None
+
+
+def _clear_stale_temporaries(target: Path) -> None:
+    """Remove the temporaries of exactly ``target`` whose writer (a process of this host) is
+    gone, putting back an output such a writer had moved aside (before a new write of it).
+    Never fails the write: a temporary that cannot be removed is left (and logged)."""
+    try:
+        remove_stale_temporaries(target.parent, names=(target.name,), max_age_s=None)
+    except OSError as err:
+        log.warning("could not remove the stale temporaries of %s: %s", target, err)
 
 
 def _pid_alive(pid: int) -> bool | None:
@@ -649,17 +831,19 @@ def set_aside(directory: str | os.PathLike[str]) -> dict[str, Path]:
 def remove_stale_temporaries(
     directory: str | os.PathLike[str],
     *,
-    prefixes: Sequence[str],
-    max_age_s: float = 3600.0,
+    prefixes: Sequence[str] = (),
+    names: Sequence[str] = (),
+    max_age_s: float | None = 3600.0,
 ) -> list[Path]:
     """Remove the temporary files and directories that killed writers left in ``directory``.
 
     Only entries named as this module names its temporaries
     (``.<target>.<pid>@<host>.<random>.tmp`` or ``.old``, or the older
-    ``.<target>.<random>.tmp``) whose target name starts with one of ``prefixes`` are
-    considered, and one of them is removed only if it is stale: its writer's process is gone
-    (same host), or, where that cannot be told (another host, no process id recorded),
-    nothing in it has changed for ``max_age_s`` seconds. Anything else, and anything whose
+    ``.<target>.<random>.tmp``) whose target name starts with one of ``prefixes`` or is one
+    of ``names`` are considered, and one of them is removed only if it is stale: its
+    writer's process is gone (same host), or, where that cannot be told (another host, no
+    process id recorded), nothing in it has changed for ``max_age_s`` seconds (never, with
+    ``max_age_s=None``). Anything else, and anything whose
     writer still runs, is kept. A stale ``.old`` directory whose target is missing holds the
     only copy of an output that :func:`replace_directory` was replacing when its writer was
     killed (between its two renames): the output is moved back to its place, not removed.
@@ -669,9 +853,13 @@ def remove_stale_temporaries(
     directory : path-like
         A directory that xfuxi writes into (a cache directory); not searched recursively.
     prefixes : sequence of str
-        Names of the outputs whose temporaries may be removed (e.g. ``("held_suarez-",)``).
-    max_age_s : float, default 3600
-        Age after which a temporary of an unknown writer is stale.
+        Starts of the names of the outputs whose temporaries may be removed (e.g.
+        ``("held_suarez-",)``).
+    names : sequence of str
+        Exact names of the outputs whose temporaries may be removed (``("fc.zarr",)``: not
+        those of ``fc.zarr.bak``). At least one of ``prefixes`` and ``names`` is needed.
+    max_age_s : float or None, default 3600
+        Age after which a temporary of an unknown writer is stale; None: never.
 
     Returns
     -------
@@ -689,8 +877,12 @@ def remove_stale_temporaries(
     >>> remove_stale_temporaries(d, prefixes=("cache-",)) == [old]
     True
     """
-    if isinstance(prefixes, str) or not prefixes or not all(prefixes):
-        raise ValueError(f"prefixes must be a sequence of non-empty names; got {prefixes!r}")
+    for what, value in (("prefixes", prefixes), ("names", names)):
+        if isinstance(value, str) or not all(value):
+            raise ValueError(f"{what} must be a sequence of non-empty names; got {value!r}")
+    if not prefixes and not names:
+        raise ValueError("give the prefixes or the names of the outputs to clean up after")
+    exact = set(names)
     directory = Path(directory)
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
@@ -700,16 +892,19 @@ def remove_stale_temporaries(
     removed = []
     for entry in entries:
         match = _TEMPORARY.match(entry.name)
-        if match is None or not match["target"].startswith(tuple(prefixes)):
+        if match is None or not (
+            match["target"] in exact or (prefixes and match["target"].startswith(tuple(prefixes)))
+        ):
             continue
         if entry.is_symlink():
             continue
         path = Path(entry.path)
         alive = _pid_alive(int(match["pid"])) if match["pid"] and match["host"] == host else None
         try:
-            stale = (
-                not alive if alive is not None else (time.time() - _newest_change(path) > max_age_s)
-            )
+            if alive is not None:
+                stale = not alive
+            else:
+                stale = max_age_s is not None and time.time() - _newest_change(path) > max_age_s
             if not stale:
                 continue
             target, previous = directory / match["target"], path / "previous"

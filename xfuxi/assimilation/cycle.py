@@ -40,7 +40,11 @@ from ..config import config_with_legacy, is_integer, user_stacklevel
 from ..docstrings import docstring_parts
 from ..files import (
     MARKER,
+    OutputExistsError,
+    OutputInUseError,
+    OutputLock,
     atomic_write_json,
+    lock_output,
     read_marker,
     remove_stale_temporaries,
     replace_directory,
@@ -103,6 +107,9 @@ _doc = docstring_parts(
 #: the kind recorded in the marker of a cycling store (see docs/safety.md)
 STORE_KIND = "cycle-run"
 CYCLE_KIND = "cycle"
+#: the lock file in a cycling store: a run holds it (``fcntl.flock``) for as long as it runs,
+#: so that a second run on the store fails at once (docs/safety.md); readers do not need it
+STORE_LOCK = ".xfuxi-lock"
 
 
 class CycleDivergedError(RuntimeError):
@@ -1735,183 +1742,148 @@ def cycle(
     path = None if store is None else Path(store).expanduser()
     done: list[int] = []
     generator = torch.Generator().manual_seed(int(seed))
+    lock = None
     if path is not None:
-        marker = read_marker(path) if path.exists() else None
-        if marker is not None and marker.get("kind") != STORE_KIND:
-            raise ValueError(f"{path} is not a cycling store (its kind is {marker['kind']!r})")
-        # a store of no cycle (a run that failed before its first one left it) is replaced:
-        # nothing in it but what xfuxi wrote, no settings of a cycle to keep
-        empty = marker is not None and _holds_no_cycle(path)
-        if empty:
-            log.info("%s holds no complete cycle: its settings are replaced", path)
-        if marker is None or empty:
-            replace_directory(
-                path,
-                lambda d: atomic_write_json(d / "run.json", settings),
-                kind=STORE_KIND,
-                overwrite=empty,
-                metadata={"method": method.name, "config": cfg.to_dict()},
-            )
+        lock, done = _open_store(path, settings, method, cfg, n_cycles)
+    try:
+        rows: list[xr.Dataset] = []
+        if done:
+            rows = [
+                _scores_only(xr.open_zarr(path / "cycles" / f"{c:06d}.zarr"))  # type: ignore[operator]
+                for c in done
+            ]
+            first = done[-1] + 1
+            if first < n_cycles:  # cycles left to run: the state after the last complete one
+                last_ds = xr.open_zarr(path / "cycles" / f"{done[-1]:06d}.zarr").load()  # type: ignore[operator]
+                state = method.forecast(_state_from(last_ds), model=model)
+                free = torch.as_tensor(last_ds["free_pair"].values)
+                free = torch.stack([free[1], _step(model, free[None])[0]])
+                generator.set_state(torch.as_tensor(last_ds["generator_state"].values))
+                log.info("resuming %s at cycle %d", path, first)
         else:
-            run_json = path / "run.json"
-            if not run_json.is_file():
-                raise ValueError(
-                    f"{path} is a cycling store without its settings file {run_json}: its "
-                    "cycles cannot be checked against this run's settings, so it is not "
-                    "resumed; give another store"
-                )
-            old = json.loads(run_json.read_text())
-            new = json.loads(json.dumps(settings))
-            if "fingerprints" not in old:  # a store of an earlier release: not recorded
-                new.pop("fingerprints")
-            else:  # a fingerprint that an earlier release did not record
-                for key in set(new["fingerprints"]) - set(old["fingerprints"]):
-                    new["fingerprints"].pop(key)
-            diff = _differences(old, new)
-            if diff:
-                raise ValueError(
-                    f"{path} holds a run with different settings; refusing to mix them: "
-                    + "; ".join(diff)
-                    + ". Give another store, or the same settings to resume"
-                )
-            # a killed run may have left a cycle's temporary copy (removed) or, killed while
-            # dropping a cycle's members, that cycle aside (put back)
-            remove_stale_temporaries(path / "cycles", prefixes=tuple("0123456789"))
-            done = _complete_cycles(path)
-            if not keep_members:  # members a killed run had not dropped yet
-                for c in done[:-1]:
-                    _drop_members(path / "cycles" / f"{c:06d}.zarr")
-            if len(done) > n_cycles:  # the run asked for fewer: its first n_cycles
-                log.info("%s holds %d cycles; returning the first %d", path, len(done), n_cycles)
-                done = done[:n_cycles]
-    rows: list[xr.Dataset] = []
-    if done:
-        rows = [
-            _scores_only(xr.open_zarr(path / "cycles" / f"{c:06d}.zarr"))  # type: ignore[operator]
-            for c in done
-        ]
-        first = done[-1] + 1
-        if first < n_cycles:  # cycles left to run: the state after the last complete one
-            last_ds = xr.open_zarr(path / "cycles" / f"{done[-1]:06d}.zarr").load()  # type: ignore[operator]
-            state = method.forecast(_state_from(last_ds), model=model)
-            free = torch.as_tensor(last_ds["free_pair"].values)
-            free = torch.stack([free[1], _step(model, free[None])[0]])
-            generator.set_state(torch.as_tensor(last_ds["generator_state"].values))
-            log.info("resuming %s at cycle %d", path, first)
-    else:
-        ta = t0 - lead_steps * step
-        pair = _stack(truth, model, [ta - step, ta])
-        traj = [pair[0], pair[1]]
-        for _ in range(lead_steps):
-            traj.append(_step(model, torch.stack(traj[-2:])[None])[0])
-        background = torch.stack(traj[-3:])
-        if initial_error > 0:
-            std = torch.as_tensor(np.asarray(model.stats.std, dtype="float64"))
-            noise = torch.randn(background.shape[1:], generator=generator, dtype=torch.float64) * (
-                initial_error * std.view(-1, 1, 1)
+            ta = t0 - lead_steps * step
+            pair = _stack(truth, model, [ta - step, ta])
+            traj = [pair[0], pair[1]]
+            for _ in range(lead_steps):
+                traj.append(_step(model, torch.stack(traj[-2:])[None])[0])
+            background = torch.stack(traj[-3:])
+            if initial_error > 0:
+                std = torch.as_tensor(np.asarray(model.stats.std, dtype="float64"))
+                noise = torch.randn(
+                    background.shape[1:], generator=generator, dtype=torch.float64
+                ) * (initial_error * std.view(-1, 1, 1))
+                background = background + noise
+            state = method.start(background, model=model, generator=generator)
+            free = background[1:].clone()
+            first = 0
+        bar = tqdm(
+            range(first, n_cycles),
+            desc=f"{method.name} cycles",
+            disable=not progress_enabled(progress),
+            initial=first,
+            total=n_cycles,
+        )
+        for c in bar:
+            tic = _time.perf_counter()
+            t = t0 + c * step
+            slot_times = [t + k * step for k in range(method.n_slots)]
+            kept = f"; the {c} complete cycle(s) are kept in {path}" if path is not None else ""
+            _check_forecast(state, names, f"cycle {c} at {t} diverged", kept)
+            slots, n_given, counts = method.observe(
+                network, truth, slot_times, cycle=c, model=model
             )
-            background = background + noise
-        state = method.start(background, model=model, generator=generator)
-        free = background[1:].clone()
-        first = 0
-    bar = tqdm(
-        range(first, n_cycles),
-        desc=f"{method.name} cycles",
-        disable=not progress_enabled(progress),
-        initial=first,
-        total=n_cycles,
-    )
-    for c in bar:
-        tic = _time.perf_counter()
-        t = t0 + c * step
-        slot_times = [t + k * step for k in range(method.n_slots)]
-        kept = f"; the {c} complete cycle(s) are kept in {path}" if path is not None else ""
-        _check_forecast(state, names, f"cycle {c} at {t} diverged", kept)
-        slots, n_given, counts = method.observe(network, truth, slot_times, cycle=c, model=model)
-        why = f"no usable observation in the window (rejected: {counts})" if not slots else ""
-        res: CycleAnalysis | None = None
-        if slots:
-            try:
-                res = method.analyse(state, slots, model=model, generator=generator)
-            except ObservationsRejectedError as error:  # every observation failed the QC
-                why = f"{error}".split(":")[0]  # "all N observations failed the background check"
-            except Exception as error:
-                # the model may blow up inside the window (4D slots run it): then the failure
-                # is a divergence, named as such; any other error is the error it is
-                with torch.no_grad():
-                    ahead = _step(model, state["background"][1:][None])
-                if bool(torch.isfinite(ahead).all()):
-                    raise
+            why = f"no usable observation in the window (rejected: {counts})" if not slots else ""
+            res: CycleAnalysis | None = None
+            if slots:
+                try:
+                    res = method.analyse(state, slots, model=model, generator=generator)
+                except ObservationsRejectedError as error:  # every observation failed the QC
+                    # "all N observations failed the background check"
+                    why = f"{error}".split(":")[0]
+                except Exception as error:
+                    # the model may blow up inside the window (4D slots run it): then the failure
+                    # is a divergence, named as such; any other error is the error it is
+                    with torch.no_grad():
+                        ahead = _step(model, state["background"][1:][None])
+                    if bool(torch.isfinite(ahead).all()):
+                        raise
+                    raise CycleDivergedError(
+                        f"cycle {c} at {t} diverged: the analysis failed ({type(error).__name__}: "
+                        f"{str(error)[:120]}) and the model's forecast from the background holds "
+                        f"NaN or infinite values (the forecast model blew up){kept}"
+                    ) from error
+                if res is not None and res.rejected:  # the method used none of them
+                    why = res.rejected
+            if why:
+                warnings.warn(
+                    f"cycle {c} at {t}: {why}; the analysis is the background",
+                    UserWarning,
+                    stacklevel=user_stacklevel(),
+                )
+                if res is None:
+                    res = method.no_observations(state)
+            bg = state["background"][2]
+            tr = _stack(truth, model, [t])[0]
+            a_err = _area_rms(res.analysis - tr, weights)
+            bad = ~np.isfinite(a_err) | (a_err > bound)
+            if bad.any():
+                i = int(np.nonzero(bad)[0][0])
                 raise CycleDivergedError(
-                    f"cycle {c} at {t} diverged: the analysis failed ({type(error).__name__}: "
-                    f"{str(error)[:120]}) and the model's forecast from the background holds "
-                    f"NaN or infinite values (the forecast model blew up){kept}"
-                ) from error
-            if res is not None and res.rejected:  # the method used none of them
-                why = res.rejected
-        if why:
-            warnings.warn(
-                f"cycle {c} at {t}: {why}; the analysis is the background",
-                UserWarning,
-                stacklevel=user_stacklevel(),
-            )
-            if res is None:
-                res = method.no_observations(state)
-        bg = state["background"][2]
-        tr = _stack(truth, model, [t])[0]
-        a_err = _area_rms(res.analysis - tr, weights)
-        bad = ~np.isfinite(a_err) | (a_err > bound)
-        if bad.any():
-            i = int(np.nonzero(bad)[0][0])
-            raise CycleDivergedError(
-                f"cycle {c} at {t} diverged: the {names[i]} analysis error is {a_err[i]:.4g} "
-                f"(bound {bound[i]:.4g} = {divergence_factor:g} × its climatological std)" + kept
-            )
-        row = _row(c, t, res, bg, free[1], tr, weights, names, n_given)
-        row["wall_time_s"] = ("time", [_time.perf_counter() - tic])
-        row["no_observations"] = ("time", [bool(why)])
-        if path is not None:
-            full = row.copy()
-            full["free_pair"] = (("pair_time", "channel", "latitude", "longitude"), free.numpy())
-            full["generator_state"] = ("generator_byte", generator.get_state().numpy())
-            full.update(_state_to_vars(res.state))
-            if save_states:
-                states = torch.stack([res.analysis, bg])
-                full["analysis_state"] = (
-                    ("time", "channel", "latitude", "longitude"),
-                    res.analysis[None].numpy(),
+                    f"cycle {c} at {t} diverged: the {names[i]} analysis error is {a_err[i]:.4g} "
+                    f"(bound {bound[i]:.4g} = {divergence_factor:g} × its climatological std)"
+                    + kept
                 )
-                full["background_state"] = (
-                    ("time", "channel", "latitude", "longitude"),
-                    states[1:].numpy(),
+            row = _row(c, t, res, bg, free[1], tr, weights, names, n_given)
+            row["wall_time_s"] = ("time", [_time.perf_counter() - tic])
+            row["no_observations"] = ("time", [bool(why)])
+            if path is not None:
+                full = row.copy()
+                full["free_pair"] = (
+                    ("pair_time", "channel", "latitude", "longitude"),
+                    free.numpy(),
                 )
-                if res.spread is not None:
-                    full["spread_state"] = (
+                full["generator_state"] = ("generator_byte", generator.get_state().numpy())
+                full.update(_state_to_vars(res.state))
+                if save_states:
+                    states = torch.stack([res.analysis, bg])
+                    full["analysis_state"] = (
                         ("time", "channel", "latitude", "longitude"),
-                        res.spread[None].numpy(),
+                        res.analysis[None].numpy(),
                     )
-                full = full.assign_coords(
-                    latitude=np.asarray(model.latitude), longitude=np.asarray(model.longitude)
+                    full["background_state"] = (
+                        ("time", "channel", "latitude", "longitude"),
+                        states[1:].numpy(),
+                    )
+                    if res.spread is not None:
+                        full["spread_state"] = (
+                            ("time", "channel", "latitude", "longitude"),
+                            res.spread[None].numpy(),
+                        )
+                    full = full.assign_coords(
+                        latitude=np.asarray(model.latitude), longitude=np.asarray(model.longitude)
+                    )
+                full.attrs["method"] = method.name
+                replace_directory(
+                    path / "cycles" / f"{c:06d}.zarr",
+                    lambda d, ds=full: ds.to_zarr(d, mode="w", consolidated=True, zarr_format=2),
+                    kind=CYCLE_KIND,
+                    # the model's step: the offset of the input pair (one cycle cannot tell it)
+                    metadata={"cycle": c, "time": str(t), "step_hours": step / pd.Timedelta("1h")},
                 )
-            full.attrs["method"] = method.name
-            replace_directory(
-                path / "cycles" / f"{c:06d}.zarr",
-                lambda d, ds=full: ds.to_zarr(d, mode="w", consolidated=True, zarr_format=2),
-                kind=CYCLE_KIND,
-                # the model's step: the offset of the input pair (one cycle cannot tell it)
-                metadata={"cycle": c, "time": str(t), "step_hours": step / pd.Timedelta("1h")},
-            )
-            if not keep_members and c > 0:
-                _drop_members(path / "cycles" / f"{c - 1:06d}.zarr")
-        rows.append(row)
-        state = method.forecast(res.state, model=model)
-        free = torch.stack([free[1], _step(model, free[None])[0]])
-        bar.set_postfix(a=f"{float(np.nanmean(a_err)):.3g}")
-    out = _with_channel_units(_concat_rows(rows)) if rows else xr.Dataset()
-    out.attrs.update(
-        method=method.name, settings=json.dumps(settings, sort_keys=True), config=cfg.to_json()
-    )
-    return CycleRun(scores=out, store=path)
+                if not keep_members and c > 0:
+                    _drop_members(path / "cycles" / f"{c - 1:06d}.zarr")
+            rows.append(row)
+            state = method.forecast(res.state, model=model)
+            free = torch.stack([free[1], _step(model, free[None])[0]])
+            bar.set_postfix(a=f"{float(np.nanmean(a_err)):.3g}")
+        out = _with_channel_units(_concat_rows(rows)) if rows else xr.Dataset()
+        out.attrs.update(
+            method=method.name, settings=json.dumps(settings, sort_keys=True), config=cfg.to_json()
+        )
+        return CycleRun(scores=out, store=path)
+    finally:
+        if lock is not None:  # the store is another run's to resume now
+            lock.release()
 
 
 def _check_truth(truth: xr.Dataset, model: Any, times: pd.DatetimeIndex) -> None:
@@ -1940,6 +1912,116 @@ def _check_truth(truth: xr.Dataset, model: Any, times: pd.DatetimeIndex) -> None
             )
 
 
+def _lock_store(path: Path) -> OutputLock:
+    """Lock the cycling store at ``path`` for this run: at once, or
+    :class:`~xfuxi.files.OutputInUseError` naming the store and the run that holds it.
+
+    Raises ``FileNotFoundError`` where the store is gone meanwhile."""
+    for _ in range(10):
+        lock = lock_output(path / STORE_LOCK, what=f"the cycling store {path}")
+        if lock.holds(path / STORE_LOCK):
+            return lock
+        lock.release()  # the store was replaced meanwhile (by a run that holds it): again
+    raise OutputInUseError(f"the cycling store {path} keeps being replaced by another run")
+
+
+def _open_store(
+    path: Path, settings: dict, method: CycleMethod, cfg: CycleConfig, n_cycles: int
+) -> tuple[OutputLock | None, list[int]]:
+    """Create the cycling store at ``path`` or check it for resumption, holding its lock
+    (for as long as the run lasts: the caller releases it); the complete cycles to resume.
+
+    The lock is taken before the store is judged (a store of no cycle may be another run's
+    first cycle under way), and a new store is locked before it is renamed into place, so
+    that a second run on the store fails at once, never mixes its settings or cycles in."""
+    keep_members = cfg.keep_members
+    for _ in range(5):
+        marker = read_marker(path) if path.exists() else None
+        if marker is not None and marker.get("kind") != STORE_KIND:
+            raise ValueError(f"{path} is not a cycling store (its kind is {marker['kind']!r})")
+        lock = None
+        if marker is not None:
+            try:
+                lock = _lock_store(path)
+            except FileNotFoundError:
+                continue  # the store went (was replaced) meanwhile: look again
+        try:
+            # a store of no cycle (a run that failed before its first one left it) is
+            # replaced: nothing in it but what xfuxi wrote, no settings of a cycle to keep
+            empty = marker is not None and _holds_no_cycle(path)
+            if empty:
+                log.info("%s holds no complete cycle: its settings are replaced", path)
+            if marker is None or empty:
+                new: list[OutputLock] = []
+
+                def write(d: Path, new: list[OutputLock] = new) -> None:
+                    # locked before it is renamed into place: no moment without a holder
+                    new.append(lock_output(d / STORE_LOCK, what=f"the cycling store {path}"))
+                    atomic_write_json(d / "run.json", settings)
+
+                try:
+                    replace_directory(
+                        path,
+                        write,
+                        kind=STORE_KIND,
+                        overwrite=empty,
+                        metadata={"method": method.name, "config": cfg.to_dict()},
+                    )
+                except OutputExistsError:
+                    for held in new:
+                        held.release()
+                    appeared = read_marker(path) if marker is None else None
+                    if appeared is not None and appeared.get("kind") == STORE_KIND:
+                        continue  # another run made the store meanwhile: lock it, or fail
+                    raise
+                except BaseException:
+                    for held in new:
+                        held.release()
+                    raise
+                if lock is not None:
+                    lock.release()  # the store it locked was replaced by the new one
+                return new[0], []
+            run_json = path / "run.json"
+            if not run_json.is_file():
+                raise ValueError(
+                    f"{path} is a cycling store without its settings file {run_json}: its "
+                    "cycles cannot be checked against this run's settings, so it is not "
+                    "resumed; give another store"
+                )
+            old = json.loads(run_json.read_text())
+            new_settings = json.loads(json.dumps(settings))
+            if "fingerprints" not in old:  # a store of an earlier release: not recorded
+                new_settings.pop("fingerprints")
+            else:  # a fingerprint that an earlier release did not record
+                for key in set(new_settings["fingerprints"]) - set(old["fingerprints"]):
+                    new_settings["fingerprints"].pop(key)
+            diff = _differences(old, new_settings)
+            if diff:
+                raise ValueError(
+                    f"{path} holds a run with different settings; refusing to mix them: "
+                    + "; ".join(diff)
+                    + ". Give another store, or the same settings to resume"
+                )
+            # a killed run may have left a cycle's temporary copy (removed) or, killed while
+            # dropping a cycle's members, that cycle aside (put back)
+            remove_stale_temporaries(path / "cycles", prefixes=tuple("0123456789"))
+            done = _complete_cycles(path)
+            if not keep_members:  # members a killed run had not dropped yet
+                for c in done[:-1]:
+                    _drop_members(path / "cycles" / f"{c:06d}.zarr")
+            if len(done) > n_cycles:  # the run asked for fewer: its first n_cycles
+                log.info("%s holds %d cycles; returning the first %d", path, len(done), n_cycles)
+                done = done[:n_cycles]
+            return lock, done
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+    raise OutputInUseError(
+        f"the cycling store {path} keeps being made or replaced by another run meanwhile"
+    )
+
+
 def _holds_no_cycle(path: Path) -> bool:
     """Whether a cycling store holds nothing but its marker, its settings and no cycle: what
     a run that failed before its first cycle left (a killed writer's temporaries removed)."""
@@ -1950,7 +2032,7 @@ def _holds_no_cycle(path: Path) -> bool:
             return False
     elif cycles.exists() or cycles.is_symlink():
         return False
-    return {p.name for p in path.iterdir()} <= {MARKER, "run.json", "cycles"}
+    return {p.name for p in path.iterdir()} <= {MARKER, "run.json", "cycles", STORE_LOCK}
 
 
 def _check_forecast(state: dict[str, torch.Tensor], names: list[str], what: str, kept: str) -> None:
