@@ -16,7 +16,9 @@
 #   stage 4: FuXi-Medium, "fuxi-hs-t21-medium": stage 3 fine-tuned over 8 steps starting from
 #            its own 5-day forecasts (--lead-model/--lead-steps 20), as FuXi trains its
 #            later cascade stages, with the adjusted MSE (--loss amse, Subich et al. 2025)
-#            in place of L1, which smooths the eddies away at these leads.
+#            in place of L1, which smooths the eddies away at these leads. (The shipped
+#            stage was trained with AMSE of x/σ; the trainer now takes it of (x − μ)/σ, so
+#            this stage trains the corrected loss and will not give the same weights.)
 # Then the three are copied into xfuxi/_data/models/ with their sha256 in the registry, and the
 # cascade "fuxi-hs-t21-cascade" (Short to day 5, Medium after) is registered. Interrupted stages resume from their checkpoint directory when rerun.
 # Usage: bash scripts/train_pretrained.sh [RUN_DIR]

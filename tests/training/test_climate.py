@@ -77,6 +77,19 @@ def test_the_objective_is_the_amse_of_a_rollout_from_the_old_enough_runs():
         want = want + amse_loss(pred / _Base._std, data[idx + 1 + s] / _Base._std, w)
         prev, curr = curr, pred
     torch.testing.assert_close(pool.objective(model, w), want / 2)
+    # with the channels' mean: the AMSE of the fields centred on it
+    mean = torch.tensor([3.0, -2.0]).view(2, 1, 1)
+    centred = _pool(data, offset=mean)
+    centred.initialise(model)
+    centred.step(model, 0)
+    prev, curr, idx = centred.prev[rows], centred.curr[rows], centred.index[rows]
+    want = 0.0
+    for s in range(2):
+        pred = model(torch.stack([prev, curr], dim=1))
+        truth = data[idx + 1 + s]
+        want = want + amse_loss((pred - mean) / _Base._std, (truth - mean) / _Base._std, w)
+        prev, curr = curr, pred
+    torch.testing.assert_close(centred.objective(model, w), want / 2)
     young = _pool(data, size=1)
     young.initialise(model)
     assert young.objective(model, w) is None  # age 0 < min_steps

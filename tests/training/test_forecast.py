@@ -107,6 +107,23 @@ def test_amse_is_mse_with_right_phases_and_does_not_reward_damping():
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
+def test_amse_training_loss_takes_the_fields_centred_on_the_models_mean():
+    """The trainer gave AMSE x/σ: with a mean of 52 σ (these statistics) the zonal-mean group
+    acted as MSE and a forecast without the (unpredictable) zonal-mean anomaly scored better
+    than one with an anomaly of the right size; on (x − μ)/σ it scores worse, as AMSE means."""
+    model = _train(_world(6), steps=1, **KW)
+    w = torch.as_tensor(np.asarray(area_weights(LAT))).reshape(1, 1, -1, 1)
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(64, 2, 8, 1, generator=g, dtype=torch.float64).expand(64, 2, 8, 16)
+            for _ in range(2))  # fmt: skip
+    truth = 260.0 + 5.0 * a  # the model's mean 260 and std 5
+    loss = {alpha: float(forecast_loss(model.double(), 260.0 + 5.0 * alpha * b, truth, w, "amse"))
+            for alpha in (0.0, 1.0)}  # fmt: skip
+    assert loss[1.0] < loss[0.0], loss
+    centred = amse_loss((260.0 + 5.0 * b - 260.0) / 5.0, a, w)
+    assert loss[1.0] == pytest.approx(float(centred), rel=1e-12)
+
+
 def test_training_with_amse_loss():
     ds = _world(20)
     losses: dict[str, list[float]] = {"l1": [], "amse": []}

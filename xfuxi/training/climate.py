@@ -62,6 +62,11 @@ class FreeRunPool:
         Seed the start times (reproducibly per process).
     scale : torch.Tensor
         Each channel's normalising standard deviation ``(channel, 1, 1)``.
+    offset : torch.Tensor, optional
+        Each channel's normalising mean ``(channel, 1, 1)``, taken from the fields of the
+        ``"amse"`` score (AMSE is not shift-invariant in the zonal mean, m = 0); default
+        none. The ``"spectrum"`` score matches the power of the fields as they are, their
+        mean included.
     loss : {"spectrum", "amse"}
         ``"spectrum"``: the squared log ratio of the runs' mean power, per channel, latitude
         row and octave of zonal wavenumber (:func:`~xfuxi.training.losses.zonal_octave_power`,
@@ -84,6 +89,7 @@ class FreeRunPool:
         scale: torch.Tensor,
         rank: int = 0,
         loss: str = "spectrum",
+        offset: torch.Tensor | None = None,
     ) -> None:
         if loss not in CLIMATE_LOSSES:
             raise ValueError(f"the climate loss must be one of {CLIMATE_LOSSES}; got {loss!r}")
@@ -101,6 +107,7 @@ class FreeRunPool:
         self.rollout_steps, self.advance = int(rollout_steps), int(advance)
         self.seed, self.rank = int(seed), int(rank)
         self.scale, self.loss = scale.to(data.device), loss
+        self.offset = torch.zeros_like(self.scale) if offset is None else offset.to(data.device)
         self.log_power = self.floor = None
         if loss == "spectrum":  # the training data's mean power, from up to 512 states
             pick = np.unique(np.linspace(0, data.shape[0] - 1, 512).round().astype(int))
@@ -206,7 +213,9 @@ class FreeRunPool:
             pred = model(torch.stack([prev, curr], dim=1))
             if self.loss == "amse":
                 truth = self.data[idx + 1 + s]
-                total = total + amse_loss(pred / self.scale, truth / self.scale, w)
+                total = total + amse_loss(
+                    (pred - self.offset) / self.scale, (truth - self.offset) / self.scale, w
+                )
             else:
                 # mean power of the runs, (channel, lat, group)
                 power = zonal_octave_power(pred / self.scale, nyquist=False).mean(0)

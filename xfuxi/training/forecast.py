@@ -606,7 +606,7 @@ def train_forecast(
             _sample_starts(train_c["time"].values, fm.timestep, cfg.climate_max_steps + n_rollout),
             size=cfg.climate_runs, min_steps=cfg.climate_min_steps,
             max_steps=cfg.climate_max_steps, rollout_steps=n_rollout,
-            advance=cfg.climate_advance, seed=seed, scale=fm._std, rank=rank,
+            advance=cfg.climate_advance, seed=seed, scale=fm._std, offset=fm._mean, rank=rank,
             loss=cfg.climate_loss,
         )  # fmt: skip
         signature.update(

@@ -36,10 +36,11 @@ def forecast_loss(
     """Latitude-weighted loss of the normalised fields (weights of mean 1 over latitude).
 
     ``kind`` is ``"l1"`` (FuXi's) or ``"amse"`` (:func:`amse_loss`); ``w`` broadcasts to
-    ``(..., lat, 1)``.
+    ``(..., lat, 1)``. The normalised fields are ``(x − μ)/σ`` with the model's
+    normalization statistics: the mean cancels in the L1 of a difference, not in AMSE.
     """
     if kind == "amse":
-        return amse_loss(pred / model._std, truth / model._std, w)
+        return amse_loss(model.normalize(pred), model.normalize(truth), w)
     diff = (pred - truth) / model._std
     return (diff.abs() * w).mean()
 
@@ -85,6 +86,15 @@ def amse_loss(
     octaves. Powers are scaled like Parseval's sum, so AMSE equals the area-weighted MSE
     for a forecast with the right phases, and is never below it. The result is summed over
     the groups and averaged over the leading axes (samples, channels).
+
+    Give it fields of comparable size centred on the climate (xfuxi's trainers give it
+    ``(x − μ)/σ``, with the model's normalization statistics): AMSE is not shift-invariant
+    in the zonal-mean group ``m = 0``, where a large mean makes ``P_f`` and ``P_y``
+    nearly equal, so that the group acts as MSE and damping a zonal-mean anomaly pays
+    again (and float32 loses the group's digits). ``μ`` is one number per channel, so the
+    meridional profile of the climate stays in that group, which is closer to MSE than the
+    others. The trainers gave it ``x/σ`` before 2026-12-07: the shipped
+    ``fuxi-hs-t21-medium`` and the figures above were made so.
 
     Subich, Husain, Separovic & Yang (2025), "Fixing the double penalty in data-driven
     weather forecasting through a modified spherical harmonic loss function", ICML.
