@@ -80,7 +80,9 @@ class TrainConfig(Config):
     lr: float = field(1e-3, help="peak AdamW learning rate")
     weight_decay: float = field(0.01, help="AdamW weight decay")
     warmup_steps: int = field(100, help="linear warm-up steps, then cosine decay")
-    min_lr_ratio: float = field(0.01, help="the cosine decay ends at min_lr_ratio * lr")
+    min_lr_ratio: float = field(
+        0.01, help="the cosine decay goes towards min_lr_ratio * lr (reached after the last step)"
+    )
     rollout_steps: int = field(1, help="autoregressive steps per sample")
     lead_steps: int = field(
         0, help="start each sample from the lead model's forecast this many steps on (cascade)"
