@@ -7,12 +7,14 @@ table of parts, indented the same way. A module makes its decorator once from it
 
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
-__all__ = ["docstring_parts", "with_signature_of"]
+__all__ = ["docstring_parts", "unexpected_keywords", "with_signature_of"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -64,12 +66,36 @@ def docstring_parts(parts: Mapping[str, str]) -> Callable[[F], F]:
     return deco
 
 
+def unexpected_keywords(function: str, unknown: Iterable[str], known: Iterable[str]) -> TypeError:
+    """The ``TypeError`` for keywords that ``function`` does not take, proposing the closest
+    known name for each misspelt one.
+
+    Examples
+    --------
+    >>> raise unexpected_keywords("forecast", ["n_steps"], ["model", "steps", "init_times"])
+    Traceback (most recent call last):
+    ...
+    TypeError: forecast() got an unexpected keyword argument 'n_steps' (did you mean 'steps'?)
+    """
+    unknown, known = sorted(unknown), list(known)
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if not close:  # n_members for n, lead_steps for steps: a name that holds the other
+            close = [k for k in known if k in name.split("_")]
+        hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    what = "an unexpected keyword argument" if len(unknown) == 1 else "unexpected keyword arguments"
+    return TypeError(f"{function}() got {what} {', '.join(hints)}")
+
+
 def with_signature_of(source: Callable) -> Callable[[F], F]:
     """A decorator giving ``func(data, /, **options)`` the signature of ``source``.
 
     Pairs such as ``forecast`` / ``forecast_iter`` take the same arguments: they are written
     once, in the private function both call, and ``help()``, IDEs and the ``.fuxi``
-    accessor show them on both (with the decorated function's return annotation).
+    accessor show them on both (with the decorated function's return annotation). A
+    keyword that ``source`` does not take is refused in ``func``'s name, with the closest
+    name it does take (not by the private function, whose name the user never wrote).
 
     Examples
     --------
@@ -78,12 +104,27 @@ def with_signature_of(source: Callable) -> Callable[[F], F]:
     ... def run(data, /, **options) -> int: ...
     >>> list(inspect.signature(run).parameters)
     ['data', 'steps']
+    >>> run(None, step=2)
+    Traceback (most recent call last):
+    ...
+    TypeError: run() got an unexpected keyword argument 'step' (did you mean 'steps'?)
     """
     sig = inspect.signature(source)
+    params = sig.parameters.values()
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params)
+    names = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
     def deco(func: F) -> F:
         ret = inspect.signature(func).return_annotation
-        func.__signature__ = sig.replace(return_annotation=ret)  # type: ignore[attr-defined]
-        return func
+
+        @functools.wraps(func)
+        def checked(*args, **kwargs):
+            unknown = [] if open_ended else [k for k in kwargs if k not in names]
+            if unknown:
+                raise unexpected_keywords(func.__name__, unknown, names)
+            return func(*args, **kwargs)
+
+        checked.__signature__ = sig.replace(return_annotation=ret)  # type: ignore[attr-defined]
+        return checked  # type: ignore[return-value]
 
     return deco

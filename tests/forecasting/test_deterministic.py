@@ -514,3 +514,19 @@ def test_timestep_hours_must_be_positive_and_finite():
                           timestep_hours=bad)  # fmt: skip
     assert ForecastModel(net, channels=CHANNELS, latitude=LAT, longitude=LON,
                          timestep_hours=np.float32(3)).timestep_hours == 3.0  # fmt: skip
+
+
+def test_a_misspelt_keyword_is_named_in_the_users_terms_with_the_closest_name():
+    """forecast(n_steps=4) said "_rollout_arrays() got an unexpected keyword argument", the
+    name of a private function, and ensemble(n_members=16) proposed nothing."""
+    ds, model = _data(3), _fuxi()
+    with pytest.raises(TypeError, match=r"^forecast\(\) got an unexpected keyword argument "
+                       r"'n_steps' \(did you mean 'steps'\?\)$"):  # fmt: skip
+        forecast(ds, model=model, n_steps=1)
+    with pytest.raises(TypeError, match=r"^forecast_iter\(\) .* 'steps'\?\)$"):
+        forecast_iter(ds, model=model, n_steps=1)  # at the call, not at the first lead
+    with pytest.raises(TypeError, match=r"^forecast\(\) .*'init_time' \(did you mean 'init_times'"):
+        ds.fuxi.forecast(model=model, steps=1, init_time=ds.time.values[1])
+    with pytest.raises(TypeError, match=r"^ensemble\(\) got an unexpected keyword argument "
+                       r"'n_members' \(did you mean 'n'\?\)$"):  # fmt: skip
+        xfuxi.ensemble(ds, model=model, n_members=2, steps=1)

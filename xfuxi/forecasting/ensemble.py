@@ -9,6 +9,7 @@ lives in :mod:`xfuxi.models.ens`. How the members are perturbed is one typed spe
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import warnings
@@ -19,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from ..config import Config, field, is_integer, user_stacklevel
-from ..docstrings import with_signature_of
+from ..docstrings import unexpected_keywords, with_signature_of
 from ..options import progress_bar
 from ..perturbations.scales import PerlinScales, check_perlin_scales
 from .deterministic import DEFAULT_MODEL, forecast_attrs
@@ -180,8 +181,9 @@ def _perturbation_spec(perturbation: Any, legacy: dict[str, Any]) -> Any:
     """The perturbation spec from ``perturbation`` and the old ``method`` / ``amplitude`` /
     ``noise_kwargs`` keywords (each still accepted, with a ``DeprecationWarning``)."""
     unknown = sorted(set(legacy) - {"method", "amplitude", "noise_kwargs"})
-    if unknown:
-        raise TypeError(f"ensemble() got unexpected keyword argument(s) {unknown}")
+    if unknown:  # the closest of ensemble()'s own keywords proposed (n_members: n)
+        known = [p for p in inspect.signature(_prepare).parameters if p not in ("ds", "legacy")]
+        raise unexpected_keywords("ensemble", unknown, known)
     if isinstance(perturbation, _SPECS):
         if legacy:
             raise ValueError(
