@@ -60,6 +60,12 @@ __all__ = [
 class LETKFOptions(Config):
     """Options of the LETKF (:func:`letkf_analysis`).
 
+    The defaults are the plain filter: no RTPS and no inflation; ``LETKFMethod``'s
+    localization has no vertical part unless given. The command line's ``xfuxi cycle
+    --method letkf`` starts from ``rtps=0.5`` and, with radiosondes, a vertical localization
+    of 1.0 in ln p, the settings the world's cycling runs used (docs/cycling.md): give them
+    here to get the same analyses from Python.
+
     Examples
     --------
     >>> LETKFOptions(rtps=0.5).inflation
