@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from .._version import __version__
 from ..config import config_with_legacy, user_stacklevel
 from ..data.schema import input_source
 from ..models.cascade import reject_cascade
@@ -649,6 +650,9 @@ def assimilate_4dvar(
     }  # fmt: skip
     attrs = {
         "model": config["model"],
+        # which weights and which release made it, as a forecast records them
+        "checkpoint_sha256": str(getattr(model, "config", {}).get("sha256", "none")),
+        "xfuxi_version": __version__,
         "background_error_std": config["spread"],
         "method": "FuXi-En4DVar",
         "n_members": n_members,
