@@ -251,7 +251,8 @@ class ClimatologyBlendMethod(CycleMethod):
     factors: Any = None
     bands: Any = DEFAULT_BANDS
     name: str = ""
-    _split: Any = field(default=None, init=False, repr=False)
+    # the band projections of the last grid: (key, _BandSplit), keyed on the grid and bands
+    _split: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, CycleMethod):
@@ -318,13 +319,24 @@ class ClimatologyBlendMethod(CycleMethod):
             raise ValueError(
                 f"states must end in {tuple(self.climatology.shape)}; got {tuple(x.shape)}"
             )
-        if self._split is None:
-            self._split = _BandSplit(model.latitude, model.longitude, self.bands)
         anomaly = x.double() - self.climatology
         out = x.double().clone()
-        for j, part in enumerate(self._split(anomaly)):
+        for j, part in enumerate(self._band_split(model)(anomaly)):
             out += (self.factors[:, j, None, None] - 1.0) * part
         return out.to(x.dtype)
+
+    def _band_split(self, model: Any) -> _BandSplit:
+        """The band projections on ``model``'s grid, built once and rebuilt when the grid
+        or the bands differ from those they were built for (a reused method on another
+        grid, or with other ``bands``)."""
+        key = (
+            tuple(np.asarray(model.latitude, dtype="float64").ravel().tolist()),
+            tuple(np.asarray(model.longitude, dtype="float64").ravel().tolist()),
+            tuple(int(b) for b in self.bands),
+        )
+        if self._split is None or self._split[0] != key:
+            self._split = (key, _BandSplit(model.latitude, model.longitude, key[2]))
+        return self._split[1]
 
     def analyse(self, state, slots, *, model, generator):
         res = self.method.analyse(state, slots, model=model, generator=generator)

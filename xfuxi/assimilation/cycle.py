@@ -258,6 +258,28 @@ class CycleMethod:
         return CycleAnalysis(analysis=bg[2].clone(), state=new, spread=spread)
 
 
+def _evaluation_mode(*models: Any) -> Callable[[], None]:
+    """Put every module of ``models`` (a cascade's stages) in evaluation mode; return the
+    function that gives each module back its own mode (as :func:`xfuxi.forecast` does: the
+    cycle's forecasts and analyses run without dropout, whatever mode the caller left)."""
+    modules: list[torch.nn.Module] = []
+    for model in models:
+        for part in getattr(model, "stages", (model,)):
+            if isinstance(part, torch.nn.Module):
+                modules.extend(part.modules())
+    modes = [(m, m.training) for m in modules]  # parents before their children
+    for m, mode in modes:
+        if mode:
+            m.eval()
+
+    def restore() -> None:
+        for m, mode in modes:
+            if m.training != mode:
+                m.train(mode)
+
+    return restore
+
+
 def _step(model: Any, pairs: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         x = pairs.to(device=model_device(model), dtype=model_dtype(model))
@@ -457,7 +479,7 @@ class LETKFMethod(CycleMethod):
 
 
 def _check_additive(samples: Any, scale: float) -> Any:
-    """Validate additive-inflation samples ``(K, C, H, W)``; returned as float64."""
+    """Validate additive-inflation samples ``(K, C, H, W)``; returned as a float64 copy."""
     if samples is None:
         return None
     if not torch.is_tensor(samples) or samples.ndim != 4 or samples.shape[0] < 2:
@@ -469,7 +491,9 @@ def _check_additive(samples: Any, scale: float) -> Any:
         raise ValueError("additive samples contain NaN or infinite values")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
         raise ValueError(f"additive_scale must be a positive number; got {scale!r}")
-    return samples.double()
+    # a copy, also of float64 samples (.double() would return the caller's tensor itself:
+    # editing it afterwards would change the method, its settings and fingerprints)
+    return samples.detach().to(dtype=torch.float64, copy=True)
 
 
 def additive_inflation(
@@ -641,7 +665,28 @@ class En4DVarMethod(CycleMethod):
             raise ValueError(
                 f"static must be finite background-error samples (K, C, H, W); they are {bad}"
             )
+        if self.static is not None:  # the method's own: later edits of the caller's leave it
+            self.static = self.static.detach().clone()
+        # the localization built for a run: (key, Localization); the key holds what it was
+        # built from (the options, the grid and the channels), so that a reused method whose
+        # localization or model changed builds it again instead of using a stale one
         self._loc: Any = None
+
+    def _localization(self, model: Any) -> Any:
+        """The localization of ``self.localization`` on ``model``'s grid and channels (None
+        when disabled), built once and rebuilt when the options, the grid or the channels
+        differ from those it was built for."""
+        if not self.localization.enabled:
+            return None
+        key = (
+            json.dumps(self.localization.to_dict(), sort_keys=True, default=repr),
+            tuple(np.asarray(model.latitude, dtype="float64").ravel().tolist()),
+            tuple(np.asarray(model.longitude, dtype="float64").ravel().tolist()),
+            tuple((str(v), None if lv is None else float(lv)) for v, lv in model.channels),
+        )
+        if self._loc is None or self._loc[0] != key:
+            self._loc = (key, build_localization(self.localization, model))
+        return self._loc[1]
 
     def settings(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -702,8 +747,7 @@ class En4DVarMethod(CycleMethod):
     ) -> tuple[Any, dict[str, float]]:
         """The En4DVar analysis of the slots from ``state["background"]`` (members: Perlin or
         the cycled ones); its result and cost diagnostics."""
-        if self._loc is None and self.localization.enabled:
-            self._loc = build_localization(self.localization, model)
+        loc = self._localization(model)
         bg = state["background"]
         opts = self.background_error
         if opts.perturbation_std is None:
@@ -726,7 +770,7 @@ class En4DVarMethod(CycleMethod):
             slots,
             anomalies=anomalies,
             background_error=opts,
-            localization=self._loc,
+            localization=loc,
             increment_previous=self.increment_previous,
             minimiser=self.minimiser,
             quality_control=self.quality_control,
@@ -978,7 +1022,7 @@ def static_var(
         n_slots=n_slots,
         minimiser=minimiser or Minimiser(),
         quality_control=quality_control or QualityControl(),
-        static=torch.as_tensor(samples).double(),
+        static=torch.as_tensor(samples).double(),  # En4DVarMethod keeps a copy
         name="3D-Var (static B)" if n_slots == 1 else "4D-Var (static B)",
         static_inflation=static_inflation,
         adaptive_static=adaptive_static,
@@ -1164,7 +1208,10 @@ class RadiosondeNetwork:
     ----------
     n_sites : int, default 300
     variables : sequence of str, optional
-        Default: every truth variable with levels, and surface pressure if present.
+        Default: every truth variable with levels, and surface pressure if present, that
+        the model has a channel of (the truth's other variables are not observed: the
+        model analyses none of them). Variables the model has no channel of are refused
+        (``ValueError``; :func:`cycle` refuses them before the store is made).
     error_fraction : float, default 0.1
         Observation-error std per variable: this fraction of the model's mean
         normalization std over its levels (as the En4DVar examples).
@@ -1172,6 +1219,15 @@ class RadiosondeNetwork:
         Sites and observation noise (cycle ``c`` draws its noise with ``seed + 1 + c``, so
         networks whose seeds differ by ``k`` draw the same noise ``k`` cycles apart: give
         independent runs seeds further apart than their number of cycles).
+
+    Notes
+    -----
+    Only the truth levels that one of the observed variables' channels can take (a level
+    of the model, or one between two of its levels, interpolated in ln p) are observed: a
+    truth level above or below every model level is left out, so that it does not shift
+    the noise drawn for the others. With a truth on the model's levels and variables (the
+    embedded world's with the shipped models) every truth level and variable is observed,
+    as before.
 
     Examples
     --------
@@ -1258,17 +1314,71 @@ class RadiosondeNetwork:
         lat = np.degrees(np.arcsin(rng.uniform(-1, 1, self.n_sites)))
         return list(zip(lat.tolist(), rng.uniform(0, 360, self.n_sites).tolist(), strict=True))
 
+    def observed(self, truth: xr.Dataset, model: Any) -> tuple[list[str], list[float] | None]:
+        """The variables and levels observed in ``truth`` for ``model`` (levels None: all
+        the truth's).
+
+        Parameters
+        ----------
+        truth : xarray.Dataset
+        model : ForecastModel or Cascade
+            Gives the channels the observations are screened into.
+
+        Returns
+        -------
+        tuple
+            ``(variables, levels)``: the variables (``variables``, default every truth
+            variable with levels, and surface pressure, that the model has a channel of,
+            in the truth's order) and the truth levels (in its order) that one of them can
+            be screened at (a model level, or between two), None when that is all of them.
+
+        Raises
+        ------
+        ValueError
+            ``variables`` names a variable the model has no channel of (its observations
+            would be screened away, or lack an error).
+        """
+        from ..observations.interpolation import _vertical
+
+        have = {str(v) for v, _ in model.channels}
+        if self.variables is None:
+            variables = [
+                str(v)
+                for v in truth.data_vars
+                if ("level" in truth[v].dims or v == "surface_pressure") and str(v) in have
+            ]
+        else:
+            variables = [str(v) for v in self.variables]
+            lacking = [v for v in variables if v not in have]
+            if lacking:
+                raise ValueError(
+                    f"RadiosondeNetwork.variables names {lacking}, of which the model has no "
+                    f"channel (its variables: {sorted(have)}): leave them out"
+                )
+        if "level" not in truth.dims:
+            return variables, None
+        levels = [float(lv) for lv in np.asarray(truth["level"].values).ravel()]
+        columns = [v for v in variables if v in truth and "level" in truth[v].dims]
+        if not columns or not levels:
+            return variables, None
+        _, _, reason = _vertical(
+            model.channels,
+            np.repeat(np.asarray(columns), len(levels)),
+            np.tile(np.asarray(levels, dtype="float64"), len(columns)),
+        )
+        usable = (reason == "").reshape(len(columns), len(levels)).any(0)
+        if usable.all() or not usable.any():  # none: as before (screened away, then warned)
+            return variables, None
+        return variables, [lv for lv, ok in zip(levels, usable, strict=True) if ok]
+
     def __call__(self, truth: xr.Dataset, times: Any, *, cycle: int, model: Any) -> xr.Dataset:
         sites = self.sites()
-        variables = self.variables
-        if variables is None:
-            variables = tuple(
-                v for v in truth.data_vars if "level" in truth[v].dims or v == "surface_pressure"
-            )
+        variables, levels = self.observed(truth, model)
         return radiosonde_observations(
             truth,
             sites=sites,
-            variables=list(variables),
+            variables=variables,
+            levels=levels,
             error=self.errors(model),
             times=times,
             seed=self.seed + 1 + int(cycle),
@@ -1633,7 +1743,9 @@ def cycle(
         ``fuxi-hs-t21`` with its output kept to the world's T21 wavenumbers, fine-tuned
         from perturbed inputs so that its climate does not drift over weeks of cycling
         (the earlier ``"fuxi-hs-t21-cycling"`` and ``"fuxi-hs-t21-cycling-v2"`` to
-        ``"-v5"`` are shipped too).
+        ``"-v5"`` are shipped too). Its modules run in evaluation mode during the cycle
+        (no dropout, as :func:`xfuxi.forecast`); each gets its own mode back when the
+        cycle returns or fails.
     store : path, optional
         Zarr store (a directory) written one cycle at a time; an existing store of the
         same settings is resumed from its last complete cycle (its settings and
@@ -1659,8 +1771,9 @@ def cycle(
     ValueError
         A store written with different settings (named) or without its ``run.json``; a
         truth that lacks a channel of the model or holds NaN or infinite values at a time
-        the run needs (named, with the first such time). Both are checked before anything
-        is written.
+        the run needs (named, with the first such time); a :class:`RadiosondeNetwork`
+        (also an ``ImagerSondeNetwork``'s) whose ``variables`` name one the model has no
+        channel of (named). All are checked before anything is written.
 
     Examples
     --------
@@ -1733,6 +1846,9 @@ def cycle(
                if start is not None and t0 not in times else "give a truth on the model's step")
         )  # fmt: skip
     _check_truth(truth, model, needed)  # before the store is made: nothing written for it
+    for net in (network, getattr(network, "radiosondes", None)):  # (ImagerSondeNetwork's)
+        if isinstance(net, RadiosondeNetwork):
+            net.observed(truth, model)  # variables the model lacks: refused before the store
     settings = _settings(method, network, model, t0, lead_steps, seed, initial_error)
     settings["fingerprints"] = _fingerprints(model, truth, t0)
     settings["fingerprints"].update({f"method.{k}": v for k, v in method.fingerprints().items()})
@@ -1745,6 +1861,9 @@ def cycle(
     lock = None
     if path is not None:
         lock, done = _open_store(path, settings, method, cfg, n_cycles)
+    # the forecasts and analyses in evaluation mode (no dropout: a seeded run is
+    # reproducible); each module's own mode is given back at the end, also on an error
+    restore_modes = _evaluation_mode(model)
     try:
         rows: list[xr.Dataset] = []
         if done:
@@ -1882,6 +2001,7 @@ def cycle(
         )
         return CycleRun(scores=out, store=path)
     finally:
+        restore_modes()
         if lock is not None:  # the store is another run's to resume now
             lock.release()
 
@@ -2341,7 +2461,8 @@ def open_cycle_states(
     store : str or path
         A store written by :func:`cycle`.
     members : int, optional
-        Keep the first ``members`` members of each cycle (default: all).
+        Keep the first ``members`` members of each cycle (default: all); a store's cycle
+        with fewer is refused.
     skip_days : float
         Leave out the cycles of the first ``skip_days`` days (the spin-up from the first
         background).
@@ -2359,8 +2480,9 @@ def open_cycle_states(
     TypeError
         A ``skip_days`` that is not a number.
     ValueError
-        Not a cycling store, no complete cycle after ``skip_days``, ``members`` < 1, or a
-        cycle whose members the run did not keep (``CycleConfig(keep_members=False)``).
+        Not a cycling store, no complete cycle after ``skip_days``, ``members`` < 1 or
+        more than a cycle holds (both counts named; a method without members holds one),
+        or a cycle whose members the run did not keep (``CycleConfig(keep_members=False)``).
     """
     path = _cycling_store(store)
     if members is not None and (not is_integer(members) or members < 1):
@@ -2398,6 +2520,11 @@ def _cycle_states(path: Path, members: int | None, skip_days: float) -> xr.DataA
                 raise ValueError(f"cycle {c} of {path} holds neither members nor an analysis pair")
             names = [str(n) for n in ds["channel"].values]
             grid = {d: ds[d].values for d in ("latitude", "longitude") if d in ds.coords}
+        if members is not None and x.shape[0] < members:
+            raise ValueError(
+                f"members={members} asks for more members than cycle {c} of {path} holds "
+                f"({x.shape[0]}); give members <= {x.shape[0]} or None (all)"
+            )
         arrays.append(x if members is None else x[:members])
         times.append(t)
     if not arrays:

@@ -9,6 +9,7 @@ forecast from the previous analysis.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time as _time
 from collections.abc import Callable
@@ -59,7 +60,7 @@ def _to_dataset(states: np.ndarray, model: Any, times: Any, like: xr.Dataset) ->
     ds = unstack(da, model.channels)
     for v in ds.data_vars:
         if v in like:
-            ds[v].attrs = dict(like[v].attrs)
+            ds[v].attrs = copy.deepcopy(dict(like[v].attrs))
     return ds.transpose(*canonical_order(ds.dims))
 
 
@@ -141,7 +142,7 @@ def world_background(
     # with lead_steps == 2 the state at t0 − 12 h is the forecast's own initial state
     states = np.concatenate([pair[-1:], rollout(model, pair, lead_steps)])[-3:]
     out = _to_dataset(states, model, [t0 - 2 * step, t0 - step, t0], start)
-    out.attrs = dict(truth.attrs)
+    out.attrs = copy.deepcopy(dict(truth.attrs))  # nothing shared with the truth's
     return out
 
 

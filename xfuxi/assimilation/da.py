@@ -774,13 +774,24 @@ def assimilate_da(
         xb, radiances, net, times=times, operator_dtype=torch.float32 if fast else torch.float64
     )
     incs = []
-    if any(m.training for m in net.modules()):
+    # evaluation mode while the network computes, each module's own mode given back after
+    # (also on an error); a network already in evaluation mode is not touched (the fast
+    # path of a cycle's calls, docs/fuxi_da.md)
+    modes = [(m, m.training) for m in net.modules()]  # parents before their children
+    trained = any(mode for _, mode in modes)
+    if trained:
         net.eval()
-    device = model_device(net)
-    with torch.no_grad(), autocast(device, precision):
-        for i in range(0, len(times), int(batch_size)):
-            o = None if obs is None else obs[i : i + batch_size].to(device)
-            incs.append(net(xb[i : i + batch_size].to(device), o).float().cpu())
+    try:
+        device = model_device(net)
+        with torch.no_grad(), autocast(device, precision):
+            for i in range(0, len(times), int(batch_size)):
+                o = None if obs is None else obs[i : i + batch_size].to(device)
+                incs.append(net(xb[i : i + batch_size].to(device), o).float().cpu())
+    finally:
+        if trained:
+            for m, mode in modes:
+                if m.training != mode:
+                    m.train(mode)
     inc = torch.cat(incs).double().numpy()
     t_net = _time.perf_counter() - t_start
     increment = increment_dataset(background, inc, net.channels)
