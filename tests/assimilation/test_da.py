@@ -7,6 +7,7 @@ import pytest
 import torch
 import xarray as xr
 
+import xfuxi
 from tests import tiny_da
 from tests.models.test_fuxi_da import tiny_da_model
 from xfuxi.assimilation import da as da_module
@@ -202,6 +203,13 @@ def test_inputs_not_mutated(case):
     assimilate_da(background, radiances, model=model)
     xr.testing.assert_identical(background, b0)
     xr.testing.assert_identical(radiances, r0)
+    # the outputs' attributes are their own: a list in them was the background's
+    background["temperature"].attrs["history"] = ["made"]
+    res = assimilate_da(background, radiances, model=model)
+    for out in (res.analysis, res.increment):
+        out["temperature"].attrs["history"].append("edited")
+    assert background["temperature"].attrs["history"] == ["made"]
+    assert res.analysis.attrs["xfuxi_version"] == xfuxi.__version__
 
 
 def test_bad_input(case):
@@ -442,3 +450,20 @@ def test_a_background_with_an_extra_dim_is_refused(case):
     background, radiances, model = case
     with pytest.raises(ValueError, match=r"background\['.*'\] has dim\(s\) \['member'\]"):
         assimilate_da(background.expand_dims(member=2), radiances, model=model)
+
+
+def test_a_forecast_of_one_lead_is_analysed_at_its_valid_times(case):
+    """fc.isel(prediction_timedelta=0), as the error advised, was analysed at its initial
+    times with the radiances of those times: 6 hours off, silently."""
+    background, radiances, model = case
+    lead = np.timedelta64(6, "h")
+    fc = background.assign_coords(time=background["time"].values - lead)  # initial times
+    fc = fc.expand_dims(prediction_timedelta=[lead])
+    fc = fc.assign_coords(valid_time=fc["time"] + fc["prediction_timedelta"])
+    want = assimilate_da(background, radiances, model=model).analysis
+    for given in (fc, fc.isel(prediction_timedelta=0)):  # a dim of one lead, or a scalar
+        got = assimilate_da(given, radiances, model=model).analysis
+        np.testing.assert_array_equal(got["time"].values, background["time"].values)
+        xr.testing.assert_allclose(got, want)
+    with pytest.raises(ValueError, match=r"forecast of 2 leads; .*isel\(prediction_timedelta=0\)"):
+        assimilate_da(xr.concat([fc, fc], "prediction_timedelta"), radiances, model=model)

@@ -12,6 +12,7 @@ See the documentation (docs/fuxi_da.md).
 
 from __future__ import annotations
 
+import copy
 import os
 import time as _time
 from pathlib import Path
@@ -22,9 +23,11 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from .._version import __version__
 from ..config import is_integer
 from ..data.channels import stack_values, unstack
 from ..data.schema import canonical_order, input_source
+from ..data.stats import own_attrs
 from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
 from ..models.precision import autocast, check_precision
@@ -118,9 +121,32 @@ def resolve_da_model(model: FuXiDA | str | os.PathLike[str] | None) -> FuXiDA:
     raise TypeError(f"model must be a FuXiDA, a shipped name or a path; got {type(model).__name__}")
 
 
+def _at_valid_times(background: xr.Dataset) -> xr.Dataset:
+    """A forecast of one lead (``prediction_timedelta`` a dim of one value or a scalar) on
+    its valid times, the times it is a background for; several leads are refused."""
+    if "prediction_timedelta" not in background.coords:
+        return background
+    lead = background["prediction_timedelta"]
+    if lead.size != 1:
+        raise ValueError(
+            f"background is a forecast of {lead.size} leads; FuXi-DA analyses one state per "
+            "time: select the lead of the background (e.g. "
+            "background.isel(prediction_timedelta=0) for the first), which is analysed at "
+            "its valid times (initial time + lead)"
+        )
+    if "prediction_timedelta" in background.dims:
+        background = background.squeeze("prediction_timedelta")
+    step = np.asarray(background["prediction_timedelta"].values).astype("timedelta64[ns]")
+    out = background.drop_vars(["prediction_timedelta", "valid_time"], errors="ignore")
+    if "time" in out.coords:  # the analysis time of a 6-hour forecast is its valid time
+        out = out.assign_coords(time=out["time"].values + step)
+    return out
+
+
 def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
     if not isinstance(background, xr.Dataset):
         raise TypeError(f"background must be an xarray.Dataset; got {type(background).__name__}")
+    background = _at_valid_times(background)
     if "time" not in background.dims:
         background = background.expand_dims("time") if "time" in background.coords else background
     if "time" not in background.dims:
@@ -569,7 +595,7 @@ def _increment_unstacked(background: xr.Dataset, inc: np.ndarray, channels: Any)
     )
     increment = increment.transpose(*canonical_order(increment.dims))
     for v in increment.data_vars:
-        increment[v].attrs = dict(background[v].attrs)
+        increment[v].attrs = copy.deepcopy(background[v].attrs)
     return increment
 
 
@@ -585,7 +611,7 @@ def _increment_in_memory(
     data_vars = {}
     with_levels = False
     for var, items in by_var.items():
-        attrs = dict(background[var].attrs)
+        attrs = copy.deepcopy(background[var].attrs)
         if items[0][0] is None:
             data_vars[var] = xr.Variable(
                 ("time", "latitude", "longitude"), inc[:, items[0][1]], attrs
@@ -624,7 +650,7 @@ def analysis_dataset(background: xr.Dataset, increment: xr.Dataset) -> tuple[xr.
             b_v = background.variables[v]
             delta = increment.variables[v].transpose(*b_v.dims).values
             values[v] = (b_v.values + delta).astype(b_v.dtype)
-        return background[names].copy(data=values), True
+        return own_attrs(background[names].copy(data=values)), True  # attrs its own
     # on the increment's levels (the background's others are not analysed)
     fields = {}
     for v in names:
@@ -633,9 +659,9 @@ def analysis_dataset(background: xr.Dataset, increment: xr.Dataset) -> tuple[xr.
             b_v = b_v.sel(level=increment[v]["level"].values, method="nearest")
             b_v = b_v.assign_coords(level=increment[v]["level"].values)
         a_v = (b_v + increment[v].transpose(*b_v.dims)).astype(background[v].dtype)
-        a_v.attrs = dict(background[v].attrs)
+        a_v.attrs = copy.deepcopy(background[v].attrs)
         fields[v] = a_v
-    analysis = xr.Dataset(fields, attrs=dict(background.attrs))
+    analysis = xr.Dataset(fields, attrs=copy.deepcopy(background.attrs))
     return analysis.transpose(*canonical_order(analysis.dims)), False
 
 
@@ -657,7 +683,10 @@ def assimilate_da(
     ----------
     background : xarray.Dataset
         Background states (a 6-hour forecast) with a ``time`` dim, on the model's grid,
-        with every variable the model needs; no NaN.
+        with every variable the model needs; no NaN. A forecast of one lead (a
+        ``prediction_timedelta`` dim of one value, or a scalar one as
+        ``fc.isel(prediction_timedelta=0)`` leaves) is analysed at its valid times
+        (initial time + lead), the times of the radiances it meets.
     radiances : xarray.Dataset, optional
         From :func:`xfuxi.imager_observations`, with the background's times; missing pixels
         are NaN (they are data, not errors). Needed unless the model is a CORR model.
@@ -865,6 +894,7 @@ def _provenance_attrs(background: xr.Dataset, net: FuXiDA) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "method": "FuXi-DA" if net.uses_observations else "FuXi-DA CORR",
         "model": net.name,
+        "xfuxi_version": __version__,
     }
     source = input_source(background.attrs)
     if source is not None:
