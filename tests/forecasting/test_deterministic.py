@@ -79,6 +79,11 @@ def test_layout_coords_and_attrs():
     np.testing.assert_array_equal(fc.latitude.values, LAT)
     np.testing.assert_array_equal(fc.level.values, [500.0, 850.0])
     assert fc.geopotential.dtype == np.float32 and fc.temperature.attrs["units"] == "K"
+    # named for plots and readers (the long names were the truth's only)
+    assert fc.temperature.attrs["long_name"] == "air temperature"
+    assert fc.prediction_timedelta.attrs["long_name"] == "lead time"
+    ens = xfuxi.ensemble(ds, model=_fuxi(), n=2, steps=1, progress=False)
+    assert ens.number.attrs["long_name"] == "ensemble member"
     assert fc.attrs["model"] == "tiny-fuxi" and fc.attrs["steps"] == 5
     assert fc.attrs["xfuxi_version"] == xfuxi.__version__
     assert {"checkpoint_sha256", "created", "source"} <= set(fc.attrs)

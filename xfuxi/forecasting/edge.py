@@ -224,16 +224,20 @@ def forecast_dataset(
         "latitude": ("latitude", model.latitude, {"units": "degrees_north"}),
         "longitude": ("longitude", model.longitude, {"units": "degrees_east"}),
     }
+    coords["prediction_timedelta"] = (
+        "prediction_timedelta", coords["prediction_timedelta"], {"long_name": "lead time"}
+    )  # fmt: skip
     if member_dim is not None:
         dims.insert(1, member_dim)
-        coords[member_dim] = np.arange(arr.shape[1])
+        coords[member_dim] = (member_dim, np.arange(arr.shape[1]), {"long_name": "ensemble member"})
     if arr.ndim != len(dims):
         raise ValueError(f"states has shape {arr.shape}; expected {len(dims)} dims {dims}")
     da = xr.DataArray(arr, dims=dims, coords=coords)
     ds = unstack(da, model.channels, copy=copy)
     for name in ds.data_vars:
         if str(name) in VARIABLES:
-            ds[name].attrs["units"] = VARIABLES[str(name)][0]
+            units, long_name = VARIABLES[str(name)]
+            ds[name].attrs.update(units=units, long_name=long_name)
     ds = ds.transpose(*canonical_order(ds.dims))
     ds.attrs.update(attrs or {})
     return ds
