@@ -82,7 +82,9 @@ def test_layout_coords_and_attrs():
     # named for plots and readers (the long names were the truth's only)
     assert fc.temperature.attrs["long_name"] == "air temperature"
     assert fc.prediction_timedelta.attrs["long_name"] == "lead time"
-    ens = xfuxi.ensemble(ds, model=_fuxi(), n=2, steps=1, progress=False)
+    ens = xfuxi.ensemble(
+        ds, model=_fuxi(), n=2, steps=1, perturbation=xfuxi.GaussianNoise(), progress=False
+    )
     assert ens.number.attrs["long_name"] == "ensemble member"
     assert fc.attrs["model"] == "tiny-fuxi" and fc.attrs["steps"] == 5
     assert fc.attrs["xfuxi_version"] == xfuxi.__version__
