@@ -355,9 +355,11 @@ def test_scorecard_of_a_stored_ensemble(client, checkpoint, tmp_path):
     with pytest.raises(FileExistsError, match="not written by xfuxi.campaign_scorecard"):
         campaign_scorecard(store, truth, client=client, plot=user, overwrite=True)
     assert user.read_bytes() == b"a user's figure"
-    # units of the truth where the score has them (none for ratios)
-    units = truth["temperature"].attrs.get("units")
-    assert card["rmse_temperature"].attrs.get("units") == units
+    # the score's own units where it has them (the forecast's: the test truth has none),
+    # none for ratios
+    assert "units" not in truth["temperature"].attrs
+    assert card["rmse_temperature"].attrs["units"] == "K"
+    assert card["crps_temperature"].attrs["units"] == "K"
     assert "units" not in card["ssr_temperature"].attrs
     # a missing directory is named before the scores are computed, nothing written
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -201,7 +201,7 @@ def test_map_style_replaces_the_styling_keywords():
                              colorbar=False, title="T")  # fmt: skip
     assert old.collections[0].get_clim() == mesh.get_clim() and old.get_title() == "T"
     np.testing.assert_array_equal(old.collections[0].get_array(), mesh.get_array())
-    with pytest.raises(TypeError, match=r"plot_map\(\) got unexpected keyword.*'colour'"):
+    with pytest.raises(TypeError, match=r"plot_map\(\) got an unexpected keyword .*'colour'"):
         xfuxi.plot_map(ds, variable="temperature", colour="red")
     with pytest.raises(ValueError, match="MapStyle.wind_stride must be >= 1; got 0"):
         xfuxi.MapStyle(wind_stride=0)
@@ -455,3 +455,154 @@ def test_plot_messages_name_what_is_wrong():
         xfuxi.plot_convergence(xr.Dataset({"cost": ("iteration", [3.0, 2.0])}), variable="J")
     with pytest.raises(TypeError, match="scores\\['a'\\] must be a DataArray; got list"):
         xfuxi.plot_scores({"a": [1.0, 2.0]})
+
+
+# --- the look of a saved figure: nothing clipped, titles, ticks, labels --------------------
+
+
+def _ensemble(rng, units="m**2 s**-2"):
+    lead = pd.to_timedelta([6, 12, 24], "h")
+    fc = xr.DataArray(rng.normal(size=(3, 8, 2, 40)), name="geopotential",
+                      attrs={"units": units}, dims=("prediction_timedelta", "number", "time", "x"),
+                      coords={"prediction_timedelta": lead})  # fmt: skip
+    truth = xr.DataArray(rng.normal(size=(3, 2, 40)), dims=("prediction_timedelta", "time", "x"),
+                         coords={"prediction_timedelta": lead}, name="geopotential")  # fmt: skip
+    return fc, truth
+
+
+def _cycle_scores():
+    t = pd.date_range("2000-01-01", periods=6, freq="6h")
+    return xr.Dataset(
+        {k: (("time", "channel"), np.linspace(1.0, 2.0, 6)[:, None] * 100)
+         for k in ("analysis_error", "background_error", "free_error", "spread")},
+        coords={"time": t, "channel": ["geopotential@500"],
+                "channel_units": ("channel", ["m**2 s**-2"])},
+    )  # fmt: skip
+
+
+def _two_cards():
+    lead = np.array([6, 12, 24], dtype="timedelta64[h]")
+    a = xr.Dataset(
+        {"geopotential": (("score", "prediction_timedelta", "region", "level"),
+                          np.ones((1, 3, 1, 2)))},
+        coords={"score": ["rmse"], "prediction_timedelta": lead, "region": ["global"],
+                "level": [500, 850], "perfect_value": ("score", [0.0])},
+    )  # fmt: skip
+    return a * 0.9, a
+
+
+def _labels(ax):
+    axes = [ax, *([ax.right_ax] if hasattr(ax, "right_ax") else [])]
+    texts = [a.xaxis.label for a in axes] + [a.yaxis.label for a in axes]
+    texts += [a.title for a in axes]
+    for axis in [a.xaxis for a in axes] + [a.yaxis for a in axes]:
+        lo, hi = sorted(axis.get_view_interval())  # the tick labels drawn
+        texts += [t.label1 for t in axis.get_major_ticks() if lo <= t.get_loc() <= hi]
+    return [t for t in texts if t.get_text() and t.get_visible()]
+
+
+def test_saved_figures_are_not_clipped():
+    # the fixed figure size without a layout engine cut off the x label of the score plots,
+    # both labels of plot_convergence, the y label of plot_cycle, the scorecard's rows
+    rng = np.random.default_rng(0)
+    fc, truth = _ensemble(rng)
+    score = xr.DataArray([1.0, 2.0, 3.0], dims="prediction_timedelta",
+                         coords={"prediction_timedelta": fc.prediction_timedelta.values},
+                         attrs={"metric": "rmse", "units": "m**2 s**-2"})  # fmt: skip
+    card, ref = _two_cards()
+    axes = {
+        "plot_scores": score.fuxi.plot_scores(),
+        "plot_spread_skill": fc.fuxi.plot_spread_skill(truth),
+        "plot_rank_histogram": fc.fuxi.plot_rank_histogram(truth),
+        "plot_convergence": xfuxi.plot_convergence({"J": [10.0, 4.0, 2.0, 1.9]}),
+        "plot_cycle": xplot.plot_cycle(_cycle_scores()),
+        "plot_scorecard": xplot.plot_scorecard(card, ref),
+        "plot_map": field().fuxi.plot_map(variable="temperature"),
+    }
+    for name, ax in axes.items():
+        fig = ax.figure
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box = fig.bbox
+        for text in _labels(ax):
+            ext = text.get_window_extent(renderer)
+            inside = (ext.x0 >= box.x0 - 0.5 and ext.y0 >= box.y0 - 0.5
+                      and ext.x1 <= box.x1 + 0.5 and ext.y1 <= box.y1 + 0.5)  # fmt: skip
+            assert inside, f"{name}: {text.get_text()!r} at {ext} outside the figure {box}"
+
+
+def test_figures_passed_in_keep_their_layout():
+    fig, ax = plt.subplots()
+    assert fig.get_layout_engine() is None
+    xfuxi.plot_convergence([3.0, 2.0, 1.0], ax=ax)
+    xplot.plot_cycle(_cycle_scores(), ax=ax)
+    assert fig.get_layout_engine() is None
+
+
+def test_maps_have_a_title_naming_what_they_cannot_show():
+    ds = field(source="Held-Suarez world").expand_dims(
+        time=pd.to_datetime(["2020-01-01T00", "2020-01-01T06"]),
+        prediction_timedelta=pd.to_timedelta([24], "h"),
+        level=[500, 850],
+        number=[0, 1],
+    )
+    ds["level"].attrs["units"] = "hPa"
+    ax = ds.fuxi.plot_map(variable="geopotential", level=500, time="2020-01-01T06",
+                          sel={"number": 1})  # fmt: skip
+    assert ax.get_title() == "500 hPa, 2020-01-01 06:00 + 24 h (valid 2020-01-02 06:00), member 1"
+    # the caller's title wins; "" draws none
+    ax = ds.fuxi.plot_map(variable="geopotential", level=500, time="2020-01-01T06",
+                          sel={"number": 1}, style=xfuxi.MapStyle(title="mine"))  # fmt: skip
+    assert ax.get_title() == "mine"
+    ax = ds.fuxi.plot_map(variable="geopotential", level=500, time="2020-01-01T06",
+                          sel={"number": 1}, style=xfuxi.MapStyle(title=""))  # fmt: skip
+    assert ax.get_title() == ""
+    an = ds + 1.0
+    ax = an.fuxi.plot_increment(ds, variable="temperature", level=850, time="2020-01-01T00",
+                                sel={"number": 0})  # fmt: skip
+    assert ax.get_title() == "850 hPa, 2020-01-01 00:00 + 24 h (valid 2020-01-02 00:00), member 0"
+    # a field without single values selected (a 2-D analysis): no title to give
+    assert field().fuxi.plot_map(variable="temperature").get_title() == ""
+
+
+def test_map_colour_bar_uses_the_long_name():
+    ds = field(source="Held-Suarez world")
+    ds["temperature"].attrs["long_name"] = "air temperature"
+    ax = ds.fuxi.plot_map(variable="temperature")
+    assert ax.figure.axes[-1].get_ylabel() == "air temperature (K)"
+    ax = (ds + 1.0).fuxi.plot_increment(ds, variable="temperature")
+    assert ax.figure.axes[-1].get_ylabel() == "air temperature increment (K)"
+    ax = ds.fuxi.plot_map(variable="geopotential")  # no long_name: the name
+    assert ax.figure.axes[-1].get_ylabel() == "geopotential (m² s⁻²)"
+
+
+def test_rank_histogram_and_convergence_titles_and_integer_ticks():
+    rng = np.random.default_rng(0)
+    fc, truth = _ensemble(rng)
+    ax = fc.fuxi.plot_rank_histogram(truth)
+    assert ax.get_title() == "rank histogram of geopotential, all leads"
+    ax.figure.canvas.draw()
+    ticks = ax.get_xticks()
+    assert np.allclose(ticks, np.round(ticks))
+    one = fc.isel(prediction_timedelta=2)
+    ax = one.fuxi.plot_rank_histogram(truth.isel(prediction_timedelta=2))
+    assert ax.get_title() == "rank histogram of geopotential, lead 24 h"
+    assert fc.fuxi.plot_rank_histogram(truth, title="t").get_title() == "t"
+    ax = xfuxi.plot_convergence({"J": [10.0, 4.0, 2.0, 1.9]})
+    ax.figure.canvas.draw()
+    ticks = ax.get_xticks()
+    assert np.allclose(ticks, np.round(ticks))
+
+
+def test_cycle_and_score_labels_format_units():
+    ax = xplot.plot_cycle(_cycle_scores())
+    assert ax.get_ylabel() == "geopotential@500: RMSE / spread (m² s⁻²)"
+    rng = np.random.default_rng(0)
+    fc, truth = _ensemble(rng)
+    ax = fc.fuxi.plot_spread_skill(truth)
+    assert ax.get_ylabel() == "geopotential (m² s⁻²)"
+    # a variable of a Dataset score says its metric and units (they were on the Dataset)
+    score = xfuxi.ensemble_mean_rmse(fc.to_dataset(), truth.to_dataset(),
+                                     dim=["time", "x"], weights=None)  # fmt: skip
+    ax = score["geopotential"].fuxi.plot_scores()
+    assert ax.get_ylabel() == "ensemble_mean_rmse (m² s⁻²)"

@@ -71,9 +71,12 @@ class MapStyle(Config):
         Colour limits; default the data's range (:func:`plot_map`) or ±max|increment|
         (:func:`plot_increment`).
     colorbar : bool, default True
-        Add a colour bar labelled with the name and units.
+        Add a colour bar labelled with the ``long_name`` (else the name) and units.
     title : str, optional
-        Axes title.
+        Axes title. Default: what the map cannot show, the single values selected: the
+        level, the time (the initial time, lead and valid time of a forecast), the member,
+        and any other (a channel, say), e.g. ``"500 hPa, 2020-01-01 00:00 + 24 h (valid
+        2020-01-02 00:00)"``. ``""`` draws none.
     wind_stride : int, default 2
         Draw every n-th wind vector in each direction (a whole number, at least 1).
     wind_scale : float, optional
@@ -274,7 +277,12 @@ def _select_2d(
     data: xr.Dataset | xr.DataArray,
     variable: str | None,
     selection: Mapping[Hashable, Any],
+    *,
+    keep_scalars: bool = False,
 ) -> xr.DataArray:
+    """The 2-D field (latitude × longitude) of ``variable`` at ``selection``; with
+    ``keep_scalars`` its single-valued coordinates (level, time, lead, member ...) stay, for
+    the title (:func:`_map_title`)."""
     if isinstance(data, xr.Dataset):
         da = data[_one_variable(data, variable)]
     else:
@@ -301,14 +309,69 @@ def _select_2d(
             f"{da.name!r} still has dims {extra} after selection; choose one value of each "
             "(level=, time=, or sel={...})"
         )
-    return _sorted_grid(da.squeeze(drop=True).transpose("latitude", "longitude"))
+    return _sorted_grid(da.squeeze(drop=not keep_scalars).transpose("latitude", "longitude"))
+
+
+def _without_scalars(da: xr.DataArray) -> xr.DataArray:
+    return da.drop_vars([c for c in da.coords if da[c].ndim == 0])
+
+
+def _value_text(name: Hashable, value: Any, units: Any = None) -> str:
+    """One value of a coordinate for a title: a time as ``2020-01-01 06:00``, a timedelta
+    in hours, a number with its units."""
+    value = np.asarray(value)
+    if value.dtype.kind == "M":
+        return str(np.datetime_as_string(value, unit="m")).replace("T", " ")
+    if value.dtype.kind == "m":
+        return f"{float(value / _HOUR):g} h"
+    if value.dtype.kind in "fiu":
+        text = f"{float(value):g}"
+        if name == "level":
+            units = units or "hPa"
+        return f"{text} {_units_label(units)}".strip()
+    return str(value.item() if value.ndim == 0 else value)
+
+
+def _map_title(field: xr.DataArray) -> str:
+    """What a map cannot show of ``field``: its single-valued coordinates (level, initial
+    time, lead and valid time, member, channel, ...), e.g. ``"500 hPa, 2020-01-01 00:00 +
+    24 h (valid 2020-01-02 00:00)"``; empty when there are none."""
+    from .options import get_options
+
+    scalars = {c: field[c] for c in field.coords if field[c].ndim == 0}
+    members = set(get_options()["ensemble_dims"])
+    parts = []
+    if "level" in scalars:
+        parts.append(_value_text("level", scalars.pop("level").values,
+                                 field["level"].attrs.get("units")))  # fmt: skip
+    init = scalars.pop("time", None)
+    lead = scalars.pop("prediction_timedelta", None)
+    valid = scalars.pop("valid_time", None)
+    if init is not None and lead is not None:
+        vt = valid.values if valid is not None else init.values + lead.values
+        parts.append(f"{_value_text('time', init.values)} + {_value_text('lead', lead.values)}"
+                     f" (valid {_value_text('time', vt)})")  # fmt: skip
+    elif init is not None:
+        parts.append(_value_text("time", init.values))
+    elif lead is not None:
+        parts.append(f"lead {_value_text('lead', lead.values)}")
+        if valid is not None:
+            parts.append(f"valid {_value_text('time', valid.values)}")
+    elif valid is not None:
+        parts.append(f"valid {_value_text('time', valid.values)}")
+    for name, c in scalars.items():
+        word = "member" if name in members else str(name).replace("_", " ")
+        parts.append(f"{word} {_value_text(name, c.values, c.attrs.get('units'))}")
+    return ", ".join(parts)
 
 
 def _new_axes(ax, projection):
+    """``ax``, or the axes of a new figure with constrained layout (its labels, title and
+    colour bar fit inside it when saved); a figure the caller passed is left as it is."""
     plt = _plt()
     if ax is not None:
         return ax
-    fig = plt.figure(figsize=_FIGSIZE)
+    fig = plt.figure(figsize=_FIGSIZE, layout="constrained")
     if projection is None:
         return fig.add_subplot(1, 1, 1)
     return fig.add_subplot(1, 1, 1, projection=projection)
@@ -391,7 +454,8 @@ def _map(
         ax.set_aspect("equal")
     if style.colorbar:
         units = _units_label(field.attrs.get("units", ""))
-        label = f"{field.name or ''} ({units})" if units else str(field.name or "")
+        name = field.attrs.get("long_name") or field.name or ""
+        label = f"{name} ({units})" if units else str(name)
         ax.figure.colorbar(mesh, ax=ax, shrink=0.8, label=label)
     return _titled(ax, style.title)
 
@@ -520,7 +584,9 @@ def plot_map(
         Anything with ``latitude`` and ``longitude`` coordinates; drawn as open circles.
     style : MapStyle, optional
         Projection, coastlines, colour map and limits, colour bar, title and wind-vector
-        stride (:class:`MapStyle`; default ``MapStyle()``, colour map ``"viridis"``). The
+        stride (:class:`MapStyle`; default ``MapStyle()``, colour map ``"viridis"``; the
+        default title names the level, time, lead, member and other single values
+        selected, which the map cannot show, and ``title=""`` draws none). The
         former keywords ``projection``, ``coastlines``, ``cmap``, ``vmin``, ``vmax``,
         ``colorbar``, ``title`` and ``wind_stride`` still work, with a
         ``DeprecationWarning``.
@@ -567,7 +633,10 @@ def plot_map(
     """
     style = _map_style(style, legacy, "plot_map")
     selection = _selection(level, time, sel)
-    field = _select_2d(data, variable, selection)
+    field = _select_2d(data, variable, selection, keep_scalars=True)
+    if style.title is None:
+        style = style.replace(title=_map_title(field))
+    field = _without_scalars(field)
     cfield = _contour_field(data, contour, selection)
     if cfield is not None:
         cfield = _on_grid(cfield, field, "contour")
@@ -653,9 +722,14 @@ def plot_increment(
     if isinstance(inc, xr.Dataset):
         for v in inc.data_vars:
             inc[v].attrs = dict(analysis[v].attrs)
-    field = _select_2d(inc, variable, selection)
+    field = _select_2d(inc, variable, selection, keep_scalars=True)
+    if style.title is None:
+        style = style.replace(title=_map_title(field))
+    field = _without_scalars(field)
     wpair = _wind_pair(inc, wind, selection)
     field.name = f"{field.name or 'field'} increment"
+    if field.attrs.get("long_name"):
+        field.attrs = {**field.attrs, "long_name": f"{field.attrs['long_name']} increment"}
     lim = float(np.nanmax(np.abs(field.values))) or 1.0
     style = style.replace(
         cmap="RdBu_r" if style.cmap is None else style.cmap,
@@ -923,12 +997,17 @@ def plot_rank_histogram(
         Verifying truth.
     {{variable}}
     {{member_dim}}
-    {{title_ax}}
+    title : str, optional
+        Axes title; default ``"rank histogram of <variable>"`` with ``", all leads"``
+        (several leads pooled) or the lead (a single one).
+    ax : matplotlib Axes, optional
+        Axes to draw into.
 
     Returns
     -------
     matplotlib.axes.Axes
-        Bars for ranks 0..M and a dashed line at the flat value 1/(M+1).
+        Bars for ranks 0..M (ticks at whole ranks) and a dashed line at the flat value
+        1/(M+1).
 
     Raises
     ------
@@ -963,7 +1042,22 @@ def plot_rank_histogram(
     ax.axhline(1.0 / h.sizes["rank"], color="k", linestyle="--", linewidth=0.8)
     ax.set_xlabel("rank of the truth among members")
     ax.set_ylabel("relative frequency")
+    _integer_ticks(ax.xaxis)
+    if title is None:
+        title = f"rank histogram of {forecast.name}" if forecast.name else "rank histogram"
+        lead = "prediction_timedelta"
+        if lead in forecast.coords and forecast[lead].size == 1:
+            title += f", lead {_value_text(lead, forecast[lead].values.ravel()[0])}"
+        elif lead in forecast.dims:
+            title += ", all leads"
     return _titled(ax, title)
+
+
+def _integer_ticks(axis: Any) -> None:
+    """Ticks of ``axis`` at whole numbers only (ranks, iterations)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 @_doc
@@ -1052,6 +1146,7 @@ def plot_convergence(
         ax.plot(np.arange(values.size), values, marker="o", markersize=3, label=name)
     if log:
         ax.set_yscale("log")
+    _integer_ticks(ax.xaxis)  # whole iterations
     ax.set_xlabel(dim)
     ax.set_ylabel("cost / initial cost" if normalize else "cost")
     ax.grid(True, alpha=0.3, which="both")
@@ -1169,7 +1264,18 @@ def plot_scorecard(
     grid = np.vstack(rows)
     plt = _plt()
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(4.0, 0.45 * grid.shape[1] + 3), 0.35 * len(rows) + 1.5))
+        # wide enough for the row labels (about 0.6 em a character) and the colour bar,
+        # which the constrained layout keeps inside the figure
+        size = float(
+            plt.rcParams["ytick.labelsize"]
+            if isinstance(plt.rcParams["ytick.labelsize"], (int, float))
+            else plt.rcParams["font.size"]
+        )
+        label_width = 0.6 * size / 72.0 * max(len(x) for x in labels)
+        _, ax = plt.subplots(
+            figsize=(max(4.0, 0.45 * grid.shape[1] + 1.8 + label_width), 0.35 * len(rows) + 1.5),
+            layout="constrained",
+        )
     im = ax.imshow(grid, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xticks(range(len(leads)), [f"{x:g}" for x in leads])
@@ -1326,10 +1432,14 @@ def plot_cycle(
     if t.size == 1:
         ax.set_xlim(t[0] - np.timedelta64(6, "h"), t[0] + np.timedelta64(6, "h"))
     ax.set_xlabel("time")
-    units = str(s["channel_units"].values) if "channel_units" in s.coords else ""
+    units = _units_label(s["channel_units"].values.item()) if "channel_units" in s.coords else ""
     ax.set_ylabel(f"{channel}: RMSE / spread" + (f" ({units})" if units else ""))
     ax.grid(True, alpha=0.3)
     ax.legend()
     ax.set_title(title if title is not None else f"cycled assimilation, {channel}")
-    ax.figure.autofmt_xdate()
+    # the dates slanted as autofmt_xdate does, without its subplots_adjust (which a
+    # constrained layout refuses with a warning, and which moved a caller's axes)
+    for label in ax.get_xticklabels():
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
     return ax

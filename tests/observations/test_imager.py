@@ -182,6 +182,25 @@ def test_imager_layout_clouds_and_missing():
     assert 0.25 < frac < 0.6  # about a third to a half (40% on the world)
 
 
+def test_radiances_carry_the_provenance_of_the_truth():
+    # a map of the radiances of the Held-Suarez world was drawn with Earth's coastlines:
+    # they said nothing of the world they were drawn from
+    world = truth(3).assign_attrs(title="Held-Suarez world (T21, seed 3)",
+                                  source="dinosaur ... Held-Suarez (1994) forcing",
+                                  history="not provenance")  # fmt: skip
+    rad = imager_observations(world, satellites=[90.0], frames=(0.0,), seed=1)
+    assert rad.attrs["title"] == "synthetic imager radiances of Held-Suarez world (T21, seed 3)"
+    assert rad.attrs["source"] == world.attrs["source"]
+    assert "history" not in rad.attrs
+    assert rad.attrs["satellite_longitudes"] == [90.0]  # the imager's own attrs stay
+    from xfuxi.plot import _is_held_suarez
+
+    assert _is_held_suarez(rad)
+    # a truth without provenance: a title naming the radiances alone
+    plain = imager_observations(truth(3), satellites=[90.0], frames=(0.0,), seed=1)
+    assert plain.attrs["title"] == "synthetic imager radiances" and "source" not in plain.attrs
+
+
 def test_truth_errors_switch_off_to_nominal():
     ds = truth()
     off = ImagerErrors(clouds=False, bias=False, noise=False, spectroscopy=False)

@@ -269,3 +269,42 @@ def test_increment_messages_speak_of_analysis_and_background():
                                                              "datetime64[ns]"))  # fmt: skip
     with pytest.raises(ValueError, match="between analysis and background.*of the analysis"):
         balance_summary(a, a.isel(time=[0]))
+
+
+def _world_with_wind(seed=0):
+    ds = height_field(seed)
+    g = geostrophic_wind(ds)
+    ds["u_component_of_wind"] = g["u_component_of_geostrophic_wind"].fillna(0.0) * 1.1
+    ds["v_component_of_wind"] = g["v_component_of_geostrophic_wind"].fillna(0.0)
+    for c in ("u_component_of_wind", "v_component_of_wind"):
+        ds[c].attrs = {"units": "m s**-1"}
+    return ds.assign_attrs(title="Held-Suarez world (T21)", source="xfuxi.datasets",
+                           history="made by a test")  # fmt: skip
+
+
+def test_outputs_keep_the_provenance_of_the_input():
+    # a map of a diagnostic of the Held–Suarez world must still know that world (plot_map
+    # reads title/source/initial_conditions/background_source); other attrs are not kept
+    ds = _world_with_wind()
+    for out in (geostrophic_wind(ds), ageostrophic_wind(ds), balance_summary(ds),
+                balance_summary(ds, ds * 0.5)):  # fmt: skip
+        assert out.attrs["title"] == "Held-Suarez world (T21)"
+        assert out.attrs["source"] == "xfuxi.datasets"
+        assert "history" not in out.attrs
+    from xfuxi.plot import _is_held_suarez
+
+    assert _is_held_suarez(geostrophic_wind(ds))
+    assert _is_held_suarez(balance_summary(ds))
+
+
+def test_outputs_have_their_own_units_and_long_names():
+    # the ratios were given the wind's units through arithmetic
+    ds = _world_with_wind()
+    s = balance_summary(ds)
+    for v in ("correlation", "ageostrophic_ratio"):
+        assert s[v].attrs["units"] == "1" and s[v].attrs["long_name"]
+    for v in ("wind_speed", "geostrophic_wind_speed", "ageostrophic_wind_speed"):
+        assert s[v].attrs["units"] == "m s**-1" and s[v].attrs["long_name"]
+    for out in (geostrophic_wind(ds), ageostrophic_wind(ds)):
+        for v in out.data_vars:
+            assert out[v].attrs["units"] == "m s**-1" and "wind" in out[v].attrs["long_name"]

@@ -178,6 +178,47 @@ def test_inputs_not_mutated_and_keep_attrs():
     assert acc(fc, tr, tr.mean("time")).attrs["perfect_value"] == 1.0
 
 
+@pytest.mark.parametrize("keep_attrs", [False, True])
+def test_each_score_variable_says_its_metric_and_units(keep_attrs):
+    # a variable taken out of a Dataset score still says what it holds (issue: the
+    # metric was only on the Dataset, so plot_scores drew an empty y label)
+    fc, tr = grid(0), grid(1)
+    fc["temperature"].attrs["long_name"] = "air temperature"
+    kw = {"dim": ["time", "latitude", "longitude"], "keep_attrs": keep_attrs}
+    clim = tr.mean("time")
+    expected = {"rmse": "K", "mse": "K**2", "mae": "K", "acc": None, "bias": "K"}
+    for name, units in expected.items():
+        f = getattr(xfuxi.verify, name)
+        out = f(fc, tr, clim, **kw) if name == "acc" else f(fc, tr, **kw)
+        attrs = out["temperature"].attrs
+        assert attrs["metric"] == name
+        assert attrs.get("units") == units
+        if name in ("rmse", "mse", "mae", "acc"):
+            assert attrs["perfect_value"] == out.attrs["perfect_value"]
+            assert attrs["higher_is_better"] == out.attrs["higher_is_better"]
+        assert ("long_name" in attrs) == keep_attrs  # the source's other attrs: keep_attrs
+        assert ("source" in out.attrs) == keep_attrs
+    # a DataArray score has its units without keep_attrs, too
+    one = rmse(fc["temperature"], tr["temperature"], dim=kw["dim"])
+    assert one.attrs["units"] == "K" and one.attrs["metric"] == "rmse"
+    assert "long_name" not in one.attrs
+
+
+def test_plot_scores_labels_a_variable_of_a_score():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fc, tr = grid(0, nt=2), grid(1, nt=4)
+    fc = fc.expand_dims(prediction_timedelta=pd.to_timedelta([6, 12], "h"))
+    for keep_attrs in (False, True):
+        score = rmse(fc, tr, dim=["time", "latitude", "longitude"], keep_attrs=keep_attrs)
+        ax = score["temperature"].sel(level=500).fuxi.plot_scores()
+        assert ax.get_ylabel() == "rmse (K)"
+        plt.close(ax.figure)
+
+
 def test_dask_equals_numpy_and_stays_lazy():
     fc, tr = grid(0, nt=4), grid(1, nt=4)
     fcd, trd = fc.chunk({"time": 2}), tr.chunk({"time": 2})

@@ -346,3 +346,19 @@ def test_ensemble_inputs_must_cover_the_grid():
                                brier_score(fc, truth, threshold=0.0))  # fmt: skip
     # a truth listing the same latitudes in another order is reordered, not refused
     xr.testing.assert_allclose(crps(fc, truth[:, ::-1]), crps(fc, truth))
+
+
+def test_each_ensemble_score_variable_says_its_metric_and_units():
+    # a variable of a Dataset score carries the metric and the score's units, with or
+    # without keep_attrs (they were on the Dataset only)
+    fc, truth = ens()
+    fc, truth = fc.to_dataset(), truth.to_dataset()
+    kw = {"dim": ["time", "latitude", "longitude"]}
+    for f, units in ((crps, "K"), (ensemble_mean_rmse, "K"), (spread_skill_ratio, None)):
+        for keep in (False, True):
+            attrs = f(fc, truth, keep_attrs=keep, **kw)["temperature"].attrs
+            assert attrs["metric"] == f.__name__ and attrs.get("units") == units
+    attrs = spread(fc, **kw)["temperature"].attrs
+    assert attrs["metric"] == "spread" and attrs["units"] == "K"
+    assert crps(fc, truth, **kw)["temperature"].attrs["perfect_value"] == 0.0
+    assert rank_histogram(fc, truth)["temperature"].attrs["metric"] == "rank_histogram"

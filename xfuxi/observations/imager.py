@@ -54,6 +54,7 @@ import xarray as xr
 
 from ..config import Config, config_with_legacy, field, is_integer
 from ..constants import EARTH_RADIUS
+from ..data.schema import PROVENANCE_KEYS, input_source
 from ..docstrings import docstring_parts
 
 __all__ = [
@@ -659,7 +660,11 @@ def imager_observations(
         NaN where no satellite sees the pixel; ``zenith_angle`` and ``satellite`` (the index
         of the satellite used, −1 for none) on (latitude, longitude); ``cloudy`` (truth only:
         a real system does not know it); ``noise_std`` per channel. Coordinates ``frame``
-        (timedelta) and ``sensor_channel``; the attribute ``satellite_longitudes``.
+        (timedelta) and ``sensor_channel``; the attribute ``satellite_longitudes``. The
+        truth's provenance attributes (``source``, ``initial_conditions``,
+        ``background_source``) are kept, and ``title`` names the radiances and the truth
+        (``"synthetic imager radiances of <the truth's title>"``), so that a map of them
+        knows which world they see.
 
     Raises
     ------
@@ -821,8 +826,14 @@ def imager_observations(
         },
         coords=coords,
     )
+    # what the radiances were drawn from: a map of them knows the world (no continents on
+    # the Held-Suarez one)
+    provenance = {k: truth.attrs[k] for k in PROVENANCE_KEYS if k in truth.attrs}
+    world = input_source({"title": truth.attrs.get("title"), **provenance})
+    provenance["title"] = "synthetic imager radiances" + (f" of {world}" if world else "")
     ds.attrs.update(
         {
+            **provenance,
             "instrument": "xfuxi synthetic geostationary imager (AGRI-like)",
             "max_zenith": float(max_zenith),
             "clouds": int(clouds),

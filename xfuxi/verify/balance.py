@@ -4,7 +4,10 @@ Works on any Dataset with ``geopotential``, ``u_component_of_wind`` and
 ``v_component_of_wind`` on a regular latitude/longitude grid (longitude periodic), on
 pressure levels or not. Output names follow WeatherBench2's derived variables
 (``u_component_of_geostrophic_wind``, ``geostrophic_wind_speed``,
-``ageostrophic_wind_speed``, ...).
+``ageostrophic_wind_speed``, ...). Every output keeps the input's provenance attributes
+(``title``, ``source``, ``initial_conditions``, ``background_source``), so that a map of
+it knows which world it is of; each variable has its own ``units`` and ``long_name``
+(``"1"`` for the dimensionless correlation and ratio).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import xarray as xr
 
 from .. import physics
 from ..constants import GRAVITY
+from ..data.schema import PROVENANCE_KEYS
 from .weights import area_weights
 
 __all__ = ["ageostrophic_wind", "balance_summary", "geostrophic_wind"]
@@ -41,6 +45,30 @@ def _require(ds: xr.Dataset, names: Sequence[str]) -> None:
                 f"dataset has a {d!r} dimension but no {d!r} coordinate: the balance "
                 f"diagnostics need the {d} of each grid point in degrees"
             )
+
+
+def _provenance(ds: xr.Dataset) -> dict:
+    """The attributes of ``ds`` that say what the data came from (:data:`PROVENANCE_KEYS`:
+    ``title``, ``source``, ``initial_conditions``, ``background_source``): kept by every
+    output, so that, for example, a map of a diagnostic of the Held–Suarez world still knows
+    that world has no continents."""
+    return {k: ds.attrs[k] for k in PROVENANCE_KEYS if k in ds.attrs}
+
+
+_WIND = {"units": "m s**-1"}
+_LONG_NAMES = {
+    "u_component_of_geostrophic_wind": "eastward geostrophic wind",
+    "v_component_of_geostrophic_wind": "northward geostrophic wind",
+    "geostrophic_wind_speed": "geostrophic wind speed",
+    "u_component_of_ageostrophic_wind": "eastward ageostrophic wind",
+    "v_component_of_ageostrophic_wind": "northward ageostrophic wind",
+    "ageostrophic_wind_speed": "ageostrophic wind speed",
+    "wind_speed": "wind speed",
+}
+
+
+def _wind_attrs(name: str) -> dict:
+    return {**_WIND, "long_name": _LONG_NAMES[name]}
 
 
 def _standard_height(pressure_hpa: float) -> float:
@@ -204,17 +232,18 @@ def geostrophic_wind(
     keep = (np.abs(lat) >= band) & (np.abs(lat) <= 90.0 - 1e-6)
     outside = xr.DataArray(keep, dims="latitude", coords={"latitude": z["latitude"]})
     ug, vg = ug.where(outside), vg.where(outside)
-    attrs = {"units": "m s**-1"}
     out = xr.Dataset(
         {
-            "u_component_of_geostrophic_wind": ug.transpose(*z.dims).assign_attrs(attrs),
-            "v_component_of_geostrophic_wind": vg.transpose(*z.dims).assign_attrs(attrs),
+            "u_component_of_geostrophic_wind": ug.transpose(*z.dims),
+            "v_component_of_geostrophic_wind": vg.transpose(*z.dims),
         }
     )
     out["geostrophic_wind_speed"] = np.hypot(
         out["u_component_of_geostrophic_wind"], out["v_component_of_geostrophic_wind"]
-    ).assign_attrs(attrs)
-    out.attrs = {"equator_band": float(equator_band)}
+    )
+    for name in out.data_vars:
+        out[name].attrs = _wind_attrs(str(name))
+    out.attrs = {**_provenance(ds), "equator_band": float(equator_band)}
     return out
 
 
@@ -259,17 +288,18 @@ def ageostrophic_wind(ds: xr.Dataset, /, *, equator_band: float = 10.0) -> xr.Da
     _require(ds, ["geopotential", "u_component_of_wind", "v_component_of_wind"])
     _check_wind_units(ds)
     g = geostrophic_wind(ds, equator_band=equator_band)
-    attrs = {"units": "m s**-1"}
-    ua = (ds["u_component_of_wind"] - g["u_component_of_geostrophic_wind"]).assign_attrs(attrs)
-    va = (ds["v_component_of_wind"] - g["v_component_of_geostrophic_wind"]).assign_attrs(attrs)
+    ua = ds["u_component_of_wind"] - g["u_component_of_geostrophic_wind"]
+    va = ds["v_component_of_wind"] - g["v_component_of_geostrophic_wind"]
     out = xr.Dataset(
         {
             "u_component_of_ageostrophic_wind": ua,
             "v_component_of_ageostrophic_wind": va,
-            "ageostrophic_wind_speed": np.hypot(ua, va).assign_attrs(attrs),
+            "ageostrophic_wind_speed": np.hypot(ua, va),
         }
     )
-    out.attrs = {"equator_band": float(equator_band)}
+    for name in out.data_vars:
+        out[name].attrs = _wind_attrs(str(name))
+    out.attrs = {**_provenance(ds), "equator_band": float(equator_band)}
     return out
 
 
@@ -345,6 +375,7 @@ def balance_summary(
     """
     names = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
     _require(ds, names)
+    provenance = _provenance(ds)
     _check_wind_units(ds)
     if isinstance(keep, str):  # one name, not its characters
         keep = (keep,)
@@ -405,9 +436,18 @@ def balance_summary(
         lat_min=("band", [float(b[0]) for b in bands.values()]),
         lat_max=("band", [float(b[1]) for b in bands.values()]),
     )
+    # arithmetic carried the wind's units to the ratios: each output gets its own
     for v in ("wind_speed", "geostrophic_wind_speed", "ageostrophic_wind_speed"):
-        out[v].attrs = {"units": "m s**-1", "description": "area-weighted RMS"}
-    out.attrs = {"diagnostic": "geostrophic balance",
+        out[v].attrs = {**_wind_attrs(v), "description": "area-weighted RMS"}
+    out["correlation"].attrs = {
+        "units": "1",
+        "long_name": "correlation of the wind with the geostrophic wind",
+    }
+    out["ageostrophic_ratio"].attrs = {
+        "units": "1",
+        "long_name": "RMS ageostrophic wind over RMS wind",
+    }
+    out.attrs = {**provenance, "diagnostic": "geostrophic balance",
                  "of": "increment" if background is not None else "field",
                  "equator_band": float(equator_band)}  # fmt: skip
     return out

@@ -37,7 +37,6 @@ from .weights import (
     reduce_score,
     reduced_dims,
     region_weights,
-    score_units,
     time_split,
     valid_time,
     weighted_mean,
@@ -314,12 +313,11 @@ def wind_vector_rmse(
     fc, tr = prepare_pair(forecast[[u, v]], truth[[u, v]])
     err2 = (fc[u] - tr[u]) ** 2 + (fc[v] - tr[v]) ** 2
     out = np.sqrt(reduce_score(err2, dim, weights, skipna, region)).rename(name)
-    attrs = {"metric": "wind_vector_rmse"}
-    if keep_attrs:  # the Dataset's attributes, and those both components share (units)
-        au, av = forecast[u].attrs, forecast[v].attrs
-        shared = {k: a for k, a in au.items() if k in av and _same_attr(a, av[k])}
-        attrs = {**forecast.attrs, **score_units(shared, "wind_vector_rmse"), **attrs}
-    return finish_score(out, forecast[u], False, attrs)
+    # the attributes both components share (units; with keep_attrs also the Dataset's)
+    au, av = forecast[u].attrs, forecast[v].attrs
+    shared = {k: a for k, a in au.items() if k in av and _same_attr(a, av[k])}
+    source = xr.DataArray(attrs={**(forecast.attrs if keep_attrs else {}), **shared})
+    return finish_score(out, source, keep_attrs, {"metric": "wind_vector_rmse"})
 
 
 def _same_attr(a: Any, b: Any) -> bool:

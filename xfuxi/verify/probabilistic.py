@@ -605,6 +605,9 @@ def rank_histogram(
 
     out = own_attrs(_per_variable(one, fc, tr))  # coordinate attrs not the forecast's
     out.attrs = {"metric": "rank_histogram", "members": int(m), "bins": nbins}
+    if isinstance(out, xr.Dataset):  # each variable says what it holds: counts
+        for name in out.data_vars:
+            out[name].attrs = {"metric": "rank_histogram"}
     return out
 
 

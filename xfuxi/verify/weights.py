@@ -532,29 +532,47 @@ def score_units(attrs: dict[str, Any], metric: str) -> dict[str, Any]:
     return out
 
 
+#: the attributes of a score that each of its variables carries too (with its units)
+SCORE_VARIABLE_KEYS = ("metric", "perfect_value", "higher_is_better")
+
+
 def finish_score(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: dict[str, Any]):
     """Set the attributes of a score: ``attrs`` (with the metric's perfect value and
-    direction), plus the source's own when ``keep_attrs`` (its ``units`` squared for the
-    squared metrics, dropped for the dimensionless ones, nats for the ignorance). Every
-    attribute of the score (of its variables and coordinates too) is its own deep copy: a
-    list or dict in them is never the input's."""
+    direction). Each variable of a Dataset score carries the ``metric``, perfect value and
+    direction too, and every score (each variable) the ``units`` of its values, as
+    :func:`score_units` derives them from the source's (squared for the squared metrics,
+    none for the dimensionless ones, nats for the ignorance), so that a variable taken out
+    of the score still says what it is. ``keep_attrs`` adds the source's other attributes.
+    Every attribute of the score (of its variables and coordinates too) is its own deep
+    copy: a list or dict in them is never the input's.
+
+    >>> src = xr.Dataset({"t": ("x", [1.0], {"units": "K", "long_name": "temperature"})})
+    >>> finish_score(src.sum("x"), src, False, {"metric": "mse"})["t"].attrs
+    {'units': 'K**2', 'metric': 'mse', 'perfect_value': 0.0, 'higher_is_better': 0}
+    >>> finish_score(src.sum("x"), src, True, {"metric": "acc"})["t"].attrs
+    {'long_name': 'temperature', 'metric': 'acc', 'perfect_value': 1.0, 'higher_is_better': 1}
+    """
     result = own_attrs(result)
     metric = str(attrs.get("metric"))
     info = METRIC_INFO.get(metric)
     if info is not None:
         attrs = {**attrs, "perfect_value": info[0], "higher_is_better": int(info[1])}
-    if keep_attrs:
-        if isinstance(result, xr.Dataset):
-            for name in result.data_vars:
-                if name in source.variables:
-                    own = copy.deepcopy(source[name].attrs)
-                    result[name].attrs = score_units(own, metric)
-        result.attrs = copy.deepcopy({**score_units(dict(source.attrs), metric), **attrs})
+
+    def kept(own: dict[str, Any]) -> dict[str, Any]:
+        """The source's attributes that the score keeps: all with ``keep_attrs``, else its
+        units; in the units of the score."""
+        own = dict(own) if keep_attrs else {k: v for k, v in own.items() if k == "units"}
+        return score_units(copy.deepcopy(own), metric)
+
+    if isinstance(result, xr.Dataset):
+        each = {k: attrs[k] for k in SCORE_VARIABLE_KEYS if k in attrs}
+        for name in result.data_vars:
+            own = source[name].attrs if name in source.variables else {}
+            result[name].attrs = {**kept(own), **copy.deepcopy(each)}
+        dataset_own = dict(source.attrs) if keep_attrs else {}
+        result.attrs = copy.deepcopy({**score_units(dataset_own, metric), **attrs})
     else:
-        result.attrs = copy.deepcopy(attrs)
-        if isinstance(result, xr.Dataset):
-            for name in result.data_vars:
-                result[name].attrs = {}
+        result.attrs = {**kept(source.attrs), **copy.deepcopy(attrs)}
     return result
 
 
