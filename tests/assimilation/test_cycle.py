@@ -86,6 +86,9 @@ def test_letkf_cycles_beat_the_free_run(setting):
     assert float(late.analysis_error) < 1.0  # the observation error
     assert bool(np.isfinite(s["spread"]).all())
     assert "LETKF" in repr(run) and "x" in repr(run)
+    # Jupyter shows the same summary; O-B and O-A are in units of σo, and say so
+    assert "LETKF" in run._repr_html_() and run._repr_html_().startswith('<div class="xfuxi')
+    assert s["omb_rms"].attrs["units"] == "1" and "σo" in s["oma_rms"].attrs["long_name"]
 
 
 def test_a_store_read_back_writes_to_zarr_in_either_format(setting, tmp_path):

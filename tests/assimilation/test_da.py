@@ -45,6 +45,7 @@ def test_analysis_increment_and_diagnostics(case):
     )
     assert float(d["rms_omb"].sel(group="all").min()) > 0
     assert "FuXi-DA" in repr(res)
+    assert "<table>" in res._repr_html_() and "RMS O-B" in res._repr_html_()  # Jupyter's view
     # the accessor and the method object give the same analysis
     xr.testing.assert_identical(background.fuxi.assimilate_da(radiances, model=model).analysis,
                                 res.analysis)  # fmt: skip

@@ -403,6 +403,7 @@ def test_assimilate_4dvar_dataset_counts_and_accessor(tmp_path):
     assert "background_source" not in res.analysis.attrs  # the test background has no title
     titled = assimilate_4dvar(bg.assign_attrs(title="Held-Suarez world"), obs, **kw)
     assert titled.analysis.attrs["background_source"] == "Held-Suarez world"
+    assert "variable's units" in diag["omb_rms"].attrs["long_name"]
     # and which release and weights made it (as forecasts record them)
     assert res.analysis.attrs["xfuxi_version"] == xfuxi.__version__
     assert res.analysis.attrs["checkpoint_sha256"] == str(kw["model"].config.get("sha256", "none"))

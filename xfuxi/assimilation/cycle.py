@@ -21,6 +21,7 @@ the documentation (docs/cycling.md).
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import math
@@ -1500,6 +1501,10 @@ class CycleRun:
             )
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary of :meth:`__repr__` (a table of columns) as it is."""
+        return f'<div class="xfuxi-summary"><pre>{html.escape(repr(self))}</pre></div>'
+
     def plot(self, channels: Sequence[str] | None = None, **kwargs: Any) -> Any:
         """Error and spread against time (:func:`xfuxi.plot.plot_cycle`)."""
         from ..plot import plot_cycle
@@ -1994,7 +1999,10 @@ def cycle(
             rows.append(row)
             state = method.forecast(res.state, model=model)
             free = torch.stack([free[1], _step(model, free[None])[0]])
-            bar.set_postfix(a=f"{float(np.nanmean(a_err)):.3g}")
+            # the analysis error in units of each channel's climatological std, averaged
+            # (the channels' own units differ: m² s⁻², K, m s⁻¹, Pa)
+            scaled = a_err / (bound / divergence_factor)
+            bar.set_postfix(analysis_error=f"{float(np.nanmean(scaled)):.3g} clim. std")
         out = _with_channel_units(_concat_rows(rows)) if rows else xr.Dataset()
         out.attrs.update(
             method=method.name, settings=json.dumps(settings, sort_keys=True), config=cfg.to_json()
@@ -2225,6 +2233,9 @@ def _row(
         },
         coords={"time": [np.datetime64(pd.Timestamp(t), "ns")], "channel": names},
     )
+    for name, what in (("omb_rms", "O-B"), ("oma_rms", "O-A")):  # not in physical units
+        row[name].attrs = {"long_name": f"RMS of ({what})/σo over the cycle's observations",
+                           "units": "1"}  # fmt: skip
     if "static_inflation" in d:  # methods with a scaled static B
         row["static_inflation"] = ("time", [d["static_inflation"]])
         estimate = d.get("static_inflation_estimate", float("nan"))

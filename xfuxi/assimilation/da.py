@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 
 from .._version import __version__
-from ..config import is_integer
+from ..config import is_integer, summary_html
 from ..data.channels import stack_values, unstack
 from ..data.schema import canonical_order, input_source
 from ..data.stats import own_attrs
@@ -92,6 +92,11 @@ class DAResult(NamedTuple):
                 lines.append(f"  {c:>9}: RMS O-B {b:6.3f} K, O-A {o:6.3f} K")
         lines.append("  attributes: analysis, increment, diagnostics; .save(directory)")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary of :meth:`__repr__` as a table."""
+        title, *rest = repr(self).splitlines()
+        return summary_html(title, [r.strip().partition(": ")[::2] for r in rest])
 
     def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write ``analysis.nc``, ``increment.nc`` and ``diagnostics.nc`` into ``directory``

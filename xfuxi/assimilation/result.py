@@ -224,6 +224,10 @@ def result_datasets(
             "reason": list(REJECT_REASONS),
         },
     )
+    for name in ("omb_rms", "oma_rms", "omb_mean", "oma_mean"):  # each group in its own units
+        stat = "RMS" if name.endswith("rms") else "mean"
+        diff = "O-B" if name.startswith("omb") else "O-A"
+        diag[name].attrs["long_name"] = f"{stat} of {diff} by group, in its variable's units"
     diag = xr.merge([diag, obs_part], compat="override")
     diag.attrs.update(
         attrs,
