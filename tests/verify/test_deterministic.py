@@ -284,6 +284,11 @@ def test_acc_with_climatology_from_data_stats():
     c = clim["temperature"].sel(hour=xr.DataArray(hours, dims="time")).drop_vars("hour")
     c = c.assign_coords(time=fc.time)
     xr.testing.assert_allclose(got, acc(fc, tr, c.to_dataset(), dim=["latitude", "longitude"]))
+    # without one: how to make it (it was Python's bare "missing 1 required positional")
+    for call in (lambda: acc(fc, tr), lambda: fc.fuxi.acc(tr, dim="latitude")):
+        with pytest.raises(TypeError, match=r"acc\(\) needs a climatology: make one with "
+                           r"xfuxi.climatology"):  # fmt: skip
+            call()
 
 
 # --- issue 20 item 3 and weak items: inputs must cover the forecast's grid exactly ----------

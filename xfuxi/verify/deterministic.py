@@ -196,8 +196,9 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
 
 @fill_doc
 def acc(
-    forecast: XarrayObj, truth: XarrayObj, /, climatology: XarrayObj, *, dim: Dim = None,
-    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+    forecast: XarrayObj, truth: XarrayObj, /, climatology: XarrayObj | None = None, *,
+    dim: Dim = None, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     """Anomaly correlation coefficient against a climatology matched by day of year and hour.
 
@@ -205,6 +206,8 @@ def acc(
     ----------
     {{forecast_truth}}
     climatology : Dataset or DataArray
+        Required (without one, the error says how to make it: :func:`xfuxi.climatology` of
+        data of a period other than the one scored, e.g. the embedded world's train split).
         Climatology with dims ``hour`` (and optionally ``dayofyear``) plus any of
         level/latitude/longitude, or one already aligned to the valid times. It must cover
         the forecast's grid exactly (the same values on every dim it has, in any order).
@@ -242,6 +245,12 @@ def acc(
     >>> float((a * 2).fuxi.acc(a, clim))  # the same through the accessor
     1.0
     """
+    if climatology is None:
+        raise TypeError(
+            "acc() needs a climatology: make one with xfuxi.climatology(data) of a period other "
+            "than the one scored (for the embedded world, of "
+            "xfuxi.datasets.held_suarez_split('train')), then acc(forecast, truth, climatology)"
+        )
     fc, tr = prepare_pair(forecast, truth)
     clim = _climatology_at(climatology, fc)
     fa, ta = fc - clim, tr - clim
