@@ -17,6 +17,7 @@ import xfuxi.cli.campaign as cli_campaign
 import xfuxi.cli.forecast as cli_forecast
 import xfuxi.cli.train as cli_train
 import xfuxi.cli.world as cli_world
+from xfuxi._version import __version__
 from xfuxi.cli import main
 
 
@@ -350,7 +351,7 @@ def da_case(tmp_path_factory):
 
 
 def _check_provenance(analysis_attrs, increment_attrs, model_name):
-    expected = {"method": "FuXi-DA", "model": model_name,
+    expected = {"method": "FuXi-DA", "model": model_name, "xfuxi_version": __version__,
                 "background_source": "Held-Suarez world (test)"}  # fmt: skip
     assert dict(analysis_attrs) == expected
     assert dict(increment_attrs) == {**expected, "description": "analysis minus background"}

@@ -31,8 +31,6 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 import numpy as np
 
-from .docstrings import unexpected_keywords
-
 __all__ = [
     "Config",
     "add_arguments",
@@ -192,7 +190,7 @@ def config_with_legacy(
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(legacy) - names)
     if unknown:
-        raise unexpected_keywords(function, unknown, sorted(names))
+        raise TypeError(f"{function}() got unexpected keyword argument(s) {unknown}")
     keys = ", ".join(f"{k}=..." for k in legacy)
     warnings.warn(
         f"{function}({keys}) is deprecated; pass {parameter}={cls.__name__}({keys})",

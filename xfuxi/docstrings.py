@@ -66,9 +66,15 @@ def docstring_parts(parts: Mapping[str, str]) -> Callable[[F], F]:
     return deco
 
 
-def unexpected_keywords(function: str, unknown: Iterable[str], known: Iterable[str]) -> TypeError:
+def unexpected_keywords(
+    function: str,
+    unknown: Iterable[str],
+    known: Iterable[str],
+    aliases: Mapping[str, str] | None = None,
+) -> TypeError:
     """The ``TypeError`` for keywords that ``function`` does not take, proposing the closest
-    known name for each misspelt one.
+    known name for each misspelt one (or the one ``aliases`` gives for a name of another
+    library's, ``{"members": "n"}``).
 
     Examples
     --------
@@ -80,7 +86,8 @@ def unexpected_keywords(function: str, unknown: Iterable[str], known: Iterable[s
     unknown, known = sorted(unknown), list(known)
     hints = []
     for name in unknown:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        close = [aliases[name]] if aliases and name in aliases else []
+        close = close or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         if not close:  # n_members for n, lead_steps for steps: a name that holds the other
             close = [k for k in known if k in name.split("_")]
         hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))

@@ -183,7 +183,8 @@ def _perturbation_spec(perturbation: Any, legacy: dict[str, Any]) -> Any:
     unknown = sorted(set(legacy) - {"method", "amplitude", "noise_kwargs"})
     if unknown:  # the closest of ensemble()'s own keywords proposed (n_members: n)
         known = [p for p in inspect.signature(_prepare).parameters if p not in ("ds", "legacy")]
-        raise unexpected_keywords("ensemble", unknown, known)
+        aliases = {"members": "n", "n_ensemble": "n", "ensemble_size": "n", "size": "n"}
+        raise unexpected_keywords("ensemble", unknown, known, aliases)
     if isinstance(perturbation, _SPECS):
         if legacy:
             raise ValueError(
