@@ -407,7 +407,7 @@ def test_stale_temporaries_by_exact_name(tmp_path):
         remove_stale_temporaries(tmp_path, names="fc.zarr")
 
 
-def test_a_lock_is_held_once_and_names_its_holder(tmp_path, monkeypatch):
+def test_a_lock_is_held_once_and_names_its_holder(tmp_path, monkeypatch, caplog):
     from xfuxi.files import OutputInUseError, lock_output
 
     path = tmp_path / ".lock"
@@ -418,6 +418,20 @@ def test_a_lock_is_held_once_and_names_its_holder(tmp_path, monkeypatch):
     held.release()
     with lock_output(path, what="the store s") as again:
         assert again.locked and again.holds(path)
+    assert path.read_text() == ""  # released: it names no holder that has gone
+    # a file system without flock (NFS without lockd, Lustre noflock): not locked, with a
+    # warning; it was refused as in use by a process long gone
+    import errno
+    import fcntl
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with caplog.at_level("WARNING", logger="xfuxi.files"):
+        lock = lock_output(path, what="the store s")
+    assert not lock.locked and "the store s is not locked" in caplog.text
+    monkeypatch.undo()
     # where there is no fcntl (Windows), no lock: nothing is refused
     monkeypatch.setitem(sys.modules, "fcntl", None)
     a, b = lock_output(path, what="s"), lock_output(path, what="s")

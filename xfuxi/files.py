@@ -104,6 +104,10 @@ class OutputLock:
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            try:  # the record names a holder only while there is one
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
             os.close(fd)  # closing the file releases its flock
 
     def __enter__(self) -> OutputLock:
@@ -156,7 +160,12 @@ def lock_output(path: str | os.PathLike[str], *, what: str) -> OutputLock:
         return OutputLock(path, None)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as err:
+        if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            # a file system without flock (NFS without lockd: ENOLCK; Lustre noflock: ENOSYS)
+            os.close(fd)
+            log.warning("%s is not locked (%s): do not let two runs write it at once", what, err)
+            return OutputLock(path, None)
         try:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
         except OSError:

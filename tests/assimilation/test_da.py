@@ -468,3 +468,10 @@ def test_a_forecast_of_one_lead_is_analysed_at_its_valid_times(case):
         xr.testing.assert_allclose(got, want)
     with pytest.raises(ValueError, match=r"forecast of 2 leads; .*isel\(prediction_timedelta=0\)"):
         assimilate_da(xr.concat([fc, fc], "prediction_timedelta"), radiances, model=model)
+    # a lead per time (a coordinate along time) likewise; a number is no time span (6 ns)
+    along = fc.isel(prediction_timedelta=0).assign_coords(
+        prediction_timedelta=("time", np.full(fc.sizes["time"], lead))
+    )
+    xr.testing.assert_allclose(assimilate_da(along, radiances, model=model).analysis, want)
+    with pytest.raises(TypeError, match="prediction_timedelta must be a time span"):
+        assimilate_da(fc.assign_coords(prediction_timedelta=[6]), radiances, model=model)

@@ -63,3 +63,15 @@ def test_a_new_perturbation_module_follows_the_seed_not_the_callers_stream():
     given = _vae(seed=7)
     out, _ = train_perturbation(model, data, config=cfg, perturbation=given, progress=False)
     assert out is given
+
+
+def test_a_seeded_block_leaves_the_cuda_generators_alone(monkeypatch):
+    """torch.manual_seed inside the block also reseeded every CUDA generator, which the fork
+    (CPU only) did not restore: a trainer reset a GPU user's stream."""
+    from xfuxi.models.base import isolated_rng
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda s: calls.append(s))
+    with isolated_rng(seed=123):
+        torch.rand(1)
+    assert calls == []

@@ -127,12 +127,18 @@ def resolve_da_model(model: FuXiDA | str | os.PathLike[str] | None) -> FuXiDA:
 
 
 def _at_valid_times(background: xr.Dataset) -> xr.Dataset:
-    """A forecast of one lead (``prediction_timedelta`` a dim of one value or a scalar) on
-    its valid times, the times it is a background for; several leads are refused."""
+    """A forecast of one lead (``prediction_timedelta`` a dim of one value, a scalar, or a
+    coordinate along ``time``) on its valid times, the times it is a background for; several
+    leads are refused, and so is a lead that is not a time span."""
     if "prediction_timedelta" not in background.coords:
         return background
     lead = background["prediction_timedelta"]
-    if lead.size != 1:
+    if lead.dtype.kind != "m":  # 6 would be read as 6 ns
+        raise TypeError(
+            f"background's prediction_timedelta must be a time span (timedelta64); got dtype "
+            f"{lead.dtype}: e.g. np.timedelta64(6, 'h')"
+        )
+    if "prediction_timedelta" in background.dims and lead.size != 1:
         raise ValueError(
             f"background is a forecast of {lead.size} leads; FuXi-DA analyses one state per "
             "time: select the lead of the background (e.g. "
@@ -141,10 +147,12 @@ def _at_valid_times(background: xr.Dataset) -> xr.Dataset:
         )
     if "prediction_timedelta" in background.dims:
         background = background.squeeze("prediction_timedelta")
-    step = np.asarray(background["prediction_timedelta"].values).astype("timedelta64[ns]")
+    # one lead, or one per time (a coordinate along time): the valid times
+    step = background["prediction_timedelta"].astype("timedelta64[ns]")
     out = background.drop_vars(["prediction_timedelta", "valid_time"], errors="ignore")
     if "time" in out.coords:  # the analysis time of a 6-hour forecast is its valid time
-        out = out.assign_coords(time=out["time"].values + step)
+        valid = (out["time"] + step).values
+        out = out.assign_coords(time=("time", valid) if "time" in out.dims else valid)
     return out
 
 

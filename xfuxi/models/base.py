@@ -66,8 +66,8 @@ def isolated_rng(seed: int | None = None) -> Iterator[None]:
     True
     """
     with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+        if seed is not None:  # the CPU generator only (torch.manual_seed reseeds CUDA's too)
+            torch.default_generator.manual_seed(seed)
         yield
 
 

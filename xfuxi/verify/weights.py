@@ -104,8 +104,8 @@ def check_unique(obj: XarrayObj, name: str, dims: Iterable[Hashable] | None = No
     for d in obj.dims if dims is None else dims:
         if d not in obj.dims or d not in obj.coords or obj[d].ndim != 1:
             continue
-        index = pd.Index(obj[d].values)
-        if not index.has_duplicates:
+        index = obj.indexes[d] if d in obj.indexes else pd.Index(obj[d].values)
+        if index.is_unique:  # cached by pandas: no cost on a score's repeated checks
             continue
         twice = index[index.duplicated()].unique()
         shown = [str(pd.Timestamp(v)) if twice.dtype.kind == "M" else _show(v) for v in twice[:5]]
