@@ -157,6 +157,10 @@ def test_trainers_refuse_an_output_inside_an_input_before_any_work(
          "--calibrate-variables must be comma-separated numbers"),
         (["train-ens", "--calibrate", "0,1", "--out", "o"], "--calibrate must be positive"),
         (["train-ens", "--calibrate-steps", "0", "--out", "o"], "must be at least 1; got 0"),
+        # torch keeps 32 bits of a seed: 2**32 trained as seed 0
+        (["train-ens", "--seed", "4294967296", "--out", "o"], "seed must be an integer in [0, 2"),
+        (["train", "--seed", "4294967296", "--out", "o"], "seed must be an integer in [0, 2"),
+        (["train-da", "--seed", "4294967296", "--out", "o"], "seed must be an integer in [0, 2"),
         (["train-da", "--leads", "0", "--out", "o"], "--leads must be positive integers"),
         (["train-da", "--steps", "0", "--out", "o"], "--steps must be at least 1; got 0"),
         (["calibrate-ens", "--band", "1.2,0.8", "--out", "o"], "--band must be LOW,HIGH"),

@@ -23,6 +23,7 @@ from ..config import (
     check_integers,
     check_number,
     check_run_place,
+    check_seed,
     config_with_legacy,
     field,
     user_stacklevel,
@@ -139,6 +140,7 @@ class TrainConfig(Config):
             "anomaly_batch_size": 1, "climate_runs": 0, "climate_min_steps": 0,
             "climate_max_steps": 1, "climate_rollout_steps": 1, "climate_advance": 1,
         })  # fmt: skip
+        check_seed(self.seed, f"{owner}.seed")  # it seeds torch's generator: 32 bits
         if self.climate_min_steps >= self.climate_max_steps:
             raise ValueError(
                 f"{owner}.climate_min_steps must be below climate_max_steps; got "
@@ -237,6 +239,7 @@ class PerturbationTrainConfig(Config):
             "checkpoint_every": 1, "validate_every": 1, "log_every": 1, "hidden": 1, "latent": 1,
             "downsample": 1,
         })  # fmt: skip
+        check_seed(self.seed, f"{owner}.seed")  # it seeds torch's generator: 32 bits
         if self.sample not in ("posterior", "prior"):
             raise ValueError(f"{owner}.sample must be 'posterior' or 'prior'; got {self.sample!r}")
         check_precision(owner, self.precision)

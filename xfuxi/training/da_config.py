@@ -10,7 +10,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from ..config import Config, check_integers, check_number, check_run_place, field, is_integer
+from ..config import (
+    Config,
+    check_integers,
+    check_number,
+    check_run_place,
+    check_seed,
+    field,
+    is_integer,
+)
 from ..models.precision import Precision, check_precision, precision_field
 from .config import CHECKPOINT_DIR_HELP, DEVICE_HELP
 
@@ -125,6 +133,7 @@ class DAConfig(Config):
             "steps": 0, "batch_size": 1, "forecast_steps": 0, "width": 1, "scales": 1,
             "checkpoint_every": 1, "val_every": 1, "log_every": 1, "seed": 0,
         })  # fmt: skip
+        check_seed(self.seed, f"{owner}.seed")  # it seeds torch's generator: 32 bits
         for label in ("leads", "sensor_channels", "frames", "satellites"):
             v = getattr(self, label)
             if not isinstance(v, tuple):
