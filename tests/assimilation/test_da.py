@@ -222,6 +222,18 @@ def test_bad_input(case):
     other = radiances.isel(latitude=slice(0, 6))
     with pytest.raises(ImagerError, match="another grid"):
         assimilate_da(background, other, model=model)
+    # the variables beside the radiances, named (raw transpose or broadcast errors before)
+    member = radiances.assign(zenith_angle=radiances["zenith_angle"].expand_dims(member=2))
+    with pytest.raises(ImagerError, match=r"zenith_angle has dim\(s\) \['member'\]"):
+        assimilate_da(background, member, model=model)
+    moving = radiances.assign(
+        zenith_angle=radiances["zenith_angle"].expand_dims(time=radiances["time"].values)
+    )
+    with pytest.raises(ImagerError, match=r"zenith_angle has dim\(s\) \['time'\].*fixed"):
+        assimilate_da(background, moving, model=model)
+    cloud = radiances.assign(cloudy=radiances["cloudy"].expand_dims(member=2))
+    with pytest.raises(ImagerError, match=r"cloudy has dim\(s\) \['member'\]"):
+        assimilate_da(background, cloud, model=model)
     renamed = radiances.assign_coords(sensor_channel=["wv6.2", "ir99"])
     with pytest.raises(ImagerError, match="unknown imager channel.*ir99"):
         assimilate_da(background, renamed, model=model)

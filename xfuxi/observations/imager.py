@@ -928,6 +928,18 @@ def check_radiances(
             f"brightness_temperature has dim(s) {extra} beside {list(RADIANCE_DIMS)}; select "
             f"one value of each (e.g. radiances.isel({extra[0]}=0))"
         )
+    # the variables read beside the radiances, within the dims each may have (a member dim
+    # or a zenith angle along time gave raw transpose or broadcast errors)
+    for name, allowed in (("zenith_angle", ("latitude", "longitude")),
+                          ("satellite", ("latitude", "longitude")),
+                          ("cloudy", ("time", "frame", "latitude", "longitude"))):  # fmt: skip
+        if name in radiances.data_vars:
+            wrong = [d for d in radiances[name].dims if d not in allowed]
+            if wrong:
+                raise ImagerError(
+                    f"the radiances' {name} has dim(s) {wrong}; it may have only {list(allowed)}"
+                    + (" (the geometry is fixed)" if "time" not in allowed else "")
+                )
     _check_channels(radiances["sensor_channel"].values.tolist())
     if "frame" in radiances.coords or "frame" in bt.dims:
         frame = radiances["frame"]
