@@ -595,6 +595,16 @@ def test_imager_then_assimilate_da(tmp_path, capsys):
                    str(tmp_path / "rad"), "--model", str(tmp_path / "net"), "--output",
                    str(tmp_path / "bad"), *extra])  # fmt: skip
         assert rc != 0 and message in capsys.readouterr().err
+    # a forecast of one lead needs no --lead
+    fc.isel(prediction_timedelta=[1]).transpose("time", "prediction_timedelta", ...).to_netcdf(
+        tmp_path / "fc1.nc"
+    )
+    rc = main(["--no-progress", "assimilate-da", str(tmp_path / "fc1.nc"), str(tmp_path / "rad"),
+               "--model", str(tmp_path / "net"), "--output", str(tmp_path / "an_fc1")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    with xr.open_dataset(tmp_path / "an_fc1" / "analysis.nc") as got:
+        with xr.open_dataset(tmp_path / "an0" / "analysis.nc") as ref:
+            xr.testing.assert_identical(got.load(), ref.load())
     rc = main(["--no-progress", "assimilate-da", str(tmp_path / "bg.nc"), str(tmp_path / "rad"),
                "--model", str(tmp_path / "net"), "--lead", "6", "--output",
                str(tmp_path / "bad")])  # fmt: skip

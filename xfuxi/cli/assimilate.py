@@ -185,8 +185,9 @@ def _cmd_imager(args) -> int:
 
 
 def _background_at_lead(ds, lead_hours: float | None):
-    """The states of a forecast (``prediction_timedelta``) at ``lead_hours``, on their valid
-    times; an analysis-layout background as it is (``lead_hours`` must then be None)."""
+    """The states of a forecast (``prediction_timedelta``) at ``lead_hours`` (or at its only
+    lead), on their valid times; an analysis-layout background as it is (``lead_hours`` must
+    then be None)."""
     import numpy as np
 
     from ..verify.weights import valid_time
@@ -198,12 +199,14 @@ def _background_at_lead(ds, lead_hours: float | None):
                 f"{list(ds.dims)} has none"
             )
         return ds
+    leads = ds["prediction_timedelta"].values
+    if lead_hours is None and leads.size == 1:  # the forecast's only lead
+        lead_hours = float(leads[0] / np.timedelta64(1, "h"))
     if lead_hours is None:
         raise ValueError(
-            "the background is a forecast (it has a prediction_timedelta dim): give --lead "
-            "HOURS, the lead whose states to analyse"
+            f"the background is a forecast of {leads.size} leads: give --lead HOURS, the lead "
+            "whose states to analyse"
         )
-    leads = ds["prediction_timedelta"].values
     lead = np.timedelta64(int(round(lead_hours * 3600)), "s").astype(leads.dtype)
     if lead not in leads:
         hours = [float(x / np.timedelta64(1, "h")) for x in leads]
@@ -253,7 +256,7 @@ ASSIMILATE_DA_FLAGS = (
      "or a forecast store of xfuxi forecast with --lead")  # fmt: skip
 @arg("--lead", type=float, default=None,
      help="the background is a forecast (WeatherBench2 layout): take its states at this lead, "
-          "hours, valid at initial time + lead (e.g. 6)")  # fmt: skip
+          "hours, valid at initial time + lead (e.g. 6; default: its only lead)")  # fmt: skip
 @arg("radiances", nargs="?", default=None,
      help="zarr/netCDF radiances (xfuxi imager, or radiances.nc of its output); not for a "
           "CORR network")  # fmt: skip
