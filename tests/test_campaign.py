@@ -407,6 +407,83 @@ def test_assimilate_and_forecast_campaign(client, tmp_path):
                                     progress=False)["temperature"].values)  # fmt: skip
 
 
+def _da_case():
+    from xfuxi.assimilation.config import BackgroundError, Minimiser
+    from xfuxi.observations.sets import random_observations
+
+    model = tiny.da_model(tiny.TinyNonlinear())
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2001-01-01", periods=4, freq="6h")
+    dims = ("time", "level", "latitude", "longitude")
+    shape = (4, 1, tiny.DA_LAT.size, tiny.DA_LON.size)
+    bg = xr.Dataset(
+        {"temperature": (dims, 250 + rng.normal(size=shape)),
+         "geopotential": (dims, 5.5e4 + 50 * rng.normal(size=shape))},
+        coords={"time": times, "level": [500.0], "latitude": tiny.DA_LAT,
+                "longitude": tiny.DA_LON},
+    )  # fmt: skip
+    obs = random_observations(bg + 1.0, n=12, variables=["temperature"], error=0.5, seed=1)
+    options = {"background_error": BackgroundError(n_members=8, perturbation_std=(2.0, 100.0),
+                                                   amplitude=0.5, wavelength=1, seed=3),
+               "minimiser": Minimiser(max_iter=3)}  # fmt: skip
+    return model, bg, obs, options
+
+
+def test_assimilate_campaign_takes_the_source_and_observations_as_dataset_or_path(client, tmp_path):
+    # observations given as a path with the source in memory failed every initial time
+    # (the task carried no observations and the worker did not read them)
+    model, bg, obs, options = _da_case()
+    bg.to_netcdf(tmp_path / "bg.nc")
+    obs.to_netcdf(tmp_path / "obs.nc")
+    cfg = CampaignConfig(kind="assimilate", steps=1)
+    outs = {}
+    for name, source, observations in (
+        ("both", bg, obs),
+        ("obs_path", bg, str(tmp_path / "obs.nc")),
+        ("source_path", str(tmp_path / "bg.nc"), obs),
+        ("both_paths", str(tmp_path / "bg.nc"), tmp_path / "obs.nc"),
+    ):
+        outs[name] = campaign(source, tmp_path / f"{name}.zarr", config=cfg, model=model,
+                              observations=observations, assimilation=options, client=client,
+                              progress=False).load()  # fmt: skip
+        assert outs[name]["done"].values.all(), name
+    for out in outs.values():
+        xr.testing.assert_identical(out, outs["both"])
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"minimizer": 3}, TypeError, "'minimizer' \\(did you mean 'minimiser'\\?\\)"),
+        ({"slots": 0}, ValueError, "slots .* integer >= 1; got 0"),
+        ({"slots": "x"}, ValueError, "slots .* integer >= 1; got 'x'"),
+        ({"slots": True}, ValueError, "slots .* integer >= 1"),
+        ({"window": None}, ValueError, "the campaign sets 'window'"),
+        ({"minimiser": 3}, TypeError, "minimiser must be a Minimiser"),
+        ("no time", ValueError, "observations must have .* 'time'"),
+    ],
+)
+def test_bad_assimilation_settings_are_refused_before_the_store_is_made(
+    client, tmp_path, change, error, match
+):
+    # they failed every initial time after the store was written, and the store then
+    # refused the corrected call (its settings differ)
+    model, bg, obs, options = _da_case()
+    cfg = CampaignConfig(kind="assimilate", steps=1)
+    store = tmp_path / "da.zarr"
+    if change == "no time":
+        bad_obs, bad_options = obs.drop_vars("time"), options
+    else:
+        bad_obs, bad_options = obs, {**options, **change}
+    with pytest.raises(error, match=match):
+        campaign(bg, store, config=cfg, model=model, observations=bad_obs,
+                 assimilation=bad_options, client=client, progress=False)  # fmt: skip
+    assert not store.exists()
+    out = campaign(bg, store, config=cfg, model=model, observations=obs, assimilation=options,
+                   client=client, progress=False)  # fmt: skip
+    assert out["done"].values.all()
+
+
 _CLIENT_SCRIPT = """
 import sys, distributed
 from tests import tiny

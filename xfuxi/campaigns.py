@@ -467,6 +467,77 @@ def _observations_for(obs: xr.Dataset, t: np.datetime64, slots: int, step: np.ti
     return obs.isel(obs=np.flatnonzero(keep)).load()
 
 
+#: options of :func:`xfuxi.assimilate_4dvar` that the campaign sets itself
+_CAMPAIGN_SETS = {
+    "model": "give assimilation_model= to campaign",
+    "window": "give 'slots' (the window's observation slots)",
+    "progress": "the campaign shows its own progress",
+}
+
+
+def _check_assimilation(assimilation: Any) -> None:
+    """Refuse bad ``assimilation`` options before any work (the store is not made).
+
+    Names against :func:`xfuxi.assimilate_4dvar`'s (with the closest name for a misspelt
+    one), ``slots`` an integer >= 1 and the configurations of the right type.
+    """
+    import inspect
+
+    from .assimilation.config import _CLASSES, LEGACY_KEYWORDS, legacy_options
+    from .assimilation.en4dvar import assimilate_4dvar
+    from .docstrings import unexpected_keywords
+
+    if assimilation is None:
+        return
+    if not isinstance(assimilation, dict):
+        raise TypeError(
+            "assimilation must be a dict of options of xfuxi.assimilate_4dvar; got "
+            f"{type(assimilation).__name__}"
+        )
+    params = inspect.signature(assimilate_4dvar).parameters
+    explicit = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    fixed = [k for k in assimilation if k in _CAMPAIGN_SETS]
+    if fixed:
+        raise ValueError(
+            "assimilation: the campaign sets "
+            + "; ".join(f"{k!r} ({_CAMPAIGN_SETS[k]})" for k in fixed)
+        )
+    known = [n for n in explicit if n not in _CAMPAIGN_SETS]
+    known += ["slots", *LEGACY_KEYWORDS, "spread", "members", "static_b"]
+    unknown = [k for k in assimilation if k not in known]
+    if unknown:
+        raise unexpected_keywords("assimilate_4dvar", [str(k) for k in unknown], known)
+    slots = assimilation.get("slots", 2)
+    if not is_integer(slots) or slots < 1:
+        raise ValueError(
+            f"assimilation: slots (the window's observation slots) must be an integer >= 1; "
+            f"got {slots!r}"
+        )
+    configs = {k: assimilation.get(k) for k in _CLASSES if k != "window"}
+    legacy = {k: v for k, v in assimilation.items() if k in LEGACY_KEYWORDS}
+    with warnings.catch_warnings():  # assimilate_4dvar warns of the old keywords itself
+        warnings.simplefilter("ignore", DeprecationWarning)
+        legacy_options(
+            "assimilate_4dvar", {**configs, "window": None}, legacy,
+            allowed=tuple(LEGACY_KEYWORDS),
+        )  # fmt: skip
+
+
+def _check_observations(observations: Any) -> None:
+    """Refuse observations the tasks cannot split into windows (before the store is made)."""
+    if not isinstance(observations, xr.Dataset):
+        raise TypeError(
+            "observations must be an xarray.Dataset or a zarr/netCDF path; got "
+            f"{type(observations).__name__}"
+        )
+    if "obs" not in observations.dims or "time" not in observations.variables:
+        raise ValueError(
+            "observations must have a dim 'obs' and a 'time' of each observation (the "
+            "tasks take those of each window); got dims "
+            f"{dict(observations.sizes)} and variables {sorted(map(str, observations.variables))}"
+        )
+
+
 # --- the worker side ----------------------------------------------------------------------
 
 
@@ -565,12 +636,21 @@ def _compute(job: dict[str, Any], models: _Models, t: np.datetime64, inputs: Any
     from .forecasting.ensemble import ensemble
 
     step = np.timedelta64(models.model.timestep).astype("timedelta64[ns]")
-    if inputs is None:
-        inputs = {"source": _slice_of(models.source, _needed_times(job["kind"], t, step), t)}
-        if job["kind"] == "assimilate":
-            inputs["observations"] = _observations_for(
-                models.observations, t, job["assimilation"].get("slots", 2), step
+    # what the task does not carry (a source or observations given as a path) the worker
+    # reads from its own opened copy: each of the four Dataset / path combinations works
+    inputs = dict(inputs or {})
+    if "source" not in inputs:
+        if models.source is None:
+            raise ValueError("the task carries no source and the job names no source path")
+        inputs["source"] = _slice_of(models.source, _needed_times(job["kind"], t, step), t)
+    if job["kind"] == "assimilate" and "observations" not in inputs:
+        if models.observations is None:
+            raise ValueError(
+                "the task carries no observations and the job names no observations path"
             )
+        inputs["observations"] = _observations_for(
+            models.observations, t, int(job["assimilation"].get("slots", 2)), step
+        )
     state = inputs["source"]
     if job["kind"] == "assimilate":
         from .assimilation.config import Window
@@ -898,6 +978,8 @@ def campaign(
         raise ValueError("kind='assimilate' needs observations")
     if kind != "assimilate" and (observations is not None or assimilation):
         raise ValueError("observations and assimilation only apply to kind='assimilate'")
+    if kind == "assimilate":
+        _check_assimilation(assimilation)
     if members is not None and dtype is not None:  # kind="assimilate" dropped it silently
         raise ValueError(
             "dtype applies to kind='forecast' (xfuxi.forecast) and to kind='assimilate' "
@@ -978,6 +1060,7 @@ def campaign(
         obs_data = observations
         if isinstance(observations, (str, os.PathLike)):
             obs_data = _open_path(observations)
+        _check_observations(obs_data)  # before the store is made: nothing written for them
         settings["observations_sha256"] = _data_fingerprint(obs_data)
         settings["assimilation_model"] = (
             None if assimilation_model is None

@@ -283,3 +283,57 @@ def test_cli_cycle_blend_wraps_the_method(monkeypatch, tmp_path, capsys):
     assert main([*base, "--blend", str(fit), "--climatology", "c.zarr"]) == 2
     assert "--blend: factors must lie in [0, 1.5]" in capsys.readouterr().err
     assert not seen
+
+
+def _blend_method(**kwargs):
+    base = {"climatology": np.zeros((2, 36, 72)), "factors": np.ones((2, 3)) * 0.5}
+    return ClimatologyBlendMethod(LETKFMethod(), **{**base, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error", "match"),
+    [
+        (
+            "bands",
+            (5, 20),
+            ValueError,
+            r"factors must be \(channel, band\) = \(2, 2\); got \(2, 3\)",
+        ),
+        ("bands", (5, 20, 30, 35), ValueError, r"factors must be \(channel, band\) = \(2, 4\)"),
+        ("bands", (20, 5, 30), ValueError, "bands must be increasing"),
+        ("bands", 5, TypeError, "bands must be a sequence of integers"),
+        ("factors", np.full((2, 3), 9.0), ValueError, r"factors must lie in \[0, 1.5\]"),
+        ("factors", torch.full((2, 3), -1.0), ValueError, r"factors must lie in \[0, 1.5\]"),
+        ("factors", np.ones((2, 2)), ValueError, r"factors must be \(channel, band\)"),
+        ("factors", None, ValueError, "climatology and factors are required"),
+        ("climatology", np.zeros((36, 72)), ValueError, "climatology must be"),
+        ("climatology", np.full((2, 36, 72), np.nan), ValueError, "climatology has NaN"),
+        ("method", "letkf", TypeError, "method must be a CycleMethod; got str"),
+    ],
+)
+def test_a_field_changed_to_a_bad_value_is_refused_at_use(field, value, error, match):
+    # checked at construction only: shortened bands ran with the first factors, decreasing
+    # bands and factors of 9 were used, a list of factors gave a raw TypeError
+    method = _blend_method()
+    setattr(method, field, value)
+    with pytest.raises(error, match=match):
+        method.blend(_field(0), Grid)
+    with pytest.raises(error, match=match):
+        method.settings()
+    with pytest.raises(error, match=match):
+        method.start(torch.zeros(3, 2, 36, 72), model=Grid, generator=torch.Generator())
+
+
+@pytest.mark.parametrize("kind", ["list", "ndarray", "tensor"])
+def test_factors_and_climatology_changed_after_construction_are_used(kind):
+    method = _blend_method()
+    factors = [[0.25, 1.0, 0.5], [1.5, 0.0, 1.0]]
+    climatology = _field(7)
+    as_kind = {"list": lambda x: np.asarray(x).tolist(), "ndarray": np.asarray,
+               "tensor": lambda x: torch.as_tensor(np.asarray(x))}[kind]  # fmt: skip
+    method.factors = as_kind(factors)
+    method.climatology = as_kind(climatology)
+    fresh = _blend_method(factors=factors, climatology=climatology)
+    torch.testing.assert_close(method.blend(_field(1), Grid), fresh.blend(_field(1), Grid),
+                               rtol=0, atol=0)  # fmt: skip
+    assert method.settings() == fresh.settings()

@@ -377,3 +377,78 @@ def test_open_cycle_states_refuses_more_members_than_stored(tmp_path):
     assert open_cycle_states(tmp_path / "s", members=6).sizes["member"] == 6
     with pytest.raises(ValueError, match=r"members=50 .* holds \(6\)"):
         open_cycle_states(tmp_path / "s", members=50)
+
+
+# --- the wrappers (bias correction, climatology blend) follow their changed fields ----------
+
+
+def test_reused_bias_correction_follows_a_changed_truncation():
+    from xfuxi.assimilation.model_bias import BiasCorrectedMethod
+
+    model, truth = _column_world(nlat=8, nlon=16)
+
+    def run(method):
+        return cycle(
+            truth,
+            RadiosondeNetwork(n_sites=20, seed=1),
+            method=method,
+            model=model,
+            config=CycleConfig(n_cycles=3, lead_steps=2, initial_error=1.0),
+            progress=False,
+        ).scores
+
+    def make(truncation):
+        return BiasCorrectedMethod(_small_letkf(), rate=1.0, truncation=truncation, spinup=0)
+
+    method = make(6)
+    run(method)
+    method.truncation = 1  # the projection of truncation 6 was kept and used
+    reused = run(method)
+    assert json.loads(reused.attrs["settings"])["method"]["bias_truncation"] == 1
+    fresh = run(make(1))
+    for name in ("analysis_error", "model_bias"):
+        np.testing.assert_array_equal(reused[name].values, fresh[name].values)
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(1, 8, 16)))
+    method.truncation = 6
+    torch.testing.assert_close(
+        method._project(x, model), make(6)._project(x, model), rtol=0, atol=0
+    )
+    method.truncation = None
+    assert method._project(x, model) is x
+
+
+@pytest.mark.parametrize("wrapper", ["bias", "blend"])
+def test_a_wrapper_follows_its_replaced_inner_method(wrapper):
+    from xfuxi.assimilation.model_bias import BiasCorrectedMethod
+
+    model, truth = lorenz96_model(), lorenz96_truth(n_states=12, seed=1)
+    letkf = LETKFMethod(
+        options=LETKFOptions(n_members=10, qc_threshold=None),
+        localization=LocalizationOptions(length_scale=4.0, n_points=40),
+        initial=INIT,
+    )
+
+    def make(inner, **kw):
+        if wrapper == "bias":
+            return BiasCorrectedMethod(inner, truncation=None, spinup=0, **kw)
+        return ClimatologyBlendMethod(
+            inner, climatology=np.zeros((1, 1, 40)), factors=[[1.0]], bands=(0,), **kw
+        )
+
+    suffix = " + bias correction" if wrapper == "bias" else " + climatology blend"
+    method = make(letkf)
+    assert (method.name, method.n_slots) == ("LETKF" + suffix, 1)
+    method.method = _l96_en4dvar(4.0)  # a two-slot 4DVar: name and n_slots were kept
+    fresh = make(_l96_en4dvar(4.0))
+    assert (method.name, method.n_slots) == ("En4DVar" + suffix, 2)
+    assert method.settings() == fresh.settings()
+    if wrapper == "bias":
+        reused = cycle(truth, Lorenz96Network(seed=2), method=method, model=model, config=L96,
+                       progress=False).scores  # fmt: skip
+        ref = cycle(truth, Lorenz96Network(seed=2), method=fresh, model=model, config=L96,
+                    progress=False).scores  # fmt: skip
+        assert reused.attrs["method"] == ref.attrs["method"] == "En4DVar" + suffix
+        np.testing.assert_array_equal(reused.analysis_error.values, ref.analysis_error.values)
+    named = make(letkf, name="mine")
+    named.method = _l96_en4dvar(4.0)
+    assert (named.name, named.n_slots) == ("mine", 2)

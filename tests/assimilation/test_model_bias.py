@@ -192,3 +192,38 @@ def test_cli_cycle_bias_rate_wraps_the_method(monkeypatch, tmp_path, capsys):
     assert main([*base, "--bias-rate", "0.1", "--bias-spinup", "-1"]) == 2
     assert "--bias-spinup must be >= 0; got -1" in capsys.readouterr().err
     assert not seen  # refused before any work
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error", "match"),
+    [
+        ("rate", 5.0, ValueError, r"rate must be a number in \(0, 1\]; got 5.0"),
+        ("truncation", "x", ValueError, "truncation must be None or an integer >= 0; got 'x'"),
+        ("spinup", -3, ValueError, "spinup must be an integer >= 0; got -3"),
+        ("method", "letkf", TypeError, "method must be a CycleMethod; got str"),
+    ],
+)
+def test_a_field_changed_to_a_bad_value_is_refused_at_use(field, value, error, match):
+    # checked at construction only: a changed rate of 5 ran, amplifying each increment
+    method = BiasCorrectedMethod(_letkf(), rate=0.5, truncation=None, spinup=0)
+    setattr(method, field, value)
+    with pytest.raises(error, match=match):
+        method.settings()
+    with pytest.raises(error, match=match):
+        _run((lorenz96_model(), lorenz96_truth(n_states=8, seed=1)), method, n=2)
+
+
+def test_a_nested_bias_correction_is_refused_clearly():
+    from xfuxi.assimilation.climatology_blend import ClimatologyBlendMethod
+
+    # assigned after construction: a bare KeyError 'model_bias_analyses' in the first cycle
+    method = BiasCorrectedMethod(_letkf(), truncation=None, spinup=0)
+    method.method = BiasCorrectedMethod(_letkf())
+    with pytest.raises(ValueError, match="already corrects the model's bias"):
+        _run((lorenz96_model(), lorenz96_truth(n_states=8, seed=1)), method, n=2)
+    # wrapped in another wrapper: refused at construction
+    blend = ClimatologyBlendMethod(
+        BiasCorrectedMethod(_letkf()), climatology=np.zeros((1, 1, 40)), factors=[[1.0]], bands=(0,)
+    )
+    with pytest.raises(ValueError, match="already corrects the model's bias"):
+        BiasCorrectedMethod(blend)

@@ -255,8 +255,16 @@ class ClimatologyBlendMethod(CycleMethod):
     _split: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        """Check the fields (and make ``climatology`` and ``factors`` float64 tensors): at
+        construction and at each use, so that a field changed after construction is
+        checked as well."""
         if not isinstance(self.method, CycleMethod):
             raise TypeError(f"method must be a CycleMethod; got {type(self.method).__name__}")
+        if self._name is not None and not isinstance(self._name, str):
+            raise TypeError(f"name must be a string; got {type(self._name).__name__}")
         self.bands = _check_bands(self.bands)
         if self.climatology is None or self.factors is None:
             raise ValueError("climatology and factors are required")
@@ -275,11 +283,23 @@ class ClimatologyBlendMethod(CycleMethod):
             )
         if ((self.factors < 0) | (self.factors > 1.5)).any():
             raise ValueError("factors must lie in [0, 1.5]")
-        self.n_slots = self.method.n_slots
-        if not self.name:
-            self.name = f"{self.method.name} + climatology blend"
+
+    # ``name`` and ``n_slots`` follow the current inner method (a property each, set on the
+    # class below the definition: ``name`` is also a dataclass field)
+    def _get_name(self) -> str:
+        return self._name or f"{self.method.name} + climatology blend"
+
+    def _set_name(self, value: str) -> None:
+        self._name = value
+
+    @property
+    def n_slots(self) -> int:  # type: ignore[override]
+        """The inner method's observation slots (the fields checked: the driver asks first)."""
+        self._check()
+        return self.method.n_slots
 
     def settings(self) -> dict[str, Any]:
+        self._check()
         return {
             "method": self.name,
             "inner": self.method.settings(),
@@ -291,12 +311,14 @@ class ClimatologyBlendMethod(CycleMethod):
     def fingerprints(self) -> dict[str, str]:
         """The climatology's digest (the settings hold its sum alone), and the inner
         method's fingerprints."""
+        self._check()
         return {**super().fingerprints(), "climatology": _tensor_fingerprint(self.climatology)}
 
     def _chunk(self) -> int:
         return self.method._chunk()
 
     def start(self, background, *, model, generator):
+        self._check()
         if background.shape[-3:] != self.climatology.shape:
             raise ValueError(
                 f"the climatology is {tuple(self.climatology.shape)} (channel, latitude, "
@@ -315,6 +337,7 @@ class ClimatologyBlendMethod(CycleMethod):
 
     def blend(self, x: torch.Tensor, model: Any) -> torch.Tensor:
         """Blend states ``(..., channel, latitude, longitude)`` with the climatology."""
+        self._check()
         if x.shape[-3:] != self.climatology.shape:
             raise ValueError(
                 f"states must end in {tuple(self.climatology.shape)}; got {tuple(x.shape)}"
@@ -353,3 +376,10 @@ class ClimatologyBlendMethod(CycleMethod):
         extra = xr.Dataset({"climatology_blend_change": (("channel",), rms)})
         res.extra = extra if res.extra is None else res.extra.merge(extra)
         return res
+
+
+ClimatologyBlendMethod.name = property(  # type: ignore[assignment]
+    ClimatologyBlendMethod._get_name,
+    ClimatologyBlendMethod._set_name,
+    doc="The name given, or (if none) the current inner method's with ' + climatology blend'.",
+)

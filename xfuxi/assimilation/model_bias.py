@@ -46,6 +46,20 @@ def _inner_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if k not in (BIAS_KEY, BIAS_COUNT)}
 
 
+def _corrects_bias(method: Any, seen: frozenset[int] = frozenset()) -> bool:
+    """Whether ``method`` is or wraps (at any depth) a :class:`BiasCorrectedMethod`."""
+    if isinstance(method, BiasCorrectedMethod):
+        return True
+    if id(method) in seen:
+        return False
+    seen = seen | {id(method)}
+    return any(
+        isinstance(v, CycleMethod) and _corrects_bias(v, seen)
+        for k, v in vars(method).items()
+        if not k.startswith("_")
+    )
+
+
 def _outer(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: state[k] for k in (BIAS_KEY, BIAS_COUNT)}
 
@@ -109,10 +123,19 @@ class BiasCorrectedMethod(CycleMethod):
     name: str = ""
 
     def __post_init__(self) -> None:
+        self._check()
+        self._filters: dict[tuple, Any] = {}
+
+    def _check(self) -> None:
+        """Refuse bad settings: at construction and at each use, so that a field changed
+        after construction is checked as well."""
         if not isinstance(self.method, CycleMethod):
             raise TypeError(f"method must be a CycleMethod; got {type(self.method).__name__}")
-        if isinstance(self.method, BiasCorrectedMethod):
-            raise ValueError("method already corrects the model's bias")
+        if _corrects_bias(self.method):
+            raise ValueError(
+                "method already corrects the model's bias (it is or wraps a "
+                "BiasCorrectedMethod); wrap the inner method once"
+            )
         r = self.rate
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1:
             raise ValueError(f"rate must be a number in (0, 1]; got {r!r}")
@@ -122,12 +145,25 @@ class BiasCorrectedMethod(CycleMethod):
         n = self.spinup
         if not is_integer(n) or n < 0:
             raise ValueError(f"spinup must be an integer >= 0; got {n!r}")
-        self.n_slots = self.method.n_slots
-        if not self.name:
-            self.name = f"{self.method.name} + bias correction"
-        self._filters: dict[tuple, Any] = {}
+        if self._name is not None and not isinstance(self._name, str):
+            raise TypeError(f"name must be a string; got {type(self._name).__name__}")
+
+    # ``name`` and ``n_slots`` follow the current inner method (a property each, set on the
+    # class below the definition: ``name`` is also a dataclass field)
+    def _get_name(self) -> str:
+        return self._name or f"{self.method.name} + bias correction"
+
+    def _set_name(self, value: str) -> None:
+        self._name = value
+
+    @property
+    def n_slots(self) -> int:  # type: ignore[override]
+        """The inner method's observation slots (the fields checked: the driver asks first)."""
+        self._check()
+        return self.method.n_slots
 
     def settings(self) -> dict[str, Any]:
+        self._check()
         return {
             "method": self.name,
             "inner": self.method.settings(),
@@ -146,12 +182,13 @@ class BiasCorrectedMethod(CycleMethod):
 
         lat = np.asarray(model.latitude, dtype="float64")
         lon = np.asarray(model.longitude, dtype="float64")
-        key = (lat.tobytes(), lon.tobytes())
+        key = (lat.tobytes(), lon.tobytes(), int(self.truncation))
         if key not in self._filters:
             self._filters[key] = SpectralFilter(lat, lon, int(self.truncation))
         return self._filters[key](x)
 
     def start(self, background, *, model, generator):
+        self._check()
         self._remember(model)
         state = self.method.start(background, model=model, generator=generator)
         zero = torch.zeros_like(background[2], dtype=torch.float64)
@@ -166,6 +203,7 @@ class BiasCorrectedMethod(CycleMethod):
         return self._with_diagnostics(res, state[BIAS_KEY])
 
     def analyse(self, state, slots, *, model, generator):
+        self._check()
         self._remember(model)
         res = self.method.analyse(_inner_state(state), slots, model=model, generator=generator)
         seen = int(state[BIAS_COUNT])
@@ -188,6 +226,7 @@ class BiasCorrectedMethod(CycleMethod):
         return res
 
     def forecast(self, state, *, model):
+        self._check()
         self._remember(model)
         bias = state[BIAS_KEY]
         out = self.method.forecast(_inner_state(state), model=model)
@@ -201,3 +240,10 @@ class BiasCorrectedMethod(CycleMethod):
             out["members"] = members
         out.update(_outer(state))
         return out
+
+
+BiasCorrectedMethod.name = property(  # type: ignore[assignment]
+    BiasCorrectedMethod._get_name,
+    BiasCorrectedMethod._set_name,
+    doc="The name given, or (if none) the current inner method's with ' + bias correction'.",
+)
