@@ -143,6 +143,13 @@ def test_failed_initial_time_is_named_others_kept_and_rerun_completes_the_rest(
         )
     assert list(info.value.failures) == ["2001-03-02T06:00:00"]
     assert "NaN" in info.value.failures["2001-03-02T06:00:00"]
+    assert "the others are complete in" in str(info.value)
+    # when every initial time failed it does not say the others are complete
+    broken = ds.copy(deep=True)
+    broken["temperature"][:, 0, 0, 0] = np.nan
+    with pytest.raises(CampaignError, match="none was written in"):
+        campaign(broken, tmp_path / "none.zarr", model=path, config=CampaignConfig(steps=2),
+                 client=client, progress=False)  # fmt: skip
     np.testing.assert_array_equal(completed(store), ds["time"].values[1:5])
     # the rerun runs only the missing time: data that break every other time do not matter
     # (the data differ from those the store was started from: said with a warning)

@@ -1178,10 +1178,14 @@ def campaign(
     if failures:
         names = ", ".join(sorted(failures))
         first = failures[sorted(failures)[0]]
+        rest = (
+            f"the others are complete in {str(store_path)!r}"
+            if len(failures) < len(pending)
+            else f"none was written in {str(store_path)!r}"
+        )
         raise CampaignError(
-            f"{len(failures)} of {len(pending)} initial times failed ({names}); the others "
-            f"are complete in {str(store_path)!r} (run the campaign again to retry). "
-            f"First error: {first}",
+            f"{len(failures)} of {len(pending)} initial times failed ({names}); {rest} (run the "
+            f"campaign again to retry). First error: {first}",
             failures,
         )
     return xr.open_zarr(store_path, consolidated=False)
