@@ -201,7 +201,7 @@ def test_map_style_replaces_the_styling_keywords():
                              colorbar=False, title="T")  # fmt: skip
     assert old.collections[0].get_clim() == mesh.get_clim() and old.get_title() == "T"
     np.testing.assert_array_equal(old.collections[0].get_array(), mesh.get_array())
-    with pytest.raises(TypeError, match=r"plot_map\(\) got an unexpected keyword .*'colour'"):
+    with pytest.raises(TypeError, match=r"plot_map\(\) got unexpected keyword.*'colour'"):
         xfuxi.plot_map(ds, variable="temperature", colour="red")
     with pytest.raises(ValueError, match="MapStyle.wind_stride must be >= 1; got 0"):
         xfuxi.MapStyle(wind_stride=0)
