@@ -95,14 +95,18 @@ def unexpected_keywords(
     return TypeError(f"{function}() got {what} {', '.join(hints)}")
 
 
-def with_signature_of(source: Callable) -> Callable[[F], F]:
+def with_signature_of(
+    source: Callable, *, legacy: Iterable[str] = (), aliases: Mapping[str, str] | None = None
+) -> Callable[[F], F]:
     """A decorator giving ``func(data, /, **options)`` the signature of ``source``.
 
     Pairs such as ``forecast`` / ``forecast_iter`` take the same arguments: they are written
     once, in the private function both call, and ``help()``, IDEs and the ``.fuxi``
     accessor show them on both (with the decorated function's return annotation). A
     keyword that ``source`` does not take is refused in ``func``'s name, with the closest
-    name it does take (not by the private function, whose name the user never wrote).
+    name it does take (not by the private function, whose name the user never wrote). A
+    ``source`` that takes ``**kwargs`` accepts anything, unless ``legacy`` names the old
+    keywords those are for; ``aliases`` maps other libraries' names to the proposed one.
 
     Examples
     --------
@@ -118,7 +122,8 @@ def with_signature_of(source: Callable) -> Callable[[F], F]:
     """
     sig = inspect.signature(source)
     params = sig.parameters.values()
-    open_ended = any(p.kind is p.VAR_KEYWORD for p in params)
+    legacy = tuple(legacy)
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params) and not legacy
     names = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
     def deco(func: F) -> F:
@@ -126,9 +131,9 @@ def with_signature_of(source: Callable) -> Callable[[F], F]:
 
         @functools.wraps(func)
         def checked(*args, **kwargs):
-            unknown = [] if open_ended else [k for k in kwargs if k not in names]
+            unknown = [] if open_ended else [k for k in kwargs if k not in names + list(legacy)]
             if unknown:
-                raise unexpected_keywords(func.__name__, unknown, names)
+                raise unexpected_keywords(func.__name__, unknown, names, aliases)
             return func(*args, **kwargs)
 
         checked.__signature__ = sig.replace(return_annotation=ret)  # type: ignore[attr-defined]

@@ -537,3 +537,5 @@ def test_a_misspelt_keyword_is_named_in_the_users_terms_with_the_closest_name():
     with pytest.raises(TypeError, match=r"^ensemble\(\) got an unexpected keyword argument "
                        r"'n_members' \(did you mean 'n'\?\)$"):  # fmt: skip
         xfuxi.ensemble(ds, model=model, n_members=2, steps=1)
+    with pytest.raises(TypeError, match=r"^ensemble_iter\(\) .*'n_members' \(did you mean 'n'"):
+        xfuxi.ensemble_iter(ds, model=model, n_members=2, steps=1)  # at the call

@@ -177,14 +177,19 @@ PERTURBATIONS: dict[str, type[Config]] = {
 _SPECS = tuple(PERTURBATIONS.values())
 
 
+#: the old keywords of ``ensemble`` (each still accepted, with a ``DeprecationWarning``)
+_LEGACY_KEYWORDS = ("method", "amplitude", "noise_kwargs")
+#: other libraries' names of ``ensemble``'s keywords, proposed when given
+_ALIASES = {"members": "n", "n_members": "n", "n_ensemble": "n", "ensemble_size": "n", "size": "n"}
+
+
 def _perturbation_spec(perturbation: Any, legacy: dict[str, Any]) -> Any:
     """The perturbation spec from ``perturbation`` and the old ``method`` / ``amplitude`` /
     ``noise_kwargs`` keywords (each still accepted, with a ``DeprecationWarning``)."""
-    unknown = sorted(set(legacy) - {"method", "amplitude", "noise_kwargs"})
+    unknown = sorted(set(legacy) - set(_LEGACY_KEYWORDS))
     if unknown:  # the closest of ensemble()'s own keywords proposed (n_members: n)
         known = [p for p in inspect.signature(_prepare).parameters if p not in ("ds", "legacy")]
-        aliases = {"members": "n", "n_ensemble": "n", "ensemble_size": "n", "size": "n"}
-        raise unexpected_keywords("ensemble", unknown, known, aliases)
+        raise unexpected_keywords("ensemble", unknown, known, _ALIASES)
     if isinstance(perturbation, _SPECS):
         if legacy:
             raise ValueError(
@@ -476,7 +481,7 @@ def _prepare(
     return setup, _ensemble_arrays(setup, int(n), seed, progress)
 
 
-@with_signature_of(_prepare)
+@with_signature_of(_prepare, legacy=_LEGACY_KEYWORDS, aliases=_ALIASES)
 def ensemble_iter(ds: xr.Dataset, /, **options: Any):
     """Ensemble forecast one lead at a time: a generator for long rollouts.
 
@@ -524,7 +529,7 @@ def ensemble_iter(ds: xr.Dataset, /, **options: Any):
         )
 
 
-@with_signature_of(_prepare)
+@with_signature_of(_prepare, legacy=_LEGACY_KEYWORDS, aliases=_ALIASES)
 def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     """Ensemble forecast: FuXi-ENS learned perturbations, or a perturbed-initial-state baseline.
 
