@@ -100,3 +100,30 @@ def test_demo_refuses_a_negative_number_of_fuxi_da_times(tmp_path):
     with pytest.raises(ValueError, match="n_times_da must be an integer >= 0"):
         run_demo(tmp_path / "out", n_times_da=-1)
     assert not (tmp_path / "out").exists()
+
+
+def test_headline_score_panels_name_the_scores_units():
+    """The demo's RMSE panels said "RMSE" only; the scores carry their units now."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    from xfuxi.demo import HEADLINE, _plot_headline_scores
+
+    leads = pd.to_timedelta([6, 12], "h")
+    levels = sorted({lv for _, lv in HEADLINE})
+    units = {"geopotential": "m**2 s**-2", "temperature": "K"}
+    score = xr.Dataset(
+        {
+            v: (("prediction_timedelta", "level"), np.ones((2, len(levels))),
+                {"units": units.get(v, "m s**-1")})
+            for v, _ in HEADLINE
+        },
+        coords={"prediction_timedelta": leads, "level": levels},
+    )  # fmt: skip
+    fig = _plot_headline_scores({"a": score}, "RMSE", "t")
+    labels = [ax.get_ylabel() for ax in fig.axes[:4]]
+    assert labels[0] == "RMSE (m² s⁻²)" and labels[1] == "RMSE (K)", labels
+    dimensionless = score.assign({v: score[v].assign_attrs(units="1") for v in score})
+    fig = _plot_headline_scores({"a": dimensionless}, "ACC", "t")
+    assert fig.axes[0].get_ylabel() == "ACC"

@@ -116,13 +116,18 @@ def stage_baselines(result: DemoResult, *, test_days: int, lead_days: int, n_ini
 
 
 def _plot_headline_scores(scores: dict[str, xr.Dataset], ylabel: str, title: str) -> Any:
-    """2 × 2 panels (one per headline channel) of a score against lead time, one line a system."""
+    """2 × 2 panels (one per headline channel) of a score against lead time, one line a
+    system; the axis labelled with the score's units where it has them."""
     import matplotlib.pyplot as plt
+
+    from .plot import _units_label
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
     for ax, (var, level) in zip(axes.ravel(), HEADLINE):
         series = {k: v[var].sel(level=level) for k, v in scores.items()}
-        xfuxi.plot_scores(series, ylabel=ylabel, title=f"{var} {level:g} hPa", ax=ax)
+        units = _units_label(next(iter(series.values())).attrs.get("units"))
+        label = f"{ylabel} ({units})" if units and units != "1" else ylabel
+        xfuxi.plot_scores(series, ylabel=label, title=f"{var} {level:g} hPa", ax=ax)
     fig.suptitle(title)
     return fig
 
