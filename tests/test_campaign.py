@@ -376,25 +376,10 @@ def test_scorecard_of_a_stored_ensemble(client, checkpoint, tmp_path):
 
 
 def test_assimilate_and_forecast_campaign(client, tmp_path):
-    from xfuxi.assimilation.config import BackgroundError, Minimiser
     from xfuxi.assimilation.en4dvar import assimilate_4dvar
-    from xfuxi.observations.sets import random_observations
 
-    model = tiny.da_model(tiny.TinyNonlinear())
-    rng = np.random.default_rng(0)
-    times = pd.date_range("2001-01-01", periods=4, freq="6h")
-    dims = ("time", "level", "latitude", "longitude")
-    shape = (4, 1, tiny.DA_LAT.size, tiny.DA_LON.size)
-    bg = xr.Dataset(
-        {"temperature": (dims, 250 + rng.normal(size=shape)),
-         "geopotential": (dims, 5.5e4 + 50 * rng.normal(size=shape))},
-        coords={"time": times, "level": [500.0], "latitude": tiny.DA_LAT,
-                "longitude": tiny.DA_LON},
-    )  # fmt: skip
-    obs = random_observations(bg + 1.0, n=12, variables=["temperature"], error=0.5, seed=1)
-    options = {"background_error": BackgroundError(n_members=8, perturbation_std=(2.0, 100.0),
-                                                   amplitude=0.5, wavelength=1, seed=3),
-               "minimiser": Minimiser(max_iter=5)}  # fmt: skip
+    model, bg, obs, options = _da_case(max_iter=5)
+    times = pd.DatetimeIndex(bg["time"].values)
     out = campaign(bg, tmp_path / "da.zarr", config=CampaignConfig(kind="assimilate", steps=2),
                    model=model, observations=obs, assimilation=options, client=client,
                    progress=False).load()  # fmt: skip
@@ -414,7 +399,9 @@ def test_assimilate_and_forecast_campaign(client, tmp_path):
                                     progress=False)["temperature"].values)  # fmt: skip
 
 
-def _da_case():
+def _da_case(max_iter: int = 3):
+    """A tiny assimilate campaign: a model, a background of 4 times, 12 observations and
+    the assimilation options (``max_iter`` iterations)."""
     from xfuxi.assimilation.config import BackgroundError, Minimiser
     from xfuxi.observations.sets import random_observations
 
@@ -432,7 +419,7 @@ def _da_case():
     obs = random_observations(bg + 1.0, n=12, variables=["temperature"], error=0.5, seed=1)
     options = {"background_error": BackgroundError(n_members=8, perturbation_std=(2.0, 100.0),
                                                    amplitude=0.5, wavelength=1, seed=3),
-               "minimiser": Minimiser(max_iter=3)}  # fmt: skip
+               "minimiser": Minimiser(max_iter=max_iter)}  # fmt: skip
     return model, bg, obs, options
 
 

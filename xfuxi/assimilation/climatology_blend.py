@@ -29,7 +29,13 @@ import torch
 import xarray as xr
 
 from ..data.channels import channel_name
-from .cycle import CycleMethod, _area_rms, _grid_weights, _tensor_fingerprint
+from .cycle import (
+    CycleMethod,
+    _area_rms,
+    _follow_inner_method,
+    _grid_weights,
+    _tensor_fingerprint,
+)
 
 __all__ = [
     "ClimatologyBlendMethod",
@@ -284,20 +290,6 @@ class ClimatologyBlendMethod(CycleMethod):
         if ((self.factors < 0) | (self.factors > 1.5)).any():
             raise ValueError("factors must lie in [0, 1.5]")
 
-    # ``name`` and ``n_slots`` follow the current inner method (a property each, set on the
-    # class below the definition: ``name`` is also a dataclass field)
-    def _get_name(self) -> str:
-        return self._name or f"{self.method.name} + climatology blend"
-
-    def _set_name(self, value: str) -> None:
-        self._name = value
-
-    @property
-    def n_slots(self) -> int:  # type: ignore[override]
-        """The inner method's observation slots (the fields checked: the driver asks first)."""
-        self._check()
-        return self.method.n_slots
-
     def settings(self) -> dict[str, Any]:
         self._check()
         return {
@@ -378,8 +370,5 @@ class ClimatologyBlendMethod(CycleMethod):
         return res
 
 
-ClimatologyBlendMethod.name = property(  # type: ignore[assignment]
-    ClimatologyBlendMethod._get_name,
-    ClimatologyBlendMethod._set_name,
-    doc="The name given, or (if none) the current inner method's with ' + climatology blend'.",
-)
+# ``name`` and ``n_slots`` follow the current inner method
+_follow_inner_method(ClimatologyBlendMethod, "climatology blend")

@@ -259,6 +259,30 @@ class CycleMethod:
         return CycleAnalysis(analysis=bg[2].clone(), state=new, spread=spread)
 
 
+def _follow_inner_method(cls: type, suffix: str) -> None:
+    """Give a wrapper method class (its inner method in ``method``, checked by ``_check``)
+    a ``name`` that is the one given or, if none, the current inner method's with
+    ``" + suffix"``, and ``n_slots`` that are the current inner method's: a reused wrapper
+    whose inner method was replaced names and runs it as a fresh one would. Set on the class
+    after its definition: ``name`` is also a dataclass field (its ``_name``)."""
+
+    def get_name(self: Any) -> str:
+        return self._name or f"{self.method.name} + {suffix}"
+
+    def set_name(self: Any, value: str) -> None:
+        self._name = value
+
+    def n_slots(self: Any) -> int:
+        self._check()  # the driver asks first: the fields are checked here
+        return self.method.n_slots
+
+    cls.name = property(  # type: ignore[attr-defined]
+        get_name, set_name,
+        doc=f"The name given, or (if none) the current inner method's with ' + {suffix}'.",
+    )  # fmt: skip
+    cls.n_slots = property(n_slots, doc="The current inner method's observation slots.")  # type: ignore[attr-defined]
+
+
 def _evaluation_mode(*models: Any) -> Callable[[], None]:
     """Put every module of ``models`` (a cascade's stages) in evaluation mode; return the
     function that gives each module back its own mode (as :func:`xfuxi.forecast` does: the

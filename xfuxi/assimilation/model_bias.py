@@ -33,7 +33,7 @@ import torch
 import xarray as xr
 
 from ..config import is_integer
-from .cycle import CycleAnalysis, CycleMethod, _area_rms, _grid_weights
+from .cycle import CycleAnalysis, CycleMethod, _area_rms, _follow_inner_method, _grid_weights
 
 __all__ = ["BiasCorrectedMethod"]
 
@@ -148,20 +148,6 @@ class BiasCorrectedMethod(CycleMethod):
         if self._name is not None and not isinstance(self._name, str):
             raise TypeError(f"name must be a string; got {type(self._name).__name__}")
 
-    # ``name`` and ``n_slots`` follow the current inner method (a property each, set on the
-    # class below the definition: ``name`` is also a dataclass field)
-    def _get_name(self) -> str:
-        return self._name or f"{self.method.name} + bias correction"
-
-    def _set_name(self, value: str) -> None:
-        self._name = value
-
-    @property
-    def n_slots(self) -> int:  # type: ignore[override]
-        """The inner method's observation slots (the fields checked: the driver asks first)."""
-        self._check()
-        return self.method.n_slots
-
     def settings(self) -> dict[str, Any]:
         self._check()
         return {
@@ -242,8 +228,5 @@ class BiasCorrectedMethod(CycleMethod):
         return out
 
 
-BiasCorrectedMethod.name = property(  # type: ignore[assignment]
-    BiasCorrectedMethod._get_name,
-    BiasCorrectedMethod._set_name,
-    doc="The name given, or (if none) the current inner method's with ' + bias correction'.",
-)
+# ``name`` and ``n_slots`` follow the current inner method
+_follow_inner_method(BiasCorrectedMethod, "bias correction")
