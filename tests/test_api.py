@@ -43,6 +43,23 @@ def test_accessor_repeats_signature_and_summary(name):
         method = getattr(obj[owner].fuxi, name)
         assert list(inspect.signature(method).parameters.values()) == expected
         assert inspect.getdoc(method).splitlines()[0] == inspect.getdoc(func).splitlines()[0]
+        # on the class (help(ds.fuxi), pydoc): self in place of the data argument
+        unbound = list(inspect.signature(getattr(owner, name)).parameters.values())
+        assert unbound[0].name == "self"
+        assert unbound[1:] == expected
+
+
+def test_help_of_the_accessor_shows_methods_without_the_data_argument():
+    import pydoc
+
+    text = pydoc.render_doc(xr.Dataset().fuxi, renderer=pydoc.plaintext)
+    assert "forecast(self, *, model" in text
+    assert "rmse(self, truth" in text
+    heads = [line.strip(" |") for line in text.splitlines()]
+    assert not [h for h in heads if h.startswith(("forecast(ds", "rmse(forecast"))]
+    ds = xr.Dataset({"temperature": (("lat", "lon"), np.arange(6.0).reshape(2, 3) + 250.0)},
+                    coords={"lat": [10.0, -10.0], "lon": [0.0, 120.0, 240.0]})  # fmt: skip
+    xr.testing.assert_identical(FuxiDatasetAccessor.validate(ds.fuxi), ds.fuxi.validate())
 
 
 @pytest.mark.parametrize("name", sorted(e.name for e in PUBLIC))

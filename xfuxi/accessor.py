@@ -32,8 +32,8 @@ class _Delegate:
 
     def __get__(self, accessor: Any, owner: type | None = None) -> Any:
         func = resolve(self.target)
-        if accessor is None:
-            return func
+        if accessor is None:  # on the class (help(ds.fuxi), pydoc): a method taking self
+            return _unbound(func)
 
         @functools.wraps(func)
         def method(*args: Any, **kwargs: Any) -> Any:
@@ -41,6 +41,23 @@ class _Delegate:
 
         method.__signature__ = method_signature(func)  # type: ignore[attr-defined]
         return method
+
+
+@functools.cache
+def _unbound(func: Any) -> Any:
+    """``func`` as the accessor class holds it: ``self`` in place of the data argument."""
+
+    @functools.wraps(func)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return func(self._obj, *args, **kwargs)
+
+    sig = method_signature(func)
+    rest = list(sig.parameters.values())
+    only = bool(rest) and rest[0].kind is inspect.Parameter.POSITIONAL_ONLY
+    kind = inspect.Parameter.POSITIONAL_ONLY if only else inspect.Parameter.POSITIONAL_OR_KEYWORD
+    this = inspect.Parameter("self", kind)
+    method.__signature__ = sig.replace(parameters=[this, *rest])  # type: ignore[attr-defined]
+    return method
 
 
 def method_signature(func: Any) -> inspect.Signature:
