@@ -54,7 +54,7 @@ def test_balanced_zero_std_and_amplitude_are_accepted():
 
 def _noise(ds: xr.Dataset, **kw) -> xr.Dataset:
     std = ds.std([d for d in ds.dims if d != "level"])  # fixed, whatever the order
-    return perlin_ensemble(ds, n_members=2, std=std, seed=3, **kw) - ds
+    return perlin_ensemble(ds, n=2, std=std, seed=3, **kw) - ds
 
 
 def _canonical(ds: xr.Dataset) -> xr.Dataset:
@@ -66,7 +66,7 @@ def test_perlin_ensemble_of_a_canonical_state_is_the_documented_draw():
     # the normal path: channels in ds's order (levels ascending), the grid as given
     ds = tiny.dataset(n_time=1)
     std = ds.std([d for d in ds.dims if d != "level"])
-    got = perlin_ensemble(ds, n_members=2, std=std, seed=3, amplitude=0.1) - ds
+    got = perlin_ensemble(ds, n=2, std=std, seed=3, amplitude=0.1) - ds
     stds = [float(std["temperature"].sel(level=lv)) for lv in ds.level.values]
     stds.append(float(std["passive_tracer"]))
     want = perlin_perturbations(
@@ -117,9 +117,9 @@ def test_perlin_ensemble_refuses_an_input_ensemble_naming_its_dim(dim):
             match=rf"ensemble dim '{dim}' \({len(labels)} members\)"
             rf".*ds\.isel\({dim}=0\).*ds\.mean\('{dim}'\)",
         ):
-            perlin_ensemble(ds.expand_dims({dim: labels}), n_members=2, seed=0)
+            perlin_ensemble(ds.expand_dims({dim: labels}), n=2, seed=0)
     # other dims are perturbed as before
-    assert perlin_ensemble(ds, n_members=2, seed=0).sizes["number"] == 2
+    assert perlin_ensemble(ds, n=2, seed=0).sizes["number"] == 2
 
 
 def test_perlin_ensemble_std_forms_get_clear_errors():
@@ -130,7 +130,7 @@ def test_perlin_ensemble_std_forms_get_clear_errors():
         match=r"std\['temperature'\] at level 500 must be one value "
         r"per variable \(and level\).*got dims \{'latitude': 8, 'longitude': 16\}",
     ):
-        perlin_ensemble(ds, n_members=2, seed=0, std=ds.std("time"))
+        perlin_ensemble(ds, n=2, seed=0, std=ds.std("time"))
     # a table that lacks a level of ds: pandas' KeyError before
     short = xr.Dataset(
         {"temperature": ("level", [1.0]), "passive_tracer": 1.0}, coords={"level": [500]}
@@ -140,25 +140,25 @@ def test_perlin_ensemble_std_forms_get_clear_errors():
         match=r"std\['temperature'\] lacks level 850; it has levels "
         r"\[500\]",
     ):
-        perlin_ensemble(ds, n_members=2, seed=0, std=short)
+        perlin_ensemble(ds, n=2, seed=0, std=short)
     # the documented forms still work: per variable, and per level
     table = xr.Dataset(
         {"temperature": ("level", [1.0, 2.0]), "passive_tracer": 1.0},
         coords={"level": ds["level"].values},
     )
     for std in (table, xr.Dataset({"temperature": 1.0, "passive_tracer": 1.0})):
-        assert perlin_ensemble(ds, n_members=2, seed=0, std=std).sizes["number"] == 2
+        assert perlin_ensemble(ds, n=2, seed=0, std=std).sizes["number"] == 2
 
 
 def test_perlin_ensemble_of_float16_data_takes_the_std_in_single_precision():
     # ds.std of float16 data overflowed: "std must be finite and non-negative, got [inf...]"
     ds = tiny.dataset(4)
     half = ds.astype("float16")
-    out = perlin_ensemble(half, n_members=2, seed=0)
+    out = perlin_ensemble(half, n=2, seed=0)
     assert all(out[v].dtype == np.float16 for v in out.data_vars)
     assert all(np.isfinite(out[v].values).all() for v in out.data_vars)
     # the noise of the float32 std, in float16
-    ref = perlin_ensemble(half.astype("float32"), n_members=2, seed=0)
+    ref = perlin_ensemble(half.astype("float32"), n=2, seed=0)
     for v in out.data_vars:
         np.testing.assert_allclose(out[v].values.astype("float32"), ref[v].values, rtol=2e-3)
     # float32 and float64 data: the std is taken as before, in their own precision
@@ -166,8 +166,8 @@ def test_perlin_ensemble_of_float16_data_takes_the_std_in_single_precision():
         d = ds.astype(dt)
         std = d.std([x for x in d.dims if x != "level"])
         xr.testing.assert_identical(
-            perlin_ensemble(d, n_members=2, seed=0),
-            perlin_ensemble(d, n_members=2, seed=0, std=std),
+            perlin_ensemble(d, n=2, seed=0),
+            perlin_ensemble(d, n=2, seed=0, std=std),
         )
 
 
@@ -180,11 +180,11 @@ def test_seeds_of_torch_generators_are_integers_below_2_to_the_32(seed):
 
     ds = tiny.dataset(n_time=1)
     with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
-        perlin_ensemble(ds, n_members=2, seed=seed)
+        perlin_ensemble(ds, n=2, seed=seed)
     with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
         BackgroundError(seed=seed)
     with pytest.raises(ValueError, match=r"CycleConfig.seed must be an integer in \[0, 2\*\*32\)"):
         CycleConfig(n_cycles=1, seed=seed)
     # the largest seed is taken, and gives its own stream
-    top = perlin_ensemble(ds, n_members=2, seed=2**32 - 1)
-    assert not top.identical(perlin_ensemble(ds, n_members=2, seed=0))
+    top = perlin_ensemble(ds, n=2, seed=2**32 - 1)
+    assert not top.identical(perlin_ensemble(ds, n=2, seed=0))

@@ -132,7 +132,7 @@ def test_perlin_ensemble_dataset_does_not_mutate():
         {"temperature": ("level", [4.0, 8.0]), "surface_pressure": 1000.0},
         coords={"level": [500.0, 850.0]},
     )
-    ens = perlin_ensemble(ds, n_members=300, amplitude=0.1, std=std, seed=0)
+    ens = perlin_ensemble(ds, n=300, amplitude=0.1, std=std, seed=0)
     xr.testing.assert_identical(ds, before)
     assert ens["temperature"].dims == ("number", "level", "latitude", "longitude")
     d = ens - ds
@@ -143,13 +143,38 @@ def test_perlin_ensemble_dataset_does_not_mutate():
     # each variable keeps its own precision; the first variable's was used for all (a
     # float16 first variable rounded the surface pressure's noise away)
     mixed = ds.assign(temperature=ds.temperature.astype("float16"))
-    ens = perlin_ensemble(mixed, n_members=300, amplitude=0.1, std=std, seed=0)
+    ens = perlin_ensemble(mixed, n=300, amplitude=0.1, std=std, seed=0)
     assert ens["temperature"].dtype == np.float16 and ens["surface_pressure"].dtype == np.float64
     d = ens - mixed
     assert float(d["surface_pressure"].std()) == pytest.approx(100.0, rel=0.05)
     # a mask lost its noise or turned to 0/1 (by variable order): refused, named
     with pytest.raises(ValueError, match=r"\['mask'\] are not floating point"):
-        perlin_ensemble(ds.assign(mask=ds.surface_pressure > 1e5), n_members=2, std=std)
+        perlin_ensemble(ds.assign(mask=ds.surface_pressure > 1e5), n=2, std=std)
+
+
+def test_perlin_ensemble_takes_n_as_ensemble_does_and_refuses_other_counts():
+    ds = xr.Dataset(
+        {"temperature": (("latitude", "longitude"), np.zeros((4, 8)))},
+        coords={"latitude": np.linspace(-60, 60, 4), "longitude": np.arange(8) * 45.0},
+    )
+    std = xr.Dataset({"temperature": 2.0})
+    new = perlin_ensemble(ds, n=2, std=std, seed=4)
+    with pytest.warns(DeprecationWarning, match=r"n_members=\.\.\.\) is deprecated; pass n="):
+        old = perlin_ensemble(ds, n_members=2, std=std, seed=4)
+    xr.testing.assert_identical(old, new)
+    with pytest.raises(TypeError, match="not n and n_members"):
+        perlin_ensemble(ds, n=2, n_members=2, std=std)
+    with pytest.raises(TypeError, match="needs n, the number of members"):
+        perlin_ensemble(ds, std=std)
+    # 2.7 gave a coordinate error, True one member, "3" a NumPy error, 2.0 two members
+    for bad in (2.7, True, "3", 2.0, 0):
+        with pytest.raises(ValueError, match=f"positive integer number of members, got {bad!r}"):
+            perlin_ensemble(ds, n=bad, std=std)
+        with pytest.raises(ValueError, match="positive integer number of members"):
+            perlin_perturbations(bad, std=[1.0], shape=(4, 8))
+        with pytest.raises(ValueError, match="positive integer number of fields"):
+            perlin_noise(bad, (4, 8), wavelength=4)
+    assert perlin_ensemble(ds, n=np.int64(3), std=std).sizes["number"] == 3
 
 
 def test_balanced_perturbations_are_geostrophic_and_hydrostatic():

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..config import check_seed, user_stacklevel
+from ..config import check_seed, is_integer, user_stacklevel
 from ..data.channels import channels_of, stack, unstack
 from ..data.schema import canonical_order, check_state_dims
 from .scales import PerlinScales, perlin_scales
@@ -151,6 +151,13 @@ def _octave_2d(
     return top + sy * (bottom - top)
 
 
+def _count(n: Any, what: str) -> int:
+    """``n`` as a positive int (2.7 was 2, True 1, "3" a NumPy error), else a ValueError."""
+    if not is_integer(n) or n < 1:
+        raise ValueError(f"n must be a positive integer number of {what}, got {n!r}")
+    return int(n)
+
+
 def perlin_noise(
     n: int,
     shape: Sequence[int],
@@ -218,10 +225,8 @@ def perlin_noise(
     >>> tuple(z1.shape)
     (2, 40)
     """
-    n = int(n)
+    n = _count(n, "fields")
     shape = tuple(int(s) for s in shape)
-    if n < 1:
-        raise ValueError(f"n must be a positive number of fields, got {n}")
     if len(shape) not in (1, 2) or any(s < 1 for s in shape):
         raise ValueError(f"shape must be (H, W) or (K,) with positive sizes, got {shape}")
     if not (wavelength > 0 and math.isfinite(wavelength)):
@@ -319,6 +324,7 @@ def perlin_perturbations(
             stacklevel=user_stacklevel(),
         )
     device = legacy.pop("device", None)
+    n = _count(n, "members")
     scales = perlin_scales(scales, legacy, "perlin_perturbations")
     std_arr = check_std(std)
     c = std_arr.size
@@ -340,7 +346,7 @@ def perlin_perturbations(
 def perlin_ensemble(
     ds: xr.Dataset,
     *,
-    n_members: int,
+    n: int | None = None,
     amplitude: float = 0.05,
     scales: PerlinScales | None = None,
     std: xr.Dataset | None = None,
@@ -355,8 +361,9 @@ def perlin_ensemble(
         Canonical data with ``latitude`` and ``longitude`` dims (and optionally ``level``,
         ``time``). Every time gets the same perturbation per member (a perturbation of the
         state, consistent across the input pair of a model).
-    n_members : int
-        Number of members.
+    n : int
+        Number of members (required; the name :func:`xfuxi.ensemble` uses; the old keyword
+        ``n_members`` still works, with a ``DeprecationWarning``).
     amplitude : float, default 0.05
         Perturbation std as a fraction of each variable's (and level's) std.
     scales : PerlinScales, optional
@@ -378,7 +385,7 @@ def perlin_ensemble(
     Returns
     -------
     xarray.Dataset
-        ``ds`` plus noise, with a leading ``number`` dim of size ``n_members``.
+        ``ds`` plus noise, with a leading ``number`` dim of size ``n``.
 
     Raises
     ------
@@ -395,13 +402,25 @@ def perlin_ensemble(
     >>> ds = xr.Dataset({"temperature": (("latitude", "longitude"), np.zeros((4, 8)))},
     ...                 coords={"latitude": np.linspace(-60, 60, 4),
     ...                         "longitude": np.arange(8) * 45.0})
-    >>> ens = perlin_ensemble(ds, n_members=5, std=xr.Dataset({"temperature": 2.0}), seed=0)
+    >>> ens = perlin_ensemble(ds, n=5, std=xr.Dataset({"temperature": 2.0}), seed=0)
     >>> ens["temperature"].dims
     ('number', 'latitude', 'longitude')
-    >>> ds.fuxi.perlin_ensemble(n_members=3, std=xr.Dataset({"temperature": 2.0}),
+    >>> ds.fuxi.perlin_ensemble(n=3, std=xr.Dataset({"temperature": 2.0}),
     ...                         seed=0).sizes["number"]  # through the accessor
     3
     """
+    if "n_members" in legacy:
+        if n is not None:
+            raise TypeError("perlin_ensemble: give n (the number of members), not n and n_members")
+        warnings.warn(
+            "perlin_ensemble(n_members=...) is deprecated; pass n=... (as for ensemble)",
+            DeprecationWarning,
+            stacklevel=user_stacklevel(),
+        )
+        n = legacy.pop("n_members")
+    if n is None:
+        raise TypeError("perlin_ensemble needs n, the number of members (e.g. n=20)")
+    n = _count(n, "members")
     scales = perlin_scales(scales, legacy, "perlin_ensemble")
     for dim in ("latitude", "longitude"):
         if dim not in ds.dims:
@@ -464,7 +483,7 @@ def perlin_ensemble(
     )
     amp = np.asarray(amplitude, dtype="float64")
     pert = perlin_perturbations(
-        n_members,
+        n,
         std=np.asarray(stds)[draw],
         shape=shape,
         # one per channel (in ds's order) goes with its channel; any other is checked there
@@ -479,7 +498,7 @@ def perlin_ensemble(
         pert,
         dims=("number", "channel", "latitude", "longitude"),
         coords={
-            "number": np.arange(n_members),
+            "number": np.arange(n),
             "channel": names["channel"].values,
             "latitude": ds["latitude"].values,
             "longitude": ds["longitude"].values,
