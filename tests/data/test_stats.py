@@ -307,3 +307,82 @@ def test_statistics_do_not_share_nested_attrs_with_their_input():
     stats.level.attrs.setdefault("extra", []).append(1)
     xr.testing.assert_identical(ds, before)
     assert "extra" not in ds.level.attrs
+
+
+def _windowed_reference(values, times, window):
+    """WeatherBench2's smoothed climatology written out point by point: for each day of
+    year d and hour, the samples of that hour in the years, at days d + k (on the circle of
+    366 days) weighted 1 - |k|/h; a year without 29 February gives day 366 its day 365."""
+    h = window // 2
+    years = sorted(set(times.year))
+    out = {}
+    for hour in sorted(set(times.hour)):
+        by_year = {}
+        for y in years:
+            sel = (times.year == y) & (times.hour == hour)
+            days = dict(zip(times.day_of_year[sel], values[sel]))
+            if 366 not in days and 365 in days:
+                days[366] = days[365]
+            by_year[y] = days
+        for d in range(1, 367):
+            num = den = 0.0
+            for k in range(-h + 1, h):
+                day = (d - 1 + k) % 366 + 1
+                for days in by_year.values():
+                    if day in days:
+                        num += (1 - abs(k) / h) * days[day]
+                        den += 1 - abs(k) / h
+            out[(d, hour)] = num / den if den else np.nan
+    return out
+
+
+@pytest.mark.parametrize("window", [3, 7, 61])
+def test_climatology_window_is_weatherbench2s_smoothed_climatology(window):
+    t = pd.date_range("2015-01-01", "2016-12-31T12", freq="12h")  # 2016 has 29 February
+    rng = np.random.default_rng(window)
+    x = 10 * np.cos(2 * np.pi * t.day_of_year / 365.25) + rng.normal(0, 2, t.size)
+    da = xr.DataArray(x, dims="time", coords={"time": t}, name="t")
+    before = da.copy(deep=True)
+    got = climatology(da, window=window)
+    ref = _windowed_reference(x, t, window)
+    assert got.dims == ("dayofyear", "hour") and got.sizes["dayofyear"] == 366
+    expect = np.array([[ref[(d, hr)] for hr in (0, 12)] for d in range(1, 367)])
+    np.testing.assert_allclose(got.values, expect, rtol=1e-12)
+    assert got.attrs["window_days"] == window and "triangular window" in got.attrs["description"]
+    xr.testing.assert_identical(da, before)
+    # smoothing lowers the noise of the plain means of two samples (the seasonal cycle kept)
+    plain = climatology(da)
+    truth = 10 * np.cos(2 * np.pi * plain.dayofyear / 365.25)
+    if window == 61:
+        assert float(((got - truth) ** 2).mean()) < 0.2 * float(((plain - truth) ** 2).mean())
+    # a Dataset and dask-backed data give the same numbers (lazily)
+    ds = da.to_dataset()
+    xr.testing.assert_allclose(climatology(ds, window=window)["t"], got)
+    lazy = climatology(ds.chunk(time=100), window=window)
+    assert lazy["t"].chunks is not None
+    xr.testing.assert_allclose(lazy["t"].compute(), got)
+
+
+def test_climatology_window_refusals_and_missing_values():
+    t = pd.date_range("2015-01-01", "2015-12-31T18", freq="6h")
+    da = xr.DataArray(np.ones(t.size), dims="time", coords={"time": t}, name="t")
+    for bad in (4, 1, 367, 61.0, True, "61"):
+        with pytest.raises(ValueError, match="window must be an odd number of days"):
+            climatology(da, window=bad)
+    with pytest.raises(ValueError, match="by hour alone"):
+        climatology(da, window=61, seasonal=False)
+    with pytest.raises(ValueError, match="by hour alone"):
+        climatology(da.assign_attrs(seasonal_cycle="none"), window=61)
+    # a NaN in the data is a gap in the groups whose window holds it, not skipped
+    holed = da.copy()
+    holed[10] = np.nan  # 3 January, 12 UTC
+    out = climatology(holed, window=5)
+    assert np.isnan(out.sel(dayofyear=[2, 3, 4], hour=12)).all()
+    assert not np.isnan(out.sel(dayofyear=[1, 5], hour=12)).any()
+    assert not np.isnan(out.sel(hour=0)).any()
+    np.testing.assert_allclose(out.sel(hour=6), 1.0)
+    # a missing stretch of days is missing, and far from data the mean is NaN
+    part = da.sel(time=slice("2015-01-01", "2015-06-30"))
+    part = xr.concat([part, da.sel(time=slice("2015-12-25", None))], "time")
+    out = climatology(part, window=5, seasonal=True)
+    assert np.isnan(out.sel(dayofyear=200)).all() and not np.isnan(out.sel(dayofyear=100)).any()

@@ -28,6 +28,7 @@ from ..files import (
     check_file_replaceable,
     netcdf_written_by,
 )
+from ..config import is_integer
 from ..grid import area_weights
 from .schema import SchemaError, _fix_time, validate
 
@@ -382,6 +383,7 @@ def climatology(
     ds: xr.Dataset | xr.DataArray,
     *,
     seasonal: bool | None = None,
+    window: int | None = None,
     dim: str = "time",
 ) -> xr.Dataset | xr.DataArray:
     """Climatological mean by hour of day and, where there is a seasonal cycle, day of year.
@@ -395,6 +397,12 @@ def climatology(
         last times at least 364 days apart) and does not declare
         ``attrs["seasonal_cycle"] == "none"`` (in the attrs of the Dataset, or of the
         DataArray; the Held–Suarez world declares it: its climate has no seasons).
+    window : int, optional
+        Smooth the seasonal climatology over ``window`` days (odd, at least 3; 61 is
+        WeatherBench2's climatology): each day of year and hour is the mean of the samples
+        of that hour within ``window // 2`` days of it (around the year's end too), weighted
+        by ``1 − |k| / (window // 2)`` at ``k`` days away, as WeatherBench2 builds its
+        climatologies. The result holds every day of year 1..366. Default: no smoothing.
     dim : str, default "time"
         Time dimension.
 
@@ -408,17 +416,25 @@ def climatology(
     ------
     ValueError
         If ``dim`` is missing or not datetime64, or ``seasonal=True`` for data shorter than
-        a year.
+        a year; ``window`` not an odd integer of at least 3 (and at most 365), or given
+        without a seasonal climatology.
     SchemaError
         If ``dim`` holds a time twice (it would be counted twice) or a missing time (NaT),
         as :func:`xfuxi.validate` refuses them.
 
     Notes
     -----
-    WeatherBench2's convention: ``hour = time.dt.hour``, ``dayofyear = time.dt.dayofyear``
-    (1..366), the plain mean of all samples in a group (no smoothing across days). This is
-    the climatology that ACC anomalies are taken against (docs/design.md); look values up for
-    given times with :func:`climatology_for`.
+    The groups are WeatherBench2's: ``hour = time.dt.hour``, ``dayofyear =
+    time.dt.dayofyear`` (1..366). Without ``window`` each group holds the plain mean of its
+    samples (no smoothing across days). WeatherBench2's own climatologies are smoothed
+    (its ``compute_climatology`` script: a 61-day window by default), so
+    ``window=61`` reproduces them: as there, a year without 29 February lends its
+    31 December to day 366, and with many years a day's mean uses every sample of its
+    window. Where it differs: a missing value (NaN) in the data makes its group NaN here
+    (WeatherBench2's weighted mean skips it), and a missing day counts as missing (its
+    script fills every day missing from a year with that year's day 365). This is the
+    climatology that ACC anomalies are taken against (docs/verification.md); look values up
+    for given times with :func:`climatology_for`.
 
     Examples
     --------
@@ -429,6 +445,12 @@ def climatology(
     [2.0, 3.0, 4.0, 5.0]
     >>> da.fuxi.climatology().hour.values.tolist()  # through the accessor
     [0, 6, 12, 18]
+    >>> t = pd.date_range("2001-01-01", "2002-12-31", freq="D")   # two years, daily
+    >>> da = xr.DataArray(np.cos(2 * np.pi * t.day_of_year / 365.25), dims="time",
+    ...                   coords={"time": t}, name="x")
+    >>> smooth = climatology(da, window=61)
+    >>> smooth.sizes["dayofyear"], round(float(smooth.sel(dayofyear=1, hour=0)), 3)
+    (366, 0.979)
     """
     is_da = isinstance(ds, xr.DataArray)
     data = as_dataset(ds, "climatology") if not is_da else ds.to_dataset(name="__clim__")
@@ -442,9 +464,14 @@ def climatology(
         seasonal = auto
     elif seasonal and data[dim].size and (data[dim].values[-1] - data[dim].values[0] < _YEAR_SPAN):
         raise ValueError("seasonal=True needs data spanning at least a year")
+    if window is not None:
+        _check_window(window, seasonal)
     t = data[dim]
     hour = t.dt.hour
-    if seasonal:
+    if window is not None:
+        out = _windowed_climatology(data, dim, int(window))
+        order = ("dayofyear", "hour")
+    elif seasonal:
         key = (t.dt.dayofyear * 100 + hour).rename("__key__")
         g = data.groupby(key).mean(dim, skipna=False)
         k = g["__key__"].values
@@ -460,9 +487,11 @@ def climatology(
     out = out.assign_coords({d: out[d].astype("int64") for d in order})
     out.attrs = {
         **{k: v for k, v in data.attrs.items() if k in ("title", "source")},
-        "description": "climatological mean by " + " and ".join(order),
+        "description": "climatological mean by " + " and ".join(order)
+        + (f", smoothed over a {window}-day triangular window" if window is not None else ""),
         "climatology_period": f"{t.values.min()} to {t.values.max()}",
         "n_times": int(t.size),
+        **({"window_days": int(window)} if window is not None else {}),
     }
     for name in out.data_vars:
         out[name].attrs = dict(data[name].attrs)
@@ -471,6 +500,63 @@ def climatology(
         res.attrs = {**ds.attrs, **out.attrs}
         return own_attrs(res)  # lists or dicts in the attrs are not the input's
     return own_attrs(out)
+
+
+def _check_window(window: Any, seasonal: bool) -> None:
+    """``climatology``'s ``window``: an odd int in [3, 365], with a seasonal climatology."""
+    if not is_integer(window) or window < 3 or window % 2 == 0 or window > 365:
+        raise ValueError(
+            f"window must be an odd number of days from 3 to 365 (61 is WeatherBench2's), "
+            f"got {window!r}"
+        )
+    if not seasonal:
+        raise ValueError(
+            "window smooths a climatology across days of the year; this one is by hour alone "
+            "(data shorter than a year, seasonal=False, or attrs['seasonal_cycle'] = 'none'): "
+            "drop window, or pass seasonal=True with data covering a year"
+        )
+
+
+def _windowed_climatology(data: xr.Dataset, dim: str, window: int) -> xr.Dataset:
+    """The mean by day of year and hour over a triangular window of ``window`` days.
+
+    Sums and sample counts by (day of year, hour), with each year lacking 29 February
+    lending its day 365 to day 366, are smoothed along the circle of 366 days with the
+    weights ``1 − |k| / h`` (``h = window // 2``, ``|k| < h``); the mean is their ratio.
+    A day of year and hour with no sample in its window is NaN.
+    """
+    t = data[dim]
+    doy, hour = t.dt.dayofyear.values, t.dt.hour.values
+    lend = (doy == 365) & ~t.dt.is_leap_year.values  # a year without 29 February
+    parts = [data.assign_coords(__key__=(dim, doy * 100 + hour))]
+    if lend.any():
+        lent = data.isel({dim: lend})
+        parts.append(lent.assign_coords(__key__=(dim, 366 * 100 + hour[lend])))
+    keys = np.concatenate([p["__key__"].values for p in parts])
+    sums = xr.concat(
+        [p.groupby("__key__").sum(dim, skipna=False) for p in parts], "__key__"
+    ).groupby("__key__").sum("__key__", skipna=False)
+    uniq, count = np.unique(keys, return_counts=True)
+    hours = np.unique(hour)
+    days = np.arange(1, 367)
+    index = pd.MultiIndex.from_product([days, hours], names=["dayofyear", "hour"])
+    full = index.get_level_values(0).to_numpy() * 100 + index.get_level_values(1).to_numpy()
+    sums = sums.reindex(__key__=full, fill_value=0.0)
+    counts = xr.DataArray(
+        pd.Series(count, index=uniq).reindex(full, fill_value=0).to_numpy().astype("float64"),
+        dims="__key__",
+    )
+    grid = xr.Coordinates.from_pandas_multiindex(index, "__key__")
+    sums = sums.assign_coords(grid).unstack("__key__")
+    counts = counts.assign_coords(grid).unstack("__key__")
+    h = window // 2
+    num = den = 0
+    for k in range(-h + 1, h):  # the window's end points weigh 0
+        w = 1.0 - abs(k) / h
+        num = num + w * sums.roll(dayofyear=-k)
+        den = den + w * counts.roll(dayofyear=-k)
+    out = num / den.where(den > 0)
+    return out.assign_coords(dayofyear=days, hour=hours)
 
 
 def climatology_for(
