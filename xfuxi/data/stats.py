@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..config import is_integer
 from ..files import (
     WRITER_ATTRS,
     atomic_write_netcdf,
     check_file_replaceable,
     netcdf_written_by,
 )
-from ..config import is_integer
 from ..grid import area_weights
 from .schema import SchemaError, _fix_time, validate
 
@@ -487,7 +487,8 @@ def climatology(
     out = out.assign_coords({d: out[d].astype("int64") for d in order})
     out.attrs = {
         **{k: v for k, v in data.attrs.items() if k in ("title", "source")},
-        "description": "climatological mean by " + " and ".join(order)
+        "description": "climatological mean by "
+        + " and ".join(order)
         + (f", smoothed over a {window}-day triangular window" if window is not None else ""),
         "climatology_period": f"{t.values.min()} to {t.values.max()}",
         "n_times": int(t.size),
@@ -533,9 +534,11 @@ def _windowed_climatology(data: xr.Dataset, dim: str, window: int) -> xr.Dataset
         lent = data.isel({dim: lend})
         parts.append(lent.assign_coords(__key__=(dim, 366 * 100 + hour[lend])))
     keys = np.concatenate([p["__key__"].values for p in parts])
-    sums = xr.concat(
-        [p.groupby("__key__").sum(dim, skipna=False) for p in parts], "__key__"
-    ).groupby("__key__").sum("__key__", skipna=False)
+    sums = (
+        xr.concat([p.groupby("__key__").sum(dim, skipna=False) for p in parts], "__key__")
+        .groupby("__key__")
+        .sum("__key__", skipna=False)
+    )
     uniq, count = np.unique(keys, return_counts=True)
     hours = np.unique(hour)
     days = np.arange(1, 367)
