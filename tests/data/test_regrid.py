@@ -192,6 +192,27 @@ def test_conservative_global_to_global_is_unchanged():
     np.testing.assert_array_equal(out.values, [[2.0, 3.0], [1.0, 9.0]])
 
 
+def test_conservative_without_gaps_makes_no_mask_or_filled_copy(monkeypatch):
+    """In-memory data without a NaN on a covered target: no mask and no NaN-filled copy of
+    the data (each as large as the data: they raised the peak of a 0.25° to 1.5° regrid of
+    103 MB from +452 to +581 MB); the same numbers as the masked path."""
+    src = equiangular_grid(8, 4, poles=False)
+    values = np.arange(32.0).reshape(4, 8) ** 1.5
+    target = {"latitude": [-45.0, 45.0], "longitude": [90.0, 270.0]}
+    masked = regrid(on_grid(values, src), target, method="conservative")  # the general path
+    for name in ("fillna", "notnull"):
+
+        def refuse(self, *args, _name=name, **kwargs):
+            raise AssertionError(f"{_name} on data without a gap")
+
+        monkeypatch.setattr(xr.DataArray, name, refuse)
+    plain = regrid(on_grid(values, src), target, method="conservative")
+    np.testing.assert_allclose(plain.values, masked.values, rtol=1e-14)
+    monkeypatch.undo()
+    values[1, 2] = np.nan  # a gap still takes the masked path
+    assert np.isfinite(regrid(on_grid(values, src), target, method="conservative")).all()
+
+
 def band_field(grid: xr.Dataset, latitudes: bool, longitudes: bool) -> xr.DataArray:
     """1 mm in the band 30..60°N if ``latitudes`` and 330..30°E if ``longitudes``, 0
     elsewhere."""

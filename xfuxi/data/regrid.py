@@ -290,16 +290,17 @@ def _conservative(da: xr.DataArray, grid: xr.Dataset) -> xr.DataArray:
     lon_weights, lon_inside = _longitude_weights(da["longitude"].values, grid["longitude"].values)
     wlat = xr.DataArray(lat_weights, dims=("__lat", "latitude"))
     wlon = xr.DataArray(lon_weights, dims=("__lon", "longitude"))
-    valid = da.notnull()
-    summed = xr.dot(wlat, wlon, da.fillna(0.0), dim=["latitude", "longitude"])
     # dask data take the masked path whatever they hold: asking whether all is valid would
     # read every block now (and again when the result is computed). So do target cells
     # reaching beyond the source's cells (a regional source): like NaN data, only the
     # covered part of such a cell counts, and a cell not covered at all is NaN
     covered = bool(lat_inside.all() and lon_inside.all())
-    if covered and da.chunks is None and bool(valid.all()):
-        out = summed
+    if covered and da.chunks is None and not bool(da.isnull().any()):
+        # in-memory data without a gap: no mask and no filled copy (each as large as da)
+        out = xr.dot(wlat, wlon, da, dim=["latitude", "longitude"])
     else:  # the mean over the valid part of each target cell; NaN where none is valid
+        valid = da.notnull()
+        summed = xr.dot(wlat, wlon, da.fillna(0.0), dim=["latitude", "longitude"])
         cover = xr.dot(wlat, wlon, valid.astype("float64"), dim=["latitude", "longitude"])
         out = summed / cover.where(cover > 0)  # no 0 / 0 (a warning from dask)
     out = out.rename(__lat="latitude", __lon="longitude")
