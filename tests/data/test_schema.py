@@ -368,3 +368,31 @@ def test_forecast_error_names_a_member_dim_as_given():
         r"ds\.isel\(member=0\).*ds\.mean\('member'\)",
     ):
         xfuxi.forecast(ds, model=tiny.model(), steps=1, progress=False)
+
+
+def test_cftime_and_time_zone_aware_times_are_named_with_the_conversion():
+    pytest.importorskip("cftime")
+    ds = _wb2()
+    n = ds.sizes["time"]
+    for calendar, align in (("noleap", ""), ("360_day", ", align_on='year'")):
+        tc = xr.date_range("2020-01-01", periods=n, freq="6h", calendar=calendar, use_cftime=True)
+        with pytest.raises(SchemaError) as err:
+            validate(ds.assign_coords(time=tc))
+        assert f"cftime dates ({calendar} calendar)" in str(err.value)
+        assert f"convert_calendar('standard', use_cftime=False{align})" in str(err.value)
+    tz = ds.assign_coords(time=ds.indexes["time"].tz_localize("UTC"))
+    with pytest.raises(SchemaError, match=r"'time' carries a time zone \(UTC\).*tz_localize"):
+        validate(tz)
+    # the conversion named works
+    fixed = tz.assign_coords(time=tz.indexes["time"].tz_convert("UTC").tz_localize(None))
+    assert validate(fixed).time.dtype.kind == "M"
+
+
+def test_complex_data_variables_are_refused():
+    ds = _wb2()
+    name = next(iter(ds.data_vars))
+    bad = ds.assign({name: ds[name].astype("complex64")})
+    with pytest.raises(SchemaError, match=f"variable '{name}' is complex.*real part"):
+        validate(bad)
+    with pytest.raises(SchemaError, match="is complex"):
+        validate(bad[name])

@@ -154,3 +154,35 @@ def test_climatology_forecast_is_better_than_persistence_at_long_leads():
     assert rmse_c < rmse_p
     # for white noise, RMSE(persistence) / RMSE(climatology) is about sqrt(2)
     assert 1.2 < rmse_p / rmse_c < 1.6
+
+
+@pytest.mark.parametrize(
+    ("leads", "advice"),
+    [(["6"], "'6h'"), (["6", "12"], "'6h'"), (np.timedelta64(6), "np.timedelta64(6, 'h')"),
+     (np.array([6, 12], dtype="timedelta64"), "np.timedelta64(6, 'h')")],
+)  # fmt: skip
+def test_leads_without_a_unit_are_refused_not_read_as_nanoseconds(leads, advice):
+    ds = make_ds(n_time=4)
+    with pytest.raises(ValueError, match="without a unit|has no unit") as err:
+        persistence_forecast(ds, leads=leads)
+    assert advice in str(err.value) and "nanoseconds" in str(err.value)
+    clim = climatology(ds)
+    with pytest.raises(ValueError, match="nanoseconds"):
+        climatology_forecast(clim, init_times=ds.time.values[:1], leads=leads)
+    # with the unit, and as plain numbers of hours, they are hours
+    for good in (["6h"], [6], np.timedelta64(6, "h")):
+        f = persistence_forecast(ds, leads=good)
+        assert f.prediction_timedelta.values.tolist() == [pd.Timedelta("6h").value]
+
+
+@pytest.mark.parametrize(
+    "init",
+    [pd.Timestamp("2000-01-01T06", tz="UTC"), "2000-01-01T06:00+00:00", "2000-01-01T11:00+05:00",
+     pd.DatetimeIndex(["2000-01-01T01"]).tz_localize("US/Eastern")],
+)  # fmt: skip
+def test_time_zone_aware_init_times_are_refused_as_forecast_does(init):
+    ds = make_ds(n_time=4)
+    with pytest.raises(ValueError, match=r"init_times carry a time zone .*give them as UTC"):
+        persistence_forecast(ds, leads=[6], init_times=init)
+    with pytest.raises(ValueError, match=r"init_times carry a time zone"):
+        climatology_forecast(climatology(ds), init_times=init, leads=[6])

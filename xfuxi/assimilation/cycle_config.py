@@ -48,7 +48,8 @@ class CycleConfig(Config):
     )
     n_cycles: int | None = config_field(None, help="length of the run in cycles")
     start: str | None = config_field(
-        None, help="first analysis time (default: as early as the truth allows)"
+        None,
+        help="first analysis time, UTC without a time zone (default: as early as the truth allows)",
     )
     lead_steps: int = config_field(
         8, help="the first background (and the free run) is a forecast of this many steps"
@@ -89,7 +90,12 @@ class CycleConfig(Config):
                 )
         if self.start is not None:
             try:
-                start = str(pd.Timestamp(self.start))
+                stamp = pd.Timestamp(self.start)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"{owner}.start is no time: {self.start!r} ({error})") from error
-            object.__setattr__(self, "start", start)
+            if stamp.tz is not None:  # compared with the truth's naive times, it failed raw
+                raise ValueError(
+                    f"{owner}.start {self.start!r} carries a time zone ({stamp.tz}); give it "
+                    "as UTC without one (e.g. '2001-03-01T06:00'), as the data's times are"
+                )
+            object.__setattr__(self, "start", str(stamp))

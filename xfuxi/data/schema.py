@@ -38,6 +38,7 @@ __all__ = [
     "require_dataset",
     "same_unit",
     "surface_geopotential",
+    "time_dtype_problem",
     "validate",
 ]
 
@@ -394,10 +395,53 @@ def _fix_level(ds: xr.Dataset, levels: Sequence[float] | None) -> xr.Dataset:
     return ds
 
 
+def time_dtype_problem(coord: xr.DataArray | xr.Variable, name: Hashable = "time") -> str | None:
+    """What is wrong with the times of ``coord`` (the coordinate ``name``), or None.
+
+    xfuxi's times are ``datetime64`` in UTC without a time zone. cftime dates (a model
+    calendar: ``noleap``, ``360_day``, ...) and times carrying a time zone cannot be added
+    to leads nor compared with such times; the message names the problem and the
+    conversion. Other dtypes (strings, numbers) are None here: the caller's own check
+    names their dtype.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.date_range("2000-01-01", periods=2, freq="6h")
+    >>> time_dtype_problem(xr.DataArray(t, dims="time")) is None
+    True
+    >>> time_dtype_problem(xr.DataArray(t.tz_localize("UTC"), dims="time"))[:50]
+    "coordinate 'time' carries a time zone (UTC); xfuxi"
+    """
+    tz = getattr(coord.dtype, "tz", None)
+    first = None
+    if tz is None and coord.dtype.kind == "O" and coord.size:
+        flat = np.ravel(np.asarray(coord.values))
+        first = next((v for v in flat if v is not None and v == v), None)
+        tz = getattr(first, "tzinfo", None) if first is not None else None
+    if tz is not None:
+        return (
+            f"coordinate {name!r} carries a time zone ({tz}); xfuxi's times are UTC without "
+            f"one: drop it, e.g. ds.assign_coords({name}=ds.indexes[{name!r}]"
+            ".tz_convert('UTC').tz_localize(None))"
+        )
+    if first is not None and type(first).__module__.startswith("cftime"):
+        calendar = getattr(first, "calendar", "") or "unknown"
+        align = ", align_on='year'" if calendar == "360_day" else ""
+        return (
+            f"coordinate {name!r} holds cftime dates ({calendar} calendar), not datetime64; "
+            f"convert them first: ds.convert_calendar('standard', use_cftime=False{align})"
+        )
+    return None
+
+
 def _fix_time(ds: xr.Dataset, dim: str) -> xr.Dataset:
-    values = ds[dim].values
     if ds[dim].ndim != 1:
         raise SchemaError(f"coordinate {dim!r} must be one-dimensional")
+    problem = time_dtype_problem(ds[dim], dim) if dim == "time" else None
+    if problem is not None:  # before .values, which drops a time zone (with a warning)
+        raise SchemaError(problem)
+    values = ds[dim].values
     if dim == "time" and values.dtype.kind != "M":
         raise SchemaError(f"coordinate 'time' must be datetime64; got dtype {values.dtype}")
     if dim == "prediction_timedelta" and values.dtype.kind != "m":
@@ -583,8 +627,9 @@ def validate(
     ------
     SchemaError
         Missing variable or dimension, non-monotonic or duplicated coordinate, unknown
-        level, NaN where not allowed, wrong units, wrong time dtype, a value outside its
-        physical range.
+        level, NaN where not allowed, wrong units, wrong time dtype (cftime dates and
+        times with a time zone are named, with the conversion), a complex data variable,
+        a value outside its physical range.
 
     Notes
     -----
@@ -666,6 +711,11 @@ def validate(
     lazy_nan_counts = {}
     for name in list(out.data_vars):
         var = out[name]
+        if var.dtype.kind == "c":  # its plausibility, NaN and range checks would fail raw
+            raise SchemaError(
+                f"variable {name!r} is complex ({var.dtype}); xfuxi's data are real numbers: "
+                f"keep the real part (ds[{str(name)!r}].real) or the modulus (abs) first"
+            )
         expected = VARIABLES.get(str(name))
         given = var.attrs.get("units")
         if expected is not None and given is not None and not same_unit(expected[0], given):

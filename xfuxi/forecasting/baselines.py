@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def _leads(leads: Any) -> np.ndarray:
-    """Leads as timedelta64[ns]; plain numbers are hours."""
+    """Leads as timedelta64[ns]; plain numbers are hours, strings and timedelta64 need a
+    unit (:func:`_check_lead_unit`)."""
     if isinstance(leads, (xr.DataArray, xr.Variable, pd.Index, pd.Series)):
         leads = np.asarray(leads)  # e.g. a forecast's own prediction_timedelta
     if isinstance(leads, (str, np.timedelta64, pd.Timedelta)) or np.ndim(leads) == 0:
@@ -35,6 +36,7 @@ def _leads(leads: Any) -> np.ndarray:
         raise ValueError("leads must contain at least one lead time")
     out = []
     for item in items:
+        _check_lead_unit(item)
         try:
             if isinstance(item, (bool, np.bool_)):
                 raise TypeError
@@ -57,12 +59,44 @@ def _leads(leads: Any) -> np.ndarray:
     return arr
 
 
+def _check_lead_unit(item: Any) -> None:
+    """Raise if the lead ``item`` has no unit: a string holding a plain number (``"6"``) or
+    a timedelta64 of generic unit (``np.timedelta64(6)``), which pandas reads as
+    nanoseconds, though plain numbers (not strings) are hours here."""
+    if isinstance(item, str):
+        try:
+            float(item)
+        except ValueError:
+            return
+        raise ValueError(
+            f"lead {item!r} is a string without a unit, which would be read as nanoseconds; "
+            f"write the unit, e.g. '{item.strip()}h', or give the number itself for hours"
+        )
+    if isinstance(item, np.timedelta64) and np.datetime_data(item.dtype)[0] == "generic":
+        n = item.astype("int64")
+        raise ValueError(
+            f"lead {item!r} has no unit (a generic timedelta64), which would be read as "
+            f"nanoseconds; give it one, e.g. np.timedelta64({n}, 'h'), or give the number "
+            "itself for hours"
+        )
+
+
 def _init_times(init_times: Any) -> np.ndarray:
     arr = np.atleast_1d(np.asarray(init_times))
     if arr.size == 0:
         raise ValueError("init_times must contain at least one time")
     try:
-        out = pd.to_datetime(arr.ravel()).values.astype("datetime64[ns]")
+        index = pd.to_datetime(arr.ravel())
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"init_times must be datetimes; got {init_times!r}") from err
+    tz = getattr(index, "tz", None)
+    if tz is not None:  # as forecast() refuses them: converting to UTC silently hid it
+        raise ValueError(
+            f"init_times carry a time zone ({tz}); give them as UTC without one "
+            "(e.g. '2001-03-01T06:00'), as the data's times are"
+        )
+    try:
+        out = np.asarray(index.values).astype("datetime64[ns]")
     except (ValueError, TypeError) as err:
         raise ValueError(f"init_times must be datetimes; got {init_times!r}") from err
     if np.unique(out).size != out.size:
@@ -92,8 +126,11 @@ def persistence_forecast(
         Analyses / truth with a ``time`` dimension (canonical layout).
     leads : sequence of timedelta-like or numbers
         Lead times (``"6h"``, ``np.timedelta64(6, "h")``, ...); plain numbers are hours.
+        A string or timedelta64 must carry its unit (``"6"`` and ``np.timedelta64(6)``
+        raise: pandas would read them as nanoseconds).
     init_times : sequence of datetime-like, optional
-        Initial times; each must be in ``ds.time``. Default: all times of ``ds``.
+        Initial times, in UTC without a time zone (as the data's times); each must be in
+        ``ds.time``. Default: all times of ``ds``.
 
     Returns
     -------
@@ -104,7 +141,8 @@ def persistence_forecast(
     Raises
     ------
     ValueError
-        If an initial time is not in ``ds.time``, or leads are invalid.
+        If an initial time is not in ``ds.time`` or carries a time zone, or leads are
+        invalid (negative, repeated, or a string or timedelta64 without a unit).
     SchemaError
         If ``ds`` is not canonical.
 
@@ -160,9 +198,10 @@ def climatology_forecast(
         From :func:`xfuxi.data.stats.climatology` (dims ``hour`` and optionally
         ``dayofyear``).
     init_times : sequence of datetime-like
-        Initial times.
+        Initial times, in UTC without a time zone.
     leads : sequence of timedelta-like or numbers
-        Lead times; plain numbers are hours.
+        Lead times; plain numbers are hours, strings and timedelta64 must carry their unit
+        (``"6h"``, ``np.timedelta64(6, "h")``).
 
     Returns
     -------
@@ -173,7 +212,8 @@ def climatology_forecast(
     Raises
     ------
     ValueError
-        If the climatology lacks an hour / day of year needed for a valid time.
+        If the climatology lacks an hour / day of year needed for a valid time, an initial
+        time carries a time zone, or leads are invalid (as :func:`persistence_forecast`).
 
     Notes
     -----

@@ -105,7 +105,8 @@ def crps_ensemble_numpy(
     -------
     ndarray
         CRPS with shape ``members.shape[:-1]``; NaN where the observation is NaN, where any
-        member is NaN (without ``skipna``) or where no member is valid (with it).
+        member is NaN (without ``skipna``) or where no member is valid (with it). Of the
+        common type of members and observations (float64 when either is).
 
     Notes
     -----
@@ -123,17 +124,20 @@ def crps_ensemble_numpy(
     y = np.asarray(obs)[..., None]
     if skipna:
         return _crps_valid_members_numpy(x, y, fair)
+    dtype = np.result_type(x.dtype, y.dtype, np.float32)  # a float64 truth stays float64
     skill = np.abs(x - y).mean(-1)
     if m == 1:
-        return skill
+        return skill.astype(dtype, copy=False)
     s = np.sort(x, axis=-1)
     coef = 2.0 * np.arange(1, m + 1) - m - 1.0
-    spread = (s * coef.astype(s.dtype)).sum(-1)
+    # summed in float64, as the numba kernel does: in float32 the sum of members ~1e5
+    # times coefficients ~M cancels to a spread of ~10 with errors of 1e-3
+    spread = np.einsum("...m,m->...", s, coef, dtype=np.float64, casting="safe")
     denom = m * (m - 1.0) if fair else m * float(m)
     out = skill - spread / denom
     # np.sort puts NaN last, which keeps NaN in the sum already; make it explicit
     bad = np.isnan(x).any(-1) | np.isnan(y[..., 0])
-    return np.where(bad, np.nan, out)
+    return np.where(bad, np.nan, out).astype(dtype, copy=False)
 
 
 def _crps_valid_members_numpy(x: np.ndarray, y: np.ndarray, fair: bool) -> np.ndarray:
@@ -150,7 +154,8 @@ def _crps_valid_members_numpy(x: np.ndarray, y: np.ndarray, fair: bool) -> np.nd
         spread = np.where(inside, s * coef, 0.0).sum(-1)
         denom = np.where(n > 1, n * (n - 1.0) if fair else n * n * 1.0, 1.0)
         out = skill - spread / denom
-    return np.where((n == 0) | np.isnan(y[..., 0]), np.nan, out).astype(x.dtype, copy=False)
+    dtype = np.result_type(x.dtype, y.dtype, np.float32)  # a float64 truth stays float64
+    return np.where((n == 0) | np.isnan(y[..., 0]), np.nan, out).astype(dtype, copy=False)
 
 
 def _outer_member_inner(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
@@ -179,18 +184,28 @@ def _outer_member_inner(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
 def crps_ensemble_kernel(
     members: np.ndarray, obs: np.ndarray, fair: bool = True, skipna: bool = False
 ) -> np.ndarray:
-    """Dispatch to the numba kernel when available, else :func:`crps_ensemble_numpy`."""
+    """Dispatch to the numba kernel when available, else :func:`crps_ensemble_numpy`.
+
+    The result has the common type of ``members`` and ``obs`` (float64 when either is, or
+    when they are narrower than float32); float32 members are not copied to float64.
+    """
     kernels = _numba_kernels() if have_numba() else None
     x = np.asarray(members)
     if kernels is None:
         return crps_ensemble_numpy(x, obs, fair, skipna)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
+    obs = np.asarray(obs)
+    # the common type of members and truth: a float64 truth is not rounded to float32
+    # members (which stay as they are, not copied); the kernel sums in float64 anyway
+    dtype = np.result_type(x.dtype, obs.dtype, np.float32)
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float64)
     shape = x.shape[:-1]
     x3, perm = _outer_member_inner(x)
-    y = np.broadcast_to(np.asarray(obs, dtype=x.dtype), shape).transpose(perm)
+    y = np.broadcast_to(obs.astype(dtype, copy=False), shape).transpose(perm)
     y2 = np.ascontiguousarray(y).reshape(x3.shape[0], x3.shape[2])
-    out = np.empty(y2.shape, dtype=x.dtype)
+    out = np.empty(y2.shape, dtype=dtype)
     kernels["crps_skipna" if skipna else "crps"](
         x3, y2, sorting_network(x.shape[-1]), bool(fair), out
     )

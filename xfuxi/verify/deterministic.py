@@ -30,6 +30,7 @@ from .weights import (
     Weights,
     XarrayObj,
     align_valid_time,
+    as_float,
     conform,
     finish_score,
     needs_valid_time,
@@ -45,6 +46,13 @@ from .weights import (
 __all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology", "wind_vector_rmse"]
 
 Dim = str | Iterable[Hashable] | None
+
+
+#: the TypeError of a pair score (``prepare_pair``), indented for :func:`score_doc`
+_RAISES_TYPE = """\
+    TypeError
+        If forecast or truth holds complex data, or a ``time`` holds cftime dates or carries
+        a time zone (:func:`~xfuxi.verify.weights.prepare_pair`)."""
 
 
 def _error_score(
@@ -68,7 +76,7 @@ def _error_score(
     formula = doc.pop("formula")
     return score_doc(
         score, name, parameters="{{forecast_truth}}\n    {{score_options}}",
-        raises="{{raises_pair}}", notes=f"The mean of ``{formula}``.", **doc,
+        raises="{{raises_pair}}\n" + _RAISES_TYPE, notes=f"The mean of ``{formula}``.", **doc,
     )  # fmt: skip
 
 
@@ -131,6 +139,9 @@ def rmse(
     Raises
     ------
     {{raises_pair}}
+    TypeError
+        If forecast or truth holds complex data, or a ``time`` holds cftime dates or carries
+        a time zone (:func:`~xfuxi.verify.weights.prepare_pair`).
 
     Notes
     -----
@@ -190,7 +201,7 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
             )
         clim = clim[[*renames, *(v for v in fc.data_vars if v not in renames.values())]]
         clim = clim.rename(renames)[list(fc.data_vars)]
-    clim = conform(clim, fc, name="climatology")
+    clim = as_float(conform(clim, fc, name="climatology"), "climatology")
     return clim.drop_vars([c for c in clim.coords if c not in clim.dims], errors="ignore")
 
 
@@ -228,6 +239,10 @@ def acc(
     {{raises_pair}}
         Also if the climatology lacks a needed day of year, hour or variable, has a dim
         the forecast lacks, or does not cover the forecast's grid.
+    TypeError
+        If the forecast, truth or climatology holds complex data, or a ``time`` holds
+        cftime dates or carries a time zone
+        (:func:`~xfuxi.verify.weights.prepare_pair`).
 
     Notes
     -----
@@ -297,6 +312,9 @@ def wind_vector_rmse(
     ------
     {{raises_pair}}
         Also if a component is missing.
+    TypeError
+        If forecast or truth holds complex data, or a ``time`` holds cftime dates or carries
+        a time zone (:func:`~xfuxi.verify.weights.prepare_pair`).
 
     Notes
     -----

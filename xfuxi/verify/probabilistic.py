@@ -27,6 +27,7 @@ from .weights import (
     Weights,
     XarrayObj,
     align_valid_time,
+    as_float,
     check_variable_keys,
     conform,
     ensemble_dim,
@@ -190,6 +191,9 @@ def crps(
     Raises
     ------
     {{raises_ensemble}}
+    TypeError
+        If forecast or truth holds complex data, or a ``time`` holds cftime dates or carries
+        a time zone (:func:`~xfuxi.verify.weights.prepare_pair`).
 
     Notes
     -----
@@ -214,7 +218,8 @@ def crps(
     ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
-        dtype = np.result_type(f.dtype, np.float32)
+        # the common type: a float64 truth is not rounded to a float32 ensemble's
+        dtype = np.result_type(f.dtype, t.dtype, np.float32)
         kw = {"fair": fair, "skipna": skipna}
         return _over_members(crps_ensemble_kernel, f, t, ens.mdim, dtype, **kw)
 
@@ -265,6 +270,8 @@ def spread(
     ------
     ValueError
         If there is no ensemble dimension, or the weights are invalid.
+    TypeError
+        If the forecast holds complex data.
 
     Warns
     -----
@@ -290,7 +297,7 @@ def spread(
     mdim = ensemble_dim(forecast, member_dim)
     m = forecast.sizes[mdim]
     _check_dim(dim, mdim)
-    var = member_variance(forecast, mdim, skipna=skipna)
+    var = member_variance(as_float(forecast), mdim, skipna=skipna)
     out = np.sqrt(reduce_score(var, dim, weights, skipna, region))
     return finish_score(out, forecast, keep_attrs, {"metric": "spread", "members": int(m)})
 
@@ -950,7 +957,7 @@ def energy_score(
             return xr.apply_ufunc(
                 kernel, f, t, wv.transpose(*vdims),
                 input_core_dims=[[mdim, *vdims], vdims, vdims], dask="parallelized",
-                output_dtypes=[np.result_type(f.dtype, np.float32)],
+                output_dtypes=[np.float64],  # the kernel's: float64 weights enter
                 dask_gufunc_kwargs={"allow_rechunk": True},
             )  # fmt: skip
 

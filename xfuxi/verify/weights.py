@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..data.schema import time_dtype_problem
 from ..data.stats import own_attrs
 from ..grid import area_weights
 from ..options import get_options
@@ -29,8 +30,13 @@ TIME_DIMS: tuple[str, ...] = ("time",)
 #: the dims of a forecast's initial time and lead, along which the truth on ``time`` is
 #: taken at valid times (:func:`align_valid_time`)
 LEAD_DIMS: tuple[str, ...] = ("time", "prediction_timedelta")
-#: tolerance for numeric coordinates to count as the same point (degrees, hPa, ...)
+#: tolerance for numeric coordinates to count as the same point (hPa, ...)
 COORD_ATOL = 1e-6
+#: tolerance for latitude and longitude (degrees), as the model's grid check: it covers
+#: degrees stored in float32 (85.76° is off by 3e-6 there), and is far below any grid step
+GRID_ATOL = 1e-4
+#: the dims matched to within :data:`GRID_ATOL`
+GRID_DIMS: tuple[str, ...] = ("latitude", "longitude")
 #: ``"area"`` (default): area weights over ``latitude``; ``None``: unweighted; or a DataArray
 Weights = Literal["area"] | xr.DataArray | None
 
@@ -61,17 +67,41 @@ def _brief(a: np.ndarray) -> str:
     return "[" + ", ".join(shown if a.size <= 4 else [*shown[:2], "...", shown[-1]]) + "]"
 
 
-def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
-    """Same values in the same order (numbers to within ``COORD_ATOL``)."""
+def coord_atol(d: Hashable, *values: np.ndarray) -> float:
+    """Tolerance for two numbers of the coordinate ``d`` to count as the same point.
+
+    :data:`GRID_ATOL` for latitude and longitude, :data:`COORD_ATOL` for other dims; and,
+    where ``values`` include an array stored in float32 (or narrower), at least four units
+    in the last place of float32 at their largest magnitude, so that coordinates rounded to
+    float32 (as netCDF files often store them) still match their float64 values.
+
+    Examples
+    --------
+    >>> coord_atol("latitude"), coord_atol("level")
+    (0.0001, 1e-06)
+    >>> coord_atol("x", np.array([100.5], dtype="float32"))  # 4 float32 ulps at 100.5
+    3.0517578125e-05
+    """
+    atol = GRID_ATOL if d in GRID_DIMS else COORD_ATOL
+    narrow = [np.abs(v[np.isfinite(v)]) for v in values if v.dtype.kind == "f" and v.itemsize < 8]
+    top = max((float(v.max()) for v in narrow if v.size), default=None)
+    if top is not None:
+        atol = max(atol, 4.0 * float(np.spacing(np.float32(top))))
+    return atol
+
+
+def _same_values(a: np.ndarray, b: np.ndarray, atol: float = COORD_ATOL) -> bool:
+    """Same values in the same order (numbers to within ``atol``)."""
     if a.shape != b.shape:
         return False
     if a.dtype.kind in "fiu" and b.dtype.kind in "fiu":
-        return bool(np.allclose(a, b, rtol=0, atol=COORD_ATOL))
+        return bool(np.allclose(a, b, rtol=0, atol=atol))
     return bool(np.array_equal(a, b))
 
 
-def _positions(have: np.ndarray, want: np.ndarray) -> np.ndarray:
-    """Index into ``have`` (unique values) of each value of ``want``; -1 where absent."""
+def _positions(have: np.ndarray, want: np.ndarray, atol: float = COORD_ATOL) -> np.ndarray:
+    """Index into ``have`` (unique values) of each value of ``want`` (the nearest, for
+    numbers, to within ``atol``); -1 where absent."""
     if have.dtype.kind in "fiu" and want.dtype.kind in "fiu":
         if have.size == 0:
             return np.full(want.shape, -1)
@@ -80,8 +110,29 @@ def _positions(have: np.ndarray, want: np.ndarray) -> np.ndarray:
         i = np.searchsorted(s, w)
         lo, hi = np.clip(i - 1, 0, s.size - 1), np.clip(i, 0, s.size - 1)
         k = np.where(np.abs(s[hi] - w) <= np.abs(s[lo] - w), hi, lo)
-        return np.where(np.abs(s[k] - w) <= COORD_ATOL, order[k], -1)
+        return np.where(np.abs(s[k] - w) <= atol, order[k], -1)
     return pd.Index(have).get_indexer(want)
+
+
+def _float32_hint(
+    d: Hashable, missing: np.ndarray, extra: np.ndarray, name: str, reference_name: str
+) -> str:
+    """A hint for a refusal where the values of ``d`` missing from ``name`` and those it has
+    in excess differ only by float32 rounding (values rounded to float32 and stored in
+    float64 again, beyond :func:`coord_atol`); empty otherwise."""
+    if missing.dtype.kind != "f" and extra.dtype.kind != "f":
+        return ""
+    if not (missing.size and missing.size == extra.size):
+        return ""
+    near = _positions(extra, missing, coord_atol(d, missing.astype("float32")))
+    if (near < 0).any() or np.unique(near).size != near.size:
+        return ""
+    gap = float(np.abs(extra[near].astype("float64") - missing.astype("float64")).max())
+    return (
+        f" (they differ only by float32 rounding, at most {gap:.2g}: store the {name}'s {d} "
+        f"in float64, or give it the {reference_name}'s values, "
+        f"{name}.assign_coords({d}={reference_name}.{d}))"
+    )
 
 
 def check_unique(obj: XarrayObj, name: str, dims: Iterable[Hashable] | None = None) -> None:
@@ -190,19 +241,22 @@ def conform(
         if ``obj`` holds as a single (scalar) coordinate a dim along which ``reference``
         has several values, or another value; if a coordinate is scalar on both and its
         values differ; if either holds a value twice along a shared dim
-        (:func:`check_unique`).
+        (:func:`check_unique`); if two values of the reference match the same value of
+        ``obj`` (closer to each other than the tolerance).
 
     Notes
     -----
-    Spatial and other dims must hold the same values (numbers to within 1e-6), in any order:
-    a different order is undone by an explicit reindex. Along ``time``, ``obj`` may hold more
-    values than ``reference`` (a longer truth series): it is taken at the reference's times,
-    and a missing one raises. Nothing is ever intersected: a score always covers the whole
-    forecast. A single value held as a scalar coordinate (``truth.sel(level=850)``) is never
-    broadcast along a dim of ``reference``: it is accepted only where ``reference`` has that
-    one value (a dim of size one, or a scalar coordinate, equal to it), and dropped then (the
-    reference's coordinate is kept). The rules are in the documentation, docs/design.md
-    (Verification).
+    Spatial and other dims must hold the same values (numbers to within 1e-6; latitude and
+    longitude to within 1e-4 degrees, and values stored in float32 to within their float32
+    precision: :func:`coord_atol`), in any order: a different order is undone by an
+    explicit reindex, and the values matched take the reference's coordinate values. Along
+    ``time``, ``obj`` may hold more values than ``reference`` (a longer truth series): it is
+    taken at the reference's times, and a missing one raises. Nothing is ever intersected:
+    a score always covers the whole forecast. A single value held as a scalar coordinate
+    (``truth.sel(level=850)``) is never broadcast along a dim of ``reference``: it is
+    accepted only where ``reference`` has that one value (a dim of size one, or a scalar
+    coordinate, equal to it), and dropped then (the reference's coordinate is kept). The
+    rules are in the documentation, docs/design.md (Verification).
     """
     for d in obj.dims:
         if d in reference.dims:
@@ -230,13 +284,23 @@ def conform(
                 )
             continue
         want, have = reference[d].values, obj[d].values
-        if _same_values(want, have):
+        atol = coord_atol(d, want, have)
+        if _same_values(want, have, atol):
             if not np.array_equal(want, have):
                 obj = obj.assign_coords({d: reference[d].variable})
             continue
-        pos = _positions(have, want)
+        pos = _positions(have, want, atol)
+        matched = pos[pos >= 0]
+        if np.unique(matched).size != matched.size:
+            held, count = np.unique(matched, return_counts=True)
+            twice = want[np.isin(pos, held[count > 1])]
+            raise ValueError(
+                f"coordinate {d!r}: the {reference_name}'s values {_brief(twice)} are closer "
+                f"to each other than the tolerance {atol:g} and match the same {d} of the "
+                f"{name}; the two cannot be matched point by point"
+            )
         missing = want[pos < 0]
-        extra = np.delete(have, pos[pos >= 0]) if d not in TIME_DIMS else have[:0]
+        extra = np.delete(have, matched) if d not in TIME_DIMS else have[:0]
         if missing.size or extra.size:
             rule = (
                 f"the {name} must hold every {d} of the {reference_name}"
@@ -253,6 +317,7 @@ def conform(
             raise ValueError(
                 f"coordinate {d!r} differs between {reference_name} and {name}: "
                 + ", and ".join(f for f in found if f)
+                + _float32_hint(d, missing, extra, name, reference_name)
                 + f"; {rule}"
             )
         obj = obj.isel({d: pos}).assign_coords({d: reference[d].variable})
@@ -264,14 +329,14 @@ def _scalar(obj: XarrayObj, name: Hashable) -> bool:
     return name in obj.coords and obj[name].ndim == 0
 
 
-def _same_scalar(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two single values are the same (numbers to within ``COORD_ATOL``; two missing
-    values count as the same)."""
+def _same_scalar(a: np.ndarray, b: np.ndarray, d: Hashable = None) -> bool:
+    """Whether two single values of the coordinate ``d`` are the same (numbers to within
+    :func:`coord_atol`; two missing values count as the same)."""
     a, b = np.asarray(a).reshape(1), np.asarray(b).reshape(1)
     if bool(pd.isna(a[0])) or bool(pd.isna(b[0])):
         return bool(pd.isna(a[0])) and bool(pd.isna(b[0]))
     try:
-        return _same_values(a, b)
+        return _same_values(a, b, coord_atol(d, a, b))
     except TypeError:  # values that cannot be compared (mixed types): not the same
         return False
 
@@ -301,7 +366,7 @@ def _conform_scalars(
         value = _show(obj[d].values)
         if d in reference.coords:
             want = reference[d].values
-            if want.size == 1 and _same_scalar(obj[d].values, want):
+            if want.size == 1 and _same_scalar(obj[d].values, want, d):
                 drop.append(d)
                 continue
             raise ValueError(
@@ -324,13 +389,13 @@ def _conform_scalars(
         if c in drop or not _scalar(obj, c) or not _scalar(reference, c):
             continue
         value, want = obj[c].values, reference[c].values
-        if not _same_scalar(value, want):
+        if not _same_scalar(value, want, c):
             raise ValueError(
                 f"coordinate {c!r} differs between {reference_name} and {name}: the "
                 f"{reference_name} is at {c}={_show(want)} and the {name} at "
                 f"{c}={_show(value)}; select both at the same value" + _lead_hint(c)
             )
-        if not np.array_equal(value, want):  # the same to within COORD_ATOL
+        if not np.array_equal(value, want):  # the same to within coord_atol
             obj = obj.assign_coords({c: reference[c].variable})
     return obj.drop_vars(drop) if drop else obj
 
@@ -596,7 +661,8 @@ def valid_time(forecast: XarrayObj) -> xr.DataArray:
         If ``forecast`` has no ``time`` coordinate.
     TypeError
         If its ``prediction_timedelta`` is not timedelta64 (leads given as plain numbers,
-        whose unit is unknown).
+        whose unit is unknown), or its ``time`` holds cftime dates or carries a time zone
+        (:func:`check_times`: the message names the conversion).
 
     Examples
     --------
@@ -608,6 +674,7 @@ def valid_time(forecast: XarrayObj) -> xr.DataArray:
     """
     if "time" not in forecast.coords:
         raise ValueError("forecast has no 'time' coordinate; cannot compute its valid time")
+    check_times(forecast, "forecast")
     if "prediction_timedelta" in forecast.coords:
         lead = forecast["prediction_timedelta"]
         if lead.dtype.kind != "m":
@@ -655,7 +722,9 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
         ``time`` or ``prediction_timedelta``, or the truth's ``time``, holds a value twice
         (:func:`check_unique`).
     TypeError
-        If the forecast's ``prediction_timedelta`` is not timedelta64 (:func:`valid_time`).
+        If the forecast's ``prediction_timedelta`` is not timedelta64 (:func:`valid_time`),
+        or the ``time`` of either holds cftime dates or carries a time zone
+        (:func:`check_times`).
 
     Notes
     -----
@@ -683,6 +752,7 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     if "time" not in truth.dims:
         raise ValueError("truth has no 'time' dimension; cannot select it at valid times")
     truth = _drop_analysis_lead(truth)
+    check_times(truth, "truth")
     check_unique(forecast, "forecast", [d for d in LEAD_DIMS if d in forecast.dims])
     check_unique(truth, "truth", ["time"])
     vt = valid_time(forecast)
@@ -820,13 +890,22 @@ def prepare_pair(
         ``time`` or ``prediction_timedelta`` (:func:`check_unique`: a repeated initial time
         or lead would be scored twice).
     TypeError
-        If one is a Dataset and the other a DataArray.
+        If one is a Dataset and the other a DataArray; if either holds complex data
+        (:func:`as_float`); if the ``time`` of one holds cftime dates or carries a time
+        zone and that of the other does not hold the same kind, or valid times are needed
+        (:func:`check_times`).
+
+    Notes
+    -----
+    Both are returned as :func:`as_float` gives them: integer, boolean, float16 and
+    bfloat16 data as float64, float32 and float64 as they are.
     """
     if isinstance(forecast, xr.Dataset) != isinstance(truth, xr.Dataset):
         raise TypeError(
             f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
+    _check_pair_times(forecast, truth, names)
     # along the dims matched (the time and lead a truth on time is taken at, too), a value
     # held twice would be scored twice, or could not be selected by
     check_unique(
@@ -843,21 +922,94 @@ def prepare_pair(
             raise ValueError(f"{names[1]} lacks variable(s) {missing} of the {names[0]}")
         truth = truth[list(forecast.data_vars)]
     truth = conform(truth, forecast, name=names[1], reference_name=names[0], new_dims=True)
-    return _as_float(forecast), _as_float(truth)
+    return as_float(forecast, names[0]), as_float(truth, names[1])
 
 
-def _as_float(obj: XarrayObj) -> XarrayObj:
-    """Integer and boolean data as float64, so that differences and squares neither wrap nor
-    overflow (an int16 error of 200 squared); float data (float32 included) as it is."""
+def _narrow_float(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` is a float narrower than float32: float16, or one of ml_dtypes'
+    (bfloat16, float8), which NumPy holds as kind ``"V"`` castable to float64."""
+    if dtype.kind == "f":
+        return dtype.itemsize < 4
+    return (
+        dtype.kind == "V"
+        and dtype.fields is None
+        and dtype.itemsize < 4
+        and bool(np.can_cast(dtype, np.float64))
+    )
+
+
+def as_float(obj: XarrayObj, name: str = "forecast") -> XarrayObj:
+    """The data of ``obj`` as the scores compute with them.
+
+    Integer and boolean data, and floats narrower than float32 (float16, bfloat16), as
+    float64: differences and squares then neither wrap nor overflow (an int16 error of 200
+    squared; a float16 error of 300 squared, beyond float16's 65504), and sums keep their
+    digits. float32 and float64 data as they are (float32 is not doubled in memory).
+    Not a copy when nothing changes.
+
+    Raises
+    ------
+    TypeError
+        If a data variable is complex (naming it and ``name``): a score of complex numbers
+        is not defined, and the imaginary part would be dropped or kept silently.
+
+    Examples
+    --------
+    >>> as_float(xr.DataArray(np.ones(2, dtype="float16"), dims="x")).dtype
+    dtype('float64')
+    >>> as_float(xr.DataArray(np.ones(2, dtype="float32"), dims="x")).dtype
+    dtype('float32')
+    """
+    arrays = obj.data_vars.items() if isinstance(obj, xr.Dataset) else [(obj.name, obj)]
+    complex_ = [f"{str(v)!r}: {da.dtype}" for v, da in arrays if da.dtype.kind == "c"]
+    if complex_:
+        raise TypeError(
+            f"the {name} holds complex data ({', '.join(complex_)}); scores need real "
+            "numbers: score the real part (.real), the modulus (abs) or each component as a "
+            "variable of its own"
+        )
+
+    def wide(da: xr.DataArray) -> bool:
+        return da.dtype.kind in "iub" or _narrow_float(da.dtype)
 
     def cast(da: xr.DataArray) -> xr.DataArray:
-        return da.astype(np.float64) if da.dtype.kind in "iub" else da
+        return da.astype(np.float64) if wide(da) else da
 
     if isinstance(obj, xr.Dataset):
-        if all(obj[v].dtype.kind not in "iub" for v in obj.data_vars):
+        if not any(wide(obj[v]) for v in obj.data_vars):
             return obj
         return obj.map(cast, keep_attrs=True)
     return cast(obj)
+
+
+def check_times(obj: XarrayObj, name: str) -> None:
+    """Raise unless the ``time`` coordinate of ``obj`` (if any) is usable by the scores:
+    cftime dates and times with a time zone can neither be added to leads nor compared with
+    datetime64 times.
+
+    Raises
+    ------
+    TypeError
+        Naming ``name``, the problem and the conversion
+        (:func:`xfuxi.data.schema.time_dtype_problem`).
+    """
+    if "time" in obj.coords:
+        problem = time_dtype_problem(obj["time"])
+        if problem is not None:
+            raise TypeError(f"the {name}'s {problem}")
+
+
+def _check_pair_times(forecast: XarrayObj, truth: XarrayObj, names: tuple[str, str]) -> None:
+    """Raise (:func:`check_times`) where the ``time`` of one of a pair holds cftime dates or
+    carries a time zone and that of the other does not hold the same kind: they could not be
+    matched. Two inputs on the same cftime calendar (or time zone) are compared as they are,
+    unless valid times are needed (:func:`valid_time` refuses them then)."""
+    if "time" not in forecast.coords or "time" not in truth.coords:
+        return
+    problems = [time_dtype_problem(obj["time"]) for obj in (forecast, truth)]
+    if problems[0] != problems[1]:
+        for obj, name in zip((forecast, truth), names, strict=True):
+            check_times(obj, name)
 
 
 def ensemble_dim(obj: XarrayObj, member_dim: str | None) -> str:

@@ -1,0 +1,24 @@
+"""The start time of a cycled run: a time-zone-aware start is refused where the run is
+configured (it failed with a raw pandas TypeError when compared with the truth's times)."""
+
+import pandas as pd
+import pytest
+
+from xfuxi.assimilation.cycle_config import CycleConfig
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["2000-01-02T00:00:00+00:00", "2000-01-02T00:00:00Z", "2000-01-02T05:00+05:00",
+     pd.Timestamp("2000-01-02", tz="UTC")],
+)  # fmt: skip
+def test_time_zone_aware_start_is_refused_with_the_fix(start):
+    with pytest.raises(ValueError, match=r"CycleConfig.start .* carries a time zone") as err:
+        CycleConfig(n_cycles=2, start=start)
+    assert "give it as UTC without one" in str(err.value)
+
+
+def test_naive_start_is_kept_as_a_time():
+    assert CycleConfig(start="2000-01-02T06").start == "2000-01-02 06:00:00"
+    with pytest.raises(ValueError, match="CycleConfig.start is no time"):
+        CycleConfig(start="soon")
