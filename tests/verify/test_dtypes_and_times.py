@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import xfuxi
 import xfuxi.verify as V
 from xfuxi.verify import _kernels
 from xfuxi.verify.weights import align_valid_time
@@ -221,3 +222,17 @@ def test_complex_data_are_refused_by_the_scores():
         V.crps(xr.concat([fc, fc], "number"), truth)
     with pytest.raises(TypeError, match="complex"):
         V.spread(xr.concat([fc, fc], "number"))
+
+
+def test_gaussian_scores_take_float16_std_in_float64_and_refuse_complex():
+    lat = np.array([-30.0, 30.0])
+    coords = {"latitude": lat, "longitude": [0.0, 180.0]}
+    mean = xr.DataArray(np.zeros((2, 2)), dims=("latitude", "longitude"), coords=coords)
+    std = xr.full_like(mean, 300.0).astype("float16")
+    # sigma squared is 90000, beyond float16's 65504: it was inf
+    var = xfuxi.gaussian_variance(mean.astype("float16"), std)
+    assert var.dtype == np.float64 and float(var) == pytest.approx(90000.0)
+    crps = xfuxi.gaussian_crps(mean, std, mean + 1.0)
+    assert np.isfinite(float(crps))
+    with pytest.raises(TypeError, match="the std holds complex data"):
+        xfuxi.gaussian_variance(mean, std.astype("complex64"))

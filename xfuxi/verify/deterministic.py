@@ -48,13 +48,6 @@ __all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology", "wind_vect
 Dim = str | Iterable[Hashable] | None
 
 
-#: the TypeError of a pair score (``prepare_pair``), indented for :func:`score_doc`
-_RAISES_TYPE = """\
-    TypeError
-        If forecast or truth holds complex data, or a ``time`` holds cftime dates or carries
-        a time zone (:func:`~xfuxi.verify.weights.prepare_pair`)."""
-
-
 def _error_score(
     name: str, error: Callable[[XarrayObj], XarrayObj], **doc: str
 ) -> Callable[..., XarrayObj]:
@@ -76,7 +69,7 @@ def _error_score(
     formula = doc.pop("formula")
     return score_doc(
         score, name, parameters="{{forecast_truth}}\n    {{score_options}}",
-        raises="{{raises_pair}}\n" + _RAISES_TYPE, notes=f"The mean of ``{formula}``.", **doc,
+        raises="{{raises_pair}}\n    {{raises_type}}", notes=f"The mean of ``{formula}``.", **doc,
     )  # fmt: skip
 
 
@@ -139,9 +132,7 @@ def rmse(
     Raises
     ------
     {{raises_pair}}
-    TypeError
-        If forecast or truth holds complex data, or a ``time`` holds cftime dates or carries
-        a time zone (:func:`~xfuxi.verify.weights.prepare_pair`).
+    {{raises_type}}
 
     Notes
     -----
@@ -312,9 +303,7 @@ def wind_vector_rmse(
     ------
     {{raises_pair}}
         Also if a component is missing.
-    TypeError
-        If forecast or truth holds complex data, or a ``time`` holds cftime dates or carries
-        a time zone (:func:`~xfuxi.verify.weights.prepare_pair`).
+    {{raises_type}}
 
     Notes
     -----

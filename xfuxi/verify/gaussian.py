@@ -23,6 +23,7 @@ from .weights import (
     Weights,
     XarrayObj,
     align_valid_time,
+    as_float,
     check_variable_keys,
     conform,
     finish_score,
@@ -96,9 +97,11 @@ def _triple(mean: XarrayObj, std: XarrayObj, truth: XarrayObj | None):
         if missing:
             raise ValueError(f"std lacks variable(s) {missing} of the mean")
         std = std[list(mean.data_vars)]
-    std = _nonnegative(conform(std, mean, name="std", reference_name="mean"))
+    # float16 and integer data in float64, complex refused, as for the pair (prepare_pair)
+    std = as_float(conform(std, mean, name="std", reference_name="mean"), "std")
+    std = _nonnegative(std)
     if truth is None:
-        return mean, std, None
+        return as_float(mean, "mean"), std, None
     mean_, tr = prepare_pair(mean, truth, names=("mean", "truth"))
     if "valid_time" in mean_.coords:
         std = std.assign_coords(valid_time=mean_["valid_time"].variable)
@@ -113,7 +116,10 @@ _TRUTH = """
         Verifying truth, matched as in :func:`~xfuxi.rmse`."""
 _RAISES = """ValueError
         If ``std`` is negative (for dask data when the result is computed) or does not cover
-        the mean's grid, or as :func:`~xfuxi.rmse`."""
+        the mean's grid, or as :func:`~xfuxi.rmse`.
+    TypeError
+        If mean, std or truth holds complex data, or a ``time`` holds cftime dates or
+        carries a time zone (:func:`~xfuxi.verify.weights.prepare_pair`)."""
 
 
 def _document(func: Callable, *, truth: str, formula: str, **doc: str) -> Callable:

@@ -191,9 +191,7 @@ def crps(
     Raises
     ------
     {{raises_ensemble}}
-    TypeError
-        If forecast or truth holds complex data, or a ``time`` holds cftime dates or carries
-        a time zone (:func:`~xfuxi.verify.weights.prepare_pair`).
+    {{raises_type}}
 
     Notes
     -----
@@ -323,6 +321,7 @@ def ensemble_mean_rmse(
     Raises
     ------
     {{raises_ensemble}}
+    {{raises_type}}
 
     Notes
     -----
@@ -369,6 +368,7 @@ def spread_skill_ratio(
     Raises
     ------
     {{raises_ensemble}}
+    {{raises_type}}
 
     Notes
     -----
@@ -465,6 +465,8 @@ def brier_score(
         or the fair form is asked for one member.
     TypeError
         If a mapping of thresholds is given for a DataArray forecast.
+        Also if forecast or truth holds complex data, or a ``time`` holds cftime
+        dates or carries a time zone (:func:`~xfuxi.verify.weights.prepare_pair`).
 
     Notes
     -----
@@ -571,6 +573,7 @@ def rank_histogram(
     ------
     {{raises_ensemble}}
         Also if ``bins`` is not between 1 and M + 1.
+    {{raises_type}}
 
     Notes
     -----
@@ -654,7 +657,10 @@ def _two_member_score(
         ens.need_two(what)
         return ens.score(lambda f, t, _: point(f, t, ens.mdim, skipna), name)
 
-    raises = "{{raises_ensemble}}\n        Also if there are fewer than two members."
+    raises = (
+        "{{raises_ensemble}}\n        Also if there are fewer than two members.\n"
+        "    {{raises_type}}"
+    )
     params = "{{ensemble_truth}}\n    {{ensemble_options}}"
     return score_doc(score, name, parameters=params, raises=raises, **doc)
 
@@ -738,6 +744,8 @@ def ranked_probability_score(
     TypeError
         If the thresholds are not a sequence of numbers (a Dataset or DataArray of
         thresholds that vary in space: use :func:`brier_score` per edge).
+        Also if forecast or truth holds complex data, or a ``time`` holds cftime
+        dates or carries a time zone (:func:`~xfuxi.verify.weights.prepare_pair`).
 
     Notes
     -----
@@ -813,6 +821,7 @@ def central_reliability(
     ------
     {{raises_ensemble}}
         Also if a probability is not in (0, 1).
+    {{raises_type}}
 
     Notes
     -----
@@ -913,6 +922,7 @@ def energy_score(
     ------
     {{raises_ensemble}}
         Also if a vector dim is missing or ``dim`` names a vector dim.
+    {{raises_type}}
 
     Notes
     -----
