@@ -37,12 +37,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from ..config import Config, field
 from ..models.rollout import advance_pair, model_device, model_dtype
 from .config import LocalizationOptions
 from .cost import ObsSlot
-from .localization import channel_correlation, index_correlation, sphere_correlation
+from .localization import PointCorrelation, channel_correlation
 from .quality import check_not_all_rejected
 
 __all__ = [
@@ -122,9 +123,12 @@ class ObservationLocalization:
 
     Attributes
     ----------
-    footprint : numpy.ndarray (P, F)
+    footprint : scipy.sparse.csr_array or numpy.ndarray (P, F)
         Horizontal correlation between each grid point and each distinct observation
         footprint (the grid points an observation interpolates from, weighted).
+        :func:`observation_localization` gives a sparse array holding the nonzero entries
+        only (a footprint's Gaspari–Cohn support is usually a small part of the grid); a
+        dense array is accepted as well.
     footprint_of : numpy.ndarray (m,)
         The footprint of each observation.
     channel : numpy.ndarray (C, m) or None
@@ -138,7 +142,10 @@ class ObservationLocalization:
 
     def horizontal(self, points: np.ndarray) -> np.ndarray:
         """Horizontal weights ``(P_c, m)`` of the observations at the columns ``points``."""
-        return self.footprint[points][:, self.footprint_of]
+        rows = self.footprint[np.asarray(points)]
+        if sparse.issparse(rows):
+            rows = rows.toarray()
+        return rows[:, self.footprint_of]
 
     def channel_groups(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The distinct rows of :attr:`channel` ``(G, m)`` and each channel's row ``(C,)``
@@ -161,20 +168,59 @@ class ObservationLocalization:
         return self.channel[:, None, :] * h[None]
 
 
-def _grid_correlation(
+def _point_correlation(
     options: LocalizationOptions, latitude: Any, longitude: Any
-) -> np.ndarray | None:
+) -> PointCorrelation | None:
     if not options.enabled:
         return None
     ls, kind = float(options.length_scale), options.kind  # type: ignore[arg-type]
     if options.n_points is not None:
-        return index_correlation(int(options.n_points), length_scale=ls, kind=kind)
+        return PointCorrelation(length_scale=ls, kind=kind, n_points=int(options.n_points))
     if latitude is None or longitude is None:  # an IndexError from the distances before
         raise ValueError(
             f"a localization of {ls:g} km needs the grid: pass latitude= and longitude= (or "
             "n_points= in the LocalizationOptions for a 1-D grid in grid points)"
         )
-    return sphere_correlation(latitude, longitude, length_scale=ls, kind=kind)
+    return PointCorrelation(latitude, longitude, length_scale=ls, kind=kind)
+
+
+def _footprints(
+    corr: PointCorrelation, rows: Sequence[tuple[np.ndarray, np.ndarray]], p: int
+) -> sparse.csr_array:
+    """The sparse ``(P, F)`` correlations of the footprints ``rows`` (points, weights).
+
+    Column ``f`` is ``C[:, q] @ w`` with ``C`` the grid's correlation matrix, which is never
+    built: only the correlations of the footprint's points with the grid points in their
+    support, put into a ``(P, k)`` buffer that is zero elsewhere, so that the product is
+    the same (same shape, same layout, same values) as with the full matrix's columns.
+    """
+    buffers: dict[int, np.ndarray] = {}
+    itype = np.int32 if p < 2**31 else np.int64
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    # the columns' nonzeros, joined every 256 footprints (many small pieces would stay in
+    # the heap after they are joined)
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []
+    blocks: list[tuple[np.ndarray, np.ndarray]] = []
+    for f, (q, ww) in enumerate(rows):
+        near, values = corr.columns(q)
+        buf = buffers.get(q.size)
+        if buf is None:  # column-major, as the full matrix's columns C[:, q] were
+            buf = buffers[q.size] = np.zeros((p, q.size), order="F")
+        buf[near] = values
+        col = buf @ ww
+        buf[near] = 0.0
+        nz = np.flatnonzero(col)
+        pieces.append((nz.astype(itype), col[nz]))
+        indptr[f + 1] = indptr[f] + nz.size
+        if len(pieces) == 256 or f == len(rows) - 1:
+            blocks.append(tuple(np.concatenate(a) for a in zip(*pieces, strict=True)))
+            pieces.clear()
+    index = np.concatenate([b[0] for b in blocks] or [np.zeros(0, dtype=itype)])
+    value = np.concatenate([b[1] for b in blocks] or [np.zeros(0)])
+    blocks.clear()
+    out = sparse.csc_array((value, index, indptr), shape=(p, len(rows))).tocsr()
+    out.sum_duplicates()  # canonical now (a no-op): the analysis' threads only read it
+    return out
 
 
 def observation_localization(
@@ -209,7 +255,11 @@ def observation_localization(
     ObservationLocalization
         The weight of observation ``j`` at point ``p`` is the correlation between ``p`` and
         the grid points ``j`` interpolates from, averaged with the interpolation weights
-        (for an observation at a grid point: the correlation with that point).
+        (for an observation at a grid point: the correlation with that point). The
+        footprints are a sparse ``(P, F)`` array of their nonzero weights, computed from
+        the distances of each footprint's points to the grid points within the
+        correlation's support (:class:`~.localization.PointCorrelation`): memory and time
+        grow with the grid times the support, not with the grid squared.
 
     Examples
     --------
@@ -232,11 +282,11 @@ def observation_localization(
         raise ValueError(
             f"localization n_points ({localization.n_points}) differs from the grid's {p} points"
         )
-    corr = _grid_correlation(localization, latitude, longitude)
+    corr = _point_correlation(localization, latitude, longitude)
     point = index % p
     chan = index // p
     if corr is None:
-        footprint = np.ones((p, 1))
+        footprint = sparse.csr_array(np.ones((p, 1)))
         footprint_of = np.zeros(m, dtype=int)
     else:
         # distinct horizontal footprints: a radiosonde's observations share one
@@ -253,9 +303,7 @@ def observation_localization(
             if f == len(rows):
                 rows.append((q, ww))
             footprint_of[j] = f
-        footprint = np.zeros((p, len(rows)))
-        for f, (q, ww) in enumerate(rows):
-            footprint[:, f] = corr[:, q] @ ww
+        footprint = _footprints(corr, rows, p)
     channel = None
     options = localization
     if options.enabled and (options.vertical_scale is not None or options.cross_variable != 1.0):

@@ -26,7 +26,9 @@ from ..constants import EARTH_RADIUS
 
 __all__ = [
     "EARTH_RADIUS_KM",
+    "MAX_DENSE_POINTS",
     "Localization",
+    "PointCorrelation",
     "channel_correlation",
     "correlation_function",
     "index_correlation",
@@ -34,10 +36,16 @@ __all__ = [
     "sphere_correlation",
     "sphere_sqrt_factor",
     "sqrt_factor",
+    "support_radius",
 ]
 
 #: mean Earth radius (km), :data:`xfuxi.constants.EARTH_RADIUS` in kilometres
 EARTH_RADIUS_KM = EARTH_RADIUS / 1000.0
+
+#: the most points of a grid whose localization square root is the eigendecomposition of
+#: its dense correlation matrix (:func:`sphere_sqrt_factor` on a regional grid): measured
+#: 0.6 GB and 19 s on one core for 4000 points, so about 4 GB and minutes for 10 000
+MAX_DENSE_POINTS = 10_000
 
 
 def correlation_function(distance: Any, *, length_scale: float, kind: str) -> np.ndarray:
@@ -71,6 +79,29 @@ def correlation_function(distance: Any, *, length_scale: float, kind: str) -> np
     return out
 
 
+#: elements of the temporary (rows, columns, 3) coordinate differences per block
+_BLOCK_ELEMENTS = 1 << 21
+
+
+def _unit_xyz(latitude: Any, longitude: Any) -> np.ndarray:
+    """Unit vectors ``(H*W, 3)`` of a latitude–longitude grid (degrees), row-major."""
+    lat = np.radians(np.asarray(latitude, dtype="float64"))
+    lon = np.radians(np.asarray(longitude, dtype="float64"))
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    return np.stack(
+        [np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1
+    ).reshape(-1, 3)
+
+
+def _chord_distance_km(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Chord distances (km) ``(len(a), len(b))`` between unit vectors ``a`` and ``b``.
+
+    The one formula of :func:`sphere_correlation` and :class:`PointCorrelation`: each
+    entry depends on its two points only, so that blocks of the matrix equal its entries.
+    """
+    return np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1) * EARTH_RADIUS_KM
+
+
 def sphere_correlation(
     latitude: Any, longitude: Any, *, length_scale: float, kind: str = "gaspari_cohn"
 ) -> np.ndarray:
@@ -84,14 +115,132 @@ def sphere_correlation(
     >>> c.shape, bool(np.allclose(np.diag(c), 1.0))
     ((6, 6), True)
     """
-    lat = np.radians(np.asarray(latitude, dtype="float64"))
-    lon = np.radians(np.asarray(longitude, dtype="float64"))
-    la, lo = np.meshgrid(lat, lon, indexing="ij")
-    xyz = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1).reshape(
-        -1, 3
-    )
-    d = np.linalg.norm(xyz[:, None, :] - xyz[None, :, :], axis=-1) * EARTH_RADIUS_KM
-    return correlation_function(d, length_scale=length_scale, kind=kind)
+    xyz = _unit_xyz(latitude, longitude)
+    p = xyz.shape[0]
+    out = np.empty((p, p))
+    # in blocks of rows: the (rows, P, 3) differences stay small (they were (P, P, 3))
+    step = max(1, _BLOCK_ELEMENTS // max(1, 3 * p))
+    for start in range(0, p, step):
+        rows = slice(start, start + step)
+        out[rows] = correlation_function(
+            _chord_distance_km(xyz[rows], xyz), length_scale=length_scale, kind=kind
+        )
+    return out
+
+
+def support_radius(length_scale: float, kind: str) -> float:
+    """Distance beyond which :func:`correlation_function` is exactly zero.
+
+    Gaspari–Cohn: ``2 × length_scale``. Gaussian: ``40 × length_scale``, where
+    ``exp(−d² / (2 length_scale²)) = exp(−800)`` is below the smallest float64 and rounds
+    to 0.
+
+    Examples
+    --------
+    >>> support_radius(500.0, "gaspari_cohn"), support_radius(500.0, "gaussian")
+    (1000.0, 20000.0)
+    >>> float(correlation_function(20000.0, length_scale=500.0, kind="gaussian"))
+    0.0
+    """
+    correlation_function(0.0, length_scale=length_scale, kind=kind)  # checks both
+    return float(length_scale) * (2.0 if kind == "gaspari_cohn" else 40.0)
+
+
+class PointCorrelation:
+    """Correlations between a few grid points and the whole grid, without the P × P matrix.
+
+    On a latitude–longitude grid (chord distance in km, as :func:`sphere_correlation`) or a
+    1-D periodic index grid (as :func:`index_correlation`). :meth:`columns` gives the
+    columns of those matrices at a few points, restricted to the rows where they can be
+    nonzero (on the sphere: the grid points within :func:`support_radius` of one of them);
+    every entry equals the full matrix's, bit for bit. Memory and time per call scale with
+    the grid and the support, not the grid squared.
+
+    Parameters
+    ----------
+    latitude, longitude : array-like, optional
+        The grid (degrees); points in row-major (latitude, longitude) order.
+    length_scale : float
+        Gaspari–Cohn half-width or Gaussian std: km on the sphere, grid points on an index
+        grid.
+    kind : {"gaspari_cohn", "gaussian"}
+    n_points : int, optional
+        Instead of a sphere grid: a periodic 1-D grid of this many points.
+
+    Raises
+    ------
+    ValueError
+        Neither ``latitude`` and ``longitude`` nor ``n_points``; a ``length_scale`` that is
+        not positive, or an unknown ``kind``.
+
+    Examples
+    --------
+    >>> lat, lon = np.linspace(-60, 60, 5), np.arange(8) * 45.0
+    >>> pc = PointCorrelation(lat, lon, length_scale=1500.0)
+    >>> rows, values = pc.columns(np.array([12, 13]))
+    >>> full = sphere_correlation(lat, lon, length_scale=1500.0)
+    >>> bool(np.array_equal(values, full[rows][:, [12, 13]]))
+    True
+    >>> bool((np.delete(full[:, [12, 13]], rows, axis=0) == 0).all()), rows.size < 40
+    (True, True)
+    """
+
+    def __init__(
+        self,
+        latitude: Any = None,
+        longitude: Any = None,
+        *,
+        length_scale: float,
+        kind: str = "gaspari_cohn",
+        n_points: int | None = None,
+    ) -> None:
+        self.length_scale = float(length_scale)
+        self.kind = kind
+        self.radius = support_radius(self.length_scale, kind)
+        if n_points is not None:
+            self.n_points = int(n_points)
+            self._xyz = None
+        else:
+            if latitude is None or longitude is None:
+                raise ValueError("give latitude and longitude, or n_points for a 1-D grid")
+            self._xyz = _unit_xyz(latitude, longitude)
+            self._xyz_t = np.ascontiguousarray(self._xyz.T)
+            self.n_points = int(self._xyz.shape[0])
+
+    def columns(self, points: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The correlations with ``points`` where they may be nonzero.
+
+        Parameters
+        ----------
+        points : array-like of int (k,)
+            Flat grid indices.
+
+        Returns
+        -------
+        rows : numpy.ndarray of int (n,)
+            Ascending grid indices: every point within the support of one of ``points``
+            (on an index grid, all points).
+        values : numpy.ndarray (n, k)
+            The correlation between ``rows`` and ``points``; it is 0 at every other row.
+        """
+        q = np.asarray(points, dtype=int).reshape(-1)
+        if self._xyz is None:  # as index_correlation: periodic index distance
+            n = self.n_points
+            rows = np.arange(n)
+            d = np.abs(rows[:, None] - q[None, :]).astype("float64")
+            d = np.minimum(d, n - d)
+            return rows, correlation_function(d, length_scale=self.length_scale, kind=self.kind)
+        # rows within the support's chord c of a point (|a − b| < c ⇔ a·b > 1 − c²/2), with
+        # a margin for rounding: the exact values below decide, the margin only adds rows
+        # where they are 0
+        chord = self.radius / EARTH_RADIUS_KM * (1.0 + 1e-9)
+        if chord >= 2.0 or q.size == 0:
+            rows = np.arange(self.n_points)
+        else:
+            cos = (self._xyz[q] @ self._xyz_t).max(0)  # (P,): the nearest of the points
+            rows = np.flatnonzero(cos > 1.0 - 0.5 * chord**2 - 1e-12)
+        d = _chord_distance_km(self._xyz[rows], self._xyz[q])
+        return rows, correlation_function(d, length_scale=self.length_scale, kind=self.kind)
 
 
 def index_correlation(
@@ -208,8 +357,15 @@ def sphere_sqrt_factor(
     On a grid of equally spaced longitudes covering the circle the correlation is
     block-circulant in longitude, so it is diagonalised by zonal Fourier modes times the
     eigenvectors of one ``H × H`` matrix per zonal wavenumber — ``W`` small problems instead
-    of one ``(H·W)²`` eigendecomposition. Other grids fall back to :func:`sqrt_factor`.
-    Rows are normalised so that ``diag(L Lᵀ) = 1``.
+    of one ``(H·W)²`` eigendecomposition. Other grids (regional ones) fall back to
+    :func:`sqrt_factor` of the dense :func:`sphere_correlation`, up to
+    :data:`MAX_DENSE_POINTS` grid points. Rows are normalised so that ``diag(L Lᵀ) = 1``.
+
+    Raises
+    ------
+    ValueError
+        A grid that is not a full circle of equally spaced longitudes with more than
+        :data:`MAX_DENSE_POINTS` points; a ``variance`` outside ``(0, 1]``.
 
     Examples
     --------
@@ -222,6 +378,14 @@ def sphere_sqrt_factor(
     lat = np.asarray(latitude, dtype="float64")
     lon = np.asarray(longitude, dtype="float64")
     if not _is_full_circle(lon):
+        if lat.size * lon.size > MAX_DENSE_POINTS:
+            raise ValueError(
+                f"a localization on a grid whose longitudes are not a full circle of equally "
+                f"spaced points (a regional grid) takes the dense correlation matrix of its "
+                f"{lat.size}x{lon.size} = {lat.size * lon.size} points and its "
+                f"eigendecomposition (P x P memory, P³ time): at most {MAX_DENSE_POINTS} "
+                "points; use a coarser grid, or build the Localization yourself and pass it"
+            )
         return sqrt_factor(
             sphere_correlation(lat, lon, length_scale=length_scale, kind=kind), variance=variance
         )
