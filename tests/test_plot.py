@@ -606,3 +606,180 @@ def test_cycle_and_score_labels_format_units():
                                      dim=["time", "x"], weights=None)  # fmt: skip
     ax = score["geopotential"].fuxi.plot_scores()
     assert ax.get_ylabel() == "ensemble_mean_rmse (m² s⁻²)"
+
+
+def _lon_field(lon, source="Held-Suarez world"):
+    """A field whose value is its longitude (0..360), so a value shows its column."""
+    lat = np.arange(-60.0, 61, 30)
+    values = np.broadcast_to(np.asarray(lon, float) % 360.0, (lat.size, len(lon))).copy()
+    return xr.DataArray(values, dims=("latitude", "longitude"), name="f",
+                        coords={"latitude": lat, "longitude": lon},
+                        attrs={"source": source})  # fmt: skip
+
+
+def _mesh_cells(ax, nlat):
+    """Longitude edges of the shaded mesh and its first row of values (masked where NaN)."""
+    mesh = ax.collections[0]
+    edges = np.asarray(mesh.get_coordinates()[0, :, 0], dtype=float)
+    values = np.ma.masked_invalid(np.ma.asarray(mesh.get_array()).reshape(nlat, -1)[0])
+    return edges, values
+
+
+@pytest.mark.parametrize("source", ["Held-Suarez world", "synthetic"])  # plain, cartopy
+def test_descending_longitudes_are_drawn_sorted(source):
+    import warnings
+
+    lon = np.arange(0.0, 360.0, 30.0)
+    f = _lon_field(lon, source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "not monotonic" was the only sign
+        ax = xfuxi.plot_map(f.isel(longitude=slice(None, None, -1)))
+    edges, values = _mesh_cells(ax, f.sizes["latitude"])
+    # was one meridian over the whole map: a cell 714 degrees wide, edges running back
+    np.testing.assert_allclose(np.diff(edges), 30.0)
+    np.testing.assert_allclose(edges[[0, -1]], [-15.0, 375.0])  # the seam closed
+    np.testing.assert_array_equal(values, np.r_[lon, 0.0])  # each value at its longitude
+
+
+def _box_checks(ax, f, spacing):
+    """Drawn cells only inside the box: ascending edges, every cell wider than 1.5
+    spacings (the gap outside the box) empty, each value at its own longitude."""
+    edges, values = _mesh_cells(ax, f.sizes["latitude"])
+    assert np.all(np.diff(edges) > 0)
+    width = np.diff(edges)
+    drawn = ~np.ma.getmaskarray(values)
+    assert np.all(width[drawn] <= 1.5 * spacing + 1e-9)  # were cells 126 degrees wide
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    np.testing.assert_allclose(values[drawn], centres[drawn] % 360.0)
+    box = set(np.asarray(f.longitude.values % 360.0).tolist())
+    assert set((centres[drawn] % 360.0).tolist()) == box  # every column drawn, no other
+    return edges, values
+
+
+@pytest.mark.parametrize("source", ["Held-Suarez world", "synthetic"])  # plain, cartopy
+def test_a_regional_box_across_the_seam_is_drawn_inside_the_box(source, monkeypatch):
+    lon = np.arange(0.0, 360.0, 10.0)
+    glob = _lon_field(lon, source)
+    box = glob.sel(longitude=(glob.longitude >= 300) | (glob.longitude <= 60))  # 300..60E
+    ax = xfuxi.plot_map(box)
+    edges, values = _box_checks(ax, box, 10.0)
+    gap = np.diff(edges).argmax()
+    np.testing.assert_allclose(edges[gap : gap + 2], [65.0, 295.0])  # the gap left empty
+    # an increment of the box, and a box across 180 in -180..180 coordinates
+    ax = xfuxi.plot_increment(box + box, box)
+    _box_checks(ax, box, 10.0)
+    west = glob.assign_coords(longitude=((glob.longitude + 180) % 360) - 180).sortby("longitude")
+    pacific = west.sel(longitude=(west.longitude >= 150) | (west.longitude <= -160))
+    _box_checks(xfuxi.plot_map(pacific), pacific, 10.0)
+    # a box that does not wrap, and a global grid, are drawn as before: no gap, no NaN
+    for f in (glob.sel(longitude=slice(0, 90)), glob):
+        edges, values = _box_checks(xfuxi.plot_map(f), f, 10.0)
+        assert not np.ma.getmaskarray(values).any()
+    # contours are not drawn across the gap either
+    seen = []
+    original = mpl.axes.Axes.contour
+
+    def spy(self, x, y, z, *args, **kwargs):
+        seen.append((np.asarray(x), np.asarray(z)))
+        return original(self, x, y, z, *args, **kwargs)
+
+    monkeypatch.setattr(mpl.axes.Axes, "contour", spy)
+    xfuxi.plot_map(box.assign_attrs(source="Held-Suarez world"), contour=box)
+    x, z = seen[-1]
+    assert np.all(np.diff(x) > 0)
+    assert np.isnan(z[:, (x > 60) & (x < 300)]).all()
+    assert np.isfinite(z[:, (x <= 60) | (x >= 300)]).all()
+
+
+def _xdata(line):
+    return np.asarray(line.get_xdata(), dtype=float)
+
+
+def test_lines_are_drawn_in_lead_order():
+    lead = pd.to_timedelta([18, 6, 24, 12], "h")
+    s = xr.DataArray([3.0, 1.0, 4.0, 2.0], dims="prediction_timedelta",
+                     coords={"prediction_timedelta": lead}, name="rmse")  # fmt: skip
+    ax = xfuxi.plot_scores({"a": s, "b": 2 * s})
+    for k, line in enumerate(ax.get_lines()):  # were zig-zags in the data's order
+        assert _xdata(line).tolist() == [6.0, 12.0, 18.0, 24.0]
+        assert np.asarray(line.get_ydata()).tolist() == [(k + 1) * v for v in (1, 2, 3, 4)]
+
+
+def test_spread_skill_is_drawn_in_lead_order():
+    rng = np.random.default_rng(0)
+    fc, truth = _ensemble(rng)
+    order = [2, 0, 1]
+    ax = xfuxi.plot_spread_skill(fc.isel(prediction_timedelta=order), truth)
+    ref = xfuxi.plot_spread_skill(fc, truth)
+    for line, want in zip(ax.get_lines() + ax.right_ax.get_lines()[:1],
+                          ref.get_lines() + ref.right_ax.get_lines()[:1]):  # fmt: skip
+        assert _xdata(line).tolist() == [6.0, 12.0, 24.0]
+        np.testing.assert_allclose(line.get_ydata(), want.get_ydata())
+
+
+def test_convergence_and_cycle_are_drawn_in_order():
+    cost = xr.DataArray([4.0, 10.0, 1.0, 2.0], dims="iteration",
+                        coords={"iteration": [1, 0, 3, 2]}, name="cost")  # fmt: skip
+    ax = xfuxi.plot_convergence(cost, normalize=True)
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [1.0, 0.4, 0.2, 0.1])
+    scores = _cycle_scores()
+    scores["no_observations"] = ("time", [False, True, False, False, False, False])
+    shuffled = scores.isel(time=[3, 0, 5, 1, 4, 2])
+    ax = xplot.plot_cycle(shuffled)
+    ref = xplot.plot_cycle(scores)
+    for line, want in zip(ax.get_lines(), ref.get_lines()):
+        np.testing.assert_array_equal(line.get_xdata(), want.get_xdata())
+        np.testing.assert_array_equal(line.get_ydata(), want.get_ydata())
+
+
+def test_scorecard_columns_are_in_lead_order():
+    # the cards' leads in either order (was refused), the columns in lead order
+    a = _card()
+    ax = xfuxi.plot_scorecard(a.isel(prediction_timedelta=[1, 0]) * 0.9, a)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["6", "12"]
+    np.testing.assert_allclose(ax.images[0].get_array()[0], [-10.0, -10.0])
+
+
+def test_spread_skill_and_rank_histogram_refuse_several_levels():
+    rng = np.random.default_rng(0)
+    fc, truth = _ensemble(rng)
+    fc2 = xr.concat([fc, 100 * fc], pd.Index([500, 850], name="level"))
+    truth2 = xr.concat([truth, 100 * truth], pd.Index([500, 850], name="level"))
+    # were pooled, the 850 hPa level's variance drowning the 500 hPa one's
+    with pytest.raises(ValueError, match=r"forecast has 2 levels \[500, 850\].*select one level"):
+        xfuxi.plot_spread_skill(fc2, truth2)
+    with pytest.raises(ValueError, match=r"forecast has 2 levels.*select one level"):
+        xfuxi.plot_rank_histogram(fc2, truth2)
+    with pytest.raises(ValueError, match=r"truth has 2 levels.*select one level"):
+        xfuxi.plot_rank_histogram(fc2.sel(level=500, drop=True), truth2)
+    # one level, and the other dims (time, x), are pooled as documented
+    ax = xfuxi.plot_spread_skill(fc2.sel(level=[500]), truth2.sel(level=[500]))
+    ref = xfuxi.plot_spread_skill(fc, truth)
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), ref.get_lines()[0].get_ydata())
+    assert len(xfuxi.plot_rank_histogram(fc2.sel(level=500), truth2.sel(level=500)).patches) == 9
+    # levels on the x axis are not pooled
+    lead = {"prediction_timedelta": 0}
+    ax = xfuxi.plot_spread_skill(fc2.isel(lead), truth2.isel(lead), dim="level")
+    assert _xdata(ax.get_lines()[0]).tolist() == [500.0, 850.0]
+
+
+def test_scores_refuse_data_that_are_all_nan():
+    lead = pd.to_timedelta([6, 12], "h")
+    s = xr.DataArray([np.nan, np.nan], dims="prediction_timedelta",
+                     coords={"prediction_timedelta": lead}, name="rmse")  # fmt: skip
+    with pytest.raises(ValueError, match="NaN everywhere"):  # was an empty figure
+        xfuxi.plot_scores(s)
+    with pytest.raises(ValueError, match="NaN everywhere"):
+        xfuxi.plot_scores({"a": s, "b": s})
+    xfuxi.plot_scores({"a": s, "b": s.fillna(1.0)})  # one line to draw is enough
+
+
+def test_ensemble_plots_and_convergence_refuse_data_that_are_all_nan():
+    rng = np.random.default_rng(0)
+    fc, truth = _ensemble(rng)
+    with pytest.raises(ValueError, match="NaN everywhere"):
+        xfuxi.plot_rank_histogram(fc, truth * np.nan)
+    with pytest.raises(ValueError, match="RMSE.*NaN everywhere"):
+        xfuxi.plot_spread_skill(fc, truth * np.nan)
+    with pytest.raises(ValueError, match="NaN everywhere"):
+        xfuxi.plot_convergence([np.nan, np.nan])

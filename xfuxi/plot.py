@@ -21,6 +21,7 @@ import xarray as xr
 from .config import Config, check_number, config_with_legacy, field
 from .data.schema import PROVENANCE_KEYS
 from .docstrings import docstring_parts
+from .grid import wide_longitude_gaps
 from .verify.probabilistic import ensemble_mean_rmse, rank_histogram, spread
 from .verify.weights import ensemble_dim, prepare_pair
 
@@ -225,8 +226,10 @@ def _selection(level: Any, time: Any, sel: Mapping[Hashable, Any] | None) -> dic
 
 
 def _sorted_grid(da: xr.DataArray) -> xr.DataArray:
-    """``da`` with latitudes and longitudes out of order sorted (a copy; the map is drawn by
-    coordinates), refusing repeated values."""
+    """``da`` with latitudes out of order and longitudes not ascending sorted (a copy; the
+    map is drawn by coordinates), refusing repeated values. Latitudes may stay descending
+    (north to south); longitudes are always made ascending, so that the periodic seam and
+    the gaps of a regional box are found (:func:`_longitude_cells`)."""
     for d in ("latitude", "longitude"):
         if d not in da.coords:
             raise ValueError(f"{da.name!r} has a {d!r} dimension but no {d!r} coordinate")
@@ -234,9 +237,79 @@ def _sorted_grid(da: xr.DataArray) -> xr.DataArray:
         if np.unique(values).size != values.size:
             raise ValueError(f"{da.name!r} has repeated {d!r} values: {values.tolist()}")
         step = np.diff(values.astype("float64"))
-        if not (np.all(step > 0) or np.all(step < 0)):
+        ordered = np.all(step > 0) or (d == "latitude" and np.all(step < 0))
+        if not ordered:
             da = da.sortby(d)
     return da
+
+
+def _longitude_cells(
+    lon: np.ndarray, *arrays: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Cell edges for ``pcolormesh`` of the ascending longitudes ``lon``, the centres (for
+    ``contour``) and ``arrays`` (2-D, longitude last) with their columns to match.
+
+    Cells meet halfway between neighbouring longitudes. A grid round the whole circle has
+    its periodic seam closed (the first column repeated 360° on), so that the map covers
+    0–360°. A gap wider than 1.5 grid spacings (:func:`xfuxi.grid.wide_longitude_gaps`:
+    the outside of a regional box, missing columns) is not bridged: the cells on either
+    side end half a spacing from their longitude and the gap gets a NaN cell, drawn as
+    nothing (``shading="nearest"`` stretched the edge cells halfway across the gap, over
+    the whole map for a box across 0° in 0–360° coordinates).
+
+    >>> edges, centres, (v,) = _longitude_cells(np.array([0.0, 10, 20, 300, 310]),
+    ...                                         np.arange(5.0)[None, :])
+    >>> edges.tolist()
+    [-5.0, 5.0, 15.0, 25.0, 295.0, 305.0, 315.0]
+    >>> v.tolist()
+    [[0.0, 1.0, 2.0, nan, 3.0, 4.0]]
+    """
+    lon = np.asarray(lon, dtype="float64")
+    arrays_out = [np.asarray(a) for a in arrays]
+    if lon.size < 2:  # degenerate, as matplotlib's "nearest"
+        return np.repeat(lon, 2), lon, arrays_out
+    wide, spacing = wide_longitude_gaps(lon)
+    # round the circle, unless the gap across the seam is wide (or none: 0 and 360 both)
+    seam = lon.size - 1 not in wide and lon[0] + 360.0 - lon[-1] > 1e-9
+    x = lon
+    if seam:  # close the periodic seam so the map covers 0..360
+        x = np.append(lon, lon[0] + 360.0)
+        arrays_out = [np.concatenate([a, a[:, :1]], axis=1) for a in arrays_out]
+    gaps = np.diff(x)
+    is_wide = gaps > 1.5 * spacing + 1e-9
+    half = np.where(is_wide, spacing / 2.0, gaps / 2.0)
+    if not is_wide.any():
+        edges = np.concatenate([[x[0] - half[0]], x[:-1] + half, [x[-1] + half[-1]]])
+        return edges, x, arrays_out
+    edges, centres, columns = [x[0] - half[0]], [], []
+    for j in range(x.size):
+        centres.append(x[j])
+        columns.append(j)
+        if j == x.size - 1:
+            edges.append(x[j] + half[-1])
+        elif is_wide[j]:  # this cell ends, a NaN cell fills the gap, the next one starts
+            edges += [x[j] + half[j], x[j + 1] - half[j]]
+            centres.append((x[j] + x[j + 1]) / 2.0)
+            columns.append(-1)
+        else:
+            edges.append(x[j] + half[j])
+    index = np.asarray(columns)
+    filled = []
+    for a in arrays_out:
+        out = a[:, np.maximum(index, 0)].astype(np.result_type(a.dtype, np.float32))
+        out[:, index < 0] = np.nan
+        filled.append(out)
+    return np.asarray(edges), np.asarray(centres), filled
+
+
+def _latitude_edges(lat: np.ndarray) -> np.ndarray:
+    """Cell edges of the latitudes ``lat`` (in order), halfway between neighbours, as
+    matplotlib's ``shading="nearest"``."""
+    lat = np.asarray(lat, dtype="float64")
+    if lat.size < 2:
+        return np.repeat(lat, 2)
+    half = np.diff(lat) / 2.0
+    return np.concatenate([[lat[0] - half[0]], lat[:-1] + half, [lat[-1] + half[-1]]])
 
 
 def _on_grid(other: xr.DataArray, field: xr.DataArray, what: str) -> xr.DataArray:
@@ -377,6 +450,31 @@ def _new_axes(ax, projection):
     return fig.add_subplot(1, 1, 1, projection=projection)
 
 
+def _refuse_all_nan(arrays: Sequence[Any], what: str) -> None:
+    """Refuse to draw an empty plot: ``arrays`` (what would be drawn) all NaN."""
+    if not any(np.isfinite(np.asarray(a, dtype="float64")).any() for a in arrays):
+        raise ValueError(f"{what} are NaN everywhere: there is nothing to plot")
+
+
+def _refuse_levels(
+    forecast: xr.DataArray, truth: xr.DataArray, keep: str | None, function: str, pooled: str
+) -> None:
+    """Refuse several ``level`` values unless ``level`` is the kept dim ``keep``: pooling
+    the levels would mix fields of very different sizes (the variance of a 50 hPa and of an
+    850 hPa geopotential), the largest drowning the others. A truth with the levels of a
+    forecast of one level (a ``level`` coordinate) is left to the scores, which match it."""
+    pairs = [("forecast", forecast)]
+    if "level" not in forecast.coords:
+        pairs.append(("truth", truth))
+    for name, da in pairs:
+        if keep != "level" and "level" in da.dims and da.sizes["level"] > 1:
+            values = f" {da['level'].values.tolist()}" if "level" in da.coords else ""
+            raise ValueError(
+                f"the {name} has {da.sizes['level']} levels{values}; {function} pools "
+                f"{pooled}, not levels: select one level (e.g. .sel(level=500)) first"
+            )
+
+
 def _titled(ax: Any, title: str | None) -> Any:
     """The finished ``ax`` of a plot, with ``title`` when one is given."""
     if title is not None:
@@ -413,21 +511,16 @@ def _map(
     lat = field["latitude"].values
     # plain axes: the data's own longitudes, 0..360 or -180..180
     west = -180.0 if float(np.nanmin(lon)) < 0.0 else 0.0
-    # close the periodic seam so the map covers 0..360
-    if lon.size > 1 and np.isclose((lon[-1] + (lon[1] - lon[0])) % 360.0, lon[0] % 360.0):
-        lon_c = np.append(lon, lon[0] + 360.0)
-        values = np.concatenate([field.values, field.values[:, :1]], axis=1)
-    else:
-        lon_c, values = lon, field.values
-    mesh = ax.pcolormesh(lon_c, lat, values, cmap=style.cmap, vmin=style.vmin, vmax=style.vmax,
-                         shading="nearest", **transform)  # fmt: skip
+    # the seam of a global grid closed, the gaps round a regional box left empty
+    arrays = [field.values] if contour is None else [field.values, contour.values]
+    if contour is not None and contour.shape != field.shape:  # pragma: no cover - _on_grid
+        raise ValueError(f"contour field has shape {contour.shape}; expected {field.shape}")
+    lon_edges, lon_c, arrays = _longitude_cells(lon, *arrays)
+    mesh = ax.pcolormesh(lon_edges, _latitude_edges(lat), arrays[0], cmap=style.cmap,
+                         vmin=style.vmin, vmax=style.vmax, shading="flat",
+                         **transform)  # fmt: skip
     if contour is not None:
-        cvals = contour.values
-        if cvals.shape != field.shape:  # pragma: no cover - put on the grid by _on_grid
-            raise ValueError(f"contour field has shape {cvals.shape}; expected {field.shape}")
-        if lon_c.size != lon.size:
-            cvals = np.concatenate([cvals, cvals[:, :1]], axis=1)
-        cs = ax.contour(lon_c, lat, cvals, colors="k", linewidths=0.6, **transform)
+        cs = ax.contour(lon_c, lat, arrays[1], colors="k", linewidths=0.6, **transform)
         ax.clabel(cs, fontsize=6, fmt="%g")
     if wind is not None:
         _wind_arrows(ax, field, wind, style, transform)
@@ -611,10 +704,13 @@ def plot_map(
     -----
     A ``contour`` DataArray is matched to the shaded field by its coordinates (its
     longitudes wrapped to the field's convention, 0–360° or −180–180°, latitudes in either
-    order), not by array position. Latitudes or longitudes out of order (relabelled to
-    −180–180° without ``sortby``) are drawn sorted, on a copy. On plain axes the
-    observations' longitudes are wrapped to the map's. The periodic longitude seam is closed
-    so that the map covers 0–360°. Coastlines come
+    order), not by array position. Latitudes out of order and longitudes not ascending
+    (descending, or relabelled to −180–180° without ``sortby``) are drawn sorted, on a
+    copy. On plain axes the observations' longitudes are wrapped to the map's. The periodic
+    longitude seam of a global grid is closed so that the map covers 0–360°; a regional
+    box, one across 0° or 180° included, is drawn over its own longitudes only: a gap wider
+    than 1.5 grid spacings (the outside of the box, missing columns) is left empty, not
+    bridged by the cells beside it. Coastlines come
     from ``xfuxi/_data/naturalearth`` (cartopy's ``pre_existing_data_dir`` is pointed there
     when it does not already hold them), so no download is attempted.
 
@@ -800,16 +896,17 @@ def plot_scores(
     Raises
     ------
     ValueError
-        If a series is not 1-D along ``dim``, lines have different lead dims, or
-        ``variable`` is given with a DataArray of another name.
+        If a series is not 1-D along ``dim``, lines have different lead dims, every
+        score is NaN (nothing to draw), or ``variable`` is given with a DataArray of
+        another name.
     TypeError
         If ``scores`` or an entry of a mapping is not a DataArray (or, for ``scores``, a
         Dataset or mapping).
 
     Notes
     -----
-    Draws what it is given; compute the scores first, e.g.
-    ``fc.fuxi.rmse(truth, dim=["time", "latitude", "longitude"])``.
+    Draws what it is given, in lead order (leads out of order are sorted); compute the
+    scores first, e.g. ``fc.fuxi.rmse(truth, dim=["time", "latitude", "longitude"])``.
 
     Examples
     --------
@@ -857,8 +954,11 @@ def plot_scores(
                 else ""
             )
             raise ValueError(f"score {name!r} has dims {s.dims}; expected 1-D along {dim!r}{hint}")
+        if dim in s.coords:  # drawn in lead order, not the data's (a zig-zag)
+            s = s.sortby(dim)
         lines.append((name, s))
         first = first if first is not None else s
+    _refuse_all_nan([s.values for _, s in lines], "the scores " + ", ".join(map(repr, series)))
     # one unit for the whole axis (days where any line reaches 72 hours), not one per line
     leads = [s[dim].values for _, s in lines if dim in s.coords]
     in_days = any(
@@ -904,7 +1004,7 @@ def plot_spread_skill(
         Verifying truth (matched by valid time as in :func:`~xfuxi.rmse`).
     {{variable}}
     dim : str, default "prediction_timedelta"
-        The dimension kept (x axis); all others are reduced.
+        The dimension kept (x axis, in order); all others but ``level`` are reduced.
     {{member_dim}}
     correction : bool, default False
         Scale the spread by ``√((M+1)/M)`` (see :func:`~xfuxi.spread_skill_ratio`).
@@ -918,15 +1018,19 @@ def plot_spread_skill(
     Raises
     ------
     ValueError
-        As :func:`~xfuxi.spread_skill_ratio`, or if ``dim`` or ``variable`` is missing, or
-        ``variable`` is given with a DataArray of another name.
+        As :func:`~xfuxi.spread_skill_ratio`, or if ``dim`` or ``variable`` is missing,
+        ``variable`` is given with a DataArray of another name, the data have several
+        levels (``level`` not being ``dim``: select one), or the RMSE or the spread is NaN
+        everywhere.
     TypeError
         If one of forecast and truth is a Dataset and the other a DataArray.
 
     Notes
     -----
     Spread and RMSE as defined in docs/design.md (:func:`~xfuxi.spread`,
-    :func:`~xfuxi.ensemble_mean_rmse`), reduced over every dim except ``dim``.
+    :func:`~xfuxi.ensemble_mean_rmse`), reduced over every dim except ``dim`` and the
+    members (time, latitude, longitude, ...). Several levels are refused rather than pooled:
+    the level of the largest variance would dominate.
 
     Examples
     --------
@@ -945,6 +1049,10 @@ def plot_spread_skill(
     forecast, truth = _one_pair(forecast, truth, variable)
     if dim not in forecast.dims:
         raise ValueError(f"forecast has no {dim!r} dimension to plot against")
+    _refuse_levels(forecast, truth, dim, "plot_spread_skill",
+                   f"every dim but {dim!r} and the members")  # fmt: skip
+    if dim in forecast.coords:  # drawn in lead order, not the data's (a zig-zag)
+        forecast = forecast.sortby(dim)
     mdim = ensemble_dim(forecast, member_dim)
     m = forecast.sizes[mdim]
     reduce = [d for d in forecast.dims if d not in (dim, mdim)]
@@ -952,6 +1060,8 @@ def plot_spread_skill(
     if correction:
         s = s * np.sqrt((m + 1.0) / m)
     e = ensemble_mean_rmse(forecast, truth, dim=reduce, member_dim=mdim)
+    _refuse_all_nan([e.values], "the ensemble-mean RMSE (forecast or truth)")
+    _refuse_all_nan([s.values], "the spread (forecast)")
     ax = _new_axes(ax, None)
     x, xl = _lead_axis(s[dim].values) if dim in s.coords else (np.arange(s.sizes[dim]), dim)
     ax.plot(x, e.values, marker="o", markersize=3, label="ensemble-mean RMSE")
@@ -1013,14 +1123,17 @@ def plot_rank_histogram(
     ------
     ValueError
         As :func:`~xfuxi.rank_histogram`, or if ``variable`` is missing, or is given with a
-        DataArray of another name.
+        DataArray of another name, the data have several levels (select one), or no point
+        has a finite truth and finite members (all NaN).
     TypeError
         If one of forecast and truth is a Dataset and the other a DataArray.
 
     Notes
     -----
-    Counts from :func:`~xfuxi.rank_histogram` over all points, normalised to frequencies;
-    a flat histogram means a statistically consistent ensemble (Hamill 2001).
+    Counts from :func:`~xfuxi.rank_histogram` over all points (every dim but the members:
+    leads, times, latitudes, longitudes), normalised to frequencies; a flat histogram means
+    a statistically consistent ensemble (Hamill 2001). Several levels are refused rather
+    than pooled.
 
     Examples
     --------
@@ -1035,7 +1148,13 @@ def plot_rank_histogram(
     5
     """
     forecast, truth = _one_pair(forecast, truth, variable)
+    _refuse_levels(forecast, truth, None, "plot_rank_histogram", "every dim but the members")
     h = rank_histogram(forecast, truth, member_dim=member_dim)
+    if not float(h.sum()) > 0:
+        raise ValueError(
+            "the forecast or the truth are NaN everywhere (no point has a finite truth and "
+            "finite members): there is nothing to plot"
+        )
     freq = h / h.sum()
     ax = _new_axes(ax, None)
     ax.bar(h["rank"].values, freq.values, width=0.9, color="C0")
@@ -1097,13 +1216,13 @@ def plot_convergence(
     Raises
     ------
     ValueError
-        If a curve is not 1-D, is empty, or has non-positive values on a log axis, or
-        ``variable`` is not a variable of the Dataset.
+        If a curve is not 1-D, is empty, or has non-positive values on a log axis, every
+        curve is NaN throughout, or ``variable`` is not a variable of the Dataset.
 
     Notes
     -----
     For En4DVar the cost is ``J(w) = ½wᵀw + ½ Σ_k ‖y_k − H_k(M_k(x))‖²_R`` (defined in
-    docs/design.md).
+    docs/design.md). A DataArray with a coordinate along ``dim`` is drawn in its order.
 
     Examples
     --------
@@ -1134,11 +1253,17 @@ def plot_convergence(
         curves = {str(name): costs}
     if not curves:
         raise ValueError(f"no 1-D cost curve along {dim!r} to plot")
-    ax = _new_axes(ax, None)
+    arrays = {}
     for name, c in curves.items():
+        if isinstance(c, xr.DataArray) and c.ndim == 1 and c.dims[0] in c.coords:
+            c = c.sortby(c.dims[0])  # drawn in iteration order, not the data's
         values = np.asarray(c, dtype="float64")
         if values.ndim != 1 or values.size == 0:
             raise ValueError(f"cost curve {name!r} must be non-empty and 1-D; got {values.shape}")
+        arrays[name] = values
+    _refuse_all_nan(list(arrays.values()), "the cost curves " + ", ".join(map(repr, arrays)))
+    ax = _new_axes(ax, None)
+    for name, values in arrays.items():
         if normalize:
             values = values / values[0]
         if log and np.any(values <= 0):
@@ -1210,7 +1335,8 @@ def plot_scorecard(
     The relative difference is ``100 (|b − p| − |a − p|) / |a − p|`` with ``p`` the
     score's perfect value (the card's ``perfect_value`` coordinate: 0 for errors, 1 for
     ACC and the spread–skill ratio), so a negative value (blue) means B is closer to
-    perfect. Scores without a perfect value (spread) are left out.
+    perfect. Scores without a perfect value (spread) are left out. The columns are in lead
+    order, whatever the order of the cards' leads.
 
     Examples
     --------
@@ -1230,6 +1356,9 @@ def plot_scorecard(
         if "region" not in c.dims or region not in c["region"].values:
             raise ValueError(f"the {label} has no region {region!r}")
     b, a = card.sel(region=region), reference.sel(region=region)
+    # columns in lead order, not the data's
+    a, b = (c.sortby(lead_dim) if lead_dim in c.coords and lead_dim in c.dims else c
+            for c in (a, b))  # fmt: skip
     if lead_dim in a.dims or lead_dim in b.dims:  # cells are drawn by position: same leads
         la = a[lead_dim].values if lead_dim in a.dims else np.array([])
         lb = b[lead_dim].values if lead_dim in b.dims else np.array([])
@@ -1372,9 +1501,9 @@ def plot_cycle(
 
     Notes
     -----
-    A spread that is NaN throughout (a method without members) is not drawn; cycles
-    without observations (``no_observations``) are marked by a vertical line; a run of one
-    cycle is drawn with markers.
+    Drawn in time order. A spread that is NaN throughout (a method without members) is
+    not drawn; cycles without observations (``no_observations``) are marked by a vertical
+    line; a run of one cycle is drawn with markers.
 
     Examples
     --------
@@ -1410,7 +1539,7 @@ def plot_cycle(
         channel = channels[0] if channels else names[0]
     if channel not in names:
         raise ValueError(f"channel {channel!r} is not in the scores; they have {names}")
-    s = scores.sel(channel=channel)
+    s = scores.sel(channel=channel).sortby("time")  # drawn in time order, not the data's
     ax = _new_axes(ax, None)
     t = s["time"].values
     styles = {
@@ -1426,7 +1555,7 @@ def plot_cycle(
             continue  # a method without members
         ax.plot(t, values, style, marker=marker, label=label)
     if "no_observations" in scores:
-        empty = t[np.asarray(scores["no_observations"], dtype=bool)]
+        empty = t[np.asarray(s["no_observations"], dtype=bool)]
         for k, when in enumerate(empty):
             ax.axvline(when, color="0.6", lw=0.8, label="no observations" if k == 0 else None)
     if t.size == 1:
