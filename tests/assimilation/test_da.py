@@ -322,6 +322,28 @@ def test_satellites_checked_by_geometry_and_modulo_360(case):
     assimilate_da(background, far, model=model, allow_new_satellites=True)
 
 
+def test_zenith_angles_in_radians_are_refused(case):
+    # zenith angles in radians (below 1.6) were read as degrees: every pixel near nadir,
+    # O-B of wv6.2 six times larger and a wrong increment, without a word
+    background, radiances, model = case
+    radians = radiances.assign(zenith_angle=np.radians(radiances["zenith_angle"]))
+    assert radians["zenith_angle"].attrs["units"] == "degree"  # wrongly labelled
+    for kw in ({}, {"allow_new_satellites": True}):  # with the satellite_longitudes attribute
+        with pytest.raises(ImagerError, match="zenith angles of .* look like radians"):
+            assimilate_da(background, radians, model=model, **kw)
+    bare = radians.copy()
+    bare.attrs = {k: v for k, v in radians.attrs.items() if k != "satellite_longitudes"}
+    with pytest.raises(ImagerError, match="no 'satellite_longitudes'.*look like radians"):
+        assimilate_da(background, bare, model=model)
+    labelled = radians.assign(zenith_angle=radians["zenith_angle"].assign_attrs(units="radian"))
+    with pytest.raises(ImagerError, match="zenith_angle is in 'radian'"):
+        assimilate_da(background, labelled, model=model)
+    shifted = radiances.assign(zenith_angle=radiances["zenith_angle"] + 5.0)  # not radians
+    with pytest.raises(ImagerError, match=r"not those of the satellites of their .*\[90.0\]"):
+        assimilate_da(background, shifted, model=model)
+    assimilate_da(background, radiances, model=model, allow_new_satellites=True)
+
+
 def test_non_finite_values_and_flags_refused(case):
     background, radiances, model = case
     bad = background.copy(deep=True)

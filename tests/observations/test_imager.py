@@ -310,6 +310,25 @@ def test_radiances_on_another_grid():
         radiance_operator(table, channels=MODEL_CHANNELS, latitude=LAT + 1.0, longitude=LON)
 
 
+def test_zenith_angles_in_other_units_than_degrees_are_refused():
+    # radians read as degrees gave every pixel a near-nadir path: a silently wrong analysis
+    rad = imager_observations(truth(), satellites=[90.0], frames=(0.0,))
+    assert rad["zenith_angle"].attrs["units"] == "degree"  # the imager's own output passes
+    check_radiances(rad)
+    for spelling in ("degrees", "Deg", " degree ", "°"):
+        check_radiances(rad.assign(zenith_angle=rad["zenith_angle"].assign_attrs(units=spelling)))
+    bare = rad.assign(zenith_angle=rad["zenith_angle"].copy())
+    bare["zenith_angle"].attrs = {}
+    check_radiances(bare)  # no units: degrees
+    radians = rad.assign(zenith_angle=np.radians(rad["zenith_angle"]).assign_attrs(units="radian"))
+    with pytest.raises(ImagerError, match=r"zenith_angle is in 'radian'.*degrees"):
+        check_radiances(radians)
+    with pytest.raises(ImagerError, match=r"zenith_angle is in 'rad'"):
+        check_radiances(
+            radians.assign(zenith_angle=radians["zenith_angle"].assign_attrs(units="rad"))
+        )
+
+
 def test_all_pixels_missing():
     rad = imager_observations(truth(), satellites=[90.0], frames=(0.0,))
     empty = rad.assign(brightness_temperature=rad["brightness_temperature"] * np.nan)

@@ -399,3 +399,25 @@ def test_network_arguments_given_twice_or_misspelt_are_refused(truth):
         truth, latitude=(0, 40), longitude=(0, 60), error=1.0, seed=0, variables=["temperature"]
     )
     xr.testing.assert_identical(a, b)
+
+
+def test_times_with_a_time_zone_or_cftime_are_refused_with_the_conversion():
+    # a time zone gave a raw "TypeError: Cannot interpret 'datetime64[ns, UTC]' as a data
+    # type" from the 4DVar; cftime dates were refused only by their dtype ('object')
+    obs = make_observations([1.0, 2.0], error=1.0, time=TIMES[0], latitude=[0, 10],
+                            longitude=[5, 6], variable="temperature", level=500.0)  # fmt: skip
+    tokyo = pd.DatetimeIndex([TIMES[0]] * 2).tz_localize("UTC").tz_convert("Asia/Tokyo")
+    zoned = obs.assign_coords(time=("obs", tokyo))
+    with pytest.raises(ObservationError, match=r"time zone \(Asia/Tokyo\).*tz_localize\(None\)"):
+        validate_observations(zoned)
+    # the conversion the message names gives the observations back
+    fixed = zoned.assign_coords(
+        time=("obs", zoned["time"].to_index().tz_convert("UTC").tz_localize(None))
+    )
+    assert (validate_observations(fixed)["time"].values == obs["time"].values).all()
+    cftime = pytest.importorskip("cftime")
+    dates = np.array([cftime.DatetimeNoLeap(2005, 3, 1)] * 2)
+    with pytest.raises(
+        ObservationError, match=r"cftime dates \(noleap calendar\).*to_datetimeindex"
+    ):
+        validate_observations(obs.assign_coords(time=("obs", dates)))

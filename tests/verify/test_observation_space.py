@@ -87,9 +87,9 @@ def test_errors():
         osp.innovations(xr.Dataset({"specific_humidity": ("obs", [1.0])}), bg)
     obs = xr.Dataset(
         {"temperature": ("obs", [1.0])},
-        coords={"latitude": ("obs", [0.0]), "longitude": ("obs", [0.0]), "level": ("obs", [700])},
-    )
-    with pytest.raises(ValueError, match=r"level \[700\] are not in the state"):
+        coords={"latitude": ("obs", [0.0]), "longitude": ("obs", [0.0]), "level": ("obs", [1000])},
+    )  # below the state's lowest level (one between two levels is interpolated in ln p)
+    with pytest.raises(ValueError, match=r"level \[1000\] are not in the state"):
         osp.innovations(obs, bg)
     # times are named as times, not as nanosecond integers
     timed = bg.expand_dims(time=[np.datetime64("2020-01-01T00", "ns")])
@@ -184,3 +184,103 @@ def test_descending_latitude_state_and_positions_off_the_sphere():
         bad = obs.assign_coords(latitude=("obs", [lat, 0.0]), longitude=("obs", [lon, 0.0]))
         with pytest.raises(ValueError, match="cannot be interpolated"):
             osp.innovations(bad, bg)
+
+
+def _long(variable, level, **kw):
+    from xfuxi.observations.sets import make_observations
+
+    n = len(variable)
+    return make_observations(np.ones(n), error=1.0, time=kw.pop("time", "2000-01-01"),
+                             latitude=kw.pop("latitude", [0.0] * n),
+                             longitude=kw.pop("longitude", [90.0] * n),
+                             variable=variable, level=level)  # fmt: skip
+
+
+def test_a_level_given_for_a_single_level_variable_is_refused():
+    # the state's surface_pressure was used for an observation at 500 hPa, which the 4DVar
+    # rejects as unknown_level
+    bg = state(0)
+    bg["surface_pressure"] = (("latitude", "longitude"), np.full((3, 4), 1e5))
+    obs = _long(["temperature", "surface_pressure"], [500.0, 500.0])
+    with pytest.raises(ValueError, match=r"1 observation\(s\) of 'surface_pressure' carry a level"):
+        osp.innovations(obs, bg)
+    with pytest.raises(ValueError, match="'surface_pressure' carry a level"):
+        osp.innovation_statistics(obs, bg)
+    ok = _long(["temperature", "surface_pressure"], [500.0, None])
+    assert np.isfinite(osp.innovations(ok, bg)["innovation"].values).all()
+    wide = xr.Dataset({"surface_pressure": ("obs", [1.0])},
+                      coords={"latitude": ("obs", [0.0]), "longitude": ("obs", [0.0]),
+                              "level": ("obs", [850.0])})  # fmt: skip
+    with pytest.raises(ValueError, match="'surface_pressure' carry a level"):
+        osp.innovations(wide, bg)
+
+
+def test_observation_times_with_a_time_zone_or_not_datetime64_are_refused():
+    import pandas as pd
+
+    from xfuxi.observations.sets import ObservationError
+
+    bg = state(0).expand_dims(time=[np.datetime64("2020-01-03T00", "ns")])
+    obs = _long(["temperature"], [500.0], time="2020-01-03")
+    zoned = obs.assign_coords(time=("obs", pd.DatetimeIndex(obs["time"].values).tz_localize("UTC")))
+    with pytest.raises(ObservationError, match=r"time zone \(UTC\)"):  # not [1578009600000000000]
+        osp.innovations(zoned, bg)
+    wide = xr.Dataset(
+        {"temperature": ("obs", [1.0])},
+        coords={"latitude": ("obs", [0.0]), "longitude": ("obs", [90.0]),
+                "level": ("obs", [500.0]), "time": zoned["time"].variable},
+    )  # fmt: skip
+    with pytest.raises(ObservationError, match=r"time zone \(UTC\)"):
+        osp.innovations(wide, bg)
+    text = obs.assign_coords(time=("obs", ["2020-01-03T00:00:00"]))  # the 4DVar refuses it
+    with pytest.raises(ObservationError, match="'time' must be datetime64"):
+        osp.innovations(text, bg)
+    cftime = pytest.importorskip("cftime")
+    dates = obs.assign_coords(time=("obs", np.array([cftime.DatetimeGregorian(2020, 1, 3)])))
+    with pytest.raises(ObservationError, match="cftime dates"):
+        osp.innovations(dates, bg)
+
+
+def test_innovations_interpolate_levels_and_read_the_layout_as_the_4dvar():
+    # 600 hPa lies between the state's 500 and 850: the 4DVar interpolates in ln p, verify
+    # refused it; 'variable' as a data variable is taken by the 4DVar, verify refused it
+    torch = pytest.importorskip("torch")
+    from xfuxi.data.channels import channels_of, stack
+    from xfuxi.observations.operator import build_operator
+
+    bg = state(0)
+    obs = _long(["temperature", "geopotential", "temperature"], [600.0, 500.0, 850.0],
+                latitude=[15.0, 0.0, -30.0], longitude=[45.0, 90.0, 300.0])  # fmt: skip
+    chans = channels_of(bg)
+    op, why = build_operator(
+        chans, LAT, LON, obs_variable=obs["variable"].values, obs_latitude=obs["latitude"].values,
+        obs_longitude=obs["longitude"].values, obs_level=obs["level"].values,
+    )  # fmt: skip
+    assert (why == "").all()
+    x = torch.as_tensor(stack(bg, chans).transpose("channel", "latitude", "longitude").values)
+    expected = obs["value"].values - op(x).numpy()
+    got = osp.innovations(obs, bg)
+    np.testing.assert_allclose(got["innovation"].values, expected, rtol=0, atol=1e-12)
+    t = (
+        bg["temperature"]
+        .sel(latitude=[0.0, 30.0], longitude=[0.0, 90.0])
+        .mean(["latitude", "longitude"])
+    )
+    w = np.log(600.0 / 500.0) / np.log(850.0 / 500.0)
+    hx = (1 - w) * float(t.sel(level=500)) + w * float(t.sel(level=850))
+    assert got["innovation"].values[0] == pytest.approx(1.0 - hx, abs=1e-12)
+    as_data = obs.reset_coords("variable")
+    assert "variable" in as_data.data_vars
+    same = osp.innovations(as_data, bg)
+    np.testing.assert_array_equal(same["innovation"].values, got["innovation"].values)
+    assert "variable" in same.coords
+    stats = osp.innovation_statistics(as_data, bg)
+    assert set(stats.data_vars) == {"temperature", "geopotential"}
+    # names are printed as names, not as np.str_('temperature')
+    far = obs.assign_coords(latitude=("obs", [95.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match=r"of 'temperature' cannot") as info:
+        osp.innovations(far, bg)
+    assert "np.str_" not in str(info.value)
+    with pytest.raises(ValueError, match=r"lacks observed variable\(s\) \['humidity'\]") as info:
+        osp.innovations(_long(["humidity"], [500.0]), bg)
+    assert "np.str_" not in str(info.value)

@@ -257,6 +257,8 @@ def _radiances_for(
         )
     if model.satellites and not allow_new_satellites:
         _check_satellites(radiances, model, training=training)
+    else:  # satellites of no matter which longitudes: still their geometry
+        _check_zenith_geometry(radiances)
     _check_radiance_frames(radiances, model)
     return radiances
 
@@ -282,7 +284,9 @@ def _check_radiance_frames(radiances: xr.Dataset, model: FuXiDA) -> np.ndarray:
 def _check_satellites(radiances: xr.Dataset, model: FuXiDA, *, training: bool = False) -> None:
     """Refuse radiances from satellites the ``model`` was not trained with: by their
     ``satellite_longitudes`` attribute (modulo 360, to 10⁻³ degree), or, without it, by their
-    zenith angles, each of which must be that of one of the model's satellites (to 0.5°)."""
+    zenith angles, each of which must be that of one of the model's satellites (to 0.5°).
+    With the attribute, the zenith angles must be those of its satellites
+    (:func:`_check_zenith_geometry`)."""
     trained = np.asarray(model.satellites, dtype="float64")
     hint = "(pass allow_new_satellites=True to use it outside its training geometry)"
     if training:
@@ -296,19 +300,58 @@ def _check_satellites(radiances: xr.Dataset, model: FuXiDA, *, training: bool = 
                 f"the model {model.name!r} was trained with satellites at "
                 f"{trained.tolist()} degrees east; the radiances come from {sats.tolist()} " + hint
             )
+        _check_zenith_geometry(radiances)
         return
-    zen = np.asarray(radiances["zenith_angle"].values, dtype="float64")
-    seen = np.isfinite(zen)
-    lat, lon = radiances["latitude"].values, radiances["longitude"].values
-    each = np.stack([zenith_angle(lat, lon, satellites=[s], max_zenith=89.999)[0] for s in trained])
-    gap = np.fmin.reduce(np.abs(each - zen[None]), axis=0)  # NaN where no satellite fits
-    bad = seen & ~(gap <= 0.5)
+    bad, seen, radians = _zenith_mismatch(radiances, trained)
     if bad.any():
         raise ImagerError(
             f"the radiances have no 'satellite_longitudes' attribute, and the zenith angles of "
             f"{int(bad.sum())} of their {int(seen.sum())} seen pixels are not those of the "
             f"satellites the model {model.name!r} was trained with ({trained.tolist()} degrees "
-            "east) " + hint
+            "east) " + (_RADIANS_HINT if radians else hint)
+        )
+
+
+_RADIANS_HINT = (
+    "(they look like radians: xfuxi reads zenith angles in degrees; convert them with "
+    "np.degrees and set units='degree')"
+)
+
+
+def _zenith_mismatch(radiances: xr.Dataset, satellites: Any) -> tuple[Any, Any, bool]:
+    """The seen pixels whose zenith angle is not that of one of ``satellites`` (to 0.5°),
+    the seen pixels, and whether the angles would all fit as radians turned to degrees."""
+    zen = np.asarray(radiances["zenith_angle"].values, dtype="float64")
+    seen = np.isfinite(zen)
+    lat, lon = radiances["latitude"].values, radiances["longitude"].values
+    each = np.stack(
+        [zenith_angle(lat, lon, satellites=[s], max_zenith=89.999)[0] for s in satellites]
+    )
+
+    def misfit(z: Any) -> Any:
+        gap = np.fmin.reduce(np.abs(each - z[None]), axis=0)  # NaN where no satellite fits
+        return seen & ~(gap <= 0.5)
+
+    bad = misfit(zen)
+    radians = bool(bad.any()) and not misfit(np.degrees(zen)).any()
+    return bad, seen, radians
+
+
+def _check_zenith_geometry(radiances: xr.Dataset) -> None:
+    """Refuse radiances whose zenith angles are not those of the satellites their
+    ``satellite_longitudes`` attribute names (to 0.5°; radians read as degrees gave a
+    silently wrong analysis); nothing to compare without the attribute."""
+    sats = radiances.attrs.get("satellite_longitudes")
+    if sats is None:
+        return
+    sats = np.atleast_1d(np.asarray(sats, dtype="float64"))
+    bad, seen, radians = _zenith_mismatch(radiances, sats)
+    if bad.any():
+        raise ImagerError(
+            f"the zenith angles of {int(bad.sum())} of the radiances' {int(seen.sum())} seen "
+            f"pixels are not those of the satellites of their 'satellite_longitudes' "
+            f"attribute ({sats.tolist()} degrees east) "
+            + (_RADIANS_HINT if radians else "(give the zenith angles of their satellites)")
         )
 
 
@@ -747,9 +790,11 @@ def assimilate_da(
     xfuxi.observations.imager.ImagerError
         Radiances on another grid, an unknown channel, every pixel missing (in the whole
         Dataset, or at an analysis time in the frames and channels the model reads), a time
-        of the background absent from the radiances, or a model trained for other
+        of the background absent from the radiances, a model trained for other
         channels, frames or satellites (radiances without a frame coordinate hold only the
-        analysis time's frame).
+        analysis time's frame), zenith angles with ``units`` other than degrees, or zenith
+        angles that are not those of the satellites (of the ``satellite_longitudes``
+        attribute, else of the model's; radians read as degrees are refused so).
 
     Notes
     -----

@@ -851,6 +851,9 @@ def imager_observations(
 
 #: the dims of a radiances Dataset's variables, in their canonical order
 RADIANCE_DIMS = ("time", "frame", "sensor_channel", "latitude", "longitude")
+#: the spellings of the zenith angle's ``units`` read as degrees (lower case; no ``units``
+#: attribute is read as degrees too)
+ZENITH_UNITS = frozenset({"degree", "degrees", "deg", "degs", "°", "arc_degree"})
 
 
 def _wrapped_longitudes(ds: xr.Dataset, what: str) -> xr.Dataset:
@@ -906,9 +909,9 @@ def check_radiances(
     ImagerError
         Not a radiances Dataset, an unknown channel, radiances on another grid, a required
         channel absent, every pixel missing, an infinite value, a zenith angle outside
-        [0, 90), a dim beyond time, frame, sensor_channel, latitude and longitude, a frame
-        coordinate that is not a timedelta, or repeated times, frames, latitudes or
-        longitudes.
+        [0, 90) or with ``units`` other than degrees (radians are refused), a dim beyond
+        time, frame, sensor_channel, latitude and longitude, a frame coordinate that is not
+        a timedelta, or repeated times, frames, latitudes or longitudes.
     """
     if not isinstance(radiances, xr.Dataset) or "brightness_temperature" not in radiances:
         raise ImagerError(
@@ -979,6 +982,13 @@ def check_radiances(
             "every pixel of brightness_temperature is missing (NaN): there is nothing to assimilate"
         )
     n_inf = int(np.isinf(values).sum())
+    units = radiances["zenith_angle"].attrs.get("units")
+    if units is not None and str(units).strip().lower() not in ZENITH_UNITS:
+        # radians read as degrees gave every pixel a near-nadir path and a wrong analysis
+        raise ImagerError(
+            f"zenith_angle is in {str(units)!r}; xfuxi reads zenith angles in degrees "
+            "(units 'degree'): convert them (np.degrees) and set units='degree'"
+        )
     zen = np.asarray(radiances["zenith_angle"].values, dtype="float64")
     if n_inf:
         raise ImagerError(

@@ -31,7 +31,7 @@ import xarray as xr
 
 from ..config import is_integer, user_stacklevel
 from ..data.channels import channels_of, stack
-from ..data.schema import SchemaError, validate
+from ..data.schema import SchemaError, time_dtype_problem, validate
 from ..docstrings import docstring_parts
 from .interpolation import LONGITUDE_RANGE, REJECT_REASONS, observation_weights
 
@@ -184,9 +184,11 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
     Raises
     ------
     ObservationError
-        Not a Dataset, no ``obs`` dim, a missing / mis-shaped coordinate or variable, or a
-        longitude outside [-180, 360] degrees (longitudes are taken modulo 360 within that
-        range; 400 or 720.5 are refused, not wrapped).
+        Not a Dataset, no ``obs`` dim, a missing / mis-shaped coordinate or variable, times
+        that are not datetime64 (strings, cftime dates, or times carrying a time zone: the
+        message names the conversion), or a longitude outside [-180, 360] degrees
+        (longitudes are taken modulo 360 within that range; 400 or 720.5 are refused, not
+        wrapped).
 
     Examples
     --------
@@ -205,6 +207,9 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
             raise ObservationError(f"observations lack {name!r}")
         if out[name].dims != ("obs",):
             raise ObservationError(f"{name!r} must have dims ('obs',), got {out[name].dims}")
+    problem = time_dtype_problem(out["time"], "time")
+    if problem is not None:  # before any cast or .values, which drop a time zone
+        raise ObservationError(_observation_time_fix(problem))
     for name in ("value", "error", "latitude", "longitude", "level"):
         out[name] = out[name].astype("float64")
     if not np.issubdtype(out["time"].dtype, np.datetime64):
@@ -220,6 +225,21 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
             "modulo 360 only within that range (give them in [-180, 360])"
         )
     return out
+
+
+def _observation_time_fix(problem: str) -> str:
+    """:func:`~xfuxi.data.schema.time_dtype_problem`'s diagnosis with the conversion of
+    observation times (along ``obs``, not an index: its ``ds.indexes`` or
+    ``convert_calendar`` fixes do not apply)."""
+    what = problem.split(";")[0]
+    if "time zone" in what:
+        fix = "obs['time'].to_index().tz_convert('UTC').tz_localize(None)"
+    else:
+        fix = "obs['time'].to_index().to_datetimeindex(time_unit='ns')"
+    return (
+        f"observations' {what}; observation times are datetime64 in UTC without a time zone: "
+        f"convert them, e.g. obs.assign_coords(time=('obs', {fix}))"
+    )
 
 
 def duplicated_observations(obs: xr.Dataset, *, copies: bool = False) -> np.ndarray:
