@@ -612,6 +612,8 @@ def assimilate_4dvar(
         progress=progress,
     )
     anomalies_s = _time.perf_counter() - t_members
+    n_given = None if given is None else int(given.shape[0])
+    del given  # the given members' own copy: B needs only their anomalies from here
     res = en4dvar_analysis(
         model,
         bg,
@@ -630,7 +632,7 @@ def assimilate_4dvar(
     members_s = anomalies_s + res.timings["members_s"]
     res = res._replace(timings=dict(res.timings, members_s=members_s))
     static_only = static is not None and float(opts.hybrid_weight) == 1.0  # no members drawn
-    n_members = 0 if static_only else int(opts.n_members if given is None else given.shape[0])
+    n_members = 0 if static_only else int(opts.n_members if n_given is None else n_given)
     config = {
         "model": getattr(model, "name", type(model).__name__),
         "background_error": opts.replace(seed=seed).to_dict(),
@@ -644,7 +646,7 @@ def assimilate_4dvar(
         "members": "none (static B only)"
         if static_only
         else "Perlin"
-        if given is None
+        if n_given is None
         else f"given ({n_members})",
         "static_b": None if static is None else f"given ({static.shape[0]} samples)",
     }  # fmt: skip
@@ -661,7 +663,7 @@ def assimilate_4dvar(
         if static_only
         else str(resolve_balance(opts.balance, model) or "independent")
         + f" Perlin, amplitude {_amplitude_str(opts.amplitude)}, wavelength {opts.wavelength:g}"
-        if given is None
+        if n_given is None
         else "given ensemble",
         "background_error": "ensemble"
         if static is None

@@ -188,23 +188,34 @@ def ensemble_members(
     mdtype = model_dtype(model, dtype)
     device = model_device(model)
     c, h, w = start.shape
-    out = torch.empty((n_members, c, h, w), dtype=torch.float64)
+    shape = (n_members, c, h, w)
     if perturbations is None:
+        # drawn all at once (the noise is normalised over all members: a chunk drawn on its
+        # own would be other numbers); the members overwrite their perturbations chunk by
+        # chunk, so the ensemble is held once
         pert = perlin_state_perturbations(
             model, background_error=opts, generator=generator, grid=(h, w)
         )
+        out = pert if tuple(pert.shape) == shape else torch.empty(shape, dtype=torch.float64)
     else:
-        pert = perturbations.double()
-        if tuple(pert.shape) != (n_members, c, h, w):
+        pert = perturbations  # the caller's: read a chunk at a time, never written
+        if tuple(pert.shape) != shape:
             raise ValueError(
                 f"perturbations must be ({n_members}, {c}, {h}, {w}); got {tuple(pert.shape)}"
             )
+        out = torch.empty(shape, dtype=torch.float64)
+    before64, start64 = before.double(), start.double()
     bar = tqdm(total=n_members, desc="ensemble members", disable=not progress_enabled(progress))
     with torch.no_grad():
         for i in range(0, n_members, chunk):
-            p = pert[i : i + chunk]
-            x = torch.stack([before.double()[None] + p, start.double()[None] + p], dim=1)
-            out[i : i + chunk] = model(x.to(device=device, dtype=mdtype)).double().cpu()
+            p = pert[i : i + chunk].double()
+            x = torch.empty((p.shape[0], 2, c, h, w), dtype=mdtype, device=device)
+            for j in range(p.shape[0]):  # float64 sums of one member at a time
+                x[j, 0] = before64 + p[j]
+                x[j, 1] = start64 + p[j]
+            # p may be a view of out: the members overwrite their perturbations
+            out[i : i + chunk] = model(x)
+            del x  # before the next chunk's is allocated
             bar.update(p.shape[0])
     bar.close()
     return out
@@ -222,39 +233,75 @@ def ensemble_anomalies(
     shape ``(C, H)`` each channel on each latitude row (the row's mean variance over
     longitude); NaN keeps the ensemble's own spread. The channels of a group share one
     factor (per row), e.g. the two wind components of a level, so that wind increments keep
-    their direction.
+    their direction. ``members`` is left unchanged: the anomalies are one new float64 copy,
+    formed in place.
     """
-    members = members.double()
-    n, c, h = members.shape[0], members.shape[1], members.shape[2]
+    return _anomalies_in_place(members.to(torch.float64, copy=True), spread, spread_groups)
+
+
+def _anomalies_in_place(
+    x: torch.Tensor, spread: Any, spread_groups: Sequence[Sequence[int]] | None
+) -> torch.Tensor:
+    """:func:`ensemble_anomalies` of float64 members ``x``, formed in ``x`` (overwritten).
+
+    The same operations in the same order as on temporaries, so the same bits.
+    """
+    n, c, h = x.shape[0], x.shape[1], x.shape[2]
     if n < 2:  # 0 / 0: anomalies of NaN, and an analysis of NaN without an error
         raise ValueError(f"ensemble anomalies need at least 2 members; got {n}")
-    anomalies = (members - members.mean(0, keepdim=True)) / math.sqrt(n - 1)
-    if spread is not None:
-        target = torch.as_tensor(np.asarray(spread, dtype="float64")).to(anomalies)
-        if target.shape not in ((c,), (c, h)):
-            raise ValueError(
-                f"spread must have one value per channel ({c}) or per channel and latitude "
-                f"row ({c}, {h}); got shape {tuple(target.shape)}"
-            )
-        by_row = target.ndim == 2
-        var = anomalies.pow(2).sum(0).mean(dim=-1 if by_row else (-2, -1))
-        # a channel whose target is NaN keeps its own spread, zero or not
-        if not bool((var > 0)[torch.isfinite(target)].all()):
-            raise ValueError(
-                "the ensemble has zero spread in some channel"
-                + (" and latitude row" if by_row else "")
-                + "; cannot rescale it"
-            )
-        # NaN in spread: that channel keeps the ensemble's own spread
-        factor = torch.where(torch.isnan(target), 1.0, (target.pow(2) / var).sqrt())
-        for group in spread_groups or ():
-            # one factor for the group (e.g. u and v of a level): the increments' directions
-            # are kept, only their magnitude is calibrated
-            g = list(group)
-            if bool(torch.isfinite(target[g]).all()):
-                factor[g] = (target[g].pow(2).sum(0) / var[g].sum(0)).sqrt()
-        anomalies = anomalies * (factor.view(1, c, h, 1) if by_row else factor.view(1, c, 1, 1))
-    return anomalies
+    x.sub_(x.mean(0, keepdim=True)).div_(math.sqrt(n - 1))
+    if spread is None:
+        return x
+    target = torch.as_tensor(np.asarray(spread, dtype="float64")).to(x)
+    if target.shape not in ((c,), (c, h)):
+        raise ValueError(
+            f"spread must have one value per channel ({c}) or per channel and latitude "
+            f"row ({c}, {h}); got shape {tuple(target.shape)}"
+        )
+    by_row = target.ndim == 2
+    var = _sum_of_squares(x).mean(dim=-1 if by_row else (-2, -1))
+    # a channel whose target is NaN keeps its own spread, zero or not
+    if not bool((var > 0)[torch.isfinite(target)].all()):
+        raise ValueError(
+            "the ensemble has zero spread in some channel"
+            + (" and latitude row" if by_row else "")
+            + "; cannot rescale it"
+        )
+    # NaN in spread: that channel keeps the ensemble's own spread
+    factor = torch.where(torch.isnan(target), 1.0, (target.pow(2) / var).sqrt())
+    for group in spread_groups or ():
+        # one factor for the group (e.g. u and v of a level): the increments' directions
+        # are kept, only their magnitude is calibrated
+        g = list(group)
+        if bool(torch.isfinite(target[g]).all()):
+            factor[g] = (target[g].pow(2).sum(0) / var[g].sum(0)).sqrt()
+    return x.mul_(factor.view(1, c, h, 1) if by_row else factor.view(1, c, 1, 1))
+
+
+#: magnitudes whose square is a normal float64 (neither underflows nor overflows)
+_SQUARE_EXACT = (2.0**-511, 2.0**511)
+
+
+def _sum_of_squares(x: torch.Tensor) -> torch.Tensor:
+    """``x.pow(2).sum(0)`` bit for bit, without a squared copy of ``x`` where that is exact.
+
+    ``x`` is squared in place and summed (the same reduction of the same layout as
+    ``x.pow(2).sum(0)``: the same bits), then restored: ``√(x²) = |x|`` exactly in binary
+    floating point while ``x²`` neither underflows nor overflows, and the signs are kept
+    aside (a byte per value). Values outside that range (other than 0), NaN or infinity:
+    the squared copy.
+    """
+    low, high = _SQUARE_EXACT
+    for k in range(x.shape[1]):  # channel by channel: temporaries of one channel
+        a = x[:, k].abs()
+        if not bool(((a == 0) | ((a >= low) & (a <= high))).all()):
+            return x.pow(2).sum(0)
+    negative = torch.signbit(x)
+    total = x.pow_(2).sum(0)
+    x.sqrt_()
+    for k in range(x.shape[1]):
+        x[:, k].mul_(torch.where(negative[:, k], -1.0, 1.0))
+    return total
 
 
 def _check_static(static: torch.Tensor, state_shape: tuple[int, ...]) -> None:
@@ -313,7 +360,8 @@ def background_anomalies(
     anomalies = None
     if not static_only:
         if members is None:
-            members = ensemble_members(
+            # the members are this function's own: their anomalies are formed in them
+            generated = ensemble_members(
                 model,
                 background[0],
                 background[1],
@@ -322,10 +370,14 @@ def background_anomalies(
                 dtype=dtype,
                 progress=progress,
             )
-        anomalies = ensemble_anomalies(members, spread=spread, spread_groups=spread_groups)
+            anomalies = _anomalies_in_place(generated, spread, spread_groups)
+        else:
+            anomalies = ensemble_anomalies(members, spread=spread, spread_groups=spread_groups)
     if static is not None:
-        xs = static.double()
-        xs = (xs - xs.mean(0, keepdim=True)) * math.sqrt(beta / (xs.shape[0] - 1))
-        anomalies = xs if anomalies is None else torch.cat([anomalies * math.sqrt(1 - beta), xs])
+        xs = static.to(torch.float64, copy=True)
+        xs.sub_(xs.mean(0, keepdim=True)).mul_(math.sqrt(beta / (xs.shape[0] - 1)))
+        anomalies = (
+            xs if anomalies is None else torch.cat([anomalies.mul_(math.sqrt(1 - beta)), xs])
+        )
     assert anomalies is not None
     return anomalies

@@ -22,6 +22,9 @@ from .scales import PerlinScales, perlin_scales
 
 __all__ = ["balanced_perturbations"]
 
+#: members whose winds and temperature are computed at a time (temporaries of a few members)
+_MEMBER_BLOCK = 4
+
 
 def balanced_perturbations(
     n: int,
@@ -128,28 +131,42 @@ def balanced_perturbations(
     amp = _channel_amplitudes(amplitude, chans, z_levels)
     z_std = {lv: std_arr[chans.index(("geopotential", lv))] for lv in z_levels}
     z_amp = {lv: amp[chans.index(("geopotential", lv))] for lv in z_levels}
-    phi = {}
+    # written into the result as they are made (no second copy of the balanced channels):
+    # Φ′ first (the draws of all levels, then those of the other channels, as always)
+    out = np.empty((int(n), len(chans), h, w))
+    z_channels = {
+        lv: [c for c, ch in enumerate(chans) if ch == ("geopotential", lv)] for lv in z_levels
+    }
     for lv in z_levels:  # (n, H, W) each
         own = perlin_noise(n, (h, w), generator=g, **noise_kw).numpy()
-        phi[lv] = z_amp[lv] * z_std[lv] * (rho * base + np.sqrt(1 - rho**2) * own)
-    wind = {
-        lv: physics.geostrophic_wind(p, lat, lon, equator_band=equator_band)
-        for lv, p in phi.items()
-    }
-    temperature = (
-        dict(zip(z_levels, physics.hydrostatic_temperature(np.stack(list(phi.values())), z_levels)))
-        if len(z_levels) > 1
-        else {}
-    )
-    out = np.empty((int(n), len(chans), h, w))
+        for c in z_channels[lv]:
+            out[:, c] = z_amp[lv] * z_std[lv] * (rho * base + np.sqrt(1 - rho**2) * own)
+    del base, own
+    phi = {lv: out[:, z_channels[lv][0]] for lv in z_levels}  # views of the result
+    winds = ("u_component_of_wind", "v_component_of_wind")
+    wind_levels = [lv for lv in phi if any(v in winds and x == lv for v, x in chans)]
+    for i in range(0, int(n), _MEMBER_BLOCK):  # the kernels act member by member
+        rows = slice(i, i + _MEMBER_BLOCK)
+        wind = {
+            lv: physics.geostrophic_wind(p[rows], lat, lon, equator_band=equator_band)
+            for lv, p in phi.items()
+            if lv in wind_levels
+        }
+        temperature = {}
+        if len(z_levels) > 1:
+            z = np.stack([p[rows] for p in phi.values()])
+            temperature = dict(zip(z_levels, physics.hydrostatic_temperature(z, z_levels)))
+        for c, (var, lv) in enumerate(chans):
+            if var in winds and lv in phi:
+                out[rows, c] = wind[lv][0 if var.startswith("u") else 1]
+            elif var == "temperature" and lv in temperature:
+                out[rows, c] = temperature[lv]
     for c, (var, lv) in enumerate(chans):
-        if var == "geopotential" and lv in phi:
-            out[:, c] = phi[lv]
-        elif var in ("u_component_of_wind", "v_component_of_wind") and lv in phi:
-            out[:, c] = wind[lv][0 if var.startswith("u") else 1]
-        elif var == "temperature" and lv in temperature:
-            out[:, c] = temperature[lv]
-        elif var == "surface_pressure":
+        if lv in phi and (
+            var in ("geopotential", *winds) or (var == "temperature" and len(z_levels) > 1)
+        ):
+            continue  # written above
+        if var == "surface_pressure":
             low = z_levels[-1]
             out[:, c] = phi[low] * 100.0 * low / (R_DRY * 280.0)
         else:
