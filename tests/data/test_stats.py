@@ -386,3 +386,29 @@ def test_climatology_window_refusals_and_missing_values():
     part = xr.concat([part, da.sel(time=slice("2015-12-25", None))], "time")
     out = climatology(part, window=5, seasonal=True)
     assert np.isnan(out.sel(dayofyear=200)).all() and not np.isnan(out.sel(dayofyear=100)).any()
+
+
+def test_climatology_window_keeps_static_variables_and_float32():
+    """A variable without time (a land-sea mask) is its own climatology at every day and
+    hour, as without a window (it came out divided by the samples' count: 1 → 0.5 with two
+    years); float32 data give a float32 climatology, as without a window (float64 before)."""
+    t = pd.date_range("2015-01-01", "2016-12-31T18", freq="6h")
+    rng = np.random.default_rng(1)
+    ds = xr.Dataset(
+        {
+            "t": ("time", rng.random(t.size).astype("float32")),
+            "land_sea_mask": ("x", np.array([1.0, 0.0], dtype="float32")),
+            "d": ("time", rng.random(t.size)),
+        },
+        coords={"time": t},
+    )
+    out = climatology(ds, window=5)
+    plain = climatology(ds)
+    assert list(out.data_vars) == ["t", "land_sea_mask", "d"]
+    assert out["land_sea_mask"].dims == ("dayofyear", "hour", "x")
+    np.testing.assert_array_equal(out["land_sea_mask"].values[..., 0], 1.0)
+    np.testing.assert_array_equal(out["land_sea_mask"].values[..., 1], 0.0)
+    for v in ("t", "land_sea_mask", "d"):
+        assert out[v].dtype == plain[v].dtype == ds[v].dtype
+    np.testing.assert_allclose(out["t"], climatology(ds["t"].astype("float64"), window=5),
+                               rtol=1e-6)  # fmt: skip

@@ -524,8 +524,14 @@ def _windowed_climatology(data: xr.Dataset, dim: str, window: int) -> xr.Dataset
     Sums and sample counts by (day of year, hour), with each year lacking 29 February
     lending its day 365 to day 366, are smoothed along the circle of 366 days with the
     weights ``1 − |k| / h`` (``h = window // 2``, ``|k| < h``); the mean is their ratio.
-    A day of year and hour with no sample in its window is NaN.
+    A day of year and hour with no sample in its window is NaN. A variable without ``dim``
+    (a land-sea mask) is its own climatology at every day and hour, as in the plain one;
+    each variable keeps its floating-point type (float32 stays float32).
     """
+    static = [v for v in data.data_vars if dim not in data[v].dims]
+    dtypes = {v: data[v].dtype for v in data.data_vars}
+    kept = data[static]
+    data = data.drop_vars(static)
     t = data[dim]
     doy, hour = t.dt.dayofyear.values, t.dt.hour.values
     lend = (doy == 365) & ~t.dt.is_leap_year.values  # a year without 29 February
@@ -558,8 +564,13 @@ def _windowed_climatology(data: xr.Dataset, dim: str, window: int) -> xr.Dataset
         w = 1.0 - abs(k) / h
         num = num + w * sums.roll(dayofyear=-k)
         den = den + w * counts.roll(dayofyear=-k)
-    out = num / den.where(den > 0)
-    return out.assign_coords(dayofyear=days, hour=hours)
+    out = (num / den.where(den > 0)).assign_coords(dayofyear=days, hour=hours)
+    for v in static:  # the same at every day of year and hour
+        out[v] = kept[v].expand_dims(dayofyear=days, hour=hours)
+    for v, dtype in dtypes.items():  # the counts are float64: not the data's type
+        if dtype.kind == "f" and out[v].dtype != np.result_type(dtype, np.float32):
+            out[v] = out[v].astype(np.result_type(dtype, np.float32))
+    return out[list(dtypes)]
 
 
 def climatology_for(
