@@ -882,3 +882,29 @@ def test_initial_times_that_are_none_or_empty_are_refused():
         CampaignConfig(init_times=["2000-01-01T06", pd.NaT])
     with pytest.raises(ValueError, match="init_times is empty"):
         CampaignConfig(init_times=())
+
+
+def test_scorecard_plot_with_a_score_all_nan_draws_the_others(tmp_path):
+    """A panel whose every line is NaN (the ACC of a constant field) says so; the other
+    panels are drawn (plot_scores refuses all-NaN scores: the plot failed after the
+    scorecard's netCDF was written)."""
+    import matplotlib.pyplot as plt
+
+    from xfuxi.campaigns import _plot_scorecard
+
+    lead = {"prediction_timedelta": np.arange(1, 4) * np.timedelta64(6, "h")}
+    card = xr.Dataset(
+        {
+            "rmse_temperature": ("prediction_timedelta", [1.0, 2.0, 3.0], {"units": "K"}),
+            "acc_temperature": ("prediction_timedelta", [np.nan] * 3),
+            "acc_surface_pressure": ("prediction_timedelta", [np.nan, 0.9, 0.8]),
+        },
+        coords=lead,
+        attrs={"scores": "rmse,acc"},
+    )
+    before = plt.get_fignums()
+    _plot_scorecard(card, tmp_path / "card.png")
+    assert (tmp_path / "card.png").stat().st_size > 1000
+    _plot_scorecard(card.drop_vars("acc_surface_pressure"), tmp_path / "card2.png")
+    assert (tmp_path / "card2.png").stat().st_size > 1000
+    assert plt.get_fignums() == before

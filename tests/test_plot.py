@@ -783,3 +783,17 @@ def test_ensemble_plots_and_convergence_refuse_data_that_are_all_nan():
         xfuxi.plot_spread_skill(fc, truth * np.nan)
     with pytest.raises(ValueError, match="NaN everywhere"):
         xfuxi.plot_convergence([np.nan, np.nan])
+
+
+def test_refused_scores_leave_no_empty_figure():
+    import matplotlib.pyplot as plt
+
+    from xfuxi.plot import plot_scores
+
+    lead = np.arange(1, 4) * np.timedelta64(6, "h")
+    nan = xr.DataArray([np.nan] * 3, dims="prediction_timedelta",
+                       coords={"prediction_timedelta": lead})  # fmt: skip
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match="NaN everywhere"):
+        plot_scores(nan)
+    assert plt.get_fignums() == before

@@ -1407,6 +1407,14 @@ def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
                 lines[label] = da
         shared = next(iter(units)) if len(units) == 1 else ""
         ylabel = f"{score.upper()} ({shared})" if shared else score.upper()
+        # a line with no finite value (the ACC of a constant field) is left out; a panel
+        # with none says so (plot_scores refuses scores that are all NaN)
+        lines = {k: v for k, v in lines.items() if bool(np.isfinite(v.values).any())}
+        if not lines:
+            ax.set_title(score.upper())
+            ax.text(0.5, 0.5, "no finite value", ha="center", va="center",
+                    transform=ax.transAxes)  # fmt: skip
+            continue
         plot_scores(lines, ylabel=ylabel, title=score.upper(), ax=ax)
     fig.tight_layout()
     mark = {"Software": SCORECARD_WRITER}

@@ -938,7 +938,6 @@ def plot_scores(
                 raise TypeError(f"scores[{name!r}] must be a DataArray; got {type(s).__name__}")
     else:
         raise TypeError(f"scores must be a DataArray, Dataset or mapping; got {type(scores)}")
-    ax = _new_axes(ax, None)
     xlabel = dim
     first = None
     lines = []
@@ -959,6 +958,7 @@ def plot_scores(
         lines.append((name, s))
         first = first if first is not None else s
     _refuse_all_nan([s.values for _, s in lines], "the scores " + ", ".join(map(repr, series)))
+    ax = _new_axes(ax, None)  # after the checks: a refused call leaves no empty figure
     # one unit for the whole axis (days where any line reaches 72 hours), not one per line
     leads = [s[dim].values for _, s in lines if dim in s.coords]
     in_days = any(
