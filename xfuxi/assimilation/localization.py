@@ -502,7 +502,9 @@ def localization(
         Neither ``latitude`` and ``longitude`` nor ``n_points``; vertical or cross-variable
         localization without ``channels``; a ``length_scale`` that is not positive, an
         unknown ``kind``, or ``variance`` outside ``(0, 1]`` or ``cross_variable`` outside
-        ``[0, 1]``.
+        ``[0, 1]``; a grid that is not a whole circle of equally spaced longitudes (a
+        regional grid: its square root is an eigendecomposition of the grid-by-grid
+        correlation) of more than :data:`MAX_DENSE_POINTS` points.
 
     Examples
     --------

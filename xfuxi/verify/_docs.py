@@ -73,8 +73,9 @@ ValueError
     If there is no ensemble dimension, the truth has one, or as :func:`~xfuxi.rmse`.""",
     "raises_type": """\
 TypeError
-    If forecast or truth holds complex data, or a ``time`` holds cftime dates or carries
-    a time zone (:func:`~xfuxi.verify.weights.prepare_pair`).""",
+    If forecast or truth holds complex data; if a ``time`` holds cftime dates or carries
+    a time zone where valid times are needed, or the other's ``time`` is of another kind
+    (:func:`~xfuxi.verify.weights.prepare_pair`).""",
     "reduction": """\
 The area-weighted mean over the reduced dims other than ``time`` is taken per time
 first, then the mean over ``time`` (WeatherBench2's order). Defined in the
