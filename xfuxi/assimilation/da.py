@@ -13,6 +13,7 @@ See the documentation (docs/fuxi_da.md).
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import time as _time
 from pathlib import Path
@@ -323,10 +324,10 @@ def _zenith_mismatch(radiances: xr.Dataset, satellites: Any) -> tuple[Any, Any, 
     the seen pixels, and whether the angles would all fit as radians turned to degrees."""
     zen = np.asarray(radiances["zenith_angle"].values, dtype="float64")
     seen = np.isfinite(zen)
-    lat, lon = radiances["latitude"].values, radiances["longitude"].values
-    each = np.stack(
-        [zenith_angle(lat, lon, satellites=[s], max_zenith=89.999)[0] for s in satellites]
-    )
+    lat = np.ascontiguousarray(radiances["latitude"].values, dtype="float64").tobytes()
+    lon = np.ascontiguousarray(radiances["longitude"].values, dtype="float64").tobytes()
+    sats = np.ascontiguousarray(np.atleast_1d(satellites), dtype="float64").tobytes()
+    each = _zenith_of_each(lat, lon, sats)
 
     def misfit(z: Any) -> Any:
         gap = np.fmin.reduce(np.abs(each - z[None]), axis=0)  # NaN where no satellite fits
@@ -335,6 +336,20 @@ def _zenith_mismatch(radiances: xr.Dataset, satellites: Any) -> tuple[Any, Any, 
     bad = misfit(zen)
     radians = bool(bad.any()) and not misfit(np.degrees(zen)).any()
     return bad, seen, radians
+
+
+@functools.lru_cache(maxsize=8)
+def _zenith_of_each(lat: bytes, lon: bytes, satellites: bytes) -> np.ndarray:
+    """The zenith angle of each satellite at each grid point ``(S, H, W)`` (the float64
+    coordinates and sub-satellite longitudes given as bytes), kept for the next analysis on
+    the same grid (a cycle's: the geometry does not change). Read-only."""
+    la, lo = np.frombuffer(lat), np.frombuffer(lon)
+    each = np.stack(
+        [zenith_angle(la, lo, satellites=[s], max_zenith=89.999)[0]
+         for s in np.frombuffer(satellites)]
+    )  # fmt: skip
+    each.flags.writeable = False
+    return each
 
 
 def _check_zenith_geometry(radiances: xr.Dataset) -> None:
