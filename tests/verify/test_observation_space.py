@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
+import xfuxi
 from xfuxi.verify import observation_space as osp
 
 LAT = np.array([-30.0, 0.0, 30.0])
@@ -284,3 +286,23 @@ def test_innovations_interpolate_levels_and_read_the_layout_as_the_4dvar():
     with pytest.raises(ValueError, match=r"lacks observed variable\(s\) \['humidity'\]") as info:
         osp.innovations(_long(["humidity"], [500.0]), bg)
     assert "np.str_" not in str(info.value)
+
+
+def test_point_observations_with_a_scalar_level_or_time_are_each_observations():
+    """A level or time held as one scalar coordinate is every observation's (a raw
+    IndexError / TypeError before): the same O − B as with the value repeated per row."""
+    lat, lon = np.linspace(-80, 80, 9), np.arange(0, 360, 30.0)
+    t = pd.date_range("2000-01-01", periods=2, freq="6h")
+    rng = np.random.default_rng(1)
+    state = xr.Dataset(
+        {"temperature": (("time", "level", "latitude", "longitude"),
+                         250 + rng.normal(size=(2, 2, 9, 12)))},
+        coords={"time": t, "level": [500.0, 850.0], "latitude": lat, "longitude": lon},
+    )  # fmt: skip
+    rows = {"latitude": ("obs", [10.0, 20.0]), "longitude": ("obs", [15.0, 40.0])}
+    obs = xr.Dataset({"temperature": ("obs", [250.0, 251.0])}, coords=rows)
+    scalar = obs.assign_coords(level=850.0, time=t[1])
+    repeated = obs.assign_coords(level=("obs", [850.0, 850.0]), time=("obs", t[[1, 1]]))
+    got = xfuxi.innovations(scalar, state)["temperature"].values
+    np.testing.assert_array_equal(got, xfuxi.innovations(repeated, state)["temperature"].values)
+    assert np.isfinite(got).all()

@@ -348,6 +348,14 @@ def innovations(
         raise TypeError("observations and state must both be xarray Datasets")
     if obs_dim in observations.dims:  # point observations: a forecast by its valid times
         state = _at_valid_times(state)
+        # a position, level or time held as one scalar coordinate is every observation's
+        scalar = [c for c in ("latitude", "longitude", "level", "time")
+                  if c in observations.coords and observations[c].ndim == 0]  # fmt: skip
+        if scalar:
+            n = observations.sizes[obs_dim]
+            observations = observations.assign_coords(
+                {c: (obs_dim, np.repeat(observations[c].values, n)) for c in scalar}
+            )
     if _is_long(observations, obs_dim):
         return _long_innovations(observations, state, obs_dim)
     _check_names(observations, state)
