@@ -518,6 +518,16 @@ def _check_window(window: Any, seasonal: bool) -> None:
         )
 
 
+def _circular_window_sum(a: np.ndarray, h: int) -> np.ndarray:
+    """``Σ_k (1 − |k|/h) a[..., d + k]`` over ``|k| < h``, ``d + k`` modulo the last axis
+    (the days of the year on a circle), summed in the order of ``k``."""
+    out = None
+    for k in range(-h + 1, h):  # the window's end points weigh 0
+        term = (1.0 - abs(k) / h) * np.roll(a, -k, axis=-1)
+        out = term if out is None else out + term
+    return out
+
+
 def _windowed_climatology(data: xr.Dataset, dim: str, window: int) -> xr.Dataset:
     """The mean by day of year and hour over a triangular window of ``window`` days.
 
@@ -559,11 +569,21 @@ def _windowed_climatology(data: xr.Dataset, dim: str, window: int) -> xr.Dataset
     sums = sums.assign_coords(grid).unstack("__key__")
     counts = counts.assign_coords(grid).unstack("__key__")
     h = window // 2
-    num = den = 0
-    for k in range(-h + 1, h):  # the window's end points weigh 0
-        w = 1.0 - abs(k) / h
-        num = num + w * sums.roll(dayofyear=-k)
-        den = den + w * counts.roll(dayofyear=-k)
+
+    def smooth(da: xr.DataArray) -> xr.DataArray:
+        # one task per block along the whole year (rolling a dask array made tens of tasks
+        # per output chunk for each of the window's days: 757 000 tasks for two variables
+        # of a 1.5° year); blocks of one level, so that they stay small
+        if da.chunks is not None:
+            da = da.chunk({"dayofyear": -1, **({"level": 1} if "level" in da.dims else {})})
+        return xr.apply_ufunc(
+            _circular_window_sum, da, kwargs={"h": h},
+            input_core_dims=[["dayofyear"]], output_core_dims=[["dayofyear"]],
+            dask="parallelized", output_dtypes=[da.dtype],
+        )  # fmt: skip
+
+    num = sums.map(smooth, keep_attrs=True)
+    den = smooth(counts)
     out = (num / den.where(den > 0)).assign_coords(dayofyear=days, hour=hours)
     for v in static:  # the same at every day of year and hour
         out[v] = kept[v].expand_dims(dayofyear=days, hour=hours)
