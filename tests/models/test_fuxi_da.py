@@ -194,6 +194,12 @@ def test_network_input_mismatch_is_refused():
                sensor_channels=["x"])  # fmt: skip
     with pytest.raises(ValueError, match="not divisible"):
         FuXiDANet(C, 0, width=4, scales=3)(torch.randn(1, C, 6, 16))
+    # a grid the U-Net cannot halve is refused when the model is made (it was refused at
+    # the first analysis, after the radiances had been made: WeatherBench2's 121 x 240)
+    odd = np.linspace(-80.0, 80.0, 6)  # 6 rows: not a multiple of 4 (3 scales)
+    with pytest.raises(ValueError, match=r"multiples of 4 .* got 6 x 16 \(WeatherBench2"):
+        FuXiDA(FuXiDANet(C, 0, width=4, scales=3), channels=tiny_da.MODEL_CHANNELS,
+               latitude=odd, longitude=tiny_da.LON, stats=NormStats.identity(C))  # fmt: skip
 
 
 def test_statistics_of_another_channel_count_are_refused():

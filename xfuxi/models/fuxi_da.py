@@ -440,6 +440,12 @@ class FuXiDA(nn.Module):
     name : str
     metadata : dict, optional
         Training settings and scores.
+
+    Raises
+    ------
+    ValueError
+        A grid whose sizes are not multiples of ``2 ** (scales − 1)`` (the U-Net halves it
+        ``scales − 1`` times); an unknown imager channel; inconsistent options (named).
     """
 
     def __init__(
@@ -471,6 +477,16 @@ class FuXiDA(nn.Module):
         self.channels = tuple((str(v), None if lv is None else float(lv)) for v, lv in channels)
         self.latitude = np.asarray(latitude, dtype="float64")
         self.longitude = np.asarray(longitude, dtype="float64")
+        # the U-Net halves the grid scales − 1 times: refused here, not at the first
+        # analysis after the radiances were made (WeatherBench2's 121 x 240 is not)
+        k = 2 ** (int(net.scales) - 1)
+        if self.latitude.size % k or self.longitude.size % k:
+            raise ValueError(
+                f"a FuXi-DA network of {net.scales} scales needs a grid whose sizes are "
+                f"multiples of {k} (it is halved {net.scales - 1} times); got "
+                f"{self.latitude.size} x {self.longitude.size} (WeatherBench2's 121 x 240 "
+                f"and 721 x 1440 grids are not: regrid to one that is, e.g. 120 x 240)"
+            )
         self.stats = stats
         self.sensor_channels = tuple(str(c) for c in sensor_channels)
         unknown = [c for c in self.sensor_channels if c not in IMAGER_CHANNELS]
