@@ -575,7 +575,10 @@ def random_observations(
                 f"{[str(v) for v in truth.data_vars]}); misspelt?"
             )
     var = rng.choice(np.asarray(names, dtype=str), size=int(n))
-    lev = np.array([rng.choice(_levels_for(truth, v, levels)) for v in var], dtype="float64")
+    # each variable's levels read once (per observation: 6 of 8 s for 10⁵ observations);
+    # the draws one by one as before, so that a seed gives the same observations
+    levels_of = {str(v): np.asarray(_levels_for(truth, str(v), levels)) for v in names}
+    lev = np.array([rng.choice(levels_of[str(v)]) for v in var], dtype="float64")
     lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, int(n))))
     lon = rng.uniform(0.0, 360.0, int(n))
     tim = rng.choice(tims, size=int(n))
