@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..config import Config, check_integers, check_number, check_seed
 from ..config import field as config_field
+from ..data.schema import check_no_time_zone
 
 __all__ = ["CycleConfig"]
 
@@ -93,9 +94,6 @@ class CycleConfig(Config):
                 stamp = pd.Timestamp(self.start)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"{owner}.start is no time: {self.start!r} ({error})") from error
-            if stamp.tz is not None:  # compared with the truth's naive times, it failed raw
-                raise ValueError(
-                    f"{owner}.start {self.start!r} carries a time zone ({stamp.tz}); give it "
-                    "as UTC without one (e.g. '2001-03-01T06:00'), as the data's times are"
-                )
+            # compared with the truth's naive times, it failed raw
+            check_no_time_zone(stamp, f"{owner}.start {self.start!r}", error=ValueError)
             object.__setattr__(self, "start", str(stamp))

@@ -10,7 +10,7 @@ import torch
 import xarray as xr
 
 from ..data.channels import stack
-from ..data.schema import SchemaError, check_state_dims, validate
+from ..data.schema import SchemaError, check_no_time_zone, check_state_dims, validate
 from ..models.base import check_plausible
 from .config import LocalizationOptions
 from .cost import ObsSlot
@@ -55,11 +55,8 @@ def background_tensor(
     step = pd.Timedelta(model.timestep)
     times = pd.DatetimeIndex(background["time"].values)
     t0 = times.max() if time is None else pd.Timestamp(time)
-    if t0.tz is not None:  # compared with the data's naive times, every one was "missing"
-        raise SchemaError(
-            f"the analysis time {time!r} carries a time zone ({t0.tz}); give it as UTC "
-            "without one (e.g. '2001-03-01T06:00'), as the data's times are"
-        )
+    # compared with the data's naive times, every one was "missing"
+    check_no_time_zone(t0, f"the analysis time {time!r}")
     need = [t0 - 2 * step, t0 - step, t0]
     missing = [str(t) for t in need if t not in times]
     if missing:

@@ -20,6 +20,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "PROVENANCE_KEYS",
     "VARIABLES",
     "SchemaError",
+    "check_no_time_zone",
     "input_source",
     "likely_unit_mistake",
     "physical_range_error",
@@ -393,6 +395,35 @@ def _fix_level(ds: xr.Dataset, levels: Sequence[float] | None) -> xr.Dataset:
             ds = _mark_increasing(ds.sortby("level"), "level")
     ds = ds.assign_coords(level=ds["level"].assign_attrs(units="hPa", long_name="pressure level"))
     return ds
+
+
+def check_no_time_zone(
+    times: pd.Timestamp | pd.DatetimeIndex,
+    subject: str,
+    *,
+    error: type[Exception] = SchemaError,
+) -> None:
+    """Raise ``error`` if ``times`` (a Timestamp, or a DatetimeIndex: several) carries a
+    time zone: compared with the data's times (UTC without one) it fails or matches none.
+    ``subject`` names them in the message.
+
+    Examples
+    --------
+    >>> check_no_time_zone(pd.Timestamp("2001-03-01T06:00"), "the analysis time")
+    >>> zoned = pd.DatetimeIndex(["2001-03-01T06:00Z"])
+    >>> check_no_time_zone(zoned, "init_times")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xfuxi.data.schema.SchemaError: init_times carry a time zone (UTC); give them as UTC ...
+    """
+    if times.tz is None:
+        return
+    several = isinstance(times, pd.DatetimeIndex)
+    raise error(
+        f"{subject} {'carry' if several else 'carries'} a time zone ({times.tz}); give "
+        f"{'them' if several else 'it'} as UTC without one (e.g. '2001-03-01T06:00'), as the "
+        "data's times are"
+    )
 
 
 def time_dtype_problem(coord: xr.DataArray | xr.Variable, name: Hashable = "time") -> str | None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.schema import canonical_order, validate
+from ..data.schema import canonical_order, check_no_time_zone, validate
 from ..data.stats import climatology_for
 
 __all__ = ["climatology_forecast", "persistence_forecast"]
@@ -89,12 +89,8 @@ def _init_times(init_times: Any) -> np.ndarray:
         index = pd.to_datetime(arr.ravel())
     except (ValueError, TypeError) as err:
         raise ValueError(f"init_times must be datetimes; got {init_times!r}") from err
-    tz = getattr(index, "tz", None)
-    if tz is not None:  # as forecast() refuses them: converting to UTC silently hid it
-        raise ValueError(
-            f"init_times carry a time zone ({tz}); give them as UTC without one "
-            "(e.g. '2001-03-01T06:00'), as the data's times are"
-        )
+    # as forecast() refuses them: converting to UTC silently hid it
+    check_no_time_zone(pd.DatetimeIndex(index), "init_times", error=ValueError)
     try:
         out = np.asarray(index.values).astype("datetime64[ns]")
     except (ValueError, TypeError) as err:

@@ -19,6 +19,7 @@ from ..data.schema import (
     VARIABLES,
     SchemaError,
     canonical_order,
+    check_no_time_zone,
     check_state_dims,
     require_dataset,
     validate,
@@ -157,11 +158,7 @@ def _parse_init_times(init_times: Any) -> pd.DatetimeIndex:
         raise SchemaError(f"init_times are not times: {err}") from None
     if index.size == 0:
         raise SchemaError("init_times is empty; give at least one initial time")
-    if index.tz is not None:
-        raise SchemaError(
-            f"init_times carry a time zone ({index.tz}); give them as UTC without one "
-            "(e.g. '2001-03-01T06:00'), as the data's times are"
-        )
+    check_no_time_zone(index, "init_times")
     return index
 
 
