@@ -1363,7 +1363,7 @@ class RadiosondeNetwork:
             ``variables`` names a variable the model has no channel of (its observations
             would be screened away, or lack an error).
         """
-        from ..observations.interpolation import _vertical
+        from ..observations.interpolation import vertical_weights
 
         have = {str(v) for v, _ in model.channels}
         if self.variables is None:
@@ -1386,7 +1386,7 @@ class RadiosondeNetwork:
         columns = [v for v in variables if v in truth and "level" in truth[v].dims]
         if not columns or not levels:
             return variables, None
-        _, _, reason = _vertical(
+        _, _, reason = vertical_weights(
             model.channels,
             np.repeat(np.asarray(columns), len(levels)),
             np.tile(np.asarray(levels, dtype="float64"), len(columns)),

@@ -40,6 +40,7 @@ __all__ = [
     "ObservationWeights",
     "horizontal_weights",
     "observation_weights",
+    "vertical_weights",
 ]
 
 #: the observation operator's inputs and outputs, described once (NumPy weights and torch view)
@@ -377,10 +378,22 @@ def horizontal_weights(
     return lat_order[rows], lon_order[cols], weight, inside
 
 
-def _vertical(
+def vertical_weights(
     channels: Sequence[tuple[str, float | None]], var: np.ndarray, olev: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vertical stencil per observation: 2 channels, 2 weights and the reason (or "")."""
+    """Vertical stencil per observation: the 2 channels it reads (the levels around it,
+    interpolated in ln p), their 2 weights, and why it cannot be used (or "").
+
+    Examples
+    --------
+    >>> chans = [("temperature", 500.0), ("temperature", 850.0), ("surface_pressure", None)]
+    >>> c, w, why = vertical_weights(chans, np.array(["temperature", "surface_pressure", "u"]),
+    ...                              np.array([700.0, np.nan, 500.0]))
+    >>> c.tolist(), np.round(w, 3).tolist()
+    ([[0, 1], [2, 0], [0, 0]], [[0.366, 0.634], [1.0, 0.0], [0.0, 0.0]])
+    >>> why.tolist()
+    ['', '', 'unknown_variable']
+    """
     m = var.size
     chan = np.zeros((m, 2), dtype=np.int64)
     cw = np.zeros((m, 2))
@@ -475,7 +488,7 @@ def observation_weights(
             "obs_variable, obs_latitude, obs_longitude, obs_level must be 1-D, same size"
         )
     h, w = lat_grid.size, lon_grid.size
-    chan, cw, reason = _vertical(channels, var, olev)
+    chan, cw, reason = vertical_weights(channels, var, olev)
     rows, cols, hw, inside = horizontal_weights(
         lat_grid, lon_grid, olat, olon, vector=np.isin(var, list(VECTOR_COMPONENTS))
     )

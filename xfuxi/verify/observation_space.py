@@ -35,8 +35,8 @@ from ..data.schema import check_state_dims, time_dtype_problem
 from ..observations.interpolation import (
     LONGITUDE_RANGE,
     VECTOR_COMPONENTS,
-    _vertical,
     horizontal_weights,
+    vertical_weights,
 )
 from ..observations.sets import ObservationError, _observation_time_fix, validate_observations
 
@@ -244,7 +244,7 @@ def _level_weights(
         return [(None, np.ones(m))]
     state_levels = field["level"].values.astype("float64")
     channels = [(name, float(lv)) for lv in state_levels]
-    chan, cw, reason = _vertical(channels, np.full(m, name), olev)
+    chan, cw, reason = vertical_weights(channels, np.full(m, name), olev)
     bad = np.flatnonzero(reason != "")
     if bad.size:
         raise ValueError(
