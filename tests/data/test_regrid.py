@@ -73,6 +73,45 @@ def test_bilinear_reproduces_a_smooth_field(source, target):
     assert error < BILINEAR_TOLERANCE[source], error
 
 
+def flow_across_the_pole(grid: xr.Dataset) -> xr.Dataset:
+    """A uniform 10 m/s flow across both poles (along the 0°–180° meridian plane), its
+    components in each point's local frame: they turn over at the pole."""
+    lat, lon = np.deg2rad(grid.latitude), np.deg2rad(grid.longitude)
+    u = 10 * np.sin(lat) * np.cos(lon)
+    v = -10 * np.sin(lon) + 0 * lat
+    return xr.Dataset(
+        {
+            "u_component_of_wind": u.transpose("latitude", "longitude"),
+            "v_component_of_wind": v.transpose("latitude", "longitude"),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        target_grid("T21"),
+        target_grid("wb2_64x32"),
+        # an odd number of longitudes: the meridian across the pole is interpolated
+        xr.Dataset(coords={"latitude": np.linspace(-86, 86, 44), "longitude": np.arange(45) * 8.0}),
+    ],
+    ids=["T21", "wb2_64x32", "odd_longitudes"],
+)
+def test_bilinear_wind_across_the_pole(source):
+    # the rows beyond the source's outermost latitude used to be its zonal mean, about 0 for
+    # a wind component: 0 m/s at the pole and 3.5 m/s at 88.5° for this 10 m/s flow
+    out = regrid(flow_across_the_pole(source), "wb2_240x121", method="bilinear")
+    expected = flow_across_the_pole(target_grid("wb2_240x121"))
+    error = np.sqrt(((out - expected) ** 2).to_array().mean("variable"))
+    assert float(error.max()) < 0.05, error.max("longitude").values
+    # a scalar regridded beside the winds is as regridded alone (zonal-mean pole padding)
+    both = flow_across_the_pole(source).assign(temperature=smooth(source))
+    alone = regrid(smooth(source), "wb2_240x121", method="bilinear")
+    xr.testing.assert_identical(
+        regrid(both, "wb2_240x121", method="bilinear")["temperature"], alone
+    )
+
+
 def test_conservative_from_fine_to_coarse_reproduces_a_smooth_field():
     out = regrid(smooth(target_grid("wb2_240x121")), "T21", method="conservative")
     assert float(abs(out - smooth(target_grid("T21"))).max()) < 0.015

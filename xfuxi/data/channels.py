@@ -16,6 +16,7 @@ import xarray as xr
 from .schema import SchemaError, canonical_order
 
 __all__ = [
+    "VECTOR_COMPONENTS",
     "WIND_COMPONENTS",
     "Channel",
     "channel_name",
@@ -27,6 +28,18 @@ __all__ = [
 ]
 
 Channel = tuple[str, "float | None"]
+
+#: variables whose sign flips when interpolating across a pole (components in a local frame)
+VECTOR_COMPONENTS: frozenset[str] = frozenset(
+    {
+        "u_component_of_wind",
+        "v_component_of_wind",
+        "10m_u_component_of_wind",
+        "10m_v_component_of_wind",
+        "100m_u_component_of_wind",
+        "100m_v_component_of_wind",
+    }
+)
 
 #: (u, v) variable names of the horizontal wind components, by level kind
 WIND_COMPONENTS = (

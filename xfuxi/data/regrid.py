@@ -9,7 +9,10 @@ of them, or to a regional grid (a box, which may cross 0°):
 * ``"bilinear"``: bilinear interpolation in latitude and longitude through the
   ``xarray-regrid`` library (the ``regrid`` extra), periodic in longitude, with the poles
   padded by the zonal mean of the outermost rows (as ESMF does) so that targets poleward
-  of the source's outermost latitude are filled;
+  of the source's outermost latitude are filled; wind components
+  (:data:`~xfuxi.data.channels.VECTOR_COMPONENTS`), whose local frame turns over at the
+  pole, are padded instead by the outermost row seen from across the pole (the value at
+  ``λ + 180°``, sign flipped), so that a flow across the pole is kept;
 * ``"conservative"``: first-order conservative remapping. Each target cell takes the
   area-weighted mean of the source cells it overlaps, with cells bounded by the midpoints
   between neighbouring latitudes and longitudes. An outermost latitude within one grid
@@ -38,6 +41,7 @@ import numpy as np
 import xarray as xr
 
 from ..grid import latitude_bounds, longitude_gaps, wide_longitude_gaps
+from .channels import VECTOR_COMPONENTS
 from .schema import SchemaError, validate
 
 __all__ = [
@@ -368,12 +372,80 @@ def _bilinear(ds: xr.Dataset, grid: xr.Dataset) -> xr.Dataset:
         raise ImportError(
             "bilinear regridding needs xarray-regrid: pip install 'xfuxi[regrid]'"
         ) from err
-    out = ds.regrid.linear(grid, time_dim=None)
+    vectors = [n for n in ds.data_vars if n in VECTOR_COMPONENTS]
+    scalars = [n for n in ds.data_vars if n not in VECTOR_COMPONENTS]
+    parts = []
+    if scalars:
+        parts.append(ds[scalars].regrid.linear(grid, time_dim=None))
+    if vectors:
+        # xarray-regrid pads a source that stops short of a pole with the zonal mean of
+        # its outermost row: right for a scalar, but a wind component is in a local frame
+        # that turns over the pole, and its zonal mean is about 0 (a 10 m/s flow across
+        # the pole came out 0 at the pole and 3.5 m/s at 88.5°). Components get the row
+        # across the pole instead, as the observation operator does.
+        parts.append(_across_the_poles(ds[vectors]).regrid.linear(grid, time_dim=None))
+    out = xr.merge(parts, compat="override", join="override") if len(parts) > 1 else parts[0]
     out = out.assign_coords(latitude=grid["latitude"], longitude=grid["longitude"])
     for name in out.data_vars:  # xarray-regrid computes in float64: float32 stays float32
         if name in ds.data_vars:
             out[name] = _like_input(out[name], ds[name])
     return out
+
+
+def _across_the_poles(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` (wind components, latitude ascending) with a row beyond each pole that the
+    data approach within a grid spacing without reaching it (where xarray-regrid would pad
+    the zonal mean): the outermost row seen from across the pole, at latitude ``±180 − φ``,
+    longitude ``λ`` holding the value at ``λ + 180°`` with its sign flipped. Interpolating
+    between the two gives the component of the vector field on both sides of the pole."""
+    lat = ds["latitude"].values.astype("float64")
+    if lat.size < 2:
+        return ds
+    spacing = float(np.max(np.diff(lat)))
+    lon = ds["longitude"].values.astype("float64")
+    across = _opposite_longitudes(lon)
+    south = (
+        [_seen_across(ds, 0, -180.0 - lat[0], across)] if -90.0 < lat[0] <= spacing - 90.0 else []
+    )
+    north = (
+        [_seen_across(ds, lat.size - 1, 180.0 - lat[-1], across)]
+        if 90.0 - spacing <= lat[-1] < 90.0
+        else []
+    )
+    if not south and not north:
+        return ds
+    out = xr.concat([*south, ds, *north], dim="latitude", combine_attrs="override")
+    for name in ds.data_vars:
+        out[name].attrs = ds[name].attrs
+    return out
+
+
+def _seen_across(
+    ds: xr.Dataset, i: int, beyond: float, across: np.ndarray | tuple[None, np.ndarray]
+) -> xr.Dataset:
+    """Row ``i`` of ``ds`` seen from across the pole, put at latitude ``beyond``."""
+    row = ds.isel(latitude=[i])
+    if isinstance(across, np.ndarray):
+        row = row.isel(longitude=across)
+    else:  # longitudes not symmetric about the pole: interpolate, periodic
+        lon0 = float(ds["longitude"][0])
+        ring = xr.concat(
+            [row, row.isel(longitude=[0]).assign_coords(longitude=[lon0 + 360.0])],
+            dim="longitude",
+        )
+        row = ring.interp(longitude=across[1])
+    return -row.assign_coords(latitude=[beyond], longitude=ds["longitude"].values)
+
+
+def _opposite_longitudes(lon: np.ndarray) -> np.ndarray | tuple[None, np.ndarray]:
+    """The index of ``λ + 180°`` for each longitude where the grid has it (an even number
+    of evenly spaced longitudes), else ``(None, λ + 180°)`` in ``[lon[0], lon[0] + 360)``
+    to interpolate at."""
+    target = lon[0] + (lon + 180.0 - lon[0]) % 360.0
+    index = np.searchsorted(lon, target).clip(0, lon.size - 1)
+    if np.allclose(lon[index], target, rtol=0.0, atol=1e-6):
+        return index
+    return (None, target)
 
 
 def regrid(

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.channels import VECTOR_COMPONENTS
 from ..docstrings import docstring_parts
 from ..grid import longitude_gaps, wide_longitude_gaps
 
@@ -71,18 +72,6 @@ REJECT_REASONS: tuple[str, ...] = (
     "outside_window",
     "duplicate",
     "background_check",
-)
-
-#: variables whose sign flips when interpolating across a pole (components in a local frame)
-VECTOR_COMPONENTS: frozenset[str] = frozenset(
-    {
-        "u_component_of_wind",
-        "v_component_of_wind",
-        "10m_u_component_of_wind",
-        "10m_v_component_of_wind",
-        "100m_u_component_of_wind",
-        "100m_v_component_of_wind",
-    }
 )
 
 #: observation longitudes accepted (degrees, inclusive); they are taken modulo 360
