@@ -91,7 +91,7 @@ def test_balanced_perturbations_same_bits(chans, rho, n):
     std = np.linspace(1.0, 100.0, len(chans))
     got = balanced_perturbations(
         n, channels=chans, latitude=LAT, longitude=LON, std=std, amplitude=0.1,
-        vertical_correlation=rho, seed=4, dtype=torch.float64,
+        vertical_correlation=rho, seed=4, dtype=torch.float64, polar_filter=None,
     )  # fmt: skip
     assert np.array_equal(got.numpy(), _reference(n, chans, std, 0.1, rho, 4))
 

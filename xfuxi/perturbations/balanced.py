@@ -37,6 +37,7 @@ def balanced_perturbations(
     scales: PerlinScales | None = None,
     equator_band: float = 15.0,
     vertical_correlation: float = 0.5,
+    polar_filter: float | None = 60.0,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     dtype: torch.dtype = torch.float32,
@@ -77,6 +78,16 @@ def balanced_perturbations(
     vertical_correlation : float, default 0.5
         Correlation ``ρ`` of the geopotential perturbation between levels (1: one pattern
         for all levels).
+    polar_filter : float or None, default 60
+        Latitude (degrees) poleward of which ``Φ′`` is filtered in longitude before its
+        winds are taken: a row at latitude ``φ`` keeps the zonal wavenumbers up to
+        ``cos φ / cos(polar_filter)`` of the most the grid resolves (a pole row only its
+        zonal mean). The noise is drawn on the grid, so near the poles its zonal scale
+        shrinks with ``cos φ`` and the geostrophic ``v``, with its ``1/cos φ``, grew without
+        bound toward a pole (8× the mid-latitude spread next to the pole on the T21 grid,
+        100× on a 0.25° grid); filtered, the winds stay about as strong as at
+        ``polar_filter``. The standard polar filter of latitude–longitude models. None
+        turns it off.
     generator, seed, dtype
         As for :func:`~xfuxi.perturbations.perlin.perlin_noise`.
 
@@ -142,6 +153,11 @@ def balanced_perturbations(
         for c in z_channels[lv]:
             out[:, c] = z_amp[lv] * z_std[lv] * (rho * base + np.sqrt(1 - rho**2) * own)
     del base, own
+    if polar_filter is not None:
+        keep = _polar_wavenumbers(lat, w, polar_filter)
+        for lv in z_levels:
+            for c in z_channels[lv]:
+                _filter_rows(out[:, c], keep)
     phi = {lv: out[:, z_channels[lv][0]] for lv in z_levels}  # views of the result
     winds = ("u_component_of_wind", "v_component_of_wind")
     wind_levels = [lv for lv in phi if any(v in winds and x == lv for v, x in chans)]
@@ -173,6 +189,27 @@ def balanced_perturbations(
             noise = perlin_noise(n, (h, w), generator=g, **noise_kw).numpy()
             out[:, c] = amp[c] * std_arr[c] * noise
     return torch.as_tensor(out, dtype=dtype)
+
+
+def _polar_wavenumbers(lat: np.ndarray, w: int, cutoff: float) -> np.ndarray:
+    """For each latitude row, the largest zonal wavenumber the polar filter keeps (``w // 2``,
+    every one, equatorward of ``cutoff``)."""
+    if not (np.isfinite(cutoff) and 0.0 <= cutoff < 90.0):
+        raise ValueError(
+            f"polar_filter must be a latitude in [0, 90) degrees or None; got {cutoff}"
+        )
+    ratio = np.clip(np.cos(np.deg2rad(lat)), 0.0, None) / np.cos(np.deg2rad(cutoff))
+    return np.where(np.abs(lat) > cutoff, np.floor(ratio * (w // 2)), w // 2).astype(int)
+
+
+def _filter_rows(field: np.ndarray, keep: np.ndarray) -> None:
+    """Zero, in place, the zonal wavenumbers of each row of ``field (..., H, W)`` above
+    ``keep`` (rows that keep every one are not touched, so they stay bit for bit)."""
+    w = field.shape[-1]
+    for i in np.nonzero(keep < w // 2)[0]:
+        spectrum = np.fft.rfft(field[..., i, :], axis=-1)
+        spectrum[..., keep[i] + 1 :] = 0.0
+        field[..., i, :] = np.fft.irfft(spectrum, n=w, axis=-1)
 
 
 def _channel_amplitudes(
