@@ -1470,3 +1470,33 @@ def test_cli_cycle_refuses_every_flag_the_method_does_not_read(tmp_path, capsys,
     if "needs" not in match:
         assert "given away from its default" in err and "not read by" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_sonde_network_draws_do_not_depend_on_the_truths_variable_order(tmp_path):
+    """RadiosondeNetwork's default variables followed the truth's order, in which the noise
+    is drawn: a resume from a copy of the truth with its variables reordered (accepted, the
+    same truth) drew other observations from the resumed cycle on."""
+    from tests import tiny_da
+
+    model = tiny_da.forecast_model()
+    truth = tiny_da.truth(n_time=8)
+    swapped = truth[list(reversed(list(truth.data_vars)))]
+    assert list(swapped.data_vars) != list(truth.data_vars)
+    method = LETKFMethod(options=LETKFOptions(n_members=4, inflation=1.05, qc_threshold=None),
+                         localization=LocalizationOptions(length_scale=3000.0),
+                         initial=BackgroundError(amplitude=0.5, wavelength=2, octaves=1))  # fmt: skip
+    network = RadiosondeNetwork(n_sites=10, seed=4)
+    t0 = truth.time.values[2:4]
+    a = network(truth, t0, cycle=1, model=model)
+    b = network(swapped, t0, cycle=1, model=model)
+    xr.testing.assert_identical(a, b)
+
+    def run(tr, store):
+        return cycle(tr, network, method=method, model=model,
+                     config=CycleConfig(n_cycles=3, lead_steps=2, initial_error=1.0),
+                     store=store, progress=False)  # fmt: skip
+
+    whole = run(truth, None)
+    run(truth.isel(time=slice(0, 6)), tmp_path / "s")  # the first cycles
+    resumed = run(swapped, tmp_path / "s")  # resumed from the reordered copy
+    np.testing.assert_array_equal(resumed.scores["omb_rms"].values, whole.scores["omb_rms"].values)

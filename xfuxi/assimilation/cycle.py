@@ -1354,7 +1354,7 @@ class RadiosondeNetwork:
         tuple
             ``(variables, levels)``: the variables (``variables``, default every truth
             variable with levels, and surface pressure, that the model has a channel of,
-            in the truth's order) and the truth levels (in its order) that one of them can
+            in the model's channel order whatever the truth's) and the truth levels (in its order) that one of them can
             be screened at (a model level, or between two), None when that is all of them.
 
         Raises
@@ -1367,10 +1367,13 @@ class RadiosondeNetwork:
 
         have = {str(v) for v, _ in model.channels}
         if self.variables is None:
+            # in the model's channel order, not the truth's: the noise is drawn variable by
+            # variable, so a truth with its variables in another order (a resume from a
+            # reordered copy) drew other observations
             variables = [
-                str(v)
-                for v in truth.data_vars
-                if ("level" in truth[v].dims or v == "surface_pressure") and str(v) in have
+                v
+                for v in dict.fromkeys(str(v) for v, _ in model.channels)
+                if v in truth.data_vars and ("level" in truth[v].dims or v == "surface_pressure")
             ]
         else:
             variables = [str(v) for v in self.variables]
