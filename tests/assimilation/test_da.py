@@ -376,6 +376,61 @@ def test_a_background_with_levels_the_model_does_not_read(case):
                                expected.diagnostics.drop_vars("analysis_seconds"))  # fmt: skip
 
 
+def test_levels_in_any_order_give_the_same_analysis(case):
+    """A background whose levels descend (as ERA5 stores them) or come in no order is
+    analysed level by level as the same background in order: the analysis and the increment
+    in xfuxi's canonical order (levels ascending), the input not changed. (Each level's
+    increment went to the mirrored level; levels in no order got pandas' raw error.)"""
+    background, radiances, model = case
+    expected = assimilate_da(background, radiances, model=model)
+    diagnostics = expected.diagnostics.drop_vars("analysis_seconds")
+    for label, order in {"descending": [3, 2, 1, 0], "no order": [1, 0, 3, 2]}.items():
+        other = background.isel(level=order)
+        kept = other.copy(deep=True)
+        got = assimilate_da(other, radiances, model=model)
+        for name in ("analysis", "increment"):  # level by level, by label
+            mine, theirs = getattr(got, name), getattr(expected, name)
+            xr.testing.assert_equal(mine.sel(level=theirs["level"]), theirs)
+        xr.testing.assert_identical(got.analysis, expected.analysis)
+        xr.testing.assert_identical(got.increment, expected.increment)
+        xr.testing.assert_identical(got.diagnostics.drop_vars("analysis_seconds"), diagnostics)
+        xr.testing.assert_identical(other, kept)  # not sorted in place
+        xr.testing.assert_identical(DAMethod(model)(other, radiances), expected.analysis)
+        assert got.analysis["level"].values.tolist() == [250.0, 500.0, 700.0, 850.0], label
+    # with a level the model does not read, top-down
+    top = background.isel(level=[0]).assign_coords(level=[100.0])
+    more = xr.concat([background, top], "level", data_vars="minimal")
+    got = assimilate_da(more.sortby("level", ascending=False), radiances, model=model)
+    xr.testing.assert_allclose(got.analysis, expected.analysis, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"repeated level\(s\) \[250.0\]"):
+        assimilate_da(background.isel(level=[0, 0, 1, 2, 3]), radiances, model=model)
+
+
+def test_increments_are_labelled_by_level_never_by_position(case):
+    """increment_dataset and analysis_dataset match levels by value: a background with the
+    model's levels top-down, or a model whose channels go top-down, gets each level's
+    increment on that level (the background's level labels were put on by position)."""
+    background, _, model = case
+    inc = np.random.default_rng(2).normal(size=(background.sizes["time"], C_MODEL, 8, 16))
+    expected = da_module.increment_dataset(background, inc, model.channels)
+    names = list(expected.data_vars)
+    top_down = background.isel(level=slice(None, None, -1))
+    got = da_module.increment_dataset(top_down, inc, model.channels)
+    assert got["level"].values.tolist() == [250.0, 500.0, 700.0, 850.0]
+    xr.testing.assert_allclose(got, expected, rtol=0, atol=0)
+    analysis, same = da_module.analysis_dataset(top_down, got)
+    assert not same
+    xr.testing.assert_allclose(analysis, background[names] + expected, rtol=0, atol=1e-12)
+    in_no_order = background.isel(level=[1, 0, 3, 2])
+    analysis, _ = da_module.analysis_dataset(in_no_order, got)
+    xr.testing.assert_allclose(analysis, background[names] + expected, rtol=0, atol=1e-12)
+    # a model whose channels of each variable go from 850 up to 250 hPa
+    order = [3, 2, 1, 0, 7, 6, 5, 4, 8]
+    channels = [model.channels[i] for i in order]
+    got = da_module.increment_dataset(background, inc[:, order], channels)
+    xr.testing.assert_identical(got, expected)
+
+
 def test_cloud_groups_leave_out_pixels_without_a_window_value(case):
     background, radiances, model = case
     plain = radiances.drop_vars("cloudy")  # the flag comes from the window channel's O−B

@@ -157,6 +157,22 @@ def _at_valid_times(background: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def _levels_ascending(background: xr.Dataset) -> xr.Dataset:
+    """The background with its levels in xfuxi's canonical order, ascending (a copy where
+    they were not: top-down as ERA5 stores them, or in no order); repeated levels are
+    refused. The analysis and the increment are on these levels, each labelled as in the
+    background."""
+    if "level" not in background.dims or "level" not in background.xindexes:
+        return background
+    index = background.indexes["level"]
+    if index.has_duplicates:
+        repeated = sorted({float(v) for v in index[index.duplicated()]})
+        raise ValueError(f"background has repeated level(s) {repeated}; give each level once")
+    if index.is_monotonic_increasing:
+        return background
+    return background.sortby("level")  # a copy: the caller's background is not changed
+
+
 def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
     if not isinstance(background, xr.Dataset):
         raise TypeError(f"background must be an xarray.Dataset; got {type(background).__name__}")
@@ -167,6 +183,7 @@ def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
         raise ValueError("background needs a 'time' coordinate (the analysis time)")
     if background.sizes["time"] == 0:
         raise ValueError("background has no time: there is nothing to analyse")
+    background = _levels_ascending(background)
     for name, grid in (("latitude", model.latitude), ("longitude", model.longitude)):
         if name not in background.coords:
             raise ValueError(f"background has no {name} coordinate; the model needs its grid")
@@ -639,7 +656,9 @@ def increment_dataset(background: xr.Dataset, inc: np.ndarray, channels: Any) ->
 
     Where every variable with levels has exactly the background's levels (the common case)
     the Dataset is built from NumPy slices; otherwise through :func:`~xfuxi.data.channels.unstack`.
-    Both give the same Dataset (tested).
+    Both give the same Dataset (tested). Levels are matched by value, never by position:
+    the general way labels the increment with the model's levels, ascending, taking the
+    background's level coordinate only where it holds those values in that order.
     """
     fast = _increment_in_memory(background, inc, channels)
     return fast if fast is not None else _increment_unstacked(background, inc, channels)
@@ -656,18 +675,31 @@ def _increment_unstacked(background: xr.Dataset, inc: np.ndarray, channels: Any)
         },
     )
     increment = unstack(da, channels)
-    increment = increment.assign_coords(  # the background's own, where it has the same size
+    if "level" in increment.dims and not increment.indexes["level"].is_monotonic_increasing:
+        increment = increment.sortby("level")  # the model's levels ascending (canonical)
+    increment = increment.assign_coords(  # the background's own, where it has the same values
         {
             c: background[c]
             for c in increment.coords
-            if c in background.coords
-            and all(background.sizes.get(d) == n for d, n in increment[c].sizes.items())
+            if c in background.coords and _same_labels(increment[c], background[c])
         }
     )
     increment = increment.transpose(*canonical_order(increment.dims))
     for v in increment.data_vars:
         increment[v].attrs = copy.deepcopy(background[v].attrs)
     return increment
+
+
+def _same_labels(mine: xr.DataArray, theirs: xr.DataArray) -> bool:
+    """Whether coordinate ``theirs`` (the background's) has the dims, sizes and, to 1e-6,
+    the values of ``mine`` (the increment's), position by position: only then may it
+    replace ``mine`` (levels of the same number in another order label other levels)."""
+    if mine.dims != theirs.dims or mine.shape != theirs.shape:
+        return False
+    a, b = np.asarray(mine.values), np.asarray(theirs.values)
+    if a.dtype.kind in "fiu" and b.dtype.kind in "fiu":
+        return bool(np.allclose(a, b, rtol=0.0, atol=1e-6))
+    return bool(np.array_equal(a, b))
 
 
 def _increment_in_memory(
@@ -722,7 +754,8 @@ def analysis_dataset(background: xr.Dataset, increment: xr.Dataset) -> tuple[xr.
             delta = increment.variables[v].transpose(*b_v.dims).values
             values[v] = (b_v.values + delta).astype(b_v.dtype)
         return own_attrs(background[names].copy(data=values)), True  # attrs its own
-    # on the increment's levels (the background's others are not analysed)
+    # on the increment's levels (the background's others are not analysed), matched by label
+    background = _levels_ascending(background)  # "nearest" needs them in order
     fields = {}
     for v in names:
         b_v = background[v]
@@ -757,7 +790,9 @@ def assimilate_da(
         with every variable the model needs; no NaN. A forecast of one lead (a
         ``prediction_timedelta`` dim of one value, or a scalar one as
         ``fc.isel(prediction_timedelta=0)`` leaves) is analysed at its valid times
-        (initial time + lead), the times of the radiances it meets.
+        (initial time + lead), the times of the radiances it meets. Its levels may come in
+        any order (top-down as ERA5 stores them): the analysis and the increment have them
+        ascending, xfuxi's canonical order (the background is not changed).
     radiances : xarray.Dataset, optional
         From :func:`xfuxi.imager_observations`, with the background's times; missing pixels
         are NaN (they are data, not errors). Needed unless the model is a CORR model.
@@ -800,8 +835,8 @@ def assimilate_da(
     Raises
     ------
     ValueError
-        Background on another grid, lacking a variable, with NaN, or with a dim beyond
-        time, level, latitude and longitude (e.g. ensemble members).
+        Background on another grid, lacking a variable, with NaN, with a level repeated,
+        or with a dim beyond time, level, latitude and longitude (e.g. ensemble members).
     xfuxi.observations.imager.ImagerError
         Radiances on another grid, an unknown channel, every pixel missing (in the whole
         Dataset, or at an analysis time in the frames and channels the model reads), a time
