@@ -191,6 +191,35 @@ def test_climatology_seasonal_auto_and_held_suarez_world():
         climatology(make_ds(n_time=8), seasonal=True)
 
 
+def test_climatology_does_not_depend_on_the_order_of_the_times():
+    """Descending or shuffled times give the climatology of the ascending ones: the seasonal
+    default and seasonal=True's check read the span from the earliest and latest times (they
+    read the first and last, so two years backwards were "shorter than a year")."""
+    t = pd.date_range("2001-01-01", "2002-12-31 12:00", freq="12h")  # two years
+    values = 10 * np.cos(2 * np.pi * t.day_of_year.to_numpy() / 365.25)
+    da = xr.DataArray(values, dims="time", coords={"time": t}, name="t")
+    ascending = climatology(da)
+    assert ascending.dims == ("dayofyear", "hour")
+    shuffle = np.random.default_rng(0).permutation(t.size)
+    for label, other in {
+        "descending": da.isel(time=slice(None, None, -1)),
+        "shuffled": da.isel(time=shuffle),
+    }.items():
+        before = other.copy(deep=True)
+        got = climatology(other)
+        assert got.dims == ("dayofyear", "hour"), label  # not by hour alone
+        xr.testing.assert_allclose(got, ascending, rtol=1e-12)
+        assert got.attrs == ascending.attrs, label
+        xr.testing.assert_allclose(climatology(other, seasonal=True), ascending, rtol=1e-12)
+        xr.testing.assert_allclose(
+            climatology(other, window=5), climatology(da, window=5), rtol=1e-12
+        )
+        xr.testing.assert_identical(other, before)  # the input is not sorted in place
+        half = other.isel(time=(other["time"] < np.datetime64("2001-07-01")).values)
+        with pytest.raises(ValueError, match="at least a year"):  # half a year, same order
+            climatology(half, seasonal=True)
+
+
 def test_climatology_dataarray_and_no_mutation():
     ds = make_ds(n_time=16)
     before = ds.copy(deep=True)

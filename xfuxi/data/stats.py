@@ -376,7 +376,13 @@ def _has_seasonal_cycle(ds: xr.Dataset | xr.DataArray, dim: str) -> bool:
     if str(ds.attrs.get("seasonal_cycle", "")).lower() == "none":
         return False
     t = ds[dim].values
-    return bool(t.size > 1 and (t[-1] - t[0]) >= _YEAR_SPAN)
+    return bool(t.size > 1 and _time_span(t) >= _YEAR_SPAN)
+
+
+def _time_span(times: np.ndarray) -> np.timedelta64:
+    """The latest minus the earliest of ``times`` (non-empty datetime64, no NaT), whatever
+    their order: descending or shuffled times span as long as ascending ones."""
+    return times.max() - times.min()
 
 
 def climatology(
@@ -393,8 +399,9 @@ def climatology(
     ds : Dataset or DataArray
         Canonical data with a datetime ``dim``.
     seasonal : bool, optional
-        Group by day of year as well. By default True when the data covers a year (first and
-        last times at least 364 days apart) and does not declare
+        Group by day of year as well. By default True when the data covers a year (earliest
+        and latest times at least 364 days apart, in whatever order the times come) and
+        does not declare
         ``attrs["seasonal_cycle"] == "none"`` (in the attrs of the Dataset, or of the
         DataArray; the Held–Suarez world declares it: its climate has no seasons).
     window : int, optional
@@ -462,7 +469,7 @@ def climatology(
     auto = _has_seasonal_cycle(ds if is_da else data, dim)  # a DataArray's own attrs
     if seasonal is None:
         seasonal = auto
-    elif seasonal and data[dim].size and (data[dim].values[-1] - data[dim].values[0] < _YEAR_SPAN):
+    elif seasonal and data[dim].size and _time_span(data[dim].values) < _YEAR_SPAN:
         raise ValueError("seasonal=True needs data spanning at least a year")
     if window is not None:
         _check_window(window, seasonal)
