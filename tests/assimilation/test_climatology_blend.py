@@ -131,6 +131,32 @@ def test_a_climatology_on_another_grid_is_refused_before_the_first_cycle():
         method.start(torch.zeros(3, 2, 8, 16), model=Grid, generator=torch.Generator())
 
 
+def test_fit_takes_flipped_numpy_views():
+    """NumPy views with negative strides (latitudes flipped north to south, with their
+    grid and weights) give the factors of the same data in order, not torch's error."""
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(3, 2, 36, 72))
+    a = t + 0.3 * rng.normal(size=t.shape)
+    clim = rng.normal(size=(2, 36, 72))
+    w = np.cos(np.deg2rad(LAT))
+    kw = dict(longitude=LON, bands=(5, 10))
+    beta = fit_climatology_blend(a, t, clim, latitude=LAT, weights=w, **kw)
+    flip = (slice(None), slice(None), slice(None, None, -1))
+    assert a[flip].strides[2] < 0  # views, not copies
+    flipped = fit_climatology_blend(
+        a[flip], t[flip], clim[flip[1:]], latitude=LAT[::-1], weights=w[::-1], **kw
+    )
+    np.testing.assert_allclose(flipped, beta, rtol=1e-10)
+    # and a blend method built from flipped views of (channel, lat, lon) arrays
+    method = ClimatologyBlendMethod(
+        Fixed(torch.zeros(2, 2, 36, 72), torch.zeros(1, 2, 2, 36, 72)),
+        climatology=clim[:, ::-1],
+        factors=np.ones((2, 2))[::-1],
+        bands=(5, 10),
+    )
+    torch.testing.assert_close(method.climatology, torch.as_tensor(clim[:, ::-1].copy()))
+
+
 def test_fit_refuses_mismatched_inputs():
     a = np.zeros((3, 2, 36, 72))
     kw = dict(latitude=LAT, longitude=LON, weights=np.ones(36))

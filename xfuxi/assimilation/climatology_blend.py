@@ -78,7 +78,10 @@ class _BandSplit:
 
 
 def _as_tensor(x: Any, name: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x, dtype="float64"))
+    arr = np.asarray(x, dtype="float64")
+    # contiguous (a copy only where needed): torch refuses a flipped NumPy view's negative
+    # strides; a 0-d array stays 0-d (np.ascontiguousarray would make it 1-d)
+    t = torch.as_tensor(np.ascontiguousarray(arr) if arr.ndim else arr)
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} has NaN or infinite values")
     return t
