@@ -207,8 +207,8 @@ def test_inputs_not_mutated(case):
     # the outputs' attributes are their own: a list in them was the background's
     background["temperature"].attrs["history"] = ["made"]
     res = assimilate_da(background, radiances, model=model)
-    for out in (res.analysis, res.increment):
-        out["temperature"].attrs["history"].append("edited")
+    res.analysis["temperature"].attrs["history"].append("edited")
+    assert "history" not in res.increment["temperature"].attrs  # its units only
     assert background["temperature"].attrs["history"] == ["made"]
     assert res.analysis.attrs["xfuxi_version"] == xfuxi.__version__
 
@@ -564,3 +564,19 @@ def test_a_forecast_of_one_lead_is_analysed_at_its_valid_times(case):
     xr.testing.assert_allclose(assimilate_da(along, radiances, model=model).analysis, want)
     with pytest.raises(TypeError, match="prediction_timedelta must be a time span"):
         assimilate_da(fc.assign_coords(prediction_timedelta=[6]), radiances, model=model)
+
+
+def test_increment_and_diagnostics_metadata(case):
+    """The increment carried the background's names (long_name "air temperature", the CF
+    standard_name), labelling a difference as the field; O−B and O−A had no units."""
+    background, radiances, model = case
+    background = background.copy()
+    background["temperature"].attrs = {
+        "units": "K", "long_name": "air temperature", "standard_name": "air_temperature",
+    }  # fmt: skip
+    res = assimilate_da(background, radiances, model=model)
+    assert res.increment["temperature"].attrs == {"units": "K"}
+    assert res.analysis["temperature"].attrs["standard_name"] == "air_temperature"
+    for name in ("mean_omb", "rms_omb", "mean_oma", "rms_oma"):
+        assert res.diagnostics[name].attrs["units"] == "K"
+    assert "units" not in res.diagnostics["count"].attrs

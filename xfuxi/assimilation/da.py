@@ -645,6 +645,8 @@ def radiance_diagnostics(
         },
         coords={"sensor_channel": list(op.channels), "group": list(groups)},
     )
+    for name in ("mean_omb", "rms_omb", "mean_oma", "rms_oma"):
+        ds[name].attrs["units"] = "K"  # brightness temperatures
     ds.attrs["cloud_flag"] = cloud_source
     return ds
 
@@ -686,8 +688,15 @@ def _increment_unstacked(background: xr.Dataset, inc: np.ndarray, channels: Any)
     )
     increment = increment.transpose(*canonical_order(increment.dims))
     for v in increment.data_vars:
-        increment[v].attrs = copy.deepcopy(background[v].attrs)
+        increment[v].attrs = _increment_attrs(background[v].attrs)
     return increment
+
+
+def _increment_attrs(attrs: dict) -> dict:
+    """A variable's attributes for its increment: its units only, as En4DVar's increment
+    has (the field's names, ``long_name="air temperature"`` or a CF ``standard_name``,
+    would label a difference as the field itself)."""
+    return {"units": copy.deepcopy(attrs["units"])} if "units" in attrs else {}
 
 
 def _same_labels(mine: xr.DataArray, theirs: xr.DataArray) -> bool:
@@ -714,7 +723,7 @@ def _increment_in_memory(
     data_vars = {}
     with_levels = False
     for var, items in by_var.items():
-        attrs = copy.deepcopy(background[var].attrs)
+        attrs = _increment_attrs(background[var].attrs)
         if items[0][0] is None:
             data_vars[var] = xr.Variable(
                 ("time", "latitude", "longitude"), inc[:, items[0][1]], attrs
