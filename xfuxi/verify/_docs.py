@@ -39,9 +39,11 @@ member_dim : str, optional
     "weights": """\
 weights : {"area"}, DataArray or None, default "area"
     ``"area"``: latitude area weights (:func:`~xfuxi.verify.weights.area_weights`) when
-    ``latitude`` is reduced; a DataArray over reduced dims, finite, non-negative, not all
-    zero, covering exactly the data's values on its dims (in any order); ``None``:
-    unweighted.""",
+    ``latitude`` is reduced; a reduced latitude dim of another name (``lat``) is refused,
+    not left unweighted: bring the data to xfuxi's names with :func:`xfuxi.validate` or
+    ``.rename(lat="latitude", lon="longitude")``. A DataArray over reduced dims, finite,
+    non-negative, not all zero, covering exactly the data's values on its dims (in any
+    order); ``None``: unweighted.""",
     "skipna": """\
 skipna : bool, default False
     Skip NaN in the averaging (their weight is dropped). With ``False`` any NaN gives
@@ -66,8 +68,9 @@ keep_attrs : bool, default False
     "raises_pair": """\
 ValueError
     If the grids of forecast and truth differ, a variable or a (valid) time is missing
-    from the truth, the weights are invalid or do not cover the grid, or ``dim`` names an
-    unknown dimension.""",
+    from the truth, the weights are invalid or do not cover the grid, the default area
+    weights are asked over a latitude named ``lat``, or ``dim`` names an unknown
+    dimension.""",
     "raises_ensemble": """\
 ValueError
     If there is no ensemble dimension, the truth has one, or as :func:`~xfuxi.rmse`.""",

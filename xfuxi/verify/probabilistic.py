@@ -530,6 +530,108 @@ def brier_score(
     return ens.score(one, "brier_score", fair)
 
 
+def _canonical_layout(
+    f: xr.DataArray, t: xr.DataArray, mdim: str
+) -> tuple[list[Hashable], dict[Hashable, Any]]:
+    """The dims of the point-wise result in a canonical order, and the indexers that sort
+    their coordinates, so that random draws do not depend on the layout of the input.
+
+    The order is that of :data:`xfuxi.data.schema.CANONICAL_DIMS` (``time``,
+    ``prediction_timedelta``, ``level``, ``latitude``, ``longitude``), after the other dims
+    sorted by name. A dim with an index coordinate is put in increasing order (a reversed
+    one by a reversed slice, else by a stable argsort); one without keeps its order."""
+    from ..data.schema import CANONICAL_DIMS
+
+    dims = [d for d in f.dims if d != mdim] + [d for d in t.dims if d not in f.dims]
+    known = {d: i for i, d in enumerate(CANONICAL_DIMS)}
+    order = sorted(dims, key=lambda d: (d in known, known.get(d, 0), str(d)))
+    indexers: dict[Hashable, Any] = {}
+    for d in order:
+        idx = f.indexes.get(d, t.indexes.get(d))
+        if idx is None or idx.is_monotonic_increasing:
+            continue
+        if idx.is_monotonic_decreasing:
+            indexers[d] = slice(None, None, -1)
+            continue
+        try:
+            indexers[d] = np.argsort(np.asarray(idx), kind="stable")
+        except TypeError:  # values that cannot be ordered: keep the given order
+            continue
+    return order, indexers
+
+
+def _tie_stream(entropy: Any, variable: int, location: tuple[int, ...]) -> np.random.Generator:
+    """The generator of the block at chunk ``location`` (canonical order) of the
+    ``variable``-th variable: ``SeedSequence(entropy, spawn_key=(variable, *location))``,
+    independent for each; the first block of the first variable (all of an in-memory
+    DataArray) draws from ``default_rng(entropy)`` itself, as before blocks were keyed."""
+    key = (int(variable), *(int(i) for i in location))
+    if not any(key):
+        return np.random.default_rng(entropy)
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=key))
+
+
+def _draw_block(block: np.ndarray, entropy: Any, variable: int, block_info=None) -> np.ndarray:
+    location = block_info[None]["chunk-location"] if block_info else (0,) * block.ndim
+    return _tie_stream(entropy, variable, location).random(block.shape)
+
+
+def _tie_draws(
+    f: xr.DataArray, t: xr.DataArray, dims: list[Hashable], entropy: Any, variable: int
+) -> xr.DataArray:
+    """Uniform draws in [0, 1) over ``dims`` (the canonical layout), one stream per block of
+    the point-wise result (:func:`_tie_stream`); lazy when ``f`` or ``t`` is."""
+    shape = tuple(f.sizes[d] if d in f.dims else t.sizes[d] for d in dims)
+    if f.chunks is None and t.chunks is None:
+        return xr.DataArray(
+            _tie_stream(entropy, variable, (0,) * len(dims)).random(shape), dims=dims
+        )
+    import dask.array as da
+
+    sizes = {**t.chunksizes, **f.chunksizes}  # the same on shared dims (unify_chunks)
+    chunks = tuple(sizes.get(d, (n,)) for d, n in zip(dims, shape, strict=True))
+    template = da.zeros(shape, chunks=chunks, dtype=np.uint8)
+    draws = da.map_blocks(
+        _draw_block, template, dtype=np.float64, entropy=entropy, variable=variable
+    )
+    return xr.DataArray(draws, dims=dims)
+
+
+def _tie_broken(
+    kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    f: xr.DataArray,
+    t: xr.DataArray,
+    mdim: str,
+    entropy: Any,
+    variable: int,
+) -> xr.DataArray:
+    """``kernel(members, truth, draws)`` point by point (as :func:`_over_members`), with the
+    random draws of :func:`_tie_draws` made on the canonical layout (:func:`_canonical_layout`):
+    the result does not depend on the order of the dims or of their coordinate values. It
+    comes back in the layout of the input."""
+    if set(f.dims) - {mdim} != set(t.dims):
+        f, t = xr.broadcast(f, t, exclude=[mdim])
+    given = [d for d in f.dims if d != mdim]
+    order, indexers = _canonical_layout(f, t, mdim)
+    f = f.isel(indexers).transpose(*order, mdim)
+    t = t.isel({d: i for d, i in indexers.items() if d in t.dims}).transpose(*order)
+    if f.chunks is not None or t.chunks is not None:
+        f, t = xr.unify_chunks(f, t)
+    u = _tie_draws(f, t, order, entropy, variable)
+    r = xr.apply_ufunc(
+        kernel,
+        f,
+        t,
+        u,
+        input_core_dims=[[mdim], [], []],
+        dask="parallelized",
+        output_dtypes=[np.int64],
+        dask_gufunc_kwargs={"allow_rechunk": True},
+    )
+    back = {d: i if isinstance(i, slice) else np.argsort(i) for d, i in indexers.items()}
+    return r.isel(back).transpose(*given)
+
+
 @fill_doc
 def rank_histogram(
     forecast: XarrayObj,
@@ -561,8 +663,15 @@ def rank_histogram(
         a point with ``n ≥ 1`` valid members counts its rank ``r`` among them in bin
         ``⌊r B / (n + 1)⌋``; points with a NaN truth or no valid member are not counted.
     seed : int or None, default 0
-        Seed for breaking ties at random (reproducible by default; with dask, for the same
-        chunking).
+        Seed for breaking ties at random (reproducible by default). The draws are made on
+        the data in a canonical layout (dims in xfuxi's order, coordinates increasing), so
+        the counts do not depend on the order of the dims or of the points. With dask
+        they depend on the chunking: each block of the point-wise ranks (the chunks of
+        forecast and truth, unified) draws its own stream,
+        ``SeedSequence(seed, spawn_key=(variable, *block_location))``, as does each
+        variable of a Dataset (its position); the first block of the first variable, all
+        of in-memory data, draws from ``np.random.default_rng(seed)``. ``None``: fresh
+        entropy each call.
 
     Returns
     -------
@@ -595,12 +704,11 @@ def rank_histogram(
     if not 1 <= nbins <= m + 1:
         raise ValueError(f"bins must be between 1 and M + 1 = {m + 1} (members: {m}); got {bins}")
 
-    def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        # a generator per call: thread-safe under dask, reproducible for the same chunks
-        rng = np.random.default_rng(seed)
+    def kernel(x: np.ndarray, y: np.ndarray, u: np.ndarray) -> np.ndarray:
+        # u: the uniform draws of the point (_tie_draws), one per point whether tied or not
         below = (x < y[..., None]).sum(-1)
         ties = (x == y[..., None]).sum(-1)
-        r = below + np.floor(rng.random(below.shape) * (ties + 1)).astype(below.dtype)
+        r = below + np.floor(u * (ties + 1)).astype(below.dtype)
         n = (~np.isnan(x)).sum(-1)
         bad = ((n == 0) if skipna else (n < m)) | np.isnan(y)
         b = (r * nbins) // np.maximum(n + 1, 1)
@@ -608,9 +716,12 @@ def rank_histogram(
 
     _check_dim(dim, mdim)
     wanted = reduced_dims(fc, dim)  # each a dim of the data (of some variable)
+    # seed=None: fresh entropy, drawn once, so that blocks and variables still differ
+    entropy = np.random.SeedSequence().entropy if seed is None else seed
+    names = list(fc.data_vars) if isinstance(fc, xr.Dataset) else [fc.name]
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
-        r = _over_members(kernel, f, t, mdim, np.int64)
+        r = _tie_broken(kernel, f, t, mdim, entropy, names.index(name))
         # a Dataset's variable over the reduced dims it has (surface pressure has no level)
         dims = [d for d in wanted if d in r.dims] if dim is not None else list(r.dims)
         inside = region_weights(r, dims, None, region)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.schema import time_dtype_problem
+from ..data.schema import _DIM_ALIASES, time_dtype_problem
 from ..data.stats import own_attrs
 from ..grid import area_weights
 from ..options import get_options
@@ -400,6 +400,29 @@ def _conform_scalars(
     return obj.drop_vars(drop) if drop else obj
 
 
+#: other names of ``latitude`` and ``longitude`` that :func:`xfuxi.validate` renames (the
+#: schema's alias table): a reduced dim of such a name gets no area weights, so it is refused
+LATITUDE_ALIASES: tuple[str, ...] = tuple(k for k, v in _DIM_ALIASES.items() if v == "latitude")
+LONGITUDE_ALIASES: tuple[str, ...] = tuple(k for k, v in _DIM_ALIASES.items() if v == "longitude")
+
+
+def _refuse_latitude_alias(dims: Sequence[Hashable]) -> None:
+    """Raise if a reduced dim is another name of ``latitude`` (``lat``): the default area
+    weights are over ``latitude`` only, so the score would silently be unweighted."""
+    alias = next((d for d in dims if d in LATITUDE_ALIASES), None)
+    if alias is None:
+        return
+    lon = next((d for d in dims if d in LONGITUDE_ALIASES), None)
+    rename = f'{alias}="latitude"' + (f', {lon}="longitude"' if lon is not None else "")
+    raise ValueError(
+        f"weights='area' (the default) are over a dim named 'latitude', but the data's "
+        f"latitude dim is named {alias!r}: the score would silently be unweighted. Bring the "
+        f"data to xfuxi's names with xfuxi.validate(ds), or .rename({rename}) (forecast and "
+        "truth alike); or pass weights=None for an unweighted score, or your own weights "
+        "as a DataArray"
+    )
+
+
 def weights_for(obj: XarrayObj, dims: Sequence[Hashable], weights: Weights) -> xr.DataArray | None:
     """Resolve ``weights`` to a DataArray (or None) on the grid of ``obj`` over ``dims``.
 
@@ -408,7 +431,9 @@ def weights_for(obj: XarrayObj, dims: Sequence[Hashable], weights: Weights) -> x
     ValueError
         If the weights have a dim not reduced, are not finite or negative, are all zero, or
         do not cover the grid of ``obj`` exactly (:func:`conform`); or if ``"area"`` weights
-        are asked for a ``latitude`` without coordinate values.
+        are asked for a ``latitude`` without coordinate values, or over a dim named as
+        :func:`xfuxi.validate` renames to ``latitude`` (``lat``: :data:`LATITUDE_ALIASES`),
+        which would silently get no weights.
     """
     if weights is None:
         return None
@@ -416,6 +441,7 @@ def weights_for(obj: XarrayObj, dims: Sequence[Hashable], weights: Weights) -> x
         if weights != "area":
             raise ValueError(f"weights must be 'area', None or a DataArray; got {weights!r}")
         if "latitude" not in dims:
+            _refuse_latitude_alias(dims)
             return None
         if "latitude" not in obj.coords:
             raise ValueError(
