@@ -908,3 +908,29 @@ def test_scorecard_plot_with_a_score_all_nan_draws_the_others(tmp_path):
     _plot_scorecard(card.drop_vars("acc_surface_pressure"), tmp_path / "card2.png")
     assert (tmp_path / "card2.png").stat().st_size > 1000
     assert plt.get_fignums() == before
+
+
+def test_scorecard_plot_leaves_the_callers_backend(tmp_path):
+    """The scorecard's PNG is drawn without pyplot: a caller's backend (an interactive one
+    in a notebook or a GUI; svg here) is not switched to Agg (it was, by matplotlib.use)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from xfuxi.campaigns import SCORECARD_WRITER, _plot_scorecard, _png_written_by
+
+    lead = {"prediction_timedelta": np.arange(1, 4) * np.timedelta64(6, "h")}
+    card = xr.Dataset(
+        {"rmse_temperature": ("prediction_timedelta", [1.0, 2.0, 3.0], {"units": "K"})},
+        coords=lead,
+        attrs={"scores": "rmse"},
+    )
+    original = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")
+        before = plt.get_fignums()
+        _plot_scorecard(card, tmp_path / "card.png")
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == before
+    finally:
+        matplotlib.use(original)
+    assert _png_written_by(tmp_path / "card.png", SCORECARD_WRITER)

@@ -1381,17 +1381,20 @@ def _png_written_by(path: Path, writer: str) -> bool:
 
 
 def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
-    """One panel per score, one line per variable (and level), through ``plot_scores``."""
-    import matplotlib
+    """One panel per score, one line per variable (and level), through ``plot_scores``.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    The figure is built without pyplot (a bare ``Figure`` on an Agg canvas): the caller's
+    backend and pyplot's figures are left as they were."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from .files import atomic_write_file
     from .plot import plot_scores
 
     scores = card.attrs["scores"].split(",")
-    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.2), squeeze=False)
+    fig = Figure(figsize=(4 * len(scores), 3.2))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(scores), squeeze=False)
     for ax, score in zip(axes[0], scores):
         lines: dict[str, xr.DataArray] = {}
         names = [n for n in card.data_vars if str(n).startswith(score + "_")]
@@ -1419,4 +1422,3 @@ def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
     fig.tight_layout()
     mark = {"Software": SCORECARD_WRITER}
     atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=100, metadata=mark))
-    plt.close(fig)
