@@ -767,3 +767,46 @@ def test_cli_train_ens_checkpoints_next_to_its_output_and_resumes(tmp_path, monk
     fresh = load_perturbation(tmp_path / "fresh")
     for (name, p), q in zip(fresh.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_main_in_process_leaves_options_and_logging_as_it_found_them(monkeypatch, capsys):
+    """``main()`` called in a Python session: ``--no-progress`` and the command's logging
+    (a stderr handler on the root logger, at INFO) hold for the command only; they were left
+    set after it (the progress option off, a handler and level on the root logger)."""
+    import logging
+
+    from xfuxi.cli.common import COMMANDS
+
+    seen = []
+
+    def probe(args):
+        seen.append(xfuxi.get_options()["progress"])
+        logging.getLogger("xfuxi.probe").info("the command logs")
+        if args.fail:
+            raise RuntimeError("the command fails")
+        return 0
+
+    probe.help = "a command of this test"
+    add = lambda p: p.add_argument("--fail", action="store_true")  # noqa: E731
+    monkeypatch.setitem(COMMANDS, "probe", (add, probe))
+    root = logging.getLogger()
+    # a fresh interpreter's root logger: no handler (pytest's capture handlers set aside)
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    with xfuxi.set_options(progress=True):  # (restored, should main leave it changed)
+        assert main(["--no-progress", "probe"]) == 0
+        assert main(["--no-progress", "probe", "--fail"]) == 1
+        with pytest.raises(RuntimeError, match="the command fails"):
+            main(["--no-progress", "--debug", "probe", "--fail"])
+        assert seen == [False, False, False]
+        assert xfuxi.get_options()["progress"] is True
+    assert root.handlers == [] and root.level == logging.WARNING
+    err = capsys.readouterr().err  # as from a shell: the command's INFO records on stderr
+    assert err.count("xfuxi.probe INFO: the command logs") == 3
+    assert "xfuxi probe: error: RuntimeError: the command fails" in err
+    # a caller's own logging is left alone (as logging.basicConfig leaves it)
+    mine = logging.NullHandler()
+    monkeypatch.setattr(root, "handlers", [mine])
+    assert main(["probe"]) == 0
+    assert root.handlers == [mine] and root.level == logging.WARNING
+    assert seen == [False, False, False, True]

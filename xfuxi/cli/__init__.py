@@ -17,10 +17,11 @@ fields or a function's parameters are built from them, never written again by ha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .._version import __version__
 from ..options import set_options
@@ -60,22 +61,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == named:
             add(p)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose + 1, 2),
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-    )
-    if args.no_progress:
-        set_options(progress=False)
     debug = args.debug or os.environ.get("XFUXI_DEBUG", "").strip() not in ("", "0")
+    # the logging and options of the command are undone when it ends: main() called in a
+    # Python session (a notebook, a test) leaves that session's settings as they were
+    options = {"progress": False} if args.no_progress else {}
+    with _command_logging(args.verbose), set_options(**options):
+        try:
+            return int(COMMANDS[args.command][1](args) or 0)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            print(f"xfuxi {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:  # noqa: BLE001 - every error becomes one line, as promised
+            if debug:
+                raise
+            print(f"xfuxi {args.command}: error: {_one_line(err)}", file=sys.stderr)
+            return 1
+
+
+_LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+
+
+@contextlib.contextmanager
+def _command_logging(verbose: int) -> Iterator[None]:
+    """What ``logging.basicConfig`` did for the command, undone when it ends.
+
+    Unless the root logger has a handler already (a caller's logging is left alone, as
+    ``basicConfig`` leaves it), a stderr handler goes on the root logger, whose level is set
+    to INFO (DEBUG with ``-v``) for the command; both are taken off again afterwards.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    handler = logging.StreamHandler()  # sys.stderr, as basicConfig's
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING - 10 * min(verbose + 1, 2))
     try:
-        return int(COMMANDS[args.command][1](args) or 0)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print(f"xfuxi {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - every error becomes one line, as promised
-        if debug:
-            raise
-        print(f"xfuxi {args.command}: error: {_one_line(err)}", file=sys.stderr)
-        return 1
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
