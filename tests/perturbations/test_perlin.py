@@ -284,3 +284,28 @@ def test_perturbations_device_keyword_is_deprecated_and_gives_the_same_draws():
     assert old.device.type == "cpu"
     with pytest.raises(TypeError, match="devise"):
         perlin_perturbations(2, devise="cpu", **kw)
+
+
+@pytest.mark.parametrize("flip", ["latitude", "longitude", "level", "all"])
+def test_perlin_ensemble_default_std_does_not_depend_on_grid_order(flip):
+    """The default std (of ``ds``) is reduced on the canonical grid: a north-to-south,
+    −180..180 or levels-descending copy of a state gets the same noise to the bit (its std
+    was summed in another order, 1 ulp off), and a canonical state's std is the one given."""
+    from tests import tiny
+
+    ds = tiny.dataset(4)
+    other = ds
+    if flip in ("latitude", "all"):
+        other = other.isel(latitude=slice(None, None, -1))
+    if flip in ("level", "all"):
+        other = other.isel(level=slice(None, None, -1))
+    if flip in ("longitude", "all"):
+        other = other.assign_coords(longitude=((other.longitude + 180) % 360) - 180)
+        other = other.sortby("longitude")
+    a = perlin_ensemble(ds, n=2, seed=5) - ds
+    b = perlin_ensemble(other, n=2, seed=5) - other
+    b = b.assign_coords(longitude=b.longitude % 360).sortby(["longitude", "latitude", "level"])
+    for v in a.data_vars:
+        np.testing.assert_array_equal(a[v].values, b[v].transpose(*a[v].dims).values)
+    std = ds.std([d for d in ds.dims if d != "level"])  # canonical: reduced as it is
+    assert perlin_ensemble(ds, n=2, seed=5).identical(perlin_ensemble(ds, n=2, seed=5, std=std))

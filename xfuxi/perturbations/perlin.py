@@ -355,6 +355,15 @@ def perlin_ensemble(
 ) -> xr.Dataset:
     """Perturb a state with Perlin noise: an ensemble with dim ``number``.
 
+    All ``n`` members are drawn from one generator (seeded by ``seed``) and the noise is
+    scaled to unit standard deviation over all of them before ``amplitude × std``: member
+    ``m`` depends on ``n`` (the first two members of ``n=5`` are not those of ``n=2``).
+    These are not the perturbed initial states of
+    ``ensemble(perturbation=PerlinNoise(...))``, which draws member ``m`` of initial time
+    ``t`` on its own from the generator keyed by ``(seed, t, m)``, scaled by the model's
+    normalisation std (``model.stats.std``); docs/user-guide/ensembles.md shows how to draw
+    those again.
+
     Parameters
     ----------
     ds : xarray.Dataset
@@ -373,7 +382,8 @@ def perlin_ensemble(
     std : xarray.Dataset, optional
         Climatological std per variable (and level): one value per variable, or per level
         (a ``level`` dim holding every level of ``ds``). Default: the std of ``ds`` over
-        all dims but ``level`` (computed in at least single precision).
+        all dims but ``level`` (computed in at least single precision, on the canonical
+        grid below, so that it does not depend on the order of the grid either).
     seed : int, optional
         Seed for reproducible draws. The noise is drawn channel by channel in the order of
         ``ds``'s data variables (each one's levels ascending): the same seed with the
@@ -440,11 +450,29 @@ def perlin_ensemble(
         ensemble_only=True,
     )
     chans = channels_of(ds)
+    lat_order = np.argsort(np.asarray(ds["latitude"].values, dtype="float64"), kind="stable")
+    lon_order = np.argsort(
+        np.asarray(ds["longitude"].values, dtype="float64") % 360.0, kind="stable"
+    )
     if std is None:
+        # reduced on the canonical grid (latitude ascending, longitude ascending within
+        # 0..360, levels ascending): a reordered copy of ds gets the same std to the bit, not
+        # one summed in another order (canonical ds is reduced as it is)
+        order = {"latitude": lat_order, "longitude": lon_order}
+        if "level" in ds.dims:
+            order["level"] = np.argsort(np.asarray(ds["level"].values), kind="stable")
+        if any((o != np.arange(o.size)).any() for o in order.values()):
+            canonical = ds.isel(order)
+        else:
+            canonical = ds
         # in at least single precision: a float16 sum of squares overflows to inf (float32
         # and float64 data are reduced as they are)
-        wide = ds.assign(
-            {str(v): ds[v].astype("float32") for v in ds.data_vars if ds[v].dtype.itemsize < 4}
+        wide = canonical.assign(
+            {
+                str(v): canonical[v].astype("float32")
+                for v in canonical.data_vars
+                if canonical[v].dtype.itemsize < 4
+            }
         )
         std_ds = wide.std([d for d in ds.dims if d != "level"])
     else:
@@ -476,10 +504,6 @@ def perlin_ensemble(
     draw = sorted(
         range(len(chans)),
         key=lambda i: (var_of[chans[i][0]], -np.inf if chans[i][1] is None else chans[i][1]),
-    )
-    lat_order = np.argsort(np.asarray(ds["latitude"].values, dtype="float64"), kind="stable")
-    lon_order = np.argsort(
-        np.asarray(ds["longitude"].values, dtype="float64") % 360.0, kind="stable"
     )
     amp = np.asarray(amplitude, dtype="float64")
     pert = perlin_perturbations(
