@@ -43,7 +43,7 @@ See the definitions in the documentation (docs/fuxi_da.md).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -334,18 +334,47 @@ def _column(
     levels: Sequence[float],
     channels: Sequence[str],
     spectroscopy: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[Any]]:
+) -> tuple[
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+]:
+    """The column's layer pressures, temperatures, surface temperature, tracer and sec θ,
+    and each channel's ``(weight, surface, above)``.
+
+    The channels' parts are made one at a time as the caller iterates (each three
+    (..., N, H, W) tensors): a caller that reduces a channel to (..., H, W) before taking
+    the next holds one channel's at a time, not all of them (24 layer fields of the grid
+    for the eight channels).
+    """
     p, dp, t, q, t_s = _profiles(temperature, tracer, surface_pressure, levels)
     sec = 1.0 / torch.cos(torch.deg2rad(zenith.to(t.dtype)))
-    parts = []
-    for name in channels:
-        ch = CHANNELS[name]
-        delta = _layer_depth(p, dp, q, sec, ch, 1.0 + ch.spectroscopy if spectroscopy else 1.0)
-        above = torch.exp(-(torch.cumsum(delta, -3) - delta))
-        weight = above * (1.0 - torch.exp(-delta))
-        surface = torch.exp(-delta.sum(-3))
-        parts.append((weight, surface, above))
-    return p, t, t_s, q, sec, parts
+
+    def parts() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        for name in channels:  # (made by a function: this frame keeps no channel's tensors)
+            yield _channel_parts(p, dp, q, sec, CHANNELS[name], spectroscopy)
+
+    return p, t, t_s, q, sec, parts()
+
+
+def _channel_parts(
+    p: torch.Tensor,
+    dp: torch.Tensor,
+    q: torch.Tensor,
+    sec: torch.Tensor,
+    channel: ImagerChannel,
+    spectroscopy: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One channel's layer weights, surface weight and transmittance above each layer."""
+    scale = 1.0 + channel.spectroscopy if spectroscopy else 1.0
+    delta = _layer_depth(p, dp, q, sec, channel, scale)
+    above = torch.exp(-(torch.cumsum(delta, -3) - delta))
+    weight = above * (1.0 - torch.exp(-delta))
+    surface = torch.exp(-delta.sum(-3))
+    return weight, surface, above
 
 
 def weighting_functions(
@@ -394,6 +423,7 @@ def weighting_functions(
     p, _, _, _, _, parts = _column(
         temperature, tracer, surface_pressure, z, levels=levels, channels=names
     )
+    parts = list(parts)
     weight = torch.stack([w for w, _, _ in parts], -4)
     surface = torch.stack([s for _, s, _ in parts], -3)
     return weight, surface, p
@@ -450,22 +480,52 @@ def brightness_temperature(
         temperature, tracer, surface_pressure, zenith,
         levels=levels, channels=names, spectroscopy=spectroscopy,
     )  # fmt: skip
+    cloud = None
+    if cloud_pressure is not None:  # (what the clouds do is the same for every channel)
+        cloud = _cloud_layers(p, t, cloud_pressure, cloud_emissivity)  # type: ignore[arg-type]
     out = []
     for weight, surface, above in parts:
-        if cloud_pressure is None:
+        if cloud is None:
             out.append((weight * t).sum(-3) + surface * t_s)
-            continue
-        pc = torch.nan_to_num(cloud_pressure, nan=math.inf).unsqueeze(-3)
-        eps = torch.nan_to_num(cloud_emissivity, nan=0.0).unsqueeze(-3)
-        below = (p > pc).to(t.dtype)  # layers under the cloud top
-        seen = 1.0 - eps * below
-        first = below * (torch.cumsum(below, -3) == 1).to(t.dtype)  # first layer below
-        cloud_t = (first * t).sum(-3)
-        cloud_tau = (first * above).sum(-3)
-        cloudy = below.amax(-3)
-        bt = (weight * t * seen).sum(-3) + surface * t_s * (1.0 - eps[..., 0, :, :] * cloudy)
-        out.append(bt + eps[..., 0, :, :] * cloud_tau * cloud_t)
+        else:
+            out.append(_through_clouds(weight * t, surface * t_s, above, cloud))
+        del weight, surface, above  # (one channel's layers at a time)
     return torch.stack(out, -3)
+
+
+def _cloud_layers(
+    p: torch.Tensor,
+    t: torch.Tensor,
+    cloud_pressure: torch.Tensor,
+    cloud_emissivity: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the clouds do to every channel of the column: how much of each layer is seen
+    (``1 − ε`` under the cloud top), the first layer under the top, its temperature, the
+    emissivity and whether the column has a cloud top at all (the same for every channel:
+    made once, not once per channel)."""
+    pc = torch.nan_to_num(cloud_pressure, nan=math.inf).unsqueeze(-3)
+    eps = torch.nan_to_num(cloud_emissivity, nan=0.0).unsqueeze(-3)
+    below = (p > pc).to(t.dtype)  # layers under the cloud top
+    seen = 1.0 - eps * below
+    first = below * (torch.cumsum(below, -3) == 1).to(t.dtype)  # first layer below
+    cloud_t = (first * t).sum(-3)
+    cloudy = below.amax(-3)
+    return seen, first, cloud_t, eps[..., 0, :, :], cloudy
+
+
+def _through_clouds(
+    weight_t: torch.Tensor,
+    surface_t: torch.Tensor,
+    above: torch.Tensor,
+    cloud: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """One channel's brightness temperature through the clouds of :func:`_cloud_layers`,
+    from its weighted layer temperatures ``weight · t``, its weighted surface temperature
+    ``surface · t_s`` and its transmittance above each layer."""
+    seen, first, cloud_t, eps, cloudy = cloud
+    cloud_tau = (first * above).sum(-3)
+    bt = (weight_t * seen).sum(-3) + surface_t * (1.0 - eps * cloudy)
+    return bt + eps * cloud_tau * cloud_t
 
 
 # -----------------------------------------------------------------------------------------------
@@ -514,6 +574,61 @@ def _clouds(
 # -----------------------------------------------------------------------------------------------
 # the synthetic imager (truth → radiances Dataset)
 # -----------------------------------------------------------------------------------------------
+
+
+#: the imager's columns are made a block of latitude rows at a time, of about this many
+#: layer values (N_LAYERS x rows x longitudes; 1 MB a float64 layer field): all rows at once
+#: held every channel's layer weights of the whole grid, for the clear sky and again for the
+#: clouds (60 to 75 times the radiances; a 0.25° grid did not fit in 6 GB). Every column is
+#: computed on its own, so the blocks give the same bits as the whole grid.
+_BLOCK_VALUES = 2**17
+
+
+def _frame_radiances(
+    temperature: np.ndarray,
+    tracer: np.ndarray,
+    surface_pressure: np.ndarray,
+    zenith: torch.Tensor,
+    *,
+    levels: np.ndarray,
+    channels: Sequence[str],
+    spectroscopy: bool,
+    cloud_pressure: np.ndarray | None = None,
+    cloud_emissivity: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clear-sky and cloudy brightness temperatures (S, H, W) of one state (L, H, W).
+
+    :func:`brightness_temperature` without and with the clouds (the cloudy values are the
+    clear ones without clouds), both from one pass through the columns, a block of rows
+    at a time (:data:`_BLOCK_VALUES`) and one channel at a time.
+    """
+    h, w = surface_pressure.shape
+    clear = np.empty((len(channels), h, w))
+    cloudy = clear if cloud_pressure is None else np.empty_like(clear)
+    rows = max(1, _BLOCK_VALUES // (N_LAYERS * w))
+    with torch.no_grad():
+        for a in range(0, h, rows):
+            b = slice(a, a + rows)
+            p, t, t_s, _, _, parts = _column(
+                torch.as_tensor(temperature[:, b]), torch.as_tensor(tracer[:, b]),
+                torch.as_tensor(surface_pressure[b]), zenith[b],
+                levels=levels, channels=channels, spectroscopy=spectroscopy,
+            )  # fmt: skip
+            cloud = (
+                None
+                if cloud_pressure is None or cloud_emissivity is None
+                else _cloud_layers(
+                    p, t, torch.as_tensor(cloud_pressure[b]), torch.as_tensor(cloud_emissivity[b])
+                )
+            )
+            for c, (weight, surface, above) in enumerate(parts):
+                weight_t, surface_t = weight * t, surface * t_s
+                del weight, surface  # (one channel's layers at a time)
+                clear[c, b] = (weight_t.sum(-3) + surface_t).numpy()
+                if cloud is not None:
+                    cloudy[c, b] = _through_clouds(weight_t, surface_t, above, cloud).numpy()
+                del weight_t, above
+    return clear, cloudy
 
 
 def _state_at(truth: xr.Dataset, when: np.datetime64) -> xr.Dataset:
@@ -764,27 +879,16 @@ def imager_observations(
             temp = np.ascontiguousarray(state["temperature"].values, dtype="float64")
             trac = np.ascontiguousarray(state["passive_tracer"].values, dtype="float64")
             ps = np.ascontiguousarray(state["surface_pressure"].values, dtype="float64")
-            pc = em = None
+            top = emis = None
             if clouds:
                 texture = 0.85 * base_texture + 0.5 * _smooth_noise(rng, shape2)
                 top, emis = _clouds(temp, trac, ps, levels, texture, thin, err.cloud_threshold)
                 cloudy[i, f] = np.isfinite(top) & seen
-                pc, em = torch.as_tensor(top), torch.as_tensor(emis)
-            with torch.no_grad():
-                kw = dict(levels=levels, channels=names)
-                clear = brightness_temperature(
-                    torch.as_tensor(temp), torch.as_tensor(trac), torch.as_tensor(ps), zen_t,
-                    spectroscopy=err.spectroscopy, **kw,
-                ).numpy()  # fmt: skip
-                value = (
-                    clear
-                    if pc is None
-                    else brightness_temperature(
-                        torch.as_tensor(temp), torch.as_tensor(trac), torch.as_tensor(ps),
-                        zen_t, cloud_pressure=pc, cloud_emissivity=em,
-                        spectroscopy=err.spectroscopy, **kw,
-                    ).numpy()
-                )  # fmt: skip
+            # the clear sky (for the scene-dependent bias) and the clouds from one pass
+            clear, value = _frame_radiances(
+                temp, trac, ps, zen_t, levels=levels, channels=names,
+                spectroscopy=err.spectroscopy, cloud_pressure=top, cloud_emissivity=emis,
+            )  # fmt: skip
             for c, name in enumerate(names):
                 ch = CHANNELS[name]
                 v = value[c]
