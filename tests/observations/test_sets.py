@@ -421,3 +421,78 @@ def test_times_with_a_time_zone_or_cftime_are_refused_with_the_conversion():
         ObservationError, match=r"cftime dates \(noleap calendar\).*to_datetimeindex"
     ):
         validate_observations(obs.assign_coords(time=("obs", dates)))
+
+
+def test_screening_makes_the_stencils_and_the_repeats_once(monkeypatch):
+    """The interpolation stencils were made for every observation (for the reasons) and
+    again for the used ones (for the operator), and the repeats were looked for twice
+    (copies, then reports at one position): now once each, with the same operator as
+    ``build_operator`` of the used observations, and a lower peak (``tracemalloc``)."""
+    import tracemalloc
+
+    from xfuxi.observations import interpolation
+    from xfuxi.observations.operator import build_operator
+
+    rng = np.random.default_rng(0)
+    m = 40000
+    levels = [250.0, 500.0, 700.0, 850.0]
+    channels = [(v, lv) for v in ("temperature", "u_component_of_wind") for lv in levels]
+    channels.append(("surface_pressure", None))
+    variable = rng.choice(["temperature", "u_component_of_wind", "surface_pressure"], m)
+    variable[5:8] = "u_component_of_wind"  # (three usable ones, copied below)
+    value = rng.standard_normal(m)
+    value[::50] = np.nan
+    hours = rng.integers(-4, 10, m)
+    hours[5:8] = 0
+    obs = make_observations(
+        value,
+        error=1.0,
+        time=TIMES[0] + hours * np.timedelta64(1, "h"),
+        latitude=rng.uniform(-90, 90, m),
+        longitude=rng.uniform(0, 360, m),
+        variable=variable,
+        level=np.where(variable == "surface_pressure", np.nan, rng.uniform(300, 800, m)),
+    )
+    copies = obs.isel(obs=np.r_[np.arange(m), 5, 6, 7])  # two copies, and a second report
+    copies["value"][-1] = copies["value"][7] + 1.0
+    kw = dict(
+        channels=channels,
+        latitude=np.linspace(-90, 90, 121),
+        longitude=np.arange(240) * 1.5,
+        slot_times=TIMES[0] + np.arange(3) * np.timedelta64(3, "h"),
+        duplicates="first",
+    )
+    screen_observations(copies.isel(obs=slice(0, 100)), **kw)  # (lazy imports)
+    calls = []
+
+    original = interpolation.horizontal_weights
+
+    def counted(*args, **kwargs):
+        calls.append(len(args[2]))  # (the observations' latitudes)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(interpolation, "horizontal_weights", counted)
+    monkeypatch.setattr(xfuxi_obs, "horizontal_weights", counted, raising=False)
+    tracemalloc.start()
+    try:
+        with pytest.warns(UserWarning) as caught:
+            used, op, why, counts = screen_observations(copies, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert calls == [m + 3]  # every observation's stencil once (it was m + 3, then the used)
+    assert [str(w.message)[:40] for w in caught] == [
+        "2 usable observation(s) are copies of an",
+        "1 usable observation(s) share variable, ",
+    ]
+    assert counts["duplicate"] == 2 and counts["nan_value"] == m // 50 and used.sizes["obs"] > m / 2
+    # the operator of the used observations, bit for bit
+    monkeypatch.undo()
+    ref, _ = build_operator(
+        channels, kw["latitude"], kw["longitude"], **xfuxi_obs._operator_columns(used)
+    )
+    assert op.state_shape == ref.state_shape
+    assert np.array_equal(op.index.numpy(), ref.index.numpy())
+    assert np.array_equal(op.weight.numpy(), ref.weight.numpy())
+    # about 4.0 times the observations (the stencils of all of them); 5.9 before
+    assert peak < 5.3 * obs.nbytes

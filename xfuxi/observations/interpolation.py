@@ -476,22 +476,54 @@ def observation_weights(
         raise ValueError(
             "obs_variable, obs_latitude, obs_longitude, obs_level must be 1-D, same size"
         )
-    h, w = lat_grid.size, lon_grid.size
+    stencil, reason = observation_stencils(channels, lat_grid, lon_grid, var, olat, olon, olev)
+    keep = np.flatnonzero(reason == "")
+    shape = (len(channels), lat_grid.size, lon_grid.size)
+    return stencil_weights(*(a[keep] for a in stencil), shape), reason.astype(str)
+
+
+def observation_stencils(
+    channels: Sequence[tuple[str, float | None]],
+    lat_grid: np.ndarray,
+    lon_grid: np.ndarray,
+    var: np.ndarray,
+    olat: np.ndarray,
+    olon: np.ndarray,
+    olev: np.ndarray,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Each observation's stencil, ``(chan, cw, rows, cols, hw)``: the two channels of its
+    levels and their weights (:func:`vertical_weights`), the grid rows and columns of its
+    horizontal stencil and their weights (:func:`horizontal_weights`); and why it cannot be
+    interpolated (``""`` where it can). :func:`stencil_weights` of the usable ones' is
+    :func:`observation_weights`'s result; the screening keeps them to assemble the weights
+    of the observations it keeps without making them again."""
     chan, cw, reason = vertical_weights(channels, var, olev)
     rows, cols, hw, inside = horizontal_weights(
         lat_grid, lon_grid, olat, olon, vector=np.isin(var, list(VECTOR_COMPONENTS))
     )
     reason[(reason == "") & ~inside] = "outside_grid"
-    keep = np.flatnonzero(reason == "")
-    used = np.flatnonzero(np.any(hw[keep] != 0, axis=0))  # a one-row grid uses 2 of 4
+    return (chan, cw, rows, cols, hw), reason
+
+
+def stencil_weights(
+    chan: np.ndarray,
+    cw: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    hw: np.ndarray,
+    shape: tuple[int, int, int],
+) -> ObservationWeights:
+    """The weights of observations from their stencils (:func:`observation_stencils`, of
+    usable observations), on states of ``shape`` ``(C, H, W)``: vertical-major, the
+    horizontal stencil at the first level then at the second, without the columns that no
+    observation uses."""
+    _, h, w = shape
+    used = np.flatnonzero(np.any(hw != 0, axis=0))  # a one-row grid uses 2 of 4
     rows, cols, hw = (a[:, : int(used.max()) + 1 if used.size else 1] for a in (rows, cols, hw))
-    # vertical-major: the horizontal stencil at the first level, then at the second
     k = 2 * hw.shape[1]
-    index = ((chan[keep, :, None] * h + rows[keep, None, :]) * w + cols[keep, None, :]).reshape(
-        keep.size, k
-    )
-    weight = (cw[keep, :, None] * hw[keep, None, :]).reshape(keep.size, k)
+    m = chan.shape[0]
+    index = ((chan[:, :, None] * h + rows[:, None, :]) * w + cols[:, None, :]).reshape(m, k)
+    weight = (cw[:, :, None] * hw[:, None, :]).reshape(m, k)
     used = np.flatnonzero(np.any(weight != 0, axis=0))  # drop columns unused by all
     width = int(used.max()) + 1 if used.size else 1
-    index, weight = index[:, :width], weight[:, :width]
-    return ObservationWeights(index, weight, (len(channels), h, w)), reason.astype(str)
+    return ObservationWeights(index[:, :width], weight[:, :width], shape)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,15 @@ import xarray as xr
 
 from ..config import is_integer, user_stacklevel
 from ..data.channels import channels_of, stack
-from ..data.schema import SchemaError, time_dtype_problem, validate
+from ..data.schema import time_dtype_problem, validate
 from ..docstrings import docstring_parts
-from .interpolation import LONGITUDE_RANGE, REJECT_REASONS, observation_weights
+from .interpolation import (
+    LONGITUDE_RANGE,
+    REJECT_REASONS,
+    ObservationWeights,
+    observation_stencils,
+    stencil_weights,
+)
 
 __all__ = [
     "ObservationError",
@@ -275,7 +282,17 @@ def duplicated_observations(obs: xr.Dataset, *, copies: bool = False) -> np.ndar
     >>> duplicated_observations(obs).tolist(), duplicated_observations(obs, copies=True).tolist()
     ([False, True, True, False], [False, True, False, False])
     """
-    obs = validate_observations(obs)
+    frame = _duplicate_keys(validate_observations(obs), copies=copies)
+    return frame.duplicated(keep="first").to_numpy()
+
+
+#: the columns of :func:`_duplicate_keys` that say where and when an observation is
+_POSITION_KEYS = ["variable", "level", "time", "latitude", "longitude"]
+
+
+def _duplicate_keys(obs: xr.Dataset, *, copies: bool) -> pd.DataFrame:
+    """What :func:`duplicated_observations` compares, one row per observation of the
+    validated ``obs``: :data:`_POSITION_KEYS`, and with ``copies`` the value and error."""
     lat = obs["latitude"].values + 0.0  # -0.0 is 0.0
     lon = obs["longitude"].values % 360.0 + 0.0
     lon = np.where(np.abs(lat) == 90.0, 0.0, lon)
@@ -291,7 +308,7 @@ def duplicated_observations(obs: xr.Dataset, *, copies: bool = False) -> np.ndar
     if copies:
         frame["value"] = obs["value"].values + 0.0
         frame["error"] = obs["error"].values + 0.0
-    return frame.duplicated(keep="first").to_numpy()
+    return frame
 
 
 def _error_of(error: float | Mapping[str, float], variable: str) -> float:
@@ -784,6 +801,50 @@ def region_observations(
     return _finish_rows(truth, rows, error, rng, "region", (variables, levels, times))
 
 
+@dataclass(frozen=True)
+class _Stencils:
+    """The interpolation stencils of observations
+    (:func:`~xfuxi.observations.interpolation.observation_stencils`), made once for the
+    screening: it needs the reasons of all observations and the operator of the ones it
+    keeps, which are fewer (NaN values, outside the window, copies); computing the weights
+    of all and then again of those it keeps made the stencils twice.
+    :func:`~xfuxi.observations.interpolation.stencil_weights` of the kept ones' is
+    ``observation_weights`` of those observations alone, bit for bit."""
+
+    arrays: tuple[np.ndarray, ...]  # (chan, cw, rows, cols, hw), one row per observation
+    shape: tuple[int, int, int]  # (C, H, W) of the states
+
+    @classmethod
+    def of(
+        cls,
+        channels: Sequence[tuple[str, float | None]],
+        latitude: np.ndarray,
+        longitude: np.ndarray,
+        obs: xr.Dataset,
+    ) -> tuple[_Stencils, np.ndarray]:
+        """The stencils of every observation of (validated) ``obs`` on the model grid, and
+        why each cannot be interpolated (``""`` where it can)."""
+        arrays, reason = observation_stencils(
+            channels,
+            latitude,
+            longitude,
+            np.asarray(obs["variable"].values).astype(str),
+            np.asarray(obs["latitude"].values, dtype="float64"),
+            np.asarray(obs["longitude"].values, dtype="float64"),
+            np.asarray(obs["level"].values, dtype="float64"),
+        )
+        shape = (len(channels), latitude.size, longitude.size)
+        return cls(arrays, shape), reason.astype(str)
+
+    def take(self, index: np.ndarray) -> _Stencils:
+        """The stencils of the observations ``index`` (in that order)."""
+        return _Stencils(tuple(a[index] for a in self.arrays), self.shape)
+
+    def weights(self) -> ObservationWeights:
+        """``observation_weights`` of these observations (each one it can interpolate)."""
+        return stencil_weights(*self.arrays, self.shape)
+
+
 def _operator_columns(obs: xr.Dataset) -> dict[str, np.ndarray]:
     """The observation metadata the operator takes (``obs_variable``, ...), from ``obs``."""
     return {
@@ -887,11 +948,11 @@ def screen_observations(
     >>> used.sizes["obs"], counts["nan_value"]
     (1, 1)
     """
-    from .operator import _model_grid, build_operator  # the torch view, for the assimilation
+    from .operator import ObservationOperator, _model_grid  # the torch view, for the assimilation
 
     # the grid and the slots are checked before any work (the grid is refused by the
     # operator built at the end otherwise; unordered slots gave negative windows)
-    _model_grid(latitude, longitude)
+    lat_grid, lon_grid = _model_grid(latitude, longitude)
     slots = _slot_times(slot_times)
     obs = validate_observations(obs)
     m = obs.sizes["obs"]
@@ -901,9 +962,11 @@ def screen_observations(
     reason[~np.isfinite(value)] = "nan_value"
     reason[(reason == "") & ~(err > 0)] = "bad_error"
     reason[(reason == "") & ~np.isfinite(err)] = "bad_error"
-    _, why = observation_weights(channels, latitude, longitude, **_operator_columns(obs))
+    # the stencils once: the reasons of all now, the operator of the kept ones at the end
+    stencils, why = _Stencils.of(channels, lat_grid, lon_grid, obs)
     fill = (reason == "") & (why != "")
     reason[fill] = why[fill]
+    del why, fill
     t = obs["time"].values.astype("M8[ns]")
     dist = np.abs((t[:, None] - slots[None, :]).astype("int64"))
     slot = np.argmin(dist, axis=1)
@@ -916,11 +979,19 @@ def screen_observations(
     # negative, which put such observations in the first slot
     outside = (dist[np.arange(m), slot] > half) | np.isnat(t)
     reason[(reason == "") & outside] = "outside_window"
+    del dist, outside
     usable = np.flatnonzero(reason == "")
+    stencils = stencils.take(usable)  # (only the usable ones' are read from here on)
     kept = obs.isel(obs=usable)
     if duplicates not in ("refuse", "first"):
         raise ValueError(f"duplicates must be 'refuse' or 'first'; got {duplicates!r}")
-    copied = usable[duplicated_observations(kept, copies=True)]
+    # both kinds of repeat from one table of the usable observations (they were made
+    # twice): copies, and reports at the position of an earlier one
+    keys = _duplicate_keys(kept, copies=True)
+    is_copy = keys.duplicated(keep="first").to_numpy()
+    colocated_or_copy = keys.duplicated(subset=_POSITION_KEYS, keep="first").to_numpy()
+    del keys, kept
+    copied = usable[is_copy]
     if copied.size and duplicates == "first":
         message = (
             f"{copied.size} usable observation(s) are copies of an earlier one (same variable, "
@@ -929,8 +1000,6 @@ def screen_observations(
         log.warning(message)
         warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
         reason[copied] = "duplicate"
-        usable = np.flatnonzero(reason == "")
-        kept = obs.isel(obs=usable)
     elif copied.size:
         first = obs.isel(obs=int(copied[0]))
         raise ObservationError(
@@ -943,7 +1012,9 @@ def screen_observations(
             "them with obs.isel(obs=~xfuxi.observations.sets.duplicated_observations(obs, "
             "copies=True))"
         )
-    colocated = int(duplicated_observations(kept).sum())
+    # the first of each position is never a copy (a copy repeats an earlier one), so
+    # without the copies the others at a position are those that are not copies
+    colocated = int(np.sum(colocated_or_copy & ~is_copy))
     if colocated:
         message = (
             f"{colocated} usable observation(s) share variable, level, time and position with "
@@ -963,7 +1034,7 @@ def screen_observations(
         log.info("rejected %d of %d observations: %s", n_bad, m, counts)
     keep = np.nonzero(reason == "")[0]
     used = obs.isel(obs=keep).assign_coords(slot=("obs", slot[keep]))
-    op, why2 = build_operator(channels, latitude, longitude, **_operator_columns(used))
-    if np.any(why2 != ""):  # cannot happen: same checks
-        raise SchemaError("internal error: screened observations failed the operator")
+    # (the kept ones are usable ones: their stencils are those of the usable ones kept)
+    weights = stencils.take(np.searchsorted(usable, keep)).weights()
+    op = ObservationOperator.from_weights(weights)
     return used, op, reason.astype(str), counts
