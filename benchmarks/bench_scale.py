@@ -14,7 +14,12 @@ size of its input:
   grid; the cost does not depend on the weights);
 * ``brier_score`` and ``crps``: an 8-member float32 ensemble on the 0.25° grid (721 ×
   1440), 2 initial times × 4 leads;
-* ``regrid_conservative``: 2 times × 13 levels of float32 temperature from 0.25° to 1.5°.
+* ``regrid_conservative``: 2 times × 13 levels of float32 temperature from 0.25° to 1.5°;
+* ``imager_observations``: the synthetic imager's radiances (8 channels, 3 frames, one
+  analysis time, clouds and every error on) of 2 satellites on the 0.7° grid (257 × 512),
+  from a random 4-level truth;
+* ``screen_observations``: screening 1 million random observations (temperature and wind
+  on levels, surface pressure; some outside the window) on the 1.5° grid, 3 slots.
 
 Results go to benchmarks/results/scale.json (``rows``). ``--quick`` runs every case on a
 coarser grid (a check that the script works, not a measurement). To measure an earlier
@@ -39,7 +44,15 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
-CASES = ("letkf_localization", "en4dvar_ensemble", "brier_score", "crps", "regrid_conservative")
+CASES = (
+    "letkf_localization",
+    "en4dvar_ensemble",
+    "brier_score",
+    "crps",
+    "regrid_conservative",
+    "imager_observations",
+    "screen_observations",
+)
 LEVELS13 = [50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000]
 
 
@@ -224,6 +237,71 @@ def case_regrid_conservative(quick: bool) -> dict:
     return {"grid": f"{nlat}x{nlon} to 121x240", "size": "2 times x 13 levels, float32",
             "input_mb": ds.nbytes / 2**20, "seconds": wall, "peak_mb": peak,
             "note": "north-to-south input (reordered by validation: one copy)"}  # fmt: skip
+
+
+def case_imager_observations(quick: bool) -> dict:
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    import xfuxi
+
+    nlat, nlon = (121, 240) if quick else (257, 512)
+    rng = np.random.default_rng(0)
+    lat, lon = np.linspace(-89.0, 89.0, nlat), np.arange(nlon) * 360.0 / nlon
+    levels = np.array([250.0, 500.0, 700.0, 850.0])
+    shape = (3, levels.size, nlat, nlon)
+    moist = np.exp(-((lat / 30.0) ** 2))[None, None, :, None]
+    t_mean = np.array([220.0, 252.0, 270.0, 280.0])[None, :, None, None]
+    q_mean = np.array([0.05, 0.15, 0.3, 0.4])[None, :, None, None]
+    dims = ("time", "level", "latitude", "longitude")
+    truth = xr.Dataset(
+        {"temperature": (dims, t_mean + 5.0 * rng.standard_normal(shape)),
+         "passive_tracer": (dims, (q_mean * moist * (1 + 0.3 * rng.standard_normal(shape)))
+                            .clip(0, None)),
+         "surface_pressure": (("time", "latitude", "longitude"),
+                              1.0e5 + 800.0 * rng.standard_normal((3, nlat, nlon)))},
+        coords={"time": pd.date_range("2001-01-01", periods=3, freq="6h"), "level": levels,
+                "latitude": lat, "longitude": lon},
+    )  # fmt: skip
+    when = truth["time"].values[1:2]
+    out = []
+    wall, peak = measure(
+        lambda: out.append(xfuxi.imager_observations(truth, satellites=[105.0, 225.0], times=when))
+    )
+    radiances = out[0]["brightness_temperature"].nbytes / 2**20
+    return {"grid": f"{nlat}x{nlon}", "size": "2 satellites, 8 channels, 3 frames",
+            "input_mb": truth.nbytes / 2**20, "seconds": wall, "peak_mb": peak,
+            "note": f"the radiances are {radiances:.0f} MB"}  # fmt: skip
+
+
+def case_screen_observations(quick: bool) -> dict:
+    import numpy as np
+
+    from xfuxi.observations.sets import make_observations, screen_observations
+
+    m = 100_000 if quick else 1_000_000
+    rng = np.random.default_rng(0)
+    levels = [250.0, 500.0, 700.0, 850.0]
+    channels = [(v, lv) for v in ("temperature", "u_component_of_wind") for lv in levels]
+    channels.append(("surface_pressure", None))
+    variable = rng.choice(["temperature", "u_component_of_wind", "surface_pressure"], m)
+    t0 = np.datetime64("2020-01-01T00", "ns")
+    obs = make_observations(
+        rng.standard_normal(m), error=1.0,
+        time=t0 + rng.integers(-4, 10, m) * np.timedelta64(1, "h"),
+        latitude=rng.uniform(-90, 90, m), longitude=rng.uniform(0, 360, m), variable=variable,
+        level=np.where(variable == "surface_pressure", np.nan, rng.uniform(200, 900, m)),
+    )  # fmt: skip
+    slots = t0 + np.arange(3) * np.timedelta64(3, "h")
+    lat, lon = np.linspace(-90, 90, 121), np.arange(240) * 1.5
+    wall, peak = measure(
+        lambda: screen_observations(
+            obs, channels=channels, latitude=lat, longitude=lon, slot_times=slots
+        )
+    )
+    return {"grid": "121x240", "size": f"{m} observations", "input_mb": obs.nbytes / 2**20,
+            "seconds": wall, "peak_mb": peak, "note": "about 40% rejected"}  # fmt: skip
 
 
 def run_case(name: str, quick: bool, threads: int) -> dict:
