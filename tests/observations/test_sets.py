@@ -496,3 +496,38 @@ def test_screening_makes_the_stencils_and_the_repeats_once(monkeypatch):
     assert np.array_equal(op.weight.numpy(), ref.weight.numpy())
     # about 4.0 times the observations (the stencils of all of them); 5.9 before
     assert peak < 5.3 * obs.nbytes
+
+
+def test_a_pole_row_is_observed_once(truth):
+    """A box reaching a grid's pole row made one observation per longitude there (12 here),
+    each with its own noise: the pole weighed as 12 independent reports."""
+    polar = truth.interp(latitude=np.linspace(-90, 90, 13))
+    obs = region_observations(polar, latitude=(75, 90), longitude=(0, 360),
+                              variables=["temperature", "u_component_of_wind"],
+                              levels=[500.0], error=0.5, times=TIMES[0], seed=0)  # fmt: skip
+    at_pole = obs["latitude"].values == 90.0
+    assert int(at_pole.sum()) == 2  # one per variable
+    assert obs["longitude"].values[at_pole].tolist() == [0.0, 0.0]
+    assert int((obs["latitude"].values == 75.0).sum()) == 2 * LON.size
+    # the wrap-around box's first longitude is its western edge
+    west = region_observations(polar, latitude=(75, 90), longitude=(300, 30),
+                               variables=["temperature"], levels=[500.0], error=0.5,
+                               times=TIMES[0], seed=0)  # fmt: skip
+    assert west["longitude"].values[west["latitude"].values == 90.0].size == 1
+
+
+def test_observation_levels_in_pa_are_refused_with_the_fix():
+    """Levels in Pa were accepted and every observation rejected as an unknown level, with
+    only an INFO line."""
+    kw = dict(error=0.5, time="2000-01-01", latitude=0.0, longitude=0.0, variable="temperature")
+    with pytest.raises(ObservationError, match=r"above 1100 hPa.*look like Pa: divide them"):
+        make_observations([1.0, 2.0], level=[50000.0, 500.0], **kw)
+    obs = make_observations([1.0, 2.0], level=[500.0, 850.0], **kw)
+    obs["level"].attrs["units"] = "Pa"
+    with pytest.raises(ObservationError, match="units 'Pa'.*look like Pa"):
+        validate_observations(obs)
+    # hPa (and levels in a surface pressure's range, NaN for single-level variables) pass
+    fine = make_observations([1.0, 2.0], error=0.5, time="2000-01-01", latitude=0.0,
+                             longitude=0.0, variable=["temperature", "surface_pressure"],
+                             level=[1050.0, np.nan])  # fmt: skip
+    validate_observations(fine)

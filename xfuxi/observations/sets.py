@@ -195,7 +195,8 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
         that are not datetime64 (strings, cftime dates, or times carrying a time zone: the
         message names the conversion), or a longitude outside [-180, 360] degrees
         (longitudes are taken modulo 360 within that range; 400 or 720.5 are refused, not
-        wrapped).
+        wrapped), or levels in Pa (a ``level`` with units "Pa", or above
+        :data:`MAX_LEVEL_HPA`: each would be rejected as an unknown level).
 
     Examples
     --------
@@ -231,7 +232,24 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
             f"{lon[bad[:5]].tolist()} at obs index {bad[:5].tolist()}; longitudes are taken "
             "modulo 360 only within that range (give them in [-180, 360])"
         )
+    level = out["level"].values
+    units = str(obs["level"].attrs.get("units", "hPa")).strip()
+    high = np.flatnonzero(np.isfinite(level) & (level > MAX_LEVEL_HPA))
+    if units in ("Pa", "pascal") or high.size:
+        given = f"'level' has units {units!r}" if units in ("Pa", "pascal") else (
+            f"{high.size} observation level(s) above {MAX_LEVEL_HPA:g} hPa, e.g. "
+            f"{level[high[:5]].tolist()} at obs index {high[:5].tolist()}"
+        )  # fmt: skip
+        raise ObservationError(
+            f"{given}: observation levels are pressures in hPa (these look like Pa: divide "
+            "them by 100); as they were, each would be rejected as an unknown level"
+        )
     return out
+
+
+#: the highest observation level accepted (hPa): above any surface pressure on Earth, so a
+#: level beyond it is one in Pa
+MAX_LEVEL_HPA = 1100.0
 
 
 def _observation_time_fix(problem: str) -> str:
@@ -728,7 +746,9 @@ def region_observations(
 
     ``longitude=(lo, hi)`` with ``lo > hi`` wraps across 0°; a box 360° wide or wider, such as
     ``(0, 360)`` or ``(-180, 180)``, takes every longitude. Each variable is observed at
-    each of ``levels`` (default all truth levels) and ``times`` (default all).
+    each of ``levels`` (default all truth levels) and ``times`` (default all). A pole row
+    (latitude ±90°, on grids that have one) is one point, observed once, at the box's
+    first longitude there.
 
     Parameters
     ----------
@@ -796,7 +816,10 @@ def region_observations(
         for v in variables:
             for lv in _levels_for(truth, v, levels):
                 for la in in_lat:
-                    for lo_ in in_lon:
+                    # a pole row is one point: observed once (at the box's first longitude),
+                    # not at each of its longitudes (24 reports of one point, each with its
+                    # own noise, weighed as 24 independent observations)
+                    for lo_ in in_lon[:1] if abs(la) == 90.0 else in_lon:
                         rows.append((v, la, lo_, lv, t))
     return _finish_rows(truth, rows, error, rng, "region", (variables, levels, times))
 
