@@ -756,8 +756,12 @@ def imager_observations(
         :class:`ImagerErrors`: all on, no drift.
     seed : int, default 0
         Seeds the texture of the clouds and the noise, drawn for the times requested
-        together: the same seed gives other clouds and noise at a time requested with other
-        times (a cycling network seeds each cycle's call on its own).
+        together, frame after frame, from one generator: the same seed gives other clouds
+        and noise at a time requested with other times (a cycling network seeds each cycle's
+        call on its own), and, since each frame's noise is drawn for the channels requested,
+        other clouds in the later frames (and other noise) when other channels, or the same
+        in another order, are requested. To compare channel subsets on one scene, make the
+        radiances once with every channel and select from them.
     drift_origin : datetime-like, optional
         When the drift is zero (default: the earliest analysis time). Calls that draw one
         analysis time each, as a cycling run's do, need a common origin for the drift to
