@@ -23,7 +23,7 @@ from .data.schema import PROVENANCE_KEYS
 from .docstrings import docstring_parts
 from .grid import wide_longitude_gaps
 from .verify.probabilistic import ensemble_mean_rmse, rank_histogram, spread
-from .verify.weights import ensemble_dim, prepare_pair
+from .verify.weights import ensemble_dim, prepare_pair, score_units
 
 __all__ = [
     "MapStyle",
@@ -857,6 +857,17 @@ def _lead_axis(values: np.ndarray, *, days: bool | None = None) -> tuple[np.ndar
     return values, ""
 
 
+def _score_label(s: xr.DataArray) -> tuple[str, Any]:
+    """The metric and units of a score: a row of a scorecard (a scalar ``score``
+    coordinate) is its score in the units the score gives the variable's
+    ``variable_units``; any other score says them in its ``metric`` and ``units``."""
+    if "score" in s.coords and s["score"].ndim == 0 and "metric" not in s.attrs:
+        metric = str(s["score"].values)
+        own = {"units": s.attrs["variable_units"]} if "variable_units" in s.attrs else {}
+        return metric, score_units(own, metric).get("units")
+    return str(s.attrs.get("metric", "")), s.attrs.get("units")
+
+
 @_doc
 def plot_scores(
     scores: xr.DataArray | xr.Dataset | Mapping[str, xr.DataArray],
@@ -885,7 +896,8 @@ def plot_scores(
     label : str, optional
         Legend label for a single line (default: the ``system``/name).
     ylabel, title : str, optional
-        Axis label (default: the ``metric`` attribute and units) and title.
+        Axis label (default: the ``metric`` attribute and units; for a row of a
+        scorecard, its ``score`` and that score's units) and title.
     {{ax}}
 
     Returns
@@ -971,8 +983,8 @@ def plot_scores(
         xlabel = xl or dim
         ax.plot(x, s.values, marker="o", markersize=3, label=name)
     if first is not None:
-        metric = str(first.attrs.get("metric", ""))
-        units = _units_label(first.attrs.get("units"))
+        metric, units = _score_label(first)
+        units = _units_label(units)
         ax.set_ylabel(ylabel or (f"{metric} ({units})" if units else metric))
     ax.set_xlabel(xlabel)
     ax.grid(True, alpha=0.3)

@@ -68,6 +68,22 @@ def _open(obj: Any, role: str) -> xr.Dataset:
     return as_dataset(obj, f"the {role}", "a Dataset, a named DataArray or a zarr path")
 
 
+def _higher_is_better(score: str) -> float:
+    """1.0 where a higher ``score`` is better, 0.0 where lower is, NaN where neither (bias,
+    spread, the spread–skill ratio: nearest to their perfect value is best)."""
+    info = METRIC_INFO.get(score)
+    return float(info[1]) if info is not None else np.nan
+
+
+def _variable_units(fc: xr.Dataset, name: Hashable) -> str | None:
+    """The units of the forecast variable ``name`` scores (of the wind for
+    ``wind_vector``), or None where it has none."""
+    source = _WIND[0] if name == "wind_vector" and name not in fc.data_vars else name
+    if source not in fc.data_vars or "units" not in fc[source].attrs:
+        return None
+    return str(fc[source].attrs["units"])
+
+
 def _member_dim(fc: xr.Dataset, member_dim: str | None) -> str | None:
     if member_dim is not None:
         if member_dim not in fc.dims:
@@ -128,7 +144,13 @@ def scorecard(
     Dataset
         One variable per forecast variable (and ``wind_vector``), dims ``score``, the lead,
         ``level`` where present, and ``region``; NaN where a score does not apply to a
-        variable. Coordinate ``perfect_value`` along ``score`` (NaN where none);
+        variable. What differs by score is a coordinate along ``score``:
+        ``perfect_value`` (NaN where none) and ``higher_is_better`` (1.0, 0.0, or NaN for
+        bias, spread and the spread–skill ratio, best nearest their perfect value). A
+        variable's only attribute is ``variable_units``, the units of the forecast
+        variable (where it has them); a row is in the units of its score (those of the
+        variable for the errors, squared for ``mse``, none for ``acc``), as
+        :func:`xfuxi.plot_scores` labels a row.
         ``attrs["members"]`` for an ensemble. Lazy (dask) when the inputs are.
 
     Raises
@@ -230,10 +252,17 @@ def scorecard(
         rows, dim="score", join="outer", fill_value=np.nan, data_vars="all",
         coords="minimal", compat="override",
     )  # fmt: skip
+    # what differs from score to score is a coordinate along ``score``, not an attribute of
+    # each variable: concat kept the first score's attrs (metric, units, perfect value,
+    # direction) on every row, so the ACC row of a card led by rmse said "rmse", "K"
     card = card.assign_coords(
         score=np.array(list(scores), dtype=str),
         perfect_value=("score", [PERFECT_VALUES.get(s, np.nan) for s in scores]),
+        higher_is_better=("score", [_higher_is_better(s) for s in scores]),
     )
+    for name in card.data_vars:
+        units = _variable_units(fc, name)
+        card[name].attrs = {} if units is None else {"variable_units": units}
     card.attrs = {"metric": "scorecard", "scores": list(scores)}
     if mdim:
         card.attrs["members"] = int(fc.sizes[mdim])
