@@ -219,12 +219,19 @@ def geostrophic_wind(
     def kernel(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return physics.geostrophic_wind(a, lat, lon, equator_band=band)
 
+    # block by block, each field whole (the derivatives need every latitude and longitude):
+    # the kernel on a dask array itself gave uneven longitude chunks (1, 62, 1) that zarr
+    # cannot store; the result is chunked as the input below
+    lazy = z.chunks is not None
+    dtypes = [a.dtype for a in kernel(np.zeros((lat.size, lon.size), z.dtype))] if lazy else None
     ug, vg = xr.apply_ufunc(
         kernel,
         z,
         input_core_dims=[["latitude", "longitude"]],
         output_core_dims=[["latitude", "longitude"], ["latitude", "longitude"]],
-        dask="allowed",
+        dask="parallelized",
+        output_dtypes=dtypes,
+        dask_gufunc_kwargs={"allow_rechunk": True},
         keep_attrs=False,
     )
     # no geostrophic wind is diagnosed inside the band, where the kernel only tapers it, nor
@@ -241,10 +248,21 @@ def geostrophic_wind(
     out["geostrophic_wind_speed"] = np.hypot(
         out["u_component_of_geostrophic_wind"], out["v_component_of_geostrophic_wind"]
     )
+    if lazy:
+        out = out.chunk(z.chunksizes)
     for name in out.data_vars:
         out[name].attrs = _wind_attrs(str(name))
+    _coordinate_attrs(out, z)
     out.attrs = {**_provenance(ds), "equator_band": float(equator_band)}
     return out
+
+
+def _coordinate_attrs(out: xr.Dataset, source: xr.Dataset | xr.DataArray) -> None:
+    """Give the coordinates of ``out`` the attributes of the source's (units of latitude,
+    longitude and level ...), which the kernel dropped."""
+    for name in out.coords:
+        if name in source.coords:
+            out[name].attrs = dict(source[name].attrs)
 
 
 def ageostrophic_wind(ds: xr.Dataset, /, *, equator_band: float = 10.0) -> xr.Dataset:
@@ -299,6 +317,7 @@ def ageostrophic_wind(ds: xr.Dataset, /, *, equator_band: float = 10.0) -> xr.Da
     )
     for name in out.data_vars:
         out[name].attrs = _wind_attrs(str(name))
+    _coordinate_attrs(out, ds)
     out.attrs = {**_provenance(ds), "equator_band": float(equator_band)}
     return out
 
