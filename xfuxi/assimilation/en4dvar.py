@@ -129,8 +129,8 @@ class TensorAnalysis(NamedTuple):
 def _generator(background_error: BackgroundError) -> tuple[torch.Generator, int]:
     """A generator seeded with ``background_error.seed``, or with a fresh seed if None."""
     seed = background_error.seed
-    if seed is None:  # 32 bits: all torch's generator keeps (recorded, it can be given back)
-        seed = secrets.randbits(32)
+    if seed is None:  # 31 bits: recorded as an attribute, which netCDF3 stores as int32
+        seed = secrets.randbits(31)
     return torch.Generator().manual_seed(int(seed)), int(seed)
 
 

@@ -159,8 +159,10 @@ def result_datasets(
     inc_da = xr.DataArray(
         res.increment.numpy()[None],
         dims=("time", "channel", "latitude", "longitude"),
-        coords={"time": t0_64, "latitude": model.latitude, "longitude": model.longitude},
-    )
+        # the analysis's latitude and longitude, with their attributes (units ...)
+        coords={"time": t0_64, "latitude": analysis["latitude"].variable.copy(),
+                "longitude": analysis["longitude"].variable.copy()},
+    )  # fmt: skip
     increment = unstack(inc_da, model.channels)
     increment = increment.transpose(*canonical_order(increment.dims))
     increment.attrs = dict(attrs, description="analysis minus background at t0")
@@ -168,6 +170,9 @@ def result_datasets(
         for v in ds.data_vars:
             if "units" in background[v].attrs:
                 ds[v].attrs["units"] = background[v].attrs["units"]
+        for c in ("latitude", "longitude", "level"):  # and its coordinates' attributes
+            if c in ds.coords and c in background.coords:
+                ds[c].attrs = {**ds[c].attrs, **background[c].attrs}
     # diagnostics
     slot_of = used["slot"].values
     qc_flags = np.zeros(used.sizes["obs"], dtype=bool)
