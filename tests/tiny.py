@@ -192,3 +192,17 @@ def check_saved_result(result, directory: Path, *, kind: str) -> None:
     with pytest.raises(OutputExistsError):
         result.save(directory / "mine", overwrite=True)
     assert (directory / "mine" / "notes.txt").read_text() == "keep"
+
+
+def reoriented(ds: xr.Dataset, flip: str) -> xr.Dataset:
+    """``ds`` in another orientation: ``flip`` "latitude" (north to south), "level"
+    (descending), "longitude" (−180..180) or "all" of them."""
+    out = ds
+    if flip in ("latitude", "all"):
+        out = out.isel(latitude=slice(None, None, -1))
+    if flip in ("level", "all"):
+        out = out.isel(level=slice(None, None, -1))
+    if flip in ("longitude", "all"):
+        out = out.assign_coords(longitude=((out.longitude + 180) % 360) - 180)
+        out = out.sortby("longitude")
+    return out

@@ -294,14 +294,7 @@ def test_perlin_ensemble_default_std_does_not_depend_on_grid_order(flip):
     from tests import tiny
 
     ds = tiny.dataset(4)
-    other = ds
-    if flip in ("latitude", "all"):
-        other = other.isel(latitude=slice(None, None, -1))
-    if flip in ("level", "all"):
-        other = other.isel(level=slice(None, None, -1))
-    if flip in ("longitude", "all"):
-        other = other.assign_coords(longitude=((other.longitude + 180) % 360) - 180)
-        other = other.sortby("longitude")
+    other = tiny.reoriented(ds, flip)
     a = perlin_ensemble(ds, n=2, seed=5) - ds
     b = perlin_ensemble(other, n=2, seed=5) - other
     b = b.assign_coords(longitude=b.longitude % 360).sortby(["longitude", "latitude", "level"])
