@@ -522,3 +522,13 @@ def test_imager_holds_a_block_of_columns_not_every_channels_layers():
     # torch's alone were about 32 times
     assert numpy_peak + _torch_peak_bytes(prof) < 15 * radiances
     assert int(rad["cloudy"].sum()) > 0 and np.isfinite(rad["brightness_temperature"]).any()
+
+
+def test_radiances_keep_the_truths_coordinate_attrs():
+    """The radiances' latitude and longitude were bare arrays (their units dropped)."""
+    tr = truth(4)
+    tr["latitude"].attrs["units"] = "degrees_north"
+    tr["longitude"].attrs["units"] = "degrees_east"
+    rad = imager_observations(tr, satellites=[105.0], times=tr["time"].values[2:3])
+    assert rad["latitude"].attrs["units"] == "degrees_north"
+    assert rad["longitude"].attrs["units"] == "degrees_east"

@@ -909,8 +909,9 @@ def imager_observations(
         "time": an_times,
         "frame": deltas,
         "sensor_channel": list(names),
-        "latitude": lat,
-        "longitude": lon,
+        # the truth's grid, with its attributes (units)
+        "latitude": ("latitude", lat, dict(truth["latitude"].attrs)),
+        "longitude": ("longitude", lon, dict(truth["longitude"].attrs)),
     }
     ds = xr.Dataset(
         {
