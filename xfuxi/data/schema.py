@@ -25,6 +25,7 @@ import xarray as xr
 
 __all__ = [
     "CANONICAL_DIMS",
+    "DIM_ALIASES",
     "ERA5_PRESSURE_LEVELS",
     "ERA5_SHORT_NAMES",
     "LEVEL_NAMES",
@@ -32,6 +33,7 @@ __all__ = [
     "PROVENANCE_KEYS",
     "VARIABLES",
     "SchemaError",
+    "canonical_unit",
     "check_no_time_zone",
     "input_source",
     "likely_unit_mistake",
@@ -41,6 +43,7 @@ __all__ = [
     "same_unit",
     "surface_geopotential",
     "time_dtype_problem",
+    "unit_hint",
     "validate",
 ]
 
@@ -137,7 +140,8 @@ ERA5_PRESSURE_LEVELS: tuple[int, ...] = (
     450, 500, 550, 600, 650, 700, 750, 775, 800, 825, 850, 875, 900, 925, 950, 975, 1000,
 )  # fmt: skip
 
-_DIM_ALIASES = {
+#: other names of the dims that :func:`validate` renames to xfuxi's (``lat`` → ``latitude``)
+DIM_ALIASES: dict[str, str] = {
     "lat": "latitude",
     "lon": "longitude",
     "valid_time": "time",
@@ -166,6 +170,22 @@ _UNIT_SPELLINGS = {
 }
 
 
+def canonical_unit(units: str) -> str:
+    """The unit of which ``units`` is a known spelling (``"m/s"`` → ``"m s**-1"``), else
+    ``units`` stripped: two ``units`` attributes name the same unit when these are equal.
+
+    Examples
+    --------
+    >>> canonical_unit("m/s"), canonical_unit("kelvin"), canonical_unit("degC")
+    ('m s**-1', 'K', 'degC')
+    """
+    given = units.strip()
+    for canonical, spellings in _UNIT_SPELLINGS.items():
+        if given in spellings:
+            return canonical
+    return given
+
+
 def same_unit(expected: str, given: str) -> bool:
     """Whether ``given`` is a spelling of the unit ``expected`` (``"m s**-1"``, ``"m/s"``, ...).
 
@@ -189,10 +209,10 @@ _UNIT_HINTS: dict[str, tuple[tuple[frozenset[str], str], ...]] = {
 }  # fmt: skip
 
 
-def _unit_hint(expected: str, given: str) -> str:
+def unit_hint(expected: str, given: str) -> str:
     """`` (…: the conversion)`` for a known mistake, else ``""``.
 
-    >>> _unit_hint("m**2 s**-2", "gpm")
+    >>> unit_hint("m**2 s**-2", "gpm")
     ' (geopotential height, not geopotential: multiply metres by 9.80665)'
     """
     for spellings, hint in _UNIT_HINTS.get(expected, ()):
@@ -235,7 +255,7 @@ def likely_unit_mistake(variable: str, value: float, expected: float, tolerance:
 
 
 #: names of the pressure-level dimension (the canonical ``level`` and its aliases)
-LEVEL_NAMES: tuple[str, ...] = ("level", *(k for k, v in _DIM_ALIASES.items() if v == "level"))
+LEVEL_NAMES: tuple[str, ...] = ("level", *(k for k, v in DIM_ALIASES.items() if v == "level"))
 
 
 def surface_geopotential(ds: xr.Dataset) -> xr.Dataset:
@@ -283,7 +303,7 @@ def surface_geopotential(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _rename_aliases(ds: xr.Dataset) -> xr.Dataset:
-    names = {**{k: v for k, v in _DIM_ALIASES.items() if k in ds.variables or k in ds.dims}}
+    names = {**{k: v for k, v in DIM_ALIASES.items() if k in ds.variables or k in ds.dims}}
     # "number" and "step" are scalar coordinates in CDS files; only rename real dimensions
     for alias in ("step", "member", "realization"):
         if alias in names and alias not in ds.dims:
@@ -652,7 +672,11 @@ def validate(
         ``pressure_level``, ``member``, ERA5 short names, ...; a DataArray named by an ERA5
         short name comes back under the long name), latitude ascending,
         longitude wrapped to 0..360 and ascending, levels and times ascending, dimensions in
-        canonical order.
+        canonical order. The variables' encodings keep how values are stored (times'
+        ``units`` and ``calendar``, ``dtype``, packing, ``_FillValue``) but not the storage
+        layout of the file or store read (chunks, compressors, filters:
+        :data:`VALUE_ENCODINGS`), so that ``to_zarr`` and ``to_netcdf`` of the result
+        (or of what is computed from it) choose their own.
 
     Raises
     ------
@@ -752,7 +776,7 @@ def validate(
         if expected is not None and given is not None and not same_unit(expected[0], given):
             raise SchemaError(
                 f"variable {name!r} has units {given!r}; expected {expected[0]!r}"
-                + _unit_hint(expected[0], str(given))
+                + unit_hint(expected[0], str(given))
             )
         if check_ranges and str(name) in PHYSICAL_RANGES and var.dtype.kind in "iuf":
             if var.chunks is not None:  # dask: check each block when it is computed
@@ -774,9 +798,27 @@ def validate(
             _raise_if_nan(name, int(n_nan))
 
     out = out.transpose(*canonical_order(out.dims))
+    _keep_value_encodings(out)
     # the files a lazy input reads stay open for the result: closing it closes them
     out.set_close(ds.close)
     return out
+
+
+#: the encoding keys :func:`validate` keeps: how values are stored (times' units and
+#: calendar, a packing, the fill value), not where (chunks, codecs of a zarr store)
+VALUE_ENCODINGS: frozenset[str] = frozenset(
+    {"units", "calendar", "dtype", "scale_factor", "add_offset", "_FillValue", "missing_value"}
+)
+
+
+def _keep_value_encodings(ds: xr.Dataset) -> None:
+    """Drop the storage layout (chunks, compressors, filters) from the encodings of ``ds``'s
+    variables, in place: a zarr-v2 store's codecs made ``to_zarr`` of the data (and of
+    what is computed from them) fail in zarr's default format 3 (``TypeError: Expected a
+    BytesBytesCodec``), and its chunks need not fit the data after a selection."""
+    for var in ds.variables.values():
+        if var.encoding and not VALUE_ENCODINGS.issuperset(var.encoding):
+            var.encoding = {k: v for k, v in var.encoding.items() if k in VALUE_ENCODINGS}
 
 
 def _raise_if_nan(name: Hashable, n_nan: int) -> None:

@@ -68,7 +68,9 @@ keep_attrs : bool, default False
     "raises_pair": """\
 ValueError
     If the grids of forecast and truth differ, a variable or a (valid) time is missing
-    from the truth, the weights are invalid or do not cover the grid, the default area
+    from the truth, both carry a ``units`` attribute and they differ (spellings of one
+    unit, "m/s" and "m s**-1", are the same), the weights are invalid or do not cover the
+    grid, the default area
     weights are asked over a latitude named ``lat``, or ``dim`` names an unknown
     dimension.""",
     "raises_ensemble": """\

@@ -31,6 +31,7 @@ from .weights import (
     XarrayObj,
     align_valid_time,
     as_float,
+    check_same_units,
     conform,
     finish_score,
     needs_valid_time,
@@ -192,6 +193,7 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
             )
         clim = clim[[*renames, *(v for v in fc.data_vars if v not in renames.values())]]
         clim = clim.rename(renames)[list(fc.data_vars)]
+    check_same_units(fc, clim, ("forecast", "climatology"))
     clim = as_float(conform(clim, fc, name="climatology"), "climatology")
     return clim.drop_vars([c for c in clim.coords if c not in clim.dims], errors="ignore")
 

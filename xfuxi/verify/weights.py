@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.schema import _DIM_ALIASES, time_dtype_problem
+from ..data.schema import DIM_ALIASES, canonical_unit, time_dtype_problem, unit_hint
 from ..data.stats import own_attrs
 from ..grid import area_weights
 from ..options import get_options
@@ -402,8 +402,8 @@ def _conform_scalars(
 
 #: other names of ``latitude`` and ``longitude`` that :func:`xfuxi.validate` renames (the
 #: schema's alias table): a reduced dim of such a name gets no area weights, so it is refused
-LATITUDE_ALIASES: tuple[str, ...] = tuple(k for k, v in _DIM_ALIASES.items() if v == "latitude")
-LONGITUDE_ALIASES: tuple[str, ...] = tuple(k for k, v in _DIM_ALIASES.items() if v == "longitude")
+LATITUDE_ALIASES: tuple[str, ...] = tuple(k for k, v in DIM_ALIASES.items() if v == "latitude")
+LONGITUDE_ALIASES: tuple[str, ...] = tuple(k for k, v in DIM_ALIASES.items() if v == "longitude")
 
 
 def _refuse_latitude_alias(dims: Sequence[Hashable]) -> None:
@@ -642,6 +642,9 @@ def finish_score(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: 
     {'units': 'K**2', 'metric': 'mse', 'perfect_value': 0.0, 'higher_is_better': 0}
     >>> finish_score(src.sum("x"), src, True, {"metric": "acc"})["t"].attrs
     {'long_name': 'temperature', 'metric': 'acc', 'perfect_value': 1.0, 'higher_is_better': 1}
+
+    A CF ``standard_name`` of the source is not kept, even with ``keep_attrs``: it names
+    the field itself, which its score is not.
     """
     result = own_attrs(result)
     metric = str(attrs.get("metric"))
@@ -653,6 +656,9 @@ def finish_score(result: XarrayObj, source: XarrayObj, keep_attrs: bool, attrs: 
         """The source's attributes that the score keeps: all with ``keep_attrs``, else its
         units; in the units of the score."""
         own = dict(own) if keep_attrs else {k: v for k, v in own.items() if k == "units"}
+        # a CF standard_name names the field itself (air_temperature), which a score of it
+        # is not (an ACC or an MSE of temperature kept it, with other units or none)
+        own.pop("standard_name", None)
         return score_units(copy.deepcopy(own), metric)
 
     if isinstance(result, xr.Dataset):
@@ -932,6 +938,7 @@ def prepare_pair(
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
     _check_pair_times(forecast, truth, names)
+    check_same_units(forecast, truth, names)
     # along the dims matched (the time and lead a truth on time is taken at, too), a value
     # held twice would be scored twice, or could not be selected by
     check_unique(
@@ -1006,6 +1013,34 @@ def as_float(obj: XarrayObj, name: str = "forecast") -> XarrayObj:
             return obj
         return obj.map(cast, keep_attrs=True)
     return cast(obj)
+
+
+def check_same_units(a: XarrayObj, b: XarrayObj, names: tuple[str, str]) -> None:
+    """Raise if a variable of ``a`` and the same variable of ``b`` both carry a ``units``
+    attribute and they are not spellings of one unit (:func:`xfuxi.data.schema.canonical_unit`):
+    a forecast in K scored against a truth in °C gave an RMSE of 272.8 "K". Where either
+    lacks the attribute nothing is checked (xfuxi cannot tell).
+
+    Raises
+    ------
+    ValueError
+        Naming each variable, its two units and, for a known mistake, the conversion.
+    """
+    if isinstance(a, xr.Dataset) and isinstance(b, xr.Dataset):
+        pairs = [(str(v), a[v].attrs.get("units"), b[v].attrs.get("units"))
+                 for v in a.data_vars if v in b.data_vars]  # fmt: skip
+    else:
+        pairs = [(str(a.name), a.attrs.get("units"), b.attrs.get("units"))]
+    differ = [
+        f"{v!r} in {x!r} and {y!r}{unit_hint(canonical_unit(str(x)), str(y))}"
+        for v, x, y in pairs
+        if x is not None and y is not None and canonical_unit(str(x)) != canonical_unit(str(y))
+    ]
+    if differ:
+        raise ValueError(
+            f"the {names[0]} and the {names[1]} are in different units ({'; '.join(differ)}): "
+            "convert one to the other's units (and set its 'units' attribute)"
+        )
 
 
 def check_times(obj: XarrayObj, name: str) -> None:
