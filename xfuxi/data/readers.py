@@ -124,7 +124,7 @@ def file_kind(path: str | os.PathLike[str]) -> str:
     >>> file_kind(p)
     'grib'
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: '{path}'")
     if path.is_dir():
@@ -181,7 +181,7 @@ def _open_zip(path: Path) -> list[xr.Dataset]:
 
 def _open_era5_path(path: str | os.PathLike[str]) -> list[xr.Dataset]:
     """The datasets of one file: lazily opened (netCDF, GRIB) or loaded (the zip)."""
-    path = Path(path)
+    path = Path(path).expanduser()  # "~/era5.nc": the home folder, as the writers read it
     kind = file_kind(path)
     if kind == "netcdf":
         # dask-backed (chunks={}: the file's own chunks): several files are then combined
@@ -443,8 +443,12 @@ def from_era5(
         ...), ``time``, ``level``, latitude ascending. ``attrs['expver']`` says how ERA5 and
         ERA5T were combined (ERA5 where present, else ERA5T); accumulated fields say in
         their ``accumulation`` attribute how they were summed. Instantaneous fields keep
-        their values. Read lazily from the files it opened: ``ds.close()`` (or
-        ``with xfuxi.from_era5(path) as ds:``) closes them.
+        their values, unpacked: the data variables carry no packing in their ``encoding``
+        (no ``dtype``, ``scale_factor``, ``add_offset``, ``_FillValue``,
+        ``missing_value``), so ``to_netcdf`` writes them as floats (the files' int16
+        packing, each file its own, would clip the values of the others). Read lazily
+        from the files it opened: ``ds.close()`` (or ``with xfuxi.from_era5(path) as
+        ds:``) closes them.
 
     Raises
     ------
@@ -564,7 +568,30 @@ def _read_era5(
         notes = list(dict.fromkeys(p.attrs["expver"] for _, p in parts if "expver" in p.attrs))
         if notes:
             ds = ds.assign_attrs(expver="; ".join(notes))
-    return validate(ds, **validate_kwargs)
+    return _drop_packing(validate(ds, **validate_kwargs))
+
+
+#: the encoding keys of a packed variable (CDS netCDF before 2024: int16 with its own
+#: ``scale_factor``/``add_offset`` per file)
+PACKING_KEYS: tuple[str, ...] = (
+    "dtype", "scale_factor", "add_offset", "_FillValue", "missing_value",
+)  # fmt: skip
+
+
+def _drop_packing(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with no packing in the encoding of its data variables (edited in place).
+
+    Combined files keep the first file's packing (xarray takes the first part's encoding):
+    written again, the values of the other files would be clipped to its range (another
+    month's int16 range, 250 K where July reaches 310 K). A single file's packing is
+    dropped too: the values read are unpacked floats, and what is done with them (sums,
+    differences) need not fit the range the file was packed for.
+    """
+    for name in ds.data_vars:
+        encoding = ds[name].encoding
+        for key in PACKING_KEYS:
+            encoding.pop(key, None)
+    return ds
 
 
 def _grid_text(dim: str, values: np.ndarray) -> str:
@@ -745,6 +772,7 @@ def from_weatherbench2(
         raise TypeError(f"expected a path, a URL or an xarray.Dataset, got {type(obj)}")
     location = os.fspath(obj)
     if "://" not in location:
+        location = os.path.expanduser(location)  # "~/wb2.zarr": the home folder
         kind = file_kind(location)
         if kind != "zarr":
             hint = " (read ERA5 files with from_era5)" if kind in ("netcdf", "grib", "zip") else ""

@@ -476,7 +476,8 @@ def regrid(
     Returns
     -------
     xarray.Dataset or xarray.DataArray
-        A new object on the target grid (``ds`` is not modified); each variable's
+        A new object on the target grid (``ds`` is not modified), without encodings
+        (the input's chunks and codecs do not apply); each variable's
         ``regrid_method`` attribute says how it was regridded. Where the data cover only
         a latitude band, the target outside it is NaN (conservative: cells the band does
         not reach at all; a cell it covers in part is the mean over that part).
@@ -572,7 +573,9 @@ def regrid(
     ).assign_attrs(data.attrs)
     for name in ("latitude", "longitude"):
         out[name].attrs = {**data[name].attrs, **grid[name].attrs}
-    return out.transpose(*[d for d in dims_order if d in out.dims])
+    # new data on a new grid: no encoding of the input (its chunks, a zarr-v2 store's
+    # codecs, which made to_zarr fail) or of the target grid applies to them
+    return out.transpose(*[d for d in dims_order if d in out.dims]).drop_encoding()
 
 
 def _not_global(lon: np.ndarray) -> str:

@@ -27,6 +27,7 @@ from ..files import (
     WRITER_ATTRS,
     atomic_write_netcdf,
     check_file_replaceable,
+    check_output_folder,
     netcdf_written_by,
 )
 from ..grid import area_weights
@@ -506,8 +507,10 @@ def climatology(
     if is_da:
         res = out["__clim__"].rename(ds.name)
         res.attrs = {**ds.attrs, **out.attrs}
-        return own_attrs(res)  # lists or dicts in the attrs are not the input's
-    return own_attrs(out)
+        # (lists or dicts in the attrs are not the input's; a zarr store's codecs and chunks
+        # are not the result's: to_zarr of it failed on a version-2 store's)
+        return own_attrs(res.drop_encoding())
+    return own_attrs(out.drop_encoding())
 
 
 def _check_window(window: Any, seasonal: bool) -> None:
@@ -701,6 +704,7 @@ def save_stats(
     """
     ds = as_dataset(stats, "save_stats")
     path = Path(path).expanduser()
+    check_output_folder(path)  # a file where its folder should be, or a read-only folder
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {str(path.parent)!r} does not exist")
     check_file_replaceable(path, overwrite=overwrite, writer=STATS_WRITER,

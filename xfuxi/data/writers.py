@@ -26,6 +26,7 @@ import xarray as xr
 
 from ..docstrings import docstring_parts
 from ..files import (
+    WRITER_ATTRS,
     atomic_write_netcdf,
     check_file_replaceable,
     netcdf_written_by,
@@ -132,10 +133,24 @@ def to_weatherbench2_layout(ds: xr.Dataset) -> xr.Dataset:
                 out[name].attrs["units"] = "hPa"
     for name in out.data_vars:
         units, description = VARIABLES.get(str(name), (None, None))
-        if units is not None:
-            out[name].attrs = {"units": units, "long_name": description, **out[name].attrs}
+        if units is None or _is_score(out, name):  # a score says its own units (or none)
+            continue
+        filled = {"units": units}  # an increment is in the field's units, not the field
+        if not _is_increment(out):
+            filled["long_name"] = description
+        out[name].attrs = {**filled, **out[name].attrs}
     out.attrs = {**out.attrs, "xfuxi_layout": "weatherbench2"}
     return out
+
+
+def _is_score(ds: xr.Dataset, name: Any) -> bool:
+    """A score of the variable (xfuxi.verify's ``metric`` attribute), not the field."""
+    return "metric" in ds[name].attrs or "metric" in ds.attrs
+
+
+def _is_increment(ds: xr.Dataset) -> bool:
+    """An analysis increment (analysis minus background: xfuxi's ``description``)."""
+    return str(ds.attrs.get("description", "")).startswith("analysis minus background")
 
 
 def _plain_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:
@@ -220,6 +235,9 @@ def write_weatherbench2(
     'copy.zarr'
     """
     out = _with_plain_attrs(to_weatherbench2_layout(ds))
+    # the record of the writer of a file the data were read from (write_netcdf's
+    # xfuxi_writer, xfuxi_file) is not this store's: the marker file is its record
+    out.attrs = {k: v for k, v in out.attrs.items() if k not in WRITER_ATTRS}
     sizes = {"time": 1} if chunks is None and "time" in out.dims else {}
     sizes.update(dict(chunks or {}))
     unknown = [d for d in sizes if d not in out.dims]
@@ -264,11 +282,12 @@ CF_STANDARD_NAMES: dict[str, str] = {
     "2m_temperature": "air_temperature",
     "10m_u_component_of_wind": "eastward_wind",
     "10m_v_component_of_wind": "northward_wind",
-    "total_precipitation_6hr": "precipitation_amount",
+    # in metres: liquid water equivalent (precipitation_amount is in kg m-2)
+    "total_precipitation_6hr": "lwe_thickness_of_precipitation_amount",
     "2m_dewpoint_temperature": "dew_point_temperature",
     "total_column_water_vapour": "atmosphere_mass_content_of_water_vapor",
     "sea_surface_temperature": "sea_surface_temperature",
-    "land_sea_mask": "land_binary_mask",
+    "land_sea_mask": "land_area_fraction",  # a fraction 0..1 (land_binary_mask is 0 or 1)
     "geopotential_at_surface": "surface_geopotential",
 }
 
@@ -321,7 +340,8 @@ def to_cf_layout(ds: xr.Dataset) -> xr.Dataset:
         attrs = dict(out[name].attrs)
         if "units" in attrs:
             attrs["units"] = _UDUNITS.get(str(attrs["units"]), attrs["units"])
-        if str(name) in CF_STANDARD_NAMES:
+        derived = _is_score(out, name) or _is_increment(out)  # not the field itself
+        if str(name) in CF_STANDARD_NAMES and not derived:
             attrs.setdefault("standard_name", CF_STANDARD_NAMES[str(name)])
         out[name].attrs = attrs
     axes = {"latitude": "Y", "longitude": "X", "level": "Z", "time": "T"}
@@ -329,11 +349,14 @@ def to_cf_layout(ds: xr.Dataset) -> xr.Dataset:
         if name in out.coords:
             out[name].attrs["axis"] = axis
     if "prediction_timedelta" in out.dims:
+        out["prediction_timedelta"].attrs["standard_name"] = "forecast_period"
+    # lead-time data without initial times (a score or bias over all of them) have no
+    # forecast reference time nor valid time
+    if "prediction_timedelta" in out.dims and "time" in out.coords:
         out["time"].attrs.update(
             standard_name="forecast_reference_time", long_name="initial time of the forecast"
         )
         out["time"].attrs.pop("axis", None)
-        out["prediction_timedelta"].attrs["standard_name"] = "forecast_period"
         if "valid_time" not in out.variables:
             valid = out["time"] + out["prediction_timedelta"]
             out = out.assign_coords(
