@@ -46,6 +46,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_file",
     "atomic_write_json",
+    "check_output_folder",
     "check_replaceable",
     "directory_checksums",
     "lock_output",
@@ -313,6 +314,64 @@ def read_marker(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and "kind" in value else None
 
 
+def check_output_folder(target: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that an output can be written at ``target``: the folder that
+    holds it exists or can be made, and this process may write into it.
+
+    The nearest existing folder above ``target`` (its folder, or the one where the missing
+    folders would be made) must be a folder, not a file, and writable (``os.access``; the
+    superuser may write anywhere but on a read-only file system). Without this check a
+    writer found out only after the work, with a message naming its hidden temporary.
+    :func:`check_replaceable` and :func:`check_file_replaceable` call it first.
+
+    Parameters
+    ----------
+    target : path-like
+        The output file or directory (a leading ``~`` is the home folder).
+
+    Returns
+    -------
+    pathlib.Path
+        The absolute ``target``.
+
+    Raises
+    ------
+    OutputExistsError
+        A path component above ``target`` is a file: "... is a file, not a folder".
+    PermissionError
+        The folder cannot be written into: "cannot write into <folder>".
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> (d / "notes.txt").write_text("a user's file") and None
+    >>> check_output_folder(d / "new" / "fc.nc") == d / "new" / "fc.nc"
+    True
+    >>> check_output_folder(d / "notes.txt" / "fc.nc")
+    Traceback (most recent call last):
+    ...
+    xfuxi.files.OutputExistsError: ... lie inside .../notes.txt, which is a file, not a folder; ...
+    """
+    target = Path(os.path.abspath(Path(target).expanduser()))
+    for folder in target.parents:  # the nearest first
+        if not os.path.lexists(folder):
+            continue
+        if not folder.is_dir():
+            raise OutputExistsError(
+                f"{target} would lie inside {folder}, which is a file, not a folder; choose "
+                "another output path"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            made = "" if folder == target.parent else f" (to make {target.parent})"
+            raise PermissionError(
+                f"cannot write into {folder}{made}: it is read-only for this user or on a "
+                f"read-only file system; choose another output path for {target}"
+            )
+        break
+    return target
+
+
 def check_replaceable(
     target: str | os.PathLike[str],
     *,
@@ -359,6 +418,7 @@ def check_replaceable(
     (False, True)
     """
     target = Path(target).expanduser()
+    check_output_folder(target)  # a file above it, a read-only folder: before any work
     # what a writer of this output killed on this host left: its temporaries, and the
     # previous output it had moved aside but not replaced yet (put back first)
     _clear_stale_temporaries(target)
@@ -443,6 +503,7 @@ def check_file_replaceable(
     xfuxi.files.OutputExistsError: ... was not written by f; xfuxi never replaces a file ...
     """
     path = Path(path).expanduser()
+    check_output_folder(path)  # a file above it, a read-only folder: before any work
     if not os.path.lexists(path):
         return False
     if path.is_symlink() or not path.is_file():
