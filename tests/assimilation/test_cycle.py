@@ -1482,9 +1482,11 @@ def test_sonde_network_draws_do_not_depend_on_the_truths_variable_order(tmp_path
     truth = tiny_da.truth(n_time=8)
     swapped = truth[list(reversed(list(truth.data_vars)))]
     assert list(swapped.data_vars) != list(truth.data_vars)
-    method = LETKFMethod(options=LETKFOptions(n_members=4, inflation=1.05, qc_threshold=None),
-                         localization=LocalizationOptions(length_scale=3000.0),
-                         initial=BackgroundError(amplitude=0.5, wavelength=2, octaves=1))  # fmt: skip
+    method = LETKFMethod(
+        options=LETKFOptions(n_members=4, inflation=1.05, qc_threshold=None),
+        localization=LocalizationOptions(length_scale=3000.0),
+        initial=BackgroundError(amplitude=0.5, wavelength=2, octaves=1),
+    )
     network = RadiosondeNetwork(n_sites=10, seed=4)
     t0 = truth.time.values[2:4]
     a = network(truth, t0, cycle=1, model=model)
@@ -1500,3 +1502,19 @@ def test_sonde_network_draws_do_not_depend_on_the_truths_variable_order(tmp_path
     run(truth.isel(time=slice(0, 6)), tmp_path / "s")  # the first cycles
     resumed = run(swapped, tmp_path / "s")  # resumed from the reordered copy
     np.testing.assert_array_equal(resumed.scores["omb_rms"].values, whole.scores["omb_rms"].values)
+
+
+def test_cycle_outputs_carry_the_grids_units(tmp_path):
+    """The stored states are on the model's bare grid: open_cycle's and
+    cycle_initial_conditions' latitude and longitude had no units."""
+    from tests import tiny
+    from xfuxi.assimilation.cycle import cycle_initial_conditions, open_cycle
+
+    method = LETKFMethod(options=LETKFOptions(n_members=4, qc_threshold=None),
+                         localization=LocalizationOptions(length_scale=3000.0))  # fmt: skip
+    cycle(tiny.dataset(8, seed=3), RadiosondeNetwork(n_sites=10, seed=1), method=method,
+          model=tiny.model(), config=CycleConfig(n_cycles=1, lead_steps=2),
+          store=tmp_path / "s", progress=False)  # fmt: skip
+    for ds in (open_cycle(tmp_path / "s"), cycle_initial_conditions(tmp_path / "s")):
+        assert ds["latitude"].attrs["units"] == "degrees_north"
+        assert ds["longitude"].attrs["units"] == "degrees_east"

@@ -1354,8 +1354,9 @@ class RadiosondeNetwork:
         tuple
             ``(variables, levels)``: the variables (``variables``, default every truth
             variable with levels, and surface pressure, that the model has a channel of,
-            in the model's channel order whatever the truth's) and the truth levels (in its order) that one of them can
-            be screened at (a model level, or between two), None when that is all of them.
+            in the model's channel order whatever the truth's) and the truth levels (in its
+            order) that one of them can be screened at (a model level, or between two), None
+            when that is all of them.
 
         Raises
         ------
@@ -1450,12 +1451,26 @@ def _with_channel_units(scores: xr.Dataset) -> xr.Dataset:
     from ..data.channels import parse_channel_name
     from ..data.schema import VARIABLES
 
+    scores = _with_grid_units(scores)
     if "channel" not in scores.dims:
         return scores
     units = [
         VARIABLES.get(parse_channel_name(str(c))[0], ("",))[0] for c in scores["channel"].values
     ]
     return scores.assign_coords(channel_units=("channel", units))
+
+
+def _with_grid_units(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the units of its ``latitude`` and ``longitude`` (and ``level``), where it
+    has them without (the states of a cycle are stored on the model's bare grid)."""
+    units = {"latitude": "degrees_north", "longitude": "degrees_east", "level": "hPa"}
+    lacking = [c for c in units if c in ds.coords and "units" not in ds[c].attrs]
+    if not lacking:
+        return ds
+    ds = ds.copy()
+    for c in lacking:
+        ds[c].attrs = {**ds[c].attrs, "units": units[c]}
+    return ds
 
 
 def _channel_names(model: Any) -> list[str]:
@@ -1638,7 +1653,7 @@ def _complete_cycles(store: Path) -> list[int]:
 
 def _cycling_store(store: str | Path) -> Path:
     """``store`` as a path, refused unless :func:`cycle` wrote it (its marker says so)."""
-    path = Path(store)
+    path = Path(store).expanduser()
     marker = read_marker(path) if path.exists() else None
     if marker is None or marker.get("kind") != STORE_KIND:
         raise ValueError(f"{path} is not a cycling store written by xfuxi.cycle")
@@ -2435,7 +2450,7 @@ def cycle_initial_conditions(
         if str(name) in VARIABLES:
             out[name].attrs["units"] = VARIABLES[str(name)][0]
     out.attrs = {"source": "xfuxi.cycle", "store": str(path), "analysis_time": str(t)[:19]}
-    return out.transpose(*canonical_order(out.dims))
+    return _with_grid_units(out.transpose(*canonical_order(out.dims)))
 
 
 def _cycle_pair(path: Path, time: Any, member: int | None) -> tuple:
