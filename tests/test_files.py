@@ -449,3 +449,61 @@ def test_the_check_before_the_work_puts_the_previous_output_back(tmp_path):
         check_replaceable(tmp_path / "out.zarr", kind="forecast")
     assert (tmp_path / "out.zarr" / "data.txt").read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path):
+    """The path was checked before the write and replaced unconditionally after it: a
+    user's file saved there meanwhile, or another run's output, was overwritten, and both
+    writers returned as if their output were there."""
+    target = tmp_path / "fc.nc"
+
+    def write_while_a_user_saves(tmp):
+        tmp.write_text("ours")
+        target.write_text("precious thesis data")  # saved while the output is written
+
+    with pytest.raises(OutputExistsError, match="appeared while this output was written"):
+        atomic_write_file(target, write_while_a_user_saves)
+    assert target.read_text() == "precious thesis data"
+    # the caller found nothing, but a file is there by the time the write begins
+    with pytest.raises(OutputExistsError, match="appeared since it was checked"):
+        atomic_write_file(target, lambda tmp: tmp.write_text("ours"), replacing=False)
+    assert target.read_text() == "precious thesis data"
+    # a file that may be replaced, changed by someone else during the write: kept
+    own = tmp_path / "own.nc"
+    own.write_text("an earlier output")
+
+    def write_while_another_run_writes(tmp):
+        tmp.write_text("ours")
+        own.write_text("another run's output, written meanwhile")
+
+    with pytest.raises(OutputExistsError, match="changed while this output was written"):
+        atomic_write_file(own, write_while_another_run_writes, replacing=True)
+    assert own.read_text() == "another run's output, written meanwhile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fc.nc", "own.nc"]  # no temporary
+    # undisturbed: written, and replaced
+    assert atomic_write_file(tmp_path / "new.txt", lambda t: t.write_text("a")).read_text() == "a"
+    assert atomic_write_file(own, lambda t: t.write_text("b"), replacing=True).read_text() == "b"
+
+
+def test_write_netcdf_does_not_replace_a_file_saved_during_the_write(tmp_path, monkeypatch):
+    import numpy as np
+    import xarray as xr
+
+    import xfuxi
+
+    target = tmp_path / "fc.nc"
+    real = xr.Dataset.to_netcdf
+
+    def slow_to_netcdf(self, path=None, *args, **kwargs):
+        out = real(self, path, *args, **kwargs)
+        target.write_text("precious thesis data")  # a user saves meanwhile
+        return out
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", slow_to_netcdf)
+    ds = xr.Dataset(
+        {"temperature": (("latitude", "longitude"), np.full((2, 4), 250.0), {"units": "K"})},
+        coords={"latitude": [-45.0, 45.0], "longitude": [0.0, 90, 180, 270]},
+    )
+    with pytest.raises(OutputExistsError):
+        xfuxi.write_netcdf(ds, target)
+    assert target.read_text() == "precious thesis data"

@@ -1355,9 +1355,11 @@ def campaign_scorecard(
     }
     # checked again: a file may have appeared there while the scores were computed
     if out is not None:
-        check_file_replaceable(out, overwrite=overwrite, writer=SCORECARD_WRITER,
-                               ours=lambda p: netcdf_written_by(p, SCORECARD_WRITER))  # fmt: skip
-        atomic_write_netcdf(card, out, writer=SCORECARD_WRITER)
+        replacing = check_file_replaceable(
+            out, overwrite=overwrite, writer=SCORECARD_WRITER,
+            ours=lambda p: netcdf_written_by(p, SCORECARD_WRITER),
+        )  # fmt: skip
+        atomic_write_netcdf(card, out, writer=SCORECARD_WRITER, replacing=replacing)
     if plot is not None:
         check_file_replaceable(plot, overwrite=overwrite, writer=SCORECARD_WRITER,
                                ours=lambda p: _png_written_by(p, SCORECARD_WRITER))  # fmt: skip

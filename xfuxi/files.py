@@ -224,14 +224,26 @@ _TEMPORARY = re.compile(
 )
 
 
-def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+def atomic_write_file(
+    path: str | os.PathLike[str],
+    write: Callable[[Path], None],
+    *,
+    replacing: bool | None = None,
+) -> Path:
     """Write a file atomically: ``write(tmp)`` fills a temporary file beside ``path``, which
     is then synced and renamed onto ``path``.
 
     ``path`` is replaced if it exists: the caller decides whether it may be (see
-    :func:`check_replaceable` for directories). The file gets the usual mode (``0666`` less
-    the umask), not ``mkstemp``'s ``0600``. If ``write`` fails, nothing is left behind; the
-    temporaries of ``path`` that killed writers of this host left are removed first.
+    :func:`check_replaceable` for directories, :func:`check_file_replaceable` for files,
+    whose answer is ``replacing``). It is not replaced if it changed while the file was
+    written (another run's output, a file saved meanwhile): with ``replacing=False`` (the
+    caller found nothing there) nothing may be at ``path`` when the file is published
+    (published by a hard link, which fails if anything has appeared); otherwise ``path``
+    must still be as it was when this call began. Either way the call then raises
+    :class:`OutputExistsError` and leaves ``path`` as it is. The file gets the usual mode
+    (``0666`` less the umask), not ``mkstemp``'s ``0600``. If ``write`` fails, nothing is
+    left behind; the temporaries of ``path`` that killed writers of this host left are
+    removed first.
 
     Parameters
     ----------
@@ -255,6 +267,10 @@ def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None
     """
     path = Path(path).expanduser()
     _clear_stale_temporaries(path)
+    # what the caller checked: nothing, or the file it may replace
+    before = None if replacing is False else _file_state(path)
+    if replacing is False and before is None and os.path.lexists(path):  # (a race, early)
+        _publish_refused(path, "appeared since it was checked")
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
@@ -266,11 +282,52 @@ def atomic_write_file(path: str | os.PathLike[str], write: Callable[[Path], None
         finally:
             os.close(fd)
         os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
+        _publish(tmp, path, before)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _file_state(path: Path) -> tuple[int, ...] | None:
+    """What is at ``path``: None if nothing, else its device, inode, size and time of change."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _publish(tmp: Path, path: Path, before: tuple[int, ...] | None) -> None:
+    """Rename ``tmp`` onto ``path`` unless something else took ``path`` while ``tmp`` was
+    written: another run's output, or a user's file (a later writer replaced the earlier
+    one's output, or a user's file saved meanwhile, and both calls returned as if they had
+    written it). Where nothing was at ``path``, ``tmp`` is hard-linked there, which fails if
+    anything has appeared since (atomically); where a file was (one the caller may replace),
+    it must still be that file."""
+    if before is None:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            _publish_refused(path, "appeared while this output was written")
+        except OSError:  # a file system without hard links: the check below, then rename
+            if os.path.lexists(path):
+                _publish_refused(path, "appeared while this output was written")
+            os.replace(tmp, path)
+            return
+        tmp.unlink()
+        return
+    if _file_state(path) != before:
+        _publish_refused(path, "changed while this output was written")
+    os.replace(tmp, path)
+
+
+def _publish_refused(path: Path, what: str) -> None:
+    raise OutputExistsError(
+        f"{path} {what} (another run's output, or a file saved there); it is left as it is "
+        "and this output was not written: choose another path, or rerun once the other run "
+        "has finished"
+    )
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -528,12 +585,18 @@ WRITER_ATTRS: tuple[str, ...] = ("xfuxi_writer", "xfuxi_file")
 
 
 def atomic_write_netcdf(
-    ds: Any, path: str | os.PathLike[str], *, writer: str, **kwargs: Any
+    ds: Any,
+    path: str | os.PathLike[str],
+    *,
+    writer: str,
+    replacing: bool | None = None,
+    **kwargs: Any,
 ) -> Path:
     """Write the Dataset ``ds`` to ``path`` as netCDF, atomically, recording ``writer`` in its
     ``xfuxi_writer`` attribute and the file's own name in ``xfuxi_file`` (what
     :func:`netcdf_written_by` reads back); ``ds`` is not modified. ``kwargs`` go to
-    ``Dataset.to_netcdf``. Check the path first (:func:`check_file_replaceable`).
+    ``Dataset.to_netcdf``. Check the path first (:func:`check_file_replaceable`) and pass its
+    answer as ``replacing`` (:func:`atomic_write_file`).
 
     Examples
     --------
@@ -545,7 +608,7 @@ def atomic_write_netcdf(
     """
     marked = ds.copy()
     marked.attrs = {**ds.attrs, "xfuxi_writer": writer, "xfuxi_file": Path(path).name}
-    return atomic_write_file(path, lambda tmp: marked.to_netcdf(tmp, **kwargs))
+    return atomic_write_file(path, lambda tmp: marked.to_netcdf(tmp, **kwargs), replacing=replacing)
 
 
 def netcdf_written_by(path: Path, writer: str) -> bool:

@@ -300,20 +300,23 @@ def test_saving_is_one_unit_and_never_replaces_what_xfuxi_did_not_write(tmp_path
     class Killed(BaseException):
         pass
 
-    real = os.replace
+    # each step publishes a file by a rename, or a new file by a hard link
+    real = {"replace": os.replace, "link": os.link}
     for n in range(1, 5):  # manifest, marker, old aside, new in
         calls = []
 
-        def dying(a, b, calls=calls, n=n):
+        def dying(a, b, calls=calls, n=n, how="replace"):
             calls.append(a)
             if len(calls) == n:
                 raise Killed
-            return real(a, b)
+            return real[how](a, b)
 
         monkeypatch.setattr(os, "replace", dying)
+        monkeypatch.setattr(os, "link", lambda a, b, d=dying: d(a, b, how="link"))
         with pytest.raises(Killed):
             save_model(_model(1), d, overwrite=True)
-        monkeypatch.setattr(os, "replace", real)
+        monkeypatch.setattr(os, "replace", real["replace"])
+        monkeypatch.setattr(os, "link", real["link"])
         with torch.no_grad():
             assert torch.equal(load_model(d)(x), before)
     save_model(_model(1), d, overwrite=True)

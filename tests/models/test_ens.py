@@ -442,13 +442,16 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
     real = os.replace
     calls = []
 
-    def dying(a, b):
+    real_link = os.link  # a new file is published by a hard link: counted as a rename
+
+    def dying(a, b, op=real):
         calls.append(a)
         if len(calls) == 5:  # iteration 2's checkpoint took 3 renames; die in the next one
             raise _Killed
-        return real(a, b)
+        return op(a, b)
 
     monkeypatch.setattr(os, "replace", dying)
+    monkeypatch.setattr(os, "link", lambda a, b: dying(a, b, op=real_link))
     with pytest.raises(_Killed):
         train_perturbation(
             model,
@@ -458,6 +461,7 @@ def test_training_resume_after_a_kill_while_checkpointing_is_bit_exact(tmp_path,
             progress=False,
         )
     monkeypatch.setattr(os, "replace", real)
+    monkeypatch.setattr(os, "link", real_link)
     meta = load_perturbation(tmp_path / "b" / "latest").metadata
     assert meta["iteration"] == 2
     resumed, hist2 = train_perturbation(

@@ -202,25 +202,27 @@ def test_kill_while_writing_a_checkpoint_resumes_bit_exactly(tmp_path, monkeypat
     ds = _world(20)
     kw = dict(KW, steps=6, checkpoint_every=3, seed=3)
     full = _train(ds, checkpoint_dir=tmp_path / "full", **kw)
-    real = os.replace
+    real, real_link = os.replace, os.link  # (a new file is published by a hard link)
     for k in (2, 4):
         armed, calls = [], []
 
-        def dying(a, b, armed=armed, calls=calls, k=k):
+        def dying(a, b, armed=armed, calls=calls, k=k, op=real):
             if armed:
                 calls.append(a)
                 if len(calls) == k:
                     raise _Killed
-            return real(a, b)
+            return op(a, b)
 
         def arm(step, _, armed=armed):
             if step == 6:  # the callback runs before that step's checkpoint is written
                 armed.append(True)
 
         monkeypatch.setattr(os, "replace", dying)
+        monkeypatch.setattr(os, "link", lambda a, b, d=dying: d(a, b, op=real_link))
         with pytest.raises(_Killed):
             _train(ds, checkpoint_dir=tmp_path / f"k{k}", callback=arm, **kw)
         monkeypatch.setattr(os, "replace", real)
+        monkeypatch.setattr(os, "link", real_link)
         resumed = _train(ds, checkpoint_dir=tmp_path / f"k{k}", **kw)
         for (name, p), q in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
             assert torch.equal(p, q), (k, name)

@@ -707,9 +707,11 @@ def save_stats(
     check_output_folder(path)  # a file where its folder should be, or a read-only folder
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {str(path.parent)!r} does not exist")
-    check_file_replaceable(path, overwrite=overwrite, writer=STATS_WRITER,
-                           ours=lambda p: netcdf_written_by(p, STATS_WRITER))  # fmt: skip
-    return atomic_write_netcdf(ds, path, writer=STATS_WRITER)
+    replacing = check_file_replaceable(
+        path, overwrite=overwrite, writer=STATS_WRITER,
+        ours=lambda p: netcdf_written_by(p, STATS_WRITER),
+    )  # fmt: skip
+    return atomic_write_netcdf(ds, path, writer=STATS_WRITER, replacing=replacing)
 
 
 def load_stats(path: str | os.PathLike) -> xr.Dataset:

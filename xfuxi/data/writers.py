@@ -418,8 +418,10 @@ def write_netcdf(
     half = [name for name in out.data_vars if out[name].dtype == np.float16]
     if half:  # netCDF has no float16 (a raw netCDF4 TypeError); float32 holds them exactly
         out = out.assign({name: out[name].astype("float32") for name in half})
-    check_file_replaceable(path, overwrite=overwrite, writer=NETCDF_WRITER,
-                           ours=lambda p: netcdf_written_by(p, NETCDF_WRITER))  # fmt: skip
+    replacing = check_file_replaceable(
+        path, overwrite=overwrite, writer=NETCDF_WRITER,
+        ours=lambda p: netcdf_written_by(p, NETCDF_WRITER),
+    )  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)  # as write_weatherbench2 makes its own
     encoding = {
         str(name): {"zlib": True, "complevel": 4}
@@ -433,7 +435,8 @@ def write_netcdf(
     if lazy:
         out = out.assign({name: _time_blocks(out[name]) for name in lazy})
     return atomic_write_netcdf(out, path, writer=NETCDF_WRITER, format="NETCDF4",
-                               engine="netcdf4", encoding=encoding)  # fmt: skip
+                               engine="netcdf4", encoding=encoding,
+                               replacing=replacing)  # fmt: skip
 
 
 #: the most bytes of a netCDF chunk of one time step written from dask data (level kept
