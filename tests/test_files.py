@@ -507,3 +507,32 @@ def test_write_netcdf_does_not_replace_a_file_saved_during_the_write(tmp_path, m
     with pytest.raises(OutputExistsError):
         xfuxi.write_netcdf(ds, target)
     assert target.read_text() == "precious thesis data"
+
+
+def test_ctrl_c_while_writing_netcdf_stops_after_the_file(tmp_path, monkeypatch):
+    """A KeyboardInterrupt raised inside xarray's netCDF writer while it held its file lock
+    left the process waiting on that lock for ever: Ctrl-C is held until the file is
+    closed, then raised; nothing is published and no temporary is left."""
+    import signal
+
+    import numpy as np
+    import xarray as xr
+
+    from xfuxi.files import atomic_write_netcdf
+
+    real = xr.Dataset.to_netcdf
+    finished = []
+
+    def interrupted(self, path=None, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the write
+        out = real(self, path, *args, **kwargs)
+        finished.append(path)  # the writer got to close its file
+        return out
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", interrupted)
+    ds = xr.Dataset({"x": ("i", np.arange(3.0))})
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_netcdf(ds, tmp_path / "a.nc", writer="me")
+    assert len(finished) == 1  # held until the file was closed, then raised
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -28,10 +28,13 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -608,7 +611,42 @@ def atomic_write_netcdf(
     """
     marked = ds.copy()
     marked.attrs = {**ds.attrs, "xfuxi_writer": writer, "xfuxi_file": Path(path).name}
-    return atomic_write_file(path, lambda tmp: marked.to_netcdf(tmp, **kwargs), replacing=replacing)
+
+    def write(tmp: Path) -> None:
+        with _ctrl_c_after_the_file():
+            marked.to_netcdf(tmp, **kwargs)
+
+    return atomic_write_file(path, write, replacing=replacing)
+
+
+@contextmanager
+def _ctrl_c_after_the_file() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block ends, then raise ``KeyboardInterrupt``: one
+    raised inside xarray's netCDF writer while it holds its file lock left the process
+    waiting on that lock for ever (a second Ctrl-C stops at once, as before). Only in the
+    main thread with Python's own handler in place (elsewhere signals are not ours)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if held:  # a second one: stop now
+            raise KeyboardInterrupt
+        held.append(signum)
+        log.warning("interrupted: the file being written is finished first, then removed "
+                    "(Ctrl-C again to stop at once)")  # fmt: skip
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 def netcdf_written_by(path: Path, writer: str) -> bool:
