@@ -112,3 +112,13 @@ def test_world_outputs_expand_the_home_folder(home, monkeypatch, capsys):
         assert _world(home, f"~/{name}") == 0, capsys.readouterr().err
         assert (home / "home" / name).exists()
     assert not (home / "work" / "~").exists()
+
+
+@pytest.mark.parametrize("name", ["fc.nc", "fc.NC4", "an.grib"])
+def test_a_folder_output_named_as_a_file_is_refused(tmp_path, name):
+    """``xfuxi forecast ... --output fc.nc`` wrote a zarr folder named fc.nc, which netCDF
+    readers then failed to open ("Unknown file format")."""
+    with pytest.raises(ValueError, match=r"writes a folder .* name it e.g. (fc|an)\.zarr"):
+        output_path(str(tmp_path / name), [], kind="forecast", overwrite=False)
+    assert not (tmp_path / name).exists()
+    assert output_path(str(tmp_path / "fc.zarr"), [], kind="forecast", overwrite=False)

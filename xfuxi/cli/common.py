@@ -408,8 +408,21 @@ def output_path(
     the output in the messages (``--out``, ``--store``).
     """
     out = check_output_outside(output, inputs, flag=flag)
+    if out.suffix.lower() in FILE_SUFFIXES:
+        raise ValueError(
+            f"{flag} {output}: this command writes a folder (a zarr store or a directory of "
+            f"files), which a name ending in {out.suffix} would disguise as a single file that "
+            "netCDF or GRIB readers cannot open; name it e.g. "
+            f"{out.with_suffix('.zarr').name} (xfuxi.write_netcdf writes netCDF from Python)"
+        )
     check_replaceable(out, kind=kind, overwrite=overwrite)
     return out
+
+
+#: name endings of single-file formats, refused for the folders the commands write
+FILE_SUFFIXES: frozenset[str] = frozenset(
+    {".nc", ".nc4", ".netcdf", ".cdf", ".grib", ".grib2", ".grb", ".grb2", ".h5", ".hdf5"}
+)
 
 
 def check_output_outside(
