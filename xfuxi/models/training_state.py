@@ -6,18 +6,23 @@ A training checkpoint is a checkpoint of the store (:mod:`xfuxi.models.checkpoin
 ``state.safetensors`` (random-generator states): the whole state a trainer resumes from,
 written as one unit and read back verified (see the data-safety policy in the
 documentation, docs/safety.md).
+
+A trainer holds the lock of its checkpoint directory (:func:`hold_checkpoint_directory`)
+for the whole run, so that a second run given the same directory fails at once instead of
+replacing the first run's checkpoints with its own.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..files import OutputExistsError, read_marker
+from ..files import OutputExistsError, OutputInUseError, OutputLock, lock_output, read_marker
 from .checkpoint import (
     CheckpointError,
     json_bytes,
@@ -32,7 +37,11 @@ __all__ = [
     "TrainingState",
     "check_run_directory",
     "check_training_directory",
+    "checkpoint_lock_path",
+    "hold_checkpoint_directory",
     "load_training_state",
+    "lock_checkpoint_directory",
+    "release_checkpoint_directory",
     "save_training_state",
 ]
 
@@ -139,7 +148,113 @@ def save_training_state(
         out[STATE_TENSORS] = safetensors_bytes(tensors)
     groups = [dict(g) for g in sd["param_groups"]]
     out[TRAINER] = json_bytes({"format": state_format, **state, "param_groups": groups})
-    return write_checkpoint(path, out, kind=kind, overwrite=True)
+    try:
+        return write_checkpoint(path, out, kind=kind, overwrite=True)
+    except OutputExistsError:
+        # the directory was checked before training, so something else has written there
+        # since (a run that took no lock); the message of the store would advise an
+        # overwrite option that a trainer does not have
+        raise OutputExistsError(
+            f"{path} was changed by something other than this run while it trained (another "
+            "run writing the same checkpoint directory at once?): it is left as it is, and "
+            "this run's checkpoint was not saved there; train again with another checkpoint "
+            "directory (or, when the other run has ended, resume from its checkpoint)"
+        ) from None
+
+
+def checkpoint_lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file of the checkpoint directory ``path``: ``.<name>.lock`` beside it (not
+    in it: a trainer replaces the directory at each checkpoint).
+
+    Examples
+    --------
+    >>> checkpoint_lock_path("runs/ckpt").as_posix().endswith("runs/.ckpt.lock")
+    True
+    """
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    return path.parent / f".{path.name}.lock"
+
+
+def lock_checkpoint_directory(path: str | os.PathLike[str]) -> OutputLock:
+    """Lock the checkpoint directory ``path`` for a training run: at once, or
+    :class:`~xfuxi.files.OutputInUseError` naming the directory and the run that holds it.
+
+    The lock is :func:`xfuxi.files.lock_output` on :func:`checkpoint_lock_path` (the folder
+    that holds ``path`` is made if missing). Release it with
+    :func:`release_checkpoint_directory` (which also removes the lock file), or use
+    :func:`hold_checkpoint_directory`.
+
+    Raises
+    ------
+    xfuxi.files.OutputInUseError
+        Another process holds the lock.
+    """
+    lock_path = checkpoint_lock_path(path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    what = f"the training checkpoint directory {Path(path)}"
+    for _ in range(10):
+        lock = lock_output(lock_path, what=what)
+        if lock.holds(lock_path):
+            return lock
+        # the file was removed (by the run that held it, as it ended) between opening and
+        # locking it: the lock is on a file no one else will open; take the new one
+        lock.release()
+    raise OutputInUseError(f"the lock of {what} ({lock_path}) keeps being replaced")
+
+
+def release_checkpoint_directory(lock: OutputLock) -> None:
+    """Release a lock taken by :func:`lock_checkpoint_directory` and remove its lock file.
+
+    The file is removed while still locked, and only if it is the file locked: a run that
+    opened it meanwhile then locks a file that is gone, sees so (``holds``) and locks the
+    file at the path anew, so that two runs never hold the lock at once. Where the lock
+    excludes nothing (no ``flock``: see :func:`xfuxi.files.lock_output`) the file is left.
+    """
+    try:
+        if lock.locked and lock.holds(lock.path):
+            try:
+                os.unlink(lock.path)
+            except OSError:
+                pass  # left: the next run locks it as it is
+    finally:
+        lock.release()
+
+
+@contextmanager
+def hold_checkpoint_directory(
+    path: str | os.PathLike[str] | None, *, rank: int = 0
+) -> Iterator[OutputLock | None]:
+    """Hold the lock of the checkpoint directory ``path`` for the ``with`` block (a training
+    run), released at its end however it ends (an exception, an interrupt).
+
+    Nothing is locked where ``path`` is None (no checkpoints) or on the processes of a
+    distributed run other than rank 0 (the one that writes the checkpoints).
+
+    Raises
+    ------
+    xfuxi.files.OutputInUseError
+        Another run holds the lock (see :func:`lock_checkpoint_directory`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ckpt = Path(tempfile.mkdtemp()) / "ckpt"
+    >>> with hold_checkpoint_directory(ckpt):
+    ...     hold_checkpoint_directory(ckpt).__enter__()
+    Traceback (most recent call last):
+    ...
+    xfuxi.files.OutputInUseError: another run (process ...) is writing the training ...
+    >>> checkpoint_lock_path(ckpt).exists()  # removed when the run ends
+    False
+    """
+    if path is None or rank != 0:
+        yield None
+        return
+    lock = lock_checkpoint_directory(path)
+    try:
+        yield lock
+    finally:
+        release_checkpoint_directory(lock)
 
 
 def check_training_directory(path: str | os.PathLike[str], *, kind: str) -> bool:

@@ -57,6 +57,7 @@ from ..models.fuxi_da import (
 from ..models.precision import autocast
 from ..models.training_state import (
     check_run_directory,
+    hold_checkpoint_directory,
     load_training_state,
     save_training_state,
 )
@@ -700,6 +701,9 @@ def train_da(
         model or cycled states.
     xfuxi.files.OutputExistsError
         ``config.checkpoint_dir`` holds something other than an xfuxi training checkpoint.
+    xfuxi.files.OutputInUseError
+        Another run is training into ``config.checkpoint_dir``: it holds the directory's
+        lock (``.<name>.lock`` beside it) for as long as it runs.
 
     Examples
     --------
@@ -736,9 +740,30 @@ def train_da(
     >>> history["step"], network.sensor_channels, network.training
     ([1, 2], ('wv6.2', 'ir10.8'), False)
     """
+    cfg = config_with_legacy(DAConfig, config, legacy, "train_da")
+    # the checkpoint directory is this run's alone from before its first check of it until
+    # the run ends: a second run given it meanwhile fails at once (OutputInUseError)
+    with hold_checkpoint_directory(cfg.checkpoint_dir, rank=dist_info()[0]):
+        return _train_da(
+            truth, model, cfg, network=network, radiances=radiances, validation=validation,
+            cycled_states=cycled_states, progress=progress,
+        )  # fmt: skip
+
+
+def _train_da(
+    truth: xr.Dataset,
+    model: ForecastModel,
+    cfg: DAConfig,
+    *,
+    network: FuXiDA | None,
+    radiances: xr.Dataset | None,
+    validation: xr.Dataset | None,
+    cycled_states: xr.DataArray | None,
+    progress: bool | None,
+) -> tuple[FuXiDA, dict[str, list[float]]]:
+    """The run of :func:`train_da` (its checkpoint directory locked by the caller)."""
     from tqdm.auto import tqdm
 
-    cfg = config_with_legacy(DAConfig, config, legacy, "train_da")
     rank, world, local, dev = process_share(cfg.batch_size, cfg.device, dist_info())
     if network is not None and cfg.init_from is not None:
         raise ValueError("give either network= or config.init_from, not both")

@@ -42,6 +42,7 @@ from ..models.ens import (
 from ..models.precision import autocast
 from ..models.training_state import (
     check_run_directory,
+    hold_checkpoint_directory,
     load_training_state,
     save_training_state,
 )
@@ -193,6 +194,9 @@ def train_perturbation(
         weights or its network), or more iterations than ``config.iterations``.
     xfuxi.models.checkpoint.CheckpointError
         An incomplete or corrupt checkpoint.
+    xfuxi.files.OutputInUseError
+        Another run is training into ``config.checkpoint_dir``: it holds the directory's
+        lock (``.<name>.lock`` beside it) for as long as it runs.
 
     Notes
     -----
@@ -222,11 +226,29 @@ def train_perturbation(
     >>> history["iteration"], vae.training
     ([1, 2], False)
     """
-    from tqdm.auto import tqdm
-
     module_options = dict(legacy.pop("vae_kwargs", None) or {})  # its keys are fields too
     legacy.update(module_options)
     cfg = config_with_legacy(PerturbationTrainConfig, config, legacy, "train_perturbation")
+    # the checkpoint directory is this run's alone from before its first check of it until
+    # the run ends: a second run given it meanwhile fails at once (OutputInUseError)
+    with hold_checkpoint_directory(cfg.checkpoint_dir, rank=dist_info()[0]):
+        return _train_perturbation(
+            model, data, cfg, perturbation=perturbation, validation=validation, progress=progress
+        )
+
+
+def _train_perturbation(
+    model: ForecastModel,
+    data: xr.Dataset,
+    cfg: PerturbationTrainConfig,
+    *,
+    perturbation: PerturbationVAE | None,
+    validation: xr.Dataset | None,
+    progress: bool | None,
+) -> tuple[PerturbationVAE, dict[str, list[float]]]:
+    """The run of :func:`train_perturbation` (its checkpoint directory locked by the caller)."""
+    from tqdm.auto import tqdm
+
     rank, world, local, dev = process_share(cfg.batch_size, cfg.device, dist_info())
     data_arr, starts, data_sha = digested_sequences(data, model, cfg.rollout + 2)
     length = cfg.rollout + 2

@@ -56,6 +56,7 @@ from ..models.registry import load_model
 from ..models.rollout import copy_model
 from ..models.training_state import (
     check_training_directory,
+    hold_checkpoint_directory,
     load_training_state,
     save_training_state,
 )
@@ -431,6 +432,9 @@ def train_forecast(
         normalization statistics or network among them), incomplete or corrupt.
     xfuxi.files.OutputExistsError
         ``config.checkpoint_dir`` holds something other than an xfuxi training checkpoint.
+    xfuxi.files.OutputInUseError
+        Another run is training into ``config.checkpoint_dir``: it holds the directory's
+        lock (``.<name>.lock`` beside it) for as long as it runs.
     SchemaError
         Data lacking the model's channels, on another grid, with an extra dim (such as an
         ensemble's ``number``), with NaN, or too short (an error about ``validation``
@@ -463,9 +467,33 @@ def train_forecast(
     >>> m.config["metadata"]["train_config"]["steps"]
     3
     """
+    cfg = config_with_legacy(TrainConfig, config, legacy, "train_forecast")
+    # the checkpoint directory is this run's alone from before its first check of it until
+    # the run ends: a second run given it meanwhile fails at once (OutputInUseError)
+    with hold_checkpoint_directory(cfg.checkpoint_dir, rank=dist_info()[0]):
+        return _train_forecast(
+            train, cfg, validation=validation, model=model, lead_model=lead_model, stats=stats,
+            tracer_anomalies=tracer_anomalies, cycled_states=cycled_states, callback=callback,
+            progress=progress,
+        )  # fmt: skip
+
+
+def _train_forecast(
+    train: xr.Dataset,
+    cfg: TrainConfig,
+    *,
+    validation: xr.Dataset | None,
+    model: ForecastModel | str | os.PathLike[str] | None,
+    lead_model: ForecastModel | str | os.PathLike[str] | None,
+    stats: xr.Dataset | NormStats | None,
+    tracer_anomalies: xr.Dataset | None,
+    cycled_states: xr.DataArray | None,
+    callback: Callable[[int, dict[str, float]], None] | None,
+    progress: bool | None,
+) -> ForecastModel:
+    """The run of :func:`train_forecast` (its checkpoint directory locked by the caller)."""
     from tqdm.auto import tqdm
 
-    cfg = config_with_legacy(TrainConfig, config, legacy, "train_forecast")
     preset, variables, steps, batch_size = cfg.preset, cfg.variables, cfg.steps, cfg.batch_size
     lr, weight_decay, warmup_steps, min_lr_ratio = (
         cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.min_lr_ratio
