@@ -16,6 +16,7 @@ normalised (or physical) inputs to outputs can be wrapped with :func:`wrap_model
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -305,6 +306,12 @@ class ForecastModel(torch.nn.Module):
         self.channels: tuple[Channel, ...] = tuple(
             (str(v), None if lv is None else float(lv)) for v, lv in channels
         )
+        repeated = [c for c, n in Counter(self.channels).items() if n > 1]
+        if repeated:  # a forecast would have a non-unique level index and a mislabelled slot
+            raise ValueError(
+                f"channels must be unique; {sorted({channel_name(c) for c in repeated})} appear "
+                "more than once"
+            )
         self.latitude = np.asarray(latitude, dtype="float64")
         self.longitude = np.asarray(longitude, dtype="float64")
         _check_grid(self.latitude, self.longitude, name)

@@ -29,7 +29,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,7 @@ def write_checkpoint(
     ['a.json']
     """
     for name in files:
-        if not name or Path(name).name != name or name.startswith("."):
+        if not _plain_name(name):
             raise ValueError(f"checkpoint file names must be plain names; got {name!r}")
         if name in (MANIFEST, MARKER):
             raise ValueError(f"{name!r} is reserved for the checkpoint's manifest")
@@ -221,6 +222,19 @@ def write_checkpoint(
     out = replace_directory(path, write, kind=kind, overwrite=overwrite)
     log.debug("wrote %s checkpoint %s", kind, out)
     return out
+
+
+def _plain_name(name: Any) -> bool:
+    """A file name :func:`write_checkpoint` writes: no directory part, not hidden, not empty."""
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+        and Path(name).name == name
+        and not name.startswith(".")
+    )
 
 
 def _manifest(path: Path) -> dict[str, Any]:
@@ -247,6 +261,12 @@ def _manifest(path: Path) -> dict[str, Any]:
             f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, expected "
             f"{MANIFEST_FORMAT!r} with a 'files' table)"
         )
+    for name in files:  # never a path outside the checkpoint ("../x", "/etc/x")
+        if not _plain_name(name) or name in (MANIFEST, MARKER):
+            raise CheckpointError(
+                f"{file} lists {name!r}, which is not a plain file name of the checkpoint; "
+                "a checkpoint's files lie in its directory (the file was not read)"
+            )
     return manifest
 
 
@@ -281,8 +301,14 @@ def read_checkpoint(
     path = Path(path)
     manifest = _manifest(path)
     out = {}
+    root = path.resolve()
     for name, expected in manifest["files"].items():
         file = path / name
+        if file.is_symlink() or (file.exists() and file.resolve().parent != root):
+            raise CheckpointError(
+                f"checkpoint {path}: {name}, which its {MANIFEST} lists, is a link or lies "
+                "outside the checkpoint directory; it was not read"
+            )
         if not file.is_file():
             raise CheckpointError(
                 f"checkpoint {path} lacks {name}, which its {MANIFEST} lists; the checkpoint "
@@ -372,6 +398,36 @@ def json_of_format(
     return obj
 
 
+#: the entries of a forecast-model config.json that this xfuxi reads
+MODEL_ENTRIES = frozenset({
+    "format", "name", "architecture", "preset", "net", "channels", "latitude", "longitude",
+    "stats", "residual", "timestep_hours", "metadata", "input_times", "output_filter",
+})  # fmt: skip
+
+
+def warn_unknown_entries(
+    config: Mapping[str, Any], known: Iterable[str], path: str | os.PathLike[str]
+) -> None:
+    """Warn (``UserWarning``, naming the entry and ``path``) of each entry of a checkpoint's
+    config that is not in ``known``: it is not read (an option of a newer xfuxi, or a typo).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_unknown_entries({"name": "m", "scale": 2}, {"name"}, "ck/config.json")
+    >>> print(caught[0].message)
+    ck/config.json: unknown entry 'scale' is ignored (an option of a newer xfuxi, or a typo)
+    """
+    for key in sorted(set(config) - set(known), key=str):
+        warnings.warn(
+            f"{path}: unknown entry {key!r} is ignored (an option of a newer xfuxi, or a typo)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def tensors_from_bytes(data: bytes, path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Parse a checkpoint's safetensors file; a clear error naming ``path`` if it is corrupt."""
     from safetensors.torch import load
@@ -422,6 +478,8 @@ def config_entries(
     """
     try:
         yield
+    except CheckpointError:  # already names its file
+        raise
     except KeyError as err:
         raise CheckpointError(f"{path} lacks the entry {err}") from None
     except errors as err:
@@ -440,10 +498,135 @@ def load_weights(
         config and the weights disagree); ``directory`` is named.
     """
     state = tensors_from_bytes(files[name], directory / name)
+    check_finite(state, directory / name)
     try:
         module.load_state_dict(state)
     except RuntimeError as err:
         raise CheckpointError(f"{directory}: weights do not fit the config: {err}") from None
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+    """Refuse weights holding NaN or infinity (:class:`CheckpointError` naming ``path`` and
+    the first such tensor): a model loaded from them would forecast NaN.
+
+    Examples
+    --------
+    >>> check_finite({"w": torch.ones(2)}, "m.safetensors")
+    >>> try:
+    ...     check_finite({"w": torch.tensor([1.0, float("nan")])}, "m.safetensors")
+    ... except CheckpointError as err:
+    ...     print(err)
+    m.safetensors: tensor 'w' holds NaN or infinite values; the weights are corrupt
+    """
+    for key, tensor in tensors.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
+            torch.isfinite(tensor).all()
+        ):
+            raise CheckpointError(
+                f"{path}: tensor {key!r} holds NaN or infinite values; the weights are corrupt"
+            )
+
+
+def weight_shapes(data: bytes, path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """Tensor name → shape of a safetensors file, from its header only (nothing allocated).
+
+    Raises
+    ------
+    CheckpointError
+        Not a readable safetensors header (``path`` is named).
+    """
+    bad = CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt)")
+    if len(data) < 8:
+        raise bad
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8:
+        raise bad
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+        return {
+            str(k): tuple(int(d) for d in v["shape"])
+            for k, v in header.items()
+            if k != "__metadata__"
+        }
+    except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError):
+        raise bad from None
+
+
+def build_for_weights(
+    build: Callable[[], torch.nn.Module],
+    data: bytes,
+    path: str | os.PathLike[str],
+    *,
+    what: str = "the network",
+    config: str | os.PathLike[str] | None = None,
+) -> torch.nn.Module:
+    """Build a network from a checkpoint's config only if it fits the checkpoint's weights.
+
+    ``build`` is called first on the ``"meta"`` device (no memory allocated), the shapes of
+    its state are compared with the safetensors header of ``data`` (the weights file at
+    ``path``), and only then is the network built for real. A config declaring sizes the
+    weights do not have (``embed_dim: 4096``, ``depth: 10**6``) is so refused at once,
+    without allocating or looping over them. Construction stops as soon as it has created
+    far more parameters than the file holds tensors.
+
+    Raises
+    ------
+    CheckpointError
+        The network cannot be built from its config (a TypeError, ValueError, RuntimeError
+        or MemoryError of its constructor), or its shapes are not the file's; ``path`` (or
+        ``config``) is named.
+    """
+    from torch.nn.modules.module import register_module_parameter_registration_hook
+
+    shapes = weight_shapes(data, path)
+    count = [0]
+
+    class _TooMany(Exception):
+        pass
+
+    def hook(module: torch.nn.Module, name: str, param: Any) -> None:
+        count[0] += 1
+        if count[0] > 4 * len(shapes) + 64:  # slack for parameters registered again
+            raise _TooMany
+
+    def built(device: str | None) -> torch.nn.Module:
+        try:
+            if device is None:
+                return build()
+            with torch.device(device):
+                return build()
+        except _TooMany:
+            raise CheckpointError(
+                f"{Path(path).parent}: weights do not fit the config: {what} of the config "
+                f"has far more parameters than the {len(shapes)} tensors of {Path(path).name}"
+            ) from None
+        except (TypeError, ValueError, RuntimeError, MemoryError, OverflowError) as err:
+            raise CheckpointError(
+                f"{config if config is not None else path}: {what} cannot be built from the "
+                f"checkpoint's config ({err})"
+            ) from None
+
+    handle = register_module_parameter_registration_hook(hook)
+    try:
+        meta = built("meta")
+    finally:
+        handle.remove()
+    expected = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    directory, file = Path(path).parent, Path(path).name
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{directory}: weights do not fit the config: {what} has tensors that {file} "
+            f"lacks {missing[:5]}, and {file} has tensors it lacks {unexpected[:5]}"
+        )
+    for key, shape in expected.items():
+        if shapes[key] != shape:
+            raise CheckpointError(
+                f"{directory}: weights do not fit the config: tensor {key!r} has shape "
+                f"{list(shapes[key])} in {file}, {list(shape)} in {what} of the config"
+            )
+    return built(None)
 
 
 # -----------------------------------------------------------------------------------------------
@@ -482,7 +665,10 @@ def resolve_directory(name_or_path: str | os.PathLike[str], *, kind: str) -> Pat
     Parameters
     ----------
     name_or_path : str or path-like
-        A shipped name (a ``str`` key of the registry) or a checkpoint directory.
+        A shipped name (a ``str`` key of the registry) or a checkpoint directory. A ``str``
+        that is a shipped name means the shipped checkpoint, also where a directory of that
+        name exists in the working directory (a ``UserWarning`` says so, once per name and
+        directory); give such a directory as a ``pathlib.Path`` or as ``"./name"``.
     kind : {"forecast-model", "perturbation"}
         What the caller loads; a shipped name of another kind is a clear error.
 
@@ -512,6 +698,7 @@ def resolve_directory(name_or_path: str | os.PathLike[str], *, kind: str) -> Pat
             }.get(got_kind, "")
             raise CheckpointError(f"{key!r} is a shipped {got_kind}, not a {kind}; {hint}")
         d = PRETRAINED_DIR / entry["directory"]
+        _warn_shadowed(key, d)
         for fname, expected in entry["sha256"].items():
             if not (d / fname).is_file():
                 raise FileNotFoundError(f"shipped {kind} {key!r} lacks {fname} in {d}")
@@ -536,6 +723,28 @@ def resolve_directory(name_or_path: str | os.PathLike[str], *, kind: str) -> Pat
             f"{shipped}{more})"
         )
     return d
+
+
+_SHADOWED_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_shadowed(name: str, shipped: Path) -> None:
+    """Warn once that a local directory ``name`` is not what the shipped ``name`` loads."""
+    local = Path(name).expanduser()
+    try:
+        if not local.is_dir() or local.resolve() == shipped.resolve():
+            return
+        seen = (name, str(local.resolve()))
+    except OSError:
+        return
+    if seen not in _SHADOWED_WARNED:
+        _SHADOWED_WARNED.add(seen)
+        message = (
+            f"{name!r} is a shipped name and loads the shipped checkpoint, not the directory "
+            f"{local.resolve()}; to load that directory, give it as a path "
+            f"(pathlib.Path({name!r}) or './{name}')"
+        )
+        warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def open_checkpoint(
@@ -708,7 +917,10 @@ def load_checkpoint(
     name_or_path : str or path-like
         A shipped name (its files checked against the sha256 in the registry, see
         :func:`resolve_directory`) or a directory written by :func:`save_model` (or a
-        forecast training checkpoint); either is checked against its manifest.
+        forecast training checkpoint); either is checked against its manifest. A ``str``
+        that is a shipped name loads the shipped model even where a directory of that name
+        exists in the working directory (with a ``UserWarning``, once); give such a
+        directory as a ``pathlib.Path`` or as ``"./name"``.
     {{device_dtype}}
 
     Returns
@@ -733,6 +945,7 @@ def load_checkpoint(
         files[CONFIG], directory / CONFIG, fmt=MODEL_FORMAT, what="a forecast-model checkpoint",
         where=directory,
     )  # fmt: skip
+    warn_unknown_entries(config, MODEL_ENTRIES, directory / CONFIG)
     arch = config.get("architecture")
     if arch not in ARCHITECTURES:
         raise CheckpointError(
@@ -755,14 +968,22 @@ def load_checkpoint(
             raise ValueError(f"entry 'residual' must be true or false; got {residual!r}")
     if in_channels != len(channels) or grid != [len(latitude), len(longitude)]:
         raise CheckpointError(f"{directory}: network size does not match the channels or grid")
-    try:
-        with isolated_rng():  # the caller's random stream is not consumed by the initial weights
-            net = ARCHITECTURES[arch](in_channels, grid, **net_kwargs)
-    except TypeError as err:
+    unknown = set(net_kwargs) - _keyword_arguments(ARCHITECTURES[arch])
+    if unknown:  # an option of a newer xfuxi is refused, not ignored
         raise CheckpointError(
-            f"{directory}: the {arch} network cannot be built from its config ({err}); the "
+            f"{directory / CONFIG}: the {arch} network has no options {sorted(unknown)}; the "
             "checkpoint may come from a newer xfuxi"
-        ) from None
+        )
+    with isolated_rng():  # the caller's random stream is not consumed by the initial weights
+        # built only once its shapes are known to be the weights file's (an absurd size in
+        # the config is refused before anything is allocated)
+        net = build_for_weights(
+            lambda: ARCHITECTURES[arch](in_channels, grid, **net_kwargs),
+            files[WEIGHTS],
+            directory / WEIGHTS,
+            what=f"the {arch} network",
+            config=directory / CONFIG,
+        )
     load_weights(net, files, directory, WEIGHTS)
     with config_entries(directory / CONFIG):  # e.g. a bad "input_times"
         model = ForecastModel(
@@ -798,6 +1019,12 @@ def load_checkpoint(
     dev = torch.device(device if device is not None else opts["device"])
     dt = as_dtype(dtype if dtype is not None else opts["dtype"])
     return model.to(device=dev, dtype=dt).eval()
+
+
+def _keyword_arguments(cls: type) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(cls).parameters)
 
 
 def tensor_digest(module: torch.nn.Module, *, buffers: bool = True, extra: Any = None) -> str:

@@ -46,6 +46,7 @@ from ..data.channels import Channel, channel_name, parse_channel_name
 from .base import ForecastModel, NormStats, isolated_rng
 from .checkpoint import (
     CONFIG,
+    build_for_weights,
     config_entries,
     fill_doc,
     json_bytes,
@@ -54,6 +55,7 @@ from .checkpoint import (
     open_checkpoint,
     safetensors_bytes,
     shipped_names,
+    warn_unknown_entries,
     write_checkpoint,
 )
 from .rollout import advance_pair, perturb_current
@@ -78,6 +80,13 @@ PERTURBATION_FORMAT = "xfuxi-perturbation-vae/1"
 
 #: the weights file of a perturbation checkpoint
 PERTURBATION_WEIGHTS = "weights.safetensors"
+#: the entries of a perturbation config.json that this xfuxi reads ("weights_sha256": the
+#: record of modules converted from before manifests, see scripts/convert_checkpoints.py)
+PERTURBATION_ENTRIES = frozenset({
+    "format", "name", "channels", "grid_shape", "stats", "hidden", "latent", "downsample",
+    "init_scale", "centered", "initial_gain", "early_gain", "early_steps", "model_gain",
+    "metadata", "weights_sha256",
+})  # fmt: skip
 
 _LOG_SIGMA_RANGE = (-8.0, 4.0)
 
@@ -292,6 +301,8 @@ class PerturbationVAE(nn.Module):
                 raise ValueError(f"{label} must be a positive integer; got {value}")
         if not init_scale > 0:
             raise ValueError(f"init_scale must be positive; got {init_scale}")
+        if not isinstance(centered, (bool, np.bool_)):  # bool("false") is True
+            raise TypeError(f"centered must be true or false; got {centered!r}")
         self.grid_shape = (h, w)
         self.coarse_shape = (max(1, h // downsample), max(1, w // downsample))
         self.name = name
@@ -338,7 +349,8 @@ class PerturbationVAE(nn.Module):
         self.decoder_out = nn.Sequential(_PeriodicConv(2 * f, f), nn.GELU(), _PeriodicConv(f, c, 1))
         self.log_scale = nn.Parameter(torch.full((1, c, 1, 1), float(np.log(init_scale))))
         self._channels_last()
-        self._unit_init()
+        if self.log_scale.device.type != "meta":  # a shape-only module has no values to scale
+            self._unit_init()
 
     @torch.no_grad()
     def _channels_last(self) -> None:
@@ -659,22 +671,40 @@ def perturbation_from_files(files: dict[str, bytes], path: Path) -> Perturbation
         files[CONFIG], path / CONFIG, fmt=PERTURBATION_FORMAT, what="a perturbation checkpoint",
         where=path,
     )  # fmt: skip
-    with config_entries(path / CONFIG), isolated_rng():  # the caller's stream is not consumed
-        vae = PerturbationVAE(
-            [parse_channel_name(c) for c in config["channels"]],
-            tuple(config["grid_shape"]),
-            stats=NormStats.from_dict(config["stats"], channels=config["channels"]),
-            hidden=config["hidden"],
-            latent=config["latent"],
-            downsample=config["downsample"],
-            init_scale=config["init_scale"],
+    warn_unknown_entries(config, PERTURBATION_ENTRIES, path / CONFIG)
+    with config_entries(path / CONFIG, errors=(TypeError, ValueError)):
+        channels = [parse_channel_name(c) for c in config["channels"]]
+        grid_shape = tuple(config["grid_shape"])
+        stats = NormStats.from_dict(config["stats"], channels=config["channels"])
+        for key in ("hidden", "latent", "downsample", "early_steps"):
+            value = config.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, int):  # 24.5, "24"
+                raise TypeError(f"entry {key!r} must be an integer; got {value!r}")
+        kwargs = {
+            "stats": stats,
+            "hidden": config["hidden"],
+            "latent": config["latent"],
+            "downsample": config["downsample"],
+            "init_scale": config["init_scale"],
             # modules saved before the option existed decoded directly
-            centered=config.get("centered", False),
-            initial_gain=config.get("initial_gain"),
-            early_gain=config.get("early_gain"),
-            early_steps=config.get("early_steps", 0),
-            model_gain=config.get("model_gain"),
-            name=config.get("name", path.name),
+            "centered": config.get("centered", False),
+            "initial_gain": config.get("initial_gain"),
+            "early_gain": config.get("early_gain"),
+            "early_steps": config.get("early_steps", 0),
+            "model_gain": config.get("model_gain"),
+            "name": config.get("name", path.name),
+        }
+        if not isinstance(kwargs["centered"], bool):  # bool("false") is True
+            raise TypeError(f"entry 'centered' must be true or false; got {kwargs['centered']!r}")
+    with isolated_rng():  # the caller's stream is not consumed
+        # built only once its shapes are known to be the weights file's (an absurd "hidden"
+        # is refused before anything is allocated)
+        vae = build_for_weights(
+            lambda: PerturbationVAE(channels, grid_shape, **kwargs),
+            files[PERTURBATION_WEIGHTS],
+            path / PERTURBATION_WEIGHTS,
+            what="the perturbation module",
+            config=path / CONFIG,
         )
     load_weights(vae, files, path, PERTURBATION_WEIGHTS)
     vae.metadata = config.get("metadata", {})  # type: ignore[attr-defined]

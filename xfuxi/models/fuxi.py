@@ -28,9 +28,11 @@ used in tests.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
@@ -193,7 +195,9 @@ class WindowAttentionV2(nn.Module):
             raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.window = window
-        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
+        # log(10) as float32: the value torch.log(10 * torch.ones(...)) gave, without an
+        # operation (a network built on the "meta" device then needs no meta kernels)
+        self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), math.log(10.0)))
         self.cpb_mlp = nn.Sequential(
             nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, num_heads, bias=False)
         )
@@ -201,7 +205,10 @@ class WindowAttentionV2(nn.Module):
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
-        table, index = _log_spaced_coords(window)
+        with torch.device("cpu"):  # constants, computed on the CPU for any device
+            table, index = _log_spaced_coords(window)
+        device = torch.get_default_device()
+        table, index = table.to(device), index.to(device)
         self.register_buffer("coords_table", table, persistent=False)
         self.register_buffer("position_index", index.reshape(-1), persistent=False)
         self.register_buffer("logit_max", torch.tensor(math.log(100.0)), persistent=False)
@@ -286,7 +293,11 @@ class SwinV2Block(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.norm2 = nn.LayerNorm(dim)
-        mask = self._mask() if self.shift[0] else None
+        mask = None
+        if self.shift[0]:
+            with torch.device("cpu"):  # a constant, computed on the CPU for any device
+                mask = self._mask()
+            mask = mask.to(torch.get_default_device())
         self.register_buffer("attn_mask", mask, persistent=False)
 
     def _mask(self) -> torch.Tensor:
@@ -394,9 +405,22 @@ class FuXiNet(nn.Module):
         grad_checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        for label, value in (("in_channels", in_channels), ("embed_dim", embed_dim)):
-            if int(value) < 1:
-                raise ValueError(f"{label} must be positive; got {value}")
+        for label, value in (
+            ("in_channels", in_channels), ("embed_dim", embed_dim), ("depth", depth),
+            ("num_heads", num_heads), ("num_groups", num_groups),
+        ):  # fmt: skip
+            _positive_int(label, value)
+        window_size = _int_pair("window_size", window_size)
+        patch_size = _int_pair("patch_size", patch_size)
+        if (
+            isinstance(mlp_ratio, bool)
+            or not isinstance(mlp_ratio, numbers.Real)
+            or not math.isfinite(mlp_ratio)
+            or mlp_ratio <= 0
+        ):
+            raise TypeError(f"mlp_ratio must be a positive number; got {mlp_ratio!r}")
+        if not isinstance(grad_checkpointing, (bool, np.bool_)):  # bool("false") is True
+            raise TypeError(f"grad_checkpointing must be true or false; got {grad_checkpointing!r}")
         if embed_dim % num_groups:
             raise ValueError(f"embed_dim {embed_dim} is not divisible by num_groups {num_groups}")
         if len(grid) != 2 or min(grid) < 1:
@@ -510,6 +534,24 @@ class FuXiNet(nn.Module):
             top = ph // 2
             x = F.pad(x, (0, 0, top, ph - top), mode="replicate")
         return x
+
+
+def _positive_int(label: str, value: Any) -> int:
+    """``value`` if it is a positive integer (not a bool, a float or a string)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{label} must be an integer; got {value!r}")
+    if value < 1:
+        raise ValueError(f"{label} must be positive; got {value}")
+    return int(value)
+
+
+def _int_pair(label: str, value: Any) -> tuple[int, int]:
+    """``(n, n)`` of a positive integer, or a pair of positive integers (not a string)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value, value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise TypeError(f"{label} must be an integer or a pair of integers; got {value!r}")
+    return (_positive_int(label, value[0]), _positive_int(label, value[1]))
 
 
 def build_fuxi(

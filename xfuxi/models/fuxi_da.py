@@ -985,7 +985,16 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
     )
     # the initial weights do not consume the caller's random stream
     with store.config_entries(path / CONFIG, errors=(TypeError, ValueError)), isolated_rng():
-        net = FuXiDANet(**config["net"])
+        net_kwargs = dict(config["net"])
+        for key, value in net_kwargs.items():  # 2.5 or "32" would fail inside torch
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"entry net[{key!r}] must be an integer; got {value!r}")
+        # built only once its shapes are known to be the weights file's (an absurd width
+        # or number of scales is refused before anything is allocated)
+        net = store.build_for_weights(
+            lambda: FuXiDANet(**net_kwargs), files[WEIGHTS], path / WEIGHTS,
+            what="the network", config=path / CONFIG,
+        )  # fmt: skip
         model = FuXiDA(
             net,
             channels=[parse_channel_name(c) for c in config["channels"]],

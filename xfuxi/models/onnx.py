@@ -23,6 +23,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..config import is_integer
@@ -316,6 +317,24 @@ def _written_by_us(path: Path) -> bool:
         return False
 
 
+def _check_finite_initializers(proto: Any, where: Any) -> None:
+    """Refuse weights (initializers) holding NaN or infinity, naming ``where`` and the first
+    such initializer: the imported model would forecast NaN."""
+    from onnx import TensorProto, numpy_helper
+
+    from .checkpoint import CheckpointError
+
+    for init in proto.graph.initializer:
+        if init.data_location == TensorProto.EXTERNAL:  # not loaded: nothing read here
+            continue
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise CheckpointError(
+                f"{where}: initializer {init.name!r} holds NaN or infinite values; the "
+                "weights are corrupt"
+            )
+
+
 def import_onnx(
     source: str | os.PathLike[str] | Any, *, name: str | None = None, **layout: Any
 ) -> ForecastModel:
@@ -380,6 +399,7 @@ def import_onnx(
             f"{type(source).__name__}{hint}"
         )
     o2t = _onnx2torch()
+    proto_given = proto
     if proto is None:
         proto = onnx.load(str(source))
     n_in = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
@@ -389,6 +409,7 @@ def import_onnx(
             f"and {len(proto.graph.output)} outputs"
         )
     _check_input_shape(n_in[0], layout)
+    _check_finite_initializers(proto, source if proto_given is None else "the ONNX model")
     stored = _stored_layout(proto)
     if stored is not None:
         layout = _check_stored_layout(stored, layout)

@@ -236,7 +236,10 @@ def load_model(
     ----------
     name_or_path : str or path-like
         A name from :func:`pretrained_models` (its files are checked against the sha256 in
-        the registry) or a directory written by :func:`save_model`.
+        the registry) or a directory written by :func:`save_model`. A shipped name given as
+        a string loads the shipped model even where a directory of that name exists in the
+        working directory (with a ``UserWarning``): give such a directory as a path
+        (``pathlib.Path("fuxi-hs-t21")`` or ``"./fuxi-hs-t21"``).
     {{device_dtype}}
 
     Returns
