@@ -79,15 +79,17 @@ def balanced_perturbations(
         Correlation ``ρ`` of the geopotential perturbation between levels (1: one pattern
         for all levels).
     polar_filter : float or None, default 60
-        Latitude (degrees) poleward of which ``Φ′`` is filtered in longitude before its
-        winds are taken: a row at latitude ``φ`` keeps the zonal wavenumbers up to
-        ``cos φ / cos(polar_filter)`` of the most the grid resolves (a pole row only its
-        zonal mean). The noise is drawn on the grid, so near the poles its zonal scale
-        shrinks with ``cos φ`` and the geostrophic ``v``, with its ``1/cos φ``, grew without
-        bound toward a pole (8× the mid-latitude spread next to the pole on the T21 grid,
-        100× on a 0.25° grid); filtered, the winds stay about as strong as at
-        ``polar_filter``. The standard polar filter of latitude–longitude models. None
-        turns it off.
+        Latitude (degrees) poleward of which ``Φ′`` is filtered in longitude (before the
+        winds, the temperature and the surface pressure are made from it): a row at
+        latitude ``φ`` keeps the zonal wavenumbers up to ``cos φ / cos(polar_filter)`` of
+        the most the grid resolves (a pole row only its zonal mean). The noise is drawn on
+        the grid, so near the poles its zonal scale shrinks with ``cos φ`` and the
+        geostrophic ``v``, with its ``1/cos φ``, grew without bound toward a pole (next to
+        it, 7× its spread at 60° on the T21 grid, 17× on the 1.5° grid, 100× on a 0.25°
+        grid); filtered, 3.6×, 1.6× and 0.95×. The filter lowers the spread of ``Φ′``
+        itself toward the poles (on the 1.5° grid about half at 88.5°, an eighth on the
+        pole row), which a rescaling by the model's statistics per latitude row restores.
+        The standard polar filter of latitude–longitude models. None turns it off.
     generator, seed, dtype
         As for :func:`~xfuxi.perturbations.perlin.perlin_noise`.
 
