@@ -44,7 +44,7 @@ def test_spellings_of_one_unit_and_missing_units_are_scored():
     assert float(xfuxi.rmse(fc, tr)["temperature"]) == pytest.approx(1.0)
     fc, tr = _pair("K", None)  # nothing to compare
     assert float(xfuxi.rmse(fc, tr)["temperature"]) == pytest.approx(1.0)
-    assert canonical_unit(" m/s ") == "m s**-1" and canonical_unit("furlong") == "furlong"
+    assert canonical_unit(" m/s ") == "m s**-1" and canonical_unit("furlong") is None
 
 
 def test_acc_refuses_a_climatology_in_other_units():
@@ -61,3 +61,31 @@ def test_scores_do_not_keep_the_fields_standard_name():
         out = score(fc, tr, keep_attrs=True)["temperature"]
         assert "standard_name" not in out.attrs
     assert xfuxi.mse(fc, tr, keep_attrs=True)["temperature"].attrs["units"] == "K**2"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("1", "(0 - 1)"),
+        ("1", ""),
+        ("kg kg**-1", "1"),
+        ("K", "Kelvin"),
+        ("degC", "°C"),
+        ("hPa", "mbar"),
+        ("Pa", "Pascal"),
+        ("m**2 s**-2", "m2 s-2"),
+    ],  # fmt: skip
+)
+def test_spellings_of_one_unit_are_scored(a, b):
+    """ "1" was read as kg kg**-1 (the first table entry naming it), so a fraction in "1"
+    against ERA5's "(0 - 1)" was refused."""
+    fc, tr = _pair("K", "K")
+    fc["temperature"].attrs["units"], tr["temperature"].attrs["units"] = a, b
+    assert float(xfuxi.rmse(fc, tr)["temperature"]) == pytest.approx(1.0)
+
+
+def test_units_xfuxi_does_not_know_are_scored_with_a_warning():
+    fc, tr = _pair("K", "K")
+    fc["temperature"].attrs["units"], tr["temperature"].attrs["units"] = "m.s-1", "m s**-1"
+    with pytest.warns(UserWarning, match="units xfuxi cannot compare"):
+        xfuxi.rmse(fc, tr)

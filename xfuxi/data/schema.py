@@ -170,20 +170,33 @@ _UNIT_SPELLINGS = {
 }
 
 
-def canonical_unit(units: str) -> str:
-    """The unit of which ``units`` is a known spelling (``"m/s"`` → ``"m s**-1"``), else
-    ``units`` stripped: two ``units`` attributes name the same unit when these are equal.
+#: spellings of units xfuxi's variables are not in, but data often are (:func:`canonical_unit`)
+_OTHER_SPELLINGS = {
+    "degC": {"degC", "°C", "deg_C", "celsius", "degree_Celsius", "degrees_Celsius", "C"},
+    "hPa": {"hPa", "mbar", "millibar", "millibars", "mb", "hectopascal", "hectopascals"},
+}
+
+
+def canonical_unit(units: str) -> str | None:
+    """The unit of which ``units`` is a known spelling (``"m/s"`` → ``"m s**-1"``,
+    ``"(0 - 1)"`` → ``"1"``, ``"Kelvin"`` → ``"K"``), or None for a spelling xfuxi does not
+    know (two such cannot be told the same or different).
 
     Examples
     --------
-    >>> canonical_unit("m/s"), canonical_unit("kelvin"), canonical_unit("degC")
+    >>> canonical_unit("m/s"), canonical_unit("Kelvin"), canonical_unit("°C")
     ('m s**-1', 'K', 'degC')
+    >>> canonical_unit("1"), canonical_unit("(0 - 1)"), canonical_unit("furlong") is None
+    ('1', '1', True)
     """
     given = units.strip()
-    for canonical, spellings in _UNIT_SPELLINGS.items():
-        if given in spellings:
+    table = {**_UNIT_SPELLINGS, **_OTHER_SPELLINGS}
+    if given in table:  # a unit's own name ("1" is also a spelling of kg kg**-1)
+        return given
+    for canonical, spellings in table.items():
+        if given in spellings or given.lower() in {x.lower() for x in spellings}:
             return canonical
-    return given
+    return None
 
 
 def same_unit(expected: str, given: str) -> bool:

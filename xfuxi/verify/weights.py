@@ -9,6 +9,7 @@ the data exactly, so that no score silently covers only part of it.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -16,7 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.schema import DIM_ALIASES, canonical_unit, time_dtype_problem, unit_hint
+from ..config import user_stacklevel
+from ..data.schema import DIM_ALIASES, canonical_unit, same_unit, time_dtype_problem, unit_hint
 from ..data.stats import own_attrs
 from ..grid import area_weights
 from ..options import get_options
@@ -1017,9 +1019,12 @@ def as_float(obj: XarrayObj, name: str = "forecast") -> XarrayObj:
 
 def check_same_units(a: XarrayObj, b: XarrayObj, names: tuple[str, str]) -> None:
     """Raise if a variable of ``a`` and the same variable of ``b`` both carry a ``units``
-    attribute and they are not spellings of one unit (:func:`xfuxi.data.schema.canonical_unit`):
-    a forecast in K scored against a truth in °C gave an RMSE of 272.8 "K". Where either
-    lacks the attribute nothing is checked (xfuxi cannot tell).
+    attribute that name different units (a forecast in K scored against a truth in °C gave
+    an RMSE of 272.8 "K"). Spellings of one unit are one (:func:`xfuxi.data.schema.
+    canonical_unit`: ``"m/s"`` and ``"m s**-1"``, ``"1"`` and ``"(0 - 1)"``, a mass ratio
+    ``"kg kg**-1"`` and ``"1"``); two units of which one is not known to xfuxi are scored
+    as given, with a ``UserWarning`` where their spellings differ. Where either lacks the
+    attribute nothing is checked.
 
     Raises
     ------
@@ -1031,15 +1036,26 @@ def check_same_units(a: XarrayObj, b: XarrayObj, names: tuple[str, str]) -> None
                  for v in a.data_vars if v in b.data_vars]  # fmt: skip
     else:
         pairs = [(str(a.name), a.attrs.get("units"), b.attrs.get("units"))]
-    differ = [
-        f"{v!r} in {x!r} and {y!r}{unit_hint(canonical_unit(str(x)), str(y))}"
-        for v, x, y in pairs
-        if x is not None and y is not None and canonical_unit(str(x)) != canonical_unit(str(y))
-    ]
+    differ, unknown = [], []
+    for v, x, y in pairs:
+        if x is None or y is None or str(x).strip() == str(y).strip():
+            continue
+        cx, cy = canonical_unit(str(x)), canonical_unit(str(y))
+        if cx is None or cy is None:
+            unknown.append(f"{v!r} in {x!r} and {y!r}")
+        elif cx != cy and not (same_unit(cx, str(y)) or same_unit(cy, str(x))):
+            differ.append(f"{v!r} in {x!r} and {y!r}{unit_hint(cx, str(y))}")
     if differ:
         raise ValueError(
             f"the {names[0]} and the {names[1]} are in different units ({'; '.join(differ)}): "
             "convert one to the other's units (and set its 'units' attribute)"
+        )
+    if unknown:
+        warnings.warn(
+            f"the {names[0]} and the {names[1]} give units xfuxi cannot compare "
+            f"({'; '.join(unknown)}); scored as given: make sure they are one unit",
+            UserWarning,
+            stacklevel=user_stacklevel(),
         )
 
 
