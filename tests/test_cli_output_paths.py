@@ -122,3 +122,24 @@ def test_a_folder_output_named_as_a_file_is_refused(tmp_path, name):
         output_path(str(tmp_path / name), [], kind="forecast", overwrite=False)
     assert not (tmp_path / name).exists()
     assert output_path(str(tmp_path / "fc.zarr"), [], kind="forecast", overwrite=False)
+
+
+def test_world_netcdf_output_keeps_a_file_saved_during_the_run(tmp_path, monkeypatch, capsys):
+    """Checked before the run, the file was written after it onto whatever was there: a
+    user's file saved at the path meanwhile was replaced."""
+    out = tmp_path / "w.nc"
+    fake = _fake_world([])
+
+    def saved_meanwhile(**kw):
+        out.write_text("a user's notes")
+        return fake(**kw)
+
+    monkeypatch.setattr(world_cli, "held_suarez", saved_meanwhile)
+    assert _world(tmp_path, out) == 1
+    assert "appeared since it was checked" in capsys.readouterr().err
+    assert out.read_text() == "a user's notes"
+    # any case, and .nc4, is a netCDF file (a folder output named .NC was refused)
+    monkeypatch.setattr(world_cli, "held_suarez", _fake_world([]))
+    for name in ("W.NC", "w.nc4"):
+        assert _world(tmp_path, tmp_path / name) == 0, capsys.readouterr().err
+        assert (tmp_path / name).is_file()

@@ -1361,9 +1361,11 @@ def campaign_scorecard(
         )  # fmt: skip
         atomic_write_netcdf(card, out, writer=SCORECARD_WRITER, replacing=replacing)
     if plot is not None:
-        check_file_replaceable(plot, overwrite=overwrite, writer=SCORECARD_WRITER,
-                               ours=lambda p: _png_written_by(p, SCORECARD_WRITER))  # fmt: skip
-        _plot_scorecard(card, plot)
+        replacing = check_file_replaceable(
+            plot, overwrite=overwrite, writer=SCORECARD_WRITER,
+            ours=lambda p: _png_written_by(p, SCORECARD_WRITER),
+        )  # fmt: skip
+        _plot_scorecard(card, plot, replacing=replacing)
     return card
 
 
@@ -1382,7 +1384,9 @@ def _png_written_by(path: Path, writer: str) -> bool:
         return False
 
 
-def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
+def _plot_scorecard(
+    card: xr.Dataset, path: str | os.PathLike[str], *, replacing: bool | None = None
+) -> None:
     """One panel per score, one line per variable (and level), through ``plot_scores``.
 
     The figure is built without pyplot (a bare ``Figure`` on an Agg canvas): the caller's
@@ -1423,4 +1427,6 @@ def _plot_scorecard(card: xr.Dataset, path: str | os.PathLike[str]) -> None:
         plot_scores(lines, ylabel=ylabel, title=score.upper(), ax=ax)
     fig.tight_layout()
     mark = {"Software": SCORECARD_WRITER}
-    atomic_write_file(path, lambda p: fig.savefig(p, format="png", dpi=100, metadata=mark))
+    atomic_write_file(
+        path, lambda p: fig.savefig(p, format="png", dpi=100, metadata=mark), replacing=replacing
+    )

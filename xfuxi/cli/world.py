@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -72,8 +73,10 @@ def _cmd_world(args) -> int:
         return usage_error("world", _flag_message(str(err)))
     out = None
     cache = str(cache_directory(args.cache_dir))
-    if args.output and args.output.endswith(".nc"):
+    replacing = False  # whether the checked netCDF output is an earlier one, replaced
+    if args.output and args.output.lower().endswith(NETCDF_SUFFIXES):
         out = _world_netcdf_path(args.output, overwrite=args.overwrite, cache=cache)
+        replacing = os.path.lexists(out)  # (a file appearing during the run is not replaced)
     elif args.output:
         out = output_path(args.output, [cache], kind="world", overwrite=args.overwrite)
     if args.split is not None:
@@ -88,9 +91,9 @@ def _cmd_world(args) -> int:
         full = world_config(**{**cfg, "days": SPLITS[args.split]["days"]})
         path = world_cache_path(full, args.cache_dir)
     print(f"cache: {path}")
-    if out is not None and out.suffix == ".nc":
+    if out is not None and out.suffix.lower() in NETCDF_SUFFIXES:
         out.parent.mkdir(parents=True, exist_ok=True)  # as write_netcdf and the zarr branch
-        atomic_write_netcdf(ds, out, writer=WORLD_WRITER)
+        atomic_write_netcdf(ds, out, writer=WORLD_WRITER, replacing=replacing)
         print(f"wrote {out}")
     elif out is not None:
         write_directory(out, zarr_writer(ds), args, kind="world")
@@ -111,6 +114,9 @@ def _world_netcdf_path(output: str, *, overwrite: bool, cache: str | None = None
                            flag="--overwrite")  # fmt: skip
     return out
 
+
+#: ``--output`` endings written as one netCDF file (any case); others are zarr stores
+NETCDF_SUFFIXES: tuple[str, ...] = (".nc", ".nc4")
 
 #: the ``xfuxi_writer`` of the netCDF files ``xfuxi world`` writes
 WORLD_WRITER = "xfuxi world"

@@ -157,7 +157,9 @@ def export_onnx(
     p = next(net.parameters())
     x = torch.zeros(int(batch_size), 2, model.n_channels, *model.grid_shape, dtype=p.dtype)
     out = Path(path).expanduser()
-    check_file_replaceable(out, overwrite=overwrite, writer=ONNX_WRITER, ours=_written_by_us)
+    replacing = check_file_replaceable(
+        out, overwrite=overwrite, writer=ONNX_WRITER, ours=_written_by_us
+    )
     if not out.parent.is_dir():  # said before the export, not as its temporary's error
         raise FileNotFoundError(f"the directory of {str(out)!r} does not exist")
     layout = {
@@ -188,7 +190,7 @@ def export_onnx(
     was_training = net.training
     try:
         net.eval()
-        atomic_write_file(out, write)
+        atomic_write_file(out, write, replacing=replacing)
     finally:
         net.train(was_training)
     return out
