@@ -323,3 +323,44 @@ def test_a_shipped_name_loads_the_shipped_model_and_warns_of_a_local_directory(
         warnings.simplefilter("error")
         load_model("fuxi-hs-t21")  # warned once
     assert load_model("./fuxi-hs-t21").config["source"] == "fuxi-hs-t21"
+
+
+def test_a_load_does_not_count_the_parameters_other_threads_make(tmp_path):
+    """The meta-device build counts parameters with a process-wide hook: parameters made by
+    another thread meanwhile were counted (the load refused as "far more parameters") and
+    that thread got the private exception from a plain nn.Linear."""
+    import threading
+
+    from safetensors.torch import save
+
+    from xfuxi.models.checkpoint import build_for_weights
+
+    data = save({k: v.contiguous() for k, v in torch.nn.Linear(2, 2).state_dict().items()})
+    errors = []
+
+    def elsewhere():
+        try:
+            for _ in range(200):
+                torch.nn.Linear(2, 2)
+        except BaseException as err:  # noqa: BLE001 (what the other thread got)
+            errors.append(err)
+
+    def build():
+        other = threading.Thread(target=elsewhere)
+        other.start()
+        other.join()
+        return torch.nn.Linear(2, 2)
+
+    net = build_for_weights(build, data, tmp_path / "model.safetensors")
+    assert isinstance(net, torch.nn.Linear) and errors == []
+
+
+def test_networks_build_without_torch_get_default_device(monkeypatch):
+    """torch.get_default_device is torch >= 2.3; xfuxi allows torch >= 2.2."""
+    from xfuxi.models.fuxi import build_fuxi
+
+    monkeypatch.delattr(torch, "get_default_device", raising=False)
+    net = build_fuxi("tiny", in_channels=3, grid=(8, 16))
+    assert all(b.device.type == "cpu" for b in net.buffers())
+    meta = build_fuxi("tiny", in_channels=3, grid=(8, 16), device="meta")
+    assert all(b.device.type == "meta" for b in meta.buffers())

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -584,7 +585,11 @@ def build_for_weights(
     class _TooMany(Exception):
         pass
 
+    builder = threading.get_ident()  # the hook is process-wide: count this thread's only
+
     def hook(module: torch.nn.Module, name: str, param: Any) -> None:
+        if threading.get_ident() != builder:
+            return
         count[0] += 1
         if count[0] > 4 * len(shapes) + 64:  # slack for parameters registered again
             raise _TooMany

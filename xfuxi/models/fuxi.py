@@ -207,7 +207,7 @@ class WindowAttentionV2(nn.Module):
         self.proj = nn.Linear(dim, dim)
         with torch.device("cpu"):  # constants, computed on the CPU for any device
             table, index = _log_spaced_coords(window)
-        device = torch.get_default_device()
+        device = _default_device()
         table, index = table.to(device), index.to(device)
         self.register_buffer("coords_table", table, persistent=False)
         self.register_buffer("position_index", index.reshape(-1), persistent=False)
@@ -297,7 +297,7 @@ class SwinV2Block(nn.Module):
         if self.shift[0]:
             with torch.device("cpu"):  # a constant, computed on the CPU for any device
                 mask = self._mask()
-            mask = mask.to(torch.get_default_device())
+            mask = mask.to(_default_device())
         self.register_buffer("attn_mask", mask, persistent=False)
 
     def _mask(self) -> torch.Tensor:
@@ -534,6 +534,13 @@ class FuXiNet(nn.Module):
             top = ph // 2
             x = F.pad(x, (0, 0, top, ph - top), mode="replicate")
         return x
+
+
+def _default_device() -> torch.device:
+    """The device new tensors go to (``torch.get_default_device``, torch ≥ 2.3; the device of
+    a new tensor before)."""
+    get = getattr(torch, "get_default_device", None)
+    return get() if get is not None else torch.empty(0).device
 
 
 def _positive_int(label: str, value: Any) -> int:
