@@ -22,7 +22,14 @@ from typing import Any
 
 import torch
 
-from ..files import OutputExistsError, OutputInUseError, OutputLock, lock_output, read_marker
+from ..files import (
+    OutputExistsError,
+    OutputInUseError,
+    OutputLock,
+    check_output_folder,
+    lock_output,
+    read_marker,
+)
 from .checkpoint import (
     CheckpointError,
     json_bytes,
@@ -171,7 +178,8 @@ def checkpoint_lock_path(path: str | os.PathLike[str]) -> Path:
     >>> checkpoint_lock_path("runs/ckpt").as_posix().endswith("runs/.ckpt.lock")
     True
     """
-    path = Path(os.path.abspath(Path(path).expanduser()))
+    # one lock file for one directory, however it is named: "~", a relative path, a link
+    path = Path(path).expanduser().resolve()
     return path.parent / f".{path.name}.lock"
 
 
@@ -189,6 +197,7 @@ def lock_checkpoint_directory(path: str | os.PathLike[str]) -> OutputLock:
     xfuxi.files.OutputInUseError
         Another process holds the lock.
     """
+    check_output_folder(Path(path).expanduser())  # a file above it, a read-only folder
     lock_path = checkpoint_lock_path(path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     what = f"the training checkpoint directory {Path(path)}"

@@ -773,7 +773,7 @@ def _train_da(
             f"the network's channels differ from the forecast model {model.name!r}'s; train a "
             "network for this model"
         )
-    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
+    ckpt = Path(cfg.checkpoint_dir).expanduser() if cfg.checkpoint_dir is not None else None
     if ckpt is not None:  # before any work: nothing of the user's is written into
         check_run_directory(ckpt, kind=_STATE_KIND, outputs={"model": DA_KIND})
     saved = None

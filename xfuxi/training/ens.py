@@ -278,7 +278,7 @@ def _train_perturbation(
         "validation": val_sha,
         "base_model_tensors": module_digest(model),
     }
-    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
+    ckpt = Path(cfg.checkpoint_dir).expanduser() if cfg.checkpoint_dir is not None else None
     start_iter = 0
     history: dict[str, list[float]] = {
         k: [] for k in ("iteration", "loss", "crps", "kl", "val_iteration", "val_crps")

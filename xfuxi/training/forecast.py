@@ -649,7 +649,7 @@ def _train_forecast(
             anomaly_batch_size=int(anomaly_batch_size),
             anomaly_weight=float(anomaly_weight),
         )
-    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
+    ckpt = Path(cfg.checkpoint_dir).expanduser() if cfg.checkpoint_dir is not None else None
     history: list[dict[str, Any]] = []
     running: list[float] = []  # training losses since the last logged entry
     running_anom: list[float] = []  # their anomaly part
