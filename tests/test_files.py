@@ -536,3 +536,24 @@ def test_ctrl_c_while_writing_netcdf_stops_after_the_file(tmp_path, monkeypatch)
     assert len(finished) == 1  # held until the file was closed, then raised
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_held_during_a_write_that_fails_is_not_lost(tmp_path, monkeypatch):
+    import signal
+
+    import numpy as np
+    import xarray as xr
+
+    from xfuxi.files import atomic_write_netcdf
+
+    def interrupted_then_failing(self, path=None, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, held
+        raise OSError("disk full")  # and the write fails
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", interrupted_then_failing)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        atomic_write_netcdf(
+            xr.Dataset({"x": ("i", np.arange(3.0))}), tmp_path / "a.nc", writer="me"
+        )
+    assert isinstance(caught.value.__cause__, OSError)
+    assert list(tmp_path.iterdir()) == []

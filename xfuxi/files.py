@@ -643,6 +643,10 @@ def _ctrl_c_after_the_file() -> Iterator[None]:
     signal.signal(signal.SIGINT, hold)
     try:
         yield
+    except BaseException as err:
+        if held and not isinstance(err, KeyboardInterrupt):  # the write failed meanwhile:
+            raise KeyboardInterrupt from err  # the Ctrl-C is not lost in its error
+        raise
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if held:
