@@ -131,4 +131,13 @@ def test_rank_histogram_dask_blocks_and_variables_draw_their_own_streams():
     # a Dataset's identical variables are tie-broken independently
     ds = rank_histogram(xr.Dataset({"a": f, "b": f}), xr.Dataset({"a": t, "b": t}), dim=[])
     assert not np.array_equal(ds["a"].argmax("rank").values, ds["b"].argmax("rank").values)
-    np.testing.assert_array_equal(ds["a"].argmax("rank").values, whole)
+    # keyed by name: the same draws for a variable in any subset or order, or on its own
+    a = ds["a"].argmax("rank").values
+    for fs, ts in (
+        ([f.rename("a")], [t.rename("a")]),
+        ([f.rename("b"), f.rename("a")], [t.rename("b"), t.rename("a")]),
+    ):
+        other = rank_histogram(xr.merge(fs), xr.merge(ts), dim=[])
+        np.testing.assert_array_equal(other["a"].argmax("rank").values, a)
+    alone = rank_histogram(f.rename("a"), t.rename("a"), dim=[]).argmax("rank").values
+    np.testing.assert_array_equal(alone, a)

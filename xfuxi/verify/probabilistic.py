@@ -11,6 +11,7 @@ in the documentation, docs/design.md (Verification).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
@@ -560,11 +561,22 @@ def _canonical_layout(
     return order, indexers
 
 
+def _variable_key(name: Hashable) -> int:
+    """A variable's part of its tie-break streams' key: 0 for an unnamed DataArray, else
+    from its name (not its position, so that a subset of a Dataset's variables, or one
+    taken out as a DataArray, gets the same draws)."""
+    if name is None:
+        return 0
+    digest = hashlib.sha256(repr(name).encode()).digest()
+    return int.from_bytes(digest[:7], "little") + 1
+
+
 def _tie_stream(entropy: Any, variable: int, location: tuple[int, ...]) -> np.random.Generator:
-    """The generator of the block at chunk ``location`` (canonical order) of the
-    ``variable``-th variable: ``SeedSequence(entropy, spawn_key=(variable, *location))``,
-    independent for each; the first block of the first variable (all of an in-memory
-    DataArray) draws from ``default_rng(entropy)`` itself, as before blocks were keyed."""
+    """The generator of the block at chunk ``location`` (canonical order) of the variable
+    keyed ``variable`` (:func:`_variable_key`): ``SeedSequence(entropy, spawn_key=(variable,
+    *location))``, independent for each; the first block of an unnamed DataArray (all of
+    an in-memory one) draws from ``default_rng(entropy)`` itself, as before blocks were
+    keyed."""
     key = (int(variable), *(int(i) for i in location))
     if not any(key):
         return np.random.default_rng(entropy)
@@ -669,9 +681,9 @@ def rank_histogram(
         they depend on the chunking: each block of the point-wise ranks (the chunks of
         forecast and truth, unified) draws its own stream,
         ``SeedSequence(seed, spawn_key=(variable, *block_location))``, as does each
-        variable of a Dataset (its position); the first block of the first variable, all
-        of in-memory data, draws from ``np.random.default_rng(seed)``. ``None``: fresh
-        entropy each call.
+        variable (keyed by its name, so a subset of a Dataset's variables gets the same
+        draws); the first block of an unnamed DataArray, all of an in-memory one, draws
+        from ``np.random.default_rng(seed)``. ``None``: fresh entropy each call.
 
     Returns
     -------
@@ -718,10 +730,9 @@ def rank_histogram(
     wanted = reduced_dims(fc, dim)  # each a dim of the data (of some variable)
     # seed=None: fresh entropy, drawn once, so that blocks and variables still differ
     entropy = np.random.SeedSequence().entropy if seed is None else seed
-    names = list(fc.data_vars) if isinstance(fc, xr.Dataset) else [fc.name]
 
     def one(f: xr.DataArray, t: xr.DataArray, name: Hashable) -> xr.DataArray:
-        r = _tie_broken(kernel, f, t, mdim, entropy, names.index(name))
+        r = _tie_broken(kernel, f, t, mdim, entropy, _variable_key(name))
         # a Dataset's variable over the reduced dims it has (surface pressure has no level)
         dims = [d for d in wanted if d in r.dims] if dim is not None else list(r.dims)
         inside = region_weights(r, dims, None, region)
