@@ -29,22 +29,16 @@ __all__ = [
 
 Channel = tuple[str, "float | None"]
 
-#: variables whose sign flips when interpolating across a pole (components in a local frame)
-VECTOR_COMPONENTS: frozenset[str] = frozenset(
-    {
-        "u_component_of_wind",
-        "v_component_of_wind",
-        "10m_u_component_of_wind",
-        "10m_v_component_of_wind",
-        "100m_u_component_of_wind",
-        "100m_v_component_of_wind",
-    }
-)
-
 #: (u, v) variable names of the horizontal wind components, by level kind
 WIND_COMPONENTS = (
     ("u_component_of_wind", "v_component_of_wind"),
     ("10m_u_component_of_wind", "10m_v_component_of_wind"),
+)
+
+#: variables whose sign flips when interpolating across a pole (components in a local frame)
+VECTOR_COMPONENTS: frozenset[str] = frozenset(
+    {name for pair in WIND_COMPONENTS for name in pair}
+    | {"100m_u_component_of_wind", "100m_v_component_of_wind"}
 )
 
 
