@@ -934,3 +934,17 @@ def test_scorecard_plot_leaves_the_callers_backend(tmp_path):
     finally:
         matplotlib.use(original)
     assert _png_written_by(tmp_path / "card.png", SCORECARD_WRITER)
+
+
+def test_an_assimilate_campaign_refuses_a_cascade_before_the_store_is_made(tmp_path):
+    """The default model (a cascade) failed in every worker after the store was written,
+    and the rerun with a single-step model was then refused as other settings."""
+    from xfuxi.models.cascade import Cascade
+
+    model, bg, obs, options = _da_case()
+    cascade = Cascade([model, model], switch_steps=[1], name="two")
+    store = tmp_path / "da.zarr"
+    with pytest.raises(TypeError, match="runs forecasts and ensembles only"):
+        campaign(bg, store, config=CampaignConfig(kind="assimilate", steps=1), model=cascade,
+                 observations=obs, assimilation=options, progress=False)  # fmt: skip
+    assert not store.exists()

@@ -995,6 +995,13 @@ def campaign(
         _input_paths(init_times_source, observations, model, assimilation_model, perturbation),
     )
     loaded = resolve_model(model, allow_cascade=True)
+    if kind == "assimilate" and assimilation_model is None:
+        from .models.cascade import reject_cascade
+
+        # the 4DVar needs one single-step model: refused here, before the store is made (the
+        # workers refused it after, and a rerun with another model was then refused as a
+        # campaign of other settings)
+        reject_cascade(loaded)
     if members is not None:
         from .forecasting.ensemble import DEFAULT_PERTURBATION, VAEPerturbation
 
