@@ -769,6 +769,27 @@ def test_cli_train_ens_checkpoints_next_to_its_output_and_resumes(tmp_path, monk
         assert torch.equal(p, q), name
 
 
+def test_cli_train_ens_checks_the_calibration_length_before_training(tmp_path, monkeypatch, capsys):
+    """A validation split too short for --calibrate-steps failed after the whole training,
+    leaving its training directory (and a rerun with more days was refused as a training
+    of other settings)."""
+    import xfuxi.cli.train as train_cli
+    import xfuxi.training.ens as ens_module
+    from tests.models.test_ens import _model, _random_walk
+
+    monkeypatch.setattr(train_cli, "load_model", lambda name, device=None: _model())
+    monkeypatch.setattr(
+        train_cli, "world_split", lambda split, days: _random_walk(20, 0.3, split == "train")
+    )
+    trained = []
+    monkeypatch.setattr(ens_module, "ensemble_loss", lambda *a, **k: trained.append(1))
+    rc = main(["--no-progress", "train-ens", "--iterations", "3", "--members", "2",
+               "--calibrate-steps", "40", "--out", str(tmp_path / "ens")])  # fmt: skip
+    assert rc == 2 and trained == []
+    assert "too short to calibrate over --calibrate-steps 40" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_main_in_process_leaves_options_and_logging_as_it_found_them(monkeypatch, capsys):
     """``main()`` called in a Python session: ``--no-progress`` and the command's logging
     (a stderr handler on the root logger, at INFO) hold for the command only; they were left

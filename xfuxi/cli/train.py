@@ -291,6 +291,18 @@ def _cmd_train_ens(args) -> int:
     model = load_model(args.model, device=cfg.device)
     train = world_split("train", args.train_days)
     validation = world_split("validation", args.validation_days)
+    times = None
+    if cands or var_cands:  # (validation times are needed only to calibrate)
+        try:  # before the training, not after it (it then failed, and a rerun with more
+            # --validation-days was refused as a training of other settings)
+            times = spaced_init_times(validation, model, args.calibrate_steps, 4)
+        except ValueError as err:
+            return usage_error(
+                cmd,
+                f"--validation-days {args.validation_days} is too short to calibrate over "
+                f"--calibrate-steps {args.calibrate_steps} ({err}): give more days, fewer "
+                "steps, or no calibration (--calibrate '' --calibrate-variables '')",
+            )
     # beside the output (which is written at the end, as one unit): a killed run resumes;
     # the module's initial weights are a function of --seed (built by the trainer)
     ckpt = training_directory(Path(args.out))
@@ -307,8 +319,7 @@ def _cmd_train_ens(args) -> int:
         "val_crps": list(zip(history["val_iteration"], history["val_crps"])),
     }  # fmt: skip
     # both calibrations score 8 members from 4 validation starts over --calibrate-steps
-    if cands or var_cands:  # (validation times are needed only to calibrate)
-        times = spaced_init_times(validation, model, args.calibrate_steps, 4)
+    if cands or var_cands:
         run = TuningRun(n=8, steps=args.calibrate_steps, init_times=times, seed=cfg.seed + 1)
     if cands:
         best, score = tune_amplitude(
