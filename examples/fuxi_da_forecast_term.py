@@ -71,6 +71,14 @@ def compare(k0_file: Path, k1_file: Path, out: Path, labels: tuple[str, str]) ->
     first, second = labels
     if k0["analysis_times"] != k1["analysis_times"]:
         raise SystemExit("the two files score different analysis times")
+    for path, f in ((k0_file, k0), (k1_file, k1)):
+        lacking = sorted({lead for lead in LEADS for region in REGIONS for name in CHANNELS
+                          if f"ASSI|{region}|{name}|{lead}" not in f["scores"]})  # fmt: skip
+        if lacking:
+            raise SystemExit(
+                f"{path} has no ASSI scores at lead(s) {lacking}: compare needs experiment "
+                f"files scored at {list(LEADS)} (fuxi_da_experiments.py --forecast-steps)"
+            )
     rows = []
     for lead in LEADS:
         for region in REGIONS:

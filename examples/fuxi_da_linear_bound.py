@@ -314,6 +314,11 @@ def fit(d: dict, variant: str, *, half: int, edges: np.ndarray, holdout: float =
     scale = np.where(scale > 0, scale, 1.0)  # a channel without error: left as it is
     n_t = y_all.shape[0]
     cut = int(round(n_t * (1 - holdout)))
+    if not 0 < cut < n_t:
+        raise SystemExit(
+            f"{n_t} fit time(s) leave no {'held-out' if cut >= n_t else 'fit'} time for the "
+            f"ridge choice (a fraction {holdout} is held out): give more --fit-times"
+        )
     stats: dict = {}
     for part, (lo, hi) in {"fit": (0, cut), "held": (cut, n_t)}.items():
         for sl in _chunks(hi - lo):
