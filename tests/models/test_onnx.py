@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,3 +199,21 @@ def test_the_layout_travels_with_the_file(original, tmp_path):
     bare = import_onnx(_without_metadata(path), channels=CHANNELS, latitude=LAT,
                        longitude=LON)  # fmt: skip
     assert not bare.residual and bare.timestep_hours == 6.0
+
+
+def test_unreadable_files_and_malformed_layouts_are_named(original, tmp_path):
+    """A truncated file gave protobuf's raw DecodeError (no path), a layout property of the
+    wrong types a raw TypeError."""
+    import onnx
+
+    path = export_onnx(original, tmp_path / "m.onnx")
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"cut\.onnx is not a readable ONNX model"):
+        import_onnx(cut, channels=CHANNELS, latitude=LAT, longitude=LON)
+    with pytest.raises(FileNotFoundError, match="no ONNX file"):
+        import_onnx(tmp_path / "none.onnx", channels=CHANNELS, latitude=LAT, longitude=LON)
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {"xfuxi_layout": json.dumps({"channels": 3})})
+    with pytest.raises(ValueError, match="'xfuxi_layout' is malformed"):
+        import_onnx(proto, channels=CHANNELS, latitude=LAT, longitude=LON)

@@ -263,7 +263,21 @@ def _stored_layout(proto: Any) -> dict[str, Any] | None:
                 raise ValueError(
                     f"the ONNX model's property {LAYOUT_KEY!r} is not valid JSON ({err})"
                 ) from err
-            return value if isinstance(value, dict) else None
+            if not isinstance(value, dict):
+                return None
+            kinds = {"channels": list, "latitude": list, "longitude": list}
+            wrong = [
+                k for k, kind in kinds.items() if k in value and not isinstance(value[k], kind)
+            ]
+            if wrong or not all(
+                isinstance(c, list) and len(c) == 2 for c in value.get("channels", [])
+            ):
+                raise ValueError(
+                    f"the ONNX model's property {LAYOUT_KEY!r} is malformed ({wrong or 'channels'} "
+                    "not lists of the layout export_onnx writes): give the layout explicitly "
+                    "and re-export the file"
+                )
+            return value
     return None
 
 
@@ -403,7 +417,15 @@ def import_onnx(
     o2t = _onnx2torch()
     proto_given = proto
     if proto is None:
-        proto = onnx.load(str(source))
+        if not Path(source).expanduser().is_file():
+            raise FileNotFoundError(f"no ONNX file at {source}")
+        try:
+            proto = onnx.load(str(Path(source).expanduser()))
+        except Exception as err:  # protobuf's DecodeError and kin: a truncated or other file
+            raise ValueError(
+                f"{source} is not a readable ONNX model (truncated or not ONNX: "
+                f"{type(err).__name__}: {err})"
+            ) from None
     n_in = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
     if len(n_in) != 1 or len(proto.graph.output) != 1:
         raise ValueError(
