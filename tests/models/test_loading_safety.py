@@ -364,3 +364,17 @@ def test_networks_build_without_torch_get_default_device(monkeypatch):
     assert all(b.device.type == "cpu" for b in net.buffers())
     meta = build_fuxi("tiny", in_channels=3, grid=(8, 16), device="meta")
     assert all(b.device.type == "meta" for b in meta.buffers())
+
+
+def test_da_switches_must_be_json_booleans(tmp_path):
+    """'false' read as true: a FuXi-DA network's input switches were bool() of the entry."""
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.models.fuxi_da import load_da_model, save_da_model
+
+    d = save_da_model(tiny_da_model(), tmp_path / "da")
+    bad = _copy(
+        d, tmp_path, "flag", kind="da-model", config=lambda c: c.update(zenith_input="false")
+    )
+    with pytest.raises(CheckpointError, match="'zenith_input' must be true or false"):
+        load_da_model(bad)
+    assert load_da_model(d).zenith_input in (True, False)

@@ -991,6 +991,11 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
                 raise TypeError(f"entry net[{key!r}] must be an integer; got {value!r}")
         # built only once its shapes are known to be the weights file's (an absurd width
         # or number of scales is refused before anything is allocated)
+        switches = ("zenith_input", "position_input", "departure_input", "gradient_input",
+                    "departure_context", "linear_update")  # fmt: skip
+        for key in switches:  # bool("false") is True: a JSON true or false only
+            if key in config and not isinstance(config[key], bool):
+                raise TypeError(f"entry {key!r} must be true or false; got {config[key]!r}")
         net = store.build_for_weights(
             lambda: FuXiDANet(**net_kwargs), files[WEIGHTS], path / WEIGHTS,
             what="the network", config=path / CONFIG,
