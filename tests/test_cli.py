@@ -790,6 +790,37 @@ def test_cli_train_ens_checks_the_calibration_length_before_training(tmp_path, m
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cli_train_da_writes_its_network_under_the_training_lock(tmp_path, monkeypatch, capsys):
+    """The network was written into --out after the training's lock was released: a run
+    started on the same --out meanwhile had its directory written into."""
+    import xfuxi.cli.train as train_cli
+    import xfuxi.training.da as da_training
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.models.training_state import lock_checkpoint_directory
+
+    out = tmp_path / "da"
+    other = []
+
+    def trained_while_another_run_starts(train, model, **kw):
+        other.append(lock_checkpoint_directory(out))  # another run takes --out meanwhile
+        return tiny_da_model(), {"val_l0": [], "step": []}
+
+    monkeypatch.setattr(da_training, "train_da", trained_while_another_run_starts)
+    monkeypatch.setattr(train_cli, "load_model", lambda name, device=None: None)
+    monkeypatch.setattr(train_cli, "world_split", lambda split, days: None)
+    try:
+        rc = main(["--no-progress", "train-da", "--steps", "1", "--out", str(out)])
+    finally:
+        other[0].release()
+    assert rc != 0 and "OutputInUseError" in capsys.readouterr().err
+    assert not (out / "model").exists()
+    monkeypatch.setattr(
+        da_training, "train_da", lambda *a, **k: (tiny_da_model(), {"val_l0": [], "step": []})
+    )
+    assert main(["--no-progress", "train-da", "--steps", "1", "--out", str(out)]) == 0
+    assert (out / "model").is_dir()
+
+
 def test_main_in_process_leaves_options_and_logging_as_it_found_them(monkeypatch, capsys):
     """``main()`` called in a Python session: ``--no-progress`` and the command's logging
     (a stderr handler on the root logger, at INFO) hold for the command only; they were left

@@ -364,6 +364,7 @@ def _cmd_train_ens(args) -> int:
 def _cmd_train_da(args) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
     from ..models.fuxi_da import save_da_model
+    from ..models.training_state import hold_checkpoint_directory
     from ..training.da import train_da
     from ..training.forecast import dist_info
 
@@ -388,7 +389,10 @@ def _cmd_train_da(args) -> int:
     net, history = train_da(train, model, config=cfg, validation=validation, cycled_states=cycled)
     if dist_info()[0] != 0:  # under torchrun the first process writes the network
         return 0
-    path = save_da_model(net, Path(args.out) / "model", overwrite=True)
+    # the training's lock again, for the network it writes beside its checkpoints (a run
+    # started on the same --out meanwhile holds it: refused, not replaced)
+    with hold_checkpoint_directory(args.out):
+        path = save_da_model(net, Path(args.out) / "model", overwrite=True)
     last = history["val_l0"][-1] if history["val_l0"] else float("nan")
     steps = history["step"][-1] if history["step"] else 0
     print(f"wrote {path} ({steps} steps, validation analysis L1 {last:.4f})")
