@@ -402,16 +402,8 @@ def _across_the_poles(ds: xr.Dataset) -> xr.Dataset:
     if lat.size < 2:
         return ds
     spacing = float(np.max(np.diff(lat)))
-    lon = ds["longitude"].values.astype("float64")
-    across = _opposite_longitudes(lon)
-    south = (
-        [_seen_across(ds, 0, -180.0 - lat[0], across)] if -90.0 < lat[0] <= spacing - 90.0 else []
-    )
-    north = (
-        [_seen_across(ds, lat.size - 1, 180.0 - lat[-1], across)]
-        if 90.0 - spacing <= lat[-1] < 90.0
-        else []
-    )
+    south = [_seen_across(ds, 0, -180.0 - lat[0])] if -90.0 < lat[0] <= spacing - 90.0 else []
+    north = [_seen_across(ds, -1, 180.0 - lat[-1])] if 90.0 - spacing <= lat[-1] < 90.0 else []
     if not south and not north:
         return ds
     out = xr.concat([*south, ds, *north], dim="latitude", combine_attrs="override")
@@ -420,32 +412,23 @@ def _across_the_poles(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def _seen_across(
-    ds: xr.Dataset, i: int, beyond: float, across: np.ndarray | tuple[None, np.ndarray]
-) -> xr.Dataset:
-    """Row ``i`` of ``ds`` seen from across the pole, put at latitude ``beyond``."""
+def _seen_across(ds: xr.Dataset, i: int, beyond: float) -> xr.Dataset:
+    """Row ``i`` of ``ds`` seen from across the pole, put at latitude ``beyond``: at each
+    longitude ``λ`` the value at ``λ + 180°`` (taken where the grid has it, an even number
+    of evenly spaced longitudes; else interpolated, periodic), sign flipped."""
+    lon = ds["longitude"].values.astype("float64")
+    target = lon[0] + (lon + 180.0 - lon[0]) % 360.0  # λ + 180° in [lon[0], lon[0] + 360)
+    index = np.searchsorted(lon, target).clip(0, lon.size - 1)
     row = ds.isel(latitude=[i])
-    if isinstance(across, np.ndarray):
-        row = row.isel(longitude=across)
-    else:  # longitudes not symmetric about the pole: interpolate, periodic
-        lon0 = float(ds["longitude"][0])
+    if np.allclose(lon[index], target, rtol=0.0, atol=1e-6):
+        row = row.isel(longitude=index)
+    else:
         ring = xr.concat(
-            [row, row.isel(longitude=[0]).assign_coords(longitude=[lon0 + 360.0])],
+            [row, row.isel(longitude=[0]).assign_coords(longitude=[lon[0] + 360.0])],
             dim="longitude",
         )
-        row = ring.interp(longitude=across[1])
+        row = ring.interp(longitude=target)
     return -row.assign_coords(latitude=[beyond], longitude=ds["longitude"].values)
-
-
-def _opposite_longitudes(lon: np.ndarray) -> np.ndarray | tuple[None, np.ndarray]:
-    """The index of ``λ + 180°`` for each longitude where the grid has it (an even number
-    of evenly spaced longitudes), else ``(None, λ + 180°)`` in ``[lon[0], lon[0] + 360)``
-    to interpolate at."""
-    target = lon[0] + (lon + 180.0 - lon[0]) % 360.0
-    index = np.searchsorted(lon, target).clip(0, lon.size - 1)
-    if np.allclose(lon[index], target, rtol=0.0, atol=1e-6):
-        return index
-    return (None, target)
 
 
 def regrid(

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ..config import is_integer
 from ..data.channels import Channel, channel_name, parse_channel_name
 from .base import ForecastModel, NormStats, isolated_rng
 from .checkpoint import (
@@ -678,7 +679,7 @@ def perturbation_from_files(files: dict[str, bytes], path: Path) -> Perturbation
         stats = NormStats.from_dict(config["stats"], channels=config["channels"])
         for key in ("hidden", "latent", "downsample", "early_steps"):
             value = config.get(key, 0)
-            if isinstance(value, bool) or not isinstance(value, int):  # 24.5, "24"
+            if not is_integer(value):  # 24.5, "24"
                 raise TypeError(f"entry {key!r} must be an integer; got {value!r}")
         kwargs = {
             "stats": stats,

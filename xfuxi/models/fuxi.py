@@ -38,6 +38,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..config import is_integer
 from .base import check_input_pair
 
 __all__ = [
@@ -545,7 +546,7 @@ def _default_device() -> torch.device:
 
 def _positive_int(label: str, value: Any) -> int:
     """``value`` if it is a positive integer (not a bool, a float or a string)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         raise TypeError(f"{label} must be an integer; got {value!r}")
     if value < 1:
         raise ValueError(f"{label} must be positive; got {value}")
@@ -554,7 +555,7 @@ def _positive_int(label: str, value: Any) -> int:
 
 def _int_pair(label: str, value: Any) -> tuple[int, int]:
     """``(n, n)`` of a positive integer, or a pair of positive integers (not a string)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+    if is_integer(value):
         value = (value, value)
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
         raise TypeError(f"{label} must be an integer or a pair of integers; got {value!r}")

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ..config import is_integer
 from ..data.channels import Channel, channel_name, parse_channel_name
 from ..observations.imager import CHANNELS as IMAGER_CHANNELS
 from ..observations.imager import (
@@ -987,7 +988,7 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
     with store.config_entries(path / CONFIG, errors=(TypeError, ValueError)), isolated_rng():
         net_kwargs = dict(config["net"])
         for key, value in net_kwargs.items():  # 2.5 or "32" would fail inside torch
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_integer(value):
                 raise TypeError(f"entry net[{key!r}] must be an integer; got {value!r}")
         # built only once its shapes are known to be the weights file's (an absurd width
         # or number of scales is refused before anything is allocated)
