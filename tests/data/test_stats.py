@@ -459,3 +459,26 @@ def test_climatology_window_on_dask_is_a_small_graph():
     assert len(dict(lazy.__dask_graph__())) < 5000
     eager = climatology(ds, window=61)["temperature"]
     np.testing.assert_allclose(lazy["temperature"].compute(), eager, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("label", ["std", "diff_std"])
+@pytest.mark.parametrize("bad", [-1.0, np.inf])
+def test_load_stats_refuses_a_foreign_file_with_a_negative_or_infinite_spread(tmp_path, label, bad):
+    values = {"mean": 280.0, "std": 10.0, "diff_std": 1.0}
+    values[label] = bad
+    foreign = xr.Dataset(
+        {
+            "temperature": ("statistic", list(values.values())),
+            "note": ("statistic", ["a", "b", "c"]),  # not numbers: not checked
+        },
+        coords={"statistic": list(values)},
+    )
+    path = tmp_path / "foreign.nc"
+    foreign.to_netcdf(path)
+    with pytest.raises(ValueError, match=rf"'temperature' has a {label} that is negative"):
+        load_stats(path)
+    # NaN (a field without a value at some point) and a climatology load as they are
+    values[label] = np.nan
+    ok = foreign.assign(temperature=("statistic", list(values.values())))
+    ok.to_netcdf(tmp_path / "nan.nc")
+    assert np.isnan(load_stats(tmp_path / "nan.nc").temperature.sel(statistic=label))

@@ -731,6 +731,8 @@ def load_stats(path: str | os.PathLike) -> xr.Dataset:
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    ValueError
+        If a ``std`` or ``diff_std`` in the file is negative or infinite.
 
     Examples
     --------
@@ -748,7 +750,34 @@ def load_stats(path: str | os.PathLike) -> xr.Dataset:
         out = ds.load()
     for key in WRITER_ATTRS:  # the writer's record, not the statistics'
         out.attrs.pop(key, None)
+    _check_loaded_spreads(out, path)
     return out
+
+
+def _check_loaded_spreads(stats: xr.Dataset, path: Path) -> None:
+    """Refuse a statistics file whose ``std`` or ``diff_std`` is negative or infinite.
+
+    A file :func:`save_stats` wrote never holds one; a file written elsewhere might, and a
+    negative spread would otherwise load and only fail (or flip signs) where it is used.
+    NaN is left to the user of the statistics (a field may have none at some point).
+    """
+    if "statistic" not in stats.coords:
+        return
+    labels = [str(s) for s in np.atleast_1d(stats["statistic"].values)]
+    for name, da in stats.data_vars.items():
+        if "statistic" not in da.dims or not np.issubdtype(da.dtype, np.number):
+            continue
+        for label in ("std", "diff_std"):
+            if label not in labels:
+                continue
+            values = np.asarray(da.isel(statistic=labels.index(label)).values, dtype=float)
+            bad = (values < 0) | np.isinf(values)
+            if bad.any():
+                raise ValueError(
+                    f"statistics file {str(path)!r}: {name!r} has a {label} that is "
+                    f"negative or infinite ({values[bad].ravel()[0]!r}); a spread must be "
+                    "finite and ≥ 0"
+                )
 
 
 def select_climatology(
