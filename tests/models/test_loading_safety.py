@@ -378,3 +378,41 @@ def test_da_switches_must_be_json_booleans(tmp_path):
     with pytest.raises(CheckpointError, match="'zenith_input' must be true or false"):
         load_da_model(bad)
     assert load_da_model(d).zenith_input in (True, False)
+
+
+def test_unknown_da_config_entries_are_named_in_a_warning(tmp_path, recwarn):
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.models.fuxi_da import load_da_model, save_da_model, shipped_da_models
+
+    d = save_da_model(tiny_da_model(), tmp_path / "da")
+    load_da_model(d)  # a config this xfuxi wrote: no warning
+    for name in shipped_da_models():
+        load_da_model(name)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    newer = _copy(d, tmp_path, "dnew", kind="da-model",
+                  config=lambda c: c.update(cloud_input=True))  # fmt: skip
+    with pytest.warns(UserWarning, match=r"dnew/config\.json: unknown entry 'cloud_input'"):
+        load_da_model(newer)
+
+
+def test_latitudes_written_as_strings_are_refused(tmp_path):
+    """'-78.75' was converted to a number silently; a config lists numbers."""
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.models.fuxi_da import load_da_model, save_da_model
+
+    d = _saved(tmp_path)
+    text = _copy(
+        d, tmp_path, "slat", config=lambda c: c.update(latitude=[str(v) for v in c["latitude"]])
+    )
+    with pytest.raises(CheckpointError, match=r"slat/config\.json: entry 'latitude' must be"):
+        load_model(text)
+    da = save_da_model(tiny_da_model(), tmp_path / "da")
+    bad = _copy(da, tmp_path, "dlon", kind="da-model",
+                config=lambda c: c.update(longitude=[True] * len(c["longitude"])))  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"dlon/config\.json: entry 'longitude' must be"):
+        load_da_model(bad)
+    for unset in ("latitude", "longitude"):
+        gone = _copy(da, tmp_path, f"no{unset}", kind="da-model",
+                     config=lambda c, unset=unset: c.pop(unset))  # fmt: skip
+        with pytest.raises(CheckpointError, match=rf"lacks the entry '{unset}'"):
+            load_da_model(gone)

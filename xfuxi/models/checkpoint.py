@@ -406,6 +406,29 @@ MODEL_ENTRIES = frozenset({
 })  # fmt: skip
 
 
+def check_degrees(**entries: Any) -> None:
+    """Each of ``entries`` (a config's ``latitude``, ``longitude``) must be a JSON list of
+    numbers, else ValueError naming the entry (``null`` would fail in ``len()``, and strings
+    such as ``"1.5"`` would be converted silently).
+
+    Examples
+    --------
+    >>> check_degrees(latitude=[-45.0, 45], longitude=[0.0, 90.0])
+    >>> check_degrees(latitude=["-45.0", "45.0"])
+    Traceback (most recent call last):
+    ...
+    ValueError: entry 'latitude' must be a list of numbers (degrees); got '-45.0' in it
+    """
+    for key, value in entries.items():
+        if not isinstance(value, list):
+            raise ValueError(f"entry {key!r} must be a list of degrees; got {value!r}")
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(
+                    f"entry {key!r} must be a list of numbers (degrees); got {v!r} in it"
+                )
+
+
 def warn_unknown_entries(
     config: Mapping[str, Any], known: Iterable[str], path: str | os.PathLike[str]
 ) -> None:
@@ -964,9 +987,7 @@ def load_checkpoint(
         grid = list(net_kwargs.pop("grid"))
         channels = [parse_channel_name(c) for c in config["channels"]]
         latitude, longitude = config["latitude"], config["longitude"]
-        for key, value in (("latitude", latitude), ("longitude", longitude)):
-            if not isinstance(value, list):  # null: a raw TypeError from len() below
-                raise ValueError(f"entry {key!r} must be a list of degrees; got {value!r}")
+        check_degrees(latitude=latitude, longitude=longitude)
         stats = NormStats.from_dict(config["stats"], channels=config["channels"])
         residual = config.get("residual", True)
         if not isinstance(residual, bool):  # bool("false") loaded as True

@@ -979,11 +979,21 @@ def save_da_model(model: FuXiDA, path: str | os.PathLike[str], *, overwrite: boo
     return store.write_checkpoint(path, da_model_files(model), kind=DA_KIND, overwrite=overwrite)
 
 
+#: the entries of a FuXi-DA config.json that this xfuxi reads
+DA_ENTRIES = frozenset({
+    "format", "name", "net", "channels", "latitude", "longitude", "stats",
+    "sensor_channels", "frames", "satellites", "zenith_input", "position_input",
+    "departure_input", "gradient_input", "screen_threshold", "departure_context",
+    "linear_update", "metadata",
+})  # fmt: skip
+
+
 def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
     """Rebuild a FuXi-DA model from the verified files of its checkpoint (CPU, eval)."""
     config = store.json_of_format(
         files[CONFIG], path / CONFIG, fmt=DA_FORMAT, what="a FuXi-DA checkpoint", where=path
     )
+    store.warn_unknown_entries(config, DA_ENTRIES, path / CONFIG)
     # the initial weights do not consume the caller's random stream
     with store.config_entries(path / CONFIG, errors=(TypeError, ValueError)), isolated_rng():
         net_kwargs = dict(config["net"])
@@ -997,6 +1007,7 @@ def da_model_from_files(files: dict[str, bytes], path: Path) -> FuXiDA:
         for key in switches:  # bool("false") is True: a JSON true or false only
             if key in config and not isinstance(config[key], bool):
                 raise TypeError(f"entry {key!r} must be true or false; got {config[key]!r}")
+        store.check_degrees(latitude=config["latitude"], longitude=config["longitude"])
         net = store.build_for_weights(
             lambda: FuXiDANet(**net_kwargs), files[WEIGHTS], path / WEIGHTS,
             what="the network", config=path / CONFIG,
