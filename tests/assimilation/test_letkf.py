@@ -121,9 +121,26 @@ def test_innovation_inflation_recovers_a_known_factor():
     yb = torch.randn(n, m, generator=g, dtype=torch.float64)
     sb2 = (yb**2).sum(0) / (n - 1)
     d = torch.randn(m, generator=g, dtype=torch.float64) * torch.sqrt(1.0 + rho * sb2)
-    assert innovation_inflation(d, yb, torch.ones(m, dtype=torch.float64)) == pytest.approx(
-        rho, rel=0.05
+    estimate = innovation_inflation(d, yb, torch.ones(m, dtype=torch.float64), ensemble_mean=False)
+    assert estimate == pytest.approx(rho, rel=0.05)
+
+
+@pytest.mark.parametrize("n", [5, 10])
+def test_innovation_inflation_of_a_calibrated_ensemble_is_one(n):
+    """The innovation of the members' mean has (1 + 1/N) times their variance: without that
+    factor a well-calibrated ensemble read ρ ≈ (N + 1)/N (1.2 for 5 members)."""
+    g = torch.Generator().manual_seed(11)
+    m, sb = 100_000, 0.7  # observation error 1
+    truth_and_members = sb * torch.randn(n + 1, m, generator=g, dtype=torch.float64)
+    members, truth = truth_and_members[:n], truth_and_members[n]
+    y = truth + torch.randn(m, generator=g, dtype=torch.float64)
+    mean = members.mean(0)
+    estimate = innovation_inflation(y - mean, members - mean, torch.ones(m, dtype=torch.float64))
+    assert estimate == pytest.approx(1.0, abs=0.05)
+    uncorrected = innovation_inflation(
+        y - mean, members - mean, torch.ones(m, dtype=torch.float64), ensemble_mean=False
     )
+    assert uncorrected == pytest.approx((n + 1) / n, abs=0.05)
 
 
 def test_a_collapsed_ensemble_gives_no_inflation_estimate():

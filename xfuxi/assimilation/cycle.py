@@ -958,7 +958,8 @@ def static_inflation_estimate(
             es.append(err[keep])
     if not ds or sum(int(d.numel()) for d in ds) == 0:
         return float("nan")
-    return innovation_inflation(torch.cat(ds), torch.cat(hs, 1), torch.cat(es))
+    # the background is not the samples' mean: their spread alone describes its error
+    return innovation_inflation(torch.cat(ds), torch.cat(hs, 1), torch.cat(es), ensemble_mean=False)
 
 
 def static_var(

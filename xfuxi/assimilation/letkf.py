@@ -362,25 +362,37 @@ def forecast_members(
 
 
 def innovation_inflation(
-    innovation: torch.Tensor, hx_anomalies: torch.Tensor, error: torch.Tensor
+    innovation: torch.Tensor,
+    hx_anomalies: torch.Tensor,
+    error: torch.Tensor,
+    *,
+    ensemble_mean: bool = True,
 ) -> float:
     """Inflation of the prior covariance implied by the innovations (Li et al. 2009).
 
-    ``E[dᵀR⁻¹d] = m + ρ tr(R^{-1/2} H P_b Hᵀ R^{-1/2})`` gives
-    ``ρ = (dᵀR⁻¹d − m) / Σ_j σ_b,j² / σ_o,j²`` with ``σ_b,j²`` the ensemble variance at
-    observation ``j``.
+    ``E[dᵀR⁻¹d] = m + ρ c tr(R^{-1/2} H P_b Hᵀ R^{-1/2})`` gives
+    ``ρ = (dᵀR⁻¹d − m) / (c Σ_j σ_b,j² / σ_o,j²)`` with ``σ_b,j²`` the ensemble variance at
+    observation ``j``. With ``ensemble_mean`` (the LETKF's case) the innovation is that of
+    the mean of the N members, whose error variance is ``c = 1 + 1/N`` times the members'
+    spread when the truth is drawn like a member: a well-calibrated ensemble then reads
+    ``ρ ≈ 1`` (without the factor it read ``(N + 1)/N``, 1.2 for 5 members). Without it
+    (``c = 1``) the innovation is that of a background the samples' spread describes (a
+    static B's samples, for instance).
 
     Examples
     --------
     >>> y = torch.zeros(4, 3); y[0] = 1; y[1] = -1  # variance 2/3 at each observation
-    >>> round(innovation_inflation(torch.full((3,), 2.0), y, torch.ones(3)), 3)
+    >>> round(innovation_inflation(torch.full((3,), 2.0), y, torch.ones(3),
+    ...                            ensemble_mean=False), 3)
     4.5
+    >>> round(innovation_inflation(torch.full((3,), 2.0), y, torch.ones(3)), 3)  # / 1.25
+    3.6
     """
     n = hx_anomalies.shape[0]
     r = 1.0 / error.double() ** 2
     sb2 = (hx_anomalies.double() ** 2).sum(0) / (n - 1)
     num = float((innovation.double() ** 2 * r).sum()) - innovation.numel()
-    den = float((sb2 * r).sum())
+    den = float((sb2 * r).sum()) * ((1.0 + 1.0 / n) if ensemble_mean else 1.0)
     # a collapsed ensemble's rounding noise is no estimate (it gave ±1e29): none below a
     # spread of 1e-6 observation errors on average
     return num / den if den > 1e-12 * innovation.numel() else float("nan")
