@@ -141,3 +141,41 @@ def test_rank_histogram_dask_blocks_and_variables_draw_their_own_streams():
         np.testing.assert_array_equal(other["a"].argmax("rank").values, a)
     alone = rank_histogram(f.rename("a"), t.rename("a"), dim=[]).argmax("rank").values
     np.testing.assert_array_equal(alone, a)
+
+
+def _persistence(truth):
+    """Forecasts of 6 and 12 hours that persist the state at each initial time."""
+    leads = pd.to_timedelta([6, 12], "h")
+    inits = truth["time"].values[:2]
+    return truth.sel(time=inits).expand_dims(prediction_timedelta=leads).transpose("time", ...)
+
+
+LEAD_SCORES = {
+    "rmse": lambda f, t: rmse(f, t),
+    "acc": lambda f, t: xfuxi.acc(f, t, climatology=t.mean("time")),
+    "crps": lambda f, t: crps(_ens(f), t),
+    "spread_skill_ratio": lambda f, t: xfuxi.spread_skill_ratio(_ens(f), t),
+}
+
+
+@pytest.mark.parametrize("name", list(LEAD_SCORES))
+@pytest.mark.parametrize("alias", ["lead_time", "step"])
+def test_a_lead_named_lead_time_or_step_is_refused(name, alias):
+    """A lead dim named 'lead_time' or 'step' was an ordinary dim: the truth was taken at the
+    initial times, and a persistence forecast scored an RMSE of 0."""
+    rng = np.random.default_rng(4)
+    co = {"time": pd.date_range("2001-03-01", periods=4, freq="6h"), "latitude": LAT,
+          "longitude": LON}  # fmt: skip
+    truth = xr.DataArray(rng.normal(size=(4, 5, 4)), dims=tuple(co), coords=co, name="t")
+    fc = _persistence(truth)
+    score = LEAD_SCORES[name]
+    score(fc, truth)  # the canonical name scores
+    assert float(rmse(fc, truth)) > 0.5
+    with pytest.raises(ValueError, match=rf"holds its lead as '{alias}'.*prediction_timedelta"):
+        score(fc.rename(prediction_timedelta=alias), truth)
+    one = fc.isel(prediction_timedelta=0).rename(prediction_timedelta=alias)  # scalar 6 h
+    with pytest.raises(ValueError, match=rf"holds its lead as '{alias}'"):
+        score(one, truth)
+    # cfgrib's analyses carry step = 0 as a scalar coordinate: still a truth
+    at0 = truth.assign_coords({alias: np.timedelta64(0, "ns")})
+    np.testing.assert_allclose(rmse(fc, at0), rmse(fc, truth))

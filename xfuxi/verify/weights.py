@@ -406,6 +406,47 @@ def _conform_scalars(
 #: schema's alias table): a reduced dim of such a name gets no area weights, so it is refused
 LATITUDE_ALIASES: tuple[str, ...] = tuple(k for k, v in DIM_ALIASES.items() if v == "latitude")
 LONGITUDE_ALIASES: tuple[str, ...] = tuple(k for k, v in DIM_ALIASES.items() if v == "longitude")
+LEAD_ALIASES: tuple[str, ...] = tuple(
+    k for k, v in DIM_ALIASES.items() if v == "prediction_timedelta"
+)
+
+
+def check_lead_name(obj: XarrayObj, name: str) -> None:
+    """Raise if ``obj`` holds a lead under another name than ``prediction_timedelta``.
+
+    Scores take the truth at a forecast's valid times only along ``prediction_timedelta``;
+    a lead dimension named ``lead_time`` or ``step`` (:data:`LEAD_ALIASES`, the names
+    :func:`xfuxi.validate` renames) would be an ordinary dimension, and a persistence
+    forecast would be scored against its own initial state. A single lead held as a scalar
+    coordinate of that name counts too, unless it is 0 (cfgrib's analyses carry ``step``
+    = 0).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> fc = xr.DataArray([[1.0]], dims=("time", "lead_time"),
+    ...                   coords={"time": pd.to_datetime(["2020-01-01"]),
+    ...                           "lead_time": pd.to_timedelta(["6h"])})
+    >>> check_lead_name(fc, "forecast")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: forecast holds its lead as 'lead_time': scores match the truth to valid ...
+    """
+    for alias in LEAD_ALIASES:
+        if alias in obj.dims:
+            held = True
+        elif alias in obj.coords and obj[alias].ndim == 0:
+            value = obj[alias].values
+            held = not (np.issubdtype(value.dtype, np.timedelta64) and value == np.timedelta64(0))
+        else:
+            held = False
+        if held:
+            raise ValueError(
+                f"{name} holds its lead as {alias!r}: scores match the truth to valid times "
+                "only along 'prediction_timedelta' (WeatherBench2's name); rename it "
+                f"(obj.rename({alias}='prediction_timedelta')) or pass the data through "
+                "xfuxi.validate"
+            )
 
 
 def _refuse_latitude_alias(dims: Sequence[Hashable]) -> None:
@@ -922,7 +963,8 @@ def prepare_pair(
         As :func:`conform` and :func:`align_valid_time`; also if the truth lacks a variable
         of the forecast, or if either holds a value twice along a dim they share, or along
         ``time`` or ``prediction_timedelta`` (:func:`check_unique`: a repeated initial time
-        or lead would be scored twice).
+        or lead would be scored twice), or holds a lead named ``lead_time`` or ``step``
+        (:func:`check_lead_name`).
     TypeError
         If one is a Dataset and the other a DataArray; if either holds complex data
         (:func:`as_float`); if the ``time`` of one holds cftime dates or carries a time
@@ -939,6 +981,8 @@ def prepare_pair(
             f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
+    for obj, name in zip((forecast, truth), names, strict=True):
+        check_lead_name(obj, name)
     _check_pair_times(forecast, truth, names)
     check_same_units(forecast, truth, names)
     # along the dims matched (the time and lead a truth on time is taken at, too), a value
