@@ -948,3 +948,24 @@ def test_an_assimilate_campaign_refuses_a_cascade_before_the_store_is_made(tmp_p
         campaign(bg, store, config=CampaignConfig(kind="assimilate", steps=1), model=cascade,
                  observations=obs, assimilation=options, progress=False)  # fmt: skip
     assert not store.exists()
+
+
+def test_an_owned_local_cluster_leaves_the_process_as_it_found_it(
+    checkpoint, tmp_path, monkeypatch
+):
+    """client=None started a LocalCluster whose nannies set OMP_NUM_THREADS=1 (and more) in
+    os.environ, so every later subprocess ran on one thread; each call also added a handler
+    to the 'distributed.scheduler' logger."""
+    import logging
+
+    path, _ = checkpoint
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    before = dict(os.environ)
+    logger = logging.getLogger("distributed.scheduler")
+    handlers = list(logger.handlers)
+    for i in range(2):
+        campaign(_data(3), tmp_path / f"fc{i}.zarr", model=path, config=CampaignConfig(steps=1),
+                 n_workers=1, progress=False).close()  # fmt: skip
+        assert dict(os.environ) == before
+        assert logger.handlers == handlers

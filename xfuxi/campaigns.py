@@ -778,6 +778,40 @@ def _weatherbench2(template: xr.Dataset) -> xr.Dataset:
     return out
 
 
+class _ProcessState:
+    """What starting a LocalCluster changes in the caller's process, to put back after it.
+
+    dask.distributed's nannies set ``OMP_NUM_THREADS=1`` (and MKL's, OpenBLAS's,
+    ``MALLOC_TRIM_THRESHOLD_``, ``PYTHONHASHSEED``, ...) in ``os.environ`` for the worker
+    processes they spawn, and each scheduler adds a handler to the ``distributed`` loggers.
+    Left in place, every later subprocess of a notebook (``!xfuxi ...``, ``torchrun``) would
+    run on one thread, and each campaign would add one more handler.
+    """
+
+    def __init__(self) -> None:
+        self.environ = dict(os.environ)
+        self.handlers = {name: list(logger.handlers) for name, logger in self._loggers()}
+
+    @staticmethod
+    def _loggers() -> list[tuple[str, logging.Logger]]:
+        manager = logging.Logger.manager
+        names = [
+            n for n in manager.loggerDict if n == "distributed" or n.startswith("distributed.")
+        ]
+        return [(n, logging.getLogger(n)) for n in names]
+
+    def restore(self) -> None:
+        for key in [k for k in os.environ if k not in self.environ]:
+            del os.environ[key]
+        for key, value in self.environ.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+        for name, logger in self._loggers():
+            before = self.handlers.get(name, [])
+            for handler in [h for h in logger.handlers if h not in before]:
+                logger.removeHandler(handler)
+
+
 def _connect(client: Any, n_workers: int | None, connect_timeout: float):
     """``(client, owned)``: the given Client, one connected to an address, or a LocalCluster."""
     try:
@@ -1132,7 +1166,13 @@ def campaign(
         "client_process": (socket.gethostname(), os.getpid()),
     }  # fmt: skip
     obs_ds = observations if isinstance(observations, xr.Dataset) else None
-    cl, owned = _connect(client, n_workers, connect_timeout)
+    state = _ProcessState() if client is None else None
+    try:
+        cl, owned = _connect(client, n_workers, connect_timeout)
+    except BaseException:
+        if state is not None:
+            state.restore()
+        raise
     plugin_name = f"xfuxi-campaign-{uuid.uuid4().hex[:12]}"
     failures: dict[str, str] = {}
     try:
@@ -1179,9 +1219,13 @@ def campaign(
             pass
         if owned:
             cluster = getattr(cl, "cluster", None)
-            cl.close()
-            if cluster is not None:
-                cluster.close()
+            try:
+                cl.close()
+                if cluster is not None:
+                    cluster.close()
+            finally:
+                if state is not None:  # the LocalCluster this call started
+                    state.restore()
     if failures:
         names = ", ".join(sorted(failures))
         first = failures[sorted(failures)[0]]
