@@ -924,3 +924,52 @@ def test_innovations_of_observations_without_times_against_several_times_name_th
         xfuxi.innovations(obs.drop_vars("time"), bg)
     one = xfuxi.innovations(obs.drop_vars("time"), bg.isel(time=-1))["innovation"].values
     np.testing.assert_array_equal(one, xfuxi.innovations(obs, bg)["innovation"].values)
+
+
+def _open_bars(desc):
+    from tqdm import tqdm as std_tqdm
+
+    return [b for b in list(getattr(std_tqdm, "_instances", [])) if b.desc == desc]
+
+
+def test_progress_bars_are_closed_when_the_work_fails():
+    """A bar left open by an exception stayed in tqdm's instances while the traceback lived
+    (IPython keeps the last one): the next bar was drawn a line lower."""
+    from xfuxi.assimilation.members import ensemble_members
+
+    prev, xb, members = _states(n=5)
+    model = _model(TinyNonlinear())
+
+    class Failing(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.calls = model, 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("the model failed")
+            return self.inner(x)
+
+    failing = tiny.da_model(Failing())
+    opts = BackgroundError(n_members=4, perturbation_std=(1.0, 2.0), amplitude=0.3,
+                           wavelength=2, balance="none", member_chunk=2)  # fmt: skip
+    with pytest.raises(RuntimeError, match="the model failed") as members_error:
+        ensemble_members(failing, prev, xb, background_error=opts, dtype=F64, progress=True)
+    assert _open_bars("ensemble members") == []
+    s0 = _slot(0, [10.0], [30.0], [1.0], 1.0)
+    calls = {"n": 0}
+    operator = s0.operator
+
+    def failing_operator(x):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise RuntimeError("the operator failed")
+        return operator(x)
+
+    s0.operator = failing_operator
+    prob = En4DVarProblem(model, prev, xb, _anoms(members), [s0], dtype=F64)
+    with pytest.raises(RuntimeError, match="the operator failed") as cost_error:
+        minimize_cost(prob, progress=True)
+    assert _open_bars("4DVar L-BFGS") == []
+    del members_error, cost_error

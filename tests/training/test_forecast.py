@@ -604,3 +604,19 @@ def test_resume_with_other_validation_settings_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"other settings \(\['validation'\]\)"):
         _train(ds, steps=2, checkpoint_dir=tmp_path, validation=_world(seed=2), val_every=1)
     _train(ds, steps=2, checkpoint_dir=tmp_path, validation=val, val_every=1)  # the same
+
+
+def test_an_interrupted_training_closes_its_progress_bar():
+    """The bar stayed in tqdm's instances after Ctrl-C while the traceback lived (IPython
+    keeps the last one): the next bar of the session was drawn a line lower."""
+    from tqdm import tqdm as std_tqdm
+
+    def crash(step, _):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        _train(_world(12), callback=crash, progress=True, **dict(KW, steps=4, rollout_steps=1))
+    open_bars = [b for b in list(getattr(std_tqdm, "_instances", [])) if "train" in str(b.desc)]
+    assert open_bars == []
+    del interrupted

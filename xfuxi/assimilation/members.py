@@ -206,18 +206,20 @@ def ensemble_members(
         out = torch.empty(shape, dtype=torch.float64)
     before64, start64 = before.double(), start.double()
     bar = tqdm(total=n_members, desc="ensemble members", disable=not progress_enabled(progress))
-    with torch.no_grad():
-        for i in range(0, n_members, chunk):
-            p = pert[i : i + chunk].double()
-            x = torch.empty((p.shape[0], 2, c, h, w), dtype=mdtype, device=device)
-            for j in range(p.shape[0]):  # float64 sums of one member at a time
-                x[j, 0] = before64 + p[j]
-                x[j, 1] = start64 + p[j]
-            # p may be a view of out: the members overwrite their perturbations
-            out[i : i + chunk] = model(x)
-            del x  # before the next chunk's is allocated
-            bar.update(p.shape[0])
-    bar.close()
+    try:
+        with torch.no_grad():
+            for i in range(0, n_members, chunk):
+                p = pert[i : i + chunk].double()
+                x = torch.empty((p.shape[0], 2, c, h, w), dtype=mdtype, device=device)
+                for j in range(p.shape[0]):  # float64 sums of one member at a time
+                    x[j, 0] = before64 + p[j]
+                    x[j, 1] = start64 + p[j]
+                # p may be a view of out: the members overwrite their perturbations
+                out[i : i + chunk] = model(x)
+                del x  # before the next chunk's is allocated
+                bar.update(p.shape[0])
+    finally:
+        bar.close()
     return out
 
 

@@ -99,98 +99,102 @@ def minimize_cost(
         return float(total.detach()), grad
 
     bar = tqdm(total=max_iter, desc="4DVar L-BFGS", disable=not progress_enabled(progress))
-    j0, g0 = evaluate(v0)
-    hist.records.append(last["rec"])
-    g0n = max(float(g0.norm()), 1e-300)
-    if float(g0.norm()) == 0.0:
-        hist.converged, hist.message = True, "zero gradient at the background"
-        bar.close()
-        return v0, hist
-    if max_iter == 0:  # the background's cost and departures only
-        hist.message = "max_iter=0: not minimised"
-        bar.close()
-        return v0, hist
-
-    def record(v: torch.Tensor) -> bool:
-        if "v" not in last or not torch.equal(last["v"], v):
-            evaluate(v)
+    try:
+        j0, g0 = evaluate(v0)
         hist.records.append(last["rec"])
-        bar.update(1)
-        bar.set_postfix(J=f"{last['rec'].cost:.4g}", g=f"{last['rec'].gradient_norm / g0n:.2e}")
-        return last["rec"].gradient_norm <= gtol * g0n
+        g0n = max(float(g0.norm()), 1e-300)
+        if float(g0.norm()) == 0.0:
+            hist.converged, hist.message = True, "zero gradient at the background"
+            bar.close()
+            return v0, hist
+        if max_iter == 0:  # the background's cost and departures only
+            hist.message = "max_iter=0: not minimised"
+            bar.close()
+            return v0, hist
 
-    if optimizer == "scipy":
+        def record(v: torch.Tensor) -> bool:
+            if "v" not in last or not torch.equal(last["v"], v):
+                evaluate(v)
+            hist.records.append(last["rec"])
+            bar.update(1)
+            bar.set_postfix(J=f"{last['rec'].cost:.4g}", g=f"{last['rec'].gradient_norm / g0n:.2e}")
+            return last["rec"].gradient_norm <= gtol * g0n
 
-        def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-            j, g = evaluate(torch.from_numpy(x))
-            return j, g.numpy()
+        if optimizer == "scipy":
 
-        def callback(intermediate_result: Any) -> None:
-            if record(torch.from_numpy(np.asarray(intermediate_result.x, dtype="float64"))):
-                hist.converged = True
-                raise StopIteration
+            def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+                j, g = evaluate(torch.from_numpy(x))
+                return j, g.numpy()
 
-        # L-BFGS-B's vector operations run on OpenBLAS, whose threads and torch's OpenMP
-        # threads (the cost and its gradient) then fight over the cores: with one BLAS thread
-        # the minimisation took a third of the time on two cores (docs/benchmarks.md, the
-        # En4DVar table); torch's own threads are left as they are
-        with threadpool_limits(limits=1, user_api="blas"):
-            res = minimize(
-                fun,
-                v0.numpy(),
-                jac=True,
-                method="L-BFGS-B",
-                callback=callback,
-                options={
-                    "maxiter": int(max_iter),
-                    "gtol": 0.0,
-                    "ftol": 1e-15,
-                    "maxcor": opts.history,
-                },
+            def callback(intermediate_result: Any) -> None:
+                if record(torch.from_numpy(np.asarray(intermediate_result.x, dtype="float64"))):
+                    hist.converged = True
+                    raise StopIteration
+
+            # L-BFGS-B's vector operations run on OpenBLAS, whose threads and torch's OpenMP
+            # threads (the cost and its gradient) then fight over the cores: with one BLAS thread
+            # the minimisation took a third of the time on two cores (docs/benchmarks.md, the
+            # En4DVar table); torch's own threads are left as they are
+            with threadpool_limits(limits=1, user_api="blas"):
+                res = minimize(
+                    fun,
+                    v0.numpy(),
+                    jac=True,
+                    method="L-BFGS-B",
+                    callback=callback,
+                    options={
+                        "maxiter": int(max_iter),
+                        "gtol": 0.0,
+                        "ftol": 1e-15,
+                        "maxcor": opts.history,
+                    },
+                )
+            v = torch.from_numpy(np.asarray(res.x, dtype="float64"))
+            hist.message = (
+                "relative gradient tolerance reached" if hist.converged else str(res.message)
             )
-        v = torch.from_numpy(np.asarray(res.x, dtype="float64"))
-        hist.message = "relative gradient tolerance reached" if hist.converged else str(res.message)
-    else:
-        v = v0.clone().requires_grad_(True)
-        opt = torch.optim.LBFGS(
-            [v],
-            lr=1.0,
-            max_iter=1,
-            # one iteration a step: without max_eval torch allows it max_iter * 5 // 4 = 1
-            # evaluation, which leaves the strong-Wolfe line search none of its own, so a
-            # first trial step that raises J is never shortened and v stops moving
-            max_eval=1 + _LINE_SEARCH_EVALUATIONS,
-            history_size=opts.history,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=0.0,
-            tolerance_change=0.0,
-        )
+        else:
+            v = v0.clone().requires_grad_(True)
+            opt = torch.optim.LBFGS(
+                [v],
+                lr=1.0,
+                max_iter=1,
+                # one iteration a step: without max_eval torch allows it max_iter * 5 // 4 = 1
+                # evaluation, which leaves the strong-Wolfe line search none of its own, so a
+                # first trial step that raises J is never shortened and v stops moving
+                max_eval=1 + _LINE_SEARCH_EVALUATIONS,
+                history_size=opts.history,
+                line_search_fn="strong_wolfe",
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+            )
 
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            j, g = evaluate(v)
-            v.grad = g.clone()
-            return torch.tensor(j, dtype=torch.float64)
+            def closure() -> torch.Tensor:
+                opt.zero_grad()
+                j, g = evaluate(v)
+                v.grad = g.clone()
+                return torch.tensor(j, dtype=torch.float64)
 
-        stalled = False
-        for _ in range(int(max_iter)):
-            before = v.detach().clone()
-            opt.step(closure)
-            if record(v.detach()):
-                hist.converged = True
-                break
-            if torch.equal(v.detach(), before):  # the line search found no lower J
-                stalled = True
-                break
-        v = v.detach()
-        hist.message = (
-            "relative gradient tolerance reached"
-            if hist.converged
-            else "the line search found no decrease of J (stopped)"
-            if stalled
-            else "iteration cap reached"
-        )
-    bar.close()
+            stalled = False
+            for _ in range(int(max_iter)):
+                before = v.detach().clone()
+                opt.step(closure)
+                if record(v.detach()):
+                    hist.converged = True
+                    break
+                if torch.equal(v.detach(), before):  # the line search found no lower J
+                    stalled = True
+                    break
+            v = v.detach()
+            hist.message = (
+                "relative gradient tolerance reached"
+                if hist.converged
+                else "the line search found no decrease of J (stopped)"
+                if stalled
+                else "iteration cap reached"
+            )
+    finally:
+        bar.close()
     if not hist.converged and len(hist.records) - 1 >= max_iter:
         hist.message = "iteration cap reached"
     return v.detach(), hist

@@ -697,108 +697,110 @@ def _train_forecast(
 
     show = progress_enabled(progress) and rank == 0
     bar = tqdm(total=steps, initial=start_step, desc=f"train {fm.name}", disable=not show)
-    fm.train()
-    for step in range(start_step, steps):
-        factor = _lr_factor(step, steps, warmup_steps, min_lr_ratio)
-        for g in opt.param_groups:
-            g["lr"] = lr * factor
-        with autocast(dev, cfg.precision):
-            batch = batch_of(step)
-            rows = batch[lo:hi]
-            pert = None
-            if cfg.input_perturbation > 0:  # this process's rows of the global batch's
-                pert = input_perturbations(
-                    data, batch.size, cfg.input_perturbation, seed, step, rank, world
-                )
-            inputs = None
-            n_cyc = 0 if cycled is None else int(round(cfg.cycled_fraction * batch.size))
-            if n_cyc:  # that many of the batch start from cycled analyses instead (one pass)
-                # the global batch: its first batch.size - n_cyc samples start from the
-                # truth, the others from cycled draws; this process takes positions lo..hi
-                n_true = batch.size - n_cyc
-                rows = batch[lo : max(lo, min(hi, n_true))]
-                prev, curr, idx = start_states(data, torch.from_numpy(rows), None, 0)
-                if pert is not None:
-                    prev, curr = prev + pert[: rows.size], curr + pert[: rows.size]
-                c_prev, c_curr, c_idx = cycled.draw(n_cyc, seed, step)
-                if world > 1:
-                    mine = slice(max(lo - n_true, 0), max(hi - n_true, 0))
-                    c_prev, c_curr, c_idx = c_prev[mine], c_curr[mine], c_idx[mine]
-                inputs = (
-                    torch.cat([prev, c_prev]),
-                    torch.cat([curr, c_curr]),
-                    torch.cat([idx, c_idx.to(idx.device)]),
-                )
+    try:
+        fm.train()
+        for step in range(start_step, steps):
+            factor = _lr_factor(step, steps, warmup_steps, min_lr_ratio)
+            for g in opt.param_groups:
+                g["lr"] = lr * factor
+            with autocast(dev, cfg.precision):
+                batch = batch_of(step)
+                rows = batch[lo:hi]
                 pert = None
-            objective = _rollout_loss(
-                net, fm, data, rows, rollout_steps, w, lead, lead_steps, loss, pert, inputs
-            )
-            if anom is not None:
-                part = _anomaly_objective(
-                    anom, net, fm, w, seed, step, anomaly_batch_size, rank, world
+                if cfg.input_perturbation > 0:  # this process's rows of the global batch's
+                    pert = input_perturbations(
+                        data, batch.size, cfg.input_perturbation, seed, step, rank, world
+                    )
+                inputs = None
+                n_cyc = 0 if cycled is None else int(round(cfg.cycled_fraction * batch.size))
+                if n_cyc:  # that many of the batch start from cycled analyses instead (one pass)
+                    # the global batch: its first batch.size - n_cyc samples start from the
+                    # truth, the others from cycled draws; this process takes positions lo..hi
+                    n_true = batch.size - n_cyc
+                    rows = batch[lo : max(lo, min(hi, n_true))]
+                    prev, curr, idx = start_states(data, torch.from_numpy(rows), None, 0)
+                    if pert is not None:
+                        prev, curr = prev + pert[: rows.size], curr + pert[: rows.size]
+                    c_prev, c_curr, c_idx = cycled.draw(n_cyc, seed, step)
+                    if world > 1:
+                        mine = slice(max(lo - n_true, 0), max(hi - n_true, 0))
+                        c_prev, c_curr, c_idx = c_prev[mine], c_curr[mine], c_idx[mine]
+                    inputs = (
+                        torch.cat([prev, c_prev]),
+                        torch.cat([curr, c_curr]),
+                        torch.cat([idx, c_idx.to(idx.device)]),
+                    )
+                    pert = None
+                objective = _rollout_loss(
+                    net, fm, data, rows, rollout_steps, w, lead, lead_steps, loss, pert, inputs
                 )
-                running_anom.append(float(part.detach()))
-                objective = objective + anomaly_weight * part
-            if pool is not None:
-                pool.step(fm, step)
-                part = pool.objective(net, w)
-                if part is not None:
-                    running_climate.append(float(part.detach()))
-                    objective = objective + cfg.climate_weight * part
-        opt.zero_grad(set_to_none=True)
-        objective.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(fm.net.parameters(), grad_clip)
-        opt.step()
-        value = float(objective.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"training loss became {value} at step {step + 1}")
-        running.append(value)
-        bar.update(1)
-        bar.set_postfix(loss=f"{value:.4f}")
-        done = step + 1
-        validate_here = val_data is not None and (done % val_every == 0 or done == steps)
-        if done % log_every == 0 or done == steps or validate_here:
-            entry: dict[str, Any] = {
-                "step": done,
-                "loss": float(np.mean(running)),
-                "lr": lr * factor,
-            }
-            running = []
-            if running_anom:
-                entry["anomaly_loss"] = float(np.mean(running_anom))
-                running_anom = []
-            if running_climate:
-                entry["climate_loss"] = float(np.mean(running_climate))
-                entry["climate_mean_age"] = pool.mean_age()
-                running_climate = []
-            if validate_here:
-                entry["val_loss"] = validate_now()
-            history.append(entry)
-            log.info("step %d: %s", done, {k: round(v, 5) for k, v in entry.items()})
-        if callback is not None:
-            callback(done, {"loss": value, "lr": lr * factor})
-        if ckpt is not None and rank == 0 and (done % checkpoint_every == 0 or done == steps):
-            _save_state(
-                ckpt,
-                fm,
-                opt,
-                {
+                if anom is not None:
+                    part = _anomaly_objective(
+                        anom, net, fm, w, seed, step, anomaly_batch_size, rank, world
+                    )
+                    running_anom.append(float(part.detach()))
+                    objective = objective + anomaly_weight * part
+                if pool is not None:
+                    pool.step(fm, step)
+                    part = pool.objective(net, w)
+                    if part is not None:
+                        running_climate.append(float(part.detach()))
+                        objective = objective + cfg.climate_weight * part
+            opt.zero_grad(set_to_none=True)
+            objective.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(fm.net.parameters(), grad_clip)
+            opt.step()
+            value = float(objective.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss became {value} at step {step + 1}")
+            running.append(value)
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4f}")
+            done = step + 1
+            validate_here = val_data is not None and (done % val_every == 0 or done == steps)
+            if done % log_every == 0 or done == steps or validate_here:
+                entry: dict[str, Any] = {
                     "step": done,
-                    "history": history,
-                    "running": running,
-                    "running_anomaly": running_anom,
-                    "running_climate": running_climate,
-                    "signature": signature,
-                    "config": cfg.to_dict(),
-                },
-                pool,
-            )
-        if world > 1 and ckpt is not None and (done % checkpoint_every == 0 or done == steps):
-            import torch.distributed as dist
+                    "loss": float(np.mean(running)),
+                    "lr": lr * factor,
+                }
+                running = []
+                if running_anom:
+                    entry["anomaly_loss"] = float(np.mean(running_anom))
+                    running_anom = []
+                if running_climate:
+                    entry["climate_loss"] = float(np.mean(running_climate))
+                    entry["climate_mean_age"] = pool.mean_age()
+                    running_climate = []
+                if validate_here:
+                    entry["val_loss"] = validate_now()
+                history.append(entry)
+                log.info("step %d: %s", done, {k: round(v, 5) for k, v in entry.items()})
+            if callback is not None:
+                callback(done, {"loss": value, "lr": lr * factor})
+            if ckpt is not None and rank == 0 and (done % checkpoint_every == 0 or done == steps):
+                _save_state(
+                    ckpt,
+                    fm,
+                    opt,
+                    {
+                        "step": done,
+                        "history": history,
+                        "running": running,
+                        "running_anomaly": running_anom,
+                        "running_climate": running_climate,
+                        "signature": signature,
+                        "config": cfg.to_dict(),
+                    },
+                    pool,
+                )
+            if world > 1 and ckpt is not None and (done % checkpoint_every == 0 or done == steps):
+                import torch.distributed as dist
 
-            dist.barrier()
-    bar.close()
+                dist.barrier()
+    finally:
+        bar.close()
     fm.config.setdefault("metadata", {})
     fm.config["metadata"] = {
         **fm.config["metadata"],
