@@ -37,7 +37,7 @@ def _is_device(value: Any) -> bool:
 _VALIDATORS = {
     "ensemble_dims": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v) and v,
     "device": _is_device,
-    "dtype": lambda v: v in ("float32", "float64", "bfloat16", "float16"),
+    "dtype": lambda v: v in ("float32", "float64", "bfloat16"),
     "progress": lambda v: isinstance(v, bool),
     "cache_dir": lambda v: (
         v is None or (isinstance(v, (str, os.PathLike)) and isinstance(os.fspath(v), str))
@@ -48,7 +48,10 @@ _VALIDATORS = {
 _EXPECTED = {
     "ensemble_dims": "a non-empty tuple of dimension names, e.g. ('number', 'member')",
     "device": "a torch device name such as 'cpu', 'cuda' or 'cuda:1'",
-    "dtype": "one of 'float32', 'float64', 'bfloat16', 'float16' (a name, not a torch.dtype)",
+    "dtype": (
+        "one of 'float32', 'float64', 'bfloat16' (a name, not a torch.dtype; float16 cannot "
+        "hold the physical states: its largest value is 65504)"
+    ),
     "progress": "True or False",
     "cache_dir": "a path or None",
 }

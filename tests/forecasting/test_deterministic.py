@@ -539,3 +539,18 @@ def test_a_misspelt_keyword_is_named_in_the_users_terms_with_the_closest_name():
         xfuxi.ensemble(ds, model=model, n_members=2, steps=1)
     with pytest.raises(TypeError, match=r"^ensemble_iter\(\) .*'n_members' \(did you mean 'n'"):
         xfuxi.ensemble_iter(ds, model=model, n_members=2, steps=1)  # at the call
+
+
+def test_a_float16_model_is_refused():
+    """A model in float16 forecast NaN everywhere without an error: the physical states
+    overflow it (geopotential about 2e5 at 50 hPa, float16's largest value 65504)."""
+    ds = _data(2)
+    with pytest.raises(ValueError, match=r"float16 cannot hold.*'bfloat16'"):
+        forecast(ds, model=_fuxi(), steps=1, dtype="float16")
+    with pytest.raises(ValueError, match=r"float16 cannot hold"):
+        forecast(ds, model=_fuxi(), steps=1, dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"dtype.*float16 cannot hold"):
+        xfuxi.set_options(dtype="float16")
+    assert xfuxi.get_options()["dtype"] == "float32"
+    bf = forecast(ds, model=_fuxi(), steps=1, dtype="bfloat16")  # float32's range
+    assert np.isfinite(bf["temperature"]).all()

@@ -811,10 +811,30 @@ def shipped_names(kind: str) -> list[str]:
 
 
 def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """``"float32"`` or ``torch.float32`` → ``torch.float32`` (floating dtypes only)."""
+    """``"float32"`` or ``torch.float32`` → ``torch.float32`` (floating dtypes only).
+
+    float16 is refused: the models take physical states, and its largest value, 65504, is
+    below the geopotential of the upper levels (about 2×10⁵ m² s⁻² at 50 hPa), so every
+    forecast came out NaN. bfloat16 has float32's range.
+
+    Examples
+    --------
+    >>> as_dtype("bfloat16")
+    torch.bfloat16
+    >>> as_dtype("float16")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: dtype float16 cannot hold the physical states a model takes ...
+    """
     out = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(out, torch.dtype) or not out.is_floating_point:
         raise ValueError(f"dtype must be a floating torch dtype or its name; got {dtype!r}")
+    if out == torch.float16:
+        raise ValueError(
+            "dtype float16 cannot hold the physical states a model takes (its largest value "
+            "is 65504; geopotential reaches about 2e5 m2 s-2): use 'bfloat16' (float32's "
+            "range in 16 bits) or 'float32'"
+        )
     return out
 
 
