@@ -27,7 +27,7 @@ import xarray as xr
 from .._version import __version__
 from ..config import is_integer, summary_html
 from ..data.channels import stack_values, unstack
-from ..data.schema import canonical_order, input_source
+from ..data.schema import canonical_order, input_source, states_at_valid_times
 from ..data.stats import own_attrs
 from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
@@ -131,30 +131,19 @@ def _at_valid_times(background: xr.Dataset) -> xr.Dataset:
     """A forecast of one lead (``prediction_timedelta`` a dim of one value, a scalar, or a
     coordinate along ``time``) on its valid times, the times it is a background for; several
     leads are refused, and so is a lead that is not a time span."""
-    if "prediction_timedelta" not in background.coords:
-        return background
-    lead = background["prediction_timedelta"]
-    if lead.dtype.kind != "m":  # 6 would be read as 6 ns
-        raise TypeError(
-            f"background's prediction_timedelta must be a time span (timedelta64); got dtype "
-            f"{lead.dtype}: e.g. np.timedelta64(6, 'h')"
-        )
-    if "prediction_timedelta" in background.dims and lead.size != 1:
-        raise ValueError(
-            f"background is a forecast of {lead.size} leads; FuXi-DA analyses one state per "
-            "time: select the lead of the background (e.g. "
-            "background.isel(prediction_timedelta=0) for the first), which is analysed at "
-            "its valid times (initial time + lead)"
-        )
     if "prediction_timedelta" in background.dims:
+        size = background.sizes["prediction_timedelta"]
+        if size != 1:
+            raise ValueError(
+                f"background is a forecast of {size} leads; FuXi-DA analyses one state per "
+                "time: select the lead of the background (e.g. "
+                "background.isel(prediction_timedelta=0) for the first), which is analysed at "
+                "its valid times (initial time + lead)"
+            )
         background = background.squeeze("prediction_timedelta")
-    # one lead, or one per time (a coordinate along time): the valid times
-    step = background["prediction_timedelta"].astype("timedelta64[ns]")
-    out = background.drop_vars(["prediction_timedelta", "valid_time"], errors="ignore")
-    if "time" in out.coords:  # the analysis time of a 6-hour forecast is its valid time
-        valid = (out["time"] + step).values
-        out = out.assign_coords(time=("time", valid) if "time" in out.dims else valid)
-    return out
+    # one lead, or one per time (a coordinate along time): the analysis time of a 6-hour
+    # forecast is its valid time (the one rule of every function that takes states)
+    return states_at_valid_times(background, "background", error=TypeError)
 
 
 def _levels_ascending(background: xr.Dataset) -> xr.Dataset:

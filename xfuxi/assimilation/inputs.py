@@ -10,7 +10,13 @@ import torch
 import xarray as xr
 
 from ..data.channels import stack
-from ..data.schema import SchemaError, check_no_time_zone, check_state_dims, validate
+from ..data.schema import (
+    SchemaError,
+    check_no_time_zone,
+    check_state_dims,
+    states_at_valid_times,
+    validate,
+)
 from ..models.base import check_plausible
 from .config import LocalizationOptions
 from .cost import ObsSlot
@@ -27,6 +33,10 @@ def background_tensor(
     The background is canonicalised first (:func:`xfuxi.validate`: latitude ascending,
     longitude 0..360 ascending, times sorted; a copy, the input is not changed), so a
     background with descending latitude is accepted as :func:`xfuxi.forecast` accepts it.
+    States of a forecast at one lead (a scalar ``prediction_timedelta``, as
+    ``fc.sel(prediction_timedelta="6h")`` leaves) are valid at ``time + lead`` and are
+    taken at those times (:func:`xfuxi.data.schema.states_at_valid_times`), as
+    :func:`xfuxi.forecast` takes them.
 
     Returns
     -------
@@ -36,8 +46,11 @@ def background_tensor(
     ------
     SchemaError
         No ``time`` dim, a model variable with another dim than time, level, latitude and
-        longitude (an ensemble's ``number``/``member``), times missing, NaN.
+        longitude (an ensemble's ``number``/``member``), times missing, NaN, a scalar lead
+        that is not a time span.
     """
+    if isinstance(background, xr.Dataset):  # a forecast's states at one lead: valid times
+        background = states_at_valid_times(background, "the background")
     if not isinstance(background, xr.Dataset) or "time" not in background.dims:
         raise SchemaError("background must be a Dataset with a 'time' dim")
     background = validate(background, require_time=True)
@@ -87,17 +100,15 @@ def states_tensor(
     ds = validate(ds)
     if dim not in ds.dims:
         raise SchemaError(f"{name} must be a Dataset with a {dim!r} dim")
-    when: dict[str, Any] = {}
     for d in ("time", "prediction_timedelta"):
         if d in ds.dims:
             if ds.sizes[d] != 1:
                 raise SchemaError(f"{name} must be valid at one time; its {d!r} has {ds.sizes[d]}")
-            when[d] = ds[d].values[0]
             ds = ds.isel({d: 0})
-        elif d in ds.coords and ds[d].ndim == 0:  # after .isel(time=0) or .sel(...)
-            when[d] = ds[d].values
-    if valid_at is not None and "time" in when:
-        valid = pd.Timestamp(when["time"]) + pd.Timedelta(when.get("prediction_timedelta", 0))
+    # (a scalar time after .isel(time=0) or .sel(...)), plus the lead: the valid time
+    ds = states_at_valid_times(ds, name)
+    if valid_at is not None and "time" in ds.coords and ds["time"].ndim == 0:
+        valid = pd.Timestamp(ds["time"].values)
         if valid != pd.Timestamp(valid_at):
             raise SchemaError(f"{name} is valid at {valid}, not at the analysis time {valid_at}")
     extra = sorted(set(ds.dims) - {dim, "level", "latitude", "longitude"})

@@ -348,6 +348,39 @@ def _duration(td: pd.Timedelta) -> str:
     return f"{minutes / 60:g}h" if minutes % 60 == 0 else f"{minutes:g}min"
 
 
+def _accumulation_period(value: Any) -> pd.Timedelta:
+    """``accumulation_period`` of :func:`from_era5` as a Timedelta, with its unit: a number
+    or a string without a unit (``"6"``) was read as nanoseconds (and the message then
+    spoke of 1e-10min accumulations)."""
+    hint = "give it with its unit, e.g. '1h' (ERA5's hourly data) or '6h' (6-hour totals)"
+    numbers = (bool, int, float, np.number)
+    if isinstance(value, numbers) and not isinstance(value, np.timedelta64):
+        raise SchemaError(
+            f"accumulation_period must be a duration; got the number {value!r}: {hint}"
+        )
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            pass
+        else:
+            raise SchemaError(
+                f"accumulation_period {value!r} has no unit, which would be read as "
+                f"nanoseconds; {hint}"
+            )
+    if isinstance(value, np.timedelta64) and np.datetime_data(value.dtype)[0] == "generic":
+        raise SchemaError(f"accumulation_period {value!r} has no unit; {hint}")
+    try:
+        period = pd.Timedelta(value)
+    except (TypeError, ValueError):
+        raise SchemaError(
+            f"accumulation_period must be a duration; got {value!r}: {hint}"
+        ) from None
+    if pd.isna(period):
+        raise SchemaError(f"accumulation_period must be a duration; got {value!r}: {hint}")
+    return period
+
+
 def _accumulate(ds: xr.Dataset, period: pd.Timedelta, source: str) -> xr.Dataset:
     """Hourly accumulations (``tp``, ``tisr``) → 6-hour totals, named ``<name>_6hr``."""
     six = pd.Timedelta("6h")
@@ -431,7 +464,8 @@ def from_era5(
         The period each value of an accumulated field (``tp``, ``tisr``) covers as given:
         ERA5's hourly data hold 1-hour accumulations, which are summed to the 6-hour totals
         of WeatherBench2 (``total_precipitation_6hr``: the 6 hours up to ``time``). Pass
-        ``"6h"`` if the values already are 6-hour totals.
+        ``"6h"`` if the values already are 6-hour totals. It needs its unit: a number or
+        a string without one (``"6"``, which pandas reads as nanoseconds) is refused.
     **validate_kwargs
         Passed to :func:`xfuxi.data.schema.validate`.
 
@@ -459,7 +493,7 @@ def from_era5(
         variable and the count are named); a single pressure level given as a scalar
         coordinate beside surface fields, with a variable that may be either (``z``, a
         name xfuxi does not know); or the data cannot be brought into the canonical layout
-        (see ``validate``).
+        (see ``validate``); ``accumulation_period`` is not a duration with its unit.
     FileNotFoundError
         A path does not exist.
     ImportError
@@ -496,7 +530,7 @@ def from_era5(
     >>> list(ds.data_vars), ds["temperature"].dims, ds["latitude"].values.tolist()
     (['temperature'], ('time', 'level', 'latitude', 'longitude'), [-90.0, 0.0, 90.0])
     """
-    period = pd.Timedelta(accumulation_period)
+    period = _accumulation_period(accumulation_period)
     opened: list[xr.Dataset] = []  # what this call opened, closed with the result
     try:
         if isinstance(obj, xr.Dataset):

@@ -15,8 +15,9 @@ The conventions follow WeatherBench2 and ERA5:
 
 from __future__ import annotations
 
+import datetime
 import functools
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,10 +38,12 @@ __all__ = [
     "check_no_time_zone",
     "input_source",
     "likely_unit_mistake",
+    "parse_times",
     "physical_range_error",
     "check_state_dims",
     "require_dataset",
     "same_unit",
+    "states_at_valid_times",
     "surface_geopotential",
     "time_dtype_problem",
     "unit_hint",
@@ -329,6 +332,15 @@ def _rename_aliases(ds: xr.Dataset) -> xr.Dataset:
         and ({"prediction_timedelta", "step"} & set(ds.dims))
     ):
         names.pop("valid_time")
+    # the same of one lead, selected (fc.sel(prediction_timedelta="12h")): its lead is a
+    # scalar coordinate, and valid_time what the writer made of it (time + lead)
+    lead = next((n for n in _LEAD_NAMES if n in ds.coords and n not in ds.dims), None)
+    stale = False
+    if "valid_time" in names and "valid_time" not in ds.dims and lead and "time" in ds.coords:
+        if _is_time_plus_lead(ds["valid_time"], ds["time"], ds[lead]):
+            names.pop("valid_time")
+        else:
+            stale = True
     for src, dst in list(names.items()):
         if dst in ds.variables or dst in ds.dims:
             hint = (
@@ -337,11 +349,26 @@ def _rename_aliases(ds: xr.Dataset) -> xr.Dataset:
                 if {src, dst} == {"valid_time", "time"}
                 else ""
             )
+            if stale and src == "valid_time":
+                hint = (
+                    f" ('valid_time' is not time + {lead}, which it must be beside a lead: "
+                    "drop it, ds.drop_vars('valid_time'), or correct it)"
+                )
             raise SchemaError(
                 f"data has both {src!r} and {dst!r}; cannot rename {src!r} to the canonical "
                 f"{dst!r}{hint}"
             )
     return ds.rename(names) if names else ds
+
+
+def _is_time_plus_lead(valid: xr.DataArray, time: xr.DataArray, lead: xr.DataArray) -> bool:
+    """Whether ``valid`` is ``time + lead`` (a forecast's valid times), value for value."""
+    if valid.dtype.kind != "M" or time.dtype.kind != "M" or lead.dtype.kind != "m":
+        return False
+    expected = time.variable + lead.variable.astype("timedelta64[ns]")
+    if set(valid.dims) != set(expected.dims):
+        return False
+    return bool((valid.variable == expected).all())
 
 
 def _check_monotonic(name: str, values: np.ndarray) -> int:
@@ -499,6 +526,218 @@ def time_dtype_problem(coord: xr.DataArray | xr.Variable, name: Hashable = "time
     return None
 
 
+def _is_number(value: Any) -> bool:
+    """A plain number (bool included), not a time: pandas reads 5 as 5 ns after 1970."""
+    numbers = (int, float, complex, np.number, np.bool_)
+    return isinstance(value, numbers) and not isinstance(value, np.timedelta64)
+
+
+#: how :func:`parse_times` asks for a time
+_TIME_EXAMPLE = "(e.g. '2020-01-01T06:00', a datetime or a datetime64)"
+
+
+def parse_times(
+    times: Any,
+    name: str,
+    *,
+    error: type[Exception] = SchemaError,
+    allow_missing: bool = False,
+) -> pd.DatetimeIndex:
+    """Dates and times as given to a function (one, a sequence, an array, a DataArray) as a
+    :class:`pandas.DatetimeIndex` of ``datetime64[ns]``, checked: the one way xfuxi reads
+    the times it is given.
+
+    ISO 8601 strings may differ in precision (``"2020-01-01T06"`` beside
+    ``"2020-01-01T12:00"``); other strings are read one by one (``"1 Jan 2020"``).
+
+    Parameters
+    ----------
+    times : datetime-like or sequence of them
+        Strings, :class:`datetime.datetime`, :class:`pandas.Timestamp`, ``datetime64``, or
+        an array, Index, Series or DataArray of them (read flat).
+    name : str
+        The argument, to start the error messages (``"init_times"``).
+    error : type of Exception, default SchemaError
+        The error raised (a caller that documents another class passes it).
+    allow_missing : bool, default False
+        Let a missing time (``None``, ``"NaT"``, NaT) through as NaT.
+
+    Returns
+    -------
+    pandas.DatetimeIndex
+        The times in the order given, flat (one time given alone: an index of one).
+
+    Raises
+    ------
+    SchemaError
+        (or ``error``) A value that is not a date and time (named); a number (pandas
+        would read 5 as 5 nanoseconds after 1970) or a time span; a time zone (xfuxi's
+        times are UTC without one) or cftime dates; a missing time unless
+        ``allow_missing``; a time outside ``datetime64[ns]`` (years 1678 to 2261).
+
+    Examples
+    --------
+    >>> parse_times(["2020-01-01T06", "2020-01-01T12:00"], "init_times").hour.tolist()
+    [6, 12]
+    >>> parse_times(["noon"], "init_times")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xfuxi.data.schema.SchemaError: init_times must be dates and times (...); 'noon' is not one
+    >>> parse_times(5, "time", error=ValueError)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: time must be a date and time (...); got the number 5, which would be read ...
+    """
+    if isinstance(times, (xr.DataArray, xr.Variable)):
+        problem = time_dtype_problem(times, name)
+        if problem is not None:  # cftime dates or a time zone: named, with the fix
+            raise error(problem.replace(f"coordinate {name!r}", name, 1))
+        times = times.values
+    if isinstance(times, (pd.Series, pd.Index)) and isinstance(times.dtype, pd.DatetimeTZDtype):
+        check_no_time_zone(pd.DatetimeIndex(times), name, error=error)
+    if isinstance(times, (Iterator, set, frozenset)):  # a generator: its times, as a list
+        times = list(times)
+    one = isinstance(times, (str, bytes)) or np.ndim(times) == 0
+    what = f"{name} must be {'a date and time' if one else 'dates and times'} {_TIME_EXAMPLE}"
+    if one:
+        items = np.empty(1, dtype=object)
+        items[0] = times.item() if isinstance(times, np.ndarray) else times
+    else:
+        items = np.asarray(times).ravel()
+    if items.dtype.kind == "m" and items.size:
+        raise error(f"{what}; got the time span {str(pd.Timedelta(items[0]))!r}")
+    if items.dtype.kind != "M":  # strings, numbers, objects: each looked at
+        items = items.astype(object)
+        for item in items:
+            if _is_number(item):
+                raise error(
+                    f"{what}; got the number {item!r}, which would be read as nanoseconds "
+                    "after 1970"
+                )
+            if isinstance(item, (np.timedelta64, pd.Timedelta, datetime.timedelta)):
+                raise error(f"{what}; got the time span {item!r}")
+        items = np.asarray([v.decode() if isinstance(v, bytes) else v for v in items], object)
+    index = None
+    try:  # ISO 8601 of any precision, together ("%Y-%m-%dT%H" was inferred, and "T12:00" refused)
+        index = pd.DatetimeIndex(
+            items if items.dtype.kind == "M" else pd.to_datetime(items, format="ISO8601")
+        )
+    except (ValueError, TypeError, OverflowError):
+        pass
+    if index is None:  # another format, or mixed time zones: one by one, naming a bad one
+        stamps = [_one_time(v, what, error) for v in items]
+        for stamp in stamps:
+            if stamp is not pd.NaT:
+                check_no_time_zone(stamp, name, error=error)
+        index = pd.DatetimeIndex(stamps)
+    check_no_time_zone(index, name, error=error)
+    try:
+        index = index.as_unit("ns")
+    except (ValueError, OverflowError):
+        shown = [str(t) for t in index[(index < pd.Timestamp.min) | (index > pd.Timestamp.max)]]
+        raise error(
+            f"{name} holds times outside the years 1678 to 2261 that datetime64[ns] holds: "
+            f"{shown[:5]}"
+        ) from None
+    if not allow_missing and index.hasnans:
+        raise error(f"{name} holds a missing time (NaT); give every time")
+    return index
+
+
+def _one_time(value: Any, what: str, error: type[Exception]) -> pd.Timestamp:
+    """One time of :func:`parse_times`, read alone, or ``error`` naming it after ``what``
+    (``"init_times must be dates and times (...)"``)."""
+    try:
+        return pd.Timestamp(value) if value is not None else pd.NaT
+    except (ValueError, TypeError, OverflowError):
+        raise error(f"{what}; {value!r} is not one") from None
+
+
+#: the names of a forecast's lead that :func:`validate` reads as ``prediction_timedelta``
+#: when they are coordinates without a dim (cfgrib's scalar ``step`` is not among them)
+_LEAD_NAMES: tuple[str, ...] = ("prediction_timedelta", "lead_time")
+
+
+def states_at_valid_times(
+    ds: xr.Dataset | xr.DataArray,
+    what: str = "the states",
+    *,
+    error: type[Exception] = SchemaError,
+) -> xr.Dataset | xr.DataArray:
+    """States picked from a forecast at one lead, labelled with the times they are valid at.
+
+    ``fc.sel(prediction_timedelta="6h")`` keeps ``time`` (the initial time) and a scalar
+    coordinate ``prediction_timedelta`` (the lead): those states are valid at ``time +
+    lead``, not at ``time``. Everything that takes states (forecasts, analyses,
+    persistence, climatologies, synthetic observations) reads them through this function,
+    so that it labels them by the time they are valid at. A lead may also be a coordinate
+    along ``time`` (one per state); ``lead_time`` counts as ``prediction_timedelta``, as
+    :func:`validate` renames it.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+        States; not modified.
+    what : str, default "the states"
+        What ``ds`` is, to start the error messages.
+    error : type of Exception, default SchemaError
+        The error raised (a caller that documents another class passes it).
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        ``ds`` itself where it holds no lead, a lead dim (a forecast of several leads:
+        the caller refuses it or takes it whole) or times that are not datetime64 (which
+        :func:`validate` names); otherwise a copy whose ``time`` is
+        ``time + lead``, without the lead (and without a ``valid_time`` coordinate, which
+        xfuxi's netCDF writer and cfgrib add). A lead of zero just drops the lead.
+
+    Raises
+    ------
+    SchemaError
+        (or ``error``) The lead is not a time span (``timedelta64``: a plain number would
+        be nanoseconds), or it lies along another dim than ``time``.
+
+    Examples
+    --------
+    >>> t = pd.to_datetime(["2000-01-01T00", "2000-01-01T06"])
+    >>> fc = xr.Dataset({"x": (("time", "prediction_timedelta"), [[1.0, 2.0], [3.0, 4.0]])},
+    ...                 coords={"time": t, "prediction_timedelta": pd.to_timedelta([0, 6], "h")})
+    >>> states = states_at_valid_times(fc.sel(prediction_timedelta="6h"))
+    >>> [str(v) for v in states["time"].values], "prediction_timedelta" in states.coords
+    (['2000-01-01T06:00:00.000000000', '2000-01-01T12:00:00.000000000'], False)
+    >>> states_at_valid_times(fc) is fc  # a lead dim: as it is
+    True
+    """
+    name = next((n for n in _LEAD_NAMES if n in ds.coords and n not in ds.dims), None)
+    if name is None or any(n in ds.dims for n in _LEAD_NAMES):
+        return ds
+    lead = ds[name]
+    if lead.dtype.kind != "m":  # 6 would be read as 6 ns
+        raise error(
+            f"{what}: {name} must be a time span (timedelta64), the lead of the forecast "
+            f"the states come from; got dtype {lead.dtype}: e.g. np.timedelta64(6, 'h')"
+        )
+    if set(lead.dims) - {"time"}:
+        raise error(
+            f"{what}: {name} lies along {list(lead.dims)}; the lead of states is one value, "
+            "or one per time (along 'time')"
+        )
+    if "time" in ds.coords and ds["time"].dtype.kind != "M":
+        return ds  # cftime dates, strings: validate names the problem, with the fix
+    out = ds.drop_vars([name, "valid_time"], errors="ignore")
+    if "time" not in out.coords:
+        return out
+    time = out["time"]
+    valid = time.variable + lead.variable.astype("timedelta64[ns]")
+    attrs = dict(time.attrs)
+    if attrs.get("standard_name") == "forecast_reference_time":  # now the valid time
+        attrs.pop("standard_name")
+        attrs.pop("long_name", None)
+    new = xr.Variable(time.dims, valid.values, attrs, time.encoding)
+    return out.assign_coords(time=new)
+
+
 def _fix_time(ds: xr.Dataset, dim: str) -> xr.Dataset:
     if ds[dim].ndim != 1:
         raise SchemaError(f"coordinate {dim!r} must be one-dimensional")
@@ -584,6 +823,8 @@ def check_state_dims(
     An ensemble dim (``number``, or ``member`` / ``realization``, which :func:`validate`
     renames to ``number``) is named as the user gave it: the message and the advice speak of
     ``member`` where the data came with one. With ``ensemble_only``, other dims are allowed.
+    A forecast's lead (``prediction_timedelta``) is named with the advice to select one
+    lead: the callers take such states at their valid times (:func:`states_at_valid_times`).
 
     Examples
     --------
@@ -613,9 +854,16 @@ select one (ds.isel(member=0))
         return
     extra = [str(d) for d in ds.dims if d not in ("time", "level", "latitude", "longitude")]
     if extra:
+        advice = f"select one value of each (e.g. ds.isel({extra[0]}=0))"
+        if "prediction_timedelta" in extra:  # a forecast: its states are valid at time + lead
+            others = [d for d in extra if d != "prediction_timedelta"]
+            advice = (
+                "select one lead (e.g. ds.sel(prediction_timedelta='6h')), whose states are "
+                "taken at their valid times (time + lead)"
+                + (f", and one value of each other (e.g. ds.isel({others[0]}=0))" if others else "")
+            )
         raise SchemaError(
-            f"{what} have dims {extra} besides time, level, latitude and longitude; select "
-            f"one value of each (e.g. ds.isel({extra[0]}=0))"
+            f"{what} have dims {extra} besides time, level, latitude and longitude; {advice}"
         )
 
 
@@ -697,16 +945,20 @@ def validate(
         Missing variable or dimension, non-monotonic or duplicated coordinate, unknown
         level, NaN where not allowed, wrong units, wrong time dtype (cftime dates and
         times with a time zone are named, with the conversion), a complex data variable,
-        a value outside its physical range.
+        a value outside its physical range, a ``valid_time`` beside ``time`` that is not
+        ``time`` + the scalar lead.
 
     Notes
     -----
     Canonical fixes (sorting, wrapping longitudes, renaming) are applied to a copy; nothing
     is dropped or interpolated. ``z`` without a pressure level is renamed
     ``geopotential_at_surface`` (:func:`surface_geopotential`), other ERA5 short names to
-    their long names. Closing the result (``close()``, ``with``) closes what the input
-    reads (its own ``close``: the files of a lazily opened Dataset). See the data
-    conventions in the documentation (docs/design.md).
+    their long names. A forecast's ``valid_time`` coordinate (as xfuxi's netCDF writer
+    and cfgrib add it) beside ``time`` and a lead dim, or beside a scalar lead (one lead
+    selected: ``fc.sel(prediction_timedelta="12h")``) whose ``time + lead`` it equals, is
+    kept as it is, not renamed to ``time``. Closing the result (``close()``, ``with``)
+    closes what the input reads (its own ``close``: the files of a lazily opened Dataset).
+    See the data conventions in the documentation (docs/design.md).
 
     Examples
     --------

@@ -31,7 +31,7 @@ from ..files import (
     netcdf_written_by,
 )
 from ..grid import area_weights
-from .schema import SchemaError, _fix_time, validate
+from .schema import SchemaError, _fix_time, parse_times, states_at_valid_times, validate
 
 __all__ = [
     "select_climatology",
@@ -398,7 +398,10 @@ def climatology(
     Parameters
     ----------
     ds : Dataset or DataArray
-        Canonical data with a datetime ``dim``.
+        Canonical data with a datetime ``dim``. States of a forecast at one lead (a
+        scalar ``prediction_timedelta``, as ``fc.sel(prediction_timedelta="6h")`` leaves)
+        are valid at ``time + lead`` and are grouped by those times
+        (:func:`xfuxi.data.schema.states_at_valid_times`).
     seasonal : bool, optional
         Group by day of year as well. By default True when the data covers a year (earliest
         and latest times at least 364 days apart, in whatever order the times come) and
@@ -428,7 +431,7 @@ def climatology(
         without a seasonal climatology.
     SchemaError
         If ``dim`` holds a time twice (it would be counted twice) or a missing time (NaT),
-        as :func:`xfuxi.validate` refuses them.
+        as :func:`xfuxi.validate` refuses them, or a scalar lead is not a time span.
 
     Notes
     -----
@@ -460,6 +463,8 @@ def climatology(
     >>> smooth.sizes["dayofyear"], round(float(smooth.sel(dayofyear=1, hour=0)), 3)
     (366, 0.979)
     """
+    if dim == "time":  # states of a forecast at one lead are valid at time + lead
+        ds = states_at_valid_times(ds, "climatology")
     is_da = isinstance(ds, xr.DataArray)
     data = as_dataset(ds, "climatology") if not is_da else ds.to_dataset(name="__clim__")
     if dim not in data.dims:
@@ -615,8 +620,8 @@ def climatology_for(
         As returned by :func:`climatology` (dims ``hour`` and optionally ``dayofyear``).
     valid_times : DataArray or array_like of datetimes
         Times of any shape as a DataArray (e.g. a forecast's valid times on
-        ``(time, prediction_timedelta)``), or a 1-D sequence, which becomes dimension
-        ``time``.
+        ``(time, prediction_timedelta)``), or a 1-D sequence (ISO strings of any
+        precision, datetimes, datetime64; not numbers), which becomes dimension ``time``.
 
     Returns
     -------
@@ -626,7 +631,9 @@ def climatology_for(
     Raises
     ------
     ValueError
-        If ``clim`` has neither ``hour`` nor ``dayofyear``, or lacks a needed value.
+        If ``clim`` has neither ``hour`` nor ``dayofyear``, or lacks a needed value; a
+        valid time is not a date and time (a number, an unreadable string: named), is
+        missing (NaT) or carries a time zone.
 
     Notes
     -----
@@ -647,8 +654,8 @@ def climatology_for(
         )
     if isinstance(valid_times, xr.DataArray):
         times = valid_times
-    else:
-        values = pd.to_datetime(np.asarray(valid_times).ravel()).values
+    else:  # (a number was read as nanoseconds after 1970; "T06" and "T12:00" clashed)
+        values = parse_times(valid_times, "valid_times", error=ValueError).values
         times = xr.DataArray(values, dims="time", coords={"time": values})
     if times.dtype.kind != "M":
         raise ValueError(f"valid_times must be datetime64; got dtype {times.dtype}")

@@ -321,8 +321,10 @@ def to_cf_layout(ds: xr.Dataset) -> xr.Dataset:
         units in UDUNITS spelling (``m2 s-2``), ``standard_name`` of the variables known to
         the CF table (``air_temperature``, ...), ``axis`` of the coordinates (X, Y, Z, T).
         A forecast's ``time`` (its initial time) is the ``forecast_reference_time``, its
-        ``prediction_timedelta`` the ``forecast_period``, and a coordinate ``valid_time``
-        (``time + prediction_timedelta``) carries the standard name ``time``.
+        ``prediction_timedelta`` (a dim, or the scalar lead of one lead selected) the
+        ``forecast_period``, and a coordinate ``valid_time`` (``time +
+        prediction_timedelta``, always computed anew: a ``valid_time`` that ``ds``
+        carries is replaced) carries the standard name ``time``.
 
     Examples
     --------
@@ -335,6 +337,13 @@ def to_cf_layout(ds: xr.Dataset) -> xr.Dataset:
     """
     from .._version import __version__
 
+    if (
+        isinstance(ds, xr.Dataset)
+        and "valid_time" in ds.variables
+        and "valid_time" not in ds.dims
+        and {"prediction_timedelta", "lead_time"} & set(ds.variables)
+    ):  # a forecast's valid times, made anew below: a stale one is no error here
+        ds = ds.drop_vars("valid_time")
     out = to_weatherbench2_layout(ds)
     for name in out.data_vars:
         attrs = dict(out[name].attrs)
@@ -348,20 +357,22 @@ def to_cf_layout(ds: xr.Dataset) -> xr.Dataset:
     for name, axis in axes.items():
         if name in out.coords:
             out[name].attrs["axis"] = axis
-    if "prediction_timedelta" in out.dims:
+    # a lead dim, or the scalar lead of one lead selected (fc.sel(prediction_timedelta="6h"))
+    if "prediction_timedelta" in out.coords:
         out["prediction_timedelta"].attrs["standard_name"] = "forecast_period"
     # lead-time data without initial times (a score or bias over all of them) have no
     # forecast reference time nor valid time
-    if "prediction_timedelta" in out.dims and "time" in out.coords:
+    if "prediction_timedelta" in out.coords and "time" in out.coords:
         out["time"].attrs.update(
             standard_name="forecast_reference_time", long_name="initial time of the forecast"
         )
         out["time"].attrs.pop("axis", None)
-        if "valid_time" not in out.variables:
-            valid = out["time"] + out["prediction_timedelta"]
-            out = out.assign_coords(
-                valid_time=valid.assign_attrs(standard_name="time", long_name="valid time")
-            )
+        # made anew: one the data carry (read back from a file) is stale once the initial
+        # times or the leads were relabelled, and the file said valid_time != time + lead
+        valid = out["time"] + out["prediction_timedelta"]
+        out = out.drop_vars("valid_time", errors="ignore").assign_coords(
+            valid_time=valid.assign_attrs(standard_name="time", long_name="valid time")
+        )
     history = f"written by xfuxi {__version__}"
     out.attrs = {
         **out.attrs,

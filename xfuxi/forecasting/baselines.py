@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.schema import canonical_order, check_no_time_zone, validate
+from ..data.schema import canonical_order, parse_times, states_at_valid_times, validate
 from ..data.stats import climatology_for
 
 __all__ = ["climatology_forecast", "persistence_forecast"]
@@ -82,19 +82,11 @@ def _check_lead_unit(item: Any) -> None:
 
 
 def _init_times(init_times: Any) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(init_times))
-    if arr.size == 0:
+    """``init_times`` as datetime64[ns] (:func:`xfuxi.data.schema.parse_times`, as
+    :func:`xfuxi.forecast` reads them: a time zone, converted to UTC, silently hid it)."""
+    out = parse_times(init_times, "init_times", error=ValueError).values
+    if out.size == 0:
         raise ValueError("init_times must contain at least one time")
-    try:
-        index = pd.to_datetime(arr.ravel())
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"init_times must be datetimes; got {init_times!r}") from err
-    # as forecast() refuses them: converting to UTC silently hid it
-    check_no_time_zone(pd.DatetimeIndex(index), "init_times", error=ValueError)
-    try:
-        out = np.asarray(index.values).astype("datetime64[ns]")
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"init_times must be datetimes; got {init_times!r}") from err
     if np.unique(out).size != out.size:
         raise ValueError("init_times has duplicated values")
     return out
@@ -119,14 +111,18 @@ def persistence_forecast(
     Parameters
     ----------
     ds : Dataset or DataArray
-        Analyses / truth with a ``time`` dimension (canonical layout).
+        Analyses / truth with a ``time`` dimension (canonical layout). States of a
+        forecast at one lead (a scalar ``prediction_timedelta``, as
+        ``fc.sel(prediction_timedelta="6h")`` leaves) are valid at ``time + lead``, and
+        persist from those times (:func:`xfuxi.data.schema.states_at_valid_times`).
     leads : sequence of timedelta-like or numbers
         Lead times (``"6h"``, ``np.timedelta64(6, "h")``, ...); plain numbers are hours.
         A string or timedelta64 must carry its unit (``"6"`` and ``np.timedelta64(6)``
         raise: pandas would read them as nanoseconds).
     init_times : sequence of datetime-like, optional
-        Initial times, in UTC without a time zone (as the data's times); each must be in
-        ``ds.time``. Default: all times of ``ds``.
+        Initial times, in UTC without a time zone (as the data's times; ISO strings of
+        any precision, datetimes, datetime64, not numbers); each must be in ``ds.time``.
+        Default: all times of ``ds``.
 
     Returns
     -------
@@ -137,10 +133,11 @@ def persistence_forecast(
     Raises
     ------
     ValueError
-        If an initial time is not in ``ds.time`` or carries a time zone, or leads are
-        invalid (negative, repeated, or a string or timedelta64 without a unit).
+        If an initial time is not in ``ds.time``, is not a date and time (a number, an
+        unreadable string: named) or carries a time zone, or leads are invalid (negative,
+        repeated, or a string or timedelta64 without a unit).
     SchemaError
-        If ``ds`` is not canonical.
+        If ``ds`` is not canonical, or its scalar lead is not a time span.
 
     Notes
     -----
@@ -161,7 +158,9 @@ def persistence_forecast(
     >>> f.temperature.values[..., 0, 0].tolist()
     [[1.0], [2.0]]
     """
-    data = validate(ds, require_time=True)
+    # states of a forecast at one lead are valid at time + lead (their initial times were
+    # taken as the times they persist from)
+    data = validate(states_at_valid_times(ds, "ds"), require_time=True)
     lead = _leads(leads)
     if init_times is None:
         inits = data["time"].values
@@ -194,7 +193,8 @@ def climatology_forecast(
         From :func:`xfuxi.data.stats.climatology` (dims ``hour`` and optionally
         ``dayofyear``).
     init_times : sequence of datetime-like
-        Initial times, in UTC without a time zone.
+        Initial times, in UTC without a time zone (ISO strings of any precision,
+        datetimes, datetime64; not numbers).
     leads : sequence of timedelta-like or numbers
         Lead times; plain numbers are hours, strings and timedelta64 must carry their unit
         (``"6h"``, ``np.timedelta64(6, "h")``).
@@ -209,7 +209,8 @@ def climatology_forecast(
     ------
     ValueError
         If the climatology lacks an hour / day of year needed for a valid time, an initial
-        time carries a time zone, or leads are invalid (as :func:`persistence_forecast`).
+        time is not a date and time or carries a time zone, or leads are invalid (as
+        :func:`persistence_forecast`).
 
     Notes
     -----

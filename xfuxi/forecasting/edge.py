@@ -19,9 +19,10 @@ from ..data.schema import (
     VARIABLES,
     SchemaError,
     canonical_order,
-    check_no_time_zone,
     check_state_dims,
+    parse_times,
     require_dataset,
+    states_at_valid_times,
     validate,
 )
 
@@ -47,13 +48,17 @@ def initial_conditions(
     ds : xarray.Dataset
         Analysis-layout data (dims ``time``, [``level``], ``latitude``, ``longitude``; no
         ensemble dim) with a ``time`` dim holding, for each initial time ``t``, also
-        ``t - model.timestep``.
+        ``t - model.timestep``. States of a forecast at one lead (a scalar
+        ``prediction_timedelta``, as ``fc.sel(prediction_timedelta="6h")`` leaves) are
+        valid at ``time + lead`` and are taken at those times
+        (:func:`xfuxi.data.schema.states_at_valid_times`).
     model : ForecastModel
         Gives channels, grid, time step and the normalization statistics that the values
         of the initial times used are checked against
         (:func:`xfuxi.models.base.check_plausible`).
     init_times : sequence of datetime-like, optional
-        Initial times to use, each at most once; they are used (and returned) in ascending
+        Initial times to use (ISO strings of any precision, datetimes, datetime64; not
+        numbers), each at most once; they are used (and returned) in ascending
         order, whatever order they are given in. Default: every time in ``ds`` whose
         predecessor at ``t - Δ`` is also in ``ds`` (two times → one initial time, the later).
         Given, only the times they need are validated and read (a long in-memory record is
@@ -76,10 +81,15 @@ def initial_conditions(
     SchemaError
         Missing channel, grid mismatch, an extra dim (such as an ensemble's ``number``),
         values implausible for the model (e.g. °C given as K), NaN or infinite values in
-        an input (naming the channels), an initial time without its predecessor, or a
-        duplicated initial time.
+        an input (naming the channels), an initial time without its predecessor, a
+        duplicated initial time, an initial time that is not a date and time (a number,
+        an unreadable string: named) or carries a time zone, or a scalar lead that is not
+        a time span.
     """
     require_dataset(ds, "initial conditions")
+    # states of a forecast at one lead (fc.sel(prediction_timedelta="6h")) are valid at
+    # time + lead: their initial times were taken as the states' times
+    ds = states_at_valid_times(ds, "the initial conditions")
     out_dtype = {"float32": np.float32, "float64": np.float64}.get(
         str(np.dtype(dtype) if isinstance(dtype, type) else dtype).removeprefix("torch.")
     )  # a name, a NumPy or a torch dtype
@@ -147,18 +157,12 @@ def initial_conditions(
 
 
 def _parse_init_times(init_times: Any) -> pd.DatetimeIndex:
-    """``init_times`` as given (one time, a sequence, a DataArray) as a DatetimeIndex."""
-    if isinstance(init_times, xr.DataArray | xr.Variable):  # e.g. ds.time[1:3]
-        init_times = init_times.values
-    if isinstance(init_times, (str, bytes)) or np.ndim(init_times) == 0:
-        init_times = [init_times]  # one time given alone, not a sequence of them
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(list(init_times)))
-    except (TypeError, ValueError) as err:
-        raise SchemaError(f"init_times are not times: {err}") from None
+    """``init_times`` as given (one time, a sequence, a DataArray) as a DatetimeIndex
+    (:func:`xfuxi.data.schema.parse_times`: ISO strings of any precision; numbers, time
+    zones and unreadable strings refused by name)."""
+    index = parse_times(init_times, "init_times")
     if index.size == 0:
         raise SchemaError("init_times is empty; give at least one initial time")
-    check_no_time_zone(index, "init_times")
     return index
 
 

@@ -54,7 +54,7 @@ import xarray as xr
 
 from ..config import Config, config_with_legacy, field, is_integer
 from ..constants import EARTH_RADIUS
-from ..data.schema import PROVENANCE_KEYS, input_source
+from ..data.schema import PROVENANCE_KEYS, input_source, parse_times, states_at_valid_times
 from ..docstrings import docstring_parts
 
 __all__ = [
@@ -647,9 +647,32 @@ def _state_at(truth: xr.Dataset, when: np.datetime64) -> xr.Dataset:
     return truth.isel(time=j - 1) * (1.0 - a) + truth.isel(time=j) * a
 
 
+def _frame_offsets(frames: Any) -> np.ndarray:
+    """``frames`` as float64 hours, or an ImagerError naming the value that is not a number
+    (a string such as ``"-2h"`` gave numpy's "could not convert string to float")."""
+    try:
+        return np.asarray(frames, dtype="float64")
+    except (TypeError, ValueError):
+        pass
+    items = list(frames) if isinstance(frames, (list, tuple, np.ndarray)) else [frames]
+    bad = frames
+    for item in items:
+        try:
+            float(item)
+        except (TypeError, ValueError):
+            bad = item
+            break
+    raise ImagerError(
+        f"frames must be offsets in hours, as numbers (e.g. [-2.0, 0.0, 2.0]); {bad!r} is not "
+        "one (a timedelta: divide it by np.timedelta64(1, 'h'))"
+    )
+
+
 def _check_truth(truth: xr.Dataset) -> xr.Dataset:
     if not isinstance(truth, xr.Dataset):
         raise ImagerError(f"truth must be an xarray.Dataset; got {type(truth).__name__}")
+    # states of a forecast at one lead are valid at time + lead (not at their initial times)
+    truth = states_at_valid_times(truth, "truth", error=ImagerError)
     missing = [v for v in STATE_VARIABLES if v not in truth.data_vars]
     if missing:
         raise ImagerError(
@@ -735,16 +758,20 @@ def imager_observations(
     ----------
     truth : xarray.Dataset
         The world: ``temperature`` and ``passive_tracer`` on levels, ``surface_pressure``,
-        with a ``time`` dim.
+        with a ``time`` dim. States of a forecast at one lead (a scalar
+        ``prediction_timedelta``, as ``fc.sel(prediction_timedelta="6h")`` leaves) are
+        valid at ``time + lead`` and seen at those times
+        (:func:`xfuxi.data.schema.states_at_valid_times`).
     satellites : sequence of float, default (105.0,)
         Sub-satellite longitudes (degrees east).
     channels : sequence of str
         Names from :data:`CHANNELS` (default all eight).
     frames : sequence of float, default (-2, 0, 2)
-        Offsets (hours) of the frames around each analysis time; the truth is linear in
-        time between its states.
+        Offsets (hours, as numbers) of the frames around each analysis time; the truth is
+        linear in time between its states.
     times : datetime-like or sequence, optional
-        Analysis times. Default: every truth time whose frames lie within the truth's times.
+        Analysis times (ISO strings of any precision, datetimes, datetime64; not numbers).
+        Default: every truth time whose frames lie within the truth's times.
     max_zenith : float, default 70
         No data beyond this satellite zenith angle (degrees).
     errors : ImagerErrors or dict, optional
@@ -763,10 +790,11 @@ def imager_observations(
         in another order, are requested. To compare channel subsets on one scene, make the
         radiances once with every channel and select from them.
     drift_origin : datetime-like, optional
-        When the drift is zero (default: the earliest analysis time). Calls that draw one
-        analysis time each, as a cycling run's do, need a common origin for the drift to
-        grow from call to call (:class:`~xfuxi.assimilation.da_cycle.ImagerNetwork` passes
-        the first time of its truth).
+        When the drift is zero (default: the earliest analysis time; a date and time, not
+        a number). Calls that draw one analysis time each, as a cycling run's do, need a
+        common origin for the drift to grow from call to call
+        (:class:`~xfuxi.assimilation.da_cycle.ImagerNetwork` passes the first time of its
+        truth).
     **legacy
         The older keywords ``clouds``, ``bias``, ``noise``, ``spectroscopy``, ``drift`` and
         ``cloud_threshold`` still work, with a ``DeprecationWarning``: each is a field of
@@ -789,9 +817,10 @@ def imager_observations(
     ------
     ImagerError
         Truth lacking a variable or levels, or with a NaN or infinite value at a time the
-        frames read (named with the number of such values), unknown channel, repeated
-        frames or times, no frame time inside the truth, no grid point seen by any
-        satellite.
+        frames read (named with the number of such values), or a scalar lead that is not a
+        time span; unknown channel, repeated frames or times, a frame that is not a number
+        of hours or a time that is not a date and time (named), no frame time inside the
+        truth, no grid point seen by any satellite.
 
     Examples
     --------
@@ -827,7 +856,7 @@ def imager_observations(
     names = _check_channels(channels)
     if not is_integer(seed) or seed < 0:
         raise ImagerError(f"seed must be a non-negative integer; got {seed!r}")
-    offsets = np.asarray(frames, dtype="float64")
+    offsets = _frame_offsets(frames)
     if offsets.ndim != 1 or offsets.size == 0 or not np.all(np.isfinite(offsets)):
         raise ImagerError(f"frames must be a non-empty sequence of hours; got {frames}")
     deltas = (offsets * 3600e9).round().astype("int64").astype("m8[ns]")
@@ -843,7 +872,7 @@ def imager_observations(
             )
         an_times = np.asarray(ok, dtype="M8[ns]")
     else:
-        an_times = np.asarray(pd.to_datetime(np.atleast_1d(times)).values, dtype="M8[ns]")
+        an_times = parse_times(times, "times", error=ImagerError).values
         if np.unique(an_times).size != an_times.size:
             shown = [str(pd.Timestamp(t)) for t in an_times]
             raise ImagerError(f"times must be distinct; {shown} has repeated values")
@@ -851,14 +880,10 @@ def imager_observations(
     if drift_origin is None:  # the earliest analysis time, whatever the order of ``times``
         origin = an_times.min()
     else:
-        try:
-            origin = np.datetime64(pd.Timestamp(drift_origin), "ns")
-        except (TypeError, ValueError) as err_:
-            raise ImagerError(f"drift_origin must be a date and time; got {drift_origin!r}") from (
-                err_
-            )
-        if np.isnat(origin):
-            raise ImagerError(f"drift_origin must be a date and time; got {drift_origin!r}")
+        given = parse_times(drift_origin, "drift_origin", error=ImagerError).values
+        if given.size != 1:
+            raise ImagerError(f"drift_origin must be one date and time; got {given.size}")
+        origin = given[0]
     lat = truth["latitude"].values
     lon = truth["longitude"].values
     levels = truth["level"].values.astype("float64")

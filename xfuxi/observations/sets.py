@@ -32,7 +32,7 @@ import xarray as xr
 
 from ..config import is_integer, user_stacklevel
 from ..data.channels import channels_of, stack
-from ..data.schema import time_dtype_problem, validate
+from ..data.schema import parse_times, states_at_valid_times, time_dtype_problem, validate
 from ..docstrings import docstring_parts
 from .interpolation import (
     LONGITUDE_RANGE,
@@ -62,7 +62,10 @@ _doc = docstring_parts(
     {
         "truth": """\
 truth : xarray.Dataset
-    Canonical data with a ``time`` dim: the world observed.""",
+    Canonical data with a ``time`` dim: the world observed. States of a forecast at one
+    lead (a scalar ``prediction_timedelta``, as ``fc.sel(prediction_timedelta="6h")``
+    leaves) are valid at ``time + lead`` and observed at those times
+    (:func:`xfuxi.data.schema.states_at_valid_times`).""",
         "example_truth": """\
 >>> import xarray as xr
 >>> truth = xr.Dataset({"temperature": (("time", "latitude", "longitude"),
@@ -102,6 +105,8 @@ def make_observations(
     error : float or array-like (m,)
         Observation-error standard deviation.
     time, latitude, longitude, variable : scalar or array-like (m,)
+        ``time``: dates and times (ISO strings of any precision, datetimes, datetime64;
+        not numbers); a missing one (NaT) is kept, as a NaN value is.
     level : scalar or array-like (m,), optional
         Pressure (hPa); NaN or None for single-level variables.
 
@@ -116,7 +121,8 @@ def make_observations(
     ObservationError
         ``value`` is not 1-D, another argument is neither a scalar nor of ``value``'s
         length, a latitude lies outside [-90, 90] degrees or a longitude outside [-180, 360]
-        degrees.
+        degrees, a time is not a date and time (a number, which pandas read as
+        nanoseconds after 1970, or an unreadable string: named) or carries a time zone.
 
     Notes
     -----
@@ -181,8 +187,18 @@ def _positive_count(value: Any, name: str) -> int:
 
 
 def _as_times(time: Any) -> np.ndarray:
-    t = np.asarray(pd.to_datetime(np.atleast_1d(time)).values, dtype="M8[ns]")
+    """``time`` of :func:`make_observations` as datetime64[ns] (a scalar for a scalar);
+    a missing time (NaT, None) is kept: screened as outside every window."""
+    t = parse_times(time, "time", error=ObservationError, allow_missing=True).values
     return t[0] if np.ndim(time) == 0 else t
+
+
+def _one_time(time: Any) -> np.ndarray:
+    """``time`` of :func:`single_observation`: one date and time, as datetime64[ns] (1,)."""
+    t = parse_times(time, "time", error=ObservationError).values
+    if t.size != 1:
+        raise ObservationError(f"time must be one date and time; got {t.size} of them")
+    return t
 
 
 def validate_observations(obs: xr.Dataset) -> xr.Dataset:
@@ -439,10 +455,18 @@ def _levels_for(truth: xr.Dataset, var: str, levels: Sequence[float] | None) -> 
     return [float(x) for x in levels]
 
 
+def _truth(truth: Any) -> xr.Dataset:
+    """The truth of the observing networks, canonical; states of a forecast at one lead
+    at the times they are valid at (``time + lead``: their initial times were observed)."""
+    if isinstance(truth, xr.Dataset):
+        truth = states_at_valid_times(truth, "truth")
+    return validate(truth, require_time=True)
+
+
 def _truth_times(truth: xr.Dataset, times: Any) -> np.ndarray:
     if times is None:
         return np.asarray(truth["time"].values, dtype="M8[ns]")
-    return np.asarray(pd.to_datetime(np.atleast_1d(times)).values, dtype="M8[ns]")
+    return parse_times(times, "times", error=ObservationError).values
 
 
 def single_observation(
@@ -462,10 +486,13 @@ def single_observation(
     Parameters
     ----------
     truth : xarray.Dataset
-        Canonical data with a ``time`` dim containing ``time``.
+        Canonical data with a ``time`` dim containing ``time``; states of a forecast at
+        one lead are valid at ``time + lead`` (as ``random_observations`` takes them).
     variable : str
     latitude, longitude : float
     time : datetime-like
+        One date and time (an ISO string of any precision, a datetime, a datetime64; not
+        a number).
     error : float
         Observation-error std; the noise added has this std.
     level : float, optional
@@ -479,6 +506,14 @@ def single_observation(
     -------
     xarray.Dataset
         Observation Dataset with one observation (and the noise-free ``truth`` value).
+
+    Raises
+    ------
+    SchemaError
+        ``truth`` is not canonical data with a ``time`` dim.
+    ObservationError
+        ``time`` is not one date and time (a number, an unreadable string: named) or is
+        not in ``truth``; ``variable`` is not in ``truth``; ``error`` is not positive.
 
     Examples
     --------
@@ -497,7 +532,7 @@ def single_observation(
     >>> float(obs["value"][0])
     5.0
     """
-    truth = validate(truth, require_time=True)
+    truth = _truth(truth)
     rng = np.random.default_rng(seed)
     lev = np.nan if level is None else float(level)
     return _finish(
@@ -506,7 +541,7 @@ def single_observation(
         [latitude],
         [longitude],
         [lev],
-        [np.datetime64(pd.Timestamp(time), "ns")],
+        _one_time(time),
         error,
         rng,
         noise,
@@ -582,7 +617,8 @@ def random_observations(
     ObservationError
         ``n`` is not a positive integer; ``variables`` is one string, empty, names a
         variable ``truth`` lacks or one more than once; ``error`` lacks a variable, names
-        one ``truth`` lacks or is not positive; a time or level is not in ``truth``.
+        one ``truth`` lacks or is not positive; a time is not a date and time (a number,
+        an unreadable string: named) or is not in ``truth``, or a level is not.
 
     Examples
     --------
@@ -594,7 +630,7 @@ def random_observations(
     ...                                seed=0).sizes["obs"]  # through the accessor
     3
     """
-    truth = validate(truth, require_time=True)
+    truth = _truth(truth)
     n = _positive_count(n, "n")
     rng = np.random.default_rng(seed)
     tims = _truth_times(truth, times)
@@ -668,7 +704,8 @@ def radiosonde_observations(
         Both or neither of ``n_sites`` and ``sites``; ``n_sites`` not a positive integer;
         ``sites`` not (latitude, longitude) pairs, or a site given twice; no variable with
         levels, or one ``truth`` lacks, or one listed twice; ``error`` lacks a variable or is
-        not positive; a time or level is not in ``truth``; nothing to observe (empty
+        not positive; a time is not a date and time (a number, an unreadable string:
+        named) or is not in ``truth``, or a level is not; nothing to observe (empty
         ``levels`` or ``times``).
 
     Examples
@@ -688,7 +725,7 @@ def radiosonde_observations(
     >>> obs.sizes["obs"]
     4
     """
-    truth = validate(truth, require_time=True)
+    truth = _truth(truth)
     rng = np.random.default_rng(seed)
     if (n_sites is None) == (sites is None):
         raise ObservationError("give exactly one of n_sites and sites")
@@ -781,7 +818,8 @@ def region_observations(
     ObservationError
         No grid point in the box; ``variables`` is one string, names a variable
         ``truth`` lacks or one more than once; ``error`` lacks a variable or is not
-        positive; a time or level is not in ``truth``; nothing to observe (empty
+        positive; a time is not a date and time (a number, an unreadable string: named)
+        or is not in ``truth``, or a level is not; nothing to observe (empty
         ``variables``, ``levels`` or ``times``).
 
     Examples
@@ -796,7 +834,7 @@ def region_observations(
     >>> sorted(set(obs["longitude"].values.tolist()))  # the same through the accessor
     [0.0, 90.0, 270.0]
     """
-    truth = validate(truth, require_time=True)
+    truth = _truth(truth)
     variables = _variable_names(variables, truth)
     rng = np.random.default_rng(seed)
     lat_g = truth["latitude"].values
@@ -883,11 +921,11 @@ _SINGLE_SLOT_HALF_WINDOW = np.timedelta64(3, "h")
 def _slot_times(slot_times: Any) -> np.ndarray:
     """``slot_times`` as datetime64[ns], checked: 1-D, non-empty, no NaT, strictly ascending
     and equally spaced (the windows are half the first interval around each slot)."""
-    slots = np.asarray(slot_times, dtype="M8[ns]")
-    if slots.ndim != 1 or slots.size == 0:
-        raise ValueError(
-            f"slot_times must be a non-empty 1-D array of times; got shape {slots.shape}"
-        )
+    shape = np.shape(slot_times)
+    if len(shape) != 1 or shape[0] == 0:
+        raise ValueError(f"slot_times must be a non-empty 1-D array of times; got shape {shape}")
+    # (a number was read as nanoseconds after 1970)
+    slots = parse_times(slot_times, "slot_times", error=ValueError, allow_missing=True).values
     shown = [str(pd.Timestamp(t)) for t in slots[:10]]  # (the first ten)
     if np.isnat(slots).any():
         raise ValueError(f"slot_times must not contain NaT; got {shown}")
