@@ -123,3 +123,15 @@ def test_pole_rows_and_float32_longitudes():
     assert uu.shape == zz.shape
     with pytest.raises(ValueError, match="evenly spaced"):
         physics.geostrophic_wind(zz, lat3, lon32 * 0.9)  # does not cover the globe
+
+
+@pytest.mark.parametrize("dtype", ["uint32", "int32", "uint16"])
+def test_integer_geopotential_gives_the_winds_of_its_values(dtype):
+    """The zonal differences were taken in the input's dtype: unsigned integers wrapped
+    around (v_g off by 3e8 m/s for uint32 geopotential)."""
+    rng = np.random.default_rng(5)
+    z = np.round(30000 + 2000 * rng.random((LAT.size, LON.size)))
+    u, v = physics.geostrophic_wind(z, LAT, LON)
+    ui, vi = physics.geostrophic_wind(z.astype(dtype), LAT, LON)
+    np.testing.assert_allclose(ui, u, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(vi, v, rtol=1e-12, atol=1e-9)

@@ -152,6 +152,8 @@ def geostrophic_wind(
     cos = _along(np.cos(phi), ilat, ndim)
     lam_step = np.deg2rad(dlon[0])
     z = geopotential
+    if np.asarray(z).dtype.kind in "biu":  # differences of unsigned integers wrap around
+        z = np.asarray(z, dtype="float64")
     dzdlam = (np.roll(z, -1, axis=ilon) - np.roll(z, 1, axis=ilon)) / (2 * lam_step)
     dzdphi = np.gradient(z, phi, axis=ilat, edge_order=2)
     u = -finv * dzdphi / EARTH_RADIUS
