@@ -42,9 +42,16 @@ def save_datasets(
 
 def write_datasets(datasets: dict[str, xr.Dataset], directory: Path) -> None:
     """Each Dataset as ``directory/NAME.nc`` (the encodings read from inputs dropped: an
-    observation file's chunk layout does not apply to them)."""
+    observation file's chunk layout does not apply to them). float16 variables, which
+    netCDF cannot hold, are written as float32 (which holds them exactly)."""
     for name, ds in datasets.items():
-        ds.drop_encoding().to_netcdf(Path(directory) / f"{name}.nc")
+        out = ds.drop_encoding()
+        half = [k for k, v in out.variables.items() if v.dtype == np.float16]
+        if half:  # a raw netCDF4 TypeError otherwise
+            coords = [k for k in half if k in out.coords]
+            out = out.assign_coords({k: out[k].astype("float32") for k in coords})
+            out = out.assign({k: out[k].astype("float32") for k in half if k not in coords})
+        out.to_netcdf(Path(directory) / f"{name}.nc")
 
 
 class En4DVarResult(NamedTuple):
