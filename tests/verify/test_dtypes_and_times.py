@@ -236,3 +236,36 @@ def test_gaussian_scores_take_float16_std_in_float64_and_refuse_complex():
     assert np.isfinite(float(crps))
     with pytest.raises(TypeError, match="the std holds complex data"):
         xfuxi.gaussian_variance(mean, std.astype("complex64"))
+
+
+# --- big-endian coordinates (h5py, np.fromfile, undecoded reads): the same scores --------
+
+
+def _big_endian(obj, names):
+    return obj.assign_coords({n: obj[n].values.astype(obj[n].dtype.newbyteorder(">"))
+                              for n in names})  # fmt: skip
+
+
+def test_big_endian_coordinates_score_as_native_ones():
+    """pandas' index of a big-endian coordinate fails at its first lookup: scores raised
+    "Big-endian buffer not supported on little-endian compiler"."""
+    truth = field(1)
+    fc = field(2)
+    ens = xr.concat([fc, fc + 1.0], "number")
+    be = _big_endian(truth, ["latitude", "longitude"])
+    assert not be["latitude"].dtype.isnative
+    xr.testing.assert_allclose(V.rmse(fc, be), V.rmse(fc, truth))
+    xr.testing.assert_allclose(V.rmse(_big_endian(fc, ["latitude"]), be), V.rmse(fc, truth))
+    xr.testing.assert_allclose(V.crps(ens, be), V.crps(ens, truth))
+    clim = truth.mean("time")
+    xr.testing.assert_allclose(
+        V.acc(fc, truth, _big_endian(clim, ["longitude"])), V.acc(fc, truth, clim)
+    )
+    assert not be["latitude"].dtype.isnative  # the input is not changed
+
+
+def test_regrid_of_big_endian_coordinates():
+    src = field(3).to_dataset()
+    target = {"latitude": np.linspace(-80.0, 80.0, 5), "longitude": np.arange(8) * 45.0}
+    got = xfuxi.regrid(_big_endian(src, ["latitude", "longitude"]), target)
+    xr.testing.assert_allclose(got, xfuxi.regrid(src, target))

@@ -20,7 +20,7 @@ import xarray as xr
 from ..config import user_stacklevel
 from ..data.schema import DIM_ALIASES, canonical_unit, same_unit, time_dtype_problem, unit_hint
 from ..data.stats import own_attrs
-from ..grid import area_weights
+from ..grid import area_weights, native_coords
 from ..options import get_options
 
 __all__ = ["align_valid_time", "area_weights", "valid_time"]
@@ -260,6 +260,8 @@ def conform(
     coordinate, equal to it), and dropped then (the reference's coordinate is kept). The
     rules are in the documentation, docs/design.md (Verification).
     """
+    # big-endian coordinates (h5py, np.fromfile) fail pandas' first lookup
+    obj, reference = native_coords(obj), native_coords(reference)
     for d in obj.dims:
         if d in reference.dims:
             continue
@@ -981,6 +983,8 @@ def prepare_pair(
             f"{names[0]} and {names[1]} must both be Datasets or both DataArrays; got "
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
+    # big-endian coordinates (h5py, np.fromfile) fail pandas' first lookup
+    forecast, truth = native_coords(forecast), native_coords(truth)
     for obj, name in zip((forecast, truth), names, strict=True):
         check_lead_name(obj, name)
     _check_pair_times(forecast, truth, names)
