@@ -1518,3 +1518,19 @@ def test_cycle_outputs_carry_the_grids_units(tmp_path):
     for ds in (open_cycle(tmp_path / "s"), cycle_initial_conditions(tmp_path / "s")):
         assert ds["latitude"].attrs["units"] == "degrees_north"
         assert ds["longitude"].attrs["units"] == "degrees_east"
+
+
+def test_days_that_are_not_a_whole_number_of_cycles_are_refused(setting):
+    """days=0.3 (1.2 cycles of 6 h) ran one cycle silently."""
+    model, truth = setting
+
+    def run(days):
+        return cycle(truth, Lorenz96Network(seed=2), method=_letkf(), model=model,
+                     config=CycleConfig(days=days, lead_steps=2, initial_error=1.0),
+                     progress=False)  # fmt: skip
+
+    with pytest.raises(
+        ValueError, match=r"days=0\.3 is 1\.2 cycles of 0 days 06:00:00.*days=0\.25"
+    ):
+        run(0.3)
+    assert run(0.5).scores.sizes["time"] == 2  # two cycles of 6 hours

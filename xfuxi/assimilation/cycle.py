@@ -1872,7 +1872,13 @@ def cycle(
         raise ValueError("give exactly one of days and n_cycles")
     step = pd.Timedelta(model.timestep)
     if n_cycles is None:
-        n_cycles = int(round(float(days) * pd.Timedelta("1D") / step))
+        exact = float(days) * pd.Timedelta("1D") / step
+        n_cycles = int(round(exact))
+        if abs(exact - n_cycles) > 1e-9 * max(1.0, exact):  # 0.3 days ran 1 cycle silently
+            raise ValueError(
+                f"days={days!r} is {exact:g} cycles of {step}; give a whole number of cycles "
+                f"(days={n_cycles * step / pd.Timedelta('1D'):g} for {n_cycles}) or n_cycles"
+            )
     if n_cycles < 1:
         raise ValueError(f"the run needs at least one cycle; got n_cycles={n_cycles}")
     truth = validate(truth, require_time=True)

@@ -44,8 +44,9 @@ class CycleConfig(Config):
 
     days: float | None = config_field(
         None,
-        help="length of the run in days of cycles (24 h / model step a day; xfuxi cycle: 1 "
-        "unless --n-cycles is given)",
+        help="length of the run in days of cycles (24 h / model step a day, a whole number "
+        "of cycles: 0.3 days of 6-hour cycles is refused; xfuxi cycle: 1 unless --n-cycles "
+        "is given)",
     )
     n_cycles: int | None = config_field(None, help="length of the run in cycles")
     start: str | None = config_field(
