@@ -164,3 +164,49 @@ def test_weights_over_time_are_refused_with_the_reason():
     w = xr.ones_like(fc.isel(latitude=0, longitude=0, drop=True))
     with pytest.raises(ValueError, match=r"weights vary along \['time'\].*mean over time"):
         V.rmse(fc, truth.sel(time=fc.time), weights=w)
+
+
+def _field(seed, nt=4):
+    rng = np.random.default_rng(seed)
+    coords = {"time": pd.date_range("2020-01-01", periods=nt, freq="6h"), "latitude": LAT,
+              "longitude": LON}  # fmt: skip
+    return xr.DataArray(rng.standard_normal((nt, LAT.size, LON.size)), dims=DIMS,
+                        coords=coords, name="t")  # fmt: skip
+
+
+def test_acc_over_fewer_than_two_points_per_time_is_refused():
+    """A correlation of one value is its sign: dim=['time'] gave the mean of ±1 (0.5 where
+    the temporal correlation was 0.85), and one grid point gave ±1 per time."""
+    truth, fc = _field(1), _field(2)
+    clim = xr.zeros_like(truth.isel(time=0, drop=True))
+    with pytest.raises(ValueError, match=r"dim=\['time'\] leaves none \(1 point"):
+        V.acc(fc, truth, clim, dim=["time"])
+    one = {"latitude": [3], "longitude": [2]}
+    with pytest.raises(ValueError, match=r"1 point\(s\) per time"):
+        V.acc(fc.isel(one), truth.isel(one), clim.isel(one), dim=["latitude", "longitude"])
+    two = {"latitude": [3], "longitude": [2, 3]}  # two points correlate
+    assert np.isfinite(V.acc(fc.isel(two), truth.isel(two), clim.isel(two))).all()
+
+
+def test_rank_histogram_over_no_dims_counts():
+    """dim=[] returned the booleans of each point's rank, not counts."""
+    truth = _field(3)
+    ens = xr.concat([_field(4), _field(5)], "number")
+    got = V.rank_histogram(ens, truth, dim=[], seed=0)
+    assert got.dtype == np.int64 and int(got.sum()) == truth.size
+    assert V.rank_histogram(ens, truth, dim="time", seed=0).dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    "score",
+    [V.crps, V.spread, V.spread_skill_ratio, V.rank_histogram, V.central_reliability,
+     V.energy_score, V.ensemble_mean_rmse],
+)  # fmt: skip
+def test_an_ensemble_without_members_is_refused(score):
+    """crps raised a raw reshape error, rank_histogram counted every point in one bin and
+    central_reliability called no members perfectly reliable."""
+    truth = _field(6)
+    empty = xr.concat([_field(7)], "number").isel(number=slice(0, 0))
+    args = (empty,) if score is V.spread else (empty, truth)
+    with pytest.raises(ValueError, match=r"no members: its ensemble dimension 'number' is empty"):
+        score(*args)

@@ -230,7 +230,9 @@ def acc(
     Raises
     ------
     {{raises_pair}}
-        Also if the climatology lacks a needed day of year, hour or variable, has a dim
+        Also if the reduced dims other than ``time`` hold fewer than two points (the
+        correlation of one value is its sign), or if the climatology lacks a needed day of
+        year, hour or variable, has a dim
         the forecast lacks, or does not cover the forecast's grid.
     TypeError
         If the forecast, truth or climatology holds complex data, or a ``time`` holds
@@ -263,6 +265,14 @@ def acc(
     clim = _climatology_at(climatology, fc)
     fa, ta = fc - clim, tr - clim
     inner, outer = time_split(reduced_dims(fa, dim))
+    points = int(np.prod([fa.sizes[d] for d in inner]))
+    if points < 2:  # a correlation of one value is its sign: the mean of ±1 came out
+        raise ValueError(
+            f"acc correlates the anomalies over the reduced dims other than time; dim={dim!r} "
+            f"leaves {inner or 'none'} ({points} point(s) per time): reduce over latitude "
+            "and longitude too (the default, dim=None), or use a temporal correlation "
+            "(xarray.corr over 'time') for one point"
+        )
     w = region_weights(fa, inner, weights, region)
     if skipna:
         valid = fa.notnull() & ta.notnull()

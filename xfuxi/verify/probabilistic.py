@@ -736,8 +736,8 @@ def rank_histogram(
         # a Dataset's variable over the reduced dims it has (surface pressure has no level)
         dims = [d for d in wanted if d in r.dims] if dim is not None else list(r.dims)
         inside = region_weights(r, dims, None, region)
-        counts = [
-            ((r == k) if inside is None else (r == k) & (inside > 0)).sum(dims)
+        counts = [  # as int64: a sum over no dims (dim=[]) kept the booleans
+            ((r == k) if inside is None else (r == k) & (inside > 0)).sum(dims).astype("int64")
             for k in range(nbins)
         ]
         out = xr.concat(counts, dim="rank").assign_coords(rank=np.arange(nbins))

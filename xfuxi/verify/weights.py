@@ -1138,18 +1138,29 @@ def _check_pair_times(forecast: XarrayObj, truth: XarrayObj, names: tuple[str, s
 
 
 def ensemble_dim(obj: XarrayObj, member_dim: str | None) -> str:
-    """Find the ensemble dimension: the one named, else the first of the accepted names."""
+    """Find the ensemble dimension: the one named, else the first of the accepted names.
+
+    An ensemble dimension without members (size 0) is refused: the scores would be NaN, a
+    raw reshape error, or "perfectly reliable" (central reliability of no members).
+    """
     if member_dim is not None:
         if member_dim not in obj.dims:
             raise ValueError(
                 f"ensemble dimension {member_dim!r} not found; the forecast has dims "
                 f"{list(obj.dims)}"
             )
-        return member_dim
+        return _with_members(obj, member_dim)
     for name in get_options()["ensemble_dims"]:
         if name in obj.dims:
-            return name
+            return _with_members(obj, name)
     raise ValueError(
         "the forecast has no ensemble dimension: expected one of "
         f"{list(get_options()['ensemble_dims'])}, got dims {list(obj.dims)}"
     )
+
+
+def _with_members(obj: XarrayObj, name: str) -> str:
+    """``name``, an ensemble dimension of ``obj`` that holds at least one member."""
+    if obj.sizes[name] == 0:
+        raise ValueError(f"the forecast has no members: its ensemble dimension {name!r} is empty")
+    return name
