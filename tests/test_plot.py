@@ -797,3 +797,13 @@ def test_refused_scores_leave_no_empty_figure():
     with pytest.raises(ValueError, match="NaN everywhere"):
         plot_scores(nan)
     assert plt.get_fignums() == before
+
+
+@pytest.mark.parametrize("one", [{"latitude": [5]}, {"longitude": [5]}])
+def test_a_map_of_one_row_or_column(one):
+    """squeeze() also removed the one latitude (or longitude) left, and the map failed with
+    a raw xarray error."""
+    da = field()["temperature"].isel(one)
+    ax = xfuxi.plot_map(da)
+    assert ax is not None
+    plt.close("all")

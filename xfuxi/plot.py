@@ -382,7 +382,11 @@ def _select_2d(
             f"{da.name!r} still has dims {extra} after selection; choose one value of each "
             "(level=, time=, or sel={...})"
         )
-    return _sorted_grid(da.squeeze(drop=not keep_scalars).transpose("latitude", "longitude"))
+    # only the other dims: a map of one latitude row (or longitude) keeps it
+    others = [d for d in da.dims if d not in ("latitude", "longitude")]
+    return _sorted_grid(
+        da.squeeze(others, drop=not keep_scalars).transpose("latitude", "longitude")
+    )
 
 
 def _without_scalars(da: xr.DataArray) -> xr.DataArray:
