@@ -378,3 +378,14 @@ def test_longitude_cells_of_a_regional_source_are_not_periodic():
     weights, inside = _longitude_weights(np.array([0.0, 10.0, 350.0]), np.array([5.0, 355.0]))
     np.testing.assert_allclose(weights, [[0.5, 0.5, 0.0], [0.5, 0.0, 0.5]])
     np.testing.assert_array_equal(inside, [True, True])
+
+
+@pytest.mark.parametrize("lats", [[-45.0, 45.0], [10.0]])
+def test_bilinear_to_one_longitude_is_that_column_of_a_wider_target(lats):
+    """A meridian section (one target longitude) failed inside xarray-regrid with a raw
+    'zero-size array to reduction operation fmax'."""
+    src = smooth(target_grid("T21")).to_dataset(name="temperature")
+    got = regrid(src, {"latitude": lats, "longitude": [30.0]})
+    wide = regrid(src, {"latitude": lats, "longitude": [30.0, 120.0, 210.0, 300.0]})
+    assert got.sizes["longitude"] == 1 and float(got["longitude"][0]) == 30.0
+    xr.testing.assert_allclose(got, wide.sel(longitude=[30.0]))

@@ -366,6 +366,11 @@ def _merge_small_chunks(data: xr.Dataset) -> xr.Dataset:
 
 
 def _bilinear(ds: xr.Dataset, grid: xr.Dataset) -> xr.Dataset:
+    if grid.sizes["longitude"] == 1:  # xarray-regrid needs two (a raw "zero-size array")
+        lon = float(grid["longitude"][0])
+        pair = np.sort([lon, (lon + 180.0) % 360.0])
+        wide = xr.Dataset(coords={"latitude": grid["latitude"], "longitude": pair})
+        return _bilinear(ds, wide).sel(longitude=grid["longitude"].values)
     try:
         import xarray_regrid  # noqa: F401  (registers the .regrid accessor)
     except ImportError as err:
