@@ -308,3 +308,14 @@ def test_outputs_have_their_own_units_and_long_names():
     for out in (geostrophic_wind(ds), ageostrophic_wind(ds)):
         for v in out.data_vars:
             assert out[v].attrs["units"] == "m s**-1" and "wind" in out[v].attrs["long_name"]
+
+
+def test_a_band_inside_the_equatorial_mask_is_refused():
+    """Its statistics were all NaN, silently (the tropics with equator_band=25)."""
+    ds = _with_wind(height_field())
+    with pytest.raises(ValueError, match=r"band 'eq' \(-5.0, 5.0\) lies inside the equatorial"):
+        balance_summary(ds, bands={"eq": (-5.0, 5.0)})
+    with pytest.raises(ValueError, match=r"band 'tropics' .* \(\|latitude\| < 25\)"):
+        balance_summary(ds, equator_band=25.0)
+    edge = balance_summary(ds, bands={"edge": (-12.0, 12.0)})  # rows ±12 are outside
+    assert np.isfinite(edge["correlation"]).all()

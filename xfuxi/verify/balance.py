@@ -348,7 +348,9 @@ def balance_summary(
         Dimensions not reduced (those present); everything else in a band is reduced. A
         single name is one dimension.
     equator_band : float, default 10.0
-        Half-width (degrees) of the equatorial band excluded from the statistics.
+        Half-width (degrees) of the equatorial band excluded from the statistics. A band
+        that lies wholly inside it is refused (its statistics would all be NaN; with the
+        default bands that is the tropics once ``equator_band`` ≥ 20).
 
     Returns
     -------
@@ -426,6 +428,13 @@ def balance_summary(
         inside = (lat >= rng[0]) & (lat <= rng[1])
         if not bool(inside.any()):
             raise ValueError(f"band {name!r} {rng} contains no grid latitude")
+        if not bool((inside & (abs(lat) >= equator_band)).any()):
+            # every row of it is in the equatorial band masked above: all NaN, silently
+            raise ValueError(
+                f"band {name!r} {rng} lies inside the equatorial band (|latitude| < "
+                f"{equator_band:g}) whose geostrophic wind is not defined; give a smaller "
+                "equator_band or bands outside it"
+            )
         sub = comp.sel(latitude=inside)
         w = w_all.sel(latitude=inside)
         dims = [d for d in sub["w"].dims if d not in keep]
