@@ -706,3 +706,10 @@ def test_resume_with_other_radiances_is_refused(tmp_path):
         truth, forecast_model(), config=cfg, radiances=rad.copy(deep=True), progress=False
     )  # the same: resumes
     assert hist["step"] == list(range(1, 7))
+
+
+def test_a_too_short_validation_set_is_named_as_such():
+    """It was reported as 'the truth has 3 times' (the truth had 8)."""
+    with pytest.raises(ValueError, match=r"^the validation truth has 2 times"):
+        train_da(tiny_da.truth(8), forecast_model(), config=DAConfig(**{**CFG, "steps": 1}),
+                 validation=tiny_da.truth(2, seed=5), progress=False)  # fmt: skip

@@ -228,6 +228,8 @@ def prepare_da_samples(
     network : FuXiDA
         The network to train (its channels, frames and satellites).
     leads : tuple of int
+        Forecast steps of the frozen model that make the backgrounds (1: 6-hour
+        forecasts), each started ``lead`` steps before an analysis time.
     forecast_steps : int
         ``K``: the truth must reach ``K`` steps after each analysis time.
     radiances : xarray.Dataset, optional
@@ -244,6 +246,12 @@ def prepare_da_samples(
         gives a background at ``t + Δ`` (its previous step the analysis at ``t``), added
         after the lead samples with lead 0. Pairs whose ``t + Δ`` is not an analysis time
         of the samples (too near the ends of the truth) are left out.
+    seed : int, default 0
+        Seeds the imager's draws when ``radiances`` are not given.
+    batch_size : int, default 16
+        Backgrounds forecast per call of the frozen model (memory, not the result).
+    name : str, default "truth"
+        What ``truth`` is called in error messages (``"validation truth"``).
 
     Raises
     ------
@@ -280,8 +288,8 @@ def prepare_da_samples(
     first = max(first, frame_pad)
     if last < first:
         raise ValueError(
-            f"the truth has {n} times; leads {list(leads)}, {forecast_steps} forecast steps "
-            f"and frames {list(network.frames)} h need at least "
+            f"the {name} has {n} times; leads {list(leads)}, {forecast_steps} forecast "
+            f"steps of it and frames {list(network.frames)} h need at least "
             f"{max(leads) + 2 + max(forecast_steps, frame_pad)}"
         )
     idx = np.arange(first, last + 1)
