@@ -255,6 +255,10 @@ def atomic_write_file(
     write : callable
         Called with the temporary path (an existing, empty file), e.g.
         ``lambda p: ds.to_netcdf(p)``.
+    replacing : bool, optional
+        What the caller's check found. False: nothing at ``path`` (nothing may be there
+        when the file is published). True or None (default): what is at ``path`` when this
+        call begins, a file or nothing, must still be so when the file is published.
 
     Returns
     -------

@@ -499,6 +499,9 @@ def radiance_analysis(
     table : xarray.Dataset or None
         Radiance rows at t0 (:func:`~xfuxi.observations.imager.radiance_table`; its
         ``error`` is the clear-sky error); None: conventional observations only.
+    model : ForecastModel or str, default "fuxi-hs-t21"
+        The forecast model (or a shipped name or checkpoint) that runs the members and
+        whose background-error statistics rescale them.
     conventional : xarray.Dataset, optional
         Observations in the layout of :mod:`xfuxi.observations.sets` at t0.
     bias : RadianceBiasCorrection, optional
@@ -524,6 +527,12 @@ def radiance_analysis(
     cloudy_error : float, optional
         All-sky: cloudy-looking rows are kept with this observation error (K); give
         ``screen_threshold`` to find them. Default: they are dropped.
+    window_channel : str, default "ir10.8"
+        The imager channel whose departure the cloud screening reads.
+    background_error, localization, minimiser, quality_control : optional
+        As for :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar` (the Perlin members,
+        the localization — default :data:`~xfuxi.assimilation.en4dvar.DEFAULT_LOCALIZATION`
+        —, the L-BFGS settings and the background check).
     spread : xarray.Dataset or array, optional
         Background-error std per channel (and latitude) the members are rescaled to, as
         for ``assimilate_4dvar``; default: the one the model carries.
