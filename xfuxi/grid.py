@@ -9,7 +9,6 @@ regridding and the observation operator decide with them whether a grid is globa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -21,34 +20,8 @@ __all__ = [
     "great_circle_distance",
     "latitude_bounds",
     "longitude_gaps",
-    "native_coords",
     "wide_longitude_gaps",
 ]
-
-
-def native_coords(obj: Any) -> Any:
-    """``obj`` (a Dataset or DataArray) with its coordinates in the machine's byte order.
-
-    Big-endian coordinates (read with ``h5py``, ``np.fromfile(..., ">f8")``, a netCDF read
-    without decoding) make pandas' index fail at the first lookup ("Big-endian buffer not
-    supported on little-endian compiler"). The values are the same. ``obj`` itself where
-    every coordinate is native already, else a shallow copy; never modified.
-
-    Examples
-    --------
-    >>> da = xr.DataArray([1.0, 2.0], dims="level",
-    ...                   coords={"level": np.array([500.0, 850.0]).astype(">f8")})
-    >>> native_coords(da)["level"].dtype.isnative, native_coords(da).sel(level=850.0).item()
-    (True, 2.0)
-    """
-    swap = [
-        k for k, v in obj.coords.items() if isinstance(v.dtype, np.dtype) and not v.dtype.isnative
-    ]
-    if not swap:
-        return obj
-    return obj.assign_coords({
-        k: obj[k].variable.astype(obj[k].dtype.newbyteorder("=")) for k in swap
-    })  # fmt: skip
 
 
 def area_weights(latitude: xr.DataArray | Sequence[float] | np.ndarray) -> xr.DataArray:

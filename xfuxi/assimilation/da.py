@@ -27,7 +27,13 @@ import xarray as xr
 from .._version import __version__
 from ..config import is_integer, summary_html
 from ..data.channels import stack_values, unstack
-from ..data.schema import canonical_order, input_source, states_at_valid_times
+from ..data.schema import (
+    canonical_order,
+    input_source,
+    native_byte_order,
+    states_at_valid_times,
+    time_dtype_problem,
+)
 from ..data.stats import own_attrs
 from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
@@ -165,6 +171,12 @@ def _levels_ascending(background: xr.Dataset) -> xr.Dataset:
 def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
     if not isinstance(background, xr.Dataset):
         raise TypeError(f"background must be an xarray.Dataset; got {type(background).__name__}")
+    # big-endian coordinates (h5py, np.fromfile('>f8')): pandas refuses them as an index
+    background = native_byte_order(background)
+    if "time" in background.coords:  # cftime dates, a time zone, beyond datetime64[ns]
+        problem = time_dtype_problem(background["time"], "time")
+        if problem is not None:
+            raise ValueError(f"the background's {problem}")
     background = _at_valid_times(background)
     if "time" not in background.dims:
         background = background.expand_dims("time") if "time" in background.coords else background
@@ -734,12 +746,27 @@ def _increment_in_memory(
     return xr.Dataset(data_vars, coords=coords)  # each variable in the canonical order
 
 
+def _analysis_dtype(dtype: Any) -> np.dtype:
+    """The dtype of the analysis of a background variable of ``dtype``: float32 or float64
+    as given, float32 at least (float16 and integers: an increment of 0.1 K was truncated
+    to whole kelvin, or rounded to float16's 0.125 K steps).
+
+    Examples
+    --------
+    >>> [str(_analysis_dtype(d)) for d in ("float16", "float32", "float64", "int16", "int32")]
+    ['float32', 'float32', 'float64', 'float32', 'float64']
+    """
+    return np.result_type(np.dtype(dtype), np.float32)
+
+
 def analysis_dataset(background: xr.Dataset, increment: xr.Dataset) -> tuple[xr.Dataset, bool]:
     """``x_a = x_b + δ`` for the increment's variables, and whether the background has the
     increment's levels.
 
-    With the same levels, on the background's own coordinates, layout, dtypes and attributes
-    (NumPy sums); otherwise aligned on the increment's levels.
+    With the same levels, on the background's own coordinates, layout and attributes
+    (NumPy sums); otherwise aligned on the increment's levels. A float32 or float64
+    background keeps its dtype; a float16 or integer one gives a float32 analysis at least
+    (:func:`_analysis_dtype`): cast back, the increment was truncated.
     """
     names = list(increment.data_vars)
     same_levels = "level" not in increment.dims or np.array_equal(
@@ -750,7 +777,7 @@ def analysis_dataset(background: xr.Dataset, increment: xr.Dataset) -> tuple[xr.
         for v in names:
             b_v = background.variables[v]
             delta = increment.variables[v].transpose(*b_v.dims).values
-            values[v] = (b_v.values + delta).astype(b_v.dtype)
+            values[v] = (b_v.values + delta).astype(_analysis_dtype(b_v.dtype))
         return own_attrs(background[names].copy(data=values)), True  # attrs its own
     # on the increment's levels (the background's others are not analysed), matched by label
     background = _levels_ascending(background)  # "nearest" needs them in order
@@ -760,7 +787,7 @@ def analysis_dataset(background: xr.Dataset, increment: xr.Dataset) -> tuple[xr.
         if "level" in increment[v].dims:
             b_v = b_v.sel(level=increment[v]["level"].values, method="nearest")
             b_v = b_v.assign_coords(level=increment[v]["level"].values)
-        a_v = (b_v + increment[v].transpose(*b_v.dims)).astype(background[v].dtype)
+        a_v = (b_v + increment[v].transpose(*b_v.dims)).astype(_analysis_dtype(background[v].dtype))
         a_v.attrs = copy.deepcopy(background[v].attrs)
         fields[v] = a_v
     analysis = xr.Dataset(fields, attrs=copy.deepcopy(background.attrs))
@@ -831,13 +858,17 @@ def assimilate_da(
         ``analysis``, ``increment`` and ``diagnostics`` (O−B, O−A by channel, zenith bin,
         clear / cloudy, through the nominal operator; absent for a CORR model without
         radiances or with ``diagnostics=False``) and ``analysis_seconds`` (the inputs, with
-        the departures, and the network).
+        the departures, and the network). The analysis keeps a float32 or float64
+        background's dtype; a float16 or integer background gives float32 or float64
+        (NumPy's promotion with float32), as the increment would be truncated in its own.
 
     Raises
     ------
     ValueError
         Background on another grid, lacking a variable, with NaN, with a level repeated,
-        or with a dim beyond time, level, latitude and longitude (e.g. ensemble members).
+        or with a dim beyond time, level, latitude and longitude (e.g. ensemble members);
+        background times that are cftime dates, carry a time zone or lie outside the
+        years 1678 to 2261 of ``datetime64[ns]`` (named, with the conversion).
     xfuxi.observations.imager.ImagerError
         Radiances on another grid, an unknown channel, every pixel missing (in the whole
         Dataset, or at an analysis time in the frames and channels the model reads), a time
@@ -845,7 +876,9 @@ def assimilate_da(
         channels, frames or satellites (radiances without a frame coordinate hold only the
         analysis time's frame), zenith angles with ``units`` other than degrees, or zenith
         angles that are not those of the satellites (of the ``satellite_longitudes``
-        attribute, else of the model's; radians read as degrees are refused so).
+        attribute, else of the model's; radians read as degrees are refused so), radiance
+        times that are cftime dates, carry a time zone or lie outside the years 1678 to
+        2261 of ``datetime64[ns]`` (named, with the conversion).
 
     Notes
     -----
@@ -940,7 +973,7 @@ def assimilate_da(
         xb64 = np.asarray(x_b, dtype="float64")
         if same_levels and len({background[v].dtype for v in names}) == 1:
             # the analysis in the model's channels: the same sums, in the same dtype
-            xa = (x_b + inc).astype(x_b.dtype).astype("float64")
+            xa = (x_b + inc).astype(_analysis_dtype(x_b.dtype)).astype("float64")
         else:
             xa = np.asarray(stack_values(analysis, net.channels), dtype="float64")
         cloud_names = radiances["sensor_channel"].values.astype(str).tolist()

@@ -40,9 +40,9 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from ..grid import latitude_bounds, longitude_gaps, native_coords, wide_longitude_gaps
+from ..grid import latitude_bounds, longitude_gaps, wide_longitude_gaps
 from .channels import VECTOR_COMPONENTS
-from .schema import SchemaError, validate
+from .schema import SchemaError, native_byte_order, validate
 
 __all__ = [
     "GRIDS",
@@ -504,8 +504,8 @@ def regrid(
         return out.rename(None) if ds.name is None else out
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")
-    data = validate(native_coords(ds))  # big-endian coordinates fail pandas' lookups
-    grid = native_coords(target_grid(target))
+    data = validate(ds)  # (big-endian values made native: pandas' lookups fail on them)
+    grid = native_byte_order(target_grid(target))
     dims_order = list(data.dims)  # the output's order (before chunks are merged)
     data = _merge_small_chunks(data)  # dask data chunked one time per chunk: bounded graph
     # a non-index coordinate along latitude or longitude (a land-sea mask or orography kept

@@ -36,8 +36,10 @@ __all__ = [
     "SchemaError",
     "canonical_unit",
     "check_no_time_zone",
+    "check_unpacked",
     "input_source",
     "likely_unit_mistake",
+    "native_byte_order",
     "parse_times",
     "physical_range_error",
     "check_state_dims",
@@ -492,8 +494,11 @@ def time_dtype_problem(coord: xr.DataArray | xr.Variable, name: Hashable = "time
     xfuxi's times are ``datetime64`` in UTC without a time zone. cftime dates (a model
     calendar: ``noleap``, ``360_day``, ...) and times carrying a time zone cannot be added
     to leads nor compared with such times; the message names the problem and the
-    conversion. Other dtypes (strings, numbers) are None here: the caller's own check
-    names their dtype.
+    conversion. ``datetime64`` of a coarser unit than ns (``[s]``, ``[us]``: xarray keeps
+    them) holding times outside the years 1678 to 2261 are named too: xfuxi computes its
+    times in ``datetime64[ns]``, where they would wrap round to other dates (2300 became
+    1715). Other dtypes (strings, numbers) are None here: the caller's own check names
+    their dtype.
 
     Examples
     --------
@@ -503,6 +508,9 @@ def time_dtype_problem(coord: xr.DataArray | xr.Variable, name: Hashable = "time
     True
     >>> time_dtype_problem(xr.DataArray(t.tz_localize("UTC"), dims="time"))[:50]
     "coordinate 'time' carries a time zone (UTC); xfuxi"
+    >>> far = xr.Variable("time", np.array(["2300-01-01"], dtype="datetime64[s]"))
+    >>> time_dtype_problem(far)[:70]
+    "coordinate 'time' holds times outside the years 1678 to 2261 that date"
     """
     tz = getattr(coord.dtype, "tz", None)
     first = None
@@ -523,7 +531,42 @@ def time_dtype_problem(coord: xr.DataArray | xr.Variable, name: Hashable = "time
             f"coordinate {name!r} holds cftime dates ({calendar} calendar), not datetime64; "
             f"convert them first: ds.convert_calendar('standard', use_cftime=False{align})"
         )
+    if isinstance(coord.dtype, np.dtype) and coord.dtype.kind == "M":
+        return _beyond_ns_problem(coord, name)
     return None
+
+
+#: the days of 400 Gregorian years: a shift by them keeps every date's day of the year,
+#: weekday and leap day
+_GREGORIAN_CYCLE_DAYS = 146097
+
+
+def _beyond_ns_problem(coord: xr.DataArray | xr.Variable, name: Hashable) -> str | None:
+    """What :func:`time_dtype_problem` says of datetime64 ``coord`` holding times that
+    ``datetime64[ns]`` cannot (a coarser unit: NumPy's cast to ns wraps them round
+    silently), or None."""
+    unit = np.datetime_data(coord.dtype)[0]
+    if unit in ("ns", "ps", "fs", "as", "generic") or not coord.size:
+        return None
+    values = np.ravel(np.asarray(coord.values))
+    # compared in microseconds (a comparison in ns would cast, and wrap, the values)
+    low = np.datetime64(pd.Timestamp.min.ceil("us").value // 1000, "us")
+    high = np.datetime64(pd.Timestamp.max.floor("us").value // 1000, "us")
+    known = values[~np.isnat(values)]
+    in_us = known.astype("datetime64[us]")
+    outside = known[(in_us < low) | (in_us > high)]
+    if not outside.size:
+        return None
+    shown = [str(v) for v in np.unique(outside)[:5]]
+    sign = "-" if (in_us > high).any() else "+"  # later than 2261: back, else forward
+    return (
+        f"coordinate {name!r} holds times outside the years 1678 to 2261 that "
+        f"datetime64[ns] holds: {shown}; xfuxi computes times in datetime64[ns], where "
+        "they would become other dates: shift them into those years by whole 400-year "
+        "Gregorian cycles (which keep each day of the year), e.g. "
+        f"ds.assign_coords({name}=ds[{str(name)!r}] {sign} np.timedelta64("
+        f"{_GREGORIAN_CYCLE_DAYS}, 'D'))"
+    )
 
 
 def _is_number(value: Any) -> bool:
@@ -687,10 +730,11 @@ def states_at_valid_times(
     -------
     xarray.Dataset or xarray.DataArray
         ``ds`` itself where it holds no lead, a lead dim (a forecast of several leads:
-        the caller refuses it or takes it whole) or times that are not datetime64 (which
-        :func:`validate` names); otherwise a copy whose ``time`` is
-        ``time + lead``, without the lead (and without a ``valid_time`` coordinate, which
-        xfuxi's netCDF writer and cfgrib add). A lead of zero just drops the lead.
+        the caller refuses it or takes it whole) or times that are not datetime64 or
+        lie outside ``datetime64[ns]`` (which :func:`validate` names); otherwise a copy
+        whose ``time`` is ``time + lead``, without the lead (and without a
+        ``valid_time`` coordinate, which xfuxi's netCDF writer and cfgrib add). A lead of
+        zero just drops the lead.
 
     Raises
     ------
@@ -723,8 +767,10 @@ def states_at_valid_times(
             f"{what}: {name} lies along {list(lead.dims)}; the lead of states is one value, "
             "or one per time (along 'time')"
         )
-    if "time" in ds.coords and ds["time"].dtype.kind != "M":
-        return ds  # cftime dates, strings: validate names the problem, with the fix
+    if "time" in ds.coords and (
+        ds["time"].dtype.kind != "M" or time_dtype_problem(ds["time"]) is not None
+    ):  # cftime dates, strings, times beyond datetime64[ns]: validate names the problem
+        return ds
     out = ds.drop_vars([name, "valid_time"], errors="ignore")
     if "time" not in out.coords:
         return out
@@ -867,6 +913,90 @@ select one (ds.isel(member=0))
         )
 
 
+def native_byte_order(obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    """``obj`` with its values and coordinates in the machine's byte order.
+
+    Big-endian values (``>f4``, ``>f8``, ``>i4``: h5py, ``np.fromfile``, netCDF3 and GRIB
+    conversions, arrays built by hand) are computed with as they are by NumPy, but pandas
+    refuses them as an index ("Big-endian buffer not supported") and flox's grouped sums
+    fail on them. Each variable in another byte order is converted (dask-backed ones
+    lazily), keeping its attributes and encoding; the others are left as they are.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        Not modified.
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        ``obj`` itself where every variable is in the native byte order, else a shallow
+        copy with the converted variables (the values are the same).
+
+    Examples
+    --------
+    >>> lat = np.array([-10.0, 10.0], dtype=">f8")
+    >>> ds = xr.Dataset({"t": ("latitude", np.array([1.0, 2.0], dtype=">f4"))},
+    ...                 coords={"latitude": lat})
+    >>> out = native_byte_order(ds)
+    >>> out["t"].dtype.isnative, out["latitude"].dtype.isnative, ds["t"].dtype.isnative
+    (True, True, False)
+    >>> native_byte_order(out) is out
+    True
+    """
+
+    def native(var: xr.Variable) -> xr.Variable:
+        new = var.astype(var.dtype.newbyteorder("="))
+        new.attrs, new.encoding = dict(var.attrs), dict(var.encoding)
+        return new
+
+    def foreign(var: xr.Variable) -> bool:
+        return isinstance(var.dtype, np.dtype) and not var.dtype.isnative
+
+    coords = {k: native(c.variable) for k, c in obj.coords.items() if foreign(c.variable)}
+    if isinstance(obj, xr.DataArray):
+        out = obj.copy(deep=False, data=native(obj.variable).data) if foreign(obj.variable) else obj
+    else:
+        values = {k: native(v.variable) for k, v in obj.data_vars.items() if foreign(v.variable)}
+        out = obj.assign(values) if values else obj
+    return out.assign_coords(coords) if coords else out
+
+
+def check_unpacked(ds: xr.Dataset | xr.DataArray) -> None:
+    """Raise :class:`SchemaError` naming the first data variable of ``ds`` (or the
+    DataArray ``ds``) still packed.
+
+    Read with ``mask_and_scale=False`` (or ``decode_cf=False``), a packed variable keeps
+    ``scale_factor``, ``add_offset`` or ``_Unsigned`` in its attributes (decoded, xarray
+    moves them into its encoding) and holds the stored integer counts, not physical values:
+    a mean temperature of -1323 K. The message says how to decode it.
+
+    Raises
+    ------
+    SchemaError
+        A data variable (or the DataArray) whose attributes hold ``scale_factor``,
+        ``add_offset`` or ``_Unsigned`` (:data:`PACKING_ATTRS`).
+
+    Examples
+    --------
+    >>> t = xr.DataArray(np.array([100], "int16"), dims="x", attrs={"scale_factor": 0.01})
+    >>> check_unpacked(xr.Dataset({"t": t}))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xfuxi.data.schema.SchemaError: variable 't' is still packed: its attributes hold ...
+    """
+    items = [(ds.name, ds)] if isinstance(ds, xr.DataArray) else ds.data_vars.items()
+    for name, var in items:
+        packing = [k for k in PACKING_ATTRS if k in var.attrs]
+        if packing:
+            raise SchemaError(
+                f"variable {name!r} is still packed: its attributes hold {packing}, so its "
+                f"{var.dtype} values are stored counts, not physical values; decode it "
+                "first: ds = xr.decode_cf(ds), or open the file without mask_and_scale=False "
+                "or decode_cf=False"
+            )
+
+
 def require_dataset(ds: Any, what: str) -> None:
     """Raise a ``TypeError`` naming ``what`` (e.g. ``"initial conditions"``) unless ``ds`` is
     an :class:`xarray.Dataset` (a DataArray gets the hint of how to make one).
@@ -929,11 +1059,12 @@ def validate(
     -------
     xarray.Dataset or xarray.DataArray
         A new object that shares no memory with ``ds`` (editing it never edits ``ds``;
-        dask arrays stay lazy): aliases renamed (``lat``, ``valid_time``,
-        ``pressure_level``, ``member``, ERA5 short names, ...; a DataArray named by an ERA5
-        short name comes back under the long name), latitude ascending,
-        longitude wrapped to 0..360 and ascending, levels and times ascending, dimensions in
-        canonical order. The variables' encodings keep how values are stored (times'
+        dask arrays stay lazy), its values and coordinates in the machine's byte order
+        (big-endian ones converted: :func:`native_byte_order`): aliases renamed
+        (``lat``, ``valid_time``, ``pressure_level``, ``member``, ERA5 short names, ...; a
+        DataArray named by an ERA5 short name comes back under the long name), latitude
+        ascending, longitude wrapped to 0..360 and ascending, levels and times ascending,
+        dimensions in canonical order. The variables' encodings keep how values are stored (times'
         ``units`` and ``calendar``, ``dtype``, packing, ``_FillValue``) but not the storage
         layout of the file or store read (chunks, compressors, filters:
         :data:`VALUE_ENCODINGS`), so that ``to_zarr`` and ``to_netcdf`` of the result
@@ -946,7 +1077,11 @@ def validate(
         level, NaN where not allowed, wrong units, wrong time dtype (cftime dates and
         times with a time zone are named, with the conversion), a complex data variable,
         a value outside its physical range, a ``valid_time`` beside ``time`` that is not
-        ``time`` + the scalar lead.
+        ``time`` + the scalar lead, times outside the years 1678 to 2261 that
+        ``datetime64[ns]`` holds (``datetime64[s]`` of a run dated 2300, which xarray
+        keeps: xfuxi's times are computed in ns), a data variable still packed (its
+        attributes hold ``scale_factor``, ``add_offset`` or ``_Unsigned``: read with
+        ``mask_and_scale=False``; the message says how to decode it).
 
     Notes
     -----
@@ -991,8 +1126,9 @@ def validate(
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")
 
-    # a deep copy: the result never shares memory with the input (dask arrays stay lazy)
-    out = surface_geopotential(_rename_aliases(ds.copy(deep=True)))
+    # a deep copy: the result never shares memory with the input (dask arrays stay lazy);
+    # big-endian values in the machine's order (pandas refuses them as an index)
+    out = surface_geopotential(_rename_aliases(native_byte_order(ds.copy(deep=True))))
     renamed_ensemble = [d for d in ("member", "realization") if d in ds.dims]
     if renamed_ensemble and "number" in out.dims:  # messages name the dim the user gave
         out.encoding = {**out.encoding, _ENSEMBLE_DIM_KEY: renamed_ensemble[0]}
@@ -1028,6 +1164,7 @@ def validate(
         if dim in out.dims:
             out = _fix_time(out, dim)
 
+    check_unpacked(out)
     lazy_nan_counts = {}
     for name in list(out.data_vars):
         var = out[name]
@@ -1068,6 +1205,11 @@ def validate(
     out.set_close(ds.close)
     return out
 
+
+#: the attributes of a variable still packed (read with ``mask_and_scale=False`` or
+#: ``decode_cf=False``): decoded, xarray moves them into the encoding; :func:`validate`
+#: refuses data variables that carry them
+PACKING_ATTRS: tuple[str, ...] = ("scale_factor", "add_offset", "_Unsigned")
 
 #: the encoding keys :func:`validate` keeps: how values are stored (times' units and
 #: calendar, a packing, the fill value), not where (chunks, codecs of a zarr store)

@@ -31,7 +31,15 @@ from ..files import (
     netcdf_written_by,
 )
 from ..grid import area_weights
-from .schema import SchemaError, _fix_time, parse_times, states_at_valid_times, validate
+from .schema import (
+    SchemaError,
+    _fix_time,
+    check_unpacked,
+    native_byte_order,
+    parse_times,
+    states_at_valid_times,
+    validate,
+)
 
 __all__ = [
     "select_climatology",
@@ -431,7 +439,10 @@ def climatology(
         without a seasonal climatology.
     SchemaError
         If ``dim`` holds a time twice (it would be counted twice) or a missing time (NaT),
-        as :func:`xfuxi.validate` refuses them, or a scalar lead is not a time span.
+        as :func:`xfuxi.validate` refuses them, or a scalar lead is not a time span; a
+        variable still packed (``scale_factor``, ``add_offset`` or ``_Unsigned`` in its
+        attributes: read with ``mask_and_scale=False``), or times outside the years 1678
+        to 2261 of ``datetime64[ns]``.
 
     Notes
     -----
@@ -467,6 +478,9 @@ def climatology(
         ds = states_at_valid_times(ds, "climatology")
     is_da = isinstance(ds, xr.DataArray)
     data = as_dataset(ds, "climatology") if not is_da else ds.to_dataset(name="__clim__")
+    # big-endian values (>f4 of a netCDF3 file, h5py): flox's grouped sums refuse them
+    data = native_byte_order(data)
+    check_unpacked(ds)  # stored counts (read with mask_and_scale=False): not averaged
     if dim not in data.dims:
         raise ValueError(f"dimension {dim!r} not found; the data has dims {list(data.dims)}")
     if data[dim].dtype.kind != "M":

@@ -54,7 +54,14 @@ import xarray as xr
 
 from ..config import Config, config_with_legacy, field, is_integer
 from ..constants import EARTH_RADIUS
-from ..data.schema import PROVENANCE_KEYS, input_source, parse_times, states_at_valid_times
+from ..data.schema import (
+    PROVENANCE_KEYS,
+    input_source,
+    native_byte_order,
+    parse_times,
+    states_at_valid_times,
+    time_dtype_problem,
+)
 from ..docstrings import docstring_parts
 
 __all__ = [
@@ -673,6 +680,10 @@ def _check_truth(truth: xr.Dataset) -> xr.Dataset:
         raise ImagerError(f"truth must be an xarray.Dataset; got {type(truth).__name__}")
     # states of a forecast at one lead are valid at time + lead (not at their initial times)
     truth = states_at_valid_times(truth, "truth", error=ImagerError)
+    if "time" in truth.coords:  # cftime dates, a time zone, beyond datetime64[ns]: named
+        problem = time_dtype_problem(truth["time"], "time")
+        if problem is not None:
+            raise ImagerError(f"the truth's {problem}")
     missing = [v for v in STATE_VARIABLES if v not in truth.data_vars]
     if missing:
         raise ImagerError(
@@ -820,7 +831,9 @@ def imager_observations(
         frames read (named with the number of such values), or a scalar lead that is not a
         time span; unknown channel, repeated frames or times, a frame that is not a number
         of hours or a time that is not a date and time (named), no frame time inside the
-        truth, no grid point seen by any satellite.
+        truth, no grid point seen by any satellite; truth times that are cftime dates,
+        carry a time zone or lie outside the years 1678 to 2261 of ``datetime64[ns]``
+        (named, with the conversion).
 
     Examples
     --------
@@ -1045,7 +1058,9 @@ def check_radiances(
         channel absent, every pixel missing, an infinite value, a zenith angle outside
         [0, 90) or with ``units`` other than degrees (radians are refused), a dim beyond
         time, frame, sensor_channel, latitude and longitude, a frame coordinate that is not
-        a timedelta, or repeated times, frames, latitudes or longitudes.
+        a timedelta, or repeated times, frames, latitudes or longitudes; times that are
+        cftime dates, carry a time zone or lie outside the years 1678 to 2261 of
+        ``datetime64[ns]`` (named, with the conversion).
     """
     if not isinstance(radiances, xr.Dataset) or "brightness_temperature" not in radiances:
         raise ImagerError(
@@ -1086,6 +1101,11 @@ def check_radiances(
                 f"analysis time as a timedelta (as xfuxi.imager_observations writes it); got "
                 f"{'no coordinate' if 'frame' not in radiances.coords else frame.dtype}"
             )
+    if "time" in radiances.coords:  # cftime dates, a time zone, beyond datetime64[ns]
+        problem = time_dtype_problem(radiances["time"], "time")
+        if problem is not None:
+            raise ImagerError(f"the radiances' {problem}")
+    radiances = native_byte_order(radiances)  # big-endian coordinates: pandas refuses them
     for name in ("time", "frame"):  # each analysis time and frame is looked up by value
         if name in radiances.dims and name in radiances.coords:
             values = radiances[name].values

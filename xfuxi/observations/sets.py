@@ -126,9 +126,11 @@ def make_observations(
 
     Notes
     -----
-    A NaN value (a missing report), a NaN or non-positive error and a NaN position are kept:
-    :func:`screen_observations` rejects such observations and counts them per reason
-    (``nan_value``, ``bad_error``, ``outside_grid``), as the assimilation does.
+    A NaN value (a missing report), a NaN or non-positive error and a NaN position are
+    kept, and so are the masked values of NumPy masked arrays, as NaN (netCDF4 and h5py
+    give masked arrays for a ``_FillValue``; ``np.ma.masked_where(qc > 0, value)`` marks
+    failed reports): :func:`screen_observations` rejects such observations and counts them
+    per reason (``nan_value``, ``bad_error``, ``outside_grid``), as the assimilation does.
 
     Examples
     --------
@@ -137,12 +139,14 @@ def make_observations(
     >>> obs.sizes["obs"], obs["level"].values.tolist()
     (2, [500.0, 500.0])
     """
-    value = np.atleast_1d(np.asarray(value, dtype="float64"))
+    value = np.atleast_1d(_unmasked(value, "value"))
     if value.ndim != 1:
         raise ObservationError(f"value must be 1-D, got shape {value.shape}")
     m = value.size
 
     def arr(x: Any, name: str, dtype: Any) -> np.ndarray:
+        if np.ma.isMaskedArray(x):  # masked values are missing (NaN), as netCDF4 masks them
+            x = _unmasked(x, name)
         a = np.asarray(x if x is not None else np.nan)
         if a.ndim == 0:
             a = np.full(m, a.item() if a.dtype != object else a.item())
@@ -151,6 +155,8 @@ def make_observations(
             raise ObservationError(f"{name} has shape {a.shape}; expected ({m},)")
         return a
 
+    if np.ma.isMaskedArray(level):  # a masked level: NaN, as a single-level variable's
+        level = _unmasked(level, "level")
     level_arr = np.asarray(level if level is not None else np.nan, dtype=object)
     if level_arr.ndim:
         level_arr = np.array([np.nan if v is None else v for v in level_arr], dtype="float64")
@@ -175,6 +181,19 @@ def make_observations(
             f"{lat[bad[:5]].tolist()} at obs index {bad[:5].tolist()}"
         )
     return validate_observations(ds)
+
+
+def _unmasked(values: Any, name: str) -> np.ndarray:
+    """``values`` as float64, the masked ones of a NumPy masked array (netCDF4 and h5py give
+    them for a ``_FillValue``; ``np.ma.masked_where`` marks failed reports) NaN: missing,
+    as :func:`make_observations` documents (``np.asarray`` kept the values under the
+    mask, a fill value -999 among them)."""
+    if np.ma.isMaskedArray(values):
+        try:
+            return np.ma.filled(np.ma.asarray(values).astype("float64"), np.nan)
+        except (TypeError, ValueError):
+            raise ObservationError(f"{name} must hold numbers; got {values!r}") from None
+    return np.asarray(values, dtype="float64")
 
 
 def _positive_count(value: Any, name: str) -> int:
@@ -273,6 +292,13 @@ def _observation_time_fix(problem: str) -> str:
     observation times (along ``obs``, not an index: its ``ds.indexes`` or
     ``convert_calendar`` fixes do not apply)."""
     what = problem.split(";")[0]
+    if "outside the years" in what:  # datetime64[s] of 2300: another conversion
+        return (
+            f"observations' {what}; xfuxi computes times in datetime64[ns]: shift them into "
+            "those years by whole 400-year Gregorian cycles (146097 days, which keep each "
+            "day of the year), e.g. obs.assign_coords(time=obs['time'] - "
+            "np.timedelta64(146097, 'D')) for times after 2261"
+        )
     if "time zone" in what:
         fix = "obs['time'].to_index().tz_convert('UTC').tz_localize(None)"
     else:

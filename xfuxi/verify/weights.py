@@ -18,9 +18,17 @@ import pandas as pd
 import xarray as xr
 
 from ..config import user_stacklevel
-from ..data.schema import DIM_ALIASES, canonical_unit, same_unit, time_dtype_problem, unit_hint
+from ..data.schema import (
+    DIM_ALIASES,
+    canonical_unit,
+    check_unpacked,
+    native_byte_order,
+    same_unit,
+    time_dtype_problem,
+    unit_hint,
+)
 from ..data.stats import own_attrs
-from ..grid import area_weights, native_coords
+from ..grid import area_weights
 from ..options import get_options
 
 __all__ = ["align_valid_time", "area_weights", "valid_time"]
@@ -261,7 +269,7 @@ def conform(
     rules are in the documentation, docs/design.md (Verification).
     """
     # big-endian coordinates (h5py, np.fromfile) fail pandas' first lookup
-    obj, reference = native_coords(obj), native_coords(reference)
+    obj, reference = native_byte_order(obj), native_byte_order(reference)
     for d in obj.dims:
         if d in reference.dims:
             continue
@@ -966,7 +974,8 @@ def prepare_pair(
         of the forecast, or if either holds a value twice along a dim they share, or along
         ``time`` or ``prediction_timedelta`` (:func:`check_unique`: a repeated initial time
         or lead would be scored twice), or holds a lead named ``lead_time`` or ``step``
-        (:func:`check_lead_name`).
+        (:func:`check_lead_name`), or a variable still packed (attributes
+        ``scale_factor``, ``add_offset``, ``_Unsigned``: :func:`~xfuxi.data.schema.check_unpacked`).
     TypeError
         If one is a Dataset and the other a DataArray; if either holds complex data
         (:func:`as_float`); if the ``time`` of one holds cftime dates or carries a time
@@ -984,9 +993,10 @@ def prepare_pair(
             f"{type(forecast).__name__} and {type(truth).__name__}"
         )
     # big-endian coordinates (h5py, np.fromfile) fail pandas' first lookup
-    forecast, truth = native_coords(forecast), native_coords(truth)
+    forecast, truth = native_byte_order(forecast), native_byte_order(truth)
     for obj, name in zip((forecast, truth), names, strict=True):
         check_lead_name(obj, name)
+        check_unpacked(obj)  # stored int16 counts would be scored as values
     _check_pair_times(forecast, truth, names)
     check_same_units(forecast, truth, names)
     # along the dims matched (the time and lead a truth on time is taken at, too), a value
