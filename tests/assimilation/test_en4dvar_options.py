@@ -223,3 +223,23 @@ def test_default_model_is_the_shipped_one_step_model():
     )  # fmt: skip
     assert res.analysis.attrs["model"] == DEFAULT_MODEL
     assert float(res.increment["temperature"].sel(level=850.0).max()) > 0
+
+
+def test_a_localization_dict_changes_the_default_not_the_dataclass_defaults():
+    """{"vertical_length_scale": ...} localized at LocalizationOptions' own 2000 km, not
+    at the default's 1500 km that the docs state."""
+    from xfuxi.assimilation.en4dvar import DEFAULT_LOCALIZATION
+
+    m, t, bg = _l96()
+    obs = _obs(t[-1], [9.0], 90.0)
+    kw = dict(model=m, background_error=L96, progress=False)
+    got = assimilate_4dvar(bg, obs, localization={"n_points": 8}, **kw)
+    used = LocalizationOptions.from_dict(json.loads(got.analysis.attrs["config"])["localization"])
+    assert used.length_scale == DEFAULT_LOCALIZATION.length_scale == 1500.0
+    assert used.n_points == 8
+    ref = assimilate_4dvar(
+        bg, obs, localization=LocalizationOptions(length_scale=1500.0, n_points=8), **kw
+    )
+    xr.testing.assert_identical(got.analysis, ref.analysis)
+    own = assimilate_4dvar(bg, obs, localization={"length_scale": 3000.0}, **kw)
+    assert json.loads(own.analysis.attrs["config"])["localization"]["length_scale"] == 3000.0

@@ -393,8 +393,10 @@ def assimilate_4dvar(
         recorded in ``attrs["config"]``).
     localization : LocalizationOptions, float, dict, Localization or None
         Default :data:`DEFAULT_LOCALIZATION`: Gaspari–Cohn with a 1500 km half-width (the
-        tuned examples' value). A number is a half-width in km; a dict gives
-        :class:`LocalizationOptions` fields; a ready
+        tuned examples' value). A number is a half-width in km; a dict changes fields of
+        the default (``{"vertical_length_scale": 0.5}`` keeps its 1500 km); a
+        :class:`LocalizationOptions` is taken as it is (its own ``length_scale`` default
+        is 2000 km); a ready
         :class:`~xfuxi.assimilation.localization.Localization` is used as it is (build one
         with :func:`~xfuxi.assimilation.inputs.build_localization` to reuse its
         eigendecomposition over a cycle); None: no localization (control of size N).
@@ -544,6 +546,10 @@ def assimilate_4dvar(
         allowed=tuple(LEGACY_KEYWORDS),
     )
     opts, win, qc = cfg["background_error"], cfg["window"], cfg["quality_control"]
+    if isinstance(localization, dict) and "length_scale" not in localization:
+        # a dict changes the default's options: {"vertical_length_scale": 0.5} kept the
+        # dataclass's 2000 km instead of the default's 1500
+        localization = {"length_scale": DEFAULT_LOCALIZATION.length_scale, **localization}
     loc_options = LocalizationOptions.coerce(localization)
     background, t0, bg = background_tensor(background, model, time=win.time)
     step = pd.Timedelta(model.timestep)
