@@ -35,3 +35,25 @@ def da_model():
 def da_background():
     """Three background states of the 3 × 4 En4DVar world."""
     return tiny.da_background()
+
+
+@pytest.fixture
+def fuxi_da_case():
+    """``(background, radiances, model)``: a FuXi-DA case on the tiny DA world (two imager
+    channels, two frames, a background 1 K too warm, a tiny network with a random head)."""
+    import torch
+
+    from tests import tiny_da
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.observations.imager import imager_observations
+
+    truth = tiny_da.truth(4)
+    radiances = imager_observations(
+        truth, satellites=[90.0], channels=["wv6.2", "ir10.8"], frames=(-2.0, 0.0)
+    )
+    background = truth.sel(time=radiances["time"].values) + 0.0
+    background["temperature"] = background["temperature"] + 1.0
+    model = tiny_da_model()
+    with torch.no_grad():
+        model.net.head.weight.normal_(0, 0.05)
+    return background, radiances, model

@@ -18,17 +18,8 @@ C_MODEL = len(tiny_da.MODEL_CHANNELS)
 
 
 @pytest.fixture
-def case():
-    truth = tiny_da.truth(4)
-    radiances = imager_observations(
-        truth, satellites=[90.0], channels=["wv6.2", "ir10.8"], frames=(-2.0, 0.0)
-    )
-    background = truth.sel(time=radiances["time"].values) + 0.0
-    background["temperature"] = background["temperature"] + 1.0
-    model = tiny_da_model()
-    with torch.no_grad():
-        model.net.head.weight.normal_(0, 0.05)
-    return background, radiances, model
+def case(fuxi_da_case):
+    return fuxi_da_case
 
 
 def test_analysis_increment_and_diagnostics(case):

@@ -7,12 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import xarray as xr
 
 import xfuxi
 from tests import tiny, tiny_da
-from tests.models.test_fuxi_da import tiny_da_model
 from xfuxi.assimilation.da import assimilate_da
 from xfuxi.data.schema import SchemaError, native_byte_order, time_dtype_problem, validate
 from xfuxi.observations.imager import ImagerError, imager_observations
@@ -47,18 +45,8 @@ def big_endian(ds: xr.Dataset, names) -> xr.Dataset:
 
 
 @pytest.fixture
-def case():
-    """The FuXi-DA case of tests/assimilation/test_da.py: a tiny world and model."""
-    truth = tiny_da.truth(4)
-    radiances = imager_observations(
-        truth, satellites=[90.0], channels=["wv6.2", "ir10.8"], frames=(-2.0, 0.0)
-    )
-    background = truth.sel(time=radiances["time"].values) + 0.0
-    background["temperature"] = background["temperature"] + 1.0
-    model = tiny_da_model()
-    with torch.no_grad():
-        model.net.head.weight.normal_(0, 0.05)
-    return background, radiances, model
+def case(fuxi_da_case):
+    return fuxi_da_case
 
 
 # --- 1. times beyond datetime64[ns] in a coarser unit ---
