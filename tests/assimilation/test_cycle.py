@@ -1529,8 +1529,8 @@ def test_days_that_are_not_a_whole_number_of_cycles_are_refused(setting):
                      config=CycleConfig(days=days, lead_steps=2, initial_error=1.0),
                      progress=False)  # fmt: skip
 
-    with pytest.raises(
-        ValueError, match=r"days=0\.3 is 1\.2 cycles of 0 days 06:00:00.*days=0\.25"
-    ):
+    with pytest.raises(ValueError, match=r"days=0\.3 is 1\.2 cycles of 6 h.*days=0\.25 for 1\)"):
         run(0.3)
+    with pytest.raises(ValueError, match=r"days=0\.1 is 0\.4 cycles of 6 h.*days=0\.25 for 1\)"):
+        run(0.1)  # (it suggested days=0 for 0, refused in turn)
     assert run(0.5).scores.sizes["time"] == 2  # two cycles of 6 hours

@@ -319,3 +319,29 @@ def test_varbc_options_are_checked():
         radiance_analysis(bg, table, varbc={"wv6.9": (0, 0, 0)}, **kw)
     with pytest.raises(ImagerError, match=r"no prior bias coefficients for channel\(s\) \["):
         radiance_analysis(bg, table, varbc=prior, **kw)
+
+
+def test_radiance_analysis_takes_a_localization_dict_as_assimilate_4dvar_does(monkeypatch):
+    """A dict localized at LocalizationOptions' own 2000 km, not at the default's 1500."""
+    import xfuxi.assimilation.radiances as radiances_module
+    from xfuxi.assimilation.config import BackgroundError, Minimiser
+
+    seen = {}
+
+    class _Stop(Exception):
+        pass
+
+    def capture(options, model):
+        seen["options"] = options
+        raise _Stop
+
+    monkeypatch.setattr(radiances_module, "build_localization", capture)
+    truth, _, biased = _biased_radiances()
+    with pytest.raises(_Stop):
+        radiances_module.radiance_analysis(
+            truth.isel(time=[1, 2, 3]), biased, model=forecast_model(),
+            localization={"n_points": 8}, screen_threshold=None,
+            background_error=BackgroundError(n_members=4, amplitude=0.2),
+            minimiser=Minimiser(max_iter=1),
+        )  # fmt: skip
+    assert seen["options"].length_scale == 1500.0 and seen["options"].n_points == 8

@@ -308,3 +308,21 @@ def test_accumulation_period_with_its_unit_is_read():
     for period in ("1h", pd.Timedelta(1, "h"), np.timedelta64(60, "m")):
         out = xfuxi.from_era5(era, accumulation_period=period)
         assert out["total_precipitation_6hr"].isel(time=-1).values == pytest.approx(6e-3)
+
+
+def test_persistence_and_climatology_of_a_numpy_array_name_the_type():
+    """The lead check ran before the type check: a raw AttributeError ('numpy.ndarray'
+    object has no attribute 'coords')."""
+    with pytest.raises(TypeError, match="expected an xarray.Dataset or DataArray"):
+        xfuxi.persistence_forecast(np.zeros(3), leads=["6h"])
+    with pytest.raises(TypeError, match="expected an xarray.Dataset or DataArray"):
+        xfuxi.climatology(np.zeros(3))
+
+
+def test_imager_frames_given_as_timedeltas_are_refused():
+    """np.asarray(frames, float64) read timedelta64 frames as counts of nanoseconds
+    (±2 h became ±7.2e12 'hours')."""
+    truth = tiny_da.truth(4)
+    for frames in (np.array([-2, 0], "m8[h]"), [pd.Timedelta("-2h"), pd.Timedelta(0)]):
+        with pytest.raises(ImagerError, match=r"frames must be offsets in hours.*timedelta"):
+            xfuxi.imager_observations(truth, satellites=[90.0], frames=frames)

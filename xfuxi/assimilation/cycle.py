@@ -1875,9 +1875,11 @@ def cycle(
         exact = float(days) * pd.Timedelta("1D") / step
         n_cycles = int(round(exact))
         if abs(exact - n_cycles) > 1e-9 * max(1.0, exact):  # 0.3 days ran 1 cycle silently
+            whole = max(n_cycles, 1)
+            hours = step / pd.Timedelta("1h")
             raise ValueError(
-                f"days={days!r} is {exact:g} cycles of {step}; give a whole number of cycles "
-                f"(days={n_cycles * step / pd.Timedelta('1D'):g} for {n_cycles}) or n_cycles"
+                f"days={days!r} is {exact:g} cycles of {hours:g} h; give a whole number of "
+                f"cycles (days={whole * step / pd.Timedelta('1D'):g} for {whole}) or n_cycles"
             )
     if n_cycles < 1:
         raise ValueError(f"the run needs at least one cycle; got n_cycles={n_cycles}")

@@ -107,6 +107,24 @@ DEFAULT_VERTICAL_LENGTH_SCALE = 1.0
 _TENSOR_DATA_KEYWORDS = ("members", "spread", "spread_groups", "static")
 
 
+def localization_options(value: Any) -> Any:
+    """The ``localization`` argument of :func:`assimilate_4dvar` (and of the radiance
+    analysis) as options: as :meth:`LocalizationOptions.coerce`, except that a dict changes
+    fields of :data:`DEFAULT_LOCALIZATION` (``{"vertical_length_scale": 0.5}`` keeps its
+    1500 km; the dataclass's own default is 2000 km).
+
+    Examples
+    --------
+    >>> localization_options({"vertical_length_scale": 0.5}).length_scale
+    1500.0
+    >>> localization_options({"length_scale": 800.0}).length_scale
+    800.0
+    """
+    if isinstance(value, dict) and "length_scale" not in value:
+        value = {"length_scale": DEFAULT_LOCALIZATION.length_scale, **value}
+    return LocalizationOptions.coerce(value)
+
+
 class TensorAnalysis(NamedTuple):
     """Result of :func:`en4dvar_analysis` (tensors, float64)."""
 
@@ -546,11 +564,7 @@ def assimilate_4dvar(
         allowed=tuple(LEGACY_KEYWORDS),
     )
     opts, win, qc = cfg["background_error"], cfg["window"], cfg["quality_control"]
-    if isinstance(localization, dict) and "length_scale" not in localization:
-        # a dict changes the default's options: {"vertical_length_scale": 0.5} kept the
-        # dataclass's 2000 km instead of the default's 1500
-        localization = {"length_scale": DEFAULT_LOCALIZATION.length_scale, **localization}
-    loc_options = LocalizationOptions.coerce(localization)
+    loc_options = localization_options(localization)
     background, t0, bg = background_tensor(background, model, time=win.time)
     step = pd.Timedelta(model.timestep)
     # perturbation std: the model's normalization std by default

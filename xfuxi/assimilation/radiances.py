@@ -51,9 +51,14 @@ from ..observations.imager import (
 )
 from ..observations.sets import screen_observations
 from .calibration import model_background_error, spread_values, wind_pairs
-from .config import BackgroundError, LocalizationOptions, Minimiser, QualityControl
+from .config import BackgroundError, Minimiser, QualityControl
 from .cost import ObsSlot, SlotBias
-from .en4dvar import DEFAULT_LOCALIZATION, en4dvar_analysis, resolve_vertical_localization
+from .en4dvar import (
+    DEFAULT_LOCALIZATION,
+    en4dvar_analysis,
+    localization_options,
+    resolve_vertical_localization,
+)
 from .inputs import background_tensor, build_localization, observation_slots
 from .members import background_anomalies
 
@@ -581,7 +586,7 @@ def radiance_analysis(
     background, t0, bg = background_tensor(background, model)
     slots: list[ObsSlot] = []
     diag: dict[str, Any] = {"n_conventional": 0, "n_radiances": 0}
-    loc = LocalizationOptions.coerce(localization)
+    loc = localization_options(localization)  # a dict changes the default's fields
     if conventional is not None:
         used, op, _, _ = screen_observations(
             conventional, channels=model.channels, latitude=model.latitude,

@@ -474,7 +474,9 @@ def climatology(
     >>> smooth.sizes["dayofyear"], round(float(smooth.sel(dayofyear=1, hour=0)), 3)
     (366, 0.979)
     """
-    if dim == "time":  # states of a forecast at one lead are valid at time + lead
+    # states of a forecast at one lead are valid at time + lead (as_dataset names a
+    # non-xarray input)
+    if dim == "time" and isinstance(ds, (xr.Dataset, xr.DataArray)):
         ds = states_at_valid_times(ds, "climatology")
     is_da = isinstance(ds, xr.DataArray)
     data = as_dataset(ds, "climatology") if not is_da else ds.to_dataset(name="__clim__")

@@ -160,7 +160,9 @@ def persistence_forecast(
     """
     # states of a forecast at one lead are valid at time + lead (their initial times were
     # taken as the times they persist from)
-    data = validate(states_at_valid_times(ds, "ds"), require_time=True)
+    if isinstance(ds, (xr.Dataset, xr.DataArray)):  # (validate names anything else)
+        ds = states_at_valid_times(ds, "ds")
+    data = validate(ds, require_time=True)
     lead = _leads(leads)
     if init_times is None:
         inits = data["time"].values

@@ -42,6 +42,7 @@ See the definitions in the documentation (docs/fuxi_da.md).
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -656,19 +657,24 @@ def _state_at(truth: xr.Dataset, when: np.datetime64) -> xr.Dataset:
 
 def _frame_offsets(frames: Any) -> np.ndarray:
     """``frames`` as float64 hours, or an ImagerError naming the value that is not a number
-    (a string such as ``"-2h"`` gave numpy's "could not convert string to float")."""
-    try:
-        return np.asarray(frames, dtype="float64")
-    except (TypeError, ValueError):
-        pass
+    (a string such as ``"-2h"`` gave numpy's "could not convert string to float"; a
+    timedelta64 was read as its count of nanoseconds)."""
     items = list(frames) if isinstance(frames, (list, tuple, np.ndarray)) else [frames]
-    bad = frames
-    for item in items:
+    spans = [v for v in items if isinstance(v, (np.timedelta64, pd.Timedelta, datetime.timedelta))]
+    if np.asarray(frames).dtype.kind == "m" or spans:
+        bad = spans[0] if spans else np.asarray(frames).ravel()[0]
+    else:
         try:
-            float(item)
+            return np.asarray(frames, dtype="float64")
         except (TypeError, ValueError):
-            bad = item
-            break
+            pass
+        bad = frames
+        for item in items:
+            try:
+                float(item)
+            except (TypeError, ValueError):
+                bad = item
+                break
     raise ImagerError(
         f"frames must be offsets in hours, as numbers (e.g. [-2.0, 0.0, 2.0]); {bad!r} is not "
         "one (a timedelta: divide it by np.timedelta64(1, 'h'))"
