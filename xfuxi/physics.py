@@ -152,8 +152,9 @@ def geostrophic_wind(
     cos = _along(np.cos(phi), ilat, ndim)
     lam_step = np.deg2rad(dlon[0])
     z = geopotential
-    if np.asarray(z).dtype.kind in "biu":  # differences of unsigned integers wrap around
-        z = np.asarray(z, dtype="float64")
+    dtype = z.dtype if hasattr(z, "dtype") else np.asarray(z).dtype  # (a dask array: lazy)
+    if dtype.kind in "biu":  # differences of unsigned integers wrap around
+        z = z.astype("float64") if hasattr(z, "astype") else np.asarray(z, dtype="float64")
     dzdlam = (np.roll(z, -1, axis=ilon) - np.roll(z, 1, axis=ilon)) / (2 * lam_step)
     dzdphi = np.gradient(z, phi, axis=ilat, edge_order=2)
     u = -finv * dzdphi / EARTH_RADIUS

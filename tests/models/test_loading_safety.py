@@ -416,3 +416,14 @@ def test_latitudes_written_as_strings_are_refused(tmp_path):
                      config=lambda c, unset=unset: c.pop(unset))  # fmt: skip
         with pytest.raises(CheckpointError, match=rf"lacks the entry '{unset}'"):
             load_da_model(gone)
+
+
+def test_the_known_da_entries_are_those_a_da_model_writes():
+    """DA_ENTRIES is written by hand: an entry added to config_dict must be added there,
+    or every load of a new checkpoint would warn of it."""
+    from tests.models.test_fuxi_da import tiny_da_model
+    from xfuxi.models.fuxi_da import DA_ENTRIES
+
+    model = tiny_da_model()
+    model.linear_update = True  # the one entry written only when set
+    assert set(model.config_dict()) == set(DA_ENTRIES)

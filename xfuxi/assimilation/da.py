@@ -879,6 +879,9 @@ def assimilate_da(
         attribute, else of the model's; radians read as degrees are refused so), radiance
         times that are cftime dates, carry a time zone or lie outside the years 1678 to
         2261 of ``datetime64[ns]`` (named, with the conversion).
+    TypeError
+        A background that is not a Dataset, or a forecast's lead (``prediction_timedelta``)
+        that is not a time span or lies along another dim than ``time``.
 
     Notes
     -----
