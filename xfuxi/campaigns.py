@@ -32,6 +32,7 @@ import xarray as xr
 
 from ._version import __version__
 from .config import Config, config_with_legacy, field, is_integer, user_stacklevel
+from .data.schema import parse_times
 from .files import OutputExistsError, read_marker, temporary_path
 from .options import progress_bar
 
@@ -201,21 +202,27 @@ class CampaignConfig(Config):
                     f"{self.init_times!r}"
                 )
             try:
-                times = tuple(_iso(t) for t in self.init_times)
-            except (TypeError, ValueError) as err:
+                given = list(self.init_times)  # a generator is read once
+            except TypeError:
                 raise ValueError(
-                    f"CampaignConfig.init_times holds a value that is no time ({err})"
-                ) from err
-            if not times:
+                    "CampaignConfig.init_times must be a sequence of times; got "
+                    f"{type(self.init_times).__name__} {self.init_times!r}"
+                ) from None
+            # the one way xfuxi reads times: numbers, time zones, cftime refused by name
+            index = parse_times(
+                given, "CampaignConfig.init_times", error=ValueError, allow_missing=True
+            )
+            if not len(index):
                 raise ValueError(
                     "CampaignConfig.init_times is empty; give at least one initial time, or "
                     "None for every time of the source whose predecessors it holds"
                 )
-            bad = [t for t, iso in zip(self.init_times, times) if iso == "NaT"]
-            if bad:
+            if index.hasnans:
+                bad = given[int(np.flatnonzero(index.isna())[0])]
                 raise ValueError(
-                    f"CampaignConfig.init_times holds {bad[0]!r}, which is not a time (NaT)"
+                    f"CampaignConfig.init_times holds {bad!r}, which is not a time (NaT)"
                 )
+            times = tuple(_iso(t) for t in index)
             dup = sorted({t for t in times if times.count(t) > 1})
             if dup:
                 raise ValueError(f"init_times lists {dup} more than once")

@@ -349,20 +349,13 @@ class Window(Config):
     def __post_init__(self) -> None:
         _check_int("n_slots", self.n_slots, 1)
         if self.time is not None:
-            import pandas as pd
+            from ..data.schema import parse_times  # pandas: when a time is given
 
-            if _is_number(self.time):  # pandas would read 123 as nanoseconds after 1970
-                raise ValueError(
-                    f"time must be a date and time (a string, datetime or datetime64); got "
-                    f"the number {self.time!r}"
-                )
-            try:
-                stamp = pd.Timestamp(self.time)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"time must be a date and time; got {self.time!r}") from err
-            if pd.isna(stamp):
-                raise ValueError(f"time must be a date and time; got {self.time!r}")
-            _set(self, "time", str(stamp))
+            # the one way xfuxi reads times: numbers, time zones, NaT refused by name
+            times = parse_times(self.time, "time", error=ValueError)
+            if len(times) != 1:
+                raise ValueError(f"time must be one date and time; got {len(times)}")
+            _set(self, "time", str(times[0]))
         if not isinstance(self.increment_previous, (bool, np.bool_)):
             raise ValueError(
                 f"increment_previous must be True or False; got {self.increment_previous!r}"

@@ -14,7 +14,7 @@ from typing import Any
 from ..assimilation import config as da
 from ..assimilation.cycle_config import CycleConfig
 from ..config import from_arguments
-from ..data.schema import SchemaError
+from ..data.schema import SchemaError, parse_times, states_at_valid_times
 from .common import (
     COMMANDS,
     _comma_separated,
@@ -141,8 +141,6 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 @command("imager", "synthetic geostationary imager radiances of a truth run (docs/fuxi_da.md)")
 def _cmd_imager(args) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
-    import pandas as pd
-
     from ..observations.imager import ImagerError, ImagerErrors, imager_observations
 
     cmd = "imager"
@@ -151,8 +149,9 @@ def _cmd_imager(args) -> int:
         satellites = _floats(args.satellites, "--satellites")
         frames = _floats(args.frames, "--frames")
         times = None
-        if args.times:
-            times = pd.DatetimeIndex([t.strip() for t in args.times.split(",") if t.strip()])
+        if args.times:  # read as every time xfuxi is given (parse_times)
+            given = [t.strip() for t in args.times.split(",") if t.strip()]
+            times = parse_times(given, "--times", error=ValueError)
     except (ValueError, TypeError) as err:
         return usage_error(cmd, str(err))
     if not satellites or not frames:
@@ -190,8 +189,6 @@ def _background_at_lead(ds, lead_hours: float | None):
     then be None)."""
     import numpy as np
 
-    from ..verify.weights import valid_time
-
     if "prediction_timedelta" not in ds.dims:
         if lead_hours is not None:
             raise ValueError(
@@ -211,8 +208,10 @@ def _background_at_lead(ds, lead_hours: float | None):
     if lead not in leads:
         hours = [float(x / np.timedelta64(1, "h")) for x in leads]
         raise ValueError(f"the forecast has no lead {lead_hours:g} h; its leads: {hours} h")
-    out = ds.sel(prediction_timedelta=lead)
-    return out.assign_coords(time=valid_time(out).values).drop_vars("prediction_timedelta")
+    # on their valid times, without the lead and the forecast's valid_time (write_netcdf's)
+    return states_at_valid_times(
+        ds.sel(prediction_timedelta=lead), "the background", error=ValueError
+    )
 
 
 def _select_analysis_times(background, radiances, times: str | None):
@@ -231,14 +230,14 @@ def _select_analysis_times(background, radiances, times: str | None):
         if not wanted.size:
             raise ValueError("no time of the background has radiances")
     else:
-        try:
-            wanted = pd.to_datetime(times.split(","), format="ISO8601")
-            wanted = np.unique(wanted.values.astype("datetime64[ns]"))
+        try:  # read as every time xfuxi is given: a time zone or a number refused by name
+            given = [t.strip() for t in times.split(",")]
+            wanted = np.unique(parse_times(given, "--times", error=ValueError).values)
         except ValueError as err:
             raise ValueError(
-                f"--times {times!r}: not 'radiances' or comma-separated ISO times "
+                f"{err}; --times takes 'radiances' or comma-separated ISO times "
                 "(2020-01-02T06,2020-01-02T12)"
-            ) from err
+            ) from None
         absent = [str(pd.Timestamp(t)) for t in wanted if t not in have]
         if absent:
             raise ValueError(f"--times: the background has no time {absent}")
@@ -825,6 +824,7 @@ def read_radiance_bias(path: str) -> tuple[Any, dict[str, float]]:
          "fit the imager radiances' bias offline, from forecasts of a truth run")  # fmt: skip
 def _cmd_fit_radiance_bias(args) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
+    import numpy as np
     import pandas as pd
 
     from ..assimilation.radiances import offline_bias_fit
@@ -862,8 +862,16 @@ def _cmd_fit_radiance_bias(args) -> int:
     times = truth["time"].values[idx]
     init = truth["time"].values[[i - args.lead_steps for i in idx]]
     fc = forecast(truth, model=model, steps=args.lead_steps, init_times=init, progress=False)
-    background = fc.isel(prediction_timedelta=-1, drop=True)
-    background = background.assign_coords(time=pd.DatetimeIndex(times))
+    # the forecasts at their last lead, on the times they are valid at (init + lead)
+    background = states_at_valid_times(fc.isel(prediction_timedelta=-1), "the forecasts")
+    valid = background["time"].values
+    if not np.array_equal(valid, times.astype(valid.dtype)):
+        return usage_error(
+            cmd, f"the forecasts of {args.lead_steps} model step(s) from the truth's times "
+            f"{[str(t) for t in init[:2]]} are valid at {[str(t) for t in valid[:2]]}, not "
+            f"at the fitted truth times {[str(t) for t in times[:2]]}: the truth's times are "
+            "not the model's step apart (--lead-steps counts both)",
+        )  # fmt: skip
     try:
         radiances = imager_observations(
             truth, satellites=satellites, times=times, errors=errors, seed=args.seed

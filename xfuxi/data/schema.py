@@ -563,9 +563,17 @@ def _beyond_ns_problem(coord: xr.DataArray | xr.Variable, name: Hashable) -> str
         f"coordinate {name!r} holds times outside the years 1678 to 2261 that "
         f"datetime64[ns] holds: {shown}; xfuxi computes times in datetime64[ns], where "
         "they would become other dates: shift them into those years by whole 400-year "
-        "Gregorian cycles (which keep each day of the year), e.g. "
-        f"ds.assign_coords({name}=ds[{str(name)!r}] {sign} np.timedelta64("
-        f"{_GREGORIAN_CYCLE_DAYS}, 'D'))"
+        f"Gregorian cycles (which keep each day of the year), e.g. {_shift_example(name, sign)}"
+    )
+
+
+def _shift_example(name: Hashable, sign: str, obj: str = "ds") -> str:
+    """The code that shifts the times ``obj[name]`` by one 400-year Gregorian cycle, back
+    (``sign`` ``"-"``) or forward (``"+"``), as :func:`_beyond_ns_problem` suggests it
+    (``obj`` the name of the Dataset in the example)."""
+    return (
+        f"{obj}.assign_coords({name}={obj}[{str(name)!r}] {sign} "
+        f"np.timedelta64({_GREGORIAN_CYCLE_DAYS}, 'D'))"
     )
 
 
@@ -673,7 +681,8 @@ def parse_times(
             if stamp is not pd.NaT:
                 check_no_time_zone(stamp, name, error=error)
         index = pd.DatetimeIndex(stamps)
-    check_no_time_zone(index, name, error=error)
+    # one time given: "carries ... give it" (an index reads "carry ... give them")
+    check_no_time_zone(index[0] if one and index.size == 1 else index, name, error=error)
     try:
         index = index.as_unit("ns")
     except (ValueError, OverflowError):

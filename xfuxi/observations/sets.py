@@ -32,7 +32,13 @@ import xarray as xr
 
 from ..config import is_integer, user_stacklevel
 from ..data.channels import channels_of, stack
-from ..data.schema import parse_times, states_at_valid_times, time_dtype_problem, validate
+from ..data.schema import (
+    _shift_example,
+    parse_times,
+    states_at_valid_times,
+    time_dtype_problem,
+    validate,
+)
 from ..docstrings import docstring_parts
 from .interpolation import (
     LONGITUDE_RANGE,
@@ -292,13 +298,12 @@ def _observation_time_fix(problem: str) -> str:
     observation times (along ``obs``, not an index: its ``ds.indexes`` or
     ``convert_calendar`` fixes do not apply)."""
     what = problem.split(";")[0]
-    if "outside the years" in what:  # datetime64[s] of 2300: another conversion
-        return (
-            f"observations' {what}; xfuxi computes times in datetime64[ns]: shift them into "
-            "those years by whole 400-year Gregorian cycles (146097 days, which keep each "
-            "day of the year), e.g. obs.assign_coords(time=obs['time'] - "
-            "np.timedelta64(146097, 'D')) for times after 2261"
-        )
+    if "outside the years" in what:  # datetime64[s] of 2300: schema's shift, of obs
+        for sign in "-+":  # back for times after 2261, forward for those before 1678
+            problem = problem.replace(
+                _shift_example("time", sign), _shift_example("time", sign, "obs")
+            )
+        return f"observations' {problem}"
     if "time zone" in what:
         fix = "obs['time'].to_index().tz_convert('UTC').tz_localize(None)"
     else:
