@@ -509,7 +509,20 @@ def test_write_netcdf_does_not_replace_a_file_saved_during_the_write(tmp_path, m
     assert target.read_text() == "precious thesis data"
 
 
-def test_ctrl_c_while_writing_netcdf_stops_after_the_file(tmp_path, monkeypatch):
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler for the test: a process started in the background by a
+    non-interactive shell (``cmd &``, nohup) has SIGINT ignored, and xfuxi then leaves it
+    so (the tests below failed with 'DID NOT RAISE' there)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_while_writing_netcdf_stops_after_the_file(tmp_path, monkeypatch, python_sigint):
     """A KeyboardInterrupt raised inside xarray's netCDF writer while it held its file lock
     left the process waiting on that lock for ever: Ctrl-C is held until the file is
     closed, then raised; nothing is published and no temporary is left."""
@@ -538,7 +551,7 @@ def test_ctrl_c_while_writing_netcdf_stops_after_the_file(tmp_path, monkeypatch)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_ctrl_c_held_during_a_write_that_fails_is_not_lost(tmp_path, monkeypatch):
+def test_a_ctrl_c_held_during_a_write_that_fails_is_not_lost(tmp_path, monkeypatch, python_sigint):
     import signal
 
     import numpy as np
