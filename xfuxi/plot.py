@@ -460,6 +460,16 @@ def _refuse_all_nan(arrays: Sequence[Any], what: str) -> None:
         raise ValueError(f"{what} are NaN everywhere: there is nothing to plot")
 
 
+def _refuse_empty_field(field: xr.DataArray, what: str) -> None:
+    """Refuse to map a field with no finite value (a blank map with a made-up colour bar)."""
+    if not np.isfinite(np.asarray(field.values, dtype="float64")).any():
+        raise ValueError(
+            f"{what} {field.name!r} has no finite values (NaN everywhere"
+            + (f", {field.shape[0]}×{field.shape[1]} points" if field.ndim == 2 else "")
+            + "): there is nothing to map"
+        )
+
+
 def _refuse_levels(
     forecast: xr.DataArray, truth: xr.DataArray, keep: str | None, function: str, pooled: str
 ) -> None:
@@ -737,6 +747,7 @@ def plot_map(
     if style.title is None:
         style = style.replace(title=_map_title(field))
     field = _without_scalars(field)
+    _refuse_empty_field(field, "the field")
     cfield = _contour_field(data, contour, selection)
     if cfield is not None:
         cfield = _on_grid(cfield, field, "contour")
@@ -830,7 +841,8 @@ def plot_increment(
     field.name = f"{field.name or 'field'} increment"
     if field.attrs.get("long_name"):
         field.attrs = {**field.attrs, "long_name": f"{field.attrs['long_name']} increment"}
-    lim = float(np.nanmax(np.abs(field.values))) or 1.0
+    _refuse_empty_field(field, "the increment (analysis − background)")
+    lim = float(np.nanmax(np.abs(field.values))) or 1.0  # finite: checked above
     style = style.replace(
         cmap="RdBu_r" if style.cmap is None else style.cmap,
         vmin=-lim if style.vmin is None else style.vmin,
@@ -842,6 +854,17 @@ def plot_increment(
 _HOUR = np.timedelta64(1, "h")
 
 
+def _refuse_repeated_leads(values: np.ndarray, what: str, dim: str) -> None:
+    """Refuse a lead given twice (a line jumping back at it, two columns of one lead)."""
+    values = np.asarray(values)
+    unique, counts = np.unique(values, return_counts=True)
+    if unique.size != values.size:
+        raise ValueError(
+            f"{what} repeats the {dim} value(s) {_lead_text(unique[counts > 1])}: give each "
+            "lead once (e.g. drop the duplicates with .drop_duplicates(...))"
+        )
+
+
 def _lead_text(values: np.ndarray) -> str:
     """Leads as hours where they are timedeltas: "[6, 12, 18] h"."""
     if np.issubdtype(values.dtype, np.timedelta64):
@@ -849,12 +872,33 @@ def _lead_text(values: np.ndarray) -> str:
     return str(values.tolist())
 
 
+def _in_days(*leads: np.ndarray) -> bool:
+    """Whether timedelta ``leads`` are shown in days: where they reach 72 hours and every
+    lead is a whole number of quarter days (6 h), so that each lead reads as at most two
+    decimals of a day (1.25, 2.5); sub-day leads such as 1 h or 2.5 h stay in hours (in
+    days they read 0.0416667, 0.104167).
+
+    >>> h = lambda *x: np.array(x, dtype="timedelta64[h]")
+    >>> _in_days(h(12, 24, 96)), _in_days(h(1, 7, 100)), _in_days(h(6, 12, 48))
+    (True, False, False)
+    """
+    times = [v for v in leads if np.issubdtype(v.dtype, np.timedelta64) and v.size]
+    hours = [np.asarray(v / _HOUR, dtype="float64") for v in times]
+    hours = [h[np.isfinite(h)] for h in hours]
+    if not any(h.size and h.max() >= 72 for h in hours):
+        return False
+    quarter = [np.asarray(v[~np.isnat(v)], dtype="timedelta64[ns]").astype("int64") for v in times]
+    step = int(np.timedelta64(6, "h") / np.timedelta64(1, "ns"))
+    return all(bool(np.all(q % step == 0)) for q in quarter)
+
+
 def _lead_axis(values: np.ndarray, *, days: bool | None = None) -> tuple[np.ndarray, str]:
-    """Leads in hours, or in days (``days``; default: where they reach 72 hours)."""
+    """Leads in hours, or in days (``days``; default: :func:`_in_days`, where they reach 72
+    hours and are whole quarter days)."""
     if np.issubdtype(values.dtype, np.timedelta64):
         hours = values / _HOUR
         if days is None:
-            days = bool(hours.size and np.nanmax(hours) >= 72)
+            days = _in_days(values)
         if days:
             return hours / 24.0, "lead time (days)"
         return hours, "lead time (hours)"
@@ -894,7 +938,9 @@ def plot_scores(
         system; a mapping gives one line per entry.
     {{variable}}
     dim : str, default "prediction_timedelta"
-        The lead dimension (timedelta leads are shown in hours, or days from 3 days on).
+        The lead dimension (timedelta leads are shown in hours, or in days where they
+        reach 3 days and are all whole quarter days, 6 h, 12 h, ...; sub-day leads such as
+        1 h or 2.5 h stay in hours, to read).
     system_dim : str, default "system"
         Dimension that separates systems in a single DataArray.
     label : str, optional
@@ -912,17 +958,26 @@ def plot_scores(
     Raises
     ------
     ValueError
-        If a series is not 1-D along ``dim``, lines have different lead dims, every
-        score is NaN (nothing to draw), or ``variable`` is given with a DataArray of
-        another name.
+        If a series is not 1-D along ``dim`` or repeats a lead, lines have different lead
+        dims, every score is NaN (nothing to draw), or ``variable`` is given with a
+        DataArray of another name.
     TypeError
         If ``scores`` or an entry of a mapping is not a DataArray (or, for ``scores``, a
         Dataset or mapping).
 
     Notes
     -----
-    Draws what it is given, in lead order (leads out of order are sorted); compute the
-    scores first, e.g. ``fc.fuxi.rmse(truth, dim=["time", "latitude", "longitude"])``.
+    Draws what it is given, in lead order (leads out of order are sorted; a lead repeated
+    within a line is refused); compute the scores first, e.g.
+    ``fc.fuxi.rmse(truth, dim=["time", "latitude", "longitude"])``.
+
+    The y axis is labelled with the metric and units only when every line shares them.
+    Lines of different units or metrics (z500 and t850 RMSE, RMSE and MSE) share an axis
+    labelled with the common metric (or ``"score"`` where the metrics differ), and each
+    legend entry names its own units (and metric): ``"z500 (m² s⁻²)"``, ``"t850 (K)"``
+    under ``rmse``; ``"a: rmse (K)"``, ``"b: mse (K²)"`` under ``score`` (a name that
+    already ends in its units in parentheses is kept as it is).
+    Their scales still differ: draw them on separate axes to compare their sizes.
 
     Examples
     --------
@@ -971,25 +1026,41 @@ def plot_scores(
             raise ValueError(f"score {name!r} has dims {s.dims}; expected 1-D along {dim!r}{hint}")
         if dim in s.coords:  # drawn in lead order, not the data's (a zig-zag)
             s = s.sortby(dim)
+            _refuse_repeated_leads(s[dim].values, f"score {name!r}" if name else "the score", dim)
         lines.append((name, s))
         first = first if first is not None else s
     _refuse_all_nan([s.values for _, s in lines], "the scores " + ", ".join(map(repr, series)))
     ax = _new_axes(ax, None)  # after the checks: a refused call leaves no empty figure
     # one unit for the whole axis (days where any line reaches 72 hours), not one per line
     leads = [s[dim].values for _, s in lines if dim in s.coords]
-    in_days = any(
-        np.issubdtype(v.dtype, np.timedelta64) and v.size and np.nanmax(v / _HOUR) >= 72
-        for v in leads
-    )
-    for name, s in lines:
+    in_days = _in_days(*leads)
+    # one y label where every line has the same metric and units; else each line's own in
+    # its legend entry (z500 and t850 RMSE, or RMSE and MSE, on one axes)
+    raw = [_score_label(s) for _, s in lines]
+    kinds = [(m, _units_label(u)) for m, u in raw]
+    metrics = {m for m, _ in kinds}
+    shared = len(set(kinds)) == 1
+    for (name, s), (metric, units), (_, given) in zip(lines, kinds, raw):
         x, xl = _lead_axis(s[dim].values, days=in_days) if dim in s.coords else (
             np.arange(s.size), "")  # fmt: skip
         xlabel = xl or dim
+        # the line's own units (and metric, where the metrics differ), unless its name
+        # already gives the units
+        named = units and any(f"({u})" in name for u in (units, str(given)))
+        if not shared and not named:
+            own = f"({units})" if units else ""
+            if len(metrics) > 1:
+                own = f"{metric} {own}".strip()
+            sep = ": " if len(metrics) > 1 else " "
+            name = f"{name}{sep}{own}" if own and name else (name or own)
         ax.plot(x, s.values, marker="o", markersize=3, label=name)
     if first is not None:
-        metric, units = _score_label(first)
-        units = _units_label(units)
-        ax.set_ylabel(ylabel or (f"{metric} ({units})" if units else metric))
+        metric, units = kinds[0]
+        if shared:
+            default = f"{metric} ({units})" if units else metric
+        else:
+            default = next(iter(metrics)) if len(metrics) == 1 else "score"
+        ax.set_ylabel(ylabel or default)
     ax.set_xlabel(xlabel)
     ax.grid(True, alpha=0.3)
     if len(series) > 1 or label:
@@ -1093,7 +1164,9 @@ def plot_spread_skill(
     ax.set_xlabel(xl or dim)
     ax.grid(True, alpha=0.3)
     right = ax.twinx()
-    right.plot(x, (s / e).values, color="k", linestyle="--", linewidth=1, label="ratio")
+    # with markers: a single lead, or one between NaN leads, is a point, not nothing
+    right.plot(x, (s / e).values, color="k", linestyle="--", linewidth=1, marker="^",
+               markersize=3, label="ratio")  # fmt: skip
     right.axhline(1.0, color="0.5", linewidth=0.8, linestyle=":")
     right.set_ylabel("spread / RMSE")
     ax.right_ax = right
@@ -1233,12 +1306,14 @@ def plot_convergence(
     ------
     ValueError
         If a curve is not 1-D, is empty, or has non-positive values on a log axis, every
-        curve is NaN throughout, or ``variable`` is not a variable of the Dataset.
+        curve is NaN throughout, a curve starts at NaN or 0 with ``normalize=True``, or
+        ``variable`` is not a variable of the Dataset.
 
     Notes
     -----
     For En4DVar the cost is ``J(w) = ½wᵀw + ½ Σ_k ‖y_k − H_k(M_k(x))‖²_R`` (defined in
-    docs/design.md). A DataArray with a coordinate along ``dim`` is drawn in its order.
+    docs/design.md). A DataArray with a coordinate along ``dim`` is drawn in its order, at
+    its values (iterations 0, 10, 20 as such); other curves at 0, 1, 2, ...
 
     Examples
     --------
@@ -1269,22 +1344,31 @@ def plot_convergence(
         curves = {str(name): costs}
     if not curves:
         raise ValueError(f"no 1-D cost curve along {dim!r} to plot")
-    arrays = {}
+    arrays, xs = {}, {}
     for name, c in curves.items():
+        x = None
         if isinstance(c, xr.DataArray) and c.ndim == 1 and c.dims[0] in c.coords:
             c = c.sortby(c.dims[0])  # drawn in iteration order, not the data's
+            x = np.asarray(c[c.dims[0]].values)  # at its iterations, not 0..n-1
         values = np.asarray(c, dtype="float64")
         if values.ndim != 1 or values.size == 0:
             raise ValueError(f"cost curve {name!r} must be non-empty and 1-D; got {values.shape}")
-        arrays[name] = values
+        arrays[name], xs[name] = values, np.arange(values.size) if x is None else x
     _refuse_all_nan(list(arrays.values()), "the cost curves " + ", ".join(map(repr, arrays)))
+    if normalize:
+        for name, values in arrays.items():
+            if not (np.isfinite(values[0]) and values[0] != 0):
+                raise ValueError(
+                    f"cost curve {name!r} starts at {values[0]}: normalize=True divides by the "
+                    "first value, which must be finite and non-zero (the curve would have no "
+                    "finite values); use normalize=False or drop that iteration"
+                )
+            arrays[name] = values / values[0]
     ax = _new_axes(ax, None)
     for name, values in arrays.items():
-        if normalize:
-            values = values / values[0]
         if log and np.any(values <= 0):
             raise ValueError(f"cost curve {name!r} has values <= 0; use log=False")
-        ax.plot(np.arange(values.size), values, marker="o", markersize=3, label=name)
+        ax.plot(xs[name], values, marker="o", markersize=3, label=name)
     if log:
         ax.set_yscale("log")
     _integer_ticks(ax.xaxis)  # whole iterations
@@ -1294,6 +1378,10 @@ def plot_convergence(
     if len(curves) > 1:
         ax.legend()
     return _titled(ax, title)
+
+
+#: the colour of a scorecard cell without a value (drawn hatched too)
+_MISSING_CELL = "0.8"
 
 
 def plot_scorecard(
@@ -1321,7 +1409,9 @@ def plot_scorecard(
     region : str, default "global"
         Region (label on the ``region`` dim) to show.
     lead_dim : str, default "prediction_timedelta"
-        The lead dim (columns).
+        The lead dim (columns). One lead selected as a scalar (``card.isel(lead_dim=1)``)
+        gives a card of one column. Leads are shown in hours, or in days where they reach
+        3 days and are whole quarter days.
     names : (str, str), default ("A", "B")
         Names of the systems in the colour bar label.
     vmax : float, default 20
@@ -1337,14 +1427,18 @@ def plot_scorecard(
     -------
     matplotlib.axes.Axes
         One row per score × variable (× level), one column per lead, coloured by the
-        relative difference of B from A in per cent: blue where B is better.
+        relative difference of B from A in per cent: blue where B is better. A cell
+        without a value (a NaN score, or A perfect) is grey and hatched, with a "no
+        value" key above the colour bar, so that it is not taken for a 0 % (white)
+        cell.
 
     Raises
     ------
     ValueError
         If the two cards share no score with a perfect value, or lack ``region``, or differ
         in their variables, their scores with a perfect value, their levels or their leads,
-        or have dims other than ``score``, ``region``, ``lead_dim`` and ``level``.
+        repeat a lead, have no ``lead_dim``, or have dims other than ``score``, ``region``,
+        ``lead_dim`` and ``level``.
 
     Notes
     -----
@@ -1372,12 +1466,23 @@ def plot_scorecard(
         if "region" not in c.dims or region not in c["region"].values:
             raise ValueError(f"the {label} has no region {region!r}")
     b, a = card.sel(region=region), reference.sel(region=region)
+    # one lead selected as a scalar (card.isel(lead=1)): a card of one column
+    a, b = (c.expand_dims(lead_dim) if lead_dim in c.coords and c[lead_dim].ndim == 0
+            and lead_dim not in c.dims else c for c in (a, b))  # fmt: skip
+    for label, c in (("card", b), ("reference", a)):
+        if lead_dim not in c.dims:
+            raise ValueError(
+                f"the {label} has no {lead_dim!r} dimension (the columns): "
+                "pass lead_dim= naming the lead dim"
+            )
     # columns in lead order, not the data's
     a, b = (c.sortby(lead_dim) if lead_dim in c.coords and lead_dim in c.dims else c
             for c in (a, b))  # fmt: skip
     if lead_dim in a.dims or lead_dim in b.dims:  # cells are drawn by position: same leads
         la = a[lead_dim].values if lead_dim in a.dims else np.array([])
         lb = b[lead_dim].values if lead_dim in b.dims else np.array([])
+        _refuse_repeated_leads(lb, "the card", lead_dim)
+        _refuse_repeated_leads(la, "the reference", lead_dim)
         if la.shape != lb.shape or not np.array_equal(la, lb):
             raise ValueError(
                 f"the card and the reference must have the same leads ({lead_dim}); the "
@@ -1407,6 +1512,7 @@ def plot_scorecard(
         raise ValueError("the cards share no score with a perfect value to compare")
     leads, lead_label = _lead_axis(a[lead_dim].values)
     grid = np.vstack(rows)
+    cbar_label = f"{names[1]} vs {names[0]}:\n% change of distance to perfect"
     plt = _plt()
     if ax is None:
         # wide enough for the row labels (about 0.6 em a character) and the colour bar,
@@ -1417,16 +1523,33 @@ def plot_scorecard(
             else plt.rcParams["font.size"]
         )
         label_width = 0.6 * size / 72.0 * max(len(x) for x in labels)
+        # tall enough for the colour bar's label (two lines, about 0.55 em a character,
+        # the longer line), which was clipped for cards of few rows
+        longest = max(len(x) for x in cbar_label.split("\n"))
+        label_height = 0.55 * float(plt.rcParams["font.size"]) / 72.0 * longest + 0.5
         _, ax = plt.subplots(
-            figsize=(max(4.0, 0.45 * grid.shape[1] + 1.8 + label_width), 0.35 * len(rows) + 1.5),
+            figsize=(max(4.0, 0.45 * grid.shape[1] + 1.8 + label_width),
+                     max(0.35 * len(rows) + 1.5, label_height)),
             layout="constrained",
-        )
-    im = ax.imshow(grid, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+        )  # fmt: skip
+    from matplotlib.patches import Patch, Rectangle
+
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad=_MISSING_CELL)
+    im = ax.imshow(grid, cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
+    missing = ~np.isfinite(grid)
+    for i, j in zip(*np.nonzero(missing)):  # grey and hatched: not a 0 % (white) cell
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1.0, 1.0, facecolor="none",
+                               edgecolor="0.45", hatch="///", linewidth=0.0))  # fmt: skip
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xticks(range(len(leads)), [f"{x:g}" for x in leads])
     ax.set_xlabel(lead_label)
     cbar = ax.figure.colorbar(im, ax=ax)
-    cbar.set_label(f"{names[1]} vs {names[0]}: % change of distance to perfect")
+    cbar.set_label(cbar_label)
+    if missing.any():  # a key above the colour bar, clear of the title
+        cbar.ax.legend(handles=[Patch(facecolor=_MISSING_CELL, edgecolor="0.45", hatch="///",
+                                      label="no value")], loc="lower center",
+                       bbox_to_anchor=(0.5, 1.01), fontsize=7, frameon=False,
+                       borderaxespad=0.1, handlelength=1.2)  # fmt: skip
     if annotate if annotate is not None else grid.shape[1] <= 24:
         for (i, j), v in np.ndenumerate(grid):
             if np.isfinite(v):
@@ -1512,8 +1635,9 @@ def plot_cycle(
     Raises
     ------
     ValueError
-        ``scores`` lack one of the four variables, ``channel`` is not in them, or
-        ``channels`` names several channels or another than ``channel``.
+        ``scores`` lack one of the four variables, ``channel`` is not in them, the four
+        are NaN throughout for that channel (nothing to draw), or ``channels`` names
+        several channels or another than ``channel``.
 
     Notes
     -----
@@ -1556,6 +1680,8 @@ def plot_cycle(
     if channel not in names:
         raise ValueError(f"channel {channel!r} is not in the scores; they have {names}")
     s = scores.sel(channel=channel).sortby("time")  # drawn in time order, not the data's
+    _refuse_all_nan([s[v].values for v in need],
+                    f"the scores ({', '.join(need)}) of channel {channel!r}")  # fmt: skip
     ax = _new_axes(ax, None)
     t = s["time"].values
     styles = {
