@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ..config import Config, check_integers, check_number, check_seed
 from ..config import field as config_field
-from ..data.schema import check_no_time_zone
+from ..data.schema import parse_times
 
 __all__ = ["CycleConfig"]
 
@@ -34,6 +33,7 @@ class CycleConfig(Config):
     (0, 5.0)
     >>> CycleConfig.from_dict(cfg.to_dict()) == cfg
     True
+    >>> import pandas as pd
     >>> CycleConfig(start=pd.Timestamp("2000-01-02T06")).start
     '2000-01-02 06:00:00'
     >>> CycleConfig(days=1, n_cycles=4)
@@ -91,10 +91,9 @@ class CycleConfig(Config):
                     f"{owner}.{flag} must be True or False; got {getattr(self, flag)!r}"
                 )
         if self.start is not None:
-            try:
-                stamp = pd.Timestamp(self.start)
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"{owner}.start is no time: {self.start!r} ({error})") from error
-            # compared with the truth's naive times, it failed raw
-            check_no_time_zone(stamp, f"{owner}.start {self.start!r}", error=ValueError)
-            object.__setattr__(self, "start", str(stamp))
+            # one reading of times (a number was 1970; a time zone, compared with the
+            # truth's naive times, failed raw)
+            stamps = parse_times(self.start, f"{owner}.start", error=ValueError)
+            if stamps.size != 1:
+                raise ValueError(f"{owner}.start must be one time; got {stamps.size}")
+            object.__setattr__(self, "start", str(stamps[0]))
