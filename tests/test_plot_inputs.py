@@ -108,6 +108,15 @@ def test_scores_of_different_units_are_not_labelled_with_the_first():
     assert ax.get_ylabel() == "RMSE"
 
 
+def test_scores_keyed_by_numbers_get_their_units_too():
+    """A mapping keyed by numbers failed with "argument of type 'int' is not iterable"."""
+    z = _score([100.0, 200.0, 400.0], [6, 12, 24], units="m**2 s**-2")
+    t = _score([0.5, 1.0, 2.0], [6, 12, 24], units="K")
+    ax = xfuxi.plot_scores({500: z, 850: t})
+    assert [x.get_text() for x in ax.get_legend().get_texts()] == ["500 (m² s⁻²)", "850 (K)"]
+    plt.close("all")
+
+
 def test_scores_of_different_metrics_get_a_neutral_label():
     z = _score([100.0, 200.0, 400.0], [6, 12, 24], units="m**2 s**-2")
     mse = (z**2).assign_attrs(metric="mse", units="(m**2 s**-2)**2")

@@ -208,3 +208,11 @@ def test_observation_times_beyond_ns_are_shifted_the_right_way(year, sign):
     message = str(err.value)
     assert message.startswith("observations' coordinate 'time' holds times outside")
     assert f"obs.assign_coords(time=obs['time'] {sign} np.timedelta64(146097, 'D'))" in message
+
+
+def test_world_background_time_is_read_by_parse_times():
+    """A number was read as 1970 (and then reported as missing from the truth)."""
+    from xfuxi.assimilation.cycling import world_background
+
+    with pytest.raises(ValueError, match="time must be a date and time.*the number 5"):
+        world_background(None, model="fuxi-hs-t21", time=5)

@@ -711,8 +711,9 @@ def plot_map(
         If the field is not 2-D after selection, a variable, dimension or latitude/longitude
         coordinate is missing or has repeated values, ``variable`` is given with a DataArray
         of another name, ``sel`` repeats ``level`` or ``time`` with another value, ``wind``
-        is neither ``True`` nor a pair of names, or a contour field is on another grid than
-        the shaded one (the message names the coordinate).
+        is neither ``True`` nor a pair of names, a contour field is on another grid than
+        the shaded one (the message names the coordinate), or the field has no finite
+        value (NaN everywhere: nothing to map).
 
     Notes
     -----
@@ -1031,7 +1032,7 @@ def plot_scores(
         first = first if first is not None else s
     _refuse_all_nan([s.values for _, s in lines], "the scores " + ", ".join(map(repr, series)))
     ax = _new_axes(ax, None)  # after the checks: a refused call leaves no empty figure
-    # one unit for the whole axis (days where any line reaches 72 hours), not one per line
+    # one unit for the whole axis (days where _in_days says so for all lines), not one per line
     leads = [s[dim].values for _, s in lines if dim in s.coords]
     in_days = _in_days(*leads)
     # one y label where every line has the same metric and units; else each line's own in
@@ -1046,6 +1047,7 @@ def plot_scores(
         xlabel = xl or dim
         # the line's own units (and metric, where the metrics differ), unless its name
         # already gives the units
+        name = "" if name is None else str(name)  # a mapping's keys may be numbers
         named = units and any(f"({u})" in name for u in (units, str(given)))
         if not shared and not named:
             own = f"({units})" if units else ""

@@ -1419,6 +1419,11 @@ def test_readers_name_bad_arguments(setting, tmp_path):
         open_cycle_states(tmp_path / "s", skip_days="1")
     with pytest.raises(ValueError, match="time must be a date"):
         cycle_initial_conditions(tmp_path / "s", time="banana")
+    # a number was read as 1970, and a time zone kept (then no cycle matched)
+    with pytest.raises(ValueError, match="got the number 5, which would be read as nano"):
+        cycle_initial_conditions(tmp_path / "s", time=5)
+    with pytest.raises(ValueError, match="time carries a time zone"):
+        cycle_initial_conditions(tmp_path / "s", time="2000-01-02T06+05:00")
 
 
 def test_a_lorenz96_network_with_a_bad_error_is_refused():

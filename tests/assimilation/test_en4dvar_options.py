@@ -243,3 +243,16 @@ def test_a_localization_dict_changes_the_default_not_the_dataclass_defaults():
     xr.testing.assert_identical(got.analysis, ref.analysis)
     own = assimilate_4dvar(bg, obs, localization={"length_scale": 3000.0}, **kw)
     assert json.loads(own.analysis.attrs["config"])["localization"]["length_scale"] == 3000.0
+
+
+def test_build_localization_takes_a_dict_as_assimilate_4dvar_does():
+    """build_localization (and cycle_4dvar through it) coerced a dict onto the dataclass's
+    2000 km, where assimilate_4dvar reads it as changes of its 1500 km default."""
+    from xfuxi.assimilation.inputs import build_localization
+
+    model = xfuxi.load_model("fuxi-hs-t21")
+    got = build_localization({"variance": 0.9}, model)
+    ref = build_localization(LocalizationOptions(length_scale=1500.0, variance=0.9), model)
+    wide = build_localization(LocalizationOptions(length_scale=2000.0, variance=0.9), model)
+    np.testing.assert_array_equal(got.spatial, ref.spatial)
+    assert got.spatial.shape != wide.spatial.shape or not np.allclose(got.spatial, wide.spatial)

@@ -323,6 +323,8 @@ def test_imager_frames_given_as_timedeltas_are_refused():
     """np.asarray(frames, float64) read timedelta64 frames as counts of nanoseconds
     (±2 h became ±7.2e12 'hours')."""
     truth = tiny_da.truth(4)
+    with pytest.raises(ImagerError, match=r"frames must be offsets in hours.*\[1\.0, 2\.0\]"):
+        xfuxi.imager_observations(truth, satellites=[90.0], frames=[[1.0, 2.0], [1.0]])
     for frames in (np.array([-2, 0], "m8[h]"), [pd.Timedelta("-2h"), pd.Timedelta(0)]):
         with pytest.raises(ImagerError, match=r"frames must be offsets in hours.*timedelta"):
             xfuxi.imager_observations(truth, satellites=[90.0], frames=frames)

@@ -38,6 +38,7 @@ import torch
 import xarray as xr
 
 from ..config import config_with_legacy, is_integer, user_stacklevel
+from ..data.schema import parse_times
 from ..docstrings import docstring_parts
 from ..files import (
     MARKER,
@@ -2435,17 +2436,11 @@ def cycle_initial_conditions(
     path = _cycling_store(store)
     if member is not None and (not is_integer(member) or int(member) < 0):
         raise ValueError(f"member must be an integer >= 0 or None; got {member!r}")
-    if time is not None:
-        try:
-            parsed = pd.Timestamp(time)
-        except (TypeError, ValueError):
-            parsed = pd.NaT
-        if pd.isna(parsed):
-            raise ValueError(
-                f"time must be a date and time (a cycle's analysis time, e.g. "
-                f"'2000-01-02T06') or None; got {time!r}"
-            )
-        time = parsed
+    if time is not None:  # a cycle's analysis time (parse_times: a number was read as 1970)
+        parsed = parse_times(time, "time", error=ValueError)
+        if parsed.size != 1:
+            raise ValueError(f"time must be one analysis time or None; got {parsed.size}")
+        time = parsed[0]
     # one cycle read, not the whole run's members (gigabytes for a month of 80 members)
     pair, t, step, names, grid = _read_while_written(lambda: _cycle_pair(path, time, member))
     channels = [parse_channel_name(n) for n in names]

@@ -52,6 +52,7 @@ from .calibration import (
     wind_pairs,
 )
 from .config import (
+    DEFAULT_LOCALIZATION,
     LEGACY_KEYWORDS,
     BackgroundError,
     BackgroundErrorData,
@@ -60,6 +61,7 @@ from .config import (
     QualityControl,
     Window,
     legacy_options,
+    localization_options,
 )
 from .cost import En4DVarProblem, ObsSlot, SlotBias
 from .inputs import background_tensor, build_localization, observation_slots, states_tensor
@@ -94,35 +96,11 @@ log = logging.getLogger(__name__)
 
 #: the model :func:`assimilate_4dvar` uses when none is given: the shipped one-step model
 DEFAULT_MODEL = "fuxi-hs-t21"
-#: the localization :func:`assimilate_4dvar` uses when none is given: Gaspari–Cohn with a
-#: 1500 km half-width (the tuned examples' value; it did better than 2000 km on the
-#: validation split, see the assimilation page of the documentation,
-#: docs/user-guide/assimilation.md); vertical localization by the observations' levels
-#: (:data:`DEFAULT_VERTICAL_LENGTH_SCALE`)
-DEFAULT_LOCALIZATION = LocalizationOptions(length_scale=1500.0)
 #: vertical Gaspari–Cohn half-width (ln p) :func:`assimilate_4dvar` uses when
 #: ``vertical_length_scale`` is unset and the observations span more than one level
 DEFAULT_VERTICAL_LENGTH_SCALE = 1.0
 
 _TENSOR_DATA_KEYWORDS = ("members", "spread", "spread_groups", "static")
-
-
-def localization_options(value: Any) -> Any:
-    """The ``localization`` argument of :func:`assimilate_4dvar` (and of the radiance
-    analysis) as options: as :meth:`LocalizationOptions.coerce`, except that a dict changes
-    fields of :data:`DEFAULT_LOCALIZATION` (``{"vertical_length_scale": 0.5}`` keeps its
-    1500 km; the dataclass's own default is 2000 km).
-
-    Examples
-    --------
-    >>> localization_options({"vertical_length_scale": 0.5}).length_scale
-    1500.0
-    >>> localization_options({"length_scale": 800.0}).length_scale
-    800.0
-    """
-    if isinstance(value, dict) and "length_scale" not in value:
-        value = {"length_scale": DEFAULT_LOCALIZATION.length_scale, **value}
-    return LocalizationOptions.coerce(value)
 
 
 class TensorAnalysis(NamedTuple):

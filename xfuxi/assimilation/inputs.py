@@ -18,7 +18,7 @@ from ..data.schema import (
     validate,
 )
 from ..models.base import check_plausible
-from .config import LocalizationOptions
+from .config import localization_options
 from .cost import ObsSlot
 from .localization import Localization, localization
 
@@ -132,7 +132,7 @@ def build_localization(options: Any, model: Any) -> Localization | None:
     is. Building one takes an eigendecomposition of the grid's correlation: build it once
     and pass it to every analysis of a cycle (nothing is cached behind the caller's back).
     """
-    options = LocalizationOptions.coerce(options)
+    options = localization_options(options)  # a dict changes the default's fields
     if isinstance(options, Localization):
         return options
     if not options.enabled:

@@ -661,7 +661,8 @@ def _frame_offsets(frames: Any) -> np.ndarray:
     timedelta64 was read as its count of nanoseconds)."""
     items = list(frames) if isinstance(frames, (list, tuple, np.ndarray)) else [frames]
     spans = [v for v in items if isinstance(v, (np.timedelta64, pd.Timedelta, datetime.timedelta))]
-    if np.asarray(frames).dtype.kind == "m" or spans:
+    kind = getattr(frames, "dtype", np.dtype("O")).kind  # (a ragged list has no one dtype)
+    if kind == "m" or spans:
         bad = spans[0] if spans else np.asarray(frames).ravel()[0]
     else:
         try:
