@@ -320,3 +320,24 @@ def test_lorenz96_letkf_takes_one_config_and_the_old_keywords_still_work():
     xr.testing.assert_identical(old.drop_attrs(), new.drop_attrs())
     with pytest.raises(ValueError, match=r"n_cycles \(5\) must exceed burn_in \(5\)"):
         Lorenz96LETKFConfig(n_cycles=5, burn_in=5)
+
+
+def test_the_background_check_uses_the_inflated_prior():
+    """The check used the members' spread before the inflation ρ, so it rejected
+    observations the inflated prior the analysis uses expects (by √ρ on σ_b)."""
+    pairs, op, _, _ = _setup()
+    one = op.subset([0])
+    hx = one(pairs[:, 1])[:, 0]
+    sb = float(hx.std(unbiased=True))
+    so, k = 0.1 * sb, 3.0
+    # 1.2 times the uninflated bound: beyond it, within the bound with ρ = 2
+    d = 1.2 * k * math.sqrt(so**2 + sb**2)
+    assert d < k * math.sqrt(so**2 + 2.0 * sb**2)
+    slot = ObsSlot(0, one, hx.mean()[None] + d, torch.tensor([so], dtype=torch.float64))
+    kw = dict(localization=LocalizationOptions(length_scale=None))
+    with pytest.raises(ValueError, match="failed the background check"):  # ρ = 1: rejected
+        letkf_analysis(pairs, [slot], options=LETKFOptions(n_members=N, qc_threshold=k), **kw)
+    res = letkf_analysis(
+        pairs, [slot], options=LETKFOptions(n_members=N, qc_threshold=k, inflation=2.0), **kw
+    )
+    assert not res.qc_rejected[0].any()

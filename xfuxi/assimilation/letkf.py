@@ -92,7 +92,9 @@ class LETKFOptions(Config):
     )
     inflation_max: float = field(3.0, help="upper bound of the adaptive inflation")
     qc_threshold: float | None = field(
-        5.0, help="background check |y - Hx| > k sqrt(so^2 + sb^2) rejects (None: off)"
+        5.0,
+        help="background check |y - Hx| > k sqrt(so^2 + rho sb^2) rejects, rho the running "
+        "inflation (None: off)",
     )
     point_chunk: int = field(
         256,
@@ -563,7 +565,9 @@ def letkf_analysis(
         if opts.qc_threshold is None:
             bad = np.zeros(d.shape[0], dtype=bool)
         else:
-            sb2 = (ya**2).sum(0) / (n - 1)
+            # against the prior the analysis uses: the members' variance times the running
+            # inflation (the uninflated spread rejected what the inflated prior expects)
+            sb2 = rho * (ya**2).sum(0) / (n - 1)
             bad = (d.abs() > opts.qc_threshold * torch.sqrt(err**2 + sb2)).numpy()
         rejected.append(bad)
         keep = torch.as_tensor(np.nonzero(~bad)[0])
