@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..data.schema import check_unpacked
 from ..data.stats import select_climatology
 from ._docs import fill_doc, score_doc
 from .weights import (
@@ -163,6 +164,7 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
     climatology at one level is refused against a forecast on several) before its non-dim
     coordinates are dropped.
     """
+    check_unpacked(climatology)  # stored int16 counts would make anomalies of thousands
     if isinstance(fc, xr.Dataset) != isinstance(climatology, xr.Dataset):
         raise TypeError(
             "climatology must be a Dataset when the forecast is a Dataset, and a DataArray "

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import ndtr
 
+from ..data.schema import check_unpacked
 from ._docs import score_doc
 from .weights import (
     Weights,
@@ -98,6 +99,7 @@ def _triple(mean: XarrayObj, std: XarrayObj, truth: XarrayObj | None):
             raise ValueError(f"std lacks variable(s) {missing} of the mean")
         std = std[list(mean.data_vars)]
     # float16 and integer data in float64, complex refused, as for the pair (prepare_pair)
+    check_unpacked(std)  # stored int16 counts are no spread
     std = as_float(conform(std, mean, name="std", reference_name="mean"), "std")
     std = _nonnegative(std)
     if truth is None:
