@@ -379,13 +379,10 @@ class Window(Config):
     def __post_init__(self) -> None:
         _check_int("n_slots", self.n_slots, 1)
         if self.time is not None:
-            from ..data.schema import parse_times  # pandas: when a time is given
+            from ..data.schema import parse_time  # pandas: when a time is given
 
             # the one way xfuxi reads times: numbers, time zones, NaT refused by name
-            times = parse_times(self.time, "time", error=ValueError)
-            if len(times) != 1:
-                raise ValueError(f"time must be one date and time; got {len(times)}")
-            _set(self, "time", str(times[0]))
+            _set(self, "time", str(parse_time(self.time, "time", error=ValueError)))
         if not isinstance(self.increment_previous, (bool, np.bool_)):
             raise ValueError(
                 f"increment_previous must be True or False; got {self.increment_previous!r}"

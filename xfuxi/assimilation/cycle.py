@@ -38,7 +38,7 @@ import torch
 import xarray as xr
 
 from ..config import config_with_legacy, is_integer, user_stacklevel
-from ..data.schema import parse_times
+from ..data.schema import parse_time
 from ..docstrings import docstring_parts
 from ..files import (
     MARKER,
@@ -353,10 +353,6 @@ def _letkf_update(
         inflation=float(state["inflation"]),
         model=model,
     )
-
-
-def _slots_arrays(slots: Sequence[Any]) -> torch.Tensor:
-    return torch.cat([s.error.double() for s in slots]) if slots else torch.zeros(0)
 
 
 @_doc
@@ -2437,10 +2433,7 @@ def cycle_initial_conditions(
     if member is not None and (not is_integer(member) or int(member) < 0):
         raise ValueError(f"member must be an integer >= 0 or None; got {member!r}")
     if time is not None:  # a cycle's analysis time (parse_times: a number was read as 1970)
-        parsed = parse_times(time, "time", error=ValueError)
-        if parsed.size != 1:
-            raise ValueError(f"time must be one analysis time or None; got {parsed.size}")
-        time = parsed[0]
+        time = parse_time(time, "time", error=ValueError)
     # one cycle read, not the whole run's members (gigabytes for a month of 80 members)
     pair, t, step, names, grid = _read_while_written(lambda: _cycle_pair(path, time, member))
     channels = [parse_channel_name(n) for n in names]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config import Config, check_integers, check_number, check_seed
 from ..config import field as config_field
-from ..data.schema import parse_times
+from ..data.schema import parse_time
 
 __all__ = ["CycleConfig"]
 
@@ -93,7 +93,5 @@ class CycleConfig(Config):
         if self.start is not None:
             # one reading of times (a number was 1970; a time zone, compared with the
             # truth's naive times, failed raw)
-            stamps = parse_times(self.start, f"{owner}.start", error=ValueError)
-            if stamps.size != 1:
-                raise ValueError(f"{owner}.start must be one time; got {stamps.size}")
-            object.__setattr__(self, "start", str(stamps[0]))
+            stamp = parse_time(self.start, f"{owner}.start", error=ValueError)
+            object.__setattr__(self, "start", str(stamp))

@@ -21,7 +21,7 @@ import xarray as xr
 
 from ..config import is_integer
 from ..data.channels import stack, unstack
-from ..data.schema import canonical_order, parse_times, validate
+from ..data.schema import canonical_order, parse_time, validate
 from ..models.base import check_plausible
 from ..models.registry import resolve_model
 from ..models.rollout import rollout
@@ -62,15 +62,6 @@ def _to_dataset(states: np.ndarray, model: Any, times: Any, like: xr.Dataset) ->
         if v in like:
             ds[v].attrs = copy.deepcopy(dict(like[v].attrs))
     return ds.transpose(*canonical_order(ds.dims))
-
-
-def _one_time(value: Any, name: str) -> pd.Timestamp:
-    """``value`` as one time (:func:`xfuxi.data.schema.parse_times`: a number was read as
-    1970, a time zone kept)."""
-    times = parse_times(value, name, error=ValueError)
-    if times.size != 1:
-        raise ValueError(f"{name} must be one time; got {times.size}")
-    return times[0]
 
 
 def world_background(
@@ -133,7 +124,7 @@ def world_background(
         raise ValueError(f"lead_steps must be an integer >= 2, got {lead_steps!r}")
     model = resolve_model(model)
     step = pd.Timedelta(model.timestep)
-    t0 = _one_time(time, "time")
+    t0 = parse_time(time, "time", error=ValueError)
     ta = t0 - lead_steps * step
     inputs = pd.DatetimeIndex([ta - step, ta])
     missing = inputs.difference(pd.DatetimeIndex(truth["time"].values))
@@ -221,7 +212,7 @@ def cycle_4dvar(
     opts, window = cfg["background_error"], cfg["window"]
     step = pd.Timedelta(model.timestep)
     n_slots = window.n_slots
-    t0 = _one_time(start, "start")
+    t0 = parse_time(start, "start", error=ValueError)
     bg = world_background(truth, model=model, time=t0, lead_steps=lead_steps)
     ta = t0 - lead_steps * step
     free_states = rollout(

@@ -42,7 +42,7 @@ import xarray as xr
 
 from ..grid import latitude_bounds, longitude_gaps, wide_longitude_gaps
 from .channels import VECTOR_COMPONENTS
-from .schema import SchemaError, native_byte_order, validate
+from .schema import SchemaError, validate
 
 __all__ = [
     "GRIDS",
@@ -505,7 +505,7 @@ def regrid(
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")
     data = validate(ds)  # (big-endian values made native: pandas' lookups fail on them)
-    grid = native_byte_order(target_grid(target))
+    grid = target_grid(target)  # validated: in the machine's byte order
     dims_order = list(data.dims)  # the output's order (before chunks are merged)
     data = _merge_small_chunks(data)  # dask data chunked one time per chunk: bounded graph
     # a non-index coordinate along latitude or longitude (a land-sea mask or orography kept

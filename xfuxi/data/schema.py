@@ -40,6 +40,7 @@ __all__ = [
     "input_source",
     "likely_unit_mistake",
     "native_byte_order",
+    "parse_time",
     "parse_times",
     "physical_range_error",
     "check_state_dims",
@@ -694,6 +695,25 @@ def parse_times(
     if not allow_missing and index.hasnans:
         raise error(f"{name} holds a missing time (NaT); give every time")
     return index
+
+
+def parse_time(value: Any, name: str, *, error: type[Exception] = SchemaError) -> pd.Timestamp:
+    """One date and time, read as :func:`parse_times` reads times (the same refusals), or
+    ``error`` if ``value`` holds another number of times than one.
+
+    Examples
+    --------
+    >>> parse_time("2020-01-01T06", "start")
+    Timestamp('2020-01-01 06:00:00')
+    >>> parse_time(["2020-01-01", "2020-01-02"], "start", error=ValueError)
+    Traceback (most recent call last):
+    ...
+    ValueError: start must be one date and time; got 2
+    """
+    times = parse_times(value, name, error=error)
+    if times.size != 1:
+        raise error(f"{name} must be one date and time; got {times.size}")
+    return times[0]
 
 
 def _one_time(value: Any, what: str, error: type[Exception]) -> pd.Timestamp:

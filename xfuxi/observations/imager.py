@@ -59,6 +59,7 @@ from ..data.schema import (
     PROVENANCE_KEYS,
     input_source,
     native_byte_order,
+    parse_time,
     parse_times,
     states_at_valid_times,
     time_dtype_problem,
@@ -900,10 +901,7 @@ def imager_observations(
     if drift_origin is None:  # the earliest analysis time, whatever the order of ``times``
         origin = an_times.min()
     else:
-        given = parse_times(drift_origin, "drift_origin", error=ImagerError).values
-        if given.size != 1:
-            raise ImagerError(f"drift_origin must be one date and time; got {given.size}")
-        origin = given[0]
+        origin = parse_time(drift_origin, "drift_origin", error=ImagerError).to_datetime64()
     lat = truth["latitude"].values
     lon = truth["longitude"].values
     levels = truth["level"].values.astype("float64")

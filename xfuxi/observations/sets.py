@@ -34,6 +34,7 @@ from ..config import is_integer, user_stacklevel
 from ..data.channels import channels_of, stack
 from ..data.schema import (
     _shift_example,
+    parse_time,
     parse_times,
     states_at_valid_times,
     time_dtype_problem,
@@ -220,10 +221,7 @@ def _as_times(time: Any) -> np.ndarray:
 
 def _one_time(time: Any) -> np.ndarray:
     """``time`` of :func:`single_observation`: one date and time, as datetime64[ns] (1,)."""
-    t = parse_times(time, "time", error=ObservationError).values
-    if t.size != 1:
-        raise ObservationError(f"time must be one date and time; got {t.size} of them")
-    return t
+    return np.array([parse_time(time, "time", error=ObservationError).to_datetime64()])
 
 
 def validate_observations(obs: xr.Dataset) -> xr.Dataset:
