@@ -225,6 +225,21 @@ def test_default_model_is_the_shipped_one_step_model():
     assert float(res.increment["temperature"].sel(level=850.0).max()) > 0
 
 
+def test_every_entry_point_localizes_at_the_documented_1500_km_by_default():
+    """En4DVarMethod (so a cycled En4DVar), cycle_4dvar and a bare LocalizationOptions
+    localized at 2000 km while assimilate_4dvar and the LETKF took 1500 km."""
+    import inspect
+
+    from xfuxi.assimilation.cycle import En4DVarMethod, LETKFMethod
+    from xfuxi.assimilation.en4dvar import DEFAULT_LOCALIZATION
+
+    assert LocalizationOptions().length_scale == 1500.0
+    assert En4DVarMethod().localization == DEFAULT_LOCALIZATION == LETKFMethod().localization
+    assert inspect.signature(assimilate_4dvar).parameters["localization"].default == (
+        LocalizationOptions()
+    )
+
+
 def test_a_localization_dict_changes_the_default_not_the_dataclass_defaults():
     """{"vertical_length_scale": ...} localized at LocalizationOptions' own 2000 km, not
     at the default's 1500 km that the docs state."""

@@ -82,6 +82,16 @@ def test_channel_correlation_vertical_and_cross_variable():
     assert c[1, 3] == pytest.approx(0.3)
 
 
+def test_latitudes_outside_the_sphere_are_refused():
+    """localization(lon, lat) built a Localization from latitudes up to 337.5 degrees."""
+    lat, lon = np.array([-45.0, 0.0, 45.0]), np.arange(8) * 45.0
+    with pytest.raises(ValueError, match=r"latitude must be .*-90, 90.*swapped"):
+        localization(lon, lat, length_scale=2000.0)
+    with pytest.raises(ValueError, match="latitude must be"):
+        localization([0.0, np.nan], lon, length_scale=2000.0)
+    assert localization(lat, lon, length_scale=2000.0).spatial.shape[0] == 24
+
+
 def test_localization_object():
     loc = localization(
         [-30.0, 30.0],

@@ -255,7 +255,7 @@ class LocalizationOptions(Config):
     """
 
     length_scale: float | None = field(
-        2000.0, help="horizontal half-width in km (grid points on a 1-D grid); None: none"
+        1500.0, help="horizontal half-width in km (grid points on a 1-D grid); None: none"
     )
     vertical_length_scale: float | None = field(
         None,
@@ -335,7 +335,7 @@ class LocalizationOptions(Config):
 #: than 2000 km on the validation split, see the assimilation page of the documentation,
 #: docs/user-guide/assimilation.md); vertical localization by the observations' levels
 #: (:data:`~xfuxi.assimilation.en4dvar.DEFAULT_VERTICAL_LENGTH_SCALE`)
-DEFAULT_LOCALIZATION = LocalizationOptions(length_scale=1500.0)
+DEFAULT_LOCALIZATION = LocalizationOptions()
 
 
 def localization_options(value: Any) -> Any:

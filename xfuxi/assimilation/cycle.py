@@ -574,7 +574,9 @@ class En4DVarMethod(CycleMethod):
         ``static``; 1: static B alone). Its ``seed`` is not used by :func:`cycle`, whose
         generator (``CycleConfig.seed``) draws every cycle's members so that a resumed run
         continues the same draws; it is kept in the settings a resumed run must match.
-    localization : LocalizationOptions
+    localization : LocalizationOptions, default Gaspari–Cohn 1500 km
+        As :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar`'s, without its vertical
+        localization by the observations' levels (set ``vertical_length_scale``).
     n_slots : int, default 2
         Observation slots (1: 3D-Var, the analysis at t0 from observations at t0).
     minimiser, quality_control

@@ -499,7 +499,8 @@ def localization(
     Raises
     ------
     ValueError
-        Neither ``latitude`` and ``longitude`` nor ``n_points``; vertical or cross-variable
+        Neither ``latitude`` and ``longitude`` nor ``n_points``; a latitude outside
+        [-90, 90] degrees or not finite (longitudes given first, say); vertical or cross-variable
         localization without ``channels``; a ``length_scale`` that is not positive, an
         unknown ``kind``, or ``variance`` outside ``(0, 1]`` or ``cross_variable`` outside
         ``[0, 1]``; a grid that is not a whole circle of equally spaced longitudes (a
@@ -522,6 +523,12 @@ def localization(
     else:
         if latitude is None or longitude is None:
             raise ValueError("give latitude and longitude, or n_points for a 1-D grid")
+        lat = np.asarray(latitude, dtype="float64")
+        if lat.size and not (np.all(np.isfinite(lat)) and np.abs(lat).max() <= 90.0):
+            raise ValueError(
+                f"latitude must be finite degrees in [-90, 90]; got values from {np.nanmin(lat):g} "
+                f"to {np.nanmax(lat):g} (are latitude and longitude swapped?)"
+            )
         spatial = sphere_sqrt_factor(
             latitude, longitude, length_scale=length_scale, kind=kind, variance=variance
         )
