@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from ..data.channels import WIND_COMPONENTS, channel_name, parse_channel_name, stack, unstack
-from ..data.schema import canonical_order, check_state_dims, validate
+from ..data.schema import canonical_order, check_state_dims, require_dataset, validate
 from ..docstrings import docstring_parts
 from ..models.cascade import reject_cascade
 from ..models.checkpoint import (
@@ -198,6 +198,7 @@ def _forecast_errors(
     """``(model, start times, generator of forecast-minus-state arrays (C, H, W))``."""
     import torch
 
+    require_dataset(data, "data")
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         model = load_model(model)
 

@@ -21,7 +21,7 @@ import xarray as xr
 
 from ..config import is_integer
 from ..data.channels import stack, unstack
-from ..data.schema import canonical_order, parse_time, validate
+from ..data.schema import canonical_order, parse_time, require_dataset, validate
 from ..models.base import check_plausible
 from ..models.registry import resolve_model
 from ..models.rollout import rollout
@@ -120,6 +120,7 @@ def world_background(
     >>> float(bg.temperature.isel(time=-1).mean())  # persisted from 2000-01-01T06
     251.0
     """
+    require_dataset(truth, "truth")
     if not is_integer(lead_steps) or lead_steps < 2:
         raise ValueError(f"lead_steps must be an integer >= 2, got {lead_steps!r}")
     model = resolve_model(model)

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from ..config import Config, field, is_integer, user_stacklevel
+from ..data.schema import require_dataset
 from ..docstrings import unexpected_keywords, with_signature_of
 from ..options import progress_bar
 from ..perturbations.scales import PerlinScales, check_perlin_scales
@@ -474,6 +475,7 @@ def _prepare(
     """The one signature of :func:`ensemble` and :func:`ensemble_iter`: check the arguments
     and return ``(setup, generator of (lead index, states))``."""
     spec = _perturbation_spec(perturbation, legacy)  # an unknown keyword named first
+    require_dataset(ds, "initial conditions")  # before the perturbation's channel check
     if n is None:  # (required: a default of its own named _prepare, not ensemble, when absent)
         raise TypeError("ensemble() missing the ensemble size n (members per initial time)")
     setup = _ensemble_setup(ds, model, n, steps, spec, seed, chunk_size, init_times, device)

@@ -36,6 +36,7 @@ from ..data.schema import (
     _shift_example,
     parse_time,
     parse_times,
+    require_dataset,
     states_at_valid_times,
     time_dtype_problem,
     validate,
@@ -487,6 +488,7 @@ def _levels_for(truth: xr.Dataset, var: str, levels: Sequence[float] | None) -> 
 def _truth(truth: Any) -> xr.Dataset:
     """The truth of the observing networks, canonical; states of a forecast at one lead
     at the times they are valid at (``time + lead``: their initial times were observed)."""
+    require_dataset(truth, "the truth")  # (a DataArray: a bare AttributeError later)
     if isinstance(truth, xr.Dataset):
         truth = states_at_valid_times(truth, "truth")
     return validate(truth, require_time=True)

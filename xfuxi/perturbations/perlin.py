@@ -34,7 +34,7 @@ import xarray as xr
 
 from ..config import check_seed, is_integer, user_stacklevel
 from ..data.channels import channels_of, stack, unstack
-from ..data.schema import canonical_order, check_state_dims
+from ..data.schema import canonical_order, check_state_dims, require_dataset
 from .scales import PerlinScales, perlin_scales
 
 __all__ = ["perlin_ensemble", "perlin_noise", "perlin_perturbations"]
@@ -419,6 +419,7 @@ def perlin_ensemble(
     ...                         seed=0).sizes["number"]  # through the accessor
     3
     """
+    require_dataset(ds, "the states to perturb")
     if "n_members" in legacy:
         if n is not None:
             raise TypeError("perlin_ensemble: give n (the number of members), not n and n_members")
