@@ -23,8 +23,13 @@ CALLS = {
         da, n=2, variables=["temperature"], error=1.0
     ),
     "single_observation": lambda ds, da, m: xfuxi.single_observation(
-        da, variable="temperature", latitude=0.0, longitude=0.0, time=ds.time.values[0],
-        error=1.0, level=500,
+        da,
+        variable="temperature",
+        latitude=0.0,
+        longitude=0.0,
+        time=ds.time.values[0],
+        error=1.0,
+        level=500,
     ),  # fmt: skip
     "radiosonde_observations": lambda ds, da, m: xfuxi.radiosonde_observations(
         da, error=1.0, n_sites=2
