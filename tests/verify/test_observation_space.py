@@ -306,3 +306,20 @@ def test_point_observations_with_a_scalar_level_or_time_are_each_observations():
     got = xfuxi.innovations(scalar, state)["temperature"].values
     np.testing.assert_array_equal(got, xfuxi.innovations(repeated, state)["temperature"].values)
     assert np.isfinite(got).all()
+
+
+def test_a_state_given_first_is_named_as_swapped():
+    """state.fuxi.innovations(obs) said "state lacks observed variable(s) [...]" of a state
+    that has them: the accessor's object is the observations."""
+    bg = state(0)
+    obs = xr.Dataset(
+        {"temperature": ("obs", [1.5])},
+        coords={"latitude": ("obs", [0.0]), "longitude": ("obs", [90.0]), "level": ("obs", [500])},
+    )
+    with pytest.raises(ValueError, match=r"observations come first.*obs\.fuxi\.innovations"):
+        bg.fuxi.innovations(obs)
+    with pytest.raises(ValueError, match="observations come first"):
+        xfuxi.innovation_statistics(bg, obs)
+    assert float(obs.fuxi.innovations(bg)["temperature"][0]) == pytest.approx(
+        1.5 - float(bg["temperature"].sel(level=500, latitude=0.0, longitude=90.0))
+    )

@@ -296,7 +296,9 @@ def innovations(
     Raises
     ------
     ValueError
-        If a variable is missing from the state, grids differ (gridded layout), an
+        If the state has ``obs_dim`` and the observations do not (the two swapped, as by
+        ``state.fuxi.innovations(obs)``), a variable is missing from the state, grids
+        differ (gridded layout), an
         observation's time is not one of the state's, its level neither one of the state's
         nor between two of them, it carries a level (not NaN) for a variable the state has
         without levels, or its position cannot be interpolated (non-finite, latitude outside
@@ -346,6 +348,12 @@ def innovations(
     """
     if not isinstance(observations, xr.Dataset) or not isinstance(state, xr.Dataset):
         raise TypeError("observations and state must both be xarray Datasets")
+    if obs_dim in state.dims and obs_dim not in observations.dims:
+        raise ValueError(
+            f"the state has the observations' dim {obs_dim!r} and the observations do not: "
+            "the observations come first, innovations(observations, state), and through the "
+            "accessor obs.fuxi.innovations(state)"
+        )
     if obs_dim in observations.dims:  # point observations: a forecast by its valid times
         state = _at_valid_times(state)
         # a position, level or time held as one scalar coordinate is every observation's
