@@ -291,7 +291,7 @@ def main() -> None:
         ),
         (
             "gaussian_crps",
-            lambda: xfuxi.gaussian_crps(mean, std, truth, dim=dims, weights=None),
+            lambda: xfuxi.gaussian_crps(mean, truth, std=std, dim=dims, weights=None),
             {
                 "xskillscore crps_gaussian": lambda: xs.crps_gaussian(truth, mean, std, dim=dims),
                 "properscoring crps_gaussian": lambda: {
@@ -305,21 +305,21 @@ def main() -> None:
         ),
         (
             "gaussian_variance",
-            lambda: xfuxi.gaussian_variance(mean, std, dim=dims, weights=None),
+            lambda: xfuxi.gaussian_variance(mean, std=std, dim=dims, weights=None),
             {},
             False,
         ),
         (
             "gaussian_brier_score",
             lambda: xfuxi.gaussian_brier_score(
-                mean, std, truth, threshold=thr, dim=dims, weights=None
+                mean, truth, std=std, threshold=thr, dim=dims, weights=None
             ),
             {},
             False,
         ),
         (
             "gaussian_ignorance",
-            lambda: xfuxi.gaussian_ignorance(mean, std, truth, dim=dims, weights=None),
+            lambda: xfuxi.gaussian_ignorance(mean, truth, std=std, dim=dims, weights=None),
             {},
             False,
         ),

@@ -251,7 +251,7 @@ def test_validate_refuses_variables_still_packed(tmp_path):
         with pytest.raises(SchemaError, match="variable 'temperature' is still packed"):
             xfuxi.acc(ds["temperature"], ds["temperature"], clim)
         with pytest.raises(SchemaError, match="variable 'temperature' is still packed"):
-            xfuxi.gaussian_crps(ds["temperature"], clim, ds["temperature"])
+            xfuxi.gaussian_crps(ds["temperature"], ds["temperature"], std=clim)
         decoded = validate(xr.decode_cf(raw))  # decoded: the packing is in the encoding
         np.testing.assert_allclose(decoded["temperature"], ds["temperature"], atol=0.01)
     with xr.open_dataset(path) as read:  # read normally: accepted

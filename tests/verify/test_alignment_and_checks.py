@@ -110,7 +110,7 @@ def test_truth_at_one_level_is_not_broadcast_along_the_forecast_levels():
     with pytest.raises(ValueError, match="single level 850.0"):
         V.rmse(fc.to_dataset(), truth.sel(level=850.0).to_dataset(), dim=DIMS)
     with pytest.raises(ValueError, match="std holds the single level"):
-        V.gaussian_crps(fc, abs(fc).sel(level=850.0) + 1, truth, dim=DIMS)
+        V.gaussian_crps(fc, truth, std=abs(fc).sel(level=850.0) + 1, dim=DIMS)
 
 
 def test_climatology_at_one_level_is_checked_before_its_scalars_are_dropped():
@@ -156,15 +156,16 @@ def test_gaussian_brier_threshold_on_time_is_taken_at_valid_times():
                       coords={"time": t[:2], "prediction_timedelta": LEADS})  # fmt: skip
     sd = xr.ones_like(mu)
     thr = xr.DataArray([0.0, 0.0, 100.0, 100.0], dims="time", coords={"time": t})
-    got = V.gaussian_brier_score(mu, sd, truth, threshold=thr, dim="time")
+    got = V.gaussian_brier_score(mu, truth, std=sd, threshold=thr, dim="time")
     vt = mu.time + mu.prediction_timedelta
     th_v, y_v = thr.sel(time=vt), truth.sel(time=vt)
     hand = ((1 - ndtr((th_v - mu) / sd) - (y_v > th_v)) ** 2).mean("time")
     np.testing.assert_allclose(got.values, hand.values, rtol=1e-12, atol=1e-15)
     assert float(got[2]) == pytest.approx(0.0, abs=1e-12)  # the threshold of 100 is never met
     # one lead selected: at its valid time too
-    one = V.gaussian_brier_score(mu.isel(prediction_timedelta=2), sd.isel(prediction_timedelta=2),
-                                 truth, threshold=thr, dim="time")  # fmt: skip
+    one = V.gaussian_brier_score(mu.isel(prediction_timedelta=2), truth,
+                                 std=sd.isel(prediction_timedelta=2), threshold=thr,
+                                 dim="time")  # fmt: skip
     assert float(one) == pytest.approx(float(hand[2]), abs=1e-12)
 
 
@@ -176,21 +177,21 @@ def test_gaussian_brier_thresholds_per_variable_like_brier_score():
     mu = xr.Dataset({v: ("time", rng.standard_normal(4)) for v in ("a", "b")}, coords={"time": t})
     sd = xr.ones_like(mu)
     truth = mu + 0.5
-    both = V.gaussian_brier_score(mu, sd, truth, threshold={"a": 0.0, "b": 1.0})
+    both = V.gaussian_brier_score(mu, truth, std=sd, threshold={"a": 0.0, "b": 1.0})
     for v, th in (("a", 0.0), ("b", 1.0)):
-        alone = V.gaussian_brier_score(mu[v], sd[v], truth[v], threshold=th)
+        alone = V.gaussian_brier_score(mu[v], truth[v], std=sd[v], threshold=th)
         assert float(both[v]) == pytest.approx(float(alone), rel=1e-12)
     per_time = xr.DataArray([0.0, 0.0, 9.0, 9.0], dims="time", coords={"time": t})
-    mixed = V.gaussian_brier_score(mu, sd, truth, threshold={"a": per_time, "b": 1.0})
-    alone = V.gaussian_brier_score(mu["a"], sd["a"], truth["a"], threshold=per_time)
+    mixed = V.gaussian_brier_score(mu, truth, std=sd, threshold={"a": per_time, "b": 1.0})
+    alone = V.gaussian_brier_score(mu["a"], truth["a"], std=sd["a"], threshold=per_time)
     assert float(mixed["a"]) == pytest.approx(float(alone), rel=1e-12)
     with pytest.raises(ValueError, match=r"no threshold given for variable\(s\) \['b'\]"):
-        V.gaussian_brier_score(mu, sd, truth, threshold={"a": 0.0})
+        V.gaussian_brier_score(mu, truth, std=sd, threshold={"a": 0.0})
     with pytest.raises(TypeError, match="mapping of thresholds needs a Dataset"):
-        V.gaussian_brier_score(mu["a"], sd["a"], truth["a"], threshold={"a": 0.0})
+        V.gaussian_brier_score(mu["a"], truth["a"], std=sd["a"], threshold={"a": 0.0})
     # a misspelled or extra key was ignored
     with pytest.raises(ValueError, match=r"variable\(s\) \['c'\] that the forecast lacks"):
-        V.gaussian_brier_score(mu, sd, truth, threshold={"a": 0.0, "b": 1.0, "c": 2.0})
+        V.gaussian_brier_score(mu, truth, std=sd, threshold={"a": 0.0, "b": 1.0, "c": 2.0})
 
 
 # --- 5: integer leads ---------------------------------------------------------------------
@@ -247,27 +248,27 @@ def test_gaussian_scores_check_a_dask_std_lazily():
 
     with dask.config.set(scheduler=counting):
         lazy = {
-            "crps": V.gaussian_crps(mean, std, truth),
-            "brier": V.gaussian_brier_score(mean, std, truth, threshold=0.0),
-            "ign": V.gaussian_ignorance(mean, std, truth),
-            "var": V.gaussian_variance(mean.to_dataset(), std.to_dataset()),
+            "crps": V.gaussian_crps(mean, truth, std=std),
+            "brier": V.gaussian_brier_score(mean, truth, std=std, threshold=0.0),
+            "ign": V.gaussian_ignorance(mean, truth, std=std),
+            "var": V.gaussian_variance(mean.to_dataset(), std=std.to_dataset()),
         }
     assert calls["n"] == 0
     assert all(
         isinstance((r if isinstance(r, xr.DataArray) else r["temperature"]).data, dask.array.Array)
         for r in lazy.values()
     )
-    eager = V.gaussian_crps(mean.compute(), std.compute(), truth.compute())
+    eager = V.gaussian_crps(mean.compute(), truth.compute(), std=std.compute())
     assert float(lazy["crps"].compute()) == pytest.approx(float(eager), rel=1e-12)
     # a negative std raises when the score is computed (NumPy data: at once)
     bad = std.where(std.time != std.time[-1], -1.0)  # negative in the last chunk only
-    score = V.gaussian_crps(mean, bad, truth)
+    score = V.gaussian_crps(mean, truth, std=bad)
     with pytest.raises(ValueError, match="std holds negative values"):
         score.compute()
     with pytest.raises(ValueError, match="variable 'temperature'.*negative"):
-        V.gaussian_crps(mean.to_dataset(), bad.to_dataset(), truth.to_dataset()).compute()
+        V.gaussian_crps(mean.to_dataset(), truth.to_dataset(), std=bad.to_dataset()).compute()
     with pytest.raises(ValueError, match="std holds negative values"):
-        V.gaussian_crps(mean.compute(), bad.compute(), truth.compute())
+        V.gaussian_crps(mean.compute(), truth.compute(), std=bad.compute())
 
 
 # --- 8: duplicated coordinate values --------------------------------------------------------

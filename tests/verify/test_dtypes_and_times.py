@@ -230,12 +230,12 @@ def test_gaussian_scores_take_float16_std_in_float64_and_refuse_complex():
     mean = xr.DataArray(np.zeros((2, 2)), dims=("latitude", "longitude"), coords=coords)
     std = xr.full_like(mean, 300.0).astype("float16")
     # sigma squared is 90000, beyond float16's 65504: it was inf
-    var = xfuxi.gaussian_variance(mean.astype("float16"), std)
+    var = xfuxi.gaussian_variance(mean.astype("float16"), std=std)
     assert var.dtype == np.float64 and float(var) == pytest.approx(90000.0)
-    crps = xfuxi.gaussian_crps(mean, std, mean + 1.0)
+    crps = xfuxi.gaussian_crps(mean, mean + 1.0, std=std)
     assert np.isfinite(float(crps))
     with pytest.raises(TypeError, match="the std holds complex data"):
-        xfuxi.gaussian_variance(mean, std.astype("complex64"))
+        xfuxi.gaussian_variance(mean, std=std.astype("complex64"))
 
 
 # --- big-endian coordinates (h5py, np.fromfile, undecoded reads): the same scores --------

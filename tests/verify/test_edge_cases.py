@@ -118,7 +118,7 @@ def test_missing_thresholds_and_spreads_give_nan():
     assert got.values[0] == pytest.approx(0.25) and np.isnan(got.values[1])
     assert float(V.brier_score(f, t, threshold=thr, dim=["x"], skipna=True)) == 0.25
     mean, std = xr.DataArray([0.0, 1.0], dims="x"), xr.DataArray([np.nan, 0.0], dims="x")
-    got = V.gaussian_crps(mean, std, t, dim=[])
+    got = V.gaussian_crps(mean, t, std=std, dim=[])
     assert np.isnan(got.values[0]) and got.values[1] == pytest.approx(4.0)
 
 

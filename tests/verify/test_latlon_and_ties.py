@@ -47,7 +47,7 @@ SCORES = {
     "rmse": lambda f, t, **kw: rmse(f, t, **kw),
     "mae": lambda f, t, **kw: mae(f, t, **kw),
     "crps": lambda f, t, **kw: crps(_ens(f), t, **kw),
-    "gaussian_crps": lambda f, t, **kw: gaussian_crps(f, abs(f) * 0 + 1.0, t, **kw),
+    "gaussian_crps": lambda f, t, **kw: gaussian_crps(f, t, std=abs(f) * 0 + 1.0, **kw),
     "scorecard": _card,
 }
 

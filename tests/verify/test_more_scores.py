@@ -71,26 +71,43 @@ def test_gaussian_scores_analytic_and_properscoring():
                       dims=("time", "latitude", "longitude"))  # fmt: skip
     sigma = np.abs(mu * 0 + rng.gamma(2.0, size=mu.shape)) + 0.1
     y = mu * 0 + rng.normal(size=mu.shape)
-    point = gaussian_crps(mu, sigma, y, dim=[])
+    point = gaussian_crps(mu, y, std=sigma, dim=[])
     np.testing.assert_allclose(point.values, ps.crps_gaussian(y.values, mu.values, sigma.values),
                                rtol=1e-12, atol=1e-14)  # fmt: skip
-    assert float(gaussian_crps(mu, sigma, y)) == pytest.approx(wmean(point.values), rel=1e-12)
-    ign = gaussian_ignorance(mu, sigma, y, dim=[])
+    assert float(gaussian_crps(mu, y, std=sigma)) == pytest.approx(wmean(point.values), rel=1e-12)
+    ign = gaussian_ignorance(mu, y, std=sigma, dim=[])
     np.testing.assert_allclose(ign.values, -stats.norm.logpdf(y, mu, sigma), rtol=1e-12)
-    bs = gaussian_brier_score(mu, sigma, y, threshold=0.3, dim=[])
+    bs = gaussian_brier_score(mu, y, std=sigma, threshold=0.3, dim=[])
     p = stats.norm.sf(0.3, mu, sigma)
     np.testing.assert_allclose(bs.values, (p - (y.values > 0.3)) ** 2, rtol=1e-10, atol=1e-15)
-    assert float(gaussian_variance(mu, sigma)) == pytest.approx(wmean(sigma.values**2), rel=1e-12)
+    assert float(gaussian_variance(mu, std=sigma)) == pytest.approx(
+        wmean(sigma.values**2), rel=1e-12
+    )
     # σ = 0: a point forecast, CRPS = |y − μ|
-    zero = gaussian_crps(mu, sigma * 0, y, dim=[])
+    zero = gaussian_crps(mu, y, std=sigma * 0, dim=[])
     np.testing.assert_allclose(zero.values, np.abs(y - mu).values, rtol=1e-14)
     # a large ensemble drawn from N(μ, σ²) has nearly the Gaussian CRPS (independent check)
     draws = mu.values[None] + sigma.values[None] * rng.normal(size=(4000, *mu.shape))
     ens_crps = ps.crps_ensemble(y.values, np.moveaxis(draws, 0, -1))
     assert abs(ens_crps.mean() - point.values.mean()) < 0.02
     with pytest.raises(ValueError, match="negative"):
-        gaussian_crps(mu, -sigma, y)
-    assert float(mu.fuxi.gaussian_crps(sigma, y)) == float(gaussian_crps(mu, sigma, y))
+        gaussian_crps(mu, y, std=-sigma)
+    assert float(mu.fuxi.gaussian_crps(y, std=sigma)) == float(gaussian_crps(mu, y, std=sigma))
+
+
+@pytest.mark.parametrize(
+    "score", [gaussian_crps, gaussian_ignorance, gaussian_brier_score, gaussian_variance]
+)
+def test_the_gaussian_std_is_keyword_only(score):
+    """gaussian_crps(mean, std, truth) ran as gaussian_crps(mean, truth, std) too, silently
+    (6.2 against 155.2): every other score is (forecast, truth), and other libraries order
+    the three differently."""
+    mu, sigma = xr.DataArray([0.0, 1.0]), xr.DataArray([1.0, 2.0])
+    kw = {"threshold": 0.5} if score is gaussian_brier_score else {}
+    args = (mu, sigma) if score is gaussian_variance else (mu, sigma, mu + 1.0)
+    with pytest.raises(TypeError, match="positional"):
+        score(*args, **kw)
+    assert np.isfinite(float(score(*args[::2], std=sigma, **kw)))
 
 
 @pytest.mark.parametrize("fair", [True, False])
@@ -155,7 +172,7 @@ def test_ensemble_ignorance_is_gaussian_fit():
     mu, sd = fc.mean("number"), fc.std("number", ddof=1)
     got = ensemble_ignorance(fc, truth, dim=[])
     np.testing.assert_allclose(got.values, -stats.norm.logpdf(truth, mu, sd), rtol=1e-12)
-    xr.testing.assert_allclose(ensemble_ignorance(fc, truth), gaussian_ignorance(mu, sd, truth))
+    xr.testing.assert_allclose(ensemble_ignorance(fc, truth), gaussian_ignorance(mu, truth, std=sd))
 
 
 def test_ignorance_of_a_point_mass_is_its_limit():
@@ -164,7 +181,7 @@ def test_ignorance_of_a_point_mass_is_its_limit():
     mu = xr.DataArray([1.0, 1.0, 2.0, np.nan], dims="x")
     y = xr.DataArray([1.0, 3.0, 2.0, 2.0], dims="x")
     sigma = xr.DataArray([0.0, 0.0, 1.0, 0.0], dims="x")
-    got = gaussian_ignorance(mu, sigma, y, dim=[]).values
+    got = gaussian_ignorance(mu, y, std=sigma, dim=[]).values
     assert got[0] == -np.inf and got[1] == np.inf and np.isnan(got[3])
     assert got[2] == pytest.approx(0.5 * np.log(2 * np.pi))
     same = xr.DataArray([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], dims=("x", "number"))
@@ -273,9 +290,9 @@ def test_new_scores_stay_lazy_on_dask():
         "rps": lambda f, t: ranked_probability_score(f, t, thresholds=[0.0], fair=True),
         "debiased": lambda f, t: debiased_ensemble_mean_mse(f, t),
         "reliability": lambda f, t: central_reliability(f, t, probabilities=[0.5]),
-        "gcrps": lambda f, t: gaussian_crps(f.mean("number"), sd, t),
-        "gbrier": lambda f, t: gaussian_brier_score(f.mean("number"), sd, t, threshold=0.1),
-        "gign": lambda f, t: gaussian_ignorance(f.mean("number"), sd, t),
+        "gcrps": lambda f, t: gaussian_crps(f.mean("number"), t, std=sd),
+        "gbrier": lambda f, t: gaussian_brier_score(f.mean("number"), t, std=sd, threshold=0.1),
+        "gign": lambda f, t: gaussian_ignorance(f.mean("number"), t, std=sd),
     }
     with dask.config.set(scheduler=_raise_scheduler):
         lazy = {k: c(fcd, trd) for k, c in calls.items()}

@@ -110,12 +110,16 @@ def _triple(mean: XarrayObj, std: XarrayObj, truth: XarrayObj | None):
     return mean_, std, tr
 
 
-_MEAN_STD = """mean, std : Dataset or DataArray
-        Mean and standard deviation (``σ ≥ 0``) of the Gaussian forecast, the same kind of
-        object on the same grid."""
+_MEAN = """mean : Dataset or DataArray
+        Mean of the Gaussian forecast."""
 _TRUTH = """
     truth : Dataset or DataArray
         Verifying truth, matched as in :func:`~xfuxi.rmse`."""
+_STD = """
+    std : Dataset or DataArray, keyword-only
+        Standard deviation (``σ ≥ 0``) of the Gaussian forecast, the same kind of object as
+        the mean on its grid. Keyword-only, so that it cannot take the truth's place (other
+        libraries order mean, std and truth differently)."""
 _RAISES = """ValueError
         If ``std`` is negative (for dask data when the result is computed) or does not cover
         the mean's grid, or as :func:`~xfuxi.rmse`.
@@ -126,10 +130,10 @@ _RAISES = """ValueError
 
 def _document(func: Callable, *, truth: str, formula: str, **doc: str) -> Callable:
     """Give the Gaussian score ``func`` its docstring (:func:`~xfuxi.verify._docs.score_doc`);
-    ``truth`` describes the parameters after ``mean, std``."""
+    ``truth`` describes the parameters after ``mean, truth, std``."""
     name = func.__name__
     return score_doc(
-        func, name, parameters=f"{_MEAN_STD}{truth}\n    {{{{score_options}}}}",
+        func, name, parameters=f"{_MEAN}{truth}\n    {{{{score_options}}}}",
         returns=f'The mean score over ``dim``; ``attrs["metric"] == "{name}"``.',
         raises=_RAISES, notes=formula, **doc,
     )  # fmt: skip
@@ -148,7 +152,7 @@ def _point_score(
     implementation; ``doc`` fills the docstring (:func:`_document`)."""
 
     def score(
-        mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None,
+        mean: XarrayObj, truth: XarrayObj, /, *, std: XarrayObj, dim: Dim = None,
         weights: Weights = "area", region: Any = None, skipna: bool = False,
         keep_attrs: bool = False,
     ) -> XarrayObj:  # fmt: skip
@@ -156,7 +160,7 @@ def _point_score(
         return _finish(point(mu, sigma, tr), mean, dim, weights, region, skipna, keep_attrs, name)
 
     score.__name__ = name
-    return _document(score, truth=_TRUTH, **doc)
+    return _document(score, truth=_TRUTH + _STD, **doc)
 
 
 def _crps_point(mu: XarrayObj, sigma: XarrayObj, tr: XarrayObj) -> XarrayObj:
@@ -174,15 +178,15 @@ gaussian_crps = _point_score(
     formula="``CRPS = σ [z (2Φ(z) − 1) + 2φ(z) − 1/√π]``, ``z = (y − μ)/σ`` (Gneiting et al. "
     "2005); ``|y − μ|`` where ``σ = 0``.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
-    >>> round(float(gaussian_crps(m, s, xr.DataArray([0.0]))), 6)  # (√2 − 1)/√π
+    >>> round(float(gaussian_crps(m, xr.DataArray([0.0]), std=s)), 6)  # (√2 − 1)/√π
     0.233695
-    >>> round(float(m.fuxi.gaussian_crps(s, xr.DataArray([0.0]))), 6)  # through the accessor
+    >>> round(float(m.fuxi.gaussian_crps(xr.DataArray([0.0]), std=s)), 6)  # the accessor
     0.233695""",
 )
 
 
 def gaussian_variance(
-    mean: XarrayObj, std: XarrayObj, /, *, dim: Dim = None, weights: Weights = "area",
+    mean: XarrayObj, /, *, std: XarrayObj, dim: Dim = None, weights: Weights = "area",
     region: Any = None, skipna: bool = False, keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
     _, sigma, _ = _triple(mean, std, None)
@@ -192,18 +196,18 @@ def gaussian_variance(
 gaussian_variance = _document(
     gaussian_variance,
     summary="Mean variance ``σ²`` of a Gaussian forecast (its spread, squared).",
-    truth="",
+    truth=_STD,
     formula="The mean of ``σ²``; its square root is comparable with :func:`~xfuxi.spread`.",
-    example=""">>> float(gaussian_variance(xr.DataArray([0.0, 0.0]), xr.DataArray([1.0, 3.0])))
+    example=""">>> m = xr.DataArray([0.0, 0.0])
+    >>> float(gaussian_variance(m, std=xr.DataArray([1.0, 3.0])))
     5.0
-    >>> m = xr.DataArray([0.0, 0.0])
-    >>> float(m.fuxi.gaussian_variance(xr.DataArray([1.0, 3.0])))  # through the accessor
+    >>> float(m.fuxi.gaussian_variance(std=xr.DataArray([1.0, 3.0])))  # through the accessor
     5.0""",
 )
 
 
 def gaussian_brier_score(
-    mean: XarrayObj, std: XarrayObj, truth: XarrayObj, /, *, threshold: Any,
+    mean: XarrayObj, truth: XarrayObj, /, *, std: XarrayObj, threshold: Any,
     dim: Dim = None, weights: Weights = "area", region: Any = None, skipna: bool = False,
     keep_attrs: bool = False,
 ) -> XarrayObj:  # fmt: skip
@@ -238,6 +242,7 @@ gaussian_brier_score = _document(
     gaussian_brier_score,
     summary='Brier score of a Gaussian forecast for the event "value exceeds ``threshold``".',
     truth=_TRUTH
+    + _STD
     + """
     threshold : float, DataArray or mapping
         Event threshold (``value > threshold``), in the units of the data; for a Dataset,
@@ -248,9 +253,9 @@ gaussian_brier_score = _document(
     formula="``(p − o)²`` with ``p = 1 − Φ((t − μ)/σ)`` and ``o = 1`` where the truth "
     "exceeds ``t``.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
-    >>> float(gaussian_brier_score(m, s, xr.DataArray([1.0]), threshold=0.0))
+    >>> float(gaussian_brier_score(m, xr.DataArray([1.0]), std=s, threshold=0.0))
     0.25
-    >>> float(m.fuxi.gaussian_brier_score(s, xr.DataArray([1.0]), threshold=0.0))  # accessor
+    >>> float(m.fuxi.gaussian_brier_score(xr.DataArray([1.0]), std=s, threshold=0.0))
     0.25""",
 )
 
@@ -277,8 +282,8 @@ gaussian_ignorance = _point_score(
     formula="``−log φ_σ(y − μ) = ½ log(2π) + log σ + (y − μ)²/(2σ²)`` (natural log, nats). "
     "Not WeatherBench2's ``GaussianIgnoranceScore``, which scores a threshold's yes/no event.",
     example=""">>> m, s = xr.DataArray([0.0]), xr.DataArray([1.0])
-    >>> round(float(gaussian_ignorance(m, s, xr.DataArray([0.0]))), 6)  # ½ log 2π
+    >>> round(float(gaussian_ignorance(m, xr.DataArray([0.0]), std=s)), 6)  # ½ log 2π
     0.918939
-    >>> round(float(m.fuxi.gaussian_ignorance(s, xr.DataArray([0.0]))), 6)  # accessor
+    >>> round(float(m.fuxi.gaussian_ignorance(xr.DataArray([0.0]), std=s)), 6)  # accessor
     0.918939""",
 )
