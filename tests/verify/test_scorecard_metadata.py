@@ -60,3 +60,17 @@ def test_plot_scores_labels_a_scorecard_row_with_its_score():
     plain.attrs = {"metric": "rmse", "units": "K"}
     assert xfuxi.plot_scores(plain).get_ylabel() == labels["rmse"]
     plt.close("all")
+
+
+def test_region_none_is_global_as_in_every_score():
+    """scorecard(region=None) was refused, though None is "global" in every score."""
+    rng = np.random.default_rng(1)
+    times = pd.date_range("2020-01-01", periods=4, freq="6h")
+    truth = xr.Dataset(
+        {"temperature": (("time", "latitude", "longitude"), rng.normal(size=(4, 3, 4)))},
+        coords={"time": times, "latitude": [-30.0, 0.0, 30.0], "longitude": np.arange(4) * 90.0},
+    )
+    fc = truth.isel(time=[0, 1]).expand_dims(prediction_timedelta=pd.to_timedelta([6], "h"))
+    none = xfuxi.scorecard(fc, truth, scores=["rmse"], region=None)
+    xr.testing.assert_identical(none, xfuxi.scorecard(fc, truth, scores=["rmse"]))
+    assert none["region"].values.tolist() == ["global"]

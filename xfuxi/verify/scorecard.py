@@ -126,8 +126,8 @@ def scorecard(
     climatology : Dataset or path, optional
         For ``acc`` (variables ``v`` or ``v_mean``; see :func:`~xfuxi.acc`).
     region : region or list of regions, default "global"
-        As the scores' ``region`` (docs/verification.md); the result always has a
-        ``region`` dim.
+        As the scores' ``region`` (docs/verification.md; None is ``"global"``, as there);
+        the result always has a ``region`` dim.
     variables : sequence of str, optional
         Forecast variables to score (default: all the truth has).
     member_dim : str, optional
@@ -220,6 +220,8 @@ def scorecard(
     ens_only = [s for s in scores if s in _ENSEMBLE or s == "spread"]
     if ens_only and mdim is None:
         raise ValueError(f"score(s) {ens_only} need an ensemble; the forecast has no member dim")
+    if region is None:  # as in every score: the whole grid, labelled "global"
+        region = "global"
     regions = list(region) if isinstance(region, (list, tuple)) else [region]
     keep = {lead_dim, "level", mdim}
     dim = [d for d in fc.dims if d not in keep]
