@@ -51,6 +51,17 @@ def test_ensemble_names_a_wrong_keyword_not_a_private_function():
         xfuxi.ensemble(ds, model=model, steps=1)
 
 
+def test_misspelt_keywords_are_named_with_the_closest_name_and_the_right_function():
+    """held_suarez(dayz=3) was named as WorldConfig.__init__'s keyword; the functions whose
+    keywords are config fields (cycle, train_forecast, ...) proposed no correction."""
+    with pytest.raises(TypeError, match=r"held_suarez\(\) got .* 'dayz' \(did you mean 'days'\?\)"):
+        xfuxi.held_suarez(dayz=3)
+    with pytest.raises(
+        TypeError, match=r"lorenz96_twin\(\) .* 'n_cycle' \(did you mean 'n_cycles'"
+    ):
+        xfuxi.lorenz96_twin(n_cycle=2)
+
+
 def test_an_en4dvar_summary_of_an_empty_cost_history():
     import numpy as np
     import pandas as pd

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import html
 import json
 import os
@@ -189,8 +190,12 @@ def config_with_legacy(
         return base
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(legacy) - names)
-    if unknown:
-        raise TypeError(f"{function}() got unexpected keyword argument(s) {unknown}")
+    if unknown:  # each with the closest field's name, as unexpected_keywords proposes
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+            hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+        raise TypeError(f"{function}() got unexpected keyword argument(s) {', '.join(hints)}")
     keys = ", ".join(f"{k}=..." for k in legacy)
     warnings.warn(
         f"{function}({keys}) is deprecated; pass {parameter}={cls.__name__}({keys})",

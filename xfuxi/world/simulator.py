@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import itertools
 import json
 import logging
@@ -81,6 +82,7 @@ import xarray as xr
 from .._version import __version__
 from ..config import Config, field, is_integer, user_stacklevel
 from ..data.schema import ERA5_PRESSURE_LEVELS, VARIABLES, validate
+from ..docstrings import unexpected_keywords
 from ..files import (
     CorruptedOutputError,
     OutputExistsError,
@@ -666,6 +668,11 @@ def held_suarez(
     ('2000-01-01T06:00:00', 'K')
     """
 
+    fields = [f.name for f in dataclasses.fields(WorldConfig)]
+    unknown = set(options) - set(fields)
+    if unknown:  # (named as held_suarez's, not as WorldConfig.__init__'s)
+        known = [*inspect.signature(held_suarez).parameters, *fields]
+        raise unexpected_keywords("held_suarez", unknown, known)
     config = WorldConfig.from_dict(config).replace(**options).normalized()
     show = progress_enabled(progress)
     attrs = world_attrs(config)
