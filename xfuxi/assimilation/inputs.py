@@ -100,6 +100,12 @@ def states_tensor(
     ds = validate(ds)
     if dim not in ds.dims:
         raise SchemaError(f"{name} must be a Dataset with a {dim!r} dim")
+    if dim in ds.indexes and not ds.indexes[dim].is_unique:  # one state counted twice in B
+        twice = ds.indexes[dim][ds.indexes[dim].duplicated()].unique()
+        raise SchemaError(
+            f"{name} label {len(twice)} {dim!r} value(s) more than once ({list(twice[:5])}): "
+            f"each state may appear only once (concatenated with itself?)"
+        )
     for d in ("time", "prediction_timedelta"):
         if d in ds.dims:
             if ds.sizes[d] != 1:

@@ -29,6 +29,7 @@ from .weights import (
     XarrayObj,
     align_valid_time,
     as_float,
+    check_unique,
     check_variable_keys,
     conform,
     ensemble_dim,
@@ -62,6 +63,9 @@ def _pair(forecast: XarrayObj, truth: XarrayObj, member_dim: str | None):
     mdim = ensemble_dim(forecast, member_dim)
     if mdim in truth.dims:
         raise ValueError(f"truth must not have the ensemble dimension {mdim!r}")
+    # a member labelled twice is one member counted twice (an ensemble concatenated with
+    # itself): it weighs twice in the CRPS, the spread and the rank histogram
+    check_unique(forecast, "forecast", [mdim])
     fc, tr = prepare_pair(forecast, truth)
     return fc, tr, mdim
 
@@ -294,6 +298,7 @@ def spread(
     1.4142135623730951
     """
     mdim = ensemble_dim(forecast, member_dim)
+    check_unique(forecast, "forecast", [mdim])  # (as _pair: a member counted twice)
     m = forecast.sizes[mdim]
     _check_dim(dim, mdim)
     var = member_variance(as_float(forecast), mdim, skipna=skipna)
