@@ -61,3 +61,21 @@ def test_4dvar_refuses_ready_members_labelled_twice():
     twice = xr.concat([members, members], "number")
     with pytest.raises(Exception, match=r"more than once.*concatenated with itself"):
         xfuxi.assimilate_4dvar(bg, obs, error_data=BackgroundErrorData(members=twice), **kw)
+
+
+def test_fuxi_da_refuses_a_background_with_repeated_times(fuxi_da_case):
+    """The analysis came back with every time twice (repeated radiance times are refused)."""
+    background, radiances, model = fuxi_da_case
+    xfuxi.assimilate_da(background, radiances, model=model)
+    twice = xr.concat([background, background], "time")
+    with pytest.raises(ValueError, match="time holds .* more than once"):
+        xfuxi.assimilate_da(twice, radiances, model=model)
+
+
+def test_innovations_refuse_a_state_with_repeated_times():
+    """pandas' raw InvalidIndexError."""
+    truth = tiny.dataset(3)
+    obs = xfuxi.random_observations(truth, n=5, variables=["temperature"], error=1.0, seed=0)
+    xfuxi.innovations(obs, truth)
+    with pytest.raises(ValueError, match="'time' of the state has duplicated values"):
+        xfuxi.innovations(obs, xr.concat([truth, truth], "time"))

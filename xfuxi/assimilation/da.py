@@ -184,6 +184,11 @@ def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
         raise ValueError("background needs a 'time' coordinate (the analysis time)")
     if background.sizes["time"] == 0:
         raise ValueError("background has no time: there is nothing to analyse")
+    times = background.indexes["time"] if "time" in background.indexes else None
+    if times is not None and not times.is_unique:  # (radiances at repeated times are refused)
+        twice = [str(t) for t in times[times.duplicated()].unique()[:5]]
+        raise ValueError(f"the background's time holds {twice} more than once; each analysis "
+                         "time may appear only once")  # fmt: skip
     background = _levels_ascending(background)
     for name, grid in (("latitude", model.latitude), ("longitude", model.longitude)):
         if name not in background.coords:

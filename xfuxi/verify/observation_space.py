@@ -39,6 +39,7 @@ from ..observations.interpolation import (
     vertical_weights,
 )
 from ..observations.sets import ObservationError, _observation_time_fix, validate_observations
+from .weights import check_unique
 
 __all__ = ["innovation_statistics", "innovations"]
 
@@ -354,6 +355,7 @@ def innovations(
             "the observations come first, innovations(observations, state), and through the "
             "accessor obs.fuxi.innovations(state)"
         )
+    check_unique(state, "state", [d for d in ("time", "prediction_timedelta") if d in state.dims])
     if obs_dim in observations.dims:  # point observations: a forecast by its valid times
         state = _at_valid_times(state)
         # a position, level or time held as one scalar coordinate is every observation's
