@@ -97,10 +97,14 @@ def test_rank_histogram_tie_breaks_do_not_depend_on_layout():
         "latitude reversed": (fc.isel(latitude=slice(None, None, -1)), truth[::-1]),
         "longitude shuffled": (fc.isel(longitude=[3, 0, 7, 1, 2, 6, 5, 4]),
                                truth.isel(longitude=[3, 0, 7, 1, 2, 6, 5, 4])),
+        # the same circle written -180..180 (it drew other tie-breaks)
+        "longitude -180..180": (fc.assign_coords(longitude=(fc.longitude + 180) % 360 - 180),
+                                truth.assign_coords(longitude=(truth.longitude + 180) % 360 - 180)),
     }  # fmt: skip
     for what, (f, t) in layouts.items():
         got = rank_histogram(f, t, dim=[])
         assert got.dims[1:] == t.dims, what  # the points come back in the given layout
+        got = got.assign_coords(longitude=got.longitude % 360)
         xr.testing.assert_equal(got.transpose(*point.dims).sortby(["latitude", "longitude"]),
                                 point)  # fmt: skip
         np.testing.assert_array_equal(rank_histogram(f, t).values, rank_histogram(fc, truth).values)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..config import user_stacklevel
@@ -545,7 +546,8 @@ def _canonical_layout(
     The order is that of :data:`xfuxi.data.schema.CANONICAL_DIMS` (``time``,
     ``prediction_timedelta``, ``level``, ``latitude``, ``longitude``), after the other dims
     sorted by name. A dim with an index coordinate is put in increasing order (a reversed
-    one by a reversed slice, else by a stable argsort); one without keeps its order."""
+    one by a reversed slice, else by a stable argsort; longitudes modulo 360, so that both
+    conventions give the same draws); one without keeps its order."""
     from ..data.schema import CANONICAL_DIMS
 
     dims = [d for d in f.dims if d != mdim] + [d for d in t.dims if d not in f.dims]
@@ -554,6 +556,9 @@ def _canonical_layout(
     indexers: dict[Hashable, Any] = {}
     for d in order:
         idx = f.indexes.get(d, t.indexes.get(d))
+        if d == "longitude" and idx is not None and idx.dtype.kind in "fiu":
+            # −180..180 and 0..360 are one circle: the points in the order of lon mod 360
+            idx = pd.Index(np.mod(np.asarray(idx, dtype="float64"), 360.0))
         if idx is None or idx.is_monotonic_increasing:
             continue
         if idx.is_monotonic_decreasing:
