@@ -387,7 +387,9 @@ def perlin_ensemble(
     seed : int, optional
         Seed for reproducible draws. The noise is drawn channel by channel in the order of
         ``ds``'s data variables (each one's levels ascending): the same seed with the
-        variables in another order gives other noise. The order of the levels, latitudes
+        variables in another order, or with a variable (or level) added or removed, gives
+        other noise for every variable (select the variables, or compare with the same
+        ones). The order of the levels, latitudes
         and longitudes does not matter: the noise is drawn on the canonical grid (latitude
         ascending, longitude ascending within 0..360) and put back in ``ds``'s order, so a
         north-to-south or −180..180 copy of a state gets the same noise at the same places.
