@@ -58,7 +58,7 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("held_suarez_split", "world.simulator:held_suarez_split"),
     # forecasting
     Entry("persistence_forecast", "forecasting.baselines:persistence_forecast", accessor="both"),
-    Entry("climatology_forecast", "forecasting.baselines:climatology_forecast"),
+    Entry("climatology_forecast", "forecasting.baselines:climatology_forecast", accessor="both"),
     Entry("forecast", "forecasting.deterministic:forecast", accessor="dataset"),
     Entry("forecast_iter", "forecasting.deterministic:forecast_iter", accessor="dataset"),
     Entry("ensemble", "forecasting.ensemble:ensemble", accessor="dataset"),
@@ -92,7 +92,11 @@ PUBLIC: tuple[Entry, ...] = (
     Entry(
         "background_error_std", "assimilation.calibration:background_error_std", accessor="dataset"
     ),
-    Entry("forecast_error_samples", "assimilation.calibration:forecast_error_samples"),
+    Entry(
+        "forecast_error_samples",
+        "assimilation.calibration:forecast_error_samples",
+        accessor="dataset",
+    ),
     Entry("localization", "assimilation.localization:localization"),
     # observations
     Entry("make_observations", "observations.sets:make_observations"),

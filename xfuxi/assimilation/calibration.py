@@ -410,6 +410,8 @@ def forecast_error_samples(
     >>> e = forecast_error_samples(ds, model=model, lead_steps=1)
     >>> e.temperature.dims, np.unique(e.temperature.values).tolist()
     (('sample', 'level', 'latitude', 'longitude'), [-1.0])
+    >>> ds.fuxi.forecast_error_samples(model=model).identical(e)  # through the accessor
+    True
     """
 
     model, picked, errors = _forecast_errors(data, model, lead_steps, n_samples, seed)

@@ -231,6 +231,8 @@ def climatology_forecast(
     >>> f = climatology_forecast(clim, init_times=["2000-01-01T12"], leads=[0, 6, 12])
     >>> f.values[0, :, 0, 0].tolist()
     [3.0, 4.0, 1.0]
+    >>> clim.fuxi.climatology_forecast(init_times=["2000-01-01T12"], leads=[0, 6, 12]).identical(f)
+    True
     """
 
     inits = _init_times(init_times)
