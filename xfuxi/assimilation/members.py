@@ -280,30 +280,19 @@ def _anomalies_in_place(
     return x.mul_(factor.view(1, c, h, 1) if by_row else factor.view(1, c, 1, 1))
 
 
-#: magnitudes whose square is a normal float64 (neither underflows nor overflows)
-_SQUARE_EXACT = (2.0**-511, 2.0**511)
-
-
 def _sum_of_squares(x: torch.Tensor) -> torch.Tensor:
-    """``x.pow(2).sum(0)`` bit for bit, without a squared copy of ``x`` where that is exact.
+    """``x.pow(2).sum(0)`` bit for bit, without a squared copy of the whole of ``x``.
 
-    ``x`` is squared in place and summed (the same reduction of the same layout as
-    ``x.pow(2).sum(0)``: the same bits), then restored: ``√(x²) = |x|`` exactly in binary
-    floating point while ``x²`` neither underflows nor overflows, and the signs are kept
-    aside (a byte per value). Values outside that range (other than 0), NaN or infinity:
-    the squared copy.
+    Channel by channel (temporaries of one channel): each element's sum over the members
+    is the same reduction as in ``x.pow(2).sum(0)``, so the same bits (tested). ``x`` is not
+    modified. (Squaring ``x`` in place and restoring it by a square root, as an earlier
+    release did, is exact only where the square root is correctly rounded: on some CPUs
+    torch's vectorised one is not, and ``x`` came back changed in its last bits.)
     """
-    low, high = _SQUARE_EXACT
-    for k in range(x.shape[1]):  # channel by channel: temporaries of one channel
-        a = x[:, k].abs()
-        if not bool(((a == 0) | ((a >= low) & (a <= high))).all()):
-            return x.pow(2).sum(0)
-    negative = torch.signbit(x)
-    total = x.pow_(2).sum(0)
-    x.sqrt_()
+    out = torch.empty(x.shape[1:], dtype=x.dtype, device=x.device)
     for k in range(x.shape[1]):
-        x[:, k].mul_(torch.where(negative[:, k], -1.0, 1.0))
-    return total
+        torch.sum(x[:, k].pow(2), dim=0, out=out[k])
+    return out
 
 
 def _check_static(static: torch.Tensor, state_shape: tuple[int, ...]) -> None:
