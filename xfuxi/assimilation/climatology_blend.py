@@ -97,8 +97,9 @@ def climatology_tensor(data: Any, model: Any) -> torch.Tensor:
 
     if not isinstance(data, xr.Dataset):
         raise TypeError(f"the climatology must come from a Dataset; got {type(data).__name__}")
-    if "time" not in data.dims:
-        data = xr.concat([data, data], dim="time")
+    if "time" not in data.dims:  # one state, twice (without a time label held twice)
+        one = data.drop_vars("time", errors="ignore")
+        data = xr.concat([one, one], dim="time")
     states = states_tensor(data.rename(time="sample"), model, dim="sample", name="climatology")
     return states.mean(0)
 
