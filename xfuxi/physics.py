@@ -64,7 +64,10 @@ def geostrophic_wind(
     latitude : array_like (H,)
         Latitudes in degrees, strictly monotonic (either order), within [-90, 90], at least 3.
     longitude : array_like (W,)
-        Longitudes in degrees, evenly spaced and covering the globe (periodic), at least 3.
+        Longitudes in degrees, evenly spaced and covering the globe (periodic), at least 3,
+        in any order and convention (0..360, −180..180, rolled, descending): the
+        derivatives are taken along the longitudes sorted modulo 360 and the winds returned
+        in the input's order.
     equator_band : float, default 10.0
         Half-width in degrees of the band around the equator where ``f → 0`` and the
         geostrophic relation is regularised (see Notes); 0 for none.
@@ -131,13 +134,26 @@ def geostrophic_wind(
     dlat = np.diff(lat)
     if not (np.all(dlat > 0) or np.all(dlat < 0)):
         raise ValueError("latitude must be strictly monotonic")
-    dlon = np.diff(lon)
+    if not np.all(np.isfinite(lon)):
+        raise ValueError("longitude must be finite")
+    # any whole circle in any order or convention (rolled, -180..180, descending): the
+    # derivatives are taken on the longitudes sorted modulo 360, the result put back in the
+    # input's order (a grid already in 0..360 ascending order is used as it is)
+    circle = np.mod(lon, 360.0)
+    order = np.argsort(circle, kind="stable")
+    reorder = not np.array_equal(order, np.arange(lon.size))
+    dlon = np.diff(circle[order])
     # to a thousandth of the spacing: float32 coordinates of a 0.1° grid are that far off
     tol = 1e-3 * abs(float(dlon[0])) if dlon.size else 0.0
     if not np.allclose(dlon, dlon[0], rtol=0, atol=tol) or not np.isclose(
         lon.size * dlon[0], 360.0, rtol=0, atol=lon.size * tol
     ):
-        raise ValueError("longitude must be evenly spaced and cover the globe (periodic)")
+        raise ValueError(
+            "longitude must be evenly spaced and cover the globe (periodic) once, in any "
+            f"order: its {lon.size} values modulo 360 are spaced {dlon.min():g} to "
+            f"{dlon.max():g} degrees and span {lon.size * dlon[0]:g} of 360 degrees; give "
+            "the whole circle of equally spaced longitudes"
+        )
     if not (np.isfinite(equator_band) and equator_band >= 0):
         raise ValueError(f"equator_band must be >= 0 degrees; got {equator_band}")
     if equator_band == 0 and np.any(lat == 0):
@@ -155,6 +171,8 @@ def geostrophic_wind(
     dtype = z.dtype if hasattr(z, "dtype") else np.asarray(z).dtype  # (a dask array: lazy)
     if dtype.kind in "biu":  # differences of unsigned integers wrap around
         z = z.astype("float64") if hasattr(z, "astype") else np.asarray(z, dtype="float64")
+    if reorder:
+        z = np.take(z, order, axis=ilon)
     dzdlam = (np.roll(z, -1, axis=ilon) - np.roll(z, 1, axis=ilon)) / (2 * lam_step)
     dzdphi = np.gradient(z, phi, axis=ilat, edge_order=2)
     u = -finv * dzdphi / EARTH_RADIUS
@@ -167,6 +185,9 @@ def geostrophic_wind(
         nearest = inner[np.abs(inner[None, :] - np.arange(lat.size)[:, None]).argmin(1)]
         v_rows = np.take(v, nearest, axis=ilat)
         v = np.where(_along(pole, ilat, ndim), v_rows, v)
+    if reorder:  # back to the input's longitude order
+        back = np.argsort(order)
+        u, v = np.take(u, back, axis=ilon), np.take(v, back, axis=ilon)
     return u, v
 
 

@@ -158,7 +158,9 @@ def geostrophic_wind(
     ----------
     ds : Dataset
         Data with ``geopotential`` (m² s⁻²) on ``latitude``/``longitude`` (degrees; longitude
-        covering the globe, periodic).
+        covering the globe, periodic: a whole circle of equally spaced longitudes in any
+        order or convention, 0..360, −180..180, rolled or descending; the result is on the
+        input's longitudes, in its order).
     equator_band : float, default 10.0
         Half-width in degrees of the band around the equator where ``f → 0`` and the
         result is set to NaN (``|latitude| < equator_band``; with 0, a latitude on the
