@@ -464,7 +464,9 @@ def regrid(
     Returns
     -------
     xarray.Dataset or xarray.DataArray
-        A new object on the target grid (``ds`` is not modified), without encodings
+        A new object on the target grid (``ds`` is not modified), each variable's dims in
+        the canonical order that :func:`~xfuxi.data.schema.validate` gives them (whatever
+        the input's order of dims or variables), without encodings
         (the input's chunks and codecs do not apply); each variable's
         ``regrid_method`` attribute says how it was regridded. Where the data cover only
         a latitude band, the target outside it is NaN (conservative: cells the band does
@@ -506,7 +508,9 @@ def regrid(
         raise TypeError(f"expected an xarray.Dataset or DataArray, got {type(ds).__name__}")
     data = validate(ds)  # (big-endian values made native: pandas' lookups fail on them)
     grid = target_grid(target)  # validated: in the machine's byte order
-    dims_order = list(data.dims)  # the output's order (before chunks are merged)
+    # each variable's own (validated, canonical) dim order is the output's: not the
+    # Dataset's dim insertion order, which depends on the order of the variables
+    dims_order = {name: tuple(data[name].dims) for name in data.data_vars}
     data = _merge_small_chunks(data)  # dask data chunked one time per chunk: bounded graph
     # a non-index coordinate along latitude or longitude (a land-sea mask or orography kept
     # as a coordinate, a weight per latitude) has no value on the target grid without a
@@ -555,7 +559,9 @@ def regrid(
             out_vars[name] = _conservative(data[name], grid)
     out = xr.Dataset(
         {
-            n: out_vars[n].assign_attrs({**data[n].attrs, "regrid_method": chosen[n]})
+            n: out_vars[n]
+            .transpose(*[d for d in dims_order[n] if d in out_vars[n].dims], ...)
+            .assign_attrs({**data[n].attrs, "regrid_method": chosen[n]})
             for n in spatial
         }
     ).assign_attrs(data.attrs)
@@ -563,7 +569,7 @@ def regrid(
         out[name].attrs = {**data[name].attrs, **grid[name].attrs}
     # new data on a new grid: no encoding of the input (its chunks, a zarr-v2 store's
     # codecs, which made to_zarr fail) or of the target grid applies to them
-    return out.transpose(*[d for d in dims_order if d in out.dims]).drop_encoding()
+    return out.drop_encoding()
 
 
 def _not_global(lon: np.ndarray) -> str:
