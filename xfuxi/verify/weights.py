@@ -145,6 +145,46 @@ def _float32_hint(
     )
 
 
+def _wrapped(values: np.ndarray, atol: float) -> np.ndarray:
+    """Longitudes modulo 360 in [-atol, 360 - atol): 359.99999 and 0 are one point."""
+    wrapped = np.mod(values.astype("float64"), 360.0)
+    return np.where(wrapped >= 360.0 - atol, wrapped - 360.0, wrapped)
+
+
+def _longitude_convention_hint(
+    d: Hashable,
+    want: np.ndarray,
+    have: np.ndarray,
+    name: str,
+    reference_name: str,
+    atol: float,
+) -> str:
+    """A hint for a refusal where the longitudes of ``name`` and ``reference_name`` are the
+    same points modulo 360, written in different conventions (−180..180 and 0..360); empty
+    otherwise. Nothing is matched across conventions: the hint says how to make them one."""
+    if d != "longitude" or want.dtype.kind not in "fiu" or have.dtype.kind not in "fiu":
+        return ""
+    if want.size != have.size or not (np.isfinite(want).all() and np.isfinite(have).all()):
+        return ""
+    pos = _positions(_wrapped(have, atol), _wrapped(want, atol), atol)
+    if (pos < 0).any() or np.unique(pos).size != pos.size:
+        return ""
+    odd = [n for n, v in ((name, have), (reference_name, want)) if v.min() < 0 or v.max() >= 360]
+    if not odd:
+        return ""
+    conventions = {
+        n: "-180..180" if v.min() < 0 else "0..360"
+        for n, v in ((reference_name, want), (name, have))
+    }
+    fix = " and ".join(f"xfuxi.validate({n})" for n in odd)
+    return (
+        f" (they are the same points modulo 360, in another convention: the "
+        f"{reference_name}'s longitudes are in {conventions[reference_name]}, the {name}'s "
+        f"in {conventions[name]}; {fix} put{'s' if len(odd) == 1 else ''} them in 0..360, "
+        "as forecasts return them)"
+    )
+
+
 def check_unique(obj: XarrayObj, name: str, dims: Iterable[Hashable] | None = None) -> None:
     """Raise if a dim coordinate of ``obj`` (of ``dims``, default all its dims) holds a value
     twice: it would be scored twice (a repeated initial time, lead or grid point), or could
@@ -262,7 +302,10 @@ def conform(
     explicit reindex, and the values matched take the reference's coordinate values. Along
     ``time``, ``obj`` may hold more values than ``reference`` (a longer truth series): it is
     taken at the reference's times, and a missing one raises. Nothing is ever intersected:
-    a score always covers the whole forecast. A single value held as a scalar coordinate
+    a score always covers the whole forecast. Longitudes are not matched modulo 360: where
+    the two hold the same points in different conventions (−180..180 and 0..360), the error
+    says so and names the fix (:func:`xfuxi.validate` puts longitudes in 0..360, as
+    forecasts return them). A single value held as a scalar coordinate
     (``truth.sel(level=850)``) is never broadcast along a dim of ``reference``: it is
     accepted only where ``reference`` has that one value (a dim of size one, or a scalar
     coordinate, equal to it), and dropped then (the reference's coordinate is kept). The
@@ -330,6 +373,7 @@ def conform(
                 f"coordinate {d!r} differs between {reference_name} and {name}: "
                 + ", and ".join(f for f in found if f)
                 + _float32_hint(d, missing, extra, name, reference_name)
+                + _longitude_convention_hint(d, want, have, name, reference_name, atol)
                 + f"; {rule}"
             )
         obj = obj.isel({d: pos}).assign_coords({d: reference[d].variable})
