@@ -393,10 +393,26 @@ class ForecastModel(torch.nn.Module):
         if missing:
             problems.append(f"missing variable(s) {missing}")
         lacking: dict[str, list[str]] = {}  # variable -> its levels the data lack
+        scalar: dict[str, float] = {}  # variable -> the one level it holds as a scalar coord
         for var, level in self.channels:
             if level is not None and var in ds.data_vars:
-                if "level" not in ds[var].dims or not np.any(np.isclose(ds["level"], level)):
+                da = ds[var]
+                if "level" not in da.dims and "level" in da.coords and da["level"].ndim == 0:
+                    # ds.sel(level=500): the level is there, but not along a dimension
+                    scalar[var] = float(da["level"].values)
+                    if not np.isclose(scalar[var], level):
+                        lacking.setdefault(var, []).append(f"{level:g}")
+                elif "level" not in da.dims or not np.any(np.isclose(ds["level"], level)):
                     lacking.setdefault(var, []).append(f"{level:g}")
+        if scalar:
+            levels = sorted(set(scalar.values()))
+            shown = ", ".join(f"{lv:g}" for lv in levels)
+            problems.append(
+                f"variable(s) {list(scalar)} hold their level ({shown} hPa) as a scalar "
+                f"coordinate, not along a 'level' dimension (as ds.sel(level={levels[0]:g}) "
+                f"leaves it); keep the level as a dimension: ds.sel(level=[{shown}]) instead, "
+                "or ds.expand_dims('level')"
+            )
         if lacking:
             text = "; ".join(f"{v!r} at {', '.join(lv)} hPa" for v, lv in lacking.items())
             problems.append(f"missing level(s): {text}")
