@@ -33,6 +33,7 @@ import xarray as xr
 from ..config import is_integer, user_stacklevel
 from ..data.channels import channels_of, stack
 from ..data.schema import (
+    ERA5_SHORT_NAMES,
     _shift_example,
     parse_time,
     parse_times,
@@ -228,6 +229,11 @@ def _one_time(time: Any) -> np.ndarray:
 def validate_observations(obs: xr.Dataset) -> xr.Dataset:
     """Check the layout of an observation Dataset; return it with canonical dtypes.
 
+    Variables named as :func:`~xfuxi.data.schema.validate` renames them in gridded data
+    (ERA5 short names: ``t`` → ``temperature``, ``z`` → ``geopotential``, or
+    ``geopotential_at_surface`` without a level) are given their WeatherBench2 names in the
+    result (``obs`` is not modified).
+
     Raises
     ------
     ObservationError
@@ -263,6 +269,9 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
     if not np.issubdtype(out["time"].dtype, np.datetime64):
         raise ObservationError(f"'time' must be datetime64, got {out['time'].dtype}")
     out["variable"] = out["variable"].astype(str)
+    names = _canonical_variables(out["variable"].values, out["level"].values)
+    if not np.array_equal(names, out["variable"].values):  # a new array: obs is not changed
+        out["variable"] = out["variable"].copy(data=names)
     lon = out["longitude"].values
     lo, hi = LONGITUDE_RANGE
     bad = np.flatnonzero(np.isfinite(lon) & ((lon < lo) | (lon > hi)))
@@ -285,6 +294,24 @@ def validate_observations(obs: xr.Dataset) -> xr.Dataset:
             "them by 100); as they were, each would be rejected as an unknown level"
         )
     return out
+
+
+def _canonical_variables(names: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """The observed variables' names as :func:`~xfuxi.data.schema.validate` names gridded
+    data's: ERA5 short names (:data:`~xfuxi.data.schema.ERA5_SHORT_NAMES`, ``t`` →
+    ``temperature``) renamed to WeatherBench2's, and ``z`` without a level (NaN) to
+    ``geopotential_at_surface`` (as :func:`~xfuxi.data.schema.surface_geopotential` does).
+    Otherwise an observation of ``t`` was rejected as of an unknown variable, silently.
+
+    >>> _canonical_variables(np.array(["t", "z", "z", "temperature"]),
+    ...                      np.array([500.0, 500.0, np.nan, 850.0])).tolist()
+    ['temperature', 'geopotential', 'geopotential_at_surface', 'temperature']
+    """
+    out = names.astype(object)  # (a fixed-width copy would cut the longer names)
+    for short, long in ERA5_SHORT_NAMES.items():
+        out[names == short] = long
+    out[(names == "z") & np.isnan(level)] = "geopotential_at_surface"
+    return out.astype(str)
 
 
 #: the highest observation level accepted (hPa): above any surface pressure on Earth, so a
