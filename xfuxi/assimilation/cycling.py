@@ -120,12 +120,12 @@ def world_background(
     >>> float(bg.temperature.isel(time=-1).mean())  # persisted from 2000-01-01T06
     251.0
     """
-    require_dataset(truth, "truth")
     if not is_integer(lead_steps) or lead_steps < 2:
         raise ValueError(f"lead_steps must be an integer >= 2, got {lead_steps!r}")
     model = resolve_model(model)
     step = pd.Timedelta(model.timestep)
     t0 = parse_time(time, "time", error=ValueError)
+    require_dataset(truth, "truth")
     ta = t0 - lead_steps * step
     inputs = pd.DatetimeIndex([ta - step, ta])
     missing = inputs.difference(pd.DatetimeIndex(truth["time"].values))
