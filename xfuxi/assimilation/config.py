@@ -343,8 +343,8 @@ def localization_options(value: Any) -> Any:
     (:func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar`, the radiance analysis,
     :func:`~xfuxi.assimilation.inputs.build_localization`): as
     :meth:`LocalizationOptions.coerce`, except that a dict changes fields of
-    :data:`DEFAULT_LOCALIZATION` (``{"vertical_length_scale": 0.5}`` keeps its 1500 km;
-    the dataclass's own default is 2000 km).
+    :data:`DEFAULT_LOCALIZATION` (``{"vertical_length_scale": 0.5}`` keeps its 1500 km,
+    the dataclass's own default too since it is the same).
 
     Examples
     --------

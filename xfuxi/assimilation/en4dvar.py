@@ -392,7 +392,7 @@ def assimilate_4dvar(
         tuned examples' value). A number is a half-width in km; a dict changes fields of
         the default (``{"vertical_length_scale": 0.5}`` keeps its 1500 km); a
         :class:`LocalizationOptions` is taken as it is (its own ``length_scale`` default
-        is 2000 km); a ready
+        is the same 1500 km); a ready
         :class:`~xfuxi.assimilation.localization.Localization` is used as it is (build one
         with :func:`~xfuxi.assimilation.inputs.build_localization` to reuse its
         eigendecomposition over a cycle); None: no localization (control of size N).
