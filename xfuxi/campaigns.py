@@ -12,6 +12,7 @@ in the documentation (docs/scaling.md).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -19,10 +20,11 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -147,9 +149,14 @@ class CampaignConfig(Config):
         "predecessors it holds)",
         cli=False,
     )
-    chunk_size: int | None = field(None, help="members run together (as xfuxi.ensemble)")
+    chunk_size: int | None = field(
+        None,
+        help="members run together (default as xfuxi.ensemble: 16 on CPU, 64 on an accelerator)",
+    )
     device: str | None = field(None, help="torch device of the workers' runs")
-    dtype: str | None = field(None, help="torch dtype of the workers' runs (e.g. float32)")
+    dtype: str | None = field(
+        None, help="torch dtype of the workers' runs, e.g. float32 (default: the model's)"
+    )
     torch_threads: int = field(1, help="torch threads per worker process")
     n_workers: int | None = field(
         None, help="workers of the local cluster made for the run (default: the CPUs)"
@@ -819,6 +826,23 @@ class _ProcessState:
                 logger.removeHandler(handler)
 
 
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """SIGINT ignored while the ``with`` block starts the local cluster's worker processes,
+    which inherit that: a Ctrl-C then interrupts this process alone, whose clean-up closes
+    the cluster (each worker printed a multi-screen KeyboardInterrupt traceback before).
+    Nothing is changed outside the main thread, where Python does not let signals be set."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+
+
 def _connect(client: Any, n_workers: int | None, connect_timeout: float):
     """``(client, owned)``: the given Client, one connected to an address, or a LocalCluster."""
     try:
@@ -828,10 +852,11 @@ def _connect(client: Any, n_workers: int | None, connect_timeout: float):
             "xfuxi.campaign needs dask.distributed: pip install 'xfuxi[dask]'"
         ) from err
     if client is None:
-        cluster = LocalCluster(
-            n_workers=int(n_workers or os.cpu_count() or 1), threads_per_worker=1,
-            processes=True, dashboard_address=":0",
-        )  # fmt: skip
+        with _interrupts_ignored():  # by the worker processes started now (inherited)
+            cluster = LocalCluster(
+                n_workers=int(n_workers or os.cpu_count() or 1), threads_per_worker=1,
+                processes=True, dashboard_address=":0",
+            )  # fmt: skip
         return Client(cluster), True
     if isinstance(client, str):
         try:
@@ -1140,7 +1165,12 @@ def campaign(
         tmp = temporary_path(store_path)
         lost = False
         try:
-            template.to_zarr(tmp, compute=False, mode="w-", consolidated=False)
+            # with consolidated metadata (xr.open_zarr then reads the store without its
+            # fallback warning): written here, in the temporary store, and renamed into place
+            # with the rest; the workers write chunks only, never metadata, so it stays true
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
+                template.to_zarr(tmp, compute=False, mode="w-", consolidated=True)
             try:
                 os.rename(tmp, store_path)
             except OSError as err:
@@ -1186,7 +1216,7 @@ def campaign(
         cl.register_plugin(CampaignPlugin(job, plugin_name), name=plugin_name)
         link = getattr(cl, "dashboard_link", None)
         if link:
-            log.warning("xfuxi campaign: dask dashboard at %s", link)
+            log.info("xfuxi campaign: dask dashboard at %s", link)
         futures = {}
         for i, t in pending:
             inputs = None

@@ -190,7 +190,7 @@ def stage_assimilation(
 
     truth = base["truth"]
     step = np.timedelta64(6, "h")
-    t0 = base["init_times"][len(base["init_times"]) // 2]
+    t0 = _analysis_time(truth["time"].values, base["init_times"])
     # background: a 1.5-day FuXi forecast from the truth, valid at t0 - 12 h, t0 - 6 h, t0
     start = t0 - 6 * step
     bg_fc = xfuxi.forecast(truth, model=model, steps=6, init_times=[start])
@@ -247,6 +247,31 @@ def stage_assimilation(
     return {"result": res, "observations": obs}
 
 
+def _analysis_time(times: np.ndarray, init_times: np.ndarray) -> np.datetime64:
+    """The En4DVar stage's analysis time: the middle initial time, or (where the truth does
+    not hold the 42 hours before it that the background's 36-hour forecast starts from, its
+    two input times, nor the 6 hours after it of the window's second slot: with one initial
+    time, the period's second) the truth time nearest to it that does."""
+    step = np.timedelta64(6, "h")
+    t0 = init_times[len(init_times) // 2]
+    usable = times[(times - 7 * step >= times[0]) & (times + step <= times[-1])]
+    if not usable.size:
+        raise ValueError(
+            "the test period is too short for the En4DVar stage: its analysis needs the truth "
+            "42 hours before it and 6 hours after it"
+        )
+    if t0 in usable:
+        return t0
+    return usable[np.argmin(np.abs(usable - t0))]
+
+
+def _fuxi_da_times(times: np.ndarray, init_times: np.ndarray) -> np.ndarray:
+    """The initial times with the truth 12 hours before (a 6-hour background) and 6 hours
+    after them (the imager's frames): those the FuXi-DA stage may analyse."""
+    step = np.timedelta64(6, "h")
+    return init_times[(init_times - 2 * step >= times[0]) & (init_times + step <= times[-1])]
+
+
 def stage_fuxi_da(
     result: DemoResult,
     base: dict,
@@ -272,10 +297,7 @@ def stage_fuxi_da(
     truth = base["truth"]
     step = np.timedelta64(6, "h")
     # a 6-hour background needs the truth 12 hours before; the imager's frames, 6 hours after
-    t = truth["time"].values
-    usable = base["init_times"][
-        (base["init_times"] - 2 * step >= t[0]) & (base["init_times"] + step <= t[-1])
-    ]
+    usable = _fuxi_da_times(truth["time"].values, base["init_times"])
     if not usable.size:
         raise ValueError(
             "no initial time has the truth 12 hours before and 6 hours after it, as the "
@@ -420,6 +442,16 @@ def run_demo(
         result.output_dir = tmp
         log.info("stage 1: world, climatology, baselines")
         base = stage_baselines(result, test_days=test_days, lead_days=lead_days, n_init=n_init)
+        # the later stages' times, checked now: not after the forecasts and the ensemble
+        times = base["truth"]["time"].values
+        _analysis_time(times, base["init_times"])
+        if n_times_da and not _fuxi_da_times(times, base["init_times"]).size:
+            raise ValueError(
+                f"no initial time of the {n_init} scored has the truth 12 hours before and 6 "
+                "hours after it, as the FuXi-DA stage needs (n_init=1 starts at the test "
+                "period's second time): raise n_init (--n-init), or skip the stage with "
+                "n_times_da=0 (--da-times 0)"
+            )
         log.info("stage 2: FuXi forecasts")
         fc = stage_forecast(result, base, model_name=model)
         log.info("stage 3: FuXi-ENS ensemble")

@@ -44,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     A runtime error gives a one-line message on stderr and status 1 (130 when interrupted);
     with ``--debug`` or ``XFUXI_DEBUG=1`` the exception propagates with its traceback.
     """
-    parser = argparse.ArgumentParser(prog="xfuxi", description=__doc__.splitlines()[0])
+    # the docstring's first line, its reST literals as plain text
+    parser = argparse.ArgumentParser(
+        prog="xfuxi", description=__doc__.splitlines()[0].replace("``", "")
+    )
     parser.add_argument("--version", action="version", version=f"xfuxi {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -88,8 +91,10 @@ def _command_logging(verbose: int) -> Iterator[None]:
     """What ``logging.basicConfig`` did for the command, undone when it ends.
 
     Unless the root logger has a handler already (a caller's logging is left alone, as
-    ``basicConfig`` leaves it), a stderr handler goes on the root logger, whose level is set
-    to INFO (DEBUG with ``-v``) for the command; both are taken off again afterwards.
+    ``basicConfig`` leaves it), a stderr handler goes on the root logger, and the level of
+    the ``xfuxi`` logger is set to INFO (DEBUG with ``-v``) for the command; both are taken
+    off again afterwards. The root logger keeps its level (WARNING): other libraries' INFO
+    lines (jax's backends, numba) do not show, xfuxi's own do.
     """
     root = logging.getLogger()
     if root.handlers:
@@ -97,12 +102,13 @@ def _command_logging(verbose: int) -> Iterator[None]:
         return
     handler = logging.StreamHandler()  # sys.stderr, as basicConfig's
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-    level = root.level
+    ours = logging.getLogger("xfuxi")
+    level = ours.level
     root.addHandler(handler)
-    root.setLevel(logging.WARNING - 10 * min(verbose + 1, 2))
+    ours.setLevel(logging.WARNING - 10 * min(verbose + 1, 2))
     try:
         yield
     finally:
         root.removeHandler(handler)
-        root.setLevel(level)
+        ours.setLevel(level)
         handler.close()

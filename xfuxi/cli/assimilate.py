@@ -121,6 +121,17 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
         raise ValueError(f"{flag} must be comma-separated numbers; got {text!r}") from None
 
 
+def _longitudes(text: str, flag: str) -> tuple[float, ...]:
+    """Comma-separated sub-satellite longitudes, each in [-180, 360) degrees east (a value
+    beyond is refused, not wrapped: 400 is a typo as often as it is 40)."""
+    values = _floats(text, flag)
+    bad = [v for v in values if not -180.0 <= v < 360.0]
+    if bad:
+        shown = ",".join(f"{v:g}" for v in bad)
+        raise ValueError(f"{flag} must be longitudes in [-180, 360) degrees east; got {shown}")
+    return values
+
+
 @arg("truth", help="zarr/netCDF truth run (temperature and passive_tracer on levels, "
      "surface_pressure; 6-hourly, as the world)")  # fmt: skip
 @arg("--satellites", default="105",
@@ -135,7 +146,7 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
           "whose frames lie within the truth)")  # fmt: skip
 @arg("--max-zenith", type=float, default=70.0,
      help="no data beyond this satellite zenith angle, degrees (default 70)")  # fmt: skip
-@arg("--seed", type=int, default=0, help="the imager's seed (cloud texture, noise)")
+@arg("--seed", type=int, default=0, help="the imager's seed (cloud texture, noise) (default 0)")
 @config_args("observations.imager:ImagerErrors")
 @output_args("output directory: radiances.nc (xfuxi.imager_observations' Dataset)")
 @command("imager", "synthetic geostationary imager radiances of a truth run (docs/fuxi_da.md)")
@@ -146,7 +157,7 @@ def _cmd_imager(args) -> int:
     cmd = "imager"
     try:
         errors = from_arguments(ImagerErrors, args)
-        satellites = _floats(args.satellites, "--satellites")
+        satellites = _longitudes(args.satellites, "--satellites")
         frames = _floats(args.frames, "--frames")
         times = None
         if args.times:  # read as every time xfuxi is given (parse_times)
@@ -488,7 +499,7 @@ def _cmd_cycle(args) -> int:
             length_scale=args.localization, vertical_length_scale=vertical or None
         )
         errors = from_arguments(ImagerErrors, args)
-        satellites = _floats(args.satellites, "--satellites")
+        satellites = _longitudes(args.satellites, "--satellites")
         LETKF_DEFAULTS = LETKFOptions(rtps=0.5)  # noqa: N806 (the command's own defaults)
     except ValueError as err:
         return usage_error("cycle", str(err))
@@ -817,7 +828,7 @@ def read_radiance_bias(path: str) -> tuple[Any, dict[str, float]]:
 @arg("--screen-threshold", type=float, default=4.0,
      help="clear-sky screening: drop pixels whose window-channel O-B is below minus this, K "
           "(default 4)")  # fmt: skip
-@arg("--seed", type=int, default=0, help="the imager's seed (clouds, noise)")
+@arg("--seed", type=int, default=0, help="the imager's seed (clouds, noise) (default 0)")
 @output_args("output directory: bias.json (coefficients, clear-sky errors, counts)")
 @config_args("observations.imager:ImagerErrors")
 @command("fit-radiance-bias",
@@ -835,7 +846,7 @@ def _cmd_fit_radiance_bias(args) -> int:
     cmd = "fit-radiance-bias"
     try:
         errors = from_arguments(ImagerErrors, args)
-        satellites = _floats(args.satellites, "--satellites")
+        satellites = _longitudes(args.satellites, "--satellites")
     except ValueError as err:
         return usage_error(cmd, str(err))
     if not satellites:

@@ -7,13 +7,16 @@ store, resumable after an interruption (:func:`xfuxi.campaign`, docs/scaling.md)
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from pathlib import Path
 
 from ..campaigns import CampaignConfig, campaign, completed
 from ..config import from_arguments
 from .common import (
     arg,
     check_inputs_exist,
+    check_writable,
     command,
     config_args,
     usage_error,
@@ -41,7 +44,8 @@ def _flag_message(message: str) -> str:
 @arg("--perturbation", default=None,
      help="FuXi-ENS module (shipped name or directory; only with an ensemble)")  # fmt: skip
 @arg("--amplitude", type=float, default=None,
-     help="VAE inflation or noise std fraction (only with an ensemble)")  # fmt: skip
+     help="VAE inflation or noise std fraction (only with an ensemble; default: the "
+          "method's own)")  # fmt: skip
 @arg("--init-times", default=None, help="comma-separated initial times (default: all)")
 @arg("--observations", default=None, help="observations file (kind assimilate)")
 @arg("--scheduler", default=None,
@@ -78,6 +82,8 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
                 "no ensemble",
             )
     check_inputs_exist(args.data, args.observations)  # as every command's: exit status 1
+    store = Path(os.path.abspath(os.path.expanduser(args.store)))
+    check_writable(store, args.store, flag="--store")  # before the cluster starts
     ds = campaign(
         args.data, args.store, config=config, model=args.model, perturbation=perturbation,
         observations=args.observations, client=args.scheduler,

@@ -16,6 +16,7 @@ import inspect
 import os
 import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "arg",
     "check_inputs_exist",
     "check_output_outside",
+    "check_writable",
     "command",
     "config_args",
     "float_list",
@@ -455,7 +457,30 @@ def check_output_outside(
             raise OutputExistsError(
                 f"{flag} {output} would lie inside {parent}, which is a file, not a folder"
             )
+    check_writable(out, output, flag=flag)
     return out
+
+
+def check_writable(out: Path, output: str, *, flag: str = "--output") -> None:
+    """Raise :class:`PermissionError` naming ``flag`` unless xfuxi can write beside ``out``
+    (where its temporary goes; in the nearest existing folder above it, where the missing
+    ones are made), before any work rather than after it.
+
+    A probe file of xfuxi's own is created there and removed at once: permission bits
+    (ignored for root) and read-only mounts (``/sys``) alike are found."""
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".xfuxi-probe-", suffix=".tmp", dir=folder)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise PermissionError(
+            f"{flag} {output} cannot be written: {folder} is not writable ({reason}); "
+            "choose another output path"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)  # the probe is xfuxi's own, made just now
 
 
 def local_paths(*specs: str | None) -> list[str]:

@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 
-from .common import OVERWRITE, arg, command, int_at_least, positive_int
+from .common import OVERWRITE, arg, check_output_outside, command, int_at_least, positive_int
 
 __all__: list[str] = []
 
@@ -36,6 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
     from ..demo import run_demo
 
+    check_output_outside(args.output, [])  # a read-only place: refused before any work
     result = run_demo(
         args.output,
         test_days=args.test_days,

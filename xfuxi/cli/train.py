@@ -8,6 +8,8 @@ import functools
 import json
 import math
 import re
+import sys
+import warnings
 from pathlib import Path
 
 from ..config import field, from_arguments
@@ -184,10 +186,18 @@ def _cmd_train(args) -> int:
                        ("--validation-days", args.validation_days)):  # fmt: skip
         if days is not None and days < 1:
             return usage_error(cmd, f"{flag} must be at least 1; got {days}")
-    try:
-        config = from_arguments(TrainConfig, args, preset=preset, checkpoint_dir=args.out)
+    try:  # the configuration's warnings (warm-up longer than the run) as one clean line
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            config = from_arguments(TrainConfig, args, preset=preset, checkpoint_dir=args.out)
     except ValueError as err:
         return usage_error(cmd, _flag_message(str(err)))
+    for warning in caught:
+        text = _flag_message(str(warning.message))
+        text = text.replace("exceeds steps", "exceeds --steps").replace(
+            "set warmup_steps <= steps", "set --warmup-steps <= --steps"
+        )
+        print(f"xfuxi {cmd}: warning: {text}", file=sys.stderr)
     # data of one's own are not validated on the world (another grid) unless asked for
     spec = args.validation or ("world" if args.train == "world" else "none")
     inputs = [s for s in (args.train, spec) if s not in ("world", "none")]
@@ -363,8 +373,9 @@ def _cmd_train_ens(args) -> int:
 @command("train-da", "train a FuXi-DA network or its CORR variant (runs under torchrun too)")
 def _cmd_train_da(args) -> int:
     # torch-backed: imported when the command runs (the CLI starts without torch)
-    from ..models.fuxi_da import save_da_model
-    from ..models.training_state import hold_checkpoint_directory
+    from ..models.fuxi_da import DA_KIND, save_da_model
+    from ..models.training_state import check_run_directory, hold_checkpoint_directory
+    from ..training.da import _STATE_KIND as DA_STATE_KIND
     from ..training.da import train_da
     from ..training.forecast import dist_info
 
@@ -382,6 +393,10 @@ def _cmd_train_da(args) -> int:
     # the training directory is written as the run goes: never into what it reads
     check_output_outside(args.out, [*_cycling_stores(args), *local_paths(args.model)],
                          flag="--out")  # fmt: skip
+    # and never into a folder of the user's: refused before the world is generated, as
+    # train and train-ens refuse it (train_da checks it again, for the Python API)
+    check_run_directory(Path(args.out).expanduser(), kind=DA_STATE_KIND,
+                        outputs={"model": DA_KIND})  # fmt: skip
     cycled = _cycled_states(args)  # read first: a bad store is refused before the data are
     model = load_model(args.model)
     train = world_split("train", args.train_days)

@@ -43,7 +43,8 @@ def _flag_message(message: str) -> str:
 
 
 @arg("--split", choices=["train", "validation", "test"], default=None,
-     help="a documented split (fixed seed and start date); overrides --seed/--start")  # fmt: skip
+     help="a documented split (its own seed and start date: --seed and --start are "
+          "refused with it)")  # fmt: skip
 @arg("--days", type=positive_int, default=None,
      help="days of output (default 365, or the split's)")  # fmt: skip
 @config_args(WorldConfig, skip=("days",))
@@ -71,6 +72,16 @@ def _cmd_world(args) -> int:
         world = from_arguments(WorldConfig, args, levels=levels, days=days)
     except ValueError as err:  # a bad value of a flag: a usage error, before the run
         return usage_error("world", _flag_message(str(err)))
+    if args.split is not None:  # the split fixes them: refused, not silently dropped
+        fixed = [f"--{name}" for name in ("seed", "start") if getattr(args, name) is not None]
+        if fixed:
+            spec = SPLITS[args.split]
+            return usage_error(
+                "world", f"{', '.join(fixed)}: --split {args.split} fixes the seed "
+                f"({spec['seed']}) and the start ({spec['start']}); leave "
+                f"{'them' if len(fixed) > 1 else 'it'} out, or drop --split for a world of "
+                "your own",
+            )  # fmt: skip
     out = None
     cache = str(cache_directory(args.cache_dir))
     replacing = False  # whether the checked netCDF output is an earlier one, replaced
