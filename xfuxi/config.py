@@ -128,7 +128,9 @@ def user_stacklevel() -> int:
     that attributes the warning to the first frame outside xfuxi: the user's line, whether
     the function was called directly, through another xfuxi function or through the
     ``.fuxi`` accessor (a fixed level pointed inside xfuxi through the accessor, and Python
-    hides a ``DeprecationWarning`` attributed there).
+    hides a ``DeprecationWarning`` attributed there). The ``__init__`` that
+    :mod:`dataclasses` generates for a configuration (file ``<string>``) counts as xfuxi's,
+    so that a warning of ``__post_init__`` names the line that built the configuration.
 
     Examples
     --------
@@ -137,12 +139,18 @@ def user_stacklevel() -> int:
     """
     frame = sys._getframe(1)  # the function that warns: stacklevel 1
     level = 1
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        _PACKAGE_DIR
-    ):
+    while frame.f_back is not None and _inside_xfuxi(frame.f_code):
         frame = frame.f_back
         level += 1
     return level
+
+
+def _inside_xfuxi(code: types.CodeType) -> bool:
+    """Whether a frame's code is xfuxi's: a file of the package, or the ``__init__`` that
+    :mod:`dataclasses` generates (file ``<string>``) for one of its classes."""
+    if code.co_filename == "<string>":
+        return code.co_name == "__init__"
+    return os.path.abspath(code.co_filename).startswith(_PACKAGE_DIR)
 
 
 def config_with_legacy(

@@ -15,8 +15,6 @@ training functions, not part of a configuration; where a run checkpoints and run
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 import warnings
 from typing import Any, Literal
 
@@ -28,6 +26,7 @@ from ..config import (
     check_seed,
     config_with_legacy,
     field,
+    user_stacklevel,
 )
 from ..models.precision import Precision, check_precision, precision_field
 
@@ -183,28 +182,8 @@ class TrainConfig(Config):
                 f"learning rate rises to only {self.steps / self.warmup_steps:.3g} x lr and "
                 "never reaches its peak; set warmup_steps <= steps",
                 UserWarning,
-                stacklevel=_caller_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
-
-
-def _caller_stacklevel() -> int:
-    """:func:`xfuxi.config.user_stacklevel` for a warning of ``__post_init__`` (the function
-    that calls this one): the frames of the dataclass's generated ``__init__`` (file
-    ``<string>``) are skipped too, so that the warning names the line that built the
-    configuration, not ``<string>:37``."""
-    frame = sys._getframe(1)  # the function that warns: stacklevel 1
-    level = 1
-    while frame.f_back is not None and (
-        frame.f_code.co_filename == "<string>"
-        or os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR)
-    ):
-        frame = frame.f_back
-        level += 1
-    return level
-
-
-#: the xfuxi package's folder (frames inside it are not the user's)
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 @dataclasses.dataclass(frozen=True)
