@@ -189,7 +189,9 @@ def test_the_cli_shows_xfuxi_info_lines_but_not_other_libraries(monkeypatch, cap
     root_level = logging.getLogger().level
     with _command_logging(0):
         logging.getLogger("jax._src.xla_bridge").info("Unable to initialize backend 'tpu'")
-        logging.getLogger("xfuxi.world.simulator").info("reading the world")
+        # a logger of its own under "xfuxi": another test's logging set-up (dask's
+        # dictConfig) may have disabled the existing ones in this process
+        logging.getLogger(f"xfuxi.cli62_probe_{os.getpid()}").info("reading the world")
         logging.getLogger("numba").warning("a real warning")
     err = capsys.readouterr().err
     assert "reading the world" in err and "a real warning" in err
