@@ -2,7 +2,8 @@
 
 The memory is counted by the tensors the aten ops allocate (a dispatch mode, exact and
 independent of the allocator), as a multiple of the ensemble's size; the values are checked
-bit for bit against the operations on temporaries that the in-place forms replace.
+against the operations on temporaries that the in-place forms replace (members bit for bit,
+anomalies to rounding: their sums of squares are taken channel by channel).
 """
 
 from __future__ import annotations
