@@ -160,3 +160,26 @@ def test_cycle_readers_expand_the_home_folder(tmp_path, monkeypatch):
         assert ds.sizes
     assert open_cycle_states("~/run.zarr") is not None
     assert xfuxi.cycle_initial_conditions("~/run.zarr") is not None
+
+
+def _sys_refuses_new_files() -> bool:
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir="/sys")
+    except OSError:
+        return True
+    os.close(fd)
+    os.unlink(probe)
+    return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys") or not _sys_refuses_new_files(),
+                    reason="no /sys that refuses new files here")  # fmt: skip
+def test_a_folder_whose_bits_allow_writing_but_that_refuses_files_is_refused():
+    """/sys passes os.access for root, but no file can be made in it: a writer found out
+    only after its work (the probe file finds it before)."""
+    from xfuxi.files import check_output_folder
+
+    with pytest.raises(PermissionError, match="cannot write into /sys"):
+        check_output_folder("/sys/x.nc")

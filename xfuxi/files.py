@@ -383,8 +383,9 @@ def check_output_folder(target: str | os.PathLike[str]) -> Path:
     holds it exists or can be made, and this process may write into it.
 
     The nearest existing folder above ``target`` (its folder, or the one where the missing
-    folders would be made) must be a folder, not a file, and writable (``os.access``; the
-    superuser may write anywhere but on a read-only file system). Without this check a
+    folders would be made) must be a folder, not a file, and writable: by its permission
+    bits (``os.access``), and by a probe file of xfuxi's own made there and removed at once
+    (the superuser passes the bits, not a read-only mount). Without this check a
     writer found out only after the work, with a message naming its hidden temporary.
     :func:`check_replaceable` and :func:`check_file_replaceable` call it first.
 
@@ -426,12 +427,24 @@ def check_output_folder(target: str | os.PathLike[str]) -> Path:
                 f"{target} would lie inside {folder}, which is a file, not a folder; choose "
                 "another output path"
             )
+        made = "" if folder == target.parent else f" (to make {target.parent})"
         if not os.access(folder, os.W_OK | os.X_OK):
-            made = "" if folder == target.parent else f" (to make {target.parent})"
             raise PermissionError(
                 f"cannot write into {folder}{made}: it is read-only for this user or on a "
                 f"read-only file system; choose another output path for {target}"
             )
+        # os.access answers from the permission bits, and the superuser passes them: a
+        # file of xfuxi's own, made and removed at once, finds what they do not (a
+        # read-only mount, /sys, a file system that refuses new files)
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".xfuxi-probe-", suffix=".tmp", dir=folder)
+        except OSError as err:
+            raise PermissionError(
+                f"cannot write into {folder}{made}: {err.strerror or type(err).__name__}; "
+                f"choose another output path for {target}"
+            ) from None
+        os.close(fd)
+        os.unlink(probe)  # the probe is xfuxi's own, made just now
         break
     return target
 

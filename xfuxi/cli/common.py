@@ -16,7 +16,6 @@ import inspect
 import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,7 +26,12 @@ import xarray as xr
 from .._version import __version__
 from ..config import add_arguments
 from ..datasets import held_suarez_split
-from ..files import OutputExistsError, check_replaceable, replace_directory
+from ..files import (
+    OutputExistsError,
+    check_output_folder,
+    check_replaceable,
+    replace_directory,
+)
 
 __all__ = [
     "COMMANDS",
@@ -462,25 +466,13 @@ def check_output_outside(
 
 
 def check_writable(out: Path, output: str, *, flag: str = "--output") -> None:
-    """Raise :class:`PermissionError` naming ``flag`` unless xfuxi can write beside ``out``
-    (where its temporary goes; in the nearest existing folder above it, where the missing
-    ones are made), before any work rather than after it.
-
-    A probe file of xfuxi's own is created there and removed at once: permission bits
-    (ignored for root) and read-only mounts (``/sys``) alike are found."""
-    folder = out.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    """Raise :class:`PermissionError` naming ``flag`` unless xfuxi can write where ``out``
+    goes (:func:`xfuxi.files.check_output_folder`: the nearest existing folder above it,
+    by its permission bits and a probe file), before any work rather than after it."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=".xfuxi-probe-", suffix=".tmp", dir=folder)
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise PermissionError(
-            f"{flag} {output} cannot be written: {folder} is not writable ({reason}); "
-            "choose another output path"
-        ) from None
-    os.close(fd)
-    os.unlink(probe)  # the probe is xfuxi's own, made just now
+        check_output_folder(out)
+    except PermissionError as err:
+        raise PermissionError(f"{flag} {output} cannot be written: {err}") from None
 
 
 def local_paths(*specs: str | None) -> list[str]:
