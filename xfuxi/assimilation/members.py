@@ -288,9 +288,10 @@ def _sum_of_squares(x: torch.Tensor) -> torch.Tensor:
     Channel by channel (temporaries of one channel): each element's sum over the members,
     equal to ``x.pow(2).sum(0)``'s to rounding (bit for bit on most shapes; an ulp apart
     where torch splits the vectorised sum otherwise, measured on an AVX-512 CPU; tested to
-    1e-15). ``x`` is not modified. (Squaring ``x`` in place and restoring it by a square root, as an earlier
-    release did, is exact only where the square root is correctly rounded: on some CPUs
-    torch's vectorised one is not, and ``x`` came back changed in its last bits.)
+    1e-15). ``x`` is not modified. (Squaring ``x`` in place and restoring it by a square
+    root, as an earlier release did, is exact only where the square root is correctly
+    rounded: on some CPUs torch's vectorised one is not, and ``x`` came back changed in
+    its last bits.)
     """
     out = torch.empty(x.shape[1:], dtype=x.dtype, device=x.device)
     for k in range(x.shape[1]):
