@@ -137,6 +137,27 @@ def test_an_interrupted_run_resumes_with_identical_results(setting, tmp_path):
     np.testing.assert_array_equal(a["spread_state"].values, b["spread_state"].values)
 
 
+def test_a_resume_on_another_thread_count_is_warned_of(setting, tmp_path):
+    """A resume on another torch thread count was accepted silently, though its sums round
+    differently (the docs said "identical" without the condition)."""
+    import warnings
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _run(setting, 2, store=tmp_path / "s")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the same count: no warning
+            _run(setting, 3, store=tmp_path / "s")
+        torch.set_num_threads(2)
+        with pytest.warns(UserWarning, match=r"started with 1 torch thread.*resumed with 2"):
+            _run(setting, 4, store=tmp_path / "s")
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_resumed_run_with_other_settings_is_refused(setting, tmp_path):
     _run(setting, 2, store=tmp_path / "s")
     with pytest.raises(ValueError, match=r"options\.inflation \(stored 1\.05, now 1\.1\)"):

@@ -15,8 +15,9 @@ step forward to the next cycle. Every method has the same interface (:class:`Cyc
 With a ``store`` each cycle is written to ``store/cycles/NNNNNN.zarr`` atomically (a
 temporary directory renamed into place, through :mod:`xfuxi.files`), with the method's
 state and the random generator's state, so that an interrupted run resumes from its last
-complete cycle with identical results; a resumed run whose settings differ is refused. See
-the documentation (docs/cycling.md).
+complete cycle with identical results (on the same number of torch threads: another is
+warned of); a resumed run whose settings differ is refused. See the documentation
+(docs/cycling.md).
 """
 
 from __future__ import annotations
@@ -2143,7 +2144,12 @@ def _open_store(
                         write,
                         kind=STORE_KIND,
                         overwrite=empty,
-                        metadata={"method": method.name, "config": cfg.to_dict()},
+                        metadata={
+                            "method": method.name,
+                            "config": cfg.to_dict(),
+                            # (not a setting: a resume on another count is warned of)
+                            "torch_threads": torch.get_num_threads(),
+                        },
                     )
                 except OutputExistsError:
                     for held in new:
@@ -2179,6 +2185,17 @@ def _open_store(
                     f"{path} holds a run with different settings; refusing to mix them: "
                     + "; ".join(diff)
                     + ". Give another store, or the same settings to resume"
+                )
+            threads = marker.get("torch_threads")  # (not recorded by earlier releases)
+            if threads is not None and threads != torch.get_num_threads():
+                warnings.warn(
+                    f"{path} was started with {threads} torch thread(s) and is resumed with "
+                    f"{torch.get_num_threads()}: its sums round differently, so the resumed "
+                    "cycles are not bit for bit those of an uninterrupted run (about 1e-7 "
+                    "relative at first); torch.set_num_threads(" + str(threads) + ") resumes "
+                    "it identically",
+                    UserWarning,
+                    stacklevel=user_stacklevel(),
                 )
             # a killed run may have left a cycle's temporary copy (removed) or, killed while
             # dropping a cycle's members, that cycle aside (put back)
