@@ -18,18 +18,12 @@ import xfuxi.cli.forecast as cli_forecast
 import xfuxi.cli.train as cli_train
 import xfuxi.cli.world as cli_world
 from tests import tiny_da
+from tests.test_cli_refusals import _never, _status
 from xfuxi import demo
-from xfuxi.cli import _command_logging, main
+from xfuxi.cli import _command_logging
 from xfuxi.cli.common import COMMANDS, check_output_outside
 from xfuxi.demo import DemoResult, run_demo, stage_assimilation
 from xfuxi.training.config import TrainConfig
-
-
-def _never(what):
-    def stop(*args, **kwargs):
-        raise AssertionError(f"{what} although the command should have been refused")
-
-    return stop
 
 
 @pytest.fixture
@@ -48,14 +42,6 @@ def no_work(monkeypatch):
     for module in (cli_assimilate, cli_forecast):
         monkeypatch.setattr(module, "load_model", _never("the model was loaded"))
         monkeypatch.setattr(module, "open_data", _never("the data were read"))
-
-
-def _status(argv) -> int:
-    """The exit status of ``xfuxi ARGV`` (argparse's refusals exit)."""
-    try:
-        return main(["--no-progress", *argv])
-    except SystemExit as stop:
-        return int(stop.code)
 
 
 # --- finding 1: demo --n-init 1 --------------------------------------------------------
