@@ -168,6 +168,25 @@ def _levels_ascending(background: xr.Dataset) -> xr.Dataset:
     return background.sortby("level")  # a copy: the caller's background is not changed
 
 
+def _grid_in_model_order(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
+    """The background on the model's grid in its order (a copy where it was not): latitudes
+    north to south, longitudes in −180..180 or rolled, sorted as :func:`xfuxi.validate`
+    sorts them, where they are then the model's. Any other grid is left for the check that
+    follows to refuse."""
+    out = background
+    for name, grid in (("latitude", model.latitude), ("longitude", model.longitude)):
+        if name not in out.dims or name not in out.indexes:
+            continue
+        have = np.asarray(out[name].values, dtype="float64")
+        if have.shape != grid.shape or np.allclose(have, grid, atol=1e-6):
+            continue
+        wrapped = np.mod(have, 360.0) if name == "longitude" else have
+        order = np.argsort(wrapped, kind="stable")
+        if np.allclose(wrapped[order], grid, atol=1e-6):
+            out = out.isel({name: order}).assign_coords({name: (name, grid, out[name].attrs)})
+    return out
+
+
 def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
     if not isinstance(background, xr.Dataset):
         raise TypeError(f"background must be an xarray.Dataset; got {type(background).__name__}")
@@ -190,22 +209,16 @@ def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
         raise ValueError(f"the background's time holds {twice} more than once; each analysis "
                          "time may appear only once")  # fmt: skip
     background = _levels_ascending(background)
+    background = _grid_in_model_order(background, model)
     for name, grid in (("latitude", model.latitude), ("longitude", model.longitude)):
         if name not in background.coords:
             raise ValueError(f"background has no {name} coordinate; the model needs its grid")
         have = np.asarray(background[name].values, dtype="float64")
         if have.shape != grid.shape or not np.allclose(have, grid, atol=1e-6):
-            hint = "regrid the background to the model's grid"
-            if have.shape == grid.shape and np.allclose(
-                np.sort(np.mod(have, 360.0) if name == "longitude" else have), grid, atol=1e-6
-            ):
-                hint = (
-                    "it is the model's grid in another order: xfuxi.validate(background) puts "
-                    "it in xfuxi's (latitudes ascending, longitudes 0..360)"
-                )
+            # (the model's grid in another order was put in order above)
             raise ValueError(
                 f"the background's {name} ({have.size} values) is not the model's grid "
-                f"({grid.size} values); {hint}"
+                f"({grid.size} values); regrid the background to the model's grid"
             )
     variables = sorted({v for v, _ in model.channels})
     missing = [v for v in variables if v not in background.data_vars]
@@ -820,9 +833,12 @@ def assimilate_da(
         with every variable the model needs; no NaN. A forecast of one lead (a
         ``prediction_timedelta`` dim of one value, or a scalar one as
         ``fc.isel(prediction_timedelta=0)`` leaves) is analysed at its valid times
-        (initial time + lead), the times of the radiances it meets. Its levels may come in
-        any order (top-down as ERA5 stores them): the analysis and the increment have them
-        ascending, xfuxi's canonical order (the background is not changed).
+        (initial time + lead), the times of the radiances it meets. Its levels, latitudes
+        and longitudes may come in any order (top-down and north-to-south as ERA5 stores
+        them, longitudes in −180..180 or rolled), as long as they are the model's grid: the
+        analysis and the increment are in xfuxi's canonical order (levels and latitudes
+        ascending, longitudes in 0..360 ascending), as :func:`xfuxi.validate` would give
+        them (the background is not changed).
     radiances : xarray.Dataset, optional
         From :func:`xfuxi.imager_observations`, with the background's times; missing pixels
         are NaN (they are data, not errors). Needed unless the model is a CORR model.
