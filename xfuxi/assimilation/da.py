@@ -40,7 +40,13 @@ from ..models.fuxi_da import FuXiDA, load_da_model, observation_features
 from ..models.precision import autocast, check_precision
 from ..models.rollout import model_device
 from ..observations.imager import DOC_PARTS as IMAGER_DOC_PARTS
-from ..observations.imager import ImagerError, NominalImager, check_radiances, zenith_angle
+from ..observations.imager import (
+    ImagerError,
+    NominalImager,
+    _canonical_orientation,
+    check_radiances,
+    zenith_angle,
+)
 from .result import save_datasets
 
 __all__ = [
@@ -168,25 +174,6 @@ def _levels_ascending(background: xr.Dataset) -> xr.Dataset:
     return background.sortby("level")  # a copy: the caller's background is not changed
 
 
-def _grid_in_model_order(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
-    """The background on the model's grid in its order (a copy where it was not): latitudes
-    north to south, longitudes in −180..180 or rolled, sorted as :func:`xfuxi.validate`
-    sorts them, where they are then the model's. Any other grid is left for the check that
-    follows to refuse."""
-    out = background
-    for name, grid in (("latitude", model.latitude), ("longitude", model.longitude)):
-        if name not in out.dims or name not in out.indexes:
-            continue
-        have = np.asarray(out[name].values, dtype="float64")
-        if have.shape != grid.shape or np.allclose(have, grid, atol=1e-6):
-            continue
-        wrapped = np.mod(have, 360.0) if name == "longitude" else have
-        order = np.argsort(wrapped, kind="stable")
-        if np.allclose(wrapped[order], grid, atol=1e-6):
-            out = out.isel({name: order}).assign_coords({name: (name, grid, out[name].attrs)})
-    return out
-
-
 def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
     if not isinstance(background, xr.Dataset):
         raise TypeError(f"background must be an xarray.Dataset; got {type(background).__name__}")
@@ -209,7 +196,8 @@ def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
         raise ValueError(f"the background's time holds {twice} more than once; each analysis "
                          "time may appear only once")  # fmt: skip
     background = _levels_ascending(background)
-    background = _grid_in_model_order(background, model)
+    # the model's grid in another order (north to south, -180..180, rolled): put in order
+    background = _canonical_orientation(background, "background")
     for name, grid in (("latitude", model.latitude), ("longitude", model.longitude)):
         if name not in background.coords:
             raise ValueError(f"background has no {name} coordinate; the model needs its grid")

@@ -1021,16 +1021,21 @@ def _wrapped_longitudes(ds: xr.Dataset, what: str) -> xr.Dataset:
     return ds
 
 
-def _canonical_orientation(radiances: xr.Dataset) -> xr.Dataset:
-    """The radiances with longitudes wrapped to [0, 360) and latitude and longitude
-    ascending (the order of every xfuxi state, :func:`xfuxi.validate`), on a copy where
-    they were not; the values are not changed."""
-    radiances = _wrapped_longitudes(radiances, "radiance longitudes")
+def _canonical_orientation(radiances: xr.Dataset, what: str = "radiance") -> xr.Dataset:
+    """The radiances (or a FuXi-DA background, ``what="background"``) with longitudes
+    wrapped to [0, 360) and latitude and longitude ascending (the order of every xfuxi
+    state, :func:`xfuxi.validate`), on a copy where they were not; the values are not
+    changed. A coordinate that is absent is left for the caller's check to name."""
+    owner = "the radiances'" if what == "radiance" else f"the {what}'s"
+    if "longitude" in radiances.coords:
+        radiances = _wrapped_longitudes(radiances, f"{what} longitudes")
     for name in ("latitude", "longitude"):
+        if name not in radiances.dims or name not in radiances.coords:
+            continue
         values = radiances[name].values
         if values.size > 1 and np.any(np.diff(values) <= 0):
             if np.unique(values).size != values.size:
-                raise ImagerError(f"the radiances' {name} has repeated values")
+                raise ImagerError(f"{owner} {name} has repeated values")
             radiances = radiances.sortby(name)
     return radiances
 
