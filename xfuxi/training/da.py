@@ -970,6 +970,7 @@ def _train_da(
     finally:
         bar.close()
         restore()
+        opt.zero_grad(set_to_none=True)  # no gradient buffers left on the returned network
     net.metadata = {
         "step": step, "base_model": model.name, "train_config": cfg.to_dict(),
         "world_size": world, "cycled_states": samples.cycled_digest,

@@ -322,7 +322,13 @@ def _train_perturbation(
         history = saved.state["history"]
         log.info("resumed from %s at iteration %d", saved.path, start_iter)
 
-    restore = freeze(model.to(dev))
+    home = next(model.parameters(), torch.empty(0)).device
+    restore_mode = freeze(model.to(dev))
+
+    def restore() -> None:  # the caller's model as it was: mode, gradients, device
+        restore_mode()
+        model.to(home)
+
     vae.to(dev).train()
     weights = torch.as_tensor(area_weights(model.latitude).values, dtype=torch.float32, device=dev)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
@@ -415,4 +421,5 @@ def _train_perturbation(
     finally:
         bar.close()
         restore()
+        opt.zero_grad(set_to_none=True)  # no gradient buffers left on the returned module
     return vae.eval(), history

@@ -72,6 +72,9 @@ class LoopPlan:
 def freeze(model: torch.nn.Module) -> Callable[[], None]:
     """Put ``model`` in eval mode with no gradients for its weights; returns the undo.
 
+    The undo puts back each submodule's own mode (a network left in eval mode inside a
+    model in train mode stays so) and each weight's ``requires_grad``.
+
     Examples
     --------
     >>> lin = torch.nn.Linear(2, 2)
@@ -82,14 +85,15 @@ def freeze(model: torch.nn.Module) -> Callable[[], None]:
     >>> lin.training, lin.weight.requires_grad
     (True, True)
     """
-    mode = model.training
+    modes = [(m, m.training) for m in model.modules()]
     req = [p.requires_grad for p in model.parameters()]
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
 
     def restore() -> None:
-        model.train(mode)
+        for m, mode in modes:  # not model.train(mode): that sets every submodule alike
+            m.training = mode
         for p, r in zip(model.parameters(), req):
             p.requires_grad_(r)
 
