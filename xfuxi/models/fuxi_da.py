@@ -185,6 +185,12 @@ class FuXiDANet(nn.Module):
         :class:`FuXiDA` applies it to the departures from the network's own analysis
         (``linear_update``); :meth:`forward` returns the network's increment without it.
 
+    Notes
+    -----
+    The last (coarsest) fusion block's ``bias`` and ``condition`` outputs feed no further
+    scale, so their weights get no gradient and only weight decay moves them in training;
+    they are kept so that every fusion block has one shape (and saved networks load).
+
     Examples
     --------
     >>> net = FuXiDANet(3, 7, width=4, scales=2)

@@ -465,8 +465,12 @@ def brightness_temperature(
         Names from :data:`CHANNELS`.
     cloud_pressure, cloud_emissivity : Tensor (..., H, W), optional
         Cloud top (hPa; NaN or ``inf`` for clear) and emissivity in [0, 1]: the layers
-        below the top are seen through ``1 − emissivity`` and the top emits at its
-        temperature.
+        below the top are seen through ``1 − emissivity`` and the top emits at the
+        temperature of the first model layer below it. The top is placed on the layers:
+        the result is piecewise constant in the cloud-top pressure and jumps where the
+        top crosses a layer (or where the surface pressure moves a layer across it), so
+        it is not differentiable there. Only the synthetic truth uses clouds; the
+        assimilation's operators are clear-sky.
     spectroscopy : bool, default False
         Use the truth's perturbed absorption coefficients (the spectroscopy error).
 
