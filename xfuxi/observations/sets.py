@@ -1116,7 +1116,6 @@ def screen_observations(
             f"{copied.size} usable observation(s) are copies of an earlier one (same variable, "
             "level, time, position, value and error); keeping the first of each group"
         )
-        log.warning(message)
         warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
         reason[copied] = "duplicate"
     elif copied.size:
@@ -1140,7 +1139,6 @@ def screen_observations(
             "another but differ in value or error: they are used as independent reports "
             "(uncorrelated errors); merge them if they are one measurement"
         )
-        log.warning(message)
         warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
     counts = {r: int(np.sum(reason == r)) for r in REJECT_REASONS}
     n_bad = int(np.sum(reason != ""))

@@ -542,8 +542,8 @@ def cached_store_is_valid(target: Path, config: dict[str, Any]) -> bool:
 
 
 def _say_regenerated(message: str) -> None:
-    """Tell the user that a cache store is generated again: a warning and a log line."""
-    log.warning(message)
+    """Tell the user that a cache store is generated again: a warning (only: a log line as
+    well printed it twice where logging is not configured, through logging's last resort)."""
     warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
 
 
