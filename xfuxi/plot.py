@@ -1419,7 +1419,8 @@ def plot_scorecard(
     vmax : float, default 20
         Colour range ±``vmax`` per cent.
     annotate : bool, optional
-        Write each cell's value; default when there are at most 24 leads.
+        Write each cell's value (rounded to whole per cent, in white on dark cells and
+        black on light ones); default when there are at most 24 leads.
     title : str, optional
         Axes title.
     ax : matplotlib Axes, optional
@@ -1553,13 +1554,27 @@ def plot_scorecard(
                        bbox_to_anchor=(0.5, 1.01), fontsize=7, frameon=False,
                        borderaxespad=0.1, handlelength=1.2)  # fmt: skip
     if annotate if annotate is not None else grid.shape[1] <= 24:
+        # white on dark cells, black on light ones (by the cell's own colour), as
+        # seaborn's heatmap does: black numbers on saturated red or blue are unreadable
+        colours = _text_colours_on(im.cmap(im.norm(grid)))
         for (i, j), v in np.ndenumerate(grid):
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7)
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color=colours[i, j])
     return _titled(ax, title)
 
 
 __all__ += ["plot_scorecard"]  # appended with the function (issue 24)
+
+
+def _text_colours_on(rgba: np.ndarray) -> np.ndarray:
+    """Text colour, ``"white"`` or ``"black"``, for each cell of colours ``rgba`` (..., 4):
+    the one of higher contrast (WCAG 2), i.e. white where the cell's relative luminance is
+    below about 0.18."""
+    rgb = np.asarray(rgba, dtype=float)[..., :3]
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    lum = linear @ np.array([0.2126, 0.7152, 0.0722])
+    # contrast with white (1.05 / (L + 0.05)) beats that with black ((L + 0.05) / 0.05)
+    return np.where((lum + 0.05) ** 2 < 1.05 * 0.05, "white", "black")
 
 
 def _perfect_scores(card: xr.Dataset) -> list:
