@@ -2,9 +2,14 @@
 
 Each method has the signature and docstring of the function it calls (the rows of
 :mod:`xfuxi.api`), minus the first (data) argument, with its annotations evaluated (not the
-strings that ``from __future__ import annotations`` leaves), so Jupyter's ``?`` and tab
-completion show the real thing. The accessor holds no state and imports nothing heavy until a method
-is called.
+strings that ``from __future__ import annotations`` leaves), so Jupyter's ``?``, ``help`` and
+the completion of method names (``ds.fuxi.fo<TAB>``) show the real thing. Keywords inside an
+accessor call (``ds.fuxi.forecast(st<TAB>``) complete only where IPython evaluates the
+expression before the parenthesis, which its default policy does not do for ``ds.fuxi`` (nor
+for xarray's own ``ds.isel(dro<TAB>`` without Jedi): ``%config IPCompleter.evaluation =
+"unsafe"`` turns it on; the functions (``xfuxi.forecast(ds, st<TAB>``) complete by default.
+The accessor holds no state and imports nothing heavy until a method is called. A Dataset's
+method asked of a DataArray says how to make a Dataset of it.
 """
 
 from __future__ import annotations
@@ -104,6 +109,20 @@ class FuxiDatasetAccessor(_FuxiAccessor):
 @xr.register_dataarray_accessor("fuxi")
 class FuxiDataArrayAccessor(_FuxiAccessor):
     """xfuxi methods on ``xarray.DataArray`` (``da.fuxi.<name>``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        # only for names the class lacks: a Dataset method says how to get a Dataset
+        if name in _DATASET_ONLY:
+            raise AttributeError(
+                f"'{name}' is a method of Dataset.fuxi, not of DataArray.fuxi: it needs a "
+                f"Dataset of variables; use da.to_dataset(name=...).fuxi.{name}(...)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+_DATASET_ONLY: frozenset[str] = frozenset(
+    {e.name for e in accessor_entries("dataset")} - {e.name for e in accessor_entries("dataarray")}
+)
 
 
 def _install() -> None:
