@@ -19,12 +19,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from ..config import Config, check_seed, field, is_integer, user_stacklevel
+from ..config import Config, check_seed, field, is_integer, summary_html, user_stacklevel
 from .localization import Localization
 
 __all__ = [
@@ -62,6 +63,138 @@ def _check_float(name: str, value: Any, *, low: float, strict: bool = False) -> 
 
 def _set(obj: Any, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
+
+
+#: longest value text in a configuration-like object's HTML summary
+_SHORT_LIMIT = 200
+
+
+def _differs(value: Any, default: Any) -> bool:
+    """Whether a field's value differs from its default (arrays and the like: they do)."""
+    if value is default:
+        return False
+    try:
+        return bool(value != default)
+    except Exception:  # an array's elementwise comparison, or a failing __eq__
+        return True
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        try:
+            return f.default_factory()
+        except Exception:
+            return dataclasses.MISSING
+    return dataclasses.MISSING
+
+
+def _public_fields(
+    obj: Any, defaults: Mapping[str, Any] | None = None
+) -> list[tuple[str, Any, bool]]:
+    """(name, value, changed) of an object's public fields: a dataclass's fields (changed:
+    not its default), otherwise its public instance attributes (changed: not its value in
+    ``defaults``; one not there is never marked)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = []
+        for f in dataclasses.fields(obj):
+            if f.name.startswith("_"):
+                continue
+            value, default = getattr(obj, f.name), _field_default(f)
+            out.append((f.name, value, default is dataclasses.MISSING or _differs(value, default)))
+        return out
+    defaults = defaults or {}
+    return [
+        (k, v, k in defaults and _differs(v, defaults[k]))
+        for k, v in vars(obj).items()
+        if not k.startswith("_")
+    ]
+
+
+def _clip(text: str, limit: int = _SHORT_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short(value: Any, depth: int = 0) -> str:
+    """A field's value for an HTML summary, short: a Dataset, array or tensor by its type,
+    dims or shape and dtype (never its data), a network by its name and size, a nested
+    configuration or method by its class and changed fields, anything else by its repr
+    (clipped)."""
+    kind = type(value).__name__
+    if value is None or isinstance(value, (bool, int, float, str, np.number)):
+        return _clip(repr(value))
+    if callable(getattr(value, "parameters", None)) and callable(
+        getattr(value, "state_dict", None)
+    ):  # a torch module (a forecast model, a FuXi-DA network)
+        try:
+            n = sum(int(p.numel()) for p in value.parameters())
+        except Exception:
+            n = None
+        name = getattr(value, "name", None)
+        head = f"{kind} {name!r}" if isinstance(name, str) else kind
+        return _clip(head + (f" ({n:,} parameters)" if n is not None else ""))
+    sizes = getattr(value, "sizes", None)
+    if hasattr(value, "dims") and isinstance(sizes, Mapping) and hasattr(value, "coords"):
+        dims = ", ".join(f"{k}: {v}" for k, v in sizes.items())  # xarray Dataset or DataArray
+        if hasattr(value, "data_vars"):
+            names = list(value.data_vars)
+            shown = ", ".join(map(str, names[:5])) + (", …" if len(names) > 5 else "")
+            return _clip(f"{kind} ({dims}) with {len(names)} variable(s): {shown}")
+        name = getattr(value, "name", None)
+        head = f"{kind} {name!r}" if name is not None else kind
+        return _clip(f"{head} ({dims}) {getattr(value, 'dtype', '')}".rstrip())
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # NumPy array, torch tensor
+        try:
+            shape = tuple(int(n) for n in value.shape)
+        except Exception:
+            shape = value.shape
+        return _clip(f"{kind} (shape {shape}, {value.dtype})")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and depth < 2:
+        changed = [f"{k}={_short(v, depth + 1)}" for k, v, c in _public_fields(value) if c]
+        return _clip(f"{kind}({', '.join(changed)})")
+    if isinstance(value, (tuple, list)) and depth < 2:
+        items = [_short(v, depth + 1) for v in value[:10]]
+        if len(value) > 10:
+            items.append(f"… {len(value)} in all")
+        text = ", ".join(items)
+        return _clip(
+            f"({text}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{text}]"
+        )
+    if isinstance(value, Mapping) and depth < 2:
+        items = [f"{k!r}: {_short(v, depth + 1)}" for k, v in list(value.items())[:10]]
+        if len(value) > 10:
+            items.append(f"… {len(value)} in all")
+        return _clip("{" + ", ".join(items) + "}")
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{kind}>"
+    return _clip(text)
+
+
+def _fields_html(
+    obj: Any, *, title: str | None = None, defaults: Mapping[str, Any] | None = None
+) -> str:
+    """Jupyter's view of a configuration-like object that is not a :class:`Config` (a
+    cycling method, an observation network, :class:`BackgroundErrorData`): as
+    :meth:`Config._repr_html_`, a table of its public fields, values shortened (no data
+    dumped), those changed from their defaults in bold. An object that is not a dataclass
+    shows its public instance attributes; ``defaults`` gives the defaults of those that have
+    one.
+
+    Examples
+    --------
+    >>> out = _fields_html(BackgroundErrorData(spread=np.zeros((100, 100))))
+    >>> "ndarray (shape (100, 100), float64)" in out and len(out) < 1000
+    True
+    """
+    rows = _public_fields(obj, defaults)
+    return summary_html(
+        title or type(obj).__name__,
+        [(k, _short(v)) for k, v, _ in rows],
+        bold=[k for k, _, changed in rows if changed],
+    )
 
 
 @dataclass(frozen=True)
@@ -228,6 +361,10 @@ class BackgroundErrorData:
             shown = repr(value) if value is None or isinstance(value, str) else type(value).__name__
             parts.append(f"{f.name}={shown}")
         return f"BackgroundErrorData({', '.join(parts)})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the fields, a Dataset or array by its dims or shape (no data)."""
+        return _fields_html(self)
 
 
 @dataclass(frozen=True)

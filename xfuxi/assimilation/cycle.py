@@ -61,7 +61,13 @@ from ..observations.sets import (
     screen_observations,
 )
 from .calibration import wind_pairs
-from .config import BackgroundError, LocalizationOptions, Minimiser, QualityControl
+from .config import (
+    BackgroundError,
+    LocalizationOptions,
+    Minimiser,
+    QualityControl,
+    _fields_html,
+)
 from .cycle_config import CycleConfig
 from .en4dvar import en4dvar_analysis
 from .inputs import build_localization, observation_slots, states_tensor
@@ -179,6 +185,12 @@ class CycleMethod:
     name: str = "method"
     #: observation slots of the window (t0, t0 + Δ, ...)
     n_slots: int = 1
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the method's public fields as a table (as a configuration's),
+        values shortened (a Dataset or tensor by its shape, a model by its name), those
+        changed from their defaults in bold."""
+        return _fields_html(self)
 
     def settings(self) -> dict[str, Any]:
         """JSON-ready settings; a resumed run with different settings is refused."""
@@ -1277,6 +1289,10 @@ class RadiosondeNetwork:
     variables: tuple[str, ...] | None = None
     error_fraction: float = 0.1
     seed: int = 0
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the fields as a table, those changed from their defaults in bold."""
+        return _fields_html(self)
 
     def __post_init__(self) -> None:
         if not is_integer(self.n_sites) or self.n_sites < 1:

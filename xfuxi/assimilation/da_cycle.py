@@ -11,6 +11,7 @@ documentation (docs/fuxi_da.md).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from ..docstrings import docstring_parts
 from ..models.fuxi_da import FuXiDA
 from ..models.precision import check_precision
 from ..observations.imager import CHANNELS, ImagerErrors, imager_observations
+from .config import _fields_html
 from .cycle import CycleAnalysis, CycleMethod, _dataset, _stack
 from .da import assimilate_da, check_frames, resolve_da_model
 
@@ -107,6 +109,10 @@ class ImagerNetwork:
     frames: tuple[float, ...] = (-2.0, 0.0, 2.0)
     errors: ImagerErrors = field(default_factory=ImagerErrors)
     seed: int = 0
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the fields as a table, those changed from their defaults in bold."""
+        return _fields_html(self)
 
     def __post_init__(self) -> None:
         for name in ("satellites", "frames"):
@@ -216,6 +222,18 @@ class FuXiDAMethod(CycleMethod):
 
     def __repr__(self) -> str:
         return f"FuXiDAMethod({self.model.name!r})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: :meth:`__repr__` as the title, then the options (the network by
+        its name and size, not its module tree), the options changed from their defaults in
+        bold."""
+        options = inspect.signature(type(self).__init__).parameters.values()
+        defaults = {
+            p.name: p.default
+            for p in options
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+        }
+        return _fields_html(self, title=repr(self), defaults=defaults)
 
     def settings(self) -> dict[str, Any]:
         out = {

@@ -25,7 +25,7 @@ import torch
 import xarray as xr
 
 from ..observations.imager import CHANNELS, ImagerError, radiance_table
-from .config import LocalizationOptions
+from .config import LocalizationOptions, _fields_html
 from .cycle import (
     CycleAnalysis,
     CycleMethod,
@@ -81,6 +81,10 @@ class ImagerSondeNetwork:
 
     imager: ImagerNetwork = field(default_factory=ImagerNetwork)
     radiosondes: RadiosondeNetwork | None = None
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the fields as a table (each network by its changed fields)."""
+        return _fields_html(self)
 
     def __post_init__(self) -> None:
         if not isinstance(self.imager, ImagerNetwork):
