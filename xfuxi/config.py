@@ -198,10 +198,11 @@ def config_with_legacy(
         return base
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(legacy) - names)
-    if unknown:  # each with the closest field's name, as unexpected_keywords proposes
+    if unknown:  # each with the closest name, of a field or of the function's own parameters
+        candidates = sorted(names | _parameters_of_caller(function))
         hints = []
         for name in unknown:
-            close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
             hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
         raise TypeError(f"{function}() got unexpected keyword argument(s) {', '.join(hints)}")
     keys = ", ".join(f"{k}=..." for k in legacy)
@@ -211,6 +212,21 @@ def config_with_legacy(
         stacklevel=user_stacklevel() if stacklevel is None else stacklevel,
     )
     return base.replace(**legacy)
+
+
+def _parameters_of_caller(function: str, depth: int = 8) -> set[str]:
+    """The named parameters of the nearest calling frame of a function called ``function``
+    (the public function whose ``**legacy`` is checked; empty if none is found), for the
+    "did you mean" of a misspelt keyword (``plot_map(levle=500)``: ``level``)."""
+    frame = sys._getframe(1)
+    for _ in range(depth):
+        frame = frame.f_back
+        if frame is None:
+            break
+        code = frame.f_code
+        if code.co_name == function:
+            return set(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+    return set()
 
 
 def is_integer(value: Any) -> bool:
