@@ -637,7 +637,7 @@ def test_imager_then_assimilate_da(tmp_path, capsys):
                "--model", str(tmp_path / "net"), "--output", str(tmp_path / "bad"),
                "--batch-size", "0"])  # fmt: skip
     assert rc != 0 and not (tmp_path / "bad").exists()
-    assert "batch_size must be a positive integer" in capsys.readouterr().err
+    assert "--batch-size must be a positive integer" in capsys.readouterr().err
     rc = main(["--no-progress", "assimilate-da", str(tmp_path / "bg.nc"), "--model",
                str(tmp_path / "net"), "--output", str(tmp_path / "bad")])  # fmt: skip
     assert rc != 0 and not (tmp_path / "bad").exists()

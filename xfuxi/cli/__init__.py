@@ -28,7 +28,15 @@ from ..options import set_options
 
 # the command groups, in the order of ``xfuxi --help``; importing one registers its commands
 from . import train, forecast, calibrate, assimilate, world, campaign, demo  # noqa: F401, I001  isort: skip
-from .common import COMMANDS, arg, command, config_args, function_args
+from .common import (
+    COMMANDS,
+    arg,
+    command,
+    config_args,
+    flag_names,
+    function_args,
+    set_command_flags,
+)
 
 __all__ = ["arg", "command", "config_args", "function_args", "main"]
 
@@ -59,11 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # only the named command's flags are built: some come from the signature of a function
     # in a torch-backed module, imported then (the CLI starts without torch)
     named = next((a for a in argv if not a.startswith("-")), None)
+    command = None
     for name, (add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=run.help, description=run.help)
         if name == named:
             add(p)
+            command = p
     args = parser.parse_args(argv)
+    set_command_flags(command)  # its errors name its flags, not the Python names
     debug = args.debug or os.environ.get("XFUXI_DEBUG", "").strip() not in ("", "0")
     # the logging and options of the command are undone when it ends: main() called in a
     # Python session (a notebook, a test) leaves that session's settings as they were
@@ -79,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as err:  # noqa: BLE001 - every error becomes one line, as promised
             if debug:
                 raise
-            print(f"xfuxi {args.command}: error: {_one_line(err)}", file=sys.stderr)
+            print(f"xfuxi {args.command}: error: {flag_names(_one_line(err))}", file=sys.stderr)
             return 1
+        finally:
+            set_command_flags(None)
 
 
 _LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"

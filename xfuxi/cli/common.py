@@ -569,7 +569,57 @@ float_list.__doc__ = (
 )
 
 
+#: the running command's options: destination -> its flag (``n_members`` -> ``--n-members``)
+_FLAGS: dict[str, str] = {}
+
+
+def set_command_flags(parser: argparse.ArgumentParser | None) -> None:
+    """Remember the flags of the command about to run, for :func:`flag_names`."""
+    _FLAGS.clear()
+    for action in parser._actions if parser is not None else ():
+        longs = [s for s in action.option_strings if s.startswith("--")]
+        if longs and action.dest not in ("help", argparse.SUPPRESS):
+            _FLAGS.setdefault(action.dest, longs[0])
+
+
+def flag_names(message: str) -> str:
+    """``message`` with the Python names of the running command's options written as its
+    flags: a configuration's field (``CycleConfig.days``) and a snake_case name that is an
+    option's destination (``n_members``). Other words are left as they are.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser()
+    >>> _ = p.add_argument("--n-members", type=int)
+    >>> _ = p.add_argument("--days", type=float)
+    >>> set_command_flags(p)
+    >>> flag_names("n_members must be >= 2; CycleConfig.days must be > 0; days in a year")
+    '--n-members must be >= 2; --days must be > 0; days in a year'
+    >>> flag_names("days must be > 0")
+    '--days must be > 0'
+    >>> set_command_flags(None)
+    """
+    if not _FLAGS:
+        return message
+    message = re.sub(
+        r"(?<![\w.])[A-Z]\w*\.([a-z_]\w*)\b", lambda m: _FLAGS.get(m.group(1), m.group(0)), message
+    )
+    message = re.sub(  # a one-word name where a sentence starts with it: "rtps must be"
+        r"(^|[;:] )([a-z][a-z0-9]*)(?= must\b)",
+        lambda m: m.group(1) + _FLAGS.get(m.group(2), m.group(2)),
+        message,
+    )
+    return re.sub(
+        r"(?<![\w.-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b",
+        lambda m: _FLAGS.get(m.group(0), m.group(0)),
+        message,
+    )
+
+
 def usage_error(command: str, message: str) -> int:
-    """Report a bad argument of ``command`` on stderr; the exit status 2, as argparse's."""
-    print(f"xfuxi {command}: error: {message}", file=sys.stderr)
+    """Report a bad argument of ``command`` on stderr; the exit status 2, as argparse's.
+
+    The options' Python names in ``message`` are written as the command's flags
+    (:func:`flag_names`)."""
+    print(f"xfuxi {command}: error: {flag_names(message)}", file=sys.stderr)
     return 2
