@@ -22,6 +22,7 @@ from .config import Config, check_number, config_with_legacy, field
 from .data.schema import PROVENANCE_KEYS
 from .docstrings import docstring_parts
 from .grid import wide_longitude_gaps
+from .observations.interpolation import covered_region
 from .verify.probabilistic import ensemble_mean_rmse, rank_histogram, spread
 from .verify.weights import ensemble_dim, prepare_pair, score_units
 
@@ -302,6 +303,30 @@ def _longitude_cells(
     return np.asarray(edges), np.asarray(centres), filled
 
 
+def _regional_box(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The extent ``(west, east, south, north)`` of a regional grid's cells (degrees, west <
+    east, both within -180..540), or None for a grid that covers the sphere, as the
+    observation operator sees it (:func:`~xfuxi.observations.interpolation.covered_region`);
+    a band that goes all the way round is limited in latitude only."""
+    lat = np.asarray(lat, dtype="float64")
+    lon = np.asarray(lon, dtype="float64")
+    if lat.size < 2 or lon.size < 2:
+        return None
+    south, north, west, width = covered_region(lat, lon)
+    if (south, north, width) == (-90.0, 90.0, 360.0):
+        return None
+    edges = _latitude_edges(np.sort(lat))
+    s = -90.0 if south == -90.0 else max(-90.0, float(edges[0]))
+    n = 90.0 if north == 90.0 else min(90.0, float(edges[-1]))
+    if width >= 360.0:
+        return -180.0, 180.0, s, n
+    step = float(np.median(np.diff(np.sort(lon % 360.0))))
+    west = west - step / 2.0
+    if west > 180.0:
+        west -= 360.0
+    return west, west + width + step, s, n
+
+
 def _latitude_edges(lat: np.ndarray) -> np.ndarray:
     """Cell edges of the latitudes ``lat`` (in order), halfway between neighbours, as
     matplotlib's ``shading="nearest"``."""
@@ -509,10 +534,14 @@ def _map(
     """Draw ``field`` (2-D, latitude × longitude) as ``style`` says, with the overlays."""
     projection = style.projection
     plateau = projection is None and _is_held_suarez(source)
-    if projection is None and not plateau:
+    box = _regional_box(field["latitude"].values, field["longitude"].values)
+    ours = projection is None and not plateau  # the default map, zoomed to a regional box
+    if ours:
         import cartopy.crs as ccrs
 
-        projection = ccrs.PlateCarree(central_longitude=180.0)
+        # centred on a regional box (one across the map's 0°/360° seam stays whole)
+        centre = 180.0 if box is None else (box[0] + box[1]) / 2.0
+        projection = ccrs.PlateCarree(central_longitude=centre)
     if projection == "plain":
         projection = None
     transform = {}
@@ -552,10 +581,18 @@ def _map(
         if style.coastlines:
             _use_shipped_coastlines()
             ax.coastlines(resolution="110m", linewidth=0.5)
-        ax.set_global()
+        if ours and box is not None:
+            ax.set_extent(list(box), crs=ccrs.PlateCarree())
+        else:
+            ax.set_global()
     else:  # the data's own longitudes: 0..360, or -180..180
-        ax.set_xlim(west, west + 360.0)
-        ax.set_ylim(-90.0, 90.0)
+        x0, x1, y0, y1 = west, west + 360.0, -90.0, 90.0
+        if box is not None:
+            y0, y1 = box[2], box[3]
+            if west <= box[0] and box[1] <= west + 360.0:  # (a box across the seam: all)
+                x0, x1 = box[0], box[1]
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
         ax.set_xlabel("longitude (°E)")
         ax.set_ylabel("latitude (°N)")
         ax.set_aspect("equal")

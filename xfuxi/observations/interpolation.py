@@ -39,6 +39,7 @@ __all__ = [
     "REJECT_REASONS",
     "VECTOR_COMPONENTS",
     "ObservationWeights",
+    "covered_region",
     "horizontal_weights",
     "observation_weights",
     "vertical_weights",
@@ -205,6 +206,46 @@ def _lon_gap(lon_s: np.ndarray) -> tuple[float, float] | None:
     gaps = longitude_gaps(lon_s)
     g = int(np.argmax(gaps))
     return float(lon_s[g]), float(gaps[g])
+
+
+def covered_region(latitude: Any, longitude: Any) -> tuple[float, float, float, float]:
+    """The region of the sphere that :func:`horizontal_weights` interpolates on a grid:
+    ``(south, north, west, width)`` in degrees, the longitudes ``west`` to ``west + width``
+    (east, modulo 360).
+
+    A global grid covers the sphere, ``(-90, 90, 0, 360)``; a regional one the box between
+    its outermost rows and columns, and a band (periodic in longitude, its outermost rows
+    far from the poles) its latitudes all the way round. A pole row, or an outermost row
+    whose beyond is crossed over the pole, extends the region to that pole.
+
+    Examples
+    --------
+    >>> covered_region([-45.0, 0.0, 45.0], [0.0, 90.0, 180.0, 270.0])  # coarse, global
+    (-90.0, 90.0, 0.0, 360.0)
+    >>> covered_region([30.0, 40.0, 50.0], [340.0, 350.0, 0.0, 10.0])  # a box across 0°
+    (30.0, 50.0, 340.0, 30.0)
+    """
+    lat_s, lon_s, _, _ = _sorted_grid(latitude, longitude)
+    h, w = lat_s.size, lon_s.size
+    gap = _lon_gap(lon_s)
+    if w == 1:
+        west, width = float(lon_s[0] % 360.0), 0.0
+    elif gap is None:
+        west, width = 0.0, 360.0
+    else:
+        start, gap_width = gap
+        west, width = float((start + gap_width) % 360.0), float(360.0 - gap_width)
+    bounds = []
+    for pole, edge, near in ((-90.0, 0, 1), (90.0, h - 1, h - 2)):
+        if np.isclose(lat_s[edge], pole):
+            bounds.append(pole)
+            continue
+        far = h == 1 or abs(pole - lat_s[edge]) > _POLE_GAP_FACTOR * abs(
+            lat_s[edge] - lat_s[near]
+        ) * (1 + 1e-9)
+        crossed = w > 1 and gap is None and not far
+        bounds.append(pole if crossed else float(lat_s[edge]))
+    return float(bounds[0]), float(bounds[1]), west, width
 
 
 def _lon_stencil(lon_s: np.ndarray, x: np.ndarray) -> tuple[Any, ...]:

@@ -47,6 +47,7 @@ from .interpolation import (
     LONGITUDE_RANGE,
     REJECT_REASONS,
     ObservationWeights,
+    covered_region,
     observation_stencils,
     stencil_weights,
 )
@@ -638,7 +639,8 @@ def random_observations(
     times: Any = None,
     seed: int | None = None,
 ) -> xr.Dataset:
-    """``n`` observations at random points, uniform in area over the sphere.
+    """``n`` observations at random points, uniform in area over the sphere (over the box
+    of a regional grid: :func:`~xfuxi.observations.interpolation.covered_region`).
 
     Each observation draws a variable, a level (from ``levels``, default the truth's levels),
     a time (from ``times``, default all truth times) and a location.
@@ -708,13 +710,34 @@ def random_observations(
     # the draws one by one as before, so that a seed gives the same observations
     levels_of = {str(v): np.asarray(_levels_for(truth, str(v), levels)) for v in names}
     lev = np.array([rng.choice(levels_of[str(v)]) for v in var], dtype="float64")
-    lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, int(n))))
-    lon = rng.uniform(0.0, 360.0, int(n))
+    lat, lon = _random_positions(rng, int(n), truth, "random observations")
     tim = rng.choice(tims, size=int(n))
     return _finish(truth, list(var), lat, lon, lev, tim, error, rng, True, "random")
 
 
 @_doc
+def _random_positions(
+    rng: np.random.Generator, n: int, truth: xr.Dataset, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` positions uniform in area over the region the observation operator covers on
+    ``truth``'s grid: the whole sphere for a global grid (the same draws as ever), the box
+    of a regional grid (its longitudes across 0° included) or a band's latitudes."""
+    south, north, west, width = covered_region(truth["latitude"].values, truth["longitude"].values)
+    if south == -90.0 and north == 90.0 and width == 360.0:
+        lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n)))
+        return lat, rng.uniform(0.0, 360.0, n)
+    if north <= south or width <= 0.0:
+        raise ObservationError(
+            f"{what} need a grid of at least two rows and two columns (this one covers "
+            f"latitudes {south}..{north} and {width} degrees of longitude); give sites="
+        )
+    lat = np.degrees(
+        np.arcsin(rng.uniform(np.sin(np.radians(south)), np.sin(np.radians(north)), n))
+    )
+    lon = (west + rng.uniform(0.0, width, n)) % 360.0
+    return np.clip(lat, south, north), lon
+
+
 def radiosonde_observations(
     truth: xr.Dataset,
     *,
@@ -733,7 +756,10 @@ def radiosonde_observations(
     {{truth}}
     error : float or mapping variable → float
     n_sites : int, optional
-        Number of random sites (uniform in area). Exactly one of ``n_sites``/``sites``.
+        Number of random sites, uniform in area over the region the observation operator
+        covers on the truth's grid (the sphere for a global grid, the box of a regional
+        one: :func:`~xfuxi.observations.interpolation.covered_region`). Exactly one of
+        ``n_sites``/``sites``.
     sites : sequence of (latitude, longitude), optional
     variables : sequence of str, optional
         Default: every truth variable with a ``level`` dim, in the truth's order. The
@@ -789,8 +815,7 @@ def radiosonde_observations(
         raise ObservationError("give exactly one of n_sites and sites")
     if sites is None:
         n_sites = _positive_count(n_sites, "n_sites")
-        lat_s = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n_sites)))
-        lon_s = rng.uniform(0.0, 360.0, n_sites)
+        lat_s, lon_s = _random_positions(rng, n_sites, truth, "random sites (n_sites)")
     else:
         arr = np.asarray(sites, dtype="float64")
         if arr.size == 0 or arr.size % 2:
