@@ -161,8 +161,9 @@ def normalization_stats(
     Raises
     ------
     ValueError
-        If ``dim`` is missing, times are not evenly spaced by ``step``, or there are fewer
-        than two times.
+        If ``dim`` is missing, a variable lacks it (a static field such as
+        ``geopotential_at_surface``: the message names them all; drop them first), times
+        are not evenly spaced by ``step``, or there are fewer than two times.
     SchemaError
         If the data is not canonical (see :func:`xfuxi.validate`).
 
@@ -199,6 +200,13 @@ def normalization_stats(
         raise ValueError(f"dimension {dim!r} not found; the data has dims {list(ds.dims)}")
     if not ds.data_vars:
         raise ValueError("normalization_stats: the dataset has no data variables")
+    static = [str(n) for n, v in ds.data_vars.items() if dim not in v.dims]
+    if static:  # (a WeatherBench2 store's geopotential_at_surface, land_sea_mask)
+        raise ValueError(
+            f"normalization_stats: variables {static} lack the time dimension {dim!r} "
+            "(static fields have no statistics over time); drop them "
+            f"(ds.drop_vars({static!r})) or select the variables wanted (ds[[...]])"
+        )
     step64 = pd.Timedelta(step).to_timedelta64()
     _check_step(np.asarray(ds[dim].values), step64, dim)
     weights = None

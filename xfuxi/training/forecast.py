@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..data.channels import channel_name, channels_of
+from ..data.channels import Channel, channel_name, channels_of
 from ..data.schema import SchemaError
 from ..data.stats import normalization_stats
+from ..grid import longitude_gaps
 from ..models.base import ForecastModel, NormStats, isolated_rng
 from ..models.checkpoint import WEIGHTS, model_files, tensors_from_bytes
 from ..models.fuxi import build_fuxi
@@ -321,6 +322,59 @@ def _check_fine_tuning(
             )
 
 
+def _check_periodic_longitude(longitude: np.ndarray) -> None:
+    """Refuse longitudes that are not evenly spaced round the whole circle: the FuXi
+    networks are global, periodic in longitude (their convolutions pad and their windows
+    shift round the circle, :func:`xfuxi.models.fuxi.periodic_conv2d`), so the edges of a
+    regional box would be joined as neighbours."""
+    lon = np.sort(np.mod(np.asarray(longitude, dtype="float64"), 360.0))
+    gaps = longitude_gaps(lon) if lon.size else np.zeros(0)
+    spacing = 360.0 / max(lon.size, 1)
+    # to a thousandth of the spacing (float32 coordinates of a fine grid are that far off)
+    if lon.size < 2 or not np.allclose(gaps, spacing, rtol=0, atol=1e-3 * spacing):
+        widest = float(gaps.max()) if gaps.size else 360.0
+        raise SchemaError(
+            f"training data: the {lon.size} longitudes are not evenly spaced round the whole "
+            f"circle (gaps of {float(gaps.min()) if gaps.size else 0.0:g} to {widest:g} "
+            "degrees); the FuXi networks are global, periodic in longitude (they would join "
+            "the edges of a regional box as neighbours): train on a global grid of equally "
+            "spaced longitudes (xfuxi.regrid the data to one, e.g. regrid(ds, 'T21'))"
+        )
+
+
+def _model_variables(ds: xr.Dataset, variables: Sequence[str] | None) -> list[str]:
+    """The variables a new model forecasts: ``variables``, or by default all of ``ds``'s,
+    which must then all have a time (a static field such as a WeatherBench2 store's
+    ``geopotential_at_surface`` is no state to forecast: it is named, never dropped
+    silently)."""
+    names = [str(v) for v in (ds.data_vars if variables is None else variables)]
+    static = [v for v in names if v in ds.data_vars and "time" not in ds[v].dims]
+    if static:
+        raise SchemaError(
+            f"training data: variables {static} have no time dimension (static fields) and "
+            "cannot be forecast; choose the variables to train on (TrainConfig(variables="
+            "[...]), xfuxi train --variables ...) or drop them (ds.drop_vars("
+            f"{static!r}))"
+        )
+    return names
+
+
+def _used_data(
+    ds: xr.Dataset, names: Sequence[str], channels: Sequence[Channel] | None = None
+) -> xr.Dataset:
+    """``ds`` with only the variables ``names`` (those missing are left for the model's check
+    to name) and, given ``channels``, only the levels they use: nothing else is read."""
+    keep = [v for v in dict.fromkeys(names) if v in ds.data_vars]
+    out = ds[keep]
+    if channels is not None and "level" in out.dims:
+        wanted = np.array([float(c[1]) for c in channels if c[1] is not None])
+        lev = np.asarray(out["level"].values, dtype="float64")
+        idx = [i for i, lv in enumerate(lev) if wanted.size and np.isclose(wanted, lv).any()]
+        if idx and len(idx) < lev.size:
+            out = out.isel(level=idx)
+    return out
+
+
 def dist_info() -> tuple[int, int]:
     """``(rank, world size)``: joins the process group under ``torchrun``, else ``(0, 1)``."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -438,7 +492,10 @@ def train_forecast(
     SchemaError
         Data lacking the model's channels, on another grid, with an extra dim (such as an
         ensemble's ``number``), with NaN, or too short (an error about ``validation``
-        starts with "validation data").
+        starts with "validation data"); a new model's variables without a time (static
+        fields such as ``geopotential_at_surface``: choose ``config.variables`` or drop
+        them); longitudes that are not evenly spaced round the whole circle (a regional
+        box: the FuXi networks are global, periodic in longitude).
 
     Notes
     -----
@@ -512,8 +569,11 @@ def _train_forecast(
     # ---- the model ----------------------------------------------------------------------
     # read once (a copy; input untouched); a DataArray or an extra dim is refused, named
     # (a model's variables are checked where the data are stacked: stacked_states)
-    train = check_layout(train, "training", variables if model is None else ()).load()
+    train = check_layout(train, "training", variables if model is None else ())
+    _check_periodic_longitude(train["longitude"].values)
     if model is None:
+        # the variables (all levels) the new model forecasts, alone read into memory
+        train = _used_data(train, _model_variables(train, variables)).load()
         canonical = train
         channels = channels_of(canonical, variables)
         if stats is None:
@@ -546,6 +606,7 @@ def _train_forecast(
         fm.name = name if name != "fuxi" else fm.name
         channels = list(fm.channels)
         _check_fine_tuning(fm, stats, variables)
+        train = _used_data(train, [str(c[0]) for c in channels], channels).load()
     fm.check_dataset(train)
     lead, lead_sha = _lead_model(lead_model, lead_steps, fm, model)
     if hasattr(fm.net, "grad_checkpointing"):
