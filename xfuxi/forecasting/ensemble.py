@@ -297,6 +297,8 @@ def _ensemble_setup(
     vae = None
     if isinstance(spec, VAEPerturbation):
         vae = spec.module
+        if isinstance(vae, str):
+            _refuse_method_word(vae)
         if isinstance(vae, (str, os.PathLike)):
             vae = load_perturbation(vae)
         if not isinstance(vae, PerturbationVAE):
@@ -304,6 +306,7 @@ def _ensemble_setup(
                 "perturbation must be a PerturbationVAE or the name / directory of a saved "
                 f"one, or a perturbation spec; got {type(vae).__name__}"
             )
+        _check_module_channels(vae, model, default=_is_default_module(spec.module))
         vae.check_model(model)
     run = model_on(model, device, None)
     # the run's device and dtype from its parameters or, without any (Lorenz-96), its
@@ -332,6 +335,78 @@ def _ensemble_setup(
         "amplitude": spec.amplitude,
         "leads": np.arange(1, int(steps) + 1) * model.timestep,
     }
+
+
+#: the ways to perturb the members of any model's ensemble, as the errors name them
+_ALTERNATIVES = (
+    "perturbation=xfuxi.PerlinNoise(std_fraction=0.05) or xfuxi.GaussianNoise(std_fraction=0.05) "
+    "(noise on the initial state, for any model), or a FuXi-ENS module trained for the model "
+    "(xfuxi.train_perturbation)"
+)
+
+
+def _refuse_method_word(name: str) -> None:
+    """A method's word (``"gaussian"``, ``"perlin"``, ``"vae"``: the CLI's ``--method``)
+    given as ``perturbation=`` names no module: say which object to pass instead (a directory
+    of that name is still read as a module)."""
+    word = name.strip().lower()
+    if word not in PERTURBATIONS or os.path.exists(name):
+        return
+    spec = {
+        "gaussian": "xfuxi.GaussianNoise(std_fraction=0.05)",
+        "perlin": "xfuxi.PerlinNoise(std_fraction=0.05)",
+        "vae": f"xfuxi.VAEPerturbation() (the shipped module {DEFAULT_PERTURBATION!r}, also "
+        "the default: leave perturbation out)",
+    }[word]
+    raise ValueError(
+        f"perturbation={name!r} names no perturbation module: a string is a module's shipped "
+        f"name or checkpoint directory, not a method; for the {word} method pass the spec "
+        f"perturbation={spec}"
+    )
+
+
+def _is_default_module(module: Any) -> bool:
+    """Whether ``module`` is the shipped FuXi-ENS module (by name or loaded)."""
+    name = module if isinstance(module, str) else getattr(module, "name", None)
+    return name == DEFAULT_PERTURBATION
+
+
+def _brief_names(names: Sequence[str], limit: int = 6) -> str:
+    """At most ``limit`` names, then how many more."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _check_module_channels(vae: Any, model: Any, *, default: bool) -> None:
+    """Refuse a perturbation module built for other channels than ``model``'s, with the
+    differences (not two full lists) and what to pass instead."""
+    from ..data.channels import channel_name
+
+    mine = [channel_name(c) for c in vae.channels]
+    theirs = [channel_name(c) for c in model.channels]
+    if mine == theirs:
+        return
+    only_module = [c for c in mine if c not in theirs]
+    only_model = [c for c in theirs if c not in mine]
+    found = [
+        f"{len(names)} channel(s) of the {a} not in the {b} ({_brief_names(names)})"
+        for names, a, b in ((only_model, "model", "module"), (only_module, "module", "model"))
+        if names
+    ]
+    found = found or ["the same channels in another order"]
+    text = (
+        f"perturbation module {vae.name!r} was built for channels other than model "
+        f"{model.name!r}'s ({len(mine)} channels against {len(theirs)}): " + "; ".join(found)
+    )
+    if default:
+        text += (
+            f"; the default perturbation, the shipped FuXi-ENS module {DEFAULT_PERTURBATION!r}, "
+            "was trained for the channels of the shipped Held–Suarez world models; for this "
+            "model pass " + _ALTERNATIVES
+        )
+    else:
+        text += "; pass " + _ALTERNATIVES
+    raise ValueError(text)
 
 
 def _vae_on(vae: Any, device: Any, dtype: Any) -> Any:

@@ -388,6 +388,11 @@ class ForecastModel(torch.nn.Module):
         Only the layout is checked, so that states, increments and error samples can all be
         checked; where states enter the model, :func:`check_plausible` checks their values.
         """
+        self._check_layout(ds, f"model {self.name!r}")
+
+    def _check_layout(self, ds: xr.Dataset, label: str) -> None:
+        """:meth:`check_dataset`, the model named ``label`` in the error (a cascade names
+        itself and its stage)."""
         problems = []
         missing = [v for v in dict.fromkeys(c[0] for c in self.channels) if v not in ds.data_vars]
         if missing:
@@ -430,7 +435,14 @@ class ForecastModel(torch.nn.Module):
                 )
         if problems:
             hint = "; regrid the data to the model's grid first (xfuxi.regrid)" if regrid else ""
-            raise SchemaError(f"data do not fit model {self.name!r}: " + "; ".join(problems) + hint)
+            if missing and _is_world_model(self):
+                hint += (
+                    "; the model was trained on the embedded Held–Suarez world (it forecasts "
+                    "that world's variables, not those of real data such as ERA5): to "
+                    "forecast these data, train a model on them (xfuxi.train_forecast, or "
+                    "`xfuxi train` at the command line; docs/user-guide/training.md)"
+                )
+            raise SchemaError(f"data do not fit {label}: " + "; ".join(problems) + hint)
 
     def _repr_html_(self) -> str:
         """Jupyter's view: a short summary instead of the tree of torch modules."""
@@ -477,6 +489,17 @@ def _check_grid(latitude: np.ndarray, longitude: np.ndarray, name: str) -> None:
             f"{_span(longitude)}) must lie in [0, 360), as xfuxi's canonical data do; give "
             "it as longitude % 360 in ascending order"
         )
+
+
+#: the variable that only the embedded Held–Suarez world has (no reanalysis holds it)
+_WORLD_ONLY_VARIABLE = "passive_tracer"
+
+
+def _is_world_model(model: Any) -> bool:
+    """Whether ``model`` forecasts the embedded Held–Suarez world: its channels hold the
+    world's own ``passive_tracer``, which no reanalysis has (every shipped forecast model
+    does)."""
+    return any(var == _WORLD_ONLY_VARIABLE for var, _ in getattr(model, "channels", ()))
 
 
 def _span(values: np.ndarray) -> str:

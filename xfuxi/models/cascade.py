@@ -138,7 +138,7 @@ class Cascade:
         """Raise a clear error if ``ds`` does not match the cascade's channels or grid.
 
         All stages have the same channels and grid, so this is the first stage's
-        :meth:`ForecastModel.check_dataset`.
+        :meth:`ForecastModel.check_dataset`; the error names the cascade (and that stage).
 
         Parameters
         ----------
@@ -150,7 +150,8 @@ class Cascade:
         SchemaError
             A missing variable, level or dimension, or a grid other than the model's.
         """
-        self.stages[0].check_dataset(ds)
+        first = self.stages[0]
+        first._check_layout(ds, f"model {self.name!r} (its first stage {first.name!r})")
 
     def stage_index(self, step: int) -> int:
         """Index of the stage that makes forecast step ``step`` (1 = the first 6 h)."""

@@ -189,15 +189,57 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
         }
         missing = [v for v in fc.data_vars if v not in clim.data_vars and v not in renames.values()]
         if missing:
+            held = [v for v in fc.data_vars if v not in missing]
+            how = (
+                f"score only the variables it holds: forecast[{held}] (scorecard: "
+                f"variables={held}), or give a climatology of every forecast variable"
+                if held
+                else "give a climatology of the forecast's variables (xfuxi.climatology)"
+            )
             raise ValueError(
                 f"climatology lacks variable(s) {missing} (looked for each as itself and as "
-                "'<name>_mean')"
+                f"'<name>_mean'); {how}"
             )
         clim = clim[[*renames, *(v for v in fc.data_vars if v not in renames.values())]]
         clim = clim.rename(renames)[list(fc.data_vars)]
     check_same_units(fc, clim, ("forecast", "climatology"))
-    clim = as_float(conform(clim, fc, name="climatology"), "climatology")
+    try:
+        clim = conform(clim, fc, name="climatology")
+    except ValueError as e:
+        hint = _regrid_hint(clim, fc)
+        if not hint:
+            raise
+        raise ValueError(f"{e}{hint}") from None
+    clim = as_float(clim, "climatology")
     return clim.drop_vars([c for c in clim.coords if c not in clim.dims], errors="ignore")
+
+
+def _regrid_hint(clim: XarrayObj, fc: XarrayObj) -> str:
+    """The way out when the climatology is on another latitude–longitude grid than the
+    forecast (a WeatherBench2 64 × 32 climatology against T21 forecasts): regrid it."""
+    sizes = []
+    for obj in (clim, fc):
+        if not all(d in obj.dims for d in ("latitude", "longitude")):
+            return ""
+        sizes.append((obj.sizes["latitude"], obj.sizes["longitude"]))
+    same = sizes[0] == sizes[1] and all(
+        np.allclose(
+            np.sort(np.asarray(clim[d], float)), np.sort(np.asarray(fc[d], float)), atol=1e-4
+        )
+        for d in ("latitude", "longitude")
+    )
+    if same:
+        return ""
+    (clat, clon), (flat, flon) = sizes
+    grids = (
+        f"{clat} × {clon} points, latitude × longitude, as the forecast's, at other positions"
+        if sizes[0] == sizes[1]
+        else f"{clat} × {clon} points, latitude × longitude; the forecast's: {flat} × {flon}"
+    )
+    return (
+        f"; the climatology is on another grid than the forecast ({grids}): regrid it to the "
+        "forecast's grid first (xfuxi.regrid(climatology, forecast))"
+    )
 
 
 @fill_doc
