@@ -96,3 +96,8 @@ entry = register_cascade(
 )
 print(entry)
 PYEOF
+
+# fuxi-hs-t21's own background-error statistics (the default variances of En4DVar's B,
+# docs/user-guide/assimilation.md), shipped beside it: registering the model above replaced
+# its folder, so they are computed again from the train split, as they were made
+$PY benchmarks/bench_en4dvar_defaults.py --model fuxi-hs-t21 --ship --ship-days 120
