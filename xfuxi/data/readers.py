@@ -317,8 +317,34 @@ def _scalar_level(ds: xr.Dataset, name: str, source: str) -> xr.Dataset:
     return ds.drop_vars(name).assign(on_level)
 
 
+#: the integer types of packed data (CDS netCDF before 2024: int16) that float32 holds
+#: without loss: their 16 bits of counts, scaled, need no float64
+_SHORT_PACKED = frozenset({"int8", "uint8", "int16", "uint16"})
+
+
+def _packed_as_float32(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its data variables that were packed as short integers (their encoding's
+    ``dtype`` int16 and a ``scale_factor`` or ``add_offset``) as float32.
+
+    xarray decodes int16 with a float64 ``scale_factor`` (the CDS's) to float64, twice the
+    memory of the float32 that the CDS's newer files and GRIB give; 16 bits of counts lose
+    nothing in float32. Variables stored as floats (float64 included) are left as they are.
+    """
+    cast = {}
+    for name, var in ds.data_vars.items():
+        enc = var.encoding
+        packed = "scale_factor" in enc or "add_offset" in enc
+        stored = str(np.dtype(enc["dtype"])) if "dtype" in enc else None
+        if packed and stored in _SHORT_PACKED and var.dtype == np.float64:
+            cast[name] = var.astype("float32")
+            cast[name].encoding = dict(enc)  # the packing is dropped after validate
+    return ds.assign(cast) if cast else ds
+
+
 def _standardise_part(ds: xr.Dataset, source: str) -> xr.Dataset:
-    """One file's part: one time coordinate, ERA5 with ERA5T, scalar coordinates settled."""
+    """One file's part: one time coordinate, ERA5 with ERA5T, scalar coordinates settled;
+    short-integer packed variables as float32 (:func:`_packed_as_float32`)."""
+    ds = _packed_as_float32(ds)
     ds = _cfgrib_times(ds, source)
     ds = _combine_expver(ds, source)
     drop = [c for c in _LEVEL_TYPE_COORDS if c in ds.coords and ds[c].ndim == 0]
@@ -476,8 +502,14 @@ def from_era5(
         ``2m_dewpoint_temperature``, ``z`` without a level → ``geopotential_at_surface``,
         ...), ``time``, ``level``, latitude ascending. ``attrs['expver']`` says how ERA5 and
         ERA5T were combined (ERA5 where present, else ERA5T); accumulated fields say in
-        their ``accumulation`` attribute how they were summed. Instantaneous fields keep
-        their values, unpacked: the data variables carry no packing in their ``encoding``
+        their ``accumulation`` attribute how they were summed. Fields packed as short
+        integers (``int16`` with ``scale_factor``/``add_offset``: the CDS's netCDF before
+        2024) are decoded to **float32**, as the newer files and GRIB are: xarray alone
+        gives float64 (the packing's scale is float64), twice the memory, and 16 bits of
+        counts lose nothing in float32 (the values are the float64 decoding rounded to
+        float32); fields stored as floats keep their type (float64 stays float64).
+        Instantaneous fields keep their values (to that rounding), unpacked: the data
+        variables carry no packing in their ``encoding``
         (no ``dtype``, ``scale_factor``, ``add_offset``, ``_FillValue``,
         ``missing_value``), so ``to_netcdf`` writes them as floats (the files' int16
         packing, each file its own, would clip the values of the others). Read lazily

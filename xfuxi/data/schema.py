@@ -1058,6 +1058,7 @@ def validate(
     allow_nan: bool = True,
     require_time: bool = False,
     check_ranges: bool = False,
+    require_grid: bool = True,
 ) -> xr.Dataset | xr.DataArray:
     """Return a canonical copy of ``ds`` or raise :class:`SchemaError` naming the problem.
 
@@ -1083,6 +1084,10 @@ def validate(
         statistics, they are checked against those anyway
         (:func:`xfuxi.models.base.check_plausible`). Data in memory are checked at once;
         dask-backed data lazily, when (and each time) they are computed.
+    require_grid : bool, default True
+        If True, ``latitude`` and ``longitude`` dimensions must be present. If False, data
+        without them (a score averaged over the grid, by lead and level) are accepted;
+        whichever of the two is present is still checked and ordered.
 
     Returns
     -------
@@ -1145,6 +1150,7 @@ def validate(
             allow_nan=allow_nan,
             require_time=require_time,
             check_ranges=check_ranges,
+            require_grid=require_grid,
         )
         # the one variable under its canonical name: a DataArray named "t" or "z" comes
         # back as "temperature" / "geopotential_at_surface" (looking it up by the name it
@@ -1169,6 +1175,8 @@ def validate(
         out = out.rename(short)
 
     for dim in ("latitude", "longitude"):
+        if dim not in out.dims and not require_grid:
+            continue
         if dim not in out.dims:
             raise SchemaError(f"missing dimension {dim!r}; got dims {sorted(map(str, out.dims))}")
         if dim not in out.coords:  # positions 0, 1, 2, ... are not degrees
@@ -1185,8 +1193,10 @@ def validate(
                 f"missing variable(s) {missing}; the data has {sorted(map(str, out.data_vars))}"
             )
 
-    out = _fix_latitude(out)
-    out = _fix_longitude(out)
+    if "latitude" in out.dims:  # always, unless require_grid=False
+        out = _fix_latitude(out)
+    if "longitude" in out.dims:
+        out = _fix_longitude(out)
     if "level" in out.dims:
         out = _fix_level(out, levels)
     for dim in ("time", "prediction_timedelta"):

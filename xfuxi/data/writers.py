@@ -11,7 +11,12 @@ WeatherBench2's own tools (``time`` is the initial time of a forecast,
 
 :func:`write_netcdf` writes the same layout to a CF-compliant netCDF4 file
 (:func:`to_cf_layout`: UDUNITS units, CF standard names, the forecast reference time and
-period of a forecast), atomically as well.
+period of a forecast), atomically as well. It writes scores too (the results of
+:mod:`xfuxi.verify`, which carry a ``metric`` attribute: an RMSE by lead and level, a
+scorecard), whatever their dims; WeatherBench2 writes its evaluation results as netCDF
+as well, so :func:`write_weatherbench2`, whose zarr stores hold gridded forecasts and
+analyses, refuses a score without a latitude-longitude grid and points to
+:func:`write_netcdf`.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from ..files import (
     netcdf_written_by,
     replace_directory,
 )
-from .schema import CANONICAL_DIMS, VARIABLES, SchemaError, validate
+from .schema import CANONICAL_DIMS, DIM_ALIASES, VARIABLES, SchemaError, validate
 
 __all__ = [
     "CF_STANDARD_NAMES",
@@ -105,7 +110,9 @@ def to_weatherbench2_layout(ds: xr.Dataset) -> xr.Dataset:
     ------
     SchemaError
         ``ds`` cannot be brought into the canonical layout, or it has a dimension that
-        WeatherBench2 stores do not have (named in the message).
+        WeatherBench2 stores do not have (named in the message), or it is a score (a
+        ``metric`` attribute) without latitude and longitude, which the message says to
+        write with :func:`write_netcdf`.
 
     Examples
     --------
@@ -117,11 +124,22 @@ def to_weatherbench2_layout(ds: xr.Dataset) -> xr.Dataset:
     >>> list(out.data_vars), out["temperature"].dims, out["temperature"].attrs["units"]
     (['temperature'], ('time', 'latitude', 'longitude'), 'K')
     """
+    return _layout(ds, netcdf=False)
+
+
+def _layout(ds: xr.Dataset, *, netcdf: bool) -> xr.Dataset:
+    """:func:`to_weatherbench2_layout`; for netCDF (``netcdf=True``) a score may lack the
+    grid and have dims of its own (``score``, ``region``, ...)."""
+    score = _is_score_data(ds)
+    if score and not netcdf and not _on_grid(ds):
+        raise SchemaError(_score_not_a_store(ds))
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"expected an xarray.Dataset, got {type(ds).__name__}")
-    out = validate(ds)
+    # a score of every grid point (a bias by lead: xfuxi.bias(..., dim="time")) is checked
+    # as the field; one averaged over the grid has no latitude or longitude to check
+    out = validate(ds, require_grid=not score)
     extra = [str(d) for d in out.dims if d not in CANONICAL_DIMS]
-    if extra:
+    if extra and not (netcdf and score):  # netCDF holds a score's own dims (score, region)
         raise SchemaError(
             f"dimension(s) {extra} are not WeatherBench2 dimensions; expected only "
             f"{list(CANONICAL_DIMS)} (select or combine {extra} first)"
@@ -146,6 +164,62 @@ def to_weatherbench2_layout(ds: xr.Dataset) -> xr.Dataset:
 def _is_score(ds: xr.Dataset, name: Any) -> bool:
     """A score of the variable (xfuxi.verify's ``metric`` attribute), not the field."""
     return "metric" in ds[name].attrs or "metric" in ds.attrs
+
+
+def _is_score_data(obj: Any) -> bool:
+    """A score (xfuxi.verify's ``metric`` attribute on the object or on a variable)."""
+    if isinstance(obj, xr.DataArray):
+        return "metric" in obj.attrs
+    if isinstance(obj, xr.Dataset):
+        return "metric" in obj.attrs or any("metric" in v.attrs for v in obj.data_vars.values())
+    return False
+
+
+#: the names of latitude and longitude that :func:`~xfuxi.data.schema.validate` accepts
+_GRID_NAMES: dict[str, frozenset[str]] = {
+    dim: frozenset({dim} | {k for k, v in DIM_ALIASES.items() if v == dim})
+    for dim in ("latitude", "longitude")
+}
+
+
+def _on_grid(obj: xr.Dataset | xr.DataArray) -> bool:
+    """Whether ``obj`` has both a latitude and a longitude dim (or their aliases)."""
+    dims = {str(d) for d in obj.dims}
+    return all(names & dims for names in _GRID_NAMES.values())
+
+
+def _score_metric(obj: xr.Dataset | xr.DataArray) -> str:
+    if "metric" in obj.attrs:
+        return str(obj.attrs["metric"])
+    found = [
+        v.attrs["metric"] for v in getattr(obj, "data_vars", {}).values() if "metric" in v.attrs
+    ]
+    return str(found[0]) if found else "?"
+
+
+def _score_not_a_store(obj: xr.Dataset | xr.DataArray) -> str:
+    """Why :func:`write_weatherbench2` does not write a score without the grid."""
+    return (
+        f"this is a score (metric {_score_metric(obj)!r}) with dims "
+        f"{[str(d) for d in obj.dims]}, not gridded data on latitude and longitude: "
+        "write_weatherbench2 writes forecasts and analyses as WeatherBench2 zarr stores, "
+        "and WeatherBench2 writes its evaluation results as netCDF files; write the score "
+        "with xfuxi.write_netcdf(score, 'scores.nc')"
+    )
+
+
+def _as_dataset(obj: Any) -> Any:
+    """A DataArray as a Dataset of its one variable: under its name, or an unnamed score
+    under its metric (``rmse``); anything else is returned as it is."""
+    if not isinstance(obj, xr.DataArray):
+        return obj
+    name = obj.name if obj.name is not None else obj.attrs.get("metric")
+    if name is None:
+        raise TypeError(
+            "write_netcdf writes a Dataset or a named DataArray; this DataArray has no name: "
+            "name it first (da.rename('temperature')) or give da.to_dataset(name=...)"
+        )
+    return obj.to_dataset(name=name)
 
 
 def _is_increment(ds: xr.Dataset) -> bool:
@@ -215,7 +289,11 @@ def write_weatherbench2(
     {{written_returns}}
     SchemaError
         ``ds`` cannot be written in WeatherBench2's layout (see
-        :func:`to_weatherbench2_layout`).
+        :func:`to_weatherbench2_layout`). A score (a ``metric`` attribute, as
+        :mod:`xfuxi.verify` sets it) without a latitude-longitude grid (an RMSE by lead and
+        level, a scorecard) is refused, naming :func:`write_netcdf`: WeatherBench2 stores
+        hold gridded forecasts and analyses, and WeatherBench2 writes its evaluation
+        results as netCDF.
 
     Examples
     --------
@@ -312,7 +390,10 @@ def to_cf_layout(ds: xr.Dataset) -> xr.Dataset:
     Parameters
     ----------
     ds : xarray.Dataset
-        A forecast or analysis (see :func:`to_weatherbench2_layout`).
+        A forecast or analysis (see :func:`to_weatherbench2_layout`), or a score (a
+        ``metric`` attribute on the Dataset or its variables, as :mod:`xfuxi.verify` sets
+        it): a score may lack latitude and longitude (an RMSE by lead and level) and have
+        dims of its own (a scorecard's ``score`` and ``region``).
 
     Returns
     -------
@@ -344,7 +425,7 @@ def to_cf_layout(ds: xr.Dataset) -> xr.Dataset:
         and {"prediction_timedelta", "lead_time"} & set(ds.variables)
     ):  # a forecast's valid times, made anew below: a stale one is no error here
         ds = ds.drop_vars("valid_time")
-    out = to_weatherbench2_layout(ds)
+    out = _layout(ds, netcdf=True)
     for name in out.data_vars:
         attrs = dict(out[name].attrs)
         if "units" in attrs:
@@ -390,12 +471,17 @@ def write_netcdf(
     overwrite: bool = False,
     compress: bool = True,
 ) -> Path:
-    """Write a forecast or analysis to a CF-compliant netCDF4 file, atomically.
+    """Write a forecast, analysis or score to a CF-compliant netCDF4 file, atomically.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        A forecast or analysis (see :func:`to_cf_layout`).
+    ds : xarray.Dataset or xarray.DataArray
+        A forecast or analysis, or a score of one with any dims (``xfuxi.rmse(fc, truth,
+        dim=["time", "latitude", "longitude"])``, a scorecard): see :func:`to_cf_layout`.
+        A score keeps its attributes (``metric``, ``units``, ...) and is not labelled as
+        the field (no standard name, long name or units filled in). A DataArray is
+        written as a Dataset of its one variable, under its name (an unnamed score under
+        its metric, ``rmse``).
     path : path-like
         The file to create; written to a temporary file beside it and renamed into place
         (its folder is made if it does not exist).
@@ -425,7 +511,7 @@ def write_netcdf(
     250.0
     """
     path = Path(path).expanduser()
-    out = _with_plain_attrs(to_cf_layout(ds)).drop_encoding()
+    out = _with_plain_attrs(to_cf_layout(_as_dataset(ds))).drop_encoding()
     half = [name for name in out.data_vars if out[name].dtype == np.float16]
     if half:  # netCDF has no float16 (a raw netCDF4 TypeError); float32 holds them exactly
         out = out.assign({name: out[name].astype("float32") for name in half})
