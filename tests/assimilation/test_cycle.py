@@ -631,7 +631,7 @@ def test_cli_cycle_hybrid_gain_and_a_static_b(monkeypatch, tmp_path, capsys):
     assert seen["method"].variational.adaptive_static == 0.1
     assert seen["method"].ensemble_variances is True
     assert main([*gain, "--adaptive-static", "2"]) == 2
-    assert "adaptive_static must be" in capsys.readouterr().err
+    assert "--adaptive-static must be" in capsys.readouterr().err
     assert main([*base, "--method", "letkf", "--ensemble-variances"]) == 2
     assert "need --method hybrid-gain" in capsys.readouterr().err
     assert main([*base, "--method", "cycled-en4dvar", "--static-b", "b.nc"]) == 0

@@ -320,7 +320,7 @@ def test_the_cli_cycles_en4dvar_with_radiances(monkeypatch, capsys):
     assert main(["cycle", "t.zarr", "--store", "s.zarr", "--cycled-ensemble"]) != 0
     assert "--cycled-ensemble needs" in capsys.readouterr().err
     assert main(base + ["--radiance-error", "-1"]) != 0
-    assert "radiance_error" in capsys.readouterr().err
+    assert "--radiance-error must be positive" in capsys.readouterr().err
     assert main(["cycle", "truth.zarr", "--store", "s.zarr", "--varbc"]) != 0
     assert "--varbc needs" in capsys.readouterr().err
 
