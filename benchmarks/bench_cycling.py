@@ -9,8 +9,10 @@ with ``--sites`` radiosondes for ``--days`` days (``--days 0`` skips the world).
     python benchmarks/bench_cycling.py --days 0                  # Lorenz-96 only
     python benchmarks/bench_cycling.py --l96-cycles 0 --days 3   # the world only
 
-Writes ``benchmarks/results/cycling_lorenz96.json`` and ``cycling_world.json`` (atomically)
-and prints the target table.
+Writes ``benchmarks/results/cycling_lorenz96_<methods>.json`` (``_letkf``, ``_en4dvar``,
+or ``_letkf_en4dvar`` for the default ``--l96-methods letkf,en4dvar``) and
+``cycling_world.json`` (atomically) and prints the target table; the recorded files come
+from ``--l96-methods letkf`` and ``--l96-methods en4dvar`` run one at a time.
 """
 
 from __future__ import annotations
