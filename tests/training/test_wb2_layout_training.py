@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dask.array as dsa
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import xarray as xr
@@ -17,23 +16,14 @@ from xfuxi.data.stats import normalization_stats
 from xfuxi.training.config import TrainConfig
 from xfuxi.training.forecast import train_forecast
 
+from .test_forecast import _world as _wave
+
 LAT, LON = tiny.LAT, tiny.LON
 
 
 def _world(n_times: int = 8, seed: int = 0) -> xr.Dataset:
-    """A wave travelling east by one grid point per 6 h (as in test_forecast.py)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_times)[:, None, None, None]
-    lat = np.deg2rad(LAT)[None, None, :, None]
-    k = np.arange(16)[None, None, None, :]
-    lev = np.array([0.0, 1.0])[None, :, None, None]
-    temp = 260 + 8 * np.cos(lat) * np.sin(2 * np.pi * (k - t) / 16 + lev)
-    temp = temp + 0.1 * rng.standard_normal(temp.shape)
-    return xr.Dataset(
-        {"temperature": (("time", "level", "latitude", "longitude"), temp.astype("float32"))},
-        coords={"time": pd.date_range("2000-01-01", periods=n_times, freq="6h"),
-                "level": [500, 850], "latitude": LAT, "longitude": LON},
-    )  # fmt: skip
+    """test_forecast.py's wave travelling east, 8 times."""
+    return _wave(n_times, seed)
 
 
 def _wb2(ds: xr.Dataset) -> xr.Dataset:
