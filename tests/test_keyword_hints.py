@@ -37,3 +37,10 @@ def state():
 def test_misspelt_keyword_names_the_parameter(state, call, wrong, right):
     with pytest.raises(TypeError, match=rf"'{wrong}' \(did you mean '{right}'\?\)"):
         call(state, **{wrong: 1})
+
+
+def test_no_hint_names_a_positional_only_parameter(state):
+    # plot_map's data is positional-only: a keyword cannot name it
+    with pytest.raises(TypeError) as err:
+        xfuxi.plot_map(state, dat=1)
+    assert "did you mean 'data'" not in str(err.value)

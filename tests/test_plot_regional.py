@@ -50,3 +50,16 @@ def test_box_in_the_pacific_and_a_global_grid():
     ax = xfuxi.plot_map(_field(np.linspace(-87.5, 87.5, 36), np.arange(0.0, 360.0, 5.0)))
     west, east, south, north = ax.get_extent(crs=ccrs.PlateCarree())
     assert east - west == pytest.approx(360.0) and south < -89 and north > 89
+
+
+def test_narrow_box_across_greenwich_and_plain_axes_in_the_west():
+    from xfuxi.plot import MapStyle
+
+    lat = np.array([40.0, 45.0, 50.0])
+    ax = xfuxi.plot_map(_field(lat, np.array([355.0, 5.0])))
+    np.testing.assert_allclose(ax.get_extent(crs=ccrs.PlateCarree()), [-10, 10, 37.5, 52.5])
+    # plain axes, longitudes 230..300 in 0..360: the box in the data's own longitudes
+    ax = xfuxi.plot_map(
+        _field(lat, np.arange(230.0, 301.0, 10.0)), style=MapStyle(projection="plain")
+    )
+    np.testing.assert_allclose([*ax.get_xlim(), *ax.get_ylim()], [225, 305, 37.5, 52.5])

@@ -225,7 +225,9 @@ def _parameters_of_caller(function: str, depth: int = 8) -> set[str]:
             break
         code = frame.f_code
         if code.co_name == function:
-            return set(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+            # the parameters a keyword can name (not the positional-only ones)
+            first, last = code.co_posonlyargcount, code.co_argcount + code.co_kwonlyargcount
+            return set(code.co_varnames[first:last])
     return set()
 
 

@@ -320,7 +320,7 @@ def _regional_box(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float
     n = 90.0 if north == 90.0 else min(90.0, float(edges[-1]))
     if width >= 360.0:
         return -180.0, 180.0, s, n
-    step = float(np.median(np.diff(np.sort(lon % 360.0))))
+    step = wide_longitude_gaps(np.sort(lon % 360.0))[1]  # (as _longitude_cells's)
     west = west - step / 2.0
     if west > 180.0:
         west -= 360.0
@@ -589,8 +589,9 @@ def _map(
         x0, x1, y0, y1 = west, west + 360.0, -90.0, 90.0
         if box is not None:
             y0, y1 = box[2], box[3]
-            if west <= box[0] and box[1] <= west + 360.0:  # (a box across the seam: all)
-                x0, x1 = box[0], box[1]
+            start = (box[0] - west) % 360.0 + west  # in the data's own convention
+            if start + (box[1] - box[0]) <= west + 360.0:  # (a box across the seam: all)
+                x0, x1 = start, start + (box[1] - box[0])
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_xlabel("longitude (°E)")

@@ -715,7 +715,6 @@ def random_observations(
     return _finish(truth, list(var), lat, lon, lev, tim, error, rng, True, "random")
 
 
-@_doc
 def _random_positions(
     rng: np.random.Generator, n: int, truth: xr.Dataset, what: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -738,6 +737,7 @@ def _random_positions(
     return np.clip(lat, south, north), lon
 
 
+@_doc
 def radiosonde_observations(
     truth: xr.Dataset,
     *,
