@@ -31,3 +31,21 @@ def test_flags_are_forgotten_when_the_command_ends(tmp_path, capsys):
     capsys.readouterr()
     # main() called in a Python session leaves nothing behind
     assert flag_names("n_members must be >= 2") == "n_members must be >= 2"
+
+
+def test_code_in_a_message_is_left_as_written():
+    import argparse
+
+    from xfuxi.cli.common import set_command_flags
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--qc-threshold", type=float)
+    p.add_argument("--keep-members", action="store_true")
+    set_command_flags(p)
+    try:
+        text = "use QualityControl(qc_threshold=...) or CycleConfig(keep_members=False)"
+        assert flag_names(text) == text
+        assert flag_names("qc_threshold must be > 0") == "--qc-threshold must be > 0"
+        assert flag_names("Dataset.keep_members") == "Dataset.keep_members"
+    finally:
+        set_command_flags(None)

@@ -33,7 +33,6 @@ from .common import (
     arg,
     command,
     config_args,
-    flag_names,
     function_args,
     set_command_flags,
 )
@@ -74,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             add(p)
             command = p
     args = parser.parse_args(argv)
-    set_command_flags(command)  # its errors name its flags, not the Python names
+    set_command_flags(command)  # its argument errors name its flags, not the Python names
     debug = args.debug or os.environ.get("XFUXI_DEBUG", "").strip() not in ("", "0")
     # the logging and options of the command are undone when it ends: main() called in a
     # Python session (a notebook, a test) leaves that session's settings as they were
@@ -90,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as err:  # noqa: BLE001 - every error becomes one line, as promised
             if debug:
                 raise
-            print(f"xfuxi {args.command}: error: {flag_names(_one_line(err))}", file=sys.stderr)
+            print(f"xfuxi {args.command}: error: {_one_line(err)}", file=sys.stderr)
             return 1
         finally:
             set_command_flags(None)

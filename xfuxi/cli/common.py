@@ -597,20 +597,24 @@ def flag_names(message: str) -> str:
     '--n-members must be >= 2; --days must be > 0; days in a year'
     >>> flag_names("days must be > 0")
     '--days must be > 0'
+    >>> flag_names("pass CycleConfig(n_members=2) or Dataset.days")  # code and other names
+    'pass CycleConfig(n_members=2) or Dataset.days'
     >>> set_command_flags(None)
     """
     if not _FLAGS:
         return message
-    message = re.sub(
-        r"(?<![\w.])[A-Z]\w*\.([a-z_]\w*)\b", lambda m: _FLAGS.get(m.group(1), m.group(0)), message
+    message = re.sub(  # a configuration's field, not code to write: not "Config(x=...)"
+        r"(?<![\w.(,=])[A-Z]\w*(?:Config|Options)\.([a-z_]\w*)\b(?!\s*[=(])",
+        lambda m: _FLAGS.get(m.group(1), m.group(0)),
+        message,
     )
     message = re.sub(  # a one-word name where a sentence starts with it: "rtps must be"
         r"(^|[;:] )([a-z][a-z0-9]*)(?= must\b)",
         lambda m: m.group(1) + _FLAGS.get(m.group(2), m.group(2)),
         message,
     )
-    return re.sub(
-        r"(?<![\w.-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b",
+    return re.sub(  # (not a keyword in code shown: "QualityControl(qc_threshold=...)")
+        r"(?<![\w.(,=-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b(?!\s*[=(])",
         lambda m: _FLAGS.get(m.group(0), m.group(0)),
         message,
     )
