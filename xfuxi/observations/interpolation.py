@@ -208,6 +208,14 @@ def _lon_gap(lon_s: np.ndarray) -> tuple[float, float] | None:
     return float(lon_s[g]), float(gaps[g])
 
 
+def _crosses_pole(lat_s: np.ndarray, edge: int, near: int, pole: float, periodic: bool) -> bool:
+    """Whether interpolation goes on across ``pole`` beyond the outermost row ``edge`` (not
+    the pole itself): on a grid periodic in longitude whose row lies within
+    :data:`_POLE_GAP_FACTOR` row spacings of the pole."""
+    spacing = abs(lat_s[edge] - lat_s[near])
+    return periodic and abs(pole - lat_s[edge]) <= _POLE_GAP_FACTOR * spacing * (1 + 1e-9)
+
+
 def covered_region(latitude: Any, longitude: Any) -> tuple[float, float, float, float]:
     """The region of the sphere that :func:`horizontal_weights` interpolates on a grid:
     ``(south, north, west, width)`` in degrees, the longitudes ``west`` to ``west + width``
@@ -240,10 +248,7 @@ def covered_region(latitude: Any, longitude: Any) -> tuple[float, float, float, 
         if np.isclose(lat_s[edge], pole):
             bounds.append(pole)
             continue
-        far = h == 1 or abs(pole - lat_s[edge]) > _POLE_GAP_FACTOR * abs(
-            lat_s[edge] - lat_s[near]
-        ) * (1 + 1e-9)
-        crossed = w > 1 and gap is None and not far
+        crossed = h > 1 and _crosses_pole(lat_s, edge, near, pole, w > 1 and gap is None)
         bounds.append(pole if crossed else float(lat_s[edge]))
     return float(bounds[0]), float(bounds[1]), west, width
 
@@ -379,9 +384,7 @@ def horizontal_weights(
             if np.isclose(lat_s[edge], pole):
                 put(sel, edge, [(c0, w0, False), (c1, w1, False)])
                 continue
-            spacing = abs(lat_s[edge] - lat_s[near])
-            far = abs(pole - lat_s[edge]) > _POLE_GAP_FACTOR * spacing * (1 + 1e-9)
-            if w == 1 or gap is not None or far:
+            if not _crosses_pole(lat_s, edge, near, pole, w > 1 and gap is None):
                 # not a global grid: what lies beyond its outermost row is outside it, not
                 # across the pole (the row at longitude + 180° is not there, or far away)
                 inside &= ~sel
