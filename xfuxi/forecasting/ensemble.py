@@ -306,8 +306,17 @@ def _ensemble_setup(
                 "perturbation must be a PerturbationVAE or the name / directory of a saved "
                 f"one, or a perturbation spec; got {type(vae).__name__}"
             )
-        _check_module_channels(vae, model, default=_is_default_module(spec.module))
-        vae.check_model(model)
+        default = _is_default_module(spec.module)
+        vae.check_model(
+            model,
+            hint=(
+                f"the default perturbation, the shipped FuXi-ENS module "
+                f"{DEFAULT_PERTURBATION!r}, was trained for the channels of the shipped "
+                "Held–Suarez world models; for this model pass " + _ALTERNATIVES
+                if default
+                else "pass " + _ALTERNATIVES
+            ),
+        )
     run = model_on(model, device, None)
     # the run's device and dtype from its parameters or, without any (Lorenz-96), its
     # buffers: read from the parameters alone, a float64 Lorenz-96 model ran in float32
@@ -369,44 +378,6 @@ def _is_default_module(module: Any) -> bool:
     """Whether ``module`` is the shipped FuXi-ENS module (by name or loaded)."""
     name = module if isinstance(module, str) else getattr(module, "name", None)
     return name == DEFAULT_PERTURBATION
-
-
-def _brief_names(names: Sequence[str], limit: int = 6) -> str:
-    """At most ``limit`` names, then how many more."""
-    shown = ", ".join(names[:limit])
-    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
-
-
-def _check_module_channels(vae: Any, model: Any, *, default: bool) -> None:
-    """Refuse a perturbation module built for other channels than ``model``'s, with the
-    differences (not two full lists) and what to pass instead."""
-    from ..data.channels import channel_name
-
-    mine = [channel_name(c) for c in vae.channels]
-    theirs = [channel_name(c) for c in model.channels]
-    if mine == theirs:
-        return
-    only_module = [c for c in mine if c not in theirs]
-    only_model = [c for c in theirs if c not in mine]
-    found = [
-        f"{len(names)} channel(s) of the {a} not in the {b} ({_brief_names(names)})"
-        for names, a, b in ((only_model, "model", "module"), (only_module, "module", "model"))
-        if names
-    ]
-    found = found or ["the same channels in another order"]
-    text = (
-        f"perturbation module {vae.name!r} was built for channels other than model "
-        f"{model.name!r}'s ({len(mine)} channels against {len(theirs)}): " + "; ".join(found)
-    )
-    if default:
-        text += (
-            f"; the default perturbation, the shipped FuXi-ENS module {DEFAULT_PERTURBATION!r}, "
-            "was trained for the channels of the shipped Held–Suarez world models; for this "
-            "model pass " + _ALTERNATIVES
-        )
-    else:
-        text += "; pass " + _ALTERNATIVES
-    raise ValueError(text)
 
 
 def _vae_on(vae: Any, device: Any, dtype: Any) -> Any:

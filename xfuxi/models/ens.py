@@ -201,6 +201,12 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(_PeriodicConv(cin, cout), nn.GELU(), _PeriodicConv(cout, cout), nn.GELU())
 
 
+def _brief_names(names: Sequence[str], limit: int = 6) -> str:
+    """At most ``limit`` names, then how many more."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
+
+
 class PerturbationVAE(nn.Module):
     """The FuXi-ENS perturbation module: a conditional VAE over flow-dependent perturbations.
 
@@ -395,14 +401,29 @@ class PerturbationVAE(nn.Module):
         """Physical → normalised (channel axis third from the end)."""
         return (x - self._mean) / self._std
 
-    def check_model(self, model: ForecastModel) -> None:
-        """Raise ``ValueError`` unless ``model`` has the same channels and grid."""
+    def check_model(self, model: ForecastModel, *, hint: str = "") -> None:
+        """Raise ``ValueError`` unless ``model`` has the same channels and grid.
+
+        A channel mismatch is told by its differences (at most six names each way, then how
+        many more), not as two whole lists, followed by ``hint`` (what to do instead)."""
         if tuple(model.channels) != self.channels:
             mine = [channel_name(c) for c in self.channels]
             theirs = [channel_name(c) for c in model.channels]
+            only_module = [c for c in mine if c not in theirs]
+            only_model = [c for c in theirs if c not in mine]
+            found = [
+                f"{len(names)} channel(s) of the {a} not in the {b} ({_brief_names(names)})"
+                for names, a, b in (
+                    (only_model, "model", "module"),
+                    (only_module, "module", "model"),
+                )
+                if names
+            ] or ["the same channels in another order"]
             raise ValueError(
-                f"perturbation module {self.name!r} was built for channels {mine}; "
-                f"model {model.name!r} has {theirs}"
+                f"perturbation module {self.name!r} was built for channels other than model "
+                f"{model.name!r}'s ({len(mine)} channels against {len(theirs)}): "
+                + "; ".join(found)
+                + (f"; {hint}" if hint else "")
             )
         if tuple(model.grid_shape) != self.grid_shape:
             raise ValueError(
