@@ -186,3 +186,16 @@ def test_documented_residue_of_a_non_gaussian_grid():
     assert lm32 == (29, 0) and round(100 * r32, 1) == 8.6 and round(100 * r64, 1) == 1.4
     doc = " ".join(spectral.__doc__.split())
     assert "8.6 %" in doc and "1.4 %" in doc and "Y_29^0" in doc
+
+
+def test_pretrained_models_lists_each_kind():
+    from xfuxi.models.registry import pretrained_models
+
+    forecast = pretrained_models()
+    assert "fuxi-hs-t21-cascade" in forecast and "fuxi-ens-hs-t21" not in forecast
+    assert pretrained_models("perturbation") == ["fuxi-ens-hs-t21"]
+    da = pretrained_models("assimilation")
+    assert "fuxi-da-hs-t21" in da and "fuxi-hs-t21" not in da
+    assert pretrained_models("all") == sorted(forecast + da + ["fuxi-ens-hs-t21"])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        pretrained_models("da")

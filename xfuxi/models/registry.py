@@ -51,20 +51,47 @@ __all__ = [
 ]
 
 
-def pretrained_models() -> list[str]:
-    """Names of the forecast models (single models and cascades) shipped with xfuxi.
+#: what :func:`pretrained_models` lists for each ``kind``: the registry's kinds of checkpoint
+_LISTED = {
+    "forecast": ("forecast-model", "cascade"),
+    "perturbation": ("perturbation",),
+    "assimilation": ("da-model",),
+}
+
+
+def pretrained_models(kind: str = "forecast") -> list[str]:
+    """Names of the models shipped with xfuxi.
+
+    Parameters
+    ----------
+    kind : {"forecast", "perturbation", "assimilation", "all"}, default "forecast"
+        Forecast models (single models and cascades; they load with :func:`load_model`),
+        FuXi-ENS perturbation modules (:func:`xfuxi.load_perturbation`), FuXi-DA networks
+        (:func:`xfuxi.load_da_model`), or all of them.
 
     Returns
     -------
     list of str
-        The names, sorted; each loads with :func:`load_model`.
+        The names, sorted.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind``.
 
     Examples
     --------
     >>> "fuxi-hs-t21" in pretrained_models()
     True
+    >>> pretrained_models("perturbation")
+    ['fuxi-ens-hs-t21']
+    >>> "fuxi-da-hs-t21" in pretrained_models("assimilation")
+    True
     """
-    return sorted(shipped_names("forecast-model") + shipped_names("cascade"))
+    if kind != "all" and kind not in _LISTED:
+        raise ValueError(f"kind must be one of {[*_LISTED, 'all']}; got {kind!r}")
+    kinds = [k for group in (_LISTED.values() if kind == "all" else [_LISTED[kind]]) for k in group]
+    return sorted(name for k in kinds for name in shipped_names(k))
 
 
 def _write_registry(registry: dict[str, Any]) -> None:
