@@ -9,6 +9,7 @@ regridding and the observation operator decide with them whether a grid is globa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -18,6 +19,7 @@ from .constants import EARTH_RADIUS
 __all__ = [
     "area_weights",
     "great_circle_distance",
+    "is_whole_circle",
     "latitude_bounds",
     "longitude_gaps",
     "wide_longitude_gaps",
@@ -119,6 +121,24 @@ def longitude_gaps(centres: np.ndarray) -> np.ndarray:
     [90.0, 180.0, 90.0]
     """
     return np.diff(np.concatenate([centres, [centres[0] + 360.0]]))
+
+
+def is_whole_circle(longitude: Any) -> bool:
+    """Whether the longitudes, in any order and convention (rolled, -180..180, descending),
+    are evenly spaced round the whole circle once: every gap between neighbours modulo 360
+    (the one across 360° included) is ``360 / n`` to a thousandth of it (float32
+    coordinates of a 0.1° grid are that far off).
+
+    Examples
+    --------
+    >>> is_whole_circle(np.arange(-180.0, 180.0, 90.0)), is_whole_circle([0.0, 90.0, 180.0])
+    (True, False)
+    """
+    lon = np.sort(np.mod(np.asarray(longitude, dtype="float64").ravel(), 360.0))
+    if lon.size < 2 or not np.all(np.isfinite(lon)):
+        return False
+    spacing = 360.0 / lon.size
+    return bool(np.allclose(longitude_gaps(lon), spacing, rtol=0, atol=1e-3 * spacing))
 
 
 def wide_longitude_gaps(centres: np.ndarray) -> tuple[np.ndarray, float]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .constants import EARTH_RADIUS, OMEGA, R_DRY
+from .grid import is_whole_circle
 
 __all__ = ["coriolis_parameter", "geostrophic_wind", "hydrostatic_temperature"]
 
@@ -143,11 +144,7 @@ def geostrophic_wind(
     order = np.argsort(circle, kind="stable")
     reorder = not np.array_equal(order, np.arange(lon.size))
     dlon = np.diff(circle[order])
-    # to a thousandth of the spacing: float32 coordinates of a 0.1° grid are that far off
-    tol = 1e-3 * abs(float(dlon[0])) if dlon.size else 0.0
-    if not np.allclose(dlon, dlon[0], rtol=0, atol=tol) or not np.isclose(
-        lon.size * dlon[0], 360.0, rtol=0, atol=lon.size * tol
-    ):
+    if not is_whole_circle(lon):
         raise ValueError(
             "longitude must be evenly spaced and cover the globe (periodic) once, in any "
             f"order: its {lon.size} values modulo 360 are spaced {dlon.min():g} to "

@@ -25,7 +25,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..config import Config, check_seed, field, is_integer, summary_html, user_stacklevel
+from ..config import (
+    Config,
+    _shown,
+    check_seed,
+    field,
+    is_integer,
+    summary_html,
+    user_stacklevel,
+)
 from .localization import Localization
 
 __all__ = [
@@ -126,14 +134,10 @@ def _short(value: Any, depth: int = 0) -> str:
         return _clip(repr(value))
     if callable(getattr(value, "parameters", None)) and callable(
         getattr(value, "state_dict", None)
-    ):  # a torch module (a forecast model, a FuXi-DA network)
-        try:
-            n = sum(int(p.numel()) for p in value.parameters())
-        except Exception:
-            n = None
+    ):  # a torch module (a forecast model, a FuXi-DA network): as a Config shows it, named
         name = getattr(value, "name", None)
-        head = f"{kind} {name!r}" if isinstance(name, str) else kind
-        return _clip(head + (f" ({n:,} parameters)" if n is not None else ""))
+        text = _shown(value)
+        return _clip(text.replace(kind, f"{kind} {name!r}", 1) if isinstance(name, str) else text)
     sizes = getattr(value, "sizes", None)
     if hasattr(value, "dims") and isinstance(sizes, Mapping) and hasattr(value, "coords"):
         dims = ", ".join(f"{k}: {v}" for k, v in sizes.items())  # xarray Dataset or DataArray

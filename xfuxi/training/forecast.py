@@ -48,7 +48,7 @@ import xarray as xr
 from ..data.channels import Channel, channel_name, channels_of
 from ..data.schema import SchemaError
 from ..data.stats import normalization_stats
-from ..grid import longitude_gaps
+from ..grid import is_whole_circle, longitude_gaps
 from ..models.base import ForecastModel, NormStats, isolated_rng
 from ..models.checkpoint import WEIGHTS, model_files, tensors_from_bytes
 from ..models.fuxi import build_fuxi
@@ -327,11 +327,9 @@ def _check_periodic_longitude(longitude: np.ndarray) -> None:
     networks are global, periodic in longitude (their convolutions pad and their windows
     shift round the circle, :func:`xfuxi.models.fuxi.periodic_conv2d`), so the edges of a
     regional box would be joined as neighbours."""
-    lon = np.sort(np.mod(np.asarray(longitude, dtype="float64"), 360.0))
-    gaps = longitude_gaps(lon) if lon.size else np.zeros(0)
-    spacing = 360.0 / max(lon.size, 1)
-    # to a thousandth of the spacing (float32 coordinates of a fine grid are that far off)
-    if lon.size < 2 or not np.allclose(gaps, spacing, rtol=0, atol=1e-3 * spacing):
+    if not is_whole_circle(longitude):
+        lon = np.sort(np.mod(np.asarray(longitude, dtype="float64"), 360.0))
+        gaps = longitude_gaps(lon) if lon.size else np.zeros(0)
         widest = float(gaps.max()) if gaps.size else 360.0
         raise SchemaError(
             f"training data: the {lon.size} longitudes are not evenly spaced round the whole "
