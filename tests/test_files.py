@@ -589,3 +589,28 @@ def test_saved_results_write_float16_variables_as_float32(tmp_path):
     assert back["temperature"].dtype == np.float32 and back["height"].dtype == np.float32
     np.testing.assert_array_equal(back["temperature"], half["temperature"].astype("float32"))
     assert half["temperature"].dtype == np.float16  # the input is not changed
+
+
+def test_open_result_refuses_what_is_not_a_whole_saved_analysis(tmp_path):
+    """open_result reads the kind from the marker: another output names its reader, a
+    directory xfuxi did not write or a saved analysis missing a file is refused."""
+    import numpy as np
+    import pytest
+    import xarray as xr
+
+    import xfuxi
+    from xfuxi.assimilation.result import En4DVarResult, save_datasets
+
+    ds = xr.Dataset({"x": ("time", [1.0])}, coords={"time": [np.datetime64("2000-01-01")]})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        xfuxi.open_result(tmp_path / "nothing")
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ValueError, match="not an analysis saved by xfuxi"):
+        xfuxi.open_result(tmp_path / "mine")
+    other = save_datasets({"forecast": ds}, tmp_path / "fc", kind="forecast")
+    with pytest.raises(ValueError, match=r"kind 'forecast'.*xarray.open_dataset"):
+        xfuxi.open_result(other)
+    out = En4DVarResult(ds, ds, ds, ds).save(tmp_path / "res")
+    (out / "trajectory.nc").unlink()
+    with pytest.raises(FileNotFoundError, match="without trajectory.nc"):
+        xfuxi.open_result(out)

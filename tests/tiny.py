@@ -171,10 +171,12 @@ def da_background() -> xr.Dataset:
 
 def check_saved_result(result, directory: Path, *, kind: str) -> None:
     """``result.save`` writes one marked netCDF per Dataset of ``result.datasets()``, each
-    read back identical; refuses to replace it without ``overwrite``, replaces it with it,
-    and never writes into a directory xfuxi did not make."""
+    read back identical, and :func:`xfuxi.open_result` gives back the same result;
+    ``save`` refuses to replace it without ``overwrite``, replaces it with it, and never
+    writes into a directory xfuxi did not make."""
     import pytest
 
+    import xfuxi
     from xfuxi.files import OutputExistsError, read_marker
 
     out = result.save(directory / "saved")
@@ -184,6 +186,10 @@ def check_saved_result(result, directory: Path, *, kind: str) -> None:
     for name, ds in datasets.items():
         with xr.open_dataset(out / f"{name}.nc") as back:
             xr.testing.assert_identical(back.load(), ds)
+    opened = xfuxi.open_result(out)
+    assert type(opened) is type(result) and repr(opened) == repr(result)
+    for name, ds in opened.datasets().items():
+        xr.testing.assert_identical(ds, datasets[name])
     with pytest.raises(OutputExistsError, match="overwrite"):
         result.save(out)
     assert result.save(out, overwrite=True) == out

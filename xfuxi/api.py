@@ -83,6 +83,7 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("save_perturbation", "models.ens:save_perturbation"),
     # assimilation
     Entry("assimilate_4dvar", "assimilation.en4dvar:assimilate_4dvar", accessor="dataset"),
+    Entry("open_result", "assimilation.result:open_result"),
     Entry("BackgroundError", "assimilation.config:BackgroundError"),
     Entry("BackgroundErrorData", "assimilation.config:BackgroundErrorData"),
     Entry("LocalizationOptions", "assimilation.config:LocalizationOptions"),

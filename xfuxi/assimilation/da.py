@@ -47,7 +47,7 @@ from ..observations.imager import (
     check_radiances,
     zenith_angle,
 )
-from .result import save_datasets
+from .result import RESULT_FILES, save_datasets
 
 __all__ = [
     "DEFAULT_DA_MODEL",
@@ -125,7 +125,7 @@ class DAResult(NamedTuple):
 
     def datasets(self) -> dict[str, xr.Dataset]:
         """The three Datasets by name, as :meth:`save` writes them."""
-        return {n: getattr(self, n) for n in ("analysis", "increment", "diagnostics")}
+        return {n: getattr(self, n) for n in RESULT_FILES["fuxi-da-analysis"]}
 
 
 def resolve_da_model(model: FuXiDA | str | os.PathLike[str] | None) -> FuXiDA:

@@ -18,7 +18,22 @@ from ..files import replace_directory
 from ..forecasting.edge import forecast_dataset
 from ..observations.operator import REJECT_REASONS
 
-__all__ = ["En4DVarResult", "result_datasets", "save_datasets", "write_datasets"]
+__all__ = ["En4DVarResult", "open_result", "result_datasets", "save_datasets", "write_datasets"]
+
+#: what each saved analysis's directory holds, by the kind in its marker
+RESULT_FILES = {
+    "assimilation": ("analysis", "increment", "trajectory", "diagnostics"),
+    "fuxi-da-analysis": ("analysis", "increment", "diagnostics"),
+}
+#: what reads the other outputs xfuxi writes (named when one is given to open_result)
+_OTHER_READERS = {
+    "cycle-run": "xfuxi.open_cycle(path)",
+    "forecast": "xarray.open_dataset(path) (or xarray.open_zarr(path) for a zarr store)",
+    "forecast-model": "xfuxi.load_model(path)",
+    "perturbation": "xfuxi.load_perturbation(path)",
+    "da-model": "xfuxi.load_da_model(path)",
+    "weatherbench2-zarr": "xarray.open_zarr(path)",
+}
 
 
 def save_datasets(
@@ -86,7 +101,7 @@ class En4DVarResult(NamedTuple):
 
     def datasets(self) -> dict[str, xr.Dataset]:
         """The four Datasets by name, as :meth:`save` writes them."""
-        return {n: getattr(self, n) for n in ("analysis", "increment", "trajectory", "diagnostics")}
+        return {n: getattr(self, n) for n in RESULT_FILES["assimilation"]}
 
     def _summary(self) -> tuple[str, list[tuple[str, str]]]:
         d = self.diagnostics
@@ -125,6 +140,81 @@ class En4DVarResult(NamedTuple):
         """Jupyter's view: the summary of :meth:`__repr__` as a table."""
         title, rows = self._summary()
         return summary_html(title, rows)
+
+
+def open_result(directory: str | os.PathLike[str]) -> Any:
+    """Read back an analysis that ``res.save(directory)`` (or the command line's
+    ``--output``) wrote: the :class:`En4DVarResult` of :func:`xfuxi.assimilate_4dvar` or
+    the ``DAResult`` of :func:`xfuxi.assimilate_da`, as it was saved.
+
+    The kind is read from the directory's xfuxi marker, not guessed from its files. The
+    Datasets are loaded into memory and their files closed (the directory may be moved or
+    replaced afterwards). What netCDF changes on the way is not undone: float16 variables
+    come back as float32.
+
+    Parameters
+    ----------
+    directory : path-like
+        A directory written by ``En4DVarResult.save``, ``DAResult.save``, ``xfuxi
+        assimilate --output`` or ``xfuxi assimilate-da --output``.
+
+    Returns
+    -------
+    En4DVarResult or DAResult
+        With its ``repr``, ``datasets()`` and ``save`` as before.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``directory`` does not exist or lacks one of the files its kind holds.
+    ValueError
+        If ``directory`` is not an xfuxi output, or is another kind of output (the error
+        names the function that reads it).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from xfuxi.assimilation.result import En4DVarResult
+    >>> ds = xr.Dataset({"x": ("time", [1.0])}, coords={"time": [np.datetime64("2000-01-01")]})
+    >>> res = En4DVarResult(ds, ds, ds, ds)
+    >>> path = res.save(pathlib.Path(tempfile.mkdtemp()) / "analysis")
+    >>> back = open_result(path)
+    >>> type(back).__name__, back.analysis["x"].values.tolist()
+    ('En4DVarResult', [1.0])
+    """
+    from ..files import MARKER, read_marker
+
+    path = Path(directory).expanduser()
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise FileNotFoundError(f"{path} {what}: give the directory an analysis was saved to")
+    marker = read_marker(path)
+    if marker is None:
+        raise ValueError(
+            f"{path} is not an analysis saved by xfuxi (no readable {MARKER} inside): give "
+            "the directory that res.save(directory) or `xfuxi assimilate --output` wrote"
+        )
+    kind = str(marker["kind"])
+    names = RESULT_FILES.get(kind)
+    if names is None:
+        reader = _OTHER_READERS.get(kind)
+        hint = f"; read it with {reader}" if reader else ""
+        raise ValueError(
+            f"{path} holds an xfuxi output of kind {kind!r}, not a saved analysis (kinds "
+            f"{sorted(RESULT_FILES)}){hint}"
+        )
+    missing = [f"{n}.nc" for n in names if not (path / f"{n}.nc").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{path} is a saved analysis ({kind!r}) without {', '.join(missing)}: it was "
+            "changed after xfuxi wrote it; save the analysis again"
+        )
+    datasets = {n: xr.load_dataset(path / f"{n}.nc") for n in names}
+    if kind == "assimilation":
+        return En4DVarResult(**datasets)
+    from .da import DAResult  # da imports this module
+
+    return DAResult(**datasets)
 
 
 def _lead_str(td: Any) -> str:
