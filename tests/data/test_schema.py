@@ -396,3 +396,21 @@ def test_complex_data_variables_are_refused():
         validate(bad)
     with pytest.raises(SchemaError, match="is complex"):
         validate(bad[name])
+
+
+@pytest.mark.parametrize("dtype", ["object", "str"])
+def test_fields_of_objects_or_strings_are_refused_and_regrid_does_not_pick_neighbours(dtype):
+    """Numbers held as objects went through validate, and regrid picked the nearest
+    neighbours of them (xarray's interpolation of objects) under the label "bilinear"."""
+    import xfuxi
+
+    ds = _wb2()
+    name = next(iter(ds.data_vars))
+    bad = ds.assign({name: ds[name].astype(dtype)})
+    with pytest.raises(SchemaError, match=rf"variable '{name}' holds {bad[name].dtype} data on the grid.*astype"):
+        validate(bad)
+    with pytest.raises(SchemaError, match="on the grid"):
+        xfuxi.regrid(bad, {"latitude": [0.0, 10.0], "longitude": [0.0, 10.0]})
+    # a string variable off the grid (a label) is no field: kept as it is
+    labelled = ds.assign(source=xr.DataArray("model run 3"))
+    assert validate(labelled)["source"].item() == "model run 3"

@@ -412,3 +412,47 @@ def test_brier_threshold_mapping_refuses_unknown_variables():
         V.brier_score(ens, truth, threshold={"temprature": 0.0, "humidity": 0.5, "bogus": 1.0})
     with pytest.raises(ValueError, match="no threshold given for variable 'humidity'"):
         V.brier_score(ens, truth, threshold={"temperature": 0.0})
+
+
+def test_a_truth_with_a_dim_the_forecast_lacks_is_refused_not_broadcast():
+    """The forecast was compared with every value of the truth along the extra dim (an
+    outer product): a perfect forecast scored 1.2 with its time dim named init_time, and
+    one level of a two-level truth 0.98 against a forecast with the level dropped."""
+    truth = truth_series(levels=True)
+    with pytest.raises(ValueError, match=r"truth has dimension 'time' that the forecast lacks"):
+        V.rmse(truth.rename(time="init_time"), truth)
+    fc = truth.sel(level=500.0, drop=True)
+    with pytest.raises(ValueError, match=r"truth has dimension 'level' that the forecast lacks"):
+        V.rmse(fc, truth)
+    members = fc.expand_dims(number=3).copy()
+    with pytest.raises(ValueError, match=r"dimension 'level' that the forecast lacks"):
+        V.crps(members, truth)
+    with pytest.raises(ValueError, match=r"dimension 'level' that the forecast lacks"):
+        V.rmse(fc.to_dataset(), truth.to_dataset())
+    # the truth at the forecast's own level is scored as before
+    assert float(V.rmse(fc, truth.sel(level=500.0, drop=True))) == 0.0
+
+
+@pytest.mark.parametrize("where", ["forecast", "truth"])
+@pytest.mark.parametrize("dtype", ["object", "str", "datetime64[ns]"])
+def test_data_that_are_not_numbers_are_refused_not_left_out(where, dtype):
+    """A Dataset's variable of objects (numbers from a pandas column with a None) or
+    strings was left out of the scores silently (xarray's reductions skip it); on a
+    DataArray the error came raw from NumPy."""
+    truth = truth_series().to_dataset()
+    truth["geopotential"] = truth["temperature"] * 10
+    fc = truth.isel(time=slice(0, 3)) + 0.1
+    odd = {"forecast": fc, "truth": truth}[where]
+    if dtype == "datetime64[ns]":
+        bad = odd["temperature"].copy(data=np.full(odd["temperature"].shape, np.datetime64(0, "ns")))
+    else:
+        bad = odd["temperature"].astype(dtype)
+    odd = odd.assign(temperature=bad)
+    pair = {"forecast": fc, "truth": truth, where: odd}
+    with pytest.raises(TypeError, match=rf"the {where} holds data that are not numbers \('temperature'"):
+        V.rmse(pair["forecast"], pair["truth"])
+    with pytest.raises(TypeError, match="not numbers"):
+        V.rmse(pair["forecast"]["temperature"], pair["truth"]["temperature"])
+    if where == "forecast":
+        with pytest.raises(TypeError, match="not numbers"):
+            V.crps(pair["forecast"].expand_dims(number=2).copy(), truth)

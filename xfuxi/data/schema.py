@@ -1110,6 +1110,7 @@ def validate(
         Missing variable or dimension, non-monotonic or duplicated coordinate, unknown
         level, NaN where not allowed, wrong units, wrong time dtype (cftime dates and
         times with a time zone are named, with the conversion), a complex data variable,
+        a data variable of objects or strings on the grid (latitude, longitude or level),
         a value outside its physical range, a ``valid_time`` beside ``time`` that is not
         ``time`` + the scalar lead, times outside the years 1678 to 2261 that
         ``datetime64[ns]`` holds (``datetime64[s]`` of a run dated 2300, which xarray
@@ -1211,6 +1212,13 @@ def validate(
             raise SchemaError(
                 f"variable {name!r} is complex ({var.dtype}); xfuxi's data are real numbers: "
                 f"keep the real part (ds[{str(name)!r}].real) or the modulus (abs) first"
+            )
+        if var.dtype.kind in "OUS" and set(var.dims) & {"latitude", "longitude", "level"}:
+            # a field of objects or strings: regridding would pick neighbours, not interpolate
+            raise SchemaError(
+                f"variable {name!r} holds {var.dtype} data on the grid; xfuxi's fields are "
+                f"numbers: convert numbers held as objects first "
+                f"(ds[{str(name)!r}].astype('float64'))"
             )
         expected = VARIABLES.get(str(name))
         given = var.attrs.get("units")

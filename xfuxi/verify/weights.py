@@ -1014,15 +1014,17 @@ def prepare_pair(
     Raises
     ------
     ValueError
-        As :func:`conform` and :func:`align_valid_time`; also if the truth lacks a variable
-        of the forecast, or if either holds a value twice along a dim they share, or along
+        As :func:`conform` and :func:`align_valid_time` (a truth with a dim the forecast
+        lacks, such as a time dim named otherwise or a level the forecast has dropped, is
+        refused: it would be broadcast, every forecast value scored against each of its
+        values); also if the truth lacks a variable of the forecast, or if either holds a value twice along a dim they share, or along
         ``time`` or ``prediction_timedelta`` (:func:`check_unique`: a repeated initial time
         or lead would be scored twice), or holds a lead named ``lead_time`` or ``step``
         (:func:`check_lead_name`), or a variable still packed (attributes
         ``scale_factor``, ``add_offset``, ``_Unsigned``: :func:`~xfuxi.data.schema.check_unpacked`).
     TypeError
-        If one is a Dataset and the other a DataArray; if either holds complex data
-        (:func:`as_float`); if the ``time`` of one holds cftime dates or carries a time
+        If one is a Dataset and the other a DataArray; if either holds complex data or
+        data that are not numbers (:func:`as_float`); if the ``time`` of one holds cftime dates or carries a time
         zone and that of the other does not hold the same kind, or valid times are needed
         (:func:`check_times`).
 
@@ -1058,7 +1060,7 @@ def prepare_pair(
         if missing:
             raise ValueError(f"{names[1]} lacks variable(s) {missing} of the {names[0]}")
         truth = truth[list(forecast.data_vars)]
-    truth = conform(truth, forecast, name=names[1], reference_name=names[0], new_dims=True)
+    truth = conform(truth, forecast, name=names[1], reference_name=names[0], new_dims=False)
     return as_float(forecast, names[0]), as_float(truth, names[1])
 
 
@@ -1088,7 +1090,9 @@ def as_float(obj: XarrayObj, name: str = "forecast") -> XarrayObj:
     ------
     TypeError
         If a data variable is complex (naming it and ``name``): a score of complex numbers
-        is not defined, and the imaginary part would be dropped or kept silently.
+        is not defined, and the imaginary part would be dropped or kept silently; or holds
+        no numbers (objects, strings, dates, durations), which a Dataset's reductions would
+        leave out of the scores silently.
 
     Examples
     --------
@@ -1104,6 +1108,18 @@ def as_float(obj: XarrayObj, name: str = "forecast") -> XarrayObj:
             f"the {name} holds complex data ({', '.join(complex_)}); scores need real "
             "numbers: score the real part (.real), the modulus (abs) or each component as a "
             "variable of its own"
+        )
+    # objects, strings, dates: xarray's reductions skip such a variable of a Dataset (it
+    # would be left out of the scores silently) and fail raw on a DataArray
+    other = [
+        f"{str(v)!r}: {da.dtype}"
+        for v, da in arrays
+        if da.dtype.kind not in "fiub" and not _narrow_float(da.dtype)
+    ]
+    if other:
+        raise TypeError(
+            f"the {name} holds data that are not numbers ({', '.join(other)}); scores need "
+            "real numbers: convert numbers held as objects with .astype('float64')"
         )
 
     def wide(da: xr.DataArray) -> bool:
