@@ -407,7 +407,8 @@ def test_fields_of_objects_or_strings_are_refused_and_regrid_does_not_pick_neigh
     ds = _wb2()
     name = next(iter(ds.data_vars))
     bad = ds.assign({name: ds[name].astype(dtype)})
-    with pytest.raises(SchemaError, match=rf"variable '{name}' holds {bad[name].dtype} data on the grid.*astype"):
+    message = rf"variable '{name}' holds {bad[name].dtype} data on the grid.*astype"
+    with pytest.raises(SchemaError, match=message):
         validate(bad)
     with pytest.raises(SchemaError, match="on the grid"):
         xfuxi.regrid(bad, {"latitude": [0.0, 10.0], "longitude": [0.0, 10.0]})

@@ -258,8 +258,48 @@ def test_bad_site_and_observation_counts_are_clear_errors(truth):
             radiosonde_observations(truth, n_sites=n, error=1.0)
     with pytest.raises(ObservationError, match="sites must be a non-empty sequence"):
         radiosonde_observations(truth, sites=[], error=1.0)
-    with pytest.raises(ObservationError, match="no observation to make"):
+    with pytest.raises(ObservationError, match="levels is empty"):
         radiosonde_observations(truth, sites=[(0.0, 0.0)], levels=[], error=1.0)
+
+
+def test_repeated_or_empty_levels_and_times_bad_seeds_and_infinite_errors_are_refused(truth):
+    """A level or time given twice made each report twice (or weighted the random draw);
+    empty ones, a negative or fractional seed failed with NumPy's messages, and an
+    infinite error gave an infinite observation."""
+    site = [(0.0, 0.0)]
+    level = float(truth["level"].values[0])
+    time = truth["time"].values[0]
+    with pytest.raises(ObservationError, match=rf"levels repeats \[{level}\] hPa"):
+        radiosonde_observations(truth, sites=site, levels=[level, level], error=1.0)
+    with pytest.raises(ObservationError, match=r"levels repeats"):
+        random_observations(truth, n=5, variables=["temperature"], levels=[level, level], error=1.0)
+    with pytest.raises(ObservationError, match=r"times repeats \['"):
+        radiosonde_observations(truth, sites=site, times=[time, time], error=1.0)
+    with pytest.raises(ObservationError, match=r"times repeats"):
+        random_observations(truth, n=5, variables=["temperature"], times=[time, time], error=1.0)
+    with pytest.raises(ObservationError, match="levels is empty"):
+        random_observations(truth, n=5, variables=["temperature"], levels=[], error=1.0)
+    with pytest.raises(ObservationError, match="times is empty"):
+        random_observations(truth, n=5, variables=["temperature"], times=[], error=1.0)
+    for seed in (-1, 1.5, "x", True):
+        with pytest.raises(ObservationError, match="seed must be a non-negative integer"):
+            random_observations(truth, n=5, variables=["temperature"], error=1.0, seed=seed)
+    for error in (np.inf, np.nan):
+        with pytest.raises(ObservationError, match="positive and finite"):
+            single_observation(
+                truth,
+                variable="temperature",
+                latitude=0.0,
+                longitude=0.0,
+                level=level,
+                time=time,
+                error=error,
+            )
+    # one of each still works, and a seed of None draws fresh noise
+    obs = radiosonde_observations(truth, sites=site, levels=[level], times=[time], error=1.0)
+    assert obs.sizes["obs"] == sum("level" in truth[v].dims for v in truth.data_vars)
+    fresh = random_observations(truth, n=5, variables=["temperature"], error=1.0, seed=None)
+    assert fresh.sizes["obs"] == 5
 
 
 def test_duplicated_observations_detected_and_copies_refused_by_screening():

@@ -444,12 +444,14 @@ def test_data_that_are_not_numbers_are_refused_not_left_out(where, dtype):
     fc = truth.isel(time=slice(0, 3)) + 0.1
     odd = {"forecast": fc, "truth": truth}[where]
     if dtype == "datetime64[ns]":
-        bad = odd["temperature"].copy(data=np.full(odd["temperature"].shape, np.datetime64(0, "ns")))
+        dates = np.full(odd["temperature"].shape, np.datetime64(0, "ns"))
+        bad = odd["temperature"].copy(data=dates)
     else:
         bad = odd["temperature"].astype(dtype)
     odd = odd.assign(temperature=bad)
     pair = {"forecast": fc, "truth": truth, where: odd}
-    with pytest.raises(TypeError, match=rf"the {where} holds data that are not numbers \('temperature'"):
+    message = rf"the {where} holds data that are not numbers \('temperature'"
+    with pytest.raises(TypeError, match=message):
         V.rmse(pair["forecast"], pair["truth"])
     with pytest.raises(TypeError, match="not numbers"):
         V.rmse(pair["forecast"]["temperature"], pair["truth"]["temperature"])

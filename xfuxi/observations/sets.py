@@ -492,8 +492,10 @@ def _finish(
     lev = np.asarray(level, dtype="float64")
     tim = np.asarray(time, dtype="M8[ns]")
     err = np.array([_error_of(error, v) for v in var], dtype="float64")
-    if np.any(~(err > 0)):
-        raise ObservationError(f"observation errors must be positive, got {np.unique(err)}")
+    if np.any(~(err > 0)) or not np.all(np.isfinite(err)):  # inf: an infinite value
+        raise ObservationError(
+            f"observation errors must be positive and finite, got {np.unique(err)}"
+        )
     clean = _sample_truth(truth, var, lat, lon, lev, tim)
     value = clean + (rng.standard_normal(var.size) * err if noise else 0.0)
     obs = make_observations(
@@ -510,7 +512,27 @@ def _levels_for(truth: xr.Dataset, var: str, levels: Sequence[float] | None) -> 
     have = [float(x) for x in truth["level"].values]
     if levels is None:
         return have
-    return [float(x) for x in levels]
+    return _given_levels(levels)
+
+
+def _given_levels(levels: Any) -> list[float]:
+    """The ``levels`` of a network, refused empty (nothing to observe) or with a level
+    twice (each report made twice; or, drawn at random, that level drawn twice as often)."""
+    given = [float(x) for x in np.atleast_1d(np.asarray(levels, dtype="float64"))]
+    if not given:
+        raise ObservationError("levels is empty: give at least one level, or None for all")
+    repeated = sorted({x for x in given if given.count(x) > 1})
+    if repeated:
+        raise ObservationError(f"levels repeats {repeated} hPa; give each level once")
+    return given
+
+
+def _rng(seed: Any) -> np.random.Generator:
+    """NumPy's generator of ``seed`` (None: fresh entropy), refusing what is no seed
+    (NumPy's own errors for -1 or 1.5 do not name the argument)."""
+    if seed is not None and (not is_integer(seed) or seed < 0):
+        raise ObservationError(f"seed must be a non-negative integer or None; got {seed!r}")
+    return np.random.default_rng(seed)
 
 
 def _truth(truth: Any) -> xr.Dataset:
@@ -525,7 +547,15 @@ def _truth(truth: Any) -> xr.Dataset:
 def _truth_times(truth: xr.Dataset, times: Any) -> np.ndarray:
     if times is None:
         return np.asarray(truth["time"].values, dtype="M8[ns]")
-    return parse_times(times, "times", error=ObservationError).values
+    values = np.atleast_1d(parse_times(times, "times", error=ObservationError).values)
+    if values.size == 0:
+        raise ObservationError("times is empty: give at least one time, or None for all")
+    repeated = pd.unique(values[pd.Index(values).duplicated()])
+    if repeated.size:  # each report made twice (drawn at random: that time twice as often)
+        raise ObservationError(
+            f"times repeats {[str(t)[:19] for t in repeated]}; give each time once"
+        )
+    return values
 
 
 def single_observation(
@@ -572,7 +602,8 @@ def single_observation(
         ``truth`` is not canonical data with a ``time`` dim.
     ObservationError
         ``time`` is not one date and time (a number, an unreadable string: named) or is
-        not in ``truth``; ``variable`` is not in ``truth``; ``error`` is not positive.
+        not in ``truth``; ``variable`` is not in ``truth``; ``error`` is not positive and
+        finite; ``seed`` not a non-negative integer or None.
 
     Examples
     --------
@@ -592,7 +623,7 @@ def single_observation(
     5.0
     """
     truth = _truth(truth)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     lev = np.nan if level is None else float(level)
     return _finish(
         truth,
@@ -677,8 +708,9 @@ def random_observations(
     ObservationError
         ``n`` is not a positive integer; ``variables`` is one string, empty, names a
         variable ``truth`` lacks or one more than once; ``error`` lacks a variable, names
-        one ``truth`` lacks or is not positive; a time is not a date and time (a number,
-        an unreadable string: named) or is not in ``truth``, or a level is not.
+        one ``truth`` lacks or is not positive and finite; a time is not a date and time
+        (a number, an unreadable string: named) or is not in ``truth``, or a level is not;
+        a level or time given twice, or none; ``seed`` not a non-negative integer or None.
 
     Examples
     --------
@@ -692,7 +724,7 @@ def random_observations(
     """
     truth = _truth(truth)
     n = _positive_count(n, "n")
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     tims = _truth_times(truth, times)
     names = _variable_names(variables, truth)
     if not names:
@@ -788,9 +820,10 @@ def radiosonde_observations(
         Both or neither of ``n_sites`` and ``sites``; ``n_sites`` not a positive integer;
         ``sites`` not (latitude, longitude) pairs, or a site given twice; no variable with
         levels, or one ``truth`` lacks, or one listed twice; ``error`` lacks a variable or is
-        not positive; a time is not a date and time (a number, an unreadable string:
-        named) or is not in ``truth``, or a level is not; nothing to observe (empty
-        ``levels`` or ``times``).
+        not positive and finite; a time is not a date and time (a number, an unreadable
+        string: named) or is not in ``truth``, or a level is not; a level or time given
+        twice; nothing to observe (empty ``levels`` or ``times``); ``seed`` not a
+        non-negative integer or None.
 
     Examples
     --------
@@ -810,7 +843,7 @@ def radiosonde_observations(
     4
     """
     truth = _truth(truth)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     if (n_sites is None) == (sites is None):
         raise ObservationError("give exactly one of n_sites and sites")
     if sites is None:
@@ -901,9 +934,10 @@ def region_observations(
     ObservationError
         No grid point in the box; ``variables`` is one string, names a variable
         ``truth`` lacks or one more than once; ``error`` lacks a variable or is not
-        positive; a time is not a date and time (a number, an unreadable string: named)
-        or is not in ``truth``, or a level is not; nothing to observe (empty
-        ``variables``, ``levels`` or ``times``).
+        positive and finite; a time is not a date and time (a number, an unreadable
+        string: named) or is not in ``truth``, or a level is not; a level or time given
+        twice; nothing to observe (empty ``variables``, ``levels`` or ``times``); ``seed``
+        not a non-negative integer or None.
 
     Examples
     --------
@@ -919,7 +953,7 @@ def region_observations(
     """
     truth = _truth(truth)
     variables = _variable_names(variables, truth)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     lat_g = truth["latitude"].values
     lon_g = truth["longitude"].values % 360.0
     in_lat = lat_g[(lat_g >= min(latitude)) & (lat_g <= max(latitude))]

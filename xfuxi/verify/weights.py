@@ -1017,15 +1017,17 @@ def prepare_pair(
         As :func:`conform` and :func:`align_valid_time` (a truth with a dim the forecast
         lacks, such as a time dim named otherwise or a level the forecast has dropped, is
         refused: it would be broadcast, every forecast value scored against each of its
-        values); also if the truth lacks a variable of the forecast, or if either holds a value twice along a dim they share, or along
-        ``time`` or ``prediction_timedelta`` (:func:`check_unique`: a repeated initial time
-        or lead would be scored twice), or holds a lead named ``lead_time`` or ``step``
-        (:func:`check_lead_name`), or a variable still packed (attributes
-        ``scale_factor``, ``add_offset``, ``_Unsigned``: :func:`~xfuxi.data.schema.check_unpacked`).
+        values); also if the truth lacks a variable of the forecast, or if either holds a
+        value twice along a dim they share, or along ``time`` or ``prediction_timedelta``
+        (:func:`check_unique`: a repeated initial time or lead would be scored twice), or
+        holds a lead named ``lead_time`` or ``step`` (:func:`check_lead_name`), or a
+        variable still packed (attributes ``scale_factor``, ``add_offset``, ``_Unsigned``:
+        :func:`~xfuxi.data.schema.check_unpacked`).
     TypeError
         If one is a Dataset and the other a DataArray; if either holds complex data or
-        data that are not numbers (:func:`as_float`); if the ``time`` of one holds cftime dates or carries a time
-        zone and that of the other does not hold the same kind, or valid times are needed
+        data that are not numbers (:func:`as_float`); if the ``time`` of one holds cftime
+        dates or carries a time zone and that of the other does not hold the same kind, or
+        valid times are needed
         (:func:`check_times`).
 
     Notes
