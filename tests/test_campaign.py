@@ -90,6 +90,7 @@ def test_forecast_campaign_equals_one_forecast_per_initial_time(client, checkpoi
     assert out["temperature"].encoding["chunks"][0] == 1  # one chunk per initial time
     assert bool(out["done"].all())
     assert out.attrs["xfuxi_layout"] == "weatherbench2"  # xfuxi.data.writers' layout
+    assert (store / ".zmetadata").is_file() and not (store / "zarr.json").exists()  # format 2
     assert out["level"].attrs["units"] == "hPa"
     np.testing.assert_array_equal(out["time"].values, ds["time"].values[1:])
     got = out.load()

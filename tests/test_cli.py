@@ -51,6 +51,8 @@ def test_forecast_writes_a_store_that_reads_back_without_warnings(inputs, tmp_pa
         assert _forecast(inputs, out) == 0
         back = xr.open_zarr(out)
     assert back.sizes["prediction_timedelta"] == 1 and back.sizes["time"] == 2  # 3 states
+    # zarr's format 2, as WeatherBench2's stores and xfuxi's other writers: zarr 2 reads it
+    assert (out / ".zmetadata").is_file() and not (out / "zarr.json").exists()
 
 
 def test_forecast_never_deletes_a_foreign_directory(inputs, tmp_path, capsys):

@@ -1165,12 +1165,11 @@ def campaign(
         tmp = temporary_path(store_path)
         lost = False
         try:
-            # with consolidated metadata (xr.open_zarr then reads the store without its
-            # fallback warning): written here, in the temporary store, and renamed into place
-            # with the rest; the workers write chunks only, never metadata, so it stays true
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
-                template.to_zarr(tmp, compute=False, mode="w-", consolidated=True)
+            # zarr's format 2 (WeatherBench2's, as every store xfuxi writes), with
+            # consolidated metadata (xr.open_zarr then reads the store without its fallback
+            # warning): written here, in the temporary store, and renamed into place with the
+            # rest; the workers write chunks only, never metadata, so it stays true
+            template.to_zarr(tmp, compute=False, mode="w-", consolidated=True, zarr_format=2)
             try:
                 os.rename(tmp, store_path)
             except OSError as err:

@@ -16,7 +16,6 @@ import inspect
 import os
 import re
 import sys
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -506,17 +505,14 @@ def write_directory(out: Path, write: Callable[[Path], None], args, *, kind: str
 
 
 def zarr_writer(ds) -> Callable[[Path], None]:
-    """Write ``ds`` as a zarr store into a directory; encodings read from the input (a zarr-v2
-    codec, chunks) are dropped, so any input gives a store of the current format.
-
-    The store carries consolidated metadata, which xarray reads without falling back (and
-    without its warning); zarr's warning that consolidated metadata is not yet part of the
-    v3 specification is silenced for this write only, as it says nothing about the data."""
+    """Write ``ds`` as a zarr store into a directory, in zarr's format 2 with consolidated
+    metadata: the layout of WeatherBench2's stores, and the one the other writers of xfuxi
+    (:func:`xfuxi.write_weatherbench2`, the cycling store, the world's cache) write, which
+    zarr 2 and zarr 3 both read. Encodings read from the input (a codec, chunks) are
+    dropped, so any input gives the same store."""
 
     def write(store: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
-            ds.drop_encoding().to_zarr(store, mode="w", consolidated=True)
+        ds.drop_encoding().to_zarr(store, mode="w", consolidated=True, zarr_format=2)
 
     return write
 

@@ -120,7 +120,7 @@ def forecast_attrs(model: ForecastModel, steps: int, initial: Any = None) -> dic
         "steps": int(steps),
         "timestep_hours": float(model.timestep_hours),
         "xfuxi_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     source = input_source(initial)
     if source is not None:
