@@ -33,7 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from ._version import __version__
-from .config import Config, config_with_legacy, field, is_integer, user_stacklevel
+from .config import Config, config_with_legacy, field, is_integer, require_package, user_stacklevel
 from .data.schema import parse_times
 from .files import OutputExistsError, read_marker, temporary_path
 from .options import progress_bar
@@ -756,7 +756,7 @@ def _template(
     model: Any, init_times: np.ndarray, steps: int, members: int | None, attrs: dict[str, Any]
 ) -> xr.Dataset:
     """The store's layout: full coordinates, lazy empty arrays chunked one initial time each."""
-    import dask.array as da
+    da = require_package("dask.array", extra="dask", what="xfuxi.campaign")
 
     from .forecasting.edge import forecast_dataset
 

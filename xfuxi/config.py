@@ -43,6 +43,7 @@ __all__ = [
     "field",
     "from_arguments",
     "is_integer",
+    "require_package",
     "summary_html",
 ]
 
@@ -229,6 +230,33 @@ def _parameters_of_caller(function: str, depth: int = 8) -> set[str]:
             first, last = code.co_posonlyargcount, code.co_argcount + code.co_kwonlyargcount
             return set(code.co_varnames[first:last])
     return set()
+
+
+def require_package(module: str, *, extra: str, what: str, hint: str = "") -> types.ModuleType:
+    """Import the optional ``module``, or raise an ImportError that says what needs it and
+    which extra of xfuxi installs it (a bare ``ModuleNotFoundError`` from deep inside said
+    neither).
+
+    Examples
+    --------
+    >>> require_package("json", extra="viz", what="this").__name__
+    'json'
+    >>> require_package("no_such_module_xyz", extra="viz", what="plot_map")
+    Traceback (most recent call last):
+    ...
+    ImportError: plot_map needs no_such_module_xyz, which is not installed: pip install 'xfuxi[viz]'
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        top = module.partition(".")[0]
+        if err.name is not None and err.name.partition(".")[0] != top:
+            raise  # the package is there; something it imports is broken: its own error
+        raise ImportError(
+            f"{what} needs {top}, which is not installed: pip install 'xfuxi[{extra}]'{hint}"
+        ) from err
 
 
 def is_integer(value: Any) -> bool:

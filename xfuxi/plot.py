@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .config import Config, check_number, config_with_legacy, field
+from .config import Config, check_number, config_with_legacy, field, require_package
 from .data.schema import PROVENANCE_KEYS
 from .docstrings import docstring_parts
 from .grid import wide_longitude_gaps
@@ -138,14 +138,21 @@ def _map_style(style: MapStyle | dict | None, legacy: dict[str, Any], function: 
 
 
 def _plt():
-    import matplotlib.pyplot as plt
+    return require_package("matplotlib.pyplot", extra="viz", what="xfuxi's plots")
 
-    return plt
+
+def _cartopy(module: str) -> Any:
+    """``cartopy`` or one of its modules, or an ImportError naming the extra and the maps
+    that need none."""
+    return require_package(
+        module, extra="viz", what="a map on a projection",
+        hint=", or draw on plain axes: style=xfuxi.MapStyle(projection='plain')",
+    )  # fmt: skip
 
 
 def _use_shipped_coastlines() -> None:
     """Point cartopy at the shipped Natural Earth files unless it already has them."""
-    import cartopy
+    cartopy = _cartopy("cartopy")
 
     current = cartopy.config.get("pre_existing_data_dir")
     if current and (Path(current) / _COASTLINE).exists():
@@ -537,7 +544,7 @@ def _map(
     box = _regional_box(field["latitude"].values, field["longitude"].values)
     ours = projection is None and not plateau  # the default map, zoomed to a regional box
     if ours:
-        import cartopy.crs as ccrs
+        ccrs = _cartopy("cartopy.crs")
 
         # centred on a regional box (one across the map's 0°/360° seam stays whole)
         centre = 180.0 if box is None else (box[0] + box[1]) / 2.0
@@ -546,7 +553,7 @@ def _map(
         projection = None
     transform = {}
     if projection is not None:
-        import cartopy.crs as ccrs
+        ccrs = _cartopy("cartopy.crs")
 
         transform = {"transform": ccrs.PlateCarree()}
     ax = _new_axes(ax, projection)

@@ -80,7 +80,7 @@ import pandas as pd
 import xarray as xr
 
 from .._version import __version__
-from ..config import Config, field, is_integer, user_stacklevel
+from ..config import Config, field, is_integer, require_package, user_stacklevel
 from ..data.schema import ERA5_PRESSURE_LEVELS, VARIABLES, validate
 from ..docstrings import unexpected_keywords
 from ..files import (
@@ -312,7 +312,11 @@ def world_config(**options: Any) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str]:
-    import dinosaur
+    dinosaur = require_package(
+        "dinosaur",
+        extra="world",
+        what="the embedded world (simulated by dinosaur, cached by its version)",
+    )
 
     return {"xfuxi": __version__, "dinosaur": str(getattr(dinosaur, "__version__", "unknown"))}
 
