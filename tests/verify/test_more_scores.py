@@ -257,6 +257,16 @@ def test_central_reliability_brute_force():
         np.testing.assert_allclose(cov.values, cov.probability.values, atol=0.01)
 
 
+def test_central_reliability_refuses_nan_or_repeated_probabilities():
+    """NaN passed the (0, 1) check (comparisons with NaN are false) and gave NaN; a repeated
+    probability gave a repeated coordinate, refused everywhere else."""
+    fc, truth = ens(m=5)
+    with pytest.raises(ValueError, match=r"must lie in \(0, 1\)"):
+        central_reliability(fc, truth, probabilities=[np.nan])
+    with pytest.raises(ValueError, match="repeats a value"):
+        central_reliability(fc, truth, probabilities=[0.2, 0.5, 0.2])
+
+
 def test_new_scores_skipna_count_valid_members():
     fc, truth = ens(m=6)
     holey = fc.copy()

@@ -941,7 +941,8 @@ def central_reliability(
     ----------
     {{ensemble_truth}}
     probabilities : sequence of float, default 0.1, …, 0.9
-        Nominal coverages ``p`` in (0, 1) of the central intervals.
+        Nominal coverages ``p`` in (0, 1) of the central intervals, each once (a
+        ``ValueError`` otherwise).
     {{ensemble_options}}
 
     Returns
@@ -981,8 +982,10 @@ def central_reliability(
     [0.5]
     """
     probs = np.asarray(list(probabilities), dtype=float)
-    if probs.size == 0 or np.any((probs <= 0) | (probs >= 1)):
+    if probs.size == 0 or not np.all((probs > 0) & (probs < 1)):  # NaN too
         raise ValueError(f"probabilities must lie in (0, 1); got {probs}")
+    if np.unique(probs).size < probs.size:  # a repeated coordinate
+        raise ValueError(f"probabilities repeats a value; give each once: got {probs}")
     ens = _ensemble(forecast, truth, member_dim, dim, weights, region, skipna, keep_attrs)
     mdim = ens.mdim
 
