@@ -85,7 +85,10 @@ def area_weights(latitude: xr.DataArray | Sequence[float] | np.ndarray) -> xr.Da
     area = area / area.mean()
     if descending:
         area = area[::-1]
-    coords = {"latitude": latitude} if isinstance(latitude, xr.DataArray) else {"latitude": lat}
+    # a DataArray on latitude keeps its coordinate (attributes too); one on another dim
+    # (``lat``: xarray refused it as the coordinate of a dim of another name) gives values
+    on_latitude = isinstance(latitude, xr.DataArray) and latitude.dims == ("latitude",)
+    coords = {"latitude": latitude if on_latitude else lat}
     return xr.DataArray(area, dims=["latitude"], coords=coords, name="area_weights")
 
 

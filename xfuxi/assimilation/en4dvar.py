@@ -41,8 +41,7 @@ import xarray as xr
 from .._version import __version__
 from ..config import config_with_legacy, user_stacklevel
 from ..data.schema import input_source
-from ..models.cascade import reject_cascade
-from ..models.registry import load_model
+from ..models.registry import resolve_model
 from ..observations.sets import ObservationError, screen_observations
 from .calibration import (
     channel_values,
@@ -513,11 +512,8 @@ def assimilate_4dvar(
     1
     """
     t_wall = _time.perf_counter()
-    if model is None:
-        model = DEFAULT_MODEL
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        model = load_model(model)
-    reject_cascade(model)
+    # a name or directory loaded; a cascade, or what is no model (a number), refused by name
+    model = resolve_model(DEFAULT_MODEL if model is None else model)
     data = config_with_legacy(
         BackgroundErrorData,
         error_data,

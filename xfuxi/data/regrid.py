@@ -179,7 +179,16 @@ def target_grid(target: Any) -> xr.Dataset:
             f"name ({sorted(GRIDS)}), a Dataset or DataArray on the grid, a mapping "
             "{'latitude': ..., 'longitude': ...}, or a model"
         )
-    grid = validate(_grid(np.asarray(latitude, "float64"), np.asarray(longitude, "float64")))
+    lat_values, lon_values = (
+        np.atleast_1d(np.asarray(v, "float64")) for v in (latitude, longitude)
+    )  # a single point as numbers, as a one-point grid
+    for name, v in (("latitude", lat_values), ("longitude", lon_values)):
+        if v.ndim != 1:
+            raise ValueError(
+                f"the target's {name} must be one sequence of degrees (a regular grid is "
+                f"given by its latitudes and its longitudes); got an array of shape {v.shape}"
+            )
+    grid = validate(_grid(lat_values, lon_values))
     return xr.Dataset(coords={"latitude": grid["latitude"], "longitude": grid["longitude"]})
 
 
@@ -476,9 +485,11 @@ def regrid(
     ------
     ValueError
         Unknown method or grid name; conservative regridding with fewer than 2
-        latitudes or longitudes on either grid (its cells cannot be bounded).
+        latitudes or longitudes on either grid (its cells cannot be bounded); a target
+        whose latitude or longitude is not one sequence of degrees.
     SchemaError
-        ``ds`` has no ``latitude``/``longitude``, is not global in longitude (the error
+        ``ds`` has no ``latitude``/``longitude``, fewer than 2 latitudes, is not global in
+        longitude (the error
         names each gap over 1.5 grid spacings, the spacing being the most common gap), has
         a variable without latitude or longitude, or has a non-index coordinate along
         latitude or longitude (a mask kept as a coordinate: drop it, or make it a data
@@ -532,6 +543,11 @@ def regrid(
     lon = data["longitude"].values
     if not _is_global_longitude(lon):
         raise SchemaError(_not_global(lon))
+    if data.sizes["latitude"] < 2:  # (NumPy's error of a reduction over nothing otherwise)
+        raise SchemaError(
+            f"regrid needs at least two latitudes to interpolate between or to bound cells; "
+            f"the data hold {data.sizes['latitude']} ({data['latitude'].values.tolist()})"
+        )
     chosen = {
         name: (
             method

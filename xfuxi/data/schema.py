@@ -1185,6 +1185,8 @@ def validate(
                 f"dimension {dim!r} has no coordinate values; assign them in degrees "
                 f"(ds.assign_coords({dim}=...))"
             )
+        if out.sizes[dim] == 0:  # (NumPy's error of a reduction over nothing otherwise)
+            raise SchemaError(f"dimension {dim!r} is empty: the data hold no grid point")
     if require_time and "time" not in out.dims:
         raise SchemaError(f"missing dimension 'time'; got dims {sorted(map(str, out.dims))}")
     if variables is not None:

@@ -21,6 +21,7 @@ analyses, refuses a score without a latitude-longitude grid and points to
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..config import is_integer
 from ..docstrings import docstring_parts
 from ..files import (
     WRITER_ATTRS,
@@ -284,7 +286,8 @@ def write_weatherbench2(
         Chunk sizes of the store by dimension (default: one chunk per ``time`` value, the
         other dimensions whole, as WeatherBench2's stores are chunked).
     metadata : mapping, optional
-        Extra JSON-serialisable entries for the store's marker file.
+        Extra JSON-serialisable entries for the store's marker file (else a
+        ``TypeError`` before anything is written).
 
     {{written_returns}}
     SchemaError
@@ -321,6 +324,16 @@ def write_weatherbench2(
     unknown = [d for d in sizes if d not in out.dims]
     if unknown:
         raise SchemaError(f"chunks name dimension(s) {unknown} that the data do not have")
+    bad = {d: n for d, n in sizes.items() if not is_integer(n) or n < 1}
+    if bad:  # (zarr's ZeroDivisionError, or its own words, otherwise)
+        raise ValueError(
+            f"chunks must be positive integers (a whole dimension: its size); got {bad}"
+        )
+    if metadata is not None:
+        try:  # before any work: the marker, written last, would fail after the data
+            json.dumps(dict(metadata))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"metadata must be JSON-serialisable: {err}") from err
     out = out.drop_encoding()
     if any(out[name].chunks is not None for name in out.variables):
         # dask-backed data: rechunk lazily, every dim (the others whole): zarr needs even

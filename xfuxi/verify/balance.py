@@ -415,6 +415,8 @@ def balance_summary(
         ds = a - b
         ds["geopotential"].attrs = dict(a["geopotential"].attrs)
     bands = DEFAULT_BANDS if bands is None else dict(bands)
+    if not bands:  # (xarray's "must supply at least one object to concatenate" otherwise)
+        raise ValueError("bands is empty: give at least one (lat_min, lat_max), or None")
     g = geostrophic_wind(ds, equator_band=equator_band)
     u, v = ds["u_component_of_wind"], ds["v_component_of_wind"]
     ug, vg = g["u_component_of_geostrophic_wind"], g["v_component_of_geostrophic_wind"]

@@ -1216,6 +1216,11 @@ def ensemble_dim(obj: XarrayObj, member_dim: str | None) -> str:
     raw reshape error, or "perfectly reliable" (central reliability of no members).
     """
     if member_dim is not None:
+        if isinstance(member_dim, (list, tuple, set)):  # (unhashable: a raw TypeError)
+            raise TypeError(
+                f"member_dim must be one dimension name; got {type(member_dim).__name__} "
+                f"{list(member_dim)!r}"
+            )
         if member_dim not in obj.dims:
             raise ValueError(
                 f"ensemble dimension {member_dim!r} not found; the forecast has dims "

@@ -1,0 +1,96 @@
+"""Arguments that are plausible mistakes get an error naming the argument, where NumPy,
+xarray or zarr raised their own words from deep inside (each case failed so before)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xfuxi
+from tests import tiny
+from xfuxi.data.schema import SchemaError
+
+
+def _grid_field(n_lat=8, n_lon=16):
+    lat = np.linspace(-78.75, 78.75, n_lat)
+    lon = np.arange(n_lon) * (360.0 / n_lon)
+    values = 250.0 + np.cos(np.deg2rad(lat))[:, None] * np.sin(np.deg2rad(lon))[None, :]
+    return xr.Dataset(
+        {"temperature": (("latitude", "longitude"), values)},
+        coords={"latitude": lat, "longitude": lon},
+    )
+
+
+def test_an_empty_grid_is_refused_naming_the_dim():
+    with pytest.raises(SchemaError, match="dimension 'latitude' is empty"):
+        xfuxi.validate(_grid_field().isel(latitude=slice(0, 0)))
+    with pytest.raises(SchemaError, match="dimension 'longitude' is empty"):
+        xfuxi.validate(_grid_field().isel(longitude=slice(0, 0)))
+
+
+def test_regrid_of_one_latitude_is_refused_and_a_point_target_is_a_one_point_grid():
+    ds = _grid_field()
+    with pytest.raises(SchemaError, match="at least two latitudes.*hold 1"):
+        xfuxi.regrid(ds.isel(latitude=[3]), "T21")
+    point = xfuxi.regrid(ds, {"latitude": 10.0, "longitude": 20.0})  # numbers: one point
+    assert point["temperature"].shape == (1, 1)
+    same = xfuxi.regrid(ds, {"latitude": [10.0], "longitude": [20.0]})
+    xr.testing.assert_identical(point, same)
+    with pytest.raises(ValueError, match=r"target's latitude must be one sequence.*\(2, 2\)"):
+        xfuxi.regrid(ds, {"latitude": [[0.0, 10.0], [20.0, 30.0]], "longitude": [0.0, 90.0]})
+
+
+def test_member_dim_given_as_a_list_is_refused_naming_it():
+    truth = tiny.dataset(n_time=2)["temperature"]
+    members = truth.expand_dims(number=3).copy()
+    with pytest.raises(TypeError, match=r"member_dim must be one dimension name; got list"):
+        xfuxi.crps(members, truth, member_dim=["number"])
+    assert np.isfinite(float(xfuxi.crps(members, truth, member_dim="number")))
+
+
+def test_balance_summary_with_no_band_is_refused():
+    rng = np.random.default_rng(0)
+    names = ("geopotential", "u_component_of_wind", "v_component_of_wind")
+    offset = {"geopotential": 5.5e4}
+    ds = xr.Dataset(
+        {
+            v: (("latitude", "longitude"), rng.normal(size=(8, 16)) + offset.get(v, 0.0))
+            for v in names
+        },
+        coords={"latitude": tiny.LAT, "longitude": tiny.LON},
+    )
+    assert xfuxi.balance_summary(ds, bands={"mid": (30.0, 70.0)}).sizes["band"] == 1
+    with pytest.raises(ValueError, match="bands is empty"):
+        xfuxi.balance_summary(ds, bands={})
+
+
+def test_write_weatherbench2_checks_chunks_and_metadata_before_writing(tmp_path):
+    ds = _grid_field().expand_dims(time=np.array(["2000-01-01"], dtype="M8[ns]"))
+    for chunks in ({"time": 0}, {"time": -5}, {"time": 1.5}):
+        with pytest.raises(ValueError, match="chunks must be positive integers"):
+            xfuxi.write_weatherbench2(ds, tmp_path / "a.zarr", chunks=chunks)
+    with pytest.raises(TypeError, match="metadata must be JSON-serialisable"):
+        xfuxi.write_weatherbench2(ds, tmp_path / "a.zarr", metadata={"k": object()})
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left
+    out = xfuxi.write_weatherbench2(ds, tmp_path / "a.zarr", metadata={"k": [1, 2]})
+    assert json.loads((out / ".xfuxi-output.json").read_text())["k"] == [1, 2]
+
+
+def test_area_weights_of_a_latitude_on_another_dim_name():
+    lat = xr.DataArray([-45.0, 0.0, 45.0], dims="lat")
+    w = xfuxi.area_weights(lat)
+    assert w.dims == ("latitude",) and w["latitude"].values.tolist() == [-45.0, 0.0, 45.0]
+    np.testing.assert_allclose(w, xfuxi.area_weights([-45.0, 0.0, 45.0]))
+
+
+def test_assimilate_4dvar_of_what_is_no_model_names_the_argument():
+    background = tiny.da_background()
+    obs = xfuxi.make_observations(
+        [280.0], error=1.0, time=background["time"].values[-1:], latitude=[0.0],
+        longitude=[90.0], variable=["temperature"], level=[np.nan],
+    )  # fmt: skip
+    with pytest.raises(TypeError, match="model must be a ForecastModel.*got int"):
+        xfuxi.assimilate_4dvar(background, obs, model=5)
