@@ -94,3 +94,12 @@ def test_assimilate_4dvar_of_what_is_no_model_names_the_argument():
     )  # fmt: skip
     with pytest.raises(TypeError, match="model must be a ForecastModel.*got int"):
         xfuxi.assimilate_4dvar(background, obs, model=5)
+
+
+def test_an_equator_band_that_masks_every_latitude_is_refused():
+    """equator_band=100 gave an all-NaN geostrophic wind."""
+    z = _grid_field()["temperature"].rename("geopotential") * 200.0
+    z.attrs["units"] = "m2 s-2"
+    for band in (90.0, 100.0):
+        with pytest.raises(ValueError, match=r"equator_band must be in \[0, 90\)"):
+            xfuxi.geostrophic_wind(z.to_dataset(), equator_band=band)

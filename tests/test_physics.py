@@ -68,8 +68,9 @@ def test_bad_grids_and_bands():
         physics.geostrophic_wind(z[:, :20], LAT, LON[:20])
     with pytest.raises(ValueError, match="strictly monotonic"):
         physics.geostrophic_wind(z, np.r_[LAT[:-1], LAT[-2]], LON)
-    with pytest.raises(ValueError, match="equator_band must be >= 0"):
-        physics.geostrophic_wind(z, LAT, LON, equator_band=-1.0)
+    for band in (-1.0, 90.0, 100.0, np.nan):  # 90 or more masked every latitude (all NaN)
+        with pytest.raises(ValueError, match=r"equator_band must be in \[0, 90\)"):
+            physics.geostrophic_wind(z, LAT, LON, equator_band=band)
     with pytest.raises(ValueError, match="latitude on the equator"):
         physics.geostrophic_wind(z, LAT, LON, equator_band=0.0)
     with pytest.raises(ValueError, match="the grid has 29 and 48"):

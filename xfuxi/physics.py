@@ -71,7 +71,7 @@ def geostrophic_wind(
         in the input's order.
     equator_band : float, default 10.0
         Half-width in degrees of the band around the equator where ``f → 0`` and the
-        geostrophic relation is regularised (see Notes); 0 for none.
+        geostrophic relation is regularised (see Notes); 0 for none; below 90.
     latitude_axis, longitude_axis : int, default -2, -1
         The axes of ``geopotential`` along latitude and longitude.
 
@@ -151,8 +151,8 @@ def geostrophic_wind(
             f"{dlon.max():g} degrees and span {lon.size * dlon[0]:g} of 360 degrees; give "
             "the whole circle of equally spaced longitudes"
         )
-    if not (np.isfinite(equator_band) and equator_band >= 0):
-        raise ValueError(f"equator_band must be >= 0 degrees; got {equator_band}")
+    if not (np.isfinite(equator_band) and 0 <= equator_band < 90):  # 90: all masked, NaN
+        raise ValueError(f"equator_band must be in [0, 90) degrees; got {equator_band}")
     if equator_band == 0 and np.any(lat == 0):
         raise ValueError("with equator_band=0 the grid must not have a latitude on the equator")
     phi = np.deg2rad(lat)

@@ -164,7 +164,7 @@ def geostrophic_wind(
     equator_band : float, default 10.0
         Half-width in degrees of the band around the equator where ``f → 0`` and the
         result is set to NaN (``|latitude| < equator_band``; with 0, a latitude on the
-        equator is still NaN).
+        equator is still NaN); below 90.
 
     Returns
     -------
@@ -208,8 +208,8 @@ def geostrophic_wind(
     16.743
     """
     _require(ds, ["geopotential"])
-    if not equator_band >= 0:
-        raise ValueError(f"equator_band must be >= 0 degrees; got {equator_band}")
+    if not 0 <= equator_band < 90:  # 90 or more: every latitude masked, all NaN
+        raise ValueError(f"equator_band must be in [0, 90) degrees; got {equator_band}")
     z = ds["geopotential"]
     _check_geopotential_units(z)
     lat = z["latitude"].values.astype("float64")
