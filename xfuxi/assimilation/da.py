@@ -16,8 +16,7 @@ import copy
 import functools
 import os
 import time as _time
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +24,7 @@ import torch
 import xarray as xr
 
 from .._version import __version__
-from ..config import is_integer, summary_html
+from ..config import is_integer
 from ..data.channels import stack_values, unstack
 from ..data.schema import (
     canonical_order,
@@ -47,7 +46,7 @@ from ..observations.imager import (
     check_radiances,
     zenith_angle,
 )
-from .result import RESULT_FILES, save_datasets
+from .result import DAResult
 
 __all__ = [
     "DEFAULT_DA_MODEL",
@@ -70,62 +69,6 @@ DEFAULT_DA_MODEL = "fuxi-da-hs-t21"
 ZENITH_BINS = (0.0, 20.0, 40.0, 55.0, 70.0)
 #: a pixel counts as cloudy in the diagnostics when its window channel's O−B is below this
 CLOUD_SCREEN_K = -3.0
-
-
-class DAResult(NamedTuple):
-    """Result of :func:`assimilate_da`.
-
-    Attributes
-    ----------
-    analysis : xarray.Dataset
-        Analysis at each background time (canonical layout, the background's variables).
-    increment : xarray.Dataset
-        Analysis minus background.
-    diagnostics : xarray.Dataset
-        O−B and O−A statistics by channel, zenith-angle bin and sky (clear / cloudy), the
-        number of pixels used, and the timing.
-    """
-
-    analysis: xr.Dataset
-    increment: xr.Dataset
-    diagnostics: xr.Dataset
-
-    def __repr__(self) -> str:
-        d = self.diagnostics
-        a = d.attrs
-        lines = [
-            f"DAResult: {a.get('method', 'FuXi-DA')} analysis at {d.sizes.get('time', 0)} "
-            f"time(s) with {a.get('model', '?')}",
-            f"  analysis, increment: {', '.join(map(str, self.analysis.data_vars))}",
-        ]
-        if "rms_omb" in d:
-            omb = d["rms_omb"].sel(group="all").mean("time").values
-            oma = d["rms_oma"].sel(group="all").mean("time").values
-            for c, b, o in zip(d["sensor_channel"].values, omb, oma):
-                lines.append(f"  {c:>9}: RMS O-B {b:6.3f} K, O-A {o:6.3f} K")
-        lines.append("  attributes: analysis, increment, diagnostics; .save(directory)")
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        """Jupyter's view: the summary of :meth:`__repr__` as a table."""
-        title, *rest = repr(self).splitlines()
-        return summary_html(title, [r.strip().partition(": ")[::2] for r in rest])
-
-    def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Write ``analysis.nc``, ``increment.nc`` and ``diagnostics.nc`` into ``directory``
-        (atomically; what ``xfuxi assimilate-da --output`` writes).
-
-        ``directory`` must be new or empty; an earlier FuXi-DA analysis written by xfuxi is
-        replaced only with ``overwrite=True``, and nothing else ever. Returns its absolute
-        path. Read a file back with ``xr.open_dataset(path / "analysis.nc")``.
-        """
-        return save_datasets(
-            self.datasets(), directory, kind="fuxi-da-analysis", overwrite=overwrite
-        )
-
-    def datasets(self) -> dict[str, xr.Dataset]:
-        """The three Datasets by name, as :meth:`save` writes them."""
-        return {n: getattr(self, n) for n in RESULT_FILES["fuxi-da-analysis"]}
 
 
 def resolve_da_model(model: FuXiDA | str | os.PathLike[str] | None) -> FuXiDA:

@@ -1,4 +1,5 @@
-"""The result of an En4DVar analysis as xarray: analysis, trajectory, increment, diagnostics."""
+"""The results of En4DVar and FuXi-DA analyses as xarray (analysis, increment, diagnostics;
+En4DVar's trajectory too), saved and read back."""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ from ..files import replace_directory
 from ..forecasting.edge import forecast_dataset
 from ..observations.operator import REJECT_REASONS
 
-__all__ = ["En4DVarResult", "open_result", "result_datasets", "save_datasets", "write_datasets"]
+__all__ = [
+    "DAResult",
+    "En4DVarResult",
+    "open_result",
+    "result_datasets",
+    "save_datasets",
+    "write_datasets",
+]
 
 #: what each saved analysis's directory holds, by the kind in its marker
 RESULT_FILES = {
@@ -212,9 +220,63 @@ def open_result(directory: str | os.PathLike[str]) -> Any:
     datasets = {n: xr.load_dataset(path / f"{n}.nc") for n in names}
     if kind == "assimilation":
         return En4DVarResult(**datasets)
-    from .da import DAResult  # da imports this module
-
     return DAResult(**datasets)
+
+
+class DAResult(NamedTuple):
+    """Result of :func:`assimilate_da`.
+
+    Attributes
+    ----------
+    analysis : xarray.Dataset
+        Analysis at each background time (canonical layout, the background's variables).
+    increment : xarray.Dataset
+        Analysis minus background.
+    diagnostics : xarray.Dataset
+        O−B and O−A statistics by channel, zenith-angle bin and sky (clear / cloudy), the
+        number of pixels used, and the timing.
+    """
+
+    analysis: xr.Dataset
+    increment: xr.Dataset
+    diagnostics: xr.Dataset
+
+    def __repr__(self) -> str:
+        d = self.diagnostics
+        a = d.attrs
+        lines = [
+            f"DAResult: {a.get('method', 'FuXi-DA')} analysis at {d.sizes.get('time', 0)} "
+            f"time(s) with {a.get('model', '?')}",
+            f"  analysis, increment: {', '.join(map(str, self.analysis.data_vars))}",
+        ]
+        if "rms_omb" in d:
+            omb = d["rms_omb"].sel(group="all").mean("time").values
+            oma = d["rms_oma"].sel(group="all").mean("time").values
+            for c, b, o in zip(d["sensor_channel"].values, omb, oma):
+                lines.append(f"  {c:>9}: RMS O-B {b:6.3f} K, O-A {o:6.3f} K")
+        lines.append("  attributes: analysis, increment, diagnostics; .save(directory)")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary of :meth:`__repr__` as a table."""
+        title, *rest = repr(self).splitlines()
+        return summary_html(title, [r.strip().partition(": ")[::2] for r in rest])
+
+    def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write ``analysis.nc``, ``increment.nc`` and ``diagnostics.nc`` into ``directory``
+        (atomically; what ``xfuxi assimilate-da --output`` writes).
+
+        ``directory`` must be new or empty; an earlier FuXi-DA analysis written by xfuxi is
+        replaced only with ``overwrite=True``, and nothing else ever. Returns its absolute
+        path. Read a file back with ``xr.open_dataset(path / "analysis.nc")``.
+        """
+        return save_datasets(
+            self.datasets(), directory, kind="fuxi-da-analysis", overwrite=overwrite
+        )
+
+    def datasets(self) -> dict[str, xr.Dataset]:
+        """The three Datasets by name, as :meth:`save` writes them."""
+        return {n: getattr(self, n) for n in RESULT_FILES["fuxi-da-analysis"]}
 
 
 def _lead_str(td: Any) -> str:
