@@ -10,6 +10,12 @@ for xarray's own ``ds.isel(dro<TAB>`` without Jedi): ``%config IPCompleter.evalu
 "unsafe"`` turns it on; the functions (``xfuxi.forecast(ds, st<TAB>``) complete by default.
 The accessor holds no state and imports nothing heavy until a method is called. A Dataset's
 method asked of a DataArray says how to make a Dataset of it.
+
+All of this holds at run time only. Static type checkers (mypy, pyright) and the IDEs built on
+them see ``ds.fuxi`` as ``Any`` (xarray types accessors through ``__getattr__``, and the
+methods are attached when this module is imported): calls through the accessor are not
+checked. Call the functions (``xfuxi.forecast(ds, ...)``) where static checks matter; they
+carry full annotations.
 """
 
 from __future__ import annotations

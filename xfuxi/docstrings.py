@@ -12,11 +12,13 @@ import functools
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 __all__ = ["docstring_parts", "unexpected_keywords", "with_signature_of"]
 
 F = TypeVar("F", bound=Callable)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _PLACEHOLDER = re.compile(r"^([ \t]*)\{\{(\w+)\}\}[ \t]*$", re.MULTILINE)
 
@@ -96,16 +98,20 @@ def unexpected_keywords(
 
 
 def with_signature_of(
-    source: Callable, *, legacy: Iterable[str] = (), aliases: Mapping[str, str] | None = None
-) -> Callable[[F], F]:
+    source: Callable[P, Any],
+    *,
+    legacy: Iterable[str] = (),
+    aliases: Mapping[str, str] | None = None,
+) -> Callable[[Callable[..., R]], Callable[P, R]]:
     """A decorator giving ``func(data, /, **options)`` the signature of ``source``.
 
     Pairs such as ``forecast`` / ``forecast_iter`` take the same arguments: they are written
     once, in the private function both call, and ``help()``, IDEs and the ``.fuxi``
-    accessor show them on both (with the decorated function's return annotation). A
-    keyword that ``source`` does not take is refused in ``func``'s name, with the closest
-    name it does take (not by the private function, whose name the user never wrote). A
-    ``source`` that takes ``**kwargs`` accepts anything, unless ``legacy`` names the old
+    accessor show them on both (with the decorated function's return annotation), and so
+    do type checkers (``source``'s parameters, ``func``'s return type). A keyword that
+    ``source`` does not take is refused in ``func``'s name, with the closest name it does
+    take (not by the private function, whose name the user never wrote). A ``source`` that
+    takes ``**kwargs`` accepts anything, unless ``legacy`` names the old
     keywords those are for; ``aliases`` maps other libraries' names to the proposed one.
 
     Examples
@@ -126,7 +132,7 @@ def with_signature_of(
     open_ended = any(p.kind is p.VAR_KEYWORD for p in params) and not legacy
     names = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
-    def deco(func: F) -> F:
+    def deco(func: Callable[..., R]) -> Callable[P, R]:
         ret = inspect.signature(func).return_annotation
 
         @functools.wraps(func)

@@ -17,6 +17,7 @@ configuration an analysis used is saved as JSON in its result's ``attrs["config"
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import warnings
 from collections.abc import Mapping
@@ -510,7 +511,9 @@ class Window(Config):
     """
 
     n_slots: int = field(2, help="observation slots at t0, t0 + 6 h, ...")
-    time: str | None = field(None, help="analysis time t0 (default: the background's last)")
+    time: str | np.datetime64 | datetime.datetime | None = field(
+        None, help="analysis time t0 (default: the background's last)"
+    )
     increment_previous: bool = field(
         False,
         help="roll the model from (background at t0 - 6 h + increment, analysis) instead of "

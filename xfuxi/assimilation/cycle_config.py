@@ -6,6 +6,7 @@ A module of its own, without torch, so that ``xfuxi cycle`` builds its flags fro
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,7 @@ class CycleConfig(Config):
         "is given)",
     )
     n_cycles: int | None = config_field(None, help="length of the run in cycles")
-    start: str | None = config_field(
+    start: str | np.datetime64 | datetime.datetime | None = config_field(
         None,
         help="first analysis time, UTC without a time zone (default: as early as the truth allows)",
     )

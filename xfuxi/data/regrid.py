@@ -35,7 +35,7 @@ The method used is recorded in each variable's ``regrid_method`` attribute.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import xarray as xr
@@ -445,6 +445,14 @@ def _seen_across(ds: xr.Dataset, i: int, beyond: float) -> xr.Dataset:
     return -row.assign_coords(latitude=[beyond], longitude=ds["longitude"].values)
 
 
+@overload
+def regrid(
+    ds: xr.Dataset, target: Any, *, method: Literal["auto", "bilinear", "conservative"] = ...
+) -> xr.Dataset: ...
+@overload
+def regrid(
+    ds: xr.DataArray, target: Any, *, method: Literal["auto", "bilinear", "conservative"] = ...
+) -> xr.DataArray: ...
 def regrid(
     ds: xr.Dataset | xr.DataArray,
     target: Any,

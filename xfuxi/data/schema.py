@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import functools
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -1050,6 +1050,28 @@ make one with da.to_dataset(name=...) or pass the Dataset the DataArray came fro
     raise TypeError(f"{what} must be an xarray.Dataset{hint}; got {type(ds)}")
 
 
+@overload
+def validate(
+    ds: xr.Dataset,
+    *,
+    variables: Sequence[str] | None = ...,
+    levels: Sequence[float] | None = ...,
+    allow_nan: bool = ...,
+    require_time: bool = ...,
+    check_ranges: bool = ...,
+    require_grid: bool = ...,
+) -> xr.Dataset: ...
+@overload
+def validate(
+    ds: xr.DataArray,
+    *,
+    variables: Sequence[str] | None = ...,
+    levels: Sequence[float] | None = ...,
+    allow_nan: bool = ...,
+    require_time: bool = ...,
+    check_ranges: bool = ...,
+    require_grid: bool = ...,
+) -> xr.DataArray: ...
 def validate(
     ds: xr.Dataset | xr.DataArray,
     *,

@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -402,6 +402,22 @@ def _time_span(times: np.ndarray) -> np.timedelta64:
     return times.max() - times.min()
 
 
+@overload
+def climatology(
+    ds: xr.Dataset,
+    *,
+    seasonal: bool | None = None,
+    window: int | None = None,
+    dim: str = "time",
+) -> xr.Dataset: ...
+@overload
+def climatology(
+    ds: xr.DataArray,
+    *,
+    seasonal: bool | None = None,
+    window: int | None = None,
+    dim: str = "time",
+) -> xr.DataArray: ...
 def climatology(
     ds: xr.Dataset | xr.DataArray,
     *,

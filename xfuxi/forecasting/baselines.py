@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -100,6 +100,20 @@ def _baseline(out: xr.Dataset, attrs: dict, baseline: str, description: str) -> 
     return validate(out)
 
 
+@overload
+def persistence_forecast(
+    ds: xr.Dataset,
+    *,
+    leads: Sequence[Any] | np.ndarray,
+    init_times: Sequence[Any] | np.ndarray | None = None,
+) -> xr.Dataset: ...
+@overload
+def persistence_forecast(
+    ds: xr.DataArray,
+    *,
+    leads: Sequence[Any] | np.ndarray,
+    init_times: Sequence[Any] | np.ndarray | None = None,
+) -> xr.DataArray: ...
 def persistence_forecast(
     ds: xr.Dataset | xr.DataArray,
     *,
@@ -181,6 +195,20 @@ def persistence_forecast(
     )  # fmt: skip
 
 
+@overload
+def climatology_forecast(
+    clim: xr.Dataset,
+    *,
+    init_times: Sequence[Any] | np.ndarray,
+    leads: Sequence[Any] | np.ndarray,
+) -> xr.Dataset: ...
+@overload
+def climatology_forecast(
+    clim: xr.DataArray,
+    *,
+    init_times: Sequence[Any] | np.ndarray,
+    leads: Sequence[Any] | np.ndarray,
+) -> xr.DataArray: ...
 def climatology_forecast(
     clim: xr.Dataset | xr.DataArray,
     *,

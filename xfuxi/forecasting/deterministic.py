@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +44,7 @@ def _rollout_arrays(
     *,
     model: Any = DEFAULT_MODEL,
     steps: int | None = None,
-    init_times: Sequence[Any] | None = None,
+    init_times: Sequence[Any] | np.ndarray | xr.DataArray | None = None,
     batch_size: int | None = None,
     device: Any = None,
     dtype: Any = None,
@@ -133,7 +133,7 @@ def forecast_attrs(model: ForecastModel, steps: int, initial: Any = None) -> dic
 
 
 @with_signature_of(_rollout_arrays)
-def forecast_iter(ds: xr.Dataset, /, **options: Any):
+def forecast_iter(ds: xr.Dataset, /, **options: Any) -> Iterator[xr.Dataset]:
     """Deterministic forecast one lead time at a time: a generator for long rollouts.
 
     Same arguments (and defaults: the shipped cascade for 10 days) and results as

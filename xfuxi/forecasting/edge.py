@@ -38,7 +38,7 @@ def initial_conditions(
     ds: xr.Dataset,
     model: ForecastModel,
     *,
-    init_times: Sequence[Any] | None = None,
+    init_times: Sequence[Any] | np.ndarray | xr.DataArray | None = None,
     dtype: Any = "float32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stack the model's input pairs (t − Δ, t) for each initial time from a canonical Dataset.

@@ -13,7 +13,7 @@ import inspect
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -270,7 +270,7 @@ def _ensemble_setup(
     spec: Any,
     seed: int,
     chunk_size: int | None,
-    init_times: Sequence[Any] | None,
+    init_times: Sequence[Any] | np.ndarray | xr.DataArray | None,
     device: Any,
 ) -> dict[str, Any]:
     """Check arguments and build everything the ensemble loop needs."""
@@ -512,7 +512,7 @@ def _prepare(
     steps: int | None = None,
     perturbation: Any = None,
     seed: int = 0,
-    init_times: Sequence[Any] | None = None,
+    init_times: Sequence[Any] | np.ndarray | xr.DataArray | None = None,
     chunk_size: int | None = None,
     device: Any = None,
     progress: bool | None = None,
@@ -530,7 +530,7 @@ def _prepare(
 
 
 @with_signature_of(_prepare, legacy=_LEGACY_KEYWORDS, aliases=_ALIASES)
-def ensemble_iter(ds: xr.Dataset, /, **options: Any):
+def ensemble_iter(ds: xr.Dataset, /, **options: Any) -> Iterator[xr.Dataset]:
     """Ensemble forecast one lead at a time: a generator for long rollouts.
 
     Same arguments and members as :func:`ensemble`; each item is the Dataset of one lead

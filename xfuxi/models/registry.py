@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 
@@ -248,6 +248,24 @@ def register_cascade(
     return entry
 
 
+# For type checkers: the name tells the type. The shipped cascade's name gives a Cascade;
+# any other name or a directory a ForecastModel (save_model writes single models only; a
+# cascade registered under another name with register_cascade is a Cascade at run time,
+# which the checkers cannot see: typing.cast(Cascade, load_model(name)) says so).
+@overload
+def load_model(  # type: ignore[overload-overlap]
+    name_or_path: Literal["fuxi-hs-t21-cascade"],
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> Cascade: ...
+@overload
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> ForecastModel: ...
 @fill_doc
 def load_model(
     name_or_path: str | os.PathLike[str],

@@ -19,7 +19,7 @@ documentation, docs/design.md (Verification).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import xarray as xr
@@ -50,9 +50,27 @@ __all__ = ["acc", "bias", "mae", "mse", "rmse", "select_climatology", "wind_vect
 Dim = str | Iterable[Hashable] | None
 
 
-def _error_score(
-    name: str, error: Callable[[XarrayObj], XarrayObj], **doc: str
-) -> Callable[..., XarrayObj]:
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class _ErrorScore(Protocol):
+        """What :func:`_error_score` builds (mse, mae, bias), as type checkers see it."""
+
+        @overload
+        def __call__(
+            self, forecast: xr.Dataset, truth: xr.Dataset, /, *, dim: Dim = None,
+            weights: Weights = "area", region: Any = None, skipna: bool = False,
+            keep_attrs: bool = False,
+        ) -> xr.Dataset: ...  # fmt: skip
+        @overload
+        def __call__(
+            self, forecast: xr.DataArray, truth: xr.DataArray, /, *, dim: Dim = None,
+            weights: Weights = "area", region: Any = None, skipna: bool = False,
+            keep_attrs: bool = False,
+        ) -> xr.DataArray: ...  # fmt: skip
+
+
+def _error_score(name: str, error: Callable[[XarrayObj], XarrayObj], **doc: str) -> _ErrorScore:
     """Build the score ``name``: the reduced point-wise ``error(forecast − truth)``.
 
     MSE, MAE and bias are one score each with its own error function; they share this
@@ -69,7 +87,7 @@ def _error_score(
         return finish_score(out, forecast, keep_attrs, {"metric": name})
 
     formula = doc.pop("formula")
-    return score_doc(
+    return score_doc(  # type: ignore[return-value]  (one def for both overloads)
         score, name, parameters="{{forecast_truth}}\n    {{score_options}}",
         raises="{{raises_pair}}\n    {{raises_type}}", notes=f"The mean of ``{formula}``.", **doc,
     )  # fmt: skip
@@ -114,6 +132,16 @@ bias = _error_score(
 )
 
 
+@overload
+def rmse(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *, dim: Dim = None, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def rmse(
+    forecast: xr.DataArray, truth: xr.DataArray, /, *, dim: Dim = None, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def rmse(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, weights: Weights = "area",
@@ -242,6 +270,18 @@ def _regrid_hint(clim: XarrayObj, fc: XarrayObj) -> str:
     )
 
 
+@overload
+def acc(
+    forecast: xr.Dataset, truth: xr.Dataset, /, climatology: XarrayObj | None = None, *,
+    dim: Dim = None, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def acc(
+    forecast: xr.DataArray, truth: xr.DataArray, /, climatology: XarrayObj | None = None, *,
+    dim: Dim = None, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def acc(
     forecast: XarrayObj, truth: XarrayObj, /, climatology: XarrayObj | None = None, *,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import xarray as xr
@@ -144,9 +144,30 @@ def _finish(point: XarrayObj, mean, dim, weights, region, skipna, keep_attrs, me
     return finish_score(out, mean, keep_attrs, {"metric": metric})
 
 
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class _PointScore(Protocol):
+        """What :func:`_point_score` builds (gaussian_crps, gaussian_ignorance), as type
+        checkers see it."""
+
+        @overload
+        def __call__(
+            self, mean: xr.Dataset, truth: xr.Dataset, /, *, std: XarrayObj, dim: Dim = None,
+            weights: Weights = "area", region: Any = None, skipna: bool = False,
+            keep_attrs: bool = False,
+        ) -> xr.Dataset: ...  # fmt: skip
+        @overload
+        def __call__(
+            self, mean: xr.DataArray, truth: xr.DataArray, /, *, std: XarrayObj, dim: Dim = None,
+            weights: Weights = "area", region: Any = None, skipna: bool = False,
+            keep_attrs: bool = False,
+        ) -> xr.DataArray: ...  # fmt: skip
+
+
 def _point_score(
     name: str, point: Callable[[XarrayObj, XarrayObj, XarrayObj], XarrayObj], **doc: str
-) -> Callable[..., XarrayObj]:
+) -> _PointScore:
     """Build the score ``name`` of a Gaussian forecast against a truth: the reduced
     ``point(μ, σ, truth)``. The CRPS and the ignorance share this signature and
     implementation; ``doc`` fills the docstring (:func:`_document`)."""
@@ -160,7 +181,7 @@ def _point_score(
         return _finish(point(mu, sigma, tr), mean, dim, weights, region, skipna, keep_attrs, name)
 
     score.__name__ = name
-    return _document(score, truth=_TRUTH + _STD, **doc)
+    return _document(score, truth=_TRUTH + _STD, **doc)  # type: ignore[return-value]
 
 
 def _crps_point(mu: XarrayObj, sigma: XarrayObj, tr: XarrayObj) -> XarrayObj:
@@ -185,6 +206,16 @@ gaussian_crps = _point_score(
 )
 
 
+@overload
+def gaussian_variance(
+    mean: xr.Dataset, /, *, std: XarrayObj, dim: Dim = None, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def gaussian_variance(
+    mean: xr.DataArray, /, *, std: XarrayObj, dim: Dim = None, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 def gaussian_variance(
     mean: XarrayObj, /, *, std: XarrayObj, dim: Dim = None, weights: Weights = "area",
     region: Any = None, skipna: bool = False, keep_attrs: bool = False,
@@ -206,6 +237,18 @@ gaussian_variance = _document(
 )
 
 
+@overload
+def gaussian_brier_score(
+    mean: xr.Dataset, truth: xr.Dataset, /, *, std: XarrayObj, threshold: Any,
+    dim: Dim = None, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def gaussian_brier_score(
+    mean: xr.DataArray, truth: xr.DataArray, /, *, std: XarrayObj, threshold: Any,
+    dim: Dim = None, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 def gaussian_brier_score(
     mean: XarrayObj, truth: XarrayObj, /, *, std: XarrayObj, threshold: Any,
     dim: Dim = None, weights: Weights = "area", region: Any = None, skipna: bool = False,

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import pandas as pd
@@ -169,6 +169,19 @@ def _over_members(
     )
 
 
+@overload
+def crps(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *, dim: Dim = None, member_dim: str | None = None,
+    fair: bool = True, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def crps(
+    forecast: xr.DataArray, truth: xr.DataArray, /, *, dim: Dim = None,
+    member_dim: str | None = None,
+    fair: bool = True, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def crps(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
@@ -249,6 +262,16 @@ def member_variance(forecast: XarrayObj, mdim: str, *, skipna: bool = False) -> 
     return var
 
 
+@overload
+def spread(
+    forecast: xr.Dataset, /, *, dim: Dim = None, member_dim: str | None = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def spread(
+    forecast: xr.DataArray, /, *, dim: Dim = None, member_dim: str | None = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def spread(
     forecast: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
@@ -307,6 +330,17 @@ def spread(
     return finish_score(out, forecast, keep_attrs, {"metric": "spread", "members": int(m)})
 
 
+@overload
+def ensemble_mean_rmse(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *, dim: Dim = None, member_dim: str | None = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def ensemble_mean_rmse(
+    forecast: xr.DataArray, truth: xr.DataArray, /, *, dim: Dim = None,
+    member_dim: str | None = None,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def ensemble_mean_rmse(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
@@ -349,6 +383,19 @@ def ensemble_mean_rmse(
     return ens.finish(out, "ensemble_mean_rmse")
 
 
+@overload
+def spread_skill_ratio(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *, dim: Dim = None, member_dim: str | None = None,
+    correction: bool = False, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def spread_skill_ratio(
+    forecast: xr.DataArray, truth: xr.DataArray, /, *, dim: Dim = None,
+    member_dim: str | None = None,
+    correction: bool = False, weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def spread_skill_ratio(
     forecast: XarrayObj, truth: XarrayObj, /, *, dim: Dim = None, member_dim: str | None = None,
@@ -434,6 +481,20 @@ def _check_threshold_units(obj: xr.DataArray, name: str, units: str | None) -> N
         )
 
 
+@overload
+def brier_score(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *,
+    threshold: float | xr.DataArray | Mapping[Hashable, float | xr.DataArray],
+    units: str | None = None, dim: Dim = None, member_dim: str | None = None, fair: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def brier_score(
+    forecast: xr.DataArray, truth: xr.DataArray, /, *,
+    threshold: float | xr.DataArray | Mapping[Hashable, float | xr.DataArray],
+    units: str | None = None, dim: Dim = None, member_dim: str | None = None, fair: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def brier_score(
     forecast: XarrayObj, truth: XarrayObj, /, *,
@@ -654,6 +715,32 @@ def _tie_broken(
     return r.isel(back).transpose(*given)
 
 
+@overload
+def rank_histogram(
+    forecast: xr.Dataset,
+    truth: xr.Dataset,
+    /,
+    *,
+    dim: Dim = None,
+    member_dim: str | None = None,
+    bins: int | None = None,
+    region: Any = None,
+    skipna: bool = False,
+    seed: int | None = 0,
+) -> xr.Dataset: ...
+@overload
+def rank_histogram(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    /,
+    *,
+    dim: Dim = None,
+    member_dim: str | None = None,
+    bins: int | None = None,
+    region: Any = None,
+    skipna: bool = False,
+    seed: int | None = 0,
+) -> xr.DataArray: ...
 @fill_doc
 def rank_histogram(
     forecast: XarrayObj,
@@ -766,12 +853,33 @@ def _valid_count(f: xr.DataArray, mdim: str, skipna: bool) -> xr.DataArray | int
     return f.count(mdim) if skipna else f.sizes[mdim]
 
 
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class _TwoMemberScore(Protocol):
+        """What :func:`_two_member_score` builds (debiased_ensemble_mean_mse,
+        ensemble_ignorance), as type checkers see it."""
+
+        @overload
+        def __call__(
+            self, forecast: xr.Dataset, truth: xr.Dataset, /, *, dim: Dim = None,
+            member_dim: str | None = None, weights: Weights = "area", region: Any = None,
+            skipna: bool = False, keep_attrs: bool = False,
+        ) -> xr.Dataset: ...  # fmt: skip
+        @overload
+        def __call__(
+            self, forecast: xr.DataArray, truth: xr.DataArray, /, *, dim: Dim = None,
+            member_dim: str | None = None, weights: Weights = "area", region: Any = None,
+            skipna: bool = False, keep_attrs: bool = False,
+        ) -> xr.DataArray: ...  # fmt: skip
+
+
 def _two_member_score(
     name: str,
     point: Callable[[xr.DataArray, xr.DataArray, str, bool], xr.DataArray],
     what: str,
     **doc: str,
-) -> Callable[..., XarrayObj]:
+) -> _TwoMemberScore:
     """Build the ensemble score ``name``: ``point(members, truth, mdim, skipna)`` per variable,
     reduced; it needs two members or more (``what`` names it in the error).
 
@@ -794,7 +902,7 @@ def _two_member_score(
         "    {{raises_type}}"
     )
     params = "{{ensemble_truth}}\n    {{ensemble_options}}"
-    return score_doc(score, name, parameters=params, raises=raises, **doc)
+    return score_doc(score, name, parameters=params, raises=raises, **doc)  # type: ignore[return-value]
 
 
 def _debiased_mse_point(f: xr.DataArray, t: xr.DataArray, mdim: str, skipna: bool):
@@ -843,6 +951,20 @@ ensemble_ignorance = _two_member_score(
 )
 
 
+@overload
+def ranked_probability_score(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *, thresholds: Iterable[float],
+    dim: Dim = None, member_dim: str | None = None, fair: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def ranked_probability_score(
+    forecast: xr.DataArray, truth: xr.DataArray, /, *, thresholds: Iterable[float],
+    dim: Dim = None, member_dim: str | None = None, fair: bool = False,
+    weights: Weights = "area", region: Any = None, skipna: bool = False,
+    keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def ranked_probability_score(
     forecast: XarrayObj, truth: XarrayObj, /, *, thresholds: Iterable[float],
@@ -928,6 +1050,20 @@ def ranked_probability_score(
     return ens.score(one, "ranked_probability_score", fair, thresholds=edges.tolist())
 
 
+@overload
+def central_reliability(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *,
+    probabilities: Iterable[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    dim: Dim = None, member_dim: str | None = None, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def central_reliability(
+    forecast: xr.DataArray, truth: xr.DataArray, /, *,
+    probabilities: Iterable[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    dim: Dim = None, member_dim: str | None = None, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def central_reliability(
     forecast: XarrayObj, truth: XarrayObj, /, *,
@@ -1015,6 +1151,20 @@ def central_reliability(
     return ens.finish(out, "central_reliability")
 
 
+@overload
+def energy_score(
+    forecast: xr.Dataset, truth: xr.Dataset, /, *,
+    vector_dims: Iterable[Hashable] = ("latitude", "longitude"), dim: Dim = None,
+    member_dim: str | None = None, fair: bool = True, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.Dataset: ...  # fmt: skip
+@overload
+def energy_score(
+    forecast: xr.DataArray, truth: xr.DataArray, /, *,
+    vector_dims: Iterable[Hashable] = ("latitude", "longitude"), dim: Dim = None,
+    member_dim: str | None = None, fair: bool = True, weights: Weights = "area",
+    region: Any = None, skipna: bool = False, keep_attrs: bool = False,
+) -> xr.DataArray: ...  # fmt: skip
 @fill_doc
 def energy_score(
     forecast: XarrayObj, truth: XarrayObj, /, *,
