@@ -103,3 +103,69 @@ def test_an_equator_band_that_masks_every_latitude_is_refused():
     for band in (90.0, 100.0):
         with pytest.raises(ValueError, match=r"equator_band must be in \[0, 90\)"):
             xfuxi.geostrophic_wind(z.to_dataset(), equator_band=band)
+
+
+@pytest.mark.parametrize("value", ["False", "no", 0, None])
+def test_switches_are_true_or_false_not_truthy(value):
+    """fair="False" gave the fair CRPS, skipna="no" skipped NaN, progress="no" showed bars,
+    LETKFOptions(adaptive_inflation="False") switched the inflation on: each a truthy
+    value taken as True (None as False where it is no documented default)."""
+    from xfuxi.assimilation.letkf import LETKFOptions
+
+    truth = tiny.dataset(n_time=2)["temperature"]
+    members = truth.expand_dims(number=3).copy() + np.arange(3.0)[:, None, None, None, None]
+    message = "must be True or False"
+    with pytest.raises(TypeError, match=f"fair {message}"):
+        xfuxi.crps(members, truth, fair=value)
+    with pytest.raises(TypeError, match=f"skipna {message}"):
+        xfuxi.rmse(truth, truth, skipna=value)
+    with pytest.raises(TypeError, match=f"keep_attrs {message}"):
+        xfuxi.mse(truth, truth, keep_attrs=value)  # a score made by a factory
+    with pytest.raises(TypeError, match=f"LETKFOptions.adaptive_inflation {message}"):
+        LETKFOptions(adaptive_inflation=value)
+    with pytest.raises(TypeError, match=f"weighted {message}"):
+        xfuxi.normalization_stats(tiny.dataset(n_time=4), weighted=value)
+    with pytest.raises(TypeError, match=f"correction {message}"):
+        xfuxi.plot_spread_skill(
+            members.isel(level=0), truth.isel(level=0), dim="time", correction=value
+        )
+    if value is not None:  # None: the default of these (seasonal: by the data; progress:
+        # the global option)
+        with pytest.raises(TypeError, match="seasonal must be True, False or None"):
+            xfuxi.climatology(tiny.dataset(n_time=4), seasonal=value)
+        with pytest.raises(TypeError, match="progress must be True, False or None"):
+            xfuxi.forecast(tiny.dataset(n_time=2), model=tiny.model(), steps=1, progress=value)
+    # True and False (NumPy's too) as ever
+    assert float(xfuxi.crps(members, truth, fair=np.bool_(False))) == float(
+        xfuxi.crps(members, truth, fair=False)
+    )
+    assert LETKFOptions(adaptive_inflation=True).adaptive_inflation is True
+
+
+def test_climatology_refuses_what_its_grouped_means_would_drop_or_lump():
+    """A variable of strings vanished from the climatology; no time failed in xarray's
+    groupby; a state at hh:30 was counted as hh:00."""
+    ds = tiny.dataset(n_time=4)
+    assert sorted(xfuxi.climatology(ds).data_vars) == sorted(ds.data_vars)
+    with pytest.raises(SchemaError, match=r"variable\(s\) \['temperature'\] are not numeric"):
+        xfuxi.climatology(ds.assign(temperature=ds["temperature"].astype(str)))
+    with pytest.raises(ValueError, match="climatology of no time"):
+        xfuxi.climatology(ds.isel(time=[]))
+    half_past = ds.assign_coords(time=ds["time"] + np.timedelta64(30, "m"))
+    with pytest.raises(ValueError, match="4 time.s. are not on the hour"):
+        xfuxi.climatology(half_past)
+
+
+def test_innovation_statistics_by_one_name_or_a_misspelt_one():
+    """by="level" was iterated as its letters (no statistics by level, no error); a
+    misspelt name was ignored; by=None failed raw."""
+    state = tiny.dataset(n_time=2)
+    obs = xfuxi.random_observations(state + 1.0, n=30, variables=["temperature"], error=1.0)
+    by_level = xfuxi.innovation_statistics(obs, state, by=("level",))["temperature"]
+    assert "level" in by_level.dims
+    xr.testing.assert_identical(xfuxi.innovation_statistics(obs, state, by="level")["temperature"],
+                                by_level)  # fmt: skip
+    with pytest.raises(ValueError, match=r"by names \['lvl'\], which no innovation has"):
+        xfuxi.innovation_statistics(obs, state, by=("lvl",))
+    pooled = xfuxi.innovation_statistics(obs, state, by=None)["temperature"]
+    assert pooled.dims == ("statistic",)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import html
 import json
 import os
@@ -34,7 +35,9 @@ import numpy as np
 
 __all__ = [
     "Config",
+    "FlagError",
     "add_arguments",
+    "check_flag",
     "check_integers",
     "check_number",
     "check_run_place",
@@ -57,7 +60,35 @@ def field(default: Any = dataclasses.MISSING, *, help: str = "", cli: bool = Tru
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Base of xfuxi's configuration dataclasses (frozen, JSON round trip, CLI flags)."""
+    """Base of xfuxi's configuration dataclasses (frozen, JSON round trip, CLI flags).
+
+    Every field annotated ``bool`` (or ``bool | None``) is checked to be a bool before the
+    subclass's own ``__post_init__`` checks run: ``adaptive_inflation="False"`` (a truthy
+    string) switched the option on.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is None or getattr(own, "_checks_flags", False):
+            return
+
+        @functools.wraps(own)
+        def __post_init__(self: Config) -> None:
+            self._check_flags()
+            own(self)
+
+        __post_init__._checks_flags = True  # type: ignore[attr-defined]
+        cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+
+    def __post_init__(self) -> None:
+        self._check_flags()
+
+    def _check_flags(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.type in ("bool", bool, "bool | None"):
+                check_flag(getattr(self, f.name), f"{type(self).__name__}.{f.name}",
+                           allow_none=f.type == "bool | None")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict (nested configurations as dicts, tuples as lists)."""
@@ -257,6 +288,33 @@ def require_package(module: str, *, extra: str, what: str, hint: str = "") -> ty
         raise ImportError(
             f"{what} needs {top}, which is not installed: pip install 'xfuxi[{extra}]'{hint}"
         ) from err
+
+
+class FlagError(TypeError, ValueError):
+    """A switch that is not True or False: a wrong type, caught as TypeError, and (as the
+    checks of some options raised before there was one check for all) as ValueError."""
+
+
+def check_flag(value: Any, name: str, *, allow_none: bool = False) -> bool | None:
+    """``value`` as a bool, or a TypeError naming ``name``: a switch is True or False
+    (``None`` too where ``allow_none``: the default it stands for). A string such as
+    ``"False"`` or ``"no"`` is truthy, and was taken as True.
+
+    Examples
+    --------
+    >>> check_flag(np.bool_(False), "fair")
+    False
+    >>> check_flag("False", "fair")
+    Traceback (most recent call last):
+    ...
+    xfuxi.config.FlagError: fair must be True or False; got 'False'
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    either = "True, False or None" if allow_none else "True or False"
+    raise FlagError(f"{name} must be {either}; got {value!r}")
 
 
 def is_integer(value: Any) -> bool:

@@ -125,8 +125,15 @@ class set_options:  # noqa: N801 - named like xarray.set_options
 
 
 def progress_enabled(progress: bool | None) -> bool:
-    """Whether to show progress bars: ``progress`` if given, else the global option."""
-    return bool(OPTIONS["progress"]) if progress is None else bool(progress)
+    """Whether to show progress bars: ``progress`` if given, else the global option.
+
+    A ``progress`` that is neither a bool nor None (``"no"``, truthy: it showed the bars)
+    is a TypeError."""
+    if progress is None:
+        return bool(OPTIONS["progress"])
+    if not isinstance(progress, bool) and type(progress).__name__ != "bool_":  # NumPy's
+        raise TypeError(f"progress must be True, False or None; got {progress!r}")
+    return bool(progress)
 
 
 def progress_bar(total: int, progress: bool | None, desc: str) -> Any:

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .config import Config, check_number, config_with_legacy, field, require_package
+from .config import (
+    Config,
+    check_flag,
+    check_number,
+    config_with_legacy,
+    field,
+    require_package,
+)
 from .data.schema import PROVENANCE_KEYS
 from .docstrings import docstring_parts
 from .grid import wide_longitude_gaps
@@ -1191,7 +1198,7 @@ def plot_spread_skill(
     m = forecast.sizes[mdim]
     reduce = [d for d in forecast.dims if d not in (dim, mdim)]
     s = spread(forecast, dim=reduce, member_dim=mdim)
-    if correction:
+    if check_flag(correction, "correction"):
         s = s * np.sqrt((m + 1.0) / m)
     e = ensemble_mean_rmse(forecast, truth, dim=reduce, member_dim=mdim)
     _refuse_all_nan([e.values], "the ensemble-mean RMSE (forecast or truth)")
@@ -1373,6 +1380,8 @@ def plot_convergence(
     >>> [float(y) for y in ax.get_lines()[0].get_ydata()]
     [1.0, 0.4, 0.2, 0.19]
     """
+    check_flag(normalize, "normalize")
+    check_flag(log, "log")
     if isinstance(costs, xr.Dataset):
         if variable is not None:
             if variable not in costs.data_vars:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..config import is_integer
+from ..config import check_flag, is_integer
 from ..files import (
     WRITER_ATTRS,
     atomic_write_netcdf,
@@ -210,7 +210,7 @@ def normalization_stats(
     step64 = pd.Timedelta(step).to_timedelta64()
     _check_step(np.asarray(ds[dim].values), step64, dim)
     weights = None
-    if weighted:
+    if check_flag(weighted, "weighted"):
         weights = area_weights(ds["latitude"])
     out = {}
     lazy = {}
@@ -513,13 +513,28 @@ def climatology(
         raise ValueError(f"coordinate {dim!r} must be datetime64; got {data[dim].dtype}")
     _fix_time(data, dim)  # validate's check: a time held twice would be counted twice
     auto = _has_seasonal_cycle(ds if is_da else data, dim)  # a DataArray's own attrs
+    check_flag(seasonal, "seasonal", allow_none=True)  # "False" was taken as True
     if seasonal is None:
         seasonal = auto
     elif seasonal and data[dim].size and _time_span(data[dim].values) < _YEAR_SPAN:
         raise ValueError("seasonal=True needs data spanning at least a year")
     if window is not None:
         _check_window(window, seasonal)
+    odd = [str(v) for v, x in data.data_vars.items() if x.dtype.kind not in "fiub"]
+    if odd:  # xarray's grouped means drop such a variable without a word
+        raise SchemaError(
+            f"climatology: variable(s) {odd} are not numeric "
+            f"({[str(data[v].dtype) for v in odd]}); convert or drop them first"
+        )
+    if data[dim].size == 0:
+        raise ValueError(f"climatology of no time: {dim!r} is empty")
     t = data[dim]
+    off_hour = t.values[(t.dt.minute != 0).values | (t.dt.second != 0).values]
+    if off_hour.size:  # grouped by hour of day: an hh:30 state would count as hh:00
+        raise ValueError(
+            f"climatology groups by hour of day; {off_hour.size} time(s) are not on the hour "
+            f"(e.g. {str(off_hour[0])[:19]}): select or round the times to hours first"
+        )
     hour = t.dt.hour
     if window is not None:
         out = _windowed_climatology(data, dim, int(window))

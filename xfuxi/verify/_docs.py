@@ -7,9 +7,12 @@ Used through :func:`fill_doc`.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from ..config import check_flag
 from ..docstrings import docstring_parts
 
 __all__ = ["DOC_PARTS", "fill_doc", "score_doc"]
@@ -123,7 +126,33 @@ def fill_doc(func: F) -> F:
     >>> "{{" in crps.__doc__, DOC_PARTS["keep_attrs"] in inspect.cleandoc(crps.__doc__)
     (False, True)
     """
-    return _fill(func)
+    return _checking_flags(_fill(func))
+
+
+#: annotations of a switch (the modules annotate with ``from __future__ import annotations``)
+_FLAG_ANNOTATIONS = {"bool": False, "bool | None": True, bool: False}
+
+
+def _checking_flags(func: F) -> F:
+    """``func``, refusing a keyword switch (a parameter annotated ``bool``) that is not True
+    or False: ``fair="False"`` gave the fair score, ``skipna="no"`` skipped NaN."""
+    flags = {
+        name: _FLAG_ANNOTATIONS[p.annotation]
+        for name, p in inspect.signature(func).parameters.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and isinstance(p.annotation, (str, type))
+        and p.annotation in _FLAG_ANNOTATIONS
+    }
+    if not flags:
+        return func
+
+    @functools.wraps(func)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        for name in flags.keys() & kwargs.keys():
+            check_flag(kwargs[name], name, allow_none=flags[name])
+        return func(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
 
 
 #: the layout of the docstring of a score built by a factory (:func:`score_doc`)
