@@ -402,9 +402,11 @@ def innovation_statistics(
         Background (for O−B) or analysis (for O−A).
     obs_dim : str, default "obs"
         Observation dimension of point observations.
-    by : sequence of str, default ("level",)
+    by : str or sequence of str, default ("level",)
         Dimensions or obs coordinates to keep (statistics are taken per value of each);
-        names that the data do not have are ignored.
+        a variable without one of them is taken whole (a single-level variable has no
+        ``level``), and a name that no variable has is refused (a misspelling); ``None``
+        or ``()`` for none.
     label : str, default "omb"
         What the statistics describe (``"omb"`` or ``"oma"``), stored in ``attrs["kind"]``.
 
@@ -418,7 +420,7 @@ def innovation_statistics(
     Raises
     ------
     ValueError
-        As :func:`innovations`.
+        As :func:`innovations`; a name of ``by`` that no innovation has.
 
     Notes
     -----
@@ -435,6 +437,12 @@ def innovation_statistics(
     >>> obs.fuxi.innovation_statistics(state)["temperature"].values.tolist()  # accessor
     [2.0, 1.0, 2.23606797749979, 2.0]
     """
+    if isinstance(by, str):  # one name, not its letters
+        by = (by,)
+    elif by is None:
+        by = ()
+    elif not isinstance(by, (Sequence, set, frozenset)):
+        raise TypeError(f"by must be a name or a sequence of names; got {by!r}")
     d = innovations(observations, state, obs_dim=obs_dim)
     if _is_long(observations, obs_dim):
         names = d["variable"].values.astype(str)
@@ -446,6 +454,13 @@ def innovation_statistics(
             series[name] = x
     else:
         series = {v: d[v] for v in d.data_vars}
+    unknown = [
+        b for b in by
+        if b != "level" and not any(b in x.dims or b in x.coords for x in series.values())
+    ]  # fmt: skip
+    if unknown:  # a misspelt name was ignored (a variable without levels may lack "level")
+        have = sorted({str(k) for x in series.values() for k in (*x.dims, *x.coords)})
+        raise ValueError(f"by names {unknown}, which no innovation has; they have {have}")
     out = {}
     for v, x in series.items():
         keep = [b for b in by if b in x.dims]
