@@ -169,3 +169,26 @@ def test_innovation_statistics_by_one_name_or_a_misspelt_one():
         xfuxi.innovation_statistics(obs, state, by=("lvl",))
     pooled = xfuxi.innovation_statistics(obs, state, by=None)["temperature"]
     assert pooled.dims == ("statistic",)
+
+
+def test_the_imager_and_fuxi_da_refuse_temperatures_and_radiances_in_celsius(fuxi_da_case):
+    """A truth in °C gave radiances of -12 K, a background in °C was analysed as kelvin,
+    radiances in °C (or scaled) were assimilated: all without a word."""
+    from tests import tiny_da
+    from xfuxi.observations.imager import ImagerError
+
+    background, radiances, model = fuxi_da_case
+    truth = tiny_da.truth(4)
+    celsius = truth.assign(temperature=truth["temperature"] - 273.15)
+    with pytest.raises(ImagerError, match=r"truth's variable 'temperature'.*°C instead of K"):
+        xfuxi.imager_observations(celsius, satellites=[90.0], channels=["ir10.8"])
+    cold = background.assign(temperature=background["temperature"] - 273.15)
+    with pytest.raises(ValueError, match=r"background's variable 'temperature'.*°C"):
+        xfuxi.assimilate_da(cold, radiances, model=model)
+    for wrong in (radiances["brightness_temperature"] - 273.15,
+                  radiances["brightness_temperature"] * 1000.0):  # fmt: skip
+        with pytest.raises(ImagerError, match="brightness temperatures lie within 100..400 K"):
+            xfuxi.assimilate_da(
+                background, radiances.assign(brightness_temperature=wrong), model=model
+            )
+    assert xfuxi.assimilate_da(background, radiances, model=model).analysis.sizes["time"] > 0

@@ -29,7 +29,7 @@ import types
 import typing
 import warnings
 from collections.abc import Mapping
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, TypeVar, get_args, get_origin, get_type_hints
 
 import numpy as np
 
@@ -84,11 +84,19 @@ class Config:
     def __post_init__(self) -> None:
         self._check_flags()
 
+    #: the error a subclass raises for a bad switch, where it has its own (else FlagError)
+    _flag_error: ClassVar[type[Exception] | None] = None
+
     def _check_flags(self) -> None:
         for f in dataclasses.fields(self):
             if f.type in ("bool", bool, "bool | None"):
-                check_flag(getattr(self, f.name), f"{type(self).__name__}.{f.name}",
-                           allow_none=f.type == "bool | None")  # fmt: skip
+                try:
+                    check_flag(getattr(self, f.name), f"{type(self).__name__}.{f.name}",
+                               allow_none=f.type == "bool | None")  # fmt: skip
+                except FlagError as err:
+                    if self._flag_error is None:
+                        raise
+                    raise self._flag_error(str(err)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict (nested configurations as dicts, tuples as lists)."""

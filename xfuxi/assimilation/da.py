@@ -30,6 +30,7 @@ from ..data.schema import (
     canonical_order,
     input_source,
     native_byte_order,
+    physical_range_error,
     states_at_valid_times,
     time_dtype_problem,
 )
@@ -174,12 +175,17 @@ def _check_background(background: xr.Dataset, model: FuXiDA) -> xr.Dataset:
                     f"background[{v!r}] lacks level(s) {absent} that the model {model.name!r} needs"
                 )
             field = field.sel(level=levels, method="nearest")
-        n_bad = int((~np.isfinite(np.asarray(field.values))).sum())
+        values = np.asarray(field.values)
+        n_bad = int((~np.isfinite(values)).sum())
         if n_bad:
             raise ValueError(
                 f"background[{v!r}] has {n_bad} non-finite value(s) (NaN or inf) where the "
                 "model reads it; a background must be complete"
             )
+        # temperatures in °C were analysed as kelvin (an analysis of -17.7 on average)
+        problem = physical_range_error(v, float(values.min()), float(values.max()))
+        if problem:
+            raise ValueError(f"the background's {problem}")
     return background
 
 

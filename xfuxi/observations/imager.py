@@ -61,6 +61,7 @@ from ..data.schema import (
     native_byte_order,
     parse_time,
     parse_times,
+    physical_range_error,
     states_at_valid_times,
     time_dtype_problem,
 )
@@ -177,6 +178,8 @@ class ImagerErrors(Config):
     >>> nominal.replace(drift=1.5).drift
     1.5
     """
+
+    _flag_error = ImagerError  # its switches' errors are ImagerErrors, as its other checks'
 
     clouds: bool = field(True, help="clouds in the truth")
     cloud_threshold: float = field(
@@ -749,8 +752,9 @@ def _check_finite_truth(truth: xr.Dataset, when: np.ndarray) -> None:
     if not read.size:
         return
     for v in STATE_VARIABLES:
-        field = truth[v].isel(time=read)
-        per_time = np.asarray((~np.isfinite(field)).sum([d for d in field.dims if d != "time"]))
+        field = truth[v].isel(time=read).transpose("time", ...)
+        values = np.asarray(field.values)
+        per_time = (~np.isfinite(values)).reshape(values.shape[0], -1).sum(axis=1)
         n_bad = int(per_time.sum())
         if n_bad:
             at = [str(pd.Timestamp(times[read[k]])) for k in np.flatnonzero(per_time)]
@@ -759,6 +763,10 @@ def _check_finite_truth(truth: xr.Dataset, when: np.ndarray) -> None:
                 f"frames read (at {', '.join(at[:3])}{', ...' if len(at) > 3 else ''}); the "
                 "imager needs a complete truth there"
             )
+        # temperatures in °C (no units attribute) gave radiances of -12 K without a word
+        problem = physical_range_error(v, float(values.min()), float(values.max()))
+        if problem:
+            raise ImagerError(f"the truth's {problem}")
 
 
 @_doc
@@ -1009,6 +1017,9 @@ def imager_observations(
 RADIANCE_DIMS = ("time", "frame", "sensor_channel", "latitude", "longitude")
 #: the spellings of the zenith angle's ``units`` read as degrees (lower case; no ``units``
 #: attribute is read as degrees too)
+#: the brightness temperatures an imager can see (K): outside, the radiances are in another
+#: unit (°C, scaled counts), which the assimilation would take as kelvin
+BT_RANGE = (100.0, 400.0)
 ZENITH_UNITS = frozenset({"degree", "degrees", "deg", "degs", "°", "arc_degree"})
 
 
@@ -1161,6 +1172,13 @@ def check_radiances(
     if n_inf:
         raise ImagerError(
             f"brightness_temperature has {n_inf} infinite value(s); a missing pixel is NaN"
+        )
+    lowest, highest = float(np.nanmin(values)), float(np.nanmax(values))
+    if lowest < BT_RANGE[0] or highest > BT_RANGE[1]:  # °C, or scaled counts: analysed as K
+        raise ImagerError(
+            f"brightness_temperature ranges from {lowest:.4g} to {highest:.4g}; brightness "
+            f"temperatures lie within {BT_RANGE[0]:g}..{BT_RANGE[1]:g} K: give them in "
+            "kelvin (°C + 273.15)"
         )
     if (
         np.isinf(zen).any()
