@@ -192,3 +192,50 @@ def test_the_imager_and_fuxi_da_refuse_temperatures_and_radiances_in_celsius(fux
                 background, radiances.assign(brightness_temperature=wrong), model=model
             )
     assert xfuxi.assimilate_da(background, radiances, model=model).analysis.sizes["time"] > 0
+
+
+def _l96_cycle(truth=None, **kw):
+    from xfuxi.experiments.lorenz96 import Lorenz96Network, lorenz96_truth
+    from xfuxi.models.lorenz96 import lorenz96_model
+
+    truth = lorenz96_truth(n_states=8, seed=1) if truth is None else truth
+    method = kw.pop("method", None) or xfuxi.LETKFMethod(
+        options=xfuxi.LETKFOptions(n_members=6, qc_threshold=None),
+        localization=xfuxi.LocalizationOptions(length_scale=4.0, n_points=40),
+        initial=xfuxi.BackgroundError(amplitude=1.0, wavelength=1, octaves=1,
+                                      perturbation_std=kw.pop("std", (1.0,))),
+        additive=kw.pop("additive", None),
+    )  # fmt: skip
+    config = xfuxi.CycleConfig(n_cycles=2, lead_steps=2, initial_error=1.0)
+    return xfuxi.cycle(truth, Lorenz96Network(seed=2), method=method, progress=False,
+                       model=kw.pop("model", lorenz96_model()), config=config, **kw)  # fmt: skip
+
+
+def test_cycle_names_what_does_not_fit_before_the_first_cycle(tmp_path):
+    """Settings that do not fit the model failed as tensor shapes inside the first cycle;
+    a DataArray truth, a truth with members, model=5 and store=5 failed raw."""
+    import torch
+
+    from xfuxi.experiments.lorenz96 import lorenz96_truth
+
+    truth = lorenz96_truth(n_states=8, seed=1)
+    with pytest.raises(
+        ValueError, match=r"additive samples are .* \(3, 1, 1, 20\).*\(K, 1, 1, 40\)"
+    ):
+        _l96_cycle(additive=torch.randn(3, 1, 1, 20))
+    with pytest.raises(ValueError, match=r"additive samples are .* \(3, 2, 1, 40\)"):
+        _l96_cycle(additive=torch.randn(3, 2, 1, 40))
+    with pytest.raises(ValueError, match="initial perturbation_std has 2 value.*has 1 channels"):
+        _l96_cycle(std=(1.0, 2.0))
+    with pytest.raises(TypeError, match="the truth must be an xarray.Dataset"):
+        _l96_cycle(truth["x"])
+    with pytest.raises(SchemaError, match="ensemble dim 'number'.*truth.isel\\(number=0\\)"):
+        _l96_cycle(truth.expand_dims(number=[0, 1]))
+    with pytest.raises(TypeError, match="model must be a ForecastModel.*got int"):
+        _l96_cycle(model=5)
+    with pytest.raises(TypeError, match="store must be a path.*got int"):
+        _l96_cycle(store=5)
+    with pytest.raises(TypeError, match="store must be a path.*got int"):
+        xfuxi.open_cycle(5)
+    assert list(tmp_path.iterdir()) == []
+    assert _l96_cycle(store=tmp_path / "run.zarr").scores.sizes["time"] == 2  # the good one

@@ -26,6 +26,7 @@ import html
 import json
 import logging
 import math
+import os
 import time as _time
 import warnings
 from collections.abc import Callable, Sequence
@@ -208,6 +209,31 @@ class CycleMethod:
             if not name.startswith("_") and isinstance(value, CycleMethod):
                 out.update({f"{name}.{k}": v for k, v in value.fingerprints().items()})
         return out
+
+    def check_model(self, model: Any) -> None:
+        """Refuse, before the run starts, settings that do not fit ``model``: additive
+        samples ``(K, C, H, W)`` of other channels or grid, initial perturbation std of
+        another number of channels (they failed as tensor shapes inside the first cycle).
+        The default checks those attributes (``additive``, ``initial``) where the method
+        has them, and the methods it wraps; a method with more overrides it."""
+        c, (h, w) = len(model.channels), tuple(model.grid_shape)
+        additive = getattr(self, "additive", None)
+        if torch.is_tensor(additive) and tuple(additive.shape[1:]) != (c, h, w):
+            raise ValueError(
+                f"{self.name}: the additive samples are (K, C, H, W) = "
+                f"{tuple(additive.shape)}; the model {model.name!r} needs (K, {c}, {h}, {w})"
+            )
+        initial = getattr(self, "initial", None)
+        std = getattr(initial, "perturbation_std", None)
+        if std is not None and len(std) != c:
+            raise ValueError(
+                f"{self.name}: initial perturbation_std has {len(std)} value(s); the model "
+                f"{model.name!r} has {c} channels (one value each, or None for its "
+                "normalization std)"
+            )
+        for name, value in sorted(vars(self).items()):
+            if not name.startswith("_") and isinstance(value, CycleMethod):
+                value.check_model(model)
 
     def start(
         self, background: torch.Tensor, *, model: Any, generator: torch.Generator
@@ -1670,6 +1696,8 @@ def _complete_cycles(store: Path) -> list[int]:
 
 def _cycling_store(store: str | Path) -> Path:
     """``store`` as a path, refused unless :func:`cycle` wrote it (its marker says so)."""
+    if not isinstance(store, (str, os.PathLike)):
+        raise TypeError(f"store must be a path (str or os.PathLike); got {type(store).__name__}")
     path = Path(store).expanduser()
     marker = read_marker(path) if path.exists() else None
     if marker is None or marker.get("kind") != STORE_KIND:
@@ -1864,8 +1892,8 @@ def cycle(
     """
     from tqdm.auto import tqdm
 
-    from ..data.schema import validate
-    from ..models.registry import load_model
+    from ..data.schema import check_state_dims, require_dataset, validate
+    from ..models.registry import resolve_model
     from ..options import progress_enabled
 
     cfg = config_with_legacy(CycleConfig, config, legacy, "cycle")
@@ -1873,10 +1901,11 @@ def cycle(
     seed, divergence_factor, initial_error = cfg.seed, cfg.divergence_factor, cfg.initial_error
     save_states = cfg.save_states
     keep_members = cfg.keep_members
-    if model is None:
-        model = CYCLING_MODEL
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        model = load_model(model)
+    # a name or directory loaded; a cascade, or what is no model (a number), refused by name
+    model = resolve_model(CYCLING_MODEL if model is None else model)
+    require_dataset(truth, "the truth")  # (a DataArray: a bare AttributeError later)
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        raise TypeError(f"store must be a path (str or os.PathLike); got {type(store).__name__}")
     if not isinstance(method, CycleMethod):
         raise TypeError(f"method must be a CycleMethod; got {type(method).__name__}")
     if not callable(network):
@@ -1884,6 +1913,7 @@ def cycle(
             "network must be callable as network(truth, times, *, cycle, model) -> "
             f"observations (e.g. RadiosondeNetwork()); got {type(network).__name__}"
         )
+    method.check_model(model)
     if (days is None) == (n_cycles is None):
         raise ValueError("give exactly one of days and n_cycles")
     step = pd.Timedelta(model.timestep)
@@ -1900,6 +1930,13 @@ def cycle(
     if n_cycles < 1:
         raise ValueError(f"the run needs at least one cycle; got n_cycles={n_cycles}")
     truth = validate(truth, require_time=True)
+    model_vars = {str(v) for v, _ in model.channels}
+    check_state_dims(
+        truth[[v for v in truth.data_vars if str(v) in model_vars]],
+        "the truth's states",
+        "a twin experiment's truth is one state per time: select a member "
+        "(truth.isel(number=0))",
+    )
     times = pd.DatetimeIndex(truth["time"].values)
     t0 = times[0] + (lead_steps + 1) * step if start is None else pd.Timestamp(start)
     last = t0 + (n_cycles - 1 + method.n_slots - 1) * step
