@@ -1753,9 +1753,9 @@ def _drop_members(cycle_path: Path) -> None:
 
     Atomic: the cycle stays complete, with or without them, whenever the process stops."""
     marker = read_marker(cycle_path)
-    if marker is None or marker.get("kind") != CYCLE_KIND:
-        return
-    with xr.open_zarr(cycle_path) as ds:
+    if marker is None or marker.get("kind") != CYCLE_KIND or marker.get("members_dropped"):
+        return  # (dropped before: its marker says so, nothing to open)
+    with xr.open_zarr(cycle_path, chunks=None) as ds:  # read whole: no dask graph to build
         if "state__members" not in ds:
             return
         ds = ds.load()
@@ -1934,8 +1934,7 @@ def cycle(
     check_state_dims(
         truth[[v for v in truth.data_vars if str(v) in model_vars]],
         "the truth's states",
-        "a twin experiment's truth is one state per time: select a member "
-        "(truth.isel(number=0))",
+        "a twin experiment's truth is one state per time: select a member (truth.isel(number=0))",
     )
     times = pd.DatetimeIndex(truth["time"].values)
     t0 = times[0] + (lead_steps + 1) * step if start is None else pd.Timestamp(start)
@@ -1976,13 +1975,16 @@ def cycle(
     try:
         rows: list[xr.Dataset] = []
         if done:
+            # each cycle read whole (chunks=None: no dask graph per variable, half the time
+            # of a resume, whose cost grows with the cycles stored)
             rows = [
-                _scores_only(xr.open_zarr(path / "cycles" / f"{c:06d}.zarr"))  # type: ignore[operator]
+                _scores_only(xr.open_zarr(path / "cycles" / f"{c:06d}.zarr", chunks=None))  # type: ignore[operator]
                 for c in done
             ]
             first = done[-1] + 1
             if first < n_cycles:  # cycles left to run: the state after the last complete one
-                last_ds = xr.open_zarr(path / "cycles" / f"{done[-1]:06d}.zarr").load()  # type: ignore[operator]
+                last = path / "cycles" / f"{done[-1]:06d}.zarr"  # type: ignore[operator]
+                last_ds = xr.open_zarr(last, chunks=None).load()
                 state = method.forecast(_state_from(last_ds), model=model)
                 free = torch.as_tensor(last_ds["free_pair"].values)
                 free = torch.stack([free[1], _step(model, free[None])[0]])
