@@ -614,3 +614,35 @@ def test_open_result_refuses_what_is_not_a_whole_saved_analysis(tmp_path):
     (out / "trajectory.nc").unlink()
     with pytest.raises(FileNotFoundError, match="without trajectory.nc"):
         xfuxi.open_result(out)
+
+
+def test_a_directory_verified_once_is_hashed_again_only_when_a_file_changed(tmp_path, monkeypatch):
+    """The world's cache was hashed whole on every held_suarez_split call (0.2-0.7 s each);
+    a directory found intact is remembered while its files' sizes, times and inodes hold."""
+    import os
+
+    import pytest
+
+    from xfuxi import files
+
+    out = files.replace_directory(
+        tmp_path / "store", lambda d: (d / "x.bin").write_bytes(b"12345"), kind="demo",
+        checksums=True,
+    )  # fmt: skip
+    old = 1_000_000_000  # 2001: long before the two seconds of a file system's clock tick
+    for p in (out / "x.bin", out / files.MARKER):
+        os.utime(p, (old, old))
+    hashed = []
+    real = files.sha256_of
+    monkeypatch.setattr(files, "sha256_of", lambda p: hashed.append(p) or real(p))
+    files.verify_directory(out, kind="demo")
+    files.verify_directory(out, kind="demo")
+    assert len(hashed) == 1  # the second time, nothing was read
+    (out / "x.bin").write_bytes(b"54321")  # the same size, another time: hashed again
+    with pytest.raises(files.CorruptedOutputError, match="other content: x.bin"):
+        files.verify_directory(out, kind="demo")
+    assert len(hashed) == 2
+    (out / "x.bin").write_bytes(b"12345")  # just written: verified, but not remembered
+    files.verify_directory(out, kind="demo")
+    files.verify_directory(out, kind="demo")
+    assert len(hashed) == 4

@@ -704,6 +704,12 @@ def netcdf_written_by(path: Path, writer: str) -> bool:
 
 def _files_of(path: Path) -> dict[str, int]:
     """Relative POSIX path -> size of every file under ``path``, but the top-level marker."""
+    return {rel: st.st_size for rel, st in _stats_of(path).items()}
+
+
+def _stats_of(path: Path) -> dict[str, os.stat_result]:
+    """Relative POSIX path -> ``lstat`` of every file under ``path``, but the top-level
+    marker."""
     out = {}
     for root, dirs, files in os.walk(path):
         dirs.sort()
@@ -711,8 +717,24 @@ def _files_of(path: Path) -> dict[str, int]:
             full = Path(root) / name
             rel = full.relative_to(path).as_posix()
             if rel != MARKER:
-                out[rel] = full.lstat().st_size
+                out[rel] = full.lstat()
     return out
+
+
+#: directories verified in this process, by absolute path: what their files' sizes, times
+#: and inodes were then (and the marker's text); unchanged, they are not hashed again
+_VERIFIED: dict[str, tuple[Any, ...]] = {}
+_VERIFIED_MAX = 64
+
+
+def _fingerprint(path: Path) -> tuple[Any, ...]:
+    stats = _stats_of(path)
+    try:
+        marker_text = (path / MARKER).read_bytes()
+    except OSError:
+        marker_text = b""
+    files = tuple((r, s.st_size, s.st_mtime_ns, s.st_ino) for r, s in sorted(stats.items()))
+    return (marker_text, files)
 
 
 def directory_checksums(path: str | os.PathLike[str]) -> dict[str, list[Any]]:
@@ -758,6 +780,13 @@ def verify_directory(path: str | os.PathLike[str], *, kind: str) -> dict[str, An
         another kind or without checksums; or a file is missing, unexpected, of another size
         (truncated) or of other content. The message names the directory and the files.
 
+    Notes
+    -----
+    A directory found intact is remembered for the rest of the process: verified again,
+    its files are hashed again only if one of them (or the marker) changed size,
+    modification time or inode since, or had been modified in the two seconds before it
+    was verified (a later change could keep the same time).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -786,6 +815,10 @@ def verify_directory(path: str | os.PathLike[str], *, kind: str) -> dict[str, An
     files = marker.get("files")
     if not isinstance(files, dict):
         raise CorruptedOutputError(f"{path}: its marker records no checksums to verify it with")
+    key = str(path.resolve())
+    before = _fingerprint(path)
+    if _VERIFIED.get(key) == before:  # verified in this process, not a file changed since
+        return marker
     found = _files_of(path)
     problems = []
     missing = sorted(set(files) - set(found))
@@ -802,7 +835,15 @@ def verify_directory(path: str | os.PathLike[str], *, kind: str) -> dict[str, An
         if changed:
             problems.append(f"files of other content: {_few(changed)}")
     if problems:
+        _VERIFIED.pop(key, None)
         raise CorruptedOutputError(f"{path} is damaged: {'; '.join(problems)}")
+    # remembered unless a file changed while it was hashed, or changed so recently that a
+    # change within the file system's clock tick would keep its time ("racy" as in git)
+    recent = time.time_ns() - 2_000_000_000
+    if _fingerprint(path) == before and all(f[2] < recent for f in before[1]):
+        if len(_VERIFIED) >= _VERIFIED_MAX:
+            _VERIFIED.pop(next(iter(_VERIFIED)))
+        _VERIFIED[key] = before
     return marker
 
 
