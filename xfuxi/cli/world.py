@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -95,7 +96,8 @@ def _cmd_world(args) -> int:
     else:
         ds = held_suarez(config=world, cache_dir=args.cache_dir)
     config = json.loads(ds.attrs["config"])
-    cfg = {k: config[k] for k in WorldConfig.__dataclass_fields__}
+    # the fields (__dataclass_fields__ holds the base's class variables too)
+    cfg = {f.name: config[f.name] for f in dataclasses.fields(WorldConfig)}
     print(f"Held-Suarez world {dict(ds.sizes)}, {ds.time.values[0]} .. {ds.time.values[-1]}")
     path = world_cache_path(world_config(**cfg), args.cache_dir)
     if not path.exists() and args.split is not None:  # sliced from the cached full split
