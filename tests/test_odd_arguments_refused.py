@@ -239,3 +239,27 @@ def test_cycle_names_what_does_not_fit_before_the_first_cycle(tmp_path):
         xfuxi.open_cycle(5)
     assert list(tmp_path.iterdir()) == []
     assert _l96_cycle(store=tmp_path / "run.zarr").scores.sizes["time"] == 2  # the good one
+
+
+def test_imager_refuses_odd_satellites_zenith_limits_and_no_time():
+    """Satellites "90" (converted silently), 450 or the same twice were accepted;
+    max_zenith="70" and times=[] failed in NumPy."""
+    from tests import tiny_da
+    from xfuxi.observations.imager import ImagerError
+
+    truth = tiny_da.truth(4)
+    kw = {"channels": ["ir10.8"], "frames": (0.0,)}
+    for satellites, message in (
+        (["90"], "must be sub-satellite longitudes"),
+        ([450.0], r"within -180..360"),
+        ([90.0, 90.0], "repeats a longitude"),
+        ([-90.0, 270.0], "repeats a longitude"),
+    ):
+        with pytest.raises(ImagerError, match=message):
+            xfuxi.imager_observations(truth, satellites=satellites, **kw)
+    with pytest.raises(ImagerError, match="max_zenith must be a number of degrees"):
+        xfuxi.imager_observations(truth, satellites=[90.0], max_zenith="70", **kw)
+    with pytest.raises(ImagerError, match="times is empty"):
+        xfuxi.imager_observations(truth, satellites=[90.0], times=[], **kw)
+    two = xfuxi.imager_observations(truth, satellites=np.array([90.0, 270.0]), **kw)
+    assert two.sizes["time"] > 0

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -255,11 +256,22 @@ def zenith_angle(
     """
     lat = np.radians(np.asarray(latitude, dtype="float64"))[:, None]
     lon = np.asarray(longitude, dtype="float64")[None, :]
-    if any(isinstance(x, bool | np.bool_) for x in np.atleast_1d(np.asarray(satellites, "O"))):
+    given = np.atleast_1d(np.asarray(satellites, "O")).ravel()
+    if any(isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Real) for x in given):
+        # (a bool is a number to NumPy; a string "90" was converted to 90.0 silently)
         raise ImagerError(f"satellites must be sub-satellite longitudes; got {satellites!r}")
     sats = np.atleast_1d(np.asarray(satellites, dtype="float64"))
     if sats.size == 0 or not np.all(np.isfinite(sats)):
         raise ImagerError(f"satellites must be finite sub-satellite longitudes; got {satellites}")
+    if np.any((sats < -180.0) | (sats > 360.0)):
+        raise ImagerError(
+            f"satellites must be longitudes within -180..360 degrees east; got {sats.tolist()}"
+        )
+    wrapped = np.round(np.mod(sats, 360.0), 9)
+    if np.unique(wrapped).size != wrapped.size:  # one disc twice (90 and -270 too)
+        raise ImagerError(f"satellites repeats a longitude (modulo 360); got {sats.tolist()}")
+    if isinstance(max_zenith, bool) or not isinstance(max_zenith, numbers.Real):
+        raise ImagerError(f"max_zenith must be a number of degrees; got {max_zenith!r}")
     if not 0.0 < float(max_zenith) < 90.0:
         raise ImagerError(f"max_zenith must be in (0, 90) degrees; got {max_zenith}")
     ratio = EARTH_RADIUS / GEOSTATIONARY_RADIUS
@@ -905,7 +917,9 @@ def imager_observations(
             )
         an_times = np.asarray(ok, dtype="M8[ns]")
     else:
-        an_times = parse_times(times, "times", error=ImagerError).values
+        an_times = np.atleast_1d(parse_times(times, "times", error=ImagerError).values)
+        if an_times.size == 0:
+            raise ImagerError("times is empty: give at least one analysis time, or None")
         if np.unique(an_times).size != an_times.size:
             shown = [str(pd.Timestamp(t)) for t in an_times]
             raise ImagerError(f"times must be distinct; {shown} has repeated values")
