@@ -263,3 +263,16 @@ def test_imager_refuses_odd_satellites_zenith_limits_and_no_time():
         xfuxi.imager_observations(truth, satellites=[90.0], times=[], **kw)
     two = xfuxi.imager_observations(truth, satellites=np.array([90.0, 270.0]), **kw)
     assert two.sizes["time"] > 0
+
+
+def test_innovations_name_the_observations_and_the_state_and_a_misspelt_obs_dim():
+    """The grid checks of innovations spoke of a forecast and a truth; point observations
+    with a misspelt obs_dim were taken as gridded variables named value and error."""
+    state = tiny.dataset(n_time=2)
+    gridded = state[["temperature"]] + 1.0
+    with pytest.raises(ValueError, match="state has dimension 'number' that the observation set"):
+        xfuxi.innovations(gridded, state.expand_dims(number=2).copy())
+    points = xfuxi.random_observations(state, n=5, variables=["temperature"], error=1.0)
+    with pytest.raises(ValueError, match=r"obs_dim='n' is not a dim of the observations"):
+        xfuxi.innovations(points, state, obs_dim="n")
+    assert xfuxi.innovations(points, state).sizes["obs"] == 5

@@ -368,6 +368,13 @@ def innovations(
             )
     if _is_long(observations, obs_dim):
         return _long_innovations(observations, state, obs_dim)
+    if obs_dim not in observations.dims and {"value", "variable"} <= set(observations.variables):
+        # point observations along another dim than obs_dim (a misspelt obs_dim): their
+        # "value" and "error" were taken as gridded variables the state lacks
+        raise ValueError(
+            f"obs_dim={obs_dim!r} is not a dim of the observations (they have "
+            f"{list(observations.dims)}); give the dim their observations lie along"
+        )
     _check_names(observations, state)
     if obs_dim in observations.dims:
         out = {}
@@ -377,7 +384,10 @@ def innovations(
         return xr.Dataset(out, attrs={"statistic": "innovation"})
     from .weights import prepare_pair
 
-    obs, st = prepare_pair(observations, state[list(observations.data_vars)])
+    # (named as this call names them: "forecast" and "truth" in a score's messages)
+    obs, st = prepare_pair(
+        observations, state[list(observations.data_vars)], names=("observation set", "state")
+    )
     out = obs - st
     out.attrs = {"statistic": "innovation"}
     return out
