@@ -276,3 +276,26 @@ def test_innovations_name_the_observations_and_the_state_and_a_misspelt_obs_dim(
     with pytest.raises(ValueError, match=r"obs_dim='n' is not a dim of the observations"):
         xfuxi.innovations(points, state, obs_dim="n")
     assert xfuxi.innovations(points, state).sizes["obs"] == 5
+
+
+def test_stats_helpers_name_their_odd_arguments():
+    """step=None gave an AttributeError on NaT, step="abc" pandas' words, dim=["time"]
+    "unhashable type"; select_climatology of a DatetimeIndex an AttributeError on .dt."""
+    import pandas as pd
+
+    from xfuxi.data.stats import select_climatology
+
+    ds = tiny.dataset(n_time=4)
+    for step in (None, "abc", "-6h", 0):
+        with pytest.raises(ValueError, match="step must be a positive time span"):
+            xfuxi.normalization_stats(ds, step=step)
+    with pytest.raises(TypeError, match="dim must be the name of the time dim"):
+        xfuxi.normalization_stats(ds, dim=["time"])
+    clim = xr.DataArray([10.0, 20.0], dims="hour", coords={"hour": [0, 12]})
+    index = pd.to_datetime(["2020-01-01T12", "2020-01-02T00"])
+    with pytest.raises(TypeError, match="times must be a DataArray of datetime64"):
+        select_climatology(clim, index)
+    with pytest.raises(TypeError, match="of float64"):
+        select_climatology(clim, xr.DataArray([1.0, 2.0], dims="time"))
+    picked = select_climatology(clim, xr.DataArray(index, dims="time"))
+    assert picked.values.tolist() == [20.0, 10.0]

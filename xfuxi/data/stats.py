@@ -163,7 +163,10 @@ def normalization_stats(
     ValueError
         If ``dim`` is missing, a variable lacks it (a static field such as
         ``geopotential_at_surface``: the message names them all; drop them first), times
-        are not evenly spaced by ``step``, or there are fewer than two times.
+        are not evenly spaced by ``step``, or there are fewer than two times; if ``step``
+        is not a positive time span.
+    TypeError
+        If ``dim`` is not one name, or ``weighted`` not True or False.
     SchemaError
         If the data is not canonical (see :func:`xfuxi.validate`).
 
@@ -196,6 +199,14 @@ def normalization_stats(
     [252.5, 1.7078, 0.0]
     """
     ds = validate(as_dataset(ds, "normalization_stats"))
+    if not isinstance(dim, str):  # (a list: "unhashable type" from inside)
+        raise TypeError(f"dim must be the name of the time dim; got {dim!r}")
+    try:
+        step_ok = pd.Timedelta(step) > pd.Timedelta(0)
+    except (TypeError, ValueError):
+        step_ok = False
+    if not step_ok:  # None gave NaT and an AttributeError; "abc" pandas' own words
+        raise ValueError(f"step must be a positive time span such as '6h'; got {step!r}")
     if dim not in ds.dims:
         raise ValueError(f"dimension {dim!r} not found; the data has dims {list(ds.dims)}")
     if not ds.data_vars:
@@ -864,6 +875,9 @@ def select_climatology(
     ------
     ValueError
         If a needed day of year or hour is not in the climatology.
+    TypeError
+        If ``times`` is not a DataArray of datetime64 (and the climatology is not already
+        on its dims).
 
     Notes
     -----
@@ -882,6 +896,12 @@ def select_climatology(
     if "hour" not in climatology.dims and "dayofyear" not in climatology.dims:
         return climatology
     sel: dict[str, xr.DataArray] = {}
+    if not isinstance(times, xr.DataArray) or times.dtype.kind != "M":
+        raise TypeError(
+            "times must be a DataArray of datetime64 (e.g. ds['time'] or "
+            f"xr.DataArray(pd.to_datetime([...]), dims='time')); got {type(times).__name__}"
+            + (f" of {times.dtype}" if isinstance(times, xr.DataArray) else "")
+        )
     keys = {"hour": times.dt.hour, "dayofyear": times.dt.dayofyear}
     for key, val in keys.items():
         if key in climatology.dims:
