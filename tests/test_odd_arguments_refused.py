@@ -299,3 +299,20 @@ def test_stats_helpers_name_their_odd_arguments():
         select_climatology(clim, xr.DataArray([1.0, 2.0], dims="time"))
     picked = select_climatology(clim, xr.DataArray(index, dims="time"))
     assert picked.values.tolist() == [20.0, 10.0]
+
+
+def test_coordinates_that_are_no_degrees_or_no_levels_are_refused():
+    """Latitudes as strings failed in NumPy; in radians (values within ±1.57) they passed as
+    degrees; a level dim without values was read as level 0 hPa; from_era5([]) said it
+    wanted a list of paths."""
+    ds = _grid_field()
+    with pytest.raises(SchemaError, match="'latitude' must be numbers of degrees"):
+        xfuxi.validate(ds.assign_coords(latitude=ds["latitude"].astype(str)))
+    radians = ds.assign_coords(latitude=np.deg2rad(ds["latitude"]).assign_attrs(units="radians"))
+    with pytest.raises(SchemaError, match="'latitude' is in radians.*np.degrees"):
+        xfuxi.validate(radians)
+    levels = ds.expand_dims(level=2)
+    with pytest.raises(SchemaError, match="'level' has no coordinate values"):
+        xfuxi.validate(levels)
+    with pytest.raises(ValueError, match="from_era5 of an empty list"):
+        xfuxi.from_era5([])

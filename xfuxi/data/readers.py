@@ -575,6 +575,8 @@ def from_era5(
             and all(isinstance(p, (str, os.PathLike)) for p in obj)
         ):
             named = [(os.fspath(path), p) for path in obj for p in _opened(path, opened)]
+        elif isinstance(obj, Sequence) and not obj:
+            raise ValueError("from_era5 of an empty list: give at least one path")
         else:
             raise TypeError(
                 f"expected a path, a list of paths or an xarray.Dataset, got {type(obj)}"

@@ -390,7 +390,23 @@ def _check_monotonic(name: str, values: np.ndarray) -> int:
     )
 
 
+def _degrees(ds: xr.Dataset, name: str) -> None:
+    """Refuse a latitude or longitude that is not numbers of degrees: strings (NumPy's
+    "ufunc 'isfinite' not supported" otherwise), or radians by their units (values within
+    ±1.57 would pass as degrees: a grid squeezed onto the equator)."""
+    values = ds[name]
+    if values.dtype.kind not in "fiu":
+        raise SchemaError(f"coordinate {name!r} must be numbers of degrees; got {values.dtype}")
+    units = str(values.attrs.get("units", "")).strip().lower()
+    if units in ("rad", "radian", "radians"):
+        raise SchemaError(
+            f"coordinate {name!r} is in {units}; xfuxi's coordinates are degrees: convert "
+            f"them (np.degrees) and set units='degrees_{'north' if name == 'latitude' else 'east'}'"
+        )
+
+
 def _fix_latitude(ds: xr.Dataset) -> xr.Dataset:
+    _degrees(ds, "latitude")
     lat = np.asarray(ds["latitude"].values)
     if lat.ndim != 1:
         raise SchemaError("coordinate 'latitude' must be one-dimensional")
@@ -411,6 +427,7 @@ def _mark_increasing(ds: xr.Dataset, name: str) -> xr.Dataset:
 
 
 def _fix_longitude(ds: xr.Dataset) -> xr.Dataset:
+    _degrees(ds, "longitude")
     lon = np.asarray(ds["longitude"].values, dtype="float64")
     if lon.ndim != 1:
         raise SchemaError("coordinate 'longitude' must be one-dimensional")
@@ -433,6 +450,11 @@ def _fix_longitude(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _fix_level(ds: xr.Dataset, levels: Sequence[float] | None) -> xr.Dataset:
+    if "level" not in ds.coords:  # positions 0, 1, ... were read as the level 0 hPa
+        raise SchemaError(
+            "dimension 'level' has no coordinate values; assign the pressures in hPa "
+            "(ds.assign_coords(level=[...]))"
+        )
     lev = np.asarray(ds["level"].values, dtype="float64")
     if lev.ndim != 1:
         raise SchemaError("coordinate 'level' must be one-dimensional")
