@@ -448,6 +448,20 @@ def _value_text(name: Hashable, value: Any, units: Any = None) -> str:
     return str(value.item() if value.ndim == 0 else value)
 
 
+def _check_overlay(observations: Any) -> None:
+    """Refuse observations a map cannot mark, before any figure is made."""
+    if observations is None:
+        return
+    if not isinstance(observations, (xr.Dataset, xr.DataArray)):
+        raise TypeError(
+            "observations must be a Dataset or DataArray with latitude and longitude "
+            f"coordinates; got {type(observations).__name__}"
+        )
+    for c in ("latitude", "longitude"):
+        if c not in observations.coords:
+            raise ValueError(f"observations need a {c!r} coordinate to be plotted")
+
+
 def _map_title(field: xr.DataArray) -> str:
     """What a map cannot show of ``field``: its single-valued coordinates (level, initial
     time, lead and valid time, member, channel, ...), e.g. ``"500 hPa, 2020-01-01 00:00 +
@@ -546,6 +560,7 @@ def _map(
     observations: xr.Dataset | xr.DataArray | None = None,
 ):
     """Draw ``field`` (2-D, latitude × longitude) as ``style`` says, with the overlays."""
+    _check_overlay(observations)  # before the axes: a refused map leaves no empty figure
     projection = style.projection
     plateau = projection is None and _is_held_suarez(source)
     box = _regional_box(field["latitude"].values, field["longitude"].values)
@@ -582,9 +597,6 @@ def _map(
     if wind is not None:
         _wind_arrows(ax, field, wind, style, transform)
     if observations is not None:
-        for c in ("latitude", "longitude"):
-            if c not in observations.coords:
-                raise ValueError(f"observations need a {c!r} coordinate to be plotted")
         olon = np.asarray(observations["longitude"], dtype="float64").ravel()
         if projection is None:  # no transform: wrapped to the map's longitudes
             olon = (olon - west) % 360.0 + west
@@ -1734,6 +1746,16 @@ def plot_cycle(
     missing = [v for v in need if v not in scores]
     if missing:
         raise ValueError(f"scores lack {missing}; give the scores of xfuxi.cycle")
+    for dim in ("time", "channel"):  # (one selected: "iteration over a 0-d array" before)
+        if dim not in scores.dims:
+            raise ValueError(
+                f"scores have no {dim!r} dim (dims {list(scores.dims)}): give them whole, "
+                "with channel= to pick the channel drawn"
+            )
+    times = scores.indexes["time"] if "time" in scores.indexes else None
+    if times is not None and not times.is_unique:  # two runs' scores joined: a zig-zag
+        twice = [str(t)[:19] for t in times[times.duplicated()].unique()[:3]]
+        raise ValueError(f"the scores hold the times {twice} more than once")
     names = [str(c) for c in scores["channel"].values]
     if isinstance(channels, str):  # one name, not its characters
         channels = [channels]
