@@ -635,14 +635,19 @@ def test_a_directory_verified_once_is_hashed_again_only_when_a_file_changed(tmp_
     hashed = []
     real = files.sha256_of
     monkeypatch.setattr(files, "sha256_of", lambda p: hashed.append(p) or real(p))
-    files.verify_directory(out, kind="demo")
-    files.verify_directory(out, kind="demo")
+    files.verify_directory(out, kind="demo", remember=True)
+    files.verify_directory(out, kind="demo", remember=True)
     assert len(hashed) == 1  # the second time, nothing was read
     (out / "x.bin").write_bytes(b"54321")  # the same size, another time: hashed again
     with pytest.raises(files.CorruptedOutputError, match="other content: x.bin"):
-        files.verify_directory(out, kind="demo")
+        files.verify_directory(out, kind="demo", remember=True)
     assert len(hashed) == 2
     (out / "x.bin").write_bytes(b"12345")  # just written: verified, but not remembered
-    files.verify_directory(out, kind="demo")
-    files.verify_directory(out, kind="demo")
+    files.verify_directory(out, kind="demo", remember=True)
+    files.verify_directory(out, kind="demo", remember=True)
     assert len(hashed) == 4
+    for p in (out / "x.bin", out / files.MARKER):
+        os.utime(p, (old, old))
+    files.verify_directory(out, kind="demo", remember=True)
+    files.verify_directory(out, kind="demo")  # without remember: every file hashed
+    assert len(hashed) == 6

@@ -135,6 +135,7 @@ def test_switches_are_true_or_false_not_truthy(value):
             xfuxi.climatology(tiny.dataset(n_time=4), seasonal=value)
         with pytest.raises(TypeError, match="progress must be True, False or None"):
             xfuxi.forecast(tiny.dataset(n_time=2), model=tiny.model(), steps=1, progress=value)
+    xfuxi.forecast(tiny.dataset(n_time=2), model=tiny.model(), steps=1, progress=np.False_)
     # True and False (NumPy's too) as ever
     assert float(xfuxi.crps(members, truth, fair=np.bool_(False))) == float(
         xfuxi.crps(members, truth, fair=False)
@@ -152,8 +153,10 @@ def test_climatology_refuses_what_its_grouped_means_would_drop_or_lump():
     with pytest.raises(ValueError, match="climatology of no time"):
         xfuxi.climatology(ds.isel(time=[]))
     half_past = ds.assign_coords(time=ds["time"] + np.timedelta64(30, "m"))
-    with pytest.raises(ValueError, match="4 time.s. are not on the hour"):
-        xfuxi.climatology(half_past)
+    assert xfuxi.climatology(half_past).sizes["hour"] == 4  # all at hh:30: each its hour
+    mixed = ds.assign_coords(time=ds["time"] + np.array([0, 30, 0, 0], "m8[m]"))
+    with pytest.raises(ValueError, match="at 2 different offsets from the hour"):
+        xfuxi.climatology(mixed)
 
 
 def test_innovation_statistics_by_one_name_or_a_misspelt_one():
@@ -316,3 +319,20 @@ def test_coordinates_that_are_no_degrees_or_no_levels_are_refused():
         xfuxi.validate(levels)
     with pytest.raises(ValueError, match="from_era5 of an empty list"):
         xfuxi.from_era5([])
+
+
+def test_plot_cycle_and_map_overlays_name_their_odd_inputs():
+    """plot_cycle of one selected channel failed with "iteration over a 0-d array", drew
+    repeated times as a zig-zag; plot_map(observations=5) an AttributeError on coords."""
+    import pandas as pd
+
+    t = pd.date_range("2020-01-01", periods=4, freq="6h")
+    need = ("analysis_error", "background_error", "free_error", "spread")
+    s = xr.Dataset({k: (("time", "channel"), np.ones((4, 1))) for k in need},
+                   coords={"time": t, "channel": ["x"]})  # fmt: skip
+    with pytest.raises(ValueError, match="scores have no 'channel' dim"):
+        xfuxi.plot_cycle(s.isel(channel=0))
+    with pytest.raises(ValueError, match="times .* more than once"):
+        xfuxi.plot_cycle(xr.concat([s, s.isel(time=[0])], "time"))
+    with pytest.raises(TypeError, match="observations must be a Dataset or DataArray"):
+        xfuxi.plot_map(_grid_field()["temperature"], observations=5)

@@ -758,7 +758,9 @@ def _few(names: Sequence[str], limit: int = 4) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def verify_directory(path: str | os.PathLike[str], *, kind: str) -> dict[str, Any]:
+def verify_directory(
+    path: str | os.PathLike[str], *, kind: str, remember: bool = False
+) -> dict[str, Any]:
     """Check a directory output against the sizes and checksums recorded in its marker.
 
     Parameters
@@ -767,6 +769,11 @@ def verify_directory(path: str | os.PathLike[str], *, kind: str) -> dict[str, An
         A directory written by :func:`replace_directory` with ``checksums=True``.
     kind : str
         The kind of output expected there.
+    remember : bool, default False
+        Remember the directory, once found intact, for the rest of the process, and skip
+        the hashing when it is verified again with ``remember=True`` and no file changed
+        (see Notes): for the world's cache, verified at every use. By default every file
+        is hashed.
 
     Returns
     -------
@@ -782,10 +789,12 @@ def verify_directory(path: str | os.PathLike[str], *, kind: str) -> dict[str, An
 
     Notes
     -----
-    A directory found intact is remembered for the rest of the process: verified again,
-    its files are hashed again only if one of them (or the marker) changed size,
-    modification time or inode since, or had been modified in the two seconds before it
-    was verified (a later change could keep the same time).
+    With ``remember``, a directory found intact is remembered for the rest of the process:
+    verified again (with ``remember``), its files are hashed again only if one of them (or
+    the marker) changed size, modification time or inode since, or had been modified in
+    the two seconds before it was verified (a later change could keep the same time). A
+    change that keeps a file's size, time and inode (a tool restoring the time) is not
+    seen then: call without ``remember`` to hash everything.
 
     Examples
     --------
@@ -816,8 +825,8 @@ def verify_directory(path: str | os.PathLike[str], *, kind: str) -> dict[str, An
     if not isinstance(files, dict):
         raise CorruptedOutputError(f"{path}: its marker records no checksums to verify it with")
     key = str(path.resolve())
-    before = _fingerprint(path)
-    if _VERIFIED.get(key) == before:  # verified in this process, not a file changed since
+    before = _fingerprint(path) if remember else None
+    if remember and _VERIFIED.get(key) == before:  # verified here, not a file changed since
         return marker
     found = _files_of(path)
     problems = []
@@ -840,7 +849,11 @@ def verify_directory(path: str | os.PathLike[str], *, kind: str) -> dict[str, An
     # remembered unless a file changed while it was hashed, or changed so recently that a
     # change within the file system's clock tick would keep its time ("racy" as in git)
     recent = time.time_ns() - 2_000_000_000
-    if _fingerprint(path) == before and all(f[2] < recent for f in before[1]):
+    if (
+        before is not None
+        and _fingerprint(path) == before
+        and all(f[2] < recent for f in before[1])
+    ):
         if len(_VERIFIED) >= _VERIFIED_MAX:
             _VERIFIED.pop(next(iter(_VERIFIED)))
         _VERIFIED[key] = before

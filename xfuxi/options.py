@@ -131,7 +131,10 @@ def progress_enabled(progress: bool | None) -> bool:
     is a TypeError."""
     if progress is None:
         return bool(OPTIONS["progress"])
-    if not isinstance(progress, bool) and type(progress).__name__ != "bool_":  # NumPy's
+    numpy_bool = getattr(getattr(progress, "dtype", None), "kind", "") == "b" and (
+        getattr(progress, "ndim", None) == 0
+    )  # NumPy's True and False (NumPy is not imported here: ``import xfuxi`` stays light)
+    if not isinstance(progress, bool) and not numpy_bool:
         raise TypeError(f"progress must be True, False or None; got {progress!r}")
     return bool(progress)
 

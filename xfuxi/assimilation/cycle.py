@@ -407,8 +407,9 @@ class LETKFMethod(CycleMethod):
         Gaspari–Cohn half-width (km; grid points with ``n_points``), vertical localization.
     initial : BackgroundError
         The initial members: the first background plus Perlin perturbations (``amplitude``
-        × ``perturbation_std``, default the model's normalization std; ``n_members`` is
-        taken from ``options``). Its ``seed`` is not used: the run's generator
+        × ``perturbation_std``, default the model's normalization std, else one value per
+        model channel, checked before the first cycle; ``n_members`` is taken from
+        ``options``). Its ``seed`` is not used: the run's generator
         (``CycleConfig.seed``) draws them.
     n_slots : int, default 1
         Observation slots (later slots: 4D-LETKF through the members run forward).

@@ -471,9 +471,14 @@ def climatology(
     ValueError
         If ``dim`` is missing or not datetime64, or ``seasonal=True`` for data shorter than
         a year; ``window`` not an odd integer of at least 3 (and at most 365), or given
-        without a seasonal climatology.
+        without a seasonal climatology; ``dim`` empty, or its times at different offsets
+        from the hour (hh:00 and hh:30 would fall in one hour's group; all at hh:30 is
+        fine).
+    TypeError
+        If ``seasonal`` is not True, False or None.
     SchemaError
-        If ``dim`` holds a time twice (it would be counted twice) or a missing time (NaT),
+        If a variable is not numeric (a grouped mean would drop it);
+        if ``dim`` holds a time twice (it would be counted twice) or a missing time (NaT),
         as :func:`xfuxi.validate` refuses them, or a scalar lead is not a time span; a
         variable still packed (``scale_factor``, ``add_offset`` or ``_Unsigned`` in its
         attributes: read with ``mask_and_scale=False``), or times outside the years 1678
@@ -540,11 +545,13 @@ def climatology(
     if data[dim].size == 0:
         raise ValueError(f"climatology of no time: {dim!r} is empty")
     t = data[dim]
-    off_hour = t.values[(t.dt.minute != 0).values | (t.dt.second != 0).values]
-    if off_hour.size:  # grouped by hour of day: an hh:30 state would count as hh:00
+    offset = (t.dt.minute * 60 + t.dt.second).values
+    if np.unique(offset).size > 1:  # grouped by hour of day: hh:00 and hh:30 in one group
         raise ValueError(
-            f"climatology groups by hour of day; {off_hour.size} time(s) are not on the hour "
-            f"(e.g. {str(off_hour[0])[:19]}): select or round the times to hours first"
+            f"climatology groups by hour of day; the times are at {np.unique(offset).size} "
+            f"different offsets from the hour (e.g. {str(t.values[0])[:19]} and "
+            f"{str(t.values[np.argmax(offset != offset[0])])[:19]}), which one hour would "
+            "mix: select or round the times first"
         )
     hour = t.dt.hour
     if window is not None:

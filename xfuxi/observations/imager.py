@@ -270,10 +270,14 @@ def zenith_angle(
     wrapped = np.round(np.mod(sats, 360.0), 9)
     if np.unique(wrapped).size != wrapped.size:  # one disc twice (90 and -270 too)
         raise ImagerError(f"satellites repeats a longitude (modulo 360); got {sats.tolist()}")
-    if isinstance(max_zenith, bool) or not isinstance(max_zenith, numbers.Real):
+    number = isinstance(max_zenith, numbers.Real) or (
+        np.ndim(max_zenith) == 0 and np.asarray(max_zenith).dtype.kind in "iuf"
+    )  # (a 0-d array or a DataArray scalar is one too)
+    if isinstance(max_zenith, bool) or not number:
         raise ImagerError(f"max_zenith must be a number of degrees; got {max_zenith!r}")
     if not 0.0 < float(max_zenith) < 90.0:
         raise ImagerError(f"max_zenith must be in (0, 90) degrees; got {max_zenith}")
+    max_zenith = float(max_zenith)
     ratio = EARTH_RADIUS / GEOSTATIONARY_RADIUS
     best = np.full((lat.size, lon.size), np.inf)
     which = np.full((lat.size, lon.size), -1, dtype="int64")

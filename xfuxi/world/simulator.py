@@ -538,7 +538,7 @@ def cached_store_is_valid(target: Path, config: dict[str, Any]) -> bool:
             "move it away or use another cache directory"
         )
     try:
-        verify_directory(target, kind=CACHE_KIND)
+        verify_directory(target, kind=CACHE_KIND, remember=True)  # hashed once a process
     except CorruptedOutputError as err:
         _say_regenerated(f"{err}; it is xfuxi's own cache, so it is generated again")
         return False
