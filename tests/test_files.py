@@ -651,3 +651,26 @@ def test_a_directory_verified_once_is_hashed_again_only_when_a_file_changed(tmp_
     files.verify_directory(out, kind="demo", remember=True)
     files.verify_directory(out, kind="demo")  # without remember: every file hashed
     assert len(hashed) == 6
+
+
+def test_overwrite_must_be_true_or_false(tmp_path):
+    """overwrite="no" (a truthy string) replaced an earlier output."""
+    import numpy as np
+    import pytest
+    import xarray as xr
+
+    import xfuxi
+
+    ds = xr.Dataset(
+        {"temperature": (("latitude", "longitude"), np.full((2, 4), 250.0))},
+        coords={"latitude": [-45.0, 45.0], "longitude": [0.0, 90.0, 180.0, 270.0]},
+    )
+    xfuxi.write_netcdf(ds, tmp_path / "a.nc")
+    before = (tmp_path / "a.nc").read_bytes()
+    for value in ("no", 1, None):
+        with pytest.raises(TypeError, match="overwrite must be True or False"):
+            xfuxi.write_netcdf(ds + 1.0, tmp_path / "a.nc", overwrite=value)
+        with pytest.raises(TypeError, match="overwrite must be True or False"):
+            xfuxi.write_weatherbench2(ds, tmp_path / "s.zarr", overwrite=value)
+    assert (tmp_path / "a.nc").read_bytes() == before
+    xfuxi.write_netcdf(ds + 1.0, tmp_path / "a.nc", overwrite=np.True_)  # NumPy's True too

@@ -449,6 +449,15 @@ def check_output_folder(target: str | os.PathLike[str]) -> Path:
     return target
 
 
+def _check_overwrite(overwrite: Any) -> None:
+    """``overwrite`` must be True or False: ``overwrite="no"`` (truthy) replaced the output."""
+    numpy_bool = getattr(getattr(overwrite, "dtype", None), "kind", "") == "b" and (
+        getattr(overwrite, "ndim", None) == 0
+    )
+    if not isinstance(overwrite, bool) and not numpy_bool:
+        raise TypeError(f"overwrite must be True or False; got {overwrite!r}")
+
+
 def check_replaceable(
     target: str | os.PathLike[str],
     *,
@@ -494,6 +503,7 @@ def check_replaceable(
     >>> check_replaceable(d / "new", kind="forecast"), check_replaceable(d, kind="forecast")
     (False, True)
     """
+    _check_overwrite(overwrite)
     target = Path(target).expanduser()
     check_output_folder(target)  # a file above it, a read-only folder: before any work
     # what a writer of this output killed on this host left: its temporaries, and the
@@ -579,6 +589,7 @@ def check_file_replaceable(
     ...
     xfuxi.files.OutputExistsError: ... was not written by f; xfuxi never replaces a file ...
     """
+    _check_overwrite(overwrite)
     path = Path(path).expanduser()
     check_output_folder(path)  # a file above it, a read-only folder: before any work
     if not os.path.lexists(path):
