@@ -214,3 +214,22 @@ def test_a_single_member_other_than_zero_is_kept():
     assert ds["temperature"].dims == ("time", "number", "level", "latitude", "longitude")
     assert ds["surface_pressure"].dims == ("time", "number", "latitude", "longitude")
     assert "number" not in from_era5(layouts.new_cds(2)).coords  # the deterministic member
+
+
+def test_files_holding_the_same_variable_at_the_same_time_are_refused_naming_them(tmp_path):
+    """Two downloads that overlap failed with xarray's "Could not find any dimension
+    coordinates to use to order the Dataset"."""
+    base = layouts.new_cds(3)
+    a = _write(base[["t"]].isel(valid_time=slice(0, 2)), tmp_path / "a.nc")
+    b = _write(base[["t"]].isel(valid_time=slice(1, 3)), tmp_path / "b.nc")
+    with pytest.raises(SchemaError, match=r"'.*a\.nc' and '.*b\.nc' hold the same variables at 1"):
+        from_era5([a, b])
+    c = _write(base[["t"]].isel(valid_time=slice(2, 3)), tmp_path / "c.nc")
+    assert from_era5([a, c]).sizes["time"] == 3
+
+
+def test_weatherbench2_storage_options_must_be_a_mapping(tmp_path):
+    from xfuxi.data.readers import from_weatherbench2
+
+    with pytest.raises(TypeError, match="storage_options must be a mapping"):
+        from_weatherbench2(str(tmp_path / "x.zarr"), storage_options="anon")

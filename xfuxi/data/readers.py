@@ -733,6 +733,30 @@ def _combine(parts: list[tuple[str, xr.Dataset]], sources: list[str]) -> xr.Data
                     f"({_times_text(missing)}); combining would fill them with NaN. Give "
                     "every variable at the same times (select the common times first)"
                 )
+    shared = {}  # the same variable at the same time and place in two files: which one?
+    for i, (name_i, p) in enumerate(parts):
+        for name_j, q in parts[i + 1 :]:
+            if (
+                "time" not in p.dims
+                or "time" not in q.dims
+                or not set(p.data_vars) & set(q.data_vars)
+            ):
+                continue
+            apart = any(  # files of other levels (or regions) at the same times combine
+                d in p.coords and d in q.coords and p[d].ndim == 1 and q[d].ndim == 1
+                and not np.intersect1d(p[d].values, q[d].values).size
+                for d in ("level", "latitude", "longitude")
+            )  # fmt: skip
+            both = np.intersect1d(p["time"].values, q["time"].values)
+            if both.size and not apart:
+                shared[(name_i, name_j)] = both
+    if shared:
+        (a, b), both = next(iter(shared.items()))
+        raise SchemaError(
+            f"cannot combine the data of {sources}: '{a}' and '{b}' hold the same variables "
+            f"at {both.size} common time(s) ({_times_text(both)}); give each time once "
+            "(files that overlap: select the times of one first)"
+        )
     try:
         return xr.combine_by_coords(
             [p for _, p in parts],
@@ -801,7 +825,8 @@ def from_weatherbench2(
         ``longitude`` (forecasts add ``prediction_timedelta``), local or remote
         (``gs://weatherbench2/...``, any fsspec URL).
     storage_options : mapping, optional
-        Passed to fsspec for a remote store (e.g. ``{"token": "anon"}``).
+        Passed to fsspec for a remote store (e.g. ``{"token": "anon"}``; another type is a
+        ``TypeError``).
     **validate_kwargs
         Passed to :func:`xfuxi.data.schema.validate`.
 
@@ -834,6 +859,11 @@ def from_weatherbench2(
     >>> float(back["temperature"].mean())
     250.0
     """
+    if storage_options is not None and not isinstance(storage_options, Mapping):
+        raise TypeError(
+            "storage_options must be a mapping of fsspec options, e.g. {'token': 'anon'}; "
+            f"got {storage_options!r}"
+        )
     if isinstance(obj, xr.Dataset):
         return validate(obj, **validate_kwargs)
     if not isinstance(obj, (str, os.PathLike)):
