@@ -336,3 +336,24 @@ def test_plot_cycle_and_map_overlays_name_their_odd_inputs():
         xfuxi.plot_cycle(xr.concat([s, s.isel(time=[0])], "time"))
     with pytest.raises(TypeError, match="observations must be a Dataset or DataArray"):
         xfuxi.plot_map(_grid_field()["temperature"], observations=5)
+
+
+def test_a_method_without_a_name_or_a_store_with_damaged_settings_is_refused(tmp_path):
+    """LETKFMethod(name=None) was written into the store; a damaged run.json was returned
+    by open_cycle as text, and failed a resume with a raw JSONDecodeError."""
+    method = xfuxi.LETKFMethod(
+        options=xfuxi.LETKFOptions(n_members=6, qc_threshold=None),
+        localization=xfuxi.LocalizationOptions(length_scale=4.0, n_points=40),
+        initial=xfuxi.BackgroundError(amplitude=1.0, wavelength=1, octaves=1,
+                                      perturbation_std=(1.0,)),
+        name=None,
+    )  # fmt: skip
+    with pytest.raises(TypeError, match="the method's name must be a non-empty string"):
+        _l96_cycle(method=method)
+    store = tmp_path / "run.zarr"
+    _l96_cycle(store=store)
+    (store / "run.json").write_text('{"method": "LETKF", "opt')  # cut short
+    with pytest.raises(ValueError, match="run.json cannot be read.*damaged"):
+        xfuxi.open_cycle(store)
+    with pytest.raises(ValueError, match="run.json cannot be read.*damaged"):
+        _l96_cycle(store=store)

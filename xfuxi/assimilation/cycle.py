@@ -1706,6 +1706,20 @@ def _cycling_store(store: str | Path) -> Path:
     return path
 
 
+def _read_settings(path: Path) -> dict[str, Any]:
+    """The settings of the cycling store ``path`` (its ``run.json``), or a ValueError that
+    says the file is damaged (a raw JSONDecodeError, or a corrupted file read as text)."""
+    try:
+        settings = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"{path}: its settings file run.json cannot be read ({err}); the store is damaged"
+        ) from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: its settings file run.json holds no settings; it is damaged")
+    return settings
+
+
 def _readable_cycles(store: Path) -> list[Path]:
     """The complete cycles' directories in order, for readers, while a run may be writing.
 
@@ -1909,6 +1923,8 @@ def cycle(
         raise TypeError(f"store must be a path (str or os.PathLike); got {type(store).__name__}")
     if not isinstance(method, CycleMethod):
         raise TypeError(f"method must be a CycleMethod; got {type(method).__name__}")
+    if not isinstance(method.name, str) or not method.name.strip():  # written in the store
+        raise TypeError(f"the method's name must be a non-empty string; got {method.name!r}")
     if not callable(network):
         raise TypeError(
             "network must be callable as network(truth, times, *, cycle, model) -> "
@@ -2228,7 +2244,7 @@ def _open_store(
                     "cycles cannot be checked against this run's settings, so it is not "
                     "resumed; give another store"
                 )
-            old = json.loads(run_json.read_text())
+            old = _read_settings(path)
             new_settings = json.loads(json.dumps(settings))
             if "fingerprints" not in old:  # a store of an earlier release: not recorded
                 new_settings.pop("fingerprints")
@@ -2453,6 +2469,7 @@ def open_cycle(store: str | Path) -> xr.Dataset:
     # the store's zarr-v2 codecs are its own: kept, ``out.to_zarr(...)`` in zarr's current
     # format would fail
     out = _with_channel_units(_concat_rows(_read_while_written(read)).drop_encoding())
+    _read_settings(path)  # a damaged settings file refused, not returned as text
     out.attrs["settings"] = (path / "run.json").read_text()
     return out
 
@@ -2661,7 +2678,7 @@ def _cycle_states(path: Path, members: int | None, skip_days: float) -> xr.DataA
             f"the states of {path} have shape {states.shape}; expected (time, member, 2, "
             f"{len(names)} channels, latitude, longitude)"
         )
-    settings = json.loads((path / "run.json").read_text())
+    settings = _read_settings(path)
     # the input pair is one model step long: as the cycle recorded it, or (stores written
     # before it did) the cycles' spacing, one model step (6 h for a store of one cycle)
     if marked_step is not None:
