@@ -263,10 +263,6 @@ def zenith_angle(
     sats = np.atleast_1d(np.asarray(satellites, dtype="float64"))
     if sats.size == 0 or not np.all(np.isfinite(sats)):
         raise ImagerError(f"satellites must be finite sub-satellite longitudes; got {satellites}")
-    if np.any((sats < -180.0) | (sats > 360.0)):
-        raise ImagerError(
-            f"satellites must be longitudes within -180..360 degrees east; got {sats.tolist()}"
-        )
     wrapped = np.round(np.mod(sats, 360.0), 9)
     if np.unique(wrapped).size != wrapped.size:  # one disc twice (90 and -270 too)
         raise ImagerError(f"satellites repeats a longitude (modulo 360); got {sats.tolist()}")
