@@ -1923,8 +1923,6 @@ def cycle(
         raise TypeError(f"store must be a path (str or os.PathLike); got {type(store).__name__}")
     if not isinstance(method, CycleMethod):
         raise TypeError(f"method must be a CycleMethod; got {type(method).__name__}")
-    if not isinstance(method.name, str) or not method.name.strip():  # written in the store
-        raise TypeError(f"the method's name must be a non-empty string; got {method.name!r}")
     if not callable(network):
         raise TypeError(
             "network must be callable as network(truth, times, *, cycle, model) -> "
@@ -1975,6 +1973,8 @@ def cycle(
         if isinstance(net, RadiosondeNetwork):
             net.observed(truth, model)  # variables the model lacks: refused before the store
     settings = _settings(method, network, model, t0, lead_steps, seed, initial_error)
+    if not isinstance(method.name, str) or not method.name.strip():  # written in the store
+        raise TypeError(f"the method's name must be a non-empty string; got {method.name!r}")
     settings["fingerprints"] = _fingerprints(model, truth, t0)
     settings["fingerprints"].update({f"method.{k}": v for k, v in method.fingerprints().items()})
     bound = divergence_factor * np.asarray(model.stats.std, dtype="float64")
