@@ -881,7 +881,7 @@ def select_climatology(
     Raises
     ------
     ValueError
-        If a needed day of year or hour is not in the climatology.
+        If a needed day of year or hour is not in the climatology, or it holds one twice.
     TypeError
         If ``times`` is not a DataArray of datetime64 (and the climatology is not already
         on its dims).
@@ -909,6 +909,12 @@ def select_climatology(
             f"xr.DataArray(pd.to_datetime([...]), dims='time')); got {type(times).__name__}"
             + (f" of {times.dtype}" if isinstance(times, xr.DataArray) else "")
         )
+    for key in ("hour", "dayofyear"):  # (pandas' "Reindexing only valid with uniquely
+        # valued Index objects" otherwise)
+        if key in climatology.indexes and not climatology.indexes[key].is_unique:
+            index = climatology.indexes[key]
+            twice = sorted({int(v) for v in index[index.duplicated()]})[:5]
+            raise ValueError(f"the climatology holds {key} {twice} more than once")
     keys = {"hour": times.dt.hour, "dayofyear": times.dt.dayofyear}
     for key, val in keys.items():
         if key in climatology.dims:
