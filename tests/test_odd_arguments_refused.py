@@ -301,6 +301,8 @@ def test_stats_helpers_name_their_odd_arguments():
         select_climatology(clim, xr.DataArray([1.0, 2.0], dims="time"))
     picked = select_climatology(clim, xr.DataArray(index, dims="time"))
     assert picked.values.tolist() == [20.0, 10.0]
+    with pytest.raises(ValueError, match=r"holds hour \[0, 12\] more than once"):
+        select_climatology(xr.concat([clim, clim], "hour"), xr.DataArray(index, dims="time"))
 
 
 def test_coordinates_that_are_no_degrees_or_no_levels_are_refused():
@@ -356,3 +358,25 @@ def test_a_method_without_a_name_or_a_store_with_damaged_settings_is_refused(tmp
         xfuxi.open_cycle(store)
     with pytest.raises(ValueError, match="run.json cannot be read.*damaged"):
         _l96_cycle(store=store)
+
+
+def test_a_configuration_of_ones_own_checks_its_switches_however_annotated():
+    """Only the spellings "bool" and "bool | None" were read as switches: a field written
+    Optional[bool] (or without ``from __future__ import annotations``) went unchecked."""
+    import dataclasses
+    from typing import Optional
+
+    from xfuxi.config import Config, FlagError
+
+    @dataclasses.dataclass(frozen=True)
+    class Mine(Config):
+        a: bool = True
+        b: Optional[bool] = None  # noqa: UP045 - the spelling under test
+        c: "bool|None" = None  # noqa: UP037
+
+    assert Mine(a=False, b=None, c=True).a is False
+    for field in ("a", "b", "c"):
+        with pytest.raises(FlagError, match=f"Mine.{field} must be True"):
+            Mine(**{field: "no"})
+    with pytest.raises(FlagError, match="Mine.a must be True or False;"):
+        Mine(a=None)

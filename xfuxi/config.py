@@ -88,15 +88,14 @@ class Config:
     _flag_error: ClassVar[type[Exception] | None] = None
 
     def _check_flags(self) -> None:
-        for f in dataclasses.fields(self):
-            if f.type in ("bool", bool, "bool | None"):
-                try:
-                    check_flag(getattr(self, f.name), f"{type(self).__name__}.{f.name}",
-                               allow_none=f.type == "bool | None")  # fmt: skip
-                except FlagError as err:
-                    if self._flag_error is None:
-                        raise
-                    raise self._flag_error(str(err)) from None
+        for name, allow_none in _flag_fields(type(self)):
+            try:
+                check_flag(getattr(self, name), f"{type(self).__name__}.{name}",
+                           allow_none=allow_none)  # fmt: skip
+            except FlagError as err:
+                if self._flag_error is None:
+                    raise
+                raise self._flag_error(str(err)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict (nested configurations as dicts, tuples as lists)."""
@@ -146,6 +145,34 @@ class Config:
             [(k, v) for k, v, _ in rows],
             bold=[k for k, _, changed in rows if changed],
         )
+
+
+@functools.cache
+def _flag_fields(cls: type) -> tuple[tuple[str, bool], ...]:
+    """``(name, None allowed)`` of the fields of ``cls`` that are switches: annotated
+    ``bool`` or an optional bool, however spelt (``bool | None``, ``Optional[bool]``, as
+    a string or not)."""
+    try:
+        hints = get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - a name only a type checker sees: read the strings
+        hints = {}
+    out = []
+    for f in dataclasses.fields(cls):
+        hint = hints.get(f.name, f.type)
+        if isinstance(hint, str):
+            spelt = hint.replace(" ", "").strip("'\"")  # (a quoted annotation, quoted again)
+            if spelt == "bool":
+                out.append((f.name, False))
+            elif spelt in ("bool|None", "None|bool", "Optional[bool]", "typing.Optional[bool]"):
+                out.append((f.name, True))
+        elif hint is bool:
+            out.append((f.name, False))
+        elif get_origin(hint) in (typing.Union, types.UnionType) and set(get_args(hint)) == {
+            bool,
+            type(None),
+        }:
+            out.append((f.name, True))
+    return tuple(out)
 
 
 def _shown(value: Any) -> str:
