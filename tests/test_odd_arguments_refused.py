@@ -380,3 +380,16 @@ def test_a_configuration_of_ones_own_checks_its_switches_however_annotated():
             Mine(**{field: "no"})
     with pytest.raises(FlagError, match="Mine.a must be True or False;"):
         Mine(a=None)
+
+
+def test_more_switches_are_true_or_false():
+    """validate(allow_nan="no") allowed NaN, single_observation(noise="no") added noise,
+    plot_scorecard(annotate="no") annotated: truthy strings taken as True."""
+    ds = tiny.dataset(n_time=2)
+    with pytest.raises(xfuxi.config.FlagError, match="allow_nan must be True or False"):
+        xfuxi.validate(ds, allow_nan="no")
+    with pytest.raises(xfuxi.config.FlagError, match="noise must be True or False"):
+        xfuxi.single_observation(ds, variable="temperature", latitude=0.0, longitude=0.0,
+                                 level=500.0, time=ds["time"].values[0], error=1.0,
+                                 noise="no")  # fmt: skip
+    assert xfuxi.validate(ds, allow_nan=np.True_).sizes == ds.sizes

@@ -1619,7 +1619,11 @@ def plot_scorecard(
                                       label="no value")], loc="lower center",
                        bbox_to_anchor=(0.5, 1.01), fontsize=7, frameon=False,
                        borderaxespad=0.1, handlelength=1.2)  # fmt: skip
-    if annotate if annotate is not None else grid.shape[1] <= 24:
+    if (
+        check_flag(annotate, "annotate", allow_none=True)
+        if annotate is not None
+        else (grid.shape[1] <= 24)
+    ):
         # white on dark cells, black on light ones (by the cell's own colour), as
         # seaborn's heatmap does: black numbers on saturated red or blue are unreadable
         colours = _text_colours_on(im.cmap(im.norm(grid)))

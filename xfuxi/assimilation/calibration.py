@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..config import check_flag
 from ..data.channels import WIND_COMPONENTS, channel_name, parse_channel_name, stack, unstack
 from ..data.schema import canonical_order, check_state_dims, require_dataset, validate
 from ..docstrings import docstring_parts
@@ -344,7 +345,7 @@ def background_error_std(
     """
 
     model, picked, errors = _forecast_errors(data, model, lead_steps, n_samples, seed)
-    if by_latitude:
+    if check_flag(by_latitude, "by_latitude"):
         sq = sum((e**2).mean(axis=-1) for e in errors)
         da = xr.DataArray(
             np.sqrt(sq / picked.size),

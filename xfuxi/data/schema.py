@@ -1186,6 +1186,12 @@ def validate(
     >>> da.fuxi.validate().dims  # a DataArray through the accessor
     ('latitude', 'longitude')
     """
+    from ..config import check_flag
+
+    switches = {"allow_nan": allow_nan, "require_time": require_time,
+                "check_ranges": check_ranges, "require_grid": require_grid}  # fmt: skip
+    for flag, value in switches.items():
+        check_flag(value, flag)  # allow_nan="no" allowed NaN
     if isinstance(ds, xr.DataArray):
         name = ds.name if ds.name is not None else "__xfuxi_unnamed__"
         out = validate(

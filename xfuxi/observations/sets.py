@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..config import is_integer, user_stacklevel
+from ..config import check_flag, is_integer, user_stacklevel
 from ..data.channels import channels_of, stack
 from ..data.schema import (
     ERA5_SHORT_NAMES,
@@ -622,6 +622,7 @@ def single_observation(
     >>> float(obs["value"][0])
     5.0
     """
+    check_flag(noise, "noise")  # noise="no" added noise
     truth = _truth(truth)
     rng = _rng(seed)
     lev = np.nan if level is None else float(level)
