@@ -156,23 +156,32 @@ def _flag_fields(cls: type) -> tuple[tuple[str, bool], ...]:
         hints = get_type_hints(cls)
     except Exception:  # noqa: BLE001 - a name only a type checker sees: read the strings
         hints = {}
-    out = []
-    for f in dataclasses.fields(cls):
-        hint = hints.get(f.name, f.type)
-        if isinstance(hint, str):
-            spelt = hint.replace(" ", "").strip("'\"")  # (a quoted annotation, quoted again)
-            if spelt == "bool":
-                out.append((f.name, False))
-            elif spelt in ("bool|None", "None|bool", "Optional[bool]", "typing.Optional[bool]"):
-                out.append((f.name, True))
-        elif hint is bool:
-            out.append((f.name, False))
-        elif get_origin(hint) in (typing.Union, types.UnionType) and set(get_args(hint)) == {
-            bool,
-            type(None),
-        }:
-            out.append((f.name, True))
-    return tuple(out)
+    kinds = ((f.name, switch_kind(hints.get(f.name, f.type))) for f in dataclasses.fields(cls))
+    return tuple((name, kind) for name, kind in kinds if kind is not None)
+
+
+def switch_kind(hint: Any) -> bool | None:
+    """Whether the annotation ``hint`` is a switch: ``None`` if not, ``False`` for ``bool``,
+    ``True`` for an optional bool (``None`` allowed), however spelt (``bool | None``,
+    ``Optional[bool]``, a string of either, quoted or not). The one rule of what
+    :func:`check_flag` is applied to, in the configurations and the scores.
+
+    Examples
+    --------
+    >>> switch_kind("bool"), switch_kind("bool | None"), switch_kind(int), switch_kind(bool)
+    (False, True, None, False)
+    """
+    if isinstance(hint, str):
+        spelt = hint.replace(" ", "").strip("'\"")  # (a quoted annotation, quoted again)
+        if spelt == "bool":
+            return False
+        if spelt in ("bool|None", "None|bool", "Optional[bool]", "typing.Optional[bool]"):
+            return True
+        return None
+    if hint is bool:
+        return False
+    optional = get_origin(hint) in (typing.Union, types.UnionType)
+    return True if optional and set(get_args(hint)) == {bool, type(None)} else None
 
 
 def _shown(value: Any) -> str:

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..config import check_flag
+from ..config import check_flag, switch_kind
 from ..docstrings import docstring_parts
 
 __all__ = ["DOC_PARTS", "fill_doc", "score_doc"]
@@ -129,20 +129,16 @@ def fill_doc(func: F) -> F:
     return _checking_flags(_fill(func))
 
 
-#: annotations of a switch (the modules annotate with ``from __future__ import annotations``)
-_FLAG_ANNOTATIONS = {"bool": False, "bool | None": True, bool: False}
-
-
 def _checking_flags(func: F) -> F:
     """``func``, refusing a keyword switch (a parameter annotated ``bool``) that is not True
     or False: ``fair="False"`` gave the fair score, ``skipna="no"`` skipped NaN."""
-    flags = {
-        name: _FLAG_ANNOTATIONS[p.annotation]
-        for name, p in inspect.signature(func).parameters.items()
+    params = inspect.signature(func).parameters.values()
+    kinds = {
+        p.name: switch_kind(p.annotation)
+        for p in params
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and isinstance(p.annotation, (str, type))
-        and p.annotation in _FLAG_ANNOTATIONS
     }
+    flags = {name: kind for name, kind in kinds.items() if kind is not None}
     if not flags:
         return func
 
