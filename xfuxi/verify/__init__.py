@@ -15,7 +15,16 @@ Every score is a function here and a method of the ``.fuxi`` accessor:
 
 from __future__ import annotations
 
-from . import balance, deterministic, gaussian, observation_space, probabilistic, regions, weights
+from . import (
+    balance,
+    deterministic,
+    gaussian,
+    observation_space,
+    probabilistic,
+    regions,
+    spectra,
+    weights,
+)
 from .balance import *  # noqa: F403
 from .deterministic import *  # noqa: F403
 from .gaussian import *  # noqa: F403
@@ -23,6 +32,7 @@ from .observation_space import *  # noqa: F403
 from .probabilistic import *  # noqa: F403
 from .regions import *  # noqa: F403
 from .scorecard import scorecard as scorecard  # the function, not the module
+from .spectra import *  # noqa: F403
 from .weights import *  # noqa: F403
 
 #: building blocks the modules share that this package imports but does not list
@@ -31,6 +41,7 @@ _BUILDING_BLOCKS = {"RegionLike", "gaussian_log_score", "member_variance", "regi
 __all__ = sorted(
     {
         *balance.__all__, *deterministic.__all__, *gaussian.__all__, *observation_space.__all__,
-        *probabilistic.__all__, *regions.__all__, *weights.__all__, "scorecard",
+        *probabilistic.__all__, *regions.__all__, *spectra.__all__, *weights.__all__,
+        "scorecard",
     } - _BUILDING_BLOCKS
 )  # fmt: skip
