@@ -155,6 +155,7 @@ if TYPE_CHECKING:
     from .verify.regions import REGIONS as REGIONS
     from .verify.regions import Region as Region
     from .verify.scorecard import scorecard as scorecard
+    from .verify.significance import score_difference as score_difference
     from .verify.spectra import zonal_energy_spectrum as zonal_energy_spectrum
     from .verify.weights import align_valid_time as align_valid_time
     from .world.simulator import WorldConfig as WorldConfig

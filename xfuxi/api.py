@@ -144,6 +144,7 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("ageostrophic_wind", "verify.balance:ageostrophic_wind", accessor="dataset"),
     Entry("balance_summary", "verify.balance:balance_summary", accessor="dataset"),
     Entry("zonal_energy_spectrum", "verify.spectra:zonal_energy_spectrum", accessor="both"),
+    Entry("score_difference", "verify.significance:score_difference", accessor="both"),
     # grid
     Entry("area_weights", "grid:area_weights"),
     # plot

@@ -22,6 +22,7 @@ from . import (
     observation_space,
     probabilistic,
     regions,
+    significance,
     spectra,
     weights,
 )
@@ -32,6 +33,7 @@ from .observation_space import *  # noqa: F403
 from .probabilistic import *  # noqa: F403
 from .regions import *  # noqa: F403
 from .scorecard import scorecard as scorecard  # the function, not the module
+from .significance import *  # noqa: F403
 from .spectra import *  # noqa: F403
 from .weights import *  # noqa: F403
 
@@ -41,7 +43,7 @@ _BUILDING_BLOCKS = {"RegionLike", "gaussian_log_score", "member_variance", "regi
 __all__ = sorted(
     {
         *balance.__all__, *deterministic.__all__, *gaussian.__all__, *observation_space.__all__,
-        *probabilistic.__all__, *regions.__all__, *spectra.__all__, *weights.__all__,
-        "scorecard",
+        *probabilistic.__all__, *regions.__all__, *significance.__all__, *spectra.__all__,
+        *weights.__all__, "scorecard",
     } - _BUILDING_BLOCKS
 )  # fmt: skip
