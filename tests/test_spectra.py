@@ -120,17 +120,35 @@ def test_band_mean_is_the_weighted_mean_of_interpolated_spectra():
     c = _circumference(np.array(rows))
     freq = np.linspace(0, 8 / c.max(), 9)
     np.testing.assert_allclose(band["frequency"], freq, rtol=1e-12)
-    want = 0.0
+    want, total = 0.0, 0.0
     for lat, ci in zip(rows, c, strict=True):
         one = s.sel(latitude=lat)
         # the spectrum at fractional wavenumber freq * C, linearly between wavenumbers
         at = np.stack([np.interp(freq * ci, np.arange(9), one.isel(time=t)) for t in range(2)])
-        want = want + np.cos(np.deg2rad(lat)) * at
-    want = want / np.cos(np.deg2rad(rows)).sum()
+        # a wave longer than this circle (0 < k < 1) is not in this latitude's spectrum
+        inside = (freq * ci >= 1 - 1e-9) | (freq == 0)
+        want = want + np.where(inside, np.cos(np.deg2rad(lat)) * at, 0.0)
+        total = total + np.where(inside, np.cos(np.deg2rad(lat)), 0.0)
+    want = want / total
+    # the longest wave of the band (k = 1 at 30°) is shorter than the circle at 60° only
+    assert (freq[1] * c < 1 - 1e-9).any() and total[1] < total[2]
     np.testing.assert_allclose(band.values, want, rtol=1e-12)
     assert band.dims == ("time", "frequency")
     assert band.attrs["latitude_band"] == [30.0, 60.0]
     np.testing.assert_allclose(band["wavelength"][1:], 1 / freq[1:], rtol=1e-12)
+
+
+def test_the_zonal_mean_does_not_leak_into_the_band_mean():
+    lon = np.arange(0.0, 360.0, 22.5)
+    lat = np.array([30.0, 60.0])
+    wave = np.cos(2 * np.deg2rad(lon))  # wavenumber 2 on both circles
+    f = xr.DataArray(np.stack([wave, wave]), dims=("latitude", "longitude"),
+                     coords={"latitude": lat, "longitude": lon})  # fmt: skip
+    plain = zonal_energy_spectrum(f, latitude_band=(30, 60))
+    shifted = zonal_energy_spectrum(f + 300.0, latitude_band=(30, 60))  # a zonal mean of 300
+    # only the zonal mean (frequency 0) changes; the longest waves are not raised by it
+    np.testing.assert_allclose(shifted[1:], plain[1:], rtol=1e-9, atol=1e-6 * float(plain.max()))
+    assert float(shifted[0]) > 1e3 * float(plain.max())
 
 
 def test_band_of_one_latitude_is_its_spectrum():
@@ -172,3 +190,34 @@ def test_type_refusals():
         zonal_energy_spectrum(_field(16) * 1j)
     with pytest.raises(TypeError):
         zonal_energy_spectrum(_field(16).astype(str))
+
+
+def test_plot_spectra_draws_each_curve_in_wavelength_order():
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = _field(16).isel(time=0)
+    band = zonal_energy_spectrum(f, latitude_band=(30, 60))
+    one = zonal_energy_spectrum(f).sel(latitude=45.0)
+    try:
+        ax = xfuxi.plot_spectra({"band": band, "45N": one}, title="t")
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["band", "45N"]
+        x, y = ax.lines[0].get_data()
+        keep = np.isfinite(band["wavelength"].values)  # the zonal mean is not drawn
+        assert np.all(np.diff(x) > 0) and x.size == keep.sum()
+        np.testing.assert_allclose(np.sort(x), np.sort(band["wavelength"].values[keep] / 1e3))
+        assert ax.xaxis_inverted() and ax.get_yscale() == "log"
+        assert ax.get_ylabel() == "energy [m (K)²]" and ax.get_title() == "t"
+        for bad, error, message in [
+            ({}, ValueError, "empty"),
+            (zonal_energy_spectrum(f), ValueError, "one curve has one dim"),
+            (f, ValueError, "wavelength"),
+            ({"a": band, "b": band.assign_attrs(units="m (m s**-1)**2")}, ValueError, "units"),
+            ({"a": band.values}, TypeError, "DataArray"),
+            (band * 0, ValueError, "no finite positive"),
+        ]:
+            with pytest.raises(error, match=message):
+                xfuxi.plot_spectra(bad)
+    finally:
+        plt.close("all")

@@ -119,6 +119,7 @@ if TYPE_CHECKING:
     from .plot import plot_rank_histogram as plot_rank_histogram
     from .plot import plot_scorecard as plot_scorecard
     from .plot import plot_scores as plot_scores
+    from .plot import plot_spectra as plot_spectra
     from .plot import plot_spread_skill as plot_spread_skill
     from .training.config import PerturbationTrainConfig as PerturbationTrainConfig
     from .training.config import TrainConfig as TrainConfig

@@ -154,6 +154,7 @@ PUBLIC: tuple[Entry, ...] = (
     Entry("plot_scores", "plot:plot_scores", accessor="both"),
     Entry("plot_spread_skill", "plot:plot_spread_skill", accessor="both"),
     Entry("plot_rank_histogram", "plot:plot_rank_histogram", accessor="both"),
+    Entry("plot_spectra", "plot:plot_spectra"),
     Entry("plot_convergence", "plot:plot_convergence", accessor="both"),
     # real data (issue 25)
     Entry("regrid", "data.regrid:regrid", accessor="both"),

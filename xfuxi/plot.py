@@ -1335,6 +1335,102 @@ def _integer_ticks(axis: Any) -> None:
 
 
 @_doc
+def plot_spectra(
+    spectra: xr.DataArray | Mapping[str, xr.DataArray],
+    /,
+    *,
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Plot zonal energy spectra against wavelength (log–log, the large scales on the left).
+
+    Parameters
+    ----------
+    spectra : DataArray or mapping of label to DataArray
+        Spectra from :func:`~xfuxi.zonal_energy_spectrum`, each one curve: a latitude
+        band's mean (dim ``frequency``) or one latitude's spectrum (dim
+        ``zonal_wavenumber``), with its ``wavelength`` coordinate; every other dim
+        selected or reduced first (a time mean, one lead, one level). A mapping gives one
+        line per entry, labelled by its key.
+    {{title_ax}}
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on; wavelength in km on the x axis (decreasing to the right), the
+        energy (the spectra's units) on the y axis. The zonal mean (an infinite
+        wavelength) is not drawn.
+
+    Raises
+    ------
+    ValueError
+        An empty mapping, a spectrum without a ``wavelength`` coordinate or with more
+        than one dim, spectra of other units, or none with a finite positive value.
+    TypeError
+        A spectrum that is not a DataArray.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> from xfuxi.verify.spectra import zonal_energy_spectrum
+    >>> lon = np.arange(0.0, 360.0, 10.0)
+    >>> rng = np.random.default_rng(0)
+    >>> f = xr.DataArray(rng.normal(size=(3, 36)), dims=("latitude", "longitude"),
+    ...                  coords={"latitude": [40.0, 45.0, 50.0], "longitude": lon},
+    ...                  attrs={"units": "K"})
+    >>> band = dict(latitude_band=(40, 50))
+    >>> smooth = f.rolling(longitude=3, center=True).mean().fillna(0.0)
+    >>> ax = plot_spectra({"field": zonal_energy_spectrum(f, **band),
+    ...                    "smoothed": zonal_energy_spectrum(smooth, **band)})
+    >>> len(ax.lines), ax.get_xscale(), ax.get_ylabel()
+    (2, 'log', 'energy [m (K)²]')
+    """
+    curves = dict(spectra) if isinstance(spectra, Mapping) else {None: spectra}
+    if not curves:
+        raise ValueError("spectra is an empty mapping: give at least one spectrum")
+    units = set()
+    lines = []
+    for label, spec in curves.items():
+        name = "spectra" if label is None else f"spectrum {label!r}"
+        if not isinstance(spec, xr.DataArray):
+            raise TypeError(f"{name} must be a DataArray; got {type(spec).__name__}")
+        if "wavelength" not in spec.coords:
+            raise ValueError(
+                f"{name} has no 'wavelength' coordinate: give the result of "
+                "xfuxi.zonal_energy_spectrum"
+            )
+        if spec.ndim != 1 or spec["wavelength"].ndim != 1:
+            raise ValueError(
+                f"{name} has dims {list(spec.dims)}; one curve has one dim (frequency or "
+                "zonal_wavenumber): select or reduce the others first (e.g. .mean('time'), "
+                ".sel(latitude=45), or latitude_band=)"
+            )
+        units.add(spec.attrs.get("units"))
+        km = np.asarray(spec["wavelength"].values, dtype="float64") / 1e3
+        y = np.asarray(spec.values, dtype="float64")
+        keep = np.isfinite(km) & (km > 0) & np.isfinite(y) & (y > 0)
+        lines.append((label, km[keep], y[keep]))
+    if len(units) > 1:
+        raise ValueError(f"the spectra have other units: {sorted(map(str, units))}")
+    if not any(x.size for _, x, _ in lines):
+        raise ValueError("the spectra have no finite positive value: there is nothing to plot")
+    ax = _new_axes(ax, None)
+    for label, x, y in lines:
+        order = np.argsort(x)
+        ax.plot(x[order], y[order], label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if not ax.xaxis_inverted():
+        ax.invert_xaxis()
+    ax.set_xlabel("wavelength [km]")
+    unit = _units_label(units.pop())
+    ax.set_ylabel(f"energy [{unit}]" if unit else "energy")
+    if any(label is not None for label, _, _ in lines):
+        ax.legend()
+    return _titled(ax, title)
+
+
+@_doc
 def plot_convergence(
     costs: xr.Dataset | xr.DataArray | Sequence[float] | Mapping[str, Any],
     /,
@@ -1634,6 +1730,7 @@ def plot_scorecard(
 
 
 __all__ += ["plot_scorecard"]  # appended with the function (issue 24)
+__all__ += ["plot_spectra"]
 
 
 def _text_colours_on(rgba: np.ndarray) -> np.ndarray:

@@ -113,7 +113,9 @@ def zonal_energy_spectrum(data: T, /, *, latitude_band: Sequence[float] | None =
         Average the spectra of the latitudes with ``low <= |latitude| <= high`` (both
         hemispheres), weighted by ``cos(latitude)``, after interpolating each to common
         frequencies (as WeatherBench2's spectra: the same wavenumber is a shorter wave at a
-        higher latitude). Default: the spectrum of every latitude circle.
+        higher latitude; a wave longer than a latitude's circle is left out of that
+        latitude's share, where WeatherBench2 interpolates it from the zonal mean).
+        Default: the spectrum of every latitude circle.
 
     Returns
     -------
@@ -234,7 +236,8 @@ def _provenance(data: xr.Dataset | xr.DataArray, band: tuple[float, float] | Non
 def _band_mean(spec: xr.DataArray, band: tuple[float, float]) -> xr.DataArray:
     """The cos-latitude weighted mean over the band's latitudes of their spectra, each
     interpolated linearly to common frequencies: ``n_k`` from 0 to the highest frequency
-    every latitude resolves (that of the circle nearest the equator)."""
+    every latitude resolves (that of the circle nearest the equator); at a frequency below
+    a latitude's wavenumber 1, over the other latitudes."""
     lat = np.asarray(spec["latitude"].values, dtype="float64")
     inside = (np.abs(lat) >= band[0]) & (np.abs(lat) <= band[1])
     if not inside.any():
@@ -255,14 +258,17 @@ def _band_mean(spec: xr.DataArray, band: tuple[float, float]) -> xr.DataArray:
     below = np.minimum(np.floor(k).astype(int), max(top - 1, 0))
     above = np.minimum(below + 1, top)
     frac = k - below
-    weights = np.cos(np.deg2rad(lat))
-    weights = weights / weights.sum()
+    # a wavelength longer than a latitude's circle (0 < k < 1) is not in its spectrum:
+    # interpolated there, the zonal mean's energy (k = 0) would leak into the planetary
+    # scales, so that latitude sits out that frequency (the nearest the equator never does)
+    weights = np.cos(np.deg2rad(lat))[:, None] * ((k >= 1.0 - 1e-9) | (frequency[None, :] == 0))
+    weights = weights / weights.sum(0, keepdims=True)
 
     def mean(s: np.ndarray) -> np.ndarray:  # s (..., latitude, zonal_wavenumber)
         lo = np.take_along_axis(s, np.broadcast_to(below, s.shape[:-1] + below.shape[-1:]), -1)
         hi = np.take_along_axis(s, np.broadcast_to(above, s.shape[:-1] + above.shape[-1:]), -1)
         at = lo * (1.0 - frac) + hi * frac
-        return np.einsum("...lf,l->...f", at, weights)
+        return np.einsum("...lf,lf->...f", at, weights)
 
     out = xr.apply_ufunc(
         mean,
