@@ -35,6 +35,7 @@ __all__ = [
     "PLAUSIBLE_VALUE_STDS",
     "ForecastModel",
     "NormStats",
+    "channels_without_statistics",
     "check_input_pair",
     "check_plausible",
     "isolated_rng",
@@ -505,6 +506,26 @@ def _is_world_model(model: Any) -> bool:
 def _span(values: np.ndarray) -> str:
     """``first..last`` of a coordinate, for messages."""
     return f"{values[0]:g}..{values[-1]:g}" if values.size else "empty"
+
+
+def channels_without_statistics(model: Any) -> list[str]:
+    """The names of the model's channels that carry no normalization statistics: mean 0
+    and std 1, the identity of a model wrapped without ``stats`` (or a std that is not
+    positive). Their std is no physical scale: a default taken from it (a background-error
+    spread, an observation error, a divergence bound) would be 1 K, 1 m s⁻¹ and 1 m² s⁻²
+    alike, so such defaults are refused for these channels.
+
+    Examples
+    --------
+    >>> m = ForecastModel(torch.nn.Identity(), channels=[("temperature", 850.0)],
+    ...                   latitude=[0.0], longitude=[0.0, 180.0])
+    >>> channels_without_statistics(m)
+    ['temperature@850']
+    """
+    mean = np.asarray(model.stats.mean, dtype="float64").ravel()
+    std = np.asarray(model.stats.std, dtype="float64").ravel()
+    missing = ~(std > 0) | ((mean == 0.0) & (std == 1.0))
+    return [channel_name(c) for c, m in zip(model.channels, missing, strict=True) if m]
 
 
 def check_plausible(ds: xr.Dataset, model: Any) -> None:
