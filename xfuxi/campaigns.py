@@ -788,7 +788,9 @@ def _weatherbench2(template: xr.Dataset) -> xr.Dataset:
 
     done = template["done"]
     out = to_weatherbench2_layout(template.drop_vars("done"))
-    out["done"] = done
+    # the marker's own coordinates (without the layout's attributes) would replace those
+    # of ``time``: it takes the layout's coordinates instead
+    out["done"] = (done.dims, done.data, done.attrs)
     return out
 
 

@@ -472,7 +472,8 @@ def test_assimilate_4dvar_adaptive_spread_option():
         np.tile(bg["x"].isel(time=-1, latitude=0).values, 2) + truth_minus_bg,
         error=0.5, time=t[-1], latitude=0.0, longitude=lons, variable="x",
     )  # fmt: skip
-    kw = dict(model=m, background_error=BackgroundError(n_members=10, amplitude=0.01, wavelength=1),
+    kw = dict(model=m, background_error=BackgroundError(n_members=10, amplitude=0.01, wavelength=1,
+                                                        perturbation_std=(1.0,)),
               localization=None, progress=False,
               quality_control=QualityControl(qc_threshold=None))  # fmt: skip
     tiny = xfuxi.assimilate_4dvar(bg, obs, **kw)  # the ensemble's spread is tiny: no update

@@ -182,7 +182,7 @@ def test_a_blended_cycle_runs_resumes_and_refuses_other_factors(tmp_path):
         coords={"time": pd.date_range("2000-01-01", periods=12, freq="6h"), "level": [500.0],
                 "latitude": lat, "longitude": lon},
     )  # fmt: skip
-    stats = NormStats(np.zeros(1), np.ones(1), np.ones(1))
+    stats = NormStats(np.full(1, 250.0), np.ones(1), np.ones(1))
     model = xfuxi.wrap_model(Last(), channels=[("temperature", 500.0)], latitude=lat,
                              longitude=lon, stats=stats)  # fmt: skip
 

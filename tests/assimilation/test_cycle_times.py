@@ -1,5 +1,6 @@
-"""The start time of a cycled run: a time-zone-aware start is refused where the run is
-configured (it failed with a raw pandas TypeError when compared with the truth's times)."""
+"""The start time of a cycled run: a start in another time zone than UTC is refused where
+the run is configured (it failed with a raw pandas TypeError when compared with the truth's
+times); one marked UTC is read as UTC."""
 
 import pandas as pd
 import pytest
@@ -9,9 +10,13 @@ from xfuxi.assimilation.cycle_config import CycleConfig
 
 @pytest.mark.parametrize(
     "start",
-    ["2000-01-02T00:00:00+00:00", "2000-01-02T00:00:00Z", "2000-01-02T05:00+05:00",
-     pd.Timestamp("2000-01-02", tz="UTC")],
-)  # fmt: skip
+    ["2000-01-02T00:00:00+00:00", "2000-01-02T00:00:00Z", pd.Timestamp("2000-01-02", tz="UTC")],
+)
+def test_a_start_marked_utc_is_read_as_utc(start):
+    assert CycleConfig(n_cycles=2, start=start).start == "2000-01-02 00:00:00"
+
+
+@pytest.mark.parametrize("start", ["2000-01-02T05:00+05:00", pd.Timestamp("2000-01-02", tz="CET")])
 def test_time_zone_aware_start_is_refused_with_the_fix(start):
     with pytest.raises(ValueError, match=r"CycleConfig.start carries a time zone") as err:
         CycleConfig(n_cycles=2, start=start)

@@ -199,7 +199,8 @@ def test_a_network_for_other_satellites_or_channels_is_refused(setting):
     with pytest.raises(ValueError, match=r"takes frames at \[-2.0, 0.0, 2.0\] h.*\[0.0\] h"):
         _run(setting, 1, network=ImagerNetwork(satellites=(90.0,), channels=SENSORS, frames=[0.0]))
     model, truth = setting
-    other = xfuxi.wrap_model(Last(), channels=CHANNELS[:-1], latitude=LAT, longitude=LON)
+    sub = NormStats(STATS.mean[:-1], STATS.std[:-1], STATS.diff_std[:-1])
+    other = xfuxi.wrap_model(Last(), channels=CHANNELS[:-1], latitude=LAT, longitude=LON, stats=sub)
     with pytest.raises(ValueError, match="must be the same"):
         cycle(
             truth.drop_vars("surface_pressure"),

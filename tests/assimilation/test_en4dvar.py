@@ -446,10 +446,12 @@ def test_assimilate_4dvar_bad_background():
             progress=False,
         )
     # a time-zone-aware analysis time: every background time was reported missing
-    # (now refused where the window is made: Window reads its time with parse_times)
+    # (now refused where the window is made: Window reads its time with parse_times); UTC
+    # is read as UTC
     t0 = pd.Timestamp(_background_ds()["time"].values[-1])
     with pytest.raises(ValueError, match="time carries a time zone"):
-        Window(time=t0.isoformat() + "Z")
+        Window(time=t0.isoformat() + "+05:00")
+    assert Window(time=t0.isoformat() + "Z").time == Window(time=t0).time
 
 
 def test_assimilate_4dvar_hybrid_static_b():
@@ -540,7 +542,8 @@ def test_analysis_trajectory_and_increment_spell_units_as_the_background():
         level=500.0,
     )  # fmt: skip
     res = assimilate_4dvar(
-        bg, obs, model=model, background_error=BackgroundError(n_members=4), progress=False,
+        bg, obs, model=model, progress=False,
+        background_error=BackgroundError(n_members=4, perturbation_std=(1.0, 1.0)),
         minimiser=Minimiser(max_iter=0),
     )  # fmt: skip
     for ds in (res.analysis, res.increment, res.trajectory):

@@ -23,7 +23,8 @@ def _run(bg, seed=0):
     )  # fmt: skip
     return assimilate_4dvar(
         bg, obs, model=tiny.da_model(tiny.TinyNonlinear()), progress=False,
-        background_error=BackgroundError(n_members=4, seed=seed), minimiser=Minimiser(max_iter=0),
+        background_error=BackgroundError(n_members=4, seed=seed, perturbation_std=(1.0, 1.0)),
+        minimiser=Minimiser(max_iter=0),
     )  # fmt: skip
 
 

@@ -171,7 +171,8 @@ def test_descending_latitude_background_is_accepted():
         [250.5, 249.5], error=0.5, time=t0, latitude=[10.0, -20.0], longitude=[30.0, 200.0],
         variable="temperature", level=500.0,
     )  # fmt: skip
-    kw = dict(model=model, background_error=BackgroundError(n_members=8), progress=False)
+    error = BackgroundError(n_members=8, perturbation_std=(1.0, 1.0))  # no stats: given
+    kw = dict(model=model, background_error=error, progress=False)
     ref = assimilate_4dvar(bg, obs, **kw)
     flipped = bg.isel(latitude=slice(None, None, -1))
     out = assimilate_4dvar(flipped, obs, **kw)

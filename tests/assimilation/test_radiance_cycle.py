@@ -60,7 +60,7 @@ def setting():
             "longitude": LON,
         },
     )
-    stats = NormStats(np.zeros(7), STD, STD)
+    stats = NormStats(np.array([220.0, 250.0, 280.0, 0.0, 0.0, 0.0, 0.0]), STD, STD)
     model = xfuxi.wrap_model(Last(), channels=CHANNELS, latitude=LAT, longitude=LON, stats=stats)
     return model, truth
 

@@ -176,10 +176,18 @@ def test_leads_without_a_unit_are_refused_not_read_as_nanoseconds(leads, advice)
 
 
 @pytest.mark.parametrize(
+    "init", [pd.Timestamp("2000-01-01T06", tz="UTC"), "2000-01-01T06:00+00:00"]
+)
+def test_init_times_marked_utc_are_read_as_utc(init):
+    ds = make_ds(n_time=4)
+    naive = persistence_forecast(ds, leads=[6], init_times=np.datetime64("2000-01-01T06"))
+    xr.testing.assert_identical(persistence_forecast(ds, leads=[6], init_times=init), naive)
+
+
+@pytest.mark.parametrize(
     "init",
-    [pd.Timestamp("2000-01-01T06", tz="UTC"), "2000-01-01T06:00+00:00", "2000-01-01T11:00+05:00",
-     pd.DatetimeIndex(["2000-01-01T01"]).tz_localize("US/Eastern")],
-)  # fmt: skip
+    ["2000-01-01T11:00+05:00", pd.DatetimeIndex(["2000-01-01T01"]).tz_localize("US/Eastern")],
+)
 def test_time_zone_aware_init_times_are_refused_as_forecast_does(init):
     ds = make_ds(n_time=4)
     with pytest.raises(

@@ -295,16 +295,18 @@ def test_cascade_uses_each_stage_over_its_steps():
     items = list(forecast_iter(ds, model=cascade, steps=5, progress=False))
     xr.testing.assert_allclose(xr.concat(items, "prediction_timedelta"), fc)
     # ensembles run through the cascade too: each member's perturbed state, then the stages
+    # (the models carry no statistics: the noise's std is given, 1 in every channel)
+    noise = xfuxi.GaussianNoise(std_fraction=0.1, perturbation_std=(1.0,) * len(CHANNELS))
     ens = xfuxi.ensemble(
-        ds, model=cascade, n=3, steps=5, perturbation=xfuxi.GaussianNoise(std_fraction=0.1),
-        seed=4, chunk_size=2, progress=False,
+        ds, model=cascade, n=3, steps=5, perturbation=noise, seed=4, chunk_size=2,
+        progress=False,
     )  # fmt: skip
     single = xfuxi.ensemble(
         ds,
         model=short,
         n=3,
         steps=1,
-        perturbation=xfuxi.GaussianNoise(std_fraction=0.1),
+        perturbation=noise,
         seed=4,
         progress=False,
     )  # same seed and method: the same initial perturbations, first step by the short stage

@@ -728,7 +728,7 @@ def test_init_times_as_a_dataarray_defaults_and_refusals(setup, tmp_path):
     xr.testing.assert_identical(a, b)
     with pytest.raises(SchemaError, match="init_times is empty"):
         _run(ds, model, vae, n=2, steps=1, init_times=[])
-    stamp = pd.Timestamp(t.values[1]).strftime("%Y-%m-%dT%H:%MZ")
+    stamp = pd.Timestamp(t.values[1]).strftime("%Y-%m-%dT%H:%M+05:00")
     with pytest.raises(SchemaError, match="carry a time zone"):
         _run(ds, model, vae, n=2, steps=1, init_times=[stamp])
     with pytest.raises(ValueError, match="seed must be below 2\\*\\*63"):

@@ -87,6 +87,53 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     return t
 
 
+def _match_coords(have: Any, want: Any, coord: str, name: str) -> np.ndarray:
+    """Indices into ``have`` (a labelled input's ``coord`` values) of each of ``want`` (the
+    grid's), to 1e-6 degrees (longitudes modulo 360); an error names a grid value that
+    ``have`` lacks or holds twice."""
+    have = np.asarray(have, dtype="float64").ravel()
+    want = np.asarray(want, dtype="float64").ravel()
+    diff = want[:, None] - have[None, :]
+    if coord == "longitude":
+        diff = (diff + 180.0) % 360.0 - 180.0
+    close = np.abs(diff) < 1e-6
+    count = close.sum(axis=1)
+    if (count == 0).any() or have.size != want.size:
+        lack = want[count == 0][:3].tolist()
+        raise ValueError(
+            f"{name}'s {coord} ({have.size} values, {have[:3].tolist()}...) is not the grid's "
+            f"({want.size} values, {want[:3].tolist()}...)"
+            + (f": it lacks {lack}" if lack else "")
+            + "; give it on the model's grid"
+        )
+    if (count > 1).any():
+        raise ValueError(f"{name} holds {coord} {want[count > 1][:3].tolist()} more than once")
+    return np.argmax(close, axis=1)
+
+
+def _labelled_values(
+    x: Any, name: str, dims: tuple[str, ...], latitude: Any = None, longitude: Any = None
+) -> Any:
+    """``x`` as it is where it is not xarray; a DataArray's values on ``dims`` (matched by
+    name), its rows and columns put in the order of ``latitude`` and ``longitude`` by its
+    coordinates (where given: a climatology stored north to south is used the right way
+    up); a Dataset is refused."""
+    if isinstance(x, xr.Dataset):
+        raise TypeError(
+            f"{name} must be an array or a DataArray, not a Dataset: make a climatology of a "
+            "Dataset in the model's channels with climatology_tensor(ds, model)"
+        )
+    if not isinstance(x, xr.DataArray):
+        return x
+    if set(x.dims) != set(dims) or x.ndim != len(dims):
+        raise ValueError(f"{name} must have dims {dims} (in any order); got {x.dims}")
+    x = x.transpose(*dims)
+    for coord, grid in (("latitude", latitude), ("longitude", longitude)):
+        if coord in x.coords and grid is not None:
+            x = x.isel({coord: _match_coords(x[coord].values, grid, coord, name)})
+    return x.values
+
+
 def climatology_tensor(data: Any, model: Any) -> torch.Tensor:
     """The time mean of a Dataset of states in ``model``'s channels: ``(channel, lat, lon)``.
 
@@ -151,6 +198,12 @@ def fit_climatology_blend(
         The grid (degrees; longitudes over the whole circle).
     weights : array-like (latitude,)
         Area weights of the rows.
+
+    A DataArray among ``analyses``, ``truth``, ``climatology`` and ``weights`` is taken by
+    its labels: its dims by name (in any order), its rows and columns matched to
+    ``latitude`` and ``longitude`` by its coordinates (stored north to south, or with
+    longitudes −180..180, it is reordered), and the truth's times to the analyses' where
+    both carry ``time``.
     bands : sequence of int, default (5, 10, 21)
         The top total wavenumber of each band.
 
@@ -162,9 +215,11 @@ def fit_climatology_blend(
     ------
     ValueError
         Inputs of mismatched shapes, with NaN or infinite values, ``bands`` that do not
-        increase, or analyses without anomaly in a band of some channel.
+        increase, or analyses without anomaly in a band of some channel; a DataArray
+        without the dims above, or whose latitudes or longitudes are not the grid's, or
+        a truth whose times are not the analyses'.
     TypeError
-        ``bands`` is not a sequence of integers.
+        ``bands`` is not a sequence of integers; an input is a Dataset.
 
     Examples
     --------
@@ -179,9 +234,24 @@ def fit_climatology_blend(
     [[0.5, 0.5], [0.5, 0.5]]
     """
     bands = _check_bands(bands)
-    a = _as_tensor(analyses, "analyses")
-    t = _as_tensor(truth, "truth")
-    c = _as_tensor(climatology, "climatology")
+    if (
+        isinstance(analyses, xr.DataArray)
+        and isinstance(truth, xr.DataArray)
+        and "time" in analyses.coords
+        and "time" in truth.coords
+        and "time" in truth.dims
+    ):  # the truth at the analyses' times, in their order
+        want = analyses["time"].values
+        if truth.sizes["time"] != want.size or not np.isin(want, truth["time"].values).all():
+            raise ValueError("truth must hold the analyses' times, each once")
+        truth = truth.sel(time=want)
+    grid = {"latitude": latitude, "longitude": longitude}
+    four = ("time", "channel", "latitude", "longitude")
+    a = _as_tensor(_labelled_values(analyses, "analyses", four, **grid), "analyses")
+    t = _as_tensor(_labelled_values(truth, "truth", four, **grid), "truth")
+    clim = _labelled_values(climatology, "climatology", four[1:], **grid)
+    c = _as_tensor(clim, "climatology")
+    weights = _labelled_values(weights, "weights", ("latitude",), latitude=latitude)
     if a.ndim != 4 or a.shape != t.shape:
         raise ValueError(
             "analyses and truth must have the same shape (time, channel, latitude, longitude); "
@@ -221,7 +291,10 @@ class ClimatologyBlendMethod(CycleMethod):
         The assimilation; it sees blended backgrounds and knows nothing of the blend.
     climatology : array-like (channel, latitude, longitude)
         The climatology ``c`` in the model's channels and grid (e.g. the time mean of the
-        training data).
+        training data, :func:`climatology_tensor`). A DataArray is taken by its labels: its
+        dims by name, its rows and columns matched to the model's grid by its
+        ``latitude`` and ``longitude`` (stored north to south, as ERA5, or with longitudes
+        −180..180, it is reordered; on another grid it is refused when used).
     factors : array-like (channel, band)
         ``β``, e.g. from :func:`fit_climatology_blend` on a validation period; each in
         ``[0, 1.5]``.
@@ -263,6 +336,8 @@ class ClimatologyBlendMethod(CycleMethod):
     name: str = ""
     # the band projections of the last grid: (key, _BandSplit), keyed on the grid and bands
     _split: Any = field(default=None, init=False, repr=False, compare=False)
+    # a labelled climatology's grid: (its tensor, latitudes, longitudes), rows ascending
+    _clim_grid: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check()
@@ -278,7 +353,13 @@ class ClimatologyBlendMethod(CycleMethod):
         self.bands = _check_bands(self.bands)
         if self.climatology is None or self.factors is None:
             raise ValueError("climatology and factors are required")
+        if isinstance(self.climatology, (xr.DataArray, xr.Dataset)):
+            self._set_labelled_climatology(self.climatology)
+        elif self._clim_grid is not None and self.climatology is not self._clim_grid[0]:
+            self._clim_grid = None  # replaced by an array after construction
         self.climatology = _as_tensor(self.climatology, "climatology")
+        if self._clim_grid is not None and self._clim_grid[0] is not self.climatology:
+            self._clim_grid = (self.climatology, *self._clim_grid[1:])
         self.factors = _as_tensor(self.factors, "factors")
         if self.climatology.ndim != 3:
             raise ValueError(
@@ -293,6 +374,43 @@ class ClimatologyBlendMethod(CycleMethod):
             )
         if ((self.factors < 0) | (self.factors > 1.5)).any():
             raise ValueError("factors must lie in [0, 1.5]")
+
+    def _set_labelled_climatology(self, clim: Any) -> None:
+        """A DataArray climatology: its values on (channel, latitude, longitude), rows by
+        ascending latitude and columns by ascending longitude (modulo 360), with those
+        coordinates kept to match the model's grid by (:meth:`_climatology_on`)."""
+        dims = ("channel", "latitude", "longitude")
+        values = _labelled_values(clim, "climatology", dims)
+        lat = np.arange(values.shape[1], dtype="float64")
+        lon = np.arange(values.shape[2], dtype="float64")
+        labelled = "latitude" in clim.coords or "longitude" in clim.coords
+        if "latitude" in clim.coords:
+            lat = np.asarray(clim["latitude"].values, dtype="float64")
+        if "longitude" in clim.coords:
+            lon = np.asarray(clim["longitude"].values, dtype="float64") % 360.0
+        ilat, ilon = np.argsort(lat, kind="stable"), np.argsort(lon, kind="stable")
+        self.climatology = np.asarray(values, dtype="float64")[:, ilat][:, :, ilon]
+        grid = (
+            lat[ilat] if "latitude" in clim.coords else None,
+            lon[ilon] if "longitude" in clim.coords else None,
+        )
+        self._clim_grid = (None, *grid) if labelled else None
+
+    def _climatology_on(self, model: Any) -> torch.Tensor:
+        """The climatology on ``model``'s grid: a labelled one's rows and columns matched
+        to ``model.latitude`` and ``model.longitude`` by its coordinates."""
+        if self._clim_grid is None:
+            return self.climatology
+        c, lat, lon = self._clim_grid
+        if lat is not None:
+            ilat = _match_coords(lat, model.latitude, "latitude", "the climatology")
+            if not np.array_equal(ilat, np.arange(ilat.size)):
+                c = c[:, torch.as_tensor(ilat)]
+        if lon is not None:
+            ilon = _match_coords(lon, model.longitude, "longitude", "the climatology")
+            if not np.array_equal(ilon, np.arange(ilon.size)):
+                c = c[:, :, torch.as_tensor(ilon)]
+        return c
 
     def settings(self) -> dict[str, Any]:
         self._check()
@@ -320,6 +438,7 @@ class ClimatologyBlendMethod(CycleMethod):
                 f"the climatology is {tuple(self.climatology.shape)} (channel, latitude, "
                 f"longitude); the model's states are {tuple(background.shape[-3:])}"
             )
+        self._climatology_on(model)  # a labelled one on another grid: refused here
         return self.method.start(background, model=model, generator=generator)
 
     def observe(self, network, truth, times, *, cycle, model):
@@ -338,7 +457,7 @@ class ClimatologyBlendMethod(CycleMethod):
             raise ValueError(
                 f"states must end in {tuple(self.climatology.shape)}; got {tuple(x.shape)}"
             )
-        anomaly = x.double() - self.climatology
+        anomaly = x.double() - self._climatology_on(model)
         out = x.double().clone()
         for j, part in enumerate(self._band_split(model)(anomaly)):
             out += (self.factors[:, j, None, None] - 1.0) * part

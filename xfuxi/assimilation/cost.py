@@ -145,9 +145,29 @@ class SlotBias:
 class ObsSlot:
     """Observations of one slot: ``k`` model steps after the analysis time.
 
-    ``operator`` maps states ``(..., C, H, W)`` to ``(..., m)``; ``value`` and ``error``
-    (std) are ``(m,)`` tensors. ``bias`` (optional): the slot's VarBC bias model
-    (:class:`SlotBias`, one predictor row per observation); None: no bias correction.
+    ``value`` and ``error`` (std) are ``(m,)`` tensors. ``bias`` (optional): the slot's
+    VarBC bias model (:class:`SlotBias`, one predictor row per observation); None: no bias
+    correction.
+
+    ``operator``, the observation operator, is any object with (the contract; the
+    analyses check it up front and name what is missing):
+
+    - ``operator(x)``: states ``(..., C, H, W)`` (the model's channels, latitude
+      ascending, longitude in 0..360) to values ``(..., m)``, one per observation in the
+      order of ``value``. Leading dims are kept: it is applied to one state and to members
+      ``(N, C, H, W)`` alike (``(N, m)``). Its values must be finite at the background and
+      at its members (NaN is refused, naming the observations). For En4DVar it must be
+      differentiable torch code, since the gradient is taken by autodiff through it (no
+      ``detach``, no NumPy: refused, naming the slot); it may be nonlinear.
+    - ``subset(keep)``: the operator of the rows ``keep`` (an integer index array), for the
+      observations that pass the background check (En4DVar with a ``qc_threshold``; the
+      LETKF, for O−A).
+    - ``weights()``: an :class:`~xfuxi.observations.interpolation.ObservationWeights` whose
+      ``index`` and ``weight`` ``(m, k)`` give the grid values each row reads, where the
+      LETKF places the observation for the localization (En4DVar does not use it).
+
+    :class:`~xfuxi.observations.operator.ObservationOperator` (from
+    :func:`~xfuxi.observations.operator.build_operator`) has all three.
     """
 
     step: int
@@ -380,3 +400,68 @@ class En4DVarProblem:
         jo = [0.5 * (d * d).sum() for d in self.departures(states, v)]
         total = jb + sum(jo, torch.zeros((), dtype=torch.float64))
         return total, jb, jo
+
+    def check_differentiable(self) -> None:
+        """Refuse a slot whose observations have no autograd path to the analysis state.
+
+        A model or observation operator that detaches or computes outside torch (NumPy)
+        gives its observations a zero gradient: the minimisation would ignore them and
+        return the background as converged. One run of the model through the window from
+        the background (no backward pass); the graph is searched, so a true zero gradient
+        (a perfect background) is not refused.
+
+        Raises
+        ------
+        ValueError
+            Naming the slot and whether the model or its operator breaks the path.
+        """
+        with torch.enable_grad():
+            leaf = self.background.detach().clone().requires_grad_(True)
+            x0 = leaf + 0.0  # a node of the graph to look for
+            states = self.trajectory(x0)
+            for s in self.slots:
+                if int(s.value.shape[0]) == 0:
+                    continue
+                hx = s.operator(states[s.step])
+                if isinstance(hx, torch.Tensor) and _reaches(hx, x0):
+                    continue
+                if s.step > 0 and not _reaches(states[s.step], x0):
+                    net = getattr(self.model, "net", self.model)
+                    name = getattr(self.model, "name", None) or type(self.model).__name__
+                    culprit = (
+                        f"the model {name!r} (module {type(net).__name__}) is not "
+                        f"differentiable: its forecast {s.step} step(s) after the analysis "
+                        "has no autograd path to the analysis state (does the module detach, "
+                        "or compute in NumPy?)"
+                    )
+                else:
+                    culprit = (
+                        f"its observation operator ({type(s.operator).__name__}) is not "
+                        "differentiable: its output has no autograd path to the state it "
+                        "was given (does it detach, or compute in NumPy?)"
+                    )
+                raise ValueError(
+                    f"the {int(s.value.shape[0])} observation(s) of the slot at step {s.step} "
+                    f"cannot constrain the analysis: {culprit}. 4DVar takes the gradient of "
+                    "the cost by autodiff through the model and the observation operators, "
+                    "so both must be differentiable torch code"
+                )
+
+
+def _reaches(t: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether ``target`` (a non-leaf tensor) is on ``t``'s autograd graph."""
+    goal, start = target.grad_fn, t.grad_fn
+    if goal is None or start is None:
+        return False
+    # the nodes are kept in ``seen``: their Python objects stay alive, so ids are not reused
+    seen: dict[int, Any] = {id(start): start}
+    stack = [start]
+    while stack:
+        node = stack.pop()
+        if node is goal:
+            return True
+        for nxt, _ in node.next_functions:
+            if nxt is not None and id(nxt) not in seen:
+                seen[id(nxt)] = nxt
+                stack.append(nxt)
+    return False

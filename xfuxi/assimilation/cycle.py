@@ -55,13 +55,14 @@ from ..files import (
     set_aside,
 )
 from ..grid import area_weights
+from ..models.base import channels_without_statistics
 from ..models.rollout import model_device, model_dtype
 from ..observations.sets import (
     ObservationsRejectedError,
     radiosonde_observations,
     screen_observations,
 )
-from .calibration import wind_pairs
+from .calibration import spread_values, wind_pairs
 from .config import (
     BackgroundError,
     LocalizationOptions,
@@ -176,10 +177,22 @@ class CycleMethod:
     """Interface of a cycling method (subclass it to plug a new one into :func:`cycle`).
 
     A method's state is a dict of tensors; ``"background"`` ``(3, C, H, W)`` holds the
-    background at t0 − 2Δ, t0 − Δ and t0. The driver calls :meth:`start` once, then per
-    cycle :meth:`analyse` (observations as :class:`~xfuxi.assimilation.cost.ObsSlot`) and
-    :meth:`forecast`. All randomness must come from the ``generator`` passed in (its state
-    is saved with each cycle, so that a resumed run is identical).
+    background at t0 − 2Δ, t0 − Δ and t0. The driver calls :meth:`start` once, at the
+    first cycle of a run, then per cycle :meth:`observe` (the window's observations, a
+    tuple ``(slots, n_given, rejected)``), :meth:`analyse` (observations as
+    :class:`~xfuxi.assimilation.cost.ObsSlot`) and :meth:`forecast`. A run resumed from a
+    store does not call :meth:`start`: it reads the state of the last complete cycle back
+    and runs :meth:`forecast` on it, so whatever a method needs from cycle to cycle must
+    live in its state (tensors, written with each cycle), not in attributes that
+    :meth:`start` sets. All randomness must come from the ``generator`` passed in (its
+    state is saved with each cycle, so that a resumed run is identical).
+
+    What :meth:`analyse` (and :meth:`no_observations`) return is checked after each call,
+    with or without a store: a :class:`CycleAnalysis` whose ``analysis`` is a tensor
+    ``(C, H, W)`` of the model's channels and grid and whose ``state`` is a dict of
+    tensors without gradient (``detach()`` them), holding ``"pair"`` ``(2, C, H, W)``;
+    anything else raises ``TypeError`` or ``ValueError`` naming the method. So are
+    :meth:`settings` that are not a dict ready for JSON (plain numbers, strings, lists).
     """
 
     #: name written in the store and the tables
@@ -194,8 +207,17 @@ class CycleMethod:
         return _fields_html(self)
 
     def settings(self) -> dict[str, Any]:
-        """JSON-ready settings; a resumed run with different settings is refused."""
-        raise NotImplementedError
+        """JSON-ready settings; a resumed run with different settings is refused.
+
+        Every method must define it (``return {}`` for one without settings): the store
+        records it, and a resumed run is compared with it.
+        """
+        raise NotImplementedError(
+            f"the cycling method {type(self).__qualname__} (name {self.name!r}) does not "
+            "define settings(): a CycleMethod must return its settings as a dict ready for "
+            "JSON (plain numbers, strings, lists; {} for none), which a store records and a "
+            "resumed run is compared with"
+        )
 
     def fingerprints(self) -> dict[str, str]:
         """Digests of what the settings hold only in summary (samples, weights), by name.
@@ -213,9 +235,11 @@ class CycleMethod:
     def check_model(self, model: Any) -> None:
         """Refuse, before the run starts, settings that do not fit ``model``: additive
         samples ``(K, C, H, W)`` of other channels or grid, initial perturbation std of
-        another number of channels (they failed as tensor shapes inside the first cycle).
-        The default checks those attributes (``additive``, ``initial``) where the method
-        has them, and the methods it wraps; a method with more overrides it."""
+        another number of channels (they failed as tensor shapes inside the first cycle),
+        or none where the model's channels have no statistics to default to (a model
+        wrapped without ``stats``: its std of 1 is no physical scale). The default checks
+        those attributes (``additive``, ``initial``) where the method has them, and the
+        methods it wraps; a method with more overrides it."""
         c, (h, w) = len(model.channels), tuple(model.grid_shape)
         additive = getattr(self, "additive", None)
         if torch.is_tensor(additive) and tuple(additive.shape[1:]) != (c, h, w):
@@ -231,14 +255,30 @@ class CycleMethod:
                 f"{model.name!r} has {c} channels (one value each, or None for its "
                 "normalization std)"
             )
+        if isinstance(initial, BackgroundError) and std is None and self._initial_used():
+            _physical_std(
+                model,
+                what=f"{self.name}: the initial members' Perlin std (initial.perturbation_std)",
+                instead=f"give initial=BackgroundError(perturbation_std=(...)), {c} value(s) "
+                "in the channels' units",
+            )
         for name, value in sorted(vars(self).items()):
             if not name.startswith("_") and isinstance(value, CycleMethod):
                 value.check_model(model)
 
+    def _initial_used(self) -> bool:
+        """Whether the method draws initial members from its ``initial`` (if it has one)."""
+        return True
+
     def start(
         self, background: torch.Tensor, *, model: Any, generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
-        """The initial state from the first background ``(3, C, H, W)``."""
+        """The initial state from the first background ``(3, C, H, W)``.
+
+        Called once, at the first cycle of a run; not when a run resumes from a store (the
+        state is read back from its last complete cycle instead): keep what the method
+        needs later in the returned state, not in attributes set here.
+        """
         return {"background": background}
 
     def observe(
@@ -249,6 +289,15 @@ class CycleMethod:
         The default draws them from ``network`` and screens them into
         :class:`~xfuxi.assimilation.cost.ObsSlot` (one per slot time); an empty ``slots``
         makes the cycle's analysis the background.
+
+        Returns
+        -------
+        tuple
+            ``slots`` (a list, given to :meth:`analyse`), ``n_given`` (int: the number of
+            observations the network gave, written in the scores' ``n_obs`` for a method
+            without ``omb``) and ``rejected`` (dict of str to int: the number screened away
+            for each reason, named in the warning of a cycle without observations). An
+            override returns the same three.
         """
         obs = network(truth, times, cycle=cycle, model=model)
         used, op, _, counts = screen_observations(
@@ -271,7 +320,10 @@ class CycleMethod:
         generator: torch.Generator,
     ) -> CycleAnalysis:
         """Analyse the slots' observations; the returned state holds ``"pair"``."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"the cycling method {type(self).__qualname__} (name {self.name!r}) does not "
+            "define analyse(state, slots, *, model, generator), which returns a CycleAnalysis"
+        )
 
     def forecast(self, state: dict[str, torch.Tensor], *, model: Any) -> dict[str, torch.Tensor]:
         """The next cycle's state: the analysed pair (and members) run one step forward."""
@@ -351,6 +403,43 @@ def _step(model: Any, pairs: torch.Tensor) -> torch.Tensor:
         return model(x).double().cpu()
 
 
+def _unscaled_channels(model: Any) -> list[str]:
+    """The channels of ``model`` whose normalization std is no physical scale: those without
+    statistics (:func:`~xfuxi.models.base.channels_without_statistics`: mean 0 and std 1, a
+    model wrapped without ``stats``) of a variable with physical units (temperature, wind,
+    geopotential, ...), for which std 1 would be 1 K, 1 m s⁻¹ and 1 m² s⁻² alike. A variable
+    xfuxi has no units for, such as Lorenz-96's dimensionless ``x``, keeps 1 as its scale."""
+    from ..data.schema import VARIABLES
+
+    missing = set(channels_without_statistics(model))
+    names = _channel_names(model)
+    return [
+        name
+        for (v, _), name in zip(model.channels, names, strict=True)
+        if name in missing and str(v) in VARIABLES
+    ]
+
+
+def _physical_std(
+    model: Any, *, what: str, instead: str, channels: Sequence[int] | None = None
+) -> np.ndarray:
+    """The model's normalization std ``(C,)`` as the physical scale that ``what`` defaults
+    to; a ValueError naming the channels (of ``channels``, indices; default all) that have
+    no statistics (:func:`_unscaled_channels`), with ``instead``, what to give."""
+    names = _channel_names(model)
+    among = set(names if channels is None else [names[i] for i in channels])
+    bad = [n for n in _unscaled_channels(model) if n in among]
+    if bad:
+        raise ValueError(
+            f"{what} defaults to the model's normalization std, but the model "
+            f"{getattr(model, 'name', type(model).__name__)!r} has no statistics for {bad} "
+            "(wrapped without stats: its std is 1 in each channel's own units, 1 K, 1 m s-1 "
+            f"and 1 m2 s-2 alike, no physical scale): {instead}; or wrap the model with "
+            "stats=xfuxi.models.base.NormStats(...)"
+        )
+    return np.asarray(model.stats.std, dtype="float64")
+
+
 def _check_n_slots(n_slots: Any) -> None:
     if not is_integer(n_slots) or n_slots < 1:
         raise ValueError(f"n_slots must be an integer >= 1; got {n_slots!r}")
@@ -365,7 +454,13 @@ def _initial_members(
     """Member pairs: the background pair plus Perlin perturbations (the same on both times)."""
     opts = initial
     if opts.perturbation_std is None:
-        opts = opts.replace(perturbation_std=tuple(float(s) for s in np.asarray(model.stats.std)))
+        std = _physical_std(
+            model,
+            what="the initial members' Perlin std (initial.perturbation_std)",
+            instead="give initial=BackgroundError(perturbation_std=(...)), one value per "
+            "channel in its units",
+        )
+        opts = opts.replace(perturbation_std=tuple(float(s) for s in std))
     pert = perlin_state_perturbations(
         model, background_error=opts, generator=generator, grid=tuple(background.shape[-2:])
     )
@@ -408,7 +503,8 @@ class LETKFMethod(CycleMethod):
     initial : BackgroundError
         The initial members: the first background plus Perlin perturbations (``amplitude``
         × ``perturbation_std``, default the model's normalization std, else one value per
-        model channel, checked before the first cycle; ``n_members`` is taken from
+        model channel, checked before the first cycle; the default is refused for a model
+        without statistics, whose std is no physical scale; ``n_members`` is taken from
         ``options``). Its ``seed`` is not used: the run's generator
         (``CycleConfig.seed``) draws them.
     n_slots : int, default 1
@@ -610,7 +706,9 @@ class En4DVarMethod(CycleMethod):
     ----------
     background_error : BackgroundError
         ``members="perlin"``: the Perlin members of each cycle (``perturbation_std``
-        default: the model's normalization std); ``hybrid_weight`` β of the static part (with
+        default: the model's normalization std, refused before the first cycle for the
+        channels of a model without statistics that ``spread`` does not calibrate: give
+        one value per channel in its units); ``hybrid_weight`` β of the static part (with
         ``static``; 1: static B alone). Its ``seed`` is not used by :func:`cycle`, whose
         generator (``CycleConfig.seed``) draws every cycle's members so that a resumed run
         continues the same draws; it is kept in the settings a resumed run must match.
@@ -631,12 +729,23 @@ class En4DVarMethod(CycleMethod):
         Localization of that update (default: ``localization``).
     initial : BackgroundError
         The initial members of ``members="cycled"`` (Perlin, around the first background;
-        drawn by the run's generator, ``CycleConfig.seed``, not by its ``seed``).
+        drawn by the run's generator, ``CycleConfig.seed``, not by its ``seed``; its
+        ``perturbation_std`` as ``background_error``'s, needed for a model without
+        statistics).
     static : Tensor (K, C, H, W), optional
         Static background-error samples (hybrid B; see
         :func:`~xfuxi.assimilation.calibration.forecast_error_samples`).
-    spread : array (C,) or (C, H), optional
-        Calibrated B standard deviations of the ensemble part.
+    spread : xarray.Dataset, DataArray, number or array (C,) or (C, H), optional
+        Calibrated B standard deviations of the ensemble part, as
+        :func:`~xfuxi.assimilation.en4dvar.assimilate_4dvar` takes them: a Dataset per
+        variable (``level`` dim where it has levels; with a ``latitude`` dim, e.g.
+        :func:`~xfuxi.assimilation.calibration.background_error_std` with
+        ``by_latitude=True``, its rows matched to the model's latitudes in any order), a
+        DataArray of one such variable (named; along ``level`` and/or ``latitude``), or a
+        bare number or array in the model's channel and row order (NaN: that channel keeps
+        the ensemble's own spread). Kept as a copy; matched to the model before the first
+        cycle (a Dataset lacking a channel, other latitudes or an array of another shape
+        are refused then, naming what is wrong).
     static_inflation : float, default 1.0
         Variance factor ρ_s of the static samples (``hybrid_weight=1``: B = ρ_s B_static);
         with ``adaptive_static`` its starting value.
@@ -657,6 +766,17 @@ class En4DVarMethod(CycleMethod):
         the pair's difference, the tendency a two-time model reads, stays the background's.
         False: ``(x_b(t0 − Δ), x_a)``, and the model reads the increment as a six-hour change.
     name : str
+
+    Raises
+    ------
+    TypeError
+        A ``spread`` that is no Dataset, DataArray or array of numbers; a ``static`` that
+        is no tensor; ``increment_previous`` not a bool.
+    ValueError
+        Bad options (``members``, ``n_slots``, ``static_inflation``, ...), or a
+        ``spread`` DataArray along latitude or level that is not one named variable with
+        latitude labels (a spread that does not fit the model, or is not positive, is
+        refused by :func:`cycle` before the first cycle).
 
     Examples
     --------
@@ -731,6 +851,7 @@ class En4DVarMethod(CycleMethod):
             )
         if self.static is not None:  # the method's own: later edits of the caller's leave it
             self.static = self.static.detach().clone()
+        self.spread = _spread_argument(self.spread, self.name)
         # the localization built for a run: (key, Localization); the key holds what it was
         # built from (the options, the grid and the channels), so that a reused method whose
         # localization or model changed builds it again instead of using a stale one
@@ -763,7 +884,7 @@ class En4DVarMethod(CycleMethod):
             "members": self.members,
             "static": None if self.static is None else list(self.static.shape),
             "static_sum": None if self.static is None else _exact_sum(self.static),
-            "spread": None if self.spread is None else np.asarray(self.spread).tolist(),
+            "spread": _spread_settings(self._spread()),
         }
         if self.static_inflation != 1.0 or self.adaptive_static > 0:
             # absent otherwise: older stores stay resumable
@@ -790,6 +911,76 @@ class En4DVarMethod(CycleMethod):
     def _chunk(self) -> int:
         return self.letkf.member_chunk
 
+    def _initial_used(self) -> bool:
+        return self.members == "cycled"
+
+    def _draws_perlin(self) -> bool:
+        """Whether each cycle's B draws Perlin members (with ``background_error``)."""
+        static_only = self.static is not None and float(self.background_error.hybrid_weight) == 1
+        return self.members == "perlin" and not static_only
+
+    def _spread(self) -> Any:
+        """``spread`` as kept (a field set after construction checked as at it)."""
+        if self.spread is None or isinstance(self.spread, (xr.Dataset, np.ndarray)):
+            return self.spread
+        return _spread_argument(self.spread, self.name)
+
+    def _target_spread(self, model: Any) -> np.ndarray | None:
+        """``spread`` as the array ``(C,)`` or ``(C, H)`` of ``model``'s channels and rows
+        (a Dataset matched by variable, level and latitude), or None; a ValueError naming
+        what does not fit."""
+        spread = self._spread()
+        if spread is None:
+            return None
+        what = f"{self.name}: spread"
+        if isinstance(spread, xr.Dataset):
+            return spread_values(spread, model.channels, model.latitude, name=what)
+        c, h = len(model.channels), int(model.grid_shape[0])
+        arr = np.asarray(spread, dtype="float64")
+        if arr.ndim == 0:
+            arr = np.full(c, float(arr))
+        if arr.shape not in ((c,), (c, h)):
+            raise ValueError(
+                f"{what} has shape {arr.shape}; the model "
+                f"{getattr(model, 'name', type(model).__name__)!r} needs one value per channel "
+                f"({c},) or per channel and latitude row ({c}, {h}), in its channel and row "
+                "order (or a Dataset, matched by its labels)"
+            )
+        bad = np.isinf(arr) | (arr <= 0)  # (NaN: the channel keeps its own spread)
+        if bad.any():
+            names = _channel_names(model)
+            rows = bad.any(-1) if arr.ndim == 2 else bad
+            raise ValueError(
+                f"{what} must be positive and finite (NaN: that channel keeps the ensemble's "
+                f"own spread); it is not for {[n for n, b in zip(names, rows) if b]}"
+            )
+        return arr
+
+    def _perlin_std(self, model: Any, spread: np.ndarray | None) -> np.ndarray:
+        """The default Perlin std (the model's normalization std), refused for channels
+        without statistics that ``spread`` leaves at the ensemble's own spread."""
+        if spread is None:
+            own = list(range(len(model.channels)))
+        else:
+            lacking = ~np.isfinite(spread)
+            own = np.nonzero(lacking.any(-1) if spread.ndim == 2 else lacking)[0].tolist()
+        return _physical_std(
+            model,
+            what=f"{self.name}: the Perlin members' std (background_error.perturbation_std)",
+            instead="give background_error=BackgroundError(perturbation_std=(...)), one value "
+            "per channel in its units, or a spread (e.g. xfuxi.background_error_std(...)) "
+            "that calibrates them",
+            channels=own,
+        )
+
+    def check_model(self, model: Any) -> None:
+        """As :meth:`CycleMethod.check_model`, and the ``spread`` and the default Perlin std
+        against ``model`` (its channels, rows and statistics)."""
+        super().check_model(model)
+        spread = self._target_spread(model)
+        if self._draws_perlin() and self.background_error.perturbation_std is None:
+            self._perlin_std(model, spread)
+
     def start(self, background, *, model, generator):
         state: dict[str, torch.Tensor] = {"background": background}
         if self.adaptive_static > 0:
@@ -814,8 +1005,12 @@ class En4DVarMethod(CycleMethod):
         loc = self._localization(model)
         bg = state["background"]
         opts = self.background_error
+        spread = self._target_spread(model)
         if opts.perturbation_std is None:
-            opts = opts.replace(perturbation_std=tuple(float(s) for s in model.stats.std))
+            # Perlin members are drawn: the model's std, refused without statistics;
+            # otherwise (cycled members, static B) it is not used
+            std = self._perlin_std(model, spread) if self._draws_perlin() else model.stats.std
+            opts = opts.replace(perturbation_std=tuple(float(s) for s in std))
         static, static_diag = self._static_part(state, slots)
         anomalies = background_anomalies(
             model,
@@ -823,7 +1018,7 @@ class En4DVarMethod(CycleMethod):
             background_error=opts,
             members=None if self.members == "perlin" else state["members"][:, 1],
             static=static,
-            spread=self.spread,
+            spread=spread,
             spread_groups=wind_pairs(model.channels),
             generator=generator,
             progress=False,  # the cycle has its own bar
@@ -925,6 +1120,72 @@ class En4DVarMethod(CycleMethod):
             oma=torch.cat(res.oma) if res.oma else None,
             error=_used_errors(slots, res.qc_rejected),
         )
+
+
+def _spread_argument(spread: Any, name: str) -> Any:
+    """:class:`En4DVarMethod`'s ``spread`` as the method keeps it: None, a Dataset (a deep
+    copy, matched to the model's channels and latitudes at the run by
+    :func:`~xfuxi.assimilation.calibration.spread_values`, as ``assimilate_4dvar``'s), or an
+    array copy in the model's channel and row order."""
+    if spread is None:
+        return None
+    what = f"{name}: spread"
+    if isinstance(spread, xr.DataArray):
+        if {"latitude", "level"} & set(spread.dims):  # labels to match: one variable's
+            extra = [d for d in spread.dims if d not in ("latitude", "level")]
+            if spread.name is None or extra or (
+                "latitude" in spread.dims and "latitude" not in spread.coords
+            ):  # fmt: skip
+                raise ValueError(
+                    f"{what}: a DataArray along latitude or level is matched to the model by "
+                    "its labels, so it must be one variable, named as such, with dims "
+                    "latitude and/or level only and latitude coordinates (e.g. "
+                    "xfuxi.background_error_std(..., by_latitude=True)['temperature']); got "
+                    f"name {spread.name!r}, dims {tuple(spread.dims)}. Give a Dataset for "
+                    "several variables, or a bare array (C,) or (C, H) in the model's "
+                    "channel and row order"
+                )
+            spread = spread.to_dataset()
+        else:
+            spread = spread.values
+    if isinstance(spread, xr.Dataset):
+        if not spread.data_vars:
+            raise ValueError(f"{what} is a Dataset without variables")
+        return spread.copy(deep=True)  # the method's own: later edits of the caller's leave it
+    if torch.is_tensor(spread):
+        spread = spread.detach().cpu().numpy()
+    arr = np.array(spread)  # a copy, its dtype kept (settings: the numbers as given)
+    if arr.dtype.kind not in "biuf" or arr.ndim > 2:
+        raise TypeError(
+            f"{what} must be an xarray.Dataset (e.g. xfuxi.background_error_std(...)), a "
+            "DataArray of one variable, a number or an array (C,) or (C, H) of numbers; got "
+            f"{type(spread).__name__}"
+            + (f" of shape {arr.shape}" if arr.dtype.kind in "biuf" else "")
+        )
+    return arr
+
+
+def _spread_settings(spread: Any) -> Any:
+    """The JSON form of :class:`En4DVarMethod`'s ``spread``: the array's numbers, or a
+    Dataset's variables (dims, coordinates and values, sorted along latitude and level so
+    that the same std stored in another order gives the same settings)."""
+    if spread is None:
+        return None
+    if not isinstance(spread, xr.Dataset):
+        return np.asarray(spread).tolist()
+    out: dict[str, Any] = {}
+    for name in sorted(map(str, spread.data_vars)):
+        da = spread[name]
+        for dim in ("latitude", "level"):
+            if dim in da.dims and dim in da.coords:
+                da = da.sortby(dim)
+        entry: dict[str, Any] = {"dims": [str(d) for d in da.dims]}
+        for dim in da.dims:
+            if dim in da.coords:
+                entry[str(dim)] = np.asarray(da[dim].values, dtype="float64").tolist()
+        entry["values"] = np.asarray(da.values, dtype="float64").tolist()
+        out[name] = entry
+    return {"dataset": out}
 
 
 def spread_modulation(spread: torch.Tensor, model: Any, *, bounds=(0.25, 4.0)) -> torch.Tensor:
@@ -1279,11 +1540,18 @@ class RadiosondeNetwork:
         (``ValueError``; :func:`cycle` refuses them before the store is made).
     error_fraction : float, default 0.1
         Observation-error std per variable: this fraction of the model's mean
-        normalization std over its levels (as the En4DVar examples).
+        normalization std over its levels (as the En4DVar examples). Refused for a
+        variable whose channels have no statistics (a model wrapped without ``stats``:
+        its std of 1 is no physical scale); give ``error`` for those.
     seed : int, default 0
         Sites and observation noise (cycle ``c`` draws its noise with ``seed + 1 + c``, so
         networks whose seeds differ by ``k`` draw the same noise ``k`` cycles apart: give
         independent runs seeds further apart than their number of cycles).
+    error : mapping of str to float, optional
+        Observation-error std of these variables, in their units (e.g.
+        ``{"temperature": 0.5, "geopotential": 20.0}``), instead of ``error_fraction``;
+        the other variables keep ``error_fraction``. Kept as sorted ``(variable, std)``
+        pairs.
 
     Notes
     -----
@@ -1307,15 +1575,25 @@ class RadiosondeNetwork:
     ...                                     np.full((2, 2, 2, 4), 250.0))},
     ...                    coords={"time": t, "level": [500, 850], "latitude": lat,
     ...                            "longitude": lon})
-    >>> obs = RadiosondeNetwork(n_sites=3)(truth, t, cycle=0, model=model)
+    >>> network = RadiosondeNetwork(n_sites=3, error={"temperature": 0.5})  # (no stats)
+    >>> obs = network(truth, t, cycle=0, model=model)
     >>> obs.sizes["obs"], float(obs["error"][0])  # 3 sites × 2 levels × 2 times
-    (12, 0.1)
+    (12, 0.5)
     """
 
     n_sites: int = 300
     variables: tuple[str, ...] | None = None
     error_fraction: float = 0.1
     seed: int = 0
+    error: Any = None
+
+    def __repr__(self) -> str:
+        """The fields, ``error`` only where given (the repr of earlier releases otherwise)."""
+        shown = [f"{k}={getattr(self, k)!r}" for k in ("n_sites", "variables", "error_fraction")]
+        shown.append(f"seed={self.seed!r}")
+        if self.error is not None:
+            shown.append(f"error={dict(self.error)!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def _repr_html_(self) -> str:
         """Jupyter's view: the fields as a table, those changed from their defaults in bold."""
@@ -1340,6 +1618,8 @@ class RadiosondeNetwork:
                 "RadiosondeNetwork.variables must be a sequence of names, not one string: "
                 f"write ({self.variables!r},)"
             )
+        if self.error is not None:
+            object.__setattr__(self, "error", _network_errors(self.error))
 
     def settings(self) -> dict[str, Any]:
         """JSON-ready settings (a resumed run with other settings is refused).
@@ -1350,32 +1630,71 @@ class RadiosondeNetwork:
             ``network`` (``"radiosonde"``), ``n_sites``, ``variables`` (None or a list),
             ``error_fraction`` and ``seed``.
         """
-        return {
+        out = {
             "network": "radiosonde",
             "n_sites": self.n_sites,
             "variables": None if self.variables is None else list(self.variables),
             "error_fraction": self.error_fraction,
             "seed": self.seed,
         }
+        if self.error is not None:  # absent otherwise: older stores stay resumable
+            out["error"] = dict(self.error)
+        return out
 
-    def errors(self, model: Any) -> dict[str, float]:
-        """The observation-error std of each variable: ``error_fraction`` times the mean of
-        the model's normalization std over the variable's levels.
+    def errors(self, model: Any, variables: Sequence[str] | None = None) -> dict[str, float]:
+        """The observation-error std of each variable: the one given in ``error``, else
+        ``error_fraction`` times the mean of the model's normalization std over the
+        variable's levels.
 
         Parameters
         ----------
         model : ForecastModel or Cascade
             Gives the channels and their normalization statistics.
+        variables : sequence of str, optional
+            The variables observed (default: every variable of the model).
 
         Returns
         -------
         dict of str to float
             Variable name → error std, in the variable's units.
+
+        Raises
+        ------
+        ValueError
+            ``error`` names a variable the model has no channel of, or a variable without
+            an ``error`` has channels without statistics (a model wrapped without
+            ``stats``), whose std of 1 is no physical scale: named, with the fix.
         """
+        given = dict(self.error or ())
+        have = {str(v) for v, _ in model.channels}
+        unknown = sorted(set(given) - have)
+        if unknown:
+            raise ValueError(
+                f"RadiosondeNetwork.error names {unknown}, of which the model has no channel "
+                f"(its variables: {sorted(have)}): leave them out"
+            )
+        wanted = None if variables is None else {str(v) for v in variables}
         out: dict[str, list[float]] = {}
-        for (v, _), s in zip(model.channels, np.asarray(model.stats.std), strict=True):
+        index: dict[str, list[int]] = {}
+        for i, ((v, _), s) in enumerate(
+            zip(model.channels, np.asarray(model.stats.std), strict=True)
+        ):
+            v = str(v)
+            if wanted is not None and v not in wanted:
+                continue
             out.setdefault(v, []).append(float(s))
-        return {v: self.error_fraction * float(np.mean(s)) for v, s in out.items()}
+            index.setdefault(v, []).append(i)
+        scaled = [i for v, idx in index.items() if v not in given for i in idx]
+        if scaled:
+            _physical_std(
+                model,
+                what="RadiosondeNetwork's observation error (error_fraction × the std)",
+                instead="give RadiosondeNetwork(error={variable: std, ...}), the "
+                "observation-error std of each such variable in its units",
+                channels=scaled,
+            )
+        return {v: given[v] if v in given else self.error_fraction * float(np.mean(s))
+                for v, s in out.items()}  # fmt: skip
 
     def sites(self) -> list[tuple[float, float]]:
         """The network's ``(latitude, longitude)`` sites, uniform on the sphere (from ``seed``)."""
@@ -1447,15 +1766,43 @@ class RadiosondeNetwork:
     def __call__(self, truth: xr.Dataset, times: Any, *, cycle: int, model: Any) -> xr.Dataset:
         sites = self.sites()
         variables, levels = self.observed(truth, model)
+        errors = self.errors(model, variables)  # (those observed: others may lack a scale)
         return radiosonde_observations(
             truth,
             sites=sites,
             variables=variables,
             levels=levels,
-            error=self.errors(model),
+            error=errors,
             times=times,
             seed=self.seed + 1 + int(cycle),
         )
+
+
+def _network_errors(error: Any) -> tuple[tuple[str, float], ...]:
+    """RadiosondeNetwork's ``error``: sorted ``(variable, std)`` pairs of positive finite
+    numbers (hashable, as the frozen network is), or a clear error."""
+    from collections.abc import Mapping
+
+    if not isinstance(error, Mapping):
+        try:
+            error = dict(error)  # (pairs, as the network keeps them)
+        except (TypeError, ValueError):
+            raise TypeError(
+                "RadiosondeNetwork.error must map variable names to observation-error stds "
+                f"(e.g. {{'temperature': 0.5}}); got {type(error).__name__}"
+            ) from None
+    out = []
+    for v, s in error.items():
+        if not isinstance(v, str) or not v:
+            raise TypeError(f"RadiosondeNetwork.error: variable names must be strings; got {v!r}")
+        if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)) or (
+            not np.isfinite(s) or s <= 0
+        ):  # fmt: skip
+            raise ValueError(
+                f"RadiosondeNetwork.error[{v!r}] must be a positive finite number; got {s!r}"
+            )
+        out.append((v, float(s)))
+    return tuple(sorted(out))
 
 
 def _network_settings(network: Any) -> Any:
@@ -1598,6 +1945,156 @@ class CycleRun:
         return plot_cycle(self.scores, channels=channels, **kwargs)
 
 
+def _who(method: Any) -> str:
+    return f"the cycling method {type(method).__qualname__} (name {getattr(method, 'name', '')!r})"
+
+
+def _method_settings(method: Any) -> dict[str, Any]:
+    """``method.settings()``, refused unless a dict ready for JSON (the store's run.json)."""
+    out = method.settings()
+    if not isinstance(out, dict):
+        raise TypeError(f"{_who(method)}: settings() must return a dict; got {type(out).__name__}")
+    try:
+        json.dumps(out)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{_who(method)}: settings() must be ready for JSON (the store records them): "
+            f"{err}; give plain numbers, strings and lists (float(x), int(n), array.tolist())"
+        ) from None
+    return out
+
+
+def _class_name(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _method_classes(method: Any, prefix: str = "method") -> dict[str, str]:
+    """The classes of ``method`` and of the methods it wraps (its public attributes that
+    are methods, by attribute), ``module.qualname``: recorded in a store's run.json, so
+    that a run resumed with another class (a subclass whose settings are the same) is
+    refused."""
+    out = {prefix: _class_name(method)}
+    for name, value in sorted(vars(method).items()):
+        if not name.startswith("_") and isinstance(value, CycleMethod):
+            out.update(_method_classes(value, f"{prefix}.{name}"))
+    return out
+
+
+def _same_class(old: Any, new: Any) -> bool:
+    """Whether two recorded ``module.qualname`` name the same class; a class of a script
+    run as ``__main__`` matches the same qualname imported from its module (the same
+    script run or imported)."""
+    if old == new:
+        return True
+    if not isinstance(old, str) or not isinstance(new, str):
+        return False
+    for a, b in ((old, new), (new, old)):
+        if a.startswith("__main__.") and b.endswith("." + a.removeprefix("__main__.")):
+            return True
+    return False
+
+
+def _class_differences(old: Any, new: Any) -> list[str]:
+    """The methods whose classes differ between a store's record and this run's."""
+    if not isinstance(old, dict):
+        old = {"method": old}
+    keys = sorted(set(old) | set(new))
+    return [
+        f"{k} (stored {old.get(k)!r}, now {new.get(k)!r})"
+        for k in keys
+        if not _same_class(old.get(k), new.get(k))
+    ]
+
+
+def _check_scales(model: Any, cfg: CycleConfig) -> None:
+    """Refuse the run options that default to the model's normalization std as a
+    physical scale where its channels have no statistics (:func:`_unscaled_channels`):
+    the divergence bound and the initial error."""
+    if math.isfinite(cfg.divergence_factor):
+        _physical_std(
+            model,
+            what=f"the divergence bound (CycleConfig.divergence_factor={cfg.divergence_factor:g}"
+            " × each channel's std)",
+            instead="switch the bound off with CycleConfig(divergence_factor=math.inf) (a NaN "
+            "or infinite analysis still stops the run)",
+        )
+    if cfg.initial_error > 0:
+        _physical_std(
+            model,
+            what=f"the first background's noise (CycleConfig.initial_error={cfg.initial_error:g}"
+            " × each channel's std)",
+            instead="give CycleConfig(initial_error=0) (no noise on the first background)",
+        )
+
+
+def _describe(x: Any) -> str:
+    if torch.is_tensor(x):
+        return f"a tensor of shape {tuple(x.shape)}"
+    return f"a {type(x).__name__}"
+
+
+def _check_state(method: Any, state: Any, call: str, shape: tuple[int, ...]) -> None:
+    """Refuse a state from ``method``'s ``call`` (start, forecast) that is no dict holding
+    the background ``(3, C, H, W)``, naming the method."""
+    if not isinstance(state, dict):
+        raise TypeError(
+            f"{_who(method)}: {call} must return the state, a dict of tensors; got "
+            f"{_describe(state)}"
+        )
+    bg = state.get("background")
+    if not torch.is_tensor(bg) or tuple(bg.shape) != (3, *shape):
+        raise ValueError(
+            f"{_who(method)}: the state {call} returns must hold 'background', a tensor "
+            f"(3, C, H, W) = {(3, *shape)} (the background at t0 - 2Δ, t0 - Δ and t0); got "
+            + ("none" if bg is None else _describe(bg))
+        )
+
+
+def _check_analysis(method: Any, res: Any, call: str, shape: tuple[int, ...]) -> None:
+    """Refuse what ``method``'s ``call`` (analyse, no_observations) returned unless it
+    keeps the interface (:class:`CycleAnalysis`, analysis ``(C, H, W)``, a state of
+    detached tensors holding ``"pair"`` ``(2, C, H, W)``), naming the method and what is
+    wrong: otherwise it failed as a raw error later, some only when a store is written."""
+    who = f"{_who(method)}: {call}"
+    if not isinstance(res, CycleAnalysis):
+        raise TypeError(f"{who} must return a CycleAnalysis; got {_describe(res)}")
+    for name in ("analysis", "spread", "background_spread"):
+        x = getattr(res, name)
+        if x is None and name != "analysis":
+            continue
+        if not torch.is_tensor(x) or tuple(x.shape) != shape:
+            raise ValueError(
+                f"{who} returned {name} as {_describe(x)}; it must be a tensor (C, H, W) = "
+                f"{shape}, the model's channels and grid"
+            )
+        if x.requires_grad:
+            raise ValueError(f"{who} returned {name} with requires_grad: detach() it")
+    if not isinstance(res.state, dict):
+        raise TypeError(f"{who} returned a state that is {_describe(res.state)}; it must be a dict")
+    for key, value in res.state.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"{who} returned a state key {key!r}; keys must be non-empty strings")
+        if not torch.is_tensor(value):
+            raise TypeError(
+                f"{who} returned state[{key!r}] as {_describe(value)}; the state must hold "
+                "tensors only (written with each cycle for a resumed run): e.g. "
+                f"torch.tensor({value!r})"[:400]
+            )
+        if value.requires_grad:
+            raise ValueError(
+                f"{who} returned state[{key!r}] with requires_grad; the state must hold "
+                "tensors without gradient (written with each cycle): detach() it"
+            )
+    pair = res.state.get("pair")
+    if pair is None or tuple(pair.shape) != (2, *shape):
+        raise ValueError(
+            f"{who} must return a state holding 'pair', a tensor (2, C, H, W) = "
+            f"{(2, *shape)}: the analysed input pair (t0 - Δ, t0) that forecast() runs on; "
+            + ("it has none" if pair is None else f"got shape {tuple(pair.shape)}")
+        )
+
+
 def _settings(
     method: Any,
     network: Any,
@@ -1608,7 +2105,7 @@ def _settings(
     initial_error: float,
 ) -> dict[str, Any]:
     return {
-        "method": method.settings(),
+        "method": _method_settings(method),
         "network": _network_settings(network),
         "model": getattr(model, "name", type(model).__name__),
         "start": str(pd.Timestamp(start)),
@@ -1758,7 +2255,7 @@ def _read_while_written(read: Callable[[], Any]) -> Any:
 def _state_to_vars(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     out = {}
     for k, v in state.items():
-        arr = v.numpy()
+        arr = v.detach().cpu().numpy()
         out[f"state__{k}"] = (tuple(f"state__{k}_{i}" for i in range(arr.ndim)), arr)
     return out
 
@@ -1829,11 +2326,12 @@ def cycle(
           saved with each cycle;
         - ``divergence_factor`` (default 5): stop when a channel's analysis error exceeds
           this many times its climatological std (the model's normalization std), or on
-          NaN;
+          NaN; ``math.inf``: no bound, only NaN stops the run (a model wrapped without
+          statistics has no std to bound by: a finite factor is refused for it);
         - ``initial_error`` (default 0): white noise added to the first background pair
           (the same on both times), as this fraction of the model's normalization std
           (drawn from the run's generator): a perfect-model twin (Lorenz-96) would
-          otherwise start from the truth itself;
+          otherwise start from the truth itself (refused for a model without statistics);
         - ``save_states`` (default True): write the analysis, background and spread fields
           of each cycle (not only scores);
         - ``keep_members`` (default True): keep each cycle's ensemble members (the analysed
@@ -1874,13 +2372,28 @@ def cycle(
         NaN or an error beyond the bound; every complete cycle stays in the store.
     TypeError
         A ``method`` that is not a :class:`CycleMethod`, or a ``network`` that cannot be
-        called.
+        called; a method whose ``settings()`` are not a dict ready for JSON (before
+        anything is written), or whose ``start``, ``analyse``, ``no_observations`` or
+        ``forecast`` return what is not a dict of tensors / a :class:`CycleAnalysis`
+        (at the cycle that does, with or without a store; named).
+    NotImplementedError
+        A method that does not define ``settings()`` or ``analyse()`` (named).
     ValueError
-        A store written with different settings (named) or without its ``run.json``; a
-        truth that lacks a channel of the model or holds NaN or infinite values at a time
-        the run needs (named, with the first such time); a :class:`RadiosondeNetwork`
-        (also an ``ImagerSondeNetwork``'s) whose ``variables`` name one the model has no
-        channel of (named). All are checked before anything is written.
+        A store written with different settings (named), by another method class (a
+        subclass too; stores of earlier releases, which did not record it, are not
+        compared) or without its ``run.json``; a truth that lacks a channel of the model or
+        holds NaN or infinite values at a time the run needs (named, with the first such
+        time); a :class:`RadiosondeNetwork` (also an ``ImagerSondeNetwork``'s) whose
+        ``variables`` or ``error`` name one the model has no channel of (named); a default
+        taken from the model's normalization std where the model has none (a model wrapped
+        without ``stats``: std 1 in each channel's units, no physical scale; the channels
+        named, with the argument to give instead): a finite ``divergence_factor``, an
+        ``initial_error`` above 0, a network's observation error
+        (``RadiosondeNetwork(error=...)``), the method's Perlin std
+        (``perturbation_std`` of ``background_error`` or ``initial``, or a ``spread``). All
+        are checked before anything is written. An analysis (``(C, H, W)``) or state
+        (``"pair"`` ``(2, C, H, W)``, tensors without gradient) of a custom method that
+        breaks the interface, at the cycle that returns it (named).
 
     Examples
     --------
@@ -1971,13 +2484,18 @@ def cycle(
     _check_truth(truth, model, needed)  # before the store is made: nothing written for it
     for net in (network, getattr(network, "radiosondes", None)):  # (ImagerSondeNetwork's)
         if isinstance(net, RadiosondeNetwork):
-            net.observed(truth, model)  # variables the model lacks: refused before the store
+            observed, _ = net.observed(truth, model)  # variables the model lacks: refused
+            net.errors(model, observed)  # (before the store) and errors without a scale
+    _check_scales(model, cfg)
     settings = _settings(method, network, model, t0, lead_steps, seed, initial_error)
+    settings["method_class"] = _method_classes(method)
     if not isinstance(method.name, str) or not method.name.strip():  # written in the store
         raise TypeError(f"the method's name must be a non-empty string; got {method.name!r}")
     settings["fingerprints"] = _fingerprints(model, truth, t0)
     settings["fingerprints"].update({f"method.{k}": v for k, v in method.fingerprints().items()})
-    bound = divergence_factor * np.asarray(model.stats.std, dtype="float64")
+    clim_std = np.asarray(model.stats.std, dtype="float64")
+    bound = divergence_factor * clim_std  # (inf: no bound)
+    shape = (len(model.channels), *(int(n) for n in model.grid_shape))
     weights = _grid_weights(model)
     names = _channel_names(model)
     path = None if store is None else Path(store).expanduser()
@@ -2003,6 +2521,7 @@ def cycle(
                 last = path / "cycles" / f"{done[-1]:06d}.zarr"  # type: ignore[operator]
                 last_ds = xr.open_zarr(last, chunks=None).load()
                 state = method.forecast(_state_from(last_ds), model=model)
+                _check_state(method, state, "forecast()", shape)
                 free = torch.as_tensor(last_ds["free_pair"].values)
                 free = torch.stack([free[1], _step(model, free[None])[0]])
                 generator.set_state(torch.as_tensor(last_ds["generator_state"].values))
@@ -2021,6 +2540,7 @@ def cycle(
                 ) * (initial_error * std.view(-1, 1, 1))
                 background = background + noise
             state = method.start(background, model=model, generator=generator)
+            _check_state(method, state, "start()", shape)
             free = background[1:].clone()
             first = 0
         bar = tqdm(
@@ -2041,6 +2561,7 @@ def cycle(
             )
             why = f"no usable observation in the window (rejected: {counts})" if not slots else ""
             res: CycleAnalysis | None = None
+            made_by = "analyse()"
             if slots:
                 try:
                     res = method.analyse(state, slots, model=model, generator=generator)
@@ -2069,6 +2590,8 @@ def cycle(
                 )
                 if res is None:
                     res = method.no_observations(state)
+                    made_by = "no_observations()"
+            _check_analysis(method, res, made_by, shape)
             bg = state["background"][2]
             tr = _stack(truth, model, [t])[0]
             a_err = _area_rms(res.analysis - tr, weights)
@@ -2121,10 +2644,11 @@ def cycle(
                     _drop_members(path / "cycles" / f"{c - 1:06d}.zarr")
             rows.append(row)
             state = method.forecast(res.state, model=model)
+            _check_state(method, state, "forecast()", shape)
             free = torch.stack([free[1], _step(model, free[None])[0]])
             # the analysis error in units of each channel's climatological std, averaged
             # (the channels' own units differ: m² s⁻², K, m s⁻¹, Pa)
-            scaled = a_err / (bound / divergence_factor)
+            scaled = a_err / clim_std
             bar.set_postfix(analysis_error=f"{float(np.nanmean(scaled)):.3g} clim. std")
         out = _with_channel_units(_concat_rows(rows)) if rows else xr.Dataset()
         out.attrs.update(
@@ -2246,6 +2770,20 @@ def _open_store(
                 )
             old = _read_settings(path)
             new_settings = json.loads(json.dumps(settings))
+            # the method's class, compared on its own (a script's class run as __main__ is
+            # the same class imported); not recorded by earlier releases: not compared
+            now_classes = new_settings.pop("method_class", None)
+            stored_classes = old.pop("method_class", None)
+            if stored_classes is not None and now_classes is not None:
+                other = _class_differences(stored_classes, now_classes)
+                if other:
+                    raise ValueError(
+                        f"{path} holds a run of another cycling method class; refusing to mix "
+                        "two methods in one store (their settings may agree while they "
+                        "observe or analyse differently): "
+                        + "; ".join(other)
+                        + ". Give another store, or resume with the stored class"
+                    )
             if "fingerprints" not in old:  # a store of an earlier release: not recorded
                 new_settings.pop("fingerprints")
             else:  # a fingerprint that an earlier release did not record

@@ -32,6 +32,9 @@ class CycleConfig(Config):
     >>> cfg = CycleConfig(n_cycles=4, lead_steps=2)
     >>> cfg.seed, cfg.divergence_factor
     (0, 5.0)
+    >>> import math  # no divergence bound (only NaN stops the run)
+    >>> CycleConfig.from_dict(cfg.replace(divergence_factor=math.inf).to_dict()).divergence_factor
+    inf
     >>> CycleConfig.from_dict(cfg.to_dict()) == cfg
     True
     >>> import pandas as pd
@@ -59,10 +62,15 @@ class CycleConfig(Config):
     )
     seed: int = config_field(0, help="seeds the run's generator (perturbations)")
     divergence_factor: float = config_field(
-        5.0, help="stop when an analysis error exceeds this many climatological stds"
+        5.0,
+        help="stop when an analysis error exceeds this many climatological stds (the model's "
+        "normalization std; inf: no bound, only NaN stops the run, as a model without "
+        "statistics needs)",
     )
     initial_error: float = config_field(
-        0.0, help="white noise on the first background, as a fraction of the model's std"
+        0.0,
+        help="white noise on the first background, as a fraction of the model's std (a "
+        "model without statistics needs 0)",
     )
     save_states: bool = config_field(
         True, help="write the analysis, background and spread fields of each cycle"
@@ -84,7 +92,7 @@ class CycleConfig(Config):
         check_integers(self, {"n_cycles": 1} if self.n_cycles is not None else {})
         check_integers(self, {"lead_steps": 2})
         check_seed(self.seed, f"{owner}.seed")
-        check_number(self, "divergence_factor", above=True)
+        check_number(self, "divergence_factor", above=True, finite=False)  # inf: no bound
         check_number(self, "initial_error")
         for flag in ("save_states", "keep_members"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):

@@ -40,7 +40,9 @@ import xarray as xr
 
 from .._version import __version__
 from ..config import config_with_legacy, user_stacklevel
+from ..data.channels import channel_name
 from ..data.schema import input_source
+from ..models.base import channels_without_statistics
 from ..models.registry import resolve_model
 from ..observations.sets import ObservationError, screen_observations
 from .calibration import (
@@ -67,7 +69,7 @@ from .inputs import background_tensor, build_localization, observation_slots, st
 from .localization import Localization
 from .members import background_anomalies, ensemble_members, resolve_balance
 from .minimise import History, minimize_cost
-from .quality import background_check, check_not_all_rejected
+from .quality import background_check, check_not_all_rejected, check_operators, operator_values
 from .result import En4DVarResult, result_datasets
 
 __all__ = [
@@ -203,6 +205,15 @@ def en4dvar_analysis(
     ObservationsRejectedError
         Every observation failed the background check (nothing would be assimilated); a
         subclass of :class:`~xfuxi.observations.sets.ObservationError`.
+    TypeError
+        An observation operator that is not callable, or without the ``subset`` method the
+        background check needs (the contract: :class:`~xfuxi.assimilation.cost.ObsSlot`).
+    ValueError
+        An operator whose output is not ``(..., m)`` (e.g. one that drops the members' dim)
+        or not finite at the background or its members (naming the observations); a
+        model or operator that is not differentiable (a slot's observations with no
+        autograd path to the analysis, :func:`minimize_cost`); a cost that is not finite
+        at the background.
 
     Examples
     --------
@@ -244,6 +255,17 @@ def en4dvar_analysis(
         raise ValueError(
             f"background must be (3, C, H, W) at t0-2Δ, t0-Δ, t0; got {tuple(background.shape)}"
         )
+    # the operators: callable, and with subset() where the background check may reject
+    check_operators(
+        slots,
+        {}
+        if qc.qc_threshold is None
+        else {
+            "subset": "the observations that pass the background check (give it, or turn "
+            "the check off: QualityControl(qc_threshold=None))"
+        },
+        "en4dvar_analysis",
+    )
     seed = None
     if generator is None:
         generator, seed = _generator(opts)
@@ -292,12 +314,17 @@ def en4dvar_analysis(
             with torch.no_grad():
                 corrected = s.value - s.bias.correction(s.bias.prior).to(s.value.dtype)
             checked = ObsSlot(s.step, s.operator, corrected, s.error)
-        bad = background_check(checked, s.operator(state), anomalies, qc.qc_threshold, state=state)
+        # (m,) and finite: NaN passed the check (NaN > bound is False) and made J NaN
+        hx = operator_values(s, state, "the background")
+        bad = background_check(checked, hx, anomalies, qc.qc_threshold, state=state)
         rejected.append(bad)
         keep = np.nonzero(~bad)[0]
         op = s.operator.subset(keep) if bad.any() else s.operator
         bias = None if s.bias is None else s.bias.subset(keep) if bad.any() else s.bias
-        kept_slots.append(ObsSlot(s.step, op, s.value[keep], s.error[keep], bias))
+        kept = ObsSlot(s.step, op, s.value[keep], s.error[keep], bias)
+        if bad.any():  # the subset operator: one value per kept observation
+            operator_values(kept, state, "the background (its subset(keep))")
+        kept_slots.append(kept)
     check_not_all_rejected(rejected, qc.qc_threshold or 0.0, "QualityControl")
     problem = En4DVarProblem(
         model,
@@ -381,11 +408,13 @@ def assimilate_4dvar(
     background_error : BackgroundError, optional
         The ensemble behind B: ``n_members`` (default 200), the Perlin perturbations
         (``amplitude`` 0.05 of ``perturbation_std`` — default the model's normalization
-        std —, ``wavelength`` 8, ``octaves`` 3, ``balance`` ``"auto"``: geostrophic and
-        hydrostatic when the model has geopotential and winds), ``hybrid_weight`` β of a
-        static B (with ``static_b``; 0.25 did better than 0.5 in 10 days of cycling on the
-        embedded world), ``member_chunk`` and ``seed`` (default 0; None draws a fresh seed,
-        recorded in ``attrs["config"]``).
+        std, refused for the channels of a model without statistics (wrapped without
+        ``stats``) that no ``error_data.spread`` rescales —, ``wavelength`` 8, ``octaves``
+        3, ``balance`` ``"auto"``: geostrophic and hydrostatic when the model has
+        geopotential and winds), ``hybrid_weight`` β of a static B (with ``static_b``;
+        0.25 did better than 0.5 in 10 days of cycling on the embedded world),
+        ``member_chunk`` and ``seed`` (default 0; None draws a fresh seed, recorded in
+        ``attrs["config"]``).
     localization : LocalizationOptions, float, dict, Localization or None
         Default :data:`DEFAULT_LOCALIZATION`: Gaspari–Cohn with a 1500 km half-width (the
         tuned examples' value). A number is a half-width in km; a dict changes fields of
@@ -479,6 +508,13 @@ def assimilate_4dvar(
     ObservationError
         Malformed observations or bad ones with ``strict=True``; duplicated observations
         (``duplicates="refuse"``); every observation rejected by the background check.
+    ValueError
+        Perlin members with the default ``perturbation_std`` for a model without
+        normalization statistics (:func:`~xfuxi.models.base.channels_without_statistics`)
+        in channels no ``spread`` rescales: their std 1 is no physical scale (give
+        ``perturbation_std``, ``error_data.spread`` or ``error_data.members``); a model
+        that is not differentiable, or a cost that is not finite at the background
+        (:func:`en4dvar_analysis`).
 
     Notes
     -----
@@ -574,6 +610,11 @@ def assimilate_4dvar(
     loc_options = resolve_vertical_localization(loc_options, used["level"].values)
     if adaptive:
         target_spread = innovation_spread(used, op, bg[2], model.channels)
+    static_only = static_b is not None and float(opts.hybrid_weight) == 1.0  # no members
+    if opts.perturbation_std is None and members is None and not static_only:
+        # the Perlin members' std is the model's normalization std: refused where that is
+        # the identity of a model without statistics and no spread rescales the channel
+        _check_default_perturbation_std(model, target_spread, adaptive)
     static = (
         None if static_b is None else states_tensor(static_b, model, dim="sample", name="static_b")
     )
@@ -625,7 +666,6 @@ def assimilate_4dvar(
     # the members were made before the core (which got ready anomalies)
     members_s = anomalies_s + res.timings["members_s"]
     res = res._replace(timings=dict(res.timings, members_s=members_s))
-    static_only = static is not None and float(opts.hybrid_weight) == 1.0  # no members drawn
     n_members = 0 if static_only else int(opts.n_members if n_given is None else n_given)
     config = {
         "model": getattr(model, "name", type(model).__name__),
@@ -699,6 +739,40 @@ def assimilate_4dvar(
         float(diag["cost"][-1]),
     )
     return out
+
+
+def _check_default_perturbation_std(model: Any, spread: Any, adaptive: bool) -> None:
+    """Refuse the default ``perturbation_std`` (the model's normalization std) for channels
+    without statistics that no ``spread`` rescales (NaN in ``spread``: not rescaled)."""
+    missing = set(channels_without_statistics(model))
+    if not missing:
+        return
+    names = [channel_name(c) for c in model.channels]
+    if spread is None:
+        unscaled = [n for n in names if n in missing]
+    else:
+        rows = np.asarray(spread, dtype="float64").reshape(len(names), -1)
+        finite = np.isfinite(rows).all(axis=1)
+        unscaled = [n for n, ok in zip(names, finite, strict=True) if n in missing and not ok]
+    if not unscaled:
+        return
+    why = (
+        " and too few observations to estimate their spread from the innovations"
+        if adaptive
+        else ""
+    )
+    raise ValueError(
+        f"assimilate_4dvar: the model {getattr(model, 'name', type(model).__name__)!r} "
+        f"carries no normalization statistics for {unscaled} (mean 0, std 1: a model "
+        f"wrapped without stats){why}, so the default background_error.perturbation_std "
+        "(the model's std) would give B a std of amplitude × 1 in each such channel's own "
+        "units (K, m s-1 and m2 s-2 alike). Give the climatological std per channel, "
+        "background_error=BackgroundError(perturbation_std=...), or the background-error "
+        "std B is rescaled to, error_data=BackgroundErrorData(spread=...) (e.g. "
+        "xfuxi.background_error_std(past, model=model)), or ready members "
+        "(error_data=BackgroundErrorData(members=...)); or wrap the model with "
+        "stats=xfuxi.models.base.NormStats(...)"
+    )
 
 
 def resolve_vertical_localization(options: Any, levels: Any) -> Any:

@@ -12,8 +12,8 @@ import xarray as xr
 from ..data.channels import stack
 from ..data.schema import (
     SchemaError,
-    check_no_time_zone,
     check_state_dims,
+    parse_time,
     states_at_valid_times,
     validate,
 )
@@ -67,9 +67,9 @@ def background_tensor(
     check_plausible(background, model)  # a state: its values must fit the model's statistics
     step = pd.Timedelta(model.timestep)
     times = pd.DatetimeIndex(background["time"].values)
-    t0 = times.max() if time is None else pd.Timestamp(time)
-    # compared with the data's naive times, every one was "missing"
-    check_no_time_zone(t0, f"the analysis time {time!r}")
+    # read as every time xfuxi is given (UTC marked as UTC read as UTC; another time zone,
+    # compared with the data's naive times, made every one "missing": refused)
+    t0 = times.max() if time is None else parse_time(time, f"the analysis time {time!r}")
     need = [t0 - 2 * step, t0 - step, t0]
     missing = [str(t) for t in need if t not in times]
     if missing:

@@ -44,7 +44,7 @@ from ..models.rollout import advance_pair, model_device, model_dtype
 from .config import LocalizationOptions
 from .cost import ObsSlot
 from .localization import PointCorrelation, channel_correlation
-from .quality import check_not_all_rejected
+from .quality import check_not_all_rejected, check_operators, operator_values
 
 __all__ = [
     "LETKFAnalysis",
@@ -481,6 +481,29 @@ def _local_update(
     return torch.einsum("itcp,cpij->jtcp", xp, tr)
 
 
+def _operator_weights(slot: ObsSlot) -> Any:
+    """``slot.operator.weights()``, checked: ``index`` and ``weight`` of one row per
+    observation of the slot (where each observation is, for the localization)."""
+    wts = slot.operator.weights()
+    m = int(slot.value.shape[0])
+    index, weight = getattr(wts, "index", None), getattr(wts, "weight", None)
+    if index is None or weight is None:
+        raise TypeError(
+            f"letkf_analysis: the weights() of the observation operator of the slot at step "
+            f"{slot.step} ({type(slot.operator).__name__}) must return an ObservationWeights "
+            f"(index and weight (m, k)); got {type(wts).__name__}"
+        )
+    shapes = (np.shape(index), np.shape(weight))
+    if len(shapes[0]) != 2 or shapes[0] != shapes[1] or shapes[0][0] != m:
+        raise ValueError(
+            f"letkf_analysis: the weights() of the observation operator of the slot at step "
+            f"{slot.step} ({type(slot.operator).__name__}) must give index and weight of "
+            f"shape (m, k) with one row per observation (m = {m}); got {shapes[0]} and "
+            f"{shapes[1]}"
+        )
+    return wts
+
+
 def letkf_analysis(
     members: torch.Tensor,
     slots: Sequence[ObsSlot],
@@ -519,6 +542,15 @@ def letkf_analysis(
     ------
     xfuxi.observations.sets.ObservationsRejectedError
         Every observation failed the background check (nothing would be assimilated).
+    TypeError
+        An observation operator that is not callable, or without the ``weights`` and
+        ``subset`` methods the LETKF uses (the contract:
+        :class:`~xfuxi.assimilation.cost.ObsSlot`).
+    ValueError
+        Members not ``(N, 2, C, H, W)`` with N ≥ 2 or not finite, a slot with a bias model,
+        an inflation not > 0, slots after t0 without a model; an operator whose output for
+        the members is not ``(N, m)`` (e.g. one that drops the members' dim) or not finite
+        (naming the observations), or whose ``weights()`` has not one row per observation.
 
     Examples
     --------
@@ -553,11 +585,20 @@ def letkf_analysis(
     if not (math.isfinite(rho) and rho > 0):  # as LETKFOptions.inflation (NaN members or a
         # raw linear-algebra error otherwise)
         raise ValueError(f"inflation must be a finite number > 0; got {inflation!r}")
+    check_operators(
+        slots,
+        {
+            "weights": "placing each observation for the localization",
+            "subset": "O-A of the observations used",
+        },
+        "letkf_analysis",
+    )
     states = _slot_members(model, members, slots, opts)
     # observation space: members, innovations, background check
     hx_list, y_list, e_list, idx_list, wt_list, rejected, kept_slots = [], [], [], [], [], [], []
     for s in slots:
-        hx = s.operator(states[int(s.step)])  # (N, m_s)
+        # (N, m_s), finite: NaN passed the background check and broke the eigensolver
+        hx = operator_values(s, states[int(s.step)], "the members")
         hmean = hx.mean(0)
         ya = hx - hmean
         d = s.value.double() - hmean
@@ -574,7 +615,7 @@ def letkf_analysis(
         hx_list.append(hx[:, keep])
         y_list.append(s.value.double()[keep])
         e_list.append(err[keep])
-        wts = s.operator.weights()
+        wts = _operator_weights(s)
         idx_list.append(wts.index[keep.numpy()])
         wt_list.append(wts.weight[keep.numpy()])
         kept_slots.append((s, keep))

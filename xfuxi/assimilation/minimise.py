@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +13,7 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from ..config import user_stacklevel
 from ..options import progress_enabled
 from .config import Minimiser, legacy_options
 from .cost import En4DVarProblem
@@ -71,6 +74,19 @@ def minimize_cost(
     -------
     control : Tensor (n_control,) float64
     history : record of J, Jb, Jo per slot and gradient norm per iteration (0 = start)
+
+    Raises
+    ------
+    ValueError
+        The cost at the start is NaN or infinite, or a slot's observations have no autograd
+        path to the analysis state (a model or observation operator that detaches or
+        computes in NumPy; :meth:`En4DVarProblem.check_differentiable` names which).
+
+    Warns
+    -----
+    UserWarning
+        The gradient is exactly zero at the start while the observations' cost is not:
+        the starting state is returned, since nothing moves it.
     """
     opts = legacy_options(
         "minimize_cost",
@@ -100,10 +116,33 @@ def minimize_cost(
 
     bar = tqdm(total=max_iter, desc="4DVar L-BFGS", disable=not progress_enabled(progress))
     try:
+        # every slot's observations must reach the state through autograd: a detached
+        # model or operator gave them a zero gradient, and the background came back as a
+        # converged analysis
+        check = getattr(problem, "check_differentiable", None)
+        if check is not None and max_iter > 0:  # (max_iter=0 uses no gradient)
+            check()
         j0, g0 = evaluate(v0)
+        if not math.isfinite(j0):  # L-BFGS stopped 'ABNORMAL' and the start came back
+            rec = last["rec"]
+            raise ValueError(
+                f"the cost at the start of the minimisation is {j0} (Jb "
+                f"{rec.cost_background}, Jo per slot {rec.cost_observation}): the model or "
+                "an observation operator gives NaN or infinite values there"
+            )
         hist.records.append(last["rec"])
         g0n = max(float(g0.norm()), 1e-300)
         if float(g0.norm()) == 0.0:
+            jo0 = sum(last["rec"].cost_observation)
+            if jo0 > 0.0:  # Jo = 0 (a perfect background) is a true minimum
+                warnings.warn(
+                    f"the gradient of the 4DVar cost is zero at the start although the "
+                    f"observations' cost Jo is {jo0:.6g}: they do not constrain the control "
+                    "(B has no spread where they are, or the model or an observation operator "
+                    "has a zero derivative there); the analysis is the starting state",
+                    UserWarning,
+                    stacklevel=user_stacklevel(),
+                )
             hist.converged, hist.message = True, "zero gradient at the background"
             bar.close()
             return v0, hist

@@ -215,8 +215,55 @@ def _times_text(times: np.ndarray) -> str:
     return f"{times.size} time(s) from {first} to {last}" if times.size > 1 else f"1 time: {first}"
 
 
-def _combine_expver(ds: xr.Dataset, source: str) -> xr.Dataset:
-    """ERA5 where present, else ERA5T (what users do), and say so in ``attrs['expver']``."""
+#: the grid points per dimension of the sample that tells at which times an ``expver``
+#: holds data (:func:`_expver_presence`)
+_EXPVER_SAMPLE_POINTS = 8
+
+
+def _expver_presence(ds: xr.Dataset) -> xr.DataArray | None:
+    """Whether each ``expver`` holds data at each time of an old-layout CDS file
+    (``expver`` a dim, NaN where an expver has no data): a bool DataArray in memory on
+    (expver, time); None without an ``expver`` or a ``time`` dim.
+
+    Told from a sample, not from every value (a lazily opened file is not read in full
+    while it is opened): the first variable on ``time`` and ``expver``, at up to
+    :data:`_EXPVER_SAMPLE_POINTS` points along each of its last two dims (the grid) and
+    the first index of any other (the level). An expver holds data at a time where any
+    sampled point does (the CDS fills a time of an expver wholly or not at all); at a time
+    where no expver has a sampled point (a field NaN there, as the SST over land) every
+    value of the variables on ``time`` and ``expver`` at that time decides. Only slices
+    are taken of the data as the file gives them (before :func:`_packed_as_float32`: a
+    slice of a cast, or of a list of expvers, reads the whole chunks of the file).
+    """
+    if "expver" not in ds.dims or "time" not in ds.dims:
+        return None
+    present = xr.DataArray(
+        np.zeros((ds.sizes["expver"], ds.sizes["time"]), dtype=bool),
+        dims=("expver", "time"),
+        coords={"expver": ds["expver"].values, "time": ds["time"].values},
+    )
+    on_both = [n for n, v in ds.data_vars.items() if {"time", "expver"} <= set(v.dims)]
+    if not on_both:  # the expvers' data do not differ: none fills another
+        return present
+    var = ds[on_both[0]]
+    rest = [d for d in var.dims if d not in ("expver", "time")]
+    pick: dict[Any, Any] = {d: 0 for d in rest[:-2]}
+    for d in rest[-2:]:  # strided: points spread over the grid
+        pick[d] = slice(None, None, -(-var.sizes[d] // _EXPVER_SAMPLE_POINTS) or 1)
+    sample = var.isel(pick).notnull()
+    sample = sample.any([d for d in sample.dims if d not in ("expver", "time")])
+    present.values[...] = sample.transpose("expver", "time").values
+    unsure = np.flatnonzero(~present.values.any(axis=0))
+    if unsure.size:  # every value at those times
+        some = ds[on_both].isel(time=unsure).to_array().notnull()
+        exact = some.any([d for d in some.dims if d not in ("expver", "time")])
+        present.values[:, unsure] = exact.transpose("expver", "time").values
+    return present
+
+
+def _combine_expver(ds: xr.Dataset, source: str, present: xr.DataArray | None = None) -> xr.Dataset:
+    """ERA5 where present, else ERA5T (what users do), and say so in ``attrs['expver']``;
+    ``present``: :func:`_expver_presence` of the file as read (else of ``ds``)."""
     if "expver" not in ds.variables:
         return ds
     expver = ds["expver"]
@@ -226,16 +273,21 @@ def _combine_expver(ds: xr.Dataset, source: str) -> xr.Dataset:
         return ds.drop_vars("expver").assign_attrs(attrs)
     if "expver" in ds.dims:  # old CDS layout: one slice per expver, NaN where absent
         order = sorted(expver.values.tolist(), key=lambda v: _expver_label(v)[0])
-        first = ds.sel(expver=order[0]).drop_vars("expver")
-        out = first
+        out = ds.sel(expver=order[0]).drop_vars("expver")
         notes = [f"{_expver_label(order[0])[1]} where present"]
-        for value in order[1:]:
+        same = present is not None and "time" in ds.dims
+        if not (same and np.array_equal(present["time"].values, ds["time"].values)):
+            present = _expver_presence(ds)
+        have = None if present is None else present.sel(expver=order).values
+        held = np.zeros(0 if have is None else have.shape[1], dtype=bool)  # earlier expvers
+        for i, value in enumerate(order[1:], start=1):
             part = ds.sel(expver=value).drop_vars("expver")
-            missing = out.to_array().isnull()
-            other = [d for d in missing.dims if d != "time"]
-            filled = (missing & part.to_array().notnull()).any(other)
-            out = out.fillna(part)
-            used = np.asarray(out["time"].values[filled.values] if "time" in filled.dims else [])
+            out = out.fillna(part)  # lazy, as the data are
+            if have is None:  # no time dim: "used at no time", as before
+                used = np.asarray([])
+            else:
+                used = ds["time"].values[have[i] & ~held]
+                held |= have[i]
             notes.append(f"else {_expver_label(value)[1]} (used at {_times_text(used)})")
         attrs["expver"] = ", ".join(notes) + f"; combined by xfuxi from '{source}'"
         return out.assign_attrs(attrs)
@@ -344,9 +396,12 @@ def _packed_as_float32(ds: xr.Dataset) -> xr.Dataset:
 def _standardise_part(ds: xr.Dataset, source: str) -> xr.Dataset:
     """One file's part: one time coordinate, ERA5 with ERA5T, scalar coordinates settled;
     short-integer packed variables as float32 (:func:`_packed_as_float32`)."""
+    # the times of ERA5T in an old-layout file, from a sample of the file as read: a
+    # sample of the float32 cast below would read all of it
+    present = _expver_presence(ds)
     ds = _packed_as_float32(ds)
     ds = _cfgrib_times(ds, source)
-    ds = _combine_expver(ds, source)
+    ds = _combine_expver(ds, source, present)
     drop = [c for c in _LEVEL_TYPE_COORDS if c in ds.coords and ds[c].ndim == 0]
     ds = ds.drop_vars(drop)
     if "number" in ds.coords and ds["number"].ndim == 0:
@@ -410,6 +465,13 @@ def _accumulation_period(value: Any) -> pd.Timedelta:
 def _accumulate(ds: xr.Dataset, period: pd.Timedelta, source: str) -> xr.Dataset:
     """Hourly accumulations (``tp``, ``tisr``) → 6-hour totals, named ``<name>_6hr``."""
     six = pd.Timedelta("6h")
+    if (
+        any(short in ds.data_vars for short in ACCUMULATED_SHORT_NAMES)
+        and "time" in ds.indexes
+        and not ds.indexes["time"].is_monotonic_increasing
+    ):  # summed over the hours before each time, in time order (validate sorts anyway;
+        # stored descending, the times were refused as "-1h apart"); a new Dataset
+        ds = ds.sortby("time")
     for short, long_name in ACCUMULATED_SHORT_NAMES.items():
         if short not in ds.data_vars:
             continue

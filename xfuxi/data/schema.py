@@ -482,6 +482,38 @@ def _fix_level(ds: xr.Dataset, levels: Sequence[float] | None) -> xr.Dataset:
     return ds
 
 
+#: the names of the UTC zone (``str`` of its tzinfo) in the libraries that make them
+_UTC_NAMES = frozenset(
+    {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal",
+     "tzutc()"}
+)  # fmt: skip
+
+
+def is_utc(tz: Any) -> bool:
+    """Whether the time zone ``tz`` (a tzinfo, or None) is UTC itself (``"Z"``,
+    ``"+00:00"``, ``tz="UTC"``): times marked so are xfuxi's times, which are UTC. A zone
+    that is at offset 0 only part of the year (Europe/London) is not.
+
+    Examples
+    --------
+    >>> is_utc(pd.Timestamp("2001-03-01T06Z").tz), is_utc(None)
+    (True, False)
+    >>> is_utc(pd.Timestamp("2001-03-01T06", tz="Europe/London").tz)
+    False
+    """
+    if tz is None:
+        return False
+    if str(tz) in _UTC_NAMES:
+        return True
+    return isinstance(tz, datetime.timezone) and tz.utcoffset(None) == datetime.timedelta(0)
+
+
+def _naive_utc(times: Any) -> Any:
+    """``times`` (a Timestamp or a DatetimeIndex) marked UTC as naive times (xfuxi's);
+    others as they are."""
+    return times.tz_convert(None) if is_utc(times.tz) else times
+
+
 def check_no_time_zone(
     times: pd.Timestamp | pd.DatetimeIndex,
     subject: str,
@@ -495,19 +527,26 @@ def check_no_time_zone(
     Examples
     --------
     >>> check_no_time_zone(pd.Timestamp("2001-03-01T06:00"), "the analysis time")
-    >>> zoned = pd.DatetimeIndex(["2001-03-01T06:00Z"])
+    >>> zoned = pd.DatetimeIndex(["2001-03-01T06:00+01:00"])
     >>> check_no_time_zone(zoned, "init_times")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    xfuxi.data.schema.SchemaError: init_times carry a time zone (UTC); give them as UTC ...
+    xfuxi.data.schema.SchemaError: init_times carry a time zone (UTC+01:00); give them as UTC ...
     """
     if times.tz is None:
         return
     several = isinstance(times, pd.DatetimeIndex)
+    them = "them" if several else "it"
+    if is_utc(times.tz):  # (parse_times reads these as naive times)
+        how = "without one (e.g. '2001-03-01T06:00')"
+    else:
+        how = (
+            "without one (e.g. '2001-03-01T06:00') or marked UTC ('2001-03-01T06:00Z'): "
+            "converted, e.g. with .tz_convert('UTC')"
+        )
     raise error(
         f"{subject} {'carry' if several else 'carries'} a time zone ({times.tz}); give "
-        f"{'them' if several else 'it'} as UTC without one (e.g. '2001-03-01T06:00'), as the "
-        "data's times are"
+        f"{them} as UTC {how}, as the data's times are"
     )
 
 
@@ -550,9 +589,25 @@ def time_dtype_problem(coord: xr.DataArray | xr.Variable, name: Hashable = "time
     if first is not None and type(first).__module__.startswith("cftime"):
         calendar = getattr(first, "calendar", "") or "unknown"
         align = ", align_on='year'" if calendar == "360_day" else ""
+        convert = f"convert_calendar('standard', use_cftime=False{align})"
+        years = [v.year for v in flat if v is not None and v == v and hasattr(v, "year")]
+        late, early = max(years) > 2261, min(years) < 1678
+        if not (late or early):
+            return (
+                f"coordinate {name!r} holds cftime dates ({calendar} calendar), not "
+                f"datetime64; convert them first: ds.{convert}"
+            )
+        # (convert_calendar alone fails there: "Source time range is not valid for numpy
+        # datetimes"): shift by whole 400-year cycles of the calendar first
+        days = _CYCLE_DAYS.get(calendar.lower(), _GREGORIAN_CYCLE_DAYS)
+        sign = "-" if late else "+"
         return (
-            f"coordinate {name!r} holds cftime dates ({calendar} calendar), not datetime64; "
-            f"convert them first: ds.convert_calendar('standard', use_cftime=False{align})"
+            f"coordinate {name!r} holds cftime dates ({calendar} calendar), not datetime64, "
+            f"of years {min(years)} to {max(years)}, outside the years 1678 to 2261 that "
+            "datetime64[ns] holds: shift them into those years by whole 400-year cycles of "
+            "their calendar (which keep each day of the year), then convert them: "
+            f"ds.assign_coords({name}=ds.indexes[{str(name)!r}] {sign} "
+            f"datetime.timedelta(days={days})).{convert}"
         )
     if isinstance(coord.dtype, np.dtype) and coord.dtype.kind == "M":
         return _beyond_ns_problem(coord, name)
@@ -562,6 +617,12 @@ def time_dtype_problem(coord: xr.DataArray | xr.Variable, name: Hashable = "time
 #: the days of 400 Gregorian years: a shift by them keeps every date's day of the year,
 #: weekday and leap day
 _GREGORIAN_CYCLE_DAYS = 146097
+
+#: the days of 400 years of cftime's other calendars (a shift keeps each day of the year)
+_CYCLE_DAYS = {
+    "noleap": 146000, "365_day": 146000, "all_leap": 146400, "366_day": 146400,
+    "360_day": 144000, "julian": 146100,
+}  # fmt: skip
 
 
 def _beyond_ns_problem(coord: xr.DataArray | xr.Variable, name: Hashable) -> str | None:
@@ -645,13 +706,16 @@ def parse_times(
     ------
     SchemaError
         (or ``error``) A value that is not a date and time (named); a number (pandas
-        would read 5 as 5 nanoseconds after 1970) or a time span; a time zone (xfuxi's
-        times are UTC without one) or cftime dates; a missing time unless
+        would read 5 as 5 nanoseconds after 1970) or a time span; a time zone other than
+        UTC (xfuxi's times are UTC: times marked UTC, ``"Z"``, ``"+00:00"`` or
+        ``tz="UTC"``, are read as naive times) or cftime dates; a missing time unless
         ``allow_missing``; a time outside ``datetime64[ns]`` (years 1678 to 2261).
 
     Examples
     --------
     >>> parse_times(["2020-01-01T06", "2020-01-01T12:00"], "init_times").hour.tolist()
+    [6, 12]
+    >>> parse_times(["2020-01-01T06Z", "2020-01-01T12:00+00:00"], "init_times").hour.tolist()
     [6, 12]
     >>> parse_times(["noon"], "init_times")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -662,13 +726,18 @@ def parse_times(
     ...
     ValueError: time must be a date and time (...); got the number 5, which would be read ...
     """
+    if isinstance(times, (xr.DataArray, xr.Variable)) and is_utc(getattr(times.dtype, "tz", None)):
+        times = pd.DatetimeIndex(np.ravel(times.data)).tz_convert(None)  # UTC: xfuxi's times
     if isinstance(times, (xr.DataArray, xr.Variable)):
         problem = time_dtype_problem(times, name)
         if problem is not None:  # cftime dates or a time zone: named, with the fix
             raise error(problem.replace(f"coordinate {name!r}", name, 1))
         times = times.values
     if isinstance(times, (pd.Series, pd.Index)) and isinstance(times.dtype, pd.DatetimeTZDtype):
-        check_no_time_zone(pd.DatetimeIndex(times), name, error=error)
+        times = _naive_utc(pd.DatetimeIndex(times))  # marked UTC: xfuxi's times
+        check_no_time_zone(times, name, error=error)
+    if isinstance(times, (pd.Timestamp, datetime.datetime)) and is_utc(times.tzinfo):
+        times = pd.Timestamp(times).tz_convert(None)
     if isinstance(times, (Iterator, set, frozenset)):  # a generator: its times, as a list
         times = list(times)
     one = isinstance(times, (str, bytes)) or np.ndim(times) == 0
@@ -700,10 +769,12 @@ def parse_times(
         pass
     if index is None:  # another format, or mixed time zones: one by one, naming a bad one
         stamps = [_one_time(v, what, error) for v in items]
+        stamps = [_naive_utc(v) if v is not pd.NaT else v for v in stamps]  # "Z": UTC
         for stamp in stamps:
             if stamp is not pd.NaT:
                 check_no_time_zone(stamp, name, error=error)
         index = pd.DatetimeIndex(stamps)
+    index = _naive_utc(index)  # marked UTC ("Z", "+00:00", tz="UTC"): xfuxi's times
     # one time given: "carries ... give it" (an index reads "carry ... give them")
     check_no_time_zone(index[0] if one and index.size == 1 else index, name, error=error)
     try:
@@ -745,6 +816,91 @@ def _one_time(value: Any, what: str, error: type[Exception]) -> pd.Timestamp:
         return pd.Timestamp(value) if value is not None else pd.NaT
     except (ValueError, TypeError, OverflowError):
         raise error(f"{what}; {value!r} is not one") from None
+
+
+def refuse_lead_dim(
+    ds: xr.Dataset | xr.DataArray, what: str, error: type[Exception] = SchemaError
+) -> None:
+    """Raise ``error`` if ``ds`` has a lead dim (``prediction_timedelta`` or
+    ``lead_time``: a forecast of several leads) where states on ``time`` are expected.
+
+    Examples
+    --------
+    >>> fc = xr.Dataset(coords={"prediction_timedelta": pd.to_timedelta([6, 12], "h")})
+    >>> refuse_lead_dim(fc, "the truth")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xfuxi.data.schema.SchemaError: the truth must be states on 'time' (analyses, the truth); ...
+    """
+    lead = next((n for n in _LEAD_NAMES if n in ds.dims), None)
+    if lead is not None:
+        raise error(
+            f"{what} must be states on 'time' (analyses, the truth); got a forecast of several "
+            f"leads (dim {lead!r}): select one lead, e.g. fc.sel({lead}=np.timedelta64(6, "
+            "'h')), whose states are taken at their valid times (time + lead)"
+        )
+
+
+def add_lead(time: Any, lead: Any, what: str, error: type[Exception] = SchemaError) -> np.ndarray:
+    """``time + lead`` (broadcast; datetime64[ns]), refusing a sum outside
+    ``datetime64[ns]``, which NumPy would wrap without a word (a valid time past
+    2262-04-11 came out in 1677).
+
+    Parameters
+    ----------
+    time : array_like of datetime64
+        Initial times.
+    lead : array_like of timedelta64
+        Leads, broadcast against ``time``.
+    what : str
+        What is computed, to start the error message.
+    error : type of Exception, default SchemaError
+        The error raised.
+
+    Returns
+    -------
+    numpy.ndarray
+        The valid times, datetime64[ns] (NaT where a time or a lead is NaT).
+
+    Raises
+    ------
+    SchemaError
+        (or ``error``) A valid time lies beyond the years 1678 to 2261 of
+        ``datetime64[ns]``.
+
+    Examples
+    --------
+    >>> t = np.array(["2262-04-09"], "datetime64[ns]")
+    >>> add_lead(t, np.timedelta64(24, "h"), "valid times")
+    array(['2262-04-10T00:00:00.000000000'], dtype='datetime64[ns]')
+    >>> add_lead(t, np.timedelta64(72, "h"), "valid times")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xfuxi.data.schema.SchemaError: valid times: 2262-04-09T00:00:00 + 3 days 00:00:00 lies past ...
+    """
+    t, lead_ns = np.broadcast_arrays(
+        np.asarray(time).astype("datetime64[ns]"), np.asarray(lead).astype("timedelta64[ns]")
+    )
+    ti, li = t.view("i8"), lead_ns.view("i8")
+    nat = np.iinfo(np.int64).min
+    with np.errstate(over="ignore"):
+        vi = np.asarray(ti + li)  # int64 wraps as datetime64 does (0-d: an array too)
+    known = (ti != nat) & (li != nat)
+    bad = known & ((vi == nat) | ((li > 0) & (vi < ti)) | ((li < 0) & (vi > ti)))
+    if bad.any():
+        i = np.flatnonzero(bad.ravel())[0]
+        late = li.ravel()[i] > 0
+        edge = (
+            "past 2262-04-11T23:47:16, the end" if late else "before 1677-09-21T00:12:43, the start"
+        )
+        raise error(
+            f"{what}: {str(t.ravel()[i])[:19]} + {pd.Timedelta(lead_ns.ravel()[i])} lies {edge} "
+            "of datetime64[ns] (the times of xarray and pandas); give initial times and leads "
+            "whose valid times lie within it"
+        )
+    out = vi.view("datetime64[ns]").copy()
+    out[~known] = np.datetime64("NaT")
+    return out
 
 
 #: the names of a forecast's lead that :func:`validate` reads as ``prediction_timedelta``
@@ -791,7 +947,8 @@ def states_at_valid_times(
     ------
     SchemaError
         (or ``error``) The lead is not a time span (``timedelta64``: a plain number would
-        be nanoseconds), or it lies along another dim than ``time``.
+        be nanoseconds), or it lies along another dim than ``time``; a valid time lies
+        beyond ``datetime64[ns]`` (past 2262-04-11: :func:`add_lead`).
 
     Examples
     --------
@@ -826,7 +983,10 @@ def states_at_valid_times(
     if "time" not in out.coords:
         return out
     time = out["time"]
-    valid = time.variable + lead.variable.astype("timedelta64[ns]")
+    lead_ns = lead.variable.astype("timedelta64[ns]")
+    valid = time.variable + lead_ns
+    # (time + lead past 2262 wrapped to 1677; a lead is one value, or one per time)
+    add_lead(time.values, lead_ns.values, f"{what}: the valid time (time + {name})", error)
     attrs = dict(time.attrs)
     if attrs.get("standard_name") == "forecast_reference_time":  # now the valid time
         attrs.pop("standard_name")
@@ -1152,9 +1312,11 @@ def validate(
     ------
     SchemaError
         Missing variable or dimension, non-monotonic or duplicated coordinate, unknown
-        level, NaN where not allowed, wrong units, wrong time dtype (cftime dates and
-        times with a time zone are named, with the conversion), a complex data variable,
-        a data variable of objects or strings on the grid (latitude, longitude or level),
+        level, NaN where not allowed, wrong units (of a field; a score, with a ``metric``
+        attribute on the variable or the Dataset, has units of its own), wrong time dtype
+        (cftime dates and times with a time zone are named, with the conversion), a complex
+        data variable, a data variable of objects or strings on the grid (latitude,
+        longitude or level),
         a value outside its physical range, a ``valid_time`` beside ``time`` that is not
         ``time`` + the scalar lead, times outside the years 1678 to 2261 that
         ``datetime64[ns]`` holds (``datetime64[s]`` of a run dated 2300, which xarray
@@ -1274,7 +1436,15 @@ def validate(
             )
         expected = VARIABLES.get(str(name))
         given = var.attrs.get("units")
-        if expected is not None and given is not None and not same_unit(expected[0], given):
+        # a score of the field (xfuxi.verify's ``metric`` attribute) has units of its own:
+        # K**2 of an MSE, nat of an ignorance
+        score = "metric" in var.attrs or "metric" in out.attrs
+        if (
+            expected is not None
+            and given is not None
+            and not score
+            and not same_unit(expected[0], given)
+        ):
             raise SchemaError(
                 f"variable {name!r} has units {given!r}; expected {expected[0]!r}"
                 + unit_hint(expected[0], str(given))

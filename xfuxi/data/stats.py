@@ -32,6 +32,7 @@ from ..files import (
 )
 from ..grid import area_weights
 from .schema import (
+    _LEAD_NAMES,
     SchemaError,
     _fix_time,
     check_unpacked,
@@ -385,7 +386,11 @@ def _block_sums(
         else:
             x = block.astype("float64")
         if centre is not None:
-            x -= centre
+            c = centre
+            if np.ndim(c):  # per level (the last axis): the block's levels only
+                lo, hi = block_info[0]["array-location"][-1]
+                c = c[lo:hi]
+            x -= c
             np.multiply(x, x, out=x)
         if w is not None:
             lat_axis, weights = w
@@ -444,7 +449,9 @@ def climatology(
         Canonical data with a datetime ``dim``. States of a forecast at one lead (a
         scalar ``prediction_timedelta``, as ``fc.sel(prediction_timedelta="6h")`` leaves)
         are valid at ``time + lead`` and are grouped by those times
-        (:func:`xfuxi.data.schema.states_at_valid_times`).
+        (:func:`xfuxi.data.schema.states_at_valid_times`). A forecast of several leads (a
+        ``prediction_timedelta`` dim) is refused: its ``time`` is the initial time, not
+        the time its states are valid at.
     seasonal : bool, optional
         Group by day of year as well. By default True when the data covers a year (earliest
         and latest times at least 364 days apart, in whatever order the times come) and
@@ -469,7 +476,10 @@ def climatology(
     Raises
     ------
     ValueError
-        If ``dim`` is missing or not datetime64, or ``seasonal=True`` for data shorter than
+        If ``dim`` is missing or not datetime64; ``dim`` is ``time`` and the data has a lead
+        dim (``prediction_timedelta`` or ``lead_time``: give states labelled by the time
+        they are valid at, e.g. the truth or ``fc.sel(prediction_timedelta="6h")``);
+        ``seasonal=True`` for data shorter than
         a year; ``window`` not an odd integer of at least 3 (and at most 365), or given
         without a seasonal climatology; ``dim`` empty, or its times at different offsets
         from the hour (hh:00 and hh:30 would fall in one hour's group; all at hh:30 is
@@ -518,6 +528,18 @@ def climatology(
     # non-xarray input)
     if dim == "time" and isinstance(ds, (xr.Dataset, xr.DataArray)):
         ds = states_at_valid_times(ds, "climatology")
+    xarray = isinstance(ds, (xr.Dataset, xr.DataArray))  # (as_dataset names anything else)
+    lead = (
+        next((n for n in _LEAD_NAMES if n in ds.dims), None) if xarray and dim == "time" else None
+    )
+    if lead is not None:  # grouped by the initial time's hour, looked up by the valid hour
+        raise ValueError(
+            f"climatology: the data has a lead dim {lead!r} (a forecast of several leads), "
+            "so its 'time' is the initial time, not the time its states are valid at; a "
+            "climatology is keyed by valid time: give states on valid times (the truth, or "
+            f"the forecast at one lead, e.g. fc.sel({lead}=np.timedelta64(6, 'h')), which "
+            "is labelled by its valid times)"
+        )
     is_da = isinstance(ds, xr.DataArray)
     data = as_dataset(ds, "climatology") if not is_da else ds.to_dataset(name="__clim__")
     # big-endian values (>f4 of a netCDF3 file, h5py): flox's grouped sums refuse them
@@ -704,7 +726,8 @@ def climatology_for(
     Raises
     ------
     ValueError
-        If ``clim`` has neither ``hour`` nor ``dayofyear``, or lacks a needed value; a
+        If ``clim`` has neither ``hour`` nor ``dayofyear``, lacks a needed value or has a
+        lead dim (:func:`select_climatology`); a
         valid time is not a date and time (a number, an unreadable string: named), is
         missing (NaT) or carries a time zone.
 
@@ -881,7 +904,10 @@ def select_climatology(
     Raises
     ------
     ValueError
-        If a needed day of year or hour is not in the climatology, or it holds one twice.
+        If a needed day of year or hour is not in the climatology, or it holds one twice;
+        the climatology (by ``hour`` or ``dayofyear``) has a lead dim
+        (``prediction_timedelta`` or ``lead_time``: a climatology of a forecast of several
+        leads, keyed by its initial times, not by valid times).
     TypeError
         If ``times`` is not a DataArray of datetime64 (and the climatology is not already
         on its dims).
@@ -902,6 +928,14 @@ def select_climatology(
     """
     if "hour" not in climatology.dims and "dayofyear" not in climatology.dims:
         return climatology
+    lead = next((n for n in _LEAD_NAMES if n in climatology.dims), None)
+    if lead is not None:  # keyed by the initial times' hours, looked up by valid hours
+        raise ValueError(
+            f"the climatology has a lead dim {lead!r}: it was made from a forecast of "
+            "several leads, and is keyed by the hours (and days) of their initial times, "
+            "while it is looked up by valid time; make it from states on valid times (the "
+            f"truth, or the forecast at one lead, e.g. fc.sel({lead}=np.timedelta64(6, 'h')))"
+        )
     sel: dict[str, xr.DataArray] = {}
     if not isinstance(times, xr.DataArray) or times.dtype.kind != "M":
         raise TypeError(

@@ -70,7 +70,10 @@ xfuxi.files.OutputExistsError
 
 _COORD_ATTRS: dict[str, dict[str, str]] = {
     "time": {"long_name": "time", "standard_name": "time"},
-    "prediction_timedelta": {"long_name": "lead time (prediction_timedelta)"},
+    "prediction_timedelta": {
+        "long_name": "lead time (prediction_timedelta)",
+        "standard_name": "forecast_period",
+    },
     "number": {"long_name": "ensemble member number", "standard_name": "realization"},
     "level": {
         "long_name": "pressure level",
@@ -84,6 +87,14 @@ _COORD_ATTRS: dict[str, dict[str, str]] = {
         "standard_name": "longitude",
         "units": "degrees_east",
     },
+}
+
+#: the attributes of a forecast's ``time``, its initial time (WeatherBench2's layout: the
+#: valid time is ``time + prediction_timedelta``), in place of ``time``'s in
+#: :data:`_COORD_ATTRS`, which say "valid time" to a CF reader
+_FORECAST_TIME_ATTRS = {
+    "long_name": "initial time of the forecast",
+    "standard_name": "forecast_reference_time",
 }
 
 
@@ -103,8 +114,11 @@ def to_weatherbench2_layout(ds: xr.Dataset) -> xr.Dataset:
     xarray.Dataset
         A new Dataset (``ds`` is not modified): WeatherBench2 variable names, dims in the
         order ``time, prediction_timedelta, number, level, latitude, longitude``, latitude
-        and longitude ascending, coordinate attributes (units, long and standard names),
-        variable ``units`` and ``long_name`` from :data:`xfuxi.data.schema.VARIABLES`
+        and longitude ascending, coordinate attributes (units, long and standard names:
+        a forecast's ``time``, its initial time, is the CF ``forecast_reference_time`` and
+        its ``prediction_timedelta`` the ``forecast_period``; WeatherBench2's forecast
+        stores hold no valid time, which is ``time + prediction_timedelta``), variable
+        ``units`` and ``long_name`` from :data:`xfuxi.data.schema.VARIABLES`
         where the variable does not already carry them, and the global attribute
         ``xfuxi_layout = "weatherbench2"``.
 
@@ -151,6 +165,10 @@ def _layout(ds: xr.Dataset, *, netcdf: bool) -> xr.Dataset:
             out[name].attrs = {**attrs, **out[name].attrs}
             if name == "level":  # validate sets the unit to hPa; it must stay so
                 out[name].attrs["units"] = "hPa"
+    # a forecast (a lead dim, or the scalar lead of one lead selected): its ``time`` is the
+    # initial time, whatever the data said (standard_name "time" is the valid time)
+    if "prediction_timedelta" in out.coords and "time" in out.coords:
+        out["time"].attrs.update(_FORECAST_TIME_ATTRS)
     for name in out.data_vars:
         units, description = VARIABLES.get(str(name), (None, None))
         if units is None or _is_score(out, name):  # a score says its own units (or none)

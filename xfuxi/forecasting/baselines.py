@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.schema import canonical_order, parse_times, states_at_valid_times, validate
+from ..data.schema import (
+    add_lead,
+    canonical_order,
+    parse_times,
+    refuse_lead_dim,
+    states_at_valid_times,
+    validate,
+)
 from ..data.stats import climatology_for
 
 __all__ = ["climatology_forecast", "persistence_forecast"]
@@ -148,10 +155,13 @@ def persistence_forecast(
     ------
     ValueError
         If an initial time is not in ``ds.time``, is not a date and time (a number, an
-        unreadable string: named) or carries a time zone, or leads are invalid (negative,
-        repeated, or a string or timedelta64 without a unit).
+        unreadable string: named) or carries a time zone other than UTC, leads are invalid
+        (negative, repeated, or a string or timedelta64 without a unit), or a valid time
+        lies beyond ``datetime64[ns]`` (past 2262-04-11).
     SchemaError
-        If ``ds`` is not canonical, or its scalar lead is not a time span.
+        If ``ds`` is not canonical, is a forecast of several leads (a
+        ``prediction_timedelta`` dim: select one lead), or its scalar lead is not a time
+        span.
 
     Notes
     -----
@@ -176,6 +186,7 @@ def persistence_forecast(
     # taken as the times they persist from)
     if isinstance(ds, (xr.Dataset, xr.DataArray)):  # (validate names anything else)
         ds = states_at_valid_times(ds, "ds")
+        refuse_lead_dim(ds, "persistence_forecast: ds")  # (xarray's own words otherwise)
     data = validate(ds, require_time=True)
     lead = _leads(leads)
     if init_times is None:
@@ -187,6 +198,8 @@ def persistence_forecast(
             raise ValueError(
                 f"init_times not in the data's time coordinate: {missing[:5].tolist()}"
             )
+    # (past 2262-04-11 the forecast's valid times wrapped to 1677)
+    add_lead(inits[:, None], lead[None, :], "persistence_forecast: a valid time", ValueError)
     state = data.sel(time=inits)
     out = state.expand_dims(prediction_timedelta=lead, axis=1)
     return _baseline(
@@ -238,9 +251,10 @@ def climatology_forecast(
     Raises
     ------
     ValueError
-        If the climatology lacks an hour / day of year needed for a valid time, an initial
-        time is not a date and time or carries a time zone, or leads are invalid (as
-        :func:`persistence_forecast`).
+        If the climatology lacks an hour / day of year needed for a valid time, or has a
+        lead dim; an initial time is not a date and time or carries a time zone other than
+        UTC; a valid time lies beyond ``datetime64[ns]`` (past 2262-04-11); or leads are
+        invalid (as :func:`persistence_forecast`).
 
     Notes
     -----
@@ -265,8 +279,8 @@ def climatology_forecast(
 
     inits = _init_times(init_times)
     lead = _leads(leads)
-    valid = xr.DataArray(
-        inits[:, None] + lead[None, :],
+    valid = xr.DataArray(  # (past 2262-04-11 a valid time wrapped to 1677)
+        add_lead(inits[:, None], lead[None, :], "climatology_forecast: a valid time", ValueError),
         dims=("time", "prediction_timedelta"),
         coords={"time": inits, "prediction_timedelta": lead},
     )

@@ -16,7 +16,7 @@ import xarray as xr
 
 from .._version import __version__
 from ..config import is_integer
-from ..data.schema import input_source
+from ..data.schema import add_lead, input_source
 from ..docstrings import with_signature_of
 from ..options import progress_bar
 from .edge import forecast_dataset, initial_conditions
@@ -54,6 +54,7 @@ def _rollout_arrays(
     and return ``(model, initial times, leads, generator of (k, states))``."""
     import torch
 
+    from ..models.base import check_first_step
     from ..models.registry import resolve_model
     from ..models.rollout import advance_pair, model_device, model_dtype, model_on
 
@@ -75,6 +76,8 @@ def _rollout_arrays(
     x, t0 = initial_conditions(
         ds, model, init_times=init_times, dtype="float64" if dt == torch.float64 else "float32"
     )
+    # the last valid times: past 2262-04-11 they wrapped to 1677 without a word
+    add_lead(t0, leads[-1], f"forecast of {int(steps)} steps: the last valid time", ValueError)
     size = x.shape[0] if batch_size is None else int(batch_size)
 
     def states():
@@ -97,6 +100,8 @@ def _rollout_arrays(
                     with torch.inference_mode():
                         for j, pair in enumerate(pairs):
                             y = run(pair)
+                            if k == 0:  # a broken network, not a forecast (the inputs
+                                check_first_step(y, model.name)  # were checked finite)
                             pairs[j] = advance_pair(pair, y)
                             outs.append(y.float().cpu().numpy())
                 finally:
@@ -227,7 +232,8 @@ def forecast(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     Raises
     ------
     ValueError
-        Bad ``steps`` or ``batch_size``.
+        Bad ``steps`` or ``batch_size``, or a last valid time (initial time + ``steps``
+        timesteps) beyond ``datetime64[ns]`` (past 2262-04-11).
     SchemaError
         The data lack a channel of the model, are on another grid, have an extra dim,
         contain NaN or values implausible for the model, or an initial time lacks its

@@ -14,7 +14,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
@@ -26,9 +26,6 @@ from ..options import progress_bar
 from ..perturbations.scales import PerlinScales, check_perlin_scales
 from .deterministic import DEFAULT_MODEL, forecast_attrs
 from .edge import forecast_dataset, initial_conditions
-
-if TYPE_CHECKING:
-    from ..models.base import ForecastModel
 
 __all__ = [
     "GaussianNoise",
@@ -53,6 +50,32 @@ def _check_fraction(owner: str, label: str, value: Any) -> None:
     ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
     if not ok or not np.isfinite(value) or value < 0:
         raise ValueError(f"{owner}.{label} must be a finite number >= 0; got {value!r}")
+
+
+def _check_perturbation_std(owner: str, value: Any) -> tuple[float, ...] | None:
+    """``value`` (an explicit std per channel, or None) as a tuple of floats, refused unless
+    a flat non-empty sequence of finite numbers >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, dict)) or np.ndim(value) == 0:
+        raise ValueError(
+            f"{owner}.perturbation_std must be one std per channel of the model (a sequence "
+            f"in its channel order, physical units); got {value!r}"
+        )
+    try:
+        std = np.asarray(value, dtype="float64")
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{owner}.perturbation_std must be numbers (one std per channel); got {value!r}"
+        ) from None
+    if std.ndim != 1 or std.size == 0:
+        raise ValueError(
+            f"{owner}.perturbation_std must be a flat sequence of one std per channel; got "
+            f"shape {std.shape}"
+        )
+    if not np.isfinite(std).all() or (std < 0).any():
+        raise ValueError(f"{owner}.perturbation_std must be finite values >= 0; got {std.tolist()}")
+    return tuple(float(v) for v in std)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,31 +130,72 @@ class VAEPerturbation(_Spec):
         return {"module": os.fspath(module), "inflation": self.inflation}
 
 
+#: the help of the noise specs' ``perturbation_std``
+_STD_HELP = (
+    "climatological std per channel in physical units, in the model's channel order "
+    "(default: the model's normalization std)"
+)
+
+
 @dataclasses.dataclass(frozen=True)
-class GaussianNoise(_Spec):
+class _NoiseSpec(_Spec):
+    """What the initial-noise specs share: ``std_fraction`` of each channel's std, that std
+    the model's (``model.stats.std``) or an explicit ``perturbation_std``."""
+
+    _scale_field: ClassVar[str] = "std_fraction"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        std = _check_perturbation_std(type(self).__name__, self.perturbation_std)
+        object.__setattr__(self, "perturbation_std", std)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (``perturbation_std`` only where given)."""
+        out = super().to_dict()
+        if out.get("perturbation_std") is None:
+            out.pop("perturbation_std", None)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianNoise(_NoiseSpec):
     """I.i.d. Gaussian noise added to the initial pair; the model then runs unperturbed.
 
     Parameters
     ----------
     std_fraction : float, default 0.05
         Noise std as a fraction of each channel's climatological std.
+    perturbation_std : sequence of float, optional
+        That climatological std, one value per channel of the model in its channel order
+        and in physical units. Default: the model's normalization std (``model.stats.std``).
+        Needed for a model without statistics (wrapped without ``stats``, see
+        :func:`xfuxi.wrap_model`), whose std of 1 is no physical scale: the ensemble refuses
+        to scale the noise by it.
+
+    Raises
+    ------
+    ValueError
+        A negative or non-finite ``std_fraction``, or a ``perturbation_std`` that is not a
+        flat sequence of finite numbers >= 0.
 
     Examples
     --------
     >>> GaussianNoise(std_fraction=0.1).to_dict()
     {'std_fraction': 0.1}
+    >>> GaussianNoise(perturbation_std=[2.0, 400.0]).perturbation_std
+    (2.0, 400.0)
 
     Passed as ``perturbation=`` to :func:`xfuxi.ensemble` (``ds.fuxi.ensemble``).
     """
 
     method: ClassVar[str] = "gaussian"
-    _scale_field: ClassVar[str] = "std_fraction"
 
     std_fraction: float = field(0.05, help="noise std as a fraction of each channel's std")
+    perturbation_std: tuple[float, ...] | None = field(None, help=_STD_HELP)
 
 
 @dataclasses.dataclass(frozen=True)
-class PerlinNoise(_Spec):
+class PerlinNoise(_NoiseSpec):
     """Multi-octave Perlin noise added to the initial pair; the model then runs unperturbed.
 
     The noise of :func:`xfuxi.perturbations.perlin.perlin_perturbations`, each channel its
@@ -146,20 +210,35 @@ class PerlinNoise(_Spec):
     octaves : int, default 3
         Octave ``o`` has wavelength ``wavelength / 2**o`` and weight ``persistence**o``.
     persistence : float, default 0.5
+    perturbation_std : sequence of float, optional
+        The climatological std of ``std_fraction``, one value per channel of the model in
+        its channel order and in physical units. Default: the model's normalization std
+        (``model.stats.std``). Needed for a model without statistics (wrapped without
+        ``stats``, see :func:`xfuxi.wrap_model`), whose std of 1 is no physical scale: the
+        ensemble refuses to scale the noise by it.
+
+    Raises
+    ------
+    ValueError
+        A negative or non-finite ``std_fraction``, bad ``wavelength`` / ``octaves`` /
+        ``persistence``, or a ``perturbation_std`` that is not a flat sequence of finite
+        numbers >= 0.
 
     Examples
     --------
     >>> PerlinNoise(std_fraction=0.1, octaves=2).to_dict()
     {'std_fraction': 0.1, 'wavelength': 8.0, 'octaves': 2, 'persistence': 0.5}
+    >>> PerlinNoise(perturbation_std=(2.0, 400.0)).to_dict()["perturbation_std"]
+    [2.0, 400.0]
     """
 
     method: ClassVar[str] = "perlin"
-    _scale_field: ClassVar[str] = "std_fraction"
 
     std_fraction: float = field(0.05, help="noise std as a fraction of each channel's std")
     wavelength: float = field(8.0, help="wavelength of the first octave, in grid points")
     octaves: int = field(3, help="number of octaves")
     persistence: float = field(0.5, help="weight ratio of successive octaves")
+    perturbation_std: tuple[float, ...] | None = field(None, help=_STD_HELP)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -232,12 +311,13 @@ def perturbation_for(
     amplitude : float, optional
         The VAE's ``inflation``, or the noise's ``std_fraction`` (default: the spec's).
     noise_options : dict, optional
-        ``wavelength``, ``octaves``, ``persistence`` of :class:`PerlinNoise`.
+        ``wavelength``, ``octaves``, ``persistence`` and ``perturbation_std`` of
+        :class:`PerlinNoise`.
 
     Examples
     --------
     >>> perturbation_for("perlin", amplitude=0.1, noise_options={"octaves": 2})
-    PerlinNoise(std_fraction=0.1, wavelength=8.0, octaves=2, persistence=0.5)
+    PerlinNoise(std_fraction=0.1, wavelength=8.0, octaves=2, persistence=0.5, perturbation_std=None)
     >>> perturbation_for("vae", amplitude=1.5).inflation
     1.5
     """
@@ -256,7 +336,9 @@ def perturbation_for(
     options = {} if amplitude is None else {"std_fraction": amplitude}
     if method == "gaussian":
         return GaussianNoise(**options)
-    unknown = sorted(set(noise_options) - {"wavelength", "octaves", "persistence"})
+    unknown = sorted(
+        set(noise_options) - {"wavelength", "octaves", "persistence", "perturbation_std"}
+    )
     if unknown:
         raise ValueError(f"noise_kwargs {unknown} are not options of PerlinNoise")
     return PerlinNoise(**options, **noise_options)
@@ -294,6 +376,8 @@ def _ensemble_setup(
     if chunk_size is not None and (not is_integer(chunk_size) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
     model = resolve_model(model, allow_cascade=True)
+    # the noise's std per channel: refused before any work for a model without statistics
+    noise_std = None if isinstance(spec, VAEPerturbation) else _noise_std(spec, model)
     vae = None
     if isinstance(spec, VAEPerturbation):
         vae = spec.module
@@ -337,6 +421,7 @@ def _ensemble_setup(
         "dtype": dtype,
         "vae": vae,
         "spec": spec,
+        "noise_std": noise_std,
         "x": x,
         "init_times": t0,
         "device": dev,
@@ -349,8 +434,9 @@ def _ensemble_setup(
 #: the ways to perturb the members of any model's ensemble, as the errors name them
 _ALTERNATIVES = (
     "perturbation=xfuxi.PerlinNoise(std_fraction=0.05) or xfuxi.GaussianNoise(std_fraction=0.05) "
-    "(noise on the initial state, for any model), or a FuXi-ENS module trained for the model "
-    "(xfuxi.train_perturbation)"
+    "(noise on the initial state, for any model; with perturbation_std=(...), one "
+    "climatological std per channel, for a model without normalization statistics), or a "
+    "FuXi-ENS module trained for the model (xfuxi.train_perturbation)"
 )
 
 
@@ -390,11 +476,58 @@ def _vae_on(vae: Any, device: Any, dtype: Any) -> Any:
     return copy.deepcopy(vae).to(device=device, dtype=dtype)
 
 
-def _initial_noise(spec: PerlinNoise | GaussianNoise, model: ForecastModel):
-    """The initial-state noise function of the Perlin and Gaussian methods."""
+def _noise_std(spec: PerlinNoise | GaussianNoise, model: Any) -> np.ndarray:
+    """The climatological std per channel (float32, the model's channel order) that the
+    Perlin and Gaussian noise is ``std_fraction`` of: the spec's ``perturbation_std``, else
+    the model's normalization std.
+
+    Raises
+    ------
+    ValueError
+        ``perturbation_std`` does not hold one value per channel of the model; or it is not
+        given, ``std_fraction`` is positive and the model has channels without statistics
+        (:func:`~xfuxi.models.base.channels_without_statistics`) of a variable with
+        physical units: their std of 1 would make the noise ``std_fraction`` in every
+        channel's own units, 0.05 K and 0.05 m² s⁻² alike. A variable xfuxi has no units
+        for, such as Lorenz-96's dimensionless ``x``, keeps 1 as its scale.
+    """
+    from ..data.channels import channel_name
+    from ..data.schema import VARIABLES
+    from ..models.base import channels_without_statistics
+
+    kind = type(spec).__name__
+    names = [channel_name(c) for c in model.channels]
+    if spec.perturbation_std is not None:
+        if len(spec.perturbation_std) != len(names):
+            raise ValueError(
+                f"{kind}.perturbation_std has {len(spec.perturbation_std)} values for the "
+                f"{len(names)} channels of model {model.name!r}; give one std per channel, "
+                f"in the model's channel order {names}"
+            )
+        return np.asarray(spec.perturbation_std, dtype="float32")
+    without = set(channels_without_statistics(model))
+    missing = [n for (v, _), n in zip(model.channels, names) if n in without and v in VARIABLES]
+    if missing and spec.std_fraction > 0:
+        f = spec.std_fraction
+        raise ValueError(
+            f"{kind}(std_fraction={f:g}) draws noise of std_fraction × each channel's "
+            f"climatological std, and model {model.name!r} has no normalization statistics "
+            f"for {missing} (mean 0 and std 1: it was wrapped without stats), so these "
+            f"channels would be perturbed by {f:g} in their own units ({f:g} K and {f:g} "
+            f"m² s⁻² alike); give each channel's climatological std in physical units, in "
+            f"the model's channel order {names}: "
+            f"{kind}(std_fraction={f:g}, perturbation_std=(...)), or wrap the model with "
+            "stats=xfuxi.models.base.NormStats(mean, std, diff_std) (its network then works "
+            "on normalised values)"
+        )
+    return np.asarray(model.stats.std, dtype="float32")
+
+
+def _initial_noise(spec: PerlinNoise | GaussianNoise, std: np.ndarray):
+    """The initial-state noise function of the Perlin and Gaussian methods, of
+    ``spec.std_fraction × std`` (:func:`_noise_std`)."""
     import torch
 
-    std = np.asarray(model.stats.std, dtype="float32")
     amplitude = spec.std_fraction
 
     if isinstance(spec, GaussianNoise):
@@ -427,6 +560,7 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, seed: int, progress):
     """Yield ``(lead index, states (T, n, C, H, W) numpy)`` one lead at a time."""
     import torch
 
+    from ..models.base import check_first_step
     from ..models.ens import ensemble_rollout, member_generators
 
     model, vae, dev = setup["run"], setup["vae"], setup["device"]
@@ -438,7 +572,7 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, seed: int, progress):
     rows = np.repeat(np.arange(n_t), n)
     spec = setup["spec"]
     method = spec.method
-    noise = None if method == "vae" else _initial_noise(spec, model)
+    noise = None if method == "vae" else _initial_noise(spec, setup["noise_std"])
     modules = [*getattr(model, "stages", (model,)), *([vae] if vae is not None else [])]
     modes = [m.training for m in modules]
 
@@ -473,6 +607,8 @@ def _ensemble_arrays(setup: dict[str, Any], n: int, seed: int, progress):
                     out = torch.cat([next(r) for r in rollouts]).float().cpu().numpy()
             finally:
                 restore()
+            if k == 0:  # a broken network (NaN everywhere), not a forecast
+                check_first_step(out, setup["model"].name)
             bar.update(1)
             yield k, out.reshape(n_t, n, *out.shape[1:])
     finally:
@@ -555,14 +691,15 @@ def ensemble_iter(ds: xr.Dataset, /, **options: Any) -> Iterator[xr.Dataset]:
     >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
     >>> last = xfuxi.wrap_model(Last(), channels=[("temperature", 850.0)], latitude=lat,
     ...                         longitude=lon)
+    >>> noise = GaussianNoise(perturbation_std=[10.0])  # 'last' has no statistics: 10 K
     >>> sizes = [f.sizes["number"] for f in ensemble_iter(
     ...     temperature.to_dataset(name="temperature"), model=last, n=3, steps=2,
-    ...     perturbation=GaussianNoise(), progress=False)]
+    ...     perturbation=noise, progress=False)]
     >>> sizes
     [3, 3]
     >>> ds = temperature.to_dataset(name="temperature")
     >>> [f.sizes["number"] for f in ds.fuxi.ensemble_iter(  # through the accessor
-    ...     model=last, n=2, steps=2, perturbation=GaussianNoise(), progress=False)]
+    ...     model=last, n=2, steps=2, perturbation=noise, progress=False)]
     [2, 2]
     """
     setup, arrays = _prepare(ds, **options)
@@ -608,8 +745,10 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
         (:func:`xfuxi.perturbations.perlin.perlin_perturbations`) of ``std_fraction ×
         std[c]`` added to the initial pair. :class:`GaussianNoise`: i.i.d. Gaussian noise of
         ``std_fraction × std[c]`` added to the initial pair. The last two run the
-        deterministic model unperturbed afterwards. A module, a shipped name or a
-        checkpoint directory stands for ``VAEPerturbation(module)``.
+        deterministic model unperturbed afterwards; ``std[c]`` is the model's normalization
+        std, or the spec's ``perturbation_std`` (required for a model without statistics).
+        A module, a shipped name or a checkpoint directory stands for
+        ``VAEPerturbation(module)``.
     seed : int, default 0
         Member ``m`` of initial time ``t`` draws all its noise from a generator seeded by
         ``(seed, t, m)``: same seed → same noise, whatever the batching (see Notes for what
@@ -646,7 +785,11 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     ------
     ValueError
         Bad ``n``/``steps``/``seed``/``chunk_size`` or spec values, or a perturbation
-        module built for other channels or another grid.
+        module built for other channels or another grid. Perlin or Gaussian noise for a
+        model with channels without normalization statistics (wrapped without ``stats``:
+        mean 0 and std 1, no physical scale) unless the spec gives ``perturbation_std``, or
+        a ``perturbation_std`` without one value per channel. A model whose network's
+        first step is NaN everywhere (a broken model).
     SchemaError
         The data does not match the model (see :func:`initial_conditions`).
 
@@ -682,8 +825,9 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     ...     np.full((3, 1, 3, 2), 5.5e4), dims=("time", "level", "latitude", "longitude"),
     ...     coords={"time": pd.date_range("2000-01-01", periods=3, freq="6h"),
     ...             "level": [500], "latitude": lat, "longitude": lon})
+    >>> noise = GaussianNoise(std_fraction=0.1, perturbation_std=[400.0])  # in m² s⁻²
     >>> fc = ensemble(z500.to_dataset(name="geopotential"), model=last, n=4, steps=3,
-    ...               perturbation=GaussianNoise(std_fraction=0.1), progress=False)
+    ...               perturbation=noise, progress=False)
     >>> fc.geopotential.dims
     ('time', 'prediction_timedelta', 'number', 'level', 'latitude', 'longitude')
     >>> bool((fc.geopotential.std("number") > 0).all())
@@ -692,8 +836,7 @@ def ensemble(ds: xr.Dataset, /, **options: Any) -> xr.Dataset:
     The same through the accessor:
 
     >>> ds = z500.to_dataset(name="geopotential")
-    >>> fc = ds.fuxi.ensemble(model=last, n=2, steps=1, perturbation=GaussianNoise(),
-    ...                       progress=False)
+    >>> fc = ds.fuxi.ensemble(model=last, n=2, steps=1, perturbation=noise, progress=False)
     >>> dict(fc.geopotential.sizes)
     {'time': 2, 'prediction_timedelta': 1, 'number': 2, 'level': 1, 'latitude': 3, 'longitude': 2}
     """

@@ -28,7 +28,7 @@ import xarray as xr
 
 from ..config import summary_html
 from ..data.channels import Channel, channel_name
-from ..data.schema import SchemaError, likely_unit_mistake
+from ..data.schema import VARIABLES, SchemaError, likely_unit_mistake
 
 __all__ = [
     "PLAUSIBLE_MEAN_STDS",
@@ -36,6 +36,7 @@ __all__ = [
     "ForecastModel",
     "NormStats",
     "channels_without_statistics",
+    "check_first_step",
     "check_input_pair",
     "check_plausible",
     "isolated_rng",
@@ -359,10 +360,21 @@ class ForecastModel(torch.nn.Module):
         return x * self._std + self._mean
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The next state ``(B, C, H, W)`` of each input pair ``x`` ``(B, 2, C, H, W)``.
+
+        Raises
+        ------
+        ValueError
+            ``x`` is not ``(B, 2, C, H, W)`` on the model's grid, or the network's output
+            is not ``(B, C, H, W)``.
+        TypeError
+            The network returned something other than a floating-point tensor.
+        """
         check_input_pair(x, self.n_channels, self.grid_shape)
         if self.input_times == 1:  # with_single_time_input: the earlier time is not used
             x = x[:, 1:].expand(-1, 2, -1, -1, -1)
         out = self.net(self.normalize(x))
+        _check_output(out, x, self.name)
         y = x[:, 1] + out * self._diff_std if self.residual else self.denormalize(out)
         filt = getattr(self, "output_filter", None)  # xfuxi.models.spectral.with_spectral_filter
         return y if filt is None else filt(y)
@@ -468,6 +480,88 @@ class ForecastModel(torch.nn.Module):
         )
 
 
+def _check_output(out: Any, x: torch.Tensor, name: str) -> None:
+    """Refuse a network output that is not a floating tensor ``(B, C, H, W)`` of the input
+    pairs ``x`` ``(B, 2, C, H, W)``, naming the model (O(1): shapes and dtype only).
+
+    A raw torch error came later otherwise (a failed stack or a size mismatch), or a wrong
+    output passed: ``(C, H, W)`` broadcast over the batch, an integer tensor rounded.
+
+    Examples
+    --------
+    >>> x = torch.zeros(3, 2, 4, 8, 16)
+    >>> _check_output(torch.zeros(3, 4, 8, 16), x, "mine")
+    >>> _check_output(torch.zeros(4, 8, 16), x, "mine")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'mine': its network returned shape (4, 8, 16); expected ... (3, 4, 8, 16)...
+    """
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(
+            f"model {name!r}: its network returned an object of type {type(out).__name__}; "
+            f"expected a torch.Tensor (B, C, H, W) = {(x.shape[0], *x.shape[2:])} (keep the "
+            "forward in torch, so that 4DVar can differentiate through it)"
+        )
+    expected = (x.shape[0], *x.shape[2:])
+    if tuple(out.shape) != expected:
+        raise ValueError(
+            f"model {name!r}: its network returned shape {tuple(out.shape)}; expected "
+            f"(B, C, H, W) = {expected} for input pairs {tuple(x.shape)} (the next state of "
+            "each of the B pairs)"
+        )
+    if not out.is_floating_point():
+        raise TypeError(
+            f"model {name!r}: its network returned a tensor of dtype "
+            f"{str(out.dtype).removeprefix('torch.')}; expected a floating-point one (the input's "
+            f"{str(x.dtype).removeprefix('torch.')})"
+        )
+
+
+def check_first_step(y: Any, name: str, x: Any = None) -> None:
+    """Refuse the first step of a rollout from finite states that is NaN at every point of
+    a row: a broken network (NaN weights, a division by zero), not a forecast.
+
+    Called by the rollouts on their first step only (one reduction over one step): a model
+    that diverges later along a rollout may grow large or overflow, and its forecast is
+    returned as it is.
+
+    Parameters
+    ----------
+    y : torch.Tensor or numpy.ndarray
+        The first step's states ``(B, C, H, W)``.
+    name : str
+        The model's name, for the message.
+    x : torch.Tensor or numpy.ndarray, optional
+        The input pairs ``(B, 2, C, H, W)``: only rows whose input is finite are checked
+        (default: every row, for inputs checked finite already).
+
+    Raises
+    ------
+    ValueError
+        A row of ``y`` (from a finite input) is NaN everywhere.
+
+    Examples
+    --------
+    >>> check_first_step(np.zeros((2, 1, 2, 2)), "mine")
+    >>> check_first_step(np.full((2, 1, 2, 2), np.nan), "mine")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'mine' returned NaN everywhere at its first step, for 2 of 2 input pairs...
+    """
+    y = torch.as_tensor(y).detach()
+    nan_rows = torch.isnan(y.reshape(y.shape[0], -1)).all(dim=1)
+    if x is not None:
+        x = torch.as_tensor(x).detach().to(y.device)
+        nan_rows &= torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    bad = int(nan_rows.sum())
+    if bad:
+        raise ValueError(
+            f"model {name!r} returned NaN everywhere at its first step, for {bad} of "
+            f"{y.shape[0]} input pairs (finite initial states): its network is broken (NaN "
+            "weights or a division by zero?); check model(x) on one input pair"
+        )
+
+
 def _check_grid(latitude: np.ndarray, longitude: np.ndarray, name: str) -> None:
     """Refuse a model grid outside xfuxi's canonical layout: latitude ascending (south to
     north), longitude in ``[0, 360)`` (the layout data are brought into, so that a model on
@@ -509,11 +603,13 @@ def _span(values: np.ndarray) -> str:
 
 
 def channels_without_statistics(model: Any) -> list[str]:
-    """The names of the model's channels that carry no normalization statistics: mean 0
-    and std 1, the identity of a model wrapped without ``stats`` (or a std that is not
-    positive). Their std is no physical scale: a default taken from it (a background-error
-    spread, an observation error, a divergence bound) would be 1 K, 1 m s⁻¹ and 1 m² s⁻²
-    alike, so such defaults are refused for these channels.
+    """The names of the model's channels of a variable with physical units that carry no
+    normalization statistics: mean 0 and std 1, the identity of a model wrapped without
+    ``stats`` (or a std that is not positive). Their std is no physical scale: a default
+    taken from it (a background-error spread, an observation error, a divergence bound)
+    would be 1 K, 1 m s⁻¹ and 1 m² s⁻² alike, so such defaults are refused for these
+    channels. A variable xfuxi has no units for (Lorenz-96's dimensionless ``x``) keeps 1
+    as its scale and is not listed.
 
     Examples
     --------
@@ -525,7 +621,11 @@ def channels_without_statistics(model: Any) -> list[str]:
     mean = np.asarray(model.stats.mean, dtype="float64").ravel()
     std = np.asarray(model.stats.std, dtype="float64").ravel()
     missing = ~(std > 0) | ((mean == 0.0) & (std == 1.0))
-    return [channel_name(c) for c, m in zip(model.channels, missing, strict=True) if m]
+    return [
+        channel_name(c)
+        for c, m in zip(model.channels, missing, strict=True)
+        if m and str(c[0]) in VARIABLES
+    ]
 
 
 def check_plausible(ds: xr.Dataset, model: Any) -> None:
@@ -631,6 +731,7 @@ def wrap_model(
     longitude: Any,
     stats: NormStats | None = None,
     residual: bool = False,
+    timestep_hours: float = 6.0,
     name: str | None = None,
 ) -> ForecastModel:
     """Bring your own model: wrap any ``torch.nn.Module`` into the xfuxi call contract.
@@ -645,7 +746,11 @@ def wrap_model(
     residual : bool, default False
         As for :class:`ForecastModel`, but off by default (there it is on): a wrapped
         module is taken to return the next state itself, as ``module`` above describes.
-        Give True if it predicts the 6-hour tendency in units of ``diff_std``.
+        Give True if it predicts the tendency over one step in units of ``diff_std``.
+    timestep_hours : float, default 6
+        The model's time step in hours (positive and finite), as for
+        :class:`ForecastModel`: a 12-hour model gives 12 (its forecasts' leads, the input
+        pairs it reads and its 4DVar slots are 12 hours apart).
     name : str, optional
         Name recorded in the provenance of forecasts; the module's class name if omitted.
 
@@ -659,8 +764,17 @@ def wrap_model(
     TypeError
         ``module`` is not a torch module, or is a ForecastModel already.
     ValueError
-        A latitude that does not ascend strictly (south to north), or a longitude outside
-        ``[0, 360)`` (see :class:`ForecastModel`).
+        A latitude that does not ascend strictly (south to north), a longitude outside
+        ``[0, 360)`` (see :class:`ForecastModel`), or a ``timestep_hours`` that is not
+        positive and finite.
+
+    Notes
+    -----
+    The model runs in the dtype of the module's parameters. A module without parameters
+    runs in xfuxi's ``dtype`` option (``xfuxi.set_options(dtype="float64")``; float32 by
+    default), in the dtype the wrapped model was cast to (``model.double()``), or in the
+    one asked of a function (``dtype=``). Its output is checked to be a floating-point
+    tensor ``(B, C, H, W)`` on every call.
 
     Examples
     --------
@@ -673,6 +787,10 @@ def wrap_model(
     >>> x = torch.randn(3, 2, 1, 2, 4)
     >>> bool(torch.equal(m(x), x[:, 1]))
     True
+    >>> m12 = wrap_model(Persist(), channels=[("temperature", 500.0)], latitude=[-45.0, 45.0],
+    ...                  longitude=[0.0, 90.0, 180.0, 270.0], timestep_hours=12)
+    >>> str(m12.timestep)
+    '43200 seconds'
     """
     if isinstance(module, ForecastModel):  # it was returned as it was, every argument unused
         raise TypeError(
@@ -689,6 +807,7 @@ def wrap_model(
         longitude=longitude,
         stats=stats,
         residual=residual,
+        timestep_hours=timestep_hours,
         name=name or type(module).__name__,
     )
 

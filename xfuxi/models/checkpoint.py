@@ -839,12 +839,22 @@ def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def _architecture_of(net: torch.nn.Module) -> str:
+    """The name of ``net``'s architecture in :data:`ARCHITECTURES`, or a TypeError saying
+    what can be saved and how to keep another network (a module wrapped with
+    :func:`~xfuxi.models.base.wrap_model`)."""
     for name, cls in ARCHITECTURES.items():
         if type(net) is cls:
             return name
+    known = ", ".join(f"{cls.__module__}.{cls.__name__} ({name!r})" for name, cls in
+                      ARCHITECTURES.items())  # fmt: skip
     raise TypeError(
-        f"cannot save a network of type {type(net).__name__}: checkpoints rebuild the network "
-        f"from its config, which is known for {sorted(ARCHITECTURES)} only"
+        f"cannot save a network of type {type(net).__name__}: a checkpoint rebuilds the "
+        f"network from its config, which xfuxi knows for its own architectures only: "
+        f"{known}. Keep a module of your own with torch: torch.save(model.net.state_dict(), "
+        "path) and, to load it, build the module, load_state_dict(torch.load(path)) and wrap "
+        "it again with xfuxi.wrap_model(module, channels=..., latitude=..., longitude=..., "
+        "stats=..., residual=..., timestep_hours=...); or write it to ONNX "
+        "(xfuxi.models.onnx.export_onnx, read back with import_onnx)"
     )
 
 
@@ -917,7 +927,11 @@ def save_model(
     Parameters
     ----------
     model : ForecastModel
-        A model whose network is a :class:`~xfuxi.models.fuxi.FuXiNet`.
+        A model whose network is a :class:`~xfuxi.models.fuxi.FuXiNet` (a checkpoint
+        rebuilds the network from its config). A module of your own wrapped with
+        :func:`~xfuxi.models.base.wrap_model` cannot be saved so: keep its weights with
+        ``torch.save(model.net.state_dict(), path)`` and wrap the module again after
+        loading them, or write it to ONNX (:func:`~xfuxi.models.onnx.export_onnx`).
     path : path-like
         The directory: new, empty, or (with ``overwrite``) an earlier model checkpoint.
     metadata : dict, optional
@@ -928,7 +942,8 @@ def save_model(
 
     {{save_returns}}
     TypeError
-        ``model`` is not a ForecastModel, or its network's architecture is unknown.
+        ``model`` is not a ForecastModel, or its network is not of an architecture xfuxi
+        can rebuild (a wrapped module of your own), before anything is written.
 
     Examples
     --------

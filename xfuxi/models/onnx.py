@@ -16,6 +16,7 @@ converted, so every other operator still works.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import sys
@@ -154,8 +155,16 @@ def export_onnx(
         )
     onnx = _onnx()
     net = model.net
-    p = next(net.parameters())
-    x = torch.zeros(int(batch_size), 2, model.n_channels, *model.grid_shape, dtype=p.dtype)
+    # the example's device and dtype: those of the network's first floating parameter or
+    # buffer; a network without any (persistence, advection) traces on float32 on the CPU
+    # (a bare StopIteration before)
+    first = next(
+        (t for t in itertools.chain(net.parameters(), net.buffers()) if t.is_floating_point()),
+        None,
+    )
+    dtype = torch.float32 if first is None else first.dtype
+    device = torch.device("cpu") if first is None else first.device
+    x = torch.zeros(int(batch_size), 2, model.n_channels, *model.grid_shape, dtype=dtype)
     out = Path(path).expanduser()
     replacing = check_file_replaceable(
         out, overwrite=overwrite, writer=ONNX_WRITER, ours=_written_by_us
@@ -173,7 +182,7 @@ def export_onnx(
     def write(tmp: Path) -> None:
         torch.onnx.export(
             net,
-            (x.to(p.device),),
+            (x.to(device),),
             str(tmp),
             dynamo=False,
             opset_version=int(opset),

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..options import get_options
-from .base import ForecastModel
+from .base import ForecastModel, check_first_step
 from .cascade import Cascade
 from .checkpoint import as_dtype
 
@@ -56,14 +56,36 @@ def perturb_current(pair: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     return torch.stack([pair[:, 0], pair[:, 1] + delta], dim=1)
 
 
+#: the buffers every ForecastModel has (its normalization statistics, float32 when built)
+_STATS_BUFFERS = ("_mean", "_std", "_diff_std")
+
+
 def model_dtype(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.dtype:
-    """``dtype`` if given, else the dtype of the model's first floating parameter or buffer."""
+    """``dtype`` if given, else the dtype of the model's first floating parameter or buffer.
+
+    A model without floating parameters whose only floating tensors are its normalization
+    statistics, still float32 as built (a wrapped module without parameters), has no dtype
+    of its own: it runs in xfuxi's ``dtype`` option (float32 by default). Statistics cast
+    by the user (``model.double()``) give their dtype.
+
+    Examples
+    --------
+    >>> from xfuxi.models.base import wrap_model
+    >>> m = wrap_model(torch.nn.Identity(), channels=[("x", None)], latitude=[0.0],
+    ...                longitude=[0.0, 180.0])
+    >>> model_dtype(m), model_dtype(m.double()), model_dtype(m, torch.float32)
+    (torch.float32, torch.float64, torch.float32)
+    """
     if dtype is not None:
         return dtype
-    for t in itertools.chain(model.parameters(), model.buffers()):
+    for t in model.parameters():
         if t.is_floating_point():
             return t.dtype
-    return torch.float32
+    buffers = [(n, t) for n, t in model.named_buffers() if t.is_floating_point()]
+    only_stats = all(n.rpartition(".")[2] in _STATS_BUFFERS for n, _ in buffers)
+    if buffers and not (only_stats and buffers[0][1].dtype == torch.float32):
+        return buffers[0][1].dtype  # its buffers', or its statistics' cast (model.double())
+    return as_dtype(get_options()["dtype"])
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -87,8 +109,10 @@ def rollout(model: Any, pair: np.ndarray, steps: int) -> np.ndarray:
     x = torch.as_tensor(np.asarray(pair), dtype=dtype, device=model_device(model))[None]
     out = []
     with torch.no_grad():
-        for _ in range(int(steps)):
+        for k in range(int(steps)):
             y = model(x)
+            if k == 0:  # a broken network (NaN everywhere), not a forecast
+                check_first_step(y, model.name, x)
             out.append(y[0].double().cpu().numpy())
             x = advance_pair(x, y)
     return np.stack(out)
@@ -100,7 +124,9 @@ def model_on(model: Any, device: Any, dtype: Any) -> Any:
     A Cascade gives a Cascade of its stages, each put there (switch steps and name kept).
     Where the model is: the device and dtype of its parameters, or of its buffers for a
     model without parameters (:func:`model_device`, :func:`model_dtype`); ``dtype=None``
-    keeps that dtype (``xfuxi.get_options()["dtype"]`` for a model with no floating tensor).
+    keeps that dtype (``xfuxi.get_options()["dtype"]`` for a model with no floating tensor,
+    or whose only ones are its normalization statistics still float32 as built: a wrapped
+    module without parameters).
     """
     if isinstance(model, Cascade):
         stages = [model_on(m, device, dtype) for m in model.stages]
@@ -111,15 +137,19 @@ def model_on(model: Any, device: Any, dtype: Any) -> Any:
     # the model's device and dtype are those of its parameters, or of its buffers when it
     # has none (Lorenz-96: only the statistics buffers): read from the parameters alone, a
     # float64 parameterless model counted as float32 and ran on float32-rounded inputs
-    has_tensors = any(
-        t.is_floating_point() for t in itertools.chain(model.parameters(), model.buffers())
+    # (model_dtype: a model without floating tensors, or whose only ones are its statistics
+    # as built, takes xfuxi's dtype option; cur_dtype is the dtype its tensors hold)
+    cur_dtype = next(
+        (
+            t.dtype
+            for t in itertools.chain(model.parameters(), model.buffers())
+            if t.is_floating_point()
+        ),
+        torch.float32,
     )
     cur_dev = model_device(model)
-    cur_dtype = model_dtype(model)
     dev = cur_dev if device is None else torch.device(device)
-    dt = as_dtype(dtype) if dtype is not None else (
-        cur_dtype if has_tensors else as_dtype(get_options()["dtype"])
-    )  # fmt: skip
+    dt = as_dtype(dtype) if dtype is not None else model_dtype(model)
     same_dev = dev.type == cur_dev.type and (dev.index is None or dev.index == cur_dev.index)
     if same_dev and dt == cur_dtype:
         return model

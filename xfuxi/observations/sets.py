@@ -37,6 +37,7 @@ from ..data.schema import (
     _shift_example,
     parse_time,
     parse_times,
+    refuse_lead_dim,
     require_dataset,
     states_at_valid_times,
     time_dtype_problem,
@@ -541,6 +542,7 @@ def _truth(truth: Any) -> xr.Dataset:
     require_dataset(truth, "the truth")  # (a DataArray: a bare AttributeError later)
     if isinstance(truth, xr.Dataset):
         truth = states_at_valid_times(truth, "truth")
+        refuse_lead_dim(truth, "the truth")  # (xarray's words otherwise)
     return validate(truth, require_time=True)
 
 
@@ -599,7 +601,8 @@ def single_observation(
     Raises
     ------
     SchemaError
-        ``truth`` is not canonical data with a ``time`` dim.
+        ``truth`` is not canonical data with a ``time`` dim, or is a forecast of several
+        leads (a ``prediction_timedelta`` dim: select one lead).
     ObservationError
         ``time`` is not one date and time (a number, an unreadable string: named) or is
         not in ``truth``; ``variable`` is not in ``truth``; ``error`` is not positive and
@@ -705,7 +708,8 @@ def random_observations(
     Raises
     ------
     SchemaError
-        ``truth`` is not canonical data with a ``time`` dim.
+        ``truth`` is not canonical data with a ``time`` dim, or is a forecast of several
+        leads (a ``prediction_timedelta`` dim: select one lead).
     ObservationError
         ``n`` is not a positive integer; ``variables`` is one string, empty, names a
         variable ``truth`` lacks or one more than once; ``error`` lacks a variable, names
@@ -816,7 +820,8 @@ def radiosonde_observations(
     Raises
     ------
     SchemaError
-        ``truth`` is not canonical data with a ``time`` dim.
+        ``truth`` is not canonical data with a ``time`` dim, or is a forecast of several
+        leads (a ``prediction_timedelta`` dim: select one lead).
     ObservationError
         Both or neither of ``n_sites`` and ``sites``; ``n_sites`` not a positive integer;
         ``sites`` not (latitude, longitude) pairs, or a site given twice; no variable with
@@ -931,7 +936,8 @@ def region_observations(
     Raises
     ------
     SchemaError
-        ``truth`` is not canonical data with a ``time`` dim.
+        ``truth`` is not canonical data with a ``time`` dim, or is a forecast of several
+        leads (a ``prediction_timedelta`` dim: select one lead).
     ObservationError
         No grid point in the box; ``variables`` is one string, names a variable
         ``truth`` lacks or one more than once; ``error`` lacks a variable or is not

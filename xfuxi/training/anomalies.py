@@ -58,6 +58,27 @@ def anomaly_samples(
     return np.asarray(times), np.asarray(windows), np.asarray(offsets)
 
 
+def _on_grid(anomaly: xr.DataArray, states: xr.Dataset) -> xr.DataArray:
+    """``anomaly`` with its rows and columns in the order of ``states``' latitudes and
+    longitudes (matched by value, longitudes modulo 360)."""
+    for coord in ("latitude", "longitude"):
+        if coord not in anomaly.dims or coord not in states.coords:
+            continue
+        have = np.asarray(anomaly[coord].values, dtype="float64")
+        want = np.asarray(states[coord].values, dtype="float64")
+        diff = want[:, None] - have[None, :]
+        if coord == "longitude":
+            diff = (diff + 180.0) % 360.0 - 180.0
+        close = np.abs(diff) < 1e-6
+        if have.size != want.size or (close.sum(axis=1) != 1).any():
+            raise SchemaError(
+                f"tracer_anomalies: passive_tracer_anomaly's {coord} is not the states' "
+                f"({have.size} values against {want.size})"
+            )
+        anomaly = anomaly.isel({coord: np.argmax(close, axis=1)})
+    return anomaly
+
+
 class AnomalySamples:
     """One-step samples of tracer anomalies (``tracer_anomalies`` of :func:`train_forecast`)."""
 
@@ -82,6 +103,10 @@ class AnomalySamples:
         missing = [lv for lv in tracer_levels if lv not in anomaly["level"].values]
         if missing:
             raise SchemaError(f"tracer_anomalies lack the model's tracer levels {missing}")
+        # the anomalies on the states' grid: validate turned the states to ascending
+        # latitude and longitude 0..360 (stored north to south, the anomalies were read
+        # over the other hemisphere)
+        anomaly = _on_grid(anomaly, base_c)
         values = (
             anomaly.sel(level=tracer_levels)
             .transpose("window", "member", "offset", "level", "latitude", "longitude")
@@ -89,8 +114,11 @@ class AnomalySamples:
         )
         if not np.all(np.isfinite(values)):
             raise SchemaError("tracer_anomalies contain NaN or infinite values")
-        both = anomaly_samples(ds, "both")
-        t0 = anomaly_samples(ds, "t0")
+        # indices into the states' times, which validate sorted (the stored order of a
+        # Dataset with unsorted times would pick other states)
+        times = xr.Dataset(coords={"time": base_c["time"].values, "window": ds["window"].values})
+        both = anomaly_samples(times, "both")
+        t0 = anomaly_samples(times, "t0")
         self.times = np.concatenate([both[0], t0[0]])
         self.windows = np.concatenate([both[1], t0[1]])
         self.offsets = np.concatenate([both[2], t0[2]])

@@ -89,7 +89,9 @@ def _check_geopotential_units(z: xr.DataArray) -> None:
     850 hPa shows them: a mean within half of the standard atmosphere's geopotential
     *height* of that level is geopotential height in metres (9.8 times too small). The
     level may be a dimension or a scalar coordinate (``ds.sel(level=500)``), in hPa (the
-    default) or in Pa (``units`` "Pa", or, without units, every level above 1100).
+    default) or in Pa (``units`` "Pa", or, without units, every level above 1100). Of
+    dask-backed data the first field of that level is looked at first (one chunk read):
+    the whole level only where that field is all NaN or looks like heights.
     """
     if "units" in z.attrs:
         units = str(z.attrs["units"])
@@ -122,8 +124,19 @@ def _check_geopotential_units(z: xr.DataArray) -> None:
     if not levels:
         return
     level, raw = min(levels, key=lambda p: abs(p[0] - 500.0))
-    mean = float((z.sel(level=raw) if coord.ndim == 1 else z).mean())
+    field = z.sel(level=raw) if coord.ndim == 1 else z
     height = _standard_height(level)
+    others = [d for d in field.dims if d not in ("latitude", "longitude")]
+    if field.chunks is not None and all(field.sizes[d] for d in others):
+        # dask: one field (the first time, lead, member ...) tells metres from m² s⁻², and
+        # reads one chunk, not the whole record, while the lazy result is only built. Where
+        # it is all NaN or looks like heights, the whole level decides, as in memory (so
+        # nothing is refused that the mean over every time lets through)
+        mean = float(field.isel(dict.fromkeys(others, 0)).mean())
+        if np.isnan(mean) or abs(mean - height) < 0.5 * height:
+            mean = float(field.mean())
+    else:
+        mean = float(field.mean())
     if abs(mean - height) < 0.5 * height:
         raise ValueError(
             f"geopotential has no units attribute and its mean at {level:g} hPa is {mean:.0f}, "
@@ -447,9 +460,13 @@ def balance_summary(
             return x.weighted(w).mean(dims, skipna=True)
 
         x, y = sub["w"], sub["g"]
-        xm, ym = wm(x), wm(y)
-        cov = wm((x - xm) * (y - ym))
-        corr = cov / np.sqrt(wm((x - xm) ** 2) * wm((y - ym) ** 2))
+        # one pass over the data: the correlation from the weighted raw moments, in float64.
+        # The centred form wm((x - wm(x)) * (y - wm(y))) needed the means over every time
+        # before any chunk could be centred, so dask held the whole record in memory
+        x64, y64 = x.astype("float64"), y.astype("float64")
+        xm, ym = wm(x64), wm(y64)
+        cov = wm(x64 * y64) - xm * ym
+        corr = cov / np.sqrt((wm(x64**2) - xm**2) * (wm(y64**2) - ym**2))
         # mean over components is half the squared vector norm; the factor cancels in ratios
         ms_total, ms_geo, ms_ageo = wm(x**2) * 2, wm(y**2) * 2, wm((x - y) ** 2) * 2
         results.append(

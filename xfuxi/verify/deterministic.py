@@ -33,8 +33,10 @@ from .weights import (
     align_valid_time,
     as_float,
     check_same_units,
+    chunk_like_lazy,
     conform,
     finish_score,
+    is_lazy,
     needs_valid_time,
     prepare_pair,
     reduce_score,
@@ -185,6 +187,26 @@ def rmse(
     return finish_score(np.sqrt(out), forecast, keep_attrs, {"metric": "rmse"})
 
 
+def _lazy_lookup(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
+    """A climatology by ``hour`` (and ``dayofyear``) to look up at the valid times of a
+    lazy forecast ``fc``: its in-memory variables chunked one hour (and day) per chunk
+    (:func:`~xfuxi.verify.weights.chunk_like_lazy`), over the span of the hours and days
+    needed (a view; dask keeps a copy of it). Looked up in memory, it was an array of the
+    forecast's full size, made while the lazy score was only being built. ``climatology``
+    itself where ``fc`` is not dask-backed."""
+    if not is_lazy(fc):
+        return climatology
+    vt = valid_time(fc)
+    span = {}
+    for key, values in (("hour", vt.dt.hour.values), ("dayofyear", vt.dt.dayofyear.values)):
+        if key not in climatology.indexes or not climatology.indexes[key].is_unique:
+            continue  # (a value held twice is refused by select_climatology)
+        at = np.flatnonzero(np.isin(climatology[key].values, values))
+        if at.size:  # (none: select_climatology names the values missing)
+            span[key] = slice(at[0], at[-1] + 1)
+    return chunk_like_lazy(climatology.isel(span), fc, ("hour", "dayofyear"))
+
+
 def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
     """The climatology at the forecast's valid times, on exactly the forecast's grid.
 
@@ -200,10 +222,12 @@ def _climatology_at(climatology: XarrayObj, fc: XarrayObj) -> XarrayObj:
             f"{type(fc).__name__} forecast"
         )
     if "time" in fc.coords:
-        clim = select_climatology(climatology, valid_time(fc))
+        keyed = "hour" in climatology.dims or "dayofyear" in climatology.dims
+        lookup = _lazy_lookup(climatology, fc) if keyed else climatology
+        clim = select_climatology(lookup, valid_time(fc))
         if clim is climatology and needs_valid_time(fc, clim):
             # a climatology on time, as the truth is: taken at the valid times as the truth
-            clim = align_valid_time(fc, clim).drop_vars("valid_time")
+            clim = align_valid_time(fc, clim, name="climatology").drop_vars("valid_time")
     elif "hour" in climatology.dims or "dayofyear" in climatology.dims:
         raise ValueError("forecast has no 'time' coordinate to match the climatology by")
     else:
@@ -317,7 +341,9 @@ def acc(
         Also if the reduced dims other than ``time`` hold fewer than two points (the
         correlation of one value is its sign), or if the climatology lacks a needed day of
         year, hour or variable, has a dim
-        the forecast lacks, or does not cover the forecast's grid.
+        the forecast lacks (a climatology by ``hour`` with a lead dim is refused: it was
+        made from a forecast of several leads, keyed by initial time), or does not cover
+        the forecast's grid.
     TypeError
         If the forecast, truth or climatology holds complex data, or a ``time`` holds
         cftime dates or carries a time zone
@@ -329,6 +355,11 @@ def acc(
     anomalies against the climatology ``c`` at the valid time and ``⟨·⟩`` the area-weighted
     mean over the reduced non-time dims; the time mean of the per-time ACC is taken last.
     Defined in the documentation, docs/design.md (Verification).
+
+    With dask data, a climatology held in memory is looked up lazily (one hour, or day and
+    hour, per chunk). Compute a climatology first (``.compute()``, or load it from a file):
+    one still lazy and made from the very truth scored keeps every chunk of that truth in
+    memory until the climatology is known, memory growing with the record.
 
     Examples
     --------

@@ -260,7 +260,7 @@ def gaussian_brier_score(
         if not isinstance(t, xr.DataArray):
             return t
         if needs_valid_time(like, t):  # a threshold on time, as the truth: at valid times
-            t = align_valid_time(like, t).drop_vars("valid_time")
+            t = align_valid_time(like, t, name="threshold").drop_vars("valid_time")
         return conform(t, like, name="threshold", reference_name="mean", new_dims=True)
 
     if isinstance(threshold, Mapping):  # one per variable, as for brier_score

@@ -573,7 +573,7 @@ def brier_score(
             if "units" in thr.attrs:
                 _check_threshold_units(f, str(name), str(thr.attrs["units"]))
             if needs_valid_time(f, thr):  # a threshold on time, as the truth: at valid times
-                thr = align_valid_time(f, thr).drop_vars("valid_time")
+                thr = align_valid_time(f, thr, name="threshold").drop_vars("valid_time")
             thr = conform(thr, f, name="threshold", new_dims=True)
         # the fraction from the boolean exceedances (a float64 copy of the whole ensemble
         # was made before: 4.8 times a float32 ensemble's size at the peak)

@@ -20,6 +20,7 @@ import xarray as xr
 from ..config import user_stacklevel
 from ..data.schema import (
     DIM_ALIASES,
+    add_lead,
     canonical_unit,
     check_unpacked,
     native_byte_order,
@@ -787,7 +788,8 @@ def valid_time(forecast: XarrayObj) -> xr.DataArray:
     Raises
     ------
     ValueError
-        If ``forecast`` has no ``time`` coordinate.
+        If ``forecast`` has no ``time`` coordinate, or a valid time lies beyond
+        ``datetime64[ns]`` (past 2262-04-11).
     TypeError
         If its ``prediction_timedelta`` is not timedelta64 (leads given as plain numbers,
         whose unit is unknown), or its ``time`` holds cftime dates or carries a time zone
@@ -813,7 +815,11 @@ def valid_time(forecast: XarrayObj) -> xr.DataArray:
                 "time: convert them, e.g. fc.assign_coords(prediction_timedelta="
                 "pd.to_timedelta(fc.prediction_timedelta.values, 'h')) for hours"
             )
-        return forecast["time"] + lead
+        out = forecast["time"] + lead
+        # time + lead past 2262-04-11 wrapped to 1677 without a word
+        add_lead(*(v.values for v in xr.broadcast(forecast["time"], lead)),
+                 "forecast: a valid time (time + prediction_timedelta)", ValueError)  # fmt: skip
+        return out
     if "prediction_timedelta" in forecast.dims:
         raise ValueError(
             "forecast has a 'prediction_timedelta' dimension without coordinate values; give "
@@ -822,7 +828,47 @@ def valid_time(forecast: XarrayObj) -> xr.DataArray:
     return forecast["time"]
 
 
-def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
+def is_lazy(obj: XarrayObj) -> bool:
+    """Whether ``obj`` (a DataArray, or a data variable of a Dataset) is dask-backed."""
+    arrays = obj.data_vars.values() if isinstance(obj, xr.Dataset) else [obj]
+    return any(a.chunks is not None for a in arrays)
+
+
+def chunk_like_lazy(obj: XarrayObj, like: XarrayObj, dims: Sequence[Hashable]) -> XarrayObj:
+    """``obj`` with its in-memory data variables chunked one value per chunk along those of
+    ``dims`` they have, where ``like`` is dask-backed (:func:`is_lazy`); else ``obj``.
+
+    A vectorised selection (at valid times, by hour and day of year) of data in memory
+    makes an array of the selection's full size at once: for a lazy forecast, the forecast's
+    size, built before anything is computed. From one value per chunk, each value selected
+    is a chunk of its own (a field, as a forecast's chunk), read from ``obj`` when computed;
+    the values are the same. Dask-backed variables, data variables without those dims and
+    coordinates are left as they are; ``obj`` is not changed (dask keeps a copy of the
+    data it chunks: select the span needed first, a view, to copy no more).
+
+    Examples
+    --------
+    >>> x = xr.DataArray(np.zeros((3, 2)), dims=("time", "x"))
+    >>> chunk_like_lazy(x, x.chunk(), ["time"]).chunks
+    ((1, 1, 1), (2,))
+    >>> chunk_like_lazy(x, x, ["time"]) is x
+    True
+    """
+    if not is_lazy(like):
+        return obj
+
+    def chunked(var: xr.Variable) -> xr.Variable | None:
+        along = {d: 1 for d in dims if d in var.dims}
+        return var.chunk(along) if along and var.chunks is None else None
+
+    if isinstance(obj, xr.DataArray):
+        var = chunked(obj.variable)
+        return obj if var is None else obj.copy(deep=False, data=var.data)
+    new = {v: var for v, da in obj.data_vars.items() if (var := chunked(da.variable)) is not None}
+    return obj.assign(new) if new else obj
+
+
+def align_valid_time(forecast: XarrayObj, truth: XarrayObj, *, name: str = "truth") -> XarrayObj:
     """Select ``truth`` at the valid times of a WeatherBench2-layout ``forecast``.
 
     Parameters
@@ -834,6 +880,9 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
         Analysis or reanalysis on ``time`` (valid time), without ``prediction_timedelta``, or
         with the single lead 0 as a scalar coordinate (an analysis taken from a forecast
         store, ``fc.sel(prediction_timedelta=0)``; that lead is dropped).
+    name : str, default "truth"
+        What ``truth`` is, for the error messages (``"climatology"`` where a climatology
+        on ``time`` is taken at the valid times, ``"threshold"`` for a threshold).
 
     Returns
     -------
@@ -861,6 +910,8 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     the data conventions are in the documentation, docs/design.md). Scores call this
     automatically when the forecast has ``prediction_timedelta`` and the truth has only
     ``time``. The truth may hold more times; a missing one raises (never intersected).
+    Against a dask-backed forecast, a truth held in memory is taken lazily, one valid time
+    per chunk (:func:`chunk_like_lazy`): the result is dask-backed, with the same values.
 
     Examples
     --------
@@ -879,21 +930,27 @@ def align_valid_time(forecast: XarrayObj, truth: XarrayObj) -> XarrayObj:
     if "prediction_timedelta" not in forecast.dims and not scalar:
         raise ValueError("forecast has no 'prediction_timedelta' dimension; nothing to align")
     if "time" not in truth.dims:
-        raise ValueError("truth has no 'time' dimension; cannot select it at valid times")
+        raise ValueError(f"{name} has no 'time' dimension; cannot select it at valid times")
     truth = _drop_analysis_lead(truth)
-    check_times(truth, "truth")
+    check_times(truth, name)
     check_unique(forecast, "forecast", [d for d in LEAD_DIMS if d in forecast.dims])
-    check_unique(truth, "truth", ["time"])
+    check_unique(truth, name, ["time"])
     vt = valid_time(forecast)
     wanted = np.unique(vt.values.ravel())
     have = truth["time"].values
     missing = np.setdiff1d(wanted, have)
-    if missing.size:
+    if missing.size:  # (a threshold or a climatology short of times was named the truth)
         raise ValueError(
-            f"truth lacks {missing.size} valid time(s) of the forecast, first {missing[0]}; "
-            "the truth must cover time + prediction_timedelta of every forecast"
+            f"{name} lacks {missing.size} valid time(s) of the forecast, first {missing[0]}; "
+            f"the {name} must cover time + prediction_timedelta of every forecast"
+            + ("" if name == "truth" else " (it is taken at the valid times, as the truth)")
         )
     indexer = xr.DataArray(vt.values, dims=vt.dims)
+    # a truth in memory against a lazy forecast: taken lazily, one valid time per chunk
+    # (selected in memory it was an array of the forecast's full size, at build time)
+    if is_lazy(forecast) and wanted.size:  # (the times needed: a view; dask copies it)
+        at = np.flatnonzero(np.isin(have, wanted))
+        truth = chunk_like_lazy(truth.isel(time=slice(at[0], at[-1] + 1)), forecast, ("time",))
     out = truth.sel(time=indexer).drop_vars("time", errors="ignore")
     # the forecast's index values alone (``.variable``): a DataArray would bring the
     # forecast's other coordinates along, a scalar ``level`` overwriting the truth's own
