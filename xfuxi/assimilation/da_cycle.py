@@ -55,7 +55,10 @@ _doc = docstring_parts(
 >>> channels.append(("surface_pressure", None))
 >>> n, stats = len(channels), NormStats(np.full(7, 100.0), np.full(7, 50.0), np.full(7, 2.0))
 >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
->>> model = xfuxi.wrap_model(Last(), channels=channels, latitude=lat, longitude=lon)
+>>> mean = np.array([220.0, 250.0, 280.0, 0.05, 0.2, 0.5, 1e5])  # the forecast model's
+>>> std = np.array([1.0] * 3 + [0.02] * 3 + [50.0])  # statistics, in physical units
+>>> model = xfuxi.wrap_model(Last(), channels=channels, latitude=lat, longitude=lon,
+...                          stats=NormStats(mean, std, std))
 >>> sensors = ["wv6.2", "ir10.8"]
 >>> da_model = FuXiDA(FuXiDANet(n, 2 * len(sensors) + 5 + 3, width=4, scales=2),
 ...                   channels=channels, latitude=lat, longitude=lon, stats=stats,

@@ -206,10 +206,11 @@ class RadianceEn4DVarMethod(En4DVarMethod):
     ...             "latitude": lat, "longitude": lon})
     >>> channels = [(v, lv) for v in ("temperature", "passive_tracer") for lv in levels]
     >>> channels.append(("surface_pressure", None))
+    >>> mean = np.array([220.0, 250.0, 280.0, 0.05, 0.2, 0.5, 1e5])
     >>> std = np.array([1.0] * 3 + [0.02] * 3 + [50.0])
     >>> Last = type("Last", (torch.nn.Module,), {"forward": lambda self, x: x[:, 1]})
     >>> model = xfuxi.wrap_model(Last(), channels=channels, latitude=lat, longitude=lon,
-    ...                          stats=NormStats(np.zeros(7), std, std))
+    ...                          stats=NormStats(mean, std, std))
     >>> method = RadianceEn4DVarMethod(
     ...     background_error=BackgroundError(n_members=8, amplitude=0.5),
     ...     localization=LocalizationOptions(length_scale=None), varbc=True)
