@@ -115,7 +115,9 @@ def _labelled_values(
     x: Any, name: str, dims: tuple[str, ...], latitude: Any = None, longitude: Any = None
 ) -> Any:
     """``x`` as it is where it is not xarray; a DataArray's values on ``dims`` (matched by
-    name), its rows and columns put in the order of ``latitude`` and ``longitude`` by its
+    name; where the names differ, the dims other than ``latitude`` and ``longitude`` are
+    taken in their order, and a DataArray without those two is read by position, as an
+    array), its rows and columns put in the order of ``latitude`` and ``longitude`` by its
     coordinates (where given: a climatology stored north to south is used the right way
     up); a Dataset is refused."""
     if isinstance(x, xr.Dataset):
@@ -125,8 +127,17 @@ def _labelled_values(
         )
     if not isinstance(x, xr.DataArray):
         return x
-    if set(x.dims) != set(dims) or x.ndim != len(dims):
+    if x.ndim != len(dims):
         raise ValueError(f"{name} must have dims {dims} (in any order); got {x.dims}")
+    if set(x.dims) != set(dims):
+        grid = [d for d in ("latitude", "longitude") if d in dims]
+        if not all(d in x.dims for d in grid):  # no grid names: by position, as an array
+            return x.values
+        others = [d for d in x.dims if d not in grid]
+        wanted = [d for d in dims if d not in grid]
+        temporary = [f"__dim{i}" for i in range(len(others))]  # (a name may move along)
+        x = x.rename(dict(zip(others, temporary, strict=True)))
+        x = x.rename(dict(zip(temporary, wanted, strict=True)))
     x = x.transpose(*dims)
     for coord, grid in (("latitude", latitude), ("longitude", longitude)):
         if coord in x.coords and grid is not None:

@@ -279,7 +279,8 @@ def _combine_expver(ds: xr.Dataset, source: str, present: xr.DataArray | None = 
         if not (same and np.array_equal(present["time"].values, ds["time"].values)):
             present = _expver_presence(ds)
         have = None if present is None else present.sel(expver=order).values
-        held = np.zeros(0 if have is None else have.shape[1], dtype=bool)  # earlier expvers
+        # the times an earlier expver (the first's included) already holds
+        held = np.zeros(0, dtype=bool) if have is None else have[0].copy()
         for i, value in enumerate(order[1:], start=1):
             part = ds.sel(expver=value).drop_vars("expver")
             out = out.fillna(part)  # lazy, as the data are

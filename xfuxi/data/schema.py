@@ -500,12 +500,25 @@ def is_utc(tz: Any) -> bool:
     (True, False)
     >>> is_utc(pd.Timestamp("2001-03-01T06", tz="Europe/London").tz)
     False
+    >>> is_utc(pd.Timestamp("2001-03-01T06", tz="Etc/GMT").tz)
+    True
     """
     if tz is None:
         return False
     if str(tz) in _UTC_NAMES:
         return True
-    return isinstance(tz, datetime.timezone) and tz.utcoffset(None) == datetime.timedelta(0)
+    # another name of it (GMT, Etc/GMT, a dateutil or zoneinfo UTC): at offset 0 without
+    # daylight saving in winter and summer, then and now
+    zero = datetime.timedelta(0)
+    try:
+        for year in (1970, 2000, 2030):
+            for month in (1, 7):
+                when = datetime.datetime(year, month, 1, 12)
+                if tz.utcoffset(when) != zero or tz.dst(when) not in (None, zero):
+                    return False
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _naive_utc(times: Any) -> Any:

@@ -19,7 +19,7 @@ import copy
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -130,14 +130,18 @@ class NormStats:
     mean: np.ndarray
     std: np.ndarray
     diff_std: np.ndarray
+    #: made by :meth:`identity` for a model given no statistics (not a user's mean 0, std 1)
+    stand_in: bool = field(default=False, repr=False, compare=False, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_stats({k: getattr(self, k) for k in ("mean", "std", "diff_std")})
 
     @classmethod
     def identity(cls, n_channels: int) -> NormStats:
+        """Mean 0 and std 1 in every channel: the stand-in of a model given no statistics
+        (``stand_in=True``, which :func:`channels_without_statistics` reads)."""
         one = np.ones(n_channels)
-        return cls(np.zeros(n_channels), one, one.copy())
+        return cls(np.zeros(n_channels), one, one.copy(), stand_in=True)
 
     @classmethod
     def from_dataset(cls, stats: xr.Dataset, channels: Sequence[Channel]) -> NormStats:
@@ -604,8 +608,10 @@ def _span(values: np.ndarray) -> str:
 
 def channels_without_statistics(model: Any) -> list[str]:
     """The names of the model's channels of a variable with physical units that carry no
-    normalization statistics: mean 0 and std 1, the identity of a model wrapped without
-    ``stats`` (or a std that is not positive). Their std is no physical scale: a default
+    normalization statistics: the identity stand-in (mean 0 and std 1) of a model wrapped
+    without ``stats``. Statistics the user gave (a :class:`NormStats` of their own, even of
+    mean 0 and std 1: a model of anomalies in K) are statistics; an object whose stats are
+    not a NormStats is judged by its values. Their std is no physical scale: a default
     taken from it (a background-error spread, an observation error, a divergence bound)
     would be 1 K, 1 m s⁻¹ and 1 m² s⁻² alike, so such defaults are refused for these
     channels. A variable xfuxi has no units for (Lorenz-96's dimensionless ``x``) keeps 1
@@ -620,6 +626,8 @@ def channels_without_statistics(model: Any) -> list[str]:
     """
     mean = np.asarray(model.stats.mean, dtype="float64").ravel()
     std = np.asarray(model.stats.std, dtype="float64").ravel()
+    if getattr(model.stats, "stand_in", None) is False:  # statistics the user gave
+        return []
     missing = ~(std > 0) | ((mean == 0.0) & (std == 1.0))
     return [
         channel_name(c)

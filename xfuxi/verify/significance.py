@@ -181,7 +181,12 @@ def score_difference(
             output_core_dims=[["statistic"]],
             dask="parallelized",
             output_dtypes=["float64"],
-            dask_gufunc_kwargs={"output_sizes": {"statistic": len(STATISTICS)}},
+            # (a lazy score is chunked along the series, one time a chunk: joined, as the
+            # series is small)
+            dask_gufunc_kwargs={
+                "output_sizes": {"statistic": len(STATISTICS)},
+                "allow_rechunk": True,
+            },
             keep_attrs=False,
         )
         out = out.assign_coords(statistic=list(STATISTICS))

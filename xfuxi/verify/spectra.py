@@ -212,7 +212,8 @@ def zonal_energy_spectrum(data: T, /, *, latitude_band: Sequence[float] | None =
             spec["zonal_wavenumber"].attrs = {"long_name": "zonal wavenumber", "units": "1"}
         spec.attrs = {
             "units": _units(source),
-            "long_name": f"zonal energy spectrum of {source.attrs.get('long_name', source.name)}",
+            "long_name": "zonal energy spectrum"
+            + (f" of {what}" if (what := source.attrs.get("long_name", source.name)) else ""),
         }
         spec.name = source.name
         return spec
