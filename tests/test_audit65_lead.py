@@ -140,3 +140,22 @@ def test_the_expver_note_names_only_the_times_the_later_expver_fills():
                             "longitude": [0.0, 1.0]})  # fmt: skip
     note = _combine_expver(ds, "file.nc").attrs["expver"]
     assert "used at 1 time: 2024-01-01T12:00" in note, note
+
+
+def test_gaussian_noise_takes_its_std_from_the_command_line_too(tmp_path, capsys):
+    from xfuxi.cli import main
+    from xfuxi.forecasting.ensemble import perturbation_for
+
+    spec = perturbation_for("gaussian", noise_options={"perturbation_std": (1.0, 2.0)})
+    assert spec.perturbation_std == (1.0, 2.0)
+    with pytest.raises(ValueError, match="only apply to method='perlin'"):
+        perturbation_for("gaussian", noise_options={"octaves": 2})
+    out = ["--output", str(tmp_path / "o.zarr")]
+    rc = main(["ensemble", str(tmp_path / "none.zarr"), "--method", "gaussian",
+               "--perturbation-std", "1", "2", *out])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and "no such file" in err  # the flag taken: the missing data named next
+    rc = main(["ensemble", str(tmp_path / "none.zarr"), "--method", "vae",
+               "--perturbation-std", "1", *out])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "--perturbation-std only apply to --method perlin or gaussian" in err

@@ -91,9 +91,13 @@ def _cmd_ensemble(args) -> int:
         for f in dataclasses.fields(PerlinNoise)
         if f.name not in _PERLIN_SKIP and getattr(args, f.name) is not None
     }
-    if noise and args.method != "perlin":  # named by their flags, not the API keyword
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(noise))
-        return usage_error("ensemble", f"{flags} only apply to --method perlin")
+    # named by their flags, not the API keyword; Gaussian noise takes its std too
+    allowed = {"perlin": set(noise), "gaussian": {"perturbation_std"}}.get(args.method, set())
+    bad = sorted(set(noise) - allowed)
+    if bad:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in bad)
+        where = "perlin or gaussian" if bad == ["perturbation_std"] else "perlin"
+        return usage_error("ensemble", f"{flags} only apply to --method {where}")
     if not 0 <= args.seed < 2**63:  # found by the ensemble's run, after the model and data
         return usage_error("ensemble", f"--seed must be in [0, 2**63); got {args.seed}")
     try:  # a bad --amplitude or Perlin option is a usage error, found before any work

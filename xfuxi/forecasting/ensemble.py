@@ -312,7 +312,7 @@ def perturbation_for(
         The VAE's ``inflation``, or the noise's ``std_fraction`` (default: the spec's).
     noise_options : dict, optional
         ``wavelength``, ``octaves``, ``persistence`` and ``perturbation_std`` of
-        :class:`PerlinNoise`.
+        :class:`PerlinNoise`; ``perturbation_std`` of :class:`GaussianNoise`.
 
     Examples
     --------
@@ -326,7 +326,12 @@ def perturbation_for(
     if amplitude is not None:
         _check_fraction("ensemble", "amplitude", amplitude)
     noise_options = dict(noise_options or {})
-    if method != "perlin" and noise_options:
+    if method == "gaussian" and set(noise_options) - {"perturbation_std"}:
+        raise ValueError(
+            f"noise_kwargs other than perturbation_std only apply to method='perlin'; got "
+            f"{sorted(noise_options)}"
+        )
+    if method == "vae" and noise_options:
         raise ValueError(f"noise_kwargs only apply to method='perlin'; got {sorted(noise_options)}")
     if method != "vae" and module is not None:
         raise ValueError(f"perturbation is only used by method='vae' (got method={method!r})")
@@ -335,7 +340,7 @@ def perturbation_for(
         return VAEPerturbation(DEFAULT_PERTURBATION if module is None else module, **options)
     options = {} if amplitude is None else {"std_fraction": amplitude}
     if method == "gaussian":
-        return GaussianNoise(**options)
+        return GaussianNoise(**options, **noise_options)
     unknown = sorted(
         set(noise_options) - {"wavelength", "octaves", "persistence", "perturbation_std"}
     )
