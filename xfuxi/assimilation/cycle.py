@@ -403,32 +403,17 @@ def _step(model: Any, pairs: torch.Tensor) -> torch.Tensor:
         return model(x).double().cpu()
 
 
-def _unscaled_channels(model: Any) -> list[str]:
-    """The channels of ``model`` whose normalization std is no physical scale: those without
-    statistics (:func:`~xfuxi.models.base.channels_without_statistics`: mean 0 and std 1, a
-    model wrapped without ``stats``) of a variable with physical units (temperature, wind,
-    geopotential, ...), for which std 1 would be 1 K, 1 m s⁻¹ and 1 m² s⁻² alike. A variable
-    xfuxi has no units for, such as Lorenz-96's dimensionless ``x``, keeps 1 as its scale."""
-    from ..data.schema import VARIABLES
-
-    missing = set(channels_without_statistics(model))
-    names = _channel_names(model)
-    return [
-        name
-        for (v, _), name in zip(model.channels, names, strict=True)
-        if name in missing and str(v) in VARIABLES
-    ]
-
-
 def _physical_std(
     model: Any, *, what: str, instead: str, channels: Sequence[int] | None = None
 ) -> np.ndarray:
     """The model's normalization std ``(C,)`` as the physical scale that ``what`` defaults
     to; a ValueError naming the channels (of ``channels``, indices; default all) that have
-    no statistics (:func:`_unscaled_channels`), with ``instead``, what to give."""
+    no statistics (:func:`~xfuxi.models.base.channels_without_statistics`: the stand-in of
+    a model wrapped without ``stats``, for variables with physical units), with
+    ``instead``, what to give."""
     names = _channel_names(model)
     among = set(names if channels is None else [names[i] for i in channels])
-    bad = [n for n in _unscaled_channels(model) if n in among]
+    bad = [n for n in channels_without_statistics(model) if n in among]
     if bad:
         raise ValueError(
             f"{what} defaults to the model's normalization std, but the model "
@@ -2009,7 +1994,7 @@ def _class_differences(old: Any, new: Any) -> list[str]:
 
 def _check_scales(model: Any, cfg: CycleConfig) -> None:
     """Refuse the run options that default to the model's normalization std as a
-    physical scale where its channels have no statistics (:func:`_unscaled_channels`):
+    physical scale where its channels have no statistics (:func:`_physical_std`):
     the divergence bound and the initial error."""
     if math.isfinite(cfg.divergence_factor):
         _physical_std(

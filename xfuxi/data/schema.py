@@ -482,12 +482,6 @@ def _fix_level(ds: xr.Dataset, levels: Sequence[float] | None) -> xr.Dataset:
     return ds
 
 
-#: the names of the UTC zone (``str`` of its tzinfo) in the libraries that make them
-_UTC_NAMES = frozenset(
-    {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal",
-     "tzutc()"}
-)  # fmt: skip
-
 
 def is_utc(tz: Any) -> bool:
     """Whether the time zone ``tz`` (a tzinfo, or None) is UTC itself (``"Z"``,
@@ -505,10 +499,8 @@ def is_utc(tz: Any) -> bool:
     """
     if tz is None:
         return False
-    if str(tz) in _UTC_NAMES:
-        return True
-    # another name of it (GMT, Etc/GMT, a dateutil or zoneinfo UTC): at offset 0 without
-    # daylight saving in winter and summer, then and now
+    # whatever its name (UTC, Z, GMT, Etc/GMT, a dateutil or zoneinfo UTC): at offset 0
+    # without daylight saving in winter and summer, then and now
     zero = datetime.timedelta(0)
     try:
         for year in (1970, 2000, 2030):

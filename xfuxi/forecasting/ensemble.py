@@ -497,7 +497,6 @@ def _noise_std(spec: PerlinNoise | GaussianNoise, model: Any) -> np.ndarray:
         for, such as Lorenz-96's dimensionless ``x``, keeps 1 as its scale.
     """
     from ..data.channels import channel_name
-    from ..data.schema import VARIABLES
     from ..models.base import channels_without_statistics
 
     kind = type(spec).__name__
@@ -510,8 +509,7 @@ def _noise_std(spec: PerlinNoise | GaussianNoise, model: Any) -> np.ndarray:
                 f"in the model's channel order {names}"
             )
         return np.asarray(spec.perturbation_std, dtype="float32")
-    without = set(channels_without_statistics(model))
-    missing = [n for (v, _), n in zip(model.channels, names) if n in without and v in VARIABLES]
+    missing = channels_without_statistics(model)  # (variables with physical units only)
     if missing and spec.std_fraction > 0:
         f = spec.std_fraction
         raise ValueError(
